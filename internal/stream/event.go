@@ -25,7 +25,8 @@ var (
 //
 // Type is the `event:` field; empty means the default "message". Data may
 // hold any text: it is split on CR, LF and CRLF into one `data:` line each.
-// Retry, when positive, is sent as the `retry:` field in milliseconds.
+// Retry, when positive, is sent as the `retry:` field in whole milliseconds,
+// truncated, and at least 1 so that a positive Retry never becomes 0.
 // Comment is sent as comment lines, which clients ignore (heartbeats).
 type Event struct {
 	ID      string
@@ -65,7 +66,7 @@ func (e *Event) AppendTo(dst []byte) ([]byte, error) {
 	}
 	if e.Retry > 0 {
 		dst = append(dst, "retry: "...)
-		dst = strconv.AppendInt(dst, e.Retry.Milliseconds(), 10)
+		dst = strconv.AppendInt(dst, max(e.Retry.Milliseconds(), 1), 10)
 		dst = append(dst, '\n')
 	}
 	if e.ID != "" {
