@@ -1,0 +1,143 @@
+// Package config holds ssehub's typed configuration: the Config structs and
+// their defaults, Load (built-in defaults, then a YAML file, then SSEHUB_*
+// environment variables, then flags) and validation. It is the only package
+// that imports viper; everything else receives plain values copied from a
+// Config in cmd/ssehub.
+//
+// The documented example, with every key, its default and a comment, is
+// config/ssehub.yaml in the repository.
+package config
+
+import (
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Config is ssehub's whole configuration. A Config is a plain value: it is
+// safe to copy and to read from any number of goroutines.
+type Config struct {
+	Server ServerConfig
+	CORS   CORSConfig
+	Stream StreamConfig
+	Demo   DemoConfig
+	Log    LogConfig
+	Hub    HubConfig
+	Auth   AuthConfig
+}
+
+// ServerConfig is the `server:` section: where to listen and how long a
+// graceful shutdown may take.
+type ServerConfig struct {
+	Addr            string        // server.addr, host:port; port 0 picks a free port
+	ShutdownTimeout time.Duration // server.shutdown_timeout
+}
+
+// CORSConfig is the `cors:` section. An empty AllowedOrigins means
+// same-origin only: no CORS headers are sent at all.
+type CORSConfig struct {
+	AllowedOrigins   []string      // cors.allowed_origins: exact origins, one-label wildcards, or "*"
+	AllowCredentials bool          // cors.allow_credentials
+	AllowedHeaders   []string      // cors.allowed_headers
+	ExposedHeaders   []string      // cors.exposed_headers
+	MaxAge           time.Duration // cors.max_age, sent in whole seconds
+}
+
+// StreamConfig is the `stream:` section, shared by every SSE stream.
+type StreamConfig struct {
+	HeartbeatInterval time.Duration // stream.heartbeat_interval
+	Retry             time.Duration // stream.retry, sent as the retry: field
+	WriteTimeout      time.Duration // stream.write_timeout, per write
+}
+
+// DemoConfig is the `demo:` section: the demo page and the ticker stream.
+type DemoConfig struct {
+	Enabled        bool          // demo.enabled
+	TickerCount    int           // demo.ticker_count
+	TickerInterval time.Duration // demo.ticker_interval
+}
+
+// LogConfig is the `log:` section.
+type LogConfig struct {
+	Level  string // log.level: debug, info, warn or error
+	Format string // log.format: text or json
+}
+
+// HubConfig is the `hub:` section: the pub/sub hub's bounds.
+type HubConfig struct {
+	HistorySize              int // hub.history_size, events kept for replay
+	SubscriberBuffer         int // hub.subscriber_buffer, events queued per subscriber
+	MaxSubscribers           int // hub.max_subscribers
+	MaxEventBytes            int // hub.max_event_bytes, publish body cap
+	MaxTopicsPerSubscription int // hub.max_topics_per_subscription
+}
+
+// AuthConfig is the `auth:` section: bearer tokens. No publish token means
+// publishing is off; no subscribe token means subscribing is open.
+type AuthConfig struct {
+	PublishTokens   []string // auth.publish_tokens
+	SubscribeTokens []string // auth.subscribe_tokens
+}
+
+// Default returns the built-in defaults. They equal the values written in
+// config/ssehub.yaml, which a test keeps true. Empty lists are non-nil.
+func Default() Config {
+	return Config{
+		Server: ServerConfig{
+			Addr:            ":8111",
+			ShutdownTimeout: 10 * time.Second,
+		},
+		CORS: CORSConfig{
+			AllowedOrigins:   []string{},
+			AllowCredentials: false,
+			AllowedHeaders:   []string{"Content-Type", "Authorization", "Last-Event-ID", "Cache-Control"},
+			ExposedHeaders:   []string{},
+			MaxAge:           12 * time.Hour,
+		},
+		Stream: StreamConfig{
+			HeartbeatInterval: 15 * time.Second,
+			Retry:             3 * time.Second,
+			WriteTimeout:      10 * time.Second,
+		},
+		Demo: DemoConfig{
+			Enabled:        true,
+			TickerCount:    10,
+			TickerInterval: time.Second,
+		},
+		Log: LogConfig{
+			Level:  "info",
+			Format: "text",
+		},
+		Hub: HubConfig{
+			HistorySize:              10000,
+			SubscriberBuffer:         256,
+			MaxSubscribers:           20000,
+			MaxEventBytes:            65536,
+			MaxTopicsPerSubscription: 32,
+		},
+		Auth: AuthConfig{
+			PublishTokens:   []string{},
+			SubscribeTokens: []string{},
+		},
+	}
+}
+
+// SlogLevel returns Level as a slog.Level. Level is matched without regard
+// to case; a value Validate would reject yields slog.LevelInfo.
+func (l LogConfig) SlogLevel() slog.Level {
+	switch strings.ToLower(l.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// JSON reports whether log lines should be written as JSON rather than text.
+func (l LogConfig) JSON() bool {
+	return strings.EqualFold(l.Format, "json")
+}

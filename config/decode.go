@@ -1,0 +1,95 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// decode converts raw, a value from viper (as the YAML parser, the
+// environment or a flag produced it), and stores it in target. A nil raw
+// leaves target unchanged. Errors name key and the value.
+func decode(key string, target any, raw any) error {
+	if raw == nil {
+		return nil
+	}
+	if t, ok := target.(*[]string); ok {
+		list, err := decodeList(key, raw)
+		if err != nil {
+			return err
+		}
+		*t = list
+		return nil
+	}
+	s, ok := scalar(raw)
+	if !ok {
+		return invalid(key, fmt.Sprintf("expected a %s, got a list or a mapping", kindOf(target)))
+	}
+	switch t := target.(type) {
+	case *string:
+		*t = s
+	case *bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return invalid(key, fmt.Sprintf("invalid bool %q (use true or false)", s))
+		}
+		*t = b
+	case *int:
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return invalid(key, fmt.Sprintf("invalid integer %q", s))
+		}
+		*t = n
+	case *time.Duration:
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return invalid(key, fmt.Sprintf("invalid duration %q (use a Go duration such as 15s or 1500ms)", s))
+		}
+		*t = d
+	default:
+		panic(fmt.Sprintf("config: key %s has unsupported target %T", key, target))
+	}
+	return nil
+}
+
+// decodeList converts a YAML sequence, or a comma-separated string (from
+// the environment or YAML), into a non-nil list. Blank entries of a
+// comma-separated string are dropped; YAML entries are kept as written.
+func decodeList(key string, raw any) ([]string, error) {
+	switch v := raw.(type) {
+	case string:
+		list := []string{}
+		for part := range strings.SplitSeq(v, ",") {
+			if p := strings.TrimSpace(part); p != "" {
+				list = append(list, p)
+			}
+		}
+		return list, nil
+	case []string:
+		return append([]string{}, v...), nil
+	case []any:
+		list := make([]string, 0, len(v))
+		for i, item := range v {
+			s, ok := scalar(item)
+			if !ok {
+				return nil, invalid(fmt.Sprintf("%s[%d]", key, i), "expected a string")
+			}
+			list = append(list, s)
+		}
+		return list, nil
+	}
+	return nil, invalid(key, fmt.Sprintf("expected a list, got %v", raw))
+}
+
+// scalar returns raw as text when it is a single value (string, number or
+// bool), and false for lists, mappings and anything else.
+func scalar(raw any) (string, bool) {
+	switch v := raw.(type) {
+	case string:
+		return v, true
+	case bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return fmt.Sprint(v), true
+	}
+	return "", false
+}

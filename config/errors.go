@@ -1,0 +1,59 @@
+package config
+
+import (
+	"errors"
+
+	"github.com/spf13/pflag"
+)
+
+// Errors returned by Load and Validate, always wrapped with context.
+var (
+	// ErrUnknownKey reports a key in the YAML file that ssehub does not know,
+	// usually a typo.
+	ErrUnknownKey = errors.New("unknown key")
+	// ErrInvalidValue reports a value that does not parse or is out of range.
+	ErrInvalidValue = errors.New("invalid value")
+	// ErrConfigFile reports a YAML file that cannot be read or parsed.
+	ErrConfigFile = errors.New("config file")
+	// ErrUsage reports bad command-line arguments.
+	ErrUsage = errors.New("bad command line")
+)
+
+// KeyError reports a problem with one configuration key. Its message is
+// "key: problem", and the problem quotes the offending value (tokens are
+// never quoted: they are secrets). It wraps ErrUnknownKey or ErrInvalidValue.
+type KeyError struct {
+	Key string // dotted key, e.g. "stream.retry"
+	Msg string // what is wrong, naming the value
+	Err error  // ErrUnknownKey or ErrInvalidValue
+}
+
+// Error returns "key: problem".
+func (e *KeyError) Error() string { return e.Key + ": " + e.Msg }
+
+// Unwrap returns the sentinel the error wraps.
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// invalid returns a KeyError wrapping ErrInvalidValue.
+func invalid(key, msg string) *KeyError {
+	return &KeyError{Key: key, Msg: msg, Err: ErrInvalidValue}
+}
+
+// HelpError is returned by Load when the arguments ask for help (-h or
+// --help). It wraps pflag.ErrHelp, so errors.Is(err, pflag.ErrHelp) holds;
+// take the text to print with errors.As:
+//
+//	var help *config.HelpError
+//	if errors.As(err, &help) {
+//		fmt.Fprint(os.Stdout, help.Usage)
+//		return 0
+//	}
+type HelpError struct {
+	Usage string // the full usage text, ending in a newline
+}
+
+// Error returns pflag's "help requested" message.
+func (e *HelpError) Error() string { return pflag.ErrHelp.Error() }
+
+// Unwrap returns pflag.ErrHelp.
+func (e *HelpError) Unwrap() error { return pflag.ErrHelp }

@@ -1,0 +1,88 @@
+package config
+
+import (
+	"strings"
+	"time"
+)
+
+// field ties one dotted key to the Config field it sets. target is a
+// pointer: *string, *bool, *int, *time.Duration or *[]string.
+type field struct {
+	key    string
+	target any
+}
+
+// fields lists every key, in the order of config/ssehub.yaml, with a
+// pointer into c. A test checks that it covers every field of Config.
+func (c *Config) fields() []field {
+	return []field{
+		{"server.addr", &c.Server.Addr},
+		{"server.shutdown_timeout", &c.Server.ShutdownTimeout},
+		{"cors.allowed_origins", &c.CORS.AllowedOrigins},
+		{"cors.allow_credentials", &c.CORS.AllowCredentials},
+		{"cors.allowed_headers", &c.CORS.AllowedHeaders},
+		{"cors.exposed_headers", &c.CORS.ExposedHeaders},
+		{"cors.max_age", &c.CORS.MaxAge},
+		{"stream.heartbeat_interval", &c.Stream.HeartbeatInterval},
+		{"stream.retry", &c.Stream.Retry},
+		{"stream.write_timeout", &c.Stream.WriteTimeout},
+		{"demo.enabled", &c.Demo.Enabled},
+		{"demo.ticker_count", &c.Demo.TickerCount},
+		{"demo.ticker_interval", &c.Demo.TickerInterval},
+		{"log.level", &c.Log.Level},
+		{"log.format", &c.Log.Format},
+		{"hub.history_size", &c.Hub.HistorySize},
+		{"hub.subscriber_buffer", &c.Hub.SubscriberBuffer},
+		{"hub.max_subscribers", &c.Hub.MaxSubscribers},
+		{"hub.max_event_bytes", &c.Hub.MaxEventBytes},
+		{"hub.max_topics_per_subscription", &c.Hub.MaxTopicsPerSubscription},
+		{"auth.publish_tokens", &c.Auth.PublishTokens},
+		{"auth.subscribe_tokens", &c.Auth.SubscribeTokens},
+	}
+}
+
+// Keys returns every configuration key, dotted (e.g. "stream.retry"), in
+// the order of config/ssehub.yaml.
+func Keys() []string {
+	var c Config
+	fs := c.fields()
+	keys := make([]string, len(fs))
+	for i, f := range fs {
+		keys[i] = f.key
+	}
+	return keys
+}
+
+// EnvName returns the environment variable that sets key: "SSEHUB_" and the
+// key in upper snake case, so "server.addr" becomes "SSEHUB_SERVER_ADDR".
+func EnvName(key string) string {
+	return "SSEHUB_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// sections returns the known top-level sections and, for each, its keys
+// without the section prefix.
+func sections() map[string][]string {
+	m := map[string][]string{}
+	for _, k := range Keys() {
+		sec, name, _ := strings.Cut(k, ".")
+		m[sec] = append(m[sec], name)
+	}
+	return m
+}
+
+// kindOf names the type a key expects, for error messages.
+func kindOf(target any) string {
+	switch target.(type) {
+	case *string:
+		return "string"
+	case *bool:
+		return "bool"
+	case *int:
+		return "integer"
+	case *time.Duration:
+		return "duration"
+	case *[]string:
+		return "list"
+	}
+	return "value"
+}

@@ -1,0 +1,197 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// DefaultFile is the YAML file Load reads when no --config flag is given,
+// relative to the working directory, if it exists.
+const DefaultFile = "config/ssehub.yaml"
+
+// flagKey ties a command-line flag to the key it sets.
+type flagKey struct{ flag, key, usage string }
+
+// flagKeys returns every flag that sets a key.
+func flagKeys() []flagKey {
+	return []flagKey{
+		{"addr", "server.addr", "listen address, host:port"},
+		{"log-level", "log.level", "log level: debug, info, warn or error"},
+		{"log-format", "log.format", "log format: text or json"},
+	}
+}
+
+// Load builds the configuration from the built-in defaults, then the YAML
+// file, then the environment, then flags, each layer overriding the one
+// before, and returns it validated.
+//
+// args are the command-line arguments after the program name (and after a
+// subcommand, if any). The YAML file is the one named by --config PATH;
+// without that flag it is DefaultFile when it exists, else none (an explicit
+// --config "" also means none). getenv looks up environment variables:
+// os.Getenv in production; nil means no environment. Every key has a
+// variable named by EnvName; an empty value does not override, and lists
+// are comma-separated and replace the file's list.
+//
+// Errors name the key and the offending value, or the file. -h or --help
+// returns a *HelpError (wrapping pflag.ErrHelp) that holds the usage text.
+// Load may be called from several goroutines at once.
+func Load(args []string, getenv func(string) string) (Config, error) {
+	def := Default()
+	flags := newFlagSet(def)
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return Config{}, &HelpError{Usage: usage(flags)}
+		}
+		return Config{}, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if flags.NArg() > 0 {
+		return Config{}, fmt.Errorf("%w: unexpected argument %q", ErrUsage, flags.Arg(0))
+	}
+
+	v := viper.New()
+	path, err := configPath(flags)
+	if err != nil {
+		return Config{}, err
+	}
+	if path != "" {
+		if err := readFile(v, path); err != nil {
+			return Config{}, err
+		}
+	}
+	if getenv != nil {
+		for _, key := range Keys() {
+			if s := getenv(EnvName(key)); s != "" {
+				v.Set(key, s)
+			}
+		}
+	}
+	for _, f := range flagKeys() {
+		if flags.Changed(f.flag) {
+			s, _ := flags.GetString(f.flag)
+			v.Set(f.key, s)
+		}
+	}
+
+	cfg := def
+	var errs []error
+	for _, f := range cfg.fields() {
+		if err := decode(f.key, f.target, v.Get(f.key)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// newFlagSet returns the flags Load understands, showing def's values as
+// their defaults. It prints nothing: Load returns errors and usage instead.
+func newFlagSet(def Config) *pflag.FlagSet {
+	flags := pflag.NewFlagSet("ssehub", pflag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.Usage = func() {}
+	flags.SortFlags = false
+	flags.String("config", "", "YAML config file (default "+DefaultFile+" when it exists)")
+	values := map[string]string{"server.addr": def.Server.Addr, "log.level": def.Log.Level, "log.format": def.Log.Format}
+	for _, f := range flagKeys() {
+		flags.String(f.flag, values[f.key], f.usage+" ("+f.key+")")
+	}
+	return flags
+}
+
+// usage returns the help text for flags.
+func usage(flags *pflag.FlagSet) string {
+	var b strings.Builder
+	b.WriteString("Usage: ssehub [flags]\n\nFlags:\n")
+	b.WriteString(flags.FlagUsages())
+	b.WriteString("\nSettings are read from built-in defaults, then the YAML file, then the\n")
+	b.WriteString("environment, then flags. Every key has a variable: SSEHUB_ and the key in\n")
+	b.WriteString("upper snake case (server.addr is SSEHUB_SERVER_ADDR); lists are\n")
+	b.WriteString("comma-separated. " + DefaultFile + " documents every key.\n")
+	return b.String()
+}
+
+// configPath returns the YAML file to read, or "" for none.
+func configPath(flags *pflag.FlagSet) (string, error) {
+	if flags.Changed("config") {
+		return flags.GetString("config")
+	}
+	_, err := os.Stat(DefaultFile)
+	switch {
+	case err == nil:
+		return DefaultFile, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return "", nil
+	default:
+		return "", fmt.Errorf("%w %q: %w", ErrConfigFile, DefaultFile, err)
+	}
+}
+
+// readFile reads the YAML file at path into v and rejects keys ssehub
+// does not know. Errors name the file.
+func readFile(v *viper.Viper, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+	}
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+	}
+	if err := checkKeys(v); err != nil {
+		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+	}
+	return nil
+}
+
+// checkKeys reports every key in v's file that is not a known key. An
+// empty section (`hub:` with nothing under it) is allowed.
+func checkKeys(v *viper.Viper) error {
+	known := Keys()
+	secs := sections()
+	var errs []error
+	keys := v.AllKeys()
+	slices.Sort(keys)
+	for _, key := range keys {
+		if slices.Contains(known, key) {
+			continue
+		}
+		if _, ok := secs[key]; ok {
+			if raw := v.Get(key); raw != nil {
+				errs = append(errs, invalid(key, fmt.Sprintf("expected a section of keys, got %v", raw)))
+			}
+			continue
+		}
+		sec, _, _ := strings.Cut(key, ".")
+		hint := "known sections: " + strings.Join(sortedKeys(secs), ", ")
+		if names, ok := secs[sec]; ok {
+			hint = "known keys in " + sec + ": " + strings.Join(names, ", ")
+		}
+		errs = append(errs, &KeyError{Key: key, Msg: "unknown key (" + hint + ")", Err: ErrUnknownKey})
+	}
+	return errors.Join(errs...)
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys(m map[string][]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,166 @@
+package config
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// origin is a parsed origin, or an origin pattern whose host may start
+// with the one-label wildcard "*.".
+type origin struct {
+	scheme string // "http" or "https", lower case
+	host   string // lower case; an IPv6 address keeps its brackets
+	port   string // decimal, or "" for the scheme's default port
+}
+
+// Reasons parseOrigin gives for rejecting a string.
+var (
+	errOriginForm     = errors.New("want scheme://host[:port]")
+	errOriginScheme   = errors.New("scheme must be http or https")
+	errOriginUserinfo = errors.New("no userinfo allowed")
+	errOriginPath     = errors.New("no path, query or fragment allowed")
+	errOriginHost     = errors.New("bad host")
+	errOriginPort     = errors.New("port must be 1-65535")
+	errOriginWildcard = errors.New("a wildcard must be the whole first label, as in https://*.example.com")
+)
+
+// parseOrigin parses s as scheme://host[:port], the form browsers send in
+// the Origin header. With wildcard, the host's first label may be "*".
+// Scheme and host are lower-cased and a default port (80 for http, 443 for
+// https) is dropped, so equal origins compare equal.
+func parseOrigin(s string, wildcard bool) (origin, error) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || rest == "" || strings.ContainsAny(s, " \t\r\n") {
+		return origin{}, errOriginForm
+	}
+	o := origin{scheme: strings.ToLower(scheme)}
+	if o.scheme != "http" && o.scheme != "https" {
+		return origin{}, errOriginScheme
+	}
+	if strings.Contains(rest, "@") {
+		return origin{}, errOriginUserinfo
+	}
+	if strings.ContainsAny(rest, "/?#\\") {
+		return origin{}, errOriginPath
+	}
+	host, port, err := splitHostPort(rest)
+	if err != nil {
+		return origin{}, err
+	}
+	if o.host, err = checkHost(host, wildcard); err != nil {
+		return origin{}, err
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strings.ContainsAny(port, "+-") {
+			return origin{}, errOriginPort
+		}
+		if !(o.scheme == "http" && n == 80) && !(o.scheme == "https" && n == 443) {
+			o.port = strconv.Itoa(n)
+		}
+	}
+	return o, nil
+}
+
+// splitHostPort splits "host", "host:port", "[v6]" or "[v6]:port".
+func splitHostPort(s string) (host, port string, err error) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.Index(s, "]")
+		if end < 0 {
+			return "", "", errOriginHost
+		}
+		host, rest := s[:end+1], s[end+1:]
+		if rest == "" {
+			return host, "", nil
+		}
+		if !strings.HasPrefix(rest, ":") || rest == ":" {
+			return "", "", errOriginPort
+		}
+		return host, rest[1:], nil
+	}
+	host, port, found := strings.Cut(s, ":")
+	if found && port == "" {
+		return "", "", errOriginPort
+	}
+	return host, port, nil
+}
+
+// checkHost validates a host name, IPv4 address or bracketed IPv6 address
+// and returns it lower-cased. With wildcard, the first label may be "*".
+func checkHost(host string, wildcard bool) (string, error) {
+	host = strings.ToLower(host)
+	if strings.HasPrefix(host, "[") {
+		ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+		if ip == nil || ip.To4() != nil || !strings.HasSuffix(host, "]") {
+			return "", errOriginHost
+		}
+		return host, nil
+	}
+	labels := strings.Split(host, ".")
+	for i, label := range labels {
+		if strings.Contains(label, "*") {
+			if !wildcard || i != 0 || label != "*" || len(labels) < 2 {
+				return "", errOriginWildcard
+			}
+			continue
+		}
+		if !validLabel(label) {
+			return "", errOriginHost
+		}
+	}
+	return host, nil
+}
+
+// validLabel reports whether s is a DNS label: 1 to 63 letters, digits,
+// hyphens or underscores, not starting or ending with a hyphen.
+func validLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// matches reports whether o, a request's origin, is allowed by the
+// pattern p: same scheme and port, and the same host or, for a "*." host,
+// exactly one more label in front of the rest.
+func (p origin) matches(o origin) bool {
+	if p.scheme != o.scheme || p.port != o.port {
+		return false
+	}
+	suffix, ok := strings.CutPrefix(p.host, "*")
+	if !ok {
+		return p.host == o.host
+	}
+	label, ok := strings.CutSuffix(o.host, suffix)
+	return ok && label != "" && !strings.Contains(label, ".") && !strings.HasPrefix(o.host, "[")
+}
+
+// AllowOrigin reports whether origin, the value of a request's Origin
+// header, is allowed by AllowedOrigins. An entry matches an equal origin
+// (scheme and host compared without regard to case, a default port
+// ignored); "https://*.example.com" matches https://a.example.com but
+// neither https://example.com nor https://a.b.example.com; "*" matches
+// every origin. Malformed origins and entries match nothing. It is a pure
+// function, safe for concurrent use.
+func (c CORSConfig) AllowOrigin(origin string) bool {
+	o, err := parseOrigin(origin, false)
+	for _, entry := range c.AllowedOrigins {
+		if entry == "*" {
+			return true
+		}
+		if err != nil {
+			continue
+		}
+		if p, perr := parseOrigin(entry, true); perr == nil && p.matches(o) {
+			return true
+		}
+	}
+	return false
+}

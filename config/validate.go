@@ -1,0 +1,193 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Bounds checked by Validate.
+const (
+	maxTickerCount    = 10000
+	maxTickerInterval = 60 * time.Second
+	maxEventBytes     = 16 << 20
+)
+
+// Validate checks every value of c and returns nil or one *KeyError per
+// problem, joined with errors.Join; each names the key and the value
+// (tokens excepted: they are secrets). Load calls it; a Config built by
+// hand can be checked with it too.
+func (c Config) Validate() error {
+	return errors.Join(slices.Concat(
+		c.Server.validate(),
+		c.CORS.validate(),
+		c.Stream.validate(),
+		c.Demo.validate(),
+		c.Log.validate(),
+		c.Hub.validate(),
+		c.Auth.validate(),
+	)...)
+}
+
+func (s ServerConfig) validate() []error {
+	return collect(
+		checkAddr("server.addr", s.Addr),
+		durationAbove("server.shutdown_timeout", s.ShutdownTimeout, 0),
+	)
+}
+
+func (c CORSConfig) validate() []error {
+	var errs []error
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			if c.AllowCredentials {
+				errs = append(errs, invalid("cors.allowed_origins",
+					`"*" cannot be combined with cors.allow_credentials: true (list the origins instead)`))
+			}
+			continue
+		}
+		if _, err := parseOrigin(o, true); err != nil {
+			errs = append(errs, invalid("cors.allowed_origins", fmt.Sprintf("%q is not an origin (%v)", o, err)))
+		}
+	}
+	for _, h := range c.AllowedHeaders {
+		if !validHeaderName(h) {
+			errs = append(errs, invalid("cors.allowed_headers", fmt.Sprintf("%q is not a header name", h)))
+		}
+	}
+	for _, h := range c.ExposedHeaders {
+		if !validHeaderName(h) {
+			errs = append(errs, invalid("cors.exposed_headers", fmt.Sprintf("%q is not a header name", h)))
+		}
+	}
+	return append(errs, collect(durationAtLeast("cors.max_age", c.MaxAge, 0))...)
+}
+
+func (s StreamConfig) validate() []error {
+	return collect(
+		durationAbove("stream.heartbeat_interval", s.HeartbeatInterval, 0),
+		durationAtLeast("stream.retry", s.Retry, 0),
+		durationAbove("stream.write_timeout", s.WriteTimeout, 0),
+	)
+}
+
+func (d DemoConfig) validate() []error {
+	var errs []error
+	if d.TickerCount < 1 || d.TickerCount > maxTickerCount {
+		errs = append(errs, invalid("demo.ticker_count",
+			fmt.Sprintf("%d must be between 1 and %d", d.TickerCount, maxTickerCount)))
+	}
+	if d.TickerInterval < 0 || d.TickerInterval > maxTickerInterval {
+		errs = append(errs, invalid("demo.ticker_interval",
+			fmt.Sprintf("%q must be between 0s and %v", d.TickerInterval, maxTickerInterval)))
+	}
+	return errs
+}
+
+func (l LogConfig) validate() []error {
+	return collect(
+		oneOf("log.level", l.Level, "debug", "info", "warn", "error"),
+		oneOf("log.format", l.Format, "text", "json"),
+	)
+}
+
+func (h HubConfig) validate() []error {
+	return collect(
+		intBetween("hub.history_size", h.HistorySize, 1, 0),
+		intBetween("hub.subscriber_buffer", h.SubscriberBuffer, 1, 0),
+		intBetween("hub.max_subscribers", h.MaxSubscribers, 1, 0),
+		intBetween("hub.max_event_bytes", h.MaxEventBytes, 1, maxEventBytes),
+		intBetween("hub.max_topics_per_subscription", h.MaxTopicsPerSubscription, 1, 0),
+	)
+}
+
+func (a AuthConfig) validate() []error {
+	return slices.Concat(checkTokens("auth.publish_tokens", a.PublishTokens),
+		checkTokens("auth.subscribe_tokens", a.SubscribeTokens))
+}
+
+// collect returns the non-nil errors among errs.
+func collect(errs ...error) []error {
+	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
+}
+
+// checkAddr checks that addr is host:port with a numeric port 0-65535.
+func checkAddr(key, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil && !strings.ContainsFunc(host, unicode.IsSpace) {
+		if n, perr := strconv.ParseUint(port, 10, 16); perr == nil && n <= 65535 {
+			return nil
+		}
+	}
+	return invalid(key, fmt.Sprintf("%q is not host:port with a port 0-65535 (e.g. \":8111\")", addr))
+}
+
+// durationAbove checks d > low.
+func durationAbove(key string, d, low time.Duration) error {
+	if d > low {
+		return nil
+	}
+	return invalid(key, fmt.Sprintf("%q must be greater than %v", d, low))
+}
+
+// durationAtLeast checks d >= low.
+func durationAtLeast(key string, d, low time.Duration) error {
+	if d >= low {
+		return nil
+	}
+	return invalid(key, fmt.Sprintf("%q must not be less than %v", d, low))
+}
+
+// intBetween checks low <= n and, when high > 0, n <= high.
+func intBetween(key string, n, low, high int) error {
+	switch {
+	case high > 0 && (n < low || n > high):
+		return invalid(key, fmt.Sprintf("%d must be between %d and %d", n, low, high))
+	case n < low:
+		return invalid(key, fmt.Sprintf("%d must be at least %d", n, low))
+	}
+	return nil
+}
+
+// oneOf checks that s is one of choices, without regard to case.
+func oneOf(key, s string, choices ...string) error {
+	if slices.Contains(choices, strings.ToLower(s)) {
+		return nil
+	}
+	return invalid(key, fmt.Sprintf("%q must be one of %s", s, strings.Join(choices, ", ")))
+}
+
+// checkTokens checks that every token is non-empty and holds no
+// whitespace. Tokens are secrets, so errors name the index, not the value.
+func checkTokens(key string, tokens []string) []error {
+	var errs []error
+	for i, t := range tokens {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		switch {
+		case t == "":
+			errs = append(errs, invalid(k, "empty token"))
+		case strings.ContainsFunc(t, unicode.IsSpace):
+			errs = append(errs, invalid(k, "token contains whitespace (value not shown)"))
+		}
+	}
+	return errs
+}
+
+// validHeaderName reports whether s is an HTTP field name (an RFC 9110
+// token); "*" is one too and means any header.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
+}
