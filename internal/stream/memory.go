@@ -1,0 +1,452 @@
+package stream
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults used for zero (or negative) MemoryOptions fields.
+const (
+	DefaultHistorySize      = 10000
+	DefaultSubscriberBuffer = 256
+	DefaultMaxSubscribers   = 20000
+)
+
+// MemoryOptions configures a Memory broker. A zero or negative field means
+// its default.
+type MemoryOptions struct {
+	// HistorySize is how many of the newest events, across all topics,
+	// are kept for replay.
+	HistorySize int
+	// SubscriberBuffer is how many events are queued per subscription; a
+	// subscription whose queue is full when an event arrives is dropped.
+	SubscriberBuffer int
+	// MaxSubscribers caps the open subscriptions.
+	MaxSubscribers int
+	// FirstID is the id of the first event published. Zero means the
+	// current Unix time in microseconds, so that ids of every earlier run
+	// (which published fewer than one event per microsecond on average)
+	// are below it and are recognised as from before a restart. Such ids
+	// have 16 digits and stay below 2^53, exact in JavaScript numbers.
+	FirstID uint64
+}
+
+// Memory is the in-process broker: topics, subscriptions, a bounded history
+// for replay, and the slow-consumer policy. Publishing never waits for a
+// subscriber, and the broker starts no goroutine and no timer. All methods
+// are safe for concurrent use.
+type Memory struct {
+	bufSize int
+	maxSubs int
+	done    chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	hist     *history
+	topics   map[string]*topicEntry // published-to or exactly subscribed
+	wild     map[string]*group      // wildcard pattern → subscriptions
+	wildList []*group               // the groups of wild, for iteration
+	dropped  []*Subscription        // scratch for Publish, reused
+	markSeq  uint64                 // scratch for Topics
+
+	subscribers atomic.Int64
+	published   atomic.Uint64
+	delivered   atomic.Uint64
+	dropCount   atomic.Uint64
+	replayed    atomic.Uint64
+}
+
+// group is the set of subscriptions sharing one pattern: an exact topic
+// (embedded in its topicEntry) or a wildcard pattern.
+type group struct {
+	pattern string
+	subs    []*Subscription
+	topic   *topicEntry // the entry embedding this group; nil for wildcards
+	wildIdx int         // index in Memory.wildList, for wildcard groups
+}
+
+// topicEntry is an active topic: it has retained events or exact
+// subscriptions. It exists only while one of the two is true.
+type topicEntry struct {
+	group
+	lastID   uint64 // newest event published to it, 0 for none
+	retained int    // its events in the history
+}
+
+// NewMemory returns an open Memory broker configured by opts.
+func NewMemory(opts MemoryOptions) *Memory {
+	first := opts.FirstID
+	if first == 0 {
+		first = uint64(max(time.Now().UnixMicro(), 1))
+	}
+	return &Memory{
+		bufSize: positiveOr(opts.SubscriberBuffer, DefaultSubscriberBuffer),
+		maxSubs: positiveOr(opts.MaxSubscribers, DefaultMaxSubscribers),
+		done:    make(chan struct{}),
+		hist:    newHistory(positiveOr(opts.HistorySize, DefaultHistorySize), first),
+		topics:  make(map[string]*topicEntry),
+		wild:    make(map[string]*group),
+	}
+}
+
+func positiveOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// Publish validates topic and eventType (empty means the default
+// "message"; at most MaxEventTypeLen bytes, no CR, LF or NUL), gives the
+// event the next id, encodes it once, keeps it in the history and queues
+// it to every subscription with a matching pattern, once each. It never
+// waits: a subscription whose queue is full is dropped, its channel closed
+// with ErrSlowConsumer. After Close it returns ErrClosed.
+func (b *Memory) Publish(topic, eventType, data string) (*Message, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	if err := validateEventType(eventType); err != nil {
+		return nil, err
+	}
+	msg := &Message{Topic: topic}
+	buf := make([]byte, 0, frameSize(eventType, data))
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	msg.ID = b.hist.next
+	msg.id = strconv.FormatUint(msg.ID, 10)
+	ev := Event{ID: msg.id, Type: eventType, Data: data}
+	frame, err := ev.AppendTo(buf)
+	if err != nil { // unreachable: every field was validated
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	msg.Frame = frame
+
+	t := b.topics[topic]
+	if t == nil {
+		t = newTopicEntry(topic)
+		b.topics[topic] = t
+	}
+	t.lastID = msg.ID
+	t.retained++
+	if old := b.hist.add(msg, t); old.msg != nil {
+		old.topic.retained--
+		b.pruneTopic(old.topic)
+	}
+	b.published.Add(1)
+	b.fanOut(msg, t)
+	return msg, nil
+}
+
+// fanOut queues msg to every subscription of t and of a matching wildcard
+// group, then unlinks the subscriptions it dropped. The caller holds b.mu.
+func (b *Memory) fanOut(msg *Message, t *topicEntry) {
+	var n uint64
+	for _, s := range t.subs {
+		n += b.send(s, msg)
+	}
+	for _, g := range b.wildList {
+		if Match(g.pattern, msg.Topic) {
+			for _, s := range g.subs {
+				n += b.send(s, msg)
+			}
+		}
+	}
+	if n > 0 {
+		b.delivered.Add(n)
+	}
+	for i, s := range b.dropped {
+		b.unlink(s)
+		b.dropped[i] = nil
+	}
+	b.dropped = b.dropped[:0]
+}
+
+// send queues msg to s without blocking and returns 1 if it did. A full
+// queue closes s with ErrSlowConsumer; it is unlinked by the caller, after
+// the fan-out, so the groups do not change while they are iterated. The
+// caller holds b.mu.
+func (b *Memory) send(s *Subscription, msg *Message) uint64 {
+	if s.closed || s.lastSent == msg.ID {
+		return 0
+	}
+	s.lastSent = msg.ID
+	select {
+	case s.ch <- msg:
+		return 1
+	default:
+		b.closeSub(s, ErrSlowConsumer)
+		b.dropCount.Add(1)
+		b.dropped = append(b.dropped, s)
+		return 0
+	}
+}
+
+// Subscribe opens a subscription to the events whose topic matches one of
+// patterns (at least one, each a valid pattern; duplicates are ignored).
+//
+// An empty lastEventID asks for live events only. Otherwise, if the broker
+// can resume after that id, Replay holds every retained matching event with
+// a larger id, in order, and C continues right after it: the subscription is
+// registered in the same critical section that takes the snapshot, so there
+// is no gap and no duplicate even while others publish. If it cannot resume
+// (not a number, older than the history, newer than the newest event, from
+// before a restart), Reset says why and C carries live events only.
+//
+// It returns ErrTooManySubscribers when MaxSubscribers are open and
+// ErrClosed after Close.
+func (b *Memory) Subscribe(patterns []string, lastEventID string) (*Subscription, error) {
+	if len(patterns) == 0 {
+		return nil, fmt.Errorf("no pattern: %w", ErrInvalidPattern)
+	}
+	distinct := make([]string, 0, len(patterns))
+	for _, p := range patterns {
+		if err := ValidatePattern(p); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(distinct, p) {
+			distinct = append(distinct, p)
+		}
+	}
+	s := &Subscription{
+		broker:   b,
+		ch:       make(chan *Message, b.bufSize),
+		patterns: distinct,
+		slots:    make([]slot, 0, len(distinct)),
+	}
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if b.subscribers.Load() >= int64(b.maxSubs) {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("limit %d: %w", b.maxSubs, ErrTooManySubscribers)
+	}
+	var snapshot []*Message
+	if lastEventID != "" {
+		after, reason := b.hist.resumePoint(lastEventID)
+		if reason != "" {
+			s.Reset = reason
+		} else {
+			snapshot = b.hist.since(after)
+		}
+	}
+	b.link(s)
+	b.mu.Unlock()
+
+	// Messages are immutable, so the snapshot is filtered outside the lock.
+	s.Replay = slices.DeleteFunc(snapshot, func(m *Message) bool { return !s.matches(m.Topic) })
+	if n := uint64(len(s.Replay)); n > 0 {
+		b.replayed.Add(n)
+		b.delivered.Add(n)
+	}
+	return s, nil
+}
+
+// link adds s to the group of each of its patterns, creating groups as
+// needed. The caller holds b.mu.
+func (b *Memory) link(s *Subscription) {
+	for _, p := range s.patterns {
+		var g *group
+		if IsWildcard(p) {
+			if g = b.wild[p]; g == nil {
+				g = &group{pattern: p, wildIdx: len(b.wildList)}
+				b.wild[p] = g
+				b.wildList = append(b.wildList, g)
+			}
+		} else {
+			t := b.topics[p]
+			if t == nil {
+				t = newTopicEntry(p)
+				b.topics[p] = t
+			}
+			g = &t.group
+		}
+		g.subs = append(g.subs, s)
+		s.slots = append(s.slots, slot{g: g, i: len(g.subs) - 1})
+	}
+	b.subscribers.Add(1)
+}
+
+// closeSub closes s's channel with err. The caller holds b.mu and unlinks s.
+func (b *Memory) closeSub(s *Subscription, err error) {
+	s.closed = true
+	s.err = err
+	close(s.ch)
+	b.subscribers.Add(-1)
+}
+
+// end closes s with err and removes it from its groups. The caller holds
+// b.mu.
+func (b *Memory) end(s *Subscription, err error) {
+	b.closeSub(s, err)
+	b.unlink(s)
+}
+
+// unlink removes s from every group it is in, dropping groups left empty.
+// The caller holds b.mu.
+func (b *Memory) unlink(s *Subscription) {
+	for _, sl := range s.slots {
+		g := sl.g
+		last := len(g.subs) - 1
+		if sl.i != last {
+			moved := g.subs[last]
+			g.subs[sl.i] = moved
+			moved.setSlot(g, sl.i)
+		}
+		g.subs[last] = nil
+		g.subs = g.subs[:last]
+		if last == 0 {
+			b.dropGroup(g)
+		}
+	}
+	s.slots = nil
+}
+
+// dropGroup forgets an empty group. The caller holds b.mu.
+func (b *Memory) dropGroup(g *group) {
+	if g.topic != nil {
+		b.pruneTopic(g.topic)
+		return
+	}
+	delete(b.wild, g.pattern)
+	last := len(b.wildList) - 1
+	moved := b.wildList[last]
+	b.wildList[g.wildIdx] = moved
+	moved.wildIdx = g.wildIdx
+	b.wildList[last] = nil
+	b.wildList = b.wildList[:last]
+}
+
+// pruneTopic forgets t once it has neither retained events nor exact
+// subscriptions. The caller holds b.mu.
+func (b *Memory) pruneTopic(t *topicEntry) {
+	if t.retained == 0 && len(t.subs) == 0 {
+		delete(b.topics, t.pattern)
+	}
+}
+
+func newTopicEntry(topic string) *topicEntry {
+	t := &topicEntry{}
+	t.pattern = topic
+	t.topic = t
+	return t
+}
+
+// Done returns a channel that is closed when the broker is closed, for
+// stream loops to select on.
+func (b *Memory) Done() <-chan struct{} { return b.done }
+
+// Close closes the broker: every open subscription's channel is closed with
+// ErrClosed, the history is released, Done is closed, and later Publish and
+// Subscribe calls fail with ErrClosed. It is idempotent.
+func (b *Memory) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.closed = true
+	closeAll := func(g *group) {
+		for _, s := range g.subs {
+			if !s.closed {
+				b.closeSub(s, ErrClosed)
+			}
+			s.slots = nil
+		}
+	}
+	for _, t := range b.topics {
+		closeAll(&t.group)
+	}
+	for _, g := range b.wildList {
+		closeAll(g)
+	}
+	b.topics, b.wild, b.wildList = nil, nil, nil
+	b.hist.ring = nil
+	close(b.done)
+}
+
+// Topics lists the active topics, sorted by name. A topic is active while
+// the history retains at least one of its events or a subscription names
+// it exactly (without wildcards); topics that only a wildcard subscription
+// would match are not listed. Each entry counts the subscriptions receiving
+// the topic, through any pattern, once each. It holds the broker's lock for
+// time proportional to topics × wildcard subscriptions: meant for
+// inspection, not for a hot path.
+func (b *Memory) Topics() []TopicInfo {
+	b.mu.Lock()
+	out := make([]TopicInfo, 0, len(b.topics))
+	for name, t := range b.topics {
+		b.markSeq++
+		mark, n := b.markSeq, 0
+		count := func(g *group) {
+			for _, s := range g.subs {
+				if s.mark != mark {
+					s.mark = mark
+					n++
+				}
+			}
+		}
+		count(&t.group)
+		for _, g := range b.wildList {
+			if Match(g.pattern, name) {
+				count(g)
+			}
+		}
+		info := TopicInfo{Topic: name, Subscribers: n}
+		if t.lastID != 0 {
+			info.LastEventID = strconv.FormatUint(t.lastID, 10)
+		}
+		out = append(out, info)
+	}
+	b.mu.Unlock()
+	slices.SortFunc(out, func(x, y TopicInfo) int { return cmp.Compare(x.Topic, y.Topic) })
+	return out
+}
+
+// Stats returns the broker's running totals. It reads atomics only.
+func (b *Memory) Stats() Stats {
+	return Stats{
+		Subscribers: int(b.subscribers.Load()),
+		Published:   b.published.Load(),
+		Delivered:   b.delivered.Load(),
+		Dropped:     b.dropCount.Load(),
+		Replayed:    b.replayed.Load(),
+	}
+}
+
+// validateEventType checks an event type against the broker's rules and
+// the encoder's.
+func validateEventType(eventType string) error {
+	if len(eventType) > MaxEventTypeLen {
+		return fmt.Errorf("event type longer than %d bytes: %w", MaxEventTypeLen, ErrInvalidEventType)
+	}
+	if err := (&Event{Type: eventType}).Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidEventType, err)
+	}
+	return nil
+}
+
+// frameSize returns an upper bound of the encoded size of an event with the
+// largest id, eventType and data, so the frame is allocated once.
+func frameSize(eventType, data string) int {
+	const idLine = len("id: ") + 20 + 1
+	n := idLine + len(data) + 1
+	if eventType != "" {
+		n += len("event: ") + len(eventType) + 1
+	}
+	lines := 1 + strings.Count(data, "\n") + strings.Count(data, "\r")
+	return n + lines*len("data: \n")
+}

@@ -1,0 +1,445 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// newTestMemory returns a broker whose ids start at 1 and closes it when
+// the test ends.
+func newTestMemory(t testing.TB, opts MemoryOptions) *Memory {
+	t.Helper()
+	if opts.FirstID == 0 {
+		opts.FirstID = 1
+	}
+	b := NewMemory(opts)
+	t.Cleanup(b.Close)
+	return b
+}
+
+func mustPublish(t testing.TB, b *Memory, topic, eventType, data string) *Message {
+	t.Helper()
+	m, err := b.Publish(topic, eventType, data)
+	if err != nil {
+		t.Fatalf("Publish(%q, %q, %q): %v", topic, eventType, data, err)
+	}
+	return m
+}
+
+func mustSubscribe(t testing.TB, b *Memory, lastEventID string, patterns ...string) *Subscription {
+	t.Helper()
+	s, err := b.Subscribe(patterns, lastEventID)
+	if err != nil {
+		t.Fatalf("Subscribe(%q, %q): %v", patterns, lastEventID, err)
+	}
+	return s
+}
+
+// queued returns the ids of the messages waiting in s's channel, without
+// blocking.
+func queued(s *Subscription) []uint64 {
+	var ids []uint64
+	for {
+		select {
+		case m, ok := <-s.C():
+			if !ok {
+				return ids
+			}
+			ids = append(ids, m.ID)
+		default:
+			return ids
+		}
+	}
+}
+
+func ids(msgs []*Message) []uint64 {
+	out := make([]uint64, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func TestPublishEncodesFrameOnce(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{FirstID: 42})
+	s1 := mustSubscribe(t, b, "", "greetings")
+	s2 := mustSubscribe(t, b, "", ">")
+
+	m := mustPublish(t, b, "greetings", "hello", "line one\nline two")
+	if m.ID != 42 || m.IDString() != "42" || m.Topic != "greetings" {
+		t.Errorf("message = id %d (%q) topic %q, want 42 greetings", m.ID, m.IDString(), m.Topic)
+	}
+	want := "id: 42\nevent: hello\ndata: line one\ndata: line two\n\n"
+	if string(m.Frame) != want {
+		t.Errorf("frame = %q, want %q", m.Frame, want)
+	}
+	got1, got2 := <-s1.C(), <-s2.C()
+	if got1 != m || got2 != m {
+		t.Error("subscribers did not receive the published *Message itself")
+	}
+
+	m = mustPublish(t, b, "greetings", "", "")
+	if want := "id: 43\ndata: \n\n"; string(m.Frame) != want {
+		t.Errorf("frame of a default event = %q, want %q", m.Frame, want)
+	}
+}
+
+func TestPublishRejects(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{})
+	tests := []struct {
+		topic, eventType string
+		want             error
+	}{
+		{"", "", ErrInvalidTopic},
+		{"a..b", "", ErrInvalidTopic},
+		{"a.*", "", ErrInvalidTopic},
+		{"a", "x\ny", ErrInvalidEventType},
+		{"a", "x\ry", ErrInvalidEventType},
+		{"a", "x\x00", ErrInvalidEventType},
+		{"a", strings.Repeat("e", MaxEventTypeLen+1), ErrInvalidEventType},
+	}
+	for _, tt := range tests {
+		if _, err := b.Publish(tt.topic, tt.eventType, "data"); !errors.Is(err, tt.want) {
+			t.Errorf("Publish(%q, %q) error = %v, want %v", tt.topic, tt.eventType, err, tt.want)
+		}
+	}
+	if _, err := b.Publish("a", "x\n", ""); !errors.Is(err, ErrInvalidField) {
+		t.Errorf("event type with LF: error %v does not wrap the encoder's ErrInvalidField", err)
+	}
+	if _, err := b.Publish("a", strings.Repeat("e", MaxEventTypeLen), ""); err != nil {
+		t.Errorf("event type of %d bytes: %v", MaxEventTypeLen, err)
+	}
+	if st := b.Stats(); st.Published != 1 {
+		t.Errorf("Published = %d, want only the valid event counted", st.Published)
+	}
+}
+
+func TestSubscribeRejects(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{})
+	for _, patterns := range [][]string{nil, {}, {"a", ""}, {"a.>.b"}, {"a b"}} {
+		if _, err := b.Subscribe(patterns, ""); !errors.Is(err, ErrInvalidPattern) {
+			t.Errorf("Subscribe(%q) error = %v, want ErrInvalidPattern", patterns, err)
+		}
+	}
+	if st := b.Stats(); st.Subscribers != 0 {
+		t.Errorf("Subscribers = %d after rejected subscriptions, want 0", st.Subscribers)
+	}
+}
+
+func TestOrderingAcrossTopics(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{})
+	all := mustSubscribe(t, b, "", ">")
+	multi := mustSubscribe(t, b, "", "a", "c.*")
+	onlyB := mustSubscribe(t, b, "", "b")
+
+	var want, wantMulti, wantB []uint64
+	topics := []string{"a", "b", "c.x", "a", "c.y", "b", "d", "a"}
+	for i, topic := range topics {
+		m := mustPublish(t, b, topic, "", strconv.Itoa(i))
+		if m.ID != uint64(i+1) {
+			t.Fatalf("event %d got id %d, want %d", i, m.ID, i+1)
+		}
+		want = append(want, m.ID)
+		switch topic {
+		case "b":
+			wantB = append(wantB, m.ID)
+		case "d":
+		default:
+			wantMulti = append(wantMulti, m.ID)
+		}
+	}
+	check := func(name string, s *Subscription, want []uint64) {
+		t.Helper()
+		if got := queued(s); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s received %v, want %v", name, got, want)
+		}
+	}
+	check("'>'", all, want)
+	check("'a','c.*'", multi, wantMulti)
+	check("'b'", onlyB, wantB)
+}
+
+func TestOverlappingPatternsDeliverOnce(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{})
+	s := mustSubscribe(t, b, "", "a.b", "a.*", ">", "*.b", "a.b", "a.>")
+	other := mustSubscribe(t, b, "", "a.*")
+	mustPublish(t, b, "a.b", "", "1")
+	mustPublish(t, b, "x.b", "", "2")
+	mustPublish(t, b, "a.c", "", "3")
+	mustPublish(t, b, "q", "", "4")
+	if got := queued(s); fmt.Sprint(got) != "[1 2 3 4]" {
+		t.Errorf("subscription with overlapping patterns received %v, want [1 2 3 4]", got)
+	}
+	if got := queued(other); fmt.Sprint(got) != "[1 3]" {
+		t.Errorf("second subscription received %v, want [1 3]", got)
+	}
+	if st := b.Stats(); st.Delivered != 6 {
+		t.Errorf("Delivered = %d, want 6", st.Delivered)
+	}
+}
+
+func TestHistoryBounds(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{HistorySize: 5})
+	for i := 1; i <= 10; i++ {
+		mustPublish(t, b, "t"+strconv.Itoa(i%2), "", strconv.Itoa(i))
+	}
+	tests := []struct {
+		last  string
+		reset bool
+		want  string
+	}{
+		{"2", true, "[]"},
+		{"4", true, "[]"},
+		{"5", false, "[6 7 8 9 10]"}, // #5 is gone, but nothing after it is
+		{"6", false, "[7 8 9 10]"},
+		{"9", false, "[10]"},
+		{"10", false, "[]"},
+	}
+	for _, tt := range tests {
+		s := mustSubscribe(t, b, tt.last, ">")
+		if (s.Reset != "") != tt.reset {
+			t.Errorf("resume from %s: Reset = %q, want reset=%v", tt.last, s.Reset, tt.reset)
+		}
+		if got := fmt.Sprint(ids(s.Replay)); got != tt.want {
+			t.Errorf("resume from %s: replay %s, want %s", tt.last, got, tt.want)
+		}
+		s.Close()
+	}
+
+	s := mustSubscribe(t, b, "6", "t0")
+	if got := fmt.Sprint(ids(s.Replay)); got != "[8 10]" {
+		t.Errorf("resume from 6 on t0: replay %s, want [8 10]", got)
+	}
+	if st := b.Stats(); st.Replayed != 5+4+1+2 || st.Delivered != st.Replayed {
+		t.Errorf("Replayed = %d, Delivered = %d, want both 12", st.Replayed, st.Delivered)
+	}
+}
+
+func TestResetReasons(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{FirstID: 1000, HistorySize: 3})
+	s := mustSubscribe(t, b, "1000", ">")
+	if !strings.Contains(s.Reset, "no event has been published") {
+		t.Errorf("resume before any event: Reset = %q", s.Reset)
+	}
+	s.Close()
+	for range 5 {
+		mustPublish(t, b, "a", "", "x") // ids 1000..1004, 1002..1004 retained
+	}
+	tests := []struct {
+		last, reason string
+	}{
+		{"garbage", "not an event id"},
+		{"-1", "not an event id"},
+		{" 1003", "not an event id"},
+		{"99999999999999999999999", "not an event id"},
+		{"100000", "unknown"},
+		{"999", "before the hub restarted"},
+		{"12", "before the hub restarted"},
+		{"1000", "older than the retained history"},
+	}
+	for _, tt := range tests {
+		s := mustSubscribe(t, b, tt.last, "a")
+		if !strings.Contains(s.Reset, tt.reason) {
+			t.Errorf("resume from %q: Reset = %q, want it to mention %q", tt.last, s.Reset, tt.reason)
+		}
+		if len(s.Replay) != 0 {
+			t.Errorf("resume from %q: Replay has %d events with a reset", tt.last, len(s.Replay))
+		}
+		m := mustPublish(t, b, "a", "", "live")
+		if got := queued(s); len(got) != 1 || got[0] != m.ID {
+			t.Errorf("resume from %q: live events %v, want [%d]", tt.last, got, m.ID)
+		}
+		s.Close()
+	}
+	s = mustSubscribe(t, b, "", "a")
+	if s.Reset != "" || len(s.Replay) != 0 {
+		t.Errorf("live-only subscription: Reset %q, %d replayed", s.Reset, len(s.Replay))
+	}
+}
+
+func TestDefaultFirstIDIsMicroseconds(t *testing.T) {
+	b := NewMemory(MemoryOptions{})
+	defer b.Close()
+	m := mustPublish(t, b, "a", "", "")
+	if len(m.IDString()) != 16 || m.ID >= 1<<53 {
+		t.Errorf("first id %s: want 16 digits below 2^53", m.IDString())
+	}
+	old := strconv.FormatUint(m.ID-1_000_000, 10) // an id from a run one second earlier
+	s := mustSubscribe(t, b, old, "a")
+	if !strings.Contains(s.Reset, "restarted") {
+		t.Errorf("id from an earlier run: Reset = %q", s.Reset)
+	}
+}
+
+func TestTooManySubscribers(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{MaxSubscribers: 2})
+	s1 := mustSubscribe(t, b, "", "a")
+	mustSubscribe(t, b, "", "b")
+	if _, err := b.Subscribe([]string{"c"}, ""); !errors.Is(err, ErrTooManySubscribers) {
+		t.Fatalf("third Subscribe error = %v, want ErrTooManySubscribers", err)
+	}
+	s1.Close()
+	mustSubscribe(t, b, "", "c")
+	if st := b.Stats(); st.Subscribers != 2 {
+		t.Errorf("Subscribers = %d, want 2", st.Subscribers)
+	}
+}
+
+func TestTopics(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{HistorySize: 3})
+	s1 := mustSubscribe(t, b, "", "orders", "orders.*")
+	mustSubscribe(t, b, "", "idle")
+	mustSubscribe(t, b, "", ">")
+	mustPublish(t, b, "orders.eu", "", "1")
+	mustPublish(t, b, "orders", "", "2")
+	mustPublish(t, b, "news", "", "3")
+
+	want := []TopicInfo{
+		{Topic: "idle", Subscribers: 2},
+		{Topic: "news", Subscribers: 1, LastEventID: "3"},
+		{Topic: "orders", Subscribers: 2, LastEventID: "2"},
+		{Topic: "orders.eu", Subscribers: 2, LastEventID: "1"},
+	}
+	if got := b.Topics(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Topics() =\n%v\nwant\n%v", got, want)
+	}
+
+	// Evicting orders.eu's only event and ending the subscription naming
+	// "orders" leaves orders.eu inactive; orders keeps its retained event.
+	mustPublish(t, b, "news", "", "4")
+	s1.Close()
+	want = []TopicInfo{
+		{Topic: "idle", Subscribers: 2},
+		{Topic: "news", Subscribers: 1, LastEventID: "4"},
+		{Topic: "orders", Subscribers: 1, LastEventID: "2"},
+	}
+	if got := b.Topics(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after eviction, Topics() =\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestReplayHandOverUnderConcurrentPublish subscribes with a last event id
+// while other goroutines publish, and checks that every subscriber sees
+// each matching event after its last id exactly once, in order.
+func TestReplayHandOverUnderConcurrentPublish(t *testing.T) {
+	const (
+		publishers  = 4
+		perProducer = 400
+		subscribers = 24
+	)
+	b := newTestMemory(t, MemoryOptions{HistorySize: publishers*perProducer + 10, SubscriberBuffer: publishers*perProducer + 10})
+	topics := []string{"a.x", "a.y", "b.x", "c"}
+	patternSets := [][]string{{">"}, {"a.*"}, {"b.x", "c"}, {"*.x"}, {"a.x", "a.>"}, {"c"}}
+
+	var latest sync.Map // publisher index → latest id it published
+	var (
+		pubWG sync.WaitGroup
+		mu    sync.Mutex
+		all   = map[uint64]string{} // id → topic
+	)
+	start := make(chan struct{})
+	for p := range publishers {
+		pubWG.Go(func() {
+			<-start
+			for i := range perProducer {
+				m, err := b.Publish(topics[(p+i)%len(topics)], "", "x")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				latest.Store(p, m.ID)
+				mu.Lock()
+				all[m.ID] = m.Topic
+				mu.Unlock()
+			}
+		})
+	}
+
+	type result struct {
+		patterns []string
+		last     uint64 // 0 for live only
+		got      []uint64
+	}
+	results := make([]result, subscribers)
+	var subWG, subscribed sync.WaitGroup
+	subscribed.Add(subscribers)
+	for i := range subscribers {
+		subWG.Go(func() {
+			<-start
+			r := &results[i]
+			r.patterns = slices.Concat(patternSets[i%len(patternSets)], []string{"end"})
+			var last string
+			if i%4 != 0 { // every fourth subscriber is live only
+				latest.Range(func(_, v any) bool {
+					r.last = max(r.last, v.(uint64))
+					return true
+				})
+				if r.last > 0 {
+					last = strconv.FormatUint(r.last, 10)
+				}
+			}
+			s, err := b.Subscribe(r.patterns, last)
+			subscribed.Done()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			if s.Reset != "" {
+				t.Errorf("subscriber %d: unexpected reset: %s", i, s.Reset)
+			}
+			r.got = append(r.got, ids(s.Replay)...)
+			for m := range s.C() {
+				if m.Topic == "end" {
+					return
+				}
+				r.got = append(r.got, m.ID)
+			}
+			t.Errorf("subscriber %d: channel closed early: %v", i, s.Err())
+		})
+	}
+	close(start)
+	pubWG.Wait()
+	subscribed.Wait()
+	mustPublish(t, b, "end", "", "")
+	subWG.Wait()
+
+	for i, r := range results {
+		var want []uint64
+		for id := uint64(1); id <= publishers*perProducer; id++ {
+			topic, ok := all[id]
+			if !ok {
+				t.Fatalf("id %d was never published: ids are not contiguous", id)
+			}
+			if (&Subscription{patterns: r.patterns}).matches(topic) {
+				want = append(want, id)
+			}
+		}
+		switch {
+		case r.last > 0:
+			// Resumed: everything matching after the last id.
+			for len(want) > 0 && want[0] <= r.last {
+				want = want[1:]
+			}
+		case len(r.got) > 0:
+			// Live only: a contiguous run of the matching ids, to the end.
+			for len(want) > 0 && want[0] < r.got[0] {
+				want = want[1:]
+			}
+		default:
+			want = nil
+		}
+		if fmt.Sprint(r.got) != fmt.Sprint(want) {
+			t.Errorf("subscriber %d (%q after %d) got %d events, want %d:\ngot  %v\nwant %v",
+				i, r.patterns, r.last, len(r.got), len(want), r.got, want)
+		}
+	}
+	if st := b.Stats(); st.Dropped != 0 {
+		t.Errorf("Dropped = %d, want 0", st.Dropped)
+	}
+}
