@@ -166,8 +166,17 @@ func checkKeys(v *viper.Viper) error {
 	var errs []error
 	keys := v.AllKeys()
 	slices.Sort(keys)
+	seen := map[string]bool{}
 	for _, key := range keys {
 		if slices.Contains(known, key) {
+			continue
+		}
+		if i := slices.IndexFunc(known, func(k string) bool { return strings.HasPrefix(key, k+".") }); i >= 0 {
+			// A mapping where a value belongs: viper flattened it into subkeys.
+			if k := known[i]; !seen[k] {
+				seen[k] = true
+				errs = append(errs, invalid(k, "expected a value, got a mapping"))
+			}
 			continue
 		}
 		if _, ok := secs[key]; ok {

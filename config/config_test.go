@@ -1,0 +1,123 @@
+package config
+
+import (
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/spf13/viper"
+)
+
+// TestExampleFileIsDefault keeps ssehub.yaml and Default in step: the
+// documented example, loaded, is exactly the built-in defaults.
+func TestExampleFileIsDefault(t *testing.T) {
+	got, err := Load([]string{"--config", "ssehub.yaml"}, nil)
+	if err != nil {
+		t.Fatalf("Load(ssehub.yaml): %v", err)
+	}
+	if want := Default(); !reflect.DeepEqual(got, want) {
+		t.Errorf("ssehub.yaml differs from Default():\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestExampleFileHasEveryKey checks that the documented example spells
+// out every key, not just the ones whose default it would otherwise miss.
+func TestExampleFileHasEveryKey(t *testing.T) {
+	data, err := os.ReadFile("ssehub.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(strings.NewReader(string(data))); err != nil {
+		t.Fatal(err)
+	}
+	inFile := v.AllKeys()
+	for _, key := range Keys() {
+		if !slices.Contains(inFile, key) {
+			t.Errorf("ssehub.yaml lacks key %s", key)
+		}
+	}
+}
+
+// TestFieldsCoverConfig checks that every field of Config has exactly one
+// key, named after it (section.snake_case), pointing at that field.
+func TestFieldsCoverConfig(t *testing.T) {
+	var c Config
+	fields := c.fields()
+	root := reflect.ValueOf(&c).Elem()
+	i := 0
+	for s := range root.NumField() {
+		sec := root.Field(s)
+		for f := range sec.NumField() {
+			want := snake(root.Type().Field(s).Name) + "." + snake(sec.Type().Field(f).Name)
+			if i >= len(fields) {
+				t.Fatalf("no key for %s", want)
+			}
+			got := fields[i]
+			if got.key != want {
+				t.Errorf("key %d = %s, want %s", i, got.key, want)
+			}
+			ptr := reflect.ValueOf(got.target)
+			if ptr.Pointer() != sec.Field(f).Addr().Pointer() || ptr.Type().Elem() != sec.Field(f).Type() {
+				t.Errorf("key %s points at the wrong field", got.key)
+			}
+			i++
+		}
+	}
+	if i != len(fields) {
+		t.Errorf("%d keys for %d fields", len(fields), i)
+	}
+}
+
+// snake turns a Go field name into the key spelling: CORS → cors,
+// MaxAge → max_age.
+func snake(name string) string {
+	var b strings.Builder
+	for i, r := range name {
+		if i > 0 && unicode.IsUpper(r) && unicode.IsLower(rune(name[i-1])) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for key, want := range map[string]string{
+		"server.addr":                     "SSEHUB_SERVER_ADDR",
+		"cors.allowed_origins":            "SSEHUB_CORS_ALLOWED_ORIGINS",
+		"hub.max_topics_per_subscription": "SSEHUB_HUB_MAX_TOPICS_PER_SUBSCRIPTION",
+	} {
+		if got := EnvName(key); got != want {
+			t.Errorf("EnvName(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestSlogLevel(t *testing.T) {
+	for level, want := range map[string]slog.Level{
+		"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn,
+		"error": slog.LevelError, "DEBUG": slog.LevelDebug, "": slog.LevelInfo,
+	} {
+		if got := (LogConfig{Level: level}).SlogLevel(); got != want {
+			t.Errorf("SlogLevel(%q) = %v, want %v", level, got, want)
+		}
+	}
+}
+
+func TestLogJSON(t *testing.T) {
+	if (LogConfig{Format: "text"}).JSON() || !(LogConfig{Format: "json"}).JSON() {
+		t.Error("JSON() does not follow Format")
+	}
+}

@@ -1,0 +1,312 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// writeYAML writes content to a file in a fresh temporary directory and
+// returns its path.
+func writeYAML(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ssehub.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// env returns a getenv that reads from m.
+func env(m map[string]string) func(string) string {
+	return func(name string) string { return m[name] }
+}
+
+func TestLoadLayers(t *testing.T) {
+	path := writeYAML(t, `
+server:
+  addr: "127.0.0.1:9001"
+stream:
+  retry: 5s
+  heartbeat_interval: 20s
+hub:
+  history_size: 500
+log:
+  level: warn
+`)
+	getenv := env(map[string]string{
+		"SSEHUB_STREAM_RETRY":     "7s",
+		"SSEHUB_HUB_HISTORY_SIZE": "600",
+		"SSEHUB_SERVER_ADDR":      "127.0.0.1:9002",
+		"SSEHUB_LOG_LEVEL":        "error",
+		"SSEHUB_DEMO_ENABLED":     "false",
+	})
+	cfg, err := Load([]string{"--config", path, "--addr", "127.0.0.1:0", "--log-level=debug"}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		key       string
+		got, want any
+	}{
+		{"stream.write_timeout (default)", cfg.Stream.WriteTimeout, 10 * time.Second},
+		{"stream.heartbeat_interval (yaml)", cfg.Stream.HeartbeatInterval, 20 * time.Second},
+		{"stream.retry (env over yaml)", cfg.Stream.Retry, 7 * time.Second},
+		{"hub.history_size (env over yaml)", cfg.Hub.HistorySize, 600},
+		{"demo.enabled (env over default)", cfg.Demo.Enabled, false},
+		{"server.addr (flag over env and yaml)", cfg.Server.Addr, "127.0.0.1:0"},
+		{"log.level (flag over env and yaml)", cfg.Log.Level, "debug"},
+		{"log.format (default)", cfg.Log.Format, "text"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.key, c.got, c.want)
+		}
+	}
+}
+
+// TestLoadEnvEveryKey sets every key through its environment variable and
+// expects every field to change.
+func TestLoadEnvEveryKey(t *testing.T) {
+	vars := map[string]string{
+		"SSEHUB_SERVER_ADDR":                     "127.0.0.1:0",
+		"SSEHUB_SERVER_SHUTDOWN_TIMEOUT":         "3s",
+		"SSEHUB_CORS_ALLOWED_ORIGINS":            "http://a.test, https://*.b.test",
+		"SSEHUB_CORS_ALLOW_CREDENTIALS":          "true",
+		"SSEHUB_CORS_ALLOWED_HEADERS":            "X-One,X-Two",
+		"SSEHUB_CORS_EXPOSED_HEADERS":            "X-Three",
+		"SSEHUB_CORS_MAX_AGE":                    "1m",
+		"SSEHUB_STREAM_HEARTBEAT_INTERVAL":       "1500ms",
+		"SSEHUB_STREAM_RETRY":                    "0s",
+		"SSEHUB_STREAM_WRITE_TIMEOUT":            "2s",
+		"SSEHUB_DEMO_ENABLED":                    "false",
+		"SSEHUB_DEMO_TICKER_COUNT":               "3",
+		"SSEHUB_DEMO_TICKER_INTERVAL":            "50ms",
+		"SSEHUB_LOG_LEVEL":                       "debug",
+		"SSEHUB_LOG_FORMAT":                      "json",
+		"SSEHUB_HUB_HISTORY_SIZE":                "11",
+		"SSEHUB_HUB_SUBSCRIBER_BUFFER":           "12",
+		"SSEHUB_HUB_MAX_SUBSCRIBERS":             "13",
+		"SSEHUB_HUB_MAX_EVENT_BYTES":             "14",
+		"SSEHUB_HUB_MAX_TOPICS_PER_SUBSCRIPTION": "15",
+		"SSEHUB_AUTH_PUBLISH_TOKENS":             "p1,p2",
+		"SSEHUB_AUTH_SUBSCRIBE_TOKENS":           "s1",
+	}
+	if len(vars) != len(Keys()) {
+		t.Fatalf("test sets %d variables for %d keys", len(vars), len(Keys()))
+	}
+	want := Config{
+		Server: ServerConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 3 * time.Second},
+		CORS: CORSConfig{
+			AllowedOrigins: []string{"http://a.test", "https://*.b.test"}, AllowCredentials: true,
+			AllowedHeaders: []string{"X-One", "X-Two"}, ExposedHeaders: []string{"X-Three"}, MaxAge: time.Minute,
+		},
+		Stream: StreamConfig{HeartbeatInterval: 1500 * time.Millisecond, Retry: 0, WriteTimeout: 2 * time.Second},
+		Demo:   DemoConfig{Enabled: false, TickerCount: 3, TickerInterval: 50 * time.Millisecond},
+		Log:    LogConfig{Level: "debug", Format: "json"},
+		Hub:    HubConfig{HistorySize: 11, SubscriberBuffer: 12, MaxSubscribers: 13, MaxEventBytes: 14, MaxTopicsPerSubscription: 15},
+		Auth:   AuthConfig{PublishTokens: []string{"p1", "p2"}, SubscribeTokens: []string{"s1"}},
+	}
+	got, err := Load([]string{"--config", ""}, env(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestLoadEnvListReplacesFileList(t *testing.T) {
+	path := writeYAML(t, `
+cors:
+  allowed_origins: ["http://a.test", "http://b.test"]
+auth:
+  publish_tokens: [one, two]
+`)
+	getenv := env(map[string]string{
+		"SSEHUB_CORS_ALLOWED_ORIGINS": "http://c.test,http://d.test",
+		"SSEHUB_AUTH_PUBLISH_TOKENS":  "three",
+	})
+	cfg, err := Load([]string{"--config", path}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"http://c.test", "http://d.test"}; !reflect.DeepEqual(cfg.CORS.AllowedOrigins, want) {
+		t.Errorf("allowed_origins = %q, want %q", cfg.CORS.AllowedOrigins, want)
+	}
+	if want := []string{"three"}; !reflect.DeepEqual(cfg.Auth.PublishTokens, want) {
+		t.Errorf("publish_tokens = %q, want %q", cfg.Auth.PublishTokens, want)
+	}
+}
+
+func TestLoadEmptyEnvDoesNotOverride(t *testing.T) {
+	path := writeYAML(t, "stream:\n  retry: 5s\ncors:\n  allowed_origins: [\"http://a.test\"]\n")
+	getenv := env(map[string]string{"SSEHUB_STREAM_RETRY": "", "SSEHUB_CORS_ALLOWED_ORIGINS": ""})
+	cfg, err := Load([]string{"--config", path}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Stream.Retry != 5*time.Second || len(cfg.CORS.AllowedOrigins) != 1 {
+		t.Errorf("empty variables overrode the file: retry %v, origins %q", cfg.Stream.Retry, cfg.CORS.AllowedOrigins)
+	}
+}
+
+func TestLoadUnknownKey(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"stream:\n  heartbeat: 5s\n", "stream.heartbeat: unknown key"},
+		{"metrics:\n  enabled: true\n", "metrics.enabled: unknown key"},
+		{"server:\n  addr: \":1\"\n  port: 8080\n", "server.port: unknown key"},
+		{"verbose: true\n", "verbose: unknown key"},
+	}
+	for _, tt := range tests {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if !errors.Is(err, ErrUnknownKey) || !errors.Is(err, ErrConfigFile) {
+			t.Errorf("%q: err = %v, want ErrUnknownKey in ErrConfigFile", tt.yaml, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%q: err = %q, want it to contain %q and the file name", tt.yaml, err, tt.want)
+		}
+	}
+}
+
+func TestLoadSectionNotAMapping(t *testing.T) {
+	path := writeYAML(t, "server: 5\n")
+	_, err := Load([]string{"--config", path}, nil)
+	if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), "server: expected a section") {
+		t.Errorf("err = %v, want server: expected a section", err)
+	}
+}
+
+func TestLoadEmptySectionKeepsDefaults(t *testing.T) {
+	path := writeYAML(t, "hub:\nauth: {}\nserver:\n  addr:\n")
+	cfg, err := Load([]string{"--config", path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Errorf("got %+v, want defaults", cfg)
+	}
+}
+
+func TestLoadBadValues(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		vars       map[string]string
+		want       string
+	}{
+		{"duration in yaml", "stream:\n  retry: 3x\n", nil, `stream.retry: invalid duration "3x"`},
+		{"duration in env", "", map[string]string{"SSEHUB_STREAM_RETRY": "3x"}, `stream.retry: invalid duration "3x"`},
+		{"duration without unit", "cors:\n  max_age: 10\n", nil, `cors.max_age: invalid duration "10"`},
+		{"int in yaml", "hub:\n  history_size: ten\n", nil, `hub.history_size: invalid integer "ten"`},
+		{"fraction", "demo:\n  ticker_count: 1.5\n", nil, `demo.ticker_count: invalid integer "1.5"`},
+		{"int in env", "", map[string]string{"SSEHUB_HUB_MAX_SUBSCRIBERS": "lots"}, `hub.max_subscribers: invalid integer "lots"`},
+		{"bool in yaml", "cors:\n  allow_credentials: yes\n", nil, `cors.allow_credentials: invalid bool "yes"`},
+		{"bool in env", "", map[string]string{"SSEHUB_DEMO_ENABLED": "on"}, `demo.enabled: invalid bool "on"`},
+		{"list given a mapping", "cors:\n  allowed_origins: {a: b}\n", nil, `cors.allowed_origins: expected a value, got a mapping`},
+		{"list item a mapping", "auth:\n  publish_tokens: [{a: b}]\n", nil, `auth.publish_tokens[0]: expected a string`},
+		{"scalar given a list", "log:\n  level: [debug]\n", nil, `log.level: expected a string`},
+		{"validation after layering", "", map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "http://a/b"}, `cors.allowed_origins: "http://a/b" is not an origin`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeYAML(t, tt.yaml)
+			_, err := Load([]string{"--config", path}, env(tt.vars))
+			if !errors.Is(err, ErrInvalidValue) {
+				t.Fatalf("err = %v, want ErrInvalidValue", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadBadYAML(t *testing.T) {
+	path := writeYAML(t, "server:\n  addr: [\n")
+	_, err := Load([]string{"--config", path}, nil)
+	if !errors.Is(err, ErrConfigFile) || !strings.Contains(err.Error(), path) {
+		t.Errorf("err = %v, want ErrConfigFile naming %s", err, path)
+	}
+}
+
+func TestLoadMissingConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "absent.yaml")
+	_, err := Load([]string{"--config", path}, nil)
+	if !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, ErrConfigFile) || !strings.Contains(err.Error(), path) {
+		t.Errorf("err = %v, want a not-exist ErrConfigFile naming %s", err, path)
+	}
+}
+
+// TestLoadDefaultFile checks that, without --config, DefaultFile is read
+// from the working directory when present, and skipped when absent.
+func TestLoadDefaultFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+
+	cfg, err := Load(nil, nil)
+	if err != nil {
+		t.Fatalf("without %s: %v", DefaultFile, err)
+	}
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Errorf("without %s: got %+v, want defaults", DefaultFile, cfg)
+	}
+
+	if err := os.MkdirAll(filepath.Join(dir, "config"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, DefaultFile), []byte("server:\n  addr: \":9003\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = Load(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Addr != ":9003" {
+		t.Errorf("server.addr = %q, want the default file's :9003", cfg.Server.Addr)
+	}
+
+	cfg, err = Load([]string{"--config", ""}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Addr != Default().Server.Addr {
+		t.Errorf(`--config "" read the default file: server.addr = %q`, cfg.Server.Addr)
+	}
+}
+
+func TestLoadHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help"} {
+		_, err := Load([]string{arg}, nil)
+		if !errors.Is(err, pflag.ErrHelp) {
+			t.Errorf("%s: err = %v, want pflag.ErrHelp", arg, err)
+			continue
+		}
+		var help *HelpError
+		if !errors.As(err, &help) {
+			t.Fatalf("%s: err is %T, want *HelpError", arg, err)
+		}
+		for _, want := range []string{"--config", "--addr", "--log-level", "--log-format", "SSEHUB_"} {
+			if !strings.Contains(help.Usage, want) {
+				t.Errorf("%s: usage lacks %q:\n%s", arg, want, help.Usage)
+			}
+		}
+	}
+}
+
+func TestLoadBadCommandLine(t *testing.T) {
+	for _, args := range [][]string{{"--bogus"}, {"extra"}, {"--addr"}} {
+		_, err := Load(args, nil)
+		if !errors.Is(err, ErrUsage) {
+			t.Errorf("%q: err = %v, want ErrUsage", args, err)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidateRejects(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"addr without port", func(c *Config) { c.Server.Addr = "localhost" }, `server.addr: "localhost" is not host:port`},
+		{"addr port too big", func(c *Config) { c.Server.Addr = ":70000" }, `server.addr: ":70000" is not host:port`},
+		{"addr named port", func(c *Config) { c.Server.Addr = ":http" }, `server.addr: ":http" is not host:port`},
+		{"shutdown zero", func(c *Config) { c.Server.ShutdownTimeout = 0 }, `server.shutdown_timeout: "0s" must be greater than 0s`},
+		{"heartbeat zero", func(c *Config) { c.Stream.HeartbeatInterval = 0 }, `stream.heartbeat_interval: "0s" must be greater`},
+		{"retry negative", func(c *Config) { c.Stream.Retry = -time.Second }, `stream.retry: "-1s" must not be less than 0s`},
+		{"write timeout zero", func(c *Config) { c.Stream.WriteTimeout = 0 }, `stream.write_timeout: "0s" must be greater`},
+		{"max age negative", func(c *Config) { c.CORS.MaxAge = -time.Second }, `cors.max_age: "-1s" must not be less`},
+		{"ticker interval long", func(c *Config) { c.Demo.TickerInterval = 61 * time.Second }, `demo.ticker_interval: "1m1s" must be between 0s and 1m0s`},
+		{"ticker interval negative", func(c *Config) { c.Demo.TickerInterval = -1 }, `demo.ticker_interval: "-1ns" must be between`},
+		{"ticker count zero", func(c *Config) { c.Demo.TickerCount = 0 }, `demo.ticker_count: 0 must be between 1 and 10000`},
+		{"ticker count big", func(c *Config) { c.Demo.TickerCount = 10001 }, `demo.ticker_count: 10001 must be between 1 and 10000`},
+		{"log level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose" must be one of debug, info, warn, error`},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" must be one of text, json`},
+		{"origin path", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a/b"} }, `cors.allowed_origins: "http://a/b" is not an origin`},
+		{"origin trailing slash", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test/"} }, `cors.allowed_origins: "http://a.test/" is not an origin`},
+		{"origin query", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test?x=1"} }, `cors.allowed_origins: "http://a.test?x=1" is not an origin`},
+		{"origin fragment", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test#x"} }, `cors.allowed_origins: "http://a.test#x" is not an origin`},
+		{"origin userinfo", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://u:p@a.test"} }, `cors.allowed_origins: "http://u:p@a.test" is not an origin (no userinfo`},
+		{"origin scheme", func(c *Config) { c.CORS.AllowedOrigins = []string{"ftp://a.test"} }, `cors.allowed_origins: "ftp://a.test" is not an origin (scheme`},
+		{"origin no scheme", func(c *Config) { c.CORS.AllowedOrigins = []string{"a.test"} }, `cors.allowed_origins: "a.test" is not an origin`},
+		{"origin no host", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://"} }, `cors.allowed_origins: "http://" is not an origin`},
+		{"origin port zero", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test:0"} }, `cors.allowed_origins: "http://a.test:0" is not an origin (port`},
+		{"origin empty port", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test:"} }, `cors.allowed_origins: "http://a.test:" is not an origin (port`},
+		{"origin wildcard inside", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://a.*.test"} }, `cors.allowed_origins: "https://a.*.test" is not an origin (a wildcard`},
+		{"origin wildcard partial", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://a*.test"} }, `cors.allowed_origins: "https://a*.test" is not an origin (a wildcard`},
+		{"origin wildcard alone", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://*"} }, `cors.allowed_origins: "https://*" is not an origin (a wildcard`},
+		{"origin bad host", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a..test"} }, `cors.allowed_origins: "http://a..test" is not an origin (bad host)`},
+		{"origin space", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test "} }, `cors.allowed_origins: "http://a.test " is not an origin`},
+		{"star with credentials", func(c *Config) {
+			c.CORS.AllowedOrigins = []string{"*"}
+			c.CORS.AllowCredentials = true
+		}, `cors.allowed_origins: "*" cannot be combined with cors.allow_credentials: true`},
+		{"header with space", func(c *Config) { c.CORS.AllowedHeaders = []string{"Content Type"} }, `cors.allowed_headers: "Content Type" is not a header name`},
+		{"exposed header empty", func(c *Config) { c.CORS.ExposedHeaders = []string{""} }, `cors.exposed_headers: "" is not a header name`},
+		{"history zero", func(c *Config) { c.Hub.HistorySize = 0 }, `hub.history_size: 0 must be at least 1`},
+		{"buffer negative", func(c *Config) { c.Hub.SubscriberBuffer = -1 }, `hub.subscriber_buffer: -1 must be at least 1`},
+		{"max subscribers zero", func(c *Config) { c.Hub.MaxSubscribers = 0 }, `hub.max_subscribers: 0 must be at least 1`},
+		{"event bytes zero", func(c *Config) { c.Hub.MaxEventBytes = 0 }, `hub.max_event_bytes: 0 must be between 1 and 16777216`},
+		{"event bytes big", func(c *Config) { c.Hub.MaxEventBytes = 16<<20 + 1 }, `hub.max_event_bytes: 16777217 must be between 1 and 16777216`},
+		{"topics zero", func(c *Config) { c.Hub.MaxTopicsPerSubscription = 0 }, `hub.max_topics_per_subscription: 0 must be at least 1`},
+		{"publish token empty", func(c *Config) { c.Auth.PublishTokens = []string{"ok", ""} }, `auth.publish_tokens[1]: empty token`},
+		{"subscribe token space", func(c *Config) { c.Auth.SubscribeTokens = []string{"sec ret"} }, `auth.subscribe_tokens[0]: token contains whitespace`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.mutate(&c)
+			err := c.Validate()
+			if !errors.Is(err, ErrInvalidValue) {
+				t.Fatalf("err = %v, want ErrInvalidValue", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %q, want it to contain %q", err, tt.want)
+			}
+			var ke *KeyError
+			if !errors.As(err, &ke) || !strings.HasPrefix(tt.want, ke.Key+":") {
+				t.Errorf("err %q does not carry the key of %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateHidesTokens(t *testing.T) {
+	c := Default()
+	c.Auth.PublishTokens = []string{"top secret"}
+	err := c.Validate()
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("err = %v, want an error that does not show the token", err)
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{"empty origins, same-origin only", func(c *Config) { c.CORS.AllowedOrigins = []string{} }},
+		{"nil origins", func(c *Config) { c.CORS.AllowedOrigins = nil }},
+		{"star without credentials", func(c *Config) { c.CORS.AllowedOrigins = []string{"*"} }},
+		{"exact and wildcard origins with credentials", func(c *Config) {
+			c.CORS.AllowedOrigins = []string{"http://localhost:5173", "https://*.example.com", "http://[::1]:8080", "http://127.0.0.1"}
+			c.CORS.AllowCredentials = true
+		}},
+		{"any header", func(c *Config) { c.CORS.AllowedHeaders = []string{"*"} }},
+		{"port 0", func(c *Config) { c.Server.Addr = ":0" }},
+		{"ipv6 addr", func(c *Config) { c.Server.Addr = "[::1]:0" }},
+		{"host addr", func(c *Config) { c.Server.Addr = "localhost:8111" }},
+		{"retry zero", func(c *Config) { c.Stream.Retry = 0 }},
+		{"max age zero", func(c *Config) { c.CORS.MaxAge = 0 }},
+		{"ticker interval bounds", func(c *Config) { c.Demo.TickerInterval = 60 * time.Second }},
+		{"ticker interval zero", func(c *Config) { c.Demo.TickerInterval = 0 }},
+		{"ticker count bounds", func(c *Config) { c.Demo.TickerCount = 10000 }},
+		{"event bytes at cap", func(c *Config) { c.Hub.MaxEventBytes = 16 << 20 }},
+		{"upper-case level", func(c *Config) { c.Log.Level = "WARN" }},
+		{"tokens", func(c *Config) { c.Auth.PublishTokens = []string{"abc", "d-e_f.g"} }},
+	}
+	for _, tt := range tests {
+		c := Default()
+		tt.mutate(&c)
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+}
+
+// TestValidateReportsEveryProblem checks that one call names all bad keys,
+// so a user fixes them in one go.
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default()
+	c.Stream.Retry = -1
+	c.Log.Format = "xml"
+	err := c.Validate()
+	for _, want := range []string{"stream.retry:", "log.format:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to name %s", err, want)
+		}
+	}
+}
