@@ -102,10 +102,15 @@ func (e *Event) WriteTo(w io.Writer) (int64, error) {
 // splitting on CR, LF and CRLF.
 func appendLines(dst []byte, prefix, text string) []byte {
 	for {
-		i := strings.IndexAny(text, "\r\n")
+		// Two byte searches are much faster than strings.IndexAny; the
+		// search for CR stops at the first LF, so the scan stays linear.
+		i := strings.IndexByte(text, '\n')
 		line := text
 		if i >= 0 {
 			line = text[:i]
+		}
+		if j := strings.IndexByte(line, '\r'); j >= 0 {
+			i, line = j, line[:j]
 		}
 		dst = append(dst, prefix...)
 		dst = append(dst, ' ')
