@@ -1,0 +1,137 @@
+package handler
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func corsOptions(credentials bool, origins ...string) Options {
+	opts := testOptions()
+	opts.CORS = CORSOptions{
+		AllowOrigin: func(o string) bool {
+			for _, a := range origins {
+				if a == o {
+					return true
+				}
+			}
+			return false
+		},
+		AllowCredentials: credentials,
+		AllowedHeaders:   []string{"Content-Type", "Authorization", "Last-Event-ID", "Cache-Control"},
+		ExposedHeaders:   []string{"X-Request-Id"},
+		MaxAge:           12 * time.Hour,
+	}
+	return opts
+}
+
+func TestCORSAllowedOriginIsEchoed(t *testing.T) {
+	ts := newTestServer(t, corsOptions(false, "http://app.test"))
+	resp := ts.do(t, "GET", "/stream?count=1", nil, map[string]string{"Origin": "http://app.test"})
+	wantStreamHeaders(t, resp)
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://app.test" {
+		t.Errorf("Access-Control-Allow-Origin %q", got)
+	}
+	if got := resp.Header.Values("Vary"); !contains(got, "Origin") {
+		t.Errorf("Vary %q, want Origin", got)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Credentials"); got != "" {
+		t.Errorf("credentials header %q without allow_credentials", got)
+	}
+	if got := resp.Header.Get("Access-Control-Expose-Headers"); got != "X-Request-Id" {
+		t.Errorf("Access-Control-Expose-Headers %q", got)
+	}
+	if _, events := readAll(t, resp.Body); len(events) != 2 {
+		t.Errorf("%d events, want a line and close", len(events))
+	}
+}
+
+func TestCORSCredentialsOnlyWhenConfigured(t *testing.T) {
+	ts := newTestServer(t, corsOptions(true, "http://app.test"))
+	resp := ts.do(t, "GET", "/healthz", nil, map[string]string{"Origin": "http://app.test"})
+	if got := resp.Header.Get("Access-Control-Allow-Credentials"); got != "true" {
+		t.Errorf("Access-Control-Allow-Credentials %q, want true", got)
+	}
+}
+
+func TestCORSOtherOriginsGetNoCORSHeaders(t *testing.T) {
+	for name, opts := range map[string]Options{
+		"listed":           corsOptions(false, "http://app.test"),
+		"same-origin only": testOptions(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ts := newTestServer(t, opts)
+			resp := ts.do(t, "GET", "/healthz", nil, map[string]string{"Origin": "http://evil.test"})
+			for k := range resp.Header {
+				if strings.HasPrefix(k, "Access-Control-") {
+					t.Errorf("refused origin got %s: %q", k, resp.Header.Get(k))
+				}
+			}
+		})
+	}
+}
+
+func TestCORSPreflight(t *testing.T) {
+	ts := newTestServer(t, corsOptions(false, "http://app.test"))
+	resp := ts.do(t, "OPTIONS", "/stream", nil, map[string]string{
+		"Origin":                         "http://app.test",
+		"Access-Control-Request-Method":  "POST",
+		"Access-Control-Request-Headers": "content-type, last-event-id, authorization",
+	})
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("preflight status %d, want 204", resp.StatusCode)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://app.test" {
+		t.Errorf("Access-Control-Allow-Origin %q", got)
+	}
+	allowed := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
+	for _, h := range []string{"content-type", "last-event-id", "authorization"} {
+		if !strings.Contains(allowed, h) {
+			t.Errorf("Access-Control-Allow-Headers %q lacks %s", allowed, h)
+		}
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(got, "POST") {
+		t.Errorf("Access-Control-Allow-Methods %q lacks POST", got)
+	}
+	if got := resp.Header.Get("Access-Control-Max-Age"); got != "43200" {
+		t.Errorf("Access-Control-Max-Age %q, want 43200 (12h)", got)
+	}
+}
+
+func TestCORSPreflightFromRefusedOriginIs403(t *testing.T) {
+	ts := newTestServer(t, corsOptions(false, "http://app.test"))
+	resp := ts.do(t, "OPTIONS", "/stream", nil, map[string]string{
+		"Origin":                        "http://evil.test",
+		"Access-Control-Request-Method": "POST",
+	})
+	msg := wantJSONError(t, resp, http.StatusForbidden)
+	if !strings.Contains(msg, "http://evil.test") {
+		t.Errorf("error %q does not name the origin", msg)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("Access-Control-Allow-Origin %q", got)
+	}
+}
+
+func TestCORSSameOriginRequestWithOriginHeaderPasses(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	// Browsers send Origin on same-origin POSTs.
+	resp := ts.do(t, "POST", "/stream", strings.NewReader(`{"text":"a b","interval":"0s"}`),
+		map[string]string{"Origin": ts.URL, "Content-Type": "application/json"})
+	wantStreamHeaders(t, resp)
+	if _, events := readAll(t, resp.Body); len(events) != 3 {
+		t.Errorf("%d events, want 2 tokens and [DONE]", len(events))
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		for _, part := range strings.Split(v, ",") {
+			if strings.TrimSpace(part) == s {
+				return true
+			}
+		}
+	}
+	return false
+}

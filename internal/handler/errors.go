@@ -1,0 +1,79 @@
+package handler
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Errors a request can end in. Each maps to one status in statusOf; their
+// text, with the context wrapped around them, is what clients see.
+var (
+	errBadRequest       = errors.New("bad request")
+	errNotFound         = errors.New("not found")
+	errMethodNotAllowed = errors.New("method not allowed")
+	errOriginNotAllowed = errors.New("origin not allowed")
+	errShuttingDown     = errors.New("shutting down")
+)
+
+// statusOf maps an error to its HTTP status: the one place that does.
+func statusOf(err error) int {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, errNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errMethodNotAllowed):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, errOriginNotAllowed):
+		return http.StatusForbidden
+	case errors.Is(err, errShuttingDown):
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// abortWithError answers {"error": "..."} with the status err maps to.
+// Internal errors are logged and answered with a generic message.
+func (h *Handler) abortWithError(c *gin.Context, err error) {
+	status := statusOf(err)
+	msg := err.Error()
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		msg = fmt.Sprintf("request body too large: limit is %d bytes", tooLarge.Limit)
+	case status >= http.StatusInternalServerError:
+		h.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+		msg = http.StatusText(status)
+	}
+	c.AbortWithStatusJSON(status, gin.H{"error": msg})
+}
+
+// badRequest wraps errBadRequest with what was wrong.
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+}
+
+func (h *Handler) notFound(c *gin.Context) {
+	h.abortWithError(c, fmt.Errorf("%w: %s", errNotFound, c.Request.URL.Path))
+}
+
+func (h *Handler) methodNotAllowed(c *gin.Context) {
+	h.abortWithError(c, fmt.Errorf("%w: %s %s", errMethodNotAllowed, c.Request.Method, c.Request.URL.Path))
+}
+
+// recovered answers a handler panic with a 500; the panic is logged, not sent.
+func (h *Handler) recovered(c *gin.Context, err any) {
+	h.log.Error("handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", err)
+	if !c.Writer.Written() {
+		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": http.StatusText(http.StatusInternalServerError)})
+		return
+	}
+	c.Abort()
+}

@@ -1,0 +1,145 @@
+// Package handler is ssehub's HTTP layer: the Gin router with CORS from
+// config, the demo streams, health, metrics, and the mapping of errors to
+// statuses. It never reads configuration files itself: cmd/ssehub copies the
+// values it needs into Options.
+package handler
+
+import (
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configures a Handler. A zero field means its default.
+type Options struct {
+	Logger *slog.Logger
+	CORS   CORSOptions
+	Stream StreamOptions
+	Demo   DemoOptions
+	// Static is the demo page's file tree, served at "/" when Demo.Enabled.
+	Static fs.FS
+	// Registry receives the handler's metrics; nil means a new registry
+	// with the Go and process collectors.
+	Registry *prometheus.Registry
+}
+
+// CORSOptions configures cross-origin access.
+type CORSOptions struct {
+	// AllowOrigin reports whether a cross-origin page may read responses.
+	// Nil means same-origin only.
+	AllowOrigin      func(origin string) bool
+	AllowCredentials bool
+	AllowedHeaders   []string
+	ExposedHeaders   []string
+	MaxAge           time.Duration
+}
+
+// StreamOptions configures every event stream.
+type StreamOptions struct {
+	// HeartbeatInterval is how long a stream may stay silent before a
+	// comment line is sent; default 15s.
+	HeartbeatInterval time.Duration
+	// Retry is sent as the retry field at stream start; default 3s.
+	Retry time.Duration
+	// WriteTimeout bounds each write; a client that does not read for
+	// longer is dropped. Default 10s.
+	WriteTimeout time.Duration
+}
+
+// DemoOptions configures the demo page and the demo streams.
+type DemoOptions struct {
+	Enabled        bool
+	TickerCount    int
+	TickerInterval time.Duration
+}
+
+// Handler serves ssehub's HTTP API. It is safe for concurrent use.
+type Handler struct {
+	engine  *gin.Engine
+	log     *slog.Logger
+	stream  StreamOptions
+	demo    DemoOptions
+	metrics *metrics
+	ticker  *tickerFrames
+
+	closeOnce sync.Once
+	done      chan struct{} // closed by Close: every open stream ends
+}
+
+// New builds the router.
+func New(opts Options) *Handler {
+	opts.setDefaults()
+	gin.SetMode(gin.ReleaseMode)
+	h := &Handler{
+		engine:  gin.New(),
+		log:     opts.Logger,
+		stream:  opts.Stream,
+		demo:    opts.Demo,
+		metrics: newMetrics(opts.Registry),
+		ticker:  newTickerFrames(maxTickerCount),
+		done:    make(chan struct{}),
+	}
+	r := h.engine
+	r.HandleMethodNotAllowed = true
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS))
+	r.NoRoute(h.notFound)
+	r.NoMethod(h.methodNotAllowed)
+
+	r.GET("/healthz", h.healthz)
+	r.GET("/readyz", h.readyz)
+	r.GET("/metrics", gin.WrapH(h.metrics.handler))
+	if opts.Demo.Enabled {
+		r.GET("/stream", h.tickerStream)
+		r.POST("/stream", h.tokenStream)
+		r.NoRoute(staticFiles(opts.Static), h.notFound)
+	}
+	return h
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Stream.HeartbeatInterval <= 0 {
+		o.Stream.HeartbeatInterval = 15 * time.Second
+	}
+	if o.Stream.Retry < 0 {
+		o.Stream.Retry = 0
+	}
+	if o.Stream.WriteTimeout <= 0 {
+		o.Stream.WriteTimeout = 10 * time.Second
+	}
+	if o.Demo.TickerCount <= 0 {
+		o.Demo.TickerCount = 10
+	}
+	if o.Demo.TickerInterval < 0 {
+		o.Demo.TickerInterval = time.Second
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.engine.ServeHTTP(w, r)
+}
+
+// Close ends every open stream at once and makes /readyz fail. Register
+// it with http.Server.RegisterOnShutdown: streams never go idle, so
+// Shutdown alone would wait out its timeout. Safe to call more than once.
+func (h *Handler) Close() {
+	h.closeOnce.Do(func() { close(h.done) })
+}
+
+func (h *Handler) closing() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
+}

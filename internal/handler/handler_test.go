@@ -1,0 +1,151 @@
+package handler
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testOptions are Options for tests: the demo on, a tiny page, a short
+// ticker.
+func testOptions() Options {
+	return Options{
+		Stream: StreamOptions{HeartbeatInterval: 15 * time.Second, Retry: 2500 * time.Millisecond, WriteTimeout: 10 * time.Second},
+		Demo:   DemoOptions{Enabled: true, TickerCount: 3, TickerInterval: 0},
+		Static: fstest.MapFS{
+			"index.html":     {Data: []byte("<!doctype html><title>ssehub demo</title>")},
+			"app.js":         {Data: []byte("console.log('demo')")},
+			"vendor/vue.js":  {Data: []byte("/* vue */")},
+			"vendor/LICENSE": {Data: []byte("MIT")},
+		},
+	}
+}
+
+// testServer is the real router on a real socket. returned receives one
+// value each time a request's handler returns.
+type testServer struct {
+	*httptest.Server
+	h        *Handler
+	returned chan string
+}
+
+func newTestServer(t *testing.T, opts Options) *testServer {
+	t.Helper()
+	h := New(opts)
+	ts := &testServer{h: h, returned: make(chan string, 64)}
+	ts.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { ts.returned <- r.URL.Path }()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		ts.Server.Close()
+	})
+	return ts
+}
+
+// do sends a request and fails the test on a transport error. The body is
+// closed when the test ends.
+func (ts *testServer) do(t *testing.T, method, path string, body io.Reader, header map[string]string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, ts.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// waitReturned waits until the handler of a request to path has returned.
+func (ts *testServer) waitReturned(t *testing.T, path string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case p := <-ts.returned:
+			if p == path {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("handler for %s did not return", path)
+		}
+	}
+}
+
+// readAll parses every event of a stream until it ends.
+func readAll(t *testing.T, r io.Reader) (*stream.Parser, []stream.Event) {
+	t.Helper()
+	p := stream.NewParser(r)
+	var events []stream.Event
+	for {
+		ev, err := p.Next()
+		if err == io.EOF {
+			return p, events
+		}
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(events), err)
+		}
+		events = append(events, ev)
+	}
+}
+
+// wantJSONError checks a JSON error answer and returns its message.
+func wantJSONError(t *testing.T, resp *http.Response, status int) string {
+	t.Helper()
+	if resp.StatusCode != status {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status %d, want %d; body %s", resp.StatusCode, status, b)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("Content-Type %q, want JSON", ct)
+	}
+	var body struct {
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("error body: %v", err)
+	}
+	if body.Error == "" {
+		t.Fatal(`no "error" in the body`)
+	}
+	return body.Error
+}
+
+// wantStreamHeaders checks the headers every event stream sends.
+func wantStreamHeaders(t *testing.T, resp *http.Response) {
+	t.Helper()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	want := map[string]string{
+		"Content-Type":      "text/event-stream; charset=utf-8",
+		"Cache-Control":     "no-cache",
+		"X-Accel-Buffering": "no",
+		"Connection":        "keep-alive",
+		"Content-Encoding":  "",
+	}
+	for k, v := range want {
+		if got := resp.Header.Get(k); got != v {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package handler
+
+import (
+	"io"
+	"time"
+)
+
+// paced describes a finite stream that sends items from..count-1, the
+// first at once and each next one interval later, then a final frame.
+type paced struct {
+	from, count int
+	interval    time.Duration
+	// appendItems appends the frames of items [i, j) to dst.
+	appendItems func(dst []byte, i, j int) []byte
+	final       []byte
+}
+
+// runPaced streams p on s. One timer serves both the next item and the
+// heartbeat; every item already due is written in one step, so a slow
+// step never falls behind by more than one flush.
+func (s *sseStream) runPaced(p paced) {
+	next := p.from
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	s.c.Stream(func(io.Writer) bool {
+		if !s.wait(timer) {
+			return false
+		}
+		now := time.Now()
+		due := p.count
+		if p.interval > 0 {
+			due = min(p.from+int(now.Sub(start)/p.interval)+1, p.count)
+		}
+		if due > next {
+			s.buf = p.appendItems(s.buf, next, due)
+			s.queued += due - next
+			next = due
+		}
+		if next == p.count {
+			s.queue(p.final, 1)
+			s.send(now)
+			return s.stop(errCompleted)
+		}
+		if !s.send(now) {
+			return false
+		}
+		untilItem := start.Add(time.Duration(next-p.from) * p.interval).Sub(now)
+		timer.Reset(min(untilItem, s.nextHeartbeat(now)))
+		return true
+	})
+}

@@ -1,0 +1,205 @@
+package handler
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// pipeListener hands out in-memory connections, so a real http.Server and
+// http.Client run inside a synctest bubble, where time is fake and a
+// blocked read is durably blocked.
+type pipeListener struct {
+	conns     chan net.Conn
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80} }
+
+func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	server, client := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// bubbleServer runs h on a real http.Server over in-memory connections.
+// Call it inside synctest.Test; everything is shut down when the test ends.
+func bubbleServer(t *testing.T, h http.Handler) *http.Client {
+	ln := newPipeListener()
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	client := &http.Client{Transport: &http.Transport{DialContext: ln.dial}}
+	t.Cleanup(func() {
+		client.CloseIdleConnections()
+		srv.Close()
+	})
+	return client
+}
+
+func TestHeartbeatWhileIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(testOptions()) // heartbeat 15s
+		defer h.Close()
+		client := bubbleServer(t, h)
+		start := time.Now()
+		resp, err := client.Get("http://ssehub/stream?count=2&interval=50s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		lines := bufio.NewReader(resp.Body)
+		var got []string
+		for {
+			line, err := lines.ReadString('\n')
+			if err != nil {
+				break
+			}
+			if line == "\n" {
+				continue
+			}
+			got = append(got, time.Since(start).String()+" "+strings.TrimSuffix(line, "\n"))
+		}
+		want := []string{
+			"0s retry: 2500",
+			"0s id: 0", "0s data: Streamed line 0",
+			"15s : heartbeat", "30s : heartbeat", "45s : heartbeat",
+			"50s id: 1", "50s data: Streamed line 1",
+			"50s event: close", "50s data: bye",
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("stream:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
+func TestHeartbeatIsCountedFromTheLastWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := testOptions()
+		opts.Stream.HeartbeatInterval = 10 * time.Second
+		h := New(opts)
+		defer h.Close()
+		client := bubbleServer(t, h)
+		start := time.Now()
+		resp, err := client.Get("http://ssehub/stream?count=4&interval=6s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		p := stream.NewParser(resp.Body)
+		p.OnComment = func(text string) { t.Errorf("heartbeat %q at %v although events come every 6s", text, time.Since(start)) }
+		for range 5 {
+			if _, err := p.Next(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := time.Since(start); got != 18*time.Second {
+			t.Errorf("stream took %v, want 18s", got)
+		}
+	})
+}
+
+func TestWriteTimeoutDropsAClientThatDoesNotRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := testOptions()
+		opts.Stream.WriteTimeout = 7 * time.Second
+		h := New(opts)
+		defer h.Close()
+		returned := make(chan time.Duration, 1)
+		start := time.Now()
+		client := bubbleServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, r)
+			returned <- time.Since(start)
+		}))
+		// 10000 lines at once: far more than the connection buffers
+		// hold, and the client never reads the body.
+		resp, err := client.Get("http://ssehub/stream?count=10000&interval=0s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		synctest.Wait()
+		select {
+		case d := <-returned:
+			t.Fatalf("handler returned after %v before the write timed out", d)
+		default:
+		}
+		time.Sleep(7 * time.Second)
+		synctest.Wait()
+		select {
+		case d := <-returned:
+			if d != 7*time.Second {
+				t.Errorf("handler returned after %v, want the 7s write timeout", d)
+			}
+		default:
+			t.Fatal("handler still writing after the write timeout")
+		}
+	})
+}
+
+func TestClientGoneEndsIdleStream(t *testing.T) {
+	// Real sockets; the test's goleak check proves nothing outlives it.
+	ts := newTestServer(t, testOptions())
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/stream?count=2&interval=1m", nil)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := stream.NewParser(resp.Body).Next(); err != nil {
+		t.Fatal(err)
+	}
+	// Mid-interval: the next line is a minute away.
+	cancel()
+	ts.waitReturned(t, "/stream")
+}
+
+func TestCloseEndsOpenStreamsAtOnce(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	resp := ts.do(t, "GET", "/stream?count=2&interval=1m", nil, nil)
+	p := stream.NewParser(resp.Body)
+	if _, err := p.Next(); err != nil {
+		t.Fatal(err)
+	}
+	ts.h.Close()
+	if _, err := p.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after Close: %v, want the stream to end", err)
+	}
+	ts.waitReturned(t, "/stream")
+	wantJSONError(t, ts.do(t, "GET", "/readyz", nil, nil), http.StatusServiceUnavailable)
+}

@@ -1,0 +1,120 @@
+package handler
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// Bounds of the ticker's query parameters.
+const (
+	maxTickerCount    = 10000
+	maxTickerInterval = 60 * time.Second
+)
+
+// closeFrame ends the ticker: EventSource pages close on the named event.
+var closeFrame = mustEncode(stream.Event{Type: "close", Data: "bye"})
+
+// tickerStream serves GET /stream, the seed's ticker done right:
+// `id: i` and `data: Streamed line {i}` for i = 0..count-1, interval apart,
+// then `event: close`. Last-Event-ID n resumes at n+1; a reconnect after
+// the final id gets 204 No Content, the one answer that stops EventSource.
+func (h *Handler) tickerStream(c *gin.Context) {
+	count, interval, err := h.tickerParams(c.Request.URL.Query())
+	if err != nil {
+		h.abortWithError(c, err)
+		return
+	}
+	from, reset := tickerResume(c.GetHeader("Last-Event-ID"), count)
+	if from == count {
+		c.Status(http.StatusNoContent)
+		return
+	}
+	s := h.openStream(c)
+	defer s.close()
+	if reset != "" {
+		s.queue(mustEncode(stream.Event{Type: "reset", Data: reset}), 1)
+	}
+	s.runPaced(paced{
+		from:        from,
+		count:       count,
+		interval:    interval,
+		appendItems: h.ticker.append,
+		final:       closeFrame,
+	})
+}
+
+// tickerParams reads count and interval from the query, defaulting to the
+// configured values.
+func (h *Handler) tickerParams(q url.Values) (count int, interval time.Duration, err error) {
+	count, interval = h.demo.TickerCount, h.demo.TickerInterval
+	if v, ok := q["count"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 || n > maxTickerCount {
+			return 0, 0, badRequest("count %q: want a whole number from 1 to %d", v[0], maxTickerCount)
+		}
+		count = n
+	}
+	if v, ok := q["interval"]; ok {
+		d, err := time.ParseDuration(v[0])
+		if err != nil || d < 0 || d > maxTickerInterval {
+			return 0, 0, badRequest("interval %q: want a duration from 0s to %s, such as 500ms", v[0], maxTickerInterval)
+		}
+		interval = d
+	}
+	return count, interval, nil
+}
+
+// tickerResume returns the first index to send after lastID. An id the
+// ticker cannot resume from restarts at 0 with a reason to tell the client:
+// a resume is never silently ignored.
+func tickerResume(lastID string, count int) (from int, reset string) {
+	if lastID == "" {
+		return 0, ""
+	}
+	n, err := strconv.Atoi(lastID)
+	if err != nil || n < 0 || n >= count {
+		return 0, fmt.Sprintf("Last-Event-ID %q is not an id of this stream (0 to %d); starting over", lastID, count-1)
+	}
+	return n + 1, ""
+}
+
+// tickerFrames holds the ticker's frames, encoded once for every client:
+// frame i is buf[ends[i-1]:ends[i]], so frames i..j-1 are one slice.
+type tickerFrames struct {
+	buf  []byte
+	ends []int
+}
+
+func newTickerFrames(n int) *tickerFrames {
+	t := &tickerFrames{ends: make([]int, n)}
+	for i := range n {
+		ev := stream.Event{ID: strconv.Itoa(i), Data: "Streamed line " + strconv.Itoa(i)}
+		t.buf, _ = ev.AppendTo(t.buf)
+		t.ends[i] = len(t.buf)
+	}
+	return t
+}
+
+// append appends frames [i, j) to dst.
+func (t *tickerFrames) append(dst []byte, i, j int) []byte {
+	start := 0
+	if i > 0 {
+		start = t.ends[i-1]
+	}
+	return append(dst, t.buf[start:t.ends[j-1]]...)
+}
+
+// mustEncode encodes an event known to be valid.
+func mustEncode(ev stream.Event) []byte {
+	b, err := ev.AppendTo(nil)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

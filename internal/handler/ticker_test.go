@@ -1,0 +1,143 @@
+package handler
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+func TestTickerSendsEveryLineThenClose(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	resp := ts.do(t, "GET", "/stream?count=4&interval=0s", nil, map[string]string{"Accept-Encoding": "gzip"})
+	wantStreamHeaders(t, resp)
+	p, events := readAll(t, resp.Body)
+	if got := p.ReconnectionTime(); got != 2500*time.Millisecond {
+		t.Errorf("retry %v, want 2.5s", got)
+	}
+	if len(events) != 5 {
+		t.Fatalf("%d events, want 4 lines and close: %+v", len(events), events)
+	}
+	for i, ev := range events[:4] {
+		want := stream.Event{ID: strconv.Itoa(i), Data: "Streamed line " + strconv.Itoa(i)}
+		if i == 0 {
+			want.Retry = 2500 * time.Millisecond
+		}
+		if ev != want {
+			t.Errorf("event %d: %+v, want %+v", i, ev, want)
+		}
+	}
+	if last := events[4]; last.Type != "close" || last.Data != "bye" {
+		t.Errorf("last event %+v, want close/bye", last)
+	}
+}
+
+func TestTickerRetryFieldComesFirst(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	resp := ts.do(t, "GET", "/stream?count=1", nil, nil)
+	buf := make([]byte, len("retry: 2500\n\n"))
+	if _, err := resp.Body.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if string(buf) != "retry: 2500\n\n" {
+		t.Errorf("stream starts with %q", buf)
+	}
+}
+
+func TestTickerUsesConfiguredDefaults(t *testing.T) {
+	ts := newTestServer(t, testOptions()) // count 3, interval 0
+	resp := ts.do(t, "GET", "/stream", nil, nil)
+	_, events := readAll(t, resp.Body)
+	if len(events) != 4 {
+		t.Fatalf("%d events, want 3 lines and close", len(events))
+	}
+}
+
+func TestTickerSendsEachLineAsItIsProduced(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	// The second line is a minute away: the first must arrive on its own.
+	resp := ts.do(t, "GET", "/stream?count=2&interval=1m", nil, nil)
+	ev, err := stream.NewParser(resp.Body).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Data != "Streamed line 0" {
+		t.Fatalf("first event %+v", ev)
+	}
+}
+
+func TestTickerResumesAfterLastEventID(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	resp := ts.do(t, "GET", "/stream?count=5", nil, map[string]string{"Last-Event-ID": "2"})
+	_, events := readAll(t, resp.Body)
+	var ids []string
+	for _, ev := range events {
+		ids = append(ids, ev.ID+":"+ev.Type)
+	}
+	// The close event keeps the last id, as the spec's id buffer does.
+	if got, want := strings.Join(ids, " "), "3: 4: 4:close"; got != want {
+		t.Errorf("ids %q, want %q", got, want)
+	}
+}
+
+func TestTickerAfterFinalIDAnswers204(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	resp := ts.do(t, "GET", "/stream?count=5", nil, map[string]string{"Last-Event-ID": "4"})
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("status %d, want 204: only a non-200 answer stops EventSource", resp.StatusCode)
+	}
+}
+
+func TestTickerUnknownLastEventIDResets(t *testing.T) {
+	for _, id := range []string{"x", "-1", "5", "99999999999999999999"} {
+		t.Run(id, func(t *testing.T) {
+			ts := newTestServer(t, testOptions())
+			resp := ts.do(t, "GET", "/stream?count=5", nil, map[string]string{"Last-Event-ID": id})
+			_, events := readAll(t, resp.Body)
+			if len(events) != 7 {
+				t.Fatalf("%d events, want reset, 5 lines and close", len(events))
+			}
+			if events[0].Type != "reset" || !strings.Contains(events[0].Data, strconv.Quote(id)) {
+				t.Errorf("first event %+v, want a reset naming %q", events[0], id)
+			}
+			if events[1].ID != "0" {
+				t.Errorf("after reset, id %q, want 0", events[1].ID)
+			}
+		})
+	}
+}
+
+func TestTickerRejectsBadQuery(t *testing.T) {
+	for _, q := range []string{
+		"count=0", "count=10001", "count=abc", "count=", "count=1.5",
+		"interval=-1s", "interval=61s", "interval=fast", "interval=500",
+	} {
+		t.Run(q, func(t *testing.T) {
+			ts := newTestServer(t, testOptions())
+			resp := ts.do(t, "GET", "/stream?"+q, nil, nil)
+			msg := wantJSONError(t, resp, http.StatusBadRequest)
+			param := strings.SplitN(q, "=", 2)[0]
+			if !strings.Contains(msg, param) {
+				t.Errorf("error %q does not name %s", msg, param)
+			}
+		})
+	}
+}
+
+func TestTickerFramesMatchTheEncoder(t *testing.T) {
+	frames := newTickerFrames(12)
+	got := string(frames.append(nil, 9, 12))
+	var want []byte
+	for i := 9; i < 12; i++ {
+		want, _ = (&stream.Event{ID: strconv.Itoa(i), Data: "Streamed line " + strconv.Itoa(i)}).AppendTo(want)
+	}
+	if got != string(want) {
+		t.Errorf("frames 9..11 = %q, want %q", got, want)
+	}
+	if got := string(frames.append(nil, 0, 1)); got != "id: 0\ndata: Streamed line 0\n\n" {
+		t.Errorf("frame 0 = %q", got)
+	}
+}

@@ -1,0 +1,93 @@
+package handler
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// Bounds of POST /stream.
+const (
+	maxTokenBody         = 64 << 10
+	maxTokenInterval     = 5 * time.Second
+	defaultTokenInterval = 50 * time.Millisecond
+)
+
+// doneFrame ends a token stream, the way chat completion APIs end theirs.
+var doneFrame = mustEncode(stream.Event{Data: "[DONE]"})
+
+// tokenRequest is the body of POST /stream.
+type tokenRequest struct {
+	Text     string `json:"text"`
+	Interval string `json:"interval"`
+}
+
+// token is the data of one token event.
+type token struct {
+	Index int    `json:"index"`
+	Token string `json:"token"`
+}
+
+// tokenStream serves POST /stream: one event per word of the text,
+// interval apart, then `data: [DONE]`. It is meant for fetch readers, which
+// can POST a body where EventSource cannot.
+func (h *Handler) tokenStream(c *gin.Context) {
+	words, interval, err := readTokenRequest(c.Writer, c.Request)
+	if err != nil {
+		h.abortWithError(c, err)
+		return
+	}
+	s := h.openStream(c)
+	defer s.close()
+	s.runPaced(paced{
+		count:    len(words),
+		interval: interval,
+		appendItems: func(dst []byte, i, j int) []byte {
+			for ; i < j; i++ {
+				data, _ := json.Marshal(token{Index: i, Token: words[i]})
+				dst, _ = (&stream.Event{Data: string(data)}).AppendTo(dst)
+			}
+			return dst
+		},
+		final: doneFrame,
+	})
+}
+
+// readTokenRequest decodes and checks the body of POST /stream.
+func readTokenRequest(w http.ResponseWriter, r *http.Request) (words []string, interval time.Duration, err error) {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTokenBody))
+	dec.DisallowUnknownFields()
+	var req tokenRequest
+	if err := dec.Decode(&req); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, 0, err
+		}
+		if errors.Is(err, io.EOF) {
+			return nil, 0, badRequest(`body: want a JSON object such as {"text": "hello world"}`)
+		}
+		return nil, 0, badRequest("body: %v", err)
+	}
+	if dec.More() {
+		return nil, 0, badRequest("body: want one JSON object, found more after it")
+	}
+	words = strings.Fields(req.Text)
+	if len(words) == 0 {
+		return nil, 0, badRequest("text is required and must hold at least one word")
+	}
+	interval = defaultTokenInterval
+	if req.Interval != "" {
+		d, err := time.ParseDuration(req.Interval)
+		if err != nil || d < 0 || d > maxTokenInterval {
+			return nil, 0, badRequest("interval %q: want a duration from 0s to %s, such as 50ms", req.Interval, maxTokenInterval)
+		}
+		interval = d
+	}
+	return words, interval, nil
+}
