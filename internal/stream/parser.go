@@ -111,17 +111,17 @@ func (p *Parser) Next() (Event, error) {
 	}
 	for {
 		line, err := p.readLine()
-		if err == nil {
-			var ev Event
-			var ok bool
-			ev, ok, err = p.processLine(line)
-			if ok {
-				return ev, nil
-			}
-		}
 		if err != nil {
 			p.err = err
 			return Event{}, err
+		}
+		ev, ok, err := p.processLine(line)
+		if err != nil {
+			p.err = err
+			return Event{}, err
+		}
+		if ok {
+			return ev, nil
 		}
 	}
 }
