@@ -1,0 +1,76 @@
+package handler
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestHealthAndReadiness(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
+		resp := ts.do(t, "GET", path, nil, nil)
+		var body struct{ Status string }
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK || body.Status != want {
+			t.Errorf("%s: %d %+v %v, want 200 %q", path, resp.StatusCode, body, err, want)
+		}
+	}
+	ts.h.Close()
+	ts.h.Close() // idempotent
+	wantJSONError(t, ts.do(t, "GET", "/readyz", nil, nil), http.StatusServiceUnavailable)
+	if resp := ts.do(t, "GET", "/healthz", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz during shutdown: %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestMetricsExposition(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	readAll(t, ts.do(t, "GET", "/stream?count=3", nil, nil).Body)
+	resp := ts.do(t, "GET", "/metrics", nil, nil)
+	b, _ := io.ReadAll(resp.Body)
+	text := string(b)
+	for _, want := range []string{
+		"ssehub_streams_active 0",
+		"ssehub_stream_events_sent_total 4",
+		"go_goroutines ",
+		"process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func TestDemoPageIsServed(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	resp := ts.do(t, "GET", "/", nil, nil)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "ssehub demo") {
+		t.Fatalf("GET /: %d %q", resp.StatusCode, b)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("GET / Content-Type %q", ct)
+	}
+	for _, path := range []string{"/app.js", "/vendor/vue.js", "/vendor/LICENSE"} {
+		if resp := ts.do(t, "GET", path, nil, nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+	}
+	for _, path := range []string{"/missing.js", "/vendor/", "/../go.mod", "/vendor/../../x"} {
+		wantJSONError(t, ts.do(t, "GET", path, nil, nil), http.StatusNotFound)
+	}
+}
+
+func TestDemoDisabled(t *testing.T) {
+	opts := testOptions()
+	opts.Demo.Enabled = false
+	ts := newTestServer(t, opts)
+	for _, path := range []string{"/", "/app.js", "/stream"} {
+		wantJSONError(t, ts.do(t, "GET", path, nil, nil), http.StatusNotFound)
+	}
+	if resp := ts.do(t, "GET", "/healthz", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz with the demo off: %d", resp.StatusCode)
+	}
+}
