@@ -1,0 +1,356 @@
+// sse-client.js: a Server-Sent Events client for fetch, as an ES module.
+//
+// EventStreamParser turns the text of an event stream into events, one chunk
+// at a time, following the WHATWG HTML rules for "interpreting an event
+// stream": a chunk may end anywhere, in the middle of a line, between the CR
+// and the LF of a CRLF, or in the middle of a UTF-8 sequence (write() decodes
+// bytes with TextDecoder in streaming mode).
+//
+// fetchEventSource reads a fetch response through the parser, so a page can
+// stream from a POST with a JSON body or custom headers, which EventSource
+// cannot do. With reconnect: true it also resumes like EventSource: it waits
+// the server's retry: time and reconnects with a Last-Event-ID header.
+
+/** The reconnection delay, in milliseconds, used until the server sends retry:. */
+export const DEFAULT_RETRY_MS = 3000;
+
+const BOM = "\uFEFF";
+const DIGITS = /^[0-9]+$/;
+
+/**
+ * EventStreamParser is an incremental event-stream parser. Feed it text with
+ * feed() (or bytes with write(), never both on one parser) and call end() when
+ * the stream ends. Callbacks run synchronously from feed, write and end.
+ *
+ * Events are plain objects { type, data, lastEventId }, like the MessageEvent
+ * that EventSource dispatches: type is the event: field or "message", data has
+ * its trailing LF removed, lastEventId is the last id: seen on this or an
+ * earlier connection (ids persist from event to event until changed).
+ */
+export class EventStreamParser {
+  /**
+   * @param {object} [options]
+   * @param {(ev: {type: string, data: string, lastEventId: string}) => void} [options.onEvent]
+   *   called for every dispatched event.
+   * @param {(text: string) => void} [options.onComment] called for every comment
+   *   line (a line starting with ":"), with the text after the colon and one
+   *   leading space removed.
+   * @param {(ms: number) => void} [options.onRetry] called for every valid retry:
+   *   field (digits only) with the reconnection time in milliseconds.
+   * @param {string} [options.lastEventId] the last event id from an earlier
+   *   connection, used until the stream sets another.
+   */
+  constructor({ onEvent, onComment, onRetry, lastEventId = "" } = {}) {
+    this.onEvent = onEvent;
+    this.onComment = onComment;
+    this.onRetry = onRetry;
+    this._lastEventId = lastEventId;
+    this._decoder = null;
+    this._reset();
+  }
+
+  /** The last event id string: what a reconnect sends as Last-Event-ID. */
+  get lastEventId() {
+    return this._lastEventId;
+  }
+
+  /**
+   * feed parses the next chunk of decoded text. A line is processed as soon as
+   * its end is seen; the rest waits for the next chunk.
+   * @param {string} text
+   */
+  feed(text) {
+    if (text === "") return;
+    if (this._atStart) {
+      this._atStart = false;
+      if (text[0] === BOM) text = text.slice(1);
+    }
+    if (this._afterCR) {
+      this._afterCR = false;
+      if (text[0] === "\n") text = text.slice(1);
+    }
+    // cr and lf hold the next CR and LF at or after start, -1 when there is none.
+    let start = 0;
+    let cr = text.indexOf("\r");
+    let lf = text.indexOf("\n");
+    while (cr !== -1 || lf !== -1) {
+      let end = lf;
+      let next = lf + 1;
+      if (cr !== -1 && (lf === -1 || cr < lf)) {
+        end = cr;
+        if (lf === cr + 1) {
+          next = cr + 2;
+        } else {
+          next = cr + 1;
+          // A CR that ends the chunk may be the first half of a CRLF.
+          if (next === text.length) this._afterCR = true;
+        }
+      }
+      const piece = text.slice(start, end);
+      const line = this._partial === "" ? piece : this._partial + piece;
+      this._partial = "";
+      start = next;
+      if (cr !== -1 && cr < start) cr = text.indexOf("\r", start);
+      if (lf !== -1 && lf < start) lf = text.indexOf("\n", start);
+      this._line(line);
+    }
+    if (start < text.length) this._partial += text.slice(start);
+  }
+
+  /**
+   * write decodes the next chunk of UTF-8 bytes and parses it. A multi-byte
+   * character split between two chunks is decoded whole.
+   * @param {Uint8Array} bytes
+   */
+  write(bytes) {
+    // ignoreBOM keeps a leading BOM in the text, so feed strips exactly one.
+    this._decoder ??= new TextDecoder("utf-8", { ignoreBOM: true });
+    this.feed(this._decoder.decode(bytes, { stream: true }));
+  }
+
+  /**
+   * end marks the end of the stream: an incomplete line or event is
+   * discarded, as the spec requires, and the parser is ready for the stream
+   * of the next connection. The last event id is kept.
+   */
+  end() {
+    if (this._decoder !== null) {
+      this.feed(this._decoder.decode());
+      this._decoder = null;
+    }
+    this._reset();
+  }
+
+  _reset() {
+    this._atStart = true;
+    this._afterCR = false;
+    this._partial = "";
+    this._data = "";
+    this._type = "";
+    // Browsers start each connection's id buffer at the current last event id.
+    this._idBuffer = this._lastEventId;
+  }
+
+  _line(line) {
+    if (line === "") {
+      this._dispatch();
+      return;
+    }
+    const colon = line.indexOf(":");
+    if (colon === 0) {
+      if (this.onComment) this.onComment(stripSpace(line.slice(1)));
+      return;
+    }
+    if (colon < 0) {
+      this._field(line, "");
+    } else {
+      this._field(line.slice(0, colon), stripSpace(line.slice(colon + 1)));
+    }
+  }
+
+  _field(name, value) {
+    switch (name) {
+      case "event":
+        this._type = value;
+        break;
+      case "data":
+        this._data += value + "\n";
+        break;
+      case "id":
+        if (!value.includes("\0")) this._idBuffer = value;
+        break;
+      case "retry":
+        if (DIGITS.test(value) && this.onRetry) this.onRetry(parseInt(value, 10));
+        break;
+      default:
+      // Other field names are ignored.
+    }
+  }
+
+  _dispatch() {
+    this._lastEventId = this._idBuffer;
+    const data = this._data;
+    const type = this._type;
+    this._data = "";
+    this._type = "";
+    if (data === "") return;
+    const ev = { type: type || "message", data: data.slice(0, -1), lastEventId: this._lastEventId };
+    if (this.onEvent) this.onEvent(ev);
+  }
+}
+
+function stripSpace(value) {
+  return value[0] === " " ? value.slice(1) : value;
+}
+
+/**
+ * SSEResponseError is thrown by fetchEventSource for an answer that is not an
+ * event stream: a non-2xx status or another content type. Its message holds
+ * the status and, when the body is JSON with an "error" field, that text.
+ */
+export class SSEResponseError extends Error {
+  /**
+   * @param {string} message
+   * @param {number} status the HTTP status code.
+   * @param {string} [serverError] the JSON body's "error" field, if any.
+   */
+  constructor(message, status, serverError = "") {
+    super(message);
+    this.name = "SSEResponseError";
+    this.status = status;
+    this.serverError = serverError;
+  }
+}
+
+/**
+ * fetchEventSource requests url with fetch and reads the answer as an event
+ * stream, calling onEvent for each event.
+ *
+ * Without reconnect, the returned promise resolves when the stream ends. With
+ * reconnect: true, a stream that ends or drops (network error) is opened
+ * again after the retry time (DEFAULT_RETRY_MS or the server's retry:), with
+ * a Last-Event-ID header, until the signal aborts; onDisconnect sees each
+ * drop. A 204 answer ends the stream for good, as it stops EventSource.
+ *
+ * The promise rejects with the browser's own error when fetch fails (network
+ * or CORS: "TypeError: Failed to fetch") and reconnect is off, with the
+ * signal's reason (an AbortError) when aborted, with an SSEResponseError for a
+ * non-2xx status or a content type other than text/event-stream, and with
+ * whatever a callback throws. It resolves to the last event id.
+ *
+ * @param {string | URL} url
+ * @param {object} [options]
+ * @param {string} [options.method] "GET" by default.
+ * @param {HeadersInit} [options.headers] sent on every request; Accept
+ *   defaults to text/event-stream.
+ * @param {BodyInit} [options.body] must be reusable (a string) when reconnecting.
+ * @param {RequestCredentials} [options.credentials]
+ * @param {AbortSignal} [options.signal] aborts the request, the read and the wait.
+ * @param {(response: Response) => void} [options.onOpen] called once per
+ *   connection, when an event-stream response arrives, before any event.
+ * @param {(ev: {type: string, data: string, lastEventId: string}) => void} [options.onEvent]
+ * @param {(text: string) => void} [options.onComment]
+ * @param {(ms: number) => void} [options.onRetry] called when the server sets retry:.
+ * @param {(error: Error | null, delayMs: number) => void} [options.onDisconnect]
+ *   with reconnect: called before each wait; error is null for a clean end.
+ * @param {string} [options.lastEventId] sent as Last-Event-ID on the first request too.
+ * @param {boolean} [options.reconnect] false by default.
+ * @param {number} [options.retryDelay] the delay until the server sends retry:.
+ * @returns {Promise<string>}
+ */
+export async function fetchEventSource(url, options = {}) {
+  const { signal, reconnect = false, onRetry, onDisconnect } = options;
+  let delay = options.retryDelay ?? DEFAULT_RETRY_MS;
+  const parser = new EventStreamParser({
+    onEvent: options.onEvent,
+    onComment: options.onComment,
+    lastEventId: options.lastEventId ?? "",
+    onRetry(ms) {
+      delay = ms;
+      if (onRetry) onRetry(ms);
+    },
+  });
+  for (;;) {
+    const result = await connectOnce(url, options, parser);
+    if (result.stop) return parser.lastEventId;
+    if (result.error && (!reconnect || signal?.aborted)) throw result.error;
+    if (!reconnect) return parser.lastEventId;
+    if (onDisconnect) onDisconnect(result.error ?? null, delay);
+    await sleep(delay, signal);
+  }
+}
+
+// connectOnce makes one request and reads its stream to the end. It returns
+// {stop: true} for a 204 answer, {error} when fetch or a read failed (network,
+// CORS or abort) and {} when the stream ended. It throws SSEResponseError for
+// an answer that is not an event stream, and whatever a callback throws.
+async function connectOnce(url, options, parser) {
+  const headers = new Headers(options.headers);
+  if (!headers.has("Accept")) headers.set("Accept", "text/event-stream");
+  if (parser.lastEventId !== "") headers.set("Last-Event-ID", parser.lastEventId);
+  let response;
+  try {
+    response = await fetch(url, {
+      method: options.method ?? "GET",
+      headers,
+      body: options.body,
+      credentials: options.credentials,
+      signal: options.signal,
+      cache: "no-store",
+    });
+  } catch (error) {
+    return { error };
+  }
+  if (response.status === 204) {
+    await response.body?.cancel();
+    return { stop: true };
+  }
+  await checkResponse(response);
+  if (options.onOpen) options.onOpen(response);
+  const reader = response.body.getReader();
+  let result = null;
+  try {
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        result = { error };
+        break;
+      }
+      if (chunk.done) {
+        result = {};
+        break;
+      }
+      parser.write(chunk.value);
+    }
+  } finally {
+    parser.end();
+    if (result === null) reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+  return result;
+}
+
+// checkResponse throws an SSEResponseError unless response is a 2xx
+// text/event-stream answer.
+async function checkResponse(response) {
+  const type = response.headers.get("Content-Type") ?? "";
+  const isStream = type.split(";")[0].trim().toLowerCase() === "text/event-stream";
+  if (response.ok && isStream) return;
+  let serverError = "";
+  try {
+    const body = JSON.parse(await response.text());
+    if (body && typeof body.error === "string") serverError = body.error;
+  } catch {
+    // Not JSON: the status says enough.
+  }
+  let message = `HTTP ${response.status}`;
+  if (serverError !== "") message += `: ${serverError}`;
+  else if (!response.ok) message += response.statusText ? ` ${response.statusText}` : "";
+  else message += `: expected text/event-stream, got ${JSON.stringify(type)}`;
+  throw new SSEResponseError(message, response.status, serverError);
+}
+
+function abortReason(signal) {
+  return signal.reason ?? new DOMException("The operation was aborted.", "AbortError");
+}
+
+// sleep waits ms milliseconds, or rejects with the abort reason when signal aborts.
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(abortReason(signal));
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortReason(signal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -1,0 +1,485 @@
+// Tests of sse-client.js with node's built-in runner: `node --test static/`.
+// The parser is checked against the WHATWG examples and chunk boundaries at
+// every offset; fetchEventSource against a real node:http server.
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { once } from "node:events";
+
+import { EventStreamParser, SSEResponseError, fetchEventSource } from "./sse-client.js";
+
+const utf8 = new TextEncoder();
+
+// collect returns a parser that records everything it reports.
+function collect(options = {}) {
+  const got = { events: [], comments: [], retries: [] };
+  const parser = new EventStreamParser({
+    ...options,
+    onEvent: (ev) => got.events.push(ev),
+    onComment: (text) => got.comments.push(text),
+    onRetry: (ms) => got.retries.push(ms),
+  });
+  return { parser, got };
+}
+
+// parseText feeds text chunks, ends the stream and returns what was reported.
+function parseText(...chunks) {
+  const { parser, got } = collect();
+  for (const chunk of chunks) parser.feed(chunk);
+  parser.end();
+  return { ...got, lastEventId: parser.lastEventId };
+}
+
+// parseBytes writes byte chunks, ends the stream and returns what was reported.
+function parseBytes(...chunks) {
+  const { parser, got } = collect();
+  for (const chunk of chunks) parser.write(chunk);
+  parser.end();
+  return { ...got, lastEventId: parser.lastEventId };
+}
+
+function ev(data, { type = "message", id = "" } = {}) {
+  return { type, data, lastEventId: id };
+}
+
+describe("EventStreamParser: the spec's examples", () => {
+  test("data lines join with LF", () => {
+    const got = parseText("data: YHOO\ndata: +2\ndata: 10\n\n");
+    assert.deepEqual(got.events, [ev("YHOO\n+2\n10")]);
+  });
+
+  test("comments, ids and a bare id field", () => {
+    const got = parseText(
+      ": test stream\n\ndata: first event\nid: 1\n\ndata:second event\nid\n\ndata:  third event\n\n",
+    );
+    assert.deepEqual(got.comments, ["test stream"]);
+    assert.deepEqual(got.events, [ev("first event", { id: "1" }), ev("second event"), ev(" third event")]);
+  });
+
+  test("fields without a colon, and an unfinished event discarded at the end", () => {
+    const got = parseText("data\n\ndata\ndata\n\ndata:");
+    assert.deepEqual(got.events, [ev(""), ev("\n")]);
+  });
+
+  test("one space after the colon is optional", () => {
+    const got = parseText("data:test\n\ndata: test\n\n");
+    assert.deepEqual(got.events, [ev("test"), ev("test")]);
+  });
+});
+
+describe("EventStreamParser: fields", () => {
+  test("named events and the type reset after each dispatch", () => {
+    const got = parseText("event: close\ndata: bye\n\ndata: next\n\n");
+    assert.deepEqual(got.events, [ev("bye", { type: "close" }), ev("next")]);
+  });
+
+  test("an empty event name means message", () => {
+    assert.deepEqual(parseText("event\ndata: x\n\n").events, [ev("x")]);
+  });
+
+  test("no data line, no event: blank lines and event-only frames dispatch nothing", () => {
+    assert.deepEqual(parseText("\n\n\nevent: ping\n\n").events, []);
+  });
+
+  test("unknown fields are ignored", () => {
+    assert.deepEqual(parseText("foo: bar\nDATA: x\ndata: y\n\n").events, [ev("y")]);
+  });
+
+  test("comments, with and without text, never dispatch", () => {
+    const got = parseText(":\n: ping\n:no space\n\n");
+    assert.deepEqual(got.comments, ["", "ping", "no space"]);
+    assert.deepEqual(got.events, []);
+  });
+
+  test("retry takes ASCII digits only", () => {
+    const got = parseText(
+      "retry: 1500\nretry: 15x\nretry: -1\nretry:\nretry: 1.5\nretry:  20\nretry\nretry:0\n",
+    );
+    assert.deepEqual(got.retries, [1500, 0]);
+  });
+
+  test("the id persists until the stream changes it", () => {
+    const got = parseText("id: 7\ndata: a\n\ndata: b\n\nid\ndata: c\n\n");
+    assert.deepEqual(got.events, [ev("a", { id: "7" }), ev("b", { id: "7" }), ev("c")]);
+  });
+
+  test("an id holding NUL is ignored", () => {
+    const got = parseText("id: 1\ndata: a\n\nid: 2\0x\ndata: b\n\n");
+    assert.deepEqual(got.events, [ev("a", { id: "1" }), ev("b", { id: "1" })]);
+  });
+
+  test("an id takes effect at the blank line even without data", () => {
+    const got = parseText("id: 42\n\n");
+    assert.deepEqual(got.events, []);
+    assert.equal(got.lastEventId, "42");
+  });
+
+  test("an id in an unfinished event is discarded", () => {
+    assert.equal(parseText("id: 1\n\nid: 2\ndata: x\n").lastEventId, "1");
+  });
+});
+
+describe("EventStreamParser: line ends and chunks", () => {
+  const want = [ev("a", { id: "1" }), ev("b\nc", { type: "t", id: "1" })];
+
+  test("LF, CRLF and CR alone end lines alike", () => {
+    for (const eol of ["\n", "\r\n", "\r"]) {
+      const text = ["id: 1", "data: a", "", "event: t", "data: b", "data: c", "", ""].join(eol);
+      assert.deepEqual(parseText(text).events, want, JSON.stringify(eol));
+    }
+  });
+
+  test("mixed line ends in one stream", () => {
+    assert.deepEqual(parseText("id: 1\r\ndata: a\r\revent: t\ndata: b\rdata: c\r\n\n").events, want);
+  });
+
+  test("several frames in one chunk", () => {
+    const text = Array.from({ length: 5 }, (_, i) => `id: ${i}\ndata: line ${i}\n\n`).join("");
+    const got = parseText(text);
+    assert.deepEqual(
+      got.events.map((e) => [e.lastEventId, e.data]),
+      [0, 1, 2, 3, 4].map((i) => [String(i), `line ${i}`]),
+    );
+  });
+
+  test("a CR ending one chunk and an LF starting the next are one line end", () => {
+    assert.deepEqual(parseText("data: a\r", "\ndata: b\r", "\n\r", "\n").events, [ev("a\nb")]);
+  });
+
+  test("a CRLF ending a chunk does not swallow an LF starting the next", () => {
+    assert.deepEqual(parseText("data: a\r\n", "\ndata: b\n\n").events, [ev("a"), ev("b")]);
+  });
+
+  test("a CR ending a chunk, then another line", () => {
+    assert.deepEqual(parseText("data: a\r", "data: b\r", "\r").events, [ev("a\nb")]);
+  });
+
+  test("empty chunks change nothing", () => {
+    assert.deepEqual(parseText("", "data: a\r", "", "\n", "", "\n", "").events, [ev("a")]);
+  });
+
+  // A stream with every line end, a comment, retry, a BOM and multi-byte text.
+  const stream =
+    "\uFEFF: hi\r\nretry: 250\rid: é1\ndata: héllo 世界 🎉\r\n\r\nevent: close\rdata: bye\r\rdata: ✓\n\n";
+  const streamEvents = [
+    ev("héllo 世界 🎉", { id: "é1" }),
+    ev("bye", { type: "close", id: "é1" }),
+    ev("✓", { id: "é1" }),
+  ];
+
+  test("text split at every offset parses as a whole", () => {
+    const whole = parseText(stream);
+    assert.deepEqual(whole.events, streamEvents);
+    assert.deepEqual(whole.comments, ["hi"]);
+    assert.deepEqual(whole.retries, [250]);
+    for (let i = 0; i <= stream.length; i++) {
+      assert.deepEqual(parseText(stream.slice(0, i), stream.slice(i)), whole, `split at ${i}`);
+    }
+  });
+
+  test("bytes split at every offset, and at every pair of offsets, parse as a whole", () => {
+    const bytes = utf8.encode(stream);
+    const whole = parseBytes(bytes);
+    assert.deepEqual(whole.events, streamEvents);
+    for (let i = 0; i <= bytes.length; i++) {
+      for (let j = i; j <= bytes.length; j++) {
+        const got = parseBytes(bytes.subarray(0, i), bytes.subarray(i, j), bytes.subarray(j));
+        assert.deepEqual(got, whole, `split at ${i} and ${j}`);
+      }
+    }
+  });
+
+  test("bytes fed one at a time", () => {
+    const bytes = utf8.encode(stream);
+    const chunks = Array.from(bytes, (b) => Uint8Array.of(b));
+    assert.deepEqual(parseBytes(...chunks).events, streamEvents);
+  });
+
+  test("a 4-byte character split inside its bytes", () => {
+    const bytes = utf8.encode("data: 🎉\n\n");
+    // Bytes 6..9 are the emoji: split after each of its first three bytes.
+    for (const at of [7, 8, 9]) {
+      assert.deepEqual(parseBytes(bytes.subarray(0, at), bytes.subarray(at)).events, [ev("🎉")]);
+    }
+  });
+
+  test("invalid UTF-8 becomes U+FFFD", () => {
+    const bytes = Uint8Array.of(...utf8.encode("data: a"), 0xff, ...utf8.encode("b\n\n"));
+    assert.deepEqual(parseBytes(bytes).events, [ev("a\uFFFDb")]);
+  });
+});
+
+describe("EventStreamParser: BOM and stream ends", () => {
+  test("one leading BOM is skipped", () => {
+    assert.deepEqual(parseText("\uFEFFdata: x\n\n").events, [ev("x")]);
+  });
+
+  test("a second BOM is part of the first field name", () => {
+    assert.deepEqual(parseText("\uFEFF\uFEFFdata: x\n\ndata: y\n\n").events, [ev("y")]);
+  });
+
+  test("a BOM later in the stream is text", () => {
+    assert.deepEqual(parseText("data: a\n\n", "\uFEFFdata: b\n\n").events, [ev("a")]);
+  });
+
+  test("a second BOM in bytes is not skipped", () => {
+    assert.deepEqual(parseBytes(utf8.encode("\uFEFF\uFEFFdata: x\n\ndata: y\n\n")).events, [ev("y")]);
+  });
+
+  test("a BOM in bytes, split across chunks", () => {
+    const bytes = utf8.encode("\uFEFFdata: x\n\n");
+    assert.equal(bytes[0], 0xef);
+    for (const at of [1, 2, 3]) {
+      assert.deepEqual(parseBytes(bytes.subarray(0, at), bytes.subarray(at)).events, [ev("x")]);
+    }
+  });
+
+  test("end() discards the unfinished event; the next stream starts clean but keeps the id", () => {
+    const { parser, got } = collect();
+    parser.feed("id: 3\ndata: a\n\nevent: t\ndata: half");
+    parser.end();
+    parser.feed("\uFEFFdata: b\n\n");
+    parser.end();
+    assert.deepEqual(got.events, [ev("a", { id: "3" }), ev("b", { id: "3" })]);
+  });
+
+  test("a CR ending one stream does not eat an LF starting the next", () => {
+    const { parser, got } = collect();
+    parser.feed("data: a\n\r");
+    parser.end();
+    parser.feed("\ndata: b\n\n");
+    parser.end();
+    assert.deepEqual(got.events, [ev("a"), ev("b")]);
+  });
+
+  test("the lastEventId option seeds ids", () => {
+    const { parser, got } = collect({ lastEventId: "9" });
+    assert.equal(parser.lastEventId, "9");
+    parser.feed("data: a\n\n");
+    assert.deepEqual(got.events, [ev("a", { id: "9" })]);
+  });
+});
+
+// serve starts a node:http server on loopback whose handler is called with
+// (req, res, n), n counting requests from 0. It returns the base URL, the
+// requests' headers and a close function.
+async function serve(handler) {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    const n = requests.length;
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (s) => (body += s));
+    req.on("end", () => {
+      requests.push({ method: req.method, url: req.url, headers: req.headers, body });
+      handler(req, res, n, body);
+    });
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close() {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+function sse(res, status = 200) {
+  res.writeHead(status, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache" });
+}
+
+describe("fetchEventSource", { timeout: 20_000 }, () => {
+  test("POSTs the body, opens, streams events split across writes, resolves at the end", async (t) => {
+    const srv = await serve((req, res) => {
+      sse(res);
+      res.write("retry: 1000\nid: 1\nda");
+      res.write('ta: {"index": 0}\n\ndata: [DO');
+      res.end("NE]\n\n");
+    });
+    t.after(srv.close);
+    const events = [];
+    let opened = 0;
+    const last = await fetchEventSource(`${srv.url}/stream`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ text: "hi" }),
+      onOpen(response) {
+        assert.equal(response.status, 200);
+        opened++;
+      },
+      onEvent: (e) => events.push(e),
+    });
+    assert.equal(opened, 1);
+    assert.equal(last, "1");
+    assert.deepEqual(events, [ev('{"index": 0}', { id: "1" }), ev("[DONE]", { id: "1" })]);
+    const [req] = srv.requests;
+    assert.equal(req.method, "POST");
+    assert.equal(req.body, '{"text":"hi"}');
+    assert.equal(req.headers["content-type"], "application/json");
+    assert.equal(req.headers.accept, "text/event-stream");
+    assert.equal(req.headers["last-event-id"], undefined);
+  });
+
+  test("a JSON error answer rejects with its status and error text", async (t) => {
+    const srv = await serve((req, res) => {
+      res.writeHead(400, { "Content-Type": "application/json" });
+      res.end('{"error": "interval must be at most 5s"}');
+    });
+    t.after(srv.close);
+    await assert.rejects(fetchEventSource(srv.url, { onOpen: () => assert.fail("opened") }), (err) => {
+      assert.ok(err instanceof SSEResponseError);
+      assert.equal(err.status, 400);
+      assert.equal(err.message, "HTTP 400: interval must be at most 5s");
+      return true;
+    });
+  });
+
+  test("a non-JSON error answer rejects with its status", async (t) => {
+    const srv = await serve((req, res) => {
+      res.writeHead(502, "Bad Gateway", { "Content-Type": "text/html" });
+      res.end("<h1>oops</h1>");
+    });
+    t.after(srv.close);
+    await assert.rejects(fetchEventSource(srv.url), { name: "SSEResponseError", message: "HTTP 502 Bad Gateway" });
+  });
+
+  test("a 200 answer that is not an event stream rejects", async (t) => {
+    const srv = await serve((req, res) => {
+      res.writeHead(200, { "Content-Type": "text/html" });
+      res.end("<html></html>");
+    });
+    t.after(srv.close);
+    await assert.rejects(fetchEventSource(srv.url, { reconnect: true }), {
+      name: "SSEResponseError",
+      message: 'HTTP 200: expected text/event-stream, got "text/html"',
+    });
+  });
+
+  test("a refused connection rejects with fetch's own TypeError", async () => {
+    const srv = await serve(() => {});
+    srv.close();
+    await assert.rejects(fetchEventSource(srv.url), TypeError);
+  });
+
+  test("reconnects after the retry: time with Last-Event-ID until a 204", { timeout: 10_000 }, async (t) => {
+    const srv = await serve((req, res, n) => {
+      if (n === 0) {
+        sse(res);
+        res.end("retry: 1\nid: 1\ndata: a\n\n");
+      } else if (n === 1) {
+        sse(res);
+        // A dropped connection: the socket dies in the middle of a frame.
+        res.write("id: 2\ndata: b\n\nid: 3\ndata: lost");
+        setImmediate(() => res.socket.destroy());
+      } else {
+        res.writeHead(204);
+        res.end();
+      }
+    });
+    t.after(srv.close);
+    const events = [];
+    const disconnects = [];
+    const retries = [];
+    // retryDelay is far beyond the test's timeout: only retry: makes it pass.
+    // t.signal ends the wait when the test times out.
+    const last = await fetchEventSource(srv.url, {
+      signal: t.signal,
+      reconnect: true,
+      retryDelay: 600_000,
+      onEvent: (e) => events.push(e),
+      onRetry: (ms) => retries.push(ms),
+      onDisconnect: (err, delay) => disconnects.push([err === null ? null : err.name, delay]),
+    });
+    assert.equal(last, "2");
+    assert.deepEqual(events, [ev("a", { id: "1" }), ev("b", { id: "2" })]);
+    assert.deepEqual(retries, [1]);
+    assert.deepEqual(disconnects, [
+      [null, 1],
+      ["TypeError", 1],
+    ]);
+    assert.deepEqual(
+      srv.requests.map((r) => r.headers["last-event-id"]),
+      [undefined, "1", "2"],
+    );
+  });
+
+  test("without reconnect, a dropped stream rejects with the read error", async (t) => {
+    const srv = await serve((req, res) => {
+      sse(res);
+      res.write("data: a\n\n");
+      setImmediate(() => res.socket.destroy());
+    });
+    t.after(srv.close);
+    const events = [];
+    await assert.rejects(fetchEventSource(srv.url, { onEvent: (e) => events.push(e.data) }), TypeError);
+    assert.deepEqual(events, ["a"]);
+  });
+
+  test("the lastEventId option is sent on the first request", async (t) => {
+    const srv = await serve((req, res) => {
+      res.writeHead(204);
+      res.end();
+    });
+    t.after(srv.close);
+    assert.equal(await fetchEventSource(srv.url, { lastEventId: "41", reconnect: true }), "41");
+    assert.equal(srv.requests[0].headers["last-event-id"], "41");
+  });
+
+  test("abort while streaming rejects with an AbortError and closes the request", async (t) => {
+    let closed;
+    const srv = await serve((req, res) => {
+      sse(res);
+      res.write("data: first\n\n");
+      closed = once(res, "close");
+    });
+    t.after(srv.close);
+    const ctrl = new AbortController();
+    await assert.rejects(
+      fetchEventSource(srv.url, { signal: ctrl.signal, reconnect: true, onEvent: () => ctrl.abort() }),
+      { name: "AbortError" },
+    );
+    await closed;
+  });
+
+  test("abort during the reconnect wait rejects with an AbortError", async (t) => {
+    const srv = await serve((req, res) => {
+      sse(res);
+      res.end("data: only\n\n");
+    });
+    t.after(srv.close);
+    const ctrl = new AbortController();
+    await assert.rejects(
+      fetchEventSource(srv.url, {
+        signal: ctrl.signal,
+        reconnect: true,
+        retryDelay: 600_000,
+        onDisconnect: () => queueMicrotask(() => ctrl.abort()),
+      }),
+      { name: "AbortError" },
+    );
+    assert.equal(srv.requests.length, 1);
+  });
+
+  test("an error thrown by onEvent rejects and is not retried", async (t) => {
+    const srv = await serve((req, res) => {
+      sse(res);
+      res.write("data: a\n\n");
+    });
+    t.after(srv.close);
+    const boom = new TypeError("bug in a callback");
+    await assert.rejects(
+      fetchEventSource(srv.url, {
+        reconnect: true,
+        onEvent() {
+          throw boom;
+        },
+      }),
+      (err) => err === boom,
+    );
+    assert.equal(srv.requests.length, 1);
+  });
+});
