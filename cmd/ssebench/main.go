@@ -1,0 +1,72 @@
+// Command ssebench puts Server-Sent Events load on an ssehub server from
+// one process: many lean raw-socket subscribers read through
+// internal/stream's spec parser, keep-alive publishers stamp each event
+// with a sequence number and its send time, and the server's RSS and CPU
+// are read from /proc/PID or its /metrics. Run `ssebench -h` for the
+// scenarios and flags.
+//
+// It targets loopback addresses only, unless -allow-remote is given, and
+// every run ends by itself.
+//
+// The exit code is 0 when the run completed, 1 when it was cut short (by
+// -timeout, a signal, or no subscriber connecting) and 2 on bad flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseOptions(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "ssebench:", err)
+		return 2
+	}
+	t, err := parseTarget(o.url, o.allowRemote, o.insecure)
+	if err != nil {
+		fmt.Fprintln(stderr, "ssebench:", err)
+		return 2
+	}
+	limit, err := raiseFileLimit()
+	if err != nil {
+		fmt.Fprintln(stderr, "ssebench: raising the open-file limit:", err)
+	}
+	if need := uint64(o.subscribers + o.publishers + 64); limit > 0 && need > limit {
+		fmt.Fprintf(stderr, "ssebench: warning: %d connections need about %d open files; the limit is %d\n", o.subscribers, need, limit)
+	}
+
+	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("-timeout %s reached", o.timeout))
+	defer cancel()
+	rep := newBench(o, t, stderr).run(ctx)
+	rep.Client.FileLimit = limit
+	if o.json {
+		err = rep.WriteJSON(stdout)
+	} else {
+		err = rep.WriteTable(stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "ssebench:", err)
+		return 1
+	}
+	if rep.Aborted != "" {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// publishTimeout bounds one publish request.
+const publishTimeout = 10 * time.Second
+
+// maxResponseBytes bounds a publish response body that ssebench reads.
+const maxResponseBytes = 64 << 10
+
+// publishConn is one keep-alive HTTP/1.1 connection that POSTs events,
+// written by hand like the subscribers so that the client's own cost per
+// request stays small next to the server's. It belongs to one goroutine.
+type publishConn struct {
+	t    *target
+	conn net.Conn
+	br   *bufio.Reader
+	req  []byte
+	resp []byte
+}
+
+// post sends body to path and returns the response status and body (valid
+// until the next call). It dials again after the server closed the
+// connection or a request failed.
+func (c *publishConn) post(ctx context.Context, path string, body []byte, token string) (int, []byte, error) {
+	if c.conn == nil {
+		conn, err := c.t.dial(ctx)
+		if err != nil {
+			return 0, nil, err
+		}
+		c.conn, c.br = conn, bufio.NewReaderSize(conn, 4096)
+	}
+	c.req = c.t.appendRequest(c.req[:0], http.MethodPost, path, body,
+		header{"Authorization", bearer(token)}, header{"Content-Type", "application/json"})
+	_ = c.conn.SetDeadline(time.Now().Add(publishTimeout))
+	status, resp, keep, err := c.exchange()
+	if err != nil || !keep {
+		c.close()
+	}
+	return status, resp, err
+}
+
+// exchange writes the request and reads the whole response.
+func (c *publishConn) exchange() (status int, body []byte, keepAlive bool, err error) {
+	if _, err := c.conn.Write(c.req); err != nil {
+		return 0, nil, false, err
+	}
+	head, err := readResponseHead(c.br)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if !head.chunked && head.contentLength < 0 {
+		head.close = true // the body runs to the end of the connection
+	}
+	c.resp = c.resp[:0]
+	buf := bytesWriter{&c.resp}
+	n, err := io.Copy(buf, io.LimitReader(head.body(c.br), maxResponseBytes))
+	if err != nil {
+		return head.status, nil, false, err
+	}
+	if n == maxResponseBytes {
+		head.close = true
+	}
+	return head.status, c.resp, !head.close, nil
+}
+
+func (c *publishConn) close() {
+	if c.conn != nil {
+		_ = c.conn.Close()
+		c.conn, c.br = nil, nil
+	}
+}
+
+// bytesWriter appends what is written to a byte slice.
+type bytesWriter struct{ b *[]byte }
+
+func (w bytesWriter) Write(p []byte) (int, error) {
+	*w.b = append(*w.b, p...)
+	return len(p), nil
+}
+
+// publisher publishes events to one topic from several connections and
+// counts the outcome. Its methods are safe for concurrent use.
+type publisher struct {
+	t     *target
+	path  string
+	token string
+	event string
+	size  int
+
+	latency Histogram // request round trip
+	sent    atomic.Int64
+	ok      atomic.Int64
+	errs    errorCounts
+	elapsed time.Duration
+}
+
+func newPublisher(t *target, topic, token, event string, size int) *publisher {
+	return &publisher{
+		t:     t,
+		path:  "/api/v1/topics/" + url.PathEscape(topic) + "/events",
+		token: token,
+		event: event,
+		size:  size,
+	}
+}
+
+// run publishes from workers connections until d has passed or ctx is
+// done. With rate > 0 event k is due at k/rate seconds after the start
+// (events that fall behind are sent as soon as a connection is free);
+// with rate 0 every worker publishes as fast as the server answers.
+func (p *publisher) run(ctx context.Context, rate float64, d time.Duration, workers int) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	jobs := make(chan int64, max(workers, 1)*4)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range max(workers, 1) {
+		wg.Go(func() { p.work(ctx, jobs) })
+	}
+	if rate > 0 {
+		p.schedule(ctx, rate, jobs)
+	} else {
+		for k := int64(0); ; k++ {
+			select {
+			case jobs <- k:
+				continue
+			case <-ctx.Done():
+			}
+			break
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	p.elapsed = time.Since(start)
+}
+
+// schedule hands out sequence numbers at rate per second.
+func (p *publisher) schedule(ctx context.Context, rate float64, jobs chan<- int64) {
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var next int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		due := int64(time.Since(start).Seconds()*rate) + 1
+		for ; next < due; next++ {
+			select {
+			case jobs <- next:
+			case <-ctx.Done():
+				return
+			}
+		}
+		at := start.Add(time.Duration(float64(next) / rate * float64(time.Second)))
+		timer.Reset(time.Until(at))
+	}
+}
+
+// work publishes each sequence number from jobs on one connection.
+func (p *publisher) work(ctx context.Context, jobs <-chan int64) {
+	c := &publishConn{t: p.t}
+	defer c.close()
+	var body []byte
+	for seq := range jobs {
+		if ctx.Err() != nil {
+			continue // drain
+		}
+		t0 := time.Now()
+		body = p.appendBody(body[:0], seq, t0.UnixNano())
+		p.sent.Add(1)
+		status, resp, err := c.post(ctx, p.path, body, p.token)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			p.sent.Add(-1) // cut off by the end of the run, not the server's fault
+		case err != nil:
+			p.errs.add(err)
+		case status != http.StatusCreated:
+			p.errs.add(fmt.Errorf("status %d %.120s: %w", status, resp, ErrStatus))
+		default:
+			p.ok.Add(1)
+			p.latency.Record(time.Since(t0))
+		}
+	}
+}
+
+// appendBody appends the JSON publish body of event seq to dst.
+func (p *publisher) appendBody(dst []byte, seq, ts int64) []byte {
+	dst = append(dst, '{')
+	if p.event != "" {
+		dst = append(dst, `"event":`...)
+		dst = appendJSONString(dst, p.event)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"data":`...)
+	dst = appendPayload(dst, seq, ts, p.size)
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string. Event names are short
+// ASCII in practice; other bytes are escaped as \u00XX.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}
+
+// Report returns the publishing figures.
+func (p *publisher) Report() *PublishReport {
+	r := &PublishReport{
+		Sent:    p.sent.Load(),
+		OK:      p.ok.Load(),
+		Failed:  p.errs.total(),
+		Errors:  p.errs.top(5),
+		Latency: p.latency.Summary(),
+		Elapsed: Duration(p.elapsed),
+	}
+	if p.elapsed > 0 {
+		r.PerSecond = float64(r.OK) / p.elapsed.Seconds()
+	}
+	return r
+}
