@@ -1,0 +1,91 @@
+// panel-cross-origin.js: the "Cross-origin" panel. It streams from a service
+// URL that may be on another origin, so the browser applies CORS: the state
+// shows whether the service allowed this page's origin, and a refusal shows
+// the browser's own error.
+import { fetchEventSource, SSEResponseError } from "./sse-client.js";
+
+const { ref, onBeforeUnmount } = Vue;
+
+// defaultServiceURL is the page's ?service= query parameter, else the
+// service's default address.
+function defaultServiceURL() {
+  return new URLSearchParams(location.search).get("service") || "http://localhost:8111";
+}
+
+export default {
+  name: "CrossOriginPanel",
+  setup() {
+    const url = ref(defaultServiceURL());
+    const state = ref("idle"); // idle | connecting | allowed | done | refused
+    const lines = ref([]); // { key, text, end }
+    const error = ref("");
+    const origin = location.origin;
+    let current = null;
+
+    async function start() {
+      if (current !== null) current.abort();
+      const run = new AbortController();
+      current = run;
+      lines.value = [];
+      error.value = "";
+      state.value = "connecting";
+      const mine = () => current === run;
+      const add = (text, end = false) => lines.value.push({ key: lines.value.length, text, end });
+      const base = url.value.trim().replace(/\/+$/, "");
+      try {
+        await fetchEventSource(`${base}/stream?count=5&interval=200ms`, {
+          headers: { Accept: "text/event-stream" },
+          signal: run.signal,
+          onOpen() {
+            if (mine()) state.value = "allowed";
+          },
+          onEvent(ev) {
+            if (!mine() || state.value !== "allowed") return;
+            if (ev.type !== "close") {
+              add(ev.data);
+              return;
+            }
+            add(ev.data, true);
+            state.value = "done";
+            run.abort(); // the stream is over
+          },
+        });
+        if (mine()) state.value = "done";
+      } catch (err) {
+        if (!mine() || state.value === "done") return;
+        // A fetch that rejects before any answer is what a CORS refusal
+        // looks like from inside the page (the reason is only in the console).
+        // An HTTP error, or a drop after the stream opened, got past CORS.
+        const refused = state.value === "connecting" && !(err instanceof SSEResponseError);
+        state.value = refused ? "refused" : "done";
+        error.value = String(err);
+      }
+    }
+
+    onBeforeUnmount(() => current?.abort());
+    return { url, state, lines, error, origin, start };
+  },
+  template: `
+    <section class="panel" aria-labelledby="xo-title">
+      <header class="panel-head">
+        <h2 id="xo-title">Cross-origin</h2>
+        <span id="xo-state" class="state" :data-state="state">{{ state }}</span>
+      </header>
+      <p class="hint">
+        This page's origin: <code id="xo-origin">{{ origin }}</code>. A service on
+        another origin answers only if its <code>cors.allowed_origins</code> lists it.
+      </p>
+      <div class="controls">
+        <label class="field inline grow">
+          <span>Service URL</span>
+          <input id="xo-url" v-model="url" type="url" spellcheck="false" @keyup.enter="start">
+        </label>
+        <button id="xo-start" type="button" @click="start">Start</button>
+      </div>
+      <p id="xo-error" class="error" role="status">{{ error }}</p>
+      <p v-if="state === 'refused'" id="xo-hint" class="hint warn">the service must list this page's origin ({{ origin }}) in cors.allowed_origins</p>
+      <ol id="xo-log" class="log" v-autoscroll aria-live="polite">
+        <li v-for="line in lines" :key="line.key" :class="{ end: line.end }">{{ line.text }}</li>
+      </ol>
+    </section>`,
+};
