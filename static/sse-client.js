@@ -286,10 +286,10 @@ async function connectOnce(url, options, parser) {
     return { stop: true };
   }
   await checkResponse(response);
-  if (options.onOpen) options.onOpen(response);
   const reader = response.body.getReader();
   let result = null;
   try {
+    if (options.onOpen) options.onOpen(response);
     for (;;) {
       let chunk;
       try {
@@ -319,11 +319,16 @@ async function checkResponse(response) {
   const isStream = type.split(";")[0].trim().toLowerCase() === "text/event-stream";
   if (response.ok && isStream) return;
   let serverError = "";
-  try {
-    const body = JSON.parse(await response.text());
-    if (body && typeof body.error === "string") serverError = body.error;
-  } catch {
-    // Not JSON: the status says enough.
+  if (response.ok) {
+    // A 200 of another type may never end: do not read it.
+    await response.body?.cancel();
+  } else {
+    try {
+      const body = JSON.parse(await response.text());
+      if (body && typeof body.error === "string") serverError = body.error;
+    } catch {
+      // Not JSON: the status says enough.
+    }
   }
   let message = `HTTP ${response.status}`;
   if (serverError !== "") message += `: ${serverError}`;
