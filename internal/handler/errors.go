@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // Errors a request can end in. Each maps to one status in statusOf; their
@@ -16,7 +17,16 @@ var (
 	errMethodNotAllowed = errors.New("method not allowed")
 	errOriginNotAllowed = errors.New("origin not allowed")
 	errShuttingDown     = errors.New("shutting down")
+
+	errNoToken              = errors.New("a bearer token is required")
+	errBadToken             = errors.New("the bearer token is not valid")
+	errPublishingOff        = errors.New("publishing is off: no auth.publish_tokens are configured")
+	errUnsupportedMediaType = errors.New("unsupported media type")
+	errReservedEventType    = errors.New(`event "reset" is reserved: the hub sends it when it cannot resume`)
 )
+
+// retryAfterSeconds is the Retry-After sent with a 503 for a full hub.
+const retryAfterSeconds = "5"
 
 // statusOf maps an error to its HTTP status: the one place that does.
 func statusOf(err error) int {
@@ -24,15 +34,27 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, errBadRequest):
+	case errors.Is(err, errBadRequest),
+		errors.Is(err, errReservedEventType),
+		errors.Is(err, stream.ErrInvalidTopic),
+		errors.Is(err, stream.ErrInvalidPattern),
+		errors.Is(err, stream.ErrInvalidEventType):
 		return http.StatusBadRequest
+	case errors.Is(err, errNoToken), errors.Is(err, errBadToken):
+		return http.StatusUnauthorized
+	case errors.Is(err, errPublishingOff):
+		return http.StatusForbidden
+	case errors.Is(err, errUnsupportedMediaType):
+		return http.StatusUnsupportedMediaType
 	case errors.Is(err, errNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, errMethodNotAllowed):
 		return http.StatusMethodNotAllowed
 	case errors.Is(err, errOriginNotAllowed):
 		return http.StatusForbidden
-	case errors.Is(err, errShuttingDown):
+	case errors.Is(err, errShuttingDown),
+		errors.Is(err, stream.ErrTooManySubscribers),
+		errors.Is(err, stream.ErrClosed):
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
@@ -48,6 +70,14 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 	switch {
 	case errors.As(err, &tooLarge):
 		msg = fmt.Sprintf("request body too large: limit is %d bytes", tooLarge.Limit)
+	case status == http.StatusUnauthorized:
+		challenge := `Bearer realm="ssehub"`
+		if errors.Is(err, errBadToken) {
+			challenge += `, error="invalid_token"`
+		}
+		c.Header("WWW-Authenticate", challenge)
+	case status == http.StatusServiceUnavailable:
+		c.Header("Retry-After", retryAfterSeconds)
 	case status >= http.StatusInternalServerError:
 		h.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
 		msg = http.StatusText(status)

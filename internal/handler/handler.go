@@ -22,6 +22,7 @@ type Options struct {
 	CORS   CORSOptions
 	Stream StreamOptions
 	Demo   DemoOptions
+	Hub    HubOptions
 	// Static is the demo page's file tree, served at "/" when Demo.Enabled.
 	Static fs.FS
 	// Registry receives the handler's metrics; nil means a new registry
@@ -65,6 +66,7 @@ type Handler struct {
 	log     *slog.Logger
 	stream  StreamOptions
 	demo    DemoOptions
+	hub     HubOptions
 	metrics *metrics
 	ticker  *tickerFrames
 
@@ -81,7 +83,8 @@ func New(opts Options) *Handler {
 		log:     opts.Logger,
 		stream:  opts.Stream,
 		demo:    opts.Demo,
-		metrics: newMetrics(opts.Registry),
+		hub:     opts.Hub,
+		metrics: newMetrics(opts.Registry, opts.Hub.Broker),
 		ticker:  newTickerFrames(maxTickerCount),
 		done:    make(chan struct{}),
 	}
@@ -94,6 +97,9 @@ func New(opts Options) *Handler {
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
 	r.GET("/metrics", gin.WrapH(h.metrics.handler))
+	if opts.Hub.Broker != nil {
+		h.hubRoutes(r)
+	}
 	if opts.Demo.Enabled {
 		r.GET("/stream", h.tickerStream)
 		r.POST("/stream", h.tokenStream)
@@ -115,6 +121,7 @@ func (o *Options) setDefaults() {
 	if o.Stream.WriteTimeout <= 0 {
 		o.Stream.WriteTimeout = 10 * time.Second
 	}
+	o.Hub.setDefaults()
 	if o.Demo.TickerCount <= 0 {
 		o.Demo.TickerCount = 10
 	}

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"net/http"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -13,9 +14,12 @@ type metrics struct {
 	handler       http.Handler
 	streamsActive prometheus.Gauge
 	eventsSent    prometheus.Counter
+	// writeTimeouts counts hub subscribers dropped because a write blocked
+	// past the write timeout; the broker counts those whose queue filled.
+	writeTimeouts atomic.Uint64
 }
 
-func newMetrics(reg *prometheus.Registry) *metrics {
+func newMetrics(reg *prometheus.Registry, broker Broker) *metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -32,5 +36,38 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}),
 	}
 	reg.MustRegister(m.streamsActive, m.eventsSent)
+	if broker != nil {
+		reg.MustRegister(&brokerCollector{broker: broker, writeTimeouts: &m.writeTimeouts})
+	}
 	return m
+}
+
+// brokerCollector reads the broker's running totals at scrape time.
+type brokerCollector struct {
+	broker        Broker
+	writeTimeouts *atomic.Uint64
+}
+
+var (
+	subscribersDesc = prometheus.NewDesc("ssehub_subscribers", "Open hub subscriptions.", nil, nil)
+	publishedDesc   = prometheus.NewDesc("ssehub_events_published_total", "Events accepted by the hub.", nil, nil)
+	deliveredDesc   = prometheus.NewDesc("ssehub_events_delivered_total", "Events queued to hub subscribers, replayed ones included.", nil, nil)
+	droppedDesc     = prometheus.NewDesc("ssehub_slow_subscribers_dropped_total", "Hub subscribers dropped as too slow: a full queue or a write past the write timeout.", nil, nil)
+	replayedDesc    = prometheus.NewDesc("ssehub_replayed_events_total", "Events replayed to subscribers that resumed with Last-Event-ID.", nil, nil)
+)
+
+func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{subscribersDesc, publishedDesc, deliveredDesc, droppedDesc, replayedDesc} {
+		ch <- d
+	}
+}
+
+func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.broker.Stats()
+	timeouts := float64(c.writeTimeouts.Load())
+	ch <- prometheus.MustNewConstMetric(subscribersDesc, prometheus.GaugeValue, float64(s.Subscribers))
+	ch <- prometheus.MustNewConstMetric(publishedDesc, prometheus.CounterValue, float64(s.Published))
+	ch <- prometheus.MustNewConstMetric(deliveredDesc, prometheus.CounterValue, float64(s.Delivered))
+	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.Dropped)+timeouts)
+	ch <- prometheus.MustNewConstMetric(replayedDesc, prometheus.CounterValue, float64(s.Replayed))
 }

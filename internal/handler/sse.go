@@ -3,10 +3,10 @@ package handler
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // heartbeat is the comment frame sent while a stream is idle. Clients
@@ -37,7 +37,8 @@ type sseStream struct {
 	end       error
 }
 
-// openStream sends the event-stream headers and queues the retry field.
+// openStream sends the event-stream headers and queues the retry field
+// (none when the configured retry is 0).
 // Nothing reaches the client until the first send.
 func (h *Handler) openStream(c *gin.Context) *sseStream {
 	hdr := c.Writer.Header()
@@ -50,9 +51,7 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 	c.Status(http.StatusOK)
 	now := time.Now()
 	s := &sseStream{h: h, c: c, rc: http.NewResponseController(c.Writer), started: now, lastWrite: now}
-	s.buf = append(s.buf, "retry: "...)
-	s.buf = strconv.AppendInt(s.buf, h.stream.Retry.Milliseconds(), 10)
-	s.buf = append(s.buf, "\n\n"...)
+	s.buf, _ = (&stream.Event{Retry: h.stream.Retry}).AppendTo(s.buf)
 	h.metrics.streamsActive.Inc()
 	return s
 }

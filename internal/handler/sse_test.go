@@ -121,7 +121,9 @@ func TestHeartbeatIsCountedFromTheLastWrite(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		p := stream.NewParser(resp.Body)
-		p.OnComment = func(text string) { t.Errorf("heartbeat %q at %v although events come every 6s", text, time.Since(start)) }
+		p.OnComment = func(text string) {
+			t.Errorf("heartbeat %q at %v although events come every 6s", text, time.Since(start))
+		}
 		for range 5 {
 			if _, err := p.Next(); err != nil {
 				t.Fatal(err)

@@ -1,0 +1,20 @@
+# syntax=docker/dockerfile:1
+# Build: a static binary (no cgo), reproducible paths, no debug info.
+FROM golang:1.26-alpine AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ssehub ./cmd/ssehub
+
+# Run: nothing but the binary (the demo page is embedded) and the example
+# config, as a non-root user.
+FROM scratch
+COPY --from=build /out/ssehub /usr/local/bin/ssehub
+COPY config/ssehub.yaml /app/config/ssehub.yaml
+WORKDIR /app
+USER 65532:65532
+EXPOSE 8111
+HEALTHCHECK --interval=10s --timeout=3s --start-period=3s --retries=3 \
+  CMD ["/usr/local/bin/ssehub", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/ssehub"]

@@ -1,0 +1,48 @@
+# ssehub — `make test` is the one test command (CI runs it through .ci/run).
+GO       ?= go
+CHROMIUM ?= /usr/bin/chromium
+# The exact build the Dockerfile runs; cmd/ssehub/docker_test.go checks they agree.
+BUILD_FLAGS = -trimpath -ldflags="-s -w"
+
+.PHONY: all build run test test-deps lint vendor-vue bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o bin/ssehub ./cmd/ssehub
+
+run:
+	$(GO) run ./cmd/ssehub
+
+# test installs what the tests need where it is missing, then runs every test.
+test: test-deps
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt wants to change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	node --test static/
+	$(GO) test -race -count=1 ./...
+
+# test-deps installs headless Chromium from the distribution's packages
+# for the browser tests, when it is not there yet.
+test-deps:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  echo "installing chromium (Debian package) for the browser tests"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
+	@command -v node >/dev/null || { echo "node is needed for static/ tests"; exit 1; }
+
+lint:
+	gofmt -l . | tee /dev/stderr | (! read)
+	$(GO) vet ./...
+
+# vendor-vue refreshes static/vendor from the npm package vue.
+vendor-vue:
+	scripts/vendor-vue.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+clean:
+	rm -rf bin

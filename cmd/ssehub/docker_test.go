@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"debug/elf"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// repoRoot is where the Dockerfile, the compose file and go.mod live.
+const repoRoot = "../.."
+
+func readRepoFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// dockerBuild returns the `go build` command line of the Dockerfile.
+func dockerBuild(t *testing.T) (flags string) {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^RUN CGO_ENABLED=0 go build (.+) -o /out/ssehub \./cmd/ssehub$`).FindStringSubmatch(readRepoFile(t, "Dockerfile"))
+	if m == nil {
+		t.Fatal("Dockerfile: no `RUN CGO_ENABLED=0 go build ... -o /out/ssehub ./cmd/ssehub` line")
+	}
+	return m[1]
+}
+
+func TestDockerfile(t *testing.T) {
+	df := readRepoFile(t, "Dockerfile")
+	flags := dockerBuild(t)
+	if mk := readRepoFile(t, "Makefile"); !strings.Contains(mk, "BUILD_FLAGS = "+flags+"\n") {
+		t.Errorf("Makefile BUILD_FLAGS differ from the Dockerfile's %q", flags)
+	}
+	for _, want := range []string{
+		"FROM scratch",
+		"USER 65532:65532",
+		"EXPOSE 8111",
+		`CMD ["/usr/local/bin/ssehub", "healthcheck"]`,
+		`ENTRYPOINT ["/usr/local/bin/ssehub"]`,
+		"COPY config/ssehub.yaml /app/config/ssehub.yaml",
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+}
+
+func TestComposeFile(t *testing.T) {
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, "docker-compose.yml")},
+		cli.WithWorkingDirectory(repoRoot), cli.WithName("ssehub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	project, err := opts.LoadProject(t.Context())
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not validate: %v", err)
+	}
+	svc, ok := project.Services["ssehub"]
+	if !ok {
+		t.Fatal("no ssehub service")
+	}
+	if svc.Build == nil || svc.Build.Context == "" {
+		t.Error("ssehub is not built from the Dockerfile")
+	}
+	if len(svc.Ports) != 1 || svc.Ports[0].Target != 8111 || svc.Ports[0].Published != "8111" {
+		t.Errorf("ssehub ports %+v, want 8111:8111", svc.Ports)
+	}
+	if len(svc.Volumes) != 1 || filepath.Base(svc.Volumes[0].Source) != "config" || svc.Volumes[0].Target != "/app/config" || !svc.Volumes[0].ReadOnly {
+		t.Errorf("ssehub volumes %+v, want ./config read-only at /app/config", svc.Volumes)
+	}
+
+	// The service's environment over the mounted config must be a valid
+	// config that allows the second origin.
+	env := func(k string) string {
+		if v := svc.Environment[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	cfg, err := config.Load([]string{"--config", filepath.Join(repoRoot, "config/ssehub.yaml")}, env)
+	if err != nil {
+		t.Fatalf("the compose config does not load: %v", err)
+	}
+
+	web, ok := project.Services["web"]
+	if !ok {
+		t.Fatal("no web service: the second origin")
+	}
+	if len(web.Ports) != 1 || web.Ports[0].Target != 80 {
+		t.Fatalf("web ports %+v", web.Ports)
+	}
+	webOrigin := "http://localhost:" + web.Ports[0].Published
+	if !cfg.CORS.AllowOrigin(webOrigin) {
+		t.Errorf("the web service's origin %s is not allowed by the compose config", webOrigin)
+	}
+	if len(web.Volumes) != 1 || filepath.Base(web.Volumes[0].Source) != "static" {
+		t.Errorf("web volumes %+v, want ./static", web.Volumes)
+	}
+}
+
+// TestDockerBinary builds the binary exactly as the Dockerfile does, checks
+// it is static, and runs it as the image would: from a folder holding only
+// config/ssehub.yaml, health-checked by itself, stopped by SIGTERM.
+func TestDockerBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "ssehub")
+	build := exec.Command("sh", "-c", "CGO_ENABLED=0 go build "+dockerBuild(t)+` -o "$OUT" ./cmd/ssehub`)
+	build.Dir = repoRoot
+	build.Env = append(os.Environ(), "OUT="+bin)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the binary needs a dynamic loader: not static")
+		}
+	}
+	f.Close()
+
+	app := filepath.Join(dir, "app")
+	if err := os.MkdirAll(filepath.Join(app, "config"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(app, "config/ssehub.yaml"), []byte(readRepoFile(t, "config/ssehub.yaml")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := exec.Command(bin)
+	srv.Dir = app
+	srv.Env = []string{"SSEHUB_SERVER_ADDR=127.0.0.1:0", "SSEHUB_LOG_FORMAT=json"}
+	logs, err := srv.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill() })
+	lines := bufio.NewScanner(logs)
+	addr := ""
+	for addr == "" && lines.Scan() {
+		if m := regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`).FindStringSubmatch(lines.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no listening line in the logs: %v", lines.Err())
+	}
+	go io.Copy(io.Discard, logs)
+
+	health := exec.Command(bin, "healthcheck")
+	health.Dir = app
+	health.Env = []string{"SSEHUB_SERVER_ADDR=" + addr}
+	if out, err := health.CombinedOutput(); err != nil {
+		t.Fatalf("ssehub healthcheck: %v\n%s", err, out)
+	}
+
+	resp, err := http.Get("http://" + addr + "/stream?count=3&interval=1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := stream.NewParser(resp.Body)
+	if ev, err := p.Next(); err != nil || ev.Data != "Streamed line 0" {
+		t.Fatalf("first event %+v, %v", ev, err)
+	}
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Next(); err != io.EOF {
+		t.Errorf("stream after SIGTERM: %v, want its end", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("after SIGTERM: %v, want exit 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("still running 30s after SIGTERM")
+	}
+}

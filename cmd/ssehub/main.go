@@ -1,0 +1,42 @@
+// Command ssehub serves Server-Sent Events: the demo page and streams, and
+// the pub/sub hub. `ssehub healthcheck` asks a running instance whether it
+// is healthy, for container health checks.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ssehub/ssehub/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := serve
+	if len(args) > 0 && args[0] == "healthcheck" {
+		cmd, args = healthcheck, args[1:]
+	}
+	err := cmd(ctx, args, getenv, stdout, stderr)
+	var help *config.HelpError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &help):
+		fmt.Fprint(stdout, help.Usage)
+		return 0
+	default:
+		fmt.Fprintln(stderr, "ssehub:", err)
+		return 1
+	}
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/stream"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// startMain runs Main.Run on a free loopback port until the test ends and
+// returns its base URL. The test fails if Run returns an error.
+func startMain(t *testing.T, cfg config.Config) (url string, stop func()) {
+	t.Helper()
+	cfg.Server.Addr = "127.0.0.1:0"
+	ready := make(chan net.Addr, 1)
+	m := &Main{Config: cfg, Logger: slog.New(slog.DiscardHandler), ready: ready}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case addr := <-ready:
+		url = "http://" + addr.String()
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v, want a clean shutdown", err)
+		}
+	}
+	t.Cleanup(stop)
+	return url, stop
+}
+
+func TestRunServesAndShutsDownWithOpenStreams(t *testing.T) {
+	cfg := config.Default()
+	// Without ending open streams, Shutdown would wait this long and Run
+	// would return its deadline error.
+	cfg.Server.ShutdownTimeout = 3 * time.Second
+	url, stop := startMain(t, cfg)
+
+	resp, err := http.Get(url + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	streamResp, err := http.Get(url + "/stream?count=5&interval=1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer streamResp.Body.Close()
+	p := stream.NewParser(streamResp.Body)
+	if _, err := p.Next(); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if _, err := p.Next(); err != io.EOF {
+		t.Errorf("stream after shutdown: %v, want its end", err)
+	}
+}
+
+func TestRunServesTheEmbeddedDemoPage(t *testing.T) {
+	url, _ := startMain(t, config.Default())
+	for _, path := range []string{"/", "/app.js", "/sse-client.js", "/style.css", "/vendor/vue.global.prod.js"} {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+	}
+}
+
+func TestRunAppliesCORSFromYAML(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ssehub.yaml")
+	yaml := "cors:\n  allowed_origins: [\"https://*.example.com\"]\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load([]string{"--config", file}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, _ := startMain(t, cfg)
+	for origin, allowed := range map[string]bool{
+		"https://app.example.com":   true,
+		"https://example.com":       false,
+		"https://a.b.example.com":   false,
+		"http://app.example.com":    false,
+		"https://app.example.com.x": false,
+	} {
+		req, _ := http.NewRequest("GET", url+"/healthz", nil)
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("Access-Control-Allow-Origin")
+		if allowed && got != origin || !allowed && got != "" {
+			t.Errorf("origin %s: Access-Control-Allow-Origin %q, allowed=%v", origin, got, allowed)
+		}
+	}
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"bad duration", nil, map[string]string{"SSEHUB_STREAM_RETRY": "3x"}, `stream.retry`},
+		{"credentials with any origin", nil, map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "*", "SSEHUB_CORS_ALLOW_CREDENTIALS": "true"}, "cors.allow"},
+		{"malformed origin", nil, map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "http://a.test/path"}, `"http://a.test/path"`},
+		{"missing file", []string{"--config", "does-not-exist.yaml"}, nil, "does-not-exist.yaml"},
+		{"bad address", []string{"--addr", "127.0.0.1:http-alt"}, nil, "server.addr"},
+		{"unknown flag", []string{"--adress", ":1"}, nil, "adress"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), tt.args, func(k string) string { return tt.env[k] }, &stdout, &stderr)
+			if code == 0 {
+				t.Fatal("exit 0, want a failure")
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q does not name %s", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestRunReportsAnAddressInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"--config", "", "--addr", ln.Addr().String()}, func(string) string { return "" }, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "server.addr") || !strings.Contains(stderr.String(), ln.Addr().String()) {
+		t.Errorf("exit %d, stderr %q: want a failure naming server.addr and the address", code, stderr.String())
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"--help"}, func(string) string { return "" }, &stdout, &stderr); code != 0 {
+		t.Fatalf("--help: exit %d, stderr %q", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "--config") {
+		t.Errorf("usage %q lacks --config", stdout.String())
+	}
+}
+
+func TestHealthcheckCommand(t *testing.T) {
+	url, stop := startMain(t, config.Default())
+	addr := strings.TrimPrefix(url, "http://")
+	env := func(k string) string {
+		if k == "SSEHUB_SERVER_ADDR" {
+			return addr
+		}
+		return ""
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"healthcheck"}, env, &stdout, &stderr); code != 0 {
+		t.Fatalf("healthcheck of a running server: exit %d, %s", code, stderr.String())
+	}
+	stop()
+	stderr.Reset()
+	if code := run(t.Context(), []string{"healthcheck"}, env, &stdout, &stderr); code == 0 {
+		t.Fatal("healthcheck of a stopped server: exit 0")
+	}
+}
+
+func TestLoopbackAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		":8111":          "127.0.0.1:8111",
+		"0.0.0.0:80":     "127.0.0.1:80",
+		"[::]:8111":      "127.0.0.1:8111",
+		"10.1.2.3:8111":  "10.1.2.3:8111",
+		"localhost:9000": "localhost:9000",
+	} {
+		if got := loopbackAddr(in); got != want {
+			t.Errorf("loopbackAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

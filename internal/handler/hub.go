@@ -1,0 +1,118 @@
+package handler
+
+import (
+	"crypto/subtle"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// Broker is what the hub routes need of a broker. The in-memory broker
+// (stream.Memory) is one; a NATS JetStream broker shared by several
+// instances is the other this seam is for.
+type Broker interface {
+	// Publish assigns the event its id, encodes it once and hands it to
+	// every matching subscriber without waiting for any.
+	Publish(topic, eventType, data string) (*stream.Message, error)
+	// Subscribe registers a subscription to patterns, resuming after
+	// lastEventID ("" for live only).
+	Subscribe(patterns []string, lastEventID string) (*stream.Subscription, error)
+	// Topics lists the active topics.
+	Topics() []stream.TopicInfo
+	// Stats returns running totals, cheaply.
+	Stats() stream.Stats
+	// Done is closed when the broker shuts down.
+	Done() <-chan struct{}
+}
+
+// HubOptions configures the pub/sub hub routes. A nil Broker leaves them
+// out.
+type HubOptions struct {
+	Broker Broker
+	// MaxEventBytes caps a publish request body; default 64 KiB.
+	MaxEventBytes int
+	// MaxTopicsPerSubscription caps the topic parameters of one
+	// subscription; default 32.
+	MaxTopicsPerSubscription int
+	// PublishTokens are the bearer tokens allowed to publish; none means
+	// publishing is off.
+	PublishTokens []string
+	// SubscribeTokens, when any, are required to subscribe and to list
+	// topics.
+	SubscribeTokens []string
+}
+
+func (o *HubOptions) setDefaults() {
+	if o.MaxEventBytes <= 0 {
+		o.MaxEventBytes = 64 << 10
+	}
+	if o.MaxTopicsPerSubscription <= 0 {
+		o.MaxTopicsPerSubscription = 32
+	}
+}
+
+// hubRoutes adds the hub's routes to r.
+func (h *Handler) hubRoutes(r *gin.Engine) {
+	api := r.Group("/api/v1")
+	api.POST("/topics/:topic/events", h.publish)
+	api.GET("/events", h.subscribe)
+	api.GET("/topics", h.topics)
+}
+
+// bearerToken returns the token of an `Authorization: Bearer` header.
+func bearerToken(c *gin.Context) string {
+	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// tokenAllowed compares token with every allowed token in constant time.
+func tokenAllowed(token string, allowed []string) bool {
+	ok := 0
+	for _, a := range allowed {
+		ok |= subtle.ConstantTimeCompare([]byte(token), []byte(a))
+	}
+	return token != "" && ok == 1
+}
+
+// topics serves GET /api/v1/topics: the active topics with their
+// subscriber counts and last event ids.
+func (h *Handler) topics(c *gin.Context) {
+	if err := h.checkSubscribeToken(c); err != nil {
+		h.abortWithError(c, err)
+		return
+	}
+	type topicJSON struct {
+		Topic       string `json:"topic"`
+		Subscribers int    `json:"subscribers"`
+		LastEventID string `json:"last_event_id"`
+	}
+	list := []topicJSON{}
+	for _, t := range h.hub.Broker.Topics() {
+		list = append(list, topicJSON{t.Topic, t.Subscribers, t.LastEventID})
+	}
+	c.JSON(200, gin.H{"topics": list})
+}
+
+// checkSubscribeToken requires a subscribe token when any is configured:
+// in the Authorization header, or in the access_token query parameter for
+// EventSource, which cannot set headers.
+func (h *Handler) checkSubscribeToken(c *gin.Context) error {
+	if len(h.hub.SubscribeTokens) == 0 {
+		return nil
+	}
+	token := bearerToken(c)
+	if token == "" {
+		token = c.Query("access_token")
+	}
+	if token == "" {
+		return errNoToken
+	}
+	if !tokenAllowed(token, h.hub.SubscribeTokens) {
+		return errBadToken
+	}
+	return nil
+}

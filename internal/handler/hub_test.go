@@ -1,0 +1,364 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+const testToken = "s3cret-token"
+
+// hubOptions are test Options with a hub on a fresh in-memory broker.
+func hubOptions(t *testing.T, mem stream.MemoryOptions) (Options, *stream.Memory) {
+	t.Helper()
+	broker := stream.NewMemory(mem)
+	t.Cleanup(broker.Close)
+	opts := testOptions()
+	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{"other", testToken}, MaxEventBytes: 1024, MaxTopicsPerSubscription: 3}
+	return opts, broker
+}
+
+func newHubServer(t *testing.T) *testServer {
+	opts, _ := hubOptions(t, stream.MemoryOptions{FirstID: 1})
+	return newTestServer(t, opts)
+}
+
+// publish posts an event and returns the answer's id; it fails the test
+// unless the hub answers 201.
+func (ts *testServer) publish(t *testing.T, topic, body string) string {
+	t.Helper()
+	resp := ts.do(t, "POST", "/api/v1/topics/"+topic+"/events", strings.NewReader(body), map[string]string{
+		"Authorization": "Bearer " + testToken, "Content-Type": "application/json",
+	})
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("publish to %s: %d %s", topic, resp.StatusCode, b)
+	}
+	var out struct{ ID, Topic string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.ID == "" || out.Topic != topic {
+		t.Fatalf("publish answer %+v, %v", out, err)
+	}
+	return out.ID
+}
+
+// subscribe opens a subscription and returns its parser.
+func (ts *testServer) subscribe(t *testing.T, query string, header map[string]string) *stream.Parser {
+	t.Helper()
+	resp := ts.do(t, "GET", "/api/v1/events?"+query, nil, header)
+	wantStreamHeaders(t, resp)
+	return stream.NewParser(resp.Body)
+}
+
+func next(t *testing.T, p *stream.Parser) stream.Event {
+	t.Helper()
+	ev, err := p.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Retry, ev.Comment = 0, ""
+	return ev
+}
+
+func TestHubDeliversMatchingEventsLive(t *testing.T) {
+	ts := newHubServer(t)
+	p := ts.subscribe(t, "topic=news.*&topic=alerts", nil)
+	id1 := ts.publish(t, "news.sports", `{"event": "score", "data": "2:1\nfinal"}`)
+	ts.publish(t, "weather", `{"data": "not subscribed"}`)
+	ts.publish(t, "news.sports.extra", `{"data": "too deep for *"}`)
+	id2 := ts.publish(t, "alerts", `{"data": {"level": 3, "text": "a b"}}`)
+	id3 := ts.publish(t, "news.tech", `{"data": [1, 2,  3]}`)
+	want := []stream.Event{
+		{ID: id1, Type: "score", Data: "2:1\nfinal"},
+		{ID: id2, Data: `{"level":3,"text":"a b"}`},
+		{ID: id3, Data: `[1,2,3]`},
+	}
+	for i, w := range want {
+		if got := next(t, p); got != w {
+			t.Errorf("event %d: %+v, want %+v", i, got, w)
+		}
+	}
+}
+
+func TestHubIDsIncreaseAcrossTopics(t *testing.T) {
+	ts := newHubServer(t)
+	var last int
+	for i := range 10 {
+		id, err := strconv.Atoi(ts.publish(t, fmt.Sprintf("t%d", i%3), `{"data": 1}`))
+		if err != nil || id <= last {
+			t.Fatalf("id %d after %d (%v)", id, last, err)
+		}
+		last = id
+	}
+}
+
+func TestHubResumesWithLastEventID(t *testing.T) {
+	for _, how := range []string{"header", "query"} {
+		t.Run(how, func(t *testing.T) {
+			ts := newHubServer(t)
+			first := ts.publish(t, "a", `{"data": "1"}`)
+			ts.publish(t, "b", `{"data": "other topic"}`)
+			second := ts.publish(t, "a", `{"data": "2"}`)
+			query, header := "topic=a", map[string]string{}
+			if how == "header" {
+				header["Last-Event-ID"] = first
+			} else {
+				query += "&last_event_id=" + first
+			}
+			p := ts.subscribe(t, query, header)
+			if got := next(t, p); got.ID != second || got.Data != "2" {
+				t.Fatalf("replayed %+v, want id %s", got, second)
+			}
+			third := ts.publish(t, "a", `{"data": "3"}`)
+			if got := next(t, p); got.ID != third {
+				t.Fatalf("live %+v, want id %s", got, third)
+			}
+		})
+	}
+}
+
+func TestHubResetWhenItCannotResume(t *testing.T) {
+	for _, id := range []string{"garbage", "0", "999999"} {
+		t.Run(id, func(t *testing.T) {
+			ts := newHubServer(t)
+			ts.publish(t, "a", `{"data": "before"}`)
+			p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": id})
+			reset := next(t, p)
+			if reset.Type != "reset" || reset.Data == "" {
+				t.Fatalf("first event %+v, want a reset saying why", reset)
+			}
+			live := ts.publish(t, "a", `{"data": "after"}`)
+			if got := next(t, p); got.ID != live || got.Data != "after" {
+				t.Fatalf("after reset %+v, want live id %s", got, live)
+			}
+		})
+	}
+}
+
+// TestHubResumeUnderConcurrentPublish drops and resumes a subscription
+// again and again while events are being published: the ids it sees must
+// be every id published, in order, each once.
+func TestHubResumeUnderConcurrentPublish(t *testing.T) {
+	ts := newHubServer(t)
+	const total = 400
+	connect := func(lastID string) (*stream.Parser, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(t.Context())
+		req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/api/v1/events?topic=load.*", nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStreamHeaders(t, resp)
+		return stream.NewParser(resp.Body), func() { cancel(); resp.Body.Close() }
+	}
+	p, drop := connect("")
+
+	published := make([]string, 0, total)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range total {
+			req, _ := http.NewRequest("POST", ts.URL+"/api/v1/topics/load."+strconv.Itoa(i%4)+"/events", strings.NewReader(fmt.Sprintf(`{"data": %d}`, i)))
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var out struct{ ID string }
+			json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			published = append(published, out.ID)
+		}
+	}()
+
+	var seen []string
+	for len(seen) < total {
+		ev, err := p.Next()
+		if err == nil && ev.Type == "" {
+			seen = append(seen, ev.ID)
+		}
+		// Drop the connection every 37 events, and resume whenever the
+		// hub ended the stream.
+		if err != nil || len(seen)%37 == 0 {
+			if err != nil && err != io.EOF {
+				t.Fatalf("after %d events: %v", len(seen), err)
+			}
+			drop()
+			last := ""
+			if len(seen) > 0 {
+				last = seen[len(seen)-1]
+			}
+			p, drop = connect(last)
+		}
+		if err == nil && ev.Type == "reset" {
+			t.Fatalf("reset after %d events: %s", len(seen), ev.Data)
+		}
+	}
+	drop()
+	<-done
+	if strings.Join(seen, ",") != strings.Join(published, ",") {
+		t.Errorf("seen ids differ from published ids:\nseen      %v\npublished %v", seen, published)
+	}
+}
+
+func TestHubRejectsBadPublishes(t *testing.T) {
+	long := strings.Repeat("x", 65)
+	tests := []struct {
+		name, topic, body, contentType, auth string
+		status                               int
+		mentions                             string
+	}{
+		{"no token", "a", `{"data":1}`, "application/json", "", 401, "token"},
+		{"wrong token", "a", `{"data":1}`, "application/json", "Bearer nope", 401, "token"},
+		{"not bearer", "a", `{"data":1}`, "application/json", "Basic " + testToken, 401, "token"},
+		{"not JSON", "a", `data=1`, "application/x-www-form-urlencoded", "Bearer " + testToken, 415, "application/json"},
+		{"no content type", "a", `{"data":1}`, "", "Bearer " + testToken, 415, "Content-Type"},
+		{"bad JSON", "a", `{"data":`, "application/json", "Bearer " + testToken, 400, "body"},
+		{"empty body", "a", ``, "application/json", "Bearer " + testToken, 400, "body"},
+		{"no data", "a", `{"event":"x"}`, "application/json", "Bearer " + testToken, 400, "data"},
+		{"unknown field", "a", `{"data":1,"topic":"b"}`, "application/json", "Bearer " + testToken, 400, "topic"},
+		{"two objects", "a", `{"data":1}{"data":2}`, "application/json", "Bearer " + testToken, 400, "one JSON object"},
+		{"bad topic", "a..b", `{"data":1}`, "application/json", "Bearer " + testToken, 400, "a..b"},
+		{"wildcard topic", "a.*", `{"data":1}`, "application/json", "Bearer " + testToken, 400, "a.*"},
+		{"event with newline", "a", `{"event":"x\ny","data":1}`, "application/json", "Bearer " + testToken, 400, "event"},
+		{"event with NUL", "a", `{"event":"x\u0000","data":1}`, "application/json", "Bearer " + testToken, 400, "event"},
+		{"event too long", "a", `{"event":"` + long + `","data":1}`, "application/json", "Bearer " + testToken, 400, "event"},
+		{"reserved event", "a", `{"event":"reset","data":1}`, "application/json", "Bearer " + testToken, 400, "reset"},
+		{"too large", "a", `{"data":"` + strings.Repeat("x", 2000) + `"}`, "application/json", "Bearer " + testToken, 413, "1024"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newHubServer(t)
+			header := map[string]string{"Content-Type": tt.contentType}
+			if tt.auth != "" {
+				header["Authorization"] = tt.auth
+			}
+			resp := ts.do(t, "POST", "/api/v1/topics/"+tt.topic+"/events", strings.NewReader(tt.body), header)
+			msg := wantJSONError(t, resp, tt.status)
+			if !strings.Contains(msg, tt.mentions) {
+				t.Errorf("error %q does not mention %q", msg, tt.mentions)
+			}
+			if tt.status == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("401 without a Bearer challenge: %q", resp.Header.Get("WWW-Authenticate"))
+			}
+			if got := ts.h.hub.Broker.Stats().Published; got != 0 {
+				t.Errorf("a refused publish changed the hub: %d published", got)
+			}
+		})
+	}
+}
+
+func TestHubPublishingOffWithoutTokens(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Hub.PublishTokens = nil
+	ts := newTestServer(t, opts)
+	resp := ts.do(t, "POST", "/api/v1/topics/a/events", strings.NewReader(`{"data":1}`),
+		map[string]string{"Content-Type": "application/json", "Authorization": "Bearer x"})
+	if msg := wantJSONError(t, resp, http.StatusForbidden); !strings.Contains(msg, "publish_tokens") {
+		t.Errorf("error %q does not say how to turn publishing on", msg)
+	}
+}
+
+func TestHubRejectsBadSubscriptions(t *testing.T) {
+	for query, mentions := range map[string]string{
+		"":                                "topic",
+		"topic=":                          `""`,
+		"topic=a..b":                      "a..b",
+		"topic=a.>.b":                     "a.>.b",
+		"topic=a%20b":                     "a b",
+		"topic=a&topic=b&topic=c&topic=d": "at most 3",
+	} {
+		t.Run(query, func(t *testing.T) {
+			ts := newHubServer(t)
+			msg := wantJSONError(t, ts.do(t, "GET", "/api/v1/events?"+query, nil, nil), http.StatusBadRequest)
+			if !strings.Contains(msg, mentions) {
+				t.Errorf("error %q does not mention %q", msg, mentions)
+			}
+		})
+	}
+}
+
+func TestHubSubscribeTokens(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Hub.SubscribeTokens = []string{"reader"}
+	ts := newTestServer(t, opts)
+	for _, path := range []string{"/api/v1/events?topic=a", "/api/v1/topics"} {
+		resp := ts.do(t, "GET", path, nil, nil)
+		wantJSONError(t, resp, http.StatusUnauthorized)
+		resp = ts.do(t, "GET", path, nil, map[string]string{"Authorization": "Bearer wrong"})
+		wantJSONError(t, resp, http.StatusUnauthorized)
+		if got := resp.Header.Get("WWW-Authenticate"); !strings.Contains(got, "invalid_token") {
+			t.Errorf("wrong token challenge %q", got)
+		}
+	}
+	ts.subscribe(t, "topic=a", map[string]string{"Authorization": "Bearer reader"})
+	ts.subscribe(t, "topic=a&access_token=reader", nil)
+}
+
+func TestHubFullAnswers503WithRetryAfter(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{MaxSubscribers: 1})
+	ts := newTestServer(t, opts)
+	ts.subscribe(t, "topic=a", nil)
+	resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, nil)
+	wantJSONError(t, resp, http.StatusServiceUnavailable)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+}
+
+func TestHubTopicsAndMetrics(t *testing.T) {
+	ts := newHubServer(t)
+	p := ts.subscribe(t, "topic=a", nil)
+	ts.publish(t, "a", `{"data":1}`)
+	last := ts.publish(t, "a", `{"data":2}`)
+	next(t, p)
+	next(t, p)
+	resp := ts.do(t, "GET", "/api/v1/topics", nil, nil)
+	var body struct {
+		Topics []struct {
+			Topic       string `json:"topic"`
+			Subscribers int    `json:"subscribers"`
+			LastEventID string `json:"last_event_id"`
+		} `json:"topics"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if len(body.Topics) != 1 || body.Topics[0].Topic != "a" || body.Topics[0].Subscribers != 1 || body.Topics[0].LastEventID != last {
+		t.Errorf("topics %+v", body.Topics)
+	}
+	b, _ := io.ReadAll(ts.do(t, "GET", "/metrics", nil, nil).Body)
+	for _, want := range []string{
+		"ssehub_subscribers 1",
+		"ssehub_events_published_total 2",
+		"ssehub_events_delivered_total 2",
+		"ssehub_slow_subscribers_dropped_total 0",
+		"ssehub_replayed_events_total 0",
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func TestHubSubscriptionEndsWhenBrokerCloses(t *testing.T) {
+	opts, broker := hubOptions(t, stream.MemoryOptions{})
+	ts := newTestServer(t, opts)
+	p := ts.subscribe(t, "topic=a", nil)
+	broker.Close()
+	if _, err := p.Next(); err != io.EOF {
+		t.Fatalf("after broker Close: %v, want the end of the stream", err)
+	}
+	ts.waitReturned(t, "/api/v1/events")
+}

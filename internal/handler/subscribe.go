@@ -1,0 +1,150 @@
+package handler
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// maxStepBytes bounds what one step of a subscription writes before it
+// flushes: replay and a backlog go out in pieces of about this size.
+const maxStepBytes = 64 << 10
+
+// subscribe serves GET /api/v1/events?topic=...: the retained events after
+// Last-Event-ID (header, or last_event_id query for a page's first
+// connect), then live events. An id the hub cannot resume from starts the
+// stream with `event: reset` saying why.
+func (h *Handler) subscribe(c *gin.Context) {
+	if err := h.checkSubscribeToken(c); err != nil {
+		h.abortWithError(c, err)
+		return
+	}
+	patterns, err := h.subscriptionTopics(c)
+	if err != nil {
+		h.abortWithError(c, err)
+		return
+	}
+	lastID := c.GetHeader("Last-Event-ID")
+	if lastID == "" {
+		lastID = c.Query("last_event_id")
+	}
+	sub, err := h.hub.Broker.Subscribe(patterns, lastID)
+	if err != nil {
+		h.abortWithError(c, err)
+		return
+	}
+	defer sub.Close()
+
+	s := h.openStream(c)
+	defer s.close()
+	if sub.Reset != "" {
+		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset}), 1)
+	}
+	// Answer at once, so the client knows it is subscribed before the
+	// first event.
+	if !s.send(time.Now()) {
+		return
+	}
+	c.Writer.Flush()
+	replay := sub.Replay
+	live := sub.C()
+	timer := time.NewTimer(h.stream.HeartbeatInterval)
+	defer timer.Stop()
+	c.Stream(func(io.Writer) bool {
+		if len(replay) > 0 {
+			replay = s.queueMessages(replay)
+			return s.sendAndReset(timer)
+		}
+		select {
+		case msg, ok := <-live:
+			if !ok {
+				return s.stop(subscriptionEnd(sub.Err()))
+			}
+			s.queue(msg.Frame, 1)
+			if !s.drain(live) {
+				s.send(time.Now())
+				return s.stop(subscriptionEnd(sub.Err()))
+			}
+		case <-timer.C:
+		case <-c.Request.Context().Done():
+			return s.stop(errClientGone)
+		case <-h.done:
+			return s.stop(errShuttingDown)
+		}
+		return s.sendAndReset(timer)
+	})
+	if errors.Is(s.end, os.ErrDeadlineExceeded) {
+		h.metrics.writeTimeouts.Add(1)
+	}
+}
+
+// subscriptionTopics reads and checks the topic parameters.
+func (h *Handler) subscriptionTopics(c *gin.Context) ([]string, error) {
+	patterns := c.QueryArray("topic")
+	if len(patterns) == 0 {
+		return nil, badRequest("topic is required: /api/v1/events?topic=news.sports")
+	}
+	if len(patterns) > h.hub.MaxTopicsPerSubscription {
+		return nil, badRequest("%d topics: at most %d per subscription", len(patterns), h.hub.MaxTopicsPerSubscription)
+	}
+	for _, p := range patterns {
+		if err := stream.ValidatePattern(p); err != nil {
+			return nil, err
+		}
+	}
+	return patterns, nil
+}
+
+// queueMessages queues messages until the step holds maxStepBytes and
+// returns the rest.
+func (s *sseStream) queueMessages(msgs []*stream.Message) []*stream.Message {
+	for len(msgs) > 0 && len(s.buf) < maxStepBytes {
+		s.queue(msgs[0].Frame, 1)
+		msgs = msgs[1:]
+	}
+	return msgs
+}
+
+// drain queues every message already waiting on live, up to maxStepBytes,
+// so a burst goes out in one write and one flush. It reports false when
+// live was closed.
+func (s *sseStream) drain(live <-chan *stream.Message) bool {
+	for len(s.buf) < maxStepBytes {
+		select {
+		case msg, ok := <-live:
+			if !ok {
+				return false
+			}
+			s.queue(msg.Frame, 1)
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+// sendAndReset sends the step and restarts the heartbeat timer: the next
+// heartbeat is due a full interval after this write.
+func (s *sseStream) sendAndReset(timer *time.Timer) bool {
+	now := time.Now()
+	if !s.send(now) {
+		return false
+	}
+	timer.Reset(s.nextHeartbeat(now))
+	return true
+}
+
+// subscriptionEnd names why the broker ended a subscription.
+func subscriptionEnd(err error) error {
+	switch {
+	case err == nil, errors.Is(err, stream.ErrClosed):
+		return errShuttingDown
+	default:
+		return fmt.Errorf("dropped: %w", err)
+	}
+}
