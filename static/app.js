@@ -3,7 +3,7 @@
 import EventSourcePanel from "./panel-eventsource.js";
 import FetchPanel from "./panel-fetch.js";
 import CrossOriginPanel from "./panel-cross-origin.js";
-// The Hub panel (issue 3) is imported here and registered below.
+import HubPanel from "./panel-hub.js";
 
 const { createApp } = Vue;
 
@@ -24,5 +24,5 @@ app.directive("autoscroll", autoscroll);
 app.component("event-source-panel", EventSourcePanel);
 app.component("fetch-panel", FetchPanel);
 app.component("cross-origin-panel", CrossOriginPanel);
-// Panel 4: app.component("hub-panel", HubPanel);
+app.component("hub-panel", HubPanel);
 app.mount("#app");

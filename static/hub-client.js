@@ -1,0 +1,256 @@
+// hub-client.js: the Hub panel's logic, without Vue, so node can test it.
+//
+// HubConnection subscribes to topics over GET api/v1/events with the fetch
+// client in sse-client.js and keeps the last event id it has seen, so a
+// connection that drops, or that the page drops on purpose, resumes with
+// Last-Event-ID and misses nothing. publish POSTs one event to a topic.
+
+import { DEFAULT_RETRY_MS, fetchEventSource } from "./sse-client.js";
+
+/**
+ * parseTopics splits the text of the topics field, patterns separated by
+ * commas or white space, into a list without empty items or duplicates.
+ * @param {string} text
+ * @returns {string[]}
+ */
+export function parseTopics(text) {
+  return [...new Set(text.split(/[\s,]+/).filter((t) => t !== ""))];
+}
+
+/**
+ * subscribeURL is the URL of a subscription to topics on the hub at base
+ * (the page's own URL for the same origin). A lastEventId is sent as the
+ * last_event_id query: the way a page's first connect resumes from an id it
+ * stored; a Last-Event-ID header, when sent, takes precedence over it.
+ * @param {string | URL} base
+ * @param {string[]} topics
+ * @param {object} [options]
+ * @param {string} [options.lastEventId]
+ * @returns {URL}
+ */
+export function subscribeURL(base, topics, { lastEventId = "" } = {}) {
+  const url = new URL("api/v1/events", base);
+  for (const t of topics) url.searchParams.append("topic", t);
+  if (lastEventId !== "") url.searchParams.set("last_event_id", lastEventId);
+  return url;
+}
+
+/**
+ * publishURL is the URL that publishes to topic on the hub at base.
+ * @param {string | URL} base
+ * @param {string} topic
+ * @returns {URL}
+ */
+export function publishURL(base, topic) {
+  return new URL(`api/v1/topics/${encodeURIComponent(topic)}/events`, base);
+}
+
+/**
+ * publishBody is the JSON body of a publish request. Text that parses as
+ * JSON is sent as that JSON value, any other text as a JSON string; an
+ * empty event name is left out.
+ * @param {string} event
+ * @param {string} text
+ * @returns {string}
+ */
+export function publishBody(event, text) {
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    data = text;
+  }
+  const body = event === "" ? { data } : { event, data };
+  return JSON.stringify(body);
+}
+
+/**
+ * publish sends one event to topic. It resolves to {ok: true, id, topic}
+ * for a 201 answer, else to {ok: false, status, error} with the server's
+ * error text (or the status text when the body is not a JSON error). It
+ * rejects only when fetch fails (network, CORS).
+ * @param {string | URL} base
+ * @param {object} request
+ * @param {string} request.topic
+ * @param {string} request.token sent as Authorization: Bearer when not empty.
+ * @param {string} [request.event]
+ * @param {string} request.data the text of the data field (see publishBody).
+ * @returns {Promise<{ok: boolean, id?: string, topic?: string, status?: number, error?: string}>}
+ */
+export async function publish(base, { topic, token, event = "", data }) {
+  const headers = { "Content-Type": "application/json" };
+  if (token !== "") headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(publishURL(base, topic), {
+    method: "POST",
+    headers,
+    body: publishBody(event, data),
+    cache: "no-store",
+  });
+  let body = null;
+  try {
+    body = JSON.parse(await response.text());
+  } catch {
+    // Not JSON: the status says enough.
+  }
+  if (response.status === 201 && body && typeof body.id === "string") {
+    return { ok: true, id: body.id, topic: body.topic };
+  }
+  const error = body && typeof body.error === "string" ? body.error : response.statusText;
+  return { ok: false, status: response.status, error };
+}
+
+/**
+ * HubConnection is one subscription to a list of topic patterns that
+ * reconnects and resumes. It is driven from the page's one thread; its
+ * callbacks run there too.
+ *
+ * States: idle, connecting, open, reconnecting (waiting to connect again,
+ * after a drop or the server's end of a stream), closed, and "error: <msg>"
+ * for an answer that is not a stream (a 400 for a bad topic, a 401).
+ */
+export class HubConnection {
+  /**
+   * @param {object} options
+   * @param {string | URL} options.base the hub's base URL (the page's URL).
+   * @param {string[]} options.topics
+   * @param {string} [options.token] a subscribe token, sent as Authorization: Bearer.
+   * @param {string} [options.lastEventId] an id stored by an earlier page:
+   *   the first connect resumes after it with the last_event_id query.
+   * @param {(state: string) => void} [options.onState]
+   * @param {(ev: {id: string, type: string, data: string}) => void} [options.onEvent]
+   *   every event but reset, in order.
+   * @param {(reason: string) => void} [options.onReset] the hub could not resume
+   *   from the id sent: events may have been missed.
+   * @param {(id: string) => void} [options.onResume] a connection opened that
+   *   sent id as the last event id.
+   * @param {(id: string) => void} [options.onLastEventId] the last event id changed.
+   * @param {(ms: number) => void} [options.onRetry] the server set its retry time.
+   */
+  constructor(options) {
+    this._options = options;
+    this._lastEventId = options.lastEventId ?? "";
+    this._retryMs = DEFAULT_RETRY_MS;
+    this._state = "idle";
+    this._run = null; // the AbortController of the running fetchEventSource
+    this._timer = null; // the reconnect timer after drop()
+  }
+
+  /** The state, as described on the class. */
+  get state() {
+    return this._state;
+  }
+
+  /** The id of the last event received, "" before any. */
+  get lastEventId() {
+    return this._lastEventId;
+  }
+
+  /** The delay drop() waits before resuming: the server's retry: time. */
+  get retryMs() {
+    return this._retryMs;
+  }
+
+  /**
+   * connect opens the subscription, resuming after the last event id if
+   * there is one: the first connect sends it as the last_event_id query
+   * (the id a page stored), later ones as the Last-Event-ID header.
+   */
+  connect() {
+    const first = this._run === null;
+    this._stop();
+    this._start(first);
+  }
+
+  /**
+   * drop aborts the current connection, as a network failure would, keeps
+   * the last event id and reconnects with it after the server's retry
+   * time, or at once on resume().
+   */
+  drop() {
+    if (this._state !== "open" && this._state !== "connecting") return;
+    this._stop();
+    this._setState("reconnecting");
+    this._timer = setTimeout(() => this.resume(), this._retryMs);
+  }
+
+  /** resume reconnects now with the last event id, after a drop or while reconnecting. */
+  resume() {
+    if (this._state !== "reconnecting") return;
+    this._stop();
+    this._start(false);
+  }
+
+  /** close ends the subscription for good. The last event id is kept. */
+  close() {
+    this._stop();
+    this._setState("closed");
+  }
+
+  // _stop aborts the running connection and the reconnect timer.
+  _stop() {
+    clearTimeout(this._timer);
+    this._timer = null;
+    this._run?.abort();
+  }
+
+  // _start runs fetchEventSource until it ends, fails or is stopped. With
+  // inQuery, the last event id goes in the URL (a page's first connect).
+  _start(inQuery) {
+    const o = this._options;
+    const run = new AbortController();
+    this._run = run;
+    const mine = () => this._run === run;
+    const url = subscribeURL(o.base, o.topics, { lastEventId: inQuery ? this._lastEventId : "" });
+    const headers = {};
+    if (o.token) headers.Authorization = `Bearer ${o.token}`;
+    this._setState("connecting");
+    fetchEventSource(url, {
+      headers,
+      signal: run.signal,
+      reconnect: true,
+      retryDelay: this._retryMs,
+      lastEventId: inQuery ? "" : this._lastEventId,
+      onOpen: () => {
+        if (!mine()) return;
+        this._setState("open");
+        // What this request sent: the header, else the query; both hold
+        // the last id seen, since the parser and this object see the same
+        // events.
+        if (this._lastEventId !== "") o.onResume?.(this._lastEventId);
+      },
+      onEvent: (ev) => {
+        if (!mine()) return;
+        if (ev.type === "reset") {
+          o.onReset?.(ev.data);
+          return;
+        }
+        if (ev.lastEventId !== this._lastEventId) {
+          this._lastEventId = ev.lastEventId;
+          o.onLastEventId?.(ev.lastEventId);
+        }
+        o.onEvent?.({ id: ev.lastEventId, type: ev.type, data: ev.data });
+      },
+      onRetry: (ms) => {
+        if (!mine()) return;
+        this._retryMs = ms;
+        o.onRetry?.(ms);
+      },
+      onDisconnect: () => {
+        if (mine()) this._setState("reconnecting");
+      },
+    }).then(
+      () => {
+        // A 204 answer: the server ended the stream for good.
+        if (mine()) this._setState("closed");
+      },
+      (err) => {
+        if (mine() && !run.signal.aborted) this._setState(`error: ${err.message}`);
+      },
+    );
+  }
+
+  _setState(state) {
+    this._state = state;
+    this._options.onState?.(state);
+  }
+}

@@ -1,0 +1,360 @@
+// Tests of hub-client.js with node's built-in runner: `node --test static/`.
+// HubConnection and publish run against a node:http server that speaks the
+// hub's wire protocol: ids in publish order, replay after Last-Event-ID (or
+// the last_event_id query), event: reset for an id it cannot resume from.
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { once } from "node:events";
+
+import { HubConnection, parseTopics, publish, publishBody, publishURL, subscribeURL } from "./hub-client.js";
+
+describe("helpers", () => {
+  test("parseTopics splits on commas and white space, drops empties and duplicates", () => {
+    assert.deepEqual(parseTopics(" demo.>, news.*  news.*,,\tx "), ["demo.>", "news.*", "x"]);
+    assert.deepEqual(parseTopics(" , "), []);
+  });
+
+  test("subscribeURL is relative to the page and carries a stored id in the query", () => {
+    const page = "http://h.test:8111/demo/index.html?x=1";
+    assert.equal(
+      subscribeURL(page, ["a.*", "b.>"]).href,
+      "http://h.test:8111/demo/api/v1/events?topic=a.*&topic=b.%3E",
+    );
+    assert.equal(
+      subscribeURL("http://h.test/", ["a"], { lastEventId: "42" }).href,
+      "http://h.test/api/v1/events?topic=a&last_event_id=42",
+    );
+  });
+
+  test("publishURL puts the topic in the path", () => {
+    assert.equal(publishURL("http://h.test/", "demo.chat").href, "http://h.test/api/v1/topics/demo.chat/events");
+  });
+
+  test("publishBody sends JSON as JSON and other text as a JSON string", () => {
+    assert.equal(publishBody("", '{"n": 1}'), '{"data":{"n":1}}');
+    assert.equal(publishBody("tick", "42"), '{"event":"tick","data":42}');
+    assert.equal(publishBody("", '"quoted"'), '{"data":"quoted"}');
+    assert.equal(publishBody("", "hello {world"), '{"data":"hello {world"}');
+    assert.equal(publishBody("", ""), '{"data":""}');
+  });
+});
+
+// hubServer starts a small hub on loopback: GET /api/v1/events streams the
+// events after the id it is given, then live ones; publish(data, type) adds
+// one. Ids are numbers from 1; an id above the newest gets event: reset.
+// status, when set, answers subscriptions with that JSON error instead.
+async function hubServer({ retry = 600_000 } = {}) {
+  const events = [];
+  const live = new Set();
+  const requests = [];
+  const frame = (e) => `id: ${e.id}\n${e.type ? `event: ${e.type}\n` : ""}data: ${e.data}\n\n`;
+  const hub = {
+    requests,
+    status: 0,
+    publish(data, type = "") {
+      const e = { id: events.length + 1, type, data };
+      events.push(e);
+      for (const res of live) res.write(frame(e));
+    },
+    // endStreams ends every open stream cleanly, as a server shutdown does.
+    endStreams() {
+      for (const res of live) res.end();
+      live.clear();
+    },
+  };
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, "http://x");
+    requests.push({ url, headers: req.headers });
+    if (hub.status !== 0) {
+      res.writeHead(hub.status, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ error: "topic \"a..b\": invalid topic" }));
+      return;
+    }
+    const last = req.headers["last-event-id"] ?? url.searchParams.get("last_event_id") ?? "";
+    res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8" });
+    let out = `retry: ${retry}\n\n`;
+    let after = last === "" ? events.length : Number(last);
+    if (!(after <= events.length)) {
+      out += `event: reset\ndata: event id ${last} is unknown\n\n`;
+      after = events.length;
+    }
+    for (const e of events.slice(after)) out += frame(e);
+    res.write(out);
+    live.add(res);
+    res.on("close", () => live.delete(res));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  hub.url = `http://127.0.0.1:${server.address().port}/`;
+  hub.close = () => {
+    server.closeAllConnections();
+    server.close();
+  };
+  return hub;
+}
+
+// record returns HubConnection callbacks that record what they see, and
+// until(predicate), which resolves once predicate(got) holds.
+function record() {
+  const got = { states: [], events: [], resets: [], resumes: [], lastIds: [] };
+  const waiters = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      if (w.predicate(got)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  const push = (list) => (v) => {
+    list.push(v);
+    check();
+  };
+  return {
+    got,
+    callbacks: {
+      onState: push(got.states),
+      onEvent: push(got.events),
+      onReset: push(got.resets),
+      onResume: push(got.resumes),
+      onLastEventId: push(got.lastIds),
+    },
+    until(predicate) {
+      return new Promise((resolve) => {
+        waiters.push({ predicate, resolve });
+        check();
+      });
+    },
+  };
+}
+
+const state = (g) => g.states.at(-1);
+const ids = (g) => g.events.map((e) => e.id);
+
+describe("HubConnection", { timeout: 10_000 }, () => {
+  test("subscribes, receives events in order and tracks the last id", async (t) => {
+    const hub = await hubServer();
+    t.after(hub.close);
+    hub.publish("before");
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["demo.>", "news.*"], ...r.callbacks });
+    t.after(() => conn.close());
+    assert.equal(conn.state, "idle");
+    conn.connect();
+    await r.until((g) => state(g) === "open");
+    hub.publish("one");
+    hub.publish('{"n":2}', "tick");
+    await r.until((g) => g.events.length === 2);
+    // Event 1 was published before the subscription: a live subscription
+    // starts after it.
+    assert.deepEqual(r.got.events, [
+      { id: "2", type: "message", data: "one" },
+      { id: "3", type: "tick", data: '{"n":2}' },
+    ]);
+    assert.deepEqual(r.got.states, ["connecting", "open"]);
+    assert.deepEqual(r.got.lastIds, ["2", "3"]);
+    assert.equal(conn.lastEventId, "3");
+    assert.equal(conn.retryMs, 600_000);
+    assert.deepEqual(r.got.resumes, []);
+    const [req] = hub.requests;
+    assert.deepEqual(req.url.searchParams.getAll("topic"), ["demo.>", "news.*"]);
+    assert.equal(req.url.searchParams.get("last_event_id"), null);
+    assert.equal(req.headers["last-event-id"], undefined);
+  });
+
+  test("drop keeps the id; resume gets what was published meanwhile, once each", async (t) => {
+    const hub = await hubServer();
+    t.after(hub.close);
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["demo.>"], ...r.callbacks });
+    t.after(() => conn.close());
+    conn.connect();
+    await r.until((g) => state(g) === "open");
+    for (const d of ["a", "b", "c"]) hub.publish(d);
+    await r.until((g) => g.events.length === 3);
+    conn.drop();
+    assert.equal(conn.state, "reconnecting");
+    // The server's retry is ten minutes: only resume() can reconnect in time.
+    for (const d of ["d", "e"]) hub.publish(d);
+    conn.resume();
+    await r.until((g) => g.events.length === 5 && state(g) === "open");
+    hub.publish("f");
+    await r.until((g) => g.events.length === 6);
+    assert.deepEqual(ids(r.got), ["1", "2", "3", "4", "5", "6"]);
+    assert.deepEqual(r.got.events.map((e) => e.data), ["a", "b", "c", "d", "e", "f"]);
+    assert.deepEqual(r.got.resumes, ["3"]);
+    assert.deepEqual(r.got.states, ["connecting", "open", "reconnecting", "connecting", "open"]);
+    assert.equal(hub.requests.length, 2);
+    assert.equal(hub.requests[1].headers["last-event-id"], "3");
+  });
+
+  test("drop reconnects by itself after the server's retry time", async (t) => {
+    const hub = await hubServer({ retry: 5 });
+    t.after(hub.close);
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["x"], ...r.callbacks });
+    t.after(() => conn.close());
+    conn.connect();
+    await r.until((g) => state(g) === "open");
+    hub.publish("a");
+    await r.until((g) => g.events.length === 1);
+    conn.drop();
+    hub.publish("b");
+    await r.until((g) => g.events.length === 2);
+    assert.deepEqual(ids(r.got), ["1", "2"]);
+    assert.deepEqual(r.got.resumes, ["1"]);
+    assert.equal(conn.retryMs, 5);
+  });
+
+  test("a stream the server ends is resumed with Last-Event-ID", async (t) => {
+    const hub = await hubServer({ retry: 1 });
+    t.after(hub.close);
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["x"], ...r.callbacks });
+    t.after(() => conn.close());
+    conn.connect();
+    await r.until((g) => state(g) === "open");
+    hub.publish("a");
+    await r.until((g) => g.events.length === 1);
+    hub.endStreams();
+    hub.publish("b"); // no stream is open: only replay delivers it
+    await r.until((g) => g.events.length === 2);
+    assert.deepEqual(ids(r.got), ["1", "2"]);
+    assert.deepEqual(r.got.resumes, ["1"]);
+    assert.ok(r.got.states.includes("reconnecting"), r.got.states.join());
+    assert.equal(hub.requests[1].headers["last-event-id"], "1");
+  });
+
+  test("a stored id resumes the first connect with the last_event_id query", async (t) => {
+    const hub = await hubServer({ retry: 1 });
+    t.after(hub.close);
+    for (const d of ["a", "b", "c"]) hub.publish(d);
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["x"], lastEventId: "1", ...r.callbacks });
+    t.after(() => conn.close());
+    conn.connect();
+    await r.until((g) => g.events.length === 2);
+    assert.deepEqual(ids(r.got), ["2", "3"]);
+    assert.deepEqual(r.got.resumes, ["1"]);
+    assert.equal(hub.requests[0].url.searchParams.get("last_event_id"), "1");
+    assert.equal(hub.requests[0].headers["last-event-id"], undefined);
+    // A later reconnect sends the newer id in the header, which wins.
+    hub.endStreams();
+    hub.publish("d");
+    await r.until((g) => g.events.length === 3);
+    assert.equal(hub.requests[1].headers["last-event-id"], "3");
+    assert.deepEqual(ids(r.got), ["2", "3", "4"]);
+  });
+
+  test("a reset is reported and the live events after it are kept", async (t) => {
+    const hub = await hubServer();
+    t.after(hub.close);
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["x"], lastEventId: "99", ...r.callbacks });
+    t.after(() => conn.close());
+    conn.connect();
+    await r.until((g) => g.resets.length === 1 && state(g) === "open");
+    assert.deepEqual(r.got.resets, ["event id 99 is unknown"]);
+    assert.equal(conn.lastEventId, "99");
+    hub.publish("live");
+    await r.until((g) => g.events.length === 1);
+    assert.deepEqual(r.got.events, [{ id: "1", type: "message", data: "live" }]);
+    assert.equal(conn.lastEventId, "1");
+  });
+
+  test("an error answer is the state, with the server's message", async (t) => {
+    const hub = await hubServer();
+    t.after(hub.close);
+    hub.status = 400;
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["a..b"], token: "s3cret", ...r.callbacks });
+    conn.connect();
+    await r.until((g) => state(g).startsWith("error"));
+    assert.equal(conn.state, 'error: HTTP 400: topic "a..b": invalid topic');
+    assert.equal(hub.requests[0].headers.authorization, "Bearer s3cret");
+    // Drop and resume do nothing when there is no stream.
+    conn.drop();
+    conn.resume();
+    assert.equal(hub.requests.length, 1);
+  });
+
+  test("close ends the request and stays closed", async (t) => {
+    const hub = await hubServer({ retry: 1 });
+    t.after(hub.close);
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["x"], ...r.callbacks });
+    conn.connect();
+    await r.until((g) => state(g) === "open");
+    conn.close();
+    assert.equal(conn.state, "closed");
+    hub.publish("after close");
+    // A new connection proves the hub is live; the closed one saw nothing.
+    const r2 = record();
+    const other = new HubConnection({ base: hub.url, topics: ["x"], lastEventId: "0", ...r2.callbacks });
+    t.after(() => other.close());
+    other.connect();
+    await r2.until((g) => g.events.length === 1);
+    assert.deepEqual(r.got.events, []);
+    assert.equal(conn.state, "closed");
+    assert.equal(hub.requests.length, 2);
+  });
+});
+
+describe("publish", { timeout: 10_000 }, () => {
+  // publishServer answers every request with status and body, recording it.
+  async function publishServer(status, body) {
+    const requests = [];
+    const server = http.createServer((req, res) => {
+      let text = "";
+      req.setEncoding("utf8");
+      req.on("data", (s) => (text += s));
+      req.on("end", () => {
+        requests.push({ method: req.method, url: req.url, headers: req.headers, body: text });
+        res.writeHead(status, { "Content-Type": "application/json" });
+        res.end(body);
+      });
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    return {
+      url: `http://127.0.0.1:${server.address().port}/`,
+      requests,
+      close: () => server.close(),
+    };
+  }
+
+  test("a 201 answer gives the id", async (t) => {
+    const srv = await publishServer(201, '{"id":"17","topic":"demo.chat"}');
+    t.after(srv.close);
+    const r = await publish(srv.url, { topic: "demo.chat", token: "t0ken", event: "chat", data: "hi there" });
+    assert.deepEqual(r, { ok: true, id: "17", topic: "demo.chat" });
+    const [req] = srv.requests;
+    assert.equal(req.method, "POST");
+    assert.equal(req.url, "/api/v1/topics/demo.chat/events");
+    assert.equal(req.headers.authorization, "Bearer t0ken");
+    assert.equal(req.headers["content-type"], "application/json");
+    assert.equal(req.body, '{"event":"chat","data":"hi there"}');
+  });
+
+  test("an error answer gives the status and the server's message", async (t) => {
+    const srv = await publishServer(401, '{"error":"a valid bearer token is required"}');
+    t.after(srv.close);
+    const r = await publish(srv.url, { topic: "demo.chat", token: "", data: "{}" });
+    assert.deepEqual(r, { ok: false, status: 401, error: "a valid bearer token is required" });
+    assert.equal(srv.requests[0].headers.authorization, undefined);
+  });
+
+  test("an error answer that is not JSON gives the status text", async (t) => {
+    const srv = await publishServer(502, "<html>");
+    t.after(srv.close);
+    const r = await publish(srv.url, { topic: "t", token: "x", data: "1" });
+    assert.deepEqual(r, { ok: false, status: 502, error: "Bad Gateway" });
+  });
+
+  test("a refused connection rejects", async () => {
+    const srv = await publishServer(201, "{}");
+    srv.close();
+    await assert.rejects(publish(srv.url, { topic: "t", token: "x", data: "1" }), TypeError);
+  });
+});

@@ -1,0 +1,182 @@
+// panel-hub.js: the "Hub" panel. It subscribes to topic patterns over
+// api/v1/events, publishes to a topic with a bearer token, and shows resume
+// at work: "Drop connection" aborts the stream as a network failure would,
+// and the panel reconnects with Last-Event-ID, so the events published
+// meanwhile arrive after it, in order, none lost, none twice. The last id is
+// kept in sessionStorage: a reloaded page resumes with last_event_id.
+import { HubConnection, parseTopics, publish } from "./hub-client.js";
+
+const { ref, watch, onBeforeUnmount } = Vue;
+
+const LAST_ID_KEY = "ssehub.hub.lastEventId";
+const TOKEN_KEY = "ssehub.hub.token";
+
+// hubBase is the hub's base URL: the page's ?hub= parameter (for a page
+// served from another origin), else the page's own URL.
+function hubBase() {
+  const param = new URLSearchParams(location.search).get("hub");
+  if (!param) return location.href;
+  return param.endsWith("/") ? param : `${param}/`;
+}
+
+// stored reads a sessionStorage item; storage may be off.
+function stored(key) {
+  try {
+    return sessionStorage.getItem(key) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+function store(key, value) {
+  try {
+    if (value === "") sessionStorage.removeItem(key);
+    else sessionStorage.setItem(key, value);
+  } catch {
+    // Storage is off: the page still works, it only forgets on reload.
+  }
+}
+
+export default {
+  name: "HubPanel",
+  setup() {
+    const base = hubBase();
+    const topics = ref("demo.>");
+    const subToken = ref("");
+    const state = ref("idle");
+    const lastId = ref(stored(LAST_ID_KEY));
+    const retryMs = ref(0);
+    const resumes = ref(0);
+    const log = ref([]); // { key, kind: "event" | "reset" | "resume", id, type, data }
+    const token = ref(stored(TOKEN_KEY));
+    const pubTopic = ref("demo.chat");
+    const pubEvent = ref("");
+    const pubData = ref('{"text": "hello"}');
+    const pubResult = ref("");
+    const pubOK = ref(true);
+    const pubCount = ref(0); // publish answers shown, for tests to wait on
+    let conn = null;
+
+    watch(token, (t) => store(TOKEN_KEY, t));
+    const add = (entry) => log.value.push({ key: log.value.length, ...entry });
+
+    function connect() {
+      conn?.close();
+      const list = parseTopics(topics.value);
+      if (list.length === 0) {
+        state.value = "error: enter at least one topic pattern";
+        return;
+      }
+      conn = new HubConnection({
+        base,
+        topics: list,
+        token: subToken.value.trim(),
+        lastEventId: lastId.value,
+        onState: (s) => (state.value = s),
+        onEvent: (ev) => add({ kind: "event", ...ev }),
+        onReset: (reason) => add({ kind: "reset", data: reason }),
+        onResume(id) {
+          resumes.value++;
+          add({ kind: "resume", id });
+        },
+        onLastEventId(id) {
+          lastId.value = id;
+          store(LAST_ID_KEY, id);
+        },
+        onRetry: (ms) => (retryMs.value = ms),
+      });
+      conn.connect();
+    }
+
+    const disconnect = () => conn?.close();
+    const drop = () => conn?.drop();
+    const resume = () => conn?.resume();
+
+    async function send() {
+      try {
+        const r = await publish(base, {
+          topic: pubTopic.value.trim(),
+          token: token.value.trim(),
+          event: pubEvent.value.trim(),
+          data: pubData.value,
+        });
+        pubOK.value = r.ok;
+        pubResult.value = r.ok ? `published id ${r.id}` : `HTTP ${r.status}: ${r.error}`;
+      } catch (err) {
+        pubOK.value = false;
+        pubResult.value = `error: ${err.message}`;
+      }
+      pubCount.value++;
+    }
+
+    onBeforeUnmount(() => conn?.close());
+    return {
+      topics, subToken, state, lastId, retryMs, resumes, log,
+      token, pubTopic, pubEvent, pubData, pubResult, pubOK, pubCount,
+      connect, disconnect, drop, resume, send,
+    };
+  },
+  template: `
+    <section class="panel" aria-labelledby="hub-title">
+      <header class="panel-head">
+        <h2 id="hub-title">Hub</h2>
+        <span id="hub-state" class="state" :data-state="state.split(':')[0]">{{ state }}</span>
+      </header>
+      <p class="hint">
+        <code>GET api/v1/events?topic=…</code> read with <code>sse-client.js</code>.
+        Patterns may use <code>*</code> (one segment) and <code>&gt;</code> (the rest).
+        Drop the connection, publish, and watch it resume with <code>Last-Event-ID</code>.
+      </p>
+      <div class="controls">
+        <label class="field inline grow">
+          <span>Topics</span>
+          <input id="hub-topics" v-model="topics" type="text" spellcheck="false" placeholder="demo.> news.*" @keyup.enter="connect">
+        </label>
+        <label class="field inline">
+          <span>Subscribe token</span>
+          <input id="hub-sub-token" v-model="subToken" type="password" size="10" autocomplete="off" placeholder="if required">
+        </label>
+      </div>
+      <div class="controls">
+        <button id="hub-connect" type="button" @click="connect">Connect</button>
+        <button id="hub-disconnect" type="button" class="secondary" :disabled="!['connecting', 'open', 'reconnecting'].includes(state)" @click="disconnect">Disconnect</button>
+        <button id="hub-drop" type="button" class="secondary" :disabled="state !== 'open'" @click="drop">Drop connection</button>
+        <button id="hub-resume" type="button" class="secondary" :disabled="state !== 'reconnecting'" @click="resume">Resume now</button>
+      </div>
+      <p class="meta hub-meta">
+        last id: <code id="hub-last-id">{{ lastId || "none" }}</code>
+        · resumes: <span id="hub-resumes">{{ resumes }}</span>
+        <template v-if="retryMs > 0"> · retry: {{ retryMs }} ms</template>
+      </p>
+      <ol id="hub-log" class="log" v-autoscroll aria-live="polite">
+        <li v-for="e in log" :key="e.key" :class="e.kind" :data-id="e.kind === 'event' ? e.id : null">
+          <template v-if="e.kind === 'event'"><span class="ev-id">{{ e.id }}</span> <span v-if="e.type !== 'message'" class="ev-type">{{ e.type }}</span> {{ e.data }}</template>
+          <template v-else-if="e.kind === 'reset'">reset: {{ e.data }}</template>
+          <template v-else>resumed after id {{ e.id }}</template>
+        </li>
+      </ol>
+      <h3 class="sub-head">Publish</h3>
+      <div class="controls">
+        <label class="field inline grow">
+          <span>Topic</span>
+          <input id="hub-pub-topic" v-model="pubTopic" type="text" spellcheck="false">
+        </label>
+        <label class="field inline">
+          <span>Event</span>
+          <input id="hub-pub-event" v-model="pubEvent" type="text" size="8" spellcheck="false" placeholder="optional">
+        </label>
+        <label class="field inline">
+          <span>Token</span>
+          <input id="hub-token" v-model="token" type="password" size="10" autocomplete="off">
+        </label>
+      </div>
+      <label class="field">
+        <span>Data (JSON, or text sent as a JSON string)</span>
+        <textarea id="hub-pub-data" v-model="pubData" rows="2" spellcheck="false"></textarea>
+      </label>
+      <div class="controls">
+        <button id="hub-publish" type="button" @click="send">Publish</button>
+        <span id="hub-pub-result" class="pub-result" :class="{ bad: !pubOK }" :data-count="pubCount" role="status">{{ pubResult }}</span>
+      </div>
+    </section>`,
+};
