@@ -227,6 +227,7 @@ func TestHubRejectsBadPublishes(t *testing.T) {
 		{"bad JSON", "a", `{"data":`, "application/json", "Bearer " + testToken, 400, "body"},
 		{"empty body", "a", ``, "application/json", "Bearer " + testToken, 400, "body"},
 		{"no data", "a", `{"event":"x"}`, "application/json", "Bearer " + testToken, 400, "data"},
+		{"null data", "a", `{"data":null}`, "application/json", "Bearer " + testToken, 400, "data"},
 		{"unknown field", "a", `{"data":1,"topic":"b"}`, "application/json", "Bearer " + testToken, 400, "topic"},
 		{"two objects", "a", `{"data":1}{"data":2}`, "application/json", "Bearer " + testToken, 400, "one JSON object"},
 		{"bad topic", "a..b", `{"data":1}`, "application/json", "Bearer " + testToken, 400, "a..b"},

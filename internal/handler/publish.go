@@ -88,8 +88,8 @@ func (h *Handler) readPublishRequest(w http.ResponseWriter, r *http.Request) (ev
 	if req.Event == "reset" {
 		return "", "", errReservedEventType
 	}
-	if req.Data == nil {
-		return "", "", badRequest(`data is required`)
+	if req.Data == nil || string(req.Data) == "null" {
+		return "", "", badRequest(`data is required and must not be null`)
 	}
 	if req.Data[0] == '"' {
 		if err := json.Unmarshal(req.Data, &data); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -204,4 +205,87 @@ func TestCloseEndsOpenStreamsAtOnce(t *testing.T) {
 	}
 	ts.waitReturned(t, "/stream")
 	wantJSONError(t, ts.do(t, "GET", "/readyz", nil, nil), http.StatusServiceUnavailable)
+}
+
+func TestHubWriteTimeoutDropsASubscriberThatDoesNotRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: 100000})
+		opts.Stream.WriteTimeout = 7 * time.Second
+		h := New(opts)
+		defer h.Close()
+		returned := make(chan time.Duration, 1)
+		start := time.Now()
+		client := bubbleServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, r)
+			returned <- time.Since(start)
+		}))
+		resp, err := client.Get("http://ssehub/api/v1/events?topic=a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		// The client never reads: far more than the connection buffers.
+		data := strings.Repeat("x", 1000)
+		for range 1000 {
+			if _, err := broker.Publish("a", "", data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		select {
+		case d := <-returned:
+			t.Fatalf("handler returned after %v, before the write timed out", d)
+		default:
+		}
+		time.Sleep(7 * time.Second)
+		synctest.Wait()
+		select {
+		case d := <-returned:
+			if d != 7*time.Second {
+				t.Errorf("handler returned after %v, want the 7s write timeout", d)
+			}
+		default:
+			t.Fatal("subscriber still open after the write timeout")
+		}
+		if got := h.metrics.writeTimeouts.Load(); got != 1 {
+			t.Errorf("%d write timeouts counted, want 1", got)
+		}
+		if got := broker.Stats().Subscribers; got != 0 {
+			t.Errorf("%d subscribers left, want 0", got)
+		}
+	})
+}
+
+func TestHubHeartbeatResetBySends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts, broker := hubOptions(t, stream.MemoryOptions{FirstID: 1})
+		opts.Stream.HeartbeatInterval = 10 * time.Second
+		h := New(opts)
+		defer h.Close()
+		client := bubbleServer(t, h)
+		start := time.Now()
+		resp, err := client.Get("http://ssehub/api/v1/events?topic=a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var beats []time.Duration
+		p := stream.NewParser(resp.Body)
+		p.OnComment = func(string) { beats = append(beats, time.Since(start)) }
+		go func() {
+			time.Sleep(6 * time.Second)
+			broker.Publish("a", "", "at 6s")
+			time.Sleep(27 * time.Second)
+			broker.Publish("a", "", "at 33s")
+		}()
+		for range 2 {
+			if _, err := p.Next(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := []time.Duration{16 * time.Second, 26 * time.Second}
+		if fmt.Sprint(beats) != fmt.Sprint(want) {
+			t.Errorf("heartbeats at %v, want %v (10s after each write)", beats, want)
+		}
+	})
 }
