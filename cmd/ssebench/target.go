@@ -38,7 +38,7 @@ type target struct {
 func parseTarget(raw string, allowRemote, insecure bool) (*target, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("-url %q: %w", raw, err)
+		return nil, fmt.Errorf("-url %q: %w: %w", raw, ErrBadURL, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return nil, fmt.Errorf("-url %q: %w", raw, ErrBadURL)

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/ssehub/ssehub/internal/handler"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+const testToken = "bench-secret"
+
+// newHubServer serves the real router with the in-memory broker.
+func newHubServer(t *testing.T, opts stream.MemoryOptions) *httptest.Server {
+	t.Helper()
+	broker := stream.NewMemory(opts)
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	return srv
+}
+
+func TestFanoutScenario(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "10",
+		"-rate", "200", "-duration", "100ms", "-publishers", "3", "-token", testToken, "-size", "100")
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	p, d := rep.Publish, rep.Delivery
+	if p == nil || d == nil || rep.Connect == nil {
+		t.Fatalf("report lacks publish, delivery or connect: %+v", rep)
+	}
+	if p.OK == 0 || p.Failed != 0 || p.OK != p.Sent {
+		t.Errorf("publish = %+v, want every event accepted", *p)
+	}
+	if rep.Connect.Connected != 10 || d.Expected != 10*p.OK {
+		t.Errorf("connected %d, expected %d; want 10 and 10 × %d", rep.Connect.Connected, d.Expected, p.OK)
+	}
+	if d.Delivered != d.Expected || d.Missing != 0 || d.Duplicates != 0 || d.OutOfOrder != 0 || d.Dropped != 0 {
+		t.Errorf("delivery = %+v, want all delivered once, in order", *d)
+	}
+	if d.Latency == nil || d.Latency.Count != d.Delivered {
+		t.Errorf("latency = %+v, want one sample per delivered event", d.Latency)
+	}
+	if rep.Server.SubscribersMax != 10 {
+		t.Errorf("ssehub_subscribers peaked at %d, want 10", rep.Server.SubscribersMax)
+	}
+}
+
+func TestFanoutScenarioSeesSlowConsumerDrops(t *testing.T) {
+	// A one-event queue cannot hold a burst: subscribers are dropped, and
+	// the report must show it rather than a clean run.
+	srv := newHubServer(t, stream.MemoryOptions{SubscriberBuffer: 1})
+	rep, _, _ := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "20",
+		"-rate", "100000", "-duration", "200ms", "-publishers", "4", "-token", testToken, "-drain", "1s")
+	d := rep.Delivery
+	if d == nil || rep.Publish == nil || rep.Publish.OK == 0 {
+		t.Fatalf("report lacks publishing or delivery: %+v", rep)
+	}
+	if d.Dropped == 0 || d.Missing == 0 {
+		t.Errorf("delivery = %+v, want dropped streams and missing events", *d)
+	}
+}
+
+func TestPublishScenarioWithoutToken(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	rep, code, _ := runJSON(t, "-url", srv.URL, "-scenario", "publish", "-duration", "50ms", "-publishers", "2")
+	if code != 0 || rep.Publish == nil {
+		t.Fatalf("exit %d, publish %+v", code, rep.Publish)
+	}
+	if rep.Publish.OK != 0 || rep.Publish.Failed == 0 || len(rep.Publish.Errors) == 0 ||
+		!strings.Contains(rep.Publish.Errors[0].Error, "status 401") {
+		t.Errorf("publish = %+v, want every request refused with 401", *rep.Publish)
+	}
+}
+
+func TestPublishScenario(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	rep, code, _ := runJSON(t, "-url", srv.URL, "-scenario", "publish", "-duration", "100ms", "-publishers", "2", "-token", testToken)
+	if code != 0 || rep.Publish == nil || rep.Publish.OK == 0 || rep.Publish.Failed != 0 || rep.Delivery != nil {
+		t.Fatalf("exit %d, publish %+v, delivery %+v; want accepted events and no delivery section", code, rep.Publish, rep.Delivery)
+	}
+}
+
+func TestIdleScenario(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "idle", "-n", "30", "-hold", "100ms", "-settle", "10s")
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	i := rep.Idle
+	if i == nil || rep.Connect == nil || rep.Connect.Connected != 30 {
+		t.Fatalf("idle %+v, connect %+v; want 30 held", i, rep.Connect)
+	}
+	if i.GoroutinesHeld < rep.Server.GoroutinesIdle+30 {
+		t.Errorf("goroutines held %d, idle %d: want at least one more per subscriber", i.GoroutinesHeld, rep.Server.GoroutinesIdle)
+	}
+	// The server runs in this process, where the client's own goroutines
+	// also count, so only the subscriber gauge is asserted to settle.
+	if rep.Server.SubscribersMax != 30 {
+		t.Errorf("ssehub_subscribers peaked at %d, want 30", rep.Server.SubscribersMax)
+	}
+	if i.SettleGoroutines < 0 {
+		t.Errorf("goroutines did not return to baseline after disconnect: %+v", *i)
+	}
+}

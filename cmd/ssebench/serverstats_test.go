@@ -1,0 +1,60 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP go_goroutines Number of goroutines that currently exist.
+# TYPE go_goroutines gauge
+go_goroutines 2043
+go_goroutines_extra 1
+process_cpu_seconds_total 12.5
+process_resident_memory_bytes 1.23456789e+08
+ssehub_subscribers 2000
+ssehub_events_delivered_total{topic="a"} 5
+garbage line
+`
+	s := unknownSample(time.Now())
+	if err := parseMetrics(strings.NewReader(text), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.goroutines != 2043 || s.cpu != 12500*time.Millisecond || s.rss != 123456789 || s.subscribers != 2000 {
+		t.Errorf("sample = %+v", s)
+	}
+}
+
+func TestParseMetricsLeavesMissingUnknown(t *testing.T) {
+	s := unknownSample(time.Now())
+	if err := parseMetrics(strings.NewReader("go_goroutines 7\n"), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.goroutines != 7 || s.rss != -1 || s.cpu != -1 || s.subscribers != -1 {
+		t.Errorf("sample = %+v, want only goroutines known", s)
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// The command name may hold spaces and parentheses.
+	stat := "4242 (my (odd) srv) S 1 4242 4242 0 -1 4194560 500 0 0 0 150 75 0 0 20 0 8 0 100 1000000 300"
+	got, err := parseStatCPU(stat)
+	if err != nil || got != 2250*time.Millisecond {
+		t.Errorf("parseStatCPU = %v, %v; want 2.25s (150+75 ticks)", got, err)
+	}
+	if _, err := parseStatCPU("4242 (x) S 1 2"); err == nil {
+		t.Error("short stat parsed without error")
+	}
+}
+
+func TestReadProcSelf(t *testing.T) {
+	rss, cpu, err := readProc(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	if rss < 1<<20 || cpu < 0 {
+		t.Errorf("own RSS %d bytes, CPU %v: want at least 1 MiB and a non-negative time", rss, cpu)
+	}
+}
