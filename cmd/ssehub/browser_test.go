@@ -569,7 +569,6 @@ func TestBrowserEventSourceStopsOn204(t *testing.T) {
 			es.addEventListener("close", () => seen.closeEvents++); // counts, does not close
 			es.onerror = () => seen.errorStates.push(es.readyState);
 		}`),
-		waitJS(`window.__raw.es.readyState === EventSource.CLOSED`),
 	)
 	type counts struct {
 		Opens       int
@@ -577,7 +576,11 @@ func TestBrowserEventSourceStopsOn204(t *testing.T) {
 		CloseEvents int
 		ErrorStates []int
 	}
+	err := chromedp.Do(ctx, waitJS(`window.__raw.es.readyState === EventSource.CLOSED`))
 	seen := mustRun(t, ctx, chromedp.Evaluate[counts](`window.__raw.seen`))
+	if err != nil {
+		t.Fatalf("EventSource did not stop: %v; it saw %+v", err, seen)
+	}
 	if want := []string{"0 Streamed line 0", "1 Streamed line 1"}; !slices.Equal(seen.Messages, want) {
 		t.Errorf("messages %q, want %q once each", seen.Messages, want)
 	}
