@@ -150,7 +150,7 @@ export default {
       </p>
       <ol id="hub-log" class="log" v-autoscroll aria-live="polite">
         <li v-for="e in log" :key="e.key" :class="e.kind" :data-id="e.kind === 'event' ? e.id : null">
-          <template v-if="e.kind === 'event'"><span class="ev-id">{{ e.id }}</span> <span v-if="e.type !== 'message'" class="ev-type">{{ e.type }}</span> {{ e.data }}</template>
+          <template v-if="e.kind === 'event'"><span class="ev-id">{{ e.id }}</span> <span v-if="e.type !== 'message'" class="ev-type">{{ e.type }}</span>{{ e.type !== "message" ? " " : "" }}{{ e.data }}</template>
           <template v-else-if="e.kind === 'reset'">reset: {{ e.data }}</template>
           <template v-else>resumed after id {{ e.id }}</template>
         </li>

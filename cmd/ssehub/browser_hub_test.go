@@ -1,0 +1,275 @@
+package main
+
+// Browser tests of the demo page's Hub panel, on the harness in
+// browser_test.go.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/ssehub/ssehub/config"
+)
+
+const hubTestToken = "t0ken"
+
+// hubTestConfig is the default config with publishing on. Its retry is far
+// longer than any test: a dropped panel reconnects only when the test
+// clicks "Resume now", so what happens while it is away is up to the test.
+func hubTestConfig() config.Config {
+	cfg := config.Default()
+	cfg.Auth.PublishTokens = []string{hubTestToken}
+	cfg.Stream.Retry = 10 * time.Minute
+	return cfg
+}
+
+// hubLogEntry is one line of #hub-log: its class and data-id, and its text.
+type hubLogEntry struct {
+	Class string
+	ID    string
+	Text  string
+}
+
+// hubLog reads #hub-log.
+func hubLog() chromedp.Action[[]hubLogEntry] {
+	return callJS[[]hubLogEntry](`() => Array.from(document.querySelectorAll("#hub-log li"),
+		(li) => ({ Class: li.className, ID: li.dataset.id ?? "", Text: li.textContent.trim() }))`)
+}
+
+// waitHubEvents waits until #hub-log holds n events. On a timeout the
+// error shows the log.
+func waitHubEvents(n int) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tgt *chromedp.Target) (chromedp.Void, error) {
+		_, err := waitJS(fmt.Sprintf(`document.querySelectorAll("#hub-log li[data-id]").length === %d`, n))(ctx, tgt)
+		if err != nil {
+			got, lerr := hubLog()(ctx, tgt)
+			return chromedp.Void{}, fmt.Errorf("want %d events in #hub-log, it holds %+v (%v): %w", n, got, lerr, err)
+		}
+		return chromedp.Void{}, nil
+	}
+}
+
+// publishFromPage fills the publish form with data and clicks Publish, the
+// n-th time (from 1) on this page, and returns what #hub-pub-result shows.
+func publishFromPage(t *testing.T, ctx context.Context, n int, data string) string {
+	t.Helper()
+	runActions(t, ctx,
+		typeInto("#hub-pub-data", data),
+		chromedp.Click(chromedp.CSS("#hub-publish")),
+		waitJS(fmt.Sprintf(`document.querySelector("#hub-pub-result").dataset.count === "%d"`, n)),
+	)
+	return mustRun(t, ctx, textOf("#hub-pub-result"))
+}
+
+// publishOverHTTP publishes {"data": data} to topic as a program would and
+// returns the status and the answer's id or error text.
+func publishOverHTTP(t *testing.T, base, token, topic, data string) (status int, idOrError string) {
+	t.Helper()
+	body, err := json.Marshal(map[string]string{"data": data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/topics/"+topic+"/events", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer struct{ ID, Error string }
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		t.Fatalf("publish answer %d: %v", resp.StatusCode, err)
+	}
+	if resp.StatusCode == http.StatusCreated {
+		return resp.StatusCode, answer.ID
+	}
+	return resp.StatusCode, answer.Error
+}
+
+// metricValue reads one unlabelled metric from base's /metrics.
+func metricValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s (scan: %v)", name, sc.Err())
+	return 0
+}
+
+// TestBrowserHubDropAndResume subscribes the Hub panel to demo.>, publishes
+// three events from the page, drops the connection, publishes two more over
+// HTTP while the panel is away, and resumes: the panel sends Last-Event-ID,
+// the hub replays the two, and the log holds the five events in publish
+// order, each once. A reload then resumes from the id the page stored, with
+// the last_event_id query.
+func TestBrowserHubDropAndResume(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	requests := watchRequests(t, ctx)
+
+	runPage(t, ctx, base+"/",
+		waitJS(`document.querySelector("#hub-topics").value === "demo.>"`),
+		typeInto("#hub-token", hubTestToken),
+		typeInto("#hub-pub-event", "chat"),
+		recordTexts("#hub-state"),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	var ids []string
+	for i := 1; i <= 3; i++ {
+		result := publishFromPage(t, ctx, i, fmt.Sprintf(`{"n": %d}`, i))
+		id, ok := strings.CutPrefix(result, "published id ")
+		if !ok {
+			t.Fatalf("publish %d from the page: %q", i, result)
+		}
+		ids = append(ids, id)
+	}
+	runActions(t, ctx,
+		waitHubEvents(3),
+		chromedp.Click(chromedp.CSS("#hub-drop")),
+		waitText("#hub-state", "reconnecting"),
+	)
+	for i := 4; i <= 5; i++ {
+		status, id := publishOverHTTP(t, base, hubTestToken, "demo.chat", fmt.Sprintf("while away %d", i))
+		if status != http.StatusCreated {
+			t.Fatalf("publish %d over HTTP: %d %s", i, status, id)
+		}
+		ids = append(ids, id)
+	}
+	// The panel is away: nothing new reaches its log until it resumes.
+	if got := mustRun(t, ctx, hubLog()); len(got) != 3 {
+		t.Fatalf("while dropped the log holds %+v, want the first 3 events only", got)
+	}
+	runActions(t, ctx,
+		chromedp.Click(chromedp.CSS("#hub-resume")),
+		waitHubEvents(5),
+		waitText("#hub-state", "open"),
+	)
+
+	for i := 1; i < len(ids); i++ {
+		prev, _ := strconv.ParseUint(ids[i-1], 10, 64)
+		cur, err := strconv.ParseUint(ids[i], 10, 64)
+		if err != nil || cur <= prev {
+			t.Fatalf("published ids %q do not increase", ids)
+		}
+	}
+	want := []hubLogEntry{
+		{"event", ids[0], ids[0] + ` chat {"n":1}`},
+		{"event", ids[1], ids[1] + ` chat {"n":2}`},
+		{"event", ids[2], ids[2] + ` chat {"n":3}`},
+		{"resume", "", "resumed after id " + ids[2]},
+		{"event", ids[3], ids[3] + " while away 4"},
+		{"event", ids[4], ids[4] + " while away 5"},
+	}
+	if got := mustRun(t, ctx, hubLog()); !slices.Equal(got, want) {
+		t.Errorf("hub log\n got %+v\nwant %+v", got, want)
+	}
+	if got := mustRun(t, ctx, textOf("#hub-resumes")); got != "1" {
+		t.Errorf("resumes %s, want 1", got)
+	}
+	if got := mustRun(t, ctx, textOf("#hub-last-id")); got != ids[4] {
+		t.Errorf("last id %s, want %s", got, ids[4])
+	}
+	wantStates := []string{"idle", "connecting", "open", "reconnecting", "connecting", "open"}
+	if got := mustRun(t, ctx, recordedTexts("#hub-state")); !slices.Equal(got, wantStates) {
+		t.Errorf("hub states %q, want %q", got, wantStates)
+	}
+	subs := requests.to(ctx, "/api/v1/events")
+	if len(subs) != 2 {
+		t.Fatalf("%d subscribe requests, want the first and the resume: %+v", len(subs), subs)
+	}
+	if got := subs[0].Headers["Last-Event-Id"]; got != "" {
+		t.Errorf("the first subscribe sent Last-Event-ID %q", got)
+	}
+	if got := subs[1].Headers["Last-Event-Id"]; got != ids[2] {
+		t.Errorf("the resume sent Last-Event-ID %q, want %s", got, ids[2])
+	}
+	// The two events published while away came by replay.
+	if got := metricValue(t, base, "ssehub_replayed_events_total"); got != 2 {
+		t.Errorf("ssehub_replayed_events_total %v, want 2", got)
+	}
+
+	// A reloaded page remembers the last id and resumes from it.
+	runActions(t, ctx,
+		chromedp.Reload(),
+		waitJS(`document.body.dataset.ready === "1"`),
+		waitText("#hub-last-id", ids[4]),
+	)
+	status, id6 := publishOverHTTP(t, base, hubTestToken, "demo.news", "after reload")
+	if status != http.StatusCreated {
+		t.Fatalf("publish 6 over HTTP: %d %s", status, id6)
+	}
+	runActions(t, ctx,
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitHubEvents(1),
+	)
+	want = []hubLogEntry{
+		{"resume", "", "resumed after id " + ids[4]},
+		{"event", id6, id6 + " after reload"},
+	}
+	if got := mustRun(t, ctx, hubLog()); !slices.Equal(got, want) {
+		t.Errorf("hub log after reload\n got %+v\nwant %+v", got, want)
+	}
+	subs = requests.to(ctx, "/api/v1/events")
+	if len(subs) != 3 || !strings.Contains(subs[2].URL, "last_event_id="+ids[4]) {
+		t.Errorf("subscribe requests %+v: want a third with last_event_id=%s", subs, ids[4])
+	}
+}
+
+// TestBrowserHubPublishErrors shows the server's error, with its status, in
+// #hub-pub-result: a wrong token (401) and a hub with publishing off (403).
+func TestBrowserHubPublishErrors(t *testing.T) {
+	on, _ := startMain(t, hubTestConfig())
+	off, _ := startMain(t, config.Default())
+	ctx := newBrowser(t)
+	tests := []struct {
+		name   string
+		base   string
+		status int
+	}{
+		{"wrong token", on, http.StatusUnauthorized},
+		{"publishing off", off, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, msg := publishOverHTTP(t, tt.base, "wrong", "demo.chat", "x")
+			if status != tt.status || msg == "" {
+				t.Fatalf("publish over HTTP: %d %q, want %d and an error", status, msg, tt.status)
+			}
+			tab := newTab(t, ctx)
+			runPage(t, tab, tt.base+"/", typeInto("#hub-token", "wrong"))
+			got := publishFromPage(t, tab, 1, "x")
+			if want := fmt.Sprintf("HTTP %d: %s", tt.status, msg); got != want {
+				t.Errorf("#hub-pub-result %q, want %q", got, want)
+			}
+			if cls := mustRun(t, tab, callJS[string](`() => document.querySelector("#hub-pub-result").className`)); !strings.Contains(cls, "bad") {
+				t.Errorf("#hub-pub-result class %q, want it marked bad", cls)
+			}
+		})
+	}
+}
