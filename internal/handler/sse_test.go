@@ -72,6 +72,40 @@ func bubbleServer(t *testing.T, h http.Handler) *http.Client {
 	return client
 }
 
+// bubbleServerTimed is bubbleServer that also reports how long after the
+// call each request's handler returned.
+func bubbleServerTimed(t *testing.T, h http.Handler) (*http.Client, <-chan time.Duration) {
+	returned := make(chan time.Duration, 1)
+	start := time.Now()
+	client := bubbleServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		returned <- time.Since(start)
+	}))
+	return client, returned
+}
+
+// wantReturnedAt checks, in a synctest bubble, that the handler is still
+// running until d has passed and has returned exactly then.
+func wantReturnedAt(t *testing.T, returned <-chan time.Duration, d time.Duration) {
+	t.Helper()
+	synctest.Wait()
+	select {
+	case got := <-returned:
+		t.Fatalf("handler returned after %v, before %v", got, d)
+	default:
+	}
+	time.Sleep(d)
+	synctest.Wait()
+	select {
+	case got := <-returned:
+		if got != d {
+			t.Errorf("handler returned after %v, want %v", got, d)
+		}
+	default:
+		t.Fatalf("handler still running after %v", d)
+	}
+}
+
 func TestHeartbeatWhileIdle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := New(testOptions()) // heartbeat 15s
@@ -142,12 +176,7 @@ func TestWriteTimeoutDropsAClientThatDoesNotRead(t *testing.T) {
 		opts.Stream.WriteTimeout = 7 * time.Second
 		h := New(opts)
 		defer h.Close()
-		returned := make(chan time.Duration, 1)
-		start := time.Now()
-		client := bubbleServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(w, r)
-			returned <- time.Since(start)
-		}))
+		client, returned := bubbleServerTimed(t, h)
 		// 10000 lines at once: far more than the connection buffers
 		// hold, and the client never reads the body.
 		resp, err := client.Get("http://ssehub/stream?count=10000&interval=0s")
@@ -155,22 +184,7 @@ func TestWriteTimeoutDropsAClientThatDoesNotRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		synctest.Wait()
-		select {
-		case d := <-returned:
-			t.Fatalf("handler returned after %v before the write timed out", d)
-		default:
-		}
-		time.Sleep(7 * time.Second)
-		synctest.Wait()
-		select {
-		case d := <-returned:
-			if d != 7*time.Second {
-				t.Errorf("handler returned after %v, want the 7s write timeout", d)
-			}
-		default:
-			t.Fatal("handler still writing after the write timeout")
-		}
+		wantReturnedAt(t, returned, 7*time.Second)
 	})
 }
 
@@ -213,12 +227,7 @@ func TestHubWriteTimeoutDropsASubscriberThatDoesNotRead(t *testing.T) {
 		opts.Stream.WriteTimeout = 7 * time.Second
 		h := New(opts)
 		defer h.Close()
-		returned := make(chan time.Duration, 1)
-		start := time.Now()
-		client := bubbleServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(w, r)
-			returned <- time.Since(start)
-		}))
+		client, returned := bubbleServerTimed(t, h)
 		resp, err := client.Get("http://ssehub/api/v1/events?topic=a")
 		if err != nil {
 			t.Fatal(err)
@@ -231,22 +240,7 @@ func TestHubWriteTimeoutDropsASubscriberThatDoesNotRead(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		synctest.Wait()
-		select {
-		case d := <-returned:
-			t.Fatalf("handler returned after %v, before the write timed out", d)
-		default:
-		}
-		time.Sleep(7 * time.Second)
-		synctest.Wait()
-		select {
-		case d := <-returned:
-			if d != 7*time.Second {
-				t.Errorf("handler returned after %v, want the 7s write timeout", d)
-			}
-		default:
-			t.Fatal("subscriber still open after the write timeout")
-		}
+		wantReturnedAt(t, returned, 7*time.Second)
 		if got := h.metrics.writeTimeouts.Load(); got != 1 {
 			t.Errorf("%d write timeouts counted, want 1", got)
 		}
