@@ -117,7 +117,7 @@ export default {
     };
   },
   template: `
-    <section class="panel" aria-labelledby="hub-title">
+    <section class="panel panel-wide" aria-labelledby="hub-title">
       <header class="panel-head">
         <h2 id="hub-title">Hub</h2>
         <span id="hub-state" class="state" :data-state="state.split(':')[0]">{{ state }}</span>
