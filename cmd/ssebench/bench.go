@@ -43,7 +43,7 @@ func newBench(o options, t *target, stderr io.Writer) *bench {
 // run runs the scenario and returns its report. ctx bounds the whole run.
 func (b *bench) run(ctx context.Context) *Report {
 	b.started = time.Now()
-	rep := &Report{Scenario: b.o.scenario, URL: b.t.url(""), Started: b.started, Params: b.params()}
+	rep := &Report{Scenario: b.o.scenario, URL: b.t.url(""), Started: b.started, Params: b.params(), Machine: machineStart()}
 	b.mon.baseline(ctx)
 	monCtx, stopMon := context.WithCancel(ctx)
 	var bg sync.WaitGroup
@@ -75,6 +75,7 @@ func (b *bench) run(ctx context.Context) *Report {
 	rep.Elapsed = Duration(time.Since(b.started))
 	rep.Server = b.mon.report(b.pool.connected.Load())
 	rep.Client = clientUsage()
+	rep.Machine.LoadEnd = loadAverage()
 	return rep
 }
 

@@ -55,6 +55,7 @@ type options struct {
 	json          bool
 	quiet         bool
 	progressEvery time.Duration
+	cpuProfile    string
 }
 
 // scenarioDefaults are the values of flags a scenario changes unless
@@ -151,6 +152,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of the table")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line on stderr")
 	fs.DurationVar(&o.progressEvery, "progress", time.Second, "how often to print the progress line")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write ssebench's own CPU profile to `file` (to see what the client costs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

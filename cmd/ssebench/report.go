@@ -58,6 +58,15 @@ type Report struct {
 	Idle     *IdleReport     `json:"idle,omitempty"`
 	Server   ServerReport    `json:"server"`
 	Client   ClientReport    `json:"client"`
+	Machine  MachineReport   `json:"machine"`
+}
+
+// MachineReport describes the machine during the run: other load on it
+// skews every figure, latency most.
+type MachineReport struct {
+	CPUs      int     `json:"cpus"`
+	LoadStart float64 `json:"load1_start"`
+	LoadEnd   float64 `json:"load1_end"`
 }
 
 // ErrorCount is one kind of error and how often it happened.
@@ -204,6 +213,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("  after disconnect", "goroutines %d back in %s; RSS %s, back in %s", i.GoroutinesAfter, settle(i.SettleGoroutines), mib(i.RSSAfter), settle(i.SettleRSS))
 	}
 	row("client", "CPU %.2f s, max RSS %s, file limit %d", r.Client.CPUSeconds, mib(r.Client.MaxRSS), r.Client.FileLimit)
+	row("machine", "%d CPUs, load average %.2f at start, %.2f at end", r.Machine.CPUs, r.Machine.LoadStart, r.Machine.LoadEnd)
 	return tw.Flush()
 }
 
