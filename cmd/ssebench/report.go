@@ -14,8 +14,12 @@ import (
 // Duration is a time.Duration that JSON encodes as milliseconds.
 type Duration time.Duration
 
-// MarshalJSON writes the duration in milliseconds, to the microsecond.
+// MarshalJSON writes the duration in milliseconds, to the microsecond. A
+// negative duration, which the report uses for "did not happen", is -1.
 func (d Duration) MarshalJSON() ([]byte, error) {
+	if d < 0 {
+		return []byte("-1"), nil
+	}
 	return strconv.AppendFloat(nil, float64(time.Duration(d).Microseconds())/1000, 'f', -1, 64), nil
 }
 
@@ -26,6 +30,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("duration %s: %w", b, err)
 	}
 	*d = Duration(ms * float64(time.Millisecond))
+	if ms < 0 {
+		*d = -1
+	}
 	return nil
 }
 

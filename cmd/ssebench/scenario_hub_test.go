@@ -90,7 +90,7 @@ func TestPublishScenario(t *testing.T) {
 
 func TestIdleScenario(t *testing.T) {
 	srv := newHubServer(t, stream.MemoryOptions{})
-	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "idle", "-n", "30", "-hold", "100ms", "-settle", "10s")
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "idle", "-n", "30", "-hold", "100ms", "-settle", "3s")
 	if code != 0 {
 		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
 	}
