@@ -1,0 +1,120 @@
+"""Summarize ssebench JSON reports as Markdown tables with medians.
+
+    summarize.py ticker A1.json A2.json ... -- B1.json B2.json ...
+        one row per run of A (ssehub) and B (the FastAPI seed), the medians,
+        and the ratios A/B of the medians.
+    summarize.py hub R1.json R2.json ...
+        one row per run of a hub scenario (idle, fanout, sustained,
+        publish) and the medians.
+"""
+
+import json
+import statistics
+import sys
+
+KIB = 1024
+MIB = 1024 * 1024
+
+
+def load(paths):
+    return [json.load(open(p)) for p in paths]
+
+
+def ticker_row(r):
+    s, d, c = r["server"], r["delivery"], r["connect"]
+    return {
+        "delivered": f'{d["delivered"]}/{d["expected"]}',
+        "connect_failed": c["failed"],
+        "cpu_s": s["cpu_seconds"],
+        "rss_idle_mib": s["rss_idle_bytes"] / MIB,
+        "rss_peak_mib": s["rss_peak_bytes"] / MIB,
+        "rss_per_conn_kib": s["rss_per_conn_bytes"] / KIB,
+        "client_cpu_s": r["client"]["cpu_seconds"],
+    }
+
+
+def hub_row(r):
+    s = r["server"]
+    row = {"scenario": r["scenario"]}
+    if r.get("connect"):
+        c = r["connect"]
+        row["connected"] = f'{c["connected"]}/{c["attempted"]}'
+        row["connect_p50_ms"] = c["time"]["p50_ms"]
+        row["connect_p99_ms"] = c["time"]["p99_ms"]
+        row["connect_wall_ms"] = c["wall_ms"]
+    if r.get("delivery") and r["delivery"]["expected"]:
+        d = r["delivery"]
+        row["delivered"] = f'{d["delivered"]}/{d["expected"]}'
+        row["delivered_pct"] = 100 * d["delivered"] / d["expected"]
+        row["dup"] = d["duplicates"]
+        row["ooo"] = d["out_of_order"]
+        row["dropped"] = d["dropped_streams"]
+        lat = d.get("latency") or {}
+        for q in ("p50", "p90", "p99", "max"):
+            row[f"lat_{q}_ms"] = lat.get(f"{q}_ms")
+    if r.get("publish"):
+        p = r["publish"]
+        row["published_ok"] = p["ok"]
+        row["publish_failed"] = p["failed"]
+        row["publish_per_s"] = p["per_second"]
+        row["publish_p99_ms"] = p["latency"]["p99_ms"]
+    if r.get("idle"):
+        i = r["idle"]
+        row["goroutines_idle"] = s["goroutines_idle"]
+        row["goroutines_held"] = i["goroutines_held"]
+        row["settle_goroutines_ms"] = i["settle_goroutines_ms"]
+        row["settle_rss_ms"] = i["settle_rss_ms"]
+        row["rss_after_mib"] = i["rss_after_bytes"] / MIB
+    row["cpu_s"] = s["cpu_seconds"]
+    row["rss_idle_mib"] = s["rss_idle_bytes"] / MIB
+    row["rss_peak_mib"] = s["rss_peak_bytes"] / MIB
+    if s["rss_per_conn_bytes"]:
+        row["rss_per_conn_kib"] = s["rss_per_conn_bytes"] / KIB
+    row["client_cpu_s"] = r["client"]["cpu_seconds"]
+    if r.get("aborted"):
+        row["aborted"] = r["aborted"]
+    return row
+
+
+def fmt(v):
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+    return "" if v is None else str(v)
+
+
+def median(rows, key):
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    return statistics.median(vals) if vals else None
+
+
+def table(label, rows):
+    keys = list(rows[0])
+    print("| " + " | ".join([label] + keys) + " |")
+    print("|" + "---|" * (len(keys) + 1))
+    for i, r in enumerate(rows, 1):
+        print("| " + " | ".join([f"run {i}"] + [fmt(r.get(k)) for k in keys]) + " |")
+    print("| " + " | ".join(["**median**"] + [fmt(median(rows, k)) for k in keys]) + " |")
+
+
+def main(argv):
+    kind, paths = argv[0], argv[1:]
+    if kind == "ticker":
+        i = paths.index("--")
+        a = [ticker_row(r) for r in load(paths[:i])]
+        b = [ticker_row(r) for r in load(paths[i + 1 :])]
+        print("ssehub:\n")
+        table("ssehub", a)
+        print("\nFastAPI seed:\n")
+        table("fastapi", b)
+        print("\nratio ssehub / FastAPI (medians):\n")
+        for k in ("cpu_s", "rss_per_conn_kib", "rss_peak_mib"):
+            ma, mb = median(a, k), median(b, k)
+            print(f"- {k}: {fmt(ma)} / {fmt(mb)} = {ma / mb:.2f}")
+    elif kind == "hub":
+        table("run", [hub_row(r) for r in load(paths)])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
