@@ -80,6 +80,10 @@ func (m *Main) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)
+	// Shutdown does not wait for streams detached from net/http.
+	if werr := h.Wait(sctx); err == nil && werr != nil {
+		err = werr
+	}
 	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
 	}

@@ -72,6 +72,17 @@ type Handler struct {
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: every open stream ends
+
+	// Detached streams (detach.go): how many run, and drained, closed
+	// once Close was called and none runs.
+	detachedMu sync.Mutex
+	detachedN  int
+	closed     bool
+	drained    chan struct{}
+
+	// streamEnded, when set (by tests), is called with the path of each
+	// stream as it ends.
+	streamEnded func(path string)
 }
 
 // New builds the router.
@@ -87,6 +98,7 @@ func New(opts Options) *Handler {
 		metrics: newMetrics(opts.Registry, opts.Hub.Broker),
 		ticker:  newTickerFrames(maxTickerCount),
 		done:    make(chan struct{}),
+		drained: make(chan struct{}),
 	}
 	r := h.engine
 	r.HandleMethodNotAllowed = true
@@ -137,9 +149,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Close ends every open stream at once and makes /readyz fail. Register
 // it with http.Server.RegisterOnShutdown: streams never go idle, so
-// Shutdown alone would wait out its timeout. Safe to call more than once.
+// Shutdown alone would wait out its timeout; then Wait for the detached
+// ones. Safe to call more than once.
 func (h *Handler) Close() {
-	h.closeOnce.Do(func() { close(h.done) })
+	h.closeOnce.Do(func() {
+		h.detachedMu.Lock()
+		h.closed = true
+		if h.detachedN == 0 {
+			close(h.drained)
+		}
+		h.detachedMu.Unlock()
+		close(h.done)
+	})
 }
 
 func (h *Handler) closing() bool {

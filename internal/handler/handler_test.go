@@ -33,8 +33,10 @@ func testOptions() Options {
 	}
 }
 
-// testServer is the real router on a real socket. returned receives one
-// value each time a request's handler returns.
+// testServer is the real router on a real socket. returned receives the
+// path of each request once it is answered: when its handler returns, or
+// for a stream (which may outlive its handler, see detach.go) when the
+// stream ends.
 type testServer struct {
 	*httptest.Server
 	h        *Handler
@@ -45,18 +47,30 @@ func newTestServer(t *testing.T, opts Options) *testServer {
 	t.Helper()
 	h := New(opts)
 	ts := &testServer{h: h, returned: make(chan string, 1024)}
+	report := func(path string) {
+		select {
+		case ts.returned <- path:
+		default: // nobody is waiting for so many
+		}
+	}
+	h.streamEnded = report
 	ts.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r)
-		select {
-		case ts.returned <- r.URL.Path:
-		default: // nobody is waiting for so many
+		if !isStream(w) {
+			report(r.URL.Path)
 		}
 	}))
 	t.Cleanup(func() {
 		h.Close()
 		ts.Server.Close()
+		waitDrained(t, h)
 	})
 	return ts
+}
+
+// isStream reports whether w answered with an event stream.
+func isStream(w http.ResponseWriter) bool {
+	return strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream")
 }
 
 // do sends a request and fails the test on a transport error. The body is
@@ -143,12 +157,16 @@ func wantStreamHeaders(t *testing.T, resp *http.Response) {
 		"Content-Type":      "text/event-stream; charset=utf-8",
 		"Cache-Control":     "no-cache",
 		"X-Accel-Buffering": "no",
-		"Connection":        "keep-alive",
 		"Content-Encoding":  "",
 	}
 	for k, v := range want {
 		if got := resp.Header.Get(k); got != v {
 			t.Errorf("%s: %q, want %q", k, got, v)
 		}
+	}
+	// A stream detached from net/http closes its connection when it ends,
+	// and says so (Go's client takes the header off into resp.Close).
+	if !resp.Close {
+		t.Error("no Connection: close on a detached stream")
 	}
 }

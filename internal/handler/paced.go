@@ -1,9 +1,6 @@
 package handler
 
-import (
-	"io"
-	"time"
-)
+import "time"
 
 // paced describes a finite stream that sends items from..count-1, the
 // first at once and each next one interval later, then a final frame.
@@ -22,8 +19,7 @@ func (s *sseStream) runPaced(p paced) {
 	next := p.from
 	start := time.Now()
 	timer := time.NewTimer(0)
-	defer timer.Stop()
-	s.c.Stream(func(io.Writer) bool {
+	s.run(func() bool {
 		if !s.wait(timer) {
 			return false
 		}
@@ -48,5 +44,5 @@ func (s *sseStream) runPaced(p paced) {
 		untilItem := start.Add(time.Duration(next-p.from) * p.interval).Sub(now)
 		timer.Reset(min(untilItem, s.nextHeartbeat(now)))
 		return true
-	})
+	}, func() { timer.Stop() })
 }

@@ -1,7 +1,10 @@
 package handler
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -20,25 +23,62 @@ var (
 	errCompleted  = errors.New("completed")
 )
 
+// headroom is kept free at the start of every step buffer, so a detached
+// stream can put the chunk size in front of the frames without a copy:
+// 16 hex digits and CRLF.
+const headroom = 18
+
+// maxIdleBuf is the largest step buffer a stream keeps between steps; a
+// larger one (after a replay or a burst) is let go, so an idle stream
+// holds little memory.
+const maxIdleBuf = 16 << 10
+
+// stepWriter takes one step of a stream to the client. buf holds headroom
+// spare bytes and then the step's frames; the writer may use the spare
+// bytes and append to buf. There are two: one over Gin's ResponseWriter
+// (attachedWriter) and one over a hijacked connection (connWriter).
+type stepWriter interface {
+	writeStep(buf *[]byte) error
+	setWriteDeadline(t time.Time) error
+	// finish ends the response after the last step.
+	finish()
+}
+
 // sseStream writes one event-stream response. It buffers the frames of one
-// step and writes them with a single deadline-bounded Write; c.Stream then
-// flushes once. It belongs to the request's goroutine.
+// step and writes them with a single deadline-bounded write. An attached
+// stream runs on the request's goroutine inside c.Stream; a detached one
+// (see detach.go) runs on a goroutine of its own once the handler has
+// returned. Either way one goroutine owns it.
 type sseStream struct {
-	h       *Handler
-	c       *gin.Context
-	rc      *http.ResponseController
-	buf     []byte
+	h   *Handler
+	w   stepWriter
+	buf []byte
+	// gone is closed when the client has gone away.
+	gone <-chan struct{}
+	// c is the request; nil once the stream is detached, because Gin
+	// reuses it when the handler returns.
+	c        *gin.Context
+	detached bool
+	access   accessInfo
+
 	started time.Time
 	// lastWrite is when bytes last went out: the heartbeat is due
 	// HeartbeatInterval after it.
 	lastWrite time.Time
-	events    int // sent so far
-	queued    int // events in buf
-	end       error
+	// deadline is the write deadline last set; it is moved only when
+	// less than half of the write timeout is left (setting it changes a
+	// runtime timer, which costs more than the write of a small event).
+	deadline time.Time
+	opened   bool // the response head went out
+	events   int  // sent so far
+	queued   int  // events in buf
+	bytes    int
+	end      error
 }
 
-// openStream sends the event-stream headers and queues the retry field
-// (none when the configured retry is 0).
+// openStream prepares the event-stream headers and queues the retry field
+// (none when the configured retry is 0). HTTP/1.x streams are detached
+// from net/http (see detach.go); others stay on the ResponseWriter.
 // Nothing reaches the client until the first send.
 func (h *Handler) openStream(c *gin.Context) *sseStream {
 	hdr := c.Writer.Header()
@@ -46,14 +86,42 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no")
 	if c.Request.ProtoMajor == 1 {
+		// A detached stream says close instead (responseHead).
 		hdr.Set("Connection", "keep-alive")
 	}
 	c.Status(http.StatusOK)
 	now := time.Now()
-	s := &sseStream{h: h, c: c, rc: http.NewResponseController(c.Writer), started: now, lastWrite: now}
+	s := &sseStream{
+		h: h, c: c, started: now, lastWrite: now,
+		buf:    make([]byte, headroom, 256),
+		access: accessInfo{method: c.Request.Method, path: c.Request.URL.Path},
+	}
+	if !h.detach(s, c) {
+		s.w = &attachedWriter{c: c, rc: http.NewResponseController(c.Writer)}
+		s.gone = c.Request.Context().Done()
+	}
 	s.buf, _ = (&stream.Event{Retry: h.stream.Retry}).AppendTo(s.buf)
 	h.metrics.streamsActive.Inc()
 	return s
+}
+
+// run calls step until it returns false, then cleanup, then ends the
+// stream. A detached stream runs on its own goroutine and run returns at
+// once; the handler must not touch c after that.
+func (s *sseStream) run(step func() bool, cleanup func()) {
+	if !s.detached {
+		s.c.Stream(func(_ io.Writer) bool { return step() })
+		cleanup()
+		s.close()
+		return
+	}
+	go func() {
+		defer s.h.detachedEnded()
+		for step() {
+		}
+		cleanup()
+		s.close()
+	}()
 }
 
 // queue adds an encoded frame to this step's buffer.
@@ -62,20 +130,32 @@ func (s *sseStream) queue(frame []byte, events int) {
 	s.queued += events
 }
 
+// pending is how many bytes of frames this step holds.
+func (s *sseStream) pending() int { return len(s.buf) - headroom }
+
 // send writes what the step queued, or a heartbeat when nothing is queued
-// and one is due. It reports whether the stream may go on.
+// and one is due. The first send always writes, if only the response head.
+// It reports whether the stream may go on.
 func (s *sseStream) send(now time.Time) bool {
-	if len(s.buf) == 0 {
+	if s.pending() == 0 && s.opened {
 		if now.Sub(s.lastWrite) < s.h.stream.HeartbeatInterval {
 			return true
 		}
 		s.buf = append(s.buf, heartbeat...)
 	}
-	// A deadline error only means the writer cannot take one (an
-	// HTTP/2 or test writer without it); the write still happens.
-	_ = s.rc.SetWriteDeadline(now.Add(s.h.stream.WriteTimeout))
-	_, err := s.c.Writer.Write(s.buf)
-	s.buf = s.buf[:0]
+	if timeout := s.h.stream.WriteTimeout; s.deadline.Sub(now) < timeout/2 {
+		s.deadline = now.Add(timeout)
+		// A deadline error only means the writer cannot take one (an
+		// HTTP/2 or test writer without it); the write still happens.
+		_ = s.w.setWriteDeadline(s.deadline)
+	}
+	s.bytes += s.pending()
+	err := s.w.writeStep(&s.buf)
+	if cap(s.buf) > maxIdleBuf {
+		s.buf = make([]byte, headroom, 256)
+	}
+	s.buf = s.buf[:headroom]
+	s.opened = true
 	s.lastWrite = now
 	s.events += s.queued
 	s.h.metrics.eventsSent.Add(float64(s.queued))
@@ -106,22 +186,80 @@ func (s *sseStream) wait(timer *time.Timer) bool {
 	select {
 	case <-timer.C:
 		return true
-	case <-s.c.Request.Context().Done():
+	case <-s.gone:
 		return s.stop(errClientGone)
 	case <-s.h.done:
 		return s.stop(errShuttingDown)
 	}
 }
 
-// close logs the end of the stream and settles the metrics.
+// close ends the response, logs the end of the stream and settles the
+// metrics.
 func (s *sseStream) close() {
-	if s.c.Request.Context().Err() != nil && s.end == nil {
-		s.end = errClientGone
+	select {
+	case <-s.gone:
+		s.stop(errClientGone)
+	default:
+	}
+	s.w.finish()
+	if s.detached {
+		<-s.gone // finish closed the connection: the reader ends
 	}
 	s.h.metrics.streamsActive.Dec()
+	duration := time.Since(s.started).Round(time.Millisecond)
 	s.h.log.Info("stream ended",
-		"path", s.c.Request.URL.Path,
+		"path", s.access.path,
 		"events", s.events,
-		"duration", time.Since(s.started).Round(time.Millisecond),
+		"duration", duration,
 		"reason", s.end)
+	if s.detached {
+		// The access middleware skipped this request: its handler
+		// returned when the stream was handed over.
+		s.h.logAccess(s.access, http.StatusOK, s.bytes, time.Since(s.started))
+	}
+	if s.h.streamEnded != nil {
+		s.h.streamEnded(s.access.path)
+	}
+}
+
+// attachedWriter writes steps to Gin's ResponseWriter; c.Stream and this
+// writer flush each one.
+type attachedWriter struct {
+	c  *gin.Context
+	rc *http.ResponseController
+}
+
+func (w *attachedWriter) writeStep(buf *[]byte) error {
+	if _, err := w.c.Writer.Write((*buf)[headroom:]); err != nil {
+		return err
+	}
+	return w.rc.Flush()
+}
+
+func (w *attachedWriter) setWriteDeadline(t time.Time) error {
+	return w.rc.SetWriteDeadline(t)
+}
+
+// finish leaves the end of the response to net/http.
+func (w *attachedWriter) finish() {}
+
+// accessInfo is what the access line says of a request.
+type accessInfo struct {
+	method, path, remote string
+}
+
+// logAccess writes one access line.
+func (h *Handler) logAccess(a accessInfo, status, bytes int, d time.Duration) {
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	h.log.LogAttrs(context.Background(), level, "request",
+		slog.String("method", a.method),
+		slog.String("path", a.path),
+		slog.Int("status", status),
+		slog.Int("bytes", bytes),
+		slog.Duration("duration", d),
+		slog.String("remote", a.remote),
+	)
 }

@@ -73,25 +73,22 @@ func bubbleServer(t *testing.T, h http.Handler) *http.Client {
 }
 
 // bubbleServerTimed is bubbleServer that also reports how long after the
-// call each request's handler returned.
-func bubbleServerTimed(t *testing.T, h http.Handler) (*http.Client, <-chan time.Duration) {
+// call each stream ended.
+func bubbleServerTimed(t *testing.T, h *Handler) (*http.Client, <-chan time.Duration) {
 	returned := make(chan time.Duration, 1)
 	start := time.Now()
-	client := bubbleServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r)
-		returned <- time.Since(start)
-	}))
-	return client, returned
+	h.streamEnded = func(string) { returned <- time.Since(start) }
+	return bubbleServer(t, h), returned
 }
 
-// wantReturnedAt checks, in a synctest bubble, that the handler is still
-// running until d has passed and has returned exactly then.
+// wantReturnedAt checks, in a synctest bubble, that the stream is still
+// running until d has passed and has ended exactly then.
 func wantReturnedAt(t *testing.T, returned <-chan time.Duration, d time.Duration) {
 	t.Helper()
 	synctest.Wait()
 	select {
 	case got := <-returned:
-		t.Fatalf("handler returned after %v, before %v", got, d)
+		t.Fatalf("stream ended after %v, before %v", got, d)
 	default:
 	}
 	time.Sleep(d)
@@ -99,10 +96,10 @@ func wantReturnedAt(t *testing.T, returned <-chan time.Duration, d time.Duration
 	select {
 	case got := <-returned:
 		if got != d {
-			t.Errorf("handler returned after %v, want %v", got, d)
+			t.Errorf("stream ended after %v, want %v", got, d)
 		}
 	default:
-		t.Fatalf("handler still running after %v", d)
+		t.Fatalf("stream still running after %v", d)
 	}
 }
 

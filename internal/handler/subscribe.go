@@ -3,7 +3,6 @@ package handler
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -38,24 +37,22 @@ func (h *Handler) subscribe(c *gin.Context) {
 		h.abortWithError(c, err)
 		return
 	}
-	defer sub.Close()
 
 	s := h.openStream(c)
-	defer s.close()
 	if sub.Reset != "" {
 		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset}), 1)
 	}
-	// Answer at once, so the client knows it is subscribed before the
-	// first event.
-	if !s.send(time.Now()) {
-		return
-	}
-	c.Writer.Flush()
 	replay := sub.Replay
 	live := sub.C()
 	timer := time.NewTimer(h.stream.HeartbeatInterval)
-	defer timer.Stop()
-	c.Stream(func(io.Writer) bool {
+	answered := false
+	s.run(func() bool {
+		if !answered {
+			// Answer at once, so the client knows it is subscribed
+			// before the first event.
+			answered = true
+			return s.sendAndReset(timer)
+		}
 		if len(replay) > 0 {
 			replay = s.queueMessages(replay)
 			return s.sendAndReset(timer)
@@ -71,16 +68,19 @@ func (h *Handler) subscribe(c *gin.Context) {
 				return s.stop(subscriptionEnd(sub.Err()))
 			}
 		case <-timer.C:
-		case <-c.Request.Context().Done():
+		case <-s.gone:
 			return s.stop(errClientGone)
 		case <-h.done:
 			return s.stop(errShuttingDown)
 		}
 		return s.sendAndReset(timer)
+	}, func() {
+		timer.Stop()
+		sub.Close()
+		if errors.Is(s.end, os.ErrDeadlineExceeded) {
+			h.metrics.writeTimeouts.Add(1)
+		}
 	})
-	if errors.Is(s.end, os.ErrDeadlineExceeded) {
-		h.metrics.writeTimeouts.Add(1)
-	}
 }
 
 // subscriptionTopics reads and checks the topic parameters.

@@ -36,7 +36,6 @@ func (h *Handler) tickerStream(c *gin.Context) {
 		return
 	}
 	s := h.openStream(c)
-	defer s.close()
 	if reset != "" {
 		s.queue(mustEncode(stream.Event{Type: "reset", Data: reset}), 1)
 	}

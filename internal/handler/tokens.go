@@ -44,7 +44,6 @@ func (h *Handler) tokenStream(c *gin.Context) {
 		return
 	}
 	s := h.openStream(c)
-	defer s.close()
 	s.runPaced(paced{
 		count:    len(words),
 		interval: interval,

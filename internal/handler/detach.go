@@ -1,0 +1,201 @@
+package handler
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Why detach: net/http keeps about 29 KiB per open response for as long as
+// the handler runs: the serve goroutine's stack (which the first flush of
+// a stream grows to 16 KiB under Gin), 4 KiB of read buffer, 6 KiB of
+// write buffers and the parsed request. An event stream lives for hours
+// and needs none of it. So an HTTP/1.x stream takes the connection over
+// (Hijack), the handler returns, and two small goroutines remain: one
+// writes the steps, already framed as chunks, straight to the socket; the
+// other reads, to notice at once that the client went away. See
+// docs/BENCHMARKS.md for what it saves.
+
+// finishTimeout bounds the write of a detached stream's last chunk.
+const finishTimeout = time.Second
+
+// detachedKey marks a request whose stream was detached, for the access
+// log middleware.
+const detachedKey = "ssehub.detached"
+
+// detach takes the connection of c over for s when it can: an HTTP/1.x
+// request whose writer can be hijacked, while the handler is open. It
+// reports whether it did; if not, s stays on the ResponseWriter.
+func (h *Handler) detach(s *sseStream, c *gin.Context) bool {
+	if c.Request.ProtoMajor != 1 || !canHijack(c.Writer) || !h.detachedStarted() {
+		return false
+	}
+	head := responseHead(c.Request, c.Writer.Header())
+	conn, rw, err := c.Writer.Hijack()
+	if err != nil {
+		h.detachedEnded()
+		h.log.Warn("stream stays attached: hijack failed", "err", err)
+		return false
+	}
+	gone := make(chan struct{})
+	go watchConn(conn, rw.Reader, gone)
+	c.Set(detachedKey, true)
+	s.w = &connWriter{conn: conn, head: head, chunked: c.Request.ProtoAtLeast(1, 1)}
+	s.gone = gone
+	s.detached = true
+	s.access.remote = c.ClientIP()
+	s.c = nil
+	return true
+}
+
+// canHijack reports whether the writer under Gin's can be hijacked: Gin's
+// own Hijack panics when it cannot (an HTTP/2 or a test writer).
+func canHijack(w gin.ResponseWriter) bool {
+	u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+	if !ok {
+		return false
+	}
+	_, ok = u.Unwrap().(http.Hijacker)
+	return ok
+}
+
+// responseHead is the status line and headers of a stream's response. The
+// connection is not reused after a detached stream, and the head says so
+// (Connection: close), so no client sends its next request on a connection
+// that is about to close. HTTP/1.1 streams are chunked, so a client can
+// tell a complete stream from a cut one; HTTP/1.0 streams end when the
+// connection closes.
+func responseHead(r *http.Request, hdr http.Header) []byte {
+	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	hdr.Set("Connection", "close")
+	proto := "HTTP/1.0"
+	if r.ProtoAtLeast(1, 1) {
+		proto = "HTTP/1.1"
+		hdr.Set("Transfer-Encoding", "chunked")
+	}
+	head := append(make([]byte, 0, 512), proto+" 200 OK\r\n"...)
+	_ = hdr.Write(appendWriter{&head}) // writes to memory: cannot fail
+	return append(head, "\r\n"...)
+}
+
+// appendWriter is an io.Writer that appends to a byte slice.
+type appendWriter struct{ b *[]byte }
+
+func (w appendWriter) Write(p []byte) (int, error) {
+	*w.b = append(*w.b, p...)
+	return len(p), nil
+}
+
+// watchConn reads from the connection until it fails, then closes gone:
+// the client went away, or the stream closed the connection. Anything the
+// client sends after its request is discarded.
+func watchConn(conn net.Conn, buffered *bufio.Reader, gone chan<- struct{}) {
+	defer close(gone)
+	if n := buffered.Buffered(); n > 0 {
+		if _, err := buffered.Discard(n); err != nil {
+			return
+		}
+	}
+	var b [64]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			return
+		}
+	}
+}
+
+// connWriter writes the steps of a detached stream to its connection: the
+// response head with the first step, then each step as one chunk (HTTP/1.1)
+// or as it is (HTTP/1.0).
+type connWriter struct {
+	conn    net.Conn
+	head    []byte
+	chunked bool
+	failed  bool
+}
+
+func (w *connWriter) writeStep(buf *[]byte) error {
+	out := (*buf)[headroom:]
+	if w.chunked && len(out) > 0 { // an empty chunk would end the body
+		var size [16]byte
+		n := strconv.AppendInt(size[:0], int64(len(out)), 16)
+		start := headroom - len(n) - 2
+		copy((*buf)[start:], n)
+		copy((*buf)[start+len(n):], "\r\n")
+		*buf = append(*buf, "\r\n"...)
+		out = (*buf)[start:]
+	}
+	if w.head != nil {
+		out = append(w.head, out...)
+		w.head = nil
+	}
+	if _, err := w.conn.Write(out); err != nil {
+		w.failed = true
+		return err
+	}
+	return nil
+}
+
+func (w *connWriter) setWriteDeadline(t time.Time) error {
+	return w.conn.SetWriteDeadline(t)
+}
+
+// finish sends the last chunk and closes the connection, which also ends
+// the goroutine in watchConn.
+func (w *connWriter) finish() {
+	// The last write gets a deadline of its own: the one set for the
+	// last step may have passed long ago.
+	_ = w.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
+	if !w.failed {
+		switch {
+		case w.head != nil: // not a byte sent yet
+			_, _ = w.conn.Write(w.head)
+			if w.chunked {
+				_, _ = io.WriteString(w.conn, "0\r\n\r\n")
+			}
+		case w.chunked:
+			_, _ = io.WriteString(w.conn, "0\r\n\r\n")
+		}
+	}
+	_ = w.conn.Close()
+}
+
+// detachedStarted counts a detached stream in, unless the handler is
+// closed.
+func (h *Handler) detachedStarted() bool {
+	h.detachedMu.Lock()
+	defer h.detachedMu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.detachedN++
+	return true
+}
+
+// detachedEnded counts a detached stream out.
+func (h *Handler) detachedEnded() {
+	h.detachedMu.Lock()
+	defer h.detachedMu.Unlock()
+	h.detachedN--
+	if h.detachedN == 0 && h.closed {
+		close(h.drained)
+	}
+}
+
+// Wait blocks until every detached stream has ended after Close, or ctx is
+// done. Call it after http.Server.Shutdown, which does not wait for
+// hijacked connections.
+func (h *Handler) Wait(ctx context.Context) error {
+	select {
+	case <-h.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
