@@ -43,11 +43,9 @@ func (h *Handler) detach(s *sseStream, c *gin.Context) bool {
 		h.log.Warn("stream stays attached: hijack failed", "err", err)
 		return false
 	}
-	gone := make(chan struct{})
-	go watchConn(conn, rw.Reader, gone)
 	c.Set(detachedKey, true)
-	s.w = &connWriter{conn: conn, head: head, chunked: c.Request.ProtoAtLeast(1, 1)}
-	s.gone = gone
+	s.w = &connWriter{conn: conn, buffered: rw.Reader, head: head, chunked: c.Request.ProtoAtLeast(1, 1)}
+	s.gone = make(chan struct{})
 	s.detached = true
 	s.access.remote = c.ClientIP()
 	s.c = nil
@@ -92,11 +90,18 @@ func (w appendWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// watchConn reads from the connection until it fails, then closes gone:
-// the client went away, or the stream closed the connection. Anything the
-// client sends after its request is discarded.
-func watchConn(conn net.Conn, buffered *bufio.Reader, gone chan<- struct{}) {
-	defer close(gone)
+// watch reads from the connection until it fails, then closes gone and
+// calls onGone, when set: the client went away, or the stream closed the
+// connection. Anything the client sends after its request is discarded.
+func (w *connWriter) watch(gone chan<- struct{}, onGone func()) {
+	defer func() {
+		close(gone)
+		if onGone != nil {
+			onGone()
+		}
+	}()
+	conn, buffered := w.conn, w.buffered
+	w.buffered = nil // the 4 KiB buffer is garbage once drained
 	if n := buffered.Buffered(); n > 0 {
 		if _, err := buffered.Discard(n); err != nil {
 			return
@@ -114,8 +119,9 @@ func watchConn(conn net.Conn, buffered *bufio.Reader, gone chan<- struct{}) {
 // response head with the first step, then each step as one chunk (HTTP/1.1)
 // or as it is (HTTP/1.0).
 type connWriter struct {
-	conn    net.Conn
-	head    []byte
+	conn     net.Conn
+	buffered *bufio.Reader // what net/http read past the request; watch drains it
+	head     []byte
 	chunked bool
 	failed  bool
 }
@@ -147,7 +153,7 @@ func (w *connWriter) setWriteDeadline(t time.Time) error {
 }
 
 // finish sends the last chunk and closes the connection, which also ends
-// the goroutine in watchConn.
+// the goroutine in watch.
 func (w *connWriter) finish() {
 	// The last write gets a deadline of its own: the one set for the
 	// last step may have passed long ago.

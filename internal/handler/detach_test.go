@@ -152,3 +152,21 @@ func waitDrained(t *testing.T, h *Handler) {
 		t.Fatalf("Wait: %v", err)
 	}
 }
+
+func TestCloseEndsSubscriptions(t *testing.T) {
+	opts, broker := hubOptions(t, stream.MemoryOptions{})
+	ts := newTestServer(t, opts)
+	p := ts.subscribe(t, "topic=a", nil)
+	ts.publish(t, "a", `{"data": "before Close"}`)
+	if ev := next(t, p); ev.Data != "before Close" {
+		t.Fatalf("event %+v", ev)
+	}
+	ts.h.Close()
+	if _, err := p.Next(); err != io.EOF {
+		t.Fatalf("after Close: %v, want the stream to end", err)
+	}
+	ts.waitReturned(t, "/api/v1/events")
+	if n := broker.Stats().Subscribers; n != 0 {
+		t.Errorf("%d subscribers left after Close, want 0", n)
+	}
+}

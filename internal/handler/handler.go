@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // Options configures a Handler. A zero field means its default.
@@ -74,11 +75,13 @@ type Handler struct {
 	done      chan struct{} // closed by Close: every open stream ends
 
 	// Detached streams (detach.go): how many run, and drained, closed
-	// once Close was called and none runs.
+	// once Close was called and none runs; and the open subscriptions,
+	// which Close ends.
 	detachedMu sync.Mutex
 	detachedN  int
 	closed     bool
 	drained    chan struct{}
+	subs       map[*stream.Subscription]struct{}
 
 	// streamEnded, when set (by tests), is called with the path of each
 	// stream as it ends.
@@ -99,6 +102,7 @@ func New(opts Options) *Handler {
 		ticker:  newTickerFrames(maxTickerCount),
 		done:    make(chan struct{}),
 		drained: make(chan struct{}),
+		subs:    make(map[*stream.Subscription]struct{}),
 	}
 	r := h.engine
 	r.HandleMethodNotAllowed = true
@@ -158,8 +162,13 @@ func (h *Handler) Close() {
 		if h.detachedN == 0 {
 			close(h.drained)
 		}
+		subs := h.subs
+		h.subs = nil
 		h.detachedMu.Unlock()
 		close(h.done)
+		for sub := range subs {
+			sub.Close()
+		}
 	})
 }
 

@@ -53,8 +53,10 @@ type sseStream struct {
 	h   *Handler
 	w   stepWriter
 	buf []byte
-	// gone is closed when the client has gone away.
-	gone <-chan struct{}
+	// gone is closed when the client has gone away; onGone, when set
+	// before run, is called then too.
+	gone   chan struct{}
+	onGone func()
 	// c is the request; nil once the stream is detached, because Gin
 	// reuses it when the handler returns.
 	c        *gin.Context
@@ -71,6 +73,7 @@ type sseStream struct {
 	deadline time.Time
 	opened   bool // the response head went out
 	events   int  // sent so far
+	counted  int  // events added to the shared counter so far
 	queued   int  // events in buf
 	bytes    int
 	end      error
@@ -98,7 +101,7 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 	}
 	if !h.detach(s, c) {
 		s.w = &attachedWriter{c: c, rc: http.NewResponseController(c.Writer)}
-		s.gone = c.Request.Context().Done()
+		s.gone = make(chan struct{})
 	}
 	s.buf, _ = (&stream.Event{Retry: h.stream.Retry}).AppendTo(s.buf)
 	h.metrics.streamsActive.Inc()
@@ -110,11 +113,20 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 // once; the handler must not touch c after that.
 func (s *sseStream) run(step func() bool, cleanup func()) {
 	if !s.detached {
+		stop := context.AfterFunc(s.c.Request.Context(), func() {
+			close(s.gone)
+			if s.onGone != nil {
+				s.onGone()
+			}
+		})
 		s.c.Stream(func(_ io.Writer) bool { return step() })
+		stop()
 		cleanup()
 		s.close()
 		return
 	}
+	w := s.w.(*connWriter)
+	go w.watch(s.gone, s.onGone)
 	go func() {
 		defer s.h.detachedEnded()
 		for step() {
@@ -158,13 +170,25 @@ func (s *sseStream) send(now time.Time) bool {
 	s.opened = true
 	s.lastWrite = now
 	s.events += s.queued
-	s.h.metrics.eventsSent.Add(float64(s.queued))
 	s.queued = 0
+	if s.events-s.counted >= countEvery {
+		s.count()
+	}
 	if err != nil {
 		s.end = err
 		return false
 	}
 	return true
+}
+
+// countEvery is how many events a stream sends before it adds them to the
+// shared counter, which every stream's goroutine writes to.
+const countEvery = 32
+
+// count adds the events sent since the last count to the metrics.
+func (s *sseStream) count() {
+	s.h.metrics.eventsSent.Add(float64(s.events - s.counted))
+	s.counted = s.events
 }
 
 // nextHeartbeat is how long until a heartbeat is due.
@@ -201,6 +225,7 @@ func (s *sseStream) close() {
 		s.stop(errClientGone)
 	default:
 	}
+	s.count()
 	s.w.finish()
 	if s.detached {
 		<-s.gone // finish closed the connection: the reader ends

@@ -42,6 +42,10 @@ func (h *Handler) subscribe(c *gin.Context) {
 	if sub.Reset != "" {
 		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset}), 1)
 	}
+	// A gone client and Close end the subscription, which closes live:
+	// the loop below waits on two channels only, none of them shared.
+	s.onGone = sub.Close
+	h.trackSubscription(sub)
 	replay := sub.Replay
 	live := sub.C()
 	timer := time.NewTimer(h.stream.HeartbeatInterval)
@@ -60,23 +64,20 @@ func (h *Handler) subscribe(c *gin.Context) {
 		select {
 		case msg, ok := <-live:
 			if !ok {
-				return s.stop(subscriptionEnd(sub.Err()))
+				return s.stop(s.subscriptionEnd(sub))
 			}
 			s.queue(msg.Frame, 1)
 			if !s.drain(live) {
 				s.send(time.Now())
-				return s.stop(subscriptionEnd(sub.Err()))
+				return s.stop(s.subscriptionEnd(sub))
 			}
 		case <-timer.C:
-		case <-s.gone:
-			return s.stop(errClientGone)
-		case <-h.done:
-			return s.stop(errShuttingDown)
 		}
 		return s.sendAndReset(timer)
 	}, func() {
 		timer.Stop()
 		sub.Close()
+		h.untrackSubscription(sub)
 		if errors.Is(s.end, os.ErrDeadlineExceeded) {
 			h.metrics.writeTimeouts.Add(1)
 		}
@@ -139,12 +140,38 @@ func (s *sseStream) sendAndReset(timer *time.Timer) bool {
 	return true
 }
 
-// subscriptionEnd names why the broker ended a subscription.
-func subscriptionEnd(err error) error {
+// subscriptionEnd names why a subscription ended.
+func (s *sseStream) subscriptionEnd(sub *stream.Subscription) error {
+	select {
+	case <-s.gone:
+		return errClientGone
+	default:
+	}
+	err := sub.Err()
 	switch {
-	case err == nil, errors.Is(err, stream.ErrClosed):
+	case s.h.closing(), err == nil, errors.Is(err, stream.ErrClosed):
 		return errShuttingDown
 	default:
 		return fmt.Errorf("dropped: %w", err)
 	}
+}
+
+// trackSubscription records an open subscription, for Close to end. One
+// that opens after Close ends at once.
+func (h *Handler) trackSubscription(sub *stream.Subscription) {
+	h.detachedMu.Lock()
+	closed := h.closed
+	if !closed {
+		h.subs[sub] = struct{}{}
+	}
+	h.detachedMu.Unlock()
+	if closed {
+		sub.Close()
+	}
+}
+
+func (h *Handler) untrackSubscription(sub *stream.Subscription) {
+	h.detachedMu.Lock()
+	delete(h.subs, sub)
+	h.detachedMu.Unlock()
 }
