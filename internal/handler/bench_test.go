@@ -120,6 +120,45 @@ func BenchmarkSubscriberLive(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
+// BenchmarkPublish measures POST /api/v1/topics/{topic}/events over a real
+// socket and a keep-alive connection: a 100-byte body shaped like
+// ssebench's (compact JSON object data), the in-memory broker, no
+// subscribers. The client's own cost is part of ns/op.
+func BenchmarkPublish(b *testing.B) {
+	broker := stream.NewMemory(stream.MemoryOptions{FirstID: 1e15})
+	defer broker.Close()
+	opts := testOptions()
+	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{testToken}}
+	h := New(opts)
+	defer h.Close()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	client := srv.Client()
+	url := srv.URL + "/api/v1/topics/bench.prices/events"
+	body := `{"data":{"seq":123456,"ts":1767225600000000000,"pad":"` + strings.Repeat("x", 43) + `"}}`
+	if len(body) != 100 {
+		b.Fatalf("body is %d bytes, want 100", len(body))
+	}
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			b.Fatalf("status %d: %v", resp.StatusCode, err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
 // newBenchServer serves h on a real loopback socket for a benchmark.
 func newBenchServer(b *testing.B, h http.Handler) string {
 	b.Helper()
