@@ -78,6 +78,11 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 		c.Header("WWW-Authenticate", challenge)
 	case status == http.StatusServiceUnavailable:
 		c.Header("Retry-After", retryAfterSeconds)
+		// A fixed text: a broker's error may carry internal detail.
+		msg = "shutting down: try again in a moment"
+		if errors.Is(err, stream.ErrTooManySubscribers) {
+			msg = "too many subscribers: try again later"
+		}
 	case status >= http.StatusInternalServerError:
 		h.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
 		msg = http.StatusText(status)

@@ -83,12 +83,12 @@ func (h *Handler) readPublishRequest(r *http.Request, scratch *publishScratch) (
 	}
 	if raw[0] == '"' {
 		if data, err = unquoteJSON(raw); err != nil {
-			return "", "", badRequest("data: %v", err)
+			return "", "", badRequest("data: %s", describeJSONError(err))
 		}
 		return eventType, data, nil
 	}
 	if data, err = compactJSON(&scratch.compact, raw); err != nil {
-		return "", "", badRequest("data: %v", err)
+		return "", "", badRequest("data: %s", describeJSONError(err))
 	}
 	return eventType, data, nil
 }

@@ -159,7 +159,7 @@ func decodePublishBody(body []byte, readErr error) (eventType string, data json.
 		case errors.Is(err, io.EOF):
 			return "", nil, badRequest(`body: want a JSON object such as {"event": "update", "data": {"n": 1}}`)
 		default:
-			return "", nil, badRequest("body: %v", err)
+			return "", nil, badRequest("body: %s", describeJSONError(err))
 		}
 	}
 	// Anything but white space after the object is refused, a stray "]"

@@ -71,7 +71,7 @@ func readTokenRequest(w http.ResponseWriter, r *http.Request) (words []string, i
 		if errors.Is(err, io.EOF) {
 			return nil, 0, badRequest(`body: want a JSON object such as {"text": "hello world"}`)
 		}
-		return nil, 0, badRequest("body: %v", err)
+		return nil, 0, badRequest("body: %s", describeJSONError(err))
 	}
 	if dec.More() {
 		return nil, 0, badRequest("body: want one JSON object, found more after it")
