@@ -212,3 +212,29 @@ func TestLoopbackAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestNewLoggerFollowsLevelAndFormat(t *testing.T) {
+	tests := []struct {
+		level, format string
+		wantJSON      bool
+		wantInfo      bool
+	}{
+		{"info", "text", false, true},
+		{"warn", "json", true, false},
+		{"INFO", "JSON", true, true}, // validation takes any case
+		{"Debug", "Text", false, true},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		log := newLogger(config.LogConfig{Level: tt.level, Format: tt.format}, &out)
+		log.Info("info line")
+		log.Warn("warn line")
+		got := out.String()
+		if isJSON := strings.HasPrefix(got, "{"); isJSON != tt.wantJSON {
+			t.Errorf("level %q format %q: %q, want JSON %v", tt.level, tt.format, got, tt.wantJSON)
+		}
+		if hasInfo := strings.Contains(got, "info line"); hasInfo != tt.wantInfo || !strings.Contains(got, "warn line") {
+			t.Errorf("level %q: %q, want the info line %v and the warn line", tt.level, got, tt.wantInfo)
+		}
+	}
+}

@@ -129,7 +129,7 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // newLogger builds the process logger from log.level and log.format.
 func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
-	if c.Format == "json" {
+	if c.JSON() {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
