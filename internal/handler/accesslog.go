@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -14,6 +15,9 @@ func (h *Handler) accessLog(c *gin.Context) {
 	c.Next()
 	if _, detached := c.Get(detachedKey); detached {
 		return
+	}
+	if !h.log.Enabled(context.Background(), accessLevel(c.Writer.Status())) {
+		return // spare ClientIP and the rest when the line is not written
 	}
 	h.logAccess(accessInfo{method: c.Request.Method, path: c.Request.URL.Path, remote: c.ClientIP()},
 		c.Writer.Status(), c.Writer.Size(), time.Since(start))

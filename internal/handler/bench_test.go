@@ -166,3 +166,32 @@ func newBenchServer(b *testing.B, h http.Handler) string {
 	b.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// BenchmarkTickerConnection measures what one short stream costs from
+// connect to close: a fresh connection, GET /stream?count=10&interval=1ms,
+// read to the end. It is the per-connection part of the 2000-client
+// ticker run in docs/BENCHMARKS.md, where each client holds a connection
+// for 10 lines.
+func BenchmarkTickerConnection(b *testing.B) {
+	h := New(testOptions())
+	defer h.Close()
+	ts := newBenchServer(b, h)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(ts + "/stream?count=10&interval=1ms")
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -3,7 +3,6 @@ package handler
 import (
 	"bufio"
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -24,6 +23,9 @@ import (
 
 // finishTimeout bounds the write of a detached stream's last chunk.
 const finishTimeout = time.Second
+
+// lastChunk ends a chunked body.
+const lastChunk = "0\r\n\r\n"
 
 // detachedKey marks a request whose stream was detached, for the access
 // log middleware.
@@ -122,21 +124,26 @@ type connWriter struct {
 	conn     net.Conn
 	buffered *bufio.Reader // what net/http read past the request; watch drains it
 	head     []byte
-	chunked bool
-	failed  bool
+	chunked  bool
+	failed   bool // a write failed: nothing more can be sent
+	ended    bool // the response is complete
 }
 
-func (w *connWriter) writeStep(buf *[]byte) error {
-	out := (*buf)[headroom:]
-	if w.chunked && len(out) > 0 { // an empty chunk would end the body
+func (w *connWriter) writeStep(buf *[]byte, last bool) error {
+	start := headroom
+	if n := len(*buf) - headroom; w.chunked && n > 0 { // an empty chunk would end the body
 		var size [16]byte
-		n := strconv.AppendInt(size[:0], int64(len(out)), 16)
-		start := headroom - len(n) - 2
-		copy((*buf)[start:], n)
-		copy((*buf)[start+len(n):], "\r\n")
+		hex := strconv.AppendInt(size[:0], int64(n), 16)
+		start -= len(hex) + 2
+		copy((*buf)[start:], hex)
+		copy((*buf)[start+len(hex):], "\r\n")
 		*buf = append(*buf, "\r\n"...)
-		out = (*buf)[start:]
 	}
+	if last && w.chunked {
+		// The last chunk goes in the same write: one syscall less.
+		*buf = append(*buf, lastChunk...)
+	}
+	out := (*buf)[start:]
 	if w.head != nil {
 		out = append(w.head, out...)
 		w.head = nil
@@ -145,6 +152,7 @@ func (w *connWriter) writeStep(buf *[]byte) error {
 		w.failed = true
 		return err
 	}
+	w.ended = last
 	return nil
 }
 
@@ -158,15 +166,13 @@ func (w *connWriter) finish() {
 	// The last write gets a deadline of its own: the one set for the
 	// last step may have passed long ago.
 	_ = w.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
-	if !w.failed {
-		switch {
-		case w.head != nil: // not a byte sent yet
-			_, _ = w.conn.Write(w.head)
-			if w.chunked {
-				_, _ = io.WriteString(w.conn, "0\r\n\r\n")
-			}
-		case w.chunked:
-			_, _ = io.WriteString(w.conn, "0\r\n\r\n")
+	if !w.failed && !w.ended {
+		end := w.head // nil once a step went out
+		if w.chunked {
+			end = append(end, lastChunk...)
+		}
+		if len(end) > 0 {
+			_, _ = w.conn.Write(end)
 		}
 	}
 	_ = w.conn.Close()

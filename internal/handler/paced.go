@@ -35,6 +35,7 @@ func (s *sseStream) runPaced(p paced) {
 		}
 		if next == p.count {
 			s.queue(p.final, 1)
+			s.last = true
 			s.send(now)
 			return s.stop(errCompleted)
 		}

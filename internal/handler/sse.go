@@ -38,7 +38,9 @@ const maxIdleBuf = 16 << 10
 // bytes and append to buf. There are two: one over Gin's ResponseWriter
 // (attachedWriter) and one over a hijacked connection (connWriter).
 type stepWriter interface {
-	writeStep(buf *[]byte) error
+	// last says no step follows: the writer may end the response in the
+	// same write.
+	writeStep(buf *[]byte, last bool) error
 	setWriteDeadline(t time.Time) error
 	// finish ends the response after the last step.
 	finish()
@@ -72,6 +74,7 @@ type sseStream struct {
 	// runtime timer, which costs more than the write of a small event).
 	deadline time.Time
 	opened   bool // the response head went out
+	last     bool // the next send is the last
 	events   int  // sent so far
 	counted  int  // events added to the shared counter so far
 	queued   int  // events in buf
@@ -162,7 +165,7 @@ func (s *sseStream) send(now time.Time) bool {
 		_ = s.w.setWriteDeadline(s.deadline)
 	}
 	s.bytes += s.pending()
-	err := s.w.writeStep(&s.buf)
+	err := s.w.writeStep(&s.buf, s.last)
 	if cap(s.buf) > maxIdleBuf {
 		s.buf = make([]byte, headroom, 256)
 	}
@@ -254,7 +257,7 @@ type attachedWriter struct {
 	rc *http.ResponseController
 }
 
-func (w *attachedWriter) writeStep(buf *[]byte) error {
+func (w *attachedWriter) writeStep(buf *[]byte, _ bool) error {
 	if _, err := w.c.Writer.Write((*buf)[headroom:]); err != nil {
 		return err
 	}
@@ -268,6 +271,14 @@ func (w *attachedWriter) setWriteDeadline(t time.Time) error {
 // finish leaves the end of the response to net/http.
 func (w *attachedWriter) finish() {}
 
+// accessLevel is the level of the access line of a status.
+func accessLevel(status int) slog.Level {
+	if status >= 500 {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
 // accessInfo is what the access line says of a request.
 type accessInfo struct {
 	method, path, remote string
@@ -275,11 +286,7 @@ type accessInfo struct {
 
 // logAccess writes one access line.
 func (h *Handler) logAccess(a accessInfo, status, bytes int, d time.Duration) {
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	h.log.LogAttrs(context.Background(), level, "request",
+	h.log.LogAttrs(context.Background(), accessLevel(status), "request",
 		slog.String("method", a.method),
 		slog.String("path", a.path),
 		slog.Int("status", status),

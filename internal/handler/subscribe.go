@@ -76,11 +76,13 @@ func (h *Handler) subscribe(c *gin.Context) {
 		return s.sendAndReset(timer)
 	}, func() {
 		timer.Stop()
-		sub.Close()
-		h.untrackSubscription(sub)
-		if errors.Is(s.end, os.ErrDeadlineExceeded) {
+		// A subscriber the broker dropped is counted there; its write
+		// may time out after that, and must not count twice.
+		if errors.Is(s.end, os.ErrDeadlineExceeded) && !errors.Is(sub.Err(), stream.ErrSlowConsumer) {
 			h.metrics.writeTimeouts.Add(1)
 		}
+		sub.Close()
+		h.untrackSubscription(sub)
 	})
 }
 

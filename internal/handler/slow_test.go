@@ -1,0 +1,79 @@
+package handler
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+func TestHubDropsASlowSubscriberAndCountsItOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: 4})
+		opts.Stream.WriteTimeout = 7 * time.Second
+		h := New(opts)
+		defer h.Close()
+		client, ended := bubbleServerTimed(t, h)
+		resp, err := client.Get("http://ssehub/api/v1/events?topic=a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		// The client never reads: the first writes fill what the
+		// connection holds, then the queue of 4, then the broker drops
+		// the subscriber. The publisher never waits.
+		data := strings.Repeat("x", 1000)
+		for range 20 {
+			if _, err := broker.Publish("a", "", data); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		if got := broker.Stats().Dropped; got != 1 {
+			t.Fatalf("%d subscribers dropped by the broker, want 1", got)
+		}
+		// The blocked write ends at the write timeout, and the
+		// connection closes.
+		wantReturnedAt(t, ended, 7*time.Second)
+		if _, err := io.Copy(io.Discard, resp.Body); err == nil {
+			t.Error("the stream of a dropped subscriber ended cleanly, want a cut connection")
+		}
+
+		metrics, err := client.Get("http://ssehub/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer metrics.Body.Close()
+		b, _ := io.ReadAll(metrics.Body)
+		if !strings.Contains(string(b), "\nssehub_slow_subscribers_dropped_total 1\n") {
+			t.Errorf("/metrics, want ssehub_slow_subscribers_dropped_total 1:\n%s", grepLines(string(b), "ssehub_"))
+		}
+	})
+}
+
+func TestHubStreamStartsWithTheRetryField(t *testing.T) {
+	ts := newHubServer(t) // retry 2500ms
+	p := ts.subscribe(t, "topic=a", nil)
+	ts.publish(t, "a", `{"data": "x"}`)
+	ev, err := p.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Retry != 2500*time.Millisecond || ev.Data != "x" {
+		t.Errorf("first event %+v, want retry 2.5s before it", ev)
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
