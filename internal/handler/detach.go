@@ -144,11 +144,16 @@ func (w *connWriter) writeStep(buf *[]byte, last bool) error {
 		*buf = append(*buf, lastChunk...)
 	}
 	out := (*buf)[start:]
+	var err error
 	if w.head != nil {
-		out = append(w.head, out...)
+		// One writev for the head and the step, without copying either.
+		bufs := net.Buffers{w.head, out}
+		_, err = bufs.WriteTo(w.conn)
 		w.head = nil
+	} else {
+		_, err = w.conn.Write(out)
 	}
-	if _, err := w.conn.Write(out); err != nil {
+	if err != nil {
 		w.failed = true
 		return err
 	}

@@ -28,9 +28,9 @@ var (
 // 16 hex digits and CRLF.
 const headroom = 18
 
-// maxIdleBuf is the largest step buffer a stream keeps between steps; a
-// larger one (after a replay or a burst) is let go, so an idle stream
-// holds little memory.
+// maxIdleBuf is the largest step buffer a stream keeps once its steps are
+// small again; a larger one (grown by a replay or a burst) is let go then,
+// so an idle stream holds little memory.
 const maxIdleBuf = 16 << 10
 
 // stepWriter takes one step of a stream to the client. buf holds headroom
@@ -165,8 +165,10 @@ func (s *sseStream) send(now time.Time) bool {
 		_ = s.w.setWriteDeadline(s.deadline)
 	}
 	s.bytes += s.pending()
+	small := s.pending() < maxIdleBuf/4
 	err := s.w.writeStep(&s.buf, s.last)
-	if cap(s.buf) > maxIdleBuf {
+	if small && cap(s.buf) > maxIdleBuf {
+		// The burst that grew the buffer is over.
 		s.buf = make([]byte, headroom, 256)
 	}
 	s.buf = s.buf[:headroom]

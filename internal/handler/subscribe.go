@@ -71,9 +71,13 @@ func (h *Handler) subscribe(c *gin.Context) {
 				s.send(time.Now())
 				return s.stop(s.subscriptionEnd(sub))
 			}
+			// The timer is left as it is: when it fires, send sees
+			// whether a heartbeat is due yet. Resetting it here would
+			// cost a runtime timer update per event.
+			return s.send(time.Now())
 		case <-timer.C:
+			return s.sendAndReset(timer)
 		}
-		return s.sendAndReset(timer)
 	}, func() {
 		timer.Stop()
 		// A subscriber the broker dropped is counted there; its write

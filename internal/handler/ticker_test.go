@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -58,11 +59,20 @@ func TestTickerUsesConfiguredDefaults(t *testing.T) {
 
 func TestTickerSendsEachLineAsItIsProduced(t *testing.T) {
 	ts := newTestServer(t, testOptions())
-	// The second line is a minute away: the first must arrive on its own.
-	resp := ts.do(t, "GET", "/stream?count=2&interval=1m", nil, nil)
-	ev, err := stream.NewParser(resp.Body).Next()
+	// The second line is a minute away: the first must arrive on its own,
+	// long before then. A server that held it back would hit the
+	// request's deadline.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/stream?count=2&interval=1m", nil)
+	resp, err := ts.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ev, err := stream.NewParser(resp.Body).Next()
+	if err != nil {
+		t.Fatalf("the first line did not come on its own: %v", err)
 	}
 	if ev.Data != "Streamed line 0" {
 		t.Fatalf("first event %+v", ev)
