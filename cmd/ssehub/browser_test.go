@@ -547,6 +547,34 @@ func TestBrowserSameOriginPanels(t *testing.T) {
 	}
 }
 
+// TestBrowserFetchStopAbortsTheStream clicks Stop in panel 2 mid-stream:
+// the page shows it aborted, keeps the words it had, and the server sees
+// the request go away at once, not at the end of the text.
+func TestBrowserFetchStopAbortsTheStream(t *testing.T) {
+	base, _ := startMain(t, config.Default())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+
+	runPage(t, ctx, base+"/",
+		typeInto("#fetch-text", strings.Repeat("word ", 30)),
+		typeInto("#fetch-interval", "1s"), // 30 s for the whole text
+		chromedp.Click(chromedp.CSS("#fetch-start")),
+		waitJS(`document.querySelector("#fetch-output").textContent.trim().startsWith("word")`),
+		chromedp.Click(chromedp.CSS("#fetch-stop")),
+		waitText("#fetch-state", "aborted"),
+	)
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, base, "ssehub_streams_active") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the token stream is still open on the server 10s after Stop")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := mustRun(t, ctx, textOf("#fetch-output")); !strings.HasPrefix(got, "word") || len(strings.Fields(got)) >= 30 {
+		t.Errorf("output after Stop %q, want the first words only", got)
+	}
+}
+
 // TestBrowserEventSourceStopsOn204 opens a raw EventSource that ignores the
 // close event. After the stream's clean end Chromium reconnects, as the spec
 // requires, with Last-Event-ID of the final line; ssehub answers 204, and
