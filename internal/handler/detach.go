@@ -47,7 +47,6 @@ func (h *Handler) detach(s *sseStream, c *gin.Context) bool {
 	}
 	c.Set(detachedKey, true)
 	s.w = &connWriter{conn: conn, buffered: rw.Reader, head: head, chunked: c.Request.ProtoAtLeast(1, 1)}
-	s.gone = make(chan struct{})
 	s.detached = true
 	s.access.remote = c.ClientIP()
 	s.c = nil

@@ -122,21 +122,6 @@ func TestStreamStaysAttachedWhenTheWriterCannotBeHijacked(t *testing.T) {
 	}
 }
 
-func TestWaitEndsWhenDetachedStreamsHaveEnded(t *testing.T) {
-	ts := newTestServer(t, testOptions())
-	resp := ts.do(t, "GET", "/stream?count=2&interval=1m", nil, nil)
-	p := stream.NewParser(resp.Body)
-	if _, err := p.Next(); err != nil {
-		t.Fatal(err)
-	}
-	ts.h.Close()
-	waitDrained(t, ts.h)
-	// The stream ended cleanly: the last chunk came, then EOF.
-	if _, err := p.Next(); err != io.EOF {
-		t.Errorf("after Close and Wait: %v, want io.EOF", err)
-	}
-}
-
 // unhijackable is a ResponseWriter that flushes and can say the client
 // went away (Gin's c.Stream needs both) but cannot be hijacked.
 type unhijackable struct{ *httptest.ResponseRecorder }

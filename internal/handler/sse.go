@@ -100,11 +100,11 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 	s := &sseStream{
 		h: h, c: c, started: now, lastWrite: now,
 		buf:    make([]byte, headroom, 256),
+		gone:   make(chan struct{}),
 		access: accessInfo{method: c.Request.Method, path: c.Request.URL.Path},
 	}
 	if !h.detach(s, c) {
 		s.w = &attachedWriter{c: c, rc: http.NewResponseController(c.Writer)}
-		s.gone = make(chan struct{})
 	}
 	s.buf, _ = (&stream.Event{Retry: h.stream.Retry}).AppendTo(s.buf)
 	h.metrics.streamsActive.Inc()
