@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -108,5 +109,27 @@ func TestIdleScenario(t *testing.T) {
 	}
 	if i.SettleGoroutines < 0 {
 		t.Errorf("goroutines did not return to baseline after disconnect: %+v", *i)
+	}
+}
+
+func TestTableReportAndProgressLine(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"-url", srv.URL, "-scenario", "fanout", "-n", "5",
+		"-rate", "50", "-duration", "300ms", "-token", testToken, "-progress", "50ms", "-timeout", "60s"},
+		&stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, stderr.String())
+	}
+	table := stdout.String()
+	for _, want := range []string{"scenario              fanout", "connect               5/5 connected", "delivered ", "(100.00%)", "  latency             p50 ", "published ", "server ", "client "} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	// stderr is not a terminal here: one progress line per tick.
+	progress := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(progress) < 2 || !strings.Contains(stderr.String(), "open 5/5") || !strings.Contains(stderr.String(), "published ") {
+		t.Errorf("progress lines %q, want several, with open 5/5 and published", progress)
 	}
 }
