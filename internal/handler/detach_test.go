@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -153,5 +155,30 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 	ts.waitReturned(t, "/api/v1/events")
 	if n := broker.Stats().Subscribers; n != 0 {
 		t.Errorf("%d subscribers left after Close, want 0", n)
+	}
+}
+
+func TestPanicInADetachedStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
+	var logs logBuffer
+	opts := testOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	h := ts.h
+	h.engine.GET("/panics", func(c *gin.Context) {
+		s := h.openStream(c)
+		s.run(func() bool { panic("boom") }, func() {})
+	})
+	// It panics before the first byte: the client sees the connection cut.
+	if resp, err := ts.Client().Get(ts.URL + "/panics"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("GET /panics answered %d, want the connection cut", resp.StatusCode)
+	}
+	// The process goes on: other requests are served.
+	_, events := readAll(t, ts.do(t, "GET", "/stream?count=1", nil, nil).Body)
+	if len(events) != 2 {
+		t.Errorf("after the panic: %d events from /stream, want 2", len(events))
+	}
+	if !strings.Contains(logs.String(), `msg="stream panicked" path=/panics panic=boom`) {
+		t.Errorf("logs lack the panic:\n%s", logs.String())
 	}
 }

@@ -132,11 +132,24 @@ func (s *sseStream) run(step func() bool, cleanup func()) {
 	go w.watch(s.gone, s.onGone)
 	go func() {
 		defer s.h.detachedEnded()
+		defer s.recovered(w)
 		for step() {
 		}
 		cleanup()
 		s.close()
 	}()
+}
+
+// recovered stops a panic in a detached stream from taking the process
+// down, as Gin's recovery does for handlers: the panic is logged and the
+// connection cut.
+func (s *sseStream) recovered(w *connWriter) {
+	if r := recover(); r != nil {
+		s.h.log.Error("stream panicked", "path", s.access.path, "panic", r)
+		_ = w.conn.Close()
+		<-s.gone
+		s.h.metrics.streamsActive.Dec()
+	}
 }
 
 // queue adds an encoded frame to this step's buffer.
