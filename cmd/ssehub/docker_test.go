@@ -203,4 +203,13 @@ func TestDockerBinary(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("still running 30s after SIGTERM")
 	}
+
+	// A misspelt variable stops start-up, naming it.
+	typo := exec.Command(bin)
+	typo.Dir = app
+	typo.Env = []string{"SSEHUB_SERVER_ADDR=127.0.0.1:0", "SSEHUB_STREAM_HEARTBEAT=5s"}
+	out, err := typo.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "SSEHUB_STREAM_HEARTBEAT: ") || !strings.Contains(string(out), "SSEHUB_STREAM_HEARTBEAT_INTERVAL?") {
+		t.Errorf("with SSEHUB_STREAM_HEARTBEAT set: %v\n%s\nwant a failed start naming it", err, out)
+	}
 }

@@ -16,6 +16,11 @@ import (
 )
 
 func main() {
+	// A misspelt SSEHUB_ variable would otherwise be ignored without a word.
+	if err := config.CheckEnv(os.Environ()); err != nil {
+		fmt.Fprintln(os.Stderr, "ssehub:", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))

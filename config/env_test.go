@@ -1,0 +1,26 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestCheckEnv(t *testing.T) {
+	if err := CheckEnv([]string{"HOME=/root", "SSEHUB_SERVER_ADDR=:1", "SSEHUB_CORS_ALLOWED_ORIGINS=http://a", "PATH=/bin"}); err != nil {
+		t.Errorf("known names: %v", err)
+	}
+	err := CheckEnv([]string{"SSEHUB_SERVER_ADR=:1", "SSEHUB_AUTH_PUBLISH_TOKEN=secret", "OTHER_X=1"})
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("err %v, want ErrUnknownKey", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"SSEHUB_SERVER_ADR: ", "did you mean SSEHUB_SERVER_ADDR?", "SSEHUB_AUTH_PUBLISH_TOKEN: ", "did you mean SSEHUB_AUTH_PUBLISH_TOKENS?"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("%q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "secret") || strings.Contains(msg, "OTHER_X") {
+		t.Errorf("%q shows a value or another program's variable", msg)
+	}
+}
