@@ -237,6 +237,7 @@ func TestHubRejectsBadPublishes(t *testing.T) {
 		{"event too long", "a", `{"event":"` + long + `","data":1}`, "application/json", "Bearer " + testToken, 400, "event"},
 		{"reserved event", "a", `{"event":"reset","data":1}`, "application/json", "Bearer " + testToken, 400, "reset"},
 		{"too large", "a", `{"data":"` + strings.Repeat("x", 2000) + `"}`, "application/json", "Bearer " + testToken, 413, "1024"},
+		{"too large after the object", "a", `{"data":1}` + strings.Repeat(" ", 2000), "application/json", "Bearer " + testToken, 413, "1024"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

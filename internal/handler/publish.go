@@ -3,6 +3,7 @@ package handler
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -65,6 +66,12 @@ func (h *Handler) readPublishRequest(r *http.Request, scratch *publishScratch) (
 	}
 	body, readErr := readBody(scratch.body[:0], r, h.hub.MaxEventBytes)
 	scratch.body = body
+	var tooLarge *http.MaxBytesError
+	if errors.As(readErr, &tooLarge) {
+		// Whatever the first bytes hold: white space after a small
+		// object is still over the cap.
+		return "", "", readErr
+	}
 	var raw []byte
 	ok := false
 	if readErr == nil {
