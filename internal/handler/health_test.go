@@ -28,6 +28,9 @@ func TestHealthAndReadiness(t *testing.T) {
 func TestMetricsExposition(t *testing.T) {
 	ts := newTestServer(t, testOptions())
 	readAll(t, ts.do(t, "GET", "/stream?count=3", nil, nil).Body)
+	// The client may see the end before the server has settled the
+	// stream's metrics.
+	ts.waitReturned(t, "/stream")
 	resp := ts.do(t, "GET", "/metrics", nil, nil)
 	b, _ := io.ReadAll(resp.Body)
 	text := string(b)
