@@ -506,6 +506,7 @@ func TestBrowserSameOriginPanels(t *testing.T) {
 	base, _ := startMain(t, cfg)
 	ctx := newBrowser(t)
 	failOnPageErrors(t, ctx)
+	requests := watchRequests(t, ctx)
 
 	runPage(t, ctx, base+"/",
 		recordTexts("#es-state"),
@@ -544,6 +545,16 @@ func TestBrowserSameOriginPanels(t *testing.T) {
 	}
 	if after := mustRun(t, ctx, textsOf("#es-log li")); !slices.Equal(after, lines) {
 		t.Errorf("the fetch stream changed the EventSource panel's log: %q, was %q", after, lines)
+	}
+	// One EventSource GET (it closed on the close event, so no reconnect)
+	// and one fetch POST: the seed's fetch button opened a stray
+	// EventSource as well.
+	var sent []string
+	for _, r := range requests.to(ctx, "/stream") {
+		sent = append(sent, r.Method+" "+string(r.Type))
+	}
+	if want := []string{"GET EventSource", "POST Fetch"}; !slices.Equal(sent, want) {
+		t.Errorf("requests to /stream %q, want %q", sent, want)
 	}
 }
 
