@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -21,4 +22,29 @@ func (h *Handler) accessLog(c *gin.Context) {
 	}
 	h.logAccess(accessInfo{method: c.Request.Method, path: c.Request.URL.Path, remote: c.ClientIP()},
 		c.Writer.Status(), c.Writer.Size(), time.Since(start))
+}
+
+// accessLevel is the level of the access line of a status.
+func accessLevel(status int) slog.Level {
+	if status >= 500 {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// accessInfo is what the access line says of a request.
+type accessInfo struct {
+	method, path, remote string
+}
+
+// logAccess writes one access line.
+func (h *Handler) logAccess(a accessInfo, status, bytes int, d time.Duration) {
+	h.log.LogAttrs(context.Background(), accessLevel(status), "request",
+		slog.String("method", a.method),
+		slog.String("path", a.path),
+		slog.Int("status", status),
+		slog.Int("bytes", bytes),
+		slog.Duration("duration", d),
+		slog.String("remote", a.remote),
+	)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -70,15 +69,15 @@ type sseStream struct {
 	// HeartbeatInterval after it.
 	lastWrite time.Time
 	// deadline is the write deadline last set; it is moved only when
-	// less than half of the write timeout is left (setting it changes a
-	// runtime timer, which costs more than the write of a small event).
+	// less than half of the write timeout is left, not on every write
+	// (each move updates a runtime timer).
 	deadline time.Time
 	opened   bool // the response head went out
 	last     bool // the next send is the last
 	events   int  // sent so far
 	counted  int  // events added to the shared counter so far
 	queued   int  // events in buf
-	bytes    int
+	bytes    int  // payload written, for the access line
 	end      error
 }
 
@@ -263,50 +262,4 @@ func (s *sseStream) close() {
 	if s.h.streamEnded != nil {
 		s.h.streamEnded(s.access.path)
 	}
-}
-
-// attachedWriter writes steps to Gin's ResponseWriter; c.Stream and this
-// writer flush each one.
-type attachedWriter struct {
-	c  *gin.Context
-	rc *http.ResponseController
-}
-
-func (w *attachedWriter) writeStep(buf *[]byte, _ bool) error {
-	if _, err := w.c.Writer.Write((*buf)[headroom:]); err != nil {
-		return err
-	}
-	return w.rc.Flush()
-}
-
-func (w *attachedWriter) setWriteDeadline(t time.Time) error {
-	return w.rc.SetWriteDeadline(t)
-}
-
-// finish leaves the end of the response to net/http.
-func (w *attachedWriter) finish() {}
-
-// accessLevel is the level of the access line of a status.
-func accessLevel(status int) slog.Level {
-	if status >= 500 {
-		return slog.LevelError
-	}
-	return slog.LevelInfo
-}
-
-// accessInfo is what the access line says of a request.
-type accessInfo struct {
-	method, path, remote string
-}
-
-// logAccess writes one access line.
-func (h *Handler) logAccess(a accessInfo, status, bytes int, d time.Duration) {
-	h.log.LogAttrs(context.Background(), accessLevel(status), "request",
-		slog.String("method", a.method),
-		slog.String("path", a.path),
-		slog.Int("status", status),
-		slog.Int("bytes", bytes),
-		slog.Duration("duration", d),
-		slog.String("remote", a.remote),
-	)
 }
