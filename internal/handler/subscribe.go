@@ -42,52 +42,65 @@ func (h *Handler) subscribe(c *gin.Context) {
 	if sub.Reset != "" {
 		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset}), 1)
 	}
-	// A gone client and Close end the subscription, which closes live:
-	// the loop below waits on two channels only, none of them shared.
+	// A gone client and Close end the subscription, which closes its
+	// channel: the loop waits on two channels only, none of them shared.
 	s.onGone = sub.Close
 	h.trackSubscription(sub)
-	replay := sub.Replay
-	live := sub.C()
-	timer := time.NewTimer(h.stream.HeartbeatInterval)
-	answered := false
-	s.run(func() bool {
-		if !answered {
-			// Answer at once, so the client knows it is subscribed
-			// before the first event.
-			answered = true
-			return s.sendAndReset(timer)
+	l := &subscriptionLoop{s: s, sub: sub, replay: sub.Replay, live: sub.C(), timer: time.NewTimer(h.stream.HeartbeatInterval)}
+	s.run(l.step, l.cleanup)
+}
+
+// subscriptionLoop is the stream loop of one subscription: first the
+// answer, then the replay in pieces, then live events and heartbeats.
+type subscriptionLoop struct {
+	s        *sseStream
+	sub      *stream.Subscription
+	replay   []*stream.Message
+	live     <-chan *stream.Message
+	timer    *time.Timer // the heartbeat's
+	answered bool
+}
+
+func (l *subscriptionLoop) step() bool {
+	s := l.s
+	if !l.answered {
+		// Answer at once, so the client knows it is subscribed before
+		// the first event.
+		l.answered = true
+		return s.sendAndReset(l.timer)
+	}
+	if len(l.replay) > 0 {
+		l.replay = s.queueMessages(l.replay)
+		return s.sendAndReset(l.timer)
+	}
+	select {
+	case msg, ok := <-l.live:
+		if !ok {
+			return s.stop(s.subscriptionEnd(l.sub))
 		}
-		if len(replay) > 0 {
-			replay = s.queueMessages(replay)
-			return s.sendAndReset(timer)
+		s.queue(msg.Frame, 1)
+		if !s.drain(l.live) {
+			s.send(time.Now())
+			return s.stop(s.subscriptionEnd(l.sub))
 		}
-		select {
-		case msg, ok := <-live:
-			if !ok {
-				return s.stop(s.subscriptionEnd(sub))
-			}
-			s.queue(msg.Frame, 1)
-			if !s.drain(live) {
-				s.send(time.Now())
-				return s.stop(s.subscriptionEnd(sub))
-			}
-			// The timer is left as it is: when it fires, send sees
-			// whether a heartbeat is due yet. Resetting it here would
-			// cost a runtime timer update per event.
-			return s.send(time.Now())
-		case <-timer.C:
-			return s.sendAndReset(timer)
-		}
-	}, func() {
-		timer.Stop()
-		// A subscriber the broker dropped is counted there; its write
-		// may time out after that, and must not count twice.
-		if errors.Is(s.end, os.ErrDeadlineExceeded) && !errors.Is(sub.Err(), stream.ErrSlowConsumer) {
-			h.metrics.writeTimeouts.Add(1)
-		}
-		sub.Close()
-		h.untrackSubscription(sub)
-	})
+		// The timer is left as it is: when it fires, send sees whether a
+		// heartbeat is due yet. Resetting it here would cost a runtime
+		// timer update per event.
+		return s.send(time.Now())
+	case <-l.timer.C:
+		return s.sendAndReset(l.timer)
+	}
+}
+
+func (l *subscriptionLoop) cleanup() {
+	l.timer.Stop()
+	// A subscriber the broker dropped is counted there; its write may
+	// time out after that, and must not count twice.
+	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !errors.Is(l.sub.Err(), stream.ErrSlowConsumer) {
+		l.s.h.metrics.writeTimeouts.Add(1)
+	}
+	l.sub.Close()
+	l.s.h.untrackSubscription(l.sub)
 }
 
 // subscriptionTopics reads and checks the topic parameters.
