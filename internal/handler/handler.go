@@ -70,6 +70,8 @@ type Handler struct {
 	hub     HubOptions
 	metrics *metrics
 	ticker  *tickerFrames
+	// heartbeatGrain is the grid step of heartbeat timers (grid.go).
+	heartbeatGrain time.Duration
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: every open stream ends
@@ -93,16 +95,17 @@ func New(opts Options) *Handler {
 	opts.setDefaults()
 	gin.SetMode(gin.ReleaseMode)
 	h := &Handler{
-		engine:  gin.New(),
-		log:     opts.Logger,
-		stream:  opts.Stream,
-		demo:    opts.Demo,
-		hub:     opts.Hub,
-		metrics: newMetrics(opts.Registry, opts.Hub.Broker),
-		ticker:  newTickerFrames(maxTickerCount),
-		done:    make(chan struct{}),
-		drained: make(chan struct{}),
-		subs:    make(map[*stream.Subscription]struct{}),
+		engine:         gin.New(),
+		log:            opts.Logger,
+		stream:         opts.Stream,
+		demo:           opts.Demo,
+		hub:            opts.Hub,
+		metrics:        newMetrics(opts.Registry, opts.Hub.Broker),
+		ticker:         newTickerFrames(maxTickerCount),
+		heartbeatGrain: grainOf(opts.Stream.HeartbeatInterval),
+		done:           make(chan struct{}),
+		drained:        make(chan struct{}),
+		subs:           make(map[*stream.Subscription]struct{}),
 	}
 	r := h.engine
 	r.HandleMethodNotAllowed = true

@@ -13,11 +13,12 @@ type paced struct {
 }
 
 // runPaced streams p on s. One timer serves both the next item and the
-// heartbeat; every item already due is written in one step, so a slow
-// step never falls behind by more than one flush.
+// heartbeat, on the grid (grid.go); every item already due is written in
+// one step, so a slow step never falls behind by more than one flush.
 func (s *sseStream) runPaced(p paced) {
 	next := p.from
 	start := time.Now()
+	grain := grainOf(p.interval)
 	timer := time.NewTimer(0)
 	s.run(func() bool {
 		if !s.wait(timer) {
@@ -42,7 +43,7 @@ func (s *sseStream) runPaced(p paced) {
 		if !s.send(now) {
 			return false
 		}
-		untilItem := start.Add(time.Duration(next-p.from) * p.interval).Sub(now)
+		untilItem := onGrid(now, start.Add(time.Duration(next-p.from)*p.interval).Sub(now), grain)
 		timer.Reset(min(untilItem, s.nextHeartbeat(now)))
 		return true
 	}, func() { timer.Stop() })

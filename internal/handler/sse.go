@@ -208,9 +208,10 @@ func (s *sseStream) count() {
 	s.counted = s.events
 }
 
-// nextHeartbeat is how long until a heartbeat is due.
+// nextHeartbeat is how long until a heartbeat is due, on the grid (see
+// grid.go).
 func (s *sseStream) nextHeartbeat(now time.Time) time.Duration {
-	return s.lastWrite.Add(s.h.stream.HeartbeatInterval).Sub(now)
+	return onGrid(now, s.lastWrite.Add(s.h.stream.HeartbeatInterval).Sub(now), s.h.heartbeatGrain)
 }
 
 // stop records why the stream ends, unless a reason is already known.

@@ -46,7 +46,7 @@ func (h *Handler) subscribe(c *gin.Context) {
 	// channel: the loop waits on two channels only, none of them shared.
 	s.onGone = sub.Close
 	h.trackSubscription(sub)
-	l := &subscriptionLoop{s: s, sub: sub, replay: sub.Replay, live: sub.C(), timer: time.NewTimer(h.stream.HeartbeatInterval)}
+	l := &subscriptionLoop{s: s, sub: sub, replay: sub.Replay, live: sub.C(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite))}
 	s.run(l.step, l.cleanup)
 }
 
