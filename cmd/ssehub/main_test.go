@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -236,5 +237,40 @@ func TestNewLoggerFollowsLevelAndFormat(t *testing.T) {
 		if hasInfo := strings.Contains(got, "info line"); hasInfo != tt.wantInfo || !strings.Contains(got, "warn line") {
 			t.Errorf("level %q: %q, want the info line %v and the warn line", tt.level, got, tt.wantInfo)
 		}
+	}
+}
+
+func TestListenSetsNoKeepAliveProbes(t *testing.T) {
+	ln, err := listen(t.Context(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keepAlive int
+	var optErr error
+	if err := raw.Control(func(fd uintptr) {
+		keepAlive, optErr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if optErr != nil {
+		t.Fatal(optErr)
+	}
+	if keepAlive != 0 {
+		t.Errorf("SO_KEEPALIVE = %d on an accepted connection, want 0", keepAlive)
 	}
 }
