@@ -11,12 +11,16 @@ import "time"
 // Unix epoch: timers due within one grain fire together, and the process
 // wakes once for all of them. This is the timer slack of Linux, the ticks
 // of Netty's HashedWheelTimer and nginx's timer_resolution, here bounded
-// by the period: a timer fires at most period/32, and never more than
-// maxGrain, late; never early. docs/BENCHMARKS.md measures the gain.
+// by the period: a timer fires at most period/16, and never more than
+// maxGrain, late; never early. A 3s ticker's lines come within 100ms of
+// their time, a 15s heartbeat within 250ms. docs/BENCHMARKS.md measures the gain.
 
 // grains are the grid steps, largest first. Each divides a second, so
 // timers due on whole seconds stay exact.
 var grains = [...]time.Duration{
+	250 * time.Millisecond,
+	200 * time.Millisecond,
+	100 * time.Millisecond,
 	50 * time.Millisecond,
 	20 * time.Millisecond,
 	10 * time.Millisecond,
@@ -26,13 +30,18 @@ var grains = [...]time.Duration{
 }
 
 // maxGrain is the most a stream timer fires late.
-const maxGrain = 50 * time.Millisecond
+const maxGrain = 250 * time.Millisecond
+
+// grainDivisor sets the grain from the period: a timer fires at most
+// 1/grainDivisor of its period late.
+const grainDivisor = 16
 
 // grainOf is the grid step for a timer with the given period: the largest
-// grain not above period/32; 0, no rounding, for periods under 32ms.
+// grain not above period/grainDivisor; 0, no rounding, for periods under
+// 16ms.
 func grainOf(period time.Duration) time.Duration {
 	for _, g := range grains {
-		if g <= period/32 {
+		if g <= period/grainDivisor {
 			return g
 		}
 	}

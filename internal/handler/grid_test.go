@@ -15,12 +15,13 @@ func TestGrainOf(t *testing.T) {
 		period, want time.Duration
 	}{
 		{0, 0},
-		{31 * time.Millisecond, 0},
-		{32 * time.Millisecond, time.Millisecond},
-		{100 * time.Millisecond, 2 * time.Millisecond},
-		{time.Second, 20 * time.Millisecond},
-		{1600 * time.Millisecond, 50 * time.Millisecond},
-		{3 * time.Second, 50 * time.Millisecond},
+		{15 * time.Millisecond, 0},
+		{16 * time.Millisecond, time.Millisecond},
+		{50 * time.Millisecond, 2 * time.Millisecond},
+		{time.Second, 50 * time.Millisecond},
+		{1600 * time.Millisecond, 100 * time.Millisecond},
+		{3 * time.Second, 100 * time.Millisecond},
+		{15 * time.Second, 250 * time.Millisecond},
 		{time.Hour, maxGrain},
 	} {
 		if got := grainOf(tc.period); got != tc.want {
@@ -49,7 +50,7 @@ func TestOnGrid(t *testing.T) {
 	}
 }
 
-// Two streams opened 18ms apart, a second apart from the grid, send their
+// Two streams opened 18ms apart, off the grid (a 100ms grain), send their
 // next lines together, on the grid; never early, and at most a grain late.
 func TestTickerTimersShareTheGrid(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -83,8 +84,8 @@ func TestTickerTimersShareTheGrid(t *testing.T) {
 		}
 		want := []string{
 			"a 0 at 13ms", "b 0 at 31ms",
-			"a 1 at 3.05s", "b 1 at 3.05s",
-			"a 2 at 6.05s", "b 2 at 6.05s",
+			"a 1 at 3.1s", "b 1 at 3.1s",
+			"a 2 at 6.1s", "b 2 at 6.1s",
 		}
 		slices.Sort(got) // lines due at one instant come in any order
 		slices.Sort(want)
@@ -99,7 +100,7 @@ func TestTickerTimersShareTheGrid(t *testing.T) {
 func TestHeartbeatsShareTheGrid(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		opts, _ := hubOptions(t, stream.MemoryOptions{FirstID: 1})
-		opts.Stream.HeartbeatInterval = 10 * time.Second // grain 50ms
+		opts.Stream.HeartbeatInterval = 10 * time.Second // grain 250ms
 		h := New(opts)
 		defer h.Close()
 		client := bubbleServer(t, h)
@@ -118,12 +119,12 @@ func TestHeartbeatsShareTheGrid(t *testing.T) {
 			_, _ = p.Next() // returns when the test ends
 		}
 		go subscribe("a", 2*time.Millisecond)
-		go subscribe("b", 44*time.Millisecond)
+		go subscribe("b", 144*time.Millisecond)
 		var got []string
 		for range 4 {
 			got = append(got, <-beats)
 		}
-		want := []string{"a at 10.05s", "a at 20.05s", "b at 10.05s", "b at 20.05s"}
+		want := []string{"a at 10.25s", "a at 20.25s", "b at 10.25s", "b at 20.25s"}
 		slices.Sort(got)
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("heartbeats %v, want %v", got, want)
