@@ -1,8 +1,9 @@
 """Summarize ssebench JSON reports as Markdown tables with medians.
 
-    summarize.py ticker A1.json A2.json ... -- B1.json B2.json ...
-        one row per run of A (ssehub) and B (the FastAPI seed), the medians,
-        and the ratios A/B of the medians.
+    summarize.py ticker [--labels=A,B] A1.json A2.json ... -- B1.json B2.json ...
+        one row per run of A (default: ssehub) and B (default: the FastAPI
+        seed), the medians, the ratios A/B of the medians, and the CPU
+        ratio of each pair of runs i.
     summarize.py hub R1.json R2.json ...
         one row per run of a hub scenario (idle, fanout, sustained,
         publish) and the medians.
@@ -96,22 +97,39 @@ def table(label, rows):
     print("| " + " | ".join(["**median**"] + [fmt(median(rows, k)) for k in keys]) + " |")
 
 
+def ticker(paths, labels=("ssehub", "FastAPI seed")):
+    i = paths.index("--")
+    a = [ticker_row(r) for r in load(paths[:i])]
+    b = [ticker_row(r) for r in load(paths[i + 1 :])]
+    la, lb = labels
+    print(f"{la}:\n")
+    table(la, a)
+    print(f"\n{lb}:\n")
+    table(lb, b)
+    print(f"\nratio {la} / {lb} (medians):\n")
+    for k in ("cpu_s", "rss_per_conn_kib", "rss_peak_mib"):
+        ma, mb = median(a, k), median(b, k)
+        print(f"- {k}: {fmt(ma)} / {fmt(mb)} = {ma / mb:.2f}")
+    if len(a) == len(b):
+        # Run i of each ran back to back: their ratio is less exposed to
+        # the machine's speed drifting during the session.
+        pairs = [x["cpu_s"] / y["cpu_s"] for x, y in zip(a, b)]
+        print(
+            f"- cpu_s, run by run: {', '.join(f'{p:.2f}' for p in pairs)};"
+            f" median {statistics.median(pairs):.2f}"
+        )
+
+
 def main(argv):
-    kind, paths = argv[0], argv[1:]
+    kind, args = argv[0], argv[1:]
     if kind == "ticker":
-        i = paths.index("--")
-        a = [ticker_row(r) for r in load(paths[:i])]
-        b = [ticker_row(r) for r in load(paths[i + 1 :])]
-        print("ssehub:\n")
-        table("ssehub", a)
-        print("\nFastAPI seed:\n")
-        table("fastapi", b)
-        print("\nratio ssehub / FastAPI (medians):\n")
-        for k in ("cpu_s", "rss_per_conn_kib", "rss_peak_mib"):
-            ma, mb = median(a, k), median(b, k)
-            print(f"- {k}: {fmt(ma)} / {fmt(mb)} = {ma / mb:.2f}")
+        labels = ("ssehub", "FastAPI seed")
+        if args and args[0].startswith("--labels="):
+            labels = tuple(args[0].split("=", 1)[1].split(",", 1))
+            args = args[1:]
+        ticker(args, labels)
     elif kind == "hub":
-        table("run", [hub_row(r) for r in load(paths)])
+        table("run", [hub_row(r) for r in load(args)])
     else:
         sys.exit(__doc__)
 

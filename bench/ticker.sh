@@ -6,9 +6,13 @@
 # with -pid (CPU and RSS from /proc), saves the JSON report, and stops the
 # server. Then bench/summarize.py prints the medians and the ratios.
 #
+# With BASE_REV set (a commit), that commit's ssehub runs too, in the same
+# rounds, so a change is measured against its baseline in one session.
+#
 # Run from the repository root:  bench/ticker.sh
 # Knobs (environment): N=2000 COUNT=10 INTERVAL=3s RUNS=3 PORT=28111
 #                      OUT=bench/results/ticker  PYTHON=/usr/bin/python3
+#                      BASE_REV=  (e.g. BASE_REV=HEAD~3)
 # Needs Debian's python3-fastapi and python3-uvicorn for the seed server.
 set -euo pipefail
 
@@ -28,6 +32,15 @@ URL="http://127.0.0.1:$PORT"
 mkdir -p bin "$OUT"
 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/ssehub ./cmd/ssehub
 go build -o bin/ssebench ./cmd/ssebench
+SERVERS="ssehub fastapi"
+if [ -n "${BASE_REV:-}" ]; then
+	base_src=$(mktemp -d)
+	git archive "$BASE_REV" | tar -x -C "$base_src"
+	(cd "$base_src" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/ssehub ./cmd/ssehub)
+	cp "$base_src/bin/ssehub" bin/ssehub-base
+	rm -rf "$base_src"
+	SERVERS="ssehub base fastapi"
+fi
 
 server_pid=
 stop_server() {
@@ -48,6 +61,9 @@ start_server() { # name
 	ssehub)
 		SSEHUB_LOG_LEVEL=warn bin/ssehub --addr "127.0.0.1:$PORT" &
 		;;
+	base)
+		SSEHUB_LOG_LEVEL=warn bin/ssehub-base --addr "127.0.0.1:$PORT" &
+		;;
 	fastapi)
 		"$PYTHON" -m uvicorn --app-dir bench seed_fastapi:app --host 127.0.0.1 --port "$PORT" \
 			--workers 1 --log-level warning --no-access-log &
@@ -67,7 +83,7 @@ start_server() { # name
 }
 
 for run in $(seq "$RUNS"); do
-	for server in ssehub fastapi; do
+	for server in $SERVERS; do
 		start_server "$server"
 		echo "run $run: $server (pid $server_pid)" >&2
 		bin/ssebench -url "$URL" -scenario ticker -n "$N" -count "$COUNT" -interval "$INTERVAL" \
@@ -76,3 +92,9 @@ for run in $(seq "$RUNS"); do
 	done
 done
 "$PYTHON" bench/summarize.py ticker "$OUT"/ssehub-*.json -- "$OUT"/fastapi-*.json
+if [ -n "${BASE_REV:-}" ]; then
+	echo
+	"$PYTHON" bench/summarize.py ticker "--labels=base ($BASE_REV),FastAPI seed" "$OUT"/base-*.json -- "$OUT"/fastapi-*.json
+	echo
+	"$PYTHON" bench/summarize.py ticker "--labels=ssehub,base ($BASE_REV)" "$OUT"/ssehub-*.json -- "$OUT"/base-*.json
+fi
