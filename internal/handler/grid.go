@@ -13,12 +13,13 @@ import "time"
 // of Netty's HashedWheelTimer and nginx's timer_resolution, here bounded
 // by the period: a timer fires at most period/16, and never more than
 // maxGrain, late; never early. A 3s ticker's lines come within 100ms of
-// their time, a 15s heartbeat within 250ms. docs/BENCHMARKS.md measures the gain.
+// their time, a 15s heartbeat within 250ms. docs/BENCHMARKS.md measures
+// the gain.
 
 // grains are the grid steps, largest first. Each divides a second, so
 // timers due on whole seconds stay exact.
 var grains = [...]time.Duration{
-	250 * time.Millisecond,
+	maxGrain,
 	200 * time.Millisecond,
 	100 * time.Millisecond,
 	50 * time.Millisecond,
