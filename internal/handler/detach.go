@@ -167,10 +167,10 @@ func (w *connWriter) setWriteDeadline(t time.Time) error {
 // finish sends the last chunk and closes the connection, which also ends
 // the goroutine in watch.
 func (w *connWriter) finish() {
-	// The last write gets a deadline of its own: the one set for the
-	// last step may have passed long ago.
-	_ = w.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
 	if !w.failed && !w.ended {
+		// The last write gets a deadline of its own: the one set for
+		// the last step may have passed long ago.
+		_ = w.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
 		end := w.head // nil once a step went out
 		if w.chunked {
 			end = append(end, lastChunk...)
