@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -46,7 +47,7 @@ func (h *Handler) detach(s *sseStream, c *gin.Context) bool {
 		return false
 	}
 	c.Set(detachedKey, true)
-	s.w = &connWriter{conn: conn, buffered: rw.Reader, head: head, chunked: c.Request.ProtoAtLeast(1, 1)}
+	s.w = &connWriter{conn: conn, raw: rawConnOf(conn), buffered: rw.Reader, head: head, chunked: c.Request.ProtoAtLeast(1, 1)}
 	s.detached = true
 	s.access.remote = c.ClientIP()
 	s.c = nil
@@ -121,7 +122,8 @@ func (w *connWriter) watch(gone chan<- struct{}, onGone func()) {
 // or as it is (HTTP/1.0).
 type connWriter struct {
 	conn     net.Conn
-	buffered *bufio.Reader // what net/http read past the request; watch drains it
+	raw      syscall.RawConn // nil: write through conn (rawwrite_linux.go)
+	buffered *bufio.Reader   // what net/http read past the request; watch drains it
 	head     []byte
 	chunked  bool
 	failed   bool // a write failed: nothing more can be sent
@@ -149,6 +151,8 @@ func (w *connWriter) writeStep(buf *[]byte, last bool) error {
 		bufs := net.Buffers{w.head, out}
 		_, err = bufs.WriteTo(w.conn)
 		w.head = nil
+	} else if w.raw != nil {
+		err = rawWrite(w.raw, out)
 	} else {
 		_, err = w.conn.Write(out)
 	}

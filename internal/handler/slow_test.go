@@ -2,6 +2,7 @@ package handler
 
 import (
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -76,4 +77,40 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Over a real socket, where a detached stream writes with raw system calls
+// (rawwrite_linux.go): a subscriber that does not read is dropped at the
+// write timeout, and counted.
+func TestHubWriteTimeoutOverTCP(t *testing.T) {
+	opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: 100000})
+	opts.Stream.WriteTimeout = 300 * time.Millisecond
+	ts := newTestServer(t, opts)
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("answer %q, %v; want a stream", head, err)
+	}
+	// From here on the client reads nothing: 4 MB is far more than the
+	// socket buffers hold.
+	data := strings.Repeat("x", 4000)
+	for range 1000 {
+		if _, err := broker.Publish("a", "", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts.waitReturned(t, "/api/v1/events")
+	if got := ts.h.metrics.writeTimeouts.Load(); got != 1 {
+		t.Errorf("%d write timeouts counted, want 1", got)
+	}
+	if got := broker.Stats().Subscribers; got != 0 {
+		t.Errorf("%d subscribers left, want 0", got)
+	}
 }
