@@ -48,6 +48,11 @@ func TestOneAccessLineAndAStreamEndLinePerStream(t *testing.T) {
 	if len(access) != 2 || !strings.Contains(access[0], "path=/stream status=200") || !strings.Contains(access[1], "path=/missing status=404") {
 		t.Errorf("access lines %q, want one per request with path and status", access)
 	}
+	for _, line := range access {
+		if !strings.Contains(line, "remote=127.0.0.1") {
+			t.Errorf("access line %q lacks the client's address", line)
+		}
+	}
 	if len(ends) != 1 || !strings.Contains(ends[0], "events=3") || !strings.Contains(ends[0], "duration=") || !strings.Contains(ends[0], "reason=completed") {
 		t.Errorf("stream end lines %q, want one with events=3, duration and reason", ends)
 	}

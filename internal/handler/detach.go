@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -47,9 +46,11 @@ func (h *Handler) detach(s *sseStream, c *gin.Context) bool {
 		return false
 	}
 	c.Set(detachedKey, true)
-	s.w = &connWriter{conn: conn, raw: rawConnOf(conn), buffered: rw.Reader, head: head, chunked: c.Request.ProtoAtLeast(1, 1)}
+	s.w = &connWriter{conn: conn, raw: newRawWriter(conn), buffered: rw.Reader, head: head, chunked: c.Request.ProtoAtLeast(1, 1)}
 	s.detached = true
-	s.access.remote = c.ClientIP()
+	if h.log.Enabled(context.Background(), accessLevel(http.StatusOK)) {
+		s.access.remote = c.ClientIP() // only the access line needs it
+	}
 	s.c = nil
 	return true
 }
@@ -70,19 +71,23 @@ func canHijack(w gin.ResponseWriter) bool {
 // (Connection: close), so no client sends its next request on a connection
 // that is about to close. HTTP/1.1 streams are chunked, so a client can
 // tell a complete stream from a cut one; HTTP/1.0 streams end when the
-// connection closes.
+// connection closes. hdr is not changed.
 func responseHead(r *http.Request, hdr http.Header) []byte {
-	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	hdr.Set("Connection", "close")
-	proto := "HTTP/1.0"
+	proto, framing := "HTTP/1.0", ""
 	if r.ProtoAtLeast(1, 1) {
-		proto = "HTTP/1.1"
-		hdr.Set("Transfer-Encoding", "chunked")
+		proto, framing = "HTTP/1.1", "Transfer-Encoding: chunked\r\n"
 	}
 	head := append(make([]byte, 0, 512), proto+" 200 OK\r\n"...)
-	_ = hdr.Write(appendWriter{&head}) // writes to memory: cannot fail
-	return append(head, "\r\n"...)
+	_ = hdr.WriteSubset(appendWriter{&head}, headSetHere) // writes to memory: cannot fail
+	head = append(head, "Connection: close\r\n"...)
+	head = append(head, framing...)
+	head = append(head, "Date: "...)
+	head = time.Now().UTC().AppendFormat(head, http.TimeFormat)
+	return append(head, "\r\n\r\n"...)
 }
+
+// headSetHere are the headers responseHead writes itself.
+var headSetHere = map[string]bool{"Connection": true, "Date": true, "Transfer-Encoding": true}
 
 // appendWriter is an io.Writer that appends to a byte slice.
 type appendWriter struct{ b *[]byte }
@@ -90,6 +95,12 @@ type appendWriter struct{ b *[]byte }
 func (w appendWriter) Write(p []byte) (int, error) {
 	*w.b = append(*w.b, p...)
 	return len(p), nil
+}
+
+// WriteString spares http.Header.Write a copy of every string.
+func (w appendWriter) WriteString(s string) (int, error) {
+	*w.b = append(*w.b, s...)
+	return len(s), nil
 }
 
 // watch reads from the connection until it fails, then closes gone and
@@ -122,8 +133,8 @@ func (w *connWriter) watch(gone chan<- struct{}, onGone func()) {
 // or as it is (HTTP/1.0).
 type connWriter struct {
 	conn     net.Conn
-	raw      syscall.RawConn // nil: write through conn (rawwrite_linux.go)
-	buffered *bufio.Reader   // what net/http read past the request; watch drains it
+	raw      *rawWriter    // nil: write through conn (rawwrite_linux.go)
+	buffered *bufio.Reader // what net/http read past the request; watch drains it
 	head     []byte
 	chunked  bool
 	failed   bool // a write failed: nothing more can be sent
@@ -152,7 +163,7 @@ func (w *connWriter) writeStep(buf *[]byte, last bool) error {
 		_, err = bufs.WriteTo(w.conn)
 		w.head = nil
 	} else if w.raw != nil {
-		err = rawWrite(w.raw, out)
+		err = w.raw.Write(out)
 	} else {
 		_, err = w.conn.Write(out)
 	}

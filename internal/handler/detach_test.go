@@ -78,6 +78,9 @@ func TestDetachedHTTP11StreamIsChunkedAndCloses(t *testing.T) {
 			t.Errorf("head lacks %q:\n%s", want, head)
 		}
 	}
+	if strings.Contains(head, "keep-alive") || strings.Count(head, "Connection:") != 1 {
+		t.Errorf("head says keep-alive or Connection twice:\n%s", head)
+	}
 	if !strings.HasSuffix(body, "\r\n0\r\n\r\n") {
 		t.Errorf("body does not end with the last chunk: %q", body)
 	}

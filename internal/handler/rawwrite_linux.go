@@ -18,9 +18,17 @@ import (
 // become writable through the poller, as net.Conn.Write does, and within
 // the same write deadline. docs/BENCHMARKS.md measures the gain.
 
-// rawConnOf returns the connection's raw file descriptor access, or nil
-// when it has none (an in-memory or TLS connection).
-func rawConnOf(conn net.Conn) syscall.RawConn {
+// rawWriter writes to a connection with raw system calls.
+type rawWriter struct {
+	raw   syscall.RawConn
+	write func(fd uintptr) bool // w.writeSome, bound once: no allocation per write
+	p     []byte                // what is left to write
+	err   error
+}
+
+// newRawWriter returns a rawWriter for conn, or nil when conn has no file
+// descriptor to write to (an in-memory or TLS connection).
+func newRawWriter(conn net.Conn) *rawWriter {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return nil
@@ -29,31 +37,37 @@ func rawConnOf(conn net.Conn) syscall.RawConn {
 	if err != nil {
 		return nil
 	}
-	return raw
+	w := &rawWriter{raw: raw}
+	w.write = w.writeSome
+	return w
 }
 
-// rawWrite writes p whole to raw, waiting for the socket to take more
-// while it is full.
-func rawWrite(raw syscall.RawConn, p []byte) error {
-	var werr error
-	err := raw.Write(func(fd uintptr) bool {
-		for len(p) > 0 {
-			n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch errno {
-			case 0:
-				p = p[n:]
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait until writable, then call again
-			default:
-				werr = errno
-				return true
-			}
-		}
-		return true
-	})
+// Write writes p whole, waiting in the poller while the socket is full.
+func (w *rawWriter) Write(p []byte) error {
+	w.p, w.err = p, nil
+	err := w.raw.Write(w.write)
+	w.p = nil
 	if err != nil {
 		return err
 	}
-	return werr
+	return w.err
+}
+
+// writeSome writes what it can of w.p to fd. It reports false when the
+// socket is full and the poller must wait until it takes more.
+func (w *rawWriter) writeSome(fd uintptr) bool {
+	for len(w.p) > 0 {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&w.p[0])), uintptr(len(w.p)))
+		switch errno {
+		case 0:
+			w.p = w.p[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.err = errno
+			return true
+		}
+	}
+	return true
 }

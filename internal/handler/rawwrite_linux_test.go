@@ -33,21 +33,21 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 
 func TestRawWriteWaitsForAFullSocket(t *testing.T) {
 	server, client := tcpPair(t)
-	raw := rawConnOf(server)
-	if raw == nil {
-		t.Fatal("a TCP connection has no raw access")
+	w := newRawWriter(server)
+	if w == nil {
+		t.Fatal("no raw writer for a TCP connection")
 	}
 	// Far more than the socket buffers hold: the write must wait for
 	// the reader, more than once, and lose nothing.
 	want := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
 	done := make(chan error, 1)
-	go func() { done <- rawWrite(raw, want) }()
+	go func() { done <- w.Write(want) }()
 	got, err := io.ReadAll(io.LimitReader(client, int64(len(want))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
-		t.Fatalf("rawWrite: %v", err)
+		t.Fatalf("Write: %v", err)
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("read %d bytes, not the %d written", len(got), len(want))
@@ -56,13 +56,13 @@ func TestRawWriteWaitsForAFullSocket(t *testing.T) {
 
 func TestRawWriteKeepsTheWriteDeadline(t *testing.T) {
 	server, _ := tcpPair(t) // the client never reads
-	raw := rawConnOf(server)
+	w := newRawWriter(server)
 	if err := server.SetWriteDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	err := rawWrite(raw, make([]byte, 64<<20))
+	err := w.Write(make([]byte, 64<<20))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("rawWrite to a client that does not read: %v, want the deadline exceeded", err)
+		t.Fatalf("Write to a client that does not read: %v, want the deadline exceeded", err)
 	}
 }
 
@@ -74,16 +74,30 @@ func TestRawWriteReportsAClosedPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	client.Close()
-	if err := rawWrite(rawConnOf(server), []byte("data: x\n\n")); err == nil {
-		t.Fatal("rawWrite to a reset connection succeeded")
+	if err := newRawWriter(server).Write([]byte("data: x\n\n")); err == nil {
+		t.Fatal("Write to a reset connection succeeded")
 	}
 }
 
-func TestRawConnOfAConnWithoutFD(t *testing.T) {
+func TestNoRawWriterForAConnWithoutFD(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if raw := rawConnOf(a); raw != nil {
-		t.Errorf("rawConnOf(net.Pipe) = %v, want nil", raw)
+	if w := newRawWriter(a); w != nil {
+		t.Errorf("newRawWriter(net.Pipe) = %v, want nil", w)
+	}
+}
+
+func TestRawWriteDoesNotAllocate(t *testing.T) {
+	server, client := tcpPair(t)
+	go io.Copy(io.Discard, client)
+	w := newRawWriter(server)
+	p := []byte("id: 1\ndata: Streamed line 1\n\n")
+	if n := testing.AllocsPerRun(100, func() {
+		if err := w.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per write, want 0", n)
 	}
 }

@@ -2,12 +2,12 @@
 
 package handler
 
-import (
-	"net"
-	"syscall"
-)
+import "net"
 
-// rawConnOf returns nil: raw writes (rawwrite_linux.go) are for Linux.
-func rawConnOf(net.Conn) syscall.RawConn { return nil }
+// rawWriter is for Linux only (rawwrite_linux.go); elsewhere streams
+// write through net.Conn.
+type rawWriter struct{}
 
-func rawWrite(syscall.RawConn, []byte) error { panic("unreachable") }
+func newRawWriter(net.Conn) *rawWriter { return nil }
+
+func (*rawWriter) Write([]byte) error { panic("unreachable: newRawWriter returns nil") }
