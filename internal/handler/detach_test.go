@@ -167,14 +167,21 @@ func TestPanicInADetachedStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	ts := newTestServer(t, opts)
 	h := ts.h
+	cleaned := make(chan struct{})
 	h.engine.GET("/panics", func(c *gin.Context) {
 		s := h.openStream(c)
-		s.run(func() bool { panic("boom") }, func() {})
+		s.run(func() bool { panic("boom") }, func() { close(cleaned) })
 	})
 	// It panics before the first byte: the client sees the connection cut.
 	if resp, err := ts.Client().Get(ts.URL + "/panics"); err == nil {
 		resp.Body.Close()
 		t.Fatalf("GET /panics answered %d, want the connection cut", resp.StatusCode)
+	}
+	// The stream's cleanup still runs (a subscription is let go of).
+	select {
+	case <-cleaned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream's cleanup did not run after the panic")
 	}
 	// The process goes on: other requests are served.
 	_, events := readAll(t, ts.do(t, "GET", "/stream?count=1", nil, nil).Body)

@@ -131,24 +131,39 @@ func (s *sseStream) run(step func() bool, cleanup func()) {
 	go w.watch(s.gone, s.onGone)
 	go func() {
 		defer s.h.detachedEnded()
-		defer s.recovered(w)
+		cleaned := false
+		defer s.recovered(w, func() {
+			if !cleaned {
+				cleanup()
+			}
+		})
 		for step() {
 		}
+		cleaned = true
 		cleanup()
 		s.close()
 	}()
 }
 
 // recovered stops a panic in a detached stream from taking the process
-// down, as Gin's recovery does for handlers: the panic is logged and the
-// connection cut.
-func (s *sseStream) recovered(w *connWriter) {
-	if r := recover(); r != nil {
-		s.h.log.Error("stream panicked", "path", s.access.path, "panic", r)
-		_ = w.conn.Close()
-		<-s.gone
-		s.h.metrics.streamsActive.Dec()
+// down, as Gin's recovery does for handlers: the panic is logged, the
+// connection cut, and cleanup run unless it ran already (a subscription
+// is let go of).
+func (s *sseStream) recovered(w *connWriter, cleanup func()) {
+	r := recover()
+	if r == nil {
+		return
 	}
+	s.h.log.Error("stream panicked", "path", s.access.path, "panic", r)
+	_ = w.conn.Close()
+	<-s.gone
+	s.h.metrics.streamsActive.Dec()
+	defer func() {
+		if r := recover(); r != nil {
+			s.h.log.Error("stream cleanup panicked", "path", s.access.path, "panic", r)
+		}
+	}()
+	cleanup()
 }
 
 // queue adds an encoded frame to this step's buffer.
