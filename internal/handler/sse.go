@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -264,12 +265,13 @@ func (s *sseStream) close() {
 		<-s.gone // finish closed the connection: the reader ends
 	}
 	s.h.metrics.streamsActive.Dec()
-	duration := time.Since(s.started).Round(time.Millisecond)
-	s.h.log.Info("stream ended",
-		"path", s.access.path,
-		"events", s.events,
-		"duration", duration,
-		"reason", s.end)
+	if s.h.log.Enabled(context.Background(), slog.LevelInfo) { // spare the arguments' allocations
+		s.h.log.Info("stream ended",
+			"path", s.access.path,
+			"events", s.events,
+			"duration", time.Since(s.started).Round(time.Millisecond),
+			"reason", s.end)
+	}
 	if s.detached {
 		// The access middleware skipped this request: its handler
 		// returned when the stream was handed over.
