@@ -48,6 +48,7 @@ type StreamConfig struct {
 	HeartbeatInterval time.Duration // stream.heartbeat_interval
 	Retry             time.Duration // stream.retry, sent as the retry: field
 	WriteTimeout      time.Duration // stream.write_timeout, per write
+	Transport         string        // stream.transport: gin or detached
 }
 
 // DemoConfig is the `demo:` section: the demo page and the ticker stream.
@@ -98,6 +99,7 @@ func Default() Config {
 			HeartbeatInterval: 15 * time.Second,
 			Retry:             3 * time.Second,
 			WriteTimeout:      10 * time.Second,
+			Transport:         "gin",
 		},
 		Demo: DemoConfig{
 			Enabled:        true,
@@ -135,6 +137,12 @@ func (l LogConfig) SlogLevel() slog.Level {
 	default:
 		return slog.LevelInfo
 	}
+}
+
+// Detached reports whether stream.transport is detached, matched without
+// regard to case.
+func (s StreamConfig) Detached() bool {
+	return strings.EqualFold(s.Transport, "detached")
 }
 
 // JSON reports whether log lines should be written as JSON rather than text.

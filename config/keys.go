@@ -26,6 +26,7 @@ func (c *Config) fields() []field {
 		{"stream.heartbeat_interval", &c.Stream.HeartbeatInterval},
 		{"stream.retry", &c.Stream.Retry},
 		{"stream.write_timeout", &c.Stream.WriteTimeout},
+		{"stream.transport", &c.Stream.Transport},
 		{"demo.enabled", &c.Demo.Enabled},
 		{"demo.ticker_count", &c.Demo.TickerCount},
 		{"demo.ticker_interval", &c.Demo.TickerInterval},

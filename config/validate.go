@@ -73,6 +73,7 @@ func (s StreamConfig) validate() []error {
 		durationAbove("stream.heartbeat_interval", s.HeartbeatInterval, 0),
 		durationAtLeast("stream.retry", s.Retry, 0),
 		durationAbove("stream.write_timeout", s.WriteTimeout, 0),
+		oneOf("stream.transport", s.Transport, "gin", "detached"),
 	)
 }
 

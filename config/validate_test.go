@@ -27,6 +27,7 @@ func TestValidateRejects(t *testing.T) {
 		{"ticker count big", func(c *Config) { c.Demo.TickerCount = 10001 }, `demo.ticker_count: 10001 must be between 1 and 10000`},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose" must be one of debug, info, warn, error`},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" must be one of text, json`},
+		{"stream transport", func(c *Config) { c.Stream.Transport = "hijack" }, `stream.transport: "hijack" must be one of gin, detached`},
 		{"origin path", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a/b"} }, `cors.allowed_origins: "http://a/b" is not an origin`},
 		{"origin trailing slash", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test/"} }, `cors.allowed_origins: "http://a.test/" is not an origin`},
 		{"origin query", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test?x=1"} }, `cors.allowed_origins: "http://a.test?x=1" is not an origin`},

@@ -80,7 +80,7 @@ func (m *Main) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)
-	// Shutdown does not wait for streams detached from net/http.
+	// Shutdown does not wait for streams taken over from net/http.
 	if werr := h.Wait(sctx); err == nil && werr != nil {
 		err = werr
 	}
@@ -118,6 +118,7 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 			HeartbeatInterval: cfg.Stream.HeartbeatInterval,
 			Retry:             cfg.Stream.Retry,
 			WriteTimeout:      cfg.Stream.WriteTimeout,
+			Detached:          cfg.Stream.Detached(),
 		},
 		Demo: handler.DemoOptions{
 			Enabled:        cfg.Demo.Enabled,

@@ -8,15 +8,12 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// accessLog writes one line per request once it is answered; for a stream
-// that is when the stream ends. A detached stream writes its own line when
-// it ends (sseStream.close), since its handler returns at the start.
+// accessLog writes one line per request once its handler returns; for a
+// stream that is when the stream ends, or, for a detached stream, when it
+// is handed over (its "stream ended" line says when it ended).
 func (h *Handler) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	if _, detached := c.Get(detachedKey); detached {
-		return
-	}
 	if !h.log.Enabled(context.Background(), accessLevel(c.Writer.Status())) {
 		return // spare ClientIP and the rest when the line is not written
 	}

@@ -103,12 +103,19 @@ func (h *Handler) methodNotAllowed(c *gin.Context) {
 	h.abortWithError(c, fmt.Errorf("%w: %s %s", errMethodNotAllowed, c.Request.Method, c.Request.URL.Path))
 }
 
-// recovered answers a handler panic with a 500; the panic is logged, not sent.
+// recovered answers a handler panic with a 500; the panic is logged, not
+// sent. A response already under way (a stream) cannot change its status:
+// its connection is cut instead, so the client sees it fail rather than
+// end cleanly.
 func (h *Handler) recovered(c *gin.Context, err any) {
 	h.log.Error("handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", err)
-	if !c.Writer.Written() {
-		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": http.StatusText(http.StatusInternalServerError)})
-		return
-	}
 	c.Abort()
+	if c.Writer.Written() {
+		panic(http.ErrAbortHandler) // net/http closes the connection without a word
+	}
+	hdr := c.Writer.Header()
+	for _, k := range []string{"Content-Type", "Cache-Control", "X-Accel-Buffering", "Connection"} {
+		hdr.Del(k) // a stream's, set before the panic
+	}
+	c.JSON(http.StatusInternalServerError, gin.H{"error": http.StatusText(http.StatusInternalServerError)})
 }

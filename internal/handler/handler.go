@@ -5,6 +5,7 @@
 package handler
 
 import (
+	"context"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ssehub/ssehub/internal/detached"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -29,6 +31,12 @@ type Options struct {
 	// Registry receives the handler's metrics; nil means a new registry
 	// with the Go and process collectors.
 	Registry *prometheus.Registry
+	// Middleware runs for every request, after recovery, the access log
+	// and CORS, before the route's handler: timing, tracing, metrics of
+	// one's own. It sees a stream end when its handler returns, which is
+	// when the stream ends, except for a detached stream (see
+	// StreamOptions.Detached).
+	Middleware []gin.HandlerFunc
 }
 
 // CORSOptions configures cross-origin access.
@@ -52,6 +60,11 @@ type StreamOptions struct {
 	// WriteTimeout bounds each write; a client that does not read for
 	// longer is dropped. Default 10s.
 	WriteTimeout time.Duration
+	// Detached takes HTTP/1.x streams over from net/http once their
+	// headers are set (package detached): less memory per open stream,
+	// no keep-alive after it, and middleware sees its handler return when
+	// the stream starts. False: every stream runs inside Gin's c.Stream.
+	Detached bool
 }
 
 // DemoOptions configures the demo page and the demo streams.
@@ -76,14 +89,14 @@ type Handler struct {
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: every open stream ends
 
-	// Detached streams (detach.go): how many run, and drained, closed
-	// once Close was called and none runs; and the open subscriptions,
-	// which Close ends.
-	detachedMu sync.Mutex
-	detachedN  int
-	closed     bool
-	drained    chan struct{}
-	subs       map[*stream.Subscription]struct{}
+	// detached takes HTTP/1.x streams over from net/http, with
+	// stream.transport: detached; nil otherwise.
+	detached *detached.Group
+
+	// The open subscriptions, which Close ends.
+	mu     sync.Mutex
+	closed bool
+	subs   map[*stream.Subscription]struct{}
 
 	// streamEnded, when set (by tests), is called with the path of each
 	// stream as it ends.
@@ -104,12 +117,15 @@ func New(opts Options) *Handler {
 		ticker:         newTickerFrames(maxTickerCount),
 		heartbeatGrain: grainOf(opts.Stream.HeartbeatInterval),
 		done:           make(chan struct{}),
-		drained:        make(chan struct{}),
 		subs:           make(map[*stream.Subscription]struct{}),
+	}
+	if opts.Stream.Detached {
+		h.detached = detached.NewGroup()
 	}
 	r := h.engine
 	r.HandleMethodNotAllowed = true
 	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS))
+	r.Use(opts.Middleware...)
 	r.NoRoute(h.notFound)
 	r.NoMethod(h.methodNotAllowed)
 
@@ -156,23 +172,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Close ends every open stream at once and makes /readyz fail. Register
 // it with http.Server.RegisterOnShutdown: streams never go idle, so
-// Shutdown alone would wait out its timeout; then Wait for the detached
-// ones. Safe to call more than once.
+// Shutdown alone would wait out its timeout. Safe to call more than once.
 func (h *Handler) Close() {
 	h.closeOnce.Do(func() {
-		h.detachedMu.Lock()
-		h.closed = true
-		if h.detachedN == 0 {
-			close(h.drained)
+		if h.detached != nil {
+			h.detached.Close()
 		}
+		h.mu.Lock()
+		h.closed = true
 		subs := h.subs
 		h.subs = nil
-		h.detachedMu.Unlock()
+		h.mu.Unlock()
 		close(h.done)
 		for sub := range subs {
 			sub.Close()
 		}
 	})
+}
+
+// Wait blocks, after Close, until every detached stream has ended, or ctx
+// is done. Call it after http.Server.Shutdown, which waits for the other
+// streams but not for connections taken over from it. Without the
+// detached transport it returns at once.
+func (h *Handler) Wait(ctx context.Context) error {
+	if h.detached == nil {
+		return nil
+	}
+	return h.detached.Wait(ctx)
 }
 
 func (h *Handler) closing() bool {

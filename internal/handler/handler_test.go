@@ -1,10 +1,13 @@
 package handler
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -14,15 +17,41 @@ import (
 	"go.uber.org/goleak"
 )
 
+// testDetached is the transport of this pass of the tests: every stream
+// test runs with streams inside Gin's c.Stream, then detached.
+var testDetached bool
+
+// TestMain runs every test twice, once per transport (stream.transport gin,
+// then detached), and checks after each pass that no goroutine outlived
+// its tests.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := 0
+	for _, detached := range []bool{false, true} {
+		testDetached = detached
+		fmt.Printf("=== transport %s\n", transportName(detached))
+		if c := m.Run(); c != 0 {
+			code = c
+		}
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "transport %s: goroutines left: %v\n", transportName(detached), err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func transportName(detached bool) string {
+	if detached {
+		return "detached"
+	}
+	return "gin"
 }
 
 // testOptions are Options for tests: the demo on, a tiny page, a short
-// ticker.
+// ticker, the transport of this pass.
 func testOptions() Options {
 	return Options{
-		Stream: StreamOptions{HeartbeatInterval: 15 * time.Second, Retry: 2500 * time.Millisecond, WriteTimeout: 10 * time.Second},
+		Stream: StreamOptions{HeartbeatInterval: 15 * time.Second, Retry: 2500 * time.Millisecond, WriteTimeout: 10 * time.Second, Detached: testDetached},
 		Demo:   DemoOptions{Enabled: true, TickerCount: 3, TickerInterval: 0},
 		Static: fstest.MapFS{
 			"index.html":     {Data: []byte("<!doctype html><title>ssehub demo</title>")},
@@ -35,7 +64,7 @@ func testOptions() Options {
 
 // testServer is the real router on a real socket. returned receives the
 // path of each request once it is answered: when its handler returns, or
-// for a stream (which may outlive its handler, see detach.go) when the
+// for a stream (which may outlive its handler when detached) when the
 // stream ends.
 type testServer struct {
 	*httptest.Server
@@ -164,9 +193,20 @@ func wantStreamHeaders(t *testing.T, resp *http.Response) {
 			t.Errorf("%s: %q, want %q", k, got, v)
 		}
 	}
-	// A stream detached from net/http closes its connection when it ends,
-	// and says so (Go's client takes the header off into resp.Close).
-	if !resp.Close {
-		t.Error("no Connection: close on a detached stream")
+	// A detached stream closes its connection when it ends, and says so
+	// (Go's client takes the header off into resp.Close); with Gin the
+	// connection is kept.
+	if resp.ProtoMajor == 1 && resp.Close != testDetached {
+		t.Errorf("Connection: close is %v with transport %s", resp.Close, transportName(testDetached))
+	}
+}
+
+// waitDrained calls Wait with a bound.
+func waitDrained(t *testing.T, h *Handler) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Wait(ctx); err != nil {
+		t.Fatalf("Wait: %v", err)
 	}
 }

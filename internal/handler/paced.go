@@ -1,6 +1,9 @@
 package handler
 
-import "time"
+import (
+	"io"
+	"time"
+)
 
 // paced describes a finite stream that sends items from..count-1, the
 // first at once and each next one interval later, then a final frame.
@@ -20,7 +23,7 @@ func (s *sseStream) runPaced(p paced) {
 	start := time.Now()
 	grain := grainOf(p.interval)
 	timer := time.NewTimer(0)
-	s.run(func() bool {
+	s.run(func(w io.Writer) bool {
 		if !s.wait(timer) {
 			return false
 		}
@@ -36,11 +39,10 @@ func (s *sseStream) runPaced(p paced) {
 		}
 		if next == p.count {
 			s.queue(p.final, 1)
-			s.last = true
-			s.send(now)
+			s.send(w, now)
 			return s.stop(errCompleted)
 		}
-		if !s.send(now) {
+		if !s.send(w, now) {
 			return false
 		}
 		untilItem := onGrid(now, start.Add(time.Duration(next-p.from)*p.interval).Sub(now), grain)

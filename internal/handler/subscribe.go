@@ -1,8 +1,10 @@
 package handler
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -44,9 +46,9 @@ func (h *Handler) subscribe(c *gin.Context) {
 	}
 	// A gone client and Close end the subscription, which closes its
 	// channel: the loop waits on two channels only, none of them shared.
-	s.onGone = sub.Close
+	stopWatching := context.AfterFunc(s.ctx, sub.Close)
 	h.trackSubscription(sub)
-	l := &subscriptionLoop{s: s, sub: sub, replay: sub.Replay, live: sub.C(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite))}
+	l := &subscriptionLoop{s: s, sub: sub, replay: sub.Replay, live: sub.C(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), stopWatching: stopWatching}
 	s.run(l.step, l.cleanup)
 }
 
@@ -59,19 +61,21 @@ type subscriptionLoop struct {
 	live     <-chan *stream.Message
 	timer    *time.Timer // the heartbeat's
 	answered bool
+	// stopWatching stops the client's going away from closing sub.
+	stopWatching func() bool
 }
 
-func (l *subscriptionLoop) step() bool {
+func (l *subscriptionLoop) step(w io.Writer) bool {
 	s := l.s
 	if !l.answered {
 		// Answer at once, so the client knows it is subscribed before
 		// the first event.
 		l.answered = true
-		return s.sendAndReset(l.timer)
+		return s.sendAndReset(w, l.timer)
 	}
 	if len(l.replay) > 0 {
 		l.replay = s.queueMessages(l.replay)
-		return s.sendAndReset(l.timer)
+		return s.sendAndReset(w, l.timer)
 	}
 	select {
 	case msg, ok := <-l.live:
@@ -80,20 +84,21 @@ func (l *subscriptionLoop) step() bool {
 		}
 		s.queue(msg.Frame, 1)
 		if !s.drain(l.live) {
-			s.send(time.Now())
+			s.send(w, time.Now())
 			return s.stop(s.subscriptionEnd(l.sub))
 		}
 		// The timer is left as it is: when it fires, send sees whether a
 		// heartbeat is due yet. Resetting it here would cost a runtime
 		// timer update per event.
-		return s.send(time.Now())
+		return s.send(w, time.Now())
 	case <-l.timer.C:
-		return s.sendAndReset(l.timer)
+		return s.sendAndReset(w, l.timer)
 	}
 }
 
 func (l *subscriptionLoop) cleanup() {
 	l.timer.Stop()
+	l.stopWatching()
 	// A subscriber the broker dropped is counted there; its write may
 	// time out after that, and must not count twice.
 	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !errors.Is(l.sub.Err(), stream.ErrSlowConsumer) {
@@ -150,9 +155,9 @@ func (s *sseStream) drain(live <-chan *stream.Message) bool {
 
 // sendAndReset sends the step and restarts the heartbeat timer: the next
 // heartbeat is due a full interval after this write.
-func (s *sseStream) sendAndReset(timer *time.Timer) bool {
+func (s *sseStream) sendAndReset(w io.Writer, timer *time.Timer) bool {
 	now := time.Now()
-	if !s.send(now) {
+	if !s.send(w, now) {
 		return false
 	}
 	timer.Reset(s.nextHeartbeat(now))
@@ -178,19 +183,19 @@ func (s *sseStream) subscriptionEnd(sub *stream.Subscription) error {
 // trackSubscription records an open subscription, for Close to end. One
 // that opens after Close ends at once.
 func (h *Handler) trackSubscription(sub *stream.Subscription) {
-	h.detachedMu.Lock()
+	h.mu.Lock()
 	closed := h.closed
 	if !closed {
 		h.subs[sub] = struct{}{}
 	}
-	h.detachedMu.Unlock()
+	h.mu.Unlock()
 	if closed {
 		sub.Close()
 	}
 }
 
 func (h *Handler) untrackSubscription(sub *stream.Subscription) {
-	h.detachedMu.Lock()
+	h.mu.Lock()
 	delete(h.subs, sub)
-	h.detachedMu.Unlock()
+	h.mu.Unlock()
 }

@@ -2,7 +2,6 @@ package handler
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -16,7 +15,16 @@ import (
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
-func TestSubscriptionOutlivesItsHandler(t *testing.T) {
+// onlyIn skips a test of one transport in the other transport's pass.
+func onlyIn(t *testing.T, detached bool) {
+	t.Helper()
+	if testDetached != detached {
+		t.Skipf("a test of the %s transport: runs in its pass", transportName(detached))
+	}
+}
+
+func TestDetachedSubscriptionOutlivesItsHandler(t *testing.T) {
+	onlyIn(t, true)
 	opts, _ := hubOptions(t, stream.MemoryOptions{})
 	h := New(opts)
 	handlerReturned := make(chan struct{}, 1)
@@ -67,6 +75,7 @@ func rawGet(t *testing.T, ts *testServer, proto, path string) string {
 }
 
 func TestDetachedHTTP11StreamIsChunkedAndCloses(t *testing.T) {
+	onlyIn(t, true)
 	ts := newTestServer(t, testOptions())
 	got := rawGet(t, ts, "HTTP/1.1", "/stream?count=2&interval=0s")
 	head, body, ok := strings.Cut(got, "\r\n\r\n")
@@ -96,6 +105,7 @@ func TestDetachedHTTP11StreamIsChunkedAndCloses(t *testing.T) {
 }
 
 func TestDetachedHTTP10StreamEndsWithTheConnection(t *testing.T) {
+	onlyIn(t, true)
 	ts := newTestServer(t, testOptions())
 	got := rawGet(t, ts, "HTTP/1.0", "/stream?count=2&interval=0s")
 	head, body, _ := strings.Cut(got, "\r\n\r\n")
@@ -111,9 +121,10 @@ func TestDetachedHTTP10StreamEndsWithTheConnection(t *testing.T) {
 	}
 }
 
-func TestStreamStaysAttachedWhenTheWriterCannotBeHijacked(t *testing.T) {
+func TestDetachedStreamStaysWithGinWhenTheWriterCannotBeHijacked(t *testing.T) {
 	// Like an HTTP/2 writer, this one has no Hijack: the stream must run
 	// on the ResponseWriter, not panic.
+	onlyIn(t, true)
 	h := New(testOptions())
 	defer h.Close()
 	rec := httptest.NewRecorder()
@@ -133,16 +144,6 @@ type unhijackable struct{ *httptest.ResponseRecorder }
 
 func (unhijackable) CloseNotify() <-chan bool { return nil }
 
-// waitDrained calls Wait with a bound.
-func waitDrained(t *testing.T, h *Handler) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.Wait(ctx); err != nil {
-		t.Fatalf("Wait: %v", err)
-	}
-}
-
 func TestCloseEndsSubscriptions(t *testing.T) {
 	opts, broker := hubOptions(t, stream.MemoryOptions{})
 	ts := newTestServer(t, opts)
@@ -161,7 +162,79 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 	}
 }
 
-func TestPanicInADetachedStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
+func TestGinStreamKeepsTheConnectionAlive(t *testing.T) {
+	onlyIn(t, false)
+	opts := testOptions()
+	ts := newTestServer(t, opts)
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	get := func(path string) *http.Response {
+		t.Helper()
+		if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+			t.Fatalf("GET %s on the same connection: %v", path, err)
+		}
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("GET %s on the same connection: %v", path, err)
+		}
+		return resp
+	}
+	// Two streams, then a plain request, one after the other on one
+	// connection.
+	for i := range 2 {
+		resp := get("/stream?count=2&interval=0s")
+		if got := resp.Header.Get("Connection"); got != "keep-alive" || resp.Close {
+			t.Errorf("stream %d: Connection %q, close %v; want keep-alive", i, got, resp.Close)
+		}
+		if len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+			t.Errorf("stream %d: transfer encoding %v, want chunked", i, resp.TransferEncoding)
+		}
+		_, events := readAll(t, resp.Body)
+		if len(events) != 3 || events[2].Type != "close" {
+			t.Fatalf("stream %d: events %+v, want two lines and close", i, events)
+		}
+	}
+	if resp := get("/healthz"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /healthz after two streams: %d", resp.StatusCode)
+	}
+}
+
+func TestMiddlewareSeesTheStreamsTrueEnd(t *testing.T) {
+	onlyIn(t, false)
+	opts := testOptions()
+	type seen struct{ status, size int }
+	returned := make(chan seen, 1)
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Next()
+		if c.Request.URL.Path == "/stream" {
+			returned <- seen{c.Writer.Status(), c.Writer.Size()}
+		}
+	}}
+	ts := newTestServer(t, opts)
+	body, err := io.ReadAll(ts.do(t, "GET", "/stream?count=3&interval=20ms", nil, nil).Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-returned:
+		// When the middleware's Next returned, every byte of the stream
+		// had been written: the handler returned after the last frame.
+		if got.status != http.StatusOK || got.size != len(body) {
+			t.Errorf("middleware saw status %d and %d bytes written, want 200 and the whole stream's %d", got.status, got.size, len(body))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the middleware did not see the stream end")
+	}
+}
+
+func TestPanicInAStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
 	var logs logBuffer
 	opts := testOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -170,12 +243,23 @@ func TestPanicInADetachedStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
 	cleaned := make(chan struct{})
 	h.engine.GET("/panics", func(c *gin.Context) {
 		s := h.openStream(c)
-		s.run(func() bool { panic("boom") }, func() { close(cleaned) })
+		first := true
+		s.run(func(w io.Writer) bool {
+			if first {
+				first = false
+				return s.send(w, time.Now())
+			}
+			panic("boom")
+		}, func() { close(cleaned) })
 	})
-	// It panics before the first byte: the client sees the connection cut.
-	if resp, err := ts.Client().Get(ts.URL + "/panics"); err == nil {
-		resp.Body.Close()
-		t.Fatalf("GET /panics answered %d, want the connection cut", resp.StatusCode)
+	// It panics after the first step: the client sees the stream start,
+	// then the connection cut, never a clean end.
+	resp := ts.do(t, "GET", "/panics", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /panics: %d, want the stream to start", resp.StatusCode)
+	}
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("the stream ended cleanly after a panic, want its connection cut")
 	}
 	// The stream's cleanup still runs (a subscription is let go of).
 	select {
@@ -188,7 +272,60 @@ func TestPanicInADetachedStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
 	if len(events) != 2 {
 		t.Errorf("after the panic: %d events from /stream, want 2", len(events))
 	}
-	if !strings.Contains(logs.String(), `msg="stream panicked" path=/panics panic=boom`) {
+	if !strings.Contains(logs.String(), "path=/panics panic=boom") {
 		t.Errorf("logs lack the panic:\n%s", logs.String())
+	}
+}
+
+func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
+	onlyIn(t, false)
+	opts := testOptions()
+	ts := newTestServer(t, opts)
+	h := ts.h
+	h.engine.GET("/panics", func(c *gin.Context) {
+		s := h.openStream(c)
+		s.run(func(io.Writer) bool { panic("boom") }, func() {})
+	})
+	msg := wantJSONError(t, ts.do(t, "GET", "/panics", nil, nil), http.StatusInternalServerError)
+	if msg != "Internal Server Error" {
+		t.Errorf("error %q, want nothing of the panic", msg)
+	}
+}
+
+func TestHTTP2StreamsAndSubscriptions(t *testing.T) {
+	// Over TLS with Go's client, as browsers reach ssehub behind a TLS
+	// proxy that speaks HTTP/2. A detached server keeps HTTP/2 streams
+	// with Gin: only HTTP/1.x connections can be taken over.
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Stream.WriteTimeout = 200 * time.Millisecond
+	h := New(opts)
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	ts := &testServer{Server: srv, h: h, returned: make(chan string, 16)}
+	t.Cleanup(func() { h.Close(); srv.Close(); waitDrained(t, h) })
+
+	resp := ts.do(t, "GET", "/stream?count=3&interval=0s", nil, nil)
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+	}
+	wantStreamHeaders(t, resp)
+	if _, events := readAll(t, resp.Body); len(events) != 4 || events[3].Type != "close" {
+		t.Errorf("ticker events %+v, want three lines and close", events)
+	}
+
+	sub := ts.do(t, "GET", "/api/v1/events?topic=a", nil, nil)
+	if sub.ProtoMajor != 2 {
+		t.Fatalf("subscription protocol %s, want HTTP/2", sub.Proto)
+	}
+	wantStreamHeaders(t, sub)
+	// The answer came once the subscription was registered. On HTTP/2 a
+	// write deadline left in place resets the stream when it passes, so
+	// the subscription stays idle past it before the event.
+	p := stream.NewParser(sub.Body)
+	time.Sleep(3 * opts.Stream.WriteTimeout)
+	id := ts.publish(t, "a", `{"event": "note", "data": "over h2"}`)
+	if ev := next(t, p); ev.ID != id || ev.Type != "note" || ev.Data != "over h2" {
+		t.Errorf("event %+v, want id %s, note, over h2", ev, id)
 	}
 }

@@ -1,0 +1,184 @@
+package detached
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"time"
+)
+
+// finishTimeout bounds the write of a response's last chunk: the deadline
+// set for the last step may have passed long ago.
+const finishTimeout = time.Second
+
+// lastChunk ends a chunked body.
+var lastChunk = []byte("0\r\n\r\n")
+
+var crlf = []byte("\r\n")
+
+// Conn is one response taken over by Take. Its methods are for the
+// goroutine Serve starts (the step function), except Context, which any
+// goroutine may call.
+type Conn struct {
+	group    *Group
+	conn     net.Conn
+	buffered *bufio.Reader // what net/http read past the request; watch drains it
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	head    []byte // the response head; nil once written
+	chunked bool   // HTTP/1.1: each write is one chunk
+	err     error  // the write that failed: nothing more can be sent
+
+	// Scratch for one write, so that writing allocates nothing. vec is
+	// here, not on writev's stack, because WriteTo passes it on by pointer
+	// through an interface: a local would escape, one allocation a write.
+	bufs [4][]byte
+	vec  net.Buffers
+	size [18]byte // a chunk size: 16 hex digits and CRLF
+}
+
+func newConn(g *Group, conn net.Conn, buffered *bufio.Reader, head []byte, chunked bool) *Conn {
+	c := &Conn{group: g, conn: conn, buffered: buffered, head: head, chunked: chunked}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	go c.watch()
+	return c
+}
+
+// Context is done once the client has gone away or the connection was
+// closed: the response cannot reach anyone any more.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Write sends p at once, as one chunk of an HTTP/1.1 body (as it is for
+// HTTP/1.0), in one system call together with the response head if that
+// has not gone out yet. An empty p sends nothing: an empty chunk would end
+// the body.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	bufs := c.bufs[:0]
+	if c.head != nil {
+		bufs = append(bufs, c.head)
+	}
+	if c.chunked {
+		size := strconv.AppendInt(c.size[:0], int64(len(p)), 16)
+		bufs = append(bufs, append(size, crlf...), p, crlf)
+	} else {
+		bufs = append(bufs, p)
+	}
+	if err := c.writev(bufs); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush sends the response head if nothing has been written yet. Every
+// Write goes out at once, so there is nothing else to flush.
+func (c *Conn) Flush() error {
+	if c.err != nil || c.head == nil {
+		return c.err
+	}
+	return c.writev(append(c.bufs[:0], c.head))
+}
+
+// writev writes bufs with one system call where the connection allows.
+func (c *Conn) writev(bufs [][]byte) error {
+	c.vec = bufs
+	_, err := c.vec.WriteTo(c.conn) // consumes c.vec
+	c.vec = nil
+	clear(c.bufs[:]) // keep no reference to the caller's bytes
+	if err != nil {
+		c.err = err
+		return err
+	}
+	c.head = nil
+	return nil
+}
+
+// SetWriteDeadline bounds the writes from now on; see net.Conn.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	return c.conn.SetWriteDeadline(t)
+}
+
+// Serve runs the response on a goroutine of its own, the way Gin's
+// Context.Stream runs it on the handler's: it calls step with the Conn
+// until step returns false, a write fails or the client goes away,
+// flushing after each step. Then it ends the response, closes the
+// connection, waits for the reading goroutine to end, and calls done. A
+// panic in step cuts the connection and is passed to done (nil when step
+// did not panic). Serve returns at once; call it once.
+func (c *Conn) Serve(step func(w io.Writer) bool, done func(panicked any)) {
+	go func() {
+		defer c.group.done()
+		panicked := c.run(step)
+		if panicked == nil {
+			c.finish()
+		}
+		_ = c.conn.Close()
+		<-c.ctx.Done() // the reader ends with the connection
+		done(panicked)
+	}()
+}
+
+// run calls step until the response is over and returns what step
+// panicked with, if it did.
+func (c *Conn) run(step func(w io.Writer) bool) (panicked any) {
+	defer func() { panicked = recover() }()
+	gone := c.ctx.Done()
+	for {
+		select {
+		case <-gone:
+			return nil
+		default:
+		}
+		more := step(c)
+		if err := c.Flush(); err != nil || !more {
+			return nil
+		}
+	}
+}
+
+// finish sends the last chunk (and the head, if nothing went out), unless
+// a write failed.
+func (c *Conn) finish() {
+	if c.err != nil {
+		return
+	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
+	bufs := c.bufs[:0]
+	if c.head != nil {
+		bufs = append(bufs, c.head)
+	}
+	if c.chunked {
+		bufs = append(bufs, lastChunk)
+	}
+	if len(bufs) > 0 {
+		_ = c.writev(bufs)
+	}
+}
+
+// watch reads from the connection until it fails, then cancels the
+// Context: the client went away, or Serve closed the connection. Anything
+// the client sends after its request is discarded.
+func (c *Conn) watch() {
+	defer c.cancel()
+	buffered := c.buffered
+	c.buffered = nil // the 4 KiB buffer is garbage once drained
+	if n := buffered.Buffered(); n > 0 {
+		if _, err := buffered.Discard(n); err != nil {
+			return
+		}
+	}
+	var b [64]byte
+	for {
+		if _, err := c.conn.Read(b[:]); err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,234 @@
+package detached
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEmptyStepSendsHead runs a step that writes nothing: the flush after
+// it must send the head alone, so the client knows the stream is open, and
+// the empty write must send nothing (an empty chunk would end the body).
+func TestEmptyStepSendsHead(t *testing.T) {
+	tests := []struct {
+		proto    string
+		wantRest string // what follows the head once the step ends
+	}{
+		{"HTTP/1.1", "0\r\n\r\n"},
+		{"HTTP/1.0", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.proto, func(t *testing.T) {
+			release := make(chan struct{})
+			s := serve(t, NewGroup(), eventStream(), func(c *Conn) func(io.Writer) bool {
+				first := true
+				return func(w io.Writer) bool {
+					if first {
+						first = false
+						if n, err := w.Write(nil); n != 0 || err != nil {
+							panic(err)
+						}
+						return true
+					}
+					select {
+					case <-release:
+					case <-c.Context().Done():
+					}
+					return false
+				}
+			})
+			conn := dial(t, s.Server, tt.proto)
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil) // while the step waits
+			if err != nil {
+				t.Fatalf("no head while the step waits: %v", err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("status %s", resp.Status)
+			}
+			close(release)
+			rest, err := io.ReadAll(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(rest) != tt.wantRest {
+				t.Errorf("after the head %q, want %q", rest, tt.wantRest)
+			}
+			if p := recv(t, s.ended, "end of the response"); p != nil {
+				t.Fatalf("done(%v), want done(nil)", p)
+			}
+		})
+	}
+}
+
+// TestClientGoneEndsServe closes the client while the step waits on the
+// Conn's Context: the Context must be cancelled, and Serve must end
+// without calling the step again, though it asked for more.
+func TestClientGoneEndsServe(t *testing.T) {
+	waiting := make(chan struct{})
+	ctxErr := make(chan error, 1)
+	s := serve(t, NewGroup(), eventStream(), func(c *Conn) func(io.Writer) bool {
+		calls := 0
+		return func(w io.Writer) bool {
+			calls++
+			if calls == 1 {
+				_, _ = io.WriteString(w, "data: hello\n\n")
+				return true
+			}
+			close(waiting) // a third call panics, and done says so
+			<-c.Context().Done()
+			ctxErr <- c.Context().Err()
+			return true
+		}
+	})
+	conn := dial(t, s.Server, "HTTP/1.1")
+	if _, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, waiting, "step waiting on the Context")
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, ctxErr, "cancelled Context"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Context().Err() = %v, want %v", err, context.Canceled)
+	}
+	if p := recv(t, s.ended, "end of the response"); p != nil {
+		t.Fatalf("done(%v), want done(nil)", p)
+	}
+}
+
+// TestWriteDeadline writes to a client that reads nothing: once the socket
+// buffers are full, a write must fail when the deadline passes, and every
+// write after it must fail the same way.
+func TestWriteDeadline(t *testing.T) {
+	errs := make(chan error, 2)
+	s := serve(t, NewGroup(), eventStream(), func(c *Conn) func(io.Writer) bool {
+		return func(w io.Writer) bool {
+			if err := c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
+				panic(err)
+			}
+			// 256 MiB is far more than any socket buffers hold.
+			payload := make([]byte, 1<<20)
+			var err error
+			for range 256 {
+				if _, err = w.Write(payload); err != nil {
+					break
+				}
+			}
+			errs <- err
+			_, err = w.Write([]byte("data: after\n\n"))
+			errs <- err
+			return true // the failed write, not the step, must end it
+		}
+	})
+	dial(t, s.Server, "HTTP/1.1") // and never read
+	for _, what := range []string{"stalled write", "write after it"} {
+		if err := recv(t, errs, what); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%s: %v, want %v", what, err, os.ErrDeadlineExceeded)
+		}
+	}
+	if p := recv(t, s.ended, "end of the response"); p != nil {
+		t.Fatalf("done(%v), want done(nil)", p)
+	}
+}
+
+// TestWriteAllocatesNothing measures Write over a real TCP connection: a
+// stream writes once per event, for hours.
+func TestWriteAllocatesNothing(t *testing.T) {
+	// The client reads only once the step is over, so all the writes must
+	// fit in the socket buffers: about 14 KiB.
+	const runs = 200
+	payload := []byte(strings.Repeat("x", 62) + "\n\n")
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		t.Run(proto, func(t *testing.T) {
+			allocs := make(chan float64, 1)
+			s := serve(t, NewGroup(), eventStream(), func(*Conn) func(io.Writer) bool {
+				return func(w io.Writer) bool {
+					allocs <- testing.AllocsPerRun(runs, func() {
+						if _, err := w.Write(payload); err != nil {
+							panic(err)
+						}
+					})
+					return false
+				}
+			})
+			conn := dial(t, s.Server, proto)
+			if n := recv(t, allocs, "measure"); n != 0 {
+				t.Errorf("%v allocations per Write, want 0", n)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// AllocsPerRun writes once more, to warm up.
+			if want := strings.Repeat(string(payload), runs+1); string(body) != want {
+				t.Errorf("read back %d bytes, want %d", len(body), len(want))
+			}
+			recv(t, s.ended, "end of the response")
+		})
+	}
+}
+
+// TestPanicInStep panics in a step: done must get what it panicked with,
+// the client must see the response cut, not ended, and the group must
+// still drain.
+func TestPanicInStep(t *testing.T) {
+	tests := []struct {
+		name  string
+		value any
+		check func(p any) bool // whether done got the right value
+	}{
+		{"error", errBoom, func(p any) bool { return p == errBoom }},
+		{"nil", nil, func(p any) bool {
+			var nilErr *runtime.PanicNilError
+			err, ok := p.(error)
+			return ok && errors.As(err, &nilErr)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewGroup()
+			s := serve(t, g, eventStream(), func(*Conn) func(io.Writer) bool {
+				calls := 0
+				return func(w io.Writer) bool {
+					calls++
+					if calls == 1 {
+						_, _ = io.WriteString(w, "data: hello\n\n")
+						return true
+					}
+					panic(tt.value)
+				}
+			})
+			resp := get(t, s)
+			body, err := io.ReadAll(resp.Body)
+			if err == nil {
+				t.Errorf("body %q read to its end: the client cannot tell it was cut", body)
+			}
+			if string(body) != "data: hello\n\n" {
+				t.Errorf("body %q, want what was written before the panic", body)
+			}
+			if p := recv(t, s.ended, "end of the response"); !tt.check(p) {
+				t.Errorf("done(%#v), want what step panicked with", p)
+			}
+			g.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), bound)
+			defer cancel()
+			if err := g.Wait(ctx); err != nil {
+				t.Errorf("Wait after a panic: %v", err)
+			}
+		})
+	}
+}
+
+var errBoom = errors.New("boom")

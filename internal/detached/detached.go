@@ -1,0 +1,142 @@
+// Package detached serves long HTTP/1.x responses, such as event streams,
+// from connections taken over from net/http.
+//
+// Why: net/http keeps about 29 KiB per open response for as long as its
+// handler runs: the serve goroutine's stack (which a Gin handler's first
+// flush grows to 16 KiB), 4 KiB of read buffer, 6 KiB of write buffers and
+// the parsed request. An event stream lives for hours and needs none of it.
+// Take hijacks the connection once the response headers are known, so the
+// handler returns at once and two small goroutines remain: one runs the
+// stream's steps and writes each as one chunk straight to the socket, the
+// other reads, to notice at once that the client went away. See
+// docs/BENCHMARKS.md for what it saves, and what it costs: the connection
+// is not reused after the response (it says Connection: close), and
+// middleware sees the handler return when the stream starts, not when it
+// ends.
+//
+// The package knows nothing of the framework above it: it takes an
+// http.ResponseWriter, an *http.Request and a step function.
+package detached
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+)
+
+// Errors Take returns; the response then stays with net/http.
+var (
+	// ErrClosed reports a Group that Close was called on.
+	ErrClosed = errors.New("detached: group closed")
+	// ErrNotHijackable reports a request that cannot be taken over: an
+	// HTTP/2 request, or a ResponseWriter without a connection under it.
+	ErrNotHijackable = errors.New("detached: response cannot be hijacked")
+)
+
+// Group takes responses over and counts them until they end, so a server
+// can wait for them at shutdown: http.Server.Shutdown does not wait for
+// hijacked connections. The zero value is not ready: use NewGroup. A Group
+// is safe for concurrent use.
+type Group struct {
+	mu      sync.Mutex
+	n       int           // responses taken over and not ended
+	closed  bool          // Close was called: Take refuses
+	drained chan struct{} // closed once closed and n is 0
+}
+
+// NewGroup returns an empty, open Group.
+func NewGroup() *Group {
+	return &Group{drained: make(chan struct{})}
+}
+
+// add counts a response in, unless the group is closed.
+func (g *Group) add() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.n++
+	return true
+}
+
+// done counts a response out.
+func (g *Group) done() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	if g.n == 0 && g.closed {
+		close(g.drained)
+	}
+}
+
+// Close makes Take refuse from now on. Responses already taken over go on
+// until their step function ends them. Safe to call more than once.
+func (g *Group) Close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	g.closed = true
+	if g.n == 0 {
+		close(g.drained)
+	}
+}
+
+// Wait blocks until Close was called and every response taken over has
+// ended, or ctx is done. A drained group returns nil even when ctx is done
+// too: a select between the two would pick either.
+func (g *Group) Wait(ctx context.Context) error {
+	select {
+	case <-g.drained:
+		return nil
+	default:
+	}
+	select {
+	case <-g.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Take takes the connection of w over to answer r with status 200 and the
+// headers already set on w, and returns it as a Conn. Nothing is written
+// until the Conn's first write or flush. It fails, leaving w untouched, for
+// an HTTP/2 request, a writer that cannot be hijacked, or a closed Group.
+// The caller must then call Serve on the Conn, and must not use w again.
+func (g *Group) Take(w http.ResponseWriter, r *http.Request) (*Conn, error) {
+	if r.ProtoMajor != 1 || !hijackable(w) {
+		return nil, ErrNotHijackable
+	}
+	if !g.add() {
+		return nil, ErrClosed
+	}
+	head := responseHead(r, w.Header())
+	conn, rw, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		g.done()
+		return nil, errors.Join(ErrNotHijackable, err)
+	}
+	return newConn(g, conn, rw.Reader, head, r.ProtoAtLeast(1, 1)), nil
+}
+
+// hijackable reports whether the writer at the bottom of w's Unwrap chain
+// can be hijacked. w must be asked, not that writer, so that wrappers
+// (Gin's) learn of it; but a wrapper may have a Hijack method that panics
+// when the writer under it has none.
+func hijackable(w http.ResponseWriter) bool {
+	if _, ok := w.(http.Hijacker); !ok {
+		return false
+	}
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			_, ok := w.(http.Hijacker)
+			return ok
+		}
+		w = u.Unwrap()
+	}
+}

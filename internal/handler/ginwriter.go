@@ -1,0 +1,72 @@
+package handler
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// ginWriter is Gin's ResponseWriter while a stream runs inside c.Stream,
+// which flushes it after every step. Gin's own Flush drops the flush's
+// error; ginWriter keeps the first one, so the stream can tell a write
+// that timed out from a client that went away. Everything else is Gin's.
+type ginWriter struct {
+	gin.ResponseWriter
+	// rc is over the writer under Gin's: only that one reports flush
+	// errors and takes write deadlines.
+	rc  *http.ResponseController
+	err error
+
+	// perStep: on HTTP/2 a write deadline ends the whole stream when it
+	// passes, whether a write is under way or not, so an idle stream would
+	// be reset. There the deadline is set when a step starts writing and
+	// lifted after its flush.
+	perStep  bool
+	deadline time.Time
+	armed    bool // the deadline is set for this step
+}
+
+func newGinWriter(w gin.ResponseWriter, r *http.Request) *ginWriter {
+	var under http.ResponseWriter = w
+	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+		under = u.Unwrap()
+	}
+	return &ginWriter{ResponseWriter: w, rc: http.NewResponseController(under), perStep: r.ProtoMajor >= 2}
+}
+
+// Write adds p to the response, under the write deadline.
+func (w *ginWriter) Write(p []byte) (int, error) {
+	if w.perStep && !w.armed && !w.deadline.IsZero() {
+		w.armed = true
+		_ = w.rc.SetWriteDeadline(w.deadline)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush sends what the step wrote.
+func (w *ginWriter) Flush() {
+	w.WriteHeaderNow() // Gin records that the head went out
+	err := w.rc.Flush()
+	if w.armed {
+		w.armed = false
+		_ = w.rc.SetWriteDeadline(time.Time{})
+	}
+	switch {
+	case errors.Is(err, http.ErrNotSupported): // a writer of tests: Gin's flush will do
+		w.ResponseWriter.Flush()
+	case err != nil && w.err == nil:
+		w.err = err
+	}
+}
+
+// SetWriteDeadline bounds the writes from now on, through
+// http.ResponseController.
+func (w *ginWriter) SetWriteDeadline(t time.Time) error {
+	if w.perStep {
+		w.deadline = t
+		return nil
+	}
+	return w.rc.SetWriteDeadline(t)
+}
