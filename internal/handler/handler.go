@@ -83,7 +83,7 @@ type Handler struct {
 	detachedN  int
 	closed     bool
 	drained    chan struct{}
-	subs       map[*stream.Subscription]struct{}
+	subs       map[stream.Subscription]struct{}
 
 	// streamEnded, when set (by tests), is called with the path of each
 	// stream as it ends.
@@ -105,7 +105,7 @@ func New(opts Options) *Handler {
 		heartbeatGrain: grainOf(opts.Stream.HeartbeatInterval),
 		done:           make(chan struct{}),
 		drained:        make(chan struct{}),
-		subs:           make(map[*stream.Subscription]struct{}),
+		subs:           make(map[stream.Subscription]struct{}),
 	}
 	r := h.engine
 	r.HandleMethodNotAllowed = true
