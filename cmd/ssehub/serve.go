@@ -16,6 +16,10 @@ import (
 	"github.com/ssehub/ssehub/static"
 )
 
+// The memory broker is the hub's broker; this says so where the two are
+// wired, so a change to either seam fails here.
+var _ handler.Broker = (*stream.Memory)(nil)
+
 // serve loads the config and runs the server until ctx is done.
 func serve(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
 	cfg, err := config.Load(args, getenv)

@@ -96,7 +96,7 @@ type Handler struct {
 	// The open subscriptions, which Close ends.
 	mu     sync.Mutex
 	closed bool
-	subs   map[*stream.Subscription]struct{}
+	subs   map[stream.Subscription]struct{}
 
 	// streamEnded, when set (by tests), is called with the path of each
 	// stream as it ends.
@@ -117,7 +117,7 @@ func New(opts Options) *Handler {
 		ticker:         newTickerFrames(maxTickerCount),
 		heartbeatGrain: grainOf(opts.Stream.HeartbeatInterval),
 		done:           make(chan struct{}),
-		subs:           make(map[*stream.Subscription]struct{}),
+		subs:           make(map[stream.Subscription]struct{}),
 	}
 	if opts.Stream.Detached {
 		h.detached = detached.NewGroup()

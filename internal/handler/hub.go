@@ -16,14 +16,13 @@ type Broker interface {
 	// every matching subscriber without waiting for any.
 	Publish(topic, eventType, data string) (*stream.Message, error)
 	// Subscribe registers a subscription to patterns, resuming after
-	// lastEventID ("" for live only).
-	Subscribe(patterns []string, lastEventID string) (*stream.Subscription, error)
+	// lastEventID ("" for live only). Closing the broker ends it: its C is
+	// closed with ErrClosed.
+	Subscribe(patterns []string, lastEventID string) (stream.Subscription, error)
 	// Topics lists the active topics.
 	Topics() []stream.TopicInfo
 	// Stats returns running totals, cheaply.
 	Stats() stream.Stats
-	// Done is closed when the broker shuts down.
-	Done() <-chan struct{}
 }
 
 // HubOptions configures the pub/sub hub routes. A nil Broker leaves them

@@ -41,14 +41,14 @@ func (h *Handler) subscribe(c *gin.Context) {
 	}
 
 	s := h.openStream(c)
-	if sub.Reset != "" {
-		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset}), 1)
+	if sub.Reset() != "" {
+		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset()}), 1)
 	}
 	// A gone client and Close end the subscription, which closes its
 	// channel: the loop waits on two channels only, none of them shared.
 	stopWatching := context.AfterFunc(s.ctx, sub.Close)
 	h.trackSubscription(sub)
-	l := &subscriptionLoop{s: s, sub: sub, replay: sub.Replay, live: sub.C(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), stopWatching: stopWatching}
+	l := &subscriptionLoop{s: s, sub: sub, replay: sub.Replay(), live: sub.C(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), stopWatching: stopWatching}
 	s.run(l.step, l.cleanup)
 }
 
@@ -56,7 +56,7 @@ func (h *Handler) subscribe(c *gin.Context) {
 // answer, then the replay in pieces, then live events and heartbeats.
 type subscriptionLoop struct {
 	s        *sseStream
-	sub      *stream.Subscription
+	sub      stream.Subscription
 	replay   []*stream.Message
 	live     <-chan *stream.Message
 	timer    *time.Timer // the heartbeat's
@@ -165,7 +165,7 @@ func (s *sseStream) sendAndReset(w io.Writer, timer *time.Timer) bool {
 }
 
 // subscriptionEnd names why a subscription ended.
-func (s *sseStream) subscriptionEnd(sub *stream.Subscription) error {
+func (s *sseStream) subscriptionEnd(sub stream.Subscription) error {
 	select {
 	case <-s.gone:
 		return errClientGone
@@ -182,7 +182,7 @@ func (s *sseStream) subscriptionEnd(sub *stream.Subscription) error {
 
 // trackSubscription records an open subscription, for Close to end. One
 // that opens after Close ends at once.
-func (h *Handler) trackSubscription(sub *stream.Subscription) {
+func (h *Handler) trackSubscription(sub stream.Subscription) {
 	h.mu.Lock()
 	closed := h.closed
 	if !closed {
@@ -194,7 +194,7 @@ func (h *Handler) trackSubscription(sub *stream.Subscription) {
 	}
 }
 
-func (h *Handler) untrackSubscription(sub *stream.Subscription) {
+func (h *Handler) untrackSubscription(sub stream.Subscription) {
 	h.mu.Lock()
 	delete(h.subs, sub)
 	h.mu.Unlock()

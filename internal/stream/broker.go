@@ -40,6 +40,41 @@ type Message struct {
 // allocate.
 func (m *Message) IDString() string { return m.id }
 
+// Subscription is one subscriber of a broker: the events it missed, or why
+// they cannot be sent, and then the live events. It is the seam between a
+// broker and the stream that sends its events; Memory's subscriptions are
+// one implementation.
+//
+// Reset and Replay are fixed before Subscribe returns and may be called
+// from any goroutine. C, Err and Close are safe for concurrent use with each
+// other, with the broker's Publish and with closing the broker. An
+// implementation is comparable (a pointer), so a Subscription can key a map.
+type Subscription interface {
+	// Replay returns the events after the requested last event id that
+	// match the subscription, oldest first. The caller sends them before
+	// anything read from C: C starts with the first event after the last
+	// one in Replay, so there is no gap and no duplicate. A broker may
+	// instead deliver missed events at the head of C and return none here.
+	// The caller may reslice the result but must not modify it or its
+	// Messages.
+	Replay() []*Message
+	// Reset, when not empty, says in words why the requested last event id
+	// could not be resumed from; Replay is then empty and C carries live
+	// events only. It is empty for a live-only subscription.
+	Reset() string
+	// C returns the channel of events. It is closed exactly once, when the
+	// subscription ends; Err then says why. Every Message is shared: do not
+	// modify it.
+	C() <-chan *Message
+	// Err returns why C was closed: ErrSlowConsumer, ErrClosed (the broker
+	// was closed), or another error of the broker's; nil while C is open
+	// and when Close ended the subscription.
+	Err() error
+	// Close ends the subscription and closes C if it is still open. It is
+	// idempotent and does not change an Err already set.
+	Close()
+}
+
 // TopicInfo describes one active topic, as listed by Topics.
 type TopicInfo struct {
 	// Topic is the topic's name.

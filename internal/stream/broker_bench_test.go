@@ -57,7 +57,7 @@ func BenchmarkFanout10k(b *testing.B) {
 
 func benchmarkFanout(b *testing.B, n int, pattern func(int) string) {
 	m := newTestMemory(b, MemoryOptions{MaxSubscribers: n})
-	subs := make([]*Subscription, n)
+	subs := make([]Subscription, n)
 	var wg sync.WaitGroup
 	for i := range subs {
 		subs[i] = mustSubscribe(b, m, "", pattern(i))
@@ -113,8 +113,8 @@ func BenchmarkSubscribeReplay(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(s.Replay) != DefaultHistorySize/4 {
-			b.Fatalf("replayed %d", len(s.Replay))
+		if len(s.Replay()) != DefaultHistorySize/4 {
+			b.Fatalf("replayed %d", len(s.Replay()))
 		}
 		s.Close()
 	}

@@ -52,7 +52,7 @@ type Memory struct {
 	topics   map[string]*topicEntry // published-to or exactly subscribed
 	wild     map[string]*group      // wildcard pattern → subscriptions
 	wildList []*group               // the groups of wild, for iteration
-	dropped  []*Subscription        // scratch for Publish, reused
+	dropped  []*memorySubscription  // scratch for Publish, reused
 	markSeq  uint64                 // scratch for Topics
 
 	subscribers atomic.Int64
@@ -66,7 +66,7 @@ type Memory struct {
 // (embedded in its topicEntry) or a wildcard pattern.
 type group struct {
 	pattern string
-	subs    []*Subscription
+	subs    []*memorySubscription
 	topic   *topicEntry // the entry embedding this group; nil for wildcards
 	wildIdx int         // index in Memory.wildList, for wildcard groups
 }
@@ -176,7 +176,7 @@ func (b *Memory) fanOut(msg *Message, t *topicEntry) {
 // queue closes s with ErrSlowConsumer; it is unlinked by the caller, after
 // the fan-out, so the groups do not change while they are iterated. The
 // caller holds b.mu.
-func (b *Memory) send(s *Subscription, msg *Message) uint64 {
+func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 	if s.closed || s.lastSent == msg.ID {
 		return 0
 	}
@@ -196,7 +196,7 @@ func (b *Memory) send(s *Subscription, msg *Message) uint64 {
 // patterns (at least one, each a valid pattern; duplicates are ignored).
 //
 // An empty lastEventID asks for live events only. Otherwise, if the broker
-// can resume after that id, Replay holds every retained matching event with
+// can resume after that id, Replay returns every retained matching event with
 // a larger id, in order, and C continues right after it: the subscription is
 // registered in the same critical section that takes the snapshot, so there
 // is no gap and no duplicate even while others publish. If it cannot resume
@@ -205,7 +205,7 @@ func (b *Memory) send(s *Subscription, msg *Message) uint64 {
 //
 // It returns ErrTooManySubscribers when MaxSubscribers are open and
 // ErrClosed after Close.
-func (b *Memory) Subscribe(patterns []string, lastEventID string) (*Subscription, error) {
+func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription, error) {
 	if len(patterns) == 0 {
 		return nil, fmt.Errorf("no pattern: %w", ErrInvalidPattern)
 	}
@@ -218,7 +218,7 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (*Subscription
 			distinct = append(distinct, p)
 		}
 	}
-	s := &Subscription{
+	s := &memorySubscription{
 		broker:   b,
 		ch:       make(chan *Message, b.bufSize),
 		patterns: distinct,
@@ -238,7 +238,7 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (*Subscription
 	if lastEventID != "" {
 		after, reason := b.hist.resumePoint(lastEventID)
 		if reason != "" {
-			s.Reset = reason
+			s.reset = reason
 		} else {
 			snapshot = b.hist.since(after)
 		}
@@ -247,8 +247,8 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (*Subscription
 	b.mu.Unlock()
 
 	// Messages are immutable, so the snapshot is filtered outside the lock.
-	s.Replay = slices.DeleteFunc(snapshot, func(m *Message) bool { return !s.matches(m.Topic) })
-	if n := uint64(len(s.Replay)); n > 0 {
+	s.replay = slices.DeleteFunc(snapshot, func(m *Message) bool { return !s.matches(m.Topic) })
+	if n := uint64(len(s.replay)); n > 0 {
 		b.replayed.Add(n)
 		b.delivered.Add(n)
 	}
@@ -257,7 +257,7 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (*Subscription
 
 // link adds s to the group of each of its patterns, creating groups as
 // needed. The caller holds b.mu.
-func (b *Memory) link(s *Subscription) {
+func (b *Memory) link(s *memorySubscription) {
 	for _, p := range s.patterns {
 		var g *group
 		if IsWildcard(p) {
@@ -281,7 +281,7 @@ func (b *Memory) link(s *Subscription) {
 }
 
 // closeSub closes s's channel with err. The caller holds b.mu and unlinks s.
-func (b *Memory) closeSub(s *Subscription, err error) {
+func (b *Memory) closeSub(s *memorySubscription, err error) {
 	s.closed = true
 	s.err = err
 	close(s.ch)
@@ -290,14 +290,14 @@ func (b *Memory) closeSub(s *Subscription, err error) {
 
 // end closes s with err and removes it from its groups. The caller holds
 // b.mu.
-func (b *Memory) end(s *Subscription, err error) {
+func (b *Memory) end(s *memorySubscription, err error) {
 	b.closeSub(s, err)
 	b.unlink(s)
 }
 
 // unlink removes s from every group it is in, dropping groups left empty.
 // The caller holds b.mu.
-func (b *Memory) unlink(s *Subscription) {
+func (b *Memory) unlink(s *memorySubscription) {
 	for _, sl := range s.slots {
 		g := sl.g
 		last := len(g.subs) - 1
@@ -345,8 +345,8 @@ func newTopicEntry(topic string) *topicEntry {
 	return t
 }
 
-// Done returns a channel that is closed when the broker is closed, for
-// stream loops to select on.
+// Done returns a channel that is closed when the broker is closed. A
+// subscription needs no other signal: the broker's Close closes its C.
 func (b *Memory) Done() <-chan struct{} { return b.done }
 
 // Close closes the broker: every open subscription's channel is closed with

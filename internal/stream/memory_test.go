@@ -31,7 +31,7 @@ func mustPublish(t testing.TB, b *Memory, topic, eventType, data string) *Messag
 	return m
 }
 
-func mustSubscribe(t testing.TB, b *Memory, lastEventID string, patterns ...string) *Subscription {
+func mustSubscribe(t testing.TB, b *Memory, lastEventID string, patterns ...string) Subscription {
 	t.Helper()
 	s, err := b.Subscribe(patterns, lastEventID)
 	if err != nil {
@@ -42,7 +42,7 @@ func mustSubscribe(t testing.TB, b *Memory, lastEventID string, patterns ...stri
 
 // queued returns the ids of the messages waiting in s's channel, without
 // blocking.
-func queued(s *Subscription) []uint64 {
+func queued(s Subscription) []uint64 {
 	var ids []uint64
 	for {
 		select {
@@ -153,7 +153,7 @@ func TestOrderingAcrossTopics(t *testing.T) {
 			wantMulti = append(wantMulti, m.ID)
 		}
 	}
-	check := func(name string, s *Subscription, want []uint64) {
+	check := func(name string, s Subscription, want []uint64) {
 		t.Helper()
 		if got := queued(s); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s received %v, want %v", name, got, want)
@@ -202,17 +202,17 @@ func TestHistoryBounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		s := mustSubscribe(t, b, tt.last, ">")
-		if (s.Reset != "") != tt.reset {
-			t.Errorf("resume from %s: Reset = %q, want reset=%v", tt.last, s.Reset, tt.reset)
+		if (s.Reset() != "") != tt.reset {
+			t.Errorf("resume from %s: Reset() = %q, want reset=%v", tt.last, s.Reset(), tt.reset)
 		}
-		if got := fmt.Sprint(ids(s.Replay)); got != tt.want {
+		if got := fmt.Sprint(ids(s.Replay())); got != tt.want {
 			t.Errorf("resume from %s: replay %s, want %s", tt.last, got, tt.want)
 		}
 		s.Close()
 	}
 
 	s := mustSubscribe(t, b, "6", "t0")
-	if got := fmt.Sprint(ids(s.Replay)); got != "[8 10]" {
+	if got := fmt.Sprint(ids(s.Replay())); got != "[8 10]" {
 		t.Errorf("resume from 6 on t0: replay %s, want [8 10]", got)
 	}
 	if st := b.Stats(); st.Replayed != 5+4+1+2 || st.Delivered != st.Replayed {
@@ -223,8 +223,8 @@ func TestHistoryBounds(t *testing.T) {
 func TestResetReasons(t *testing.T) {
 	b := newTestMemory(t, MemoryOptions{FirstID: 1000, HistorySize: 3})
 	s := mustSubscribe(t, b, "1000", ">")
-	if !strings.Contains(s.Reset, "no event has been published") {
-		t.Errorf("resume before any event: Reset = %q", s.Reset)
+	if !strings.Contains(s.Reset(), "no event has been published") {
+		t.Errorf("resume before any event: Reset() = %q", s.Reset())
 	}
 	s.Close()
 	for range 5 {
@@ -244,11 +244,11 @@ func TestResetReasons(t *testing.T) {
 	}
 	for _, tt := range tests {
 		s := mustSubscribe(t, b, tt.last, "a")
-		if !strings.Contains(s.Reset, tt.reason) {
-			t.Errorf("resume from %q: Reset = %q, want it to mention %q", tt.last, s.Reset, tt.reason)
+		if !strings.Contains(s.Reset(), tt.reason) {
+			t.Errorf("resume from %q: Reset() = %q, want it to mention %q", tt.last, s.Reset(), tt.reason)
 		}
-		if len(s.Replay) != 0 {
-			t.Errorf("resume from %q: Replay has %d events with a reset", tt.last, len(s.Replay))
+		if len(s.Replay()) != 0 {
+			t.Errorf("resume from %q: Replay() has %d events with a reset", tt.last, len(s.Replay()))
 		}
 		m := mustPublish(t, b, "a", "", "live")
 		if got := queued(s); len(got) != 1 || got[0] != m.ID {
@@ -257,8 +257,8 @@ func TestResetReasons(t *testing.T) {
 		s.Close()
 	}
 	s = mustSubscribe(t, b, "", "a")
-	if s.Reset != "" || len(s.Replay) != 0 {
-		t.Errorf("live-only subscription: Reset %q, %d replayed", s.Reset, len(s.Replay))
+	if s.Reset() != "" || len(s.Replay()) != 0 {
+		t.Errorf("live-only subscription: Reset %q, %d replayed", s.Reset(), len(s.Replay()))
 	}
 }
 
@@ -271,8 +271,8 @@ func TestDefaultFirstIDIsMicroseconds(t *testing.T) {
 	}
 	old := strconv.FormatUint(m.ID-1_000_000, 10) // an id from a run one second earlier
 	s := mustSubscribe(t, b, old, "a")
-	if !strings.Contains(s.Reset, "restarted") {
-		t.Errorf("id from an earlier run: Reset = %q", s.Reset)
+	if !strings.Contains(s.Reset(), "restarted") {
+		t.Errorf("id from an earlier run: Reset() = %q", s.Reset())
 	}
 }
 
@@ -390,10 +390,10 @@ func TestReplayHandOverUnderConcurrentPublish(t *testing.T) {
 				return
 			}
 			defer s.Close()
-			if s.Reset != "" {
-				t.Errorf("subscriber %d: unexpected reset: %s", i, s.Reset)
+			if s.Reset() != "" {
+				t.Errorf("subscriber %d: unexpected reset: %s", i, s.Reset())
 			}
-			r.got = append(r.got, ids(s.Replay)...)
+			r.got = append(r.got, ids(s.Replay())...)
 			for m := range s.C() {
 				if m.Topic == "end" {
 					return
@@ -416,7 +416,7 @@ func TestReplayHandOverUnderConcurrentPublish(t *testing.T) {
 			if !ok {
 				t.Fatalf("id %d was never published: ids are not contiguous", id)
 			}
-			if (&Subscription{patterns: r.patterns}).matches(topic) {
+			if (&memorySubscription{patterns: r.patterns}).matches(topic) {
 				want = append(want, id)
 			}
 		}

@@ -1,18 +1,11 @@
 package stream
 
-// Subscription is one subscriber of a Memory broker: the events it missed
-// (Replay, or why they cannot be replayed: Reset) and a channel of live
-// events. C, Err and Close are safe for concurrent use; Replay and Reset are
-// set before Subscribe returns and never change.
-type Subscription struct {
-	// Replay holds the retained events after the requested last event id
-	// that match the subscription, oldest first. Send them before reading C:
-	// C starts with the first event after the last one in Replay.
-	Replay []*Message
-	// Reset, when not empty, says in words why the requested last event id
-	// could not be resumed from; Replay is then empty and C carries live
-	// events only.
-	Reset string
+// memorySubscription is a Subscription of a Memory broker. Subscribe sets
+// the fields above the guarded group before it returns; they never change
+// after that.
+type memorySubscription struct {
+	replay []*Message // see Subscription.Replay
+	reset  string     // see Subscription.Reset
 
 	broker   *Memory
 	ch       chan *Message
@@ -32,14 +25,22 @@ type slot struct {
 	i int
 }
 
+// Replay returns the retained events after the requested last event id that
+// match the subscription, oldest first.
+func (s *memorySubscription) Replay() []*Message { return s.replay }
+
+// Reset says why the requested last event id could not be resumed from, or
+// is empty.
+func (s *memorySubscription) Reset() string { return s.reset }
+
 // C returns the channel of live events. It is closed when the subscription
 // ends: the subscriber was too slow, Close was called, or the broker was
 // closed; Err then says which. Every Message is shared: do not modify it.
-func (s *Subscription) C() <-chan *Message { return s.ch }
+func (s *memorySubscription) C() <-chan *Message { return s.ch }
 
 // Err returns why C was closed: ErrSlowConsumer, ErrClosed (the broker was
 // closed), or nil when Close was called or C is still open.
-func (s *Subscription) Err() error {
+func (s *memorySubscription) Err() error {
 	s.broker.mu.Lock()
 	defer s.broker.mu.Unlock()
 	return s.err
@@ -47,7 +48,7 @@ func (s *Subscription) Err() error {
 
 // Close ends the subscription and closes C. It is idempotent and safe to
 // call concurrently with Publish and with closing the broker.
-func (s *Subscription) Close() {
+func (s *memorySubscription) Close() {
 	b := s.broker
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -57,7 +58,7 @@ func (s *Subscription) Close() {
 }
 
 // matches reports whether topic matches one of the subscription's patterns.
-func (s *Subscription) matches(topic string) bool {
+func (s *memorySubscription) matches(topic string) bool {
 	for _, p := range s.patterns {
 		if Match(p, topic) {
 			return true
@@ -68,7 +69,7 @@ func (s *Subscription) matches(topic string) bool {
 
 // setSlot records that s now sits at index i of g. The caller holds
 // broker.mu.
-func (s *Subscription) setSlot(g *group, i int) {
+func (s *memorySubscription) setSlot(g *group, i int) {
 	for k := range s.slots {
 		if s.slots[k].g == g {
 			s.slots[k].i = i

@@ -89,7 +89,7 @@ func TestBrokerClose(t *testing.T) {
 	b.Close()
 	b.Close()
 	<-b.Done()
-	for i, s := range []*Subscription{s1, s2} {
+	for i, s := range []Subscription{s1, s2} {
 		if _, ok := <-s.C(); ok {
 			t.Errorf("subscription %d: channel open after broker Close", i)
 		}
@@ -164,7 +164,7 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 		t.Errorf("Topics() = %v: subscriptions left topic entries behind", got)
 	}
 	// A last wave of subscriptions is ended by the broker itself.
-	var open []*Subscription
+	var open []Subscription
 	for i := range 10 {
 		open = append(open, mustSubscribe(t, b, "", patterns[i%len(patterns)]...))
 	}
