@@ -42,20 +42,6 @@ func (h *Handler) publish(c *gin.Context) {
 	writeJSON(c, http.StatusCreated, scratch.body)
 }
 
-func (h *Handler) checkPublishToken(c *gin.Context) error {
-	if len(h.hub.PublishTokens) == 0 {
-		return errPublishingOff
-	}
-	token := bearerToken(c)
-	if token == "" {
-		return errNoToken
-	}
-	if !tokenAllowed(token, h.hub.PublishTokens) {
-		return errBadToken
-	}
-	return nil
-}
-
 // readPublishRequest reads and decodes a publish body, at most
 // MaxEventBytes of it. A JSON string in data is the event's data as it is;
 // any other JSON value is sent as its compact text. The strings returned
