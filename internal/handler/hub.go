@@ -1,9 +1,6 @@
 package handler
 
 import (
-	"crypto/subtle"
-	"strings"
-
 	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -59,24 +56,6 @@ func (h *Handler) hubRoutes(r *gin.Engine) {
 	api.GET("/topics", h.topics)
 }
 
-// bearerToken returns the token of an `Authorization: Bearer` header.
-func bearerToken(c *gin.Context) string {
-	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(token)
-}
-
-// tokenAllowed compares token with every allowed token in constant time.
-func tokenAllowed(token string, allowed []string) bool {
-	ok := 0
-	for _, a := range allowed {
-		ok |= subtle.ConstantTimeCompare([]byte(token), []byte(a))
-	}
-	return token != "" && ok == 1
-}
-
 // topics serves GET /api/v1/topics: the active topics with their
 // subscriber counts and last event ids.
 func (h *Handler) topics(c *gin.Context) {
@@ -94,24 +73,4 @@ func (h *Handler) topics(c *gin.Context) {
 		list = append(list, topicJSON{t.Topic, t.Subscribers, t.LastEventID})
 	}
 	c.JSON(200, gin.H{"topics": list})
-}
-
-// checkSubscribeToken requires a subscribe token when any is configured:
-// in the Authorization header, or in the access_token query parameter for
-// EventSource, which cannot set headers.
-func (h *Handler) checkSubscribeToken(c *gin.Context) error {
-	if len(h.hub.SubscribeTokens) == 0 {
-		return nil
-	}
-	token := bearerToken(c)
-	if token == "" {
-		token = c.Query("access_token")
-	}
-	if token == "" {
-		return errNoToken
-	}
-	if !tokenAllowed(token, h.hub.SubscribeTokens) {
-		return errBadToken
-	}
-	return nil
 }

@@ -22,7 +22,7 @@ func FuzzPublish(f *testing.F) {
 		`{"data": "\u0000\u2028"}`,
 		`{"data": null}`, `{"data": 1e400}`, `{"data": -0.0}`, `{"data": true}`,
 		`{"event": "", "data": ""}`, `{"event": "a\nb", "data": 1}`,
-		`{"data": 1} trailing`, `{"data": 1}{}`, `[1]`, `"x"`, `{`, ``, `{"data": "\ud800"}`,
+		`{"data": 1} trailing`, `{"data": 1}{}`, `{"data": 1} ]`, `{"data": 1}}`, `[1]`, `"x"`, `{`, ``, `{"data": "\ud800"}`,
 		`{"Data": 2}`, `{"data": 1, "data": 2}`,
 	} {
 		f.Add([]byte(seed))

@@ -35,7 +35,8 @@ func TestTokenStreamSendsOneEventPerWordThenDone(t *testing.T) {
 
 func TestTokenStreamEscapesTokens(t *testing.T) {
 	ts := newTestServer(t, testOptions())
-	resp := ts.do(t, "POST", "/stream", strings.NewReader(`{"text": "say \"hi\"\u2028 <b>", "interval": "0s"}`), nil)
+	resp := ts.do(t, "POST", "/stream", strings.NewReader(`{"text": "say \"hi\"\u2028 <b>", "interval": "0s"}`),
+		map[string]string{"Content-Type": "application/json"})
 	_, events := readAll(t, resp.Body)
 	var got []string
 	for _, ev := range events[:len(events)-1] {

@@ -2,8 +2,6 @@ package handler
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -60,21 +58,9 @@ func (h *Handler) tokenStream(c *gin.Context) {
 
 // readTokenRequest decodes and checks the body of POST /stream.
 func readTokenRequest(w http.ResponseWriter, r *http.Request) (words []string, interval time.Duration, err error) {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTokenBody))
-	dec.DisallowUnknownFields()
 	var req tokenRequest
-	if err := dec.Decode(&req); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, 0, err
-		}
-		if errors.Is(err, io.EOF) {
-			return nil, 0, badRequest(`body: want a JSON object such as {"text": "hello world"}`)
-		}
-		return nil, 0, badRequest("body: %s", describeJSONError(err))
-	}
-	if dec.More() {
-		return nil, 0, badRequest("body: want one JSON object, found more after it")
+	if err := decodeJSONBody(w, r, maxTokenBody, &req, `{"text": "hello world"}`); err != nil {
+		return nil, 0, err
 	}
 	words = strings.Fields(req.Text)
 	if len(words) == 0 {

@@ -1,0 +1,74 @@
+package handler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+)
+
+// decodeJSONBody decodes the body of r, one JSON object and nothing but
+// white space after it, into dst: the one way this package reads a JSON
+// request body, so every endpoint that takes one is as strict as the
+// others. It refuses
+//
+//   - a Content-Type other than application/json (parameters allowed):
+//     errUnsupportedMediaType;
+//   - a body longer than limit bytes, white space included: the
+//     *http.MaxBytesError of http.MaxBytesReader;
+//   - an empty body, a body that is not JSON or not an object, a field of
+//     the wrong type, a field dst does not have, and anything after the
+//     object: errBadRequest, saying what is wrong in the client's terms
+//     (describeJSONError), where example shows a good body.
+//
+// It may be called from any number of requests at once.
+func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, example string) error {
+	if contentType := r.Header.Get("Content-Type"); !isJSONContentType(contentType) {
+		return fmt.Errorf("%w: Content-Type %q, want application/json", errUnsupportedMediaType, contentType)
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(limit)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		switch {
+		case isTooLarge(err):
+			return err
+		case errors.Is(err, io.EOF):
+			return badRequest("body: want a JSON object such as %s", example)
+		default:
+			return badRequest("body: %s", describeJSONError(err))
+		}
+	}
+	// A second value must not be there: only io.EOF will do. A stray "]"
+	// or "}", which Decoder.More lets pass, is refused too, and the body
+	// is read to its end, so white space past the limit is too large.
+	switch err := dec.Decode(new(json.RawMessage)); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case isTooLarge(err):
+		return err
+	default:
+		return badRequest("body: want one JSON object, found more after it")
+	}
+}
+
+// isTooLarge reports whether err says a body went past its limit.
+func isTooLarge(err error) bool {
+	var tooLarge *http.MaxBytesError
+	return errors.As(err, &tooLarge)
+}
+
+// isJSONContentType reports whether a Content-Type names application/json,
+// parameters allowed, as mime.ParseMediaType reads it. The usual spellings
+// are matched first: ParseMediaType allocates a map for the parameters.
+func isJSONContentType(contentType string) bool {
+	switch contentType {
+	case "application/json",
+		"application/json; charset=utf-8", "application/json; charset=UTF-8",
+		"application/json;charset=utf-8", "application/json;charset=UTF-8":
+		return true
+	}
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mediaType == "application/json"
+}

@@ -1,0 +1,163 @@
+package handler
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// jsonEndpoint is a route of newHubServer that reads its body with
+// decodeJSONBody.
+type jsonEndpoint struct {
+	path  string
+	field string // a string field of its body
+	limit int    // its body cap
+	ok    int    // its status for a good body
+}
+
+var jsonEndpoints = []jsonEndpoint{
+	{"/stream", "text", maxTokenBody, http.StatusOK},
+	{"/api/v1/topics/a/events", "data", 1024, http.StatusCreated},
+}
+
+// body is a body of e whose one field is the string value.
+func (e jsonEndpoint) body(value string) string {
+	return `{"` + e.field + `":"` + value + `"}`
+}
+
+func TestJSONBodyIsAsStrictOnEveryEndpoint(t *testing.T) {
+	const jsonType = "application/json"
+	for _, e := range jsonEndpoints {
+		good := e.body("a b")
+		tests := []struct {
+			name, body, contentType string
+			status                  int
+			mentions                string
+		}{
+			{"good", good, jsonType, e.ok, ""},
+			{"white space after", good + " \r\n\t", "application/json; charset=utf-8", e.ok, ""},
+			{"a stray ]", good + " ]", jsonType, 400, "one JSON object"},
+			{"a stray }", good + "}", jsonType, 400, "one JSON object"},
+			{"a second object", good + "\n" + good, jsonType, 400, "one JSON object"},
+			{"a number after", good + " 1", jsonType, 400, "one JSON object"},
+			{"a second object cut short", good + " {", jsonType, 400, "one JSON object"},
+			{"unknown field", `{"` + e.field + `":"a","nope":1}`, jsonType, 400, `unknown field "nope"`},
+			{"empty body", ``, jsonType, 400, "want a JSON object such as"},
+			{"only white space", " \n ", jsonType, 400, "want a JSON object such as"},
+			{"an array", `[` + good + `]`, jsonType, 400, "want a JSON object, not array"},
+			{"cut short", `{"` + e.field + `":`, jsonType, 400, "ends too early"},
+			{"not JSON", e.field + "=a", jsonType, 400, "not valid JSON"},
+			{"no Content-Type", good, "", 415, `Content-Type "", want application/json`},
+			{"text/plain", good, "text/plain", 415, "want application/json"},
+			{"form", e.field + "=a", "application/x-www-form-urlencoded", 415, "want application/json"},
+			{"a lookalike type", good, "application/jsonx", 415, "want application/json"},
+			{"over the cap", e.body(strings.Repeat("x", e.limit)), jsonType, 413, strconv.Itoa(e.limit)},
+			{"white space past the cap", good + strings.Repeat(" ", e.limit), jsonType, 413, strconv.Itoa(e.limit)},
+		}
+		for _, tt := range tests {
+			t.Run(e.path+"/"+tt.name, func(t *testing.T) {
+				ts := newHubServer(t)
+				header := map[string]string{"Authorization": "Bearer " + testToken}
+				if tt.contentType != "" {
+					header["Content-Type"] = tt.contentType
+				}
+				resp := ts.do(t, "POST", e.path, strings.NewReader(tt.body), header)
+				if tt.status == e.ok {
+					b, err := io.ReadAll(resp.Body)
+					if resp.StatusCode != e.ok || err != nil {
+						t.Fatalf("status %d, want %d: %s %v", resp.StatusCode, e.ok, b, err)
+					}
+					return
+				}
+				if msg := wantJSONError(t, resp, tt.status); !strings.Contains(msg, tt.mentions) {
+					t.Errorf("error %q does not mention %q", msg, tt.mentions)
+				}
+				if n := ts.h.hub.Broker.Stats().Published; n != 0 {
+					t.Errorf("a refused body published %d events", n)
+				}
+			})
+		}
+	}
+}
+
+func TestIsJSONContentTypeAgreesWithMime(t *testing.T) {
+	for _, ct := range []string{
+		"application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8",
+		"Application/JSON", "application/json ; charset=utf-8", "application/json; charset=latin1",
+		"application/json; charset", "application/json; a=1; a=2", "application/jsonx", "application/j\u017fon",
+		"text/json", "application/x-www-form-urlencoded", "", " application/json",
+	} {
+		mediaType, _, err := mime.ParseMediaType(ct)
+		want := err == nil && mediaType == "application/json"
+		if got := isJSONContentType(ct); got != want {
+			t.Errorf("isJSONContentType(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
+
+// FuzzDecodeJSONBody checks decodeJSONBody against json.Unmarshal. Within
+// the limit, it takes a body exactly when json.Unmarshal does and the body
+// names no field that publishRequest lacks, and then it decodes the same
+// values; past the limit it takes none. What it refuses is a 400 or a 413.
+func FuzzDecodeJSONBody(f *testing.F) {
+	for _, seed := range []string{
+		`{"data":"hello"}`, ` {"event" : "e" , "data" : {"a": [1, 2, {"b": "}\"]"}]}} `,
+		`{"data":"\u0000\u2028 \\ \"x\""}`, "{\"data\":\"\xff\"}", `{"data":[]}`, `{"data":-0.0e+1}`,
+		`{"data":null}`, `{}`, `null`, `{"event":null,"data":1}`, `{"event":1}`,
+		`{"data":1,"data":2}`, `{"Data":1}`, `{"d\u0061ta":1}`, `{"dat\u0061":1,"x":2}`,
+		`{"data":1}]`, `{"data":1}}`, `{"data":1} {}`, `{"data":1} 1`, `{"data":1} "`, `[1]`, ``, " ",
+		`{"data":"` + strings.Repeat("x", 600) + `"}`, `{"data":1}` + strings.Repeat(" ", 600),
+	} {
+		f.Add([]byte(seed))
+	}
+	const limit = 512
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest("POST", "/", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		var got publishRequest
+		err := decodeJSONBody(httptest.NewRecorder(), r, limit, &got, `{}`)
+
+		var want publishRequest
+		wantErr := json.Unmarshal(body, &want)
+		if wantErr == nil {
+			wantErr = unknownField(body, "event", "data")
+		}
+		switch {
+		case len(body) > limit:
+			if err == nil {
+				t.Fatalf("took %d bytes, limit %d", len(body), limit)
+			}
+		case (err == nil) != (wantErr == nil):
+			t.Fatalf("%q: decodeJSONBody says %v, json.Unmarshal %v", body, err, wantErr)
+		case err == nil && (got.Event != want.Event || !bytes.Equal(got.Data, want.Data)):
+			t.Fatalf("%q: decodeJSONBody %q %q, json.Unmarshal %q %q", body, got.Event, got.Data, want.Event, want.Data)
+		}
+		if status := statusOf(err); err != nil && status != http.StatusBadRequest && status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("%q: status %d for %v", body, status, err)
+		}
+	})
+}
+
+// unknownField reports the first key of the JSON object body that is none
+// of fields, matched as encoding/json matches keys to struct fields:
+// without regard to case.
+func unknownField(body []byte, fields ...string) error {
+	var object map[string]json.RawMessage
+	if err := json.Unmarshal(body, &object); err != nil {
+		return err
+	}
+	for key := range object {
+		if !slices.ContainsFunc(fields, func(f string) bool { return strings.EqualFold(key, f) }) {
+			return fmt.Errorf("unknown field %q", key)
+		}
+	}
+	return nil
+}
