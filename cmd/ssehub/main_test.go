@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,8 +20,26 @@ import (
 	"go.uber.org/goleak"
 )
 
+// testTransport is stream.transport in this pass of the tests: every test
+// that starts Main runs with each transport.
+var testTransport string
+
+// TestMain runs every test twice, once per transport (gin, then detached),
+// and checks after each pass that no goroutine outlived its tests.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := 0
+	for _, transport := range []string{"gin", "detached"} {
+		testTransport = transport
+		fmt.Printf("=== transport %s\n", transport)
+		if c := m.Run(); c != 0 {
+			code = c
+		}
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "transport %s: goroutines left: %v\n", transport, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // startMain runs Main.Run on a free loopback port until the test ends and
@@ -28,6 +47,7 @@ func TestMain(m *testing.M) {
 func startMain(t *testing.T, cfg config.Config) (url string, stop func()) {
 	t.Helper()
 	cfg.Server.Addr = "127.0.0.1:0"
+	cfg.Stream.Transport = testTransport
 	ready := make(chan net.Addr, 1)
 	m := &Main{Config: cfg, Logger: slog.New(slog.DiscardHandler), ready: ready}
 	ctx, cancel := context.WithCancel(context.Background())
