@@ -7,9 +7,16 @@
     summarize.py hub R1.json R2.json ...
         one row per run of a hub scenario (idle, fanout, sustained,
         publish) and the medians.
+    summarize.py servers [--base=gosse] DIR/LABEL-RUN.json ...
+        the same scenario against several servers, named by the files
+        (ssehub-default-1.json is run 1 of "ssehub-default"): a table per
+        server, then the medians side by side with the ratio of each
+        server to the base server, and the CPU ratio of each run i.
 """
 
 import json
+import os
+import re
 import statistics
 import sys
 
@@ -120,6 +127,83 @@ def ticker(paths, labels=("ssehub", "FastAPI seed")):
         )
 
 
+# The side-by-side rows: label, how to read it off a report.
+SIDE_BY_SIDE = [
+    ("delivered %", lambda r: 100 * r["delivery"]["delivered"] / r["delivery"]["expected"]),
+    ("out of order", lambda r: r["delivery"]["out_of_order"]),
+    ("dropped streams", lambda r: r["delivery"]["dropped_streams"]),
+    ("latency p50 ms", lambda r: r["delivery"]["latency"]["p50_ms"]),
+    ("latency p99 ms", lambda r: r["delivery"]["latency"]["p99_ms"]),
+    ("latency max ms", lambda r: r["delivery"]["latency"]["max_ms"]),
+    ("publish p99 ms", lambda r: r["publish"]["latency"]["p99_ms"]),
+    ("connect p99 ms", lambda r: r["connect"]["time"]["p99_ms"]),
+    ("server CPU s", lambda r: r["server"]["cpu_seconds"]),
+    ("RSS peak MiB", lambda r: r["server"]["rss_peak_bytes"] / MIB),
+    ("RSS / subscriber KB", lambda r: r["server"]["rss_per_conn_bytes"] / 1000),
+    ("RSS / subscriber KiB", lambda r: r["server"]["rss_per_conn_bytes"] / KIB),
+    ("goroutines peak", lambda r: r["server"]["goroutines_peak"]),
+    ("ssebench CPU s", lambda r: r["client"]["cpu_seconds"]),
+]
+
+
+def value(read, r):
+    try:
+        v = read(r)
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+    return None if isinstance(v, (int, float)) and v < 0 else v
+
+
+def by_server(paths):
+    """Groups report paths by server label: LABEL-RUN.json."""
+    groups = {}
+    for p in paths:
+        m = re.fullmatch(r"(.+)-(\d+)\.json", os.path.basename(p))
+        if not m:
+            sys.exit(f"{p}: want LABEL-RUN.json")
+        groups.setdefault(m.group(1), {})[int(m.group(2))] = json.load(open(p))
+    return groups
+
+
+def servers(paths, base="gosse"):
+    groups = by_server(paths)
+    labels = list(groups)
+    for label in labels:
+        runs = groups[label]
+        print(f"{label}:\n")
+        table("run", [hub_row(runs[i]) for i in sorted(runs)])
+        print()
+    others = [x for x in labels if x != base]
+    head = ["median"] + labels
+    if base in groups:
+        head += [f"{x} / {base}" for x in others]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for name, read in SIDE_BY_SIDE:
+        meds = {}
+        for label in labels:
+            vals = [value(read, r) for r in groups[label].values()]
+            vals = [v for v in vals if v is not None]
+            meds[label] = statistics.median(vals) if vals else None
+        cells = [name] + [fmt(meds[x]) for x in labels]
+        if base in groups:
+            b = meds[base]
+            cells += [f"{meds[x] / b:.2f}" if meds[x] is not None and b else "" for x in others]
+        print("| " + " | ".join(cells) + " |")
+    if base in groups:
+        # Run i of each server ran in the same round: their ratio is less
+        # exposed to the machine's speed drifting during the session.
+        print()
+        for x in others:
+            common = sorted(set(groups[x]) & set(groups[base]))
+            pairs = [groups[x][i]["server"]["cpu_seconds"] / groups[base][i]["server"]["cpu_seconds"] for i in common]
+            if pairs:
+                print(
+                    f"- server CPU {x} / {base}, round by round: {', '.join(f'{p:.2f}' for p in pairs)};"
+                    f" median {statistics.median(pairs):.2f}"
+                )
+
+
 def main(argv):
     kind, args = argv[0], argv[1:]
     if kind == "ticker":
@@ -130,6 +214,12 @@ def main(argv):
         ticker(args, labels)
     elif kind == "hub":
         table("run", [hub_row(r) for r in load(args)])
+    elif kind == "servers":
+        base = "gosse"
+        if args and args[0].startswith("--base="):
+            base = args[0].split("=", 1)[1]
+            args = args[1:]
+        servers(args, base)
     else:
         sys.exit(__doc__)
 
