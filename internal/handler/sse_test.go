@@ -215,7 +215,7 @@ func TestCloseEndsOpenStreamsAtOnce(t *testing.T) {
 		t.Fatalf("after Close: %v, want the stream to end", err)
 	}
 	ts.waitReturned(t, "/stream")
-	waitDrained(t, ts.h) // Wait sees the detached stream gone too
+	waitDrained(t, ts.h) // with the detached transport, Wait sees the stream gone too
 	wantJSONError(t, ts.do(t, "GET", "/readyz", nil, nil), http.StatusServiceUnavailable)
 }
 
