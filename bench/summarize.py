@@ -1,9 +1,10 @@
 """Summarize ssebench JSON reports as Markdown tables with medians.
 
-    summarize.py ticker [--labels=A,B] A1.json A2.json ... -- B1.json B2.json ...
-        one row per run of A (default: ssehub) and B (default: the FastAPI
-        seed), the medians, the ratios A/B of the medians, and the CPU
-        ratio of each pair of runs i.
+    summarize.py ticker [--labels=A,B[,C...]] A1.json A2.json ... [-- B1.json ...] -- REF1.json ...
+        one table per server (labels default to ssehub and the FastAPI
+        seed), the medians side by side with the ratios of each server to
+        the last one (the reference), and the CPU and RSS/connection ratios
+        of each pair of runs i (run i of both in the same round).
     summarize.py hub R1.json R2.json ...
         one row per run of a hub scenario (idle, fanout, sustained,
         publish) and the medians.
@@ -105,26 +106,52 @@ def table(label, rows):
 
 
 def ticker(paths, labels=("ssehub", "FastAPI seed")):
-    i = paths.index("--")
-    a = [ticker_row(r) for r in load(paths[:i])]
-    b = [ticker_row(r) for r in load(paths[i + 1 :])]
-    la, lb = labels
-    print(f"{la}:\n")
-    table(la, a)
-    print(f"\n{lb}:\n")
-    table(lb, b)
-    print(f"\nratio {la} / {lb} (medians):\n")
-    for k in ("cpu_s", "rss_per_conn_kib", "rss_peak_mib"):
-        ma, mb = median(a, k), median(b, k)
-        print(f"- {k}: {fmt(ma)} / {fmt(mb)} = {ma / mb:.2f}")
-    if len(a) == len(b):
-        # Run i of each ran back to back: their ratio is less exposed to
-        # the machine's speed drifting during the session.
-        pairs = [x["cpu_s"] / y["cpu_s"] for x, y in zip(a, b)]
-        print(
-            f"- cpu_s, run by run: {', '.join(f'{p:.2f}' for p in pairs)};"
-            f" median {statistics.median(pairs):.2f}"
-        )
+    """Groups of runs separated by "--"; the last group is the reference."""
+    groups, cur = [], []
+    for p in paths:
+        if p == "--":
+            groups.append(cur)
+            cur = []
+        else:
+            cur.append(p)
+    groups.append(cur)
+    if len(groups) < 2 or not all(groups):
+        sys.exit("ticker: want A1.json ... -- [B1.json ... --] REF1.json ...")
+    if len(labels) != len(groups):
+        sys.exit(f"ticker: {len(groups)} groups of reports but {len(labels)} labels")
+    rows = [[ticker_row(r) for r in load(g)] for g in groups]
+    for label, rs in zip(labels, rows):
+        print(f"{label}:\n")
+        table(label, rs)
+        print()
+    ref, lref = rows[-1], labels[-1]
+    others = list(zip(labels[:-1], rows[:-1]))
+    keys = ("cpu_s", "rss_per_conn_kib", "rss_peak_mib", "client_cpu_s")
+    head = ["median"] + list(labels) + [f"{la} / {lref}" for la, _ in others]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for k in keys:
+        meds = [median(rs, k) for rs in rows]
+        mref = meds[-1]
+        cells = [k] + [fmt(m) for m in meds]
+        cells += [f"{m / mref:.2f}" if m is not None and mref else "" for m in meds[:-1]]
+        print("| " + " | ".join(cells) + " |")
+    print()
+    for la, rs in others:
+        print(f"ratio {la} / {lref} (medians):\n")
+        for k in ("cpu_s", "rss_per_conn_kib", "rss_peak_mib"):
+            ma, mb = median(rs, k), median(ref, k)
+            print(f"- {k}: {fmt(ma)} / {fmt(mb)} = {ma / mb:.2f}")
+        if len(rs) == len(ref):
+            # Run i of each ran in the same round: their ratio is less
+            # exposed to the machine's speed drifting during the session.
+            for k in ("cpu_s", "rss_per_conn_kib"):
+                pairs = [x[k] / y[k] for x, y in zip(rs, ref)]
+                print(
+                    f"- {k}, round by round: {', '.join(f'{p:.2f}' for p in pairs)};"
+                    f" median {statistics.median(pairs):.2f}"
+                )
+        print()
 
 
 # The side-by-side rows: label, how to read it off a report.
@@ -209,7 +236,7 @@ def main(argv):
     if kind == "ticker":
         labels = ("ssehub", "FastAPI seed")
         if args and args[0].startswith("--labels="):
-            labels = tuple(args[0].split("=", 1)[1].split(",", 1))
+            labels = tuple(args[0].split("=", 1)[1].split(","))
             args = args[1:]
         ticker(args, labels)
     elif kind == "hub":

@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
-# ticker.sh: issue 2's comparison, ssehub against the seed's FastAPI ticker.
+# ticker.sh: issue 2's comparison, ssehub against the seed's FastAPI ticker,
+# and issue 8's: both stream transports of ssehub against it, side by side.
 #
-# For each of RUNS rounds it starts one server at a time on 127.0.0.1:PORT,
-# warms it with one short stream, points `ssebench -scenario ticker` at it
-# with -pid (CPU and RSS from /proc), saves the JSON report, and stops the
-# server. Then bench/summarize.py prints the medians and the ratios.
+# For each of RUNS rounds it runs every server of SERVERS once, in an order
+# that rotates from round to round: it waits for a quiet machine (LOADMAX),
+# starts the server on 127.0.0.1:PORT, warms it with one short stream, points
+# `ssebench -scenario ticker` at it with -pid (CPU and RSS from /proc), saves
+# the JSON report as OUT/<server>-<round>.json, and stops the server. Then
+# bench/summarize.py prints the medians and the ratios of each ssehub
+# server to the FastAPI seed.
 #
-# With BASE_REV set (a commit), that commit's ssehub runs too, in the same
-# rounds, so a change is measured against its baseline in one session.
+# SERVERS names the servers:
+#   fastapi   the seed (bench/seed_fastapi.py under uvicorn)
+#   ssehub    ssehub as configured by the environment
+#   base      BASE_REV's ssehub, as configured by the environment
+#   NAME      ssehub with SSEHUB_STREAM_TRANSPORT=NAME: gin or detached
+# Other SSEHUB_* variables in the environment reach every ssehub server.
+#
+# With BASE_REV set (a commit), that commit's ssehub runs too ("base" is
+# added to SERVERS), in the same rounds, so a change is measured against its
+# baseline in one session.
 #
 # Run from the repository root:  bench/ticker.sh
-# Knobs (environment): N=2000 COUNT=10 INTERVAL=3s RUNS=3 PORT=28111
-#                      OUT=bench/results/ticker  PYTHON=/usr/bin/python3
-#                      BASE_REV=  (e.g. BASE_REV=HEAD~3)
+# Knobs (environment): SERVERS="gin detached fastapi" N=2000 COUNT=10
+#                      INTERVAL=3s RUNS=3 PORT=28111 OUT=bench/results/ticker
+#                      PYTHON=/usr/bin/python3 LOADMAX=1.0 (wait for a quiet
+#                      machine) BASE_REV=  (e.g. BASE_REV=HEAD~3)
 # Needs Debian's python3-fastapi and python3-uvicorn for the seed server.
 set -euo pipefail
 
+SERVERS=${SERVERS:-gin detached fastapi}
 N=${N:-2000}
 COUNT=${COUNT:-10}
 INTERVAL=${INTERVAL:-3s}
@@ -23,24 +37,33 @@ RUNS=${RUNS:-3}
 PORT=${PORT:-28111}
 OUT=${OUT:-bench/results/ticker}
 PYTHON=${PYTHON:-/usr/bin/python3}
+LOADMAX=${LOADMAX:-1.0}
 URL="http://127.0.0.1:$PORT"
 
-"$PYTHON" -c 'import fastapi, uvicorn' 2>/dev/null || {
-	echo "ticker.sh: $PYTHON lacks fastapi/uvicorn: apt-get install python3-fastapi python3-uvicorn" >&2
-	exit 1
-}
+case " $SERVERS " in
+*" fastapi "*)
+	"$PYTHON" -c 'import fastapi, uvicorn' 2>/dev/null || {
+		echo "ticker.sh: $PYTHON lacks fastapi/uvicorn: apt-get install python3-fastapi python3-uvicorn" >&2
+		exit 1
+	}
+	;;
+esac
 mkdir -p bin "$OUT"
 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/ssehub ./cmd/ssehub
 go build -o bin/ssebench ./cmd/ssebench
-SERVERS="ssehub fastapi"
 if [ -n "${BASE_REV:-}" ]; then
 	base_src=$(mktemp -d)
 	git archive "$BASE_REV" | tar -x -C "$base_src"
 	(cd "$base_src" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/ssehub ./cmd/ssehub)
 	cp "$base_src/bin/ssehub" bin/ssehub-base
 	rm -rf "$base_src"
-	SERVERS="ssehub base fastapi"
+	case " $SERVERS " in
+	*" base "*) ;;
+	*) SERVERS="$SERVERS base" ;;
+	esac
 fi
+read -r -a servers <<<"$SERVERS"
+[ ${#servers[@]} -gt 0 ] || { echo "ticker.sh: SERVERS is empty" >&2; exit 1; }
 
 server_pid=
 stop_server() {
@@ -51,6 +74,16 @@ stop_server() {
 	fi
 }
 trap stop_server EXIT
+
+# wait_quiet waits (at most two minutes) for the one-minute load average
+# to fall below LOADMAX: other work on the machine skews CPU figures.
+wait_quiet() {
+	for _ in $(seq 60); do
+		awk -v max="$LOADMAX" '{ exit !($1 < max) }' /proc/loadavg && return
+		sleep 2
+	done
+	echo "ticker.sh: load still $(cut -d' ' -f1 /proc/loadavg); running anyway" >&2
+}
 
 start_server() { # name
 	if ss -Hltn "sport = :$PORT" | grep -q .; then
@@ -68,6 +101,9 @@ start_server() { # name
 		"$PYTHON" -m uvicorn --app-dir bench seed_fastapi:app --host 127.0.0.1 --port "$PORT" \
 			--workers 1 --log-level warning --no-access-log &
 		;;
+	*)
+		SSEHUB_STREAM_TRANSPORT=$1 SSEHUB_LOG_LEVEL=warn bin/ssehub --addr "127.0.0.1:$PORT" &
+		;;
 	esac
 	server_pid=$!
 	for _ in $(seq 100); do
@@ -82,19 +118,51 @@ start_server() { # name
 	exit 1
 }
 
+k=${#servers[@]}
 for run in $(seq "$RUNS"); do
-	for server in $SERVERS; do
+	for i in $(seq 0 $((k - 1))); do
+		server=${servers[$(((i + run - 1) % k))]}
+		wait_quiet
 		start_server "$server"
-		echo "run $run: $server (pid $server_pid)" >&2
+		echo "round $run: $server (pid $server_pid, load $(cut -d' ' -f1 /proc/loadavg))" >&2
 		bin/ssebench -url "$URL" -scenario ticker -n "$N" -count "$COUNT" -interval "$INTERVAL" \
 			-pid "$server_pid" -json -quiet >"$OUT/$server-$run.json"
 		stop_server
 	done
 done
-"$PYTHON" bench/summarize.py ticker "$OUT"/ssehub-*.json -- "$OUT"/fastapi-*.json
-if [ -n "${BASE_REV:-}" ]; then
+
+# files lists the reports of one server, in round order.
+files() {
+	for run in $(seq "$RUNS"); do echo "$OUT/$1-$run.json"; done
+}
+# summary: every ssehub server against the last group (the seed, or base).
+summary() { # reference server, reference label
+	local args=() labels=() s
+	for s in "${servers[@]}"; do
+		case $s in
+		"$1" | fastapi) continue ;;
+		base) labels+=("base ($BASE_REV)") ;;
+		ssehub) labels+=("ssehub") ;;
+		*) labels+=("ssehub $s") ;;
+		esac
+		# shellcheck disable=SC2207
+		args+=($(files "$s") --)
+	done
+	[ ${#labels[@]} -gt 0 ] || return 0
+	labels+=("$2")
+	# shellcheck disable=SC2207
+	args+=($(files "$1"))
+	local IFS=,
+	"$PYTHON" bench/summarize.py ticker "--labels=${labels[*]}" "${args[@]}"
+}
+echo "### ticker: $N clients, $COUNT events $INTERVAL apart, $RUNS rounds"
+echo
+case " $SERVERS " in
+*" fastapi "*) summary fastapi "FastAPI seed" ;;
+esac
+case " $SERVERS " in
+*" base "*)
 	echo
-	"$PYTHON" bench/summarize.py ticker "--labels=base ($BASE_REV),FastAPI seed" "$OUT"/base-*.json -- "$OUT"/fastapi-*.json
-	echo
-	"$PYTHON" bench/summarize.py ticker "--labels=ssehub,base ($BASE_REV)" "$OUT"/ssehub-*.json -- "$OUT"/base-*.json
-fi
+	summary base "base ($BASE_REV)"
+	;;
+esac

@@ -31,6 +31,8 @@ type Config struct {
 type ServerConfig struct {
 	Addr            string        // server.addr, host:port; port 0 picks a free port
 	ShutdownTimeout time.Duration // server.shutdown_timeout
+	ReadTimeout     time.Duration // server.read_timeout: reading a request, body included
+	TrustedProxies  []string      // server.trusted_proxies: addresses or CIDRs whose forwarding headers count
 }
 
 // CORSConfig is the `cors:` section. An empty AllowedOrigins means
@@ -49,6 +51,7 @@ type StreamConfig struct {
 	Retry             time.Duration // stream.retry, sent as the retry: field
 	WriteTimeout      time.Duration // stream.write_timeout, per write
 	Transport         string        // stream.transport: gin or detached
+	MaxStreams        int           // stream.max_streams: open streams of every kind
 }
 
 // DemoConfig is the `demo:` section: the demo page and the ticker stream.
@@ -56,6 +59,8 @@ type DemoConfig struct {
 	Enabled        bool          // demo.enabled
 	TickerCount    int           // demo.ticker_count
 	TickerInterval time.Duration // demo.ticker_interval
+	MaxDuration    time.Duration // demo.max_duration: the longest demo stream
+	MaxTokens      int           // demo.max_tokens: words of one POST /stream
 }
 
 // LogConfig is the `log:` section.
@@ -67,6 +72,7 @@ type LogConfig struct {
 // HubConfig is the `hub:` section: the pub/sub hub's bounds.
 type HubConfig struct {
 	HistorySize              int // hub.history_size, events kept for replay
+	HistoryMaxBytes          int // hub.history_max_bytes, bytes of frames kept for replay
 	SubscriberBuffer         int // hub.subscriber_buffer, events queued per subscriber
 	MaxSubscribers           int // hub.max_subscribers
 	MaxEventBytes            int // hub.max_event_bytes, publish body cap
@@ -87,6 +93,8 @@ func Default() Config {
 		Server: ServerConfig{
 			Addr:            ":8111",
 			ShutdownTimeout: 10 * time.Second,
+			ReadTimeout:     10 * time.Second,
+			TrustedProxies:  []string{},
 		},
 		CORS: CORSConfig{
 			AllowedOrigins:   []string{},
@@ -100,11 +108,14 @@ func Default() Config {
 			Retry:             3 * time.Second,
 			WriteTimeout:      10 * time.Second,
 			Transport:         "gin",
+			MaxStreams:        20000,
 		},
 		Demo: DemoConfig{
 			Enabled:        true,
 			TickerCount:    10,
 			TickerInterval: time.Second,
+			MaxDuration:    10 * time.Minute,
+			MaxTokens:      2000,
 		},
 		Log: LogConfig{
 			Level:  "info",
@@ -112,6 +123,7 @@ func Default() Config {
 		},
 		Hub: HubConfig{
 			HistorySize:              10000,
+			HistoryMaxBytes:          64 << 20,
 			SubscriberBuffer:         256,
 			MaxSubscribers:           20000,
 			MaxEventBytes:            65536,

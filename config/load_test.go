@@ -78,6 +78,8 @@ func TestLoadEnvEveryKey(t *testing.T) {
 	vars := map[string]string{
 		"SSEHUB_SERVER_ADDR":                     "127.0.0.1:0",
 		"SSEHUB_SERVER_SHUTDOWN_TIMEOUT":         "3s",
+		"SSEHUB_SERVER_READ_TIMEOUT":             "4s",
+		"SSEHUB_SERVER_TRUSTED_PROXIES":          "10.0.0.0/8, 127.0.0.1",
 		"SSEHUB_CORS_ALLOWED_ORIGINS":            "http://a.test, https://*.b.test",
 		"SSEHUB_CORS_ALLOW_CREDENTIALS":          "true",
 		"SSEHUB_CORS_ALLOWED_HEADERS":            "X-One,X-Two",
@@ -87,12 +89,16 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		"SSEHUB_STREAM_RETRY":                    "0s",
 		"SSEHUB_STREAM_WRITE_TIMEOUT":            "2s",
 		"SSEHUB_STREAM_TRANSPORT":                "detached",
+		"SSEHUB_STREAM_MAX_STREAMS":              "100",
 		"SSEHUB_DEMO_ENABLED":                    "false",
 		"SSEHUB_DEMO_TICKER_COUNT":               "3",
 		"SSEHUB_DEMO_TICKER_INTERVAL":            "50ms",
+		"SSEHUB_DEMO_MAX_DURATION":               "1m",
+		"SSEHUB_DEMO_MAX_TOKENS":                 "20",
 		"SSEHUB_LOG_LEVEL":                       "debug",
 		"SSEHUB_LOG_FORMAT":                      "json",
 		"SSEHUB_HUB_HISTORY_SIZE":                "11",
+		"SSEHUB_HUB_HISTORY_MAX_BYTES":           "1000",
 		"SSEHUB_HUB_SUBSCRIBER_BUFFER":           "12",
 		"SSEHUB_HUB_MAX_SUBSCRIBERS":             "13",
 		"SSEHUB_HUB_MAX_EVENT_BYTES":             "14",
@@ -104,15 +110,15 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		t.Fatalf("test sets %d variables for %d keys", len(vars), len(Keys()))
 	}
 	want := Config{
-		Server: ServerConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 3 * time.Second},
+		Server: ServerConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 3 * time.Second, ReadTimeout: 4 * time.Second, TrustedProxies: []string{"10.0.0.0/8", "127.0.0.1"}},
 		CORS: CORSConfig{
 			AllowedOrigins: []string{"http://a.test", "https://*.b.test"}, AllowCredentials: true,
 			AllowedHeaders: []string{"X-One", "X-Two"}, ExposedHeaders: []string{"X-Three"}, MaxAge: time.Minute,
 		},
-		Stream: StreamConfig{HeartbeatInterval: 1500 * time.Millisecond, Retry: 0, WriteTimeout: 2 * time.Second, Transport: "detached"},
-		Demo:   DemoConfig{Enabled: false, TickerCount: 3, TickerInterval: 50 * time.Millisecond},
+		Stream: StreamConfig{HeartbeatInterval: 1500 * time.Millisecond, Retry: 0, WriteTimeout: 2 * time.Second, Transport: "detached", MaxStreams: 100},
+		Demo:   DemoConfig{Enabled: false, TickerCount: 3, TickerInterval: 50 * time.Millisecond, MaxDuration: time.Minute, MaxTokens: 20},
 		Log:    LogConfig{Level: "debug", Format: "json"},
-		Hub:    HubConfig{HistorySize: 11, SubscriberBuffer: 12, MaxSubscribers: 13, MaxEventBytes: 14, MaxTopicsPerSubscription: 15},
+		Hub:    HubConfig{HistorySize: 11, HistoryMaxBytes: 1000, SubscriberBuffer: 12, MaxSubscribers: 13, MaxEventBytes: 14, MaxTopicsPerSubscription: 15},
 		Auth:   AuthConfig{PublishTokens: []string{"p1", "p2"}, SubscribeTokens: []string{"s1"}},
 	}
 	got, err := Load([]string{"--config", ""}, env(vars))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,14 +32,43 @@ func (c Config) Validate() error {
 		c.Log.validate(),
 		c.Hub.validate(),
 		c.Auth.validate(),
+		c.crossChecks(),
 	)...)
+}
+
+// crossChecks checks the bounds that tie two sections together.
+func (c Config) crossChecks() []error {
+	var errs []error
+	if c.Hub.MaxSubscribers > c.Stream.MaxStreams {
+		errs = append(errs, invalid("hub.max_subscribers", fmt.Sprintf("%d is above stream.max_streams (%d), which caps every stream, subscriptions included", c.Hub.MaxSubscribers, c.Stream.MaxStreams)))
+	}
+	if c.Hub.HistoryMaxBytes < c.Hub.MaxEventBytes {
+		errs = append(errs, invalid("hub.history_max_bytes", fmt.Sprintf("%d is below hub.max_event_bytes (%d): the history could not hold the largest event", c.Hub.HistoryMaxBytes, c.Hub.MaxEventBytes)))
+	}
+	return errs
 }
 
 func (s ServerConfig) validate() []error {
 	return collect(
 		checkAddr("server.addr", s.Addr),
 		durationAbove("server.shutdown_timeout", s.ShutdownTimeout, 0),
+		durationAbove("server.read_timeout", s.ReadTimeout, 0),
+		checkProxies("server.trusted_proxies", s.TrustedProxies),
 	)
+}
+
+// checkProxies checks that every entry is an IP address or a CIDR.
+func checkProxies(key string, proxies []string) error {
+	for _, p := range proxies {
+		if _, err := netip.ParsePrefix(p); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(p); err == nil {
+			continue
+		}
+		return invalid(key, fmt.Sprintf("%q is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\", \"127.0.0.1\")", p))
+	}
+	return nil
 }
 
 func (c CORSConfig) validate() []error {
@@ -74,6 +104,7 @@ func (s StreamConfig) validate() []error {
 		durationAtLeast("stream.retry", s.Retry, 0),
 		durationAbove("stream.write_timeout", s.WriteTimeout, 0),
 		oneOf("stream.transport", s.Transport, "gin", "detached"),
+		intBetween("stream.max_streams", s.MaxStreams, 1, 0),
 	)
 }
 
@@ -87,7 +118,10 @@ func (d DemoConfig) validate() []error {
 		errs = append(errs, invalid("demo.ticker_interval",
 			fmt.Sprintf("%q must be between 0s and %v", d.TickerInterval, maxTickerInterval)))
 	}
-	return errs
+	return append(errs, collect(
+		durationAbove("demo.max_duration", d.MaxDuration, 0),
+		intBetween("demo.max_tokens", d.MaxTokens, 1, 0),
+	)...)
 }
 
 func (l LogConfig) validate() []error {
@@ -100,6 +134,7 @@ func (l LogConfig) validate() []error {
 func (h HubConfig) validate() []error {
 	return collect(
 		intBetween("hub.history_size", h.HistorySize, 1, 0),
+		intBetween("hub.history_max_bytes", h.HistoryMaxBytes, 1, 0),
 		intBetween("hub.subscriber_buffer", h.SubscriberBuffer, 1, 0),
 		intBetween("hub.max_subscribers", h.MaxSubscribers, 1, 0),
 		intBetween("hub.max_event_bytes", h.MaxEventBytes, 1, maxEventBytes),

@@ -123,11 +123,14 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 			Retry:             cfg.Stream.Retry,
 			WriteTimeout:      cfg.Stream.WriteTimeout,
 			Detached:          cfg.Stream.Detached(),
+			MaxStreams:        cfg.Stream.MaxStreams,
 		},
 		Demo: handler.DemoOptions{
 			Enabled:        cfg.Demo.Enabled,
 			TickerCount:    cfg.Demo.TickerCount,
 			TickerInterval: cfg.Demo.TickerInterval,
+			MaxDuration:    cfg.Demo.MaxDuration,
+			MaxTokens:      cfg.Demo.MaxTokens,
 		},
 		Hub: handler.HubOptions{
 			Broker:                   broker,
@@ -136,7 +139,8 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 			PublishTokens:            cfg.Auth.PublishTokens,
 			SubscribeTokens:          cfg.Auth.SubscribeTokens,
 		},
-		Static: static.FS,
+		TrustedProxies: cfg.Server.TrustedProxies,
+		Static:         static.FS,
 	}
 }
 

@@ -31,6 +31,10 @@ type Options struct {
 	// Registry receives the handler's metrics; nil means a new registry
 	// with the Go and process collectors.
 	Registry *prometheus.Registry
+	// TrustedProxies are the addresses and CIDRs of proxies whose
+	// forwarding headers (X-Forwarded-For, X-Real-IP) name the client.
+	// None: those headers are ignored, the client is the peer.
+	TrustedProxies []string
 	// Middleware runs for every request, after recovery, the access log
 	// and CORS, before the route's handler: timing, tracing, metrics of
 	// one's own. It sees a stream end when its handler returns, which is
@@ -65,6 +69,9 @@ type StreamOptions struct {
 	// no keep-alive after it, and middleware sees its handler return when
 	// the stream starts. False: every stream runs inside Gin's c.Stream.
 	Detached bool
+	// MaxStreams caps the streams open at once, of every kind; beyond,
+	// 503 with Retry-After. Default 20000.
+	MaxStreams int
 }
 
 // DemoOptions configures the demo page and the demo streams.
@@ -72,6 +79,10 @@ type DemoOptions struct {
 	Enabled        bool
 	TickerCount    int
 	TickerInterval time.Duration
+	// MaxDuration is the longest a demo stream may last; default 10m.
+	MaxDuration time.Duration
+	// MaxTokens caps the words of one POST /stream; default 2000.
+	MaxTokens int
 }
 
 // Handler serves ssehub's HTTP API. It is safe for concurrent use.
@@ -156,12 +167,21 @@ func (o *Options) setDefaults() {
 	if o.Stream.WriteTimeout <= 0 {
 		o.Stream.WriteTimeout = 10 * time.Second
 	}
+	if o.Stream.MaxStreams <= 0 {
+		o.Stream.MaxStreams = 20000
+	}
 	o.Hub.setDefaults()
 	if o.Demo.TickerCount <= 0 {
 		o.Demo.TickerCount = 10
 	}
 	if o.Demo.TickerInterval < 0 {
 		o.Demo.TickerInterval = time.Second
+	}
+	if o.Demo.MaxDuration <= 0 {
+		o.Demo.MaxDuration = 10 * time.Minute
+	}
+	if o.Demo.MaxTokens <= 0 {
+		o.Demo.MaxTokens = 2000
 	}
 }
 
