@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -21,9 +22,13 @@ func (h *Handler) accessLog(c *gin.Context) {
 		c.Writer.Status(), c.Writer.Size(), time.Since(start))
 }
 
-// accessLevel is the level of the access line of a status.
+// accessLevel is the level of the access line of a status: error for a
+// server error, info otherwise. A 503 is a refusal the server chose (full,
+// or shutting down), not a failure: at info, so a storm of them does not
+// flood the error log; refusals for capacity are summed up in one warn
+// line a second (capacity.go).
 func accessLevel(status int) slog.Level {
-	if status >= 500 {
+	if status >= 500 && status != http.StatusServiceUnavailable {
 		return slog.LevelError
 	}
 	return slog.LevelInfo

@@ -17,6 +17,8 @@ var (
 	errMethodNotAllowed = errors.New("method not allowed")
 	errOriginNotAllowed = errors.New("origin not allowed")
 	errShuttingDown     = errors.New("shutting down")
+	errTooManyStreams   = errors.New("too many streams")
+	errTooManyTokens    = errors.New("too many words")
 
 	errNoToken              = errors.New("a bearer token is required")
 	errBadToken             = errors.New("the bearer token is not valid")
@@ -25,14 +27,15 @@ var (
 	errReservedEventType    = errors.New(`event "reset" is reserved: the hub sends it when it cannot resume`)
 )
 
-// retryAfterSeconds is the Retry-After sent with a 503 for a full hub.
+// retryAfterSeconds is the Retry-After sent with every 503: a full hub, too
+// many streams, shutting down.
 const retryAfterSeconds = "5"
 
 // statusOf maps an error to its HTTP status: the one place that does.
 func statusOf(err error) int {
 	var tooLarge *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooLarge):
+	case errors.As(err, &tooLarge), errors.Is(err, errTooManyTokens):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errBadRequest),
 		errors.Is(err, errReservedEventType),
@@ -53,6 +56,7 @@ func statusOf(err error) int {
 	case errors.Is(err, errOriginNotAllowed):
 		return http.StatusForbidden
 	case errors.Is(err, errShuttingDown),
+		errors.Is(err, errTooManyStreams),
 		errors.Is(err, stream.ErrTooManySubscribers),
 		errors.Is(err, stream.ErrClosed):
 		return http.StatusServiceUnavailable
@@ -62,7 +66,9 @@ func statusOf(err error) int {
 }
 
 // abortWithError answers {"error": "..."} with the status err maps to.
-// Internal errors are logged and answered with a generic message.
+// Internal errors are logged and answered with a generic message; refusals
+// for capacity are counted into the refusal log's line, at most one a
+// second (capacity.go), not logged one by one.
 func (h *Handler) abortWithError(c *gin.Context, err error) {
 	status := statusOf(err)
 	msg := err.Error()
@@ -80,9 +86,13 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 		c.Header("Retry-After", retryAfterSeconds)
 		// A fixed text: a broker's error may carry internal detail.
 		msg = "shutting down: try again in a moment"
-		if errors.Is(err, stream.ErrTooManySubscribers) {
+		switch {
+		case errors.Is(err, errTooManyStreams):
+			msg = "too many streams: try again later"
+		case errors.Is(err, stream.ErrTooManySubscribers):
 			msg = "too many subscribers: try again later"
 		}
+		h.refusals.add(err)
 	case status >= http.StatusInternalServerError:
 		h.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
 		msg = http.StatusText(status)

@@ -97,6 +97,11 @@ type Handler struct {
 	// heartbeatGrain is the grid step of heartbeat timers (grid.go).
 	heartbeatGrain time.Duration
 
+	// slots counts the open streams against Stream.MaxStreams.
+	slots streamSlots
+	// refusals logs refusals for capacity, a line a second at most.
+	refusals refusalLog
+
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: every open stream ends
 
@@ -129,6 +134,8 @@ func New(opts Options) *Handler {
 		heartbeatGrain: grainOf(opts.Stream.HeartbeatInterval),
 		done:           make(chan struct{}),
 		subs:           make(map[stream.Subscription]struct{}),
+		slots:          streamSlots{max: int64(opts.Stream.MaxStreams)},
+		refusals:       refusalLog{log: opts.Logger},
 	}
 	if opts.Stream.Detached {
 		h.detached = detached.NewGroup()
@@ -207,6 +214,7 @@ func (h *Handler) Close() {
 		for sub := range subs {
 			sub.Close()
 		}
+		h.refusals.flush()
 	})
 }
 

@@ -77,7 +77,8 @@ type sseStream struct {
 
 // openStream prepares the event-stream headers, picks the transport and
 // queues the retry field (none when the configured retry is 0). Nothing
-// reaches the client until the first step.
+// reaches the client until the first step. The caller has taken a stream
+// slot (h.slots.take); the stream's close gives it back.
 func (h *Handler) openStream(c *gin.Context) *sseStream {
 	hdr := c.Writer.Header()
 	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -243,6 +244,7 @@ func (s *sseStream) close() {
 	}
 	s.count()
 	s.h.metrics.streamsActive.Dec()
+	s.h.slots.release()
 	if s.h.log.Enabled(context.Background(), slog.LevelInfo) { // spare the arguments' allocations
 		s.h.log.Info("stream ended",
 			"path", s.access.path,

@@ -34,8 +34,14 @@ func (h *Handler) subscribe(c *gin.Context) {
 	if lastID == "" {
 		lastID = c.Query("last_event_id")
 	}
+	// The slot first: a subscription refused for it is never registered.
+	if err := h.slots.take(); err != nil {
+		h.abortWithError(c, err)
+		return
+	}
 	sub, err := h.hub.Broker.Subscribe(patterns, lastID)
 	if err != nil {
+		h.slots.release()
 		h.abortWithError(c, err)
 		return
 	}

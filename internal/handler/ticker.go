@@ -35,6 +35,10 @@ func (h *Handler) tickerStream(c *gin.Context) {
 		c.Status(http.StatusNoContent)
 		return
 	}
+	if err := h.slots.take(); err != nil {
+		h.abortWithError(c, err)
+		return
+	}
 	s := h.openStream(c)
 	if reset != "" {
 		s.queue(mustEncode(stream.Event{Type: "reset", Data: reset}), 1)
@@ -66,7 +70,20 @@ func (h *Handler) tickerParams(q url.Values) (count int, interval time.Duration,
 		}
 		interval = d
 	}
+	if err := h.checkDemoDuration("count", count, interval); err != nil {
+		return 0, 0, err
+	}
 	return count, interval, nil
+}
+
+// checkDemoDuration refuses a demo stream of n items interval apart that
+// would last longer than demo.max_duration; what names the items.
+func (h *Handler) checkDemoDuration(what string, n int, interval time.Duration) error {
+	if d := time.Duration(n) * interval; d > h.demo.MaxDuration {
+		return badRequest("%s %d × interval %s = %s: demo streams last at most %s (demo.max_duration)",
+			what, n, interval, d, h.demo.MaxDuration)
+	}
+	return nil
 }
 
 // tickerResume returns the first index to send after lastID. An id the

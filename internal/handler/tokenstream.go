@@ -2,6 +2,7 @@ package handler
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -36,8 +37,12 @@ type token struct {
 // interval apart, then `data: [DONE]`. It is meant for fetch readers, which
 // can POST a body where EventSource cannot.
 func (h *Handler) tokenStream(c *gin.Context) {
-	words, interval, err := readTokenRequest(c.Writer, c.Request)
+	words, interval, err := h.readTokenRequest(c.Writer, c.Request)
 	if err != nil {
+		h.abortWithError(c, err)
+		return
+	}
+	if err := h.slots.take(); err != nil {
 		h.abortWithError(c, err)
 		return
 	}
@@ -56,8 +61,9 @@ func (h *Handler) tokenStream(c *gin.Context) {
 	})
 }
 
-// readTokenRequest decodes and checks the body of POST /stream.
-func readTokenRequest(w http.ResponseWriter, r *http.Request) (words []string, interval time.Duration, err error) {
+// readTokenRequest decodes and checks the body of POST /stream: at most
+// demo.max_tokens words, lasting at most demo.max_duration.
+func (h *Handler) readTokenRequest(w http.ResponseWriter, r *http.Request) (words []string, interval time.Duration, err error) {
 	var req tokenRequest
 	if err := decodeJSONBody(w, r, maxTokenBody, &req, `{"text": "hello world"}`); err != nil {
 		return nil, 0, err
@@ -66,6 +72,10 @@ func readTokenRequest(w http.ResponseWriter, r *http.Request) (words []string, i
 	if len(words) == 0 {
 		return nil, 0, badRequest("text is required and must hold at least one word")
 	}
+	if len(words) > h.demo.MaxTokens {
+		return nil, 0, fmt.Errorf("%w: text has %d words; POST /stream takes at most %d (demo.max_tokens)",
+			errTooManyTokens, len(words), h.demo.MaxTokens)
+	}
 	interval = defaultTokenInterval
 	if req.Interval != "" {
 		d, err := time.ParseDuration(req.Interval)
@@ -73,6 +83,9 @@ func readTokenRequest(w http.ResponseWriter, r *http.Request) (words []string, i
 			return nil, 0, badRequest("interval %q: want a duration from 0s to %s, such as 50ms", req.Interval, maxTokenInterval)
 		}
 		interval = d
+	}
+	if err := h.checkDemoDuration("words", len(words), interval); err != nil {
+		return nil, 0, err
 	}
 	return words, interval, nil
 }

@@ -1,0 +1,95 @@
+package handler
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// streamSlots counts the streams open at once, of every kind, against
+// StreamOptions.MaxStreams. A handler takes a slot before it subscribes or
+// writes anything, so a refusal is a clean 503; the stream's close gives
+// it back. It is safe for concurrent use.
+type streamSlots struct {
+	max  int64
+	open atomic.Int64
+}
+
+// take reserves a slot, or returns errTooManyStreams when all are taken.
+func (s *streamSlots) take() error {
+	for {
+		n := s.open.Load()
+		if n >= s.max {
+			return fmt.Errorf("limit %d: %w", s.max, errTooManyStreams)
+		}
+		if s.open.CompareAndSwap(n, n+1) {
+			return nil
+		}
+	}
+}
+
+// release gives a slot back.
+func (s *streamSlots) release() {
+	s.open.Add(-1)
+}
+
+// refusalWindow is how often, at most, refusals for capacity are logged.
+const refusalWindow = time.Second
+
+// refusalLog logs refusals for capacity (stream.max_streams,
+// hub.max_subscribers) as one warn line per window with their count, so a
+// storm of 503s costs a line a second, not a line per request. The first
+// refusal opens a window; the line is written when the window closes, or
+// by flush. It is safe for concurrent use.
+type refusalLog struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	timer   *time.Timer // the open window's; nil when none is open
+	streams int         // refused in this window for stream.max_streams
+	subs    int         // refused in this window for hub.max_subscribers
+}
+
+// add counts one refusal for err, if err is a refusal for capacity.
+func (r *refusalLog) add(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case errors.Is(err, errTooManyStreams):
+		r.streams++
+	case errors.Is(err, stream.ErrTooManySubscribers):
+		r.subs++
+	default:
+		return
+	}
+	if r.timer == nil {
+		r.timer = time.AfterFunc(refusalWindow, r.flush)
+	}
+}
+
+// flush writes the line of the open window, if any, and closes it. Close
+// calls it, so no count is lost at shutdown and no timer outlives the
+// handler.
+func (r *refusalLog) flush() {
+	r.mu.Lock()
+	streams, subs := r.streams, r.subs
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	r.streams, r.subs = 0, 0
+	r.mu.Unlock()
+	if streams+subs == 0 {
+		return
+	}
+	r.log.Warn("refused streams: at capacity",
+		"count", streams+subs,
+		"over_max_streams", streams,
+		"over_max_subscribers", subs,
+		"window", refusalWindow)
+}

@@ -1,0 +1,202 @@
+package handler
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// holdStream starts a GET stream that stays open, reads its first event
+// and returns the function that ends it.
+func (ts *testServer) holdStream(t *testing.T, path string) context.CancelFunc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+path, nil)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	wantStreamHeaders(t, resp)
+	if _, err := stream.NewParser(resp.Body).Next(); err != nil {
+		t.Fatal(err)
+	}
+	return cancel
+}
+
+// drainReturned forgets the returns reported so far. A refused request
+// has reported its return before its client read the answer: its handler
+// had returned before net/http sent the small answer it had buffered.
+func (ts *testServer) drainReturned() {
+	for {
+		select {
+		case <-ts.returned:
+		default:
+			return
+		}
+	}
+}
+
+// wantTooManyStreams checks a 503 for stream.max_streams.
+func wantTooManyStreams(t *testing.T, resp *http.Response) {
+	t.Helper()
+	msg := wantJSONError(t, resp, http.StatusServiceUnavailable)
+	if !strings.Contains(msg, "too many streams") {
+		t.Errorf("503 error %q does not say there are too many streams", msg)
+	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+}
+
+func TestMaxStreamsCountsDemoAndHubStreams(t *testing.T) {
+	opts, broker := hubOptions(t, stream.MemoryOptions{})
+	opts.Stream.MaxStreams = 2
+	ts := newTestServer(t, opts)
+	endTicker := ts.holdStream(t, "/stream?count=2&interval=1m")
+	ts.subscribe(t, "topic=a", nil)
+
+	wantTooManyStreams(t, ts.do(t, "GET", "/stream?count=1", nil, nil))
+	wantTooManyStreams(t, ts.do(t, "POST", "/stream", strings.NewReader(`{"text": "hi"}`), map[string]string{"Content-Type": "application/json"}))
+	wantTooManyStreams(t, ts.do(t, "GET", "/api/v1/events?topic=b", nil, nil))
+	if got := broker.Stats().Subscribers; got != 1 {
+		t.Errorf("the broker holds %d subscriptions, want 1: a refused one stayed", got)
+	}
+
+	ts.drainReturned()
+	endTicker()
+	ts.waitReturned(t, "/stream")
+	p := ts.subscribe(t, "topic=b", nil)
+	id := ts.publish(t, "b", `{"data": "after a slot came free"}`)
+	if got := next(t, p); got.ID != id {
+		t.Errorf("event %+v, want id %s", got, id)
+	}
+	wantTooManyStreams(t, ts.do(t, "GET", "/stream?count=1", nil, nil))
+}
+
+func TestTickerLastsAtMostMaxDuration(t *testing.T) {
+	opts := testOptions()
+	opts.Demo.MaxDuration = 3 * time.Second
+	ts := newTestServer(t, opts)
+	ts.holdStream(t, "/stream?count=3&interval=1s") // at the limit
+
+	msg := wantJSONError(t, ts.do(t, "GET", "/stream?count=4&interval=1s", nil, nil), http.StatusBadRequest)
+	if want := "count 4 × interval 1s = 4s: demo streams last at most 3s (demo.max_duration)"; !strings.Contains(msg, want) {
+		t.Errorf("error %q, want it to say %q", msg, want)
+	}
+
+	ts = newTestServer(t, testOptions()) // the default, 10m
+	msg = wantJSONError(t, ts.do(t, "GET", "/stream?count=10000&interval=60s", nil, nil), http.StatusBadRequest)
+	if want := "count 10000 × interval 1m0s = 166h40m0s: demo streams last at most 10m0s (demo.max_duration)"; !strings.Contains(msg, want) {
+		t.Errorf("error %q, want it to say %q", msg, want)
+	}
+}
+
+func TestTokenStreamCaps(t *testing.T) {
+	opts := testOptions()
+	opts.Demo.MaxDuration = 3 * time.Second
+	opts.Demo.MaxTokens = 3
+	ts := newTestServer(t, opts)
+	post := func(body string) *http.Response {
+		return ts.do(t, "POST", "/stream", strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
+	}
+
+	msg := wantJSONError(t, post(`{"text": "one two three four", "interval": "0s"}`), http.StatusRequestEntityTooLarge)
+	if want := "text has 4 words; POST /stream takes at most 3 (demo.max_tokens)"; !strings.Contains(msg, want) {
+		t.Errorf("error %q, want it to say %q", msg, want)
+	}
+	msg = wantJSONError(t, post(`{"text": "one two three", "interval": "1001ms"}`), http.StatusBadRequest)
+	if want := "words 3 × interval 1.001s = 3.003s: demo streams last at most 3s (demo.max_duration)"; !strings.Contains(msg, want) {
+		t.Errorf("error %q, want it to say %q", msg, want)
+	}
+
+	resp := post(`{"text": "one two three", "interval": "1ms"}`) // at the word limit
+	wantStreamHeaders(t, resp)
+	if _, events := readAll(t, resp.Body); len(events) != 4 {
+		t.Errorf("%d events, want 3 words and [DONE]", len(events))
+	}
+	resp = post(`{"text": "one two three", "interval": "1s"}`) // at the duration limit
+	wantStreamHeaders(t, resp)
+}
+
+// TestRefusalsAreLoggedOnceASecond sends a burst of refusals and checks
+// the log: one warn line with their count once the second is over, no
+// error line, and a new line for a refusal after it.
+func TestRefusalsAreLoggedOnceASecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs logBuffer
+		opts, _ := hubOptions(t, stream.MemoryOptions{MaxSubscribers: 1})
+		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		opts.Stream.MaxStreams = 2
+		h := New(opts)
+		defer h.Close()
+		client := bubbleServer(t, h)
+		get := func(path string) *http.Response {
+			t.Helper()
+			resp, err := client.Get("http://ssehub" + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { resp.Body.Close() })
+			return resp
+		}
+		wantStreamHeaders(t, get("/api/v1/events?topic=a"))
+		// Hub full: 503 for hub.max_subscribers, one stream slot left.
+		for range 3 {
+			wantJSONError(t, get("/api/v1/events?topic=a"), http.StatusServiceUnavailable)
+		}
+		wantStreamHeaders(t, get("/stream?count=2&interval=1m"))
+		const burst = 40
+		for i := range burst {
+			path := "/stream"
+			if i%2 == 1 {
+				path = "/api/v1/events?topic=b"
+			}
+			wantTooManyStreams(t, get(path))
+		}
+		synctest.Wait()
+		warns := func() []string {
+			var lines []string
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(line, "level=WARN") {
+					lines = append(lines, line)
+				}
+			}
+			return lines
+		}
+		if got := warns(); len(got) != 0 {
+			t.Fatalf("warn lines before the second was over: %q", got)
+		}
+
+		time.Sleep(refusalWindow)
+		synctest.Wait()
+		got := warns()
+		if len(got) != 1 || !strings.Contains(got[0], "count=43 over_max_streams=40 over_max_subscribers=3") {
+			t.Fatalf("warn lines %q, want one with count=43", got)
+		}
+		if strings.Contains(logs.String(), "level=ERROR") {
+			t.Errorf("refusals logged at error:\n%s", logs.String())
+		}
+		if n := strings.Count(logs.String(), "level=INFO msg=request method=GET path=/stream status=503"); n != burst/2 {
+			t.Errorf("%d info access lines for 503 on /stream, want %d", n, burst/2)
+		}
+
+		wantTooManyStreams(t, get("/stream"))
+		time.Sleep(refusalWindow / 2)
+		synctest.Wait()
+		if got := warns(); len(got) != 1 {
+			t.Fatalf("warn lines %q, want still one half a second into the next window", got)
+		}
+		time.Sleep(refusalWindow / 2)
+		synctest.Wait()
+		if got := warns(); len(got) != 2 || !strings.Contains(got[1], "count=1 over_max_streams=1 over_max_subscribers=0") {
+			t.Fatalf("warn lines %q, want a second one with count=1", got)
+		}
+	})
+}
