@@ -56,7 +56,7 @@ type StreamConfig struct {
 
 // DemoConfig is the `demo:` section: the demo page and the ticker stream.
 type DemoConfig struct {
-	Enabled        bool          // demo.enabled
+	Enabled        bool          // demo.enabled: the page, /stream, and the hub's demo.> open to all
 	TickerCount    int           // demo.ticker_count
 	TickerInterval time.Duration // demo.ticker_interval
 	MaxDuration    time.Duration // demo.max_duration: the longest demo stream
@@ -80,7 +80,8 @@ type HubConfig struct {
 }
 
 // AuthConfig is the `auth:` section: bearer tokens. No publish token means
-// publishing is off; no subscribe token means subscribing is open.
+// publishing is off; no subscribe token means subscribing is open. With
+// demo.enabled, topics under demo.> need neither.
 type AuthConfig struct {
 	PublishTokens   []string // auth.publish_tokens
 	SubscribeTokens []string // auth.subscribe_tokens

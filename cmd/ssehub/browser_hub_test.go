@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -242,7 +244,8 @@ func TestBrowserHubDropAndResume(t *testing.T) {
 }
 
 // TestBrowserHubPublishErrors shows the server's error, with its status, in
-// #hub-pub-result: a wrong token (401) and a hub with publishing off (403).
+// #hub-pub-result: a wrong token (401) and a hub with publishing off (403),
+// on a topic outside demo.>, which needs a token.
 func TestBrowserHubPublishErrors(t *testing.T) {
 	on, _ := startMain(t, hubTestConfig())
 	off, _ := startMain(t, config.Default())
@@ -257,12 +260,12 @@ func TestBrowserHubPublishErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			status, msg := publishOverHTTP(t, tt.base, "wrong", "demo.chat", "x")
+			status, msg := publishOverHTTP(t, tt.base, "wrong", "orders.new", "x")
 			if status != tt.status || msg == "" {
 				t.Fatalf("publish over HTTP: %d %q, want %d and an error", status, msg, tt.status)
 			}
 			tab := newTab(t, ctx)
-			runPage(t, tab, tt.base+"/", typeInto("#hub-token", "wrong"))
+			runPage(t, tab, tt.base+"/", typeInto("#hub-pub-topic", "orders.new"), typeInto("#hub-token", "wrong"))
 			got := publishFromPage(t, tab, 1, "x")
 			if want := fmt.Sprintf("HTTP %d: %s", tt.status, msg); got != want {
 				t.Errorf("#hub-pub-result %q, want %q", got, want)
@@ -271,5 +274,58 @@ func TestBrowserHubPublishErrors(t *testing.T) {
 				t.Errorf("#hub-pub-result class %q, want it marked bad", cls)
 			}
 		})
+	}
+}
+
+// TestBrowserHubShippedConfig is a first run: the server starts with the
+// shipped config/ssehub.yaml as the binary loads it (only the address is
+// overridden), which configures no token. The Hub panel connects to its
+// default demo.>, publishes to its default demo.chat, and the event
+// appears in its log; no request the page makes gets a 4xx.
+func TestBrowserHubShippedConfig(t *testing.T) {
+	shipped := filepath.Join("..", "..", "config", "ssehub.yaml")
+	cfg, err := config.Load([]string{"--config", shipped, "--addr", "127.0.0.1:0"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Demo.Enabled || len(cfg.Auth.PublishTokens) > 0 {
+		t.Fatalf("the shipped config has demo.enabled %v and %d publish tokens: this test wants a first run's, on and none",
+			cfg.Demo.Enabled, len(cfg.Auth.PublishTokens))
+	}
+	base, _ := startMain(t, cfg)
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	requests := watchRequests(t, ctx)
+
+	runPage(t, ctx, base+"/",
+		waitJS(`document.querySelector("#hub-topics").value === "demo.>"`),
+		waitJS(`document.querySelector("#hub-pub-topic").value === "demo.chat"`),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	result := publishFromPage(t, ctx, 1, `{"text": "hello"}`)
+	id, ok := strings.CutPrefix(result, "published id ")
+	if !ok {
+		t.Fatalf("publish from the page: %q", result)
+	}
+	runActions(t, ctx, waitHubEvents(1))
+	want := []hubLogEntry{{"event", id, id + ` {"text":"hello"}`}}
+	if got := mustRun(t, ctx, hubLog()); !slices.Equal(got, want) {
+		t.Errorf("hub log\n got %+v\nwant %+v", got, want)
+	}
+
+	seen := map[string]int64{}
+	for _, r := range requests.all(ctx) {
+		if r.Status >= 400 && r.Status < 500 {
+			t.Errorf("%s %s: %d", r.Method, r.URL, r.Status)
+		}
+		if u, err := url.Parse(r.URL); err == nil {
+			seen[r.Method+" "+u.Path] = r.Status
+		}
+	}
+	for req, status := range map[string]int64{"GET /api/v1/events": 200, "POST /api/v1/topics/demo.chat/events": 201} {
+		if seen[req] != status {
+			t.Errorf("%s: %d, want %d (requests: %v)", req, seen[req], status, seen)
+		}
 	}
 }

@@ -431,15 +431,24 @@ func watchRequests(t *testing.T, ctx context.Context) *requestLog {
 // first makes a round trip to the page, so that events the browser sent
 // before it are in.
 func (l *requestLog) to(ctx context.Context, path string) []request {
+	var out []request
+	for _, r := range l.all(ctx) {
+		if u, err := url.Parse(r.URL); err == nil && u.Path == path {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// all returns every recorded request, in order, after the round trip that
+// to makes.
+func (l *requestLog) all(ctx context.Context) []request {
 	_, _ = chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`0`))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []request
+	out := make([]request, 0, len(l.ids))
 	for _, id := range l.ids {
 		r := *l.reqs[id]
-		if u, err := url.Parse(r.URL); err != nil || u.Path != path {
-			continue
-		}
 		if h, ok := l.extra[id]; ok {
 			r.Headers = canonicalHeaders(h)
 		}

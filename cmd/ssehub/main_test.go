@@ -46,10 +46,16 @@ func TestMain(m *testing.M) {
 // returns its base URL. The test fails if Run returns an error.
 func startMain(t *testing.T, cfg config.Config) (url string, stop func()) {
 	t.Helper()
+	return startMainLogging(t, cfg, slog.New(slog.DiscardHandler))
+}
+
+// startMainLogging is startMain with Main's logger.
+func startMainLogging(t *testing.T, cfg config.Config, logger *slog.Logger) (url string, stop func()) {
+	t.Helper()
 	cfg.Server.Addr = "127.0.0.1:0"
 	cfg.Stream.Transport = testTransport
 	ready := make(chan net.Addr, 1)
-	m := &Main{Config: cfg, Logger: slog.New(slog.DiscardHandler), ready: ready}
+	m := &Main{Config: cfg, Logger: logger, ready: ready}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -146,6 +152,48 @@ func TestRunAppliesCORSFromYAML(t *testing.T) {
 		if allowed && got != origin || !allowed && got != "" {
 			t.Errorf("origin %s: Access-Control-Allow-Origin %q, allowed=%v", origin, got, allowed)
 		}
+	}
+}
+
+// TestRunLogsWhoMayPublish: the start-up log says in one line that the
+// demo hub is open while the demo is on, and the warning about publishing
+// being off does not contradict it.
+func TestRunLogsWhoMayPublish(t *testing.T) {
+	const open = `msg="demo hub open: anyone may publish and subscribe to demo.> without a token (demo.enabled: false turns it off)"`
+	tests := []struct {
+		name          string
+		demo          bool
+		tokens        []string
+		want, wantNot []string
+	}{
+		{"demo on, no tokens", true, nil,
+			[]string{open, `level=WARN msg="publishing is off outside demo.>: set auth.publish_tokens`},
+			[]string{`msg="publishing is off:`}},
+		{"demo on, tokens", true, []string{"t"}, []string{open}, []string{"publishing is off"}},
+		{"demo off, no tokens", false, nil,
+			[]string{`level=WARN msg="publishing is off: set auth.publish_tokens`},
+			[]string{"demo hub open", "outside demo.>"}},
+		{"demo off, tokens", false, []string{"t"}, nil, []string{"demo hub open", "publishing is off"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Demo.Enabled = tt.demo
+			cfg.Auth.PublishTokens = tt.tokens
+			var out lockedBuffer
+			startMainLogging(t, cfg, slog.New(slog.NewTextHandler(&out, nil)))
+			log := out.tail(1 << 20)
+			for _, w := range tt.want {
+				if strings.Count(log, w) != 1 {
+					t.Errorf("the log does not say once %s:\n%s", w, log)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(log, w) {
+					t.Errorf("the log says %s:\n%s", w, log)
+				}
+			}
+		})
 	}
 }
 

@@ -68,9 +68,7 @@ func (m *Main) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	m.Logger.Info("listening", "addr", ln.Addr().String(), "allowed_origins", m.Config.CORS.AllowedOrigins)
-	if len(m.Config.Auth.PublishTokens) == 0 {
-		m.Logger.Warn("publishing is off: set auth.publish_tokens (SSEHUB_AUTH_PUBLISH_TOKENS) to publish to the hub")
-	}
+	m.logAccess()
 	if m.ready != nil {
 		m.ready <- ln.Addr()
 	}
@@ -96,6 +94,21 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Logger.Info("stopped")
 	return nil
+}
+
+// logAccess says at start who may publish and subscribe without a token.
+func (m *Main) logAccess() {
+	const setTokens = "set auth.publish_tokens (SSEHUB_AUTH_PUBLISH_TOKENS) to publish"
+	noTokens := len(m.Config.Auth.PublishTokens) == 0
+	switch {
+	case m.Config.Demo.Enabled:
+		m.Logger.Info("demo hub open: anyone may publish and subscribe to " + handler.DemoTopics + " without a token (demo.enabled: false turns it off)")
+		if noTokens {
+			m.Logger.Warn("publishing is off outside " + handler.DemoTopics + ": " + setTokens + " to other topics")
+		}
+	case noTokens:
+		m.Logger.Warn("publishing is off: " + setTokens + " to the hub")
+	}
 }
 
 // listen opens the server's socket. Its connections get no TCP keep-alive

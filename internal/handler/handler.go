@@ -76,6 +76,8 @@ type StreamOptions struct {
 
 // DemoOptions configures the demo page and the demo streams.
 type DemoOptions struct {
+	// Enabled serves the page and the demo streams, and opens the hub's
+	// topics under DemoTopics to anyone, without a token.
 	Enabled        bool
 	TickerCount    int
 	TickerInterval time.Duration

@@ -32,10 +32,12 @@ type HubOptions struct {
 	// subscription; default 32.
 	MaxTopicsPerSubscription int
 	// PublishTokens are the bearer tokens allowed to publish; none means
-	// publishing is off.
+	// publishing is off. With Demo.Enabled, topics under DemoTopics need
+	// none.
 	PublishTokens []string
 	// SubscribeTokens, when any, are required to subscribe and to list
-	// topics.
+	// topics. With Demo.Enabled, a subscription whose every pattern lies
+	// within DemoTopics needs none.
 	SubscribeTokens []string
 }
 
@@ -57,7 +59,9 @@ func (h *Handler) hubRoutes(r *gin.Engine) {
 }
 
 // topics serves GET /api/v1/topics: the active topics with their
-// subscriber counts and last event ids.
+// subscriber counts and last event ids. With subscribe tokens configured
+// it needs one, demo or not: it names every topic, and the demo page does
+// not use it.
 func (h *Handler) topics(c *gin.Context) {
 	if err := h.checkSubscribeToken(c); err != nil {
 		h.abortWithError(c, err)

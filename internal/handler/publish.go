@@ -20,11 +20,11 @@ type publishRequest struct {
 // publish serves POST /api/v1/topics/{topic}/events. It answers as soon as
 // the broker has the event: it never waits for a subscriber.
 func (h *Handler) publish(c *gin.Context) {
-	if err := h.checkPublishToken(c); err != nil {
+	topic := c.Param("topic")
+	if err := h.checkPublishToken(c, topic); err != nil {
 		h.abortWithError(c, err)
 		return
 	}
-	topic := c.Param("topic")
 	if err := stream.ValidateTopic(topic); err != nil {
 		h.abortWithError(c, err)
 		return

@@ -21,12 +21,13 @@ const maxStepBytes = 64 << 10
 // connect), then live events. An id the hub cannot resume from starts the
 // stream with `event: reset` saying why.
 func (h *Handler) subscribe(c *gin.Context) {
-	if err := h.checkSubscribeToken(c); err != nil {
+	// The patterns come first: whether a token is needed depends on them.
+	patterns, err := h.subscriptionTopics(c)
+	if err != nil {
 		h.abortWithError(c, err)
 		return
 	}
-	patterns, err := h.subscriptionTopics(c)
-	if err != nil {
+	if err := h.checkSubscriptionToken(c, patterns); err != nil {
 		h.abortWithError(c, err)
 		return
 	}

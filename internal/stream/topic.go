@@ -110,3 +110,34 @@ func Match(pattern, topic string) bool {
 		pattern, topic = prest, trest
 	}
 }
+
+// Covers reports whether pattern matches every topic that sub matches, so
+// that a subscription to sub can never see a topic outside pattern. Both
+// are patterns (a topic is a pattern without wildcards). Segment by
+// segment: a final ">" in pattern covers whatever of sub is left, one or
+// more segments of any kind; a "*" covers one literal or "*" segment, but
+// not ">", which may stand for several; a literal covers only itself. So
+// "demo.>" covers "demo.chat", "demo.*" and "demo.a.>", but not "demo"
+// (no segment after it), ">", "*.chat" or "*.>". Both are expected to be
+// valid; for other input it returns some answer without panicking. It is
+// safe for concurrent use.
+func Covers(pattern, sub string) bool {
+	for {
+		pseg, prest, pmore := strings.Cut(pattern, ".")
+		if pseg == ">" && !pmore {
+			return sub != ""
+		}
+		sseg, srest, smore := strings.Cut(sub, ".")
+		switch {
+		case sseg == ">":
+			return false // stands for one or more segments; only ">" covers it
+		case pseg == "*":
+		case pseg != sseg:
+			return false
+		}
+		if !pmore || !smore {
+			return pmore == smore
+		}
+		pattern, sub = prest, srest
+	}
+}

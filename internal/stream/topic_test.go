@@ -144,6 +144,97 @@ func TestIsWildcard(t *testing.T) {
 	}
 }
 
+func TestCovers(t *testing.T) {
+	tests := []struct {
+		pattern, sub string
+		want         bool
+	}{
+		{"demo.>", "demo.chat", true},
+		{"demo.>", "demo.a.b", true},
+		{"demo.>", "demo.*", true},
+		{"demo.>", "demo.*.x", true},
+		{"demo.>", "demo.>", true},
+		{"demo.>", "demo.a.>", true},
+		{"demo.>", "demo.*.>", true},
+		{"demo.>", "demo", false}, // "demo" itself is not under demo.>
+		{"demo.>", ">", false},
+		{"demo.>", "*", false},
+		{"demo.>", "*.chat", false},
+		{"demo.>", "*.>", false},
+		{"demo.>", "orders.x", false},
+		{"demo.>", "demos.chat", false},
+		{"demo.>", "xdemo.chat", false},
+		{"a.*", "a.b", true},
+		{"a.*", "a.*", true},
+		{"a.*", "a.>", false}, // a.> matches a.b.c
+		{"a.*", "a.b.c", false},
+		{"a.*", "a", false},
+		{"*.b", "a.b", true},
+		{"*.b", "*.b", true},
+		{"*.b", "*.c", false},
+		{"a.b", "a.b", true},
+		{"a.b", "a.*", false},
+		{">", "a", true},
+		{">", "*.>", true},
+		{">", ">", true},
+		{"*.>", ">", false}, // > matches a one-segment topic
+		{"*.>", "a.>", true},
+		{"a.*.>", "a.b.c", true},
+		{"a.*.>", "a.b", false},
+		{"a.*.c", "a.*.c", true},
+		{"a.*.c", "a.>", false},
+	}
+	for _, tt := range tests {
+		if got := Covers(tt.pattern, tt.sub); got != tt.want {
+			t.Errorf("Covers(%q, %q) = %v, want %v", tt.pattern, tt.sub, got, tt.want)
+		}
+	}
+}
+
+// TestCoversAgreesWithMatch checks Covers against its definition, every
+// topic sub matches is matched by pattern, for every pair of patterns of
+// up to three segments over a, b, c, * and a final >, on every topic of up
+// to four segments over a, b and c. That is enough: two patterns name at
+// most two literals in one position, so a third stands for any other, and
+// a topic that one pattern matches and the other does not stays so when
+// cut to four segments.
+func TestCoversAgreesWithMatch(t *testing.T) {
+	var patterns, topics []string
+	var grow func(prefix string, n int)
+	grow = func(prefix string, n int) {
+		for _, seg := range []string{"a", "b", "c", "*", ">"} {
+			s := seg
+			if prefix != "" {
+				s = prefix + "." + seg
+			}
+			if seg != "*" && seg != ">" {
+				topics = append(topics, s)
+			}
+			if n <= 3 {
+				patterns = append(patterns, s)
+			}
+			if seg != ">" && n < 4 {
+				grow(s, n+1)
+			}
+		}
+	}
+	grow("", 1)
+	for _, p := range patterns {
+		for _, sub := range patterns {
+			want := true
+			for _, topic := range topics {
+				if Match(sub, topic) && !Match(p, topic) {
+					want = false
+					break
+				}
+			}
+			if got := Covers(p, sub); got != want {
+				t.Errorf("Covers(%q, %q) = %v, want %v", p, sub, got, want)
+			}
+		}
+	}
+}
+
 // matchReference is Match written the obvious way, to check it against.
 func matchReference(pattern, topic string) bool {
 	ps, ts := strings.Split(pattern, "."), strings.Split(topic, ".")

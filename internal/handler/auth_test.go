@@ -1,0 +1,156 @@
+package handler
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// demoHubServer is a hub server with the demo on or off, publish tokens
+// configured or not, and subscribe token "reader" when readers is true.
+func demoHubServer(t *testing.T, demo, publishTokens, readers bool) *testServer {
+	t.Helper()
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Demo.Enabled = demo
+	if !publishTokens {
+		opts.Hub.PublishTokens = nil
+	}
+	if readers {
+		opts.Hub.SubscribeTokens = []string{"reader"}
+	}
+	return newTestServer(t, opts)
+}
+
+// publishWith posts {"data": 1} to topic with the Authorization header
+// auth ("" for none).
+func (ts *testServer) publishWith(t *testing.T, topic, auth string) *http.Response {
+	t.Helper()
+	header := map[string]string{"Content-Type": "application/json"}
+	if auth != "" {
+		header["Authorization"] = auth
+	}
+	return ts.do(t, "POST", "/api/v1/topics/"+topic+"/events", strings.NewReader(`{"data":1}`), header)
+}
+
+func TestDemoTopicsPublishWithoutToken(t *testing.T) {
+	tests := []struct {
+		name                string
+		demo, publishTokens bool
+		topic, auth         string
+		status              int
+		mentions            string
+	}{
+		{"demo on", true, true, "demo.chat", "", 201, ""},
+		{"demo on, deeper", true, true, "demo.a.b", "", 201, ""},
+		{"demo on, publishing off", true, false, "demo.chat", "", 201, ""},
+		{"demo on, a wrong token is not looked at", true, true, "demo.chat", "Bearer wrong", 201, ""},
+		{"demo on, another topic", true, true, "orders.x", "", 401, "token"},
+		{"demo on, the topic demo itself", true, true, "demo", "", 401, "token"},
+		{"demo on, a look-alike", true, true, "demos.chat", "", 401, "token"},
+		{"demo on, another topic, publishing off", true, false, "orders.x", "", 403, "demo.>"},
+		{"demo on, a wildcard is still no topic", true, true, "demo.*", "", 400, "demo.*"},
+		{"demo off", false, true, "demo.chat", "", 401, "token"},
+		{"demo off, publishing off", false, false, "demo.chat", "", 403, "publish_tokens"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := demoHubServer(t, tt.demo, tt.publishTokens, false)
+			resp := ts.publishWith(t, tt.topic, tt.auth)
+			if tt.status == http.StatusCreated {
+				if resp.StatusCode != http.StatusCreated {
+					t.Fatalf("publish to %s: %d, want 201", tt.topic, resp.StatusCode)
+				}
+				return
+			}
+			if msg := wantJSONError(t, resp, tt.status); !strings.Contains(msg, tt.mentions) {
+				t.Errorf("error %q does not mention %q", msg, tt.mentions)
+			}
+			if got := ts.h.hub.Broker.Stats().Published; got != 0 {
+				t.Errorf("a refused publish changed the hub: %d published", got)
+			}
+		})
+	}
+	t.Run("a token still publishes anywhere", func(t *testing.T) {
+		ts := demoHubServer(t, true, true, false)
+		ts.publish(t, "orders.x", `{"data":1}`)
+		ts.publish(t, "demo.chat", `{"data":1}`)
+	})
+}
+
+// TestDemoTopicsSubscribeWithoutToken subscribes, with subscribe tokens
+// configured and no token sent, to patterns in and out of demo.>: only a
+// subscription whose every pattern is under demo.> is let in, and only
+// while the demo is on.
+func TestDemoTopicsSubscribeWithoutToken(t *testing.T) {
+	tests := []struct {
+		query string
+		open  bool // with the demo on
+	}{
+		{"topic=demo.>", true},
+		{"topic=demo.chat", true},
+		{"topic=demo.*", true},
+		{"topic=demo.*&topic=demo.a.>", true},
+		{"topic=demo.>&access_token=wrong", true},
+		{"topic=>", false},
+		{"topic=*", false},
+		{"topic=*.chat", false},
+		{"topic=*.>", false},
+		{"topic=demo", false},
+		{"topic=demos.chat", false},
+		{"topic=orders.x", false},
+		{"topic=demo.>&topic=orders.x", false},
+		{"topic=demo.chat&topic=>", false},
+	}
+	for _, demo := range []bool{true, false} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("demo %v %s", demo, tt.query), func(t *testing.T) {
+				ts := demoHubServer(t, demo, true, true)
+				resp := ts.do(t, "GET", "/api/v1/events?"+tt.query, nil, nil)
+				if demo && tt.open {
+					wantStreamHeaders(t, resp)
+					return
+				}
+				msg := wantJSONError(t, resp, http.StatusUnauthorized)
+				if !strings.Contains(msg, "token") {
+					t.Errorf("error %q does not mention the token", msg)
+				}
+				if demo && !strings.Contains(msg, "demo.>") {
+					t.Errorf("error %q does not say demo.> is open", msg)
+				}
+			})
+		}
+	}
+	t.Run("a token still subscribes to anything", func(t *testing.T) {
+		ts := demoHubServer(t, true, true, true)
+		ts.subscribe(t, "topic=demo.>&topic=orders.x&access_token=reader", nil)
+		ts.subscribe(t, "topic=>", map[string]string{"Authorization": "Bearer reader"})
+	})
+}
+
+// TestDemoTopicsListNeedsTheToken: the topic list names every topic, so it
+// keeps needing the subscribe token with the demo on.
+func TestDemoTopicsListNeedsTheToken(t *testing.T) {
+	ts := demoHubServer(t, true, true, true)
+	wantJSONError(t, ts.do(t, "GET", "/api/v1/topics", nil, nil), http.StatusUnauthorized)
+	if resp := ts.do(t, "GET", "/api/v1/topics", nil, map[string]string{"Authorization": "Bearer reader"}); resp.StatusCode != http.StatusOK {
+		t.Errorf("topics with the token: %d", resp.StatusCode)
+	}
+}
+
+// TestDemoHubWithoutAnyToken is the demo page's round trip on a hub with
+// tokens configured: subscribe to demo.> and publish to demo.chat, neither
+// with a token, and the event arrives.
+func TestDemoHubWithoutAnyToken(t *testing.T) {
+	ts := demoHubServer(t, true, true, true)
+	p := ts.subscribe(t, "topic=demo.>", nil)
+	resp := ts.publishWith(t, "demo.chat", "")
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("publish: %d", resp.StatusCode)
+	}
+	if got := next(t, p); got.Data != "1" {
+		t.Errorf("event %+v, want data 1", got)
+	}
+}
