@@ -16,6 +16,16 @@ import (
 	"github.com/ssehub/ssehub/static"
 )
 
+// Bounds of a connection that net/http keeps, besides server.read_timeout.
+const (
+	// readHeaderTimeout bounds reading a request's head, or
+	// server.read_timeout when that is shorter.
+	readHeaderTimeout = 10 * time.Second
+	// idleTimeout bounds the wait for the next request on a kept-alive
+	// connection.
+	idleTimeout = 2 * time.Minute
+)
+
 // The memory broker is the hub's broker; this says so where the two are
 // wired, so a change to either seam fails here.
 var _ handler.Broker = (*stream.Memory)(nil)
@@ -41,8 +51,9 @@ type Main struct {
 }
 
 // Run listens, serves until ctx is done, then shuts down: it stops
-// accepting, ends every open stream at once, and waits at most
-// server.shutdown_timeout for requests to finish.
+// accepting, ends every open stream at once, waits at most
+// server.shutdown_timeout for requests to finish and closes the
+// connections still open then.
 func (m *Main) Run(ctx context.Context) error {
 	ln, err := listen(ctx, m.Config.Server.Addr)
 	if err != nil {
@@ -54,10 +65,16 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxSubscribers:   m.Config.Hub.MaxSubscribers,
 	})
 	h := handler.New(handlerOptions(m.Config, m.Logger, broker))
+	var conns openConns
 	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler: h,
+		// ReadTimeout bounds reading a request, body included: a body
+		// that never comes holds its connection no longer. A stream lifts
+		// it once it starts. Between requests, IdleTimeout governs.
+		ReadTimeout:       m.Config.Server.ReadTimeout,
+		ReadHeaderTimeout: min(readHeaderTimeout, m.Config.Server.ReadTimeout),
+		IdleTimeout:       idleTimeout,
+		ConnState:         conns.track,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(func() {
@@ -81,7 +98,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("shutting down", "timeout", m.Config.Server.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	err = m.shutdown(sctx, srv, &conns)
 	// Shutdown does not wait for streams taken over from net/http.
 	if werr := h.Wait(sctx); err == nil && werr != nil {
 		err = werr
@@ -109,6 +126,28 @@ func (m *Main) logAccess() {
 	case noTokens:
 		m.Logger.Warn("publishing is off: " + setTokens + " to the hub")
 	}
+}
+
+// shutdown stops srv: it stops accepting and waits, until ctx is done, for
+// the requests under way to finish. What is still open then is closed, with
+// a warning naming how many connections were cut, and shutdown returns nil:
+// the process stopped within its bound, which is what was asked of it. A
+// client can hold a connection that long, say by declaring a body it never
+// sends (server.read_timeout ends that, but it may be as long as the
+// shutdown timeout, or longer); exiting 1 for it would make a supervisor
+// take a routine stop for a crash.
+func (m *Main) shutdown(ctx context.Context, srv *http.Server, conns *openConns) error {
+	err := srv.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	open := conns.count()
+	if err := srv.Close(); err != nil {
+		return err
+	}
+	m.Logger.Warn("shutdown timeout passed: closed the connections still open",
+		"connections", open, "timeout", m.Config.Server.ShutdownTimeout)
+	return nil
 }
 
 // listen opens the server's socket. Its connections get no TCP keep-alive

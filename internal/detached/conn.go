@@ -40,7 +40,12 @@ type Conn struct {
 	size [18]byte // a chunk size: 16 hex digits and CRLF
 }
 
+// newConn starts watching conn. Its read deadline is cleared first: the
+// server may have set one to bound reading the request (net/http's Hijack
+// leaves deadlines to the caller), and it would end watch, and with it
+// the response, in the middle of the stream.
 func newConn(g *Group, conn net.Conn, buffered *bufio.Reader, head []byte, chunked bool) *Conn {
+	_ = conn.SetReadDeadline(time.Time{})
 	c := &Conn{group: g, conn: conn, buffered: buffered, head: head, chunked: chunked}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.watch()

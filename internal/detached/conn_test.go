@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -232,3 +233,26 @@ func TestPanicInStep(t *testing.T) {
 }
 
 var errBoom = errors.New("boom")
+
+// TestNewConnLiftsReadDeadline leaves a read deadline on the connection, as
+// a server's read timeout would: once taken over, the response must
+// outlive it, and still end when the connection does.
+func TestNewConnLiftsReadDeadline(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	if err := server.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(NewGroup(), server, bufio.NewReader(server), nil, true)
+	select {
+	case <-c.Context().Done():
+		t.Fatal("the read deadline set before the takeover ended the response")
+	case <-time.After(200 * time.Millisecond):
+	}
+	server.Close()
+	select {
+	case <-c.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("closing the connection did not end the response")
+	}
+}

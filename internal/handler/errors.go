@@ -24,6 +24,7 @@ var (
 	errBadToken             = errors.New("the bearer token is not valid")
 	errPublishingOff        = errors.New("publishing is off: no auth.publish_tokens are configured")
 	errUnsupportedMediaType = errors.New("unsupported media type")
+	errRequestTimeout       = errors.New("request timeout")
 	errReservedEventType    = errors.New(`event "reset" is reserved: the hub sends it when it cannot resume`)
 )
 
@@ -49,6 +50,8 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, errUnsupportedMediaType):
 		return http.StatusUnsupportedMediaType
+	case errors.Is(err, errRequestTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, errNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, errMethodNotAllowed):

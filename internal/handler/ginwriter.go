@@ -61,6 +61,15 @@ func (w *ginWriter) Flush() {
 	}
 }
 
+// liftReadDeadline clears the connection's read deadline, set by
+// server.read_timeout to bound reading the request: a stream is not cut by
+// it. (net/http clears it too when it starts reading in the background,
+// once the body is read; a stream does not depend on that.) A writer
+// without deadlines, as in tests, has nothing to clear.
+func (w *ginWriter) liftReadDeadline() {
+	_ = w.rc.SetReadDeadline(time.Time{})
+}
+
 // SetWriteDeadline bounds the writes from now on, through
 // http.ResponseController.
 func (w *ginWriter) SetWriteDeadline(t time.Time) error {

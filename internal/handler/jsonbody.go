@@ -7,7 +7,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 )
+
+// errBodyTimeout answers a body that did not arrive before the connection's
+// read deadline (server.read_timeout).
+var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errRequestTimeout)
 
 // decodeJSONBody decodes the body of r, one JSON object and nothing but
 // white space after it, into dst: the one way this package reads a JSON
@@ -17,7 +22,10 @@ import (
 //   - a Content-Type other than application/json (parameters allowed):
 //     errUnsupportedMediaType;
 //   - a body longer than limit bytes, white space included: the
-//     *http.MaxBytesError of http.MaxBytesReader;
+//     *http.MaxBytesError of http.MaxBytesReader; the same error, before a
+//     byte is read, for a declared Content-Length over limit;
+//   - a body that does not arrive before the connection's read deadline
+//     (server.read_timeout): errRequestTimeout;
 //   - an empty body, a body that is not JSON or not an object, a field of
 //     the wrong type, a field dst does not have, and anything after the
 //     object: errBadRequest, saying what is wrong in the client's terms
@@ -28,6 +36,12 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 	if contentType := r.Header.Get("Content-Type"); !isJSONContentType(contentType) {
 		return fmt.Errorf("%w: Content-Type %q, want application/json", errUnsupportedMediaType, contentType)
 	}
+	if r.ContentLength > int64(limit) {
+		if r.ProtoMajor == 1 {
+			refuseBody(w)
+		}
+		return &http.MaxBytesError{Limit: int64(limit)}
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(limit)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -36,6 +50,8 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 			return err
 		case errors.Is(err, io.EOF):
 			return badRequest("body: want a JSON object such as %s", example)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return errBodyTimeout
 		default:
 			return badRequest("body: %s", describeJSONError(err))
 		}
@@ -48,9 +64,24 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 		return nil
 	case isTooLarge(err):
 		return err
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errBodyTimeout
 	default:
 		return badRequest("body: want one JSON object, found more after it")
 	}
+}
+
+// refuseBody makes the answer to an HTTP/1.x request close its connection,
+// so that it goes out before any of the body is read: otherwise net/http
+// reads up to 256 KiB of the body first, to keep the connection for the
+// next request, and a client that never sends it waits for the read
+// timeout. After the answer, net/http still drains what comes of the body
+// (as much, and within server.read_timeout) before it closes: closing on
+// unread bytes would reset the connection, and the client could lose the
+// answer. On HTTP/2 the header would end the whole connection, and a
+// stream's body is not in the way: it is not set there.
+func refuseBody(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
 }
 
 // isTooLarge reports whether err says a body went past its limit.

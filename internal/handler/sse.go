@@ -75,10 +75,11 @@ type sseStream struct {
 	end        error
 }
 
-// openStream prepares the event-stream headers, picks the transport and
-// queues the retry field (none when the configured retry is 0). Nothing
-// reaches the client until the first step. The caller has taken a stream
-// slot (h.slots.take); the stream's close gives it back.
+// openStream prepares the event-stream headers, picks the transport, lifts
+// the read deadline (server.read_timeout bounds the request, not the
+// stream) and queues the retry field (none when the configured retry is
+// 0). Nothing reaches the client until the first step. The caller has
+// taken a stream slot (h.slots.take); the stream's close gives it back.
 func (h *Handler) openStream(c *gin.Context) *sseStream {
 	hdr := c.Writer.Header()
 	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -104,6 +105,7 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 	}
 	if s.conn == nil {
 		s.gw = newGinWriter(c.Writer, c.Request)
+		s.gw.liftReadDeadline()
 		s.deadline, s.ctx = s.gw, c.Request.Context()
 	}
 	s.gone = s.ctx.Done()
