@@ -7,6 +7,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // decodeJSONBody decodes the body of r, one JSON object and nothing but
@@ -26,7 +28,7 @@ import (
 // It may be called from any number of requests at once.
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, example string) error {
 	if contentType := r.Header.Get("Content-Type"); !isJSONContentType(contentType) {
-		return fmt.Errorf("%w: Content-Type %q, want application/json", errUnsupportedMediaType, contentType)
+		return fmt.Errorf("%w: Content-Type %s, want application/json", errUnsupportedMediaType, stream.Quote(contentType))
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(limit)))
 	dec.DisallowUnknownFields()
