@@ -38,6 +38,9 @@ type Main struct {
 	// ready, when not nil, receives the listening address once the
 	// server accepts connections.
 	ready chan<- net.Addr
+	// connState, when not nil, is the server's http.Server.ConnState:
+	// tests count the connections a proxy opens with it.
+	connState func(net.Conn, http.ConnState)
 }
 
 // Run listens, serves until ctx is done, then shuts down: it stops
@@ -59,6 +62,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		ConnState:         m.connState,
 	}
 	srv.RegisterOnShutdown(func() {
 		h.Close()
