@@ -1,6 +1,7 @@
 # ssehub — `make test` is the one test command (CI runs it through .ci/run).
 GO       ?= go
 CHROMIUM ?= /usr/bin/chromium
+NGINX    ?= /usr/sbin/nginx
 # The exact build the Dockerfile runs; cmd/ssehub/docker_test.go checks they agree.
 BUILD_FLAGS = -trimpath -ldflags="-s -w"
 
@@ -24,12 +25,19 @@ test: test-deps
 
 # test-deps installs headless Chromium from the distribution's packages
 # for the browser tests, when it is not there yet.
+# Likewise nginx, for the test of the README's nginx recipe.
 test-deps:
 	@if [ ! -x "$(CHROMIUM)" ]; then \
 	  echo "installing chromium (Debian package) for the browser tests"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
+	@if [ ! -x "$(NGINX)" ]; then \
+	  echo "installing nginx (Debian package) for the nginx recipe test"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nginx >/dev/null; \
 	fi
 	@command -v node >/dev/null || { echo "node is needed for static/ tests"; exit 1; }
 

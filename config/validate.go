@@ -57,13 +57,14 @@ func (s ServerConfig) validate() []error {
 	)
 }
 
-// checkProxies checks that every entry is an IP address or a CIDR.
+// checkProxies checks that every entry is an IP address or a CIDR. An
+// address with a zone ("fe80::1%eth0") is neither to the HTTP layer.
 func checkProxies(key string, proxies []string) error {
 	for _, p := range proxies {
 		if _, err := netip.ParsePrefix(p); err == nil {
 			continue
 		}
-		if _, err := netip.ParseAddr(p); err == nil {
+		if a, err := netip.ParseAddr(p); err == nil && a.Zone() == "" {
 			continue
 		}
 		return invalid(key, fmt.Sprintf("%q is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\", \"127.0.0.1\")", p))

@@ -30,6 +30,7 @@ func TestValidateRejects(t *testing.T) {
 		{"stream transport", func(c *Config) { c.Stream.Transport = "hijack" }, `stream.transport: "hijack" must be one of gin, detached`},
 		{"read timeout zero", func(c *Config) { c.Server.ReadTimeout = 0 }, `server.read_timeout: "0s" must be greater than 0s`},
 		{"trusted proxy name", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/8", "nginx"} }, `server.trusted_proxies: "nginx" is neither an IP address nor a CIDR`},
+		{"trusted proxy with a zone", func(c *Config) { c.Server.TrustedProxies = []string{"fe80::1%eth0"} }, `server.trusted_proxies: "fe80::1%eth0" is neither`},
 		{"max streams zero", func(c *Config) { c.Stream.MaxStreams = 0 }, `stream.max_streams: 0 must be at least 1`},
 		{"subscribers above streams", func(c *Config) { c.Stream.MaxStreams = 10 }, `hub.max_subscribers: 20000 is above stream.max_streams (10)`},
 		{"demo duration zero", func(c *Config) { c.Demo.MaxDuration = 0 }, `demo.max_duration: "0s" must be greater than 0s`},

@@ -43,19 +43,23 @@ func TestMain(m *testing.M) {
 }
 
 // startMain runs Main.Run on a free loopback port until the test ends and
-// returns its base URL. The test fails if Run returns an error.
-func startMain(t *testing.T, cfg config.Config) (url string, stop func()) {
+// returns its base URL. The test fails if Run returns an error. Each hook
+// may set Main's test fields before it runs.
+func startMain(t *testing.T, cfg config.Config, hooks ...func(*Main)) (url string, stop func()) {
 	t.Helper()
-	return startMainLogging(t, cfg, slog.New(slog.DiscardHandler))
+	return startMainLogging(t, cfg, slog.New(slog.DiscardHandler), hooks...)
 }
 
 // startMainLogging is startMain with Main's logger.
-func startMainLogging(t *testing.T, cfg config.Config, logger *slog.Logger) (url string, stop func()) {
+func startMainLogging(t *testing.T, cfg config.Config, logger *slog.Logger, hooks ...func(*Main)) (url string, stop func()) {
 	t.Helper()
 	cfg.Server.Addr = "127.0.0.1:0"
 	cfg.Stream.Transport = testTransport
 	ready := make(chan net.Addr, 1)
 	m := &Main{Config: cfg, Logger: logger, ready: ready}
+	for _, hook := range hooks {
+		hook(m)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()

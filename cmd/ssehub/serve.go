@@ -48,6 +48,9 @@ type Main struct {
 	// ready, when not nil, receives the listening address once the
 	// server accepts connections.
 	ready chan<- net.Addr
+	// connState, when not nil, is the server's http.Server.ConnState:
+	// tests count the connections a proxy opens with it.
+	connState func(net.Conn, http.ConnState)
 }
 
 // Run listens, serves until ctx is done, then shuts down: it stops
@@ -74,8 +77,13 @@ func (m *Main) Run(ctx context.Context) error {
 		ReadTimeout:       m.Config.Server.ReadTimeout,
 		ReadHeaderTimeout: min(readHeaderTimeout, m.Config.Server.ReadTimeout),
 		IdleTimeout:       idleTimeout,
-		ConnState:         conns.track,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		ConnState: func(c net.Conn, state http.ConnState) {
+			conns.track(c, state)
+			if m.connState != nil {
+				m.connState(c, state)
+			}
+		},
 	}
 	srv.RegisterOnShutdown(func() {
 		h.Close()

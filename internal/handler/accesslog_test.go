@@ -60,3 +60,46 @@ func TestOneAccessLineAndAStreamEndLinePerStream(t *testing.T) {
 		t.Error("a query token reached the logs")
 	}
 }
+
+func TestAccessLineBelievesForwardingHeadersOnlyFromTrustedProxies(t *testing.T) {
+	tests := []struct {
+		name    string
+		proxies []string
+		want    string // the remote the access line names
+	}{
+		{"nil: none trusted", nil, "127.0.0.1"},
+		{"empty: none trusted", []string{}, "127.0.0.1"},
+		{"another network", []string{"10.0.0.0/8", "::1"}, "127.0.0.1"},
+		{"the peer's address", []string{"127.0.0.1"}, "6.6.6.6"},
+		{"the peer's network", []string{"10.0.0.0/8", "127.0.0.0/8"}, "6.6.6.6"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, header := range []string{"X-Forwarded-For", "X-Real-IP"} {
+				var logs logBuffer
+				opts := testOptions()
+				opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+				opts.TrustedProxies = tt.proxies
+				ts := newTestServer(t, opts)
+				ts.do(t, "GET", "/healthz", nil, map[string]string{header: "6.6.6.6"})
+				ts.waitReturned(t, "/healthz")
+				if line := logs.String(); !strings.Contains(line, "remote="+tt.want+"\n") {
+					t.Errorf("%s: 6.6.6.6 from 127.0.0.1, trusted %q: access line %q, want remote=%s", header, tt.proxies, line, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestUnparsableTrustedProxiesTrustNone(t *testing.T) {
+	var logs logBuffer
+	opts := testOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	opts.TrustedProxies = []string{"127.0.0.1", "fe80::1%eth0"}
+	ts := newTestServer(t, opts)
+	ts.do(t, "GET", "/healthz", nil, map[string]string{"X-Forwarded-For": "6.6.6.6"})
+	ts.waitReturned(t, "/healthz")
+	if got := logs.String(); !strings.Contains(got, "trusted proxies ignored") || !strings.Contains(got, "remote=127.0.0.1\n") {
+		t.Errorf("logs %q, want the bad list named and the peer as the client", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-contrib/cors"
 	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // newCORS builds the CORS middleware. An allowed origin gets
@@ -39,7 +40,7 @@ func (h *Handler) newCORS(o CORSOptions) gin.HandlerFunc {
 		}
 		c.Header("Vary", "Origin")
 		if isPreflight(c.Request) && !sameOrigin(c.Request, origin) {
-			h.abortWithError(c, fmt.Errorf("%w: %s", errOriginNotAllowed, origin))
+			h.abortWithError(c, fmt.Errorf("%w: %s", errOriginNotAllowed, stream.Quote(origin)))
 		}
 	}
 }

@@ -109,11 +109,11 @@ func badRequest(format string, args ...any) error {
 }
 
 func (h *Handler) notFound(c *gin.Context) {
-	h.abortWithError(c, fmt.Errorf("%w: %s", errNotFound, c.Request.URL.Path))
+	h.abortWithError(c, fmt.Errorf("%w: %s", errNotFound, stream.Quote(c.Request.URL.Path)))
 }
 
 func (h *Handler) methodNotAllowed(c *gin.Context) {
-	h.abortWithError(c, fmt.Errorf("%w: %s %s", errMethodNotAllowed, c.Request.Method, c.Request.URL.Path))
+	h.abortWithError(c, fmt.Errorf("%w: %s %s", errMethodNotAllowed, c.Request.Method, stream.Quote(c.Request.URL.Path)))
 }
 
 // recovered answers a handler panic with a 500; the panic is logged, not

@@ -144,6 +144,7 @@ func New(opts Options) *Handler {
 	}
 	r := h.engine
 	r.HandleMethodNotAllowed = true
+	h.trustProxies(opts.TrustedProxies)
 	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS))
 	r.Use(opts.Middleware...)
 	r.NoRoute(h.notFound)
@@ -161,6 +162,18 @@ func New(opts Options) *Handler {
 		r.NoRoute(staticFiles(opts.Static), h.notFound)
 	}
 	return h
+}
+
+// trustProxies sets whose forwarding headers Gin's ClientIP, and so the
+// access line, believes. Gin trusts every peer until told otherwise; nil
+// and an empty list both mean none. An entry Gin cannot parse (config
+// validation lets none through) leaves no proxy trusted: a typo must not
+// let clients name their own address.
+func (h *Handler) trustProxies(proxies []string) {
+	if err := h.engine.SetTrustedProxies(proxies); err != nil {
+		h.log.Error("trusted proxies ignored: forwarding headers are not believed", "err", err)
+		_ = h.engine.SetTrustedProxies(nil)
+	}
 }
 
 func (o *Options) setDefaults() {

@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/http"
 	"os"
+
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // errBodyTimeout answers a body that did not arrive before the connection's
@@ -34,7 +36,7 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 // It may be called from any number of requests at once.
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, example string) error {
 	if contentType := r.Header.Get("Content-Type"); !isJSONContentType(contentType) {
-		return fmt.Errorf("%w: Content-Type %q, want application/json", errUnsupportedMediaType, contentType)
+		return fmt.Errorf("%w: Content-Type %s, want application/json", errUnsupportedMediaType, stream.Quote(contentType))
 	}
 	if r.ContentLength > int64(limit) {
 		if r.ProtoMajor == 1 {

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
+
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // describeJSONError says what is wrong with a JSON request body in the
@@ -25,7 +28,13 @@ func describeJSONError(err error) string {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "the JSON ends too early"
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+		// The name is the client's, quoted by encoding/json: quote at
+		// most stream.MaxQuoted bytes of it instead.
+		name, uerr := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		if uerr != nil {
+			return "unknown field"
+		}
+		return "unknown field " + stream.Quote(name)
 	default:
 		return "not valid JSON"
 	}

@@ -59,14 +59,14 @@ func (h *Handler) tickerParams(q url.Values) (count int, interval time.Duration,
 	if v, ok := q["count"]; ok {
 		n, err := strconv.Atoi(v[0])
 		if err != nil || n < 1 || n > maxTickerCount {
-			return 0, 0, badRequest("count %q: want a whole number from 1 to %d", v[0], maxTickerCount)
+			return 0, 0, badRequest("count %s: want a whole number from 1 to %d", stream.Quote(v[0]), maxTickerCount)
 		}
 		count = n
 	}
 	if v, ok := q["interval"]; ok {
 		d, err := time.ParseDuration(v[0])
 		if err != nil || d < 0 || d > maxTickerInterval {
-			return 0, 0, badRequest("interval %q: want a duration from 0s to %s, such as 500ms", v[0], maxTickerInterval)
+			return 0, 0, badRequest("interval %s: want a duration from 0s to %s, such as 500ms", stream.Quote(v[0]), maxTickerInterval)
 		}
 		interval = d
 	}
@@ -95,7 +95,7 @@ func tickerResume(lastID string, count int) (from int, reset string) {
 	}
 	n, err := strconv.Atoi(lastID)
 	if err != nil || n < 0 || n >= count {
-		return 0, fmt.Sprintf("Last-Event-ID %q is not an id of this stream (0 to %d); starting over", lastID, count-1)
+		return 0, fmt.Sprintf("Last-Event-ID %s is not an id of this stream (0 to %d); starting over", stream.Quote(lastID), count-1)
 	}
 	return n + 1, ""
 }

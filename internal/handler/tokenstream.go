@@ -80,7 +80,7 @@ func (h *Handler) readTokenRequest(w http.ResponseWriter, r *http.Request) (word
 	if req.Interval != "" {
 		d, err := time.ParseDuration(req.Interval)
 		if err != nil || d < 0 || d > maxTokenInterval {
-			return nil, 0, badRequest("interval %q: want a duration from 0s to %s, such as 50ms", req.Interval, maxTokenInterval)
+			return nil, 0, badRequest("interval %s: want a duration from 0s to %s, such as 50ms", stream.Quote(req.Interval), maxTokenInterval)
 		}
 		interval = d
 	}

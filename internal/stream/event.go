@@ -40,10 +40,10 @@ type Event struct {
 // LF or NUL, and Retry must not be negative.
 func (e *Event) Validate() error {
 	if strings.ContainsAny(e.ID, "\r\n\x00") {
-		return fmt.Errorf("id %q: %w", e.ID, ErrInvalidField)
+		return fmt.Errorf("id %s: %w", Quote(e.ID), ErrInvalidField)
 	}
 	if strings.ContainsAny(e.Type, "\r\n\x00") {
-		return fmt.Errorf("event %q: %w", e.Type, ErrInvalidField)
+		return fmt.Errorf("event %s: %w", Quote(e.Type), ErrInvalidField)
 	}
 	if e.Retry < 0 {
 		return fmt.Errorf("retry %v: %w", e.Retry, ErrInvalidRetry)

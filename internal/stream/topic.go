@@ -10,7 +10,7 @@ import (
 const MaxTopicLen = 255
 
 // Errors returned by ValidateTopic and ValidatePattern, wrapped with the
-// offending value.
+// offending value (its first MaxQuoted bytes: see Quote).
 var (
 	// ErrInvalidTopic reports a topic that is empty, longer than
 	// MaxTopicLen, has an empty segment or a byte outside [A-Za-z0-9_-].
@@ -25,7 +25,7 @@ var (
 // MaxTopicLen bytes in all, no empty segment. It is safe for concurrent use.
 func ValidateTopic(topic string) error {
 	if err := validate(topic, false); err != "" {
-		return fmt.Errorf("topic %q: %s: %w", topic, err, ErrInvalidTopic)
+		return fmt.Errorf("topic %s: %s: %w", Quote(topic), err, ErrInvalidTopic)
 	}
 	return nil
 }
@@ -36,7 +36,7 @@ func ValidateTopic(topic string) error {
 // valid topic is a valid pattern. It is safe for concurrent use.
 func ValidatePattern(pattern string) error {
 	if err := validate(pattern, true); err != "" {
-		return fmt.Errorf("pattern %q: %s: %w", pattern, err, ErrInvalidPattern)
+		return fmt.Errorf("pattern %s: %s: %w", Quote(pattern), err, ErrInvalidPattern)
 	}
 	return nil
 }

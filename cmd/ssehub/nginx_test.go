@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// nginxBinary is where Debian's nginx package puts nginx; make test
+// installs it.
+const nginxBinary = "/usr/sbin/nginx"
+
+// nginxProxy is the README's nginx recipe running in front of a Main.
+type nginxProxy struct {
+	url      string        // nginx's base URL
+	accepted *atomic.Int64 // connections ssehub has accepted
+	logFile  string        // the recipe's access log
+	client   *http.Client
+}
+
+// startBehindNginx runs Main with cfg, and nginx with the README's recipe
+// in front of it, on free loopback ports, until the test ends.
+func startBehindNginx(t *testing.T, cfg config.Config) *nginxProxy {
+	t.Helper()
+	if _, err := os.Stat(nginxBinary); err != nil {
+		t.Skipf("%s is not installed (Debian package nginx; make test installs it): %v", nginxBinary, err)
+	}
+	p := &nginxProxy{accepted: new(atomic.Int64)}
+	upstream, _ := startMain(t, cfg, func(m *Main) {
+		m.connState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				p.accepted.Add(1)
+			}
+		}
+	})
+	dir := t.TempDir()
+	port := freePort(t)
+	recipe := readmeNginxRecipe(t)
+	for _, r := range []struct{ old, new string }{
+		{"server 127.0.0.1:8111;", "server " + strings.TrimPrefix(upstream, "http://") + ";"},
+		{"listen 80;", "listen 127.0.0.1:" + port + ";"},
+		{"proxy_read_timeout 1h;", "proxy_read_timeout 3s;"}, // the heartbeat (1s here) must keep streams open
+		{"/var/log/nginx/", dir + "/"},
+	} {
+		if n := strings.Count(recipe, r.old); n != 1 {
+			t.Fatalf("the README's nginx recipe holds %q %d times, want once: update this test with the recipe", r.old, n)
+		}
+		recipe = strings.Replace(recipe, r.old, r.new, 1)
+	}
+	p.logFile = filepath.Join(dir, "ssehub.access.log")
+
+	// One process (master_process off): it runs as this user, and one
+	// worker means one upstream keep-alive cache.
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 64; }
+http {
+    client_body_temp_path %[1]s/client_body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+
+%[2]s
+}
+`, dir, recipe)
+	confFile := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var output bytes.Buffer
+	cmd := exec.Command(nginxBinary, "-p", dir+"/", "-e", filepath.Join(dir, "error.log"), "-c", confFile)
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // fast shutdown: open streams are cut
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Error("nginx did not stop within 10s of SIGTERM")
+		}
+	})
+	waitListening(t, "127.0.0.1:"+port, exited, func() string {
+		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return output.String() + string(log)
+	})
+	p.url = "http://127.0.0.1:" + port
+	p.client = &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(p.client.CloseIdleConnections)
+	return p
+}
+
+// readmeNginxRecipe returns the README's one ```nginx block.
+func readmeNginxRecipe(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(string(readme), "```nginx\n")
+	if len(parts) != 2 {
+		t.Fatalf("README.md has %d ```nginx blocks, want 1", len(parts)-1)
+	}
+	recipe, _, ok := strings.Cut(parts[1], "\n```")
+	if !ok {
+		t.Fatal("README.md: the ```nginx block does not end")
+	}
+	return recipe
+}
+
+// freePort returns a loopback port nobody listened on a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// waitListening waits until addr accepts connections, failing with
+// output() if the process exits or 10s pass first.
+func waitListening(t *testing.T, addr string, exited <-chan error, output func() string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			return
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("nginx exited (%v) before listening:\n%s", err, output())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not listen on %s within 10s:\n%s", addr, output())
+		}
+	}
+}
+
+// get sends a GET through nginx; the body is closed when the test ends.
+func (p *nginxProxy) get(t *testing.T, path string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", p.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s through nginx: %v", path, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s through nginx: %s", path, resp.Status)
+	}
+	return resp
+}
+
+func TestNginxPassesEventsOneByOne(t *testing.T) {
+	p := startBehindNginx(t, config.Default())
+	start := time.Now()
+	resp := p.get(t, "/stream?count=3&interval=500ms")
+	parser := stream.NewParser(resp.Body)
+	var arrived []time.Duration
+	for {
+		ev, err := parser.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(ev.Data, "Streamed line") {
+			arrived = append(arrived, time.Since(start))
+		}
+	}
+	if len(arrived) != 3 {
+		t.Fatalf("%d lines through nginx, want 3", len(arrived))
+	}
+	// The stream cannot end before 1s: a proxy that buffered it would
+	// hand over every line at once, at the end.
+	if arrived[0] >= 900*time.Millisecond || arrived[1]-arrived[0] < 400*time.Millisecond {
+		t.Errorf("lines arrived at %v, want the first at once and the next about 500ms later", arrived)
+	}
+}
+
+func TestNginxKeepsAnIdleSubscriptionOpen(t *testing.T) {
+	cfg := config.Default()
+	cfg.Stream.HeartbeatInterval = time.Second
+	cfg.Auth.PublishTokens = []string{"publish-token"}
+	p := startBehindNginx(t, cfg)
+	resp := p.get(t, "/api/v1/events?topic=idle")
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		resp.Body.Close()
+		for range lines { // until the reader has ended
+		}
+	})
+
+	// proxy_read_timeout is 3s: without heartbeats nginx would cut the
+	// stream before this.
+	heartbeats := 0
+	idle := time.After(5 * time.Second)
+	for waiting := true; waiting; {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("the stream ended after %d heartbeats, before 5s", heartbeats)
+			}
+			if strings.HasPrefix(line, ":") {
+				heartbeats++
+			}
+		case <-idle:
+			waiting = false
+		}
+	}
+	if heartbeats < 3 {
+		t.Errorf("%d heartbeats through nginx in 5s, want one a second", heartbeats)
+	}
+
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", p.url+"/api/v1/topics/idle/events", strings.NewReader(`{"data": "after 5s"}`))
+	req.Header.Set("Authorization", "Bearer publish-token")
+	req.Header.Set("Content-Type", "application/json")
+	pub, err := p.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Body.Close()
+	if pub.StatusCode != http.StatusCreated {
+		t.Fatalf("publish through nginx: %s", pub.Status)
+	}
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("the stream ended before the event published after 5s")
+			}
+			if line == "data: after 5s" {
+				return
+			}
+		case <-timeout:
+			t.Fatal("the event published after 5s did not arrive")
+		}
+	}
+}
+
+func TestNginxReusesUpstreamConnections(t *testing.T) {
+	p := startBehindNginx(t, config.Default())
+	// A stream ended by the detached transport closes its connection.
+	afterStream := int64(1)
+	if testTransport == "detached" {
+		afterStream = 2
+	}
+	for i, step := range []struct {
+		path string
+		want int64 // connections ssehub has accepted after the request
+	}{
+		{"/healthz", 1},
+		{"/healthz", 1},
+		{"/stream?count=2&interval=0", 1},
+		{"/healthz", afterStream},
+	} {
+		resp := p.get(t, step.path)
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := p.accepted.Load(); got != step.want {
+			t.Errorf("request %d (%s): ssehub has accepted %d connections from nginx, want %d", i+1, step.path, got, step.want)
+		}
+	}
+}
+
+func TestNginxLogsNoAccessToken(t *testing.T) {
+	cfg := config.Default()
+	cfg.Auth.SubscribeTokens = []string{"subscribe-secret"}
+	p := startBehindNginx(t, cfg)
+	paths := []string{
+		"/api/v1/topics?access_token=subscribe-secret",
+		"/api/v1/topics?x=1&access%5Ftoken=subscribe-secret", // what Go decodes as access_token
+		"/healthz?probe=1",
+	}
+	for _, path := range paths {
+		resp := p.get(t, path)
+		resp.Body.Close()
+	}
+	// nginx writes a request's line once it has answered it.
+	var log string
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(log, "\n") < len(paths); {
+		b, _ := os.ReadFile(p.logFile)
+		log = string(b)
+		if time.Now().After(deadline) {
+			t.Fatalf("access log %q: want %d lines", log, len(paths))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(log, "subscribe-secret") {
+		t.Errorf("the access log records the token:\n%s", log)
+	}
+	if strings.Count(log, `"GET /api/v1/topics HTTP/1.1" 200`) != 2 || !strings.Contains(log, `"GET /healthz?probe=1 HTTP/1.1" 200`) {
+		t.Errorf("access log:\n%s\nwant the token requests without their query, others whole", log)
+	}
+}

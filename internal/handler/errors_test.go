@@ -1,0 +1,79 @@
+package handler
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// long is 10 KB of input, the size that came back whole before.
+var long = strings.Repeat("a", 10240)
+
+// maxEchoingAnswer bounds an error message that quotes one input.
+const maxEchoingAnswer = 300
+
+func TestErrorsQuoteAtMost64BytesOfInput(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	ts := newTestServer(t, opts)
+	jsonBody := map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + testToken}
+	tests := []struct {
+		name, method, path, body string
+		header                   map[string]string
+		status                   int
+		input                    string // what the answer quotes
+	}{
+		{"subscription topic", "GET", "/api/v1/events?topic=a." + long, "", nil, 400, "a." + long},
+		{"publish topic", "POST", "/api/v1/topics/" + long + "/events", `{"data": 1}`, jsonBody, 400, long},
+		{"ticker count", "GET", "/stream?count=" + long, "", nil, 400, long},
+		{"ticker interval", "GET", "/stream?interval=" + long, "", nil, 400, long},
+		{"token interval", "POST", "/stream", `{"text": "a", "interval": "` + long + `"}`, jsonBody, 400, long},
+		{"unknown field", "POST", "/stream", `{"text": "a", "` + long + `": 1}`, jsonBody, 400, long},
+		{"Content-Type", "POST", "/stream", `{"text": "a"}`, map[string]string{"Content-Type": long}, 415, long},
+		{"path not found", "GET", "/" + long, "", nil, 404, "/" + long},
+		{"method not allowed", "GET", "/api/v1/topics/" + long + "/events", "", nil, 405, "/api/v1/topics/" + long + "/events"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := ts.do(t, tt.method, tt.path, strings.NewReader(tt.body), tt.header)
+			msg := wantJSONError(t, resp, tt.status)
+			if want := stream.Quote(tt.input); !strings.Contains(msg, want) || len(msg) > maxEchoingAnswer {
+				t.Errorf("%d-byte answer %.200q…, want the input quoted as %s", len(msg), msg, want)
+			}
+		})
+	}
+}
+
+func TestCORSRefusalQuotesAtMost64BytesOfTheOrigin(t *testing.T) {
+	ts := newTestServer(t, corsOptions(false, "http://app.test"))
+	origin := "http://" + long
+	resp := ts.do(t, "OPTIONS", "/stream", nil, map[string]string{"Origin": origin, "Access-Control-Request-Method": "GET"})
+	msg := wantJSONError(t, resp, http.StatusForbidden)
+	if !strings.Contains(msg, stream.Quote(origin)) || len(msg) > maxEchoingAnswer {
+		t.Errorf("%d-byte answer %.200q…, want the origin quoted in at most %d bytes", len(msg), msg, stream.MaxQuoted)
+	}
+}
+
+func TestResetEventsQuoteAtMost64BytesOfLastEventID(t *testing.T) {
+	lastID := strings.Repeat("9", 500<<10) // 500 KB, under net/http's 1 MB of headers
+	t.Run("ticker", func(t *testing.T) {
+		ts := newTestServer(t, testOptions())
+		resp := ts.do(t, "GET", "/stream?count=2", nil, map[string]string{"Last-Event-ID": lastID})
+		_, events := readAll(t, resp.Body)
+		if len(events) == 0 || events[0].Type != "reset" {
+			t.Fatalf("events %.200v, want a reset first", events)
+		}
+		if !strings.Contains(events[0].Data, stream.Quote(lastID)) || len(events[0].Data) > maxEchoingAnswer {
+			t.Errorf("%d-byte reset %.200q…, want the id quoted in at most %d bytes", len(events[0].Data), events[0].Data, stream.MaxQuoted)
+		}
+	})
+	t.Run("hub", func(t *testing.T) {
+		ts := newHubServer(t)
+		p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": lastID})
+		reset := next(t, p)
+		if reset.Type != "reset" || len(reset.Data) > maxEchoingAnswer {
+			t.Errorf("first event %.200v (%d bytes of data), want a reset of at most %d bytes", reset, len(reset.Data), maxEchoingAnswer)
+		}
+	})
+}
