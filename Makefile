@@ -22,14 +22,22 @@ test: test-deps
 	node --test static/
 	$(GO) test -race -count=1 ./...
 
-# test-deps installs headless Chromium from the distribution's packages
-# for the browser tests, when it is not there yet.
+# test-deps installs from the distribution's packages, when they are not
+# there yet: headless Chromium for the browser tests; Docker (dockerd and
+# its CLI) for the image test, which starts its own dockerd when no engine
+# answers.
 test-deps:
 	@if [ ! -x "$(CHROMIUM)" ]; then \
 	  echo "installing chromium (Debian package) for the browser tests"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
+	@if ! { command -v docker && { command -v dockerd || docker version; }; } >/dev/null 2>&1; then \
+	  echo "installing docker.io (Debian package) for the image test"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker.io >/dev/null; \
 	fi
 	@command -v node >/dev/null || { echo "node is needed for static/ tests"; exit 1; }
 
