@@ -23,9 +23,12 @@ test: test-deps
 	node --test static/
 	$(GO) test -race -count=1 ./...
 
-# test-deps installs headless Chromium from the distribution's packages
-# for the browser tests, when it is not there yet.
-# Likewise nginx, for the test of the README's nginx recipe.
+# test-deps installs from the distribution's packages, when they are not
+# there yet: headless Chromium for the browser tests; nginx for the test of
+# the README's nginx recipe; Docker (dockerd and its CLI) for the image
+# test, which starts its own dockerd when no engine answers. nginx and
+# Docker are best effort: where they cannot be installed, their tests skip
+# and say why.
 test-deps:
 	@if [ ! -x "$(CHROMIUM)" ]; then \
 	  echo "installing chromium (Debian package) for the browser tests"; \
@@ -36,8 +39,16 @@ test-deps:
 	@if [ ! -x "$(NGINX)" ]; then \
 	  echo "installing nginx (Debian package) for the nginx recipe test"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nginx >/dev/null; \
+	  { $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nginx >/dev/null; } || \
+	  echo "could not install nginx: the nginx recipe test will skip"; \
+	fi
+	@if ! { command -v docker && { command -v dockerd || docker version; }; } >/dev/null 2>&1; then \
+	  echo "installing docker.io (Debian package) for the image test"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  { $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker.io >/dev/null; } || \
+	  echo "could not install docker.io: the image test will skip"; \
 	fi
 	@command -v node >/dev/null || { echo "node is needed for static/ tests"; exit 1; }
 

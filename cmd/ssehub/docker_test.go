@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -41,6 +42,18 @@ func dockerBuild(t *testing.T) (flags string) {
 	return m[1]
 }
 
+// buildLikeDockerfile builds the binary to out with the Dockerfile's own
+// `go build` command line.
+func buildLikeDockerfile(t *testing.T, out string) {
+	t.Helper()
+	build := exec.Command("sh", "-c", "CGO_ENABLED=0 go build "+dockerBuild(t)+` -o "$OUT" ./cmd/ssehub`)
+	build.Dir = repoRoot
+	build.Env = append(os.Environ(), "OUT="+out)
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+}
+
 func TestDockerfile(t *testing.T) {
 	df := readRepoFile(t, "Dockerfile")
 	flags := dockerBuild(t)
@@ -61,7 +74,10 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-func TestComposeFile(t *testing.T) {
+// loadCompose loads docker-compose.yml as Docker Compose would, paths
+// resolved against the repository.
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, "docker-compose.yml")},
 		cli.WithWorkingDirectory(repoRoot), cli.WithName("ssehub"))
 	if err != nil {
@@ -71,6 +87,21 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docker-compose.yml does not validate: %v", err)
 	}
+	return project
+}
+
+// composeEnv returns a service's environment as a getenv function.
+func composeEnv(svc types.ServiceConfig) func(string) string {
+	return func(k string) string {
+		if v := svc.Environment[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+}
+
+func TestComposeFile(t *testing.T) {
+	project := loadCompose(t)
 	svc, ok := project.Services["ssehub"]
 	if !ok {
 		t.Fatal("no ssehub service")
@@ -87,13 +118,7 @@ func TestComposeFile(t *testing.T) {
 
 	// The service's environment over the mounted config must be a valid
 	// config that allows the second origin.
-	env := func(k string) string {
-		if v := svc.Environment[k]; v != nil {
-			return *v
-		}
-		return ""
-	}
-	cfg, err := config.Load([]string{"--config", filepath.Join(repoRoot, "config/ssehub.yaml")}, env)
+	cfg, err := config.Load([]string{"--config", filepath.Join(repoRoot, "config/ssehub.yaml")}, composeEnv(svc))
 	if err != nil {
 		t.Fatalf("the compose config does not load: %v", err)
 	}
@@ -123,12 +148,7 @@ func TestDockerBinary(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "ssehub")
-	build := exec.Command("sh", "-c", "CGO_ENABLED=0 go build "+dockerBuild(t)+` -o "$OUT" ./cmd/ssehub`)
-	build.Dir = repoRoot
-	build.Env = append(os.Environ(), "OUT="+bin)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildLikeDockerfile(t, bin)
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)

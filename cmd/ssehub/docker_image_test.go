@@ -1,0 +1,331 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// Bounds on the container of TestDockerImage.
+const (
+	containerUpTimeout = 15 * time.Second // answering /healthz from the host
+	// Docker's first health probe runs one HEALTHCHECK interval (10s)
+	// after the start.
+	containerHealthyTimeout = 45 * time.Second
+)
+
+// TestDockerImage builds the Dockerfile's final stage around the binary
+// built as its build stage builds it, runs it as docker-compose.yml runs the
+// ssehub service (its config mount, read-only, and its environment), on the
+// host's network at a free loopback port, and checks from the host: Docker
+// finds it healthy through the image's own HEALTHCHECK, its process runs as
+// uid 65532, /stream streams, the mounted config and the environment both
+// take effect, and `docker stop` ends it with exit 0 within
+// server.shutdown_timeout.
+func TestDockerImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the Docker image")
+	}
+	if testTransport != "gin" {
+		t.Skip("the image serves with its config's transport: tested once, in the gin pass")
+	}
+	docker := useDocker(t)
+
+	svc, ok := loadCompose(t).Services["ssehub"]
+	if !ok || len(svc.Volumes) != 1 {
+		t.Fatal("docker-compose.yml: want an ssehub service with one volume (TestComposeFile)")
+	}
+	vol := svc.Volumes[0]
+	mounted, tickerCount := changedConfigCopy(t, vol.Source)
+	env := map[string]string{}
+	for k, v := range svc.Environment {
+		if v != nil {
+			env[k] = *v
+		}
+	}
+	env["SSEHUB_SERVER_ADDR"] = freeLoopbackAddr(t)
+	cfg, err := config.Load([]string{"--config", filepath.Join(mounted, "ssehub.yaml")}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("the mounted config with the compose environment: %v", err)
+	}
+	if cfg.Demo.TickerCount != tickerCount {
+		t.Fatalf("demo.ticker_count %d in the mounted config, want %d", cfg.Demo.TickerCount, tickerCount)
+	}
+
+	image := docker.must(t, "build", "--quiet", imageContext(t))
+	t.Cleanup(func() {
+		if _, err := docker.run("rmi", "--force", image); err != nil {
+			t.Error(err)
+		}
+	})
+	mount := "type=bind,source=" + mounted + ",target=" + vol.Target
+	if vol.ReadOnly {
+		mount += ",readonly"
+	}
+	args := []string{"run", "--detach", "--network", "host", "--mount", mount}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		args = append(args, "--env", k+"="+env[k])
+	}
+	ctr := docker.must(t, append(args, image)...)
+	t.Cleanup(func() {
+		if _, err := docker.run("rm", "--force", ctr); err != nil {
+			t.Error(err)
+		}
+	})
+	logs := func() string { return docker.logs(ctr) }
+
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	base := "http://" + env["SSEHUB_SERVER_ADDR"]
+	waitHealthz(t, client, base, logs)
+
+	if user := docker.must(t, "inspect", "--format", "{{.Config.User}}", ctr); user != "65532:65532" {
+		t.Errorf("image user %q, want 65532:65532", user)
+	}
+	if docker.own {
+		pid := docker.must(t, "inspect", "--format", "{{.State.Pid}}", ctr)
+		checkProcessIDs(t, pid, "65532")
+	}
+
+	// The mounted config's ticker_count, which the image's own config
+	// does not have.
+	resp, err := client.Get(base + "/stream?interval=10ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := 0
+	for p := stream.NewParser(resp.Body); ; {
+		ev, err := p.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("/stream: %v", err)
+		}
+		if strings.HasPrefix(ev.Data, "Streamed line ") {
+			lines++
+		}
+	}
+	resp.Body.Close()
+	if lines != tickerCount {
+		t.Errorf("/stream sent %d lines, want the mounted demo.ticker_count %d", lines, tickerCount)
+	}
+
+	// The environment's origins, which the mounted config alone does not allow.
+	fileOnly, err := config.Load([]string{"--config", filepath.Join(mounted, "ssehub.yaml")}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	origins := strings.Split(env["SSEHUB_CORS_ALLOWED_ORIGINS"], ",")
+	for _, origin := range origins {
+		if fileOnly.CORS.AllowOrigin(origin) {
+			t.Fatalf("the mounted config alone allows %s: cannot tell the environment's effect", origin)
+		}
+		req, _ := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+		req.Header.Set("Origin", origin)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != origin {
+			t.Errorf("Origin %s: Access-Control-Allow-Origin %q, want it allowed by SSEHUB_CORS_ALLOWED_ORIGINS", origin, got)
+		}
+	}
+
+	waitHealthy(t, docker, ctr, logs)
+
+	// docker stop with a stream open: the stream ends, the process exits 0
+	// within the shutdown timeout, before docker would kill it.
+	resp, err = client.Get(base + "/stream?count=5&interval=1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := stream.NewParser(resp.Body)
+	if ev, err := p.Next(); err != nil || !strings.HasPrefix(ev.Data, "Streamed line ") {
+		t.Fatalf("first event %+v, %v", ev, err)
+	}
+	grace := cfg.Server.ShutdownTimeout + 5*time.Second
+	start := time.Now()
+	docker.must(t, "stop", "--time", fmt.Sprint(int(grace.Seconds())), ctr)
+	took := time.Since(start)
+	if _, err := p.Next(); err != io.EOF {
+		t.Errorf("stream after docker stop: %v, want its end", err)
+	}
+	if code := docker.must(t, "inspect", "--format", "{{.State.ExitCode}}", ctr); code != "0" {
+		t.Errorf("exit code %s after docker stop, want 0; logs:\n%s", code, logs())
+	}
+	if took > cfg.Server.ShutdownTimeout {
+		t.Errorf("docker stop took %v, more than server.shutdown_timeout %v", took, cfg.Server.ShutdownTimeout)
+	}
+	t.Logf("docker stop took %v", took.Round(time.Millisecond))
+}
+
+// imageContext writes a build context for the Dockerfile's final stage and
+// returns its folder: the stage itself (from the last `FROM scratch` line
+// on), its `COPY --from=build /out/ssehub` made a COPY of the binary built
+// as the build stage builds it, and the repository's files its other COPY
+// lines name.
+func imageContext(t *testing.T) string {
+	t.Helper()
+	df := readRepoFile(t, "Dockerfile")
+	froms := regexp.MustCompile(`(?m)^FROM scratch\b`).FindAllStringIndex(df, -1)
+	if froms == nil {
+		t.Fatal("Dockerfile: no `FROM scratch` stage")
+	}
+	stage := df[froms[len(froms)-1][0]:]
+	const fromBuild = "COPY --from=build /out/ssehub "
+	if !strings.Contains(stage, fromBuild) {
+		t.Fatalf("Dockerfile's final stage lacks %q", fromBuild)
+	}
+	stage = strings.Replace(stage, fromBuild, "COPY out/ssehub ", 1)
+	if strings.Contains(stage, "--from=") {
+		t.Fatal("Dockerfile's final stage copies from another stage besides /out/ssehub")
+	}
+
+	dir := t.TempDir()
+	buildLikeDockerfile(t, filepath.Join(dir, "out/ssehub"))
+	for _, m := range regexp.MustCompile(`(?m)^COPY (\S+) \S+$`).FindAllStringSubmatch(stage, -1) {
+		if m[1] == "out/ssehub" {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(m[1])), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, m[1]), []byte(readRepoFile(t, m[1])), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(stage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// changedConfigCopy copies the config folder src, readable by the
+// container's user, with one value changed in ssehub.yaml that only the
+// mount can bring: demo.ticker_count. It returns the copy and that value.
+func changedConfigCopy(t *testing.T, src string) (dir string, tickerCount int) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "config")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(src, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, "ssehub.yaml")
+	shipped, err := config.Load([]string{"--config", file}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tickerCount = 3
+	if shipped.Demo.TickerCount == tickerCount {
+		tickerCount = 4
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := regexp.MustCompile(`(?m)^(\s+ticker_count:) \d+$`)
+	if !key.Match(b) {
+		t.Fatal("config/ssehub.yaml: no `ticker_count: N` line")
+	}
+	b = key.ReplaceAll(b, []byte(fmt.Sprintf("${1} %d", tickerCount)))
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, tickerCount
+}
+
+// freeLoopbackAddr returns a loopback address whose port was free a moment ago.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitHealthz waits until base answers /healthz from the host.
+func waitHealthz(t *testing.T, client *http.Client, base string, logs func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(containerUpTimeout); ; {
+		resp, err := client.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz from the host: %v %v after %v; logs:\n%s", resp, err, containerUpTimeout, logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitHealthy waits until Docker reports the container healthy.
+func waitHealthy(t *testing.T, docker *dockerEngine, ctr string, logs func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(containerHealthyTimeout); ; {
+		status := docker.must(t, "inspect", "--format", "{{.State.Health.Status}}", ctr)
+		if status == "healthy" {
+			return
+		}
+		if status == "unhealthy" || time.Now().After(deadline) {
+			health, _ := docker.run("inspect", "--format", "{{json .State.Health}}", ctr)
+			t.Fatalf("health %q (waiting at most %v): %s; logs:\n%s", status, containerHealthyTimeout, health, logs())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// checkProcessIDs checks that the process pid runs with uid and gid id,
+// real, effective, saved and filesystem alike.
+func checkProcessIDs(t *testing.T, pid, id string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Repeat("\t"+id, 4)
+	for _, field := range []string{"Uid:", "Gid:"} {
+		found := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, field) {
+				found = true
+				if strings.TrimPrefix(line, field) != want {
+					t.Errorf("container process %s %q, want %s everywhere", field, line, id)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("/proc/%s/status has no %s line", pid, field)
+		}
+	}
+}
