@@ -51,21 +51,31 @@ func (h *Handler) subscribe(c *gin.Context) {
 	if sub.Reset() != "" {
 		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset()}), 1)
 	}
-	// A gone client and Close end the subscription, which closes its
-	// channel: the loop waits on two channels only, none of them shared.
+	// A gone client and Close end the subscription, which signals its
+	// Ready: the loop waits on two channels only, none of them shared.
 	stopWatching := context.AfterFunc(s.ctx, sub.Close)
 	h.trackSubscription(sub)
-	l := &subscriptionLoop{s: s, sub: sub, replay: sub.Replay(), live: sub.C(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), stopWatching: stopWatching}
+	l := &subscriptionLoop{s: s, sub: sub, pending: sub.Replay(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), stopWatching: stopWatching}
 	s.run(l.step, l.cleanup)
 }
 
+// maxIdleTaken is the largest capacity of taken a subscription loop keeps
+// once it has sent everything; a larger one, grown by a backlog, is let go
+// so that an idle stream holds little.
+const maxIdleTaken = 64
+
 // subscriptionLoop is the stream loop of one subscription: first the
-// answer, then the replay in pieces, then live events and heartbeats.
+// answer, then the replay and then live events, each in pieces of about
+// maxStepBytes, and heartbeats while idle.
 type subscriptionLoop struct {
-	s        *sseStream
-	sub      stream.Subscription
-	replay   []*stream.Message
-	live     <-chan *stream.Message
+	s   *sseStream
+	sub stream.Subscription
+	// pending is what is still to be sent: the rest of the replay, then
+	// the rest of what Take returned (a reslice of taken).
+	pending []*stream.Message
+	// taken is the loop's own slice that Take appends to. The replay is
+	// the broker's and is never appended to.
+	taken    []*stream.Message
 	timer    *time.Timer // the heartbeat's
 	answered bool
 	// stopWatching stops the client's going away from closing sub.
@@ -80,27 +90,44 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 		l.answered = true
 		return s.sendAndReset(w, l.timer)
 	}
-	if len(l.replay) > 0 {
-		l.replay = s.queueMessages(l.replay)
-		return s.sendAndReset(w, l.timer)
-	}
-	select {
-	case msg, ok := <-l.live:
-		if !ok {
+	if len(l.pending) == 0 {
+		select {
+		case <-l.sub.Ready():
+		case <-l.timer.C:
+			return s.sendAndReset(w, l.timer)
+		}
+		if !l.take() {
 			return s.stop(s.subscriptionEnd(l.sub))
 		}
-		s.queue(msg.Frame, 1)
-		if !s.drain(l.live) {
-			s.send(w, time.Now())
-			return s.stop(s.subscriptionEnd(l.sub))
-		}
-		// The timer is left as it is: when it fires, send sees whether a
-		// heartbeat is due yet. Resetting it here would cost a runtime
-		// timer update per event.
-		return s.send(w, time.Now())
-	case <-l.timer.C:
-		return s.sendAndReset(w, l.timer)
 	}
+	l.pending = s.queueMessages(l.pending)
+	if len(l.pending) == 0 {
+		l.release()
+	}
+	// The timer is left as it is: when it fires, send sees whether a
+	// heartbeat is due yet. Resetting it here would cost a runtime timer
+	// update per step.
+	return s.send(w, time.Now())
+}
+
+// take moves everything the subscription queued into pending. It reports
+// false when the subscription has ended and nothing is left.
+func (l *subscriptionLoop) take() bool {
+	var open bool
+	l.taken, open = l.sub.Take(l.taken[:0])
+	l.pending = l.taken
+	return open
+}
+
+// release drops the sent Messages from taken, and taken itself if a
+// backlog grew it past maxIdleTaken.
+func (l *subscriptionLoop) release() {
+	if cap(l.taken) > maxIdleTaken {
+		l.taken = nil
+		return
+	}
+	clear(l.taken)
+	l.taken = l.taken[:0]
 }
 
 func (l *subscriptionLoop) cleanup() {
@@ -140,24 +167,6 @@ func (s *sseStream) queueMessages(msgs []*stream.Message) []*stream.Message {
 		msgs = msgs[1:]
 	}
 	return msgs
-}
-
-// drain queues every message already waiting on live, up to maxStepBytes,
-// so a burst goes out in one write and one flush. It reports false when
-// live was closed.
-func (s *sseStream) drain(live <-chan *stream.Message) bool {
-	for len(s.buf) < maxStepBytes {
-		select {
-		case msg, ok := <-live:
-			if !ok {
-				return false
-			}
-			s.queue(msg.Frame, 1)
-		default:
-			return true
-		}
-	}
-	return true
 }
 
 // sendAndReset sends the step and restarts the heartbeat timer: the next

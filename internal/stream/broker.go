@@ -7,7 +7,7 @@ var (
 	// ErrClosed reports a broker that has been closed: Publish and
 	// Subscribe fail with it, and it ends every open subscription.
 	ErrClosed = errors.New("broker closed")
-	// ErrSlowConsumer ends a subscription whose buffer was full when an
+	// ErrSlowConsumer ends a subscription whose queue was full when an
 	// event had to be queued. The client should reconnect and resume.
 	ErrSlowConsumer = errors.New("subscriber too slow, dropped")
 	// ErrTooManySubscribers reports that the broker holds as many
@@ -45,33 +45,48 @@ func (m *Message) IDString() string { return m.id }
 // broker and the stream that sends its events; Memory's subscriptions are
 // one implementation.
 //
+// Live events wait in a queue of the subscription until the subscriber
+// takes them: Ready says when to look, Take hands over everything queued at
+// once. A broker never waits for the subscriber; one whose queue would grow
+// past the broker's bound is dropped (Err is then ErrSlowConsumer).
+//
 // Reset and Replay are fixed before Subscribe returns and may be called
-// from any goroutine. C, Err and Close are safe for concurrent use with each
-// other, with the broker's Publish and with closing the broker. An
+// from any goroutine. Ready, Err and Close are safe for concurrent use with
+// each other, with Take, with the broker's Publish and with closing the
+// broker. Take is for one goroutine at a time: the subscriber's. An
 // implementation is comparable (a pointer), so a Subscription can key a map.
 type Subscription interface {
 	// Replay returns the events after the requested last event id that
 	// match the subscription, oldest first. The caller sends them before
-	// anything read from C: C starts with the first event after the last
-	// one in Replay, so there is no gap and no duplicate. A broker may
-	// instead deliver missed events at the head of C and return none here.
-	// The caller may reslice the result but must not modify it or its
-	// Messages.
+	// anything Take returns: the queue starts with the first event after
+	// the last one in Replay, so there is no gap and no duplicate. A broker
+	// may instead queue missed events ahead of the live ones and return
+	// none here. The caller may reslice the result but must not modify it
+	// or its Messages.
 	Replay() []*Message
 	// Reset, when not empty, says in words why the requested last event id
-	// could not be resumed from; Replay is then empty and C carries live
-	// events only. It is empty for a live-only subscription.
+	// could not be resumed from; Replay is then empty and the queue carries
+	// live events only. It is empty for a live-only subscription.
 	Reset() string
-	// C returns the channel of events. It is closed exactly once, when the
-	// subscription ends; Err then says why. Every Message is shared: do not
-	// modify it.
-	C() <-chan *Message
-	// Err returns why C was closed: ErrSlowConsumer, ErrClosed (the broker
-	// was closed), or another error of the broker's; nil while C is open
-	// and when Close ended the subscription.
+	// Ready returns a channel that is signalled when there may be
+	// something to Take: it receives a value after events were queued to
+	// an empty queue, and it is closed when the subscription ends, so a
+	// subscriber waiting on it never misses the end. A wake-up may find
+	// nothing to take (events taken meanwhile); the subscriber then waits
+	// again. Every call returns the same channel.
+	Ready() <-chan struct{}
+	// Take appends every queued event to dst, oldest first, removes them
+	// from the queue and returns the extended slice. open is false once
+	// the subscription has ended and nothing is left to take, and stays
+	// false; events queued before the end are still taken first. Take
+	// does not wait. The appended Messages are shared: do not modify them.
+	Take(dst []*Message) (msgs []*Message, open bool)
+	// Err returns why the subscription ended: ErrSlowConsumer, ErrClosed
+	// (the broker was closed), or another error of the broker's; nil while
+	// it is open and when Close ended it.
 	Err() error
-	// Close ends the subscription and closes C if it is still open. It is
-	// idempotent and does not change an Err already set.
+	// Close ends the subscription. It is idempotent and does not change an
+	// Err already set. Events queued before it can still be taken.
 	Close()
 }
 
@@ -95,7 +110,7 @@ type Stats struct {
 	Published uint64
 	// Delivered counts events queued to subscribers plus events replayed.
 	Delivered uint64
-	// Dropped counts subscriptions ended because their buffer was full.
+	// Dropped counts subscriptions ended because their queue was full.
 	Dropped uint64
 	// Replayed counts events handed out in Subscription.Replay.
 	Replayed uint64

@@ -24,8 +24,9 @@ type MemoryOptions struct {
 	// HistorySize is how many of the newest events, across all topics,
 	// are kept for replay.
 	HistorySize int
-	// SubscriberBuffer is how many events are queued per subscription; a
-	// subscription whose queue is full when an event arrives is dropped.
+	// SubscriberBuffer is how many events may wait in a subscription's
+	// queue; a subscription whose queue is full when an event arrives is
+	// dropped. The queue grows to it only while the subscriber is behind.
 	SubscriberBuffer int
 	// MaxSubscribers caps the open subscriptions.
 	MaxSubscribers int
@@ -106,8 +107,8 @@ func positiveOr(v, def int) int {
 // "message"; at most MaxEventTypeLen bytes, no CR, LF or NUL), gives the
 // event the next id, encodes it once, keeps it in the history and queues
 // it to every subscription with a matching pattern, once each. It never
-// waits: a subscription whose queue is full is dropped, its channel closed
-// with ErrSlowConsumer. After Close it returns ErrClosed.
+// waits: a subscription whose queue is full is dropped, ended with
+// ErrSlowConsumer. After Close it returns ErrClosed.
 func (b *Memory) Publish(topic, eventType, data string) (*Message, error) {
 	if err := ValidateTopic(topic); err != nil {
 		return nil, err
@@ -173,7 +174,7 @@ func (b *Memory) fanOut(msg *Message, t *topicEntry) {
 }
 
 // send queues msg to s without blocking and returns 1 if it did. A full
-// queue closes s with ErrSlowConsumer; it is unlinked by the caller, after
+// queue ends s with ErrSlowConsumer; it is unlinked by the caller, after
 // the fan-out, so the groups do not change while they are iterated. The
 // caller holds b.mu.
 func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
@@ -181,15 +182,13 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 		return 0
 	}
 	s.lastSent = msg.ID
-	select {
-	case s.ch <- msg:
+	if s.push(msg, b.bufSize) {
 		return 1
-	default:
-		b.closeSub(s, ErrSlowConsumer)
-		b.dropCount.Add(1)
-		b.dropped = append(b.dropped, s)
-		return 0
 	}
+	b.closeSub(s, ErrSlowConsumer)
+	b.dropCount.Add(1)
+	b.dropped = append(b.dropped, s)
+	return 0
 }
 
 // Subscribe opens a subscription to the events whose topic matches one of
@@ -197,11 +196,11 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 //
 // An empty lastEventID asks for live events only. Otherwise, if the broker
 // can resume after that id, Replay returns every retained matching event with
-// a larger id, in order, and C continues right after it: the subscription is
-// registered in the same critical section that takes the snapshot, so there
-// is no gap and no duplicate even while others publish. If it cannot resume
+// a larger id, in order, and the queue continues right after it: the
+// subscription is registered in the same critical section that takes the
+// snapshot, so there is no gap and no duplicate even while others publish. If it cannot resume
 // (not a number, older than the history, newer than the newest event, from
-// before a restart), Reset says why and C carries live events only.
+// before a restart), Reset says why and the queue carries live events only.
 //
 // It returns ErrTooManySubscribers when MaxSubscribers are open and
 // ErrClosed after Close.
@@ -220,7 +219,7 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription,
 	}
 	s := &memorySubscription{
 		broker:   b,
-		ch:       make(chan *Message, b.bufSize),
+		ready:    make(chan struct{}, 1),
 		patterns: distinct,
 		slots:    make([]slot, 0, len(distinct)),
 	}
@@ -280,11 +279,12 @@ func (b *Memory) link(s *memorySubscription) {
 	b.subscribers.Add(1)
 }
 
-// closeSub closes s's channel with err. The caller holds b.mu and unlinks s.
+// closeSub ends s with err and closes its Ready channel; what is queued
+// can still be taken. The caller holds b.mu and unlinks s.
 func (b *Memory) closeSub(s *memorySubscription, err error) {
 	s.closed = true
 	s.err = err
-	close(s.ch)
+	close(s.ready)
 	b.subscribers.Add(-1)
 }
 
@@ -346,10 +346,11 @@ func newTopicEntry(topic string) *topicEntry {
 }
 
 // Done returns a channel that is closed when the broker is closed. A
-// subscription needs no other signal: the broker's Close closes its C.
+// subscription needs no other signal: the broker's Close ends it, which
+// closes its Ready channel.
 func (b *Memory) Done() <-chan struct{} { return b.done }
 
-// Close closes the broker: every open subscription's channel is closed with
+// Close closes the broker: every open subscription is ended with
 // ErrClosed, the history is released, Done is closed, and later Publish and
 // Subscribe calls fail with ErrClosed. It is idempotent.
 func (b *Memory) Close() {

@@ -40,19 +40,29 @@ func mustSubscribe(t testing.TB, b *Memory, lastEventID string, patterns ...stri
 	return s
 }
 
-// queued returns the ids of the messages waiting in s's channel, without
-// blocking.
+// queued takes the ids of the events queued to s, without waiting.
 func queued(s Subscription) []uint64 {
-	var ids []uint64
+	msgs, _ := s.Take(nil)
+	return ids(msgs)
+}
+
+// receive hands each event of s to f as a stream loop gets them: it waits
+// on Ready and takes everything queued into a reused slice, until f returns
+// false or the subscription ends. It reports whether the subscription
+// ended.
+func receive(s Subscription, f func(*Message) bool) bool {
+	var buf []*Message
 	for {
-		select {
-		case m, ok := <-s.C():
-			if !ok {
-				return ids
+		<-s.Ready()
+		var open bool
+		buf, open = s.Take(buf[:0])
+		for _, m := range buf {
+			if !f(m) {
+				return false
 			}
-			ids = append(ids, m.ID)
-		default:
-			return ids
+		}
+		if !open {
+			return true
 		}
 	}
 }
@@ -78,8 +88,9 @@ func TestPublishEncodesFrameOnce(t *testing.T) {
 	if string(m.Frame) != want {
 		t.Errorf("frame = %q, want %q", m.Frame, want)
 	}
-	got1, got2 := <-s1.C(), <-s2.C()
-	if got1 != m || got2 != m {
+	got1, _ := s1.Take(nil)
+	got2, _ := s2.Take(nil)
+	if len(got1) != 1 || len(got2) != 1 || got1[0] != m || got2[0] != m {
 		t.Error("subscribers did not receive the published *Message itself")
 	}
 
@@ -394,13 +405,16 @@ func TestReplayHandOverUnderConcurrentPublish(t *testing.T) {
 				t.Errorf("subscriber %d: unexpected reset: %s", i, s.Reset())
 			}
 			r.got = append(r.got, ids(s.Replay())...)
-			for m := range s.C() {
+			ended := receive(s, func(m *Message) bool {
 				if m.Topic == "end" {
-					return
+					return false
 				}
 				r.got = append(r.got, m.ID)
+				return true
+			})
+			if ended {
+				t.Errorf("subscriber %d: subscription ended early: %v", i, s.Err())
 			}
-			t.Errorf("subscriber %d: channel closed early: %v", i, s.Err())
 		})
 	}
 	close(start)

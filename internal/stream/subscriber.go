@@ -1,22 +1,36 @@
 package stream
 
+// keptQueueCap is the largest queue capacity a subscription keeps once Take
+// has emptied it: at most 512 bytes, whatever MemoryOptions.SubscriberBuffer
+// allows. A queue that grew past it while the subscriber fell behind is let
+// go. A smaller bound (16) made BenchmarkFanout10k, whose subscribers lag
+// by up to 64 events, allocate about ten times as often and run slower.
+const keptQueueCap = 64
+
 // memorySubscription is a Subscription of a Memory broker. Subscribe sets
 // the fields above the guarded group before it returns; they never change
 // after that.
+//
+// Its queue is a slice that Publish appends to under the broker's lock,
+// which it holds anyway, and grows only when the subscriber falls behind:
+// an idle or keeping-up subscriber holds 0 or 1 events. A preallocated
+// channel would hold SubscriberBuffer pointers (2 KiB by default) for every
+// subscription; see BenchmarkIdleSubscription.
 type memorySubscription struct {
 	replay []*Message // see Subscription.Replay
 	reset  string     // see Subscription.Reset
 
 	broker   *Memory
-	ch       chan *Message
-	patterns []string // distinct, validated
+	ready    chan struct{} // capacity 1; closed when the subscription ends
+	patterns []string      // distinct, validated
 
 	// Guarded by broker.mu.
-	slots    []slot // one per pattern: the group holding this subscription
-	lastSent uint64 // id of the last message queued, so one topic is sent once
-	mark     uint64 // scratch for Topics, to count a subscription once
-	closed   bool   // ch is closed
-	err      error  // why ch was closed
+	queue    []*Message // queued, not yet taken
+	slots    []slot     // one per pattern: the group holding this subscription
+	lastSent uint64     // id of the last message queued, so one topic is sent once
+	mark     uint64     // scratch for Topics, to count a subscription once
+	closed   bool       // ended; ready is closed
+	err      error      // why it ended
 }
 
 // slot places a subscription in a group: g.subs[i] is the subscription.
@@ -33,21 +47,58 @@ func (s *memorySubscription) Replay() []*Message { return s.replay }
 // is empty.
 func (s *memorySubscription) Reset() string { return s.reset }
 
-// C returns the channel of live events. It is closed when the subscription
-// ends: the subscriber was too slow, Close was called, or the broker was
-// closed; Err then says which. Every Message is shared: do not modify it.
-func (s *memorySubscription) C() <-chan *Message { return s.ch }
+// Ready returns the channel that is signalled when events were queued to an
+// empty queue and closed when the subscription ends.
+func (s *memorySubscription) Ready() <-chan struct{} { return s.ready }
 
-// Err returns why C was closed: ErrSlowConsumer, ErrClosed (the broker was
-// closed), or nil when Close was called or C is still open.
+// Take appends the queued events to dst and empties the queue, letting it
+// go if it grew past keptQueueCap. open is false once the subscription has
+// ended and the queue is empty. Only the subscriber may call it, from one
+// goroutine at a time.
+func (s *memorySubscription) Take(dst []*Message) (msgs []*Message, open bool) {
+	b := s.broker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(s.queue) == 0 {
+		return dst, !s.closed
+	}
+	dst = append(dst, s.queue...)
+	if cap(s.queue) > keptQueueCap {
+		s.queue = nil
+	} else {
+		clear(s.queue) // the Messages belong to the subscriber now
+		s.queue = s.queue[:0]
+	}
+	return dst, true
+}
+
+// push queues msg and wakes the subscriber if the queue was empty. It
+// reports false, queuing nothing, when the queue holds bufSize events
+// already. The caller holds broker.mu.
+func (s *memorySubscription) push(msg *Message, bufSize int) bool {
+	if len(s.queue) >= bufSize {
+		return false
+	}
+	if len(s.queue) == 0 {
+		select {
+		case s.ready <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+	s.queue = append(s.queue, msg)
+	return true
+}
+
+// Err returns why the subscription ended: ErrSlowConsumer, ErrClosed (the
+// broker was closed), or nil when Close was called or it is still open.
 func (s *memorySubscription) Err() error {
 	s.broker.mu.Lock()
 	defer s.broker.mu.Unlock()
 	return s.err
 }
 
-// Close ends the subscription and closes C. It is idempotent and safe to
-// call concurrently with Publish and with closing the broker.
+// Close ends the subscription and closes Ready. It is idempotent and safe
+// to call concurrently with Publish, Take and closing the broker.
 func (s *memorySubscription) Close() {
 	b := s.broker
 	b.mu.Lock()

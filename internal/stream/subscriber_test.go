@@ -5,9 +5,26 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
+
+// readyClosed reports whether s's Ready channel is closed, receiving a
+// pending wake-up first.
+func readyClosed(s Subscription) bool {
+	for range 2 {
+		select {
+		case _, ok := <-s.Ready():
+			if !ok {
+				return true
+			}
+		default:
+			return false
+		}
+	}
+	return false
+}
 
 func TestSlowConsumerDropped(t *testing.T) {
 	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 2})
@@ -22,12 +39,15 @@ func TestSlowConsumerDropped(t *testing.T) {
 	if fmt.Sprint(fastGot) != "[1 2 3]" {
 		t.Errorf("reading subscriber received %v, want [1 2 3]", fastGot)
 	}
-	// The slow one keeps the two queued events, then its channel is closed.
+	// The slow one keeps the two queued events, then it has ended.
+	if !readyClosed(slow) {
+		t.Error("slow subscriber's Ready channel is not closed")
+	}
 	if got := queued(slow); fmt.Sprint(got) != "[1 2]" {
 		t.Errorf("slow subscriber received %v, want [1 2]", got)
 	}
-	if _, ok := <-slow.C(); ok {
-		t.Fatal("slow subscriber's channel is still open")
+	if _, open := slow.Take(nil); open {
+		t.Fatal("slow subscriber is still open")
 	}
 	if err := slow.Err(); !errors.Is(err, ErrSlowConsumer) {
 		t.Errorf("slow subscriber Err() = %v, want ErrSlowConsumer", err)
@@ -62,8 +82,8 @@ func TestSubscriptionClose(t *testing.T) {
 	if got := queued(s); fmt.Sprint(got) != "[1]" {
 		t.Errorf("closed subscription yielded %v, want the queued [1]", got)
 	}
-	if _, ok := <-s.C(); ok {
-		t.Error("channel open after Close")
+	if _, open := s.Take(nil); open || !readyClosed(s) {
+		t.Error("subscription open after Close")
 	}
 	if err := s.Err(); err != nil {
 		t.Errorf("Err() after Close = %v, want nil", err)
@@ -90,8 +110,8 @@ func TestBrokerClose(t *testing.T) {
 	b.Close()
 	<-b.Done()
 	for i, s := range []Subscription{s1, s2} {
-		if _, ok := <-s.C(); ok {
-			t.Errorf("subscription %d: channel open after broker Close", i)
+		if _, open := s.Take(nil); open || !readyClosed(s) {
+			t.Errorf("subscription %d: open after broker Close", i)
 		}
 		if err := s.Err(); !errors.Is(err, ErrClosed) {
 			t.Errorf("subscription %d: Err() = %v, want ErrClosed", i, err)
@@ -150,7 +170,8 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 					return
 				}
 				if i%2 == 0 {
-					<-s.C() // an event, or the close of a dropped subscriber
+					<-s.Ready() // an event, or the end of a dropped subscriber
+					s.Take(nil)
 				}
 				s.Close()
 			}
@@ -177,13 +198,200 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	for _, s := range open {
-		for range s.C() {
-		}
+		receive(s, func(*Message) bool { return true })
 		if err := s.Err(); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrSlowConsumer) {
 			t.Errorf("Err() = %v", err)
 		}
 	}
 	if st := b.Stats(); st.Subscribers != 0 {
 		t.Errorf("Subscribers = %d after Close, want 0", st.Subscribers)
+	}
+}
+
+// queueCap returns the capacity of s's queue.
+func queueCap(b *Memory, s Subscription) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return cap(s.(*memorySubscription).queue)
+}
+
+// TestQueueGrowsOnlyWhenBehind checks that a subscription's queue holds
+// nothing until events arrive, stays small while the subscriber keeps up,
+// grows with a backlog, and is let go once the backlog is taken.
+func TestQueueGrowsOnlyWhenBehind(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 1024})
+	s := mustSubscribe(t, b, "", "a")
+	if c := queueCap(b, s); c != 0 {
+		t.Errorf("new subscription: queue capacity %d, want 0", c)
+	}
+	for i := range 10 {
+		m := mustPublish(t, b, "a", "", "x")
+		<-s.Ready()
+		if got := queued(s); len(got) != 1 || got[0] != m.ID {
+			t.Fatalf("keeping up, event %d: took %v, want [%d]", i, got, m.ID)
+		}
+	}
+	if c := queueCap(b, s); c == 0 || c > keptQueueCap {
+		t.Errorf("keeping up: queue capacity %d, want 1..%d", c, keptQueueCap)
+	}
+
+	for range 300 {
+		mustPublish(t, b, "a", "", "x")
+	}
+	if c := queueCap(b, s); c < 300 {
+		t.Errorf("300 behind: queue capacity %d, want at least 300", c)
+	}
+	select {
+	case <-s.Ready():
+	default:
+		t.Fatal("no wake-up for a backlog")
+	}
+	select {
+	case <-s.Ready():
+		t.Error("a second wake-up for one backlog")
+	default:
+	}
+	got, open := s.Take(make([]*Message, 0, 4))
+	if !open || len(got) != 300 || got[0].ID != 11 || got[299].ID != 310 {
+		t.Fatalf("took %d events (open %v), want ids 11..310", len(got), open)
+	}
+	if c := queueCap(b, s); c != 0 {
+		t.Errorf("backlog taken: queue capacity %d, want 0 (let go)", c)
+	}
+}
+
+// TestQueueBoundDropsOnce checks that SubscriberBuffer bounds the events
+// waiting in the queue, not the events passing through it, and that a
+// subscription that overflows it ends once, keeping what was queued.
+func TestQueueBoundDropsOnce(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 4})
+	s := mustSubscribe(t, b, "", "a")
+	for range 5 {
+		for range 4 {
+			mustPublish(t, b, "a", "", "x")
+		}
+		if got := queued(s); len(got) != 4 {
+			t.Fatalf("took %v, want 4 events", got)
+		}
+	}
+	if st := b.Stats(); st.Dropped != 0 {
+		t.Fatalf("Dropped = %d while the subscriber took every 4 events", st.Dropped)
+	}
+	for i := range 8 {
+		mustPublish(t, b, "a", "", "x") // the fifth overflows
+		if st := b.Stats(); (i >= 4) != (st.Dropped == 1) || st.Dropped > 1 {
+			t.Fatalf("after %d more events, Dropped = %d", i+1, st.Dropped)
+		}
+	}
+	if err := s.Err(); !errors.Is(err, ErrSlowConsumer) {
+		t.Errorf("Err() = %v, want ErrSlowConsumer", err)
+	}
+	if st := b.Stats(); st.Subscribers != 0 || st.Delivered != 24 {
+		t.Errorf("Stats() = %+v, want Subscribers 0, Delivered 24", st)
+	}
+	got, open := s.Take(nil)
+	if fmt.Sprint(ids(got)) != "[21 22 23 24]" || !open {
+		t.Errorf("dropped subscription: took %v (open %v), want [21 22 23 24] and open", ids(got), open)
+	}
+	if got, open := s.Take(got[:0]); len(got) != 0 || open {
+		t.Errorf("dropped subscription, queue empty: took %d (open %v), want nothing and ended", len(got), open)
+	}
+}
+
+// TestTakeUnderConcurrentPublish takes events while several goroutines
+// publish, and checks that each subscriber gets every matching event once,
+// in id order, whether Close or the broker's Close ends it.
+func TestTakeUnderConcurrentPublish(t *testing.T) {
+	const publishers, perPublisher = 4, 2000
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: publishers * perPublisher})
+	all := mustSubscribe(t, b, "", ">")
+	onlyB := mustSubscribe(t, b, "", "b")
+	got := make([][]uint64, 2)
+	var subWG sync.WaitGroup
+	for i, s := range []Subscription{all, onlyB} {
+		subWG.Go(func() {
+			receive(s, func(m *Message) bool {
+				got[i] = append(got[i], m.ID)
+				return true
+			})
+		})
+	}
+	var pubWG sync.WaitGroup
+	for p := range publishers {
+		pubWG.Go(func() {
+			for i := range perPublisher {
+				if _, err := b.Publish([]string{"a", "b"}[(p+i)%2], "", "x"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	pubWG.Wait()
+	all.Close()
+	b.Close()
+	subWG.Wait()
+
+	check := func(name string, got []uint64, want int) {
+		t.Helper()
+		for i := 1; i < len(got); i++ {
+			if got[i] <= got[i-1] {
+				t.Fatalf("%s: id %d after %d: out of order or duplicate", name, got[i], got[i-1])
+			}
+		}
+		if len(got) != want {
+			t.Errorf("%s: took %d events, want %d", name, len(got), want)
+		}
+	}
+	check("'>'", got[0], publishers*perPublisher)
+	check("'b'", got[1], publishers*perPublisher/2)
+	if err := all.Err(); err != nil {
+		t.Errorf("closed subscription: Err() = %v, want nil", err)
+	}
+	if err := onlyB.Err(); !errors.Is(err, ErrClosed) {
+		t.Errorf("subscription ended by the broker: Err() = %v, want ErrClosed", err)
+	}
+}
+
+// TestReadySignalledOnEnd checks that a subscriber waiting on Ready wakes
+// when its subscription ends, however it ends, with events still queued
+// and no wake-up pending.
+func TestReadySignalledOnEnd(t *testing.T) {
+	tests := []struct {
+		name string
+		end  func(b *Memory, s Subscription)
+		want error
+	}{
+		{"Close", func(_ *Memory, s Subscription) { s.Close() }, nil},
+		{"broker Close", func(b *Memory, _ Subscription) { b.Close() }, ErrClosed},
+		{"slow consumer", func(b *Memory, _ Subscription) { mustPublish(t, b, "a", "", "overflow") }, ErrSlowConsumer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 1})
+			s := mustSubscribe(t, b, "", "a")
+			mustPublish(t, b, "a", "", "queued")
+			<-s.Ready() // the wake-up for the queued event, not taken
+			woke := make(chan struct{})
+			go func() {
+				<-s.Ready()
+				close(woke)
+			}()
+			tt.end(b, s)
+			select {
+			case <-woke:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Ready not signalled when the subscription ended")
+			}
+			if got, open := s.Take(nil); len(got) != 1 || !open {
+				t.Errorf("took %d events (open %v), want the queued one", len(got), open)
+			}
+			if _, open := s.Take(nil); open {
+				t.Error("still open with nothing left")
+			}
+			if err := s.Err(); !errors.Is(err, tt.want) {
+				t.Errorf("Err() = %v, want %v", err, tt.want)
+			}
+		})
 	}
 }
