@@ -98,10 +98,11 @@ func TestHubWriteTimeoutOverTCP(t *testing.T) {
 	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
 		t.Fatalf("answer %q, %v; want a stream", head, err)
 	}
-	// From here on the client reads nothing: 4 MB is far more than the
-	// socket buffers hold.
+	// From here on the client reads nothing: 16 MB is far more than the
+	// socket buffers hold (Linux lets a send buffer grow to 4 MiB by
+	// default, so 4 MB could all fit).
 	data := strings.Repeat("x", 4000)
-	for range 1000 {
+	for range 4000 {
 		if _, err := broker.Publish("a", "", data); err != nil {
 			t.Fatal(err)
 		}
