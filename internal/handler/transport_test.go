@@ -52,18 +52,26 @@ func TestDetachedSubscriptionOutlivesItsHandler(t *testing.T) {
 	}
 }
 
-// rawGet sends a GET in the given protocol over a plain socket and returns
-// everything the server sends until it closes the connection.
-func rawGet(t *testing.T, ts *testServer, proto, path string) string {
+// dial opens a plain TCP connection to the server, closed when the test
+// ends, with a deadline that bounds every read and write on it.
+func (ts *testServer) dial(t *testing.T) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
+	return conn
+}
+
+// rawGet sends a GET in the given protocol over a plain socket and returns
+// everything the server sends until it closes the connection.
+func rawGet(t *testing.T, ts *testServer, proto, path string) string {
+	t.Helper()
+	conn := ts.dial(t)
 	if _, err := io.WriteString(conn, "GET "+path+" "+proto+"\r\nHost: ssehub\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -166,14 +174,7 @@ func TestGinStreamKeepsTheConnectionAlive(t *testing.T) {
 	onlyIn(t, false)
 	opts := testOptions()
 	ts := newTestServer(t, opts)
-	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	conn := ts.dial(t)
 	r := bufio.NewReader(conn)
 	get := func(path string) *http.Response {
 		t.Helper()
