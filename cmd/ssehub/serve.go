@@ -64,6 +64,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	broker := stream.NewMemory(stream.MemoryOptions{
 		HistorySize:      m.Config.Hub.HistorySize,
+		HistoryMaxBytes:  m.Config.Hub.HistoryMaxBytes,
 		SubscriberBuffer: m.Config.Hub.SubscriberBuffer,
 		MaxSubscribers:   m.Config.Hub.MaxSubscribers,
 	})

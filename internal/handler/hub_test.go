@@ -141,6 +141,34 @@ func TestHubResetWhenItCannotResume(t *testing.T) {
 	}
 }
 
+// TestHubResetAfterByteEviction publishes events of about 400 bytes each
+// into a history of 1000 bytes, room for two: resuming from the first id
+// gets a reset and then live events; resuming from the third replays the
+// fourth.
+func TestHubResetAfterByteEviction(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{FirstID: 1, HistoryMaxBytes: 1000})
+	ts := newTestServer(t, opts)
+	body := `{"data": "` + strings.Repeat("x", 300) + `"}`
+	var published []string
+	for range 4 {
+		published = append(published, ts.publish(t, "a", body))
+	}
+
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": published[0]})
+	if reset := next(t, p); reset.Type != "reset" || !strings.Contains(reset.Data, "older than the retained history") {
+		t.Fatalf("resume from evicted id %s: first event %+v, want a reset", published[0], reset)
+	}
+	live := ts.publish(t, "a", `{"data": "live"}`)
+	if got := next(t, p); got.ID != live || got.Data != "live" {
+		t.Fatalf("after the reset %+v, want live id %s", got, live)
+	}
+
+	p = ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": published[2]})
+	if got := next(t, p); got.ID != published[3] || got.Type != "" {
+		t.Fatalf("resume from retained id %s: %+v, want id %s replayed", published[2], got, published[3])
+	}
+}
+
 // TestHubResumeUnderConcurrentPublish drops and resumes a subscription
 // again and again while events are being published: the ids it sees must
 // be every id published, in order, each once.

@@ -6,13 +6,21 @@ import (
 )
 
 // history is a fixed-size ring of the most recent messages of one broker
-// boot. Ids are contiguous from first, so the message with id x, while it is
-// retained, sits in slot x % len(ring): finding a resume point is index
-// arithmetic. The owner guards it with its mutex.
+// boot, bounded by count (the ring's size) and by bytes (maxBytes of
+// retainedBytes). Ids are contiguous from first, so the message with id x,
+// while it is retained, sits in slot x % len(ring): finding a resume point
+// is index arithmetic. The retained ids are [oldest, next); evicting, by
+// either bound, only advances oldest and empties the slot, so the message
+// can be freed. The owner guards it with its mutex.
 type history struct {
-	ring  []historyEntry
-	first uint64 // id of the first message of this boot
-	next  uint64 // id the next message gets
+	ring     []historyEntry
+	first    uint64 // id of the first message of this boot
+	oldest   uint64 // id of the oldest retained message; next when none is
+	next     uint64 // id the next message gets
+	bytes    int    // retainedBytes of the retained messages
+	maxBytes int
+
+	evicted []*topicEntry // scratch for add, reused
 }
 
 // historyEntry is one retained message and the topic entry that counts it.
@@ -21,27 +29,63 @@ type historyEntry struct {
 	topic *topicEntry
 }
 
-func newHistory(size int, first uint64) *history {
-	return &history{ring: make([]historyEntry, size), first: first, next: first}
+// messageOverhead is what a retained message costs beside its frame and
+// its id and topic strings: the Message struct itself (an 8-byte id and
+// two string and one slice headers: 64 bytes on a 64-bit platform).
+const messageOverhead = 64
+
+// retainedBytes is what the history charges for keeping msg: the memory
+// its frame was allocated with (see allocBytes), its id and topic strings
+// and the Message struct.
+func retainedBytes(msg *Message) int {
+	return allocBytes(cap(msg.Frame)) + len(msg.id) + len(msg.Topic) + messageOverhead
 }
 
-// add stores msg, whose id must be h.next, and returns the entry it
-// evicted, whose msg is nil when the ring was not yet full.
-func (h *history) add(msg *Message, topic *topicEntry) historyEntry {
-	slot := &h.ring[msg.ID%uint64(len(h.ring))]
-	old := *slot
-	*slot = historyEntry{msg: msg, topic: topic}
-	h.next = msg.ID + 1
-	return old
-}
-
-// oldest returns the id of the oldest retained message, which equals
-// h.next when nothing is retained.
-func (h *history) oldest() uint64 {
-	if n := uint64(len(h.ring)); h.next-h.first > n {
-		return h.next - n
+// allocBytes is the heap memory the Go allocator takes for an object of n
+// bytes, as far as it matters here: an object above 32 KiB takes whole
+// 8 KiB pages (a 65.5 KB frame takes 72 KiB). Smaller objects are rounded up
+// to a size class, at most 1/8 more; that is not counted.
+func allocBytes(n int) int {
+	const largeObject, page = 32 << 10, 8 << 10
+	if n > largeObject {
+		return (n + page - 1) &^ (page - 1)
 	}
-	return h.first
+	return n
+}
+
+// newHistory returns an empty history of size messages and at most
+// maxBytes whose first message gets id first.
+func newHistory(size, maxBytes int, first uint64) *history {
+	return &history{ring: make([]historyEntry, size), maxBytes: maxBytes, first: first, oldest: first, next: first}
+}
+
+// add stores msg, whose id must be h.next, then evicts the oldest messages
+// while more than len(ring) are retained or they take more than maxBytes.
+// The newest message always stays, even one above maxBytes alone. It
+// returns the topic entry of each message it evicted, oldest first, in a
+// slice valid until the next call.
+func (h *history) add(msg *Message, topic *topicEntry) []*topicEntry {
+	clear(h.evicted)
+	h.evicted = h.evicted[:0]
+	if h.next-h.oldest == uint64(len(h.ring)) {
+		h.evictOldest() // frees msg's slot
+	}
+	h.ring[msg.ID%uint64(len(h.ring))] = historyEntry{msg: msg, topic: topic}
+	h.next = msg.ID + 1
+	h.bytes += retainedBytes(msg)
+	for h.bytes > h.maxBytes && h.oldest < msg.ID {
+		h.evictOldest()
+	}
+	return h.evicted
+}
+
+// evictOldest forgets the oldest retained message, releasing its slot.
+func (h *history) evictOldest() {
+	slot := &h.ring[h.oldest%uint64(len(h.ring))]
+	h.bytes -= retainedBytes(slot.msg)
+	h.evicted = append(h.evicted, slot.topic)
+	*slot = historyEntry{}
+	h.oldest++
 }
 
 // resumePoint parses lastEventID and reports whether every message after
@@ -58,8 +102,8 @@ func (h *history) resumePoint(lastEventID string) (after uint64, reason string) 
 		return 0, fmt.Sprintf("last event id %d is unknown: no event has been published since the hub started", id)
 	case id >= h.next:
 		return 0, fmt.Sprintf("last event id %d is unknown: the newest event id is %d", id, h.next-1)
-	case id+1 < h.oldest():
-		return 0, fmt.Sprintf("last event id %d is older than the retained history (oldest id %d); events were missed", id, h.oldest())
+	case id+1 < h.oldest:
+		return 0, fmt.Sprintf("last event id %d is older than the retained history (oldest id %d); events were missed", id, h.oldest)
 	}
 	return id, ""
 }

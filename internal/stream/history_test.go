@@ -9,22 +9,23 @@ import (
 // TestHistoryRing walks a ring of 3 whose first id is not a multiple of
 // its size through filling, wrapping and resuming at every boundary.
 func TestHistoryRing(t *testing.T) {
-	h := newHistory(3, 7)
-	if h.oldest() != 7 || h.since(6) != nil {
-		t.Fatalf("empty history: oldest %d, since(6) %v", h.oldest(), h.since(6))
+	h := newHistory(3, 1<<20, 7)
+	if h.oldest != 7 || h.since(6) != nil {
+		t.Fatalf("empty history: oldest %d, since(6) %v", h.oldest, h.since(6))
 	}
-	topic := newTopicEntry("t")
+	topics := map[uint64]*topicEntry{}
 	for id := uint64(7); id <= 14; id++ {
-		old := h.add(&Message{ID: id}, topic)
-		if wantEvicted := id >= 10; (old.msg != nil) != wantEvicted {
-			t.Fatalf("add(%d) evicted %v, want eviction %v", id, old.msg, wantEvicted)
+		topics[id] = newTopicEntry(strconv.FormatUint(id, 10))
+		evicted := h.add(&Message{ID: id}, topics[id])
+		if wantEvicted := id >= 10; (len(evicted) == 1) != wantEvicted || len(evicted) > 1 {
+			t.Fatalf("add(%d) evicted %d entries, want eviction %v", id, len(evicted), wantEvicted)
 		}
-		if old.msg != nil && old.msg.ID != id-3 {
-			t.Fatalf("add(%d) evicted id %d, want %d", id, old.msg.ID, id-3)
+		if len(evicted) == 1 && evicted[0] != topics[id-3] {
+			t.Fatalf("add(%d) evicted the entry of %s, want %d", id, evicted[0].pattern, id-3)
 		}
 	}
-	if h.oldest() != 12 {
-		t.Errorf("oldest = %d, want 12", h.oldest())
+	if h.oldest != 12 {
+		t.Errorf("oldest = %d, want 12", h.oldest)
 	}
 	for _, tt := range []struct {
 		last string
@@ -56,6 +57,88 @@ func TestHistoryRing(t *testing.T) {
 		}
 		if strconv.FormatUint(after, 10) != tt.last {
 			t.Errorf("resumePoint(%q) = %d", tt.last, after)
+		}
+	}
+}
+
+// frameMessage returns a message whose retainedBytes is size, for a size of
+// at least messageOverhead and at most 32 KiB (no allocator rounding).
+func frameMessage(id uint64, size int) *Message {
+	return &Message{ID: id, Frame: make([]byte, size-messageOverhead)}
+}
+
+// TestHistoryByteCap fills a history of 6 slots and 1000 bytes with
+// messages of known size: the oldest go first when the bytes run out, the
+// count still bounds small messages, the newest stays even alone above the
+// cap, and every evicted slot is emptied.
+func TestHistoryByteCap(t *testing.T) {
+	h := newHistory(6, 1000, 1)
+	topic := newTopicEntry("t")
+	steps := []struct {
+		size       int
+		evicted    int
+		oldest     uint64
+		wantBytes  int
+		wantReplay string // since(oldest-1)
+	}{
+		{300, 0, 1, 300, "[1]"},
+		{300, 0, 1, 600, "[1 2]"},
+		{300, 0, 1, 900, "[1 2 3]"},
+		{300, 1, 2, 900, "[2 3 4]"}, // bytes: #1 goes
+		{700, 2, 4, 1000, "[4 5]"},  // bytes: #2 and #3 go; exactly at the cap stays
+		{100, 1, 5, 800, "[5 6]"},   // bytes: #4 goes
+		{100, 0, 5, 900, "[5 6 7]"},
+		{2000, 3, 8, 2000, "[8]"}, // alone above the cap: kept, all others go
+		{64, 1, 9, 64, "[9]"},     // the big one goes
+		{64, 0, 9, 2 * 64, "[9 10]"},
+		{64, 0, 9, 3 * 64, "[9 10 11]"},
+		{64, 0, 9, 4 * 64, "[9 10 11 12]"},
+		{64, 0, 9, 5 * 64, "[9 10 11 12 13]"},
+		{64, 0, 9, 6 * 64, "[9 10 11 12 13 14]"},
+		{64, 1, 10, 6 * 64, "[10 11 12 13 14 15]"}, // count, not bytes: #9 goes
+	}
+	for i, st := range steps {
+		id := uint64(i + 1)
+		evicted := h.add(frameMessage(id, st.size), topic)
+		if len(evicted) != st.evicted || h.oldest != st.oldest || h.bytes != st.wantBytes {
+			t.Fatalf("add(%d, %d bytes): evicted %d, oldest %d, bytes %d; want %d, %d, %d",
+				id, st.size, len(evicted), h.oldest, h.bytes, st.evicted, st.oldest, st.wantBytes)
+		}
+		if got := fmt.Sprint(ids(h.since(h.oldest - 1))); got != st.wantReplay {
+			t.Fatalf("after add(%d): retained %s, want %s", id, got, st.wantReplay)
+		}
+		for slot, e := range h.ring {
+			retained := false
+			for r := h.oldest; r < h.next; r++ {
+				retained = retained || r%uint64(len(h.ring)) == uint64(slot)
+			}
+			if (e.msg != nil) != retained {
+				t.Fatalf("after add(%d): slot %d holds %v, want retained=%v", id, slot, e.msg, retained)
+			}
+		}
+	}
+	for _, tt := range []struct{ last, want string }{
+		{"8", "reset"},               // #9 is gone
+		{"9", "[10 11 12 13 14 15]"}, // #9 is gone, but nothing after it is
+		{"10", "[11 12 13 14 15]"},   // the oldest retained
+	} {
+		after, reason := h.resumePoint(tt.last)
+		got := fmt.Sprint(ids(h.since(after)))
+		if reason != "" {
+			got = "reset"
+		}
+		if got != tt.want {
+			t.Errorf("resume from %s: %s (%q), want %s", tt.last, got, reason, tt.want)
+		}
+	}
+}
+
+func TestAllocBytes(t *testing.T) {
+	for _, tt := range []struct{ n, want int }{
+		{0, 0}, {100, 100}, {32 << 10, 32 << 10}, {32<<10 + 1, 40 << 10}, {64 << 10, 64 << 10}, {65600, 72 << 10},
+	} {
+		if got := allocBytes(tt.n); got != tt.want {
+			t.Errorf("allocBytes(%d) = %d, want %d", tt.n, got, tt.want)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 // Defaults used for zero (or negative) MemoryOptions fields.
 const (
 	DefaultHistorySize      = 10000
+	DefaultHistoryMaxBytes  = 64 << 20
 	DefaultSubscriberBuffer = 256
 	DefaultMaxSubscribers   = 20000
 )
@@ -24,6 +25,11 @@ type MemoryOptions struct {
 	// HistorySize is how many of the newest events, across all topics,
 	// are kept for replay.
 	HistorySize int
+	// HistoryMaxBytes bounds the memory the history keeps: beyond it the
+	// oldest events are dropped, as they are beyond HistorySize. An event
+	// counts its encoded frame as allocated, its id and topic and a fixed
+	// 64 bytes; the newest event is kept even if it alone is larger.
+	HistoryMaxBytes int
 	// SubscriberBuffer is how many events may wait in a subscription's
 	// queue; a subscription whose queue is full when an event arrives is
 	// dropped. The queue grows to it only while the subscriber is behind.
@@ -90,7 +96,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		bufSize: positiveOr(opts.SubscriberBuffer, DefaultSubscriberBuffer),
 		maxSubs: positiveOr(opts.MaxSubscribers, DefaultMaxSubscribers),
 		done:    make(chan struct{}),
-		hist:    newHistory(positiveOr(opts.HistorySize, DefaultHistorySize), first),
+		hist:    newHistory(positiveOr(opts.HistorySize, DefaultHistorySize), positiveOr(opts.HistoryMaxBytes, DefaultHistoryMaxBytes), first),
 		topics:  make(map[string]*topicEntry),
 		wild:    make(map[string]*group),
 	}
@@ -140,9 +146,9 @@ func (b *Memory) Publish(topic, eventType, data string) (*Message, error) {
 	}
 	t.lastID = msg.ID
 	t.retained++
-	if old := b.hist.add(msg, t); old.msg != nil {
-		old.topic.retained--
-		b.pruneTopic(old.topic)
+	for _, old := range b.hist.add(msg, t) {
+		old.retained--
+		b.pruneTopic(old)
 	}
 	b.published.Add(1)
 	b.fanOut(msg, t)

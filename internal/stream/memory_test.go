@@ -457,3 +457,98 @@ func TestReplayHandOverUnderConcurrentPublish(t *testing.T) {
 		t.Errorf("Dropped = %d, want 0", st.Dropped)
 	}
 }
+
+// eventBytes returns what the history charges for an event of data
+// published to a one-letter topic with a one-digit id.
+func eventBytes(t *testing.T, data string) int {
+	probe := newTestMemory(t, MemoryOptions{})
+	return retainedBytes(mustPublish(t, probe, "p", "", data))
+}
+
+// TestMemoryHistoryByteCap publishes events of known size under a byte cap
+// of three and a half of them: the oldest go first, the count cap still
+// applies to small events, and Topics forgets a topic whose events all
+// went while a subscribed one keeps its last event id.
+func TestMemoryHistoryByteCap(t *testing.T) {
+	big, small := strings.Repeat("x", 1000), "y"
+	size := eventBytes(t, big)
+	b := newTestMemory(t, MemoryOptions{HistorySize: 4, HistoryMaxBytes: size * 7 / 2})
+	mustSubscribe(t, b, "", "c")
+	retained := func() string { // the ids a resume just before the oldest replays
+		s := mustSubscribe(t, b, strconv.FormatUint(b.hist.oldest-1, 10), ">")
+		defer s.Close()
+		return fmt.Sprint(ids(s.Replay()))
+	}
+	for i, topic := range []string{"a", "b", "c", "a", "a", "a"} {
+		if m := mustPublish(t, b, topic, "", big); retainedBytes(m) != size {
+			t.Fatalf("event %d costs %d bytes, want %d", i+1, retainedBytes(m), size)
+		}
+	}
+	if got := retained(); got != "[4 5 6]" {
+		t.Errorf("retained %s, want [4 5 6]", got)
+	}
+	want := []TopicInfo{
+		{Topic: "a", Subscribers: 0, LastEventID: "6"},
+		{Topic: "c", Subscribers: 1, LastEventID: "3"},
+	}
+	if got := b.Topics(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Topics() =\n%v\nwant\n%v", got, want)
+	}
+
+	mustPublish(t, b, "c", "", small) // 7: three big and one small fit
+	if got := retained(); got != "[4 5 6 7]" {
+		t.Errorf("after a small event, retained %s, want [4 5 6 7]", got)
+	}
+	mustPublish(t, b, "c", "", small) // 8: the count cap evicts #4
+	if got := retained(); got != "[5 6 7 8]" {
+		t.Errorf("past the count cap, retained %s, want [5 6 7 8]", got)
+	}
+	mustPublish(t, b, "b", "", big+big+big) // 9: #5 goes by count, #6 by bytes: a has none left
+	if got := retained(); got != "[7 8 9]" {
+		t.Errorf("past the byte cap, retained %s, want [7 8 9]", got)
+	}
+	want = []TopicInfo{
+		{Topic: "b", Subscribers: 0, LastEventID: "9"},
+		{Topic: "c", Subscribers: 1, LastEventID: "8"},
+	}
+	if got := b.Topics(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after evicting a's events, Topics() =\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestResumeAfterByteEviction resumes around the oldest event a byte cap
+// kept: from an evicted id whose successor is gone too, a reset and live
+// events only; from the oldest retained id, exactly the rest.
+func TestResumeAfterByteEviction(t *testing.T) {
+	data := strings.Repeat("z", 500)
+	b := newTestMemory(t, MemoryOptions{HistoryMaxBytes: eventBytes(t, data) * 3})
+	for range 6 {
+		mustPublish(t, b, "a", "", data) // 1..6; 4..6 retained
+	}
+	tests := []struct {
+		last, replay string
+		reset        bool
+	}{
+		{"2", "[]", true},
+		{"3", "[4 5 6]", false}, // #3 is gone, but nothing after it is
+		{"4", "[5 6]", false},
+		{"5", "[6]", false},
+	}
+	subs := make([]Subscription, len(tests))
+	for i, tt := range tests {
+		s := mustSubscribe(t, b, tt.last, "a")
+		subs[i] = s
+		if (s.Reset() != "") != tt.reset || (tt.reset && !strings.Contains(s.Reset(), "older than the retained history (oldest id 4)")) {
+			t.Errorf("resume from %s: Reset() = %q, want reset=%v", tt.last, s.Reset(), tt.reset)
+		}
+		if got := fmt.Sprint(ids(s.Replay())); got != tt.replay {
+			t.Errorf("resume from %s: replay %s, want %s", tt.last, got, tt.replay)
+		}
+	}
+	m := mustPublish(t, b, "a", "", "live")
+	for i, s := range subs {
+		if got := queued(s); len(got) != 1 || got[0] != m.ID {
+			t.Errorf("resume from %s: live %v, want [%d]", tests[i].last, got, m.ID)
+		}
+	}
+}
