@@ -23,6 +23,7 @@ type Config struct {
 	Demo   DemoConfig
 	Log    LogConfig
 	Hub    HubConfig
+	NATS   NATSConfig
 	Auth   AuthConfig
 }
 
@@ -69,14 +70,28 @@ type LogConfig struct {
 	Format string // log.format: text or json
 }
 
-// HubConfig is the `hub:` section: the pub/sub hub's bounds.
+// HubConfig is the `hub:` section: the pub/sub hub's broker and bounds.
 type HubConfig struct {
-	HistorySize              int // hub.history_size, events kept for replay
-	HistoryMaxBytes          int // hub.history_max_bytes, bytes of frames kept for replay
-	SubscriberBuffer         int // hub.subscriber_buffer, events queued per subscriber
-	MaxSubscribers           int // hub.max_subscribers
-	MaxEventBytes            int // hub.max_event_bytes, publish body cap
-	MaxTopicsPerSubscription int // hub.max_topics_per_subscription
+	Broker                   string // hub.broker: memory, or nats (JetStream, see NATSConfig)
+	HistorySize              int    // hub.history_size, events kept for replay
+	HistoryMaxBytes          int    // hub.history_max_bytes, bytes of frames kept for replay
+	SubscriberBuffer         int    // hub.subscriber_buffer, events queued per subscriber
+	MaxSubscribers           int    // hub.max_subscribers
+	MaxEventBytes            int    // hub.max_event_bytes, publish body cap
+	MaxTopicsPerSubscription int    // hub.max_topics_per_subscription
+}
+
+// NATSConfig is the `nats:` section: the NATS JetStream broker's
+// connection and stream, used when hub.broker is nats.
+type NATSConfig struct {
+	URL             []string // nats.url: servers to connect to, one or more (a cluster)
+	CredentialsFile string   // nats.credentials_file: a .creds file; empty: none
+	Stream          string   // nats.stream: the JetStream stream's name
+	SubjectPrefix   string   // nats.subject_prefix: topic orders.eu is subject <prefix>.orders.eu
+	Replicas        int      // nats.replicas: copies of the stream in a cluster, 1-5
+	Storage         string   // nats.storage: file or memory
+	Embedded        bool     // nats.embedded: run a NATS server inside the process
+	StoreDir        string   // nats.store_dir: the embedded server's JetStream store
 }
 
 // AuthConfig is the `auth:` section: bearer tokens. No publish token means
@@ -123,12 +138,23 @@ func Default() Config {
 			Format: "text",
 		},
 		Hub: HubConfig{
+			Broker:                   "memory",
 			HistorySize:              10000,
 			HistoryMaxBytes:          64 << 20,
 			SubscriberBuffer:         256,
 			MaxSubscribers:           20000,
 			MaxEventBytes:            65536,
 			MaxTopicsPerSubscription: 32,
+		},
+		NATS: NATSConfig{
+			URL:             []string{"nats://127.0.0.1:4222"},
+			CredentialsFile: "",
+			Stream:          "SSEHUB",
+			SubjectPrefix:   "ssehub",
+			Replicas:        1,
+			Storage:         "file",
+			Embedded:        false,
+			StoreDir:        "data/nats",
 		},
 		Auth: AuthConfig{
 			PublishTokens:   []string{},
@@ -156,6 +182,17 @@ func (l LogConfig) SlogLevel() slog.Level {
 // regard to case.
 func (s StreamConfig) Detached() bool {
 	return strings.EqualFold(s.Transport, "detached")
+}
+
+// NATS reports whether hub.broker is nats, matched without regard to case.
+func (h HubConfig) NATS() bool {
+	return strings.EqualFold(h.Broker, "nats")
+}
+
+// MemoryStorage reports whether nats.storage is memory, matched without
+// regard to case.
+func (n NATSConfig) MemoryStorage() bool {
+	return strings.EqualFold(n.Storage, "memory")
 }
 
 // JSON reports whether log lines should be written as JSON rather than text.

@@ -75,6 +75,10 @@ log:
 // TestLoadEnvEveryKey sets every key through its environment variable and
 // expects every field to change.
 func TestLoadEnvEveryKey(t *testing.T) {
+	creds := filepath.Join(t.TempDir(), "hub.creds")
+	if err := os.WriteFile(creds, []byte("not read by config"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	vars := map[string]string{
 		"SSEHUB_SERVER_ADDR":                     "127.0.0.1:0",
 		"SSEHUB_SERVER_SHUTDOWN_TIMEOUT":         "3s",
@@ -97,12 +101,21 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		"SSEHUB_DEMO_MAX_TOKENS":                 "20",
 		"SSEHUB_LOG_LEVEL":                       "debug",
 		"SSEHUB_LOG_FORMAT":                      "json",
+		"SSEHUB_HUB_BROKER":                      "nats",
 		"SSEHUB_HUB_HISTORY_SIZE":                "11",
 		"SSEHUB_HUB_HISTORY_MAX_BYTES":           "1000",
 		"SSEHUB_HUB_SUBSCRIBER_BUFFER":           "12",
 		"SSEHUB_HUB_MAX_SUBSCRIBERS":             "13",
 		"SSEHUB_HUB_MAX_EVENT_BYTES":             "14",
 		"SSEHUB_HUB_MAX_TOPICS_PER_SUBSCRIPTION": "15",
+		"SSEHUB_NATS_URL":                        "nats://n1.test:4222, tls://n2.test",
+		"SSEHUB_NATS_CREDENTIALS_FILE":           creds,
+		"SSEHUB_NATS_STREAM":                     "EVENTS",
+		"SSEHUB_NATS_SUBJECT_PREFIX":             "acme.hub",
+		"SSEHUB_NATS_REPLICAS":                   "3",
+		"SSEHUB_NATS_STORAGE":                    "memory",
+		"SSEHUB_NATS_EMBEDDED":                   "false", // true below: it excludes replicas 3
+		"SSEHUB_NATS_STORE_DIR":                  "/var/lib/ssehub/nats",
 		"SSEHUB_AUTH_PUBLISH_TOKENS":             "p1,p2",
 		"SSEHUB_AUTH_SUBSCRIBE_TOKENS":           "s1",
 	}
@@ -118,8 +131,12 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		Stream: StreamConfig{HeartbeatInterval: 1500 * time.Millisecond, Retry: 0, WriteTimeout: 2 * time.Second, Transport: "detached", MaxStreams: 100},
 		Demo:   DemoConfig{Enabled: false, TickerCount: 3, TickerInterval: 50 * time.Millisecond, MaxDuration: time.Minute, MaxTokens: 20},
 		Log:    LogConfig{Level: "debug", Format: "json"},
-		Hub:    HubConfig{HistorySize: 11, HistoryMaxBytes: 1000, SubscriberBuffer: 12, MaxSubscribers: 13, MaxEventBytes: 14, MaxTopicsPerSubscription: 15},
-		Auth:   AuthConfig{PublishTokens: []string{"p1", "p2"}, SubscribeTokens: []string{"s1"}},
+		Hub:    HubConfig{Broker: "nats", HistorySize: 11, HistoryMaxBytes: 1000, SubscriberBuffer: 12, MaxSubscribers: 13, MaxEventBytes: 14, MaxTopicsPerSubscription: 15},
+		NATS: NATSConfig{
+			URL: []string{"nats://n1.test:4222", "tls://n2.test"}, CredentialsFile: creds, Stream: "EVENTS", SubjectPrefix: "acme.hub",
+			Replicas: 3, Storage: "memory", Embedded: false, StoreDir: "/var/lib/ssehub/nats",
+		},
+		Auth: AuthConfig{PublishTokens: []string{"p1", "p2"}, SubscribeTokens: []string{"s1"}},
 	}
 	got, err := Load([]string{"--config", ""}, env(vars))
 	if err != nil {
@@ -127,6 +144,16 @@ func TestLoadEnvEveryKey(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+
+	// The embedded server is one server: it cannot go with replicas 3.
+	vars["SSEHUB_NATS_EMBEDDED"], vars["SSEHUB_NATS_REPLICAS"] = "true", "1"
+	want.NATS.Embedded, want.NATS.Replicas = true, 1
+	if got, err = Load([]string{"--config", ""}, env(vars)); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("with SSEHUB_NATS_EMBEDDED=true:\ngot  %+v\nwant %+v", got, want)
 	}
 }
 
@@ -150,6 +177,25 @@ auth:
 	}
 	if want := []string{"three"}; !reflect.DeepEqual(cfg.Auth.PublishTokens, want) {
 		t.Errorf("publish_tokens = %q, want %q", cfg.Auth.PublishTokens, want)
+	}
+}
+
+// TestLoadNATSURL checks the spellings of nats.url: one URL, a YAML list,
+// a comma-separated string.
+func TestLoadNATSURL(t *testing.T) {
+	for yaml, want := range map[string][]string{
+		"nats:\n  url: nats://a.test:4222\n":                   {"nats://a.test:4222"},
+		"nats:\n  url: [nats://a.test:4222, tls://b.test]\n":   {"nats://a.test:4222", "tls://b.test"},
+		"nats:\n  url: \"nats://a.test:4222,nats://b.test\"\n": {"nats://a.test:4222", "nats://b.test"},
+	} {
+		cfg, err := Load([]string{"--config", writeYAML(t, yaml)}, nil)
+		if err != nil {
+			t.Errorf("%q: %v", yaml, err)
+			continue
+		}
+		if !reflect.DeepEqual(cfg.NATS.URL, want) {
+			t.Errorf("%q: nats.url = %q, want %q", yaml, cfg.NATS.URL, want)
+		}
 	}
 }
 

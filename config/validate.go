@@ -17,6 +17,9 @@ const (
 	maxTickerCount    = 10000
 	maxTickerInterval = 60 * time.Second
 	maxEventBytes     = 16 << 20
+	maxReplicas       = 5   // JetStream's own limit on a stream's replicas
+	maxStreamName     = 255 // JetStream's own limit on a stream's name
+	maxSubjectPrefix  = 255 // as a topic's: prefix and topic stay far below NATS's 4096-byte control line
 )
 
 // Validate checks every value of c and returns nil or one *KeyError per
@@ -31,6 +34,7 @@ func (c Config) Validate() error {
 		c.Demo.validate(),
 		c.Log.validate(),
 		c.Hub.validate(),
+		c.NATS.validate(),
 		c.Auth.validate(),
 		c.crossChecks(),
 	)...)
@@ -44,6 +48,25 @@ func (c Config) crossChecks() []error {
 	}
 	if c.Hub.HistoryMaxBytes < c.Hub.MaxEventBytes {
 		errs = append(errs, invalid("hub.history_max_bytes", fmt.Sprintf("%d is below hub.max_event_bytes (%d): the history could not hold the largest event", c.Hub.HistoryMaxBytes, c.Hub.MaxEventBytes)))
+	}
+	return append(errs, c.natsChecks()...)
+}
+
+// natsChecks checks the nats keys that depend on hub.broker, or on each
+// other: the embedded server only serves the NATS broker, and, being one
+// server, holds one copy of a stream.
+func (c Config) natsChecks() []error {
+	var errs []error
+	if c.NATS.Embedded && !c.Hub.NATS() {
+		errs = append(errs, invalid("nats.embedded", fmt.Sprintf("true needs hub.broker: nats (it is %q)", c.Hub.Broker)))
+	}
+	if c.NATS.Embedded && c.NATS.Replicas > 1 {
+		errs = append(errs, invalid("nats.replicas", fmt.Sprintf("%d is more than the embedded server (nats.embedded: true), a single server, can hold: use 1", c.NATS.Replicas)))
+	}
+	if c.Hub.NATS() && c.NATS.CredentialsFile != "" {
+		if err := checkFile(c.NATS.CredentialsFile); err != nil {
+			errs = append(errs, invalid("nats.credentials_file", fmt.Sprintf("%q: %v", c.NATS.CredentialsFile, err)))
+		}
 	}
 	return errs
 }
@@ -140,7 +163,19 @@ func (h HubConfig) validate() []error {
 		intBetween("hub.max_subscribers", h.MaxSubscribers, 1, 0),
 		intBetween("hub.max_event_bytes", h.MaxEventBytes, 1, maxEventBytes),
 		intBetween("hub.max_topics_per_subscription", h.MaxTopicsPerSubscription, 1, 0),
+		oneOf("hub.broker", h.Broker, "memory", "nats"),
 	)
+}
+
+func (n NATSConfig) validate() []error {
+	errs := checkNATSURLs("nats.url", n.URL)
+	return append(errs, collect(
+		checkStreamName("nats.stream", n.Stream),
+		checkSubjectPrefix("nats.subject_prefix", n.SubjectPrefix),
+		intBetween("nats.replicas", n.Replicas, 1, maxReplicas),
+		oneOf("nats.storage", n.Storage, "file", "memory"),
+		nonBlank("nats.store_dir", n.StoreDir),
+	)...)
 }
 
 func (a AuthConfig) validate() []error {

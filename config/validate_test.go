@@ -63,6 +63,45 @@ func TestValidateRejects(t *testing.T) {
 		{"event bytes zero", func(c *Config) { c.Hub.MaxEventBytes = 0 }, `hub.max_event_bytes: 0 must be between 1 and 16777216`},
 		{"event bytes big", func(c *Config) { c.Hub.MaxEventBytes = 16<<20 + 1 }, `hub.max_event_bytes: 16777217 must be between 1 and 16777216`},
 		{"topics zero", func(c *Config) { c.Hub.MaxTopicsPerSubscription = 0 }, `hub.max_topics_per_subscription: 0 must be at least 1`},
+		{"broker", func(c *Config) { c.Hub.Broker = "redis" }, `hub.broker: "redis" must be one of memory, nats`},
+		{"nats url none", func(c *Config) { c.NATS.URL = []string{} }, `nats.url: no server`},
+		{"nats url no scheme", func(c *Config) { c.NATS.URL = []string{"127.0.0.1:4222"} }, `nats.url: "127.0.0.1:4222" is not a NATS server URL (no scheme`},
+		{"nats url http", func(c *Config) { c.NATS.URL = []string{"http://n.test:4222"} }, `nats.url: "http://n.test:4222" is not a NATS server URL (scheme must be one of nats, tls, ws, wss)`},
+		{"nats url second bad", func(c *Config) { c.NATS.URL = []string{"nats://a.test", "nats://"} }, `nats.url: "nats://" is not a NATS server URL (no host)`},
+		{"nats url path", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222/x"} }, `nats.url: "nats://a.test:4222/x" is not a NATS server URL (nothing may follow host:port)`},
+		{"nats url port", func(c *Config) { c.NATS.URL = []string{"nats://a.test:70000"} }, `nats.url: "nats://a.test:70000" is not a NATS server URL (port must be 1-65535)`},
+		{"nats url port zero", func(c *Config) { c.NATS.URL = []string{"nats://a.test:0"} }, `nats.url: "nats://a.test:0" is not a NATS server URL (port`},
+		{"nats url blank", func(c *Config) { c.NATS.URL = []string{" "} }, `nats.url: " " is not a NATS server URL (contains white space)`},
+		{"nats url bad port", func(c *Config) { c.NATS.URL = []string{"nats://a.test:42x2"} }, `nats.url: "nats://a.test:42x2" is not a NATS server URL (does not parse)`},
+		{"nats url password hidden, unparsable", func(c *Config) { c.NATS.URL = []string{"nats://u:se cret@a.test"} }, `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL (contains white space)`},
+		{"nats url password hidden", func(c *Config) { c.NATS.URL = []string{"nats://u:secret@a.test:4222/x"} }, `nats.url: "nats://u:xxxxx@a.test:4222/x" is not`},
+		{"nats stream empty", func(c *Config) { c.NATS.Stream = "" }, `nats.stream: "" is empty`},
+		{"nats stream dot", func(c *Config) { c.NATS.Stream = "SSE.HUB" }, `nats.stream: "SSE.HUB" is not a JetStream stream name`},
+		{"nats stream wildcard", func(c *Config) { c.NATS.Stream = "SSE*" }, `nats.stream: "SSE*" is not a JetStream stream name`},
+		{"nats stream slash", func(c *Config) { c.NATS.Stream = "a/b" }, `nats.stream: "a/b" is not a JetStream stream name`},
+		{"nats stream space", func(c *Config) { c.NATS.Stream = "SSE HUB" }, `nats.stream: "SSE HUB" is not a JetStream stream name`},
+		{"nats stream long", func(c *Config) { c.NATS.Stream = strings.Repeat("S", 256) }, `nats.stream: "SSSS`},
+		{"nats prefix empty", func(c *Config) { c.NATS.SubjectPrefix = "" }, `nats.subject_prefix: "" is empty`},
+		{"nats prefix wildcard", func(c *Config) { c.NATS.SubjectPrefix = "ssehub.>" }, `nats.subject_prefix: "ssehub.>" is not a subject prefix`},
+		{"nats prefix star", func(c *Config) { c.NATS.SubjectPrefix = "*.hub" }, `nats.subject_prefix: "*.hub" is not a subject prefix`},
+		{"nats prefix empty token", func(c *Config) { c.NATS.SubjectPrefix = "a..b" }, `nats.subject_prefix: "a..b" is not a subject prefix`},
+		{"nats prefix trailing dot", func(c *Config) { c.NATS.SubjectPrefix = "ssehub." }, `nats.subject_prefix: "ssehub." is not a subject prefix`},
+		{"nats prefix system", func(c *Config) { c.NATS.SubjectPrefix = "$JS" }, `nats.subject_prefix: "$JS" is not a subject prefix`},
+		{"nats prefix long", func(c *Config) { c.NATS.SubjectPrefix = strings.Repeat("a", 256) }, `nats.subject_prefix: "aaaa`},
+		{"nats replicas zero", func(c *Config) { c.NATS.Replicas = 0 }, `nats.replicas: 0 must be between 1 and 5`},
+		{"nats replicas six", func(c *Config) { c.NATS.Replicas = 6 }, `nats.replicas: 6 must be between 1 and 5`},
+		{"nats storage", func(c *Config) { c.NATS.Storage = "disk" }, `nats.storage: "disk" must be one of file, memory`},
+		{"nats store dir empty", func(c *Config) { c.NATS.StoreDir = " " }, `nats.store_dir: " " is empty`},
+		{"nats embedded without the nats broker", func(c *Config) { c.NATS.Embedded = true }, `nats.embedded: true needs hub.broker: nats (it is "memory")`},
+		{"nats embedded with replicas", func(c *Config) {
+			c.Hub.Broker, c.NATS.Embedded, c.NATS.Replicas = "nats", true, 3
+		}, `nats.replicas: 3 is more than the embedded server`},
+		{"nats credentials missing", func(c *Config) {
+			c.Hub.Broker, c.NATS.CredentialsFile = "nats", "absent/hub.creds"
+		}, `nats.credentials_file: "absent/hub.creds": no such file or directory`},
+		{"nats credentials a directory", func(c *Config) {
+			c.Hub.Broker, c.NATS.CredentialsFile = "nats", "."
+		}, `nats.credentials_file: ".": not a regular file`},
 		{"publish token empty", func(c *Config) { c.Auth.PublishTokens = []string{"ok", ""} }, `auth.publish_tokens[1]: empty token`},
 		{"subscribe token space", func(c *Config) { c.Auth.SubscribeTokens = []string{"sec ret"} }, `auth.subscribe_tokens[0]: token contains whitespace`},
 	}
@@ -118,6 +157,17 @@ func TestValidateAccepts(t *testing.T) {
 		{"event bytes at cap", func(c *Config) { c.Hub.MaxEventBytes = 16 << 20 }},
 		{"upper-case level", func(c *Config) { c.Log.Level = "WARN" }},
 		{"tokens", func(c *Config) { c.Auth.PublishTokens = []string{"abc", "d-e_f.g"} }},
+		{"nats broker", func(c *Config) { c.Hub.Broker = "NATS" }},
+		{"nats cluster", func(c *Config) {
+			c.NATS.URL = []string{"nats://a.test:4222", "tls://u:p@b.test", "ws://[::1]:8080", "wss://c.test/"}
+		}},
+		{"nats stream name", func(c *Config) { c.NATS.Stream = "orders-EU_2" }},
+		{"nats nested prefix", func(c *Config) { c.NATS.SubjectPrefix = "acme.ssehub-1" }},
+		{"nats replicas 5", func(c *Config) { c.NATS.Replicas = 5 }},
+		{"nats memory storage", func(c *Config) { c.NATS.Storage = "memory" }},
+		{"nats embedded", func(c *Config) { c.Hub.Broker, c.NATS.Embedded = "nats", true }},
+		{"nats credentials unchecked with the memory broker", func(c *Config) { c.NATS.CredentialsFile = "absent/hub.creds" }},
+		{"nats credentials file", func(c *Config) { c.Hub.Broker, c.NATS.CredentialsFile = "nats", "validate_test.go" }},
 	}
 	for _, tt := range tests {
 		c := Default()

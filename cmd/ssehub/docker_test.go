@@ -78,14 +78,21 @@ func TestDockerfile(t *testing.T) {
 // resolved against the repository.
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, "docker-compose.yml")},
+	return loadComposeFile(t, "docker-compose.yml")
+}
+
+// loadComposeFile loads the compose file name, at the repository's root,
+// as Docker Compose would, paths resolved against the repository.
+func loadComposeFile(t *testing.T, name string) *types.Project {
+	t.Helper()
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, name)},
 		cli.WithWorkingDirectory(repoRoot), cli.WithName("ssehub"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	project, err := opts.LoadProject(t.Context())
 	if err != nil {
-		t.Fatalf("docker-compose.yml does not validate: %v", err)
+		t.Fatalf("%s does not validate: %v", name, err)
 	}
 	return project
 }

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"maps"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/ssehub/ssehub/config"
+)
+
+// The cluster compose file's parts: docker-compose.cluster.yml and the
+// nginx config it mounts.
+const (
+	clusterCompose = "docker-compose.cluster.yml"
+	clusterNginx   = "deploy/nginx-cluster.conf"
+)
+
+// TestComposeCluster checks docker-compose.cluster.yml: a NATS server with
+// JetStream storing on a named volume, two ssehub replicas on the NATS
+// broker that wait for it, and nginx in front of both with
+// deploy/nginx-cluster.conf.
+func TestComposeCluster(t *testing.T) {
+	project := loadComposeFile(t, clusterCompose)
+	if names := slices.Sorted(maps.Keys(project.Services)); !slices.Equal(names, []string{"nats", "nginx", "ssehub-1", "ssehub-2"}) {
+		t.Fatalf("services %q, want nats, nginx, ssehub-1, ssehub-2", names)
+	}
+
+	nats := project.Services["nats"]
+	if !strings.HasPrefix(nats.Image, "nats:") {
+		t.Errorf("nats image %q, want the official nats image", nats.Image)
+	}
+	if cmd := strings.Join(nats.Command, " "); !strings.Contains(cmd, "-js") || !strings.Contains(cmd, "-sd /data") {
+		t.Errorf("nats command %q, want JetStream on (-js) storing in /data (-sd /data)", cmd)
+	}
+	if len(nats.Volumes) != 1 || nats.Volumes[0].Type != types.VolumeTypeVolume || nats.Volumes[0].Target != "/data" {
+		t.Fatalf("nats volumes %+v, want a named volume at /data", nats.Volumes)
+	}
+	if _, ok := project.Volumes[nats.Volumes[0].Source]; !ok {
+		t.Errorf("nats's volume %q is not declared under volumes:", nats.Volumes[0].Source)
+	}
+	if nats.HealthCheck == nil || nats.HealthCheck.Disable {
+		t.Error("nats has no health check for the replicas to wait on")
+	}
+
+	var upstreams []string
+	for _, name := range []string{"ssehub-1", "ssehub-2"} {
+		upstreams = append(upstreams, checkReplica(t, name, project.Services[name]))
+	}
+
+	nginx := project.Services["nginx"]
+	if !strings.HasPrefix(nginx.Image, "nginx:") {
+		t.Errorf("nginx image %q", nginx.Image)
+	}
+	if len(nginx.Ports) != 1 || nginx.Ports[0].Target != 80 || nginx.Ports[0].Published != "8111" {
+		t.Errorf("nginx ports %+v, want 8111:80", nginx.Ports)
+	}
+	if len(nginx.Volumes) != 1 || nginx.Volumes[0].Type != types.VolumeTypeBind ||
+		nginx.Volumes[0].Source != mustAbs(t, filepath.Join(repoRoot, clusterNginx)) ||
+		nginx.Volumes[0].Target != "/etc/nginx/conf.d/default.conf" || !nginx.Volumes[0].ReadOnly {
+		t.Errorf("nginx volumes %+v, want %s read-only at /etc/nginx/conf.d/default.conf", nginx.Volumes, clusterNginx)
+	}
+	for _, name := range []string{"ssehub-1", "ssehub-2"} {
+		if dep, ok := nginx.DependsOn[name]; !ok || dep.Condition != types.ServiceConditionHealthy {
+			t.Errorf("nginx depends_on %s: %+v, want service_healthy", name, dep)
+		}
+	}
+	servers := regexp.MustCompile(`(?m)^\s*server\s+(\S+);`).FindAllStringSubmatch(nginxBlock(t, readRepoFile(t, clusterNginx), "upstream ssehub {"), -1)
+	var got []string
+	for _, m := range servers {
+		got = append(got, m[1])
+	}
+	if !slices.Equal(got, upstreams) {
+		t.Errorf("%s upstream servers %q, want the replicas %q", clusterNginx, got, upstreams)
+	}
+}
+
+// checkReplica checks one ssehub replica of the cluster file and returns
+// its address on the compose network, name:port.
+func checkReplica(t *testing.T, name string, svc types.ServiceConfig) string {
+	t.Helper()
+	if svc.Build == nil || svc.Build.Context != mustAbs(t, repoRoot) {
+		t.Errorf("%s is not built from the repository's Dockerfile: %+v", name, svc.Build)
+	}
+	if len(svc.Ports) != 0 {
+		t.Errorf("%s publishes %+v: only nginx should reach it", name, svc.Ports)
+	}
+	if dep, ok := svc.DependsOn["nats"]; !ok || dep.Condition != types.ServiceConditionHealthy {
+		t.Errorf("%s depends_on nats: %+v, want service_healthy", name, dep)
+	}
+	// Its environment over the image's config must be a valid config on
+	// the NATS broker, connecting to the nats service.
+	cfg, err := config.Load([]string{"--config", filepath.Join(repoRoot, "config/ssehub.yaml")}, composeEnv(svc))
+	if err != nil {
+		t.Fatalf("%s: the compose config does not load: %v", name, err)
+	}
+	if !cfg.Hub.NATS() || cfg.NATS.Embedded {
+		t.Errorf("%s: hub.broker %q, nats.embedded %v; want nats on the nats service", name, cfg.Hub.Broker, cfg.NATS.Embedded)
+	}
+	if len(cfg.NATS.URL) != 1 {
+		t.Fatalf("%s: nats.url %q, want the nats service", name, cfg.NATS.URL)
+	}
+	if u, err := url.Parse(cfg.NATS.URL[0]); err != nil || u.Hostname() != "nats" || u.Port() != "4222" {
+		t.Errorf("%s: nats.url %q, want nats://nats:4222", name, cfg.NATS.URL)
+	}
+	_, port, err := net.SplitHostPort(cfg.Server.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name + ":" + port
+}
+
+// TestComposeClusterNginx keeps deploy/nginx-cluster.conf the README's
+// nginx recipe: below its comment header it is the recipe, with the
+// replicas as upstream servers and the access log on stdout, nothing else.
+// The location block, where SSE is made or broken, must match exactly.
+func TestComposeClusterNginx(t *testing.T) {
+	recipe := readmeNginxRecipe(t)
+	conf := readRepoFile(t, clusterNginx)
+	if got, want := nginxBlock(t, conf, "location / {"), nginxBlock(t, recipe, "location / {"); got != want {
+		t.Errorf("%s's location block differs from the README's:\n%s\nwant:\n%s", clusterNginx, got, want)
+	}
+
+	want := recipe
+	for _, r := range []struct{ old, new string }{
+		{"    server 127.0.0.1:8111;\n", "    server ssehub-1:8111;\n    server ssehub-2:8111;\n"},
+		{"access_log /var/log/nginx/ssehub.access.log ssehub;", "access_log /dev/stdout ssehub;"},
+	} {
+		if n := strings.Count(want, r.old); n != 1 {
+			t.Fatalf("the README's nginx recipe holds %q %d times, want once: update this test with the recipe", r.old, n)
+		}
+		want = strings.Replace(want, r.old, r.new, 1)
+	}
+	body := conf
+	for strings.HasPrefix(body, "#") || strings.HasPrefix(body, "\n") {
+		_, body, _ = strings.Cut(body, "\n")
+	}
+	if got := strings.TrimSpace(body); got != strings.TrimSpace(want) {
+		gl, wl := strings.Split(got, "\n"), strings.Split(strings.TrimSpace(want), "\n")
+		for i := range max(len(gl), len(wl)) {
+			if i >= len(gl) || i >= len(wl) || gl[i] != wl[i] {
+				t.Errorf("%s differs from the README's recipe at line %d of its body:\n got %q\nwant %q",
+					clusterNginx, i+1, at(gl, i), at(wl, i))
+				break
+			}
+		}
+	}
+}
+
+// at returns lines[i], or "(end)" past the end.
+func at(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return "(end)"
+}
+
+// nginxBlock returns the block of conf that opens with the line holding
+// head, through its closing brace.
+func nginxBlock(t *testing.T, conf, head string) string {
+	t.Helper()
+	start := strings.Index(conf, head)
+	if start < 0 {
+		t.Fatalf("no %q block in:\n%s", head, conf)
+	}
+	depth := 0
+	for i := start; i < len(conf); i++ {
+		switch conf[i] {
+		case '{':
+			depth++
+		case '}':
+			if depth--; depth == 0 {
+				return conf[start : i+1]
+			}
+		}
+	}
+	t.Fatalf("the %q block does not close", head)
+	return ""
+}
+
+// mustAbs returns path made absolute.
+func mustAbs(t *testing.T, path string) string {
+	t.Helper()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}

@@ -1,0 +1,149 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// natsSchemes are the URL schemes a NATS client connects with.
+var natsSchemes = []string{"nats", "tls", "ws", "wss"}
+
+// checkNATSURLs checks that urls holds at least one server URL and that
+// each is scheme://host[:port] with a NATS scheme and nothing after the
+// port. A user name and password may come before the host; messages never
+// show the password.
+func checkNATSURLs(key string, urls []string) []error {
+	if len(urls) == 0 {
+		return []error{invalid(key, "no server: name at least one (e.g. \"nats://127.0.0.1:4222\")")}
+	}
+	var errs []error
+	for _, s := range urls {
+		if err := checkNATSURL(s); err != nil {
+			errs = append(errs, invalid(key, fmt.Sprintf("%q is not a NATS server URL (%v)", redactURL(s), err)))
+		}
+	}
+	return errs
+}
+
+// checkNATSURL checks one server URL.
+func checkNATSURL(s string) error {
+	if strings.ContainsFunc(s, unicode.IsSpace) {
+		return errors.New("contains white space")
+	}
+	if !strings.Contains(s, "://") {
+		return errors.New("no scheme: start it with nats://")
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return errors.New("does not parse")
+	case !slices.Contains(natsSchemes, strings.ToLower(u.Scheme)):
+		return fmt.Errorf("scheme must be one of %s", strings.Join(natsSchemes, ", "))
+	case u.Hostname() == "":
+		return errors.New("no host")
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
+		return errors.New("nothing may follow host:port")
+	}
+	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return errors.New("port must be 1-65535")
+		}
+	}
+	return nil
+}
+
+// redactURL returns s with the password of its user info, if any,
+// replaced by xxxxx. It works on the text, so a URL that does not parse
+// keeps its password hidden too.
+func redactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	authority, path, _ := strings.Cut(rest, "/")
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return s
+	}
+	user, _, hasPassword := strings.Cut(authority[:at], ":")
+	if !hasPassword {
+		return s
+	}
+	out := scheme + "://" + user + ":xxxxx" + authority[at:]
+	if len(authority) < len(rest) {
+		out += "/" + path
+	}
+	return out
+}
+
+// checkStreamName checks a JetStream stream name as the server does: not
+// empty, at most 255 bytes, no white space, no control characters, and none
+// of . * > (subject syntax) or / \ (the name is a directory in the store).
+func checkStreamName(key, name string) error {
+	switch {
+	case name == "":
+		return invalid(key, `"" is empty: name the stream (e.g. "SSEHUB")`)
+	case len(name) > maxStreamName:
+		return invalid(key, fmt.Sprintf("%q is longer than %d bytes", name, maxStreamName))
+	case strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }),
+		strings.ContainsAny(name, `.*>/\`):
+		return invalid(key, fmt.Sprintf(`%q is not a JetStream stream name (no white space, control characters, ".", "*", ">", "/" or "\")`, name))
+	}
+	return nil
+}
+
+// checkSubjectPrefix checks that prefix is one or more dot-separated
+// tokens of [A-Za-z0-9_-], like a topic without wildcards: the stream's
+// subjects are <prefix>.>, and topic orders.eu is <prefix>.orders.eu.
+// A prefix starting with $ would be a system subject ($JS, $SYS): the
+// token rule rules it out.
+func checkSubjectPrefix(key, prefix string) error {
+	if prefix == "" {
+		return invalid(key, `"" is empty: name a subject prefix (e.g. "ssehub")`)
+	}
+	if len(prefix) > maxSubjectPrefix {
+		return invalid(key, fmt.Sprintf("%q is longer than %d bytes", prefix, maxSubjectPrefix))
+	}
+	for tok := range strings.SplitSeq(prefix, ".") {
+		if tok == "" || strings.ContainsFunc(tok, func(r rune) bool { return !isTokenRune(r) }) {
+			return invalid(key, fmt.Sprintf("%q is not a subject prefix: dot-separated tokens of letters, digits, _ and - (no wildcards, no empty token)", prefix))
+		}
+	}
+	return nil
+}
+
+// isTokenRune reports whether r may appear in a subject prefix token.
+func isTokenRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-'
+}
+
+// checkFile checks that path names a regular file this process may open.
+func checkFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return errors.Unwrap(err) // the *PathError's path is already in the message
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return errors.New("not a regular file")
+	}
+	return nil
+}
+
+// nonBlank checks that s holds something besides white space.
+func nonBlank(key, s string) error {
+	if strings.TrimSpace(s) == "" {
+		return invalid(key, fmt.Sprintf("%q is empty", s))
+	}
+	return nil
+}

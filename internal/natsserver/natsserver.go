@@ -1,0 +1,94 @@
+// Package natsserver runs a NATS server with JetStream inside the ssehub
+// process (nats.embedded: true), so a single instance keeps the hub's
+// history across restarts with nothing else to install. It is the only
+// package that imports nats-server; the broker connects to it as to any
+// other NATS server, through the URL Start returns.
+package natsserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// defaultReadyTimeout bounds how long Start waits for the server to accept
+// connections when Options.ReadyTimeout is zero. Recovering a large store
+// happens before that wait starts, inside the server's Start.
+const defaultReadyTimeout = 10 * time.Second
+
+// Options configures Start. Only StoreDir is required; every other zero
+// value means the default its comment names.
+type Options struct {
+	// StoreDir is JetStream's store, a directory created (0700) if
+	// missing. Streams kept there (with file storage) outlive the process.
+	StoreDir string
+	// Logger receives the server's warnings and errors, and its notices
+	// and debug lines at debug level (its start-up banner is 30 lines).
+	// Nil: nothing is logged.
+	Logger *slog.Logger
+	// MaxPayload is the largest message the server accepts, in bytes.
+	// Zero: NATS's default, 1 MiB.
+	MaxPayload int32
+	// ReadyTimeout bounds the wait for the server to accept connections.
+	// Zero: 10s.
+	ReadyTimeout time.Duration
+}
+
+// Start starts a NATS server with JetStream on, storing in o.StoreDir and
+// listening on a random port of 127.0.0.1 only, and waits until it accepts
+// connections. It returns the URL to connect to (nats://127.0.0.1:PORT)
+// and stop, which shuts the server down, closing its clients'
+// connections, and returns once every goroutine of the server has ended
+// and its store is flushed and closed. stop may be called more than once
+// and from any goroutine.
+//
+// The server installs no signal handler: the process's own shutdown calls
+// stop. Two servers must not share a StoreDir at once.
+func Start(o Options) (clientURL string, stop func(), err error) {
+	if o.StoreDir == "" {
+		return "", nil, errors.New("embedded NATS server: no store directory")
+	}
+	if err := os.MkdirAll(o.StoreDir, 0o700); err != nil {
+		return "", nil, fmt.Errorf("embedded NATS server: store directory: %w", err)
+	}
+	ready := o.ReadyTimeout
+	if ready == 0 {
+		ready = defaultReadyTimeout
+	}
+	s, err := server.NewServer(&server.Options{
+		ServerName: "ssehub-embedded",
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		MaxPayload: o.MaxPayload,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
+	log := newLogger(o.Logger)
+	s.SetLoggerV2(log, log.debug, false, false)
+	stop = func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
+	s.Start()
+	if fatal := log.fatal(); fatal != "" {
+		stop()
+		return "", nil, fmt.Errorf("embedded NATS server: %s", fatal)
+	}
+	if !s.ReadyForConnections(ready) {
+		stop()
+		return "", nil, fmt.Errorf("embedded NATS server: not accepting connections after %v", ready)
+	}
+	if !s.JetStreamEnabled() {
+		stop()
+		return "", nil, errors.New("embedded NATS server: JetStream did not start")
+	}
+	return s.ClientURL(), stop, nil
+}
