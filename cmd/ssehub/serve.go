@@ -12,7 +12,7 @@ import (
 
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/handler"
-	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/natsbroker"
 	"github.com/ssehub/ssehub/static"
 )
 
@@ -25,10 +25,6 @@ const (
 	// connection.
 	idleTimeout = 2 * time.Minute
 )
-
-// The memory broker is the hub's broker; this says so where the two are
-// wired, so a change to either seam fails here.
-var _ handler.Broker = (*stream.Memory)(nil)
 
 // serve loads the config and runs the server until ctx is done.
 func serve(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
@@ -51,6 +47,9 @@ type Main struct {
 	// connState, when not nil, is the server's http.Server.ConnState:
 	// tests count the connections a proxy opens with it.
 	connState func(net.Conn, http.ConnState)
+	// nats, when not nil, runs the hub on the NATS broker with these
+	// options, whatever the config says.
+	nats *natsbroker.Options
 }
 
 // Run listens, serves until ctx is done, then shuts down: it stops
@@ -62,12 +61,22 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)
 	}
-	broker := stream.NewMemory(stream.MemoryOptions{
-		HistorySize:      m.Config.Hub.HistorySize,
-		HistoryMaxBytes:  m.Config.Hub.HistoryMaxBytes,
-		SubscriberBuffer: m.Config.Hub.SubscriberBuffer,
-		MaxSubscribers:   m.Config.Hub.MaxSubscribers,
-	})
+	nats := m.nats
+	if nats == nil && m.Config.Hub.NATS() {
+		url, stopNATS, err := natsServers(m.Config, m.Logger)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("nats: %w", err)
+		}
+		defer stopNATS() // after the broker, closed below, is done with it
+		nats = natsOptions(m.Config, url)
+	}
+	broker, err := openBroker(ctx, m.Config.Hub, nats, m.Logger)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("hub broker: %w", err)
+	}
+	defer broker.Close() // Close runs on shutdown too: it is idempotent
 	h := handler.New(handlerOptions(m.Config, m.Logger, broker))
 	var conns openConns
 	srv := &http.Server{

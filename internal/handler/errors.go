@@ -61,6 +61,7 @@ func statusOf(err error) int {
 	case errors.Is(err, errShuttingDown),
 		errors.Is(err, errTooManyStreams),
 		errors.Is(err, stream.ErrTooManySubscribers),
+		errors.Is(err, stream.ErrUnavailable),
 		errors.Is(err, stream.ErrClosed):
 		return http.StatusServiceUnavailable
 	default:
@@ -94,6 +95,8 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 			msg = "too many streams: try again later"
 		case errors.Is(err, stream.ErrTooManySubscribers):
 			msg = "too many subscribers: try again later"
+		case errors.Is(err, stream.ErrUnavailable):
+			msg = "the event store is unreachable: try again in a moment"
 		}
 		h.refusals.add(err)
 	case status >= http.StatusInternalServerError:

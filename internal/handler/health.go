@@ -11,13 +11,25 @@ func (h *Handler) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
+// readiness is what a broker that depends on a server (NATS) adds to
+// /readyz: Ready returns an error while that server is unreachable.
+type readiness interface {
+	Ready() error
+}
+
 // readyz answers 200 while the handler takes new streams, and 503 once
 // Close has been called, so a load balancer stops sending clients here
-// during shutdown.
+// during shutdown, or while the broker says it is not ready.
 func (h *Handler) readyz(c *gin.Context) {
 	if h.closing() {
 		h.abortWithError(c, errShuttingDown)
 		return
+	}
+	if r, ok := h.hub.Broker.(readiness); ok {
+		if err := r.Ready(); err != nil {
+			h.abortWithError(c, err)
+			return
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }

@@ -56,9 +56,28 @@ var (
 	replayedDesc    = prometheus.NewDesc("ssehub_replayed_events_total", "Events replayed to subscribers that resumed with Last-Event-ID.", nil, nil)
 )
 
+// natsBroker is what a broker on NATS (package natsbroker) reports beside
+// Stats: its metrics appear only for such a broker.
+type natsBroker interface {
+	// Connected reports whether it is connected to a NATS server now.
+	Connected() bool
+	// ConsumerLag is how many events of the stream it had yet to read
+	// when it read its last one.
+	ConsumerLag() uint64
+}
+
+var (
+	natsConnectedDesc = prometheus.NewDesc("ssehub_nats_connected", "1 while the hub is connected to a NATS server, else 0.", nil, nil)
+	natsLagDesc       = prometheus.NewDesc("ssehub_nats_consumer_lag", "Events of the NATS stream this instance had yet to read when it read its last one.", nil, nil)
+)
+
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{subscribersDesc, publishedDesc, deliveredDesc, droppedDesc, replayedDesc} {
 		ch <- d
+	}
+	if _, ok := c.broker.(natsBroker); ok {
+		ch <- natsConnectedDesc
+		ch <- natsLagDesc
 	}
 }
 
@@ -70,4 +89,12 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(deliveredDesc, prometheus.CounterValue, float64(s.Delivered))
 	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.Dropped)+timeouts)
 	ch <- prometheus.MustNewConstMetric(replayedDesc, prometheus.CounterValue, float64(s.Replayed))
+	if n, ok := c.broker.(natsBroker); ok {
+		connected := 0.0
+		if n.Connected() {
+			connected = 1
+		}
+		ch <- prometheus.MustNewConstMetric(natsConnectedDesc, prometheus.GaugeValue, connected)
+		ch <- prometheus.MustNewConstMetric(natsLagDesc, prometheus.GaugeValue, float64(n.ConsumerLag()))
+	}
 }

@@ -16,6 +16,10 @@ var (
 	// ErrInvalidEventType reports an event type (the `event:` field) that
 	// holds CR, LF or NUL or is longer than MaxEventTypeLen bytes.
 	ErrInvalidEventType = errors.New("invalid event type")
+	// ErrUnavailable reports a broker that cannot reach what stores its
+	// events (a NATS server): nothing was published or subscribed, and
+	// trying again later may succeed.
+	ErrUnavailable = errors.New("broker unavailable")
 )
 
 // MaxEventTypeLen is the longest event type a broker accepts, in bytes.

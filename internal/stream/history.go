@@ -117,7 +117,9 @@ func (h *history) since(after uint64) []*Message {
 	out := make([]*Message, 0, h.next-after-1)
 	n := uint64(len(h.ring))
 	for id := after + 1; id < h.next; id++ {
-		out = append(out, h.ring[id%n].msg)
+		if m := h.ring[id%n].msg; m != nil { // nil: an id Deliver skipped
+			out = append(out, m)
+		}
 	}
 	return out
 }

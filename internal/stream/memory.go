@@ -116,13 +116,18 @@ func positiveOr(v, def int) int {
 // waits: a subscription whose queue is full is dropped, ended with
 // ErrSlowConsumer. After Close it returns ErrClosed.
 func (b *Memory) Publish(topic, eventType, data string) (*Message, error) {
+	return b.publish(0, topic, eventType, data)
+}
+
+// publish is Publish with the event's id given (Deliver) or, when id is
+// 0, the next one.
+func (b *Memory) publish(id uint64, topic, eventType, data string) (*Message, error) {
 	if err := ValidateTopic(topic); err != nil {
 		return nil, err
 	}
 	if err := validateEventType(eventType); err != nil {
 		return nil, err
 	}
-	msg := &Message{Topic: topic}
 	buf := make([]byte, 0, frameSize(eventType, data))
 
 	b.mu.Lock()
@@ -130,14 +135,15 @@ func (b *Memory) Publish(topic, eventType, data string) (*Message, error) {
 	if b.closed {
 		return nil, ErrClosed
 	}
-	msg.ID = b.hist.next
-	msg.id = strconv.FormatUint(msg.ID, 10)
-	ev := Event{ID: msg.id, Type: eventType, Data: data}
-	frame, err := ev.AppendTo(buf)
-	if err != nil { // unreachable: every field was validated
-		return nil, fmt.Errorf("encode event: %w", err)
+	if id == 0 {
+		id = b.hist.next
+	} else if err := b.skipTo(id); err != nil {
+		return nil, err
 	}
-	msg.Frame = frame
+	msg, err := encodeMessage(buf, id, topic, eventType, data)
+	if err != nil { // unreachable: every field was validated
+		return nil, err
+	}
 
 	t := b.topics[topic]
 	if t == nil {

@@ -1,0 +1,276 @@
+// Package natsbroker is the hub's broker for several instances: events are
+// stored in a NATS JetStream stream, which gives them their ids, and each
+// instance reads the stream once and fans it out locally through a
+// stream.Memory, whose history becomes a cache of the stream's tail.
+//
+// Publish goes to JetStream only and returns once JetStream has
+// acknowledged the event. One ordered consumer per Broker, on every subject
+// of the stream, hands each event in sequence order to the local broker
+// (consumer.go). A resume older than the local history reads the stream
+// (resume.go). An event's id is its stream sequence plus the stream's
+// creation time in microseconds (ids.go), so ids of another history are
+// recognised.
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// Defaults used for zero Options fields.
+const (
+	DefaultURL            = nats.DefaultURL
+	DefaultStream         = "SSEHUB"
+	DefaultSubjectPrefix  = "ssehub"
+	DefaultPublishTimeout = 5 * time.Second
+	DefaultReconnectWait  = time.Second
+)
+
+// eventTypeHeader carries an event's type (the `event:` field) in its
+// JetStream message; absent for the default type.
+const eventTypeHeader = "Ssehub-Event"
+
+// Options configures a Broker. A zero field means its default.
+type Options struct {
+	// URLs are the NATS servers to connect to, one or more of a cluster;
+	// default DefaultURL.
+	URLs []string
+	// CredentialsFile is a NATS .creds file; empty means none.
+	CredentialsFile string
+	// Stream is the JetStream stream's name; default DefaultStream.
+	Stream string
+	// SubjectPrefix makes topic t the subject <SubjectPrefix>.t; default
+	// DefaultSubjectPrefix.
+	SubjectPrefix string
+	// Replicas is how many copies of the stream a cluster keeps; default 1.
+	Replicas int
+	// Storage is "file" (the default) or "memory".
+	Storage string
+	// HistorySize bounds the stream (its MaxMsgs) and the local history;
+	// default stream.DefaultHistorySize.
+	HistorySize int
+	// HistoryMaxBytes bounds the stream's bytes (its MaxBytes); zero means
+	// no bound.
+	HistoryMaxBytes int64
+	// SubscriberBuffer and MaxSubscribers are the local broker's, as in
+	// stream.MemoryOptions.
+	SubscriberBuffer int
+	MaxSubscribers   int
+	// PublishTimeout bounds the wait for JetStream's acknowledgement, and
+	// for the stream's answers when a subscription resumes; default
+	// DefaultPublishTimeout.
+	PublishTimeout time.Duration
+	// ReconnectWait is the pause between attempts to reconnect to a NATS
+	// server; default DefaultReconnectWait.
+	ReconnectWait time.Duration
+	// Logger receives connection changes; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if len(o.URLs) == 0 {
+		o.URLs = []string{DefaultURL}
+	}
+	o.Stream = cmpOr(o.Stream, DefaultStream)
+	o.SubjectPrefix = cmpOr(o.SubjectPrefix, DefaultSubjectPrefix)
+	o.Storage = cmpOr(o.Storage, "file")
+	o.Replicas = max(o.Replicas, 1)
+	if o.HistorySize <= 0 {
+		o.HistorySize = stream.DefaultHistorySize
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = DefaultPublishTimeout
+	}
+	if o.ReconnectWait <= 0 {
+		o.ReconnectWait = DefaultReconnectWait
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Broker is the NATS JetStream broker. It implements the hub's broker seam
+// (handler.Broker); all methods are safe for concurrent use.
+type Broker struct {
+	opts   Options
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	ids    ids
+	mem    *stream.Memory // the local layer: fan-out and a cache of the tail
+	cc     jetstream.ConsumeContext
+
+	published atomic.Uint64 // events this instance stored
+	replayed  atomic.Uint64 // events replayed from the stream
+	lag       atomic.Uint64 // the consumer's pending events at its last one
+
+	closeOnce sync.Once
+}
+
+// Open connects to NATS, creates the stream if it is missing and checks it
+// if present (ErrStreamMismatch), and starts reading it after its last
+// event. ctx bounds the start only.
+func Open(ctx context.Context, opts Options) (*Broker, error) {
+	opts.setDefaults()
+	b := &Broker{opts: opts}
+	conn := []nats.Option{
+		nats.Name("ssehub"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(opts.ReconnectWait),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			opts.Logger.Warn("nats disconnected: publishing answers 503 until it is back", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			opts.Logger.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+	}
+	if opts.CredentialsFile != "" {
+		conn = append(conn, nats.UserCredentials(opts.CredentialsFile))
+	}
+	nc, err := nats.Connect(strings.Join(opts.URLs, ","), conn...)
+	if err != nil {
+		return nil, fmt.Errorf("nats connect: %w", err)
+	}
+	b.nc = nc
+	if err := b.start(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// start opens the stream and the local consumer.
+func (b *Broker) start(ctx context.Context) error {
+	var err error
+	if b.js, err = jetstream.New(b.nc); err != nil {
+		return fmt.Errorf("nats jetstream: %w", err)
+	}
+	if b.stream, err = ensureStream(ctx, b.js, &b.opts); err != nil {
+		return err
+	}
+	info := b.stream.CachedInfo()
+	b.ids = newIDs(info.Created)
+	last := info.State.LastSeq
+	b.mem = stream.NewMemory(stream.MemoryOptions{
+		HistorySize:      b.opts.HistorySize,
+		SubscriberBuffer: b.opts.SubscriberBuffer,
+		MaxSubscribers:   b.opts.MaxSubscribers,
+		FirstID:          b.ids.id(last + 1),
+	})
+	return b.consume(ctx, last+1)
+}
+
+// Publish stores the event in the stream and returns it with the id made
+// from its sequence, once JetStream has acknowledged it. It does not
+// deliver it: the local consumer does, as on every other instance. While
+// NATS is unreachable it returns an error wrapping stream.ErrUnavailable;
+// nothing is acknowledged that was not stored (an event whose
+// acknowledgement was lost may be stored nonetheless).
+func (b *Broker) Publish(topic, eventType, data string) (*stream.Message, error) {
+	if err := stream.ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	if err := stream.ValidateEventType(eventType); err != nil {
+		return nil, err
+	}
+	if err := b.Ready(); err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(b.subject(topic))
+	m.Data = []byte(data)
+	if eventType != "" {
+		m.Header.Set(eventTypeHeader, eventType)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+	defer cancel()
+	ack, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectStream(b.opts.Stream))
+	if err != nil {
+		return nil, b.unavailable("publish", err)
+	}
+	b.published.Add(1)
+	return stream.NewMessage(b.ids.id(ack.Sequence), topic, eventType, data)
+}
+
+// Ready returns nil while the broker is connected to NATS, and otherwise
+// an error wrapping stream.ErrUnavailable (or stream.ErrClosed once Close
+// was called).
+func (b *Broker) Ready() error {
+	switch {
+	case b.nc.IsClosed():
+		return stream.ErrClosed
+	case !b.nc.IsConnected():
+		return fmt.Errorf("nats not connected: %w", stream.ErrUnavailable)
+	}
+	return nil
+}
+
+// unavailable wraps a NATS error of op with stream.ErrUnavailable, or
+// returns stream.ErrClosed after Close.
+func (b *Broker) unavailable(op string, err error) error {
+	if b.nc.IsClosed() || errors.Is(err, nats.ErrConnectionClosed) {
+		return stream.ErrClosed
+	}
+	return fmt.Errorf("nats %s: %w: %w", op, stream.ErrUnavailable, err)
+}
+
+// Topics lists the active topics the local history and subscriptions know
+// of: the topics of the stream's tail that it caches.
+func (b *Broker) Topics() []stream.TopicInfo { return b.mem.Topics() }
+
+// Stats returns running totals: Published counts the events this instance
+// stored, the others are the local broker's plus replays from the stream.
+func (b *Broker) Stats() stream.Stats {
+	s := b.mem.Stats()
+	s.Published = b.published.Load()
+	r := b.replayed.Load()
+	s.Replayed += r
+	s.Delivered += r
+	return s
+}
+
+// Connected reports whether the broker is connected to a NATS server now.
+func (b *Broker) Connected() bool { return b.nc.IsConnected() }
+
+// ConsumerLag returns how many events of the stream the local consumer
+// had yet to read when it read its last one.
+func (b *Broker) ConsumerLag() uint64 { return b.lag.Load() }
+
+// Close stops reading the stream, ends every subscription with
+// stream.ErrClosed and closes the connection. It is idempotent.
+func (b *Broker) Close() {
+	b.closeOnce.Do(func() {
+		if b.cc != nil {
+			b.cc.Stop()
+			<-b.cc.Closed()
+		}
+		if b.mem != nil {
+			b.mem.Close()
+		}
+		b.nc.Close()
+	})
+}
+
+// subject is the subject of topic's events.
+func (b *Broker) subject(topic string) string { return b.opts.SubjectPrefix + "." + topic }
+
+// topic is the topic of subject, or false for a subject outside the prefix.
+func (b *Broker) topic(subject string) (string, bool) {
+	return strings.CutPrefix(subject, b.opts.SubjectPrefix+".")
+}

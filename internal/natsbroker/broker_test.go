@@ -1,0 +1,290 @@
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// An event published on one instance reaches the subscribers of both.
+func TestPublishReachesSubscribersOfEveryInstance(t *testing.T) {
+	ns := startNATS(t)
+	a, b := newInstance(t, testBrokerOptions(ns)), newInstance(t, testBrokerOptions(ns))
+	onA, onB := a.subscribe(t, "topic=news.*", ""), b.subscribe(t, "topic=news.*", "")
+	status, id, _ := a.post(t, "news.eu", `{"event": "update", "data": "line 1\nline 2"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("publish: %d", status)
+	}
+	want := stream.Event{ID: id, Type: "update", Data: "line 1\nline 2"}
+	for name, c := range map[string]*client{"A": onA, "B": onB} {
+		if got := c.next(t); got != want {
+			t.Errorf("on %s: %+v, want %+v", name, got, want)
+		}
+	}
+	if m := metricsOf(t, a); !strings.Contains(m, "\nssehub_nats_connected 1\n") || !strings.Contains(m, "\nssehub_nats_consumer_lag ") {
+		t.Errorf("metrics lack the NATS gauges:\n%s", m)
+	}
+	id2 := b.publish(t, "news.us", "from B")
+	for name, c := range map[string]*client{"A": onA, "B": onB} {
+		if got := c.next(t); got.ID != id2 || got.Data != "from B" {
+			t.Errorf("on %s: %+v, want id %s", name, got, id2)
+		}
+	}
+}
+
+// Two instances publishing at once: each one's ids increase in its
+// publish order, and every subscriber sees all of them in id order.
+func TestIDsIncreaseAcrossInstancesPublishingAtOnce(t *testing.T) {
+	ns := startNATS(t)
+	a, b := newInstance(t, testBrokerOptions(ns)), newInstance(t, testBrokerOptions(ns))
+	subs := []*client{a.subscribe(t, "topic=>", ""), b.subscribe(t, "topic=>", "")}
+	const each = 20
+	ids := make([][]uint64, 2)
+	var wg sync.WaitGroup
+	for i, in := range []*instance{a, b} {
+		wg.Go(func() {
+			for n := range each {
+				status, id, _ := in.post(t, fmt.Sprintf("t%d", i), fmt.Sprintf(`{"data": "%d"}`, n))
+				v, err := strconv.ParseUint(id, 10, 64)
+				if status != http.StatusCreated || err != nil {
+					t.Errorf("publish on %d: %d %q", i, status, id)
+					return
+				}
+				ids[i] = append(ids[i], v)
+			}
+		})
+	}
+	wg.Wait()
+	all := append(slices.Clone(ids[0]), ids[1]...)
+	for i := range ids {
+		if !slices.IsSorted(ids[i]) {
+			t.Errorf("instance %d's ids out of publish order: %v", i, ids[i])
+		}
+	}
+	slices.Sort(all)
+	for k, c := range subs {
+		for _, want := range all {
+			if got := c.next(t); got.ID != strconv.FormatUint(want, 10) {
+				t.Fatalf("subscriber %d: id %s, want %d", k, got.ID, want)
+			}
+		}
+	}
+}
+
+// A client on A loses A mid-stream and resumes on B with its last id: it
+// gets exactly what it missed, then live events.
+func TestResumeOnAnotherInstance(t *testing.T) {
+	ns := startNATS(t)
+	a, b := newInstance(t, testBrokerOptions(ns)), newInstance(t, testBrokerOptions(ns))
+	c := a.subscribe(t, "topic=orders", "")
+	a.publish(t, "orders", "1")
+	last := c.next(t).ID
+	a.close()
+	c.ended(t)
+	var missed []string
+	for i := range 3 {
+		missed = append(missed, b.publish(t, "orders", fmt.Sprint("missed ", i)))
+		b.publish(t, "other", "not subscribed")
+	}
+	c = b.subscribe(t, "topic=orders", last)
+	for _, id := range missed {
+		if got := c.next(t); got.ID != id {
+			t.Fatalf("replayed %+v, want id %s", got, id)
+		}
+	}
+	live := b.publish(t, "orders", "live")
+	if got := c.next(t); got.ID != live || got.Data != "live" {
+		t.Fatalf("live %+v, want id %s", got, live)
+	}
+}
+
+// A fresh broker, whose process memory is gone, resumes from the stream:
+// an id older than its local history is read from JetStream, filtered on
+// the subscription's patterns, then live events follow without a
+// duplicate.
+func TestFreshBrokerResumesFromTheStream(t *testing.T) {
+	ns := startNATS(t)
+	a := newInstance(t, testBrokerOptions(ns))
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, a.publish(t, []string{"x.a", "x.b", "y"}[i%3], strconv.Itoa(i)))
+	}
+	a.close()
+
+	fresh := newInstance(t, testBrokerOptions(ns))
+	for _, tc := range []struct {
+		query string
+		want  []int // indexes into ids, after ids[0]
+	}{
+		{"topic=x.a", []int{3}},
+		{"topic=x.*&topic=x.b", []int{1, 3, 4}}, // overlapping patterns
+		{"topic=x.b&topic=y", []int{1, 2, 4, 5}},
+		{"topic=z", nil}, // nothing matches: live only, no reset
+	} {
+		c := fresh.subscribe(t, tc.query, ids[0])
+		for _, i := range tc.want {
+			if got := c.next(t); got.ID != ids[i] || got.Data != strconv.Itoa(i) {
+				t.Fatalf("%s: %+v, want id %s", tc.query, got, ids[i])
+			}
+		}
+	}
+	if r := fresh.broker.Stats().Replayed; r != 8 {
+		t.Errorf("Stats().Replayed = %d, want 8", r)
+	}
+	// Subscribed while the stream is read, live events follow exactly once.
+	c := fresh.subscribe(t, "topic=>", ids[3])
+	live := fresh.publish(t, "y", "live")
+	for _, want := range []string{ids[4], ids[5], live} {
+		if got := c.next(t); got.ID != want {
+			t.Fatalf("got %+v, want id %s", got, want)
+		}
+	}
+}
+
+// Ids the stream cannot resume from start with a reset: another history
+// (the stream deleted and made again), older than the retained events,
+// newer than the newest, not a number.
+func TestResetWhenTheStreamCannotResume(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 3
+	a := newInstance(t, opts)
+	old := a.publish(t, "a", "old history")
+	a.close()
+	deleteStream(t, ns, DefaultStream)
+
+	b := newInstance(t, opts)
+	first := b.publish(t, "a", "0")
+	for i := range 4 {
+		b.publish(t, "a", strconv.Itoa(i+1))
+	}
+	firstID, _ := strconv.ParseUint(first, 10, 64)
+	for _, last := range []string{old, first, strconv.FormatUint(firstID+100, 10), "garbage"} {
+		c := newInstance(t, opts).subscribe(t, "topic=a", last) // a fresh one: no local history
+		if got := c.next(t); got.Type != "reset" || got.Data == "" {
+			t.Fatalf("from %s: %+v, want a reset", last, got)
+		}
+	}
+}
+
+// The NATS server restarts mid-stream: publishing answers 503 while it is
+// down, and the subscriber, still connected, gets every event
+// acknowledged once it is back.
+func TestNATSRestartMidStream(t *testing.T) {
+	ns := startNATS(t)
+	a := newInstance(t, testBrokerOptions(ns))
+	c := a.subscribe(t, "topic=t", "")
+	if id := a.publish(t, "t", "before"); c.next(t).ID != id {
+		t.Fatal("first event not delivered")
+	}
+	ns.stop()
+	waitFor(t, "the broker to see NATS gone", func() bool { return a.broker.Ready() != nil })
+	status, _, header := a.post(t, "t", `{"data": "while down"}`)
+	if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
+		t.Fatalf("publish while down: %d, Retry-After %q", status, header.Get("Retry-After"))
+	}
+	if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz while down: %v %v", resp.Status, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	ns.start(t)
+	waitFor(t, "the broker to reconnect", func() bool { return a.broker.Ready() == nil })
+	var want []string
+	for i := range 5 {
+		want = append(want, a.publish(t, "t", strconv.Itoa(i)))
+	}
+	for _, id := range want {
+		if got := c.next(t); got.ID != id {
+			t.Fatalf("after the restart: %+v, want id %s", got, id)
+		}
+	}
+}
+
+// A stream that exists with other subjects or storage stops Open.
+func TestOpenRefusesAMismatchedStream(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	for _, change := range []func(*Options){
+		func(o *Options) { o.SubjectPrefix = "other" },
+		func(o *Options) { o.Storage = "memory" },
+	} {
+		o := opts
+		change(&o)
+		if b, err := Open(t.Context(), o); !errors.Is(err, ErrStreamMismatch) {
+			if b != nil {
+				b.Close()
+			}
+			t.Fatalf("Open with %+v: %v, want ErrStreamMismatch", o, err)
+		}
+	}
+}
+
+func metricsOf(t *testing.T, in *instance) string {
+	t.Helper()
+	resp, err := in.Client().Get(in.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func deleteStream(t *testing.T, ns *natsServer, name string) {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := js.DeleteStream(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Take drops the live events a replay from the stream holds already,
+// exactly by id, and nothing after them.
+func TestTakeDropsWhatTheReplayHolds(t *testing.T) {
+	mem := stream.NewMemory(stream.MemoryOptions{FirstID: 10})
+	defer mem.Close()
+	live, err := mem.Subscribe([]string{"a"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &subscription{Subscription: live, after: 12}
+	for id := uint64(11); id <= 13; id++ {
+		if _, err := mem.Deliver(id, "a", "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, open := s.Take(nil)
+	if len(got) != 1 || got[0].ID != 13 || !open || s.after != 0 {
+		t.Fatalf("Take = %v, %v (after %d), want only 13", got, open, s.after)
+	}
+	_, _ = mem.Deliver(14, "a", "", "")
+	if got, _ := s.Take(got[:0]); len(got) != 1 || got[0].ID != 14 {
+		t.Fatalf("then Take = %v, want 14", got)
+	}
+}

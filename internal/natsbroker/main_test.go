@@ -1,0 +1,220 @@
+package natsbroker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/ssehub/ssehub/internal/handler"
+	"github.com/ssehub/ssehub/internal/stream"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	testToken = "t0ken"
+	waitLimit = 10 * time.Second
+)
+
+// natsServer is a NATS server with JetStream in the test process, on a
+// loopback port, storing in a directory of the test's.
+type natsServer struct {
+	*server.Server
+	dir  string
+	port int
+}
+
+func startNATS(t *testing.T) *natsServer {
+	t.Helper()
+	ns := &natsServer{dir: t.TempDir(), port: -1}
+	ns.start(t)
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+// start runs the server, again on the same port and store after a stop.
+func (ns *natsServer) start(t *testing.T) {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: ns.port, JetStream: true, StoreDir: ns.dir,
+		NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(waitLimit) {
+		t.Fatal("nats server not ready")
+	}
+	ns.Server = s
+	ns.port = s.Addr().(*net.TCPAddr).Port
+}
+
+func (ns *natsServer) stop() {
+	ns.Shutdown()
+	ns.WaitForShutdown()
+}
+
+// instance is one ssehub: a Broker on the test's NATS server behind the
+// real handler on a real socket.
+type instance struct {
+	*httptest.Server
+	broker *Broker
+	h      *handler.Handler
+	closed bool
+}
+
+func testBrokerOptions(ns *natsServer) Options {
+	return Options{
+		URLs:           []string{ns.ClientURL()},
+		HistorySize:    100,
+		PublishTimeout: 2 * time.Second,
+		ReconnectWait:  20 * time.Millisecond,
+		Logger:         slog.New(slog.DiscardHandler),
+	}
+}
+
+func newInstance(t *testing.T, opts Options) *instance {
+	t.Helper()
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handler.New(handler.Options{
+		Logger: slog.New(slog.DiscardHandler),
+		Stream: handler.StreamOptions{HeartbeatInterval: time.Minute, WriteTimeout: 5 * time.Second},
+		Hub:    handler.HubOptions{Broker: b, PublishTokens: []string{testToken}},
+	})
+	in := &instance{Server: httptest.NewServer(h), broker: b, h: h}
+	t.Cleanup(in.close)
+	return in
+}
+
+// close ends the instance's streams, then its server and broker.
+func (in *instance) close() {
+	if in.closed {
+		return
+	}
+	in.closed = true
+	in.h.Close()
+	in.Server.Close()
+	in.broker.Close()
+}
+
+// post publishes and returns the status and the answer's id.
+func (in *instance) post(t *testing.T, topic, body string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", in.URL+"/api/v1/topics/"+topic+"/events", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := in.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ ID string }
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out.ID, resp.Header
+}
+
+func (in *instance) publish(t *testing.T, topic, data string) string {
+	t.Helper()
+	status, id, _ := in.post(t, topic, fmt.Sprintf(`{"data": %q}`, data))
+	if status != http.StatusCreated || id == "" {
+		t.Fatalf("publish to %s: %d", topic, status)
+	}
+	return id
+}
+
+// client reads one subscription's events on a goroutine of its own.
+type client struct {
+	events chan stream.Event
+	cancel context.CancelFunc
+}
+
+func (in *instance) subscribe(t *testing.T, query, lastEventID string) *client {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", in.URL+"/api/v1/events?"+query, nil)
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	resp, err := in.Client().Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		cancel()
+		t.Fatalf("subscribe %s: %v %v", query, resp.Status, err)
+	}
+	c := &client{events: make(chan stream.Event, 1000), cancel: cancel}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(c.events)
+		defer resp.Body.Close()
+		p := stream.NewParser(resp.Body)
+		for {
+			ev, err := p.Next()
+			if err != nil {
+				return
+			}
+			if ev.ID == "" && ev.Type == "" && ev.Data == "" {
+				continue // the retry field, a heartbeat
+			}
+			ev.Retry, ev.Comment = 0, ""
+			c.events <- ev
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+// next waits for the next event, or fails the test after waitLimit.
+func (c *client) next(t *testing.T) stream.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-c.events:
+		if !ok {
+			t.Fatal("the stream ended")
+		}
+		return ev
+	case <-time.After(waitLimit):
+		t.Fatal("no event within", waitLimit)
+	}
+	return stream.Event{}
+}
+
+// ended waits for the stream to end, every event before the end discarded.
+func (c *client) ended(t *testing.T) {
+	t.Helper()
+	timeout := time.After(waitLimit)
+	for {
+		select {
+		case _, ok := <-c.events:
+			if !ok {
+				return
+			}
+		case <-timeout:
+			t.Fatal("the stream did not end")
+		}
+	}
+}
+
+// waitFor polls cond until it holds, or fails the test after waitLimit.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,218 @@
+package natsbroker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// replayBatch is how many messages a replay asks the stream for at once.
+const replayBatch = 512
+
+// Subscribe opens a subscription to the events whose topic matches one of
+// patterns, resuming after lastEventID ("" for live only).
+//
+// The local broker registers it first, so it queues every live event from
+// then on. A resume within the local history is the local broker's. An
+// older one reads the stream after lastEventID up to its last sequence at
+// that moment: that is Replay, and Take drops the live events it already
+// holds, exactly, by id. An id from another history, below the stream's
+// first retained event or above its last starts with a Reset. Reading the
+// stream fails with an error wrapping stream.ErrUnavailable while NATS is
+// unreachable.
+func (b *Broker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
+	live, err := b.mem.Subscribe(patterns, lastEventID)
+	if err != nil || lastEventID == "" || live.Reset() == "" {
+		return live, err
+	}
+	s, err := b.resume(live, patterns, lastEventID)
+	if err != nil {
+		live.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// resume is Subscribe for an id the local history does not hold; live is
+// registered already.
+func (b *Broker) resume(live stream.Subscription, patterns []string, lastEventID string) (*subscription, error) {
+	s := &subscription{Subscription: live}
+	id, err := strconv.ParseUint(lastEventID, 10, 64)
+	if err != nil {
+		s.reset = "the last event id is not an event id of this hub; events may have been missed"
+		return s, nil
+	}
+	seq, ok := b.ids.seq(id)
+	if !ok {
+		s.reset = fmt.Sprintf("last event id %d is from another history of this hub; events may have been missed", id)
+		return s, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+	defer cancel()
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return nil, b.unavailable("stream info", err)
+	}
+	first, last := info.State.FirstSeq, info.State.LastSeq
+	switch {
+	case seq > last:
+		s.reset = fmt.Sprintf("last event id %d is unknown: the newest event id is %d", id, b.ids.id(last))
+		return s, nil
+	case seq+1 < first:
+		s.reset = fmt.Sprintf("last event id %d is older than the retained history (oldest id %d); events were missed", id, b.ids.id(first))
+		return s, nil
+	}
+	// Every event after last reaches live: it was stored after live was
+	// registered. Those up to last that reach it too (the local consumer
+	// may lag) are dropped by Take.
+	s.after = b.ids.id(last)
+	if seq == last {
+		return s, nil
+	}
+	if s.replay, err = b.read(ctx, patterns, seq+1, last); err != nil {
+		return nil, b.unavailable("replay", err)
+	}
+	n := uint64(len(s.replay))
+	b.replayed.Add(n)
+	return s, nil
+}
+
+// read returns the events of the stream from sequence from to sequence to
+// whose topic matches one of patterns, oldest first, through an ephemeral
+// ordered consumer filtered on their subjects.
+func (b *Broker) read(ctx context.Context, patterns []string, from, to uint64) ([]*stream.Message, error) {
+	cons, err := b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: b.filters(patterns),
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+	})
+	if err != nil {
+		return nil, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(replayBatch))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Stop()
+	if info := cons.CachedInfo(); info == nil || info.NumPending == 0 {
+		return nil, nil // nothing matches after from
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	var out []*stream.Message
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return nil, err
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, err
+		}
+		seq := md.Sequence.Stream
+		if seq > to {
+			return out, nil
+		}
+		if msg := b.message(seq, m, patterns); msg != nil {
+			out = append(out, msg)
+		}
+		if seq == to || md.NumPending == 0 {
+			return out, nil
+		}
+	}
+}
+
+// message is the event of stream message m, or nil when its subject is no
+// topic matching one of patterns.
+func (b *Broker) message(seq uint64, m jetstream.Msg, patterns []string) *stream.Message {
+	topic, ok := b.topic(m.Subject())
+	if !ok || !slices.ContainsFunc(patterns, func(p string) bool { return stream.Match(p, topic) }) {
+		return nil
+	}
+	msg, err := stream.NewMessage(b.ids.id(seq), topic, m.Headers().Get(eventTypeHeader), string(m.Data()))
+	if err != nil {
+		return nil
+	}
+	return msg
+}
+
+// filters are the subjects of patterns for a consumer's filter. NATS
+// refuses filters that overlap, so patterns that do are read through the
+// stream's whole subject and matched here.
+func (b *Broker) filters(patterns []string) []string {
+	ps := slices.Clone(patterns)
+	slices.Sort(ps)
+	ps = slices.Compact(ps)
+	out := make([]string, 0, len(ps))
+	for i, p := range ps {
+		for _, q := range ps[:i] {
+			if overlap(p, q) {
+				return []string{b.subject(">")}
+			}
+		}
+		out = append(out, b.subject(p))
+	}
+	return out
+}
+
+// overlap reports whether some topic matches both patterns a and b.
+func overlap(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(at) && i < len(bt); i++ {
+		if at[i] == ">" || bt[i] == ">" {
+			return true
+		}
+		if at[i] != bt[i] && at[i] != "*" && bt[i] != "*" {
+			return false
+		}
+	}
+	return len(at) == len(bt)
+}
+
+// subscription is a subscription of the local broker that resumed from the
+// stream: the replay read there, or a reset of the Broker's, then the
+// local live events minus those the replay holds.
+type subscription struct {
+	stream.Subscription // the local one: live events, Ready, Err, Close
+
+	replay []*stream.Message
+	reset  string
+	// after is the id of the last event of the stream that the replay
+	// covers; Take drops live events up to it. Zero once passed. Only
+	// Take, on the subscriber's goroutine, uses it.
+	after uint64
+}
+
+// Replay returns the events read from the stream.
+func (s *subscription) Replay() []*stream.Message { return s.replay }
+
+// Reset says why the last event id could not be resumed from, or is empty.
+func (s *subscription) Reset() string { return s.reset }
+
+// Take appends the live events queued, without those Replay holds.
+func (s *subscription) Take(dst []*stream.Message) ([]*stream.Message, bool) {
+	n := len(dst)
+	dst, open := s.Subscription.Take(dst)
+	if s.after == 0 || len(dst) == n {
+		return dst, open
+	}
+	kept := dst[:n]
+	for _, m := range dst[n:] {
+		if m.ID > s.after {
+			kept = append(kept, m)
+		}
+	}
+	if len(kept) > n {
+		s.after = 0 // ids increase: nothing later is a duplicate
+	}
+	clear(dst[len(kept):])
+	return kept, open
+}

@@ -1,0 +1,73 @@
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrStreamMismatch reports a stream that exists with subjects or storage
+// other than the options ask for. Start-up stops rather than change them:
+// another deployment may own it.
+var ErrStreamMismatch = errors.New("stream exists with other settings")
+
+// streamConfig is the stream the options ask for.
+func streamConfig(o *Options) jetstream.StreamConfig {
+	storage := jetstream.FileStorage
+	if o.Storage == "memory" {
+		storage = jetstream.MemoryStorage
+	}
+	maxBytes := o.HistoryMaxBytes
+	if maxBytes <= 0 {
+		maxBytes = -1
+	}
+	return jetstream.StreamConfig{
+		Name:        o.Stream,
+		Description: "ssehub events",
+		Subjects:    []string{o.SubjectPrefix + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Storage:     storage,
+		Replicas:    o.Replicas,
+		MaxMsgs:     int64(o.HistorySize),
+		MaxBytes:    maxBytes,
+	}
+}
+
+// ensureStream returns the stream, created if missing. One that exists
+// must have the subjects and storage asked for (else ErrStreamMismatch);
+// its limits and replicas are updated to the options'.
+func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
+	want := streamConfig(o)
+	st, err := js.Stream(ctx, o.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = js.CreateStream(ctx, want)
+		if err != nil {
+			return nil, fmt.Errorf("nats: create stream %q: %w", o.Stream, err)
+		}
+		o.Logger.Info("nats stream created", "stream", o.Stream, "subjects", want.Subjects, "storage", o.Storage)
+		return st, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats: stream %q: %w", o.Stream, err)
+	}
+	have := st.CachedInfo().Config
+	switch {
+	case !slices.Equal(have.Subjects, want.Subjects):
+		return nil, fmt.Errorf("nats stream %q has subjects %v, not %v (the subject prefix): %w", o.Stream, have.Subjects, want.Subjects, ErrStreamMismatch)
+	case have.Storage != want.Storage:
+		return nil, fmt.Errorf("nats stream %q has %s storage, not %s: %w", o.Stream, have.Storage, want.Storage, ErrStreamMismatch)
+	}
+	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas {
+		return st, nil
+	}
+	have.MaxMsgs, have.MaxBytes, have.Replicas = want.MaxMsgs, want.MaxBytes, want.Replicas
+	if st, err = js.UpdateStream(ctx, have); err != nil {
+		return nil, fmt.Errorf("nats: update stream %q limits: %w", o.Stream, err)
+	}
+	o.Logger.Info("nats stream limits updated", "stream", o.Stream, "max_msgs", want.MaxMsgs, "max_bytes", want.MaxBytes, "replicas", want.Replicas)
+	return st, nil
+}

@@ -1,0 +1,74 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// ErrOutOfOrder reports an id given to Deliver that is not above the ids
+// the broker has already used.
+var ErrOutOfOrder = errors.New("event id out of order")
+
+// Deliver is Publish with the event's id chosen by the caller: a broker
+// that keeps its events elsewhere (a NATS JetStream stream) assigns the ids
+// there and hands each event here, in id order, for local fan-out and a
+// local history. id must be above every id used before, else Deliver
+// returns ErrOutOfOrder; ids skipped over are ids with no event, and a
+// resume across them loses nothing. Safe for concurrent use, like Publish.
+func (b *Memory) Deliver(id uint64, topic, eventType, data string) (*Message, error) {
+	if id == 0 {
+		return nil, fmt.Errorf("id 0: %w", ErrOutOfOrder)
+	}
+	return b.publish(id, topic, eventType, data)
+}
+
+// skipTo makes id the next id of the history, forgetting what the slots
+// of the ids skipped over held, so that slot x % len(ring) still holds id
+// x or nothing. The caller holds b.mu.
+func (b *Memory) skipTo(id uint64) error {
+	h := b.hist
+	if id < h.next {
+		return fmt.Errorf("id %d after %d: %w", id, h.next-1, ErrOutOfOrder)
+	}
+	n := uint64(len(h.ring))
+	for x := h.next; x < id && x-h.next < n; x++ {
+		slot := &h.ring[x%n]
+		if slot.msg != nil {
+			slot.topic.retained--
+			b.pruneTopic(slot.topic)
+		}
+		*slot = historyEntry{}
+	}
+	h.next = id
+	return nil
+}
+
+// NewMessage validates topic and eventType as Publish does and returns the
+// event encoded with id, for a broker that hands out events it did not
+// publish through a Memory (a replay read from elsewhere).
+func NewMessage(id uint64, topic, eventType, data string) (*Message, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	if err := ValidateEventType(eventType); err != nil {
+		return nil, err
+	}
+	return encodeMessage(make([]byte, 0, frameSize(eventType, data)), id, topic, eventType, data)
+}
+
+// ValidateEventType checks an event type (the `event:` field) as Publish
+// does: at most MaxEventTypeLen bytes, no CR, LF or NUL.
+func ValidateEventType(eventType string) error { return validateEventType(eventType) }
+
+// encodeMessage returns the Message of a validated event, its frame
+// appended to buf.
+func encodeMessage(buf []byte, id uint64, topic, eventType, data string) (*Message, error) {
+	msg := &Message{ID: id, Topic: topic, id: strconv.FormatUint(id, 10)}
+	frame, err := (&Event{ID: msg.id, Type: eventType, Data: data}).AppendTo(buf)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	msg.Frame = frame
+	return msg, nil
+}

@@ -1,0 +1,72 @@
+package stream
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+func TestDeliverKeepsTheGivenIDsAndSkipsGaps(t *testing.T) {
+	b := NewMemory(MemoryOptions{HistorySize: 4, FirstID: 100})
+	defer b.Close()
+	live, err := b.Subscribe([]string{">"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint64{100, 101, 103, 104} {
+		if m, err := b.Deliver(id, "a", "", "x"); err != nil || m.ID != id || m.IDString() == "" {
+			t.Fatalf("Deliver(%d) = %+v, %v", id, m, err)
+		}
+	}
+	if _, err := b.Deliver(104, "a", "", "again"); !errors.Is(err, ErrOutOfOrder) {
+		t.Fatalf("a repeated id: %v, want ErrOutOfOrder", err)
+	}
+	got, _ := live.Take(nil)
+	if ids := idsOf(got); !slices.Equal(ids, []uint64{100, 101, 103, 104}) {
+		t.Fatalf("live ids %v", ids)
+	}
+	// A resume across the skipped id 102 loses nothing: it had no event.
+	s, err := b.Subscribe([]string{"a"}, "101")
+	if err != nil || s.Reset() != "" {
+		t.Fatalf("resume from 101: %v, reset %q", err, s.Reset())
+	}
+	if ids := idsOf(s.Replay()); !slices.Equal(ids, []uint64{103, 104}) {
+		t.Fatalf("replayed %v, want 103 104", ids)
+	}
+	// A gap wider than the ring forgets every retained event and topic.
+	if _, err := b.Deliver(200, "b", "", "y"); err != nil {
+		t.Fatal(err)
+	}
+	if topics := b.Topics(); len(topics) != 2 || topics[0].Topic != "a" || topics[0].LastEventID != "104" {
+		t.Fatalf("topics %+v: a has a subscription, b the one event", topics)
+	}
+	s2, _ := b.Subscribe([]string{"x"}, "150")
+	if s2.Reset() == "" {
+		t.Fatal("resume from 150: retained history starts at 197, want a reset")
+	}
+	s3, _ := b.Subscribe([]string{">"}, "196")
+	if ids := idsOf(s3.Replay()); s3.Reset() != "" || !slices.Equal(ids, []uint64{200}) {
+		t.Fatalf("resume from 196: %v, reset %q", ids, s3.Reset())
+	}
+}
+
+func TestNewMessageValidatesAndEncodes(t *testing.T) {
+	m, err := NewMessage(7, "a.b", "up", "1\n2")
+	if err != nil || string(m.Frame) != "id: 7\nevent: up\ndata: 1\ndata: 2\n\n" || m.IDString() != "7" {
+		t.Fatalf("NewMessage = %+v, %v", m, err)
+	}
+	if _, err := NewMessage(7, "a b", "", ""); !errors.Is(err, ErrInvalidTopic) {
+		t.Fatalf("bad topic: %v", err)
+	}
+	if _, err := NewMessage(7, "a", "x\ny", ""); !errors.Is(err, ErrInvalidEventType) {
+		t.Fatalf("bad event type: %v", err)
+	}
+}
+
+func idsOf(msgs []*Message) []uint64 {
+	var ids []uint64
+	for _, m := range msgs {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
