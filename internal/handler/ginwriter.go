@@ -26,6 +26,8 @@ type ginWriter struct {
 	perStep  bool
 	deadline time.Time
 	armed    bool // the deadline is set for this step
+
+	held bool // the last step is written: net/http flushes it at the end
 }
 
 func newGinWriter(w gin.ResponseWriter, r *http.Request) *ginWriter {
@@ -45,8 +47,19 @@ func (w *ginWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
+// WriteLast is Write for the stream's last step. On HTTP/1.x the step is
+// not flushed: net/http sends it together with the end of the body when
+// the handler returns, one system call instead of two.
+func (w *ginWriter) WriteLast(p []byte) (int, error) {
+	w.held = !w.perStep
+	return w.Write(p)
+}
+
 // Flush sends what the step wrote.
 func (w *ginWriter) Flush() {
+	if w.held {
+		return
+	}
 	w.WriteHeaderNow() // Gin records that the head went out
 	err := w.rc.Flush()
 	if w.armed {

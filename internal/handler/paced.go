@@ -39,6 +39,7 @@ func (s *sseStream) runPaced(p paced) {
 		}
 		if next == p.count {
 			s.queue(p.final, 1)
+			s.last = true
 			s.send(w, now)
 			return s.stop(errCompleted)
 		}

@@ -35,6 +35,12 @@ type deadliner interface {
 	SetWriteDeadline(t time.Time) error
 }
 
+// lastWriter is a step writer that can end the response with the last
+// step's bytes in the same system call: ginWriter and detached.Conn.
+type lastWriter interface {
+	WriteLast(p []byte) (int, error)
+}
+
 // sseStream writes one event-stream response. A stream is a step function
 // that the transport calls until it returns false, flushing after each
 // step: Gin's c.Stream on the request's goroutine (the default), or a
@@ -68,6 +74,7 @@ type sseStream struct {
 	// (each move updates a runtime timer).
 	deadlineAt time.Time
 	opened     bool // the first step went out
+	last       bool // the next send is the stream's last
 	events     int  // sent so far
 	counted    int  // events added to the shared counter so far
 	queued     int  // events in buf
@@ -179,7 +186,14 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 	}
 	s.bytes += len(s.buf)
 	small := len(s.buf) < maxIdleBuf/4
-	_, err := w.Write(s.buf)
+	var err error
+	if lw, ok := w.(lastWriter); ok && s.last && s.opened {
+		// A stream that already started (a one-step stream is simply
+		// written) ends with its last step.
+		_, err = lw.WriteLast(s.buf)
+	} else {
+		_, err = w.Write(s.buf)
+	}
 	if small && cap(s.buf) > maxIdleBuf {
 		// The burst that grew the buffer is over.
 		s.buf = make([]byte, 0, 256)

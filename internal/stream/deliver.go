@@ -23,24 +23,16 @@ func (b *Memory) Deliver(id uint64, topic, eventType, data string) (*Message, er
 	return b.publish(id, topic, eventType, data)
 }
 
-// skipTo makes id the next id of the history, forgetting what the slots
-// of the ids skipped over held, so that slot x % len(ring) still holds id
-// x or nothing. The caller holds b.mu.
+// skipTo makes id the next id of the history (see history.skipTo) and
+// forgets the topics of the messages it evicts. The caller holds b.mu.
 func (b *Memory) skipTo(id uint64) error {
-	h := b.hist
-	if id < h.next {
-		return fmt.Errorf("id %d after %d: %w", id, h.next-1, ErrOutOfOrder)
+	if id < b.hist.next {
+		return fmt.Errorf("id %d after %d: %w", id, b.hist.next-1, ErrOutOfOrder)
 	}
-	n := uint64(len(h.ring))
-	for x := h.next; x < id && x-h.next < n; x++ {
-		slot := &h.ring[x%n]
-		if slot.msg != nil {
-			slot.topic.retained--
-			b.pruneTopic(slot.topic)
-		}
-		*slot = historyEntry{}
+	for _, t := range b.hist.skipTo(id) {
+		t.retained--
+		b.pruneTopic(t)
 	}
-	h.next = id
 	return nil
 }
 

@@ -70,3 +70,30 @@ func idsOf(msgs []*Message) []uint64 {
 	}
 	return ids
 }
+
+// Skipping ids evicts what no longer fits the ring and keeps the byte count
+// of what stays exact, holes included.
+func TestDeliverGapKeepsTheHistoryAccounts(t *testing.T) {
+	b := NewMemory(MemoryOptions{HistorySize: 4, FirstID: 1})
+	defer b.Close()
+	for _, id := range []uint64{1, 2, 4, 7, 8} {
+		if _, err := b.Deliver(id, "a", "", "x"); err != nil {
+			t.Fatalf("Deliver(%d): %v", id, err)
+		}
+	}
+	h := b.hist
+	want := 0
+	var kept []uint64
+	for id := h.oldest; id < h.next; id++ {
+		if m := h.ring[id%uint64(len(h.ring))].msg; m != nil {
+			want += retainedBytes(m)
+			kept = append(kept, m.ID)
+		}
+	}
+	if h.oldest != 5 || !slices.Equal(kept, []uint64{7, 8}) || h.bytes != want {
+		t.Fatalf("oldest %d, kept %v, bytes %d; want 5, [7 8], %d", h.oldest, kept, h.bytes, want)
+	}
+	if topics := b.Topics(); len(topics) != 1 || topics[0].LastEventID != "8" {
+		t.Fatalf("topics %+v", topics)
+	}
+}

@@ -79,13 +79,37 @@ func (h *history) add(msg *Message, topic *topicEntry) []*topicEntry {
 	return h.evicted
 }
 
-// evictOldest forgets the oldest retained message, releasing its slot.
+// evictOldest forgets the oldest retained id, releasing its slot; the id
+// may have no message (one skipTo skipped).
 func (h *history) evictOldest() {
 	slot := &h.ring[h.oldest%uint64(len(h.ring))]
-	h.bytes -= retainedBytes(slot.msg)
-	h.evicted = append(h.evicted, slot.topic)
+	if slot.msg != nil {
+		h.bytes -= retainedBytes(slot.msg)
+		h.evicted = append(h.evicted, slot.topic)
+	}
 	*slot = historyEntry{}
 	h.oldest++
+}
+
+// skipTo makes id, which must not be below h.next, the next id: the ids in
+// between have no message, and a resume across them loses nothing. The
+// oldest ids are evicted as far as needed for the retained range, id
+// included, to fit the ring. It returns the topic entry of each message
+// evicted, in a slice valid until the next call.
+func (h *history) skipTo(id uint64) []*topicEntry {
+	clear(h.evicted)
+	h.evicted = h.evicted[:0]
+	n := uint64(len(h.ring))
+	for h.oldest < h.next && id-h.oldest >= n {
+		h.evictOldest()
+	}
+	if h.oldest == h.next {
+		// Nothing retained: the skipped ids that fit the ring are known
+		// to have no message.
+		h.oldest = max(h.next, id+1-min(id, n))
+	}
+	h.next = id
+	return h.evicted
 }
 
 // resumePoint parses lastEventID and reports whether every message after
