@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/testpki"
 )
 
 // eventSources is how many EventSources the page opens: more than the 6
@@ -46,7 +47,7 @@ func pageProtocol() chromedp.Action[string] {
 // TestBrowserEventSourcesOverHTTP2: on a page served over TLS, and so over
 // HTTP/2, all 10 EventSources to the one origin receive events.
 func TestBrowserEventSourcesOverHTTP2(t *testing.T) {
-	base, _ := startMain(t, tlsTestConfig(newTestPKI(t)))
+	base, _ := startMain(t, tlsTestConfig(testpki.New(t)))
 	ctx := newBrowser(t, chromedp.Flag("ignore-certificate-errors", true))
 	runPage(t, ctx, base+"/", openEventSources(eventSources),
 		waitJS(fmt.Sprintf(`window.__streams.every((s) => s.events > 0) && window.__streams.length === %d`, eventSources)))

@@ -6,19 +6,10 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,81 +17,13 @@ import (
 
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testpki"
 )
 
-// testPKI is a test CA and a server certificate it signed for 127.0.0.1,
-// ::1 and localhost, written as PEM files.
-type testPKI struct {
-	certFile, keyFile string
-	roots             *x509.CertPool // the CA
-}
-
-// newTestPKI makes a CA and a server certificate in a new directory.
-func newTestPKI(t *testing.T) testPKI {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "ssehub test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	pki := testPKI{certFile: filepath.Join(dir, "cert.pem"), keyFile: filepath.Join(dir, "key.pem"), roots: x509.NewCertPool()}
-	pki.roots.AddCert(ca)
-	writePEMFile(t, pki.certFile, "CERTIFICATE", der)
-	writePEMFile(t, pki.keyFile, "PRIVATE KEY", keyDER)
-	return pki
-}
-
-func writePEMFile(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // tlsTestConfig is hubTestConfig serving HTTPS with pki's certificate.
-func tlsTestConfig(pki testPKI) config.Config {
+func tlsTestConfig(pki testpki.PKI) config.Config {
 	cfg := hubTestConfig()
-	cfg.Server.TLS = config.TLSConfig{CertFile: pki.certFile, KeyFile: pki.keyFile}
+	cfg.Server.TLS = config.TLSConfig{CertFile: pki.CertFile, KeyFile: pki.KeyFile}
 	return cfg
 }
 
@@ -154,9 +77,9 @@ func getStream(t *testing.T, client *http.Client, base, path string, protoMajor 
 // the ticker and for a hub subscription with a publish beside it on the
 // same connection.
 func TestTLSServesHTTP2(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
 	base, _ := startMain(t, tlsTestConfig(pki))
-	client := testClient(t, pki.roots, (*http.Protocols).SetHTTP1, (*http.Protocols).SetHTTP2)
+	client := testClient(t, pki.Roots, (*http.Protocols).SetHTTP1, (*http.Protocols).SetHTTP2)
 
 	t.Run("ticker", func(t *testing.T) {
 		readTicker(t, getStream(t, client, base, "/stream?count=3&interval=10ms", 2), 3)
@@ -178,9 +101,9 @@ func TestTLSServesHTTP2(t *testing.T) {
 // TestTLSServesHTTP1: a client that offers only HTTP/1.1 over TLS gets it,
 // with either stream transport (detached takes over the TLS connection).
 func TestTLSServesHTTP1(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
 	base, _ := startMain(t, tlsTestConfig(pki))
-	client := testClient(t, pki.roots, (*http.Protocols).SetHTTP1)
+	client := testClient(t, pki.Roots, (*http.Protocols).SetHTTP1)
 	readTicker(t, getStream(t, client, base, "/stream?count=3&interval=10ms", 1), 3)
 }
 
@@ -188,11 +111,11 @@ func TestTLSServesHTTP1(t *testing.T) {
 // a request body that never comes (408), and a stream still outlives it.
 func TestTLSHTTP2KeepsReadTimeout(t *testing.T) {
 	const readTimeout = 500 * time.Millisecond
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
 	cfg := tlsTestConfig(pki)
 	cfg.Server.ReadTimeout = readTimeout
 	base, _ := startMain(t, cfg)
-	client := testClient(t, pki.roots, (*http.Protocols).SetHTTP2)
+	client := testClient(t, pki.Roots, (*http.Protocols).SetHTTP2)
 
 	t.Run("held body", func(t *testing.T) {
 		body, hold := io.Pipe()
@@ -226,13 +149,13 @@ func TestTLSHTTP2KeepsReadTimeout(t *testing.T) {
 // over HTTPS and accepts the server's own certificate, though it dials
 // 127.0.0.1 and does not know the CA.
 func TestTLSHealthcheck(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
 	base, stop := startMain(t, tlsTestConfig(pki))
-	other := newTestPKI(t)
+	other := testpki.New(t)
 	vars := map[string]string{
 		"SSEHUB_SERVER_ADDR":          strings.TrimPrefix(base, "https://"),
-		"SSEHUB_SERVER_TLS_CERT_FILE": pki.certFile,
-		"SSEHUB_SERVER_TLS_KEY_FILE":  pki.keyFile,
+		"SSEHUB_SERVER_TLS_CERT_FILE": pki.CertFile,
+		"SSEHUB_SERVER_TLS_KEY_FILE":  pki.KeyFile,
 	}
 	healthcheck := func() (int, string) {
 		var stdout, stderr bytes.Buffer
@@ -243,12 +166,12 @@ func TestTLSHealthcheck(t *testing.T) {
 		t.Fatalf("healthcheck of a TLS server: exit %d, %s", code, stderr)
 	}
 	// Another certificate than the server's: the check refuses the server.
-	vars["SSEHUB_SERVER_TLS_CERT_FILE"], vars["SSEHUB_SERVER_TLS_KEY_FILE"] = other.certFile, other.keyFile
+	vars["SSEHUB_SERVER_TLS_CERT_FILE"], vars["SSEHUB_SERVER_TLS_KEY_FILE"] = other.CertFile, other.KeyFile
 	if code, stderr := healthcheck(); code == 0 || !strings.Contains(stderr, "server.tls.cert_file") {
 		t.Errorf("healthcheck pinning another certificate: exit %d, %s", code, stderr)
 	}
 	stop()
-	vars["SSEHUB_SERVER_TLS_CERT_FILE"], vars["SSEHUB_SERVER_TLS_KEY_FILE"] = pki.certFile, pki.keyFile
+	vars["SSEHUB_SERVER_TLS_CERT_FILE"], vars["SSEHUB_SERVER_TLS_KEY_FILE"] = pki.CertFile, pki.KeyFile
 	if code, _ := healthcheck(); code == 0 {
 		t.Error("healthcheck of a stopped server: exit 0")
 	}
@@ -257,17 +180,17 @@ func TestTLSHealthcheck(t *testing.T) {
 // TestTLSBadPairStopsStartup: a key that is not the certificate's stops
 // start-up with a message naming the key.
 func TestTLSBadPairStopsStartup(t *testing.T) {
-	pki, other := newTestPKI(t), newTestPKI(t)
+	pki, other := testpki.New(t), testpki.New(t)
 	vars := map[string]string{
 		"SSEHUB_SERVER_ADDR":          "127.0.0.1:0",
-		"SSEHUB_SERVER_TLS_CERT_FILE": pki.certFile,
-		"SSEHUB_SERVER_TLS_KEY_FILE":  other.keyFile,
+		"SSEHUB_SERVER_TLS_CERT_FILE": pki.CertFile,
+		"SSEHUB_SERVER_TLS_KEY_FILE":  other.KeyFile,
 	}
 	var stdout, stderr bytes.Buffer
 	if code := run(t.Context(), []string{"--config", ""}, func(k string) string { return vars[k] }, &stdout, &stderr); code == 0 {
 		t.Fatal("exit 0, want a failure")
 	}
-	if want := "server.tls.key_file: \"" + other.keyFile + "\" is not the private key"; !strings.Contains(stderr.String(), want) {
+	if want := "server.tls.key_file: \"" + other.KeyFile + "\" is not the private key"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr %q does not say %s", stderr.String(), want)
 	}
 }
