@@ -34,6 +34,20 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration // server.shutdown_timeout
 	ReadTimeout     time.Duration // server.read_timeout: reading a request, body included
 	TrustedProxies  []string      // server.trusted_proxies: addresses or CIDRs whose forwarding headers count
+	TLS             TLSConfig     // server.tls: HTTPS, with HTTP/2
+	H2C             bool          // server.h2c: cleartext HTTP/2 (prior knowledge) beside HTTP/1.1; not with TLS
+}
+
+// TLSConfig is the `server.tls:` section. Both files empty, the default,
+// means plain HTTP; both set means HTTPS, with HTTP/2 offered by ALPN.
+type TLSConfig struct {
+	CertFile string // server.tls.cert_file: PEM certificate chain, the server's first
+	KeyFile  string // server.tls.key_file: PEM private key of the first certificate
+}
+
+// Enabled reports whether the server serves HTTPS: a certificate is set.
+func (t TLSConfig) Enabled() bool {
+	return t.CertFile != "" || t.KeyFile != ""
 }
 
 // CORSConfig is the `cors:` section. An empty AllowedOrigins means
@@ -111,6 +125,8 @@ func Default() Config {
 			ShutdownTimeout: 10 * time.Second,
 			ReadTimeout:     10 * time.Second,
 			TrustedProxies:  []string{},
+			TLS:             TLSConfig{CertFile: "", KeyFile: ""},
+			H2C:             false,
 		},
 		CORS: CORSConfig{
 			AllowedOrigins:   []string{},

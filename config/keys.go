@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,6 +21,9 @@ func (c *Config) fields() []field {
 		{"server.shutdown_timeout", &c.Server.ShutdownTimeout},
 		{"server.read_timeout", &c.Server.ReadTimeout},
 		{"server.trusted_proxies", &c.Server.TrustedProxies},
+		{"server.tls.cert_file", &c.Server.TLS.CertFile},
+		{"server.tls.key_file", &c.Server.TLS.KeyFile},
+		{"server.h2c", &c.Server.H2C},
 		{"cors.allowed_origins", &c.CORS.AllowedOrigins},
 		{"cors.allow_credentials", &c.CORS.AllowCredentials},
 		{"cors.allowed_headers", &c.CORS.AllowedHeaders},
@@ -75,15 +79,35 @@ func EnvName(key string) string {
 	return "SSEHUB_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
-// sections returns the known top-level sections and, for each, its keys
-// without the section prefix.
+// sections returns every section, top-level ("server") or nested
+// ("server.tls"), and, for each, the names directly under it, in the order
+// of config/ssehub.yaml.
 func sections() map[string][]string {
 	m := map[string][]string{}
 	for _, k := range Keys() {
-		sec, name, _ := strings.Cut(k, ".")
-		m[sec] = append(m[sec], name)
+		parts := strings.Split(k, ".")
+		for i := 1; i < len(parts); i++ {
+			sec := strings.Join(parts[:i], ".")
+			if !slices.Contains(m[sec], parts[i]) {
+				m[sec] = append(m[sec], parts[i])
+			}
+		}
 	}
 	return m
+}
+
+// sectionOf returns the innermost known section that key lies in, or ""
+// when none does.
+func sectionOf(key string, secs map[string][]string) string {
+	for sec := key; ; {
+		i := strings.LastIndexByte(sec, '.')
+		if i < 0 {
+			return ""
+		}
+		if sec = sec[:i]; secs[sec] != nil {
+			return sec
+		}
+	}
 }
 
 // kindOf names the type a key expects, for error messages.

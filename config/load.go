@@ -185,22 +185,23 @@ func checkKeys(v *viper.Viper) error {
 			}
 			continue
 		}
-		sec, _, _ := strings.Cut(key, ".")
-		hint := "known sections: " + strings.Join(sortedKeys(secs), ", ")
-		if names, ok := secs[sec]; ok {
-			hint = "known keys in " + sec + ": " + strings.Join(names, ", ")
+		hint := "known sections: " + strings.Join(topSections(secs), ", ")
+		if sec := sectionOf(key, secs); sec != "" {
+			hint = "known keys in " + sec + ": " + strings.Join(secs[sec], ", ")
 		}
 		errs = append(errs, &KeyError{Key: key, Msg: "unknown key (" + hint + ")", Err: ErrUnknownKey})
 	}
 	return errors.Join(errs...)
 }
 
-// sortedKeys returns m's keys in order.
-func sortedKeys(m map[string][]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// topSections returns the top-level sections of secs, in order.
+func topSections(secs map[string][]string) []string {
+	var top []string
+	for k := range secs {
+		if !strings.Contains(k, ".") {
+			top = append(top, k)
+		}
 	}
-	slices.Sort(keys)
-	return keys
+	slices.Sort(top)
+	return top
 }

@@ -79,11 +79,15 @@ func TestLoadEnvEveryKey(t *testing.T) {
 	if err := os.WriteFile(creds, []byte("not read by config"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	cert, key := writeTLSPair(t)
 	vars := map[string]string{
 		"SSEHUB_SERVER_ADDR":                     "127.0.0.1:0",
 		"SSEHUB_SERVER_SHUTDOWN_TIMEOUT":         "3s",
 		"SSEHUB_SERVER_READ_TIMEOUT":             "4s",
 		"SSEHUB_SERVER_TRUSTED_PROXIES":          "10.0.0.0/8, 127.0.0.1",
+		"SSEHUB_SERVER_TLS_CERT_FILE":            cert,
+		"SSEHUB_SERVER_TLS_KEY_FILE":             key,
+		"SSEHUB_SERVER_H2C":                      "false", // true below: it excludes TLS
 		"SSEHUB_CORS_ALLOWED_ORIGINS":            "http://a.test, https://*.b.test",
 		"SSEHUB_CORS_ALLOW_CREDENTIALS":          "true",
 		"SSEHUB_CORS_ALLOWED_HEADERS":            "X-One,X-Two",
@@ -123,7 +127,10 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		t.Fatalf("test sets %d variables for %d keys", len(vars), len(Keys()))
 	}
 	want := Config{
-		Server: ServerConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 3 * time.Second, ReadTimeout: 4 * time.Second, TrustedProxies: []string{"10.0.0.0/8", "127.0.0.1"}},
+		Server: ServerConfig{
+			Addr: "127.0.0.1:0", ShutdownTimeout: 3 * time.Second, ReadTimeout: 4 * time.Second, TrustedProxies: []string{"10.0.0.0/8", "127.0.0.1"},
+			TLS: TLSConfig{CertFile: cert, KeyFile: key}, H2C: false,
+		},
 		CORS: CORSConfig{
 			AllowedOrigins: []string{"http://a.test", "https://*.b.test"}, AllowCredentials: true,
 			AllowedHeaders: []string{"X-One", "X-Two"}, ExposedHeaders: []string{"X-Three"}, MaxAge: time.Minute,
@@ -154,6 +161,18 @@ func TestLoadEnvEveryKey(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("with SSEHUB_NATS_EMBEDDED=true:\ngot  %+v\nwant %+v", got, want)
+	}
+
+	// h2c is cleartext HTTP/2: it cannot go with TLS.
+	delete(vars, "SSEHUB_SERVER_TLS_CERT_FILE")
+	delete(vars, "SSEHUB_SERVER_TLS_KEY_FILE")
+	vars["SSEHUB_SERVER_H2C"] = "true"
+	want.Server.TLS, want.Server.H2C = TLSConfig{}, true
+	if got, err = Load([]string{"--config", ""}, env(vars)); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("with SSEHUB_SERVER_H2C=true:\ngot  %+v\nwant %+v", got, want)
 	}
 }
 

@@ -72,12 +72,12 @@ func (c Config) natsChecks() []error {
 }
 
 func (s ServerConfig) validate() []error {
-	return collect(
+	return append(collect(
 		checkAddr("server.addr", s.Addr),
 		durationAbove("server.shutdown_timeout", s.ShutdownTimeout, 0),
 		durationAbove("server.read_timeout", s.ReadTimeout, 0),
 		checkProxies("server.trusted_proxies", s.TrustedProxies),
-	)
+	), s.validateTLS()...)
 }
 
 // checkProxies checks that every entry is an IP address or a CIDR. An

@@ -75,6 +75,12 @@ func publishFromPage(t *testing.T, ctx context.Context, n int, data string) stri
 // returns the status and the answer's id or error text.
 func publishOverHTTP(t *testing.T, base, token, topic, data string) (status int, idOrError string) {
 	t.Helper()
+	return publishWith(t, http.DefaultClient, base, token, topic, data)
+}
+
+// publishWith is publishOverHTTP with client.
+func publishWith(t *testing.T, client *http.Client, base, token, topic, data string) (status int, idOrError string) {
+	t.Helper()
 	body, err := json.Marshal(map[string]string{"data": data})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +91,7 @@ func publishOverHTTP(t *testing.T, base, token, topic, data string) (status int,
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,9 +56,11 @@ const (
 // Start the servers the page talks to before calling newBrowser, so that the
 // browser closes its connections before they shut down.
 //
+// opts are added to the browser's command line (chromedp.Flag).
+//
 // Without Chromium the test is skipped, unless the environment variable CI
 // is "true": there a missing browser fails the test.
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t *testing.T, opts ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -68,7 +70,7 @@ func newBrowser(t *testing.T) context.Context {
 	}
 	var output lockedBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), browserTestTimeout)
-	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx,
+	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -83,7 +85,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-breakpad", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.CombinedOutput(&output),
-	)
+	}, opts...)...)
 	tab, tabCancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
 		tabCancel() // the first tab's cancel stops the browser and waits for it

@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 }
 
 // startMain runs Main.Run on a free loopback port until the test ends and
-// returns its base URL. The test fails if Run returns an error. Each hook
+// returns its base URL, https:// when cfg sets server.tls. The test fails if Run returns an error. Each hook
 // may set Main's test fields before it runs.
 func startMain(t *testing.T, cfg config.Config, hooks ...func(*Main)) (url string, stop func()) {
 	t.Helper()
@@ -66,6 +66,9 @@ func startMainLogging(t *testing.T, cfg config.Config, logger *slog.Logger, hook
 	select {
 	case addr := <-ready:
 		url = "http://" + addr.String()
+		if cfg.Server.TLS.Enabled() {
+			url = "https://" + addr.String()
+		}
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}

@@ -57,6 +57,10 @@ type Main struct {
 // server.shutdown_timeout for requests to finish and closes the
 // connections still open then.
 func (m *Main) Run(ctx context.Context) error {
+	tlsConfig, err := serverTLS(m.Config.Server.TLS)
+	if err != nil {
+		return err
+	}
 	ln, err := listen(ctx, m.Config.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)
@@ -87,6 +91,8 @@ func (m *Main) Run(ctx context.Context) error {
 		ReadTimeout:       m.Config.Server.ReadTimeout,
 		ReadHeaderTimeout: min(readHeaderTimeout, m.Config.Server.ReadTimeout),
 		IdleTimeout:       idleTimeout,
+		TLSConfig:         tlsConfig,
+		Protocols:         serverProtocols(m.Config.Server),
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 		ConnState: func(c net.Conn, state http.ConnState) {
 			conns.track(c, state)
@@ -101,8 +107,9 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	m.Logger.Info("listening", "addr", ln.Addr().String(), "allowed_origins", m.Config.CORS.AllowedOrigins)
+	go func() { served <- serveOn(srv, ln) }()
+	m.Logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "h2c", m.Config.Server.H2C,
+		"allowed_origins", m.Config.CORS.AllowedOrigins)
 	m.logAccess()
 	if m.ready != nil {
 		m.ready <- ln.Addr()

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/ssehub/ssehub/config"
+)
+
+// serverTLS returns the TLS configuration for server.tls, or nil for plain
+// HTTP. config.Load has already checked the pair; reading it again here
+// catches a file changed since, and names the keys.
+func serverTLS(c config.TLSConfig) (*tls.Config, error) {
+	if !c.Enabled() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls.cert_file %q, server.tls.key_file %q: %w", c.CertFile, c.KeyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
+}
+
+// serverProtocols returns what srv speaks besides its defaults: with
+// server.h2c, cleartext HTTP/2 with prior knowledge beside HTTP/1.1; else
+// nil, net/http's default (HTTP/1.1, and HTTP/2 over TLS, chosen by ALPN).
+func serverProtocols(c config.ServerConfig) *http.Protocols {
+	if !c.H2C {
+		return nil
+	}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &p
+}
+
+// serveOn serves srv on ln: over TLS when srv has a TLS configuration.
+// ServeTLS offers HTTP/2 by ALPN; srv's timeouts hold on both protocols,
+// and the TLS handshake is bounded by the shortest of them.
+func serveOn(srv *http.Server, ln net.Listener) error {
+	if srv.TLSConfig != nil {
+		return srv.ServeTLS(ln, "", "")
+	}
+	return srv.Serve(ln)
+}

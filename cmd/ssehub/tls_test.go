@@ -1,0 +1,214 @@
+package main
+
+// Tests of server.tls and server.h2c: HTTPS with HTTP/2 (and HTTP/1.1 for
+// clients that ask for it), cleartext HTTP/2 with prior knowledge, the
+// timeouts on HTTP/2, the healthcheck over TLS, and a bad pair at start.
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testpki"
+)
+
+// tlsTestConfig is hubTestConfig serving HTTPS with pki's certificate.
+func tlsTestConfig(pki testpki.PKI) config.Config {
+	cfg := hubTestConfig()
+	cfg.Server.TLS = config.TLSConfig{CertFile: pki.CertFile, KeyFile: pki.KeyFile}
+	return cfg
+}
+
+// testClient returns a client that trusts pki's CA and speaks the given
+// protocols, closing its connections when the test ends.
+func testClient(t *testing.T, roots *x509.CertPool, protocols ...func(*http.Protocols, bool)) *http.Client {
+	var p http.Protocols
+	for _, set := range protocols {
+		set(&p, true)
+	}
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: roots},
+		ForceAttemptHTTP2: true,
+		Protocols:         &p,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+}
+
+// readTicker reads a ticker stream of n lines to its close event.
+func readTicker(t *testing.T, resp *http.Response, n int) {
+	t.Helper()
+	p := stream.NewParser(resp.Body)
+	for i := range n {
+		ev, err := p.Next()
+		if err != nil || ev.Data != "Streamed line "+strconv.Itoa(i) {
+			t.Fatalf("event %d: %+v, %v", i, ev, err)
+		}
+	}
+	if ev, err := p.Next(); err != nil || ev.Type != "close" {
+		t.Fatalf("event %+v, %v: want the close event", ev, err)
+	}
+}
+
+// getStream GETs path from base with client, checks the status and the
+// protocol and returns the response, closed when the test ends.
+func getStream(t *testing.T, client *http.Client, base, path string, protoMajor int) *http.Response {
+	t.Helper()
+	resp, err := client.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != protoMajor {
+		t.Fatalf("GET %s: %s over %s, want 200 over HTTP/%d", path, resp.Status, resp.Proto, protoMajor)
+	}
+	return resp
+}
+
+// TestTLSServesHTTP2: over TLS a Go client that offers HTTP/2 gets it, for
+// the ticker and for a hub subscription with a publish beside it on the
+// same connection.
+func TestTLSServesHTTP2(t *testing.T) {
+	pki := testpki.New(t)
+	base, _ := startMain(t, tlsTestConfig(pki))
+	client := testClient(t, pki.Roots, (*http.Protocols).SetHTTP1, (*http.Protocols).SetHTTP2)
+
+	t.Run("ticker", func(t *testing.T) {
+		readTicker(t, getStream(t, client, base, "/stream?count=3&interval=10ms", 2), 3)
+	})
+	t.Run("hub", func(t *testing.T) {
+		resp := getStream(t, client, base, "/api/v1/events?topic=orders.eu", 2)
+		p := stream.NewParser(resp.Body)
+		for _, data := range []string{"one", "two"} {
+			if status, answer := publishWith(t, client, base, hubTestToken, "orders.eu", data); status != http.StatusCreated {
+				t.Fatalf("publish over TLS: %d %s", status, answer)
+			}
+			if ev, err := p.Next(); err != nil || ev.Data != data {
+				t.Fatalf("event %+v, %v: want %q", ev, err, data)
+			}
+		}
+	})
+}
+
+// TestTLSServesHTTP1: a client that offers only HTTP/1.1 over TLS gets it,
+// with either stream transport (detached takes over the TLS connection).
+func TestTLSServesHTTP1(t *testing.T) {
+	pki := testpki.New(t)
+	base, _ := startMain(t, tlsTestConfig(pki))
+	client := testClient(t, pki.Roots, (*http.Protocols).SetHTTP1)
+	readTicker(t, getStream(t, client, base, "/stream?count=3&interval=10ms", 1), 3)
+}
+
+// TestTLSHTTP2KeepsReadTimeout: on HTTP/2, server.read_timeout still cuts
+// a request body that never comes (408), and a stream still outlives it.
+func TestTLSHTTP2KeepsReadTimeout(t *testing.T) {
+	const readTimeout = 500 * time.Millisecond
+	pki := testpki.New(t)
+	cfg := tlsTestConfig(pki)
+	cfg.Server.ReadTimeout = readTimeout
+	base, _ := startMain(t, cfg)
+	client := testClient(t, pki.Roots, (*http.Protocols).SetHTTP2)
+
+	t.Run("held body", func(t *testing.T) {
+		body, hold := io.Pipe()
+		defer hold.Close()
+		req, err := http.NewRequest(http.MethodPost, base+"/api/v1/topics/a/events", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+hubTestToken)
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout || resp.ProtoMajor != 2 {
+			t.Errorf("%s over %s, want 408 over HTTP/2", resp.Status, resp.Proto)
+		}
+		if elapsed := time.Since(start); elapsed < readTimeout/2 {
+			t.Errorf("answered after %v, before the read timeout", elapsed)
+		}
+	})
+	t.Run("stream", func(t *testing.T) {
+		// Three lines 400ms apart: the stream lasts 2.4 read timeouts.
+		readTicker(t, getStream(t, client, base, "/stream?count=3&interval=400ms", 2), 3)
+	})
+}
+
+// TestTLSHealthcheck: `ssehub healthcheck` with the server's config asks
+// over HTTPS and accepts the server's own certificate, though it dials
+// 127.0.0.1 and does not know the CA.
+func TestTLSHealthcheck(t *testing.T) {
+	pki := testpki.New(t)
+	base, stop := startMain(t, tlsTestConfig(pki))
+	other := testpki.New(t)
+	vars := map[string]string{
+		"SSEHUB_SERVER_ADDR":          strings.TrimPrefix(base, "https://"),
+		"SSEHUB_SERVER_TLS_CERT_FILE": pki.CertFile,
+		"SSEHUB_SERVER_TLS_KEY_FILE":  pki.KeyFile,
+	}
+	healthcheck := func() (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), []string{"healthcheck", "--config", ""}, func(k string) string { return vars[k] }, &stdout, &stderr)
+		return code, stderr.String()
+	}
+	if code, stderr := healthcheck(); code != 0 {
+		t.Fatalf("healthcheck of a TLS server: exit %d, %s", code, stderr)
+	}
+	// Another certificate than the server's: the check refuses the server.
+	vars["SSEHUB_SERVER_TLS_CERT_FILE"], vars["SSEHUB_SERVER_TLS_KEY_FILE"] = other.CertFile, other.KeyFile
+	if code, stderr := healthcheck(); code == 0 || !strings.Contains(stderr, "server.tls.cert_file") {
+		t.Errorf("healthcheck pinning another certificate: exit %d, %s", code, stderr)
+	}
+	stop()
+	vars["SSEHUB_SERVER_TLS_CERT_FILE"], vars["SSEHUB_SERVER_TLS_KEY_FILE"] = pki.CertFile, pki.KeyFile
+	if code, _ := healthcheck(); code == 0 {
+		t.Error("healthcheck of a stopped server: exit 0")
+	}
+}
+
+// TestTLSBadPairStopsStartup: a key that is not the certificate's stops
+// start-up with a message naming the key.
+func TestTLSBadPairStopsStartup(t *testing.T) {
+	pki, other := testpki.New(t), testpki.New(t)
+	vars := map[string]string{
+		"SSEHUB_SERVER_ADDR":          "127.0.0.1:0",
+		"SSEHUB_SERVER_TLS_CERT_FILE": pki.CertFile,
+		"SSEHUB_SERVER_TLS_KEY_FILE":  other.KeyFile,
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"--config", ""}, func(k string) string { return vars[k] }, &stdout, &stderr); code == 0 {
+		t.Fatal("exit 0, want a failure")
+	}
+	if want := "server.tls.key_file: \"" + other.KeyFile + "\" is not the private key"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q does not say %s", stderr.String(), want)
+	}
+}
+
+// TestH2CServesHTTP2: with server.h2c a client speaking HTTP/2 with prior
+// knowledge over cleartext streams the ticker over HTTP/2, and HTTP/1.1
+// clients are still served; without it, the same client gets no answer.
+func TestH2CServesHTTP2(t *testing.T) {
+	cfg := hubTestConfig()
+	cfg.Server.H2C = true
+	base, _ := startMain(t, cfg)
+	h2c := testClient(t, nil, (*http.Protocols).SetUnencryptedHTTP2)
+	readTicker(t, getStream(t, h2c, base, "/stream?count=3&interval=10ms", 2), 3)
+	readTicker(t, getStream(t, testClient(t, nil, (*http.Protocols).SetHTTP1), base, "/stream?count=2&interval=10ms", 1), 2)
+
+	plain, _ := startMain(t, hubTestConfig())
+	if resp, err := h2c.Get(plain + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Errorf("h2c to a server without server.h2c: %s over %s, want an error", resp.Status, resp.Proto)
+	}
+}

@@ -1,0 +1,74 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// validateTLS checks the server.tls keys and server.h2c against them: both
+// files or neither; each a readable file; the first certificate parses and
+// the key is its private key. A pair that would fail at start fails here,
+// naming the key at fault.
+func (s ServerConfig) validateTLS() []error {
+	t := s.TLS
+	if !t.Enabled() {
+		return nil
+	}
+	var errs []error
+	if s.H2C {
+		errs = append(errs, invalid("server.h2c", "true with server.tls set: HTTPS already serves HTTP/2; h2c is cleartext HTTP/2 for a proxy in front (set one or the other)"))
+	}
+	switch {
+	case t.CertFile == "":
+		return append(errs, invalid("server.tls.cert_file", "empty while server.tls.key_file is set: set both or neither"))
+	case t.KeyFile == "":
+		return append(errs, invalid("server.tls.key_file", "empty while server.tls.cert_file is set: set both or neither"))
+	}
+	certPEM, err := readPEMFile(t.CertFile)
+	if err != nil {
+		return append(errs, invalid("server.tls.cert_file", fmt.Sprintf("%q: %v", t.CertFile, err)))
+	}
+	keyPEM, err := readPEMFile(t.KeyFile)
+	if err != nil {
+		return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q: %v", t.KeyFile, err)))
+	}
+	if err := checkCertificate(certPEM); err != nil {
+		return append(errs, invalid("server.tls.cert_file", fmt.Sprintf("%q: %v", t.CertFile, err)))
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q is not the private key of server.tls.cert_file %q: %v", t.KeyFile, t.CertFile, err)))
+	}
+	return errs
+}
+
+// readPEMFile reads a file that checkFile accepts.
+func readPEMFile(path string) ([]byte, error) {
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, errors.Unwrap(err) // the *PathError's path is already in the message
+	}
+	return data, nil
+}
+
+// checkCertificate checks that data starts, after any other PEM blocks,
+// with a CERTIFICATE block holding a certificate Go can parse.
+func checkCertificate(data []byte) error {
+	for {
+		block, rest := pem.Decode(data)
+		if block == nil {
+			return errors.New("no PEM CERTIFICATE block")
+		}
+		if block.Type == "CERTIFICATE" {
+			_, err := x509.ParseCertificate(block.Bytes)
+			return err
+		}
+		data = rest
+	}
+}

@@ -1,0 +1,99 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ssehub/ssehub/internal/testpki"
+)
+
+// writeTLSPair writes a certificate for the loopback addresses and its
+// key to a new directory and returns their paths.
+func writeTLSPair(t *testing.T) (certFile, keyFile string) {
+	pki := testpki.New(t)
+	return pki.CertFile, pki.KeyFile
+}
+
+func readBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestValidateTLS(t *testing.T) {
+	cert, key := writeTLSPair(t)
+	otherCert, otherKey := writeTLSPair(t)
+	missing := filepath.Join(t.TempDir(), "absent.pem")
+	chain := filepath.Join(t.TempDir(), "chain.pem")
+	if err := os.WriteFile(chain, append(readBytes(t, cert), readBytes(t, otherCert)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		tls       TLSConfig
+		h2c       bool
+		want      string // "" for valid
+		wantOther string // a key that must not be named
+	}{
+		{"neither", TLSConfig{}, false, "", ""},
+		{"h2c without TLS", TLSConfig{}, true, "", ""},
+		{"a pair", TLSConfig{CertFile: cert, KeyFile: key}, false, "", ""},
+		{"a chain, the server's certificate first", TLSConfig{CertFile: chain, KeyFile: key}, false, "", ""},
+		{"cert only", TLSConfig{CertFile: cert}, false, "server.tls.key_file: empty while server.tls.cert_file is set", "server.tls.cert_file:"},
+		{"key only", TLSConfig{KeyFile: key}, false, "server.tls.cert_file: empty while server.tls.key_file is set", "server.tls.key_file:"},
+		{"h2c with TLS", TLSConfig{CertFile: cert, KeyFile: key}, true, "server.h2c: true with server.tls set", "server.tls.cert_file:"},
+		{"missing cert", TLSConfig{CertFile: missing, KeyFile: key}, false, `server.tls.cert_file: "` + missing + `": no such file`, "server.tls.key_file:"},
+		{"missing key", TLSConfig{CertFile: cert, KeyFile: missing}, false, `server.tls.key_file: "` + missing + `": no such file`, "server.tls.cert_file:"},
+		{"directory", TLSConfig{CertFile: filepath.Dir(cert), KeyFile: key}, false, "server.tls.cert_file: ", "server.tls.key_file:"},
+		{"key as cert", TLSConfig{CertFile: key, KeyFile: key}, false, `server.tls.cert_file: "` + key + `": no PEM CERTIFICATE block`, "server.tls.key_file:"},
+		{"cert as key", TLSConfig{CertFile: cert, KeyFile: cert}, false, `server.tls.key_file: "` + cert + `" is not the private key of server.tls.cert_file`, "server.tls.cert_file:"},
+		{"another cert's key", TLSConfig{CertFile: cert, KeyFile: otherKey}, false, `server.tls.key_file: "` + otherKey + `" is not the private key of server.tls.cert_file "` + cert + `"`, "server.tls.cert_file:"},
+		{"the other pair", TLSConfig{CertFile: otherCert, KeyFile: otherKey}, false, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			c.Server.TLS, c.Server.H2C = tt.tls, tt.h2c
+			err := c.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Validate() = %v, want nil", err)
+			case tt.want == "":
+				return
+			case err == nil || !strings.Contains(err.Error(), tt.want):
+				t.Fatalf("Validate() = %v, want %s", err, tt.want)
+			case tt.wantOther != "" && strings.Contains(err.Error(), tt.wantOther):
+				t.Errorf("Validate() = %v, names %s too", err, tt.wantOther)
+			}
+		})
+	}
+}
+
+// TestLoadTLSSectionFromYAML reads the nested section from a file, and
+// refuses a typo inside it, naming the section's keys.
+func TestLoadTLSSectionFromYAML(t *testing.T) {
+	cert, key := writeTLSPair(t)
+	cfg, err := Load([]string{"--config", writeYAML(t, "server:\n  tls:\n    cert_file: "+cert+"\n    key_file: "+key+"\n")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.TLS != (TLSConfig{CertFile: cert, KeyFile: key}) || !cfg.Server.TLS.Enabled() {
+		t.Errorf("server.tls = %+v", cfg.Server.TLS)
+	}
+	if _, err := Load([]string{"--config", writeYAML(t, "server:\n  tls:\n")}, nil); err != nil {
+		t.Errorf("an empty tls section: %v", err)
+	}
+	_, err = Load([]string{"--config", writeYAML(t, "server:\n  tls:\n    cert: x\n")}, nil)
+	if want := "server.tls.cert: unknown key (known keys in server.tls: cert_file, key_file)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+	_, err = Load([]string{"--config", writeYAML(t, "server:\n  tls: on\n")}, nil)
+	if want := "server.tls: expected a section of keys"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+}
