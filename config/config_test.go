@@ -45,41 +45,48 @@ func TestExampleFileHasEveryKey(t *testing.T) {
 }
 
 // TestFieldsCoverConfig checks that every field of Config has exactly one
-// key, named after it (section.snake_case), pointing at that field.
+// key, named after it (section.snake_case, and section.sub.snake_case
+// within a section's section), pointing at that field.
 func TestFieldsCoverConfig(t *testing.T) {
 	var c Config
 	fields := c.fields()
-	root := reflect.ValueOf(&c).Elem()
 	i := 0
-	for s := range root.NumField() {
-		sec := root.Field(s)
-		for f := range sec.NumField() {
-			want := snake(root.Type().Field(s).Name) + "." + snake(sec.Type().Field(f).Name)
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		for f := range v.NumField() {
+			name := prefix + snake(v.Type().Field(f).Name)
+			if fv := v.Field(f); fv.Kind() == reflect.Struct {
+				walk(name+".", fv)
+				continue
+			}
 			if i >= len(fields) {
-				t.Fatalf("no key for %s", want)
+				t.Fatalf("no key for %s", name)
 			}
 			got := fields[i]
-			if got.key != want {
-				t.Errorf("key %d = %s, want %s", i, got.key, want)
+			if got.key != name {
+				t.Errorf("key %d = %s, want %s", i, got.key, name)
 			}
 			ptr := reflect.ValueOf(got.target)
-			if ptr.Pointer() != sec.Field(f).Addr().Pointer() || ptr.Type().Elem() != sec.Field(f).Type() {
+			if ptr.Pointer() != v.Field(f).Addr().Pointer() || ptr.Type().Elem() != v.Field(f).Type() {
 				t.Errorf("key %s points at the wrong field", got.key)
 			}
 			i++
 		}
 	}
+	walk("", reflect.ValueOf(&c).Elem())
 	if i != len(fields) {
 		t.Errorf("%d keys for %d fields", len(fields), i)
 	}
 }
 
 // snake turns a Go field name into the key spelling: CORS → cors,
-// MaxAge → max_age.
+// MaxAge → max_age, HMACSecret → hmac_secret.
 func snake(name string) string {
 	var b strings.Builder
 	for i, r := range name {
-		if i > 0 && unicode.IsUpper(r) && unicode.IsLower(rune(name[i-1])) {
+		wordStart := i > 0 && unicode.IsUpper(r) &&
+			(unicode.IsLower(rune(name[i-1])) || i+1 < len(name) && unicode.IsLower(rune(name[i+1])))
+		if wordStart {
 			b.WriteByte('_')
 		}
 		b.WriteRune(unicode.ToLower(r))

@@ -179,7 +179,7 @@ func checkKeys(v *viper.Viper) error {
 			}
 			continue
 		}
-		if _, ok := secs[key]; ok {
+		if isSection(known, key) {
 			if raw := v.Get(key); raw != nil {
 				errs = append(errs, invalid(key, fmt.Sprintf("expected a section of keys, got %v", raw)))
 			}
@@ -193,6 +193,12 @@ func checkKeys(v *viper.Viper) error {
 		errs = append(errs, &KeyError{Key: key, Msg: "unknown key (" + hint + ")", Err: ErrUnknownKey})
 	}
 	return errors.Join(errs...)
+}
+
+// isSection reports whether key names a section (auth) or a section
+// within one (auth.jwt): a prefix of known keys.
+func isSection(known []string, key string) bool {
+	return slices.ContainsFunc(known, func(k string) bool { return strings.HasPrefix(k, key+".") })
 }
 
 // sortedKeys returns m's keys in order.
