@@ -57,6 +57,10 @@ type Main struct {
 // server.shutdown_timeout for requests to finish and closes the
 // connections still open then.
 func (m *Main) Run(ctx context.Context) error {
+	verifier, err := jwtVerifier(m.Config.Auth.JWT)
+	if err != nil {
+		return err
+	}
 	ln, err := listen(ctx, m.Config.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)
@@ -77,7 +81,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("hub broker: %w", err)
 	}
 	defer broker.Close() // Close runs on shutdown too: it is idempotent
-	h := handler.New(handlerOptions(m.Config, m.Logger, broker))
+	opts := handlerOptions(m.Config, m.Logger, broker)
+	opts.Hub.JWT = verifier
+	h := handler.New(opts)
 	var conns openConns
 	srv := &http.Server{
 		Handler: h,
@@ -134,7 +140,7 @@ func (m *Main) Run(ctx context.Context) error {
 // logAccess says at start who may publish and subscribe without a token.
 func (m *Main) logAccess() {
 	const setTokens = "set auth.publish_tokens (SSEHUB_AUTH_PUBLISH_TOKENS) to publish"
-	noTokens := len(m.Config.Auth.PublishTokens) == 0
+	noTokens := len(m.Config.Auth.PublishTokens) == 0 && !m.Config.Auth.JWT.Enabled()
 	switch {
 	case m.Config.Demo.Enabled:
 		m.Logger.Info("demo hub open: anyone may publish and subscribe to " + handler.DemoTopics + " without a token (demo.enabled: false turns it off)")
@@ -208,6 +214,7 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 			MaxTopicsPerSubscription: cfg.Hub.MaxTopicsPerSubscription,
 			PublishTokens:            cfg.Auth.PublishTokens,
 			SubscribeTokens:          cfg.Auth.SubscribeTokens,
+			TokenCookie:              cfg.Auth.JWT.CookieName,
 		},
 		TrustedProxies: cfg.Server.TrustedProxies,
 		Static:         static.FS,
