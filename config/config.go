@@ -108,12 +108,32 @@ type NATSConfig struct {
 	StoreDir        string   // nats.store_dir: the embedded server's JetStream store
 }
 
-// AuthConfig is the `auth:` section: bearer tokens. No publish token means
-// publishing is off; no subscribe token means subscribing is open. With
-// demo.enabled, topics under demo.> need neither.
+// AuthConfig is the `auth:` section: static bearer tokens and JSON Web
+// Tokens. With neither a publish token nor a JWT key, publishing is off;
+// with neither a subscribe token nor a JWT key, subscribing is open. With
+// demo.enabled, topics under demo.> need none.
 type AuthConfig struct {
-	PublishTokens   []string // auth.publish_tokens
-	SubscribeTokens []string // auth.subscribe_tokens
+	PublishTokens   []string  // auth.publish_tokens
+	SubscribeTokens []string  // auth.subscribe_tokens
+	JWT             JWTConfig // auth.jwt
+}
+
+// JWTConfig is the `auth.jwt:` section: the keys JSON Web Tokens are
+// verified with and the claims they must carry. With neither key set,
+// JWTs are off.
+type JWTConfig struct {
+	HMACSecret    string        // auth.jwt.hmac_secret: HS256/384/512 tokens; empty: none
+	PublicKeyFile string        // auth.jwt.public_key_file: PEM public key for RS*, PS*, ES*, EdDSA; empty: none
+	Algorithms    []string      // auth.jwt.algorithms: accepted; empty: every one the keys fit
+	Issuer        string        // auth.jwt.issuer: the iss claim required; empty: not checked
+	Audience      string        // auth.jwt.audience: a value the aud claim must hold; empty: not checked
+	Leeway        time.Duration // auth.jwt.leeway: clock skew allowed on exp, nbf and iat
+	CookieName    string        // auth.jwt.cookie_name: the cookie a token may come in
+}
+
+// Enabled reports whether JWTs are accepted: a key is configured.
+func (j JWTConfig) Enabled() bool {
+	return j.HMACSecret != "" || j.PublicKeyFile != ""
 }
 
 // Default returns the built-in defaults. They equal the values written in
@@ -175,6 +195,15 @@ func Default() Config {
 		Auth: AuthConfig{
 			PublishTokens:   []string{},
 			SubscribeTokens: []string{},
+			JWT: JWTConfig{
+				HMACSecret:    "",
+				PublicKeyFile: "",
+				Algorithms:    []string{},
+				Issuer:        "",
+				Audience:      "",
+				Leeway:        30 * time.Second,
+				CookieName:    "ssehub_token",
+			},
 		},
 	}
 }

@@ -58,6 +58,13 @@ func (c *Config) fields() []field {
 		{"nats.store_dir", &c.NATS.StoreDir},
 		{"auth.publish_tokens", &c.Auth.PublishTokens},
 		{"auth.subscribe_tokens", &c.Auth.SubscribeTokens},
+		{"auth.jwt.hmac_secret", &c.Auth.JWT.HMACSecret},
+		{"auth.jwt.public_key_file", &c.Auth.JWT.PublicKeyFile},
+		{"auth.jwt.algorithms", &c.Auth.JWT.Algorithms},
+		{"auth.jwt.issuer", &c.Auth.JWT.Issuer},
+		{"auth.jwt.audience", &c.Auth.JWT.Audience},
+		{"auth.jwt.leeway", &c.Auth.JWT.Leeway},
+		{"auth.jwt.cookie_name", &c.Auth.JWT.CookieName},
 	}
 }
 

@@ -80,6 +80,10 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	cert, key := writeTLSPair(t)
+	pubKey := filepath.Join(t.TempDir(), "jwt.pem")
+	if err := os.WriteFile(pubKey, []byte("not parsed by config"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	vars := map[string]string{
 		"SSEHUB_SERVER_ADDR":                     "127.0.0.1:0",
 		"SSEHUB_SERVER_SHUTDOWN_TIMEOUT":         "3s",
@@ -122,6 +126,13 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		"SSEHUB_NATS_STORE_DIR":                  "/var/lib/ssehub/nats",
 		"SSEHUB_AUTH_PUBLISH_TOKENS":             "p1,p2",
 		"SSEHUB_AUTH_SUBSCRIBE_TOKENS":           "s1",
+		"SSEHUB_AUTH_JWT_HMAC_SECRET":            "0123456789abcdef0123456789abcdef",
+		"SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE":        pubKey,
+		"SSEHUB_AUTH_JWT_ALGORITHMS":             "HS512, ES256",
+		"SSEHUB_AUTH_JWT_ISSUER":                 "https://auth.test",
+		"SSEHUB_AUTH_JWT_AUDIENCE":               "ssehub.test",
+		"SSEHUB_AUTH_JWT_LEEWAY":                 "5s",
+		"SSEHUB_AUTH_JWT_COOKIE_NAME":            "hub_jwt",
 	}
 	if len(vars) != len(Keys()) {
 		t.Fatalf("test sets %d variables for %d keys", len(vars), len(Keys()))
@@ -143,7 +154,10 @@ func TestLoadEnvEveryKey(t *testing.T) {
 			URL: []string{"nats://n1.test:4222", "tls://n2.test"}, CredentialsFile: creds, Stream: "EVENTS", SubjectPrefix: "acme.hub",
 			Replicas: 3, Storage: "memory", Embedded: false, StoreDir: "/var/lib/ssehub/nats",
 		},
-		Auth: AuthConfig{PublishTokens: []string{"p1", "p2"}, SubscribeTokens: []string{"s1"}},
+		Auth: AuthConfig{PublishTokens: []string{"p1", "p2"}, SubscribeTokens: []string{"s1"}, JWT: JWTConfig{
+			HMACSecret: "0123456789abcdef0123456789abcdef", PublicKeyFile: pubKey, Algorithms: []string{"HS512", "ES256"},
+			Issuer: "https://auth.test", Audience: "ssehub.test", Leeway: 5 * time.Second, CookieName: "hub_jwt",
+		}},
 	}
 	got, err := Load([]string{"--config", ""}, env(vars))
 	if err != nil {
@@ -235,6 +249,7 @@ func TestLoadUnknownKey(t *testing.T) {
 		{"stream:\n  heartbeat: 5s\n", "stream.heartbeat: unknown key"},
 		{"metrics:\n  enabled: true\n", "metrics.enabled: unknown key"},
 		{"server:\n  addr: \":1\"\n  port: 8080\n", "server.port: unknown key"},
+		{"auth:\n  jwt:\n    secret: x\n", "auth.jwt.secret: unknown key"},
 		{"verbose: true\n", "verbose: unknown key"},
 	}
 	for _, tt := range tests {
@@ -259,7 +274,7 @@ func TestLoadSectionNotAMapping(t *testing.T) {
 }
 
 func TestLoadEmptySectionKeepsDefaults(t *testing.T) {
-	path := writeYAML(t, "hub:\nauth: {}\nserver:\n  addr:\n")
+	path := writeYAML(t, "hub:\nauth:\n  jwt:\nserver:\n  addr:\n")
 	cfg, err := Load([]string{"--config", path}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -180,7 +180,8 @@ func (n NATSConfig) validate() []error {
 
 func (a AuthConfig) validate() []error {
 	return slices.Concat(checkTokens("auth.publish_tokens", a.PublishTokens),
-		checkTokens("auth.subscribe_tokens", a.SubscribeTokens))
+		checkTokens("auth.subscribe_tokens", a.SubscribeTokens),
+		a.JWT.validate())
 }
 
 // collect returns the non-nil errors among errs.

@@ -104,6 +104,24 @@ func TestValidateRejects(t *testing.T) {
 		}, `nats.credentials_file: ".": not a regular file`},
 		{"publish token empty", func(c *Config) { c.Auth.PublishTokens = []string{"ok", ""} }, `auth.publish_tokens[1]: empty token`},
 		{"subscribe token space", func(c *Config) { c.Auth.SubscribeTokens = []string{"sec ret"} }, `auth.subscribe_tokens[0]: token contains whitespace`},
+		{"jwt secret short", func(c *Config) { c.Auth.JWT.HMACSecret = "short" }, `auth.jwt.hmac_secret: 5 bytes: at least 32 are needed`},
+		{"jwt key file missing", func(c *Config) { c.Auth.JWT.PublicKeyFile = "absent/jwt.pem" }, `auth.jwt.public_key_file: "absent/jwt.pem": no such file or directory`},
+		{"jwt algorithm none", func(c *Config) {
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"HS256", "none"}
+		}, `auth.jwt.algorithms: "none" is never accepted`},
+		{"jwt algorithm unknown", func(c *Config) {
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"hs256"}
+		}, `auth.jwt.algorithms: "hs256" must be one of HS256`},
+		{"jwt HMAC with only a public key", func(c *Config) {
+			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = "validate_test.go", []string{"RS256", "HS256"}
+		}, `auth.jwt.algorithms: "HS256" needs auth.jwt.hmac_secret`},
+		{"jwt RSA without a public key", func(c *Config) {
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"RS256"}
+		}, `auth.jwt.algorithms: "RS256" needs auth.jwt.public_key_file`},
+		{"jwt leeway negative", func(c *Config) { c.Auth.JWT.Leeway = -time.Second }, `auth.jwt.leeway: "-1s" must be between 0s and 5m0s`},
+		{"jwt leeway long", func(c *Config) { c.Auth.JWT.Leeway = time.Hour }, `auth.jwt.leeway: "1h0m0s" must be between`},
+		{"jwt cookie name", func(c *Config) { c.Auth.JWT.CookieName = "a b" }, `auth.jwt.cookie_name: "a b" is not a cookie name`},
+		{"jwt cookie name empty", func(c *Config) { c.Auth.JWT.CookieName = "" }, `auth.jwt.cookie_name: "" is not a cookie name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,12 +142,16 @@ func TestValidateRejects(t *testing.T) {
 	}
 }
 
+// jwtSecret is an HMAC secret of the shortest length allowed.
+const jwtSecret = "0123456789abcdef0123456789abcdef"
+
 func TestValidateHidesTokens(t *testing.T) {
 	c := Default()
-	c.Auth.PublishTokens = []string{"top secret"}
+	c.Auth.PublishTokens = []string{"top s3cret"}
+	c.Auth.JWT.HMACSecret = "hmac-s3cret"
 	err := c.Validate()
-	if err == nil || strings.Contains(err.Error(), "secret") {
-		t.Errorf("err = %v, want an error that does not show the token", err)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "auth.jwt.hmac_secret") {
+		t.Errorf("err = %v, want an error that names the secrets' keys and shows no secret", err)
 	}
 }
 
@@ -168,6 +190,14 @@ func TestValidateAccepts(t *testing.T) {
 		{"nats embedded", func(c *Config) { c.Hub.Broker, c.NATS.Embedded = "nats", true }},
 		{"nats credentials unchecked with the memory broker", func(c *Config) { c.NATS.CredentialsFile = "absent/hub.creds" }},
 		{"nats credentials file", func(c *Config) { c.Hub.Broker, c.NATS.CredentialsFile = "nats", "validate_test.go" }},
+		{"jwt secret, every algorithm it fits", func(c *Config) { c.Auth.JWT.HMACSecret = jwtSecret }},
+		{"jwt public key pinned", func(c *Config) {
+			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = "validate_test.go", []string{"ES256", "EdDSA"}
+		}},
+		{"jwt both keys", func(c *Config) {
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = jwtSecret, "validate_test.go", []string{"HS512", "PS256"}
+		}},
+		{"jwt no leeway", func(c *Config) { c.Auth.JWT.Leeway = 0 }},
 	}
 	for _, tt := range tests {
 		c := Default()

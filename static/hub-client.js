@@ -5,7 +5,7 @@
 // connection that drops, or that the page drops on purpose, resumes with
 // Last-Event-ID and misses nothing. publish POSTs one event to a topic.
 
-import { DEFAULT_RETRY_MS, fetchEventSource } from "./sse-client.js";
+import { DEFAULT_RETRY_MS, SSEResponseError, fetchEventSource } from "./sse-client.js";
 
 /**
  * parseTopics splits the text of the topics field, patterns separated by
@@ -105,15 +105,18 @@ export async function publish(base, { topic, token, event = "", data }) {
  * callbacks run there too.
  *
  * States: idle, connecting, open, reconnecting (waiting to connect again,
- * after a drop or the server's end of a stream), closed, and "error: <msg>"
- * for an answer that is not a stream (a 400 for a bad topic, a 401).
+ * after a drop or the server's end of a stream), closed, expired (the
+ * token's time is up: connect again with a fresh one, and the stream
+ * resumes after the last event id), and "error: <msg>" for an answer that
+ * is not a stream (a 400 for a bad topic, a 401, a 403 for a topic the
+ * token does not grant).
  */
 export class HubConnection {
   /**
    * @param {object} options
    * @param {string | URL} options.base the hub's base URL (the page's URL).
    * @param {string[]} options.topics
-   * @param {string} [options.token] a subscribe token, sent as Authorization: Bearer.
+   * @param {string} [options.token] a subscribe token or a JWT, sent as Authorization: Bearer.
    * @param {string} [options.lastEventId] an id stored by an earlier page:
    *   the first connect resumes after it with the last_event_id query.
    * @param {(state: string) => void} [options.onState]
@@ -125,6 +128,12 @@ export class HubConnection {
    *   sent id as the last event id.
    * @param {(id: string) => void} [options.onLastEventId] the last event id changed.
    * @param {(ms: number) => void} [options.onRetry] the server set its retry time.
+   * @param {(time: string) => void} [options.onExpired] the server ended the
+   *   stream because the token expired at time (RFC 3339); the connection
+   *   does not reconnect with that token.
+   * @param {(e: {status: number, error: string}) => void} [options.onError]
+   *   an answer that was not a stream: its status and the server's reason
+   *   (for a 403, the topic the token does not grant).
    */
   constructor(options) {
     this._options = options;
@@ -224,6 +233,14 @@ export class HubConnection {
           o.onReset?.(ev.data);
           return;
         }
+        if (ev.type === "expired") {
+          // The stream's last event: reconnecting with the same token
+          // would only be refused.
+          this._stop();
+          this._setState("expired");
+          o.onExpired?.(ev.data);
+          return;
+        }
         if (ev.lastEventId !== this._lastEventId) {
           this._lastEventId = ev.lastEventId;
           o.onLastEventId?.(ev.lastEventId);
@@ -241,10 +258,12 @@ export class HubConnection {
     }).then(
       () => {
         // A 204 answer: the server ended the stream for good.
-        if (mine()) this._setState("closed");
+        if (mine() && !run.signal.aborted) this._setState("closed");
       },
       (err) => {
-        if (mine() && !run.signal.aborted) this._setState(`error: ${err.message}`);
+        if (!mine() || run.signal.aborted) return;
+        this._setState(`error: ${err.message}`);
+        if (err instanceof SSEResponseError) o.onError?.({ status: err.status, error: err.serverError || err.message });
       },
     );
   }

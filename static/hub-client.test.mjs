@@ -52,6 +52,12 @@ async function hubServer({ retry = 600_000 } = {}) {
   const hub = {
     requests,
     status: 0,
+    error: 'topic "a..b": invalid topic',
+    // end ends every open stream with a last event, as an expiry does.
+    end(frameText) {
+      for (const res of live) res.end(frameText);
+      live.clear();
+    },
     publish(data, type = "") {
       const e = { id: events.length + 1, type, data };
       events.push(e);
@@ -68,7 +74,7 @@ async function hubServer({ retry = 600_000 } = {}) {
     requests.push({ url, headers: req.headers });
     if (hub.status !== 0) {
       res.writeHead(hub.status, { "Content-Type": "application/json" });
-      res.end(JSON.stringify({ error: "topic \"a..b\": invalid topic" }));
+      res.end(JSON.stringify({ error: hub.error }));
       return;
     }
     const last = req.headers["last-event-id"] ?? url.searchParams.get("last_event_id") ?? "";
@@ -97,7 +103,7 @@ async function hubServer({ retry = 600_000 } = {}) {
 // record returns HubConnection callbacks that record what they see, and
 // until(predicate), which resolves once predicate(got) holds.
 function record() {
-  const got = { states: [], events: [], resets: [], resumes: [], lastIds: [] };
+  const got = { states: [], events: [], resets: [], resumes: [], lastIds: [], expired: [], errors: [] };
   const waiters = [];
   const check = () => {
     for (const w of [...waiters]) {
@@ -119,6 +125,8 @@ function record() {
       onReset: push(got.resets),
       onResume: push(got.resumes),
       onLastEventId: push(got.lastIds),
+      onExpired: push(got.expired),
+      onError: push(got.errors),
     },
     until(predicate) {
       return new Promise((resolve) => {
@@ -277,6 +285,48 @@ describe("HubConnection", { timeout: 10_000 }, () => {
     conn.drop();
     conn.resume();
     assert.equal(hub.requests.length, 1);
+  });
+
+  test("a topic the token does not grant: the 403's reason reaches onError", async (t) => {
+    const hub = await hubServer();
+    t.after(hub.close);
+    hub.status = 403;
+    hub.error = 'subscribing to "user.43.x": not granted by the token';
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["user.42.>", "user.43.x"], token: "eyJ.a.b", ...r.callbacks });
+    conn.connect();
+    await r.until((g) => g.errors.length === 1);
+    assert.deepEqual(r.got.errors, [{ status: 403, error: 'subscribing to "user.43.x": not granted by the token' }]);
+    assert.equal(conn.state, 'error: HTTP 403: subscribing to "user.43.x": not granted by the token');
+    assert.equal(hub.requests[0].headers.authorization, "Bearer eyJ.a.b");
+  });
+
+  test("an expired token ends the stream: no reconnect with it, a fresh one resumes", async (t) => {
+    const hub = await hubServer({ retry: 1 });
+    t.after(hub.close);
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["a"], token: "old", ...r.callbacks });
+    t.after(() => conn.close());
+    conn.connect();
+    await r.until((g) => state(g) === "open");
+    hub.publish("one");
+    await r.until((g) => g.events.length === 1);
+    hub.end("event: expired\ndata: 2000-01-01T00:01:00Z\n\n");
+    await r.until((g) => g.expired.length === 1);
+    assert.deepEqual(r.got.expired, ["2000-01-01T00:01:00Z"]);
+    assert.equal(conn.state, "expired");
+    hub.publish("two");
+    await new Promise((resolve) => setTimeout(resolve, 50)); // longer than retry: 1
+    assert.equal(hub.requests.length, 1, "reconnected with the expired token");
+    assert.deepEqual(r.got.events.map((e) => e.data), ["one"]);
+    // A fresh token: a new connection resumes after the last id.
+    const r2 = record();
+    const fresh = new HubConnection({ base: hub.url, topics: ["a"], token: "new", lastEventId: conn.lastEventId, ...r2.callbacks });
+    t.after(() => fresh.close());
+    fresh.connect();
+    await r2.until((g) => g.events.length === 1);
+    assert.deepEqual(r2.got.events, [{ id: "2", type: "message", data: "two" }]);
+    assert.equal(hub.requests[1].headers.authorization, "Bearer new");
   });
 
   test("close ends the request and stays closed", async (t) => {

@@ -4,6 +4,10 @@
 // and the panel reconnects with Last-Event-ID, so the events published
 // meanwhile arrive after it, in order, none lost, none twice. The last id is
 // kept in sessionStorage: a reloaded page resumes with last_event_id.
+// Either token field takes a static token or a JWT (`ssehub token` mints
+// one): a topic the JWT does not grant is refused with a 403 whose reason
+// is shown, and a stream whose JWT expires ends with an `expired` line;
+// Connect with a fresh token resumes after the last id.
 import { HubConnection, parseTopics, publish } from "./hub-client.js";
 
 const { ref, watch, onBeforeUnmount } = Vue;
@@ -47,7 +51,8 @@ export default {
     const lastId = ref(stored(LAST_ID_KEY));
     const retryMs = ref(0);
     const resumes = ref(0);
-    const log = ref([]); // { key, kind: "event" | "reset" | "resume", id, type, data }
+    const log = ref([]); // { key, kind: "event" | "reset" | "resume" | "expired", id, type, data }
+    const refusal = ref(""); // why the hub refused the subscription
     const token = ref(stored(TOKEN_KEY));
     const pubTopic = ref("demo.chat");
     const pubEvent = ref("");
@@ -62,6 +67,7 @@ export default {
 
     function connect() {
       conn?.close();
+      refusal.value = "";
       const list = parseTopics(topics.value);
       if (list.length === 0) {
         state.value = "error: enter at least one topic pattern";
@@ -75,6 +81,8 @@ export default {
         onState: (s) => (state.value = s),
         onEvent: (ev) => add({ kind: "event", ...ev }),
         onReset: (reason) => add({ kind: "reset", data: reason }),
+        onExpired: (time) => add({ kind: "expired", data: time }),
+        onError: (e) => (refusal.value = `HTTP ${e.status}: ${e.error}`),
         onResume(id) {
           resumes.value++;
           add({ kind: "resume", id });
@@ -111,7 +119,7 @@ export default {
 
     onBeforeUnmount(() => conn?.close());
     return {
-      topics, subToken, state, lastId, retryMs, resumes, log,
+      topics, subToken, state, lastId, retryMs, resumes, log, refusal,
       token, pubTopic, pubEvent, pubData, pubResult, pubOK, pubCount,
       connect, disconnect, drop, resume, send,
     };
@@ -133,7 +141,7 @@ export default {
           <input id="hub-topics" v-model="topics" type="text" spellcheck="false" placeholder="demo.> news.*" @keyup.enter="connect">
         </label>
         <label class="field inline">
-          <span>Subscribe token</span>
+          <span>Subscribe token or JWT</span>
           <input id="hub-sub-token" v-model="subToken" type="password" size="10" autocomplete="off" placeholder="if required">
         </label>
       </div>
@@ -143,6 +151,7 @@ export default {
         <button id="hub-drop" type="button" class="secondary" :disabled="state !== 'open'" @click="drop">Drop connection</button>
         <button id="hub-resume" type="button" class="secondary" :disabled="state !== 'reconnecting'" @click="resume">Resume now</button>
       </div>
+      <p v-if="refusal" id="hub-refusal" class="pub-result bad" role="alert">{{ refusal }}</p>
       <p class="meta hub-meta">
         last id: <code id="hub-last-id">{{ lastId || "none" }}</code>
         · resumes: <span id="hub-resumes">{{ resumes }}</span>
@@ -152,6 +161,7 @@ export default {
         <li v-for="e in log" :key="e.key" :class="e.kind" :data-id="e.kind === 'event' ? e.id : null">
           <template v-if="e.kind === 'event'"><span class="ev-id">{{ e.id }}</span> <span v-if="e.type !== 'message'" class="ev-type">{{ e.type }}</span>{{ e.type !== "message" ? " " : "" }}{{ e.data }}</template>
           <template v-else-if="e.kind === 'reset'">reset: {{ e.data }}</template>
+          <template v-else-if="e.kind === 'expired'">token expired at {{ e.data }}: enter a fresh one and Connect to resume</template>
           <template v-else>resumed after id {{ e.id }}</template>
         </li>
       </ol>
@@ -166,7 +176,7 @@ export default {
           <input id="hub-pub-event" v-model="pubEvent" type="text" size="8" spellcheck="false" placeholder="optional">
         </label>
         <label class="field inline">
-          <span>Token</span>
+          <span>Token or JWT</span>
           <input id="hub-token" v-model="token" type="password" size="10" autocomplete="off">
         </label>
       </div>

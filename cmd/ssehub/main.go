@@ -1,6 +1,7 @@
 // Command ssehub serves Server-Sent Events: the demo page and streams, and
 // the pub/sub hub. `ssehub healthcheck` asks a running instance whether it
-// is healthy, for container health checks.
+// is healthy, for container health checks; `ssehub token` mints a JSON Web
+// Token for development from the configured HMAC secret.
 package main
 
 import (
@@ -29,8 +30,13 @@ func main() {
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd := serve
-	if len(args) > 0 && args[0] == "healthcheck" {
-		cmd, args = healthcheck, args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck":
+			cmd, args = healthcheck, args[1:]
+		case "token":
+			cmd, args = token, args[1:]
+		}
 	}
 	err := cmd(ctx, args, getenv, stdout, stderr)
 	var help *config.HelpError

@@ -61,6 +61,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	verifier, err := jwtVerifier(m.Config.Auth.JWT)
+	if err != nil {
+		return err
+	}
 	ln, err := listen(ctx, m.Config.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)
@@ -81,7 +85,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("hub broker: %w", err)
 	}
 	defer broker.Close() // Close runs on shutdown too: it is idempotent
-	h := handler.New(handlerOptions(m.Config, m.Logger, broker))
+	opts := handlerOptions(m.Config, m.Logger, broker)
+	opts.Hub.JWT = verifier
+	h := handler.New(opts)
 	var conns openConns
 	srv := &http.Server{
 		Handler: h,
@@ -141,7 +147,7 @@ func (m *Main) Run(ctx context.Context) error {
 // logAccess says at start who may publish and subscribe without a token.
 func (m *Main) logAccess() {
 	const setTokens = "set auth.publish_tokens (SSEHUB_AUTH_PUBLISH_TOKENS) to publish"
-	noTokens := len(m.Config.Auth.PublishTokens) == 0
+	noTokens := len(m.Config.Auth.PublishTokens) == 0 && !m.Config.Auth.JWT.Enabled()
 	switch {
 	case m.Config.Demo.Enabled:
 		m.Logger.Info("demo hub open: anyone may publish and subscribe to " + handler.DemoTopics + " without a token (demo.enabled: false turns it off)")
@@ -215,6 +221,7 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 			MaxTopicsPerSubscription: cfg.Hub.MaxTopicsPerSubscription,
 			PublishTokens:            cfg.Auth.PublishTokens,
 			SubscribeTokens:          cfg.Auth.SubscribeTokens,
+			TokenCookie:              cfg.Auth.JWT.CookieName,
 		},
 		TrustedProxies: cfg.Server.TrustedProxies,
 		Static:         static.FS,

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // logBuffer collects log lines written from several goroutines.
@@ -35,6 +36,9 @@ func TestOneAccessLineAndAStreamEndLinePerStream(t *testing.T) {
 	ts.waitReturned(t, "/stream")
 	ts.do(t, "GET", "/missing", nil, nil)
 	ts.waitReturned(t, "/missing")
+	// A detached stream can end before its handler, which returned when
+	// it handed the stream over, has had its access line written.
+	waitFor(t, func() bool { return strings.Count(logs.String(), "msg=request ") >= 2 })
 
 	var access, ends []string
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
@@ -101,5 +105,17 @@ func TestUnparsableTrustedProxiesTrustNone(t *testing.T) {
 	ts.waitReturned(t, "/healthz")
 	if got := logs.String(); !strings.Contains(got, "trusted proxies ignored") || !strings.Contains(got, "remote=127.0.0.1\n") {
 		t.Errorf("logs %q, want the bad list named and the peer as the client", got)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/jwtauth"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -21,15 +23,16 @@ func (h *Handler) openToAll(pattern string) bool {
 	return h.demo.Enabled && stream.Covers(DemoTopics, pattern)
 }
 
-// checkPublishToken requires one of the publish tokens in the
-// Authorization header to publish to topic; with none configured,
-// publishing is off. A topic open to all (openToAll) needs none, and its
-// Authorization header is not looked at.
+// checkPublishToken requires, to publish to topic, one of the publish
+// tokens or a JWT granting topic, in the Authorization header (never the
+// query, nor a cookie a page across the web could make a browser send).
+// With neither configured, publishing is off. A topic open to all
+// (openToAll) needs none, and its Authorization header is not looked at.
 func (h *Handler) checkPublishToken(c *gin.Context, topic string) error {
 	if h.openToAll(topic) {
 		return nil
 	}
-	if len(h.hub.PublishTokens) == 0 {
+	if len(h.hub.PublishTokens) == 0 && h.hub.JWT == nil {
 		if h.demo.Enabled {
 			return fmt.Errorf("%w (only %s is open without one)", errPublishingOff, DemoTopics)
 		}
@@ -39,47 +42,102 @@ func (h *Handler) checkPublishToken(c *gin.Context, topic string) error {
 	if token == "" {
 		return errNoToken
 	}
-	if !tokenAllowed(token, h.hub.PublishTokens) {
-		return errBadToken
-	}
-	return nil
-}
-
-// checkSubscribeToken requires a subscribe token when any is configured:
-// in the Authorization header, or in the access_token query parameter for
-// EventSource, which cannot set headers.
-func (h *Handler) checkSubscribeToken(c *gin.Context) error {
-	if len(h.hub.SubscribeTokens) == 0 {
+	if tokenAllowed(token, h.hub.PublishTokens) {
 		return nil
 	}
-	token := bearerToken(c)
-	if token == "" {
-		token = c.Query("access_token")
+	claims, err := h.verifyJWT(token)
+	if err != nil {
+		return err
 	}
-	if token == "" {
-		return errNoToken
-	}
-	if !tokenAllowed(token, h.hub.SubscribeTokens) {
-		return errBadToken
+	if !jwtauth.Allows(claims.SSEHub.Publish, topic) {
+		return fmt.Errorf("publishing to %s: %w", stream.Quote(topic), errNotGranted)
 	}
 	return nil
 }
 
-// checkSubscriptionToken is checkSubscribeToken for a subscription to
-// patterns: one whose every pattern is open to all (openToAll) needs no
-// token; one that names any other pattern does, next to open ones too.
-func (h *Handler) checkSubscriptionToken(c *gin.Context, patterns []string) error {
-	for _, p := range patterns {
-		if h.openToAll(p) {
-			continue
-		}
-		err := h.checkSubscribeToken(c)
-		if errors.Is(err, errNoToken) && h.demo.Enabled {
-			return fmt.Errorf("%w for %.64q (only %s is open without one)", err, p, DemoTopics)
-		}
-		return err
+// subscribingGuarded reports whether subscribing needs a token: subscribe
+// tokens or JWTs are configured.
+func (h *Handler) subscribingGuarded() bool {
+	return len(h.hub.SubscribeTokens) > 0 || h.hub.JWT != nil
+}
+
+// checkSubscribeToken requires, when subscribing is guarded, a subscribe
+// token, or a JWT granting every topic (">"): GET /api/v1/topics names
+// them all.
+func (h *Handler) checkSubscribeToken(c *gin.Context) error {
+	_, err := h.authorizeSubscription(c, []string{">"})
+	return err
+}
+
+// checkSubscriptionToken authorizes a subscription to patterns. One whose
+// every pattern is open to all (openToAll) needs no token; one that names
+// any other pattern, when subscribing is guarded, needs a subscribe token
+// or a JWT granting each such pattern. It returns the claims of the JWT
+// that allowed it, which expires; nil when none did.
+func (h *Handler) checkSubscriptionToken(c *gin.Context, patterns []string) (*jwtauth.Claims, error) {
+	i := slices.IndexFunc(patterns, func(p string) bool { return !h.openToAll(p) })
+	if i < 0 {
+		return nil, nil
 	}
-	return nil
+	claims, err := h.authorizeSubscription(c, patterns[i:])
+	if errors.Is(err, errNoToken) && h.demo.Enabled {
+		return nil, fmt.Errorf("%w for %s (only %s is open without one)", err, stream.Quote(patterns[i]), DemoTopics)
+	}
+	return claims, err
+}
+
+// authorizeSubscription checks the request's token for patterns, none of
+// them open to all: a subscribe token allows any, a JWT those it grants.
+// The claims are those of the JWT that allowed them, nil for none.
+func (h *Handler) authorizeSubscription(c *gin.Context, patterns []string) (*jwtauth.Claims, error) {
+	if !h.subscribingGuarded() {
+		return nil, nil
+	}
+	token := h.requestToken(c)
+	if token == "" {
+		return nil, errNoToken
+	}
+	if tokenAllowed(token, h.hub.SubscribeTokens) {
+		return nil, nil
+	}
+	claims, err := h.verifyJWT(token)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range patterns {
+		if !h.openToAll(p) && !jwtauth.Allows(claims.SSEHub.Subscribe, p) {
+			return nil, fmt.Errorf("subscribing to %s: %w", stream.Quote(p), errNotGranted)
+		}
+	}
+	return claims, nil
+}
+
+// verifyJWT checks token as a JWT; without JWTs configured, it is simply
+// not a valid token.
+func (h *Handler) verifyJWT(token string) (*jwtauth.Claims, error) {
+	if h.hub.JWT == nil {
+		return nil, errBadToken
+	}
+	claims, err := h.hub.JWT.Verify(token)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadToken, err)
+	}
+	return claims, nil
+}
+
+// requestToken returns a subscriber's token: from the Authorization
+// header, else the access_token query parameter (EventSource cannot set
+// headers), else the JWT cookie (a cross-origin EventSource sends it with
+// withCredentials). The access log records neither query nor cookies.
+func (h *Handler) requestToken(c *gin.Context) string {
+	if token := bearerToken(c); token != "" {
+		return token
+	}
+	if token := c.Query("access_token"); token != "" {
+		return token
+	}
+	token, _ := c.Cookie(h.hub.TokenCookie)
+	return token
 }
 
 // bearerToken returns the token of an `Authorization: Bearer` header.

@@ -22,10 +22,11 @@ var (
 
 	errNoToken              = errors.New("a bearer token is required")
 	errBadToken             = errors.New("the bearer token is not valid")
+	errNotGranted           = errors.New("not granted by the token")
 	errPublishingOff        = errors.New("publishing is off: no auth.publish_tokens are configured")
 	errUnsupportedMediaType = errors.New("unsupported media type")
 	errRequestTimeout       = errors.New("request timeout")
-	errReservedEventType    = errors.New(`event "reset" is reserved: the hub sends it when it cannot resume`)
+	errReservedEventType    = errors.New(`events "reset" and "expired" are reserved: the hub sends them when it cannot resume, and when a token expires`)
 )
 
 // retryAfterSeconds is the Retry-After sent with every 503: a full hub, too
@@ -46,7 +47,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, errNoToken), errors.Is(err, errBadToken):
 		return http.StatusUnauthorized
-	case errors.Is(err, errPublishingOff):
+	case errors.Is(err, errPublishingOff), errors.Is(err, errNotGranted):
 		return http.StatusForbidden
 	case errors.Is(err, errUnsupportedMediaType):
 		return http.StatusUnsupportedMediaType

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/jwtauth"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -39,9 +40,21 @@ type HubOptions struct {
 	// topics. With Demo.Enabled, a subscription whose every pattern lies
 	// within DemoTopics needs none.
 	SubscribeTokens []string
+	// JWT, when set, verifies JSON Web Tokens, accepted beside the static
+	// tokens: a JWT grants the topics of its "ssehub" claim, and a stream
+	// it allowed ends with `event: expired` when it expires. With JWT set,
+	// subscribing needs a token even without SubscribeTokens.
+	JWT *jwtauth.Verifier
+	// TokenCookie is the cookie a subscriber's token may come in, besides
+	// the Authorization header and the access_token query parameter;
+	// default "ssehub_token".
+	TokenCookie string
 }
 
 func (o *HubOptions) setDefaults() {
+	if o.TokenCookie == "" {
+		o.TokenCookie = "ssehub_token"
+	}
 	if o.MaxEventBytes <= 0 {
 		o.MaxEventBytes = 64 << 10
 	}
@@ -59,9 +72,9 @@ func (h *Handler) hubRoutes(r *gin.Engine) {
 }
 
 // topics serves GET /api/v1/topics: the active topics with their
-// subscriber counts and last event ids. With subscribe tokens configured
-// it needs one, demo or not: it names every topic, and the demo page does
-// not use it.
+// subscriber counts and last event ids. With subscribe tokens or JWTs
+// configured it needs a subscribe token or a JWT granting ">", demo or
+// not: it names every topic, and the demo page does not use it.
 func (h *Handler) topics(c *gin.Context) {
 	if err := h.checkSubscribeToken(c); err != nil {
 		h.abortWithError(c, err)

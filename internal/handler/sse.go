@@ -23,6 +23,7 @@ var (
 	errClientGone = errors.New("client gone")
 	errCompleted  = errors.New("completed")
 	errPanicked   = errors.New("panicked")
+	errExpired    = errors.New("token expired")
 )
 
 // maxIdleBuf is the largest step buffer a stream keeps once its steps are
@@ -73,13 +74,18 @@ type sseStream struct {
 	// less than half of the write timeout is left, not on every write
 	// (each move updates a runtime timer).
 	deadlineAt time.Time
-	opened     bool // the first step went out
-	last       bool // the next send is the stream's last
-	events     int  // sent so far
-	counted    int  // events added to the shared counter so far
-	queued     int  // events in buf
-	bytes      int  // payload written
-	end        error
+	// expires is when the token that allowed the stream stops being
+	// accepted, the zero time for never; expiredFrame is the stream's
+	// last event then.
+	expires      time.Time
+	expiredFrame []byte
+	opened       bool // the first step went out
+	last         bool // the next send is the stream's last
+	events       int  // sent so far
+	counted      int  // events added to the shared counter so far
+	queued       int  // events in buf
+	bytes        int  // payload written
+	end          error
 }
 
 // openStream prepares the event-stream headers, picks the transport, lifts
@@ -223,10 +229,37 @@ func (s *sseStream) count() {
 	s.counted = s.events
 }
 
-// nextHeartbeat is how long until a heartbeat is due, on the grid (see
-// grid.go).
+// nextHeartbeat is how long until a heartbeat is due, or the token
+// expires if that comes first, on the grid (see grid.go): one timer wakes
+// the stream for both.
 func (s *sseStream) nextHeartbeat(now time.Time) time.Duration {
-	return onGrid(now, s.lastWrite.Add(s.h.stream.HeartbeatInterval).Sub(now), s.h.heartbeatGrain)
+	d := s.lastWrite.Add(s.h.stream.HeartbeatInterval).Sub(now)
+	if !s.expires.IsZero() {
+		d = min(d, s.expires.Sub(now))
+	}
+	return onGrid(now, d, s.h.heartbeatGrain)
+}
+
+// expireAt makes the stream end at end, when the token that allowed it
+// stops being accepted, with `event: expired` whose data is exp, the
+// token's expiry, in RFC 3339.
+func (s *sseStream) expireAt(end, exp time.Time) {
+	s.expires = end
+	s.expiredFrame = mustEncode(stream.Event{Type: "expired", Data: exp.UTC().Format(time.RFC3339)})
+}
+
+// expired ends the stream with its expired event when its token has
+// expired at now, and reports whether it did. The events still waiting
+// are not sent: the client resumes with Last-Event-ID and a fresh token.
+func (s *sseStream) expired(w io.Writer, now time.Time) bool {
+	if s.expires.IsZero() || now.Before(s.expires) {
+		return false
+	}
+	s.queue(s.expiredFrame, 1)
+	s.last = true
+	s.send(w, now)
+	s.stop(errExpired)
+	return true
 }
 
 // stop records why the stream ends, unless a reason is already known.

@@ -27,7 +27,8 @@ func (h *Handler) subscribe(c *gin.Context) {
 		h.abortWithError(c, err)
 		return
 	}
-	if err := h.checkSubscriptionToken(c, patterns); err != nil {
+	claims, err := h.checkSubscriptionToken(c, patterns)
+	if err != nil {
 		h.abortWithError(c, err)
 		return
 	}
@@ -48,6 +49,9 @@ func (h *Handler) subscribe(c *gin.Context) {
 	}
 
 	s := h.openStream(c)
+	if claims != nil {
+		s.expireAt(h.hub.JWT.ValidUntil(claims), claims.ExpiresAt.Time)
+	}
 	if sub.Reset() != "" {
 		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset()}), 1)
 	}
@@ -90,10 +94,17 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 		l.answered = true
 		return s.sendAndReset(w, l.timer)
 	}
+	if s.expired(w, time.Now()) {
+		return false
+	}
 	if len(l.pending) == 0 {
 		select {
 		case <-l.sub.Ready():
 		case <-l.timer.C:
+			// The timer serves the token's expiry too (nextHeartbeat).
+			if s.expired(w, time.Now()) {
+				return false
+			}
 			return s.sendAndReset(w, l.timer)
 		}
 		if !l.take() {

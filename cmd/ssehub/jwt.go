@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/jwtauth"
+)
+
+// jwtVerifier builds the verifier of auth.jwt, reading the public key
+// file; nil when no key is configured (JWTs off). Errors name the key.
+func jwtVerifier(c config.JWTConfig) (*jwtauth.Verifier, error) {
+	if !c.Enabled() {
+		return nil, nil
+	}
+	opts := jwtauth.Options{
+		HMACSecret: []byte(c.HMACSecret),
+		Algorithms: c.Algorithms,
+		Issuer:     c.Issuer,
+		Audience:   c.Audience,
+		Leeway:     c.Leeway,
+	}
+	if c.PublicKeyFile != "" {
+		data, err := os.ReadFile(c.PublicKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.jwt.public_key_file: %w", err)
+		}
+		if opts.PublicKey, err = jwtauth.ParsePublicKey(data); err != nil {
+			return nil, fmt.Errorf("auth.jwt.public_key_file %q: %w", c.PublicKeyFile, err)
+		}
+	}
+	v, err := jwtauth.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("auth.jwt.algorithms: %w", err)
+	}
+	return v, nil
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ssehub/ssehub/config"
+)
+
+// tokenEnv is the environment of the token tests: a JWT secret, issuer and
+// audience, as a deployment would set them.
+var tokenEnv = map[string]string{
+	"SSEHUB_AUTH_JWT_HMAC_SECRET": "0123456789abcdef0123456789abcdef",
+	"SSEHUB_AUTH_JWT_ISSUER":      "https://auth.test",
+	"SSEHUB_AUTH_JWT_AUDIENCE":    "ssehub.test",
+}
+
+// runToken runs `ssehub token args...` with env and returns its exit code,
+// stdout and stderr.
+func runToken(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), append([]string{"token", "--config", ""}, args...), func(k string) string { return env[k] }, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// TestTokenCommandMintsWhatTheServerAccepts mints a token with the same
+// configuration a server runs with, and uses it there: it grants what it
+// says, and nothing else.
+func TestTokenCommandMintsWhatTheServerAccepts(t *testing.T) {
+	cfg, err := config.Load([]string{"--config", ""}, func(k string) string { return tokenEnv[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Demo.Enabled = false
+	base, _ := startMain(t, cfg)
+	code, out, stderr := runToken(t, tokenEnv, "--subscribe", "orders.>", "--publish=orders.eu.*", "--ttl", "10m")
+	if code != 0 {
+		t.Fatalf("ssehub token: exit %d: %s", code, stderr)
+	}
+	token := strings.TrimSpace(out)
+	if strings.Count(token, ".") != 2 {
+		t.Fatalf("output %q is not a JWT", out)
+	}
+	get := func(path string, header http.Header) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", base+path, nil)
+		req.Header = header
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	if resp := get("/api/v1/events?topic=orders.eu.1&access_token="+url.QueryEscape(token), nil); resp.StatusCode != 200 {
+		t.Errorf("subscribing within the grant: %d", resp.StatusCode)
+	}
+	if resp := get("/api/v1/events?topic=payments.1", http.Header{"Authorization": {"Bearer " + token}}); resp.StatusCode != 403 {
+		t.Errorf("subscribing outside the grant: %d, want 403", resp.StatusCode)
+	}
+	publish := func(topic string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/api/v1/topics/"+topic+"/events", strings.NewReader(`{"data": 1}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := publish("orders.eu.1"); got != http.StatusCreated {
+		t.Errorf("publishing within the grant: %d", got)
+	}
+	if got := publish("orders.us.1"); got != http.StatusForbidden {
+		t.Errorf("publishing outside the grant: %d, want 403", got)
+	}
+}
+
+func TestTokenCommandErrors(t *testing.T) {
+	noSecret := map[string]string{}
+	publicOnly := map[string]string{"SSEHUB_AUTH_JWT_HMAC_SECRET": tokenEnv["SSEHUB_AUTH_JWT_HMAC_SECRET"], "SSEHUB_AUTH_JWT_ALGORITHMS": "RS256", "SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE": "main_test.go"}
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		says string
+	}{
+		{"no secret", noSecret, []string{"--subscribe", "demo.>"}, "no auth.jwt.hmac_secret is configured"},
+		{"no HMAC algorithm", publicOnly, []string{"--subscribe", "demo.>"}, "accepts no HMAC algorithm"},
+		{"no grant", tokenEnv, []string{"--ttl", "1h"}, "grant something"},
+		{"bad pattern", tokenEnv, []string{"--subscribe", "a..b"}, `"a..b"`},
+		{"negative ttl", tokenEnv, []string{"--subscribe", "a", "--ttl", "-1h"}, "--ttl -1h0m0s must be positive"},
+		{"unknown flag", tokenEnv, []string{"--subscribe", "a", "--bogus"}, "bogus"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, stderr := runToken(t, tt.env, tt.args...)
+			if code == 0 || out != "" {
+				t.Fatalf("exit %d, output %q: want a failure and no token", code, out)
+			}
+			if !strings.Contains(stderr, tt.says) {
+				t.Errorf("stderr %q does not say %q", stderr, tt.says)
+			}
+		})
+	}
+}
+
+// TestRunRefusesAnUnusablePublicKey checks that a key file that holds no
+// public key stops start-up, naming the key.
+func TestRunRefusesAnUnusablePublicKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jwt.pem")
+	if err := os.WriteFile(path, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Auth.JWT.PublicKeyFile = path
+	m := &Main{Config: cfg, Logger: newLogger(cfg.Log, io.Discard)}
+	err := m.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "auth.jwt.public_key_file") {
+		t.Errorf("Run = %v, want an error naming auth.jwt.public_key_file", err)
+	}
+}

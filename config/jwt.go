@@ -1,0 +1,74 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Bounds of the auth.jwt keys.
+const (
+	// minHMACSecret is the shortest HMAC secret: RFC 7518 (3.2) wants a
+	// key at least as long as the hash, 256 bits for HS256.
+	minHMACSecret = 32
+	maxJWTLeeway  = 5 * time.Minute
+)
+
+// hmacAlgorithms and publicKeyAlgorithms are the JWT algorithms ssehub
+// accepts, by the key that verifies them. "none" is never one.
+var (
+	hmacAlgorithms      = []string{"HS256", "HS384", "HS512"}
+	publicKeyAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+// HMACAlgorithm reports whether alg is verified with auth.jwt.hmac_secret
+// (HS256, HS384, HS512).
+func HMACAlgorithm(alg string) bool {
+	return slices.Contains(hmacAlgorithms, alg)
+}
+
+func (j JWTConfig) validate() []error {
+	var errs []error
+	if j.HMACSecret != "" && len(j.HMACSecret) < minHMACSecret {
+		// A secret: its length is said, not its value.
+		errs = append(errs, invalid("auth.jwt.hmac_secret", fmt.Sprintf("%d bytes: at least %d are needed (value not shown)", len(j.HMACSecret), minHMACSecret)))
+	}
+	if j.PublicKeyFile != "" {
+		if err := checkFile(j.PublicKeyFile); err != nil {
+			errs = append(errs, invalid("auth.jwt.public_key_file", fmt.Sprintf("%q: %v", j.PublicKeyFile, err)))
+		}
+	}
+	for _, alg := range j.Algorithms {
+		if err := j.checkAlgorithm(alg); err != nil {
+			errs = append(errs, invalid("auth.jwt.algorithms", err.Error()))
+		}
+	}
+	if j.Leeway < 0 || j.Leeway > maxJWTLeeway {
+		errs = append(errs, invalid("auth.jwt.leeway", fmt.Sprintf("%q must be between 0s and %v", j.Leeway, maxJWTLeeway)))
+	}
+	if !validHeaderName(j.CookieName) || j.CookieName == "*" {
+		errs = append(errs, invalid("auth.jwt.cookie_name", fmt.Sprintf("%q is not a cookie name", j.CookieName)))
+	}
+	return errs
+}
+
+// checkAlgorithm checks that alg is a JWT algorithm ssehub accepts and
+// that a key for it is configured.
+func (j JWTConfig) checkAlgorithm(alg string) error {
+	switch {
+	case strings.EqualFold(alg, "none"):
+		return fmt.Errorf("%q is never accepted: unsigned tokens would grant anything", alg)
+	case HMACAlgorithm(alg):
+		if j.HMACSecret == "" {
+			return fmt.Errorf("%q needs auth.jwt.hmac_secret (with only a public key, an HMAC token could be signed with the public key itself)", alg)
+		}
+	case slices.Contains(publicKeyAlgorithms, alg):
+		if j.PublicKeyFile == "" {
+			return fmt.Errorf("%q needs auth.jwt.public_key_file", alg)
+		}
+	default:
+		return fmt.Errorf("%q must be one of %s", alg, strings.Join(slices.Concat(hmacAlgorithms, publicKeyAlgorithms), ", "))
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+// Package jwtauth verifies ssehub's JSON Web Tokens and mints them for
+// development. A token grants topics in its "ssehub" claim:
+//
+//	{"ssehub": {"subscribe": ["orders.eu.*", "user.42.>"], "publish": ["orders.>"]}, "exp": 1767225600}
+//
+// A requested pattern is allowed when one granted pattern covers it
+// (stream.Covers). The HTTP layer takes the token from the request and
+// maps the errors to statuses; this package knows nothing of HTTP.
+package jwtauth
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// ErrInvalidToken is wrapped by every error Verify returns; the text
+// after it says why, without the token.
+var ErrInvalidToken = errors.New("JWT refused")
+
+// Grants are the topics a token grants: patterns as in a subscription.
+type Grants struct {
+	Subscribe []string `json:"subscribe,omitempty"`
+	Publish   []string `json:"publish,omitempty"`
+}
+
+// Claims are the claims of an ssehub token: the grants and the registered
+// claims (exp, iss, aud and the rest).
+type Claims struct {
+	SSEHub Grants `json:"ssehub"`
+	jwt.RegisteredClaims
+}
+
+// Allows reports whether one of the granted patterns covers pattern (a
+// topic, or a pattern that may only match topics within the grant).
+func Allows(granted []string, pattern string) bool {
+	return slices.ContainsFunc(granted, func(g string) bool { return stream.Covers(g, pattern) })
+}
+
+// Options configures a Verifier. At least one key is needed.
+type Options struct {
+	// HMACSecret verifies HS256, HS384 and HS512 tokens.
+	HMACSecret []byte
+	// PublicKey verifies RS* and PS* (*rsa.PublicKey), ES256/384/512
+	// (*ecdsa.PublicKey on P-256/384/521) or EdDSA (ed25519.PublicKey)
+	// tokens. ParsePublicKey reads one from PEM.
+	PublicKey crypto.PublicKey
+	// Algorithms are the algorithms accepted; each must fit a key. None:
+	// every algorithm the keys fit.
+	Algorithms []string
+	// Issuer, when set, must equal the iss claim.
+	Issuer string
+	// Audience, when set, must be among the aud claim's values.
+	Audience string
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration
+}
+
+// Verifier checks tokens. It is safe for concurrent use.
+type Verifier struct {
+	parser     *jwt.Parser
+	hmacSecret []byte
+	publicKey  crypto.PublicKey
+	leeway     time.Duration
+}
+
+// New returns a Verifier for o. It fails without a key, and for an
+// algorithm no configured key fits ("none" fits none).
+func New(o Options) (*Verifier, error) {
+	if len(o.HMACSecret) == 0 && o.PublicKey == nil {
+		return nil, errors.New("no key: set an HMAC secret or a public key")
+	}
+	fitting, err := fittingAlgorithms(o.HMACSecret, o.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	algs := o.Algorithms
+	if len(algs) == 0 {
+		algs = fitting
+	}
+	for _, alg := range algs {
+		if !slices.Contains(fitting, alg) {
+			return nil, fmt.Errorf("algorithm %q: no configured key verifies it (the keys fit %v)", alg, fitting)
+		}
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(algs),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(o.Leeway),
+		jwt.WithIssuedAt(),
+	}
+	if o.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(o.Issuer))
+	}
+	if o.Audience != "" {
+		opts = append(opts, jwt.WithAudience(o.Audience))
+	}
+	return &Verifier{parser: jwt.NewParser(opts...), hmacSecret: o.HMACSecret, publicKey: o.PublicKey, leeway: o.Leeway}, nil
+}
+
+// fittingAlgorithms lists the algorithms the keys verify.
+func fittingAlgorithms(secret []byte, pub crypto.PublicKey) ([]string, error) {
+	var algs []string
+	if len(secret) > 0 {
+		algs = append(algs, "HS256", "HS384", "HS512")
+	}
+	switch k := pub.(type) {
+	case nil:
+	case *rsa.PublicKey:
+		algs = append(algs, "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			algs = append(algs, "ES256")
+		case elliptic.P384():
+			algs = append(algs, "ES384")
+		case elliptic.P521():
+			algs = append(algs, "ES512")
+		default:
+			return nil, fmt.Errorf("ECDSA curve %s: JWTs use P-256, P-384 or P-521", k.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
+		algs = append(algs, "EdDSA")
+	default:
+		return nil, fmt.Errorf("public key of type %T: use RSA, ECDSA or Ed25519", pub)
+	}
+	return algs, nil
+}
+
+// Verify checks token's signature, algorithm, exp (required), nbf, iat,
+// iss and aud, and returns its claims. The error wraps ErrInvalidToken and
+// says why.
+func (v *Verifier) Verify(token string) (*Claims, error) {
+	var c Claims
+	if _, err := v.parser.ParseWithClaims(token, &c, v.key); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
+	}
+	return &c, nil
+}
+
+// ValidUntil is the last moment c is accepted: its exp, plus the leeway.
+func (v *Verifier) ValidUntil(c *Claims) time.Time {
+	return c.ExpiresAt.Add(v.leeway)
+}
+
+// key picks the key for the token's algorithm, which the parser has
+// already checked against the accepted ones: an HMAC token is never
+// checked against the public key's bytes.
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	if _, ok := t.Method.(*jwt.SigningMethodHMAC); ok {
+		if len(v.hmacSecret) == 0 {
+			return nil, errors.New("no HMAC secret")
+		}
+		return v.hmacSecret, nil
+	}
+	return v.publicKey, nil
+}
+
+// reason says in a few words why a token was refused.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "malformed"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "expired"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "a required claim is missing (exp)"
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "not valid yet"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "wrong issuer"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "wrong audience"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "signature or algorithm not accepted"
+	default:
+		return "claims not valid"
+	}
+}
+
+// ParsePublicKey reads the first public key in PEM data: a PKIX "PUBLIC
+// KEY" block, an "RSA PUBLIC KEY" (PKCS #1) block, or a "CERTIFICATE".
+func ParsePublicKey(data []byte) (crypto.PublicKey, error) {
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return nil, errors.New("no PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE block in the PEM data")
+		}
+		switch block.Type {
+		case "PUBLIC KEY":
+			return x509.ParsePKIXPublicKey(block.Bytes)
+		case "RSA PUBLIC KEY":
+			return x509.ParsePKCS1PublicKey(block.Bytes)
+		case "CERTIFICATE":
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, err
+			}
+			return cert.PublicKey, nil
+		}
+	}
+}
+
+// MintHMAC signs c with secret and alg, an HMAC algorithm (HS256, HS384
+// or HS512): a token for development and tests.
+func MintHMAC(alg string, secret []byte, c Claims) (string, error) {
+	m, ok := jwt.GetSigningMethod(alg).(*jwt.SigningMethodHMAC)
+	if !ok {
+		return "", fmt.Errorf("%q is not an HMAC algorithm", alg)
+	}
+	return jwt.NewWithClaims(m, c).SignedString(secret)
+}

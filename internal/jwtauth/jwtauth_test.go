@@ -1,0 +1,82 @@
+package jwtauth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TestAllows checks the containment rule with the examples: a
+// requested pattern must lie inside one granted pattern.
+func TestAllows(t *testing.T) {
+	granted := []string{"orders.eu.*", "user.42.>"}
+	for pattern, want := range map[string]bool{
+		"user.42.inbox": true, "user.42.*": true, "user.42.a.b": true, "user.42.>": true,
+		"orders.eu.fr": true, "orders.eu.*": true,
+		"user.>": false, "user.43.x": false, "user.*.inbox": false, "user.42": false,
+		"orders.eu.fr.paris": false, "orders.eu.>": false, ">": false,
+	} {
+		if got := Allows(granted, pattern); got != want {
+			t.Errorf("Allows(%q, %q) = %v, want %v", granted, pattern, got, want)
+		}
+	}
+	if Allows(nil, "a") {
+		t.Error("no grant allows a")
+	}
+}
+
+// TestNewMatchesAlgorithmsToKeys checks that each pinned algorithm needs a
+// key that verifies it.
+func TestNewMatchesAlgorithmsToKeys(t *testing.T) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	secret := []byte(strings.Repeat("s", 32))
+	for _, tt := range []struct {
+		name string
+		o    Options
+		ok   bool
+	}{
+		{"no key", Options{}, false},
+		{"secret, any HMAC", Options{HMACSecret: secret}, true},
+		{"ES256 with a P-256 key", Options{PublicKey: &p256.PublicKey, Algorithms: []string{"ES256"}}, true},
+		{"ES384 with a P-256 key", Options{PublicKey: &p256.PublicKey, Algorithms: []string{"ES384"}}, false},
+		{"HS256 with only a public key", Options{PublicKey: &p256.PublicKey, Algorithms: []string{"HS256"}}, false},
+		{"RS256 with only a secret", Options{HMACSecret: secret, Algorithms: []string{"RS256"}}, false},
+		{"none", Options{HMACSecret: secret, Algorithms: []string{"none"}}, false},
+	} {
+		if _, err := New(tt.o); (err == nil) != tt.ok {
+			t.Errorf("%s: err = %v", tt.name, err)
+		}
+	}
+}
+
+func TestVerifyUsesTheLeeway(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	v, err := New(Options{HMACSecret: secret, Leeway: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Claims
+	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-30 * time.Second))
+	token, err := MintHMAC("HS256", secret, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Verify(token)
+	if err != nil {
+		t.Fatalf("expired 30s ago, leeway 1m: %v", err)
+	}
+	if until := v.ValidUntil(got); !until.Equal(c.ExpiresAt.Add(time.Minute)) {
+		t.Errorf("ValidUntil = %v, want exp + 1m", until)
+	}
+	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-2 * time.Minute))
+	token, _ = MintHMAC("HS256", secret, c)
+	if _, err := v.Verify(token); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expired 2m ago: %v", err)
+	}
+}
