@@ -129,6 +129,7 @@ func TestTokenStreamCaps(t *testing.T) {
 // the log: one warn line with their count once the second is over, no
 // error line, and a new line for a refusal after it.
 func TestRefusalsAreLoggedOnceASecond(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
 	synctest.Test(t, func(t *testing.T) {
 		var logs logBuffer
 		opts, _ := hubOptions(t, stream.MemoryOptions{MaxSubscribers: 1})

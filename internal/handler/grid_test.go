@@ -98,6 +98,7 @@ func TestTickerTimersShareTheGrid(t *testing.T) {
 // A heartbeat is due heartbeat_interval after the last write, rounded up
 // to the grid; subscribers opened at different moments beat together.
 func TestHeartbeatsShareTheGrid(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
 	synctest.Test(t, func(t *testing.T) {
 		opts, _ := hubOptions(t, stream.MemoryOptions{FirstID: 1})
 		opts.Stream.HeartbeatInterval = 10 * time.Second // grain 250ms

@@ -21,23 +21,52 @@ import (
 // test runs with streams inside Gin's c.Stream, then detached.
 var testDetached bool
 
-// TestMain runs every test twice, once per transport (stream.transport gin,
-// then detached), and checks after each pass that no goroutine outlived
-// its tests.
+// testPasses are the passes of TestMain: each transport on the memory
+// broker, then the gin transport on the NATS broker. The hub on NATS
+// writes through the same transport code as on memory, so one transport
+// is enough there, and it keeps the package's run time down.
+var testPasses = []struct {
+	detached bool
+	nats     bool
+}{{false, false}, {true, false}, {false, true}}
+
+// TestMain runs every test once per pass (testPasses), and checks after
+// each pass that no goroutine outlived its tests. The NATS pass runs a
+// NATS server with JetStream in the process for its length.
 func TestMain(m *testing.M) {
 	code := 0
-	for _, detached := range []bool{false, true} {
-		testDetached = detached
-		fmt.Printf("=== transport %s\n", transportName(detached))
-		if c := m.Run(); c != 0 {
+	for _, pass := range testPasses {
+		if c := runPass(m, pass.detached, pass.nats); c != 0 {
 			code = c
-		}
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "transport %s: goroutines left: %v\n", transportName(detached), err)
-			code = 1
 		}
 	}
 	os.Exit(code)
+}
+
+// runPass runs the tests once with the given transport and broker.
+func runPass(m *testing.M, detached, onNATS bool) int {
+	testDetached = detached
+	name := "transport " + transportName(detached) + ", broker memory"
+	if onNATS {
+		name = "transport " + transportName(detached) + ", broker nats"
+		ns, err := startNATS()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+			return 1
+		}
+		testNATS = ns
+	}
+	fmt.Printf("=== %s\n", name)
+	code := m.Run()
+	if testNATS != nil {
+		testNATS.stop()
+		testNATS = nil
+	}
+	if err := goleak.Find(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: goroutines left: %v\n", name, err)
+		code = 1
+	}
+	return code
 }
 
 func transportName(detached bool) string {

@@ -15,11 +15,11 @@ import (
 
 const testToken = "s3cret-token"
 
-// hubOptions are test Options with a hub on a fresh in-memory broker.
-func hubOptions(t *testing.T, mem stream.MemoryOptions) (Options, *stream.Memory) {
+// hubOptions are test Options with a hub on a fresh broker of this pass
+// (newTestBroker), with the settings of mem that it has.
+func hubOptions(t *testing.T, mem stream.MemoryOptions) (Options, testBroker) {
 	t.Helper()
-	broker := stream.NewMemory(mem)
-	t.Cleanup(broker.Close)
+	broker := newTestBroker(t, mem)
 	opts := testOptions()
 	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{"other", testToken}, MaxEventBytes: 1024, MaxTopicsPerSubscription: 3}
 	return opts, broker

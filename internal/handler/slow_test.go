@@ -12,6 +12,7 @@ import (
 )
 
 func TestHubDropsASlowSubscriberAndCountsItOnce(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
 	synctest.Test(t, func(t *testing.T) {
 		opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: 4})
 		opts.Stream.WriteTimeout = 7 * time.Second

@@ -220,6 +220,7 @@ func TestCloseEndsOpenStreamsAtOnce(t *testing.T) {
 }
 
 func TestHubWriteTimeoutDropsASubscriberThatDoesNotRead(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
 	synctest.Test(t, func(t *testing.T) {
 		opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: 100000})
 		opts.Stream.WriteTimeout = 7 * time.Second
@@ -249,6 +250,7 @@ func TestHubWriteTimeoutDropsASubscriberThatDoesNotRead(t *testing.T) {
 }
 
 func TestHubHeartbeatResetBySends(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
 	synctest.Test(t, func(t *testing.T) {
 		opts, broker := hubOptions(t, stream.MemoryOptions{FirstID: 1})
 		opts.Stream.HeartbeatInterval = 10 * time.Second

@@ -59,7 +59,8 @@ type Options struct {
 	// HistorySize bounds the stream (its MaxMsgs) and the local history;
 	// default stream.DefaultHistorySize.
 	HistorySize int
-	// HistoryMaxBytes bounds the stream's bytes (its MaxBytes); zero means
+	// HistoryMaxBytes bounds the stream's bytes (its MaxBytes) and the
+	// local history's, as stream.MemoryOptions.HistoryMaxBytes; zero means
 	// no bound.
 	HistoryMaxBytes int64
 	// SubscriberBuffer and MaxSubscribers are the local broker's, as in
@@ -116,6 +117,8 @@ type Broker struct {
 	ids    ids
 	mem    *stream.Memory // the local layer: fan-out and a cache of the tail
 	cc     jetstream.ConsumeContext
+	seen   delivered     // how far cc has fed mem
+	closed chan struct{} // closed by Close
 
 	published atomic.Uint64 // events this instance stored
 	replayed  atomic.Uint64 // events replayed from the stream
@@ -129,7 +132,7 @@ type Broker struct {
 // event. ctx bounds the start only.
 func Open(ctx context.Context, opts Options) (*Broker, error) {
 	opts.setDefaults()
-	b := &Broker{opts: opts}
+	b := &Broker{opts: opts, closed: make(chan struct{})}
 	conn := []nats.Option{
 		nats.Name("ssehub"),
 		nats.MaxReconnects(-1),
@@ -168,8 +171,10 @@ func (b *Broker) start(ctx context.Context) error {
 	info := b.stream.CachedInfo()
 	b.ids = newIDs(info.Created)
 	last := info.State.LastSeq
+	b.seen.advance(last)
 	b.mem = stream.NewMemory(stream.MemoryOptions{
 		HistorySize:      b.opts.HistorySize,
+		HistoryMaxBytes:  int(b.opts.HistoryMaxBytes),
 		SubscriberBuffer: b.opts.SubscriberBuffer,
 		MaxSubscribers:   b.opts.MaxSubscribers,
 		FirstID:          b.ids.id(last + 1),
@@ -178,8 +183,10 @@ func (b *Broker) start(ctx context.Context) error {
 }
 
 // Publish stores the event in the stream and returns it with the id made
-// from its sequence, once JetStream has acknowledged it. It does not
-// deliver it: the local consumer does, as on every other instance. While
+// from its sequence, once JetStream has acknowledged it and the local
+// consumer has delivered it (within PublishTimeout; the event is stored
+// either way): it does not deliver it itself, the local consumer does, as
+// on every other instance. While
 // NATS is unreachable it returns an error wrapping stream.ErrUnavailable;
 // nothing is acknowledged that was not stored (an event whose
 // acknowledgement was lost may be stored nonetheless).
@@ -205,6 +212,7 @@ func (b *Broker) Publish(topic, eventType, data string) (*stream.Message, error)
 		return nil, b.unavailable("publish", err)
 	}
 	b.published.Add(1)
+	b.seen.wait(ctx, b.closed, ack.Sequence)
 	return stream.NewMessage(b.ids.id(ack.Sequence), topic, eventType, data)
 }
 
@@ -256,6 +264,7 @@ func (b *Broker) ConsumerLag() uint64 { return b.lag.Load() }
 // stream.ErrClosed and closes the connection. It is idempotent.
 func (b *Broker) Close() {
 	b.closeOnce.Do(func() {
+		close(b.closed)
 		if b.cc != nil {
 			b.cc.Stop()
 			<-b.cc.Closed()

@@ -39,6 +39,7 @@ func (b *Broker) deliver(m jetstream.Msg) {
 		return
 	}
 	b.lag.Store(md.NumPending)
+	defer b.seen.advance(md.Sequence.Stream)
 	topic, ok := b.topic(m.Subject())
 	if !ok {
 		return

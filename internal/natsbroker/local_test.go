@@ -1,0 +1,65 @@
+package natsbroker
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// Once a publish is answered its event is local: GET /api/v1/topics shows
+// it, and a subscription opened afterwards gets only later events, as on
+// the memory broker.
+func TestPublishAnswersOnceTheEventIsLocal(t *testing.T) {
+	ns := startNATS(t)
+	a := newInstance(t, testBrokerOptions(ns))
+	for i := range 20 {
+		topic := "t" + strconv.Itoa(i)
+		before := a.publish(t, topic, "before")
+		topics := a.broker.Topics()
+		if k := slices.IndexFunc(topics, func(ti stream.TopicInfo) bool { return ti.Topic == topic }); k < 0 || topics[k].LastEventID != before {
+			t.Fatalf("topics right after the publish of %s: %+v", before, topics)
+		}
+		c := a.subscribe(t, "topic="+topic, "")
+		after := a.publish(t, topic, "after")
+		if got := c.next(t); got.ID != after {
+			t.Fatalf("a subscription opened after %s was answered got %+v first, want %s", before, got, after)
+		}
+		c.cancel()
+	}
+}
+
+// The local history keeps hub.history_max_bytes as the stream does: an
+// id it dropped is resumed from the stream, not held in memory.
+func TestLocalHistoryKeepsTheByteCap(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistoryMaxBytes = 1000
+	a := newInstance(t, opts)
+	var ids []string
+	for range 6 {
+		m, err := a.broker.Publish("a", "", strings.Repeat("x", 300))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, strconv.FormatUint(m.ID, 10))
+	}
+	local, err := a.broker.mem.Subscribe([]string{"a"}, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	if local.Reset() == "" {
+		t.Errorf("the local history still holds %s: it ignores the byte cap", ids[0])
+	}
+	s, err := a.broker.Subscribe([]string{"a"}, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !strings.Contains(s.Reset(), "older than the retained history") {
+		t.Errorf("resume from %s, dropped by the stream too: reset %q", ids[0], s.Reset())
+	}
+}
