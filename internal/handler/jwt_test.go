@@ -278,6 +278,7 @@ func TestJWTBesideStaticTokens(t *testing.T) {
 // expires, on fake time: the stream's last event is `event: expired` at
 // the expiry, and a new token resumes it with Last-Event-ID, nothing lost.
 func TestJWTStreamEndsAtExpiryAndResumes(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
 	synctest.Test(t, func(t *testing.T) {
 		opts := jwtOptions(t)
 		var err error
