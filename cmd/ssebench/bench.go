@@ -20,6 +20,7 @@ type bench struct {
 	stderr io.Writer
 
 	mon      *monitor
+	spread   *spread // nil without -sub-urls
 	pool     *pool
 	delivery *delivery
 	started  time.Time
@@ -58,6 +59,8 @@ func (b *bench) run(ctx context.Context) *Report {
 		err = b.ticker(ctx, rep)
 	case scenarioIdle:
 		err = b.idle(ctx, rep)
+	case scenarioReplay:
+		err = b.replay(ctx, rep)
 	default:
 		err = b.hub(ctx, rep)
 	}
@@ -92,6 +95,12 @@ func (b *bench) params() map[string]any {
 		p["rate"], p["size"], p["duration"] = o.rate, o.size, o.duration.String()
 		p["publishers"], p["topic"] = o.publishers, o.topic
 	}
+	if o.scenario == scenarioReplay {
+		p["events"] = o.events
+	}
+	if len(o.subURLs) > 0 {
+		p["sub_urls"] = o.subURLs
+	}
 	if o.pid > 0 {
 		p["pid"] = o.pid
 	}
@@ -102,13 +111,19 @@ func (b *bench) params() map[string]any {
 var errNoSubscribers = errors.New("no subscriber could connect")
 
 // openSubscribers connects n streams on path with the pool, each read by
-// read until it ends. It returns once every connect attempt is done.
-func (b *bench) openSubscribers(ctx context.Context, n int, path string, read func(c *sseConn) error) {
+// read until it ends, with the extra request headers. With -sub-urls the
+// streams go round-robin to -url and those. It returns once every connect
+// attempt is done.
+func (b *bench) openSubscribers(ctx context.Context, n int, path string, read func(c *sseConn) error, extra ...header) {
 	var h []header
 	if b.o.subscribeToken != "" {
 		h = append(h, header{"Authorization", bearer(b.o.subscribeToken)})
 	}
+	h = append(h, extra...)
 	open := func(ctx context.Context) (*sseConn, error) {
+		if b.spread != nil {
+			return b.spread.open(ctx, path, b.o.connectTimeout, h...)
+		}
 		return openStream(ctx, b.t, path, b.o.connectTimeout, h...)
 	}
 	b.pool.connectAll(ctx, n, b.o.dialConcurrency, open, func(_ int, c *sseConn) {

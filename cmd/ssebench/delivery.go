@@ -32,30 +32,31 @@ type subState struct {
 	seen    []uint64
 }
 
-// onEvent accounts for one event received at now.
+// onEvent accounts for one event received at now and reports whether it
+// was a published event seen for the first time.
 //
 // Order is checked on the hub's ids when they are numbers (ids increase
 // in publish order, whatever order the publishers' requests took);
 // otherwise on the sequence numbers, which is exact only with one
 // publisher.
-func (d *delivery) onEvent(s *subState, ev stream.Event, now time.Time) {
+func (d *delivery) onEvent(s *subState, ev stream.Event, now time.Time) (fresh bool) {
 	switch ev.Type {
 	case "", "message":
 	case "reset":
 		d.resets.Add(1)
-		return
+		return false
 	default:
 		d.other.Add(1)
-		return
+		return false
 	}
 	seq, ts, ok := parsePayload(ev.Data)
 	if !ok {
 		d.other.Add(1)
-		return
+		return false
 	}
 	if s.mark(seq) {
 		d.duplicates.Add(1)
-		return
+		return false
 	}
 	d.delivered.Add(1)
 	d.latency.Record(now.Sub(time.Unix(0, ts)))
@@ -64,12 +65,13 @@ func (d *delivery) onEvent(s *subState, ev stream.Event, now time.Time) {
 			d.outOfOrder.Add(1)
 		}
 		s.lastID, s.haveID = id, true
-		return
+		return true
 	}
 	if seq < s.lastSeq {
 		d.outOfOrder.Add(1)
 	}
 	s.lastSeq = seq
+	return true
 }
 
 // mark records seq as seen and reports whether it was seen before.

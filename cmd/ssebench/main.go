@@ -45,6 +45,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ssebench:", err)
 		return 2
 	}
+	targets := []*target{t}
+	for _, u := range o.subURLs {
+		st, err := parseTarget(u, o.allowRemote, o.insecure)
+		if err != nil {
+			fmt.Fprintln(stderr, "ssebench: -sub-urls:", err)
+			return 2
+		}
+		targets = append(targets, st)
+	}
 	limit, err := raiseFileLimit()
 	if err != nil {
 		fmt.Fprintln(stderr, "ssebench: raising the open-file limit:", err)
@@ -63,7 +72,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("-timeout %s reached", o.timeout))
 	defer cancel()
-	rep := newBench(o, t, stderr).run(ctx)
+	b := newBench(o, t, stderr)
+	if len(targets) > 1 {
+		b.spread = newSpread(targets)
+	}
+	rep := b.run(ctx)
 	rep.Client.FileLimit = limit
 	if o.json {
 		err = rep.WriteJSON(stdout)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -19,6 +20,7 @@ const (
 	scenarioSustained = "sustained"
 	scenarioTicker    = "ticker"
 	scenarioPublish   = "publish"
+	scenarioReplay    = "replay"
 )
 
 // options are ssebench's settings, from flags.
@@ -29,6 +31,7 @@ type options struct {
 	scenario    string
 
 	subscribers     int
+	subURLs         []string // more base URLs the subscribers are spread over
 	topic           string
 	subscribeToken  string
 	dialConcurrency int
@@ -47,6 +50,8 @@ type options struct {
 
 	count    int
 	interval time.Duration
+
+	events int // replay: events published before the resume
 
 	pid           int
 	sampleEvery   time.Duration
@@ -74,6 +79,7 @@ var defaultsByScenario = map[string]scenarioDefaults{
 	scenarioSustained: {subscribers: 1000, rate: 200, size: 256, duration: 30 * time.Second, publishers: 4},
 	scenarioTicker:    {subscribers: 2000},
 	scenarioPublish:   {subscribers: 0, rate: 0, size: 100, duration: 10 * time.Second, publishers: 16},
+	scenarioReplay:    {subscribers: 1, rate: 0, size: 256, duration: 2 * time.Minute, publishers: 4},
 }
 
 const usageText = `ssebench puts load on an ssehub server (or any SSE server, for the ticker
@@ -98,10 +104,20 @@ Scenarios (-scenario):
   publish    publish as fast as the server answers (or at -rate) from
              -publishers connections for -duration, with -n subscribers
              (default 0). Reports requests/s and request time.
+  replay     publish -events events (one first, then the rest from -publishers
+             connections, as fast as the server answers, within -duration),
+             then open -n subscribers (default 1) that resume after the first
+             with Last-Event-ID; reports the time from the resume until each
+             has the -events - 1 others, and the delivery checks of fanout.
 
 The server's RSS and CPU come from /proc/PID when -pid is given (the server
 must run on this machine), else from its /metrics. With -pid, /metrics is
 read only where the scenario needs goroutines (idle) unless -no-metrics.
+
+-sub-urls spreads the subscribers round-robin over -url and more instances
+of one hub (several ssehub processes on one NATS): publishing, /metrics and
+-pid stay on -url; the wait for the subscriptions reads each instance's
+ssehub_subscribers.
 
 Only loopback hosts are accepted unless -allow-remote is given. Every run
 ends by itself: -duration, -hold and -settle bound the phases and -timeout
@@ -123,7 +139,15 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8111", "base `URL` of the server; a path is a prefix for every route")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a -url host that is not loopback (your own deployment only)")
 	fs.BoolVar(&o.insecure, "insecure", false, "skip TLS certificate verification for https")
-	fs.StringVar(&o.scenario, "scenario", scenarioTicker, "`name`: idle, fanout, sustained, ticker or publish")
+	fs.StringVar(&o.scenario, "scenario", scenarioTicker, "`name`: idle, fanout, sustained, ticker, publish or replay")
+	fs.Func("sub-urls", "comma-separated base `URLs` of more instances of the same hub: subscribers are spread round-robin over -url and these", func(v string) error {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				o.subURLs = append(o.subURLs, u)
+			}
+		}
+		return nil
+	})
 	subscribers := optional[int]{parse: strconv.Atoi}
 	fs.Var(&subscribers, "n", "open `N` subscribers or ticker clients (default: per scenario: idle and fanout 10000, sustained 1000, ticker 2000, publish 0)")
 	fs.StringVar(&o.topic, "topic", "", "topic to subscribe and publish to (default: ssebench.<unique>, so no history from an earlier run)")
@@ -145,6 +169,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "after publishing, how long to wait for the last events to arrive")
 	fs.IntVar(&o.count, "count", 10, "ticker: events per stream (the seed's 10)")
 	fs.DurationVar(&o.interval, "interval", 3*time.Second, "ticker: time between events (the seed's 3s)")
+	fs.IntVar(&o.events, "events", 10000, "replay: `events` published before the subscribers resume after the first")
 	fs.IntVar(&o.pid, "pid", 0, "`PID` of the server process on this machine: RSS and CPU from /proc/PID")
 	fs.DurationVar(&o.sampleEvery, "sample", 250*time.Millisecond, "how often to sample the server's resources")
 	fs.BoolVar(&o.noMetrics, "no-metrics", false, "never read /metrics (with -pid: goroutines stay unknown)")
@@ -161,7 +186,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	def, ok := defaultsByScenario[o.scenario]
 	if !ok {
-		return o, fmt.Errorf("-scenario %q: want idle, fanout, sustained, ticker or publish: %w", o.scenario, ErrUsage)
+		return o, fmt.Errorf("-scenario %q: want idle, fanout, sustained, ticker, publish or replay: %w", o.scenario, ErrUsage)
 	}
 	o.subscribers = subscribers.or(def.subscribers)
 	o.rate = rate.or(def.rate)
@@ -214,7 +239,7 @@ func parseFloat(s string) (float64, error) {
 
 func (o *options) validate() error {
 	hubScenario := o.scenario != scenarioTicker
-	publishes := o.scenario == scenarioFanout || o.scenario == scenarioSustained || o.scenario == scenarioPublish
+	publishes := o.scenario == scenarioFanout || o.scenario == scenarioSustained || o.scenario == scenarioPublish || o.scenario == scenarioReplay
 	switch {
 	case o.subscribers < 0 || o.subscribers > 1_000_000:
 		return fmt.Errorf("-n %d: want 0 to 1000000: %w", o.subscribers, ErrUsage)
@@ -228,7 +253,7 @@ func (o *options) validate() error {
 		return fmt.Errorf("-hold, -settle and -drain must not be negative: %w", ErrUsage)
 	case publishes && o.duration <= 0:
 		return fmt.Errorf("-duration %s: want a positive duration: %w", o.duration, ErrUsage)
-	case publishes && o.scenario != scenarioPublish && o.rate <= 0:
+	case publishes && o.scenario != scenarioPublish && o.scenario != scenarioReplay && o.rate <= 0:
 		return fmt.Errorf("-rate %g: want events per second above 0: %w", o.rate, ErrUsage)
 	case publishes && o.publishers < 1:
 		return fmt.Errorf("-publishers %d: want at least 1: %w", o.publishers, ErrUsage)
@@ -238,6 +263,10 @@ func (o *options) validate() error {
 		return fmt.Errorf("-count %d -interval %s: want a count of at least 1 and a non-negative interval: %w", o.count, o.interval, ErrUsage)
 	case hubScenario && o.topic == "":
 		return fmt.Errorf("-topic: must not be empty: %w", ErrUsage)
+	case o.scenario == scenarioReplay && o.events < 2:
+		return fmt.Errorf("-events %d: replay needs at least 2: %w", o.events, ErrUsage)
+	case len(o.subURLs) > 0 && (o.scenario == scenarioTicker || o.scenario == scenarioIdle):
+		return fmt.Errorf("-sub-urls: only for the hub scenarios that publish: %w", ErrUsage)
 	case o.pid < 0:
 		return fmt.Errorf("-pid %d: %w", o.pid, ErrUsage)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -99,6 +100,10 @@ type publisher struct {
 	event string
 	size  int
 
+	// from and limit bound the sequence numbers published at rate 0:
+	// from, from+1, ... below limit (0: no bound but the duration).
+	from, limit int64
+
 	latency Histogram // request round trip
 	sent    atomic.Int64
 	ok      atomic.Int64
@@ -132,7 +137,7 @@ func (p *publisher) run(ctx context.Context, rate float64, d time.Duration, work
 	if rate > 0 {
 		p.schedule(ctx, rate, jobs)
 	} else {
-		for k := int64(0); ; k++ {
+		for k := p.from; p.limit == 0 || k < p.limit; k++ {
 			select {
 			case jobs <- k:
 				continue
@@ -196,6 +201,30 @@ func (p *publisher) work(ctx context.Context, jobs <-chan int64) {
 			p.latency.Record(time.Since(t0))
 		}
 	}
+}
+
+// publishFirst publishes sequence number 0 alone and returns the id the
+// server gave it.
+func (p *publisher) publishFirst(ctx context.Context) (string, error) {
+	c := &publishConn{t: p.t}
+	defer c.close()
+	t0 := time.Now()
+	p.sent.Add(1)
+	status, resp, err := c.post(ctx, p.path, p.appendBody(nil, 0, t0.UnixNano()), p.token)
+	if err == nil && status != http.StatusCreated {
+		err = fmt.Errorf("status %d %.120s: %w", status, resp, ErrStatus)
+	}
+	var answer struct{ ID string }
+	if err == nil {
+		err = json.Unmarshal(resp, &answer)
+	}
+	if err != nil {
+		p.errs.add(err)
+		return "", err
+	}
+	p.ok.Add(1)
+	p.latency.Record(time.Since(t0))
+	return answer.ID, nil
 }
 
 // appendBody appends the JSON publish body of event seq to dst.

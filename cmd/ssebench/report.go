@@ -63,6 +63,7 @@ type Report struct {
 	Delivery *DeliveryReport `json:"delivery,omitempty"`
 	Publish  *PublishReport  `json:"publish,omitempty"`
 	Idle     *IdleReport     `json:"idle,omitempty"`
+	Replay   *ReplayReport   `json:"replay,omitempty"`
 	Server   ServerReport    `json:"server"`
 	Client   ClientReport    `json:"client"`
 	Machine  MachineReport   `json:"machine"`
@@ -137,6 +138,16 @@ type IdleReport struct {
 	GoroutinesAfter   int64    `json:"goroutines_after"`
 }
 
+// ReplayReport describes the replay scenario's resume: Events is how many
+// each subscriber was owed (all but the first published), Complete how
+// many subscribers got them all, and Time, per such subscriber, the time
+// from the resume (before the dial) to the last of them.
+type ReplayReport struct {
+	Events   int64   `json:"events"`
+	Complete int64   `json:"complete"`
+	Time     Summary `json:"time"`
+}
+
 // ServerReport holds the server's resources over the run.
 type ServerReport struct {
 	Source         string       `json:"source"`
@@ -198,6 +209,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("published", "%d/%d ok, %d failed, %.0f/s over %s", p.OK, p.Sent, p.Failed, p.PerSecond, p.Elapsed)
 		row("  request time", "%s", formatSummary(p.Latency))
 		writeErrors(row, "  publish error", p.Errors)
+	}
+	if rp := r.Replay; rp != nil {
+		row("replay", "%d events to %d subscribers complete", rp.Events, rp.Complete)
+		row("  time to the last", "%s", formatSummary(rp.Time))
 	}
 	s := r.Server
 	row("server", "source %s", s.Source)

@@ -18,6 +18,9 @@ func (b *bench) hub(ctx context.Context, rep *Report) error {
 	subCtx, disconnect := context.WithCancel(ctx)
 	defer disconnect()
 	if b.o.subscribers > 0 {
+		if b.spread != nil {
+			b.spread.baseline(ctx)
+		}
 		b.openSubscribers(subCtx, b.o.subscribers, subscribePath(b.o.topic), b.delivery.readEvents)
 		connect := b.pool.ConnectReport()
 		rep.Connect = &connect
@@ -50,8 +53,13 @@ func (b *bench) hub(ctx context.Context, rep *Report) error {
 // awaitSubscribers waits until the server's ssehub_subscribers gauge
 // counts n more subscribers than at the start, so that no event is
 // published before a subscription exists. Without the gauge it returns at
-// once: a 200 head already means the handler runs.
+// once: a 200 head already means the handler runs. With -sub-urls it
+// waits for each instance's share instead.
 func (b *bench) awaitSubscribers(ctx context.Context, n int64) {
+	if b.spread != nil {
+		b.spread.await(ctx)
+		return
+	}
 	base := b.mon.baseSample().subscribers
 	if base < 0 {
 		return

@@ -133,3 +133,42 @@ func TestTableReportAndProgressLine(t *testing.T) {
 		t.Errorf("progress lines %q, want several, with open 5/5 and published", progress)
 	}
 }
+
+func TestReplayScenario(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "replay", "-events", "300", "-n", "2", "-token", testToken)
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	if rep.Publish == nil || rep.Publish.OK != 300 || rep.Publish.Failed != 0 {
+		t.Fatalf("publish = %+v, want 300 accepted", rep.Publish)
+	}
+	r, d := rep.Replay, rep.Delivery
+	if r == nil || d == nil || r.Events != 299 || r.Complete != 2 || r.Time.Count != 2 || r.Time.Max <= 0 {
+		t.Fatalf("replay = %+v, delivery = %+v; want 299 events to both subscribers, timed", r, d)
+	}
+	if d.Expected != 2*299 || d.Delivered != d.Expected || d.Duplicates != 0 || d.OutOfOrder != 0 || d.Resets != 0 || d.Dropped != 0 {
+		t.Errorf("delivery = %+v, want every event after the first once, in order", *d)
+	}
+}
+
+// With -sub-urls the subscribers are spread over the instances, and the
+// run waits for each instance's share before it publishes.
+func TestFanoutScenarioSpreadsSubscribers(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	var servers [2]*httptest.Server
+	for i := range servers {
+		h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+		servers[i] = httptest.NewServer(h)
+		t.Cleanup(func() { h.Close(); servers[i].Close() })
+	}
+	t.Cleanup(broker.Close)
+	rep, code, stderr := runJSON(t, "-url", servers[0].URL, "-sub-urls", servers[1].URL, "-scenario", "fanout", "-n", "7",
+		"-rate", "100", "-duration", "100ms", "-token", testToken)
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	if d := rep.Delivery; d == nil || d.Expected != 7*rep.Publish.OK || d.Delivered != d.Expected {
+		t.Fatalf("delivery = %+v, want every event to all 7", d)
+	}
+}

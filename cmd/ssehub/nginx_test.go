@@ -37,9 +37,7 @@ type nginxProxy struct {
 // in front of it, on free loopback ports, until the test ends.
 func startBehindNginx(t *testing.T, cfg config.Config) *nginxProxy {
 	t.Helper()
-	if _, err := os.Stat(nginxBinary); err != nil {
-		t.Skipf("%s is not installed (Debian package nginx; make test installs it): %v", nginxBinary, err)
-	}
+	requireNginx(t)
 	p := &nginxProxy{accepted: new(atomic.Int64)}
 	upstream, _ := startMain(t, cfg, func(m *Main) {
 		m.connState = func(_ net.Conn, state http.ConnState) {
@@ -48,11 +46,35 @@ func startBehindNginx(t *testing.T, cfg config.Config) *nginxProxy {
 			}
 		}
 	})
+	p.url, p.logFile = runNginx(t, strings.TrimPrefix(upstream, "http://"))
+	p.client = &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(p.client.CloseIdleConnections)
+	return p
+}
+
+// requireNginx skips the test when nginxBinary is not installed.
+func requireNginx(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(nginxBinary); err != nil {
+		t.Skipf("%s is not installed (Debian package nginx; make test installs it): %v", nginxBinary, err)
+	}
+}
+
+// runNginx runs nginx with the README's recipe, upstreams (host:port) as
+// its upstream servers, on a free loopback port until the test ends; it
+// returns nginx's base URL and the recipe's access log. The caller has
+// called requireNginx.
+func runNginx(t *testing.T, upstreams ...string) (url, logFile string) {
+	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
 	recipe := readmeNginxRecipe(t)
+	servers := ""
+	for _, u := range upstreams {
+		servers += "server " + u + ";\n    "
+	}
 	for _, r := range []struct{ old, new string }{
-		{"server 127.0.0.1:8111;", "server " + strings.TrimPrefix(upstream, "http://") + ";"},
+		{"server 127.0.0.1:8111;\n    ", servers},
 		{"listen 80;", "listen 127.0.0.1:" + port + ";"},
 		{"proxy_read_timeout 1h;", "proxy_read_timeout 3s;"}, // the heartbeat (1s here) must keep streams open
 		{"/var/log/nginx/", dir + "/"},
@@ -62,7 +84,6 @@ func startBehindNginx(t *testing.T, cfg config.Config) *nginxProxy {
 		}
 		recipe = strings.Replace(recipe, r.old, r.new, 1)
 	}
-	p.logFile = filepath.Join(dir, "ssehub.access.log")
 
 	// One process (master_process off): it runs as this user, and one
 	// worker means one upstream keep-alive cache.
@@ -91,8 +112,11 @@ http {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		_ = cmd.Wait()
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM) // fast shutdown: open streams are cut
 		select {
@@ -107,10 +131,7 @@ http {
 		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		return output.String() + string(log)
 	})
-	p.url = "http://127.0.0.1:" + port
-	p.client = &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(p.client.CloseIdleConnections)
-	return p
+	return "http://127.0.0.1:" + port, filepath.Join(dir, "ssehub.access.log")
 }
 
 // readmeNginxRecipe returns the README's one ```nginx block.
@@ -143,8 +164,9 @@ func freePort(t *testing.T) string {
 }
 
 // waitListening waits until addr accepts connections, failing with
-// output() if the process exits or 10s pass first.
-func waitListening(t *testing.T, addr string, exited <-chan error, output func() string) {
+// output() if the process (nginx, or another the test started) exits or
+// 10s pass first.
+func waitListening(t *testing.T, addr string, exited <-chan struct{}, output func() string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -153,12 +175,12 @@ func waitListening(t *testing.T, addr string, exited <-chan error, output func()
 			return
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("nginx exited (%v) before listening:\n%s", err, output())
+		case <-exited:
+			t.Fatalf("the process exited before listening on %s:\n%s", addr, output())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s within 10s:\n%s", addr, output())
+			t.Fatalf("nothing listens on %s after 10s:\n%s", addr, output())
 		}
 	}
 }

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# nats.sh: issue 10's targets for hub.broker: nats, measured against the
+# memory broker in the same run.
+#
+# Each of RUNS rounds runs both brokers, in an order that alternates from
+# round to round:
+#   memory  one ssehub on the memory broker (127.0.0.1:PORT_A);
+#   nats    a fresh NATS server with JetStream (built from the module
+#           github.com/nats-io/nats-server/v2, storing in a temporary
+#           directory, 127.0.0.1:NATS_PORT) and two ssehub on it (PORT_A,
+#           PORT_B).
+# Against each, three ssebench scenarios, the JSON reports saved as
+# OUT/<scenario>/<broker>-<round>.json:
+#   publish  requests/s with PUBLISHERS connections to PORT_A for
+#            PUBLISH_DURATION (on NATS each 201 waits for JetStream's ack);
+#   fanout   2 × FANOUT_N subscribers (on NATS spread over both instances
+#            with -sub-urls), EVENTS events at FANOUT_RATE/s published to PORT_A;
+#   replay   REPLAY_EVENTS events published, then one client resumes after
+#            the first with Last-Event-ID and times the rest.
+# Then it prints the medians against the targets: publish rate on NATS
+# >= 0.5 × memory, fan-out p99 on NATS <= memory's + 20 ms, replay < 1 s.
+#
+# Run from the repository root:  bench/nats.sh
+# Knobs (environment): RUNS=3 FANOUT_N=2500 (per instance) FANOUT_RATE=20 EVENTS=100
+#   PUBLISH_DURATION=10s PUBLISHERS=16 REPLAY_EVENTS=10000 SIZE=256
+#   PORT_A=28111 PORT_B=28112 NATS_PORT=28222 OUT=bench/results/nats LOADMAX=1.0
+set -euo pipefail
+
+RUNS=${RUNS:-3}
+FANOUT_N=${FANOUT_N:-2500}
+FANOUT_RATE=${FANOUT_RATE:-20}
+EVENTS=${EVENTS:-100}
+DURATION=$(awk -v e="$EVENTS" -v r="$FANOUT_RATE" 'BEGIN { printf "%dms", (e - 0.5) * 1000 / r }')
+PUBLISH_DURATION=${PUBLISH_DURATION:-10s}
+PUBLISHERS=${PUBLISHERS:-16}
+REPLAY_EVENTS=${REPLAY_EVENTS:-10000}
+SIZE=${SIZE:-256}
+PORT_A=${PORT_A:-28111}
+PORT_B=${PORT_B:-28112}
+NATS_PORT=${NATS_PORT:-28222}
+OUT=${OUT:-bench/results/nats}
+PYTHON=${PYTHON:-python3}
+LOADMAX=${LOADMAX:-1.0}
+URL_A="http://127.0.0.1:$PORT_A"
+URL_B="http://127.0.0.1:$PORT_B"
+TOKEN=ssebench-token
+
+mkdir -p bin "$OUT"/publish "$OUT"/fanout "$OUT"/replay
+CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/ssehub ./cmd/ssehub
+go build -o bin/ssebench ./cmd/ssebench
+CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/nats-server github.com/nats-io/nats-server/v2
+
+pids=()
+pid_a=
+store=
+stop_all() {
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do # ssehub first, NATS last
+		pid=${pids[$i]}
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	pids=()
+	if [ -n "$store" ]; then
+		rm -rf "$store"
+		store=
+	fi
+}
+trap stop_all EXIT
+
+# wait_quiet waits (at most two minutes) for the one-minute load average
+# to fall below LOADMAX: other work on the machine skews latency most.
+wait_quiet() {
+	for _ in $(seq 60); do
+		awk -v max="$LOADMAX" '{ exit !($1 < max) }' /proc/loadavg && return
+		sleep 2
+	done
+	echo "nats.sh: load still $(cut -d' ' -f1 /proc/loadavg); running anyway" >&2
+}
+
+port_free() {
+	if ss -Hltn "sport = :$1" | grep -q .; then
+		echo "nats.sh: port $1 is in use; set PORT_A, PORT_B, NATS_PORT" >&2
+		exit 1
+	fi
+}
+
+start_ssehub() { # port [env...]
+	local port=$1
+	shift
+	port_free "$port"
+	env SSEHUB_LOG_LEVEL=warn SSEHUB_AUTH_PUBLISH_TOKENS=$TOKEN SSEHUB_DEMO_ENABLED=false "$@" \
+		bin/ssehub --config "" --addr "127.0.0.1:$port" &
+	pids+=($!)
+	[ "$port" != "$PORT_A" ] || pid_a=$!
+	for _ in $(seq 100); do
+		curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null && return
+		kill -0 "${pids[-1]}" 2>/dev/null || { echo "nats.sh: ssehub on $port did not start" >&2; exit 1; }
+		sleep 0.1
+	done
+	echo "nats.sh: ssehub not answering on $port" >&2
+	exit 1
+}
+
+start_servers() { # broker
+	case $1 in
+	memory)
+		start_ssehub "$PORT_A"
+		;;
+	nats)
+		port_free "$NATS_PORT"
+		store=$(mktemp -d)
+		bin/nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$store" >"$store.log" 2>&1 &
+		pids+=($!)
+		for _ in $(seq 100); do
+			(exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break
+			sleep 0.1
+		done
+		start_ssehub "$PORT_A" SSEHUB_HUB_BROKER=nats SSEHUB_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+		start_ssehub "$PORT_B" SSEHUB_HUB_BROKER=nats SSEHUB_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+		;;
+	esac
+	sleep 2 # let start-up work settle
+}
+
+bench() { # broker round scenario flags...
+	local broker=$1 round=$2 scenario=$3
+	shift 3
+	echo "round $round: $broker $scenario (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+	bin/ssebench -url "$URL_A" -scenario "$scenario" -token "$TOKEN" -pid "$pid_a" \
+		-timeout 3m -json -quiet "$@" >"$OUT/$scenario/$broker-$round.json" || true
+}
+
+brokers=(memory nats)
+for run in $(seq "$RUNS"); do
+	for i in 0 1; do
+		broker=${brokers[$(((i + run - 1) % 2))]}
+		spread=()
+		[ "$broker" = nats ] && spread=(-sub-urls "$URL_B")
+		wait_quiet
+		start_servers "$broker"
+		bench "$broker" "$run" publish -n 0 -size 100 -duration "$PUBLISH_DURATION" -publishers "$PUBLISHERS"
+		bench "$broker" "$run" fanout -n $((2 * FANOUT_N)) -rate "$FANOUT_RATE" -size "$SIZE" \
+			-duration "$DURATION" -publishers 2 "${spread[@]}"
+		bench "$broker" "$run" replay -events "$REPLAY_EVENTS" -size "$SIZE" "${spread[@]}"
+		stop_all
+	done
+done
+
+echo "### hub.broker nats against memory: $RUNS rounds, medians"
+echo
+"$PYTHON" - "$OUT" "$RUNS" <<'PY'
+import json, statistics, sys
+out, runs = sys.argv[1], int(sys.argv[2])
+def med(scenario, broker, get):
+    vals = []
+    for r in range(1, runs + 1):
+        try:
+            rep = json.load(open(f"{out}/{scenario}/{broker}-{r}.json"))
+            vals.append(get(rep))
+        except (OSError, KeyError, TypeError, ValueError):
+            pass
+    return statistics.median(vals) if vals else float("nan")
+pub = lambda r: r["publish"]["per_second"]
+p99 = lambda r: r["delivery"]["latency"]["p99_ms"]
+got = lambda r: r["delivery"]["delivered"] / r["delivery"]["expected"]
+rep = lambda r: r["replay"]["time"]["max_ms"]
+m, n = med("publish", "memory", pub), med("publish", "nats", pub)
+print("| figure | memory | nats | target | met |")
+print("|---|---|---|---|---|")
+print(f"| publish, requests/s | {m:.0f} | {n:.0f} | nats >= 0.5 x memory | {'yes' if n >= 0.5 * m else 'no'} ({n / m:.2f}x) |")
+m, n = med("fanout", "memory", p99), med("fanout", "nats", p99)
+print(f"| fan-out p99, ms | {m:.1f} | {n:.1f} | nats <= memory + 20 ms | {'yes' if n <= m + 20 else 'no'} |")
+print(f"| fan-out delivered | {med('fanout', 'memory', got):.4f} | {med('fanout', 'nats', got):.4f} | 1 | |")
+m, n = med("replay", "memory", rep), med("replay", "nats", rep)
+print(f"| replay, ms | {m:.1f} | {n:.1f} | nats < 1000 ms | {'yes' if n < 1000 else 'no'} |")
+PY
