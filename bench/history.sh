@@ -36,15 +36,7 @@ if [ "$BIN" = bin/ssehub ]; then
 fi
 go build -o bin/ssebench ./cmd/ssebench
 
-server_pid=
-stop_server() {
-	if [ -n "$server_pid" ]; then
-		kill "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-		server_pid=
-	fi
-}
-trap stop_server EXIT
+. bench/lib.sh # server_pid, stop_server (on exit), wait_quiet
 
 if ss -Hltn "sport = :$PORT" | grep -q .; then
 	echo "history.sh: port $PORT is in use; set PORT" >&2

@@ -30,25 +30,8 @@ mkdir -p bin "$OUT"
 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/ssehub ./cmd/ssehub
 go build -o bin/ssebench ./cmd/ssebench
 
-server_pid=
-stop_server() {
-	if [ -n "$server_pid" ]; then
-		kill "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-		server_pid=
-	fi
-}
-trap stop_server EXIT
+. bench/lib.sh # server_pid, stop_server (on exit), wait_quiet
 
-# wait_quiet waits (at most two minutes) for the one-minute load average
-# to fall below LOADMAX: other work on the machine skews latency most.
-wait_quiet() {
-	for _ in $(seq 60); do
-		awk -v max="$LOADMAX" '{ exit !($1 < max) }' /proc/loadavg && return
-		sleep 2
-	done
-	echo "hub.sh: load still $(cut -d' ' -f1 /proc/loadavg); running anyway" >&2
-}
 
 start_server() {
 	if ss -Hltn "sport = :$PORT" | grep -q .; then

@@ -58,6 +58,8 @@ CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/nats-server github.com/
 pids=()
 pid_a=
 store=
+. bench/lib.sh # wait_quiet (its EXIT trap is replaced by stop_all's below)
+
 stop_all() {
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do # ssehub first, NATS last
 		pid=${pids[$i]}
@@ -72,15 +74,6 @@ stop_all() {
 }
 trap stop_all EXIT
 
-# wait_quiet waits (at most two minutes) for the one-minute load average
-# to fall below LOADMAX: other work on the machine skews latency most.
-wait_quiet() {
-	for _ in $(seq 60); do
-		awk -v max="$LOADMAX" '{ exit !($1 < max) }' /proc/loadavg && return
-		sleep 2
-	done
-	echo "nats.sh: load still $(cut -d' ' -f1 /proc/loadavg); running anyway" >&2
-}
 
 port_free() {
 	if ss -Hltn "sport = :$1" | grep -q .; then
