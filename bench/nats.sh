@@ -27,6 +27,9 @@
 #   if the fan-out reports fewer than EVENTS accepted) PUBLISH_DURATION=10s
 #   PUBLISHERS=16 REPLAY_EVENTS=10000 SIZE=256
 #   PORT_A=28111 PORT_B=28112 NATS_PORT=28222 OUT=bench/results/nats LOADMAX=1.0
+#   NATS_INSTANCE_PROCS=1 (GOMAXPROCS of each of the two NATS instances: they
+#   share the machine's cores, so together they get as many Ps as the memory
+#   run's one instance on 2 cores; empty: the Go default, all cores each)
 set -euo pipefail
 
 RUNS=${RUNS:-3}
@@ -46,6 +49,7 @@ NATS_PORT=${NATS_PORT:-28222}
 OUT=${OUT:-bench/results/nats}
 PYTHON=${PYTHON:-python3}
 LOADMAX=${LOADMAX:-1.0}
+NATS_INSTANCE_PROCS=${NATS_INSTANCE_PROCS-1}
 URL_A="http://127.0.0.1:$PORT_A"
 URL_B="http://127.0.0.1:$PORT_B"
 TOKEN=ssebench-token
@@ -113,8 +117,10 @@ start_servers() { # broker
 			(exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break
 			sleep 0.1
 		done
-		start_ssehub "$PORT_A" SSEHUB_HUB_BROKER=nats SSEHUB_NATS_URL="nats://127.0.0.1:$NATS_PORT"
-		start_ssehub "$PORT_B" SSEHUB_HUB_BROKER=nats SSEHUB_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+		procs=()
+		[ -z "$NATS_INSTANCE_PROCS" ] || procs=(GOMAXPROCS="$NATS_INSTANCE_PROCS")
+		start_ssehub "$PORT_A" "${procs[@]}" SSEHUB_HUB_BROKER=nats SSEHUB_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+		start_ssehub "$PORT_B" "${procs[@]}" SSEHUB_HUB_BROKER=nats SSEHUB_NATS_URL="nats://127.0.0.1:$NATS_PORT"
 		;;
 	esac
 	sleep 2 # let start-up work settle
