@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/gcpace"
 	"github.com/ssehub/ssehub/internal/handler"
 	"github.com/ssehub/ssehub/internal/natsbroker"
 	"github.com/ssehub/ssehub/static"
@@ -85,6 +86,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("hub broker: %w", err)
 	}
 	defer broker.Close() // Close runs on shutdown too: it is idempotent
+	// The history is bounded by hub.history_max_bytes and kept on
+	// purpose: the collector need not leave room for it to double.
+	defer gcpace.Exclude(func() int64 { return broker.Stats().HistoryBytes })()
 	opts := handlerOptions(m.Config, m.Logger, broker)
 	opts.Hub.JWT = verifier
 	h := handler.New(opts)

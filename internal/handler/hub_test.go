@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -379,6 +380,9 @@ func TestHubTopicsAndMetrics(t *testing.T) {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	if m := regexp.MustCompile(`(?m)^ssehub_history_bytes (\d+)$`).FindSubmatch(b); m == nil || string(m[1]) == "0" {
+		t.Errorf("/metrics: ssehub_history_bytes %q, want the two events' bytes", m)
 	}
 }
 

@@ -54,6 +54,7 @@ var (
 	deliveredDesc   = prometheus.NewDesc("ssehub_events_delivered_total", "Events queued to hub subscribers, replayed ones included.", nil, nil)
 	droppedDesc     = prometheus.NewDesc("ssehub_slow_subscribers_dropped_total", "Hub subscribers dropped as too slow: a full queue or a write past the write timeout.", nil, nil)
 	replayedDesc    = prometheus.NewDesc("ssehub_replayed_events_total", "Events replayed to subscribers that resumed with Last-Event-ID.", nil, nil)
+	historyDesc     = prometheus.NewDesc("ssehub_history_bytes", "Bytes the hub's history keeps, as hub.history_max_bytes counts them.", nil, nil)
 )
 
 // natsBroker is what a broker on NATS (package natsbroker) reports beside
@@ -72,7 +73,7 @@ var (
 )
 
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{subscribersDesc, publishedDesc, deliveredDesc, droppedDesc, replayedDesc} {
+	for _, d := range []*prometheus.Desc{subscribersDesc, publishedDesc, deliveredDesc, droppedDesc, replayedDesc, historyDesc} {
 		ch <- d
 	}
 	if _, ok := c.broker.(natsBroker); ok {
@@ -89,6 +90,7 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(deliveredDesc, prometheus.CounterValue, float64(s.Delivered))
 	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.Dropped)+timeouts)
 	ch <- prometheus.MustNewConstMetric(replayedDesc, prometheus.CounterValue, float64(s.Replayed))
+	ch <- prometheus.MustNewConstMetric(historyDesc, prometheus.GaugeValue, float64(s.HistoryBytes))
 	if n, ok := c.broker.(natsBroker); ok {
 		connected := 0.0
 		if n.Connected() {

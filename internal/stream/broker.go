@@ -118,4 +118,7 @@ type Stats struct {
 	Dropped uint64
 	// Replayed counts events handed out in Subscription.Replay.
 	Replayed uint64
+	// HistoryBytes is what the retained history takes, as the history's
+	// byte bound counts it (MemoryOptions.HistoryMaxBytes).
+	HistoryBytes int64
 }

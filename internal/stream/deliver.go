@@ -33,6 +33,7 @@ func (b *Memory) skipTo(id uint64) error {
 		t.retained--
 		b.pruneTopic(t)
 	}
+	b.histBytes.Store(int64(b.hist.bytes))
 	return nil
 }
 

@@ -67,6 +67,7 @@ type Memory struct {
 	delivered   atomic.Uint64
 	dropCount   atomic.Uint64
 	replayed    atomic.Uint64
+	histBytes   atomic.Int64 // hist.bytes, for Stats
 }
 
 // group is the set of subscriptions sharing one pattern: an exact topic
@@ -156,6 +157,7 @@ func (b *Memory) publish(id uint64, topic, eventType, data string) (*Message, er
 		old.retained--
 		b.pruneTopic(old)
 	}
+	b.histBytes.Store(int64(b.hist.bytes))
 	b.published.Add(1)
 	b.fanOut(msg, t)
 	return msg, nil
@@ -388,6 +390,7 @@ func (b *Memory) Close() {
 	}
 	b.topics, b.wild, b.wildList = nil, nil, nil
 	b.hist.ring = nil
+	b.histBytes.Store(0)
 	close(b.done)
 }
 
@@ -432,11 +435,12 @@ func (b *Memory) Topics() []TopicInfo {
 // Stats returns the broker's running totals. It reads atomics only.
 func (b *Memory) Stats() Stats {
 	return Stats{
-		Subscribers: int(b.subscribers.Load()),
-		Published:   b.published.Load(),
-		Delivered:   b.delivered.Load(),
-		Dropped:     b.dropCount.Load(),
-		Replayed:    b.replayed.Load(),
+		Subscribers:  int(b.subscribers.Load()),
+		Published:    b.published.Load(),
+		Delivered:    b.delivered.Load(),
+		Dropped:      b.dropCount.Load(),
+		Replayed:     b.replayed.Load(),
+		HistoryBytes: b.histBytes.Load(),
 	}
 }
 

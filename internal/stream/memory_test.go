@@ -487,6 +487,9 @@ func TestMemoryHistoryByteCap(t *testing.T) {
 	if got := retained(); got != "[4 5 6]" {
 		t.Errorf("retained %s, want [4 5 6]", got)
 	}
+	if got := b.Stats().HistoryBytes; got != int64(3*size) {
+		t.Errorf("Stats().HistoryBytes = %d, want %d (three events)", got, 3*size)
+	}
 	want := []TopicInfo{
 		{Topic: "a", Subscribers: 0, LastEventID: "6"},
 		{Topic: "c", Subscribers: 1, LastEventID: "3"},
@@ -513,6 +516,10 @@ func TestMemoryHistoryByteCap(t *testing.T) {
 	}
 	if got := b.Topics(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("after evicting a's events, Topics() =\n%v\nwant\n%v", got, want)
+	}
+	b.Close()
+	if got := b.Stats().HistoryBytes; got != 0 {
+		t.Errorf("after Close, Stats().HistoryBytes = %d, want 0", got)
 	}
 }
 
