@@ -200,16 +200,21 @@ func (b *Broker) Publish(topic, eventType, data string) (*stream.Message, error)
 	if err := b.Ready(); err != nil {
 		return nil, err
 	}
-	m := nats.NewMsg(b.subject(topic))
-	m.Data = []byte(data)
+	m := &nats.Msg{Subject: b.subject(topic), Data: []byte(data)}
 	if eventType != "" {
-		m.Header.Set(eventTypeHeader, eventType)
+		m.Header = nats.Header{eventTypeHeader: []string{eventType}}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
-	ack, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectStream(b.opts.Stream))
+	// No Nats-Expected-Stream header (jetstream.WithExpectStream): the
+	// stream would store it with every event and every consumer parse it.
+	// The acknowledgement names the stream instead.
+	ack, err := b.js.PublishMsg(ctx, m)
 	if err != nil {
 		return nil, b.unavailable("publish", err)
+	}
+	if ack.Stream != b.opts.Stream {
+		return nil, b.unavailable("publish", fmt.Errorf("subject %s stored by stream %q, not %q: %w", m.Subject, ack.Stream, b.opts.Stream, ErrStreamMismatch))
 	}
 	b.published.Add(1)
 	b.seen.wait(ctx, b.closed, ack.Sequence)
