@@ -19,8 +19,9 @@ func TestDeliveredReleasesUpToTheSequence(t *testing.T) {
 			if seq == 5 {
 				c = context.Background()
 			}
-			done[seq] = make(chan bool, 1)
-			go func() { done[seq] <- d.wait(c, stop, seq) }()
+			ch := make(chan bool, 1)
+			done[seq] = ch
+			go func() { ch <- d.wait(c, stop, seq) }()
 		}
 		synctest.Wait()
 		d.advance(2)
