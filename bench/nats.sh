@@ -17,8 +17,11 @@
 #            with -sub-urls), EVENTS events at FANOUT_RATE/s published to PORT_A;
 #   replay   REPLAY_EVENTS events published, then one client resumes after
 #            the first with Last-Event-ID and times the rest.
+# Each server's CPU seconds in a scenario go to OUT/<scenario>/<broker>-<round>.cpu
+# (memory: ssehub; nats: NATS server, ssehub A, ssehub B), read from /proc.
 # Then it prints the medians against the targets: publish rate on NATS
-# >= 0.5 × memory, fan-out p99 on NATS <= memory's + 20 ms, replay < 1 s.
+# >= 0.5 × memory, fan-out p99 on NATS <= memory's + 20 ms, replay < 1 s,
+# and the publish scenario's CPU per accepted publish per process.
 #
 # Run from the repository root:  bench/nats.sh
 # Knobs (environment): RUNS=3 SCENARIOS="publish fanout replay" FANOUT_N=2500
