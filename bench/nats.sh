@@ -17,8 +17,11 @@
 #            with -sub-urls), EVENTS events at FANOUT_RATE/s published to PORT_A;
 #   replay   REPLAY_EVENTS events published, then one client resumes after
 #            the first with Last-Event-ID and times the rest.
+# Each server's CPU seconds in a scenario go to OUT/<scenario>/<broker>-<round>.cpu
+# (memory: ssehub; nats: NATS server, ssehub A, ssehub B), read from /proc.
 # Then it prints the medians against the targets: publish rate on NATS
-# >= 0.5 × memory, fan-out p99 on NATS <= memory's + 20 ms, replay < 1 s.
+# >= 0.5 × memory, fan-out p99 on NATS <= memory's + 20 ms, replay < 1 s,
+# and the publish scenario's CPU per accepted publish per process.
 #
 # Run from the repository root:  bench/nats.sh
 # Knobs (environment): RUNS=3 SCENARIOS="publish fanout replay" FANOUT_N=2500
@@ -126,13 +129,27 @@ start_servers() { # broker
 	sleep 2 # let start-up work settle
 }
 
+# cpu_ticks prints the CPU time (user + system, in clock ticks) of each of
+# the servers started, in the order started: ssehub, or NATS and ssehub A, B.
+cpu_ticks() {
+	local pid
+	for pid in "${pids[@]}"; do
+		awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0
+	done
+}
+
 bench() { # broker round scenario flags...
 	local broker=$1 round=$2 scenario=$3
 	shift 3
 	case " $SCENARIOS " in *" $scenario "*) ;; *) return 0 ;; esac
 	echo "round $round: $broker $scenario (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+	local before
+	before=$(cpu_ticks)
 	bin/ssebench -url "$URL_A" -scenario "$scenario" -token "$TOKEN" -pid "$pid_a" \
 		-timeout 3m -json -quiet "$@" >"$OUT/$scenario/$broker-$round.json" || true
+	# Each server's CPU seconds in the scenario, as NATS A B or A alone.
+	paste <(echo "$before") <(cpu_ticks) | awk -v hz="$(getconf CLK_TCK)" '{ printf "%s%.2f", (NR > 1 ? " " : ""), ($2 - $1) / hz } END { print "" }' \
+		>"$OUT/$scenario/$broker-$round.cpu"
 }
 
 brokers=(memory nats)
@@ -176,6 +193,23 @@ print("|---|---|---|---|---|")
 m, n = med("publish", "memory", pub), med("publish", "nats", pub)
 if have(m) or have(n):
     print(f"| publish, requests/s | {m:.0f} | {n:.0f} | nats >= 0.5 x memory | {'yes' if n >= 0.5 * m else 'no'} ({n / m:.2f}x) |")
+    def cpu(broker, r):  # CPU µs per accepted publish: servers, ssebench
+        rep = json.load(open(f"{out}/publish/{broker}-{r}.json"))
+        servers = [float(x) for x in open(f"{out}/publish/{broker}-{r}.cpu").read().split()]
+        ok = rep["publish"]["ok"]
+        return [1e6 * s / ok for s in servers] + [1e6 * rep["client"]["cpu_seconds"] / ok]
+    for b in ("memory", "nats"):
+        rows = []
+        for r in range(1, runs + 1):
+            try:
+                rows.append(cpu(b, r))
+            except (OSError, KeyError, TypeError, ValueError, ZeroDivisionError):
+                pass
+        if rows:
+            cols = [statistics.median(c) for c in zip(*rows)]
+            names = ["ssehub"] if len(cols) == 2 else ["nats-server", "ssehub A", "ssehub B"]
+            parts = ", ".join(f"{n} {v:.0f}" for n, v in zip(names + ["ssebench"], cols))
+            print(f"| publish CPU µs per request, {b} | {parts}; total {sum(cols):.0f} | | | |")
 m, n = med("fanout", "memory", p99), med("fanout", "nats", p99)
 if have(m) or have(n):
     print(f"| fan-out p99, ms | {m:.1f} | {n:.1f} | nats <= memory + 20 ms | {'yes' if n <= m + 20 else 'no'} |")

@@ -3,8 +3,9 @@
 // instance reads the stream once and fans it out locally through a
 // stream.Memory, whose history becomes a cache of the stream's tail.
 //
-// Publish goes to JetStream only and returns once JetStream has
-// acknowledged the event. One ordered consumer per Broker, on every subject
+// Publish goes to JetStream only, through the instance's one publishing
+// goroutine (publisher.go), and returns once JetStream has acknowledged
+// the event. One ordered consumer per Broker, on every subject
 // of the stream, hands each event in sequence order to the local broker
 // (consumer.go). A resume older than the local history reads the stream
 // (resume.go). An event's id is its stream sequence plus the stream's
@@ -116,6 +117,7 @@ type Broker struct {
 	stream jetstream.Stream
 	ids    ids
 	mem    *stream.Memory // the local layer: fan-out and a cache of the tail
+	pub    *publisher
 	cc     jetstream.ConsumeContext
 	seen   delivered     // how far cc has fed mem
 	closed chan struct{} // closed by Close
@@ -162,7 +164,9 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 // start opens the stream and the local consumer.
 func (b *Broker) start(ctx context.Context) error {
 	var err error
-	if b.js, err = jetstream.New(b.nc); err != nil {
+	// The async publish timeout bounds how long an unanswered publish is
+	// remembered: a publish waits no longer than PublishTimeout anyway.
+	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(b.opts.PublishTimeout)); err != nil {
 		return fmt.Errorf("nats jetstream: %w", err)
 	}
 	if b.stream, err = ensureStream(ctx, b.js, &b.opts); err != nil {
@@ -179,6 +183,7 @@ func (b *Broker) start(ctx context.Context) error {
 		MaxSubscribers:   b.opts.MaxSubscribers,
 		FirstID:          b.ids.id(last + 1),
 	})
+	b.pub = newPublisher(b.js, b.closed)
 	return b.consume(ctx, last+1)
 }
 
@@ -200,16 +205,21 @@ func (b *Broker) Publish(topic, eventType, data string) (*stream.Message, error)
 	if err := b.Ready(); err != nil {
 		return nil, err
 	}
-	m := nats.NewMsg(b.subject(topic))
-	m.Data = []byte(data)
+	m := &nats.Msg{Subject: b.subject(topic), Data: []byte(data)}
 	if eventType != "" {
-		m.Header.Set(eventTypeHeader, eventType)
+		m.Header = nats.Header{eventTypeHeader: []string{eventType}}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
-	ack, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectStream(b.opts.Stream))
+	// No Nats-Expected-Stream header (jetstream.WithExpectStream): the
+	// stream would store it with every event and every consumer parse it.
+	// The acknowledgement names the stream instead.
+	ack, err := b.pub.publish(ctx, m)
 	if err != nil {
 		return nil, b.unavailable("publish", err)
+	}
+	if ack.Stream != b.opts.Stream {
+		return nil, b.unavailable("publish", fmt.Errorf("subject %s stored by stream %q, not %q: %w", m.Subject, ack.Stream, b.opts.Stream, ErrStreamMismatch))
 	}
 	b.published.Add(1)
 	b.seen.wait(ctx, b.closed, ack.Sequence)
@@ -232,7 +242,7 @@ func (b *Broker) Ready() error {
 // unavailable wraps a NATS error of op with stream.ErrUnavailable, or
 // returns stream.ErrClosed after Close.
 func (b *Broker) unavailable(op string, err error) error {
-	if b.nc.IsClosed() || errors.Is(err, nats.ErrConnectionClosed) {
+	if b.nc.IsClosed() || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, stream.ErrClosed) {
 		return stream.ErrClosed
 	}
 	return fmt.Errorf("nats %s: %w: %w", op, stream.ErrUnavailable, err)
@@ -265,6 +275,9 @@ func (b *Broker) ConsumerLag() uint64 { return b.lag.Load() }
 func (b *Broker) Close() {
 	b.closeOnce.Do(func() {
 		close(b.closed)
+		if b.pub != nil {
+			<-b.pub.done
+		}
 		if b.cc != nil {
 			b.cc.Stop()
 			<-b.cc.Closed()

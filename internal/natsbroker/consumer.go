@@ -7,15 +7,18 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// consume starts the instance's one ordered consumer on every subject of
-// the stream, from sequence from on. The ordered consumer survives a lost
-// connection: once it is back, it starts again after the last sequence it
-// delivered, so subscribers miss nothing.
+// consume starts the instance's one ordered consumer on the whole stream,
+// from sequence from on. The ordered consumer survives a lost connection:
+// once it is back, it starts again after the last sequence it delivered,
+// so subscribers miss nothing.
+//
+// It has no subject filter: the stream's one subject is the prefix's
+// wildcard (ensureStream checks it), and a filter equal to it made the
+// server match every event's subject for each instance's consumer.
 func (b *Broker) consume(ctx context.Context, from uint64) error {
 	cons, err := b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{b.opts.SubjectPrefix + ".>"},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
 	})
 	if err != nil {
 		return fmt.Errorf("nats: consumer on stream %q: %w", b.opts.Stream, err)
