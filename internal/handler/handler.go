@@ -103,6 +103,8 @@ type Handler struct {
 	slots streamSlots
 	// refusals logs refusals for capacity, a line a second at most.
 	refusals refusalLog
+	// stepBufs lends streams the buffer of one step (stepbuf.go).
+	stepBufs stepBufs
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: every open stream ends

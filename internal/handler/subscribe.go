@@ -1,7 +1,6 @@
 package handler
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -55,11 +54,8 @@ func (h *Handler) subscribe(c *gin.Context) {
 	if sub.Reset() != "" {
 		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset()}), 1)
 	}
-	// A gone client and Close end the subscription, which signals its
-	// Ready: the loop waits on two channels only, none of them shared.
-	stopWatching := context.AfterFunc(s.ctx, sub.Close)
 	h.trackSubscription(sub)
-	l := &subscriptionLoop{s: s, sub: sub, pending: sub.Replay(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), stopWatching: stopWatching}
+	l := &subscriptionLoop{s: s, sub: sub, pending: sub.Replay(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite))}
 	s.run(l.step, l.cleanup)
 }
 
@@ -82,8 +78,6 @@ type subscriptionLoop struct {
 	taken    []*stream.Message
 	timer    *time.Timer // the heartbeat's
 	answered bool
-	// stopWatching stops the client's going away from closing sub.
-	stopWatching func() bool
 }
 
 func (l *subscriptionLoop) step(w io.Writer) bool {
@@ -98,6 +92,13 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 		return false
 	}
 	if len(l.pending) == 0 {
+		// Close (h.done) ends the subscription, which closes its Ready:
+		// the shared channel is not waited on. The client's going away is
+		// watched here, not by a context.AfterFunc that closes the
+		// subscription: that holds a registration in the request's context
+		// for the whole stream, and starts a goroutine per stream when
+		// clients leave (about 4 KiB of stack each, all at once when a
+		// fan-out's subscribers leave together).
 		select {
 		case <-l.sub.Ready():
 		case <-l.timer.C:
@@ -106,6 +107,8 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 				return false
 			}
 			return s.sendAndReset(w, l.timer)
+		case <-s.gone:
+			return s.stop(errClientGone)
 		}
 		if !l.take() {
 			return s.stop(s.subscriptionEnd(l.sub))
@@ -143,7 +146,6 @@ func (l *subscriptionLoop) release() {
 
 func (l *subscriptionLoop) cleanup() {
 	l.timer.Stop()
-	l.stopWatching()
 	// A subscriber the broker dropped is counted there; its write may
 	// time out after that, and must not count twice.
 	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !errors.Is(l.sub.Err(), stream.ErrSlowConsumer) {
