@@ -149,17 +149,21 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 		cleanup()
 		s.close()
 	}()
-	gone := c.Stream(func(w io.Writer) bool {
+	// c.Stream's own check for a gone client is off (ginWriter.CloseNotify):
+	// the request's context says it, before each step as c.Stream would.
+	c.Stream(func(w io.Writer) bool {
 		if s.gw.err != nil { // the last step's flush failed
 			return s.stop(s.gw.err)
+		}
+		select {
+		case <-s.gone:
+			return s.stop(errClientGone)
+		default:
 		}
 		return step(w)
 	})
 	if s.gw.err != nil {
 		s.stop(s.gw.err)
-	}
-	if gone {
-		s.stop(errClientGone)
 	}
 }
 
