@@ -63,11 +63,6 @@ func (h *Handler) subscribe(c *gin.Context) {
 	s.run(l.step, l.cleanup)
 }
 
-// maxIdleTaken is the largest capacity of taken a subscription loop keeps
-// once it has sent everything; a larger one, grown by a backlog, is let go
-// so that an idle stream holds little.
-const maxIdleTaken = 64
-
 // subscriptionLoop is the stream loop of one subscription: first the
 // answer, then the replay and then live events, each in pieces of about
 // maxStepBytes, and heartbeats while idle.
@@ -77,9 +72,11 @@ type subscriptionLoop struct {
 	// pending is what is still to be sent: the rest of the replay, then
 	// the rest of what Take returned (a reslice of taken).
 	pending []*stream.Message
-	// taken is the loop's own slice that Take appends to. The replay is
-	// the broker's and is never appended to.
+	// taken is the slice that Take appends to, in lent, borrowed from
+	// h.takenBufs until pending is sent; both are nil in between. The
+	// replay is the broker's and is never appended to.
 	taken    []*stream.Message
+	lent     *[]*stream.Message
 	timer    *time.Timer // the heartbeat's
 	answered bool
 }
@@ -131,25 +128,29 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 // take moves everything the subscription queued into pending. It reports
 // false when the subscription has ended and nothing is left.
 func (l *subscriptionLoop) take() bool {
+	if l.lent == nil {
+		l.lent = l.s.h.takenBufs.get()
+		l.taken = *l.lent
+	}
 	var open bool
 	l.taken, open = l.sub.Take(l.taken[:0])
 	l.pending = l.taken
 	return open
 }
 
-// release drops the sent Messages from taken, and taken itself if a
-// backlog grew it past maxIdleTaken.
+// release gives taken back, with the sent Messages dropped from it.
 func (l *subscriptionLoop) release() {
-	if cap(l.taken) > maxIdleTaken {
-		l.taken = nil
-		return
+	if l.lent != nil {
+		*l.lent = l.taken
+		l.s.h.takenBufs.put(l.lent)
+		l.lent, l.taken = nil, nil
 	}
-	clear(l.taken)
-	l.taken = l.taken[:0]
 }
 
 func (l *subscriptionLoop) cleanup() {
 	l.timer.Stop()
+	l.pending = nil
+	l.release()
 	// A subscriber the broker dropped is counted there; its write may
 	// time out after that, and must not count twice.
 	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !errors.Is(l.sub.Err(), stream.ErrSlowConsumer) {
