@@ -133,7 +133,7 @@ func (h *Handler) requestToken(c *gin.Context) string {
 	if token := bearerToken(c); token != "" {
 		return token
 	}
-	if token := c.Query("access_token"); token != "" {
+	if token := c.Request.URL.Query().Get("access_token"); token != "" { // not c.Query: see subscribe
 		return token
 	}
 	token, _ := c.Cookie(h.hub.TokenCookie)

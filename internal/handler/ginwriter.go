@@ -74,6 +74,13 @@ func (w *ginWriter) Flush() {
 	}
 }
 
+// CloseNotify returns nil, a channel that never fires, to Gin's c.Stream:
+// net/http would allocate a channel per stream for it, and the stream
+// watches its request's context instead (sseStream.run and every step).
+func (w *ginWriter) CloseNotify() <-chan bool {
+	return nil
+}
+
 // liftReadDeadline clears the connection's read deadline, set by
 // server.read_timeout to bound reading the request: a stream is not cut by
 // it. (net/http clears it too when it starts reading in the background,

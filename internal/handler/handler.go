@@ -103,6 +103,10 @@ type Handler struct {
 	slots streamSlots
 	// refusals logs refusals for capacity, a line a second at most.
 	refusals refusalLog
+	// stepBufs and takenBufs lend streams what one step needs
+	// (stepbuf.go).
+	stepBufs  lender[byte]
+	takenBufs lender[*stream.Message]
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: every open stream ends
@@ -138,6 +142,8 @@ func New(opts Options) *Handler {
 		subs:           make(map[stream.Subscription]struct{}),
 		slots:          streamSlots{max: int64(opts.Stream.MaxStreams)},
 		refusals:       refusalLog{log: opts.Logger},
+		stepBufs:       lender[byte]{size: stepBufSize, max: maxLentBuf},
+		takenBufs:      lender[*stream.Message]{size: takenSize, max: maxLentTaken},
 	}
 	if opts.Stream.Detached {
 		h.detached = detached.NewGroup()

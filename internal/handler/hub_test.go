@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -395,4 +396,32 @@ func TestHubSubscriptionEndsWhenBrokerCloses(t *testing.T) {
 		t.Fatalf("after broker Close: %v, want the end of the stream", err)
 	}
 	ts.waitReturned(t, "/api/v1/events")
+}
+
+// A subscriber that goes away while its stream waits ends the stream as
+// "client gone", and its subscription with it: the stream watches the
+// request's context itself (no context.AfterFunc, no CloseNotify).
+func TestHubSubscriberGoingAwayEndsItsSubscription(t *testing.T) {
+	var logs logBuffer
+	opts, broker := hubOptions(t, stream.MemoryOptions{FirstID: 1})
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/api/v1/events?topic=gone", nil)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := stream.NewParser(resp.Body)
+	ts.publish(t, "gone", `{"data":"first"}`)
+	if ev := next(t, p); ev.Data != "first" {
+		t.Fatalf("first event %+v", ev)
+	}
+	cancel()
+	resp.Body.Close()
+	ts.waitReturned(t, "/api/v1/events")
+	waitFor(t, func() bool { return broker.Stats().Subscribers == 0 })
+	if !strings.Contains(logs.String(), `reason="client gone"`) {
+		t.Errorf("no stream end line says client gone:\n%s", logs.String())
+	}
 }

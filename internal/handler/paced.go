@@ -33,7 +33,7 @@ func (s *sseStream) runPaced(p paced) {
 			due = min(p.from+int(now.Sub(start)/p.interval)+1, p.count)
 		}
 		if due > next {
-			s.buf = p.appendItems(s.buf, next, due)
+			s.buf = p.appendItems(s.stepBuf(), next, due)
 			s.queued += due - next
 			next = due
 		}

@@ -26,11 +26,6 @@ var (
 	errExpired    = errors.New("token expired")
 )
 
-// maxIdleBuf is the largest step buffer a stream keeps once its steps are
-// small again; a larger one (grown by a replay or a burst) is let go then,
-// so an idle stream holds little memory.
-const maxIdleBuf = 16 << 10
-
 // deadliner bounds a stream's writes: ginWriter, or a detached.Conn.
 type deadliner interface {
 	SetWriteDeadline(t time.Time) error
@@ -62,8 +57,10 @@ type sseStream struct {
 	// ctx is done once the client has gone away; gone is ctx.Done().
 	ctx  context.Context
 	gone <-chan struct{}
-	// buf holds the frames of one step.
+	// buf holds the frames of one step, in lent, a buffer borrowed from
+	// h.stepBufs for the step; both are nil between steps.
 	buf    []byte
+	lent   *[]byte
 	access accessInfo
 
 	started time.Time
@@ -107,7 +104,6 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 	now := time.Now()
 	s := &sseStream{
 		h: h, c: c, started: now, lastWrite: now,
-		buf:    make([]byte, 0, 256),
 		access: accessInfo{method: c.Request.Method, path: c.Request.URL.Path},
 	}
 	if h.detached != nil {
@@ -122,7 +118,7 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 		s.deadline, s.ctx = s.gw, c.Request.Context()
 	}
 	s.gone = s.ctx.Done()
-	s.buf, _ = (&stream.Event{Retry: h.stream.Retry}).AppendTo(s.buf)
+	s.buf, _ = (&stream.Event{Retry: h.stream.Retry}).AppendTo(s.stepBuf())
 	h.metrics.streamsActive.Inc()
 	return s
 }
@@ -153,24 +149,46 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 		cleanup()
 		s.close()
 	}()
-	gone := c.Stream(func(w io.Writer) bool {
+	// c.Stream's own check for a gone client is off (ginWriter.CloseNotify):
+	// the request's context says it, before each step as c.Stream would.
+	c.Stream(func(w io.Writer) bool {
 		if s.gw.err != nil { // the last step's flush failed
 			return s.stop(s.gw.err)
+		}
+		select {
+		case <-s.gone:
+			return s.stop(errClientGone)
+		default:
 		}
 		return step(w)
 	})
 	if s.gw.err != nil {
 		s.stop(s.gw.err)
 	}
-	if gone {
-		s.stop(errClientGone)
-	}
 }
 
 // queue adds an encoded frame to this step's buffer.
 func (s *sseStream) queue(frame []byte, events int) {
-	s.buf = append(s.buf, frame...)
+	s.buf = append(s.stepBuf(), frame...)
 	s.queued += events
+}
+
+// stepBuf returns the step's buffer, borrowing one if the step has none.
+func (s *sseStream) stepBuf() []byte {
+	if s.lent == nil {
+		s.lent = s.h.stepBufs.get()
+		s.buf = *s.lent
+	}
+	return s.buf
+}
+
+// returnBuf gives the step's buffer back, once it is written.
+func (s *sseStream) returnBuf() {
+	if s.lent != nil {
+		*s.lent = s.buf
+		s.h.stepBufs.put(s.lent)
+		s.lent, s.buf = nil, nil
+	}
 }
 
 // send writes what the step queued to w, or a heartbeat when nothing is
@@ -182,7 +200,7 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 		if now.Sub(s.lastWrite) < s.h.stream.HeartbeatInterval {
 			return true
 		}
-		s.buf = append(s.buf, heartbeat...)
+		s.buf = append(s.stepBuf(), heartbeat...)
 	}
 	if timeout := s.h.stream.WriteTimeout; s.deadlineAt.Sub(now) < timeout/2 {
 		s.deadlineAt = now.Add(timeout)
@@ -191,7 +209,6 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 		_ = s.deadline.SetWriteDeadline(s.deadlineAt)
 	}
 	s.bytes += len(s.buf)
-	small := len(s.buf) < maxIdleBuf/4
 	var err error
 	if lw, ok := w.(lastWriter); ok && s.last && s.opened {
 		// A stream that already started (a one-step stream is simply
@@ -200,11 +217,7 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 	} else {
 		_, err = w.Write(s.buf)
 	}
-	if small && cap(s.buf) > maxIdleBuf {
-		// The burst that grew the buffer is over.
-		s.buf = make([]byte, 0, 256)
-	}
-	s.buf = s.buf[:0]
+	s.returnBuf() // the transport is done with the bytes
 	s.opened = true
 	s.lastWrite = now
 	s.events += s.queued
@@ -291,6 +304,7 @@ func (s *sseStream) close() {
 		s.stop(errClientGone)
 	default:
 	}
+	s.returnBuf() // frames queued but never sent
 	s.count()
 	s.h.metrics.streamsActive.Dec()
 	s.h.slots.release()

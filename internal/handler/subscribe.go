@@ -1,10 +1,10 @@
 package handler
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"time"
 
@@ -21,8 +21,11 @@ const maxStepBytes = 64 << 10
 // connect), then live events. An id the hub cannot resume from starts the
 // stream with `event: reset` saying why.
 func (h *Handler) subscribe(c *gin.Context) {
+	// The query is parsed here, not by c.Query: Gin keeps what it parses
+	// in its context, which lives as long as the stream (about 0.4 KB).
+	query := c.Request.URL.Query()
 	// The patterns come first: whether a token is needed depends on them.
-	patterns, err := h.subscriptionTopics(c)
+	patterns, err := h.subscriptionTopics(query)
 	if err != nil {
 		h.abortWithError(c, err)
 		return
@@ -34,7 +37,7 @@ func (h *Handler) subscribe(c *gin.Context) {
 	}
 	lastID := c.GetHeader("Last-Event-ID")
 	if lastID == "" {
-		lastID = c.Query("last_event_id")
+		lastID = query.Get("last_event_id")
 	}
 	// The slot first: a subscription refused for it is never registered.
 	if err := h.slots.take(); err != nil {
@@ -55,18 +58,10 @@ func (h *Handler) subscribe(c *gin.Context) {
 	if sub.Reset() != "" {
 		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset()}), 1)
 	}
-	// A gone client and Close end the subscription, which signals its
-	// Ready: the loop waits on two channels only, none of them shared.
-	stopWatching := context.AfterFunc(s.ctx, sub.Close)
 	h.trackSubscription(sub)
-	l := &subscriptionLoop{s: s, sub: sub, pending: sub.Replay(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), stopWatching: stopWatching}
+	l := &subscriptionLoop{s: s, sub: sub, pending: sub.Replay(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite))}
 	s.run(l.step, l.cleanup)
 }
-
-// maxIdleTaken is the largest capacity of taken a subscription loop keeps
-// once it has sent everything; a larger one, grown by a backlog, is let go
-// so that an idle stream holds little.
-const maxIdleTaken = 64
 
 // subscriptionLoop is the stream loop of one subscription: first the
 // answer, then the replay and then live events, each in pieces of about
@@ -77,13 +72,13 @@ type subscriptionLoop struct {
 	// pending is what is still to be sent: the rest of the replay, then
 	// the rest of what Take returned (a reslice of taken).
 	pending []*stream.Message
-	// taken is the loop's own slice that Take appends to. The replay is
-	// the broker's and is never appended to.
+	// taken is the slice that Take appends to, in lent, borrowed from
+	// h.takenBufs until pending is sent; both are nil in between. The
+	// replay is the broker's and is never appended to.
 	taken    []*stream.Message
+	lent     *[]*stream.Message
 	timer    *time.Timer // the heartbeat's
 	answered bool
-	// stopWatching stops the client's going away from closing sub.
-	stopWatching func() bool
 }
 
 func (l *subscriptionLoop) step(w io.Writer) bool {
@@ -98,6 +93,13 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 		return false
 	}
 	if len(l.pending) == 0 {
+		// Close (h.done) ends the subscription, which closes its Ready:
+		// the shared channel is not waited on. The client's going away is
+		// watched here, not by a context.AfterFunc that closes the
+		// subscription: that holds a registration in the request's context
+		// for the whole stream, and starts a goroutine per stream when
+		// clients leave (about 4 KiB of stack each, all at once when a
+		// fan-out's subscribers leave together).
 		select {
 		case <-l.sub.Ready():
 		case <-l.timer.C:
@@ -106,6 +108,8 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 				return false
 			}
 			return s.sendAndReset(w, l.timer)
+		case <-s.gone:
+			return s.stop(errClientGone)
 		}
 		if !l.take() {
 			return s.stop(s.subscriptionEnd(l.sub))
@@ -124,26 +128,29 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 // take moves everything the subscription queued into pending. It reports
 // false when the subscription has ended and nothing is left.
 func (l *subscriptionLoop) take() bool {
+	if l.lent == nil {
+		l.lent = l.s.h.takenBufs.get()
+		l.taken = *l.lent
+	}
 	var open bool
 	l.taken, open = l.sub.Take(l.taken[:0])
 	l.pending = l.taken
 	return open
 }
 
-// release drops the sent Messages from taken, and taken itself if a
-// backlog grew it past maxIdleTaken.
+// release gives taken back, with the sent Messages dropped from it.
 func (l *subscriptionLoop) release() {
-	if cap(l.taken) > maxIdleTaken {
-		l.taken = nil
-		return
+	if l.lent != nil {
+		*l.lent = l.taken
+		l.s.h.takenBufs.put(l.lent)
+		l.lent, l.taken = nil, nil
 	}
-	clear(l.taken)
-	l.taken = l.taken[:0]
 }
 
 func (l *subscriptionLoop) cleanup() {
 	l.timer.Stop()
-	l.stopWatching()
+	l.pending = nil
+	l.release()
 	// A subscriber the broker dropped is counted there; its write may
 	// time out after that, and must not count twice.
 	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !errors.Is(l.sub.Err(), stream.ErrSlowConsumer) {
@@ -154,8 +161,8 @@ func (l *subscriptionLoop) cleanup() {
 }
 
 // subscriptionTopics reads and checks the topic parameters.
-func (h *Handler) subscriptionTopics(c *gin.Context) ([]string, error) {
-	patterns := c.QueryArray("topic")
+func (h *Handler) subscriptionTopics(query url.Values) ([]string, error) {
+	patterns := query["topic"]
 	if len(patterns) == 0 {
 		return nil, badRequest("topic is required: /api/v1/events?topic=news.sports")
 	}
