@@ -131,15 +131,17 @@ func (c *Conn) Flush() error {
 	return c.send(c.out)
 }
 
-// send writes out, keeps it as the next write's scratch (unless a burst
-// grew it past maxIdleOut and this write is small) and records a failure.
+// send writes out, keeps it as the next write's scratch and records a
+// failure. The buffer that carried the head (512 bytes) is let go, as is
+// one that a burst grew past maxIdleOut once a write is small again: the
+// scratch an idle stream keeps is about the size of its steps.
 func (c *Conn) send(out []byte) error {
 	var err error
 	if len(out) > 0 {
 		_, err = c.conn.Write(out)
 	}
 	switch {
-	case len(out) < maxIdleOut/4 && cap(out) > maxIdleOut:
+	case !c.headSent, len(out) < maxIdleOut/4 && cap(out) > maxIdleOut:
 		c.out = nil
 	default:
 		c.out = out[:0]
