@@ -32,18 +32,20 @@ type Conn struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 
-	head    []byte // the response head; nil once written
-	chunked bool   // HTTP/1.1: each write is one chunk
-	err     error  // the write that failed: nothing more can be sent
-	ended   bool   // WriteLast ended the body
-
-	// Scratch for one write, so that writing allocates nothing. vec is
-	// here, not on writev's stack, because WriteTo passes it on by pointer
-	// through an interface: a local would escape, one allocation a write.
-	bufs [5][]byte
-	vec  net.Buffers
-	size [18]byte // a chunk size: 16 hex digits and CRLF
+	// out holds the bytes of the next write. Until the head has gone
+	// out, it starts with the head; after that it is scratch, reused from
+	// one write to the next, so that writing allocates nothing.
+	out      []byte
+	headSent bool
+	chunked  bool  // HTTP/1.1: each write is one chunk
+	err      error // the write that failed: nothing more can be sent
+	ended    bool  // WriteLast ended the body
 }
+
+// maxIdleOut is the largest scratch buffer a Conn keeps once its writes
+// are small again (as for a stream's step buffer): a replay or a burst
+// may grow it, an idle stream should not hold it.
+const maxIdleOut = 16 << 10
 
 // newConn starts watching conn. Its read deadline is cleared first: the
 // server may have set one to bound reading the request (net/http's Hijack
@@ -51,7 +53,7 @@ type Conn struct {
 // the response, in the middle of the stream.
 func newConn(g *Group, conn net.Conn, buffered *bufio.Reader, head []byte, chunked bool) *Conn {
 	_ = conn.SetReadDeadline(time.Time{})
-	c := &Conn{group: g, conn: conn, buffered: buffered, head: head, chunked: chunked}
+	c := &Conn{group: g, conn: conn, buffered: buffered, out: head, chunked: chunked}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.watch()
 	return c
@@ -62,20 +64,24 @@ func newConn(g *Group, conn net.Conn, buffered *bufio.Reader, head []byte, chunk
 func (c *Conn) Context() context.Context { return c.ctx }
 
 // Write sends p at once, as one chunk of an HTTP/1.1 body (as it is for
-// HTTP/1.0), in one system call together with the response head if that
-// has not gone out yet. An empty p sends nothing: an empty chunk would end
-// the body.
+// HTTP/1.0), in one write to the connection together with the response
+// head if that has not gone out yet. An empty p sends nothing: an empty
+// chunk would end the body.
 func (c *Conn) Write(p []byte) (int, error) {
 	return c.write(p, false)
 }
 
 // WriteLast is Write for the response's last bytes: the end of the body
-// (the last chunk of HTTP/1.1) goes out in the same system call, and
-// nothing is written after it. It saves a system call per response.
+// (the last chunk of HTTP/1.1) goes out in the same write, and nothing is
+// written after it. It saves a system call per response.
 func (c *Conn) WriteLast(p []byte) (int, error) {
 	return c.write(p, true)
 }
 
+// write frames p (and the end of the body when last) after what out
+// holds, and sends it all with one write: one system call on TCP, one
+// record on TLS, where a vectored write of the five pieces was five
+// writes. docs/BENCHMARKS.md measures it against that vectored write.
 func (c *Conn) write(p []byte, last bool) (int, error) {
 	if c.err != nil {
 		return 0, c.err
@@ -86,51 +92,65 @@ func (c *Conn) write(p []byte, last bool) (int, error) {
 	if len(p) == 0 && !last {
 		return 0, nil
 	}
-	bufs := c.bufs[:0]
-	if c.head != nil {
-		bufs = append(bufs, c.head)
-	}
+	out := c.pending()
 	switch {
 	case len(p) == 0:
 	case c.chunked:
-		size := strconv.AppendInt(c.size[:0], int64(len(p)), 16)
-		bufs = append(bufs, append(size, crlf...), p, crlf)
+		out = strconv.AppendInt(out, int64(len(p)), 16)
+		out = append(out, crlf...)
+		out = append(out, p...)
+		out = append(out, crlf...)
 	default:
-		bufs = append(bufs, p)
+		out = append(out, p...)
 	}
 	if last && c.chunked {
-		bufs = append(bufs, lastChunk)
+		out = append(out, lastChunk...)
 	}
 	c.ended = last
-	if len(bufs) == 0 {
-		return 0, nil
-	}
-	if err := c.writev(bufs); err != nil {
+	if err := c.send(out); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
+// pending is out with what must precede the next bytes: the head, if it
+// has not gone out yet.
+func (c *Conn) pending() []byte {
+	if c.headSent {
+		return c.out[:0]
+	}
+	return c.out
+}
+
 // Flush sends the response head if nothing has been written yet. Every
 // Write goes out at once, so there is nothing else to flush.
 func (c *Conn) Flush() error {
-	if c.err != nil || c.head == nil {
+	if c.err != nil || c.headSent {
 		return c.err
 	}
-	return c.writev(append(c.bufs[:0], c.head))
+	return c.send(c.out)
 }
 
-// writev writes bufs with one system call where the connection allows.
-func (c *Conn) writev(bufs [][]byte) error {
-	c.vec = bufs
-	_, err := c.vec.WriteTo(c.conn) // consumes c.vec
-	c.vec = nil
-	clear(c.bufs[:]) // keep no reference to the caller's bytes
+// send writes out, keeps it as the next write's scratch and records a
+// failure. The buffer that carried the head (512 bytes) is let go, as is
+// one that a burst grew past maxIdleOut once a write is small again: the
+// scratch an idle stream keeps is about the size of its steps.
+func (c *Conn) send(out []byte) error {
+	var err error
+	if len(out) > 0 {
+		_, err = c.conn.Write(out)
+	}
+	switch {
+	case !c.headSent, len(out) < maxIdleOut/4 && cap(out) > maxIdleOut:
+		c.out = nil
+	default:
+		c.out = out[:0]
+	}
 	if err != nil {
 		c.err = err
 		return err
 	}
-	c.head = nil
+	c.headSent = true
 	return nil
 }
 
@@ -184,16 +204,11 @@ func (c *Conn) finish() {
 		return
 	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
-	bufs := c.bufs[:0]
-	if c.head != nil {
-		bufs = append(bufs, c.head)
-	}
+	out := c.pending()
 	if c.chunked {
-		bufs = append(bufs, lastChunk)
+		out = append(out, lastChunk...)
 	}
-	if len(bufs) > 0 {
-		_ = c.writev(bufs)
-	}
+	_ = c.send(out)
 }
 
 // watch reads from the connection until it fails, then cancels the

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"strings"
@@ -255,4 +256,76 @@ func TestNewConnLiftsReadDeadline(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("closing the connection did not end the response")
 	}
+}
+
+// TestEachWriteIsOneConnWrite serves a response through a connection that
+// records its writes, as a TLS connection would see them: each Write and
+// WriteLast of the step, head and framing included, must reach the
+// connection as one write (one system call on TCP, one TLS record).
+func TestEachWriteIsOneConnWrite(t *testing.T) {
+	writes := make(chan string, 16)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		g := NewGroup()
+		c, err := g.Take(w, r)
+		if err != nil {
+			t.Errorf("Take: %v", err)
+			return
+		}
+		steps := 0
+		c.Serve(func(w io.Writer) bool {
+			steps++
+			if steps == 1 {
+				_, _ = io.WriteString(w, "data: one\n\n")
+				return true
+			}
+			_, _ = w.(*Conn).WriteLast([]byte("data: two\n\n"))
+			return false
+		}, func(any) { close(writes) })
+	}))
+	s.Listener = recordingListener{s.Listener, writes}
+	s.Start()
+	t.Cleanup(s.Close)
+	conn := dial(t, s, "HTTP/1.1")
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for w := range writes {
+		got = append(got, w)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d writes to the connection, want 2: %q", len(got), got)
+	}
+	if !strings.HasPrefix(got[0], "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got[0], "\r\n\r\nb\r\ndata: one\n\n\r\n") {
+		t.Errorf("first write %q, want the head and the first chunk", got[0])
+	}
+	if want := "b\r\ndata: two\n\n\r\n0\r\n\r\n"; got[1] != want {
+		t.Errorf("second write %q, want %q", got[1], want)
+	}
+}
+
+// recordingListener accepts connections that send a copy of each write to
+// writes.
+type recordingListener struct {
+	net.Listener
+	writes chan<- string
+}
+
+func (l recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return recordingConn{c, l.writes}, nil
+}
+
+type recordingConn struct {
+	net.Conn
+	writes chan<- string
+}
+
+func (c recordingConn) Write(p []byte) (int, error) {
+	c.writes <- string(p)
+	return c.Conn.Write(p)
 }

@@ -30,7 +30,7 @@ type server struct {
 // response is answered 503 through net/http. At the end of the test the
 // clients close first, then the group must drain within bound, then the
 // server closes.
-func serve(t *testing.T, g *Group, hdr http.Header, newStep func(c *Conn) func(w io.Writer) bool) *server {
+func serve(t testing.TB, g *Group, hdr http.Header, newStep func(c *Conn) func(w io.Writer) bool) *server {
 	t.Helper()
 	s := &server{group: g, ended: make(chan any, 16), refused: make(chan error, 16)}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -60,7 +60,7 @@ func serve(t *testing.T, g *Group, hdr http.Header, newStep func(c *Conn) func(w
 // dial sends a GET request in proto ("HTTP/1.1", "HTTP/1.0") to s over a
 // connection of its own, which fails its reads and writes after bound and
 // is closed at the end of the test.
-func dial(t *testing.T, s *httptest.Server, proto string) net.Conn {
+func dial(t testing.TB, s *httptest.Server, proto string) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", s.Listener.Addr().String())
 	if err != nil {
@@ -96,7 +96,7 @@ func get(t *testing.T, s *server) *http.Response {
 
 // recv returns the next value from ch, failing the test if none comes
 // within bound.
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
