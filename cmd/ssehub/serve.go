@@ -27,6 +27,11 @@ const (
 	idleTimeout = 2 * time.Minute
 )
 
+// closedStreamsGrace bounds the wait for the detached streams whose
+// connections shutdown closed after server.shutdown_timeout: their
+// writes fail at once, so they end within it.
+const closedStreamsGrace = time.Second
+
 // serve loads the config and runs the server until ctx is done.
 func serve(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
 	cfg, err := config.Load(args, getenv)
@@ -134,9 +139,19 @@ func (m *Main) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
 	defer cancel()
 	err = m.shutdown(sctx, srv, &conns)
-	// Shutdown does not wait for streams taken over from net/http.
-	if werr := h.Wait(sctx); err == nil && werr != nil {
-		err = werr
+	// Shutdown does not wait for streams taken over from net/http, nor
+	// close them when its time is up: a stream blocked writing to a
+	// client that stopped reading would wait for its write timeout.
+	if werr := h.Wait(sctx); werr != nil {
+		n := h.CloseDetached()
+		m.Logger.Warn("shutdown timeout passed: closed the detached streams still open",
+			"streams", n, "timeout", m.Config.Server.ShutdownTimeout)
+		// Their writes fail at once now; this only bounds the wait.
+		wctx, cancel := context.WithTimeout(context.Background(), closedStreamsGrace)
+		defer cancel()
+		if werr := h.Wait(wctx); err == nil && werr != nil {
+			err = werr
+		}
 	}
 	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)

@@ -168,7 +168,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // did not panic). Serve returns at once; call it once.
 func (c *Conn) Serve(step func(w io.Writer) bool, done func(panicked any)) {
 	go func() {
-		defer c.group.done()
+		defer c.group.done(c)
 		panicked := c.run(step)
 		if panicked == nil {
 			c.finish()

@@ -40,14 +40,15 @@ var (
 // is safe for concurrent use.
 type Group struct {
 	mu      sync.Mutex
-	n       int           // responses taken over and not ended
-	closed  bool          // Close was called: Take refuses
-	drained chan struct{} // closed once closed and n is 0
+	n       int                // responses taken over and not ended
+	conns   map[*Conn]struct{} // the Conns of those responses
+	closed  bool               // Close was called: Take refuses
+	drained chan struct{}      // closed once closed and n is 0
 }
 
 // NewGroup returns an empty, open Group.
 func NewGroup() *Group {
-	return &Group{drained: make(chan struct{})}
+	return &Group{conns: make(map[*Conn]struct{}), drained: make(chan struct{})}
 }
 
 // add counts a response in, unless the group is closed.
@@ -61,10 +62,11 @@ func (g *Group) add() bool {
 	return true
 }
 
-// done counts a response out.
-func (g *Group) done() {
+// done counts a response out; c is its Conn, nil if it never had one.
+func (g *Group) done(c *Conn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	delete(g.conns, c)
 	g.n--
 	if g.n == 0 && g.closed {
 		close(g.drained)
@@ -102,6 +104,19 @@ func (g *Group) Wait(ctx context.Context) error {
 	}
 }
 
+// CloseConns closes the connection of every response still going and
+// returns how many there were: for a server whose shutdown has waited
+// long enough (Wait gave up). A step blocked writing to a client that
+// stopped reading then fails at once, and its response ends.
+func (g *Group) CloseConns() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for c := range g.conns {
+		_ = c.conn.Close()
+	}
+	return len(g.conns)
+}
+
 // Take takes the connection of w over to answer r with status 200 and the
 // headers already set on w, and returns it as a Conn. Nothing is written
 // until the Conn's first write or flush. It fails, leaving w untouched, for
@@ -117,10 +132,14 @@ func (g *Group) Take(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	head := responseHead(r, w.Header())
 	conn, rw, err := w.(http.Hijacker).Hijack()
 	if err != nil {
-		g.done()
+		g.done(nil)
 		return nil, errors.Join(ErrNotHijackable, err)
 	}
-	return newConn(g, conn, rw.Reader, head, r.ProtoAtLeast(1, 1)), nil
+	c := newConn(g, conn, rw.Reader, head, r.ProtoAtLeast(1, 1))
+	g.mu.Lock()
+	g.conns[c] = struct{}{}
+	g.mu.Unlock()
+	return c, nil
 }
 
 // hijackable reports whether the writer at the bottom of w's Unwrap chain

@@ -250,6 +250,17 @@ func (h *Handler) Wait(ctx context.Context) error {
 	return h.detached.Wait(ctx)
 }
 
+// CloseDetached closes the connection of every detached stream still
+// going and returns how many there were: for after Wait gave up, when a
+// stream may be blocked writing to a client that stopped reading. Those
+// streams then end at once.
+func (h *Handler) CloseDetached() int {
+	if h.detached == nil {
+		return 0
+	}
+	return h.detached.CloseConns()
+}
+
 func (h *Handler) closing() bool {
 	select {
 	case <-h.done:
