@@ -329,3 +329,53 @@ func (c recordingConn) Write(p []byte) (int, error) {
 	c.writes <- string(p)
 	return c.Conn.Write(p)
 }
+
+// TestCloseConnsEndsABlockedWrite: a step blocked writing to a client
+// that reads nothing, with no write deadline, ends once CloseConns closes
+// its connection, and the group drains.
+func TestCloseConnsEndsABlockedWrite(t *testing.T) {
+	g := NewGroup()
+	writing := make(chan struct{})
+	errs := make(chan error, 1)
+	s := serve(t, g, eventStream(), func(c *Conn) func(io.Writer) bool {
+		return func(w io.Writer) bool {
+			close(writing)
+			// 256 MiB is far more than any socket buffers hold.
+			payload := make([]byte, 1<<20)
+			var err error
+			for range 256 {
+				if _, err = w.Write(payload); err != nil {
+					break
+				}
+			}
+			errs <- err
+			return true // the failed write, not the step, must end it
+		}
+	})
+	dial(t, s.Server, "HTTP/1.1") // and never read
+	recv(t, writing, "step")
+
+	g.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := g.Wait(ctx); err == nil {
+		t.Fatal("Wait returned nil with a response blocked in a write")
+	}
+	if n := g.CloseConns(); n != 1 {
+		t.Errorf("CloseConns() = %d, want 1", n)
+	}
+	if err := recv(t, errs, "the blocked write's error"); err == nil {
+		t.Error("the blocked write returned no error after CloseConns")
+	}
+	if p := recv(t, s.ended, "end of the response"); p != nil {
+		t.Fatalf("done(%v), want done(nil)", p)
+	}
+	drain, cancelDrain := context.WithTimeout(t.Context(), bound)
+	defer cancelDrain()
+	if err := g.Wait(drain); err != nil {
+		t.Fatalf("Wait after CloseConns: %v", err)
+	}
+	if n := g.CloseConns(); n != 0 {
+		t.Errorf("CloseConns() on a drained group = %d, want 0", n)
+	}
+}
