@@ -89,6 +89,7 @@ type HubConfig struct {
 	Broker                   string // hub.broker: memory, or nats (JetStream, see NATSConfig)
 	HistorySize              int    // hub.history_size, events kept for replay
 	HistoryMaxBytes          int    // hub.history_max_bytes, bytes of frames kept for replay
+	HistoryGCPacing          bool   // hub.history_gc_pacing: keep the history out of the GC's headroom
 	SubscriberBuffer         int    // hub.subscriber_buffer, events queued per subscriber
 	MaxSubscribers           int    // hub.max_subscribers
 	MaxEventBytes            int    // hub.max_event_bytes, publish body cap
@@ -177,6 +178,7 @@ func Default() Config {
 			Broker:                   "memory",
 			HistorySize:              10000,
 			HistoryMaxBytes:          64 << 20,
+			HistoryGCPacing:          true,
 			SubscriberBuffer:         256,
 			MaxSubscribers:           20000,
 			MaxEventBytes:            65536,

@@ -44,6 +44,7 @@ func (c *Config) fields() []field {
 		{"hub.broker", &c.Hub.Broker},
 		{"hub.history_size", &c.Hub.HistorySize},
 		{"hub.history_max_bytes", &c.Hub.HistoryMaxBytes},
+		{"hub.history_gc_pacing", &c.Hub.HistoryGCPacing},
 		{"hub.subscriber_buffer", &c.Hub.SubscriberBuffer},
 		{"hub.max_subscribers", &c.Hub.MaxSubscribers},
 		{"hub.max_event_bytes", &c.Hub.MaxEventBytes},

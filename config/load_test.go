@@ -112,6 +112,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		"SSEHUB_HUB_BROKER":                      "nats",
 		"SSEHUB_HUB_HISTORY_SIZE":                "11",
 		"SSEHUB_HUB_HISTORY_MAX_BYTES":           "1000",
+		"SSEHUB_HUB_HISTORY_GC_PACING":           "false",
 		"SSEHUB_HUB_SUBSCRIBER_BUFFER":           "12",
 		"SSEHUB_HUB_MAX_SUBSCRIBERS":             "13",
 		"SSEHUB_HUB_MAX_EVENT_BYTES":             "14",
@@ -149,7 +150,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		Stream: StreamConfig{HeartbeatInterval: 1500 * time.Millisecond, Retry: 0, WriteTimeout: 2 * time.Second, Transport: "detached", MaxStreams: 100},
 		Demo:   DemoConfig{Enabled: false, TickerCount: 3, TickerInterval: 50 * time.Millisecond, MaxDuration: time.Minute, MaxTokens: 20},
 		Log:    LogConfig{Level: "debug", Format: "json"},
-		Hub:    HubConfig{Broker: "nats", HistorySize: 11, HistoryMaxBytes: 1000, SubscriberBuffer: 12, MaxSubscribers: 13, MaxEventBytes: 14, MaxTopicsPerSubscription: 15},
+		Hub:    HubConfig{Broker: "nats", HistorySize: 11, HistoryMaxBytes: 1000, HistoryGCPacing: false, SubscriberBuffer: 12, MaxSubscribers: 13, MaxEventBytes: 14, MaxTopicsPerSubscription: 15},
 		NATS: NATSConfig{
 			URL: []string{"nats://n1.test:4222", "tls://n2.test"}, CredentialsFile: creds, Stream: "EVENTS", SubjectPrefix: "acme.hub",
 			Replicas: 3, Storage: "memory", Embedded: false, StoreDir: "/var/lib/ssehub/nats",

@@ -15,7 +15,8 @@ import (
 // 24 MiB of events and checks that Run has told the collector so: the GC
 // percentage drops below GOGC's 100, which lets the heap grow by 100 % of
 // the rest of the live heap rather than of the history too. Without it a
-// full 64 MiB history costs twice its bytes.
+// full 64 MiB history costs twice its bytes. With hub.history_gc_pacing
+// false it stays 100.
 func TestRunKeepsTheHistoryOutOfGCHeadroom(t *testing.T) {
 	if p := debug.SetGCPercent(100); p != 100 {
 		debug.SetGCPercent(p)
@@ -38,6 +39,18 @@ func TestRunKeepsTheHistoryOutOfGCHeadroom(t *testing.T) {
 	stop()
 	if got := gcPercentAfterCollections(t, func(p int) bool { return p == 100 }); got != 100 {
 		t.Errorf("GC percentage %d after Run returned; want 100 back", got)
+	}
+
+	// hub.history_gc_pacing: false leaves the collector to GOGC alone.
+	cfg.Hub.HistoryGCPacing = false
+	base, _ = startMain(t, cfg)
+	for i := range 400 {
+		if status, answer := publishOverHTTP(t, base, "gc-test-token", "gc.history", data); status != http.StatusCreated {
+			t.Fatalf("publish %d with pacing off: %d %s", i, status, answer)
+		}
+	}
+	if got := gcPercentAfterCollections(t, func(p int) bool { return p < 100 }); got != 100 {
+		t.Errorf("GC percentage %d with hub.history_gc_pacing: false; want GOGC's 100", got)
 	}
 }
 

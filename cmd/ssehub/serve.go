@@ -91,9 +91,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("hub broker: %w", err)
 	}
 	defer broker.Close() // Close runs on shutdown too: it is idempotent
-	// The history is bounded by hub.history_max_bytes and kept on
-	// purpose: the collector need not leave room for it to double.
-	defer gcpace.Exclude(func() int64 { return broker.Stats().HistoryBytes })()
+	if m.Config.Hub.HistoryGCPacing {
+		// The history is bounded by hub.history_max_bytes and kept on
+		// purpose: the collector need not leave room for it to double.
+		defer gcpace.Exclude(func() int64 { return broker.Stats().HistoryBytes })()
+	}
 	opts := handlerOptions(m.Config, m.Logger, broker)
 	opts.Hub.JWT = verifier
 	h := handler.New(opts)
