@@ -116,16 +116,8 @@ func TestWriteDeadline(t *testing.T) {
 			if err := c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
 				panic(err)
 			}
-			// 256 MiB is far more than any socket buffers hold.
-			payload := make([]byte, 1<<20)
-			var err error
-			for range 256 {
-				if _, err = w.Write(payload); err != nil {
-					break
-				}
-			}
-			errs <- err
-			_, err = w.Write([]byte("data: after\n\n"))
+			errs <- writeUntilItFails(w)
+			_, err := w.Write([]byte("data: after\n\n"))
 			errs <- err
 			return true // the failed write, not the step, must end it
 		}
@@ -340,15 +332,7 @@ func TestCloseConnsEndsABlockedWrite(t *testing.T) {
 	s := serve(t, g, eventStream(), func(c *Conn) func(io.Writer) bool {
 		return func(w io.Writer) bool {
 			close(writing)
-			// 256 MiB is far more than any socket buffers hold.
-			payload := make([]byte, 1<<20)
-			var err error
-			for range 256 {
-				if _, err = w.Write(payload); err != nil {
-					break
-				}
-			}
-			errs <- err
+			errs <- writeUntilItFails(w)
 			return true // the failed write, not the step, must end it
 		}
 	})
@@ -378,4 +362,17 @@ func TestCloseConnsEndsABlockedWrite(t *testing.T) {
 	if n := g.CloseConns(); n != 0 {
 		t.Errorf("CloseConns() on a drained group = %d, want 0", n)
 	}
+}
+
+// writeUntilItFails writes 256 MiB to w, far more than any socket buffers
+// hold, and returns the first write error: with a client that reads
+// nothing, the write that blocks and then fails.
+func writeUntilItFails(w io.Writer) error {
+	payload := make([]byte, 1<<20)
+	for range 256 {
+		if _, err := w.Write(payload); err != nil {
+			return err
+		}
+	}
+	return nil
 }
