@@ -149,9 +149,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Warn("shutdown timeout passed: closed the detached streams still open",
 			"streams", n, "timeout", m.Config.Server.ShutdownTimeout)
 		// Their writes fail at once now; this only bounds the wait.
-		wctx, cancel := context.WithTimeout(context.Background(), closedStreamsGrace)
-		defer cancel()
-		if werr := h.Wait(wctx); err == nil && werr != nil {
+		gctx, cancelGrace := context.WithTimeout(context.Background(), closedStreamsGrace)
+		defer cancelGrace()
+		if werr := h.Wait(gctx); err == nil && werr != nil {
 			err = werr
 		}
 	}
