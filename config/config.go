@@ -105,6 +105,7 @@ type NATSConfig struct {
 	SubjectPrefix   string   // nats.subject_prefix: topic orders.eu is subject <prefix>.orders.eu
 	Replicas        int      // nats.replicas: copies of the stream in a cluster, 1-5
 	Storage         string   // nats.storage: file or memory
+	PublishBatching bool     // nats.publish_batching: publish from one goroutine per instance
 	Embedded        bool     // nats.embedded: run a NATS server inside the process
 	StoreDir        string   // nats.store_dir: the embedded server's JetStream store
 }
@@ -191,6 +192,7 @@ func Default() Config {
 			SubjectPrefix:   "ssehub",
 			Replicas:        1,
 			Storage:         "file",
+			PublishBatching: true,
 			Embedded:        false,
 			StoreDir:        "data/nats",
 		},

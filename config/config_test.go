@@ -105,6 +105,7 @@ func TestEnvName(t *testing.T) {
 		"server.addr":                     "SSEHUB_SERVER_ADDR",
 		"cors.allowed_origins":            "SSEHUB_CORS_ALLOWED_ORIGINS",
 		"hub.max_topics_per_subscription": "SSEHUB_HUB_MAX_TOPICS_PER_SUBSCRIPTION",
+		"nats.publish_batching":           "SSEHUB_NATS_PUBLISH_BATCHING",
 	} {
 		if got := EnvName(key); got != want {
 			t.Errorf("EnvName(%q) = %q, want %q", key, got, want)

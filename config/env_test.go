@@ -7,7 +7,7 @@ import (
 )
 
 func TestCheckEnv(t *testing.T) {
-	if err := CheckEnv([]string{"HOME=/root", "SSEHUB_SERVER_ADDR=:1", "SSEHUB_CORS_ALLOWED_ORIGINS=http://a", "PATH=/bin"}); err != nil {
+	if err := CheckEnv([]string{"HOME=/root", "SSEHUB_SERVER_ADDR=:1", "SSEHUB_CORS_ALLOWED_ORIGINS=http://a", "SSEHUB_NATS_PUBLISH_BATCHING=false", "PATH=/bin"}); err != nil {
 		t.Errorf("known names: %v", err)
 	}
 	err := CheckEnv([]string{"SSEHUB_SERVER_ADR=:1", "SSEHUB_AUTH_PUBLISH_TOKEN=secret", "OTHER_X=1"})

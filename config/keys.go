@@ -55,6 +55,7 @@ func (c *Config) fields() []field {
 		{"nats.subject_prefix", &c.NATS.SubjectPrefix},
 		{"nats.replicas", &c.NATS.Replicas},
 		{"nats.storage", &c.NATS.Storage},
+		{"nats.publish_batching", &c.NATS.PublishBatching},
 		{"nats.embedded", &c.NATS.Embedded},
 		{"nats.store_dir", &c.NATS.StoreDir},
 		{"auth.publish_tokens", &c.Auth.PublishTokens},

@@ -123,6 +123,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		"SSEHUB_NATS_SUBJECT_PREFIX":             "acme.hub",
 		"SSEHUB_NATS_REPLICAS":                   "3",
 		"SSEHUB_NATS_STORAGE":                    "memory",
+		"SSEHUB_NATS_PUBLISH_BATCHING":           "false",
 		"SSEHUB_NATS_EMBEDDED":                   "false", // true below: it excludes replicas 3
 		"SSEHUB_NATS_STORE_DIR":                  "/var/lib/ssehub/nats",
 		"SSEHUB_AUTH_PUBLISH_TOKENS":             "p1,p2",
@@ -153,7 +154,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		Hub:    HubConfig{Broker: "nats", HistorySize: 11, HistoryMaxBytes: 1000, HistoryGCPacing: false, SubscriberBuffer: 12, MaxSubscribers: 13, MaxEventBytes: 14, MaxTopicsPerSubscription: 15},
 		NATS: NATSConfig{
 			URL: []string{"nats://n1.test:4222", "tls://n2.test"}, CredentialsFile: creds, Stream: "EVENTS", SubjectPrefix: "acme.hub",
-			Replicas: 3, Storage: "memory", Embedded: false, StoreDir: "/var/lib/ssehub/nats",
+			Replicas: 3, Storage: "memory", PublishBatching: false, Embedded: false, StoreDir: "/var/lib/ssehub/nats",
 		},
 		Auth: AuthConfig{PublishTokens: []string{"p1", "p2"}, SubscribeTokens: []string{"s1"}, JWT: JWTConfig{
 			HMACSecret: "0123456789abcdef0123456789abcdef", PublicKeyFile: pubKey, Algorithms: []string{"HS512", "ES256"},

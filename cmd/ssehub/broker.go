@@ -32,12 +32,13 @@ func natsOptions(cfg config.Config, url string) *natsbroker.Options {
 		storage = "memory"
 	}
 	return &natsbroker.Options{
-		URLs:            strings.Split(url, ","),
-		CredentialsFile: cfg.NATS.CredentialsFile,
-		Stream:          cfg.NATS.Stream,
-		SubjectPrefix:   cfg.NATS.SubjectPrefix,
-		Replicas:        cfg.NATS.Replicas,
-		Storage:         storage,
+		URLs:                   strings.Split(url, ","),
+		CredentialsFile:        cfg.NATS.CredentialsFile,
+		Stream:                 cfg.NATS.Stream,
+		SubjectPrefix:          cfg.NATS.SubjectPrefix,
+		Replicas:               cfg.NATS.Replicas,
+		Storage:                storage,
+		DisablePublishBatching: !cfg.NATS.PublishBatching,
 	}
 }
 

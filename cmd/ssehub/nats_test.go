@@ -34,6 +34,19 @@ func TestRunOnNATSResumesAcrossARestart(t *testing.T) {
 	wantResumeAcrossARestart(t, cfg, onNATS)
 }
 
+// nats.publish_batching reaches the broker: true, the default, leaves
+// the option at its zero value (batching on); false turns batching off.
+func TestNATSOptionsPublishBatching(t *testing.T) {
+	cfg := config.Default()
+	if natsOptions(cfg, "nats://127.0.0.1:4222").DisablePublishBatching {
+		t.Error("nats.publish_batching: true disables publish batching")
+	}
+	cfg.NATS.PublishBatching = false
+	if !natsOptions(cfg, "nats://127.0.0.1:4222").DisablePublishBatching {
+		t.Error("nats.publish_batching: false leaves publish batching on")
+	}
+}
+
 // With nats.embedded the process runs its own NATS server, storing in
 // nats.store_dir: a single instance keeps its history across restarts with
 // nothing else to run.

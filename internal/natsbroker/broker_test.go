@@ -19,67 +19,71 @@ import (
 
 // An event published on one instance reaches the subscribers of both.
 func TestPublishReachesSubscribersOfEveryInstance(t *testing.T) {
-	ns := startNATS(t)
-	a, b := newInstance(t, testBrokerOptions(ns)), newInstance(t, testBrokerOptions(ns))
-	onA, onB := a.subscribe(t, "topic=news.*", ""), b.subscribe(t, "topic=news.*", "")
-	status, id, _ := a.post(t, "news.eu", `{"event": "update", "data": "line 1\nline 2"}`)
-	if status != http.StatusCreated {
-		t.Fatalf("publish: %d", status)
-	}
-	want := stream.Event{ID: id, Type: "update", Data: "line 1\nline 2"}
-	for name, c := range map[string]*client{"A": onA, "B": onB} {
-		if got := c.next(t); got != want {
-			t.Errorf("on %s: %+v, want %+v", name, got, want)
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		a, b := newInstance(t, options(ns)), newInstance(t, options(ns))
+		onA, onB := a.subscribe(t, "topic=news.*", ""), b.subscribe(t, "topic=news.*", "")
+		status, id, _ := a.post(t, "news.eu", `{"event": "update", "data": "line 1\nline 2"}`)
+		if status != http.StatusCreated {
+			t.Fatalf("publish: %d", status)
 		}
-	}
-	if m := metricsOf(t, a); !strings.Contains(m, "\nssehub_nats_connected 1\n") || !strings.Contains(m, "\nssehub_nats_consumer_lag ") {
-		t.Errorf("metrics lack the NATS gauges:\n%s", m)
-	}
-	id2 := b.publish(t, "news.us", "from B")
-	for name, c := range map[string]*client{"A": onA, "B": onB} {
-		if got := c.next(t); got.ID != id2 || got.Data != "from B" {
-			t.Errorf("on %s: %+v, want id %s", name, got, id2)
+		want := stream.Event{ID: id, Type: "update", Data: "line 1\nline 2"}
+		for name, c := range map[string]*client{"A": onA, "B": onB} {
+			if got := c.next(t); got != want {
+				t.Errorf("on %s: %+v, want %+v", name, got, want)
+			}
 		}
-	}
+		if m := metricsOf(t, a); !strings.Contains(m, "\nssehub_nats_connected 1\n") || !strings.Contains(m, "\nssehub_nats_consumer_lag ") {
+			t.Errorf("metrics lack the NATS gauges:\n%s", m)
+		}
+		id2 := b.publish(t, "news.us", "from B")
+		for name, c := range map[string]*client{"A": onA, "B": onB} {
+			if got := c.next(t); got.ID != id2 || got.Data != "from B" {
+				t.Errorf("on %s: %+v, want id %s", name, got, id2)
+			}
+		}
+	})
 }
 
 // Two instances publishing at once: each one's ids increase in its
 // publish order, and every subscriber sees all of them in id order.
 func TestIDsIncreaseAcrossInstancesPublishingAtOnce(t *testing.T) {
-	ns := startNATS(t)
-	a, b := newInstance(t, testBrokerOptions(ns)), newInstance(t, testBrokerOptions(ns))
-	subs := []*client{a.subscribe(t, "topic=>", ""), b.subscribe(t, "topic=>", "")}
-	const each = 20
-	ids := make([][]uint64, 2)
-	var wg sync.WaitGroup
-	for i, in := range []*instance{a, b} {
-		wg.Go(func() {
-			for n := range each {
-				status, id, _ := in.post(t, fmt.Sprintf("t%d", i), fmt.Sprintf(`{"data": "%d"}`, n))
-				v, err := strconv.ParseUint(id, 10, 64)
-				if status != http.StatusCreated || err != nil {
-					t.Errorf("publish on %d: %d %q", i, status, id)
-					return
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		a, b := newInstance(t, options(ns)), newInstance(t, options(ns))
+		subs := []*client{a.subscribe(t, "topic=>", ""), b.subscribe(t, "topic=>", "")}
+		const each = 20
+		ids := make([][]uint64, 2)
+		var wg sync.WaitGroup
+		for i, in := range []*instance{a, b} {
+			wg.Go(func() {
+				for n := range each {
+					status, id, _ := in.post(t, fmt.Sprintf("t%d", i), fmt.Sprintf(`{"data": "%d"}`, n))
+					v, err := strconv.ParseUint(id, 10, 64)
+					if status != http.StatusCreated || err != nil {
+						t.Errorf("publish on %d: %d %q", i, status, id)
+						return
+					}
+					ids[i] = append(ids[i], v)
 				}
-				ids[i] = append(ids[i], v)
-			}
-		})
-	}
-	wg.Wait()
-	all := append(slices.Clone(ids[0]), ids[1]...)
-	for i := range ids {
-		if !slices.IsSorted(ids[i]) {
-			t.Errorf("instance %d's ids out of publish order: %v", i, ids[i])
+			})
 		}
-	}
-	slices.Sort(all)
-	for k, c := range subs {
-		for _, want := range all {
-			if got := c.next(t); got.ID != strconv.FormatUint(want, 10) {
-				t.Fatalf("subscriber %d: id %s, want %d", k, got.ID, want)
+		wg.Wait()
+		all := append(slices.Clone(ids[0]), ids[1]...)
+		for i := range ids {
+			if !slices.IsSorted(ids[i]) {
+				t.Errorf("instance %d's ids out of publish order: %v", i, ids[i])
 			}
 		}
-	}
+		slices.Sort(all)
+		for k, c := range subs {
+			for _, want := range all {
+				if got := c.next(t); got.ID != strconv.FormatUint(want, 10) {
+					t.Fatalf("subscriber %d: id %s, want %d", k, got.ID, want)
+				}
+			}
+		}
+	})
 }
 
 // A client on A loses A mid-stream and resumes on B with its last id: it
@@ -182,35 +186,37 @@ func TestResetWhenTheStreamCannotResume(t *testing.T) {
 // down, and the subscriber, still connected, gets every event
 // acknowledged once it is back.
 func TestNATSRestartMidStream(t *testing.T) {
-	ns := startNATS(t)
-	a := newInstance(t, testBrokerOptions(ns))
-	c := a.subscribe(t, "topic=t", "")
-	if id := a.publish(t, "t", "before"); c.next(t).ID != id {
-		t.Fatal("first event not delivered")
-	}
-	ns.stop()
-	waitFor(t, "the broker to see NATS gone", func() bool { return a.broker.Ready() != nil })
-	status, _, header := a.post(t, "t", `{"data": "while down"}`)
-	if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
-		t.Fatalf("publish while down: %d, Retry-After %q", status, header.Get("Retry-After"))
-	}
-	if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("readyz while down: %v %v", resp.Status, err)
-	} else {
-		resp.Body.Close()
-	}
-
-	ns.start(t)
-	waitFor(t, "the broker to reconnect", func() bool { return a.broker.Ready() == nil })
-	var want []string
-	for i := range 5 {
-		want = append(want, a.publish(t, "t", strconv.Itoa(i)))
-	}
-	for _, id := range want {
-		if got := c.next(t); got.ID != id {
-			t.Fatalf("after the restart: %+v, want id %s", got, id)
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		a := newInstance(t, options(ns))
+		c := a.subscribe(t, "topic=t", "")
+		if id := a.publish(t, "t", "before"); c.next(t).ID != id {
+			t.Fatal("first event not delivered")
 		}
-	}
+		ns.stop()
+		waitFor(t, "the broker to see NATS gone", func() bool { return a.broker.Ready() != nil })
+		status, _, header := a.post(t, "t", `{"data": "while down"}`)
+		if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
+			t.Fatalf("publish while down: %d, Retry-After %q", status, header.Get("Retry-After"))
+		}
+		if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("readyz while down: %v %v", resp.Status, err)
+		} else {
+			resp.Body.Close()
+		}
+
+		ns.start(t)
+		waitFor(t, "the broker to reconnect", func() bool { return a.broker.Ready() == nil })
+		var want []string
+		for i := range 5 {
+			want = append(want, a.publish(t, "t", strconv.Itoa(i)))
+		}
+		for _, id := range want {
+			if got := c.next(t); got.ID != id {
+				t.Fatalf("after the restart: %+v, want id %s", got, id)
+			}
+		}
+	})
 }
 
 // A stream that exists with other subjects or storage stops Open.

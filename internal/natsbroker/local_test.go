@@ -13,22 +13,24 @@ import (
 // it, and a subscription opened afterwards gets only later events, as on
 // the memory broker.
 func TestPublishAnswersOnceTheEventIsLocal(t *testing.T) {
-	ns := startNATS(t)
-	a := newInstance(t, testBrokerOptions(ns))
-	for i := range 20 {
-		topic := "t" + strconv.Itoa(i)
-		before := a.publish(t, topic, "before")
-		topics := a.broker.Topics()
-		if k := slices.IndexFunc(topics, func(ti stream.TopicInfo) bool { return ti.Topic == topic }); k < 0 || topics[k].LastEventID != before {
-			t.Fatalf("topics right after the publish of %s: %+v", before, topics)
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		a := newInstance(t, options(ns))
+		for i := range 20 {
+			topic := "t" + strconv.Itoa(i)
+			before := a.publish(t, topic, "before")
+			topics := a.broker.Topics()
+			if k := slices.IndexFunc(topics, func(ti stream.TopicInfo) bool { return ti.Topic == topic }); k < 0 || topics[k].LastEventID != before {
+				t.Fatalf("topics right after the publish of %s: %+v", before, topics)
+			}
+			c := a.subscribe(t, "topic="+topic, "")
+			after := a.publish(t, topic, "after")
+			if got := c.next(t); got.ID != after {
+				t.Fatalf("a subscription opened after %s was answered got %+v first, want %s", before, got, after)
+			}
+			c.cancel()
 		}
-		c := a.subscribe(t, "topic="+topic, "")
-		after := a.publish(t, topic, "after")
-		if got := c.next(t); got.ID != after {
-			t.Fatalf("a subscription opened after %s was answered got %+v first, want %s", before, got, after)
-		}
-		c.cancel()
-	}
+	})
 }
 
 // The local history keeps hub.history_max_bytes as the stream does: an

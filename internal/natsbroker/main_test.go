@@ -83,6 +83,32 @@ func testBrokerOptions(ns *natsServer) Options {
 	}
 }
 
+// publishModes are the two ways a broker publishes: batched, from the
+// publisher's goroutine (the default), and each from its caller's
+// goroutine (Options.DisablePublishBatching).
+var publishModes = []struct {
+	name    string
+	disable bool // Options.DisablePublishBatching
+}{
+	{"batched", false},
+	{"unbatched", true},
+}
+
+// eachPublishMode runs test as one subtest per publish mode; options
+// returns testBrokerOptions set to the mode.
+func eachPublishMode(t *testing.T, test func(t *testing.T, options func(*natsServer) Options)) {
+	t.Helper()
+	for _, mode := range publishModes {
+		t.Run(mode.name, func(t *testing.T) {
+			test(t, func(ns *natsServer) Options {
+				opts := testBrokerOptions(ns)
+				opts.DisablePublishBatching = mode.disable
+				return opts
+			})
+		})
+	}
+}
+
 func newInstance(t *testing.T, opts Options) *instance {
 	t.Helper()
 	b, err := Open(t.Context(), opts)

@@ -14,56 +14,60 @@ import (
 // event type: nothing that every consumer of every instance would parse
 // for each event.
 func TestPublishStoresOnlyTheEvent(t *testing.T) {
-	ns := startNATS(t)
-	a := newInstance(t, testBrokerOptions(ns))
-	plain, err := a.broker.Publish("a", "", "one")
-	if err != nil {
-		t.Fatal(err)
-	}
-	typed, err := a.broker.Publish("a", "update", "two")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		msg    *stream.Message
-		header nats.Header
-	}{
-		{plain, nil},
-		{typed, nats.Header{eventTypeHeader: {"update"}}},
-	} {
-		seq, _ := a.broker.ids.seq(tc.msg.ID)
-		raw, err := a.broker.stream.GetMsg(t.Context(), seq)
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		a := newInstance(t, options(ns))
+		plain, err := a.broker.Publish("a", "", "one")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(raw.Header) != len(tc.header) || raw.Header.Get(eventTypeHeader) != tc.header.Get(eventTypeHeader) {
-			t.Errorf("event %d stored with header %v, want %v", tc.msg.ID, raw.Header, tc.header)
+		typed, err := a.broker.Publish("a", "update", "two")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, tc := range []struct {
+			msg    *stream.Message
+			header nats.Header
+		}{
+			{plain, nil},
+			{typed, nats.Header{eventTypeHeader: {"update"}}},
+		} {
+			seq, _ := a.broker.ids.seq(tc.msg.ID)
+			raw, err := a.broker.stream.GetMsg(t.Context(), seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(raw.Header) != len(tc.header) || raw.Header.Get(eventTypeHeader) != tc.header.Get(eventTypeHeader) {
+				t.Errorf("event %d stored with header %v, want %v", tc.msg.ID, raw.Header, tc.header)
+			}
+		}
+	})
 }
 
 // A subject stored by a stream other than the broker's (its stream was
 // deleted and another made with its subjects) is not acknowledged: the
 // broker's consumer will never deliver it.
 func TestPublishRefusesAnotherStream(t *testing.T) {
-	ns := startNATS(t)
-	opts := testBrokerOptions(ns)
-	a := newInstance(t, opts)
-	a.publish(t, "a", "before")
-	deleteStream(t, ns, DefaultStream)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "OTHER", Subjects: []string{DefaultSubjectPrefix + ".>"}}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = a.broker.Publish("a", "", "after")
-	if !errors.Is(err, stream.ErrUnavailable) || !errors.Is(err, ErrStreamMismatch) {
-		t.Fatalf("publish into stream OTHER: %v, want ErrUnavailable and ErrStreamMismatch", err)
-	}
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		opts := options(ns)
+		a := newInstance(t, opts)
+		a.publish(t, "a", "before")
+		deleteStream(t, ns, DefaultStream)
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "OTHER", Subjects: []string{DefaultSubjectPrefix + ".>"}}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = a.broker.Publish("a", "", "after")
+		if !errors.Is(err, stream.ErrUnavailable) || !errors.Is(err, ErrStreamMismatch) {
+			t.Fatalf("publish into stream OTHER: %v, want ErrUnavailable and ErrStreamMismatch", err)
+		}
+	})
 }
 
 // Each instance's consumer reads the whole stream unfiltered: a filter

@@ -14,7 +14,9 @@ const publisherQueue = 1024
 
 // publisher hands the instance's publishes to JetStream from one
 // goroutine, as asynchronous publishes whose acknowledgements each
-// publish awaits on its own.
+// publish awaits on its own. Options.DisablePublishBatching turns this
+// off: each publish is then a synchronous one from its caller's
+// goroutine, and no goroutine of the publisher's runs.
 //
 // Why one goroutine: when every handler published for itself, nats.go's
 // flusher ran after each one and wrote each event to the socket alone,
@@ -24,12 +26,17 @@ const publisherQueue = 1024
 // publishers, each NATS instance on GOMAXPROCS=1, A/B against the
 // handlers publishing for themselves, 3 rounds each): CPU per publish
 // across the NATS server, both instances and the client 330 → 255 µs
-// (the NATS server's 98 → 60 µs), 4,611 → 5,595 publishes/s.
+// (the NATS server's 98 → 60 µs), 4,611 → 5,595 publishes/s. With the
+// switch off the handlers publish for themselves again, as in the first
+// figures.
+//
+// Either way publish answers the same: the acknowledgement, or the
+// error of JetStream, of ctx, or stream.ErrClosed after stop.
 type publisher struct {
 	js    jetstream.JetStream
-	queue chan *publishing
-	stop  <-chan struct{} // closed by Broker.Close: run returns
-	done  chan struct{}   // closed when run has returned
+	queue chan *publishing // nil with batching off: no run, each publish is sent by its caller
+	stop  <-chan struct{}  // closed by Broker.Close: run returns
+	done  chan struct{}    // closed when run has returned, or at once without run
 }
 
 // publishing is one publish on its way: sent is closed once ack or err
@@ -41,8 +48,15 @@ type publishing struct {
 	sent chan struct{}
 }
 
-func newPublisher(js jetstream.JetStream, stop <-chan struct{}) *publisher {
-	p := &publisher{js: js, queue: make(chan *publishing, publisherQueue), stop: stop, done: make(chan struct{})}
+// newPublisher returns the publisher of js until stop is closed: with
+// batching, its goroutine runs; without, there is none.
+func newPublisher(js jetstream.JetStream, stop <-chan struct{}, batching bool) *publisher {
+	p := &publisher{js: js, stop: stop, done: make(chan struct{})}
+	if !batching {
+		close(p.done)
+		return p
+	}
+	p.queue = make(chan *publishing, publisherQueue)
 	go p.run()
 	return p
 }
@@ -84,6 +98,40 @@ func (p *publisher) send(pub *publishing) {
 // ends; after stop it returns stream.ErrClosed. It is safe for
 // concurrent use.
 func (p *publisher) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	if p.queue == nil {
+		return p.publishNow(ctx, msg)
+	}
+	return p.publishQueued(ctx, msg)
+}
+
+// publishNow is publish with batching off: a synchronous publish from
+// the caller's goroutine. A publish in flight when stop is closed ends
+// once Broker.Close closes the connection, not at once as in
+// publishQueued; it returns stream.ErrClosed as well.
+func (p *publisher) publishNow(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	if p.stopped() {
+		return nil, stream.ErrClosed
+	}
+	ack, err := p.js.PublishMsg(ctx, msg)
+	if p.stopped() {
+		return nil, stream.ErrClosed
+	}
+	return ack, err
+}
+
+// stopped reports whether stop is closed.
+func (p *publisher) stopped() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// publishQueued is publish with batching on: run sends msg, and the
+// caller waits for the acknowledgement.
+func (p *publisher) publishQueued(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	pub := &publishing{msg: msg, sent: make(chan struct{})}
 	select {
 	case p.queue <- pub:

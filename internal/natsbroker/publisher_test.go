@@ -3,7 +3,11 @@ package natsbroker
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/internal/stream"
@@ -47,17 +51,134 @@ func TestPublisherSendsWhatIsQueuedInOrder(t *testing.T) {
 }
 
 // A publish still waiting for the publisher when the broker closes ends
-// with stream.ErrClosed.
+// with stream.ErrClosed; with batching off, a publish after stop is not
+// sent at all.
 func TestPublisherStopEndsWaitingPublishes(t *testing.T) {
-	stop := make(chan struct{})
-	p := &publisher{queue: make(chan *publishing), stop: stop} // no run: nothing is taken
-	got := make(chan error, 1)
-	go func() {
-		_, err := p.publish(context.Background(), &nats.Msg{Subject: "ssehub.a"})
-		got <- err
-	}()
-	close(stop)
-	if err := <-got; !errors.Is(err, stream.ErrClosed) {
-		t.Fatalf("publish after stop: %v, want stream.ErrClosed", err)
+	t.Run("batched", func(t *testing.T) {
+		stop := make(chan struct{})
+		p := &publisher{queue: make(chan *publishing), stop: stop} // no run: nothing is taken
+		got := make(chan error, 1)
+		go func() {
+			_, err := p.publish(context.Background(), &nats.Msg{Subject: "ssehub.a"})
+			got <- err
+		}()
+		close(stop)
+		if err := <-got; !errors.Is(err, stream.ErrClosed) {
+			t.Fatalf("publish after stop: %v, want stream.ErrClosed", err)
+		}
+	})
+	t.Run("unbatched", func(t *testing.T) {
+		ns := startNATS(t)
+		b, err := Open(t.Context(), testBrokerOptions(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		stop := make(chan struct{})
+		p := newPublisher(b.js, stop, false)
+		close(stop)
+		if _, err := p.publish(context.Background(), &nats.Msg{Subject: b.subject("a"), Data: []byte("x")}); !errors.Is(err, stream.ErrClosed) {
+			t.Fatalf("publish after stop: %v, want stream.ErrClosed", err)
+		}
+		info, err := b.stream.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := info.State.Msgs; n != 0 {
+			t.Fatalf("the stream holds %d events after a publish that answered stream.ErrClosed", n)
+		}
+	})
+}
+
+// In both modes a publish that gets no acknowledgement ends with ctx's
+// error, and one in flight when the broker closes with stream.ErrClosed.
+// A core subscriber that never answers stands in for a slow JetStream:
+// it receives the publish, so the test knows it is in flight.
+func TestPublisherAnswersAlikeInBothModes(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		b, err := Open(t.Context(), options(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		received := make(chan *nats.Msg, 2)
+		sub, err := b.nc.ChanSubscribe("silent.a", received)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		if _, err := b.pub.publish(ctx, &nats.Msg{Subject: "silent.a"}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("publish never acknowledged: %v, want context.DeadlineExceeded", err)
+		}
+		<-received
+
+		got := make(chan error, 1)
+		go func() {
+			_, err := b.pub.publish(t.Context(), &nats.Msg{Subject: "silent.a"})
+			got <- err
+		}()
+		<-received // in flight
+		b.Close()
+		if err := <-got; !errors.Is(err, stream.ErrClosed) {
+			t.Fatalf("publish in flight at Close: %v, want stream.ErrClosed", err)
+		}
+		if _, err := b.Publish("a", "", "x"); !errors.Is(err, stream.ErrClosed) {
+			t.Fatalf("Publish after Close: %v, want stream.ErrClosed", err)
+		}
+	})
+}
+
+// With publish batching on, Open starts the publisher's goroutine; with
+// it off none runs, not even once events are published: each is sent
+// from its handler's goroutine. Goroutine ids are never reused, so those
+// of other tests' publishers, ending or not, are told apart.
+func TestPublishBatchingSwitchDecidesThePublisherGoroutine(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		opts := options(ns)
+		before := publisherGoroutines()
+		a := newInstance(t, opts)
+		for i := range 3 {
+			a.publish(t, "a", strconv.Itoa(i))
+		}
+		started := 0
+		for id := range publisherGoroutines() {
+			if !before[id] {
+				started++
+			}
+		}
+		want := 1
+		if opts.DisablePublishBatching {
+			want = 0
+		}
+		if started != want {
+			t.Fatalf("%d publisher goroutines started with DisablePublishBatching %v, want %d", started, opts.DisablePublishBatching, want)
+		}
+	})
+}
+
+// publisherGoroutines returns the ids of the goroutines in a publisher's
+// run, read from a dump of every goroutine's stack.
+func publisherGoroutines() map[string]bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
 	}
+	ids := map[string]bool{}
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		// "goroutine 42 [select]:" and its frames, innermost first.
+		if strings.Contains(g, "natsbroker.(*publisher).run(") {
+			ids[strings.Fields(g)[1]] = true
+		}
+	}
+	return ids
 }
