@@ -335,3 +335,80 @@ func TestBrowserHubShippedConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserHubJWTRefusal gives the Hub panel a JWT, minted by `ssehub
+// token`, that grants subscribing to orders.> and nothing else. Subscribing
+// to payments.> with it is refused: the panel shows the hub's 403 and the
+// hub's reason in its alert line, #hub-refusal, its state is that error,
+// its log stays empty, and the one request it sent got the 403 (no stream,
+// no retry). Then the same token subscribes to orders.>: the refusal line
+// goes, the stream opens, and an event published over HTTP arrives.
+func TestBrowserHubJWTRefusal(t *testing.T) {
+	cfg := hubTestConfig()
+	cfg.Auth.JWT = tokenConfig(t).Auth.JWT
+	base, _ := startMain(t, cfg)
+	jwt := mintToken(t, "--subscribe", "orders.>", "--ttl", "10m")
+	ctx := newBrowser(t)
+	errs := watchPageErrors(t, ctx)
+	requests := watchRequests(t, ctx)
+
+	// The hub's reason, as its JSON error says it, after the status: what
+	// the page must show. It names the pattern, so it cannot come from
+	// another refusal (no token, a bad token: 401).
+	const refusal = `HTTP 403: subscribing to "payments.>": not granted by the token`
+	runPage(t, ctx, base+"/",
+		typeInto("#hub-topics", "payments.>"),
+		typeInto("#hub-sub-token", jwt),
+		recordTexts("#hub-state"),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText(`#hub-refusal[role="alert"]`, refusal),
+	)
+	if got := mustRun(t, ctx, textOf("#hub-state")); got != "error: "+refusal {
+		t.Errorf("#hub-state %q, want the error %q", got, "error: "+refusal)
+	}
+	if got := mustRun(t, ctx, hubLog()); len(got) != 0 {
+		t.Errorf("a refused panel logged %+v", got)
+	}
+	subs := requests.to(ctx, "/api/v1/events")
+	if len(subs) != 1 || subs[0].Status != http.StatusForbidden {
+		t.Fatalf("subscribe requests %+v, want one, answered 403", subs)
+	}
+	if got := subs[0].Headers["Authorization"]; got != "Bearer "+jwt {
+		t.Errorf("the refused subscribe sent Authorization %q, want the JWT", got)
+	}
+	refusedURL := subs[0].URL
+	if !strings.Contains(refusedURL, "topic="+url.QueryEscape("payments.>")) {
+		t.Errorf("the refused subscribe asked for %s, want topic payments.>", refusedURL)
+	}
+
+	runActions(t, ctx,
+		typeInto("#hub-topics", "orders.>"),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	if gone := mustRun(t, ctx, callJS[bool](`() => document.querySelector("#hub-refusal") === null`)); !gone {
+		t.Errorf("the refusal line is still shown on an open stream: %q", mustRun(t, ctx, textOf("#hub-refusal")))
+	}
+	status, id := publishOverHTTP(t, base, hubTestToken, "orders.new", "granted")
+	if status != http.StatusCreated {
+		t.Fatalf("publish over HTTP: %d %s", status, id)
+	}
+	runActions(t, ctx, waitHubEvents(1))
+	if got, want := mustRun(t, ctx, hubLog()), []hubLogEntry{{"event", id, id + " granted"}}; !slices.Equal(got, want) {
+		t.Errorf("hub log\n got %+v\nwant %+v", got, want)
+	}
+	wantStates := []string{"idle", "connecting", "error: " + refusal, "connecting", "open"}
+	if got := mustRun(t, ctx, recordedTexts("#hub-state")); !slices.Equal(got, wantStates) {
+		t.Errorf("hub states %q, want %q", got, wantStates)
+	}
+	subs = requests.to(ctx, "/api/v1/events")
+	if len(subs) != 2 || subs[1].Status != http.StatusOK || subs[1].Headers["Authorization"] != "Bearer "+jwt {
+		t.Errorf("subscribe requests %+v, want the refused one, then one with the JWT answered 200", subs)
+	}
+	// The browser logs the refused load; nothing else may go wrong.
+	for _, msg := range errs.list(ctx) {
+		if !strings.Contains(msg, "403") || !strings.Contains(msg, refusedURL) {
+			t.Errorf("page error: %s", msg)
+		}
+	}
+}

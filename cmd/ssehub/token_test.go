@@ -30,17 +30,22 @@ func runToken(t *testing.T, env map[string]string, args ...string) (int, string,
 	return code, stdout.String(), stderr.String()
 }
 
-// TestTokenCommandMintsWhatTheServerAccepts mints a token with the same
-// configuration a server runs with, and uses it there: it grants what it
-// says, and nothing else.
-func TestTokenCommandMintsWhatTheServerAccepts(t *testing.T) {
+// tokenConfig is the configuration a server runs with to accept the tokens
+// mintToken mints: the built-in defaults with tokenEnv.
+func tokenConfig(t *testing.T) config.Config {
+	t.Helper()
 	cfg, err := config.Load([]string{"--config", ""}, func(k string) string { return tokenEnv[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Demo.Enabled = false
-	base, _ := startMain(t, cfg)
-	code, out, stderr := runToken(t, tokenEnv, "--subscribe", "orders.>", "--publish=orders.eu.*", "--ttl", "10m")
+	return cfg
+}
+
+// mintToken runs `ssehub token args...` with tokenEnv and returns the JWT
+// it prints; a failure, or an output that is not a JWT, fails the test.
+func mintToken(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, stderr := runToken(t, tokenEnv, args...)
 	if code != 0 {
 		t.Fatalf("ssehub token: exit %d: %s", code, stderr)
 	}
@@ -48,6 +53,17 @@ func TestTokenCommandMintsWhatTheServerAccepts(t *testing.T) {
 	if strings.Count(token, ".") != 2 {
 		t.Fatalf("output %q is not a JWT", out)
 	}
+	return token
+}
+
+// TestTokenCommandMintsWhatTheServerAccepts mints a token with the same
+// configuration a server runs with, and uses it there: it grants what it
+// says, and nothing else.
+func TestTokenCommandMintsWhatTheServerAccepts(t *testing.T) {
+	cfg := tokenConfig(t)
+	cfg.Demo.Enabled = false
+	base, _ := startMain(t, cfg)
+	token := mintToken(t, "--subscribe", "orders.>", "--publish=orders.eu.*", "--ttl", "10m")
 	get := func(path string, header http.Header) *http.Response {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", base+path, nil)
