@@ -1,6 +1,6 @@
 // Package testpki makes certificates for tests: a CA and a server
-// certificate it signed for the loopback addresses, as PEM files. Only
-// tests import it.
+// certificate it signed for the loopback addresses, as PEM files, and
+// renewals of that certificate from the same CA. Only tests import it.
 package testpki
 
 import (
@@ -23,16 +23,22 @@ import (
 type PKI struct {
 	CertFile, KeyFile string         // the server's certificate and its key
 	Roots             *x509.CertPool // the CA
+
+	ca    *x509.Certificate
+	caKey *ecdsa.PrivateKey
+}
+
+// Pair is a server certificate and its private key.
+type Pair struct {
+	CertPEM, KeyPEM []byte
+	DER             []byte // the certificate: what a client sees as PeerCertificates[0].Raw
 }
 
 // New makes a CA and a server certificate, valid for an hour, in a new
 // directory of t's that is removed when the test ends.
 func New(t testing.TB) PKI {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caKey := newKey(t)
 	now := time.Now()
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -51,12 +57,29 @@ func New(t testing.TB) PKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	dir := t.TempDir()
+	pki := PKI{
+		CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"),
+		Roots: x509.NewCertPool(), ca: ca, caKey: caKey,
+	}
+	pki.Roots.AddCert(ca)
+	pki.Renew(t).Write(t, pki.CertFile, pki.KeyFile)
+	return pki
+}
+
+// Renew makes another server certificate like the one in p.CertFile,
+// valid for an hour, with a new key and signed by the same CA, and
+// returns it without writing it.
+func (p PKI) Renew(t testing.TB) Pair {
+	t.Helper()
+	key := newKey(t)
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
 		t.Fatal(err)
 	}
+	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
+		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: "localhost"},
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
@@ -65,7 +88,7 @@ func New(t testing.TB) PKI {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,17 +96,33 @@ func New(t testing.TB) PKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	pki := PKI{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), Roots: x509.NewCertPool()}
-	pki.Roots.AddCert(ca)
-	writePEMFile(t, pki.CertFile, "CERTIFICATE", der)
-	writePEMFile(t, pki.KeyFile, "PRIVATE KEY", keyDER)
-	return pki
+	return Pair{
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		DER:     der,
+	}
 }
 
-func writePEMFile(t testing.TB, path, typ string, der []byte) {
+// Write writes the certificate to certFile, then the key to keyFile,
+// replacing what they hold.
+func (pr Pair) Write(t testing.TB, certFile, keyFile string) {
 	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	writeFile(t, certFile, pr.CertPEM)
+	writeFile(t, keyFile, pr.KeyPEM)
+}
+
+func writeFile(t testing.TB, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func newKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
