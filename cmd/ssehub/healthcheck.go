@@ -63,9 +63,12 @@ func loopbackAddr(addr string) string {
 // with. Over TLS the check dials a loopback address, which a certificate
 // for a public name does not cover, so the usual verification would fail:
 // instead the server must present exactly the certificate in
-// server.tls.cert_file. (A certificate renewed on disk but not yet loaded
-// by the server, which reads it at start, then fails the check until a
-// restart.)
+// server.tls.cert_file. After a renewal on disk the server presents the
+// new certificate from its first handshake that finds a check of the
+// files due (see certReloader), often the check's own: the check can fail
+// only when run less than certCheckInterval after the files changed, and
+// passes at the next run. A pair on disk that does not load fails it
+// until a good one replaces it.
 func healthClient(c config.TLSConfig) (*http.Client, string, error) {
 	if !c.Enabled() {
 		return &http.Client{Transport: &http.Transport{}}, "http", nil

@@ -2,25 +2,28 @@ package main
 
 import (
 	"crypto/tls"
-	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/ssehub/ssehub/config"
 )
 
 // serverTLS returns the TLS configuration for server.tls, or nil for plain
 // HTTP. config.Load has already checked the pair; reading it again here
-// catches a file changed since, and names the keys.
-func serverTLS(c config.TLSConfig) (*tls.Config, error) {
+// catches a file changed since, and names the keys. Handshakes then take
+// the certificate from a certReloader checking the files at most every
+// interval.
+func serverTLS(c config.TLSConfig, interval time.Duration, log *slog.Logger) (*tls.Config, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	certs, err := newCertReloader(c.CertFile, c.KeyFile, interval, log)
 	if err != nil {
-		return nil, fmt.Errorf("server.tls.cert_file %q, server.tls.key_file %q: %w", c.CertFile, c.KeyFile, err)
+		return nil, err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
+	return &tls.Config{GetCertificate: certs.GetCertificate}, nil
 }
 
 // serverProtocols returns what srv speaks besides its defaults: with

@@ -56,6 +56,9 @@ type Main struct {
 	// nats, when not nil, runs the hub on the NATS broker with these
 	// options, whatever the config says.
 	nats *natsbroker.Options
+	// certCheck, when not nil, replaces certCheckInterval: tests set 0,
+	// so that every TLS handshake checks server.tls's files.
+	certCheck *time.Duration
 }
 
 // Run listens, serves until ctx is done, then shuts down: it stops
@@ -63,7 +66,11 @@ type Main struct {
 // server.shutdown_timeout for requests to finish and closes the
 // connections still open then.
 func (m *Main) Run(ctx context.Context) error {
-	tlsConfig, err := serverTLS(m.Config.Server.TLS)
+	interval := certCheckInterval
+	if m.certCheck != nil {
+		interval = *m.certCheck
+	}
+	tlsConfig, err := serverTLS(m.Config.Server.TLS, interval, m.Logger)
 	if err != nil {
 		return err
 	}
