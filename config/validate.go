@@ -142,10 +142,21 @@ func (d DemoConfig) validate() []error {
 		errs = append(errs, invalid("demo.ticker_interval",
 			fmt.Sprintf("%q must be between 0s and %v", d.TickerInterval, maxTickerInterval)))
 	}
-	return append(errs, collect(
+	errs = append(errs, collect(
 		durationAbove("demo.max_duration", d.MaxDuration, 0),
 		intBetween("demo.max_tokens", d.MaxTokens, 1, 0),
 	)...)
+	// GET /stream without a query runs ticker_count lines ticker_interval
+	// apart: beyond max_duration every such request, the demo page's
+	// first panel among them, would be refused with a 400.
+	if len(errs) == 0 {
+		if total := time.Duration(d.TickerCount) * d.TickerInterval; total > d.MaxDuration {
+			errs = append(errs, invalid("demo.ticker_count", fmt.Sprintf(
+				"%d × demo.ticker_interval %s = %s is above demo.max_duration (%s): GET /stream without a query would be refused",
+				d.TickerCount, d.TickerInterval, total, d.MaxDuration)))
+		}
+	}
+	return errs
 }
 
 func (l LogConfig) validate() []error {
