@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxTopicLen is the longest topic or subscription pattern, in bytes.
@@ -64,12 +65,23 @@ func validate(s string, wildcards bool) string {
 		default:
 			for i := 0; i < len(seg); i++ {
 				if !isTopicByte(seg[i]) {
-					return fmt.Sprintf("byte %q not allowed", seg[i])
+					return notAllowed(seg[i:])
 				}
 			}
 		}
 	}
 	return ""
+}
+
+// notAllowed names the character s starts with, one a topic may not
+// hold: the whole character when s starts with valid UTF-8 ('é', not
+// its first byte), else the byte in hex.
+func notAllowed(s string) string {
+	r, size := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte %#02x not allowed", s[0])
+	}
+	return fmt.Sprintf("character %q not allowed", r)
 }
 
 // isTopicByte reports whether c may appear in a topic segment.

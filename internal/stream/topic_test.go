@@ -44,6 +44,22 @@ func TestValidateTopic(t *testing.T) {
 	}
 }
 
+// TestValidateTopicNamesTheCharacter: the error names the character a
+// topic may not hold as the client wrote it, not its first byte.
+func TestValidateTopicNamesTheCharacter(t *testing.T) {
+	for topic, want := range map[string]string{
+		"a.é":    `character 'é' not allowed`,
+		"a b":    `character ' ' not allowed`,
+		"a.\xff": `byte 0xff not allowed`,
+		"a\n":    `character '\n' not allowed`,
+	} {
+		err := ValidateTopic(topic)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ValidateTopic(%q) = %v, want it to say %s", topic, err, want)
+		}
+	}
+}
+
 func TestValidatePattern(t *testing.T) {
 	tests := []struct {
 		pattern string
