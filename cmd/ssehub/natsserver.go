@@ -33,9 +33,10 @@ func natsServers(cfg config.Config, log *slog.Logger) (url string, stop func(), 
 }
 
 // natsPayload returns the max_payload for an embedded server: room for
-// the largest event once encoded (a body of maxEventBytes may grow up to
-// about 3.5 times, every "\n" of its JSON becoming a "data: " line), at
-// least NATS's default 1 MiB, at most NATS's limit.
+// the largest event as stored (the data of a body of maxEventBytes may
+// grow up to 3 times, each invalid UTF-8 byte becoming the three-byte
+// U+FFFD; 4 times leaves room for the subject and headers), at least
+// NATS's default 1 MiB, at most NATS's limit.
 func natsPayload(maxEventBytes int) int32 {
 	return int32(min(max(4*maxEventBytes, 1<<20), maxNATSPayload))
 }
