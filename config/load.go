@@ -116,7 +116,11 @@ func newFlagSet(def Config) *pflag.FlagSet {
 // usage returns the help text for flags.
 func usage(flags *pflag.FlagSet) string {
 	var b strings.Builder
-	b.WriteString("Usage: ssehub [flags]\n\nFlags:\n")
+	b.WriteString("Usage:\n")
+	b.WriteString("  ssehub [flags]              serve\n")
+	b.WriteString("  ssehub healthcheck [flags]  ask the server at server.addr for /healthz: exit 0 when healthy\n")
+	b.WriteString("  ssehub token [flags]        print a JWT for development (ssehub token -h)\n")
+	b.WriteString("\nFlags, for all three (token has more of its own):\n")
 	b.WriteString(flags.FlagUsages())
 	b.WriteString("\nSettings are read from built-in defaults, then the YAML file, then the\n")
 	b.WriteString("environment, then flags. Every key has a variable: SSEHUB_ and the key in\n")

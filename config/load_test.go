@@ -383,7 +383,7 @@ func TestLoadHelp(t *testing.T) {
 		if !errors.As(err, &help) {
 			t.Fatalf("%s: err is %T, want *HelpError", arg, err)
 		}
-		for _, want := range []string{"--config", "--addr", "--log-level", "--log-format", "SSEHUB_"} {
+		for _, want := range []string{"--config", "--addr", "--log-level", "--log-format", "SSEHUB_", "ssehub healthcheck", "ssehub token"} {
 			if !strings.Contains(help.Usage, want) {
 				t.Errorf("%s: usage lacks %q:\n%s", arg, want, help.Usage)
 			}
