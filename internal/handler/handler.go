@@ -150,6 +150,10 @@ func New(opts Options) *Handler {
 	}
 	r := h.engine
 	r.HandleMethodNotAllowed = true
+	// Every route is one exact path: /healthz/ is a 404 in JSON like any
+	// unknown path, not a redirect with an HTML body (which behind a proxy
+	// that rewrites paths may also point somewhere else).
+	r.RedirectTrailingSlash = false
 	h.trustProxies(opts.TrustedProxies)
 	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS))
 	r.Use(opts.Middleware...)

@@ -87,4 +87,8 @@ func TestUnknownRoutesAndMethodsAnswerJSON(t *testing.T) {
 	wantJSONError(t, ts.do(t, "GET", "/nope", nil, nil), http.StatusNotFound)
 	wantJSONError(t, ts.do(t, "PUT", "/stream", nil, nil), http.StatusMethodNotAllowed)
 	wantJSONError(t, ts.do(t, "DELETE", "/healthz", nil, nil), http.StatusMethodNotAllowed)
+	// A trailing slash names no route: a JSON 404, not Gin's redirect
+	// (which the test client would follow to a 200).
+	wantJSONError(t, ts.do(t, "GET", "/healthz/", nil, nil), http.StatusNotFound)
+	wantJSONError(t, ts.do(t, "GET", "/stream/", nil, nil), http.StatusNotFound)
 }
