@@ -16,14 +16,26 @@ func TestReadResponseHead(t *testing.T) {
 		want responseHead
 		body string
 	}{
-		{"chunked", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-			responseHead{status: 200, contentLength: -1, chunked: true, contentType: "text/event-stream"}, "hello"},
-		{"length", "HTTP/1.1 201 Created\r\ncontent-length: 4\r\n\r\nabcdEXTRA",
-			responseHead{status: 201, contentLength: 4}, "abcd"},
-		{"close delimited", "HTTP/1.1 200 OK\nConnection: close\n\nto the end",
-			responseHead{status: 200, contentLength: -1, close: true}, "to the end"},
-		{"http/1.0", "HTTP/1.0 200 OK\r\nX-Long: " + long + "\r\n\r\nbody",
-			responseHead{status: 200, contentLength: -1, close: true}, "body"},
+		{
+			"chunked", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+			responseHead{status: 200, contentLength: -1, chunked: true, contentType: "text/event-stream"},
+			"hello",
+		},
+		{
+			"length", "HTTP/1.1 201 Created\r\ncontent-length: 4\r\n\r\nabcdEXTRA",
+			responseHead{status: 201, contentLength: 4},
+			"abcd",
+		},
+		{
+			"close delimited", "HTTP/1.1 200 OK\nConnection: close\n\nto the end",
+			responseHead{status: 200, contentLength: -1, close: true},
+			"to the end",
+		},
+		{
+			"http/1.0", "HTTP/1.0 200 OK\r\nX-Long: " + long + "\r\n\r\nbody",
+			responseHead{status: 200, contentLength: -1, close: true},
+			"body",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

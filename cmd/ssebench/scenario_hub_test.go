@@ -115,8 +115,10 @@ func TestIdleScenario(t *testing.T) {
 func TestTableReportAndProgressLine(t *testing.T) {
 	srv := newHubServer(t, stream.MemoryOptions{})
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"-url", srv.URL, "-scenario", "fanout", "-n", "5",
-		"-rate", "50", "-duration", "300ms", "-token", testToken, "-progress", "50ms", "-timeout", "60s"},
+	code := run(t.Context(), []string{
+		"-url", srv.URL, "-scenario", "fanout", "-n", "5",
+		"-rate", "50", "-duration", "300ms", "-token", testToken, "-progress", "50ms", "-timeout", "60s",
+	},
 		&stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d; stderr: %s", code, stderr.String())

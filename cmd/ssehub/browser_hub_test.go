@@ -53,7 +53,7 @@ func waitHubEvents(n int) chromedp.Action[chromedp.Void] {
 		_, err := waitJS(fmt.Sprintf(`document.querySelectorAll("#hub-log li[data-id]").length === %d`, n))(ctx, tgt)
 		if err != nil {
 			got, lerr := hubLog()(ctx, tgt)
-			return chromedp.Void{}, fmt.Errorf("want %d events in #hub-log, it holds %+v (%v): %w", n, got, lerr, err)
+			return chromedp.Void{}, fmt.Errorf("want %d events in #hub-log, it holds %+v (%w): %w", n, got, lerr, err)
 		}
 		return chromedp.Void{}, nil
 	}

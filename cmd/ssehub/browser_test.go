@@ -406,8 +406,10 @@ func watchRequests(t *testing.T, ctx context.Context) *requestLog {
 			if _, ok := l.reqs[ev.RequestID]; !ok {
 				l.ids = append(l.ids, ev.RequestID)
 			}
-			l.reqs[ev.RequestID] = &request{Method: ev.Request.Method, URL: ev.Request.URL, Type: ev.Type,
-				Headers: canonicalHeaders(ev.Request.Headers)}
+			l.reqs[ev.RequestID] = &request{
+				Method: ev.Request.Method, URL: ev.Request.URL, Type: ev.Type,
+				Headers: canonicalHeaders(ev.Request.Headers),
+			}
 		case *network.EventRequestWillBeSentExtraInfo:
 			l.extra[ev.RequestID] = ev.Headers
 		case *network.EventResponseReceived:

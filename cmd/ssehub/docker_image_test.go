@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -107,7 +108,7 @@ func TestDockerImage(t *testing.T) {
 	lines := 0
 	for p := stream.NewParser(resp.Body); ; {
 		ev, err := p.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -161,7 +162,7 @@ func TestDockerImage(t *testing.T) {
 	start := time.Now()
 	docker.must(t, "stop", "--time", fmt.Sprint(int(grace.Seconds())), ctr)
 	took := time.Since(start)
-	if _, err := p.Next(); err != io.EOF {
+	if _, err := p.Next(); !errors.Is(err, io.EOF) {
 		t.Errorf("stream after docker stop: %v, want its end", err)
 	}
 	if code := docker.must(t, "inspect", "--format", "{{.State.ExitCode}}", ctr); code != "0" {

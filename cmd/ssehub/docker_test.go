@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"debug/elf"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -185,7 +186,7 @@ func TestDockerBinary(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Process.Kill() })
+	t.Cleanup(func() { _ = srv.Process.Kill() })
 	lines := bufio.NewScanner(logs)
 	addr := ""
 	for addr == "" && lines.Scan() {
@@ -196,7 +197,7 @@ func TestDockerBinary(t *testing.T) {
 	if addr == "" {
 		t.Fatalf("no listening line in the logs: %v", lines.Err())
 	}
-	go io.Copy(io.Discard, logs)
+	go func() { _, _ = io.Copy(io.Discard, logs) }()
 
 	health := exec.Command(bin, "healthcheck")
 	health.Dir = app
@@ -217,7 +218,7 @@ func TestDockerBinary(t *testing.T) {
 	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Next(); err != io.EOF {
+	if _, err := p.Next(); !errors.Is(err, io.EOF) {
 		t.Errorf("stream after SIGTERM: %v, want its end", err)
 	}
 	exited := make(chan error, 1)

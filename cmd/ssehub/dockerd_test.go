@@ -131,7 +131,7 @@ func startDockerd(t *testing.T, cli string, env []string) *dockerEngine {
 		t.Skipf("skipping: no Docker engine answers, and dockerd does not start: %v", err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }() // its exit status says nothing: stopDockerd decides
 	stop := func() error { return stopDockerd(cmd, exited, dir) }
 
 	e := &dockerEngine{cli: cli, env: append(env, "DOCKER_HOST=unix://"+sock), own: true}
@@ -168,16 +168,16 @@ func startDockerd(t *testing.T, cli string, env []string) *dockerEngine {
 // SIGKILL after dockerdStopTimeout, with the containerd it started), undoes
 // the mounts it leaves under dir, and removes dir.
 func stopDockerd(cmd *exec.Cmd, exited <-chan struct{}, dir string) error {
-	cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGTERM) // one that has exited is seen below
 	select {
 	case <-exited:
 	case <-time.After(dockerdStopTimeout):
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		<-exited
 		// Its containerd outlives a killed dockerd.
 		if b, err := os.ReadFile(filepath.Join(dir, "exec/containerd/containerd.pid")); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
+				_ = syscall.Kill(pid, syscall.SIGKILL) // gone already is fine
 			}
 		}
 	}

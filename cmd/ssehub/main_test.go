@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -110,7 +111,7 @@ func TestRunServesAndShutsDownWithOpenStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop()
-	if _, err := p.Next(); err != io.EOF {
+	if _, err := p.Next(); !errors.Is(err, io.EOF) {
 		t.Errorf("stream after shutdown: %v, want its end", err)
 	}
 }
@@ -173,13 +174,17 @@ func TestRunLogsWhoMayPublish(t *testing.T) {
 		tokens        []string
 		want, wantNot []string
 	}{
-		{"demo on, no tokens", true, nil,
+		{
+			"demo on, no tokens", true, nil,
 			[]string{open, `level=WARN msg="publishing is off outside demo.>: set auth.publish_tokens`},
-			[]string{`msg="publishing is off:`}},
+			[]string{`msg="publishing is off:`},
+		},
 		{"demo on, tokens", true, []string{"t"}, []string{open}, []string{"publishing is off"}},
-		{"demo off, no tokens", false, nil,
+		{
+			"demo off, no tokens", false, nil,
 			[]string{`level=WARN msg="publishing is off: set auth.publish_tokens`},
-			[]string{"demo hub open", "outside demo.>"}},
+			[]string{"demo hub open", "outside demo.>"},
+		},
 		{"demo off, tokens", false, []string{"t"}, nil, []string{"demo hub open", "publishing is off"}},
 	}
 	for _, tt := range tests {

@@ -183,7 +183,10 @@ func TestPanicInStep(t *testing.T) {
 		value any
 		check func(p any) bool // whether done got the right value
 	}{
-		{"error", errBoom, func(p any) bool { return p == errBoom }},
+		{"error", errBoom, func(p any) bool {
+			err, ok := p.(error)
+			return ok && errors.Is(err, errBoom)
+		}},
 		{"nil", nil, func(p any) bool {
 			var nilErr *runtime.PanicNilError
 			err, ok := p.(error)

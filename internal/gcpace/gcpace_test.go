@@ -88,7 +88,7 @@ func settle(t *testing.T, ok func(percent int) bool) (goal, live int64) {
 		runtime.GC()
 		runtime.Gosched() // let the cleanup goroutine run
 		pacer.mu.Lock()   // and finish, if it has started
-		pacer.mu.Unlock()
+		pacer.mu.Unlock() //nolint:staticcheck // empty on purpose: waits for a pacer run in progress
 		metrics.Read(samples)
 		if ok(int(samples[2].Value.Uint64())) {
 			return int64(samples[0].Value.Uint64()), int64(samples[1].Value.Uint64())

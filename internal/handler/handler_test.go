@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -173,7 +174,7 @@ func readAll(t *testing.T, r io.Reader) (*stream.Parser, []stream.Event) {
 	var events []stream.Event
 	for {
 		ev, err := p.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return p, events
 		}
 		if err != nil {

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -206,8 +207,12 @@ func TestHubResumeUnderConcurrentPublish(t *testing.T) {
 				return
 			}
 			var out struct{ ID string }
-			json.NewDecoder(resp.Body).Decode(&out)
+			err = json.NewDecoder(resp.Body).Decode(&out)
 			resp.Body.Close()
+			if err != nil || out.ID == "" {
+				t.Errorf("publish %d: %s, id %q, %v", i, resp.Status, out.ID, err)
+				return
+			}
 			published = append(published, out.ID)
 		}
 	}()
@@ -221,7 +226,7 @@ func TestHubResumeUnderConcurrentPublish(t *testing.T) {
 		// Drop the connection every 37 events, and resume whenever the
 		// hub ended the stream.
 		if err != nil || len(seen)%37 == 0 {
-			if err != nil && err != io.EOF {
+			if err != nil && !errors.Is(err, io.EOF) {
 				t.Fatalf("after %d events: %v", len(seen), err)
 			}
 			drop()
@@ -392,7 +397,7 @@ func TestHubSubscriptionEndsWhenBrokerCloses(t *testing.T) {
 	ts := newTestServer(t, opts)
 	p := ts.subscribe(t, "topic=a", nil)
 	broker.Close()
-	if _, err := p.Next(); err != io.EOF {
+	if _, err := p.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after broker Close: %v, want the end of the stream", err)
 	}
 	ts.waitReturned(t, "/api/v1/events")

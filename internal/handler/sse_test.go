@@ -63,7 +63,7 @@ func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) 
 func bubbleServer(t *testing.T, h http.Handler) *http.Client {
 	ln := newPipeListener()
 	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // ErrServerClosed once the test ends
 	client := &http.Client{Transport: &http.Transport{DialContext: ln.dial}}
 	t.Cleanup(func() {
 		client.CloseIdleConnections()
@@ -268,9 +268,13 @@ func TestHubHeartbeatResetBySends(t *testing.T) {
 		p.OnComment = func(string) { beats = append(beats, time.Since(start)) }
 		go func() {
 			time.Sleep(6 * time.Second)
-			broker.Publish("a", "", "at 6s")
+			if _, err := broker.Publish("a", "", "at 6s"); err != nil {
+				t.Error(err)
+			}
 			time.Sleep(27 * time.Second)
-			broker.Publish("a", "", "at 33s")
+			if _, err := broker.Publish("a", "", "at 33s"); err != nil {
+				t.Error(err)
+			}
 		}()
 		for range 2 {
 			if _, err := p.Next(); err != nil {

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -161,7 +162,7 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 		t.Fatalf("event %+v", ev)
 	}
 	ts.h.Close()
-	if _, err := p.Next(); err != io.EOF {
+	if _, err := p.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after Close: %v, want the stream to end", err)
 	}
 	ts.waitReturned(t, "/api/v1/events")

@@ -99,7 +99,7 @@ func FuzzEncodeParse(f *testing.F) {
 
 		p := stream.NewParser(newSizedReader(string(wire), size))
 		got, err := parseAll(p)
-		if err != io.EOF {
+		if !errors.Is(err, io.EOF) {
 			t.Fatalf("Next error = %v on %q", err, wire)
 		}
 		var want []stream.Event
@@ -160,7 +160,7 @@ func FuzzParse(f *testing.F) {
 		for _, r := range []io.Reader{strings.NewReader(string(in)), newSizedReader(string(in), size)} {
 			p := stream.NewParser(r)
 			got, err := parseAll(p)
-			if err != io.EOF {
+			if !errors.Is(err, io.EOF) {
 				t.Fatalf("Next error = %v", err)
 			}
 			if !reflect.DeepEqual(got, wantEvents) {
@@ -184,7 +184,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("AppendTo(%q): %v", ev, err)
 			}
 			got, err := parseAll(stream.NewParser(strings.NewReader(string(wire))))
-			if err != io.EOF || len(got) != 1 || got[0] != ev {
+			if !errors.Is(err, io.EOF) || len(got) != 1 || got[0] != ev {
 				t.Fatalf("re-encoded %q as %q, parsed back %q, %v", ev, wire, got, err)
 			}
 		}

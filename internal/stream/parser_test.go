@@ -348,7 +348,7 @@ func TestParser(t *testing.T) {
 				if !errors.Is(err, wantErr) {
 					t.Fatalf("Next error = %v, want %v", err, wantErr)
 				}
-				if _, again := p.Next(); again != err {
+				if _, again := p.Next(); !errors.Is(again, err) {
 					t.Errorf("Next after %v = %v, want the same error", err, again)
 				}
 				if !reflect.DeepEqual(got, tt.want) {
@@ -392,7 +392,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 func TestParserCRLFSplitAcrossReads(t *testing.T) {
 	r := &chunkReader{chunks: []string{"data: a\r", "\ndata: b\r", "\n\r", "\nid: 1\r", "\r", "\n", "data: c\r", "\r"}}
 	got, err := parseAll(stream.NewParser(r))
-	if err != io.EOF {
+	if !errors.Is(err, io.EOF) {
 		t.Fatalf("Next error = %v, want io.EOF", err)
 	}
 	// "\r" + "\n" is one line end each time; the lone "\n" after "\r\r"
@@ -416,7 +416,7 @@ func TestParserDispatchesWithoutReadingAhead(t *testing.T) {
 		if err != nil || ev.Data != "a" {
 			t.Errorf("%q: Next = %+v, %v; want data a", frame, ev, err)
 		}
-		if _, err := p.Next(); err != errMustNotRead {
+		if _, err := p.Next(); !errors.Is(err, errMustNotRead) {
 			t.Errorf("%q: second Next error = %v, want %v", frame, err, errMustNotRead)
 		}
 	}
@@ -427,7 +427,7 @@ func TestParserReturnsReadError(t *testing.T) {
 	r := io.MultiReader(strings.NewReader("data: a\n\ndata: b\n"), iotest.ErrReader(errReset))
 	p := stream.NewParser(r)
 	got, err := parseAll(p)
-	if err != errReset {
+	if !errors.Is(err, errReset) {
 		t.Fatalf("Next error = %v, want %v unwrapped", err, errReset)
 	}
 	if want := []stream.Event{{Data: "a"}}; !reflect.DeepEqual(got, want) {
@@ -471,7 +471,7 @@ type stallingReader struct{}
 func (stallingReader) Read([]byte) (int, error) { return 0, nil }
 
 func TestParserNoProgress(t *testing.T) {
-	if _, err := stream.NewParser(stallingReader{}).Next(); err != io.ErrNoProgress {
+	if _, err := stream.NewParser(stallingReader{}).Next(); !errors.Is(err, io.ErrNoProgress) {
 		t.Errorf("Next error = %v, want io.ErrNoProgress", err)
 	}
 }
