@@ -42,14 +42,20 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 // deliver hands one message of the stream to h's local broker with the id
 // of its sequence. A message the hub cannot take (published by another
 // client to a subject that is no topic) is skipped: its id has no event.
-// It is called by the consumer's goroutine, one message at a time.
+// It is called by the consumer's goroutine, one message at a time
+// (h.deliverMu makes sure of it across the ordered consumer's renewals).
 //
 // The first message of each consumer (the ordered consumer makes a new one
 // after a reconnect or a deletion) waits until the stream is known to be
 // h's still: one of a stream created again is never delivered with h's ids.
 func (b *Broker) deliver(h *history, m jetstream.Msg) {
 	md, err := m.Metadata()
-	if err != nil || h.foreign {
+	if err != nil {
+		return
+	}
+	h.deliverMu.Lock()
+	defer h.deliverMu.Unlock()
+	if h.foreign {
 		return
 	}
 	if md.Consumer != h.consumer {

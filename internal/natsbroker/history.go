@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,11 +40,13 @@ type history struct {
 	stale atomic.Bool
 	ended chan struct{} // closed by end: renewed, or the Broker closed
 
-	// consumer is the name of the consumer that delivered the last
-	// message, and foreign is set once the stream it reads is found to be
-	// another; only the consumer's goroutine (deliver) uses them.
-	consumer string
-	foreign  bool
+	// deliverMu is held by deliver: the ordered consumer does not wait
+	// for the handler of a consumer it replaced to return. consumer is the
+	// name of the consumer that delivered the last message, and foreign is
+	// set once the stream it reads is found to be another.
+	deliverMu sync.Mutex
+	consumer  string
+	foreign   bool
 }
 
 // newHistory returns the history of st, whose local consumer is to start

@@ -243,3 +243,30 @@ func idAbove(a, b string) bool {
 	y, err2 := strconv.ParseUint(b, 10, 64)
 	return err1 == nil && err2 == nil && x > y
 }
+
+// An acknowledged sequence is confirmed against the event the consumer
+// delivered under its id: another event there (the acknowledgement came
+// from a stream created again, before the consumer was told of the
+// deletion) is refused, and the stream is checked.
+func TestConfirmRefusesAnotherEventUnderTheID(t *testing.T) {
+	ns := startNATS(t)
+	a := newInstance(t, testBrokerOptions(ns))
+	m, err := a.broker.Publish("t", "", "mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.broker.cur.Load()
+	if err := a.broker.confirm(t.Context(), h, m); err != nil {
+		t.Fatalf("confirm of the event delivered: %v", err)
+	}
+	other, _ := stream.NewMessage(m.ID, "t", "", "another's")
+	if err := a.broker.confirm(t.Context(), h, other); !errors.Is(err, ErrStreamDeleted) {
+		t.Fatalf("confirm of another event under id %d: %v, want ErrStreamDeleted", m.ID, err)
+	}
+	// The stream is h's still: the check clears the alarm.
+	waitFor(t, "the check to find the stream unchanged", func() bool { return a.broker.Ready() == nil })
+	if a.broker.cur.Load() != h {
+		t.Fatal("a new history for an unchanged stream")
+	}
+	a.publish(t, "t", "after")
+}
