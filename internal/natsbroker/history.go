@@ -28,7 +28,7 @@ type history struct {
 	stream  jetstream.Stream
 	created time.Time // the stream's, as read when the history began
 	ids     ids
-	// prevFrom is the first id of the history before this one on this
+	// prevFrom is the id offset of the history before this one on this
 	// instance, or 0: ids from it up to this one's offset resume from
 	// this history's start (resume.go).
 	prevFrom uint64
@@ -213,7 +213,9 @@ func (b *Broker) swap(old, h *history) {
 // event h's consumer delivered with its id: an acknowledgement from a
 // stream created again, before the consumer learnt of the deletion,
 // carries a sequence h's consumer may have passed with another event.
-// Only when h no longer retains the id does it ask the stream.
+// Only when h no longer retains the id does it ask the stream. The one
+// case it cannot tell: the old stream's event under that id had the same
+// topic, type and data.
 func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) error {
 	got := h.mem.Retained(msg.ID)
 	if got == nil {
