@@ -11,7 +11,8 @@
 // (consumer.go). A resume older than the local history reads the stream
 // (resume.go). An event's id is its stream sequence plus the stream's
 // creation time in microseconds (ids.go), so ids of another history are
-// recognised.
+// recognised. A stream deleted while the instance runs, created again or
+// not, starts a new history without a restart (history.go).
 package natsbroker
 
 import (
@@ -120,13 +121,15 @@ type Broker struct {
 	opts   Options
 	nc     *nats.Conn
 	js     jetstream.JetStream
-	stream jetstream.Stream
-	ids    ids
-	mem    *stream.Memory // the local layer: fan-out and a cache of the tail
+	cur    atomic.Pointer[history] // the stream as read now; renew replaces it
 	pub    *publisher
-	cc     jetstream.ConsumeContext
-	seen   delivered     // how far cc has fed mem
 	closed chan struct{} // closed by Close
+
+	renewMu  sync.Mutex
+	renewing bool           // a renew goroutine runs
+	shut     bool           // Close has begun: no renew starts
+	renewals sync.WaitGroup // the renew goroutine, for Close
+	retired  stream.Stats   // the counters of the histories that ended
 
 	published atomic.Uint64 // events this instance stored
 	replayed  atomic.Uint64 // events replayed from the stream
@@ -175,22 +178,18 @@ func (b *Broker) start(ctx context.Context) error {
 	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(b.opts.PublishTimeout)); err != nil {
 		return fmt.Errorf("nats jetstream: %w", err)
 	}
-	if b.stream, err = ensureStream(ctx, b.js, &b.opts); err != nil {
+	st, err := ensureStream(ctx, b.js, &b.opts)
+	if err != nil {
 		return err
 	}
-	info := b.stream.CachedInfo()
-	b.ids = newIDs(info.Created)
-	last := info.State.LastSeq
-	b.seen.advance(last)
-	b.mem = stream.NewMemory(stream.MemoryOptions{
-		HistorySize:      b.opts.HistorySize,
-		HistoryMaxBytes:  int(b.opts.HistoryMaxBytes),
-		SubscriberBuffer: b.opts.SubscriberBuffer,
-		MaxSubscribers:   b.opts.MaxSubscribers,
-		FirstID:          b.ids.id(last + 1),
-	})
+	h := b.newHistory(st, st.CachedInfo().State.LastSeq+1)
 	b.pub = newPublisher(b.js, b.closed, !b.opts.DisablePublishBatching)
-	return b.consume(ctx, last+1)
+	if err := b.consume(ctx, h); err != nil {
+		h.mem.Close()
+		return err
+	}
+	b.cur.Store(h)
+	return nil
 }
 
 // Publish stores the event in the stream and returns it with the id made
@@ -198,9 +197,10 @@ func (b *Broker) start(ctx context.Context) error {
 // consumer has delivered it (within PublishTimeout; the event is stored
 // either way): it does not deliver it itself, the local consumer does, as
 // on every other instance. While
-// NATS is unreachable it returns an error wrapping stream.ErrUnavailable;
-// nothing is acknowledged that was not stored (an event whose
-// acknowledgement was lost may be stored nonetheless).
+// NATS is unreachable, and while a deleted stream is being replaced, it
+// returns an error wrapping stream.ErrUnavailable; nothing is acknowledged
+// that was not stored, or with an id of a history that has ended (an
+// event whose acknowledgement was lost may be stored nonetheless).
 func (b *Broker) Publish(topic, eventType, data string) (*stream.Message, error) {
 	if err := stream.ValidateTopic(topic); err != nil {
 		return nil, err
@@ -208,7 +208,8 @@ func (b *Broker) Publish(topic, eventType, data string) (*stream.Message, error)
 	if err := stream.ValidateEventType(eventType); err != nil {
 		return nil, err
 	}
-	if err := b.Ready(); err != nil {
+	h := b.cur.Load()
+	if err := b.ready(h); err != nil {
 		return nil, err
 	}
 	m := &nats.Msg{Subject: b.subject(topic), Data: []byte(data)}
@@ -222,25 +223,47 @@ func (b *Broker) Publish(topic, eventType, data string) (*stream.Message, error)
 	// The acknowledgement names the stream instead.
 	ack, err := b.pub.publish(ctx, m)
 	if err != nil {
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			b.renew(h) // no stream took it: deleted, and its consumer not told?
+		}
 		return nil, b.unavailable("publish", err)
 	}
 	if ack.Stream != b.opts.Stream {
 		return nil, b.unavailable("publish", fmt.Errorf("subject %s stored by stream %q, not %q: %w", m.Subject, ack.Stream, b.opts.Stream, ErrStreamMismatch))
 	}
 	b.published.Add(1)
-	b.seen.wait(ctx, b.closed, ack.Sequence)
-	return stream.NewMessage(b.ids.id(ack.Sequence), topic, eventType, data)
+	msg, err := stream.NewMessage(h.ids.id(ack.Sequence), topic, eventType, data)
+	if err != nil {
+		return nil, err
+	}
+	// The stream may have been deleted meanwhile, and this event stored in
+	// the next one: its id in h would be wrong.
+	if h.seen.wait(ctx, h.ended, ack.Sequence) {
+		err = b.confirm(ctx, h, msg)
+	}
+	if err == nil {
+		err = b.ready(h)
+	}
+	if err != nil {
+		return nil, b.unavailable("publish", err)
+	}
+	return msg, nil
 }
 
-// Ready returns nil while the broker is connected to NATS, and otherwise
-// an error wrapping stream.ErrUnavailable (or stream.ErrClosed once Close
-// was called).
-func (b *Broker) Ready() error {
+// Ready returns nil while the broker is connected to NATS and its stream
+// is the one it reads, and otherwise an error wrapping
+// stream.ErrUnavailable (or stream.ErrClosed once Close was called).
+func (b *Broker) Ready() error { return b.ready(b.cur.Load()) }
+
+// ready is Ready with h as the current history.
+func (b *Broker) ready(h *history) error {
 	switch {
 	case b.nc.IsClosed():
 		return stream.ErrClosed
 	case !b.nc.IsConnected():
 		return fmt.Errorf("nats not connected: %w", stream.ErrUnavailable)
+	case h.stale.Load(), h != b.cur.Load():
+		return fmt.Errorf("stream %q: %w: %w", b.opts.Stream, ErrStreamDeleted, stream.ErrUnavailable)
 	}
 	return nil
 }
@@ -256,12 +279,18 @@ func (b *Broker) unavailable(op string, err error) error {
 
 // Topics lists the active topics the local history and subscriptions know
 // of: the topics of the stream's tail that it caches.
-func (b *Broker) Topics() []stream.TopicInfo { return b.mem.Topics() }
+func (b *Broker) Topics() []stream.TopicInfo { return b.cur.Load().mem.Topics() }
 
 // Stats returns running totals: Published counts the events this instance
 // stored, the others are the local broker's plus replays from the stream.
+// The local counters of the histories that ended are kept.
 func (b *Broker) Stats() stream.Stats {
-	s := b.mem.Stats()
+	b.renewMu.Lock()
+	s, old := b.cur.Load().mem.Stats(), b.retired
+	b.renewMu.Unlock()
+	s.Delivered += old.Delivered
+	s.Dropped += old.Dropped
+	s.Replayed += old.Replayed
 	s.Published = b.published.Load()
 	r := b.replayed.Load()
 	s.Replayed += r
@@ -284,12 +313,12 @@ func (b *Broker) Close() {
 		if b.pub != nil {
 			<-b.pub.done
 		}
-		if b.cc != nil {
-			b.cc.Stop()
-			<-b.cc.Closed()
-		}
-		if b.mem != nil {
-			b.mem.Close()
+		b.renewMu.Lock()
+		b.shut = true
+		b.renewMu.Unlock()
+		b.renewals.Wait()
+		if h := b.cur.Load(); h != nil {
+			h.end(stream.ErrClosed)
 		}
 		b.nc.Close()
 	})

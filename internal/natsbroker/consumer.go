@@ -2,29 +2,36 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// consume starts the instance's one ordered consumer on the whole stream,
-// from sequence from on. The ordered consumer survives a lost connection:
-// once it is back, it starts again after the last sequence it delivered,
-// so subscribers miss nothing.
+// consume starts history h's one ordered consumer on the whole stream,
+// from the sequence after the one h.seen starts at. The ordered consumer
+// survives a lost connection: once it is back, it starts again after the
+// last sequence it delivered, so subscribers miss nothing.
 //
 // It has no subject filter: the stream's one subject is the prefix's
 // wildcard (ensureStream checks it), and a filter equal to it made the
 // server match every event's subject for each instance's consumer.
-func (b *Broker) consume(ctx context.Context, from uint64) error {
-	cons, err := b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+//
+// The consumer's being deleted, as it is with its stream, makes the
+// Broker check the stream (renew).
+func (b *Broker) consume(ctx context.Context, h *history) error {
+	cons, err := h.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   from,
+		OptStartSeq:   h.seen.last() + 1,
 	})
 	if err != nil {
 		return fmt.Errorf("nats: consumer on stream %q: %w", b.opts.Stream, err)
 	}
-	b.cc, err = cons.Consume(b.deliver, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	h.cc, err = cons.Consume(func(m jetstream.Msg) { b.deliver(h, m) }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		b.opts.Logger.Debug("nats consumer", "err", err)
+		if errors.Is(err, jetstream.ErrConsumerDeleted) {
+			b.renew(h)
+		}
 	}))
 	if err != nil {
 		return fmt.Errorf("nats: consume stream %q: %w", b.opts.Stream, err)
@@ -32,22 +39,40 @@ func (b *Broker) consume(ctx context.Context, from uint64) error {
 	return nil
 }
 
-// deliver hands one message of the stream to the local broker with the id
+// deliver hands one message of the stream to h's local broker with the id
 // of its sequence. A message the hub cannot take (published by another
 // client to a subject that is no topic) is skipped: its id has no event.
-// It is called by the consumer's goroutine, one message at a time.
-func (b *Broker) deliver(m jetstream.Msg) {
+// It is called by the consumer's goroutine, one message at a time
+// (h.deliverMu makes sure of it across the ordered consumer's renewals).
+//
+// The first message of each consumer (the ordered consumer makes a new one
+// after a reconnect or a deletion) waits until the stream is known to be
+// h's still: one of a stream created again is never delivered with h's ids.
+func (b *Broker) deliver(h *history, m jetstream.Msg) {
 	md, err := m.Metadata()
 	if err != nil {
 		return
 	}
+	h.deliverMu.Lock()
+	defer h.deliverMu.Unlock()
+	if h.foreign {
+		return
+	}
+	if md.Consumer != h.consumer {
+		if !b.same(h) {
+			h.foreign = true
+			b.renew(h)
+			return
+		}
+		h.consumer = md.Consumer
+	}
 	b.lag.Store(md.NumPending)
-	defer b.seen.advance(md.Sequence.Stream)
+	defer h.seen.advance(md.Sequence.Stream)
 	topic, ok := b.topic(m.Subject())
 	if !ok {
 		return
 	}
-	if _, err := b.mem.Deliver(b.ids.id(md.Sequence.Stream), topic, m.Headers().Get(eventTypeHeader), string(m.Data())); err != nil {
+	if _, err := h.mem.Deliver(h.ids.id(md.Sequence.Stream), topic, m.Headers().Get(eventTypeHeader), string(m.Data())); err != nil {
 		b.opts.Logger.Debug("nats event skipped", "seq", md.Sequence.Stream, "subject", m.Subject(), "err", err)
 	}
 }

@@ -72,6 +72,13 @@ func (d *delivered) wait(ctx context.Context, stop <-chan struct{}, seq uint64) 
 	return false
 }
 
+// last is the last sequence delivered.
+func (d *delivered) last() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seq
+}
+
 // pending is how many publishes are waiting.
 func (d *delivered) pending() int {
 	d.mu.Lock()

@@ -48,7 +48,7 @@ func TestLocalHistoryKeepsTheByteCap(t *testing.T) {
 		}
 		ids = append(ids, strconv.FormatUint(m.ID, 10))
 	}
-	local, err := a.broker.mem.Subscribe([]string{"a"}, ids[0])
+	local, err := a.broker.cur.Load().mem.Subscribe([]string{"a"}, ids[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func TestPublisherStopEndsWaitingPublishes(t *testing.T) {
 		if _, err := p.publish(context.Background(), &nats.Msg{Subject: b.subject("a"), Data: []byte("x")}); !errors.Is(err, stream.ErrClosed) {
 			t.Fatalf("publish after stop: %v, want stream.ErrClosed", err)
 		}
-		info, err := b.stream.Info(t.Context())
+		info, err := b.cur.Load().stream.Info(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -22,15 +23,23 @@ const replayBatch = 512
 // older one reads the stream after lastEventID up to its last sequence at
 // that moment: that is Replay, and Take drops the live events it already
 // holds, exactly, by id. An id from another history, below the stream's
-// first retained event or above its last starts with a Reset. Reading the
-// stream fails with an error wrapping stream.ErrUnavailable while NATS is
+// first retained event or above its last starts with a Reset; an id of
+// the history before the current one on this instance (its stream was
+// deleted) resumes from the current stream's start. Reading the stream
+// fails with an error wrapping stream.ErrUnavailable while NATS is
 // unreachable.
 func (b *Broker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
-	live, err := b.mem.Subscribe(patterns, lastEventID)
+	h := b.cur.Load()
+	live, err := h.mem.Subscribe(patterns, lastEventID)
+	for errors.Is(err, stream.ErrClosed) && h != b.cur.Load() {
+		// h ended meanwhile (renew): subscribe to the history after it.
+		h = b.cur.Load()
+		live, err = h.mem.Subscribe(patterns, lastEventID)
+	}
 	if err != nil || lastEventID == "" || live.Reset() == "" {
 		return live, err
 	}
-	s, err := b.resume(live, patterns, lastEventID)
+	s, err := b.resume(h, live, patterns, lastEventID)
 	if err != nil {
 		live.Close()
 		return nil, err
@@ -38,43 +47,47 @@ func (b *Broker) Subscribe(patterns []string, lastEventID string) (stream.Subscr
 	return s, nil
 }
 
-// resume is Subscribe for an id the local history does not hold; live is
-// registered already.
-func (b *Broker) resume(live stream.Subscription, patterns []string, lastEventID string) (*subscription, error) {
+// resume is Subscribe for an id the local history of h does not hold;
+// live is registered already.
+func (b *Broker) resume(h *history, live stream.Subscription, patterns []string, lastEventID string) (*subscription, error) {
 	s := &subscription{Subscription: live}
 	id, err := strconv.ParseUint(lastEventID, 10, 64)
 	if err != nil {
 		s.reset = "the last event id is not an event id of this hub; events may have been missed"
 		return s, nil
 	}
-	seq, ok := b.ids.seq(id)
+	seq, ok := h.ids.seq(id)
+	if !ok && h.prevFrom != 0 && id >= h.prevFrom {
+		// The history before h: every event of h's stream is after it.
+		seq, ok = 0, true
+	}
 	if !ok {
 		s.reset = fmt.Sprintf("last event id %d is from another history of this hub; events may have been missed", id)
 		return s, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
-	info, err := b.stream.Info(ctx)
+	info, err := h.stream.Info(ctx)
 	if err != nil {
 		return nil, b.unavailable("stream info", err)
 	}
 	first, last := info.State.FirstSeq, info.State.LastSeq
 	switch {
 	case seq > last:
-		s.reset = fmt.Sprintf("last event id %d is unknown: the newest event id is %d", id, b.ids.id(last))
+		s.reset = fmt.Sprintf("last event id %d is unknown: the newest event id is %d", id, h.ids.id(last))
 		return s, nil
 	case seq+1 < first:
-		s.reset = fmt.Sprintf("last event id %d is older than the retained history (oldest id %d); events were missed", id, b.ids.id(first))
+		s.reset = fmt.Sprintf("last event id %d is older than the retained history (oldest id %d); events were missed", id, h.ids.id(first))
 		return s, nil
 	}
 	// Every event after last reaches live: it was stored after live was
 	// registered. Those up to last that reach it too (the local consumer
 	// may lag) are dropped by Take.
-	s.after = b.ids.id(last)
+	s.after = h.ids.id(last)
 	if seq == last {
 		return s, nil
 	}
-	if s.replay, err = b.read(ctx, patterns, seq+1, last); err != nil {
+	if s.replay, err = b.read(ctx, h, patterns, seq+1, last); err != nil {
 		return nil, b.unavailable("replay", err)
 	}
 	n := uint64(len(s.replay))
@@ -82,11 +95,11 @@ func (b *Broker) resume(live stream.Subscription, patterns []string, lastEventID
 	return s, nil
 }
 
-// read returns the events of the stream from sequence from to sequence to
+// read returns the events of h's stream from sequence from to sequence to
 // whose topic matches one of patterns, oldest first, through an ephemeral
 // ordered consumer filtered on their subjects.
-func (b *Broker) read(ctx context.Context, patterns []string, from, to uint64) ([]*stream.Message, error) {
-	cons, err := b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+func (b *Broker) read(ctx context.Context, h *history, patterns []string, from, to uint64) ([]*stream.Message, error) {
+	cons, err := h.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: b.filters(patterns),
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
@@ -121,7 +134,7 @@ func (b *Broker) read(ctx context.Context, patterns []string, from, to uint64) (
 		if seq > to {
 			return out, nil
 		}
-		if msg := b.message(seq, m, patterns); msg != nil {
+		if msg := b.message(h.ids.id(seq), m, patterns); msg != nil {
 			out = append(out, msg)
 		}
 		if seq == to || md.NumPending == 0 {
@@ -130,14 +143,14 @@ func (b *Broker) read(ctx context.Context, patterns []string, from, to uint64) (
 	}
 }
 
-// message is the event of stream message m, or nil when its subject is no
-// topic matching one of patterns.
-func (b *Broker) message(seq uint64, m jetstream.Msg, patterns []string) *stream.Message {
+// message is the event of stream message m with id id, or nil when its
+// subject is no topic matching one of patterns.
+func (b *Broker) message(id uint64, m jetstream.Msg, patterns []string) *stream.Message {
 	topic, ok := b.topic(m.Subject())
 	if !ok || !slices.ContainsFunc(patterns, func(p string) bool { return stream.Match(p, topic) }) {
 		return nil
 	}
-	msg, err := stream.NewMessage(b.ids.id(seq), topic, m.Headers().Get(eventTypeHeader), string(m.Data()))
+	msg, err := stream.NewMessage(id, topic, m.Headers().Get(eventTypeHeader), string(m.Data()))
 	if err != nil {
 		return nil
 	}

@@ -37,13 +37,12 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 	}
 }
 
-// ensureStream returns the stream, created if missing. One that exists
-// must have the subjects and storage asked for (else ErrStreamMismatch);
-// its limits and replicas are updated to the options'.
+// ensureStream returns the stream, created if missing, else as
+// findStream does.
 func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
-	want := streamConfig(o)
-	st, err := js.Stream(ctx, o.Stream)
+	st, err := findStream(ctx, js, o)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		want := streamConfig(o)
 		st, err = js.CreateStream(ctx, want)
 		if err != nil {
 			return nil, fmt.Errorf("nats: create stream %q: %w", o.Stream, err)
@@ -51,6 +50,16 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 		o.Logger.Info("nats stream created", "stream", o.Stream, "subjects", want.Subjects, "storage", o.Storage)
 		return st, nil
 	}
+	return st, err
+}
+
+// findStream returns the stream, or an error wrapping
+// jetstream.ErrStreamNotFound when it is missing. It must have the
+// subjects and storage asked for (else ErrStreamMismatch); its limits and
+// replicas are updated to the options'.
+func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
+	want := streamConfig(o)
+	st, err := js.Stream(ctx, o.Stream)
 	if err != nil {
 		return nil, fmt.Errorf("nats: stream %q: %w", o.Stream, err)
 	}

@@ -23,6 +23,22 @@ func (b *Memory) Deliver(id uint64, topic, eventType, data string) (*Message, er
 	return b.publish(id, topic, eventType, data)
 }
 
+// Retained returns the message with id id while the history retains it,
+// else nil: a broker that assigns ids elsewhere checks with it that the
+// event it handed to Deliver under an id is the one it expects.
+func (b *Memory) Retained(id uint64) *Message {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := b.hist
+	if len(h.ring) == 0 || id < h.oldest || id >= h.next {
+		return nil
+	}
+	if m := h.ring[id%uint64(len(h.ring))].msg; m != nil && m.ID == id {
+		return m
+	}
+	return nil
+}
+
 // skipTo makes id the next id of the history (see history.skipTo) and
 // forgets the topics of the messages it evicts. The caller holds b.mu.
 func (b *Memory) skipTo(id uint64) error {

@@ -97,3 +97,42 @@ func TestDeliverGapKeepsTheHistoryAccounts(t *testing.T) {
 		t.Fatalf("topics %+v", topics)
 	}
 }
+
+// Retained finds a delivered message by its id while the history keeps
+// it, and nothing for an id skipped, evicted or not yet used.
+func TestRetainedFindsWhatTheHistoryKeeps(t *testing.T) {
+	b := NewMemory(MemoryOptions{HistorySize: 2, FirstID: 10})
+	for _, id := range []uint64{10, 12, 13} {
+		if _, err := b.Deliver(id, "a", "", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, want := range map[uint64]bool{10: false, 11: false, 12: true, 13: true, 14: false} {
+		if m := b.Retained(id); (m != nil) != want || m != nil && m.ID != id {
+			t.Errorf("Retained(%d) = %v, want found %v", id, m, want)
+		}
+	}
+	b.Close()
+	if m := b.Retained(13); m != nil {
+		t.Errorf("Retained after Close = %v", m)
+	}
+}
+
+// CloseWith ends the open subscriptions with its error, which tells them
+// from a shutdown, and closes the broker as Close does.
+func TestCloseWithEndsSubscriptionsWithItsError(t *testing.T) {
+	b := NewMemory(MemoryOptions{})
+	s, err := b.Subscribe([]string{"a"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := errors.New("history ended")
+	b.CloseWith(gone)
+	b.Close() // no effect: the first one counts
+	if _, open := s.Take(nil); open || !errors.Is(s.Err(), gone) {
+		t.Fatalf("after CloseWith: open %v, Err %v, want %v", open, s.Err(), gone)
+	}
+	if _, err := b.Subscribe([]string{"a"}, ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Subscribe after CloseWith: %v, want ErrClosed", err)
+	}
+}

@@ -367,7 +367,13 @@ func (b *Memory) Done() <-chan struct{} { return b.done }
 // Close closes the broker: every open subscription is ended with
 // ErrClosed, the history is released, Done is closed, and later Publish and
 // Subscribe calls fail with ErrClosed. It is idempotent.
-func (b *Memory) Close() {
+func (b *Memory) Close() { b.CloseWith(ErrClosed) }
+
+// CloseWith is Close with err, not ErrClosed, as the Err of the
+// subscriptions it ends: for a broker whose history ends for another
+// reason than a shutdown (a NATS stream deleted), whose subscribers should
+// reconnect. Only the first Close or CloseWith has an effect.
+func (b *Memory) CloseWith(err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -377,7 +383,7 @@ func (b *Memory) Close() {
 	closeAll := func(g *group) {
 		for _, s := range g.subs {
 			if !s.closed {
-				b.closeSub(s, ErrClosed)
+				b.closeSub(s, err)
 			}
 			s.slots = nil
 		}

@@ -1,0 +1,234 @@
+package natsbroker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// ErrStreamDeleted ends the subscriptions of a history whose stream was
+// deleted while the instance ran: the client should reconnect and resume
+// from its last event id, which the new history answers from its start.
+var ErrStreamDeleted = errors.New("nats stream deleted: its history ended")
+
+// history is the stream as this instance reads it from one creation to
+// its deletion: the stream, the ids made from its creation time, the
+// local broker that caches its tail and the consumer that feeds it. The
+// Broker holds the current one (Broker.cur); a stream deleted and created
+// again, by an operator or by another instance, is another history, which
+// renew puts in its place without a restart.
+type history struct {
+	stream  jetstream.Stream
+	created time.Time // the stream's, as read when the history began
+	ids     ids
+	// prevFrom is the id offset of the history before this one on this
+	// instance, or 0: ids from it up to this one's offset resume from
+	// this history's start (resume.go).
+	prevFrom uint64
+	mem      *stream.Memory // the local layer: fan-out and a cache of the tail
+	cc       jetstream.ConsumeContext
+	seen     delivered // how far cc has fed mem
+	// stale is set while the stream may be gone: Publish and Ready answer
+	// ErrUnavailable until renew has checked it.
+	stale atomic.Bool
+	ended chan struct{} // closed by end: renewed, or the Broker closed
+
+	// deliverMu is held by deliver: the ordered consumer does not wait
+	// for the handler of a consumer it replaced to return. consumer is the
+	// name of the consumer that delivered the last message, and foreign is
+	// set once the stream it reads is found to be another.
+	deliverMu sync.Mutex
+	consumer  string
+	foreign   bool
+}
+
+// newHistory returns the history of st, whose local consumer is to start
+// at sequence from; its local broker starts after from-1. It does not
+// start the consumer (Broker.consume).
+func (b *Broker) newHistory(st jetstream.Stream, from uint64) *history {
+	info := st.CachedInfo()
+	h := &history{stream: st, created: info.Created, ids: newIDs(info.Created), ended: make(chan struct{})}
+	h.seen.advance(from - 1)
+	h.mem = stream.NewMemory(stream.MemoryOptions{
+		HistorySize:      b.opts.HistorySize,
+		HistoryMaxBytes:  int(b.opts.HistoryMaxBytes),
+		SubscriberBuffer: b.opts.SubscriberBuffer,
+		MaxSubscribers:   b.opts.MaxSubscribers,
+		FirstID:          h.ids.id(from),
+	})
+	return h
+}
+
+// end ends the history's subscriptions with err and stops its consumer; a
+// Publish waiting for its consumer gives up. Only renew and Close call it,
+// once per history. Stopping an ordered consumer that is recreating itself
+// waits for its attempt (up to its back-off, 10 s at most): the
+// subscriptions end first.
+func (h *history) end(err error) {
+	close(h.ended)
+	h.mem.CloseWith(err)
+	if h.cc != nil {
+		h.cc.Stop()
+		<-h.cc.Closed()
+	}
+}
+
+// same reports whether the stream is still h's, asking NATS until it
+// answers or h ends; only deliver calls it, when the consumer changed. An
+// ordered consumer that lost its stream recreates itself on a stream of
+// the same name after the last sequence it delivered: only the stream's
+// creation time tells that it is another.
+func (b *Broker) same(h *history) bool {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+		info, err := h.stream.Info(ctx)
+		cancel()
+		switch {
+		case err == nil:
+			return info.Created.Equal(h.created)
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			return false
+		}
+		select {
+		case <-h.ended:
+			return false
+		case <-time.After(b.opts.ReconnectWait):
+		}
+	}
+}
+
+// renew checks, on a goroutine of its own, whether the stream of history
+// old, the current one, was deleted, and if so puts a new history in its
+// place. It returns at once, and does nothing when old is no longer
+// current, a renewal is running or the Broker is closing. Called by the
+// consumer (its error handler, deliver) and by Publish on a publish no
+// stream took.
+func (b *Broker) renew(old *history) {
+	b.renewMu.Lock()
+	defer b.renewMu.Unlock()
+	if b.shut || b.renewing || b.cur.Load() != old {
+		return
+	}
+	b.renewing = true
+	old.stale.Store(true)
+	b.renewals.Add(1)
+	go func() {
+		defer b.renewals.Done()
+		b.renewFrom(old)
+		b.renewMu.Lock()
+		b.renewing = false
+		b.renewMu.Unlock()
+	}()
+}
+
+// renewFrom is renew's goroutine: it retries until the stream is found to
+// be old's still, or a new history is current, or the Broker closes. It
+// does not create a stream deleted and not created again: publishing
+// answers 503 until an operator creates it, or an instance that starts
+// (Open) does. In tests with nats-server 2.15, instances creating it
+// together just after the deletion sometimes left a stream that held the
+// deleted one's messages and acknowledged no publish.
+func (b *Broker) renewFrom(old *history) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-b.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	wait, start, logged := b.opts.ReconnectWait, time.Now(), false
+	for {
+		h, err := b.next(ctx, old)
+		switch {
+		case err == nil && h == nil:
+			old.stale.Store(false) // a false alarm: the consumer alone was deleted
+			return
+		case err == nil:
+			b.swap(old, h)
+			b.opts.Logger.Warn("nats stream deleted and created again: its subscriptions end and resume from the new stream",
+				"stream", b.opts.Stream, "created_before", old.created, "created", h.created)
+			old.end(fmt.Errorf("%w (stream %q)", ErrStreamDeleted, b.opts.Stream))
+			return
+		}
+		if !logged && time.Since(start) >= time.Second {
+			logged = true
+			b.opts.Logger.Error("nats stream gone: publishing answers 503 until it exists again (an instance that starts creates a missing one)", "stream", b.opts.Stream, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// next returns the history to take over from old: nil when old's stream
+// is still there, else the stream of the same name that replaced it
+// (checked by findStream) with its consumer started at its first
+// sequence.
+func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
+	info, err := old.stream.Info(ctx)
+	if err == nil && info.Created.Equal(old.created) {
+		return nil, nil
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
+	}
+	st, err := findStream(ctx, b.js, &b.opts)
+	if err != nil {
+		return nil, err
+	}
+	h := b.newHistory(st, 1)
+	h.prevFrom = old.ids.offset
+	if err := b.consume(ctx, h); err != nil {
+		h.mem.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// swap makes h the current history in old's place, and keeps old's
+// counters for Stats.
+func (b *Broker) swap(old, h *history) {
+	b.renewMu.Lock()
+	defer b.renewMu.Unlock()
+	s := old.mem.Stats()
+	b.retired.Delivered += s.Delivered
+	b.retired.Dropped += s.Dropped
+	b.retired.Replayed += s.Replayed
+	b.cur.Store(h)
+}
+
+// confirm returns nil when msg, just acknowledged by the stream, is the
+// event h's consumer delivered with its id: an acknowledgement from a
+// stream created again, before the consumer learnt of the deletion,
+// carries a sequence h's consumer may have passed with another event.
+// Only when h no longer retains the id does it ask the stream. The one
+// case it cannot tell: the old stream's event under that id had the same
+// topic, type and data.
+func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) error {
+	got := h.mem.Retained(msg.ID)
+	if got == nil {
+		info, err := h.stream.Info(ctx)
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return err
+		}
+		if err == nil && info.Created.Equal(h.created) {
+			return nil
+		}
+	} else if got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
+		return nil
+	}
+	b.renew(h)
+	return fmt.Errorf("sequence %d stored by another stream %q: %w", msg.ID-h.ids.offset, b.opts.Stream, ErrStreamDeleted)
+}

@@ -1,0 +1,272 @@
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// The stream deleted and created again by someone else while two
+// instances run: each takes the new stream without a restart. No publish
+// is acknowledged with an id of the old history; the new ids increase
+// from the new stream's creation time, above every old one; the old
+// subscriptions end, and resumed with their last id on either instance
+// they get every event published after the recreate, then live ones.
+func TestStreamCreatedAgainWhileRunning(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		opts := options(ns)
+		a, b := newInstance(t, opts), newInstance(t, opts)
+		onA, onB := a.subscribe(t, "topic=>", ""), b.subscribe(t, "topic=>", "")
+		var old []string
+		for i := range 3 {
+			old = append(old, a.publish(t, "t", fmt.Sprint("old ", i)))
+		}
+		for _, c := range []*client{onA, onB} {
+			receives(t, c, old)
+		}
+		created := recreateStream(t, ns, opts)
+
+		var fresh []string
+		for i := range 5 {
+			fresh = append(fresh, publishUntilAccepted(t, a, "t", fmt.Sprint("new ", i)))
+		}
+		offset := newIDs(created).offset
+		prev := old[len(old)-1]
+		for _, id := range fresh {
+			v, _ := strconv.ParseUint(id, 10, 64)
+			if !idAbove(id, prev) || v <= offset {
+				t.Fatalf("ids after the recreate %v (old ones %v): not increasing from the new stream's offset %d", fresh, old, offset)
+			}
+			prev = id
+		}
+		for name, c := range map[string]*client{"A": onA, "B": onB} {
+			if got := drain(t, c); len(got) > 0 {
+				t.Errorf("old subscription on %s got %+v after the recreate, want its end", name, got)
+			}
+		}
+		for _, in := range []*instance{a, b} {
+			c := in.subscribe(t, "topic=>", old[len(old)-1])
+			receives(t, c, fresh)
+			live := in.publish(t, "t", "live")
+			if got := c.next(t); got.ID != live {
+				t.Fatalf("live on %s: %+v, want id %s", in.URL, got, live)
+			}
+			fresh = append(fresh, live)
+		}
+	})
+}
+
+// The stream deleted and not created again: publishing answers 503 and
+// the instance is not ready until someone creates it; then it goes on
+// with a new history, as when it is created again at once.
+func TestStreamDeletedAnswers503UntilCreated(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	last := a.publish(t, "t", "old")
+	deleteStream(t, ns, DefaultStream)
+	waitFor(t, "the instance to see its stream gone", func() bool { return a.broker.Ready() != nil })
+	for range 3 {
+		if status, id, header := a.post(t, "t", `{"data": "no stream"}`); status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
+			t.Fatalf("publish without a stream: %d %s, Retry-After %q", status, id, header.Get("Retry-After"))
+		}
+	}
+	createStream(t, ns, opts)
+	// Accepted, a publish is of the instance's new history.
+	ids := []string{publishUntilAccepted(t, a, "t", "new on A"), publishUntilAccepted(t, b, "t", "new on B")}
+	if !idAbove(ids[0], last) || !idAbove(ids[1], ids[0]) {
+		t.Fatalf("ids %v after the stream was deleted, not increasing from %s", ids, last)
+	}
+	for _, in := range []*instance{a, b} {
+		receives(t, in.subscribe(t, "topic=t", last), ids)
+	}
+}
+
+// While the stream is one the instance cannot take (created again with
+// other storage), publishing answers 503 and the instance is not ready;
+// Close ends it meanwhile, its goroutines with it (TestMain's goleak).
+func TestCloseWhileTheStreamIsReplaced(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	c := a.subscribe(t, "topic=t", "")
+	last := a.publish(t, "t", "old")
+	other := opts
+	other.Storage = "memory"
+	recreateStream(t, ns, other)
+	waitFor(t, "the instance to see its stream gone", func() bool { return a.broker.Ready() != nil })
+	for range 3 {
+		if status, id, _ := a.post(t, "t", `{"data": "into the other stream"}`); status != http.StatusServiceUnavailable {
+			t.Fatalf("publish into a stream of other storage: %d %s (last id %s), want 503", status, id, last)
+		}
+	}
+	if err := a.broker.Ready(); !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("Ready = %v, want ErrUnavailable", err)
+	}
+	closed := make(chan struct{})
+	go func() { a.close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(waitLimit):
+		t.Fatal("Close hangs while the stream is replaced")
+	}
+	c.ended(t)
+}
+
+// The instance's consumer deleted alone, its stream left as it was: the
+// instance goes on in the same history, its subscribers connected.
+func TestConsumerDeletedAloneKeepsTheHistory(t *testing.T) {
+	ns := startNATS(t)
+	a := newInstance(t, testBrokerOptions(ns))
+	c := a.subscribe(t, "topic=t", "")
+	ids := []string{a.publish(t, "t", "before")}
+	receives(t, c, ids)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range st.ConsumerNames(t.Context()).Name() {
+		if err := js.DeleteConsumer(t.Context(), DefaultStream, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		ids = append(ids, publishUntilAccepted(t, a, "t", fmt.Sprint("after ", i)))
+	}
+	first, _ := strconv.ParseUint(ids[0], 10, 64)
+	if last, _ := strconv.ParseUint(ids[len(ids)-1], 10, 64); last > first+10 {
+		t.Fatalf("ids %v: not of one history", ids)
+	}
+	receives(t, c, ids[1:])
+}
+
+// recreateStream deletes the broker's stream and creates it again with
+// the settings of opts, as an operator would; it returns the new stream's
+// creation time.
+func recreateStream(t *testing.T, ns *natsServer, opts Options) time.Time {
+	t.Helper()
+	deleteStream(t, ns, cmpOr(opts.Stream, DefaultStream))
+	return createStream(t, ns, opts)
+}
+
+// createStream creates the broker's stream with the settings of opts and
+// returns its creation time.
+func createStream(t *testing.T, ns *natsServer, opts Options) time.Time {
+	t.Helper()
+	opts.setDefaults()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.CreateStream(context.Background(), streamConfig(&opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.CachedInfo().Created
+}
+
+// publishUntilAccepted publishes until the instance answers 201, and
+// fails the test on an answer other than 503 or after waitLimit.
+func publishUntilAccepted(t *testing.T, in *instance, topic, data string) string {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		status, id, _ := in.post(t, topic, fmt.Sprintf(`{"data": %q}`, data))
+		switch {
+		case status == http.StatusCreated:
+			return id
+		case status != http.StatusServiceUnavailable:
+			t.Fatalf("publish to %s: %d", topic, status)
+		case time.Now().After(deadline):
+			t.Fatalf("publish to %s: still 503 after %v", topic, waitLimit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// receives reads c up to the last of ids and fails the test unless every
+// one of ids came, in order, with ids increasing throughout and no reset.
+// Other events may come between them: a publish answered 503 while the
+// stream was replaced may have been stored.
+func receives(t *testing.T, c *client, ids []string) {
+	t.Helper()
+	var prev string
+	for len(ids) > 0 {
+		got := c.next(t)
+		if got.Type == "reset" || (prev != "" && !idAbove(got.ID, prev)) {
+			t.Fatalf("got %+v after id %s, want ids %v in order", got, prev, ids)
+		}
+		if got.ID == ids[0] {
+			ids = ids[1:]
+		}
+		prev = got.ID
+	}
+}
+
+// drain returns the events c gets until its stream ends.
+func drain(t *testing.T, c *client) []stream.Event {
+	t.Helper()
+	var got []stream.Event
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				return got
+			}
+			got = append(got, ev)
+		case <-time.After(waitLimit):
+			t.Fatalf("the stream did not end; got %+v", got)
+		}
+	}
+}
+
+// idAbove reports whether event id a is above event id b.
+func idAbove(a, b string) bool {
+	x, err1 := strconv.ParseUint(a, 10, 64)
+	y, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil && x > y
+}
+
+// An acknowledged sequence is confirmed against the event the consumer
+// delivered under its id: another event there (the acknowledgement came
+// from a stream created again, before the consumer was told of the
+// deletion) is refused, and the stream is checked.
+func TestConfirmRefusesAnotherEventUnderTheID(t *testing.T) {
+	ns := startNATS(t)
+	a := newInstance(t, testBrokerOptions(ns))
+	m, err := a.broker.Publish("t", "", "mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.broker.cur.Load()
+	if err := a.broker.confirm(t.Context(), h, m); err != nil {
+		t.Fatalf("confirm of the event delivered: %v", err)
+	}
+	other, _ := stream.NewMessage(m.ID, "t", "", "another's")
+	if err := a.broker.confirm(t.Context(), h, other); !errors.Is(err, ErrStreamDeleted) {
+		t.Fatalf("confirm of another event under id %d: %v, want ErrStreamDeleted", m.ID, err)
+	}
+	// The stream is h's still: the check clears the alarm.
+	waitFor(t, "the check to find the stream unchanged", func() bool { return a.broker.Ready() == nil })
+	if a.broker.cur.Load() != h {
+		t.Fatal("a new history for an unchanged stream")
+	}
+	a.publish(t, "t", "after")
+}
