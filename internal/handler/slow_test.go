@@ -1,8 +1,11 @@
 package handler
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -114,5 +117,73 @@ func TestHubWriteTimeoutOverTCP(t *testing.T) {
 	}
 	if got := broker.Stats().Subscribers; got != 0 {
 		t.Errorf("%d subscribers left, want 0", got)
+	}
+}
+
+// A replay still being sent ends at its next step when the handler closes
+// or the broker drops the subscription: not once the client has read the
+// rest, which for a slow client may take minutes (shutdown would wait for
+// it, and a dropped subscription would stream on outside
+// hub.max_subscribers). Over a real socket, in either transport.
+func TestAReplayInProgressEndsAtItsNextStep(t *testing.T) {
+	tests := []struct {
+		name string
+		end  func(t *testing.T, ts *testServer, broker testBroker)
+	}{
+		{"handler closed", func(_ *testing.T, ts *testServer, _ testBroker) { ts.h.Close() }},
+		{"dropped by the broker", func(t *testing.T, _ *testServer, broker testBroker) {
+			// The queue holds 1: the second live event overflows it.
+			for _, data := range []string{"live 1", "live 2"} {
+				if _, err := broker.Publish("a", "", data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := broker.Stats().Dropped; got != 1 {
+				t.Fatalf("%d subscribers dropped by the broker, want 1", got)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: 1, HistorySize: 1000, HistoryMaxBytes: 32 << 20})
+			ts := newTestServer(t, opts)
+			// 24 MB of history: far more than the socket buffers hold (a
+			// send buffer may grow to 4 MiB, a receive buffer to 6 MiB), so
+			// the replay is under way, blocked, when the test ends it.
+			const events, size = 400, 60000
+			data := strings.Repeat("x", size)
+			first, err := broker.Publish("a", "", data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range events - 1 {
+				if _, err := broker.Publish("a", "", data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			conn := ts.dial(t)
+			if _, err := fmt.Fprintf(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\nLast-Event-ID: %s\r\n\r\n", first.IDString()); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("answer %v, %v; want a stream", resp, err)
+			}
+			tt.end(t, ts, broker)
+			// Now read it all: the stream ends (a clean end of the
+			// response; the Gin transport keeps the connection) after
+			// what the buffers held and at most one more step.
+			n, err := io.Copy(io.Discard, resp.Body)
+			if err != nil {
+				t.Fatalf("after %d bytes: %v, want the stream to end", n, err)
+			}
+			if replay := int64(events-1) * size; n > replay/2 {
+				t.Errorf("read %d bytes of a %d-byte replay before the end: it went on", n, replay)
+			}
+			ts.waitReturned(t, "/api/v1/events")
+			if got := broker.Stats().Subscribers; got != 0 {
+				t.Errorf("%d subscribers left, want 0", got)
+			}
+		})
 	}
 }

@@ -92,6 +92,15 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 	if s.expired(w, time.Now()) {
 		return false
 	}
+	if len(l.pending) > 0 && (s.h.closing() || l.sub.Err() != nil) {
+		// A replay or a backlog is still being sent, but the hub is
+		// shutting down or the broker dropped the subscription (too slow,
+		// or its history ended): stop now rather than when the client has
+		// read the rest, which may take minutes. The client resumes from
+		// the last id it got. A dropped subscription no longer counts
+		// against hub.max_subscribers: its stream must not go on either.
+		return s.stop(s.subscriptionEnd(l.sub))
+	}
 	if len(l.pending) == 0 {
 		// Close (h.done) ends the subscription, which closes its Ready:
 		// the shared channel is not waited on. The client's going away is
