@@ -24,6 +24,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts the graceful shutdown; from then on the
+	// signals are the runtime's again, so a second one (Ctrl-C pressed
+	// again, or an orchestrator's next SIGTERM) ends the process at once
+	// instead of waiting out server.shutdown_timeout.
+	context.AfterFunc(ctx, stop)
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
