@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"fmt"
 	"runtime"
 	"strconv"
 	"strings"
@@ -154,4 +155,49 @@ func BenchmarkSubscribeReplay(b *testing.B) {
 		}
 		s.Close()
 	}
+}
+
+// manyPatterns returns a broker holding 10,000 topics with an event each
+// and 625 subscriptions of 32 wildcard patterns each (20,000 patterns,
+// demo.p0.* to demo.p19999.*), none matching those topics: what anyone may
+// open where subscribing needs no token.
+func manyPatterns(b *testing.B) *Memory {
+	m := newTestMemory(b, MemoryOptions{HistorySize: 1 << 20})
+	for i := range 10_000 {
+		if _, err := m.Publish(fmt.Sprintf("demo.t%d", i), "", "x"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 625 {
+		patterns := make([]string, 32)
+		for j := range patterns {
+			patterns[j] = fmt.Sprintf("demo.p%d.*", i*32+j)
+		}
+		if _, err := m.Subscribe(patterns, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return m
+}
+
+// BenchmarkManyWildcardPatterns: a publish, and a GET /api/v1/topics,
+// while 20,000 wildcard patterns are open. Each holds the broker's lock
+// throughout, so its time is how long every other publish and
+// subscription waits.
+func BenchmarkManyWildcardPatterns(b *testing.B) {
+	m := manyPatterns(b)
+	b.Run("publish", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := m.Publish("demo.a", "", "x"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("topics", func(b *testing.B) {
+		for b.Loop() {
+			if got := m.Topics(); len(got) < 10_000 {
+				b.Fatalf("%d topics", len(got))
+			}
+		}
+	})
 }

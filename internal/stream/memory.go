@@ -53,14 +53,15 @@ type Memory struct {
 	maxSubs int
 	done    chan struct{}
 
-	mu       sync.Mutex
-	closed   bool
-	hist     *history
-	topics   map[string]*topicEntry // published-to or exactly subscribed
-	wild     map[string]*group      // wildcard pattern → subscriptions
-	wildList []*group               // the groups of wild, for iteration
-	dropped  []*memorySubscription  // scratch for Publish, reused
-	markSeq  uint64                 // scratch for Topics
+	mu      sync.Mutex
+	closed  bool
+	hist    *history
+	topics  map[string]*topicEntry // published-to or exactly subscribed
+	wild    map[string]*group      // wildcard pattern → subscriptions
+	wildIdx wildIndex              // the groups of wild, by their patterns' segments
+	matched []*group               // scratch for Publish and Topics: wildIdx.match's
+	dropped []*memorySubscription  // scratch for Publish, reused
+	markSeq uint64                 // scratch for Topics
 
 	subscribers atomic.Int64
 	published   atomic.Uint64
@@ -76,7 +77,7 @@ type group struct {
 	pattern string
 	subs    []*memorySubscription
 	topic   *topicEntry // the entry embedding this group; nil for wildcards
-	wildIdx int         // index in Memory.wildList, for wildcard groups
+	multi   int         // how many of subs have more than one pattern
 }
 
 // topicEntry is an active topic: it has retained events or exact
@@ -170,12 +171,12 @@ func (b *Memory) fanOut(msg *Message, t *topicEntry) {
 	for _, s := range t.subs {
 		n += b.send(s, msg)
 	}
-	for _, g := range b.wildList {
-		if Match(g.pattern, msg.Topic) {
-			for _, s := range g.subs {
-				n += b.send(s, msg)
-			}
+	b.matched = b.wildIdx.match(msg.Topic, b.matched[:0])
+	for i, g := range b.matched {
+		for _, s := range g.subs {
+			n += b.send(s, msg)
 		}
+		b.matched[i] = nil
 	}
 	if n > 0 {
 		b.delivered.Add(n)
@@ -275,9 +276,9 @@ func (b *Memory) link(s *memorySubscription) {
 		var g *group
 		if IsWildcard(p) {
 			if g = b.wild[p]; g == nil {
-				g = &group{pattern: p, wildIdx: len(b.wildList)}
+				g = &group{pattern: p}
 				b.wild[p] = g
-				b.wildList = append(b.wildList, g)
+				b.wildIdx.add(g)
 			}
 		} else {
 			t := b.topics[p]
@@ -288,6 +289,9 @@ func (b *Memory) link(s *memorySubscription) {
 			g = &t.group
 		}
 		g.subs = append(g.subs, s)
+		if len(s.patterns) > 1 {
+			g.multi++
+		}
 		s.slots = append(s.slots, slot{g: g, i: len(g.subs) - 1})
 	}
 	b.subscribers.Add(1)
@@ -322,6 +326,9 @@ func (b *Memory) unlink(s *memorySubscription) {
 		}
 		g.subs[last] = nil
 		g.subs = g.subs[:last]
+		if len(s.patterns) > 1 {
+			g.multi--
+		}
 		if last == 0 {
 			b.dropGroup(g)
 		}
@@ -336,12 +343,7 @@ func (b *Memory) dropGroup(g *group) {
 		return
 	}
 	delete(b.wild, g.pattern)
-	last := len(b.wildList) - 1
-	moved := b.wildList[last]
-	b.wildList[g.wildIdx] = moved
-	moved.wildIdx = g.wildIdx
-	b.wildList[last] = nil
-	b.wildList = b.wildList[:last]
+	b.wildIdx.remove(g)
 }
 
 // pruneTopic forgets t once it has neither retained events nor exact
@@ -391,10 +393,10 @@ func (b *Memory) CloseWith(err error) {
 	for _, t := range b.topics {
 		closeAll(&t.group)
 	}
-	for _, g := range b.wildList {
+	for _, g := range b.wild {
 		closeAll(g)
 	}
-	b.topics, b.wild, b.wildList = nil, nil, nil
+	b.topics, b.wild, b.wildIdx, b.matched = nil, nil, wildIndex{}, nil
 	b.hist.ring = nil
 	b.histBytes.Store(0)
 	close(b.done)
@@ -404,30 +406,17 @@ func (b *Memory) CloseWith(err error) {
 // the history retains at least one of its events or a subscription names
 // it exactly (without wildcards); topics that only a wildcard subscription
 // would match are not listed. Each entry counts the subscriptions receiving
-// the topic, through any pattern, once each. It holds the broker's lock for
-// time proportional to topics × wildcard subscriptions: meant for
-// inspection, not for a hot path.
+// the topic, through any pattern, once each. It holds the broker's lock
+// for each topic's few wildcard lookups (wildIndex), and goes through a
+// topic's subscriptions one by one only when one of them has several
+// patterns that match it.
 func (b *Memory) Topics() []TopicInfo {
 	b.mu.Lock()
 	out := make([]TopicInfo, 0, len(b.topics))
 	for name, t := range b.topics {
-		b.markSeq++
-		mark, n := b.markSeq, 0
-		count := func(g *group) {
-			for _, s := range g.subs {
-				if s.mark != mark {
-					s.mark = mark
-					n++
-				}
-			}
-		}
-		count(&t.group)
-		for _, g := range b.wildList {
-			if Match(g.pattern, name) {
-				count(g)
-			}
-		}
-		info := TopicInfo{Topic: name, Subscribers: n}
+		b.matched = b.wildIdx.match(name, append(b.matched[:0], &t.group))
+		info := TopicInfo{Topic: name, Subscribers: b.countSubscribers(b.matched)}
+		clear(b.matched)
 		if t.lastID != 0 {
 			info.LastEventID = strconv.FormatUint(t.lastID, 10)
 		}
@@ -436,6 +425,33 @@ func (b *Memory) Topics() []TopicInfo {
 	b.mu.Unlock()
 	slices.SortFunc(out, func(x, y TopicInfo) int { return cmp.Compare(x.Topic, y.Topic) })
 	return out
+}
+
+// countSubscribers counts the subscriptions of groups, once each. A
+// subscription is in a group at most once, so only one with several
+// patterns can be in two of them: without such, the count is a sum. The
+// caller holds b.mu.
+func (b *Memory) countSubscribers(groups []*group) int {
+	n, multi := 0, 0
+	for _, g := range groups {
+		n += len(g.subs)
+		multi += g.multi
+	}
+	if multi == 0 || len(groups) == 1 {
+		return n
+	}
+	b.markSeq++
+	mark := b.markSeq
+	n = 0
+	for _, g := range groups {
+		for _, s := range g.subs {
+			if s.mark != mark {
+				s.mark = mark
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Stats returns the broker's running totals. It reads atomics only.

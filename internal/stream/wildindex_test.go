@@ -1,0 +1,139 @@
+package stream
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// patternsAndTopics returns every wildcard pattern of up to three segments
+// over a, b, * and a final >, and every topic of up to four segments over
+// a, b and c.
+func patternsAndTopics() (patterns, topics []string) {
+	var grow func(prefix string, n, most int, segs []string, add func(string))
+	grow = func(prefix string, n, most int, segs []string, add func(string)) {
+		for _, seg := range segs {
+			s := seg
+			if prefix != "" {
+				s = prefix + "." + seg
+			}
+			add(s)
+			if seg != ">" && n < most {
+				grow(s, n+1, most, segs, add)
+			}
+		}
+	}
+	grow("", 1, 3, []string{"a", "b", "*", ">"}, func(p string) {
+		if IsWildcard(p) {
+			patterns = append(patterns, p)
+		}
+	})
+	grow("", 1, 4, []string{"a", "b", "c"}, func(topic string) { topics = append(topics, topic) })
+	return patterns, topics
+}
+
+// matchedPatterns returns the sorted patterns of x's groups matching topic.
+func matchedPatterns(x *wildIndex, topic string) []string {
+	var out []string
+	for _, g := range x.match(topic, nil) {
+		out = append(out, g.pattern)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestWildIndexAgreesWithMatch: with every pattern indexed, then with
+// every other one removed, then with none, the index finds on every topic
+// exactly the patterns Match says match it, each once, and removing them
+// all leaves no branch behind.
+func TestWildIndexAgreesWithMatch(t *testing.T) {
+	patterns, topics := patternsAndTopics()
+	var x wildIndex
+	groups := make(map[string]*group)
+	for _, p := range patterns {
+		groups[p] = &group{pattern: p}
+		x.add(groups[p])
+	}
+	check := func(stage string, indexed map[string]*group) {
+		t.Helper()
+		for _, topic := range topics {
+			var want []string
+			for p := range indexed {
+				if Match(p, topic) {
+					want = append(want, p)
+				}
+			}
+			slices.Sort(want)
+			if got := matchedPatterns(&x, topic); !slices.Equal(got, want) {
+				t.Fatalf("%s: %s matches %v, want %v", stage, topic, got, want)
+			}
+		}
+	}
+	check("all indexed", groups)
+	for i, p := range patterns {
+		if i%2 == 0 {
+			x.remove(groups[p])
+			delete(groups, p)
+		}
+	}
+	check("half removed", groups)
+	for p, g := range groups {
+		x.remove(g)
+		delete(groups, p)
+	}
+	check("none left", groups)
+	if !x.root.empty() {
+		t.Errorf("every pattern removed, the index still holds %+v", x.root)
+	}
+}
+
+func TestWildIndexMatchDoesNotAllocate(t *testing.T) {
+	var x wildIndex
+	for _, p := range []string{"a.*", "a.>", "*.b.c", ">", "a.b.*"} {
+		x.add(&group{pattern: p})
+	}
+	dst := make([]*group, 0, 8)
+	if n := testing.AllocsPerRun(100, func() { dst = x.match("a.b.c", dst[:0]) }); n != 0 {
+		t.Errorf("match allocates %.0f times", n)
+	}
+	if len(dst) != 4 {
+		t.Errorf("a.b.c matched %d patterns, want 4 (a.>, *.b.c, >, a.b.*)", len(dst))
+	}
+}
+
+// TestTopicsCountsEachSubscriptionOnce: counting by sums, as Topics does
+// while no subscription has several matching patterns, and by marks once
+// one has, gives the same answer as counting by hand.
+func TestTopicsCountsEachSubscriptionOnce(t *testing.T) {
+	b := NewMemory(MemoryOptions{})
+	defer b.Close()
+	for _, topic := range []string{"x.a", "x.b", "y.a"} {
+		if _, err := b.Publish(topic, "", "d"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subscribe := func(patterns ...string) {
+		if _, err := b.Subscribe(patterns, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts := func() string {
+		var out []string
+		for _, ti := range b.Topics() {
+			out = append(out, fmt.Sprintf("%s=%d", ti.Topic, ti.Subscribers))
+		}
+		return strings.Join(out, " ")
+	}
+	subscribe("x.>")
+	subscribe("*.a")
+	subscribe("x.a")
+	if got, want := counts(), "x.a=3 x.b=1 y.a=1"; got != want {
+		t.Errorf("one pattern each: %s, want %s", got, want)
+	}
+	subscribe("x.>", "*.a", "x.a") // matches x.a three times: counts once
+	subscribe("y.>", "x.b")
+	if got, want := counts(), "x.a=4 x.b=3 y.a=3"; got != want {
+		t.Errorf("with several patterns each: %s, want %s", got, want)
+	}
+}
