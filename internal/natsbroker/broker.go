@@ -149,6 +149,11 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(opts.ReconnectWait),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			select {
+			case <-b.closed: // Close closed the connection: nothing to warn of
+				return
+			default:
+			}
 			opts.Logger.Warn("nats disconnected: publishing answers 503 until it is back", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -317,6 +322,12 @@ func (b *Broker) Close() {
 		b.shut = true
 		b.renewMu.Unlock()
 		b.renewals.Wait()
+		if !b.nc.IsConnected() {
+			// NATS is away: a consumer recreating itself waits on a
+			// request that only the connection's end releases (its
+			// timeout is 10 s), and end would wait for it.
+			b.nc.Close()
+		}
 		if h := b.cur.Load(); h != nil {
 			h.end(stream.ErrClosed)
 		}

@@ -1,16 +1,19 @@
 package natsbroker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -292,5 +295,59 @@ func TestTakeDropsWhatTheReplayHolds(t *testing.T) {
 	_, _ = mem.Deliver(14, "a", "", "")
 	if got, _ := s.Take(got[:0]); len(got) != 1 || got[0].ID != 14 {
 		t.Fatalf("then Take = %v, want 14", got)
+	}
+}
+
+// logLines is a concurrency-safe log sink that counts lines holding a text.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) count(text string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.buf.String(), text)
+}
+
+// TestDisconnectWarningOnlyWhenNATSGoes: losing the NATS server is
+// warned of; the broker's own Close, which closes the connection too, is
+// not (it was, once per clean shutdown, with err=<nil>).
+func TestDisconnectWarningOnlyWhenNATSGoes(t *testing.T) {
+	const warning = "nats disconnected"
+	ns := startNATS(t)
+	var logs logLines
+	opts := testBrokerOptions(ns)
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	b.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	b.Close()
+	<-closed // nats.go runs its handlers in order: the disconnect's has run
+	if n := logs.count(warning); n != 0 {
+		t.Errorf("%d disconnect warnings after Close, want none:\n%s", n, logs.buf.String())
+	}
+
+	b, err = Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.stop()
+	waitFor(t, "the disconnect warning", func() bool { return logs.count(warning) == 1 })
+	// Close during the outage does not wait for the consumer's pending
+	// request to time out (10 s): it ends with the connection.
+	start := time.Now()
+	b.Close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v with NATS away", d)
 	}
 }
