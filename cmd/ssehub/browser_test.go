@@ -35,6 +35,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/testlog"
 	"github.com/ssehub/ssehub/static"
 )
 
@@ -481,25 +482,11 @@ func newSecondOrigin(t *testing.T) string {
 }
 
 // lockedBuffer is a bytes buffer safe for a writer and a reader at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
+type lockedBuffer struct{ testlog.Buffer }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-// tail returns at most the last n bytes written, without the lines that
-// only say a headless machine has no D-Bus.
 func (b *lockedBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var kept []string
-	for line := range strings.Lines(string(b.buf)) {
+	for line := range strings.Lines(b.String()) {
 		if !strings.Contains(line, "dbus") {
 			kept = append(kept, line)
 		}

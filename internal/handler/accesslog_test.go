@@ -1,34 +1,16 @@
 package handler
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
-// logBuffer collects log lines written from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestOneAccessLineAndAStreamEndLinePerStream(t *testing.T) {
-	var logs logBuffer
+	var logs testlog.Buffer
 	opts := testOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	ts := newTestServer(t, opts)
@@ -80,7 +62,7 @@ func TestAccessLineBelievesForwardingHeadersOnlyFromTrustedProxies(t *testing.T)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, header := range []string{"X-Forwarded-For", "X-Real-IP"} {
-				var logs logBuffer
+				var logs testlog.Buffer
 				opts := testOptions()
 				opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 				opts.TrustedProxies = tt.proxies
@@ -96,7 +78,7 @@ func TestAccessLineBelievesForwardingHeadersOnlyFromTrustedProxies(t *testing.T)
 }
 
 func TestUnparsableTrustedProxiesTrustNone(t *testing.T) {
-	var logs logBuffer
+	var logs testlog.Buffer
 	opts := testOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	opts.TrustedProxies = []string{"127.0.0.1", "fe80::1%eth0"}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // holdStream starts a GET stream that stays open, reads its first event
@@ -131,7 +132,7 @@ func TestTokenStreamCaps(t *testing.T) {
 func TestRefusalsAreLoggedOnceASecond(t *testing.T) {
 	skipOnNATS(t, synctestWhy)
 	synctest.Test(t, func(t *testing.T) {
-		var logs logBuffer
+		var logs testlog.Buffer
 		opts, _ := hubOptions(t, stream.MemoryOptions{MaxSubscribers: 1})
 		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		opts.Stream.MaxStreams = 2

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 const testToken = "s3cret-token"
@@ -407,7 +408,7 @@ func TestHubSubscriptionEndsWhenBrokerCloses(t *testing.T) {
 // "client gone", and its subscription with it: the stream watches the
 // request's context itself (no context.AfterFunc, no CloseNotify).
 func TestHubSubscriberGoingAwayEndsItsSubscription(t *testing.T) {
-	var logs logBuffer
+	var logs testlog.Buffer
 	opts, broker := hubOptions(t, stream.MemoryOptions{FirstID: 1})
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	ts := newTestServer(t, opts)

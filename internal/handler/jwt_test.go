@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/ssehub/ssehub/internal/jwtauth"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // jwtTestSecret is the HMAC secret of the JWT test servers.
@@ -206,7 +207,7 @@ func TestJWTPinnedAlgorithms(t *testing.T) {
 // TestJWTTokenSources subscribes with the token in the header, the query
 // and the cookie, and checks that no log line holds it.
 func TestJWTTokenSources(t *testing.T) {
-	var logs logBuffer
+	var logs testlog.Buffer
 	opts := jwtOptions(t)
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Hub.TokenCookie = "hub_jwt"

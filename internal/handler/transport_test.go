@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // onlyIn skips a test of one transport in the other transport's pass.
@@ -237,7 +238,7 @@ func TestMiddlewareSeesTheStreamsTrueEnd(t *testing.T) {
 }
 
 func TestPanicInAStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
-	var logs logBuffer
+	var logs testlog.Buffer
 	opts := testOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	ts := newTestServer(t, opts)

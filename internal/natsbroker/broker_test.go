@@ -1,7 +1,6 @@
 package natsbroker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // An event published on one instance reaches the subscribers of both.
@@ -298,31 +298,13 @@ func TestTakeDropsWhatTheReplayHolds(t *testing.T) {
 	}
 }
 
-// logLines is a concurrency-safe log sink that counts lines holding a text.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) count(text string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), text)
-}
-
 // TestDisconnectWarningOnlyWhenNATSGoes: losing the NATS server is
 // warned of; the broker's own Close, which closes the connection too, is
 // not (it was, once per clean shutdown, with err=<nil>).
 func TestDisconnectWarningOnlyWhenNATSGoes(t *testing.T) {
 	const warning = "nats disconnected"
 	ns := startNATS(t)
-	var logs logLines
+	var logs testlog.Buffer
 	opts := testBrokerOptions(ns)
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	b, err := Open(t.Context(), opts)
@@ -333,8 +315,8 @@ func TestDisconnectWarningOnlyWhenNATSGoes(t *testing.T) {
 	b.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	b.Close()
 	<-closed // nats.go runs its handlers in order: the disconnect's has run
-	if n := logs.count(warning); n != 0 {
-		t.Errorf("%d disconnect warnings after Close, want none:\n%s", n, logs.buf.String())
+	if n := logs.Count(warning); n != 0 {
+		t.Errorf("%d disconnect warnings after Close, want none:\n%s", n, logs.String())
 	}
 
 	b, err = Open(t.Context(), opts)
@@ -342,7 +324,7 @@ func TestDisconnectWarningOnlyWhenNATSGoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns.stop()
-	waitFor(t, "the disconnect warning", func() bool { return logs.count(warning) == 1 })
+	waitFor(t, "the disconnect warning", func() bool { return logs.Count(warning) == 1 })
 	// Close during the outage does not wait for the consumer's pending
 	// request to time out (10 s): it ends with the connection.
 	start := time.Now()
