@@ -59,7 +59,9 @@ func (h *Handler) subscribe(c *gin.Context) {
 		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset()}), 1)
 	}
 	h.trackSubscription(sub)
-	l := &subscriptionLoop{s: s, sub: sub, timer: time.NewTimer(s.nextHeartbeat(s.lastWrite))}
+	// Without a last event id there is nothing to replay: Replay is not
+	// asked (it would take the broker's lock once more per stream).
+	l := &subscriptionLoop{s: s, sub: sub, replayed: lastID == "", timer: time.NewTimer(s.nextHeartbeat(s.lastWrite))}
 	s.run(l.step, l.cleanup)
 }
 

@@ -70,8 +70,9 @@ type Subscription interface {
 	// sends the replay before anything Take returns: the queue starts with
 	// the first event after the last one of the replay, so there is no gap
 	// and no duplicate. A broker may instead queue missed events ahead of
-	// the live ones and have no replay (done at once). The appended
-	// Messages are shared: do not modify them.
+	// the live ones and have no replay (done at once); a live-only
+	// subscription (no last event id) has none either, and need not be
+	// asked. The appended Messages are shared: do not modify them.
 	//
 	// A replay is read from what the broker retains, not copied at
 	// Subscribe: a subscription holds its position only. If an event of
