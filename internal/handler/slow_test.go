@@ -2,6 +2,7 @@ package handler
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -258,5 +259,68 @@ func TestAStalledResumeHoldsNoEvictedHistory(t *testing.T) {
 			float64(grown)/1e6, historyBytes>>20, resumers)
 	} else {
 		t.Logf("the heap grew by %.1f MB with a %d MiB history", float64(grown)/1e6, historyBytes>>20)
+	}
+}
+
+// A client so slow that the history evicts the rest of its replay before
+// it is sent is dropped there, as a slow subscriber is, rather than sent
+// the replay with a gap; reconnecting with the last id it got, it is told
+// that events were missed. Over a real socket, in either transport.
+func TestAResumeOvertakenByItsHistoryIsDroppedAndReset(t *testing.T) {
+	skipOnNATS(t, "with NATS the reconnect resumes from the stream, which keeps every event")
+	opts, broker := hubOptions(t, stream.MemoryOptions{HistorySize: 1000, HistoryMaxBytes: 32 << 20})
+	ts := newTestServer(t, opts)
+	// 24 MB of replay: more than the socket buffers hold.
+	const events, size = 400, 60000
+	data := strings.Repeat("x", size)
+	first, err := broker.Publish("a", "", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range events - 1 {
+		if _, err := broker.Publish("a", "", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := ts.dial(t)
+	if _, err := fmt.Fprintf(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\nLast-Event-ID: %s\r\n\r\n", first.IDString()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("answer %v, %v; want a stream", resp, err)
+	}
+	// Events of another topic replace the whole history (about 510 of
+	// these fit) while the client reads nothing.
+	for range 600 {
+		if _, err := broker.Publish("other", "", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Now it reads: what the buffers held and the piece being written,
+	// then the stream ends.
+	p := stream.NewParser(resp.Body)
+	n, last := 0, ""
+	for {
+		ev, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d events: %v, want the stream to end", n, err)
+		}
+		n++
+		last = ev.ID
+	}
+	if n == 0 || n >= events-1 {
+		t.Fatalf("%d of the %d events replayed before the end, want some and not all", n, events-1)
+	}
+	if got := broker.Stats().Dropped; got != 1 {
+		t.Errorf("%d subscribers dropped, want 1", got)
+	}
+	ts.waitReturned(t, "/api/v1/events")
+	again := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": last})
+	if ev := next(t, again); ev.Type != "reset" || !strings.Contains(ev.Data, "older than the retained history") {
+		t.Errorf("reconnect from %s: %+v, want a reset: events were missed", last, ev)
 	}
 }
