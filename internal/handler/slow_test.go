@@ -2,10 +2,12 @@ package handler
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -185,5 +187,140 @@ func TestAReplayInProgressEndsAtItsNextStep(t *testing.T) {
 				t.Errorf("%d subscribers left, want 0", got)
 			}
 		})
+	}
+}
+
+// A resume holds its place in the history, not a copy of its replay:
+// resumers that read nothing, blocked in the middle of their replay, do
+// not keep what the history evicts meanwhile, so the heap stays about
+// hub.history_max_bytes however far the history moves on. Before, each
+// held its whole replay until its stream ended (here, up to the write
+// timeout): the heap grew by a history per resumer.
+func TestAStalledResumeHoldsNoEvictedHistory(t *testing.T) {
+	skipOnNATS(t, "it measures the memory broker's heap")
+	const historyBytes, size, resumers = 8 << 20, 60000, 3
+	opts, broker := hubOptions(t, stream.MemoryOptions{HistorySize: 10000, HistoryMaxBytes: historyBytes})
+	opts.Stream.WriteTimeout = time.Minute // the streams stay blocked
+	ts := newTestServer(t, opts)
+	heap := func() int64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	base := heap()
+
+	data := strings.Repeat("x", size)
+	publish := func(topic string, n int) {
+		for range n {
+			if _, err := broker.Publish(topic, "", data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// An event of 60 KB is retained as 64 KiB (whole pages) and a little:
+	// the history holds full events.
+	const full = historyBytes/(64<<10+1<<10) - 1
+	// Each resumer asks for a history's worth of its own topic, which
+	// the next one's replaces: 8 MiB of replay, more than the socket
+	// buffers take from a client that reads nothing (a send buffer may
+	// grow to 4 MiB; the client's receive buffer is kept small), so every
+	// replay is blocked half way. No live event is queued to a resumer:
+	// none is dropped, and each holds no more than its replay.
+	for i := range resumers {
+		topic := fmt.Sprintf("r%d", i)
+		first, err := broker.Publish(topic, "", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(topic, full-1)
+		conn := ts.dial(t)
+		if tcp, ok := conn.(*net.TCPConn); ok {
+			if err := tcp.SetReadBuffer(64 << 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := fmt.Fprintf(conn, "GET /api/v1/events?topic=%s HTTP/1.1\r\nHost: ssehub\r\nLast-Event-ID: %s\r\n\r\n", topic, first.IDString()); err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("answer %v, %v; want a stream", resp, err)
+		}
+	}
+	// The history is replaced four times over, by events no resumer
+	// wants. A resumer whose write was not blocked yet may find the rest
+	// of its replay evicted at its next step: it is dropped, as too slow.
+	publish("other", 4*full)
+	if st := broker.Stats(); st.Subscribers+int(st.Dropped) != resumers || st.Replayed == 0 {
+		t.Errorf("%d subscribers, %d dropped, %d events replayed; want %d in all and replays under way", st.Subscribers, st.Dropped, st.Replayed, resumers)
+	}
+	if grown := heap() - base; grown > 2*historyBytes {
+		t.Errorf("the heap grew by %.1f MB with a %d MiB history and %d stalled resumers: they hold what it evicted",
+			float64(grown)/1e6, historyBytes>>20, resumers)
+	} else {
+		t.Logf("the heap grew by %.1f MB with a %d MiB history", float64(grown)/1e6, historyBytes>>20)
+	}
+}
+
+// A client so slow that the history evicts the rest of its replay before
+// it is sent is dropped there, as a slow subscriber is, rather than sent
+// the replay with a gap; reconnecting with the last id it got, it is told
+// that events were missed. Over a real socket, in either transport.
+func TestAResumeOvertakenByItsHistoryIsDroppedAndReset(t *testing.T) {
+	skipOnNATS(t, "with NATS the reconnect resumes from the stream, which keeps every event")
+	opts, broker := hubOptions(t, stream.MemoryOptions{HistorySize: 1000, HistoryMaxBytes: 32 << 20})
+	ts := newTestServer(t, opts)
+	// 24 MB of replay: more than the socket buffers hold.
+	const events, size = 400, 60000
+	data := strings.Repeat("x", size)
+	first, err := broker.Publish("a", "", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range events - 1 {
+		if _, err := broker.Publish("a", "", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := ts.dial(t)
+	if _, err := fmt.Fprintf(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\nLast-Event-ID: %s\r\n\r\n", first.IDString()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("answer %v, %v; want a stream", resp, err)
+	}
+	// Events of another topic replace the whole history (about 510 of
+	// these fit) while the client reads nothing.
+	for range 600 {
+		if _, err := broker.Publish("other", "", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Now it reads: what the buffers held and the piece being written,
+	// then the stream ends.
+	p := stream.NewParser(resp.Body)
+	n, last := 0, ""
+	for {
+		ev, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d events: %v, want the stream to end", n, err)
+		}
+		n++
+		last = ev.ID
+	}
+	if n == 0 || n >= events-1 {
+		t.Fatalf("%d of the %d events replayed before the end, want some and not all", n, events-1)
+	}
+	if got := broker.Stats().Dropped; got != 1 {
+		t.Errorf("%d subscribers dropped, want 1", got)
+	}
+	ts.waitReturned(t, "/api/v1/events")
+	again := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": last})
+	if ev := next(t, again); ev.Type != "reset" || !strings.Contains(ev.Data, "older than the retained history") {
+		t.Errorf("reconnect from %s: %+v, want a reset: events were missed", last, ev)
 	}
 }

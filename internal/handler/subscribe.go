@@ -59,7 +59,9 @@ func (h *Handler) subscribe(c *gin.Context) {
 		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset()}), 1)
 	}
 	h.trackSubscription(sub)
-	l := &subscriptionLoop{s: s, sub: sub, pending: sub.Replay(), timer: time.NewTimer(s.nextHeartbeat(s.lastWrite))}
+	// Without a last event id there is nothing to replay: Replay is not
+	// asked (it would take the broker's lock once more per stream).
+	l := &subscriptionLoop{s: s, sub: sub, replayed: lastID == "", timer: time.NewTimer(s.nextHeartbeat(s.lastWrite))}
 	s.run(l.step, l.cleanup)
 }
 
@@ -69,16 +71,19 @@ func (h *Handler) subscribe(c *gin.Context) {
 type subscriptionLoop struct {
 	s   *sseStream
 	sub stream.Subscription
-	// pending is what is still to be sent: the rest of the replay, then
-	// the rest of what Take returned (a reslice of taken).
+	// pending is what is still to be sent of what Replay or Take returned
+	// last (a reslice of taken).
 	pending []*stream.Message
-	// taken is the slice that Take appends to, in lent, borrowed from
-	// h.takenBufs until pending is sent; both are nil in between. The
-	// replay is the broker's and is never appended to.
+	// taken is the slice that Replay and Take append to, in lent,
+	// borrowed from h.takenBufs until pending is sent and the replay is
+	// done; both are nil in between. It holds one piece of the replay at
+	// a time: the rest stays the broker's, which frees what its history
+	// evicts.
 	taken    []*stream.Message
 	lent     *[]*stream.Message
 	timer    *time.Timer // the heartbeat's
 	answered bool
+	replayed bool // Replay is done
 }
 
 func (l *subscriptionLoop) step(w io.Writer) bool {
@@ -92,7 +97,7 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 	if s.expired(w, time.Now()) {
 		return false
 	}
-	if len(l.pending) > 0 && (s.h.closing() || l.sub.Err() != nil) {
+	if (len(l.pending) > 0 || !l.replayed) && (s.h.closing() || l.sub.Err() != nil) {
 		// A replay or a backlog is still being sent, but the hub is
 		// shutting down or the broker dropped the subscription (too slow,
 		// or its history ended): stop now rather than when the client has
@@ -100,6 +105,17 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 		// the last id it got. A dropped subscription no longer counts
 		// against hub.max_subscribers: its stream must not go on either.
 		return s.stop(s.subscriptionEnd(l.sub))
+	}
+	if len(l.pending) == 0 && !l.replayed {
+		// The next piece of the replay. When the broker no longer
+		// retains it, Replay ends the subscription (too slow) and is
+		// done: Take below then finds it ended.
+		l.borrow()
+		l.taken, l.replayed = l.sub.Replay(l.taken[:0], maxStepBytes)
+		l.pending = l.taken
+		if len(l.pending) == 0 {
+			l.release() // done: no slice is held while waiting below
+		}
 	}
 	if len(l.pending) == 0 {
 		// Close (h.done) ends the subscription, which closes its Ready:
@@ -126,7 +142,14 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 	}
 	l.pending = s.queueMessages(l.pending)
 	if len(l.pending) == 0 {
-		l.release()
+		// The frames are copied: the Messages are let go before the
+		// write, which may block for as long as the client does not read.
+		// A replay keeps its slice until it is done.
+		if l.replayed {
+			l.release()
+		} else {
+			clear(l.taken)
+		}
 	}
 	// The timer is left as it is: when it fires, send sees whether a
 	// heartbeat is due yet. Resetting it here would cost a runtime timer
@@ -137,14 +160,19 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 // take moves everything the subscription queued into pending. It reports
 // false when the subscription has ended and nothing is left.
 func (l *subscriptionLoop) take() bool {
-	if l.lent == nil {
-		l.lent = l.s.h.takenBufs.get()
-		l.taken = *l.lent
-	}
+	l.borrow()
 	var open bool
 	l.taken, open = l.sub.Take(l.taken[:0])
 	l.pending = l.taken
 	return open
+}
+
+// borrow makes taken a slice lent by h.takenBufs, if it is not one yet.
+func (l *subscriptionLoop) borrow() {
+	if l.lent == nil {
+		l.lent = l.s.h.takenBufs.get()
+		l.taken = *l.lent
+	}
 }
 
 // release gives taken back, with the sent Messages dropped from it.

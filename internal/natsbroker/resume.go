@@ -21,8 +21,10 @@ const replayBatch = 512
 // The local broker registers it first, so it queues every live event from
 // then on. A resume within the local history is the local broker's. An
 // older one reads the stream after lastEventID up to its last sequence at
-// that moment: that is Replay, and Take drops the live events it already
-// holds, exactly, by id. An id from another history, below the stream's
+// that moment: that is the replay, read whole here and held until Replay
+// has handed it out (unlike the local broker's, which is a position in its
+// history), and Take drops the live events it already holds, exactly, by
+// id. An id from another history, below the stream's
 // first retained event or above its last starts with a Reset; an id of
 // the history before the current one on this instance (its stream was
 // deleted) resumes from the current stream's start. Reading the stream
@@ -90,6 +92,8 @@ func (b *Broker) resume(h *history, live stream.Subscription, patterns []string,
 	if s.replay, err = b.read(ctx, h, patterns, seq+1, last); err != nil {
 		return nil, b.unavailable("replay", err)
 	}
+	// Counted as read, not as sent as the local broker counts its
+	// replays: Stats().Replayed mixes the two.
 	n := uint64(len(s.replay))
 	b.replayed.Add(n)
 	return s, nil
@@ -196,22 +200,55 @@ func overlap(a, b string) bool {
 type subscription struct {
 	stream.Subscription // the local one: live events, Ready, Err, Close
 
+	// replay is the rest of what was read from the stream, handed out by
+	// Replay; only Replay and Take, on the subscriber's goroutine, use it
+	// and gap.
 	replay []*stream.Message
-	reset  string
+	// gap is set when the subscription ended with the replay unfinished:
+	// Take then hands out nothing, as what is queued would follow a gap.
+	gap   bool
+	reset string
 	// after is the id of the last event of the stream that the replay
 	// covers; Take drops live events up to it. Zero once passed. Only
 	// Take, on the subscriber's goroutine, uses it.
 	after uint64
 }
 
-// Replay returns the events read from the stream.
-func (s *subscription) Replay() []*stream.Message { return s.replay }
+// Replay appends the next events read from the stream to dst, until their
+// frames take maxBytes, and reports done once it has handed them all out.
+// The events handed out are let go. A subscription that has ended (its
+// local one was dropped or closed) with the replay unfinished hands out
+// neither the rest nor the queue.
+func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stream.Message, done bool) {
+	if len(s.replay) == 0 {
+		return dst, true
+	}
+	if s.Err() != nil {
+		s.replay, s.gap = nil, true
+		return dst, true
+	}
+	n, bytes := 0, 0
+	for n < len(s.replay) && (n == 0 || bytes < maxBytes) {
+		bytes += len(s.replay[n].Frame)
+		n++
+	}
+	dst = append(dst, s.replay[:n]...)
+	clear(s.replay[:n])
+	s.replay = s.replay[n:]
+	if len(s.replay) == 0 {
+		s.replay = nil
+	}
+	return dst, s.replay == nil
+}
 
 // Reset says why the last event id could not be resumed from, or is empty.
 func (s *subscription) Reset() string { return s.reset }
 
 // Take appends the live events queued, without those Replay holds.
 func (s *subscription) Take(dst []*stream.Message) ([]*stream.Message, bool) {
+	if s.gap {
+		return dst, false
+	}
 	n := len(dst)
 	dst, open := s.Subscription.Take(dst)
 	if s.after == 0 || len(dst) == n {

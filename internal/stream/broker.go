@@ -54,22 +54,38 @@ func (m *Message) IDString() string { return m.id }
 // once. A broker never waits for the subscriber; one whose queue would grow
 // past the broker's bound is dropped (Err is then ErrSlowConsumer).
 //
-// Reset and Replay are fixed before Subscribe returns and may be called
-// from any goroutine. Ready, Err and Close are safe for concurrent use with
-// each other, with Take, with the broker's Publish and with closing the
-// broker. Take is for one goroutine at a time: the subscriber's. An
-// implementation is comparable (a pointer), so a Subscription can key a map.
+// Reset is fixed before Subscribe returns and may be called from any
+// goroutine. Ready, Err and Close are safe for concurrent use with each
+// other, with Replay and Take, with the broker's Publish and with closing
+// the broker. Replay and Take are for one goroutine at a time: the
+// subscriber's. An implementation is comparable (a pointer), so a
+// Subscription can key a map.
 type Subscription interface {
-	// Replay returns the events after the requested last event id that
-	// match the subscription, oldest first. The caller sends them before
-	// anything Take returns: the queue starts with the first event after
-	// the last one in Replay, so there is no gap and no duplicate. A broker
-	// may instead queue missed events ahead of the live ones and return
-	// none here. The caller may reslice the result but must not modify it
-	// or its Messages.
-	Replay() []*Message
+	// Replay appends to dst the next events of the replay, oldest first,
+	// and returns the extended slice: the events after the requested last
+	// event id that match the subscription, as they stood when Subscribe
+	// returned. It appends events until their frames take maxBytes or more
+	// (one event at least, when one is left) and reports done once the
+	// replay has been handed out in full; done then stays true. The caller
+	// sends the replay before anything Take returns: the queue starts with
+	// the first event after the last one of the replay, so there is no gap
+	// and no duplicate. A broker may instead queue missed events ahead of
+	// the live ones and have no replay (done at once); a live-only
+	// subscription (no last event id) has none either, and need not be
+	// asked. The appended Messages are shared: do not modify them.
+	//
+	// A replay is read from what the broker retains, not copied at
+	// Subscribe: a subscription holds its position only. If an event of
+	// the rest of the replay is no longer retained (the subscriber fell
+	// that far behind), the broker ends the subscription with
+	// ErrSlowConsumer, as if its queue had overflowed, and Replay reports
+	// done: the subscriber reconnects with the last id it got and learns
+	// there (a Reset) that events were missed. Once a subscription has
+	// ended with its replay unfinished, neither the rest of the replay nor
+	// its queue, which would follow a gap, is handed out.
+	Replay(dst []*Message, maxBytes int) (msgs []*Message, done bool)
 	// Reset, when not empty, says in words why the requested last event id
-	// could not be resumed from; Replay is then empty and the queue carries
+	// could not be resumed from; there is then no replay and the queue carries
 	// live events only. It is empty for a live-only subscription.
 	Reset() string
 	// Ready returns a channel that is signalled when there may be
@@ -112,11 +128,14 @@ type Stats struct {
 	Subscribers int
 	// Published counts accepted events.
 	Published uint64
-	// Delivered counts events queued to subscribers plus events replayed.
+	// Delivered counts events queued to subscribers plus events replayed
+	// (as Replayed counts them).
 	Delivered uint64
 	// Dropped counts subscriptions ended because their queue was full.
 	Dropped uint64
-	// Replayed counts events handed out in Subscription.Replay.
+	// Replayed counts events of replays: for Memory, those handed out by
+	// Subscription.Replay, as they are; a broker that reads a replay from
+	// elsewhere at Subscribe may count what it read.
 	Replayed uint64
 	// HistoryBytes is what the retained history takes, as the history's
 	// byte bound counts it (MemoryOptions.HistoryMaxBytes).

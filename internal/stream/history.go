@@ -131,19 +131,3 @@ func (h *history) resumePoint(lastEventID string) (after uint64, reason string) 
 	}
 	return id, ""
 }
-
-// since returns the retained messages with an id above after, in id order.
-// after must be a resume point returned by resumePoint.
-func (h *history) since(after uint64) []*Message {
-	if after+1 >= h.next {
-		return nil
-	}
-	out := make([]*Message, 0, h.next-after-1)
-	n := uint64(len(h.ring))
-	for id := after + 1; id < h.next; id++ {
-		if m := h.ring[id%n].msg; m != nil { // nil: an id Deliver skipped
-			out = append(out, m)
-		}
-	}
-	return out
-}

@@ -210,10 +210,14 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 // patterns (at least one, each a valid pattern; duplicates are ignored).
 //
 // An empty lastEventID asks for live events only. Otherwise, if the broker
-// can resume after that id, Replay returns every retained matching event with
-// a larger id, in order, and the queue continues right after it: the
-// subscription is registered in the same critical section that takes the
-// snapshot, so there is no gap and no duplicate even while others publish. If it cannot resume
+// can resume after that id, the replay is every matching event with a
+// larger id up to the newest one, in order, and the queue continues right
+// after it: the subscription is registered in the same critical section
+// that fixes the replay's range, so there is no gap and no duplicate even
+// while others publish. The replay is not copied: Replay reads it from the
+// history in pieces, and a subscriber that falls so far behind that the
+// history evicts the rest of its replay is dropped (see
+// Subscription.Replay). If it cannot resume
 // (not a number, older than the history, newer than the newest event, from
 // before a restart), Reset says why and the queue carries live events only.
 //
@@ -248,24 +252,18 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription,
 		b.mu.Unlock()
 		return nil, fmt.Errorf("limit %d: %w", b.maxSubs, ErrTooManySubscribers)
 	}
-	var snapshot []*Message
 	if lastEventID != "" {
 		after, reason := b.hist.resumePoint(lastEventID)
 		if reason != "" {
 			s.reset = reason
 		} else {
-			snapshot = b.hist.since(after)
+			// The replay's range, fixed in the critical section that
+			// registers s: the queue starts at b.hist.next.
+			s.replayNext, s.replayEnd = after+1, b.hist.next
 		}
 	}
 	b.link(s)
 	b.mu.Unlock()
-
-	// Messages are immutable, so the snapshot is filtered outside the lock.
-	s.replay = slices.DeleteFunc(snapshot, func(m *Message) bool { return !s.matches(m.Topic) })
-	if n := uint64(len(s.replay)); n > 0 {
-		b.replayed.Add(n)
-		b.delivered.Add(n)
-	}
 	return s, nil
 }
 

@@ -17,8 +17,7 @@ const keptQueueCap = 64
 // channel would hold SubscriberBuffer pointers (2 KiB by default) for every
 // subscription; see BenchmarkIdleSubscription.
 type memorySubscription struct {
-	replay []*Message // see Subscription.Replay
-	reset  string     // see Subscription.Reset
+	reset string // see Subscription.Reset
 
 	broker   *Memory
 	ready    chan struct{} // capacity 1; closed when the subscription ends
@@ -31,6 +30,11 @@ type memorySubscription struct {
 	mark     uint64     // scratch for Topics, to count a subscription once
 	closed   bool       // ended; ready is closed
 	err      error      // why it ended
+	// The rest of the replay is the retained ids [replayNext, replayEnd)
+	// whose messages match: a position in the history, not a copy of it,
+	// so what the history evicts is freed even while a slow subscriber
+	// is still being sent its replay. Equal once the replay is done.
+	replayNext, replayEnd uint64
 }
 
 // slot places a subscription in a group: g.subs[i] is the subscription.
@@ -38,10 +42,6 @@ type slot struct {
 	g *group
 	i int
 }
-
-// Replay returns the retained events after the requested last event id that
-// match the subscription, oldest first.
-func (s *memorySubscription) Replay() []*Message { return s.replay }
 
 // Reset says why the requested last event id could not be resumed from, or
 // is empty.

@@ -1,0 +1,68 @@
+package stream
+
+// A subscription's replay is a range of the history's ids, fixed by
+// Subscribe, and Replay reads it in pieces: what the history evicts before
+// it is read is freed, and the subscriber that fell that far behind is
+// dropped rather than sent the replay with a gap.
+
+// replayScan is how many history ids Replay looks at while it holds the
+// broker's lock; it takes the lock again for more. A resume matching few
+// of the retained events thus does not hold up Publish for the whole
+// history at once.
+const replayScan = 512
+
+// Replay appends the next retained events of the replay that match the
+// subscription to dst, until their frames take maxBytes, and reports done
+// once none is left. When the history no longer retains the rest of the
+// replay, it ends the subscription with ErrSlowConsumer (counted as
+// dropped) and reports done; a subscription that has ended with its
+// replay unfinished hands out neither its rest nor its queue. Only the
+// subscriber may call it, from one goroutine at a time.
+func (s *memorySubscription) Replay(dst []*Message, maxBytes int) (msgs []*Message, done bool) {
+	bytes, n := 0, len(dst)
+	maxBytes = max(maxBytes, 1) // one event at least: a frame is never empty
+	for !done && bytes < maxBytes {
+		dst, bytes, done = s.replayScan(dst, bytes, maxBytes)
+	}
+	if k := uint64(len(dst) - n); k > 0 {
+		s.broker.replayed.Add(k)
+		s.broker.delivered.Add(k)
+	}
+	return dst, done
+}
+
+// replayScan is one step of Replay under the broker's lock: it appends the
+// matching messages of at most replayScan ids to dst while their frames
+// take less than maxBytes, counting them in bytes.
+func (s *memorySubscription) replayScan(dst []*Message, bytes, maxBytes int) ([]*Message, int, bool) {
+	b := s.broker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.replayNext == s.replayEnd {
+		return dst, bytes, true
+	}
+	if !s.closed && s.replayNext < b.hist.oldest {
+		// Evicted before it was sent: the replay cannot go on without a
+		// gap. The subscriber is dropped as one that fell behind is.
+		b.end(s, ErrSlowConsumer)
+		b.dropCount.Add(1)
+	}
+	if s.closed {
+		// Ended with the replay unfinished: the queue, which continues
+		// after the replay, would follow a gap.
+		s.replayNext, s.replayEnd = 0, 0
+		s.queue = nil
+		return dst, bytes, true
+	}
+	ring := b.hist.ring
+	stop := min(s.replayEnd, s.replayNext+replayScan)
+	for s.replayNext < stop && bytes < maxBytes {
+		m := ring[s.replayNext%uint64(len(ring))].msg
+		s.replayNext++
+		if m != nil && s.matches(m.Topic) { // nil: an id Deliver skipped
+			dst = append(dst, m)
+			bytes += len(m.Frame)
+		}
+	}
+	return dst, bytes, s.replayNext == s.replayEnd
+}

@@ -1,0 +1,166 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"testing"
+	"weak"
+)
+
+// publishWeak publishes n events to topic and returns weak pointers to
+// them: the caller keeps no reference.
+func publishWeak(t *testing.T, b *Memory, topic string, n int) []weak.Pointer[Message] {
+	t.Helper()
+	out := make([]weak.Pointer[Message], n)
+	for i := range out {
+		out[i] = weak.Make(mustPublish(t, b, topic, "", strconv.Itoa(i)))
+	}
+	return out
+}
+
+// A resume holds a position in the history, not a copy of its replay:
+// events the history evicts while the subscriber is still reading its
+// replay are freed, and reading on ends the subscription as too slow, with
+// nothing of its queue handed out after the gap.
+func TestAResumeHoldsNoEvictedEvent(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{HistorySize: 8})
+	first := mustPublish(t, b, "a", "", "first").IDString()
+	old := publishWeak(t, b, "a", 7) // ids 2..8: the replay
+	s := mustSubscribe(t, b, first, "a")
+
+	got, done := s.Replay(nil, 1)
+	if done || len(got) != 1 || got[0].ID != 2 {
+		t.Fatalf("first piece %v, done %v; want [2], not done", ids(got), done)
+	}
+	got = nil
+	publishWeak(t, b, "a", 16) // ids 9..24: 17..24 retained, 9..24 queued
+	runtime.GC()
+	for i, w := range old {
+		if w.Value() != nil {
+			t.Errorf("event %d, evicted from the history, is still held", i+2)
+		}
+	}
+
+	got, done = s.Replay(got, 1)
+	if !done || len(got) != 0 {
+		t.Fatalf("replay after its rest was evicted: %v, done %v; want nothing, done", ids(got), done)
+	}
+	if !errors.Is(s.Err(), ErrSlowConsumer) {
+		t.Fatalf("Err() = %v, want ErrSlowConsumer", s.Err())
+	}
+	if st := b.Stats(); st.Dropped != 1 || st.Subscribers != 0 || st.Replayed != 1 {
+		t.Errorf("stats %+v, want 1 dropped, 0 subscribers, 1 replayed", st)
+	}
+	if msgs, open := s.Take(nil); len(msgs) != 0 || open {
+		t.Errorf("Take after the gap: %v, open %v; want nothing, ended", ids(msgs), open)
+	}
+	select {
+	case <-s.Ready():
+	default:
+		t.Error("Ready is not closed")
+	}
+	// The client reconnects with the last id it got and is told.
+	again := mustSubscribe(t, b, "2", "a")
+	if again.Reset() == "" {
+		t.Error("resume from the last id sent: no reset, want one")
+	}
+}
+
+// Reading a replay in pieces, whatever their size, hands out exactly what
+// Subscribe used to copy (the retained matching events after the id, ids
+// Deliver skipped included), and the live events published meanwhile
+// follow it with no gap and no duplicate.
+func TestAReplayInPiecesIsTheRetainedHistory(t *testing.T) {
+	topics := []string{"a", "b", "a.x", "a.y", "c.x"}
+	patterns := [][]string{{">"}, {"a"}, {"a.*"}, {"a", "c.x"}, {"a.>", "b", ">"}, {"zz"}}
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		size := 4 + r.IntN(40)
+		b := newTestMemory(t, MemoryOptions{HistorySize: size, HistoryMaxBytes: 1 << 20, SubscriberBuffer: 1 << 10})
+		id := uint64(1)
+		for range r.IntN(3 * size) {
+			id += 1 + uint64(r.IntN(2)) // skips an id now and then
+			if _, err := b.Deliver(id, topics[r.IntN(len(topics))], "", "x"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Each resume publishes live events, which move the history on:
+		// the resume points are counted from its oldest retained id.
+		for k := range uint64(size + 1) {
+			for _, ps := range patterns {
+				after := max(b.hist.oldest-1, b.hist.first) + k
+				if after >= b.hist.next {
+					break
+				}
+				name := fmt.Sprintf("seed %d, history %d, after %d, %v", seed, size, after, ps)
+				want := b.hist.since(after)
+				s := mustSubscribe(t, b, strconv.FormatUint(after, 10), ps...)
+				if s.Reset() != "" {
+					t.Fatalf("%s: reset %q", name, s.Reset())
+				}
+				want = slices.DeleteFunc(want, func(m *Message) bool { return !s.(*memorySubscription).matches(m.Topic) })
+				var got []*Message
+				var live []*Message // published during the replay, matching
+				for done := false; !done; {
+					got, done = s.Replay(got, r.IntN(40)) // a frame is 13 to 20 bytes
+					if r.IntN(3) == 0 {
+						// It may evict the oldest id, but each piece
+						// advances the replay by one id at least: the
+						// rest of the replay is never evicted.
+						m, err := b.Publish(topics[r.IntN(len(topics))], "", "live")
+						if err != nil {
+							t.Fatal(err)
+						}
+						if s.(*memorySubscription).matches(m.Topic) {
+							live = append(live, m)
+						}
+					}
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: replay %v, want %v", name, ids(got), ids(want))
+				}
+				taken, open := s.Take(nil)
+				if !open || !slices.Equal(taken, live) {
+					t.Fatalf("%s: live %v (open %v), want %v", name, ids(taken), open, ids(live))
+				}
+				if s.Err() != nil {
+					t.Fatalf("%s: %v", name, s.Err())
+				}
+				s.Close()
+			}
+		}
+	}
+}
+
+// A replay longer than what Replay looks at under the broker's lock at
+// once (replayScan ids) comes out whole, in pieces of the byte budget.
+func TestALongReplayComesOutWhole(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{HistorySize: 5 * replayScan})
+	for i := range 5 * replayScan {
+		mustPublish(t, b, "t"+strconv.Itoa(i%4), "", "x")
+	}
+	for _, budget := range []int{1, 100, 64 << 10} {
+		s := mustSubscribe(t, b, "1", "t1")
+		want := slices.DeleteFunc(b.hist.since(1), func(m *Message) bool { return m.Topic != "t1" })
+		var got []*Message
+		pieces := 0
+		for done := false; !done; pieces++ {
+			n := len(got)
+			got, done = s.Replay(got, budget)
+			if !done && len(got) == n {
+				t.Fatalf("budget %d: an empty piece before the end", budget)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("budget %d: %d events replayed, want %d", budget, len(got), len(want))
+		}
+		if budget == 1 && pieces < len(want) {
+			t.Errorf("budget 1: %d pieces for %d events", pieces, len(want))
+		}
+		s.Close()
+	}
+}
