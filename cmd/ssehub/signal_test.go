@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -68,11 +69,24 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	}
 	defer conn.Close()
 	if _, err := fmt.Fprintf(conn, "POST /api/v1/topics/demo.held/events HTTP/1.1\r\nHost: ssehub\r\n"+
-		"Content-Type: application/json\r\nContent-Length: 20\r\n\r\n{"); err != nil {
+		"Content-Type: application/json\r\nContent-Length: 20\r\nExpect: 100-continue\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	// Its handler now waits for the rest of the body, for
-	// server.read_timeout, and a graceful shutdown waits for its handler.
+	// net/http says 100 Continue once the handler reads the body: the
+	// request is then in its handler, which waits for the body for
+	// server.read_timeout, and a graceful shutdown waits for the handler.
+	// (A signal sent before the server accepted the connection would find
+	// nothing to wait for.)
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 100 ") {
+		t.Fatalf("answer %q, %v: want 100 Continue", status, err)
+	}
+	if _, err := io.WriteString(conn, "{"); err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
