@@ -153,24 +153,8 @@ func TestAReplayInProgressEndsAtItsNextStep(t *testing.T) {
 			// send buffer may grow to 4 MiB, a receive buffer to 6 MiB), so
 			// the replay is under way, blocked, when the test ends it.
 			const events, size = 400, 60000
-			data := strings.Repeat("x", size)
-			first, err := broker.Publish("a", "", data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for range events - 1 {
-				if _, err := broker.Publish("a", "", data); err != nil {
-					t.Fatal(err)
-				}
-			}
-			conn := ts.dial(t)
-			if _, err := fmt.Fprintf(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\nLast-Event-ID: %s\r\n\r\n", first.IDString()); err != nil {
-				t.Fatal(err)
-			}
-			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("answer %v, %v; want a stream", resp, err)
-			}
+			first := publishN(t, broker, "a", strings.Repeat("x", size), events)
+			resp := resumeRaw(t, ts.dial(t), "a", first.IDString())
 			tt.end(t, ts, broker)
 			// Now read it all: the stream ends (a clean end of the
 			// response; the Gin transport keeps the connection) after
@@ -211,13 +195,6 @@ func TestAStalledResumeHoldsNoEvictedHistory(t *testing.T) {
 	base := heap()
 
 	data := strings.Repeat("x", size)
-	publish := func(topic string, n int) {
-		for range n {
-			if _, err := broker.Publish(topic, "", data); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	// An event of 60 KB is retained as 64 KiB (whole pages) and a little:
 	// the history holds full events.
 	const full = historyBytes/(64<<10+1<<10) - 1
@@ -229,28 +206,19 @@ func TestAStalledResumeHoldsNoEvictedHistory(t *testing.T) {
 	// none is dropped, and each holds no more than its replay.
 	for i := range resumers {
 		topic := fmt.Sprintf("r%d", i)
-		first, err := broker.Publish(topic, "", data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		publish(topic, full-1)
+		first := publishN(t, broker, topic, data, full)
 		conn := ts.dial(t)
 		if tcp, ok := conn.(*net.TCPConn); ok {
 			if err := tcp.SetReadBuffer(64 << 10); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := fmt.Fprintf(conn, "GET /api/v1/events?topic=%s HTTP/1.1\r\nHost: ssehub\r\nLast-Event-ID: %s\r\n\r\n", topic, first.IDString()); err != nil {
-			t.Fatal(err)
-		}
-		if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("answer %v, %v; want a stream", resp, err)
-		}
+		resumeRaw(t, conn, topic, first.IDString())
 	}
 	// The history is replaced four times over, by events no resumer
 	// wants. A resumer whose write was not blocked yet may find the rest
 	// of its replay evicted at its next step: it is dropped, as too slow.
-	publish("other", 4*full)
+	publishN(t, broker, "other", data, 4*full)
 	if st := broker.Stats(); st.Subscribers+int(st.Dropped) != resumers || st.Replayed == 0 {
 		t.Errorf("%d subscribers, %d dropped, %d events replayed; want %d in all and replays under way", st.Subscribers, st.Dropped, st.Replayed, resumers)
 	}
@@ -273,30 +241,11 @@ func TestAResumeOvertakenByItsHistoryIsDroppedAndReset(t *testing.T) {
 	// 24 MB of replay: more than the socket buffers hold.
 	const events, size = 400, 60000
 	data := strings.Repeat("x", size)
-	first, err := broker.Publish("a", "", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range events - 1 {
-		if _, err := broker.Publish("a", "", data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conn := ts.dial(t)
-	if _, err := fmt.Fprintf(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\nLast-Event-ID: %s\r\n\r\n", first.IDString()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("answer %v, %v; want a stream", resp, err)
-	}
+	first := publishN(t, broker, "a", data, events)
+	resp := resumeRaw(t, ts.dial(t), "a", first.IDString())
 	// Events of another topic replace the whole history (about 510 of
 	// these fit) while the client reads nothing.
-	for range 600 {
-		if _, err := broker.Publish("other", "", data); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishN(t, broker, "other", data, 600)
 	// Now it reads: what the buffers held and the piece being written,
 	// then the stream ends.
 	p := stream.NewParser(resp.Body)
@@ -323,4 +272,34 @@ func TestAResumeOvertakenByItsHistoryIsDroppedAndReset(t *testing.T) {
 	if ev := next(t, again); ev.Type != "reset" || !strings.Contains(ev.Data, "older than the retained history") {
 		t.Errorf("reconnect from %s: %+v, want a reset: events were missed", last, ev)
 	}
+}
+
+// publishN publishes n events of data to topic and returns the first.
+func publishN(t *testing.T, broker testBroker, topic, data string, n int) *stream.Message {
+	t.Helper()
+	var first *stream.Message
+	for i := range n {
+		m, err := broker.Publish(topic, "", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = m
+		}
+	}
+	return first
+}
+
+// resumeRaw subscribes to topic over conn, resuming after lastID, and
+// returns the stream's response once its head is read.
+func resumeRaw(t *testing.T, conn net.Conn, topic, lastID string) *http.Response {
+	t.Helper()
+	if _, err := fmt.Fprintf(conn, "GET /api/v1/events?topic=%s HTTP/1.1\r\nHost: ssehub\r\nLast-Event-ID: %s\r\n\r\n", topic, lastID); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("answer %v, %v; want a stream", resp, err)
+	}
+	return resp
 }
