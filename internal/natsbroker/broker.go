@@ -321,17 +321,18 @@ func (b *Broker) Close() {
 		b.renewMu.Lock()
 		b.shut = true
 		b.renewMu.Unlock()
+		// The connection goes before the consumers stop: an ordered
+		// consumer recreating itself holds its lock across a request
+		// that NATS, away or busy, may never answer (nats.go's timeout
+		// is 10 s), and stopping it waits for that lock; the
+		// connection's end ends the request. Nothing needs it any
+		// more: the publishes have ended, and the server removes the
+		// consumers once idle, as it would after a stop.
+		b.nc.Close()
 		b.renewals.Wait()
-		if !b.nc.IsConnected() {
-			// NATS is away: a consumer recreating itself waits on a
-			// request that only the connection's end releases (its
-			// timeout is 10 s), and end would wait for it.
-			b.nc.Close()
-		}
 		if h := b.cur.Load(); h != nil {
 			h.end(stream.ErrClosed)
 		}
-		b.nc.Close()
 	})
 }
 

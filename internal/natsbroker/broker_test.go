@@ -333,3 +333,45 @@ func TestDisconnectWarningOnlyWhenNATSGoes(t *testing.T) {
 		t.Errorf("Close took %v with NATS away", d)
 	}
 }
+
+// Close while the consumer waits for an answer NATS does not give (a
+// server just gone, or too busy to answer, with the connection not yet
+// known to be lost): the ordered consumer holds its lock across that
+// request (10 s), and stopping it waits for the lock. Close ends the
+// connection first, which ends the request.
+func TestCloseWhileTheConsumerWaitsForNATS(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swallowed := p.swallowRequests("$JS.API.CONSUMER.CREATE.")
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range st.ConsumerNames(t.Context()).Name() {
+		if err := js.DeleteConsumer(t.Context(), DefaultStream, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-swallowed: // the consumer asked to be created again, unanswered
+	case <-time.After(waitLimit):
+		t.Fatal("the consumer did not ask to be created again")
+	}
+	start := time.Now()
+	b.Close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v while the consumer waited for NATS", d)
+	}
+}

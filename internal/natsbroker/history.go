@@ -159,6 +159,9 @@ func (b *Broker) renewFrom(old *history) {
 			old.end(fmt.Errorf("%w (stream %q)", ErrStreamDeleted, b.opts.Stream))
 			return
 		}
+		if ctx.Err() != nil {
+			return // Close: the connection may have ended first
+		}
 		if !logged && time.Since(start) >= time.Second {
 			logged = true
 			b.opts.Logger.Error("nats stream gone: publishing answers 503 until it exists again (an instance that starts creates a missing one)", "stream", b.opts.Stream, "err", err)

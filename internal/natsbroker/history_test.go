@@ -65,6 +65,79 @@ func TestStreamCreatedAgainWhileRunning(t *testing.T) {
 	})
 }
 
+// A resume from further back than the local history, read while the
+// stream was just deleted and created again and before the instance took
+// the new one: NATS finds streams by name, so the old history would read
+// the new stream's events and give them its own ids (ids of other events,
+// and a silent gap). It answers unavailable instead, and the client's
+// retry resumes from the new stream. resume is called with the old
+// history directly: through Subscribe, the instance may already have
+// renewed, which is the case TestStreamCreatedAgainWhileRunning covers.
+func TestResumeWhileTheStreamIsReplaced(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old []string
+	for i := range 5 {
+		m, err := a.Publish("t", "", fmt.Sprint("old ", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, strconv.FormatUint(m.ID, 10))
+	}
+	a.Close()
+	b, err := Open(t.Context(), opts) // its local history starts after old
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	h := b.cur.Load()
+	live, err := h.mem.Subscribe([]string{"t"}, old[1])
+	if err != nil || live.Reset() == "" {
+		t.Fatalf("local subscription from %s: %v, reset %q; want one the stream must resume", old[1], err, live.Reset())
+	}
+	defer live.Close()
+
+	created := recreateStream(t, ns, opts)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for i := range 3 {
+		if _, err := js.Publish(t.Context(), "ssehub.t", []byte(fmt.Sprint("new ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := b.resume(h, live, []string{"t"}, old[1])
+	if err == nil {
+		got, _ := s.Replay(nil, 1<<20)
+		for _, m := range got {
+			t.Errorf("resumed from the replaced stream: id %d %q", m.ID, m.Frame)
+		}
+		t.Fatalf("resume from %s read the new stream with the old history's ids (reset %q)", old[1], s.Reset())
+	}
+	if !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("resume: %v, want ErrUnavailable", err)
+	}
+
+	waitFor(t, "the instance to take the new stream", func() bool { return b.cur.Load() != h && b.Ready() == nil })
+	again, err := b.Subscribe([]string{"t"}, old[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	got, _ := again.Replay(nil, 1<<20)
+	offset := newIDs(created).offset
+	if again.Reset() != "" || len(got) != 3 || got[0].ID != offset+1 || got[2].ID != offset+3 {
+		t.Fatalf("resume after the switch: reset %q, %d events from id %v; want the new stream's 3 from %d", again.Reset(), len(got), got, offset+1)
+	}
+}
+
 // The stream deleted and not created again: publishing answers 503 and
 // the instance is not ready until someone creates it; then it goes on
 // with a new history, as when it is created again at once.

@@ -69,9 +69,9 @@ func (b *Broker) resume(h *history, live stream.Subscription, patterns []string,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
-	info, err := h.stream.Info(ctx)
+	info, err := b.info(ctx, h)
 	if err != nil {
-		return nil, b.unavailable("stream info", err)
+		return nil, err
 	}
 	first, last := info.State.FirstSeq, info.State.LastSeq
 	switch {
@@ -92,11 +92,38 @@ func (b *Broker) resume(h *history, live stream.Subscription, patterns []string,
 	if s.replay, err = b.read(ctx, h, patterns, seq+1, last); err != nil {
 		return nil, b.unavailable("replay", err)
 	}
+	// The stream may have been replaced while it was read: the events
+	// read would be another stream's under h's ids.
+	if _, err := b.info(ctx, h); err != nil {
+		return nil, err
+	}
 	// Counted as read, not as sent as the local broker counts its
 	// replays: Stats().Replayed mixes the two.
 	n := uint64(len(s.replay))
 	b.replayed.Add(n)
 	return s, nil
+}
+
+// info returns the state of h's stream. A stream of the same name that
+// is not h's (deleted and created again, and h not yet renewed: NATS
+// finds streams by name) makes it renew h and return an error wrapping
+// stream.ErrUnavailable, as Publish does meanwhile.
+func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, error) {
+	if err := b.ready(h); err != nil {
+		return nil, err
+	}
+	info, err := h.stream.Info(ctx)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		b.renew(h)
+		return nil, b.unavailable("stream info", fmt.Errorf("%w: %w", ErrStreamDeleted, err))
+	case err != nil:
+		return nil, b.unavailable("stream info", err)
+	case !info.Created.Equal(h.created):
+		b.renew(h)
+		return nil, b.unavailable("stream info", fmt.Errorf("stream %q created again at %s: %w", b.opts.Stream, info.Created, ErrStreamDeleted))
+	}
+	return info, nil
 }
 
 // read returns the events of h's stream from sequence from to sequence to
