@@ -406,7 +406,8 @@ func TestHubSubscriptionEndsWhenBrokerCloses(t *testing.T) {
 
 // A subscriber that goes away while its stream waits ends the stream as
 // "client gone", and its subscription with it: the stream watches the
-// request's context itself (no context.AfterFunc, no CloseNotify).
+// request's context itself (no context.AfterFunc, no CloseNotify). The
+// handler no longer holds it (it tracks open ones for Close).
 func TestHubSubscriberGoingAwayEndsItsSubscription(t *testing.T) {
 	var logs testlog.Buffer
 	opts, broker := hubOptions(t, stream.MemoryOptions{FirstID: 1})
@@ -427,6 +428,12 @@ func TestHubSubscriberGoingAwayEndsItsSubscription(t *testing.T) {
 	resp.Body.Close()
 	ts.waitReturned(t, "/api/v1/events")
 	waitFor(t, func() bool { return broker.Stats().Subscribers == 0 })
+	ts.h.mu.Lock()
+	tracked := len(ts.h.subs)
+	ts.h.mu.Unlock()
+	if tracked != 0 {
+		t.Errorf("the handler still tracks %d subscriptions after its stream ended", tracked)
+	}
 	if !strings.Contains(logs.String(), `reason="client gone"`) {
 		t.Errorf("no stream end line says client gone:\n%s", logs.String())
 	}
