@@ -349,21 +349,7 @@ func TestCloseWhileTheConsumerWaitsForNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	swallowed := p.swallowRequests("$JS.API.CONSUMER.CREATE.")
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	st, err := js.Stream(t.Context(), DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name := range st.ConsumerNames(t.Context()).Name() {
-		if err := js.DeleteConsumer(t.Context(), DefaultStream, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deleteConsumers(t, ns)
 	select {
 	case <-swallowed: // the consumer asked to be created again, unanswered
 	case <-time.After(waitLimit):

@@ -203,6 +203,21 @@ func TestConsumerDeletedAloneKeepsTheHistory(t *testing.T) {
 	c := a.subscribe(t, "topic=t", "")
 	ids := []string{a.publish(t, "t", "before")}
 	receives(t, c, ids)
+	deleteConsumers(t, ns)
+	for i := range 3 {
+		ids = append(ids, publishUntilAccepted(t, a, "t", fmt.Sprint("after ", i)))
+	}
+	first, _ := strconv.ParseUint(ids[0], 10, 64)
+	if last, _ := strconv.ParseUint(ids[len(ids)-1], 10, 64); last > first+10 {
+		t.Fatalf("ids %v: not of one history", ids)
+	}
+	receives(t, c, ids[1:])
+}
+
+// deleteConsumers deletes every consumer of the default stream, as an
+// operator could.
+func deleteConsumers(t *testing.T, ns *natsServer) {
+	t.Helper()
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -218,14 +233,6 @@ func TestConsumerDeletedAloneKeepsTheHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := range 3 {
-		ids = append(ids, publishUntilAccepted(t, a, "t", fmt.Sprint("after ", i)))
-	}
-	first, _ := strconv.ParseUint(ids[0], 10, 64)
-	if last, _ := strconv.ParseUint(ids[len(ids)-1], 10, 64); last > first+10 {
-		t.Fatalf("ids %v: not of one history", ids)
-	}
-	receives(t, c, ids[1:])
 }
 
 // recreateStream deletes the broker's stream and creates it again with

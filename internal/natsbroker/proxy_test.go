@@ -49,6 +49,13 @@ func (p *natsProxy) swallowRequests(prefix string) <-chan struct{} {
 	return p.swallowd
 }
 
+// passRequests stops swallowing.
+func (p *natsProxy) passRequests() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.swallow = nil
+}
+
 func (p *natsProxy) accept() {
 	defer p.wg.Done()
 	for {

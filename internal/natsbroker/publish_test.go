@@ -3,7 +3,10 @@ package natsbroker
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -87,5 +90,30 @@ func TestConsumerHasNoSubjectFilter(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d consumers on the stream, want the instance's one", n)
+	}
+}
+
+// A publish is answered once stored even when the instance's consumer does
+// not deliver it within PublishTimeout (here it is held: its pulls are
+// swallowed): 201 with the id of its sequence, not 503, as a retry would
+// store it twice. The subscribers get it once the consumer resumes.
+func TestPublishAnsweredWhileTheConsumerIsBehind(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	p.swallowRequests("$JS.API.CONSUMER.MSG.NEXT.")
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = 300 * time.Millisecond
+	a := newInstance(t, opts)
+	c := a.subscribe(t, "topic=t", "")
+	status, id, _ := a.post(t, "t", `{"data": "stored"}`)
+	if status != http.StatusCreated || id != strconv.FormatUint(a.broker.cur.Load().ids.id(1), 10) {
+		t.Fatalf("publish with the consumer held: %d, id %q; want 201 with the id of sequence 1", status, id)
+	}
+
+	p.passRequests()
+	deleteConsumers(t, ns) // its pull is lost: recreated, it pulls again
+	if got := c.next(t); got.ID != id || got.Data != "stored" {
+		t.Fatalf("once the consumer resumed: %+v, want id %s", got, id)
 	}
 }
