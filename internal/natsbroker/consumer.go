@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// consumerHeartbeat is how often NATS tells an idle local consumer it is
+// still there: missing two, it is recreated (consume).
+const consumerHeartbeat = time.Second
 
 // consume starts history h's one ordered consumer on the whole stream,
 // from the sequence after the one h.seen starts at. The ordered consumer
@@ -19,6 +24,13 @@ import (
 //
 // The consumer's being deleted, as it is with its stream, makes the
 // Broker check the stream (renew).
+//
+// It asks for a heartbeat every consumerHeartbeat while idle, and is
+// recreated when two are missed: a pull request that NATS never got
+// (sent while a restarted server's JetStream was still recovering)
+// leaves it waiting for that. nats.go's default for an ordered consumer
+// is 5 s, so events stored after an outage reached subscribers up to
+// 10 s late.
 func (b *Broker) consume(ctx context.Context, h *history) error {
 	cons, err := h.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
@@ -27,7 +39,7 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 	if err != nil {
 		return fmt.Errorf("nats: consumer on stream %q: %w", b.opts.Stream, err)
 	}
-	h.cc, err = cons.Consume(func(m jetstream.Msg) { b.deliver(h, m) }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	h.cc, err = cons.Consume(func(m jetstream.Msg) { b.deliver(h, m) }, jetstream.PullHeartbeat(consumerHeartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		b.opts.Logger.Debug("nats consumer", "err", err)
 		if errors.Is(err, jetstream.ErrConsumerDeleted) {
 			b.renew(h)

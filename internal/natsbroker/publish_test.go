@@ -94,9 +94,11 @@ func TestConsumerHasNoSubjectFilter(t *testing.T) {
 }
 
 // A publish is answered once stored even when the instance's consumer does
-// not deliver it within PublishTimeout (here it is held: its pulls are
-// swallowed): 201 with the id of its sequence, not 503, as a retry would
-// store it twice. The subscribers get it once the consumer resumes.
+// not deliver it within PublishTimeout (here it is held: its pull requests
+// are swallowed, as a restarted server whose JetStream is still recovering
+// loses them): 201 with the id of its sequence, not 503, as a retry would
+// store it twice. The subscribers get it once the consumer, missing its
+// heartbeats, is recreated: in about 2 s (nats.go's default took 10 s).
 func TestPublishAnsweredWhileTheConsumerIsBehind(t *testing.T) {
 	ns := startNATS(t)
 	p := startProxy(t, ns)
@@ -112,8 +114,11 @@ func TestPublishAnsweredWhileTheConsumerIsBehind(t *testing.T) {
 	}
 
 	p.passRequests()
-	deleteConsumers(t, ns) // its pull is lost: recreated, it pulls again
+	start := time.Now()
 	if got := c.next(t); got.ID != id || got.Data != "stored" {
 		t.Fatalf("once the consumer resumed: %+v, want id %s", got, id)
+	}
+	if d := time.Since(start); d > 3*2*consumerHeartbeat {
+		t.Errorf("the consumer resumed %v after its pulls passed again, want about %v", d, 2*consumerHeartbeat)
 	}
 }
