@@ -211,22 +211,29 @@ func (c *Conn) finish() {
 	_ = c.send(out)
 }
 
+// maxDiscard is how much a client may send after its request before its
+// stream ends: a request it pipelined before it read "Connection: close"
+// fits, and reading more would let one client keep a core busy.
+const maxDiscard = 64 << 10
+
 // watch reads from the connection until it fails, then cancels the
-// Context: the client went away, or Serve closed the connection. Anything
-// the client sends after its request is discarded.
+// Context: the client went away, or Serve closed the connection. What the
+// client sends after its request is discarded, up to maxDiscard; past
+// that the stream ends as if the client had gone.
 func (c *Conn) watch() {
 	defer c.cancel()
 	buffered := c.buffered
 	c.buffered = nil // the 4 KiB buffer is garbage once drained
-	if n := buffered.Buffered(); n > 0 {
-		if _, err := buffered.Discard(n); err != nil {
-			return
-		}
+	discarded, err := buffered.Discard(buffered.Buffered())
+	if err != nil {
+		return
 	}
 	var b [64]byte
-	for {
-		if _, err := c.conn.Read(b[:]); err != nil {
+	for discarded <= maxDiscard {
+		n, err := c.conn.Read(b[:])
+		if err != nil {
 			return
 		}
+		discarded += n
 	}
 }

@@ -106,6 +106,55 @@ func TestClientGoneEndsServe(t *testing.T) {
 	}
 }
 
+// TestClientFloodEndsServe has the client send more than maxDiscard after
+// its request, the connection still open: reading it all would let one
+// client keep a core busy, so the Context is cancelled and Serve ends.
+// A pipelined request of a few bytes before it does not end the stream.
+func TestClientFloodEndsServe(t *testing.T) {
+	sent := make(chan struct{})
+	ctxErr := make(chan error, 1)
+	s := serve(t, NewGroup(), eventStream(), func(c *Conn) func(io.Writer) bool {
+		calls := 0
+		return func(w io.Writer) bool {
+			calls++
+			switch calls {
+			case 1:
+				_, _ = io.WriteString(w, "data: hello\n\n")
+			case 2:
+				<-sent // the pipelined request, read or not
+				_, _ = io.WriteString(w, "data: still here\n\n")
+			default:
+				<-c.Context().Done()
+				ctxErr <- c.Context().Err()
+			}
+			return true
+		}
+	})
+	conn := dial(t, s.Server, "HTTP/1.1")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	close(sent)
+	body := bufio.NewReader(resp.Body)
+	for _, want := range []string{"data: hello", "", "data: still here"} {
+		if line, err := body.ReadString('\n'); err != nil || strings.TrimSuffix(line, "\n") != want {
+			t.Fatalf("read %q, %v; want %q", line, err, want)
+		}
+	}
+	go func() { _, _ = conn.Write(make([]byte, maxDiscard+1)) }()
+	if err := recv(t, ctxErr, "cancelled Context"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Context().Err() = %v, want %v", err, context.Canceled)
+	}
+	if p := recv(t, s.ended, "end of the response"); p != nil {
+		t.Fatalf("done(%v), want done(nil)", p)
+	}
+}
+
 // TestWriteDeadline writes to a client that reads nothing: once the socket
 // buffers are full, a write must fail when the deadline passes, and every
 // write after it must fail the same way.
