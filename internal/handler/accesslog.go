@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 )
@@ -42,11 +44,35 @@ type accessInfo struct {
 // logAccess writes one access line.
 func (h *Handler) logAccess(a accessInfo, status, bytes int, d time.Duration) {
 	h.log.LogAttrs(context.Background(), accessLevel(status), "request",
-		slog.String("method", a.method),
-		slog.String("path", a.path),
+		slog.String("method", clip(a.method, maxLoggedMethod)),
+		slog.String("path", clip(a.path, maxLoggedPath)),
 		slog.Int("status", status),
 		slog.Int("bytes", bytes),
 		slog.Duration("duration", d),
 		slog.String("remote", a.remote),
 	)
+}
+
+// What a log line keeps of a request's method and path: a client chooses
+// their length, up to net/http's header limit, and a line a megabyte long
+// is no use to anyone reading the log.
+const (
+	maxLoggedMethod = 32
+	maxLoggedPath   = 1024
+)
+
+// clip returns s cut to at most n bytes, at the start of a UTF-8
+// sequence, with what was cut said; s itself when it is that short.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	if n-cut >= utf8.UTFMax {
+		cut = n // not UTF-8 there
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }

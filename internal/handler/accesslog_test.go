@@ -101,3 +101,23 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A request's method and path are the client's to choose, up to
+// net/http's 1 MB of header: the access line keeps at most a few hundred
+// bytes of each, and says how long they were.
+func TestAccessLineClipsMethodAndPath(t *testing.T) {
+	var logs testlog.Buffer
+	opts := testOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	method, path := strings.Repeat("M", 100<<10), "/"+strings.Repeat("p", 100<<10)
+	ts.do(t, method, path, nil, nil).Body.Close()
+	ts.waitReturned(t, path)
+	line := strings.TrimSpace(logs.String())
+	if strings.Count(line, "\n") != 0 || !strings.Contains(line, "msg=request ") {
+		t.Fatalf("want one access line, got:\n%.500s", line)
+	}
+	if len(line) > 2048 || !strings.Contains(line, "(102400 bytes)") || !strings.Contains(line, "(102401 bytes)") {
+		t.Errorf("%d-byte access line %.300q…, want method and path clipped with their lengths", len(line), line)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/stream"
@@ -101,7 +102,7 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 		}
 		h.refusals.add(err)
 	case status >= http.StatusInternalServerError:
-		h.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+		h.log.Error("request failed", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(c.Request.URL.Path, maxLoggedPath), "err", err)
 		msg = http.StatusText(status)
 	}
 	c.AbortWithStatusJSON(status, gin.H{"error": msg})
@@ -117,7 +118,7 @@ func (h *Handler) notFound(c *gin.Context) {
 }
 
 func (h *Handler) methodNotAllowed(c *gin.Context) {
-	h.abortWithError(c, fmt.Errorf("%w: %s %s", errMethodNotAllowed, c.Request.Method, stream.Quote(c.Request.URL.Path)))
+	h.abortWithError(c, fmt.Errorf("%w: %s %s", errMethodNotAllowed, stream.Quote(c.Request.Method), stream.Quote(c.Request.URL.Path)))
 }
 
 // recovered answers a handler panic with a 500; the panic is logged, not
@@ -125,7 +126,7 @@ func (h *Handler) methodNotAllowed(c *gin.Context) {
 // its connection is cut instead, so the client sees it fail rather than
 // end cleanly.
 func (h *Handler) recovered(c *gin.Context, err any) {
-	h.log.Error("handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", err)
+	h.log.Error("handler panicked", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(c.Request.URL.Path, maxLoggedPath), "panic", err)
 	c.Abort()
 	if c.Writer.Written() {
 		panic(http.ErrAbortHandler) // net/http closes the connection without a word
@@ -135,4 +136,17 @@ func (h *Handler) recovered(c *gin.Context, err any) {
 		hdr.Del(k) // a stream's, set before the panic
 	}
 	c.JSON(http.StatusInternalServerError, gin.H{"error": http.StatusText(http.StatusInternalServerError)})
+}
+
+// checkQuery refuses a query string that does not parse: Gin's and
+// net/url's Query drop what they cannot parse (a bad escape, a semicolon,
+// more than net/url's limit of parameters), so a mistyped last event id
+// or count would otherwise be silently ignored.
+func (h *Handler) checkQuery(c *gin.Context) {
+	if c.Request.URL.RawQuery == "" {
+		return
+	}
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		h.abortWithError(c, badRequest("malformed query string: %s", stream.Quote(err.Error())))
+	}
 }

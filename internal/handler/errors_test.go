@@ -33,6 +33,7 @@ func TestErrorsQuoteAtMost64BytesOfInput(t *testing.T) {
 		{"Content-Type", "POST", "/stream", `{"text": "a"}`, map[string]string{"Content-Type": long}, 415, long},
 		{"path not found", "GET", "/" + long, "", nil, 404, "/" + long},
 		{"method not allowed", "GET", "/api/v1/topics/" + long + "/events", "", nil, 405, "/api/v1/topics/" + long + "/events"},
+		{"method", strings.Repeat("X", 10240), "/healthz", "", nil, 405, strings.Repeat("X", 10240)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,4 +77,24 @@ func TestResetEventsQuoteAtMost64BytesOfLastEventID(t *testing.T) {
 			t.Errorf("first event %.200v (%d bytes of data), want a reset of at most %d bytes", reset, len(reset.Data), maxEchoingAnswer)
 		}
 	})
+}
+
+// A query string that does not parse is a 400 on every route: Go's Query
+// drops what it cannot parse, so a resume from a mistyped id would have
+// been live only, without a reset, and a mistyped count the default.
+func TestMalformedQueryIs400(t *testing.T) {
+	ts := newHubServer(t)
+	for _, path := range []string{
+		"/stream?count=5%zz",
+		"/stream?count=3;interval=0s",
+		"/api/v1/events?topic=t&last_event_id=17%",
+		"/api/v1/events?topic=a&topic=%zz",
+		"/api/v1/events?" + strings.Repeat("topic=a&", 20000) + "topic=a",
+		"/healthz?x=%",
+	} {
+		msg := wantJSONError(t, ts.do(t, "GET", path, nil, nil), http.StatusBadRequest)
+		if !strings.HasPrefix(msg, "bad request: malformed query string: ") || len(msg) > maxEchoingAnswer {
+			t.Errorf("%.80s: %q, want a malformed query string named", path, msg)
+		}
+	}
 }

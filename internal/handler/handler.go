@@ -155,13 +155,15 @@ func New(opts Options) *Handler {
 	// that rewrites paths may also point somewhere else).
 	r.RedirectTrailingSlash = false
 	h.trustProxies(opts.TrustedProxies)
-	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS))
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS), h.checkQuery)
 	r.Use(opts.Middleware...)
 	r.NoRoute(h.notFound)
 	r.NoMethod(h.methodNotAllowed)
 
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
+	r.HEAD("/healthz", h.healthz) // some load balancers' checks ask with HEAD
+	r.HEAD("/readyz", h.readyz)
 	r.GET("/metrics", gin.WrapH(h.metrics.handler))
 	if opts.Hub.Broker != nil {
 		h.hubRoutes(r)

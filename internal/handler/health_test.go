@@ -17,9 +17,17 @@ func TestHealthAndReadiness(t *testing.T) {
 			t.Errorf("%s: %d %+v %v, want 200 %q", path, resp.StatusCode, body, err, want)
 		}
 	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if resp := ts.do(t, "HEAD", path, nil, nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("HEAD %s: %d, want 200 (load balancers' checks may use HEAD)", path, resp.StatusCode)
+		}
+	}
 	ts.h.Close()
 	ts.h.Close() // idempotent
 	wantJSONError(t, ts.do(t, "GET", "/readyz", nil, nil), http.StatusServiceUnavailable)
+	if resp := ts.do(t, "HEAD", "/readyz", nil, nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("HEAD /readyz during shutdown: %d, want 503", resp.StatusCode)
+	}
 	if resp := ts.do(t, "GET", "/healthz", nil, nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz during shutdown: %d, want 200", resp.StatusCode)
 	}
