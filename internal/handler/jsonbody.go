@@ -1,6 +1,8 @@
 package handler
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +10,9 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"reflect"
+	"slices"
+	"strings"
 
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -29,9 +34,11 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //   - a body that does not arrive before the connection's read deadline
 //     (server.read_timeout): errRequestTimeout;
 //   - an empty body, a body that is not JSON or not an object, a field of
-//     the wrong type, a field dst does not have, and anything after the
-//     object: errBadRequest, saying what is wrong in the client's terms
-//     (describeJSONError), where example shows a good body.
+//     the wrong type, a field dst does not have (names are matched
+//     exactly, not as encoding/json does, ignoring case), a field named
+//     twice, and anything after the object: errBadRequest, saying what is
+//     wrong in the client's terms (describeJSONError), where example shows
+//     a good body.
 //
 // It may be called from any number of requests at once.
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, example string) error {
@@ -44,33 +51,87 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 		}
 		return &http.MaxBytesError{Limit: int64(limit)}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(limit)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		switch {
-		case isTooLarge(err):
-			return err
-		case errors.Is(err, io.EOF):
-			return badRequest("body: want a JSON object such as %s", example)
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			return errBodyTimeout
-		default:
-			return badRequest("body: %s", describeJSONError(err))
-		}
-	}
-	// A second value must not be there: only io.EOF will do. A stray "]"
-	// or "}", which Decoder.More lets pass, is refused too, and the body
-	// is read to its end, so white space past the limit is too large.
-	switch err := dec.Decode(new(json.RawMessage)); {
-	case errors.Is(err, io.EOF):
-		return nil
+	// Read whole first, to the end, so white space past the limit is
+	// too large: the object is read twice (exactFieldNames).
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	switch {
+	case err == nil:
 	case isTooLarge(err):
 		return err
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return errBodyTimeout
 	default:
+		return badRequest("body: %s", describeJSONError(err))
+	}
+	if err := exactFieldNames(body, dst); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		if errors.Is(err, io.EOF) {
+			return badRequest("body: want a JSON object such as %s", example)
+		}
+		return badRequest("body: %s", describeJSONError(err))
+	}
+	// A second value must not be there: only io.EOF will do. A stray "]"
+	// or "}", which Decoder.More lets pass, is refused too.
+	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
 		return badRequest("body: want one JSON object, found more after it")
 	}
+	return nil
+}
+
+// exactFieldNames refuses an object that names a field of dst (a pointer
+// to a struct) in another case, "Data" for "data", which encoding/json
+// takes as that field, or that names one field twice, of which
+// encoding/json keeps the last: a proxy or filter in front of the hub
+// that reads only exact names, or the first of two, would see another
+// event than the one stored. Anything else that is wrong (not an object,
+// not JSON, an unknown field) it leaves to the decoder, which says what.
+func exactFieldNames(body []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	names := jsonFieldNames(reflect.TypeOf(dst).Elem())
+	seen := make([]bool, len(names))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		i := slices.Index(names, key)
+		if i < 0 {
+			if j := slices.IndexFunc(names, func(n string) bool { return strings.EqualFold(n, key) }); j >= 0 {
+				return badRequest("body: unknown field %s: field names are case-sensitive, want %q", stream.Quote(key), names[j])
+			}
+			return nil
+		}
+		if seen[i] {
+			return badRequest("body: field %q is there twice", key)
+		}
+		seen[i] = true
+		if err := dec.Decode(new(json.RawMessage)); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// jsonFieldNames lists the names encoding/json gives the fields of struct
+// type t: each one's json tag name, or its Go name.
+func jsonFieldNames(t reflect.Type) []string {
+	names := make([]string, 0, t.NumField())
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		names = append(names, cmp.Or(name, f.Name))
+	}
+	return names
 }
 
 // refuseBody makes the answer to an HTTP/1.x request close its connection,

@@ -50,6 +50,8 @@ func TestJSONBodyIsAsStrictOnEveryEndpoint(t *testing.T) {
 			{"a number after", good + " 1", jsonType, 400, "one JSON object"},
 			{"a second object cut short", good + " {", jsonType, 400, "one JSON object"},
 			{"unknown field", `{"` + e.field + `":"a","nope":1}`, jsonType, 400, `unknown field "nope"`},
+			{"a field in another case", `{"` + strings.ToUpper(e.field) + `":"a"}`, jsonType, 400, `unknown field "` + strings.ToUpper(e.field) + `": field names are case-sensitive`},
+			{"a field twice", `{"` + e.field + `":"a","` + e.field + `":"b"}`, jsonType, 400, `field "` + e.field + `" is there twice`},
 			{"empty body", ``, jsonType, 400, "want a JSON object such as"},
 			{"only white space", " \n ", jsonType, 400, "want a JSON object such as"},
 			{"an array", `[` + good + `]`, jsonType, 400, "want a JSON object, not array"},

@@ -42,3 +42,21 @@ func TestPublishWithoutContentLength(t *testing.T) {
 		}
 	}
 }
+
+// Field names are checked at the top of the body only: the data is the
+// publisher's JSON, whatever its keys, and is stored as sent.
+func TestPublishDataKeepsItsOwnKeys(t *testing.T) {
+	ts := newHubServer(t)
+	p := ts.subscribe(t, "topic=a", nil)
+	const data = `{"Data":1,"data":2,"DATA":{"event":3,"Event":4}}`
+	resp := ts.do(t, "POST", "/api/v1/topics/a/events", strings.NewReader(`{"event":"e","data":`+data+`}`), map[string]string{
+		"Authorization": "Bearer " + testToken, "Content-Type": "application/json",
+	})
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("publish: %d %s", resp.StatusCode, b)
+	}
+	if ev := next(t, p); ev.Type != "e" || ev.Data != data {
+		t.Fatalf("event %+v, want the data as sent", ev)
+	}
+}
