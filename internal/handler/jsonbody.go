@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -89,40 +90,138 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 // that reads only exact names, or the first of two, would see another
 // event than the one stored. Anything else that is wrong (not an object,
 // not JSON, an unknown field) it leaves to the decoder, which says what.
+//
+// It reads the object's top level only, skipping each value, without
+// allocating: encoding/json has no way to ask this (its Decoder.Token
+// took 33 allocations and 6 µs for a small event, a sixth of a publish).
 func exactFieldNames(body []byte, dst any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	names := fieldNamesOf(reflect.TypeOf(dst).Elem())
+	var seen uint64 // bit i: names[i] was there; structs here have few fields
+	r := topLevel{b: body}
+	if !r.next('{') {
 		return nil
 	}
-	names := jsonFieldNames(reflect.TypeOf(dst).Elem())
-	seen := make([]bool, len(names))
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
+	if r.next('}') {
+		return nil
+	}
+	for {
+		raw, ok := r.key()
+		if !ok {
 			return nil
 		}
-		key, _ := tok.(string)
+		key := string(raw) // no allocation: compared, not kept
+		if bytes.IndexByte(raw, '\\') >= 0 {
+			if err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &key); err != nil {
+				return nil
+			}
+		}
 		i := slices.Index(names, key)
-		if i < 0 {
+		switch {
+		case i < 0:
 			if j := slices.IndexFunc(names, func(n string) bool { return strings.EqualFold(n, key) }); j >= 0 {
 				return badRequest("body: unknown field %s: field names are case-sensitive, want %q", stream.Quote(key), names[j])
 			}
 			return nil
-		}
-		if seen[i] {
+		case i < 64 && seen&(1<<i) != 0:
 			return badRequest("body: field %q is there twice", key)
+		case i < 64:
+			seen |= 1 << i
 		}
-		seen[i] = true
-		if err := dec.Decode(new(json.RawMessage)); err != nil {
+		if !r.next(':') || !r.skipValue() {
 			return nil
 		}
+		if !r.next(',') {
+			return nil // '}' or not JSON: the decoder has the last word
+		}
 	}
-	return nil
 }
 
-// jsonFieldNames lists the names encoding/json gives the fields of struct
+// topLevel reads the top level of a JSON object, for exactFieldNames: it
+// checks no more of the syntax than it needs to find the names.
+type topLevel struct {
+	b []byte
+	i int
+}
+
+// next skips white space and then c, reporting whether c was there.
+func (r *topLevel) next(c byte) bool {
+	for r.i < len(r.b) && (r.b[r.i] == ' ' || r.b[r.i] == '\t' || r.b[r.i] == '\n' || r.b[r.i] == '\r') {
+		r.i++
+	}
+	if r.i < len(r.b) && r.b[r.i] == c {
+		r.i++
+		return true
+	}
+	return false
+}
+
+// key reads a string, returning what is between its quotes, escapes
+// left as they are.
+func (r *topLevel) key() ([]byte, bool) {
+	if !r.next('"') {
+		return nil, false
+	}
+	start := r.i
+	if !r.skipString() {
+		return nil, false
+	}
+	return r.b[start : r.i-1], true
+}
+
+// skipString moves past the rest of a string whose opening quote was read.
+func (r *topLevel) skipString() bool {
+	for r.i < len(r.b) {
+		switch r.b[r.i] {
+		case '\\':
+			r.i += 2
+		case '"':
+			r.i++
+			return true
+		default:
+			r.i++
+		}
+	}
+	return false
+}
+
+// skipValue moves past one value: up to the ',' or '}' that ends it at the
+// top level, which it leaves to be read.
+func (r *topLevel) skipValue() bool {
+	depth := 0
+	for r.i < len(r.b) {
+		switch r.b[r.i] {
+		case '"':
+			r.i++
+			if !r.skipString() {
+				return false
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return true
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				return true
+			}
+		}
+		r.i++
+	}
+	return false
+}
+
+// fieldNames caches fieldNamesOf: reflect.Type to []string.
+var fieldNames sync.Map
+
+// fieldNamesOf lists the names encoding/json gives the fields of struct
 // type t: each one's json tag name, or its Go name.
-func jsonFieldNames(t reflect.Type) []string {
+func fieldNamesOf(t reflect.Type) []string {
+	if names, ok := fieldNames.Load(t); ok {
+		return names.([]string)
+	}
 	names := make([]string, 0, t.NumField())
 	for f := range t.Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -131,6 +230,7 @@ func jsonFieldNames(t reflect.Type) []string {
 		}
 		names = append(names, cmp.Or(name, f.Name))
 	}
+	fieldNames.Store(t, names)
 	return names
 }
 
