@@ -269,6 +269,19 @@ func TestCertReloaderChecksAtMostEveryInterval(t *testing.T) {
 		if !bytes.Equal(served(), renewed.DER) {
 			t.Fatal("the renewed pair was not loaded once the check interval passed")
 		}
+
+		// The next check is an interval after that one, not at once.
+		again := pki.Renew(t)
+		w.write(pki.CertFile, again.CertPEM)
+		w.write(pki.KeyFile, again.KeyPEM)
+		time.Sleep(certCheckInterval - time.Nanosecond)
+		if !bytes.Equal(served(), renewed.DER) {
+			t.Fatal("the second renewal was loaded before an interval passed since the previous check")
+		}
+		time.Sleep(time.Nanosecond)
+		if !bytes.Equal(served(), again.DER) {
+			t.Fatal("the second renewal was not loaded an interval after the previous check")
+		}
 	})
 }
 

@@ -68,8 +68,25 @@ func TestCORSOtherOriginsGetNoCORSHeaders(t *testing.T) {
 					t.Errorf("refused origin got %s: %q", k, resp.Header.Get(k))
 				}
 			}
+			// Else a shared cache could serve this answer, without
+			// CORS headers, to an allowed origin.
+			if got := resp.Header.Values("Vary"); !varies(got, "Origin") {
+				t.Errorf("refused origin got Vary %q, want Origin", got)
+			}
 		})
 	}
+}
+
+// varies reports whether the Vary values name header.
+func varies(values []string, header string) bool {
+	for _, v := range values {
+		for _, name := range strings.Split(v, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(name)) == header {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func TestCORSPreflight(t *testing.T) {

@@ -133,6 +133,23 @@ func TestHistoryByteCap(t *testing.T) {
 	}
 }
 
+// TestHistoryByteCapOneByteShort: with a cap one byte short of three
+// messages, the third takes the history a byte over it, and the oldest
+// goes.
+func TestHistoryByteCapOneByteShort(t *testing.T) {
+	h := newHistory(6, 3*300-1, 1)
+	topic := newTopicEntry("t")
+	for i, wantEvicted := range []int{0, 0, 1} {
+		id := uint64(i + 1)
+		if evicted := h.add(frameMessage(id, 300), topic); len(evicted) != wantEvicted {
+			t.Fatalf("add(%d): evicted %d, want %d", id, len(evicted), wantEvicted)
+		}
+	}
+	if got := fmt.Sprint(ids(h.since(h.oldest - 1))); got != "[2 3]" || h.bytes != 600 {
+		t.Errorf("retained %s in %d bytes, want [2 3] in 600", got, h.bytes)
+	}
+}
+
 func TestAllocBytes(t *testing.T) {
 	for _, tt := range []struct{ n, want int }{
 		{0, 0}, {100, 100}, {32 << 10, 32 << 10}, {32<<10 + 1, 40 << 10}, {64 << 10, 64 << 10}, {65600, 72 << 10},
