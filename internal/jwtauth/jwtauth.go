@@ -67,6 +67,9 @@ type Options struct {
 	Leeway time.Duration
 }
 
+// errCritical refuses a token with a crit header (Verifier.key).
+var errCritical = errors.New("critical header parameters")
+
 // Verifier checks tokens. It is safe for concurrent use.
 type Verifier struct {
 	parser     *jwt.Parser
@@ -157,7 +160,14 @@ func (v *Verifier) ValidUntil(c *Claims) time.Time {
 // key picks the key for the token's algorithm, which the parser has
 // already checked against the accepted ones: an HMAC token is never
 // checked against the public key's bytes.
+//
+// A token that names critical header parameters (crit) is refused: the
+// verifier understands no extension, and RFC 7515 says such a token must
+// then be rejected.
 func (v *Verifier) key(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errCritical
+	}
 	if _, ok := t.Method.(*jwt.SigningMethodHMAC); ok {
 		if len(v.hmacSecret) == 0 {
 			return nil, errors.New("no HMAC secret")
@@ -170,6 +180,8 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 // reason says in a few words why a token was refused.
 func reason(err error) string {
 	switch {
+	case errors.Is(err, errCritical):
+		return "critical header parameters (crit) not supported"
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "malformed"
 	case errors.Is(err, jwt.ErrTokenExpired):

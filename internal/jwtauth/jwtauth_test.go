@@ -80,3 +80,34 @@ func TestVerifyUsesTheLeeway(t *testing.T) {
 		t.Errorf("expired 2m ago: %v", err)
 	}
 }
+
+// A token naming critical header parameters is refused (RFC 7515
+// §4.1.11): the verifier understands no extension.
+func TestVerifyRefusesCriticalHeaders(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	v, err := New(Options{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Claims
+	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	tok.Header["crit"] = []string{"foo"}
+	tok.Header["foo"] = 1
+	token, err := tok.SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(token); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "crit") {
+		t.Errorf("a token with crit: %v, want it refused naming crit", err)
+	}
+	delete(tok.Header, "crit")
+	if token, _ = tok.SignedString(secret); !isValid(v, token) {
+		t.Error("the same token without crit is refused")
+	}
+}
+
+func isValid(v *Verifier, token string) bool {
+	_, err := v.Verify(token)
+	return err == nil
+}
