@@ -180,9 +180,9 @@ func TestBrowserHubDropAndResume(t *testing.T) {
 	)
 
 	for i := 1; i < len(ids); i++ {
-		prev, _ := strconv.ParseUint(ids[i-1], 10, 64)
+		prev, perr := strconv.ParseUint(ids[i-1], 10, 64)
 		cur, err := strconv.ParseUint(ids[i], 10, 64)
-		if err != nil || cur <= prev {
+		if perr != nil || err != nil || cur <= prev {
 			t.Fatalf("published ids %q do not increase", ids)
 		}
 	}
