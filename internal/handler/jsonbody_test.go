@@ -107,14 +107,15 @@ func TestIsJSONContentTypeAgreesWithMime(t *testing.T) {
 
 // FuzzDecodeJSONBody checks decodeJSONBody against json.Unmarshal. Within
 // the limit, it takes a body exactly when json.Unmarshal does and the body
-// names no field that publishRequest lacks, and then it decodes the same
-// values; past the limit it takes none. What it refuses is a 400 or a 413.
+// names each field at most once, spelled as publishRequest does, and no
+// other; it then decodes the same values; past the limit it takes none. What it refuses is a 400 or a 413.
 func FuzzDecodeJSONBody(f *testing.F) {
 	for _, seed := range []string{
 		`{"data":"hello"}`, ` {"event" : "e" , "data" : {"a": [1, 2, {"b": "}\"]"}]}} `,
 		`{"data":"\u0000\u2028 \\ \"x\""}`, "{\"data\":\"\xff\"}", `{"data":[]}`, `{"data":-0.0e+1}`,
 		`{"data":null}`, `{}`, `null`, `{"event":null,"data":1}`, `{"event":1}`,
-		`{"data":1,"data":2}`, `{"Data":1}`, `{"d\u0061ta":1}`, `{"dat\u0061":1,"x":2}`,
+		`{"data":1,"data":2}`, `{"Data":1}`, `{"d\u0061ta":1}`, `{"dat\u0061":1,"x":2}`, `{"d\u0041ta":1}`,
+		`{"data":1,"d\u0061ta":2}`, `{"event":"a\"}","data":{"data":1,"Data":2}}`, `{"data":"\\","event":"\\\""}`,
 		`{"data":1}]`, `{"data":1}}`, `{"data":1} {}`, `{"data":1} 1`, `{"data":1} "`, `[1]`, ``, " ",
 		`{"data":"` + strings.Repeat("x", 600) + `"}`, `{"data":1}` + strings.Repeat(" ", 600),
 	} {
@@ -149,16 +150,33 @@ func FuzzDecodeJSONBody(f *testing.F) {
 }
 
 // unknownField reports the first key of the JSON object body that is none
-// of fields, matched as encoding/json matches keys to struct fields:
-// without regard to case.
+// of fields, matched exactly (encoding/json would ignore case), or that is
+// there twice (encoding/json would keep the last). It reads the keys with
+// encoding/json's own tokenizer, as a reference for decodeJSONBody's scan.
 func unknownField(body []byte, fields ...string) error {
-	var object map[string]json.RawMessage
-	if err := json.Unmarshal(body, &object); err != nil {
+	if err := json.Unmarshal(body, new(map[string]json.RawMessage)); err != nil {
 		return err
 	}
-	for key := range object {
-		if !slices.ContainsFunc(fields, func(f string) bool { return strings.EqualFold(key, f) }) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the '{'
+		return err
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key := tok.(string)
+		if !slices.Contains(fields, key) {
 			return fmt.Errorf("unknown field %q", key)
+		}
+		if seen[key] {
+			return fmt.Errorf("field %q twice", key)
+		}
+		seen[key] = true
+		if err := dec.Decode(new(json.RawMessage)); err != nil {
+			return err
 		}
 	}
 	return nil
