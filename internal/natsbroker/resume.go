@@ -7,13 +7,33 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
-// replayBatch is how many messages a replay asks the stream for at once.
-const replayBatch = 512
+// A resume older than the local history replays from the stream a page
+// at a time: its subscription holds a position in the stream and at most
+// one page of events not yet handed out, as the local broker's holds a
+// position in its history. A client that resumes from far back and does
+// not read holds a page, not its whole replay (up to the stream's bytes).
+const (
+	// replayPageBytes bounds the frames of a page; the event that
+	// crosses it is the page's last. It is four of the handler's steps
+	// (64 KiB), so each round of requests to NATS (stream info, consumer,
+	// pulls) serves about four writes, and 20 idle deep resumes hold
+	// about 5 MiB rather than 20 times the replay.
+	replayPageBytes = 256 << 10
+	// replayBatch bounds the stream messages a page reads, those that do
+	// not match included (patterns that overlap are matched here): a
+	// page of small events, or of few matches, ends there too.
+	replayBatch = 512
+	// replayPull is how many messages a page asks NATS for at once.
+	// What arrives past the page's end is dropped, read for nothing: at
+	// most this many events, less one.
+	replayPull = 32
+)
 
 // Subscribe opens a subscription to the events whose topic matches one of
 // patterns, resuming after lastEventID ("" for live only).
@@ -21,15 +41,15 @@ const replayBatch = 512
 // The local broker registers it first, so it queues every live event from
 // then on. A resume within the local history is the local broker's. An
 // older one reads the stream after lastEventID up to its last sequence at
-// that moment: that is the replay, read whole here and held until Replay
-// has handed it out (unlike the local broker's, which is a position in its
-// history), and Take drops the live events it already holds, exactly, by
-// id. An id from another history, below the stream's
-// first retained event or above its last starts with a Reset; an id of
-// the history before the current one on this instance (its stream was
-// deleted) resumes from the current stream's start. Reading the stream
-// fails with an error wrapping stream.ErrUnavailable while NATS is
-// unreachable.
+// that moment: that is the replay. Subscribe reads its first page here and
+// Replay each next one once the one held is handed out; Take drops the
+// live events the replay covers, exactly, by id. An id from another
+// history, below the stream's first retained event or above its last
+// starts with a Reset; an id of the history before the current one on
+// this instance (its stream was deleted) resumes from the current
+// stream's start. Reading the stream fails with an error wrapping
+// stream.ErrUnavailable while NATS is unreachable: Subscribe then
+// returns it, and Replay ends the subscription with it.
 func (b *Broker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
 	h := b.cur.Load()
 	live, err := h.mem.Subscribe(patterns, lastEventID)
@@ -89,18 +109,17 @@ func (b *Broker) resume(h *history, live stream.Subscription, patterns []string,
 	if seq == last {
 		return s, nil
 	}
-	if s.replay, err = b.read(ctx, h, patterns, seq+1, last); err != nil {
-		return nil, b.unavailable("replay", err)
-	}
-	// The stream may have been replaced while it was read: the events
-	// read would be another stream's under h's ids.
-	if _, err := b.info(ctx, h); err != nil {
+	s.b, s.h, s.patterns, s.next, s.end = b, h, patterns, seq+1, last+1
+	// The first page is read here: a stream NATS cannot read now is a
+	// 503, before the client's stream starts.
+	switch err := s.read(ctx); {
+	case errors.Is(err, stream.ErrSlowConsumer):
+		// The stream evicted events after id since it was asked above.
+		s.reset = fmt.Sprintf("last event id %d is older than the retained history; events were missed", id)
+		s.next, s.after = s.end, 0
+	case err != nil:
 		return nil, err
 	}
-	// Counted as read, not as sent as the local broker counts its
-	// replays: Stats().Replayed mixes the two.
-	n := uint64(len(s.replay))
-	b.replayed.Add(n)
 	return s, nil
 }
 
@@ -126,52 +145,98 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 	return info, nil
 }
 
-// read returns the events of h's stream from sequence from to sequence to
-// whose topic matches one of patterns, oldest first, through an ephemeral
-// ordered consumer filtered on their subjects.
-func (b *Broker) read(ctx context.Context, h *history, patterns []string, from, to uint64) ([]*stream.Message, error) {
-	cons, err := h.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: b.filters(patterns),
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
-	})
+// readPage reads the events of h's stream from sequence from, before
+// sequence end, whose topic matches one of patterns, oldest first, until
+// their frames take replayPageBytes or it has read replayBatch messages.
+// It returns them and the sequence to read next: end once nothing is
+// left, from when the stream gave nothing (read checks why).
+//
+// It asks the page's consumer for at most replayPull of the messages the
+// consumer counted when created, in requests the server answers at once
+// with what it has: no request waits for a message. nats.go's pull
+// iterator (Messages), asked for 32 at a time, sometimes waited after the
+// first 32 until the page's deadline in this package's tests under -race:
+// as far as its code shows, it does not ask for more while its previous
+// request is still being sent, and nothing makes it ask again.
+func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, from, end uint64) ([]*stream.Message, uint64, error) {
+	cons, err := b.pageConsumer(ctx, h, patterns, from)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(replayBatch))
-	if err != nil {
-		return nil, err
+	pending := cons.CachedInfo().NumPending // the matches from from on
+	if pending == 0 {
+		return nil, end, nil
 	}
-	defer it.Stop()
-	if info := cons.CachedInfo(); info == nil || info.NumPending == 0 {
-		return nil, nil // nothing matches after from
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	var out []*stream.Message
-	for {
-		m, err := it.Next()
+	var page []*stream.Message
+	bytes, next := 0, from
+	for read := uint64(0); read < pending; {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		batch, err := cons.FetchNoWait(int(min(replayPull, pending-read)))
 		if err != nil {
-			if ctx.Err() != nil {
-				err = ctx.Err()
+			return nil, 0, err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			read++
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, 0, err
 			}
-			return nil, err
+			if md.Sequence.Consumer != read {
+				return nil, 0, fmt.Errorf("stream message %d delivered as the consumer's %d, not %d", md.Sequence.Stream, md.Sequence.Consumer, read)
+			}
+			seq := md.Sequence.Stream
+			if seq >= end {
+				return page, end, nil
+			}
+			if msg := b.message(h.ids.id(seq), m, patterns); msg != nil {
+				page = append(page, msg)
+				bytes += len(msg.Frame)
+			}
+			next = seq + 1
+			switch {
+			case next == end || read == pending:
+				// Every match up to the stream's last sequence, which
+				// is end-1 or later, has been read.
+				return page, end, nil
+			case bytes >= replayPageBytes || read == replayBatch:
+				return page, next, nil
+			}
 		}
-		md, err := m.Metadata()
-		if err != nil {
-			return nil, err
+		if err := batch.Error(); err != nil {
+			return nil, 0, err
 		}
-		seq := md.Sequence.Stream
-		if seq > to {
-			return out, nil
-		}
-		if msg := b.message(h.ids.id(seq), m, patterns); msg != nil {
-			out = append(out, msg)
-		}
-		if seq == to || md.NumPending == 0 {
-			return out, nil
+		if got == 0 {
+			break // gone since it was counted: evicted, or NATS away
 		}
 	}
+	return page, next, nil
+}
+
+// pageConsumer creates the consumer a page is read through: an
+// ephemeral one on h's stream from sequence from, filtered on the
+// subjects of patterns, without acknowledgements. The server removes it
+// once it has been idle for PublishTimeout, the most a page's read
+// takes, rather than after the 5 minutes nats.go gives an ordered
+// consumer (which replays used before pages): each page leaves one.
+func (b *Broker) pageConsumer(ctx context.Context, h *history, patterns []string, from uint64) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       from,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: b.opts.PublishTimeout,
+		MemoryStorage:     true,
+		Replicas:          1,
+	}
+	if f := b.filters(patterns); len(f) == 1 {
+		cfg.FilterSubject = f[0]
+	} else {
+		cfg.FilterSubjects = f
+	}
+	return h.stream.CreateConsumer(ctx, cfg)
 }
 
 // message is the event of stream message m with id id, or nil when its
@@ -222,56 +287,175 @@ func overlap(a, b string) bool {
 }
 
 // subscription is a subscription of the local broker that resumed from the
-// stream: the replay read there, or a reset of the Broker's, then the
-// local live events minus those the replay holds.
+// stream: the replay read there a page at a time, or a reset of the
+// Broker's, then the local live events minus those the replay covers.
 type subscription struct {
-	stream.Subscription // the local one: live events, Ready, Err, Close
+	stream.Subscription // the local one: live events, Ready
 
-	// replay is the rest of what was read from the stream, handed out by
-	// Replay; only Replay and Take, on the subscriber's goroutine, use it
-	// and gap.
-	replay []*stream.Message
+	reset string
+
+	// The rest of the replay is page, then the events of h's stream from
+	// sequence next, before sequence end, whose topic matches one of
+	// patterns; next == end once the stream has no more to read. Only
+	// Replay and Take, on the subscriber's goroutine, use these, gap and
+	// after; resume sets them before it returns.
+	b         *Broker
+	h         *history
+	patterns  []string
+	next, end uint64
+	page      []*stream.Message
 	// gap is set when the subscription ended with the replay unfinished:
 	// Take then hands out nothing, as what is queued would follow a gap.
-	gap   bool
-	reset string
+	gap bool
 	// after is the id of the last event of the stream that the replay
-	// covers; Take drops live events up to it. Zero once passed. Only
-	// Take, on the subscriber's goroutine, uses it.
+	// covers; Take drops live events up to it. Zero once passed.
 	after uint64
+
+	mu     sync.Mutex
+	closed bool  // Close was called, or Replay ended it
+	err    error // why Replay ended it
 }
 
-// Replay appends the next events read from the stream to dst, until their
+// Replay appends the next events of the replay to dst, until their
 // frames take maxBytes, and reports done once it has handed them all out.
-// The events handed out are let go. A subscription that has ended (its
-// local one was dropped or closed) with the replay unfinished hands out
+// The events handed out are let go. Once the page it holds is handed out,
+// it reads the next from the stream, within PublishTimeout. A page the
+// stream no longer holds (the subscriber fell that far behind) ends the
+// subscription with stream.ErrSlowConsumer, as the local broker ends a
+// resumer its history overtook; a page it cannot read (NATS away, the
+// stream replaced) ends it with an error wrapping stream.ErrUnavailable.
+// Either way Replay is done, and the client reconnects with the last id
+// it got. A subscription that has ended (its local one was dropped or
+// closed, or Replay ended it) with the replay unfinished hands out
 // neither the rest nor the queue.
 func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stream.Message, done bool) {
-	if len(s.replay) == 0 {
+	if len(s.page) == 0 && s.next == s.end {
 		return dst, true
 	}
-	if s.Err() != nil {
-		s.replay, s.gap = nil, true
+	if s.ended() {
+		s.abandon()
 		return dst, true
 	}
-	n, bytes := 0, 0
-	for n < len(s.replay) && (n == 0 || bytes < maxBytes) {
-		bytes += len(s.replay[n].Frame)
-		n++
+	for bytes := 0; bytes < max(maxBytes, 1); {
+		if len(s.page) == 0 {
+			if s.next == s.end || !s.readNext() {
+				break
+			}
+			continue // the page may hold no match: read on
+		}
+		dst = append(dst, s.page[0])
+		bytes += len(s.page[0].Frame)
+		s.page[0] = nil
+		s.page = s.page[1:]
 	}
-	dst = append(dst, s.replay[:n]...)
-	clear(s.replay[:n])
-	s.replay = s.replay[n:]
-	if len(s.replay) == 0 {
-		s.replay = nil
+	if len(s.page) == 0 {
+		s.page = nil
 	}
-	return dst, s.replay == nil
+	return dst, s.page == nil && s.next == s.end
 }
+
+// readNext reads the next page within PublishTimeout. It reports false
+// when the subscription has ended, or the page could not be read and it
+// ends it.
+func (s *subscription) readNext() bool {
+	if s.ended() {
+		s.abandon()
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.b.opts.PublishTimeout)
+	defer cancel()
+	if err := s.read(ctx); err != nil {
+		s.endWith(err)
+		s.abandon()
+		return false
+	}
+	return true
+}
+
+// read reads the page at next into page. It returns an error wrapping
+// stream.ErrUnavailable when NATS or the stream cannot be read
+// (stream.ErrClosed after Close), and stream.ErrSlowConsumer when the
+// stream no longer holds sequence next: events of the replay were evicted
+// before they were read.
+func (s *subscription) read(ctx context.Context) error {
+	b, h, from := s.b, s.h, s.next
+	if err := b.ready(h); err != nil {
+		return err
+	}
+	page, next, err := b.readPage(ctx, h, s.patterns, from, s.end)
+	if err != nil {
+		return b.unavailable("replay", err)
+	}
+	// Asked after the read: the stream may have been replaced meanwhile
+	// (the events read would be another stream's under h's ids), or have
+	// evicted sequence from before the consumer started, which then
+	// started at the first it held (a silent gap). A stream's first
+	// sequence only grows: one up to from now was up to it at the read.
+	info, err := b.info(ctx, h)
+	if err != nil {
+		return err
+	}
+	switch {
+	case info.State.FirstSeq > from:
+		return stream.ErrSlowConsumer
+	case next == from:
+		return b.unavailable("replay", fmt.Errorf("stream messages from sequence %d counted but not delivered", from))
+	}
+	s.page, s.next = page, next
+	// Counted as read, not as sent as the local broker counts its
+	// replays: Stats().Replayed mixes the two.
+	b.replayed.Add(uint64(len(page)))
+	return nil
+}
+
+// abandon lets go of the rest of the replay, which the subscription,
+// ended, does not hand out; neither does Take its queue.
+func (s *subscription) abandon() {
+	s.page, s.next, s.gap = nil, s.end, true
+}
+
+// ended reports whether the subscription has ended: its local one was
+// dropped or closed, or Replay ended it.
+func (s *subscription) ended() bool {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	return closed || s.Subscription.Err() != nil
+}
+
+// endWith ends the subscription with err (nil for Close), unless it has
+// ended already, and closes the local one: its Ready is closed, and its
+// place among the local broker's subscribers is freed. err is set first,
+// so that a subscriber woken by Ready finds it.
+func (s *subscription) endWith(err error) {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed, s.err = true, err
+	}
+	s.mu.Unlock()
+	s.Subscription.Close()
+}
+
+// Err returns why the subscription ended: the local one's error if it
+// was dropped or its history ended, else the error Replay ended it with;
+// nil while it is open and after Close. Safe for concurrent use.
+func (s *subscription) Err() error {
+	if err := s.Subscription.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close ends the subscription; a replay not yet handed out is not read
+// on. It is idempotent and safe for concurrent use.
+func (s *subscription) Close() { s.endWith(nil) }
 
 // Reset says why the last event id could not be resumed from, or is empty.
 func (s *subscription) Reset() string { return s.reset }
 
-// Take appends the live events queued, without those Replay holds.
+// Take appends the live events queued, without those the replay covers.
 func (s *subscription) Take(dst []*stream.Message) ([]*stream.Message, bool) {
 	if s.gap {
 		return dst, false

@@ -1,0 +1,401 @@
+package natsbroker
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// A resume from further back than several pages of the stream hands out
+// exactly the events after the id that its patterns match, in order, then
+// the live ones, each once: across the pages (bounded by bytes and by
+// messages read), with wildcard, several and overlapping patterns, and
+// with events published on another instance while it subscribes, which
+// reach it both in the replay and live (Take drops the second copy). Only
+// the first page is read at Subscribe, and counted in Stats().Replayed
+// (the whole replay was, before pages).
+func TestDeepResumeHandsOutEveryPageOnce(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 5000
+	a := openBroker(t, opts) // makes the stream
+	topics := []string{"a.x", "a.y", "b.z", "c"}
+	var evs []event
+	for i := range 900 {
+		size := 40 // 600 small events: pages of replayBatch messages
+		if i >= 600 {
+			size = 500 + i*7919%3000
+			if i%10 == 0 {
+				size = 20 << 10
+			}
+		}
+		evs = append(evs, event{topics[i%len(topics)], size})
+	}
+	all := store(t, ns, a, evs)
+	b := openBroker(t, opts) // its local history starts after them
+	from := all[4].ID
+
+	for _, patterns := range [][]string{{">"}, {"a.*"}, {"a.x", "b.z"}, {"a.*", "a.x"}, {"c"}} {
+		t.Run(strings.Join(patterns, "&"), func(t *testing.T) {
+			before := b.Stats().Replayed
+			// Events stored while Subscribe runs, through another
+			// instance: b's consumer may hand them to the local
+			// subscription after the stream's last sequence was read.
+			var wg sync.WaitGroup
+			var concurrent []*stream.Message
+			wg.Go(func() {
+				for i := range 40 {
+					concurrent = append(concurrent, store(t, ns, a, []event{{topics[i%len(topics)], 100}})...)
+				}
+			})
+			s, err := b.Subscribe(patterns, strconv.FormatUint(from, 10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if s.Reset() != "" {
+				t.Fatalf("reset %q", s.Reset())
+			}
+			atSubscribe := b.Stats().Replayed - before
+			var got []*stream.Message
+			got, _ = s.Replay(got, 16<<10)
+			wg.Wait()
+			if t.Failed() {
+				t.FailNow()
+			}
+			all = append(all, concurrent...)
+			all = append(all, store(t, ns, a, []event{{"a.x", 100}, {"b.z", 100}, {"c", 100}})...)
+
+			got = replayAll(t, s, got, 16<<10)
+			replayed := uint64(len(got))
+			want := matching(all, patterns, from)
+			got = takeThrough(t, s, got, want[len(want)-1].ID)
+			if !slices.EqualFunc(got, want, sameEvent) {
+				t.Fatalf("got %d events %v\nwant %d %v", len(got), idsOf(got), len(want), idsOf(want))
+			}
+			// Pages end at replayBatch messages read, and at
+			// replayPageBytes plus an event (20 KiB at most here).
+			pages := replayed > replayBatch || frameBytes(got[:replayed]) > replayPageBytes+20<<10
+			total := b.Stats().Replayed - before
+			if total != replayed || atSubscribe == 0 || atSubscribe > replayBatch || (pages && atSubscribe >= replayed) {
+				t.Fatalf("Stats().Replayed: %d at Subscribe, %d in all; %d events replayed (several pages: %v): want the first page at Subscribe, then each as read", atSubscribe, total, replayed, pages)
+			}
+			t.Logf("%d events replayed, %d of them at Subscribe; %d live", replayed, atSubscribe, len(got)-int(replayed))
+		})
+	}
+	// Each page's consumer is gone once idle for PublishTimeout, not
+	// nats.go's 5 minutes; the instances' own two stay.
+	waitFor(t, "the pages' consumers to go", func() bool { return consumers(t, ns) == 2 })
+}
+
+// Deep resumes that read nothing hold a page each, not their replay:
+// 20 of them on a stream of about 2 MB grow the heap by far less than
+// 20 times 2 MB (about 40 MB before pages): a third of it here, a
+// structural bound, not a measurement. Each holds a page of
+// replayPageBytes and one event; 20 grew it by about 7 MB.
+func TestDeepResumesHoldAPageEach(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 1000
+	a := openBroker(t, opts)
+	var evs []event
+	for i := 0; len(evs) == 0 || i*5500 < 2<<20; i++ {
+		evs = append(evs, event{"t", 1000 + i*7919%9000})
+	}
+	all := store(t, ns, a, evs)
+	streamBytes := frameBytes(all)
+	b := openBroker(t, opts)
+	from := strconv.FormatUint(all[0].ID, 10)
+	warm, err := b.Subscribe([]string{"t"}, from) // the server's caches
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := replayAll(t, warm, nil, 1<<20); len(got) != len(all)-1 {
+		t.Fatalf("replayed %d events, want %d", len(got), len(all)-1)
+	}
+	warm.Close()
+
+	const resumes = 20
+	before := heapInUse()
+	subs := make([]stream.Subscription, resumes)
+	var wg sync.WaitGroup
+	for i := range subs {
+		wg.Go(func() {
+			s, err := b.Subscribe([]string{"t"}, from)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			subs[i] = s
+		})
+	}
+	wg.Wait()
+	growth := heapInUse() - before
+	for _, s := range subs {
+		if s != nil {
+			s.Close()
+		}
+	}
+	t.Logf("%d resumes of a %d-byte stream: heap +%d bytes", resumes, streamBytes, growth)
+	if limit := int64(resumes * streamBytes / 3); growth > limit {
+		t.Fatalf("%d resumes that read nothing hold %d bytes, over %d (their replays take %d)", resumes, growth, limit, resumes*streamBytes)
+	}
+}
+
+// A resumer whose next page the stream evicted before it was read ends
+// with ErrSlowConsumer once the page it holds is handed out, as a
+// resumer the local history overtook does: no event after the gap, no
+// live event, and a reconnect with its last id starts with a reset.
+// Before pages, the replay was held whole and handed out in full.
+func TestOvertakenResumeEndsSlow(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 60
+	a := openBroker(t, opts)
+	old := store(t, ns, a, repeat(event{"a", 8 << 10}, opts.HistorySize))
+	in := newInstance(t, opts) // its local history starts after them
+	s, err := in.broker.Subscribe([]string{"a"}, strconv.FormatUint(old[0].ID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, _ := s.Replay(nil, 16<<10)
+	store(t, ns, a, repeat(event{"b", 100}, opts.HistorySize)) // evicts every event of "a"
+	store(t, ns, a, []event{{"a", 100}})                       // live, after the gap
+	got = replayAll(t, s, got, 16<<10)
+	if len(got) == 0 || len(got) >= len(old)-1 || !slices.EqualFunc(got, old[1:len(got)+1], sameEvent) {
+		t.Fatalf("handed out %v, want a first page of %v", idsOf(got), idsOf(old[1:]))
+	}
+	if err := s.Err(); !errors.Is(err, stream.ErrSlowConsumer) {
+		t.Fatalf("Err = %v, want ErrSlowConsumer", err)
+	}
+	ended(t, s)
+	c := in.subscribe(t, "topic=a", got[len(got)-1].IDString())
+	if ev := c.next(t); ev.Type != "reset" || !strings.Contains(ev.Data, "older than the retained history") {
+		t.Fatalf("reconnect: %+v, want a reset", ev)
+	}
+}
+
+// NATS gone in the middle of a replay: the next page cannot be read, and
+// the subscription ends with an error wrapping stream.ErrUnavailable,
+// once the page it holds is handed out; neither the rest of the replay
+// nor the live events queued meanwhile are handed out. Before pages, the
+// replay was held whole and handed out in full, then the live events.
+func TestNATSGoneMidReplayEndsTheResume(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 200
+	a := openBroker(t, opts) // makes the stream
+	old := store(t, ns, a, repeat(event{"t", 8 << 10}, 100))
+	b := openBroker(t, opts) // its local history starts after them
+	s, err := b.Subscribe([]string{"t"}, strconv.FormatUint(old[0].ID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range 2 { // queued as live events: Publish returns once they are
+		if _, err := b.Publish("t", "", "live"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns.stop()
+	waitFor(t, "the broker to see NATS gone", func() bool { return b.Ready() != nil })
+	got := replayAll(t, s, nil, 16<<10)
+	if len(got) == 0 || len(got) >= len(old)-1 || !slices.EqualFunc(got, old[1:len(got)+1], sameEvent) {
+		t.Fatalf("handed out %v, want a first page of %v", idsOf(got), idsOf(old[1:]))
+	}
+	if err := s.Err(); !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("Err = %v, want ErrUnavailable", err)
+	}
+	ended(t, s)
+}
+
+// consumers counts the consumers of the default stream.
+func consumers(t *testing.T, ns *natsServer) int {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	names := st.ConsumerNames(t.Context())
+	for range names.Name() {
+		n++
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// ended fails the test unless s has ended as the handler sees it: Ready
+// closed, and Take handing out nothing and reporting it closed.
+func ended(t *testing.T, s stream.Subscription) {
+	t.Helper()
+	select {
+	case _, ok := <-s.Ready():
+		if ok {
+			select {
+			case <-s.Ready(): // a wake-up was pending: then the close
+			case <-time.After(waitLimit):
+				t.Fatal("Ready not closed")
+			}
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("Ready not closed")
+	}
+	if got, open := s.Take(nil); len(got) > 0 || open {
+		t.Fatalf("Take = %v, %v after the end; want nothing, closed", idsOf(got), open)
+	}
+}
+
+// openBroker opens a Broker, closed when the test ends.
+func openBroker(t *testing.T, opts Options) *Broker {
+	t.Helper()
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// event is an event to store: its topic and the size of its data.
+type event struct {
+	topic string
+	size  int
+}
+
+func repeat(ev event, n int) []event { return slices.Repeat([]event{ev}, n) }
+
+// store stores evs in the stream straight through JetStream, as another
+// instance would, without waiting for b's consumer, and returns them as
+// b's subscriptions hand them out. It reports failures with t.Error, so
+// a goroutine of the test may call it; what failed is left out.
+func store(t *testing.T, ns *natsServer, b *Broker, evs []event) []*stream.Message {
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	acks := make([]jetstream.PubAckFuture, len(evs))
+	for i, ev := range evs {
+		if acks[i], err = js.PublishAsync(b.subject(ev.topic), []byte(strings.Repeat("x", ev.size))); err != nil {
+			t.Error(err)
+			return nil
+		}
+	}
+	ids := b.cur.Load().ids
+	var out []*stream.Message
+	for i, f := range acks {
+		select {
+		case ack := <-f.Ok():
+			m, err := stream.NewMessage(ids.id(ack.Sequence), evs[i].topic, "", string(f.Msg().Data))
+			if err != nil {
+				t.Error(err)
+				continue
+			}
+			out = append(out, m)
+		case err := <-f.Err():
+			t.Error(err)
+		case <-time.After(waitLimit):
+			t.Error("no acknowledgement within", waitLimit)
+			return out
+		}
+	}
+	return out
+}
+
+// replayAll calls Replay until it is done and returns got with every
+// event it handed out appended.
+func replayAll(t *testing.T, s stream.Subscription, got []*stream.Message, maxBytes int) []*stream.Message {
+	t.Helper()
+	for range 100_000 {
+		var done bool
+		if got, done = s.Replay(got, maxBytes); done {
+			return got
+		}
+	}
+	t.Fatal("Replay is never done")
+	return nil
+}
+
+// takeThrough takes s's live events until the one with id last, and
+// returns got with them appended.
+func takeThrough(t *testing.T, s stream.Subscription, got []*stream.Message, last uint64) []*stream.Message {
+	t.Helper()
+	timeout := time.After(waitLimit)
+	for len(got) == 0 || got[len(got)-1].ID < last {
+		select {
+		case <-s.Ready():
+		case <-timeout:
+			t.Fatalf("no live event up to %d; got %v", last, idsOf(got))
+		}
+		var open bool
+		if got, open = s.Take(got); !open {
+			t.Fatalf("the subscription ended: %v", s.Err())
+		}
+	}
+	return got
+}
+
+// matching returns the events of all after id from whose topic matches
+// one of patterns, by id.
+func matching(all []*stream.Message, patterns []string, from uint64) []*stream.Message {
+	var out []*stream.Message
+	for _, m := range all {
+		if m.ID > from && slices.ContainsFunc(patterns, func(p string) bool { return stream.Match(p, m.Topic) }) {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(x, y *stream.Message) int { return cmp.Compare(x.ID, y.ID) })
+	return out
+}
+
+func sameEvent(x, y *stream.Message) bool { return x.ID == y.ID && string(x.Frame) == string(y.Frame) }
+
+func idsOf(msgs []*stream.Message) string {
+	var b strings.Builder
+	for i, m := range msgs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprint(&b, m.ID)
+	}
+	return b.String()
+}
+
+func frameBytes(msgs []*stream.Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Frame)
+	}
+	return n
+}
+
+// heapInUse is the heap's live bytes after a collection.
+func heapInUse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
