@@ -133,6 +133,7 @@ type Broker struct {
 
 	published atomic.Uint64 // events this instance stored
 	replayed  atomic.Uint64 // events replayed from the stream
+	overtaken atomic.Uint64 // resumes dropped: the stream evicted their next page
 	lag       atomic.Uint64 // the consumer's pending events at its last one
 
 	closeOnce sync.Once
@@ -294,7 +295,7 @@ func (b *Broker) Stats() stream.Stats {
 	s, old := b.cur.Load().mem.Stats(), b.retired
 	b.renewMu.Unlock()
 	s.Delivered += old.Delivered
-	s.Dropped += old.Dropped
+	s.Dropped += old.Dropped + b.overtaken.Load()
 	s.Replayed += old.Replayed
 	s.Published = b.published.Load()
 	r := b.replayed.Load()

@@ -170,6 +170,7 @@ func TestOvertakenResumeEndsSlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	dropped := in.broker.Stats().Dropped
 	got, _ := s.Replay(nil, 16<<10)
 	store(t, ns, a, repeat(event{"b", 100}, opts.HistorySize)) // evicts every event of "a"
 	store(t, ns, a, []event{{"a", 100}})                       // live, after the gap
@@ -179,6 +180,9 @@ func TestOvertakenResumeEndsSlow(t *testing.T) {
 	}
 	if err := s.Err(); !errors.Is(err, stream.ErrSlowConsumer) {
 		t.Fatalf("Err = %v, want ErrSlowConsumer", err)
+	}
+	if d := in.broker.Stats().Dropped - dropped; d != 1 {
+		t.Errorf("Stats().Dropped grew by %d, want 1: an overtaken resume is a drop", d)
 	}
 	ended(t, s)
 	c := in.subscribe(t, "topic=a", got[len(got)-1].IDString())

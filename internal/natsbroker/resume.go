@@ -365,6 +365,9 @@ func (s *subscription) readNext() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), s.b.opts.PublishTimeout)
 	defer cancel()
 	if err := s.read(ctx); err != nil {
+		if errors.Is(err, stream.ErrSlowConsumer) {
+			s.b.overtaken.Add(1) // a drop, as the local broker counts its own
+		}
 		s.endWith(err)
 		s.abandon()
 		return false

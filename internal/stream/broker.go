@@ -135,7 +135,7 @@ type Stats struct {
 	Dropped uint64
 	// Replayed counts events of replays: for Memory, those handed out by
 	// Subscription.Replay, as they are; a broker that reads a replay from
-	// elsewhere at Subscribe may count what it read.
+	// elsewhere may count what it read, as it reads it.
 	Replayed uint64
 	// HistoryBytes is what the retained history takes, as the history's
 	// byte bound counts it (MemoryOptions.HistoryMaxBytes).
