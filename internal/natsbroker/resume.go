@@ -29,9 +29,12 @@ const (
 	// not match included (patterns that overlap are matched here): a
 	// page of small events, or of few matches, ends there too.
 	replayBatch = 512
-	// replayPull is how many messages a page asks NATS for at once.
-	// What arrives past the page's end is dropped, read for nothing: at
-	// most this many events, less one.
+	// replayPull is how many messages a page first asks NATS for at
+	// once. Its next requests ask for as many as the rest of the page
+	// takes at the size of those read so far (pullSize): what arrives
+	// past the page's end is dropped, read for nothing, so a request
+	// asks for little more than a page's bytes, and 10,000 small events
+	// take 20 pages of 2 requests, not 20 of 16.
 	replayPull = 32
 )
 
@@ -151,7 +154,7 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 // It returns them and the sequence to read next: end once nothing is
 // left, from when the stream gave nothing (read checks why).
 //
-// It asks the page's consumer for at most replayPull of the messages the
+// It asks the page's consumer for at most pullSize of the messages the
 // consumer counted when created, in requests the server answers at once
 // with what it has: no request waits for a message. nats.go's pull
 // iterator (Messages), asked for 32 at a time, sometimes waited after the
@@ -168,12 +171,12 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 		return nil, end, nil
 	}
 	var page []*stream.Message
-	bytes, next := 0, from
+	bytes, next, data := 0, from, 0 // data: of every message read
 	for read := uint64(0); read < pending; {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
-		batch, err := cons.FetchNoWait(int(min(replayPull, pending-read)))
+		batch, err := cons.FetchNoWait(pullSize(read, pending, data, bytes))
 		if err != nil {
 			return nil, 0, err
 		}
@@ -185,6 +188,7 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 			if err != nil {
 				return nil, 0, err
 			}
+			data += len(m.Data())
 			if md.Sequence.Consumer != read {
 				return nil, 0, fmt.Errorf("stream message %d delivered as the consumer's %d, not %d", md.Sequence.Stream, md.Sequence.Consumer, read)
 			}
@@ -214,6 +218,19 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 		}
 	}
 	return page, next, nil
+}
+
+// pullSize is how many messages a page asks for next, having read read
+// of the pending ones its consumer counted, with data bytes of data, and
+// kept frames of bytes: replayPull at first, then as many as fill the
+// page at the mean size so far, within replayBatch and pending.
+func pullSize(read, pending uint64, data, bytes int) int {
+	n := uint64(replayPull)
+	if read > 0 {
+		mean := max(uint64(data)/read, 1)
+		n = max(uint64(max(replayPageBytes-bytes, 0))/mean, 1)
+	}
+	return int(max(min(n, replayBatch-min(read, replayBatch), pending-read), 1))
 }
 
 // pageConsumer creates the consumer a page is read through: an
