@@ -122,10 +122,15 @@ func (c CORSConfig) validate() []error {
 	return append(errs, collect(durationAtLeast("cors.max_age", c.MaxAge, 0))...)
 }
 
+// maxRetry bounds stream.retry: a day is more than any client should
+// wait, and browsers' timers fire a wait longer than about 24.8 days
+// (2^31 ms) at once, so a longer retry: made clients reconnect in a loop.
+const maxRetry = 24 * time.Hour
+
 func (s StreamConfig) validate() []error {
 	return collect(
 		durationAbove("stream.heartbeat_interval", s.HeartbeatInterval, 0),
-		durationAtLeast("stream.retry", s.Retry, 0),
+		durationBetween("stream.retry", s.Retry, 0, maxRetry),
 		durationAbove("stream.write_timeout", s.WriteTimeout, 0),
 		oneOf("stream.transport", s.Transport, "gin", "detached"),
 		intBetween("stream.max_streams", s.MaxStreams, 1, 0),
@@ -220,6 +225,14 @@ func durationAbove(key string, d, low time.Duration) error {
 }
 
 // durationAtLeast checks d >= low.
+// durationBetween checks low <= d <= high.
+func durationBetween(key string, d, low, high time.Duration) error {
+	if d >= low && d <= high {
+		return nil
+	}
+	return invalid(key, fmt.Sprintf("%q must be between %v and %v", d, low, high))
+}
+
 func durationAtLeast(key string, d, low time.Duration) error {
 	if d >= low {
 		return nil

@@ -179,7 +179,7 @@ export class HubConnection {
     if (this._state !== "open" && this._state !== "connecting") return;
     this._stop();
     this._setState("reconnecting");
-    this._timer = setTimeout(() => this.resume(), this._retryMs);
+    this._timer = setTimeout(() => this.resume(), Math.min(this._retryMs, 2 ** 31 - 1));
   }
 
   /** resume reconnects now with the last event id, after a drop or while reconnecting. */

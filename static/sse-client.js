@@ -210,12 +210,16 @@ export class SSEResponseError extends Error {
  * reconnect: true, a stream that ends or drops (network error) is opened
  * again after the retry time (DEFAULT_RETRY_MS or the server's retry:), with
  * a Last-Event-ID header, until the signal aborts; onDisconnect sees each
- * drop. A 204 answer ends the stream for good, as it stops EventSource.
+ * drop. So is an answer that says "not now" (429, 502, 503, 504): after its
+ * Retry-After when that is longer than the retry time, onDisconnect seeing
+ * its SSEResponseError. A 204 answer ends the stream for good, as it stops
+ * EventSource.
  *
  * The promise rejects with the browser's own error when fetch fails (network
  * or CORS: "TypeError: Failed to fetch") and reconnect is off, with the
  * signal's reason (an AbortError) when aborted, with an SSEResponseError for a
- * non-2xx status or a content type other than text/event-stream, and with
+ * non-2xx status (one that says "not now" only without reconnect) or a
+ * content type other than text/event-stream, and with
  * whatever a callback throws. It resolves to the last event id.
  *
  * @param {string | URL} url
@@ -255,14 +259,34 @@ export async function fetchEventSource(url, options = {}) {
     if (result.stop) return parser.lastEventId;
     if (result.error && (!reconnect || signal?.aborted)) throw result.error;
     if (!reconnect) return parser.lastEventId;
-    if (onDisconnect) onDisconnect(result.error ?? null, delay);
-    await sleep(delay, signal);
+    const wait = Math.max(delay, result.retryAfter ?? 0);
+    if (onDisconnect) onDisconnect(result.error ?? null, wait);
+    await sleep(wait, signal);
   }
+}
+
+// RETRYABLE are the statuses of an answer that says "not now" rather than
+// "never": a server at capacity or unable to reach its store (503, with
+// Retry-After), a proxy whose upstream is restarting (502, 504), a rate
+// limit (429). With reconnect on, fetchEventSource tries again after them.
+const RETRYABLE = new Set([429, 502, 503, 504]);
+
+/** The longest wait setTimeout takes: a longer one fires at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+// retryAfterMs reads a Retry-After header, in seconds or an HTTP date, as
+// milliseconds from now; 0 when absent or unreadable.
+function retryAfterMs(value) {
+  if (value === null) return 0;
+  if (/^\s*\d+\s*$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? 0 : Math.max(at - Date.now(), 0);
 }
 
 // connectOnce makes one request and reads its stream to the end. It returns
 // {stop: true} for a 204 answer, {error} when fetch or a read failed (network,
-// CORS or abort) and {} when the stream ended. It throws SSEResponseError for
+// CORS or abort), {error, retryAfter} for a RETRYABLE answer with reconnect
+// on, and {} when the stream ended. It throws SSEResponseError for
 // an answer that is not an event stream, and whatever a callback throws.
 async function connectOnce(url, options, parser) {
   const headers = new Headers(options.headers);
@@ -284,6 +308,15 @@ async function connectOnce(url, options, parser) {
   if (response.status === 204) {
     await response.body?.cancel();
     return { stop: true };
+  }
+  if (options.reconnect && RETRYABLE.has(response.status)) {
+    const retryAfter = retryAfterMs(response.headers.get("Retry-After"));
+    try {
+      await checkResponse(response);
+    } catch (error) {
+      if (!(error instanceof SSEResponseError)) throw error;
+      return { error, retryAfter };
+    }
   }
   await checkResponse(response);
   const reader = response.body.getReader();
@@ -341,8 +374,10 @@ function abortReason(signal) {
   return signal.reason ?? new DOMException("The operation was aborted.", "AbortError");
 }
 
-// sleep waits ms milliseconds, or rejects with the abort reason when signal aborts.
+// sleep waits ms milliseconds (at most MAX_TIMEOUT_MS, about 24.8 days), or
+// rejects with the abort reason when signal aborts.
 function sleep(ms, signal) {
+  ms = Math.min(ms, MAX_TIMEOUT_MS);
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(abortReason(signal));

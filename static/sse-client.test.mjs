@@ -407,6 +407,84 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
     );
   });
 
+  test("with reconnect, an answer that says not now (503, 502) is tried again after its Retry-After", { timeout: 10_000 }, async (t) => {
+    const srv = await serve((req, res, n) => {
+      if (n === 0) {
+        sse(res);
+        res.end("retry: 1\nid: 1\ndata: a\n\n");
+      } else if (n === 1) {
+        res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "1" });
+        res.end('{"error": "too many streams: try again later"}');
+      } else if (n === 2) {
+        res.writeHead(502, "Bad Gateway", { "Content-Type": "text/html" });
+        res.end("<h1>upstream restarting</h1>");
+      } else if (n === 3) {
+        sse(res);
+        res.end("id: 2\ndata: b\n\n");
+      } else {
+        res.writeHead(204);
+        res.end();
+      }
+    });
+    t.after(srv.close);
+    const events = [];
+    const disconnects = [];
+    const last = await fetchEventSource(srv.url, {
+      signal: t.signal,
+      reconnect: true,
+      onEvent: (e) => events.push(e.data),
+      onDisconnect: (err, delay) => disconnects.push([err === null ? null : `${err.name} ${err.status}`, delay]),
+    });
+    assert.equal(last, "2");
+    assert.deepEqual(events, ["a", "b"]);
+    assert.deepEqual(disconnects, [
+      [null, 1],
+      ["SSEResponseError 503", 1000], // the Retry-After, longer than retry:
+      ["SSEResponseError 502", 1],
+      [null, 1],
+    ]);
+    assert.deepEqual(
+      srv.requests.map((r) => r.headers["last-event-id"]),
+      [undefined, "1", "1", "1", "2"],
+    );
+  });
+
+  test("with reconnect, an answer that says never (400, 401, 403, 404) still rejects", async (t) => {
+    for (const status of [400, 401, 403, 404]) {
+      const srv = await serve((req, res, n) => {
+        if (n === 0) {
+          sse(res);
+          res.end("retry: 1\ndata: a\n\n");
+          return;
+        }
+        res.writeHead(status, { "Content-Type": "application/json" });
+        res.end('{"error": "no"}');
+      });
+      t.after(srv.close);
+      await assert.rejects(fetchEventSource(srv.url, { signal: t.signal, reconnect: true }), { name: "SSEResponseError", status });
+      assert.equal(srv.requests.length, 2);
+    }
+  });
+
+  test("a retry: past setTimeout's range waits instead of reconnecting at once", async (t) => {
+    const srv = await serve((req, res) => {
+      sse(res);
+      res.end("retry: 2592000000\ndata: a\n\n"); // 30 days, as stream.retry allows
+    });
+    t.after(srv.close);
+    const run = new AbortController();
+    let disconnected;
+    const waiting = new Promise((resolve) => (disconnected = resolve));
+    const done = fetchEventSource(srv.url, { signal: run.signal, reconnect: true, onDisconnect: () => disconnected() });
+    await waiting;
+    // setTimeout fires a longer wait after 1 ms: unclamped, this loop
+    // reconnected about 30 times in 100 ms.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    run.abort();
+    await assert.rejects(done, { name: "AbortError" });
+    assert.equal(srv.requests.length, 1);
+  });
+
   test("without reconnect, a dropped stream rejects with the read error", async (t) => {
     const srv = await serve((req, res) => {
       sse(res);
