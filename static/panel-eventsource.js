@@ -9,7 +9,7 @@ export default {
     const state = ref("closed"); // connecting | open | closed
     const reconnects = ref(0);
     const lines = ref([]); // { key, text, id, end }
-    const note = ref(""); // why the browser gave up, if it did
+    const note = ref(""); // why the browser gave up, or the ticker started over
     let source = null;
     let sawError = false;
     let opened = false;
@@ -61,6 +61,11 @@ export default {
       es.onmessage = (ev) => {
         if (es === source) add(ev);
       };
+      // A resume the ticker cannot serve starts again from its first line,
+      // after an event saying so: shown, not passed over in silence.
+      es.addEventListener("reset", (ev) => {
+        if (es === source) note.value = `reset: ${ev.data}`;
+      });
       es.addEventListener("close", (ev) => {
         if (es !== source) return;
         add(ev, true);

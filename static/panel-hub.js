@@ -15,6 +15,10 @@ const { ref, watch, onBeforeUnmount } = Vue;
 const LAST_ID_KEY = "ssehub.hub.lastEventId";
 const TOKEN_KEY = "ssehub.hub.token";
 
+// MAX_LOG is how many entries the log keeps: anyone may publish to the demo
+// topics, and a page left open must not grow without end.
+const MAX_LOG = 500;
+
 // hubBase is the hub's base URL: the page's ?hub= parameter (for a page
 // served from another origin), else the page's own URL.
 function hubBase() {
@@ -53,7 +57,10 @@ export default {
     const resumes = ref(0);
     const log = ref([]); // { key, kind: "event" | "reset" | "resume" | "expired", id, type, data }
     const refusal = ref(""); // why the hub refused the subscription
-    const token = ref(stored(TOKEN_KEY));
+    // The publish token is kept per hub: one typed for this page's own hub
+    // is not offered to the hub a ?hub= link names.
+    const tokenKey = `${TOKEN_KEY}:${new URL(base).origin}`;
+    const token = ref(stored(tokenKey));
     const pubTopic = ref("demo.chat");
     const pubEvent = ref("");
     const pubData = ref('{"text": "hello"}');
@@ -62,8 +69,12 @@ export default {
     const pubCount = ref(0); // publish answers shown, for tests to wait on
     let conn = null;
 
-    watch(token, (t) => store(TOKEN_KEY, t));
-    const add = (entry) => log.value.push({ key: log.value.length, ...entry });
+    watch(token, (t) => store(tokenKey, t));
+    let entries = 0; // keys, as the oldest entries go
+    const add = (entry) => {
+      log.value.push({ key: entries++, ...entry });
+      if (log.value.length > MAX_LOG) log.value.splice(0, log.value.length - MAX_LOG);
+    };
 
     function connect() {
       conn?.close();

@@ -412,3 +412,52 @@ func TestBrowserHubJWTRefusal(t *testing.T) {
 		}
 	}
 }
+
+// The hub panel's log keeps its last 500 entries: anyone may publish to
+// the demo topics, and a page left open must not grow without end. The
+// entries kept are the newest, in order.
+func TestBrowserHubLogKeepsTheLast500(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	runPage(t, ctx, base+"/",
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	const published = 600
+	var ids []string
+	for i := range published {
+		status, id := publishOverHTTP(t, base, hubTestToken, "demo.log", fmt.Sprintf(`"event %d"`, i))
+		if status != http.StatusCreated {
+			t.Fatalf("publish %d: %d %s", i, status, id)
+		}
+		ids = append(ids, id)
+	}
+	runActions(t, ctx, waitJS(fmt.Sprintf(`document.querySelector("#hub-log li:last-child")?.dataset.id === %q`, ids[published-1])))
+	log := mustRun(t, ctx, hubLog())
+	if len(log) != 500 || log[0].ID != ids[published-500] || log[499].ID != ids[published-1] {
+		first, last := hubLogEntry{}, hubLogEntry{}
+		if len(log) > 0 {
+			first, last = log[0], log[len(log)-1]
+		}
+		t.Fatalf("the log holds %d entries, %+v to %+v; want the last 500, ids %s to %s", len(log), first, last, ids[published-500], ids[published-1])
+	}
+}
+
+// The publish token typed for the page's own hub is not offered to the
+// hub a ?hub= link names: a link to another origin, opened in the same
+// tab, would otherwise send it there on Publish.
+func TestBrowserHubTokenStaysWithItsHub(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	other := newSecondOrigin(t)
+	ctx := newBrowser(t)
+	runPage(t, ctx, base+"/", typeInto("#hub-token", "s3cret-publish-token"))
+	runPage(t, ctx, base+"/?hub="+other)
+	if got := mustRun(t, ctx, callJS[string](`() => document.querySelector("#hub-token").value`)); got != "" {
+		t.Fatalf("with ?hub=%s the token field holds %q, want it empty", other, got)
+	}
+	runPage(t, ctx, base+"/")
+	if got := mustRun(t, ctx, callJS[string](`() => document.querySelector("#hub-token").value`)); got != "s3cret-publish-token" {
+		t.Fatalf("back on its own hub the token field holds %q, want the token typed for it", got)
+	}
+}

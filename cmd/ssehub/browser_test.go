@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"slices"
@@ -640,6 +641,49 @@ func TestBrowserEventSourceStopsOn204(t *testing.T) {
 	}
 	if got := reqs[1].Headers["Last-Event-Id"]; got != "1" {
 		t.Errorf("the reconnect sent Last-Event-ID %q, want 1 (headers %v)", got, reqs[1].Headers)
+	}
+}
+
+// The EventSource panel shows an event: reset: a resume the ticker cannot
+// serve (here an id past its count, as after a restart with a smaller
+// one) starts again from line 0, and the page says so rather than pass it
+// over. The first request, answered by a stand-in, ends after id 7.
+func TestBrowserEventSourcePanelShowsAReset(t *testing.T) {
+	cfg := config.Default()
+	cfg.Demo.TickerCount = 3
+	cfg.Demo.TickerInterval = 10 * time.Millisecond
+	base, _ := startMain(t, cfg)
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var first sync.Once
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stand := false
+		if r.URL.Path == "/stream" {
+			first.Do(func() { stand = true })
+		}
+		if stand {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "retry: 50\n\nid: 7\ndata: Streamed line 7\n\n")
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(page.Close)
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	runPage(t, ctx, page.URL+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitText("#es-log li.end", "bye"),
+	)
+	lines := mustRun(t, ctx, textsOf("#es-log li"))
+	if want := []string{"Streamed line 7", "Streamed line 0", "Streamed line 1", "Streamed line 2", "bye"}; !slices.Equal(lines, want) {
+		t.Errorf("lines %q, want %q", lines, want)
+	}
+	if note := mustRun(t, ctx, textOf("#es-error")); !strings.HasPrefix(note, "reset: ") || !strings.Contains(note, "7") {
+		t.Errorf("the panel says %q, want the reset and its reason", note)
 	}
 }
 
