@@ -60,6 +60,7 @@ func openBroker(ctx context.Context, hub config.HubConfig, nats *natsbroker.Opti
 	o.HistoryMaxBytes = int64(hub.HistoryMaxBytes)
 	o.SubscriberBuffer = hub.SubscriberBuffer
 	o.MaxSubscribers = hub.MaxSubscribers
+	o.MaxEventBytes = hub.MaxEventBytes
 	o.Logger = log
 	b, err := natsbroker.Open(ctx, o)
 	if err != nil {

@@ -38,7 +38,7 @@ const retryAfterSeconds = "5"
 func statusOf(err error) int {
 	var tooLarge *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooLarge), errors.Is(err, errTooManyTokens):
+	case errors.As(err, &tooLarge), errors.Is(err, errTooManyTokens), errors.Is(err, stream.ErrEventTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errBadRequest),
 		errors.Is(err, errReservedEventType),

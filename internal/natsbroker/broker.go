@@ -66,6 +66,10 @@ type Options struct {
 	// local history's, as stream.MemoryOptions.HistoryMaxBytes; zero means
 	// no bound.
 	HistoryMaxBytes int64
+	// MaxEventBytes is the hub's cap on a publish body, for Open to warn
+	// when the NATS server's max_payload cannot hold such an event as
+	// stored; zero: no check.
+	MaxEventBytes int
 	// SubscriberBuffer and MaxSubscribers are the local broker's, as in
 	// stream.MemoryOptions.
 	SubscriberBuffer int
@@ -169,6 +173,13 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("nats connect: %w", err)
 	}
 	b.nc = nc
+	// A body of MaxEventBytes may be stored with up to 3 times as many
+	// bytes of data (each invalid UTF-8 byte becomes U+FFFD), its subject
+	// and type besides: larger ones are refused with ErrEventTooLarge.
+	if need := 3*int64(opts.MaxEventBytes) + 1024; opts.MaxEventBytes > 0 && nc.MaxPayload() < need {
+		opts.Logger.Warn("the NATS server's max_payload is below what an event of hub.max_event_bytes may take: larger publishes are answered 413",
+			"max_payload", nc.MaxPayload(), "max_event_bytes", opts.MaxEventBytes, "want_max_payload", need)
+	}
 	if err := b.start(ctx); err != nil {
 		b.Close()
 		return nil, err
@@ -228,6 +239,9 @@ func (b *Broker) Publish(topic, eventType, data string) (*stream.Message, error)
 	// stream would store it with every event and every consumer parse it.
 	// The acknowledgement names the stream instead.
 	ack, err := b.pub.publish(ctx, m)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return nil, fmt.Errorf("%w: it takes at most %d bytes of data, type and topic (NATS max_payload)", stream.ErrEventTooLarge, b.nc.MaxPayload())
+	}
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
 			b.renew(h) // no stream took it: deleted, and its consumer not told?

@@ -29,8 +29,9 @@ const (
 // loopback port, storing in a directory of the test's.
 type natsServer struct {
 	*server.Server
-	dir  string
-	port int
+	dir        string
+	port       int
+	maxPayload int32 // the server's max_payload; 0: NATS's default, 1 MiB
 }
 
 func startNATS(t *testing.T) *natsServer {
@@ -46,7 +47,7 @@ func (ns *natsServer) start(t *testing.T) {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: ns.port, JetStream: true, StoreDir: ns.dir,
-		NoLog: true, NoSigs: true,
+		NoLog: true, NoSigs: true, MaxPayload: ns.maxPayload,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,14 +3,18 @@ package natsbroker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // The stream stores an event as its data, with a header only for an
@@ -120,5 +124,36 @@ func TestPublishAnsweredWhileTheConsumerIsBehind(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*2*consumerHeartbeat {
 		t.Errorf("the consumer resumed %v after its pulls passed again, want about %v", d, 2*consumerHeartbeat)
+	}
+}
+
+// A NATS server whose max_payload is below what hub.max_event_bytes lets
+// through: Open warns, naming both, and a publish too large for it is a
+// 413 saying so, not a 503 that tells the client to try again; smaller
+// ones are stored as ever.
+func TestPublishTooLargeForNATS(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		testPublishTooLargeForNATS(t, options)
+	})
+}
+
+func testPublishTooLargeForNATS(t *testing.T, options func(*natsServer) Options) {
+	ns := &natsServer{dir: t.TempDir(), port: -1, maxPayload: 16 << 10}
+	ns.start(t)
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	var logs testlog.Buffer
+	opts := options(ns)
+	opts.MaxEventBytes = 64 << 10
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	a := newInstance(t, opts)
+	if !strings.Contains(logs.String(), "max_payload=16384 max_event_bytes=65536") {
+		t.Errorf("no warning naming max_payload and max_event_bytes at start:\n%s", logs.String())
+	}
+	status, _, header := a.post(t, "t", fmt.Sprintf(`{"data": %q}`, strings.Repeat("x", 20<<10)))
+	if status != http.StatusRequestEntityTooLarge || header.Get("Retry-After") != "" {
+		t.Fatalf("a publish over max_payload: %d (Retry-After %q), want 413", status, header.Get("Retry-After"))
+	}
+	if id := a.publish(t, "t", strings.Repeat("x", 10<<10)); id == "" {
+		t.Fatal("a publish under max_payload was not stored")
 	}
 }

@@ -20,6 +20,12 @@ var (
 	// events (a NATS server): nothing was published or subscribed, and
 	// trying again later may succeed.
 	ErrUnavailable = errors.New("broker unavailable")
+
+	// ErrEventTooLarge refuses an event the broker's store cannot take,
+	// though the hub's own limit let it through (a NATS server's
+	// max_payload below hub.max_event_bytes): a request, not the broker,
+	// is what to change.
+	ErrEventTooLarge = errors.New("event too large for the event store")
 )
 
 // MaxEventTypeLen is the longest event type a broker accepts, in bytes.
