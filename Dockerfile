@@ -12,6 +12,9 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ssehub ./cmd/ssehu
 FROM scratch
 COPY --from=build /out/ssehub /usr/local/bin/ssehub
 COPY config/ssehub.yaml /app/config/ssehub.yaml
+# The embedded NATS server's store (nats.store_dir: data/nats), writable by
+# the user below; a named volume mounted at /app/data takes its ownership.
+COPY --chown=65532:65532 deploy/data /app/data
 WORKDIR /app
 USER 65532:65532
 EXPOSE 8111

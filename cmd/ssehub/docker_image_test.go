@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"net"
 	"net/http"
@@ -172,6 +173,8 @@ func TestDockerImage(t *testing.T) {
 		t.Errorf("docker stop took %v, more than server.shutdown_timeout %v", took, cfg.Server.ShutdownTimeout)
 	}
 	t.Logf("docker stop took %v", took.Round(time.Millisecond))
+
+	checkEmbeddedNATSStore(t, docker, image)
 }
 
 // imageContext writes a build context for the Dockerfile's final stage and
@@ -198,21 +201,76 @@ func imageContext(t *testing.T) string {
 
 	dir := t.TempDir()
 	buildLikeDockerfile(t, filepath.Join(dir, "out/ssehub"))
-	for _, m := range regexp.MustCompile(`(?m)^COPY (\S+) \S+$`).FindAllStringSubmatch(stage, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^COPY (?:--chown=\S+ )?(\S+) \S+$`).FindAllStringSubmatch(stage, -1) {
 		if m[1] == "out/ssehub" {
 			continue
 		}
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(m[1])), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, m[1]), []byte(readRepoFile(t, m[1])), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		copyRepoPath(t, m[1], dir)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(stage), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// copyRepoPath copies the repository's file or folder path into the
+// folder dir, at the same relative path.
+func copyRepoPath(t *testing.T, path, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(filepath.Join(repoRoot, path), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(repoRoot, p)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(rel)), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, rel), []byte(readRepoFile(t, rel)), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkEmbeddedNATSStore runs image with the embedded NATS server and a
+// new named volume at /app/data, as README tells: the store, data/nats,
+// must be writable by the image's user, and a publish stored in it.
+func checkEmbeddedNATSStore(t *testing.T, docker *dockerEngine, image string) {
+	t.Helper()
+	volume := fmt.Sprintf("ssehub-test-%d", time.Now().UnixNano())
+	addr := freeLoopbackAddr(t)
+	ctr := docker.must(t, "run", "--detach", "--network", "host",
+		"--mount", "type=volume,source="+volume+",target=/app/data",
+		"--env", "SSEHUB_SERVER_ADDR="+addr,
+		"--env", "SSEHUB_HUB_BROKER=nats", "--env", "SSEHUB_NATS_EMBEDDED=true",
+		"--env", "SSEHUB_AUTH_PUBLISH_TOKENS=store-test-token",
+		image)
+	t.Cleanup(func() {
+		if _, err := docker.run("rm", "--force", ctr); err != nil {
+			t.Error(err)
+		}
+		if _, err := docker.run("volume", "rm", "--force", volume); err != nil {
+			t.Error(err)
+		}
+	})
+	logs := func() string { return docker.logs(ctr) }
+	client := &http.Client{Timeout: 30 * time.Second}
+	base := "http://" + addr
+	waitHealthz(t, client, base, logs)
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/topics/store.test/events", strings.NewReader(`{"data": "kept"}`))
+	req.Header.Set("Authorization", "Bearer store-test-token")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("publish to the embedded NATS in the image: %s; logs:\n%s", resp.Status, logs())
+	}
 }
 
 // changedConfigCopy copies the config folder src, readable by the
