@@ -68,7 +68,7 @@ func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstr
 	case !slices.Equal(have.Subjects, want.Subjects):
 		return nil, fmt.Errorf("nats stream %q has subjects %v, not %v (the subject prefix): %w", o.Stream, have.Subjects, want.Subjects, ErrStreamMismatch)
 	case have.Storage != want.Storage:
-		return nil, fmt.Errorf("nats stream %q has %s storage, not %s: %w", o.Stream, have.Storage, want.Storage, ErrStreamMismatch)
+		return nil, fmt.Errorf("nats stream %q has %s storage, not %s (nats.storage): %w", o.Stream, have.Storage, want.Storage, ErrStreamMismatch)
 	}
 	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas {
 		return st, nil
