@@ -25,23 +25,46 @@ func CheckEnv(environ []string) error {
 	return errors.Join(errs...)
 }
 
-// closestEnv suggests the known name that shares the longest prefix with
-// name.
+// closestEnv suggests the known name fewest edits away from name (a
+// letter added, dropped or changed), when a typo explains it: at most
+// maxTypoEdits; ties go to the first in order.
 func closestEnv(name string, known map[string]bool) string {
 	names := make([]string, 0, len(known))
 	for k := range known {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	best, bestLen := "", 0
+	best, bestEdits := "", maxTypoEdits+1
 	for _, k := range names {
-		n := 0
-		for n < len(k) && n < len(name) && k[n] == name[n] {
-			n++
-		}
-		if n > bestLen {
-			best, bestLen = k, n
+		if n := edits(name, k); n < bestEdits {
+			best, bestEdits = k, n
 		}
 	}
+	if best == "" {
+		return "the README's configuration table lists them"
+	}
 	return "did you mean " + best + "?"
+}
+
+// maxTypoEdits is the most edits closestEnv takes for a typo.
+const maxTypoEdits = 3
+
+// edits is the Levenshtein distance between a and b, in bytes.
+func edits(a, b string) int {
+	row := make([]int, len(b)+1)
+	for j := range row {
+		row[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		diag := row[0]
+		row[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			diag, row[j] = row[j], min(row[j]+1, row[j-1]+1, diag+cost)
+		}
+	}
+	return row[len(b)]
 }

@@ -10,12 +10,17 @@ func TestCheckEnv(t *testing.T) {
 	if err := CheckEnv([]string{"HOME=/root", "SSEHUB_SERVER_ADDR=:1", "SSEHUB_CORS_ALLOWED_ORIGINS=http://a", "SSEHUB_NATS_PUBLISH_BATCHING=false", "PATH=/bin"}); err != nil {
 		t.Errorf("known names: %v", err)
 	}
-	err := CheckEnv([]string{"SSEHUB_SERVER_ADR=:1", "SSEHUB_AUTH_PUBLISH_TOKEN=secret", "OTHER_X=1"})
+	err := CheckEnv([]string{"SSEHUB_SERVER_ADR=:1", "SSEHUB_AUTH_PUBLISH_TOKEN=secret", "SSEHUB_SREAM_RETRY=1s", "SSEHUB_STREM_X=1", "OTHER_X=1"})
 	if !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("err %v, want ErrUnknownKey", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{"SSEHUB_SERVER_ADR: ", "did you mean SSEHUB_SERVER_ADDR?", "SSEHUB_AUTH_PUBLISH_TOKEN: ", "did you mean SSEHUB_AUTH_PUBLISH_TOKENS?"} {
+	for _, want := range []string{
+		"SSEHUB_SERVER_ADR: ", "did you mean SSEHUB_SERVER_ADDR?",
+		"SSEHUB_AUTH_PUBLISH_TOKEN: ", "did you mean SSEHUB_AUTH_PUBLISH_TOKENS?",
+		"SSEHUB_SREAM_RETRY: ", "did you mean SSEHUB_STREAM_RETRY?", // a prefix match said SSEHUB_SERVER_ADDR
+		"SSEHUB_STREM_X: no setting has this environment variable; the README's configuration table lists them",
+	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("%q lacks %q", msg, want)
 		}
