@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/ssehub/ssehub/config"
@@ -51,8 +52,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case errors.As(err, &help):
 		fmt.Fprint(stdout, help.Usage)
 		return 0
+	case errors.As(err, new(loggedError)):
+		return 1 // the JSON log has it
 	default:
-		fmt.Fprintln(stderr, "ssehub:", err)
+		// One line per problem (config errors come joined), each
+		// saying whose it is.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(stderr, "ssehub:", line)
+		}
 		return 1
 	}
 }
+
+// loggedError is an error serve has written to the log already: with
+// log.format json, as a JSON line, which a log pipeline reads where a
+// plain "ssehub: ..." line would be lost.
+type loggedError struct{ error }
+
+func (e loggedError) Unwrap() error { return e.error }

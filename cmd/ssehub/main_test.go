@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -247,6 +248,41 @@ func TestRunReportsAnAddressInUse(t *testing.T) {
 	code := run(t.Context(), []string{"--config", "", "--addr", ln.Addr().String()}, func(string) string { return "" }, &stdout, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "server.addr") || !strings.Contains(stderr.String(), ln.Addr().String()) {
 		t.Errorf("exit %d, stderr %q: want a failure naming server.addr and the address", code, stderr.String())
+	}
+}
+
+// With log.format json, a failure once the config is read is a JSON log
+// line (the one a log pipeline reads), not a plain one.
+func TestRunReportsAFailureInTheLogsFormat(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"SSEHUB_LOG_FORMAT": "json"}
+	code := run(t.Context(), []string{"--config", "", "--addr", ln.Addr().String()}, func(k string) string { return env[k] }, &stdout, &stderr)
+	var line struct{ Level, Msg, Err string }
+	if err := json.Unmarshal(bytes.TrimSpace(stderr.Bytes()), &line); code == 0 || err != nil || line.Level != "ERROR" || !strings.Contains(line.Err, "server.addr") {
+		t.Errorf("exit %d, stderr %q (%v): want one JSON error line naming server.addr", code, stderr.String(), err)
+	}
+}
+
+// Config problems are reported one per line, each saying it is ssehub's.
+func TestRunReportsEachConfigProblemOnItsLine(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"SSEHUB_LOG_LEVEL": "loud", "SSEHUB_LOG_FORMAT": "xml"}
+	if code := run(t.Context(), []string{"--config", ""}, func(k string) string { return env[k] }, &stdout, &stderr); code == 0 {
+		t.Fatal("exit 0, want a failure")
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("stderr %q: want a line for each of the two problems", stderr.String())
+	}
+	for _, line := range lines {
+		if !strings.HasPrefix(line, "ssehub: log.") {
+			t.Errorf("line %q: want it to start with ssehub: and name its key", line)
+		}
 	}
 }
 

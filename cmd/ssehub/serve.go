@@ -39,7 +39,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, _, st
 		return err
 	}
 	m := &Main{Config: cfg, Logger: newLogger(cfg.Log, stderr)}
-	return m.Run(ctx)
+	err = m.Run(ctx)
+	if err != nil && cfg.Log.Format == "json" {
+		m.Logger.Error("ssehub stopped", "err", err)
+		return loggedError{err}
+	}
+	return err
 }
 
 // Main is one running ssehub server.
