@@ -27,7 +27,8 @@ func CheckEnv(environ []string) error {
 
 // closestEnv suggests the known name fewest edits away from name (a
 // letter added, dropped or changed), when a typo explains it: at most
-// maxTypoEdits; ties go to the first in order.
+// maxTypoEdits; ties go to the first in order. Else, a name cut short
+// (SSEHUB_STREAM_HEARTBEAT) gets the first known name it starts.
 func closestEnv(name string, known map[string]bool) string {
 	names := make([]string, 0, len(known))
 	for k := range known {
@@ -38,6 +39,11 @@ func closestEnv(name string, known map[string]bool) string {
 	for _, k := range names {
 		if n := edits(name, k); n < bestEdits {
 			best, bestEdits = k, n
+		}
+	}
+	if best == "" {
+		if i := slices.IndexFunc(names, func(k string) bool { return strings.HasPrefix(k, name+"_") }); i >= 0 {
+			best = names[i]
 		}
 	}
 	if best == "" {

@@ -10,7 +10,7 @@ func TestCheckEnv(t *testing.T) {
 	if err := CheckEnv([]string{"HOME=/root", "SSEHUB_SERVER_ADDR=:1", "SSEHUB_CORS_ALLOWED_ORIGINS=http://a", "SSEHUB_NATS_PUBLISH_BATCHING=false", "PATH=/bin"}); err != nil {
 		t.Errorf("known names: %v", err)
 	}
-	err := CheckEnv([]string{"SSEHUB_SERVER_ADR=:1", "SSEHUB_AUTH_PUBLISH_TOKEN=secret", "SSEHUB_SREAM_RETRY=1s", "SSEHUB_STREM_X=1", "OTHER_X=1"})
+	err := CheckEnv([]string{"SSEHUB_SERVER_ADR=:1", "SSEHUB_AUTH_PUBLISH_TOKEN=secret", "SSEHUB_SREAM_RETRY=1s", "SSEHUB_STREM_X=1", "SSEHUB_STREAM_HEARTBEAT=5s", "OTHER_X=1"})
 	if !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("err %v, want ErrUnknownKey", err)
 	}
@@ -20,6 +20,7 @@ func TestCheckEnv(t *testing.T) {
 		"SSEHUB_AUTH_PUBLISH_TOKEN: ", "did you mean SSEHUB_AUTH_PUBLISH_TOKENS?",
 		"SSEHUB_SREAM_RETRY: ", "did you mean SSEHUB_STREAM_RETRY?", // a prefix match said SSEHUB_SERVER_ADDR
 		"SSEHUB_STREM_X: no setting has this environment variable; the README's configuration table lists them",
+		"SSEHUB_STREAM_HEARTBEAT: ", "did you mean SSEHUB_STREAM_HEARTBEAT_INTERVAL?", // cut short
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("%q lacks %q", msg, want)
