@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 	"github.com/ssehub/ssehub/internal/testlog"
 )
@@ -262,12 +261,7 @@ func metricsOf(t *testing.T, in *instance) string {
 
 func deleteStream(t *testing.T, ns *natsServer, name string) {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := ns.operator(t)
 	if err := js.DeleteStream(context.Background(), name); err != nil {
 		t.Fatal(err)
 	}

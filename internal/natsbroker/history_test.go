@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -102,12 +100,7 @@ func TestResumeWhileTheStreamIsReplaced(t *testing.T) {
 	defer live.Close()
 
 	created := recreateStream(t, ns, opts)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := ns.operator(t)
 	for i := range 3 {
 		if _, err := js.Publish(t.Context(), "ssehub.t", []byte(fmt.Sprint("new ", i))); err != nil {
 			t.Fatal(err)
@@ -218,12 +211,7 @@ func TestConsumerDeletedAloneKeepsTheHistory(t *testing.T) {
 // operator could.
 func deleteConsumers(t *testing.T, ns *natsServer) {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := ns.operator(t)
 	st, err := js.Stream(t.Context(), DefaultStream)
 	if err != nil {
 		t.Fatal(err)
@@ -249,12 +237,7 @@ func recreateStream(t *testing.T, ns *natsServer, opts Options) time.Time {
 func createStream(t *testing.T, ns *natsServer, opts Options) time.Time {
 	t.Helper()
 	opts.setDefaults()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := ns.operator(t)
 	st, err := js.CreateStream(context.Background(), streamConfig(&opts))
 	if err != nil {
 		t.Fatal(err)

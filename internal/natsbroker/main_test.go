@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/handler"
 	"github.com/ssehub/ssehub/internal/stream"
 	"go.uber.org/goleak"
@@ -58,6 +60,22 @@ func (ns *natsServer) start(t *testing.T) {
 	}
 	ns.Server = s
 	ns.port = s.Addr().(*net.TCPAddr).Port
+}
+
+// operator returns a JetStream client of its own on ns, as an operator's
+// tool or another program would use, closed when the test ends.
+func (ns *natsServer) operator(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 func (ns *natsServer) stop() {

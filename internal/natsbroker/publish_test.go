@@ -62,16 +62,11 @@ func TestPublishRefusesAnotherStream(t *testing.T) {
 		a := newInstance(t, opts)
 		a.publish(t, "a", "before")
 		deleteStream(t, ns, DefaultStream)
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
+		js := ns.operator(t)
 		if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "OTHER", Subjects: []string{DefaultSubjectPrefix + ".>"}}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = a.broker.Publish("a", "", "after")
+		_, err := a.broker.Publish("a", "", "after")
 		if !errors.Is(err, stream.ErrUnavailable) || !errors.Is(err, ErrStreamMismatch) && !errors.Is(err, ErrStreamDeleted) {
 			t.Fatalf("publish into stream OTHER: %v, want ErrUnavailable and ErrStreamMismatch or ErrStreamDeleted", err)
 		}

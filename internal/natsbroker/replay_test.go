@@ -228,12 +228,7 @@ func TestNATSGoneMidReplayEndsTheResume(t *testing.T) {
 // consumers counts the consumers of the default stream.
 func consumers(t *testing.T, ns *natsServer) int {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := ns.operator(t)
 	st, err := js.Stream(t.Context(), DefaultStream)
 	if err != nil {
 		t.Fatal(err)
