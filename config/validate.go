@@ -224,7 +224,6 @@ func durationAbove(key string, d, low time.Duration) error {
 	return invalid(key, fmt.Sprintf("%q must be greater than %v", d, low))
 }
 
-// durationAtLeast checks d >= low.
 // durationBetween checks low <= d <= high.
 func durationBetween(key string, d, low, high time.Duration) error {
 	if d >= low && d <= high {
@@ -233,6 +232,7 @@ func durationBetween(key string, d, low, high time.Duration) error {
 	return invalid(key, fmt.Sprintf("%q must be between %v and %v", d, low, high))
 }
 
+// durationAtLeast checks d >= low.
 func durationAtLeast(key string, d, low time.Duration) error {
 	if d >= low {
 		return nil

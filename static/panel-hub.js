@@ -27,6 +27,17 @@ function hubBase() {
   return param.endsWith("/") ? param : `${param}/`;
 }
 
+// hubOrigin is the origin of the hub's base URL, resolved against the
+// page's own (a ?hub= value may be relative, or not a URL at all: then the
+// page's origin, where connecting will say what is wrong).
+function hubOrigin(base) {
+  try {
+    return new URL(base, location.href).origin;
+  } catch {
+    return location.origin;
+  }
+}
+
 // stored reads a sessionStorage item; storage may be off.
 function stored(key) {
   try {
@@ -59,7 +70,7 @@ export default {
     const refusal = ref(""); // why the hub refused the subscription
     // The publish token is kept per hub: one typed for this page's own hub
     // is not offered to the hub a ?hub= link names.
-    const tokenKey = `${TOKEN_KEY}:${new URL(base).origin}`;
+    const tokenKey = `${TOKEN_KEY}:${hubOrigin(base)}`;
     const token = ref(stored(tokenKey));
     const pubTopic = ref("demo.chat");
     const pubEvent = ref("");

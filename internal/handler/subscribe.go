@@ -116,6 +116,20 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 		if len(l.pending) == 0 {
 			l.release() // done: no slice is held while waiting below
 		}
+		if len(l.pending) == 0 && !l.replayed {
+			// The broker read a stretch with nothing for this
+			// subscription (the NATS broker reads a page a call): ask
+			// again at the next step, minding the client and the
+			// heartbeat meanwhile.
+			select {
+			case <-s.gone:
+				return s.stop(errClientGone)
+			case <-l.timer.C:
+				return s.sendAndReset(w, l.timer)
+			default:
+				return true
+			}
+		}
 	}
 	if len(l.pending) == 0 {
 		// Close (h.done) ends the subscription, which closes its Ready:

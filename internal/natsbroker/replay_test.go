@@ -398,3 +398,60 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
 }
+
+// A pattern another covers is left out of a page's filter, so that
+// "a.*" with "a.x" still reads only "a.*" from the server; patterns that
+// overlap without one covering the other are read through the whole
+// subject, which NATS needs for filters that overlap.
+func TestFiltersLeaveOutCoveredPatterns(t *testing.T) {
+	b := &Broker{opts: Options{SubjectPrefix: "p"}}
+	for _, tt := range []struct {
+		patterns, want []string
+	}{
+		{[]string{"a.x", "a.*"}, []string{"p.a.*"}},
+		{[]string{"a.>", "a.x", "a.*.y"}, []string{"p.a.>"}},
+		{[]string{"a.x", "a.y", "a.x"}, []string{"p.a.x", "p.a.y"}},
+		{[]string{"a.*", "*.x"}, []string{"p.>"}},
+	} {
+		if got := b.filters(tt.patterns); !slices.Equal(got, tt.want) {
+			t.Errorf("filters(%q) = %q, want %q", tt.patterns, got, tt.want)
+		}
+	}
+}
+
+// A deep resume whose patterns make the pages read the whole subject
+// ("a.*" and "*.x" overlap) over a long stretch with no match: each
+// Replay reads one page and returns, so the subscriber's loop watches
+// its client and heartbeat between pages, and the stream still gets the
+// match after the stretch. Before, one Replay read every page of the
+// stretch (seconds for 100,000 events), and a handler that found nothing
+// to send waited for a live event. Each page's consumer is deleted once
+// read.
+func TestDeepResumeReadsAPagePerReplay(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 3000
+	a := openBroker(t, opts)
+	first := store(t, ns, a, []event{{"a.x", 10}})
+	store(t, ns, a, repeat(event{"b.y", 10}, 3*replayBatch))
+	match := store(t, ns, a, []event{{"a.x", 10}})
+	in := newInstance(t, opts) // its local history starts after them
+	s, err := in.broker.Subscribe([]string{"a.*", "*.x"}, first[0].IDString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, done := s.Replay(nil, 1<<20); len(got) != 0 || done {
+		t.Fatalf("first Replay: %v, done %v; want one more page read, nothing yet", idsOf(got), done)
+	}
+	if got := replayAll(t, s, nil, 1<<20); len(got) != 1 || !sameEvent(got[0], match[0]) {
+		t.Fatalf("the rest of the replay: %v, want %v", idsOf(got), idsOf(match))
+	}
+	if n := consumers(t, ns); n != 2 {
+		t.Errorf("%d consumers on the stream once the replay is read, want the instances' own 2", n)
+	}
+	c := in.subscribe(t, "topic=a.*&topic=*.x", first[0].IDString())
+	if got := c.next(t); got.ID != match[0].IDString() {
+		t.Fatalf("over HTTP: %+v, want the match %s", got, match[0].IDString())
+	}
+}

@@ -166,6 +166,11 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 	if err != nil {
 		return nil, 0, err
 	}
+	// Deleted once read: a client reading fast, or a scan through pages
+	// with no match, would otherwise keep hundreds alive on the server
+	// for PublishTimeout each. One that cannot be deleted (NATS away) goes
+	// when idle.
+	defer func() { _ = h.stream.DeleteConsumer(ctx, cons.CachedInfo().Name) }()
 	pending := cons.CachedInfo().NumPending // the matches from from on
 	if pending == 0 {
 		return nil, end, nil
@@ -235,10 +240,11 @@ func pullSize(read, pending uint64, data, bytes int) int {
 
 // pageConsumer creates the consumer a page is read through: an
 // ephemeral one on h's stream from sequence from, filtered on the
-// subjects of patterns, without acknowledgements. The server removes it
-// once it has been idle for PublishTimeout, the most a page's read
-// takes, rather than after the 5 minutes nats.go gives an ordered
-// consumer (which replays used before pages): each page leaves one.
+// subjects of patterns, without acknowledgements. readPage deletes it;
+// should that fail, the server removes it once it has been idle for
+// PublishTimeout, the most a page's read takes, rather than after the 5
+// minutes nats.go gives an ordered consumer (which replays used before
+// pages).
 func (b *Broker) pageConsumer(ctx context.Context, h *history, patterns []string, from uint64) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
@@ -270,13 +276,17 @@ func (b *Broker) message(id uint64, m jetstream.Msg, patterns []string) *stream.
 	return msg
 }
 
-// filters are the subjects of patterns for a consumer's filter. NATS
-// refuses filters that overlap, so patterns that do are read through the
-// stream's whole subject and matched here.
+// filters are the subjects of patterns for a consumer's filter. A
+// pattern another covers is left out ("a.x" beside "a.*"). NATS refuses
+// filters that overlap, so patterns that still do ("a.*" and "*.x") are
+// read through the stream's whole subject and matched here.
 func (b *Broker) filters(patterns []string) []string {
 	ps := slices.Clone(patterns)
 	slices.Sort(ps)
 	ps = slices.Compact(ps)
+	ps = slices.DeleteFunc(ps, func(p string) bool {
+		return slices.ContainsFunc(ps, func(q string) bool { return q != p && stream.Covers(q, p) })
+	})
 	out := make([]string, 0, len(ps))
 	for i, p := range ps {
 		for _, q := range ps[:i] {
@@ -335,6 +345,8 @@ type subscription struct {
 
 // Replay appends the next events of the replay to dst, until their
 // frames take maxBytes, and reports done once it has handed them all out.
+// It reads at most one page from the stream per call, so it may return
+// none and not be done: a page with no match.
 // The events handed out are let go. Once the page it holds is handed out,
 // it reads the next from the stream, within PublishTimeout. A page the
 // stream no longer holds (the subscriber fell that far behind) ends the
@@ -353,12 +365,17 @@ func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stre
 		s.abandon()
 		return dst, true
 	}
-	for bytes := 0; bytes < max(maxBytes, 1); {
+	for bytes, read := 0, false; bytes < max(maxBytes, 1); {
 		if len(s.page) == 0 {
-			if s.next == s.end || !s.readNext() {
+			// One page read per call: a stretch of the stream with no
+			// match (patterns read through the whole subject) may take
+			// many, and the subscriber's loop must watch its client and
+			// its heartbeat between them.
+			if s.next == s.end || read || !s.readNext() {
 				break
 			}
-			continue // the page may hold no match: read on
+			read = true
+			continue
 		}
 		dst = append(dst, s.page[0])
 		bytes += len(s.page[0].Frame)

@@ -78,7 +78,10 @@ type Subscription interface {
 	// and no duplicate. A broker may instead queue missed events ahead of
 	// the live ones and have no replay (done at once); a live-only
 	// subscription (no last event id) has none either, and need not be
-	// asked. The appended Messages are shared: do not modify them.
+	// asked. The appended Messages are shared: do not modify them. A
+	// broker that reads its replay from elsewhere may return none and not
+	// be done (it read a stretch with no match): the caller asks again,
+	// watching its client meanwhile.
 	//
 	// A replay is read from what the broker retains, not copied at
 	// Subscribe: a subscription holds its position only. If an event of
