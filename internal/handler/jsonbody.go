@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 
@@ -109,17 +108,19 @@ func exactFieldNames(body []byte, dst any) error {
 		if !ok {
 			return nil
 		}
-		key := string(raw) // no allocation: compared, not kept
-		if bytes.IndexByte(raw, '\\') >= 0 {
-			if err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &key); err != nil {
+		key := raw
+		if bytes.IndexByte(raw, '\\') >= 0 { // rare: an escape in a name
+			var unquoted string
+			if err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &unquoted); err != nil {
 				return nil
 			}
+			key = []byte(unquoted)
 		}
-		i := slices.Index(names, key)
+		i := fieldIndex(names, key, false)
 		switch {
 		case i < 0:
-			if j := slices.IndexFunc(names, func(n string) bool { return strings.EqualFold(n, key) }); j >= 0 {
-				return badRequest("body: unknown field %s: field names are case-sensitive, want %q", stream.Quote(key), names[j])
+			if j := fieldIndex(names, key, true); j >= 0 {
+				return badRequest("body: unknown field %s: field names are case-sensitive, want %q", stream.Quote(string(key)), names[j])
 			}
 			return nil
 		case i < 64 && seen&(1<<i) != 0:
@@ -134,6 +135,17 @@ func exactFieldNames(body []byte, dst any) error {
 			return nil // '}' or not JSON: the decoder has the last word
 		}
 	}
+}
+
+// fieldIndex returns the index of key among names, matched exactly, or
+// with fold ignoring case as encoding/json does; -1 for none.
+func fieldIndex(names []string, key []byte, fold bool) int {
+	for i, n := range names {
+		if n == string(key) || fold && strings.EqualFold(n, string(key)) {
+			return i
+		}
+	}
+	return -1
 }
 
 // topLevel reads the top level of a JSON object, for exactFieldNames: it
