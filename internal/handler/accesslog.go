@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // accessLog writes one line per request once its handler returns; for a
@@ -67,12 +67,5 @@ func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	if n-cut >= utf8.UTFMax {
-		cut = n // not UTF-8 there
-	}
-	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+	return stream.Prefix(s, n) + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }

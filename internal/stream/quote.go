@@ -19,13 +19,23 @@ func Quote(s string) string {
 	if len(s) <= MaxQuoted {
 		return strconv.Quote(s)
 	}
-	n := MaxQuoted
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	if n == 0 || MaxQuoted-n >= utf8.UTFMax {
-		n = MaxQuoted // not UTF-8 there: %q escapes the bytes one by one
-	}
-	q := strconv.Quote(s[:n])
+	q := strconv.Quote(Prefix(s, MaxQuoted))
 	return q[:len(q)-1] + `…" (` + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// Prefix returns s cut to at most n bytes, at a rune boundary where s is
+// UTF-8 there (else at n: what follows escapes the bytes one by one);
+// s itself when it is that short.
+func Prefix(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	if cut == 0 || n-cut >= utf8.UTFMax {
+		cut = n
+	}
+	return s[:cut]
 }
