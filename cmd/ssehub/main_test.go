@@ -117,6 +117,60 @@ func TestRunServesAndShutsDownWithOpenStreams(t *testing.T) {
 	}
 }
 
+// When Serve fails outside a shutdown (the listener breaks), Run returns
+// the error and nothing it started outlives it: open streams end, and
+// TestMain finds no goroutine left.
+func TestRunEndsItsStreamsWhenServeFails(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.Addr = "127.0.0.1:0"
+	cfg.Stream.Transport = testTransport
+	ready := make(chan net.Addr, 1)
+	listener := make(chan net.Listener, 1)
+	m := &Main{Config: cfg, Logger: slog.New(slog.DiscardHandler), ready: ready,
+		listening: func(ln net.Listener) { listener <- ln }}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(context.Background()) }()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+
+	resp, err := http.Get("http://" + addr.String() + "/stream?count=5&interval=1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := stream.NewParser(resp.Body)
+	if _, err := p.Next(); err != nil {
+		t.Fatal(err)
+	}
+	(<-listener).Close()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "serve:") {
+			t.Errorf("Run returned %v, want the serve error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its listener failed")
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := p.Next()
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Errorf("stream went on after Run returned")
+		}
+	case <-time.After(10 * time.Second):
+		resp.Body.Close() // ends the reader
+		t.Errorf("stream still open 10 s after Run returned")
+	}
+}
+
 func TestRunServesTheEmbeddedDemoPage(t *testing.T) {
 	url, _ := startMain(t, config.Default())
 	for _, path := range []string{"/", "/app.js", "/sse-client.js", "/style.css", "/vendor/vue.global.prod.js"} {

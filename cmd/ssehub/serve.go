@@ -64,6 +64,9 @@ type Main struct {
 	// certCheck, when not nil, replaces certCheckInterval: tests set 0,
 	// so that every TLS handshake checks server.tls's files.
 	certCheck *time.Duration
+	// listening, when not nil, is given the listener before it serves:
+	// tests close it to make Serve fail.
+	listening func(net.Listener)
 }
 
 // Run listens, serves until ctx is done, then shuts down: it stops
@@ -135,6 +138,9 @@ func (m *Main) Run(ctx context.Context) error {
 		broker.Close()
 	})
 
+	if m.listening != nil {
+		m.listening(ln)
+	}
 	served := make(chan error, 1)
 	go func() { served <- serveOn(srv, ln) }()
 	m.Logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "h2c", m.Config.Server.H2C,
@@ -146,6 +152,15 @@ func (m *Main) Run(ctx context.Context) error {
 
 	select {
 	case err := <-served:
+		// The listener failed in a way net/http does not retry: nothing
+		// is accepted any more. End what runs at once, as a shutdown
+		// past its timeout would, so that no stream outlives Run.
+		h.Close()
+		srv.Close()
+		h.CloseDetached()
+		gctx, cancelGrace := context.WithTimeout(context.Background(), closedStreamsGrace)
+		defer cancelGrace()
+		_ = h.Wait(gctx) // the error says why Run ends; this only bounds the wait
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
