@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ssehub/ssehub/internal/gcpace"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -18,6 +19,26 @@ import (
 type streamSlots struct {
 	max  int64
 	open atomic.Int64
+	// drain, when not nil, returns the memory of a crowd of streams to
+	// the operating system once it has left.
+	drain *gcpace.Drain
+}
+
+// What makes a crowd for streamSlots.drain: at least crowdStreams streams
+// gone (about 30 MB in gin mode), to half of the most open or fewer, none
+// ending for crowdQuiet.
+const (
+	crowdStreams = 1000
+	crowdQuiet   = time.Second
+)
+
+// newStreamSlots returns the slots of max streams; release
+// (gcpace.ReleaseMemory, but for tests) returns a crowd's memory once it
+// has left.
+func newStreamSlots(max int64, release func()) *streamSlots {
+	s := &streamSlots{max: max}
+	s.drain = gcpace.NewDrain(s.open.Load, crowdStreams, crowdQuiet, release)
+	return s
 }
 
 // take reserves a slot, or returns errTooManyStreams when all are taken.
@@ -28,6 +49,9 @@ func (s *streamSlots) take() error {
 			return fmt.Errorf("limit %d: %w", s.max, errTooManyStreams)
 		}
 		if s.open.CompareAndSwap(n, n+1) {
+			if s.drain != nil {
+				s.drain.Opened(n + 1)
+			}
 			return nil
 		}
 	}
@@ -35,7 +59,10 @@ func (s *streamSlots) take() error {
 
 // release gives a slot back.
 func (s *streamSlots) release() {
-	s.open.Add(-1)
+	n := s.open.Add(-1)
+	if s.drain != nil {
+		s.drain.Closed(n)
+	}
 }
 
 // refusalWindow is how often, at most, refusals for capacity are logged.

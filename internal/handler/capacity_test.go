@@ -202,3 +202,40 @@ func TestRefusalsAreLoggedOnceASecond(t *testing.T) {
 		}
 	})
 }
+
+// Once a crowd of streams has left, the slots have its memory returned,
+// once; streams refused for capacity are no crowd.
+func TestStreamSlotsReturnACrowdsMemory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		releases := 0
+		s := newStreamSlots(crowdStreams, func() { releases++ })
+		defer s.drain.Stop()
+		for range crowdStreams {
+			if err := s.take(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.take(); err == nil {
+			t.Fatal("take past max_streams succeeded")
+		}
+		for range crowdStreams {
+			s.release()
+		}
+		time.Sleep(crowdQuiet)
+		synctest.Wait()
+		if releases != 1 {
+			t.Fatalf("%d releases after %d streams left, want 1", releases, crowdStreams)
+		}
+		for range crowdStreams - 1 {
+			if err := s.take(); err != nil {
+				t.Fatal(err)
+			}
+			s.release()
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if releases != 1 {
+			t.Errorf("%d releases after streams came and went one at a time, want still 1", releases)
+		}
+	})
+}

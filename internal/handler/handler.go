@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ssehub/ssehub/internal/detached"
+	"github.com/ssehub/ssehub/internal/gcpace"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -100,7 +101,7 @@ type Handler struct {
 	heartbeatGrain time.Duration
 
 	// slots counts the open streams against Stream.MaxStreams.
-	slots streamSlots
+	slots *streamSlots
 	// refusals logs refusals for capacity, a line a second at most.
 	refusals refusalLog
 	// stepBufs and takenBufs lend streams what one step needs
@@ -140,7 +141,7 @@ func New(opts Options) *Handler {
 		heartbeatGrain: grainOf(opts.Stream.HeartbeatInterval),
 		done:           make(chan struct{}),
 		subs:           make(map[stream.Subscription]struct{}),
-		slots:          streamSlots{max: int64(opts.Stream.MaxStreams)},
+		slots:          newStreamSlots(int64(opts.Stream.MaxStreams), gcpace.ReleaseMemory),
 		refusals:       refusalLog{log: opts.Logger},
 		stepBufs:       lender[byte]{size: stepBufSize, max: maxLentBuf},
 		takenBufs:      lender[*stream.Message]{size: takenSize, max: maxLentTaken},
@@ -238,6 +239,7 @@ func (h *Handler) Close() {
 		h.subs = nil
 		h.mu.Unlock()
 		close(h.done)
+		h.slots.drain.Stop()
 		for sub := range subs {
 			sub.Close()
 		}

@@ -1,0 +1,157 @@
+package gcpace
+
+import (
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// crowd is a count of open connections watched by a Drain whose releases
+// it counts.
+type crowd struct {
+	open     atomic.Int64
+	releases atomic.Int32
+	d        *Drain
+}
+
+func newCrowd(minDrop int64) *crowd {
+	c := &crowd{}
+	c.d = NewDrain(c.open.Load, minDrop, time.Second, func() { c.releases.Add(1) })
+	return c
+}
+
+func (c *crowd) come(n int) {
+	for range n {
+		c.d.Opened(c.open.Add(1))
+	}
+}
+
+func (c *crowd) leave(n int) {
+	for range n {
+		c.d.Closed(c.open.Add(-1))
+	}
+}
+
+// after waits d in the bubble and returns the releases so far.
+func (c *crowd) after(d time.Duration) int32 {
+	time.Sleep(d)
+	synctest.Wait()
+	return c.releases.Load()
+}
+
+func TestDrainReleasesOnceACrowdHasLeft(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCrowd(1000)
+		defer c.d.Stop()
+		c.come(2000)
+		c.leave(2000)
+		if got := c.after(999 * time.Millisecond); got != 0 {
+			t.Fatalf("released %d times before the crowd was quiet for a second", got)
+		}
+		if got := c.after(time.Millisecond); got != 1 {
+			t.Fatalf("released %d times a second after the last left, want 1", got)
+		}
+		if got := c.after(time.Minute); got != 1 {
+			t.Fatalf("released %d times in the minute after, want 1", got)
+		}
+	})
+}
+
+func TestDrainWaitsWhileTheCrowdIsStillLeaving(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCrowd(1000)
+		defer c.d.Stop()
+		c.come(3000)
+		c.leave(2000) // a drop of 2000, to a third of the peak: armed
+		time.Sleep(900 * time.Millisecond)
+		c.leave(500) // still leaving: postponed
+		if got := c.after(900 * time.Millisecond); got != 0 {
+			t.Fatalf("released %d times while the crowd was still leaving", got)
+		}
+		if got := c.after(100 * time.Millisecond); got != 1 {
+			t.Fatalf("released %d times a second after the last left, want 1", got)
+		}
+	})
+}
+
+func TestDrainIgnoresSmallOrPartialDrops(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		peak, leave int
+	}{
+		{"fewer than minDrop", 999, 999},
+		{"not to half the peak", 3000, 1400},
+		{"just short of half", 2001, 1000},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newCrowd(1000)
+				defer c.d.Stop()
+				c.come(tt.peak)
+				c.leave(tt.leave)
+				if got := c.after(time.Minute); got != 0 {
+					t.Errorf("peak %d, %d left: released %d times, want none", tt.peak, tt.leave, got)
+				}
+			})
+		})
+	}
+}
+
+func TestDrainStartsItsPeakAgainAfterARelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCrowd(1000)
+		defer c.d.Stop()
+		c.come(4000)
+		c.leave(2000)
+		if got := c.after(time.Second); got != 1 {
+			t.Fatalf("released %d times, want 1", got)
+		}
+		// From a peak of 2000 now: 900 more leaving is no crowd, and the
+		// first crowd's peak must not count.
+		c.leave(900)
+		if got := c.after(time.Minute); got != 1 {
+			t.Fatalf("released %d times after a small drop, want still 1", got)
+		}
+		c.leave(100) // 1000 below the new peak, at half of it
+		if got := c.after(time.Second); got != 2 {
+			t.Fatalf("released %d times after a second crowd left, want 2", got)
+		}
+	})
+}
+
+func TestDrainStopCancelsAnArmedRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCrowd(1000)
+		c.come(2000)
+		c.leave(2000)
+		c.d.Stop()
+		c.come(2000)
+		c.leave(2000)
+		if got := c.after(time.Minute); got != 0 {
+			t.Errorf("released %d times after Stop, want none", got)
+		}
+	})
+}
+
+// The release itself, run for real: the memory a crowd left is returned.
+func TestReleaseMemoryReturnsFreedMemory(t *testing.T) {
+	garbage := make([][]byte, 0, 1000)
+	for range 1000 {
+		garbage = append(garbage, make([]byte, 64<<10))
+	}
+	before := heapReleased()
+	garbage = nil
+	ReleaseMemory()
+	if after := heapReleased(); after < before+32<<20 {
+		t.Errorf("heap released to the OS: %d bytes before, %d after; want 64 MiB of garbage more, at least half of it", before, after)
+	}
+	runtime.KeepAlive(garbage)
+}
+
+func heapReleased() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapReleased
+}
