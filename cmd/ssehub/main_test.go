@@ -126,8 +126,10 @@ func TestRunEndsItsStreamsWhenServeFails(t *testing.T) {
 	cfg.Stream.Transport = testTransport
 	ready := make(chan net.Addr, 1)
 	listener := make(chan net.Listener, 1)
-	m := &Main{Config: cfg, Logger: slog.New(slog.DiscardHandler), ready: ready,
-		listening: func(ln net.Listener) { listener <- ln }}
+	m := &Main{
+		Config: cfg, Logger: slog.New(slog.DiscardHandler), ready: ready,
+		listening: func(ln net.Listener) { listener <- ln },
+	}
 	done := make(chan error, 1)
 	go func() { done <- m.Run(context.Background()) }()
 	var addr net.Addr
