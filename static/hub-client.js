@@ -3,9 +3,28 @@
 // HubConnection subscribes to topics over GET api/v1/events with the fetch
 // client in sse-client.js and keeps the last event id it has seen, so a
 // connection that drops, or that the page drops on purpose, resumes with
-// Last-Event-ID and misses nothing. publish POSTs one event to a topic.
+// Last-Event-ID and misses nothing. A connection that stays silent past
+// the hub's heartbeat (a laptop that slept, a NAT that forgot it) is cut and
+// resumed the same way. publish POSTs one event to a topic.
 
-import { DEFAULT_RETRY_MS, SSEResponseError, fetchEventSource } from "./sse-client.js";
+import { DEFAULT_RETRY_MS, SSEResponseError, fetchEventSource, reconnectDelay } from "./sse-client.js";
+
+/**
+ * The hub's heartbeat interval that the page assumes: ssehub's default
+ * stream.heartbeat_interval. A stream does not say its own, so the page
+ * cannot learn a configured one.
+ */
+export const HUB_HEARTBEAT_MS = 15_000;
+
+/**
+ * HubConnection's default idleTimeout: two and a half heartbeats. A live
+ * stream is never silent for longer than one heartbeat interval and the
+ * heartbeat grid's lateness (at most 250 ms), so this cuts only a dead
+ * connection, and leaves room for one heartbeat lost on the way. A hub
+ * configured with a longer heartbeat needs a longer idleTimeout, or idle
+ * streams are cut and resumed every 37.5 s.
+ */
+export const HUB_IDLE_TIMEOUT_MS = 2.5 * HUB_HEARTBEAT_MS;
 
 /**
  * parseTopics splits the text of the topics field, patterns separated by
@@ -105,11 +124,11 @@ export async function publish(base, { topic, token, event = "", data }) {
  * callbacks run there too.
  *
  * States: idle, connecting, open, reconnecting (waiting to connect again,
- * after a drop or the server's end of a stream), closed, expired (the
- * token's time is up: connect again with a fresh one, and the stream
- * resumes after the last event id), and "error: <msg>" for an answer that
- * is not a stream (a 400 for a bad topic, a 401, a 403 for a topic the
- * token does not grant).
+ * after a drop, the server's end of a stream, or a silence longer than
+ * idleTimeout), closed, expired (the token's time is up: connect again
+ * with a fresh one, and the stream resumes after the last event id), and
+ * "error: <msg>" for an answer that is not a stream (a 400 for a bad topic,
+ * a 401, a 403 for a topic the token does not grant).
  */
 export class HubConnection {
   /**
@@ -134,6 +153,11 @@ export class HubConnection {
    * @param {(e: {status: number, error: string}) => void} [options.onError]
    *   an answer that was not a stream: its status and the server's reason
    *   (for a 403, the topic the token does not grant).
+   * @param {number} [options.idleTimeout] the longest silence, in ms, before
+   *   the connection is cut and resumed; HUB_IDLE_TIMEOUT_MS by default, 0
+   *   for none.
+   * @param {number} [options.jitter] the random spread added to each
+   *   reconnect delay, drop()'s included, as in fetchEventSource; 0 for none.
    */
   constructor(options) {
     this._options = options;
@@ -154,7 +178,7 @@ export class HubConnection {
     return this._lastEventId;
   }
 
-  /** The delay drop() waits before resuming: the server's retry: time. */
+  /** The delay drop() waits before resuming, before its jitter: the server's retry: time. */
   get retryMs() {
     return this._retryMs;
   }
@@ -173,13 +197,14 @@ export class HubConnection {
   /**
    * drop aborts the current connection, as a network failure would, keeps
    * the last event id and reconnects with it after the server's retry
-   * time, or at once on resume().
+   * time and its jitter, or at once on resume().
    */
   drop() {
     if (this._state !== "open" && this._state !== "connecting") return;
     this._stop();
     this._setState("reconnecting");
-    this._timer = setTimeout(() => this.resume(), Math.min(this._retryMs, 2 ** 31 - 1));
+    const wait = reconnectDelay({ retryMs: this._retryMs, jitter: this._options.jitter });
+    this._timer = setTimeout(() => this.resume(), Math.min(wait, 2 ** 31 - 1));
   }
 
   /** resume reconnects now with the last event id, after a drop or while reconnecting. */
@@ -218,6 +243,8 @@ export class HubConnection {
       signal: run.signal,
       reconnect: true,
       retryDelay: this._retryMs,
+      idleTimeout: o.idleTimeout ?? HUB_IDLE_TIMEOUT_MS,
+      jitter: o.jitter,
       lastEventId: inQuery ? "" : this._lastEventId,
       onOpen: () => {
         if (!mine()) return;

@@ -6,8 +6,18 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import { once } from "node:events";
+import { execFile } from "node:child_process";
 
-import { HubConnection, parseTopics, publish, publishBody, publishURL, subscribeURL } from "./hub-client.js";
+import {
+  HUB_HEARTBEAT_MS,
+  HUB_IDLE_TIMEOUT_MS,
+  HubConnection,
+  parseTopics,
+  publish,
+  publishBody,
+  publishURL,
+  subscribeURL,
+} from "./hub-client.js";
 
 describe("helpers", () => {
   test("parseTopics splits on commas and white space, drops empties and duplicates", () => {
@@ -43,7 +53,8 @@ describe("helpers", () => {
 // hubServer starts a small hub on loopback: GET /api/v1/events streams the
 // events after the id it is given, then live ones; publish(data, type) adds
 // one. Ids are numbers from 1; an id above the newest gets event: reset.
-// status, when set, answers subscriptions with that JSON error instead.
+// status, when set, answers subscriptions with that JSON error instead. It
+// sends no heartbeats.
 async function hubServer({ retry = 600_000 } = {}) {
   const events = [];
   const live = new Set();
@@ -406,5 +417,102 @@ describe("publish", { timeout: 10_000 }, () => {
     const srv = await publishServer(201, "{}");
     srv.close();
     await assert.rejects(publish(srv.url, { topic: "t", token: "x", data: "1" }), TypeError);
+  });
+});
+
+describe("HubConnection: idle watchdog", { timeout: 10_000 }, () => {
+  test("is on by default, at two and a half of the hub's default heartbeat", () => {
+    assert.equal(HUB_HEARTBEAT_MS, 15_000, "ssehub's default stream.heartbeat_interval");
+    assert.equal(HUB_IDLE_TIMEOUT_MS, 37_500);
+  });
+
+  test("a connection silent for the idle timeout is cut and resumes with Last-Event-ID", async (t) => {
+    const hub = await hubServer({ retry: 1 });
+    t.after(hub.close);
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const r = record();
+    // No idleTimeout option: the default applies. jitter 0 makes the
+    // reconnect wait exactly retry: 1.
+    const conn = new HubConnection({ base: hub.url, topics: ["x"], jitter: 0, ...r.callbacks });
+    t.after(() => conn.close());
+    conn.connect();
+    await r.until((g) => state(g) === "open");
+    hub.publish("a");
+    await r.until((g) => g.events.length === 1);
+    // The test's hub sends no heartbeat: the timeout runs from event a.
+    t.mock.timers.tick(HUB_IDLE_TIMEOUT_MS - 1);
+    await new Promise(setImmediate);
+    assert.equal(conn.state, "open");
+    assert.equal(hub.requests.length, 1);
+    t.mock.timers.tick(1);
+    await r.until((g) => state(g) === "reconnecting");
+    hub.publish("b"); // published while away: replay delivers it
+    t.mock.timers.tick(1);
+    await r.until((g) => g.events.length === 2 && state(g) === "open");
+    assert.deepEqual(ids(r.got), ["1", "2"]);
+    assert.deepEqual(r.got.resumes, ["1"]);
+    assert.deepEqual(r.got.states, ["connecting", "open", "reconnecting", "open"]);
+    assert.equal(hub.requests[1].headers["last-event-id"], "1");
+  });
+
+  test("idleTimeout 0 turns it off", async (t) => {
+    const hub = await hubServer({ retry: 1 });
+    t.after(hub.close);
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["x"], idleTimeout: 0, ...r.callbacks });
+    t.after(() => conn.close());
+    conn.connect();
+    await r.until((g) => state(g) === "open");
+    t.mock.timers.tick(3_600_000);
+    await new Promise(setImmediate);
+    assert.equal(conn.state, "open");
+    assert.equal(hub.requests.length, 1);
+  });
+
+  test("close leaves no timer: the process exits", async () => {
+    // The watchdog and the retry are ten minutes: a timer left running
+    // keeps the child alive far past the limit.
+    const script = `
+      import http from "node:http";
+      import { once } from "node:events";
+      import { HubConnection } from ${JSON.stringify(new URL("./hub-client.js", import.meta.url).href)};
+
+      const server = http.createServer((req, res) => {
+        res.writeHead(200, { "Content-Type": "text/event-stream" });
+        res.write("retry: 600000\\nid: 1\\ndata: a\\n\\n");
+      });
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+      const base = "http://127.0.0.1:" + server.address().port + "/";
+      const states = [];
+      await new Promise((resolve) => {
+        const conn = new HubConnection({
+          base,
+          topics: ["x"],
+          idleTimeout: 600_000,
+          onState: (s) => states.push(s),
+          onEvent: () => {
+            // Drop (a reconnect timer), resume, then close for good.
+            conn.drop();
+            conn.resume();
+            conn.close();
+            resolve();
+          },
+        });
+        conn.connect();
+      });
+      server.closeAllConnections();
+      server.close();
+      console.log(states.join(" "));
+    `;
+    const out = await new Promise((resolve, reject) => {
+      const args = ["--input-type=module", "--eval", script];
+      execFile(process.execPath, args, { timeout: 10_000, killSignal: "SIGKILL" }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`${err.killed ? "did not exit" : err.message}\n${stdout}${stderr}`));
+        else resolve(stdout);
+      });
+    });
+    assert.equal(out.trim(), "connecting open reconnecting connecting closed");
   });
 });

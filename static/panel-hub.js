@@ -3,7 +3,9 @@
 // at work: "Drop connection" aborts the stream as a network failure would,
 // and the panel reconnects with Last-Event-ID, so the events published
 // meanwhile arrive after it, in order, none lost, none twice. The last id is
-// kept in sessionStorage: a reloaded page resumes with last_event_id.
+// kept in sessionStorage: a reloaded page resumes with last_event_id. A
+// stream silent for longer than HubConnection's idle timeout (37.5 s, for
+// the hub's default 15 s heartbeat) is cut and resumed the same way.
 // Either token field takes a static token or a JWT (`ssehub token` mints
 // one): a topic the JWT does not grant is refused with a 403 whose reason
 // is shown, and a stream whose JWT expires ends with an `expired` line;

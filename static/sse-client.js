@@ -9,10 +9,22 @@
 // fetchEventSource reads a fetch response through the parser, so a page can
 // stream from a POST with a JSON body or custom headers, which EventSource
 // cannot do. With reconnect: true it also resumes like EventSource: it waits
-// the server's retry: time and reconnects with a Last-Event-ID header.
+// the server's retry: time and reconnects with a Last-Event-ID header. Unlike
+// EventSource it spreads reconnects out (jitter), backs off while attempts
+// keep failing, and can cut a connection that has gone silent (idleTimeout).
 
 /** The reconnection delay, in milliseconds, used until the server sends retry:. */
 export const DEFAULT_RETRY_MS = 3000;
+
+/**
+ * The default jitter: each reconnect waits its delay plus up to half of it
+ * again, chosen at random, so clients dropped together do not all come back
+ * in the same millisecond.
+ */
+export const DEFAULT_JITTER = 0.5;
+
+/** The default cap, in milliseconds, of the back-off for failed attempts in a row. */
+export const DEFAULT_MAX_RETRY_MS = 60_000;
 
 const BOM = "\uFEFF";
 const DIGITS = /^[0-9]+$/;
@@ -208,19 +220,32 @@ export class SSEResponseError extends Error {
  *
  * Without reconnect, the returned promise resolves when the stream ends. With
  * reconnect: true, a stream that ends or drops (network error) is opened
- * again after the retry time (DEFAULT_RETRY_MS or the server's retry:), with
- * a Last-Event-ID header, until the signal aborts; onDisconnect sees each
- * drop. So is an answer that says "not now" (429, 502, 503, 504): after its
- * Retry-After when that is longer than the retry time, onDisconnect seeing
- * its SSEResponseError. A 204 answer ends the stream for good, as it stops
- * EventSource.
+ * again after a delay (see reconnectDelay), with a Last-Event-ID header,
+ * until the signal aborts; onDisconnect sees each drop. So is an answer that
+ * says "not now" (429, 502, 503, 504), onDisconnect seeing its
+ * SSEResponseError; its Retry-After is a lower bound of the delay. A 204
+ * answer ends the stream for good, as it stops EventSource.
+ *
+ * The delay is the retry time (retryDelay, then the server's retry:) after a
+ * stream that was open; each further attempt in a row that fails to open a
+ * stream (a network error or a "not now" answer) doubles it, up to
+ * maxRetryDelay (or the retry time, when that is longer); an open stream
+ * resets it. A random spread of up to jitter times the delay is added to
+ * every wait.
+ *
+ * With idleTimeout, an attempt that receives no bytes for that long (no
+ * answer, no event, no comment: a server's heartbeat comments count) is
+ * aborted, as a half-open connection never ends by itself: with reconnect,
+ * as any drop, with a "TimeoutError" DOMException.
  *
  * The promise rejects with the browser's own error when fetch fails (network
  * or CORS: "TypeError: Failed to fetch") and reconnect is off, with the
- * signal's reason (an AbortError) when aborted, with an SSEResponseError for a
- * non-2xx status (one that says "not now" only without reconnect) or a
- * content type other than text/event-stream, and with
- * whatever a callback throws. It resolves to the last event id.
+ * signal's reason (an AbortError) when aborted, with a "TimeoutError"
+ * DOMException when idleTimeout cuts the stream and reconnect is off, with an
+ * SSEResponseError for a non-2xx status (one that says "not now" only without
+ * reconnect) or a content type other than text/event-stream, and with
+ * whatever a callback throws. It resolves to the last event id. Once it has
+ * settled, it has no timer left running.
  *
  * @param {string | URL} url
  * @param {object} [options]
@@ -236,21 +261,34 @@ export class SSEResponseError extends Error {
  * @param {(text: string) => void} [options.onComment]
  * @param {(ms: number) => void} [options.onRetry] called when the server sets retry:.
  * @param {(error: Error | null, delayMs: number) => void} [options.onDisconnect]
- *   with reconnect: called before each wait; error is null for a clean end.
+ *   with reconnect: called before each wait, with the wait; error is null for
+ *   a clean end.
  * @param {string} [options.lastEventId] sent as Last-Event-ID on the first request too.
  * @param {boolean} [options.reconnect] false by default.
- * @param {number} [options.retryDelay] the delay until the server sends retry:.
+ * @param {number} [options.retryDelay] the retry time until the server sends
+ *   retry:; DEFAULT_RETRY_MS by default.
+ * @param {number} [options.maxRetryDelay] the cap of the back-off, in ms;
+ *   DEFAULT_MAX_RETRY_MS by default.
+ * @param {number} [options.jitter] the largest random spread added to each
+ *   wait, as a fraction of it; DEFAULT_JITTER by default, 0 for exact waits.
+ * @param {() => number} [options.random] the source of the spread, a number
+ *   in [0, 1); Math.random by default (tests pass their own).
+ * @param {number} [options.idleTimeout] the longest silence, in ms, before
+ *   an attempt is aborted; 0 (the default) waits forever. Set it above the
+ *   server's heartbeat interval, with room for a late heartbeat.
  * @returns {Promise<string>}
  */
 export async function fetchEventSource(url, options = {}) {
   const { signal, reconnect = false, onRetry, onDisconnect } = options;
-  let delay = options.retryDelay ?? DEFAULT_RETRY_MS;
+  let retryMs = options.retryDelay ?? DEFAULT_RETRY_MS;
+  // failures counts the attempts in a row that did not open a stream.
+  let failures = 0;
   const parser = new EventStreamParser({
     onEvent: options.onEvent,
     onComment: options.onComment,
     lastEventId: options.lastEventId ?? "",
     onRetry(ms) {
-      delay = ms;
+      retryMs = ms;
       if (onRetry) onRetry(ms);
     },
   });
@@ -259,10 +297,55 @@ export async function fetchEventSource(url, options = {}) {
     if (result.stop) return parser.lastEventId;
     if (result.error && (!reconnect || signal?.aborted)) throw result.error;
     if (!reconnect) return parser.lastEventId;
-    const wait = Math.max(delay, result.retryAfter ?? 0);
+    failures = result.opened ? 0 : failures + 1;
+    const wait = reconnectDelay({
+      retryMs,
+      failures,
+      maxMs: options.maxRetryDelay,
+      retryAfterMs: result.retryAfter,
+      jitter: options.jitter,
+      random: options.random,
+    });
     if (onDisconnect) onDisconnect(result.error ?? null, wait);
     await sleep(wait, signal);
   }
+}
+
+/**
+ * reconnectDelay is how long fetchEventSource waits before its next attempt,
+ * in whole milliseconds. It is a pure function of its arguments.
+ *
+ * After a stream that was open (failures 0) the delay is retryMs, and so it
+ * is after the first failed attempt; the n-th failed attempt in a row waits
+ * retryMs × 2^(n-1) (doubling from 1 ms when retryMs is 0), at most maxMs,
+ * but never less than retryMs. The delay is then raised to retryAfterMs, if
+ * that is longer, and a spread of jitter × delay × random() is added: a wait
+ * is never shorter than what the server asked for.
+ *
+ * @param {object} o
+ * @param {number} o.retryMs the retry time: retryDelay or the server's retry:.
+ * @param {number} [o.failures] attempts in a row that failed to open a stream.
+ * @param {number} [o.maxMs] the back-off's cap; DEFAULT_MAX_RETRY_MS by default.
+ * @param {number} [o.retryAfterMs] a Retry-After, as a lower bound.
+ * @param {number} [o.jitter] DEFAULT_JITTER by default; 0 for none.
+ * @param {() => number} [o.random] a number in [0, 1); Math.random by default.
+ * @returns {number}
+ */
+export function reconnectDelay({
+  retryMs,
+  failures = 0,
+  maxMs = DEFAULT_MAX_RETRY_MS,
+  retryAfterMs = 0,
+  jitter = DEFAULT_JITTER,
+  random = Math.random,
+}) {
+  let delay = retryMs;
+  if (failures > 1) {
+    const grown = Math.max(retryMs, 1) * 2 ** (failures - 1);
+    delay = Math.max(retryMs, Math.min(grown, maxMs));
+  }
+  delay = Math.max(delay, retryAfterMs);
+  return Math.round(delay + delay * jitter * random());
 }
 
 // RETRYABLE are the statuses of an answer that says "not now" rather than
@@ -284,32 +367,62 @@ function retryAfterMs(value) {
 }
 
 // connectOnce makes one request and reads its stream to the end. It returns
-// {stop: true} for a 204 answer, {error} when fetch or a read failed (network,
-// CORS or abort), {error, retryAfter} for a RETRYABLE answer with reconnect
-// on, and {} when the stream ended. It throws SSEResponseError for
-// an answer that is not an event stream, and whatever a callback throws.
+// {stop: true} for a 204 answer, {error} when fetch or a read failed
+// (network, CORS, abort, or the idle watchdog's TimeoutError), {error,
+// retryAfter} for a RETRYABLE answer with reconnect on, and {} when the
+// stream ended; opened is true in the result once an event stream was open.
+// It throws SSEResponseError for an answer that is not an event stream, and
+// whatever a callback throws. It leaves no timer or listener behind.
 async function connectOnce(url, options, parser) {
   const headers = new Headers(options.headers);
   if (!headers.has("Accept")) headers.set("Accept", "text/event-stream");
   if (parser.lastEventId !== "") headers.set("Last-Event-ID", parser.lastEventId);
+  // attempt aborts this request alone: when the caller's signal aborts, or
+  // when the watchdog sees no bytes for idleTimeout.
+  const attempt = new AbortController();
+  const { signal } = options;
+  const forward = () => attempt.abort(abortReason(signal));
+  if (signal?.aborted) forward();
+  else signal?.addEventListener("abort", forward, { once: true });
+  let timedOut = null;
+  const watchdog = idleWatchdog(options.idleTimeout, () => {
+    timedOut = new DOMException(`no bytes for ${options.idleTimeout} ms`, "TimeoutError");
+    attempt.abort(timedOut);
+  });
+  try {
+    const result = await request(url, { ...options, headers, signal: attempt.signal }, parser, watchdog);
+    // The watchdog's abort shows up as whatever error fetch or the read
+    // made of it, which varies by browser: name it.
+    if (timedOut !== null && result.error) result.error = timedOut;
+    return result;
+  } finally {
+    watchdog.stop();
+    signal?.removeEventListener("abort", forward);
+  }
+}
+
+// request is connectOnce's exchange: the fetch, the answer's checks, and
+// the read, telling the watchdog of every byte that arrives.
+async function request(url, init, parser, watchdog) {
   let response;
   try {
     response = await fetch(url, {
-      method: options.method ?? "GET",
-      headers,
-      body: options.body,
-      credentials: options.credentials,
-      signal: options.signal,
+      method: init.method ?? "GET",
+      headers: init.headers,
+      body: init.body,
+      credentials: init.credentials,
+      signal: init.signal,
       cache: "no-store",
     });
   } catch (error) {
     return { error };
   }
+  watchdog.kick();
   if (response.status === 204) {
     await response.body?.cancel();
     return { stop: true };
   }
-  if (options.reconnect && RETRYABLE.has(response.status)) {
+  if (init.reconnect && RETRYABLE.has(response.status)) {
     const retryAfter = retryAfterMs(response.headers.get("Retry-After"));
     try {
       await checkResponse(response);
@@ -322,27 +435,54 @@ async function connectOnce(url, options, parser) {
   const reader = response.body.getReader();
   let result = null;
   try {
-    if (options.onOpen) options.onOpen(response);
+    if (init.onOpen) init.onOpen(response);
     for (;;) {
       let chunk;
       try {
         chunk = await reader.read();
       } catch (error) {
-        result = { error };
+        result = { error, opened: true };
         break;
       }
       if (chunk.done) {
-        result = {};
+        result = { opened: true };
         break;
       }
+      watchdog.kick();
       parser.write(chunk.value);
+      // A callback may have aborted (a page that closes on an event). Once
+      // the body is complete, node's fetch leaves the next read pending
+      // forever after an abort instead of failing it: stop here.
+      if (init.signal.aborted) {
+        result = { error: abortReason(init.signal), opened: true };
+        break;
+      }
     }
   } finally {
     parser.end();
-    if (result === null) reader.cancel().catch(() => {});
+    if (result === null || result.error) reader.cancel().catch(() => {});
     reader.releaseLock();
   }
   return result;
+}
+
+// idleWatchdog calls onIdle once kick() has not been called for ms
+// milliseconds, counting from its creation. For ms 0 or undefined it does
+// nothing. stop() clears its timer; it must be called once the attempt it
+// watches is over.
+function idleWatchdog(ms, onIdle) {
+  if (!(ms > 0)) return { kick() {}, stop() {} };
+  let timer = null;
+  const stop = () => {
+    clearTimeout(timer);
+    timer = null;
+  };
+  const kick = () => {
+    clearTimeout(timer);
+    timer = setTimeout(onIdle, Math.min(ms, MAX_TIMEOUT_MS));
+  };
+  kick();
+  return { kick, stop };
 }
 
 // checkResponse throws an SSEResponseError unless response is a 2xx

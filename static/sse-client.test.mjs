@@ -1,12 +1,23 @@
 // Tests of sse-client.js with node's built-in runner: `node --test static/`.
 // The parser is checked against the WHATWG examples and chunk boundaries at
-// every offset; fetchEventSource against a real node:http server.
+// every offset; fetchEventSource against a real node:http server, its
+// reconnect delays through reconnectDelay and an injected random source, its
+// idle watchdog with node's mock timers where exact timing matters, and its
+// cleanup by a child process that must exit.
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import { once } from "node:events";
+import { execFile } from "node:child_process";
 
-import { EventStreamParser, SSEResponseError, fetchEventSource } from "./sse-client.js";
+import {
+  DEFAULT_JITTER,
+  DEFAULT_MAX_RETRY_MS,
+  EventStreamParser,
+  SSEResponseError,
+  fetchEventSource,
+  reconnectDelay,
+} from "./sse-client.js";
 
 const utf8 = new TextEncoder();
 
@@ -389,6 +400,7 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
     const last = await fetchEventSource(srv.url, {
       signal: t.signal,
       reconnect: true,
+      jitter: 0,
       retryDelay: 600_000,
       onEvent: (e) => events.push(e),
       onRetry: (ms) => retries.push(ms),
@@ -432,6 +444,7 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
     const last = await fetchEventSource(srv.url, {
       signal: t.signal,
       reconnect: true,
+      jitter: 0,
       onEvent: (e) => events.push(e.data),
       onDisconnect: (err, delay) => disconnects.push([err === null ? null : `${err.name} ${err.status}`, delay]),
     });
@@ -440,7 +453,7 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
     assert.deepEqual(disconnects, [
       [null, 1],
       ["SSEResponseError 503", 1000], // the Retry-After, longer than retry:
-      ["SSEResponseError 502", 1],
+      ["SSEResponseError 502", 2], // the second failure in a row: twice retry:
       [null, 1],
     ]);
     assert.deepEqual(
@@ -523,6 +536,35 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
     await closed;
   });
 
+  test("abort from onEvent on a stream's last event rejects with an AbortError", async (t) => {
+    let stream;
+    const srv = await serve((req, res) => {
+      sse(res);
+      res.write("data: a\n\n");
+      stream = res;
+    });
+    t.after(srv.close);
+    const ctrl = new AbortController();
+    const events = [];
+    // The page closes on the close event, which ends the body: node's
+    // fetch then left the next read pending forever, and this never settled.
+    await assert.rejects(
+      fetchEventSource(srv.url, {
+        signal: ctrl.signal,
+        reconnect: true,
+        idleTimeout: 600_000,
+        onEvent(e) {
+          events.push(e.type);
+          if (e.type === "message") stream.end("event: close\ndata: bye\n\n");
+          else ctrl.abort();
+        },
+      }),
+      { name: "AbortError" },
+    );
+    assert.deepEqual(events, ["message", "close"]);
+    assert.equal(srv.requests.length, 1);
+  });
+
   test("abort during the reconnect wait rejects with an AbortError", async (t) => {
     const srv = await serve((req, res) => {
       sse(res);
@@ -559,5 +601,318 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
       (err) => err === boom,
     );
     assert.equal(srv.requests.length, 1);
+  });
+});
+
+describe("reconnectDelay", () => {
+  test("jitter adds up to jitter times the delay, never less than the delay", () => {
+    const at = (r, jitter) => reconnectDelay({ retryMs: 3000, jitter, random: () => r });
+    assert.equal(at(0, 0.5), 3000);
+    assert.equal(at(0.5, 0.5), 3750);
+    assert.equal(at(0.999999, 0.5), 4500); // rounded: random() stays below 1
+    assert.equal(at(0.999999, 1), 6000);
+    assert.equal(at(0.7, 0), 3000, "jitter 0 is exact");
+    // The default is DEFAULT_JITTER, and it is on.
+    assert.ok(DEFAULT_JITTER > 0);
+    assert.equal(reconnectDelay({ retryMs: 1000, random: () => 0.5 }), 1000 + 1000 * DEFAULT_JITTER * 0.5);
+    // Math.random by default: every wait lands in [delay, delay × (1 + jitter)].
+    for (let i = 0; i < 1000; i++) {
+      const wait = reconnectDelay({ retryMs: 3000, jitter: 0.5 });
+      assert.ok(wait >= 3000 && wait <= 4500, `${wait}`);
+    }
+  });
+
+  test("back-off doubles for each failed attempt in a row after the first, up to the cap", () => {
+    const waits = (retryMs, maxMs, n = 9) =>
+      Array.from({ length: n }, (_, failures) => reconnectDelay({ retryMs, failures, maxMs, jitter: 0 }));
+    assert.deepEqual(waits(1000, 10_000), [1000, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000, 10_000]);
+    // The default cap.
+    assert.equal(DEFAULT_MAX_RETRY_MS, 60_000);
+    assert.equal(reconnectDelay({ retryMs: 3000, failures: 100, jitter: 0 }), DEFAULT_MAX_RETRY_MS);
+    assert.equal(reconnectDelay({ retryMs: 3000, failures: 5000, jitter: 0 }), DEFAULT_MAX_RETRY_MS);
+    // The cap never shortens the server's own retry:.
+    assert.deepEqual(waits(120_000, 60_000, 4), [120_000, 120_000, 120_000, 120_000]);
+    // retry: 0 reconnects at once after a drop, but a down server is not
+    // hammered: the back-off grows from 1 ms.
+    assert.deepEqual(waits(0, 60_000, 5), [0, 0, 2, 4, 8]);
+    // Jitter spreads the backed-off delay too.
+    assert.equal(reconnectDelay({ retryMs: 1000, failures: 3, maxMs: 60_000, jitter: 0.5, random: () => 0.5 }), 5000);
+  });
+
+  test("Retry-After is a lower bound, and jitter goes on top of it", () => {
+    assert.equal(reconnectDelay({ retryMs: 1000, failures: 1, retryAfterMs: 5000, jitter: 0 }), 5000);
+    assert.equal(reconnectDelay({ retryMs: 1000, failures: 1, retryAfterMs: 5000, jitter: 0.5, random: () => 0.5 }), 6250);
+    // Above the back-off's cap too.
+    assert.equal(reconnectDelay({ retryMs: 1000, failures: 9, maxMs: 2000, retryAfterMs: 120_000, jitter: 0 }), 120_000);
+    // A back-off already longer than Retry-After stays.
+    assert.equal(reconnectDelay({ retryMs: 1000, failures: 4, retryAfterMs: 5000, jitter: 0 }), 8000);
+  });
+});
+
+describe("fetchEventSource: back-off and jitter", { timeout: 20_000 }, () => {
+  test("back-off grows over failed attempts in a row, is capped, and resets once a stream is open", async (t) => {
+    const srv = await serve((req, res, n) => {
+      if (n === 0) {
+        sse(res);
+        res.end("retry: 1\nid: 1\ndata: a\n\n");
+      } else if (n <= 5) {
+        res.writeHead(503, { "Content-Type": "application/json" });
+        res.end('{"error": "too many streams: try again later"}');
+      } else if (n === 6) {
+        // Open, then dropped.
+        sse(res);
+        res.write("id: 2\ndata: b\n\n");
+        setImmediate(() => res.socket.destroy());
+      } else if (n <= 8) {
+        // Network errors: the connection dies before an answer.
+        res.socket.destroy();
+      } else {
+        res.writeHead(204);
+        res.end();
+      }
+    });
+    t.after(srv.close);
+    const events = [];
+    const disconnects = [];
+    const last = await fetchEventSource(srv.url, {
+      signal: t.signal,
+      reconnect: true,
+      jitter: 0,
+      maxRetryDelay: 8,
+      onEvent: (e) => events.push(e.data),
+      onDisconnect: (err, delay) => disconnects.push([err === null ? null : err.status ?? err.name, delay]),
+    });
+    assert.equal(last, "2");
+    assert.deepEqual(events, ["a", "b"]);
+    assert.deepEqual(disconnects, [
+      [null, 1], // the end of an open stream: retry:
+      [503, 1], // the first failure: still retry:
+      [503, 2],
+      [503, 4],
+      [503, 8], // capped at maxRetryDelay
+      [503, 8],
+      ["TypeError", 1], // the stream of request 6 was open: back to retry:
+      ["TypeError", 1],
+      ["TypeError", 2],
+    ]);
+    assert.deepEqual(
+      srv.requests.map((r) => r.headers["last-event-id"]),
+      [undefined, "1", "1", "1", "1", "1", "1", "2", "2", "2"],
+    );
+  });
+
+  test("every wait gets a spread from the random source, a Retry-After's included", { timeout: 10_000 }, async (t) => {
+    const srv = await serve((req, res, n) => {
+      if (n === 0) {
+        sse(res);
+        res.end("retry: 100\nid: 1\ndata: a\n\n");
+      } else if (n === 1) {
+        res.writeHead(429, { "Content-Type": "application/json", "Retry-After": "1" });
+        res.end('{"error": "slow down"}');
+      } else {
+        res.writeHead(204);
+        res.end();
+      }
+    });
+    t.after(srv.close);
+    const draws = [0.5, 0.25];
+    const disconnects = [];
+    // No jitter option: the default applies.
+    await fetchEventSource(srv.url, {
+      signal: t.signal,
+      reconnect: true,
+      random: () => draws.shift(),
+      onDisconnect: (err, delay) => disconnects.push(delay),
+    });
+    assert.deepEqual(draws, [], "one draw per wait");
+    assert.deepEqual(disconnects, [100 + 100 * DEFAULT_JITTER * 0.5, 1000 + 1000 * DEFAULT_JITTER * 0.25]);
+  });
+});
+
+// waiter lets a test wait on callbacks: until(predicate) resolves once
+// predicate() holds, checked at once and on every check().
+function waiter() {
+  const waits = [];
+  return {
+    check() {
+      for (const w of [...waits]) {
+        if (w.predicate()) {
+          waits.splice(waits.indexOf(w), 1);
+          w.resolve();
+        }
+      }
+    },
+    until(predicate) {
+      return new Promise((resolve) => {
+        waits.push({ predicate, resolve });
+        this.check();
+      });
+    },
+  };
+}
+
+describe("fetchEventSource: idle watchdog", { timeout: 20_000 }, () => {
+  test("idleTimeout aborts a stalled response and reconnects with Last-Event-ID", async (t) => {
+    let stalledClosed;
+    const srv = await serve((req, res, n) => {
+      if (n === 0) {
+        // Headers and one event, then nothing: a half-open connection.
+        sse(res);
+        res.write("retry: 1\nid: 1\ndata: a\n\n");
+        stalledClosed = once(res, "close");
+      } else if (n === 1) {
+        sse(res);
+        res.end("id: 2\ndata: b\n\n");
+      } else {
+        res.writeHead(204);
+        res.end();
+      }
+    });
+    t.after(srv.close);
+    const events = [];
+    const disconnects = [];
+    const last = await fetchEventSource(srv.url, {
+      signal: t.signal,
+      reconnect: true,
+      jitter: 0,
+      idleTimeout: 100,
+      onEvent: (e) => events.push(e.data),
+      onDisconnect: (err, delay) => disconnects.push([err === null ? null : err.name, delay]),
+    });
+    assert.equal(last, "2");
+    assert.deepEqual(events, ["a", "b"]);
+    // The stream was open: the timeout reconnects after retry:, no back-off.
+    assert.deepEqual(disconnects, [
+      ["TimeoutError", 1],
+      [null, 1],
+    ]);
+    assert.deepEqual(
+      srv.requests.map((r) => r.headers["last-event-id"]),
+      [undefined, "1", "2"],
+    );
+    await stalledClosed; // the stalled request was really closed
+  });
+
+  test("without reconnect, idleTimeout rejects with a TimeoutError, whether headers came or not", async (t) => {
+    const silent = await serve((req, res) => {
+      sse(res);
+      res.flushHeaders();
+    });
+    t.after(silent.close);
+    const noAnswer = await serve(() => {});
+    t.after(noAnswer.close);
+    for (const srv of [silent, noAnswer]) {
+      let opened = 0;
+      await assert.rejects(fetchEventSource(srv.url, { idleTimeout: 50, onOpen: () => opened++ }), {
+        name: "TimeoutError",
+        message: "no bytes for 50 ms",
+      });
+      assert.equal(opened, srv === silent ? 1 : 0);
+    }
+  });
+
+  test("comments reset the watchdog: a heartbeat keeps a quiet stream", async (t) => {
+    let stream;
+    const srv = await serve((req, res) => {
+      sse(res);
+      res.write("id: 1\ndata: a\n\n");
+      stream = res;
+    });
+    t.after(srv.close);
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const got = { events: 0, comments: 0, settled: null };
+    const w = waiter();
+    const done = fetchEventSource(srv.url, {
+      idleTimeout: 1000,
+      onEvent: () => (got.events++, w.check()),
+      onComment: () => (got.comments++, w.check()),
+    }).then(
+      () => (got.settled = "resolved"),
+      (err) => (got.settled = err.name),
+    );
+    await w.until(() => got.events === 1);
+    for (let i = 1; i <= 3; i++) {
+      t.mock.timers.tick(900);
+      stream.write(": heartbeat\n\n");
+      await w.until(() => got.comments === i);
+    }
+    // 2700 ms since the event, 0 since the last heartbeat.
+    t.mock.timers.tick(999);
+    await new Promise(setImmediate);
+    assert.equal(got.settled, null, "cut before idleTimeout had passed");
+    t.mock.timers.tick(1);
+    await done;
+    assert.equal(got.settled, "TimeoutError");
+    assert.equal(srv.requests.length, 1);
+  });
+});
+
+// exitsCleanly runs script, an ES module, in a child node process and
+// resolves to its stdout once it exits by itself; a timer or a request
+// left running keeps it alive, and it is killed after timeoutMs.
+function exitsCleanly(script, timeoutMs = 10_000) {
+  return new Promise((resolve, reject) => {
+    const args = ["--input-type=module", "--eval", script];
+    execFile(process.execPath, args, { timeout: timeoutMs, killSignal: "SIGKILL" }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${err.killed ? "did not exit" : err.message}\n${stdout}${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+describe("fetchEventSource: cleanup", { timeout: 30_000 }, () => {
+  test("no timer is left after an abort, a timeout, an error or an end: the process exits", { timeout: 15_000 }, async () => {
+    // Every timer here is ten minutes long: one left running keeps the
+    // child alive far past exitsCleanly's limit.
+    const script = `
+      import http from "node:http";
+      import { once } from "node:events";
+      import { fetchEventSource } from ${JSON.stringify(new URL("./sse-client.js", import.meta.url).href)};
+
+      const server = http.createServer((req, res) => {
+        const path = new URL(req.url, "http://x").pathname;
+        if (path === "/error") {
+          res.writeHead(400, { "Content-Type": "application/json" });
+          res.end('{"error": "no"}');
+          return;
+        }
+        res.writeHead(200, { "Content-Type": "text/event-stream" });
+        if (path === "/end") res.end("id: 1\\ndata: a\\n\\n");
+        else if (path === "/stall") res.write("id: 1\\ndata: a\\n\\n");
+      });
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+      const url = "http://127.0.0.1:" + server.address().port;
+      const long = { idleTimeout: 600_000, retryDelay: 600_000 };
+      const outcome = (p) => p.then((v) => "resolved " + v, (err) => "rejected " + err.name);
+      const results = [];
+
+      // Aborted while streaming.
+      let ctrl = new AbortController();
+      results.push(await outcome(fetchEventSource(url + "/stall", { ...long, signal: ctrl.signal, reconnect: true, onEvent: () => ctrl.abort() })));
+      // Aborted while waiting to reconnect.
+      ctrl = new AbortController();
+      results.push(await outcome(fetchEventSource(url + "/end", { ...long, signal: ctrl.signal, reconnect: true, onDisconnect: () => ctrl.abort() })));
+      // Aborted from onEvent on the last event of a body that is complete.
+      ctrl = new AbortController();
+      results.push(await outcome(fetchEventSource(url + "/end", { ...long, signal: ctrl.signal, reconnect: true, onEvent: () => ctrl.abort() })));
+      // Cut by the watchdog, without reconnect.
+      results.push(await outcome(fetchEventSource(url + "/stall", { idleTimeout: 20 })));
+      // An error answer, and a stream that ends, without reconnect.
+      results.push(await outcome(fetchEventSource(url + "/error", long)));
+      results.push(await outcome(fetchEventSource(url + "/end", long)));
+      server.closeAllConnections();
+      server.close();
+      console.log(results.join("\\n"));
+    `;
+    const out = await exitsCleanly(script);
+    assert.deepEqual(out.trim().split("\n"), [
+      "rejected AbortError",
+      "rejected AbortError",
+      "rejected AbortError",
+      "rejected TimeoutError",
+      "rejected SSEResponseError",
+      "resolved 1",
+    ]);
   });
 });
