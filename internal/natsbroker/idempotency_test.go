@@ -239,3 +239,31 @@ func TestConfirmReplayTellsKeyReuseFromANewStream(t *testing.T) {
 		t.Fatalf("a duplicate acknowledged by a stream created again: %v, want ErrStreamDeleted", err)
 	}
 }
+
+// JetStream keeps a key for its duplicate window even once its event has
+// left the stream: a retry then stores nothing and is answered with the
+// event's id. Its type and data can no longer be compared: another event
+// under the key is answered so too (the README says so).
+func TestPublishKeyOutlivesItsEventInTheStream(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 2
+	a := newInstance(t, opts)
+	p := stream.Publication{Topic: "t", Data: "one", Key: "k"}
+	first, _, err := a.broker.Publish(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		a.publish(t, "t", "later")
+	}
+	for _, data := range []string{"one", "two"} {
+		p.Data = data
+		if m, replayed, err := a.broker.Publish(p); err != nil || !replayed || m.ID != first.ID {
+			t.Errorf("%s: %v replayed %v, %v; want event %d replayed", data, m, replayed, err, first.ID)
+		}
+	}
+	if seq := lastSeq(t, a); seq != 4 {
+		t.Fatalf("the stream's last sequence is %d, want 4", seq)
+	}
+}
