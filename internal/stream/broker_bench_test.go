@@ -40,6 +40,27 @@ func BenchmarkPublishNoSubscribersParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkPublishWithKey is BenchmarkPublishNoSubscribers with an
+// Idempotency-Key, a new one each time (a first publish, the usual case):
+// the key's index entry and the clock read are its extra cost.
+func BenchmarkPublishWithKey(b *testing.B) {
+	m := newTestMemory(b, MemoryOptions{})
+	data := strings.Repeat("x", 100)
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("4f1c2e7a-9b3d-4c55-8e21-%012d", i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		p := Publication{Topic: "orders.eu.created", Type: "order", Data: data, Key: keys[i%len(keys)]}
+		if _, _, err := m.Publish(p); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
 // BenchmarkFanout10k publishes a 100-byte event to 10,000 subscribers, each
 // drained by its own goroutine as a stream loop would. Every 64 events it
 // waits for the queues to empty so that no subscriber is dropped; the time

@@ -20,7 +20,7 @@ type history struct {
 	first    uint64 // id of the first message of this boot
 	oldest   uint64 // id of the oldest retained message; next when none is
 	next     uint64 // id the next message gets
-	bytes    int    // retainedBytes of the retained messages
+	bytes    int    // entryBytes of the retained entries
 	maxBytes int
 	keys     keyIndex // nil until a message with a key is added
 

@@ -60,10 +60,10 @@ func KeyReused(topic, key string) error {
 		Quote(key), Quote(topic), IdempotencyWindow, ErrKeyReused)
 }
 
-// SameEvent reports whether msg is the event of eventType and data: its
+// sameEvent reports whether msg is the event of eventType and data: its
 // frame is the one they encode with msg's id. It allocates only when the
 // frame does not fit buf's capacity.
-func SameEvent(msg *Message, eventType, data string, buf []byte) bool {
+func sameEvent(msg *Message, eventType, data string, buf []byte) bool {
 	frame, err := (&Event{ID: msg.id, Type: eventType, Data: data}).AppendTo(buf[:0])
 	return err == nil && bytes.Equal(frame, msg.Frame)
 }

@@ -152,7 +152,7 @@ func (b *Memory) publish(id uint64, p Publication) (*Message, bool, error) {
 	if p.Key != "" {
 		now = time.Now()
 		if first := b.hist.lookup(p.Topic, p.Key, now); first != nil {
-			if !SameEvent(first, p.Type, p.Data, buf) {
+			if !sameEvent(first, p.Type, p.Data, buf) {
 				return nil, false, KeyReused(p.Topic, p.Key)
 			}
 			return first, true, nil
