@@ -169,7 +169,7 @@ func TestPublishKeyRetriedAfterLostAck(t *testing.T) {
 		p := startProxy(t, ns)
 		opts := options(ns)
 		opts.URLs = []string{p.url()}
-		opts.PublishTimeout = 500 * time.Millisecond
+		opts.PublishTimeout = time.Second
 		a := newInstance(t, opts)
 		c := a.subscribe(t, "topic=t", "")
 		const body = `{"data": "stored once"}`

@@ -93,7 +93,11 @@ func (h *history) lookup(topic, key string, now time.Time) *Message {
 	if !ok || now.Sub(k.at) >= IdempotencyWindow {
 		return nil
 	}
-	return h.ring[k.id%uint64(len(h.ring))].msg // retained: eviction drops the key
+	// Retained: evictOldest drops the key with its message.
+	if m := h.ring[k.id%uint64(len(h.ring))].msg; m != nil && m.ID == k.id {
+		return m
+	}
+	return nil
 }
 
 // forget drops e's key from the index if it still names e's message: a
