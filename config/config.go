@@ -153,8 +153,8 @@ func Default() Config {
 		CORS: CORSConfig{
 			AllowedOrigins:   []string{},
 			AllowCredentials: false,
-			AllowedHeaders:   []string{"Content-Type", "Authorization", "Last-Event-ID", "Cache-Control"},
-			ExposedHeaders:   []string{},
+			AllowedHeaders:   []string{"Content-Type", "Authorization", "Last-Event-ID", "Cache-Control", "Idempotency-Key"},
+			ExposedHeaders:   []string{"Idempotent-Replayed"},
 			MaxAge:           12 * time.Hour,
 		},
 		Stream: StreamConfig{

@@ -220,6 +220,50 @@ func TestRunAppliesCORSFromYAML(t *testing.T) {
 	}
 }
 
+// With the default CORS headers, a page of an allowed origin may send an
+// Idempotency-Key (its preflight allows it) and read the
+// Idempotent-Replayed header of the answer to a retry.
+func TestRunLetsPagesRetryPublishesAcrossOrigins(t *testing.T) {
+	const origin, token = "https://app.example.com", "s3cret"
+	cfg := config.Default()
+	cfg.CORS.AllowedOrigins = []string{origin}
+	cfg.Auth.PublishTokens = []string{token}
+	url, _ := startMain(t, cfg)
+	events := url + "/api/v1/topics/orders/events"
+
+	req, _ := http.NewRequest("OPTIONS", events, nil)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type,idempotency-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if allowed := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")); resp.StatusCode != http.StatusNoContent || !strings.Contains(allowed, "idempotency-key") {
+		t.Fatalf("preflight: %d, Access-Control-Allow-Headers %q; want Idempotency-Key allowed", resp.StatusCode, allowed)
+	}
+
+	for i, replayed := range []string{"", "true"} {
+		req, _ := http.NewRequest("POST", events, strings.NewReader(`{"data": 1}`))
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", "order-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated || resp.Header.Get("Idempotent-Replayed") != replayed {
+			t.Fatalf("publish %d: %d, Idempotent-Replayed %q; want 201, %q", i+1, resp.StatusCode, resp.Header.Get("Idempotent-Replayed"), replayed)
+		}
+		if got := resp.Header.Get("Access-Control-Expose-Headers"); !strings.Contains(got, "Idempotent-Replayed") {
+			t.Errorf("publish %d: Access-Control-Expose-Headers %q, want Idempotent-Replayed", i+1, got)
+		}
+	}
+}
+
 // TestRunLogsWhoMayPublish: the start-up log says in one line that the
 // demo hub is open while the demo is on, and the warning about publishing
 // being off does not contradict it.

@@ -47,7 +47,7 @@ func BenchmarkSubscriberReplay(b *testing.B) {
 	data := strings.Repeat("x", 100)
 	var frames int64
 	for range events + 1 {
-		msg, err := broker.Publish("bench", "", data)
+		msg, _, err := broker.Publish(stream.Publication{Topic: "bench", Data: data})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func BenchmarkSubscriberLive(b *testing.B) {
 	b.ResetTimer()
 	go func() {
 		for range b.N {
-			if _, err := broker.Publish("bench", "", data); err != nil {
+			if _, _, err := broker.Publish(stream.Publication{Topic: "bench", Data: data}); err != nil {
 				b.Error(err)
 				return
 			}

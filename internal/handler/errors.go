@@ -44,8 +44,11 @@ func statusOf(err error) int {
 		errors.Is(err, errReservedEventType),
 		errors.Is(err, stream.ErrInvalidTopic),
 		errors.Is(err, stream.ErrInvalidPattern),
-		errors.Is(err, stream.ErrInvalidEventType):
+		errors.Is(err, stream.ErrInvalidEventType),
+		errors.Is(err, stream.ErrInvalidIdempotencyKey):
 		return http.StatusBadRequest
+	case errors.Is(err, stream.ErrKeyReused):
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, errNoToken), errors.Is(err, errBadToken):
 		return http.StatusUnauthorized
 	case errors.Is(err, errPublishingOff), errors.Is(err, errNotGranted):

@@ -11,8 +11,11 @@ import (
 // instances is the other this seam is for.
 type Broker interface {
 	// Publish assigns the event its id, encodes it once and hands it to
-	// every matching subscriber without waiting for any.
-	Publish(topic, eventType, data string) (*stream.Message, error)
+	// every matching subscriber without waiting for any. A publish whose
+	// p.Key its topic saw within stream.IdempotencyWindow stores nothing:
+	// it returns the first event's Message with replayed true when p is
+	// the same event, else an error wrapping stream.ErrKeyReused.
+	Publish(p stream.Publication) (msg *stream.Message, replayed bool, err error)
 	// Subscribe registers a subscription to patterns, resuming after
 	// lastEventID ("" for live only). Closing the broker ends it: its C is
 	// closed with ErrClosed.

@@ -17,8 +17,22 @@ type publishRequest struct {
 	Data  json.RawMessage `json:"data"`
 }
 
+// Idempotency-Key is the request header of a publish's idempotency key,
+// and Idempotent-Replayed the answer's header that marks a repeat that
+// stored nothing (IETF draft "The Idempotency-Key HTTP Header Field"; the
+// answer's name is Stripe's). Both are in their canonical form.
+const (
+	idempotencyKeyHeader = "Idempotency-Key"
+	replayedHeader       = "Idempotent-Replayed"
+)
+
+// replayedTrue is the value of the Idempotent-Replayed header.
+var replayedTrue = []string{"true"}
+
 // publish serves POST /api/v1/topics/{topic}/events. It answers as soon as
-// the broker has the event: it never waits for a subscriber.
+// the broker has the event: it never waits for a subscriber. A repeat of
+// an Idempotency-Key is answered with the first publish's id and topic,
+// and Idempotent-Replayed: true.
 func (h *Handler) publish(c *gin.Context) {
 	topic := c.Param("topic")
 	if err := h.checkPublishToken(c, topic); err != nil {
@@ -29,17 +43,40 @@ func (h *Handler) publish(c *gin.Context) {
 		h.abortWithError(c, err)
 		return
 	}
+	key, err := idempotencyKey(c.Request.Header)
+	if err != nil {
+		h.abortWithError(c, err)
+		return
+	}
 	eventType, data, err := readPublishRequest(c.Writer, c.Request, h.hub.MaxEventBytes)
 	if err != nil {
 		h.abortWithError(c, err)
 		return
 	}
-	msg, err := h.hub.Broker.Publish(topic, eventType, data)
+	msg, replayed, err := h.hub.Broker.Publish(stream.Publication{Topic: topic, Type: eventType, Data: data, Key: key})
 	if err != nil {
 		h.abortWithError(c, err)
 		return
 	}
+	if replayed {
+		c.Writer.Header()[replayedHeader] = replayedTrue
+	}
 	writeJSON(c, http.StatusCreated, appendPublishAnswer(nil, msg.IDString(), msg.Topic))
+}
+
+// idempotencyKey returns the request's Idempotency-Key, "" without one,
+// or the error that refuses it: invalid (stream.ValidateIdempotencyKey),
+// or given more than once.
+func idempotencyKey(header http.Header) (string, error) {
+	values := header[idempotencyKeyHeader]
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+		return values[0], stream.ValidateIdempotencyKey(values[0])
+	default:
+		return "", fmt.Errorf("%w: given %d times: give it once", stream.ErrInvalidIdempotencyKey, len(values))
+	}
 }
 
 // readPublishRequest decodes and checks a publish body, at most limit

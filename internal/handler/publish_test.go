@@ -60,3 +60,135 @@ func TestPublishDataKeepsItsOwnKeys(t *testing.T) {
 		t.Fatalf("event %+v, want the data as sent", ev)
 	}
 }
+
+// postKeyed publishes body to topic with an Idempotency-Key header for
+// each of keys (none: without one).
+func (ts *testServer) postKeyed(t *testing.T, topic, body string, keys ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "POST", ts.URL+"/api/v1/topics/"+topic+"/events", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	for _, k := range keys {
+		req.Header.Add("Idempotency-Key", k)
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// wantPublished checks a 201 answer to a publish to topic, replayed or
+// not, and returns its id.
+func wantPublished(t *testing.T, resp *http.Response, topic string, replayed bool) string {
+	t.Helper()
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("publish: %d %s, want 201", resp.StatusCode, b)
+	}
+	if got := resp.Header.Values("Idempotent-Replayed"); replayed && (len(got) != 1 || got[0] != "true") || !replayed && len(got) != 0 {
+		t.Errorf("Idempotent-Replayed %q, want it %v", got, replayed)
+	}
+	var out struct{ ID, Topic string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.ID == "" || out.Topic != topic {
+		t.Fatalf("publish answer %+v, %v", out, err)
+	}
+	return out.ID
+}
+
+// An Idempotency-Key that is not 1 to 128 bytes of visible ASCII, or is
+// given twice, is a 400 naming the rule, and nothing is stored.
+func TestPublishRefusesBadIdempotencyKeys(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		keys     []string
+		mentions string
+	}{
+		{"empty", []string{""}, "not empty"},
+		{"too long", []string{strings.Repeat("k", 129)}, "not 129 bytes"},
+		{"tab", []string{"a\tb"}, "byte 1 is 0x09"},
+		{"space", []string{"a b"}, "byte 1 is 0x20"},
+		{"not ASCII", []string{"clé"}, "byte 2 is 0xC3"},
+		{"twice", []string{"a", "b"}, "given 2 times"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newHubServer(t)
+			msg := wantJSONError(t, ts.postKeyed(t, "a", `{"data": 1}`, tt.keys...), http.StatusBadRequest)
+			if !strings.Contains(msg, "Idempotency-Key") || !strings.Contains(msg, tt.mentions) {
+				t.Errorf("error %q does not name the header and %q", msg, tt.mentions)
+			}
+			if tt.name != "twice" && !strings.Contains(msg, "1 to 128 bytes of visible ASCII (0x21-0x7E)") {
+				t.Errorf("error %q does not state the rule", msg)
+			}
+			if got := ts.h.hub.Broker.Stats().Published; got != 0 {
+				t.Errorf("%d published, want none", got)
+			}
+		})
+	}
+}
+
+// A publish repeating a topic's key with the same event is answered 201
+// with the first one's id and topic, and Idempotent-Replayed: true; the
+// subscribers get the event once.
+func TestPublishRepeatedIdempotencyKeyIsReplayed(t *testing.T) {
+	ts := newHubServer(t)
+	p := ts.subscribe(t, "topic=a", nil)
+	const body = `{"event": "e", "data": {"n": 1}}`
+	first := wantPublished(t, ts.postKeyed(t, "a", body, "order-42"), "a", false)
+	if again := wantPublished(t, ts.postKeyed(t, "a", body, "order-42"), "a", true); again != first {
+		t.Fatalf("repeat answered id %s, want the first one's, %s", again, first)
+	}
+	after := ts.publish(t, "a", `{"data": "after"}`)
+	for _, want := range []string{first, after} {
+		if ev := next(t, p); ev.ID != want {
+			t.Fatalf("event %+v, want id %s: the repeat was stored", ev, want)
+		}
+	}
+	if got := ts.h.hub.Broker.Stats().Published; got != 2 {
+		t.Errorf("%d published, want 2", got)
+	}
+}
+
+// The same key with another event (its data or its type) is a 422, and
+// nothing is stored.
+func TestPublishReusedIdempotencyKeyIs422(t *testing.T) {
+	ts := newHubServer(t)
+	wantPublished(t, ts.postKeyed(t, "a", `{"event": "e", "data": 1}`, "k"), "a", false)
+	for _, body := range []string{`{"event": "e", "data": 2}`, `{"event": "f", "data": 1}`, `{"data": 1}`} {
+		resp := ts.postKeyed(t, "a", body, "k")
+		msg := wantJSONError(t, resp, http.StatusUnprocessableEntity)
+		if !strings.Contains(msg, `Idempotency-Key "k" was used for a different event on topic "a"`) {
+			t.Errorf("%s: error %q", body, msg)
+		}
+		if resp.Header.Get("Idempotent-Replayed") != "" {
+			t.Errorf("%s: a 422 says Idempotent-Replayed", body)
+		}
+	}
+	if got := ts.h.hub.Broker.Stats().Published; got != 1 {
+		t.Errorf("%d published, want 1", got)
+	}
+}
+
+// A key is its topic's: the same key on another topic is a publish of its
+// own. Without a key every publish is stored, as ever.
+func TestPublishIdempotencyKeyIsPerTopic(t *testing.T) {
+	ts := newHubServer(t)
+	const body = `{"data": 1}`
+	onA := wantPublished(t, ts.postKeyed(t, "a", body, "k"), "a", false)
+	onB := wantPublished(t, ts.postKeyed(t, "b", body, "k"), "b", false)
+	if onA == onB {
+		t.Fatalf("key k on topics a and b answered one id, %s", onA)
+	}
+	plain1 := wantPublished(t, ts.postKeyed(t, "a", body), "a", false)
+	plain2 := wantPublished(t, ts.postKeyed(t, "a", body), "a", false)
+	if plain1 == plain2 {
+		t.Fatalf("two publishes without a key answered one id, %s", plain1)
+	}
+	if got := ts.h.hub.Broker.Stats().Published; got != 4 {
+		t.Errorf("%d published, want 4", got)
+	}
+}

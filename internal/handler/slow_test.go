@@ -34,7 +34,7 @@ func TestHubDropsASlowSubscriberAndCountsItOnce(t *testing.T) {
 		// the subscriber. The publisher never waits.
 		data := strings.Repeat("x", 1000)
 		for range 20 {
-			if _, err := broker.Publish("a", "", data); err != nil {
+			if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
 				t.Fatal(err)
 			}
 			synctest.Wait()
@@ -109,7 +109,7 @@ func TestHubWriteTimeoutOverTCP(t *testing.T) {
 	// default, so 4 MB could all fit).
 	data := strings.Repeat("x", 4000)
 	for range 4000 {
-		if _, err := broker.Publish("a", "", data); err != nil {
+		if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,7 +136,7 @@ func TestAReplayInProgressEndsAtItsNextStep(t *testing.T) {
 		{"dropped by the broker", func(t *testing.T, _ *testServer, broker testBroker) {
 			// The queue holds 1: the second live event overflows it.
 			for _, data := range []string{"live 1", "live 2"} {
-				if _, err := broker.Publish("a", "", data); err != nil {
+				if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -279,7 +279,7 @@ func publishN(t *testing.T, broker testBroker, topic, data string, n int) *strea
 	t.Helper()
 	var first *stream.Message
 	for i := range n {
-		m, err := broker.Publish(topic, "", data)
+		m, _, err := broker.Publish(stream.Publication{Topic: topic, Data: data})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -235,7 +235,7 @@ func TestHubWriteTimeoutDropsASubscriberThatDoesNotRead(t *testing.T) {
 		// The client never reads: far more than the connection buffers.
 		data := strings.Repeat("x", 1000)
 		for range 1000 {
-			if _, err := broker.Publish("a", "", data); err != nil {
+			if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -268,11 +268,11 @@ func TestHubHeartbeatResetBySends(t *testing.T) {
 		p.OnComment = func(string) { beats = append(beats, time.Since(start)) }
 		go func() {
 			time.Sleep(6 * time.Second)
-			if _, err := broker.Publish("a", "", "at 6s"); err != nil {
+			if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: "at 6s"}); err != nil {
 				t.Error(err)
 			}
 			time.Sleep(27 * time.Second)
-			if _, err := broker.Publish("a", "", "at 33s"); err != nil {
+			if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: "at 33s"}); err != nil {
 				t.Error(err)
 			}
 		}()

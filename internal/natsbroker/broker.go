@@ -217,22 +217,33 @@ func (b *Broker) start(ctx context.Context) error {
 // NATS is unreachable, and while a deleted stream is being replaced, it
 // returns an error wrapping stream.ErrUnavailable; nothing is acknowledged
 // that was not stored, or with an id of a history that has ended (an
-// event whose acknowledgement was lost may be stored nonetheless).
-func (b *Broker) Publish(topic, eventType, data string) (*stream.Message, error) {
-	if err := stream.ValidateTopic(topic); err != nil {
-		return nil, err
+// event whose acknowledgement was lost may be stored nonetheless: a
+// retry with p.Key stores it once).
+//
+// A publish with p.Key carries it, with its topic, as the message's
+// Nats-Msg-Id, and JetStream stores one message per Nats-Msg-Id within
+// its duplicate window (stream.IdempotencyWindow, the stream's): a repeat
+// is acknowledged as a duplicate of the first one's sequence, and
+// answered with that event (replayed true) or, when the first one's type
+// or data differ, with an error wrapping stream.ErrKeyReused (see
+// confirmReplay).
+func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bool, err error) {
+	if err := stream.ValidateTopic(p.Topic); err != nil {
+		return nil, false, err
 	}
-	if err := stream.ValidateEventType(eventType); err != nil {
-		return nil, err
+	if err := stream.ValidateEventType(p.Type); err != nil {
+		return nil, false, err
+	}
+	if p.Key != "" {
+		if err := stream.ValidateIdempotencyKey(p.Key); err != nil {
+			return nil, false, err
+		}
 	}
 	h := b.cur.Load()
 	if err := b.ready(h); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	m := &nats.Msg{Subject: b.subject(topic), Data: []byte(data)}
-	if eventType != "" {
-		m.Header = nats.Header{eventTypeHeader: []string{eventType}}
-	}
+	m := &nats.Msg{Subject: b.subject(p.Topic), Data: []byte(p.Data), Header: b.header(p)}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
 	// No Nats-Expected-Stream header (jetstream.WithExpectStream): the
@@ -240,34 +251,63 @@ func (b *Broker) Publish(topic, eventType, data string) (*stream.Message, error)
 	// The acknowledgement names the stream instead.
 	ack, err := b.pub.publish(ctx, m)
 	if errors.Is(err, nats.ErrMaxPayload) {
-		return nil, fmt.Errorf("%w: it takes at most %d bytes of data, type and topic (NATS max_payload)", stream.ErrEventTooLarge, b.nc.MaxPayload())
+		return nil, false, fmt.Errorf("%w: it takes at most %d bytes of data, type and topic (NATS max_payload)", stream.ErrEventTooLarge, b.nc.MaxPayload())
 	}
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
 			b.renew(h) // no stream took it: deleted, and its consumer not told?
 		}
-		return nil, b.unavailable("publish", err)
+		return nil, false, b.unavailable("publish", err)
 	}
 	if ack.Stream != b.opts.Stream {
-		return nil, b.unavailable("publish", fmt.Errorf("subject %s stored by stream %q, not %q: %w", m.Subject, ack.Stream, b.opts.Stream, ErrStreamMismatch))
+		return nil, false, b.unavailable("publish", fmt.Errorf("subject %s stored by stream %q, not %q: %w", m.Subject, ack.Stream, b.opts.Stream, ErrStreamMismatch))
 	}
-	b.published.Add(1)
-	msg, err := stream.NewMessage(h.ids.id(ack.Sequence), topic, eventType, data)
+	if !ack.Duplicate {
+		b.published.Add(1)
+	}
+	msg, err = stream.NewMessage(h.ids.id(ack.Sequence), p.Topic, p.Type, p.Data)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// The stream may have been deleted meanwhile, and this event stored in
 	// the next one: its id in h would be wrong.
-	if h.seen.wait(ctx, h.ended, ack.Sequence) {
+	delivered := h.seen.wait(ctx, h.ended, ack.Sequence)
+	switch {
+	case ack.Duplicate:
+		err = b.confirmReplay(ctx, h, msg, p)
+	case delivered:
 		err = b.confirm(ctx, h, msg)
 	}
 	if err == nil {
 		err = b.ready(h)
 	}
-	if err != nil {
-		return nil, b.unavailable("publish", err)
+	if errors.Is(err, stream.ErrKeyReused) {
+		return nil, false, err
 	}
-	return msg, nil
+	if err != nil {
+		return nil, false, b.unavailable("publish", err)
+	}
+	return msg, ack.Duplicate, nil
+}
+
+// header is the JetStream header of p's message: the event type, unless
+// the default, and the idempotency key within its topic as Nats-Msg-Id.
+// Nil for neither: every header is stored with its event, and parsed by
+// every consumer.
+func (b *Broker) header(p stream.Publication) nats.Header {
+	if p.Type == "" && p.Key == "" {
+		return nil
+	}
+	h := make(nats.Header, 2)
+	if p.Type != "" {
+		h[eventTypeHeader] = []string{p.Type}
+	}
+	if p.Key != "" {
+		// A topic has no space (stream.ValidateTopic): the first one
+		// ends it.
+		h[jetstream.MsgIDHeader] = []string{p.Topic + " " + p.Key}
+	}
+	return h
 }
 
 // Ready returns nil while the broker is connected to NATS and its stream

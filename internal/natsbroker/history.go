@@ -212,13 +212,13 @@ func (b *Broker) swap(old, h *history) {
 	b.cur.Store(h)
 }
 
-// confirm returns nil when msg, just acknowledged by the stream, is the
-// event h's consumer delivered with its id: an acknowledgement from a
-// stream created again, before the consumer learnt of the deletion,
-// carries a sequence h's consumer may have passed with another event.
-// Only when h no longer retains the id does it ask the stream. The one
-// case it cannot tell: the old stream's event under that id had the same
-// topic, type and data.
+// confirm returns nil when msg, just stored by the stream (not a
+// duplicate: see confirmReplay), is the event h's consumer delivered with
+// its id: an acknowledgement from a stream created again, before the
+// consumer learnt of the deletion, carries a sequence h's consumer may
+// have passed with another event. Only when h no longer retains the id
+// does it ask the stream. The one case it cannot tell: the old stream's
+// event under that id had the same topic, type and data.
 func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) error {
 	got := h.mem.Retained(msg.ID)
 	if got == nil {
@@ -234,4 +234,43 @@ func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) e
 	}
 	b.renew(h)
 	return fmt.Errorf("sequence %d stored by another stream %q: %w", msg.ID-h.ids.offset, b.opts.Stream, ErrStreamDeleted)
+}
+
+// confirmReplay returns nil when msg, the event of a publish with p.Key
+// that the stream acknowledged as a duplicate, is the event the key was
+// first stored with, under msg's id: the publish is a replay. Another
+// event under that id means here that the key was used for another event
+// (an error wrapping stream.ErrKeyReused), not, as in confirm, that the
+// stream was created again; that is told by the stream's creation time,
+// asked whenever h does not retain the same event. An event the local
+// history no longer retains is read from the stream; one the stream let
+// go of too is taken as a replay: the key, still in the stream's
+// duplicate window, names it.
+func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Message, p stream.Publication) error {
+	got := h.mem.Retained(msg.ID)
+	if got != nil && got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
+		return nil
+	}
+	seq, _ := h.ids.seq(msg.ID)
+	info, err := h.stream.Info(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	if err != nil || !info.Created.Equal(h.created) {
+		b.renew(h)
+		return fmt.Errorf("sequence %d acknowledged by another stream %q: %w", seq, b.opts.Stream, ErrStreamDeleted)
+	}
+	if got != nil {
+		return stream.KeyReused(p.Topic, p.Key)
+	}
+	stored, err := h.stream.GetMsg(ctx, seq)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil
+	case err != nil:
+		return err
+	case stored.Subject != b.subject(p.Topic) || stored.Header.Get(eventTypeHeader) != p.Type || string(stored.Data) != p.Data:
+		return stream.KeyReused(p.Topic, p.Key)
+	}
+	return nil
 }

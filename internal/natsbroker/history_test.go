@@ -80,7 +80,7 @@ func TestResumeWhileTheStreamIsReplaced(t *testing.T) {
 	}
 	var old []string
 	for i := range 5 {
-		m, err := a.Publish("t", "", fmt.Sprint("old ", i))
+		m, _, err := a.Publish(stream.Publication{Topic: "t", Data: fmt.Sprint("old ", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,7 +314,7 @@ func idAbove(a, b string) bool {
 func TestConfirmRefusesAnotherEventUnderTheID(t *testing.T) {
 	ns := startNATS(t)
 	a := newInstance(t, testBrokerOptions(ns))
-	m, err := a.broker.Publish("t", "", "mine")
+	m, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: "mine"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func TestLocalHistoryKeepsTheByteCap(t *testing.T) {
 	a := newInstance(t, opts)
 	var ids []string
 	for range 6 {
-		m, err := a.broker.Publish("a", "", strings.Repeat("x", 300))
+		m, _, err := a.broker.Publish(stream.Publication{Topic: "a", Data: strings.Repeat("x", 300)})
 		if err != nil {
 			t.Fatal(err)
 		}

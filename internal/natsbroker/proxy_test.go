@@ -13,7 +13,9 @@ import (
 // natsProxy stands between brokers and the NATS server, and can swallow
 // the requests a broker publishes to subjects of a prefix, as a server
 // too busy to answer them would: the broker stays connected and its
-// request waits for its timeout.
+// request waits for its timeout. It can also lose JetStream's
+// acknowledgements of publishes on their way back, as a reconnect may:
+// the event is stored, and the publish waits for its timeout.
 type natsProxy struct {
 	ln     net.Listener
 	target string
@@ -21,6 +23,8 @@ type natsProxy struct {
 	mu       sync.Mutex
 	swallow  []byte        // the subject prefix swallowed, or nil
 	swallowd chan struct{} // closed at the first request swallowed
+	loseAcks bool
+	lostAck  chan struct{} // closed at the first acknowledgement lost
 	conns    []net.Conn
 	wg       sync.WaitGroup
 }
@@ -56,6 +60,23 @@ func (p *natsProxy) passRequests() {
 	p.swallow = nil
 }
 
+// loseAcknowledgements starts losing JetStream's acknowledgements of
+// publishes (the messages to a client whose data is a PubAck); the channel
+// is closed once one was lost.
+func (p *natsProxy) loseAcknowledgements() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.loseAcks, p.lostAck = true, make(chan struct{})
+	return p.lostAck
+}
+
+// passAcknowledgements stops losing them.
+func (p *natsProxy) passAcknowledgements() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.loseAcks = false
+}
+
 func (p *natsProxy) accept() {
 	defer p.wg.Done()
 	for {
@@ -72,24 +93,26 @@ func (p *natsProxy) accept() {
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); _, _ = io.Copy(c, s); c.Close() }()
-		go func() { defer p.wg.Done(); p.forward(s, c); s.Close() }()
+		go func() { defer p.wg.Done(); copyOps(c, s, "MSG", p.lose); c.Close() }()
+		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed); s.Close() }()
 	}
 }
 
-// forward copies the client's protocol to the server one operation at a
-// time, leaving out PUB and HPUB operations to a swallowed subject.
-func (p *natsProxy) forward(dst io.Writer, src io.Reader) {
+// copyOps copies the NATS protocol of src to dst one operation at a time,
+// leaving out the operations with a payload, named op or "H"+op (with
+// headers), that drop reports: drop is given the operation's fields and
+// its payload.
+func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte, payload []byte) bool) {
 	r := bufio.NewReader(src)
 	for {
 		line, err := r.ReadBytes('\n')
 		if err != nil {
 			return
 		}
-		op := bytes.Fields(line)
+		fields := bytes.Fields(line)
 		msg := line
-		if len(op) >= 3 && (bytes.EqualFold(op[0], []byte("PUB")) || bytes.EqualFold(op[0], []byte("HPUB"))) {
-			size, err := strconv.Atoi(string(op[len(op)-1]))
+		if len(fields) >= 3 && (bytes.EqualFold(fields[0], []byte(op)) || bytes.EqualFold(fields[0], []byte("H"+op))) {
+			size, err := strconv.Atoi(string(fields[len(fields)-1]))
 			if err != nil {
 				return
 			}
@@ -97,24 +120,46 @@ func (p *natsProxy) forward(dst io.Writer, src io.Reader) {
 			if _, err := io.ReadFull(r, payload); err != nil {
 				return
 			}
-			msg = append(line, payload...)
-			p.mu.Lock()
-			drop := p.swallow != nil && bytes.HasPrefix(op[1], p.swallow)
-			if drop {
-				select {
-				case <-p.swallowd:
-				default:
-					close(p.swallowd)
-				}
-			}
-			p.mu.Unlock()
-			if drop {
+			if drop(fields, payload) {
 				continue
 			}
+			msg = append(line, payload...)
 		}
 		if _, err := dst.Write(msg); err != nil {
 			return
 		}
+	}
+}
+
+// swallowed reports whether a client's PUB or HPUB is to a swallowed
+// subject.
+func (p *natsProxy) swallowed(fields [][]byte, _ []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.swallow == nil || !bytes.HasPrefix(fields[1], p.swallow) {
+		return false
+	}
+	closeOnce(p.swallowd)
+	return true
+}
+
+// lose reports whether a MSG or HMSG to a client is a publish's
+// acknowledgement to lose.
+func (p *natsProxy) lose(_ [][]byte, payload []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.loseAcks || !bytes.HasPrefix(payload, []byte(`{"stream":`)) {
+		return false
+	}
+	closeOnce(p.lostAck)
+	return true
+}
+
+func closeOnce(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+		close(c)
 	}
 }
 

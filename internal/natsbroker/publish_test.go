@@ -18,17 +18,21 @@ import (
 )
 
 // The stream stores an event as its data, with a header only for an
-// event type: nothing that every consumer of every instance would parse
-// for each event.
+// event type and an idempotency key: nothing that every consumer of every
+// instance would parse for each event.
 func TestPublishStoresOnlyTheEvent(t *testing.T) {
 	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
 		ns := startNATS(t)
 		a := newInstance(t, options(ns))
-		plain, err := a.broker.Publish("a", "", "one")
+		plain, _, err := a.broker.Publish(stream.Publication{Topic: "a", Data: "one"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		typed, err := a.broker.Publish("a", "update", "two")
+		typed, _, err := a.broker.Publish(stream.Publication{Topic: "a", Type: "update", Data: "two"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyed, _, err := a.broker.Publish(stream.Publication{Topic: "a", Data: "three", Key: "k-3"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,13 +42,15 @@ func TestPublishStoresOnlyTheEvent(t *testing.T) {
 		}{
 			{plain, nil},
 			{typed, nats.Header{eventTypeHeader: {"update"}}},
+			{keyed, nats.Header{jetstream.MsgIDHeader: {"a k-3"}}},
 		} {
 			seq, _ := a.broker.cur.Load().ids.seq(tc.msg.ID)
 			raw, err := a.broker.cur.Load().stream.GetMsg(t.Context(), seq)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(raw.Header) != len(tc.header) || raw.Header.Get(eventTypeHeader) != tc.header.Get(eventTypeHeader) {
+			if len(raw.Header) != len(tc.header) || raw.Header.Get(eventTypeHeader) != tc.header.Get(eventTypeHeader) ||
+				raw.Header.Get(jetstream.MsgIDHeader) != tc.header.Get(jetstream.MsgIDHeader) {
 				t.Errorf("event %d stored with header %v, want %v", tc.msg.ID, raw.Header, tc.header)
 			}
 		}
@@ -66,7 +72,7 @@ func TestPublishRefusesAnotherStream(t *testing.T) {
 		if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "OTHER", Subjects: []string{DefaultSubjectPrefix + ".>"}}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := a.broker.Publish("a", "", "after")
+		_, _, err := a.broker.Publish(stream.Publication{Topic: "a", Data: "after"})
 		if !errors.Is(err, stream.ErrUnavailable) || !errors.Is(err, ErrStreamMismatch) && !errors.Is(err, ErrStreamDeleted) {
 			t.Fatalf("publish into stream OTHER: %v, want ErrUnavailable and ErrStreamMismatch or ErrStreamDeleted", err)
 		}

@@ -126,7 +126,7 @@ func TestPublisherAnswersAlikeInBothModes(t *testing.T) {
 		if err := <-got; !errors.Is(err, stream.ErrClosed) {
 			t.Fatalf("publish in flight at Close: %v, want stream.ErrClosed", err)
 		}
-		if _, err := b.Publish("a", "", "x"); !errors.Is(err, stream.ErrClosed) {
+		if _, _, err := b.Publish(stream.Publication{Topic: "a", Data: "x"}); !errors.Is(err, stream.ErrClosed) {
 			t.Fatalf("Publish after Close: %v, want stream.ErrClosed", err)
 		}
 	})

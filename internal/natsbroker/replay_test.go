@@ -209,7 +209,7 @@ func TestNATSGoneMidReplayEndsTheResume(t *testing.T) {
 	}
 	defer s.Close()
 	for range 2 { // queued as live events: Publish returns once they are
-		if _, err := b.Publish("t", "", "live"); err != nil {
+		if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "live"}); err != nil {
 			t.Fatal(err)
 		}
 	}

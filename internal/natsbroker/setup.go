@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // ErrStreamMismatch reports a stream that exists with subjects or storage
@@ -34,6 +35,10 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 		Replicas:    o.Replicas,
 		MaxMsgs:     int64(o.HistorySize),
 		MaxBytes:    maxBytes,
+		// How long a publish's idempotency key (its Nats-Msg-Id) is
+		// remembered: JetStream's default, set so that it stays the
+		// hub's.
+		Duplicates: stream.IdempotencyWindow,
 	}
 }
 
@@ -55,8 +60,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 
 // findStream returns the stream, or an error wrapping
 // jetstream.ErrStreamNotFound when it is missing. It must have the
-// subjects and storage asked for (else ErrStreamMismatch); its limits and
-// replicas are updated to the options'.
+// subjects and storage asked for (else ErrStreamMismatch); its limits,
+// replicas and duplicate window are updated to the options'.
 func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
 	want := streamConfig(o)
 	st, err := js.Stream(ctx, o.Stream)
@@ -70,13 +75,13 @@ func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstr
 	case have.Storage != want.Storage:
 		return nil, fmt.Errorf("nats stream %q has %s storage, not %s (nats.storage): %w", o.Stream, have.Storage, want.Storage, ErrStreamMismatch)
 	}
-	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas {
+	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates {
 		return st, nil
 	}
-	have.MaxMsgs, have.MaxBytes, have.Replicas = want.MaxMsgs, want.MaxBytes, want.Replicas
+	have.MaxMsgs, have.MaxBytes, have.Replicas, have.Duplicates = want.MaxMsgs, want.MaxBytes, want.Replicas, want.Duplicates
 	if st, err = js.UpdateStream(ctx, have); err != nil {
 		return nil, fmt.Errorf("nats: update stream %q limits: %w", o.Stream, err)
 	}
-	o.Logger.Info("nats stream limits updated", "stream", o.Stream, "max_msgs", want.MaxMsgs, "max_bytes", want.MaxBytes, "replicas", want.Replicas)
+	o.Logger.Info("nats stream limits updated", "stream", o.Stream, "max_msgs", want.MaxMsgs, "max_bytes", want.MaxBytes, "replicas", want.Replicas, "duplicate_window", want.Duplicates)
 	return st, nil
 }

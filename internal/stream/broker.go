@@ -31,6 +31,22 @@ var (
 // MaxEventTypeLen is the longest event type a broker accepts, in bytes.
 const MaxEventTypeLen = 64
 
+// Publication is one event to publish, as a broker's Publish takes it.
+type Publication struct {
+	// Topic is the topic to publish to (ValidateTopic).
+	Topic string
+	// Type is the event type, the `event:` field; empty for the default,
+	// "message".
+	Type string
+	// Data is the event's data.
+	Data string
+	// Key, when not empty, is the publish's idempotency key
+	// (ValidateIdempotencyKey): a publish repeating a key of its topic
+	// within IdempotencyWindow stores nothing. Empty: every publish is
+	// stored.
+	Key string
+}
+
 // Message is one published event as the broker keeps and delivers it. A
 // broker creates it once per Publish and shares the same Message with every
 // subscriber and the history: it must be treated as read-only.

@@ -18,7 +18,7 @@ func BenchmarkPublishNoSubscribers(b *testing.B) {
 	data := strings.Repeat("x", 100)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := m.Publish("orders.eu.created", "order", data); err != nil {
+		if _, _, err := m.Publish(Publication{Topic: "orders.eu.created", Type: "order", Data: data}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -32,12 +32,33 @@ func BenchmarkPublishNoSubscribersParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := m.Publish("orders.eu.created", "order", data); err != nil {
+			if _, _, err := m.Publish(Publication{Topic: "orders.eu.created", Type: "order", Data: data}); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
+}
+
+// BenchmarkPublishWithKey is BenchmarkPublishNoSubscribers with an
+// Idempotency-Key, a new one each time (a first publish, the usual case):
+// the key's index entry and the clock read are its extra cost.
+func BenchmarkPublishWithKey(b *testing.B) {
+	m := newTestMemory(b, MemoryOptions{})
+	data := strings.Repeat("x", 100)
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("4f1c2e7a-9b3d-4c55-8e21-%012d", i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		p := Publication{Topic: "orders.eu.created", Type: "order", Data: data, Key: keys[i%len(keys)]}
+		if _, _, err := m.Publish(p); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }
 
 // BenchmarkFanout10k publishes a 100-byte event to 10,000 subscribers, each
@@ -86,7 +107,7 @@ func benchmarkFanout(b *testing.B, n int, pattern func(int) string) {
 	i, inPublish := 0, time.Duration(0)
 	for b.Loop() {
 		t0 := time.Now()
-		if _, err := m.Publish("news.sport", "", data); err != nil {
+		if _, _, err := m.Publish(Publication{Topic: "news.sport", Data: data}); err != nil {
 			b.Fatal(err)
 		}
 		inPublish += time.Since(t0)
@@ -141,7 +162,7 @@ func BenchmarkIdleSubscription(b *testing.B) {
 func BenchmarkSubscribeReplay(b *testing.B) {
 	m := newTestMemory(b, MemoryOptions{})
 	for i := range DefaultHistorySize {
-		if _, err := m.Publish("t"+strconv.Itoa(i%4), "", "x"); err != nil {
+		if _, _, err := m.Publish(Publication{Topic: "t" + strconv.Itoa(i%4), Data: "x"}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -171,7 +192,7 @@ func BenchmarkSubscribeReplay(b *testing.B) {
 func manyPatterns(b *testing.B) *Memory {
 	m := newTestMemory(b, MemoryOptions{HistorySize: 1 << 20})
 	for i := range 10_000 {
-		if _, err := m.Publish(fmt.Sprintf("demo.t%d", i), "", "x"); err != nil {
+		if _, _, err := m.Publish(Publication{Topic: fmt.Sprintf("demo.t%d", i), Data: "x"}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -195,7 +216,7 @@ func BenchmarkManyWildcardPatterns(b *testing.B) {
 	m := manyPatterns(b)
 	b.Run("publish", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := m.Publish("demo.a", "", "x"); err != nil {
+			if _, _, err := m.Publish(Publication{Topic: "demo.a", Data: "x"}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -20,7 +20,8 @@ func (b *Memory) Deliver(id uint64, topic, eventType, data string) (*Message, er
 	if id == 0 {
 		return nil, fmt.Errorf("id 0: %w", ErrOutOfOrder)
 	}
-	return b.publish(id, topic, eventType, data)
+	msg, _, err := b.publish(id, Publication{Topic: topic, Type: eventType, Data: data})
+	return msg, err
 }
 
 // Retained returns the message with id id while the history retains it,

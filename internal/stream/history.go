@@ -3,6 +3,7 @@ package stream
 import (
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // history is a fixed-size ring of the most recent messages of one broker
@@ -11,22 +12,27 @@ import (
 // while it is retained, sits in slot x % len(ring): finding a resume point
 // is index arithmetic. The retained ids are [oldest, next); evicting, by
 // either bound, only advances oldest and empties the slot, so the message
-// can be freed. The owner guards it with its mutex.
+// can be freed. The idempotency keys of the retained messages are indexed
+// (keys), so a key is forgotten once its message is evicted. The owner
+// guards it with its mutex.
 type history struct {
 	ring     []historyEntry
 	first    uint64 // id of the first message of this boot
 	oldest   uint64 // id of the oldest retained message; next when none is
 	next     uint64 // id the next message gets
-	bytes    int    // retainedBytes of the retained messages
+	bytes    int    // entryBytes of the retained entries
 	maxBytes int
+	keys     keyIndex // nil until a message with a key is added
 
 	evicted []*topicEntry // scratch for add, reused
 }
 
-// historyEntry is one retained message and the topic entry that counts it.
+// historyEntry is one retained message, the topic entry that counts it
+// and its idempotency key, if it was published with one.
 type historyEntry struct {
 	msg   *Message
 	topic *topicEntry
+	key   string
 }
 
 // messageOverhead is what a retained message costs beside its frame and
@@ -39,6 +45,15 @@ const messageOverhead = 64
 // and the Message struct.
 func retainedBytes(msg *Message) int {
 	return allocBytes(cap(msg.Frame)) + len(msg.id) + len(msg.Topic) + messageOverhead
+}
+
+// entryBytes is what the history charges for e: its message's
+// retainedBytes, and its key with the key's index entry.
+func entryBytes(e *historyEntry) int {
+	if e.key == "" {
+		return retainedBytes(e.msg)
+	}
+	return retainedBytes(e.msg) + len(e.key) + keyOverhead
 }
 
 // allocBytes is the heap memory the Go allocator takes for an object of n
@@ -61,18 +76,26 @@ func newHistory(size, maxBytes int, first uint64) *history {
 
 // add stores msg, whose id must be h.next, then evicts the oldest messages
 // while more than len(ring) are retained or they take more than maxBytes.
-// The newest message always stays, even one above maxBytes alone. It
-// returns the topic entry of each message it evicted, oldest first, in a
-// slice valid until the next call.
-func (h *history) add(msg *Message, topic *topicEntry) []*topicEntry {
+// The newest message always stays, even one above maxBytes alone. A
+// non-empty key is indexed as published at now (see lookup) until msg is
+// evicted. It returns the topic entry of each message it evicted, oldest
+// first, in a slice valid until the next call.
+func (h *history) add(msg *Message, topic *topicEntry, key string, now time.Time) []*topicEntry {
 	clear(h.evicted)
 	h.evicted = h.evicted[:0]
 	if h.next-h.oldest == uint64(len(h.ring)) {
 		h.evictOldest() // frees msg's slot
 	}
-	h.ring[msg.ID%uint64(len(h.ring))] = historyEntry{msg: msg, topic: topic}
+	e := &h.ring[msg.ID%uint64(len(h.ring))]
+	*e = historyEntry{msg: msg, topic: topic, key: key}
+	if key != "" {
+		if h.keys == nil {
+			h.keys = make(keyIndex)
+		}
+		h.keys[topicKey{topic.pattern, key}] = keyedMessage{id: msg.ID, at: now}
+	}
 	h.next = msg.ID + 1
-	h.bytes += retainedBytes(msg)
+	h.bytes += entryBytes(e)
 	for h.bytes > h.maxBytes && h.oldest < msg.ID {
 		h.evictOldest()
 	}
@@ -84,8 +107,11 @@ func (h *history) add(msg *Message, topic *topicEntry) []*topicEntry {
 func (h *history) evictOldest() {
 	slot := &h.ring[h.oldest%uint64(len(h.ring))]
 	if slot.msg != nil {
-		h.bytes -= retainedBytes(slot.msg)
+		h.bytes -= entryBytes(slot)
 		h.evicted = append(h.evicted, slot.topic)
+		if slot.key != "" {
+			h.forget(slot)
+		}
 	}
 	*slot = historyEntry{}
 	h.oldest++

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // TestHistoryRing walks a ring of 3 whose first id is not a multiple of
@@ -16,7 +17,7 @@ func TestHistoryRing(t *testing.T) {
 	topics := map[uint64]*topicEntry{}
 	for id := uint64(7); id <= 14; id++ {
 		topics[id] = newTopicEntry(strconv.FormatUint(id, 10))
-		evicted := h.add(&Message{ID: id}, topics[id])
+		evicted := h.add(&Message{ID: id}, topics[id], "", time.Time{})
 		if wantEvicted := id >= 10; (len(evicted) == 1) != wantEvicted || len(evicted) > 1 {
 			t.Fatalf("add(%d) evicted %d entries, want eviction %v", id, len(evicted), wantEvicted)
 		}
@@ -99,7 +100,7 @@ func TestHistoryByteCap(t *testing.T) {
 	}
 	for i, st := range steps {
 		id := uint64(i + 1)
-		evicted := h.add(frameMessage(id, st.size), topic)
+		evicted := h.add(frameMessage(id, st.size), topic, "", time.Time{})
 		if len(evicted) != st.evicted || h.oldest != st.oldest || h.bytes != st.wantBytes {
 			t.Fatalf("add(%d, %d bytes): evicted %d, oldest %d, bytes %d; want %d, %d, %d",
 				id, st.size, len(evicted), h.oldest, h.bytes, st.evicted, st.oldest, st.wantBytes)
@@ -141,7 +142,7 @@ func TestHistoryByteCapOneByteShort(t *testing.T) {
 	topic := newTopicEntry("t")
 	for i, wantEvicted := range []int{0, 0, 1} {
 		id := uint64(i + 1)
-		if evicted := h.add(frameMessage(id, 300), topic); len(evicted) != wantEvicted {
+		if evicted := h.add(frameMessage(id, 300), topic, "", time.Time{}); len(evicted) != wantEvicted {
 			t.Fatalf("add(%d): evicted %d, want %d", id, len(evicted), wantEvicted)
 		}
 	}

@@ -111,57 +111,78 @@ func positiveOr(v, def int) int {
 	return def
 }
 
-// Publish validates topic and eventType (empty means the default
-// "message"; at most MaxEventTypeLen bytes, no CR, LF or NUL), gives the
+// Publish validates p's topic, type (empty means the default "message";
+// at most MaxEventTypeLen bytes, no CR, LF or NUL) and key, gives the
 // event the next id, encodes it once, keeps it in the history and queues
 // it to every subscription with a matching pattern, once each. It never
 // waits: a subscription whose queue is full is dropped, ended with
 // ErrSlowConsumer. After Close it returns ErrClosed.
-func (b *Memory) Publish(topic, eventType, data string) (*Message, error) {
-	return b.publish(0, topic, eventType, data)
+//
+// A publish whose p.Key its topic saw within IdempotencyWindow, with an
+// event the history still retains, stores nothing: it returns that
+// event's Message and replayed true when p is the same event (type and
+// data), else an error wrapping ErrKeyReused. Two publishes with one key
+// at once store one event.
+func (b *Memory) Publish(p Publication) (msg *Message, replayed bool, err error) {
+	if p.Key != "" {
+		if err := ValidateIdempotencyKey(p.Key); err != nil {
+			return nil, false, err
+		}
+	}
+	return b.publish(0, p)
 }
 
 // publish is Publish with the event's id given (Deliver) or, when id is
 // 0, the next one.
-func (b *Memory) publish(id uint64, topic, eventType, data string) (*Message, error) {
-	if err := ValidateTopic(topic); err != nil {
-		return nil, err
+func (b *Memory) publish(id uint64, p Publication) (*Message, bool, error) {
+	if err := ValidateTopic(p.Topic); err != nil {
+		return nil, false, err
 	}
-	if err := validateEventType(eventType); err != nil {
-		return nil, err
+	if err := validateEventType(p.Type); err != nil {
+		return nil, false, err
 	}
-	buf := make([]byte, 0, frameSize(eventType, data))
+	buf := make([]byte, 0, frameSize(p.Type, p.Data))
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return nil, ErrClosed
+		return nil, false, ErrClosed
+	}
+	var now time.Time
+	if p.Key != "" {
+		now = time.Now()
+		if first := b.hist.lookup(p.Topic, p.Key, now); first != nil {
+			if !sameEvent(first, p.Type, p.Data, buf) {
+				return nil, false, KeyReused(p.Topic, p.Key)
+			}
+			return first, true, nil
+		}
 	}
 	if id == 0 {
 		id = b.hist.next
 	} else if err := b.skipTo(id); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	msg, err := encodeMessage(buf, id, topic, eventType, data)
+	msg, err := encodeMessage(buf, id, p.Topic, p.Type, p.Data)
 	if err != nil { // unreachable: every field was validated
-		return nil, err
+		return nil, false, err
 	}
 
-	t := b.topics[topic]
+	t := b.topics[p.Topic]
 	if t == nil {
-		t = newTopicEntry(topic)
-		b.topics[topic] = t
+		t = newTopicEntry(p.Topic)
+		b.topics[p.Topic] = t
 	}
 	t.lastID = msg.ID
 	t.retained++
-	for _, old := range b.hist.add(msg, t) {
+	for _, old := range b.hist.add(msg, t, p.Key, now) {
 		old.retained--
 		b.pruneTopic(old)
 	}
 	b.histBytes.Store(int64(b.hist.bytes))
 	b.published.Add(1)
 	b.fanOut(msg, t)
-	return msg, nil
+	return msg, false, nil
 }
 
 // fanOut queues msg to every subscription of t and of a matching wildcard
@@ -395,7 +416,7 @@ func (b *Memory) CloseWith(err error) {
 		closeAll(g)
 	}
 	b.topics, b.wild, b.wildIdx, b.matched = nil, nil, wildIndex{}, nil
-	b.hist.ring = nil
+	b.hist.ring, b.hist.keys = nil, nil
 	b.histBytes.Store(0)
 	close(b.done)
 }

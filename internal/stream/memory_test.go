@@ -24,7 +24,7 @@ func newTestMemory(t testing.TB, opts MemoryOptions) *Memory {
 
 func mustPublish(t testing.TB, b *Memory, topic, eventType, data string) *Message {
 	t.Helper()
-	m, err := b.Publish(topic, eventType, data)
+	m, _, err := b.Publish(Publication{Topic: topic, Type: eventType, Data: data})
 	if err != nil {
 		t.Fatalf("Publish(%q, %q, %q): %v", topic, eventType, data, err)
 	}
@@ -125,14 +125,14 @@ func TestPublishRejects(t *testing.T) {
 		{"a", strings.Repeat("e", MaxEventTypeLen+1), ErrInvalidEventType},
 	}
 	for _, tt := range tests {
-		if _, err := b.Publish(tt.topic, tt.eventType, "data"); !errors.Is(err, tt.want) {
+		if _, _, err := b.Publish(Publication{Topic: tt.topic, Type: tt.eventType, Data: "data"}); !errors.Is(err, tt.want) {
 			t.Errorf("Publish(%q, %q) error = %v, want %v", tt.topic, tt.eventType, err, tt.want)
 		}
 	}
-	if _, err := b.Publish("a", "x\n", ""); !errors.Is(err, ErrInvalidField) {
+	if _, _, err := b.Publish(Publication{Topic: "a", Type: "x\n", Data: ""}); !errors.Is(err, ErrInvalidField) {
 		t.Errorf("event type with LF: error %v does not wrap the encoder's ErrInvalidField", err)
 	}
-	if _, err := b.Publish("a", strings.Repeat("e", MaxEventTypeLen), ""); err != nil {
+	if _, _, err := b.Publish(Publication{Topic: "a", Type: strings.Repeat("e", MaxEventTypeLen), Data: ""}); err != nil {
 		t.Errorf("event type of %d bytes: %v", MaxEventTypeLen, err)
 	}
 	if st := b.Stats(); st.Published != 1 {
@@ -368,7 +368,7 @@ func TestReplayHandOverUnderConcurrentPublish(t *testing.T) {
 		pubWG.Go(func() {
 			<-start
 			for i := range perProducer {
-				m, err := b.Publish(topics[(p+i)%len(topics)], "", "x")
+				m, _, err := b.Publish(Publication{Topic: topics[(p+i)%len(topics)], Data: "x"})
 				if err != nil {
 					t.Error(err)
 					return

@@ -111,7 +111,7 @@ func TestAReplayInPiecesIsTheRetainedHistory(t *testing.T) {
 						// It may evict the oldest id, but each piece
 						// advances the replay by one id at least: the
 						// rest of the replay is never evicted.
-						m, err := b.Publish(topics[r.IntN(len(topics))], "", "live")
+						m, _, err := b.Publish(Publication{Topic: topics[r.IntN(len(topics))], Data: "live"})
 						if err != nil {
 							t.Fatal(err)
 						}

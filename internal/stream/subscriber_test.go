@@ -118,7 +118,7 @@ func TestBrokerClose(t *testing.T) {
 		}
 		s.Close() // harmless after the broker closed it
 	}
-	if _, err := b.Publish("a", "", "x"); !errors.Is(err, ErrClosed) {
+	if _, _, err := b.Publish(Publication{Topic: "a", Data: "x"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Publish after Close: %v, want ErrClosed", err)
 	}
 	if _, err := b.Subscribe([]string{"a"}, ""); !errors.Is(err, ErrClosed) {
@@ -150,7 +150,7 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 					return
 				default:
 				}
-				if _, err := b.Publish([]string{"a", "a.b", "b"}[(i+p)%3], "", "x"); err != nil {
+				if _, _, err := b.Publish(Publication{Topic: []string{"a", "a.b", "b"}[(i+p)%3], Data: "x"}); err != nil {
 					return // the broker closed
 				}
 			}
@@ -320,7 +320,7 @@ func TestTakeUnderConcurrentPublish(t *testing.T) {
 	for p := range publishers {
 		pubWG.Go(func() {
 			for i := range perPublisher {
-				if _, err := b.Publish([]string{"a", "b"}[(p+i)%2], "", "x"); err != nil {
+				if _, _, err := b.Publish(Publication{Topic: []string{"a", "b"}[(p+i)%2], Data: "x"}); err != nil {
 					t.Error(err)
 					return
 				}

@@ -109,7 +109,7 @@ func TestTopicsCountsEachSubscriptionOnce(t *testing.T) {
 	b := NewMemory(MemoryOptions{})
 	defer b.Close()
 	for _, topic := range []string{"x.a", "x.b", "y.a"} {
-		if _, err := b.Publish(topic, "", "d"); err != nil {
+		if _, _, err := b.Publish(Publication{Topic: topic, Data: "d"}); err != nil {
 			t.Fatal(err)
 		}
 	}
