@@ -239,3 +239,16 @@ func TestStreamSlotsReturnACrowdsMemory(t *testing.T) {
 		}
 	})
 }
+
+// A release is logged, with the streams still open.
+func TestMemoryReleaseIsLogged(t *testing.T) {
+	var logs testlog.Buffer
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	h := New(opts)
+	defer h.Close()
+	h.releaseMemory()
+	if got := logs.String(); !strings.Contains(got, "level=INFO msg=\"a crowd of streams left: returned the freed memory to the system\" open_streams=0 took=") {
+		t.Errorf("log %q, want the release's line", got)
+	}
+}

@@ -141,11 +141,11 @@ func New(opts Options) *Handler {
 		heartbeatGrain: grainOf(opts.Stream.HeartbeatInterval),
 		done:           make(chan struct{}),
 		subs:           make(map[stream.Subscription]struct{}),
-		slots:          newStreamSlots(int64(opts.Stream.MaxStreams), gcpace.ReleaseMemory),
 		refusals:       refusalLog{log: opts.Logger},
 		stepBufs:       lender[byte]{size: stepBufSize, max: maxLentBuf},
 		takenBufs:      lender[*stream.Message]{size: takenSize, max: maxLentTaken},
 	}
+	h.slots = newStreamSlots(int64(opts.Stream.MaxStreams), h.releaseMemory)
 	if opts.Stream.Detached {
 		h.detached = detached.NewGroup()
 	}
@@ -267,6 +267,15 @@ func (h *Handler) CloseDetached() int {
 		return 0
 	}
 	return h.detached.CloseConns()
+}
+
+// releaseMemory returns the memory of a crowd of streams that left to the
+// operating system (streamSlots.drain), and says so.
+func (h *Handler) releaseMemory() {
+	start := time.Now()
+	gcpace.ReleaseMemory()
+	h.log.Info("a crowd of streams left: returned the freed memory to the system",
+		"open_streams", h.slots.open.Load(), "took", time.Since(start).Round(time.Millisecond))
 }
 
 func (h *Handler) closing() bool {

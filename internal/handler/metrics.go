@@ -14,6 +14,9 @@ type metrics struct {
 	handler       http.Handler
 	streamsActive prometheus.Gauge
 	eventsSent    prometheus.Counter
+	// publishReplays counts publishes answered as a retry of an earlier
+	// one with the same Idempotency-Key.
+	publishReplays prometheus.Counter
 	// writeTimeouts counts hub subscribers dropped because a write blocked
 	// past the write timeout; the broker counts those whose queue filled.
 	writeTimeouts atomic.Uint64
@@ -34,8 +37,12 @@ func newMetrics(reg *prometheus.Registry, broker Broker) *metrics {
 			Name: "ssehub_stream_events_sent_total",
 			Help: "Events written to event streams, of every kind; an open stream adds them 32 at a time.",
 		}),
+		publishReplays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ssehub_publish_replays_total",
+			Help: "Publishes answered as a retry of an earlier one with the same Idempotency-Key: nothing stored.",
+		}),
 	}
-	reg.MustRegister(m.streamsActive, m.eventsSent)
+	reg.MustRegister(m.streamsActive, m.eventsSent, m.publishReplays)
 	if broker != nil {
 		reg.MustRegister(&brokerCollector{broker: broker, writeTimeouts: &m.writeTimeouts})
 	}

@@ -59,6 +59,7 @@ func (h *Handler) publish(c *gin.Context) {
 		return
 	}
 	if replayed {
+		h.metrics.publishReplays.Inc()
 		c.Writer.Header()[replayedHeader] = replayedTrue
 	}
 	writeJSON(c, http.StatusCreated, appendPublishAnswer(nil, msg.IDString(), msg.Topic))

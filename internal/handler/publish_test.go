@@ -151,6 +151,10 @@ func TestPublishRepeatedIdempotencyKeyIsReplayed(t *testing.T) {
 	if got := ts.h.hub.Broker.Stats().Published; got != 2 {
 		t.Errorf("%d published, want 2", got)
 	}
+	b, _ := io.ReadAll(ts.do(t, "GET", "/metrics", nil, nil).Body)
+	if !strings.Contains(string(b), "\nssehub_publish_replays_total 1\n") {
+		t.Errorf("/metrics, want ssehub_publish_replays_total 1:\n%s", grepLines(string(b), "ssehub_"))
+	}
 }
 
 // The same key with another event (its data or its type) is a 422, and
