@@ -1,11 +1,9 @@
 package natsbroker
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,18 +15,8 @@ import (
 // the status, the answer's id and its Idempotent-Replayed header.
 func (in *instance) postKeyed(t *testing.T, topic, body, key string) (status int, id, replayed string) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), "POST", in.URL+"/api/v1/topics/"+topic+"/events", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := in.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct{ ID string }
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out.ID, resp.Header.Get("Idempotent-Replayed")
+	status, id, header := in.post(t, topic, body, "Idempotency-Key", key)
+	return status, id, header.Get("Idempotent-Replayed")
 }
 
 // lastSeq is the stream's last sequence, as NATS tells it now.

@@ -155,12 +155,16 @@ func (in *instance) close() {
 	in.broker.Close()
 }
 
-// post publishes and returns the status and the answer's id.
-func (in *instance) post(t *testing.T, topic, body string) (int, string, http.Header) {
+// post publishes and returns the status, the answer's id and its header.
+// extra are more request headers, as name, value pairs.
+func (in *instance) post(t *testing.T, topic, body string, extra ...string) (int, string, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", in.URL+"/api/v1/topics/"+topic+"/events", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(extra); i += 2 {
+		req.Header.Set(extra[i], extra[i+1])
+	}
 	resp, err := in.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
