@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"syscall"
@@ -29,22 +30,25 @@ func TestClusterSmokeThroughNginx(t *testing.T) {
 	goBuild(t, natsBin, "github.com/nats-io/nats-server/v2")
 	goBuild(t, ssehubBin, "./cmd/ssehub")
 
-	natsPort := freePort(t)
-	nats := startProcess(t, nil, natsBin, "-a", "127.0.0.1", "-p", natsPort, "-js", "-sd", t.TempDir())
-	waitListening(t, "127.0.0.1:"+natsPort, nats.exited, nats.output)
+	// Each process listens on a port of the kernel's choosing (-p -1, port
+	// 0) and logs it: a port found free beforehand could be taken by
+	// another process before it binds it.
+	nats := startProcess(t, nil, natsBin, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", t.TempDir())
+	natsAddr := waitLogged(t, nats, regexp.MustCompile(`Listening for client connections on (127\.0\.0\.1:\d+)`))
+	waitLogged(t, nats, regexp.MustCompile(`Server is ready`))
 	var hubs [2]*process
 	var addrs []string
 	for i := range hubs {
-		addr := "127.0.0.1:" + freePort(t)
 		hubs[i] = startProcess(t, []string{
 			"SSEHUB_HUB_BROKER=nats",
-			"SSEHUB_NATS_URL=nats://127.0.0.1:" + natsPort,
-			"SSEHUB_SERVER_ADDR=" + addr,
+			"SSEHUB_NATS_URL=nats://" + natsAddr,
+			"SSEHUB_SERVER_ADDR=127.0.0.1:0",
 			"SSEHUB_AUTH_PUBLISH_TOKENS=tok",
 			"SSEHUB_STREAM_HEARTBEAT_INTERVAL=1s",
 			"SSEHUB_STREAM_TRANSPORT=" + testTransport,
 			"SSEHUB_DEMO_ENABLED=false",
 		}, ssehubBin)
+		addr := waitLogged(t, hubs[i], regexp.MustCompile(`msg=listening addr=(\S+)`))
 		hubs[i].url = "http://" + addr
 		waitReady(t, hubs[i])
 		addrs = append(addrs, addr)
@@ -195,6 +199,33 @@ func startProcess(t *testing.T, env []string, name string, args ...string) *proc
 }
 
 func (p *process) output() string { return p.out.tail(8 << 10) }
+
+// waitLogged waits until p's output has a line matching re, and returns
+// the match's first group (or "" if re has none). It fails the test if p
+// exits first, or after 15s.
+func waitLogged(t *testing.T, p *process, re *regexp.Regexp) string {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if m := re.FindStringSubmatch(p.out.String()); m != nil {
+			if len(m) > 1 {
+				return m[1]
+			}
+			return ""
+		}
+		select {
+		case <-p.exited:
+			// Its last output may have come after the look above.
+			if re.MatchString(p.out.String()) {
+				continue
+			}
+			t.Fatalf("%s exited (%s) without logging a line matching %s:\n%s", filepath.Base(p.cmd.Path), p.cmd.ProcessState, re, p.output())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s logged no line matching %s after 15s:\n%s", filepath.Base(p.cmd.Path), re, p.output())
+		}
+	}
+}
 
 // waitReady waits until an ssehub process answers /readyz.
 func waitReady(t *testing.T, p *process) {

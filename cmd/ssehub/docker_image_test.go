@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,7 +56,8 @@ func TestDockerImage(t *testing.T) {
 			env[k] = *v
 		}
 	}
-	env["SSEHUB_SERVER_ADDR"] = freeLoopbackAddr(t)
+	// runListening sets the address the container listens on.
+	env["SSEHUB_SERVER_ADDR"] = "127.0.0.1:0"
 	cfg, err := config.Load([]string{"--config", filepath.Join(mounted, "ssehub.yaml")}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatalf("the mounted config with the compose environment: %v", err)
@@ -76,20 +76,18 @@ func TestDockerImage(t *testing.T) {
 	if vol.ReadOnly {
 		mount += ",readonly"
 	}
-	args := []string{"run", "--detach", "--network", "host", "--mount", mount}
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		args = append(args, "--env", k+"="+env[k])
-	}
-	ctr := docker.must(t, append(args, image)...)
-	t.Cleanup(func() {
-		if _, err := docker.run("rm", "--force", ctr); err != nil {
-			t.Error(err)
+	ctr, addr := runListening(t, docker, func(addr string) []string {
+		env["SSEHUB_SERVER_ADDR"] = addr
+		args := []string{"run", "--detach", "--network", "host", "--mount", mount}
+		for _, k := range slices.Sorted(maps.Keys(env)) {
+			args = append(args, "--env", k+"="+env[k])
 		}
+		return append(args, image)
 	})
 	logs := func() string { return docker.logs(ctr) }
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	base := "http://" + env["SSEHUB_SERVER_ADDR"]
+	base := "http://" + addr
 	waitHealthz(t, client, base, logs)
 
 	if user := docker.must(t, "inspect", "--format", "{{.Config.User}}", ctr); user != "65532:65532" {
@@ -241,19 +239,19 @@ func copyRepoPath(t *testing.T, path, dir string) {
 func checkEmbeddedNATSStore(t *testing.T, docker *dockerEngine, image string) {
 	t.Helper()
 	volume := fmt.Sprintf("ssehub-test-%d", time.Now().UnixNano())
-	addr := freeLoopbackAddr(t)
-	ctr := docker.must(t, "run", "--detach", "--network", "host",
-		"--mount", "type=volume,source="+volume+",target=/app/data",
-		"--env", "SSEHUB_SERVER_ADDR="+addr,
-		"--env", "SSEHUB_HUB_BROKER=nats", "--env", "SSEHUB_NATS_EMBEDDED=true",
-		"--env", "SSEHUB_AUTH_PUBLISH_TOKENS=store-test-token",
-		image)
-	t.Cleanup(func() {
-		if _, err := docker.run("rm", "--force", ctr); err != nil {
-			t.Error(err)
-		}
+	t.Cleanup(func() { // after the containers using it are removed
 		if _, err := docker.run("volume", "rm", "--force", volume); err != nil {
 			t.Error(err)
+		}
+	})
+	ctr, addr := runListening(t, docker, func(addr string) []string {
+		return []string{
+			"run", "--detach", "--network", "host",
+			"--mount", "type=volume,source=" + volume + ",target=/app/data",
+			"--env", "SSEHUB_SERVER_ADDR=" + addr,
+			"--env", "SSEHUB_HUB_BROKER=nats", "--env", "SSEHUB_NATS_EMBEDDED=true",
+			"--env", "SSEHUB_AUTH_PUBLISH_TOKENS=store-test-token",
+			image,
 		}
 	})
 	logs := func() string { return docker.logs(ctr) }
@@ -319,15 +317,68 @@ func changedConfigCopy(t *testing.T, src string) (dir string, tickerCount int) {
 	return dir, tickerCount
 }
 
-// freeLoopbackAddr returns a loopback address whose port was free a moment ago.
-func freeLoopbackAddr(t *testing.T) string {
+// runListening runs a container on the host's network whose ssehub
+// listens on the loopback address it is given: args returns the docker run
+// arguments for one. It returns the container, removed when the test ends,
+// and the address, once ssehub has logged that it listens there.
+//
+// The image's HEALTHCHECK dials server.addr, so the port cannot be 0: it
+// is one that was free a moment ago (freePort). Another process (a test of
+// another package, run at the same time) may take it first; ssehub then
+// exits with "address already in use", and runListening tries another.
+// Waiting for the log line rather than for an answer on the port keeps
+// another process's server from passing for the container's.
+func runListening(t *testing.T, docker *dockerEngine, args func(addr string) []string) (ctr, addr string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		addr := "127.0.0.1:" + freePort(t)
+		ctr := docker.must(t, args(addr)...)
+		t.Cleanup(func() {
+			if _, err := docker.run("rm", "--force", ctr); err != nil {
+				t.Error(err)
+			}
+		})
+		err := waitContainerListening(t, docker, ctr, addr)
+		if err == nil {
+			return ctr, addr
+		}
+		if !errors.Is(err, errPortTaken) || attempt == attempts {
+			t.Fatal(err)
+		}
+		t.Logf("trying another port after attempt %d: %v", attempt, err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+}
+
+// waitContainerListening waits until the ssehub in container ctr logs
+// that it listens on addr. Its error wraps errPortTaken when ssehub could
+// not listen because the address was in use; it fails the test if the
+// container stops for another reason, or after containerUpTimeout.
+func waitContainerListening(t *testing.T, docker *dockerEngine, ctr, addr string) error {
+	t.Helper()
+	for deadline := time.Now().Add(containerUpTimeout); ; {
+		// Whether it runs is read before its log: a container that had
+		// stopped then has written all of its log.
+		running := docker.must(t, "inspect", "--format", "{{.State.Running}}", ctr)
+		logs := docker.logs(ctr)
+		for line := range strings.Lines(logs) {
+			// The text or the JSON log line: msg=listening addr=…, or
+			// "msg":"listening","addr":"…".
+			if strings.Contains(line, "listening") && strings.Contains(line, addr) {
+				return nil
+			}
+		}
+		if strings.Contains(logs, "address already in use") {
+			return fmt.Errorf("ssehub in a container on %s: %w; logs:\n%s", addr, errPortTaken, logs)
+		}
+		if running != "true" {
+			t.Fatalf("the container stopped before ssehub listened on %s; logs:\n%s", addr, logs)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssehub in the container logged no listening on %s after %v; logs:\n%s", addr, containerUpTimeout, logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitHealthz waits until base answers /healthz from the host.

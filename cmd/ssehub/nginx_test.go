@@ -2,8 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -81,10 +80,15 @@ func runNginx(t *testing.T, upstreams ...string) (url, logFile string) {
 }
 
 // runNginxEdited is runNginx with edits made to the README's recipe.
+//
+// nginx cannot listen on port 0, so the test picks a port that was free a
+// moment ago; another process (a test of another package, run at the same
+// time) may take it before nginx binds it. nginx then fails to start with
+// "Address already in use" and runNginxEdited tries again on another port.
+// It waits until the socket listening on the port is nginx's own, not until
+// the port merely accepts connections: those could be another process's.
 func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) (url, logFile string) {
 	t.Helper()
-	dir := t.TempDir()
-	port := freePort(t)
 	recipe := readmeNginxRecipe(t)
 	servers := ""
 	for _, u := range upstreams {
@@ -92,15 +96,43 @@ func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) (url, 
 	}
 	for _, r := range append([]nginxEdit{
 		{"server 127.0.0.1:8111;\n    ", servers},
-		{"listen 80;", "listen 127.0.0.1:" + port + ";"},
 		{"proxy_read_timeout 1h;", "proxy_read_timeout 3s;"}, // the heartbeat (1s here) must keep streams open
-		{"/var/log/nginx/", dir + "/"},
 	}, edits...) {
-		if n := strings.Count(recipe, r.old); n != 1 {
-			t.Fatalf("the README's nginx recipe holds %q %d times, want once: update this test with the recipe", r.old, n)
-		}
-		recipe = strings.Replace(recipe, r.old, r.new, 1)
+		recipe = editRecipe(t, recipe, r)
 	}
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		url, logFile, err := startNginx(t, recipe)
+		if err == nil {
+			return url, logFile
+		}
+		if !errors.Is(err, errPortTaken) || attempt == attempts {
+			t.Fatal(err)
+		}
+		t.Logf("trying another port after attempt %d: %v", attempt, err)
+	}
+}
+
+// editRecipe makes one edit to recipe, failing the test unless recipe
+// holds the old text exactly once.
+func editRecipe(t *testing.T, recipe string, r nginxEdit) string {
+	t.Helper()
+	if n := strings.Count(recipe, r.old); n != 1 {
+		t.Fatalf("the README's nginx recipe holds %q %d times, want once: update this test with the recipe", r.old, n)
+	}
+	return strings.Replace(recipe, r.old, r.new, 1)
+}
+
+// startNginx runs nginx with recipe, listening on a free loopback port,
+// until the test ends, and returns its base URL and the recipe's access
+// log once nginx listens. Its error wraps errPortTaken when nginx could
+// not bind the port because another process had it.
+func startNginx(t *testing.T, recipe string) (url, logFile string, err error) {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	recipe = editRecipe(t, recipe, nginxEdit{"listen 80;", "listen 127.0.0.1:" + port + ";"})
+	recipe = editRecipe(t, recipe, nginxEdit{"/var/log/nginx/", dir + "/"})
 
 	// One process (master_process off): it runs as this user, and one
 	// worker means one upstream keep-alive cache.
@@ -123,7 +155,7 @@ http {
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var output bytes.Buffer
+	var output lockedBuffer
 	cmd := exec.Command(nginxBinary, "-p", dir+"/", "-e", filepath.Join(dir, "error.log"), "-c", confFile)
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {
@@ -144,11 +176,36 @@ http {
 			t.Error("nginx did not stop within 10s of SIGTERM")
 		}
 	})
-	waitListening(t, "127.0.0.1:"+port, exited, func() string {
+	errorLog := func() string {
 		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		return output.String() + string(log)
-	})
-	return "http://127.0.0.1:" + port, filepath.Join(dir, "ssehub.access.log")
+	}
+	addr := "127.0.0.1:" + port
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := listensOn(cmd.Process.Pid, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return "http://" + addr, filepath.Join(dir, "ssehub.access.log"), nil
+		}
+		// nginx retries a bind that fails for a few seconds before it
+		// gives up; there is no need to wait for that.
+		if log := errorLog(); strings.Contains(log, "Address already in use") {
+			_ = cmd.Process.Kill()
+			<-exited
+			return "", "", fmt.Errorf("nginx on %s: %w:\n%s", addr, errPortTaken, log)
+		}
+		select {
+		case <-exited:
+			t.Fatalf("nginx exited before listening on %s:\n%s", addr, errorLog())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx does not listen on %s after 10s:\n%s", addr, errorLog())
+		}
+	}
 }
 
 // readmeNginxRecipe returns the README's one ```nginx block.
@@ -167,39 +224,6 @@ func readmeNginxRecipe(t *testing.T) string {
 		t.Fatal("README.md: the ```nginx block does not end")
 	}
 	return recipe
-}
-
-// freePort returns a loopback port nobody listened on a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-// waitListening waits until addr accepts connections, failing with
-// output() if the process (nginx, or another the test started) exits or
-// 10s pass first.
-func waitListening(t *testing.T, addr string, exited <-chan struct{}, output func() string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			conn.Close()
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatalf("the process exited before listening on %s:\n%s", addr, output())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on %s after 10s:\n%s", addr, output())
-		}
-	}
 }
 
 // get sends a GET through nginx; the body is closed when the test ends.

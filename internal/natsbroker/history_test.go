@@ -140,11 +140,21 @@ func TestStreamDeletedAnswers503UntilCreated(t *testing.T) {
 	a, b := newInstance(t, opts), newInstance(t, opts)
 	last := a.publish(t, "t", "old")
 	deleteStream(t, ns, DefaultStream)
-	waitFor(t, "the instance to see its stream gone", func() bool { return a.broker.Ready() != nil })
+	// No wait for Ready to fail before publishing: the instance checks
+	// its stream at once when its consumer is told it was deleted (409
+	// Consumer Deleted), but that notice is not sure to come. nats-server
+	// queues it on the stream's send loop and then stops that loop, and
+	// an ordered consumer that missed heartbeats meanwhile (a loaded
+	// machine) recreates itself with no notice at all. Without it the
+	// instance finds out from the next publish, or the next event
+	// delivered; waiting for Ready alone timed out under load.
 	for range 3 {
 		if status, id, header := a.post(t, "t", `{"data": "no stream"}`); status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
 			t.Fatalf("publish without a stream: %d %s, Retry-After %q", status, id, header.Get("Retry-After"))
 		}
+	}
+	if err := a.broker.Ready(); !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("Ready = %v after publishes without a stream, want ErrUnavailable", err)
 	}
 	createStream(t, ns, opts)
 	// Accepted, a publish is of the instance's new history.
@@ -169,7 +179,9 @@ func TestCloseWhileTheStreamIsReplaced(t *testing.T) {
 	other := opts
 	other.Storage = "memory"
 	recreateStream(t, ns, other)
-	waitFor(t, "the instance to see its stream gone", func() bool { return a.broker.Ready() != nil })
+	// No wait for Ready to fail before publishing (see
+	// TestStreamDeletedAnswers503UntilCreated): the first publish finds
+	// the stream replaced by itself.
 	for range 3 {
 		if status, id, _ := a.post(t, "t", `{"data": "into the other stream"}`); status != http.StatusServiceUnavailable {
 			t.Fatalf("publish into a stream of other storage: %d %s (last id %s), want 503", status, id, last)

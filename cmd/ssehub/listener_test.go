@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// freePort returns a loopback port nobody listened on a moment ago.
+// Another process may take it before the caller's process binds it: only
+// for programs that cannot listen on port 0 and tell their port, and with
+// a retry when the bind fails, as startNginx does.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// errPortTaken is the error of a start that failed because another
+// process took the port from freePort before the started one bound it.
+var errPortTaken = errors.New("the port was taken before the process bound it")
+
+// listensOn reports whether the process pid holds the TCP socket that
+// listens on addr (an IPv4 ip:port): not merely whether addr accepts
+// connections, which another process's socket could do. It reads
+// /proc/net/tcp for the listening socket's inode and the process's
+// /proc/PID/fd for a link to that socket.
+func listensOn(pid int, addr string) (bool, error) {
+	want, err := netip.ParseAddrPort(addr)
+	if err != nil || !want.Addr().Is4() {
+		return false, fmt.Errorf("listensOn: want an IPv4 ip:port, got %q", addr)
+	}
+	inode, err := listeningInode(want)
+	if err != nil || inode == "" {
+		return false, err
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // it has exited
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, fd := range fds {
+		// A descriptor closed since the listing is no longer there.
+		if link, err := os.Readlink(filepath.Join(fmt.Sprintf("/proc/%d/fd", pid), fd.Name())); err == nil && link == "socket:["+inode+"]" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// listeningInode returns the inode of the TCP socket listening on addr, or
+// "" when none does.
+func listeningInode(addr netip.AddrPort) (string, error) {
+	f, err := os.Open("/proc/net/tcp")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	const listen = "0A" // TCP_LISTEN
+	lines := bufio.NewScanner(f)
+	lines.Scan() // the header
+	for lines.Scan() {
+		// Fields: sl, local_address, rem_address, st, tx:rx queue,
+		// tr:tm->when, retrnsmt, uid, timeout, inode, ...
+		fields := strings.Fields(lines.Text())
+		if len(fields) < 10 || fields[3] != listen {
+			continue
+		}
+		local, err := parseProcNetAddr(fields[1])
+		if err != nil {
+			return "", err
+		}
+		if local == addr {
+			return fields[9], nil
+		}
+	}
+	return "", lines.Err()
+}
+
+// parseProcNetAddr parses /proc/net/tcp's IPv4 address form: the
+// address as a 32-bit word in the host's byte order, then the port, both
+// in hex.
+func parseProcNetAddr(s string) (netip.AddrPort, error) {
+	ipHex, portHex, ok := strings.Cut(s, ":")
+	word, err := hex.DecodeString(ipHex)
+	if !ok || err != nil || len(word) != 4 {
+		return netip.AddrPort{}, fmt.Errorf("/proc/net/tcp: address %q", s)
+	}
+	port, err := strconv.ParseUint(portHex, 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("/proc/net/tcp: address %q: %w", s, err)
+	}
+	var ip [4]byte
+	binary.NativeEndian.PutUint32(ip[:], binary.BigEndian.Uint32(word))
+	return netip.AddrPortFrom(netip.AddrFrom4(ip), uint16(port)), nil
+}
+
+func TestListensOn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if ok, err := listensOn(os.Getpid(), addr); !ok || err != nil {
+		t.Errorf("listensOn(this process, %s) = %v, %v while it listens there", addr, ok, err)
+	}
+	// A child holds none of this process's descriptors (Go opens them
+	// close-on-exec).
+	child := exec.Command("sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	if ok, err := listensOn(child.Process.Pid, addr); ok || err != nil {
+		t.Errorf("listensOn(a child process, %s) = %v, %v: want false, the socket is this process's", addr, ok, err)
+	}
+	ln.Close()
+	if ok, err := listensOn(os.Getpid(), addr); ok || err != nil {
+		t.Errorf("listensOn(this process, %s) = %v, %v once it has closed the listener", addr, ok, err)
+	}
+}
