@@ -131,8 +131,9 @@ type Broker struct {
 
 	renewMu  sync.Mutex
 	renewing bool           // a renew goroutine runs
+	checking bool           // a check goroutine runs
 	shut     bool           // Close has begun: no renew starts
-	renewals sync.WaitGroup // the renew goroutine, for Close
+	renewals sync.WaitGroup // the renew and check goroutines, for Close
 	retired  stream.Stats   // the counters of the histories that ended
 
 	published atomic.Uint64 // events this instance stored

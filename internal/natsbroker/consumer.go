@@ -23,7 +23,9 @@ const consumerHeartbeat = time.Second
 // server match every event's subject for each instance's consumer.
 //
 // The consumer's being deleted, as it is with its stream, makes the
-// Broker check the stream (renew).
+// Broker check the stream (renew). So do two missed heartbeats (check):
+// nats-server may lose the notice of the deletion, and then the silence
+// of a consumer that is gone is the only sign.
 //
 // It asks for a heartbeat every consumerHeartbeat while idle, and is
 // recreated when two are missed: a pull request that NATS never got
@@ -41,8 +43,11 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 	}
 	h.cc, err = cons.Consume(func(m jetstream.Msg) { b.deliver(h, m) }, jetstream.PullHeartbeat(consumerHeartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		b.opts.Logger.Debug("nats consumer", "err", err)
-		if errors.Is(err, jetstream.ErrConsumerDeleted) {
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerDeleted):
 			b.renew(h)
+		case errors.Is(err, jetstream.ErrNoHeartbeat):
+			b.check(h)
 		}
 	}))
 	if err != nil {
@@ -87,4 +92,38 @@ func (b *Broker) deliver(h *history, m jetstream.Msg) {
 	if _, err := h.mem.Deliver(h.ids.id(md.Sequence.Stream), topic, m.Headers().Get(eventTypeHeader), string(m.Data())); err != nil {
 		b.opts.Logger.Debug("nats event skipped", "seq", md.Sequence.Stream, "subject", m.Subject(), "err", err)
 	}
+}
+
+// check asks, on a goroutine of its own, whether h's stream is still
+// there as h's, and renews h when it is not. The consumer calls it when
+// it missed two heartbeats: its stream may have been deleted with the
+// notice lost (nats-server queues it on the stream's send loop and then
+// stops that loop), and then nothing else tells the instance until the
+// next publish or event. Unlike renew it leaves h ready while it asks, so
+// a consumer merely slow to hear does not make publishes fail. Without a
+// connection it does nothing: that explains the silence, and the
+// consumer's first event after the reconnect is checked (deliver).
+func (b *Broker) check(h *history) {
+	if !b.nc.IsConnected() {
+		return
+	}
+	b.renewMu.Lock()
+	defer b.renewMu.Unlock()
+	if b.shut || b.renewing || b.checking || b.cur.Load() != h {
+		return
+	}
+	b.checking = true
+	b.renewals.Add(1)
+	go func() {
+		defer b.renewals.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+		info, err := h.stream.Info(ctx)
+		cancel()
+		b.renewMu.Lock()
+		b.checking = false
+		b.renewMu.Unlock()
+		if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !info.Created.Equal(h.created) {
+			b.renew(h)
+		}
+	}()
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -167,6 +168,58 @@ func TestStreamDeletedAnswers503UntilCreated(t *testing.T) {
 	}
 }
 
+// The stream deleted while the notice of its consumer's deletion is lost
+// (nats-server queues it on the stream's send loop and then stops that
+// loop): the instance learns of it from the consumer's missed heartbeats,
+// with no publish or event to tell it, and is no longer ready.
+func TestStreamDeletedWithItsConsumersNoticeLost(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	a.publish(t, "t", "before")
+	lost := p.loseConsumerDeleted()
+	deleteStream(t, ns, DefaultStream)
+	deadline := time.Now().Add(waitLimit)
+	for a.broker.Ready() == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("Ready = nil %v after the stream was deleted", waitLimit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.broker.Ready(); !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("Ready = %v, want ErrUnavailable", err)
+	}
+	select {
+	case <-lost:
+	default:
+		t.Fatal("no consumer-deleted notice was lost: the test did not test its case")
+	}
+}
+
+// The stream created again while the notice of its consumer's deletion
+// is lost, and nothing published to the new one: the missed heartbeats
+// make the instance take the new stream, and the old history's
+// subscriptions end, to resume from it.
+func TestStreamCreatedAgainWithItsConsumersNoticeLost(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	c := a.subscribe(t, "topic=t", "")
+	receives(t, c, []string{a.publish(t, "t", "before")})
+	lost := p.loseConsumerDeleted()
+	recreateStream(t, ns, opts)
+	c.ended(t)
+	select {
+	case <-lost:
+	default:
+		t.Fatal("no consumer-deleted notice was lost: the test did not test its case")
+	}
+}
+
 // While the stream is one the instance cannot take (created again with
 // other storage), publishing answers 503 and the instance is not ready;
 // Close ends it meanwhile, its goroutines with it (TestMain's goleak).
@@ -250,11 +303,22 @@ func createStream(t *testing.T, ns *natsServer, opts Options) time.Time {
 	t.Helper()
 	opts.setDefaults()
 	js := ns.operator(t)
-	st, err := js.CreateStream(context.Background(), streamConfig(&opts))
-	if err != nil {
-		t.Fatal(err)
+	// Just after a file stream of the name was deleted, nats-server 2.15
+	// may fail to create its store (10049, "error creating store for
+	// stream") while it still removes the old one's: try again.
+	deadline := time.Now().Add(waitLimit)
+	for {
+		st, err := js.CreateStream(context.Background(), streamConfig(&opts))
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+			return st.CachedInfo().Created
+		case errors.As(err, &apiErr) && apiErr.ErrorCode == 10049 && time.Now().Before(deadline):
+			time.Sleep(20 * time.Millisecond)
+		default:
+			t.Fatal(err)
+		}
 	}
-	return st.CachedInfo().Created
 }
 
 // publishUntilAccepted publishes until the instance answers 201, and

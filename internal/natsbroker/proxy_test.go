@@ -15,7 +15,8 @@ import (
 // too busy to answer them would: the broker stays connected and its
 // request waits for its timeout. It can also lose JetStream's
 // acknowledgements of publishes on their way back, as a reconnect may:
-// the event is stored, and the publish waits for its timeout.
+// the event is stored, and the publish waits for its timeout; and the
+// notices that a consumer was deleted.
 type natsProxy struct {
 	ln     net.Listener
 	target string
@@ -25,6 +26,8 @@ type natsProxy struct {
 	swallowd chan struct{} // closed at the first request swallowed
 	loseAcks bool
 	lostAck  chan struct{} // closed at the first acknowledgement lost
+	loseGone bool
+	lostGone chan struct{} // closed at the first consumer-deleted notice lost
 	conns    []net.Conn
 	wg       sync.WaitGroup
 }
@@ -68,6 +71,17 @@ func (p *natsProxy) loseAcknowledgements() <-chan struct{} {
 	defer p.mu.Unlock()
 	p.loseAcks, p.lostAck = true, make(chan struct{})
 	return p.lostAck
+}
+
+// loseConsumerDeleted starts losing the server's notices that a pull
+// consumer was deleted (a "409 Consumer Deleted" status message), as
+// nats-server may when it deletes a stream; the channel is closed once
+// one was lost.
+func (p *natsProxy) loseConsumerDeleted() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.loseGone, p.lostGone = true, make(chan struct{})
+	return p.lostGone
 }
 
 // passAcknowledgements stops losing them.
@@ -144,15 +158,19 @@ func (p *natsProxy) swallowed(fields [][]byte, _ []byte) bool {
 }
 
 // lose reports whether a MSG or HMSG to a client is a publish's
-// acknowledgement to lose.
+// acknowledgement or a consumer-deleted notice to lose.
 func (p *natsProxy) lose(_ [][]byte, payload []byte) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.loseAcks || !bytes.HasPrefix(payload, []byte(`{"stream":`)) {
-		return false
+	switch {
+	case p.loseAcks && bytes.HasPrefix(payload, []byte(`{"stream":`)):
+		closeOnce(p.lostAck)
+		return true
+	case p.loseGone && bytes.HasPrefix(payload, []byte("NATS/1.0 409 Consumer Deleted")):
+		closeOnce(p.lostGone)
+		return true
 	}
-	closeOnce(p.lostAck)
-	return true
+	return false
 }
 
 func closeOnce(c chan struct{}) {
