@@ -26,6 +26,10 @@ import (
 // The collections cost the process a few milliseconds of CPU, once per
 // crowd: a crowd has to halve the open connections again before the next.
 //
+// A server that stays busy after a crowd left may never be quiet that
+// long: connections keep closing. So the release is put off for at most
+// maxPostpone quiet periods after the crowd had left; then it runs.
+//
 // Opened and Closed are safe for concurrent use and cheap while the count
 // is not draining: an atomic load or two.
 type Drain struct {
@@ -33,19 +37,32 @@ type Drain struct {
 	minDrop int64
 	quiet   time.Duration
 	release func() // ReleaseMemory, or a test's counter
+	// afterFunc is time.AfterFunc, or a test's.
+	afterFunc func(time.Duration, func()) stopper
 
 	peak atomic.Int64
 
 	mu      sync.Mutex
-	timer   *time.Timer // armed while a drain is under way
+	timer   stopper   // armed while a drain is under way
+	armed   time.Time // when the crowd was found gone
 	stopped bool
 }
+
+// maxPostpone bounds how long a release waits for a quiet period once a
+// crowd has left, in quiet periods.
+const maxPostpone = 10
+
+// stopper is the part of a *time.Timer a Drain uses.
+type stopper interface{ Stop() bool }
 
 // NewDrain returns a Drain of the connections open reports, for crowds of
 // at least minDrop leaving, calling release (ReleaseMemory, but for tests)
 // quiet after the last of them closed.
 func NewDrain(open func() int64, minDrop int64, quiet time.Duration, release func()) *Drain {
-	return &Drain{open: open, minDrop: minDrop, quiet: quiet, release: release}
+	return &Drain{
+		open: open, minDrop: minDrop, quiet: quiet, release: release,
+		afterFunc: func(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) },
+	}
 }
 
 // ReleaseMemory collects twice and returns the free memory to the
@@ -66,7 +83,7 @@ func (d *Drain) Opened(n int64) {
 
 // Closed records that n connections are open after one closed. Once a
 // crowd has left, it arms the release, or postpones it while the crowd is
-// still leaving.
+// still leaving (up to maxPostpone quiet periods).
 func (d *Drain) Closed(n int64) {
 	if !d.drained(n) {
 		return
@@ -76,9 +93,12 @@ func (d *Drain) Closed(n int64) {
 	switch {
 	case d.stopped, !d.drained(n): // fire may have started the peak again
 	case d.timer == nil:
-		d.timer = time.AfterFunc(d.quiet, d.fire)
+		d.armed = time.Now()
+		d.timer = d.afterFunc(d.quiet, d.fire)
+	case time.Since(d.armed) >= maxPostpone*d.quiet: // busy: let it run
+	case !d.timer.Stop(): // it fired: fire waits for the lock, and releases
 	default:
-		d.timer.Reset(d.quiet)
+		d.timer = d.afterFunc(d.quiet, d.fire)
 	}
 }
 

@@ -155,3 +155,54 @@ func heapReleased() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapReleased
 }
+
+// A server that stays busy after a crowd left, its connections closing
+// more often than once a quiet period, still gets its release: at most
+// maxPostpone quiet periods after the crowd had left.
+func TestDrainReleasesOnABusyServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCrowd(1000)
+		defer c.d.Stop()
+		c.come(10000)
+		c.leave(5000)                 // a crowd gone: armed
+		for range 2*maxPostpone + 2 { // 11 quiet periods
+			time.Sleep(500 * time.Millisecond)
+			c.leave(1) // one closes every half a quiet period
+		}
+		synctest.Wait()
+		if got := c.releases.Load(); got != 1 {
+			t.Fatalf("released %d times in %d quiet periods of steady closes, want 1", got, maxPostpone)
+		}
+	})
+}
+
+// fakeTimer is a timer that has fired (Stop fails) or not.
+type fakeTimer struct{ fired bool }
+
+func (f *fakeTimer) Stop() bool { return !f.fired }
+
+// A close while the timer has fired and its release waits for the lock
+// does not arm it again: one release per crowd.
+func TestDrainDoesNotArmAFiredTimerAgain(t *testing.T) {
+	c := newCrowd(1000)
+	var armed []func()
+	timer := &fakeTimer{}
+	c.d.afterFunc = func(_ time.Duration, f func()) stopper {
+		armed = append(armed, f)
+		return timer
+	}
+	c.come(2000)
+	c.leave(1000)
+	if len(armed) != 1 {
+		t.Fatalf("armed %d times once the crowd left, want 1", len(armed))
+	}
+	timer.fired = true
+	c.leave(1)
+	if len(armed) != 1 {
+		t.Fatalf("armed %d times after the timer fired, want still 1", len(armed))
+	}
+	armed[0]()
+	if got := c.releases.Load(); got != 1 {
+		t.Errorf("released %d times, want 1", got)
+	}
+}
