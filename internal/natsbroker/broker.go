@@ -275,7 +275,16 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	delivered := h.seen.wait(ctx, h.ended, ack.Sequence)
 	switch {
 	case ack.Duplicate:
-		err = b.confirmReplay(ctx, h, msg, p)
+		// The wait may have taken all of ctx (the consumer behind, as
+		// after a reconnect): the first event is stored, and the check
+		// that this one is it asks the stream in time of its own.
+		cctx := ctx
+		if !delivered {
+			var cancel context.CancelFunc
+			cctx, cancel = context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+			defer cancel()
+		}
+		err = b.confirmReplay(cctx, h, msg, p)
 	case delivered:
 		err = b.confirm(ctx, h, msg)
 	}
@@ -343,8 +352,10 @@ func (b *Broker) unavailable(op string, err error) error {
 func (b *Broker) Topics() []stream.TopicInfo { return b.cur.Load().mem.Topics() }
 
 // Stats returns running totals: Published counts the events this instance
-// stored, the others are the local broker's plus replays from the stream.
-// The local counters of the histories that ended are kept.
+// stored and was told so (an event whose acknowledgement was lost is not
+// counted, nor is its retry with a key, a duplicate), the others are the
+// local broker's plus replays from the stream. The local counters of the
+// histories that ended are kept.
 func (b *Broker) Stats() stream.Stats {
 	b.renewMu.Lock()
 	s, old := b.cur.Load().mem.Stats(), b.retired

@@ -255,3 +255,28 @@ func TestPublishKeyOutlivesItsEventInTheStream(t *testing.T) {
 		t.Fatalf("the stream's last sequence is %d, want 4", seq)
 	}
 }
+
+// A key's retry on an instance whose consumer is behind (it has not read
+// the first event yet, as after a reconnect) is a replay, not a 503: the
+// wait for the consumer takes the whole publish timeout, and the check of
+// the first event must not need what is left of it.
+func TestPublishKeyRetriedWhileTheConsumerIsBehind(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.PublishTimeout = time.Second
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	h := a.broker.cur.Load()
+	h.cc.Stop()
+	<-h.cc.Closed()
+	p := stream.Publication{Topic: "t", Data: "x", Key: "k"}
+	first, _, err := b.broker.Publish(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		m, replayed, err := a.broker.Publish(p)
+		if err != nil || !replayed || m.ID != first.ID {
+			t.Fatalf("retry on the instance behind: %v replayed %v, %v; want event %d replayed", m, replayed, err, first.ID)
+		}
+	}
+}

@@ -83,8 +83,10 @@ type keyedMessage struct {
 }
 
 // keyOverhead is what the history charges for a key beside its bytes:
-// its index entry (a topicKey and a keyedMessage, 32 + 32 bytes).
-const keyOverhead = 64
+// its index entry, a topicKey and a keyedMessage (32 + 32 bytes), in a
+// map that takes 105-150 bytes an entry (Go 1.26, 1,000 to 12,000
+// entries).
+const keyOverhead = 128
 
 // lookup returns the message key was first published with on topic, while
 // it is retained and younger than IdempotencyWindow at now, else nil.
