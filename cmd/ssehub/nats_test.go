@@ -2,12 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/natsbroker"
 	"github.com/ssehub/ssehub/internal/stream"
@@ -107,4 +111,104 @@ func publishTo(t *testing.T, url, topic, data string) string {
 		t.Fatalf("publish: %d %+v %v", resp.StatusCode, out, err)
 	}
 	return out.ID
+}
+
+// A publish under way when the server shuts down is answered as it
+// happened: 201 once stored, and a refusal only for what was not stored.
+// Closing the broker as the shutdown began answered stored events 503
+// ("shutting down: try again"), and their retries stored them twice.
+func TestShutdownAnswersThePublishesUnderWayOnNATS(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	cfg := config.Default()
+	cfg.Auth.PublishTokens = []string{"tok"}
+	url, stop := startMain(t, cfg, func(m *Main) {
+		m.nats = &natsbroker.Options{URLs: []string{ns.ClientURL()}, ReconnectWait: 20 * time.Millisecond}
+	})
+
+	const publishers = 16
+	var (
+		mu       sync.Mutex
+		refused  []string // data of the publishes answered 5xx
+		accepted int
+	)
+	var wg sync.WaitGroup
+	for g := range publishers {
+		wg.Go(func() {
+			client := &http.Client{Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			for i := 0; ; i++ {
+				data := fmt.Sprintf("p%d-%d", g, i)
+				req, _ := http.NewRequest("POST", url+"/api/v1/topics/a/events", strings.NewReader(`{"data": "`+data+`"}`))
+				req.Header.Set("Authorization", "Bearer tok")
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				resp.Body.Close()
+				mu.Lock()
+				switch {
+				case resp.StatusCode == http.StatusCreated:
+					accepted++
+				case resp.StatusCode >= 500:
+					refused = append(refused, data)
+				}
+				mu.Unlock()
+				if resp.StatusCode != http.StatusCreated {
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // publishes under way, many at any moment
+	stop()
+	wg.Wait()
+	if accepted == 0 {
+		t.Fatal("no publish accepted before the shutdown")
+	}
+
+	stored := storedData(t, ns.ClientURL(), natsbroker.DefaultStream)
+	for _, data := range refused {
+		if stored[data] {
+			t.Errorf("publish %s answered 5xx at shutdown, but stored", data)
+		}
+	}
+	if len(stored) < accepted {
+		t.Errorf("%d events stored, %d publishes accepted", len(stored), accepted)
+	}
+}
+
+// storedData returns the data of every message of a JetStream stream.
+func storedData(t *testing.T, natsURL, name string) map[string]bool {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := make(map[string]bool)
+	for seq := st.CachedInfo().State.FirstSeq; seq <= st.CachedInfo().State.LastSeq; seq++ {
+		m, err := st.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored[string(m.Data)] = true
+	}
+	return stored
 }

@@ -133,10 +133,11 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 		},
 	}
-	srv.RegisterOnShutdown(func() {
-		h.Close()
-		broker.Close()
-	})
+	// Shutdown ends the streams at once. The broker stays open until the
+	// requests under way have their answers (its deferred Close): closed
+	// here, a NATS publish whose acknowledgement was on its way was
+	// answered 503 though stored, and its retry stored it twice.
+	srv.RegisterOnShutdown(h.Close)
 
 	if m.listening != nil {
 		m.listening(ln)
