@@ -37,7 +37,13 @@ const (
 	DefaultSubjectPrefix  = "ssehub"
 	DefaultPublishTimeout = 5 * time.Second
 	DefaultReconnectWait  = time.Second
+	DefaultPingInterval   = 5 * time.Second
 )
+
+// maxPingsOut is how many pings may go unanswered before the connection
+// is taken for lost: with DefaultPingInterval, a hung NATS server is left
+// within 10 to 15 s.
+const maxPingsOut = 2
 
 // eventTypeHeader carries an event's type (the `event:` field) in its
 // JetStream message; absent for the default type.
@@ -86,6 +92,13 @@ type Options struct {
 	// ReconnectWait is the pause between attempts to reconnect to a NATS
 	// server; default DefaultReconnectWait.
 	ReconnectWait time.Duration
+	// PingInterval is how often the connection asks the server whether it
+	// is there; two unanswered pings end it (then it reconnects, to
+	// another server of URLs if there is one); default
+	// DefaultPingInterval. nats.go's own, 2 minutes, left a hung server
+	// (a stopped process, a partition without a reset) unnoticed for 4 to
+	// 6 minutes: ready, each publish waiting PublishTimeout for a 503.
+	PingInterval time.Duration
 	// Logger receives connection changes; default slog.Default().
 	Logger *slog.Logger
 }
@@ -106,6 +119,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ReconnectWait <= 0 {
 		o.ReconnectWait = DefaultReconnectWait
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -154,6 +170,8 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		nats.Name("ssehub"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(opts.ReconnectWait),
+		nats.PingInterval(opts.PingInterval),
+		nats.MaxPingsOutstanding(maxPingsOut),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			select {
 			case <-b.closed: // Close closed the connection: nothing to warn of

@@ -355,3 +355,40 @@ func TestCloseWhileTheConsumerWaitsForNATS(t *testing.T) {
 		t.Errorf("Close took %v while the consumer waited for NATS", d)
 	}
 }
+
+// A NATS server that hangs (the connection open, nothing answered) is
+// left after two unanswered pings: the instance is no longer ready, and
+// publishes answer at once instead of each waiting for its timeout.
+func TestHungServerIsLeftAfterTwoPings(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PingInterval = 100 * time.Millisecond
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p.hang()
+	deadline := time.Now().Add(waitLimit)
+	for b.Ready() == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("still ready %v after the server hung", waitLimit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := b.Ready(); !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("Ready = %v, want ErrUnavailable", err)
+	}
+}
+
+// The ping interval defaults to DefaultPingInterval, not nats.go's 2
+// minutes.
+func TestPingIntervalDefault(t *testing.T) {
+	var o Options
+	o.setDefaults()
+	if o.PingInterval != DefaultPingInterval {
+		t.Errorf("PingInterval %v, want %v", o.PingInterval, DefaultPingInterval)
+	}
+}

@@ -28,6 +28,7 @@ type natsProxy struct {
 	lostAck  chan struct{} // closed at the first acknowledgement lost
 	loseGone bool
 	lostGone chan struct{} // closed at the first consumer-deleted notice lost
+	hung     bool          // nothing the server sends reaches the clients
 	conns    []net.Conn
 	wg       sync.WaitGroup
 }
@@ -84,6 +85,22 @@ func (p *natsProxy) loseConsumerDeleted() <-chan struct{} {
 	return p.lostGone
 }
 
+// hang makes the server seem hung, as a stopped process or a network
+// partition without a reset would: the connections stay open, and
+// nothing the server sends, its PONGs included, reaches the clients.
+func (p *natsProxy) hang() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hung = true
+}
+
+// isHung reports whether hang was called.
+func (p *natsProxy) isHung() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hung
+}
+
 // passAcknowledgements stops losing them.
 func (p *natsProxy) passAcknowledgements() {
 	p.mu.Lock()
@@ -107,16 +124,16 @@ func (p *natsProxy) accept() {
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); copyOps(c, s, "MSG", p.lose); c.Close() }()
-		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed); s.Close() }()
+		go func() { defer p.wg.Done(); copyOps(c, s, "MSG", p.lose, p.isHung); c.Close() }()
+		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil); s.Close() }()
 	}
 }
 
 // copyOps copies the NATS protocol of src to dst one operation at a time,
 // leaving out the operations with a payload, named op or "H"+op (with
 // headers), that drop reports: drop is given the operation's fields and
-// its payload.
-func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte, payload []byte) bool) {
+// its payload; and every operation while hung, if not nil, reports true.
+func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte, payload []byte) bool, hung func() bool) {
 	r := bufio.NewReader(src)
 	for {
 		line, err := r.ReadBytes('\n')
@@ -138,6 +155,9 @@ func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte,
 				continue
 			}
 			msg = append(line, payload...)
+		}
+		if hung != nil && hung() {
+			continue
 		}
 		if _, err := dst.Write(msg); err != nil {
 			return
