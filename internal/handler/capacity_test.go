@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -250,5 +251,27 @@ func TestMemoryReleaseIsLogged(t *testing.T) {
 	h.releaseMemory()
 	if got := logs.String(); !strings.Contains(got, "level=INFO msg=\"a crowd of streams left: returned the freed memory to the system\" open_streams=0 took=") {
 		t.Errorf("log %q, want the release's line", got)
+	}
+}
+
+// The clients refused together are told to come back at different times:
+// Retry-After is 3 to 8 s, at random.
+func TestRefusalsSpreadTheirRetryAfter(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Stream.MaxStreams = 1
+	ts := newTestServer(t, opts)
+	ts.holdStream(t, "/stream?count=2&interval=1m") // the one slot
+	seen := map[int]int{}
+	for range 60 {
+		resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, nil)
+		wantTooManyStreams(t, resp)
+		s, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if err != nil || s < 3 || s > 8 {
+			t.Fatalf("Retry-After %q, want 3 to 8", resp.Header.Get("Retry-After"))
+		}
+		seen[s]++
+	}
+	if len(seen) < 4 { // 60 draws of 6 values: fewer than 4 has odds below 1e-20
+		t.Errorf("Retry-After values %v in 60 refusals: not spread", seen)
 	}
 }

@@ -3,6 +3,7 @@ package handler
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 
@@ -30,9 +31,17 @@ var (
 	errReservedEventType    = errors.New(`events "reset" and "expired" are reserved: the hub sends them when it cannot resume, and when a token expires`)
 )
 
-// retryAfterSeconds is the Retry-After sent with every 503: a full hub, too
-// many streams, shutting down.
-const retryAfterSeconds = "5"
+// retryAfterSeconds are the Retry-After values sent with 503s (a full
+// hub, too many streams, shutting down, the event store unreachable): one
+// of them at random for each answer, so that the clients refused together
+// do not all come back together, in waves every 5 s as they did when it
+// was always 5.
+var retryAfterSeconds = [...]string{"3", "4", "5", "6", "7", "8"}
+
+// retryAfter is one of retryAfterSeconds, at random.
+func retryAfter() string {
+	return retryAfterSeconds[rand.IntN(len(retryAfterSeconds))]
+}
 
 // statusOf maps an error to its HTTP status: the one place that does.
 func statusOf(err error) int {
@@ -92,7 +101,7 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 		}
 		c.Header("WWW-Authenticate", challenge)
 	case status == http.StatusServiceUnavailable:
-		c.Header("Retry-After", retryAfterSeconds)
+		c.Header("Retry-After", retryAfter())
 		// A fixed text: a broker's error may carry internal detail.
 		msg = "shutting down: try again in a moment"
 		switch {
