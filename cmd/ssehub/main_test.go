@@ -457,7 +457,7 @@ func TestNewLoggerFollowsLevelAndFormat(t *testing.T) {
 }
 
 func TestListenSetsNoKeepAliveProbes(t *testing.T) {
-	ln, err := listen(t.Context(), "127.0.0.1:0")
+	ln, err := listen(t.Context(), "127.0.0.1:0", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

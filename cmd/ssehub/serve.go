@@ -86,7 +86,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := listen(ctx, m.Config.Server.Addr)
+	ln, err := listen(ctx, m.Config.Server.Addr, m.Config.Stream.WriteTimeout)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)
 	}
@@ -234,8 +234,17 @@ func (m *Main) shutdown(ctx context.Context, srv *http.Server, conns *openConns)
 // probes: every stream sends a heartbeat, and the server closes idle
 // connections itself (IdleTimeout), so probes would find nothing those
 // miss, and setting them up costs four system calls per connection.
-func listen(ctx context.Context, addr string) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAlive: -1}
+//
+// Where the system has it (Linux), the socket gets TCP_USER_TIMEOUT, which
+// its connections inherit: what they send and is not acknowledged within
+// unacked ends them. A client gone without a word (a NAT that dropped it,
+// a laptop asleep) never acknowledges the next heartbeat, but the
+// heartbeat's write does not block, it waits in the kernel's queue, so
+// stream.write_timeout never fired; the kernel kept retransmitting for
+// about 15 minutes, holding the stream, its subscription and its socket.
+// unacked 0 leaves the system's default.
+func listen(ctx context.Context, addr string, unacked time.Duration) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1, Control: userTimeout(unacked)}
 	return lc.Listen(ctx, "tcp", addr)
 }
 
