@@ -20,6 +20,11 @@ var (
 	// events (a NATS server): nothing was published or subscribed, and
 	// trying again later may succeed.
 	ErrUnavailable = errors.New("broker unavailable")
+	// ErrBusy reports a broker whose store is reachable but that could
+	// not serve the request in time for the load on it (as many reads
+	// from a NATS server at once as the broker allows): nothing was
+	// subscribed, and trying again shortly may succeed.
+	ErrBusy = errors.New("broker busy")
 
 	// ErrEventTooLarge refuses an event the broker's store cannot take,
 	// though the hub's own limit let it through (a NATS server's

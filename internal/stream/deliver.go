@@ -15,7 +15,9 @@ var ErrOutOfOrder = errors.New("event id out of order")
 // there and hands each event here, in id order, for local fan-out and a
 // local history. id must be above every id used before, else Deliver
 // returns ErrOutOfOrder; ids skipped over are ids with no event, and a
-// resume across them loses nothing. Safe for concurrent use, like Publish.
+// resume across them loses nothing, except those before the first event
+// delivered: the history starts at it, and a resume from below it resets.
+// Safe for concurrent use, like Publish.
 func (b *Memory) Deliver(id uint64, topic, eventType, data string) (*Message, error) {
 	if id == 0 {
 		return nil, fmt.Errorf("id 0: %w", ErrOutOfOrder)

@@ -136,3 +136,25 @@ func TestCloseWithEndsSubscriptionsWithItsError(t *testing.T) {
 		t.Fatalf("Subscribe after CloseWith: %v, want ErrClosed", err)
 	}
 }
+
+// Before its first event, a history that Deliver skips starts at the id
+// delivered: the ids below were never seen, so a resume from one resets
+// rather than claim they had no event, as one from before FirstID does.
+func TestDeliverBeforeTheFirstEventStartsTheHistory(t *testing.T) {
+	b := NewMemory(MemoryOptions{HistorySize: 8, FirstID: 100})
+	defer b.Close()
+	for _, id := range []uint64{104, 105} {
+		if _, err := b.Deliver(id, "a", "", "x"); err != nil {
+			t.Fatalf("Deliver(%d): %v", id, err)
+		}
+	}
+	for _, last := range []string{"99", "100", "103"} {
+		if s, _ := b.Subscribe([]string{"a"}, last); s.Reset() == "" {
+			t.Errorf("resume from %s: no reset, though ids 101 to 103 were never seen", last)
+		}
+	}
+	s, _ := b.Subscribe([]string{"a"}, "104")
+	if ids := idsOf(replayAll(s)); s.Reset() != "" || !slices.Equal(ids, []uint64{105}) {
+		t.Fatalf("resume from 104: %v, reset %q", ids, s.Reset())
+	}
+}

@@ -120,11 +120,19 @@ func (h *history) evictOldest() {
 // skipTo makes id, which must not be below h.next, the next id: the ids in
 // between have no message, and a resume across them loses nothing. The
 // oldest ids are evicted as far as needed for the retained range, id
-// included, to fit the ring. It returns the topic entry of each message
-// evicted, in a slice valid until the next call.
+// included, to fit the ring. Before the first message, though, the history
+// starts at id instead: the ids below it were never seen, not seen empty
+// (a NATS consumer started at a sequence the stream has let go of since
+// delivers its first message above it), and a resume from one of them
+// resets. It returns the topic entry of each message evicted, in a slice
+// valid until the next call.
 func (h *history) skipTo(id uint64) []*topicEntry {
 	clear(h.evicted)
 	h.evicted = h.evicted[:0]
+	if h.next == h.first {
+		h.first, h.oldest, h.next = id, id, id
+		return h.evicted
+	}
 	n := uint64(len(h.ring))
 	for h.oldest < h.next && id-h.oldest >= n {
 		h.evictOldest()
