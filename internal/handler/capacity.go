@@ -70,19 +70,26 @@ const refusalWindow = time.Second
 
 // refusalLog logs refusals for capacity (stream.max_streams,
 // hub.max_subscribers) as one warn line per window with their count, so a
-// storm of 503s costs a line a second, not a line per request. The first
-// refusal opens a window; the line is written when the window closes, or
-// by flush. It is safe for concurrent use.
+// storm of 503s costs a line a second, not a line per request; and in a
+// line of their own the 503s of a broker whose store was busy
+// (stream.ErrBusy) or unreachable (stream.ErrUnavailable), with the last
+// one's error as their cause, which the client is not told. The first
+// refusal opens a window; the lines are written when the window closes,
+// or by flush. It is safe for concurrent use.
 type refusalLog struct {
 	log *slog.Logger
 
-	mu      sync.Mutex
-	timer   *time.Timer // the open window's; nil when none is open
-	streams int         // refused in this window for stream.max_streams
-	subs    int         // refused in this window for hub.max_subscribers
+	mu          sync.Mutex
+	timer       *time.Timer // the open window's; nil when none is open
+	streams     int         // refused in this window for stream.max_streams
+	subs        int         // refused in this window for hub.max_subscribers
+	busy        int         // refused in this window for stream.ErrBusy
+	unreachable int         // refused in this window for stream.ErrUnavailable
+	cause       error       // the last of busy and unreachable
 }
 
-// add counts one refusal for err, if err is a refusal for capacity.
+// add counts one refusal for err, if err is a refusal for capacity or for
+// the broker's store.
 func (r *refusalLog) add(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -91,6 +98,12 @@ func (r *refusalLog) add(err error) {
 		r.streams++
 	case errors.Is(err, stream.ErrTooManySubscribers):
 		r.subs++
+	case errors.Is(err, stream.ErrBusy):
+		r.busy++
+		r.cause = err
+	case errors.Is(err, stream.ErrUnavailable):
+		r.unreachable++
+		r.cause = err
 	default:
 		return
 	}
@@ -104,19 +117,26 @@ func (r *refusalLog) add(err error) {
 // handler.
 func (r *refusalLog) flush() {
 	r.mu.Lock()
-	streams, subs := r.streams, r.subs
+	streams, subs, busy, unreachable, cause := r.streams, r.subs, r.busy, r.unreachable, r.cause
 	if r.timer != nil {
 		r.timer.Stop()
 		r.timer = nil
 	}
-	r.streams, r.subs = 0, 0
+	r.streams, r.subs, r.busy, r.unreachable, r.cause = 0, 0, 0, 0, nil
 	r.mu.Unlock()
-	if streams+subs == 0 {
-		return
+	if streams+subs > 0 {
+		r.log.Warn("refused streams: at capacity",
+			"count", streams+subs,
+			"over_max_streams", streams,
+			"over_max_subscribers", subs,
+			"window", refusalWindow)
 	}
-	r.log.Warn("refused streams: at capacity",
-		"count", streams+subs,
-		"over_max_streams", streams,
-		"over_max_subscribers", subs,
-		"window", refusalWindow)
+	if busy+unreachable > 0 {
+		r.log.Warn("refused requests: the event store is busy or unreachable",
+			"count", busy+unreachable,
+			"busy", busy,
+			"unreachable", unreachable,
+			"last_cause", cause,
+			"window", refusalWindow)
+	}
 }

@@ -2,14 +2,17 @@ package handler
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/stream"
 	"github.com/ssehub/ssehub/internal/testlog"
 )
@@ -274,4 +277,44 @@ func TestRefusalsSpreadTheirRetryAfter(t *testing.T) {
 	if len(seen) < 4 { // 60 draws of 6 values: fewer than 4 has odds below 1e-20
 		t.Errorf("Retry-After values %v in 60 refusals: not spread", seen)
 	}
+}
+
+// 503s for the broker's store say busy or unreachable apart, and are
+// logged as refusals for capacity are: one warn line a window with their
+// count by cause and the last one's error, which the client is not told.
+func TestStoreRefusalsAreLoggedWithTheirCause(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
+	synctest.Test(t, func(t *testing.T) {
+		var logs testlog.Buffer
+		opts, _ := hubOptions(t, stream.MemoryOptions{})
+		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		h := New(opts)
+		defer h.Close()
+		for _, tc := range []struct {
+			err  error
+			want string
+		}{
+			{fmt.Errorf("nats replay: %w: all 64 reads in use", stream.ErrBusy), "the event store is busy: try again in a moment"},
+			{fmt.Errorf("nats replay: %w: consumers capped", stream.ErrBusy), "the event store is busy: try again in a moment"},
+			{fmt.Errorf("nats publish: %w: no responders", stream.ErrUnavailable), "the event store is unreachable: try again in a moment"},
+		} {
+			rec := httptest.NewRecorder()
+			c, _ := gin.CreateTestContext(rec)
+			c.Request = httptest.NewRequest("GET", "/api/v1/events?topic=a", nil)
+			h.abortWithError(c, tc.err)
+			if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), tc.want) || rec.Header().Get("Retry-After") == "" {
+				t.Errorf("%v: %d %s, Retry-After %q; want 503 %q", tc.err, rec.Code, rec.Body, rec.Header().Get("Retry-After"), tc.want)
+			}
+		}
+		synctest.Wait()
+		if strings.Contains(logs.String(), "level=WARN") {
+			t.Fatalf("warn lines before the window closed:\n%s", logs.String())
+		}
+		time.Sleep(refusalWindow)
+		synctest.Wait()
+		want := `level=WARN msg="refused requests: the event store is busy or unreachable" count=3 busy=2 unreachable=1 last_cause="nats publish: broker unavailable: no responders"`
+		if !strings.Contains(logs.String(), want) || strings.Count(logs.String(), "level=WARN") != 1 {
+			t.Fatalf("log:\n%s\nwant one warn line with %s", logs.String(), want)
+		}
+	})
 }

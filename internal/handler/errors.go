@@ -76,6 +76,7 @@ func statusOf(err error) int {
 		errors.Is(err, errTooManyStreams),
 		errors.Is(err, stream.ErrTooManySubscribers),
 		errors.Is(err, stream.ErrUnavailable),
+		errors.Is(err, stream.ErrBusy),
 		errors.Is(err, stream.ErrClosed):
 		return http.StatusServiceUnavailable
 	default:
@@ -84,9 +85,10 @@ func statusOf(err error) int {
 }
 
 // abortWithError answers {"error": "..."} with the status err maps to.
-// Internal errors are logged and answered with a generic message; refusals
-// for capacity are counted into the refusal log's line, at most one a
-// second (capacity.go), not logged one by one.
+// Internal errors are logged and answered with a generic message; 503s
+// for capacity and for the broker's store (busy, unreachable) are counted
+// into the refusal log's lines, at most one of each a second
+// (capacity.go), not logged one by one.
 func (h *Handler) abortWithError(c *gin.Context, err error) {
 	status := statusOf(err)
 	msg := err.Error()
@@ -109,6 +111,8 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 			msg = "too many streams: try again later"
 		case errors.Is(err, stream.ErrTooManySubscribers):
 			msg = "too many subscribers: try again later"
+		case errors.Is(err, stream.ErrBusy):
+			msg = "the event store is busy: try again in a moment"
 		case errors.Is(err, stream.ErrUnavailable):
 			msg = "the event store is unreachable: try again in a moment"
 		}

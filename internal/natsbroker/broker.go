@@ -101,6 +101,11 @@ type Options struct {
 	PingInterval time.Duration
 	// Logger receives connection changes; default slog.Default().
 	Logger *slog.Logger
+
+	// cold starts the local history empty, after the stream's last
+	// event, rather than loaded with the stream's tail (warm.go): for
+	// tests of resumes read from the stream.
+	cold bool
 }
 
 func (o *Options) setDefaults() {
@@ -157,12 +162,15 @@ type Broker struct {
 	overtaken atomic.Uint64 // resumes dropped: the stream evicted their next page
 	lag       atomic.Uint64 // the consumer's pending events at its last one
 
+	reads chan struct{} // a slot per page read from the stream at once (reads.go)
+
 	closeOnce sync.Once
 }
 
 // Open connects to NATS, creates the stream if it is missing and checks it
-// if present (ErrStreamMismatch), and starts reading it after its last
-// event. ctx bounds the start only.
+// if present (ErrStreamMismatch), and starts reading it at its tail: it
+// returns once the local history holds the stream's last HistorySize
+// events (warm.go). ctx bounds the start only.
 func Open(ctx context.Context, opts Options) (*Broker, error) {
 	opts.setDefaults()
 	b := &Broker{opts: opts, closed: make(chan struct{})}
@@ -206,9 +214,12 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 	return b, nil
 }
 
-// start opens the stream and the local consumer.
+// start opens the stream and the local consumer, and loads the stream's
+// tail into the local history (warm.go). On an error the caller closes
+// the Broker, which ends the history.
 func (b *Broker) start(ctx context.Context) error {
 	var err error
+	b.reads = make(chan struct{}, maxPageReads)
 	// The async publish timeout bounds how long an unanswered publish is
 	// remembered: a publish waits no longer than PublishTimeout anyway.
 	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(b.opts.PublishTimeout)); err != nil {
@@ -218,14 +229,16 @@ func (b *Broker) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h := b.newHistory(st, st.CachedInfo().State.LastSeq+1)
+	state := st.CachedInfo().State
+	h := b.newHistory(st, tailStart(state, b.opts.HistorySize, b.opts.cold))
 	b.pub = newPublisher(b.js, b.closed, !b.opts.DisablePublishBatching)
+	// Current before the consumer starts: a stream replaced while the
+	// tail loads is renewed as at any other time.
+	b.cur.Store(h)
 	if err := b.consume(ctx, h); err != nil {
-		h.mem.Close()
 		return err
 	}
-	b.cur.Store(h)
-	return nil
+	return b.warm(ctx, h, state.LastSeq)
 }
 
 // Publish stores the event in the stream and returns it with the id made

@@ -115,8 +115,9 @@ func TestResumeOnAnotherInstance(t *testing.T) {
 	}
 }
 
-// A fresh broker, whose process memory is gone, resumes from the stream:
-// an id older than its local history is read from JetStream, filtered on
+// A broker whose local history does not hold the id (one started cold,
+// as before it loaded the stream's tail) resumes from the stream: an id
+// older than its local history is read from JetStream, filtered on
 // the subscription's patterns, then live events follow without a
 // duplicate.
 func TestFreshBrokerResumesFromTheStream(t *testing.T) {
@@ -128,7 +129,9 @@ func TestFreshBrokerResumesFromTheStream(t *testing.T) {
 	}
 	a.close()
 
-	fresh := newInstance(t, testBrokerOptions(ns))
+	opts := testBrokerOptions(ns)
+	opts.cold = true
+	fresh := newInstance(t, opts)
 	for _, tc := range []struct {
 		query string
 		want  []int // indexes into ids, after ids[0]
@@ -176,6 +179,7 @@ func TestResetWhenTheStreamCannotResume(t *testing.T) {
 		b.publish(t, "a", strconv.Itoa(i+1))
 	}
 	firstID, _ := strconv.ParseUint(first, 10, 64)
+	opts.cold = true
 	for _, last := range []string{old, first, strconv.FormatUint(firstID+100, 10), "garbage"} {
 		c := newInstance(t, opts).subscribe(t, "topic=a", last) // a fresh one: no local history
 		if got := c.next(t); got.Type != "reset" || got.Data == "" {

@@ -88,6 +88,7 @@ func TestResumeWhileTheStreamIsReplaced(t *testing.T) {
 		old = append(old, strconv.FormatUint(m.ID, 10))
 	}
 	a.Close()
+	opts.cold = true
 	b, err := Open(t.Context(), opts) // its local history starts after old
 	if err != nil {
 		t.Fatal(err)

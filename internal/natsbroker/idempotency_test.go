@@ -80,7 +80,9 @@ func TestPublishKeyReusedForAnotherEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	late := newInstance(t, testBrokerOptions(ns))
+	opts := testBrokerOptions(ns)
+	opts.cold = true // its local history starts after the event
+	late := newInstance(t, opts)
 	if late.broker.cur.Load().mem.Retained(first.ID) != nil {
 		t.Fatal("an instance started after the event holds it")
 	}

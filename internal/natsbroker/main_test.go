@@ -34,22 +34,33 @@ type natsServer struct {
 	dir        string
 	port       int
 	maxPayload int32 // the server's max_payload; 0: NATS's default, 1 MiB
+	// maxConsumers is the server's cap on the consumers of a stream
+	// (default_max_consumers); 0: NATS's default, 1000.
+	maxConsumers int
 }
 
-func startNATS(t *testing.T) *natsServer {
+func startNATS(t testing.TB) *natsServer {
 	t.Helper()
-	ns := &natsServer{dir: t.TempDir(), port: -1}
+	return startNATSWith(t, &natsServer{})
+}
+
+// startNATSWith starts ns, set as the test needs it (maxPayload,
+// maxConsumers), on a port and store of its own.
+func startNATSWith(t testing.TB, ns *natsServer) *natsServer {
+	t.Helper()
+	ns.dir, ns.port = t.TempDir(), -1
 	ns.start(t)
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	return ns
 }
 
 // start runs the server, again on the same port and store after a stop.
-func (ns *natsServer) start(t *testing.T) {
+func (ns *natsServer) start(t testing.TB) {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: ns.port, JetStream: true, StoreDir: ns.dir,
 		NoLog: true, NoSigs: true, MaxPayload: ns.maxPayload,
+		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: ns.maxConsumers},
 	})
 	if err != nil {
 		t.Fatal(err)

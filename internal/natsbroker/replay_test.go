@@ -43,6 +43,7 @@ func TestDeepResumeHandsOutEveryPageOnce(t *testing.T) {
 		evs = append(evs, event{topics[i%len(topics)], size})
 	}
 	all := store(t, ns, a, evs)
+	opts.cold = true
 	b := openBroker(t, opts) // its local history starts after them
 	from := all[4].ID
 
@@ -115,7 +116,8 @@ func TestDeepResumesHoldAPageEach(t *testing.T) {
 	}
 	all := store(t, ns, a, evs)
 	streamBytes := frameBytes(all)
-	b := openBroker(t, opts)
+	opts.cold = true
+	b := openBroker(t, opts) // its local history starts after them
 	from := strconv.FormatUint(all[0].ID, 10)
 	warm, err := b.Subscribe([]string{"t"}, from) // the server's caches
 	if err != nil {
@@ -164,6 +166,7 @@ func TestOvertakenResumeEndsSlow(t *testing.T) {
 	opts.HistorySize = 60
 	a := openBroker(t, opts)
 	old := store(t, ns, a, repeat(event{"a", 8 << 10}, opts.HistorySize))
+	opts.cold = true
 	in := newInstance(t, opts) // its local history starts after them
 	s, err := in.broker.Subscribe([]string{"a"}, strconv.FormatUint(old[0].ID, 10))
 	if err != nil {
@@ -202,6 +205,7 @@ func TestNATSGoneMidReplayEndsTheResume(t *testing.T) {
 	opts.HistorySize = 200
 	a := openBroker(t, opts) // makes the stream
 	old := store(t, ns, a, repeat(event{"t", 8 << 10}, 100))
+	opts.cold = true
 	b := openBroker(t, opts) // its local history starts after them
 	s, err := b.Subscribe([]string{"t"}, strconv.FormatUint(old[0].ID, 10))
 	if err != nil {
@@ -266,7 +270,7 @@ func ended(t *testing.T, s stream.Subscription) {
 }
 
 // openBroker opens a Broker, closed when the test ends.
-func openBroker(t *testing.T, opts Options) *Broker {
+func openBroker(t testing.TB, opts Options) *Broker {
 	t.Helper()
 	b, err := Open(t.Context(), opts)
 	if err != nil {
@@ -288,7 +292,7 @@ func repeat(ev event, n int) []event { return slices.Repeat([]event{ev}, n) }
 // instance would, without waiting for b's consumer, and returns them as
 // b's subscriptions hand them out. It reports failures with t.Error, so
 // a goroutine of the test may call it; what failed is left out.
-func store(t *testing.T, ns *natsServer, b *Broker, evs []event) []*stream.Message {
+func store(t testing.TB, ns *natsServer, b *Broker, evs []event) []*stream.Message {
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Error(err)
@@ -435,6 +439,7 @@ func TestDeepResumeReadsAPagePerReplay(t *testing.T) {
 	first := store(t, ns, a, []event{{"a.x", 10}})
 	store(t, ns, a, repeat(event{"b.y", 10}, 3*replayBatch))
 	match := store(t, ns, a, []event{{"a.x", 10}})
+	opts.cold = true
 	in := newInstance(t, opts) // its local history starts after them
 	s, err := in.broker.Subscribe([]string{"a.*", "*.x"}, first[0].IDString())
 	if err != nil {

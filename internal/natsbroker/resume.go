@@ -51,8 +51,11 @@ const (
 // starts with a Reset; an id of the history before the current one on
 // this instance (its stream was deleted) resumes from the current
 // stream's start. Reading the stream fails with an error wrapping
-// stream.ErrUnavailable while NATS is unreachable: Subscribe then
-// returns it, and Replay ends the subscription with it.
+// stream.ErrUnavailable while NATS is unreachable, and with one wrapping
+// stream.ErrBusy when the instance's reads from the stream are all taken
+// (or the server's consumers of the stream) for longer than
+// PublishTimeout (reads.go): Subscribe then returns it, and Replay ends
+// the subscription with it.
 func (b *Broker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
 	h := b.cur.Load()
 	live, err := h.mem.Subscribe(patterns, lastEventID)
@@ -259,7 +262,7 @@ func (b *Broker) pageConsumer(ctx context.Context, h *history, patterns []string
 	} else {
 		cfg.FilterSubjects = f
 	}
-	return h.stream.CreateConsumer(ctx, cfg)
+	return b.createConsumer(ctx, h, cfg)
 }
 
 // message is the event of stream message m with id id, or nil when its
@@ -352,7 +355,8 @@ type subscription struct {
 // stream no longer holds (the subscriber fell that far behind) ends the
 // subscription with stream.ErrSlowConsumer, as the local broker ends a
 // resumer its history overtook; a page it cannot read (NATS away, the
-// stream replaced) ends it with an error wrapping stream.ErrUnavailable.
+// stream replaced) ends it with an error wrapping stream.ErrUnavailable,
+// and one whose read could not start in time with stream.ErrBusy.
 // Either way Replay is done, and the client reconnects with the last id
 // it got. A subscription that has ended (its local one was dropped or
 // closed, or Replay ended it) with the replay unfinished hands out
@@ -411,16 +415,32 @@ func (s *subscription) readNext() bool {
 
 // read reads the page at next into page. It returns an error wrapping
 // stream.ErrUnavailable when NATS or the stream cannot be read
-// (stream.ErrClosed after Close), and stream.ErrSlowConsumer when the
+// (stream.ErrClosed after Close), one wrapping stream.ErrBusy when the
+// read could not start in time (reads.go), and stream.ErrSlowConsumer when the
 // stream no longer holds sequence next: events of the replay were evicted
 // before they were read.
+//
+// It waits within ctx for one of the instance's read slots (reads.go),
+// which it holds until the page's consumer is deleted, and reads within a
+// PublishTimeout of its own from then on: a read that waited its turn
+// does not fail for the time it waited.
 func (s *subscription) read(ctx context.Context) error {
 	b, h, from := s.b, s.h, s.next
 	if err := b.ready(h); err != nil {
 		return err
 	}
-	page, next, err := b.readPage(ctx, h, s.patterns, from, s.end)
+	release, err := b.readSlot(ctx)
 	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.PublishTimeout)
+	defer cancel()
+	page, next, err := b.readPage(ctx, h, s.patterns, from, s.end)
+	switch {
+	case errors.Is(err, stream.ErrBusy) && !b.nc.IsClosed():
+		return err
+	case err != nil:
 		return b.unavailable("replay", err)
 	}
 	// Asked after the read: the stream may have been replaced meanwhile

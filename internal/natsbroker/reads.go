@@ -1,0 +1,75 @@
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// maxPageReads bounds the pages an instance reads from the stream at once
+// (resume.go), each through a consumer of its own. nats-server caps the
+// consumers of a stream, across every instance (1000 by default,
+// JSDefaultMaxConsumersPerStream): a crowd of deep resumes after a
+// restart, each creating its consumer at once, went past it, and the
+// refused ones answered 503. With the bound, a resume past it waits for a
+// slot within its PublishTimeout. 64 keeps 15 instances, each at its
+// bound, under the server's default with room for their own consumers;
+// a page takes a few round trips to NATS (create, one or two fetches,
+// delete), so 64 at once keep it busy: more would not be served sooner,
+// as its JetStream API answers them in turn. A resume that cannot have a
+// slot, or a consumer the server refuses for its cap (more instances, or
+// a lower cap set by the operator), waits and asks again, and answers
+// stream.ErrBusy when its time is up.
+const maxPageReads = 64
+
+// Waits between asking again for a consumer the server refused for its
+// cap: from consumerRetryMin, doubled each time up to consumerRetryMax.
+const (
+	consumerRetryMin = 5 * time.Millisecond
+	consumerRetryMax = 100 * time.Millisecond
+)
+
+// readSlot takes one of the instance's maxPageReads slots for a page read,
+// waiting for one until ctx ends; the function returned gives it back.
+// Waiting past ctx is an error wrapping stream.ErrBusy.
+func (b *Broker) readSlot(ctx context.Context) (release func(), err error) {
+	select {
+	case b.reads <- struct{}{}:
+		return func() { <-b.reads }, nil
+	default:
+	}
+	select {
+	case b.reads <- struct{}{}:
+		return func() { <-b.reads }, nil
+	case <-ctx.Done():
+		return nil, busy(fmt.Errorf("all %d reads from the stream in use: %w", maxPageReads, ctx.Err()))
+	}
+}
+
+// createConsumer creates a page's consumer, asking again while the server
+// refuses it for its cap on the stream's consumers, until ctx ends: then
+// it returns an error wrapping stream.ErrBusy.
+func (b *Broker) createConsumer(ctx context.Context, h *history, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	for wait := consumerRetryMin; ; wait = min(2*wait, consumerRetryMax) {
+		cons, err := h.stream.CreateConsumer(ctx, cfg)
+		if !errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
+			return cons, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, busy(fmt.Errorf("%w: %w", err, ctx.Err()))
+		case <-t.C:
+		}
+	}
+}
+
+// busy wraps err, why a read could not start in time, with stream.ErrBusy.
+func busy(err error) error {
+	return fmt.Errorf("nats replay: %w: %w", stream.ErrBusy, err)
+}

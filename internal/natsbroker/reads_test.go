@@ -1,0 +1,98 @@
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// A crowd of deep resumes, more than the instance reads at once and many
+// more than the server lets the stream have consumers, all resume: each
+// waits for a read slot, and for a consumer the server refused for its
+// cap, rather than fail (before, each one past the cap answered 503).
+func TestResumeStormWaitsForConsumers(t *testing.T) {
+	const resumes = 300
+	ns := startNATSWith(t, &natsServer{maxConsumers: 22}) // the instances' own two, and 20
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 1000
+	opts.PublishTimeout = 20 * time.Second // a machine under -race is slow: a wait, not a failure, is the point
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"t", 100}, 50))
+	opts.cold = true
+	b := openBroker(t, opts) // its local history starts after them
+
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for range resumes {
+		wg.Go(func() {
+			s, err := b.Subscribe([]string{"t"}, all[0].IDString())
+			if err != nil {
+				if failed.Add(1) == 1 {
+					t.Errorf("resume: %v", err)
+				}
+				return
+			}
+			defer s.Close()
+			var got []*stream.Message
+			for done := false; !done; {
+				got, done = s.Replay(got, 64<<10)
+			}
+			if err := s.Err(); err != nil || len(got) != len(all)-1 || got[len(got)-1].ID != all[len(all)-1].ID {
+				if failed.Add(1) == 1 {
+					t.Errorf("replayed %d events, ended %v; want %d", len(got), err, len(all)-1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of %d resumes failed", n, resumes)
+	}
+	if len(b.reads) != 0 {
+		t.Errorf("%d read slots still taken", len(b.reads))
+	}
+}
+
+// A resume that cannot have a consumer of the stream within its time (the
+// server's cap taken) answers 503 saying the store is busy, not that it is
+// unreachable, with Retry-After.
+func TestResumeThatCannotReadAnswersBusy(t *testing.T) {
+	ns := startNATSWith(t, &natsServer{maxConsumers: 1}) // the instance's own
+	opts := testBrokerOptions(ns)
+	opts.PublishTimeout = 300 * time.Millisecond
+	createStream(t, ns, opts)
+	js := ns.operator(t)
+	for i := range 3 {
+		if _, err := js.Publish(t.Context(), DefaultSubjectPrefix+".t", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts.cold = true
+	in := newInstance(t, opts)
+	first := in.broker.cur.Load().ids.id(1)
+
+	_, err := in.broker.Subscribe([]string{"t"}, strconv.FormatUint(first, 10))
+	if !errors.Is(err, stream.ErrBusy) || errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("Subscribe: %v, want ErrBusy", err)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", in.URL+"/api/v1/events?topic=t", nil)
+	req.Header.Set("Last-Event-ID", strconv.FormatUint(first, 10))
+	resp, err := in.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "busy") || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("%d %s, Retry-After %q; want 503 saying busy, with Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+}

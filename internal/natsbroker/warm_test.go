@@ -1,0 +1,199 @@
+package natsbroker
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// consumerCreates counts the consumers created on the default stream
+// from now on, as NATS sees the requests go by.
+func consumerCreates(t *testing.T, ns *natsServer) *atomic.Int64 {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	var n atomic.Int64
+	for _, subject := range []string{"$JS.API.CONSUMER.CREATE." + DefaultStream, "$JS.API.CONSUMER.CREATE." + DefaultStream + ".>"} {
+		if _, err := nc.Subscribe(subject, func(*nats.Msg) { n.Add(1) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &n
+}
+
+// An instance that restarts holds the stream's tail in its local history
+// once it is open: a client resuming from before the restart is served
+// from there, the stream read through no consumer (before, each such
+// resume created one, and a crowd of them went past nats-server's cap on
+// a stream's consumers, answered 503).
+func TestRestartedInstanceResumesFromItsLocalHistory(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, a.publish(t, []string{"x", "y"}[i%2], strconv.Itoa(i)))
+	}
+	a.close()
+
+	b := newInstance(t, opts)
+	creates := consumerCreates(t, ns)
+	c := b.subscribe(t, "topic=x", ids[4])
+	for i := 6; i < len(ids); i += 2 {
+		if got := c.next(t); got.ID != ids[i] || got.Data != strconv.Itoa(i) {
+			t.Fatalf("replayed %+v, want id %s", got, ids[i])
+		}
+	}
+	live := b.publish(t, "x", "live")
+	if got := c.next(t); got.ID != live || got.Data != "live" {
+		t.Fatalf("live %+v, want id %s", got, live)
+	}
+	if n := creates.Load(); n != 0 {
+		t.Errorf("the resume created %d consumers on the stream, want none: it read the stream, not the local history", n)
+	}
+	if r := b.broker.replayed.Load(); r != 0 {
+		t.Errorf("%d events replayed from the stream, want 0", r)
+	}
+}
+
+// The local history loaded at start holds the stream's events with the
+// ids the stream gave them, those stored while it loads included, each
+// once and in order: a resume from the first is served from it, every
+// later event once, then the live ones.
+func TestWarmUpHoldsTheStreamsEventsOnce(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 1000
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"t", 100}, 300))
+
+	// Events stored through another instance while b opens: before it
+	// reads the stream's state, while it loads the tail, after.
+	stop := make(chan struct{})
+	var during []*stream.Message
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			during = append(during, store(t, ns, a, []event{{"u", 50 + i}})...)
+		}
+	})
+	b := openBroker(t, opts)
+	close(stop)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	all = append(all, during...)
+	all = append(all, store(t, ns, a, repeat(event{"t", 10}, 3))...)
+	last := all[len(all)-1].ID
+	h := b.cur.Load()
+	waitFor(t, "b's consumer to deliver the last event", func() bool { return h.ids.id(h.seen.last()) >= last })
+
+	for _, m := range all {
+		if got := h.mem.Retained(m.ID); got == nil || !sameEvent(got, m) {
+			t.Fatalf("the local history holds %v under id %d, want the stream's event %q", got, m.ID, m.Frame)
+		}
+	}
+	s, err := b.Subscribe([]string{">"}, all[0].IDString())
+	if err != nil || s.Reset() != "" {
+		t.Fatalf("resume from the first event: %v, reset %q", err, s.Reset())
+	}
+	defer s.Close()
+	got := replayAll(t, s, nil, 1<<20)
+	more := store(t, ns, a, []event{{"t", 1}})
+	got = takeThrough(t, s, got, more[0].ID)
+	if want := append(all[1:], more...); !slices.EqualFunc(got, want, sameEvent) {
+		t.Fatalf("got %d events %v\nwant %d %v", len(got), idsOf(got), len(want), idsOf(want))
+	}
+	if r := b.replayed.Load(); r != 0 {
+		t.Errorf("%d events replayed from the stream, want 0", r)
+	}
+	t.Logf("%d events stored while the instance opened", len(during))
+}
+
+// The local history loaded at start keeps the local bounds: the stream's
+// last HistorySize events, fewer when HistoryMaxBytes holds fewer, the
+// newest kept.
+func TestWarmUpKeepsTheLocalBounds(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 50
+	opts.HistoryMaxBytes = 64 << 10
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"t", 2000}, 80)) // the stream keeps about 30
+	b := openBroker(t, opts)
+	s := b.Stats()
+	if s.HistoryBytes > opts.HistoryMaxBytes || s.HistoryBytes == 0 {
+		t.Errorf("the local history takes %d bytes, want some and at most %d", s.HistoryBytes, opts.HistoryMaxBytes)
+	}
+	mem := b.cur.Load().mem
+	held := 0
+	for _, m := range all {
+		if mem.Retained(m.ID) != nil {
+			held++
+		}
+	}
+	if mem.Retained(all[len(all)-1].ID) == nil || held == 0 || held >= 50 {
+		t.Errorf("the local history holds %d events (the newest: %v), want the newest and fewer than 50", held, mem.Retained(all[len(all)-1].ID) != nil)
+	}
+}
+
+// BenchmarkWarmUp times Open on a stream of 10,000 events of 256 bytes,
+// which loads them all into the instance's local history before it
+// returns ("warm", reported as ms/open; the events/s of the whole Open
+// beside it), against Open that loads nothing ("cold"): the difference is
+// the load's. Each round opens an instance and closes it; the one that
+// stored the events stays.
+func BenchmarkWarmUp(b *testing.B) {
+	const events, size = 10_000, 256
+	ns := startNATS(b)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = events
+	a := openBroker(b, opts)
+	if n := len(store(b, ns, a, repeat(event{"t", size}, events))); n != events {
+		b.Fatalf("stored %d events, want %d", n, events)
+	}
+	for _, cold := range []bool{false, true} {
+		name, want := "warm", uint64(events)
+		if cold {
+			name, want = "cold", 0
+		}
+		b.Run(name, func(b *testing.B) {
+			opts.cold = cold
+			var took time.Duration
+			for b.Loop() {
+				start := time.Now()
+				in, err := Open(b.Context(), opts)
+				took += time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if got := in.cur.Load().mem.Stats().Published; got != want {
+					b.Fatalf("loaded %d events, want %d", got, want)
+				}
+				in.Close()
+			}
+			b.ReportMetric(float64(took.Microseconds())/1000/float64(b.N), "ms/open")
+			if !cold {
+				b.ReportMetric(float64(int(want)*b.N)/took.Seconds(), "events/s")
+			}
+		})
+	}
+}
