@@ -216,7 +216,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 
 // start opens the stream and the local consumer, and loads the stream's
 // tail into the local history (warm.go). On an error the caller closes
-// the Broker, which ends the history.
+// the Broker, which ends the current history.
 func (b *Broker) start(ctx context.Context) error {
 	var err error
 	b.reads = make(chan struct{}, maxPageReads)
@@ -232,12 +232,14 @@ func (b *Broker) start(ctx context.Context) error {
 	state := st.CachedInfo().State
 	h := b.newHistory(st, tailStart(state, b.opts.HistorySize, b.opts.cold))
 	b.pub = newPublisher(b.js, b.closed, !b.opts.DisablePublishBatching)
-	// Current before the consumer starts: a stream replaced while the
-	// tail loads is renewed as at any other time.
-	b.cur.Store(h)
 	if err := b.consume(ctx, h); err != nil {
+		h.mem.Close()
 		return err
 	}
+	// Current once its consumer is set (renew ends the consumer of the
+	// current history), before the tail has loaded: a stream replaced
+	// meanwhile is renewed as at any other time.
+	b.cur.Store(h)
 	return b.warm(ctx, h, state.LastSeq)
 }
 

@@ -1,8 +1,10 @@
 package natsbroker
 
 import (
+	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -195,5 +197,78 @@ func BenchmarkWarmUp(b *testing.B) {
 				b.ReportMetric(float64(int(want)*b.N)/took.Seconds(), "events/s")
 			}
 		})
+	}
+}
+
+// A start whose consumer delivers nothing of the stream's tail (its pull
+// requests lost, as a NATS server too busy to answer loses them) fails
+// after PublishTimeout, saying so, rather than serve without the tail or
+// hang; nothing of it is left running.
+func TestOpenFailsWhenTheTailCannotBeRead(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts)
+	store(t, ns, a, repeat(event{"t", 10}, 5))
+	p := startProxy(t, ns)
+	p.swallowRequests("$JS.API.CONSUMER.MSG.NEXT.")
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = 300 * time.Millisecond
+	start := time.Now()
+	b, err := Open(t.Context(), opts)
+	if err == nil {
+		b.Close()
+		t.Fatal("Open succeeded without the stream's tail")
+	}
+	if !errors.Is(err, stream.ErrUnavailable) || !strings.Contains(err.Error(), "loading the tail") {
+		t.Errorf("Open: %v; want ErrUnavailable saying the tail could not be loaded", err)
+	}
+	t.Logf("failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
+// A stream deleted and created again while an instance loads its tail is
+// renewed as at any other time: Open returns with the new stream's
+// history, whose ids are the new stream's, and publishes.
+func TestStreamReplacedWhileTheTailLoads(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts)
+	store(t, ns, a, repeat(event{"t", 10}, 5))
+	a.Close()
+	p := startProxy(t, ns)
+	swallowed := p.swallowRequests("$JS.API.CONSUMER.MSG.NEXT.")
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = waitLimit // the renewal, not a stall, is what ends the load
+	type opened struct {
+		b   *Broker
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		b, err := Open(t.Context(), opts)
+		done <- opened{b, err}
+	}()
+	select {
+	case <-swallowed:
+	case <-time.After(waitLimit):
+		t.Fatal("the consumer asked for no events")
+	}
+	created := recreateStream(t, ns, opts)
+	p.passRequests()
+	var o opened
+	select {
+	case o = <-done:
+	case <-time.After(waitLimit):
+		t.Fatal("Open did not return after the stream was replaced")
+	}
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	defer o.b.Close()
+	if h := o.b.cur.Load(); !h.created.Equal(created) {
+		t.Fatalf("the history is of the stream created at %v, want the new one's %v", h.created, created)
+	}
+	m, _, err := o.b.Publish(stream.Publication{Topic: "t", Data: "new"})
+	if err != nil || m.ID != newIDs(created).id(1) {
+		t.Fatalf("publish: %v, %v; want the new stream's first id", m, err)
 	}
 }
