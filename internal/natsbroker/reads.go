@@ -23,7 +23,10 @@ import (
 // as its JetStream API answers them in turn. A resume that cannot have a
 // slot, or a consumer the server refuses for its cap (more instances, or
 // a lower cap set by the operator), waits and asks again, and answers
-// stream.ErrBusy when its time is up.
+// stream.ErrBusy when its time is up. The stream's own cap (its
+// MaxConsumers) is left as the operator set it (ensureStream sets none):
+// it bounds what every client of the NATS server may create, and other
+// tools reading the stream need their share of it.
 const maxPageReads = 64
 
 // Waits between asking again for a consumer the server refused for its
