@@ -41,6 +41,7 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 	if err != nil {
 		return fmt.Errorf("nats: consumer on stream %q: %w", b.opts.Stream, err)
 	}
+	h.cons = cons
 	h.cc, err = cons.Consume(func(m jetstream.Msg) { b.deliver(h, m) }, jetstream.PullHeartbeat(consumerHeartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		b.opts.Logger.Debug("nats consumer", "err", err)
 		switch {

@@ -32,7 +32,8 @@ type history struct {
 	// instance, or 0: ids from it up to this one's offset resume from
 	// this history's start (resume.go).
 	prevFrom uint64
-	mem      *stream.Memory // the local layer: fan-out and a cache of the tail
+	mem      *stream.Memory     // the local layer: fan-out and a cache of the tail
+	cons     jetstream.Consumer // the ordered consumer cc runs
 	cc       jetstream.ConsumeContext
 	seen     delivered // how far cc has fed mem
 	// stale is set while the stream may be gone: Publish and Ready answer

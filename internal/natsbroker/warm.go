@@ -37,20 +37,26 @@ func tailStart(state jetstream.StreamState, size int, cold bool) uint64 {
 }
 
 // warm waits until h's consumer has delivered sequence last, the stream's
-// last at start, to the local history. It fails when the consumer delivers
-// nothing for PublishTimeout (NATS away or overwhelmed: a start that
-// cannot read the stream fails, as one that cannot reach it does), or ctx
-// ends. The stream replaced meanwhile ends h: the history that renew put
-// in its place starts at the new stream's first event, all of it new, and
-// warm returns.
+// last at start, to the local history, or until the consumer has nothing
+// left to deliver: the stream keeps its last sequence when that message
+// is deleted (a purge of one subject, a message removed by hand), and no
+// consumer ever delivers it. It fails when the consumer delivers nothing
+// for PublishTimeout with events still pending (NATS away or overwhelmed:
+// a start that cannot read the stream fails, as one that cannot reach it
+// does), or ctx ends. The stream replaced meanwhile ends h: the history
+// that renew put in its place starts at the new stream's first event, all
+// of it new, and warm returns.
 func (b *Broker) warm(ctx context.Context, h *history, last uint64) error {
 	from, start := h.seen.last()+1, time.Now()
+	poll := min(warmPoll, b.opts.PublishTimeout)
+	idle := time.Now() // since the last progress
 	for done := from - 1; done < last; done = h.seen.last() {
-		step, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
+		step, cancel := context.WithTimeout(ctx, poll)
 		progress := h.seen.wait(step, h.ended, done+1)
 		cancel()
 		switch {
 		case progress:
+			idle = time.Now()
 			continue
 		case ctx.Err() != nil:
 			return fmt.Errorf("nats: loading the tail of stream %q (sequences %d to %d): %w", b.opts.Stream, from, last, ctx.Err())
@@ -62,8 +68,13 @@ func (b *Broker) warm(ctx context.Context, h *history, last uint64) error {
 			return stream.ErrClosed
 		default:
 		}
-		return fmt.Errorf("nats: loading the tail of stream %q: nothing after sequence %d (of %d to %d) for %s: %w",
-			b.opts.Stream, done, from, last, b.opts.PublishTimeout, stream.ErrUnavailable)
+		if b.delivered(ctx, h) {
+			break // the rest of the tail was deleted
+		}
+		if time.Since(idle) >= b.opts.PublishTimeout {
+			return fmt.Errorf("nats: loading the tail of stream %q: nothing after sequence %d (of %d to %d) for %s: %w",
+				b.opts.Stream, done, from, last, b.opts.PublishTimeout, stream.ErrUnavailable)
+		}
 	}
 	if last >= from {
 		s := h.mem.Stats()
@@ -71,4 +82,18 @@ func (b *Broker) warm(ctx context.Context, h *history, last uint64) error {
 			"events", s.Published, "bytes", s.HistoryBytes, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// warmPoll is how long warm waits for the next event before it asks
+// whether the consumer has any left.
+const warmPoll = 200 * time.Millisecond
+
+// delivered reports whether h's consumer has handed the local history
+// everything the stream holds: NATS has nothing pending for it, and
+// nothing it sent is still on its way.
+func (b *Broker) delivered(ctx context.Context, h *history) bool {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
+	defer cancel()
+	info, err := h.cons.Info(ctx)
+	return err == nil && info.NumPending == 0 && info.Delivered.Stream <= h.seen.last()
 }

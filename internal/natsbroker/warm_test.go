@@ -1,6 +1,7 @@
 package natsbroker
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/internal/stream"
@@ -270,5 +273,53 @@ func TestStreamReplacedWhileTheTailLoads(t *testing.T) {
 	m, _, err := o.b.Publish(stream.Publication{Topic: "t", Data: "new"})
 	if err != nil || m.ID != newIDs(created).id(1) {
 		t.Fatalf("publish: %v, %v; want the new stream's first id", m, err)
+	}
+}
+
+// The stream keeps its last sequence when that message is deleted (a
+// subject purged, a message removed by hand), and no consumer delivers
+// it: an instance that starts then loads what is there and opens, rather
+// than wait for it and fail, which made every restart fail until
+// something was published.
+func TestOpenLoadsATailWhoseLastMessageWasDeleted(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		remove func(t *testing.T, st jetstream.Stream)
+	}{
+		{"message removed", func(t *testing.T, st jetstream.Stream) {
+			if err := st.DeleteMsg(t.Context(), 5); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"subject purged", func(t *testing.T, st jetstream.Stream) {
+			if err := st.Purge(t.Context(), jetstream.WithPurgeSubject(DefaultSubjectPrefix+".gone")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := startNATS(t)
+			opts := testBrokerOptions(ns)
+			a := openBroker(t, opts)
+			kept := store(t, ns, a, repeat(event{"keep", 10}, 4))
+			store(t, ns, a, repeat(event{"gone", 10}, 1))
+			a.Close()
+			st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.remove(t, st)
+			b, err := Open(t.Context(), opts)
+			if err != nil {
+				t.Fatalf("Open after the stream's last message was deleted: %v", err)
+			}
+			defer b.Close()
+			h := b.cur.Load()
+			for _, m := range kept {
+				if got := h.mem.Retained(m.ID); got == nil || !bytes.Equal(got.Frame, m.Frame) {
+					t.Errorf("event %d not in the local history loaded at start", m.ID)
+				}
+			}
+		})
 	}
 }
