@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -44,7 +45,7 @@ func (h *Handler) subscribe(c *gin.Context) {
 		h.abortWithError(c, err)
 		return
 	}
-	sub, err := h.hub.Broker.Subscribe(patterns, lastID)
+	sub, err := h.subscribeBroker(c.Request.Context(), patterns, lastID)
 	if err != nil {
 		h.slots.release()
 		h.abortWithError(c, err)
@@ -283,4 +284,20 @@ func (h *Handler) untrackSubscription(sub stream.Subscription) {
 	h.mu.Lock()
 	delete(h.subs, sub)
 	h.mu.Unlock()
+}
+
+// contextSubscriber is a Broker whose Subscribe may wait, and stops
+// waiting once the client's request ends (the NATS broker, reading its
+// stream for a resume).
+type contextSubscriber interface {
+	SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error)
+}
+
+// subscribeBroker subscribes through the broker, for as long as ctx, the
+// request's context, lasts where the broker can be told.
+func (h *Handler) subscribeBroker(ctx context.Context, patterns []string, lastID string) (stream.Subscription, error) {
+	if b, ok := h.hub.Broker.(contextSubscriber); ok {
+		return b.SubscribeContext(ctx, patterns, lastID)
+	}
+	return h.hub.Broker.Subscribe(patterns, lastID)
 }

@@ -280,7 +280,7 @@ func TestTakeDropsWhatTheReplayHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &subscription{Subscription: live, after: 12}
+	s := &subscription{Subscription: live, client: t.Context(), after: 12}
 	for id := uint64(11); id <= 13; id++ {
 		if _, err := mem.Deliver(id, "a", "", ""); err != nil {
 			t.Fatal(err)

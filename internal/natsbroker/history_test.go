@@ -108,7 +108,7 @@ func TestResumeWhileTheStreamIsReplaced(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := b.resume(h, live, []string{"t"}, old[1])
+	s, err := b.resume(t.Context(), h, live, []string{"t"}, old[1])
 	if err == nil {
 		got, _ := s.Replay(nil, 1<<20)
 		for _, m := range got {
@@ -303,17 +303,23 @@ func recreateStream(t *testing.T, ns *natsServer, opts Options) time.Time {
 func createStream(t *testing.T, ns *natsServer, opts Options) time.Time {
 	t.Helper()
 	opts.setDefaults()
+	return createStreamAgain(t, ns, streamConfig(&opts)).CachedInfo().Created
+}
+
+// createStreamAgain creates a stream of cfg, as an operator would, maybe
+// just after one of its name or subjects was deleted: then nats-server
+// 2.15 may fail to create its store (10049, "error creating store for
+// stream") while it still removes the old one's, and it tries again.
+func createStreamAgain(t *testing.T, ns *natsServer, cfg jetstream.StreamConfig) jetstream.Stream {
+	t.Helper()
 	js := ns.operator(t)
-	// Just after a file stream of the name was deleted, nats-server 2.15
-	// may fail to create its store (10049, "error creating store for
-	// stream") while it still removes the old one's: try again.
 	deadline := time.Now().Add(waitLimit)
 	for {
-		st, err := js.CreateStream(context.Background(), streamConfig(&opts))
+		st, err := js.CreateStream(context.Background(), cfg)
 		var apiErr *jetstream.APIError
 		switch {
 		case err == nil:
-			return st.CachedInfo().Created
+			return st
 		case errors.As(err, &apiErr) && apiErr.ErrorCode == 10049 && time.Now().Before(deadline):
 			time.Sleep(20 * time.Millisecond)
 		default:

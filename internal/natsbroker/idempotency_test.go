@@ -222,9 +222,7 @@ func TestConfirmReplayTellsKeyReuseFromANewStream(t *testing.T) {
 	}
 
 	deleteStream(t, ns, DefaultStream)
-	if _, err := ns.operator(t).CreateStream(t.Context(), streamConfig(&a.broker.opts)); err != nil {
-		t.Fatal(err)
-	}
+	createStreamAgain(t, ns, streamConfig(&a.broker.opts))
 	if err := a.broker.confirmReplay(t.Context(), h, other, p); !errors.Is(err, ErrStreamDeleted) {
 		t.Fatalf("a duplicate acknowledged by a stream created again: %v, want ErrStreamDeleted", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -139,16 +141,18 @@ func eachPublishMode(t *testing.T, test func(t *testing.T, options func(*natsSer
 	}
 }
 
-func newInstance(t *testing.T, opts Options) *instance {
+// newInstance opens a Broker of opts behind a handler with middleware.
+func newInstance(t *testing.T, opts Options, middleware ...gin.HandlerFunc) *instance {
 	t.Helper()
 	b, err := Open(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := handler.New(handler.Options{
-		Logger: slog.New(slog.DiscardHandler),
-		Stream: handler.StreamOptions{HeartbeatInterval: time.Minute, WriteTimeout: 5 * time.Second},
-		Hub:    handler.HubOptions{Broker: b, PublishTokens: []string{testToken}},
+		Middleware: middleware,
+		Logger:     slog.New(slog.DiscardHandler),
+		Stream:     handler.StreamOptions{HeartbeatInterval: time.Minute, WriteTimeout: 5 * time.Second},
+		Hub:        handler.HubOptions{Broker: b, PublishTokens: []string{testToken}},
 	})
 	in := &instance{Server: httptest.NewServer(h), broker: b, h: h}
 	t.Cleanup(in.close)

@@ -1,7 +1,6 @@
 package natsbroker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,10 +67,7 @@ func TestPublishRefusesAnotherStream(t *testing.T) {
 		a := newInstance(t, opts)
 		a.publish(t, "a", "before")
 		deleteStream(t, ns, DefaultStream)
-		js := ns.operator(t)
-		if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "OTHER", Subjects: []string{DefaultSubjectPrefix + ".>"}}); err != nil {
-			t.Fatal(err)
-		}
+		createStreamAgain(t, ns, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{DefaultSubjectPrefix + ".>"}})
 		_, _, err := a.broker.Publish(stream.Publication{Topic: "a", Data: "after"})
 		if !errors.Is(err, stream.ErrUnavailable) || !errors.Is(err, ErrStreamMismatch) && !errors.Is(err, ErrStreamDeleted) {
 			t.Fatalf("publish into stream OTHER: %v, want ErrUnavailable and ErrStreamMismatch or ErrStreamDeleted", err)

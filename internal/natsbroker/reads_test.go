@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -94,5 +96,50 @@ func TestResumeThatCannotReadAnswersBusy(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "busy") || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("%d %s, Retry-After %q; want 503 saying busy, with Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+}
+
+// A client that goes away while its resume waits for a read slot stops
+// waiting, and no page is read for it once a slot is free: in a storm of
+// reconnects, those that gave up held the slots of those still there.
+func TestResumeOfAGoneClientReadsNothing(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.cold = true // resumes read the stream
+	opts.PublishTimeout = time.Minute
+	a := newInstance(t, opts)
+	first := a.publish(t, "t", "1")
+	a.publish(t, "t", "2")
+	a.close()
+	returned := make(chan struct{}, 10)
+	b := newInstance(t, opts, func(c *gin.Context) {
+		c.Next()
+		returned <- struct{}{} // a request's handler has returned
+	})
+	for range maxPageReads {
+		b.broker.reads <- struct{}{} // every slot taken
+	}
+	creates := consumerCreates(t, ns)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", b.URL+"/api/v1/events?topic=t", nil)
+	req.Header.Set("Last-Event-ID", first)
+	if resp, err := b.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("resume answered %s with every read slot taken", resp.Status)
+	}
+	select {
+	case <-returned:
+	case <-time.After(waitLimit):
+		t.Fatal("the resume of a client that went away still waits for a read slot")
+	}
+	for range maxPageReads {
+		<-b.broker.reads
+	}
+	c := b.subscribe(t, "topic=t", first) // a client still there: reads a page
+	c.next(t)
+	if n := creates.Load(); n != 1 {
+		t.Errorf("%d page consumers created once the slots were free, want 1: the one for the client still there", n)
 	}
 }

@@ -57,6 +57,14 @@ const (
 // PublishTimeout (reads.go): Subscribe then returns it, and Replay ends
 // the subscription with it.
 func (b *Broker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
+	return b.SubscribeContext(context.Background(), patterns, lastEventID)
+}
+
+// SubscribeContext is Subscribe for a client that may go away: its waits
+// for the stream (a read slot, NATS's answers), at Subscribe and at each
+// later page, end once ctx ends, the request's context. A client gone
+// while it waited for a slot no longer has a page read for it after.
+func (b *Broker) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
 	h := b.cur.Load()
 	live, err := h.mem.Subscribe(patterns, lastEventID)
 	for errors.Is(err, stream.ErrClosed) && h != b.cur.Load() {
@@ -67,7 +75,7 @@ func (b *Broker) Subscribe(patterns []string, lastEventID string) (stream.Subscr
 	if err != nil || lastEventID == "" || live.Reset() == "" {
 		return live, err
 	}
-	s, err := b.resume(h, live, patterns, lastEventID)
+	s, err := b.resume(ctx, h, live, patterns, lastEventID)
 	if err != nil {
 		live.Close()
 		return nil, err
@@ -77,8 +85,8 @@ func (b *Broker) Subscribe(patterns []string, lastEventID string) (stream.Subscr
 
 // resume is Subscribe for an id the local history of h does not hold;
 // live is registered already.
-func (b *Broker) resume(h *history, live stream.Subscription, patterns []string, lastEventID string) (*subscription, error) {
-	s := &subscription{Subscription: live}
+func (b *Broker) resume(client context.Context, h *history, live stream.Subscription, patterns []string, lastEventID string) (*subscription, error) {
+	s := &subscription{Subscription: live, client: client}
 	id, err := strconv.ParseUint(lastEventID, 10, 64)
 	if err != nil {
 		s.reset = "the last event id is not an event id of this hub; events may have been missed"
@@ -93,7 +101,7 @@ func (b *Broker) resume(h *history, live stream.Subscription, patterns []string,
 		s.reset = fmt.Sprintf("last event id %d is from another history of this hub; events may have been missed", id)
 		return s, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+	ctx, cancel := context.WithTimeout(client, b.opts.PublishTimeout)
 	defer cancel()
 	info, err := b.info(ctx, h)
 	if err != nil {
@@ -329,9 +337,12 @@ type subscription struct {
 	// patterns; next == end once the stream has no more to read. Only
 	// Replay and Take, on the subscriber's goroutine, use these, gap and
 	// after; resume sets them before it returns.
-	b         *Broker
-	h         *history
-	patterns  []string
+	b        *Broker
+	h        *history
+	patterns []string
+	// client is the context of the client's request: a page read waits
+	// for it no longer than it lasts.
+	client    context.Context
 	next, end uint64
 	page      []*stream.Message
 	// gap is set when the subscription ended with the replay unfinished:
@@ -400,7 +411,7 @@ func (s *subscription) readNext() bool {
 		s.abandon()
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.b.opts.PublishTimeout)
+	ctx, cancel := context.WithTimeout(s.client, s.b.opts.PublishTimeout)
 	defer cancel()
 	if err := s.read(ctx); err != nil {
 		if errors.Is(err, stream.ErrSlowConsumer) {
