@@ -20,15 +20,7 @@ import (
 // Run on the NATS broker: an event published before a restart of ssehub
 // (its process memory gone) is replayed from the stream after it.
 func TestRunOnNATSResumesAcrossARestart(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
+	ns := startNATSServer(t)
 	cfg := config.Default()
 	cfg.Auth.PublishTokens = []string{"tok"}
 	onNATS := func(m *Main) {
@@ -118,15 +110,7 @@ func publishTo(t *testing.T, url, topic, data string) string {
 // Closing the broker as the shutdown began answered stored events 503
 // ("shutting down: try again"), and their retries stored them twice.
 func TestShutdownAnswersThePublishesUnderWayOnNATS(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
+	ns := startNATSServer(t)
 	cfg := config.Default()
 	cfg.Auth.PublishTokens = []string{"tok"}
 	url, stop := startMain(t, cfg, func(m *Main) {
@@ -211,4 +195,20 @@ func storedData(t *testing.T, natsURL, name string) map[string]bool {
 		stored[string(m.Data)] = true
 	}
 	return stored
+}
+
+// startNATSServer runs a NATS server with JetStream in the test process,
+// storing in a directory of the test's, until the test ends.
+func startNATSServer(t *testing.T) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	return ns
 }
