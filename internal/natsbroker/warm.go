@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -89,11 +90,22 @@ func (b *Broker) warm(ctx context.Context, h *history, last uint64) error {
 const warmPoll = 200 * time.Millisecond
 
 // delivered reports whether h's consumer has handed the local history
-// everything the stream holds: NATS has nothing pending for it, and
-// nothing it sent is still on its way.
+// everything h's stream holds: NATS has nothing pending for it, nothing
+// it sent is still on its way, and the stream is still h's. The ordered
+// consumer follows a stream deleted and created again by name, and has
+// nothing pending on a new, empty one either: then delivered renews h,
+// whose replacement ends warm, and reports false.
 func (b *Broker) delivered(ctx context.Context, h *history) bool {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
 	defer cancel()
 	info, err := h.cons.Info(ctx)
-	return err == nil && info.NumPending == 0 && info.Delivered.Stream <= h.seen.last()
+	if err != nil || info.NumPending != 0 || info.Delivered.Stream > h.seen.last() {
+		return false
+	}
+	s, err := h.stream.Info(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !s.Created.Equal(h.created) {
+		b.renew(h)
+		return false
+	}
+	return err == nil
 }
