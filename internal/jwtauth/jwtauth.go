@@ -15,10 +15,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -40,6 +42,27 @@ type Grants struct {
 type Claims struct {
 	SSEHub Grants `json:"ssehub"`
 	jwt.RegisteredClaims
+}
+
+// UnmarshalJSON reads c, refusing exp, nbf or iat given as a string
+// ("exp": "1767225600"): RFC 7519 makes a NumericDate a JSON number, and
+// golang-jwt would read the string's number as one. The parser reports
+// the error as a malformed token.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	var dates map[string]json.RawMessage
+	if err := json.Unmarshal(b, &dates); err != nil {
+		return err
+	}
+	for name, raw := range dates {
+		switch strings.ToLower(name) { // as encoding/json matches them
+		case "exp", "nbf", "iat":
+			if len(raw) > 0 && raw[0] == '"' {
+				return fmt.Errorf("claim %s is a string, not a number", name)
+			}
+		}
+	}
+	type plain Claims // without this method
+	return json.Unmarshal(b, (*plain)(c))
 }
 
 // Allows reports whether one of the granted patterns covers pattern (a

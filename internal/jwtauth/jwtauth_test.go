@@ -5,6 +5,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +112,40 @@ func TestVerifyRefusesCriticalHeaders(t *testing.T) {
 func isValid(v *Verifier, token string) bool {
 	_, err := v.Verify(token)
 	return err == nil
+}
+
+// RFC 7519 makes exp, nbf and iat JSON numbers: one given as a string is
+// refused, however its name is spelled, where golang-jwt alone reads the
+// string's number.
+func TestVerifyRefusesDatesGivenAsStrings(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	v, err := New(Options{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	sign := func(claims jwt.MapClaims) string {
+		token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	for _, claims := range []jwt.MapClaims{
+		{"exp": fmt.Sprint(exp)},
+		{"exp": exp, "nbf": "0"},
+		{"exp": exp, "iat": "0"},
+		{"EXP": fmt.Sprint(exp)},
+	} {
+		if _, err := v.Verify(sign(claims)); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "malformed") {
+			t.Errorf("%v: %v, want it refused as malformed", claims, err)
+		}
+	}
+	c, err := v.Verify(sign(jwt.MapClaims{"exp": exp, "nbf": 0, "iat": 0, "ssehub": map[string]any{"subscribe": []string{"a.>"}}}))
+	if err != nil {
+		t.Fatalf("the same dates as numbers: %v", err)
+	}
+	if c.ExpiresAt.Unix() != exp || !slices.Equal(c.SSEHub.Subscribe, []string{"a.>"}) {
+		t.Errorf("claims read as %+v", c)
+	}
 }
