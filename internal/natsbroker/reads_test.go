@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,5 +142,31 @@ func TestResumeOfAGoneClientReadsNothing(t *testing.T) {
 	c.next(t)
 	if n := creates.Load(); n != 1 {
 		t.Errorf("%d page consumers created once the slots were free, want 1: the one for the client still there", n)
+	}
+}
+
+// A page whose messages a busy NATS server is slow to deliver (here each
+// read's request reaches it 1.5 s late) is waited for within the read's
+// time: the resume hands out every event. nats.go's FetchNoWait gave up
+// after a second with nothing, the messages went to an inbox no longer
+// read, and the resume failed, "counted but not delivered".
+func TestResumeWaitsForASlowPage(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"t", 100}, 10))
+	p := startProxy(t, ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = waitLimit
+	opts.cold = true // the resume reads the stream
+	b := openBroker(t, opts)
+	p.delayNoWaitPulls(1500 * time.Millisecond)
+	s, err := b.Subscribe([]string{"t"}, all[0].IDString())
+	if err != nil {
+		t.Fatalf("resume from a slow server: %v", err)
+	}
+	defer s.Close()
+	if got := replayAll(t, s, nil, 1<<20); !slices.EqualFunc(got, all[1:], sameEvent) {
+		t.Fatalf("replayed %v, want %v", idsOf(got), idsOf(all[1:]))
 	}
 }
