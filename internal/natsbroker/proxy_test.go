@@ -25,6 +25,7 @@ type natsProxy struct {
 
 	mu       sync.Mutex
 	swallow  []byte        // the subject prefix swallowed, or nil
+	passing  int           // how many requests to it pass before the swallowing starts
 	swallowd chan struct{} // closed at the first request swallowed
 	pullWait time.Duration // how long each no-wait pull request is held
 	loseAcks bool
@@ -54,9 +55,15 @@ func (p *natsProxy) url() string { return "nats://" + p.ln.Addr().String() }
 // swallowRequests starts swallowing what is published to subjects
 // beginning with prefix; the channel is closed once one was.
 func (p *natsProxy) swallowRequests(prefix string) <-chan struct{} {
+	return p.swallowRequestsAfter(prefix, 0)
+}
+
+// swallowRequestsAfter is swallowRequests that lets the next n requests
+// to the prefix pass first.
+func (p *natsProxy) swallowRequestsAfter(prefix string, n int) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.swallow, p.swallowd = []byte(prefix), make(chan struct{})
+	p.swallow, p.passing, p.swallowd = []byte(prefix), n, make(chan struct{})
 	return p.swallowd
 }
 
@@ -189,6 +196,10 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.swallow == nil || !bytes.HasPrefix(fields[1], p.swallow) {
+		return false
+	}
+	if p.passing > 0 {
+		p.passing--
 		return false
 	}
 	closeOnce(p.swallowd)

@@ -100,6 +100,39 @@ func TestResumeThatCannotReadAnswersBusy(t *testing.T) {
 	}
 }
 
+// A resume whose time runs out while it asks again for a consumer the
+// server refused for its cap (here the request after the refusal goes
+// unanswered, as a server too busy to answer it in time) answers busy too,
+// not that the store is unreachable: TestResumeThatCannotReadAnswersBusy
+// failed so when its time ran out during a request.
+func TestResumeRefusedThenUnansweredAnswersBusy(t *testing.T) {
+	ns := startNATSWith(t, &natsServer{maxConsumers: 1}) // the instance's own
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = time.Second // the refusal comes within it
+	createStream(t, ns, opts)
+	js := ns.operator(t)
+	for i := range 3 {
+		if _, err := js.Publish(t.Context(), DefaultSubjectPrefix+".t", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts.cold = true
+	in := openBroker(t, opts)
+	first := in.cur.Load().ids.id(1)
+	swallowed := p.swallowRequestsAfter("$JS.API.CONSUMER.CREATE.", 1)
+	_, err := in.Subscribe([]string{"t"}, strconv.FormatUint(first, 10))
+	if !errors.Is(err, stream.ErrBusy) || errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("Subscribe: %v, want ErrBusy", err)
+	}
+	select {
+	case <-swallowed:
+	default:
+		t.Fatal("no request for a consumer went unanswered: the test did not test its case")
+	}
+}
+
 // A client that goes away while its resume waits for a read slot stops
 // waiting, and no page is read for it once a slot is free: in a storm of
 // reconnects, those that gave up held the slots of those still there.
