@@ -173,7 +173,7 @@ func TestResumeOfAGoneClientReadsNothing(t *testing.T) {
 	}
 	c := b.subscribe(t, "topic=t", first) // a client still there: reads a page
 	c.next(t)
-	if n := creates.Load(); n != 1 {
+	if n := creates.seen(t, b.broker); n != 1 {
 		t.Errorf("%d page consumers created once the slots were free, want 1: the one for the client still there", n)
 	}
 }
