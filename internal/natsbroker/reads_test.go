@@ -71,7 +71,11 @@ func TestResumeStormWaitsForConsumers(t *testing.T) {
 func TestResumeThatCannotReadAnswersBusy(t *testing.T) {
 	ns := startNATSWith(t, &natsServer{maxConsumers: 1}) // the instance's own
 	opts := testBrokerOptions(ns)
-	opts.PublishTimeout = 300 * time.Millisecond
+	// Time for the stream's info and a refusal at least: with 300 ms, one
+	// request to JetStream answered later (a loaded machine under -race)
+	// made the resume unreachable, not busy (1 in 150 runs beside a storm
+	// of resumes).
+	opts.PublishTimeout = time.Second
 	createStream(t, ns, opts)
 	js := ns.operator(t)
 	for i := range 3 {
