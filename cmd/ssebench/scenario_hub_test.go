@@ -115,9 +115,13 @@ func TestIdleScenario(t *testing.T) {
 func TestTableReportAndProgressLine(t *testing.T) {
 	srv := newHubServer(t, stream.MemoryOptions{})
 	var stdout, stderr bytes.Buffer
+	// The run lasts 1 s, several ticks of progress even when the machine
+	// gives the process no time for a while: with 300 ms, a stall of
+	// about 300 ms (a loaded 2-core machine under -race; a SIGSTOP of
+	// 400 ms in tests) left one line, and the test failed (1 in 185).
 	code := run(t.Context(), []string{
 		"-url", srv.URL, "-scenario", "fanout", "-n", "5",
-		"-rate", "50", "-duration", "300ms", "-token", testToken, "-progress", "50ms", "-timeout", "60s",
+		"-rate", "50", "-duration", "1s", "-token", testToken, "-progress", "50ms", "-timeout", "60s",
 	},
 		&stdout, &stderr)
 	if code != 0 {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // natsProxy stands between brokers and the NATS server, and can swallow
@@ -16,14 +17,17 @@ import (
 // request waits for its timeout. It can also lose JetStream's
 // acknowledgements of publishes on their way back, as a reconnect may:
 // the event is stored, and the publish waits for its timeout; and the
-// notices that a consumer was deleted.
+// notices that a consumer was deleted; and hold the requests of a page's
+// read, as a server slow to answer them.
 type natsProxy struct {
 	ln     net.Listener
 	target string
 
 	mu       sync.Mutex
 	swallow  []byte        // the subject prefix swallowed, or nil
+	passing  int           // how many requests to it pass before the swallowing starts
 	swallowd chan struct{} // closed at the first request swallowed
+	pullWait time.Duration // how long each no-wait pull request is held
 	loseAcks bool
 	lostAck  chan struct{} // closed at the first acknowledgement lost
 	loseGone bool
@@ -51,10 +55,25 @@ func (p *natsProxy) url() string { return "nats://" + p.ln.Addr().String() }
 // swallowRequests starts swallowing what is published to subjects
 // beginning with prefix; the channel is closed once one was.
 func (p *natsProxy) swallowRequests(prefix string) <-chan struct{} {
+	return p.swallowRequestsAfter(prefix, 0)
+}
+
+// swallowRequestsAfter is swallowRequests that lets the next n requests
+// to the prefix pass first.
+func (p *natsProxy) swallowRequestsAfter(prefix string, n int) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.swallow, p.swallowd = []byte(prefix), make(chan struct{})
+	p.swallow, p.passing, p.swallowd = []byte(prefix), n, make(chan struct{})
 	return p.swallowd
+}
+
+// delayNoWaitPulls holds each no-wait pull request (a page's read,
+// resume.go) for d on its way to the server, as a server busy with other
+// requests answers late; what the client sends after it waits too.
+func (p *natsProxy) delayNoWaitPulls(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pullWait = d
 }
 
 // passRequests stops swallowing.
@@ -166,11 +185,21 @@ func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte,
 }
 
 // swallowed reports whether a client's PUB or HPUB is to a swallowed
-// subject.
-func (p *natsProxy) swallowed(fields [][]byte, _ []byte) bool {
+// subject; a no-wait pull request it holds for pullWait first.
+func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
+	p.mu.Lock()
+	wait := p.pullWait
+	p.mu.Unlock()
+	if wait > 0 && bytes.Contains(payload, []byte(`"no_wait":true`)) {
+		time.Sleep(wait)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.swallow == nil || !bytes.HasPrefix(fields[1], p.swallow) {
+		return false
+	}
+	if p.passing > 0 {
+		p.passing--
 		return false
 	}
 	closeOnce(p.swallowd)

@@ -55,18 +55,26 @@ func (b *Broker) readSlot(ctx context.Context) (release func(), err error) {
 
 // createConsumer creates a page's consumer, asking again while the server
 // refuses it for its cap on the stream's consumers, until ctx ends: then
-// it returns an error wrapping stream.ErrBusy.
+// it returns an error wrapping stream.ErrBusy, whether ctx ended between
+// two requests or during one (it was reported unreachable then, more
+// often the slower the server answered).
 func (b *Broker) createConsumer(ctx context.Context, h *history, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	var refused error // the server's last refusal for its cap
 	for wait := consumerRetryMin; ; wait = min(2*wait, consumerRetryMax) {
 		cons, err := h.stream.CreateConsumer(ctx, cfg)
-		if !errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
+		switch {
+		case errors.Is(err, jetstream.ErrMaximumConsumersLimit):
+			refused = err
+		case err != nil && refused != nil && ctx.Err() != nil:
+			return nil, busy(fmt.Errorf("%w: %w", refused, ctx.Err()))
+		default:
 			return cons, err
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, busy(fmt.Errorf("%w: %w", err, ctx.Err()))
+			return nil, busy(fmt.Errorf("%w: %w", refused, ctx.Err()))
 		case <-t.C:
 		}
 	}

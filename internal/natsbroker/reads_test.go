@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,7 +71,11 @@ func TestResumeStormWaitsForConsumers(t *testing.T) {
 func TestResumeThatCannotReadAnswersBusy(t *testing.T) {
 	ns := startNATSWith(t, &natsServer{maxConsumers: 1}) // the instance's own
 	opts := testBrokerOptions(ns)
-	opts.PublishTimeout = 300 * time.Millisecond
+	// Time for the stream's info and a refusal at least: with 300 ms, one
+	// request to JetStream answered later (a loaded machine under -race)
+	// made the resume unreachable, not busy (1 in 150 runs beside a storm
+	// of resumes).
+	opts.PublishTimeout = time.Second
 	createStream(t, ns, opts)
 	js := ns.operator(t)
 	for i := range 3 {
@@ -96,6 +101,39 @@ func TestResumeThatCannotReadAnswersBusy(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "busy") || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("%d %s, Retry-After %q; want 503 saying busy, with Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+}
+
+// A resume whose time runs out while it asks again for a consumer the
+// server refused for its cap (here the request after the refusal goes
+// unanswered, as a server too busy to answer it in time) answers busy too,
+// not that the store is unreachable: TestResumeThatCannotReadAnswersBusy
+// failed so when its time ran out during a request.
+func TestResumeRefusedThenUnansweredAnswersBusy(t *testing.T) {
+	ns := startNATSWith(t, &natsServer{maxConsumers: 1}) // the instance's own
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = time.Second // the refusal comes within it
+	createStream(t, ns, opts)
+	js := ns.operator(t)
+	for i := range 3 {
+		if _, err := js.Publish(t.Context(), DefaultSubjectPrefix+".t", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts.cold = true
+	in := openBroker(t, opts)
+	first := in.cur.Load().ids.id(1)
+	swallowed := p.swallowRequestsAfter("$JS.API.CONSUMER.CREATE.", 1)
+	_, err := in.Subscribe([]string{"t"}, strconv.FormatUint(first, 10))
+	if !errors.Is(err, stream.ErrBusy) || errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("Subscribe: %v, want ErrBusy", err)
+	}
+	select {
+	case <-swallowed:
+	default:
+		t.Fatal("no request for a consumer went unanswered: the test did not test its case")
 	}
 }
 
@@ -139,7 +177,33 @@ func TestResumeOfAGoneClientReadsNothing(t *testing.T) {
 	}
 	c := b.subscribe(t, "topic=t", first) // a client still there: reads a page
 	c.next(t)
-	if n := creates.Load(); n != 1 {
+	if n := creates.seen(t, b.broker); n != 1 {
 		t.Errorf("%d page consumers created once the slots were free, want 1: the one for the client still there", n)
+	}
+}
+
+// A page whose messages a busy NATS server is slow to deliver (here each
+// read's request reaches it 1.5 s late) is waited for within the read's
+// time: the resume hands out every event. nats.go's FetchNoWait gave up
+// after a second with nothing, the messages went to an inbox no longer
+// read, and the resume failed, "counted but not delivered".
+func TestResumeWaitsForASlowPage(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"t", 100}, 10))
+	p := startProxy(t, ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = waitLimit
+	opts.cold = true // the resume reads the stream
+	b := openBroker(t, opts)
+	p.delayNoWaitPulls(1500 * time.Millisecond)
+	s, err := b.Subscribe([]string{"t"}, all[0].IDString())
+	if err != nil {
+		t.Fatalf("resume from a slow server: %v", err)
+	}
+	defer s.Close()
+	if got := replayAll(t, s, nil, 1<<20); !slices.EqualFunc(got, all[1:], sameEvent) {
+		t.Fatalf("replayed %v, want %v", idsOf(got), idsOf(all[1:]))
 	}
 }

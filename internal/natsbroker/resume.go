@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -167,11 +168,11 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 //
 // It asks the page's consumer for at most pullSize of the messages the
 // consumer counted when created, in requests the server answers at once
-// with what it has: no request waits for a message. nats.go's pull
-// iterator (Messages), asked for 32 at a time, sometimes waited after the
-// first 32 until the page's deadline in this package's tests under -race:
-// as far as its code shows, it does not ask for more while its previous
-// request is still being sent, and nothing makes it ask again.
+// with what it has: no request waits for a message (fetchNoWait). nats.go's
+// pull iterator (Messages), asked for 32 at a time, sometimes waited after
+// the first 32 until the page's deadline in this package's tests under
+// -race: as far as its code shows, it does not ask for more while its
+// previous request is still being sent, and nothing makes it ask again.
 func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, from, end uint64) ([]*stream.Message, uint64, error) {
 	cons, err := b.pageConsumer(ctx, h, patterns, from)
 	if err != nil {
@@ -192,19 +193,17 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
-		batch, err := cons.FetchNoWait(pullSize(read, pending, data, bytes))
+		msgs, err := b.fetchNoWait(ctx, cons, pullSize(read, pending, data, bytes))
 		if err != nil {
 			return nil, 0, err
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
+		for _, m := range msgs {
 			read++
 			md, err := m.Metadata()
 			if err != nil {
 				return nil, 0, err
 			}
-			data += len(m.Data())
+			data += len(m.Data)
 			if md.Sequence.Consumer != read {
 				return nil, 0, fmt.Errorf("stream message %d delivered as the consumer's %d, not %d", md.Sequence.Stream, md.Sequence.Consumer, read)
 			}
@@ -226,11 +225,8 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 				return page, next, nil
 			}
 		}
-		if err := batch.Error(); err != nil {
-			return nil, 0, err
-		}
-		if got == 0 {
-			break // gone since it was counted: evicted, or NATS away
+		if len(msgs) == 0 {
+			break // gone since it was counted: evicted, or deleted
 		}
 	}
 	return page, next, nil
@@ -275,12 +271,12 @@ func (b *Broker) pageConsumer(ctx context.Context, h *history, patterns []string
 
 // message is the event of stream message m with id id, or nil when its
 // subject is no topic matching one of patterns.
-func (b *Broker) message(id uint64, m jetstream.Msg, patterns []string) *stream.Message {
-	topic, ok := b.topic(m.Subject())
+func (b *Broker) message(id uint64, m *nats.Msg, patterns []string) *stream.Message {
+	topic, ok := b.topic(m.Subject)
 	if !ok || !slices.ContainsFunc(patterns, func(p string) bool { return stream.Match(p, topic) }) {
 		return nil
 	}
-	msg, err := stream.NewMessage(id, topic, m.Headers().Get(eventTypeHeader), string(m.Data()))
+	msg, err := stream.NewMessage(id, topic, m.Header.Get(eventTypeHeader), string(m.Data))
 	if err != nil {
 		return nil
 	}

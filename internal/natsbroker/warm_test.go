@@ -21,28 +21,74 @@ import (
 // default stream from now on, as NATS sees the requests go by: those with
 // a subject filter. An instance's own consumer has none; it may be
 // created again at any time (two heartbeats missed on a loaded machine),
-// and is not counted.
-func consumerCreates(t *testing.T, ns *natsServer) *atomic.Int64 {
+// and is not counted. seen returns the count.
+func consumerCreates(t *testing.T, ns *natsServer) *createCount {
 	t.Helper()
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
-	var n atomic.Int64
-	for _, subject := range []string{"$JS.API.CONSUMER.CREATE." + DefaultStream, "$JS.API.CONSUMER.CREATE." + DefaultStream + ".>"} {
-		if _, err := nc.Subscribe(subject, func(m *nats.Msg) {
-			if bytes.Contains(m.Data, []byte(`"filter_subject`)) {
-				n.Add(1)
-			}
-		}); err != nil {
+	c := &createCount{marker: nc.NewInbox(), marked: make(chan struct{})}
+	// One channel for every subject: nats.go fills it as the messages
+	// come, in order (each subscription's handler has a goroutine of its
+	// own, which would not keep the order between them).
+	msgs := make(chan *nats.Msg, 1024)
+	for _, subject := range []string{"$JS.API.CONSUMER.CREATE." + DefaultStream, "$JS.API.CONSUMER.CREATE." + DefaultStream + ".>", c.marker} {
+		if _, err := nc.ChanSubscribe(subject, msgs); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	return &n
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case m := <-msgs:
+				switch {
+				case m.Subject == c.marker:
+					select {
+					case c.marked <- struct{}{}:
+					case <-stop:
+						return
+					}
+				case bytes.Contains(m.Data, []byte(`"filter_subject`)):
+					c.n.Add(1)
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { nc.Close(); close(stop); <-done })
+	return c
+}
+
+// createCount is consumerCreates's count.
+type createCount struct {
+	n      atomic.Int64
+	marker string        // the subject of seen's markers
+	marked chan struct{} // a marker came by
+}
+
+// seen returns the count of the page consumers b asked for so far: it
+// sends a marker through b's connection after the requests and waits for
+// it to come by, after them (NATS keeps the order of a connection's
+// messages). Reading the count at once missed a request still on its way
+// (TestResumeOfAGoneClientReadsNothing, 1 in 9 runs).
+func (c *createCount) seen(t *testing.T, b *Broker) int64 {
+	t.Helper()
+	if err := b.nc.Publish(c.marker, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.marked:
+	case <-time.After(waitLimit):
+		t.Fatal("the marker after the requests did not come by")
+	}
+	return c.n.Load()
 }
 
 // An instance that restarts holds the stream's tail in its local history
@@ -72,7 +118,7 @@ func TestRestartedInstanceResumesFromItsLocalHistory(t *testing.T) {
 	if got := c.next(t); got.ID != live || got.Data != "live" {
 		t.Fatalf("live %+v, want id %s", got, live)
 	}
-	if n := creates.Load(); n != 0 {
+	if n := creates.seen(t, b.broker); n != 0 {
 		t.Errorf("the resume created %d consumers on the stream, want none: it read the stream, not the local history", n)
 	}
 	if r := b.broker.replayed.Load(); r != 0 {

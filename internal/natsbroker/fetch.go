@@ -1,0 +1,58 @@
+package natsbroker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// fetchNoWait asks the page consumer cons for up to n of the messages it
+// has now, as jetstream's FetchNoWait does, and returns those the server
+// delivers: fewer once it answers that it has no more (404, or 408). It
+// waits for the server's answer as long as ctx lasts.
+//
+// FetchNoWait gives up when a second passes with no answer, as if the
+// consumer had nothing: a server slow to answer (busy with a crowd of
+// resumes, on a loaded machine) delivers the messages after that to an
+// inbox no longer read, and the consumer, which takes no
+// acknowledgements, has moved past them. A resume then failed, the
+// messages counted but not delivered (TestResumeStormWaitsForConsumers,
+// 2 runs in 10 of its package), or its page ended early.
+func (b *Broker) fetchNoWait(ctx context.Context, cons jetstream.Consumer, n int) ([]*nats.Msg, error) {
+	sub, err := b.nc.SubscribeSync(b.nc.NewInbox())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	req, err := json.Marshal(struct {
+		Batch  int  `json:"batch"`
+		NoWait bool `json:"no_wait"`
+	}{n, true})
+	if err != nil {
+		return nil, err
+	}
+	info := cons.CachedInfo()
+	subject := jetstream.DefaultAPIPrefix + "CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name
+	if err := b.nc.PublishRequest(subject, sub.Subject, req); err != nil {
+		return nil, err
+	}
+	var msgs []*nats.Msg
+	for len(msgs) < n {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		switch status := m.Header.Get("Status"); {
+		case status == "" || len(m.Data) > 0:
+			msgs = append(msgs, m)
+		case status == "404" || status == "408":
+			return msgs, nil // no more now
+		case status != "100": // 100: a heartbeat, none asked for
+			return nil, fmt.Errorf("pull from consumer %s: %s %s", info.Name, status, m.Header.Get("Description"))
+		}
+	}
+	return msgs, nil
+}
