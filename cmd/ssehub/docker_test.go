@@ -47,12 +47,7 @@ func dockerBuild(t *testing.T) (flags string) {
 // `go build` command line.
 func buildLikeDockerfile(t *testing.T, out string) {
 	t.Helper()
-	build := exec.Command("sh", "-c", "CGO_ENABLED=0 go build "+dockerBuild(t)+` -o "$OUT" ./cmd/ssehub`)
-	build.Dir = repoRoot
-	build.Env = append(os.Environ(), "OUT="+out)
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
+	goBuild(t, out, "./cmd/ssehub")
 }
 
 func TestDockerfile(t *testing.T) {
