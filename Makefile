@@ -25,7 +25,7 @@ GOLANGCI_LINT = bin/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # every test.
 test: test-deps lint
 	node --test static/
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 # test-deps installs from the distribution's packages, when they are not
 # there yet: headless Chromium for the browser tests; nginx for the test of

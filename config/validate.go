@@ -127,11 +127,16 @@ func (c CORSConfig) validate() []error {
 // (2^31 ms) at once, so a longer retry: made clients reconnect in a loop.
 const maxRetry = 24 * time.Hour
 
+// maxWriteTimeout bounds stream.write_timeout, which is also every
+// connection's TCP_USER_TIMEOUT, in milliseconds of a C int: 600h does not
+// fit, and the listener failed with "invalid argument".
+const maxWriteTimeout = 24 * time.Hour
+
 func (s StreamConfig) validate() []error {
 	return collect(
 		durationAbove("stream.heartbeat_interval", s.HeartbeatInterval, 0),
 		durationBetween("stream.retry", s.Retry, 0, maxRetry),
-		durationAbove("stream.write_timeout", s.WriteTimeout, 0),
+		durationBetween("stream.write_timeout", s.WriteTimeout, time.Millisecond, maxWriteTimeout),
 		oneOf("stream.transport", s.Transport, "gin", "detached"),
 		intBetween("stream.max_streams", s.MaxStreams, 1, 0),
 	)

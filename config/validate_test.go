@@ -20,7 +20,10 @@ func TestValidateRejects(t *testing.T) {
 		{"heartbeat zero", func(c *Config) { c.Stream.HeartbeatInterval = 0 }, `stream.heartbeat_interval: "0s" must be greater`},
 		{"retry negative", func(c *Config) { c.Stream.Retry = -time.Second }, `stream.retry: "-1s" must be between 0s and 24h0m0s`},
 		{"retry over a day", func(c *Config) { c.Stream.Retry = 720 * time.Hour }, `stream.retry: "720h0m0s" must be between 0s and 24h0m0s`},
-		{"write timeout zero", func(c *Config) { c.Stream.WriteTimeout = 0 }, `stream.write_timeout: "0s" must be greater`},
+		{"write timeout zero", func(c *Config) { c.Stream.WriteTimeout = 0 }, `stream.write_timeout: "0s" must be between 1ms and 24h0m0s`},
+		// It is also TCP_USER_TIMEOUT, in milliseconds of a C int: 600h
+		// made the listener fail with "invalid argument" under server.addr.
+		{"write timeout over a day", func(c *Config) { c.Stream.WriteTimeout = 600 * time.Hour }, `stream.write_timeout: "600h0m0s" must be between 1ms and 24h0m0s`},
 		{"max age negative", func(c *Config) { c.CORS.MaxAge = -time.Second }, `cors.max_age: "-1s" must not be less`},
 		{"ticker interval long", func(c *Config) { c.Demo.TickerInterval = 61 * time.Second }, `demo.ticker_interval: "1m1s" must be between 0s and 1m0s`},
 		{"ticker interval negative", func(c *Config) { c.Demo.TickerInterval = -1 }, `demo.ticker_interval: "-1ns" must be between`},

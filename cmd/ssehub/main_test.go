@@ -359,12 +359,14 @@ func TestRunReportsAFailureInTheLogsFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	var stdout, stderr bytes.Buffer
-	env := map[string]string{"SSEHUB_LOG_FORMAT": "json"}
-	code := run(t.Context(), []string{"--config", "", "--addr", ln.Addr().String()}, func(k string) string { return env[k] }, &stdout, &stderr)
-	var line struct{ Level, Msg, Err string }
-	if err := json.Unmarshal(bytes.TrimSpace(stderr.Bytes()), &line); code == 0 || err != nil || line.Level != "ERROR" || !strings.Contains(line.Err, "server.addr") {
-		t.Errorf("exit %d, stderr %q (%v): want one JSON error line naming server.addr", code, stderr.String(), err)
+	for _, format := range []string{"json", "JSON"} { // the format is read case-insensitively
+		var stdout, stderr bytes.Buffer
+		env := map[string]string{"SSEHUB_LOG_FORMAT": format}
+		code := run(t.Context(), []string{"--config", "", "--addr", ln.Addr().String()}, func(k string) string { return env[k] }, &stdout, &stderr)
+		var line struct{ Level, Msg, Err string }
+		if err := json.Unmarshal(bytes.TrimSpace(stderr.Bytes()), &line); code == 0 || err != nil || line.Level != "ERROR" || !strings.Contains(line.Err, "server.addr") {
+			t.Errorf("log.format %s: exit %d, stderr %q (%v): want one JSON error line naming server.addr", format, code, stderr.String(), err)
+		}
 	}
 }
 

@@ -40,7 +40,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, _, st
 	}
 	m := &Main{Config: cfg, Logger: newLogger(cfg.Log, stderr)}
 	err = m.Run(ctx)
-	if err != nil && cfg.Log.Format == "json" {
+	if err != nil && cfg.Log.JSON() {
 		m.Logger.Error("ssehub stopped", "err", err)
 		return loggedError{err}
 	}
