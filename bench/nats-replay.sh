@@ -4,9 +4,12 @@
 # were published, so its local history (a cache of the stream's tail)
 # serves the resume. Here a NATS server with JetStream and one ssehub (A)
 # take EVENTS publishes of SIZE bytes of data (the first alone, for its
-# id), then a second ssehub (B) starts: it consumes only what comes after
-# its start, so its local history is empty, and a client that resumes on B
-# after the first event is served from the stream. The client times from
+# id), then a second ssehub (B) starts. Since a NATS instance loads the
+# stream's tail at start, B's local history holds the last hub.history_size
+# events, so with EVENTS within it the resume is served from that loaded
+# tail, not from JetStream (docs/BENCHMARKS.md, "A NATS instance loads the
+# stream's tail at start"); with more, the part before the tail is read
+# from the stream. The client times from
 # its connect to the last of the EVENTS - 1 others, RUNS times, each on a
 # fresh B. One line per run goes to OUT/jetstream-replay.txt.
 #
