@@ -77,12 +77,7 @@ func TestResumeThatCannotReadAnswersBusy(t *testing.T) {
 	// of resumes).
 	opts.PublishTimeout = time.Second
 	createStream(t, ns, opts)
-	js := ns.operator(t)
-	for i := range 3 {
-		if _, err := js.Publish(t.Context(), DefaultSubjectPrefix+".t", []byte(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishAsOperator(t, ns, "t", 3)
 	opts.cold = true
 	in := newInstance(t, opts)
 	first := in.broker.cur.Load().ids.id(1)
@@ -116,12 +111,7 @@ func TestResumeRefusedThenUnansweredAnswersBusy(t *testing.T) {
 	opts.URLs = []string{p.url()}
 	opts.PublishTimeout = time.Second // the refusal comes within it
 	createStream(t, ns, opts)
-	js := ns.operator(t)
-	for i := range 3 {
-		if _, err := js.Publish(t.Context(), DefaultSubjectPrefix+".t", []byte(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishAsOperator(t, ns, "t", 3)
 	opts.cold = true
 	in := openBroker(t, opts)
 	first := in.cur.Load().ids.id(1)
@@ -205,5 +195,17 @@ func TestResumeWaitsForASlowPage(t *testing.T) {
 	defer s.Close()
 	if got := replayAll(t, s, nil, 1<<20); !slices.EqualFunc(got, all[1:], sameEvent) {
 		t.Fatalf("replayed %v, want %v", idsOf(got), idsOf(all[1:]))
+	}
+}
+
+// publishAsOperator stores n events on topic through a connection of
+// the operator's own, with no instance running.
+func publishAsOperator(t *testing.T, ns *natsServer, topic string, n int) {
+	t.Helper()
+	js := ns.operator(t)
+	for i := range n {
+		if _, err := js.Publish(t.Context(), DefaultSubjectPrefix+"."+topic, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
