@@ -53,7 +53,7 @@ func TestClusterSmokeThroughNginx(t *testing.T) {
 		waitReady(t, hubs[i])
 		addrs = append(addrs, addr)
 	}
-	nginx, _ := runNginx(t, addrs...)
+	nginx := runNginx(t, addrs...).url
 
 	c := &smokeClient{t: t, nginx: nginx}
 	events := c.subscribe("")

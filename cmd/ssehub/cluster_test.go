@@ -19,6 +19,8 @@ import (
 const (
 	clusterCompose = "docker-compose.cluster.yml"
 	clusterNginx   = "deploy/nginx-cluster.conf"
+	// nginx's own nginx.conf, with the README's main context lines.
+	clusterNginxMain = "deploy/nginx.conf"
 )
 
 // TestComposeCluster checks docker-compose.cluster.yml: a NATS server with
@@ -60,10 +62,23 @@ func TestComposeCluster(t *testing.T) {
 	if len(nginx.Ports) != 1 || nginx.Ports[0].Target != 80 || nginx.Ports[0].Published != "8111" {
 		t.Errorf("nginx ports %+v, want 8111:80", nginx.Ports)
 	}
-	if len(nginx.Volumes) != 1 || nginx.Volumes[0].Type != types.VolumeTypeBind ||
-		nginx.Volumes[0].Source != mustAbs(t, filepath.Join(repoRoot, clusterNginx)) ||
-		nginx.Volumes[0].Target != "/etc/nginx/conf.d/default.conf" || !nginx.Volumes[0].ReadOnly {
-		t.Errorf("nginx volumes %+v, want %s read-only at /etc/nginx/conf.d/default.conf", nginx.Volumes, clusterNginx)
+	wantMounts := []types.ServiceVolumeConfig{
+		{Type: types.VolumeTypeBind, Source: mustAbs(t, filepath.Join(repoRoot, clusterNginx)), Target: "/etc/nginx/conf.d/default.conf", ReadOnly: true},
+		{Type: types.VolumeTypeBind, Source: mustAbs(t, filepath.Join(repoRoot, clusterNginxMain)), Target: "/etc/nginx/nginx.conf", ReadOnly: true},
+	}
+	if len(nginx.Volumes) != len(wantMounts) {
+		t.Errorf("nginx volumes %+v, want %s and %s mounted", nginx.Volumes, clusterNginx, clusterNginxMain)
+	}
+	for i := range min(len(nginx.Volumes), len(wantMounts)) {
+		got, want := nginx.Volumes[i], wantMounts[i]
+		if got.Type != want.Type || got.Source != want.Source || got.Target != want.Target || got.ReadOnly != want.ReadOnly {
+			t.Errorf("nginx volume %d: %s %s at %s (read-only %v), want %s read-only at %s", i+1, got.Type, got.Source, got.Target, got.ReadOnly, want.Source, want.Target)
+		}
+	}
+	// A container may not raise its hard limit of descriptors: nginx's
+	// worker_rlimit_nofile needs compose to.
+	if nofile := nginx.Ulimits["nofile"]; nofile == nil || max(nofile.Single, nofile.Hard) < 65536 {
+		t.Errorf("nginx ulimits %+v, want nofile 65536 for worker_rlimit_nofile", nginx.Ulimits)
 	}
 	for _, name := range []string{"ssehub-1", "ssehub-2"} {
 		if dep, ok := nginx.DependsOn[name]; !ok || dep.Condition != types.ServiceConditionHealthy {
@@ -149,6 +164,19 @@ func TestComposeClusterNginx(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestComposeClusterNginxMain keeps deploy/nginx.conf, the cluster's
+// nginx.conf, holding the README's main context lines as written, and
+// including the recipe from conf.d.
+func TestComposeClusterNginxMain(t *testing.T) {
+	conf := readRepoFile(t, clusterNginxMain)
+	if main := readmeNginxMain(t); !strings.Contains(conf, main+"\n") {
+		t.Errorf("%s does not hold the README's main context lines as written:\n%s", clusterNginxMain, main)
+	}
+	if got, want := nginxBlock(t, conf, "http {"), "include /etc/nginx/conf.d/*.conf;"; !strings.Contains(got, want) {
+		t.Errorf("%s's http block does not %s, where the recipe is:\n%s", clusterNginxMain, want, got)
 	}
 }
 

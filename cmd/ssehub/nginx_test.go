@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -27,10 +28,18 @@ const nginxBinary = "/usr/sbin/nginx"
 
 // nginxProxy is the README's nginx recipe running in front of a Main.
 type nginxProxy struct {
-	url      string        // nginx's base URL
+	*nginxProcess
+	upstream string        // ssehub's base URL
 	accepted *atomic.Int64 // connections ssehub has accepted
-	logFile  string        // the recipe's access log
 	client   *http.Client
+}
+
+// nginxProcess is an nginx the test runs.
+type nginxProcess struct {
+	url     string // its base URL
+	logFile string // the recipe's access log
+	errLog  string // its error log
+	pid     int    // its master process, or its only one
 }
 
 // startBehindNginx runs Main with cfg, and nginx with the README's recipe
@@ -56,7 +65,8 @@ func startBehindNginxEdited(t *testing.T, cfg config.Config, edits []nginxEdit) 
 			}
 		}
 	})
-	p.url, p.logFile = runNginxEdited(t, edits, strings.TrimPrefix(upstream, "http://"))
+	p.upstream = upstream
+	p.nginxProcess = runNginxEdited(t, edits, strings.TrimPrefix(upstream, "http://"))
 	p.client = &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(p.client.CloseIdleConnections)
 	return p
@@ -70,16 +80,17 @@ func requireNginx(t *testing.T) {
 	}
 }
 
-// runNginx runs nginx with the README's recipe, upstreams (host:port) as
-// its upstream servers, on a free loopback port until the test ends; it
-// returns nginx's base URL and the recipe's access log. The caller has
-// called requireNginx.
-func runNginx(t *testing.T, upstreams ...string) (url, logFile string) {
+// runNginx runs nginx with the README's two nginx blocks (the main
+// context's lines, then the recipe in the http block), upstreams
+// (host:port) as its upstream servers, on a free loopback port until the
+// test ends. The caller has called requireNginx.
+func runNginx(t *testing.T, upstreams ...string) *nginxProcess {
 	t.Helper()
 	return runNginxEdited(t, nil, upstreams...)
 }
 
-// runNginxEdited is runNginx with edits made to the README's recipe.
+// runNginxEdited is runNginx with edits made to its nginx.conf: the
+// README's blocks in the test's frame (nginxFrame).
 //
 // nginx cannot listen on port 0, so the test picks a port that was free a
 // moment ago; another process (a test of another package, run at the same
@@ -87,24 +98,24 @@ func runNginx(t *testing.T, upstreams ...string) (url, logFile string) {
 // "Address already in use" and runNginxEdited tries again on another port.
 // It waits until the socket listening on the port is nginx's own, not until
 // the port merely accepts connections: those could be another process's.
-func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) (url, logFile string) {
+func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) *nginxProcess {
 	t.Helper()
-	recipe := readmeNginxRecipe(t)
 	servers := ""
 	for _, u := range upstreams {
 		servers += "server " + u + ";\n    "
 	}
+	conf := fmt.Sprintf(nginxFrame, readmeNginxMain(t), readmeNginxRecipe(t))
 	for _, r := range append([]nginxEdit{
 		{"server 127.0.0.1:8111;\n    ", servers},
 		{"proxy_read_timeout 1h;", "proxy_read_timeout 3s;"}, // the heartbeat (1s here) must keep streams open
 	}, edits...) {
-		recipe = editRecipe(t, recipe, r)
+		conf = editRecipe(t, conf, r)
 	}
 	const attempts = 5
 	for attempt := 1; ; attempt++ {
-		url, logFile, err := startNginx(t, recipe)
+		n, err := startNginx(t, conf)
 		if err == nil {
-			return url, logFile
+			return n
 		}
 		if !errors.Is(err, errPortTaken) || attempt == attempts {
 			t.Fatal(err)
@@ -118,39 +129,43 @@ func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) (url, 
 func editRecipe(t *testing.T, recipe string, r nginxEdit) string {
 	t.Helper()
 	if n := strings.Count(recipe, r.old); n != 1 {
-		t.Fatalf("the README's nginx recipe holds %q %d times, want once: update this test with the recipe", r.old, n)
+		t.Fatalf("the nginx.conf made of the README's blocks holds %q %d times, want once: update this test with the README", r.old, n)
 	}
 	return strings.Replace(recipe, r.old, r.new, 1)
 }
 
-// startNginx runs nginx with recipe, listening on a free loopback port,
-// until the test ends, and returns its base URL and the recipe's access
-// log once nginx listens. Its error wraps errPortTaken when nginx could
-// not bind the port because another process had it.
-func startNginx(t *testing.T, recipe string) (url, logFile string, err error) {
+// nginxFrame is the nginx.conf the tests run, around the README's main
+// context lines and its recipe (the http block's); NGINX_DIR stands for a
+// directory of the test's. It runs one process (master_process off): it
+// runs as this user, and one worker means one upstream keep-alive cache.
+// A test that reloads nginx edits in a master process and one worker.
+const nginxFrame = `daemon off;
+master_process off;
+pid NGINX_DIR/nginx.pid;
+error_log NGINX_DIR/error.log info;
+%s
+http {
+    client_body_temp_path NGINX_DIR/client_body;
+    proxy_temp_path NGINX_DIR/proxy;
+    fastcgi_temp_path NGINX_DIR/fastcgi;
+    uwsgi_temp_path NGINX_DIR/uwsgi;
+    scgi_temp_path NGINX_DIR/scgi;
+
+%s
+}
+`
+
+// startNginx runs nginx with conf (nginxFrame's, edited), listening on a
+// free loopback port, until the test ends, and returns it once it listens.
+// Its error wraps errPortTaken when nginx could not bind the port because
+// another process had it.
+func startNginx(t *testing.T, conf string) (*nginxProcess, error) {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
-	recipe = editRecipe(t, recipe, nginxEdit{"listen 80;", "listen 127.0.0.1:" + port + ";"})
-	recipe = editRecipe(t, recipe, nginxEdit{"/var/log/nginx/", dir + "/"})
-
-	// One process (master_process off): it runs as this user, and one
-	// worker means one upstream keep-alive cache.
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-    client_body_temp_path %[1]s/client_body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-
-%[2]s
-}
-`, dir, recipe)
+	conf = editRecipe(t, conf, nginxEdit{"listen 80;", "listen 127.0.0.1:" + port + ";"})
+	conf = editRecipe(t, conf, nginxEdit{"/var/log/nginx/", dir + "/"})
+	conf = strings.ReplaceAll(conf, "NGINX_DIR", dir)
 	confFile := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -176,8 +191,13 @@ http {
 			t.Error("nginx did not stop within 10s of SIGTERM")
 		}
 	})
+	n := &nginxProcess{
+		logFile: filepath.Join(dir, "ssehub.access.log"),
+		errLog:  filepath.Join(dir, "error.log"),
+		pid:     cmd.Process.Pid,
+	}
 	errorLog := func() string {
-		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		log, _ := os.ReadFile(n.errLog)
 		return output.String() + string(log)
 	}
 	addr := "127.0.0.1:" + port
@@ -188,14 +208,15 @@ http {
 			t.Fatal(err)
 		}
 		if ok {
-			return "http://" + addr, filepath.Join(dir, "ssehub.access.log"), nil
+			n.url = "http://" + addr
+			return n, nil
 		}
 		// nginx retries a bind that fails for a few seconds before it
 		// gives up; there is no need to wait for that.
 		if log := errorLog(); strings.Contains(log, "Address already in use") {
 			_ = cmd.Process.Kill()
 			<-exited
-			return "", "", fmt.Errorf("nginx on %s: %w:\n%s", addr, errPortTaken, log)
+			return nil, fmt.Errorf("nginx on %s: %w:\n%s", addr, errPortTaken, log)
 		}
 		select {
 		case <-exited:
@@ -208,22 +229,46 @@ http {
 	}
 }
 
-// readmeNginxRecipe returns the README's one ```nginx block.
+// readmeNginxRecipe returns the README's recipe: its ```nginx block for
+// nginx's http context, the one with the upstream.
 func readmeNginxRecipe(t *testing.T) string {
+	t.Helper()
+	return readmeNginxBlock(t, "upstream ssehub {")
+}
+
+// readmeNginxMain returns the README's ```nginx block for nginx's main
+// context, the one with the events block.
+func readmeNginxMain(t *testing.T) string {
+	t.Helper()
+	return readmeNginxBlock(t, "events {")
+}
+
+// readmeNginxBlock returns the one of the README's two ```nginx blocks
+// that holds marker.
+func readmeNginxBlock(t *testing.T, marker string) string {
 	t.Helper()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	parts := strings.Split(string(readme), "```nginx\n")
-	if len(parts) != 2 {
-		t.Fatalf("README.md has %d ```nginx blocks, want 1", len(parts)-1)
+	if len(parts) != 3 {
+		t.Fatalf("README.md has %d ```nginx blocks, want 2: the main context's lines and the http context's recipe", len(parts)-1)
 	}
-	recipe, _, ok := strings.Cut(parts[1], "\n```")
-	if !ok {
-		t.Fatal("README.md: the ```nginx block does not end")
+	var found []string
+	for _, part := range parts[1:] {
+		block, _, ok := strings.Cut(part, "\n```")
+		if !ok {
+			t.Fatal("README.md: a ```nginx block does not end")
+		}
+		if strings.Contains(block, marker) {
+			found = append(found, block)
+		}
 	}
-	return recipe
+	if len(found) != 1 {
+		t.Fatalf("README.md has %d ```nginx blocks holding %q, want 1", len(found), marker)
+	}
+	return found[0]
 }
 
 // get sends a GET through nginx; the body is closed when the test ends.
@@ -467,5 +512,133 @@ func TestNginxLogsNoAccessToken(t *testing.T) {
 	}
 	if strings.Count(log, `"GET /api/v1/topics HTTP/1.1" 200`) != 2 || !strings.Contains(log, `"GET /healthz?probe=1 HTTP/1.1" 200`) {
 		t.Errorf("access log:\n%s\nwant the token requests without their query, others whole", log)
+	}
+}
+
+// TestNginxHoldsManyStreams holds 1000 subscriptions through one nginx
+// worker with the README's main context lines, and delivers an event to
+// each. With worker_connections at Debian's 768 (or the official image's
+// 1024), nginx would refuse or cut the streams past about 380 (510): each
+// holds two of its connections.
+func TestNginxHoldsManyStreams(t *testing.T) {
+	const streams = 1000
+	cfg := config.Default()
+	cfg.Stream.HeartbeatInterval = time.Second
+	cfg.Auth.PublishTokens = []string{"tok"}
+	p := startBehindNginx(t, cfg)
+
+	type subscriber struct {
+		conn   net.Conn
+		events *stream.Parser
+	}
+	subs := make([]subscriber, 0, streams)
+	t.Cleanup(func() {
+		for _, s := range subs {
+			s.conn.Close()
+		}
+	})
+	addr := strings.TrimPrefix(p.url, "http://")
+	for i := range streams {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("stream %d: %v", i+1, err)
+		}
+		subs = append(subs, subscriber{conn: conn})
+		if _, err := io.WriteString(conn, "GET /api/v1/events?topic=many HTTP/1.1\r\nHost: nginx\r\n\r\n"); err != nil {
+			t.Fatalf("stream %d: %v", i+1, err)
+		}
+	}
+	for i := range subs {
+		s := &subs[i]
+		_ = s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(s.conn), nil)
+		if err != nil {
+			log, _ := os.ReadFile(p.errLog)
+			t.Fatalf("stream %d of %d through nginx: %v\nnginx's error log:\n%s", i+1, streams, err, lastLines(string(log), 5))
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d of %d through nginx: %s", i+1, streams, resp.Status)
+		}
+		s.events = stream.NewParser(resp.Body)
+	}
+	for deadline := time.Now().Add(10 * time.Second); metricValue(t, p.upstream, "ssehub_subscribers") != streams; {
+		if time.Now().After(deadline) {
+			t.Fatalf("ssehub counts %v subscribers after 10s, want %d", metricValue(t, p.upstream, "ssehub_subscribers"), streams)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	status, id := publishOverHTTP(t, p.url, "tok", "many", "to all")
+	if status != http.StatusCreated {
+		t.Fatalf("publish through nginx: %d %s", status, id)
+	}
+	for i, s := range subs {
+		_ = s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			ev, err := s.events.Next()
+			if err != nil {
+				t.Fatalf("stream %d of %d: %v before the event", i+1, streams, err)
+			}
+			if ev.ID != "" {
+				if ev.ID != id || ev.Data != "to all" {
+					t.Fatalf("stream %d of %d: event %+v, want id %s, data \"to all\"", i+1, streams, ev, id)
+				}
+				break
+			}
+		}
+	}
+	if log, _ := os.ReadFile(p.errLog); strings.Contains(string(log), "worker_connections are not enough") {
+		t.Errorf("nginx's error log says worker_connections are not enough:\n%s", lastLines(string(log), 5))
+	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// TestNginxReloadEndsTheOldWorkersStreams reloads nginx, as installed (a
+// master process and a worker), with a subscription open through it. The
+// old worker holds the stream until worker_shutdown_timeout (2s here, the
+// README's 30s) and then closes it; without that line it would hold it for
+// as long as the client stays. The client resumes through the new worker
+// with its Last-Event-ID and misses nothing published meanwhile.
+func TestNginxReloadEndsTheOldWorkersStreams(t *testing.T) {
+	cfg := config.Default()
+	cfg.Stream.HeartbeatInterval = time.Second
+	cfg.Auth.PublishTokens = []string{"tok"}
+	p := startBehindNginxEdited(t, cfg, []nginxEdit{
+		// nginx ignores user, with a warning, where the test is not root.
+		{"master_process off;", "master_process on;\nworker_processes 1;\nuser root;"},
+		{"worker_shutdown_timeout 30s;", "worker_shutdown_timeout 2s;"},
+	})
+	c := &smokeClient{t: t, nginx: p.url}
+	events := c.subscribe("")
+	for deadline := time.Now().Add(10 * time.Second); metricValue(t, p.upstream, "ssehub_subscribers") != 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("ssehub counts no subscriber after 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.publish(3)
+	c.receive(events, 3)
+
+	if err := syscall.Kill(p.pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	reloaded := time.Now()
+	c.receive(events, -1) // fails unless the stream ends within 10s
+	if took := time.Since(reloaded); took < time.Second {
+		log, _ := os.ReadFile(p.errLog)
+		t.Fatalf("the stream ended %v after the reload, want about worker_shutdown_timeout (2s) after it:\n%s", took, lastLines(string(log), 10))
+	}
+	// The publishes' keep-alive connections were the old worker's too.
+	http.DefaultClient.CloseIdleConnections()
+	c.publish(3) // while the client is away
+	events = c.subscribe(c.received[len(c.received)-1])
+	c.receive(events, len(c.published))
+	if !slices.Equal(c.received, c.published) {
+		t.Fatalf("received %q across the reload, want each of %q once, in order", c.received, c.published)
 	}
 }
