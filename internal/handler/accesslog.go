@@ -11,12 +11,14 @@ import (
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
-// accessLog writes one line per request once its handler returns; for a
-// stream that is when the stream ends, or, for a detached stream, when it
-// is handed over (its "stream ended" line says when it ended).
+// accessLog writes one line per request once its handler returns, and
+// counts it in the metrics; for a stream that is when the stream ends, or,
+// for a detached stream, when it is handed over (its "stream ended" line
+// says when it ended).
 func (h *Handler) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	h.metrics.countRequest(c.FullPath(), c.Request.Method, c.Writer.Status())
 	if !h.log.Enabled(context.Background(), accessLevel(c.Writer.Status())) {
 		return // spare ClientIP and the rest when the line is not written
 	}

@@ -88,20 +88,37 @@ type refusalLog struct {
 	cause       error       // the last of busy and unreachable
 }
 
+// refusalReason returns what refused a request that err answered with a
+// 503, as the metrics name it; "" when err is no refusal for capacity or
+// for the broker's store.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, errTooManyStreams):
+		return refusedMaxStreams
+	case errors.Is(err, stream.ErrTooManySubscribers):
+		return refusedMaxSubscribers
+	case errors.Is(err, stream.ErrBusy):
+		return refusedStoreBusy
+	case errors.Is(err, stream.ErrUnavailable):
+		return refusedStoreUnreachable
+	}
+	return ""
+}
+
 // add counts one refusal for err, if err is a refusal for capacity or for
 // the broker's store.
 func (r *refusalLog) add(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch {
-	case errors.Is(err, errTooManyStreams):
+	switch refusalReason(err) {
+	case refusedMaxStreams:
 		r.streams++
-	case errors.Is(err, stream.ErrTooManySubscribers):
+	case refusedMaxSubscribers:
 		r.subs++
-	case errors.Is(err, stream.ErrBusy):
+	case refusedStoreBusy:
 		r.busy++
 		r.cause = err
-	case errors.Is(err, stream.ErrUnavailable):
+	case refusedStoreUnreachable:
 		r.unreachable++
 		r.cause = err
 	default:

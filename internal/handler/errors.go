@@ -87,8 +87,8 @@ func statusOf(err error) int {
 // abortWithError answers {"error": "..."} with the status err maps to.
 // Internal errors are logged and answered with a generic message; 503s
 // for capacity and for the broker's store (busy, unreachable) are counted
-// into the refusal log's lines, at most one of each a second
-// (capacity.go), not logged one by one.
+// in the metrics and into the refusal log's lines, at most one of each a
+// second (capacity.go), not logged one by one.
 func (h *Handler) abortWithError(c *gin.Context, err error) {
 	status := statusOf(err)
 	msg := err.Error()
@@ -116,7 +116,10 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 		case errors.Is(err, stream.ErrUnavailable):
 			msg = "the event store is unreachable: try again in a moment"
 		}
-		h.refusals.add(err)
+		if reason := refusalReason(err); reason != "" {
+			h.metrics.refused.WithLabelValues(reason).Inc()
+			h.refusals.add(err)
+		}
 	case status >= http.StatusInternalServerError:
 		h.log.Error("request failed", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(c.Request.URL.Path, maxLoggedPath), "err", err)
 		msg = http.StatusText(status)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ssehub/ssehub/internal/stream"
 	"github.com/ssehub/ssehub/internal/testlog"
@@ -436,5 +437,78 @@ func TestHubSubscriberGoingAwayEndsItsSubscription(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `reason="client gone"`) {
 		t.Errorf("no stream end line says client gone:\n%s", logs.String())
+	}
+}
+
+// TestMetricsCountRequestsRefusalsResetsAndEnds: every request is counted
+// by route, method and status, with unknown paths and methods as "other"
+// (a client cannot make up labels); a 503 for capacity by its reason; a
+// stream that begins with a reset; and each stream's end by its reason.
+func TestMetricsCountRequestsRefusalsResetsAndEnds(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{FirstID: 1})
+	opts.Stream.MaxStreams = 1
+	ts := newTestServer(t, opts)
+
+	readAll(t, ts.do(t, "GET", "/stream?count=2", nil, nil).Body)
+	ts.waitReturned(t, "/stream") // its slot is free
+	wantJSONError(t, ts.do(t, "GET", "/no/such/path", nil, nil), http.StatusNotFound)
+	wantJSONError(t, ts.do(t, "BREW", "/healthz", nil, nil), http.StatusMethodNotAllowed)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/api/v1/events?topic=a", nil)
+	first, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStreamHeaders(t, first)
+	wantJSONError(t, ts.do(t, "GET", "/api/v1/events?topic=a", nil, nil), http.StatusServiceUnavailable) // the one slot is taken
+	cancel()
+	first.Body.Close()
+	ts.waitReturned(t, "/api/v1/events") // the 503's
+	ts.waitReturned(t, "/api/v1/events") // the stream's: its slot is free
+
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": "garbage"})
+	if ev := next(t, p); ev.Type != "reset" {
+		t.Fatalf("first event %+v, want a reset", ev)
+	}
+	ts.h.Close() // ends it as shutting down
+
+	waitMetrics(t, ts, []string{
+		`ssehub_http_requests_total{code="200",method="GET",route="/stream"} 1`,
+		`ssehub_http_requests_total{code="404",method="GET",route="other"} 1`,
+		`ssehub_http_requests_total{code="405",method="other",route="other"} 1`,
+		`ssehub_http_requests_total{code="503",method="GET",route="/api/v1/events"} 1`,
+		`ssehub_http_requests_total{code="200",method="GET",route="/api/v1/events"} 2`,
+		`ssehub_requests_refused_total{reason="max_streams"} 1`,
+		`ssehub_requests_refused_total{reason="max_subscribers"} 0`,
+		`ssehub_requests_refused_total{reason="store_busy"} 0`,
+		`ssehub_requests_refused_total{reason="store_unreachable"} 0`,
+		`ssehub_stream_resets_total 1`,
+		`ssehub_streams_ended_total{reason="completed"} 1`,
+		`ssehub_streams_ended_total{reason="client_gone"} 1`,
+		`ssehub_streams_ended_total{reason="shutting_down"} 1`,
+	})
+}
+
+// waitMetrics waits until /metrics holds each of wants as a line: a
+// request is counted once its handler has returned, just after the client
+// has its answer.
+func waitMetrics(t *testing.T, ts *testServer, wants []string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		b, _ := io.ReadAll(ts.do(t, "GET", "/metrics", nil, nil).Body)
+		var missing []string
+		for _, want := range wants {
+			if !strings.Contains(string(b), want+"\n") {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks, after 5s:\n%s\nit has:\n%s", strings.Join(missing, "\n"), grepLines(string(b), "ssehub_"))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

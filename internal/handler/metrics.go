@@ -2,6 +2,7 @@ package handler
 
 import (
 	"net/http"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +21,24 @@ type metrics struct {
 	// writeTimeouts counts hub subscribers dropped because a write blocked
 	// past the write timeout; the broker counts those whose queue filled.
 	writeTimeouts atomic.Uint64
+	// requests counts answered requests by route, method and status.
+	requests *prometheus.CounterVec
+	// refused counts 503s for capacity and for the broker's store, by
+	// reason: what the refusal log's lines sum up.
+	refused *prometheus.CounterVec
+	// streamsEnded counts streams by why they ended (endReason).
+	streamsEnded *prometheus.CounterVec
+	// resets counts streams that began with event: reset.
+	resets prometheus.Counter
 }
+
+// The reasons of refused: one per cap and per state of the store.
+const (
+	refusedMaxStreams       = "max_streams"
+	refusedMaxSubscribers   = "max_subscribers"
+	refusedStoreBusy        = "store_busy"
+	refusedStoreUnreachable = "store_unreachable"
+)
 
 func newMetrics(reg *prometheus.Registry, broker Broker) *metrics {
 	if reg == nil {
@@ -41,8 +59,27 @@ func newMetrics(reg *prometheus.Registry, broker Broker) *metrics {
 			Name: "ssehub_publish_replays_total",
 			Help: "Publishes answered as a retry of an earlier one with the same Idempotency-Key: nothing stored.",
 		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ssehub_http_requests_total",
+			Help: "Requests answered, by route (\"other\": static files and unknown paths), method and status; a stream once it ends, or a detached one once handed over.",
+		}, []string{"route", "method", "code"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ssehub_requests_refused_total",
+			Help: "Requests answered 503 with Retry-After for capacity (max_streams, max_subscribers) or because the event store was busy or unreachable.",
+		}, []string{"reason"}),
+		streamsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ssehub_streams_ended_total",
+			Help: "Event streams ended, of every kind, by reason: completed, client_gone, shutting_down, dropped (a slow hub subscriber, or its stream replaced), write_failed, token_expired, panicked.",
+		}, []string{"reason"}),
+		resets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ssehub_stream_resets_total",
+			Help: "Streams that began with event: reset: a Last-Event-ID they could not resume from.",
+		}),
 	}
-	reg.MustRegister(m.streamsActive, m.eventsSent, m.publishReplays)
+	for _, reason := range []string{refusedMaxStreams, refusedMaxSubscribers, refusedStoreBusy, refusedStoreUnreachable} {
+		m.refused.WithLabelValues(reason) // present at 0 from the start
+	}
+	reg.MustRegister(m.streamsActive, m.eventsSent, m.publishReplays, m.requests, m.refused, m.streamsEnded, m.resets)
 	if broker != nil {
 		reg.MustRegister(&brokerCollector{broker: broker, writeTimeouts: &m.writeTimeouts})
 	}
@@ -106,4 +143,20 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(natsConnectedDesc, prometheus.GaugeValue, connected)
 		ch <- prometheus.MustNewConstMetric(natsLagDesc, prometheus.GaugeValue, float64(n.ConsumerLag()))
 	}
+}
+
+// countRequest adds one answered request to requests. route is Gin's
+// route pattern, empty for no route; the labels stay few whatever the
+// client sends: unknown paths are "other", unknown methods "other".
+func (m *metrics) countRequest(route, method string, status int) {
+	if route == "" {
+		route = "other"
+	}
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+	default:
+		method = "other"
+	}
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 }

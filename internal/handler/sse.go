@@ -24,7 +24,29 @@ var (
 	errCompleted  = errors.New("completed")
 	errPanicked   = errors.New("panicked")
 	errExpired    = errors.New("token expired")
+	errDropped    = errors.New("dropped") // by the broker: sub.Err says why
 )
+
+// endReason names why a stream ended (its end) for the metrics: a few
+// fixed words, whatever the error says.
+func endReason(end error) string {
+	switch {
+	case end == nil, errors.Is(end, errCompleted):
+		return "completed"
+	case errors.Is(end, errClientGone):
+		return "client_gone"
+	case errors.Is(end, errShuttingDown):
+		return "shutting_down"
+	case errors.Is(end, errDropped):
+		return "dropped"
+	case errors.Is(end, errExpired):
+		return "token_expired"
+	case errors.Is(end, errPanicked):
+		return "panicked"
+	default: // the transport's write or flush failed, or timed out
+		return "write_failed"
+	}
+}
 
 // deadliner bounds a stream's writes: ginWriter, or a detached.Conn.
 type deadliner interface {
@@ -167,6 +189,13 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	}
 }
 
+// reset queues the event: reset a stream begins with when it cannot
+// resume from its Last-Event-ID, saying why, and counts it.
+func (s *sseStream) reset(why string) {
+	s.queue(mustEncode(stream.Event{Type: "reset", Data: why}), 1)
+	s.h.metrics.resets.Inc()
+}
+
 // queue adds an encoded frame to this step's buffer.
 func (s *sseStream) queue(frame []byte, events int) {
 	s.buf = append(s.stepBuf(), frame...)
@@ -307,6 +336,7 @@ func (s *sseStream) close() {
 	s.returnBuf() // frames queued but never sent
 	s.count()
 	s.h.metrics.streamsActive.Dec()
+	s.h.metrics.streamsEnded.WithLabelValues(endReason(s.end)).Inc()
 	s.h.slots.release()
 	if s.h.log.Enabled(context.Background(), slog.LevelInfo) { // spare the arguments' allocations
 		s.h.log.Info("stream ended",

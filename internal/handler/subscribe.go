@@ -57,7 +57,7 @@ func (h *Handler) subscribe(c *gin.Context) {
 		s.expireAt(h.hub.JWT.ValidUntil(claims), claims.ExpiresAt.Time)
 	}
 	if sub.Reset() != "" {
-		s.queue(mustEncode(stream.Event{Type: "reset", Data: sub.Reset()}), 1)
+		s.reset(sub.Reset())
 	}
 	h.trackSubscription(sub)
 	// Without a last event id there is nothing to replay: Replay is not
@@ -262,7 +262,7 @@ func (s *sseStream) subscriptionEnd(sub stream.Subscription) error {
 	case s.h.closing(), err == nil, errors.Is(err, stream.ErrClosed):
 		return errShuttingDown
 	default:
-		return fmt.Errorf("dropped: %w", err)
+		return fmt.Errorf("%w: %w", errDropped, err)
 	}
 }
 

@@ -41,7 +41,7 @@ func (h *Handler) tickerStream(c *gin.Context) {
 	}
 	s := h.openStream(c)
 	if reset != "" {
-		s.queue(mustEncode(stream.Event{Type: "reset", Data: reset}), 1)
+		s.reset(reset)
 	}
 	s.runPaced(paced{
 		from:        from,
