@@ -642,3 +642,52 @@ func TestNginxReloadEndsTheOldWorkersStreams(t *testing.T) {
 		t.Fatalf("received %q across the reload, want each of %q once, in order", c.received, c.published)
 	}
 }
+
+// TestNginxAnswersAnEventStreamWhileSsehubIsDown: with nothing listening
+// upstream, the recipe answers a request that accepts text/event-stream
+// with 200 and only a retry: field, which has an EventSource try again;
+// every other request gets nginx's 502.
+func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
+	requireNginx(t)
+	n := runNginx(t, "127.0.0.1:"+freePort(t)) // nothing listens there
+	do := func(method, path, accept string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, n.url+path, strings.NewReader(`{"data": 1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, string(b)
+	}
+
+	for _, path := range []string{"/api/v1/events?topic=a", "/stream"} {
+		resp, body := do("GET", path, "text/event-stream")
+		if resp.StatusCode != http.StatusOK || body != "retry: 5000\n\n" ||
+			resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("Cache-Control") != "no-cache" {
+			t.Errorf("GET %s accepting text/event-stream, ssehub down: %s %q %v; want 200, an event stream of only retry: 5000",
+				path, resp.Status, body, resp.Header)
+		}
+	}
+	for _, r := range []struct{ method, path, accept string }{
+		{"GET", "/api/v1/events?topic=a", ""},
+		{"GET", "/healthz", "application/json"},
+		{"POST", "/api/v1/topics/a/events", "application/json"},
+		{"POST", "/api/v1/topics/a/events", ""},
+	} {
+		if resp, body := do(r.method, r.path, r.accept); resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("%s %s (Accept %q), ssehub down: %s %q, want nginx's 502", r.method, r.path, r.accept, resp.Status, body)
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/ssehub/ssehub/config"
+)
+
+// TestBrowserEventSourceOutlivesARestartBehindNginx: a page served through
+// the README's nginx recipe streams with a native EventSource; ssehub
+// stops, and the EventSource's reconnects meet the recipe's answer for an
+// unreachable ssehub (200 and retry:, 200 ms here) instead of nginx's 502,
+// which would stop it for good; ssehub starts again on its address, and the
+// same EventSource subscribes again and gets the next event.
+func TestBrowserEventSourceOutlivesARestartBehindNginx(t *testing.T) {
+	requireNginx(t)
+	addr := "127.0.0.1:" + freePort(t)
+	cfg := config.Default()
+	cfg.Stream.Retry = 100 * time.Millisecond
+	cfg.Stream.HeartbeatInterval = time.Second
+	cfg.Auth.PublishTokens = []string{"tok"}
+	onAddr := func(m *Main) { m.Config.Server.Addr = addr }
+	_, stop := startMain(t, cfg, onAddr)
+	n := runNginxEdited(t, []nginxEdit{{`"retry: 5000\n\n"`, `"retry: 200\n\n"`}}, addr)
+
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	requests := watchRequests(t, ctx)
+	runPage(t, ctx, n.url+"/",
+		callJS[chromedp.Void](`() => {
+			const seen = { opens: 0, messages: [], errorStates: [] };
+			const es = new EventSource("/api/v1/events?topic=demo.restart");
+			window.__raw = { es, seen };
+			es.onopen = () => seen.opens++;
+			es.onmessage = (ev) => seen.messages.push(ev.data);
+			es.onerror = () => seen.errorStates.push(es.readyState);
+		}`),
+		waitJS(`window.__raw.seen.opens === 1`),
+	)
+
+	stop()
+	// Reconnects while ssehub is down: nginx answers each at once.
+	runActions(t, ctx, waitJS(`window.__raw.seen.errorStates.length >= 4 || window.__raw.es.readyState === EventSource.CLOSED`))
+	if state := mustRun(t, ctx, chromedp.Evaluate[int](`window.__raw.es.readyState`)); state == 2 {
+		statuses := []int64{}
+		for _, r := range requests.to(ctx, "/api/v1/events") {
+			statuses = append(statuses, r.Status)
+		}
+		t.Fatalf("the EventSource stopped for good while ssehub was down (statuses %v)", statuses)
+	}
+
+	// Each of nginx's stand-ins opened the EventSource too, briefly.
+	back, _ := startMain(t, cfg, onAddr)
+	for deadline := time.Now().Add(10 * time.Second); metricValue(t, back, "ssehub_subscribers") != 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the EventSource has not subscribed again 10s after ssehub came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status, id := publishOverHTTP(t, n.url, "tok", "demo.restart", "after the restart"); status != http.StatusCreated {
+		t.Fatalf("publish through nginx: %d %s", status, id)
+	}
+	runActions(t, ctx, waitJS(`window.__raw.seen.messages.length === 1`))
+	if got := mustRun(t, ctx, chromedp.Evaluate[[]string](`window.__raw.seen.messages`)); !slices.Equal(got, []string{"after the restart"}) {
+		t.Errorf("messages %q, want the event published after the restart", got)
+	}
+	// Every answer the EventSource got: ssehub's stream, nginx's stand-ins
+	// while it was down (200 each, never 502), ssehub's stream again.
+	for _, r := range requests.to(ctx, "/api/v1/events") {
+		if r.Status != http.StatusOK {
+			t.Errorf("a request of the EventSource was answered %d, want 200", r.Status)
+		}
+	}
+}
