@@ -113,6 +113,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	opts := handlerOptions(m.Config, m.Logger, broker)
 	opts.Hub.JWT = verifier
+	opts.Stream.MaxStreams = capStreams(opts.Stream.MaxStreams, m.Logger)
 	h := handler.New(opts)
 	var conns openConns
 	srv := &http.Server{
