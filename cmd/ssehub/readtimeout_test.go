@@ -105,6 +105,12 @@ func TestHeldBodyIsCutByReadTimeout(t *testing.T) {
 		{"GET /healthz", heldRequest("GET", "/healthz", 100), http.StatusOK},
 		// A body under the cap, waited for by the decoder.
 		{"publish", heldRequest("POST", "/api/v1/topics/a/events", 10000), http.StatusRequestTimeout},
+		// A GET stream's body is read before the stream lifts the read
+		// deadline: left to net/http, which reads it before the first
+		// write, it held the stream without an answer or a heartbeat.
+		{"GET /api/v1/events", heldRequest("GET", "/api/v1/events?topic=a", 10), http.StatusRequestTimeout},
+		{"GET /stream", heldRequest("GET", "/stream?count=2", 10), http.StatusRequestTimeout},
+		{"GET /api/v1/events, chunked", "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub.test\r\nTransfer-Encoding: chunked\r\n\r\n", http.StatusRequestTimeout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,6 +142,8 @@ func TestDeclaredBodyOverTheCapIsRefusedAtOnce(t *testing.T) {
 		{"publish", heldRequest("POST", "/api/v1/topics/a/events", cfg.Hub.MaxEventBytes+1), cfg.Hub.MaxEventBytes},
 		// POST /stream takes 64 KiB.
 		{"POST /stream", heldRequest("POST", "/stream", 1<<20), 64 << 10},
+		// A GET stream drops up to 64 KiB of body.
+		{"GET /api/v1/events", heldRequest("GET", "/api/v1/events?topic=a", 1<<20), 64 << 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,4 +266,18 @@ func TestShutdownWithHeldBodyEndsCleanly(t *testing.T) {
 		t.Errorf("Run returned after %v, shutdown timeout %v", elapsed, cfg.Server.ShutdownTimeout)
 	}
 	readUntilClosed(t, conn, time.Now().Add(time.Second))
+}
+
+// TestGetStreamWithABodyStreams: a GET stream's request that sends a body
+// (meaningless, dropped) streams as one without.
+func TestGetStreamWithABodyStreams(t *testing.T) {
+	url, _ := startMain(t, readTimeoutConfig(time.Second))
+	conn := sendHead(t, url, heldRequest("GET", "/stream?count=1&interval=0s", 5)+"hello")
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := readAnswer(t, bufio.NewReader(conn))
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
+		t.Fatalf("status %d, Content-Type %q: want the stream", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
 }

@@ -170,7 +170,7 @@ func New(opts Options) *Handler {
 		h.hubRoutes(r)
 	}
 	if opts.Demo.Enabled {
-		r.GET("/stream", h.tickerStream)
+		r.GET("/stream", h.discardBody, h.tickerStream)
 		r.POST("/stream", h.tokenStream)
 		r.NoRoute(staticFiles(opts.Static), h.notFound)
 	}

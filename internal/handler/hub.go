@@ -70,7 +70,7 @@ func (o *HubOptions) setDefaults() {
 func (h *Handler) hubRoutes(r *gin.Engine) {
 	api := r.Group("/api/v1")
 	api.POST("/topics/:topic/events", h.publish)
-	api.GET("/events", h.subscribe)
+	api.GET("/events", h.discardBody, h.subscribe)
 	api.GET("/topics", h.topics)
 }
 

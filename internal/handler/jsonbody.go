@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -257,6 +258,42 @@ func fieldNamesOf(t reflect.Type) []string {
 // stream's body is not in the way: it is not set there.
 func refuseBody(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
+}
+
+// maxDiscardedBody is how much of a body the request of a GET stream may
+// send: it means nothing there, and is read and dropped.
+const maxDiscardedBody = 64 << 10
+
+// discardBody reads and drops the body of a GET stream's request while
+// the connection's read deadline (server.read_timeout) still holds. A
+// stream lifts that deadline once it starts, and net/http reads a body the
+// handler left unread before it writes the response's headers: a body
+// announced and never sent held the stream's first write, and with it its
+// heartbeats, its write timeout and its check for a gone client, for good.
+// A body that does not arrive in time is 408, one over maxDiscardedBody
+// 413.
+func (h *Handler) discardBody(c *gin.Context) {
+	r := c.Request
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	if r.ContentLength > maxDiscardedBody {
+		if r.ProtoMajor == 1 {
+			refuseBody(c.Writer)
+		}
+		h.abortWithError(c, &http.MaxBytesError{Limit: maxDiscardedBody})
+		return
+	}
+	_, err := io.Copy(io.Discard, http.MaxBytesReader(c.Writer, r.Body, maxDiscardedBody))
+	switch {
+	case err == nil:
+	case isTooLarge(err):
+		h.abortWithError(c, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		h.abortWithError(c, errBodyTimeout)
+	default: // a malformed chunk, or the client gone
+		h.abortWithError(c, badRequest("body: %s", stream.Quote(err.Error())))
+	}
 }
 
 // isTooLarge reports whether err says a body went past its limit.
