@@ -33,7 +33,7 @@ func capStreams(maxStreams int, log *slog.Logger) int {
 	limit := openFilesLimit()
 	n := streamsWithin(maxStreams, limit)
 	if n < maxStreams {
-		log.Warn("stream.max_streams lowered to what the process may open: raise its open files limit (ulimit -n, systemd's LimitNOFILE, docker's --ulimit nofile) to serve more",
+		log.Warn("stream.max_streams lowered to what the process may open: raise its hard open files limit (ulimit -Hn, systemd's LimitNOFILE, docker's --ulimit nofile) to serve more",
 			"max_streams", maxStreams, "open_files_limit", limit, "reserved", limit-uint64(n), "streams", n)
 	}
 	return n

@@ -516,16 +516,36 @@ func TestNginxLogsNoAccessToken(t *testing.T) {
 }
 
 // TestNginxHoldsManyStreams holds 1000 subscriptions through one nginx
-// worker with the README's main context lines, and delivers an event to
-// each. With worker_connections at Debian's 768 (or the official image's
-// 1024), nginx would refuse or cut the streams past about 380 (510): each
-// holds two of its connections.
+// worker, run as installed (a master process, which applies
+// worker_rlimit_nofile to its worker) with the README's main context
+// lines, and delivers an event to each. With worker_connections at
+// Debian's 768 (or the official image's 1024), nginx would refuse or cut
+// the streams past about 380 (510): each holds two of its connections;
+// and with a soft limit of 1024 files and no worker_rlimit_nofile, past
+// about 500.
 func TestNginxHoldsManyStreams(t *testing.T) {
 	const streams = 1000
 	cfg := config.Default()
 	cfg.Stream.HeartbeatInterval = time.Second
 	cfg.Auth.PublishTokens = []string{"tok"}
-	p := startBehindNginx(t, cfg)
+	// nginx may raise its limit only up to its hard limit where it lacks
+	// the privilege (not root, or a container): this process's, which it
+	// inherits. The recipe's 65536 is then edited down to it.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	files := min(65536, lim.Max)
+	if files < 2*streams+64 {
+		t.Skipf("a hard limit of %d open files is too low for nginx to hold %d streams", lim.Max, streams)
+	}
+	p := startBehindNginxEdited(t, cfg, []nginxEdit{
+		asInstalled,
+		{"worker_rlimit_nofile 65536;", fmt.Sprintf("worker_rlimit_nofile %d;", files)},
+	})
+	if log, _ := os.ReadFile(p.errLog); strings.Contains(string(log), "setrlimit(RLIMIT_NOFILE") {
+		t.Fatalf("nginx could not apply worker_rlimit_nofile %d:\n%s", files, log)
+	}
 
 	type subscriber struct {
 		conn   net.Conn
@@ -592,6 +612,10 @@ func TestNginxHoldsManyStreams(t *testing.T) {
 	}
 }
 
+// asInstalled runs nginx as installed: a master process and, here, one
+// worker. nginx ignores user, with a warning, where the test is not root.
+var asInstalled = nginxEdit{"master_process off;", "master_process on;\nworker_processes 1;\nuser root;"}
+
 // lastLines returns the last n lines of s.
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -609,8 +633,7 @@ func TestNginxReloadEndsTheOldWorkersStreams(t *testing.T) {
 	cfg.Stream.HeartbeatInterval = time.Second
 	cfg.Auth.PublishTokens = []string{"tok"}
 	p := startBehindNginxEdited(t, cfg, []nginxEdit{
-		// nginx ignores user, with a warning, where the test is not root.
-		{"master_process off;", "master_process on;\nworker_processes 1;\nuser root;"},
+		asInstalled,
 		{"worker_shutdown_timeout 30s;", "worker_shutdown_timeout 2s;"},
 	})
 	c := &smokeClient{t: t, nginx: p.url}
@@ -644,9 +667,9 @@ func TestNginxReloadEndsTheOldWorkersStreams(t *testing.T) {
 }
 
 // TestNginxAnswersAnEventStreamWhileSsehubIsDown: with nothing listening
-// upstream, the recipe answers a request that accepts text/event-stream
-// with 200 and only a retry: field, which has an EventSource try again;
-// every other request gets nginx's 502.
+// upstream, the recipe answers a GET that accepts text/event-stream with
+// 200, only a retry: field and CORS headers for the page's origin, which
+// has an EventSource try again; every other request gets nginx's 502.
 func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 	requireNginx(t)
 	n := runNginx(t, "127.0.0.1:"+freePort(t)) // nothing listens there
@@ -659,6 +682,7 @@ func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 		if accept != "" {
 			req.Header.Set("Accept", accept)
 		}
+		req.Header.Set("Origin", "https://page.example")
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -675,8 +699,9 @@ func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 	for _, path := range []string{"/api/v1/events?topic=a", "/stream"} {
 		resp, body := do("GET", path, "text/event-stream")
 		if resp.StatusCode != http.StatusOK || body != "retry: 5000\n\n" ||
-			resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("Cache-Control") != "no-cache" {
-			t.Errorf("GET %s accepting text/event-stream, ssehub down: %s %q %v; want 200, an event stream of only retry: 5000",
+			resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("Cache-Control") != "no-cache" ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "https://page.example" {
+			t.Errorf("GET %s accepting text/event-stream, ssehub down: %s %q %v; want 200, an event stream of only retry: 5000, for the page's origin",
 				path, resp.Status, body, resp.Header)
 		}
 	}
@@ -685,6 +710,8 @@ func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 		{"GET", "/healthz", "application/json"},
 		{"POST", "/api/v1/topics/a/events", "application/json"},
 		{"POST", "/api/v1/topics/a/events", ""},
+		{"POST", "/api/v1/topics/a/events", "application/json, text/event-stream"},
+		{"POST", "/stream", "text/event-stream"},
 	} {
 		if resp, body := do(r.method, r.path, r.accept); resp.StatusCode != http.StatusBadGateway {
 			t.Errorf("%s %s (Accept %q), ssehub down: %s %q, want nginx's 502", r.method, r.path, r.accept, resp.Status, body)

@@ -17,6 +17,14 @@ import (
 // says when it ended).
 func (h *Handler) accessLog(c *gin.Context) {
 	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			// Gin's recovery, outside this, answers 500 (or cuts a
+			// stream already under way); the handler logged nothing.
+			h.metrics.countRequest(c.FullPath(), c.Request.Method, http.StatusInternalServerError)
+			panic(p)
+		}
+	}()
 	c.Next()
 	h.metrics.countRequest(c.FullPath(), c.Request.Method, c.Writer.Status())
 	if !h.log.Enabled(context.Background(), accessLevel(c.Writer.Status())) {

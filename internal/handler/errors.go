@@ -116,9 +116,16 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 		case errors.Is(err, stream.ErrUnavailable):
 			msg = "the event store is unreachable: try again in a moment"
 		}
-		if reason := refusalReason(err); reason != "" {
+		reason := refusalReason(err)
+		if reason != "" {
 			h.metrics.refused.WithLabelValues(reason).Inc()
 			h.refusals.add(err)
+		}
+		if (reason == refusedMaxStreams || reason == refusedMaxSubscribers) && c.Request.ProtoMajor == 1 {
+			// A refused client comes back later, on a new connection:
+			// kept alive meanwhile, its connection would hold one of the
+			// descriptors the cap keeps free (capStreams in cmd/ssehub).
+			c.Header("Connection", "close")
 		}
 	case status >= http.StatusInternalServerError:
 		h.log.Error("request failed", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(c.Request.URL.Path, maxLoggedPath), "err", err)

@@ -354,6 +354,9 @@ func TestHubFullAnswers503WithRetryAfter(t *testing.T) {
 	if resp.Header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
+	if resp.ProtoMajor == 1 && !resp.Close {
+		t.Error("503 for capacity keeps its connection: want Connection: close, so it frees its descriptor")
+	}
 }
 
 func TestHubTopicsAndMetrics(t *testing.T) {

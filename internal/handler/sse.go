@@ -168,6 +168,12 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	c.Writer = s.gw
 	defer func() {
 		c.Writer = w
+		if p := recover(); p != nil {
+			s.stop(errPanicked)
+			cleanup()
+			s.close()
+			panic(p) // Gin's recovery answers it
+		}
 		cleanup()
 		s.close()
 	}()

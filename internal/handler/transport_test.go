@@ -278,6 +278,7 @@ func TestPanicInAStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
 	if !strings.Contains(logs.String(), "path=/panics panic=boom") {
 		t.Errorf("logs lack the panic:\n%s", logs.String())
 	}
+	waitMetrics(t, ts, []string{`ssehub_streams_ended_total{reason="panicked"} 1`})
 }
 
 func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
@@ -293,6 +294,10 @@ func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
 	if msg != "Internal Server Error" {
 		t.Errorf("error %q, want nothing of the panic", msg)
 	}
+	waitMetrics(t, ts, []string{
+		`ssehub_http_requests_total{code="500",method="GET",route="/panics"} 1`,
+		`ssehub_streams_ended_total{reason="panicked"} 1`,
+	})
 }
 
 func TestHTTP2StreamsAndSubscriptions(t *testing.T) {
