@@ -163,6 +163,7 @@ type Broker struct {
 	lag       atomic.Uint64 // the consumer's pending events at its last one
 
 	reads chan struct{} // a slot per page read from the stream at once (reads.go)
+	held  chan struct{} // a slot per page resumes hold at once (reads.go)
 
 	closeOnce sync.Once
 }
@@ -220,6 +221,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 func (b *Broker) start(ctx context.Context) error {
 	var err error
 	b.reads = make(chan struct{}, maxPageReads)
+	b.held = make(chan struct{}, heldPages(b.opts.HistoryMaxBytes))
 	// The async publish timeout bounds how long an unanswered publish is
 	// remembered: a publish waits no longer than PublishTimeout anyway.
 	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(b.opts.PublishTimeout)); err != nil {

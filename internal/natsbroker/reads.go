@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,16 +41,54 @@ const (
 // waiting for one until ctx ends; the function returned gives it back.
 // Waiting past ctx is an error wrapping stream.ErrBusy.
 func (b *Broker) readSlot(ctx context.Context) (release func(), err error) {
+	return takeSlot(ctx, b.reads, "reads from the stream")
+}
+
+// defaultHeldBytes is what heldPages allows pages without a
+// HistoryMaxBytes: the hub's default history bytes.
+const defaultHeldBytes = 64 << 20
+
+// heldPages bounds the pages that the instance's resumes hold at once:
+// read and not yet handed out (resume.go). Each is a copy of up to
+// replayPageBytes of the stream's events (and the event that crosses it)
+// for one subscription: unbounded, a crowd of deep resumes whose clients
+// read slowly held one each, max_streams of them (5 GB at the defaults).
+// It is the local history's bytes in pages (HistoryMaxBytes, 64 MiB by
+// default: 256), and at least maxPageReads. A resume past it waits for a
+// page to be let go, within its PublishTimeout, and is busy after.
+func heldPages(historyMaxBytes int64) int {
+	if historyMaxBytes <= 0 {
+		historyMaxBytes = defaultHeldBytes
+	}
+	return max(int(historyMaxBytes/replayPageBytes), maxPageReads)
+}
+
+// holdSlot takes one of the instance's heldPages slots for a page to be
+// held, waiting for one until ctx ends; the function returned gives it
+// back, once however often it is called. Waiting past ctx is an error
+// wrapping stream.ErrBusy.
+func (b *Broker) holdSlot(ctx context.Context) (release func(), err error) {
+	release, err = takeSlot(ctx, b.held, "pages of resumes held")
+	if err != nil {
+		return nil, err
+	}
+	return sync.OnceFunc(release), nil
+}
+
+// takeSlot takes one of slots, waiting until ctx ends; the function
+// returned gives it back. Waiting past ctx is an error wrapping
+// stream.ErrBusy, saying that all of what are taken.
+func takeSlot(ctx context.Context, slots chan struct{}, what string) (release func(), err error) {
 	select {
-	case b.reads <- struct{}{}:
-		return func() { <-b.reads }, nil
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
 	default:
 	}
 	select {
-	case b.reads <- struct{}{}:
-		return func() { <-b.reads }, nil
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
 	case <-ctx.Done():
-		return nil, busy(fmt.Errorf("all %d reads from the stream in use: %w", maxPageReads, ctx.Err()))
+		return nil, busy(fmt.Errorf("all %d %s in use: %w", cap(slots), what, ctx.Err()))
 	}
 }
 

@@ -209,3 +209,62 @@ func publishAsOperator(t *testing.T, ns *natsServer, topic string, n int) {
 		}
 	}
 }
+
+// Resumes read from the stream hold at most heldPages pages at once: a
+// page read and not yet handed out (a client that reads slowly, or not at
+// all) keeps its slot, and a resume past the bound waits for one, then
+// answers busy; a subscription closed gives its slot back.
+func TestHeldPagesAreBounded(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistoryMaxBytes = 1 << 20 // 4 pages' bytes: the bound is maxPageReads
+	opts.PublishTimeout = time.Second
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"t", 100}, 3))
+	opts.cold = true
+	b := openBroker(t, opts) // its local history starts after them
+	bound := heldPages(opts.HistoryMaxBytes)
+	if bound != maxPageReads {
+		t.Fatalf("heldPages(%d) = %d, want maxPageReads", opts.HistoryMaxBytes, bound)
+	}
+
+	resume := func() (stream.Subscription, error) {
+		return b.Subscribe([]string{"t"}, all[0].IDString())
+	}
+	var subs []stream.Subscription
+	t.Cleanup(func() {
+		for _, s := range subs {
+			s.Close()
+		}
+	})
+	for i := range bound { // each reads its first page, and holds it
+		s, err := resume()
+		if err != nil {
+			t.Fatalf("resume %d of %d: %v", i+1, bound, err)
+		}
+		subs = append(subs, s)
+	}
+	if _, err := resume(); !errors.Is(err, stream.ErrBusy) || !strings.Contains(err.Error(), "pages of resumes held") {
+		t.Fatalf("resume past the bound: %v, want ErrBusy for the pages held", err)
+	}
+
+	// One hands its page out, one is closed: two slots come back.
+	got, done := subs[0].Replay(nil, 64<<10)
+	if !done || len(got) != len(all)-1 {
+		t.Fatalf("Replay: %d events, done %v; want %d, done", len(got), done, len(all)-1)
+	}
+	subs[1].Close()
+	for i := range 2 {
+		s, err := resume()
+		if err != nil {
+			t.Fatalf("resume %d after two pages were let go: %v", i+1, err)
+		}
+		subs = append(subs, s)
+	}
+	for _, s := range subs {
+		s.Close()
+	}
+	if len(b.held) != 0 {
+		t.Errorf("%d page slots still taken after every subscription closed", len(b.held))
+	}
+}

@@ -341,6 +341,9 @@ type subscription struct {
 	client    context.Context
 	next, end uint64
 	page      []*stream.Message
+	// hold gives back the instance's slot for the page held (holdSlot);
+	// nil when none is. Under mu: Close may come from another goroutine.
+	hold func()
 	// gap is set when the subscription ended with the replay unfinished:
 	// Take then hands out nothing, as what is queued would follow a gap.
 	gap bool
@@ -395,8 +398,34 @@ func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stre
 	}
 	if len(s.page) == 0 {
 		s.page = nil
+		s.letPageGo()
 	}
 	return dst, s.page == nil && s.next == s.end
+}
+
+// holdPage records hold as the slot of the page just read; a subscription
+// closed meanwhile gives it back at once.
+func (s *subscription) holdPage(hold func()) {
+	s.mu.Lock()
+	closed := s.closed
+	if !closed {
+		s.hold = hold
+	}
+	s.mu.Unlock()
+	if closed {
+		hold()
+	}
+}
+
+// letPageGo gives back the slot of the page held, if any.
+func (s *subscription) letPageGo() {
+	s.mu.Lock()
+	hold := s.hold
+	s.hold = nil
+	s.mu.Unlock()
+	if hold != nil {
+		hold()
+	}
 }
 
 // readNext reads the next page within PublishTimeout. It reports false
@@ -436,6 +465,16 @@ func (s *subscription) read(ctx context.Context) error {
 	if err := b.ready(h); err != nil {
 		return err
 	}
+	hold, err := b.holdSlot(ctx)
+	if err != nil {
+		return err
+	}
+	held := false
+	defer func() {
+		if !held {
+			hold()
+		}
+	}()
 	release, err := b.readSlot(ctx)
 	if err != nil {
 		return err
@@ -466,6 +505,10 @@ func (s *subscription) read(ctx context.Context) error {
 		return b.unavailable("replay", fmt.Errorf("stream messages from sequence %d counted but not delivered", from))
 	}
 	s.page, s.next = page, next
+	if len(page) > 0 {
+		s.holdPage(hold)
+		held = true
+	}
 	// Counted as read, not as sent as the local broker counts its
 	// replays: Stats().Replayed mixes the two.
 	b.replayed.Add(uint64(len(page)))
@@ -476,6 +519,7 @@ func (s *subscription) read(ctx context.Context) error {
 // ended, does not hand out; neither does Take its queue.
 func (s *subscription) abandon() {
 	s.page, s.next, s.gap = nil, s.end, true
+	s.letPageGo()
 }
 
 // ended reports whether the subscription has ended: its local one was
@@ -497,6 +541,7 @@ func (s *subscription) endWith(err error) {
 		s.closed, s.err = true, err
 	}
 	s.mu.Unlock()
+	s.letPageGo()
 	s.Subscription.Close()
 }
 
