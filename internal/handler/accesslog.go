@@ -19,8 +19,8 @@ func (h *Handler) accessLog(c *gin.Context) {
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
-			// Gin's recovery, outside this, answers 500 (or cuts a
-			// stream already under way); the handler logged nothing.
+			// On to Gin's recovery, outside this: it logs the panic
+			// and answers 500, or cuts a stream already under way.
 			h.metrics.countRequest(c.FullPath(), c.Request.Method, http.StatusInternalServerError)
 			panic(p)
 		}

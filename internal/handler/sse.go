@@ -168,14 +168,15 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	c.Writer = s.gw
 	defer func() {
 		c.Writer = w
-		if p := recover(); p != nil {
+		p := recover()
+		if p != nil {
 			s.stop(errPanicked)
-			cleanup()
-			s.close()
-			panic(p) // Gin's recovery answers it
 		}
 		cleanup()
 		s.close()
+		if p != nil {
+			panic(p) // on to Gin's recovery
+		}
 	}()
 	// c.Stream's own check for a gone client is off (ginWriter.CloseNotify):
 	// the request's context says it, before each step as c.Stream would.
