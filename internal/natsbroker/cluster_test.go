@@ -1,0 +1,518 @@
+package natsbroker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The broker on a JetStream cluster of three NATS servers with an R3
+// stream, as production runs it: every other test of the package has one
+// server and an R1 stream.
+
+// clusterWait bounds the waits for the cluster: forming, electing a
+// stream's leader after its node stopped (JetStream's election timeout
+// alone is 4 to 9 s, though a server that shuts down hands its
+// leaderships over first).
+const clusterWait = 30 * time.Second
+
+// jsCluster is three NATS servers with JetStream in the test process,
+// routed to each other on loopback ports, each storing in a directory of
+// the test's.
+type jsCluster struct {
+	nodes []*clusterNode
+}
+
+// clusterNode is one server of a jsCluster. Its ports and store stay its
+// own across a stop and a start.
+type clusterNode struct {
+	*server.Server // nil before the first start
+	name           string
+	dir            string
+	port           int // clients'
+	routePort      int // the cluster's
+	routes         []*url.URL
+	running        bool
+}
+
+// startCluster starts a cluster of three servers and waits until its
+// JetStream has a leader that every server follows.
+func startCluster(t *testing.T) *jsCluster {
+	t.Helper()
+	ports := freePorts(t, 6)
+	var routes []string
+	for i := range 3 {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
+	}
+	c := &jsCluster{}
+	for i := range 3 {
+		c.nodes = append(c.nodes, &clusterNode{
+			name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(),
+			port: ports[i], routePort: ports[3+i],
+			routes: server.RoutesFromStr(strings.Join(routes, ",")),
+		})
+	}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			n.stop()
+		}
+	})
+	for _, n := range c.nodes {
+		n.start(t)
+	}
+	c.waitFormed(t)
+	return c
+}
+
+// freePorts returns n loopback ports that were free a moment ago: a
+// cluster's servers must know each other's route ports before they start.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// start runs the node, again with the same ports and store after a stop.
+func (n *clusterNode) start(t *testing.T) {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		ServerName: n.name, Host: "127.0.0.1", Port: n.port,
+		JetStream: true, StoreDir: n.dir, NoLog: true, NoSigs: true,
+		Cluster: server.ClusterOpts{Name: "ssehub-test", Host: "127.0.0.1", Port: n.routePort},
+		Routes:  n.routes,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(waitLimit) {
+		t.Fatalf("nats server %s not ready", n.name)
+	}
+	n.Server, n.running = s, true
+}
+
+// stop shuts the node down, as an operator's restart does: it hands its
+// leaderships over first.
+func (n *clusterNode) stop() {
+	if n.running {
+		n.running = false
+		n.Shutdown()
+		n.WaitForShutdown()
+	}
+}
+
+func (n *clusterNode) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+
+// waitFormed waits until the running servers' JetStream has a meta
+// leader and every running server is current with it.
+func (c *jsCluster) waitFormed(t *testing.T) {
+	t.Helper()
+	waitUntil(t, clusterWait, "the JetStream cluster to form", func() bool {
+		leader := false
+		for _, n := range c.running() {
+			if !n.JetStreamIsCurrent() {
+				return false
+			}
+			leader = leader || n.JetStreamIsLeader()
+		}
+		return leader
+	})
+}
+
+func (c *jsCluster) running() []*clusterNode {
+	var out []*clusterNode
+	for _, n := range c.nodes {
+		if n.running {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// urls are the client URLs of every node, running or not.
+func (c *jsCluster) urls() []string {
+	var out []string
+	for _, n := range c.nodes {
+		out = append(out, n.url())
+	}
+	return out
+}
+
+// node returns the node named name.
+func (c *jsCluster) node(t *testing.T, name string) *clusterNode {
+	t.Helper()
+	for _, n := range c.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	t.Fatalf("no node %q", name)
+	return nil
+}
+
+// operator returns a JetStream client connected to the running nodes, as
+// an operator's tool would be, closed when the test ends.
+func (c *jsCluster) operator(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	var urls []string
+	for _, n := range c.running() {
+		urls = append(urls, n.url())
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// streamLeader waits until the stream has a leader and every replica is
+// current, and returns the leader's name.
+func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
+	t.Helper()
+	var leader string
+	waitUntil(t, clusterWait, "stream "+name+" to have a leader and current replicas", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		info, err := js.Stream(ctx, name)
+		if err != nil {
+			return false
+		}
+		cl := info.CachedInfo().Cluster
+		if cl == nil || cl.Leader == "" || len(cl.Replicas) != 2 {
+			return false
+		}
+		for _, r := range cl.Replicas {
+			if !r.Current || r.Offline {
+				return false
+			}
+		}
+		leader = cl.Leader
+		return true
+	})
+	return leader
+}
+
+// moveLeader makes node to the stream's leader, asking the leader to step
+// down in its favour.
+func moveLeader(t *testing.T, js jetstream.JetStream, name, to string) {
+	t.Helper()
+	if streamLeader(t, js, name) == to {
+		return
+	}
+	req, _ := json.Marshal(server.JSApiLeaderStepdownRequest{Placement: &server.Placement{Preferred: to}})
+	waitUntil(t, clusterWait, "stream "+name+" leader to move to "+to, func() bool {
+		if streamLeader(t, js, name) == to {
+			return true
+		}
+		_, _ = js.Conn().Request("$JS.API.STREAM.LEADER.STEPDOWN."+name, req, time.Second)
+		return false
+	})
+}
+
+// waitUntil polls cond until it holds, or fails the test after limit.
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// clusterOptions are the test's broker options on c: every node's URL,
+// an R3 stream.
+func clusterOptions(c *jsCluster) Options {
+	return Options{
+		URLs:           c.urls(),
+		Replicas:       3,
+		HistorySize:    1000, // more than a test publishes
+		PublishTimeout: 2 * time.Second,
+		ReconnectWait:  20 * time.Millisecond,
+		Logger:         slog.New(slog.DiscardHandler),
+	}
+}
+
+// publishN publishes events "0" to "n-1" to topic t through in and
+// returns their ids.
+func publishN(t *testing.T, in *instance, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		ids = append(ids, in.publish(t, "t", strconv.Itoa(i)))
+	}
+	return ids
+}
+
+// On an R3 stream, events published through one instance reach the live
+// subscribers of every instance, in order; a resume is served from the
+// local history of the instance that published, from the tail that an
+// instance opened later loaded, and from the stream by one that started
+// cold.
+func TestClusterPublishSubscribeResume(t *testing.T) {
+	c := startCluster(t)
+	a := newInstance(t, clusterOptions(c))
+	js := c.operator(t)
+	streamLeader(t, js, DefaultStream) // waits for two current replicas
+	st, err := js.Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.CachedInfo().Config.Replicas; r != 3 {
+		t.Fatalf("the stream has %d replicas, want 3", r)
+	}
+	b := newInstance(t, clusterOptions(c))
+	onA, onB := a.subscribe(t, "topic=t", ""), b.subscribe(t, "topic=t", "")
+	ids := publishN(t, a, 30)
+	end := b.publish(t, "t", "end")
+	receivesExactly(t, onA, ids, 0, end)
+	receivesExactly(t, onB, ids, 0, end)
+
+	warm := newInstance(t, clusterOptions(c))
+	if topics := warm.broker.Topics(); len(topics) != 1 || topics[0].LastEventID != end {
+		t.Fatalf("the tail was not loaded at Open: topics %+v", topics)
+	}
+	cold := clusterOptions(c)
+	cold.cold = true
+	for name, in := range map[string]*instance{"the publisher": a, "the warm instance": warm, "the cold instance": newInstance(t, cold)} {
+		t.Run(name, func(t *testing.T) {
+			receivesExactly(t, in.subscribe(t, "topic=t", ids[9]), ids[10:], 10, end)
+		})
+	}
+}
+
+// clusterFeed publishes events "0", "1", ... to topic t through an
+// instance, one after another, each with the Idempotency-Key "k<n>":
+// a publish answered 503 is sent again with its key until it is answered
+// 201, so that each event is stored once whatever the answers were. Any
+// other answer, or a publish still refused after clusterWait, ends it
+// with err.
+type clusterFeed struct {
+	stop chan struct{} // closed by the test: the feed ends after its publish
+	done chan struct{} // closed when it has ended
+
+	mu      sync.Mutex
+	acked   []string // the ids answered, of events "0", "1", ...
+	refused int      // the 503s
+	err     error
+}
+
+func feed(in *instance) *clusterFeed {
+	f := &clusterFeed{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		for n := 0; ; n++ {
+			select {
+			case <-f.stop:
+				return
+			default:
+			}
+			id, err := f.publish(in, strconv.Itoa(n))
+			f.mu.Lock()
+			f.acked = append(f.acked, id)
+			f.err = err
+			f.mu.Unlock()
+			if err != nil {
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return f
+}
+
+// publish sends event data until it is answered 201, and returns its id.
+func (f *clusterFeed) publish(in *instance, data string) (string, error) {
+	deadline := time.Now().Add(clusterWait)
+	for {
+		status, id, err := postEvent(in, "t", data, "k"+data)
+		switch {
+		case err != nil:
+			return "", err
+		case status == http.StatusCreated:
+			return id, nil
+		case status != http.StatusServiceUnavailable:
+			return "", fmt.Errorf("publish %s: %d", data, status)
+		case time.Now().After(deadline):
+			return "", fmt.Errorf("publish %s: still 503 after %v", data, clusterWait)
+		}
+		f.mu.Lock()
+		f.refused++
+		f.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// postEvent publishes data to topic with an Idempotency-Key, as in.post
+// does, from any goroutine.
+func postEvent(in *instance, topic, data, key string) (int, string, error) {
+	body := fmt.Sprintf(`{"data": %q}`, data)
+	req, err := http.NewRequest("POST", in.URL+"/api/v1/topics/"+topic+"/events", strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := in.Client().Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var out struct{ ID string }
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out.ID, nil
+}
+
+// count is how many events have been acknowledged so far.
+func (f *clusterFeed) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.acked)
+}
+
+// end stops the feed and returns the ids acknowledged, failing the test
+// if it had failed.
+func (f *clusterFeed) end(t *testing.T) []string {
+	t.Helper()
+	close(f.stop)
+	<-f.done
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		t.Fatalf("publishing: %v (after %d acknowledged, %d refused with 503)", f.err, len(f.acked)-1, f.refused)
+	}
+	t.Logf("%d events acknowledged, %d publishes answered 503", len(f.acked), f.refused)
+	return f.acked
+}
+
+// receivesExactly reads c's next events and fails the test unless they
+// are events ids[i] with data from+i, then event end with data "end":
+// every acknowledged event, in order, once, and no other before end.
+func receivesExactly(t *testing.T, c *client, ids []string, from int, end string) {
+	t.Helper()
+	for i, id := range ids {
+		got := c.next(t)
+		if got.ID != id || got.Data != strconv.Itoa(from+i) || got.Type != "" {
+			t.Fatalf("event %d of %d: got %+v, want id %s with data %d", i, len(ids), got, id, from+i)
+		}
+	}
+	if got := c.next(t); got.ID != end || got.Data != "end" {
+		t.Fatalf("after the %d acknowledged events: %+v, want the end, id %s", len(ids), got, end)
+	}
+}
+
+// The node that stops is the stream's leader, the server the instance is
+// connected to, or both, while a subscriber is live and the instance
+// publishes: once the stream has a leader again and the instance a
+// server, publishes are answered 201 again (503 meanwhile: a publish
+// retried with its key is stored once), and the live subscriber gets
+// every acknowledged event, in order, once, with no gap. Resumes from
+// before the stop, on an instance that started cold (it reads the
+// stream) and one that loaded the tail, get every event after it.
+func TestClusterNodeStopsWhilePublishing(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		leaderOnItsServer bool   // the stream's leader is the instance's server
+		stop              string // "leader" or "server": the instance's
+	}{
+		{"leader elsewhere", false, "leader"},
+		{"leader on the instance's server", true, "server"},
+		{"the instance's server, not the leader", false, "server"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startCluster(t)
+			a := newInstance(t, clusterOptions(c))
+			js := c.operator(t)
+			mine := a.broker.nc.ConnectedServerName()
+			leader := streamLeader(t, js, DefaultStream)
+			if tc.leaderOnItsServer {
+				moveLeader(t, js, DefaultStream, mine)
+			} else if leader == mine {
+				moveLeader(t, js, DefaultStream, otherNode(c, mine).name)
+			}
+			leader = streamLeader(t, js, DefaultStream)
+			victim := leader
+			if tc.stop == "server" {
+				victim = mine
+			}
+			t.Logf("instance on %s, stream leader %s, stopping %s", mine, leader, victim)
+
+			// Another instance's subscriber, wherever it is connected.
+			b := newInstance(t, clusterOptions(c))
+			live, other := a.subscribe(t, "topic=t", ""), b.subscribe(t, "topic=t", "")
+			f := feed(a)
+			waitUntil(t, clusterWait, "events before the stop", func() bool { return f.count() >= 20 })
+			before := f.count()
+			c.node(t, victim).stop()
+			waitUntil(t, clusterWait, "a new stream leader", func() bool {
+				l := leaderNow(t, js, DefaultStream)
+				return l != "" && l != victim
+			})
+			waitUntil(t, clusterWait, "the instance connected to another server", func() bool {
+				return a.broker.Connected() && a.broker.nc.ConnectedServerName() != victim
+			})
+			waitUntil(t, clusterWait, "events after the failover", func() bool { return f.count() >= before+40 })
+			acked := f.end(t)
+			end := a.publish(t, "t", "end")
+			receivesExactly(t, live, acked, 0, end)
+			receivesExactly(t, other, acked, 0, end)
+
+			// Resumes from event 9, before the stop.
+			cold := clusterOptions(c)
+			cold.cold = true
+			for _, in := range []*instance{newInstance(t, cold), newInstance(t, clusterOptions(c))} {
+				receivesExactly(t, in.subscribe(t, "topic=t", acked[9]), acked[10:], 10, end)
+			}
+		})
+	}
+}
+
+// otherNode is a running node other than the one named name.
+func otherNode(c *jsCluster, name string) *clusterNode {
+	for _, n := range c.running() {
+		if n.name != name {
+			return n
+		}
+	}
+	return nil
+}
+
+// leaderNow is the stream's leader as NATS tells it now: "" while it has
+// none, or does not answer within a second.
+func leaderNow(t *testing.T, js jetstream.JetStream, name string) string {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, name)
+	if err != nil || st.CachedInfo().Cluster == nil {
+		return ""
+	}
+	return st.CachedInfo().Cluster.Leader
+}
