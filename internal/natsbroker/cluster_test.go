@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // The broker on a JetStream cluster of three NATS servers with an R3
@@ -125,16 +126,21 @@ func (n *clusterNode) stop() {
 func (n *clusterNode) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
 
 // waitFormed waits until the running servers' JetStream has a meta
-// leader and every running server is current with it.
+// leader that knows each of them online (else it may refuse to place a
+// stream: "no suitable peers for placement, peer offline"), and every
+// running server is current with it.
 func (c *jsCluster) waitFormed(t *testing.T) {
 	t.Helper()
+	running := c.running()
 	waitUntil(t, clusterWait, "the JetStream cluster to form", func() bool {
 		leader := false
-		for _, n := range c.running() {
+		for _, n := range running {
 			if !n.JetStreamIsCurrent() {
 				return false
 			}
-			leader = leader || n.JetStreamIsLeader()
+			if n.JetStreamIsLeader() {
+				leader = len(n.JetStreamClusterPeers()) == len(running)
+			}
 		}
 		return leader
 	})
@@ -413,10 +419,15 @@ func (f *clusterFeed) end(t *testing.T) []string {
 	return f.acked
 }
 
+// eventSource is a client's stream of events.
+type eventSource interface {
+	next(t *testing.T) stream.Event
+}
+
 // receivesExactly reads c's next events and fails the test unless they
 // are events ids[i] with data from+i, then event end with data "end":
 // every acknowledged event, in order, once, and no other before end.
-func receivesExactly(t *testing.T, c *client, ids []string, from int, end string) {
+func receivesExactly(t *testing.T, c eventSource, ids []string, from int, end string) {
 	t.Helper()
 	for i, id := range ids {
 		got := c.next(t)
@@ -426,6 +437,55 @@ func receivesExactly(t *testing.T, c *client, ids []string, from int, end string
 	}
 	if got := c.next(t); got.ID != end || got.Data != "end" {
 		t.Fatalf("after the %d acknowledged events: %+v, want the end, id %s", len(ids), got, end)
+	}
+}
+
+// follower reads a live stream as a browser's EventSource does: once
+// the stream ends, it subscribes again with the id of the last event it
+// got as Last-Event-ID.
+type follower struct {
+	in         *instance
+	query      string
+	c          *client
+	last       string
+	reconnects int // how many times the stream ended
+}
+
+func (in *instance) follow(t *testing.T, query string) *follower {
+	t.Helper()
+	return &follower{in: in, query: query, c: in.subscribe(t, query, "")}
+}
+
+// next waits for the next event, subscribing again when the stream ends.
+func (f *follower) next(t *testing.T) stream.Event {
+	t.Helper()
+	for {
+		var ev stream.Event
+		ok := false
+		select {
+		case ev, ok = <-f.c.events:
+		case <-time.After(waitLimit):
+			t.Fatal("no event within", waitLimit)
+		}
+		if ok {
+			f.last = cmpOr(ev.ID, f.last)
+			return ev
+		}
+		if f.reconnects++; f.reconnects > 5 {
+			t.Fatal("the stream ended a sixth time")
+		}
+		f.c = f.in.subscribe(t, f.query, f.last)
+	}
+}
+
+// droppedOnly fails the test if f's stream ended other than for a slow
+// consumer: the local broker of its instance dropped none.
+func (f *follower) droppedOnly(t *testing.T) {
+	t.Helper()
+	if dropped := f.in.broker.Stats().Dropped; uint64(f.reconnects) > dropped {
+		t.Errorf("the stream ended %d times, its instance dropped %d subscriptions", f.reconnects, dropped)
+	} else if f.reconnects > 0 {
+		t.Logf("the stream ended %d times (a slow consumer: dropped), resumed each time", f.reconnects)
 	}
 }
 
@@ -467,7 +527,7 @@ func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 
 			// Another instance's subscriber, wherever it is connected.
 			b := newInstance(t, clusterOptions(c))
-			live, other := a.subscribe(t, "topic=t", ""), b.subscribe(t, "topic=t", "")
+			live, other := a.follow(t, "topic=t"), b.follow(t, "topic=t")
 			f := feed(a)
 			waitUntil(t, clusterWait, "events before the stop", func() bool { return f.count() >= 20 })
 			before := f.count()
@@ -484,6 +544,8 @@ func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 			end := a.publish(t, "t", "end")
 			receivesExactly(t, live, acked, 0, end)
 			receivesExactly(t, other, acked, 0, end)
+			live.droppedOnly(t)
+			other.droppedOnly(t)
 
 			// Resumes from event 9, before the stop.
 			cold := clusterOptions(c)
@@ -515,4 +577,104 @@ func leaderNow(t *testing.T, js jetstream.JetStream, name string) string {
 		return ""
 	}
 	return st.CachedInfo().Cluster.Leader
+}
+
+// An instance opened while a node is down, the one that led the stream,
+// connects to another (its URLs list all three), loads the stream's tail
+// and serves: a resume from before, live events to and from the other
+// instances.
+func TestClusterOpenWhileANodeIsDown(t *testing.T) {
+	c := startCluster(t)
+	a := newInstance(t, clusterOptions(c))
+	js := c.operator(t)
+	ids := publishN(t, a, 20)
+	onA := a.subscribe(t, "topic=t", "")
+	leader := streamLeader(t, js, DefaultStream)
+	c.node(t, leader).stop()
+
+	b := newInstance(t, clusterOptions(c))
+	if topics := b.broker.Topics(); len(topics) != 1 || topics[0].LastEventID != ids[19] {
+		t.Fatalf("the tail was not loaded at Open: topics %+v", topics)
+	}
+	resumed := b.subscribe(t, "topic=t", ids[4])
+	onB := b.subscribe(t, "topic=t", "")
+	more := []string{publishUntilAccepted(t, b, "t", "20"), publishUntilAccepted(t, a, "t", "21")}
+	end := b.publish(t, "t", "end")
+	receivesExactly(t, resumed, append(ids[5:], more...), 5, end)
+	receivesExactly(t, onA, more, 20, end)
+	receivesExactly(t, onB, more, 20, end)
+}
+
+// An instance opened while a node is down creates the R3 stream with that
+// node's replica offline, and serves. The node, back, catches up: once
+// another stops, the stream it now leads or follows holds every event.
+func TestClusterStreamCreatedWhileANodeIsDown(t *testing.T) {
+	c := startCluster(t)
+	down := c.nodes[2]
+	down.stop()
+	c.waitFormed(t)
+	a := newInstance(t, clusterOptions(c))
+	onA := a.subscribe(t, "topic=t", "")
+	ids := publishN(t, a, 20)
+
+	down.start(t)
+	js := c.operator(t)
+	leader := streamLeader(t, js, DefaultStream) // every replica current
+	if leader == down.name {
+		leader = otherNode(c, down.name).name
+	}
+	c.node(t, leader).stop()
+	more := []string{publishUntilAccepted(t, a, "t", "20")}
+	end := a.publish(t, "t", "end")
+	receivesExactly(t, onA, append(ids, more...), 0, end)
+	cold := clusterOptions(c)
+	cold.cold = true
+	receivesExactly(t, newInstance(t, cold).subscribe(t, "topic=t", ids[0]), append(ids[1:], more...), 1, end)
+}
+
+// A resume read from the stream just after a node stopped is answered,
+// not refused with a 503: the node led the stream (whose leader answers
+// its info) or JetStream's meta group (whose leader answers the creation
+// of the replay's consumer).
+func TestClusterResumeAsALeaderStops(t *testing.T) {
+	for _, stop := range []string{"stream", "meta"} {
+		t.Run(stop, func(t *testing.T) {
+			c := startCluster(t)
+			a := newInstance(t, clusterOptions(c))
+			ids := publishN(t, a, 20)
+			end := a.publish(t, "t", "end")
+			cold := clusterOptions(c)
+			cold.cold = true // its resumes read the stream
+			b := newInstance(t, cold)
+			js := c.operator(t)
+			victim := streamLeader(t, js, DefaultStream)
+			if stop == "meta" {
+				victim = c.metaLeader(t).name
+				if streamLeader(t, js, DefaultStream) == victim {
+					moveLeader(t, js, DefaultStream, otherNode(c, victim).name)
+				}
+			}
+			c.node(t, victim).stop()
+			// An instance whose server it was answers 503 until it
+			// has reconnected, a few milliseconds.
+			waitFor(t, "the instance to be connected", func() bool { return b.broker.Ready() == nil })
+			receivesExactly(t, b.subscribe(t, "topic=t", ids[4]), ids[5:], 5, end)
+		})
+	}
+}
+
+// metaLeader is the leader of JetStream's meta group.
+func (c *jsCluster) metaLeader(t *testing.T) *clusterNode {
+	t.Helper()
+	var leader *clusterNode
+	waitUntil(t, clusterWait, "a meta leader", func() bool {
+		for _, n := range c.running() {
+			if n.JetStreamIsLeader() {
+				leader = n
+				return true
+			}
+		}
+		return false
+	})
+	return leader
 }
