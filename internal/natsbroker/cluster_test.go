@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -490,47 +491,54 @@ func (f *follower) droppedOnly(t *testing.T) {
 }
 
 // The node that stops is the stream's leader, the server the instance is
-// connected to, or both, while a subscriber is live and the instance
-// publishes: once the stream has a leader again and the instance a
-// server, publishes are answered 201 again (503 meanwhile: a publish
-// retried with its key is stored once), and the live subscriber gets
-// every acknowledged event, in order, once, with no gap. Resumes from
-// before the stop, on an instance that started cold (it reads the
-// stream) and one that loaded the tail, get every event after it.
+// connected to, or both, while two instances have a live subscriber and
+// one of them publishes: once the stream has a leader again and the
+// instance a server, publishes are answered 201 again (503 meanwhile: a
+// publish retried with its key is stored once), and each live
+// subscriber gets every acknowledged event, in order, once, with no gap
+// (a subscriber dropped as slow resumes from its last id, as a browser
+// does). Resumes from before the stop, on an instance that started cold
+// (it reads the stream) and one that loaded the tail, get every event
+// after it.
+//
+// The node is not JetStream's meta leader, but in the last case, which
+// is all three: the new consumers (the instances' own, recreated after
+// the stop) wait for a new meta leader, and nats.go asks for an ordered
+// consumer once every 10 s; that case takes 11 s.
 func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 	for _, tc := range []struct {
-		name              string
-		leaderOnItsServer bool   // the stream's leader is the instance's server
-		stop              string // "leader" or "server": the instance's
+		name   string
+		victim string // which the stopped node is: "leader", "server" (the instance's), "both", "meta" (all three)
 	}{
-		{"leader elsewhere", false, "leader"},
-		{"leader on the instance's server", true, "server"},
-		{"the instance's server, not the leader", false, "server"},
+		{"the stream's leader", "leader"},
+		{"the instance's server", "server"},
+		{"the stream's leader and the instance's server", "both"},
+		{"the meta leader, the stream's leader and the instance's server", "meta"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := startCluster(t)
-			a := newInstance(t, clusterOptions(c))
+			meta := c.metaLeader(t).name
+			a := instanceWhere(t, clusterOptions(c), func(server string) bool { return (server == meta) == (tc.victim == "meta") })
 			js := c.operator(t)
 			mine := a.broker.nc.ConnectedServerName()
-			leader := streamLeader(t, js, DefaultStream)
-			if tc.leaderOnItsServer {
+			victim := mine
+			switch tc.victim {
+			case "leader":
+				victim = thirdNode(c, mine, meta).name
+				moveLeader(t, js, DefaultStream, victim)
+			case "server":
+				moveLeader(t, js, DefaultStream, meta)
+			default:
 				moveLeader(t, js, DefaultStream, mine)
-			} else if leader == mine {
-				moveLeader(t, js, DefaultStream, otherNode(c, mine).name)
 			}
-			leader = streamLeader(t, js, DefaultStream)
-			victim := leader
-			if tc.stop == "server" {
-				victim = mine
-			}
-			t.Logf("instance on %s, stream leader %s, stopping %s", mine, leader, victim)
+			t.Logf("instance on %s, meta leader %s, stream leader %s, stopping %s", mine, meta, streamLeader(t, js, DefaultStream), victim)
 
 			// Another instance's subscriber, wherever it is connected.
 			b := newInstance(t, clusterOptions(c))
 			live, other := a.follow(t, "topic=t"), b.follow(t, "topic=t")
 			f := feed(a)
 			waitUntil(t, clusterWait, "events before the stop", func() bool { return f.count() >= 20 })
-			before := f.count()
+			before, stopped := f.count(), time.Now()
 			c.node(t, victim).stop()
 			waitUntil(t, clusterWait, "a new stream leader", func() bool {
 				l := leaderNow(t, js, DefaultStream)
@@ -540,6 +548,7 @@ func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 				return a.broker.Connected() && a.broker.nc.ConnectedServerName() != victim
 			})
 			waitUntil(t, clusterWait, "events after the failover", func() bool { return f.count() >= before+40 })
+			t.Logf("40 events acknowledged %v after the stop", time.Since(stopped).Round(time.Millisecond))
 			acked := f.end(t)
 			end := a.publish(t, "t", "end")
 			receivesExactly(t, live, acked, 0, end)
@@ -555,6 +564,32 @@ func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// instanceWhere opens instances of opts until one is connected to a
+// server whose name ok accepts (nats.go picks one of the URLs at random),
+// and returns it; the others are closed.
+func instanceWhere(t *testing.T, opts Options, ok func(server string) bool) *instance {
+	t.Helper()
+	for range 30 {
+		in := newInstance(t, opts)
+		if ok(in.broker.nc.ConnectedServerName()) {
+			return in
+		}
+		in.close()
+	}
+	t.Fatal("no instance connected to the server wanted in 30 attempts")
+	return nil
+}
+
+// thirdNode is the running node that is neither of the named ones.
+func thirdNode(c *jsCluster, a, b string) *clusterNode {
+	for _, n := range c.running() {
+		if n.name != a && n.name != b {
+			return n
+		}
+	}
+	return nil
 }
 
 // otherNode is a running node other than the one named name.
@@ -677,4 +712,35 @@ func (c *jsCluster) metaLeader(t *testing.T) *clusterNode {
 		return false
 	})
 	return leader
+}
+
+// Resumes read from the stream on a cluster: each creates a consumer,
+// whose server may be another than the instance's, and pulls from it at
+// once. Every one replays the events after its id.
+func TestClusterDeepResumes(t *testing.T) {
+	c := startCluster(t)
+	a := newInstance(t, clusterOptions(c))
+	ids := publishN(t, a, 20)
+	cold := clusterOptions(c)
+	cold.cold = true // its resumes read the stream
+	b := newInstance(t, cold)
+	for i := range 400 {
+		from := i % 10
+		s, err := b.broker.Subscribe([]string{"t"}, ids[from])
+		if err != nil {
+			t.Fatalf("resume %d: %v", i, err)
+		}
+		var got []string
+		for done := false; !done; {
+			var msgs []*stream.Message
+			msgs, done = s.Replay(nil, 1<<20)
+			for _, m := range msgs {
+				got = append(got, m.IDString())
+			}
+		}
+		s.Close()
+		if err := s.Err(); err != nil || !slices.Equal(got, ids[from+1:]) {
+			t.Fatalf("resume %d from %s: replayed %v (%v), want %v", i, ids[from], got, err, ids[from+1:])
+		}
+	}
 }
