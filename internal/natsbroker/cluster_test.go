@@ -536,6 +536,7 @@ func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 			// Another instance's subscriber, wherever it is connected.
 			b := newInstance(t, clusterOptions(c))
 			live, other := a.follow(t, "topic=t"), b.follow(t, "topic=t")
+			histories := []*history{a.broker.cur.Load(), b.broker.cur.Load()}
 			f := feed(a)
 			waitUntil(t, clusterWait, "events before the stop", func() bool { return f.count() >= 20 })
 			before, stopped := f.count(), time.Now()
@@ -555,6 +556,9 @@ func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 			receivesExactly(t, other, acked, 0, end)
 			live.droppedOnly(t)
 			other.droppedOnly(t)
+			if a.broker.cur.Load() != histories[0] || b.broker.cur.Load() != histories[1] {
+				t.Error("the stream was taken for another after the failover: its history was renewed")
+			}
 
 			// Resumes from event 9, before the stop.
 			cold := clusterOptions(c)
@@ -712,6 +716,36 @@ func (c *jsCluster) metaLeader(t *testing.T) *clusterNode {
 		return false
 	})
 	return leader
+}
+
+// A publish repeated with its Idempotency-Key after the stream's leader
+// stopped, through another instance, is answered with the first one's
+// event, replayed: the new leader knows the key. Subscribers get the
+// event once.
+func TestClusterPublishKeyAcrossAFailover(t *testing.T) {
+	c := startCluster(t)
+	a, b := newInstance(t, clusterOptions(c)), newInstance(t, clusterOptions(c))
+	live := b.subscribe(t, "topic=t", "")
+	status, id, replayed := a.postKeyed(t, "t", `{"data": "0"}`, "k0")
+	if status != http.StatusCreated || replayed != "" {
+		t.Fatalf("first publish: %d, replayed %q", status, replayed)
+	}
+	leader := streamLeader(t, c.operator(t), DefaultStream)
+	c.node(t, leader).stop()
+	deadline := time.Now().Add(clusterWait)
+	for {
+		status, again, replayed := b.postKeyed(t, "t", `{"data": "0"}`, "k0")
+		if status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // the instance reconnecting, or the election
+			continue
+		}
+		if status != http.StatusCreated || again != id || replayed != "true" {
+			t.Fatalf("publish repeated after the failover: %d, id %s (first %s), replayed %q", status, again, id, replayed)
+		}
+		break
+	}
+	end := publishUntilAccepted(t, b, "t", "end")
+	receivesExactly(t, live, []string{id}, 0, end)
 }
 
 // Resumes read from the stream on a cluster: each creates a consumer,
