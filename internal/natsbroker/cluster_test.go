@@ -33,7 +33,9 @@ const clusterWait = 30 * time.Second
 
 // jsCluster is three NATS servers with JetStream in the test process,
 // routed to each other on loopback ports, each storing in a directory of
-// the test's.
+// the test's. Every connection to a server, a client's or another
+// server's route, and every route it makes, passes through a relay of
+// its own, which crash cuts.
 type jsCluster struct {
 	nodes []*clusterNode
 }
@@ -44,10 +46,13 @@ type clusterNode struct {
 	*server.Server // nil before the first start
 	name           string
 	dir            string
-	port           int // clients'
-	routePort      int // the cluster's
-	routes         []*url.URL
-	running        bool
+	port           int // clients', behind client
+	routePort      int // the cluster's, behind the other nodes' relays
+	client         *relay
+	routes         []*url.URL // to the relays to the other nodes
+	relays         []*relay   // every one its connections pass
+	running        bool       // started and not stopped
+	crashed        bool
 }
 
 // startCluster starts a cluster of three servers and waits until its
@@ -55,17 +60,21 @@ type clusterNode struct {
 func startCluster(t *testing.T) *jsCluster {
 	t.Helper()
 	ports := freePorts(t, 6)
-	var routes []string
-	for i := range 3 {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
-	}
 	c := &jsCluster{}
 	for i := range 3 {
-		c.nodes = append(c.nodes, &clusterNode{
-			name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(),
-			port: ports[i], routePort: ports[3+i],
-			routes: server.RoutesFromStr(strings.Join(routes, ",")),
-		})
+		n := &clusterNode{name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), port: ports[i], routePort: ports[3+i]}
+		n.client = newRelay(t, fmt.Sprintf("127.0.0.1:%d", n.port))
+		n.relays = append(n.relays, n.client)
+		c.nodes = append(c.nodes, n)
+	}
+	for _, n := range c.nodes {
+		for _, m := range c.nodes {
+			if m != n {
+				r := newRelay(t, fmt.Sprintf("127.0.0.1:%d", m.routePort))
+				n.routes = append(n.routes, &url.URL{Scheme: "nats", Host: r.addr()})
+				n.relays, m.relays = append(n.relays, r), append(m.relays, r)
+			}
+		}
 	}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
@@ -101,8 +110,16 @@ func (n *clusterNode) start(t *testing.T) {
 	s, err := server.NewServer(&server.Options{
 		ServerName: n.name, Host: "127.0.0.1", Port: n.port,
 		JetStream: true, StoreDir: n.dir, NoLog: true, NoSigs: true,
-		Cluster: server.ClusterOpts{Name: "ssehub-test", Host: "127.0.0.1", Port: n.routePort},
-		Routes:  n.routes,
+		// Clients learn of the other servers at their relays.
+		ClientAdvertise: n.client.addr(),
+		Cluster: server.ClusterOpts{
+			Name: "ssehub-test", Host: "127.0.0.1", Port: n.routePort,
+			// The servers route to each other through the relays
+			// only: the address a server gossips, to which others
+			// would route without a relay, takes no connection.
+			Advertise: "127.0.0.1:1",
+		},
+		Routes: n.routes,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +141,17 @@ func (n *clusterNode) stop() {
 	}
 }
 
-func (n *clusterNode) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+// crash cuts the node off from its clients and the other nodes at once,
+// with nothing handed over, as a crash of its machine does. It runs on
+// alone until the test ends.
+func (n *clusterNode) crash() {
+	n.crashed = true
+	for _, r := range n.relays {
+		r.cutOff()
+	}
+}
+
+func (n *clusterNode) url() string { return "nats://" + n.client.addr() }
 
 // waitFormed waits until the running servers' JetStream has a meta
 // leader that knows each of them online (else it may refuse to place a
@@ -150,7 +177,7 @@ func (c *jsCluster) waitFormed(t *testing.T) {
 func (c *jsCluster) running() []*clusterNode {
 	var out []*clusterNode
 	for _, n := range c.nodes {
-		if n.running {
+		if n.running && !n.crashed {
 			out = append(out, n)
 		}
 	}
@@ -349,7 +376,7 @@ func feed(in *instance) *clusterFeed {
 			if err != nil {
 				return
 			}
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 	return f
@@ -508,14 +535,16 @@ func (f *follower) droppedOnly(t *testing.T) {
 func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		victim string // which the stopped node is: "leader", "server" (the instance's), "both", "meta" (all three)
+		victim string // which the stopped node is: "leader", "server" (the instance's), "both", "meta" (all three), "crash" (the leader, crashed)
 	}{
 		{"the stream's leader", "leader"},
 		{"the instance's server", "server"},
 		{"the stream's leader and the instance's server", "both"},
 		{"the meta leader, the stream's leader and the instance's server", "meta"},
+		{"the stream's leader, crashed", "crash"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // mostly waiting for elections: 11 s for the last two
 			c := startCluster(t)
 			meta := c.metaLeader(t).name
 			a := instanceWhere(t, clusterOptions(c), func(server string) bool { return (server == meta) == (tc.victim == "meta") })
@@ -523,7 +552,7 @@ func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 			mine := a.broker.nc.ConnectedServerName()
 			victim := mine
 			switch tc.victim {
-			case "leader":
+			case "leader", "crash":
 				victim = thirdNode(c, mine, meta).name
 				moveLeader(t, js, DefaultStream, victim)
 			case "server":
@@ -540,7 +569,11 @@ func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 			f := feed(a)
 			waitUntil(t, clusterWait, "events before the stop", func() bool { return f.count() >= 20 })
 			before, stopped := f.count(), time.Now()
-			c.node(t, victim).stop()
+			if tc.victim == "crash" {
+				c.node(t, victim).crash()
+			} else {
+				c.node(t, victim).stop()
+			}
 			waitUntil(t, clusterWait, "a new stream leader", func() bool {
 				l := leaderNow(t, js, DefaultStream)
 				return l != "" && l != victim
