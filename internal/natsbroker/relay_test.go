@@ -12,28 +12,37 @@ import (
 // connection made after, as the network does to a server that crashed
 // (or to one cut off from it). Safe for concurrent use.
 type relay struct {
-	ln     net.Listener
-	target string
+	ln net.Listener
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{} // both ends of each connection passed
+	mu     sync.Mutex
+	target string // "" until set: connections are closed at once
+	cut    bool
+	conns  map[net.Conn]struct{} // both ends of each connection passed
 
 	wg sync.WaitGroup // the goroutines; close waits for them
 }
 
-// newRelay starts a relay to target, closed when the test ends.
-func newRelay(t *testing.T, target string) *relay {
+// newRelay starts a relay with no target yet, closed when the test
+// ends.
+func newRelay(t *testing.T) *relay {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &relay{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	r := &relay{ln: ln, conns: make(map[net.Conn]struct{})}
 	r.wg.Add(1)
 	go r.accept()
 	t.Cleanup(r.close)
 	return r
+}
+
+// setTarget makes the relay pass the connections made from now on to
+// target, a host:port.
+func (r *relay) setTarget(target string) {
+	r.mu.Lock()
+	r.target = target
+	r.mu.Unlock()
 }
 
 // addr is the relay's host:port.
@@ -55,7 +64,10 @@ func (r *relay) accept() {
 // until either ends or the relay is cut.
 func (r *relay) pass(c net.Conn) {
 	defer r.wg.Done()
-	s, err := net.Dial("tcp", r.target)
+	r.mu.Lock()
+	target := r.target
+	r.mu.Unlock()
+	s, err := net.Dial("tcp", target)
 	if err != nil {
 		c.Close()
 		return
