@@ -672,6 +672,20 @@ func TestClusterOpenWhileANodeIsDown(t *testing.T) {
 	receivesExactly(t, onB, more, 20, end)
 }
 
+// An instance opened just after JetStream's meta leader stopped creates
+// its consumer, which the next meta leader places, and serves.
+func TestClusterOpenAsTheMetaLeaderStops(t *testing.T) {
+	t.Parallel() // waits for elections, as the other tests of stopped nodes
+	c := startCluster(t)
+	a := newInstance(t, clusterOptions(c))
+	ids := publishN(t, a, 5)
+	c.metaLeader(t).stop()
+	b := newInstance(t, clusterOptions(c))
+	if topics := b.broker.Topics(); len(topics) != 1 || topics[0].LastEventID != ids[4] {
+		t.Fatalf("the tail was not loaded at Open: topics %+v", topics)
+	}
+}
+
 // An instance opened while a node is down creates the R3 stream with that
 // node's replica offline, and serves. The node, back, catches up: once
 // another stops, the stream it now leads or follows holds every event.
