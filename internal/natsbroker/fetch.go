@@ -3,7 +3,9 @@ package natsbroker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,6 +44,20 @@ func (b *Broker) fetchNoWait(ctx context.Context, cons jetstream.Consumer, n int
 	var msgs []*nats.Msg
 	for len(msgs) < n {
 		m, err := sub.NextMsgWithContext(ctx)
+		if errors.Is(err, nats.ErrNoResponders) && len(msgs) == 0 {
+			// No server took the request: on a cluster, the server
+			// this instance is connected to may not know yet of the
+			// consumer just created on another (2 % of the resumes
+			// read from the stream failed so, TestClusterDeepResumes).
+			// Nothing was pulled: ask again.
+			if err := pause(ctx, noRespondersWait); err != nil {
+				return nil, err
+			}
+			if err := b.nc.PublishRequest(subject, sub.Subject, req); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -55,4 +71,20 @@ func (b *Broker) fetchNoWait(ctx context.Context, cons jetstream.Consumer, n int
 		}
 	}
 	return msgs, nil
+}
+
+// noRespondersWait is how long fetchNoWait waits before it asks again
+// for messages that no server took the request for.
+const noRespondersWait = 5 * time.Millisecond
+
+// pause waits d, or returns ctx's error once it ends first.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -96,11 +96,14 @@ func takeSlot(ctx context.Context, slots chan struct{}, what string) (release fu
 // refuses it for its cap on the stream's consumers, until ctx ends: then
 // it returns an error wrapping stream.ErrBusy, whether ctx ended between
 // two requests or during one (it was reported unreachable then, more
-// often the slower the server answered).
+// often the slower the server answered). A request left unanswered is
+// sent again (askAgain): cfg names the consumer, so a request that
+// created it and lost its answer is not repeated with another.
 func (b *Broker) createConsumer(ctx context.Context, h *history, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	var refused error // the server's last refusal for its cap
+	create := func(ctx context.Context) (jetstream.Consumer, error) { return h.stream.CreateConsumer(ctx, cfg) }
 	for wait := consumerRetryMin; ; wait = min(2*wait, consumerRetryMax) {
-		cons, err := h.stream.CreateConsumer(ctx, cfg)
+		cons, err := askAgain(ctx, create)
 		switch {
 		case errors.Is(err, jetstream.ErrMaximumConsumersLimit):
 			refused = err

@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -146,7 +147,7 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 	if err := b.ready(h); err != nil {
 		return nil, err
 	}
-	info, err := h.stream.Info(ctx)
+	info, err := askAgain(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return h.stream.Info(ctx) })
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		b.renew(h)
@@ -254,6 +255,7 @@ func pullSize(read, pending uint64, data, bytes int) int {
 // pages).
 func (b *Broker) pageConsumer(ctx context.Context, h *history, patterns []string, from uint64) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
+		Name:              rand.Text(), // createConsumer may ask again
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       from,
 		AckPolicy:         jetstream.AckNonePolicy,

@@ -64,7 +64,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 // replicas and duplicate window are updated to the options'.
 func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
 	want := streamConfig(o)
-	st, err := js.Stream(ctx, o.Stream)
+	st, err := askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, o.Stream) })
 	if err != nil {
 		return nil, fmt.Errorf("nats: stream %q: %w", o.Stream, err)
 	}

@@ -1,0 +1,45 @@
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// A JetStream cluster does not answer the API requests that reach it
+// while a stream changes leader (its leader's server shut down): on a
+// 3-node cluster, the first stream info sent after the leader's
+// shutdown went unanswered, and the next, 300 ms later, was answered
+// within a millisecond. nats.go asks once and waits as long as its
+// context lasts (5 s without a deadline): Open failed, and a resume
+// answered 503 after PublishTimeout (TestClusterOpenWhileANodeIsDown,
+// TestClusterResumeAsTheLeaderStops).
+// askAgain asks again instead, every askEvery with no answer.
+const askEvery = 500 * time.Millisecond
+
+// askWait bounds askAgain's wait when ctx has no deadline, as nats.go's
+// own timeout for JetStream's API bounded the one request before.
+const askWait = 5 * time.Second
+
+// askAgain returns what ask answers, asking again each askEvery that it
+// has no answer, until ctx ends (or askWait passes, for a ctx without a
+// deadline). Only a request that may be repeated may be asked again: a
+// lookup, or the creation of a consumer by name.
+func askAgain[T any](ctx context.Context, ask func(context.Context) (T, error)) (T, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, askWait)
+		defer cancel()
+	}
+	for {
+		attempt, cancel := context.WithTimeout(ctx, askEvery)
+		v, err := ask(attempt)
+		cancel()
+		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		if !unanswered || ctx.Err() != nil {
+			return v, err
+		}
+	}
+}
