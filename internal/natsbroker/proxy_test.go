@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -33,8 +35,12 @@ type natsProxy struct {
 	loseGone bool
 	lostGone chan struct{} // closed at the first consumer-deleted notice lost
 	hung     bool          // nothing the server sends reaches the clients
-	conns    []net.Conn
-	wg       sync.WaitGroup
+	// undercount is taken off the num_pending of the next consumer the
+	// server creates, in its answer, as a server whose copy of a
+	// replicated stream lags behind counts it; 0: none.
+	undercount int
+	conns      []net.Conn
+	wg         sync.WaitGroup
 }
 
 func startProxy(t *testing.T, ns *natsServer) *natsProxy {
@@ -143,8 +149,8 @@ func (p *natsProxy) accept() {
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); copyOps(c, s, "MSG", p.lose, p.isHung); c.Close() }()
-		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil); s.Close() }()
+		go func() { defer p.wg.Done(); copyOps(c, s, "MSG", p.lose, p.isHung, p.countLess); c.Close() }()
+		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil, nil); s.Close() }()
 	}
 }
 
@@ -152,7 +158,9 @@ func (p *natsProxy) accept() {
 // leaving out the operations with a payload, named op or "H"+op (with
 // headers), that drop reports: drop is given the operation's fields and
 // its payload; and every operation while hung, if not nil, reports true.
-func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte, payload []byte) bool, hung func() bool) {
+// rewrite, if not nil, may change the payload of an op without headers
+// (its CRLF left off), and returns it.
+func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte, payload []byte) bool, hung func() bool, rewrite func([]byte) []byte) {
 	r := bufio.NewReader(src)
 	for {
 		line, err := r.ReadBytes('\n')
@@ -172,6 +180,12 @@ func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte,
 			}
 			if drop(fields, payload) {
 				continue
+			}
+			if rewrite != nil && bytes.EqualFold(fields[0], []byte(op)) {
+				body := rewrite(payload[:size])
+				fields[len(fields)-1] = []byte(strconv.Itoa(len(body)))
+				line = append(bytes.Join(fields, []byte(" ")), "\r\n"...)
+				payload = append(body, "\r\n"...)
 			}
 			msg = append(line, payload...)
 		}
@@ -221,6 +235,35 @@ func (p *natsProxy) lose(_ [][]byte, payload []byte) bool {
 	}
 	return false
 }
+
+// undercountNextConsumer makes the server's answer to the next consumer
+// creation count n fewer messages pending than the consumer has, as a
+// server whose copy of a replicated stream lags behind would.
+func (p *natsProxy) undercountNextConsumer(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.undercount = n
+}
+
+// countLess takes undercount off the num_pending of a consumer creation's
+// answer, once.
+func (p *natsProxy) countLess(payload []byte) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.undercount == 0 || !bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.consumer_create_response"`)) {
+		return payload
+	}
+	m := numPending.FindSubmatchIndex(payload)
+	if m == nil {
+		return payload
+	}
+	n, _ := strconv.Atoi(string(payload[m[2]:m[3]]))
+	n = max(n-p.undercount, 0)
+	p.undercount = 0
+	return slices.Concat(payload[:m[2]], []byte(strconv.Itoa(n)), payload[m[3]:])
+}
+
+var numPending = regexp.MustCompile(`"num_pending":(\d+)`)
 
 func closeOnce(c chan struct{}) {
 	select {

@@ -268,3 +268,33 @@ func TestHeldPagesAreBounded(t *testing.T) {
 		t.Errorf("%d page slots still taken after every subscription closed", len(b.held))
 	}
 }
+
+// A page's consumer that counts fewer messages pending than the stream
+// holds, as one on a server whose copy of a replicated stream lags behind
+// does, does not end the replay early: the stream's leader is asked
+// whether more is left, and the replay reads on. Trusting the count, it
+// handed out the first 5 of 9 events as the whole replay, without a word.
+func TestReplayDoesNotTrustAShortCount(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"t", 100}, 10))
+	opts.URLs = []string{p.url()}
+	opts.cold = true
+	b := openBroker(t, opts) // its local history starts after them
+
+	p.undercountNextConsumer(4) // the first page's: 5 of the 9 after all[0]
+	s, err := b.Subscribe([]string{"t"}, all[0].IDString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []*stream.Message
+	for done := false; !done; {
+		got, done = s.Replay(got, 64<<10)
+	}
+	if err := s.Err(); err != nil || !slices.EqualFunc(got, all[1:], func(a, b *stream.Message) bool { return a.ID == b.ID }) {
+		t.Fatalf("replayed %d events (ended %v), want the %d after the first, each once", len(got), err, len(all)-1)
+	}
+}

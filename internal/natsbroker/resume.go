@@ -186,7 +186,7 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 	defer func() { _ = h.stream.DeleteConsumer(ctx, cons.CachedInfo().Name) }()
 	pending := cons.CachedInfo().NumPending // the matches from from on
 	if pending == 0 {
-		return nil, end, nil
+		return nil, b.rest(ctx, h, patterns, from, end), nil
 	}
 	var page []*stream.Message
 	bytes, next, data := 0, from, 0 // data: of every message read
@@ -218,10 +218,12 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 			}
 			next = seq + 1
 			switch {
-			case next == end || read == pending:
+			case next == end:
 				// Every match up to the stream's last sequence, which
 				// is end-1 or later, has been read.
 				return page, end, nil
+			case read == pending:
+				return page, b.rest(ctx, h, patterns, next, end), nil
 			case bytes >= replayPageBytes || read == replayBatch:
 				return page, next, nil
 			}
@@ -231,6 +233,29 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 		}
 	}
 	return page, next, nil
+}
+
+// rest is where a replay goes on once a page's consumer has delivered all
+// it counted, up to sequence next: end when the stream holds no message
+// of the consumer's filters from next on, before end; next when it does.
+// On a cluster the consumer counts what its server's copy of the stream
+// holds, which may lag behind the stream's leader: trusted, the count ended
+// a replay early without a word (7 of 19 events, once in the cluster
+// tests). The stream's leader is asked instead, once per filter; reading
+// from next again then finds what the count left out. An error asking
+// leaves the replay at next too: the next read says what is wrong.
+func (b *Broker) rest(ctx context.Context, h *history, patterns []string, next, end uint64) uint64 {
+	for _, f := range b.filters(patterns) {
+		m, err := askAgain(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+			return h.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(f))
+		})
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil || m.Sequence < end:
+			return next
+		}
+	}
+	return end
 }
 
 // pullSize is how many messages a page asks for next, having read read
