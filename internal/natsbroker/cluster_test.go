@@ -200,16 +200,7 @@ func (c *jsCluster) operator(t *testing.T) jetstream.JetStream {
 	for _, n := range c.running() {
 		urls = append(urls, n.url())
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return jetStreamClient(t, strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 }
 
 // streamLeader waits until the stream has a leader and every replica is

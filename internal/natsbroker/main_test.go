@@ -79,7 +79,14 @@ func (ns *natsServer) start(t testing.TB) {
 // tool or another program would use, closed when the test ends.
 func (ns *natsServer) operator(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
+	return jetStreamClient(t, ns.ClientURL())
+}
+
+// jetStreamClient connects a JetStream client of its own to url (servers
+// separated by commas) with opts, closed when the test ends.
+func jetStreamClient(t *testing.T, url string, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
