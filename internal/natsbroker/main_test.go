@@ -39,6 +39,15 @@ type natsServer struct {
 	// maxConsumers is the server's cap on the consumers of a stream
 	// (default_max_consumers); 0: NATS's default, 1000.
 	maxConsumers int
+	// denied, when set, are the subjects the user "restricted" (password
+	// "restricted") may not publish to; a client without credentials is
+	// then a user who may publish anywhere.
+	denied []string
+}
+
+// restrictedURL is ns's URL as the user whose publishes denied leaves out.
+func (ns *natsServer) restrictedURL() string {
+	return fmt.Sprintf("nats://restricted:restricted@127.0.0.1:%d", ns.port)
 }
 
 func startNATS(t testing.TB) *natsServer {
@@ -59,11 +68,21 @@ func startNATSWith(t testing.TB, ns *natsServer) *natsServer {
 // start runs the server, again on the same port and store after a stop.
 func (ns *natsServer) start(t testing.TB) {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		Host: "127.0.0.1", Port: ns.port, JetStream: true, StoreDir: ns.dir,
 		NoLog: true, NoSigs: true, MaxPayload: ns.maxPayload,
 		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: ns.maxConsumers},
-	})
+	}
+	if ns.denied != nil {
+		opts.Users = []*server.User{
+			{Username: "anyone", Password: "anyone"},
+			{Username: "restricted", Password: "restricted", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: ns.denied},
+			}},
+		}
+		opts.NoAuthUser = "anyone"
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -298,3 +298,33 @@ func TestReplayDoesNotTrustAShortCount(t *testing.T) {
 		t.Fatalf("replayed %d events (ended %v), want the %d after the first, each once", len(got), err, len(all)-1)
 	}
 }
+
+// A NATS user that may not get messages from the stream by subject (an
+// operator's choice of permissions) still resumes from the stream: the
+// stream's leader cannot be asked whether a replay has more left than the
+// page's count (rest), and the count is trusted, as before that check.
+// Asking, and failing, ended every such replay with the store
+// unreachable, and the client's next resume too.
+func TestReplayWithoutMessageGetPermission(t *testing.T) {
+	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.MSG.GET.>"}})
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"t", 100}, 10))
+	store(t, ns, a, repeat(event{"u", 100}, 1)) // the stream's last is no match: the count ends the replay
+	opts.URLs = []string{ns.restrictedURL()}
+	opts.cold = true
+	b := openBroker(t, opts)
+
+	s, err := b.Subscribe([]string{"t"}, all[0].IDString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []*stream.Message
+	for done := false; !done; {
+		got, done = s.Replay(got, 64<<10)
+	}
+	if err := s.Err(); err != nil || len(got) != len(all)-1 {
+		t.Fatalf("replayed %d events, ended %v; want the %d after the first", len(got), err, len(all)-1)
+	}
+}
