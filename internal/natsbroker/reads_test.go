@@ -290,10 +290,7 @@ func TestReplayDoesNotTrustAShortCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var got []*stream.Message
-	for done := false; !done; {
-		got, done = s.Replay(got, 64<<10)
-	}
+	got := replayAll(t, s, nil, 64<<10)
 	if err := s.Err(); err != nil || !slices.EqualFunc(got, all[1:], func(a, b *stream.Message) bool { return a.ID == b.ID }) {
 		t.Fatalf("replayed %d events (ended %v), want the %d after the first, each once", len(got), err, len(all)-1)
 	}
@@ -320,10 +317,7 @@ func TestReplayWithoutMessageGetPermission(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var got []*stream.Message
-	for done := false; !done; {
-		got, done = s.Replay(got, 64<<10)
-	}
+	got := replayAll(t, s, nil, 64<<10)
 	if err := s.Err(); err != nil || len(got) != len(all)-1 {
 		t.Fatalf("replayed %d events, ended %v; want the %d after the first", len(got), err, len(all)-1)
 	}
