@@ -112,12 +112,8 @@ func (b *Broker) createConsumer(ctx context.Context, h *history, cfg jetstream.C
 		default:
 			return cons, err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, busy(fmt.Errorf("%w: %w", refused, ctx.Err()))
-		case <-t.C:
+		if err := pause(ctx, wait); err != nil {
+			return nil, busy(fmt.Errorf("%w: %w", refused, err))
 		}
 	}
 }
