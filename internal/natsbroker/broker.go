@@ -6,8 +6,9 @@
 // Publish goes to JetStream only, through the instance's one publishing
 // goroutine (publisher.go; Options.DisablePublishBatching sends each
 // from its caller's goroutine instead), and returns once JetStream has
-// acknowledged the event. One ordered consumer per Broker, on every subject
-// of the stream, hands each event in sequence order to the local broker
+// acknowledged the event. One consumer per Broker (live, which makes
+// itself again as nats.go's ordered consumer does), on every subject of
+// the stream, hands each event in sequence order to the local broker
 // (consumer.go). A resume older than the local history reads the stream
 // (resume.go). An event's id is its stream sequence plus the stream's
 // creation time in microseconds (ids.go), so ids of another history are
@@ -191,6 +192,10 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			opts.Logger.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+			// What the server sent the consumer meanwhile is lost.
+			if h := b.cur.Load(); h != nil {
+				h.live.reset()
+			}
 		}),
 	}
 	if opts.CredentialsFile != "" {
@@ -423,13 +428,11 @@ func (b *Broker) Close() {
 		b.renewMu.Lock()
 		b.shut = true
 		b.renewMu.Unlock()
-		// The connection goes before the consumers stop: an ordered
-		// consumer recreating itself holds its lock across a request
-		// that NATS, away or busy, may never answer (nats.go's timeout
-		// is 10 s), and stopping it waits for that lock; the
-		// connection's end ends the request. Nothing needs it any
-		// more: the publishes have ended, and the server removes the
-		// consumers once idle, as it would after a stop.
+		// The connection goes before the consumers stop: a request
+		// that NATS, away or busy, may never answer (a renewal's, a
+		// deletion's) ends with it. Nothing needs it any more: the
+		// publishes have ended, and the server removes the consumers
+		// once idle, as it would after a stop.
 		b.nc.Close()
 		b.renewals.Wait()
 		if h := b.cur.Load(); h != nil {

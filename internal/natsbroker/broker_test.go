@@ -337,9 +337,9 @@ func TestDisconnectWarningOnlyWhenNATSGoes(t *testing.T) {
 
 // Close while the consumer waits for an answer NATS does not give (a
 // server just gone, or too busy to answer, with the connection not yet
-// known to be lost): the ordered consumer holds its lock across that
-// request (10 s), and stopping it waits for the lock. Close ends the
-// connection first, which ends the request.
+// known to be lost): Close ends the connection first, which ends the
+// request. (nats.go's ordered consumer, used before live, held its lock
+// across that request for 10 s, and stopping it waited for the lock.)
 func TestCloseWhileTheConsumerWaitsForNATS(t *testing.T) {
 	ns := startNATS(t)
 	p := startProxy(t, ns)

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -14,72 +16,261 @@ import (
 // still there: missing two, it is recreated (consume).
 const consumerHeartbeat = time.Second
 
-// consume starts history h's one ordered consumer on the whole stream,
-// from the sequence after the one h.seen starts at. The ordered consumer
-// survives a lost connection: once it is back, it starts again after the
-// last sequence it delivered, so subscribers miss nothing.
+// live is history h's one consumer of the whole stream, which hands each
+// event, in sequence order and once, to h's local broker (deliver). It is
+// what nats.go's ordered consumer is, with one difference: a consumer it
+// has to make again is asked for again each askEvery that NATS leaves the
+// request unanswered (askAgain), where the ordered consumer asks once and
+// waits 10 s, its lock held. After JetStream's meta leader stopped, that
+// wait left an instance delivering nothing for 11 s, each of its
+// publishes waiting PublishTimeout for its event
+// (TestClusterNodeStopsWhilePublishing, its meta case), and Close waited
+// for the lock.
+//
+// Each consumer it makes is a pull consumer with no acknowledgements, one
+// replica in memory, named prefix_n, which starts after the last stream
+// sequence delivered. It is made again (reset), from that sequence on,
+// when:
+//   - a message skips a consumer sequence: one was lost on its way;
+//   - the consumer was deleted (then the Broker also checks the stream:
+//     renew), or NATS answers a pull with no responders (its server gone);
+//   - two heartbeats are missed (then the Broker also checks the stream:
+//     check): a pull request that NATS never got (sent while a restarted
+//     server's JetStream was still recovering) leaves it waiting, and
+//     nats-server may lose the notice of a stream's deletion;
+//   - the connection is back after a loss: what was sent meanwhile is
+//     lost, and nothing else would tell until the next event.
 //
 // It has no subject filter: the stream's one subject is the prefix's
 // wildcard (ensureStream checks it), and a filter equal to it made the
 // server match every event's subject for each instance's consumer.
-//
-// The consumer's being deleted, as it is with its stream, makes the
-// Broker check the stream (renew). So do two missed heartbeats (check):
-// nats-server may lose the notice of the deletion, and then the silence
-// of a consumer that is gone is the only sign.
-//
-// It asks for a heartbeat every consumerHeartbeat while idle, and is
-// recreated when two are missed: a pull request that NATS never got
-// (sent while a restarted server's JetStream was still recovering)
-// leaves it waiting for that. nats.go's default for an ordered consumer
-// is 5 s, so events stored after an outage reached subscribers up to
-// 10 s late.
-//
-// Its creation is asked again when NATS leaves it unanswered (askAgain),
-// under the same name: Open just after a cluster's meta leader stopped
-// failed, 2 runs in 4 (TestClusterOpenAsTheMetaLeaderStops).
+type live struct {
+	b      *Broker
+	h      *history
+	prefix string         // of the consumers' names
+	resets chan struct{}  // holds one reset asked for
+	stop   chan struct{}  // closed by close
+	done   chan struct{}  // closed when run has returned
+	drops  sync.WaitGroup // the deletions of replaced consumers
+	closed sync.Once
+
+	// mu is held by each message's delivery, so a consumer's messages
+	// are checked and delivered one at a time, and none of one replaced
+	// is delivered after the reset has read last.
+	mu     sync.Mutex
+	serial int // of the current consumer: a message or error of another is dropped
+	cons   jetstream.Consumer
+	cc     jetstream.ConsumeContext // nil while the consumer is made again
+	next   uint64                   // the consumer sequence expected next
+	last   uint64                   // the stream sequence last delivered
+}
+
+// consume makes history h's consumer, starting after the sequence h.seen
+// is at, and starts it. Its creation is asked again when NATS leaves it
+// unanswered, under the same name: Open just after a cluster's meta
+// leader stopped failed, 2 runs in 4 (TestClusterOpenAsTheMetaLeaderStops).
 func (b *Broker) consume(ctx context.Context, h *history) error {
-	cfg := jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   h.seen.last() + 1,
-		NamePrefix:    rand.Text(),
+	l := &live{
+		b: b, h: h, prefix: rand.Text(), last: h.seen.last(),
+		resets: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	cons, err := askAgain(ctx, func(ctx context.Context) (jetstream.Consumer, error) { return h.stream.OrderedConsumer(ctx, cfg) })
+	cons, err := l.create(ctx)
 	if err != nil {
 		return fmt.Errorf("nats: consumer on stream %q: %w", b.opts.Stream, err)
 	}
-	h.cons = cons
-	h.cc, err = cons.Consume(func(m jetstream.Msg) { b.deliver(h, m) }, jetstream.PullHeartbeat(consumerHeartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		b.opts.Logger.Debug("nats consumer", "err", err)
-		switch {
-		case errors.Is(err, jetstream.ErrConsumerDeleted):
-			b.renew(h)
-		case errors.Is(err, jetstream.ErrNoHeartbeat):
-			b.check(h)
-		}
-	}))
-	if err != nil {
+	if err := l.start(cons); err != nil {
 		return fmt.Errorf("nats: consume stream %q: %w", b.opts.Stream, err)
 	}
+	h.live = l
+	go l.run()
 	return nil
 }
 
-// deliver hands one message of the stream to h's local broker with the id
-// of its sequence. A message the hub cannot take (published by another
-// client to a subject that is no topic) is skipped: its id has no event.
-// It is called by the consumer's goroutine, one message at a time
-// (h.deliverMu makes sure of it across the ordered consumer's renewals).
-//
-// The first message of each consumer (the ordered consumer makes a new one
-// after a reconnect or a deletion) waits until the stream is known to be
-// h's still: one of a stream created again is never delivered with h's ids.
-func (b *Broker) deliver(h *history, m jetstream.Msg) {
+// create makes the next consumer, to start after l.last, asking NATS
+// again each askEvery it does not answer, until ctx ends (askAgain).
+func (l *live) create(ctx context.Context) (jetstream.Consumer, error) {
+	l.mu.Lock()
+	cfg := jetstream.ConsumerConfig{
+		Name:              fmt.Sprintf("%s_%d", l.prefix, l.serial+1),
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       l.last + 1,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: 5 * time.Minute, // the ordered consumer's: one left behind goes
+		Replicas:          1,
+		MemoryStorage:     true,
+	}
+	l.mu.Unlock()
+	return askAgain(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		return l.h.stream.CreateOrUpdateConsumer(ctx, cfg)
+	})
+}
+
+// start makes cons the current consumer and starts reading it.
+func (l *live) start(cons jetstream.Consumer) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.serial++
+	serial := l.serial
+	cc, err := cons.Consume(func(m jetstream.Msg) { l.take(serial, m) },
+		jetstream.PullHeartbeat(consumerHeartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { l.failed(serial, err) }))
+	if err != nil {
+		return err
+	}
+	l.cons, l.cc, l.next = cons, cc, 1
+	return nil
+}
+
+// take delivers m, a message of consumer serial, unless that consumer was
+// replaced, or m skips one (then it asks for a reset).
+func (l *live) take(serial int, m jetstream.Msg) {
 	md, err := m.Metadata()
 	if err != nil {
 		return
 	}
-	h.deliverMu.Lock()
-	defer h.deliverMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case serial != l.serial:
+		return
+	case md.Sequence.Consumer != l.next:
+		// So are the ones after it, until the reset.
+		l.b.opts.Logger.Debug("nats consumer skipped a message: made again", "want", l.next, "got", md.Sequence.Consumer)
+		l.reset()
+		return
+	}
+	l.next++
+	l.last = md.Sequence.Stream
+	l.b.deliver(l.h, m, md)
+}
+
+// failed handles err, reported by consumer serial.
+func (l *live) failed(serial int, err error) {
+	l.b.opts.Logger.Debug("nats consumer", "err", err)
+	l.mu.Lock()
+	current := serial == l.serial
+	l.mu.Unlock()
+	if !current {
+		return
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerDeleted):
+		l.b.renew(l.h)
+		l.reset()
+	case errors.Is(err, jetstream.ErrNoHeartbeat):
+		l.b.check(l.h)
+		l.reset()
+	case errors.Is(err, nats.ErrNoResponders):
+		l.reset()
+	}
+}
+
+// reset asks run to make the consumer again. It does not wait.
+func (l *live) reset() {
+	select {
+	case l.resets <- struct{}{}:
+	default: // one is asked for already
+	}
+}
+
+// run makes the consumer again each time reset asks, until close.
+func (l *live) run() {
+	defer close(l.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-l.stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.resets:
+		}
+		l.remake(ctx)
+	}
+}
+
+// remake stops the current consumer and makes the next one, trying until
+// it is made or ctx ends. The old one is deleted in passing; one NATS
+// did not delete goes once idle for its InactiveThreshold.
+func (l *live) remake(ctx context.Context) {
+	l.mu.Lock()
+	old := l.cons
+	if l.cc != nil {
+		l.cc.Stop()
+		l.cc = nil
+	}
+	l.serial++ // nothing more of the old one
+	l.mu.Unlock()
+	if old != nil {
+		name := old.CachedInfo().Name
+		l.drops.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, askWait)
+			defer cancel()
+			_ = l.h.stream.DeleteConsumer(ctx, name)
+		})
+	}
+	// An answer that is no consumer (the stream not found, JetStream
+	// not ready on a restarted server) is asked again less and less
+	// often, as the ordered consumer did (up to 10 s).
+	for wait := askEvery; ; wait = min(2*wait, 10*time.Second) {
+		cons, err := l.create(ctx)
+		if err == nil {
+			if err = l.start(cons); err == nil {
+				return
+			}
+		}
+		l.b.opts.Logger.Debug("nats consumer not made again", "err", err)
+		if pause(ctx, wait) != nil {
+			return
+		}
+	}
+}
+
+// info is the current consumer's, asked of NATS; an error while it is
+// being made again.
+func (l *live) info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
+	l.mu.Lock()
+	cons, ok := l.cons, l.cc != nil
+	l.mu.Unlock()
+	if !ok {
+		return nil, errors.New("nats consumer being made again")
+	}
+	return cons.Info(ctx)
+}
+
+// close stops the consumer for good, and returns once no message of it
+// is being delivered and none will be. It is idempotent.
+func (l *live) close() {
+	l.closed.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.drops.Wait()
+		l.mu.Lock()
+		cc := l.cc
+		l.serial++
+		l.mu.Unlock()
+		if cc != nil {
+			cc.Stop()
+			<-cc.Closed()
+		}
+	})
+}
+
+// deliver hands one message of the stream, with metadata md, to h's
+// local broker with the id of its sequence. A message the hub cannot take
+// (published by another client to a subject that is no topic) is skipped:
+// its id has no event. Only h's live consumer calls it, one message at a
+// time (live.take holds its lock).
+//
+// The first message of each consumer (live makes a new one after a
+// reconnect or a deletion) waits until the stream is known to be h's
+// still: a consumer made again by the stream's name may be reading a
+// stream created again, and an event of that one is never delivered with
+// h's ids.
+func (b *Broker) deliver(h *history, m jetstream.Msg, md *jetstream.MsgMetadata) {
 	if h.foreign {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,22 +31,19 @@ type history struct {
 	// instance, or 0: ids from it up to this one's offset resume from
 	// this history's start (resume.go).
 	prevFrom uint64
-	mem      *stream.Memory     // the local layer: fan-out and a cache of the tail
-	cons     jetstream.Consumer // the ordered consumer cc runs
-	cc       jetstream.ConsumeContext
-	seen     delivered // how far cc has fed mem
+	mem      *stream.Memory // the local layer: fan-out and a cache of the tail
+	live     *live          // the consumer that feeds mem
+	seen     delivered      // how far live has fed mem
 	// stale is set while the stream may be gone: Publish and Ready answer
 	// ErrUnavailable until renew has checked it.
 	stale atomic.Bool
 	ended chan struct{} // closed by end: renewed, or the Broker closed
 
-	// deliverMu is held by deliver: the ordered consumer does not wait
-	// for the handler of a consumer it replaced to return. consumer is the
-	// name of the consumer that delivered the last message, and foreign is
-	// set once the stream it reads is found to be another.
-	deliverMu sync.Mutex
-	consumer  string
-	foreign   bool
+	// consumer is the name of the consumer that delivered the last
+	// message, and foreign is set once the stream it reads is found to be
+	// another; only deliver uses them, under live's lock.
+	consumer string
+	foreign  bool
 }
 
 // newHistory returns the history of st, whose local consumer is to start
@@ -69,23 +65,20 @@ func (b *Broker) newHistory(st jetstream.Stream, from uint64) *history {
 
 // end ends the history's subscriptions with err and stops its consumer; a
 // Publish waiting for its consumer gives up. Only renew and Close call it,
-// once per history. Stopping an ordered consumer that is recreating itself
-// waits for its attempt (up to its back-off, 10 s at most): the
-// subscriptions end first.
+// once per history.
 func (h *history) end(err error) {
 	close(h.ended)
 	h.mem.CloseWith(err)
-	if h.cc != nil {
-		h.cc.Stop()
-		<-h.cc.Closed()
+	if h.live != nil {
+		h.live.close()
 	}
 }
 
 // same reports whether the stream is still h's, asking NATS until it
-// answers or h ends; only deliver calls it, when the consumer changed. An
-// ordered consumer that lost its stream recreates itself on a stream of
-// the same name after the last sequence it delivered: only the stream's
-// creation time tells that it is another.
+// answers or h ends; only deliver calls it, when the consumer changed. A
+// consumer made again (live) is made on the stream of h's name, after the
+// last sequence it delivered: only the stream's creation time tells that
+// it is another.
 func (b *Broker) same(h *history) bool {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)

@@ -146,8 +146,8 @@ func TestStreamDeletedAnswers503UntilCreated(t *testing.T) {
 	// its stream at once when its consumer is told it was deleted (409
 	// Consumer Deleted), but that notice is not sure to come. nats-server
 	// queues it on the stream's send loop and then stops that loop, and
-	// an ordered consumer that missed heartbeats meanwhile (a loaded
-	// machine) recreates itself with no notice at all. Without it the
+	// a consumer that missed heartbeats meanwhile (a loaded machine) is
+	// made again with no notice at all. Without it the
 	// instance finds out from the next publish, or the next event
 	// delivered; waiting for Ready alone timed out under load.
 	for range 3 {

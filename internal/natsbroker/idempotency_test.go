@@ -266,8 +266,7 @@ func TestPublishKeyRetriedWhileTheConsumerIsBehind(t *testing.T) {
 	opts.PublishTimeout = time.Second
 	a, b := newInstance(t, opts), newInstance(t, opts)
 	h := a.broker.cur.Load()
-	h.cc.Stop()
-	<-h.cc.Closed()
+	h.live.close()
 	p := stream.Publication{Topic: "t", Data: "x", Key: "k"}
 	first, _, err := b.broker.Publish(p)
 	if err != nil {

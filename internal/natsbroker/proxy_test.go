@@ -35,6 +35,8 @@ type natsProxy struct {
 	loseGone bool
 	lostGone chan struct{} // closed at the first consumer-deleted notice lost
 	hung     bool          // nothing the server sends reaches the clients
+	loseData []byte        // a consumer's deliveries with this payload are lost, or nil
+	lostData chan struct{} // closed at the first delivery lost
 	// undercount is taken off the num_pending of the next consumer the
 	// server creates, in its answer, as a server whose copy of a
 	// replicated stream lags behind counts it; 0: none.
@@ -108,6 +110,33 @@ func (p *natsProxy) loseConsumerDeleted() <-chan struct{} {
 	defer p.mu.Unlock()
 	p.loseGone, p.lostGone = true, make(chan struct{})
 	return p.lostGone
+}
+
+// loseDeliveries starts losing what consumers are sent of messages with
+// payload data, as a connection that breaks loses what it had on its
+// way; the channel is closed once one was lost. passDeliveries stops it.
+func (p *natsProxy) loseDeliveries(data string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.loseData, p.lostData = []byte(data+"\r\n"), make(chan struct{})
+	return p.lostData
+}
+
+func (p *natsProxy) passDeliveries() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.loseData = nil
+}
+
+// cut breaks the connections it carries, as a network fault would; the
+// clients connect again through it.
+func (p *natsProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
 
 // hang makes the server seem hung, as a stopped process or a network
@@ -221,11 +250,14 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 }
 
 // lose reports whether a MSG or HMSG to a client is a publish's
-// acknowledgement or a consumer-deleted notice to lose.
-func (p *natsProxy) lose(_ [][]byte, payload []byte) bool {
+// acknowledgement, a consumer-deleted notice or a delivery to lose.
+func (p *natsProxy) lose(fields [][]byte, payload []byte) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
+	case p.loseData != nil && len(fields) >= 5 && bytes.HasPrefix(fields[3], []byte("$JS.ACK.")) && bytes.HasSuffix(payload, p.loseData):
+		closeOnce(p.lostData)
+		return true
 	case p.loseAcks && bytes.HasPrefix(payload, []byte(`{"stream":`)):
 		closeOnce(p.lostAck)
 		return true

@@ -91,14 +91,15 @@ const warmPoll = 200 * time.Millisecond
 
 // delivered reports whether h's consumer has handed the local history
 // everything h's stream holds: NATS has nothing pending for it, nothing
-// it sent is still on its way, and the stream is still h's. The ordered
-// consumer follows a stream deleted and created again by name, and has
+// it sent is still on its way, and the stream is still h's. The consumer,
+// made again by the stream's name, follows one deleted and created again,
+// and has
 // nothing pending on a new, empty one either: then delivered renews h,
 // whose replacement ends warm, and reports false.
 func (b *Broker) delivered(ctx context.Context, h *history) bool {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
 	defer cancel()
-	info, err := h.cons.Info(ctx)
+	info, err := h.live.info(ctx)
 	if err != nil || info.NumPending != 0 || info.Delivered.Stream > h.seen.last() {
 		return false
 	}

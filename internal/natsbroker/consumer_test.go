@@ -1,0 +1,83 @@
+package natsbroker
+
+import (
+	"testing"
+	"time"
+)
+
+// The consumer deleted, and the request that makes it again swallowed on
+// its way (as a cluster does while its meta leader changes): the
+// instance asks again within askEvery, and its subscriber gets the next
+// event. nats.go's ordered consumer asked once and waited 10 s, its lock
+// held, before it asked again: the event came 11 s late.
+func TestConsumerAskedForAgainWhenUnanswered(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a, b := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
+	c := a.subscribe(t, "topic=t", "")
+	swallowed := p.swallowRequests("$JS.API.CONSUMER.CREATE.")
+	deleteConsumers(t, ns)
+	select {
+	case <-swallowed:
+	case <-time.After(waitLimit):
+		t.Fatal("the consumer was not made again")
+	}
+	p.passRequests()
+	id := publishUntilAccepted(t, b, "t", "after") // b's consumer was deleted too: b checks its stream
+	select {
+	case got := <-c.events:
+		if got.ID != id {
+			t.Fatalf("got %+v, want event %s", got, id)
+		}
+	case <-time.After(askWait): // 10 times askEvery
+		t.Fatalf("no event within %v of the swallowed request", askWait)
+	}
+}
+
+// A delivery lost on its way, as in a connection that breaks: the
+// consumer is made again after the reconnect, from the last event it
+// delivered, and its subscriber gets the lost event with no other event
+// to reveal the gap.
+func TestConsumerMadeAgainAfterAReconnect(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a, b := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
+	c := a.subscribe(t, "topic=t", "")
+	ids := []string{b.publish(t, "t", "before")}
+	receives(t, c, ids)
+	lost := p.loseDeliveries("lost on the way")
+	ids = append(ids, b.publish(t, "t", "lost on the way"))
+	<-lost
+	p.passDeliveries()
+	p.cut()
+	got := c.next(t)
+	if got.ID != ids[1] || got.Data != "lost on the way" {
+		t.Fatalf("after the reconnect: %+v, want event %s", got, ids[1])
+	}
+}
+
+// A delivery lost with the connection still up: the next message skips
+// a consumer sequence, and the consumer is made again from the last event
+// it delivered: the subscriber gets both, in order.
+func TestConsumerMadeAgainAfterAGap(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a, b := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
+	c := a.subscribe(t, "topic=t", "")
+	lost := p.loseDeliveries("lost on the way")
+	ids := []string{b.publish(t, "t", "lost on the way")}
+	<-lost
+	p.passDeliveries()
+	ids = append(ids, b.publish(t, "t", "next"))
+	for i, id := range ids {
+		if got := c.next(t); got.ID != id {
+			t.Fatalf("event %d: %+v, want id %s", i, got, id)
+		}
+	}
+}
