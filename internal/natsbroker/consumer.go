@@ -12,6 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// createWait bounds the wait for one consumer's creation (live.create).
+const createWait = 2 * time.Second
+
 // consumerHeartbeat is how often NATS tells an idle local consumer it is
 // still there: missing two, it is recreated (consume).
 const consumerHeartbeat = time.Second
@@ -59,6 +62,7 @@ type live struct {
 	// is delivered after the reset has read last.
 	mu     sync.Mutex
 	serial int // of the current consumer: a message or error of another is dropped
+	made   int // how many creations were asked for: the next one's name
 	cons   jetstream.Consumer
 	cc     jetstream.ConsumeContext // nil while the consumer is made again
 	next   uint64                   // the consumer sequence expected next
@@ -87,11 +91,24 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 }
 
 // create makes the next consumer, to start after l.last, asking NATS
-// again each askEvery it does not answer, until ctx ends (askAgain).
+// again each askEvery it does not answer, until ctx ends or createWait
+// passes (askAgain).
+//
+// Each call names a new one. A creation NATS leaves unanswered that
+// long may have been placed on a server that is gone: a cluster's meta
+// leader places a consumer on one of the stream's servers, and the
+// answer comes from that server once it has made it. After the stream's
+// leader crashed, it was placed there in 2 runs of 5, and asked again
+// under its name it stayed there: the instance delivered nothing for 30 s
+// and more (TestClusterNodeStopsWhilePublishing, its crash case), as
+// with nats.go's ordered consumer, which asks again under one name too.
 func (l *live) create(ctx context.Context) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, createWait)
+	defer cancel()
 	l.mu.Lock()
+	l.made++
 	cfg := jetstream.ConsumerConfig{
-		Name:              fmt.Sprintf("%s_%d", l.prefix, l.serial+1),
+		Name:              fmt.Sprintf("%s_%d", l.prefix, l.made),
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       l.last + 1,
 		AckPolicy:         jetstream.AckNonePolicy,
