@@ -154,7 +154,7 @@ func Default() Config {
 			AllowedOrigins:   []string{},
 			AllowCredentials: false,
 			AllowedHeaders:   []string{"Content-Type", "Authorization", "Last-Event-ID", "Cache-Control", "Idempotency-Key"},
-			ExposedHeaders:   []string{"Idempotent-Replayed"},
+			ExposedHeaders:   []string{"Idempotent-Replayed", "Retry-After"},
 			MaxAge:           12 * time.Hour,
 		},
 		Stream: StreamConfig{

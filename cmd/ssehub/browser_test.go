@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -713,6 +714,32 @@ func TestBrowserCrossOriginAllowed(t *testing.T) {
 	}
 	if got := mustRun(t, ctx, textOf("#xo-error")); got != "" {
 		t.Errorf("cross-origin panel error %q, want none", got)
+	}
+}
+
+// TestBrowserCrossOriginReadsRetryAfter: a page of an allowed second
+// origin, refused a stream at capacity (503), can read the answer's
+// Retry-After, which sse-client.js waits at least before it tries again.
+// With the default cors.exposed_headers the browser hid it (null): the
+// client came back after its own 3 s where the server asked for 3 to 8.
+func TestBrowserCrossOriginReadsRetryAfter(t *testing.T) {
+	page := newSecondOrigin(t)
+	cfg := config.Default()
+	cfg.CORS.AllowedOrigins = []string{page}
+	cfg.Stream.MaxStreams = 1
+	service, _ := startMain(t, cfg)
+	held, err := http.Get(service + "/api/v1/events?topic=demo.held")
+	if err != nil || held.StatusCode != http.StatusOK {
+		t.Fatalf("the one stream: %v %v", held, err)
+	}
+	defer held.Body.Close()
+	ctx := newBrowser(t)
+	runPage(t, ctx, page+"/")
+	got := mustRun(t, ctx, callJS[string](`(u) => fetch(u).then(r => r.status + " " + r.headers.get("Retry-After"))`,
+		service+"/api/v1/events?topic=demo.refused"))
+	status, after, _ := strings.Cut(got, " ")
+	if n, err := strconv.Atoi(after); status != "503" || err != nil || n < 1 {
+		t.Errorf("the page read %q, want 503 and its Retry-After in seconds", got)
 	}
 }
 
