@@ -37,9 +37,14 @@ func askAgain[T any](ctx context.Context, ask func(context.Context) (T, error)) 
 		attempt, cancel := context.WithTimeout(ctx, askEvery)
 		v, err := ask(attempt)
 		cancel()
-		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
-		if !unanswered || ctx.Err() != nil {
+		if !unanswered(err) || ctx.Err() != nil {
 			return v, err
 		}
 	}
+}
+
+// unanswered reports whether err is a request's wait for an answer that
+// did not come.
+func unanswered(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }

@@ -416,3 +416,55 @@ func TestConfirmRefusesAnotherEventUnderTheID(t *testing.T) {
 	}
 	a.publish(t, "t", "after")
 }
+
+// A renewal, and the check of a new consumer's stream (same), asked while
+// NATS leaves the stream's info unanswered, as an R3 stream's followers
+// do while they elect a leader: each asks again, and the instance is
+// ready within about askEvery of the stream's answering again. Each
+// waited for its one request's timeout before (the renewal's nats.go's
+// 5 s, same's PublishTimeout): both returned 4 s after the stream
+// answered again here, publishing answering 503 meanwhile.
+func TestStreamCheckedAgainWhileItsInfoIsUnanswered(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = 5 * time.Second // same's wait for each request, as in production
+	a := newInstance(t, opts)
+	h := a.broker.cur.Load()
+	swallowed := p.swallowRequests("$JS.API.STREAM.INFO.")
+	a.broker.renew(h) // as a publish that no stream took does
+	same := make(chan bool)
+	go func() { same <- a.broker.same(h) }()
+	select {
+	case <-swallowed:
+	case <-time.After(waitLimit):
+		t.Fatal("no stream info was asked")
+	}
+	time.Sleep(time.Second) // the election
+	if err := a.broker.Ready(); err == nil {
+		t.Fatal("ready while the renewal waits for the stream")
+	}
+	p.passRequests()
+	answered := time.Now()
+	select {
+	case ok := <-same:
+		if !ok {
+			t.Error("same: the stream taken for another")
+		}
+		if d := time.Since(answered); d > 3*askEvery {
+			t.Errorf("same returned %v after the stream answered again", d)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("same did not return")
+	}
+	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+	if d := time.Since(answered); d > 3*askEvery {
+		t.Errorf("ready %v after the stream answered again", d)
+	}
+	if a.broker.cur.Load() != h {
+		t.Error("the history was renewed")
+	}
+	c := a.subscribe(t, "topic=t", "")
+	receives(t, c, []string{a.publish(t, "t", "after")})
+}
