@@ -166,6 +166,9 @@ type Broker struct {
 	reads chan struct{} // a slot per page read from the stream at once (reads.go)
 	held  chan struct{} // a slot per page resumes hold at once (reads.go)
 
+	watched    chan struct{} // closed when watch has returned
+	jsAnswered atomic.Bool   // watch's question was answered once
+
 	closeOnce sync.Once
 }
 
@@ -217,6 +220,8 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		b.Close()
 		return nil, err
 	}
+	b.watched = make(chan struct{})
+	go b.watch()
 	return b, nil
 }
 
@@ -434,6 +439,9 @@ func (b *Broker) Close() {
 		// publishes have ended, and the server removes the consumers
 		// once idle, as it would after a stop.
 		b.nc.Close()
+		if b.watched != nil {
+			<-b.watched
+		}
 		b.renewals.Wait()
 		if h := b.cur.Load(); h != nil {
 			h.end(stream.ErrClosed)

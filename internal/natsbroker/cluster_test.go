@@ -137,6 +137,23 @@ func (n *clusterNode) crash() {
 	}
 }
 
+// partition cuts the node off from the other nodes, and leaves its
+// clients' connections up, as a network partition between the servers
+// does; heal ends it, and the node routes to the others again.
+func (n *clusterNode) partition() {
+	for _, r := range n.relays {
+		if r != n.client {
+			r.cutOff()
+		}
+	}
+}
+
+func (n *clusterNode) heal() {
+	for _, r := range n.relays {
+		r.heal()
+	}
+}
+
 func (n *clusterNode) url() string { return "nats://" + n.client.addr() }
 
 // waitFormed waits until the running servers' JetStream has a meta

@@ -111,3 +111,10 @@ func (r *relay) close() {
 	r.cutOff()
 	r.wg.Wait()
 }
+
+// heal lets connections pass again after cutOff.
+func (r *relay) heal() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cut = false
+}

@@ -1,0 +1,49 @@
+package natsbroker
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+// A server cut off from the rest of its cluster (its routes down, its
+// clients' connections up, as in a network partition): an instance
+// connected to it moves to another server (watch), and its subscriber
+// gets every event published meanwhile on the other side, in order, with
+// the partition still there. Nothing else told the instance: the server
+// answers its pings. Then the server rejoins, and an instance on it
+// resumes from the first event.
+func TestClusterServerCutOff(t *testing.T) {
+	t.Parallel() // mostly waiting for the cluster
+	c := startCluster(t)
+	meta := c.metaLeader(t).name
+	opts := clusterOptions(c)
+	opts.PingInterval = 500 * time.Millisecond
+	a := instanceWhere(t, opts, func(server string) bool { return server != meta })
+	x := c.node(t, a.broker.nc.ConnectedServerName())
+	// The stream's leader elsewhere: the other side goes on at once.
+	moveLeader(t, c.operator(t), DefaultStream, meta)
+	waitUntil(t, clusterWait, "the instance's JetStream question answered", a.broker.jsAnswered.Load)
+	b := instanceWhere(t, clusterOptions(c), func(server string) bool { return server != x.name })
+	live := a.follow(t, "topic=t", "")
+	ids := publishN(t, b, 5)
+	for i, id := range ids {
+		if got := live.next(t); got.ID != id {
+			t.Fatalf("event %d: %+v, want id %s", i, got, id)
+		}
+	}
+
+	x.partition()
+	for i := 5; i < 15; i++ {
+		ids = append(ids, publishUntilAccepted(t, b, "t", strconv.Itoa(i)))
+	}
+	end := b.publish(t, "t", "end")
+	receivesExactly(t, live, ids[5:], 5, end)
+	if got := a.broker.nc.ConnectedServerName(); got == x.name {
+		t.Errorf("the instance is still on %s, cut off", got)
+	}
+
+	x.heal()
+	again := instanceWhere(t, clusterOptions(c), func(server string) bool { return server == x.name })
+	receivesExactly(t, again.follow(t, "topic=t", ids[0]), ids[1:], 1, end)
+}
