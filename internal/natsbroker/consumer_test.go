@@ -81,3 +81,28 @@ func TestConsumerMadeAgainAfterAGap(t *testing.T) {
 		}
 	}
 }
+
+// The consumer made again, and placed where its creation is never
+// answered, asked again under its name or not (a server that crashed):
+// the instance asks for one under another name, and its subscriber gets
+// the next event. Asked again under one name, the creation stayed there
+// (TestClusterNodeStopsWhilePublishing, its crash case).
+func TestConsumerNamedAnewWhenItsCreationStaysUnanswered(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a, b := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
+	c := a.subscribe(t, "topic=t", "")
+	placed := p.placeOnDeadServer()
+	deleteConsumers(t, ns)
+	id := publishUntilAccepted(t, b, "t", "after") // b's consumer was deleted too: b checks its stream
+	if got := c.next(t); got.ID != id {
+		t.Fatalf("got %+v, want event %s", got, id)
+	}
+	select {
+	case <-placed:
+	default:
+		t.Fatal("no consumer creation went unanswered: the test did not test its case")
+	}
+}

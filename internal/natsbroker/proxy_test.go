@@ -29,6 +29,10 @@ type natsProxy struct {
 	swallow  []byte        // the subject prefix swallowed, or nil
 	passing  int           // how many requests to it pass before the swallowing starts
 	swallowd chan struct{} // closed at the first request swallowed
+	// placed is the subject of the first consumer creation seen once
+	// placeOnDeadServer was called: each request to it is swallowed, as
+	// for a consumer placed on a server that is gone; "?" until seen.
+	placed   string
 	pullWait time.Duration // how long each no-wait pull request is held
 	loseAcks bool
 	lostAck  chan struct{} // closed at the first acknowledgement lost
@@ -64,6 +68,18 @@ func (p *natsProxy) url() string { return "nats://" + p.ln.Addr().String() }
 // beginning with prefix; the channel is closed once one was.
 func (p *natsProxy) swallowRequests(prefix string) <-chan struct{} {
 	return p.swallowRequestsAfter(prefix, 0)
+}
+
+// placeOnDeadServer makes the next consumer creation, and each request
+// repeating it under its name, go unanswered, as the creation of a
+// consumer that a cluster's meta leader placed on a server that just
+// crashed does (only that server answers it); a creation under another
+// name is answered. The channel is closed once that creation was asked.
+func (p *natsProxy) placeOnDeadServer() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.placed, p.swallowd = "?", make(chan struct{})
+	return p.swallowd
 }
 
 // swallowRequestsAfter is swallowRequests that lets the next n requests
@@ -238,6 +254,17 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.placed != "" && bytes.HasPrefix(fields[1], []byte("$JS.API.CONSUMER.CREATE.")) {
+		switch p.placed {
+		case "?":
+			p.placed = string(fields[1])
+			closeOnce(p.swallowd)
+			return true
+		case string(fields[1]):
+			return true
+		}
+		return false
+	}
 	if p.swallow == nil || !bytes.HasPrefix(fields[1], p.swallow) {
 		return false
 	}

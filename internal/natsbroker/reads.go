@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -97,11 +98,17 @@ func takeSlot(ctx context.Context, slots chan struct{}, what string) (release fu
 // it returns an error wrapping stream.ErrBusy, whether ctx ended between
 // two requests or during one (it was reported unreachable then, more
 // often the slower the server answered). A request left unanswered is
-// sent again (askAgain): cfg names the consumer, so a request that
-// created it and lost its answer is not repeated with another.
+// sent again (askAgain) under a new name: one placed on a cluster's server
+// that just crashed is never answered, asked again under its name or not
+// (live.create), and a resume answered 503. A request that did create its
+// consumer and lost the answer leaves that one to the server, which
+// removes it once idle for its InactiveThreshold.
 func (b *Broker) createConsumer(ctx context.Context, h *history, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	var refused error // the server's last refusal for its cap
-	create := func(ctx context.Context) (jetstream.Consumer, error) { return h.stream.CreateConsumer(ctx, cfg) }
+	create := func(ctx context.Context) (jetstream.Consumer, error) {
+		cfg.Name = rand.Text()
+		return h.stream.CreateConsumer(ctx, cfg)
+	}
 	for wait := consumerRetryMin; ; wait = min(2*wait, consumerRetryMax) {
 		cons, err := askAgain(ctx, create)
 		switch {

@@ -322,3 +322,32 @@ func TestReplayWithoutMessageGetPermission(t *testing.T) {
 		t.Fatalf("replayed %d events, ended %v; want the %d after the first", len(got), err, len(all)-1)
 	}
 }
+
+// A page's consumer placed where its creation is never answered, asked
+// again under its name or not (a cluster's server that just crashed): the
+// resume asks for one under another name, and replays.
+func TestResumeNamesItsPageConsumerAnew(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"t", 100}, 5))
+	opts.URLs = []string{p.url()}
+	opts.cold = true
+	b := openBroker(t, opts) // its local history starts after them
+	placed := p.placeOnDeadServer()
+	s, err := b.Subscribe([]string{"t"}, all[0].IDString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := replayAll(t, s, nil, 64<<10)
+	if err := s.Err(); err != nil || !slices.EqualFunc(got, all[1:], func(a, b *stream.Message) bool { return a.ID == b.ID }) {
+		t.Fatalf("replayed %d events (ended %v), want the %d after the first", len(got), err, len(all)-1)
+	}
+	select {
+	case <-placed:
+	default:
+		t.Fatal("no consumer creation went unanswered: the test did not test its case")
+	}
+}

@@ -2,7 +2,6 @@ package natsbroker
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -288,7 +287,6 @@ func pullSize(read, pending uint64, data, bytes int) int {
 // pages).
 func (b *Broker) pageConsumer(ctx context.Context, h *history, patterns []string, from uint64) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
-		Name:              rand.Text(), // createConsumer may ask again
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       from,
 		AckPolicy:         jetstream.AckNonePolicy,
