@@ -303,6 +303,8 @@ func TestLoadBadValues(t *testing.T) {
 		{"list given a mapping", "cors:\n  allowed_origins: {a: b}\n", nil, `cors.allowed_origins: expected a value, got a mapping`},
 		{"list item a mapping", "auth:\n  publish_tokens: [{a: b}]\n", nil, `auth.publish_tokens[0]: expected a string`},
 		{"scalar given a list", "log:\n  level: [debug]\n", nil, `log.level: expected a string`},
+		{"heartbeat in env", "", map[string]string{"SSEHUB_STREAM_HEARTBEAT_INTERVAL": "15ms"}, `stream.heartbeat_interval: "15ms" must be between 1s and 24h0m0s`},
+		{"history size in yaml", "hub:\n  history_size: 99999999999\n", nil, `hub.history_size: 99999999999 must be between 1 and 10000000`},
 		{"validation after layering", "", map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "http://a/b"}, `cors.allowed_origins: "http://a/b" is not an origin`},
 	}
 	for _, tt := range tests {
