@@ -161,7 +161,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 			Issuer: "https://auth.test", Audience: "ssehub.test", Leeway: 5 * time.Second, CookieName: "hub_jwt",
 		}},
 	}
-	got, err := Load([]string{"--config", ""}, env(vars))
+	got, err := Load([]string{"--config", os.DevNull}, env(vars))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 	// The embedded server is one server: it cannot go with replicas 3.
 	vars["SSEHUB_NATS_EMBEDDED"], vars["SSEHUB_NATS_REPLICAS"] = "true", "1"
 	want.NATS.Embedded, want.NATS.Replicas = true, 1
-	if got, err = Load([]string{"--config", ""}, env(vars)); err != nil {
+	if got, err = Load([]string{"--config", os.DevNull}, env(vars)); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -184,7 +184,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 	delete(vars, "SSEHUB_SERVER_TLS_KEY_FILE")
 	vars["SSEHUB_SERVER_H2C"] = "true"
 	want.Server.TLS, want.Server.H2C = TLSConfig{}, true
-	if got, err = Load([]string{"--config", ""}, env(vars)); err != nil {
+	if got, err = Load([]string{"--config", os.DevNull}, env(vars)); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -365,12 +365,22 @@ func TestLoadDefaultFile(t *testing.T) {
 		t.Errorf("server.addr = %q, want the default file's :9003", cfg.Server.Addr)
 	}
 
-	cfg, err = Load([]string{"--config", ""}, nil)
+	// A script's --config "$CFG" with CFG unset: the server ran on the
+	// built-in defaults, this file beside it unread, without a word.
+	for _, args := range [][]string{{"--config", ""}, {"--config="}} {
+		_, err = Load(args, nil)
+		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `--config ""`) || !strings.Contains(err.Error(), DefaultFile) {
+			t.Errorf("%q: err = %v, want ErrUsage naming --config \"\" and %s", args, err, DefaultFile)
+		}
+	}
+
+	// An empty file is how to ask for the built-in defaults alone.
+	cfg, err = Load([]string{"--config", os.DevNull}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Server.Addr != Default().Server.Addr {
-		t.Errorf(`--config "" read the default file: server.addr = %q`, cfg.Server.Addr)
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Errorf("--config %s: got %+v, want defaults", os.DevNull, cfg)
 	}
 }
 
