@@ -155,7 +155,8 @@ func configPath(flags *pflag.FlagSet) (string, error) {
 }
 
 // readFile reads the YAML file at path into v and rejects keys ssehub
-// does not know. Errors name the file.
+// does not know and keys written twice in two spellings. Errors name the
+// file.
 func readFile(v *viper.Viper, path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -165,7 +166,7 @@ func readFile(v *viper.Viper, path string) error {
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
-	if err := checkKeys(v); err != nil {
+	if err := errors.Join(checkSpellings(data), checkKeys(v)); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	return nil
