@@ -47,7 +47,7 @@ trap stop_all EXIT
 start_ssehub() { # port
 	env SSEHUB_LOG_LEVEL=warn SSEHUB_AUTH_PUBLISH_TOKENS=$TOKEN SSEHUB_DEMO_ENABLED=false \
 		SSEHUB_HUB_BROKER=nats SSEHUB_NATS_URL="nats://127.0.0.1:$NATS_PORT" \
-		bin/ssehub --config "" --addr "127.0.0.1:$1" &
+		bin/ssehub --config /dev/null --addr "127.0.0.1:$1" &
 	pids+=($!)
 	for _ in $(seq 100); do
 		curl -fsS -o /dev/null "http://127.0.0.1:$1/readyz" 2>/dev/null && return

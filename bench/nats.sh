@@ -94,7 +94,7 @@ start_ssehub() { # port [env...]
 	shift
 	port_free "$port"
 	env SSEHUB_LOG_LEVEL=warn SSEHUB_AUTH_PUBLISH_TOKENS=$TOKEN SSEHUB_DEMO_ENABLED=false "$@" \
-		bin/ssehub --config "" --addr "127.0.0.1:$port" &
+		bin/ssehub --config /dev/null --addr "127.0.0.1:$port" &
 	pids+=($!)
 	[ "$port" != "$PORT_A" ] || pid_a=$!
 	for _ in $(seq 100); do

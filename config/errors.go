@@ -11,6 +11,10 @@ var (
 	// ErrUnknownKey reports a key in the YAML file that ssehub does not know,
 	// usually a typo.
 	ErrUnknownKey = errors.New("unknown key")
+	// ErrDuplicateKey reports a key the YAML file writes twice, in two
+	// spellings (another case, or dotted and nested), of which only one
+	// would be read.
+	ErrDuplicateKey = errors.New("duplicate key")
 	// ErrInvalidValue reports a value that does not parse or is out of range.
 	ErrInvalidValue = errors.New("invalid value")
 	// ErrConfigFile reports a YAML file that cannot be read or parsed.
@@ -21,11 +25,12 @@ var (
 
 // KeyError reports a problem with one configuration key. Its message is
 // "key: problem", and the problem quotes the offending value (tokens are
-// never quoted: they are secrets). It wraps ErrUnknownKey or ErrInvalidValue.
+// never quoted: they are secrets). It wraps ErrUnknownKey, ErrDuplicateKey
+// or ErrInvalidValue.
 type KeyError struct {
 	Key string // dotted key, e.g. "stream.retry"
 	Msg string // what is wrong, naming the value
-	Err error  // ErrUnknownKey or ErrInvalidValue
+	Err error  // ErrUnknownKey, ErrDuplicateKey or ErrInvalidValue
 }
 
 // Error returns "key: problem".

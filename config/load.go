@@ -36,8 +36,8 @@ func flagKeys() []flagKey {
 //
 // args are the command-line arguments after the program name (and after a
 // subcommand, if any). The YAML file is the one named by --config PATH;
-// without that flag it is DefaultFile when it exists, else none (an explicit
-// --config "" also means none). getenv looks up environment variables:
+// without that flag it is DefaultFile when it exists, else none; an empty
+// --config "" wraps ErrUsage. getenv looks up environment variables:
 // os.Getenv in production; nil means no environment. Every key has a
 // variable named by EnvName; an empty value does not override, and lists
 // are comma-separated and replace the file's list.
@@ -130,9 +130,18 @@ func usage(flags *pflag.FlagSet) string {
 }
 
 // configPath returns the YAML file to read, or "" for none.
+//
+// An empty --config is refused, as an empty --addr is: it is most often a
+// script's --config "$CFG" with CFG unset, and taking it for "no file"
+// started the server on built-in defaults even beside DefaultFile, without
+// a word. An empty file (/dev/null) says "defaults only" on purpose.
 func configPath(flags *pflag.FlagSet) (string, error) {
 	if flags.Changed("config") {
-		return flags.GetString("config")
+		path, err := flags.GetString("config")
+		if err == nil && path == "" {
+			err = fmt.Errorf("%w: --config %q: empty path (without --config, %s is read when it exists; /dev/null, an empty file, means the built-in defaults)", ErrUsage, path, DefaultFile)
+		}
+		return path, err
 	}
 	_, err := os.Stat(DefaultFile)
 	switch {
@@ -146,7 +155,8 @@ func configPath(flags *pflag.FlagSet) (string, error) {
 }
 
 // readFile reads the YAML file at path into v and rejects keys ssehub
-// does not know. Errors name the file.
+// does not know and keys written twice in two spellings. Errors name the
+// file.
 func readFile(v *viper.Viper, path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -156,7 +166,7 @@ func readFile(v *viper.Viper, path string) error {
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
-	if err := checkKeys(v); err != nil {
+	if err := errors.Join(checkSpellings(data), checkKeys(v)); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	return nil

@@ -161,7 +161,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 			Issuer: "https://auth.test", Audience: "ssehub.test", Leeway: 5 * time.Second, CookieName: "hub_jwt",
 		}},
 	}
-	got, err := Load([]string{"--config", ""}, env(vars))
+	got, err := Load([]string{"--config", os.DevNull}, env(vars))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 	// The embedded server is one server: it cannot go with replicas 3.
 	vars["SSEHUB_NATS_EMBEDDED"], vars["SSEHUB_NATS_REPLICAS"] = "true", "1"
 	want.NATS.Embedded, want.NATS.Replicas = true, 1
-	if got, err = Load([]string{"--config", ""}, env(vars)); err != nil {
+	if got, err = Load([]string{"--config", os.DevNull}, env(vars)); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -184,7 +184,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 	delete(vars, "SSEHUB_SERVER_TLS_KEY_FILE")
 	vars["SSEHUB_SERVER_H2C"] = "true"
 	want.Server.TLS, want.Server.H2C = TLSConfig{}, true
-	if got, err = Load([]string{"--config", ""}, env(vars)); err != nil {
+	if got, err = Load([]string{"--config", os.DevNull}, env(vars)); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -267,6 +267,83 @@ func TestLoadUnknownKey(t *testing.T) {
 	}
 }
 
+// TestLoadKeyWrittenTwice checks that a key the file writes in two
+// spellings, which viper would read as one and keep one of, stops the
+// start naming both.
+func TestLoadKeyWrittenTwice(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{
+			"two cases", "cors:\n  max_age: 12h\n  MAX_AGE: 1h\n",
+			"cors.max_age: written twice, as cors.max_age (line 2) and as cors.MAX_AGE (line 3): case does not count in a key, and only one would be read",
+		},
+		{
+			"dotted beside nested", "\"server.addr\": \":9001\"\nserver:\n  addr: \":9002\"\n",
+			`server.addr: written twice, as "server.addr" (line 1) and as server.addr (line 3): a dotted key is the nested one, and only one would be read`,
+		},
+		{
+			"nested beside dotted", "server:\n  addr: \":9002\"\n\"server.addr\": \":9001\"\n",
+			`server.addr: written twice, as server.addr (line 2) and as "server.addr" (line 3)`,
+		},
+		{
+			"dotted in a section", "server:\n  \"tls.cert_file\": a.pem\n  tls:\n    cert_file: b.pem\n",
+			`server.tls.cert_file: written twice, as server."tls.cert_file" (line 2) and as server.tls.cert_file (line 4)`,
+		},
+		{
+			"a section in two cases", "cors:\n  max_age: 12h\nCORS:\n  allow_credentials: true\n",
+			"cors: written twice, as cors (line 1) and as CORS (line 3)",
+		},
+		{
+			"dotted section beside nested", "\"server.tls\":\n  cert_file: a.pem\nserver:\n  tls:\n    key_file: b.pem\n",
+			`server.tls: written twice, as "server.tls" (line 1) and as server.tls (line 4)`,
+		},
+		{
+			"merged from an anchor", "x: &d\n  max_age: 1h\ncors:\n  <<: *d\n  MAX_AGE: 2h\n",
+			"cors.max_age: written twice, as cors.MAX_AGE (line 5) and as cors.max_age (line 2)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeYAML(t, tt.yaml)
+			_, err := Load([]string{"--config", path}, nil)
+			if !errors.Is(err, ErrDuplicateKey) || !errors.Is(err, ErrConfigFile) {
+				t.Fatalf("err = %v, want ErrDuplicateKey in ErrConfigFile", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("err = %q, want it to contain %q and the file name", err, tt.want)
+			}
+			if n := strings.Count(err.Error(), "written twice"); n != 1 {
+				t.Errorf("err = %q: %d keys written twice, want 1", err, n)
+			}
+		})
+	}
+}
+
+// TestLoadKeyWrittenOnce checks the spellings that are one key written
+// once: another case alone, a dotted key alone, a section's keys written
+// partly dotted, and YAML's override of a merged key.
+func TestLoadKeyWrittenOnce(t *testing.T) {
+	cfg, err := Load([]string{"--config", writeYAML(t, `
+CORS:
+  Max_Age: 1h
+"server.addr": ":9001"
+server:
+  "tls.cert_file": ""
+  read_timeout: 3s
+`)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CORS.MaxAge != time.Hour || cfg.Server.Addr != ":9001" || cfg.Server.ReadTimeout != 3*time.Second {
+		t.Errorf("max_age %v, addr %q, read_timeout %v: want 1h, :9001, 3s", cfg.CORS.MaxAge, cfg.Server.Addr, cfg.Server.ReadTimeout)
+	}
+
+	// The anchor's own section is an unknown key, and only that.
+	_, err = Load([]string{"--config", writeYAML(t, "base: &base\n  retry: 4s\nstream:\n  <<: *base\n  retry: 5s\n")}, nil)
+	if errors.Is(err, ErrDuplicateKey) || !strings.Contains(err.Error(), "base.retry: unknown key") || strings.Count(err.Error(), "\n") != 0 {
+		t.Errorf("err = %v, want base.retry: unknown key alone", err)
+	}
+}
+
 func TestLoadSectionNotAMapping(t *testing.T) {
 	path := writeYAML(t, "server: 5\n")
 	_, err := Load([]string{"--config", path}, nil)
@@ -303,6 +380,8 @@ func TestLoadBadValues(t *testing.T) {
 		{"list given a mapping", "cors:\n  allowed_origins: {a: b}\n", nil, `cors.allowed_origins: expected a value, got a mapping`},
 		{"list item a mapping", "auth:\n  publish_tokens: [{a: b}]\n", nil, `auth.publish_tokens[0]: expected a string`},
 		{"scalar given a list", "log:\n  level: [debug]\n", nil, `log.level: expected a string`},
+		{"heartbeat in env", "", map[string]string{"SSEHUB_STREAM_HEARTBEAT_INTERVAL": "15ms"}, `stream.heartbeat_interval: "15ms" must be between 1s and 24h0m0s`},
+		{"history size in yaml", "hub:\n  history_size: 99999999999\n", nil, `hub.history_size: 99999999999 must be between 1 and 10000000`},
 		{"validation after layering", "", map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "http://a/b"}, `cors.allowed_origins: "http://a/b" is not an origin`},
 	}
 	for _, tt := range tests {
@@ -363,12 +442,22 @@ func TestLoadDefaultFile(t *testing.T) {
 		t.Errorf("server.addr = %q, want the default file's :9003", cfg.Server.Addr)
 	}
 
-	cfg, err = Load([]string{"--config", ""}, nil)
+	// A script's --config "$CFG" with CFG unset: the server ran on the
+	// built-in defaults, this file beside it unread, without a word.
+	for _, args := range [][]string{{"--config", ""}, {"--config="}} {
+		_, err = Load(args, nil)
+		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `--config ""`) || !strings.Contains(err.Error(), DefaultFile) {
+			t.Errorf("%q: err = %v, want ErrUsage naming --config \"\" and %s", args, err, DefaultFile)
+		}
+	}
+
+	// An empty file is how to ask for the built-in defaults alone.
+	cfg, err = Load([]string{"--config", os.DevNull}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Server.Addr != Default().Server.Addr {
-		t.Errorf(`--config "" read the default file: server.addr = %q`, cfg.Server.Addr)
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Errorf("--config %s: got %+v, want defaults", os.DevNull, cfg)
 	}
 }
 

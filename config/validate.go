@@ -132,9 +132,20 @@ const maxRetry = 24 * time.Hour
 // fit, and the listener failed with "invalid argument".
 const maxWriteTimeout = 24 * time.Hour
 
+// minHeartbeat bounds stream.heartbeat_interval from below. A heartbeat is
+// a write to every idle stream: 1ns sent one idle stream 8.6 MB of
+// heartbeats in 3 s, and 15ms (a typo for 15s) 129 heartbeats in 2 s, each
+// a wake-up of the process. No proxy closes a stream idle for less than a
+// second. maxHeartbeat is a day, as stream.retry and stream.write_timeout
+// are: beyond it a heartbeat keeps no idle timeout open.
+const (
+	minHeartbeat = time.Second
+	maxHeartbeat = 24 * time.Hour
+)
+
 func (s StreamConfig) validate() []error {
 	return collect(
-		durationAbove("stream.heartbeat_interval", s.HeartbeatInterval, 0),
+		durationBetween("stream.heartbeat_interval", s.HeartbeatInterval, minHeartbeat, maxHeartbeat),
 		durationBetween("stream.retry", s.Retry, 0, maxRetry),
 		durationBetween("stream.write_timeout", s.WriteTimeout, time.Millisecond, maxWriteTimeout),
 		oneOf("stream.transport", s.Transport, "gin", "detached"),
@@ -176,16 +187,33 @@ func (l LogConfig) validate() []error {
 	)
 }
 
+// maxHistorySize bounds hub.history_size. The history's ring is allocated
+// whole at start, 32 bytes a slot (internal/stream's historyEntry), by the
+// memory broker and, with hub.broker: nats, by each instance's local
+// history (JetStream's MaxMsgs takes the same value and preallocates
+// nothing): with 10,000,000 slots an idle server's heap was 322 MB (its
+// pages become resident as the ring fills), and 99999999999 ended the
+// start in a Go out-of-memory crash. More slots would not be filled
+// anyway: an event is charged at least 64 bytes against
+// hub.history_max_bytes, so its default (64 MiB) holds about a million
+// events at most.
+const maxHistorySize = 10_000_000
+
 func (h HubConfig) validate() []error {
-	return collect(
-		intBetween("hub.history_size", h.HistorySize, 1, 0),
+	var errs []error
+	if h.HistorySize < 1 || h.HistorySize > maxHistorySize {
+		errs = append(errs, invalid("hub.history_size", fmt.Sprintf(
+			"%d must be between 1 and %d (its ring is allocated at start, 32 bytes a slot: %d MB at most)",
+			h.HistorySize, maxHistorySize, maxHistorySize*32/1_000_000)))
+	}
+	return append(errs, collect(
 		intBetween("hub.history_max_bytes", h.HistoryMaxBytes, 1, 0),
 		intBetween("hub.subscriber_buffer", h.SubscriberBuffer, 1, 0),
 		intBetween("hub.max_subscribers", h.MaxSubscribers, 1, 0),
 		intBetween("hub.max_event_bytes", h.MaxEventBytes, 1, maxEventBytes),
 		intBetween("hub.max_topics_per_subscription", h.MaxTopicsPerSubscription, 1, 0),
 		oneOf("hub.broker", h.Broker, "memory", "nats"),
-	)
+	)...)
 }
 
 func (n NATSConfig) validate() []error {

@@ -17,7 +17,12 @@ func TestValidateRejects(t *testing.T) {
 		{"addr port too big", func(c *Config) { c.Server.Addr = ":70000" }, `server.addr: ":70000" is not host:port`},
 		{"addr named port", func(c *Config) { c.Server.Addr = ":http" }, `server.addr: ":http" is not host:port`},
 		{"shutdown zero", func(c *Config) { c.Server.ShutdownTimeout = 0 }, `server.shutdown_timeout: "0s" must be greater than 0s`},
-		{"heartbeat zero", func(c *Config) { c.Stream.HeartbeatInterval = 0 }, `stream.heartbeat_interval: "0s" must be greater`},
+		{"heartbeat zero", func(c *Config) { c.Stream.HeartbeatInterval = 0 }, `stream.heartbeat_interval: "0s" must be between 1s and 24h0m0s`},
+		// 1ns sent one idle stream 8.6 MB of heartbeats in 3 s; 15ms, a
+		// typo for 15s, 129 heartbeats in 2 s.
+		{"heartbeat 1ns", func(c *Config) { c.Stream.HeartbeatInterval = 1 }, `stream.heartbeat_interval: "1ns" must be between 1s and 24h0m0s`},
+		{"heartbeat 15ms", func(c *Config) { c.Stream.HeartbeatInterval = 15 * time.Millisecond }, `stream.heartbeat_interval: "15ms" must be between 1s and 24h0m0s`},
+		{"heartbeat over a day", func(c *Config) { c.Stream.HeartbeatInterval = 25 * time.Hour }, `stream.heartbeat_interval: "25h0m0s" must be between 1s and 24h0m0s`},
 		{"retry negative", func(c *Config) { c.Stream.Retry = -time.Second }, `stream.retry: "-1s" must be between 0s and 24h0m0s`},
 		{"retry over a day", func(c *Config) { c.Stream.Retry = 720 * time.Hour }, `stream.retry: "720h0m0s" must be between 0s and 24h0m0s`},
 		{"write timeout zero", func(c *Config) { c.Stream.WriteTimeout = 0 }, `stream.write_timeout: "0s" must be between 1ms and 24h0m0s`},
@@ -63,7 +68,10 @@ func TestValidateRejects(t *testing.T) {
 		}, `cors.allowed_origins: "*" cannot be combined with cors.allow_credentials: true`},
 		{"header with space", func(c *Config) { c.CORS.AllowedHeaders = []string{"Content Type"} }, `cors.allowed_headers: "Content Type" is not a header name`},
 		{"exposed header empty", func(c *Config) { c.CORS.ExposedHeaders = []string{""} }, `cors.exposed_headers: "" is not a header name`},
-		{"history zero", func(c *Config) { c.Hub.HistorySize = 0 }, `hub.history_size: 0 must be at least 1`},
+		{"history zero", func(c *Config) { c.Hub.HistorySize = 0 }, `hub.history_size: 0 must be between 1 and 10000000`},
+		// The ring is allocated at start: 99999999999 slots crashed it
+		// out of memory.
+		{"history huge", func(c *Config) { c.Hub.HistorySize = 99999999999 }, `hub.history_size: 99999999999 must be between 1 and 10000000 (its ring is allocated at start, 32 bytes a slot: 320 MB at most)`},
 		{"buffer negative", func(c *Config) { c.Hub.SubscriberBuffer = -1 }, `hub.subscriber_buffer: -1 must be at least 1`},
 		{"max subscribers zero", func(c *Config) { c.Hub.MaxSubscribers = 0 }, `hub.max_subscribers: 0 must be at least 1`},
 		{"event bytes zero", func(c *Config) { c.Hub.MaxEventBytes = 0 }, `hub.max_event_bytes: 0 must be between 1 and 16777216`},
@@ -178,6 +186,9 @@ func TestValidateAccepts(t *testing.T) {
 		{"ipv6 addr", func(c *Config) { c.Server.Addr = "[::1]:0" }},
 		{"host addr", func(c *Config) { c.Server.Addr = "localhost:8111" }},
 		{"retry zero", func(c *Config) { c.Stream.Retry = 0 }},
+		{"heartbeat bounds", func(c *Config) { c.Stream.HeartbeatInterval = time.Second }},
+		{"heartbeat a day", func(c *Config) { c.Stream.HeartbeatInterval = 24 * time.Hour }},
+		{"history at cap", func(c *Config) { c.Hub.HistorySize = 10_000_000 }},
 		{"max age zero", func(c *Config) { c.CORS.MaxAge = 0 }},
 		{"ticker interval bounds", func(c *Config) { c.Demo.TickerInterval = 60 * time.Second }},
 		{"ticker interval zero", func(c *Config) { c.Demo.TickerInterval = 0 }},

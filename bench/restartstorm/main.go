@@ -78,7 +78,7 @@ func main() {
 // start runs ssehub on an embedded NATS storing in store, and waits for
 // it to be ready.
 func start(bin, addr, store string) *exec.Cmd {
-	cmd := exec.Command(bin, "--config", "", "--addr", addr)
+	cmd := exec.Command(bin, "--config", os.DevNull, "--addr", addr)
 	cmd.Env = append(os.Environ(), "SSEHUB_HUB_BROKER=nats", "SSEHUB_NATS_EMBEDDED=true", "SSEHUB_NATS_STORE_DIR="+store,
 		"SSEHUB_AUTH_PUBLISH_TOKENS="+token, "SSEHUB_DEMO_ENABLED=false")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -321,6 +321,9 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"credentials with any origin", nil, map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "*", "SSEHUB_CORS_ALLOW_CREDENTIALS": "true"}, "cors.allow"},
 		{"malformed origin", nil, map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "http://a.test/path"}, `"http://a.test/path"`},
 		{"missing file", []string{"--config", "does-not-exist.yaml"}, nil, "does-not-exist.yaml"},
+		// A script's --config "$CFG" with CFG unset. Were it taken for no
+		// file, the bad log level would fail the start instead of serving.
+		{"empty config path", []string{"--config", "", "--log-level", "loud"}, nil, `ssehub: bad command line: --config ""`},
 		{"bad address", []string{"--addr", "127.0.0.1:http-alt"}, nil, "server.addr"},
 		{"unknown flag", []string{"--adress", ":1"}, nil, "adress"},
 	}
@@ -345,7 +348,7 @@ func TestRunReportsAnAddressInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"--config", "", "--addr", ln.Addr().String()}, func(string) string { return "" }, &stdout, &stderr)
+	code := run(t.Context(), []string{"--config", os.DevNull, "--addr", ln.Addr().String()}, func(string) string { return "" }, &stdout, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "server.addr") || !strings.Contains(stderr.String(), ln.Addr().String()) {
 		t.Errorf("exit %d, stderr %q: want a failure naming server.addr and the address", code, stderr.String())
 	}
@@ -362,7 +365,7 @@ func TestRunReportsAFailureInTheLogsFormat(t *testing.T) {
 	for _, format := range []string{"json", "JSON"} { // the format is read case-insensitively
 		var stdout, stderr bytes.Buffer
 		env := map[string]string{"SSEHUB_LOG_FORMAT": format}
-		code := run(t.Context(), []string{"--config", "", "--addr", ln.Addr().String()}, func(k string) string { return env[k] }, &stdout, &stderr)
+		code := run(t.Context(), []string{"--config", os.DevNull, "--addr", ln.Addr().String()}, func(k string) string { return env[k] }, &stdout, &stderr)
 		var line struct{ Level, Msg, Err string }
 		if err := json.Unmarshal(bytes.TrimSpace(stderr.Bytes()), &line); code == 0 || err != nil || line.Level != "ERROR" || !strings.Contains(line.Err, "server.addr") {
 			t.Errorf("log.format %s: exit %d, stderr %q (%v): want one JSON error line naming server.addr", format, code, stderr.String(), err)
@@ -374,7 +377,7 @@ func TestRunReportsAFailureInTheLogsFormat(t *testing.T) {
 func TestRunReportsEachConfigProblemOnItsLine(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	env := map[string]string{"SSEHUB_LOG_LEVEL": "loud", "SSEHUB_LOG_FORMAT": "xml"}
-	if code := run(t.Context(), []string{"--config", ""}, func(k string) string { return env[k] }, &stdout, &stderr); code == 0 {
+	if code := run(t.Context(), []string{"--config", os.DevNull}, func(k string) string { return env[k] }, &stdout, &stderr); code == 0 {
 		t.Fatal("exit 0, want a failure")
 	}
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")

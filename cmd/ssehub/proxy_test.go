@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func runLogged(t *testing.T, env map[string]string) (url string, lines <-chan st
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"--config", ""}, func(k string) string { return env[k] }, io.Discard, pw)
+		done <- run(ctx, []string{"--config", os.DevNull}, func(k string) string { return env[k] }, io.Discard, pw)
 		pw.Close()
 	}()
 	t.Cleanup(func() {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,7 +160,7 @@ func TestTLSHealthcheck(t *testing.T) {
 	}
 	healthcheck := func() (int, string) {
 		var stdout, stderr bytes.Buffer
-		code := run(t.Context(), []string{"healthcheck", "--config", ""}, func(k string) string { return vars[k] }, &stdout, &stderr)
+		code := run(t.Context(), []string{"healthcheck", "--config", os.DevNull}, func(k string) string { return vars[k] }, &stdout, &stderr)
 		return code, stderr.String()
 	}
 	if code, stderr := healthcheck(); code != 0 {
@@ -187,7 +188,7 @@ func TestTLSBadPairStopsStartup(t *testing.T) {
 		"SSEHUB_SERVER_TLS_KEY_FILE":  other.KeyFile,
 	}
 	var stdout, stderr bytes.Buffer
-	if code := run(t.Context(), []string{"--config", ""}, func(k string) string { return vars[k] }, &stdout, &stderr); code == 0 {
+	if code := run(t.Context(), []string{"--config", os.DevNull}, func(k string) string { return vars[k] }, &stdout, &stderr); code == 0 {
 		t.Fatal("exit 0, want a failure")
 	}
 	if want := "server.tls.key_file: \"" + other.KeyFile + "\" is not the private key"; !strings.Contains(stderr.String(), want) {

@@ -26,7 +26,7 @@ var tokenEnv = map[string]string{
 func runToken(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), append([]string{"token", "--config", ""}, args...), func(k string) string { return env[k] }, &stdout, &stderr)
+	code := run(t.Context(), append([]string{"token", "--config", os.DevNull}, args...), func(k string) string { return env[k] }, &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
 
@@ -34,7 +34,7 @@ func runToken(t *testing.T, env map[string]string, args ...string) (int, string,
 // mintToken mints: the built-in defaults with tokenEnv.
 func tokenConfig(t *testing.T) config.Config {
 	t.Helper()
-	cfg, err := config.Load([]string{"--config", ""}, func(k string) string { return tokenEnv[k] })
+	cfg, err := config.Load([]string{"--config", os.DevNull}, func(k string) string { return tokenEnv[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,8 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 // request body, so every endpoint that takes one is as strict as the
 // others. It refuses
 //
-//   - a Content-Type other than application/json (parameters allowed):
-//     errUnsupportedMediaType;
+//   - a Content-Type other than application/json, or one with a charset
+//     other than utf-8 (checkJSONContentType): errUnsupportedMediaType;
 //   - a body longer than limit bytes, white space included: the
 //     *http.MaxBytesError of http.MaxBytesReader; the same error, before a
 //     byte is read, for a declared Content-Length over limit;
@@ -43,8 +43,8 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //
 // It may be called from any number of requests at once.
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, example string) error {
-	if contentType := r.Header.Get("Content-Type"); !isJSONContentType(contentType) {
-		return fmt.Errorf("%w: Content-Type %s, want application/json", errUnsupportedMediaType, stream.Quote(contentType))
+	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+		return err
 	}
 	if r.ContentLength > int64(limit) {
 		if r.ProtoMajor == 1 {
@@ -302,16 +302,34 @@ func isTooLarge(err error) bool {
 	return errors.As(err, &tooLarge)
 }
 
-// isJSONContentType reports whether a Content-Type names application/json,
-// parameters allowed, as mime.ParseMediaType reads it. The usual spellings
-// are matched first: ParseMediaType allocates a map for the parameters.
-func isJSONContentType(contentType string) bool {
+// checkJSONContentType returns nil when contentType names
+// application/json, as mime.ParseMediaType reads it, with no charset or
+// charset utf-8, else an errUnsupportedMediaType that says which. The
+// usual spellings are matched first: ParseMediaType allocates a map for
+// the parameters.
+//
+// A JSON body is UTF-8 (RFC 8259 §8.1), and encoding/json reads it as
+// UTF-8 whatever the header says: a publish declared charset=iso-8859-1
+// was answered 201 and stored with each of its bytes that is not UTF-8
+// turned into U+FFFD. So another charset is refused, not mangled; its
+// value is compared without regard to case, quoted or not (RFC 9110
+// §8.3.1). Other parameters are accepted and ignored: application/json
+// defines none (RFC 8259 §11), so none can change how the body is read,
+// and refusing one would refuse a body that reads the same either way.
+func checkJSONContentType(contentType string) error {
 	switch contentType {
 	case "application/json",
 		"application/json; charset=utf-8", "application/json; charset=UTF-8",
 		"application/json;charset=utf-8", "application/json;charset=UTF-8":
-		return true
+		return nil
 	}
-	mediaType, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mediaType == "application/json"
+	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mediaType != "application/json" {
+		return fmt.Errorf("%w: Content-Type %s, want application/json", errUnsupportedMediaType, stream.Quote(contentType))
+	}
+	if charset, ok := params["charset"]; ok && !strings.EqualFold(charset, "utf-8") {
+		return fmt.Errorf("%w: Content-Type %s: charset %s, want utf-8 (a JSON body is UTF-8) or none",
+			errUnsupportedMediaType, stream.Quote(contentType), stream.Quote(charset))
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package handler
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -61,6 +62,14 @@ func TestJSONBodyIsAsStrictOnEveryEndpoint(t *testing.T) {
 			{"text/plain", good, "text/plain", 415, "want application/json"},
 			{"form", e.field + "=a", "application/x-www-form-urlencoded", 415, "want application/json"},
 			{"a lookalike type", good, "application/jsonx", 415, "want application/json"},
+			// Read as UTF-8, a Latin-1 é became U+FFFD, and the publish 201.
+			{"charset latin-1", e.body("caf\xe9"), "application/json; charset=iso-8859-1", 415, `charset "iso-8859-1", want utf-8`},
+			{"charset quoted", good, `application/json; charset="ISO-8859-1"`, 415, `charset "ISO-8859-1", want utf-8`},
+			{"charset utf-16", good, "application/json;charset=utf-16", 415, `charset "utf-16", want utf-8`},
+			{"charset empty quoted", good, `application/json; charset=""`, 415, `charset "", want utf-8`},
+			{"charset UTF-8", good, "application/json; charset=UTF-8", e.ok, ""},
+			{"charset utf-8 quoted, in any case", good, `application/json; Charset="Utf-8"`, e.ok, ""},
+			{"another parameter", good, `application/json; profile="https://example.com/event"`, e.ok, ""},
 			{"over the cap", e.body(strings.Repeat("x", e.limit)), jsonType, 413, strconv.Itoa(e.limit)},
 			{"white space past the cap", good + strings.Repeat(" ", e.limit), jsonType, 413, strconv.Itoa(e.limit)},
 		}
@@ -90,17 +99,24 @@ func TestJSONBodyIsAsStrictOnEveryEndpoint(t *testing.T) {
 	}
 }
 
-func TestIsJSONContentTypeAgreesWithMime(t *testing.T) {
+// TestCheckJSONContentTypeAgreesWithMime checks the fast path against
+// mime.ParseMediaType: application/json, with no charset or utf-8.
+func TestCheckJSONContentTypeAgreesWithMime(t *testing.T) {
 	for _, ct := range []string{
 		"application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8",
 		"Application/JSON", "application/json ; charset=utf-8", "application/json; charset=latin1",
 		"application/json; charset", "application/json; a=1; a=2", "application/jsonx", "application/j\u017fon",
 		"text/json", "application/x-www-form-urlencoded", "", " application/json",
+		"application/json; charset=utf8", `application/json; charset="utf-8"`, "application/json; CHARSET=UTF-8",
+		"application/json; charset=utf-8; charset=latin1", "application/json; charset*=utf-8''latin1",
+		"application/json; q=1",
 	} {
-		mediaType, _, err := mime.ParseMediaType(ct)
-		want := err == nil && mediaType == "application/json"
-		if got := isJSONContentType(ct); got != want {
-			t.Errorf("isJSONContentType(%q) = %v, want %v", ct, got, want)
+		mediaType, params, err := mime.ParseMediaType(ct)
+		charset, named := params["charset"]
+		want := err == nil && mediaType == "application/json" && (!named || strings.EqualFold(charset, "utf-8"))
+		err = checkJSONContentType(ct)
+		if got := err == nil; got != want || err != nil && !errors.Is(err, errUnsupportedMediaType) {
+			t.Errorf("checkJSONContentType(%q) = %v, want nil: %v", ct, err, want)
 		}
 	}
 }
