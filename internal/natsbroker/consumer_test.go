@@ -11,12 +11,7 @@ import (
 // event. nats.go's ordered consumer asked once and waited 10 s, its lock
 // held, before it asked again: the event came 11 s late.
 func TestConsumerAskedForAgainWhenUnanswered(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
-	a, b := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
-	c := a.subscribe(t, "topic=t", "")
+	ns, p, c, b := subscribedBehindProxy(t)
 	swallowed := p.swallowRequests("$JS.API.CONSUMER.CREATE.")
 	deleteConsumers(t, ns)
 	select {
@@ -41,12 +36,7 @@ func TestConsumerAskedForAgainWhenUnanswered(t *testing.T) {
 // delivered, and its subscriber gets the lost event with no other event
 // to reveal the gap.
 func TestConsumerMadeAgainAfterAReconnect(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
-	a, b := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
-	c := a.subscribe(t, "topic=t", "")
+	_, p, c, b := subscribedBehindProxy(t)
 	ids := []string{b.publish(t, "t", "before")}
 	receives(t, c, ids)
 	lost := p.loseDeliveries("lost on the way")
@@ -64,12 +54,7 @@ func TestConsumerMadeAgainAfterAReconnect(t *testing.T) {
 // a consumer sequence, and the consumer is made again from the last event
 // it delivered: the subscriber gets both, in order.
 func TestConsumerMadeAgainAfterAGap(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
-	a, b := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
-	c := a.subscribe(t, "topic=t", "")
+	_, p, c, b := subscribedBehindProxy(t)
 	lost := p.loseDeliveries("lost on the way")
 	ids := []string{b.publish(t, "t", "lost on the way")}
 	<-lost
@@ -88,12 +73,7 @@ func TestConsumerMadeAgainAfterAGap(t *testing.T) {
 // the next event. Asked again under one name, the creation stayed there
 // (TestClusterNodeStopsWhilePublishing, its crash case).
 func TestConsumerNamedAnewWhenItsCreationStaysUnanswered(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
-	a, b := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
-	c := a.subscribe(t, "topic=t", "")
+	ns, p, c, b := subscribedBehindProxy(t)
 	placed := p.placeOnDeadServer()
 	deleteConsumers(t, ns)
 	id := publishUntilAccepted(t, b, "t", "after") // b's consumer was deleted too: b checks its stream
@@ -105,4 +85,18 @@ func TestConsumerNamedAnewWhenItsCreationStaysUnanswered(t *testing.T) {
 	default:
 		t.Fatal("no consumer creation went unanswered: the test did not test its case")
 	}
+}
+
+// subscribedBehindProxy starts a NATS server and two instances on it,
+// the first through a proxy, with a subscriber to topic t; it returns
+// the server, the proxy, the subscriber and the second instance, which
+// publishes as the NATS server's other clients do.
+func subscribedBehindProxy(t *testing.T) (*natsServer, *natsProxy, *client, *instance) {
+	t.Helper()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a, b := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
+	return ns, p, a.subscribe(t, "topic=t", ""), b
 }
