@@ -99,6 +99,8 @@ type Options struct {
 	// DefaultPingInterval. nats.go's own, 2 minutes, left a hung server
 	// (a stopped process, a partition without a reset) unnoticed for 4 to
 	// 6 minutes: ready, each publish waiting PublishTimeout for a 503.
+	// It also paces the JetStream question that tells a server cut off
+	// from its cluster (watch).
 	PingInterval time.Duration
 	// Logger receives connection changes; default slog.Default().
 	Logger *slog.Logger
