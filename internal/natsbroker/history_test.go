@@ -468,3 +468,17 @@ func TestStreamCheckedAgainWhileItsInfoIsUnanswered(t *testing.T) {
 	c := a.subscribe(t, "topic=t", "")
 	receives(t, c, []string{a.publish(t, "t", "after")})
 }
+
+// An instance that starts just after its stream was deleted creates it,
+// and nats-server 2.15 may answer that it failed to create the stream's
+// store while it still removes the old one's (10049): the instance asks
+// again, as an operator does (createStreamAgain), where its start failed.
+func TestOpenCreatesTheStreamAgainAfterAStoreError(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	p.failStreamStores(2)
+	in := newInstance(t, opts)
+	receives(t, in.subscribe(t, "topic=t", ""), []string{in.publish(t, "t", "after")})
+}

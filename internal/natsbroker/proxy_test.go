@@ -45,6 +45,10 @@ type natsProxy struct {
 	// server creates, in its answer, as a server whose copy of a
 	// replicated stream lags behind counts it; 0: none.
 	undercount int
+	// storeFails is how many of the next stream creations' answers say
+	// the server failed to create the stream's store (10049), as
+	// nats-server 2.15 may just after a stream of that name was deleted.
+	storeFails int
 	conns      []net.Conn
 	wg         sync.WaitGroup
 }
@@ -194,7 +198,7 @@ func (p *natsProxy) accept() {
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); copyOps(c, s, "MSG", p.lose, p.isHung, p.countLess); c.Close() }()
+		go func() { defer p.wg.Done(); copyOps(c, s, "MSG", p.lose, p.isHung, p.rewrite); c.Close() }()
 		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil, nil); s.Close() }()
 	}
 }
@@ -293,6 +297,32 @@ func (p *natsProxy) lose(fields [][]byte, payload []byte) bool {
 		return true
 	}
 	return false
+}
+
+// failStreamStores makes the answers to the next n stream creations
+// say that the server failed to create the stream's store (10049), as
+// nats-server 2.15 may while it still removes the store of a stream of
+// that name just deleted. (The server did create it: asked again, it
+// answers with it.)
+func (p *natsProxy) failStreamStores(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.storeFails = n
+}
+
+// rewrite changes what the server answers as undercountNextConsumer and
+// failStreamStores ask.
+func (p *natsProxy) rewrite(payload []byte) []byte {
+	p.mu.Lock()
+	fail := p.storeFails > 0 && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.stream_create_response"`))
+	if fail {
+		p.storeFails--
+	}
+	p.mu.Unlock()
+	if fail {
+		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_create_response","error":{"code":500,"err_code":10049,"description":"error creating store for stream: directory not empty"}}`)
+	}
+	return p.countLess(payload)
 }
 
 // undercountNextConsumer makes the server's answer to the next consumer

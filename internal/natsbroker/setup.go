@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
@@ -42,13 +43,34 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 	}
 }
 
+// errCodeStreamStoreFailed is nats-server's error code for a stream whose
+// store it failed to create (JSStreamStoreFailedF); nats.go names none.
+const errCodeStreamStoreFailed jetstream.ErrorCode = 10049
+
+// storeErrorWait is the pause before a stream's creation is asked again
+// after a store error (ensureStream).
+const storeErrorWait = 50 * time.Millisecond
+
 // ensureStream returns the stream, created if missing, else as
-// findStream does.
+// findStream does. Just after a stream of its name was deleted,
+// nats-server 2.15 may fail to create the new one's store (10049, "error
+// creating store for stream") while it still removes the old one's, and
+// then succeeds when asked again: the creation is asked again, for
+// askWait at most. Taking the first answer, an instance that started then
+// failed to.
 func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
 	st, err := findStream(ctx, js, o)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		want := streamConfig(o)
-		st, err = js.CreateStream(ctx, want)
+		retry, cancel := context.WithTimeout(ctx, askWait)
+		defer cancel()
+		for {
+			st, err = js.CreateStream(ctx, want)
+			var apiErr *jetstream.APIError
+			if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStreamStoreFailed || pause(retry, storeErrorWait) != nil {
+				break
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("nats: create stream %q: %w", o.Stream, err)
 		}
