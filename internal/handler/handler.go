@@ -163,9 +163,13 @@ func New(opts Options) *Handler {
 
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
-	r.HEAD("/healthz", h.healthz) // some load balancers' checks ask with HEAD
+	// HEAD wherever GET answers with a document (RFC 9110: some load
+	// balancers' checks, curl -I); not on a stream's routes, whose head
+	// would promise a stream.
+	r.HEAD("/healthz", h.healthz)
 	r.HEAD("/readyz", h.readyz)
 	r.GET("/metrics", gin.WrapH(h.metrics.handler))
+	r.HEAD("/metrics", gin.WrapH(h.metrics.handler))
 	if opts.Hub.Broker != nil {
 		h.hubRoutes(r)
 	}

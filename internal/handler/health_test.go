@@ -85,3 +85,23 @@ func TestDemoDisabled(t *testing.T) {
 		t.Errorf("/healthz with the demo off: %d", resp.StatusCode)
 	}
 }
+
+// HEAD is answered wherever GET answers with a document, as RFC 9110
+// has every general-purpose server do (curl -I, monitors): the GET's
+// status and headers, no content. A stream's routes are not among them:
+// a stream's head promises a stream.
+func TestHeadOfDocuments(t *testing.T) {
+	ts := newHubServer(t)
+	for path, contentType := range map[string]string{"/metrics": "text/plain", "/api/v1/topics": "application/json"} {
+		resp := ts.do(t, "HEAD", path, nil, nil)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), contentType) || len(body) != 0 {
+			t.Errorf("HEAD %s: %d %q with %d bytes, want 200 %s and none", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body), contentType)
+		}
+	}
+	for _, path := range []string{"/stream", "/api/v1/events?topic=t"} {
+		if resp := ts.do(t, "HEAD", path, nil, nil); resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("HEAD %s: %d, want 405", path, resp.StatusCode)
+		}
+	}
+}

@@ -72,6 +72,7 @@ func (h *Handler) hubRoutes(r *gin.Engine) {
 	api.POST("/topics/:topic/events", h.publish)
 	api.GET("/events", h.discardBody, h.subscribe)
 	api.GET("/topics", h.topics)
+	api.HEAD("/topics", h.topics)
 }
 
 // topics serves GET /api/v1/topics: the active topics with their
