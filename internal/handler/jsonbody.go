@@ -303,8 +303,9 @@ func isTooLarge(err error) bool {
 }
 
 // checkJSONContentType returns nil when contentType names
-// application/json, as mime.ParseMediaType reads it, with no charset or
-// charset utf-8, else an errUnsupportedMediaType that says which. The
+// application/json, as mime.ParseMediaType reads it, with no charset or a
+// charset read as UTF-8 (utf8Charset), else an errUnsupportedMediaType
+// that says which. The
 // usual spellings are matched first: ParseMediaType allocates a map for
 // the parameters.
 //
@@ -313,7 +314,9 @@ func isTooLarge(err error) bool {
 // was answered 201 and stored with each of its bytes that is not UTF-8
 // turned into U+FFFD. So another charset is refused, not mangled; its
 // value is compared without regard to case, quoted or not (RFC 9110
-// §8.3.1). Other parameters are accepted and ignored: application/json
+// §8.3.1). utf8, a common misspelling, and us-ascii, which UTF-8 extends,
+// read the same: clients that send them were answered 201 before charsets
+// were checked, and still are. Other parameters are accepted and ignored: application/json
 // defines none (RFC 8259 §11), so none can change how the body is read,
 // and refusing one would refuse a body that reads the same either way.
 func checkJSONContentType(contentType string) error {
@@ -327,9 +330,14 @@ func checkJSONContentType(contentType string) error {
 	if err != nil || mediaType != "application/json" {
 		return fmt.Errorf("%w: Content-Type %s, want application/json", errUnsupportedMediaType, stream.Quote(contentType))
 	}
-	if charset, ok := params["charset"]; ok && !strings.EqualFold(charset, "utf-8") {
+	if charset, ok := params["charset"]; ok && !utf8Charset(charset) {
 		return fmt.Errorf("%w: Content-Type %s: charset %s, want utf-8 (a JSON body is UTF-8) or none",
 			errUnsupportedMediaType, stream.Quote(contentType), stream.Quote(charset))
 	}
 	return nil
+}
+
+// utf8Charset reports whether a body of that charset reads as UTF-8.
+func utf8Charset(charset string) bool {
+	return strings.EqualFold(charset, "utf-8") || strings.EqualFold(charset, "utf8") || strings.EqualFold(charset, "us-ascii")
 }

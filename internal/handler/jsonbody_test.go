@@ -68,6 +68,8 @@ func TestJSONBodyIsAsStrictOnEveryEndpoint(t *testing.T) {
 			{"charset utf-16", good, "application/json;charset=utf-16", 415, `charset "utf-16", want utf-8`},
 			{"charset empty quoted", good, `application/json; charset=""`, 415, `charset "", want utf-8`},
 			{"charset UTF-8", good, "application/json; charset=UTF-8", e.ok, ""},
+			{"charset utf8, a misspelling", good, "application/json; charset=utf8", e.ok, ""},
+			{"charset US-ASCII, which UTF-8 extends", good, "application/json; charset=US-ASCII", e.ok, ""},
 			{"charset utf-8 quoted, in any case", good, `application/json; Charset="Utf-8"`, e.ok, ""},
 			{"another parameter", good, `application/json; profile="https://example.com/event"`, e.ok, ""},
 			{"over the cap", e.body(strings.Repeat("x", e.limit)), jsonType, 413, strconv.Itoa(e.limit)},
@@ -109,11 +111,11 @@ func TestCheckJSONContentTypeAgreesWithMime(t *testing.T) {
 		"text/json", "application/x-www-form-urlencoded", "", " application/json",
 		"application/json; charset=utf8", `application/json; charset="utf-8"`, "application/json; CHARSET=UTF-8",
 		"application/json; charset=utf-8; charset=latin1", "application/json; charset*=utf-8''latin1",
-		"application/json; q=1",
+		"application/json; q=1", "application/json; charset=us-ascii", "application/json; charset=ascii",
 	} {
 		mediaType, params, err := mime.ParseMediaType(ct)
 		charset, named := params["charset"]
-		want := err == nil && mediaType == "application/json" && (!named || strings.EqualFold(charset, "utf-8"))
+		want := err == nil && mediaType == "application/json" && (!named || slices.ContainsFunc([]string{"utf-8", "utf8", "us-ascii"}, func(s string) bool { return strings.EqualFold(s, charset) }))
 		err = checkJSONContentType(ct)
 		if got := err == nil; got != want || err != nil && !errors.Is(err, errUnsupportedMediaType) {
 			t.Errorf("checkJSONContentType(%q) = %v, want nil: %v", ct, err, want)

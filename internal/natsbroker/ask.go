@@ -16,25 +16,30 @@ import (
 // context lasts (5 s without a deadline): Open failed, and a resume
 // answered 503 after PublishTimeout (TestClusterOpenWhileANodeIsDown,
 // TestClusterResumeAsTheLeaderStops).
-// askAgain asks again instead, every askEvery with no answer.
+// askAgain asks again instead, first after askEvery with no answer.
 const askEvery = 500 * time.Millisecond
 
 // askWait bounds askAgain's wait when ctx has no deadline, as nats.go's
 // own timeout for JetStream's API bounded the one request before.
 const askWait = 5 * time.Second
 
-// askAgain returns what ask answers, asking again each askEvery that it
-// has no answer, until ctx ends (or askWait passes, for a ctx without a
-// deadline). Only a request that may be repeated may be asked again: a
-// lookup, or the creation of a consumer by name.
+// askAgain returns what ask answers, asking again each time it has no
+// answer within its wait, until ctx ends (or askWait passes, for a ctx
+// without a deadline). The first wait is askEvery, and each next one twice
+// the one before (0.5 s, 1 s, 2 s...): a request is dropped when it is
+// asked again, and a busy server that answered each in 700 ms was never
+// heard with a wait of askEvery alone (TestConsumerMadeAgainWhileNATSAnswersSlowly,
+// TestResumeWhileNATSAnswersSlowly). Only a request that may be repeated
+// may be asked again: a lookup, or the creation of a consumer by name (or
+// under a new name, its predecessor left to the server).
 func askAgain[T any](ctx context.Context, ask func(context.Context) (T, error)) (T, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, askWait)
 		defer cancel()
 	}
-	for {
-		attempt, cancel := context.WithTimeout(ctx, askEvery)
+	for wait := askEvery; ; wait *= 2 {
+		attempt, cancel := context.WithTimeout(ctx, wait)
 		v, err := ask(attempt)
 		cancel()
 		if !unanswered(err) || ctx.Err() != nil {

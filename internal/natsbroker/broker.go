@@ -168,8 +168,8 @@ type Broker struct {
 	reads chan struct{} // a slot per page read from the stream at once (reads.go)
 	held  chan struct{} // a slot per page resumes hold at once (reads.go)
 
-	watched    chan struct{} // closed when watch has returned
-	jsAnswered atomic.Bool   // watch's question was answered once
+	watched   chan struct{} // closed when watch has returned
+	jsAnswers atomic.Uint64 // watch's questions answered
 
 	closeOnce sync.Once
 }

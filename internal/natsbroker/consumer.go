@@ -12,8 +12,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// createWait bounds the wait for one consumer's creation (live.create).
-const createWait = 2 * time.Second
+// createWait bounds the wait for one consumer's first creation
+// (live.create); each next one in a row that went unanswered waits twice
+// as long, up to maxCreateWait: a server slow to answer is heard.
+const (
+	createWait    = 2 * time.Second
+	maxCreateWait = 16 * time.Second
+)
 
 // consumerHeartbeat is how often NATS tells an idle local consumer it is
 // still there: missing two, it is recreated (consume).
@@ -71,14 +76,24 @@ type live struct {
 
 // consume makes history h's consumer, starting after the sequence h.seen
 // is at, and starts it. Its creation is asked again when NATS leaves it
-// unanswered, under the same name: Open just after a cluster's meta
-// leader stopped failed, 2 runs in 4 (TestClusterOpenAsTheMetaLeaderStops).
+// unanswered (Open just after a cluster's meta leader stopped failed, 2
+// runs in 4: TestClusterOpenAsTheMetaLeaderStops), under a new name after
+// createWait, 2 s, then 4 s and 8 s (an instance opened on a server that
+// had just rejoined its cluster failed after 2 s, 1 run in 3:
+// TestClusterServerCutOff), until ctx ends.
 func (b *Broker) consume(ctx context.Context, h *history) error {
 	l := &live{
 		b: b, h: h, prefix: rand.Text(), last: h.seen.last(),
 		resets: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	cons, err := l.create(ctx)
+	var cons jetstream.Consumer
+	var err error
+	for limit := createWait; ; limit *= 2 {
+		cons, err = l.create(ctx, limit)
+		if !unanswered(err) || ctx.Err() != nil || limit >= 4*createWait {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("nats: consumer on stream %q: %w", b.opts.Stream, err)
 	}
@@ -91,8 +106,8 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 }
 
 // create makes the next consumer, to start after l.last, asking NATS
-// again each askEvery it does not answer, until ctx ends or createWait
-// passes (askAgain).
+// again while it does not answer (askAgain), until ctx ends or wait
+// passes.
 //
 // Each call names a new one. A creation NATS leaves unanswered that
 // long may have been placed on a server that is gone: a cluster's meta
@@ -102,8 +117,12 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 // under its name it stayed there: the instance delivered nothing for 30 s
 // and more (TestClusterNodeStopsWhilePublishing, its crash case), as
 // with nats.go's ordered consumer, which asks again under one name too.
-func (l *live) create(ctx context.Context) (jetstream.Consumer, error) {
-	ctx, cancel := context.WithTimeout(ctx, createWait)
+//
+// A creation left unanswered may have been made all the same, by a server
+// slow to answer: it is deleted in passing (or goes once idle for its
+// InactiveThreshold, if that is not answered either).
+func (l *live) create(ctx context.Context, wait time.Duration) (jetstream.Consumer, error) {
+	ask, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	l.mu.Lock()
 	l.made++
@@ -117,8 +136,22 @@ func (l *live) create(ctx context.Context) (jetstream.Consumer, error) {
 		MemoryStorage:     true,
 	}
 	l.mu.Unlock()
-	return askAgain(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+	cons, err := askAgain(ask, func(ctx context.Context) (jetstream.Consumer, error) {
 		return l.h.stream.CreateOrUpdateConsumer(ctx, cfg)
+	})
+	if unanswered(err) && ctx.Err() == nil {
+		l.drop(ctx, cfg.Name)
+	}
+	return cons, err
+}
+
+// drop deletes the consumer of that name, on a goroutine of its own that
+// close waits for.
+func (l *live) drop(ctx context.Context, name string) {
+	l.drops.Go(func() {
+		ctx, cancel := context.WithTimeout(ctx, askWait)
+		defer cancel()
+		_ = l.h.stream.DeleteConsumer(ctx, name)
 	})
 }
 
@@ -212,6 +245,13 @@ func (l *live) run() {
 // remake stops the current consumer and makes the next one, trying until
 // it is made or ctx ends. The old one is deleted in passing; one NATS
 // did not delete goes once idle for its InactiveThreshold.
+//
+// A creation left unanswered is asked again at once, under a new name
+// and with twice the wait (create). An answer that is no consumer (the
+// stream not found, JetStream not ready on a restarted server) is asked
+// again less and less often, as the ordered consumer did (up to 10 s),
+// and at once when a reset comes meanwhile: a reconnect waited out the
+// back-off its server's outage had grown.
 func (l *live) remake(ctx context.Context) {
 	l.mu.Lock()
 	old := l.cons
@@ -222,27 +262,35 @@ func (l *live) remake(ctx context.Context) {
 	l.serial++ // nothing more of the old one
 	l.mu.Unlock()
 	if old != nil {
-		name := old.CachedInfo().Name
-		l.drops.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, askWait)
-			defer cancel()
-			_ = l.h.stream.DeleteConsumer(ctx, name)
-		})
+		l.drop(ctx, old.CachedInfo().Name)
 	}
-	// An answer that is no consumer (the stream not found, JetStream
-	// not ready on a restarted server) is asked again less and less
-	// often, as the ordered consumer did (up to 10 s).
-	for wait := askEvery; ; wait = min(2*wait, 10*time.Second) {
-		cons, err := l.create(ctx)
+	limit, wait := createWait, askEvery
+	for {
+		cons, err := l.create(ctx, limit)
 		if err == nil {
 			if err = l.start(cons); err == nil {
 				return
 			}
 		}
 		l.b.opts.Logger.Debug("nats consumer not made again", "err", err)
-		if pause(ctx, wait) != nil {
+		switch {
+		case ctx.Err() != nil:
 			return
+		case unanswered(err):
+			limit = min(2*limit, maxCreateWait)
+			continue
 		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-l.resets:
+			limit, wait = createWait, askEvery
+		case <-t.C:
+			wait = min(2*wait, 10*time.Second)
+		}
+		t.Stop()
 	}
 }
 

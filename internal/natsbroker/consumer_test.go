@@ -87,6 +87,19 @@ func TestConsumerNamedAnewWhenItsCreationStaysUnanswered(t *testing.T) {
 	}
 }
 
+// NATS answering each JetStream request in 700 ms, as a busy server does,
+// when the consumer is to be made again (a reconnect): it is, and the
+// subscriber gets the next event. Asking again every askEvery, and
+// dropping the request before, it had no answer ever: no event in 20 s,
+// and a consumer left on the server by each request.
+func TestConsumerMadeAgainWhileNATSAnswersSlowly(t *testing.T) {
+	_, p, c, b := subscribedBehindProxy(t)
+	receives(t, c, []string{b.publish(t, "t", "before")})
+	p.slowAnswers(700 * time.Millisecond)
+	p.cut()
+	receives(t, c, []string{b.publish(t, "t", "after")})
+}
+
 // subscribedBehindProxy starts a NATS server and two instances on it,
 // the first through a proxy, with a subscriber to topic t; it returns
 // the server, the proxy, the subscriber and the second instance, which

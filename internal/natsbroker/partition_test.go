@@ -23,7 +23,7 @@ func TestClusterServerCutOff(t *testing.T) {
 	x := c.node(t, a.broker.nc.ConnectedServerName())
 	// The stream's leader elsewhere: the other side goes on at once.
 	moveLeader(t, c.operator(t), DefaultStream, meta)
-	waitUntil(t, clusterWait, "the instance's JetStream question answered", a.broker.jsAnswered.Load)
+	waitUntil(t, clusterWait, "the instance's JetStream question answered", func() bool { return a.broker.jsAnswers.Load() > 0 })
 	b := instanceWhere(t, clusterOptions(c), func(server string) bool { return server != x.name })
 	live := a.follow(t, "topic=t", "")
 	ids := publishN(t, b, 5)
@@ -46,4 +46,33 @@ func TestClusterServerCutOff(t *testing.T) {
 	x.heal()
 	again := instanceWhere(t, clusterOptions(c), func(server string) bool { return server == x.name })
 	receivesExactly(t, again.follow(t, "topic=t", ids[0]), ids[1:], 1, end)
+}
+
+// JetStream's meta leader crashed: while the cluster elects the next one,
+// no server answers watch's question, the instance's included, and
+// moving would help nothing. The instance on a healthy server stays on it
+// (answeredElsewhere), and is answered again once there is a leader.
+// Without asking another server first, it moved 3 s after the crash.
+func TestClusterWatchStaysThroughAMetaElection(t *testing.T) {
+	t.Parallel() // mostly waiting for the election
+	c := startCluster(t)
+	meta := c.metaLeader(t)
+	opts := clusterOptions(c)
+	opts.PingInterval = time.Second
+	a := instanceWhere(t, opts, func(server string) bool { return server != meta.name })
+	waitUntil(t, clusterWait, "the instance's JetStream question answered", func() bool { return a.broker.jsAnswers.Load() > 0 })
+	meta.crash()
+	asked := a.broker.jsAnswers.Load()
+	waitUntil(t, clusterWait, "a new meta leader", func() bool {
+		for _, n := range c.running() {
+			if n != meta && n.JetStreamIsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	waitUntil(t, clusterWait, "the instance's question answered after the election", func() bool { return a.broker.jsAnswers.Load() > asked+1 })
+	if n := a.broker.nc.Stats().Reconnects; n != 0 {
+		t.Errorf("the instance reconnected %d times during the election; its server %s was never cut off", n, a.broker.nc.ConnectedServerName())
+	}
 }

@@ -49,8 +49,11 @@ type natsProxy struct {
 	// the server failed to create the stream's store (10049), as
 	// nats-server 2.15 may just after a stream of that name was deleted.
 	storeFails int
-	conns      []net.Conn
-	wg         sync.WaitGroup
+	// slowBy holds back each answer of JetStream's API to a client, as
+	// a busy server's are; 0: none.
+	slowBy time.Duration
+	conns  []net.Conn
+	wg     sync.WaitGroup
 }
 
 func startProxy(t *testing.T, ns *natsServer) *natsProxy {
@@ -198,8 +201,8 @@ func (p *natsProxy) accept() {
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); copyOps(c, s, "MSG", p.lose, p.isHung, p.rewrite); c.Close() }()
-		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil, nil); s.Close() }()
+		go func() { defer p.wg.Done(); copyOps(c, s, "MSG", p.lose, p.isHung, p.rewrite, p.holdBack); c.Close() }()
+		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil, nil, nil); s.Close() }()
 	}
 }
 
@@ -208,9 +211,14 @@ func (p *natsProxy) accept() {
 // headers), that drop reports: drop is given the operation's fields and
 // its payload; and every operation while hung, if not nil, reports true.
 // rewrite, if not nil, may change the payload of an op without headers
-// (its CRLF left off), and returns it.
-func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte, payload []byte) bool, hung func() bool, rewrite func([]byte) []byte) {
+// (its CRLF left off), and returns it. later, if not nil, says how long to
+// hold back an operation: it is written then, with those after it going
+// on meanwhile.
+func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte, payload []byte) bool, hung func() bool, rewrite func([]byte) []byte, later func(msg []byte) time.Duration) {
 	r := bufio.NewReader(src)
+	var wmu sync.Mutex // the writes held back and the others
+	var held sync.WaitGroup
+	defer held.Wait()
 	for {
 		line, err := r.ReadBytes('\n')
 		if err != nil {
@@ -241,7 +249,21 @@ func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte,
 		if hung != nil && hung() {
 			continue
 		}
-		if _, err := dst.Write(msg); err != nil {
+		if later != nil {
+			if d := later(msg); d > 0 {
+				held.Go(func() {
+					time.Sleep(d)
+					wmu.Lock()
+					defer wmu.Unlock()
+					_, _ = dst.Write(msg)
+				})
+				continue
+			}
+		}
+		wmu.Lock()
+		_, err = dst.Write(msg)
+		wmu.Unlock()
+		if err != nil {
 			return
 		}
 	}
@@ -297,6 +319,24 @@ func (p *natsProxy) lose(fields [][]byte, payload []byte) bool {
 		return true
 	}
 	return false
+}
+
+// slowAnswers holds back every answer of JetStream's API by d, as a busy
+// server answers; 0 ends it.
+func (p *natsProxy) slowAnswers(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.slowBy = d
+}
+
+// holdBack is how long to hold back msg, an operation to a client.
+func (p *natsProxy) holdBack(msg []byte) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.slowBy > 0 && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)) {
+		return p.slowBy
+	}
+	return 0
 }
 
 // failStreamStores makes the answers to the next n stream creations

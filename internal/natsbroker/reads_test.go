@@ -351,3 +351,29 @@ func TestResumeNamesItsPageConsumerAnew(t *testing.T) {
 		t.Fatal("no consumer creation went unanswered: the test did not test its case")
 	}
 }
+
+// A resume read from the stream while NATS answers each JetStream request
+// in 700 ms, as a busy server does: it replays. Asking again every
+// askEvery, and dropping the request before, it had no answer and
+// answered 503.
+func TestResumeWhileNATSAnswersSlowly(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.PublishTimeout = 5 * time.Second // a page's read asks several questions
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"t", 100}, 5))
+	opts.URLs = []string{p.url()}
+	opts.cold = true
+	b := openBroker(t, opts) // its local history starts after them
+	p.slowAnswers(700 * time.Millisecond)
+	s, err := b.Subscribe([]string{"t"}, all[0].IDString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := replayAll(t, s, nil, 64<<10)
+	if err := s.Err(); err != nil || !slices.EqualFunc(got, all[1:], func(a, b *stream.Message) bool { return a.ID == b.ID }) {
+		t.Fatalf("replayed %d events (ended %v), want the %d after the first", len(got), err, len(all)-1)
+	}
+}
