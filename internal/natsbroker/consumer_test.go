@@ -100,6 +100,29 @@ func TestConsumerMadeAgainWhileNATSAnswersSlowly(t *testing.T) {
 	receives(t, c, []string{b.publish(t, "t", "after")})
 }
 
+// The consumer refused again and again (JetStream unavailable, as on a
+// server recovering), its next ask 4 s away, when the connection is back
+// after a loss: the consumer is asked for at once, and the subscriber gets
+// the next event within askWait. It waited out the back-off before.
+func TestConsumerAskedForAtOnceAfterAReconnect(t *testing.T) {
+	ns, p, c, b := subscribedBehindProxy(t)
+	p.refuseConsumers()
+	deleteConsumers(t, ns)
+	// Refused at 0, 0.5, 1.5 and 3.5 s: the next ask at 7.5 s.
+	waitUntil(t, waitLimit, "four refusals", func() bool { return p.refusals() >= 4 })
+	p.passConsumers()
+	p.cut()
+	id := publishUntilAccepted(t, b, "t", "after") // b's consumer was deleted too: b checks its stream
+	select {
+	case got := <-c.events:
+		if got.ID != id {
+			t.Fatalf("got %+v, want event %s", got, id)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no event within 2 s of the reconnect: the consumer waited out its back-off")
+	}
+}
+
 // subscribedBehindProxy starts a NATS server and two instances on it,
 // the first through a proxy, with a subscriber to topic t; it returns
 // the server, the proxy, the subscriber and the second instance, which

@@ -49,6 +49,10 @@ type natsProxy struct {
 	// the server failed to create the stream's store (10049), as
 	// nats-server 2.15 may just after a stream of that name was deleted.
 	storeFails int
+	// refuseCreates answers every consumer creation that JetStream is
+	// unavailable (10008); refused counts them.
+	refuseCreates bool
+	refused       int
 	// slowBy holds back each answer of JetStream's API to a client, as
 	// a busy server's are; 0: none.
 	slowBy time.Duration
@@ -350,17 +354,45 @@ func (p *natsProxy) failStreamStores(n int) {
 	p.storeFails = n
 }
 
-// rewrite changes what the server answers as undercountNextConsumer and
-// failStreamStores ask.
+// refuseConsumers makes every answer to a consumer creation say that
+// JetStream is unavailable, as a server whose JetStream is recovering
+// does, until passConsumers; refusals counts them.
+func (p *natsProxy) refuseConsumers() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuseCreates = true
+}
+
+func (p *natsProxy) passConsumers() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuseCreates = false
+}
+
+func (p *natsProxy) refusals() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
+// rewrite changes what the server answers as undercountNextConsumer,
+// failStreamStores and refuseConsumers ask.
 func (p *natsProxy) rewrite(payload []byte) []byte {
 	p.mu.Lock()
 	fail := p.storeFails > 0 && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.stream_create_response"`))
 	if fail {
 		p.storeFails--
 	}
+	refuse := p.refuseCreates && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.consumer_create_response"`))
+	if refuse {
+		p.refused++
+	}
 	p.mu.Unlock()
-	if fail {
+	switch {
+	case fail:
 		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_create_response","error":{"code":500,"err_code":10049,"description":"error creating store for stream: directory not empty"}}`)
+	case refuse:
+		return []byte(`{"type":"io.nats.jetstream.api.v1.consumer_create_response","error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}`)
 	}
 	return p.countLess(payload)
 }
