@@ -276,15 +276,29 @@ func TestHeldPagesAreBounded(t *testing.T) {
 // handed out the first 5 of 9 events as the whole replay, without a word.
 func TestReplayDoesNotTrustAShortCount(t *testing.T) {
 	ns := startNATS(t)
+	p, b, all := coldBehindProxy(t, ns, testBrokerOptions(ns), 10)
+	p.undercountNextConsumer(4) // the first page's: 5 of the 9 after all[0]
+	replaysAfterFirst(t, b, all)
+}
+
+// coldBehindProxy stores n events through an instance of opts, and opens
+// another behind a proxy, its local history starting after them: its
+// resumes read the stream. It returns the proxy, the second instance and
+// the events.
+func coldBehindProxy(t *testing.T, ns *natsServer, opts Options, n int) (*natsProxy, *Broker, []*stream.Message) {
+	t.Helper()
 	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	a := openBroker(t, opts)
-	all := store(t, ns, a, repeat(event{"t", 100}, 10))
+	all := store(t, ns, openBroker(t, opts), repeat(event{"t", 100}, n))
 	opts.URLs = []string{p.url()}
 	opts.cold = true
-	b := openBroker(t, opts) // its local history starts after them
+	return p, openBroker(t, opts), all
+}
 
-	p.undercountNextConsumer(4) // the first page's: 5 of the 9 after all[0]
+// replaysAfterFirst resumes on b after all[0], and fails the test unless
+// the replay hands out the rest of all, each once, in order, and ends
+// without an error.
+func replaysAfterFirst(t *testing.T, b *Broker, all []*stream.Message) {
+	t.Helper()
 	s, err := b.Subscribe([]string{"t"}, all[0].IDString())
 	if err != nil {
 		t.Fatal(err)
@@ -328,23 +342,9 @@ func TestReplayWithoutMessageGetPermission(t *testing.T) {
 // resume asks for one under another name, and replays.
 func TestResumeNamesItsPageConsumerAnew(t *testing.T) {
 	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	a := openBroker(t, opts)
-	all := store(t, ns, a, repeat(event{"t", 100}, 5))
-	opts.URLs = []string{p.url()}
-	opts.cold = true
-	b := openBroker(t, opts) // its local history starts after them
+	p, b, all := coldBehindProxy(t, ns, testBrokerOptions(ns), 5)
 	placed := p.placeOnDeadServer()
-	s, err := b.Subscribe([]string{"t"}, all[0].IDString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	got := replayAll(t, s, nil, 64<<10)
-	if err := s.Err(); err != nil || !slices.EqualFunc(got, all[1:], func(a, b *stream.Message) bool { return a.ID == b.ID }) {
-		t.Fatalf("replayed %d events (ended %v), want the %d after the first", len(got), err, len(all)-1)
-	}
+	replaysAfterFirst(t, b, all)
 	select {
 	case <-placed:
 	default:
@@ -358,22 +358,9 @@ func TestResumeNamesItsPageConsumerAnew(t *testing.T) {
 // answered 503.
 func TestResumeWhileNATSAnswersSlowly(t *testing.T) {
 	ns := startNATS(t)
-	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
 	opts.PublishTimeout = 5 * time.Second // a page's read asks several questions
-	a := openBroker(t, opts)
-	all := store(t, ns, a, repeat(event{"t", 100}, 5))
-	opts.URLs = []string{p.url()}
-	opts.cold = true
-	b := openBroker(t, opts) // its local history starts after them
+	p, b, all := coldBehindProxy(t, ns, opts, 5)
 	p.slowAnswers(700 * time.Millisecond)
-	s, err := b.Subscribe([]string{"t"}, all[0].IDString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	got := replayAll(t, s, nil, 64<<10)
-	if err := s.Err(); err != nil || !slices.EqualFunc(got, all[1:], func(a, b *stream.Message) bool { return a.ID == b.ID }) {
-		t.Fatalf("replayed %d events (ended %v), want the %d after the first", len(got), err, len(all)-1)
-	}
+	replaysAfterFirst(t, b, all)
 }
