@@ -3,6 +3,7 @@ package natsbroker
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,34 +17,64 @@ import (
 // context lasts (5 s without a deadline): Open failed, and a resume
 // answered 503 after PublishTimeout (TestClusterOpenWhileANodeIsDown,
 // TestClusterResumeAsTheLeaderStops).
-// askAgain asks again instead, first after askEvery with no answer.
+// askAgain asks again instead, each askEvery with no answer.
 const askEvery = 500 * time.Millisecond
 
 // askWait bounds askAgain's wait when ctx has no deadline, as nats.go's
 // own timeout for JetStream's API bounded the one request before.
 const askWait = 5 * time.Second
 
-// askAgain returns what ask answers, asking again each time it has no
-// answer within its wait, until ctx ends (or askWait passes, for a ctx
-// without a deadline). The first wait is askEvery, and each next one twice
-// the one before (0.5 s, 1 s, 2 s...): a request is dropped when it is
-// asked again, and a busy server that answered each in 700 ms was never
-// heard with a wait of askEvery alone (TestConsumerMadeAgainWhileNATSAnswersSlowly,
-// TestResumeWhileNATSAnswersSlowly). Only a request that may be repeated
-// may be asked again: a lookup, or the creation of a consumer by name (or
-// under a new name, its predecessor left to the server).
+// askAgain returns the first answer to ask, which it asks again each
+// askEvery that it has none, until ctx ends (or
+// askWait passes, for a ctx without a deadline). Each request waits for
+// its answer as long as ctx lasts: a busy server that answered each in
+// 700 ms was never heard when each was dropped after askEvery
+// (TestConsumerMadeAgainWhileNATSAnswersSlowly,
+// TestResumeWhileNATSAnswersSlowly), and a wait that doubled instead
+// heard a cluster back from an election up to seconds late. Only a
+// request that may be repeated may be asked again: a lookup, or the
+// creation of a consumer by name (or under a new name each time, the
+// others left to the server).
 func askAgain[T any](ctx context.Context, ask func(context.Context) (T, error)) (T, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, askWait)
 		defer cancel()
 	}
-	for wait := askEvery; ; wait *= 2 {
-		attempt, cancel := context.WithTimeout(ctx, wait)
-		v, err := ask(attempt)
-		cancel()
-		if !unanswered(err) || ctx.Err() != nil {
-			return v, err
+	type answer struct {
+		v   T
+		err error
+	}
+	deadline, _ := ctx.Deadline()
+	answers := make(chan answer, int(time.Until(deadline)/askEvery)+2) // one for each ask
+	var asks sync.WaitGroup
+	defer asks.Wait() // after cancel: each ends with ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	asked := 0
+	send := func() {
+		asked++
+		asks.Go(func() {
+			v, err := ask(ctx)
+			answers <- answer{v, err}
+		})
+	}
+	send()
+	tick := time.NewTicker(askEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case a := <-answers:
+			if !unanswered(a.err) || ctx.Err() != nil {
+				return a.v, a.err
+			}
+		case <-tick.C:
+			if asked < cap(answers) {
+				send()
+			}
+		case <-ctx.Done():
+			var zero T
+			return zero, ctx.Err()
 		}
 	}
 }

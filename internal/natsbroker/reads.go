@@ -106,6 +106,7 @@ func takeSlot(ctx context.Context, slots chan struct{}, what string) (release fu
 func (b *Broker) createConsumer(ctx context.Context, h *history, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	var refused error // the server's last refusal for its cap
 	create := func(ctx context.Context) (jetstream.Consumer, error) {
+		cfg := cfg // asks run at once (askAgain)
 		cfg.Name = rand.Text()
 		return h.stream.CreateConsumer(ctx, cfg)
 	}
