@@ -170,6 +170,7 @@ type Broker struct {
 
 	watched   chan struct{} // closed when watch has returned
 	jsAnswers atomic.Uint64 // watch's questions answered
+	auth      []nats.Option // the credentials, for watch's connections
 
 	closeOnce sync.Once
 }
@@ -222,7 +223,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		b.Close()
 		return nil, err
 	}
-	b.watched = make(chan struct{})
+	b.watched, b.auth = make(chan struct{}), authOptions(&opts)
 	go b.watch()
 	return b, nil
 }

@@ -399,3 +399,27 @@ func TestPingIntervalDefault(t *testing.T) {
 		t.Errorf("PingInterval %v, want %v", o.PingInterval, DefaultPingInterval)
 	}
 }
+
+// watch's connections to other servers carry the main connection's
+// credentials: nats.go's list of servers has no user, password or token,
+// so they are taken from the URLs given (or the credentials file).
+func TestAuthOptionsTakeTheURLsCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		urls                  []string
+		user, password, token string
+	}{
+		{[]string{"nats://a:1", "nats://u:p@b:2"}, "u", "p", ""},
+		{[]string{"tls://secret@a:1"}, "", "", "secret"},
+		{[]string{"nats://a:1"}, "", "", ""},
+	} {
+		o := nats.GetDefaultOptions()
+		for _, opt := range authOptions(&Options{URLs: tc.urls}) {
+			if err := opt(&o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if o.User != tc.user || o.Password != tc.password || o.Token != tc.token {
+			t.Errorf("%v: user %q password %q token %q, want %q %q %q", tc.urls, o.User, o.Password, o.Token, tc.user, tc.password, tc.token)
+		}
+	}
+}

@@ -92,6 +92,7 @@ func (n *clusterNode) start(t *testing.T) {
 	s, err := server.NewServer(&server.Options{
 		ServerName: n.name, Host: "127.0.0.1", Port: server.RANDOM_PORT,
 		JetStream: true, StoreDir: n.dir, NoLog: true, NoSigs: true,
+		Tags: []string{"node:" + n.name}, // for a stream placed on it
 		// Clients learn of the other servers at their relays.
 		ClientAdvertise: n.client.addr(),
 		Cluster: server.ClusterOpts{

@@ -80,7 +80,8 @@ type live struct {
 // runs in 4: TestClusterOpenAsTheMetaLeaderStops), under a new name after
 // createWait, 2 s, then 4 s and 8 s (an instance opened on a server that
 // had just rejoined its cluster failed after 2 s, 1 run in 3:
-// TestClusterServerCutOff), until ctx ends.
+// TestClusterServerCutOff): 14 s at most before it fails, or until ctx
+// ends.
 func (b *Broker) consume(ctx context.Context, h *history) error {
 	l := &live{
 		b: b, h: h, prefix: rand.Text(), last: h.seen.last(),
@@ -94,11 +95,16 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 			break
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("nats: consumer on stream %q: %w", b.opts.Stream, err)
+	if err == nil {
+		if err = l.start(cons); err != nil {
+			err = fmt.Errorf("nats: consume stream %q: %w", b.opts.Stream, err)
+		}
+	} else {
+		err = fmt.Errorf("nats: consumer on stream %q: %w", b.opts.Stream, err)
 	}
-	if err := l.start(cons); err != nil {
-		return fmt.Errorf("nats: consume stream %q: %w", b.opts.Stream, err)
+	if err != nil {
+		l.drops.Wait() // the deletions of those left unanswered
+		return err
 	}
 	h.live = l
 	go l.run()

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A server cut off from the rest of its cluster (its routes down, its
@@ -74,5 +76,47 @@ func TestClusterWatchStaysThroughAMetaElection(t *testing.T) {
 	waitUntil(t, clusterWait, "the instance's question answered after the election", func() bool { return a.broker.jsAnswers.Load() > asked+1 })
 	if n := a.broker.nc.Stats().Reconnects; n != 0 {
 		t.Errorf("the instance reconnected %d times during the election; its server %s was never cut off", n, a.broker.nc.ConnectedServerName())
+	}
+}
+
+// A one-replica stream's server cut off from the rest of the cluster:
+// it still leads the stream, and the instance connected to it publishes
+// and delivers there. The instance stays (watch asks about the stream):
+// asking JetStream's account info, which only the meta leader answers,
+// it moved to a server that cannot reach the stream, and every publish
+// was 503 for the partition's length.
+func TestClusterWatchStaysWithItsStream(t *testing.T) {
+	t.Parallel() // mostly waiting for the cluster
+	c := startCluster(t)
+	opts := clusterOptions(c)
+	opts.Replicas = 1
+	opts.PingInterval = 500 * time.Millisecond
+	// The stream away from the meta leader, which answers the account's
+	// info: a server that leads both answered it too, partitioned, for a
+	// while.
+	meta := c.metaLeader(t).name
+	leader := otherNode(c, meta).name
+	cfg := opts
+	cfg.setDefaults()
+	want := streamConfig(&cfg)
+	want.Placement = &jetstream.Placement{Tags: []string{"node:" + leader}}
+	if _, err := c.operator(t).CreateStream(t.Context(), want); err != nil {
+		t.Fatal(err)
+	}
+	a := instanceWhere(t, opts, func(server string) bool { return server == leader })
+	live := a.follow(t, "topic=t", "")
+	waitUntil(t, clusterWait, "the instance's question answered", func() bool { return a.broker.jsAnswers.Load() > 0 })
+	c.node(t, leader).partition()
+	asked := a.broker.jsAnswers.Load()
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, a.publish(t, "t", strconv.Itoa(i)))
+	}
+	// Past maxPingsOut questions: a move would have happened by now.
+	waitUntil(t, clusterWait, "more questions answered", func() bool { return a.broker.jsAnswers.Load() >= asked+2*maxPingsOut })
+	end := a.publish(t, "t", "end")
+	receivesExactly(t, live, ids, 0, end)
+	if n := a.broker.nc.Stats().Reconnects; n != 0 {
+		t.Errorf("the instance left the stream's server %d times", n)
 	}
 }

@@ -3,32 +3,40 @@ package natsbroker
 import (
 	"context"
 	"errors"
+	"net"
+	"net/url"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// watch asks the connected server for JetStream's account info every
-// PingInterval, and moves the connection to another server (nats.go's
-// ForceReconnect) once maxPingsOut questions in a row went unanswered or
-// were answered that JetStream is unavailable, and another server answers
-// the question (answeredElsewhere): the server is cut off from its
-// cluster's JetStream. Such a server still answers the connection's
-// pings, so nats.go stays; the instance then delivered nothing, each of
-// its publishes waited PublishTimeout for a 503, and it said it was ready,
-// for as long as the partition lasted (TestClusterServerCutOff). After the
-// move the consumer is made again on the new server (live), from the last
-// event it delivered: nothing is lost.
+// watch asks the connected server for the stream's info every
+// PingInterval (leads), and moves the connection to another server
+// (nats.go's ForceReconnect) once maxPingsOut questions in a row went
+// unanswered or were answered without a leader, while another server
+// answers it with one (answeredElsewhere) and this one still does not
+// when asked again: the server is cut off from the stream's leader. Such
+// a server still answers the connection's pings, so nats.go stays; the
+// instance then delivered nothing, each of its publishes waited
+// PublishTimeout for a 503, and it said it was ready, for as long as the
+// partition lasted (TestClusterServerCutOff). After the move the consumer
+// is made again on the new server (live), from the last event it
+// delivered: nothing is lost.
 //
-// While a cluster elects JetStream's meta leader (6 to 11 s after the
-// leader's crash, as measured), no server answers: without asking another
-// server first, every instance of the cluster moved at once, for nothing
-// (TestClusterWatchStaysThroughAMetaElection). A single server, or a
-// cluster without a quorum, is not left either.
+// The question is the stream's, not the account's: JetStream's account
+// info is answered by its meta leader only, so during the meta leader's
+// election (6 to 11 s after its crash) every instance of the cluster
+// moved, for nothing (TestClusterWatchStaysThroughAMetaElection), and an
+// instance next to its one-replica stream left it for a server that
+// cannot reach it (TestClusterWatchStaysWithItsStream). A stream's
+// replica cut off from its leader answers after about 10 s, with no
+// leader. A single server, or a cluster where no server reaches the
+// stream's leader, is not left.
 //
 // It acts only once the question was answered on this Broker: a NATS user
-// without permission for $JS.API.INFO is never answered, here or
+// without permission for the stream's info is never answered, here or
 // elsewhere, and is spared the questions to other servers. It returns
 // when Close begins.
 func (b *Broker) watch() {
@@ -45,6 +53,9 @@ func (b *Broker) watch() {
 		}
 	}
 }
+
+// errLeaderless is a stream's info answered without a leader.
+var errLeaderless = errors.New("the stream's info names no leader")
 
 // askJetStream is one of watch's questions, with failed questions in a
 // row before it; it returns how many have failed in a row after it.
@@ -63,7 +74,7 @@ func (b *Broker) askJetStream(failed int) int {
 	}
 	server := b.nc.ConnectedServerName()
 	if !b.answeredElsewhere() {
-		b.opts.Logger.Debug("the NATS server answers no JetStream question, nor does another", "server", server, "err", err)
+		b.opts.Logger.Debug("the NATS server does not reach the stream's leader, nor does another", "server", server, "err", err)
 		return 0
 	}
 	// An election ends on some servers before others: asked again, this
@@ -72,7 +83,7 @@ func (b *Broker) askJetStream(failed int) int {
 	if err = b.askHere(); err == nil || !b.nc.IsConnected() {
 		return 0
 	}
-	b.opts.Logger.Warn("the NATS server answers no JetStream question, another does: cut off from its cluster? moving to another server",
+	b.opts.Logger.Warn("the NATS server does not reach the stream's leader, another does: cut off from its cluster? moving to another server",
 		"server", server, "err", err)
 	if err := b.nc.ForceReconnect(); err != nil {
 		b.opts.Logger.Debug("nats reconnect", "err", err)
@@ -85,44 +96,120 @@ func (b *Broker) askJetStream(failed int) int {
 func (b *Broker) askHere() error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PingInterval)
 	defer cancel()
-	_, err := b.js.AccountInfo(ctx)
+	err := b.leads(ctx, b.js)
 	if err == nil {
 		b.jsAnswers.Add(1)
 	}
 	return err
 }
 
+// leads returns nil when the server js asks through answers the stream's
+// info with a leader, or says the stream is missing (renew's concern, not
+// watch's).
+func (b *Broker) leads(ctx context.Context, js jetstream.JetStream) error {
+	st, err := js.Stream(ctx, b.opts.Stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	if c := st.CachedInfo().Cluster; c != nil && c.Leader == "" {
+		return errLeaderless
+	}
+	return nil
+}
+
 // answeredElsewhere reports whether another server the connection knows
 // of (those of Options.URLs, and those its cluster told of) answers
-// watch's question, asked on a connection of its own.
+// watch's question, each asked at once on a connection of its own, within
+// PingInterval; Close cuts it short.
 func (b *Broker) answeredElsewhere() bool {
-	here := b.nc.ConnectedUrl()
-	for _, url := range b.nc.Servers() {
-		if url != here && b.answers(url) {
-			return true
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PingInterval)
+	var asks sync.WaitGroup
+	defer asks.Wait() // after cancel: each ends with ctx
+	defer cancel()
+	asks.Go(func() {
+		select {
+		case <-b.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	here := hostOf(b.nc.ConnectedUrl())
+	answers := make(chan bool, len(b.nc.Servers()))
+	n := 0
+	for _, server := range b.nc.Servers() {
+		if hostOf(server) == here {
+			continue
+		}
+		n++
+		asks.Go(func() { answers <- b.answers(ctx, server) })
+	}
+	for range n {
+		select {
+		case ok := <-answers:
+			if ok {
+				return true
+			}
+		case <-ctx.Done():
+			return false
 		}
 	}
 	return false
 }
 
-// answers reports whether the server at url answers JetStream's account
-// info within PingInterval.
-func (b *Broker) answers(url string) bool {
-	opts := []nats.Option{nats.Name("ssehub-check"), nats.NoReconnect(), nats.Timeout(b.opts.PingInterval)}
-	if b.opts.CredentialsFile != "" {
-		opts = append(opts, nats.UserCredentials(b.opts.CredentialsFile))
-	}
+// answers reports whether the server at url answers watch's question
+// before ctx ends, on a connection of its own, with the main connection's
+// credentials.
+func (b *Broker) answers(ctx context.Context, url string) bool {
+	opts := append([]nats.Option{
+		nats.Name("ssehub-check"), nats.NoReconnect(), nats.Timeout(b.opts.PingInterval),
+		nats.SetCustomDialer(ctxDialer{ctx}),
+	}, b.auth...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return false
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
+	return err == nil && b.leads(ctx, js) == nil
+}
+
+// ctxDialer dials until its context ends.
+type ctxDialer struct{ ctx context.Context }
+
+func (d ctxDialer) Dial(network, address string) (net.Conn, error) {
+	var dialer net.Dialer
+	return dialer.DialContext(d.ctx, network, address)
+}
+
+// hostOf is the host:port of a server's URL.
+func hostOf(server string) string {
+	u, err := url.Parse(server)
 	if err != nil {
-		return false
+		return server
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PingInterval)
-	defer cancel()
-	_, err = js.AccountInfo(ctx)
-	return err == nil
+	return u.Host
+}
+
+// authOptions are the credentials of opts for a connection of its own:
+// the credentials file, or the user and password (or token) of the first
+// URL that has them. nats.go's list of servers drops them from the URLs.
+func authOptions(opts *Options) []nats.Option {
+	var auth []nats.Option
+	if opts.CredentialsFile != "" {
+		auth = append(auth, nats.UserCredentials(opts.CredentialsFile))
+	}
+	for _, s := range opts.URLs {
+		u, err := url.Parse(s)
+		if err != nil || u.User == nil {
+			continue
+		}
+		if password, ok := u.User.Password(); ok {
+			return append(auth, nats.UserInfo(u.User.Username(), password))
+		}
+		return append(auth, nats.Token(u.User.Username()))
+	}
+	return auth
 }
