@@ -136,10 +136,10 @@ func (b *Broker) answeredElsewhere() bool {
 		case <-ctx.Done():
 		}
 	})
-	here := hostOf(b.nc.ConnectedUrl())
-	answers := make(chan bool, len(b.nc.Servers()))
+	here, servers := hostOf(b.nc.ConnectedUrl()), b.nc.Servers()
+	answers := make(chan bool, len(servers)) // one for each ask: none waits to send
 	n := 0
-	for _, server := range b.nc.Servers() {
+	for _, server := range servers {
 		if hostOf(server) == here {
 			continue
 		}
