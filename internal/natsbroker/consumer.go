@@ -26,10 +26,11 @@ const consumerHeartbeat = time.Second
 
 // live is history h's one consumer of the whole stream, which hands each
 // event, in sequence order and once, to h's local broker (deliver). It is
-// what nats.go's ordered consumer is, with one difference: a consumer it
+// what nats.go's ordered consumer is, with two differences: a consumer it
 // has to make again is asked for again each askEvery that NATS leaves the
 // request unanswered (askAgain), where the ordered consumer asks once and
-// waits 10 s, its lock held. After JetStream's meta leader stopped, that
+// waits 10 s, its lock held; and under a new name once unanswered for
+// createWait (create says why). After JetStream's meta leader stopped, that
 // wait left an instance delivering nothing for 11 s, each of its
 // publishes waiting PublishTimeout for its event
 // (TestClusterNodeStopsWhilePublishing, its meta case), and Close waited
