@@ -101,6 +101,7 @@ type HubConfig struct {
 type NATSConfig struct {
 	URL             []string // nats.url: servers to connect to, one or more (a cluster)
 	CredentialsFile string   // nats.credentials_file: a .creds file; empty: none
+	CAFile          string   // nats.ca_file: PEM CAs the servers' TLS certificates are checked against; empty: the system's
 	Stream          string   // nats.stream: the JetStream stream's name
 	SubjectPrefix   string   // nats.subject_prefix: topic orders.eu is subject <prefix>.orders.eu
 	Replicas        int      // nats.replicas: copies of the stream in a cluster, 1-5
@@ -188,6 +189,7 @@ func Default() Config {
 		NATS: NATSConfig{
 			URL:             []string{"nats://127.0.0.1:4222"},
 			CredentialsFile: "",
+			CAFile:          "",
 			Stream:          "SSEHUB",
 			SubjectPrefix:   "ssehub",
 			Replicas:        1,

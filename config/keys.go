@@ -51,6 +51,7 @@ func (c *Config) fields() []field {
 		{"hub.max_topics_per_subscription", &c.Hub.MaxTopicsPerSubscription},
 		{"nats.url", &c.NATS.URL},
 		{"nats.credentials_file", &c.NATS.CredentialsFile},
+		{"nats.ca_file", &c.NATS.CAFile},
 		{"nats.stream", &c.NATS.Stream},
 		{"nats.subject_prefix", &c.NATS.SubjectPrefix},
 		{"nats.replicas", &c.NATS.Replicas},

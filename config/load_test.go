@@ -119,6 +119,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		"SSEHUB_HUB_MAX_TOPICS_PER_SUBSCRIPTION": "15",
 		"SSEHUB_NATS_URL":                        "nats://n1.test:4222, tls://n2.test",
 		"SSEHUB_NATS_CREDENTIALS_FILE":           creds,
+		"SSEHUB_NATS_CA_FILE":                    cert, // a certificate: what the key needs
 		"SSEHUB_NATS_STREAM":                     "EVENTS",
 		"SSEHUB_NATS_SUBJECT_PREFIX":             "acme.hub",
 		"SSEHUB_NATS_REPLICAS":                   "3",
@@ -153,7 +154,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		Log:    LogConfig{Level: "debug", Format: "json"},
 		Hub:    HubConfig{Broker: "nats", HistorySize: 11, HistoryMaxBytes: 1000, HistoryGCPacing: false, SubscriberBuffer: 12, MaxSubscribers: 13, MaxEventBytes: 14, MaxTopicsPerSubscription: 15},
 		NATS: NATSConfig{
-			URL: []string{"nats://n1.test:4222", "tls://n2.test"}, CredentialsFile: creds, Stream: "EVENTS", SubjectPrefix: "acme.hub",
+			URL: []string{"nats://n1.test:4222", "tls://n2.test"}, CredentialsFile: creds, CAFile: cert, Stream: "EVENTS", SubjectPrefix: "acme.hub",
 			Replicas: 3, Storage: "memory", PublishBatching: false, Embedded: false, StoreDir: "/var/lib/ssehub/nats",
 		},
 		Auth: AuthConfig{PublishTokens: []string{"p1", "p2"}, SubscribeTokens: []string{"s1"}, JWT: JWTConfig{

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
@@ -136,6 +137,22 @@ func checkFile(path string) error {
 	}
 	if !st.Mode().IsRegular() {
 		return errors.New("not a regular file")
+	}
+	return nil
+}
+
+// checkCAFile checks that path is a regular file holding at least one
+// PEM certificate.
+func checkCAFile(path string) error {
+	if err := checkFile(path); err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return errors.Unwrap(err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		return errors.New("holds no PEM certificate")
 	}
 	return nil
 }

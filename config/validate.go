@@ -68,6 +68,11 @@ func (c Config) natsChecks() []error {
 			errs = append(errs, invalid("nats.credentials_file", fmt.Sprintf("%q: %v", c.NATS.CredentialsFile, err)))
 		}
 	}
+	if c.Hub.NATS() && !c.NATS.Embedded && c.NATS.CAFile != "" {
+		if err := checkCAFile(c.NATS.CAFile); err != nil {
+			errs = append(errs, invalid("nats.ca_file", fmt.Sprintf("%q: %v", c.NATS.CAFile, err)))
+		}
+	}
 	return errs
 }
 

@@ -116,6 +116,12 @@ func TestValidateRejects(t *testing.T) {
 		{"nats credentials a directory", func(c *Config) {
 			c.Hub.Broker, c.NATS.CredentialsFile = "nats", "."
 		}, `nats.credentials_file: ".": not a regular file`},
+		{"nats ca file missing", func(c *Config) {
+			c.Hub.Broker, c.NATS.CAFile = "nats", "absent/ca.pem"
+		}, `nats.ca_file: "absent/ca.pem": no such file or directory`},
+		{"nats ca file without a certificate", func(c *Config) {
+			c.Hub.Broker, c.NATS.CAFile = "nats", "validate_test.go"
+		}, `nats.ca_file: "validate_test.go": holds no PEM certificate`},
 		{"publish token empty", func(c *Config) { c.Auth.PublishTokens = []string{"ok", ""} }, `auth.publish_tokens[1]: empty token`},
 		{"subscribe token space", func(c *Config) { c.Auth.SubscribeTokens = []string{"sec ret"} }, `auth.subscribe_tokens[0]: token contains whitespace`},
 		{"jwt secret short", func(c *Config) { c.Auth.JWT.HMACSecret = "short" }, `auth.jwt.hmac_secret: 5 bytes: at least 32 are needed`},

@@ -31,9 +31,14 @@ func natsOptions(cfg config.Config, url string) *natsbroker.Options {
 	if cfg.NATS.MemoryStorage() {
 		storage = "memory"
 	}
+	caFile := cfg.NATS.CAFile
+	if cfg.NATS.Embedded { // in the process, without TLS
+		caFile = ""
+	}
 	return &natsbroker.Options{
 		URLs:                   strings.Split(url, ","),
 		CredentialsFile:        cfg.NATS.CredentialsFile,
+		CAFile:                 caFile,
 		Stream:                 cfg.NATS.Stream,
 		SubjectPrefix:          cfg.NATS.SubjectPrefix,
 		Replicas:               cfg.NATS.Replicas,

@@ -43,6 +43,20 @@ func TestNATSOptionsPublishBatching(t *testing.T) {
 	}
 }
 
+// nats.ca_file reaches the broker, except with nats.embedded: the
+// embedded server, in the process, speaks no TLS.
+func TestNATSOptionsCAFile(t *testing.T) {
+	cfg := config.Default()
+	cfg.NATS.CAFile = "ca.pem"
+	if got := natsOptions(cfg, "tls://nats.test:4222").CAFile; got != "ca.pem" {
+		t.Errorf("CAFile %q, want ca.pem", got)
+	}
+	cfg.NATS.Embedded = true
+	if got := natsOptions(cfg, "nats://127.0.0.1:4222").CAFile; got != "" {
+		t.Errorf("CAFile %q with nats.embedded, want none", got)
+	}
+}
+
 // With nats.embedded the process runs its own NATS server, storing in
 // nats.store_dir: a single instance keeps its history across restarts with
 // nothing else to run.

@@ -57,6 +57,10 @@ type Options struct {
 	URLs []string
 	// CredentialsFile is a NATS .creds file; empty means none.
 	CredentialsFile string
+	// CAFile holds the PEM certificates of the CAs that sign the servers'
+	// TLS certificates; set, the connections must be TLS. Empty means the
+	// system's CAs.
+	CAFile string
 	// Stream is the JetStream stream's name; default DefaultStream.
 	Stream string
 	// SubjectPrefix makes topic t the subject <SubjectPrefix>.t; default
@@ -170,7 +174,7 @@ type Broker struct {
 
 	watched   chan struct{} // closed when watch has returned
 	jsAnswers atomic.Uint64 // watch's questions answered
-	auth      []nats.Option // the credentials, for watch's connections
+	auth      []nats.Option // the credentials and CAs, for watch's connections
 
 	closeOnce sync.Once
 }
@@ -204,9 +208,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 			}
 		}),
 	}
-	if opts.CredentialsFile != "" {
-		conn = append(conn, nats.UserCredentials(opts.CredentialsFile))
-	}
+	conn = append(conn, secureOptions(&opts)...)
 	nc, err := nats.Connect(strings.Join(opts.URLs, ","), conn...)
 	if err != nil {
 		return nil, fmt.Errorf("nats connect: %w", err)

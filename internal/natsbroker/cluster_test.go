@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -52,15 +53,23 @@ type clusterNode struct {
 	relays         []*relay   // every one its connections pass
 	running        bool       // started and not stopped
 	crashed        bool
+	tls            *tls.Config // its client port's, if TLS
 }
 
 // startCluster starts a cluster of three servers and waits until its
 // JetStream has a leader that every server follows.
 func startCluster(t *testing.T) *jsCluster {
 	t.Helper()
+	return startClusterWith(t, nil)
+}
+
+// startClusterWith starts a cluster whose client ports speak TLS with
+// tlsConfig, or plain NATS with nil.
+func startClusterWith(t *testing.T, tlsConfig *tls.Config) *jsCluster {
+	t.Helper()
 	c := &jsCluster{}
 	for i := range 3 {
-		n := &clusterNode{name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), client: newRelay(t)}
+		n := &clusterNode{name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), client: newRelay(t), tls: tlsConfig}
 		n.relays = append(n.relays, n.client)
 		c.nodes = append(c.nodes, n)
 	}
@@ -92,7 +101,8 @@ func (n *clusterNode) start(t *testing.T) {
 	s, err := server.NewServer(&server.Options{
 		ServerName: n.name, Host: "127.0.0.1", Port: server.RANDOM_PORT,
 		JetStream: true, StoreDir: n.dir, NoLog: true, NoSigs: true,
-		Tags: []string{"node:" + n.name}, // for a stream placed on it
+		Tags:      []string{"node:" + n.name}, // for a stream placed on it
+		TLSConfig: n.tls,
 		// Clients learn of the other servers at their relays.
 		ClientAdvertise: n.client.addr(),
 		Cluster: server.ClusterOpts{

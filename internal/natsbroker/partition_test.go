@@ -1,11 +1,17 @@
 package natsbroker
 
 import (
+	"context"
+	"crypto/tls"
+	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssehub/ssehub/internal/testpki"
 )
 
 // A server cut off from the rest of its cluster (its routes down, its
@@ -118,5 +124,51 @@ func TestClusterWatchStaysWithItsStream(t *testing.T) {
 	receivesExactly(t, live, ids, 0, end)
 	if n := a.broker.nc.Stats().Reconnects; n != 0 {
 		t.Errorf("the instance left the stream's server %d times", n)
+	}
+}
+
+// A cluster whose servers' TLS certificates name their host only, as
+// most do: the cluster tells its clients of the other servers by
+// address, and watch's probes check each certificate against the name the
+// instance connected with, as nats.go's own connection does. Checked
+// against the address, every probe failed ("doesn't contain any IP
+// SANs"), and an instance on a server cut off from its cluster never
+// moved. The instance trusts the cluster's CA through CAFile.
+func TestClusterWatchChecksTLSCertificatesByName(t *testing.T) {
+	t.Parallel() // mostly waiting for the cluster
+	pki := testpki.New(t)
+	pair := pki.Named(t, "localhost")
+	cert, err := tls.X509KeyPair(pair.CertPEM, pair.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startClusterWith(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	_, port, err := net.SplitHostPort(c.nodes[0].client.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := clusterOptions(c)
+	opts.URLs, opts.CAFile = []string{"tls://localhost:" + port}, pki.CAFile
+	a := newInstance(t, opts)
+	var told []string
+	waitUntil(t, clusterWait, "the cluster to tell of the other servers", func() bool {
+		told = nil
+		for _, s := range a.broker.nc.Servers() {
+			if strings.HasPrefix(s, "tls://127.0.0.1:") && !strings.HasSuffix(s, ":"+port) {
+				told = append(told, s)
+			}
+		}
+		return len(told) == len(c.nodes)-1
+	})
+	for _, s := range told {
+		ctx, cancel := context.WithTimeout(t.Context(), clusterWait)
+		ok := a.broker.answers(ctx, s)
+		cancel()
+		if !ok {
+			t.Errorf("the probe of %s found no answer", s)
+		}
+	}
+	if !a.broker.answeredElsewhere() {
+		t.Error("no other server answered watch's question")
 	}
 }

@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/url"
@@ -161,12 +162,15 @@ func (b *Broker) answeredElsewhere() bool {
 
 // answers reports whether the server at url answers watch's question
 // before ctx ends, on a connection of its own, with the main connection's
-// credentials.
+// credentials and CAs.
 func (b *Broker) answers(ctx context.Context, url string) bool {
 	opts := append([]nats.Option{
 		nats.Name("ssehub-check"), nats.NoReconnect(), nats.Timeout(b.opts.PingInterval),
 		nats.SetCustomDialer(ctxDialer{ctx}),
 	}, b.auth...)
+	if name := b.tlsName(url); name != "" {
+		opts = append(opts, tlsServerName(name))
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return false
@@ -174,6 +178,38 @@ func (b *Broker) answers(ctx context.Context, url string) bool {
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	return err == nil && b.leads(ctx, js) == nil
+}
+
+// tlsName is the name a TLS certificate is checked against on a
+// connection to url: the main connection's, when that is TLS with a host
+// name and url's host is an IP address, as nats.go does for the servers a
+// cluster tells of, which it tells of by address; else none, and nats.go
+// checks against url's host. Checked against the address, a certificate
+// with names only failed, and watch never moved.
+func (b *Broker) tlsName(url string) string {
+	host, _, err := net.SplitHostPort(hostOf(url))
+	if err != nil || net.ParseIP(host) == nil {
+		return ""
+	}
+	state, err := b.nc.TLSConnectionState()
+	if err != nil || state.ServerName == "" || net.ParseIP(state.ServerName) != nil {
+		return ""
+	}
+	return state.ServerName
+}
+
+// tlsServerName has a connection check its server's TLS certificate
+// against name.
+func tlsServerName(name string) nats.Option {
+	return func(o *nats.Options) error {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.TLSConfig != nil {
+			cfg = o.TLSConfig.Clone()
+		}
+		cfg.ServerName = name
+		o.TLSConfig = cfg
+		return nil
+	}
 }
 
 // ctxDialer dials until its context ends.
@@ -193,14 +229,25 @@ func hostOf(server string) string {
 	return u.Host
 }
 
-// authOptions are the credentials of opts for a connection of its own:
-// the credentials file, or the user and password (or token) of the first
-// URL that has them. nats.go's list of servers drops them from the URLs.
-func authOptions(opts *Options) []nats.Option {
-	var auth []nats.Option
+// secureOptions are the credentials file and the CAs of opts, for every
+// connection.
+func secureOptions(opts *Options) []nats.Option {
+	var secure []nats.Option
 	if opts.CredentialsFile != "" {
-		auth = append(auth, nats.UserCredentials(opts.CredentialsFile))
+		secure = append(secure, nats.UserCredentials(opts.CredentialsFile))
 	}
+	if opts.CAFile != "" {
+		secure = append(secure, nats.RootCAs(opts.CAFile))
+	}
+	return secure
+}
+
+// authOptions are the credentials and CAs of opts for a connection of
+// its own: secureOptions, and the user and password (or token) of the
+// first URL that has them. nats.go's list of servers drops them from the
+// URLs.
+func authOptions(opts *Options) []nats.Option {
+	auth := secureOptions(opts)
 	for _, s := range opts.URLs {
 		u, err := url.Parse(s)
 		if err != nil || u.User == nil {

@@ -22,6 +22,7 @@ import (
 // ::1 and localhost, written as PEM files.
 type PKI struct {
 	CertFile, KeyFile string         // the server's certificate and its key
+	CAFile            string         // the CA's certificate
 	Roots             *x509.CertPool // the CA
 
 	ca    *x509.Certificate
@@ -60,9 +61,10 @@ func New(t testing.TB) PKI {
 	dir := t.TempDir()
 	pki := PKI{
 		CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"),
-		Roots: x509.NewCertPool(), ca: ca, caKey: caKey,
+		CAFile: filepath.Join(dir, "ca.pem"), Roots: x509.NewCertPool(), ca: ca, caKey: caKey,
 	}
 	pki.Roots.AddCert(ca)
+	writeFile(t, pki.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
 	pki.Renew(t).Write(t, pki.CertFile, pki.KeyFile)
 	return pki
 }
@@ -72,6 +74,20 @@ func New(t testing.TB) PKI {
 // returns it without writing it.
 func (p PKI) Renew(t testing.TB) Pair {
 	t.Helper()
+	return p.sign(t, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback})
+}
+
+// Named makes a server certificate for the host names only, no
+// address, valid for an hour and signed by p's CA, and returns it
+// without writing it.
+func (p PKI) Named(t testing.TB, names ...string) Pair {
+	t.Helper()
+	return p.sign(t, names, nil)
+}
+
+// sign makes a server certificate for names and ips.
+func (p PKI) sign(t testing.TB, names []string, ips []net.IP) Pair {
+	t.Helper()
 	key := newKey(t)
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
@@ -80,9 +96,9 @@ func (p PKI) Renew(t testing.TB) Pair {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		IPAddresses:  ips,
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
