@@ -133,7 +133,8 @@ func TestClusterWatchStaysWithItsStream(t *testing.T) {
 // instance connected with, as nats.go's own connection does. Checked
 // against the address, every probe failed ("doesn't contain any IP
 // SANs"), and an instance on a server cut off from its cluster never
-// moved. The instance trusts the cluster's CA through CAFile.
+// moved. The instance trusts the cluster's CA through CAFile. Its own
+// server, told of by address too, is not asked as another.
 func TestClusterWatchChecksTLSCertificatesByName(t *testing.T) {
 	t.Parallel() // mostly waiting for the cluster
 	pki := testpki.New(t)
@@ -170,5 +171,9 @@ func TestClusterWatchChecksTLSCertificatesByName(t *testing.T) {
 	}
 	if !a.broker.answeredElsewhere() {
 		t.Error("no other server answered watch's question")
+	}
+	// The instance's own server, told of by address: not another one.
+	if a.broker.answers(t.Context(), "tls://127.0.0.1:"+port) {
+		t.Error("the instance's own server, at its address, counted as another")
 	}
 }

@@ -160,9 +160,11 @@ func (b *Broker) answeredElsewhere() bool {
 	return false
 }
 
-// answers reports whether the server at url answers watch's question
-// before ctx ends, on a connection of its own, with the main connection's
-// credentials and CAs.
+// answers reports whether the server at url, another than the Broker's,
+// answers watch's question before ctx ends, on a connection of its own,
+// with the main connection's credentials and CAs. The connection's
+// server may be told of by two names (the URL it was given, the address
+// its cluster tells of): its own answer does not count.
 func (b *Broker) answers(ctx context.Context, url string) bool {
 	opts := append([]nats.Option{
 		nats.Name("ssehub-check"), nats.NoReconnect(), nats.Timeout(b.opts.PingInterval),
@@ -176,6 +178,9 @@ func (b *Broker) answers(ctx context.Context, url string) bool {
 		return false
 	}
 	defer nc.Close()
+	if nc.ConnectedServerName() == b.nc.ConnectedServerName() {
+		return false // this Broker's server, by another address
+	}
 	js, err := jetstream.New(nc)
 	return err == nil && b.leads(ctx, js) == nil
 }
