@@ -254,6 +254,13 @@ export class HubConnection {
         // events.
         if (this._lastEventId !== "") o.onResume?.(this._lastEventId);
       },
+      // Every id the stream gives, an event's or its position alone (a
+      // live-only stream's first frame, a reset's id): what to resume from.
+      onLastEventId: (id) => {
+        if (!mine() || id === this._lastEventId) return;
+        this._lastEventId = id;
+        o.onLastEventId?.(id);
+      },
       onEvent: (ev) => {
         if (!mine()) return;
         if (ev.type === "reset") {
@@ -267,10 +274,6 @@ export class HubConnection {
           this._setState("expired");
           o.onExpired?.(ev.data);
           return;
-        }
-        if (ev.lastEventId !== this._lastEventId) {
-          this._lastEventId = ev.lastEventId;
-          o.onLastEventId?.(ev.lastEventId);
         }
         o.onEvent?.({ id: ev.lastEventId, type: ev.type, data: ev.data });
       },

@@ -53,6 +53,7 @@ describe("helpers", () => {
 // hubServer starts a small hub on loopback: GET /api/v1/events streams the
 // events after the id it is given, then live ones; publish(data, type) adds
 // one. Ids are numbers from 1; an id above the newest gets event: reset.
+// A live-only stream starts with its position, an id alone.
 // status, when set, answers subscriptions with that JSON error instead. It
 // sends no heartbeats.
 async function hubServer({ retry = 600_000 } = {}) {
@@ -92,9 +93,12 @@ async function hubServer({ retry = 600_000 } = {}) {
     res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8" });
     let out = `retry: ${retry}\n\n`;
     let after = last === "" ? events.length : Number(last);
+    // As the hub does, a stream without a position to resume from starts
+    // with one: an id alone, or the reset's id.
+    if (last === "") out += `id: ${after}\n\n`;
     if (!(after <= events.length)) {
-      out += `event: reset\ndata: event id ${last} is unknown\n\n`;
       after = events.length;
+      out += `id: ${after}\nevent: reset\ndata: event id ${last} is unknown\n\n`;
     }
     for (const e of events.slice(after)) out += frame(e);
     res.write(out);
@@ -172,7 +176,8 @@ describe("HubConnection", { timeout: 10_000 }, () => {
       { id: "3", type: "tick", data: '{"n":2}' },
     ]);
     assert.deepEqual(r.got.states, ["connecting", "open"]);
-    assert.deepEqual(r.got.lastIds, ["2", "3"]);
+    // The stream's position (after event 1) first, then each event's id.
+    assert.deepEqual(r.got.lastIds, ["1", "2", "3"]);
     assert.equal(conn.lastEventId, "3");
     assert.equal(conn.retryMs, 600_000);
     assert.deepEqual(r.got.resumes, []);
@@ -266,6 +271,24 @@ describe("HubConnection", { timeout: 10_000 }, () => {
     assert.deepEqual(ids(r.got), ["2", "3", "4"]);
   });
 
+  test("a live-only stream's position is kept: a drop before any event resumes from it", async (t) => {
+    const hub = await hubServer();
+    t.after(hub.close);
+    hub.publish("before");
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["x"], ...r.callbacks });
+    t.after(() => conn.close());
+    conn.connect();
+    await r.until((g) => g.lastIds.length === 1 && state(g) === "open");
+    assert.deepEqual(r.got.lastIds, ["1"]);
+    conn.drop();
+    hub.publish("while away");
+    conn.resume();
+    await r.until((g) => g.events.length === 1);
+    assert.deepEqual(r.got.events, [{ id: "2", type: "message", data: "while away" }]);
+    assert.equal(hub.requests[1].headers["last-event-id"], "1");
+  });
+
   test("a reset is reported and the live events after it are kept", async (t) => {
     const hub = await hubServer();
     t.after(hub.close);
@@ -275,7 +298,8 @@ describe("HubConnection", { timeout: 10_000 }, () => {
     conn.connect();
     await r.until((g) => g.resets.length === 1 && state(g) === "open");
     assert.deepEqual(r.got.resets, ["event id 99 is unknown"]);
-    assert.equal(conn.lastEventId, "99");
+    // The reset's id: where the stream goes on from.
+    assert.equal(conn.lastEventId, "0");
     hub.publish("live");
     await r.until((g) => g.events.length === 1);
     assert.deepEqual(r.got.events, [{ id: "1", type: "message", data: "live" }]);

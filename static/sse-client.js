@@ -51,11 +51,16 @@ export class EventStreamParser {
    *   field (digits only) with the reconnection time in milliseconds.
    * @param {string} [options.lastEventId] the last event id from an earlier
    *   connection, used until the stream sets another.
+   * @param {(id: string) => void} [options.onLastEventId] called when a blank
+   *   line changes the last event id, before its event, if any, is
+   *   dispatched: also for a frame of an id alone, which dispatches nothing
+   *   (a server's way to give a position before any event).
    */
-  constructor({ onEvent, onComment, onRetry, lastEventId = "" } = {}) {
+  constructor({ onEvent, onComment, onRetry, onLastEventId, lastEventId = "" } = {}) {
     this.onEvent = onEvent;
     this.onComment = onComment;
     this.onRetry = onRetry;
+    this.onLastEventId = onLastEventId;
     this._lastEventId = lastEventId;
     this._decoder = null;
     this._reset();
@@ -180,7 +185,10 @@ export class EventStreamParser {
   }
 
   _dispatch() {
-    this._lastEventId = this._idBuffer;
+    if (this._lastEventId !== this._idBuffer) {
+      this._lastEventId = this._idBuffer;
+      if (this.onLastEventId) this.onLastEventId(this._lastEventId);
+    }
     const data = this._data;
     const type = this._type;
     this._data = "";
@@ -260,6 +268,8 @@ export class SSEResponseError extends Error {
  * @param {(ev: {type: string, data: string, lastEventId: string}) => void} [options.onEvent]
  * @param {(text: string) => void} [options.onComment]
  * @param {(ms: number) => void} [options.onRetry] called when the server sets retry:.
+ * @param {(id: string) => void} [options.onLastEventId] called when the stream
+ *   changes the last event id, an id-only frame included (see EventStreamParser).
  * @param {(error: Error | null, delayMs: number) => void} [options.onDisconnect]
  *   with reconnect: called before each wait, with the wait; error is null for
  *   a clean end.
@@ -286,6 +296,7 @@ export async function fetchEventSource(url, options = {}) {
   const parser = new EventStreamParser({
     onEvent: options.onEvent,
     onComment: options.onComment,
+    onLastEventId: options.onLastEventId,
     lastEventId: options.lastEventId ?? "",
     onRetry(ms) {
       retryMs = ms;

@@ -125,6 +125,16 @@ describe("EventStreamParser: fields", () => {
     assert.equal(got.lastEventId, "42");
   });
 
+  test("onLastEventId sees each change, an id alone included, before its event", () => {
+    const seen = [];
+    const parser = new EventStreamParser({
+      onLastEventId: (id) => seen.push(`id ${id}`),
+      onEvent: (e) => seen.push(`event ${e.data}`),
+    });
+    parser.feed("retry: 5\n\nid: 4\n\nid: 5\ndata: a\n\ndata: b\n\nid: 5\ndata: c\n\n");
+    assert.deepEqual(seen, ["id 4", "id 5", "event a", "event b", "event c"]);
+  });
+
   test("an id in an unfinished event is discarded", () => {
     assert.equal(parseText("id: 1\n\nid: 2\ndata: x\n").lastEventId, "1");
   });

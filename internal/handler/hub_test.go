@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,21 +129,107 @@ func TestHubResumesWithLastEventID(t *testing.T) {
 	}
 }
 
+// A last event id the hub cannot resume from: the stream starts with a
+// reset saying why, then live events. The reset's id is where the stream
+// goes on from: a client that goes away before the next event and comes
+// back with it gets what was published meanwhile. (Without an id, it came
+// back with the same id, was reset again, and missed those events.)
 func TestHubResetWhenItCannotResume(t *testing.T) {
-	for _, id := range []string{"garbage", "0", "999999"} {
+	for _, id := range []string{"garbage", "99999999999999999"} {
 		t.Run(id, func(t *testing.T) {
 			ts := newHubServer(t)
 			ts.publish(t, "a", `{"data": "before"}`)
 			p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": id})
 			reset := next(t, p)
-			if reset.Type != "reset" || reset.Data == "" {
-				t.Fatalf("first event %+v, want a reset saying why", reset)
+			if reset.Type != "reset" || reset.Data == "" || reset.ID == "" {
+				t.Fatalf("first event %+v, want a reset saying why, with an id", reset)
 			}
 			live := ts.publish(t, "a", `{"data": "after"}`)
 			if got := next(t, p); got.ID != live || got.Data != "after" {
 				t.Fatalf("after reset %+v, want live id %s", got, live)
 			}
+			again := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": reset.ID})
+			if got := next(t, again); got.ID != live || got.Data != "after" {
+				t.Fatalf("back with the reset's id %s: %+v, want id %s", reset.ID, got, live)
+			}
 		})
+	}
+}
+
+// A live-only subscription starts with its position: the retry field,
+// then an id alone, which EventSource takes as its last event id and
+// dispatches nothing for. A client that goes away before its first event
+// comes back with it and gets what was published meanwhile; without it
+// the client came back live-only and missed those events for good.
+func TestHubLiveOnlyStreamStartsWithItsPosition(t *testing.T) {
+	ts := newHubServer(t)
+	ts.publish(t, "other", `{"data": "a history before"}`)
+	resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, nil)
+	wantStreamHeaders(t, resp)
+	pos := answeredPosition(t, resp.Body)
+	missed := ts.publish(t, "a", `{"data": "published while the client was away"}`)
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": pos})
+	if got := next(t, p); got.ID != missed {
+		t.Fatalf("back with its position %s: %+v, want id %s", pos, got, missed)
+	}
+}
+
+// answeredPosition reads a stream's answer, up to its first id line, and
+// returns the id. It fails the test if an event or a data line comes
+// first, or nothing within 10 s.
+func answeredPosition(t *testing.T, body io.Reader) string {
+	t.Helper()
+	found := make(chan string, 1)
+	go func() {
+		defer close(found)
+		r := bufio.NewReader(body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				found <- strings.TrimSuffix(line[len("id: "):], "\n")
+				return
+			case strings.HasPrefix(line, "data:"), strings.HasPrefix(line, "event:"):
+				return
+			}
+		}
+	}()
+	select {
+	case id, ok := <-found:
+		if !ok {
+			t.Fatal("the stream's answer has no id line before its events")
+		}
+		return id
+	case <-time.After(10 * time.Second):
+		t.Fatal("no id line in the stream's answer within 10 s")
+		return ""
+	}
+}
+
+// An id from before the hub restarted (below its first id): a reset,
+// whose id is the position before the oldest retained event, then every
+// retained event, all published after that id, then live events. A
+// client reconnecting across a restart gets what was published since;
+// before, it got live events only.
+func TestHubResumeAcrossARestartReplaysTheNewHistory(t *testing.T) {
+	skipOnNATS(t, "the NATS broker's ids from another stream are a reset with live events only")
+	opts, _ := hubOptions(t, stream.MemoryOptions{FirstID: 1000})
+	ts := newTestServer(t, opts)
+	since := ts.publish(t, "a", `{"data": "since the restart"}`)
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": "5"})
+	reset := next(t, p)
+	if reset.Type != "reset" || !strings.Contains(reset.Data, "restarted") || reset.ID != "999" {
+		t.Fatalf("first event %+v, want a reset from before the restart, id 999", reset)
+	}
+	if got := next(t, p); got.ID != since {
+		t.Fatalf("after the reset %+v, want the event published since the restart, id %s", got, since)
+	}
+	live := ts.publish(t, "a", `{"data": "live"}`)
+	if got := next(t, p); got.ID != live {
+		t.Fatalf("then %+v, want live id %s", got, live)
 	}
 }
 

@@ -197,10 +197,18 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 }
 
 // reset queues the event: reset a stream begins with when it cannot
-// resume from its Last-Event-ID, saying why, and counts it.
-func (s *sseStream) reset(why string) {
-	s.queue(mustEncode(stream.Event{Type: "reset", Data: why}), 1)
+// resume from its Last-Event-ID, saying why, with id, when not empty, as
+// its id: where the stream goes on from. It counts it.
+func (s *sseStream) reset(why, id string) {
+	s.queue(mustEncode(stream.Event{ID: id, Type: "reset", Data: why}), 1)
 	s.h.metrics.resets.Inc()
+}
+
+// position queues a frame of id alone. EventSource takes it as its last
+// event id and dispatches nothing (its data is empty), so a client that
+// goes away before its first event sends it when it comes back.
+func (s *sseStream) position(id string) {
+	s.buf = append(append(append(s.stepBuf(), "id: "...), id...), "\n\n"...)
 }
 
 // queue adds an encoded frame to this step's buffer.

@@ -56,8 +56,15 @@ func (h *Handler) subscribe(c *gin.Context) {
 	if claims != nil {
 		s.expireAt(h.hub.JWT.ValidUntil(claims), claims.ExpiresAt.Time)
 	}
-	if sub.Reset() != "" {
-		s.reset(sub.Reset())
+	// The stream's position comes first, so a client that goes away
+	// before its first event comes back after it and misses nothing: in
+	// the reset, or alone when there is no last event id. (With one, the
+	// client has it already.)
+	switch {
+	case sub.Reset() != "":
+		s.reset(sub.Reset(), sub.Position())
+	case lastID == "":
+		s.position(sub.Position())
 	}
 	h.trackSubscription(sub)
 	// Without a last event id there is nothing to replay: Replay is not

@@ -41,7 +41,7 @@ func (h *Handler) tickerStream(c *gin.Context) {
 	}
 	s := h.openStream(c)
 	if reset != "" {
-		s.reset(reset)
+		s.reset(reset, "")
 	}
 	s.runPaced(paced{
 		from:        from,

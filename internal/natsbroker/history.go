@@ -32,6 +32,7 @@ type history struct {
 	// this history's start (resume.go).
 	prevFrom uint64
 	mem      *stream.Memory // the local layer: fan-out and a cache of the tail
+	first    uint64         // the id of mem's first event
 	live     *live          // the consumer that feeds mem
 	seen     delivered      // how far live has fed mem
 	// stale is set while the stream may be gone: Publish and Ready answer
@@ -53,12 +54,13 @@ func (b *Broker) newHistory(st jetstream.Stream, from uint64) *history {
 	info := st.CachedInfo()
 	h := &history{stream: st, created: info.Created, ids: newIDs(info.Created), ended: make(chan struct{})}
 	h.seen.advance(from - 1)
+	h.first = h.ids.id(from)
 	h.mem = stream.NewMemory(stream.MemoryOptions{
 		HistorySize:      b.opts.HistorySize,
 		HistoryMaxBytes:  int(b.opts.HistoryMaxBytes),
 		SubscriberBuffer: b.opts.SubscriberBuffer,
 		MaxSubscribers:   b.opts.MaxSubscribers,
-		FirstID:          h.ids.id(from),
+		FirstID:          h.first,
 	})
 	return h
 }

@@ -68,13 +68,15 @@ func (b *Broker) Subscribe(patterns []string, lastEventID string) (stream.Subscr
 // while it waited for a slot no longer has a page read for it after.
 func (b *Broker) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
 	h := b.cur.Load()
-	live, err := h.mem.Subscribe(patterns, lastEventID)
+	local := h.localID(lastEventID)
+	live, err := h.mem.Subscribe(patterns, local)
 	for errors.Is(err, stream.ErrClosed) && h != b.cur.Load() {
 		// h ended meanwhile (renew): subscribe to the history after it.
 		h = b.cur.Load()
-		live, err = h.mem.Subscribe(patterns, lastEventID)
+		local = h.localID(lastEventID)
+		live, err = h.mem.Subscribe(patterns, local)
 	}
-	if err != nil || lastEventID == "" || live.Reset() == "" {
+	if err != nil || lastEventID == "" || local != "" && live.Reset() == "" {
 		return live, err
 	}
 	s, err := b.resume(ctx, h, live, patterns, lastEventID)
@@ -85,10 +87,21 @@ func (b *Broker) SubscribeContext(ctx context.Context, patterns []string, lastEv
 	return s, nil
 }
 
+// localID is lastEventID as h's local broker is to be asked for it: none
+// for an id before the local broker's first one, which only the stream
+// may hold (the local broker would take it for an id from before its
+// restart, and replay what it holds).
+func (h *history) localID(lastEventID string) string {
+	if id, err := strconv.ParseUint(lastEventID, 10, 64); err == nil && id+1 < h.first {
+		return ""
+	}
+	return lastEventID
+}
+
 // resume is Subscribe for an id the local history of h does not hold;
-// live is registered already.
+// live is registered already, for live events only.
 func (b *Broker) resume(client context.Context, h *history, live stream.Subscription, patterns []string, lastEventID string) (*subscription, error) {
-	s := &subscription{Subscription: live, client: client}
+	s := &subscription{Subscription: live, client: client, from: lastEventID}
 	id, err := strconv.ParseUint(lastEventID, 10, 64)
 	if err != nil {
 		s.reset = "the last event id is not an event id of this hub; events may have been missed"
@@ -372,6 +385,7 @@ type subscription struct {
 	// client is the context of the client's request: a page read waits
 	// for it no longer than it lasts.
 	client    context.Context
+	from      string // the requested last event id (Position)
 	next, end uint64
 	page      []*stream.Message
 	// hold gives back the instance's slot for the page held (holdSlot);
@@ -596,6 +610,15 @@ func (s *subscription) Close() { s.endWith(nil) }
 
 // Reset says why the last event id could not be resumed from, or is empty.
 func (s *subscription) Reset() string { return s.reset }
+
+// Position is the requested last event id, or after a Reset the local
+// subscription's position: where its live events start.
+func (s *subscription) Position() string {
+	if s.reset != "" {
+		return s.Subscription.Position()
+	}
+	return s.from
+}
 
 // Take appends the live events queued, without those the replay covers.
 func (s *subscription) Take(dst []*stream.Message) ([]*stream.Message, bool) {

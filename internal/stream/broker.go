@@ -115,9 +115,19 @@ type Subscription interface {
 	// its queue, which would follow a gap, is handed out.
 	Replay(dst []*Message, maxBytes int) (msgs []*Message, done bool)
 	// Reset, when not empty, says in words why the requested last event id
-	// could not be resumed from; there is then no replay and the queue carries
-	// live events only. It is empty for a live-only subscription.
+	// could not be resumed from: events may have been missed. There is
+	// then no replay and the queue carries live events only, unless the
+	// id is known to be older than every event the broker holds (from
+	// before a restart): the replay is then all of them. It is empty for
+	// a live-only subscription.
 	Reset() string
+	// Position is the event id the subscription's first event comes
+	// after: the requested last event id when it resumes from it, else
+	// the broker's position when Subscribe returned. A client that goes
+	// away before it gets an event and comes back with Position as its
+	// last event id misses nothing the broker still holds, as with the id
+	// of the last event it got. It is fixed before Subscribe returns.
+	Position() string
 	// Ready returns a channel that is signalled when there may be
 	// something to Take: it receives a value after events were queued to
 	// an empty queue, and it is closed when the subscription ends, so a

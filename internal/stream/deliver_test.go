@@ -138,8 +138,10 @@ func TestCloseWithEndsSubscriptionsWithItsError(t *testing.T) {
 }
 
 // Before its first event, a history that Deliver skips starts at the id
-// delivered: the ids below were never seen, so a resume from one resets
-// rather than claim they had no event, as one from before FirstID does.
+// delivered: the ids below were never seen, so a resume from one of them
+// resets, with no replay, rather than claim they had no event. (The id
+// just below the first delivered is a position after them: it resumes.
+// An id from before FirstID resets too, with everything retained.)
 func TestDeliverBeforeTheFirstEventStartsTheHistory(t *testing.T) {
 	b := NewMemory(MemoryOptions{HistorySize: 8, FirstID: 100})
 	defer b.Close()
@@ -148,13 +150,22 @@ func TestDeliverBeforeTheFirstEventStartsTheHistory(t *testing.T) {
 			t.Fatalf("Deliver(%d): %v", id, err)
 		}
 	}
-	for _, last := range []string{"99", "100", "103"} {
-		if s, _ := b.Subscribe([]string{"a"}, last); s.Reset() == "" {
-			t.Errorf("resume from %s: no reset, though ids 101 to 103 were never seen", last)
+	for _, tt := range []struct {
+		last  string
+		reset bool
+		want  []uint64
+	}{
+		{"98", true, []uint64{104, 105}},
+		{"99", true, nil},
+		{"100", true, nil},
+		{"102", true, nil},
+		{"103", false, []uint64{104, 105}},
+		{"104", false, []uint64{105}},
+	} {
+		s, _ := b.Subscribe([]string{"a"}, tt.last)
+		if ids := idsOf(replayAll(s)); (s.Reset() != "") != tt.reset || !slices.Equal(ids, tt.want) {
+			t.Errorf("resume from %s: replay %v, reset %q; want %v, reset %v", tt.last, ids, s.Reset(), tt.want, tt.reset)
 		}
-	}
-	s, _ := b.Subscribe([]string{"a"}, "104")
-	if ids := idsOf(replayAll(s)); s.Reset() != "" || !slices.Equal(ids, []uint64{105}) {
-		t.Fatalf("resume from 104: %v, reset %q", ids, s.Reset())
+		s.Close()
 	}
 }

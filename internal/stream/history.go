@@ -17,6 +17,7 @@ import (
 // guards it with its mutex.
 type history struct {
 	ring     []historyEntry
+	start    uint64 // the first id this boot gives: ids below are from before it
 	first    uint64 // id of the first message of this boot
 	oldest   uint64 // id of the oldest retained message; next when none is
 	next     uint64 // id the next message gets
@@ -71,7 +72,7 @@ func allocBytes(n int) int {
 // newHistory returns an empty history of size messages and at most
 // maxBytes whose first message gets id first.
 func newHistory(size, maxBytes int, first uint64) *history {
-	return &history{ring: make([]historyEntry, size), maxBytes: maxBytes, first: first, oldest: first, next: first}
+	return &history{ring: make([]historyEntry, size), maxBytes: maxBytes, start: first, first: first, oldest: first, next: first}
 }
 
 // add stores msg, whose id must be h.next, then evicts the oldest messages
@@ -148,20 +149,25 @@ func (h *history) skipTo(id uint64) []*topicEntry {
 
 // resumePoint parses lastEventID and reports whether every message after
 // it is still retained. It returns the id to replay after, or a reason,
-// meant for the client, why the broker cannot resume from it.
-func (h *history) resumePoint(lastEventID string) (after uint64, reason string) {
+// meant for the client, why the broker cannot resume from it. The id
+// before this boot's first one is the position of a subscription made
+// before its first message: it resumes while nothing is evicted. An id
+// below it is from before this boot (a restart): a reset, and also a
+// replay (replay true) of every retained message, all of them after it,
+// so a client reconnecting across a restart gets those published since.
+func (h *history) resumePoint(lastEventID string) (after uint64, replay bool, reason string) {
 	id, err := strconv.ParseUint(lastEventID, 10, 64)
 	switch {
 	case err != nil:
-		return 0, "the last event id is not an event id of this hub; events may have been missed"
-	case id < h.first:
-		return 0, fmt.Sprintf("last event id %d is from before the hub restarted; events may have been missed", id)
+		return 0, false, "the last event id is not an event id of this hub; events may have been missed"
+	case id < h.start-1:
+		return h.oldest - 1, true, fmt.Sprintf("last event id %d is from before the hub restarted; events may have been missed", id)
 	case id >= h.next && h.next == h.first:
-		return 0, fmt.Sprintf("last event id %d is unknown: no event has been published since the hub started", id)
+		return 0, false, fmt.Sprintf("last event id %d is unknown: no event has been published since the hub started", id)
 	case id >= h.next:
-		return 0, fmt.Sprintf("last event id %d is unknown: the newest event id is %d", id, h.next-1)
+		return 0, false, fmt.Sprintf("last event id %d is unknown: the newest event id is %d", id, h.next-1)
 	case id+1 < h.oldest:
-		return 0, fmt.Sprintf("last event id %d is older than the retained history (oldest id %d); events were missed", id, h.oldest)
+		return 0, false, fmt.Sprintf("last event id %d is older than the retained history (oldest id %d); events were missed", id, h.oldest)
 	}
-	return id, ""
+	return id, true, ""
 }

@@ -41,7 +41,7 @@ func TestHistoryRing(t *testing.T) {
 		{"15", false, ""},
 		{"", false, ""},
 	} {
-		after, reason := h.resumePoint(tt.last)
+		after, _, reason := h.resumePoint(tt.last)
 		if (reason == "") != tt.ok {
 			t.Errorf("resumePoint(%q) reason %q, want ok=%v", tt.last, reason, tt.ok)
 			continue
@@ -123,7 +123,7 @@ func TestHistoryByteCap(t *testing.T) {
 		{"9", "[10 11 12 13 14 15]"}, // #9 is gone, but nothing after it is
 		{"10", "[11 12 13 14 15]"},   // the oldest retained
 	} {
-		after, reason := h.resumePoint(tt.last)
+		after, _, reason := h.resumePoint(tt.last)
 		got := fmt.Sprint(ids(h.since(after)))
 		if reason != "" {
 			got = "reset"
@@ -177,4 +177,44 @@ func (h *history) since(after uint64) []*Message {
 		}
 	}
 	return out
+}
+
+// TestHistoryResumeAroundTheFirstEvent: the id before a boot's first, the
+// position of a subscription made before anything was published, resumes
+// with everything published since. An id below it is from before the
+// boot (a restart): a reset, and a replay of everything retained, all of
+// it after that id. Once the first event is evicted, the id before it is
+// a reset with no replay, as any evicted id is.
+func TestHistoryResumeAroundTheFirstEvent(t *testing.T) {
+	h := newHistory(3, 1<<20, 7)
+	resume := func(last string) (string, bool) {
+		after, replay, reason := h.resumePoint(last)
+		if !replay {
+			return "none", reason != ""
+		}
+		return fmt.Sprint(ids(h.since(after))), reason != ""
+	}
+	for _, tt := range []struct {
+		add         uint64 // added before the resumes, if not 0
+		last        string
+		replay      string
+		wantReset   bool
+		description string
+	}{
+		{0, "6", "[]", false, "before the first event, with nothing published"},
+		{0, "5", "[]", true, "from before the boot, with nothing published"},
+		{7, "6", "[7]", false, "before the first event"},
+		{8, "5", "[7 8]", true, "from before the boot"},
+		{9, "6", "[7 8 9]", false, "before the first event, the ring full"},
+		{10, "6", "none", true, "before the first event, evicted"},
+		{0, "5", "[8 9 10]", true, "from before the boot, the first event evicted"},
+	} {
+		if tt.add != 0 {
+			h.add(&Message{ID: tt.add}, newTopicEntry("t"), "", time.Time{})
+		}
+		replay, reset := resume(tt.last)
+		if replay != tt.replay || reset != tt.wantReset {
+			t.Errorf("%s: resume from %s replays %s, reset %v; want %s, reset %v", tt.description, tt.last, replay, reset, tt.replay, tt.wantReset)
+		}
+	}
 }

@@ -238,9 +238,11 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 // while others publish. The replay is not copied: Replay reads it from the
 // history in pieces, and a subscriber that falls so far behind that the
 // history evicts the rest of its replay is dropped (see
-// Subscription.Replay). If it cannot resume
-// (not a number, older than the history, newer than the newest event, from
-// before a restart), Reset says why and the queue carries live events only.
+// Subscription.Replay). If it cannot resume (not a number, older than the
+// history, newer than the newest event), Reset says why and the queue
+// carries live events only. An id from before a restart (below FirstID)
+// has a Reset too, and then a replay of every retained event: all of them
+// are after it.
 //
 // It returns ErrTooManySubscribers when MaxSubscribers are open and
 // ErrClosed after Close.
@@ -273,14 +275,14 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription,
 		b.mu.Unlock()
 		return nil, fmt.Errorf("limit %d: %w", b.maxSubs, ErrTooManySubscribers)
 	}
+	s.from = b.hist.next - 1
 	if lastEventID != "" {
-		after, reason := b.hist.resumePoint(lastEventID)
-		if reason != "" {
-			s.reset = reason
-		} else {
+		after, replay, reason := b.hist.resumePoint(lastEventID)
+		s.reset = reason
+		if replay {
 			// The replay's range, fixed in the critical section that
 			// registers s: the queue starts at b.hist.next.
-			s.replayNext, s.replayEnd = after+1, b.hist.next
+			s.from, s.replayNext, s.replayEnd = after, after+1, b.hist.next
 		}
 	}
 	b.link(s)

@@ -1,5 +1,7 @@
 package stream
 
+import "strconv"
+
 // keptQueueCap is the largest queue capacity a subscription keeps once Take
 // has emptied it: at most 512 bytes, whatever MemoryOptions.SubscriberBuffer
 // allows. A queue that grew past it while the subscriber fell behind is let
@@ -18,6 +20,7 @@ const keptQueueCap = 64
 // subscription; see BenchmarkIdleSubscription.
 type memorySubscription struct {
 	reset string // see Subscription.Reset
+	from  uint64 // see Subscription.Position
 
 	broker   *Memory
 	ready    chan struct{} // capacity 1; closed when the subscription ends
@@ -46,6 +49,9 @@ type slot struct {
 // Reset says why the requested last event id could not be resumed from, or
 // is empty.
 func (s *memorySubscription) Reset() string { return s.reset }
+
+// Position returns the id the subscription's first event comes after.
+func (s *memorySubscription) Position() string { return strconv.FormatUint(s.from, 10) }
 
 // Ready returns the channel that is signalled when events were queued to an
 // empty queue and closed when the subscription ends.
