@@ -461,3 +461,58 @@ func TestBrowserHubTokenStaysWithItsHub(t *testing.T) {
 		t.Fatalf("back on its own hub the token field holds %q, want the token typed for it", got)
 	}
 }
+
+// TestBrowserEventSourceKeepsTheStreamsPosition: a native EventSource
+// subscribed without a Last-Event-ID gets its stream's position first, a
+// frame of an id alone, which dispatches nothing. ssehub restarts before
+// any event, on its address; an event is published on the new hub; the
+// EventSource reconnects sending the position as Last-Event-ID, is reset
+// (an id from before the restart) and gets the event. Before, it sent no
+// Last-Event-ID and came back live-only: an event published before it
+// was back was lost.
+func TestBrowserEventSourceKeepsTheStreamsPosition(t *testing.T) {
+	cfg := hubTestConfig()
+	cfg.Stream.Retry = time.Second
+	addr := "127.0.0.1:" + freePort(t)
+	onAddr := func(m *Main) { m.Config.Server.Addr = addr }
+	base, stop := startMain(t, cfg, onAddr)
+	status, newest := publishOverHTTP(t, base, hubTestToken, "demo.position", "before the subscription")
+	if status != http.StatusCreated {
+		t.Fatalf("publish: %d %s", status, newest)
+	}
+	// No failOnPageErrors: a reconnect while ssehub is down is a network
+	// error the browser logs.
+	ctx := newBrowser(t)
+	requests := watchRequests(t, ctx)
+	runPage(t, ctx, base+"/",
+		callJS[chromedp.Void](`(url) => {
+			const seen = { opens: 0, messages: [], resets: 0 };
+			const es = new EventSource(url);
+			window.__pos = { es, seen };
+			es.onopen = () => seen.opens++;
+			es.onmessage = (ev) => seen.messages.push(ev.data);
+			es.addEventListener("reset", () => seen.resets++);
+		}`, base+"/api/v1/events?topic=demo.position"),
+		waitJS(`window.__pos.seen.opens === 1`),
+	)
+	stop()
+	back, _ := startMain(t, cfg, onAddr)
+	if status, id := publishOverHTTP(t, back, hubTestToken, "demo.position", "since the restart"); status != http.StatusCreated {
+		t.Fatalf("publish after the restart: %d %s", status, id)
+	}
+	runActions(t, ctx, waitJS(`window.__pos.seen.messages.length === 1`))
+	if got := mustRun(t, ctx, chromedp.Evaluate[[]string](`window.__pos.seen.messages`)); !slices.Equal(got, []string{"since the restart"}) {
+		t.Errorf("messages %q, want the event published since the restart only", got)
+	}
+	subs := requests.to(ctx, "/api/v1/events")
+	if got := subs[0].Headers["Last-Event-Id"]; got != "" {
+		t.Errorf("the first subscription sent Last-Event-ID %q", got)
+	}
+	if last := subs[len(subs)-1]; last.Status != http.StatusOK || last.Headers["Last-Event-Id"] != newest {
+		t.Errorf("the reconnect that subscribed again: status %d, Last-Event-ID %q; want 200 and the stream's position %s",
+			last.Status, last.Headers["Last-Event-Id"], newest)
+	}
+	if n := mustRun(t, ctx, chromedp.Evaluate[int](`window.__pos.seen.resets`)); n != 1 {
+		t.Errorf("%d reset events, want 1: the position is from before the restart", n)
+	}
+}
