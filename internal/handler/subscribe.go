@@ -45,14 +45,19 @@ func (h *Handler) subscribe(c *gin.Context) {
 		h.abortWithError(c, err)
 		return
 	}
-	sub, err := h.subscribeBroker(c.Request.Context(), patterns, lastID)
+	wait := h.brokerWait(c.Request.Context())
+	sub, err := h.subscribeBroker(wait.ctx, patterns, lastID)
 	if err != nil {
+		wait.end()
 		h.slots.release()
 		h.abortWithError(c, err)
 		return
 	}
 
 	s := h.openStream(c)
+	if s.conn != nil {
+		wait.detach()
+	}
 	if claims != nil {
 		s.expireAt(h.hub.JWT.ValidUntil(claims), claims.ExpiresAt.Time)
 	}
@@ -69,7 +74,7 @@ func (h *Handler) subscribe(c *gin.Context) {
 	h.trackSubscription(sub)
 	// Without a last event id there is nothing to replay: Replay is not
 	// asked (it would take the broker's lock once more per stream).
-	l := &subscriptionLoop{s: s, sub: sub, replayed: lastID == "", timer: time.NewTimer(s.nextHeartbeat(s.lastWrite))}
+	l := &subscriptionLoop{s: s, sub: sub, replayed: lastID == "", timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), endWait: wait.end}
 	s.run(l.step, l.cleanup)
 }
 
@@ -91,7 +96,8 @@ type subscriptionLoop struct {
 	lent     *[]*stream.Message
 	timer    *time.Timer // the heartbeat's
 	answered bool
-	replayed bool // Replay is done
+	replayed bool   // Replay is done
+	endWait  func() // ends the broker's waits for the subscription (brokerWait)
 }
 
 func (l *subscriptionLoop) step(w io.Writer) bool {
@@ -216,6 +222,7 @@ func (l *subscriptionLoop) cleanup() {
 		l.s.h.metrics.writeTimeouts.Add(1)
 	}
 	l.sub.Close()
+	l.endWait()
 	l.s.h.untrackSubscription(l.sub)
 }
 
@@ -300,8 +307,32 @@ type contextSubscriber interface {
 	SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error)
 }
 
-// subscribeBroker subscribes through the broker, for as long as ctx, the
-// request's context, lasts where the broker can be told.
+// waitContext is what a broker's waits for one subscription end with
+// (brokerWait).
+type waitContext struct {
+	ctx    context.Context
+	end    func()      // ends ctx: the stream ended, or never started
+	detach func() bool // stops the request's end from ending ctx
+}
+
+// brokerWait returns the context a broker that may wait (the NATS broker,
+// reading its stream a page at a time for a resume) waits within for a
+// subscription: the request's, unless the stream may be detached. A
+// detached stream runs on after its handler returned, which ends the
+// request's context; a page read that had to wait for a read slot then
+// failed at once, and the stream ended (TestDeepResumeOverTheDetachedTransport
+// in natsbroker). Its context ends with the request's until detach is
+// called, once the stream is detached, and then with the stream (end).
+func (h *Handler) brokerWait(req context.Context) waitContext {
+	if _, ok := h.hub.Broker.(contextSubscriber); !ok || h.detached == nil {
+		return waitContext{ctx: req, end: func() {}, detach: func() bool { return false }}
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(req))
+	return waitContext{ctx: ctx, end: cancel, detach: context.AfterFunc(req, cancel)}
+}
+
+// subscribeBroker subscribes through the broker, for as long as ctx lasts
+// where the broker can be told (brokerWait).
 func (h *Handler) subscribeBroker(ctx context.Context, patterns []string, lastID string) (stream.Subscription, error) {
 	if b, ok := h.hub.Broker.(contextSubscriber); ok {
 		return b.SubscribeContext(ctx, patterns, lastID)

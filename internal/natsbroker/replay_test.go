@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/handler"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -458,5 +461,64 @@ func TestDeepResumeReadsAPagePerReplay(t *testing.T) {
 	c := in.subscribe(t, "topic=a.*&topic=*.x", first[0].IDString())
 	if got := c.next(t); got.ID != match[0].IDString() {
 		t.Fatalf("over HTTP: %+v, want the match %s", got, match[0].IDString())
+	}
+}
+
+// With stream.transport: detached, a stream runs on after its handler
+// returned, which ends its request's context: a deep resume's page read
+// that has to wait for a read slot waits for one, within PublishTimeout,
+// as on Gin's transport. (The subscription waited for its pages on the
+// request's context: such a read failed at once, busy, and the stream
+// ended.)
+func TestDeepResumeOverTheDetachedTransport(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 4 * replayBatch
+	opts.PublishTimeout = 5 * time.Second // how long a page read waits for a slot
+	a := openBroker(t, opts)              // makes the stream
+	all := store(t, ns, a, repeat(event{"t", 100}, 3*replayBatch))
+	opts.cold = true // the local history starts after them
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handler.New(handler.Options{
+		Logger: slog.New(slog.DiscardHandler),
+		Stream: handler.StreamOptions{HeartbeatInterval: time.Minute, WriteTimeout: 5 * time.Second, Detached: true},
+		Hub:    handler.HubOptions{Broker: b, PublishTokens: []string{testToken}},
+	})
+	in := &instance{Server: httptest.NewServer(h), broker: b, h: h}
+	t.Cleanup(in.close)
+
+	c := in.subscribe(t, "topic=t", strconv.FormatUint(all[0].ID, 10))
+	// Its first page was read at Subscribe. Every read slot is taken now:
+	// the next page's read waits for one, within PublishTimeout. The test
+	// takes events until none comes for a second, then gives them back.
+	for range cap(b.reads) {
+		b.reads <- struct{}{}
+	}
+	waited := false
+	for n := 1; n < len(all); n++ {
+		var ev stream.Event
+		var ok bool
+		select {
+		case ev, ok = <-c.events:
+		case <-time.After(time.Second):
+			waited = true
+			for range cap(b.reads) {
+				<-b.reads
+			}
+			ev = c.next(t)
+			ok = true
+		}
+		if !ok {
+			t.Fatalf("the stream ended after %d of %d events (waited for a read slot: %v)", n-1, len(all)-1, waited)
+		}
+		if ev.ID != strconv.FormatUint(all[n].ID, 10) {
+			t.Fatalf("event %d: id %s, want %d", n, ev.ID, all[n].ID)
+		}
+	}
+	if !waited {
+		t.Fatal("the stream never waited for a read slot: the test shows nothing")
 	}
 }
