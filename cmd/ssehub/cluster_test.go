@@ -114,6 +114,7 @@ func checkReplica(t *testing.T, name string, svc types.ServiceConfig) string {
 	if err != nil {
 		t.Fatalf("%s: the compose config does not load: %v", name, err)
 	}
+	checkStopGrace(t, name, svc, cfg)
 	if !cfg.Hub.NATS() || cfg.NATS.Embedded {
 		t.Errorf("%s: hub.broker %q, nats.embedded %v; want nats on the nats service", name, cfg.Hub.Broker, cfg.NATS.Embedded)
 	}

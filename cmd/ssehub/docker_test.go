@@ -103,6 +103,30 @@ func composeEnv(svc types.ServiceConfig) func(string) string {
 	}
 }
 
+// stopMargin is what a stop takes past server.shutdown_timeout: the
+// detached streams' grace (closedStreamsGrace), closing the broker, and
+// stopping an embedded NATS server.
+const stopMargin = 3 * time.Second
+
+// checkStopGrace checks that Docker gives the ssehub service name, whose
+// config is cfg, time for its graceful shutdown before it sends SIGKILL:
+// its stop_grace_period must exceed server.shutdown_timeout by stopMargin.
+// Docker's default, 10s, is the shutdown timeout's own default, so a
+// shutdown that took its whole bound was killed (exit 137).
+func checkStopGrace(t *testing.T, name string, svc types.ServiceConfig, cfg config.Config) {
+	t.Helper()
+	want := cfg.Server.ShutdownTimeout + stopMargin
+	if svc.StopGracePeriod == nil {
+		t.Errorf("%s has no stop_grace_period: Docker's default 10s kills a shutdown that takes server.shutdown_timeout (%v); want %v or more",
+			name, cfg.Server.ShutdownTimeout, want)
+		return
+	}
+	if got := time.Duration(*svc.StopGracePeriod); got < want {
+		t.Errorf("%s stop_grace_period %v, want %v or more: server.shutdown_timeout (%v) and %v for what follows it",
+			name, got, want, cfg.Server.ShutdownTimeout, stopMargin)
+	}
+}
+
 func TestComposeFile(t *testing.T) {
 	project := loadCompose(t)
 	svc, ok := project.Services["ssehub"]
@@ -125,6 +149,7 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the compose config does not load: %v", err)
 	}
+	checkStopGrace(t, "ssehub", svc, cfg)
 
 	web, ok := project.Services["web"]
 	if !ok {

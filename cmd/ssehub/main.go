@@ -23,7 +23,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ssehub:", err)
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP stops as SIGTERM does: ssehub reloads nothing, and a hang-up
+	// (the terminal it ran in closed, a supervisor's reload signal) left
+	// to the runtime would end the process mid-stream.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	// The first signal starts the graceful shutdown; from then on the
 	// signals are the runtime's again, so a second one (Ctrl-C pressed

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -53,18 +54,18 @@ func startBehindNginx(t *testing.T, cfg config.Config) *nginxProxy {
 type nginxEdit struct{ old, new string }
 
 // startBehindNginxEdited is startBehindNginx with edits made to the
-// README's recipe.
-func startBehindNginxEdited(t *testing.T, cfg config.Config, edits []nginxEdit) *nginxProxy {
+// README's recipe, and hooks run on Main before it runs (startMain's).
+func startBehindNginxEdited(t *testing.T, cfg config.Config, edits []nginxEdit, hooks ...func(*Main)) *nginxProxy {
 	t.Helper()
 	requireNginx(t)
 	p := &nginxProxy{accepted: new(atomic.Int64)}
-	upstream, _ := startMain(t, cfg, func(m *Main) {
+	upstream, _ := startMain(t, cfg, append([]func(*Main){func(m *Main) {
 		m.connState = func(_ net.Conn, state http.ConnState) {
 			if state == http.StateNew {
 				p.accepted.Add(1)
 			}
 		}
-	})
+	}}, hooks...)...)
 	p.upstream = upstream
 	p.nginxProcess = runNginxEdited(t, edits, strings.TrimPrefix(upstream, "http://"))
 	p.client = &http.Client{Transport: &http.Transport{}}
@@ -481,6 +482,46 @@ func TestNginxReusesUpstreamConnections(t *testing.T) {
 		if got := p.accepted.Load(); got != step.want {
 			t.Errorf("request %d (%s): ssehub has accepted %d connections from nginx, want %d", i+1, step.path, got, step.want)
 		}
+	}
+}
+
+// TestNginxSetsTheClientsAddress: the recipe replaces the X-Forwarded-For
+// a client sends with the address nginx sees. Appended to it instead
+// ($proxy_add_x_forwarded_for), the client's value came first, and ssehub,
+// which reads the list from the right past the addresses it trusts, logged
+// the client's choice whenever the client's own address was trusted, as
+// here (127.0.0.1: nginx's and the client's).
+func TestNginxSetsTheClientsAddress(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.TrustedProxies = []string{"127.0.0.1"}
+	var log lockedBuffer
+	p := startBehindNginxEdited(t, cfg, nil, func(m *Main) {
+		m.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	})
+	req, err := http.NewRequestWithContext(t.Context(), "GET", p.url+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.Header.Set("X-Real-IP", "7.7.7.7")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /healthz through nginx: %s", resp.Status)
+	}
+	// ssehub writes the access line before its answer leaves: nginx has
+	// passed it on, so the line is there.
+	line := ""
+	for l := range strings.Lines(log.String()) {
+		if strings.Contains(l, "path=/healthz") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if !strings.HasSuffix(line, " remote=127.0.0.1") {
+		t.Errorf("access line %q, want remote=127.0.0.1: the address nginx saw, not one the client sent", line)
 	}
 }
 

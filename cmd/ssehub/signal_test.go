@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -12,58 +14,134 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
 )
+
+// binaryRun is the ssehub binary running in a test, its log (JSON) read
+// line by line.
+type binaryRun struct {
+	cmd    *exec.Cmd
+	lines  *bufio.Scanner
+	addr   string        // where it listens
+	exited chan struct{} // closed once cmd.ProcessState is set
+}
+
+// runBinary runs bin with the defaults (no config file), env and a free
+// loopback port until the test ends, and returns once it listens.
+func runBinary(t *testing.T, bin string, env ...string) *binaryRun {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Dir = t.TempDir() // no config file: the defaults, the demo's open topics among them
+	cmd.Env = append([]string{
+		"SSEHUB_SERVER_ADDR=127.0.0.1:0", "SSEHUB_LOG_FORMAT=json",
+		"SSEHUB_STREAM_TRANSPORT=" + testTransport,
+	}, env...)
+	logs, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &binaryRun{cmd: cmd, lines: bufio.NewScanner(logs), exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait() // its ProcessState says how it ended
+		close(r.exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-r.exited
+	})
+	r.addr = r.waitLog(t, regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1]
+	return r
+}
+
+// waitLog returns the submatches of the next log line matching re.
+func (r *binaryRun) waitLog(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	for r.lines.Scan() {
+		if m := re.FindStringSubmatch(r.lines.Text()); m != nil {
+			return m
+		}
+	}
+	t.Fatalf("the log ended (%v) without a line matching %s", r.lines.Err(), re)
+	return nil
+}
+
+// discardLog reads the rest of the log and drops it, so that the process
+// never blocks writing it.
+func (r *binaryRun) discardLog() {
+	go func() {
+		for r.lines.Scan() {
+		}
+	}()
+}
+
+// TestSignalsStopGracefully runs the binary with a stream open and sends
+// it one of the signals that stop it: the stream must end cleanly (its
+// last chunk, not a cut connection) and the process exit 0. SIGHUP is one:
+// ssehub reloads nothing, and left to the runtime a hang-up ended the
+// process at once (exit 129), cutting every stream mid-chunk.
+func TestSignalsStopGracefully(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "ssehub")
+	goBuild(t, bin, "./cmd/ssehub")
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			srv := runBinary(t, bin)
+			srv.discardLog()
+			resp, err := http.Get("http://" + srv.addr + "/stream?count=3&interval=1m")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			p := stream.NewParser(resp.Body)
+			if ev, err := p.Next(); err != nil || ev.Data != "Streamed line 0" {
+				t.Fatalf("first event %+v, %v", ev, err)
+			}
+			if err := srv.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Next(); !errors.Is(err, io.EOF) {
+				t.Errorf("stream after %v: %v, want its clean end", sig, err)
+			}
+			select {
+			case <-srv.exited:
+				if !srv.cmd.ProcessState.Success() {
+					t.Errorf("after %v: %v, want exit 0", sig, srv.cmd.ProcessState)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("still running 30s after %v", sig)
+			}
+		})
+	}
+}
 
 // TestSecondSignalStopsAtOnce runs the binary, holds a request open so
 // that shutdown waits for it (a publish whose body never comes, with long
-// read and shutdown timeouts), and sends SIGINT twice: the first starts
-// the graceful shutdown, the second is not caught and ends the process at
-// once, as an operator pressing Ctrl-C again expects.
+// read and shutdown timeouts), and sends a stopping signal twice: the
+// first starts the graceful shutdown, the second is not caught and ends
+// the process at once, as an operator pressing Ctrl-C again expects.
 func TestSecondSignalStopsAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ssehub")
+	bin := filepath.Join(t.TempDir(), "ssehub")
 	goBuild(t, bin, "./cmd/ssehub")
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			testSecondSignal(t, bin, sig)
+		})
+	}
+}
 
-	srv := exec.Command(bin)
-	srv.Dir = dir // no config file: the defaults, the demo's open topics among them
-	srv.Env = []string{
-		"SSEHUB_SERVER_ADDR=127.0.0.1:0", "SSEHUB_LOG_FORMAT=json",
-		"SSEHUB_SERVER_READ_TIMEOUT=5m", "SSEHUB_SERVER_SHUTDOWN_TIMEOUT=5m",
-		"SSEHUB_STREAM_TRANSPORT=" + testTransport,
-	}
-	logs, err := srv.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{}) // closed once srv.ProcessState is set
-	go func() {
-		_ = srv.Wait() // its ProcessState says how it ended
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = srv.Process.Kill()
-		<-exited
-	})
-	lines := bufio.NewScanner(logs)
-	waitLog := func(re *regexp.Regexp) []string {
-		t.Helper()
-		for lines.Scan() {
-			if m := re.FindStringSubmatch(lines.Text()); m != nil {
-				return m
-			}
-		}
-		t.Fatalf("the log ended (%v) without a line matching %s", lines.Err(), re)
-		return nil
-	}
-	addr := waitLog(regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1]
-
-	conn, err := net.Dial("tcp", addr)
+// testSecondSignal is TestSecondSignalStopsAtOnce with one signal.
+func testSecondSignal(t *testing.T, bin string, sig syscall.Signal) {
+	srv := runBinary(t, bin, "SSEHUB_SERVER_READ_TIMEOUT=5m", "SSEHUB_SERVER_SHUTDOWN_TIMEOUT=5m")
+	conn, err := net.Dial("tcp", srv.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,28 +165,28 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	if _, err := io.WriteString(conn, "{"); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Process.Signal(syscall.SIGINT); err != nil {
+	if err := srv.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(regexp.MustCompile(`"msg":"shutting down"`))
-	go func() { _, _ = io.Copy(io.Discard, logs) }()
+	srv.waitLog(t, regexp.MustCompile(`"msg":"shutting down"`))
+	srv.discardLog()
 	// The held request keeps the graceful shutdown waiting for 5 minutes.
 	// Signal again until the process ends: the first signals may come
 	// before the handler is given back to the runtime.
 	deadline := time.After(10 * time.Second)
 	for {
-		if err := srv.Process.Signal(syscall.SIGINT); err != nil {
+		if err := srv.cmd.Process.Signal(sig); err != nil {
 			t.Fatal(err)
 		}
 		select {
-		case <-exited:
-			if ws, ok := srv.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
-				t.Errorf("after a second SIGINT: %v, want the process ended by the signal", srv.ProcessState)
+		case <-srv.exited:
+			if ws, ok := srv.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != sig {
+				t.Errorf("after a second %v: %v, want the process ended by the signal", sig, srv.cmd.ProcessState)
 			}
 			return
 		case <-time.After(100 * time.Millisecond):
 		case <-deadline:
-			t.Fatal("still running 10s into a second SIGINT: the signal was swallowed")
+			t.Fatalf("still running 10s into a second %v: the signal was swallowed", sig)
 		}
 	}
 }

@@ -110,9 +110,13 @@ func TestClientGoneEndsServe(t *testing.T) {
 // its request, the connection still open: reading it all would let one
 // client keep a core busy, so the Context is cancelled and Serve ends.
 // A pipelined request of a few bytes before it does not end the stream.
+//
+// Serve ending is the proof: the third step waits for the Context, and
+// nothing but the flood cancels it. The flood may cancel it before the
+// third step is called at all (run checks the Context between steps), so
+// the test waits for the end of the response, not for that step.
 func TestClientFloodEndsServe(t *testing.T) {
 	sent := make(chan struct{})
-	ctxErr := make(chan error, 1)
 	s := serve(t, NewGroup(), eventStream(), func(c *Conn) func(io.Writer) bool {
 		calls := 0
 		return func(w io.Writer) bool {
@@ -125,7 +129,6 @@ func TestClientFloodEndsServe(t *testing.T) {
 				_, _ = io.WriteString(w, "data: still here\n\n")
 			default:
 				<-c.Context().Done()
-				ctxErr <- c.Context().Err()
 			}
 			return true
 		}
@@ -147,10 +150,7 @@ func TestClientFloodEndsServe(t *testing.T) {
 		}
 	}
 	go func() { _, _ = conn.Write(make([]byte, maxDiscard+1)) }()
-	if err := recv(t, ctxErr, "cancelled Context"); !errors.Is(err, context.Canceled) {
-		t.Errorf("Context().Err() = %v, want %v", err, context.Canceled)
-	}
-	if p := recv(t, s.ended, "end of the response"); p != nil {
+	if p := recv(t, s.ended, "end of the response after the flood"); p != nil {
 		t.Fatalf("done(%v), want done(nil)", p)
 	}
 }

@@ -18,8 +18,10 @@ type readiness interface {
 }
 
 // readyz answers 200 while the handler takes new streams, and 503 once
-// Close has been called, so a load balancer stops sending clients here
-// during shutdown, or while the broker says it is not ready.
+// Close has been called, or while the broker says it is not ready. A
+// server that calls Close from its shutdown (cmd/ssehub does) has closed
+// its listener first: the 503 then reaches only a request already under
+// way, and a load balancer learns of the shutdown from refused connections.
 func (h *Handler) readyz(c *gin.Context) {
 	if h.closing() {
 		h.abortWithError(c, errShuttingDown)

@@ -17,8 +17,9 @@ type Broker interface {
 	// the same event, else an error wrapping stream.ErrKeyReused.
 	Publish(p stream.Publication) (msg *stream.Message, replayed bool, err error)
 	// Subscribe registers a subscription to patterns, resuming after
-	// lastEventID ("" for live only). Closing the broker ends it: its C is
-	// closed with ErrClosed.
+	// lastEventID ("" for live only). Closing the broker ends it: its
+	// Ready channel is closed, Take reports it no longer open once what
+	// was queued is taken, and Err returns stream.ErrClosed.
 	Subscribe(patterns []string, lastEventID string) (stream.Subscription, error)
 	// Topics lists the active topics.
 	Topics() []stream.TopicInfo
