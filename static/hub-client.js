@@ -263,6 +263,7 @@ export class HubConnection {
       },
       onEvent: (ev) => {
         if (!mine()) return;
+        if (ev.type === "position") return; // its id is all it says: onLastEventId has it
         if (ev.type === "reset") {
           o.onReset?.(ev.data);
           return;

@@ -53,7 +53,7 @@ describe("helpers", () => {
 // hubServer starts a small hub on loopback: GET /api/v1/events streams the
 // events after the id it is given, then live ones; publish(data, type) adds
 // one. Ids are numbers from 1; an id above the newest gets event: reset.
-// A live-only stream starts with its position, an id alone.
+// A live-only stream starts with its position, an event of its own.
 // status, when set, answers subscriptions with that JSON error instead. It
 // sends no heartbeats.
 async function hubServer({ retry = 600_000 } = {}) {
@@ -94,8 +94,8 @@ async function hubServer({ retry = 600_000 } = {}) {
     let out = `retry: ${retry}\n\n`;
     let after = last === "" ? events.length : Number(last);
     // As the hub does, a stream without a position to resume from starts
-    // with one: an id alone, or the reset's id.
-    if (last === "") out += `id: ${after}\n\n`;
+    // with one: a position event, or the reset's id.
+    if (last === "") out += `id: ${after}\nevent: position\ndata\n\n`;
     if (!(after <= events.length)) {
       after = events.length;
       out += `id: ${after}\nevent: reset\ndata: event id ${last} is unknown\n\n`;

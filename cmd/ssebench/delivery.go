@@ -45,6 +45,8 @@ func (d *delivery) onEvent(s *subState, ev stream.Event, now time.Time) (fresh b
 	case "reset":
 		d.resets.Add(1)
 		return false
+	case "position": // a live-only stream's first event
+		return false
 	default:
 		d.other.Add(1)
 		return false

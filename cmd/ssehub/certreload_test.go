@@ -206,7 +206,7 @@ func TestTLSReloadsRenewedPair(t *testing.T) {
 			if status, answer := publishWith(t, client, base, hubTestToken, "renewal", "after"); status != http.StatusCreated {
 				t.Fatalf("publish: %d %s", status, answer)
 			}
-			if ev, err := stream.NewParser(open.Body).Next(); err != nil || ev.Data != "after" {
+			if ev, err := nextEvent(stream.NewParser(open.Body)); err != nil || ev.Data != "after" {
 				t.Fatalf("the stream opened before the renewals: %+v, %v", ev, err)
 			}
 		})

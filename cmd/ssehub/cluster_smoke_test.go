@@ -124,7 +124,7 @@ func (c *smokeClient) subscribe(lastID string) <-chan stream.Event {
 		defer close(events)
 		p := stream.NewParser(resp.Body)
 		for {
-			ev, err := p.Next()
+			ev, err := nextEvent(p)
 			if err != nil {
 				return
 			}

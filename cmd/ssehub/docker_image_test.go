@@ -106,7 +106,7 @@ func TestDockerImage(t *testing.T) {
 	}
 	lines := 0
 	for p := stream.NewParser(resp.Body); ; {
-		ev, err := p.Next()
+		ev, err := nextEvent(p)
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -154,14 +154,14 @@ func TestDockerImage(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	p := stream.NewParser(resp.Body)
-	if ev, err := p.Next(); err != nil || !strings.HasPrefix(ev.Data, "Streamed line ") {
+	if ev, err := nextEvent(p); err != nil || !strings.HasPrefix(ev.Data, "Streamed line ") {
 		t.Fatalf("first event %+v, %v", ev, err)
 	}
 	grace := cfg.Server.ShutdownTimeout + 5*time.Second
 	start := time.Now()
 	docker.must(t, "stop", "--time", fmt.Sprint(int(grace.Seconds())), ctr)
 	took := time.Since(start)
-	if _, err := p.Next(); !errors.Is(err, io.EOF) {
+	if _, err := nextEvent(p); !errors.Is(err, io.EOF) {
 		t.Errorf("stream after docker stop: %v, want its end", err)
 	}
 	if code := docker.must(t, "inspect", "--format", "{{.State.ExitCode}}", ctr); code != "0" {

@@ -232,13 +232,13 @@ func TestDockerBinary(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	p := stream.NewParser(resp.Body)
-	if ev, err := p.Next(); err != nil || ev.Data != "Streamed line 0" {
+	if ev, err := nextEvent(p); err != nil || ev.Data != "Streamed line 0" {
 		t.Fatalf("first event %+v, %v", ev, err)
 	}
 	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Next(); !errors.Is(err, io.EOF) {
+	if _, err := nextEvent(p); !errors.Is(err, io.EOF) {
 		t.Errorf("stream after SIGTERM: %v, want its end", err)
 	}
 	exited := make(chan error, 1)

@@ -88,7 +88,7 @@ func wantResumeAcrossARestart(t *testing.T, cfg config.Config, hooks ...func(*Ma
 	defer resp.Body.Close()
 	p := stream.NewParser(resp.Body)
 	for {
-		ev, err := p.Next()
+		ev, err := nextEvent(p)
 		if err != nil {
 			t.Fatal(err)
 		}

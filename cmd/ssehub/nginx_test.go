@@ -358,7 +358,7 @@ func requireFirstLineWhileOpen(t *testing.T, p *nginxProxy) {
 		parser := stream.NewParser(resp.Body)
 		parser.OnComment = func(string) { send(item{heartbeat: true}) }
 		for {
-			ev, err := parser.Next()
+			ev, err := nextEvent(parser)
 			if err != nil {
 				send(item{err: err})
 				return
@@ -636,7 +636,7 @@ func TestNginxHoldsManyStreams(t *testing.T) {
 	for i, s := range subs {
 		_ = s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		for {
-			ev, err := s.events.Next()
+			ev, err := nextEvent(s.events)
 			if err != nil {
 				t.Fatalf("stream %d of %d: %v before the event", i+1, streams, err)
 			}

@@ -175,12 +175,12 @@ func TestStreamsOutliveReadTimeout(t *testing.T) {
 		defer resp.Body.Close()
 		p := stream.NewParser(resp.Body)
 		for _, want := range []string{"0", "1"} {
-			ev, err := p.Next()
+			ev, err := nextEvent(p)
 			if err != nil || ev.ID != want {
 				t.Fatalf("event %+v, %v: want id %s", ev, err, want)
 			}
 		}
-		if ev, err := p.Next(); err != nil || ev.Type != "close" {
+		if ev, err := nextEvent(p); err != nil || ev.Type != "close" {
 			t.Fatalf("event %+v, %v: want the close event", ev, err)
 		}
 	})
@@ -198,7 +198,7 @@ func TestStreamsOutliveReadTimeout(t *testing.T) {
 		if status, answer := publishOverHTTP(t, url, hubTestToken, "a", "late"); status != http.StatusCreated {
 			t.Fatalf("publish: %d %s", status, answer)
 		}
-		ev, err := stream.NewParser(resp.Body).Next()
+		ev, err := nextEvent(stream.NewParser(resp.Body))
 		if err != nil || ev.Data != "late" {
 			t.Fatalf("event %+v, %v: want the one published", ev, err)
 		}

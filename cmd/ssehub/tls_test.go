@@ -49,12 +49,12 @@ func readTicker(t *testing.T, resp *http.Response, n int) {
 	t.Helper()
 	p := stream.NewParser(resp.Body)
 	for i := range n {
-		ev, err := p.Next()
+		ev, err := nextEvent(p)
 		if err != nil || ev.Data != "Streamed line "+strconv.Itoa(i) {
 			t.Fatalf("event %d: %+v, %v", i, ev, err)
 		}
 	}
-	if ev, err := p.Next(); err != nil || ev.Type != "close" {
+	if ev, err := nextEvent(p); err != nil || ev.Type != "close" {
 		t.Fatalf("event %+v, %v: want the close event", ev, err)
 	}
 }
@@ -92,7 +92,7 @@ func TestTLSServesHTTP2(t *testing.T) {
 			if status, answer := publishWith(t, client, base, hubTestToken, "orders.eu", data); status != http.StatusCreated {
 				t.Fatalf("publish over TLS: %d %s", status, answer)
 			}
-			if ev, err := p.Next(); err != nil || ev.Data != data {
+			if ev, err := nextEvent(p); err != nil || ev.Data != data {
 				t.Fatalf("event %+v, %v: want %q", ev, err, data)
 			}
 		}

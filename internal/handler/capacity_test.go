@@ -29,7 +29,7 @@ func (ts *testServer) holdStream(t *testing.T, path string) context.CancelFunc {
 	}
 	t.Cleanup(func() { resp.Body.Close() })
 	wantStreamHeaders(t, resp)
-	if _, err := stream.NewParser(resp.Body).Next(); err != nil {
+	if _, err := nextEvent(stream.NewParser(resp.Body)); err != nil {
 		t.Fatal(err)
 	}
 	return cancel

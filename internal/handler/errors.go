@@ -28,7 +28,7 @@ var (
 	errPublishingOff        = errors.New("publishing is off: no auth.publish_tokens are configured")
 	errUnsupportedMediaType = errors.New("unsupported media type")
 	errRequestTimeout       = errors.New("request timeout")
-	errReservedEventType    = errors.New(`events "reset" and "expired" are reserved: the hub sends them when it cannot resume, and when a token expires`)
+	errReservedEventType    = errors.New(`events "position", "reset" and "expired" are reserved: the hub sends them to give a stream's position, when it cannot resume, and when a token expires`)
 )
 
 // retryAfterSeconds are the Retry-After values sent with 503s (a full

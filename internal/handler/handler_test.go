@@ -173,7 +173,7 @@ func readAll(t *testing.T, r io.Reader) (*stream.Parser, []stream.Event) {
 	p := stream.NewParser(r)
 	var events []stream.Event
 	for {
-		ev, err := p.Next()
+		ev, err := nextEvent(p)
 		if errors.Is(err, io.EOF) {
 			return p, events
 		}

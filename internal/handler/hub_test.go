@@ -1,7 +1,6 @@
 package handler
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,14 +61,27 @@ func (ts *testServer) subscribe(t *testing.T, query string, header map[string]st
 	return stream.NewParser(resp.Body)
 }
 
+// next returns the next event, the position a live-only stream starts
+// with left out (nextEvent).
 func next(t *testing.T, p *stream.Parser) stream.Event {
 	t.Helper()
-	ev, err := p.Next()
+	ev, err := nextEvent(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ev.Retry, ev.Comment = 0, ""
 	return ev
+}
+
+// nextEvent is p.Next without the position event a live-only stream
+// starts with (TestHubLiveOnlyStreamStartsWithItsPosition).
+func nextEvent(p *stream.Parser) (stream.Event, error) {
+	for {
+		ev, err := p.Next()
+		if err != nil || ev.Type != "position" {
+			return ev, err
+		}
+	}
 }
 
 func TestHubDeliversMatchingEventsLive(t *testing.T) {
@@ -156,56 +168,48 @@ func TestHubResetWhenItCannotResume(t *testing.T) {
 	}
 }
 
-// A live-only subscription starts with its position: the retry field,
-// then an id alone, which EventSource takes as its last event id and
-// dispatches nothing for. A client that goes away before its first event
-// comes back with it and gets what was published meanwhile; without it
-// the client came back live-only and missed those events for good.
+// A live-only subscription starts with its position: after the retry
+// field, `event: position` with the newest id and no data, which a page
+// listening to message events does not see, and whose id EventSource
+// takes as its last event id. A client that goes away before its first
+// event comes back with it and gets what was published meanwhile; without
+// it the client came back live-only and missed those events for good.
 func TestHubLiveOnlyStreamStartsWithItsPosition(t *testing.T) {
 	ts := newHubServer(t)
-	ts.publish(t, "other", `{"data": "a history before"}`)
+	before := ts.publish(t, "other", `{"data": "a history before"}`)
 	resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, nil)
 	wantStreamHeaders(t, resp)
-	pos := answeredPosition(t, resp.Body)
+	first := firstEvent(t, resp.Body)
+	if first.Type != "position" || first.ID != before || first.Data != "" {
+		t.Fatalf("first event %+v, want a position event with id %s and no data", first, before)
+	}
 	missed := ts.publish(t, "a", `{"data": "published while the client was away"}`)
-	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": pos})
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": first.ID})
 	if got := next(t, p); got.ID != missed {
-		t.Fatalf("back with its position %s: %+v, want id %s", pos, got, missed)
+		t.Fatalf("back with its position %s: %+v, want id %s", first.ID, got, missed)
 	}
 }
 
-// answeredPosition reads a stream's answer, up to its first id line, and
-// returns the id. It fails the test if an event or a data line comes
-// first, or nothing within 10 s.
-func answeredPosition(t *testing.T, body io.Reader) string {
+// firstEvent returns the first event the stream sends, or fails the test
+// after 10 s.
+func firstEvent(t *testing.T, body io.Reader) stream.Event {
 	t.Helper()
-	found := make(chan string, 1)
+	found := make(chan stream.Event, 1)
 	go func() {
 		defer close(found)
-		r := bufio.NewReader(body)
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			switch {
-			case strings.HasPrefix(line, "id: "):
-				found <- strings.TrimSuffix(line[len("id: "):], "\n")
-				return
-			case strings.HasPrefix(line, "data:"), strings.HasPrefix(line, "event:"):
-				return
-			}
+		if ev, err := stream.NewParser(body).Next(); err == nil {
+			found <- ev
 		}
 	}()
 	select {
-	case id, ok := <-found:
+	case ev, ok := <-found:
 		if !ok {
-			t.Fatal("the stream's answer has no id line before its events")
+			t.Fatal("the stream ended before its first event")
 		}
-		return id
+		return ev
 	case <-time.After(10 * time.Second):
-		t.Fatal("no id line in the stream's answer within 10 s")
-		return ""
+		t.Fatal("no event within 10 s")
+		return stream.Event{}
 	}
 }
 
@@ -308,7 +312,7 @@ func TestHubResumeUnderConcurrentPublish(t *testing.T) {
 
 	var seen []string
 	for len(seen) < total {
-		ev, err := p.Next()
+		ev, err := nextEvent(p)
 		if err == nil && ev.Type == "" {
 			seen = append(seen, ev.ID)
 		}
@@ -489,7 +493,7 @@ func TestHubSubscriptionEndsWhenBrokerCloses(t *testing.T) {
 	ts := newTestServer(t, opts)
 	p := ts.subscribe(t, "topic=a", nil)
 	broker.Close()
-	if _, err := p.Next(); !errors.Is(err, io.EOF) {
+	if _, err := nextEvent(p); !errors.Is(err, io.EOF) {
 		t.Fatalf("after broker Close: %v, want the end of the stream", err)
 	}
 	ts.waitReturned(t, "/api/v1/events")

@@ -309,7 +309,7 @@ func TestJWTStreamEndsAtExpiryAndResumes(t *testing.T) {
 				defer close(events)
 				p := stream.NewParser(resp.Body)
 				for {
-					ev, err := p.Next()
+					ev, err := nextEvent(p)
 					if err != nil {
 						return
 					}

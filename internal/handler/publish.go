@@ -88,7 +88,7 @@ func readPublishRequest(w http.ResponseWriter, r *http.Request, limit int) (even
 	if err := decodeJSONBody(w, r, limit, &req, `{"event": "update", "data": {"n": 1}}`); err != nil {
 		return "", "", err
 	}
-	if req.Event == "reset" || req.Event == "expired" {
+	if req.Event == "position" || req.Event == "reset" || req.Event == "expired" {
 		return "", "", errReservedEventType
 	}
 	if req.Data == nil || string(req.Data) == "null" {

@@ -204,11 +204,14 @@ func (s *sseStream) reset(why, id string) {
 	s.h.metrics.resets.Inc()
 }
 
-// position queues a frame of id alone. EventSource takes it as its last
-// event id and dispatches nothing (its data is empty), so a client that
-// goes away before its first event sends it when it comes back.
+// position queues `event: position` with id as its id and empty data: an
+// EventSource takes the id as its last event id, so a client that goes
+// away before its first event sends it when it comes back. (A frame of an
+// id alone, which the spec says sets it without an event, does not in
+// Firefox or Safari: they drop a frame without data, id and all.) A page
+// listening to message events sees nothing of it.
 func (s *sseStream) position(id string) {
-	s.buf = append(append(append(s.stepBuf(), "id: "...), id...), "\n\n"...)
+	s.queue(mustEncode(stream.Event{ID: id, Type: "position"}), 0)
 }
 
 // queue adds an encoded frame to this step's buffer.

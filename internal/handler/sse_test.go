@@ -157,7 +157,7 @@ func TestHeartbeatIsCountedFromTheLastWrite(t *testing.T) {
 			t.Errorf("heartbeat %q at %v although events come every 6s", text, time.Since(start))
 		}
 		for range 5 {
-			if _, err := p.Next(); err != nil {
+			if _, err := nextEvent(p); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -195,7 +195,7 @@ func TestClientGoneEndsIdleStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if _, err := stream.NewParser(resp.Body).Next(); err != nil {
+	if _, err := nextEvent(stream.NewParser(resp.Body)); err != nil {
 		t.Fatal(err)
 	}
 	// Mid-interval: the next line is a minute away.
@@ -207,11 +207,11 @@ func TestCloseEndsOpenStreamsAtOnce(t *testing.T) {
 	ts := newTestServer(t, testOptions())
 	resp := ts.do(t, "GET", "/stream?count=2&interval=1m", nil, nil)
 	p := stream.NewParser(resp.Body)
-	if _, err := p.Next(); err != nil {
+	if _, err := nextEvent(p); err != nil {
 		t.Fatal(err)
 	}
 	ts.h.Close()
-	if _, err := p.Next(); !errors.Is(err, io.EOF) {
+	if _, err := nextEvent(p); !errors.Is(err, io.EOF) {
 		t.Fatalf("after Close: %v, want the stream to end", err)
 	}
 	ts.waitReturned(t, "/stream")
@@ -277,7 +277,7 @@ func TestHubHeartbeatResetBySends(t *testing.T) {
 			}
 		}()
 		for range 2 {
-			if _, err := p.Next(); err != nil {
+			if _, err := nextEvent(p); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -56,7 +56,7 @@ func (h *Handler) subscribe(c *gin.Context) {
 
 	s := h.openStream(c)
 	if s.conn != nil {
-		wait.detach()
+		wait.follow(s.ctx)
 	}
 	if claims != nil {
 		s.expireAt(h.hub.JWT.ValidUntil(claims), claims.ExpiresAt.Time)
@@ -311,8 +311,8 @@ type contextSubscriber interface {
 // (brokerWait).
 type waitContext struct {
 	ctx    context.Context
-	end    func()      // ends ctx: the stream ended, or never started
-	detach func() bool // stops the request's end from ending ctx
+	cancel context.CancelFunc // nil when ctx is the request's own
+	stop   func() bool        // stops what ends ctx with another context
 }
 
 // brokerWait returns the context a broker that may wait (the NATS broker,
@@ -321,14 +321,32 @@ type waitContext struct {
 // detached stream runs on after its handler returned, which ends the
 // request's context; a page read that had to wait for a read slot then
 // failed at once, and the stream ended (TestDeepResumeOverTheDetachedTransport
-// in natsbroker). Its context ends with the request's until detach is
-// called, once the stream is detached, and then with the stream (end).
-func (h *Handler) brokerWait(req context.Context) waitContext {
+// in natsbroker). Its context ends with the request's until follow hands
+// it to the detached stream's, and at the latest when end is called.
+func (h *Handler) brokerWait(req context.Context) *waitContext {
 	if _, ok := h.hub.Broker.(contextSubscriber); !ok || h.detached == nil {
-		return waitContext{ctx: req, end: func() {}, detach: func() bool { return false }}
+		return &waitContext{ctx: req}
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(req))
-	return waitContext{ctx: ctx, end: cancel, detach: context.AfterFunc(req, cancel)}
+	return &waitContext{ctx: ctx, cancel: cancel, stop: context.AfterFunc(req, cancel)}
+}
+
+// follow makes the context end with stream, the detached stream's, and
+// no longer with the request's: a client gone while its stream waits for
+// a page no longer has one read for it.
+func (w *waitContext) follow(stream context.Context) {
+	if w.cancel != nil && w.stop() {
+		w.stop = context.AfterFunc(stream, w.cancel)
+	}
+}
+
+// end ends the context, and what tied it to another: the stream ended,
+// or never started. Stopped first, the tie runs no goroutine.
+func (w *waitContext) end() {
+	if w.cancel != nil {
+		w.stop()
+		w.cancel()
+	}
 }
 
 // subscribeBroker subscribes through the broker, for as long as ctx lasts

@@ -70,7 +70,7 @@ func TestTickerSendsEachLineAsItIsProduced(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	ev, err := stream.NewParser(resp.Body).Next()
+	ev, err := nextEvent(stream.NewParser(resp.Body))
 	if err != nil {
 		t.Fatalf("the first line did not come on its own: %v", err)
 	}

@@ -163,7 +163,7 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 		t.Fatalf("event %+v", ev)
 	}
 	ts.h.Close()
-	if _, err := p.Next(); !errors.Is(err, io.EOF) {
+	if _, err := nextEvent(p); !errors.Is(err, io.EOF) {
 		t.Fatalf("after Close: %v, want the stream to end", err)
 	}
 	ts.waitReturned(t, "/api/v1/events")

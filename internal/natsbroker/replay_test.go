@@ -522,3 +522,63 @@ func TestDeepResumeOverTheDetachedTransport(t *testing.T) {
 		t.Fatal("the stream never waited for a read slot: the test shows nothing")
 	}
 }
+
+// With stream.transport: detached, a client gone while its stream waits
+// for a read slot ends the wait, as on Gin's transport: its stream ends
+// before a slot frees, and no page is read for it. (The wait went on until
+// PublishTimeout, then read a page for nobody.)
+func TestGoneClientEndsItsPageWait(t *testing.T) {
+	for _, detached := range []bool{false, true} {
+		t.Run("detached="+strconv.FormatBool(detached), func(t *testing.T) {
+			ns := startNATS(t)
+			opts := testBrokerOptions(ns)
+			opts.HistorySize = 4 * replayBatch
+			opts.PublishTimeout = time.Minute // what a page read waits for a slot at most
+			a := openBroker(t, opts)
+			all := store(t, ns, a, repeat(event{"t", 100}, 3*replayBatch))
+			opts.cold = true
+			b, err := Open(t.Context(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := handler.New(handler.Options{
+				Logger: slog.New(slog.DiscardHandler),
+				Stream: handler.StreamOptions{HeartbeatInterval: time.Minute, WriteTimeout: 5 * time.Second, Detached: detached},
+				Hub:    handler.HubOptions{Broker: b, PublishTokens: []string{testToken}},
+			})
+			in := &instance{Server: httptest.NewServer(h), broker: b, h: h}
+			t.Cleanup(in.close)
+
+			c := in.subscribe(t, "topic=t", strconv.FormatUint(all[0].ID, 10))
+			for range cap(b.reads) {
+				b.reads <- struct{}{}
+			}
+			// The first page, read at Subscribe, arrives; the stream then
+			// waits for a slot for the next one: nothing comes for a
+			// second.
+			for got := 0; ; got++ {
+				select {
+				case _, ok := <-c.events:
+					if !ok {
+						t.Fatalf("the stream ended after %d events", got)
+					}
+					continue
+				case <-time.After(time.Second):
+				}
+				if got == 0 || got >= len(all)-1 {
+					t.Fatalf("%d events before the wait, want the first page", got)
+				}
+				break
+			}
+			replayed := b.replayed.Load()
+			c.cancel() // the client goes away while its stream waits
+			waitFor(t, "the stream of the gone client to end", func() bool { return b.Stats().Subscribers == 0 })
+			for range cap(b.reads) {
+				<-b.reads
+			}
+			if n := b.replayed.Load(); n != replayed {
+				t.Errorf("%d events read from the stream for a client gone", n-replayed)
+			}
+		})
+	}
+}
