@@ -154,9 +154,9 @@ func configPath(flags *pflag.FlagSet) (string, error) {
 	}
 }
 
-// readFile reads the YAML file at path into v and rejects keys ssehub
-// does not know and keys written twice in two spellings. Errors name the
-// file.
+// readFile reads the YAML file at path into v and rejects a file of
+// several YAML documents, keys ssehub does not know and keys written twice
+// in two spellings. Errors name the file.
 func readFile(v *viper.Viper, path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -164,6 +164,9 @@ func readFile(v *viper.Viper, path string) error {
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+	}
+	if err := checkOneDocument(data); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	if err := errors.Join(checkSpellings(data), checkKeys(v)); err != nil {

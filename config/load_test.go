@@ -489,3 +489,46 @@ func TestLoadBadCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadSeveralDocuments checks that a file of several YAML documents,
+// of which viper would read the first alone, stops the start naming the
+// file and the line of the document that would be ignored.
+func TestLoadSeveralDocuments(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"auth in a second document", "server:\n  addr: \":9001\"\n---\nauth:\n  subscribe_tokens: [s3cret]\n", "a second YAML document starts at line 3"},
+		{"an unknown key in a second document", "server:\n  addr: \":9001\"\n---\nverbose: true\n", "a second YAML document starts at line 3"},
+		{"three documents", "---\nserver:\n  addr: \":9001\"\n---\nlog:\n  level: warn\n---\nhub:\n  history_size: 5\n", "a second YAML document starts at line 4"},
+		{"an empty first document", "---\n---\nauth:\n  subscribe_tokens: [s3cret]\n", "a second YAML document starts at line 2"},
+		{"a null document", "server:\n  addr: \":9001\"\n--- ~\n", "a second YAML document starts at line 3"},
+		{"bad YAML in a second document", "server:\n  addr: \":9001\"\n---\nauth: [\n", "yaml: line 4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeYAML(t, tt.yaml)
+			_, err := Load([]string{"--config", path}, nil)
+			if !errors.Is(err, ErrConfigFile) {
+				t.Fatalf("err = %v, want ErrConfigFile", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("err = %q, want it to contain %q and the file name", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("err = %q names a token", err)
+			}
+		})
+	}
+
+	// A --- that opens the one document, and an empty document after it
+	// (a lone --- at the end, or comments only), are harmless.
+	for _, yml := range []string{
+		"---\nserver:\n  addr: \":9001\"\n",
+		"server:\n  addr: \":9001\"\n---\n",
+		"server:\n  addr: \":9001\"\n---\n# auth:\n#   subscribe_tokens: [s3cret]\n",
+		"server:\n  addr: \":9001\"\n...\n---\n...\n",
+	} {
+		cfg, err := Load([]string{"--config", writeYAML(t, yml)}, nil)
+		if err != nil || cfg.Server.Addr != ":9001" {
+			t.Errorf("%q: addr %q, err %v; want :9001 and no error", yml, cfg.Server.Addr, err)
+		}
+	}
+}
