@@ -36,9 +36,18 @@ func (h *Handler) subscribe(c *gin.Context) {
 		h.abortWithError(c, err)
 		return
 	}
-	lastID := c.GetHeader("Last-Event-ID")
+	lastID, err := lastEventID(c.Request.Header)
+	if err != nil {
+		h.abortWithError(c, err)
+		return
+	}
+	queryID, _, err := queryParam(query, "last_event_id")
+	if err != nil {
+		h.abortWithError(c, err)
+		return
+	}
 	if lastID == "" {
-		lastID = query.Get("last_event_id")
+		lastID = queryID
 	}
 	// The slot first: a subscription refused for it is never registered.
 	if err := h.slots.take(); err != nil {
