@@ -103,6 +103,16 @@ func TestJWTClaimRules(t *testing.T) {
 			return sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), good)
 		}, "topic=user.42.inbox", 401, "signature"},
 		{"not a JWT", func(t *testing.T) string { return "opaque" }, "topic=user.42.inbox", 401, "malformed"},
+		// golang-jwt read it as a time before 1970: "expired".
+		{"exp out of range", func(t *testing.T) string {
+			token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+				"exp": 1e300, "iss": "https://auth.test", "aud": "ssehub.test", "ssehub": map[string]any{"subscribe": user42},
+			}).SignedString([]byte(jwtTestSecret))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return token
+		}, "topic=user.42.inbox", 401, "malformed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
