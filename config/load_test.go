@@ -247,6 +247,31 @@ func TestLoadEmptyEnvDoesNotOverride(t *testing.T) {
 	}
 }
 
+// TestLoadEnvIsTrimmed checks that white space around an environment
+// value is dropped for every key, as it was for durations and list items
+// but not for words: SSEHUB_STREAM_TRANSPORT=' detached' was refused. The
+// HMAC secret is the exception: its bytes are the key.
+func TestLoadEnvIsTrimmed(t *testing.T) {
+	secret := " " + strings.Repeat("k", 32) + "\n"
+	cfg, err := Load(nil, env(map[string]string{
+		"SSEHUB_STREAM_TRANSPORT":     " detached\t",
+		"SSEHUB_STREAM_RETRY":         " 3s",
+		"SSEHUB_LOG_LEVEL":            " warn ",
+		"SSEHUB_SERVER_ADDR":          " 127.0.0.1:9001\n",
+		"SSEHUB_HUB_BROKER":           "memory ",
+		"SSEHUB_LOG_FORMAT":           " \t ", // white space alone: unset
+		"SSEHUB_AUTH_JWT_HMAC_SECRET": secret,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{cfg.Stream.Transport, cfg.Stream.Retry, cfg.Log.Level, cfg.Server.Addr, cfg.Hub.Broker, cfg.Log.Format, cfg.Auth.JWT.HMACSecret}
+	want := []any{"detached", 3 * time.Second, "warn", "127.0.0.1:9001", "memory", "text", secret}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func TestLoadUnknownKey(t *testing.T) {
 	tests := []struct{ yaml, want string }{
 		{"stream:\n  heartbeat: 5s\n", "stream.heartbeat: unknown key"},
