@@ -39,8 +39,9 @@ func flagKeys() []flagKey {
 // without that flag it is DefaultFile when it exists, else none; an empty
 // --config "" wraps ErrUsage. getenv looks up environment variables:
 // os.Getenv in production; nil means no environment. Every key has a
-// variable named by EnvName; an empty value does not override, and lists
-// are comma-separated and replace the file's list.
+// variable named by EnvName; its value is trimmed (envValue), an empty
+// value does not override, and lists are comma-separated and replace the
+// file's list.
 //
 // Errors name the key and the offending value, or the file. -h or --help
 // returns a *HelpError (wrapping pflag.ErrHelp) that holds the usage text.
@@ -70,7 +71,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	if getenv != nil {
 		for _, key := range Keys() {
-			if s := getenv(EnvName(key)); s != "" {
+			if s := envValue(key, getenv(EnvName(key))); s != "" {
 				v.Set(key, s)
 			}
 		}
@@ -96,6 +97,20 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// envValue returns s, the value of key's environment variable, without
+// the white space around it: an environment has no quotes to say where a
+// value ends, and `SSEHUB_STREAM_TRANSPORT=' detached'` was refused while
+// `SSEHUB_STREAM_RETRY=' 3s'` was read as 3s and each item of a list was
+// trimmed. So a value of white space alone counts as unset, as an empty
+// one does. auth.jwt.hmac_secret is taken as it is: a secret's bytes are
+// the key, and trimming them would refuse the tokens signed with it.
+func envValue(key, s string) string {
+	if key == "auth.jwt.hmac_secret" {
+		return s
+	}
+	return strings.TrimSpace(s)
 }
 
 // newFlagSet returns the flags Load understands, showing def's values as
@@ -154,9 +169,9 @@ func configPath(flags *pflag.FlagSet) (string, error) {
 	}
 }
 
-// readFile reads the YAML file at path into v and rejects keys ssehub
-// does not know and keys written twice in two spellings. Errors name the
-// file.
+// readFile reads the YAML file at path into v and rejects a file of
+// several YAML documents, keys ssehub does not know and keys written twice
+// in two spellings. Errors name the file.
 func readFile(v *viper.Viper, path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -164,6 +179,9 @@ func readFile(v *viper.Viper, path string) error {
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+	}
+	if err := checkOneDocument(data); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	if err := errors.Join(checkSpellings(data), checkKeys(v)); err != nil {

@@ -247,6 +247,31 @@ func TestLoadEmptyEnvDoesNotOverride(t *testing.T) {
 	}
 }
 
+// TestLoadEnvIsTrimmed checks that white space around an environment
+// value is dropped for every key, as it was for durations and list items
+// but not for words: SSEHUB_STREAM_TRANSPORT=' detached' was refused. The
+// HMAC secret is the exception: its bytes are the key.
+func TestLoadEnvIsTrimmed(t *testing.T) {
+	secret := " " + strings.Repeat("k", 32) + "\n"
+	cfg, err := Load(nil, env(map[string]string{
+		"SSEHUB_STREAM_TRANSPORT":     " detached\t",
+		"SSEHUB_STREAM_RETRY":         " 3s",
+		"SSEHUB_LOG_LEVEL":            " warn ",
+		"SSEHUB_SERVER_ADDR":          " 127.0.0.1:9001\n",
+		"SSEHUB_HUB_BROKER":           "memory ",
+		"SSEHUB_LOG_FORMAT":           " \t ", // white space alone: unset
+		"SSEHUB_AUTH_JWT_HMAC_SECRET": secret,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{cfg.Stream.Transport, cfg.Stream.Retry, cfg.Log.Level, cfg.Server.Addr, cfg.Hub.Broker, cfg.Log.Format, cfg.Auth.JWT.HMACSecret}
+	want := []any{"detached", 3 * time.Second, "warn", "127.0.0.1:9001", "memory", "text", secret}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func TestLoadUnknownKey(t *testing.T) {
 	tests := []struct{ yaml, want string }{
 		{"stream:\n  heartbeat: 5s\n", "stream.heartbeat: unknown key"},
@@ -486,6 +511,49 @@ func TestLoadBadCommandLine(t *testing.T) {
 		_, err := Load(args, nil)
 		if !errors.Is(err, ErrUsage) {
 			t.Errorf("%q: err = %v, want ErrUsage", args, err)
+		}
+	}
+}
+
+// TestLoadSeveralDocuments checks that a file of several YAML documents,
+// of which viper would read the first alone, stops the start naming the
+// file and the line of the document that would be ignored.
+func TestLoadSeveralDocuments(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"auth in a second document", "server:\n  addr: \":9001\"\n---\nauth:\n  subscribe_tokens: [s3cret]\n", "a second YAML document starts at line 3"},
+		{"an unknown key in a second document", "server:\n  addr: \":9001\"\n---\nverbose: true\n", "a second YAML document starts at line 3"},
+		{"three documents", "---\nserver:\n  addr: \":9001\"\n---\nlog:\n  level: warn\n---\nhub:\n  history_size: 5\n", "a second YAML document starts at line 4"},
+		{"an empty first document", "---\n---\nauth:\n  subscribe_tokens: [s3cret]\n", "a second YAML document starts at line 2"},
+		{"a null document", "server:\n  addr: \":9001\"\n--- ~\n", "a second YAML document starts at line 3"},
+		{"bad YAML in a second document", "server:\n  addr: \":9001\"\n---\nauth: [\n", "yaml: line 4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeYAML(t, tt.yaml)
+			_, err := Load([]string{"--config", path}, nil)
+			if !errors.Is(err, ErrConfigFile) {
+				t.Fatalf("err = %v, want ErrConfigFile", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("err = %q, want it to contain %q and the file name", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("err = %q names a token", err)
+			}
+		})
+	}
+
+	// A --- that opens the one document, and an empty document after it
+	// (a lone --- at the end, or comments only), are harmless.
+	for _, yml := range []string{
+		"---\nserver:\n  addr: \":9001\"\n",
+		"server:\n  addr: \":9001\"\n---\n",
+		"server:\n  addr: \":9001\"\n---\n# auth:\n#   subscribe_tokens: [s3cret]\n",
+		"server:\n  addr: \":9001\"\n...\n---\n...\n",
+	} {
+		cfg, err := Load([]string{"--config", writeYAML(t, yml)}, nil)
+		if err != nil || cfg.Server.Addr != ":9001" {
+			t.Errorf("%q: addr %q, err %v; want :9001 and no error", yml, cfg.Server.Addr, err)
 		}
 	}
 }

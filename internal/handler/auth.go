@@ -45,6 +45,9 @@ func (h *Handler) checkPublishToken(c *gin.Context, topic string) error {
 	if tokenAllowed(token, h.hub.PublishTokens) {
 		return nil
 	}
+	if tokenAllowed(token, h.hub.SubscribeTokens) {
+		return errSubscribeTokenPublishing
+	}
 	claims, err := h.verifyJWT(token)
 	if err != nil {
 		return err
@@ -54,6 +57,15 @@ func (h *Handler) checkPublishToken(c *gin.Context, topic string) error {
 	}
 	return nil
 }
+
+// A static token of one kind used for the other is valid, but not for
+// this: 403 with error="insufficient_scope" (RFC 6750 §3.1), as a JWT
+// that does not grant the topic, not 401 "not valid", which sent its
+// holder looking for a typo.
+var (
+	errPublishTokenSubscribing  = fmt.Errorf("subscribing: %w: a publish token does not allow subscribing", errNotGranted)
+	errSubscribeTokenPublishing = fmt.Errorf("publishing: %w: a subscribe token does not allow publishing", errNotGranted)
+)
 
 // subscribingGuarded reports whether subscribing needs a token: subscribe
 // tokens or JWTs are configured.
@@ -99,6 +111,9 @@ func (h *Handler) authorizeSubscription(c *gin.Context, patterns []string) (*jwt
 	}
 	if tokenAllowed(token, h.hub.SubscribeTokens) {
 		return nil, nil
+	}
+	if tokenAllowed(token, h.hub.PublishTokens) {
+		return nil, errPublishTokenSubscribing
 	}
 	claims, err := h.verifyJWT(token)
 	if err != nil {

@@ -154,3 +154,46 @@ func TestDemoHubWithoutAnyToken(t *testing.T) {
 		t.Errorf("event %+v, want data 1", got)
 	}
 }
+
+// A static token used for the other action is valid, but not for this:
+// 403 insufficient_scope saying so (RFC 6750 §3.1), as a JWT that does not
+// grant the topic is, not 401 "not valid". A token the server does not
+// know stays 401 invalid_token. With JWTs configured too, the same.
+func TestStaticTokenOfTheOtherKindIs403(t *testing.T) {
+	for _, withJWT := range []bool{false, true} {
+		t.Run(fmt.Sprintf("jwt %v", withJWT), func(t *testing.T) {
+			opts, _ := hubOptions(t, stream.MemoryOptions{}) // publish tokens "other" and testToken
+			opts.Hub.SubscribeTokens = []string{"reader"}
+			if withJWT {
+				opts.Hub.JWT = jwtOptions(t).Hub.JWT
+			}
+			ts := newTestServer(t, opts)
+			check := func(what string, resp *http.Response, status int, says, challenge string) {
+				t.Helper()
+				msg := wantJSONError(t, resp, status)
+				if !strings.Contains(msg, says) {
+					t.Errorf("%s: error %q, want it to say %q", what, msg, says)
+				}
+				if strings.Contains(msg, testToken) || strings.Contains(msg, "reader") {
+					t.Errorf("%s: error %q repeats the token", what, msg)
+				}
+				if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer realm="ssehub", error="`+challenge+`"` {
+					t.Errorf("%s: WWW-Authenticate %q, want error=%q", what, got, challenge)
+				}
+			}
+			const noSub = "a publish token does not allow subscribing"
+			check("subscribe, publish token in the header", ts.do(t, "GET", "/api/v1/events?topic=a", nil, bearer(testToken)), 403, noSub, "insufficient_scope")
+			check("subscribe, publish token in the query", ts.do(t, "GET", "/api/v1/events?topic=a&access_token=other", nil, nil), 403, noSub, "insufficient_scope")
+			check("topics, publish token", ts.do(t, "GET", "/api/v1/topics", nil, bearer(testToken)), 403, noSub, "insufficient_scope")
+			check("publish, subscribe token", ts.publishWith(t, "a", "Bearer reader"), 403, "a subscribe token does not allow publishing", "insufficient_scope")
+			check("subscribe, unknown token", ts.do(t, "GET", "/api/v1/events?topic=a", nil, bearer("wrong")), 401, "not valid", "invalid_token")
+			check("publish, unknown token", ts.publishWith(t, "a", "Bearer wrong"), 401, "not valid", "invalid_token")
+
+			// Each still does what it is for.
+			ts.subscribe(t, "topic=a", bearer("reader"))
+			if resp := ts.publishWith(t, "a", "Bearer "+testToken); resp.StatusCode != http.StatusCreated {
+				t.Errorf("publish with a publish token: %d", resp.StatusCode)
+			}
+		})
+	}
+}

@@ -96,6 +96,9 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 	switch {
 	case errors.As(err, &tooLarge):
 		msg = fmt.Sprintf("request body too large: limit is %d bytes", tooLarge.Limit)
+	case errors.Is(err, errNotGranted):
+		// A valid token that does not allow this (RFC 6750 §3.1).
+		c.Header("WWW-Authenticate", `Bearer realm="ssehub", error="insufficient_scope"`)
 	case status == http.StatusUnauthorized:
 		challenge := `Bearer realm="ssehub"`
 		if errors.Is(err, errBadToken) {

@@ -176,7 +176,7 @@ func New(opts Options) *Handler {
 	if opts.Demo.Enabled {
 		r.GET("/stream", h.discardBody, h.tickerStream)
 		r.POST("/stream", h.tokenStream)
-		r.NoRoute(staticFiles(opts.Static), h.notFound)
+		r.NoRoute(h.staticFiles(opts.Static), h.notFound)
 	}
 	return h
 }

@@ -74,6 +74,50 @@ func TestDemoPageIsServed(t *testing.T) {
 	}
 }
 
+// A demo file's path answers other methods than GET and HEAD with 405
+// and Allow, as the API's routes do, not with 404 as if it were not there;
+// a path that is no file stays 404. A CORS preflight from an allowed
+// origin is answered as before, by the CORS middleware, and one from
+// another origin refused.
+func TestDemoFilesOtherMethodsAre405(t *testing.T) {
+	ts := newTestServer(t, corsOptions(false, "http://app.test"))
+	for _, path := range []string{"/", "/app.js", "/vendor/vue.js", "/vendor/../app.js"} {
+		for _, method := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"} {
+			resp := ts.do(t, method, path, strings.NewReader("x"), nil)
+			msg := wantJSONError(t, resp, http.StatusMethodNotAllowed)
+			if got := resp.Header.Get("Allow"); got != "GET, HEAD" {
+				t.Errorf("%s %s: Allow %q, want GET, HEAD", method, path, got)
+			}
+			if !strings.Contains(msg, method) {
+				t.Errorf("%s %s: error %q does not name the method", method, path, msg)
+			}
+		}
+		for _, method := range []string{"GET", "HEAD"} {
+			if resp := ts.do(t, method, path, nil, nil); resp.StatusCode != http.StatusOK {
+				t.Errorf("%s %s: %d, want 200", method, path, resp.StatusCode)
+			}
+		}
+	}
+	for _, path := range []string{"/missing.js", "/vendor/"} {
+		wantJSONError(t, ts.do(t, "POST", path, nil, nil), http.StatusNotFound)
+	}
+
+	preflight := map[string]string{"Origin": "http://app.test", "Access-Control-Request-Method": "GET"}
+	resp := ts.do(t, "OPTIONS", "/app.js", nil, preflight)
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.test" {
+		t.Errorf("preflight from an allowed origin: %d, Access-Control-Allow-Origin %q; want 204 and the origin",
+			resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	preflight["Origin"] = "http://evil.test"
+	wantJSONError(t, ts.do(t, "OPTIONS", "/app.js", nil, preflight), http.StatusForbidden)
+
+	// The route label stays "other", as for any request without a route.
+	b, _ := io.ReadAll(ts.do(t, "GET", "/metrics", nil, nil).Body)
+	if want := `ssehub_http_requests_total{code="405",method="POST",route="other"} 4`; !strings.Contains(string(b), want) {
+		t.Errorf("/metrics lacks %s:\n%s", want, grepLines(string(b), `code="405"`))
+	}
+}
+
 func TestDemoDisabled(t *testing.T) {
 	opts := testOptions()
 	opts.Demo.Enabled = false

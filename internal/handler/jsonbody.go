@@ -29,6 +29,8 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //
 //   - a Content-Type other than application/json, or one with a charset
 //     other than utf-8 (checkJSONContentType): errUnsupportedMediaType;
+//   - a Content-Encoding other than identity (checkContentEncoding):
+//     errUnsupportedMediaType, with Accept-Encoding: identity set on w;
 //   - a body longer than limit bytes, white space included: the
 //     *http.MaxBytesError of http.MaxBytesReader; the same error, before a
 //     byte is read, for a declared Content-Length over limit;
@@ -44,6 +46,11 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 // It may be called from any number of requests at once.
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, example string) error {
 	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+		return err
+	}
+	if err := checkContentEncoding(r.Header.Values("Content-Encoding")); err != nil {
+		// What the server takes instead (RFC 9110 §15.5.16).
+		w.Header().Set("Accept-Encoding", "identity")
 		return err
 	}
 	if r.ContentLength > int64(limit) {
@@ -340,4 +347,24 @@ func checkJSONContentType(contentType string) error {
 // utf8Charset reports whether a body of that charset reads as UTF-8.
 func utf8Charset(charset string) bool {
 	return strings.EqualFold(charset, "utf-8") || strings.EqualFold(charset, "utf8") || strings.EqualFold(charset, "us-ascii")
+}
+
+// checkContentEncoding returns nil when the Content-Encoding header's
+// values (a comma-separated list, in one header or several) name no
+// coding but identity, else an errUnsupportedMediaType that names the
+// first other one. The body is read as it comes: a gzip body was refused
+// as "not valid JSON", which sent its client looking for the wrong fault,
+// and a body declared br but sent plain was stored, though a proxy or
+// client that honours the header reads another one.
+func checkContentEncoding(values []string) error {
+	for _, v := range values {
+		for coding := range strings.SplitSeq(v, ",") {
+			coding = strings.TrimSpace(coding)
+			if coding != "" && !strings.EqualFold(coding, "identity") {
+				return fmt.Errorf("%w: Content-Encoding %s: not supported, send the body unencoded (identity)",
+					errUnsupportedMediaType, stream.Quote(coding))
+			}
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,6 +93,72 @@ func TestJSONBodyIsAsStrictOnEveryEndpoint(t *testing.T) {
 				}
 				if msg := wantJSONError(t, resp, tt.status); !strings.Contains(msg, tt.mentions) {
 					t.Errorf("error %q does not mention %q", msg, tt.mentions)
+				}
+				if n := ts.h.hub.Broker.Stats().Published; n != 0 {
+					t.Errorf("a refused body published %d events", n)
+				}
+			})
+		}
+	}
+}
+
+// TestJSONBodyRefusesAContentEncoding checks that a body declared encoded,
+// which the server would read as it came, is refused on every JSON
+// endpoint with 415 naming the coding and Accept-Encoding saying what is
+// taken. Before, a gzip body was 400 "not valid JSON", and a body declared
+// br but sent plain was published.
+func TestJSONBodyRefusesAContentEncoding(t *testing.T) {
+	for _, e := range jsonEndpoints {
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		if _, err := io.WriteString(zw, e.body("a b")); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name, body string
+			encoding   []string
+			refused    string // the coding the error names; "" for a good body
+		}{
+			{"gzip", gz.String(), []string{"gzip"}, "gzip"},
+			{"br, sent plain", e.body("a b"), []string{"br"}, "br"},
+			{"in a list", e.body("a b"), []string{"identity, deflate"}, "deflate"},
+			{"in a second header", e.body("a b"), []string{"identity", "x-gzip"}, "x-gzip"},
+			{"zstd", e.body("a b"), []string{"ZSTD"}, "ZSTD"},
+			{"identity", e.body("a b"), []string{"identity"}, ""},
+			{"IDENTITY, identity", e.body("a b"), []string{"IDENTITY, identity"}, ""},
+			{"empty", e.body("a b"), []string{""}, ""},
+		}
+		for _, tt := range tests {
+			t.Run(e.path+"/"+tt.name, func(t *testing.T) {
+				ts := newHubServer(t)
+				req, err := http.NewRequestWithContext(t.Context(), "POST", ts.URL+e.path, strings.NewReader(tt.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				req.Header.Set("Content-Type", "application/json")
+				req.Header["Content-Encoding"] = tt.encoding
+				resp, err := ts.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if tt.refused == "" {
+					b, err := io.ReadAll(resp.Body)
+					if resp.StatusCode != e.ok || err != nil {
+						t.Fatalf("status %d, want %d: %s %v", resp.StatusCode, e.ok, b, err)
+					}
+					return
+				}
+				msg := wantJSONError(t, resp, http.StatusUnsupportedMediaType)
+				if want := `Content-Encoding "` + tt.refused + `": not supported`; !strings.Contains(msg, want) {
+					t.Errorf("error %q, want it to contain %q", msg, want)
+				}
+				if got := resp.Header.Get("Accept-Encoding"); got != "identity" {
+					t.Errorf("Accept-Encoding %q, want identity", got)
 				}
 				if n := ts.h.hub.Broker.Stats().Published; n != 0 {
 					t.Errorf("a refused body published %d events", n)

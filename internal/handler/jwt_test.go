@@ -103,6 +103,16 @@ func TestJWTClaimRules(t *testing.T) {
 			return sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), good)
 		}, "topic=user.42.inbox", 401, "signature"},
 		{"not a JWT", func(t *testing.T) string { return "opaque" }, "topic=user.42.inbox", 401, "malformed"},
+		// golang-jwt read it as a time before 1970: "expired".
+		{"exp out of range", func(t *testing.T) string {
+			token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+				"exp": 1e300, "iss": "https://auth.test", "aud": "ssehub.test", "ssehub": map[string]any{"subscribe": user42},
+			}).SignedString([]byte(jwtTestSecret))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return token
+		}, "topic=user.42.inbox", 401, "malformed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +127,13 @@ func TestJWTClaimRules(t *testing.T) {
 			if !strings.Contains(msg, tt.says) {
 				t.Errorf("error %q does not say %q", msg, tt.says)
 			}
+			want := `error="invalid_token"`
+			if tt.status == http.StatusForbidden {
+				want = `error="insufficient_scope"` // RFC 6750 §3.1
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); !strings.Contains(got, want) {
+				t.Errorf("WWW-Authenticate %q, want %s", got, want)
+			}
 			if strings.Contains(msg, token) {
 				t.Errorf("error %q repeats the token", msg)
 			}
@@ -130,9 +147,13 @@ func TestJWTPublishRules(t *testing.T) {
 	if resp := ts.publishWith(t, "orders.eu.1", "Bearer "+token); resp.StatusCode != http.StatusCreated {
 		t.Errorf("granted publish: %d", resp.StatusCode)
 	}
-	msg := wantJSONError(t, ts.publishWith(t, "payments.1", "Bearer "+token), http.StatusForbidden)
+	resp := ts.publishWith(t, "payments.1", "Bearer "+token)
+	msg := wantJSONError(t, resp, http.StatusForbidden)
 	if !strings.Contains(msg, `publishing to "payments.1": not granted`) {
 		t.Errorf("refusal %q does not name the topic", msg)
+	}
+	if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer realm="ssehub", error="insufficient_scope"` {
+		t.Errorf("WWW-Authenticate %q, want insufficient_scope", got)
 	}
 	// A subscribe grant is no publish grant.
 	reader := mint(t, grant([]string{"orders.>"}, nil, time.Hour))
@@ -142,7 +163,7 @@ func TestJWTPublishRules(t *testing.T) {
 	// The static publish token still publishes anywhere.
 	ts.publish(t, "payments.1", `{"data": 1}`)
 	// The hub's own event types cannot be published.
-	resp := ts.do(t, "POST", "/api/v1/topics/orders.1/events", strings.NewReader(`{"event":"expired","data":1}`),
+	resp = ts.do(t, "POST", "/api/v1/topics/orders.1/events", strings.NewReader(`{"event":"expired","data":1}`),
 		map[string]string{"Authorization": "Bearer " + token, "Content-Type": "application/json"})
 	wantJSONError(t, resp, http.StatusBadRequest)
 }

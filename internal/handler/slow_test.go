@@ -16,6 +16,11 @@ import (
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
+// A subscriber that stops reading is dropped by the broker while its
+// stream is blocked in a write, which then times out. It is counted once,
+// by the broker, and its stream ends as dropped, not as a failed write.
+// synctest makes it exact: after each publish every goroutine is blocked,
+// so the drop comes while the write is (net.Pipe holds nothing).
 func TestHubDropsASlowSubscriberAndCountsItOnce(t *testing.T) {
 	skipOnNATS(t, synctestWhy)
 	synctest.Test(t, func(t *testing.T) {
@@ -57,6 +62,16 @@ func TestHubDropsASlowSubscriberAndCountsItOnce(t *testing.T) {
 		b, _ := io.ReadAll(metrics.Body)
 		if !strings.Contains(string(b), "\nssehub_slow_subscribers_dropped_total 1\n") {
 			t.Errorf("/metrics, want ssehub_slow_subscribers_dropped_total 1:\n%s", grepLines(string(b), "ssehub_"))
+		}
+		// The broker dropped it while its write was blocked: the write's
+		// timeout is how the stream learnt it, not why it ended. The
+		// README tells operators to alert on reason="dropped".
+		ends := grepLines(string(b), "ssehub_streams_ended_total{")
+		if ends != `ssehub_streams_ended_total{reason="dropped"} 1` {
+			t.Errorf("/metrics: %s; want the stream ended as dropped, and only that", ends)
+		}
+		if got := h.metrics.writeTimeouts.Load(); got != 0 {
+			t.Errorf("%d write timeouts counted, want 0: the broker counted the drop", got)
 		}
 	})
 }

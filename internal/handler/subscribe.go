@@ -36,9 +36,18 @@ func (h *Handler) subscribe(c *gin.Context) {
 		h.abortWithError(c, err)
 		return
 	}
-	lastID := c.GetHeader("Last-Event-ID")
+	lastID, err := lastEventID(c.Request.Header)
+	if err != nil {
+		h.abortWithError(c, err)
+		return
+	}
+	queryID, _, err := queryParam(query, "last_event_id")
+	if err != nil {
+		h.abortWithError(c, err)
+		return
+	}
 	if lastID == "" {
-		lastID = query.Get("last_event_id")
+		lastID = queryID
 	}
 	// The slot first: a subscription refused for it is never registered.
 	if err := h.slots.take(); err != nil {
@@ -218,8 +227,12 @@ func (l *subscriptionLoop) cleanup() {
 	l.release()
 	// A subscriber the broker dropped is counted there; its write may
 	// time out after that, and must not count twice.
-	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !errors.Is(l.sub.Err(), stream.ErrSlowConsumer) {
+	dropped := errors.Is(l.sub.Err(), stream.ErrSlowConsumer)
+	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !dropped {
 		l.s.h.metrics.writeTimeouts.Add(1)
+	}
+	if dropped {
+		l.s.dropped(l.sub.Err())
 	}
 	l.sub.Close()
 	l.endWait()
@@ -277,6 +290,20 @@ func (s *sseStream) subscriptionEnd(sub stream.Subscription) error {
 		return errShuttingDown
 	default:
 		return fmt.Errorf("%w: %w", errDropped, err)
+	}
+}
+
+// dropped makes the stream's end errDropped, wrapping why (the
+// subscription's Err), when the broker dropped its subscription: whatever
+// ended the stream then, most often its blocked write timing out, is how
+// the stream learnt it, not why it ended. A panic keeps its own reason.
+func (s *sseStream) dropped(why error) {
+	switch {
+	case errors.Is(s.end, errDropped), errors.Is(s.end, errPanicked):
+	case s.end == nil:
+		s.end = fmt.Errorf("%w: %w", errDropped, why)
+	default:
+		s.end = fmt.Errorf("%w: %w; then %w", errDropped, why, s.end)
 	}
 }
 

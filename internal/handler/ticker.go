@@ -30,7 +30,12 @@ func (h *Handler) tickerStream(c *gin.Context) {
 		h.abortWithError(c, err)
 		return
 	}
-	from, reset := tickerResume(c.GetHeader("Last-Event-ID"), count)
+	lastID, err := lastEventID(c.Request.Header)
+	if err != nil {
+		h.abortWithError(c, err)
+		return
+	}
+	from, reset := tickerResume(lastID, count)
 	if from == count {
 		c.Status(http.StatusNoContent)
 		return
@@ -56,17 +61,24 @@ func (h *Handler) tickerStream(c *gin.Context) {
 // configured values.
 func (h *Handler) tickerParams(q url.Values) (count int, interval time.Duration, err error) {
 	count, interval = h.demo.TickerCount, h.demo.TickerInterval
-	if v, ok := q["count"]; ok {
-		n, err := strconv.Atoi(v[0])
+	v, ok, err := queryParam(q, "count")
+	if err != nil {
+		return 0, 0, err
+	}
+	if ok {
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxTickerCount {
-			return 0, 0, badRequest("count %s: want a whole number from 1 to %d", stream.Quote(v[0]), maxTickerCount)
+			return 0, 0, badRequest("count %s: want a whole number from 1 to %d", stream.Quote(v), maxTickerCount)
 		}
 		count = n
 	}
-	if v, ok := q["interval"]; ok {
-		d, err := time.ParseDuration(v[0])
+	if v, ok, err = queryParam(q, "interval"); err != nil {
+		return 0, 0, err
+	}
+	if ok {
+		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > maxTickerInterval {
-			return 0, 0, badRequest("interval %s: want a duration from 0s to %s, such as 500ms", stream.Quote(v[0]), maxTickerInterval)
+			return 0, 0, badRequest("interval %s: want a duration from 0s to %s, such as 500ms", stream.Quote(v), maxTickerInterval)
 		}
 		interval = d
 	}

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,10 +45,20 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
+// The NumericDates a token may give, in seconds since 1970: the years 1
+// to 9999, the ones an RFC 3339 time (the data of event: expired) can
+// write.
+const (
+	minNumericDate = -62135596800 // 0001-01-01T00:00:00Z
+	maxNumericDate = 253402300799 // 9999-12-31T23:59:59Z
+)
+
 // UnmarshalJSON reads c, refusing exp, nbf or iat given as a string
 // ("exp": "1767225600"): RFC 7519 makes a NumericDate a JSON number, and
-// golang-jwt would read the string's number as one. The parser reports
-// the error as a malformed token.
+// golang-jwt would read the string's number as one. It refuses one out of
+// the years 1 to 9999 too: golang-jwt turned "exp": 1e300 into a time
+// before 1970, so the token was refused as expired rather than malformed.
+// The parser reports either error as a malformed token.
 func (c *Claims) UnmarshalJSON(b []byte) error {
 	var dates map[string]json.RawMessage
 	if err := json.Unmarshal(b, &dates); err != nil {
@@ -58,6 +69,9 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 		case "exp", "nbf", "iat":
 			if len(raw) > 0 && raw[0] == '"' {
 				return fmt.Errorf("claim %s is a string, not a number", name)
+			}
+			if f, err := strconv.ParseFloat(string(raw), 64); err == nil && (f < minNumericDate || f > maxNumericDate) {
+				return fmt.Errorf("claim %s is out of range: a date in the years 1 to 9999", name)
 			}
 		}
 	}

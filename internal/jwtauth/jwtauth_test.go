@@ -149,3 +149,38 @@ func TestVerifyRefusesDatesGivenAsStrings(t *testing.T) {
 		t.Errorf("claims read as %+v", c)
 	}
 }
+
+// A NumericDate out of the years 1 to 9999 makes the token malformed:
+// golang-jwt alone read "exp": 1e300 as a time before 1970, "expired".
+func TestVerifyRefusesDatesOutOfRange(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	v, err := New(Options{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(claims jwt.MapClaims) string {
+		token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	for _, claims := range []jwt.MapClaims{
+		{"exp": 1e300},
+		{"exp": -1e300},
+		{"exp": float64(maxNumericDate + 1)},
+		{"exp": exp, "nbf": -1e19},
+		{"exp": exp, "iat": 1e19},
+	} {
+		if _, err := v.Verify(sign(claims)); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "malformed") {
+			t.Errorf("%v: %v, want it refused as malformed", claims, err)
+		}
+	}
+	if _, err := v.Verify(sign(jwt.MapClaims{"exp": maxNumericDate, "nbf": minNumericDate})); err != nil {
+		t.Errorf("the bounds themselves: %v", err)
+	}
+	if _, err := v.Verify(sign(jwt.MapClaims{"exp": 1})); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("exp 1: %v, want expired", err)
+	}
+}

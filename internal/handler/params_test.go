@@ -1,0 +1,55 @@
+package handler
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// A parameter given twice is refused, naming it, not read as its first
+// value: ?count=1&count=3 streamed 1 line where a proxy or a log that
+// reads the last value sees 3. topic is a list by design.
+func TestRepeatedParametersAreRefused(t *testing.T) {
+	ts := newHubServer(t)
+	tests := []struct {
+		name, path string
+		lastIDs    []string // Last-Event-ID headers
+		mentions   string
+	}{
+		{"count", "/stream?count=1&count=3", nil, "query parameter count given 2 times"},
+		{"interval", "/stream?interval=0s&interval=1s&interval=2s", nil, "query parameter interval given 3 times"},
+		{"Last-Event-ID of the ticker", "/stream?count=3", []string{"0", "1"}, "header Last-Event-ID given 2 times"},
+		{"last_event_id", "/api/v1/events?topic=a&last_event_id=1&last_event_id=2", nil, "query parameter last_event_id given 2 times"},
+		{"last_event_id beside the header", "/api/v1/events?topic=a&last_event_id=1&last_event_id=1", []string{"1"}, "query parameter last_event_id given 2 times"},
+		{"Last-Event-ID of a subscription", "/api/v1/events?topic=a", []string{"1", "2"}, "header Last-Event-ID given 2 times"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), "GET", ts.URL+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header["Last-Event-Id"] = tt.lastIDs
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest { // a stream: not read to its end
+				t.Fatalf("status %d, want 400", resp.StatusCode)
+			}
+			if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, tt.mentions) {
+				t.Errorf("error %q, want it to mention %q", msg, tt.mentions)
+			}
+		})
+	}
+
+	// Given once, each is read; topic may come several times.
+	resp := ts.do(t, "GET", "/stream?count=2&interval=0s", nil, map[string]string{"Last-Event-ID": "0"})
+	wantStreamHeaders(t, resp)
+	if _, events := readAll(t, resp.Body); len(events) != 2 || events[0].ID != "1" {
+		t.Errorf("events %+v, want line 1 and close", events)
+	}
+	sub := ts.do(t, "GET", "/api/v1/events?topic=a&topic=b&last_event_id=1", nil, nil)
+	wantStreamHeaders(t, sub)
+}
