@@ -38,7 +38,10 @@ func (h *Handler) checkPublishToken(c *gin.Context, topic string) error {
 		}
 		return errPublishingOff
 	}
-	token := bearerToken(c)
+	token, err := bearerToken(c)
+	if err != nil {
+		return err
+	}
 	if token == "" {
 		return errNoToken
 	}
@@ -105,7 +108,10 @@ func (h *Handler) authorizeSubscription(c *gin.Context, patterns []string) (*jwt
 	if !h.subscribingGuarded() {
 		return nil, nil
 	}
-	token := h.requestToken(c)
+	token, err := h.requestToken(c)
+	if err != nil {
+		return nil, err
+	}
 	if token == "" {
 		return nil, errNoToken
 	}
@@ -143,25 +149,32 @@ func (h *Handler) verifyJWT(token string) (*jwtauth.Claims, error) {
 // requestToken returns a subscriber's token: from the Authorization
 // header, else the access_token query parameter (EventSource cannot set
 // headers), else the JWT cookie (a cross-origin EventSource sends it with
-// withCredentials). The access log records neither query nor cookies.
-func (h *Handler) requestToken(c *gin.Context) string {
-	if token := bearerToken(c); token != "" {
-		return token
+// withCredentials). The access log records neither query nor cookies. A
+// header or parameter given twice is a 400 (see queryParam).
+func (h *Handler) requestToken(c *gin.Context) (string, error) {
+	if token, err := bearerToken(c); token != "" || err != nil {
+		return token, err
 	}
-	if token := c.Request.URL.Query().Get("access_token"); token != "" { // not c.Query: see subscribe
-		return token
+	// Not c.Query: see subscribe.
+	if token, _, err := queryParam(c.Request.URL.Query(), "access_token"); token != "" || err != nil {
+		return token, err
 	}
 	token, _ := c.Cookie(h.hub.TokenCookie)
-	return token
+	return token, nil
 }
 
-// bearerToken returns the token of an `Authorization: Bearer` header.
-func bearerToken(c *gin.Context) string {
-	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
+// bearerToken returns the token of an `Authorization: Bearer` header, or
+// a 400 when the request has two Authorization headers.
+func bearerToken(c *gin.Context) (string, error) {
+	header, _, err := oneValue("header", "Authorization", c.Request.Header.Values("Authorization"))
+	if err != nil {
+		return "", err
 	}
-	return strings.TrimSpace(token)
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", nil
+	}
+	return strings.TrimSpace(token), nil
 }
 
 // tokenAllowed compares token with every allowed token in constant time.

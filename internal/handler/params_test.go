@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // A parameter given twice is refused, naming it, not read as its first
@@ -52,4 +54,34 @@ func TestRepeatedParametersAreRefused(t *testing.T) {
 	}
 	sub := ts.do(t, "GET", "/api/v1/events?topic=a&topic=b&last_event_id=1", nil, nil)
 	wantStreamHeaders(t, sub)
+}
+
+// Credentials given twice, two Authorization headers or two access_token
+// parameters, are a 400 naming them, not the first one taken.
+func TestRepeatedCredentialsAreRefused(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Hub.SubscribeTokens = []string{"sub"}
+	ts := newTestServer(t, opts)
+
+	req, err := http.NewRequestWithContext(t.Context(), "POST", ts.URL+"/api/v1/topics/a/events", strings.NewReader(`{"data": "x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header["Authorization"] = []string{"Bearer " + testToken, "Bearer other"}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "header Authorization given 2 times") {
+		t.Errorf("two Authorization headers on a publish: %q", msg)
+	}
+
+	resp = ts.do(t, "GET", "/api/v1/events?topic=a&access_token=sub&access_token=other", nil, nil)
+	if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "query parameter access_token given 2 times") {
+		t.Errorf("two access_token parameters on a subscription: %q", msg)
+	}
+	// Once, each is read.
+	wantStreamHeaders(t, ts.do(t, "GET", "/api/v1/events?topic=a&access_token=sub", nil, nil))
 }

@@ -54,8 +54,8 @@ func (h *Handler) subscribe(c *gin.Context) {
 		h.abortWithError(c, err)
 		return
 	}
-	wait := h.brokerWait(c.Request.Context())
-	sub, err := h.subscribeBroker(wait.ctx, patterns, lastID)
+	ctx, wait := h.brokerWait(c.Request.Context())
+	sub, err := h.subscribeBroker(ctx, patterns, lastID)
 	if err != nil {
 		wait.end()
 		h.slots.release()
@@ -83,7 +83,7 @@ func (h *Handler) subscribe(c *gin.Context) {
 	h.trackSubscription(sub)
 	// Without a last event id there is nothing to replay: Replay is not
 	// asked (it would take the broker's lock once more per stream).
-	l := &subscriptionLoop{s: s, sub: sub, replayed: lastID == "", timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), endWait: wait.end}
+	l := &subscriptionLoop{s: s, sub: sub, replayed: lastID == "", timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), wait: wait}
 	s.run(l.step, l.cleanup)
 }
 
@@ -105,8 +105,8 @@ type subscriptionLoop struct {
 	lent     *[]*stream.Message
 	timer    *time.Timer // the heartbeat's
 	answered bool
-	replayed bool   // Replay is done
-	endWait  func() // ends the broker's waits for the subscription (brokerWait)
+	replayed bool         // Replay is done
+	wait     *waitContext // the broker's waits for the subscription (brokerWait)
 }
 
 func (l *subscriptionLoop) step(w io.Writer) bool {
@@ -235,7 +235,7 @@ func (l *subscriptionLoop) cleanup() {
 		l.s.dropped(l.sub.Err())
 	}
 	l.sub.Close()
-	l.endWait()
+	l.wait.end()
 	l.s.h.untrackSubscription(l.sub)
 }
 
@@ -334,35 +334,36 @@ type contextSubscriber interface {
 	SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error)
 }
 
-// waitContext is what a broker's waits for one subscription end with
-// (brokerWait).
+// waitContext ends the context a broker's waits for one subscription end
+// with, when it is not the request's (brokerWait). Its methods do
+// nothing on a nil one.
 type waitContext struct {
-	ctx    context.Context
-	cancel context.CancelFunc // nil when ctx is the request's own
-	stop   func() bool        // stops what ends ctx with another context
+	cancel context.CancelFunc
+	stop   func() bool // stops what ends the context with another one
 }
 
 // brokerWait returns the context a broker that may wait (the NATS broker,
 // reading its stream a page at a time for a resume) waits within for a
-// subscription: the request's, unless the stream may be detached. A
-// detached stream runs on after its handler returned, which ends the
-// request's context; a page read that had to wait for a read slot then
-// failed at once, and the stream ended (TestDeepResumeOverTheDetachedTransport
-// in natsbroker). Its context ends with the request's until follow hands
-// it to the detached stream's, and at the latest when end is called.
-func (h *Handler) brokerWait(req context.Context) *waitContext {
+// subscription: the request's, with a nil waitContext, unless the stream
+// may be detached. A detached stream runs on after its handler returned,
+// which ends the request's context; a page read that had to wait for a
+// read slot then failed at once, and the stream ended
+// (TestDeepResumeOverTheDetachedTransport in natsbroker). Its context ends
+// with the request's until follow hands it to the detached stream's, and
+// at the latest when end is called.
+func (h *Handler) brokerWait(req context.Context) (context.Context, *waitContext) {
 	if _, ok := h.hub.Broker.(contextSubscriber); !ok || h.detached == nil {
-		return &waitContext{ctx: req}
+		return req, nil
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(req))
-	return &waitContext{ctx: ctx, cancel: cancel, stop: context.AfterFunc(req, cancel)}
+	return ctx, &waitContext{cancel: cancel, stop: context.AfterFunc(req, cancel)}
 }
 
 // follow makes the context end with stream, the detached stream's, and
 // no longer with the request's: a client gone while its stream waits for
 // a page no longer has one read for it.
 func (w *waitContext) follow(stream context.Context) {
-	if w.cancel != nil && w.stop() {
+	if w != nil && w.stop() {
 		w.stop = context.AfterFunc(stream, w.cancel)
 	}
 }
@@ -370,7 +371,7 @@ func (w *waitContext) follow(stream context.Context) {
 // end ends the context, and what tied it to another: the stream ended,
 // or never started. Stopped first, the tie runs no goroutine.
 func (w *waitContext) end() {
-	if w.cancel != nil {
+	if w != nil {
 		w.stop()
 		w.cancel()
 	}

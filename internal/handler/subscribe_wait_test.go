@@ -29,13 +29,13 @@ func TestBrokerWaitEndUnties(t *testing.T) {
 	defer h.Close()
 	for _, detach := range []bool{false, true} {
 		req, cancel := context.WithCancel(context.Background())
-		w := h.brokerWait(req)
+		ctx, w := h.brokerWait(req)
 		streamCtx, endStream := context.WithCancel(context.Background())
 		if detach {
 			w.follow(streamCtx)
 		}
 		w.end()
-		if w.ctx.Err() == nil {
+		if ctx.Err() == nil {
 			t.Errorf("detached %v: the wait's context goes on after end", detach)
 		}
 		if w.stop() {
