@@ -464,18 +464,17 @@ func TestDeepResumeReadsAPagePerReplay(t *testing.T) {
 	}
 }
 
-// With stream.transport: detached, a stream runs on after its handler
-// returned, which ends its request's context: a deep resume's page read
-// that has to wait for a read slot waits for one, within PublishTimeout,
-// as on Gin's transport. (The subscription waited for its pages on the
-// request's context: such a read failed at once, busy, and the stream
-// ended.)
-func TestDeepResumeOverTheDetachedTransport(t *testing.T) {
+// behindThreePages returns an instance, on the detached transport or
+// Gin's, whose local history starts after three pages of events of topic
+// t, stored through another instance and returned; its page reads wait
+// for a read slot up to publishTimeout.
+func behindThreePages(t *testing.T, detached bool, publishTimeout time.Duration) (*instance, []*stream.Message) {
+	t.Helper()
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	opts.HistorySize = 4 * replayBatch
-	opts.PublishTimeout = 5 * time.Second // how long a page read waits for a slot
-	a := openBroker(t, opts)              // makes the stream
+	opts.PublishTimeout = publishTimeout
+	a := openBroker(t, opts) // makes the stream
 	all := store(t, ns, a, repeat(event{"t", 100}, 3*replayBatch))
 	opts.cold = true // the local history starts after them
 	b, err := Open(t.Context(), opts)
@@ -484,12 +483,23 @@ func TestDeepResumeOverTheDetachedTransport(t *testing.T) {
 	}
 	h := handler.New(handler.Options{
 		Logger: slog.New(slog.DiscardHandler),
-		Stream: handler.StreamOptions{HeartbeatInterval: time.Minute, WriteTimeout: 5 * time.Second, Detached: true},
+		Stream: handler.StreamOptions{HeartbeatInterval: time.Minute, WriteTimeout: 5 * time.Second, Detached: detached},
 		Hub:    handler.HubOptions{Broker: b, PublishTokens: []string{testToken}},
 	})
 	in := &instance{Server: httptest.NewServer(h), broker: b, h: h}
 	t.Cleanup(in.close)
+	return in, all
+}
 
+// With stream.transport: detached, a stream runs on after its handler
+// returned, which ends its request's context: a deep resume's page read
+// that has to wait for a read slot waits for one, within PublishTimeout,
+// as on Gin's transport. (The subscription waited for its pages on the
+// request's context: such a read failed at once, busy, and the stream
+// ended.)
+func TestDeepResumeOverTheDetachedTransport(t *testing.T) {
+	in, all := behindThreePages(t, true, 5*time.Second)
+	b := in.broker
 	c := in.subscribe(t, "topic=t", strconv.FormatUint(all[0].ID, 10))
 	// Its first page was read at Subscribe. Every read slot is taken now:
 	// the next page's read waits for one, within PublishTimeout. The test
@@ -530,25 +540,8 @@ func TestDeepResumeOverTheDetachedTransport(t *testing.T) {
 func TestGoneClientEndsItsPageWait(t *testing.T) {
 	for _, detached := range []bool{false, true} {
 		t.Run("detached="+strconv.FormatBool(detached), func(t *testing.T) {
-			ns := startNATS(t)
-			opts := testBrokerOptions(ns)
-			opts.HistorySize = 4 * replayBatch
-			opts.PublishTimeout = time.Minute // what a page read waits for a slot at most
-			a := openBroker(t, opts)
-			all := store(t, ns, a, repeat(event{"t", 100}, 3*replayBatch))
-			opts.cold = true
-			b, err := Open(t.Context(), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h := handler.New(handler.Options{
-				Logger: slog.New(slog.DiscardHandler),
-				Stream: handler.StreamOptions{HeartbeatInterval: time.Minute, WriteTimeout: 5 * time.Second, Detached: detached},
-				Hub:    handler.HubOptions{Broker: b, PublishTokens: []string{testToken}},
-			})
-			in := &instance{Server: httptest.NewServer(h), broker: b, h: h}
-			t.Cleanup(in.close)
-
+			in, all := behindThreePages(t, detached, time.Minute)
+			b := in.broker
 			c := in.subscribe(t, "topic=t", strconv.FormatUint(all[0].ID, 10))
 			for range cap(b.reads) {
 				b.reads <- struct{}{}
