@@ -5,7 +5,6 @@ import (
 	"debug/elf"
 	"errors"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/ssehub/ssehub/config"
-	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // repoRoot is where the Dockerfile, the compose file and go.mod live.
@@ -226,15 +224,7 @@ func TestDockerBinary(t *testing.T) {
 		t.Fatalf("ssehub healthcheck: %v\n%s", err, out)
 	}
 
-	resp, err := http.Get("http://" + addr + "/stream?count=3&interval=1m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	p := stream.NewParser(resp.Body)
-	if ev, err := nextEvent(p); err != nil || ev.Data != "Streamed line 0" {
-		t.Fatalf("first event %+v, %v", ev, err)
-	}
+	p := tickerStarted(t, addr)
 	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

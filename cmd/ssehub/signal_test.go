@@ -93,15 +93,7 @@ func TestSignalsStopGracefully(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			srv := runBinary(t, bin)
 			srv.discardLog()
-			resp, err := http.Get("http://" + srv.addr + "/stream?count=3&interval=1m")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			p := stream.NewParser(resp.Body)
-			if ev, err := nextEvent(p); err != nil || ev.Data != "Streamed line 0" {
-				t.Fatalf("first event %+v, %v", ev, err)
-			}
+			p := tickerStarted(t, srv.addr)
 			if err := srv.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -189,4 +181,21 @@ func testSecondSignal(t *testing.T, bin string, sig syscall.Signal) {
 			t.Fatalf("still running 10s into a second %v: the signal was swallowed", sig)
 		}
 	}
+}
+
+// tickerStarted opens GET /stream at addr, three lines a minute apart,
+// and returns its parser once the first line came; the stream is closed
+// when the test ends.
+func tickerStarted(t *testing.T, addr string) *stream.Parser {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/stream?count=3&interval=1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	p := stream.NewParser(resp.Body)
+	if ev, err := nextEvent(p); err != nil || ev.Data != "Streamed line 0" {
+		t.Fatalf("first event %+v, %v", ev, err)
+	}
+	return p
 }
