@@ -30,7 +30,10 @@ func HMACAlgorithm(alg string) bool {
 
 func (j JWTConfig) validate() []error {
 	var errs []error
-	if j.HMACSecret != "" && len(j.HMACSecret) < minHMACSecret {
+	if j.HMACSecret != "" && strings.TrimSpace(j.HMACSecret) == "" {
+		// Taken as it is (envValue), so not unset: a key anyone can guess.
+		errs = append(errs, invalid("auth.jwt.hmac_secret", "white space alone: set a random secret, or leave it empty (value not shown)"))
+	} else if j.HMACSecret != "" && len(j.HMACSecret) < minHMACSecret {
 		// A secret: its length is said, not its value.
 		errs = append(errs, invalid("auth.jwt.hmac_secret", fmt.Sprintf("%d bytes: at least %d are needed (value not shown)", len(j.HMACSecret), minHMACSecret)))
 	}

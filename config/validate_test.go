@@ -125,6 +125,7 @@ func TestValidateRejects(t *testing.T) {
 		{"publish token empty", func(c *Config) { c.Auth.PublishTokens = []string{"ok", ""} }, `auth.publish_tokens[1]: empty token`},
 		{"subscribe token space", func(c *Config) { c.Auth.SubscribeTokens = []string{"sec ret"} }, `auth.subscribe_tokens[0]: token contains whitespace`},
 		{"jwt secret short", func(c *Config) { c.Auth.JWT.HMACSecret = "short" }, `auth.jwt.hmac_secret: 5 bytes: at least 32 are needed`},
+		{"jwt secret blank", func(c *Config) { c.Auth.JWT.HMACSecret = strings.Repeat(" ", 40) }, `auth.jwt.hmac_secret: white space alone`},
 		{"jwt key file missing", func(c *Config) { c.Auth.JWT.PublicKeyFile = "absent/jwt.pem" }, `auth.jwt.public_key_file: "absent/jwt.pem": no such file or directory`},
 		{"jwt algorithm none", func(c *Config) {
 			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"HS256", "none"}

@@ -25,8 +25,13 @@ func main() {
 	}
 	// SIGHUP stops as SIGTERM does: ssehub reloads nothing, and a hang-up
 	// (the terminal it ran in closed, a supervisor's reload signal) left
-	// to the runtime would end the process mid-stream.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// to the runtime would end the process mid-stream. Unless it was
+	// ignored at start (nohup): asked for, it would be ignored no more.
+	signals := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		signals = append(signals, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), signals...)
 	defer stop()
 	// The first signal starts the graceful shutdown; from then on the
 	// signals are the runtime's again, so a second one (Ctrl-C pressed

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,7 +33,12 @@ type binaryRun struct {
 // loopback port until the test ends, and returns once it listens.
 func runBinary(t *testing.T, bin string, env ...string) *binaryRun {
 	t.Helper()
-	cmd := exec.Command(bin)
+	return runCommand(t, exec.Command(bin), env...)
+}
+
+// runCommand is runBinary for a command that runs the binary (nohup).
+func runCommand(t *testing.T, cmd *exec.Cmd, env ...string) *binaryRun {
+	t.Helper()
 	cmd.Dir = t.TempDir() // no config file: the defaults, the demo's open topics among them
 	cmd.Env = append([]string{
 		"SSEHUB_SERVER_ADDR=127.0.0.1:0", "SSEHUB_LOG_FORMAT=json",
@@ -198,4 +205,45 @@ func tickerStarted(t *testing.T, addr string) *stream.Parser {
 		t.Fatalf("first event %+v, %v", ev, err)
 	}
 	return p
+}
+
+// Started with SIGHUP ignored (`nohup ssehub &`), ssehub leaves it so: the
+// hang-up of the session it was started from does not stop it. Asking to
+// be notified of SIGHUP undoes the ignore (os/signal), and it stopped.
+func TestNohupOutlivesTheHangUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	nohup, err := exec.LookPath("nohup")
+	if err != nil {
+		t.Skip("no nohup here:", err)
+	}
+	bin := filepath.Join(t.TempDir(), "ssehub")
+	goBuild(t, bin, "./cmd/ssehub")
+	srv := runCommand(t, exec.Command(nohup, bin))
+	srv.discardLog()
+	// The signal's disposition, as the kernel has it: still ignored.
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^SigIgn:\s*([0-9a-f]+)$`).FindSubmatch(status)
+	if m == nil {
+		t.Fatalf("no SigIgn in /proc status:\n%s", status)
+	}
+	ignored, err := strconv.ParseUint(string(m[1]), 16, 64)
+	if err != nil || ignored&(1<<(syscall.SIGHUP-1)) == 0 {
+		t.Fatalf("SigIgn %s: SIGHUP is no longer ignored", m[1])
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + srv.addr + "/healthz")
+	if err != nil {
+		t.Fatalf("after the hang-up: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("after the hang-up /healthz is %d", resp.StatusCode)
+	}
 }
