@@ -186,21 +186,34 @@ func (b *Broker) answers(ctx context.Context, url string) bool {
 }
 
 // tlsName is the name a TLS certificate is checked against on a
-// connection to url: the main connection's, when that is TLS with a host
-// name and url's host is an IP address, as nats.go does for the servers a
-// cluster tells of, which it tells of by address; else none, and nats.go
-// checks against url's host. Checked against the address, a certificate
-// with names only failed, and watch never moved.
+// connection to url, when url's host is an IP address: the host name the
+// main connection is connected by, else the first of Options.URLs, as
+// nats.go does for the servers a cluster tells of, which it tells of by
+// address; else none, and nats.go checks against url's host. Checked
+// against the address, a certificate with names only failed, and watch
+// never moved. (Set on a connection that turns out not to be TLS, the name
+// is unused. The connection's TLS state is not asked: nats.go reads it
+// unlocked, racing Close.)
 func (b *Broker) tlsName(url string) string {
-	host, _, err := net.SplitHostPort(hostOf(url))
-	if err != nil || net.ParseIP(host) == nil {
+	if net.ParseIP(hostname(url)) == nil {
 		return ""
 	}
-	state, err := b.nc.TLSConnectionState()
-	if err != nil || state.ServerName == "" || net.ParseIP(state.ServerName) != nil {
+	for _, u := range append([]string{b.nc.ConnectedUrl()}, b.opts.URLs...) {
+		if name := hostname(u); name != "" && net.ParseIP(name) == nil {
+			return name
+		}
+	}
+	return ""
+}
+
+// hostname is the host of a server's URL, without its port or brackets;
+// "" when it does not parse.
+func hostname(server string) string {
+	u, err := url.Parse(server)
+	if err != nil {
 		return ""
 	}
-	return state.ServerName
+	return u.Hostname()
 }
 
 // tlsServerName has a connection check its server's TLS certificate
