@@ -71,9 +71,9 @@ func (h *Handler) subscribe(c *gin.Context) {
 		s.expireAt(h.hub.JWT.ValidUntil(claims), claims.ExpiresAt.Time)
 	}
 	// The stream's position comes first, so a client that goes away
-	// before its first event comes back after it and misses nothing: in
-	// the reset, or alone when there is no last event id. (With one, the
-	// client has it already.)
+	// before its first event comes back after it and misses nothing: as
+	// the reset's id, or in a position event when there is no last event
+	// id. (With one, the client has it already.)
 	switch {
 	case sub.Reset() != "":
 		s.reset(sub.Reset(), sub.Position())
@@ -359,12 +359,12 @@ func (h *Handler) brokerWait(req context.Context) (context.Context, *waitContext
 	return ctx, &waitContext{cancel: cancel, stop: context.AfterFunc(req, cancel)}
 }
 
-// follow makes the context end with stream, the detached stream's, and
+// follow makes the context end with detached, the detached stream's, and
 // no longer with the request's: a client gone while its stream waits for
 // a page no longer has one read for it.
-func (w *waitContext) follow(stream context.Context) {
+func (w *waitContext) follow(detached context.Context) {
 	if w != nil && w.stop() {
-		w.stop = context.AfterFunc(stream, w.cancel)
+		w.stop = context.AfterFunc(detached, w.cancel)
 	}
 }
 
