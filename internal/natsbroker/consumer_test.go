@@ -1,6 +1,7 @@
 package natsbroker
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -21,13 +22,9 @@ func TestConsumerAskedForAgainWhenUnanswered(t *testing.T) {
 	}
 	p.passRequests()
 	id := publishUntilAccepted(t, b, "t", "after") // b's consumer was deleted too: b checks its stream
-	select {
-	case got := <-c.events:
-		if got.ID != id {
-			t.Fatalf("got %+v, want event %s", got, id)
-		}
-	case <-time.After(askWait): // 10 times askEvery
-		t.Fatalf("no event within %v of the swallowed request", askWait)
+	// askWait: 10 times askEvery.
+	if got := c.nextWithin(t, askWait, fmt.Sprintf("no event within %v of the swallowed request", askWait)); got.ID != id {
+		t.Fatalf("got %+v, want event %s", got, id)
 	}
 }
 
@@ -113,13 +110,8 @@ func TestConsumerAskedForAtOnceAfterAReconnect(t *testing.T) {
 	p.passConsumers()
 	p.cut()
 	id := publishUntilAccepted(t, b, "t", "after") // b's consumer was deleted too: b checks its stream
-	select {
-	case got := <-c.events:
-		if got.ID != id {
-			t.Fatalf("got %+v, want event %s", got, id)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("no event within 2 s of the reconnect: the consumer waited out its back-off")
+	if got := c.nextWithin(t, 2*time.Second, "no event within 2 s of the reconnect: the consumer waited out its back-off"); got.ID != id {
+		t.Fatalf("got %+v, want event %s", got, id)
 	}
 }
 

@@ -269,14 +269,21 @@ func (in *instance) subscribe(t *testing.T, query, lastEventID string) *client {
 // next waits for the next event, or fails the test after waitLimit.
 func (c *client) next(t *testing.T) stream.Event {
 	t.Helper()
+	return c.nextWithin(t, waitLimit, fmt.Sprint("no event within ", waitLimit))
+}
+
+// nextWithin waits for the next event, or fails the test after limit,
+// saying why.
+func (c *client) nextWithin(t *testing.T, limit time.Duration, why string) stream.Event {
+	t.Helper()
 	select {
 	case ev, ok := <-c.events:
 		if !ok {
 			t.Fatal("the stream ended")
 		}
 		return ev
-	case <-time.After(waitLimit):
-		t.Fatal("no event within", waitLimit)
+	case <-time.After(limit):
+		t.Fatal(why)
 	}
 	return stream.Event{}
 }
