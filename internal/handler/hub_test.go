@@ -190,6 +190,55 @@ func TestHubLiveOnlyStreamStartsWithItsPosition(t *testing.T) {
 	}
 }
 
+// A client on a quiet topic of a busy hub keeps its place: while its
+// stream is idle, the heartbeat that is due carries the hub's newest id as
+// a position event instead of a comment. The client comes back from it and
+// misses nothing, with no reset, although the history let go meanwhile of
+// every event since it subscribed; from the position it started with, it
+// would be reset.
+func TestHubIdleStreamKeepsItsPositionUpToDate(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{FirstID: 1, HistorySize: 2})
+	opts.Stream.HeartbeatInterval = 100 * time.Millisecond
+	ts := newTestServer(t, opts)
+	resp := ts.do(t, "GET", "/api/v1/events?topic=quiet", nil, nil)
+	wantStreamHeaders(t, resp)
+	// Without a position the stream sends comments only: a read then
+	// fails here instead of waiting for the test's timeout.
+	bound := time.AfterFunc(10*time.Second, func() { resp.Body.Close() })
+	defer bound.Stop()
+	p := stream.NewParser(resp.Body)
+	start, err := p.Next() // next would skip it
+	if err != nil || start.Type != "position" {
+		t.Fatalf("first event %+v (%v), want its position", start, err)
+	}
+	var newest string
+	for range 3 {
+		newest = ts.publish(t, "busy", `{"data": "for others"}`)
+	}
+	got, err := p.Next()
+	if err != nil || got.Type != "position" || got.ID != newest || got.Data != "" {
+		t.Fatalf("next event %+v (%v), want a position with the newest id %s", got, err, newest)
+	}
+	if got.ID == start.ID {
+		t.Fatalf("the position did not move from %s", start.ID)
+	}
+	resp.Body.Close()
+
+	back := ts.subscribe(t, "topic=quiet", map[string]string{"Last-Event-ID": got.ID})
+	missed := ts.publish(t, "quiet", `{"data": "published while away"}`)
+	if ev := next(t, back); ev.ID != missed || ev.Type != "" {
+		t.Fatalf("back from %s: %+v, want the event %s and no reset", got.ID, ev, missed)
+	}
+	if testNATS == nil {
+		// The memory broker's history of 2 holds neither the start's id
+		// nor the one after it.
+		stale := ts.subscribe(t, "topic=quiet", map[string]string{"Last-Event-ID": start.ID})
+		if ev := next(t, stale); ev.Type != "reset" {
+			t.Fatalf("back from the first position %s: %+v, want a reset", start.ID, ev)
+		}
+	}
+}
+
 // firstEvent returns the first event the stream sends, or fails the test
 // after 10 s.
 func firstEvent(t *testing.T, body io.Reader) stream.Event {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -84,6 +85,9 @@ func (h *Handler) subscribe(c *gin.Context) {
 	// Without a last event id there is nothing to replay: Replay is not
 	// asked (it would take the broker's lock once more per stream).
 	l := &subscriptionLoop{s: s, sub: sub, replayed: lastID == "", timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), wait: wait}
+	// Where the client stands: the id its first event comes after. (A
+	// broker's id that is not a number leaves it 0: Idle's ids are.)
+	l.at, _ = strconv.ParseUint(sub.Position(), 10, 64)
 	s.run(l.step, l.cleanup)
 }
 
@@ -101,9 +105,13 @@ type subscriptionLoop struct {
 	// done; both are nil in between. It holds one piece of the replay at
 	// a time: the rest stays the broker's, which frees what its history
 	// evicts.
-	taken    []*stream.Message
-	lent     *[]*stream.Message
-	timer    *time.Timer // the heartbeat's
+	taken []*stream.Message
+	lent  *[]*stream.Message
+	timer *time.Timer // the heartbeat's
+	// at is the client's last event id as far as the stream has sent it:
+	// the subscription's position, then the id of each event queued and
+	// of each refreshed position (refresh).
+	at       uint64
 	answered bool
 	replayed bool         // Replay is done
 	wait     *waitContext // the broker's waits for the subscription (brokerWait)
@@ -166,9 +174,11 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 		case <-l.sub.Ready():
 		case <-l.timer.C:
 			// The timer serves the token's expiry too (nextHeartbeat).
-			if s.expired(w, time.Now()) {
+			now := time.Now()
+			if s.expired(w, now) {
 				return false
 			}
+			l.refresh(now)
 			return s.sendAndReset(w, l.timer)
 		case <-s.gone:
 			return s.stop(errClientGone)
@@ -177,7 +187,11 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 			return s.stop(s.subscriptionEnd(l.sub))
 		}
 	}
-	l.pending = s.queueMessages(l.pending)
+	rest := s.queueMessages(l.pending)
+	if n := len(l.pending) - len(rest); n > 0 {
+		l.at = l.pending[n-1].ID
+	}
+	l.pending = rest
 	if len(l.pending) == 0 {
 		// The frames are copied: the Messages are let go before the
 		// write, which may block for as long as the client does not read.
@@ -192,6 +206,23 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 	// heartbeat is due yet. Resetting it here would cost a runtime timer
 	// update per step.
 	return s.send(w, time.Now())
+}
+
+// refresh queues the subscription's position in place of a heartbeat that
+// is due, when the broker has gone past the client's last event id with
+// nothing for this subscription: the client then comes back from there. A
+// client on quiet topics of a busy hub would otherwise come back with an
+// id the history let go of meanwhile, and be reset although it missed
+// nothing. Only while idle, at most once a heartbeat interval.
+func (l *subscriptionLoop) refresh(now time.Time) {
+	s := l.s
+	if len(s.buf) > 0 || now.Sub(s.lastWrite) < s.h.stream.HeartbeatInterval {
+		return
+	}
+	if id, ok := l.sub.Idle(); ok && id > l.at {
+		l.at = id
+		s.position(strconv.FormatUint(id, 10))
+	}
 }
 
 // take moves everything the subscription queued into pending. It reports

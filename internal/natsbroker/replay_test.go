@@ -575,3 +575,42 @@ func TestGoneClientEndsItsPageWait(t *testing.T) {
 		})
 	}
 }
+
+// A deep resume is idle once its replay is handed out, not before; then
+// it follows the instance's newest id, for events that are not its own
+// too.
+func TestDeepResumeIsIdleOnceItsReplayIsHandedOut(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts) // makes the stream
+	all := store(t, ns, a, append(repeat(event{"busy", 40}, 10), event{"quiet", 40}, event{"busy", 40}))
+	opts.cold = true
+	b := openBroker(t, opts) // its local history starts after them
+	s, err := b.Subscribe([]string{"quiet"}, strconv.FormatUint(all[2].ID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if id, ok := s.Idle(); ok {
+		t.Fatalf("Idle %d before the replay is handed out", id)
+	}
+	if got := replayAll(t, s, nil, 1<<20); len(got) != 1 || got[0].ID != all[10].ID {
+		t.Fatalf("replay of %d events, want the one for quiet, %d", len(got), all[10].ID)
+	}
+	last := all[len(all)-1].ID
+	if id, ok := s.Idle(); !ok || id < last {
+		t.Fatalf("replay handed out: Idle %d %v, want at least %d true", id, ok, last)
+	}
+	newer := store(t, ns, a, []event{{"busy", 40}})[0].ID
+	deadline := time.Now().Add(waitLimit)
+	for {
+		id, ok := s.Idle()
+		if ok && id == newer {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Idle %d %v %v after an event for others, want %d true", id, ok, waitLimit, newer)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

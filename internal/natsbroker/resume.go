@@ -620,6 +620,16 @@ func (s *subscription) Position() string {
 	return s.from
 }
 
+// Idle is the local subscription's once the replay is handed out. (It may
+// be below the replay's last id while the instance has not delivered the
+// newest events locally yet: the subscriber keeps the larger one.)
+func (s *subscription) Idle() (id uint64, ok bool) {
+	if s.gap || len(s.page) > 0 || s.next != s.end {
+		return 0, false
+	}
+	return s.Subscription.Idle()
+}
+
 // Take appends the live events queued, without those the replay covers.
 func (s *subscription) Take(dst []*stream.Message) ([]*stream.Message, bool) {
 	if s.gap {

@@ -128,6 +128,19 @@ type Subscription interface {
 	// last event id misses nothing the broker still holds, as with the id
 	// of the last event it got. It is fixed before Subscribe returns.
 	Position() string
+	// Idle reports, while the subscription is open and has handed out
+	// everything it had (its replay done, its queue empty), the id of the
+	// newest event the broker has fanned out, whether it matched or not:
+	// a client that got everything handed out and comes back with it as
+	// its last event id misses nothing, as with Position. ok is false
+	// while there is something to hand out, and once the subscription
+	// has ended. A subscriber sends it now and then while idle, so that
+	// its client's last event id keeps up with a busy broker whose events
+	// are all for others: an id the history has let go of since resets.
+	// A broker that reads replays from elsewhere may report an id below
+	// the last one its replay handed out (the newest it has here): the
+	// subscriber keeps the larger.
+	Idle() (id uint64, ok bool)
 	// Ready returns a channel that is signalled when there may be
 	// something to Take: it receives a value after events were queued to
 	// an empty queue, and it is closed when the subscription ends, so a

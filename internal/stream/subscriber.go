@@ -53,6 +53,19 @@ func (s *memorySubscription) Reset() string { return s.reset }
 // Position returns the id the subscription's first event comes after.
 func (s *memorySubscription) Position() string { return strconv.FormatUint(s.from, 10) }
 
+// Idle returns the broker's newest id while the subscription is open with
+// its queue empty and its replay done: every event up to it that matches
+// was handed out, under the lock Publish queues with.
+func (s *memorySubscription) Idle() (id uint64, ok bool) {
+	b := s.broker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.closed || len(s.queue) > 0 || s.replayNext < s.replayEnd {
+		return 0, false
+	}
+	return b.hist.next - 1, true
+}
+
 // Ready returns the channel that is signalled when events were queued to an
 // empty queue and closed when the subscription ends.
 func (s *memorySubscription) Ready() <-chan struct{} { return s.ready }

@@ -395,3 +395,44 @@ func TestReadySignalledOnEnd(t *testing.T) {
 		})
 	}
 }
+
+// Idle gives the broker's newest id, matching or not, only while the
+// subscription has nothing to hand out: not with a replay or a queue left,
+// nor once it has ended.
+func TestIdleOnlyWithNothingToHandOut(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{})
+	mustPublish(t, b, "a", "", "1")
+	resumed := mustSubscribe(t, b, "0", "a")
+	live := mustSubscribe(t, b, "", "a")
+	idle := func(s Subscription) string {
+		id, ok := s.Idle()
+		return fmt.Sprint(id, ok)
+	}
+	if got := idle(live); got != "1 true" {
+		t.Errorf("live-only, nothing queued: Idle %s, want 1 true", got)
+	}
+	if got := idle(resumed); got != "0 false" {
+		t.Errorf("replay not handed out: Idle %s, want 0 false", got)
+	}
+	if _, done := resumed.Replay(nil, 1<<20); !done {
+		t.Fatal("replay of one event not done")
+	}
+	mustPublish(t, b, "other", "", "2")
+	if got := idle(resumed); got != "2 true" {
+		t.Errorf("replay handed out, an event for others: Idle %s, want 2 true", got)
+	}
+	mustPublish(t, b, "a", "", "3")
+	if got := idle(live); got != "0 false" {
+		t.Errorf("an event queued: Idle %s, want 0 false", got)
+	}
+	if got := queued(live); fmt.Sprint(got) != "[3]" {
+		t.Fatalf("queued %v, want [3]", got)
+	}
+	if got := idle(live); got != "3 true" {
+		t.Errorf("queue taken: Idle %s, want 3 true", got)
+	}
+	live.Close()
+	if got := idle(live); got != "0 false" {
+		t.Errorf("closed: Idle %s, want 0 false", got)
+	}
+}
