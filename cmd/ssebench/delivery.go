@@ -45,7 +45,7 @@ func (d *delivery) onEvent(s *subState, ev stream.Event, now time.Time) (fresh b
 	case "reset":
 		d.resets.Add(1)
 		return false
-	case "position": // a live-only stream's first event
+	case "position": // a live-only stream's first event, or an idle one's heartbeat
 		return false
 	default:
 		d.other.Add(1)
