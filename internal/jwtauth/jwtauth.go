@@ -149,7 +149,13 @@ func New(o Options) (*Verifier, error) {
 	return &Verifier{parser: jwt.NewParser(opts...), hmacSecret: o.HMACSecret, publicKey: o.PublicKey, leeway: o.Leeway}, nil
 }
 
-// fittingAlgorithms lists the algorithms the keys verify.
+// minRSABits is the shortest RSA key crypto/rsa verifies a signature
+// with: a shorter one was taken, and every token then refused as badly
+// signed.
+const minRSABits = 1024
+
+// fittingAlgorithms lists the algorithms the keys verify, or says why
+// pub cannot verify any.
 func fittingAlgorithms(secret []byte, pub crypto.PublicKey) ([]string, error) {
 	var algs []string
 	if len(secret) > 0 {
@@ -158,6 +164,9 @@ func fittingAlgorithms(secret []byte, pub crypto.PublicKey) ([]string, error) {
 	switch k := pub.(type) {
 	case nil:
 	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n < minRSABits {
+			return nil, fmt.Errorf("RSA key of %d bits: at least %d are needed", n, minRSABits)
+		}
 		algs = append(algs, "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 	case *ecdsa.PublicKey:
 		switch k.Curve {
@@ -240,7 +249,21 @@ func reason(err error) string {
 
 // ParsePublicKey reads the first public key in PEM data: a PKIX "PUBLIC
 // KEY" block, an "RSA PUBLIC KEY" (PKCS #1) block, or a "CERTIFICATE".
+// It refuses a key that verifies no JWT (see Options.PublicKey), so that
+// the error is the key file's.
 func ParsePublicKey(data []byte) (crypto.PublicKey, error) {
+	key, err := parsePEM(data)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fittingAlgorithms(nil, key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// parsePEM reads the first public key in PEM data, of any type.
+func parsePEM(data []byte) (crypto.PublicKey, error) {
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)
