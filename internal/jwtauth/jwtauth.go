@@ -113,6 +113,8 @@ type Verifier struct {
 	hmacSecret []byte
 	publicKey  crypto.PublicKey
 	leeway     time.Duration
+	// issuer and audience are Options', to name a missing iss or aud.
+	issuer, audience string
 }
 
 // New returns a Verifier for o. It fails without a key, and for an
@@ -146,7 +148,10 @@ func New(o Options) (*Verifier, error) {
 	if o.Audience != "" {
 		opts = append(opts, jwt.WithAudience(o.Audience))
 	}
-	return &Verifier{parser: jwt.NewParser(opts...), hmacSecret: o.HMACSecret, publicKey: o.PublicKey, leeway: o.Leeway}, nil
+	return &Verifier{
+		parser: jwt.NewParser(opts...), hmacSecret: o.HMACSecret, publicKey: o.PublicKey, leeway: o.Leeway,
+		issuer: o.Issuer, audience: o.Audience,
+	}, nil
 }
 
 // minRSABits is the shortest RSA key crypto/rsa verifies a signature
@@ -193,7 +198,7 @@ func fittingAlgorithms(secret []byte, pub crypto.PublicKey) ([]string, error) {
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	var c Claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.key); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
+		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, v.reason(err, &c))
 	}
 	return &c, nil
 }
@@ -223,8 +228,8 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 	return v.publicKey, nil
 }
 
-// reason says in a few words why a token was refused.
-func reason(err error) string {
+// reason says in a few words why a token with claims c was refused.
+func (v *Verifier) reason(err error, c *Claims) string {
 	switch {
 	case errors.Is(err, errCritical):
 		return "critical header parameters (crit) not supported"
@@ -233,7 +238,7 @@ func reason(err error) string {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "expired"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "a required claim is missing (exp)"
+		return v.missing(c)
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return "not valid yet"
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
@@ -245,6 +250,25 @@ func reason(err error) string {
 	default:
 		return "claims not valid"
 	}
+}
+
+// missing says which required claims c lacks: exp, and iss and aud when
+// they are checked. golang-jwt reports each with the same error.
+func (v *Verifier) missing(c *Claims) string {
+	var names []string
+	if c.ExpiresAt == nil {
+		names = append(names, "exp")
+	}
+	if v.issuer != "" && c.Issuer == "" {
+		names = append(names, "iss")
+	}
+	if v.audience != "" && (len(c.Audience) == 0 || len(c.Audience) == 1 && c.Audience[0] == "") { // as golang-jwt
+		names = append(names, "aud")
+	}
+	if len(names) == 0 {
+		return "a required claim is missing"
+	}
+	return "a required claim is missing (" + strings.Join(names, ", ") + ")"
 }
 
 // ParsePublicKey reads the first public key in PEM data: a PKIX "PUBLIC
