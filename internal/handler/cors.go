@@ -3,6 +3,8 @@ package handler
 import (
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/gin-contrib/cors"
 	"github.com/gin-gonic/gin"
@@ -27,7 +29,7 @@ func (h *Handler) newCORS(o CORSOptions) gin.HandlerFunc {
 	apply := cors.New(cors.Config{
 		AllowOriginFunc:  allow,
 		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-		AllowHeaders:     o.AllowedHeaders,
+		AllowHeaders:     allowedHeaders(o.AllowedHeaders),
 		ExposeHeaders:    o.ExposedHeaders,
 		AllowCredentials: o.AllowCredentials,
 		MaxAge:           o.MaxAge,
@@ -43,6 +45,17 @@ func (h *Handler) newCORS(o CORSOptions) gin.HandlerFunc {
 			h.abortWithError(c, fmt.Errorf("%w: %s", errOriginNotAllowed, stream.Quote(origin)))
 		}
 	}
+}
+
+// allowedHeaders returns headers, with Authorization added beside "*":
+// browsers never count Authorization as covered by "*" (Fetch: it is the
+// CORS non-wildcard request-header name), and the publish token comes in
+// it, so "*" alone let a page send any header but that one.
+func allowedHeaders(headers []string) []string {
+	if !slices.Contains(headers, "*") || slices.ContainsFunc(headers, func(h string) bool { return strings.EqualFold(h, "Authorization") }) {
+		return headers
+	}
+	return append(slices.Clip(headers), "Authorization")
 }
 
 func isPreflight(r *http.Request) bool {

@@ -116,6 +116,29 @@ func TestCORSPreflight(t *testing.T) {
 	}
 }
 
+// TestCORSAnyHeaderCoversAuthorization checks that "*" in the allowed
+// headers lets a page send Authorization, the publish token's header:
+// browsers never count it as covered by "*" (Fetch, CORS non-wildcard
+// request-header name), so answered "*" alone, a cross-origin publish
+// failed its preflight.
+func TestCORSAnyHeaderCoversAuthorization(t *testing.T) {
+	opts := corsOptions(false, "http://app.test")
+	opts.CORS.AllowedHeaders = []string{"*"}
+	ts := newTestServer(t, opts)
+	resp := ts.do(t, "OPTIONS", "/stream", nil, map[string]string{
+		"Origin":                         "http://app.test",
+		"Access-Control-Request-Method":  "POST",
+		"Access-Control-Request-Headers": "authorization, x-anything",
+	})
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("preflight status %d, want 204", resp.StatusCode)
+	}
+	got := resp.Header.Values("Access-Control-Allow-Headers")
+	if !contains(got, "*") || !contains(got, "Authorization") {
+		t.Errorf("Access-Control-Allow-Headers %q, want * and Authorization", got)
+	}
+}
+
 func TestCORSPreflightFromRefusedOriginIs403(t *testing.T) {
 	ts := newTestServer(t, corsOptions(false, "http://app.test"))
 	resp := ts.do(t, "OPTIONS", "/stream", nil, map[string]string{
