@@ -77,6 +77,26 @@ func TestCORSOtherOriginsGetNoCORSHeaders(t *testing.T) {
 	}
 }
 
+// TestCORSAnswersWithoutCORSHeadersVaryOnOrigin checks that an answer to
+// a request without Origin, or from the same origin, says Vary: Origin
+// too (Fetch, "CORS protocol and HTTP caches"): it lacks the CORS headers
+// an allowed origin gets, and a cache that kept it, the browser's or a
+// shared one, served it to that origin's page, which could not read it.
+func TestCORSAnswersWithoutCORSHeadersVaryOnOrigin(t *testing.T) {
+	ts := newTestServer(t, corsOptions(false, "http://app.test"))
+	for name, header := range map[string]map[string]string{
+		"no Origin":   nil,
+		"same origin": {"Origin": ts.URL},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp := ts.do(t, "GET", "/healthz", nil, header)
+			if got := resp.Header.Values("Vary"); !varies(got, "Origin") {
+				t.Errorf("Vary %q, want Origin", got)
+			}
+		})
+	}
+}
+
 // varies reports whether the Vary values name header.
 func varies(values []string, header string) bool {
 	for _, v := range values {
