@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,11 @@ import (
 func decode(key string, target any, raw any) error {
 	if raw == nil {
 		return nil
+	}
+	if slices.Contains(secretKeys, key) {
+		if err := checkSecretText(key, raw); err != nil {
+			return err
+		}
 	}
 	if t, ok := target.(*[]string); ok {
 		list, err := decodeList(key, raw)
@@ -51,6 +57,36 @@ func decode(key string, target any, raw any) error {
 		panic(fmt.Sprintf("config: key %s has unsupported target %T", key, target))
 	}
 	return nil
+}
+
+// secretKeys are the keys that hold secrets, which checkSecretText
+// checks.
+var secretKeys = []string{"auth.publish_tokens", "auth.subscribe_tokens", "auth.jwt.hmac_secret"}
+
+// checkSecretText refuses a secret, or a list item of one, that YAML read
+// as a number or a bool: turned back into text it is not what was written
+// (0123456 is read as 42798, 0x1F as 31, 1e3 as 1000), so the server took
+// another token, often a shorter one. The error does not show the value.
+func checkSecretText(key string, raw any) error {
+	const msg = "a YAML number or bool, not text: quote it (value not shown)"
+	if list, ok := raw.([]any); ok {
+		for i, item := range list {
+			if notText(item) {
+				return invalid(fmt.Sprintf("%s[%d]", key, i), msg)
+			}
+		}
+	} else if notText(raw) {
+		return invalid(key, msg)
+	}
+	return nil
+}
+
+// notText reports whether raw is a single value other than a string: a
+// number or a bool.
+func notText(raw any) bool {
+	_, text := raw.(string)
+	_, single := scalar(raw)
+	return single && !text
 }
 
 // decodeList converts a YAML sequence, or a comma-separated string (from

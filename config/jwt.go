@@ -42,6 +42,16 @@ func (j JWTConfig) validate() []error {
 			errs = append(errs, invalid("auth.jwt.public_key_file", fmt.Sprintf("%q: %v", j.PublicKeyFile, err)))
 		}
 	}
+	if !j.Enabled() {
+		// Checks of tokens never accepted: most likely a key that went
+		// missing (an unset SSEHUB_AUTH_JWT_HMAC_SECRET), which leaves
+		// subscribing open without subscribe tokens.
+		for _, kv := range [][2]string{{"auth.jwt.issuer", j.Issuer}, {"auth.jwt.audience", j.Audience}} {
+			if kv[1] != "" {
+				errs = append(errs, invalid(kv[0], fmt.Sprintf("%q is set, but no JWT key is (auth.jwt.hmac_secret or auth.jwt.public_key_file): JWTs would be off", kv[1])))
+			}
+		}
+	}
 	for _, alg := range j.Algorithms {
 		if err := j.checkAlgorithm(alg); err != nil {
 			errs = append(errs, invalid("auth.jwt.algorithms", err.Error()))

@@ -405,6 +405,11 @@ func TestLoadBadValues(t *testing.T) {
 		{"bool in env", "", map[string]string{"SSEHUB_DEMO_ENABLED": "on"}, `demo.enabled: invalid bool "on"`},
 		{"list given a mapping", "cors:\n  allowed_origins: {a: b}\n", nil, `cors.allowed_origins: expected a value, got a mapping`},
 		{"list item a mapping", "auth:\n  publish_tokens: [{a: b}]\n", nil, `auth.publish_tokens[0]: expected a string`},
+		// YAML reads 0123456 as the number 42798, and the token taken was
+		// that text, not the one written; secrets are never shown.
+		{"token a YAML number", "auth:\n  publish_tokens: [s3cret, 0123456]\n", nil, `auth.publish_tokens[1]: a YAML number or bool, not text: quote it`},
+		{"subscribe token a YAML number", "auth:\n  subscribe_tokens: 0x1F\n", nil, `auth.subscribe_tokens: a YAML number or bool, not text: quote it`},
+		{"secret a YAML number", "auth:\n  jwt:\n    hmac_secret: 12345678901234567890123456789012345\n", nil, `auth.jwt.hmac_secret: a YAML number or bool, not text: quote it`},
 		{"scalar given a list", "log:\n  level: [debug]\n", nil, `log.level: expected a string`},
 		{"heartbeat in env", "", map[string]string{"SSEHUB_STREAM_HEARTBEAT_INTERVAL": "15ms"}, `stream.heartbeat_interval: "15ms" must be between 1s and 24h0m0s`},
 		{"history size in yaml", "hub:\n  history_size: 99999999999\n", nil, `hub.history_size: 99999999999 must be between 1 and 10000000`},
@@ -419,6 +424,11 @@ func TestLoadBadValues(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %q, want it to contain %q", err, tt.want)
+			}
+			for _, secret := range []string{"0123456", "42798", "0x1F", "1234567890123"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("err = %q shows a secret", err)
+				}
 			}
 		})
 	}

@@ -142,6 +142,17 @@ func TestValidateRejects(t *testing.T) {
 		{"jwt leeway negative", func(c *Config) { c.Auth.JWT.Leeway = -time.Second }, `auth.jwt.leeway: "-1s" must be between 0s and 5m0s`},
 		{"jwt leeway long", func(c *Config) { c.Auth.JWT.Leeway = time.Hour }, `auth.jwt.leeway: "1h0m0s" must be between`},
 		{"jwt cookie name", func(c *Config) { c.Auth.JWT.CookieName = "a b" }, `auth.jwt.cookie_name: "a b" is not a cookie name`},
+		// Checks of JWTs that are never accepted: a deployment whose
+		// SSEHUB_AUTH_JWT_HMAC_SECRET went missing started with JWTs off,
+		// and, without subscribe tokens, every topic open to subscribe.
+		{
+			"jwt issuer without a key", func(c *Config) { c.Auth.JWT.Issuer = "https://auth.test" },
+			`auth.jwt.issuer: "https://auth.test" is set, but no JWT key is (auth.jwt.hmac_secret or auth.jwt.public_key_file)`,
+		},
+		{
+			"jwt audience without a key", func(c *Config) { c.Auth.JWT.Audience = "ssehub" },
+			`auth.jwt.audience: "ssehub" is set, but no JWT key is`,
+		},
 		{"jwt cookie name empty", func(c *Config) { c.Auth.JWT.CookieName = "" }, `auth.jwt.cookie_name: "" is not a cookie name`},
 	}
 	for _, tt := range tests {

@@ -266,33 +266,41 @@ func TestRunLetsPagesRetryPublishesAcrossOrigins(t *testing.T) {
 
 // TestRunLogsWhoMayPublish: the start-up log says in one line that the
 // demo hub is open while the demo is on, and the warning about publishing
-// being off does not contradict it.
+// being off does not contradict it. It warns too when anyone may subscribe
+// to every topic: it said nothing of it, and the demo line named demo.>
+// alone.
 func TestRunLogsWhoMayPublish(t *testing.T) {
-	const open = `msg="demo hub open: anyone may publish and subscribe to demo.> without a token (demo.enabled: false turns it off)"`
+	const (
+		open    = `msg="demo hub open: anyone may publish and subscribe to demo.> without a token (demo.enabled: false turns it off)"`
+		subOpen = `level=WARN msg="subscribing is open: anyone may subscribe to every topic and list them`
+	)
 	tests := []struct {
 		name          string
 		demo          bool
 		tokens        []string
+		subTokens     []string
 		want, wantNot []string
 	}{
 		{
-			"demo on, no tokens", true, nil,
-			[]string{open, `level=WARN msg="publishing is off outside demo.>: set auth.publish_tokens`},
+			"demo on, no tokens", true, nil, nil,
+			[]string{open, `level=WARN msg="publishing is off outside demo.>: set auth.publish_tokens`, subOpen},
 			[]string{`msg="publishing is off:`},
 		},
-		{"demo on, tokens", true, []string{"t"}, []string{open}, []string{"publishing is off"}},
+		{"demo on, tokens", true, []string{"t"}, []string{"s"}, []string{open}, []string{"publishing is off", "subscribing is open"}},
 		{
-			"demo off, no tokens", false, nil,
-			[]string{`level=WARN msg="publishing is off: set auth.publish_tokens`},
+			"demo off, no tokens", false, nil, nil,
+			[]string{`level=WARN msg="publishing is off: set auth.publish_tokens`, subOpen},
 			[]string{"demo hub open", "outside demo.>"},
 		},
-		{"demo off, tokens", false, []string{"t"}, nil, []string{"demo hub open", "publishing is off"}},
+		{"demo off, publish tokens", false, []string{"t"}, nil, []string{subOpen}, []string{"demo hub open", "publishing is off"}},
+		{"demo off, tokens", false, []string{"t"}, []string{"s"}, nil, []string{"demo hub open", "publishing is off", "subscribing is open"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := config.Default()
 			cfg.Demo.Enabled = tt.demo
 			cfg.Auth.PublishTokens = tt.tokens
+			cfg.Auth.SubscribeTokens = tt.subTokens
 			var out lockedBuffer
 			startMainLogging(t, cfg, slog.New(slog.NewTextHandler(&out, nil)))
 			log := out.tail(1 << 20)

@@ -207,6 +207,9 @@ func (m *Main) logAccess() {
 	case noTokens:
 		m.Logger.Warn("publishing is off: " + setTokens + " to the hub")
 	}
+	if len(m.Config.Auth.SubscribeTokens) == 0 && !m.Config.Auth.JWT.Enabled() {
+		m.Logger.Warn("subscribing is open: anyone may subscribe to every topic and list them; set auth.subscribe_tokens (SSEHUB_AUTH_SUBSCRIBE_TOKENS) or an auth.jwt key to require a token")
+	}
 }
 
 // shutdown stops srv: it stops accepting and waits, until ctx is done, for

@@ -2,7 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"os"
@@ -129,18 +138,71 @@ func TestTokenCommandErrors(t *testing.T) {
 	}
 }
 
-// TestRunRefusesAnUnusablePublicKey checks that a key file that holds no
-// public key stops start-up, naming the key.
+// TestRunRefusesAnUnusablePublicKey checks that a key file whose key
+// cannot verify a JWT stops start-up, naming auth.jwt.public_key_file:
+// one that holds no public key, one of a type or curve JWTs do not use,
+// and an RSA key shorter than the 1024 bits crypto/rsa verifies with,
+// which was accepted and then refused every token as badly signed.
 func TestRunRefusesAnUnusablePublicKey(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "jwt.pem")
-	if err := os.WriteFile(path, []byte("not a key"), 0o600); err != nil {
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.Auth.JWT.PublicKeyFile = path
-	m := &Main{Config: cfg, Logger: newLogger(cfg.Log, io.Discard)}
-	err := m.Run(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "auth.jwt.public_key_file") {
-		t.Errorf("Run = %v, want an error naming auth.jwt.public_key_file", err)
+	x25519, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, tt := range []struct {
+		name string
+		pem  []byte
+		says string
+	}{
+		{"no key", []byte("not a key"), "no PUBLIC KEY"},
+		{"P-224", publicKeyPEM(t, &p224.PublicKey), "ECDSA curve P-224"},
+		{"X25519", publicKeyPEM(t, x25519.PublicKey()), "*ecdh.PublicKey"},
+		{"RSA 512", publicKeyPEM(t, rsa512(t)), "512 bits"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "jwt.pem")
+			if err := os.WriteFile(path, tt.pem, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := config.Default()
+			cfg.Server.Addr = "127.0.0.1:0"
+			cfg.Auth.JWT.PublicKeyFile = path
+			m := &Main{Config: cfg, Logger: newLogger(cfg.Log, io.Discard)}
+			// Done already: a server that got past the key stops at once.
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			err := m.Run(ctx)
+			if err == nil || !strings.HasPrefix(err.Error(), "auth.jwt.public_key_file") || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("Run = %v, want an error naming auth.jwt.public_key_file that says %q", err, tt.says)
+			}
+		})
+	}
+}
+
+// publicKeyPEM returns pub as a PEM "PUBLIC KEY" block.
+func publicKeyPEM(t *testing.T, pub any) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// rsa512 returns a 512-bit RSA public key, built from two primes:
+// rsa.GenerateKey refuses to make one.
+func rsa512(t *testing.T) *rsa.PublicKey {
+	t.Helper()
+	p, err := rand.Prime(rand.Reader, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := rand.Prime(rand.Reader, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rsa.PublicKey{N: new(big.Int).Mul(p, q), E: 65537}
 }

@@ -3,6 +3,8 @@ package handler
 import (
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/gin-contrib/cors"
 	"github.com/gin-gonic/gin"
@@ -13,7 +15,8 @@ import (
 // Access-Control-Allow-Origin echoing it, with Vary: Origin; any other
 // origin gets no CORS headers at all, so the browser withholds the response
 // from the page, and its preflight is refused with 403. Same-origin
-// requests, and requests without Origin, pass untouched.
+// requests, and requests without Origin, pass, with Vary: Origin as every
+// answer.
 //
 // gin-contrib/cors does the header work for allowed origins. It is not
 // handed the refusals: it panics on an empty origin list and answers a
@@ -27,22 +30,36 @@ func (h *Handler) newCORS(o CORSOptions) gin.HandlerFunc {
 	apply := cors.New(cors.Config{
 		AllowOriginFunc:  allow,
 		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-		AllowHeaders:     o.AllowedHeaders,
+		AllowHeaders:     allowedHeaders(o.AllowedHeaders),
 		ExposeHeaders:    o.ExposedHeaders,
 		AllowCredentials: o.AllowCredentials,
 		MaxAge:           o.MaxAge,
 	})
 	return func(c *gin.Context) {
+		// Every answer varies on Origin, even to a request without it: a
+		// cache must not serve one without CORS headers to an allowed
+		// origin (Fetch, "CORS protocol and HTTP caches").
+		c.Header("Vary", "Origin")
 		origin := c.GetHeader("Origin")
-		if origin == "" || allow(origin) {
+		if origin != "" && allow(origin) {
 			apply(c)
 			return
 		}
-		c.Header("Vary", "Origin")
-		if isPreflight(c.Request) && !sameOrigin(c.Request, origin) {
+		if origin != "" && isPreflight(c.Request) && !sameOrigin(c.Request, origin) {
 			h.abortWithError(c, fmt.Errorf("%w: %s", errOriginNotAllowed, stream.Quote(origin)))
 		}
 	}
+}
+
+// allowedHeaders returns headers, with Authorization added beside "*":
+// browsers never count Authorization as covered by "*" (Fetch: it is the
+// CORS non-wildcard request-header name), and the publish token comes in
+// it, so "*" alone let a page send any header but that one.
+func allowedHeaders(headers []string) []string {
+	if !slices.Contains(headers, "*") || slices.ContainsFunc(headers, func(h string) bool { return strings.EqualFold(h, "Authorization") }) {
+		return headers
+	}
+	return append(slices.Clip(headers), "Authorization")
 }
 
 func isPreflight(r *http.Request) bool {

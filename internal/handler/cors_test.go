@@ -77,6 +77,26 @@ func TestCORSOtherOriginsGetNoCORSHeaders(t *testing.T) {
 	}
 }
 
+// TestCORSAnswersWithoutCORSHeadersVaryOnOrigin checks that an answer to
+// a request without Origin, or from the same origin, says Vary: Origin
+// too (Fetch, "CORS protocol and HTTP caches"): it lacks the CORS headers
+// an allowed origin gets, and a cache that kept it, the browser's or a
+// shared one, served it to that origin's page, which could not read it.
+func TestCORSAnswersWithoutCORSHeadersVaryOnOrigin(t *testing.T) {
+	ts := newTestServer(t, corsOptions(false, "http://app.test"))
+	for name, header := range map[string]map[string]string{
+		"no Origin":   nil,
+		"same origin": {"Origin": ts.URL},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp := ts.do(t, "GET", "/healthz", nil, header)
+			if got := resp.Header.Values("Vary"); !varies(got, "Origin") {
+				t.Errorf("Vary %q, want Origin", got)
+			}
+		})
+	}
+}
+
 // varies reports whether the Vary values name header.
 func varies(values []string, header string) bool {
 	for _, v := range values {
@@ -113,6 +133,29 @@ func TestCORSPreflight(t *testing.T) {
 	}
 	if got := resp.Header.Get("Access-Control-Max-Age"); got != "43200" {
 		t.Errorf("Access-Control-Max-Age %q, want 43200 (12h)", got)
+	}
+}
+
+// TestCORSAnyHeaderCoversAuthorization checks that "*" in the allowed
+// headers lets a page send Authorization, the publish token's header:
+// browsers never count it as covered by "*" (Fetch, CORS non-wildcard
+// request-header name), so answered "*" alone, a cross-origin publish
+// failed its preflight.
+func TestCORSAnyHeaderCoversAuthorization(t *testing.T) {
+	opts := corsOptions(false, "http://app.test")
+	opts.CORS.AllowedHeaders = []string{"*"}
+	ts := newTestServer(t, opts)
+	resp := ts.do(t, "OPTIONS", "/stream", nil, map[string]string{
+		"Origin":                         "http://app.test",
+		"Access-Control-Request-Method":  "POST",
+		"Access-Control-Request-Headers": "authorization, x-anything",
+	})
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("preflight status %d, want 204", resp.StatusCode)
+	}
+	got := resp.Header.Values("Access-Control-Allow-Headers")
+	if !contains(got, "*") || !contains(got, "Authorization") {
+		t.Errorf("Access-Control-Allow-Headers %q, want * and Authorization", got)
 	}
 }
 

@@ -95,7 +95,18 @@ func TestJWTClaimRules(t *testing.T) {
 			c := grant(user42, nil, time.Hour)
 			c.ExpiresAt = nil
 			return mint(t, c)
-		}, "topic=user.42.inbox", 401, "exp"},
+		}, "topic=user.42.inbox", 401, "missing (exp)"},
+		// Both were said to be "missing (exp)", with exp there.
+		{"missing issuer", func(t *testing.T) string {
+			c := grant(user42, nil, time.Hour)
+			c.Issuer = ""
+			return mint(t, c)
+		}, "topic=user.42.inbox", 401, "missing (iss)"},
+		{"missing audience", func(t *testing.T) string {
+			c := grant(user42, nil, time.Hour)
+			c.Audience = nil
+			return mint(t, c)
+		}, "topic=user.42.inbox", 401, "missing (aud)"},
 		{"alg none", func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, good)
 		}, "topic=user.42.inbox", 401, "not valid"},

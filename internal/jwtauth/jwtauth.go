@@ -113,6 +113,8 @@ type Verifier struct {
 	hmacSecret []byte
 	publicKey  crypto.PublicKey
 	leeway     time.Duration
+	// issuer and audience are Options', to name a missing iss or aud.
+	issuer, audience string
 }
 
 // New returns a Verifier for o. It fails without a key, and for an
@@ -146,10 +148,19 @@ func New(o Options) (*Verifier, error) {
 	if o.Audience != "" {
 		opts = append(opts, jwt.WithAudience(o.Audience))
 	}
-	return &Verifier{parser: jwt.NewParser(opts...), hmacSecret: o.HMACSecret, publicKey: o.PublicKey, leeway: o.Leeway}, nil
+	return &Verifier{
+		parser: jwt.NewParser(opts...), hmacSecret: o.HMACSecret, publicKey: o.PublicKey, leeway: o.Leeway,
+		issuer: o.Issuer, audience: o.Audience,
+	}, nil
 }
 
-// fittingAlgorithms lists the algorithms the keys verify.
+// minRSABits is the shortest RSA key crypto/rsa verifies a signature
+// with: a shorter one was taken, and every token then refused as badly
+// signed.
+const minRSABits = 1024
+
+// fittingAlgorithms lists the algorithms the keys verify, or says why
+// pub cannot verify any.
 func fittingAlgorithms(secret []byte, pub crypto.PublicKey) ([]string, error) {
 	var algs []string
 	if len(secret) > 0 {
@@ -158,6 +169,9 @@ func fittingAlgorithms(secret []byte, pub crypto.PublicKey) ([]string, error) {
 	switch k := pub.(type) {
 	case nil:
 	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n < minRSABits {
+			return nil, fmt.Errorf("RSA key of %d bits: at least %d are needed", n, minRSABits)
+		}
 		algs = append(algs, "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 	case *ecdsa.PublicKey:
 		switch k.Curve {
@@ -184,7 +198,7 @@ func fittingAlgorithms(secret []byte, pub crypto.PublicKey) ([]string, error) {
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	var c Claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.key); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
+		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, v.reason(err, &c))
 	}
 	return &c, nil
 }
@@ -214,8 +228,8 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 	return v.publicKey, nil
 }
 
-// reason says in a few words why a token was refused.
-func reason(err error) string {
+// reason says in a few words why a token with claims c was refused.
+func (v *Verifier) reason(err error, c *Claims) string {
 	switch {
 	case errors.Is(err, errCritical):
 		return "critical header parameters (crit) not supported"
@@ -224,7 +238,7 @@ func reason(err error) string {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "expired"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "a required claim is missing (exp)"
+		return v.missing(c)
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return "not valid yet"
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
@@ -238,9 +252,42 @@ func reason(err error) string {
 	}
 }
 
+// missing says which required claims c lacks: exp, and iss and aud when
+// they are checked. golang-jwt reports each with the same error.
+func (v *Verifier) missing(c *Claims) string {
+	var names []string
+	if c.ExpiresAt == nil {
+		names = append(names, "exp")
+	}
+	if v.issuer != "" && c.Issuer == "" {
+		names = append(names, "iss")
+	}
+	if v.audience != "" && (len(c.Audience) == 0 || len(c.Audience) == 1 && c.Audience[0] == "") { // as golang-jwt
+		names = append(names, "aud")
+	}
+	if len(names) == 0 {
+		return "a required claim is missing"
+	}
+	return "a required claim is missing (" + strings.Join(names, ", ") + ")"
+}
+
 // ParsePublicKey reads the first public key in PEM data: a PKIX "PUBLIC
 // KEY" block, an "RSA PUBLIC KEY" (PKCS #1) block, or a "CERTIFICATE".
+// It refuses a key that verifies no JWT (see Options.PublicKey), so that
+// the error is the key file's.
 func ParsePublicKey(data []byte) (crypto.PublicKey, error) {
+	key, err := parsePEM(data)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fittingAlgorithms(nil, key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// parsePEM reads the first public key in PEM data, of any type.
+func parsePEM(data []byte) (crypto.PublicKey, error) {
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)

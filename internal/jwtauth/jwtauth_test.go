@@ -4,8 +4,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -50,6 +52,8 @@ func TestNewMatchesAlgorithmsToKeys(t *testing.T) {
 		{"HS256 with only a public key", Options{PublicKey: &p256.PublicKey, Algorithms: []string{"HS256"}}, false},
 		{"RS256 with only a secret", Options{HMACSecret: secret, Algorithms: []string{"RS256"}}, false},
 		{"none", Options{HMACSecret: secret, Algorithms: []string{"none"}}, false},
+		// crypto/rsa verifies no signature with a key under 1024 bits.
+		{"RSA of 512 bits", Options{PublicKey: &rsa.PublicKey{N: new(big.Int).Lsh(big.NewInt(1), 511), E: 65537}}, false},
 	} {
 		if _, err := New(tt.o); (err == nil) != tt.ok {
 			t.Errorf("%s: err = %v", tt.name, err)
