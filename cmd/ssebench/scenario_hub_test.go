@@ -178,3 +178,21 @@ func TestFanoutScenarioSpreadsSubscribers(t *testing.T) {
 		t.Fatalf("delivery = %+v, want every event to all 7", d)
 	}
 }
+
+// Events published with -event reach the subscribers under that name:
+// they are the run's own events, delivered, not "other" events.
+func TestFanoutScenarioWithEventName(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "3",
+		"-rate", "100", "-duration", "100ms", "-token", testToken, "-event", "tick", "-drain", "2s")
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	d := rep.Delivery
+	if d == nil || rep.Publish == nil || rep.Publish.OK == 0 {
+		t.Fatalf("report lacks publishing or delivery: %+v", rep)
+	}
+	if d.Delivered != d.Expected || d.Other != 0 || d.Latency == nil {
+		t.Errorf("delivery = %+v, want every event named tick delivered, none other", *d)
+	}
+}
