@@ -35,12 +35,8 @@ type publishConn struct {
 // until the next call). It dials again after the server closed the
 // connection or a request failed.
 func (c *publishConn) post(ctx context.Context, path string, body []byte, token string) (int, []byte, error) {
-	if c.conn == nil {
-		conn, err := c.t.dial(ctx)
-		if err != nil {
-			return 0, nil, err
-		}
-		c.conn, c.br = conn, bufio.NewReaderSize(conn, 4096)
+	if err := c.open(ctx); err != nil {
+		return 0, nil, err
 	}
 	c.req = c.t.appendRequest(c.req[:0], http.MethodPost, path, body,
 		header{"Authorization", bearer(token)}, header{"Content-Type", "application/json"})
@@ -50,6 +46,19 @@ func (c *publishConn) post(ctx context.Context, path string, body []byte, token 
 		c.close()
 	}
 	return status, resp, err
+}
+
+// open dials the target unless the connection is open.
+func (c *publishConn) open(ctx context.Context) error {
+	if c.conn != nil {
+		return nil
+	}
+	conn, err := c.t.dial(ctx)
+	if err != nil {
+		return err
+	}
+	c.conn, c.br = conn, bufio.NewReaderSize(conn, 4096)
+	return nil
 }
 
 // exchange writes the request and reads the whole response.
@@ -185,10 +194,17 @@ func (p *publisher) work(ctx context.Context, jobs <-chan int64) {
 		if ctx.Err() != nil {
 			continue // drain
 		}
+		// The dial comes first: an event's send time, and its request's
+		// time, start once its connection is open.
+		err := c.open(ctx)
 		t0 := time.Now()
 		body = p.appendBody(body[:0], seq, t0.UnixNano())
 		p.sent.Add(1)
-		status, resp, err := c.post(ctx, p.path, body, p.token)
+		var status int
+		var resp []byte
+		if err == nil {
+			status, resp, err = c.post(ctx, p.path, body, p.token)
+		}
 		switch {
 		case err != nil && ctx.Err() != nil:
 			p.sent.Add(-1) // cut off by the end of the run, not the server's fault
@@ -208,9 +224,14 @@ func (p *publisher) work(ctx context.Context, jobs <-chan int64) {
 func (p *publisher) publishFirst(ctx context.Context) (string, error) {
 	c := &publishConn{t: p.t}
 	defer c.close()
+	err := c.open(ctx)
 	t0 := time.Now()
 	p.sent.Add(1)
-	status, resp, err := c.post(ctx, p.path, p.appendBody(nil, 0, t0.UnixNano()), p.token)
+	var status int
+	var resp []byte
+	if err == nil {
+		status, resp, err = c.post(ctx, p.path, p.appendBody(nil, 0, t0.UnixNano()), p.token)
+	}
 	if err == nil && status != http.StatusCreated {
 		err = fmt.Errorf("status %d %.120s: %w", status, resp, ErrStatus)
 	}

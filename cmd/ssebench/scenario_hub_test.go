@@ -2,9 +2,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ssehub/ssehub/internal/handler"
 	"github.com/ssehub/ssehub/internal/stream"
@@ -194,5 +199,44 @@ func TestFanoutScenarioWithEventName(t *testing.T) {
 	}
 	if d.Delivered != d.Expected || d.Other != 0 || d.Latency == nil {
 		t.Errorf("delivery = %+v, want every event named tick delivered, none other", *d)
+	}
+}
+
+// An event's send time is taken once its connection is open: the dial
+// (here a TLS handshake) is no part of the event's latency nor of the
+// publish request's time.
+func TestPublishTimeExcludesTheDial(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	var hello, firstTS atomic.Int64 // Unix ns: the first handshake's start, the first event's send time
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			body, _ := io.ReadAll(r.Body)
+			if _, ts, ok := parsePayload(string(body)); ok {
+				firstTS.CompareAndSwap(0, ts)
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		h.ServeHTTP(w, r)
+	}))
+	srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		hello.CompareAndSwap(0, time.Now().UnixNano())
+		return nil, nil
+	}}
+	srv.StartTLS()
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	// No subscribers and no /metrics: the one publisher's is the only
+	// connection, so the first handshake is its dial.
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-insecure", "-scenario", "publish", "-no-metrics",
+		"-publishers", "1", "-rate", "100", "-duration", "50ms", "-token", testToken)
+	if code != 0 || rep.Publish == nil || rep.Publish.OK == 0 {
+		t.Fatalf("exit %d, publish %+v; stderr: %s", code, rep.Publish, stderr)
+	}
+	if ts, dial := firstTS.Load(), hello.Load(); ts < dial {
+		t.Errorf("the first event's send time is %v before its connection's handshake began", time.Duration(dial-ts))
 	}
 }
