@@ -240,3 +240,29 @@ func TestPublishTimeExcludesTheDial(t *testing.T) {
 		t.Errorf("the first event's send time is %v before its connection's handshake began", time.Duration(dial-ts))
 	}
 }
+
+// -timeout bounds the whole run, a publish request that the server never
+// answers included: the request is cut off, not left to its own timeout.
+func TestTimeoutCutsOffAPublishInFlight(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // answers only once the test is over
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := run(t.Context(), []string{
+		"-url", srv.URL, "-scenario", "publish", "-no-metrics", "-publishers", "1",
+		"-duration", "30s", "-timeout", "200ms", "-token", testToken, "-json", "-quiet",
+	}, &stdout, &stderr)
+	took := time.Since(start)
+	if code != 1 || !strings.Contains(stdout.String(), "-timeout 200ms reached") {
+		t.Errorf("exit %d, report %s; want 1 and the run aborted by -timeout", code, stdout.String())
+	}
+	// Within half a publish request's own timeout: far above the
+	// -timeout, far below the request timeout the run waited for.
+	if took > publishTimeout/2 {
+		t.Errorf("the run took %v with -timeout 200ms", took)
+	}
+}
