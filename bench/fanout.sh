@@ -99,7 +99,10 @@ for run in $(seq "$RUNS"); do
 		echo "round $run: $(label "$v") (pid $server_pid, load $(cut -d' ' -f1 /proc/loadavg))" >&2
 		bin/ssebench -url "$URL" -scenario fanout -n "$FANOUT_N" -rate "$FANOUT_RATE" -size "$SIZE" \
 			-duration "$DURATION" -publishers "$PUBLISHERS" -token "$TOKEN" -pid "$server_pid" \
-			-timeout 2m -json -quiet >"$out" || true
+			-timeout 2m -json -quiet >"$out" || {
+			rc=$?
+			echo "fanout.sh: $(label "$v") round $run: ssebench exited $rc; summarize.py leaves an aborted run out" >&2
+		}
 		stop_server
 		reports+=("$out")
 	done

@@ -173,11 +173,15 @@ echo
 "$PYTHON" - "$OUT" "$RUNS" "$EVENTS" <<'PY'
 import json, statistics, sys
 out, runs = sys.argv[1], int(sys.argv[2])
+left_out = set()
 def med(scenario, broker, get):
     vals = []
     for r in range(1, runs + 1):
         try:
             rep = json.load(open(f"{out}/{scenario}/{broker}-{r}.json"))
+            if rep.get("aborted"):  # cut short: its figures are not a run's
+                left_out.add(f"- left out: {scenario} {broker} run {r}, aborted: {rep['aborted']}")
+                continue
             vals.append(get(rep))
         except (OSError, KeyError, TypeError, ValueError):
             pass
@@ -218,4 +222,6 @@ if have(m) or have(n):
 m, n = med("replay", "memory", rep), med("replay", "nats", rep)
 if have(m) or have(n):
     print(f"| replay, ms | {m:.1f} | {n:.1f} | nats < 1000 ms | {'yes' if n < 1000 else 'no'} |")
+for line in sorted(left_out):
+    print(line)
 PY

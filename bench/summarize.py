@@ -13,6 +13,11 @@
         (ssehub-default-1.json is run 1 of "ssehub-default"): a table per
         server, then the medians side by side with the ratio of each
         server to the base server, and the CPU ratio of each run i.
+
+A run that was cut short (its report says "aborted") shows in its table
+but is left out of the medians and the ratios.
+
+Tests: python3 -m unittest discover -s bench -p summarize_test.py
 """
 
 import json
@@ -97,12 +102,15 @@ def median(rows, key):
 
 
 def table(label, rows):
-    keys = list(rows[0])
+    """A row per run, with a column for every key any run has, and the
+    medians of the runs that were not aborted."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
     print("| " + " | ".join([label] + keys) + " |")
     print("|" + "---|" * (len(keys) + 1))
     for i, r in enumerate(rows, 1):
         print("| " + " | ".join([f"run {i}"] + [fmt(r.get(k)) for k in keys]) + " |")
-    print("| " + " | ".join(["**median**"] + [fmt(median(rows, k)) for k in keys]) + " |")
+    complete = [r for r in rows if not r.get("aborted")]
+    print("| " + " | ".join(["**median**"] + [fmt(median(complete, k)) for k in keys]) + " |")
 
 
 def ticker(paths, labels=("ssehub", "FastAPI seed")):
@@ -199,6 +207,17 @@ def servers(paths, base="gosse"):
         runs = groups[label]
         print(f"{label}:\n")
         table("run", [hub_row(runs[i]) for i in sorted(runs)])
+        print()
+    # An aborted run's figures are a part of a run's: its table shows it,
+    # the medians and the ratios leave it out.
+    left_out = False
+    for label in labels:
+        for i in sorted(groups[label]):
+            if groups[label][i].get("aborted"):
+                print(f"- left out: {label} run {i}, aborted: {groups[label][i]['aborted']}")
+                del groups[label][i]
+                left_out = True
+    if left_out:
         print()
     others = [x for x in labels if x != base]
     head = ["median"] + labels

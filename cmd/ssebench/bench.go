@@ -38,7 +38,7 @@ func newBench(o options, t *target, stderr io.Writer) *bench {
 	if !o.noMetrics && (o.pid == 0 || needsGoroutines) {
 		reader.metricsURL = t.url("/metrics")
 	}
-	return &bench{o: o, t: t, stderr: stderr, mon: newMonitor(reader), pool: &pool{}, delivery: &delivery{}}
+	return &bench{o: o, t: t, stderr: stderr, mon: newMonitor(reader), pool: &pool{}, delivery: &delivery{event: o.event}}
 }
 
 // run runs the scenario and returns its report. ctx bounds the whole run.

@@ -12,6 +12,10 @@ import (
 // methods are safe for concurrent use; each subscriber keeps its own
 // subState.
 type delivery struct {
+	// event is the name the events are published under (-event): with
+	// one, they arrive as that type, not as message.
+	event string
+
 	delivered  atomic.Int64
 	duplicates atomic.Int64
 	outOfOrder atomic.Int64
@@ -41,12 +45,12 @@ type subState struct {
 // publisher.
 func (d *delivery) onEvent(s *subState, ev stream.Event, now time.Time) (fresh bool) {
 	switch ev.Type {
-	case "", "message":
 	case "reset":
 		d.resets.Add(1)
 		return false
 	case "position": // a live-only stream's first event, or an idle one's heartbeat
 		return false
+	case "", "message", d.event:
 	default:
 		d.other.Add(1)
 		return false

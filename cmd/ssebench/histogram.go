@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"math/bits"
 	"sync/atomic"
 	"time"
@@ -90,7 +91,9 @@ func (h *Histogram) Percentile(q float64) time.Duration {
 	if n == 0 {
 		return 0
 	}
-	rank := int64(q*float64(n) + 0.5)
+	// The nearest rank, ceil(q × n); the slack keeps a product that
+	// floating point puts a hair above a whole number on that number.
+	rank := int64(math.Ceil(q*float64(n) - 1e-6))
 	rank = min(max(rank, 1), n)
 	var seen int64
 	for i := range h.counts {

@@ -123,3 +123,32 @@ func TestHistogramConcurrent(t *testing.T) {
 		t.Errorf("count %d max %v, want 4000 and 3.999ms", h.Count(), h.Max())
 	}
 }
+
+// A percentile is the nearest rank: the smallest sample at or below which
+// at least that share of the samples lie, never one below it.
+func TestPercentileOfFewSamples(t *testing.T) {
+	few := func(n int) *Histogram {
+		var h Histogram
+		for i := 1; i <= n; i++ {
+			h.Record(time.Duration(i) * time.Millisecond)
+		}
+		return &h
+	}
+	tests := []struct {
+		n    int
+		q    float64
+		want time.Duration
+	}{
+		{8, 0.90, 8 * time.Millisecond},   // 7 of 8 is 87.5 %
+		{60, 0.99, 60 * time.Millisecond}, // 59 of 60 is 98.3 %
+		{3, 0.50, 2 * time.Millisecond},
+		{10, 0.90, 9 * time.Millisecond},
+		{100, 0.99, 99 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		got := few(tt.n).Percentile(tt.q)
+		if got < tt.want || float64(got) > float64(tt.want)*(1+1.0/subBuckets) {
+			t.Errorf("Percentile(%g) of 1..%d ms = %v, want %v", tt.q, tt.n, got, tt.want)
+		}
+	}
+}

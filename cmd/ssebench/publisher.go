@@ -33,23 +33,37 @@ type publishConn struct {
 
 // post sends body to path and returns the response status and body (valid
 // until the next call). It dials again after the server closed the
-// connection or a request failed.
+// connection or a request failed. ctx bounds the dial and the exchange.
 func (c *publishConn) post(ctx context.Context, path string, body []byte, token string) (int, []byte, error) {
-	if c.conn == nil {
-		conn, err := c.t.dial(ctx)
-		if err != nil {
-			return 0, nil, err
-		}
-		c.conn, c.br = conn, bufio.NewReaderSize(conn, 4096)
+	if err := c.open(ctx); err != nil {
+		return 0, nil, err
 	}
 	c.req = c.t.appendRequest(c.req[:0], http.MethodPost, path, body,
 		header{"Authorization", bearer(token)}, header{"Content-Type", "application/json"})
-	_ = c.conn.SetDeadline(time.Now().Add(publishTimeout))
+	conn := c.conn
+	_ = conn.SetDeadline(time.Now().Add(publishTimeout))
+	cut := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	status, resp, keep, err := c.exchange()
+	if !cut() {
+		keep = false // ctx ended: the connection's deadline is spent
+	}
 	if err != nil || !keep {
 		c.close()
 	}
 	return status, resp, err
+}
+
+// open dials the target unless the connection is open.
+func (c *publishConn) open(ctx context.Context) error {
+	if c.conn != nil {
+		return nil
+	}
+	conn, err := c.t.dial(ctx)
+	if err != nil {
+		return err
+	}
+	c.conn, c.br = conn, bufio.NewReaderSize(conn, 4096)
+	return nil
 }
 
 // exchange writes the request and reads the whole response.
@@ -122,17 +136,19 @@ func newPublisher(t *target, topic, token, event string, size int) *publisher {
 }
 
 // run publishes from workers connections until d has passed or ctx is
-// done. With rate > 0 event k is due at k/rate seconds after the start
+// done: the end of d stops new requests, ctx also cuts off those in
+// flight. With rate > 0 event k is due at k/rate seconds after the start
 // (events that fall behind are sent as soon as a connection is free);
 // with rate 0 every worker publishes as fast as the server answers.
 func (p *publisher) run(ctx context.Context, rate float64, d time.Duration, workers int) {
+	abort := ctx
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	jobs := make(chan int64, max(workers, 1)*4)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range max(workers, 1) {
-		wg.Go(func() { p.work(ctx, jobs) })
+		wg.Go(func() { p.work(ctx, abort, jobs) })
 	}
 	if rate > 0 {
 		p.schedule(ctx, rate, jobs)
@@ -176,8 +192,9 @@ func (p *publisher) schedule(ctx context.Context, rate float64, jobs chan<- int6
 	}
 }
 
-// work publishes each sequence number from jobs on one connection.
-func (p *publisher) work(ctx context.Context, jobs <-chan int64) {
+// work publishes each sequence number from jobs on one connection until
+// ctx is done; abort cuts off a request in flight.
+func (p *publisher) work(ctx, abort context.Context, jobs <-chan int64) {
 	c := &publishConn{t: p.t}
 	defer c.close()
 	var body []byte
@@ -185,10 +202,17 @@ func (p *publisher) work(ctx context.Context, jobs <-chan int64) {
 		if ctx.Err() != nil {
 			continue // drain
 		}
+		// The dial comes first: an event's send time, and its request's
+		// time, start once its connection is open.
+		err := c.open(ctx)
 		t0 := time.Now()
 		body = p.appendBody(body[:0], seq, t0.UnixNano())
 		p.sent.Add(1)
-		status, resp, err := c.post(ctx, p.path, body, p.token)
+		var status int
+		var resp []byte
+		if err == nil {
+			status, resp, err = c.post(abort, p.path, body, p.token)
+		}
 		switch {
 		case err != nil && ctx.Err() != nil:
 			p.sent.Add(-1) // cut off by the end of the run, not the server's fault
@@ -208,9 +232,14 @@ func (p *publisher) work(ctx context.Context, jobs <-chan int64) {
 func (p *publisher) publishFirst(ctx context.Context) (string, error) {
 	c := &publishConn{t: p.t}
 	defer c.close()
+	err := c.open(ctx)
 	t0 := time.Now()
 	p.sent.Add(1)
-	status, resp, err := c.post(ctx, p.path, p.appendBody(nil, 0, t0.UnixNano()), p.token)
+	var status int
+	var resp []byte
+	if err == nil {
+		status, resp, err = c.post(ctx, p.path, p.appendBody(nil, 0, t0.UnixNano()), p.token)
+	}
 	if err == nil && status != http.StatusCreated {
 		err = fmt.Errorf("status %d %.120s: %w", status, resp, ErrStatus)
 	}

@@ -2,9 +2,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ssehub/ssehub/internal/handler"
 	"github.com/ssehub/ssehub/internal/stream"
@@ -176,5 +181,88 @@ func TestFanoutScenarioSpreadsSubscribers(t *testing.T) {
 	}
 	if d := rep.Delivery; d == nil || d.Expected != 7*rep.Publish.OK || d.Delivered != d.Expected {
 		t.Fatalf("delivery = %+v, want every event to all 7", d)
+	}
+}
+
+// Events published with -event reach the subscribers under that name:
+// they are the run's own events, delivered, not "other" events.
+func TestFanoutScenarioWithEventName(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "3",
+		"-rate", "100", "-duration", "100ms", "-token", testToken, "-event", "tick", "-drain", "2s")
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	d := rep.Delivery
+	if d == nil || rep.Publish == nil || rep.Publish.OK == 0 {
+		t.Fatalf("report lacks publishing or delivery: %+v", rep)
+	}
+	if d.Delivered != d.Expected || d.Other != 0 || d.Latency == nil {
+		t.Errorf("delivery = %+v, want every event named tick delivered, none other", *d)
+	}
+}
+
+// An event's send time is taken once its connection is open: the dial
+// (here a TLS handshake) is no part of the event's latency nor of the
+// publish request's time.
+func TestPublishTimeExcludesTheDial(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	var hello, firstTS atomic.Int64 // Unix ns: the first handshake's start, the first event's send time
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			body, _ := io.ReadAll(r.Body)
+			if _, ts, ok := parsePayload(string(body)); ok {
+				firstTS.CompareAndSwap(0, ts)
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		h.ServeHTTP(w, r)
+	}))
+	srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		hello.CompareAndSwap(0, time.Now().UnixNano())
+		return nil, nil
+	}}
+	srv.StartTLS()
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	// No subscribers and no /metrics: the one publisher's is the only
+	// connection, so the first handshake is its dial.
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-insecure", "-scenario", "publish", "-no-metrics",
+		"-publishers", "1", "-rate", "100", "-duration", "50ms", "-token", testToken)
+	if code != 0 || rep.Publish == nil || rep.Publish.OK == 0 {
+		t.Fatalf("exit %d, publish %+v; stderr: %s", code, rep.Publish, stderr)
+	}
+	if ts, dial := firstTS.Load(), hello.Load(); ts < dial {
+		t.Errorf("the first event's send time is %v before its connection's handshake began", time.Duration(dial-ts))
+	}
+}
+
+// -timeout bounds the whole run, a publish request that the server never
+// answers included: the request is cut off, not left to its own timeout.
+func TestTimeoutCutsOffAPublishInFlight(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // answers only once the test is over
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := run(t.Context(), []string{
+		"-url", srv.URL, "-scenario", "publish", "-no-metrics", "-publishers", "1",
+		"-duration", "30s", "-timeout", "200ms", "-token", testToken, "-json", "-quiet",
+	}, &stdout, &stderr)
+	took := time.Since(start)
+	if code != 1 || !strings.Contains(stdout.String(), "-timeout 200ms reached") {
+		t.Errorf("exit %d, report %s; want 1 and the run aborted by -timeout", code, stdout.String())
+	}
+	// Within half a publish request's own timeout: far above the
+	// -timeout, far below the request timeout the run waited for.
+	if took > publishTimeout/2 {
+		t.Errorf("the run took %v with -timeout 200ms", took)
 	}
 }

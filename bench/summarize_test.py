@@ -1,0 +1,97 @@
+"""Tests of summarize.py: python3 -m unittest discover -s bench -p summarize_test.py"""
+
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import summarize  # noqa: E402
+
+
+def hub_report(cpu, rss_per_conn, p99, aborted=None):
+    """A fanout report with the fields summarize.py reads."""
+    r = {
+        "scenario": "fanout",
+        "connect": {"attempted": 100, "connected": 100, "failed": 0, "time": {"p50_ms": 1, "p99_ms": 2}, "wall_ms": 50},
+        "delivery": {
+            "expected": 1000,
+            "delivered": 1000,
+            "duplicates": 0,
+            "out_of_order": 0,
+            "dropped_streams": 0,
+            "latency": {"p50_ms": p99 / 2, "p90_ms": p99 / 1.5, "p99_ms": p99, "max_ms": p99 * 1.2},
+        },
+        "publish": {"ok": 10, "failed": 0, "per_second": 5.0, "latency": {"p99_ms": 1.0}},
+        "server": {
+            "cpu_seconds": cpu,
+            "rss_idle_bytes": 10 << 20,
+            "rss_peak_bytes": (10 << 20) + 100 * rss_per_conn,
+            "rss_per_conn_bytes": rss_per_conn,
+            "goroutines_peak": -1,
+        },
+        "client": {"cpu_seconds": 1.0},
+    }
+    if aborted:
+        r["aborted"] = aborted
+    return r
+
+
+class ServersTest(unittest.TestCase):
+    def run_servers(self, reports):
+        with tempfile.TemporaryDirectory() as d:
+            paths = []
+            for name, r in reports.items():
+                p = os.path.join(d, name)
+                with open(p, "w") as f:
+                    json.dump(r, f)
+                paths.append(p)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.servers(paths, base="gosse")
+            return out.getvalue()
+
+    def side_by_side(self, out, name):
+        """The cells of row name of the side-by-side table, by column."""
+        head = None
+        for line in out.splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if cells[0] == "median":
+                head = cells
+            elif head and cells[0] == name:
+                return dict(zip(head[1:], cells[1:]))
+        self.fail(f"no row {name!r} in:\n{out}")
+
+    def test_an_aborted_run_is_shown_and_left_out_of_the_medians(self):
+        out = self.run_servers(
+            {
+                "gosse-1.json": hub_report(5.0, 24000, 150.0),
+                "gosse-2.json": hub_report(5.0, 24000, 150.0),
+                "ssehub-default-1.json": hub_report(6.0, 30000, 100.0),
+                # Cut short by -timeout: its figures are not a run's.
+                "ssehub-default-2.json": hub_report(0.5, 2000, 5000.0, aborted="-timeout 2m reached"),
+            }
+        )
+        self.assertIn("-timeout 2m reached", out, "the aborted run's table does not say so")
+        for row, want in (("server CPU s", "6.000"), ("latency p99 ms", "100.0"), ("RSS / subscriber KB", "30.0")):
+            got = self.side_by_side(out, row)["ssehub-default"]
+            self.assertEqual(got, want, f"median {row} of ssehub-default's one complete run")
+        self.assertNotIn("0.10", out, "the aborted run's CPU ratio is in the round by round list")
+
+    def test_a_column_only_a_later_run_has_is_shown(self):
+        first = hub_report(6.0, 30000, 100.0)
+        del first["delivery"]  # no subscriber connected: no delivery section
+        out = self.run_servers(
+            {
+                "ssehub-default-1.json": first,
+                "ssehub-default-2.json": hub_report(6.0, 30000, 120.0),
+            }
+        )
+        self.assertIn("lat_p99_ms", out, "the delivery columns of run 2 are missing")
+
+
+if __name__ == "__main__":
+    unittest.main()
