@@ -355,6 +355,19 @@ func (b *Broker) deliver(h *history, m jetstream.Msg, md *jetstream.MsgMetadata)
 		h.consumer = md.Consumer
 	}
 	b.lag.Store(md.NumPending)
+	if last := h.seen.last(); md.Sequence.Stream > last+1 {
+		// A consumer reads every sequence of the stream in order: those
+		// it passed over were let go of before it read them (the
+		// stream's limits while this instance lagged or was cut off, a
+		// purge). The local broker must not take them as ids with no
+		// event, which a resume crosses: its subscribers missed them.
+		b.opts.Logger.Warn("nats stream let go of events before this instance read them: its subscriptions end, and their clients are reset",
+			"stream", b.opts.Stream, "first_seq", last+1, "last_seq", md.Sequence.Stream-1)
+		lost := fmt.Errorf("%w (stream %q, sequences %d to %d)", ErrEventsLost, b.opts.Stream, last+1, md.Sequence.Stream-1)
+		if err := h.mem.Lose(h.ids.id(md.Sequence.Stream), lost); err != nil {
+			b.opts.Logger.Debug("nats lost events", "err", err)
+		}
+	}
 	defer h.seen.advance(md.Sequence.Stream)
 	topic, ok := b.topic(m.Subject())
 	if !ok {

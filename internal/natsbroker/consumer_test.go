@@ -128,3 +128,45 @@ func subscribedBehindProxy(t *testing.T) (*natsServer, *natsProxy, *client, *ins
 	a, b := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
 	return ns, p, a.subscribe(t, "topic=t", ""), b
 }
+
+// An instance cut off while the stream, bounded by the history size, lets
+// go of events it has not read: its subscribers missed them. Its
+// subscriptions end, and a client that comes back with the last id it got
+// is reset. Before, the consumer passed over the lost sequences as ids
+// with no event, and the subscriber went on after them without a word.
+func TestEventsLostBeforeTheInstanceReadThemEndItsSubscriptions(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 5
+	other := newInstance(t, opts) // makes the stream: 5 messages at most
+	opts.URLs = []string{p.url()}
+	in := newInstance(t, opts)
+	c := in.subscribe(t, "topic=t", "")
+	before := other.publish(t, "t", "before")
+	receives(t, c, []string{before})
+
+	p.refuseConsumers()
+	p.cut()
+	waitUntil(t, waitLimit, "a consumer refused", func() bool { return p.refusals() >= 1 })
+	for i := range 10 {
+		other.publish(t, "t", fmt.Sprint("lost or kept ", i))
+	}
+	p.passConsumers()
+	p.cut() // the consumer is asked for at once
+	select {
+	case ev, ok := <-c.events:
+		if ok {
+			t.Fatalf("got %+v after the stream let go of events the instance had not read, want the stream to end", ev)
+		}
+	case <-time.After(waitLimit):
+		t.Fatalf("the stream still runs %v after the loss", waitLimit)
+	}
+
+	back := in.subscribe(t, "topic=t", before)
+	if got := back.next(t); got.Type != "reset" {
+		t.Fatalf("back with %s: %+v, want a reset", before, got)
+	}
+	after := other.publish(t, "t", "after")
+	receives(t, back, []string{after})
+}

@@ -17,6 +17,12 @@ import (
 // from its last event id, which the new history answers from its start.
 var ErrStreamDeleted = errors.New("nats stream deleted: its history ended")
 
+// ErrEventsLost ends the subscriptions of an instance whose consumer found
+// that the stream let go of events before it read them (the stream's
+// limits, while the instance lagged behind or was cut off): they missed
+// them. The client reconnects and is reset.
+var ErrEventsLost = errors.New("nats stream let go of events before this instance read them")
+
 // history is the stream as this instance reads it from one creation to
 // its deletion: the stream, the ids made from its creation time, the
 // local broker that caches its tail and the consumer that feeds it. The

@@ -26,6 +26,49 @@ func (b *Memory) Deliver(id uint64, topic, eventType, data string) (*Message, er
 	return msg, err
 }
 
+// Lose is for a broker that assigns ids elsewhere and learnt that the
+// events of the ids below id it has not delivered are lost, not absent (a
+// NATS stream let them go before its consumer read them): nobody here may
+// pass over them as over ids with no event. Each open subscription ends
+// with err (its client reconnects, and is reset there), and the history
+// lets go of everything it retains and goes on at id, so that a resume
+// from an id below id-1 resets. id must not be below the next id, else
+// Lose returns an error wrapping ErrOutOfOrder.
+func (b *Memory) Lose(id uint64, err error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if id < b.hist.next {
+		return fmt.Errorf("id %d after %d: %w", id, b.hist.next-1, ErrOutOfOrder)
+	}
+	var ended []*memorySubscription
+	endAll := func(g *group) {
+		for _, s := range g.subs {
+			if !s.closed {
+				b.closeSub(s, err)
+				ended = append(ended, s)
+			}
+		}
+	}
+	for _, t := range b.topics {
+		endAll(&t.group)
+	}
+	for _, g := range b.wild {
+		endAll(g)
+	}
+	for _, s := range ended { // not while the groups are iterated
+		b.unlink(s)
+	}
+	for _, t := range b.hist.loseTo(id) {
+		t.retained--
+		b.pruneTopic(t)
+	}
+	b.histBytes.Store(int64(b.hist.bytes))
+	return nil
+}
+
 // Retained returns the message with id id while the history retains it,
 // else nil: a broker that assigns ids elsewhere checks with it that the
 // event it handed to Deliver under an id is the one it expects.

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -167,5 +168,49 @@ func TestDeliverBeforeTheFirstEventStartsTheHistory(t *testing.T) {
 			t.Errorf("resume from %s: replay %v, reset %q; want %v, reset %v", tt.last, ids, s.Reset(), tt.want, tt.reset)
 		}
 		s.Close()
+	}
+}
+
+// Lose ends every subscription with the error given and lets the history
+// go, so that a resume from before the lost ids resets, where one across
+// skipped ids (Deliver) resumes; from just before the new id, and after
+// it, resumes go on as before.
+func TestLoseEndsSubscriptionsAndResumesAcrossIt(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{FirstID: 10})
+	for _, id := range []uint64{10, 11} {
+		if _, err := b.Deliver(id, "a", "", "kept"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exact := mustSubscribe(t, b, "", "a")
+	wild := mustSubscribe(t, b, "", "a", ">")
+	lost := errors.New("lost")
+	if err := b.Lose(15, lost); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []Subscription{exact, wild} {
+		if _, open := s.Take(nil); open || !errors.Is(s.Err(), lost) {
+			t.Errorf("after Lose: open %v, Err %v, want ended with %v", open, s.Err(), lost)
+		}
+	}
+	if n := b.Stats().Subscribers; n != 0 {
+		t.Errorf("%d subscribers after Lose, want 0", n)
+	}
+	if got := b.Topics(); len(got) != 0 {
+		t.Errorf("topics %+v after Lose, want none", got)
+	}
+	if _, err := b.Deliver(15, "a", "", "after"); err != nil {
+		t.Fatal(err)
+	}
+	if s := mustSubscribe(t, b, "11", "a"); s.Reset() == "" {
+		t.Error("resume from 11, before the lost ids: no reset")
+	}
+	if s := mustSubscribe(t, b, "14", "a"); s.Reset() != "" {
+		t.Errorf("resume from 14, just before the new id: reset %q", s.Reset())
+	} else if got, _ := s.Replay(nil, 1<<20); fmt.Sprint(ids(got)) != "[15]" {
+		t.Errorf("resume from 14 replays %v, want [15]", ids(got))
+	}
+	if err := b.Lose(15, lost); !errors.Is(err, ErrOutOfOrder) {
+		t.Errorf("Lose of a used id: %v, want ErrOutOfOrder", err)
 	}
 }

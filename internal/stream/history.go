@@ -147,6 +147,25 @@ func (h *history) skipTo(id uint64) []*topicEntry {
 	return h.evicted
 }
 
+// loseTo makes id, which must not be below h.next, the next id, as skipTo
+// does, when the ids in between are not known to have no message but were
+// lost: it lets go of every retained message and starts the retained
+// range at id, so that a resume from below id-1 is older than the history
+// and resets. It returns the topic entry of each message evicted, in a
+// slice valid until the next call.
+func (h *history) loseTo(id uint64) []*topicEntry {
+	clear(h.evicted)
+	h.evicted = h.evicted[:0]
+	for h.oldest < h.next {
+		h.evictOldest()
+	}
+	if h.next == h.first {
+		h.first = id
+	}
+	h.oldest, h.next = id, id
+	return h.evicted
+}
+
 // resumePoint parses lastEventID and reports whether every message after
 // it is still retained. It returns the id to replay after, or a reason,
 // meant for the client, why the broker cannot resume from it. The id
