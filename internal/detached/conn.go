@@ -173,6 +173,9 @@ func (c *Conn) Serve(step func(w io.Writer) bool, done func(panicked any)) {
 		if panicked == nil {
 			c.finish()
 		}
+		if panicked != nil || c.err != nil {
+			c.cut()
+		}
 		_ = c.conn.Close()
 		<-c.ctx.Done() // the reader ends with the connection
 		done(panicked)
@@ -209,6 +212,18 @@ func (c *Conn) finish() {
 		out = append(out, lastChunk...)
 	}
 	_ = c.send(out)
+}
+
+// cut closes the connection under TLS, if any, for a response that
+// cannot end cleanly: a write failed, or step panicked. tls.Conn.Close
+// would first send a close_notify alert, and wait up to 5 seconds for a
+// client that reads nothing to take it, holding the response (a stream's
+// slot, a server's shutdown) that long. The TLS connection's own Close
+// then fails at once.
+func (c *Conn) cut() {
+	if tc, ok := c.conn.(interface{ NetConn() net.Conn }); ok {
+		_ = tc.NetConn().Close()
+	}
 }
 
 // maxDiscard is how much a client may send after its request before its

@@ -3,6 +3,7 @@ package detached
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -427,4 +428,59 @@ func writeUntilItFails(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// TestTLSResponseEndsAtOnceAfterAFailedWrite writes over TLS to a client
+// that reads nothing until a write times out: the response must end at
+// once, not after crypto/tls has waited up to tlsCloseNotifyWait to send
+// its close_notify alert into the same full socket buffers, holding the
+// response (a stream's slot and subscription, a server's shutdown) that
+// long.
+func TestTLSResponseEndsAtOnceAfterAFailedWrite(t *testing.T) {
+	const tlsCloseNotifyWait = 5 * time.Second // crypto/tls's, in Conn.Close
+	failed := make(chan time.Time, 1)
+	ended := make(chan time.Time, 1)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		c, err := NewGroup().Take(w, r)
+		if err != nil {
+			t.Errorf("Take: %v", err)
+			return
+		}
+		c.Serve(func(w io.Writer) bool {
+			if err := c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
+				panic(err)
+			}
+			if err := writeUntilItFails(w); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("write: %v, want %v", err, os.ErrDeadlineExceeded)
+			}
+			failed <- time.Now()
+			return true // the failed write, not the step, must end it
+		}, func(any) { ended <- time.Now() })
+	}))
+	s.StartTLS()
+	t.Cleanup(s.Close)
+
+	raw, err := net.Dial("tcp", s.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.NextProtos, cfg.ServerName = []string{"http/1.1"}, "example.com" // httptest's certificate
+	conn := tls.Client(raw, cfg)
+	t.Cleanup(func() { _ = conn.Close() })
+	if err := conn.SetDeadline(time.Now().Add(bound)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: ssehub.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	} // and never read
+
+	at := recv(t, failed, "failed write")
+	if took := recv(t, ended, "end of the response").Sub(at); took >= tlsCloseNotifyWait/2 {
+		t.Errorf("the response ended %v after its write failed, want at once", took)
+	}
 }

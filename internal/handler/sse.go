@@ -194,6 +194,11 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	if s.gw.err != nil {
 		s.stop(s.gw.err)
 	}
+	// net/http ends the response once the handler returns: its last
+	// chunk, after the last step if WriteLast held it, is a write too.
+	// The deadline of a stream idle since its last write (one ended by
+	// Close, say) may have passed long ago, and the end would be cut.
+	s.extendDeadline(time.Now())
 }
 
 // reset queues the event: reset a stream begins with when it cannot
@@ -249,12 +254,7 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 		}
 		s.buf = append(s.stepBuf(), heartbeat...)
 	}
-	if timeout := s.h.stream.WriteTimeout; s.deadlineAt.Sub(now) < timeout/2 {
-		s.deadlineAt = now.Add(timeout)
-		// A deadline error only means the writer cannot take one (a
-		// test writer without it); the write still happens.
-		_ = s.deadline.SetWriteDeadline(s.deadlineAt)
-	}
+	s.extendDeadline(now)
 	s.bytes += len(s.buf)
 	var err error
 	if lw, ok := w.(lastWriter); ok && s.last && s.opened {
@@ -277,6 +277,18 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// extendDeadline gives the writes from now on at least half of the write
+// timeout: it moves the write deadline to a full timeout from now when
+// less than half is left.
+func (s *sseStream) extendDeadline(now time.Time) {
+	if timeout := s.h.stream.WriteTimeout; s.deadlineAt.Sub(now) < timeout/2 {
+		s.deadlineAt = now.Add(timeout)
+		// A deadline error only means the writer cannot take one (a
+		// test writer without it); the write still happens.
+		_ = s.deadline.SetWriteDeadline(s.deadlineAt)
+	}
 }
 
 // countEvery is how many events a stream sends before it adds them to the

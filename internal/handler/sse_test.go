@@ -219,6 +219,27 @@ func TestCloseEndsOpenStreamsAtOnce(t *testing.T) {
 	wantJSONError(t, ts.do(t, "GET", "/readyz", nil, nil), http.StatusServiceUnavailable)
 }
 
+// TestCloseEndsAnIdleStreamCleanly closes the handler while a stream is
+// idle past its write deadline, as a stream is between heartbeats with
+// the default settings (15s, 10s): its end, the last chunk, is a write
+// too, and must not fail on that old deadline. The client reads the
+// stream to its clean end; cut, Go's client reads io.ErrUnexpectedEOF.
+func TestCloseEndsAnIdleStreamCleanly(t *testing.T) {
+	opts := testOptions()
+	opts.Stream.WriteTimeout = 100 * time.Millisecond
+	ts := newTestServer(t, opts)
+	resp := ts.do(t, "GET", "/stream?count=2&interval=1m", nil, nil)
+	if _, err := nextEvent(stream.NewParser(resp.Body)); err != nil {
+		t.Fatal(err)
+	}
+	// The deadline was set before the first write: it has passed now.
+	time.Sleep(opts.Stream.WriteTimeout)
+	ts.h.Close()
+	if rest, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("after Close: %v (read %q), want the stream's clean end", err, rest)
+	}
+}
+
 func TestHubWriteTimeoutDropsASubscriberThatDoesNotRead(t *testing.T) {
 	skipOnNATS(t, synctestWhy)
 	synctest.Test(t, func(t *testing.T) {
