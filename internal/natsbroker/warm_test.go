@@ -376,3 +376,37 @@ func TestOpenLoadsATailWhoseLastMessageWasDeleted(t *testing.T) {
 		})
 	}
 }
+
+// Messages deleted from within the stream's tail (a subject purged)
+// before an instance starts: the tail it loads holds every event left,
+// and a resume from before the deleted ones is served from there, not
+// from the stream. Each deletion was taken for events lost: the local
+// history let go of what it had loaded before it, and the clients that
+// came back after the restart each read the stream.
+func TestOpenLoadsATailWithMessagesDeletedWithin(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, a.publish(t, []string{"x", "y"}[i%2], strconv.Itoa(i)))
+	}
+	a.close()
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(t.Context(), jetstream.WithPurgeSubject(DefaultSubjectPrefix+".y")); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newInstance(t, opts)
+	creates := consumerCreates(t, ns)
+	c := b.subscribe(t, "topic=x", ids[4])
+	if got := c.next(t); got.ID != ids[6] {
+		t.Fatalf("resumed from %s: %+v, want event %s", ids[4], got, ids[6])
+	}
+	if n := creates.seen(t, b.broker); n != 0 {
+		t.Errorf("the resume created %d consumers on the stream, want none: the local history had let go of the tail", n)
+	}
+}
