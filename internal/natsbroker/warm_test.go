@@ -3,6 +3,7 @@ package natsbroker
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // consumerCreates counts the page consumers (resume.go) created on the
@@ -408,5 +410,48 @@ func TestOpenLoadsATailWithMessagesDeletedWithin(t *testing.T) {
 	}
 	if n := creates.seen(t, b.broker); n != 0 {
 		t.Errorf("the resume created %d consumers on the stream, want none: the local history had let go of the tail", n)
+	}
+}
+
+// A stream at its limit lets go of its oldest event with each one stored:
+// one stored as an instance starts, once it has read the stream's state
+// and before its consumer reads the tail, lets go of the tail's first.
+// Nothing was subscribed to the instance, nor loaded: its tail starts
+// after it, and no warning says that events were lost and subscriptions
+// ended. It did, at the start of a busy hub's instances.
+func TestTailLetGoOfAsTheInstanceStartsWarnsOfNoLoss(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 5
+	a := openBroker(t, opts)
+	store(t, ns, a, repeat(event{"t", 10}, opts.HistorySize)) // the stream is full
+
+	var logs testlog.Buffer
+	opts.URLs, opts.Logger = []string{p.url()}, slog.New(slog.NewTextHandler(&logs, nil))
+	swallowed := p.swallowRequests("$JS.API.CONSUMER.CREATE.")
+	type opened struct {
+		b   *Broker
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		b, err := Open(t.Context(), opts)
+		done <- opened{b, err}
+	}()
+	select {
+	case <-swallowed: // the stream's state read, the consumer not made
+	case <-time.After(waitLimit):
+		t.Fatal("no consumer asked for")
+	}
+	store(t, ns, a, repeat(event{"t", 10}, 1)) // lets go of the tail's first
+	p.passRequests()
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	defer o.b.Close()
+	if n := logs.Count("let go of events"); n != 0 {
+		t.Errorf("%d warnings of events lost at start, want none:\n%s", n, logs.String())
 	}
 }
