@@ -355,7 +355,7 @@ func (b *Broker) deliver(h *history, m jetstream.Msg, md *jetstream.MsgMetadata)
 		h.consumer = md.Consumer
 	}
 	b.lag.Store(md.NumPending)
-	if last := h.seen.last(); md.Sequence.Stream > last+1 {
+	if last := h.seen.last(); md.Sequence.Stream > last+1 && b.lost(h, last) {
 		// A consumer reads every sequence of the stream in order: those
 		// it passed over were let go of before it read them (the
 		// stream's limits while this instance lagged or was cut off, a
@@ -376,6 +376,38 @@ func (b *Broker) deliver(h *history, m jetstream.Msg, md *jetstream.MsgMetadata)
 	if _, err := h.mem.Deliver(h.ids.id(md.Sequence.Stream), topic, m.Headers().Get(eventTypeHeader), string(m.Data())); err != nil {
 		b.opts.Logger.Debug("nats event skipped", "seq", md.Sequence.Stream, "subject", m.Subject(), "err", err)
 	}
+}
+
+// lost reports whether the sequences after last that h's consumer passed
+// over are events lost to h's local broker: it has delivered an event or
+// has a subscription, and the stream may have let them go (letGo). Before
+// either, the local history starts at the next event, as it does
+// anyway (stream.Memory.Deliver), and nobody missed anything: so at start
+// with a stream at its limit, which lets go of the tail's first events
+// as events are stored while the instance starts.
+func (b *Broker) lost(h *history, last uint64) bool {
+	if s := h.mem.Stats(); s.Published == 0 && s.Subscribers == 0 {
+		return false
+	}
+	return b.letGo(h, last)
+}
+
+// letGo reports whether the sequences after last that h's consumer passed
+// over may have been let go of from the stream's oldest end (its limits,
+// a purge of all of it or up to a sequence), asking the stream. They were
+// not when its first sequence is still at last or below: the stream lets
+// go of its events oldest first, so those were deleted from within it (a
+// subject purged, a message removed, one whose TTL ran out), and are ids
+// with no event, as a resume from the stream (resume.go) and the tail
+// loaded at start take them. Ended for them, every subscription came back
+// and resumed across them all the same, and the tail loaded at start kept
+// only what followed the last deletion in it. A stream that cannot tell
+// is taken to have let them go.
+func (b *Broker) letGo(h *history, last uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+	defer cancel()
+	info, err := h.stream.Info(ctx)
+	return err != nil || !info.Created.Equal(h.created) || info.State.FirstSeq > last
 }
 
 // check asks, on a goroutine of its own, whether h's stream is still

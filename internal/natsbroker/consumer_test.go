@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The consumer deleted, and the request that makes it again swallowed on
@@ -169,4 +171,35 @@ func TestEventsLostBeforeTheInstanceReadThemEndItsSubscriptions(t *testing.T) {
 	}
 	after := other.publish(t, "t", "after")
 	receives(t, back, []string{after})
+}
+
+// Messages deleted from within the stream (a subject purged, as an
+// operator's routine `nats stream purge --subject` does) while an instance
+// was cut off are ids with no event, as a resume from the stream takes
+// them: nothing was let go of that its subscribers could get back. Its
+// subscriptions go on with the events after them. They were ended as if
+// events were lost, and their clients, coming back, were resumed from
+// the stream across the same ids without a reset: a reconnect of every
+// client for nothing.
+func TestMessagesDeletedBeforeTheInstanceReadThemEndNothing(t *testing.T) {
+	ns, p, c, other := subscribedBehindProxy(t)
+	receives(t, c, []string{other.publish(t, "t", "before")})
+
+	p.refuseConsumers()
+	p.cut()
+	waitUntil(t, waitLimit, "a consumer refused", func() bool { return p.refusals() >= 1 })
+	other.publish(t, "gone", "purged")
+	kept := other.publish(t, "t", "kept")
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(t.Context(), jetstream.WithPurgeSubject(DefaultSubjectPrefix+".gone")); err != nil {
+		t.Fatal(err)
+	}
+	p.passConsumers()
+	p.cut() // the consumer is asked for at once
+	if got := c.next(t); got.ID != kept {
+		t.Fatalf("after the purge: %+v, want event %s", got, kept)
+	}
 }

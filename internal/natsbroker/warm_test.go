@@ -3,6 +3,7 @@ package natsbroker
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // consumerCreates counts the page consumers (resume.go) created on the
@@ -374,5 +376,82 @@ func TestOpenLoadsATailWhoseLastMessageWasDeleted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Messages deleted from within the stream's tail (a subject purged)
+// before an instance starts: the tail it loads holds every event left,
+// and a resume from before the deleted ones is served from there, not
+// from the stream. Each deletion was taken for events lost: the local
+// history let go of what it had loaded before it, and the clients that
+// came back after the restart each read the stream.
+func TestOpenLoadsATailWithMessagesDeletedWithin(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, a.publish(t, []string{"x", "y"}[i%2], strconv.Itoa(i)))
+	}
+	a.close()
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(t.Context(), jetstream.WithPurgeSubject(DefaultSubjectPrefix+".y")); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newInstance(t, opts)
+	creates := consumerCreates(t, ns)
+	c := b.subscribe(t, "topic=x", ids[4])
+	if got := c.next(t); got.ID != ids[6] {
+		t.Fatalf("resumed from %s: %+v, want event %s", ids[4], got, ids[6])
+	}
+	if n := creates.seen(t, b.broker); n != 0 {
+		t.Errorf("the resume created %d consumers on the stream, want none: the local history had let go of the tail", n)
+	}
+}
+
+// A stream at its limit lets go of its oldest event with each one stored:
+// one stored as an instance starts, once it has read the stream's state
+// and before its consumer reads the tail, lets go of the tail's first.
+// Nothing was subscribed to the instance, nor loaded: its tail starts
+// after it, and no warning says that events were lost and subscriptions
+// ended. It did, at the start of a busy hub's instances.
+func TestTailLetGoOfAsTheInstanceStartsWarnsOfNoLoss(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 5
+	a := openBroker(t, opts)
+	store(t, ns, a, repeat(event{"t", 10}, opts.HistorySize)) // the stream is full
+
+	var logs testlog.Buffer
+	opts.URLs, opts.Logger = []string{p.url()}, slog.New(slog.NewTextHandler(&logs, nil))
+	swallowed := p.swallowRequests("$JS.API.CONSUMER.CREATE.")
+	type opened struct {
+		b   *Broker
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		b, err := Open(t.Context(), opts)
+		done <- opened{b, err}
+	}()
+	select {
+	case <-swallowed: // the stream's state read, the consumer not made
+	case <-time.After(waitLimit):
+		t.Fatal("no consumer asked for")
+	}
+	store(t, ns, a, repeat(event{"t", 10}, 1)) // lets go of the tail's first
+	p.passRequests()
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	defer o.b.Close()
+	if n := logs.Count("let go of events"); n != 0 {
+		t.Errorf("%d warnings of events lost at start, want none:\n%s", n, logs.String())
 	}
 }
