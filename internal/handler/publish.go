@@ -102,12 +102,17 @@ func readPublishRequest(w http.ResponseWriter, r *http.Request, limit int) (even
 }
 
 // eventData is the event data for raw, a valid JSON value: a string's
-// text, any other value's compact text.
+// text, any other value's compact text. Bytes that are not UTF-8 become
+// U+FFFD in either, as encoding/json makes them in a string: the stream
+// is UTF-8.
 func eventData(raw json.RawMessage) (string, error) {
 	if raw[0] == '"' {
 		var s string
 		err := json.Unmarshal(raw, &s)
 		return s, err
+	}
+	if !utf8.Valid(raw) {
+		raw = replaceInvalidUTF8(raw)
 	}
 	if !bytes.ContainsAny(raw, " \t\r\n") {
 		return string(raw), nil // compact already
@@ -115,6 +120,23 @@ func eventData(raw json.RawMessage) (string, error) {
 	var b bytes.Buffer
 	err := json.Compact(&b, raw)
 	return b.String(), err
+}
+
+// replaceInvalidUTF8 returns b with each byte that is not part of a valid
+// UTF-8 sequence replaced by U+FFFD, one for each such byte, as
+// encoding/json replaces them when it decodes a string.
+func replaceInvalidUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b)+len(b)/2)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
 }
 
 // appendPublishAnswer appends the 201 answer, {"id":…,"topic":…}, the

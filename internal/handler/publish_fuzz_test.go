@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -63,7 +64,7 @@ func FuzzPublish(f *testing.F) {
 			if err != nil {
 				t.Fatalf("frame %q: %v", msg.Frame, err)
 			}
-			if ev.Data != want {
+			if ev.Data != want || !utf8.ValidString(ev.Data) {
 				t.Fatalf("event data %q, want %q", ev.Data, want)
 			}
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
@@ -81,7 +82,8 @@ func FuzzPublish(f *testing.F) {
 }
 
 // compactOrString is what a subscriber must receive for a publish's data:
-// a JSON string as it is (its line ends as LF), any other value compact.
+// a JSON string as it is (its line ends as LF), any other value compact,
+// each byte that is not UTF-8 U+FFFD in either.
 func compactOrString(t *testing.T, data json.RawMessage) string {
 	var s string
 	if data[0] == '"' {
@@ -95,7 +97,7 @@ func compactOrString(t *testing.T, data json.RawMessage) string {
 	if err := json.Compact(&b, data); err != nil {
 		t.Fatalf("compact %q: %v", data, err)
 	}
-	return b.String()
+	return string([]rune(b.String())) // a U+FFFD for each byte not UTF-8
 }
 
 func TestHubSubscribeChurnLeavesNothing(t *testing.T) {

@@ -196,3 +196,24 @@ func TestPublishIdempotencyKeyIsPerTopic(t *testing.T) {
 		t.Errorf("%d published, want 4", got)
 	}
 }
+
+// A body's bytes that are not UTF-8 become U+FFFD wherever they are in
+// data, as encoding/json makes them in a string: inside an object or an
+// array too. Passed through, they went out on a stream that says
+// charset=utf-8, and a client that decodes it strictly failed on the
+// event, and again on each reconnect that replayed it.
+func TestPublishDataIsUTF8InEveryJSONValue(t *testing.T) {
+	ts := newHubServer(t)
+	p := ts.subscribe(t, "topic=a", nil)
+	for _, tt := range []struct{ data, want string }{
+		{"\"x\xffy\"", "x\uFFFDy"},
+		{"{\"k\":\"x\xff\xfey\"}", "{\"k\":\"x\uFFFD\uFFFDy\"}"},
+		{"[\"\xc3\", 1]", "[\"\uFFFD\",1]"},
+		{"{\"\xe9t\xe9\":\"\xed\xa0\x80\"}", "{\"\uFFFDt\uFFFD\":\"\uFFFD\uFFFD\uFFFD\"}"},
+	} {
+		ts.publish(t, "a", `{"data":`+tt.data+`}`)
+		if ev := next(t, p); ev.Data != tt.want {
+			t.Errorf("data %q: sent as %q, want %q", tt.data, ev.Data, tt.want)
+		}
+	}
+}
