@@ -289,7 +289,7 @@ func TestNewConnLiftsReadDeadline(t *testing.T) {
 	if err := server.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	c := newConn(NewGroup(), server, bufio.NewReader(server), nil, true)
+	c := newConn(NewGroup(), server, bufio.NewReader(server), nil, nil, true)
 	select {
 	case <-c.Context().Done():
 		t.Fatal("the read deadline set before the takeover ended the response")
@@ -482,5 +482,60 @@ func TestTLSResponseEndsAtOnceAfterAFailedWrite(t *testing.T) {
 	at := recv(t, failed, "failed write")
 	if took := recv(t, ended, "end of the response").Sub(at); took >= tlsCloseNotifyWait/2 {
 		t.Errorf("the response ended %v after its write failed, want at once", took)
+	}
+}
+
+// TestPanicBeforeAnyWrite panics in the first step, before anything was
+// written: the client gets the group's answer to a panic, a whole response
+// with the response's headers and the answer's in their place, and the
+// panic goes on up the handler's goroutine after done.
+func TestPanicBeforeAnyWrite(t *testing.T) {
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		t.Run(proto, func(t *testing.T) {
+			g := NewGroup()
+			body := `{"error":"Internal Server Error"}`
+			g.AnswerPanics(http.Header{"Content-Type": {"application/json"}}, []byte(body))
+			ended := make(chan any, 1)
+			reached := make(chan any, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer func() { reached <- recover() }()
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.Header().Set("Access-Control-Allow-Origin", "https://app.test")
+				c, err := g.Take(w, r)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				c.Serve(func(io.Writer) bool { panic(errBoom) }, func(p any) { ended <- p })
+			}))
+			defer srv.Close()
+			conn := dial(t, srv, proto)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no response: %v", err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			if err != nil || string(got) != body {
+				t.Errorf("body %q (%v), want %q in full", got, err, body)
+			}
+			if resp.StatusCode != http.StatusInternalServerError || resp.ContentLength != int64(len(body)) || !resp.Close {
+				t.Errorf("status %d, Content-Length %d, close %v; want 500, %d, close", resp.StatusCode, resp.ContentLength, resp.Close, len(body))
+			}
+			if ct, acao := resp.Header.Get("Content-Type"), resp.Header.Get("Access-Control-Allow-Origin"); ct != "application/json" || acao != "https://app.test" {
+				t.Errorf("Content-Type %q, Access-Control-Allow-Origin %q: want the answer's and the response's", ct, acao)
+			}
+			if p, _ := recv(t, ended, "end of the response").(error); !errors.Is(p, errBoom) {
+				t.Errorf("done(%v), want the panic", p)
+			}
+			if p, _ := recv(t, reached, "end of the handler").(error); !errors.Is(p, errBoom) {
+				t.Errorf("the handler recovered %v, want the panic", p)
+			}
+			g.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), bound)
+			defer cancel()
+			if err := g.Wait(ctx); err != nil {
+				t.Errorf("Wait after a panic: %v", err)
+			}
+		})
 	}
 }

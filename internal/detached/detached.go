@@ -44,11 +44,25 @@ type Group struct {
 	conns   map[*Conn]struct{} // the Conns of those responses
 	closed  bool               // Close was called: Take refuses
 	drained chan struct{}      // closed once closed and n is 0
+
+	// The answer to a panic before a response has started
+	// (AnswerPanics); none when panicBody is nil.
+	panicHeader http.Header
+	panicBody   []byte
 }
 
 // NewGroup returns an empty, open Group.
 func NewGroup() *Group {
 	return &Group{conns: make(map[*Conn]struct{}), drained: make(chan struct{})}
+}
+
+// AnswerPanics makes a step that panics before its response has written
+// anything answer 500 with body, and the response's headers with those of
+// hdr in their place (its Content-Type, say), where the connection would be
+// cut: the client learns that the server failed, and an EventSource does
+// not retry. Call it before the first Take.
+func (g *Group) AnswerPanics(hdr http.Header, body []byte) {
+	g.panicHeader, g.panicBody = hdr, body
 }
 
 // add counts a response in, unless the group is closed.
@@ -135,7 +149,7 @@ func (g *Group) Take(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		g.done(nil)
 		return nil, errors.Join(ErrNotHijackable, err)
 	}
-	c := newConn(g, conn, rw.Reader, head, r.ProtoAtLeast(1, 1))
+	c := newConn(g, conn, rw.Reader, w.Header(), head, r.ProtoAtLeast(1, 1))
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
 	g.mu.Unlock()

@@ -147,15 +147,19 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 
 // run hands step to the transport, then runs cleanup and ends the stream.
 // With Gin, run returns when the stream has ended; a panic in step runs
-// cleanup and goes on to Gin's recovery. A detached stream runs on its own
-// goroutine and run returns at once: the handler must not touch c after
-// that.
+// cleanup and goes on to Gin's recovery. A detached stream runs its first
+// step on the handler's goroutine, the others on its own, and run returns
+// after the first: the handler must not touch c after that. A panic in its
+// first step goes on to Gin's recovery too, after cleanup, once the
+// transport has answered 500 (nothing was written) or cut the connection.
 func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	if s.conn != nil {
 		s.c = nil
 		s.conn.Serve(step, func(panicked any) {
 			if panicked != nil {
-				s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked)
+				if s.opened { // else Gin's recovery logs it: the first step's
+					s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked)
+				}
 				s.stop(errPanicked)
 			}
 			cleanup()
