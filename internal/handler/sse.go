@@ -103,8 +103,12 @@ type sseStream struct {
 	events       int  // sent so far
 	counted      int  // events added to the shared counter so far
 	queued       int  // events in buf
-	bytes        int  // payload written
-	end          error
+	bytes        int  // payload sent
+	// The events and bytes of the last step written, not counted as sent
+	// until its flush is known not to have failed (settle): with Gin, a
+	// write goes to a buffer, and the flush after the step fails instead.
+	unsettledEvents, unsettledBytes int
+	end                             error
 }
 
 // openStream prepares the event-stream headers, picks the transport, lifts
@@ -258,8 +262,9 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 		}
 		s.buf = append(s.stepBuf(), heartbeat...)
 	}
+	s.settle() // the stream goes on: the last step's flush went well
 	s.extendDeadline(now)
-	s.bytes += len(s.buf)
+	n := len(s.buf)
 	var err error
 	if lw, ok := w.(lastWriter); ok && s.last && s.opened {
 		// A stream that already started (a one-step stream is simply
@@ -271,16 +276,24 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 	s.returnBuf() // the transport is done with the bytes
 	s.opened = true
 	s.lastWrite = now
-	s.events += s.queued
+	events := s.queued
 	s.queued = 0
-	if s.events-s.counted >= countEvery {
-		s.count()
-	}
 	if err != nil {
 		s.end = err
 		return false
 	}
+	s.unsettledEvents, s.unsettledBytes = events, n
 	return true
+}
+
+// settle counts the last step written as sent: its flush has not failed.
+func (s *sseStream) settle() {
+	s.events += s.unsettledEvents
+	s.bytes += s.unsettledBytes
+	s.unsettledEvents, s.unsettledBytes = 0, 0
+	if s.events-s.counted >= countEvery {
+		s.count()
+	}
 }
 
 // extendDeadline gives the writes from now on at least half of the write
@@ -368,6 +381,9 @@ func (s *sseStream) close() {
 	default:
 	}
 	s.returnBuf() // frames queued but never sent
+	if s.gw == nil || s.gw.err == nil {
+		s.settle()
+	}
 	s.count()
 	s.h.metrics.streamsActive.Dec()
 	s.h.metrics.streamsEnded.WithLabelValues(endReason(s.end)).Inc()
