@@ -539,3 +539,96 @@ func TestPanicBeforeAnyWrite(t *testing.T) {
 		})
 	}
 }
+
+// pipeListener hands out one end of a net.Pipe per dial: a connection that
+// holds nothing, so a write blocks until the other end reads it.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+}
+
+func (l pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l pipeListener) Close() error   { return nil }
+func (l pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// TestCloseConnsOverTLSEndsAtOnce closes, with CloseConns, an idle stream
+// over TLS whose client reads nothing more: crypto/tls's Close would first
+// send its close_notify alert and wait up to 5 seconds for the client to
+// take it, per stream and one after another, with the group locked, while
+// a shutdown that had waited long enough waited on. Over a pipe nothing
+// is buffered, as over socket buffers a client that stopped reading filled.
+func TestCloseConnsOverTLSEndsAtOnce(t *testing.T) {
+	const tlsCloseNotifyWait = 5 * time.Second // crypto/tls's, in Conn.Close
+	g := NewGroup()
+	idle := make(chan struct{})
+	defer close(idle)
+	waiting := make(chan struct{}, 1)
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS() // for its certificate and its client's configuration
+	defer ts.Close()
+	ln := pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		c, err := g.Take(w, r)
+		if err != nil {
+			t.Errorf("Take: %v", err)
+			return
+		}
+		steps := 0
+		c.Serve(func(io.Writer) bool {
+			steps++
+			if steps == 1 {
+				return true // the flush after it sends the head
+			}
+			waiting <- struct{}{}
+			select { // idle: waiting for an event, writing nothing
+			case <-idle:
+			case <-c.Context().Done():
+			}
+			return false
+		}, func(any) {})
+	})}
+	go func() { _ = srv.Serve(tls.NewListener(ln, ts.TLS)) }()
+	defer close(ln.done)
+
+	server, client := net.Pipe()
+	ln.conns <- server
+	cfg := ts.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.NextProtos, cfg.ServerName = []string{"http/1.1"}, "example.com" // httptest's certificate
+	conn := tls.Client(client, cfg)
+	t.Cleanup(func() { _ = client.Close() })
+	if err := conn.SetDeadline(time.Now().Add(bound)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: ssehub.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // and nothing more is read
+	recv(t, waiting, "idle step")
+
+	g.Close()
+	start := time.Now()
+	if n := g.CloseConns(); n != 1 {
+		t.Errorf("CloseConns() = %d, want 1", n)
+	}
+	if took := time.Since(start); took >= tlsCloseNotifyWait/2 {
+		t.Errorf("CloseConns took %v, want at once", took)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), tlsCloseNotifyWait/2)
+	defer cancel()
+	if err := g.Wait(ctx); err != nil {
+		t.Errorf("the response had not ended %v after CloseConns: %v", time.Since(start), err)
+	}
+}

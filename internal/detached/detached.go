@@ -121,11 +121,14 @@ func (g *Group) Wait(ctx context.Context) error {
 // CloseConns closes the connection of every response still going and
 // returns how many there were: for a server whose shutdown has waited
 // long enough (Wait gave up). A step blocked writing to a client that
-// stopped reading then fails at once, and its response ends.
+// stopped reading then fails at once, and its response ends. A TLS
+// connection is cut, without the close_notify alert that a client which
+// stopped reading would hold up for seconds.
 func (g *Group) CloseConns() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for c := range g.conns {
+		c.cut()
 		_ = c.conn.Close()
 	}
 	return len(g.conns)
