@@ -175,7 +175,11 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	w := c.Writer
 	c.Writer = s.gw
 	defer func() {
-		c.Writer = w
+		// After a failed flush s.gw stays, for the access line: its Size
+		// leaves out what the flush did not send.
+		if s.gw.err == nil {
+			c.Writer = w
+		}
 		p := recover()
 		if p != nil {
 			s.stop(errPanicked)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -351,6 +352,18 @@ func TestEventsOfAFailedWriteAreNotCountedAsSent(t *testing.T) {
 		b, _ := io.ReadAll(metrics.Body)
 		if !strings.Contains(string(b), "\nssehub_stream_events_sent_total 0\n") {
 			t.Errorf("/metrics: %s; want ssehub_stream_events_sent_total 0", grepLines(string(b), "ssehub_stream_events_sent_total"))
+		}
+		// The access line of a stream that ran inside Gin says the same
+		// bytes as its end line (a detached one's was written when it was
+		// handed over, before any).
+		synctest.Wait()
+		sent := regexp.MustCompile(`msg="stream ended" path=/api/v1/events .*bytes=(\d+) `).FindStringSubmatch(logs.String())
+		access := regexp.MustCompile(`msg=request method=GET path=/api/v1/events .*bytes=(\d+) `).FindStringSubmatch(logs.String())
+		if sent == nil || access == nil {
+			t.Fatalf("no end line or access line:\n%s", logs.String())
+		}
+		if !testDetached && access[1] != sent[1] {
+			t.Errorf("the access line says %s bytes, the end line %s:\n%s", access[1], sent[1], logs.String())
 		}
 	})
 }
