@@ -323,8 +323,8 @@ func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
 		t.Errorf("%d stream slots still taken after the panic", n)
 	}
 	waitFor(t, func() bool { return logs.Count("handler panicked") > 0 })
-	if strings.Contains(logs.String(), "path=/panics status=200") {
-		t.Errorf("an access line says 200 for the 500 the client got:\n%s", logs.String())
+	if strings.Contains(logs.String(), "path=/panics status=200") || logs.Count("path=/panics status=500 ") != 1 {
+		t.Errorf("want one access line, saying the 500 the client got:\n%s", logs.String())
 	}
 	if n := strings.Count(logs.String(), "panic=boom"); n != 1 {
 		t.Errorf("the panic logged %d times, want once:\n%s", n, logs.String())
