@@ -155,7 +155,7 @@ func Default() Config {
 			AllowedOrigins:   []string{},
 			AllowCredentials: false,
 			AllowedHeaders:   []string{"Content-Type", "Authorization", "Last-Event-ID", "Cache-Control", "Idempotency-Key"},
-			ExposedHeaders:   []string{"Idempotent-Replayed", "Retry-After"},
+			ExposedHeaders:   []string{"Idempotent-Replayed", "Retry-After", "WWW-Authenticate"},
 			MaxAge:           12 * time.Hour,
 		},
 		Stream: StreamConfig{

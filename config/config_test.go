@@ -129,3 +129,15 @@ func TestLogJSON(t *testing.T) {
 		t.Error("JSON() does not follow Format")
 	}
 }
+
+// TestDefaultExposesTheHeadersSSEHubSends: a cross-origin page reads, by
+// default, every header ssehub answers with that is not a simple one, and
+// so why it got a 401 (WWW-Authenticate says invalid_token, an expired
+// one, say, or no token).
+func TestDefaultExposesTheHeadersSSEHubSends(t *testing.T) {
+	for _, h := range []string{"Idempotent-Replayed", "Retry-After", "WWW-Authenticate"} {
+		if !slices.Contains(Default().CORS.ExposedHeaders, h) {
+			t.Errorf("cors.exposed_headers %q by default, want %s in it", Default().CORS.ExposedHeaders, h)
+		}
+	}
+}

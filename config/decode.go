@@ -10,7 +10,11 @@ import (
 
 // decode converts raw, a value from viper (as the YAML parser, the
 // environment or a flag produced it), and stores it in target. A nil raw
-// leaves target unchanged. Errors name key and the value.
+// leaves target unchanged. Errors name key and the value. Text is taken
+// without the white space around it, and so is each item of a list,
+// wherever it was written, as envValue takes an environment's: a quoted
+// YAML " detached" was refused where SSEHUB_STREAM_TRANSPORT=" detached"
+// was not. auth.jwt.hmac_secret is taken as it is (see envValue).
 func decode(key string, target any, raw any) error {
 	if raw == nil {
 		return nil
@@ -34,7 +38,7 @@ func decode(key string, target any, raw any) error {
 	}
 	switch t := target.(type) {
 	case *string:
-		*t = s
+		*t = envValue(key, s)
 	case *bool:
 		b, err := strconv.ParseBool(strings.TrimSpace(s))
 		if err != nil {
@@ -90,8 +94,9 @@ func notText(raw any) bool {
 }
 
 // decodeList converts a YAML sequence, or a comma-separated string (from
-// the environment or YAML), into a non-nil list. Blank entries of a
-// comma-separated string are dropped; YAML entries are kept as written.
+// the environment or YAML), into a non-nil list, each entry trimmed.
+// Blank entries of a comma-separated string are dropped; a YAML
+// sequence's are kept, for validation to name.
 func decodeList(key string, raw any) ([]string, error) {
 	switch v := raw.(type) {
 	case string:
@@ -103,7 +108,11 @@ func decodeList(key string, raw any) ([]string, error) {
 		}
 		return list, nil
 	case []string:
-		return append([]string{}, v...), nil
+		list := make([]string, 0, len(v))
+		for _, item := range v {
+			list = append(list, strings.TrimSpace(item))
+		}
+		return list, nil
 	case []any:
 		list := make([]string, 0, len(v))
 		for i, item := range v {
@@ -111,7 +120,7 @@ func decodeList(key string, raw any) ([]string, error) {
 			if !ok {
 				return nil, invalid(fmt.Sprintf("%s[%d]", key, i), "expected a string")
 			}
-			list = append(list, s)
+			list = append(list, strings.TrimSpace(s))
 		}
 		return list, nil
 	}

@@ -99,9 +99,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
-// envValue returns s, the value of key's environment variable, without
-// the white space around it: an environment has no quotes to say where a
-// value ends, and `SSEHUB_STREAM_TRANSPORT=' detached'` was refused while
+// envValue returns s, the value of key's environment variable (or, for
+// decode, of the file), without the white space around it: an environment
+// has no quotes to say where a value ends, and `SSEHUB_STREAM_TRANSPORT=' detached'` was refused while
 // `SSEHUB_STREAM_RETRY=' 3s'` was read as 3s and each item of a list was
 // trimmed. So a value of white space alone counts as unset, as an empty
 // one does. auth.jwt.hmac_secret is taken as it is: a secret's bytes are

@@ -272,6 +272,59 @@ func TestLoadEnvIsTrimmed(t *testing.T) {
 	}
 }
 
+// TestLoadYAMLIsTrimmedAsEnvIs writes the same values, white space
+// around them, in the YAML file (quoted) and in the environment: the
+// setting must not depend on where it is written. A token written
+// " tok " in YAML was kept so, and no request could match it (the bearer
+// token is trimmed); the same in SSEHUB_AUTH_PUBLISH_TOKENS worked.
+func TestLoadYAMLIsTrimmedAsEnvIs(t *testing.T) {
+	secret := " " + strings.Repeat("k", 32) + "\t"
+	path := writeYAML(t, `
+stream:
+  transport: " detached\t"
+  retry: " 3s"
+log:
+  level: " warn "
+hub:
+  broker: "memory "
+auth:
+  publish_tokens: [" tok ", "\tother"]
+  subscribe_tokens: " reader , r2 "
+  jwt:
+    hmac_secret: "`+strings.ReplaceAll(secret, "\t", "\\t")+`"
+cors:
+  allowed_origins: [" http://a.test "]
+  exposed_headers: [" X-One"]
+`)
+	fromYAML, err := Load([]string{"--config", path}, nil)
+	if err != nil {
+		t.Fatalf("from YAML: %v", err)
+	}
+	fromEnv, err := Load(nil, env(map[string]string{
+		"SSEHUB_STREAM_TRANSPORT":      " detached\t",
+		"SSEHUB_STREAM_RETRY":          " 3s",
+		"SSEHUB_LOG_LEVEL":             " warn ",
+		"SSEHUB_HUB_BROKER":            "memory ",
+		"SSEHUB_AUTH_PUBLISH_TOKENS":   " tok ,\tother",
+		"SSEHUB_AUTH_SUBSCRIBE_TOKENS": " reader , r2 ",
+		"SSEHUB_AUTH_JWT_HMAC_SECRET":  secret,
+		"SSEHUB_CORS_ALLOWED_ORIGINS":  " http://a.test ",
+		"SSEHUB_CORS_EXPOSED_HEADERS":  " X-One",
+	}))
+	if err != nil {
+		t.Fatalf("from the environment: %v", err)
+	}
+	if !reflect.DeepEqual(fromYAML, fromEnv) {
+		t.Errorf("from YAML:\n%+v\nfrom the environment:\n%+v", fromYAML, fromEnv)
+	}
+	if got := fromYAML.Auth.PublishTokens; !reflect.DeepEqual(got, []string{"tok", "other"}) {
+		t.Errorf("publish tokens %q, want them trimmed", got)
+	}
+	if fromYAML.Auth.JWT.HMACSecret != secret {
+		t.Errorf("HMAC secret %q, want it as written: its bytes are the key", fromYAML.Auth.JWT.HMACSecret)
+	}
+}
+
 func TestLoadUnknownKey(t *testing.T) {
 	tests := []struct{ yaml, want string }{
 		{"stream:\n  heartbeat: 5s\n", "stream.heartbeat: unknown key"},

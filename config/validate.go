@@ -114,17 +114,26 @@ func (c CORSConfig) validate() []error {
 			errs = append(errs, invalid("cors.allowed_origins", fmt.Sprintf("%q is not an origin (%v)", o, err)))
 		}
 	}
-	for _, h := range c.AllowedHeaders {
-		if !validHeaderName(h) {
-			errs = append(errs, invalid("cors.allowed_headers", fmt.Sprintf("%q is not a header name", h)))
-		}
-	}
-	for _, h := range c.ExposedHeaders {
-		if !validHeaderName(h) {
-			errs = append(errs, invalid("cors.exposed_headers", fmt.Sprintf("%q is not a header name", h)))
-		}
-	}
+	errs = append(errs, c.validateHeaders("cors.allowed_headers", c.AllowedHeaders)...)
+	errs = append(errs, c.validateHeaders("cors.exposed_headers", c.ExposedHeaders)...)
 	return append(errs, collect(durationAtLeast("cors.max_age", c.MaxAge, 0))...)
+}
+
+// validateHeaders checks the header names of key. "*" is any header only
+// without credentials: with them, browsers take it as a header named "*"
+// (Fetch), and the page could send, or read, none of the others.
+func (c CORSConfig) validateHeaders(key string, headers []string) []error {
+	var errs []error
+	for _, h := range headers {
+		switch {
+		case h == "*" && c.AllowCredentials:
+			errs = append(errs, invalid(key,
+				`"*" means no header with cors.allow_credentials: true: browsers take it as a header named "*" then (list the headers instead)`))
+		case !validHeaderName(h):
+			errs = append(errs, invalid(key, fmt.Sprintf("%q is not a header name", h)))
+		}
+	}
+	return errs
 }
 
 // maxRetry bounds stream.retry: a day is more than any client should

@@ -66,6 +66,16 @@ func TestValidateRejects(t *testing.T) {
 			c.CORS.AllowedOrigins = []string{"*"}
 			c.CORS.AllowCredentials = true
 		}, `cors.allowed_origins: "*" cannot be combined with cors.allow_credentials: true`},
+		// With credentials, browsers take "*" in these headers as a header
+		// named "*": a page could read, or send, none through it.
+		{"exposed star with credentials", func(c *Config) {
+			c.CORS.ExposedHeaders = []string{"Retry-After", "*"}
+			c.CORS.AllowCredentials = true
+		}, `cors.exposed_headers: "*" means no header with cors.allow_credentials: true`},
+		{"allowed star with credentials", func(c *Config) {
+			c.CORS.AllowedHeaders = []string{"*"}
+			c.CORS.AllowCredentials = true
+		}, `cors.allowed_headers: "*" means no header with cors.allow_credentials: true`},
 		{"header with space", func(c *Config) { c.CORS.AllowedHeaders = []string{"Content Type"} }, `cors.allowed_headers: "Content Type" is not a header name`},
 		{"exposed header empty", func(c *Config) { c.CORS.ExposedHeaders = []string{""} }, `cors.exposed_headers: "" is not a header name`},
 		{"history zero", func(c *Config) { c.Hub.HistorySize = 0 }, `hub.history_size: 0 must be between 1 and 10000000`},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 )
@@ -29,8 +30,11 @@ type Conn struct {
 	group    *Group
 	conn     net.Conn
 	buffered *bufio.Reader // what net/http read past the request; watch drains it
-	ctx      context.Context
-	cancel   context.CancelFunc
+	// hdr is the response's header, kept for the answer to a panic in
+	// the first step; nil after it.
+	hdr    http.Header
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// out holds the bytes of the next write. Until the head has gone
 	// out, it starts with the head; after that it is scratch, reused from
@@ -51,9 +55,9 @@ const maxIdleOut = 16 << 10
 // server may have set one to bound reading the request (net/http's Hijack
 // leaves deadlines to the caller), and it would end watch, and with it
 // the response, in the middle of the stream.
-func newConn(g *Group, conn net.Conn, buffered *bufio.Reader, head []byte, chunked bool) *Conn {
+func newConn(g *Group, conn net.Conn, buffered *bufio.Reader, hdr http.Header, head []byte, chunked bool) *Conn {
 	_ = conn.SetReadDeadline(time.Time{})
-	c := &Conn{group: g, conn: conn, buffered: buffered, out: head, chunked: chunked}
+	c := &Conn{group: g, conn: conn, buffered: buffered, hdr: hdr, out: head, chunked: chunked}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.watch()
 	return c
@@ -159,45 +163,79 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	return c.conn.SetWriteDeadline(t)
 }
 
-// Serve runs the response on a goroutine of its own, the way Gin's
-// Context.Stream runs it on the handler's: it calls step with the Conn
-// until step returns false, a write fails or the client goes away,
-// flushing after each step. Then it ends the response, closes the
-// connection, waits for the reading goroutine to end, and calls done. A
-// panic in step cuts the connection and is passed to done (nil when step
-// did not panic). Serve returns at once; call it once.
+// Serve runs the response the way Gin's Context.Stream runs it on the
+// handler's goroutine: it calls step with the Conn until step returns
+// false, a write fails or the client goes away, flushing after each step.
+// The first step runs on the caller's goroutine, before Serve returns, as
+// if the caller had called it; the others on a goroutine of its own. Then
+// it ends the response, closes the connection, waits for the reading
+// goroutine to end, and calls done. A panic in step cuts the connection,
+// or, before anything was written, answers with the group's panic answer
+// (AnswerPanics); it is passed to done (nil when step did not panic), and
+// one in the first step then goes on up the caller's goroutine. Call
+// Serve once.
 func (c *Conn) Serve(step func(w io.Writer) bool, done func(panicked any)) {
+	more, panicked := c.step(step)
+	if !more || panicked != nil {
+		c.end(panicked, done)
+		if panicked != nil {
+			panic(panicked)
+		}
+		return
+	}
+	c.hdr = nil // only the first step's panic is answered
 	go func() {
-		defer c.group.done(c)
-		panicked := c.run(step)
-		if panicked == nil {
-			c.finish()
-		}
-		if panicked != nil || c.err != nil {
-			c.cut()
-		}
-		_ = c.conn.Close()
-		<-c.ctx.Done() // the reader ends with the connection
-		done(panicked)
+		c.end(c.run(step), done)
 	}()
+}
+
+// end ends the response after its last step, closes the connection and
+// calls done.
+func (c *Conn) end(panicked any, done func(panicked any)) {
+	defer c.group.done(c)
+	switch {
+	case panicked == nil:
+		c.finish()
+	case !c.headSent && c.hdr != nil && c.group.panicBody != nil:
+		c.answerPanic()
+	}
+	if panicked != nil && !c.ended || c.err != nil {
+		c.cut()
+	}
+	_ = c.conn.Close()
+	<-c.ctx.Done() // the reader ends with the connection
+	done(panicked)
 }
 
 // run calls step until the response is over and returns what step
 // panicked with, if it did.
-func (c *Conn) run(step func(w io.Writer) bool) (panicked any) {
-	defer func() { panicked = recover() }()
-	gone := c.ctx.Done()
+func (c *Conn) run(step func(w io.Writer) bool) any {
 	for {
-		select {
-		case <-gone:
-			return nil
-		default:
-		}
-		more := step(c)
-		if err := c.Flush(); err != nil || !more {
-			return nil
+		more, panicked := c.step(step)
+		if !more || panicked != nil {
+			return panicked
 		}
 	}
+}
+
+// step calls step once, unless the client has gone away, and flushes. It
+// reports whether the response goes on, and what step panicked with.
+func (c *Conn) step(step func(w io.Writer) bool) (more bool, panicked any) {
+	defer func() {
+		if p := recover(); p != nil {
+			more, panicked = false, p
+		}
+	}()
+	select {
+	case <-c.ctx.Done():
+		return false, nil
+	default:
+	}
+	more = step(c)
+	if err := c.Flush(); err != nil {
+		return false, nil
+	}
+	return more, nil
 }
 
 // finish sends the last chunk (and the head, if nothing went out), unless
@@ -212,6 +250,20 @@ func (c *Conn) finish() {
 		out = append(out, lastChunk...)
 	}
 	_ = c.send(out)
+}
+
+// answerPanic sends the group's answer to a panic in place of the
+// response, which has not started: its status, and the response's
+// headers with the answer's in their place.
+func (c *Conn) answerPanic() {
+	hdr := c.hdr.Clone()
+	for k, v := range c.group.panicHeader {
+		hdr[k] = v
+	}
+	out := appendHead(c.out[:0], c.chunked, http.StatusInternalServerError, hdr, len(c.group.panicBody))
+	_ = c.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
+	c.ended = true
+	_ = c.send(append(out, c.group.panicBody...))
 }
 
 // cut closes the connection under TLS, if any, for a response that

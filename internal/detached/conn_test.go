@@ -289,7 +289,7 @@ func TestNewConnLiftsReadDeadline(t *testing.T) {
 	if err := server.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	c := newConn(NewGroup(), server, bufio.NewReader(server), nil, true)
+	c := newConn(NewGroup(), server, bufio.NewReader(server), nil, nil, true)
 	select {
 	case <-c.Context().Done():
 		t.Fatal("the read deadline set before the takeover ended the response")
@@ -482,5 +482,153 @@ func TestTLSResponseEndsAtOnceAfterAFailedWrite(t *testing.T) {
 	at := recv(t, failed, "failed write")
 	if took := recv(t, ended, "end of the response").Sub(at); took >= tlsCloseNotifyWait/2 {
 		t.Errorf("the response ended %v after its write failed, want at once", took)
+	}
+}
+
+// TestPanicBeforeAnyWrite panics in the first step, before anything was
+// written: the client gets the group's answer to a panic, a whole response
+// with the response's headers and the answer's in their place, and the
+// panic goes on up the handler's goroutine after done.
+func TestPanicBeforeAnyWrite(t *testing.T) {
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		t.Run(proto, func(t *testing.T) {
+			g := NewGroup()
+			body := `{"error":"Internal Server Error"}`
+			g.AnswerPanics(http.Header{"Content-Type": {"application/json"}}, []byte(body))
+			ended := make(chan any, 1)
+			reached := make(chan any, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer func() { reached <- recover() }()
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.Header().Set("Access-Control-Allow-Origin", "https://app.test")
+				c, err := g.Take(w, r)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				c.Serve(func(io.Writer) bool { panic(errBoom) }, func(p any) { ended <- p })
+			}))
+			defer srv.Close()
+			conn := dial(t, srv, proto)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no response: %v", err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			if err != nil || string(got) != body {
+				t.Errorf("body %q (%v), want %q in full", got, err, body)
+			}
+			if resp.StatusCode != http.StatusInternalServerError || resp.ContentLength != int64(len(body)) || !resp.Close {
+				t.Errorf("status %d, Content-Length %d, close %v; want 500, %d, close", resp.StatusCode, resp.ContentLength, resp.Close, len(body))
+			}
+			if ct, acao := resp.Header.Get("Content-Type"), resp.Header.Get("Access-Control-Allow-Origin"); ct != "application/json" || acao != "https://app.test" {
+				t.Errorf("Content-Type %q, Access-Control-Allow-Origin %q: want the answer's and the response's", ct, acao)
+			}
+			if p, _ := recv(t, ended, "end of the response").(error); !errors.Is(p, errBoom) {
+				t.Errorf("done(%v), want the panic", p)
+			}
+			if p, _ := recv(t, reached, "end of the handler").(error); !errors.Is(p, errBoom) {
+				t.Errorf("the handler recovered %v, want the panic", p)
+			}
+			g.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), bound)
+			defer cancel()
+			if err := g.Wait(ctx); err != nil {
+				t.Errorf("Wait after a panic: %v", err)
+			}
+		})
+	}
+}
+
+// pipeListener hands out one end of a net.Pipe per dial: a connection that
+// holds nothing, so a write blocks until the other end reads it.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+}
+
+func (l pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l pipeListener) Close() error   { return nil }
+func (l pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// TestCloseConnsOverTLSEndsAtOnce closes, with CloseConns, an idle stream
+// over TLS whose client reads nothing more: crypto/tls's Close would first
+// send its close_notify alert and wait up to 5 seconds for the client to
+// take it, per stream and one after another, with the group locked, while
+// a shutdown that had waited long enough waited on. Over a pipe nothing
+// is buffered, as over socket buffers a client that stopped reading filled.
+func TestCloseConnsOverTLSEndsAtOnce(t *testing.T) {
+	const tlsCloseNotifyWait = 5 * time.Second // crypto/tls's, in Conn.Close
+	g := NewGroup()
+	idle := make(chan struct{})
+	defer close(idle)
+	waiting := make(chan struct{}, 1)
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS() // for its certificate and its client's configuration
+	defer ts.Close()
+	ln := pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		c, err := g.Take(w, r)
+		if err != nil {
+			t.Errorf("Take: %v", err)
+			return
+		}
+		steps := 0
+		c.Serve(func(io.Writer) bool {
+			steps++
+			if steps == 1 {
+				return true // the flush after it sends the head
+			}
+			waiting <- struct{}{}
+			select { // idle: waiting for an event, writing nothing
+			case <-idle:
+			case <-c.Context().Done():
+			}
+			return false
+		}, func(any) {})
+	})}
+	go func() { _ = srv.Serve(tls.NewListener(ln, ts.TLS)) }()
+	defer close(ln.done)
+
+	server, client := net.Pipe()
+	ln.conns <- server
+	cfg := ts.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.NextProtos, cfg.ServerName = []string{"http/1.1"}, "example.com" // httptest's certificate
+	conn := tls.Client(client, cfg)
+	t.Cleanup(func() { _ = client.Close() })
+	if err := conn.SetDeadline(time.Now().Add(bound)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: ssehub.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // and nothing more is read
+	recv(t, waiting, "idle step")
+
+	g.Close()
+	start := time.Now()
+	if n := g.CloseConns(); n != 1 {
+		t.Errorf("CloseConns() = %d, want 1", n)
+	}
+	if took := time.Since(start); took >= tlsCloseNotifyWait/2 {
+		t.Errorf("CloseConns took %v, want at once", took)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), tlsCloseNotifyWait/2)
+	defer cancel()
+	if err := g.Wait(ctx); err != nil {
+		t.Errorf("the response had not ended %v after CloseConns: %v", time.Since(start), err)
 	}
 }

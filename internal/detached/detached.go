@@ -6,9 +6,10 @@
 // step grows to 8 KiB), 4 KiB of read buffer, 6 KiB of write buffers and
 // the parsed request with its contexts and header maps. An event stream lives for hours and needs none of it.
 // Take hijacks the connection once the response headers are known, so the
-// handler returns at once and two small goroutines remain: one runs the
-// stream's steps and writes each as one chunk straight to the socket, the
-// other reads, to notice at once that the client went away. See
+// handler returns after the stream's first step and two small goroutines
+// remain: one runs the stream's other steps and writes each as one chunk
+// straight to the socket, the other reads, to notice at once that the
+// client went away. See
 // docs/BENCHMARKS.md for what it saves, and what it costs: the connection
 // is not reused after the response (it says Connection: close), and
 // middleware sees the handler return when the stream starts, not when it
@@ -44,11 +45,25 @@ type Group struct {
 	conns   map[*Conn]struct{} // the Conns of those responses
 	closed  bool               // Close was called: Take refuses
 	drained chan struct{}      // closed once closed and n is 0
+
+	// The answer to a panic before a response has started
+	// (AnswerPanics); none when panicBody is nil.
+	panicHeader http.Header
+	panicBody   []byte
 }
 
 // NewGroup returns an empty, open Group.
 func NewGroup() *Group {
 	return &Group{conns: make(map[*Conn]struct{}), drained: make(chan struct{})}
+}
+
+// AnswerPanics makes a step that panics before its response has written
+// anything answer 500 with body, and the response's headers with those of
+// hdr in their place (its Content-Type, say), where the connection would be
+// cut: the client learns that the server failed, and an EventSource does
+// not retry. Call it before the first Take.
+func (g *Group) AnswerPanics(hdr http.Header, body []byte) {
+	g.panicHeader, g.panicBody = hdr, body
 }
 
 // add counts a response in, unless the group is closed.
@@ -107,11 +122,14 @@ func (g *Group) Wait(ctx context.Context) error {
 // CloseConns closes the connection of every response still going and
 // returns how many there were: for a server whose shutdown has waited
 // long enough (Wait gave up). A step blocked writing to a client that
-// stopped reading then fails at once, and its response ends.
+// stopped reading then fails at once, and its response ends. A TLS
+// connection is cut, without the close_notify alert that a client which
+// stopped reading would hold up for seconds.
 func (g *Group) CloseConns() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for c := range g.conns {
+		c.cut()
 		_ = c.conn.Close()
 	}
 	return len(g.conns)
@@ -135,7 +153,7 @@ func (g *Group) Take(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		g.done(nil)
 		return nil, errors.Join(ErrNotHijackable, err)
 	}
-	c := newConn(g, conn, rw.Reader, head, r.ProtoAtLeast(1, 1))
+	c := newConn(g, conn, rw.Reader, w.Header(), head, r.ProtoAtLeast(1, 1))
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
 	g.mu.Unlock()

@@ -2,6 +2,7 @@ package detached
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -12,17 +13,36 @@ import (
 // tell a complete response from a cut one; HTTP/1.0 responses end when the
 // connection closes. hdr is not changed.
 func responseHead(r *http.Request, hdr http.Header) []byte {
-	proto, framing := "HTTP/1.0", ""
-	if r.ProtoAtLeast(1, 1) {
-		proto, framing = "HTTP/1.1", "Transfer-Encoding: chunked\r\n"
+	return appendHead(make([]byte, 0, 512), r.ProtoAtLeast(1, 1), http.StatusOK, hdr, -1)
+}
+
+// appendHead appends a response head to b: the status line and hdr, with
+// Connection: close, and the framing of a body of length bytes, or of a
+// stream when length is negative (chunked on HTTP/1.1). hdr's own
+// Content-Length is not written.
+func appendHead(b []byte, http11 bool, status int, hdr http.Header, length int) []byte {
+	proto := "HTTP/1.0 "
+	if http11 {
+		proto = "HTTP/1.1 "
 	}
-	head := append(make([]byte, 0, 512), proto+" 200 OK\r\n"...)
-	_ = hdr.WriteSubset(appendWriter{&head}, setHere) // writes to memory: cannot fail
-	head = append(head, "Connection: close\r\n"...)
-	head = append(head, framing...)
-	head = append(head, "Date: "...)
-	head = time.Now().UTC().AppendFormat(head, http.TimeFormat)
-	return append(head, "\r\n\r\n"...)
+	b = append(b, proto...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\n"...)
+	_ = hdr.WriteSubset(appendWriter{&b}, setHere) // writes to memory: cannot fail
+	b = append(b, "Connection: close\r\n"...)
+	switch {
+	case length >= 0:
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(length), 10)
+		b = append(b, "\r\n"...)
+	case http11:
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	}
+	b = append(b, "Date: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	return append(b, "\r\n\r\n"...)
 }
 
 // setHere are the headers responseHead writes itself, whatever hdr says.

@@ -14,24 +14,33 @@ import (
 // accessLog writes one line per request once its handler returns, and
 // counts it in the metrics; for a stream that is when the stream ends, or,
 // for a detached stream, when it is handed over (its "stream ended" line
-// says when it ended).
+// says when it ended). A handler that panicked gets a 500 in both.
 func (h *Handler) accessLog(c *gin.Context) {
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			// On to Gin's recovery, outside this: it logs the panic
 			// and answers 500, or cuts a stream already under way.
-			h.metrics.countRequest(c.FullPath(), c.Request.Method, http.StatusInternalServerError)
+			bytes := len(internalErrorBody)
+			if c.Writer.Written() {
+				bytes = c.Writer.Size()
+			}
+			h.access(c, http.StatusInternalServerError, bytes, start)
 			panic(p)
 		}
 	}()
 	c.Next()
-	h.metrics.countRequest(c.FullPath(), c.Request.Method, c.Writer.Status())
-	if !h.log.Enabled(context.Background(), accessLevel(c.Writer.Status())) {
+	h.access(c, c.Writer.Status(), c.Writer.Size(), start)
+}
+
+// access counts the request in the metrics and writes its access line.
+func (h *Handler) access(c *gin.Context, status, bytes int, start time.Time) {
+	h.metrics.countRequest(c.FullPath(), c.Request.Method, status)
+	if !h.log.Enabled(context.Background(), accessLevel(status)) {
 		return // spare ClientIP and the rest when the line is not written
 	}
 	h.logAccess(accessInfo{method: c.Request.Method, path: c.Request.URL.Path, remote: c.ClientIP()},
-		c.Writer.Status(), c.Writer.Size(), time.Since(start))
+		status, bytes, time.Since(start))
 }
 
 // accessLevel is the level of the access line of a status: error for a

@@ -2,11 +2,13 @@ package handler
 
 import (
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/testlog"
 )
 
@@ -130,5 +132,21 @@ func TestAccessLineClipsMethodAndPath(t *testing.T) {
 	}
 	if len(line) > 2048 || !strings.Contains(line, "(102400 bytes)") || !strings.Contains(line, "(102401 bytes)") {
 		t.Errorf("%d-byte access line %.300q…, want method and path clipped with their lengths", len(line), line)
+	}
+}
+
+// A request whose handler panicked has its access line too, saying 500 at
+// error level, as the metrics count it: the client got Gin's recovery's
+// 500, and an operator looking for 500s in the access lines finds it.
+func TestAPanicHasItsAccessLine(t *testing.T) {
+	var logs testlog.Buffer
+	opts := testOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	ts.h.engine.GET("/boom", func(*gin.Context) { panic("boom") })
+	wantJSONError(t, ts.do(t, "GET", "/boom", nil, nil), http.StatusInternalServerError)
+	waitFor(t, func() bool { return logs.Count("handler panicked") > 0 })
+	if n := logs.Count("level=ERROR msg=request method=GET path=/boom status=500 bytes=33 "); n != 1 {
+		t.Errorf("%d access lines saying 500 for /boom, want 1:\n%s", n, logs.String())
 	}
 }

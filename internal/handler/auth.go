@@ -4,6 +4,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -159,8 +161,23 @@ func (h *Handler) requestToken(c *gin.Context) (string, error) {
 	if token, _, err := queryParam(c.Request.URL.Query(), "access_token"); token != "" || err != nil {
 		return token, err
 	}
-	token, _ := c.Cookie(h.hub.TokenCookie)
-	return token, nil
+	return cookieToken(c.Request, h.hub.TokenCookie), nil
+}
+
+// cookieToken returns the value of the cookie name, with its percent
+// escapes decoded (a page's encodeURIComponent), but not '+' as a space,
+// which Gin's c.Cookie decodes as in a form: a static token in base64 has
+// '+', valid as it is in a cookie. A value that does not unescape is
+// taken as it is.
+func cookieToken(r *http.Request, name string) string {
+	cookie, err := r.Cookie(name)
+	if err != nil {
+		return ""
+	}
+	if token, err := url.PathUnescape(cookie.Value); err == nil {
+		return token
+	}
+	return cookie.Value
 }
 
 // bearerToken returns the token of an `Authorization: Bearer` header, or

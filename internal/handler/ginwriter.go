@@ -28,6 +28,9 @@ type ginWriter struct {
 	armed    bool // the deadline is set for this step
 
 	held bool // the last step is written: net/http flushes it at the end
+	// unflushed is what was written since the last flush: not sent, for
+	// Size, once a flush failed.
+	unflushed int
 }
 
 func newGinWriter(w gin.ResponseWriter, r *http.Request) *ginWriter {
@@ -44,7 +47,18 @@ func (w *ginWriter) Write(p []byte) (int, error) {
 		w.armed = true
 		_ = w.rc.SetWriteDeadline(w.deadline)
 	}
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	w.unflushed += n
+	return n, err
+}
+
+// Size is Gin's count of the body's bytes, less those a failed flush did
+// not send: the access line says what the client was sent.
+func (w *ginWriter) Size() int {
+	if w.err != nil {
+		return w.ResponseWriter.Size() - w.unflushed
+	}
+	return w.ResponseWriter.Size()
 }
 
 // WriteLast is Write for the stream's last step. On HTTP/1.x the step is
@@ -71,6 +85,10 @@ func (w *ginWriter) Flush() {
 		w.ResponseWriter.Flush()
 	case err != nil && w.err == nil:
 		w.err = err
+		return // what the step wrote stays unflushed
+	}
+	if w.err == nil {
+		w.unflushed = 0
 	}
 }
 

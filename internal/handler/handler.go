@@ -126,6 +126,10 @@ type Handler struct {
 	streamEnded func(path string)
 }
 
+// internalErrorBody is the answer of Gin's recovery (recovered), for the
+// detached transport to answer a stream's panic with.
+var internalErrorBody = []byte(`{"error":"Internal Server Error"}`)
+
 // New builds the router.
 func New(opts Options) *Handler {
 	opts.setDefaults()
@@ -148,6 +152,8 @@ func New(opts Options) *Handler {
 	h.slots = newStreamSlots(int64(opts.Stream.MaxStreams), h.releaseMemory)
 	if opts.Stream.Detached {
 		h.detached = detached.NewGroup()
+		// What Gin's recovery answers (recovered).
+		h.detached.AnswerPanics(http.Header{"Content-Type": {"application/json; charset=utf-8"}}, internalErrorBody)
 	}
 	r := h.engine
 	r.HandleMethodNotAllowed = true

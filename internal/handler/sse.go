@@ -103,8 +103,12 @@ type sseStream struct {
 	events       int  // sent so far
 	counted      int  // events added to the shared counter so far
 	queued       int  // events in buf
-	bytes        int  // payload written
-	end          error
+	bytes        int  // payload sent
+	// The events and bytes of the last step written, not counted as sent
+	// until its flush is known not to have failed (settle): with Gin, a
+	// write goes to a buffer, and the flush after the step fails instead.
+	unsettledEvents, unsettledBytes int
+	end                             error
 }
 
 // openStream prepares the event-stream headers, picks the transport, lifts
@@ -147,15 +151,19 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 
 // run hands step to the transport, then runs cleanup and ends the stream.
 // With Gin, run returns when the stream has ended; a panic in step runs
-// cleanup and goes on to Gin's recovery. A detached stream runs on its own
-// goroutine and run returns at once: the handler must not touch c after
-// that.
+// cleanup and goes on to Gin's recovery. A detached stream runs its first
+// step on the handler's goroutine, the others on its own, and run returns
+// after the first: the handler must not touch c after that. A panic in its
+// first step goes on to Gin's recovery too, after cleanup, once the
+// transport has answered 500 (nothing was written) or cut the connection.
 func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	if s.conn != nil {
 		s.c = nil
 		s.conn.Serve(step, func(panicked any) {
 			if panicked != nil {
-				s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked)
+				if s.opened { // else Gin's recovery logs it: the first step's
+					s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked)
+				}
 				s.stop(errPanicked)
 			}
 			cleanup()
@@ -167,7 +175,11 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	w := c.Writer
 	c.Writer = s.gw
 	defer func() {
-		c.Writer = w
+		// After a failed flush s.gw stays, for the access line: its Size
+		// leaves out what the flush did not send.
+		if s.gw.err == nil {
+			c.Writer = w
+		}
 		p := recover()
 		if p != nil {
 			s.stop(errPanicked)
@@ -254,8 +266,9 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 		}
 		s.buf = append(s.stepBuf(), heartbeat...)
 	}
+	s.settle() // the stream goes on: the last step's flush went well
 	s.extendDeadline(now)
-	s.bytes += len(s.buf)
+	n := len(s.buf)
 	var err error
 	if lw, ok := w.(lastWriter); ok && s.last && s.opened {
 		// A stream that already started (a one-step stream is simply
@@ -267,16 +280,24 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 	s.returnBuf() // the transport is done with the bytes
 	s.opened = true
 	s.lastWrite = now
-	s.events += s.queued
+	events := s.queued
 	s.queued = 0
-	if s.events-s.counted >= countEvery {
-		s.count()
-	}
 	if err != nil {
 		s.end = err
 		return false
 	}
+	s.unsettledEvents, s.unsettledBytes = events, n
 	return true
+}
+
+// settle counts the last step written as sent: its flush has not failed.
+func (s *sseStream) settle() {
+	s.events += s.unsettledEvents
+	s.bytes += s.unsettledBytes
+	s.unsettledEvents, s.unsettledBytes = 0, 0
+	if s.events-s.counted >= countEvery {
+		s.count()
+	}
 }
 
 // extendDeadline gives the writes from now on at least half of the write
@@ -364,6 +385,9 @@ func (s *sseStream) close() {
 	default:
 	}
 	s.returnBuf() // frames queued but never sent
+	if s.gw == nil || s.gw.err == nil {
+		s.settle()
+	}
 	s.count()
 	s.h.metrics.streamsActive.Dec()
 	s.h.metrics.streamsEnded.WithLabelValues(endReason(s.end)).Inc()

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // pipeListener hands out in-memory connections, so a real http.Server and
@@ -305,6 +308,62 @@ func TestHubHeartbeatResetBySends(t *testing.T) {
 		want := []time.Duration{16 * time.Second, 26 * time.Second}
 		if fmt.Sprint(beats) != fmt.Sprint(want) {
 			t.Errorf("heartbeats at %v, want %v (10s after each write)", beats, want)
+		}
+	})
+}
+
+// A step whose write fails (here: times out, the client reads nothing) did
+// not send its events: neither the stream's end line nor the metrics may
+// count them. In the gin transport the failure comes with the flush after
+// the step, in the detached one with its write.
+func TestEventsOfAFailedWriteAreNotCountedAsSent(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
+	synctest.Test(t, func(t *testing.T) {
+		var logs testlog.Buffer
+		opts, broker := hubOptions(t, stream.MemoryOptions{})
+		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		opts.Stream.WriteTimeout = 7 * time.Second
+		h := New(opts)
+		defer h.Close()
+		client, ended := bubbleServerTimed(t, h)
+		resp, err := client.Get("http://ssehub/api/v1/events?topic=a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if ev, err := stream.NewParser(resp.Body).Next(); err != nil || ev.Type != "position" {
+			t.Fatalf("first event %+v (%v), want the position", ev, err)
+		}
+		// The client reads nothing more: the event's write blocks, and
+		// times out.
+		if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: "never read"}); err != nil {
+			t.Fatal(err)
+		}
+		wantReturnedAt(t, ended, 7*time.Second)
+		line := logs.String()
+		if !strings.Contains(line, `msg="stream ended" path=/api/v1/events events=0 `) {
+			t.Errorf("the end line counts events the client never got:\n%s", line)
+		}
+		metrics, err := client.Get("http://ssehub/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer metrics.Body.Close()
+		b, _ := io.ReadAll(metrics.Body)
+		if !strings.Contains(string(b), "\nssehub_stream_events_sent_total 0\n") {
+			t.Errorf("/metrics: %s; want ssehub_stream_events_sent_total 0", grepLines(string(b), "ssehub_stream_events_sent_total"))
+		}
+		// The access line of a stream that ran inside Gin says the same
+		// bytes as its end line (a detached one's was written when it was
+		// handed over, before any).
+		synctest.Wait()
+		sent := regexp.MustCompile(`msg="stream ended" path=/api/v1/events .*bytes=(\d+) `).FindStringSubmatch(logs.String())
+		access := regexp.MustCompile(`msg=request method=GET path=/api/v1/events .*bytes=(\d+) `).FindStringSubmatch(logs.String())
+		if sent == nil || access == nil {
+			t.Fatalf("no end line or access line:\n%s", logs.String())
+		}
+		if !testDetached && access[1] != sent[1] {
+			t.Errorf("the access line says %s bytes, the end line %s:\n%s", access[1], sent[1], logs.String())
 		}
 	})
 }

@@ -281,23 +281,54 @@ func TestPanicInAStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
 	waitMetrics(t, ts, []string{`ssehub_streams_ended_total{reason="panicked"} 1`})
 }
 
+// TestPanicBeforeAStreamStartsAnswers500 panics in a stream's first step,
+// before anything was written: in either transport the client gets the 500
+// in JSON that Gin's recovery answers (an EventSource then stops, where a
+// cut connection made it retry forever), the metrics count a 500, not a
+// 200, and the stream's cleanup runs and its slot is given back.
 func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
-	onlyIn(t, false)
+	var logs testlog.Buffer
 	opts := testOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	ts := newTestServer(t, opts)
 	h := ts.h
+	cleaned := make(chan struct{})
 	h.engine.GET("/panics", func(c *gin.Context) {
+		if err := h.slots.take(); err != nil {
+			h.abortWithError(c, err)
+			return
+		}
 		s := h.openStream(c)
-		s.run(func(io.Writer) bool { panic("boom") }, func() {})
+		s.run(func(io.Writer) bool { panic("boom") }, func() { close(cleaned) })
 	})
-	msg := wantJSONError(t, ts.do(t, "GET", "/panics", nil, nil), http.StatusInternalServerError)
+	resp := ts.do(t, "GET", "/panics", nil, map[string]string{"Origin": "http://elsewhere.test"})
+	msg := wantJSONError(t, resp, http.StatusInternalServerError)
 	if msg != "Internal Server Error" {
 		t.Errorf("error %q, want nothing of the panic", msg)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+		t.Errorf("Content-Type %q, want JSON's alone", ct)
+	}
+	select {
+	case <-cleaned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream's cleanup did not run after the panic")
 	}
 	waitMetrics(t, ts, []string{
 		`ssehub_http_requests_total{code="500",method="GET",route="/panics"} 1`,
 		`ssehub_streams_ended_total{reason="panicked"} 1`,
+		`ssehub_streams_active 0`,
 	})
+	if n := h.slots.open.Load(); n != 0 {
+		t.Errorf("%d stream slots still taken after the panic", n)
+	}
+	waitFor(t, func() bool { return logs.Count("handler panicked") > 0 })
+	if strings.Contains(logs.String(), "path=/panics status=200") || logs.Count("path=/panics status=500 ") != 1 {
+		t.Errorf("want one access line, saying the 500 the client got:\n%s", logs.String())
+	}
+	if n := strings.Count(logs.String(), "panic=boom"); n != 1 {
+		t.Errorf("the panic logged %d times, want once:\n%s", n, logs.String())
+	}
 }
 
 func TestHTTP2StreamsAndSubscriptions(t *testing.T) {

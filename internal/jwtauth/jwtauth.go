@@ -38,6 +38,37 @@ type Grants struct {
 	Publish   []string `json:"publish,omitempty"`
 }
 
+// UnmarshalJSON reads g, refusing a name that is subscribe or publish in
+// another case (checkNames).
+func (g *Grants) UnmarshalJSON(b []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return err
+	}
+	if err := checkNames(fields, "subscribe", "publish"); err != nil {
+		return err
+	}
+	type plain Grants // without this method
+	return json.Unmarshal(b, (*plain)(g))
+}
+
+// checkNames refuses a name of fields that is one of names in another
+// case ("EXP", "Ssehub", even "ſsehub"): claim names are case-sensitive
+// (RFC 7519), but encoding/json reads such a name as the claim, the last
+// one written winning, so that a claim an issuer copied from a user's
+// input under that name made the token last, or grant, what the user
+// chose, where other verifiers ignore it.
+func checkNames(fields map[string]json.RawMessage, names ...string) error {
+	for name := range fields {
+		for _, n := range names {
+			if name != n && strings.EqualFold(name, n) {
+				return fmt.Errorf("claim %q is %s in another case: claim names are case-sensitive", name, n)
+			}
+		}
+	}
+	return nil
+}
+
 // Claims are the claims of an ssehub token: the grants and the registered
 // claims (exp, iss, aud and the rest).
 type Claims struct {
@@ -53,7 +84,8 @@ const (
 	maxNumericDate = 253402300799 // 9999-12-31T23:59:59Z
 )
 
-// UnmarshalJSON reads c, refusing exp, nbf or iat given as a string
+// UnmarshalJSON reads c, refusing a claim of c's named in another case
+// (checkNames), and exp, nbf or iat given as a string
 // ("exp": "1767225600"): RFC 7519 makes a NumericDate a JSON number, and
 // golang-jwt would read the string's number as one. It refuses one out of
 // the years 1 to 9999 too: golang-jwt turned "exp": 1e300 into a time
@@ -62,6 +94,9 @@ const (
 func (c *Claims) UnmarshalJSON(b []byte) error {
 	var dates map[string]json.RawMessage
 	if err := json.Unmarshal(b, &dates); err != nil {
+		return err
+	}
+	if err := checkNames(dates, "ssehub", "iss", "sub", "aud", "exp", "nbf", "iat", "jti"); err != nil {
 		return err
 	}
 	for name, raw := range dates {

@@ -188,3 +188,42 @@ func TestVerifyRefusesDatesOutOfRange(t *testing.T) {
 		t.Errorf("exp 1: %v, want expired", err)
 	}
 }
+
+// RFC 7519 claim names are case-sensitive, and encoding/json is not: it
+// read "EXP" or "Ssehub" (even "ſsehub") as exp or ssehub, the last one
+// written winning. A token whose issuer copied a claim named so from a
+// user's input then lasted, or granted, what that user chose. Such a
+// token is refused as malformed, not read another way than other
+// verifiers read it.
+func TestVerifyRefusesClaimNamesInAnotherCase(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	v, err := New(Options{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(claims jwt.MapClaims) string {
+		token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	past, future := time.Now().Add(-time.Hour).Unix(), time.Now().Add(time.Hour).Unix()
+	narrow := map[string]any{"subscribe": []string{"a.b"}}
+	broad := map[string]any{"subscribe": []string{">"}}
+	for _, claims := range []jwt.MapClaims{
+		{"exp": past, "EXP": future},
+		{"exp": future, "ssehub": narrow, "Ssehub": broad},
+		{"exp": future, "ssehub": narrow, "\u017fsehub": broad}, // ſ folds to s
+		{"exp": future, "ssehub": map[string]any{"subscribe": []string{"a.b"}, "Subscribe": []string{">"}}},
+		{"exp": future, "ssehub": narrow, "AUD": "x"},
+	} {
+		if c, err := v.Verify(sign(claims)); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "malformed") {
+			t.Errorf("%v: %v (claims %+v), want it refused as malformed", claims, err, c)
+		}
+	}
+	// Claims of other names, whatever their case, are ignored.
+	if _, err := v.Verify(sign(jwt.MapClaims{"exp": future, "ssehub": narrow, "Role": "x", "role": "y"})); err != nil {
+		t.Errorf("other claims: %v", err)
+	}
+}
