@@ -387,7 +387,7 @@ function retryAfterMs(value) {
 async function connectOnce(url, options, parser) {
   const headers = new Headers(options.headers);
   if (!headers.has("Accept")) headers.set("Accept", "text/event-stream");
-  if (parser.lastEventId !== "") headers.set("Last-Event-ID", parser.lastEventId);
+  if (parser.lastEventId !== "") headers.set("Last-Event-ID", utf8Header(parser.lastEventId));
   // attempt aborts this request alone: when the caller's signal aborts, or
   // when the watchdog sees no bytes for idleTimeout.
   const attempt = new AbortController();
@@ -410,6 +410,13 @@ async function connectOnce(url, options, parser) {
     watchdog.stop();
     signal?.removeEventListener("abort", forward);
   }
+}
+
+// utf8Header is value as a header value holding its UTF-8 bytes, the way
+// EventSource sends Last-Event-ID: fetch takes a header value as a string of
+// bytes, one character each, and throws for a character beyond U+00FF.
+function utf8Header(value) {
+  return Array.from(new TextEncoder().encode(value), (b) => String.fromCharCode(b)).join("");
 }
 
 // request is connectOnce's exchange: the fetch, the answer's checks, and

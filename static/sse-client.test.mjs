@@ -530,6 +530,25 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
     assert.equal(srv.requests[0].headers["last-event-id"], "41");
   });
 
+  test("an id outside Latin-1 is sent back as UTF-8, as EventSource sends it", async (t) => {
+    const id = "käse-日本-🧀";
+    const srv = await serve((req, res, n) => {
+      if (n === 0) {
+        sse(res);
+        res.end(`retry: 1\nid: ${id}\ndata: a\n\n`);
+      } else {
+        res.writeHead(204);
+        res.end();
+      }
+    });
+    t.after(srv.close);
+    const last = await fetchEventSource(srv.url, { signal: t.signal, reconnect: true, jitter: 0, lastEventId: "é" });
+    assert.equal(last, id);
+    // node reads header bytes as Latin-1: turn them back into the bytes sent.
+    const sent = srv.requests.map((r) => Buffer.from(r.headers["last-event-id"], "latin1").toString("utf8"));
+    assert.deepEqual(sent, ["é", id]);
+  });
+
   test("abort while streaming rejects with an AbortError and closes the request", async (t) => {
     let closed;
     const srv = await serve((req, res) => {
