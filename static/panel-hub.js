@@ -21,12 +21,18 @@ const TOKEN_KEY = "ssehub.hub.token";
 // topics, and a page left open must not grow without end.
 const MAX_LOG = 500;
 
-// hubBase is the hub's base URL: the page's ?hub= parameter (for a page
-// served from another origin), else the page's own URL.
+// hubBase is the hub's base URL: the page's ?hub= parameter (for a hub on
+// another origin, or under another path), resolved against the page's URL
+// as a relative link is, else the page's own URL.
 function hubBase() {
   const param = new URLSearchParams(location.search).get("hub");
   if (!param) return location.href;
-  return param.endsWith("/") ? param : `${param}/`;
+  const base = param.endsWith("/") ? param : `${param}/`;
+  try {
+    return new URL(base, location.href).href;
+  } catch {
+    return base; // not a URL: connecting will say what is wrong
+  }
 }
 
 // hubOrigin is the origin of the hub's base URL, resolved against the

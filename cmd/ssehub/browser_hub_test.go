@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/static"
 )
 
 const hubTestToken = "t0ken"
@@ -514,5 +517,43 @@ func TestBrowserEventSourceKeepsTheStreamsPosition(t *testing.T) {
 	}
 	if n := mustRun(t, ctx, chromedp.Evaluate[int](`window.__pos.seen.resets`)); n != 1 {
 		t.Errorf("%d reset events, want 1: the position is from before the restart", n)
+	}
+}
+
+// A ?hub= that is a path on the page's own origin (the hub behind the
+// same proxy as the page, under /hub/) is resolved against the page, as
+// every other relative URL: the panel subscribes and publishes there.
+// Before, Connect threw "Invalid base URL" and the panel stayed idle,
+// saying nothing.
+func TestBrowserHubRelativeBase(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/demo/", http.StripPrefix("/demo", http.FileServerFS(static.FS)))
+	mux.Handle("/hub/", http.StripPrefix("/hub", httputil.NewSingleHostReverseProxy(target)))
+	front := httptest.NewServer(mux)
+	t.Cleanup(front.Close)
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	requests := watchRequests(t, ctx)
+	runPage(t, ctx, front.URL+"/demo/?hub=/hub",
+		typeInto("#hub-token", hubTestToken),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	result := publishFromPage(t, ctx, 1, "through the proxy")
+	id, ok := strings.CutPrefix(result, "published id ")
+	if !ok {
+		t.Fatalf("publish from the page: %q", result)
+	}
+	runActions(t, ctx, waitHubEvents(1))
+	if got, want := mustRun(t, ctx, hubLog()), []hubLogEntry{{"event", id, id + " through the proxy"}}; !slices.Equal(got, want) {
+		t.Errorf("hub log %+v, want %+v", got, want)
+	}
+	if subs := requests.to(ctx, "/hub/api/v1/events"); len(subs) != 1 || subs[0].Status != http.StatusOK {
+		t.Errorf("subscribe requests %+v, want one to /hub/api/v1/events, answered 200", subs)
 	}
 }
