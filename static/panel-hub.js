@@ -3,7 +3,8 @@
 // at work: "Drop connection" aborts the stream as a network failure would,
 // and the panel reconnects with Last-Event-ID, so the events published
 // meanwhile arrive after it, in order, none lost, none twice. The last id is
-// kept in sessionStorage: a reloaded page resumes with last_event_id. A
+// kept in sessionStorage, for its hub: a reloaded page resumes with
+// last_event_id, and a page opened on another hub (?hub=) starts afresh. A
 // stream silent for longer than HubConnection's idle timeout (37.5 s, for
 // the hub's default 15 s heartbeat) is cut and resumed the same way.
 // Either token field takes a static token or a JWT (`ssehub token` mints
@@ -46,6 +47,16 @@ function hubOrigin(base) {
   }
 }
 
+// hubEvents is the URL of the event stream of the hub at base, without a
+// query: the hub a last event id belongs to.
+function hubEvents(base) {
+  try {
+    return new URL("api/v1/events", base).href;
+  } catch {
+    return base;
+  }
+}
+
 // stored reads a sessionStorage item; storage may be off.
 function stored(key) {
   try {
@@ -71,7 +82,9 @@ export default {
     const topics = ref("demo.>");
     const subToken = ref("");
     const state = ref("idle");
-    const lastId = ref(stored(LAST_ID_KEY));
+    // The last id is kept per hub: another hub cannot resume from it.
+    const lastIdKey = `${LAST_ID_KEY}:${hubEvents(base)}`;
+    const lastId = ref(stored(lastIdKey));
     const retryMs = ref(0);
     const resumes = ref(0);
     const log = ref([]); // { key, kind: "event" | "reset" | "resume" | "expired", id, type, data }
@@ -119,7 +132,7 @@ export default {
         },
         onLastEventId(id) {
           lastId.value = id;
-          store(LAST_ID_KEY, id);
+          store(lastIdKey, id);
         },
         onRetry: (ms) => (retryMs.value = ms),
       });

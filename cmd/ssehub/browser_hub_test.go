@@ -557,3 +557,54 @@ func TestBrowserHubRelativeBase(t *testing.T) {
 		t.Errorf("subscribe requests %+v, want one to /hub/api/v1/events, answered 200", subs)
 	}
 }
+
+// The last event id the Hub panel keeps for a reload is its hub's: a
+// ?hub= link to another hub, opened in the same tab, starts there without
+// one, and the page back on the first hub resumes from that hub's id.
+// Before, the id of one hub was sent to the other as last_event_id, which
+// that hub cannot know: the panel said it resumed, and the hub answered
+// with a reset.
+func TestBrowserHubLastIDStaysWithItsHub(t *testing.T) {
+	page := newSecondOrigin(t)
+	cfg := hubTestConfig()
+	cfg.CORS.AllowedOrigins = []string{page}
+	hubA, _ := startMain(t, cfg)
+	hubB, _ := startMain(t, cfg)
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	requests := watchRequests(t, ctx)
+
+	runPage(t, ctx, page+"/?hub="+hubA,
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	status, idA := publishOverHTTP(t, hubA, hubTestToken, "demo.chat", "on hub A")
+	if status != http.StatusCreated {
+		t.Fatalf("publish to hub A: %d %s", status, idA)
+	}
+	runActions(t, ctx, waitHubEvents(1), waitText("#hub-last-id", idA))
+
+	runPage(t, ctx, page+"/?hub="+hubB)
+	if got := mustRun(t, ctx, textOf("#hub-last-id")); got != "none" {
+		t.Errorf("on hub B the panel's last id is %q, want none: %s is hub A's", got, idA)
+	}
+	runActions(t, ctx,
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	status, idB := publishOverHTTP(t, hubB, hubTestToken, "demo.chat", "on hub B")
+	if status != http.StatusCreated {
+		t.Fatalf("publish to hub B: %d %s", status, idB)
+	}
+	runActions(t, ctx, waitHubEvents(1))
+	if got, want := mustRun(t, ctx, hubLog()), []hubLogEntry{{"event", idB, idB + " on hub B"}}; !slices.Equal(got, want) {
+		t.Errorf("hub B's log %+v, want %+v", got, want)
+	}
+	for _, r := range requests.to(ctx, "/api/v1/events") {
+		if strings.HasPrefix(r.URL, hubB) && strings.Contains(r.URL, "last_event_id=") {
+			t.Errorf("subscribed to hub B with %s, hub A's id", r.URL)
+		}
+	}
+
+	runPage(t, ctx, page+"/?hub="+hubA, waitText("#hub-last-id", idA))
+}
