@@ -12,11 +12,21 @@ function defaultServiceURL() {
   return new URLSearchParams(location.search).get("service") || "http://localhost:8111";
 }
 
+// isHTTPURL reports whether text is an absolute http or https URL.
+function isHTTPURL(text) {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === "http:" || protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
 export default {
   name: "CrossOriginPanel",
   setup() {
     const url = ref(defaultServiceURL());
-    const state = ref("idle"); // idle | connecting | allowed | done | refused
+    const state = ref("idle"); // idle | connecting | allowed | done | refused | error
     const lines = ref([]); // { key, text, end }
     const error = ref("");
     const origin = location.origin;
@@ -32,6 +42,13 @@ export default {
       const mine = () => current === run;
       const add = (text, end = false) => lines.value.push({ key: lines.value.length, text, end });
       const base = url.value.trim().replace(/\/+$/, "");
+      // fetch fails on a URL of another scheme as on a CORS refusal: say
+      // what is wrong before that.
+      if (!isHTTPURL(base)) {
+        state.value = "error";
+        error.value = `${JSON.stringify(url.value.trim())} is not an http:// or https:// URL, such as http://localhost:8111`;
+        return;
+      }
       try {
         await fetchEventSource(`${base}/stream?count=5&interval=200ms`, {
           headers: { Accept: "text/event-stream" },

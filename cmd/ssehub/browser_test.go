@@ -773,6 +773,30 @@ func TestBrowserCrossOriginRefused(t *testing.T) {
 	}
 }
 
+// A service URL that is not an http(s) URL (the scheme left out, or
+// misspelt) is an error the cross-origin panel names, with no request:
+// fetch would fail as a CORS refusal does, and the panel blamed
+// cors.allowed_origins.
+func TestBrowserCrossOriginNeedsAnHTTPURL(t *testing.T) {
+	base, _ := startMain(t, config.Default())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	runPage(t, ctx, base+"/")
+	for _, typed := range []string{"localhost:8111", "htp://localhost:8111", "http://"} {
+		runActions(t, ctx,
+			typeInto("#xo-url", typed),
+			chromedp.Click(chromedp.CSS("#xo-start")),
+			waitText("#xo-state", "error"),
+		)
+		if got := mustRun(t, ctx, textOf("#xo-error")); !strings.Contains(got, "http://") || !strings.Contains(got, typed) {
+			t.Errorf("%q: the panel says %q, want the URL and that it needs http://", typed, got)
+		}
+		if hint := mustRun(t, ctx, callJS[bool](`() => document.querySelector("#xo-hint") !== null`)); hint {
+			t.Errorf("%q: the panel hints at cors.allowed_origins", typed)
+		}
+	}
+}
+
 // TestBrowserCORSPreflight sends, from a page on a second origin, a POST
 // with a JSON body and a Last-Event-ID header: neither is a simple request,
 // so Chromium first sends an OPTIONS preflight, and the POST goes out only
