@@ -32,8 +32,21 @@ function hubBase() {
   try {
     return new URL(base, location.href).href;
   } catch {
-    return base; // not a URL: connecting will say what is wrong
+    return base; // not a URL: hubProblem says so
   }
+}
+
+// hubProblem says why base cannot be the hub's URL, "" when it can: a
+// fetch fails on a URL of another scheme as on a network error.
+function hubProblem(base) {
+  try {
+    const { protocol } = new URL(base);
+    if (protocol === "http:" || protocol === "https:") return "";
+  } catch {
+    // Not a URL.
+  }
+  const param = new URLSearchParams(location.search).get("hub");
+  return `?hub=${JSON.stringify(param)} is not an http:// or https:// URL, such as http://localhost:8111`;
 }
 
 // hubOrigin is the origin of the hub's base URL, resolved against the
@@ -79,6 +92,7 @@ export default {
   name: "HubPanel",
   setup() {
     const base = hubBase();
+    const problem = hubProblem(base);
     const topics = ref("demo.>");
     const subToken = ref("");
     const state = ref("idle");
@@ -111,6 +125,10 @@ export default {
     function connect() {
       conn?.close();
       refusal.value = "";
+      if (problem !== "") {
+        state.value = `error: ${problem}`;
+        return;
+      }
       const list = parseTopics(topics.value);
       if (list.length === 0) {
         state.value = "error: enter at least one topic pattern";
@@ -144,6 +162,12 @@ export default {
     const resume = () => conn?.resume();
 
     async function send() {
+      if (problem !== "") {
+        pubOK.value = false;
+        pubResult.value = `error: ${problem}`;
+        pubCount.value++;
+        return;
+      }
       try {
         const r = await publish(base, {
           topic: pubTopic.value.trim(),

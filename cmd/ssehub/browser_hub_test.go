@@ -608,3 +608,26 @@ func TestBrowserHubLastIDStaysWithItsHub(t *testing.T) {
 
 	runPage(t, ctx, page+"/?hub="+hubA, waitText("#hub-last-id", idA))
 }
+
+// A ?hub= that is not an http(s) URL (the scheme left out, or not a URL
+// at all) is an error the Hub panel names on Connect and on Publish, with
+// no request. Before, the subscription retried a fetch that could never
+// work, "reconnecting" forever, or Connect threw and the panel said
+// nothing.
+func TestBrowserHubNeedsAnHTTPHub(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	for i, hub := range []string{"localhost:8111", "http://"} {
+		runPage(t, ctx, base+"/?hub="+url.QueryEscape(hub),
+			chromedp.Click(chromedp.CSS("#hub-connect")),
+			waitJS(`document.querySelector("#hub-state").textContent.startsWith("error")`),
+		)
+		if got := mustRun(t, ctx, textOf("#hub-state")); !strings.Contains(got, hub) || !strings.Contains(got, "http://") {
+			t.Errorf("?hub=%s: the state reads %q, want the hub and that it needs http://", hub, got)
+		}
+		if got := publishFromPage(t, ctx, 1, fmt.Sprintf(`{"n": %d}`, i)); !strings.HasPrefix(got, "error: ") || !strings.Contains(got, hub) {
+			t.Errorf("?hub=%s: publishing says %q, want an error naming the hub", hub, got)
+		}
+	}
+}
