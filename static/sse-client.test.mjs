@@ -633,6 +633,32 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
   });
 });
 
+describe("fetchEventSource: requests that can never be sent", { timeout: 10_000 }, () => {
+  // A request fetch refuses to make (a GET with a body, a URL it cannot
+  // parse) is a mistake of the caller, not a network failure: with
+  // reconnect it rejected never, trying again forever, with back-off.
+  for (const [name, url, init] of [
+    ["a GET with a body", "http://127.0.0.1:9/stream", { body: "x" }],
+    ["a URL that does not parse", "http://[::1/stream", {}],
+  ]) {
+    test(`${name} rejects at once with fetch's TypeError`, async (t) => {
+      const disconnects = [];
+      await assert.rejects(
+        fetchEventSource(url, {
+          ...init,
+          signal: t.signal,
+          reconnect: true,
+          retryDelay: 0,
+          jitter: 0,
+          onDisconnect: (err) => disconnects.push(err),
+        }),
+        TypeError,
+      );
+      assert.deepEqual(disconnects, []);
+    });
+  }
+});
+
 describe("reconnectDelay", () => {
   test("jitter adds up to jitter times the delay, never less than the delay", () => {
     const at = (r, jitter) => reconnectDelay({ retryMs: 3000, jitter, random: () => r });
