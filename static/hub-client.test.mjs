@@ -48,6 +48,16 @@ describe("helpers", () => {
     assert.equal(publishBody("", "hello {world"), '{"data":"hello {world"}');
     assert.equal(publishBody("", ""), '{"data":""}');
   });
+
+  test("publishBody sends JSON as typed: numbers beyond a double's precision or range keep their digits", () => {
+    assert.equal(
+      publishBody("", '{"order": 12345678901234567890, "price": 1.10, "big": 1e400}'),
+      '{"data":{"order":12345678901234567890,"price":1.10,"big":1e400}}',
+    );
+    assert.equal(publishBody("n", " 9007199254740993 "), '{"event":"n","data":9007199254740993}');
+    // White space inside strings stays; only that between tokens goes.
+    assert.equal(publishBody("", '{ "t" : "a  b\\" \\\\ }" ,\n "u": [ 1 , -0 ] }'), '{"data":{"t":"a  b\\" \\\\ }","u":[1,-0]}}');
+  });
 });
 
 // hubServer starts a small hub on loopback: GET /api/v1/events streams the

@@ -1,7 +1,8 @@
 // panel-cross-origin.js: the "Cross-origin" panel. It streams from a service
 // URL that may be on another origin, so the browser applies CORS: the state
 // shows whether the service allowed this page's origin, and a refusal shows
-// the browser's own error.
+// the browser's own error. A service that does not answer at all is
+// unreachable, not refused.
 import { fetchEventSource, SSEResponseError } from "./sse-client.js";
 
 const { ref, onBeforeUnmount } = Vue;
@@ -12,13 +13,24 @@ function defaultServiceURL() {
   return new URLSearchParams(location.search).get("service") || "http://localhost:8111";
 }
 
+// isHTTPURL reports whether text is an absolute http or https URL.
+function isHTTPURL(text) {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === "http:" || protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
 export default {
   name: "CrossOriginPanel",
   setup() {
     const url = ref(defaultServiceURL());
-    const state = ref("idle"); // idle | connecting | allowed | done | refused
+    const state = ref("idle"); // idle | connecting | allowed | done | refused | unreachable | error
     const lines = ref([]); // { key, text, end }
     const error = ref("");
+    const target = ref(""); // the service URL of the last start
     const origin = location.origin;
     let current = null;
 
@@ -32,6 +44,14 @@ export default {
       const mine = () => current === run;
       const add = (text, end = false) => lines.value.push({ key: lines.value.length, text, end });
       const base = url.value.trim().replace(/\/+$/, "");
+      target.value = base;
+      // fetch fails on a URL of another scheme as on a CORS refusal: say
+      // what is wrong before that.
+      if (!isHTTPURL(base)) {
+        state.value = "error";
+        error.value = `${JSON.stringify(url.value.trim())} is not an http:// or https:// URL, such as http://localhost:8111`;
+        return;
+      }
       try {
         await fetchEventSource(`${base}/stream?count=5&interval=200ms`, {
           headers: { Accept: "text/event-stream" },
@@ -54,16 +74,26 @@ export default {
       } catch (err) {
         if (!mine() || state.value === "done") return;
         // A fetch that rejects before any answer is what a CORS refusal
-        // looks like from inside the page (the reason is only in the console).
+        // looks like from inside the page (the reason is only in the console),
+        // and what a service that does not answer looks like too: a no-cors
+        // request, which CORS does not check, tells them apart.
         // An HTTP error, or a drop after the stream opened, got past CORS.
-        const refused = state.value === "connecting" && !(err instanceof SSEResponseError);
-        state.value = refused ? "refused" : "done";
+        const failed = state.value === "connecting" && !(err instanceof SSEResponseError);
         error.value = String(err);
+        if (!failed) {
+          state.value = "done";
+          return;
+        }
+        const answers = await fetch(`${base}/`, { mode: "no-cors", cache: "no-store", signal: run.signal }).then(
+          () => true,
+          () => false,
+        );
+        if (mine()) state.value = answers ? "refused" : "unreachable";
       }
     }
 
     onBeforeUnmount(() => current?.abort());
-    return { url, state, lines, error, origin, start };
+    return { url, state, lines, error, origin, target, start };
   },
   template: `
     <section class="panel" aria-labelledby="xo-title">
@@ -84,6 +114,7 @@ export default {
       </div>
       <p id="xo-error" class="error" role="status">{{ error }}</p>
       <p v-if="state === 'refused'" id="xo-hint" class="hint warn">the service must list this page's origin ({{ origin }}) in cors.allowed_origins</p>
+      <p v-else-if="state === 'unreachable'" id="xo-hint" class="hint warn">nothing answers at {{ target }}: is the service running there?</p>
       <ol id="xo-log" class="log" v-autoscroll aria-live="polite">
         <li v-for="line in lines" :key="line.key" :class="{ end: line.end }">{{ line.text }}</li>
       </ol>

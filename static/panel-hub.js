@@ -3,7 +3,8 @@
 // at work: "Drop connection" aborts the stream as a network failure would,
 // and the panel reconnects with Last-Event-ID, so the events published
 // meanwhile arrive after it, in order, none lost, none twice. The last id is
-// kept in sessionStorage: a reloaded page resumes with last_event_id. A
+// kept in sessionStorage, for its hub: a reloaded page resumes with
+// last_event_id, and a page opened on another hub (?hub=) starts afresh. A
 // stream silent for longer than HubConnection's idle timeout (37.5 s, for
 // the hub's default 15 s heartbeat) is cut and resumed the same way.
 // Either token field takes a static token or a JWT (`ssehub token` mints
@@ -21,12 +22,31 @@ const TOKEN_KEY = "ssehub.hub.token";
 // topics, and a page left open must not grow without end.
 const MAX_LOG = 500;
 
-// hubBase is the hub's base URL: the page's ?hub= parameter (for a page
-// served from another origin), else the page's own URL.
+// hubBase is the hub's base URL: the page's ?hub= parameter (for a hub on
+// another origin, or under another path), resolved against the page's URL
+// as a relative link is, else the page's own URL.
 function hubBase() {
   const param = new URLSearchParams(location.search).get("hub");
   if (!param) return location.href;
-  return param.endsWith("/") ? param : `${param}/`;
+  const base = param.endsWith("/") ? param : `${param}/`;
+  try {
+    return new URL(base, location.href).href;
+  } catch {
+    return base; // not a URL: hubProblem says so
+  }
+}
+
+// hubProblem says why base cannot be the hub's URL, "" when it can: a
+// fetch fails on a URL of another scheme as on a network error.
+function hubProblem(base) {
+  try {
+    const { protocol } = new URL(base);
+    if (protocol === "http:" || protocol === "https:") return "";
+  } catch {
+    // Not a URL.
+  }
+  const param = new URLSearchParams(location.search).get("hub");
+  return `?hub=${JSON.stringify(param)} is not an http:// or https:// URL, such as http://localhost:8111`;
 }
 
 // hubOrigin is the origin of the hub's base URL, resolved against the
@@ -37,6 +57,16 @@ function hubOrigin(base) {
     return new URL(base, location.href).origin;
   } catch {
     return location.origin;
+  }
+}
+
+// hubEvents is the URL of the event stream of the hub at base, without a
+// query: the hub a last event id belongs to.
+function hubEvents(base) {
+  try {
+    return new URL("api/v1/events", base).href;
+  } catch {
+    return base;
   }
 }
 
@@ -62,10 +92,13 @@ export default {
   name: "HubPanel",
   setup() {
     const base = hubBase();
+    const problem = hubProblem(base);
     const topics = ref("demo.>");
     const subToken = ref("");
     const state = ref("idle");
-    const lastId = ref(stored(LAST_ID_KEY));
+    // The last id is kept per hub: another hub cannot resume from it.
+    const lastIdKey = `${LAST_ID_KEY}:${hubEvents(base)}`;
+    const lastId = ref(stored(lastIdKey));
     const retryMs = ref(0);
     const resumes = ref(0);
     const log = ref([]); // { key, kind: "event" | "reset" | "resume" | "expired", id, type, data }
@@ -92,6 +125,10 @@ export default {
     function connect() {
       conn?.close();
       refusal.value = "";
+      if (problem !== "") {
+        state.value = `error: ${problem}`;
+        return;
+      }
       const list = parseTopics(topics.value);
       if (list.length === 0) {
         state.value = "error: enter at least one topic pattern";
@@ -113,7 +150,7 @@ export default {
         },
         onLastEventId(id) {
           lastId.value = id;
-          store(LAST_ID_KEY, id);
+          store(lastIdKey, id);
         },
         onRetry: (ms) => (retryMs.value = ms),
       });
@@ -125,6 +162,12 @@ export default {
     const resume = () => conn?.resume();
 
     async function send() {
+      if (problem !== "") {
+        pubOK.value = false;
+        pubResult.value = `error: ${problem}`;
+        pubCount.value++;
+        return;
+      }
       try {
         const r = await publish(base, {
           topic: pubTopic.value.trim(),

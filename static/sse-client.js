@@ -247,7 +247,9 @@ export class SSEResponseError extends Error {
  * as any drop, with a "TimeoutError" DOMException.
  *
  * The promise rejects with the browser's own error when fetch fails (network
- * or CORS: "TypeError: Failed to fetch") and reconnect is off, with the
+ * or CORS: "TypeError: Failed to fetch") and reconnect is off, with fetch's
+ * TypeError, reconnect or not, for a request it refuses to make (a GET with
+ * a body, a URL that does not parse), with the
  * signal's reason (an AbortError) when aborted, with a "TimeoutError"
  * DOMException when idleTimeout cuts the stream and reconnect is off, with an
  * SSEResponseError for a non-2xx status (one that says "not now" only without
@@ -382,12 +384,13 @@ function retryAfterMs(value) {
 // (network, CORS, abort, or the idle watchdog's TimeoutError), {error,
 // retryAfter} for a RETRYABLE answer with reconnect on, and {} when the
 // stream ended; opened is true in the result once an event stream was open.
-// It throws SSEResponseError for an answer that is not an event stream, and
-// whatever a callback throws. It leaves no timer or listener behind.
+// It throws SSEResponseError for an answer that is not an event stream,
+// fetch's TypeError for a request it refuses to make, and whatever a
+// callback throws. It leaves no timer or listener behind.
 async function connectOnce(url, options, parser) {
   const headers = new Headers(options.headers);
   if (!headers.has("Accept")) headers.set("Accept", "text/event-stream");
-  if (parser.lastEventId !== "") headers.set("Last-Event-ID", parser.lastEventId);
+  if (parser.lastEventId !== "") headers.set("Last-Event-ID", utf8Header(parser.lastEventId));
   // attempt aborts this request alone: when the caller's signal aborts, or
   // when the watchdog sees no bytes for idleTimeout.
   const attempt = new AbortController();
@@ -412,19 +415,29 @@ async function connectOnce(url, options, parser) {
   }
 }
 
+// utf8Header is value as a header value holding its UTF-8 bytes, the way
+// EventSource sends Last-Event-ID: fetch takes a header value as a string of
+// bytes, one character each, and throws for a character beyond U+00FF.
+function utf8Header(value) {
+  return Array.from(new TextEncoder().encode(value), (b) => String.fromCharCode(b)).join("");
+}
+
 // request is connectOnce's exchange: the fetch, the answer's checks, and
 // the read, telling the watchdog of every byte that arrives.
 async function request(url, init, parser, watchdog) {
+  // A request fetch refuses to make (a GET with a body, a URL it cannot
+  // parse) throws here: a mistake, not a network failure to retry.
+  const req = new Request(url, {
+    method: init.method ?? "GET",
+    headers: init.headers,
+    body: init.body,
+    credentials: init.credentials,
+    signal: init.signal,
+    cache: "no-store",
+  });
   let response;
   try {
-    response = await fetch(url, {
-      method: init.method ?? "GET",
-      headers: init.headers,
-      body: init.body,
-      credentials: init.credentials,
-      signal: init.signal,
-      cache: "no-store",
-    });
+    response = await fetch(req);
   } catch (error) {
     return { error };
   }

@@ -530,6 +530,25 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
     assert.equal(srv.requests[0].headers["last-event-id"], "41");
   });
 
+  test("an id outside Latin-1 is sent back as UTF-8, as EventSource sends it", async (t) => {
+    const id = "käse-日本-🧀";
+    const srv = await serve((req, res, n) => {
+      if (n === 0) {
+        sse(res);
+        res.end(`retry: 1\nid: ${id}\ndata: a\n\n`);
+      } else {
+        res.writeHead(204);
+        res.end();
+      }
+    });
+    t.after(srv.close);
+    const last = await fetchEventSource(srv.url, { signal: t.signal, reconnect: true, jitter: 0, lastEventId: "é" });
+    assert.equal(last, id);
+    // node reads header bytes as Latin-1: turn them back into the bytes sent.
+    const sent = srv.requests.map((r) => Buffer.from(r.headers["last-event-id"], "latin1").toString("utf8"));
+    assert.deepEqual(sent, ["é", id]);
+  });
+
   test("abort while streaming rejects with an AbortError and closes the request", async (t) => {
     let closed;
     const srv = await serve((req, res) => {
@@ -612,6 +631,32 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
     );
     assert.equal(srv.requests.length, 1);
   });
+});
+
+describe("fetchEventSource: requests that can never be sent", { timeout: 10_000 }, () => {
+  // A request fetch refuses to make (a GET with a body, a URL it cannot
+  // parse) is a mistake of the caller, not a network failure: with
+  // reconnect it rejected never, trying again forever, with back-off.
+  for (const [name, url, init] of [
+    ["a GET with a body", "http://127.0.0.1:9/stream", { body: "x" }],
+    ["a URL that does not parse", "http://[::1/stream", {}],
+  ]) {
+    test(`${name} rejects at once with fetch's TypeError`, async (t) => {
+      const disconnects = [];
+      await assert.rejects(
+        fetchEventSource(url, {
+          ...init,
+          signal: t.signal,
+          reconnect: true,
+          retryDelay: 0,
+          jitter: 0,
+          onDisconnect: (err) => disconnects.push(err),
+        }),
+        TypeError,
+      );
+      assert.deepEqual(disconnects, []);
+    });
+  }
 });
 
 describe("reconnectDelay", () => {

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/static"
 )
 
 const hubTestToken = "t0ken"
@@ -514,5 +517,118 @@ func TestBrowserEventSourceKeepsTheStreamsPosition(t *testing.T) {
 	}
 	if n := mustRun(t, ctx, chromedp.Evaluate[int](`window.__pos.seen.resets`)); n != 1 {
 		t.Errorf("%d reset events, want 1: the position is from before the restart", n)
+	}
+}
+
+// A ?hub= that is a path on the page's own origin (the hub behind the
+// same proxy as the page, under /hub/) is resolved against the page, as
+// every other relative URL: the panel subscribes and publishes there.
+// Before, Connect threw "Invalid base URL" and the panel stayed idle,
+// saying nothing.
+func TestBrowserHubRelativeBase(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/demo/", http.StripPrefix("/demo", http.FileServerFS(static.FS)))
+	mux.Handle("/hub/", http.StripPrefix("/hub", httputil.NewSingleHostReverseProxy(target)))
+	front := httptest.NewServer(mux)
+	t.Cleanup(front.Close)
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	requests := watchRequests(t, ctx)
+	runPage(t, ctx, front.URL+"/demo/?hub=/hub",
+		typeInto("#hub-token", hubTestToken),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	result := publishFromPage(t, ctx, 1, "through the proxy")
+	id, ok := strings.CutPrefix(result, "published id ")
+	if !ok {
+		t.Fatalf("publish from the page: %q", result)
+	}
+	runActions(t, ctx, waitHubEvents(1))
+	if got, want := mustRun(t, ctx, hubLog()), []hubLogEntry{{"event", id, id + " through the proxy"}}; !slices.Equal(got, want) {
+		t.Errorf("hub log %+v, want %+v", got, want)
+	}
+	if subs := requests.to(ctx, "/hub/api/v1/events"); len(subs) != 1 || subs[0].Status != http.StatusOK {
+		t.Errorf("subscribe requests %+v, want one to /hub/api/v1/events, answered 200", subs)
+	}
+}
+
+// The last event id the Hub panel keeps for a reload is its hub's: a
+// ?hub= link to another hub, opened in the same tab, starts there without
+// one, and the page back on the first hub resumes from that hub's id.
+// Before, the id of one hub was sent to the other as last_event_id, which
+// that hub cannot know: the panel said it resumed, and the hub answered
+// with a reset.
+func TestBrowserHubLastIDStaysWithItsHub(t *testing.T) {
+	page := newSecondOrigin(t)
+	cfg := hubTestConfig()
+	cfg.CORS.AllowedOrigins = []string{page}
+	hubA, _ := startMain(t, cfg)
+	hubB, _ := startMain(t, cfg)
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	requests := watchRequests(t, ctx)
+
+	runPage(t, ctx, page+"/?hub="+hubA,
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	status, idA := publishOverHTTP(t, hubA, hubTestToken, "demo.chat", "on hub A")
+	if status != http.StatusCreated {
+		t.Fatalf("publish to hub A: %d %s", status, idA)
+	}
+	runActions(t, ctx, waitHubEvents(1), waitText("#hub-last-id", idA))
+
+	runPage(t, ctx, page+"/?hub="+hubB)
+	if got := mustRun(t, ctx, textOf("#hub-last-id")); got != "none" {
+		t.Errorf("on hub B the panel's last id is %q, want none: %s is hub A's", got, idA)
+	}
+	runActions(t, ctx,
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	// Published from the page, across origins as the subscription.
+	idB, ok := strings.CutPrefix(publishFromPage(t, ctx, 1, "on hub B"), "published id ")
+	if !ok {
+		t.Fatalf("publish to hub B from the page: %q", mustRun(t, ctx, textOf("#hub-pub-result")))
+	}
+	runActions(t, ctx, waitHubEvents(1))
+	if got, want := mustRun(t, ctx, hubLog()), []hubLogEntry{{"event", idB, idB + " on hub B"}}; !slices.Equal(got, want) {
+		t.Errorf("hub B's log %+v, want %+v", got, want)
+	}
+	for _, r := range requests.to(ctx, "/api/v1/events") {
+		if strings.HasPrefix(r.URL, hubB) && strings.Contains(r.URL, "last_event_id=") {
+			t.Errorf("subscribed to hub B with %s, hub A's id", r.URL)
+		}
+	}
+
+	runPage(t, ctx, page+"/?hub="+hubA, waitText("#hub-last-id", idA))
+}
+
+// A ?hub= that is not an http(s) URL (the scheme left out, or not a URL
+// at all) is an error the Hub panel names on Connect and on Publish, with
+// no request. Before, the subscription retried a fetch that could never
+// work, "reconnecting" forever, or Connect threw and the panel said
+// nothing.
+func TestBrowserHubNeedsAnHTTPHub(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	for i, hub := range []string{"localhost:8111", "http://"} {
+		runPage(t, ctx, base+"/?hub="+url.QueryEscape(hub),
+			chromedp.Click(chromedp.CSS("#hub-connect")),
+			waitJS(`document.querySelector("#hub-state").textContent.startsWith("error")`),
+		)
+		if got := mustRun(t, ctx, textOf("#hub-state")); !strings.Contains(got, hub) || !strings.Contains(got, "http://") {
+			t.Errorf("?hub=%s: the state reads %q, want the hub and that it needs http://", hub, got)
+		}
+		if got := publishFromPage(t, ctx, 1, fmt.Sprintf(`{"n": %d}`, i)); !strings.HasPrefix(got, "error: ") || !strings.Contains(got, hub) {
+			t.Errorf("?hub=%s: publishing says %q, want an error naming the hub", hub, got)
+		}
 	}
 }

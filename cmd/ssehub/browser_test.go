@@ -773,6 +773,58 @@ func TestBrowserCrossOriginRefused(t *testing.T) {
 	}
 }
 
+// A service that does not answer at all (not running, a wrong port) is
+// "unreachable", not "refused": from inside the page both are the same
+// "Failed to fetch", and the panel told the user to fix
+// cors.allowed_origins of a service that was not there.
+func TestBrowserCrossOriginUnreachable(t *testing.T) {
+	page := newSecondOrigin(t)
+	service := "http://127.0.0.1:" + freePort(t)
+	ctx := newBrowser(t)
+	errs := watchPageErrors(t, ctx)
+	runPage(t, ctx, page+"/?service="+url.QueryEscape(service),
+		chromedp.Click(chromedp.CSS("#xo-start")),
+		waitJS(`!["idle", "connecting"].includes(document.querySelector("#xo-state").textContent.trim())`),
+	)
+	if got := mustRun(t, ctx, textOf("#xo-state")); got != "unreachable" {
+		t.Errorf("state %q, want unreachable", got)
+	}
+	if got := mustRun(t, ctx, textOf("#xo-error")); !strings.Contains(got, "Failed to fetch") {
+		t.Errorf("error %q, want the browser's %q", got, "Failed to fetch")
+	}
+	if got := mustRun(t, ctx, textOf("#xo-hint")); strings.Contains(got, "cors.allowed_origins") || !strings.Contains(got, service) {
+		t.Errorf("hint %q, want one that names %s as not answering, and not CORS", got, service)
+	}
+	// The browser agrees: the connection was refused, nothing about CORS.
+	if msgs, ok := errs.waitFor(ctx, "ERR_CONNECTION_REFUSED"); !ok || slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, "CORS") }) {
+		t.Errorf("the browser logged %q, want a refused connection and no CORS error", msgs)
+	}
+}
+
+// A service URL that is not an http(s) URL (the scheme left out, or
+// misspelt) is an error the cross-origin panel names, with no request:
+// fetch would fail as a CORS refusal does, and the panel blamed
+// cors.allowed_origins.
+func TestBrowserCrossOriginNeedsAnHTTPURL(t *testing.T) {
+	base, _ := startMain(t, config.Default())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	runPage(t, ctx, base+"/")
+	for _, typed := range []string{"localhost:8111", "htp://localhost:8111", "http://"} {
+		runActions(t, ctx,
+			typeInto("#xo-url", typed),
+			chromedp.Click(chromedp.CSS("#xo-start")),
+			waitText("#xo-state", "error"),
+		)
+		if got := mustRun(t, ctx, textOf("#xo-error")); !strings.Contains(got, "http://") || !strings.Contains(got, typed) {
+			t.Errorf("%q: the panel says %q, want the URL and that it needs http://", typed, got)
+		}
+		if hint := mustRun(t, ctx, callJS[bool](`() => document.querySelector("#xo-hint") !== null`)); hint {
+			t.Errorf("%q: the panel hints at cors.allowed_origins", typed)
+		}
+	}
+}
+
 // TestBrowserCORSPreflight sends, from a page on a second origin, a POST
 // with a JSON body and a Last-Event-ID header: neither is a simple request,
 // so Chromium first sends an OPTIONS preflight, and the POST goes out only
