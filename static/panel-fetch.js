@@ -78,7 +78,7 @@ export default {
       <div class="controls">
         <label class="field inline">
           <span>Interval</span>
-          <input id="fetch-interval" v-model="interval" type="text" size="7" placeholder="80ms">
+          <input id="fetch-interval" v-model="interval" type="text" size="7" placeholder="50ms" title="empty: the server's default, 50ms">
         </label>
         <button id="fetch-start" type="button" @click="start">Start</button>
         <button id="fetch-stop" type="button" class="secondary" :disabled="state !== 'streaming'" @click="stop">Stop</button>
