@@ -31,6 +31,7 @@ export default {
     const lines = ref([]); // { key, text, end }
     const error = ref("");
     const target = ref(""); // the service URL of the last start
+    const sameOrigin = ref(false); // the last start's service is this page's origin
     const origin = location.origin;
     let current = null;
 
@@ -45,6 +46,7 @@ export default {
       const add = (text, end = false) => lines.value.push({ key: lines.value.length, text, end });
       const base = url.value.trim().replace(/\/+$/, "");
       target.value = base;
+      sameOrigin.value = false;
       // fetch fails on a URL of another scheme as on a CORS refusal: say
       // what is wrong before that.
       if (!isHTTPURL(base)) {
@@ -52,6 +54,9 @@ export default {
         error.value = `${JSON.stringify(url.value.trim())} is not an http:// or https:// URL, such as http://localhost:8111`;
         return;
       }
+      // On the page's own origin the browser checks nothing: "allowed"
+      // says nothing about cors.allowed_origins there.
+      sameOrigin.value = new URL(base).origin === origin;
       try {
         await fetchEventSource(`${base}/stream?count=5&interval=200ms`, {
           headers: { Accept: "text/event-stream" },
@@ -93,7 +98,7 @@ export default {
     }
 
     onBeforeUnmount(() => current?.abort());
-    return { url, state, lines, error, origin, target, start };
+    return { url, state, lines, error, origin, target, sameOrigin, start };
   },
   template: `
     <section class="panel" aria-labelledby="xo-title">
@@ -115,6 +120,7 @@ export default {
       <p id="xo-error" class="error" role="status">{{ error }}</p>
       <p v-if="state === 'refused'" id="xo-hint" class="hint warn">the service must list this page's origin ({{ origin }}) in cors.allowed_origins</p>
       <p v-else-if="state === 'unreachable'" id="xo-hint" class="hint warn">nothing answers at {{ target }}: is the service running there?</p>
+      <p v-else-if="sameOrigin && state !== 'error'" id="xo-hint" class="hint">{{ target }} is this page's own origin: the browser checks no CORS for it. Open this page on another origin (another host name or port, e.g. 127.0.0.1 for localhost) to see cors.allowed_origins at work.</p>
       <ol id="xo-log" class="log" v-autoscroll aria-live="polite">
         <li v-for="line in lines" :key="line.key" :class="{ end: line.end }">{{ line.text }}</li>
       </ol>

@@ -715,6 +715,25 @@ func TestBrowserCrossOriginAllowed(t *testing.T) {
 	if got := mustRun(t, ctx, textOf("#xo-error")); got != "" {
 		t.Errorf("cross-origin panel error %q, want none", got)
 	}
+	if hint := mustRun(t, ctx, callJS[bool](`() => document.querySelector("#xo-hint") !== null`)); hint {
+		t.Error("an allowed cross-origin stream got a hint")
+	}
+}
+
+// The cross-origin panel's default service on the page ssehub serves is
+// the page's own origin, where the browser checks no CORS: the panel says
+// so rather than let "allowed" pass for cors.allowed_origins at work.
+func TestBrowserCrossOriginPanelOnItsOwnOrigin(t *testing.T) {
+	base, _ := startMain(t, config.Default())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	runPage(t, ctx, base+"/?service="+url.QueryEscape(base),
+		chromedp.Click(chromedp.CSS("#xo-start")),
+		waitText("#xo-state", "done"),
+	)
+	if got := mustRun(t, ctx, textOf("#xo-hint")); !strings.Contains(got, "own origin") || !strings.Contains(got, base) {
+		t.Errorf("hint %q, want one saying %s is the page's own origin", got, base)
+	}
 }
 
 // TestBrowserCrossOriginReadsRetryAfter: a page of an allowed second
