@@ -26,10 +26,13 @@ func main() {
 	// SIGHUP stops as SIGTERM does: ssehub reloads nothing, and a hang-up
 	// (the terminal it ran in closed, a supervisor's reload signal) left
 	// to the runtime would end the process mid-stream. Unless it was
-	// ignored at start (nohup): asked for, it would be ignored no more.
-	signals := []os.Signal{os.Interrupt, syscall.SIGTERM}
-	if !signal.Ignored(syscall.SIGHUP) {
-		signals = append(signals, syscall.SIGHUP)
+	// ignored at start (nohup), as SIGINT is for a script's background
+	// job: asked for, either would be ignored no more.
+	signals := []os.Signal{syscall.SIGTERM}
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			signals = append(signals, sig)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), signals...)
 	defer stop()

@@ -247,3 +247,41 @@ func TestNohupOutlivesTheHangUp(t *testing.T) {
 		t.Errorf("after the hang-up /healthz is %d", resp.StatusCode)
 	}
 }
+
+// Started with SIGINT ignored, ssehub leaves it so, as it does SIGHUP
+// under nohup: a script's background job (`ssehub &` in sh, which
+// ignores SIGINT for it; `trap "" INT` here) is not stopped by the Ctrl-C
+// meant for the script's foreground. Asking to be notified of SIGINT
+// undid the ignore (os/signal), and the Ctrl-C stopped it.
+func TestIgnoredInterruptStaysIgnored(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "ssehub")
+	goBuild(t, bin, "./cmd/ssehub")
+	srv := runCommand(t, exec.Command("sh", "-c", `trap "" INT; exec "$0"`, bin))
+	srv.discardLog()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^SigIgn:\s*([0-9a-f]+)$`).FindSubmatch(status)
+	if m == nil {
+		t.Fatalf("no SigIgn in /proc status:\n%s", status)
+	}
+	ignored, err := strconv.ParseUint(string(m[1]), 16, 64)
+	if err != nil || ignored&(1<<(syscall.SIGINT-1)) == 0 {
+		t.Fatalf("SigIgn %s: SIGINT is no longer ignored", m[1])
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + srv.addr + "/healthz")
+	if err != nil {
+		t.Fatalf("after SIGINT: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("after SIGINT /healthz is %d", resp.StatusCode)
+	}
+}
