@@ -23,6 +23,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ssehub:", err)
 		os.Exit(1)
 	}
+	// A log reader gone (journald restarted, the end of a `| tee`) must
+	// not stop the server: a write to the broken stderr then fails, and
+	// the line is lost, where SIGPIPE ended the process, every stream cut.
+	signal.Ignore(syscall.SIGPIPE)
 	// SIGHUP stops as SIGTERM does: ssehub reloads nothing, and a hang-up
 	// (the terminal it ran in closed, a supervisor's reload signal) left
 	// to the runtime would end the process mid-stream. Unless it was
