@@ -7,10 +7,13 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ssehub ./cmd/ssehub
 
-# Run: nothing but the binary (the demo page is embedded) and the example
-# config, as a non-root user.
+# Run: nothing but the binary (the demo page is embedded), the example
+# config and the CA certificates, as a non-root user.
 FROM scratch
 COPY --from=build /out/ssehub /usr/local/bin/ssehub
+# The system's CA certificates, the build stage's: TLS to NATS without
+# nats.ca_file trusts them, as a hosted NATS service's certificate needs.
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY config/ssehub.yaml /app/config/ssehub.yaml
 # The embedded NATS server's store (nats.store_dir: data/nats), writable by
 # the user below; a named volume mounted at /app/data takes its ownership.

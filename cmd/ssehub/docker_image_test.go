@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -173,6 +174,38 @@ func TestDockerImage(t *testing.T) {
 	t.Logf("docker stop took %v", took.Round(time.Millisecond))
 
 	checkEmbeddedNATSStore(t, docker, image)
+	checkSystemRoots(t, docker, image)
+}
+
+// systemRoots is where Go's crypto/x509 looks first, on Linux, for the
+// system's CA certificates.
+const systemRoots = "/etc/ssl/certs/ca-certificates.crt"
+
+// checkSystemRoots: the image holds CA certificates where Go looks for the
+// system's, so that a TLS connection without a CA file of its own
+// (nats.ca_file empty: "the system's CAs") can verify a certificate from a
+// public CA, as a hosted NATS service's is. A scratch image has none of its
+// own: each such connection failed, "certificate signed by unknown
+// authority", and ssehub did not start.
+func checkSystemRoots(t *testing.T, docker *dockerEngine, image string) {
+	t.Helper()
+	ctr := docker.must(t, "create", image)
+	t.Cleanup(func() {
+		if _, err := docker.run("rm", "--force", ctr); err != nil {
+			t.Error(err)
+		}
+	})
+	dir := t.TempDir()
+	if _, err := docker.run("cp", ctr+":"+systemRoots, dir); err != nil {
+		t.Fatalf("the image has no CA certificates at %s: %v", systemRoots, err)
+	}
+	pem, err := os.ReadFile(filepath.Join(dir, filepath.Base(systemRoots)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		t.Errorf("the image's %s holds no certificate", systemRoots)
+	}
 }
 
 // imageContext writes a build context for the Dockerfile's final stage and
@@ -193,14 +226,28 @@ func imageContext(t *testing.T) string {
 		t.Fatalf("Dockerfile's final stage lacks %q", fromBuild)
 	}
 	stage = strings.Replace(stage, fromBuild, "COPY out/ssehub ", 1)
+	// The build stage's CA certificates, its distribution's: this host's
+	// stand in for them.
+	const rootsFromBuild = "COPY --from=build " + systemRoots + " "
+	hostRoots := strings.Contains(stage, rootsFromBuild)
+	stage = strings.Replace(stage, rootsFromBuild, "COPY out/ca-certificates.crt ", 1)
 	if strings.Contains(stage, "--from=") {
-		t.Fatal("Dockerfile's final stage copies from another stage besides /out/ssehub")
+		t.Fatal("Dockerfile's final stage copies from another stage besides /out/ssehub and " + systemRoots)
 	}
 
 	dir := t.TempDir()
 	buildLikeDockerfile(t, filepath.Join(dir, "out/ssehub"))
+	if hostRoots {
+		pem, err := os.ReadFile(systemRoots)
+		if err != nil {
+			t.Skipf("this host has no CA certificates to stand in for the build stage's: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "out/ca-certificates.crt"), pem, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, m := range regexp.MustCompile(`(?m)^COPY (?:--chown=\S+ )?(\S+) \S+$`).FindAllStringSubmatch(stage, -1) {
-		if m[1] == "out/ssehub" {
+		if strings.HasPrefix(m[1], "out/") {
 			continue
 		}
 		copyRepoPath(t, m[1], dir)

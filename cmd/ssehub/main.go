@@ -23,13 +23,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ssehub:", err)
 		os.Exit(1)
 	}
+	// A log reader gone (journald restarted, the end of a `| tee`) must
+	// not stop the server: a write to the broken stderr then fails, and
+	// the line is lost, where SIGPIPE ended the process, every stream cut.
+	signal.Ignore(syscall.SIGPIPE)
 	// SIGHUP stops as SIGTERM does: ssehub reloads nothing, and a hang-up
 	// (the terminal it ran in closed, a supervisor's reload signal) left
 	// to the runtime would end the process mid-stream. Unless it was
-	// ignored at start (nohup): asked for, it would be ignored no more.
-	signals := []os.Signal{os.Interrupt, syscall.SIGTERM}
-	if !signal.Ignored(syscall.SIGHUP) {
-		signals = append(signals, syscall.SIGHUP)
+	// ignored at start (nohup), as SIGINT is for a script's background
+	// job: asked for, either would be ignored no more.
+	signals := []os.Signal{syscall.SIGTERM}
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			signals = append(signals, sig)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), signals...)
 	defer stop()

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -225,4 +227,62 @@ func startNATSServer(t *testing.T) *server.Server {
 		t.Fatal("nats server not ready")
 	}
 	return ns
+}
+
+// A stop asked for while the broker opens (the first signal of `docker
+// stop` or `systemctl stop` while JetStream is slow to answer) is a stop:
+// Run returns nil, and the process exits 0. It returned the broker's
+// "context canceled", and a supervisor took the stop for a failure of NATS.
+func TestStopWhileTheBrokerOpensIsNoFailure(t *testing.T) {
+	// A NATS server whose JetStream never answers: the API's requests
+	// reach a subscriber that keeps them.
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	asked := make(chan *nats.Msg, 1)
+	if _, err := nc.ChanSubscribe("$JS.API.>", asked); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := config.Default()
+	cfg.Server.Addr = "127.0.0.1:0"
+	cfg.Stream.Transport = testTransport
+	m := &Main{
+		Config: cfg, Logger: slog.New(slog.DiscardHandler),
+		nats: &natsbroker.Options{URLs: []string{ns.ClientURL()}},
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case <-asked:
+	case err := <-done:
+		t.Fatalf("Run returned %v before asking JetStream", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not ask JetStream for its stream")
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("stopped while the broker opened: Run returned %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of the stop")
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -481,6 +482,52 @@ func TestNginxReusesUpstreamConnections(t *testing.T) {
 		resp.Body.Close()
 		if got := p.accepted.Load(); got != step.want {
 			t.Errorf("request %d (%s): ssehub has accepted %d connections from nginx, want %d", i+1, step.path, got, step.want)
+		}
+	}
+}
+
+// TestNginxPassesPublishesUpToTheHubsCap: a publish body within
+// hub.max_event_bytes (here 2 MiB; it may be up to 16 MiB) reaches ssehub
+// through the recipe, and one past it gets ssehub's own 413, in JSON.
+// With nginx's default client_max_body_size (1 MiB), nginx refused every
+// body above 1 MiB itself, with an HTML page, whatever the cap.
+func TestNginxPassesPublishesUpToTheHubsCap(t *testing.T) {
+	const maxEventBytes = 2 << 20
+	cfg := hubTestConfig()
+	cfg.Hub.MaxEventBytes = maxEventBytes
+	p := startBehindNginx(t, cfg)
+	for _, c := range []struct {
+		bodyBytes int
+		want      int
+	}{
+		{maxEventBytes - 1024, http.StatusCreated},
+		{maxEventBytes + 1024, http.StatusRequestEntityTooLarge},
+	} {
+		data := strings.Repeat("b", c.bodyBytes-len(`{"data":""}`))
+		req, err := http.NewRequestWithContext(t.Context(), "POST", p.url+"/api/v1/topics/big/events", strings.NewReader(`{"data":"`+data+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+hubTestToken)
+		resp, err := p.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != c.want {
+			t.Errorf("a body of %d bytes through nginx: %s, want %d: %.200s", c.bodyBytes, resp.Status, c.want, body)
+			continue
+		}
+		if c.want != http.StatusCreated {
+			var answer struct{ Error string }
+			if err := json.Unmarshal(body, &answer); err != nil || answer.Error == "" {
+				t.Errorf("a body of %d bytes through nginx: %s %.200q, want ssehub's JSON error", c.bodyBytes, resp.Status, body)
+			}
 		}
 	}
 }

@@ -103,6 +103,12 @@ func (m *Main) Run(ctx context.Context) error {
 	broker, err := openBroker(ctx, m.Config.Hub, nats, m.Logger)
 	if err != nil {
 		ln.Close()
+		if ctx.Err() != nil {
+			// Stopped while it opened (JetStream slow to answer): a stop
+			// asked for, not the broker's failure.
+			m.Logger.Info("stopped while opening the hub broker", "err", err)
+			return nil
+		}
 		return fmt.Errorf("hub broker: %w", err)
 	}
 	defer broker.Close() // Close runs on shutdown too: it is idempotent

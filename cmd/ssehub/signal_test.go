@@ -247,3 +247,101 @@ func TestNohupOutlivesTheHangUp(t *testing.T) {
 		t.Errorf("after the hang-up /healthz is %d", resp.StatusCode)
 	}
 }
+
+// Started with SIGINT ignored, ssehub leaves it so, as it does SIGHUP
+// under nohup: a script's background job (`ssehub &` in sh, which
+// ignores SIGINT for it; `trap "" INT` here) is not stopped by the Ctrl-C
+// meant for the script's foreground. Asking to be notified of SIGINT
+// undid the ignore (os/signal), and the Ctrl-C stopped it.
+func TestIgnoredInterruptStaysIgnored(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "ssehub")
+	goBuild(t, bin, "./cmd/ssehub")
+	srv := runCommand(t, exec.Command("sh", "-c", `trap "" INT; exec "$0"`, bin))
+	srv.discardLog()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^SigIgn:\s*([0-9a-f]+)$`).FindSubmatch(status)
+	if m == nil {
+		t.Fatalf("no SigIgn in /proc status:\n%s", status)
+	}
+	ignored, err := strconv.ParseUint(string(m[1]), 16, 64)
+	if err != nil || ignored&(1<<(syscall.SIGINT-1)) == 0 {
+		t.Fatalf("SigIgn %s: SIGINT is no longer ignored", m[1])
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + srv.addr + "/healthz")
+	if err != nil {
+		t.Fatalf("after SIGINT: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("after SIGINT /healthz is %d", resp.StatusCode)
+	}
+}
+
+// A log reader that goes away (journald restarted, a `| tee` ended) does
+// not stop ssehub: its log lines are lost, its streams go on. A write to
+// a broken pipe on stderr raised SIGPIPE, which ended the process at
+// once, every stream cut mid-chunk.
+func TestBrokenLogPipeStopsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "ssehub")
+	goBuild(t, bin, "./cmd/ssehub")
+	logs, logw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	cmd := exec.Command(bin)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"SSEHUB_SERVER_ADDR=127.0.0.1:0", "SSEHUB_LOG_FORMAT=json", "SSEHUB_STREAM_TRANSPORT=" + testTransport}
+	cmd.Stderr = logw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logw.Close()
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	srv := &binaryRun{cmd: cmd, lines: bufio.NewScanner(logs), exited: exited}
+	srv.addr = srv.waitLog(t, regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1]
+	p := tickerStarted(t, srv.addr)
+	logs.Close() // the reader is gone: the next log line meets a broken pipe
+
+	for i := range 2 { // each writes an access line
+		resp, err := http.Get("http://" + srv.addr + "/healthz")
+		if err != nil {
+			t.Fatalf("/healthz %d after the log's reader went away: %v (%v)", i+1, err, cmd.ProcessState)
+		}
+		resp.Body.Close()
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nextEvent(p); !errors.Is(err, io.EOF) {
+		t.Errorf("stream after SIGTERM: %v, want its clean end", err)
+	}
+	select {
+	case <-exited:
+		if !cmd.ProcessState.Success() {
+			t.Errorf("after SIGTERM: %v, want exit 0", cmd.ProcessState)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("still running 30s after SIGTERM")
+	}
+}
