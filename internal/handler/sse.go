@@ -159,9 +159,17 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	if s.conn != nil {
 		s.c = nil
-		s.conn.Serve(step, func(panicked any) {
+		// first is true while the first step runs: on the handler's
+		// goroutine, so that a panic in it goes on to Gin's recovery,
+		// which logs it, whether it wrote or not.
+		first := true
+		s.conn.Serve(func(w io.Writer) bool {
+			more := step(w)
+			first = false
+			return more
+		}, func(panicked any) {
 			if panicked != nil {
-				if s.opened { // else Gin's recovery logs it: the first step's
+				if !first {
 					s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked)
 				}
 				s.stop(errPanicked)

@@ -368,3 +368,40 @@ func TestHTTP2StreamsAndSubscriptions(t *testing.T) {
 		t.Errorf("event %+v, want id %s, note, over h2", ev, id)
 	}
 }
+
+// TestPanicInTheFirstStepAfterItsWriteIsLoggedOnce panics in a stream's
+// first step after it wrote: the stream has started, so its connection is
+// cut, and the panic is logged once, whichever transport runs it (a
+// detached stream's first step runs on the handler's goroutine, and its
+// panic goes on to Gin's recovery, which logs it).
+func TestPanicInTheFirstStepAfterItsWriteIsLoggedOnce(t *testing.T) {
+	var logs testlog.Buffer
+	opts := testOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	h := ts.h
+	h.engine.GET("/panics", func(c *gin.Context) {
+		if err := h.slots.take(); err != nil {
+			h.abortWithError(c, err)
+			return
+		}
+		s := h.openStream(c)
+		s.run(func(w io.Writer) bool {
+			s.send(w, time.Now())
+			panic("boom")
+		}, func() {})
+	})
+	// With Gin the step's bytes are still in net/http's buffer, and the
+	// connection is cut before the head; detached, after it.
+	if resp, err := http.Get(ts.URL + "/panics"); err == nil {
+		if _, err := io.ReadAll(resp.Body); err == nil {
+			t.Error("the stream ended cleanly after a panic, want its connection cut")
+		}
+		resp.Body.Close()
+	}
+	waitMetrics(t, ts, []string{`ssehub_streams_ended_total{reason="panicked"} 1`})
+	waitFor(t, func() bool { return logs.Count("panicked") > 0 })
+	if n := strings.Count(logs.String(), "panic=boom"); n != 1 {
+		t.Errorf("the panic logged %d times, want once:\n%s", n, logs.String())
+	}
+}
