@@ -154,3 +154,23 @@ func testPublishTooLargeForNATS(t *testing.T, options func(*natsServer) Options)
 		t.Fatal("a publish under max_payload was not stored")
 	}
 }
+
+// hub.history_max_bytes may be as low as hub.max_event_bytes, and the
+// stream stores an event with its subject and headers, its data up to 3
+// times its body's bytes (U+FFFD): one that takes more than the stream's
+// MaxBytes was acknowledged, then let go of at once with every event
+// before it, and reached no subscriber. The stream holds the largest
+// event, as the local history keeps its newest whatever its size.
+func TestStreamHoldsTheLargestEvent(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.MaxEventBytes, opts.HistoryMaxBytes = 4096, 4096
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	sub := b.subscribe(t, "topic=big", "")
+	data := strings.Repeat("x", opts.MaxEventBytes-len(`{"data": ""}`))
+	id := a.publish(t, "big", data)
+	ev := sub.nextWithin(t, 5*time.Second, "the event acknowledged with id "+id+" reached no subscriber")
+	if ev.ID != id || ev.Data != data {
+		t.Fatalf("got event %s with %d bytes, want %s with %d", ev.ID, len(ev.Data), id, len(data))
+	}
+}

@@ -23,8 +23,16 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 		storage = jetstream.MemoryStorage
 	}
 	maxBytes := o.HistoryMaxBytes
-	if maxBytes <= 0 {
+	switch {
+	case maxBytes <= 0:
 		maxBytes = -1
+	case o.MaxEventBytes > 0:
+		// The stream lets go of its oldest events, the new one
+		// included, until it holds MaxBytes: an event that takes more
+		// alone was acknowledged, then gone with every event before it.
+		// It holds the largest one, as the local history keeps its
+		// newest whatever its size.
+		maxBytes = max(maxBytes, maxStoredBytes(o.MaxEventBytes))
 	}
 	return jetstream.StreamConfig{
 		Name:        o.Stream,
@@ -41,6 +49,15 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 		// hub's.
 		Duplicates: stream.IdempotencyWindow,
 	}
+}
+
+// maxStoredBytes bounds what the stream stores for an event whose
+// publish body had maxEventBytes: its data, up to 3 times as many bytes
+// (each invalid UTF-8 byte becomes U+FFFD), its subject (at most 511
+// bytes), its headers (type and idempotency key, under 500) and the
+// store's own bytes for a message.
+func maxStoredBytes(maxEventBytes int) int64 {
+	return 3*int64(maxEventBytes) + 2048
 }
 
 // errCodeStreamStoreFailed is nats-server's error code for a stream whose
