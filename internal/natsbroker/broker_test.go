@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 	"github.com/ssehub/ssehub/internal/testlog"
 )
@@ -249,6 +250,42 @@ func TestOpenRefusesAMismatchedStream(t *testing.T) {
 			}
 			t.Fatalf("Open with %+v: %v, want ErrStreamMismatch", o, err)
 		}
+	}
+}
+
+// A stream made beforehand (by an operator, with the nats CLI) whose
+// subjects and storage are the hub's but which does not keep its events
+// up to its limits, or does not acknowledge them, stops start-up with a
+// message naming the setting. Opened on one that discards new events
+// when full, every publish past its limit answered 503 for good; on a
+// work-queue stream, start-up failed with an error about ack policies.
+func TestOpenRefusesAStreamThatDoesNotKeepTheEvents(t *testing.T) {
+	for _, tc := range []struct {
+		setting string
+		change  func(*jetstream.StreamConfig)
+	}{
+		{"DiscardNew", func(c *jetstream.StreamConfig) { c.Discard = jetstream.DiscardNew }},
+		{"WorkQueue", func(c *jetstream.StreamConfig) { c.Retention = jetstream.WorkQueuePolicy }},
+		{"Interest", func(c *jetstream.StreamConfig) { c.Retention = jetstream.InterestPolicy }},
+		{"no_ack", func(c *jetstream.StreamConfig) { c.NoAck = true }},
+	} {
+		t.Run(tc.setting, func(t *testing.T) {
+			ns := startNATS(t)
+			opts := testBrokerOptions(ns)
+			opts.setDefaults()
+			cfg := streamConfig(&opts)
+			tc.change(&cfg)
+			if _, err := ns.operator(t).CreateStream(t.Context(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			b, err := Open(t.Context(), opts)
+			if b != nil {
+				b.Close()
+			}
+			if !errors.Is(err, ErrStreamMismatch) || !strings.Contains(err.Error(), tc.setting) {
+				t.Fatalf("Open on a stream with %s: %v, want ErrStreamMismatch naming it", tc.setting, err)
+			}
+		})
 	}
 }
 

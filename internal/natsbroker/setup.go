@@ -12,8 +12,9 @@ import (
 )
 
 // ErrStreamMismatch reports a stream that exists with subjects or storage
-// other than the options ask for. Start-up stops rather than change them:
-// another deployment may own it.
+// other than the options ask for, or that does not keep its events up to
+// its limits (retention, discard policy) or acknowledge them (no_ack).
+// Start-up stops rather than change them: another deployment may own it.
 var ErrStreamMismatch = errors.New("stream exists with other settings")
 
 // streamConfig is the stream the options ask for.
@@ -99,7 +100,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 
 // findStream returns the stream, or an error wrapping
 // jetstream.ErrStreamNotFound when it is missing. It must have the
-// subjects and storage asked for (else ErrStreamMismatch); its limits,
+// subjects, storage, retention and discard policy asked for, and
+// acknowledge publishes (else ErrStreamMismatch); its limits,
 // replicas and duplicate window are updated to the options'.
 func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
 	want := streamConfig(o)
@@ -113,6 +115,15 @@ func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstr
 		return nil, fmt.Errorf("nats stream %q has subjects %v, not %v (the subject prefix): %w", o.Stream, have.Subjects, want.Subjects, ErrStreamMismatch)
 	case have.Storage != want.Storage:
 		return nil, fmt.Errorf("nats stream %q has %s storage, not %s (nats.storage): %w", o.Stream, have.Storage, want.Storage, ErrStreamMismatch)
+	case have.Retention != want.Retention:
+		// Interest: each event is gone once every instance's consumer
+		// has read it. WorkQueue: no consumer without acknowledgements.
+		return nil, fmt.Errorf("nats stream %q has %s retention, not %s (the hub keeps its events up to its limits): %w", o.Stream, have.Retention, want.Retention, ErrStreamMismatch)
+	case have.Discard != want.Discard:
+		// DiscardNew: full, it refuses every publish.
+		return nil, fmt.Errorf("nats stream %q has discard policy %s, not %s (the hub lets go of its oldest events): %w", o.Stream, have.Discard, want.Discard, ErrStreamMismatch)
+	case have.NoAck:
+		return nil, fmt.Errorf("nats stream %q has no_ack set: it acknowledges no publish: %w", o.Stream, ErrStreamMismatch)
 	}
 	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates {
 		return st, nil
