@@ -304,6 +304,10 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return nil, false, fmt.Errorf("%w: it takes at most %d bytes of data, type and topic (NATS max_payload)", stream.ErrEventTooLarge, b.nc.MaxPayload())
 	}
+	if errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
+		// The stream's max_msg_size, set by whoever made it.
+		return nil, false, fmt.Errorf("%w: its data and type take more than stream %q's max_msg_size", stream.ErrEventTooLarge, b.opts.Stream)
+	}
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
 			b.renew(h) // no stream took it: deleted, and its consumer not told?

@@ -174,3 +174,28 @@ func TestStreamHoldsTheLargestEvent(t *testing.T) {
 		t.Fatalf("got event %s with %d bytes, want %s with %d", ev.ID, len(ev.Data), id, len(data))
 	}
 }
+
+// A stream made beforehand with a max_msg_size refuses larger events for
+// good: the publish answers 413, as one over the server's max_payload
+// does, not a 503 whose Retry-After has the client send it again and
+// again.
+func TestPublishTooLargeForTheStream(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		opts := options(ns)
+		opts.setDefaults()
+		cfg := streamConfig(&opts)
+		cfg.MaxMsgSize = 1024
+		if _, err := ns.operator(t).CreateStream(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		a := newInstance(t, opts)
+		status, _, header := a.post(t, "t", fmt.Sprintf(`{"data": %q}`, strings.Repeat("x", 2048)))
+		if status != http.StatusRequestEntityTooLarge || header.Get("Retry-After") != "" {
+			t.Fatalf("a publish over the stream's max_msg_size: %d (Retry-After %q), want 413", status, header.Get("Retry-After"))
+		}
+		if id := a.publish(t, "t", strings.Repeat("x", 512)); id == "" {
+			t.Fatal("a publish under max_msg_size was not stored")
+		}
+	})
+}
