@@ -192,6 +192,10 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		nats.ReconnectWait(opts.ReconnectWait),
 		nats.PingInterval(opts.PingInterval),
 		nats.MaxPingsOutstanding(maxPingsOut),
+		// Nothing is kept to send once reconnected: a publish sent
+		// meanwhile fails at once (503), rather than answer 503 after
+		// PublishTimeout and be stored when NATS is back.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			select {
 			case <-b.closed: // Close closed the connection: nothing to warn of
@@ -311,6 +315,9 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
 			b.renew(h) // no stream took it: deleted, and its consumer not told?
+		}
+		if errors.Is(err, nats.ErrReconnectBufExceeded) {
+			err = fmt.Errorf("nats not connected: %w", err) // sent while it reconnects
 		}
 		return nil, false, b.unavailable("publish", err)
 	}

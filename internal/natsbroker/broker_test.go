@@ -229,6 +229,40 @@ func TestNATSRestartMidStream(t *testing.T) {
 	})
 }
 
+// A publish that passed Ready just before the connection was lost (the
+// batched publisher's queue holds many such under load) is sent while
+// nats.go reconnects: it answers 503 (its wait for the acknowledgement
+// ends), and must not be stored after that. nats.go kept it in its
+// reconnect buffer and sent it once NATS was back, however long after:
+// stored, out of order, after the client had been told it was not (and
+// had retried it, past the 2-minute duplicate window of its key after a
+// long outage).
+func TestPublishSentWhileNATSIsAwayIsNotStoredLater(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		a := newInstance(t, options(ns))
+		a.publish(t, "t", "before")
+		ns.stop()
+		waitFor(t, "the broker to see NATS gone", func() bool { return a.broker.Ready() != nil })
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		_, sent := a.broker.pub.publish(ctx, &nats.Msg{Subject: a.broker.subject("t"), Data: []byte("sent while away")})
+		cancel()
+		if sent == nil {
+			t.Fatal("a publish sent while NATS was away was acknowledged")
+		}
+		ns.start(t)
+		waitFor(t, "the broker to reconnect", func() bool { return a.broker.Ready() == nil })
+		a.publish(t, "t", "after")
+		info, err := a.broker.cur.Load().stream.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs != 2 {
+			t.Fatalf("the stream holds %d events, want 2: the publish answered %v was stored once NATS was back", info.State.Msgs, sent)
+		}
+	})
+}
+
 // A stream that exists with other subjects or storage stops Open.
 func TestOpenRefusesAMismatchedStream(t *testing.T) {
 	ns := startNATS(t)
