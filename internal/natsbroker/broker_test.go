@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
@@ -284,6 +285,29 @@ func TestOpenRefusesAMismatchedStream(t *testing.T) {
 			}
 			t.Fatalf("Open with %+v: %v, want ErrStreamMismatch", o, err)
 		}
+	}
+}
+
+// A NATS server run without JetStream (no -js, no jetstream block, or an
+// account without it) stops start-up with a message that says so, not
+// nats.go's "no responders available for request".
+func TestOpenWithoutJetStreamSaysSo(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(waitLimit) {
+		t.Fatal("nats server not ready")
+	}
+	opts := testBrokerOptions(&natsServer{Server: s})
+	b, err := Open(t.Context(), opts)
+	if b != nil {
+		b.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "JetStream") {
+		t.Fatalf("Open on a NATS server without JetStream: %v, want an error naming JetStream", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -106,6 +107,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
 	want := streamConfig(o)
 	st, err := askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, o.Stream) })
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("nats: stream %q: no JetStream answered: is it enabled on the NATS server (-js), and for the account connected with? %w", o.Stream, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("nats: stream %q: %w", o.Stream, err)
 	}
