@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,23 @@ const maxPingsOut = 2
 // eventTypeHeader carries an event's type (the `event:` field) in its
 // JetStream message; absent for the default type.
 const eventTypeHeader = "Ssehub-Event"
+
+// eventTypeQuotedHeader carries, in eventTypeHeader's place, an event type
+// that starts with a blank (a space, a tab), Go-quoted: NATS drops the
+// blanks a header's value starts with, and gave back "update" for
+// " update".
+const eventTypeQuotedHeader = "Ssehub-Event-Quoted"
+
+// eventTypeOf is the event type that header h of a stored event carries;
+// "" for the default.
+func eventTypeOf(h nats.Header) string {
+	if q := h.Get(eventTypeQuotedHeader); q != "" {
+		if t, err := strconv.Unquote(q); err == nil {
+			return t
+		}
+	}
+	return h.Get(eventTypeHeader)
+}
 
 // Options configures a Broker. A zero field means its default.
 type Options struct {
@@ -362,7 +380,8 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 }
 
 // header is the JetStream header of p's message: the event type, unless
-// the default, and the idempotency key within its topic as Nats-Msg-Id.
+// the default (quoted when it starts with a blank), and the idempotency
+// key within its topic as Nats-Msg-Id.
 // Nil for neither: every header is stored with its event, and parsed by
 // every consumer.
 func (b *Broker) header(p stream.Publication) nats.Header {
@@ -371,7 +390,11 @@ func (b *Broker) header(p stream.Publication) nats.Header {
 	}
 	h := make(nats.Header, 2)
 	if p.Type != "" {
-		h[eventTypeHeader] = []string{p.Type}
+		if p.Type[0] == ' ' || p.Type[0] == '\t' {
+			h[eventTypeQuotedHeader] = []string{strconv.Quote(p.Type)}
+		} else {
+			h[eventTypeHeader] = []string{p.Type}
+		}
 	}
 	if p.Key != "" {
 		// A topic has no space (stream.ValidateTopic): the first one

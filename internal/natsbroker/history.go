@@ -302,7 +302,7 @@ func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Mess
 		return nil
 	case err != nil:
 		return err
-	case stored.Subject != b.subject(p.Topic) || stored.Header.Get(eventTypeHeader) != p.Type || string(stored.Data) != p.Data:
+	case stored.Subject != b.subject(p.Topic) || eventTypeOf(stored.Header) != p.Type || string(stored.Data) != p.Data:
 		return stream.KeyReused(p.Topic, p.Key)
 	}
 	return nil

@@ -199,3 +199,40 @@ func TestPublishTooLargeForTheStream(t *testing.T) {
 		}
 	})
 }
+
+// An event type may start with blanks (a space, a tab), which NATS drops
+// from the start of a header's value: the stream gave back "update" for
+// " update", so the publish, its event in the local history another than
+// the one it had sent, answered 503 (and its retry with its key 503 too)
+// though stored, each retry storing it again, and subscribers got it
+// with another type than the memory broker gives.
+func TestEventTypeKeepsItsLeadingBlanks(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	onA := a.subscribe(t, "topic=t", "")
+	before := a.publish(t, "t", "before")
+	onA.next(t)
+	for i, typ := range []string{" update", "\tupdate", "  "} {
+		body, key := fmt.Sprintf(`{"event": %q, "data": "x"}`, typ), "k"+strconv.Itoa(i)
+		status, id, _ := a.post(t, "t", body, "Idempotency-Key", key)
+		if status != http.StatusCreated {
+			t.Fatalf("publish with event type %q: %d, want 201", typ, status)
+		}
+		if ev := onA.next(t); ev.ID != id || ev.Type != typ {
+			t.Fatalf("event type %q delivered as %q (id %s, want %s)", typ, ev.Type, ev.ID, id)
+		}
+		if status, again, replayed := a.postKeyed(t, "t", body, key); status != http.StatusCreated || again != id || replayed != "true" {
+			t.Fatalf("its retry with its key: %d id %s replayed %q, want 201 id %s replayed", status, again, replayed, id)
+		}
+	}
+	// Read from the stream, on an instance whose memory starts after it.
+	cold := opts
+	cold.cold = true
+	c := newInstance(t, cold).subscribe(t, "topic=t", before)
+	for _, typ := range []string{" update", "\tupdate", "  "} {
+		if ev := c.next(t); ev.Type != typ {
+			t.Fatalf("event type %q replayed from the stream as %q", typ, ev.Type)
+		}
+	}
+}
