@@ -52,9 +52,9 @@ const maxPingsOut = 2
 const eventTypeHeader = "Ssehub-Event"
 
 // eventTypeQuotedHeader carries, in eventTypeHeader's place, an event type
-// that starts with a blank (a space, a tab), Go-quoted: NATS drops the
-// blanks a header's value starts with, and gave back "update" for
-// " update".
+// that starts or ends with a blank (a space, a tab), Go-quoted: NATS drops
+// the blanks around a header's value, and gave back "update" for
+// " update" and "update ".
 const eventTypeQuotedHeader = "Ssehub-Event-Quoted"
 
 // eventTypeOf is the event type that header h of a stored event carries;
@@ -380,7 +380,7 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 }
 
 // header is the JetStream header of p's message: the event type, unless
-// the default (quoted when it starts with a blank), and the idempotency
+// the default (quoted when it starts or ends with a blank), and the idempotency
 // key within its topic as Nats-Msg-Id.
 // Nil for neither: every header is stored with its event, and parsed by
 // every consumer.
@@ -390,7 +390,7 @@ func (b *Broker) header(p stream.Publication) nats.Header {
 	}
 	h := make(nats.Header, 2)
 	if p.Type != "" {
-		if p.Type[0] == ' ' || p.Type[0] == '\t' {
+		if strings.Trim(p.Type, " \t") != p.Type {
 			h[eventTypeQuotedHeader] = []string{strconv.Quote(p.Type)}
 		} else {
 			h[eventTypeHeader] = []string{p.Type}
