@@ -14,7 +14,8 @@ import (
 
 // ErrStreamMismatch reports a stream that exists with subjects or storage
 // other than the options ask for, or that does not keep its events up to
-// its limits (retention, discard policy) or acknowledge them (no_ack).
+// its limits (retention, discard policy, max_msgs_per_subject) or
+// acknowledge them (no_ack).
 // Start-up stops rather than change them: another deployment may own it.
 var ErrStreamMismatch = errors.New("stream exists with other settings")
 
@@ -101,9 +102,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 
 // findStream returns the stream, or an error wrapping
 // jetstream.ErrStreamNotFound when it is missing. It must have the
-// subjects, storage, retention and discard policy asked for, and
-// acknowledge publishes (else ErrStreamMismatch); its limits,
-// replicas and duplicate window are updated to the options'.
+// subjects, storage, retention and discard policy asked for, no limit
+// per subject, and acknowledge publishes (else ErrStreamMismatch); its
+// limits, replicas and duplicate window are updated to the options'.
 func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
 	want := streamConfig(o)
 	st, err := askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, o.Stream) })
@@ -128,6 +129,10 @@ func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstr
 		return nil, fmt.Errorf("nats stream %q has discard policy %s, not %s (the hub lets go of its oldest events): %w", o.Stream, have.Discard, want.Discard, ErrStreamMismatch)
 	case have.NoAck:
 		return nil, fmt.Errorf("nats stream %q has no_ack set: it acknowledges no publish: %w", o.Stream, ErrStreamMismatch)
+	case have.MaxMsgsPerSubject > 0:
+		// Deleted from within, a topic's older events would be ids with
+		// no event to every resume: gaps no client is told of.
+		return nil, fmt.Errorf("nats stream %q has max_msgs_per_subject %d: the hub keeps a topic's events up to the stream's limits: %w", o.Stream, have.MaxMsgsPerSubject, ErrStreamMismatch)
 	}
 	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates {
 		return st, nil
