@@ -233,7 +233,14 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 	conn = append(conn, secureOptions(&opts)...)
 	nc, err := nats.Connect(strings.Join(opts.URLs, ","), conn...)
 	if err != nil {
-		return nil, fmt.Errorf("nats connect: %w", err)
+		// nats.go's error may name no server ("no servers available
+		// for connection"); the hosts, not the URLs, which may hold
+		// credentials.
+		hosts := make([]string, len(opts.URLs))
+		for i, u := range opts.URLs {
+			hosts[i] = hostOf(u)
+		}
+		return nil, fmt.Errorf("nats connect to %s: %w", strings.Join(hosts, ", "), err)
 	}
 	b.nc = nc
 	// A body of MaxEventBytes may be stored with up to 3 times as many

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -285,6 +286,26 @@ func TestOpenRefusesAMismatchedStream(t *testing.T) {
 			}
 			t.Fatalf("Open with %+v: %v, want ErrStreamMismatch", o, err)
 		}
+	}
+}
+
+// A NATS that cannot be reached at start (nats.url left at its default
+// in a container, a wrong port) stops start-up with an error naming the
+// servers it tried, not nats.go's "no servers available for connection"
+// alone; never their credentials.
+func TestOpenNamesTheServersItCannotReach(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	b, err := Open(t.Context(), Options{URLs: []string{"nats://user:secret@" + addr}, Logger: slog.New(slog.DiscardHandler)})
+	if b != nil {
+		b.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), addr) || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("Open on %s, where no server listens: %v, want an error naming it, without its password", addr, err)
 	}
 }
 
