@@ -24,7 +24,9 @@ func lockStore(dir string) (unlock func(), err error) {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, errStoreInUse
 		}
-		return nil, err
+		// A file system that has no such locks (some network ones): no
+		// lock, as on a system without flock, rather than no start.
+		return func() {}, nil
 	}
 	return func() { f.Close() }, nil
 }
