@@ -251,6 +251,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 			"max_payload", nc.MaxPayload(), "max_event_bytes", opts.MaxEventBytes, "want_max_payload", need)
 	}
 	if err := b.start(ctx); err != nil {
+		err = b.denied(err, "")
 		b.Close()
 		return nil, err
 	}
@@ -344,7 +345,7 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		if errors.Is(err, nats.ErrReconnectBufExceeded) {
 			err = fmt.Errorf("nats not connected: %w", err) // sent while it reconnects
 		}
-		return nil, false, b.unavailable("publish", err)
+		return nil, false, b.unavailable("publish", b.denied(err, m.Subject))
 	}
 	if ack.Stream != b.opts.Stream {
 		return nil, false, b.unavailable("publish", fmt.Errorf("subject %s stored by stream %q, not %q: %w", m.Subject, ack.Stream, b.opts.Stream, ErrStreamMismatch))
@@ -384,6 +385,18 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		return nil, false, b.unavailable("publish", err)
 	}
 	return msg, ack.Duplicate, nil
+}
+
+// denied adds to err, a request to subject left unanswered, the
+// permissions violation the server told of for subject (for any subject
+// when ""): a NATS user that may not publish there is never answered,
+// and nats.go keeps the violation apart, as the connection's last error.
+func (b *Broker) denied(err error, subject string) error {
+	last := b.nc.LastError()
+	if !unanswered(err) || !errors.Is(last, nats.ErrPermissionViolation) || subject != "" && !strings.Contains(last.Error(), `"`+subject+`"`) {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", err, last)
 }
 
 // header is the JetStream header of p's message: the event type, unless

@@ -309,6 +309,45 @@ func TestOpenNamesTheServersItCannotReach(t *testing.T) {
 	}
 }
 
+// A NATS user that may not publish the hub's subjects is never answered:
+// its publishes waited for their timeout and answered 503 with "context
+// deadline exceeded", the instance ready all along. The error, which the
+// refusals' log line gives, names the server's permissions violation.
+func TestPublishNamesAPermissionsViolation(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATSWith(t, &natsServer{denied: []string{DefaultSubjectPrefix + ".>"}})
+		opts := options(ns)
+		opts.URLs = []string{ns.restrictedURL()}
+		opts.PublishTimeout = 500 * time.Millisecond
+		b, err := Open(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		_, _, err = b.Publish(stream.Publication{Topic: "t", Data: "denied"})
+		if !errors.Is(err, stream.ErrUnavailable) || !strings.Contains(err.Error(), "Permissions Violation") {
+			t.Fatalf("publish by a user that may not: %v, want ErrUnavailable naming the permissions violation", err)
+		}
+	})
+}
+
+// So with a user that may not create the stream: start-up failed after 5
+// s with "context deadline exceeded" alone.
+func TestOpenNamesAPermissionsViolation(t *testing.T) {
+	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.CREATE.>"}})
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{ns.restrictedURL()}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	b, err := Open(ctx, opts)
+	if b != nil {
+		b.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "Permissions Violation") {
+		t.Fatalf("Open by a user that may not create the stream: %v, want an error naming the permissions violation", err)
+	}
+}
+
 // A NATS server run without JetStream (no -js, no jetstream block, or an
 // account without it) stops start-up with a message that says so, not
 // nats.go's "no responders available for request".
