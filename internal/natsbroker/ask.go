@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A JetStream cluster does not answer the API requests that reach it
@@ -82,5 +83,5 @@ func askAgain[T any](ctx context.Context, ask func(context.Context) (T, error)) 
 // unanswered reports whether err is a request's wait for an answer that
 // did not come.
 func unanswered(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrAsyncPublishTimeout)
 }

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,23 @@ const maxPingsOut = 2
 // eventTypeHeader carries an event's type (the `event:` field) in its
 // JetStream message; absent for the default type.
 const eventTypeHeader = "Ssehub-Event"
+
+// eventTypeQuotedHeader carries, in eventTypeHeader's place, an event type
+// that starts or ends with a blank (a space, a tab), Go-quoted: NATS drops
+// the blanks around a header's value, and gave back "update" for
+// " update" and "update ".
+const eventTypeQuotedHeader = "Ssehub-Event-Quoted"
+
+// eventTypeOf is the event type that header h of a stored event carries;
+// "" for the default.
+func eventTypeOf(h nats.Header) string {
+	if q := h.Get(eventTypeQuotedHeader); q != "" {
+		if t, err := strconv.Unquote(q); err == nil {
+			return t
+		}
+	}
+	return h.Get(eventTypeHeader)
+}
 
 // Options configures a Broker. A zero field means its default.
 type Options struct {
@@ -192,6 +210,10 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		nats.ReconnectWait(opts.ReconnectWait),
 		nats.PingInterval(opts.PingInterval),
 		nats.MaxPingsOutstanding(maxPingsOut),
+		// Nothing is kept to send once reconnected: a publish sent
+		// meanwhile fails at once (503), rather than answer 503 after
+		// PublishTimeout and be stored when NATS is back.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			select {
 			case <-b.closed: // Close closed the connection: nothing to warn of
@@ -211,7 +233,14 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 	conn = append(conn, secureOptions(&opts)...)
 	nc, err := nats.Connect(strings.Join(opts.URLs, ","), conn...)
 	if err != nil {
-		return nil, fmt.Errorf("nats connect: %w", err)
+		// nats.go's error may name no server ("no servers available
+		// for connection"); the hosts, not the URLs, which may hold
+		// credentials.
+		hosts := make([]string, len(opts.URLs))
+		for i, u := range opts.URLs {
+			hosts[i] = hostOf(u)
+		}
+		return nil, fmt.Errorf("nats connect to %s: %w", strings.Join(hosts, ", "), err)
 	}
 	b.nc = nc
 	// A body of MaxEventBytes may be stored with up to 3 times as many
@@ -222,6 +251,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 			"max_payload", nc.MaxPayload(), "max_event_bytes", opts.MaxEventBytes, "want_max_payload", need)
 	}
 	if err := b.start(ctx); err != nil {
+		err = b.denied(err, "")
 		b.Close()
 		return nil, err
 	}
@@ -304,11 +334,18 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return nil, false, fmt.Errorf("%w: it takes at most %d bytes of data, type and topic (NATS max_payload)", stream.ErrEventTooLarge, b.nc.MaxPayload())
 	}
+	if errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
+		// The stream's max_msg_size, set by whoever made it.
+		return nil, false, fmt.Errorf("%w: its data and type take more than stream %q's max_msg_size", stream.ErrEventTooLarge, b.opts.Stream)
+	}
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
 			b.renew(h) // no stream took it: deleted, and its consumer not told?
 		}
-		return nil, false, b.unavailable("publish", err)
+		if errors.Is(err, nats.ErrReconnectBufExceeded) {
+			err = fmt.Errorf("nats not connected: %w", err) // sent while it reconnects
+		}
+		return nil, false, b.unavailable("publish", b.denied(err, m.Subject))
 	}
 	if ack.Stream != b.opts.Stream {
 		return nil, false, b.unavailable("publish", fmt.Errorf("subject %s stored by stream %q, not %q: %w", m.Subject, ack.Stream, b.opts.Stream, ErrStreamMismatch))
@@ -350,8 +387,21 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	return msg, ack.Duplicate, nil
 }
 
+// denied adds to err, a request to subject left unanswered, the
+// permissions violation the server told of for subject (for any subject
+// when ""): a NATS user that may not publish there is never answered,
+// and nats.go keeps the violation apart, as the connection's last error.
+func (b *Broker) denied(err error, subject string) error {
+	last := b.nc.LastError()
+	if !unanswered(err) || !errors.Is(last, nats.ErrPermissionViolation) || subject != "" && !strings.Contains(last.Error(), `"`+subject+`"`) {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", err, last)
+}
+
 // header is the JetStream header of p's message: the event type, unless
-// the default, and the idempotency key within its topic as Nats-Msg-Id.
+// the default (quoted when it starts or ends with a blank), and the idempotency
+// key within its topic as Nats-Msg-Id.
 // Nil for neither: every header is stored with its event, and parsed by
 // every consumer.
 func (b *Broker) header(p stream.Publication) nats.Header {
@@ -360,7 +410,11 @@ func (b *Broker) header(p stream.Publication) nats.Header {
 	}
 	h := make(nats.Header, 2)
 	if p.Type != "" {
-		h[eventTypeHeader] = []string{p.Type}
+		if strings.Trim(p.Type, " \t") != p.Type {
+			h[eventTypeQuotedHeader] = []string{strconv.Quote(p.Type)}
+		} else {
+			h[eventTypeHeader] = []string{p.Type}
+		}
 	}
 	if p.Key != "" {
 		// A topic has no space (stream.ValidateTopic): the first one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 	"github.com/ssehub/ssehub/internal/testlog"
 )
@@ -228,6 +231,40 @@ func TestNATSRestartMidStream(t *testing.T) {
 	})
 }
 
+// A publish that passed Ready just before the connection was lost (the
+// batched publisher's queue holds many such under load) is sent while
+// nats.go reconnects: it answers 503 (its wait for the acknowledgement
+// ends), and must not be stored after that. nats.go kept it in its
+// reconnect buffer and sent it once NATS was back, however long after:
+// stored, out of order, after the client had been told it was not (and
+// had retried it, past the 2-minute duplicate window of its key after a
+// long outage).
+func TestPublishSentWhileNATSIsAwayIsNotStoredLater(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		a := newInstance(t, options(ns))
+		a.publish(t, "t", "before")
+		ns.stop()
+		waitFor(t, "the broker to see NATS gone", func() bool { return a.broker.Ready() != nil })
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		_, sent := a.broker.pub.publish(ctx, &nats.Msg{Subject: a.broker.subject("t"), Data: []byte("sent while away")})
+		cancel()
+		if sent == nil {
+			t.Fatal("a publish sent while NATS was away was acknowledged")
+		}
+		ns.start(t)
+		waitFor(t, "the broker to reconnect", func() bool { return a.broker.Ready() == nil })
+		a.publish(t, "t", "after")
+		info, err := a.broker.cur.Load().stream.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs != 2 {
+			t.Fatalf("the stream holds %d events, want 2: the publish answered %v was stored once NATS was back", info.State.Msgs, sent)
+		}
+	})
+}
+
 // A stream that exists with other subjects or storage stops Open.
 func TestOpenRefusesAMismatchedStream(t *testing.T) {
 	ns := startNATS(t)
@@ -249,6 +286,127 @@ func TestOpenRefusesAMismatchedStream(t *testing.T) {
 			}
 			t.Fatalf("Open with %+v: %v, want ErrStreamMismatch", o, err)
 		}
+	}
+}
+
+// A NATS that cannot be reached at start (nats.url left at its default
+// in a container, a wrong port) stops start-up with an error naming the
+// servers it tried, not nats.go's "no servers available for connection"
+// alone; never their credentials.
+func TestOpenNamesTheServersItCannotReach(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	b, err := Open(t.Context(), Options{URLs: []string{"nats://user:secret@" + addr}, Logger: slog.New(slog.DiscardHandler)})
+	if b != nil {
+		b.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), addr) || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("Open on %s, where no server listens: %v, want an error naming it, without its password", addr, err)
+	}
+}
+
+// A NATS user that may not publish the hub's subjects is never answered:
+// its publishes waited for their timeout and answered 503 with "context
+// deadline exceeded", the instance ready all along. The error, which the
+// refusals' log line gives, names the server's permissions violation.
+func TestPublishNamesAPermissionsViolation(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATSWith(t, &natsServer{denied: []string{DefaultSubjectPrefix + ".>"}})
+		opts := options(ns)
+		opts.URLs = []string{ns.restrictedURL()}
+		opts.PublishTimeout = 500 * time.Millisecond
+		b, err := Open(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		_, _, err = b.Publish(stream.Publication{Topic: "t", Data: "denied"})
+		if !errors.Is(err, stream.ErrUnavailable) || !strings.Contains(err.Error(), "Permissions Violation") {
+			t.Fatalf("publish by a user that may not: %v, want ErrUnavailable naming the permissions violation", err)
+		}
+	})
+}
+
+// So with a user that may not create the stream: start-up failed after 5
+// s with "context deadline exceeded" alone.
+func TestOpenNamesAPermissionsViolation(t *testing.T) {
+	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.CREATE.>"}})
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{ns.restrictedURL()}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	b, err := Open(ctx, opts)
+	if b != nil {
+		b.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "Permissions Violation") {
+		t.Fatalf("Open by a user that may not create the stream: %v, want an error naming the permissions violation", err)
+	}
+}
+
+// A NATS server run without JetStream (no -js, no jetstream block, or an
+// account without it) stops start-up with a message that says so, not
+// nats.go's "no responders available for request".
+func TestOpenWithoutJetStreamSaysSo(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(waitLimit) {
+		t.Fatal("nats server not ready")
+	}
+	opts := testBrokerOptions(&natsServer{Server: s})
+	b, err := Open(t.Context(), opts)
+	if b != nil {
+		b.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "JetStream") {
+		t.Fatalf("Open on a NATS server without JetStream: %v, want an error naming JetStream", err)
+	}
+}
+
+// A stream made beforehand (by an operator, with the nats CLI) whose
+// subjects and storage are the hub's but which does not keep its events
+// up to its limits, or does not acknowledge them, stops start-up with a
+// message naming the setting. Opened on one that discards new events
+// when full, every publish past its limit answered 503 for good; on a
+// work-queue stream, start-up failed with an error about ack policies.
+func TestOpenRefusesAStreamThatDoesNotKeepTheEvents(t *testing.T) {
+	for _, tc := range []struct {
+		setting string
+		change  func(*jetstream.StreamConfig)
+	}{
+		{"DiscardNew", func(c *jetstream.StreamConfig) { c.Discard = jetstream.DiscardNew }},
+		{"WorkQueue", func(c *jetstream.StreamConfig) { c.Retention = jetstream.WorkQueuePolicy }},
+		{"Interest", func(c *jetstream.StreamConfig) { c.Retention = jetstream.InterestPolicy }},
+		{"no_ack", func(c *jetstream.StreamConfig) { c.NoAck = true }},
+		// Deleted from within, a subject's older events were ids with no
+		// event to every resume: silent gaps.
+		{"max_msgs_per_subject", func(c *jetstream.StreamConfig) { c.MaxMsgsPerSubject = 1 }},
+	} {
+		t.Run(tc.setting, func(t *testing.T) {
+			ns := startNATS(t)
+			opts := testBrokerOptions(ns)
+			opts.setDefaults()
+			cfg := streamConfig(&opts)
+			tc.change(&cfg)
+			if _, err := ns.operator(t).CreateStream(t.Context(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			b, err := Open(t.Context(), opts)
+			if b != nil {
+				b.Close()
+			}
+			if !errors.Is(err, ErrStreamMismatch) || !strings.Contains(err.Error(), tc.setting) {
+				t.Fatalf("Open on a stream with %s: %v, want ErrStreamMismatch naming it", tc.setting, err)
+			}
+		})
 	}
 }
 

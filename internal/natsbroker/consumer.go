@@ -373,7 +373,7 @@ func (b *Broker) deliver(h *history, m jetstream.Msg, md *jetstream.MsgMetadata)
 	if !ok {
 		return
 	}
-	if _, err := h.mem.Deliver(h.ids.id(md.Sequence.Stream), topic, m.Headers().Get(eventTypeHeader), string(m.Data())); err != nil {
+	if _, err := h.mem.Deliver(h.ids.id(md.Sequence.Stream), topic, eventTypeOf(m.Headers()), string(m.Data())); err != nil {
 		b.opts.Logger.Debug("nats event skipped", "seq", md.Sequence.Stream, "subject", m.Subject(), "err", err)
 	}
 }

@@ -134,9 +134,9 @@ func (b *Broker) renew(old *history) {
 
 // renewFrom is renew's goroutine: it retries until the stream is found to
 // be old's still, or a new history is current, or the Broker closes. It
-// does not create a stream deleted and not created again: publishing
-// answers 503 until an operator creates it, or an instance that starts
-// (Open) does. In tests with nats-server 2.15, instances creating it
+// does not create a stream of file storage deleted and not created again:
+// publishing answers 503 until an operator creates it, or an instance
+// that starts (Open) does (one of memory storage it creates: next). In tests with nats-server 2.15, instances creating it
 // together just after the deletion sometimes left a stream that held the
 // deleted one's messages and acknowledged no publish.
 func (b *Broker) renewFrom(old *history) {
@@ -189,8 +189,8 @@ func (b *Broker) renewFrom(old *history) {
 
 // next returns the history to take over from old: nil when old's stream
 // is still there, else the stream of the same name that replaced it
-// (checked by findStream) with its consumer started at its first
-// sequence.
+// (checked by findStream; created if missing with memory storage, by
+// ensureStream) with its consumer started at its first sequence.
 func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	info, err := streamInfo(ctx, old.stream)
 	if err == nil && info.Created.Equal(old.created) {
@@ -199,7 +199,14 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, err
 	}
-	st, err := findStream(ctx, b.js, &b.opts)
+	find := findStream
+	if b.opts.Storage == "memory" {
+		// A NATS server that restarted keeps no stream of memory
+		// storage, and nothing else would create it until an instance
+		// starts. There is no store of a deleted stream to race with.
+		find = ensureStream
+	}
+	st, err := find(ctx, b.js, &b.opts)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +302,7 @@ func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Mess
 		return nil
 	case err != nil:
 		return err
-	case stored.Subject != b.subject(p.Topic) || stored.Header.Get(eventTypeHeader) != p.Type || string(stored.Data) != p.Data:
+	case stored.Subject != b.subject(p.Topic) || eventTypeOf(stored.Header) != p.Type || string(stored.Data) != p.Data:
 		return stream.KeyReused(p.Topic, p.Key)
 	}
 	return nil

@@ -169,6 +169,28 @@ func TestStreamDeletedAnswers503UntilCreated(t *testing.T) {
 	}
 }
 
+// A NATS server that restarts keeps no stream of memory storage
+// (nats.storage: memory): the instances create it again once NATS is
+// back, and go on with a new history, as after a deletion. They answered
+// 503 until an instance restarted, each of them not ready, for good.
+func TestMemoryStreamCreatedAgainAfterANATSRestart(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.Storage = "memory"
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	last := a.publish(t, "t", "before")
+	ns.stop()
+	waitFor(t, "the brokers to see NATS gone", func() bool { return a.broker.Ready() != nil && b.broker.Ready() != nil })
+	ns.start(t)
+	ids := []string{publishUntilAccepted(t, a, "t", "after on A"), publishUntilAccepted(t, b, "t", "after on B")}
+	if !idAbove(ids[0], last) || !idAbove(ids[1], ids[0]) {
+		t.Fatalf("ids %v after the restart, not increasing from %s", ids, last)
+	}
+	for _, in := range []*instance{a, b} {
+		receives(t, in.subscribe(t, "topic=t", last), ids)
+	}
+}
+
 // The stream deleted while the notice of its consumer's deletion is lost
 // (nats-server queues it on the stream's send loop and then stops that
 // loop): the instance learns of it from the consumer's missed heartbeats,

@@ -154,3 +154,85 @@ func testPublishTooLargeForNATS(t *testing.T, options func(*natsServer) Options)
 		t.Fatal("a publish under max_payload was not stored")
 	}
 }
+
+// hub.history_max_bytes may be as low as hub.max_event_bytes, and the
+// stream stores an event with its subject and headers, its data up to 3
+// times its body's bytes (U+FFFD): one that takes more than the stream's
+// MaxBytes was acknowledged, then let go of at once with every event
+// before it, and reached no subscriber. The stream holds the largest
+// event, as the local history keeps its newest whatever its size.
+func TestStreamHoldsTheLargestEvent(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.MaxEventBytes, opts.HistoryMaxBytes = 4096, 4096
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	sub := b.subscribe(t, "topic=big", "")
+	data := strings.Repeat("x", opts.MaxEventBytes-len(`{"data": ""}`))
+	id := a.publish(t, "big", data)
+	ev := sub.nextWithin(t, 5*time.Second, "the event acknowledged with id "+id+" reached no subscriber")
+	if ev.ID != id || ev.Data != data {
+		t.Fatalf("got event %s with %d bytes, want %s with %d", ev.ID, len(ev.Data), id, len(data))
+	}
+}
+
+// A stream made beforehand with a max_msg_size refuses larger events for
+// good: the publish answers 413, as one over the server's max_payload
+// does, not a 503 whose Retry-After has the client send it again and
+// again.
+func TestPublishTooLargeForTheStream(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		opts := options(ns)
+		opts.setDefaults()
+		cfg := streamConfig(&opts)
+		cfg.MaxMsgSize = 1024
+		if _, err := ns.operator(t).CreateStream(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		a := newInstance(t, opts)
+		status, _, header := a.post(t, "t", fmt.Sprintf(`{"data": %q}`, strings.Repeat("x", 2048)))
+		if status != http.StatusRequestEntityTooLarge || header.Get("Retry-After") != "" {
+			t.Fatalf("a publish over the stream's max_msg_size: %d (Retry-After %q), want 413", status, header.Get("Retry-After"))
+		}
+		if id := a.publish(t, "t", strings.Repeat("x", 512)); id == "" {
+			t.Fatal("a publish under max_msg_size was not stored")
+		}
+	})
+}
+
+// An event type may start or end with blanks (a space, a tab), which NATS
+// drops from a header's value: the stream gave back "update" for
+// " update" and "update ", so the publish, its event in the local history another than
+// the one it had sent, answered 503 (and its retry with its key 503 too)
+// though stored, each retry storing it again, and subscribers got it
+// with another type than the memory broker gives.
+func TestEventTypeKeepsItsBlanks(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	onA := a.subscribe(t, "topic=t", "")
+	before := a.publish(t, "t", "before")
+	onA.next(t)
+	for i, typ := range []string{" update", "\tupdate", "update ", "update\t", "  "} {
+		body, key := fmt.Sprintf(`{"event": %q, "data": "x"}`, typ), "k"+strconv.Itoa(i)
+		status, id, _ := a.post(t, "t", body, "Idempotency-Key", key)
+		if status != http.StatusCreated {
+			t.Fatalf("publish with event type %q: %d, want 201", typ, status)
+		}
+		if ev := onA.next(t); ev.ID != id || ev.Type != typ {
+			t.Fatalf("event type %q delivered as %q (id %s, want %s)", typ, ev.Type, ev.ID, id)
+		}
+		if status, again, replayed := a.postKeyed(t, "t", body, key); status != http.StatusCreated || again != id || replayed != "true" {
+			t.Fatalf("its retry with its key: %d id %s replayed %q, want 201 id %s replayed", status, again, replayed, id)
+		}
+	}
+	// Read from the stream, on an instance whose memory starts after it.
+	cold := opts
+	cold.cold = true
+	c := newInstance(t, cold).subscribe(t, "topic=t", before)
+	for _, typ := range []string{" update", "\tupdate", "update ", "update\t", "  "} {
+		if ev := c.next(t); ev.Type != typ {
+			t.Fatalf("event type %q replayed from the stream as %q", typ, ev.Type)
+		}
+	}
+}

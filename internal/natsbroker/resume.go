@@ -322,7 +322,7 @@ func (b *Broker) message(id uint64, m *nats.Msg, patterns []string) *stream.Mess
 	if !ok || !slices.ContainsFunc(patterns, func(p string) bool { return stream.Match(p, topic) }) {
 		return nil
 	}
-	msg, err := stream.NewMessage(id, topic, m.Header.Get(eventTypeHeader), string(m.Data))
+	msg, err := stream.NewMessage(id, topic, eventTypeOf(m.Header), string(m.Data))
 	if err != nil {
 		return nil
 	}

@@ -7,13 +7,16 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // ErrStreamMismatch reports a stream that exists with subjects or storage
-// other than the options ask for. Start-up stops rather than change them:
-// another deployment may own it.
+// other than the options ask for, or that does not keep its events up to
+// its limits (retention, discard policy, max_msgs_per_subject) or
+// acknowledge them (no_ack).
+// Start-up stops rather than change them: another deployment may own it.
 var ErrStreamMismatch = errors.New("stream exists with other settings")
 
 // streamConfig is the stream the options ask for.
@@ -23,8 +26,16 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 		storage = jetstream.MemoryStorage
 	}
 	maxBytes := o.HistoryMaxBytes
-	if maxBytes <= 0 {
+	switch {
+	case maxBytes <= 0:
 		maxBytes = -1
+	case o.MaxEventBytes > 0:
+		// The stream lets go of its oldest events, the new one
+		// included, until it holds MaxBytes: an event that takes more
+		// alone was acknowledged, then gone with every event before it.
+		// It holds the largest one, as the local history keeps its
+		// newest whatever its size.
+		maxBytes = max(maxBytes, maxStoredBytes(o.MaxEventBytes))
 	}
 	return jetstream.StreamConfig{
 		Name:        o.Stream,
@@ -41,6 +52,15 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 		// hub's.
 		Duplicates: stream.IdempotencyWindow,
 	}
+}
+
+// maxStoredBytes bounds what the stream stores for an event whose
+// publish body had maxEventBytes: its data, up to 3 times as many bytes
+// (each invalid UTF-8 byte becomes U+FFFD), its subject (at most 511
+// bytes), its headers (type and idempotency key, under 500) and the
+// store's own bytes for a message.
+func maxStoredBytes(maxEventBytes int) int64 {
+	return 3*int64(maxEventBytes) + 2048
 }
 
 // errCodeStreamStoreFailed is nats-server's error code for a stream whose
@@ -82,11 +102,15 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 
 // findStream returns the stream, or an error wrapping
 // jetstream.ErrStreamNotFound when it is missing. It must have the
-// subjects and storage asked for (else ErrStreamMismatch); its limits,
-// replicas and duplicate window are updated to the options'.
+// subjects, storage, retention and discard policy asked for, no limit
+// per subject, and acknowledge publishes (else ErrStreamMismatch); its
+// limits, replicas and duplicate window are updated to the options'.
 func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
 	want := streamConfig(o)
 	st, err := askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, o.Stream) })
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("nats: stream %q: no JetStream answered: is it enabled on the NATS server (-js), and for the account connected with? %w", o.Stream, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("nats: stream %q: %w", o.Stream, err)
 	}
@@ -96,6 +120,19 @@ func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstr
 		return nil, fmt.Errorf("nats stream %q has subjects %v, not %v (the subject prefix): %w", o.Stream, have.Subjects, want.Subjects, ErrStreamMismatch)
 	case have.Storage != want.Storage:
 		return nil, fmt.Errorf("nats stream %q has %s storage, not %s (nats.storage): %w", o.Stream, have.Storage, want.Storage, ErrStreamMismatch)
+	case have.Retention != want.Retention:
+		// Interest: each event is gone once every instance's consumer
+		// has read it. WorkQueue: no consumer without acknowledgements.
+		return nil, fmt.Errorf("nats stream %q has %s retention, not %s (the hub keeps its events up to its limits): %w", o.Stream, have.Retention, want.Retention, ErrStreamMismatch)
+	case have.Discard != want.Discard:
+		// DiscardNew: full, it refuses every publish.
+		return nil, fmt.Errorf("nats stream %q has discard policy %s, not %s (the hub lets go of its oldest events): %w", o.Stream, have.Discard, want.Discard, ErrStreamMismatch)
+	case have.NoAck:
+		return nil, fmt.Errorf("nats stream %q has no_ack set: it acknowledges no publish: %w", o.Stream, ErrStreamMismatch)
+	case have.MaxMsgsPerSubject > 0:
+		// Deleted from within, a topic's older events would be ids with
+		// no event to every resume: gaps no client is told of.
+		return nil, fmt.Errorf("nats stream %q has max_msgs_per_subject %d: the hub keeps a topic's events up to the stream's limits: %w", o.Stream, have.MaxMsgsPerSubject, ErrStreamMismatch)
 	}
 	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates {
 		return st, nil

@@ -10,10 +10,20 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
+
+// lockFile is the store's lock (lockStore), beside JetStream's own
+// directory in it.
+const lockFile = "ssehub.lock"
+
+// errStoreInUse is a store another server holds: two servers on one
+// store each acknowledged the same sequences with other events, and a
+// restart kept one of them.
+var errStoreInUse = errors.New("in use by another NATS server (another ssehub with nats.embedded on this store?)")
 
 // defaultReadyTimeout bounds how long Start waits for the server to accept
 // connections when Options.ReadyTimeout is zero. Recovering a large store
@@ -47,13 +57,18 @@ type Options struct {
 // and from any goroutine.
 //
 // The server installs no signal handler: the process's own shutdown calls
-// stop. Two servers must not share a StoreDir at once.
+// stop. It locks the store until stop has returned: a second Start on it,
+// in this process or another, fails (errStoreInUse).
 func Start(o Options) (clientURL string, stop func(), err error) {
 	if o.StoreDir == "" {
 		return "", nil, errors.New("embedded NATS server: no store directory")
 	}
 	if err := os.MkdirAll(o.StoreDir, 0o700); err != nil {
 		return "", nil, fmt.Errorf("embedded NATS server: store directory: %w", err)
+	}
+	unlock, err := lockStore(o.StoreDir)
+	if err != nil {
+		return "", nil, fmt.Errorf("embedded NATS server: store directory %s: %w", o.StoreDir, err)
 	}
 	ready := o.ReadyTimeout
 	if ready == 0 {
@@ -69,14 +84,16 @@ func Start(o Options) (clientURL string, stop func(), err error) {
 		NoSigs:     true,
 	})
 	if err != nil {
+		unlock()
 		return "", nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
 	log := newLogger(o.Logger)
 	s.SetLoggerV2(log, log.debug, false, false)
-	stop = func() {
+	stop = sync.OnceFunc(func() {
 		s.Shutdown()
 		s.WaitForShutdown()
-	}
+		unlock()
+	})
 	s.Start()
 	if fatal := log.fatal(); fatal != "" {
 		stop()

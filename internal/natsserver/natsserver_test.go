@@ -158,6 +158,24 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
+// TestStoreInUseRefused: two servers on one store (two ssehub processes
+// with nats.embedded on one volume, or a new one started before the old
+// one stopped) each acknowledged the same sequences with other events,
+// and a restart kept one of them: acknowledged events lost. The second
+// Start fails, saying why, until the first stops.
+func TestStoreInUseRefused(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := start(t, dir, nil)
+	if url, stop2, err := Start(Options{StoreDir: dir}); err == nil || !strings.Contains(err.Error(), "in use") {
+		if stop2 != nil {
+			stop2()
+		}
+		t.Fatalf("a second server on the store of a running one: %q, %v; want an error saying it is in use", url, err)
+	}
+	stop()
+	start(t, dir, nil)
+}
+
 // TestLogs checks that the server logs through the given logger: its
 // banner at debug level only, so an info log stays quiet.
 func TestLogs(t *testing.T) {
