@@ -222,6 +222,16 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 			}
 			opts.Logger.Warn("nats disconnected: publishing answers 503 until it is back", "err", err)
 		}),
+		// nats.go writes the server's asynchronous errors (a permissions
+		// violation, a slow consumer) to stderr as plain text, outside
+		// the service's log and its format.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				opts.Logger.Warn("nats error", "err", err, "subject", sub.Subject)
+				return
+			}
+			opts.Logger.Warn("nats error", "err", err)
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			opts.Logger.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
 			// What the server sent the consumer meanwhile is lost.

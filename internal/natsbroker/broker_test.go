@@ -331,6 +331,29 @@ func TestPublishNamesAPermissionsViolation(t *testing.T) {
 	})
 }
 
+// The server's asynchronous errors, a permissions violation here, are in
+// the service's log: nats.go wrote them to stderr as plain text, outside
+// it and its format.
+func TestNATSErrorsAreLogged(t *testing.T) {
+	ns := startNATSWith(t, &natsServer{denied: []string{DefaultSubjectPrefix + ".>"}})
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{ns.restrictedURL()}
+	opts.PublishTimeout = 500 * time.Millisecond
+	var logs testlog.Buffer
+	opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "denied"}); err == nil {
+		t.Fatal("a publish by a user that may not was stored")
+	}
+	waitFor(t, "the permissions violation in the log", func() bool {
+		return strings.Contains(logs.String(), `"msg":"nats error","err":"nats: permissions violation`)
+	})
+}
+
 // So with a user that may not create the stream: start-up failed after 5
 // s with "context deadline exceeded" alone.
 func TestOpenNamesAPermissionsViolation(t *testing.T) {
