@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -403,5 +404,55 @@ func TestPanicInTheFirstStepAfterItsWriteIsLoggedOnce(t *testing.T) {
 	waitFor(t, func() bool { return logs.Count("panicked") > 0 })
 	if n := strings.Count(logs.String(), "panic=boom"); n != 1 {
 		t.Errorf("the panic logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// TestHTTP2RefusalsKeepTheConnection refuses requests over HTTP/2 for
+// capacity and for a body announced too large: on HTTP/1.x these answers
+// close their connection, but on HTTP/2 Go's server answers Connection:
+// close with a GOAWAY on the whole connection, which every stream of a
+// page shares. Every request must go over the one connection.
+func TestHTTP2RefusalsKeepTheConnection(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Hub.PublishTokens = []string{"writer"}
+	opts.Stream.MaxStreams = 1
+	h := New(opts)
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	var conns atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	ts := &testServer{Server: srv, h: h, returned: make(chan string, 16)}
+	t.Cleanup(func() { h.Close(); srv.Close(); waitDrained(t, h) })
+
+	ts.holdStream(t, "/stream?count=2&interval=1m")
+	big := strings.Repeat("x", 1<<20)
+	for _, r := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"GET", "/stream?count=1", "", http.StatusServiceUnavailable},
+		{"GET", "/api/v1/events?topic=a", "", http.StatusServiceUnavailable},
+		{"POST", "/api/v1/topics/a/events", big, http.StatusRequestEntityTooLarge},
+		{"GET", "/api/v1/events?topic=a", big, http.StatusRequestEntityTooLarge},
+		{"GET", "/healthz", "", http.StatusOK},
+	} {
+		resp := ts.do(t, r.method, r.path, strings.NewReader(r.body),
+			map[string]string{"Content-Type": "application/json", "Authorization": "Bearer writer"})
+		if resp.ProtoMajor != 2 || resp.StatusCode != r.status {
+			t.Errorf("%s %s: %s %s, want HTTP/2 %d", r.method, r.path, resp.Proto, resp.Status, r.status)
+		}
+		if got := resp.Header.Values("Connection"); len(got) != 0 {
+			t.Errorf("%s %s: Connection %q over HTTP/2", r.method, r.path, got)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("the server accepted %d connections, want 1: a refusal ended the shared one", n)
 	}
 }
