@@ -164,6 +164,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// is accepted any more. End what runs at once, as a shutdown
 		// past its timeout would, so that no stream outlives Run.
 		h.Close()
+		h.Cutting()
 		srv.Close()
 		h.CloseDetached()
 		gctx, cancelGrace := context.WithTimeout(context.Background(), closedStreamsGrace)
@@ -175,7 +176,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("shutting down", "timeout", m.Config.Server.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
 	defer cancel()
-	err = m.shutdown(sctx, srv, &conns)
+	err = m.shutdown(sctx, srv, h, &conns)
 	// Shutdown does not wait for streams taken over from net/http, nor
 	// close them when its time is up: a stream blocked writing to a
 	// client that stopped reading would wait for its write timeout.
@@ -221,17 +222,19 @@ func (m *Main) logAccess() {
 // shutdown stops srv: it stops accepting and waits, until ctx is done, for
 // the requests under way to finish. What is still open then is closed, with
 // a warning naming how many connections were cut, and shutdown returns nil:
-// the process stopped within its bound, which is what was asked of it. A
+// the process stopped within its bound, which is what was asked of it; the
+// streams cut end as shutting down (handler.Handler.Cutting). A
 // client can hold a connection that long, say by declaring a body it never
 // sends (server.read_timeout ends that, but it may be as long as the
 // shutdown timeout, or longer); exiting 1 for it would make a supervisor
 // take a routine stop for a crash.
-func (m *Main) shutdown(ctx context.Context, srv *http.Server, conns *openConns) error {
+func (m *Main) shutdown(ctx context.Context, srv *http.Server, h *handler.Handler, conns *openConns) error {
 	err := srv.Shutdown(ctx)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	open := conns.count()
+	h.Cutting()
 	if err := srv.Close(); err != nil {
 		return err
 	}

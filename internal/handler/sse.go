@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,6 +26,8 @@ var (
 	errPanicked   = errors.New("panicked")
 	errExpired    = errors.New("token expired")
 	errDropped    = errors.New("dropped") // by the broker: sub.Err says why
+	// errCut ends a stream whose connection the server closed (Cutting).
+	errCut = fmt.Errorf("%w: the connection was closed when server.shutdown_timeout passed", errShuttingDown)
 )
 
 // endReason names why a stream ended (its end) for the metrics: a few
@@ -391,6 +394,13 @@ func (s *sseStream) close() {
 	case <-s.gone:
 		s.stop(errClientGone)
 	default:
+	}
+	if s.h.cut.Load() {
+		// The write failed, or the request ended, because the server
+		// closed the connection.
+		if reason := endReason(s.end); reason == "client_gone" || reason == "write_failed" {
+			s.end = errCut
+		}
 	}
 	s.returnBuf() // frames queued but never sent
 	if s.gw == nil || s.gw.err == nil {
