@@ -34,8 +34,13 @@ func (h *Handler) accessLog(c *gin.Context) {
 }
 
 // access counts the request in the metrics and writes its access line.
+// bytes is the size of the body written: none is sent for HEAD, whatever
+// the handler wrote (net/http drops it), and Gin says -1 when nothing was.
 func (h *Handler) access(c *gin.Context, status, bytes int, start time.Time) {
 	h.metrics.countRequest(c.FullPath(), c.Request.Method, status)
+	if bytes < 0 || c.Request.Method == http.MethodHead {
+		bytes = 0
+	}
 	if !h.log.Enabled(context.Background(), accessLevel(status)) {
 		return // spare ClientIP and the rest when the line is not written
 	}
