@@ -161,6 +161,7 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 // transport has answered 500 (nothing was written) or cut the connection.
 func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	if s.conn != nil {
+		c := s.c
 		s.c = nil
 		// first is true while the first step runs: on the handler's
 		// goroutine, so that a panic in it goes on to Gin's recovery,
@@ -172,8 +173,13 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 			return more
 		}, func(panicked any) {
 			if panicked != nil {
-				if !first {
+				switch {
+				case !first:
 					s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked)
+				case s.conn.AnsweredPanic():
+					// For the access line: c is still the request's,
+					// its handler has not returned.
+					c.Set(panicAnsweredKey{}, true)
 				}
 				s.stop(errPanicked)
 			}

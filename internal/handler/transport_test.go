@@ -3,6 +3,7 @@ package handler
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -326,6 +327,9 @@ func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
 	waitFor(t, func() bool { return logs.Count("handler panicked") > 0 })
 	if strings.Contains(logs.String(), "path=/panics status=200") || logs.Count("path=/panics status=500 ") != 1 {
 		t.Errorf("want one access line, saying the 500 the client got:\n%s", logs.String())
+	}
+	if want := fmt.Sprintf("path=/panics status=500 bytes=%d ", len(internalErrorBody)); logs.Count(want) != 1 {
+		t.Errorf("the access line does not say the %d bytes of the 500's body:\n%s", len(internalErrorBody), logs.String())
 	}
 	if n := strings.Count(logs.String(), "panic=boom"); n != 1 {
 		t.Errorf("the panic logged %d times, want once:\n%s", n, logs.String())
