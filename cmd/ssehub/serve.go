@@ -27,9 +27,9 @@ const (
 	idleTimeout = 2 * time.Minute
 )
 
-// closedStreamsGrace bounds the wait for the detached streams whose
-// connections shutdown closed after server.shutdown_timeout: their
-// writes fail at once, so they end within it.
+// closedStreamsGrace bounds the wait for the streams whose connections
+// shutdown closed after server.shutdown_timeout, in either transport:
+// their writes fail at once, so they end within it.
 const closedStreamsGrace = time.Second
 
 // serve loads the config and runs the server until ctx is done.
@@ -179,11 +179,13 @@ func (m *Main) Run(ctx context.Context) error {
 	err = m.shutdown(sctx, srv, h, &conns)
 	// Shutdown does not wait for streams taken over from net/http, nor
 	// close them when its time is up: a stream blocked writing to a
-	// client that stopped reading would wait for its write timeout.
+	// client that stopped reading would wait for its write timeout. Nor
+	// does it wait for the streams whose connections it closed.
 	if werr := h.Wait(sctx); werr != nil {
-		n := h.CloseDetached()
-		m.Logger.Warn("shutdown timeout passed: closed the detached streams still open",
-			"streams", n, "timeout", m.Config.Server.ShutdownTimeout)
+		if n := h.CloseDetached(); n > 0 {
+			m.Logger.Warn("shutdown timeout passed: closed the detached streams still open",
+				"streams", n, "timeout", m.Config.Server.ShutdownTimeout)
+		}
 		// Their writes fail at once now; this only bounds the wait.
 		gctx, cancelGrace := context.WithTimeout(context.Background(), closedStreamsGrace)
 		defer cancelGrace()

@@ -254,6 +254,7 @@ func (h *Handler) Close() {
 		h.mu.Unlock()
 		close(h.done)
 		h.slots.drain.Stop()
+		h.slots.close()
 		for sub := range subs {
 			sub.Close()
 		}
@@ -261,15 +262,19 @@ func (h *Handler) Close() {
 	})
 }
 
-// Wait blocks, after Close, until every detached stream has ended, or ctx
-// is done. Call it after http.Server.Shutdown, which waits for the other
-// streams but not for connections taken over from it. Without the
-// detached transport it returns at once.
+// Wait blocks, after Close, until every stream has ended, its end counted
+// and logged ("stream ended"), or ctx is done. Call it after
+// http.Server.Shutdown, which waits for the other requests but not for
+// connections taken over from it (detached streams), nor, once
+// http.Server.Close has closed the connections still open, for the
+// streams that still held them.
 func (h *Handler) Wait(ctx context.Context) error {
-	if h.detached == nil {
-		return nil
+	if h.detached != nil {
+		if err := h.detached.Wait(ctx); err != nil {
+			return err
+		}
 	}
-	return h.detached.Wait(ctx)
+	return h.slots.wait(ctx)
 }
 
 // Cutting says that the server is about to close the connections of the

@@ -415,7 +415,6 @@ func (s *sseStream) close() {
 	s.count()
 	s.h.metrics.streamsActive.Dec()
 	s.h.metrics.streamsEnded.WithLabelValues(endReason(s.end)).Inc()
-	s.h.slots.release()
 	if s.h.log.Enabled(context.Background(), slog.LevelInfo) { // spare the arguments' allocations
 		s.h.log.Info("stream ended",
 			"path", s.access.path,
@@ -424,6 +423,7 @@ func (s *sseStream) close() {
 			"duration", time.Since(s.started).Round(time.Millisecond),
 			"reason", s.end)
 	}
+	s.h.slots.release() // after the line: Wait returns once every slot is free
 	if s.h.streamEnded != nil {
 		s.h.streamEnded(s.access.path)
 	}

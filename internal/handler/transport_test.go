@@ -2,6 +2,7 @@ package handler
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -247,6 +248,10 @@ func TestPanicInAStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
 	h := ts.h
 	cleaned := make(chan struct{})
 	h.engine.GET("/panics", func(c *gin.Context) {
+		if err := h.slots.take(); err != nil {
+			h.abortWithError(c, err)
+			return
+		}
 		s := h.openStream(c)
 		first := true
 		s.run(func(w io.Writer) bool {
@@ -458,5 +463,40 @@ func TestHTTP2RefusalsKeepTheConnection(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("the server accepted %d connections, want 1: a refusal ended the shared one", n)
+	}
+}
+
+// TestWaitWaitsForEveryStream holds a stream in its second step past
+// Close: Wait must not report it ended, in either transport. Run waits
+// with it once it has closed the connections still open at
+// server.shutdown_timeout, so that the streams it cut have their ends
+// counted and logged before the process exits; with Gin's transport Wait
+// returned at once, and their lines were lost.
+func TestWaitWaitsForEveryStream(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	h := ts.h
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the server's cleanup
+	h.engine.GET("/held", func(c *gin.Context) {
+		if err := h.slots.take(); err != nil {
+			h.abortWithError(c, err)
+			return
+		}
+		s := h.openStream(c)
+		s.run(func(w io.Writer) bool {
+			if !s.opened {
+				return s.send(w, time.Now())
+			}
+			<-release
+			return false
+		}, func() {})
+	})
+	resp := ts.do(t, "GET", "/held", nil, nil)
+	wantStreamHeaders(t, resp) // the first step has run
+	h.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := h.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait with a stream still open: %v, want it to wait (context canceled)", err)
 	}
 }
