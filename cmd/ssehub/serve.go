@@ -27,9 +27,9 @@ const (
 	idleTimeout = 2 * time.Minute
 )
 
-// closedStreamsGrace bounds the wait for the detached streams whose
-// connections shutdown closed after server.shutdown_timeout: their
-// writes fail at once, so they end within it.
+// closedStreamsGrace bounds the wait for the streams whose connections
+// shutdown closed after server.shutdown_timeout, in either transport:
+// their writes fail at once, so they end within it.
 const closedStreamsGrace = time.Second
 
 // serve loads the config and runs the server until ctx is done.
@@ -164,6 +164,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// is accepted any more. End what runs at once, as a shutdown
 		// past its timeout would, so that no stream outlives Run.
 		h.Close()
+		h.Cutting()
 		srv.Close()
 		h.CloseDetached()
 		gctx, cancelGrace := context.WithTimeout(context.Background(), closedStreamsGrace)
@@ -175,14 +176,16 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("shutting down", "timeout", m.Config.Server.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
 	defer cancel()
-	err = m.shutdown(sctx, srv, &conns)
+	err = m.shutdown(sctx, srv, h, &conns)
 	// Shutdown does not wait for streams taken over from net/http, nor
 	// close them when its time is up: a stream blocked writing to a
-	// client that stopped reading would wait for its write timeout.
+	// client that stopped reading would wait for its write timeout. Nor
+	// does it wait for the streams whose connections it closed.
 	if werr := h.Wait(sctx); werr != nil {
-		n := h.CloseDetached()
-		m.Logger.Warn("shutdown timeout passed: closed the detached streams still open",
-			"streams", n, "timeout", m.Config.Server.ShutdownTimeout)
+		if n := h.CloseDetached(); n > 0 {
+			m.Logger.Warn("shutdown timeout passed: closed the detached streams still open",
+				"streams", n, "timeout", m.Config.Server.ShutdownTimeout)
+		}
 		// Their writes fail at once now; this only bounds the wait.
 		gctx, cancelGrace := context.WithTimeout(context.Background(), closedStreamsGrace)
 		defer cancelGrace()
@@ -221,17 +224,19 @@ func (m *Main) logAccess() {
 // shutdown stops srv: it stops accepting and waits, until ctx is done, for
 // the requests under way to finish. What is still open then is closed, with
 // a warning naming how many connections were cut, and shutdown returns nil:
-// the process stopped within its bound, which is what was asked of it. A
+// the process stopped within its bound, which is what was asked of it; the
+// streams cut end as shutting down (handler.Handler.Cutting). A
 // client can hold a connection that long, say by declaring a body it never
 // sends (server.read_timeout ends that, but it may be as long as the
 // shutdown timeout, or longer); exiting 1 for it would make a supervisor
 // take a routine stop for a crash.
-func (m *Main) shutdown(ctx context.Context, srv *http.Server, conns *openConns) error {
+func (m *Main) shutdown(ctx context.Context, srv *http.Server, h *handler.Handler, conns *openConns) error {
 	err := srv.Shutdown(ctx)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	open := conns.count()
+	h.Cutting()
 	if err := srv.Close(); err != nil {
 		return err
 	}

@@ -73,7 +73,23 @@ func TestShutdownWithBlockedStreamEndsCleanly(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > cfg.Server.ShutdownTimeout+2*time.Second {
 		t.Errorf("Run returned after %v, shutdown timeout %v", elapsed, cfg.Server.ShutdownTimeout)
 	}
-	if out := logs.tail(1 << 20); !strings.Contains(out, "shutdown timeout passed: closed") {
+	out := logs.tail(1 << 20)
+	if !strings.Contains(out, "shutdown timeout passed: closed") {
 		t.Errorf("no warning that open streams were closed at the shutdown timeout; log:\n%s", out)
 	}
+	// The server ended the stream: not a failed write, nor a gone client.
+	// Run waited for it to end: its line is there.
+	if ended := grepLine(out, `msg="stream ended"`); !strings.Contains(ended, `reason="shutting down`) {
+		t.Errorf("the stream's end line %q, want its reason shutting down", ended)
+	}
+}
+
+// grepLine returns the first line of s that holds sub, or "".
+func grepLine(s, sub string) string {
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }

@@ -44,6 +44,7 @@ type Conn struct {
 	chunked  bool  // HTTP/1.1: each write is one chunk
 	err      error // the write that failed: nothing more can be sent
 	ended    bool  // WriteLast ended the body
+	answered bool  // the group's answer to a panic went out (answerPanic)
 }
 
 // maxIdleOut is the largest scratch buffer a Conn keeps once its writes
@@ -263,7 +264,15 @@ func (c *Conn) answerPanic() {
 	out := appendHead(c.out[:0], c.chunked, http.StatusInternalServerError, hdr, len(c.group.panicBody))
 	_ = c.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
 	c.ended = true
-	_ = c.send(append(out, c.group.panicBody...))
+	c.answered = c.send(append(out, c.group.panicBody...)) == nil
+}
+
+// AnsweredPanic reports whether the response was the group's answer to a
+// panic in its first step (AnswerPanics), sent whole: the writer Take
+// took the connection from sent none of it. For the function Serve calls
+// when the response ends.
+func (c *Conn) AnsweredPanic() bool {
+	return c.answered
 }
 
 // cut closes the connection under TLS, if any, for a response that

@@ -506,7 +506,12 @@ func TestPanicBeforeAnyWrite(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				c.Serve(func(io.Writer) bool { panic(errBoom) }, func(p any) { ended <- p })
+				c.Serve(func(io.Writer) bool { panic(errBoom) }, func(p any) {
+					if !c.AnsweredPanic() {
+						t.Error("AnsweredPanic is false: the answer went out")
+					}
+					ended <- p
+				})
 			}))
 			defer srv.Close()
 			conn := dial(t, srv, proto)

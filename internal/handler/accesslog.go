@@ -22,7 +22,7 @@ func (h *Handler) accessLog(c *gin.Context) {
 			// On to Gin's recovery, outside this: it logs the panic
 			// and answers 500, or cuts a stream already under way.
 			bytes := len(internalErrorBody)
-			if c.Writer.Written() {
+			if c.Writer.Written() && !c.GetBool(panicAnsweredKey{}) {
 				bytes = c.Writer.Size()
 			}
 			h.access(c, http.StatusInternalServerError, bytes, start)
@@ -33,9 +33,19 @@ func (h *Handler) accessLog(c *gin.Context) {
 	h.access(c, c.Writer.Status(), c.Writer.Size(), start)
 }
 
+// panicAnsweredKey is set on a request whose detached stream answered a
+// panic in its first step with internalErrorBody: Gin's writer, whose
+// connection the stream took over, says it sent nothing.
+type panicAnsweredKey struct{}
+
 // access counts the request in the metrics and writes its access line.
+// bytes is the size of the body written: none is sent for HEAD, whatever
+// the handler wrote (net/http drops it), and Gin says -1 when nothing was.
 func (h *Handler) access(c *gin.Context, status, bytes int, start time.Time) {
 	h.metrics.countRequest(c.FullPath(), c.Request.Method, status)
+	if bytes < 0 || c.Request.Method == http.MethodHead {
+		bytes = 0
+	}
 	if !h.log.Enabled(context.Background(), accessLevel(status)) {
 		return // spare ClientIP and the rest when the line is not written
 	}

@@ -150,3 +150,22 @@ func TestAPanicHasItsAccessLine(t *testing.T) {
 		t.Errorf("%d access lines saying 500 for /boom, want 1:\n%s", n, logs.String())
 	}
 }
+
+// A HEAD request is answered without a body (net/http drops what the
+// handler writes): its access line says so, bytes=0, not the size of the
+// body a GET would have had.
+func TestHeadAccessLineCountsNoBody(t *testing.T) {
+	var logs testlog.Buffer
+	opts := testOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	for _, path := range []string{"/metrics", "/healthz", "/readyz", "/app.js", "/missing"} {
+		resp := ts.do(t, "HEAD", path, nil, nil)
+		resp.Body.Close()
+		ts.waitReturned(t, path)
+		line := grepLines(logs.String(), "path="+path+" ")
+		if !strings.Contains(line, "method=HEAD") || !strings.Contains(line, " bytes=0 ") {
+			t.Errorf("HEAD %s: access line %q, want bytes=0: no body was sent", path, line)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,11 @@ type streamSlots struct {
 	// drain, when not nil, returns the memory of a crowd of streams to
 	// the operating system once it has left.
 	drain *gcpace.Drain
+	// closed is set by close; drained is closed once closed is set and
+	// no slot is taken (wait).
+	closed     atomic.Bool
+	drained    chan struct{}
+	drainedOne sync.Once
 }
 
 // What makes a crowd for streamSlots.drain: at least crowdStreams streams
@@ -36,7 +42,7 @@ const (
 // (gcpace.ReleaseMemory, but for tests) returns a crowd's memory once it
 // has left.
 func newStreamSlots(max int64, release func()) *streamSlots {
-	s := &streamSlots{max: max}
+	s := &streamSlots{max: max, drained: make(chan struct{})}
 	s.drain = gcpace.NewDrain(s.open.Load, crowdStreams, crowdQuiet, release)
 	return s
 }
@@ -62,6 +68,34 @@ func (s *streamSlots) release() {
 	n := s.open.Add(-1)
 	if s.drain != nil {
 		s.drain.Closed(n)
+	}
+	if n == 0 && s.closed.Load() {
+		s.drainedOne.Do(func() { close(s.drained) })
+	}
+}
+
+// close makes wait return once no slot is taken. Safe to call more than
+// once.
+func (s *streamSlots) close() {
+	s.closed.Store(true)
+	if s.open.Load() == 0 {
+		s.drainedOne.Do(func() { close(s.drained) })
+	}
+}
+
+// wait blocks until close was called and no slot is taken, or ctx is
+// done. Drained, it returns nil even when ctx is done too.
+func (s *streamSlots) wait(ctx context.Context) error {
+	select {
+	case <-s.drained:
+		return nil
+	default:
+	}
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

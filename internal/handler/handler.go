@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -111,6 +112,9 @@ type Handler struct {
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: every open stream ends
+	// cut is set once the server closes the connections of the streams
+	// still open (Cutting, CloseDetached).
+	cut atomic.Bool
 
 	// detached takes HTTP/1.x streams over from net/http, with
 	// stream.transport: detached; nil otherwise.
@@ -250,6 +254,7 @@ func (h *Handler) Close() {
 		h.mu.Unlock()
 		close(h.done)
 		h.slots.drain.Stop()
+		h.slots.close()
 		for sub := range subs {
 			sub.Close()
 		}
@@ -257,25 +262,39 @@ func (h *Handler) Close() {
 	})
 }
 
-// Wait blocks, after Close, until every detached stream has ended, or ctx
-// is done. Call it after http.Server.Shutdown, which waits for the other
-// streams but not for connections taken over from it. Without the
-// detached transport it returns at once.
+// Wait blocks, after Close, until every stream has ended, its end counted
+// and logged ("stream ended"), or ctx is done. Call it after
+// http.Server.Shutdown, which waits for the other requests but not for
+// connections taken over from it (detached streams), nor, once
+// http.Server.Close has closed the connections still open, for the
+// streams that still held them.
 func (h *Handler) Wait(ctx context.Context) error {
-	if h.detached == nil {
-		return nil
+	if h.detached != nil {
+		if err := h.detached.Wait(ctx); err != nil {
+			return err
+		}
 	}
-	return h.detached.Wait(ctx)
+	return h.slots.wait(ctx)
+}
+
+// Cutting says that the server is about to close the connections of the
+// streams still open, as http.Server.Close does once
+// server.shutdown_timeout has passed: the streams whose writes then fail,
+// or whose requests end, end as shutting down, not as failed writes or
+// gone clients. Call it before http.Server.Close.
+func (h *Handler) Cutting() {
+	h.cut.Store(true)
 }
 
 // CloseDetached closes the connection of every detached stream still
 // going and returns how many there were: for after Wait gave up, when a
 // stream may be blocked writing to a client that stopped reading. Those
-// streams then end at once.
+// streams then end at once, as shutting down (Cutting).
 func (h *Handler) CloseDetached() int {
 	if h.detached == nil {
 		return 0
 	}
+	h.Cutting()
 	return h.detached.CloseConns()
 }
 

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,6 +26,8 @@ var (
 	errPanicked   = errors.New("panicked")
 	errExpired    = errors.New("token expired")
 	errDropped    = errors.New("dropped") // by the broker: sub.Err says why
+	// errCut ends a stream whose connection the server closed (Cutting).
+	errCut = fmt.Errorf("%w: the connection was closed when server.shutdown_timeout passed", errShuttingDown)
 )
 
 // endReason names why a stream ended (its end) for the metrics: a few
@@ -158,6 +161,7 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 // transport has answered 500 (nothing was written) or cut the connection.
 func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	if s.conn != nil {
+		c := s.c
 		s.c = nil
 		// first is true while the first step runs: on the handler's
 		// goroutine, so that a panic in it goes on to Gin's recovery,
@@ -169,8 +173,13 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 			return more
 		}, func(panicked any) {
 			if panicked != nil {
-				if !first {
+				switch {
+				case !first:
 					s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked)
+				case s.conn.AnsweredPanic():
+					// For the access line: c is still the request's,
+					// its handler has not returned.
+					c.Set(panicAnsweredKey{}, true)
 				}
 				s.stop(errPanicked)
 			}
@@ -392,6 +401,13 @@ func (s *sseStream) close() {
 		s.stop(errClientGone)
 	default:
 	}
+	if s.h.cut.Load() {
+		// The write failed, or the request ended, because the server
+		// closed the connection.
+		if reason := endReason(s.end); reason == "client_gone" || reason == "write_failed" {
+			s.end = errCut
+		}
+	}
 	s.returnBuf() // frames queued but never sent
 	if s.gw == nil || s.gw.err == nil {
 		s.settle()
@@ -399,7 +415,6 @@ func (s *sseStream) close() {
 	s.count()
 	s.h.metrics.streamsActive.Dec()
 	s.h.metrics.streamsEnded.WithLabelValues(endReason(s.end)).Inc()
-	s.h.slots.release()
 	if s.h.log.Enabled(context.Background(), slog.LevelInfo) { // spare the arguments' allocations
 		s.h.log.Info("stream ended",
 			"path", s.access.path,
@@ -408,6 +423,7 @@ func (s *sseStream) close() {
 			"duration", time.Since(s.started).Round(time.Millisecond),
 			"reason", s.end)
 	}
+	s.h.slots.release() // after the line: Wait returns once every slot is free
 	if s.h.streamEnded != nil {
 		s.h.streamEnded(s.access.path)
 	}

@@ -2,13 +2,16 @@ package handler
 
 import (
 	"bufio"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,6 +248,10 @@ func TestPanicInAStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
 	h := ts.h
 	cleaned := make(chan struct{})
 	h.engine.GET("/panics", func(c *gin.Context) {
+		if err := h.slots.take(); err != nil {
+			h.abortWithError(c, err)
+			return
+		}
 		s := h.openStream(c)
 		first := true
 		s.run(func(w io.Writer) bool {
@@ -326,6 +333,9 @@ func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
 	if strings.Contains(logs.String(), "path=/panics status=200") || logs.Count("path=/panics status=500 ") != 1 {
 		t.Errorf("want one access line, saying the 500 the client got:\n%s", logs.String())
 	}
+	if want := fmt.Sprintf("path=/panics status=500 bytes=%d ", len(internalErrorBody)); logs.Count(want) != 1 {
+		t.Errorf("the access line does not say the %d bytes of the 500's body:\n%s", len(internalErrorBody), logs.String())
+	}
 	if n := strings.Count(logs.String(), "panic=boom"); n != 1 {
 		t.Errorf("the panic logged %d times, want once:\n%s", n, logs.String())
 	}
@@ -403,5 +413,90 @@ func TestPanicInTheFirstStepAfterItsWriteIsLoggedOnce(t *testing.T) {
 	waitFor(t, func() bool { return logs.Count("panicked") > 0 })
 	if n := strings.Count(logs.String(), "panic=boom"); n != 1 {
 		t.Errorf("the panic logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// TestHTTP2RefusalsKeepTheConnection refuses requests over HTTP/2 for
+// capacity and for a body announced too large: on HTTP/1.x these answers
+// close their connection, but on HTTP/2 Go's server answers Connection:
+// close with a GOAWAY on the whole connection, which every stream of a
+// page shares. Every request must go over the one connection.
+func TestHTTP2RefusalsKeepTheConnection(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Hub.PublishTokens = []string{"writer"}
+	opts.Stream.MaxStreams = 1
+	h := New(opts)
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	var conns atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	ts := &testServer{Server: srv, h: h, returned: make(chan string, 16)}
+	t.Cleanup(func() { h.Close(); srv.Close(); waitDrained(t, h) })
+
+	ts.holdStream(t, "/stream?count=2&interval=1m")
+	big := strings.Repeat("x", 1<<20)
+	for _, r := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"GET", "/stream?count=1", "", http.StatusServiceUnavailable},
+		{"GET", "/api/v1/events?topic=a", "", http.StatusServiceUnavailable},
+		{"POST", "/api/v1/topics/a/events", big, http.StatusRequestEntityTooLarge},
+		{"GET", "/api/v1/events?topic=a", big, http.StatusRequestEntityTooLarge},
+		{"GET", "/healthz", "", http.StatusOK},
+	} {
+		resp := ts.do(t, r.method, r.path, strings.NewReader(r.body),
+			map[string]string{"Content-Type": "application/json", "Authorization": "Bearer writer"})
+		if resp.ProtoMajor != 2 || resp.StatusCode != r.status {
+			t.Errorf("%s %s: %s %s, want HTTP/2 %d", r.method, r.path, resp.Proto, resp.Status, r.status)
+		}
+		if got := resp.Header.Values("Connection"); len(got) != 0 {
+			t.Errorf("%s %s: Connection %q over HTTP/2", r.method, r.path, got)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("the server accepted %d connections, want 1: a refusal ended the shared one", n)
+	}
+}
+
+// TestWaitWaitsForEveryStream holds a stream in its second step past
+// Close: Wait must not report it ended, in either transport. Run waits
+// with it once it has closed the connections still open at
+// server.shutdown_timeout, so that the streams it cut have their ends
+// counted and logged before the process exits; with Gin's transport Wait
+// returned at once, and their lines were lost.
+func TestWaitWaitsForEveryStream(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	h := ts.h
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the server's cleanup
+	h.engine.GET("/held", func(c *gin.Context) {
+		if err := h.slots.take(); err != nil {
+			h.abortWithError(c, err)
+			return
+		}
+		s := h.openStream(c)
+		s.run(func(w io.Writer) bool {
+			if !s.opened {
+				return s.send(w, time.Now())
+			}
+			<-release
+			return false
+		}, func() {})
+	})
+	resp := ts.do(t, "GET", "/held", nil, nil)
+	wantStreamHeaders(t, resp) // the first step has run
+	h.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := h.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait with a stream still open: %v, want it to wait (context canceled)", err)
 	}
 }
