@@ -1,0 +1,113 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ssehub/ssehub/config"
+)
+
+// TestReadmeListsEveryMetric keeps the README's Metrics table in step
+// with what /metrics exposes: every ssehub_ metric it names, with its
+// labels, is exposed, and every one exposed is named. The hub runs on the
+// embedded NATS server, so that the NATS gauges are there too.
+func TestReadmeListsEveryMetric(t *testing.T) {
+	documented := readmeMetrics(t)
+
+	cfg := config.Default()
+	cfg.Hub.Broker = "nats"
+	cfg.NATS.Embedded = true
+	cfg.NATS.StoreDir = filepath.Join(t.TempDir(), "data/nats")
+	base, _ := startMain(t, cfg)
+	// A stream that ends, so that the series counted at a stream's end exist.
+	res, err := http.Get(base + "/stream?count=1&interval=0s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+
+	res, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposed := map[string][]string{}
+	sample := regexp.MustCompile(`^(ssehub_[a-z_]+)(?:\{([^}]*)\})? `)
+	for line := range strings.SplitSeq(string(body), "\n") {
+		m := sample.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		var labels []string
+		for pair := range strings.SplitSeq(m[2], ",") {
+			if name, _, ok := strings.Cut(pair, "="); ok {
+				labels = append(labels, name)
+			}
+		}
+		slices.Sort(labels)
+		exposed[m[1]] = labels
+	}
+
+	for name, labels := range documented {
+		got, ok := exposed[name]
+		switch {
+		case !ok:
+			t.Errorf("README lists %s, which /metrics does not expose", name)
+		case !slices.Equal(got, labels):
+			t.Errorf("README gives %s the labels %v, /metrics %v", name, labels, got)
+		}
+	}
+	for name := range exposed {
+		if _, ok := documented[name]; !ok {
+			t.Errorf("/metrics exposes %s, which the README's Metrics table does not list", name)
+		}
+	}
+}
+
+// readmeMetrics returns the ssehub_ metrics the README's Metrics table
+// names, each with its labels, sorted.
+func readmeMetrics(t *testing.T) map[string][]string {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n### Metrics\n")
+	if !ok {
+		t.Fatal("README has no Metrics section")
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	metrics := map[string][]string{}
+	name := regexp.MustCompile("`(ssehub_[a-z_]+)(?:\\{([^}]*)\\})?`")
+	for line := range strings.SplitSeq(section, "\n") {
+		if !strings.HasPrefix(line, "| `ssehub_") {
+			continue
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(line, "| "), " |")
+		for _, m := range name.FindAllStringSubmatch(first, -1) {
+			var labels []string
+			for l := range strings.SplitSeq(m[2], ",") {
+				if l = strings.TrimSpace(l); l != "" {
+					labels = append(labels, l)
+				}
+			}
+			slices.Sort(labels)
+			metrics[m[1]] = labels
+		}
+	}
+	if len(metrics) == 0 {
+		t.Fatal("README's Metrics table names no metric")
+	}
+	return metrics
+}

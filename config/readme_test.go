@@ -1,0 +1,79 @@
+package config
+
+import (
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// readmeRow matches a row of the README's configuration table: key,
+// default and environment variable, each in backticks.
+var readmeRow = regexp.MustCompile("^\\| `([a-z0-9_.]+)` \\| `([^`]*)` \\| `(SSEHUB_[A-Z0-9_]+)` \\|")
+
+// TestReadmeConfigTable keeps the README's configuration table, the
+// user's list of every key, in step with the code: one row per key, in
+// the order of ssehub.yaml, with the key's environment variable, and a
+// default that, given as that variable, loads as Default().
+func TestReadmeConfigTable(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for line := range strings.SplitSeq(string(data), "\n") {
+		m := readmeRow.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		key, def, env := m[1], m[2], m[3]
+		keys = append(keys, key)
+		if want := EnvName(key); env != want {
+			t.Errorf("README: %s's variable is %s, want %s", key, env, want)
+		}
+		value := def
+		if list, ok := strings.CutPrefix(def, "["); ok {
+			value = strings.ReplaceAll(strings.TrimSuffix(list, "]"), ", ", ",")
+			if value == "" {
+				value = "," // an empty list, as the README says to write it
+			}
+		}
+		value = strings.Trim(value, `"`)
+		if value == "" {
+			// An empty variable is unset: check the default itself.
+			if !emptyDefault(key) {
+				t.Errorf("README: %s's default is %s, but the built-in one is not empty", key, def)
+			}
+			continue
+		}
+		got, err := Load([]string{"--config", os.DevNull}, func(name string) string {
+			if name == env {
+				return value
+			}
+			return ""
+		})
+		if err != nil {
+			t.Errorf("README: %s's default %s does not load: %v", key, def, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, Default()) {
+			t.Errorf("README: %s's default %s is not the built-in one", key, def)
+		}
+	}
+	if !reflect.DeepEqual(keys, Keys()) {
+		t.Errorf("README's configuration table has the keys\n%v\nwant, in this order,\n%v", keys, Keys())
+	}
+}
+
+// emptyDefault reports whether key's built-in default is the empty string.
+func emptyDefault(key string) bool {
+	c := Default()
+	for _, f := range c.fields() {
+		if f.key == key {
+			s, ok := f.target.(*string)
+			return ok && *s == ""
+		}
+	}
+	return false
+}
