@@ -165,26 +165,20 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 }
 
 // Serve runs the response the way Gin's Context.Stream runs it on the
-// handler's goroutine: it calls step with the Conn until step returns
-// false, a write fails or the client goes away, flushing after each step.
-// The first step runs on the caller's goroutine, before Serve returns, as
-// if the caller had called it; the others on a goroutine of its own. Then
-// it ends the response, closes the connection, waits for the reading
-// goroutine to end, and calls done. A panic in step cuts the connection,
-// or, before anything was written, answers with the group's panic answer
-// (AnswerPanics); it is passed to done (nil when step did not panic), and
-// one in the first step then goes on up the caller's goroutine. Call
-// Serve once.
+// handler's goroutine, but on a goroutine of its own, and returns at once:
+// it calls step with the Conn until step returns false, a write fails or
+// the client goes away, flushing after each step. Then it ends the
+// response, closes the connection, waits for the reading goroutine to
+// end, and calls done. A panic in step cuts the connection, or, before
+// anything was written, answers with the group's panic answer
+// (AnswerPanics); it is passed to done (nil when step did not panic).
+// Call Serve once.
+//
+// The first step runs there too, not on the caller's goroutine: net/http's,
+// deep in a handler chain, whose stack the first write grew to 8 KiB, and
+// a crowd that connects at once holds thousands of those: about 1 KB more
+// per stream in docs/BENCHMARKS.md's fan-out.
 func (c *Conn) Serve(step func(w io.Writer) bool, done func(panicked any)) {
-	more, panicked := c.step(step)
-	if !more || panicked != nil {
-		c.end(panicked, done)
-		if panicked != nil {
-			panic(panicked)
-		}
-		return
-	}
-	c.hdr = nil // only the first step's panic is answered
 	go func() {
 		c.end(c.run(step), done)
 	}()
@@ -216,6 +210,7 @@ func (c *Conn) run(step func(w io.Writer) bool) any {
 		if !more || panicked != nil {
 			return panicked
 		}
+		c.hdr = nil // only a panic before the first write is answered
 	}
 }
 
@@ -268,9 +263,8 @@ func (c *Conn) answerPanic() {
 }
 
 // AnsweredPanic reports whether the response was the group's answer to a
-// panic in its first step (AnswerPanics), sent whole: the writer Take
-// took the connection from sent none of it. For the function Serve calls
-// when the response ends.
+// panic in its first step (AnswerPanics), sent whole. For the function
+// Serve calls when the response ends.
 func (c *Conn) AnsweredPanic() bool {
 	return c.answered
 }

@@ -6,10 +6,9 @@
 // step grows to 8 KiB), 4 KiB of read buffer, 6 KiB of write buffers and
 // the parsed request with its contexts and header maps. An event stream lives for hours and needs none of it.
 // Take hijacks the connection once the response headers are known, so the
-// handler returns after the stream's first step and two small goroutines
-// remain: one runs the stream's other steps and writes each as one chunk
-// straight to the socket, the other reads, to notice at once that the
-// client went away. See
+// handler returns at once and two small goroutines remain: one runs the
+// stream's steps and writes each as one chunk straight to the socket, the
+// other reads, to notice at once that the client went away. See
 // docs/BENCHMARKS.md for what it saves, and what it costs: the connection
 // is not reused after the response (it says Connection: close), and
 // middleware sees the handler return when the stream starts, not when it

@@ -22,7 +22,7 @@ func (h *Handler) accessLog(c *gin.Context) {
 			// On to Gin's recovery, outside this: it logs the panic
 			// and answers 500, or cuts a stream already under way.
 			bytes := len(internalErrorBody)
-			if c.Writer.Written() && !c.GetBool(panicAnsweredKey{}) {
+			if c.Writer.Written() {
 				bytes = c.Writer.Size()
 			}
 			h.access(c, http.StatusInternalServerError, bytes, start)
@@ -32,11 +32,6 @@ func (h *Handler) accessLog(c *gin.Context) {
 	c.Next()
 	h.access(c, c.Writer.Status(), c.Writer.Size(), start)
 }
-
-// panicAnsweredKey is set on a request whose detached stream answered a
-// panic in its first step with internalErrorBody: Gin's writer, whose
-// connection the stream took over, says it sent nothing.
-type panicAnsweredKey struct{}
 
 // access counts the request in the metrics and writes its access line.
 // bytes is the size of the body written: none is sent for HEAD, whatever

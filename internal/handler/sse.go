@@ -154,33 +154,18 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 
 // run hands step to the transport, then runs cleanup and ends the stream.
 // With Gin, run returns when the stream has ended; a panic in step runs
-// cleanup and goes on to Gin's recovery. A detached stream runs its first
-// step on the handler's goroutine, the others on its own, and run returns
-// after the first: the handler must not touch c after that. A panic in its
-// first step goes on to Gin's recovery too, after cleanup, once the
-// transport has answered 500 (nothing was written) or cut the connection.
+// cleanup and goes on to Gin's recovery. A detached stream runs on its own
+// goroutine and run returns at once: the handler must not touch c after
+// that. A panic in it is the transport's to recover: it answers 500 when
+// nothing was written (as Gin's recovery does), else cuts the connection;
+// the stream logs it.
 func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	if s.conn != nil {
-		c := s.c
 		s.c = nil
-		// first is true while the first step runs: on the handler's
-		// goroutine, so that a panic in it goes on to Gin's recovery,
-		// which logs it, whether it wrote or not.
-		first := true
-		s.conn.Serve(func(w io.Writer) bool {
-			more := step(w)
-			first = false
-			return more
-		}, func(panicked any) {
+		s.conn.Serve(step, func(panicked any) {
 			if panicked != nil {
-				switch {
-				case !first:
-					s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked)
-				case s.conn.AnsweredPanic():
-					// For the access line: c is still the request's,
-					// its handler has not returned.
-					c.Set(panicAnsweredKey{}, true)
-				}
+				s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked,
+					"answered_500", s.conn.AnsweredPanic())
 				s.stop(errPanicked)
 			}
 			cleanup()
