@@ -158,7 +158,8 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 // goroutine and run returns at once: the handler must not touch c after
 // that. A panic in it is the transport's to recover: it answers 500 when
 // nothing was written (as Gin's recovery does), else cuts the connection;
-// the stream logs it.
+// the stream logs it. A panic in cleanup ends the stream all the same
+// (finish), and goes on to Gin's recovery, or, detached, is logged.
 func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	if s.conn != nil {
 		s.c = nil
@@ -168,8 +169,7 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 					"answered_500", s.conn.AnsweredPanic())
 				s.stop(errPanicked)
 			}
-			cleanup()
-			s.close()
+			s.finish(cleanup)
 		})
 		return
 	}
@@ -186,8 +186,9 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 		if p != nil {
 			s.stop(errPanicked)
 		}
-		cleanup()
-		s.close()
+		if q := s.finish(cleanup); p == nil {
+			p = q
+		}
 		if p != nil {
 			panic(p) // on to Gin's recovery
 		}
@@ -213,6 +214,25 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	// The deadline of a stream idle since its last write (one ended by
 	// Close, say) may have passed long ago, and the end would be cut.
 	s.extendDeadline(time.Now())
+}
+
+// finish runs cleanup, then closes the stream even if cleanup panicked,
+// and returns what it panicked with: the stream's slot is given back
+// whatever happens (Handler.Wait, and with it a shutdown, waits for every
+// slot). A detached stream logs the panic: nothing above its goroutine
+// recovers it, and the process would end.
+func (s *sseStream) finish(cleanup func()) (panicked any) {
+	defer func() {
+		if panicked = recover(); panicked != nil {
+			s.stop(errPanicked)
+			if s.conn != nil {
+				s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked)
+			}
+		}
+		s.close()
+	}()
+	cleanup()
+	return nil
 }
 
 // reset queues the event: reset a stream begins with when it cannot

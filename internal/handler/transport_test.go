@@ -506,3 +506,51 @@ func TestWaitWaitsForEveryStream(t *testing.T) {
 		t.Errorf("Wait with a stream still open: %v, want it to wait (context canceled)", err)
 	}
 }
+
+// TestPanicInAStreamsCleanupGivesBackItsSlot panics in a stream's cleanup
+// (its subscription's Close, say): the stream still ends, counted and
+// logged, and gives its slot back, in either transport. Its slot kept, a
+// shutdown waited for it (Wait) until server.shutdown_timeout and then
+// exited 1, and the stream held one of stream.max_streams for good; with
+// the detached transport the panic, on the stream's own goroutine, ended
+// the process.
+func TestPanicInAStreamsCleanupGivesBackItsSlot(t *testing.T) {
+	var logs testlog.Buffer
+	opts := testOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	h := ts.h
+	h.engine.GET("/cleanup-panics", func(c *gin.Context) {
+		if err := h.slots.take(); err != nil {
+			h.abortWithError(c, err)
+			return
+		}
+		s := h.openStream(c)
+		s.run(func(w io.Writer) bool {
+			s.last = true
+			s.send(w, time.Now())
+			return false
+		}, func() { panic("cleanup boom") })
+	})
+	resp := ts.do(t, "GET", "/cleanup-panics", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /cleanup-panics: %d, want the stream to start", resp.StatusCode)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	waitMetrics(t, ts, []string{
+		`ssehub_streams_ended_total{reason="panicked"} 1`,
+		`ssehub_streams_active 0`,
+	})
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "cleanup boom") })
+	// The server goes on serving.
+	_, events := readAll(t, ts.do(t, "GET", "/stream?count=1", nil, nil).Body)
+	if len(events) != 2 {
+		t.Errorf("after the panic: %d events from /stream, want 2", len(events))
+	}
+	h.Close()
+	waitDrained(t, h)
+	if n := h.slots.open.Load(); n != 0 {
+		t.Errorf("%d stream slots still taken after the panic", n)
+	}
+}
