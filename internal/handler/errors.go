@@ -120,7 +120,10 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 			msg = "the event store is unreachable: try again in a moment"
 		}
 		reason := refusalReason(err)
-		if reason != "" {
+		// /readyz's 503 while the event store is unreachable is a probe's
+		// answer, not a client turned away: counted, load balancers'
+		// probes would swell the refusals an operator alerts on.
+		if reason != "" && c.FullPath() != "/readyz" {
 			h.metrics.refused.WithLabelValues(reason).Inc()
 			h.refusals.add(err)
 		}

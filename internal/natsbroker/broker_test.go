@@ -216,6 +216,16 @@ func TestNATSRestartMidStream(t *testing.T) {
 		} else {
 			resp.Body.Close()
 		}
+		// The publish was refused; /readyz's 503 is a probe's answer.
+		if resp, err := a.Client().Get(a.URL + "/metrics"); err != nil {
+			t.Fatal(err)
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := `ssehub_requests_refused_total{reason="store_unreachable"} 1` + "\n"; !strings.Contains(string(b), want) {
+				t.Errorf("/metrics lacks %q: a refused publish and nothing else", want)
+			}
+		}
 
 		ns.start(t)
 		waitFor(t, "the broker to reconnect", func() bool { return a.broker.Ready() == nil })
