@@ -222,7 +222,13 @@ func TestNohupOutlivesTheHangUp(t *testing.T) {
 	goBuild(t, bin, "./cmd/ssehub")
 	srv := runCommand(t, exec.Command(nohup, bin))
 	srv.discardLog()
-	// The signal's disposition, as the kernel has it: still ignored.
+	wantIgnoredAndHarmless(t, srv, syscall.SIGHUP)
+}
+
+// wantIgnoredAndHarmless checks that srv's process has sig ignored, as the
+// kernel has its disposition, and that it still serves after receiving it.
+func wantIgnoredAndHarmless(t *testing.T, srv *binaryRun, sig syscall.Signal) {
+	t.Helper()
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
@@ -232,19 +238,19 @@ func TestNohupOutlivesTheHangUp(t *testing.T) {
 		t.Fatalf("no SigIgn in /proc status:\n%s", status)
 	}
 	ignored, err := strconv.ParseUint(string(m[1]), 16, 64)
-	if err != nil || ignored&(1<<(syscall.SIGHUP-1)) == 0 {
-		t.Fatalf("SigIgn %s: SIGHUP is no longer ignored", m[1])
+	if err != nil || ignored&(1<<(sig-1)) == 0 {
+		t.Fatalf("SigIgn %s: %v is no longer ignored", m[1], sig)
 	}
-	if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := srv.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.Get("http://" + srv.addr + "/healthz")
 	if err != nil {
-		t.Fatalf("after the hang-up: %v", err)
+		t.Fatalf("after %v: %v", sig, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Errorf("after the hang-up /healthz is %d", resp.StatusCode)
+		t.Errorf("after %v /healthz is %d", sig, resp.StatusCode)
 	}
 }
 
@@ -261,29 +267,7 @@ func TestIgnoredInterruptStaysIgnored(t *testing.T) {
 	goBuild(t, bin, "./cmd/ssehub")
 	srv := runCommand(t, exec.Command("sh", "-c", `trap "" INT; exec "$0"`, bin))
 	srv.discardLog()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^SigIgn:\s*([0-9a-f]+)$`).FindSubmatch(status)
-	if m == nil {
-		t.Fatalf("no SigIgn in /proc status:\n%s", status)
-	}
-	ignored, err := strconv.ParseUint(string(m[1]), 16, 64)
-	if err != nil || ignored&(1<<(syscall.SIGINT-1)) == 0 {
-		t.Fatalf("SigIgn %s: SIGINT is no longer ignored", m[1])
-	}
-	if err := srv.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get("http://" + srv.addr + "/healthz")
-	if err != nil {
-		t.Fatalf("after SIGINT: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("after SIGINT /healthz is %d", resp.StatusCode)
-	}
+	wantIgnoredAndHarmless(t, srv, syscall.SIGINT)
 }
 
 // A log reader that goes away (journald restarted, a `| tee` ended) does
