@@ -118,23 +118,30 @@ func isValid(v *Verifier, token string) bool {
 	return err == nil
 }
 
-// RFC 7519 makes exp, nbf and iat JSON numbers: one given as a string is
-// refused, however its name is spelled, where golang-jwt alone reads the
-// string's number.
-func TestVerifyRefusesDatesGivenAsStrings(t *testing.T) {
+// hmacVerifier returns a Verifier of HS256 tokens, and a function that
+// signs claims with its secret.
+func hmacVerifier(t *testing.T) (*Verifier, func(jwt.MapClaims) string) {
+	t.Helper()
 	secret := []byte(strings.Repeat("s", 32))
 	v, err := New(Options{HMACSecret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp := time.Now().Add(time.Hour).Unix()
-	sign := func(claims jwt.MapClaims) string {
+	return v, func(claims jwt.MapClaims) string {
 		token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return token
 	}
+}
+
+// RFC 7519 makes exp, nbf and iat JSON numbers: one given as a string is
+// refused, however its name is spelled, where golang-jwt alone reads the
+// string's number.
+func TestVerifyRefusesDatesGivenAsStrings(t *testing.T) {
+	v, sign := hmacVerifier(t)
+	exp := time.Now().Add(time.Hour).Unix()
 	for _, claims := range []jwt.MapClaims{
 		{"exp": fmt.Sprint(exp)},
 		{"exp": exp, "nbf": "0"},
@@ -157,18 +164,7 @@ func TestVerifyRefusesDatesGivenAsStrings(t *testing.T) {
 // A NumericDate out of the years 1 to 9999 makes the token malformed:
 // golang-jwt alone read "exp": 1e300 as a time before 1970, "expired".
 func TestVerifyRefusesDatesOutOfRange(t *testing.T) {
-	secret := []byte(strings.Repeat("s", 32))
-	v, err := New(Options{HMACSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := func(claims jwt.MapClaims) string {
-		token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return token
-	}
+	v, sign := hmacVerifier(t)
 	exp := time.Now().Add(time.Hour).Unix()
 	for _, claims := range []jwt.MapClaims{
 		{"exp": 1e300},
@@ -196,18 +192,7 @@ func TestVerifyRefusesDatesOutOfRange(t *testing.T) {
 // token is refused as malformed, not read another way than other
 // verifiers read it.
 func TestVerifyRefusesClaimNamesInAnotherCase(t *testing.T) {
-	secret := []byte(strings.Repeat("s", 32))
-	v, err := New(Options{HMACSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := func(claims jwt.MapClaims) string {
-		token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return token
-	}
+	v, sign := hmacVerifier(t)
 	past, future := time.Now().Add(-time.Hour).Unix(), time.Now().Add(time.Hour).Unix()
 	narrow := map[string]any{"subscribe": []string{"a.b"}}
 	broad := map[string]any{"subscribe": []string{">"}}
