@@ -23,6 +23,12 @@ function isHTTPURL(text) {
   }
 }
 
+// isLoopback reports whether hostname is this machine's, which browsers
+// trust over plain http: an https page may stream from it.
+function isLoopback(hostname) {
+  return hostname === "localhost" || hostname.endsWith(".localhost") || hostname === "[::1]" || /^127(\.\d+){3}$/.test(hostname);
+}
+
 export default {
   name: "CrossOriginPanel",
   setup() {
@@ -54,9 +60,18 @@ export default {
         error.value = `${JSON.stringify(url.value.trim())} is not an http:// or https:// URL, such as http://localhost:8111`;
         return;
       }
+      // An https page may not fetch from http:// elsewhere (mixed content):
+      // the browser blocks the request, and the probe below, before they
+      // leave, and the panel would call a running service unreachable.
+      const service = new URL(base);
+      if (location.protocol === "https:" && service.protocol === "http:" && !isLoopback(service.hostname)) {
+        state.value = "error";
+        error.value = `this page is https: the browser blocks requests to ${service.origin} (mixed content); the service needs an https:// URL (server.tls, or a TLS proxy in front)`;
+        return;
+      }
       // On the page's own origin the browser checks nothing: "allowed"
       // says nothing about cors.allowed_origins there.
-      sameOrigin.value = new URL(base).origin === origin;
+      sameOrigin.value = service.origin === origin;
       try {
         await fetchEventSource(`${base}/stream?count=5&interval=200ms`, {
           headers: { Accept: "text/event-stream" },

@@ -38,6 +38,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/testlog"
+	"github.com/ssehub/ssehub/internal/testpki"
 	"github.com/ssehub/ssehub/static"
 )
 
@@ -841,6 +842,32 @@ func TestBrowserCrossOriginNeedsAnHTTPURL(t *testing.T) {
 		if hint := mustRun(t, ctx, callJS[bool](`() => document.querySelector("#xo-hint") !== null`)); hint {
 			t.Errorf("%q: the panel hints at cors.allowed_origins", typed)
 		}
+	}
+}
+
+// On an https page, a service URL of http:// on another host is mixed
+// content: the browser blocks the request before it leaves, and the
+// no-cors probe too, so the panel called a running service unreachable.
+// It says why instead.
+func TestBrowserCrossOriginMixedContent(t *testing.T) {
+	page, _ := startMain(t, tlsTestConfig(testpki.New(t)))
+	service, _ := startMain(t, config.Default())
+	u, err := url.Parse(service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := "http://ssehub.test:" + u.Port()
+	ctx := newBrowser(t, chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.Flag("host-resolver-rules", "MAP ssehub.test 127.0.0.1"))
+	runPage(t, ctx, page+"/?service="+url.QueryEscape(target),
+		chromedp.Click(chromedp.CSS("#xo-start")),
+		waitJS(`!["idle", "connecting"].includes(document.querySelector("#xo-state").textContent.trim())`),
+	)
+	if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
+		t.Errorf("state %q, want error", got)
+	}
+	if got := mustRun(t, ctx, textOf("#xo-error")); !strings.Contains(got, "mixed content") || !strings.Contains(got, target) {
+		t.Errorf("error %q, want one naming mixed content and %s", got, target)
 	}
 }
 
