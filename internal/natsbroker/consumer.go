@@ -42,7 +42,8 @@ const consumerHeartbeat = time.Second
 // when:
 //   - a message skips a consumer sequence: one was lost on its way;
 //   - the consumer was deleted (then the Broker also checks the stream:
-//     renew), or NATS answers a pull with no responders (its server gone);
+//     renew, as when it cannot be made again for want of its stream), or
+//     NATS answers a pull with no responders (its server gone);
 //   - two heartbeats are missed (then the Broker also checks the stream:
 //     check): a pull request that NATS never got (sent while a restarted
 //     server's JetStream was still recovering) leaves it waiting, and
@@ -286,6 +287,11 @@ func (l *live) remake(ctx context.Context) {
 		case unanswered(err):
 			limit = min(2*limit, maxCreateWait)
 			continue
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			// Deleted, or of memory storage on a NATS server that
+			// restarted: nothing else tells the Broker until a
+			// publish answers 503.
+			l.b.renew(l.h)
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -191,6 +191,33 @@ func TestMemoryStreamCreatedAgainAfterANATSRestart(t *testing.T) {
 	}
 }
 
+// An instance that is only subscribed to finds the stream of memory
+// storage missing after a NATS restart (its consumer cannot be made
+// again) and creates it: it said it was ready with no stream, its
+// subscribers waited on a consumer that was never made, and the next
+// publish answered 503.
+func TestMemoryStreamCreatedAgainWithoutAPublish(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.Storage = "memory"
+	a := newInstance(t, opts)
+	last := a.publish(t, "t", "before")
+	c := a.subscribe(t, "topic=t", last)
+	ns.stop()
+	waitFor(t, "the broker to see NATS gone", func() bool { return a.broker.Ready() != nil })
+	ns.start(t)
+	js := ns.operator(t)
+	waitFor(t, "the stream created again, with no publish", func() bool {
+		_, err := js.Stream(context.Background(), DefaultStream)
+		return err == nil
+	})
+	c.ended(t)
+	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+	if status, id, _ := a.post(t, "t", `{"data": "after"}`); status != http.StatusCreated || !idAbove(id, last) {
+		t.Fatalf("first publish after the restart: %d, id %s, want 201 and an id above %s", status, id, last)
+	}
+}
+
 // The stream deleted while the notice of its consumer's deletion is lost
 // (nats-server queues it on the stream's send loop and then stops that
 // loop): the instance learns of it from the consumer's missed heartbeats,
