@@ -51,6 +51,10 @@ const consumerHeartbeat = time.Second
 //   - the connection is back after a loss: what was sent meanwhile is
 //     lost, and nothing else would tell until the next event.
 //
+// Each one made again has the Broker check the stream (check): one
+// created again meanwhile sends it nothing until it passes the last
+// sequence delivered.
+//
 // It has no subject filter: the stream's one subject is the prefix's
 // wildcard (ensureStream checks it), and a filter equal to it made the
 // server match every event's subject for each instance's consumer.
@@ -277,6 +281,12 @@ func (l *live) remake(ctx context.Context) {
 		cons, err := l.create(ctx, limit)
 		if err == nil {
 			if err = l.start(cons); err == nil {
+				// The stream of h's name may be another by now, created
+				// again while the consumer was not there to be told (one
+				// of memory storage, after a NATS restart): its first
+				// message would tell (deliver), but none comes before
+				// the new stream passes the old one's last sequence.
+				l.b.check(l.h)
 				return
 			}
 		}
@@ -421,10 +431,11 @@ func (b *Broker) letGo(h *history, last uint64) bool {
 // it missed two heartbeats: its stream may have been deleted with the
 // notice lost (nats-server queues it on the stream's send loop and then
 // stops that loop), and then nothing else tells the instance until the
-// next publish or event. Unlike renew it leaves h ready while it asks, so
+// next publish or event; and each time it is made again (remake), as
+// after a reconnect. Unlike renew it leaves h ready while it asks, so
 // a consumer merely slow to hear does not make publishes fail. Without a
 // connection it does nothing: that explains the silence, and the
-// consumer's first event after the reconnect is checked (deliver).
+// consumer made again after the reconnect calls it.
 func (b *Broker) check(h *history) {
 	if !b.nc.IsConnected() {
 		return

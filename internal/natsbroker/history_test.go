@@ -218,6 +218,41 @@ func TestMemoryStreamCreatedAgainWithoutAPublish(t *testing.T) {
 	}
 }
 
+// After a NATS restart, another instance creates the stream of memory
+// storage again, and stores fewer events in it than the old one held,
+// before this one's consumer is made again (its creation refused
+// meanwhile, as by a server whose JetStream is recovering): the consumer,
+// made on the new stream after the old one's last sequence, got nothing.
+// The instance said it was ready on a stream that was not its own, and
+// its subscribers got nothing until the new stream passed that sequence.
+func TestConsumerMadeAgainOnAStreamCreatedAgain(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.Storage = "memory"
+	other := newInstance(t, opts)
+	opts.URLs = []string{p.url()}
+	in := newInstance(t, opts)
+	c := in.subscribe(t, "topic=t", "")
+	var last string
+	for i := range 3 {
+		last = other.publish(t, "t", fmt.Sprint("before ", i))
+		receives(t, c, []string{last})
+	}
+
+	p.refuseConsumers()
+	ns.stop()
+	ns.start(t)
+	refused := p.refusals()
+	waitUntil(t, waitLimit, "a consumer refused after the restart", func() bool { return p.refusals() > refused })
+	after := publishUntilAccepted(t, other, "t", "after")
+	p.passConsumers()
+	p.cut() // the consumer is asked for at once
+	c.ended(t)
+	back := in.subscribe(t, "topic=t", last)
+	receives(t, back, []string{after})
+}
+
 // The stream deleted while the notice of its consumer's deletion is lost
 // (nats-server queues it on the stream's send loop and then stops that
 // loop): the instance learns of it from the consumer's missed heartbeats,
