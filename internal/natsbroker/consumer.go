@@ -42,13 +42,18 @@ const consumerHeartbeat = time.Second
 // when:
 //   - a message skips a consumer sequence: one was lost on its way;
 //   - the consumer was deleted (then the Broker also checks the stream:
-//     renew), or NATS answers a pull with no responders (its server gone);
+//     renew, as when it cannot be made again for want of its stream), or
+//     NATS answers a pull with no responders (its server gone);
 //   - two heartbeats are missed (then the Broker also checks the stream:
 //     check): a pull request that NATS never got (sent while a restarted
 //     server's JetStream was still recovering) leaves it waiting, and
 //     nats-server may lose the notice of a stream's deletion;
 //   - the connection is back after a loss: what was sent meanwhile is
 //     lost, and nothing else would tell until the next event.
+//
+// Each one made again has the Broker check the stream (check): one
+// created again meanwhile sends it nothing until it passes the last
+// sequence delivered.
 //
 // It has no subject filter: the stream's one subject is the prefix's
 // wildcard (ensureStream checks it), and a filter equal to it made the
@@ -276,6 +281,12 @@ func (l *live) remake(ctx context.Context) {
 		cons, err := l.create(ctx, limit)
 		if err == nil {
 			if err = l.start(cons); err == nil {
+				// The stream of h's name may be another by now, created
+				// again while the consumer was not there to be told (one
+				// of memory storage, after a NATS restart): its first
+				// message would tell (deliver), but none comes before
+				// the new stream passes the old one's last sequence.
+				l.b.check(l.h)
 				return
 			}
 		}
@@ -286,6 +297,11 @@ func (l *live) remake(ctx context.Context) {
 		case unanswered(err):
 			limit = min(2*limit, maxCreateWait)
 			continue
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			// Deleted, or of memory storage on a NATS server that
+			// restarted: nothing else tells the Broker until a
+			// publish answers 503.
+			l.b.renew(l.h)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -415,10 +431,11 @@ func (b *Broker) letGo(h *history, last uint64) bool {
 // it missed two heartbeats: its stream may have been deleted with the
 // notice lost (nats-server queues it on the stream's send loop and then
 // stops that loop), and then nothing else tells the instance until the
-// next publish or event. Unlike renew it leaves h ready while it asks, so
+// next publish or event; and each time it is made again (remake), as
+// after a reconnect. Unlike renew it leaves h ready while it asks, so
 // a consumer merely slow to hear does not make publishes fail. Without a
 // connection it does nothing: that explains the silence, and the
-// consumer's first event after the reconnect is checked (deliver).
+// consumer made again after the reconnect calls it.
 func (b *Broker) check(h *history) {
 	if !b.nc.IsConnected() {
 		return

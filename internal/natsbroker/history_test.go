@@ -191,6 +191,68 @@ func TestMemoryStreamCreatedAgainAfterANATSRestart(t *testing.T) {
 	}
 }
 
+// An instance that is only subscribed to finds the stream of memory
+// storage missing after a NATS restart (its consumer cannot be made
+// again) and creates it: it said it was ready with no stream, its
+// subscribers waited on a consumer that was never made, and the next
+// publish answered 503.
+func TestMemoryStreamCreatedAgainWithoutAPublish(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.Storage = "memory"
+	a := newInstance(t, opts)
+	last := a.publish(t, "t", "before")
+	c := a.subscribe(t, "topic=t", last)
+	ns.stop()
+	waitFor(t, "the broker to see NATS gone", func() bool { return a.broker.Ready() != nil })
+	ns.start(t)
+	js := ns.operator(t)
+	waitFor(t, "the stream created again, with no publish", func() bool {
+		_, err := js.Stream(context.Background(), DefaultStream)
+		return err == nil
+	})
+	c.ended(t)
+	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+	if status, id, _ := a.post(t, "t", `{"data": "after"}`); status != http.StatusCreated || !idAbove(id, last) {
+		t.Fatalf("first publish after the restart: %d, id %s, want 201 and an id above %s", status, id, last)
+	}
+}
+
+// After a NATS restart, another instance creates the stream of memory
+// storage again, and stores fewer events in it than the old one held,
+// before this one's consumer is made again (its creation refused
+// meanwhile, as by a server whose JetStream is recovering): the consumer,
+// made on the new stream after the old one's last sequence, got nothing.
+// The instance said it was ready on a stream that was not its own, and
+// its subscribers got nothing until the new stream passed that sequence.
+func TestConsumerMadeAgainOnAStreamCreatedAgain(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.Storage = "memory"
+	other := newInstance(t, opts)
+	opts.URLs = []string{p.url()}
+	in := newInstance(t, opts)
+	c := in.subscribe(t, "topic=t", "")
+	var last string
+	for i := range 3 {
+		last = other.publish(t, "t", fmt.Sprint("before ", i))
+		receives(t, c, []string{last})
+	}
+
+	p.refuseConsumers()
+	ns.stop()
+	ns.start(t)
+	refused := p.refusals()
+	waitUntil(t, waitLimit, "a consumer refused after the restart", func() bool { return p.refusals() > refused })
+	after := publishUntilAccepted(t, other, "t", "after")
+	p.passConsumers()
+	p.cut() // the consumer is asked for at once
+	c.ended(t)
+	back := in.subscribe(t, "topic=t", last)
+	receives(t, back, []string{after})
+}
+
 // The stream deleted while the notice of its consumer's deletion is lost
 // (nats-server queues it on the stream's send loop and then stops that
 // loop): the instance learns of it from the consumer's missed heartbeats,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -174,6 +175,21 @@ func TestStoreInUseRefused(t *testing.T) {
 	}
 	stop()
 	start(t, dir, nil)
+}
+
+// TestBuildsWhereTheSystemHasNoFlock: Solaris is a unix whose syscall
+// package has no Flock, and nats-server builds there; the lock's file
+// named it all the same, and the package (so ssehub) did not build.
+func TestBuildsWhereTheSystemHasNoFlock(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command:", err)
+	}
+	cmd := exec.Command(goTool, "build", ".")
+	cmd.Env = append(os.Environ(), "GOOS=solaris", "GOARCH=amd64", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("GOOS=solaris go build: %v\n%s", err, out)
+	}
 }
 
 // TestLogs checks that the server logs through the given logger: its
