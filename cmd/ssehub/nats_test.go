@@ -217,7 +217,14 @@ func storedData(t *testing.T, natsURL, name string) map[string]bool {
 // storing in a directory of the test's, until the test ends.
 func startNATSServer(t *testing.T) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	return runNATSServer(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+}
+
+// runNATSServer runs a NATS server of opts in the test process until the
+// test ends.
+func runNATSServer(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,15 +243,7 @@ func startNATSServer(t *testing.T) *server.Server {
 func TestStopWhileTheBrokerOpensIsNoFailure(t *testing.T) {
 	// A NATS server whose JetStream never answers: the API's requests
 	// reach a subscriber that keeps them.
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
+	ns := runNATSServer(t, &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
