@@ -871,6 +871,33 @@ func TestBrowserCrossOriginMixedContent(t *testing.T) {
 	}
 }
 
+// On an https page, an http:// service on this machine is no mixed
+// content to Chromium, under any of its names: the panel streams from it.
+// It called localhost with the DNS root's dot, and an IPv4-mapped
+// loopback address, mixed content, and sent nothing.
+func TestBrowserCrossOriginLoopbackFromHTTPS(t *testing.T) {
+	page, _ := startMain(t, tlsTestConfig(testpki.New(t)))
+	cfg := config.Default()
+	cfg.CORS.AllowedOrigins = []string{page}
+	service, _ := startMain(t, cfg)
+	u, err := url.Parse(service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := newBrowser(t, chromedp.Flag("ignore-certificate-errors", true))
+	runPage(t, ctx, page+"/")
+	for _, target := range []string{"http://localhost.:" + u.Port(), "http://[::ffff:127.0.0.1]:" + u.Port()} {
+		runActions(t, ctx,
+			typeInto("#xo-url", target),
+			chromedp.Click(chromedp.CSS("#xo-start")),
+			waitJS(`!["idle", "connecting", "allowed"].includes(document.querySelector("#xo-state").textContent.trim())`),
+		)
+		if got := mustRun(t, ctx, textOf("#xo-state")); got != "done" {
+			t.Errorf("%s: state %q, want done; error %q", target, got, mustRun(t, ctx, textOf("#xo-error")))
+		}
+	}
+}
+
 // TestBrowserCORSPreflight sends, from a page on a second origin, a POST
 // with a JSON body and a Last-Event-ID header: neither is a simple request,
 // so Chromium first sends an OPTIONS preflight, and the POST goes out only
