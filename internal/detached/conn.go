@@ -204,34 +204,21 @@ func (c *Conn) end(panicked any, done func(panicked any)) {
 
 // run calls step until the response is over and returns what step
 // panicked with, if it did.
-func (c *Conn) run(step func(w io.Writer) bool) any {
+func (c *Conn) run(step func(w io.Writer) bool) (panicked any) {
+	defer func() { panicked = recover() }()
+	gone := c.ctx.Done()
 	for {
-		more, panicked := c.step(step)
-		if !more || panicked != nil {
-			return panicked
+		select {
+		case <-gone:
+			return nil
+		default:
+		}
+		more := step(c)
+		if err := c.Flush(); err != nil || !more {
+			return nil
 		}
 		c.hdr = nil // only a panic before the first write is answered
 	}
-}
-
-// step calls step once, unless the client has gone away, and flushes. It
-// reports whether the response goes on, and what step panicked with.
-func (c *Conn) step(step func(w io.Writer) bool) (more bool, panicked any) {
-	defer func() {
-		if p := recover(); p != nil {
-			more, panicked = false, p
-		}
-	}()
-	select {
-	case <-c.ctx.Done():
-		return false, nil
-	default:
-	}
-	more = step(c)
-	if err := c.Flush(); err != nil {
-		return false, nil
-	}
-	return more, nil
 }
 
 // finish sends the last chunk (and the head, if nothing went out), unless

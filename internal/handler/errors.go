@@ -106,38 +106,43 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 		}
 		c.Header("WWW-Authenticate", challenge)
 	case status == http.StatusServiceUnavailable:
-		c.Header("Retry-After", retryAfter())
-		// A fixed text: a broker's error may carry internal detail.
-		msg = "shutting down: try again in a moment"
-		switch {
-		case errors.Is(err, errTooManyStreams):
-			msg = "too many streams: try again later"
-		case errors.Is(err, stream.ErrTooManySubscribers):
-			msg = "too many subscribers: try again later"
-		case errors.Is(err, stream.ErrBusy):
-			msg = "the event store is busy: try again in a moment"
-		case errors.Is(err, stream.ErrUnavailable):
-			msg = "the event store is unreachable: try again in a moment"
-		}
-		reason := refusalReason(err)
-		// /readyz's 503 while the event store is unreachable is a probe's
-		// answer, not a client turned away: counted, load balancers'
-		// probes would swell the refusals an operator alerts on.
-		if reason != "" && c.FullPath() != "/readyz" {
+		if reason := refusalReason(err); reason != "" {
 			h.metrics.refused.WithLabelValues(reason).Inc()
 			h.refusals.add(err)
 		}
-		if (reason == refusedMaxStreams || reason == refusedMaxSubscribers) && c.Request.ProtoMajor == 1 {
-			// A refused client comes back later, on a new connection:
-			// kept alive meanwhile, its connection would hold one of the
-			// descriptors the cap keeps free (capStreams in cmd/ssehub).
-			c.Header("Connection", "close")
-		}
+		abortUnavailable(c, err)
+		return
 	case status >= http.StatusInternalServerError:
 		h.log.Error("request failed", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(c.Request.URL.Path, maxLoggedPath), "err", err)
 		msg = http.StatusText(status)
 	}
 	c.AbortWithStatusJSON(status, gin.H{"error": msg})
+}
+
+// abortUnavailable answers 503 for err with Retry-After and a fixed text:
+// a broker's error may carry internal detail. It counts no refusal:
+// /readyz answers through it directly, a probe's answer, not a client
+// turned away, which load balancers' probes would swell.
+func abortUnavailable(c *gin.Context, err error) {
+	c.Header("Retry-After", retryAfter())
+	msg := "shutting down: try again in a moment"
+	switch {
+	case errors.Is(err, errTooManyStreams):
+		msg = "too many streams: try again later"
+	case errors.Is(err, stream.ErrTooManySubscribers):
+		msg = "too many subscribers: try again later"
+	case errors.Is(err, stream.ErrBusy):
+		msg = "the event store is busy: try again in a moment"
+	case errors.Is(err, stream.ErrUnavailable):
+		msg = "the event store is unreachable: try again in a moment"
+	}
+	if (errors.Is(err, errTooManyStreams) || errors.Is(err, stream.ErrTooManySubscribers)) && c.Request.ProtoMajor == 1 {
+		// A refused client comes back later, on a new connection:
+		// kept alive meanwhile, its connection would hold one of the
+		// descriptors the cap keeps free (capStreams in cmd/ssehub).
+		c.Header("Connection", "close")
+	}
+	c.AbortWithStatusJSON(http.StatusServiceUnavailable, gin.H{"error": msg})
 }
 
 // badRequest wraps errBadRequest with what was wrong.

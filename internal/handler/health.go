@@ -29,7 +29,7 @@ func (h *Handler) readyz(c *gin.Context) {
 	}
 	if r, ok := h.hub.Broker.(readiness); ok {
 		if err := r.Ready(); err != nil {
-			h.abortWithError(c, err)
+			abortUnavailable(c, err)
 			return
 		}
 	}
