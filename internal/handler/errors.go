@@ -172,7 +172,7 @@ func (h *Handler) recovered(c *gin.Context, err any) {
 	for _, k := range []string{"Content-Type", "Cache-Control", "X-Accel-Buffering", "Connection"} {
 		hdr.Del(k) // a stream's, set before the panic
 	}
-	c.JSON(http.StatusInternalServerError, gin.H{"error": http.StatusText(http.StatusInternalServerError)})
+	c.Data(http.StatusInternalServerError, "application/json; charset=utf-8", internalErrorBody)
 }
 
 // checkQuery refuses a query string that does not parse: Gin's and

@@ -130,8 +130,8 @@ type Handler struct {
 	streamEnded func(path string)
 }
 
-// internalErrorBody is the answer of Gin's recovery (recovered), for the
-// detached transport to answer a stream's panic with.
+// internalErrorBody is the answer to a panic: Gin's recovery's
+// (recovered), and the detached transport's to a stream's.
 var internalErrorBody = []byte(`{"error":"Internal Server Error"}`)
 
 // New builds the router.
