@@ -157,7 +157,9 @@ func (p *Parser) processLine(line []byte) (Event, bool, error) {
 	case "event":
 		p.typ = append(p.typ[:0], value...)
 	case "data":
-		if len(p.data)+len(value)+1 > p.maxEventBytes() {
+		// The event's data is the buffer without its final LF: with this
+		// line, the buffer's bytes and value's.
+		if len(p.data)+len(value) > p.maxEventBytes() {
 			return Event{}, false, fmt.Errorf("more than %d bytes: %w", p.maxEventBytes(), ErrEventTooLong)
 		}
 		p.data = append(p.data, value...)
@@ -203,10 +205,11 @@ func (p *Parser) addComment(text []byte) {
 	if p.OnComment != nil {
 		p.OnComment(string(text))
 	}
-	if len(p.comment)+1+len(text) > p.maxEventBytes() {
+	sep := min(p.commentLines, 1) // the LF joining it to the lines before
+	if len(p.comment)+sep+len(text) > p.maxEventBytes() {
 		return
 	}
-	if p.commentLines > 0 {
+	if sep > 0 {
 		p.comment = append(p.comment, '\n')
 	}
 	p.comment = append(p.comment, text...)

@@ -313,13 +313,19 @@ func TestParser(t *testing.T) {
 		},
 		{
 			name:     "data of exactly MaxEventBytes",
-			in:       "data: 123\ndata: 4567\n\n",
+			in:       "data: 123\ndata: 45678\n\n",
 			maxEvent: 9,
-			want:     []stream.Event{{Data: "123\n4567"}},
+			want:     []stream.Event{{Data: "123\n45678"}},
+		},
+		{
+			name:     "one line of exactly MaxEventBytes",
+			in:       "data: 123456789\n\n",
+			maxEvent: 9,
+			want:     []stream.Event{{Data: "123456789"}},
 		},
 		{
 			name:     "data longer than MaxEventBytes",
-			in:       "data: 1234\ndata: 5678\n\n",
+			in:       "data: 1234\ndata: 56789\n\n",
 			maxEvent: 9,
 			wantErr:  stream.ErrEventTooLong,
 		},
@@ -329,6 +335,13 @@ func TestParser(t *testing.T) {
 			maxEvent:   8,
 			want:       []stream.Event{{Data: "x", Comment: "1234\n9"}},
 			wantOnComm: []string{"1234", "5678", "9"},
+		},
+		{
+			name:       "a comment of exactly MaxEventBytes is kept",
+			in:         ": 12345678\ndata: x\n\n",
+			maxEvent:   8,
+			want:       []stream.Event{{Data: "x", Comment: "12345678"}},
+			wantOnComm: []string{"12345678"},
 		},
 	}
 	for _, tt := range tests {
