@@ -64,7 +64,13 @@ func validate(s string, wildcards bool) string {
 			}
 		default:
 			for i := 0; i < len(seg); i++ {
-				if !isTopicByte(seg[i]) {
+				switch c := seg[i]; {
+				case isTopicByte(c):
+				case wildcards && c == '*':
+					return `"*" must be a whole segment`
+				case wildcards && c == '>':
+					return `">" must be a whole segment, the last one`
+				default:
 					return notAllowed(seg[i:])
 				}
 			}

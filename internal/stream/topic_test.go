@@ -60,6 +60,31 @@ func TestValidateTopicNamesTheCharacter(t *testing.T) {
 	}
 }
 
+// TestValidatePatternNamesTheWildcardRule: a wildcard that is part of a
+// segment is refused for what it is, not as a character patterns may not
+// hold: they may, as a whole segment.
+func TestValidatePatternNamesTheWildcardRule(t *testing.T) {
+	for pattern, want := range map[string]string{
+		"a.b*":  `"*" must be a whole segment`,
+		"**":    `"*" must be a whole segment`,
+		"*>":    `"*" must be a whole segment`,
+		"a.>>":  `">" must be a whole segment, the last one`,
+		"a>.b":  `">" must be a whole segment, the last one`,
+		"a.>.b": `">" must be the last segment`,
+		"a.b c": `character ' ' not allowed`,
+		"a.*.é": `character 'é' not allowed`,
+	} {
+		err := ValidatePattern(pattern)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ValidatePattern(%q) = %v, want it to say %s", pattern, err, want)
+		}
+	}
+	// A topic has no wildcard at all.
+	if err := ValidateTopic("a.b*"); err == nil || !strings.Contains(err.Error(), `character '*' not allowed`) {
+		t.Errorf("ValidateTopic(%q) = %v, want it to say character '*' not allowed", "a.b*", err)
+	}
+}
+
 func TestValidatePattern(t *testing.T) {
 	tests := []struct {
 		pattern string
