@@ -101,11 +101,14 @@ func (e *Event) WriteTo(w io.Writer) (int64, error) {
 // appendLines appends one "prefix value\n" line for each line of text,
 // splitting on CR, LF and CRLF.
 func appendLines(dst []byte, prefix, text string) []byte {
+	// Two byte searches are much faster than strings.IndexAny. Each byte
+	// is searched once for LF and once for CR, so the scan stays linear:
+	// the next LF is kept while the lines before it end with CR (searching
+	// the rest of text for LF at each of them made text of CRs quadratic),
+	// and the search for CR stops at it.
+	lf := strings.IndexByte(text, '\n')
 	for {
-		// Two byte searches are much faster than strings.IndexAny; the
-		// search for CR stops at the first LF, so the scan stays linear.
-		i := strings.IndexByte(text, '\n')
-		line := text
+		i, line := lf, text
 		if i >= 0 {
 			line = text[:i]
 		}
@@ -123,5 +126,10 @@ func appendLines(dst []byte, prefix, text string) []byte {
 			i++
 		}
 		text = text[i+1:]
+		if lf >= 0 {
+			if lf -= i + 1; lf < 0 { // this line ended at the LF
+				lf = strings.IndexByte(text, '\n')
+			}
+		}
 	}
 }

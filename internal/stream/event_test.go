@@ -131,3 +131,34 @@ func TestEventWriteToReturnsWriteError(t *testing.T) {
 		t.Errorf("WriteTo = %d, %v; want 0, %v", n, err, errBroken)
 	}
 }
+
+// TestEventAppendToLinearInCRs: data whose lines end with lone CRs costs
+// what the same data with LFs costs, not time quadratic in its size. A
+// publish encodes its event under the broker's lock, so data of 1 Mi CRs
+// (a 2 MiB JSON string of "\r" escapes) stopped the whole hub for 10 s,
+// and hub.max_event_bytes allows 16 MiB. Both encodings below write the same
+// frame; each is timed at its best of three, and the CRs may cost ten
+// times the LFs at most (they cost a hundred times and more before).
+func TestEventAppendToLinearInCRs(t *testing.T) {
+	const n = 512 << 10
+	best := func(data string) time.Duration {
+		dst := make([]byte, 0, 8*n)
+		var d time.Duration
+		for i := range 3 {
+			start := time.Now()
+			frame, err := (&stream.Event{ID: "1", Data: data}).AppendTo(dst[:0])
+			took := time.Since(start)
+			if err != nil || len(frame) != len("id: 1\n")+(n+1)*len("data: \n")+1 {
+				t.Fatalf("AppendTo: %d bytes, %v", len(frame), err)
+			}
+			if i == 0 || took < d {
+				d = took
+			}
+		}
+		return d
+	}
+	lf := best(strings.Repeat("\n", n))
+	if cr := best(strings.Repeat("\r", n)); cr > 10*lf+time.Millisecond {
+		t.Errorf("%d CRs took %v to encode, %d LFs %v", n, cr, n, lf)
+	}
+}
