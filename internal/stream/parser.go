@@ -70,6 +70,8 @@ type Parser struct {
 	start   int
 	end     int
 	scanned int   // buf[start:start+scanned] holds no CR or LF
+	lfEnd   int   // one past the next LF found in buf, when above start
+	lfFrom  int   // where the search for the next LF goes on: buf[start:lfFrom] has none
 	readErr error // the error of the last Read, reported once the buffer is parsed
 	err     error // sticky error returned by Next
 
@@ -265,7 +267,7 @@ func (p *Parser) scanLine() ([]byte, bool, error) {
 	}
 	b := p.buf[p.start:p.end]
 	rest := b[p.scanned:]
-	i := bytes.IndexByte(rest, '\n')
+	i := p.nextLF() - p.start - p.scanned
 	if i >= 0 {
 		rest = rest[:i]
 	}
@@ -290,16 +292,43 @@ func (p *Parser) scanLine() ([]byte, bool, error) {
 	return b[:n], true, nil
 }
 
+// nextLF returns the index in buf of the first LF of buf[start:end], or
+// a negative number when there is none. The LF found is kept while lines
+// before it end with CR, and what was searched is not searched again when
+// more input arrives: searching the buffered input again for each line
+// made lines that end with CR cost time quadratic in the buffer's size
+// (up to MaxLineBytes once a long line has grown it).
+func (p *Parser) nextLF() int {
+	if p.lfEnd > p.start {
+		return p.lfEnd - 1
+	}
+	from := max(p.lfFrom, p.start)
+	if k := bytes.IndexByte(p.buf[from:p.end], '\n'); k >= 0 {
+		p.lfEnd = from + k + 1
+		return from + k
+	}
+	p.lfFrom = p.end
+	return -1
+}
+
+// moved records that the buffered bytes moved n places to the front.
+func (p *Parser) moved(n int) {
+	p.lfEnd = max(p.lfEnd-n, 0)
+	p.lfFrom = max(p.lfFrom-n, 0)
+}
+
 // fill reads more input into the buffer, first making room by moving the
 // unparsed bytes to the front or by growing the buffer up to one byte more
 // than the longest line allowed. Read errors are kept in p.readErr and
 // reported once the buffered bytes are parsed.
 func (p *Parser) fill() error {
 	if p.start == p.end {
+		p.moved(p.start)
 		p.start, p.end = 0, 0
 	}
 	if p.end == len(p.buf) {
 		if p.start > 0 {
+			p.moved(p.start)
 			p.end = copy(p.buf, p.buf[p.start:p.end])
 			p.start = 0
 		} else {

@@ -507,3 +507,34 @@ func TestParserReusesStrings(t *testing.T) {
 		t.Errorf("Next allocated %v times per event, want at most 1", allocs)
 	}
 }
+
+// TestParserLinearInCRs: lines that end with lone CRs parse as fast as
+// the same lines ending with LFs. Each CR-terminated line used to search
+// everything buffered after it for an LF, which cost time quadratic in the
+// buffer's size once a long line had grown it (to MaxLineBytes, 1 MiB by
+// default): the events after a 512 KiB line parsed 40 times slower, so a
+// stream sent with CRs could stall a client. Both inputs are timed at
+// their best of three; the CRs may cost ten times the LFs at most.
+func TestParserLinearInCRs(t *testing.T) {
+	const events = 1 << 16
+	best := func(eol string) time.Duration {
+		in := "data: " + strings.Repeat("x", 512<<10) + eol + eol + strings.Repeat("data: x"+eol+eol, events)
+		var d time.Duration
+		for i := range 3 {
+			start := time.Now()
+			got, err := parseAll(stream.NewParser(strings.NewReader(in)))
+			took := time.Since(start)
+			if !errors.Is(err, io.EOF) || len(got) != events+1 {
+				t.Fatalf("%q: %d events, %v", eol, len(got), err)
+			}
+			if i == 0 || took < d {
+				d = took
+			}
+		}
+		return d
+	}
+	lf := best("\n")
+	if cr := best("\r"); cr > 10*lf+time.Millisecond {
+		t.Errorf("lines ending with CR took %v to parse, with LF %v", cr, lf)
+	}
+}
