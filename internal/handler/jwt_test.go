@@ -413,3 +413,67 @@ func TestJWTStreamEndsAtExpiryAndResumes(t *testing.T) {
 		}
 	})
 }
+
+// TestJWTStreamSendsNothingPastExpiry: a stream ends when its token stops
+// being accepted, to the instant, though stream timers fire on a grid
+// (grid.go): with a leeway of 100ms that puts the end between two of its
+// steps (250ms), an event published 200ms after exp is not sent: the
+// stream has already ended with `event: expired`.
+func TestJWTStreamSendsNothingPastExpiry(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
+	synctest.Test(t, func(t *testing.T) {
+		opts := jwtOptions(t)
+		var err error
+		opts.Hub.JWT, err = jwtauth.New(jwtauth.Options{HMACSecret: []byte(jwtTestSecret), Leeway: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := New(opts)
+		defer h.Close()
+		client, returned := bubbleServerTimed(t, h)
+		req, _ := http.NewRequest("GET", "http://ssehub/api/v1/events?topic=a", nil)
+		req.Header.Set("Authorization", "Bearer "+mint(t, grant([]string{"a"}, nil, time.Minute)))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		wantStreamHeaders(t, resp)
+		events := make(chan stream.Event, 16)
+		go func() {
+			defer close(events)
+			p := stream.NewParser(resp.Body)
+			for {
+				ev, err := nextEvent(p)
+				if err != nil {
+					return
+				}
+				events <- ev
+			}
+		}()
+		time.Sleep(time.Minute + 200*time.Millisecond)
+		req, _ = http.NewRequest("POST", "http://ssehub/api/v1/topics/a/events", strings.NewReader(`{"data": "late"}`))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		pub, err := client.Do(req)
+		if err != nil || pub.StatusCode != http.StatusCreated {
+			t.Fatalf("publish: %v %v", pub, err)
+		}
+		pub.Body.Close()
+		var got []stream.Event
+		for ev := range events {
+			got = append(got, ev)
+		}
+		if len(got) == 0 || got[len(got)-1].Type != "expired" {
+			t.Fatalf("events %+v: want the last to be expired", got)
+		}
+		for _, ev := range got {
+			if ev.Data == "late" {
+				t.Errorf("events %+v: the one published after the token's end was sent", got)
+			}
+		}
+		if d := <-returned; d != time.Minute+100*time.Millisecond {
+			t.Errorf("stream ended after %v, want 1m0.1s", d)
+		}
+	})
+}
