@@ -278,6 +278,50 @@ func TestJWTTokenSources(t *testing.T) {
 	}
 }
 
+// TestTokenSourcesPrecedence: a subscriber's token is the first of the
+// Authorization header, the access_token query parameter and the cookie
+// that the request has: the others are not looked at, so a bad one there
+// refuses the request and a good one there does not save it.
+func TestTokenSourcesPrecedence(t *testing.T) {
+	opts := jwtOptions(t)
+	ts := newTestServer(t, opts)
+	good := url.QueryEscape(mint(t, grant([]string{"a"}, nil, time.Hour)))
+	const bad = "not-a-token"
+	tests := []struct {
+		name, query, header, cookie string
+		want                        int
+	}{
+		{"header over query", bad, good, "", http.StatusOK},
+		{"header over cookie", "", good, bad, http.StatusOK},
+		{"query over cookie", good, "", bad, http.StatusOK},
+		{"a bad header", good, bad, good, http.StatusUnauthorized},
+		{"a bad query", bad, "", good, http.StatusUnauthorized},
+		{"a header of another scheme", good, "Basic dXNlcjpwdw==", "", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			query, header := "/api/v1/events?topic=a", map[string]string{}
+			if tt.query != "" {
+				query += "&access_token=" + tt.query
+			}
+			switch {
+			case strings.HasPrefix(tt.header, "Basic "):
+				header["Authorization"] = tt.header
+			case tt.header != "":
+				header["Authorization"] = "Bearer " + tt.header
+			}
+			if tt.cookie != "" {
+				header["Cookie"] = "ssehub_token=" + tt.cookie
+			}
+			resp := ts.do(t, "GET", query, nil, header)
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
+}
+
 // TestJWTBesideStaticTokens checks that the static tokens and the demo's
 // open topics keep working when JWTs are on.
 func TestJWTBesideStaticTokens(t *testing.T) {
