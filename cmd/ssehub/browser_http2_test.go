@@ -7,6 +7,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -92,4 +93,32 @@ func TestBrowserEventSourcesOverHTTP1(t *testing.T) {
 			t.Errorf("stream %d received nothing but its readyState is %d, want 0 (connecting, no error)", i, states[i])
 		}
 	}
+}
+
+// TestBrowserClosedEventSourcesFreeTheirStreamsOverHTTP2: Chromium closes
+// an EventSource on an HTTP/2 connection by resetting its stream
+// (RST_STREAM), the connection staying open; the server ends each such
+// stream and drops its subscription.
+func TestBrowserClosedEventSourcesFreeTheirStreamsOverHTTP2(t *testing.T) {
+	pki := testpki.New(t)
+	base, _ := startMain(t, tlsTestConfig(pki))
+	client := testClient(t, pki.Roots, (*http.Protocols).SetHTTP2)
+	ctx := newBrowser(t, chromedp.Flag("ignore-certificate-errors", true))
+	runPage(t, ctx, base+"/",
+		callJS[chromedp.Void](`(n) => {
+			window.__sources = [];
+			for (let i = 0; i < n; i++) {
+				const es = new EventSource("/api/v1/events?topic=t" + i);
+				es.__positions = 0;
+				es.addEventListener("position", () => { es.__positions++; });
+				window.__sources.push(es);
+			}
+		}`, eventSources),
+		waitJS(`window.__sources.every((es) => es.__positions > 0)`))
+	if proto := mustRun(t, ctx, pageProtocol()); proto != "h2" {
+		t.Fatalf("the page came over %q, want h2", proto)
+	}
+	waitStreams(t, client, base, eventSources)
+	runActions(t, ctx, callJS[chromedp.Void](`() => window.__sources.forEach((es) => es.close())`))
+	waitStreams(t, client, base, 0)
 }

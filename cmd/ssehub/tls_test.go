@@ -5,14 +5,18 @@ package main
 // timeouts on HTTP/2, the healthcheck over TLS, and a bad pair at start.
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +215,96 @@ func TestH2CServesHTTP2(t *testing.T) {
 	if resp, err := h2c.Get(plain + "/healthz"); err == nil {
 		resp.Body.Close()
 		t.Errorf("h2c to a server without server.h2c: %s over %s, want an error", resp.Status, resp.Proto)
+	}
+}
+
+// TestTLSHTTP2ResetFreesTheStream: on one HTTP/2 connection, streams up to
+// stream.max_streams are served and the next is refused 503; a client that
+// resets one of its streams (RST_STREAM, as the Go client does when a
+// request's context ends) frees its slot and its subscription, and the
+// next stream on the same connection is served.
+func TestTLSHTTP2ResetFreesTheStream(t *testing.T) {
+	const maxStreams = 4
+	pki := testpki.New(t)
+	cfg := tlsTestConfig(pki)
+	cfg.Stream.MaxStreams = maxStreams
+	cfg.Hub.MaxSubscribers = maxStreams
+	base, _ := startMain(t, cfg)
+	client := testClient(t, pki.Roots, (*http.Protocols).SetHTTP2)
+	var conns atomic.Int32
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if !info.Reused {
+			conns.Add(1)
+		}
+	}}
+	open := func() (*http.Response, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(httptrace.WithClientTrace(t.Context(), trace))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/events?topic=orders.eu", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		t.Cleanup(cancel)
+		return resp, cancel
+	}
+
+	var cancels []context.CancelFunc
+	for i := range maxStreams {
+		resp, cancel := open()
+		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+			t.Fatalf("stream %d: %s over %s", i, resp.Status, resp.Proto)
+		}
+		cancels = append(cancels, cancel)
+	}
+	if resp, _ := open(); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("stream past max_streams: %s, want 503", resp.Status)
+	}
+	cancels[0]() // RST_STREAM
+	waitStreams(t, client, base, maxStreams-1)
+	if resp, _ := open(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream after a reset: %s, want 200", resp.Status)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want every stream on one", n)
+	}
+}
+
+// metricWith reads one unlabelled metric from base's /metrics with client.
+func metricWith(t *testing.T, client *http.Client, base, name string) float64 {
+	t.Helper()
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s (scan: %v)", name, sc.Err())
+	return 0
+}
+
+// waitStreams waits, 10s at most, until base has n streams open and n hub
+// subscribers: the server ends a stream its client reset on its own time.
+func waitStreams(t *testing.T, client *http.Client, base string, n float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for metricWith(t, client, base, "ssehub_streams_active") != n || metricWith(t, client, base, "ssehub_subscribers") != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v streams, %v subscribers; want %v of each",
+				metricWith(t, client, base, "ssehub_streams_active"), metricWith(t, client, base, "ssehub_subscribers"), n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -161,23 +161,28 @@ func (h *Handler) requestToken(c *gin.Context) (string, error) {
 	if token, _, err := queryParam(c.Request.URL.Query(), "access_token"); token != "" || err != nil {
 		return token, err
 	}
-	return cookieToken(c.Request, h.hub.TokenCookie), nil
+	return h.cookieToken(c.Request), nil
 }
 
 // cookieToken returns the value of the cookie name, with its percent
 // escapes decoded (a page's encodeURIComponent), but not '+' as a space,
 // which Gin's c.Cookie decodes as in a form: a static token in base64 has
-// '+', valid as it is in a cookie. A value that does not unescape is
-// taken as it is.
-func cookieToken(r *http.Request, name string) string {
-	cookie, err := r.Cookie(name)
+// '+', valid as it is in a cookie. A value that is a static token as it
+// is ("p%41ss") is taken so, not decoded into another; one that does not
+// unescape is taken as it is too.
+func (h *Handler) cookieToken(r *http.Request) string {
+	cookie, err := r.Cookie(h.hub.TokenCookie)
 	if err != nil {
 		return ""
 	}
-	if token, err := url.PathUnescape(cookie.Value); err == nil {
+	raw := cookie.Value
+	if tokenAllowed(raw, h.hub.SubscribeTokens) || tokenAllowed(raw, h.hub.PublishTokens) {
+		return raw
+	}
+	if token, err := url.PathUnescape(raw); err == nil {
 		return token
 	}
-	return cookie.Value
+	return raw
 }
 
 // bearerToken returns the token of an `Authorization: Bearer` header, or

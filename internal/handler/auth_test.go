@@ -201,12 +201,16 @@ func TestStaticTokenOfTheOtherKindIs403(t *testing.T) {
 // A token in the cookie is taken as the client sent it: a static token
 // (base64 has '+', '/' and '=', all valid in a cookie's value) sent raw
 // must not have its '+' read as a space, as form decoding does; one that
-// a page percent-encoded (encodeURIComponent) still works.
+// a page percent-encoded (encodeURIComponent) still works. So does a
+// token holding what reads as an escape ("%41"), sent raw.
 func TestTokenCookieIsTakenAsSent(t *testing.T) {
 	opts, _ := hubOptions(t, stream.MemoryOptions{})
-	opts.Hub.SubscribeTokens = []string{"r+e/a=d"}
+	opts.Hub.SubscribeTokens = []string{"r+e/a=d", "p%41ss"}
 	ts := newTestServer(t, opts)
-	for _, cookie := range []string{"ssehub_token=r+e/a=d", "ssehub_token=r%2Be%2Fa%3Dd", `ssehub_token="r+e/a=d"`} {
+	for _, cookie := range []string{
+		"ssehub_token=r+e/a=d", "ssehub_token=r%2Be%2Fa%3Dd", `ssehub_token="r+e/a=d"`,
+		"ssehub_token=p%41ss", "ssehub_token=p%2541ss",
+	} {
 		resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, map[string]string{"Cookie": cookie})
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("Cookie: %s: status %d, want the stream", cookie, resp.StatusCode)

@@ -278,6 +278,50 @@ func TestJWTTokenSources(t *testing.T) {
 	}
 }
 
+// TestTokenSourcesPrecedence: a subscriber's token is the first of the
+// Authorization header, the access_token query parameter and the cookie
+// that the request has: the others are not looked at, so a bad one there
+// refuses the request and a good one there does not save it.
+func TestTokenSourcesPrecedence(t *testing.T) {
+	opts := jwtOptions(t)
+	ts := newTestServer(t, opts)
+	good := url.QueryEscape(mint(t, grant([]string{"a"}, nil, time.Hour)))
+	const bad = "not-a-token"
+	tests := []struct {
+		name, query, header, cookie string
+		want                        int
+	}{
+		{"header over query", bad, good, "", http.StatusOK},
+		{"header over cookie", "", good, bad, http.StatusOK},
+		{"query over cookie", good, "", bad, http.StatusOK},
+		{"a bad header", good, bad, good, http.StatusUnauthorized},
+		{"a bad query", bad, "", good, http.StatusUnauthorized},
+		{"a header of another scheme", good, "Basic dXNlcjpwdw==", "", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			query, header := "/api/v1/events?topic=a", map[string]string{}
+			if tt.query != "" {
+				query += "&access_token=" + tt.query
+			}
+			switch {
+			case strings.HasPrefix(tt.header, "Basic "):
+				header["Authorization"] = tt.header
+			case tt.header != "":
+				header["Authorization"] = "Bearer " + tt.header
+			}
+			if tt.cookie != "" {
+				header["Cookie"] = "ssehub_token=" + tt.cookie
+			}
+			resp := ts.do(t, "GET", query, nil, header)
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
+}
+
 // TestJWTBesideStaticTokens checks that the static tokens and the demo's
 // open topics keep working when JWTs are on.
 func TestJWTBesideStaticTokens(t *testing.T) {
@@ -410,6 +454,70 @@ func TestJWTStreamEndsAtExpiryAndResumes(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("the expired token: %d, want 401", resp.StatusCode)
+		}
+	})
+}
+
+// TestJWTStreamSendsNothingPastExpiry: a stream ends when its token stops
+// being accepted, to the instant, though stream timers fire on a grid
+// (grid.go): with a leeway of 100ms that puts the end between two of its
+// steps (250ms), an event published 200ms after exp is not sent: the
+// stream has already ended with `event: expired`.
+func TestJWTStreamSendsNothingPastExpiry(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
+	synctest.Test(t, func(t *testing.T) {
+		opts := jwtOptions(t)
+		var err error
+		opts.Hub.JWT, err = jwtauth.New(jwtauth.Options{HMACSecret: []byte(jwtTestSecret), Leeway: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := New(opts)
+		defer h.Close()
+		client, returned := bubbleServerTimed(t, h)
+		req, _ := http.NewRequest("GET", "http://ssehub/api/v1/events?topic=a", nil)
+		req.Header.Set("Authorization", "Bearer "+mint(t, grant([]string{"a"}, nil, time.Minute)))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		wantStreamHeaders(t, resp)
+		events := make(chan stream.Event, 16)
+		go func() {
+			defer close(events)
+			p := stream.NewParser(resp.Body)
+			for {
+				ev, err := nextEvent(p)
+				if err != nil {
+					return
+				}
+				events <- ev
+			}
+		}()
+		time.Sleep(time.Minute + 200*time.Millisecond)
+		req, _ = http.NewRequest("POST", "http://ssehub/api/v1/topics/a/events", strings.NewReader(`{"data": "late"}`))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		pub, err := client.Do(req)
+		if err != nil || pub.StatusCode != http.StatusCreated {
+			t.Fatalf("publish: %v %v", pub, err)
+		}
+		pub.Body.Close()
+		var got []stream.Event
+		for ev := range events {
+			got = append(got, ev)
+		}
+		if len(got) == 0 || got[len(got)-1].Type != "expired" {
+			t.Fatalf("events %+v: want the last to be expired", got)
+		}
+		for _, ev := range got {
+			if ev.Data == "late" {
+				t.Errorf("events %+v: the one published after the token's end was sent", got)
+			}
+		}
+		if d := <-returned; d != time.Minute+100*time.Millisecond {
+			t.Errorf("stream ended after %v, want 1m0.1s", d)
 		}
 	})
 }

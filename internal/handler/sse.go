@@ -344,15 +344,17 @@ func (s *sseStream) count() {
 	s.counted = s.events
 }
 
-// nextHeartbeat is how long until a heartbeat is due, or the token
-// expires if that comes first, on the grid (see grid.go): one timer wakes
-// the stream for both.
+// nextHeartbeat is how long until a heartbeat is due, on the grid (see
+// grid.go), or the token expires if that comes first: one timer wakes the
+// stream for both. The expiry is not rounded up to the grid: an event
+// published between the token's end and the next grid step would be sent
+// past it. It comes once in a stream's life.
 func (s *sseStream) nextHeartbeat(now time.Time) time.Duration {
-	d := s.lastWrite.Add(s.h.stream.HeartbeatInterval).Sub(now)
+	d := onGrid(now, s.lastWrite.Add(s.h.stream.HeartbeatInterval).Sub(now), s.h.heartbeatGrain)
 	if !s.expires.IsZero() {
 		d = min(d, s.expires.Sub(now))
 	}
-	return onGrid(now, d, s.h.heartbeatGrain)
+	return d
 }
 
 // expireAt makes the stream end at end, when the token that allowed it
