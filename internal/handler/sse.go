@@ -101,6 +101,7 @@ type sseStream struct {
 	// last event then.
 	expires      time.Time
 	expiredFrame []byte
+	running      bool // run was called: its close gives the slot back
 	opened       bool // the first step went out
 	last         bool // the next send is the stream's last
 	events       int  // sent so far
@@ -114,11 +115,73 @@ type sseStream struct {
 	end                             error
 }
 
+// streamStart holds a stream's slot from the moment it is taken until its
+// stream runs (sseStream.run), whose end gives it back: a handler takes
+// it with startStream and defers end at once, so that the slot is given
+// back however the handler leaves before the stream runs, a panic
+// included (a broker's Subscribe, say).
+type streamStart struct {
+	h *Handler
+	s *sseStream // once opened
+	// undo lets go of what the handler took for the stream besides the
+	// slot (a subscription), when the stream does not run.
+	undo func()
+}
+
+// startStream takes a stream slot, or returns errTooManyStreams.
+func (h *Handler) startStream() (*streamStart, error) {
+	if err := h.slots.take(); err != nil {
+		return nil, err
+	}
+	return &streamStart{h: h}, nil
+}
+
+// open opens the stream the slot is for (openStream).
+func (st *streamStart) open(c *gin.Context) *sseStream {
+	st.s = st.h.openStream(c)
+	return st.s
+}
+
+// end, deferred by the handler that took the slot, does nothing once the
+// stream runs. Before that, undo runs and the slot is given back; but a
+// stream already opened (its connection taken over, when detached) is run
+// instead, with undo as its cleanup and a first step that panics as the
+// handler did: its transport answers 500 in JSON, or cuts a detached
+// connection, and its end gives the slot back and counts it. The panic
+// goes on to Gin's recovery, but for a detached stream's, which the
+// stream logs.
+func (st *streamStart) end() {
+	if st.s != nil && st.s.running {
+		return
+	}
+	p := recover()
+	if st.s != nil {
+		st.s.run(func(io.Writer) bool {
+			if p != nil {
+				panic(p)
+			}
+			return false
+		}, func() {
+			if st.undo != nil {
+				st.undo()
+			}
+		})
+		return
+	}
+	defer st.h.slots.release()
+	if st.undo != nil {
+		st.undo()
+	}
+	if p != nil {
+		panic(p)
+	}
+}
+
 // openStream prepares the event-stream headers, picks the transport, lifts
 // the read deadline (server.read_timeout bounds the request, not the
 // stream) and queues the retry field (none when the configured retry is
 // 0). Nothing reaches the client until the first step. The caller has
-// taken a stream slot (h.slots.take); the stream's close gives it back.
+// taken a stream slot (startStream); the stream's close gives it back.
 func (h *Handler) openStream(c *gin.Context) *sseStream {
 	hdr := c.Writer.Header()
 	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -161,6 +224,7 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 // the stream logs it. A panic in cleanup ends the stream all the same
 // (finish), and goes on to Gin's recovery, or, detached, is logged.
 func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
+	s.running = true
 	if s.conn != nil {
 		s.c = nil
 		s.conn.Serve(step, func(panicked any) {

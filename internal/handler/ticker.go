@@ -40,11 +40,13 @@ func (h *Handler) tickerStream(c *gin.Context) {
 		c.Status(http.StatusNoContent)
 		return
 	}
-	if err := h.slots.take(); err != nil {
+	st, err := h.startStream()
+	if err != nil {
 		h.abortWithError(c, err)
 		return
 	}
-	s := h.openStream(c)
+	defer st.end()
+	s := st.open(c)
 	if reset != "" {
 		s.reset(reset, "")
 	}
