@@ -29,6 +29,7 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //
 //   - a Content-Type other than application/json, or one with a charset
 //     other than utf-8 (checkJSONContentType): errUnsupportedMediaType;
+//     a Content-Type given twice, of which one would be read: errBadRequest;
 //   - a Content-Encoding other than identity (checkContentEncoding):
 //     errUnsupportedMediaType, with Accept-Encoding: identity set on w;
 //   - a body longer than limit bytes, white space included: the
@@ -45,7 +46,11 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //
 // It may be called from any number of requests at once.
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, example string) error {
-	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+	contentType, _, err := oneValue("header", "Content-Type", r.Header.Values("Content-Type"))
+	if err != nil {
+		return err
+	}
+	if err := checkJSONContentType(contentType); err != nil {
 		return err
 	}
 	if err := checkContentEncoding(r.Header.Values("Content-Encoding")); err != nil {
