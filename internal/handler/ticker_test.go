@@ -101,8 +101,11 @@ func TestTickerAfterFinalIDAnswers204(t *testing.T) {
 	}
 }
 
+// An id the ticker never sent resets, one that reads as a number of a
+// line's included: "-0" skipped line 0 without a word, and "+4" or "04",
+// read as the final id 4, was answered 204, which stops EventSource.
 func TestTickerUnknownLastEventIDResets(t *testing.T) {
-	for _, id := range []string{"x", "-1", "5", "99999999999999999999"} {
+	for _, id := range []string{"x", "-1", "5", "99999999999999999999", "-0", "+1", "01", "+4", "04"} {
 		t.Run(id, func(t *testing.T) {
 			ts := newTestServer(t, testOptions())
 			resp := ts.do(t, "GET", "/stream?count=5", nil, map[string]string{"Last-Event-ID": id})
