@@ -37,6 +37,8 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //     byte is read, for a declared Content-Length over limit;
 //   - a body that does not arrive before the connection's read deadline
 //     (server.read_timeout): errRequestTimeout;
+//   - a body whose framing is broken (a malformed chunk, or the
+//     connection's end before the body's): errBadRequest, saying which;
 //   - an empty body, a body that is not JSON or not an object, a field of
 //     the wrong type, a field dst does not have (names are matched
 //     exactly, not as encoding/json does, ignoring case), a field named
@@ -73,8 +75,13 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 		return err
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return errBodyTimeout
-	default:
-		return badRequest("body: %s", describeJSONError(err))
+	case errors.Is(err, io.ErrUnexpectedEOF) && r.ContentLength >= 0:
+		// The client closed its side: its JSON may be whole.
+		return badRequest("body: it ended after %d of its %d bytes (Content-Length)", len(body), r.ContentLength)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("body: it ended in the middle of a chunk")
+	default: // its chunked framing is broken
+		return badRequest("body: %s", stream.Quote(err.Error()))
 	}
 	if err := exactFieldNames(body, dst); err != nil {
 		return err

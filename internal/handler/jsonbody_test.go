@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -265,4 +267,43 @@ func unknownField(body []byte, fields ...string) error {
 		}
 	}
 	return nil
+}
+
+// A body whose framing is broken, a chunk that is not one or a body that
+// ends before its Content-Length (the client half-closed), is a 400 that
+// says so, on every JSON endpoint: both were "not valid JSON" or "the JSON
+// ends too early", about a body whose JSON may be whole.
+func TestJSONBodyWithBrokenFramingSaysSo(t *testing.T) {
+	for _, e := range jsonEndpoints {
+		good := e.body("a b")
+		for _, tt := range []struct {
+			name, framing, body string
+			mentions            string
+		}{
+			{"a chunk size that is no number", "Transfer-Encoding: chunked", "zz\r\n" + good + "\r\n0\r\n\r\n", "chunk"},
+			{"short of its Content-Length", fmt.Sprintf("Content-Length: %d", len(good)+10), good, fmt.Sprintf("ended after %d of its %d bytes", len(good), len(good)+10)},
+			{"in the middle of a chunk", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n", len(good)+10) + good, "ended in the middle of a chunk"},
+		} {
+			t.Run(e.path+"/"+tt.name, func(t *testing.T) {
+				ts := newHubServer(t)
+				conn := ts.dial(t)
+				req := "POST " + e.path + " HTTP/1.1\r\nHost: ssehub\r\nAuthorization: Bearer " + testToken +
+					"\r\nContent-Type: application/json\r\n" + tt.framing + "\r\n\r\n" + tt.body
+				if _, err := io.WriteString(conn, req); err != nil {
+					t.Fatal(err)
+				}
+				if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, tt.mentions) {
+					t.Errorf("error %q, want it to mention %q", msg, tt.mentions)
+				}
+			})
+		}
+	}
 }
