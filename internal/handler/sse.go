@@ -273,6 +273,17 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	if s.gw.err != nil {
 		s.stop(s.gw.err)
 	}
+	select {
+	case <-s.gone:
+		if !s.last {
+			// The client went away, or only closed its side of the
+			// connection, which reads the same, and may read on: the
+			// stream did not come to its end, and must not end as if it
+			// had (net/http's last chunk), as a detached one does not.
+			s.gw.cut()
+		}
+	default:
+	}
 	// net/http ends the response once the handler returns: its last
 	// chunk, after the last step if WriteLast held it, is a write too.
 	// The deadline of a stream idle since its last write (one ended by
