@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -387,5 +388,50 @@ func TestPanicBeforeASubscriptionRunsGivesBackItsSlot(t *testing.T) {
 				t.Errorf("Wait after the panic: %v", err)
 			}
 		})
+	}
+}
+
+// waitingPanickingBroker subscribes once the client's request has ended
+// (SubscribeContext's context, which the handler ends with it), then
+// returns a subscription that panics when asked its position.
+type waitingPanickingBroker struct{ testBroker }
+
+func (b waitingPanickingBroker) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	<-ctx.Done()
+	sub, err := b.Subscribe(patterns, lastEventID)
+	if err != nil {
+		return nil, err
+	}
+	return panickingSubscription{sub}, nil
+}
+
+// TestPanicBeforeAStreamRunsIsLoggedWhenItsClientIsGone panics before a
+// subscription's stream runs, its client gone already: the stream that
+// runs to answer the panic ends before its first step, and the panic was
+// lost, neither logged nor counted (the stream ended as client_gone).
+func TestPanicBeforeAStreamRunsIsLoggedWhenItsClientIsGone(t *testing.T) {
+	var logs testlog.Buffer
+	opts, broker := hubOptions(t, stream.MemoryOptions{})
+	opts.Hub.Broker = waitingPanickingBroker{broker}
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	waitMetrics(t, ts, []string{
+		`ssehub_streams_ended_total{reason="panicked"} 1`,
+		`ssehub_streams_active 0`,
+	})
+	waitFor(t, func() bool { return logs.Count("position boom") > 0 })
+	if n := logs.Count("position boom"); n != 1 {
+		t.Errorf("the panic logged %d times, want once:\n%s", n, logs.String())
+	}
+	if n := ts.h.slots.open.Load(); n != 0 {
+		t.Errorf("%d stream slots still taken after the panic", n)
+	}
+	if got := broker.Stats().Subscribers; got != 0 {
+		t.Errorf("the broker holds %d subscriptions, want none", got)
 	}
 }

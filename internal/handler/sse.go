@@ -149,23 +149,37 @@ func (st *streamStart) open(c *gin.Context) *sseStream {
 // handler did: its transport answers 500 in JSON, or cuts a detached
 // connection, and its end gives the slot back and counts it. The panic
 // goes on to Gin's recovery, but for a detached stream's, which the
-// stream logs.
+// stream logs; so too when the client was gone before that step, which
+// then does not run.
 func (st *streamStart) end() {
 	if st.s != nil && st.s.running {
 		return
 	}
 	p := recover()
-	if st.s != nil {
-		st.s.run(func(io.Writer) bool {
+	if s := st.s; s != nil {
+		stepped := false
+		if p != nil {
+			s.stop(errPanicked)
+		}
+		s.run(func(io.Writer) bool {
+			stepped = true
 			if p != nil {
 				panic(p)
 			}
 			return false
 		}, func() {
+			if p != nil && !stepped && s.conn != nil {
+				s.h.log.Error("stream panicked", "path", s.access.path, "panic", p, "answered_500", false)
+			}
 			if st.undo != nil {
 				st.undo()
 			}
 		})
+		// (Detached, the stream's steps are another goroutine's: stepped
+		// is not read.)
+		if s.conn == nil && p != nil && !stepped {
+			panic(p) // on to Gin's recovery, which logs it
+		}
 		return
 	}
 	defer st.h.slots.release()
