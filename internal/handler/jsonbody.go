@@ -68,7 +68,7 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 	}
 	// Read whole first, to the end, so white space past the limit is
 	// too large: the object is read twice (exactFieldNames).
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	body, err := io.ReadAll(maxBytesReader(w, r.Body, limit))
 	switch {
 	case err == nil:
 	case isTooLarge(err):
@@ -303,7 +303,7 @@ func (h *Handler) discardBody(c *gin.Context) {
 		h.abortWithError(c, &http.MaxBytesError{Limit: maxDiscardedBody})
 		return
 	}
-	_, err := io.Copy(io.Discard, http.MaxBytesReader(c.Writer, r.Body, maxDiscardedBody))
+	_, err := io.Copy(io.Discard, maxBytesReader(c.Writer, r.Body, maxDiscardedBody))
 	switch {
 	case err == nil:
 	case isTooLarge(err):
@@ -312,6 +312,23 @@ func (h *Handler) discardBody(c *gin.Context) {
 		h.abortWithError(c, errBodyTimeout)
 	default: // a malformed chunk, or the client gone
 		h.abortWithError(c, badRequest("body: %s", stream.Quote(err.Error())))
+	}
+}
+
+// maxBytesReader is http.MaxBytesReader over the writer at the bottom of
+// w's Unwrap chain: net/http's own, which MaxBytesReader tells when the
+// body goes past limit, so that the answer goes out at once and closes the
+// connection. Told through Gin's writer, which cannot pass it on, net/http
+// went on reading the body, up to 256 KiB more, before it answered: a
+// chunked body over the cap whose client waited for the answer had none
+// until server.read_timeout.
+func maxBytesReader(w http.ResponseWriter, body io.ReadCloser, limit int) io.ReadCloser {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return http.MaxBytesReader(w, body, int64(limit))
+		}
+		w = u.Unwrap()
 	}
 }
 

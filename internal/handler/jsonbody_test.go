@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // jsonEndpoint is a route of newHubServer that reads its body with
@@ -305,5 +306,48 @@ func TestJSONBodyWithBrokenFramingSaysSo(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A chunked body past its cap is answered 413 at once, while its client
+// still waits to send the rest, and the connection closes: net/http, not
+// told of the cap through Gin's writer, read on for up to 256 KiB more of
+// the body before it answered, and a client that sent past the cap and
+// waited got nothing until server.read_timeout. So on both JSON endpoints
+// and for the body of a GET stream.
+func TestChunkedBodyPastTheCapIsAnsweredAtOnce(t *testing.T) {
+	cases := []struct{ method, path string }{{"GET", "/api/v1/events?topic=a"}, {"GET", "/stream"}}
+	limits := []int{maxDiscardedBody, maxDiscardedBody}
+	for _, e := range jsonEndpoints {
+		cases = append(cases, struct{ method, path string }{"POST", e.path})
+		limits = append(limits, e.limit)
+	}
+	for i, c := range cases {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			ts := newHubServer(t)
+			conn := ts.dial(t)
+			if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			body := `{"data":"` + strings.Repeat("x", limits[i])
+			req := c.method + " " + c.path + " HTTP/1.1\r\nHost: ssehub\r\nAuthorization: Bearer " + testToken +
+				"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+				fmt.Sprintf("%x\r\n%s\r\n", len(body), body)
+			if _, err := io.WriteString(conn, req); err != nil {
+				t.Fatal(err)
+			}
+			// The rest of the body does not come.
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer while the client waits: %v", err)
+			}
+			defer resp.Body.Close()
+			if msg := wantJSONError(t, resp, http.StatusRequestEntityTooLarge); !strings.Contains(msg, strconv.Itoa(limits[i])) {
+				t.Errorf("error %q does not name the cap", msg)
+			}
+			if !resp.Close {
+				t.Error("the connection is kept, with the rest of the body to come on it")
+			}
+		})
 	}
 }
