@@ -37,6 +37,9 @@ func (h *Handler) tickerStream(c *gin.Context) {
 	}
 	from, reset := tickerResume(lastID, count)
 	if from == count {
+		// Not cacheable, as the stream it stands for: a 204 is cacheable
+		// by default, and a cache keys it by URL, not by Last-Event-ID.
+		c.Header("Cache-Control", "no-cache")
 		c.Status(http.StatusNoContent)
 		return
 	}
