@@ -185,16 +185,20 @@ func (c *Conn) Serve(step func(w io.Writer) bool, done func(panicked any)) {
 }
 
 // end ends the response after its last step, closes the connection and
-// calls done.
+// calls done. A response whose client went away before its end is not
+// ended but cut: a client that only closed its side of the connection
+// (which reads as gone) and reads on must not take it for complete.
 func (c *Conn) end(panicked any, done func(panicked any)) {
 	defer c.group.done(c)
+	gone := c.ctx.Err() != nil && !c.ended
 	switch {
-	case panicked == nil:
+	case panicked == nil && !gone:
 		c.finish()
+	case panicked == nil:
 	case !c.headSent && c.hdr != nil && c.group.panicBody != nil:
 		c.answerPanic()
 	}
-	if panicked != nil && !c.ended || c.err != nil {
+	if panicked != nil && !c.ended || c.err != nil || gone {
 		c.cut()
 	}
 	_ = c.conn.Close()

@@ -159,19 +159,19 @@ func (g *Group) Take(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	return c, nil
 }
 
-// hijackable reports whether the writer at the bottom of w's Unwrap chain
-// can be hijacked. w must be asked, not that writer, so that wrappers
-// (Gin's) learn of it; but a wrapper may have a Hijack method that panics
-// when the writer under it has none.
+// hijackable reports whether every writer of w's Unwrap chain, down to the
+// one at its bottom, can be hijacked. w must be asked, not that writer, so
+// that wrappers (Gin's) learn of it; but a wrapper may have a Hijack method
+// that panics when the writer under it has none, a middleware's wrapper
+// that only unwraps, say.
 func hijackable(w http.ResponseWriter) bool {
-	if _, ok := w.(http.Hijacker); !ok {
-		return false
-	}
 	for {
+		if _, ok := w.(http.Hijacker); !ok {
+			return false
+		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
-			_, ok := w.(http.Hijacker)
-			return ok
+			return true
 		}
 		w = u.Unwrap()
 	}

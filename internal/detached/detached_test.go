@@ -106,6 +106,11 @@ func TestTakeRefuses(t *testing.T) {
 		{"HTTP/2 request", 2, func(rec *httptest.ResponseRecorder, n *int) http.ResponseWriter {
 			return ginStyle{failingHijacker{rec}, n}
 		}},
+		// A middleware's wrapper that unwraps but cannot hijack, between
+		// Gin's and a writer that can: Gin's Hijack would panic on it.
+		{"Gin-style wrapper over a wrapper without Hijack", 1, func(rec *httptest.ResponseRecorder, n *int) http.ResponseWriter {
+			return ginStyle{unwrapOnly{failingHijacker{rec}}, n}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,6 +189,12 @@ func (w ginStyle) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w ginStyle) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// unwrapOnly wraps a writer as a middleware may: it unwraps to it, and
+// has no Hijack method of its own.
+type unwrapOnly struct{ http.ResponseWriter }
+
+func (w unwrapOnly) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // failingHijacker is a ResponseRecorder with a Hijack method that fails.
 type failingHijacker struct{ *httptest.ResponseRecorder }

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -317,4 +318,120 @@ func TestStoreRefusalsAreLoggedWithTheirCause(t *testing.T) {
 			t.Fatalf("log:\n%s\nwant one warn line with %s", logs.String(), want)
 		}
 	})
+}
+
+// panickingBroker is the hub's broker with a Subscribe that panics, or,
+// with sub set, whose subscriptions panic when asked their position: the
+// panics a broker's bug would cause after a stream's slot is taken and
+// before its stream runs. It hides a NATS broker's SubscribeContext, so
+// Subscribe is called.
+type panickingBroker struct {
+	testBroker
+	sub bool
+}
+
+func (b panickingBroker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
+	if !b.sub {
+		panic("subscribe boom")
+	}
+	sub, err := b.testBroker.Subscribe(patterns, lastEventID)
+	if err != nil {
+		return nil, err
+	}
+	return panickingSubscription{sub}, nil
+}
+
+type panickingSubscription struct{ stream.Subscription }
+
+func (panickingSubscription) Position() string { panic("position boom") }
+
+// TestPanicBeforeASubscriptionRunsGivesBackItsSlot panics in the broker
+// once a subscription's slot is taken: in Subscribe, and in the
+// subscription it returned, before its stream runs. Either way the client
+// gets a 500 in JSON, in either transport, and the slot, the subscription
+// and the stream's count are given back: the slot stayed taken for good
+// (with stream.max_streams 1, every later stream was refused, and a
+// shutdown waited out its bound), and with the detached transport the
+// connection, taken over, was never answered nor closed.
+func TestPanicBeforeASubscriptionRunsGivesBackItsSlot(t *testing.T) {
+	for _, sub := range []bool{false, true} {
+		t.Run(fmt.Sprintf("in the subscription %v", sub), func(t *testing.T) {
+			var logs testlog.Buffer
+			opts, broker := hubOptions(t, stream.MemoryOptions{})
+			opts.Hub.Broker = panickingBroker{testBroker: broker, sub: sub}
+			opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			opts.Stream.MaxStreams = 1
+			ts := newTestServer(t, opts)
+			client := &http.Client{Timeout: 10 * time.Second}
+			resp, err := client.Get(ts.URL + "/api/v1/events?topic=a")
+			if err != nil {
+				t.Fatalf("subscribe: %v, want a 500", err)
+			}
+			defer resp.Body.Close()
+			if msg := wantJSONError(t, resp, http.StatusInternalServerError); msg != "Internal Server Error" {
+				t.Errorf("error %q, want nothing of the panic", msg)
+			}
+			waitFor(t, func() bool { return strings.Contains(logs.String(), "boom") })
+			if got := broker.Stats().Subscribers; got != 0 {
+				t.Errorf("the broker holds %d subscriptions, want none", got)
+			}
+			// The one slot is free again.
+			_, events := readAll(t, ts.do(t, "GET", "/stream?count=1", nil, nil).Body)
+			if len(events) != 2 {
+				t.Errorf("after the panic: %d events from /stream, want 2", len(events))
+			}
+			waitMetrics(t, ts, []string{`ssehub_streams_active 0`})
+			ts.h.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			if err := ts.h.Wait(ctx); err != nil {
+				t.Errorf("Wait after the panic: %v", err)
+			}
+		})
+	}
+}
+
+// waitingPanickingBroker subscribes once the client's request has ended
+// (SubscribeContext's context, which the handler ends with it), then
+// returns a subscription that panics when asked its position.
+type waitingPanickingBroker struct{ testBroker }
+
+func (b waitingPanickingBroker) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	<-ctx.Done()
+	sub, err := b.Subscribe(patterns, lastEventID)
+	if err != nil {
+		return nil, err
+	}
+	return panickingSubscription{sub}, nil
+}
+
+// TestPanicBeforeAStreamRunsIsLoggedWhenItsClientIsGone panics before a
+// subscription's stream runs, its client gone already: the stream that
+// runs to answer the panic ends before its first step, and the panic was
+// lost, neither logged nor counted (the stream ended as client_gone).
+func TestPanicBeforeAStreamRunsIsLoggedWhenItsClientIsGone(t *testing.T) {
+	var logs testlog.Buffer
+	opts, broker := hubOptions(t, stream.MemoryOptions{})
+	opts.Hub.Broker = waitingPanickingBroker{broker}
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	waitMetrics(t, ts, []string{
+		`ssehub_streams_ended_total{reason="panicked"} 1`,
+		`ssehub_streams_active 0`,
+	})
+	waitFor(t, func() bool { return logs.Count("position boom") > 0 })
+	if n := logs.Count("position boom"); n != 1 {
+		t.Errorf("the panic logged %d times, want once:\n%s", n, logs.String())
+	}
+	if n := ts.h.slots.open.Load(); n != 0 {
+		t.Errorf("%d stream slots still taken after the panic", n)
+	}
+	if got := broker.Stats().Subscribers; got != 0 {
+		t.Errorf("the broker holds %d subscriptions, want none", got)
+	}
 }

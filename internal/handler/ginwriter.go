@@ -2,6 +2,7 @@ package handler
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"time"
 
@@ -97,6 +98,27 @@ func (w *ginWriter) Flush() {
 // watches its request's context instead (sseStream.run and every step).
 func (w *ginWriter) CloseNotify() <-chan bool {
 	return nil
+}
+
+// cut closes the connection of an HTTP/1.x response under way without
+// the end of its body, which net/http would write once the handler
+// returns: what the steps wrote and net/http still buffers is dropped. On
+// HTTP/2 there is no connection of the response's own to close: nothing
+// happens.
+func (w *ginWriter) cut() {
+	if w.perStep {
+		return
+	}
+	// Gin records the head as written, or it would write one to the
+	// connection taken away once the handler returns.
+	w.WriteHeaderNow()
+	if conn, _, err := w.rc.Hijack(); err == nil {
+		if tc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+			// Under TLS, no close_notify for a client that reads nothing.
+			_ = tc.NetConn().Close()
+		}
+		_ = conn.Close()
+	}
 }
 
 // liftReadDeadline clears the connection's read deadline, set by

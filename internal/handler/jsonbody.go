@@ -29,6 +29,7 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //
 //   - a Content-Type other than application/json, or one with a charset
 //     other than utf-8 (checkJSONContentType): errUnsupportedMediaType;
+//     a Content-Type given twice, of which one would be read: errBadRequest;
 //   - a Content-Encoding other than identity (checkContentEncoding):
 //     errUnsupportedMediaType, with Accept-Encoding: identity set on w;
 //   - a body longer than limit bytes, white space included: the
@@ -36,6 +37,8 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //     byte is read, for a declared Content-Length over limit;
 //   - a body that does not arrive before the connection's read deadline
 //     (server.read_timeout): errRequestTimeout;
+//   - a body whose framing is broken (a malformed chunk, or the
+//     connection's end before the body's): errBadRequest, saying which;
 //   - an empty body, a body that is not JSON or not an object, a field of
 //     the wrong type, a field dst does not have (names are matched
 //     exactly, not as encoding/json does, ignoring case), a field named
@@ -45,7 +48,11 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //
 // It may be called from any number of requests at once.
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, example string) error {
-	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+	contentType, _, err := oneValue("header", "Content-Type", r.Header.Values("Content-Type"))
+	if err != nil {
+		return err
+	}
+	if err := checkJSONContentType(contentType); err != nil {
 		return err
 	}
 	if err := checkContentEncoding(r.Header.Values("Content-Encoding")); err != nil {
@@ -61,15 +68,20 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 	}
 	// Read whole first, to the end, so white space past the limit is
 	// too large: the object is read twice (exactFieldNames).
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	body, err := io.ReadAll(maxBytesReader(w, r.Body, limit))
 	switch {
 	case err == nil:
 	case isTooLarge(err):
 		return err
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return errBodyTimeout
-	default:
-		return badRequest("body: %s", describeJSONError(err))
+	case errors.Is(err, io.ErrUnexpectedEOF) && r.ContentLength >= 0:
+		// The client closed its side: its JSON may be whole.
+		return badRequest("body: it ended after %d of its %d bytes (Content-Length)", len(body), r.ContentLength)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("body: it ended in the middle of a chunk")
+	default: // its chunked framing is broken
+		return badRequest("body: %s", stream.Quote(err.Error()))
 	}
 	if err := exactFieldNames(body, dst); err != nil {
 		return err
@@ -291,7 +303,7 @@ func (h *Handler) discardBody(c *gin.Context) {
 		h.abortWithError(c, &http.MaxBytesError{Limit: maxDiscardedBody})
 		return
 	}
-	_, err := io.Copy(io.Discard, http.MaxBytesReader(c.Writer, r.Body, maxDiscardedBody))
+	_, err := io.Copy(io.Discard, maxBytesReader(c.Writer, r.Body, maxDiscardedBody))
 	switch {
 	case err == nil:
 	case isTooLarge(err):
@@ -300,6 +312,23 @@ func (h *Handler) discardBody(c *gin.Context) {
 		h.abortWithError(c, errBodyTimeout)
 	default: // a malformed chunk, or the client gone
 		h.abortWithError(c, badRequest("body: %s", stream.Quote(err.Error())))
+	}
+}
+
+// maxBytesReader is http.MaxBytesReader over the writer at the bottom of
+// w's Unwrap chain: net/http's own, which MaxBytesReader tells when the
+// body goes past limit, so that the answer goes out at once and closes the
+// connection. Told through Gin's writer, which cannot pass it on, net/http
+// went on reading the body, up to 256 KiB more, before it answered: a
+// chunked body over the cap whose client waited for the answer had none
+// until server.read_timeout.
+func maxBytesReader(w http.ResponseWriter, body io.ReadCloser, limit int) io.ReadCloser {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return http.MaxBytesReader(w, body, int64(limit))
+		}
+		w = u.Unwrap()
 	}
 }
 

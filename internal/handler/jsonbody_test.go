@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -8,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // jsonEndpoint is a route of newHubServer that reads its body with
@@ -265,4 +268,86 @@ func unknownField(body []byte, fields ...string) error {
 		}
 	}
 	return nil
+}
+
+// A body whose framing is broken, a chunk that is not one or a body that
+// ends before its Content-Length (the client half-closed), is a 400 that
+// says so, on every JSON endpoint: both were "not valid JSON" or "the JSON
+// ends too early", about a body whose JSON may be whole.
+func TestJSONBodyWithBrokenFramingSaysSo(t *testing.T) {
+	for _, e := range jsonEndpoints {
+		good := e.body("a b")
+		for _, tt := range []struct {
+			name, framing, body string
+			mentions            string
+		}{
+			{"a chunk size that is no number", "Transfer-Encoding: chunked", "zz\r\n" + good + "\r\n0\r\n\r\n", "chunk"},
+			{"short of its Content-Length", fmt.Sprintf("Content-Length: %d", len(good)+10), good, fmt.Sprintf("ended after %d of its %d bytes", len(good), len(good)+10)},
+			{"in the middle of a chunk", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n", len(good)+10) + good, "ended in the middle of a chunk"},
+		} {
+			t.Run(e.path+"/"+tt.name, func(t *testing.T) {
+				ts := newHubServer(t)
+				conn := ts.dial(t)
+				req := "POST " + e.path + " HTTP/1.1\r\nHost: ssehub\r\nAuthorization: Bearer " + testToken +
+					"\r\nContent-Type: application/json\r\n" + tt.framing + "\r\n\r\n" + tt.body
+				if _, err := io.WriteString(conn, req); err != nil {
+					t.Fatal(err)
+				}
+				if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, tt.mentions) {
+					t.Errorf("error %q, want it to mention %q", msg, tt.mentions)
+				}
+			})
+		}
+	}
+}
+
+// A chunked body past its cap is answered 413 at once, while its client
+// still waits to send the rest, and the connection closes: net/http, not
+// told of the cap through Gin's writer, read on for up to 256 KiB more of
+// the body before it answered, and a client that sent past the cap and
+// waited got nothing until server.read_timeout. So on both JSON endpoints
+// and for the body of a GET stream.
+func TestChunkedBodyPastTheCapIsAnsweredAtOnce(t *testing.T) {
+	cases := []struct{ method, path string }{{"GET", "/api/v1/events?topic=a"}, {"GET", "/stream"}}
+	limits := []int{maxDiscardedBody, maxDiscardedBody}
+	for _, e := range jsonEndpoints {
+		cases = append(cases, struct{ method, path string }{"POST", e.path})
+		limits = append(limits, e.limit)
+	}
+	for i, c := range cases {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			ts := newHubServer(t)
+			conn := ts.dial(t)
+			if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			body := `{"data":"` + strings.Repeat("x", limits[i])
+			req := c.method + " " + c.path + " HTTP/1.1\r\nHost: ssehub\r\nAuthorization: Bearer " + testToken +
+				"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+				fmt.Sprintf("%x\r\n%s\r\n", len(body), body)
+			if _, err := io.WriteString(conn, req); err != nil {
+				t.Fatal(err)
+			}
+			// The rest of the body does not come.
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer while the client waits: %v", err)
+			}
+			defer resp.Body.Close()
+			if msg := wantJSONError(t, resp, http.StatusRequestEntityTooLarge); !strings.Contains(msg, strconv.Itoa(limits[i])) {
+				t.Errorf("error %q does not name the cap", msg)
+			}
+			if !resp.Close {
+				t.Error("the connection is kept, with the rest of the body to come on it")
+			}
+		})
+	}
 }

@@ -85,3 +85,34 @@ func TestRepeatedCredentialsAreRefused(t *testing.T) {
 	// Once, each is read.
 	wantStreamHeaders(t, ts.do(t, "GET", "/api/v1/events?topic=a&access_token=sub", nil, nil))
 }
+
+// A JSON body's Content-Type given twice is a 400 naming it, on every
+// JSON endpoint: the first was read, so application/json beside
+// text/plain (or a charset ISO-8859-1 in the second) was taken, where a
+// proxy or a filter that reads the last sees another body.
+func TestRepeatedContentTypeIsRefused(t *testing.T) {
+	for _, e := range jsonEndpoints {
+		for _, second := range []string{"text/plain", "application/json; charset=iso-8859-1", "application/json"} {
+			t.Run(e.path+"/"+second, func(t *testing.T) {
+				ts := newHubServer(t)
+				req, err := http.NewRequestWithContext(t.Context(), "POST", ts.URL+e.path, strings.NewReader(e.body("a b")))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				req.Header["Content-Type"] = []string{"application/json", second}
+				resp, err := ts.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "header Content-Type given 2 times") {
+					t.Errorf("error %q, want it to say Content-Type was given twice", msg)
+				}
+				if n := ts.h.hub.Broker.Stats().Published; n != 0 {
+					t.Errorf("a refused body published %d events", n)
+				}
+			})
+		}
+	}
+}

@@ -101,6 +101,7 @@ type sseStream struct {
 	// last event then.
 	expires      time.Time
 	expiredFrame []byte
+	running      bool // run was called: its close gives the slot back
 	opened       bool // the first step went out
 	last         bool // the next send is the stream's last
 	events       int  // sent so far
@@ -114,11 +115,87 @@ type sseStream struct {
 	end                             error
 }
 
+// streamStart holds a stream's slot from the moment it is taken until its
+// stream runs (sseStream.run), whose end gives it back: a handler takes
+// it with startStream and defers end at once, so that the slot is given
+// back however the handler leaves before the stream runs, a panic
+// included (a broker's Subscribe, say).
+type streamStart struct {
+	h *Handler
+	s *sseStream // once opened
+	// undo lets go of what the handler took for the stream besides the
+	// slot (a subscription), when the stream does not run.
+	undo func()
+}
+
+// startStream takes a stream slot, or returns errTooManyStreams.
+func (h *Handler) startStream() (*streamStart, error) {
+	if err := h.slots.take(); err != nil {
+		return nil, err
+	}
+	return &streamStart{h: h}, nil
+}
+
+// open opens the stream the slot is for (openStream).
+func (st *streamStart) open(c *gin.Context) *sseStream {
+	st.s = st.h.openStream(c)
+	return st.s
+}
+
+// end, deferred by the handler that took the slot, does nothing once the
+// stream runs. Before that, undo runs and the slot is given back; but a
+// stream already opened (its connection taken over, when detached) is run
+// instead, with undo as its cleanup and a first step that panics as the
+// handler did: its transport answers 500 in JSON, or cuts a detached
+// connection, and its end gives the slot back and counts it. The panic
+// goes on to Gin's recovery, but for a detached stream's, which the
+// stream logs; so too when the client was gone before that step, which
+// then does not run.
+func (st *streamStart) end() {
+	if st.s != nil && st.s.running {
+		return
+	}
+	p := recover()
+	if s := st.s; s != nil {
+		stepped := false
+		if p != nil {
+			s.stop(errPanicked)
+		}
+		s.run(func(io.Writer) bool {
+			stepped = true
+			if p != nil {
+				panic(p)
+			}
+			return false
+		}, func() {
+			if p != nil && !stepped && s.conn != nil {
+				s.h.log.Error("stream panicked", "path", s.access.path, "panic", p, "answered_500", false)
+			}
+			if st.undo != nil {
+				st.undo()
+			}
+		})
+		// (Detached, the stream's steps are another goroutine's: stepped
+		// is not read.)
+		if s.conn == nil && p != nil && !stepped {
+			panic(p) // on to Gin's recovery, which logs it
+		}
+		return
+	}
+	defer st.h.slots.release()
+	if st.undo != nil {
+		st.undo()
+	}
+	if p != nil {
+		panic(p)
+	}
+}
+
 // openStream prepares the event-stream headers, picks the transport, lifts
 // the read deadline (server.read_timeout bounds the request, not the
 // stream) and queues the retry field (none when the configured retry is
 // 0). Nothing reaches the client until the first step. The caller has
-// taken a stream slot (h.slots.take); the stream's close gives it back.
+// taken a stream slot (startStream); the stream's close gives it back.
 func (h *Handler) openStream(c *gin.Context) *sseStream {
 	hdr := c.Writer.Header()
 	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -161,6 +238,7 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 // the stream logs it. A panic in cleanup ends the stream all the same
 // (finish), and goes on to Gin's recovery, or, detached, is logged.
 func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
+	s.running = true
 	if s.conn != nil {
 		s.c = nil
 		s.conn.Serve(step, func(panicked any) {
@@ -208,6 +286,17 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	})
 	if s.gw.err != nil {
 		s.stop(s.gw.err)
+	}
+	select {
+	case <-s.gone:
+		if !s.last {
+			// The client went away, or only closed its side of the
+			// connection, which reads the same, and may read on: the
+			// stream did not come to its end, and must not end as if it
+			// had (net/http's last chunk), as a detached one does not.
+			s.gw.cut()
+		}
+	default:
 	}
 	// net/http ends the response once the handler returns: its last
 	// chunk, after the last step if WriteLast held it, is a write too.

@@ -51,20 +51,29 @@ func (h *Handler) subscribe(c *gin.Context) {
 		lastID = queryID
 	}
 	// The slot first: a subscription refused for it is never registered.
-	if err := h.slots.take(); err != nil {
+	st, err := h.startStream()
+	if err != nil {
 		h.abortWithError(c, err)
 		return
 	}
+	defer st.end()
 	ctx, wait := h.brokerWait(c.Request.Context())
-	sub, err := h.subscribeBroker(ctx, patterns, lastID)
-	if err != nil {
+	var sub stream.Subscription
+	st.undo = func() {
 		wait.end()
-		h.slots.release()
+		if sub != nil {
+			sub.Close()
+			h.untrackSubscription(sub)
+		}
+	}
+	sub, err = h.subscribeBroker(ctx, patterns, lastID)
+	if err != nil {
+		sub = nil
 		h.abortWithError(c, err)
 		return
 	}
 
-	s := h.openStream(c)
+	s := st.open(c)
 	if s.conn != nil {
 		wait.follow(s.ctx)
 	}

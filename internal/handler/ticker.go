@@ -37,14 +37,19 @@ func (h *Handler) tickerStream(c *gin.Context) {
 	}
 	from, reset := tickerResume(lastID, count)
 	if from == count {
+		// Not cacheable, as the stream it stands for: a 204 is cacheable
+		// by default, and a cache keys it by URL, not by Last-Event-ID.
+		c.Header("Cache-Control", "no-cache")
 		c.Status(http.StatusNoContent)
 		return
 	}
-	if err := h.slots.take(); err != nil {
+	st, err := h.startStream()
+	if err != nil {
 		h.abortWithError(c, err)
 		return
 	}
-	s := h.openStream(c)
+	defer st.end()
+	s := st.open(c)
 	if reset != "" {
 		s.reset(reset, "")
 	}
@@ -100,13 +105,14 @@ func (h *Handler) checkDemoDuration(what string, n int, interval time.Duration) 
 
 // tickerResume returns the first index to send after lastID. An id the
 // ticker cannot resume from restarts at 0 with a reason to tell the client:
-// a resume is never silently ignored.
+// a resume is never silently ignored. Only the ids it sends are its own:
+// "04", "+4" or "-0" name no line, though they read as a number.
 func tickerResume(lastID string, count int) (from int, reset string) {
 	if lastID == "" {
 		return 0, ""
 	}
 	n, err := strconv.Atoi(lastID)
-	if err != nil || n < 0 || n >= count {
+	if err != nil || n < 0 || n >= count || strconv.Itoa(n) != lastID {
 		return 0, fmt.Sprintf("Last-Event-ID %s is not an id of this stream (0 to %d); starting over", stream.Quote(lastID), count-1)
 	}
 	return n + 1, ""

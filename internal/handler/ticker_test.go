@@ -93,16 +93,26 @@ func TestTickerResumesAfterLastEventID(t *testing.T) {
 	}
 }
 
+// The 204 says no-cache, as the stream it stands for does: a 204 is
+// cacheable by default (RFC 9110), and Last-Event-ID is no part of a
+// cache's key, so a shared cache could answer it to a new client of the
+// same URL, whose EventSource would stop for good.
 func TestTickerAfterFinalIDAnswers204(t *testing.T) {
 	ts := newTestServer(t, testOptions())
 	resp := ts.do(t, "GET", "/stream?count=5", nil, map[string]string{"Last-Event-ID": "4"})
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("status %d, want 204: only a non-200 answer stops EventSource", resp.StatusCode)
 	}
+	if got := resp.Header.Get("Cache-Control"); got != "no-cache" {
+		t.Errorf("Cache-Control %q, want no-cache", got)
+	}
 }
 
+// An id the ticker never sent resets, one that reads as a number of a
+// line's included: "-0" skipped line 0 without a word, and "+4" or "04",
+// read as the final id 4, was answered 204, which stops EventSource.
 func TestTickerUnknownLastEventIDResets(t *testing.T) {
-	for _, id := range []string{"x", "-1", "5", "99999999999999999999"} {
+	for _, id := range []string{"x", "-1", "5", "99999999999999999999", "-0", "+1", "01", "+4", "04"} {
 		t.Run(id, func(t *testing.T) {
 			ts := newTestServer(t, testOptions())
 			resp := ts.do(t, "GET", "/stream?count=5", nil, map[string]string{"Last-Event-ID": id})

@@ -42,11 +42,13 @@ func (h *Handler) tokenStream(c *gin.Context) {
 		h.abortWithError(c, err)
 		return
 	}
-	if err := h.slots.take(); err != nil {
+	st, err := h.startStream()
+	if err != nil {
 		h.abortWithError(c, err)
 		return
 	}
-	s := h.openStream(c)
+	defer st.end()
+	s := st.open(c)
 	s.runPaced(paced{
 		count:    len(words),
 		interval: interval,

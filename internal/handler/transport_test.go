@@ -554,3 +554,30 @@ func TestPanicInAStreamsCleanupGivesBackItsSlot(t *testing.T) {
 		t.Errorf("%d stream slots still taken after the panic", n)
 	}
 }
+
+// TestAStreamWhoseClientHalfClosedIsCut sends a stream's request, then
+// closes its side of the connection (as nc -N does at the end of its
+// input) and reads on. A half-closed connection reads as a client gone,
+// in either transport, so the stream ends at once: it must end cut, as
+// every stream that did not come to its end, not with the last chunk of a
+// complete response, which made one line of three (or none) look like
+// the whole stream.
+func TestAStreamWhoseClientHalfClosedIsCut(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "GET /stream?count=3&interval=1m HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		defer resp.Body.Close()
+		var b []byte
+		if b, err = io.ReadAll(resp.Body); err == nil {
+			t.Errorf("%s, then a clean end of %q: want the stream cut", resp.Status, b)
+		}
+	}
+	waitMetrics(t, ts, []string{`ssehub_streams_ended_total{reason="client_gone"} 1`})
+}
