@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -803,6 +804,47 @@ func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 	} {
 		if resp, body := do(r.method, r.path, r.accept); resp.StatusCode != http.StatusBadGateway {
 			t.Errorf("%s %s (Accept %q), ssehub down: %s %q, want nginx's 502", r.method, r.path, r.accept, resp.Status, body)
+		}
+	}
+}
+
+// TestNginxPassesTheLargestSubscription: a subscription within the hub's
+// bounds (hub.max_topics_per_subscription topics of 255 bytes each) with
+// a JWT's worth of token, in the query as an EventSource sends it or in
+// Authorization as a program does, passes the recipe to ssehub, which takes
+// request headers up to 1 MiB. With nginx's default buffers (a request line
+// or header of 8 KiB at most), nginx refused both itself: 414 and 400,
+// with an HTML page.
+func TestNginxPassesTheLargestSubscription(t *testing.T) {
+	token := strings.Repeat("t", 8<<10)
+	cfg := config.Default()
+	cfg.Auth.SubscribeTokens = []string{token}
+	p := startBehindNginx(t, cfg)
+	query := url.Values{"access_token": {token}}
+	for i := range cfg.Hub.MaxTopicsPerSubscription {
+		query.Add("topic", fmt.Sprintf("t%02d.", i)+strings.Repeat("x", stream.MaxTopicLen-4))
+	}
+	for _, c := range []struct {
+		name          string
+		query, header string
+	}{
+		{"token in the query", query.Encode(), ""},
+		{"token in Authorization", "topic=a", "Bearer " + token},
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), "GET", p.url+"/api/v1/events?"+c.query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
+		}
+		resp, err := p.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: a subscription through nginx (a query of %d bytes): %s, want 200", c.name, len(c.query), resp.Status)
 		}
 	}
 }
