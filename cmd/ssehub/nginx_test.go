@@ -758,7 +758,10 @@ func TestNginxReloadEndsTheOldWorkersStreams(t *testing.T) {
 // TestNginxAnswersAnEventStreamWhileSsehubIsDown: with nothing listening
 // upstream, the recipe answers a GET that accepts text/event-stream with
 // 200, only a retry: field and CORS headers for the page's origin, which
-// has an EventSource try again; every other request gets nginx's 502.
+// has an EventSource try again; every other request gets a 502 with a JSON
+// error, as ssehub's own, which the page's origin may read. (nginx's own
+// 502 was an HTML page without CORS headers: a page on another origin saw
+// its publish fail as a network error.)
 func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 	requireNginx(t)
 	n := runNginx(t, "127.0.0.1:"+freePort(t)) // nothing listens there
@@ -802,8 +805,13 @@ func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 		{"POST", "/api/v1/topics/a/events", "application/json, text/event-stream"},
 		{"POST", "/stream", "text/event-stream"},
 	} {
-		if resp, body := do(r.method, r.path, r.accept); resp.StatusCode != http.StatusBadGateway {
-			t.Errorf("%s %s (Accept %q), ssehub down: %s %q, want nginx's 502", r.method, r.path, r.accept, resp.Status, body)
+		resp, body := do(r.method, r.path, r.accept)
+		var answer struct{ Error string }
+		if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Content-Type") != "application/json" ||
+			json.Unmarshal([]byte(body), &answer) != nil || answer.Error == "" ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "https://page.example" {
+			t.Errorf("%s %s (Accept %q), ssehub down: %s %q %v, want a 502 with a JSON error, for the page's origin",
+				r.method, r.path, r.accept, resp.Status, body, resp.Header)
 		}
 	}
 }
@@ -845,6 +853,44 @@ func TestNginxPassesTheLargestSubscription(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: a subscription through nginx (a query of %d bytes): %s, want 200", c.name, len(c.query), resp.Status)
+		}
+	}
+}
+
+// TestNginxAnswersABodyPastItsCapInJSON: a publish past nginx's own cap
+// (client_max_body_size, 16 MiB, the highest hub.max_event_bytes) never
+// reaches ssehub; nginx answers its 413 as ssehub answers one past
+// hub.max_event_bytes: in JSON, readable by the page's origin. nginx's
+// own 413 was an HTML page without CORS headers, so a page on another
+// origin saw a network error instead.
+func TestNginxAnswersABodyPastItsCapInJSON(t *testing.T) {
+	cfg := hubTestConfig()
+	cfg.CORS.AllowedOrigins = []string{"https://page.example"}
+	p := startBehindNginx(t, cfg)
+	for _, bodyBytes := range []int{cfg.Hub.MaxEventBytes + 1024, 16<<20 + 1024} {
+		data := strings.Repeat("b", bodyBytes-len(`{"data":""}`))
+		req, err := http.NewRequestWithContext(t.Context(), "POST", p.url+"/api/v1/topics/big/events", strings.NewReader(`{"data":"`+data+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+hubTestToken)
+		req.Header.Set("Origin", "https://page.example")
+		resp, err := p.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer struct{ Error string }
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
+			json.Unmarshal(body, &answer) != nil || answer.Error == "" ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "https://page.example" {
+			t.Errorf("a body of %d bytes through nginx: %s %.200q %v, want a 413 with a JSON error, for the page's origin",
+				bodyBytes, resp.Status, body, resp.Header)
 		}
 	}
 }
