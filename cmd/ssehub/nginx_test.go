@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -892,5 +893,52 @@ func TestNginxAnswersABodyPastItsCapInJSON(t *testing.T) {
 			t.Errorf("a body of %d bytes through nginx: %s %.200q %v, want a 413 with a JSON error, for the page's origin",
 				bodyBytes, resp.Status, body, resp.Header)
 		}
+	}
+}
+
+// TestNginxMetricsLocation runs the README's location for /metrics ("Before
+// production") in the recipe's server block, allowing this host: it passes
+// /metrics on with the address nginx sees in X-Forwarded-For, as the
+// recipe's location / does. A location sets none of the proxy_set_header
+// lines of another, so without its own the client's X-Forwarded-For went
+// through as sent, and ssehub, trusting nginx, logged the client's choice.
+func TestNginxMetricsLocation(t *testing.T) {
+	readme := readRepoFile(t, "README.md")
+	m := regexp.MustCompile("`(location = /metrics \\{[^`]*\\})`").FindStringSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md: no `location = /metrics { ... }`")
+	}
+	location := strings.Replace(m[1], "allow 10.0.0.0/8;", "allow 127.0.0.1;", 1)
+	if location == m[1] {
+		t.Fatalf("README.md's %s does not allow 10.0.0.0/8: update this test", m[1])
+	}
+	cfg := config.Default()
+	cfg.Server.TrustedProxies = []string{"127.0.0.1"}
+	var log lockedBuffer
+	p := startBehindNginxEdited(t, cfg, []nginxEdit{{"    location / {", "    " + location + "\n\n    location / {"}}, func(m *Main) {
+		m.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	})
+	req, err := http.NewRequestWithContext(t.Context(), "GET", p.url+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "ssehub_subscribers ") {
+		t.Fatalf("GET /metrics through nginx: %s %.200q, want ssehub's metrics", resp.Status, body)
+	}
+	line := ""
+	for l := range strings.Lines(log.String()) {
+		if strings.Contains(l, "path=/metrics") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if !strings.HasSuffix(line, " remote=127.0.0.1") {
+		t.Errorf("access line %q, want remote=127.0.0.1: the address nginx saw, not one the client sent", line)
 	}
 }
