@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -757,7 +759,10 @@ func TestNginxReloadEndsTheOldWorkersStreams(t *testing.T) {
 // TestNginxAnswersAnEventStreamWhileSsehubIsDown: with nothing listening
 // upstream, the recipe answers a GET that accepts text/event-stream with
 // 200, only a retry: field and CORS headers for the page's origin, which
-// has an EventSource try again; every other request gets nginx's 502.
+// has an EventSource try again; every other request gets a 502 with a JSON
+// error, as ssehub's own, which the page's origin may read. (nginx's own
+// 502 was an HTML page without CORS headers: a page on another origin saw
+// its publish fail as a network error.)
 func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 	requireNginx(t)
 	n := runNginx(t, "127.0.0.1:"+freePort(t)) // nothing listens there
@@ -801,8 +806,139 @@ func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 		{"POST", "/api/v1/topics/a/events", "application/json, text/event-stream"},
 		{"POST", "/stream", "text/event-stream"},
 	} {
-		if resp, body := do(r.method, r.path, r.accept); resp.StatusCode != http.StatusBadGateway {
-			t.Errorf("%s %s (Accept %q), ssehub down: %s %q, want nginx's 502", r.method, r.path, r.accept, resp.Status, body)
+		resp, body := do(r.method, r.path, r.accept)
+		var answer struct{ Error string }
+		if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Content-Type") != "application/json" ||
+			json.Unmarshal([]byte(body), &answer) != nil || answer.Error == "" ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "https://page.example" {
+			t.Errorf("%s %s (Accept %q), ssehub down: %s %q %v, want a 502 with a JSON error, for the page's origin",
+				r.method, r.path, r.accept, resp.Status, body, resp.Header)
 		}
+	}
+}
+
+// TestNginxPassesTheLargestSubscription: a subscription within the hub's
+// bounds (hub.max_topics_per_subscription topics of 255 bytes each) with
+// a JWT's worth of token, in the query as an EventSource sends it or in
+// Authorization as a program does, passes the recipe to ssehub, which takes
+// request headers up to 1 MiB. With nginx's default buffers (a request line
+// or header of 8 KiB at most), nginx refused both itself: 414 and 400,
+// with an HTML page.
+func TestNginxPassesTheLargestSubscription(t *testing.T) {
+	token := strings.Repeat("t", 8<<10)
+	cfg := config.Default()
+	cfg.Auth.SubscribeTokens = []string{token}
+	p := startBehindNginx(t, cfg)
+	query := url.Values{"access_token": {token}}
+	for i := range cfg.Hub.MaxTopicsPerSubscription {
+		query.Add("topic", fmt.Sprintf("t%02d.", i)+strings.Repeat("x", stream.MaxTopicLen-4))
+	}
+	for _, c := range []struct {
+		name          string
+		query, header string
+	}{
+		{"token in the query", query.Encode(), ""},
+		{"token in Authorization", "topic=a", "Bearer " + token},
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), "GET", p.url+"/api/v1/events?"+c.query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
+		}
+		resp, err := p.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: a subscription through nginx (a query of %d bytes): %s, want 200", c.name, len(c.query), resp.Status)
+		}
+	}
+}
+
+// TestNginxAnswersABodyPastItsCapInJSON: a publish past nginx's own cap
+// (client_max_body_size, 16 MiB, the highest hub.max_event_bytes) never
+// reaches ssehub; nginx answers its 413 as ssehub answers one past
+// hub.max_event_bytes: in JSON, readable by the page's origin. nginx's
+// own 413 was an HTML page without CORS headers, so a page on another
+// origin saw a network error instead.
+func TestNginxAnswersABodyPastItsCapInJSON(t *testing.T) {
+	cfg := hubTestConfig()
+	cfg.CORS.AllowedOrigins = []string{"https://page.example"}
+	p := startBehindNginx(t, cfg)
+	for _, bodyBytes := range []int{cfg.Hub.MaxEventBytes + 1024, 16<<20 + 1024} {
+		data := strings.Repeat("b", bodyBytes-len(`{"data":""}`))
+		req, err := http.NewRequestWithContext(t.Context(), "POST", p.url+"/api/v1/topics/big/events", strings.NewReader(`{"data":"`+data+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+hubTestToken)
+		req.Header.Set("Origin", "https://page.example")
+		resp, err := p.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer struct{ Error string }
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
+			json.Unmarshal(body, &answer) != nil || answer.Error == "" ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "https://page.example" {
+			t.Errorf("a body of %d bytes through nginx: %s %.200q %v, want a 413 with a JSON error, for the page's origin",
+				bodyBytes, resp.Status, body, resp.Header)
+		}
+	}
+}
+
+// TestNginxMetricsLocation runs the README's location for /metrics ("Before
+// production") in the recipe's server block, allowing this host: it passes
+// /metrics on with the address nginx sees in X-Forwarded-For, as the
+// recipe's location / does. A location sets none of the proxy_set_header
+// lines of another, so without its own the client's X-Forwarded-For went
+// through as sent, and ssehub, trusting nginx, logged the client's choice.
+func TestNginxMetricsLocation(t *testing.T) {
+	readme := readRepoFile(t, "README.md")
+	m := regexp.MustCompile("`(location = /metrics \\{[^`]*\\})`").FindStringSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md: no `location = /metrics { ... }`")
+	}
+	location := strings.Replace(m[1], "allow 10.0.0.0/8;", "allow 127.0.0.1;", 1)
+	if location == m[1] {
+		t.Fatalf("README.md's %s does not allow 10.0.0.0/8: update this test", m[1])
+	}
+	cfg := config.Default()
+	cfg.Server.TrustedProxies = []string{"127.0.0.1"}
+	var log lockedBuffer
+	p := startBehindNginxEdited(t, cfg, []nginxEdit{{"    location / {", "    " + location + "\n\n    location / {"}}, func(m *Main) {
+		m.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	})
+	req, err := http.NewRequestWithContext(t.Context(), "GET", p.url+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "ssehub_subscribers ") {
+		t.Fatalf("GET /metrics through nginx: %s %.200q, want ssehub's metrics", resp.Status, body)
+	}
+	line := ""
+	for l := range strings.Lines(log.String()) {
+		if strings.Contains(l, "path=/metrics") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if !strings.HasSuffix(line, " remote=127.0.0.1") {
+		t.Errorf("access line %q, want remote=127.0.0.1: the address nginx saw, not one the client sent", line)
 	}
 }
