@@ -203,3 +203,17 @@ func TestMessagesDeletedBeforeTheInstanceReadThemEndNothing(t *testing.T) {
 		t.Fatalf("after the purge: %+v, want event %s", got, kept)
 	}
 }
+
+// JetStream answering once that the stream is not found when the
+// instance checks, at its consumer's first message, that the stream is
+// still its own (as a server that has not yet taken the stream back
+// after a restart, or a cluster's new meta leader, may): the stream is
+// found to be the same, and the subscriber gets that event and the next.
+// Before, the instance took the stream for another one and dropped every
+// event from then on, without a word, while its publishes answered 503.
+func TestStreamNotFoundOnceForItsOwnStreamLosesNoEvent(t *testing.T) {
+	_, p, c, b := subscribedBehindProxy(t)
+	p.missStream(1)
+	ids := []string{b.publish(t, "t", "first"), b.publish(t, "t", "second")}
+	receives(t, c, ids)
+}

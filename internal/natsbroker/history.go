@@ -89,6 +89,13 @@ func (h *history) end(err error) {
 // it is another. It asks again every askEvery that NATS leaves it
 // unanswered, as while the stream elects a leader (streamInfo):
 // deliveries wait for it.
+//
+// A stream not found is not taken for another one: a JetStream that has
+// not yet taken the stream back (a server restarting, a cluster's new
+// meta leader) may answer so for one that is there. It has renew check
+// the stream, and asks again until the stream is found or renew has put
+// another history in h's place. Taken for another, the stream that was
+// h's all along had every event of h's consumer dropped from then on.
 func (b *Broker) same(h *history) bool {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
@@ -98,7 +105,7 @@ func (b *Broker) same(h *history) bool {
 		case err == nil:
 			return info.Created.Equal(h.created)
 		case errors.Is(err, jetstream.ErrStreamNotFound):
-			return false
+			b.renew(h)
 		}
 		select {
 		case <-h.ended:
