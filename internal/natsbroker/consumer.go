@@ -417,13 +417,27 @@ func (b *Broker) lost(h *history, last uint64) bool {
 // with no event, as a resume from the stream (resume.go) and the tail
 // loaded at start take them. Ended for them, every subscription came back
 // and resumed across them all the same, and the tail loaded at start kept
-// only what followed the last deletion in it. A stream that cannot tell
-// is taken to have let them go.
+// only what followed the last deletion in it.
+//
+// A question that fails is asked again, each ReconnectWait, and one left
+// unanswered each askEvery (streamInfo), for PublishTimeout: a request
+// in flight as the connection broke, or sent while it reconnects, was
+// taken for events lost, and every subscription of the instance ended
+// for a brief network fault. A stream that cannot tell by then is taken
+// to have let them go.
 func (b *Broker) letGo(h *history, last uint64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
-	info, err := h.stream.Info(ctx)
-	return err != nil || !info.Created.Equal(h.created) || info.State.FirstSeq > last
+	for {
+		info, err := streamInfo(ctx, h.stream)
+		if err == nil {
+			return !info.Created.Equal(h.created) || info.State.FirstSeq > last
+		}
+		b.opts.Logger.Debug("nats stream info", "err", err)
+		if pause(ctx, b.opts.ReconnectWait) != nil {
+			return true
+		}
+	}
 }
 
 // check asks, on a goroutine of its own, whether h's stream is still

@@ -217,3 +217,37 @@ func TestStreamNotFoundOnceForItsOwnStreamLosesNoEvent(t *testing.T) {
 	ids := []string{b.publish(t, "t", "first"), b.publish(t, "t", "second")}
 	receives(t, c, ids)
 }
+
+// The consumer passes over messages deleted from within the stream, and
+// the connection breaks as the instance asks the stream whether they were
+// let go of (as a brief network fault would): it asks again once
+// reconnected, finds them deleted from within, and its subscriber goes
+// on with the next event. Before, the one failed question was taken for
+// events lost: every subscription of the instance ended, and each client,
+// coming back, was reset.
+func TestReconnectWhileCheckingAGapEndsNothing(t *testing.T) {
+	ns, p, c, other := subscribedBehindProxy(t)
+	receives(t, c, []string{other.publish(t, "t", "before")})
+
+	p.refuseConsumers()
+	p.cut()
+	waitUntil(t, waitLimit, "a consumer refused", func() bool { return p.refusals() >= 1 })
+	other.publish(t, "elsewhere", "the new consumer's first") // no gap before it
+	other.publish(t, "gone", "purged")
+	kept := other.publish(t, "t", "kept")
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(t.Context(), jetstream.WithPurgeSubject(DefaultSubjectPrefix+".gone")); err != nil {
+		t.Fatal(err)
+	}
+	// The consumer made again asks for the stream's info as it starts
+	// (check) and at its first message (same), then for the gap (letGo).
+	p.cutAtStreamInfo(3)
+	p.passConsumers()
+	p.cut() // the consumer is asked for at once
+	if got := c.next(t); got.ID != kept {
+		t.Fatalf("after the purge: %+v, want event %s", got, kept)
+	}
+}

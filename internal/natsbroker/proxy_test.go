@@ -58,6 +58,10 @@ type natsProxy struct {
 	// not yet taken the stream back (a server restarting, a cluster's new
 	// meta leader) may answer for one that exists.
 	streamMissing int
+	// cutInfo, when above 0, counts down the requests for a stream's
+	// info: the one that takes it to 0 is swallowed and the connections
+	// cut as it is sent.
+	cutInfo int
 	// slowBy holds back each answer of JetStream's API to a client, as
 	// a busy server's are; 0: none.
 	slowBy time.Duration
@@ -300,6 +304,12 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 		}
 		return false
 	}
+	if p.cutInfo > 0 && bytes.HasPrefix(fields[1], []byte("$JS.API.STREAM.INFO.")) {
+		if p.cutInfo--; p.cutInfo == 0 {
+			p.wg.Go(p.cut)
+			return true
+		}
+	}
 	if p.swallow == nil || !bytes.HasPrefix(fields[1], p.swallow) {
 		return false
 	}
@@ -374,6 +384,15 @@ func (p *natsProxy) missStream(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.streamMissing = n
+}
+
+// cutAtStreamInfo makes the nth request for a stream's info from now on
+// go unanswered, and cuts the connections as it is sent: a reconnect in
+// the middle of that request.
+func (p *natsProxy) cutAtStreamInfo(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutInfo = n
 }
 
 func (p *natsProxy) passConsumers() {
