@@ -542,11 +542,16 @@ func (b *Broker) Close() {
 		b.renewMu.Lock()
 		b.shut = true
 		b.renewMu.Unlock()
+		// The instance's consumer is deleted while the connection is
+		// up; one that NATS does not delete within askEvery it removes
+		// once idle, as it would after a stop.
+		if h := b.cur.Load(); h != nil && b.nc.IsConnected() {
+			h.live.retire(askEvery)
+		}
 		// The connection goes before the consumers stop: a request
 		// that NATS, away or busy, may never answer (a renewal's, a
 		// deletion's) ends with it. Nothing needs it any more: the
-		// publishes have ended, and the server removes the consumers
-		// once idle, as it would after a stop.
+		// publishes have ended.
 		b.nc.Close()
 		if b.watched != nil {
 			<-b.watched

@@ -660,3 +660,22 @@ func TestConcurrentPublishesNameTheirPermissionsViolations(t *testing.T) {
 		}
 	}
 }
+
+// An instance that closes deletes its consumer: the NATS server kept it
+// for its inactive threshold, 5 minutes, so that each restart or deploy
+// left one more in the stream's consumers (which the server caps,
+// resumes' pages included) for operators to find.
+func TestCloseDeletesTheConsumer(t *testing.T) {
+	ns := startNATS(t)
+	openBroker(t, testBrokerOptions(ns))
+	for range 3 {
+		b, err := Open(t.Context(), testBrokerOptions(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	if n := consumers(t, ns); n != 1 {
+		t.Fatalf("%d consumers after 3 instances closed, want 1, the open instance's", n)
+	}
+}
