@@ -195,9 +195,10 @@ func (b *Broker) renewFrom(old *history) {
 }
 
 // next returns the history to take over from old: nil when old's stream
-// is still there, else the stream of the same name that replaced it
-// (checked by findStream; created if missing with memory storage, by
-// ensureStream) with its consumer started at its first sequence.
+// is still there (its creation time the same), else the stream of the
+// same name that replaced it (checked by findStream; created if missing
+// with memory storage, by ensureStream) with its consumer started at its
+// first sequence.
 func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	info, err := streamInfo(ctx, old.stream)
 	if err == nil && info.Created.Equal(old.created) {
@@ -216,6 +217,13 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	st, err := find(ctx, b.js, &b.opts)
 	if err != nil {
 		return nil, err
+	}
+	if st.CachedInfo().Created.Equal(old.created) {
+		// old's stream after all: a JetStream that has not yet taken it
+		// back (a server restarting, a cluster's new meta leader) may
+		// answer that it is not found. Taken for another, it ended every
+		// subscription, and the consumer read all of it again.
+		return nil, nil
 	}
 	h := b.newHistory(st, 1)
 	h.prevFrom = old.ids.offset
