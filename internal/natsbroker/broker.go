@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,6 +191,9 @@ type Broker struct {
 	reads chan struct{} // a slot per page read from the stream at once (reads.go)
 	held  chan struct{} // a slot per page resumes hold at once (reads.go)
 
+	violMu     sync.Mutex
+	violations []violation // the permissions violations told of lately, oldest first (denied)
+
 	watched   chan struct{} // closed when watch has returned
 	jsAnswers atomic.Uint64 // watch's questions answered
 	auth      []nats.Option // the credentials and CAs, for watch's connections
@@ -202,6 +206,7 @@ type Broker struct {
 // returns once the local history holds the stream's last HistorySize
 // events (warm.go). ctx bounds the start only.
 func Open(ctx context.Context, opts Options) (*Broker, error) {
+	opened := time.Now()
 	opts.setDefaults()
 	b := &Broker{opts: opts, closed: make(chan struct{})}
 	conn := []nats.Option{
@@ -226,6 +231,9 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		// violation, a slow consumer) to stderr as plain text, outside
 		// the service's log and its format.
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				b.violated(err)
+			}
 			if sub != nil {
 				opts.Logger.Warn("nats error", "err", err, "subject", sub.Subject)
 				return
@@ -261,7 +269,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 			"max_payload", nc.MaxPayload(), "max_event_bytes", opts.MaxEventBytes, "want_max_payload", need)
 	}
 	if err := b.start(ctx); err != nil {
-		err = b.denied(err, "")
+		err = b.denied(err, "", opened)
 		b.Close()
 		return nil, err
 	}
@@ -340,6 +348,7 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	// No Nats-Expected-Stream header (jetstream.WithExpectStream): the
 	// stream would store it with every event and every consumer parse it.
 	// The acknowledgement names the stream instead.
+	sent := time.Now()
 	ack, err := b.pub.publish(ctx, m)
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return nil, false, fmt.Errorf("%w: it takes at most %d bytes of data, type and topic (NATS max_payload)", stream.ErrEventTooLarge, b.nc.MaxPayload())
@@ -355,7 +364,7 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		if errors.Is(err, nats.ErrReconnectBufExceeded) {
 			err = fmt.Errorf("nats not connected: %w", err) // sent while it reconnects
 		}
-		return nil, false, b.unavailable("publish", b.denied(err, m.Subject))
+		return nil, false, b.unavailable("publish", b.denied(err, m.Subject, sent))
 	}
 	if ack.Stream != b.opts.Stream {
 		return nil, false, b.unavailable("publish", fmt.Errorf("subject %s stored by stream %q, not %q: %w", m.Subject, ack.Stream, b.opts.Stream, ErrStreamMismatch))
@@ -397,16 +406,47 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	return msg, ack.Duplicate, nil
 }
 
-// denied adds to err, a request to subject left unanswered, the
-// permissions violation the server told of for subject (for any subject
-// when ""): a NATS user that may not publish there is never answered,
-// and nats.go keeps the violation apart, as the connection's last error.
-func (b *Broker) denied(err error, subject string) error {
-	last := b.nc.LastError()
-	if !unanswered(err) || !errors.Is(last, nats.ErrPermissionViolation) || subject != "" && !strings.Contains(last.Error(), `"`+subject+`"`) {
+// maxViolations is how many permissions violations denied remembers.
+const maxViolations = 16
+
+// violation is a permissions violation the server told of, and when.
+type violation struct {
+	err error
+	at  time.Time
+}
+
+// violated remembers err, a permissions violation just told of, for
+// denied: the maxViolations latest.
+func (b *Broker) violated(err error) {
+	b.violMu.Lock()
+	defer b.violMu.Unlock()
+	if len(b.violations) == maxViolations {
+		b.violations = slices.Delete(b.violations, 0, 1)
+	}
+	b.violations = append(b.violations, violation{err, time.Now()})
+}
+
+// denied adds to err, a request to subject sent at since and left
+// unanswered, the permissions violation the server told of for subject
+// (for any subject when "") since then: a NATS user that may not publish
+// there is never answered, and nats.go tells of the violation apart.
+// Its last error, taken before, could be another request's violation,
+// and one of a subject allowed since, minutes old.
+func (b *Broker) denied(err error, subject string, since time.Time) error {
+	if !unanswered(err) {
 		return err
 	}
-	return fmt.Errorf("%w (%w)", err, last)
+	b.violMu.Lock()
+	defer b.violMu.Unlock()
+	for _, v := range slices.Backward(b.violations) {
+		if v.at.Before(since) {
+			break
+		}
+		if subject == "" || strings.Contains(v.err.Error(), `"`+subject+`"`) {
+			return fmt.Errorf("%w (%w)", err, v.err)
+		}
+	}
+	return err
 }
 
 // header is the JetStream header of p's message: the event type, unless
@@ -502,11 +542,16 @@ func (b *Broker) Close() {
 		b.renewMu.Lock()
 		b.shut = true
 		b.renewMu.Unlock()
+		// The instance's consumer is deleted while the connection is
+		// up; one that NATS does not delete within askEvery it removes
+		// once idle, as it would after a stop.
+		if h := b.cur.Load(); h != nil && b.nc.IsConnected() {
+			h.live.retire(askEvery)
+		}
 		// The connection goes before the consumers stop: a request
 		// that NATS, away or busy, may never answer (a renewal's, a
 		// deletion's) ends with it. Nothing needs it any more: the
-		// publishes have ended, and the server removes the consumers
-		// once idle, as it would after a stop.
+		// publishes have ended.
 		b.nc.Close()
 		if b.watched != nil {
 			<-b.watched

@@ -614,3 +614,68 @@ func TestAuthOptionsTakeTheURLsCredentials(t *testing.T) {
 		}
 	}
 }
+
+// A publish unanswered for another cause (a server too busy to answer)
+// after the NATS user was allowed the subject again: its error names no
+// permissions violation. nats.go keeps the last one it was told of, and
+// the refusals' log line named the violation of minutes before.
+func TestPublishNamesNoStalePermissionsViolation(t *testing.T) {
+	ns := startNATSWith(t, &natsServer{denied: []string{DefaultSubjectPrefix + ".t"}})
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{"nats://restricted:restricted@" + p.ln.Addr().String()}
+	opts.PublishTimeout = 500 * time.Millisecond
+	b := openBroker(t, opts)
+	_, _, err := b.Publish(stream.Publication{Topic: "t", Data: "denied"})
+	if !strings.Contains(fmt.Sprint(err), "Permissions Violation") {
+		t.Fatalf("publish while denied: %v, want an error naming the permissions violation", err)
+	}
+	ns.deny(t, DefaultSubjectPrefix+".nothing")
+	p.swallowRequests(DefaultSubjectPrefix + ".")
+	_, _, err = b.Publish(stream.Publication{Topic: "t", Data: "unanswered"})
+	if err == nil || strings.Contains(err.Error(), "Permissions Violation") {
+		t.Fatalf("publish allowed, unanswered: %v, want an error naming no permissions violation", err)
+	}
+}
+
+// Two publishes denied at once, to two subjects: each error names its
+// violation. nats.go keeps the last one it was told of, and the other
+// publish's error named none.
+func TestConcurrentPublishesNameTheirPermissionsViolations(t *testing.T) {
+	ns := startNATSWith(t, &natsServer{denied: []string{DefaultSubjectPrefix + ".a", DefaultSubjectPrefix + ".b"}})
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{ns.restrictedURL()}
+	opts.PublishTimeout = 500 * time.Millisecond
+	b := openBroker(t, opts)
+	errs := make(chan error, 2)
+	for _, topic := range []string{"a", "b"} {
+		go func() {
+			_, _, err := b.Publish(stream.Publication{Topic: topic, Data: "denied"})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; !strings.Contains(fmt.Sprint(err), "Permissions Violation") {
+			t.Errorf("publish while denied: %v, want an error naming the permissions violation", err)
+		}
+	}
+}
+
+// An instance that closes deletes its consumer: the NATS server kept it
+// for its inactive threshold, 5 minutes, so that each restart or deploy
+// left one more in the stream's consumers (which the server caps,
+// resumes' pages included) for operators to find.
+func TestCloseDeletesTheConsumer(t *testing.T) {
+	ns := startNATS(t)
+	openBroker(t, testBrokerOptions(ns))
+	for range 3 {
+		b, err := Open(t.Context(), testBrokerOptions(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	if n := consumers(t, ns); n != 1 {
+		t.Fatalf("%d consumers after 3 instances closed, want 1, the open instance's", n)
+	}
+}

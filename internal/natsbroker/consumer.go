@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,10 +64,12 @@ type live struct {
 	h      *history
 	prefix string         // of the consumers' names
 	resets chan struct{}  // holds one reset asked for
-	stop   chan struct{}  // closed by close
+	stop   chan struct{}  // closed by halt
 	done   chan struct{}  // closed when run has returned
 	drops  sync.WaitGroup // the deletions of replaced consumers
+	halted sync.Once
 	closed sync.Once
+	name   atomic.Pointer[string] // the current consumer's, for retire
 
 	// mu is held by each message's delivery, so a consumer's messages
 	// are checked and delivered one at a time, and none of one replaced
@@ -180,6 +183,8 @@ func (l *live) start(cons jetstream.Consumer) error {
 		return err
 	}
 	l.cons, l.cc, l.next = cons, cc, 1
+	name := cons.CachedInfo().Name
+	l.name.Store(&name)
 	return nil
 }
 
@@ -249,6 +254,11 @@ func (l *live) run() {
 		case <-l.stop:
 			return
 		case <-l.resets:
+		}
+		select {
+		case <-l.stop: // the reset may be retire's deletion
+			return
+		default:
 		}
 		l.remake(ctx)
 	}
@@ -329,11 +339,33 @@ func (l *live) info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 	return cons.Info(ctx)
 }
 
+// halt stops run: no consumer is made again. It does not wait.
+func (l *live) halt() { l.halted.Do(func() { close(l.stop) }) }
+
+// retire halts l and deletes the current consumer, waiting at most wait
+// for NATS to answer: Close's, so that the server does not keep it for
+// its InactiveThreshold once the instance is gone (many restarts left as
+// many consumers for 5 minutes). It does not wait for l's lock, which a
+// delivery may hold while it waits for NATS (Broker.same); a consumer
+// that a reset under way makes meanwhile goes once idle.
+func (l *live) retire(wait time.Duration) {
+	l.halt()
+	name := l.name.Load()
+	if name == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := l.h.stream.DeleteConsumer(ctx, *name); err != nil {
+		l.b.opts.Logger.Debug("nats consumer not deleted", "err", err)
+	}
+}
+
 // close stops the consumer for good, and returns once no message of it
 // is being delivered and none will be. It is idempotent.
 func (l *live) close() {
 	l.closed.Do(func() {
-		close(l.stop)
+		l.halt()
 		<-l.done
 		l.drops.Wait()
 		l.mu.Lock()
@@ -417,13 +449,27 @@ func (b *Broker) lost(h *history, last uint64) bool {
 // with no event, as a resume from the stream (resume.go) and the tail
 // loaded at start take them. Ended for them, every subscription came back
 // and resumed across them all the same, and the tail loaded at start kept
-// only what followed the last deletion in it. A stream that cannot tell
-// is taken to have let them go.
+// only what followed the last deletion in it.
+//
+// A question that fails is asked again, each ReconnectWait, and one left
+// unanswered each askEvery (streamInfo), for PublishTimeout: a request
+// in flight as the connection broke, or sent while it reconnects, was
+// taken for events lost, and every subscription of the instance ended
+// for a brief network fault. A stream that cannot tell by then is taken
+// to have let them go.
 func (b *Broker) letGo(h *history, last uint64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
-	info, err := h.stream.Info(ctx)
-	return err != nil || !info.Created.Equal(h.created) || info.State.FirstSeq > last
+	for {
+		info, err := streamInfo(ctx, h.stream)
+		if err == nil {
+			return !info.Created.Equal(h.created) || info.State.FirstSeq > last
+		}
+		b.opts.Logger.Debug("nats stream info", "err", err)
+		if pause(ctx, b.opts.ReconnectWait) != nil {
+			return true
+		}
+	}
 }
 
 // check asks, on a goroutine of its own, whether h's stream is still

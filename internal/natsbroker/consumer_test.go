@@ -203,3 +203,51 @@ func TestMessagesDeletedBeforeTheInstanceReadThemEndNothing(t *testing.T) {
 		t.Fatalf("after the purge: %+v, want event %s", got, kept)
 	}
 }
+
+// JetStream answering once that the stream is not found when the
+// instance checks, at its consumer's first message, that the stream is
+// still its own (as a server that has not yet taken the stream back
+// after a restart, or a cluster's new meta leader, may): the stream is
+// found to be the same, and the subscriber gets that event and the next.
+// Before, the instance took the stream for another one and dropped every
+// event from then on, without a word, while its publishes answered 503.
+func TestStreamNotFoundOnceForItsOwnStreamLosesNoEvent(t *testing.T) {
+	_, p, c, b := subscribedBehindProxy(t)
+	p.missStream(1)
+	ids := []string{b.publish(t, "t", "first"), b.publish(t, "t", "second")}
+	receives(t, c, ids)
+}
+
+// The consumer passes over messages deleted from within the stream, and
+// the connection breaks as the instance asks the stream whether they were
+// let go of (as a brief network fault would): it asks again once
+// reconnected, finds them deleted from within, and its subscriber goes
+// on with the next event. Before, the one failed question was taken for
+// events lost: every subscription of the instance ended, and each client,
+// coming back, was reset.
+func TestReconnectWhileCheckingAGapEndsNothing(t *testing.T) {
+	ns, p, c, other := subscribedBehindProxy(t)
+	receives(t, c, []string{other.publish(t, "t", "before")})
+
+	p.refuseConsumers()
+	p.cut()
+	waitUntil(t, waitLimit, "a consumer refused", func() bool { return p.refusals() >= 1 })
+	other.publish(t, "elsewhere", "the new consumer's first") // no gap before it
+	other.publish(t, "gone", "purged")
+	kept := other.publish(t, "t", "kept")
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(t.Context(), jetstream.WithPurgeSubject(DefaultSubjectPrefix+".gone")); err != nil {
+		t.Fatal(err)
+	}
+	// The consumer made again asks for the stream's info as it starts
+	// (check) and at its first message (same), then for the gap (letGo).
+	p.cutAtStreamInfo(3)
+	p.passConsumers()
+	p.cut() // the consumer is asked for at once
+	if got := c.next(t); got.ID != kept {
+		t.Fatalf("after the purge: %+v, want event %s", got, kept)
+	}
+}

@@ -89,6 +89,13 @@ func (h *history) end(err error) {
 // it is another. It asks again every askEvery that NATS leaves it
 // unanswered, as while the stream elects a leader (streamInfo):
 // deliveries wait for it.
+//
+// A stream not found is not taken for another one: a JetStream that has
+// not yet taken the stream back (a server restarting, a cluster's new
+// meta leader) may answer so for one that is there. It has renew check
+// the stream, and asks again until the stream is found or renew has put
+// another history in h's place. Taken for another, the stream that was
+// h's all along had every event of h's consumer dropped from then on.
 func (b *Broker) same(h *history) bool {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
@@ -98,7 +105,7 @@ func (b *Broker) same(h *history) bool {
 		case err == nil:
 			return info.Created.Equal(h.created)
 		case errors.Is(err, jetstream.ErrStreamNotFound):
-			return false
+			b.renew(h)
 		}
 		select {
 		case <-h.ended:
@@ -188,9 +195,10 @@ func (b *Broker) renewFrom(old *history) {
 }
 
 // next returns the history to take over from old: nil when old's stream
-// is still there, else the stream of the same name that replaced it
-// (checked by findStream; created if missing with memory storage, by
-// ensureStream) with its consumer started at its first sequence.
+// is still there (its creation time the same), else the stream of the
+// same name that replaced it (checked by findStream; created if missing
+// with memory storage, by ensureStream) with its consumer started at its
+// first sequence.
 func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	info, err := streamInfo(ctx, old.stream)
 	if err == nil && info.Created.Equal(old.created) {
@@ -209,6 +217,13 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	st, err := find(ctx, b.js, &b.opts)
 	if err != nil {
 		return nil, err
+	}
+	if st.CachedInfo().Created.Equal(old.created) {
+		// old's stream after all: a JetStream that has not yet taken it
+		// back (a server restarting, a cluster's new meta leader) may
+		// answer that it is not found. Taken for another, it ended every
+		// subscription, and the consumer read all of it again.
+		return nil, nil
 	}
 	h := b.newHistory(st, 1)
 	h.prevFrom = old.ids.offset

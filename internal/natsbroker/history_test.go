@@ -566,3 +566,26 @@ func TestOpenCreatesTheStreamAgainAfterAStoreError(t *testing.T) {
 	in := newInstance(t, opts)
 	receives(t, in.subscribe(t, "topic=t", ""), []string{in.publish(t, "t", "after")})
 }
+
+// The instance's consumer deleted alone, and JetStream answering once
+// that the stream is not found as the instance checks it (as one that
+// has not yet taken the stream back may): the stream found next is the
+// same, and the instance goes on in the same history, its subscribers
+// connected. Before, it took the stream found for one created again:
+// it ended every subscription and read the whole stream again.
+func TestStreamNotFoundOnceAfterTheConsumerWasDeletedKeepsTheHistory(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	c := a.subscribe(t, "topic=t", "")
+	ids := []string{a.publish(t, "t", "before")}
+	receives(t, c, ids)
+	p.missStream(1)
+	deleteConsumers(t, ns)
+	for i := range 3 {
+		ids = append(ids, publishUntilAccepted(t, a, "t", fmt.Sprint("after ", i)))
+	}
+	receives(t, c, ids[1:])
+}

@@ -68,6 +68,30 @@ func startNATSWith(t testing.TB, ns *natsServer) *natsServer {
 // start runs the server, again on the same port and store after a stop.
 func (ns *natsServer) start(t testing.TB) {
 	t.Helper()
+	s, err := server.NewServer(ns.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(waitLimit) {
+		t.Fatal("nats server not ready")
+	}
+	ns.Server = s
+	ns.port = s.Addr().(*net.TCPAddr).Port
+}
+
+// deny sets the subjects the user "restricted" may not publish to, on
+// the running server, as an operator's configuration reload does.
+func (ns *natsServer) deny(t *testing.T, subjects ...string) {
+	t.Helper()
+	ns.denied = subjects
+	if err := ns.ReloadOptions(ns.options()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// options are ns's server options, on ns.port.
+func (ns *natsServer) options() *server.Options {
 	opts := &server.Options{
 		Host: "127.0.0.1", Port: ns.port, JetStream: true, StoreDir: ns.dir,
 		NoLog: true, NoSigs: true, MaxPayload: ns.maxPayload,
@@ -82,16 +106,7 @@ func (ns *natsServer) start(t testing.TB) {
 		}
 		opts.NoAuthUser = "anyone"
 	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(waitLimit) {
-		t.Fatal("nats server not ready")
-	}
-	ns.Server = s
-	ns.port = s.Addr().(*net.TCPAddr).Port
+	return opts
 }
 
 // operator returns a JetStream client of its own on ns, as an operator's

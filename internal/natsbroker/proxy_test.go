@@ -53,6 +53,15 @@ type natsProxy struct {
 	// unavailable (10008); refused counts them.
 	refuseCreates bool
 	refused       int
+	// streamMissing is how many of the next answers to a stream's info
+	// say that the stream is not found (10059), as a JetStream that has
+	// not yet taken the stream back (a server restarting, a cluster's new
+	// meta leader) may answer for one that exists.
+	streamMissing int
+	// cutInfo, when above 0, counts down the requests for a stream's
+	// info: the one that takes it to 0 is swallowed and the connections
+	// cut as it is sent.
+	cutInfo int
 	// slowBy holds back each answer of JetStream's API to a client, as
 	// a busy server's are; 0: none.
 	slowBy time.Duration
@@ -295,6 +304,12 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 		}
 		return false
 	}
+	if p.cutInfo > 0 && bytes.HasPrefix(fields[1], []byte("$JS.API.STREAM.INFO.")) {
+		if p.cutInfo--; p.cutInfo == 0 {
+			p.wg.Go(p.cut)
+			return true
+		}
+	}
 	if p.swallow == nil || !bytes.HasPrefix(fields[1], p.swallow) {
 		return false
 	}
@@ -363,6 +378,23 @@ func (p *natsProxy) refuseConsumers() {
 	p.refuseCreates = true
 }
 
+// missStream makes the next n answers to a stream's info say that the
+// stream is not found, though it is there.
+func (p *natsProxy) missStream(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.streamMissing = n
+}
+
+// cutAtStreamInfo makes the nth request for a stream's info from now on
+// go unanswered, and cuts the connections as it is sent: a reconnect in
+// the middle of that request.
+func (p *natsProxy) cutAtStreamInfo(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutInfo = n
+}
+
 func (p *natsProxy) passConsumers() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -387,8 +419,14 @@ func (p *natsProxy) rewrite(payload []byte) []byte {
 	if refuse {
 		p.refused++
 	}
+	missing := p.streamMissing > 0 && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.stream_info_response"`))
+	if missing {
+		p.streamMissing--
+	}
 	p.mu.Unlock()
 	switch {
+	case missing:
+		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":404,"err_code":10059,"description":"stream not found"}}`)
 	case fail:
 		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_create_response","error":{"code":500,"err_code":10049,"description":"error creating store for stream: directory not empty"}}`)
 	case refuse:

@@ -3,6 +3,7 @@ package natsbroker
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -453,5 +454,47 @@ func TestTailLetGoOfAsTheInstanceStartsWarnsOfNoLoss(t *testing.T) {
 	defer o.b.Close()
 	if n := logs.Count("let go of events"); n != 0 {
 		t.Errorf("%d warnings of events lost at start, want none:\n%s", n, logs.String())
+	}
+}
+
+// Resumes from each id around the start of the tail an instance loaded
+// (the stream holding more than its local bytes bound keeps): those
+// below it read the stream, those within it the local history, and each
+// gets every event after its id once, in order, then a live one.
+func TestResumesAroundTheLoadedTailsStart(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 100
+	opts.HistoryMaxBytes = 1000
+	opts.MaxEventBytes = 4096 // the stream keeps at least 14 KiB
+	a := newInstance(t, opts)
+	var ids []string
+	for i := range 40 {
+		ids = append(ids, a.publish(t, "t", fmt.Sprintf("event %02d %s", i, strings.Repeat("x", 60))))
+	}
+	b := newInstance(t, opts)
+	mem := b.broker.cur.Load().mem
+	at := slices.IndexFunc(ids, func(id string) bool {
+		n, _ := strconv.ParseUint(id, 10, 64)
+		return mem.Retained(n) != nil
+	})
+	if at < 4 {
+		t.Fatalf("the loaded tail starts at event %d of 40, want it well within", at)
+	}
+	t.Logf("the loaded tail starts at event %d of 40", at)
+	var clients []*client
+	var from []int
+	for k := at - 3; k <= at+2; k++ {
+		clients = append(clients, b.subscribe(t, "topic=t", ids[k]))
+		from = append(from, k)
+	}
+	live := a.publish(t, "t", "live")
+	for i, c := range clients {
+		want := append(slices.Clone(ids[from[i]+1:]), live)
+		for _, id := range want {
+			if got := c.next(t); got.ID != id {
+				t.Fatalf("resumed from event %d (tail starts at %d): got %+v, want id %s", from[i], at, got, id)
+			}
+		}
 	}
 }
