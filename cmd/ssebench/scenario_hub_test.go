@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -264,5 +267,48 @@ func TestTimeoutCutsOffAPublishInFlight(t *testing.T) {
 	// -timeout, far below the request timeout the run waited for.
 	if took > publishTimeout/2 {
 		t.Errorf("the run took %v with -timeout 200ms", took)
+	}
+}
+
+// With -sub-urls, the server's RSS is -url's instance's alone, so its rise
+// is shared by the subscribers opened on that instance, not by all of
+// them.
+func TestRSSPerConnectionWithSubURLsCountsTheMeasuredInstance(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	var held [][]byte // what each subscription costs: touched, so resident
+	var mu sync.Mutex
+	var servers [2]*httptest.Server
+	for i := range servers {
+		h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+		servers[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Path == "/api/v1/events" {
+				b := make([]byte, 4<<20)
+				for j := 0; j < len(b); j += 4096 {
+					b[j] = 1
+				}
+				mu.Lock()
+				held = append(held, b)
+				mu.Unlock()
+			}
+			h.ServeHTTP(w, r)
+		}))
+		t.Cleanup(func() { h.Close(); servers[i].Close() })
+	}
+	t.Cleanup(broker.Close)
+	// Both instances run in this process: -pid reads its RSS as the
+	// measured server's.
+	rep, code, stderr := runJSON(t, "-url", servers[0].URL, "-sub-urls", servers[1].URL, "-scenario", "fanout", "-n", "7",
+		"-rate", "100", "-duration", "100ms", "-token", testToken, "-pid", strconv.Itoa(os.Getpid()), "-sample", "10ms")
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	s := rep.Server
+	if rise := s.RSSPeak - s.RSSIdle; rise < 7<<20 || s.RSSPerConn != rise/4 {
+		t.Errorf("RSS idle %d, peak %d, per connection %d: want the rise shared by the 4 of 7 subscribers on -url", s.RSSIdle, s.RSSPeak, s.RSSPerConn)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(held) != 7 {
+		t.Errorf("%d subscriptions, want 7", len(held))
 	}
 }
