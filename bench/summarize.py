@@ -36,7 +36,7 @@ def load(paths):
 
 def ticker_row(r):
     s, d, c = r["server"], r["delivery"], r["connect"]
-    return {
+    row = {
         "delivered": f'{d["delivered"]}/{d["expected"]}',
         "connect_failed": c["failed"],
         "cpu_s": s["cpu_seconds"],
@@ -45,6 +45,9 @@ def ticker_row(r):
         "rss_per_conn_kib": s["rss_per_conn_bytes"] / KIB,
         "client_cpu_s": r["client"]["cpu_seconds"],
     }
+    if r.get("aborted"):
+        row["aborted"] = r["aborted"]
+    return row
 
 
 def hub_row(r):
@@ -132,6 +135,17 @@ def ticker(paths, labels=("ssehub", "FastAPI seed")):
         print(f"{label}:\n")
         table(label, rs)
         print()
+    # An aborted run's figures are a part of a run's: its table shows it,
+    # the medians and the ratios leave it out. Its place stays, as None,
+    # so that run i of each group still pairs with run i of the others.
+    for label, rs in zip(labels, rows):
+        for i, r in enumerate(rs):
+            if r.get("aborted"):
+                print(f"- left out: {label} run {i + 1}, aborted: {r['aborted']}")
+                rs[i] = None
+    if any(r is None for rs in rows for r in rs):
+        print()
+    complete = [[r for r in rs if r is not None] for rs in rows]
     ref, lref = rows[-1], labels[-1]
     others = list(zip(labels[:-1], rows[:-1]))
     keys = ("cpu_s", "rss_per_conn_kib", "rss_peak_mib", "client_cpu_s")
@@ -139,7 +153,7 @@ def ticker(paths, labels=("ssehub", "FastAPI seed")):
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for k in keys:
-        meds = [median(rs, k) for rs in rows]
+        meds = [median(rs, k) for rs in complete]
         mref = meds[-1]
         cells = [k] + [fmt(m) for m in meds]
         cells += [f"{m / mref:.2f}" if m is not None and mref else "" for m in meds[:-1]]
@@ -148,13 +162,16 @@ def ticker(paths, labels=("ssehub", "FastAPI seed")):
     for la, rs in others:
         print(f"ratio {la} / {lref} (medians):\n")
         for k in ("cpu_s", "rss_per_conn_kib", "rss_peak_mib"):
-            ma, mb = median(rs, k), median(ref, k)
-            print(f"- {k}: {fmt(ma)} / {fmt(mb)} = {ma / mb:.2f}")
+            ma, mb = median([r for r in rs if r], k), median(complete[-1], k)
+            ratio = f"{ma / mb:.2f}" if ma is not None and mb else "-"
+            print(f"- {k}: {fmt(ma)} / {fmt(mb)} = {ratio}")
         if len(rs) == len(ref):
             # Run i of each ran in the same round: their ratio is less
             # exposed to the machine's speed drifting during the session.
             for k in ("cpu_s", "rss_per_conn_kib"):
-                pairs = [x[k] / y[k] for x, y in zip(rs, ref)]
+                pairs = [x[k] / y[k] for x, y in zip(rs, ref) if x and y]
+                if not pairs:
+                    continue
                 print(
                     f"- {k}, round by round: {', '.join(f'{p:.2f}' for p in pairs)};"
                     f" median {statistics.median(pairs):.2f}"

@@ -93,5 +93,67 @@ class ServersTest(unittest.TestCase):
         self.assertIn("lat_p99_ms", out, "the delivery columns of run 2 are missing")
 
 
+def ticker_report(cpu, rss_per_conn, aborted=None):
+    """A ticker report with the fields summarize.py reads."""
+    r = {
+        "scenario": "ticker",
+        "connect": {"attempted": 100, "connected": 100, "failed": 0},
+        "delivery": {"expected": 1000, "delivered": 1000},
+        "server": {
+            "cpu_seconds": cpu,
+            "rss_idle_bytes": 10 << 20,
+            "rss_peak_bytes": (10 << 20) + 100 * rss_per_conn,
+            "rss_per_conn_bytes": rss_per_conn,
+        },
+        "client": {"cpu_seconds": 1.0},
+    }
+    if aborted:
+        r["aborted"] = aborted
+    return r
+
+
+def write_reports(d, reports):
+    paths = []
+    for name, r in reports.items():
+        p = os.path.join(d, name)
+        with open(p, "w") as f:
+            json.dump(r, f)
+        paths.append(p)
+    return paths
+
+
+def median_row(out, label):
+    """The cells of the first **median** row after label's table, by column."""
+    head = None
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == label:
+            head = cells
+        elif head and cells[0] == "**median**":
+            return dict(zip(head[1:], cells[1:]))
+    raise AssertionError(f"no median row after {label!r} in:\n{out}")
+
+
+class TickerTest(unittest.TestCase):
+    def run_ticker(self, a, ref):
+        with tempfile.TemporaryDirectory() as d:
+            pa = write_reports(d, {f"a-{i}.json": r for i, r in enumerate(a, 1)})
+            pr = write_reports(d, {f"ref-{i}.json": r for i, r in enumerate(ref, 1)})
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.ticker(pa + ["--"] + pr, labels=("ssehub", "seed"))
+            return out.getvalue()
+
+    def test_an_aborted_run_is_shown_and_left_out_of_the_medians_and_ratios(self):
+        out = self.run_ticker(
+            [ticker_report(1.0, 12000), ticker_report(1.2, 12000), ticker_report(0.1, 1000, aborted="-timeout 5m reached")],
+            [ticker_report(3.0, 22000), ticker_report(3.0, 22000), ticker_report(3.0, 22000)],
+        )
+        self.assertIn("-timeout 5m reached", out, "the aborted run's table does not say so")
+        self.assertEqual(median_row(out, "ssehub")["cpu_s"], "1.100", "median CPU of the two complete runs")
+        self.assertIn("- cpu_s: 1.100 / 3.000 = 0.37", out)
+        self.assertNotIn("0.03", out, "the aborted run's CPU ratio is in the round by round list")
+
+
 if __name__ == "__main__":
     unittest.main()
