@@ -79,8 +79,8 @@ def hub_row(r):
         i = r["idle"]
         row["goroutines_idle"] = s["goroutines_idle"]
         row["goroutines_held"] = i["goroutines_held"]
-        row["settle_goroutines_ms"] = i["settle_goroutines_ms"]
-        row["settle_rss_ms"] = i["settle_rss_ms"]
+        row["settle_goroutines_ms"] = settle(i["settle_goroutines_ms"])
+        row["settle_rss_ms"] = settle(i["settle_rss_ms"])
         row["rss_after_mib"] = i["rss_after_bytes"] / MIB
     row["cpu_s"] = s["cpu_seconds"]
     row["rss_idle_mib"] = s["rss_idle_bytes"] / MIB
@@ -93,14 +93,26 @@ def hub_row(r):
     return row
 
 
+def settle(ms):
+    """A settle time; ssebench's -1, "not within -settle", is later than any."""
+    return NEVER if ms < 0 else ms
+
+
+NEVER = float("inf")
+
+
 def fmt(v):
+    if v == NEVER:
+        return "never"
     if isinstance(v, float):
         return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
     return "" if v is None else str(v)
 
 
 def median(rows, key):
-    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    """The median of key over rows, leaving out the -1 (and the -1 / MIB) that
+    ssebench writes for a figure it could not read."""
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and r[key] >= 0]
     return statistics.median(vals) if vals else None
 
 

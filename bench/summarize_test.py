@@ -155,5 +155,47 @@ class TickerTest(unittest.TestCase):
         self.assertNotIn("0.03", out, "the aborted run's CPU ratio is in the round by round list")
 
 
+class HubTableTest(unittest.TestCase):
+    def run_hub(self, reports):
+        with tempfile.TemporaryDirectory() as d:
+            paths = write_reports(d, {f"idle-{i}.json": r for i, r in enumerate(reports, 1)})
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.main(["hub"] + paths)
+            return out.getvalue()
+
+    @staticmethod
+    def idle_report(settle_goroutines_ms, cpu=2.0):
+        return {
+            "scenario": "idle",
+            "idle": {
+                "goroutines_held": 20009,
+                "settle_goroutines_ms": settle_goroutines_ms,
+                "settle_rss_ms": -1,
+                "rss_after_bytes": 100 << 20,
+            },
+            "server": {
+                "cpu_seconds": cpu,
+                "rss_idle_bytes": 16 << 20,
+                "rss_peak_bytes": 166 << 20,
+                "rss_per_conn_bytes": 15700,
+                "goroutines_idle": 9,
+            },
+            "client": {"cpu_seconds": 1.0},
+        }
+
+    def test_a_run_that_never_settled_is_not_the_fastest(self):
+        # -1 is "not within -settle": slower than any run that settled.
+        out = self.run_hub([self.idle_report(103), self.idle_report(-1), self.idle_report(104)])
+        med = median_row(out, "run")
+        self.assertEqual(med["settle_goroutines_ms"], "104", "median of 103, never and 104")
+        self.assertEqual(med["settle_rss_ms"], "never", "no run settled")
+
+    def test_an_unknown_figure_is_left_out_of_the_median(self):
+        # -1 is "unknown": the CPU of a run whose server could not be read.
+        out = self.run_hub([self.idle_report(103, cpu=2.0), self.idle_report(103, cpu=-1), self.idle_report(103, cpu=3.0)])
+        self.assertEqual(median_row(out, "run")["cpu_s"], "2.500", "median of the two known CPU times")
+
+
 if __name__ == "__main__":
     unittest.main()
