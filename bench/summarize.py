@@ -191,6 +191,10 @@ def ticker(paths, labels=("ssehub", "FastAPI seed")):
         print()
 
 
+def server_cpu(r):
+    return r["server"]["cpu_seconds"]
+
+
 # The side-by-side rows: label, how to read it off a report.
 SIDE_BY_SIDE = [
     ("delivered %", lambda r: 100 * r["delivery"]["delivered"] / r["delivery"]["expected"]),
@@ -201,7 +205,7 @@ SIDE_BY_SIDE = [
     ("latency max ms", lambda r: r["delivery"]["latency"]["max_ms"]),
     ("publish p99 ms", lambda r: r["publish"]["latency"]["p99_ms"]),
     ("connect p99 ms", lambda r: r["connect"]["time"]["p99_ms"]),
-    ("server CPU s", lambda r: r["server"]["cpu_seconds"]),
+    ("server CPU s", server_cpu),
     ("RSS peak MiB", lambda r: r["server"]["rss_peak_bytes"] / MIB),
     ("RSS / subscriber KB", lambda r: r["server"]["rss_per_conn_bytes"] / 1000),
     ("RSS / subscriber KiB", lambda r: r["server"]["rss_per_conn_bytes"] / KIB),
@@ -271,7 +275,8 @@ def servers(paths, base="gosse"):
         print()
         for x in others:
             common = sorted(set(groups[x]) & set(groups[base]))
-            pairs = [groups[x][i]["server"]["cpu_seconds"] / groups[base][i]["server"]["cpu_seconds"] for i in common]
+            cpu = [(value(server_cpu, groups[x][i]), value(server_cpu, groups[base][i])) for i in common]
+            pairs = [a / b for a, b in cpu if a is not None and b]
             if pairs:
                 print(
                     f"- server CPU {x} / {base}, round by round: {', '.join(f'{p:.2f}' for p in pairs)};"

@@ -81,6 +81,19 @@ class ServersTest(unittest.TestCase):
             self.assertEqual(got, want, f"median {row} of ssehub-default's one complete run")
         self.assertNotIn("0.10", out, "the aborted run's CPU ratio is in the round by round list")
 
+    def test_a_round_without_a_cpu_figure_is_left_out_of_the_cpu_ratios(self):
+        out = self.run_servers(
+            {
+                "gosse-1.json": hub_report(5.0, 24000, 150.0),
+                "gosse-2.json": hub_report(-1, 24000, 150.0),  # /proc not read
+                "gosse-3.json": hub_report(4.0, 24000, 150.0),
+                "ssehub-default-1.json": hub_report(6.0, 30000, 100.0),
+                "ssehub-default-2.json": hub_report(7.0, 30000, 100.0),
+                "ssehub-default-3.json": hub_report(0, 30000, 100.0),  # a server that used no measurable CPU
+            }
+        )
+        self.assertIn("round by round: 1.20, 0.00; median 0.60", out)
+
     def test_a_column_only_a_later_run_has_is_shown(self):
         first = hub_report(6.0, 30000, 100.0)
         del first["delivery"]  # no subscriber connected: no delivery section
