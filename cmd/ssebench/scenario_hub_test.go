@@ -312,3 +312,18 @@ func TestRSSPerConnectionWithSubURLsCountsTheMeasuredInstance(t *testing.T) {
 		t.Errorf("%d subscriptions, want 7", len(held))
 	}
 }
+
+// A replay whose subscriber does not get every event within -drain has no
+// time to the last: the run says so and fails, instead of reporting the
+// times of the subscribers that did (here none: a time of 0).
+func TestReplayScenarioIncompleteFails(t *testing.T) {
+	// A history of 50 cannot replay 299 events: the resume gets a reset.
+	srv := newHubServer(t, stream.MemoryOptions{HistorySize: 50})
+	rep, code, _ := runJSON(t, "-url", srv.URL, "-scenario", "replay", "-events", "300", "-n", "1", "-token", testToken, "-drain", "200ms")
+	if rep.Replay == nil || rep.Replay.Complete != 0 {
+		t.Fatalf("replay = %+v, want no subscriber complete", rep.Replay)
+	}
+	if code != 1 || !strings.Contains(rep.Aborted, "1 of 1 subscribers") {
+		t.Errorf("exit %d, aborted %q; want 1 and the incomplete subscriber named", code, rep.Aborted)
+	}
+}
