@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -325,5 +326,71 @@ func TestReplayScenarioIncompleteFails(t *testing.T) {
 	}
 	if code != 1 || !strings.Contains(rep.Aborted, "1 of 1 subscribers") {
 		t.Errorf("exit %d, aborted %q; want 1 and the incomplete subscriber named", code, rep.Aborted)
+	}
+}
+
+// The wait for the subscriptions reads ssehub_subscribers. A read that
+// fails (a /metrics request timing out while thousands connect) says
+// nothing about them: the wait goes on, rather than letting the run
+// publish before the subscriptions exist and count the events they miss
+// against the server.
+func TestAwaitSubscribersOutlastsAFailedMetricsRead(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	var calls atomic.Int64
+	polledAgain := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			switch n := calls.Add(1); {
+			case n == 2: // the first read of the wait
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+				return
+			case n > 2:
+				once.Do(func() { close(polledAgain) })
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	o, err := parseOptions([]string{"-url", srv.URL, "-scenario", "fanout", "-n", "1", "-sample", "1h"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := parseTarget(o.url, o.allowRemote, o.insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBench(o, target, io.Discard)
+	if base := b.mon.baseline(t.Context()); base.subscribers != 0 {
+		t.Fatalf("baseline %+v, want 0 subscribers", base)
+	}
+	// The subscriber connects once the wait has read the gauge again.
+	done := make(chan struct{})
+	defer func() { <-done }()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		defer close(done)
+		select {
+		case <-polledAgain:
+		case <-ctx.Done():
+			return
+		}
+		c, err := openStream(ctx, target, subscribePath(o.topic), 5*time.Second)
+		if err != nil {
+			t.Errorf("subscribing: %v", err)
+			return
+		}
+		<-ctx.Done()
+		_ = c.Close()
+	}()
+	b.awaitSubscribers(t.Context(), 1)
+	if s := b.mon.latest(); s.subscribers != 1 {
+		t.Errorf("the wait ended on a sample of %d subscribers after %d reads of /metrics, want 1", s.subscribers, calls.Load())
 	}
 }
