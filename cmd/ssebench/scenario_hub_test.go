@@ -394,3 +394,34 @@ func TestAwaitSubscribersOutlastsAFailedMetricsRead(t *testing.T) {
 		t.Errorf("the wait ended on a sample of %d subscribers after %d reads of /metrics, want 1", s.subscribers, calls.Load())
 	}
 }
+
+// After the disconnect the idle scenario samples the server until it is
+// back at its baseline. A sample that fails says nothing about that: the
+// wait goes on, rather than ending at once and reporting that the server
+// never got back.
+func TestIdleSettleOutlastsAFailedMetricsRead(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker}})
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Reads of /metrics: the baseline, the one at the end of -hold,
+		// then the first after the disconnect, which fails.
+		if r.URL.Path == "/metrics" && calls.Add(1) == 3 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "idle", "-n", "10", "-hold", "50ms", "-settle", "3s", "-sample", "1h")
+	if code != 0 || rep.Idle == nil {
+		t.Fatalf("exit %d, aborted %q, idle %+v; stderr: %s", code, rep.Aborted, rep.Idle, stderr)
+	}
+	if i := rep.Idle; i.SettleGoroutines < 0 {
+		t.Errorf("idle = %+v after %d reads of /metrics: want the goroutines back within -settle", *i, calls.Load())
+	}
+}
