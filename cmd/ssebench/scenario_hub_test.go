@@ -425,3 +425,18 @@ func TestIdleSettleOutlastsAFailedMetricsRead(t *testing.T) {
 		t.Errorf("idle = %+v after %d reads of /metrics: want the goroutines back within -settle", *i, calls.Load())
 	}
 }
+
+// Without an RSS source the RSS per connection is unknown, -1 as the
+// report's other unknown server figures, not 0: summarize.py leaves a -1
+// out of its medians and would take a 0 for a server that used no memory.
+func TestRSSPerConnectionUnknownWithoutASource(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "3", "-no-metrics",
+		"-rate", "100", "-duration", "50ms", "-token", testToken)
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	if s := rep.Server; s.Source != "none" || s.RSSIdle != -1 || s.RSSPerConn != -1 {
+		t.Errorf("server = %+v, want RSS and RSS per connection unknown (-1)", s)
+	}
+}
