@@ -181,7 +181,9 @@ def ticker(paths, labels=("ssehub", "FastAPI seed")):
             # Run i of each ran in the same round: their ratio is less
             # exposed to the machine's speed drifting during the session.
             for k in ("cpu_s", "rss_per_conn_kib"):
-                pairs = [x[k] / y[k] for x, y in zip(rs, ref) if x and y]
+                # A round is left out where a figure is unknown (-1) or
+                # the reference's is 0.
+                pairs = [x[k] / y[k] for x, y in zip(rs, ref) if x and y and x[k] >= 0 and y[k] > 0]
                 if not pairs:
                     continue
                 print(

@@ -167,6 +167,14 @@ class TickerTest(unittest.TestCase):
         self.assertIn("- cpu_s: 1.100 / 3.000 = 0.37", out)
         self.assertNotIn("0.03", out, "the aborted run's CPU ratio is in the round by round list")
 
+    def test_a_round_without_a_figure_is_left_out_of_the_round_by_round_ratios(self):
+        out = self.run_ticker(
+            [ticker_report(1.0, 12000), ticker_report(1.2, 12000), ticker_report(1.1, -1)],
+            [ticker_report(3.0, 24000), ticker_report(-1, 24000), ticker_report(0, 24000)],
+        )
+        self.assertIn("- cpu_s, round by round: 0.33; median 0.33", out)
+        self.assertIn("- rss_per_conn_kib, round by round: 0.50, 0.50; median 0.50", out)
+
 
 class HubTableTest(unittest.TestCase):
     def run_hub(self, reports):
