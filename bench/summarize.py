@@ -13,6 +13,9 @@
         (ssehub-default-1.json is run 1 of "ssehub-default"): a table per
         server, then the medians side by side with the ratio of each
         server to the base server, and the CPU ratio of each run i.
+    summarize.py nats OUT RUNS EVENTS
+        bench/nats.sh's reports (OUT/<scenario>/<broker>-<round>.json): the
+        medians of the memory and NATS brokers against issue 10's targets.
 
 A run that was cut short (its report says "aborted") shows in its table
 but is left out of the medians and the ratios.
@@ -286,6 +289,67 @@ def servers(paths, base="gosse"):
                 )
 
 
+def nats(out, runs, events):
+    """bench/nats.sh's table: OUT/<scenario>/<broker>-<round>.json (and the
+    publish scenario's .cpu, each server's CPU seconds) of runs rounds, the
+    medians against issue 10's targets."""
+    left_out = set()
+
+    def med(scenario, broker, get):
+        vals = []
+        for r in range(1, runs + 1):
+            try:
+                rep = json.load(open(f"{out}/{scenario}/{broker}-{r}.json"))
+                if rep.get("aborted"):  # cut short: its figures are not a run's
+                    left_out.add(f"- left out: {scenario} {broker} run {r}, aborted: {rep['aborted']}")
+                    continue
+                vals.append(get(rep))
+            except (OSError, KeyError, TypeError, ValueError):
+                pass
+        return statistics.median(vals) if vals else float("nan")
+
+    pub = lambda r: r["publish"]["per_second"]
+    p99 = lambda r: r["delivery"]["latency"]["p99_ms"]
+    got = lambda r: r["delivery"]["delivered"] / r["delivery"]["expected"]
+    rep = lambda r: r["replay"]["time"]["max_ms"]
+    ok = lambda r: r["publish"]["ok"]
+    have = lambda x: x == x  # not NaN: the scenario ran
+    print("| figure | memory | nats | target | met |")
+    print("|---|---|---|---|---|")
+    m, n = med("publish", "memory", pub), med("publish", "nats", pub)
+    if have(m) or have(n):
+        print(f"| publish, requests/s | {m:.0f} | {n:.0f} | nats >= 0.5 x memory | {'yes' if n >= 0.5 * m else 'no'} ({n / m:.2f}x) |")
+
+        def cpu(broker, r):  # CPU µs per accepted publish: servers, ssebench
+            rep = json.load(open(f"{out}/publish/{broker}-{r}.json"))
+            servers = [float(x) for x in open(f"{out}/publish/{broker}-{r}.cpu").read().split()]
+            ok = rep["publish"]["ok"]
+            return [1e6 * s / ok for s in servers] + [1e6 * rep["client"]["cpu_seconds"] / ok]
+
+        for b in ("memory", "nats"):
+            rows = []
+            for r in range(1, runs + 1):
+                try:
+                    rows.append(cpu(b, r))
+                except (OSError, KeyError, TypeError, ValueError, ZeroDivisionError):
+                    pass
+            if rows:
+                cols = [statistics.median(c) for c in zip(*rows)]
+                names = ["ssehub"] if len(cols) == 2 else ["nats-server", "ssehub A", "ssehub B"]
+                parts = ", ".join(f"{n} {v:.0f}" for n, v in zip(names + ["ssebench"], cols))
+                print(f"| publish CPU µs per request, {b} | {parts}; total {sum(cols):.0f} | | | |")
+    m, n = med("fanout", "memory", p99), med("fanout", "nats", p99)
+    if have(m) or have(n):
+        print(f"| fan-out p99, ms | {m:.1f} | {n:.1f} | nats <= memory + 20 ms | {'yes' if n <= m + 20 else 'no'} |")
+        print(f"| fan-out delivered | {med('fanout', 'memory', got):.4f} | {med('fanout', 'nats', got):.4f} | 1 | |")
+        print(f"| fan-out events accepted | {med('fanout', 'memory', ok):.0f} | {med('fanout', 'nats', ok):.0f} | {events} | |")
+    m, n = med("replay", "memory", rep), med("replay", "nats", rep)
+    if have(m) or have(n):
+        print(f"| replay, ms | {m:.1f} | {n:.1f} | nats < 1000 ms | {'yes' if n < 1000 else 'no'} |")
+    for line in sorted(left_out):
+        print(line)
+
+
 def main(argv):
     kind, args = argv[0], argv[1:]
     if kind == "ticker":
@@ -296,6 +360,8 @@ def main(argv):
         ticker(args, labels)
     elif kind == "hub":
         table("run", [hub_row(r) for r in load(args)])
+    elif kind == "nats":
+        nats(args[0], int(args[1]), int(args[2]))
     elif kind == "servers":
         base = "gosse"
         if args and args[0].startswith("--base="):
