@@ -322,6 +322,8 @@ def nats(out, runs, events):
 
         def cpu(broker, r):  # CPU µs per accepted publish: servers, ssebench
             rep = json.load(open(f"{out}/publish/{broker}-{r}.json"))
+            if rep.get("aborted"):  # left out of the medians above too
+                raise ValueError(rep["aborted"])
             servers = [float(x) for x in open(f"{out}/publish/{broker}-{r}.cpu").read().split()]
             ok = rep["publish"]["ok"]
             return [1e6 * s / ok for s in servers] + [1e6 * rep["client"]["cpu_seconds"] / ok]

@@ -218,5 +218,46 @@ class HubTableTest(unittest.TestCase):
         self.assertEqual(median_row(out, "run")["cpu_s"], "2.500", "median of the two known CPU times")
 
 
+class NatsTest(unittest.TestCase):
+    """summarize.py nats: bench/nats.sh's OUT/<scenario>/<broker>-<round>.json."""
+
+    def run_nats(self, files, runs):
+        with tempfile.TemporaryDirectory() as d:
+            for name, content in files.items():
+                p = os.path.join(d, name)
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                with open(p, "w") as f:
+                    f.write(content if isinstance(content, str) else json.dumps(content))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.nats(d, runs, 100)
+            return out.getvalue()
+
+    @staticmethod
+    def publish_report(ok, seconds=10.0, aborted=None):
+        r = {"publish": {"ok": ok, "per_second": ok / seconds}, "client": {"cpu_seconds": 1.0}}
+        if aborted:
+            r["aborted"] = aborted
+        return r
+
+    def test_an_aborted_publish_run_is_left_out_of_the_cpu_per_request(self):
+        out = self.run_nats(
+            {
+                "publish/memory-1.json": self.publish_report(100000),
+                "publish/memory-1.cpu": "10.00\n",
+                # Cut short after 10 requests: its CPU per request is not a run's.
+                "publish/memory-2.json": self.publish_report(10, aborted="-timeout 3m reached"),
+                "publish/memory-2.cpu": "10.00\n",
+                "publish/nats-1.json": self.publish_report(50000),
+                "publish/nats-1.cpu": "2.00 5.00 0.00\n",
+                "publish/nats-2.json": self.publish_report(50000),
+                "publish/nats-2.cpu": "2.00 5.00 0.00\n",
+            },
+            runs=2,
+        )
+        self.assertIn("- left out: publish memory run 2, aborted: -timeout 3m reached", out)
+        self.assertIn("| publish CPU µs per request, memory | ssehub 100, ssebench 10; total 110 |", out)
+
+
 if __name__ == "__main__":
     unittest.main()
