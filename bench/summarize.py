@@ -304,8 +304,12 @@ def nats(out, runs, events):
                     left_out.add(f"- left out: {scenario} {broker} run {r}, aborted: {rep['aborted']}")
                     continue
                 vals.append(get(rep))
-            except (OSError, KeyError, TypeError, ValueError):
-                pass
+            except OSError:
+                pass  # no report: the scenario was not run (SCENARIOS)
+            except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+                # A report ssebench did not finish, or a run without the
+                # figure (a fan-out where nothing arrived has no latency).
+                left_out.add(f"- left out: {scenario} {broker} run {r}, no figure in its report: {e!r}")
         return statistics.median(vals) if vals else float("nan")
 
     pub = lambda r: r["publish"]["per_second"]

@@ -258,6 +258,26 @@ class NatsTest(unittest.TestCase):
         self.assertIn("- left out: publish memory run 2, aborted: -timeout 3m reached", out)
         self.assertIn("| publish CPU µs per request, memory | ssehub 100, ssebench 10; total 110 |", out)
 
+    def test_a_run_without_the_figure_is_named(self):
+        def fanout(p99):
+            d = {"expected": 500, "delivered": 500 if p99 else 0}
+            if p99:
+                d["latency"] = {"p99_ms": p99}
+            return {"publish": {"ok": 100}, "delivery": d}
+
+        out = self.run_nats(
+            {
+                "fanout/memory-1.json": fanout(100.0),
+                "fanout/nats-1.json": fanout(110.0),
+                "fanout/nats-2.json": fanout(None),  # nothing arrived: no latency
+                "fanout/nats-3.json": "",  # ssebench wrote no report
+            },
+            runs=3,
+        )
+        self.assertIn("| fan-out p99, ms | 100.0 | 110.0 |", out)
+        self.assertIn("- left out: fanout nats run 2", out, "a run that delivered nothing is left out unsaid")
+        self.assertIn("- left out: fanout nats run 3", out, "a run without a report is left out unsaid")
+
 
 if __name__ == "__main__":
     unittest.main()
