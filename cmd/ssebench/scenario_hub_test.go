@@ -440,3 +440,26 @@ func TestRSSPerConnectionUnknownWithoutASource(t *testing.T) {
 		t.Errorf("server = %+v, want RSS and RSS per connection unknown (-1)", s)
 	}
 }
+
+// A publish request still in flight when -duration ends runs to its end,
+// and if the server then fails it, that is a failed publish like any
+// other: not one the end of the run cut off and that does not count.
+func TestPublishFailingAfterTheDurationCounts(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(time.Second) // past -duration
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			_ = conn.Close() // no answer
+		}
+	}))
+	t.Cleanup(srv.Close)
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "publish", "-no-metrics", "-publishers", "1",
+		"-duration", "300ms", "-token", testToken)
+	if code != 0 || rep.Publish == nil {
+		t.Fatalf("exit %d, publish %+v; stderr: %s", code, rep.Publish, stderr)
+	}
+	if p := rep.Publish; p.Sent != 1 || p.OK != 0 || p.Failed != 1 {
+		t.Errorf("publish = %+v, want the one request sent and failed", *p)
+	}
+}
