@@ -463,3 +463,17 @@ func TestPublishFailingAfterTheDurationCounts(t *testing.T) {
 		t.Errorf("publish = %+v, want the one request sent and failed", *p)
 	}
 }
+
+// A request time of a run where no publish succeeded did not happen: it
+// is -1 in the report, as every figure that did not happen, not a p99 of
+// 0 ms that summarize.py would take into its medians.
+func TestPublishTimeWithoutAnAcceptedPublishIsUnknown(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	rep, code, _ := runJSON(t, "-url", srv.URL, "-scenario", "publish", "-duration", "50ms", "-publishers", "1") // no token: 401s
+	if code != 0 || rep.Publish == nil || rep.Publish.OK != 0 || rep.Publish.Failed == 0 {
+		t.Fatalf("exit %d, publish %+v; want every request refused", code, rep.Publish)
+	}
+	if l := rep.Publish.Latency; l.Count != 0 || l.P50 >= 0 || l.P99 >= 0 || l.Max >= 0 || l.Mean >= 0 {
+		t.Errorf("request time = %+v, want no samples and every figure -1", l)
+	}
+}
