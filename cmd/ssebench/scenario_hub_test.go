@@ -477,3 +477,30 @@ func TestPublishTimeWithoutAnAcceptedPublishIsUnknown(t *testing.T) {
 		t.Errorf("request time = %+v, want no samples and every figure -1", l)
 	}
 }
+
+// Without a baseline (its /metrics read failed) the goroutines per
+// connection are unknown, not the goroutines held over the connections.
+func TestIdleGoroutinesPerConnectionWithoutABaseline(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker}})
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" && calls.Add(1) == 1 { // the baseline
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "idle", "-n", "10", "-hold", "50ms", "-settle", "0s", "-sample", "1h")
+	if code != 0 || rep.Idle == nil {
+		t.Fatalf("exit %d, aborted %q, idle %+v; stderr: %s", code, rep.Aborted, rep.Idle, stderr)
+	}
+	if i := rep.Idle; rep.Server.GoroutinesIdle != -1 || i.GoroutinesHeld <= 0 || i.GoroutinesPerConn != -1 {
+		t.Errorf("goroutines idle %d, idle = %+v: want held known and per connection unknown (-1)", rep.Server.GoroutinesIdle, *i)
+	}
+}

@@ -33,9 +33,11 @@ func (b *bench) idle(ctx context.Context, rep *Report) error {
 	rep.Delivery = b.delivery.Report(0, 0)
 	rep.Delivery.Dropped = b.pool.dropped.Load()
 	rep.Delivery.DropErrors = b.pool.streamErr.top(5)
-	idle := &IdleReport{Hold: Duration(b.o.hold), GoroutinesHeld: -1, SettleGoroutines: -1, SettleRSS: -1, RSSAfter: -1, GoroutinesAfter: -1}
+	idle := &IdleReport{Hold: Duration(b.o.hold), GoroutinesHeld: -1, GoroutinesPerConn: -1, SettleGoroutines: -1, SettleRSS: -1, RSSAfter: -1, GoroutinesAfter: -1}
 	if held.goroutines >= 0 {
 		idle.GoroutinesHeld = held.goroutines
+	}
+	if held.goroutines >= 0 && base.goroutines >= 0 {
 		idle.GoroutinesPerConn = float64(held.goroutines-base.goroutines) / float64(connect.Connected)
 	}
 	rep.Idle = idle
