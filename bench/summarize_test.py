@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -277,6 +278,24 @@ class NatsTest(unittest.TestCase):
         self.assertIn("| fan-out p99, ms | 100.0 | 110.0 |", out)
         self.assertIn("- left out: fanout nats run 2", out, "a run that delivered nothing is left out unsaid")
         self.assertIn("- left out: fanout nats run 3", out, "a run without a report is left out unsaid")
+
+
+class HubScriptTest(unittest.TestCase):
+    """bench/hub.sh's summary, run with RUNS=0: it builds, starts no server."""
+
+    def test_only_this_invocations_reports_are_summarized(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            # A report of an earlier invocation with more rounds, as
+            # bench/results/hub keeps: run 3 of a session long gone.
+            with open(os.path.join(d, "idle-3.json"), "w") as f:
+                json.dump(HubTableTest.idle_report(103), f)
+            env = dict(os.environ, RUNS="0", OUT=d, LOADMAX="100")
+            done = subprocess.run(
+                ["bash", "bench/hub.sh", "idle"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+            )
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertNotIn("run 1 |", done.stdout, "a report this invocation did not write is in its table")
 
 
 if __name__ == "__main__":
