@@ -170,4 +170,4 @@ done
 
 echo "### hub.broker nats against memory: $RUNS rounds, medians"
 echo
-"$PYTHON" bench/summarize.py nats "$OUT" "$RUNS" "$EVENTS"
+"$PYTHON" bench/summarize.py nats "$OUT" "$RUNS" "$EVENTS" "$SCENARIOS"

@@ -13,9 +13,10 @@
         (ssehub-default-1.json is run 1 of "ssehub-default"): a table per
         server, then the medians side by side with the ratio of each
         server to the base server, and the CPU ratio of each run i.
-    summarize.py nats OUT RUNS EVENTS
-        bench/nats.sh's reports (OUT/<scenario>/<broker>-<round>.json): the
-        medians of the memory and NATS brokers against issue 10's targets.
+    summarize.py nats OUT RUNS EVENTS ["publish fanout replay"]
+        bench/nats.sh's reports (OUT/<scenario>/<broker>-<round>.json) of
+        the scenarios named: the medians of the memory and NATS brokers
+        against issue 10's targets.
 
 A run that was cut short (its report says "aborted") shows in its table
 but is left out of the medians and the ratios.
@@ -289,14 +290,17 @@ def servers(paths, base="gosse"):
                 )
 
 
-def nats(out, runs, events):
+def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
     """bench/nats.sh's table: OUT/<scenario>/<broker>-<round>.json (and the
     publish scenario's .cpu, each server's CPU seconds) of runs rounds, the
-    medians against issue 10's targets."""
+    medians against issue 10's targets. Only the scenarios given are read:
+    OUT may hold an earlier invocation's reports of the others."""
     left_out = set()
 
     def med(scenario, broker, get):
         vals = []
+        if scenario not in scenarios:
+            return float("nan")
         for r in range(1, runs + 1):
             try:
                 rep = json.load(open(f"{out}/{scenario}/{broker}-{r}.json"))
@@ -367,7 +371,10 @@ def main(argv):
     elif kind == "hub":
         table("run", [hub_row(r) for r in load(args)])
     elif kind == "nats":
-        nats(args[0], int(args[1]), int(args[2]))
+        if len(args) > 3:
+            nats(args[0], int(args[1]), int(args[2]), args[3].split())
+        else:
+            nats(args[0], int(args[1]), int(args[2]))
     elif kind == "servers":
         base = "gosse"
         if args and args[0].startswith("--base="):

@@ -279,6 +279,26 @@ class NatsTest(unittest.TestCase):
         self.assertIn("- left out: fanout nats run 2", out, "a run that delivered nothing is left out unsaid")
         self.assertIn("- left out: fanout nats run 3", out, "a run without a report is left out unsaid")
 
+    def test_a_scenario_this_invocation_did_not_run_is_not_shown(self):
+        # OUT holds an earlier invocation's publish reports; this one ran
+        # SCENARIOS=fanout.
+        files = {
+            "publish/memory-1.json": self.publish_report(12000),
+            "publish/nats-1.json": self.publish_report(5000),
+            "fanout/memory-1.json": {"publish": {"ok": 100}, "delivery": {"expected": 5, "delivered": 5, "latency": {"p99_ms": 10.0}}},
+            "fanout/nats-1.json": {"publish": {"ok": 100}, "delivery": {"expected": 5, "delivered": 5, "latency": {"p99_ms": 12.0}}},
+        }
+        with tempfile.TemporaryDirectory() as d:
+            for name, r in files.items():
+                os.makedirs(os.path.join(d, os.path.dirname(name)), exist_ok=True)
+                with open(os.path.join(d, name), "w") as f:
+                    json.dump(r, f)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.main(["nats", d, "1", "100", "fanout"])
+        self.assertIn("| fan-out p99, ms | 10.0 | 12.0 |", out.getvalue())
+        self.assertNotIn("publish", out.getvalue(), "an earlier invocation's publish figures are shown")
+
 
 class HubScriptTest(unittest.TestCase):
     """bench/hub.sh's summary, run with RUNS=0: it builds, starts no server."""
