@@ -63,7 +63,11 @@ args_for() {
 
 for scenario in "${scenarios[@]}"; do
 	args=$(args_for "$scenario")
+	# This invocation's reports only: OUT may hold an earlier one's with
+	# more rounds (bench/results/hub holds a session's).
+	reports=()
 	for run in $(seq "$RUNS"); do
+		reports+=("$OUT/$scenario-$run.json")
 		wait_quiet
 		start_server
 		echo "$scenario run $run (pid $server_pid, load $(cut -d' ' -f1 /proc/loadavg)): ssebench $args" >&2
@@ -73,6 +77,6 @@ for scenario in "${scenarios[@]}"; do
 		stop_server
 	done
 	echo "### $scenario"
-	"$PYTHON" bench/summarize.py hub "$OUT/$scenario"-*.json
+	"$PYTHON" bench/summarize.py hub "${reports[@]}"
 	echo
 done

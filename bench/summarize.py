@@ -13,6 +13,10 @@
         (ssehub-default-1.json is run 1 of "ssehub-default"): a table per
         server, then the medians side by side with the ratio of each
         server to the base server, and the CPU ratio of each run i.
+    summarize.py nats OUT RUNS EVENTS ["publish fanout replay"]
+        bench/nats.sh's reports (OUT/<scenario>/<broker>-<round>.json) of
+        the scenarios named: the medians of the memory and NATS brokers
+        against issue 10's targets.
 
 A run that was cut short (its report says "aborted") shows in its table
 but is left out of the medians and the ratios.
@@ -36,7 +40,7 @@ def load(paths):
 
 def ticker_row(r):
     s, d, c = r["server"], r["delivery"], r["connect"]
-    return {
+    row = {
         "delivered": f'{d["delivered"]}/{d["expected"]}',
         "connect_failed": c["failed"],
         "cpu_s": s["cpu_seconds"],
@@ -45,6 +49,9 @@ def ticker_row(r):
         "rss_per_conn_kib": s["rss_per_conn_bytes"] / KIB,
         "client_cpu_s": r["client"]["cpu_seconds"],
     }
+    if r.get("aborted"):
+        row["aborted"] = r["aborted"]
+    return row
 
 
 def hub_row(r):
@@ -76,8 +83,8 @@ def hub_row(r):
         i = r["idle"]
         row["goroutines_idle"] = s["goroutines_idle"]
         row["goroutines_held"] = i["goroutines_held"]
-        row["settle_goroutines_ms"] = i["settle_goroutines_ms"]
-        row["settle_rss_ms"] = i["settle_rss_ms"]
+        row["settle_goroutines_ms"] = settle(i["settle_goroutines_ms"])
+        row["settle_rss_ms"] = settle(i["settle_rss_ms"])
         row["rss_after_mib"] = i["rss_after_bytes"] / MIB
     row["cpu_s"] = s["cpu_seconds"]
     row["rss_idle_mib"] = s["rss_idle_bytes"] / MIB
@@ -90,14 +97,26 @@ def hub_row(r):
     return row
 
 
+def settle(ms):
+    """A settle time; ssebench's -1, "not within -settle", is later than any."""
+    return NEVER if ms < 0 else ms
+
+
+NEVER = float("inf")
+
+
 def fmt(v):
+    if v == NEVER:
+        return "never"
     if isinstance(v, float):
         return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
     return "" if v is None else str(v)
 
 
 def median(rows, key):
-    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    """The median of key over rows, leaving out the -1 (and the -1 / MIB) that
+    ssebench writes for a figure it could not read."""
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and r[key] >= 0]
     return statistics.median(vals) if vals else None
 
 
@@ -132,6 +151,17 @@ def ticker(paths, labels=("ssehub", "FastAPI seed")):
         print(f"{label}:\n")
         table(label, rs)
         print()
+    # An aborted run's figures are a part of a run's: its table shows it,
+    # the medians and the ratios leave it out. Its place stays, as None,
+    # so that run i of each group still pairs with run i of the others.
+    for label, rs in zip(labels, rows):
+        for i, r in enumerate(rs):
+            if r.get("aborted"):
+                print(f"- left out: {label} run {i + 1}, aborted: {r['aborted']}")
+                rs[i] = None
+    if any(r is None for rs in rows for r in rs):
+        print()
+    complete = [[r for r in rs if r is not None] for rs in rows]
     ref, lref = rows[-1], labels[-1]
     others = list(zip(labels[:-1], rows[:-1]))
     keys = ("cpu_s", "rss_per_conn_kib", "rss_peak_mib", "client_cpu_s")
@@ -139,7 +169,7 @@ def ticker(paths, labels=("ssehub", "FastAPI seed")):
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for k in keys:
-        meds = [median(rs, k) for rs in rows]
+        meds = [median(rs, k) for rs in complete]
         mref = meds[-1]
         cells = [k] + [fmt(m) for m in meds]
         cells += [f"{m / mref:.2f}" if m is not None and mref else "" for m in meds[:-1]]
@@ -148,18 +178,27 @@ def ticker(paths, labels=("ssehub", "FastAPI seed")):
     for la, rs in others:
         print(f"ratio {la} / {lref} (medians):\n")
         for k in ("cpu_s", "rss_per_conn_kib", "rss_peak_mib"):
-            ma, mb = median(rs, k), median(ref, k)
-            print(f"- {k}: {fmt(ma)} / {fmt(mb)} = {ma / mb:.2f}")
+            ma, mb = median([r for r in rs if r], k), median(complete[-1], k)
+            ratio = f"{ma / mb:.2f}" if ma is not None and mb else "-"
+            print(f"- {k}: {fmt(ma)} / {fmt(mb)} = {ratio}")
         if len(rs) == len(ref):
             # Run i of each ran in the same round: their ratio is less
             # exposed to the machine's speed drifting during the session.
             for k in ("cpu_s", "rss_per_conn_kib"):
-                pairs = [x[k] / y[k] for x, y in zip(rs, ref)]
+                # A round is left out where a figure is unknown (-1) or
+                # the reference's is 0.
+                pairs = [x[k] / y[k] for x, y in zip(rs, ref) if x and y and x[k] >= 0 and y[k] > 0]
+                if not pairs:
+                    continue
                 print(
                     f"- {k}, round by round: {', '.join(f'{p:.2f}' for p in pairs)};"
                     f" median {statistics.median(pairs):.2f}"
                 )
         print()
+
+
+def server_cpu(r):
+    return r["server"]["cpu_seconds"]
 
 
 # The side-by-side rows: label, how to read it off a report.
@@ -172,7 +211,7 @@ SIDE_BY_SIDE = [
     ("latency max ms", lambda r: r["delivery"]["latency"]["max_ms"]),
     ("publish p99 ms", lambda r: r["publish"]["latency"]["p99_ms"]),
     ("connect p99 ms", lambda r: r["connect"]["time"]["p99_ms"]),
-    ("server CPU s", lambda r: r["server"]["cpu_seconds"]),
+    ("server CPU s", server_cpu),
     ("RSS peak MiB", lambda r: r["server"]["rss_peak_bytes"] / MIB),
     ("RSS / subscriber KB", lambda r: r["server"]["rss_per_conn_bytes"] / 1000),
     ("RSS / subscriber KiB", lambda r: r["server"]["rss_per_conn_bytes"] / KIB),
@@ -242,12 +281,83 @@ def servers(paths, base="gosse"):
         print()
         for x in others:
             common = sorted(set(groups[x]) & set(groups[base]))
-            pairs = [groups[x][i]["server"]["cpu_seconds"] / groups[base][i]["server"]["cpu_seconds"] for i in common]
+            cpu = [(value(server_cpu, groups[x][i]), value(server_cpu, groups[base][i])) for i in common]
+            pairs = [a / b for a, b in cpu if a is not None and b]
             if pairs:
                 print(
                     f"- server CPU {x} / {base}, round by round: {', '.join(f'{p:.2f}' for p in pairs)};"
                     f" median {statistics.median(pairs):.2f}"
                 )
+
+
+def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
+    """bench/nats.sh's table: OUT/<scenario>/<broker>-<round>.json (and the
+    publish scenario's .cpu, each server's CPU seconds) of runs rounds, the
+    medians against issue 10's targets. Only the scenarios given are read:
+    OUT may hold an earlier invocation's reports of the others."""
+    left_out = set()
+
+    def med(scenario, broker, get):
+        vals = []
+        if scenario not in scenarios:
+            return float("nan")
+        for r in range(1, runs + 1):
+            try:
+                rep = json.load(open(f"{out}/{scenario}/{broker}-{r}.json"))
+                if rep.get("aborted"):  # cut short: its figures are not a run's
+                    left_out.add(f"- left out: {scenario} {broker} run {r}, aborted: {rep['aborted']}")
+                    continue
+                vals.append(get(rep))
+            except OSError:
+                pass  # no report: the scenario was not run (SCENARIOS)
+            except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+                # A report ssebench did not finish, or a run without the
+                # figure (a fan-out where nothing arrived has no latency).
+                left_out.add(f"- left out: {scenario} {broker} run {r}, no figure in its report: {e!r}")
+        return statistics.median(vals) if vals else float("nan")
+
+    pub = lambda r: r["publish"]["per_second"]
+    p99 = lambda r: r["delivery"]["latency"]["p99_ms"]
+    got = lambda r: r["delivery"]["delivered"] / r["delivery"]["expected"]
+    rep = lambda r: r["replay"]["time"]["max_ms"]
+    ok = lambda r: r["publish"]["ok"]
+    have = lambda x: x == x  # not NaN: the scenario ran
+    print("| figure | memory | nats | target | met |")
+    print("|---|---|---|---|---|")
+    m, n = med("publish", "memory", pub), med("publish", "nats", pub)
+    if have(m) or have(n):
+        print(f"| publish, requests/s | {m:.0f} | {n:.0f} | nats >= 0.5 x memory | {'yes' if n >= 0.5 * m else 'no'} ({n / m:.2f}x) |")
+
+        def cpu(broker, r):  # CPU µs per accepted publish: servers, ssebench
+            rep = json.load(open(f"{out}/publish/{broker}-{r}.json"))
+            if rep.get("aborted"):  # left out of the medians above too
+                raise ValueError(rep["aborted"])
+            servers = [float(x) for x in open(f"{out}/publish/{broker}-{r}.cpu").read().split()]
+            ok = rep["publish"]["ok"]
+            return [1e6 * s / ok for s in servers] + [1e6 * rep["client"]["cpu_seconds"] / ok]
+
+        for b in ("memory", "nats"):
+            rows = []
+            for r in range(1, runs + 1):
+                try:
+                    rows.append(cpu(b, r))
+                except (OSError, KeyError, TypeError, ValueError, ZeroDivisionError):
+                    pass
+            if rows:
+                cols = [statistics.median(c) for c in zip(*rows)]
+                names = ["ssehub"] if len(cols) == 2 else ["nats-server", "ssehub A", "ssehub B"]
+                parts = ", ".join(f"{n} {v:.0f}" for n, v in zip(names + ["ssebench"], cols))
+                print(f"| publish CPU µs per request, {b} | {parts}; total {sum(cols):.0f} | | | |")
+    m, n = med("fanout", "memory", p99), med("fanout", "nats", p99)
+    if have(m) or have(n):
+        print(f"| fan-out p99, ms | {m:.1f} | {n:.1f} | nats <= memory + 20 ms | {'yes' if n <= m + 20 else 'no'} |")
+        print(f"| fan-out delivered | {med('fanout', 'memory', got):.4f} | {med('fanout', 'nats', got):.4f} | 1 | |")
+        print(f"| fan-out events accepted | {med('fanout', 'memory', ok):.0f} | {med('fanout', 'nats', ok):.0f} | {events} | |")
+    m, n = med("replay", "memory", rep), med("replay", "nats", rep)
+    if have(m) or have(n):
+        print(f"| replay, ms | {m:.1f} | {n:.1f} | nats < 1000 ms | {'yes' if n < 1000 else 'no'} |")
+    for line in sorted(left_out):
+        print(line)
 
 
 def main(argv):
@@ -260,6 +370,11 @@ def main(argv):
         ticker(args, labels)
     elif kind == "hub":
         table("run", [hub_row(r) for r in load(args)])
+    elif kind == "nats":
+        if len(args) > 3:
+            nats(args[0], int(args[1]), int(args[2]), args[3].split())
+        else:
+            nats(args[0], int(args[1]), int(args[2]))
     elif kind == "servers":
         base = "gosse"
         if args and args[0].startswith("--base="):

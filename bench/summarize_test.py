@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -81,6 +82,19 @@ class ServersTest(unittest.TestCase):
             self.assertEqual(got, want, f"median {row} of ssehub-default's one complete run")
         self.assertNotIn("0.10", out, "the aborted run's CPU ratio is in the round by round list")
 
+    def test_a_round_without_a_cpu_figure_is_left_out_of_the_cpu_ratios(self):
+        out = self.run_servers(
+            {
+                "gosse-1.json": hub_report(5.0, 24000, 150.0),
+                "gosse-2.json": hub_report(-1, 24000, 150.0),  # /proc not read
+                "gosse-3.json": hub_report(4.0, 24000, 150.0),
+                "ssehub-default-1.json": hub_report(6.0, 30000, 100.0),
+                "ssehub-default-2.json": hub_report(7.0, 30000, 100.0),
+                "ssehub-default-3.json": hub_report(0, 30000, 100.0),  # a server that used no measurable CPU
+            }
+        )
+        self.assertIn("round by round: 1.20, 0.00; median 0.60", out)
+
     def test_a_column_only_a_later_run_has_is_shown(self):
         first = hub_report(6.0, 30000, 100.0)
         del first["delivery"]  # no subscriber connected: no delivery section
@@ -91,6 +105,217 @@ class ServersTest(unittest.TestCase):
             }
         )
         self.assertIn("lat_p99_ms", out, "the delivery columns of run 2 are missing")
+
+
+def ticker_report(cpu, rss_per_conn, aborted=None):
+    """A ticker report with the fields summarize.py reads."""
+    r = {
+        "scenario": "ticker",
+        "connect": {"attempted": 100, "connected": 100, "failed": 0},
+        "delivery": {"expected": 1000, "delivered": 1000},
+        "server": {
+            "cpu_seconds": cpu,
+            "rss_idle_bytes": 10 << 20,
+            "rss_peak_bytes": (10 << 20) + 100 * rss_per_conn,
+            "rss_per_conn_bytes": rss_per_conn,
+        },
+        "client": {"cpu_seconds": 1.0},
+    }
+    if aborted:
+        r["aborted"] = aborted
+    return r
+
+
+def write_reports(d, reports):
+    paths = []
+    for name, r in reports.items():
+        p = os.path.join(d, name)
+        with open(p, "w") as f:
+            json.dump(r, f)
+        paths.append(p)
+    return paths
+
+
+def median_row(out, label):
+    """The cells of the first **median** row after label's table, by column."""
+    head = None
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == label:
+            head = cells
+        elif head and cells[0] == "**median**":
+            return dict(zip(head[1:], cells[1:]))
+    raise AssertionError(f"no median row after {label!r} in:\n{out}")
+
+
+class TickerTest(unittest.TestCase):
+    def run_ticker(self, a, ref):
+        with tempfile.TemporaryDirectory() as d:
+            pa = write_reports(d, {f"a-{i}.json": r for i, r in enumerate(a, 1)})
+            pr = write_reports(d, {f"ref-{i}.json": r for i, r in enumerate(ref, 1)})
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.ticker(pa + ["--"] + pr, labels=("ssehub", "seed"))
+            return out.getvalue()
+
+    def test_an_aborted_run_is_shown_and_left_out_of_the_medians_and_ratios(self):
+        out = self.run_ticker(
+            [ticker_report(1.0, 12000), ticker_report(1.2, 12000), ticker_report(0.1, 1000, aborted="-timeout 5m reached")],
+            [ticker_report(3.0, 22000), ticker_report(3.0, 22000), ticker_report(3.0, 22000)],
+        )
+        self.assertIn("-timeout 5m reached", out, "the aborted run's table does not say so")
+        self.assertEqual(median_row(out, "ssehub")["cpu_s"], "1.100", "median CPU of the two complete runs")
+        self.assertIn("- cpu_s: 1.100 / 3.000 = 0.37", out)
+        self.assertNotIn("0.03", out, "the aborted run's CPU ratio is in the round by round list")
+
+    def test_a_round_without_a_figure_is_left_out_of_the_round_by_round_ratios(self):
+        out = self.run_ticker(
+            [ticker_report(1.0, 12000), ticker_report(1.2, 12000), ticker_report(1.1, -1)],
+            [ticker_report(3.0, 24000), ticker_report(-1, 24000), ticker_report(0, 24000)],
+        )
+        self.assertIn("- cpu_s, round by round: 0.33; median 0.33", out)
+        self.assertIn("- rss_per_conn_kib, round by round: 0.50, 0.50; median 0.50", out)
+
+
+class HubTableTest(unittest.TestCase):
+    def run_hub(self, reports):
+        with tempfile.TemporaryDirectory() as d:
+            paths = write_reports(d, {f"idle-{i}.json": r for i, r in enumerate(reports, 1)})
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.main(["hub"] + paths)
+            return out.getvalue()
+
+    @staticmethod
+    def idle_report(settle_goroutines_ms, cpu=2.0):
+        return {
+            "scenario": "idle",
+            "idle": {
+                "goroutines_held": 20009,
+                "settle_goroutines_ms": settle_goroutines_ms,
+                "settle_rss_ms": -1,
+                "rss_after_bytes": 100 << 20,
+            },
+            "server": {
+                "cpu_seconds": cpu,
+                "rss_idle_bytes": 16 << 20,
+                "rss_peak_bytes": 166 << 20,
+                "rss_per_conn_bytes": 15700,
+                "goroutines_idle": 9,
+            },
+            "client": {"cpu_seconds": 1.0},
+        }
+
+    def test_a_run_that_never_settled_is_not_the_fastest(self):
+        # -1 is "not within -settle": slower than any run that settled.
+        out = self.run_hub([self.idle_report(103), self.idle_report(-1), self.idle_report(104)])
+        med = median_row(out, "run")
+        self.assertEqual(med["settle_goroutines_ms"], "104", "median of 103, never and 104")
+        self.assertEqual(med["settle_rss_ms"], "never", "no run settled")
+
+    def test_an_unknown_figure_is_left_out_of_the_median(self):
+        # -1 is "unknown": the CPU of a run whose server could not be read.
+        out = self.run_hub([self.idle_report(103, cpu=2.0), self.idle_report(103, cpu=-1), self.idle_report(103, cpu=3.0)])
+        self.assertEqual(median_row(out, "run")["cpu_s"], "2.500", "median of the two known CPU times")
+
+
+class NatsTest(unittest.TestCase):
+    """summarize.py nats: bench/nats.sh's OUT/<scenario>/<broker>-<round>.json."""
+
+    def run_nats(self, files, runs):
+        with tempfile.TemporaryDirectory() as d:
+            for name, content in files.items():
+                p = os.path.join(d, name)
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                with open(p, "w") as f:
+                    f.write(content if isinstance(content, str) else json.dumps(content))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.nats(d, runs, 100)
+            return out.getvalue()
+
+    @staticmethod
+    def publish_report(ok, seconds=10.0, aborted=None):
+        r = {"publish": {"ok": ok, "per_second": ok / seconds}, "client": {"cpu_seconds": 1.0}}
+        if aborted:
+            r["aborted"] = aborted
+        return r
+
+    def test_an_aborted_publish_run_is_left_out_of_the_cpu_per_request(self):
+        out = self.run_nats(
+            {
+                "publish/memory-1.json": self.publish_report(100000),
+                "publish/memory-1.cpu": "10.00\n",
+                # Cut short after 10 requests: its CPU per request is not a run's.
+                "publish/memory-2.json": self.publish_report(10, aborted="-timeout 3m reached"),
+                "publish/memory-2.cpu": "10.00\n",
+                "publish/nats-1.json": self.publish_report(50000),
+                "publish/nats-1.cpu": "2.00 5.00 0.00\n",
+                "publish/nats-2.json": self.publish_report(50000),
+                "publish/nats-2.cpu": "2.00 5.00 0.00\n",
+            },
+            runs=2,
+        )
+        self.assertIn("- left out: publish memory run 2, aborted: -timeout 3m reached", out)
+        self.assertIn("| publish CPU µs per request, memory | ssehub 100, ssebench 10; total 110 |", out)
+
+    def test_a_run_without_the_figure_is_named(self):
+        def fanout(p99):
+            d = {"expected": 500, "delivered": 500 if p99 else 0}
+            if p99:
+                d["latency"] = {"p99_ms": p99}
+            return {"publish": {"ok": 100}, "delivery": d}
+
+        out = self.run_nats(
+            {
+                "fanout/memory-1.json": fanout(100.0),
+                "fanout/nats-1.json": fanout(110.0),
+                "fanout/nats-2.json": fanout(None),  # nothing arrived: no latency
+                "fanout/nats-3.json": "",  # ssebench wrote no report
+            },
+            runs=3,
+        )
+        self.assertIn("| fan-out p99, ms | 100.0 | 110.0 |", out)
+        self.assertIn("- left out: fanout nats run 2", out, "a run that delivered nothing is left out unsaid")
+        self.assertIn("- left out: fanout nats run 3", out, "a run without a report is left out unsaid")
+
+    def test_a_scenario_this_invocation_did_not_run_is_not_shown(self):
+        # OUT holds an earlier invocation's publish reports; this one ran
+        # SCENARIOS=fanout.
+        files = {
+            "publish/memory-1.json": self.publish_report(12000),
+            "publish/nats-1.json": self.publish_report(5000),
+            "fanout/memory-1.json": {"publish": {"ok": 100}, "delivery": {"expected": 5, "delivered": 5, "latency": {"p99_ms": 10.0}}},
+            "fanout/nats-1.json": {"publish": {"ok": 100}, "delivery": {"expected": 5, "delivered": 5, "latency": {"p99_ms": 12.0}}},
+        }
+        with tempfile.TemporaryDirectory() as d:
+            for name, r in files.items():
+                os.makedirs(os.path.join(d, os.path.dirname(name)), exist_ok=True)
+                with open(os.path.join(d, name), "w") as f:
+                    json.dump(r, f)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.main(["nats", d, "1", "100", "fanout"])
+        self.assertIn("| fan-out p99, ms | 10.0 | 12.0 |", out.getvalue())
+        self.assertNotIn("publish", out.getvalue(), "an earlier invocation's publish figures are shown")
+
+
+class HubScriptTest(unittest.TestCase):
+    """bench/hub.sh's summary, run with RUNS=0: it builds, starts no server."""
+
+    def test_only_this_invocations_reports_are_summarized(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            # A report of an earlier invocation with more rounds, as
+            # bench/results/hub keeps: run 3 of a session long gone.
+            with open(os.path.join(d, "idle-3.json"), "w") as f:
+                json.dump(HubTableTest.idle_report(103), f)
+            env = dict(os.environ, RUNS="0", OUT=d, LOADMAX="100")
+            done = subprocess.run(
+                ["bash", "bench/hub.sh", "idle"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+            )
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertNotIn("run 1 |", done.stdout, "a report this invocation did not write is in its table")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ func (b *bench) run(ctx context.Context) *Report {
 		rep.Aborted = fmt.Sprintf("%v (the -timeout or a signal ended the run)", context.Cause(ctx))
 	}
 	rep.Elapsed = Duration(time.Since(b.started))
-	rep.Server = b.mon.report(b.pool.connected.Load())
+	rep.Server = b.mon.report(b.measuredConnections())
 	rep.Client = clientUsage()
 	rep.Machine.LoadEnd = loadAverage()
 	return rep
@@ -131,6 +131,16 @@ func (b *bench) openSubscribers(ctx context.Context, n int, path string, read fu
 			b.pool.streamEnded(ctx, err)
 		}
 	})
+}
+
+// measuredConnections is how many of the streams the server whose
+// resources are read (-url's: -pid, /metrics) held: with -sub-urls, only
+// the share opened on it, since the others' memory is not in its RSS.
+func (b *bench) measuredConnections() int64 {
+	if b.spread != nil {
+		return b.spread.opened[0].Load()
+	}
+	return b.pool.connected.Load()
 }
 
 // setPublisher makes p visible to the progress line.

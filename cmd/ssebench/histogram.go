@@ -105,7 +105,8 @@ func (h *Histogram) Percentile(q float64) time.Duration {
 	return h.Max()
 }
 
-// Summary is a Histogram's figures for the report.
+// Summary is a Histogram's figures for the report. Without samples every
+// figure but Count is -1: none of them happened.
 type Summary struct {
 	Count int64    `json:"count"`
 	Mean  Duration `json:"mean_ms"`
@@ -117,6 +118,9 @@ type Summary struct {
 
 // Summary returns the histogram's count, mean, p50, p90, p99 and max.
 func (h *Histogram) Summary() Summary {
+	if h.Count() == 0 {
+		return Summary{Mean: -1, P50: -1, P90: -1, P99: -1, Max: -1}
+	}
 	return Summary{
 		Count: h.Count(),
 		Mean:  Duration(h.Mean()),

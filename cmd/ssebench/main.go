@@ -9,7 +9,8 @@
 // every run ends by itself.
 //
 // The exit code is 0 when the run completed, 1 when it was cut short (by
-// -timeout, a signal, or no subscriber connecting) and 2 on bad flags.
+// -timeout, a signal, or no subscriber connecting) or a replay subscriber
+// lacked events at the end of -drain, and 2 on bad flags.
 package main
 
 import (

@@ -109,6 +109,7 @@ Scenarios (-scenario):
              then open -n subscribers (default 1) that resume after the first
              with Last-Event-ID; reports the time from the resume until each
              has the -events - 1 others, and the delivery checks of fanout.
+             A subscriber still without them all after -drain fails the run.
 
 The server's RSS and CPU come from /proc/PID when -pid is given (the server
 must run on this machine), else from its /metrics. With -pid, /metrics is

@@ -205,16 +205,20 @@ func (p *publisher) work(ctx, abort context.Context, jobs <-chan int64) {
 		// The dial comes first: an event's send time, and its request's
 		// time, start once its connection is open.
 		err := c.open(ctx)
+		cutOff := err != nil && ctx.Err() != nil // the end of -duration stopped the dial
 		t0 := time.Now()
 		body = p.appendBody(body[:0], seq, t0.UnixNano())
 		p.sent.Add(1)
 		var status int
 		var resp []byte
 		if err == nil {
+			// A request under way runs to its end after -duration: only
+			// the end of the whole run (abort) cuts it off.
 			status, resp, err = c.post(abort, p.path, body, p.token)
+			cutOff = err != nil && abort.Err() != nil
 		}
 		switch {
-		case err != nil && ctx.Err() != nil:
+		case cutOff:
 			p.sent.Add(-1) // cut off by the end of the run, not the server's fault
 		case err != nil:
 			p.errs.add(err)

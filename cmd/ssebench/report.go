@@ -148,7 +148,8 @@ type ReplayReport struct {
 	Time     Summary `json:"time"`
 }
 
-// ServerReport holds the server's resources over the run.
+// ServerReport holds the server's resources over the run. RSSPerConn is
+// 0 when no connection opened.
 type ServerReport struct {
 	Source         string       `json:"source"`
 	RSSIdle        int64        `json:"rss_idle_bytes"`
@@ -287,5 +288,8 @@ func mib(b int64) string {
 }
 
 func kib(b int64) string {
+	if b < 0 {
+		return "?"
+	}
 	return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
 }

@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -264,5 +268,239 @@ func TestTimeoutCutsOffAPublishInFlight(t *testing.T) {
 	// -timeout, far below the request timeout the run waited for.
 	if took > publishTimeout/2 {
 		t.Errorf("the run took %v with -timeout 200ms", took)
+	}
+}
+
+// With -sub-urls, the server's RSS is -url's instance's alone, so its rise
+// is shared by the subscribers opened on that instance, not by all of
+// them.
+func TestRSSPerConnectionWithSubURLsCountsTheMeasuredInstance(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	var held [][]byte // what each subscription costs: touched, so resident
+	var mu sync.Mutex
+	var servers [2]*httptest.Server
+	for i := range servers {
+		h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+		servers[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Path == "/api/v1/events" {
+				b := make([]byte, 4<<20)
+				for j := 0; j < len(b); j += 4096 {
+					b[j] = 1
+				}
+				mu.Lock()
+				held = append(held, b)
+				mu.Unlock()
+			}
+			h.ServeHTTP(w, r)
+		}))
+		t.Cleanup(func() { h.Close(); servers[i].Close() })
+	}
+	t.Cleanup(broker.Close)
+	// Both instances run in this process: -pid reads its RSS as the
+	// measured server's.
+	rep, code, stderr := runJSON(t, "-url", servers[0].URL, "-sub-urls", servers[1].URL, "-scenario", "fanout", "-n", "7",
+		"-rate", "100", "-duration", "100ms", "-token", testToken, "-pid", strconv.Itoa(os.Getpid()), "-sample", "10ms")
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	s := rep.Server
+	if rise := s.RSSPeak - s.RSSIdle; rise < 7<<20 || s.RSSPerConn != rise/4 {
+		t.Errorf("RSS idle %d, peak %d, per connection %d: want the rise shared by the 4 of 7 subscribers on -url", s.RSSIdle, s.RSSPeak, s.RSSPerConn)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(held) != 7 {
+		t.Errorf("%d subscriptions, want 7", len(held))
+	}
+}
+
+// A replay whose subscriber does not get every event within -drain has no
+// time to the last: the run says so and fails, instead of reporting the
+// times of the subscribers that did (here none: a time of 0).
+func TestReplayScenarioIncompleteFails(t *testing.T) {
+	// A history of 50 cannot replay 299 events: the resume gets a reset.
+	srv := newHubServer(t, stream.MemoryOptions{HistorySize: 50})
+	rep, code, _ := runJSON(t, "-url", srv.URL, "-scenario", "replay", "-events", "300", "-n", "1", "-token", testToken, "-drain", "200ms")
+	if rep.Replay == nil || rep.Replay.Complete != 0 {
+		t.Fatalf("replay = %+v, want no subscriber complete", rep.Replay)
+	}
+	if code != 1 || !strings.Contains(rep.Aborted, "1 of 1 subscribers") {
+		t.Errorf("exit %d, aborted %q; want 1 and the incomplete subscriber named", code, rep.Aborted)
+	}
+}
+
+// The wait for the subscriptions reads ssehub_subscribers. A read that
+// fails (a /metrics request timing out while thousands connect) says
+// nothing about them: the wait goes on, rather than letting the run
+// publish before the subscriptions exist and count the events they miss
+// against the server.
+func TestAwaitSubscribersOutlastsAFailedMetricsRead(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	var calls atomic.Int64
+	polledAgain := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			switch n := calls.Add(1); {
+			case n == 2: // the first read of the wait
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+				return
+			case n > 2:
+				once.Do(func() { close(polledAgain) })
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	o, err := parseOptions([]string{"-url", srv.URL, "-scenario", "fanout", "-n", "1", "-sample", "1h"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := parseTarget(o.url, o.allowRemote, o.insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBench(o, target, io.Discard)
+	if base := b.mon.baseline(t.Context()); base.subscribers != 0 {
+		t.Fatalf("baseline %+v, want 0 subscribers", base)
+	}
+	// The subscriber connects once the wait has read the gauge again.
+	done := make(chan struct{})
+	defer func() { <-done }()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		defer close(done)
+		select {
+		case <-polledAgain:
+		case <-ctx.Done():
+			return
+		}
+		c, err := openStream(ctx, target, subscribePath(o.topic), 5*time.Second)
+		if err != nil {
+			t.Errorf("subscribing: %v", err)
+			return
+		}
+		<-ctx.Done()
+		_ = c.Close()
+	}()
+	b.awaitSubscribers(t.Context(), 1)
+	if s := b.mon.latest(); s.subscribers != 1 {
+		t.Errorf("the wait ended on a sample of %d subscribers after %d reads of /metrics, want 1", s.subscribers, calls.Load())
+	}
+}
+
+// After the disconnect the idle scenario samples the server until it is
+// back at its baseline. A sample that fails says nothing about that: the
+// wait goes on, rather than ending at once and reporting that the server
+// never got back.
+func TestIdleSettleOutlastsAFailedMetricsRead(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker}})
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Reads of /metrics: the baseline, the one at the end of -hold,
+		// then the first after the disconnect, which fails.
+		if r.URL.Path == "/metrics" && calls.Add(1) == 3 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "idle", "-n", "10", "-hold", "50ms", "-settle", "3s", "-sample", "1h")
+	if code != 0 || rep.Idle == nil {
+		t.Fatalf("exit %d, aborted %q, idle %+v; stderr: %s", code, rep.Aborted, rep.Idle, stderr)
+	}
+	if i := rep.Idle; i.SettleGoroutines < 0 {
+		t.Errorf("idle = %+v after %d reads of /metrics: want the goroutines back within -settle", *i, calls.Load())
+	}
+}
+
+// Without an RSS source the RSS per connection is unknown, -1 as the
+// report's other unknown server figures, not 0: summarize.py leaves a -1
+// out of its medians and would take a 0 for a server that used no memory.
+func TestRSSPerConnectionUnknownWithoutASource(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "3", "-no-metrics",
+		"-rate", "100", "-duration", "50ms", "-token", testToken)
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	if s := rep.Server; s.Source != "none" || s.RSSIdle != -1 || s.RSSPerConn != -1 {
+		t.Errorf("server = %+v, want RSS and RSS per connection unknown (-1)", s)
+	}
+}
+
+// A publish request still in flight when -duration ends runs to its end,
+// and if the server then fails it, that is a failed publish like any
+// other: not one the end of the run cut off and that does not count.
+func TestPublishFailingAfterTheDurationCounts(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(time.Second) // past -duration
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			_ = conn.Close() // no answer
+		}
+	}))
+	t.Cleanup(srv.Close)
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "publish", "-no-metrics", "-publishers", "1",
+		"-duration", "300ms", "-token", testToken)
+	if code != 0 || rep.Publish == nil {
+		t.Fatalf("exit %d, publish %+v; stderr: %s", code, rep.Publish, stderr)
+	}
+	if p := rep.Publish; p.Sent != 1 || p.OK != 0 || p.Failed != 1 {
+		t.Errorf("publish = %+v, want the one request sent and failed", *p)
+	}
+}
+
+// A request time of a run where no publish succeeded did not happen: it
+// is -1 in the report, as every figure that did not happen, not a p99 of
+// 0 ms that summarize.py would take into its medians.
+func TestPublishTimeWithoutAnAcceptedPublishIsUnknown(t *testing.T) {
+	srv := newHubServer(t, stream.MemoryOptions{})
+	rep, code, _ := runJSON(t, "-url", srv.URL, "-scenario", "publish", "-duration", "50ms", "-publishers", "1") // no token: 401s
+	if code != 0 || rep.Publish == nil || rep.Publish.OK != 0 || rep.Publish.Failed == 0 {
+		t.Fatalf("exit %d, publish %+v; want every request refused", code, rep.Publish)
+	}
+	if l := rep.Publish.Latency; l.Count != 0 || l.P50 >= 0 || l.P99 >= 0 || l.Max >= 0 || l.Mean >= 0 {
+		t.Errorf("request time = %+v, want no samples and every figure -1", l)
+	}
+}
+
+// Without a baseline (its /metrics read failed) the goroutines per
+// connection are unknown, not the goroutines held over the connections.
+func TestIdleGoroutinesPerConnectionWithoutABaseline(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker}})
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" && calls.Add(1) == 1 { // the baseline
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "idle", "-n", "10", "-hold", "50ms", "-settle", "0s", "-sample", "1h")
+	if code != 0 || rep.Idle == nil {
+		t.Fatalf("exit %d, aborted %q, idle %+v; stderr: %s", code, rep.Aborted, rep.Idle, stderr)
+	}
+	if i := rep.Idle; rep.Server.GoroutinesIdle != -1 || i.GoroutinesHeld <= 0 || i.GoroutinesPerConn != -1 {
+		t.Errorf("goroutines idle %d, idle = %+v: want held known and per connection unknown (-1)", rep.Server.GoroutinesIdle, *i)
 	}
 }

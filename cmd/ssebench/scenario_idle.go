@@ -33,9 +33,11 @@ func (b *bench) idle(ctx context.Context, rep *Report) error {
 	rep.Delivery = b.delivery.Report(0, 0)
 	rep.Delivery.Dropped = b.pool.dropped.Load()
 	rep.Delivery.DropErrors = b.pool.streamErr.top(5)
-	idle := &IdleReport{Hold: Duration(b.o.hold), GoroutinesHeld: -1, SettleGoroutines: -1, SettleRSS: -1}
+	idle := &IdleReport{Hold: Duration(b.o.hold), GoroutinesHeld: -1, GoroutinesPerConn: -1, SettleGoroutines: -1, SettleRSS: -1, RSSAfter: -1, GoroutinesAfter: -1}
 	if held.goroutines >= 0 {
 		idle.GoroutinesHeld = held.goroutines
+	}
+	if held.goroutines >= 0 && base.goroutines >= 0 {
 		idle.GoroutinesPerConn = float64(held.goroutines-base.goroutines) / float64(connect.Connected)
 	}
 	rep.Idle = idle
@@ -49,7 +51,9 @@ func (b *bench) idle(ctx context.Context, rep *Report) error {
 // awaitSettle samples the server until its goroutines (and
 // ssehub_subscribers) and its RSS are back near base, or -settle passes.
 // Goroutines are near when at most nearGoroutines(base) above it; RSS
-// when less than a tenth of the increase the run caused is left.
+// when less than a tenth of the increase the run caused is left. A figure
+// the baseline had but a sample lacks (a read that failed) is waited for
+// on the next sample.
 func (b *bench) awaitSettle(ctx context.Context, idle *IdleReport, base serverSample) {
 	start := time.Now()
 	peak := b.mon.report(1).RSSPeak
@@ -59,7 +63,12 @@ func (b *bench) awaitSettle(ctx context.Context, idle *IdleReport, base serverSa
 	defer tick.Stop()
 	for {
 		s := b.mon.sample(ctx)
-		idle.GoroutinesAfter, idle.RSSAfter = s.goroutines, s.rss
+		if s.goroutines >= 0 {
+			idle.GoroutinesAfter = s.goroutines
+		}
+		if s.rss >= 0 {
+			idle.RSSAfter = s.rss
+		}
 		since := Duration(time.Since(start))
 		if idle.SettleGoroutines < 0 && s.goroutines >= 0 && s.goroutines <= base.goroutines+nearGoroutines(base.goroutines) &&
 			(s.subscribers < 0 || s.subscribers <= max(base.subscribers, 0)) {
@@ -68,8 +77,8 @@ func (b *bench) awaitSettle(ctx context.Context, idle *IdleReport, base serverSa
 		if idle.SettleRSS < 0 && s.rss >= 0 && base.rss >= 0 && s.rss-base.rss <= (peak-base.rss)/10 {
 			idle.SettleRSS = since
 		}
-		doneG := idle.SettleGoroutines >= 0 || s.goroutines < 0
-		doneR := idle.SettleRSS >= 0 || s.rss < 0
+		doneG := idle.SettleGoroutines >= 0 || base.goroutines < 0
+		doneR := idle.SettleRSS >= 0 || base.rss < 0
 		if doneG && doneR {
 			return
 		}

@@ -63,5 +63,10 @@ func (b *bench) replay(ctx context.Context, rep *Report) error {
 	rep.Delivery.DropErrors = b.pool.streamErr.top(5)
 	rep.Delivery.Latency = nil // from publish to arrival: not what a replay measures
 	rep.Replay = &ReplayReport{Events: want, Complete: complete.Load(), Time: times.Summary()}
+	if missed := connect.Connected - rep.Replay.Complete; missed > 0 && ctx.Err() == nil {
+		// The time to the last is the figure: without every subscriber's
+		// it would be the fastest ones' alone, or 0.
+		return fmt.Errorf("%d of %d subscribers did not have all %d events within -drain %s", missed, connect.Connected, want, b.o.drain)
+	}
 	return nil
 }

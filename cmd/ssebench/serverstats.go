@@ -270,8 +270,11 @@ func (m *monitor) report(n int64) ServerReport {
 	if m.base.cpu >= 0 && m.last.cpu >= 0 {
 		r.CPUSeconds = (m.last.cpu - m.base.cpu).Seconds()
 	}
-	if n > 0 && m.base.rss >= 0 && m.peakRSS >= 0 {
+	switch {
+	case n > 0 && m.base.rss >= 0 && m.peakRSS >= 0:
 		r.RSSPerConn = (m.peakRSS - m.base.rss) / n
+	case n > 0:
+		r.RSSPerConn = -1 // no RSS, or none before the first connect
 	}
 	return r
 }

@@ -49,13 +49,13 @@ func (s *spread) open(ctx context.Context, path string, timeout time.Duration, h
 
 // await waits, up to subscribeTimeout, until every instance's gauge counts
 // the streams opened on it. An instance without the gauge is not waited
-// for.
+// for; a read that fails is no answer, and the wait goes on.
 func (s *spread) await(ctx context.Context) {
 	deadline := time.Now().Add(subscribeTimeout)
 	for i, r := range s.readers {
 		for s.base[i] >= 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 			sample, _ := r.read(ctx)
-			if sample.subscribers < 0 || sample.subscribers >= s.base[i]+s.opened[i].Load() {
+			if sample.subscribers >= s.base[i]+s.opened[i].Load() {
 				break
 			}
 			sleep(ctx, awaitPoll)
