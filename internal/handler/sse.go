@@ -295,6 +295,7 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 			// stream did not come to its end, and must not end as if it
 			// had (net/http's last chunk), as a detached one does not.
 			s.gw.cut()
+			return
 		}
 	default:
 	}
