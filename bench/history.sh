@@ -54,7 +54,9 @@ sleep 2
 
 status() { awk -v k="$1:" '$1 == k { print $2 * 1024 }' "/proc/$server_pid/status"; }
 idle=$(status VmRSS)
-duration=$(awk -v n="$EVENTS" -v r="$RATE" 'BEGIN { printf "%.3fs", n / r }')
+# Event k is due k/rate seconds after the start: stopping half an interval
+# after the last one sends exactly EVENTS (as fanout.sh does).
+duration=$(awk -v n="$EVENTS" -v r="$RATE" 'BEGIN { printf "%.3fs", (n - 0.5) / r }')
 echo "history.sh: $NAME (pid $server_pid, load $(cut -d' ' -f1 /proc/loadavg)): $EVENTS × $SIZE bytes at $RATE/s" >&2
 bin/ssebench -url "$URL" -scenario publish -n 0 -size "$SIZE" -rate "$RATE" -duration "$duration" \
 	-publishers 4 -token "$TOKEN" -pid "$server_pid" -timeout 2m -json -quiet >"$OUT/$NAME.json"
