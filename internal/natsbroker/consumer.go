@@ -456,10 +456,19 @@ func (b *Broker) lost(h *history, last uint64) bool {
 // in flight as the connection broke, or sent while it reconnects, was
 // taken for events lost, and every subscription of the instance ended
 // for a brief network fault. A stream that cannot tell by then is taken
-// to have let them go.
+// to have let them go. It gives up when h ends (renewed, or the Broker
+// closed): the delivery holds the consumer's lock, which h's end waits
+// for, and Close waited up to PublishTimeout.
 func (b *Broker) letGo(h *history, last uint64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
+	go func() {
+		select {
+		case <-h.ended:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		info, err := streamInfo(ctx, h.stream)
 		if err == nil {
@@ -467,7 +476,7 @@ func (b *Broker) letGo(h *history, last uint64) bool {
 		}
 		b.opts.Logger.Debug("nats stream info", "err", err)
 		if pause(ctx, b.opts.ReconnectWait) != nil {
-			return true
+			return !h.over()
 		}
 	}
 }

@@ -251,3 +251,46 @@ func TestReconnectWhileCheckingAGapEndsNothing(t *testing.T) {
 		t.Fatalf("after the purge: %+v, want event %s", got, kept)
 	}
 }
+
+// The instance closes while its consumer asks the stream whether events
+// it passed over were let go of, NATS leaving the question unanswered:
+// Close returns at once. Asking again until PublishTimeout, the delivery
+// held the consumer's lock that long, and Close waited for it.
+func TestCloseWhileCheckingAGapReturnsAtOnce(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = 3 * waitLimit
+	in, other := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
+	c := in.subscribe(t, "topic=t", "")
+	receives(t, c, []string{other.publish(t, "t", "before")})
+
+	p.refuseConsumers()
+	p.cut()
+	waitUntil(t, waitLimit, "a consumer refused", func() bool { return p.refusals() >= 1 })
+	other.publish(t, "gone", "purged")
+	other.publish(t, "t", "kept")
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(t.Context(), jetstream.WithPurgeSubject(DefaultSubjectPrefix+".gone")); err != nil {
+		t.Fatal(err)
+	}
+	// The consumer made again asks for the stream's info as it starts
+	// (check) and at its first message (same), then for the gap (letGo).
+	asked := p.swallowRequestsAfter("$JS.API.STREAM.INFO.", 2)
+	p.passConsumers()
+	p.cut() // the consumer is asked for at once
+	select {
+	case <-asked:
+	case <-time.After(waitLimit):
+		t.Fatal("no question about the stream left unanswered")
+	}
+	start := time.Now()
+	in.close()
+	if took := time.Since(start); took > waitLimit/2 {
+		t.Fatalf("Close took %v while a gap was being checked, want it at once", took)
+	}
+}

@@ -82,6 +82,16 @@ func (h *history) end(err error) {
 	}
 }
 
+// over reports whether h has ended.
+func (h *history) over() bool {
+	select {
+	case <-h.ended:
+		return true
+	default:
+		return false
+	}
+}
+
 // same reports whether the stream is still h's, asking NATS until it
 // answers or h ends; only deliver calls it, when the consumer changed. A
 // consumer made again (live) is made on the stream of h's name, after the
