@@ -157,6 +157,7 @@ func (st *streamStart) end() {
 	}
 	p := recover()
 	if s := st.s; s != nil {
+		c := s.c // run lets go of it, when detached
 		stepped := false
 		if p != nil {
 			s.stop(errPanicked)
@@ -179,6 +180,11 @@ func (st *streamStart) end() {
 		// is not read.)
 		if s.conn == nil && p != nil && !stepped {
 			panic(p) // on to Gin's recovery, which logs it
+		}
+		if s.conn != nil && p != nil {
+			// The handler returns: the access line and its count say
+			// 500 all the same, as for a panic that reaches Gin.
+			c.Set(answeredPanicKey{}, true)
 		}
 		return
 	}
