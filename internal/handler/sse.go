@@ -387,9 +387,11 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 	s.extendDeadline(now)
 	n := len(s.buf)
 	var err error
-	if lw, ok := w.(lastWriter); ok && s.last && s.opened {
-		// A stream that already started (a one-step stream is simply
-		// written) ends with its last step.
+	if lw, ok := w.(lastWriter); ok && s.last && (s.opened || s.conn != nil) {
+		// A stream that already started ends with its last step. With
+		// Gin a one-step stream is simply written; a detached one ends
+		// with it too, or a client gone (or that half-closed) after it
+		// would see it cut (detached.Conn's end).
 		_, err = lw.WriteLast(s.buf)
 	} else {
 		_, err = w.Write(s.buf)
