@@ -30,8 +30,20 @@ func (h *Handler) accessLog(c *gin.Context) {
 		}
 	}()
 	c.Next()
-	h.access(c, c.Writer.Status(), c.Writer.Size(), start)
+	status := c.Writer.Status()
+	if c.Keys != nil {
+		if _, ok := c.Keys[answeredPanicKey{}]; ok {
+			status = http.StatusInternalServerError
+		}
+	}
+	h.access(c, status, c.Writer.Size(), start)
 }
+
+// answeredPanicKey, set in a request's Keys, says that its handler
+// panicked and returned all the same, its detached stream answering the
+// panic (streamStart.end): Gin's writer, whose connection was taken over,
+// still says 200.
+type answeredPanicKey struct{}
 
 // access counts the request in the metrics and writes its access line.
 // bytes is the size of the body written: none is sent for HEAD, whatever

@@ -380,7 +380,12 @@ func TestPanicBeforeASubscriptionRunsGivesBackItsSlot(t *testing.T) {
 			if len(events) != 2 {
 				t.Errorf("after the panic: %d events from /stream, want 2", len(events))
 			}
-			waitMetrics(t, ts, []string{`ssehub_streams_active 0`})
+			// Counted as the 500 it was, detached too, though the
+			// handler returned without a panic there.
+			waitMetrics(t, ts, []string{
+				`ssehub_streams_active 0`,
+				`ssehub_http_requests_total{code="500",method="GET",route="/api/v1/events"} 1`,
+			})
 			ts.h.Close()
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()

@@ -79,8 +79,13 @@ func (h *Handler) hubRoutes(r *gin.Engine) {
 // topics serves GET /api/v1/topics: the active topics with their
 // subscriber counts and last event ids. With subscribe tokens or JWTs
 // configured it needs a subscribe token or a JWT granting ">", demo or
-// not: it names every topic, and the demo page does not use it.
+// not: it names every topic, and the demo page does not use it. The
+// answer says Cache-Control: no-store: it changes from one moment to the
+// next, and a 200 is cacheable by default (RFC 9111), so a shared cache
+// could give the list of a caller whose token is in a cookie (no part of
+// a cache's key) to a caller without one.
 func (h *Handler) topics(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
 	if err := h.checkSubscribeToken(c); err != nil {
 		h.abortWithError(c, err)
 		return

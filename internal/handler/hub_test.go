@@ -488,6 +488,27 @@ func TestHubSubscribeTokens(t *testing.T) {
 	ts.subscribe(t, "topic=a&access_token=reader", nil)
 }
 
+// TestHubTopicsNotStored: the list of topics, which needs a token when
+// subscribe tokens are set, says Cache-Control: no-store, to GET and HEAD.
+// A 200 is cacheable by default (RFC 9111), and a cookie is no part of a
+// cache's key: a shared cache could answer a caller's list to one without
+// a token.
+func TestHubTopicsNotStored(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Hub.SubscribeTokens = []string{"reader"}
+	ts := newTestServer(t, opts)
+	for _, method := range []string{"GET", "HEAD"} {
+		resp := ts.do(t, method, "/api/v1/topics", nil, map[string]string{"Cookie": "ssehub_token=reader"})
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d, want 200", method, resp.StatusCode)
+		}
+		if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", method, got)
+		}
+	}
+}
+
 func TestHubFullAnswers503WithRetryAfter(t *testing.T) {
 	opts, _ := hubOptions(t, stream.MemoryOptions{MaxSubscribers: 1})
 	ts := newTestServer(t, opts)

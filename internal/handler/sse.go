@@ -157,6 +157,7 @@ func (st *streamStart) end() {
 	}
 	p := recover()
 	if s := st.s; s != nil {
+		c := s.c // run lets go of it, when detached
 		stepped := false
 		if p != nil {
 			s.stop(errPanicked)
@@ -179,6 +180,11 @@ func (st *streamStart) end() {
 		// is not read.)
 		if s.conn == nil && p != nil && !stepped {
 			panic(p) // on to Gin's recovery, which logs it
+		}
+		if s.conn != nil && p != nil {
+			// The handler returns: the access line and its count say
+			// 500 all the same, as for a panic that reaches Gin.
+			c.Set(answeredPanicKey{}, true)
 		}
 		return
 	}
@@ -382,9 +388,11 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 	s.extendDeadline(now)
 	n := len(s.buf)
 	var err error
-	if lw, ok := w.(lastWriter); ok && s.last && s.opened {
-		// A stream that already started (a one-step stream is simply
-		// written) ends with its last step.
+	if lw, ok := w.(lastWriter); ok && s.last && (s.opened || s.conn != nil) {
+		// A stream that already started ends with its last step. With
+		// Gin a one-step stream is simply written; a detached one ends
+		// with it too, or a client gone (or that half-closed) after it
+		// would see it cut (detached.Conn's end).
 		_, err = lw.WriteLast(s.buf)
 	} else {
 		_, err = w.Write(s.buf)

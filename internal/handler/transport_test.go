@@ -581,3 +581,36 @@ func TestAStreamWhoseClientHalfClosedIsCut(t *testing.T) {
 	}
 	waitMetrics(t, ts, []string{`ssehub_streams_ended_total{reason="client_gone"} 1`})
 }
+
+// TestAOneStepStreamEndsCleanlyWhenItsClientHalfCloses: a stream whose
+// one step is the whole of it (/stream?count=1) ends with the end of its
+// body, though its client half-closed its connection after its request
+// (nc -N): so it does in Gin's transport, as a stream whose last step
+// has gone out. Detached, the step was written as any other, and the end
+// of the body after it, by then cut for the client gone, was not: the
+// client saw all of the stream, then a connection cut in the middle of
+// it. The client's half-close races the step: either the stream has
+// not begun (and is cut, with nothing sent) or it must end cleanly.
+func TestAOneStepStreamEndsCleanlyWhenItsClientHalfCloses(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	for i := range 50 {
+		conn := ts.dial(t)
+		if _, err := io.WriteString(conn, "GET /stream?count=1 HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			conn.Close()
+			continue // cut before the stream began
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		if err != nil && strings.Contains(string(b), "event: close") {
+			t.Fatalf("connection %d: the whole stream (%q), then %v: want the end of its body", i, b, err)
+		}
+	}
+}
