@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ssehub/ssehub/config"
 )
@@ -33,14 +34,27 @@ func TestReadmeListsEveryMetric(t *testing.T) {
 	_, _ = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 
-	res, err = http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	if err != nil {
-		t.Fatal(err)
+	// The server counts the stream on its own time: a detached stream's
+	// request once the handler that handed it over returns, its end once
+	// its connection is closed; either may come after the client has read
+	// the response's end. /metrics is read until both are counted, 10s at
+	// most.
+	var body []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		res, err = http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err = io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		counted := strings.Contains(string(body), "\nssehub_streams_ended_total{") &&
+			strings.Contains(string(body), `method="GET",route="/stream"}`)
+		if counted || time.Now().After(deadline) {
+			break
+		}
 	}
 	exposed := map[string][]string{}
 	sample := regexp.MustCompile(`^(ssehub_[a-z_]+)(?:\{([^}]*)\})? `)

@@ -375,7 +375,10 @@ func TestPanicBeforeASubscriptionRunsGivesBackItsSlot(t *testing.T) {
 			if got := broker.Stats().Subscribers; got != 0 {
 				t.Errorf("the broker holds %d subscriptions, want none", got)
 			}
-			// The one slot is free again.
+			// The one slot is free again, once the stream is counted out:
+			// a detached one gives it back after its connection is closed
+			// and the panic logged.
+			waitMetrics(t, ts, []string{`ssehub_streams_active 0`})
 			_, events := readAll(t, ts.do(t, "GET", "/stream?count=1", nil, nil).Body)
 			if len(events) != 2 {
 				t.Errorf("after the panic: %d events from /stream, want 2", len(events))

@@ -518,7 +518,6 @@ func (s *sseStream) close() {
 		s.settle()
 	}
 	s.count()
-	s.h.metrics.streamsActive.Dec()
 	s.h.metrics.streamsEnded.WithLabelValues(endReason(s.end)).Inc()
 	if s.h.log.Enabled(context.Background(), slog.LevelInfo) { // spare the arguments' allocations
 		s.h.log.Info("stream ended",
@@ -529,6 +528,9 @@ func (s *sseStream) close() {
 			"reason", s.end)
 	}
 	s.h.slots.release() // after the line: Wait returns once every slot is free
+	// After the slot: a client that reads fewer streams open than
+	// stream.max_streams may open one more.
+	s.h.metrics.streamsActive.Dec()
 	if s.h.streamEnded != nil {
 		s.h.streamEnded(s.access.path)
 	}
