@@ -6,8 +6,10 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// healthz answers while the process serves requests at all.
+// healthz answers while the process serves requests at all. Neither it
+// nor readyz may be stored (noStore).
 func (h *Handler) healthz(c *gin.Context) {
+	noStore(c)
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
@@ -23,6 +25,7 @@ type readiness interface {
 // its listener first: the 503 then reaches only a request already under
 // way, and a load balancer learns of the shutdown from refused connections.
 func (h *Handler) readyz(c *gin.Context) {
+	noStore(c)
 	if h.closing() {
 		h.abortWithError(c, errShuttingDown)
 		return
@@ -34,4 +37,12 @@ func (h *Handler) readyz(c *gin.Context) {
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// noStore says a health answer is not to be stored: a 200 is cacheable by
+// default (RFC 9111, heuristic freshness), and a cache between a load
+// balancer and ssehub would answer its checks with a stale 200 after the
+// instance began to fail them.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
 }

@@ -18,13 +18,23 @@ func TestHealthAndReadiness(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
-		if resp := ts.do(t, "HEAD", path, nil, nil); resp.StatusCode != http.StatusOK {
+		resp := ts.do(t, "HEAD", path, nil, nil)
+		if resp.StatusCode != http.StatusOK {
 			t.Errorf("HEAD %s: %d, want 200 (load balancers' checks may use HEAD)", path, resp.StatusCode)
+		}
+		// A 200 is cacheable by default: a cache before ssehub would
+		// answer a failing instance's checks with a stored one.
+		if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("HEAD %s: Cache-Control %q, want no-store", path, got)
 		}
 	}
 	ts.h.Close()
 	ts.h.Close() // idempotent
-	wantJSONError(t, ts.do(t, "GET", "/readyz", nil, nil), http.StatusServiceUnavailable)
+	resp := ts.do(t, "GET", "/readyz", nil, nil)
+	if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("/readyz during shutdown: Cache-Control %q, want no-store", got)
+	}
+	wantJSONError(t, resp, http.StatusServiceUnavailable)
 	if resp := ts.do(t, "HEAD", "/readyz", nil, nil); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("HEAD /readyz during shutdown: %d, want 503", resp.StatusCode)
 	}
