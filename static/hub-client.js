@@ -27,6 +27,14 @@ export const HUB_HEARTBEAT_MS = 15_000;
 export const HUB_IDLE_TIMEOUT_MS = 2.5 * HUB_HEARTBEAT_MS;
 
 /**
+ * The comment that opens the stand-in stream a proxy answers with while the
+ * hub is out of reach (the README's nginx recipe): an event stream of this
+ * comment and a retry: field, which ends at once. EventSource ignores the
+ * comment; HubConnection shows the state "unreachable" for it, not "open".
+ */
+export const UNREACHABLE_COMMENT = "ssehub is unreachable";
+
+/**
  * parseTopics splits the text of the topics field, patterns separated by
  * commas or white space, into a list without empty items or duplicates.
  * @param {string} text
@@ -152,7 +160,12 @@ export async function publish(base, { topic, token, event = "", data }) {
  * idleTimeout), closed, expired (the token's time is up: connect again
  * with a fresh one, and the stream resumes after the last event id), and
  * "error: <msg>" for an answer that is not a stream (a 400 for a bad topic,
- * a 401, a 403 for a topic the token does not grant).
+ * a 401, a 403 for a topic the token does not grant), and unreachable:
+ * the hub is out of reach, and a proxy answered for it with a stream that
+ * begins with the comment UNREACHABLE_COMMENT; the connection tries again
+ * after the stand-in's retry: time, and is "open" again once a stream says
+ * anything else (an event, an id, a retry: field, a heartbeat). While
+ * unreachable, an answer is not called open until it says which it is.
  */
 export class HubConnection {
   /**
@@ -190,6 +203,7 @@ export class HubConnection {
     this._state = "idle";
     this._run = null; // the AbortController of the running fetchEventSource
     this._timer = null; // the reconnect timer after drop()
+    this._unreachable = false; // the last stream was a proxy's stand-in
   }
 
   /** The state, as described on the class. */
@@ -231,9 +245,12 @@ export class HubConnection {
     this._timer = setTimeout(() => this.resume(), Math.min(wait, 2 ** 31 - 1));
   }
 
-  /** resume reconnects now with the last event id, after a drop or while reconnecting. */
+  /**
+   * resume reconnects now with the last event id, after a drop or while
+   * reconnecting or unreachable.
+   */
   resume() {
-    if (this._state !== "reconnecting") return;
+    if (this._state !== "reconnecting" && this._state !== "unreachable") return;
     this._stop();
     this._start(false);
   }
@@ -262,6 +279,26 @@ export class HubConnection {
     const headers = {};
     if (o.token) headers.Authorization = `Bearer ${o.token}`;
     this._setState("connecting");
+    // opened: this attempt's stream is open and shown as such; told: it has
+    // said its first thing, the stand-in's comment or anything else.
+    let opened = false;
+    let told = true;
+    const open = () => {
+      if (opened) return;
+      opened = true;
+      this._setState("open");
+      // What this request sent: the header, else the query; both hold
+      // the last id seen, since the parser and this object see the same
+      // events.
+      if (this._lastEventId !== "") o.onResume?.(this._lastEventId);
+    };
+    const tell = (standIn) => {
+      if (told) return;
+      told = true;
+      this._unreachable = standIn;
+      if (standIn) this._setState("unreachable");
+      else open();
+    };
     fetchEventSource(url, {
       headers,
       signal: run.signal,
@@ -272,21 +309,27 @@ export class HubConnection {
       lastEventId: inQuery ? "" : this._lastEventId,
       onOpen: () => {
         if (!mine()) return;
-        this._setState("open");
-        // What this request sent: the header, else the query; both hold
-        // the last id seen, since the parser and this object see the same
-        // events.
-        if (this._lastEventId !== "") o.onResume?.(this._lastEventId);
+        opened = false;
+        told = false;
+        // After a stand-in, this answer may be another one: it is open
+        // once it says something else.
+        if (!this._unreachable) open();
+      },
+      onComment: (text) => {
+        if (mine()) tell(text === UNREACHABLE_COMMENT);
       },
       // Every id the stream gives, an event's or its position alone (a
       // live-only stream's first frame, a reset's id): what to resume from.
       onLastEventId: (id) => {
-        if (!mine() || id === this._lastEventId) return;
+        if (!mine()) return;
+        tell(false);
+        if (id === this._lastEventId) return;
         this._lastEventId = id;
         o.onLastEventId?.(id);
       },
       onEvent: (ev) => {
         if (!mine()) return;
+        tell(false);
         if (ev.type === "position") return; // its id is all it says: onLastEventId has it
         if (ev.type === "reset") {
           o.onReset?.(ev.data);
@@ -304,11 +347,12 @@ export class HubConnection {
       },
       onRetry: (ms) => {
         if (!mine()) return;
+        tell(false);
         this._retryMs = ms;
         o.onRetry?.(ms);
       },
       onDisconnect: () => {
-        if (mine()) this._setState("reconnecting");
+        if (mine()) this._setState(this._unreachable ? "unreachable" : "reconnecting");
       },
     }).then(
       () => {

@@ -12,6 +12,7 @@ import {
   HUB_HEARTBEAT_MS,
   HUB_IDLE_TIMEOUT_MS,
   HubConnection,
+  UNREACHABLE_COMMENT,
   parseTopics,
   publish,
   publishBody,
@@ -64,8 +65,9 @@ describe("helpers", () => {
 // events after the id it is given, then live ones; publish(data, type) adds
 // one. Ids are numbers from 1; an id above the newest gets event: reset.
 // A live-only stream starts with its position, an event of its own.
-// status, when set, answers subscriptions with that JSON error instead. It
-// sends no heartbeats.
+// status, when set, answers subscriptions with that JSON error instead;
+// standIn, when true, with the README nginx recipe's stand-in for a hub out
+// of reach: its comment and retry:, and the end. It sends no heartbeats.
 async function hubServer({ retry = 600_000 } = {}) {
   const events = [];
   const live = new Set();
@@ -74,6 +76,7 @@ async function hubServer({ retry = 600_000 } = {}) {
   const hub = {
     requests,
     status: 0,
+    standIn: false,
     error: 'topic "a..b": invalid topic',
     // end ends every open stream with a last event, as an expiry does.
     end(frameText) {
@@ -97,6 +100,11 @@ async function hubServer({ retry = 600_000 } = {}) {
     if (hub.status !== 0) {
       res.writeHead(hub.status, { "Content-Type": "application/json" });
       res.end(JSON.stringify({ error: hub.error }));
+      return;
+    }
+    if (hub.standIn) {
+      res.writeHead(200, { "Content-Type": "text/event-stream" });
+      res.end(`: ${UNREACHABLE_COMMENT}\nretry: ${retry}\n\n`);
       return;
     }
     const last = req.headers["last-event-id"] ?? url.searchParams.get("last_event_id") ?? "";
@@ -372,6 +380,71 @@ describe("HubConnection", { timeout: 10_000 }, () => {
     await r2.until((g) => g.events.length === 1);
     assert.deepEqual(r2.got.events, [{ id: "2", type: "message", data: "two" }]);
     assert.equal(hub.requests[1].headers.authorization, "Bearer new");
+  });
+
+  test("a proxy's stand-in for a hub out of reach is unreachable, not open, until the hub answers again", async (t) => {
+    const hub = await hubServer({ retry: 5 });
+    t.after(hub.close);
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["x"], jitter: 0, ...r.callbacks });
+    t.after(() => conn.close());
+    conn.connect();
+    await r.until((g) => state(g) === "open");
+    hub.publish("a");
+    await r.until((g) => g.events.length === 1);
+    // The hub goes away: the proxy ends its stream and answers each
+    // reconnect with its stand-in.
+    hub.standIn = true;
+    hub.endStreams();
+    await r.until(() => hub.requests.length >= 5);
+    assert.equal(conn.state, "unreachable");
+    // resume() tries again at once, and the answer is still not open.
+    const before = hub.requests.length;
+    conn.resume();
+    await r.until(() => hub.requests.length > before + 1);
+    assert.equal(conn.state, "unreachable");
+    hub.standIn = false;
+    hub.publish("b"); // published while away: replay delivers it
+    await r.until((g) => g.events.length === 2 && state(g) === "open");
+    assert.deepEqual(ids(r.got), ["1", "2"]);
+    // The first stand-in is open until its comment, which comes with it;
+    // once known, no stand-in is open, nor a resume: only the hub's own
+    // streams are.
+    const states = r.got.states.filter((s, i, all) => s !== all[i - 1]);
+    assert.deepEqual(states, ["connecting", "open", "reconnecting", "open", "unreachable", "connecting", "unreachable", "open"]);
+    assert.deepEqual(r.got.resumes, ["1", "1"]);
+    assert.equal(hub.requests.at(-1).headers["last-event-id"], "1");
+  });
+
+  test("a stand-in on the first connect is unreachable too, and a comment of the hub's is open", async (t) => {
+    const hub = await hubServer({ retry: 5 });
+    t.after(hub.close);
+    hub.standIn = true;
+    const r = record();
+    const conn = new HubConnection({ base: hub.url, topics: ["x"], jitter: 0, ...r.callbacks });
+    t.after(() => conn.close());
+    conn.connect();
+    await r.until(() => hub.requests.length >= 3);
+    assert.equal(conn.state, "unreachable");
+    assert.equal(conn.retryMs, 5);
+    conn.close();
+    // A hub's heartbeat, or any comment but the stand-in's, is not one.
+    const other = http.createServer((req, res) => {
+      res.writeHead(200, { "Content-Type": "text/event-stream" });
+      res.write(": heartbeat\n\n");
+    });
+    other.listen(0, "127.0.0.1");
+    await once(other, "listening");
+    t.after(() => {
+      other.closeAllConnections();
+      other.close();
+    });
+    const r2 = record();
+    const conn2 = new HubConnection({ base: `http://127.0.0.1:${other.address().port}/`, topics: ["x"], ...r2.callbacks });
+    t.after(() => conn2.close());
+    conn2.connect();
+    await r2.until((g) => state(g) === "open");
+    assert.deepEqual(r2.got.states, ["connecting", "open"]);
   });
 
   test("close ends the request and stays closed", async (t) => {

@@ -10,7 +10,9 @@
 // Either token field takes a static token or a JWT (`ssehub token` mints
 // one): a topic the JWT does not grant is refused with a 403 whose reason
 // is shown, and a stream whose JWT expires ends with an `expired` line;
-// Connect with a fresh token resumes after the last id.
+// Connect with a fresh token resumes after the last id. Behind the
+// README's nginx recipe, nginx's stand-in for an ssehub out of reach is
+// shown as "unreachable", tried again every retry: time, not as "open".
 import { HubConnection, parseTopics, publish } from "./hub-client.js";
 
 const { ref, watch, onBeforeUnmount } = Vue;
@@ -214,10 +216,11 @@ export default {
       </div>
       <div class="controls">
         <button id="hub-connect" type="button" @click="connect">Connect</button>
-        <button id="hub-disconnect" type="button" class="secondary" :disabled="!['connecting', 'open', 'reconnecting'].includes(state)" @click="disconnect">Disconnect</button>
+        <button id="hub-disconnect" type="button" class="secondary" :disabled="!['connecting', 'open', 'reconnecting', 'unreachable'].includes(state)" @click="disconnect">Disconnect</button>
         <button id="hub-drop" type="button" class="secondary" :disabled="state !== 'open'" @click="drop">Drop connection</button>
-        <button id="hub-resume" type="button" class="secondary" :disabled="state !== 'reconnecting'" @click="resume">Resume now</button>
+        <button id="hub-resume" type="button" class="secondary" :disabled="!['reconnecting', 'unreachable'].includes(state)" @click="resume">Resume now</button>
       </div>
+      <p v-if="state === 'unreachable'" id="hub-unreachable" class="hint warn" role="status">the proxy cannot reach ssehub: trying again about every {{ retryMs }} ms</p>
       <p v-if="refusal" id="hub-refusal" class="pub-result bad" role="alert">{{ refusal }}</p>
       <p class="meta hub-meta">
         last id: <code id="hub-last-id">{{ lastId || "none" }}</code>

@@ -39,7 +39,7 @@ func eventSourceOutlivesARestart(t *testing.T, crossOrigin bool) {
 	}
 	onAddr := func(m *Main) { m.Config.Server.Addr = addr }
 	_, stop := startMain(t, cfg, onAddr)
-	n := runNginxEdited(t, []nginxEdit{{`"retry: 5000\n\n"`, `"retry: 200\n\n"`}}, addr)
+	n := runNginxEdited(t, []nginxEdit{{`retry: 5000\n\n"`, `retry: 200\n\n"`}}, addr)
 	if !crossOrigin {
 		page = n.url
 	}
@@ -92,5 +92,70 @@ func eventSourceOutlivesARestart(t *testing.T, crossOrigin bool) {
 	// while it was down (200 each, never 502), ssehub's stream again.
 	if got := statuses(); slices.ContainsFunc(got, func(s int64) bool { return s != http.StatusOK }) {
 		t.Errorf("the EventSource's requests were answered %v, want 200 each", got)
+	}
+}
+
+// TestBrowserHubPanelShowsUnreachableBehindNginx: the Hub panel, served
+// through the README's nginx recipe, streams; ssehub stops, and the panel's
+// reconnects meet nginx's stand-in (200 and an event stream, 200 ms here),
+// which the panel shows as unreachable, not open, every time; ssehub starts
+// again, and the panel is open again and gets the next event.
+func TestBrowserHubPanelShowsUnreachableBehindNginx(t *testing.T) {
+	requireNginx(t)
+	addr := "127.0.0.1:" + freePort(t)
+	cfg := hubTestConfig()
+	cfg.Stream.Retry = 100 * time.Millisecond
+	cfg.Stream.HeartbeatInterval = time.Second
+	onAddr := func(m *Main) { m.Config.Server.Addr = addr }
+	_, stop := startMain(t, cfg, onAddr)
+	n := runNginxEdited(t, []nginxEdit{{`retry: 5000\n\n"`, `retry: 200\n\n"`}}, addr)
+
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	requests := watchRequests(t, ctx)
+	runPage(t, ctx, n.url+"/",
+		waitJS(`document.querySelector("#hub-topics").value === "demo.>"`),
+		recordTexts("#hub-state"),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	subs := func() int { return len(requests.to(ctx, "/api/v1/events")) }
+
+	stop()
+	runActions(t, ctx, waitText("#hub-state", "unreachable"))
+	// Stand-ins after the first: each is seen as one, never as open.
+	for seen, deadline := subs(), time.Now().Add(10*time.Second); subs() < seen+3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscribe requests 10s after the first stand-in, want %d", subs(), seen+3)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := mustRun(t, ctx, textOf("#hub-state")); got != "unreachable" {
+		t.Errorf("state %q while ssehub is down, want unreachable", got)
+	}
+	if got := mustRun(t, ctx, textOf("#hub-unreachable")); got != "the proxy cannot reach ssehub: trying again about every 200 ms" {
+		t.Errorf("#hub-unreachable %q", got)
+	}
+
+	back, _ := startMain(t, cfg, onAddr)
+	runActions(t, ctx, waitText("#hub-state", "open"))
+	for deadline := time.Now().Add(10 * time.Second); metricValue(t, back, "ssehub_subscribers") != 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the panel has not subscribed again 10s after ssehub came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status, id := publishOverHTTP(t, n.url, hubTestToken, "demo.chat", "after the restart"); status != http.StatusCreated {
+		t.Fatalf("publish through nginx: %d %s", status, id)
+	}
+	runActions(t, ctx, waitHubEvents(1))
+	// Open, dropped by the stop, then unreachable (the first stand-in may
+	// show open for as long as its comment takes to follow its headers),
+	// and open only once ssehub answers again.
+	states := mustRun(t, ctx, recordedTexts("#hub-state"))
+	first := slices.Index(states, "unreachable")
+	if len(states) < 3 || !slices.Equal(states[:3], []string{"idle", "connecting", "open"}) || first < 0 ||
+		!slices.Equal(slices.Compact(states[first:]), []string{"unreachable", "open"}) {
+		t.Errorf("hub states %q, want open, then unreachable until ssehub is back, then open", states)
 	}
 }

@@ -791,10 +791,10 @@ func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 
 	for _, path := range []string{"/api/v1/events?topic=a", "/stream"} {
 		resp, body := do("GET", path, "text/event-stream")
-		if resp.StatusCode != http.StatusOK || body != "retry: 5000\n\n" ||
+		if resp.StatusCode != http.StatusOK || body != ": ssehub is unreachable\nretry: 5000\n\n" ||
 			resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("Cache-Control") != "no-cache" ||
 			resp.Header.Get("Access-Control-Allow-Origin") != "https://page.example" {
-			t.Errorf("GET %s accepting text/event-stream, ssehub down: %s %q %v; want 200, an event stream of only retry: 5000, for the page's origin",
+			t.Errorf("GET %s accepting text/event-stream, ssehub down: %s %q %v; want 200, an event stream of the unreachable comment and retry: 5000, for the page's origin",
 				path, resp.Status, body, resp.Header)
 		}
 	}
