@@ -406,29 +406,15 @@ func TestAwaitSubscribersOutlastsAFailedMetricsRead(t *testing.T) {
 // wait goes on, rather than ending at once and reporting that the server
 // never got back.
 func TestIdleSettleOutlastsAFailedMetricsRead(t *testing.T) {
-	broker := stream.NewMemory(stream.MemoryOptions{})
-	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker}})
-	var calls atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Reads of /metrics: the baseline, the one at the end of -hold,
-		// then the first after the disconnect, which fails.
-		if r.URL.Path == "/metrics" && calls.Add(1) == 3 {
-			http.Error(w, "busy", http.StatusServiceUnavailable)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		h.Close()
-		broker.Close()
-		srv.Close()
-	})
+	// Reads of /metrics: the baseline, the one at the end of -hold, then
+	// the first after the disconnect, which fails.
+	srv := hubFailingMetricsRead(t, 3)
 	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "idle", "-n", "10", "-hold", "50ms", "-settle", "3s", "-sample", "1h")
 	if code != 0 || rep.Idle == nil {
 		t.Fatalf("exit %d, aborted %q, idle %+v; stderr: %s", code, rep.Aborted, rep.Idle, stderr)
 	}
 	if i := rep.Idle; i.SettleGoroutines < 0 {
-		t.Errorf("idle = %+v after %d reads of /metrics: want the goroutines back within -settle", *i, calls.Load())
+		t.Errorf("idle = %+v: want the goroutines back within -settle", *i)
 	}
 }
 
@@ -487,11 +473,25 @@ func TestPublishTimeWithoutAnAcceptedPublishIsUnknown(t *testing.T) {
 // Without a baseline (its /metrics read failed) the goroutines per
 // connection are unknown, not the goroutines held over the connections.
 func TestIdleGoroutinesPerConnectionWithoutABaseline(t *testing.T) {
+	srv := hubFailingMetricsRead(t, 1) // the baseline
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "idle", "-n", "10", "-hold", "50ms", "-settle", "0s", "-sample", "1h")
+	if code != 0 || rep.Idle == nil {
+		t.Fatalf("exit %d, aborted %q, idle %+v; stderr: %s", code, rep.Aborted, rep.Idle, stderr)
+	}
+	if i := rep.Idle; rep.Server.GoroutinesIdle != -1 || i.GoroutinesHeld <= 0 || i.GoroutinesPerConn != -1 {
+		t.Errorf("goroutines idle %d, idle = %+v: want held known and per connection unknown (-1)", rep.Server.GoroutinesIdle, *i)
+	}
+}
+
+// hubFailingMetricsRead serves a memory hub whose nth read of /metrics
+// fails with 503.
+func hubFailingMetricsRead(t *testing.T, n int64) *httptest.Server {
+	t.Helper()
 	broker := stream.NewMemory(stream.MemoryOptions{})
 	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker}})
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/metrics" && calls.Add(1) == 1 { // the baseline
+		if r.URL.Path == "/metrics" && calls.Add(1) == n {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
 		}
@@ -502,11 +502,5 @@ func TestIdleGoroutinesPerConnectionWithoutABaseline(t *testing.T) {
 		broker.Close()
 		srv.Close()
 	})
-	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "idle", "-n", "10", "-hold", "50ms", "-settle", "0s", "-sample", "1h")
-	if code != 0 || rep.Idle == nil {
-		t.Fatalf("exit %d, aborted %q, idle %+v; stderr: %s", code, rep.Aborted, rep.Idle, stderr)
-	}
-	if i := rep.Idle; rep.Server.GoroutinesIdle != -1 || i.GoroutinesHeld <= 0 || i.GoroutinesPerConn != -1 {
-		t.Errorf("goroutines idle %d, idle = %+v: want held known and per connection unknown (-1)", rep.Server.GoroutinesIdle, *i)
-	}
+	return srv
 }
