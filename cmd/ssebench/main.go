@@ -1,7 +1,7 @@
 // Command ssebench puts Server-Sent Events load on an ssehub server from
 // one process: many lean raw-socket subscribers read through
 // internal/stream's spec parser, keep-alive publishers stamp each event
-// with a sequence number and its send time, and the server's RSS and CPU
+// with a sequence number and the time it was due, and the server's RSS and CPU
 // are read from /proc/PID or its /metrics. Run `ssebench -h` for the
 // scenarios and flags.
 //

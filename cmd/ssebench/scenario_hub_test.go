@@ -504,3 +504,40 @@ func hubFailingMetricsRead(t *testing.T, n int64) *httptest.Server {
 	})
 	return srv
 }
+
+// An event's latency runs from the time it was due, not from the time a
+// publisher got round to it: a server that answers publishes slower than
+// the rate lets events queue behind the publisher, and that wait is part
+// of how late they arrive.
+func TestEventLatencyCountsFromItsDueTime(t *testing.T) {
+	const answer = 30 * time.Millisecond // per publish; the rate asks for one every 10 ms
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			time.Sleep(answer) // a slow server, not a wait for the test
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "1", "-publishers", "1",
+		"-rate", "100", "-duration", "300ms", "-token", testToken)
+	if code != 0 || rep.Publish == nil || rep.Delivery == nil || rep.Delivery.Latency == nil {
+		t.Fatalf("exit %d, report %+v; stderr: %s", code, rep, stderr)
+	}
+	p, d := rep.Publish, rep.Delivery
+	if p.Failed != 0 || d.Delivered != d.Expected || d.Expected != p.OK {
+		t.Fatalf("publish %+v, delivery %+v: want every publish accepted and delivered", *p, *d)
+	}
+	// One connection sends events 0, 1, ... one after the other: event k,
+	// due at k × 10 ms, is accepted no sooner than (k+1) × 30 ms, so the
+	// last of n arrives at least 20 × (n-1) + 30 ms after it was due.
+	n := p.OK
+	if want := time.Duration(n-1)*(answer-10*time.Millisecond) + answer; time.Duration(d.Latency.Max) < want {
+		t.Errorf("%d events, latency max %s: want at least %s, the last one's lag behind its due time", n, d.Latency.Max, Duration(want))
+	}
+}
