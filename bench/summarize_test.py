@@ -95,6 +95,20 @@ class ServersTest(unittest.TestCase):
         )
         self.assertIn("round by round: 1.20, 0.00; median 0.60", out)
 
+    def test_a_run_that_lost_events_is_named_and_kept_in_the_medians(self):
+        lossy = hub_report(6.0, 30000, 120.0)
+        lossy["delivery"]["delivered"] = 990
+        lossy["failed"] = "10 of 1000 events missing at the end (1 dropped streams)"
+        out = self.run_servers(
+            {
+                "gosse-1.json": hub_report(5.0, 24000, 150.0),
+                "ssehub-default-1.json": hub_report(6.0, 30000, 100.0),
+                "ssehub-default-2.json": lossy,
+            }
+        )
+        self.assertIn("- lost events: ssehub-default run 2: 10 of 1000 events missing", out)
+        self.assertEqual(self.side_by_side(out, "delivered %")["ssehub-default"], "99.5", "the loss is in the median")
+
     def test_a_column_only_a_later_run_has_is_shown(self):
         first = hub_report(6.0, 30000, 100.0)
         del first["delivery"]  # no subscriber connected: no delivery section
@@ -167,6 +181,13 @@ class TickerTest(unittest.TestCase):
         self.assertEqual(median_row(out, "ssehub")["cpu_s"], "1.100", "median CPU of the two complete runs")
         self.assertIn("- cpu_s: 1.100 / 3.000 = 0.37", out)
         self.assertNotIn("0.03", out, "the aborted run's CPU ratio is in the round by round list")
+
+    def test_a_run_that_lost_events_is_named(self):
+        lossy = ticker_report(1.1, 12000)
+        lossy["failed"] = "3 of 1000 events missing at the end (3 dropped streams)"
+        out = self.run_ticker([ticker_report(1.0, 12000), lossy], [ticker_report(3.0, 22000), ticker_report(3.0, 22000)])
+        self.assertIn("- lost events: ssehub run 2: 3 of 1000 events missing", out)
+        self.assertEqual(median_row(out, "ssehub")["cpu_s"], "1.050", "the run that lost events is a run")
 
     def test_a_round_without_a_figure_is_left_out_of_the_round_by_round_ratios(self):
         out = self.run_ticker(
@@ -278,6 +299,17 @@ class NatsTest(unittest.TestCase):
         self.assertIn("| fan-out p99, ms | 100.0 | 110.0 |", out)
         self.assertIn("- left out: fanout nats run 2", out, "a run that delivered nothing is left out unsaid")
         self.assertIn("- left out: fanout nats run 3", out, "a run without a report is left out unsaid")
+
+    def test_a_fanout_run_that_lost_events_is_named(self):
+        lossy = {"publish": {"ok": 100}, "delivery": {"expected": 500, "delivered": 450, "latency": {"p99_ms": 90.0}}}
+        lossy["failed"] = "50 of 500 events missing at the end (1 dropped streams)"
+        out = self.run_nats(
+            {"fanout/memory-1.json": {"publish": {"ok": 100}, "delivery": {"expected": 500, "delivered": 500, "latency": {"p99_ms": 100.0}}},
+             "fanout/nats-1.json": lossy},
+            runs=1,
+        )
+        self.assertIn("- lost events: fanout nats run 1: 50 of 500 events missing", out)
+        self.assertIn("| fan-out delivered | 1.0000 | 0.9000 | 1 | |", out)
 
     def test_a_scenario_this_invocation_did_not_run_is_not_shown(self):
         # OUT holds an earlier invocation's publish reports; this one ran

@@ -74,6 +74,9 @@ func (b *bench) run(ctx context.Context) *Report {
 		rep.Aborted = err.Error()
 	case ctx.Err() != nil:
 		rep.Aborted = fmt.Sprintf("%v (the -timeout or a signal ended the run)", context.Cause(ctx))
+	case rep.Delivery != nil && rep.Delivery.Missing > 0:
+		d := rep.Delivery
+		rep.Failed = fmt.Sprintf("%d of %d events missing at the end (%d dropped streams)", d.Missing, d.Expected, d.Dropped)
 	}
 	rep.Elapsed = Duration(time.Since(b.started))
 	rep.Server = b.mon.report(b.measuredConnections())

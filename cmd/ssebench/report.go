@@ -58,7 +58,11 @@ type Report struct {
 	Started  time.Time      `json:"started"`
 	Elapsed  Duration       `json:"elapsed_ms"`
 	// Aborted says why the run stopped early, if it did.
-	Aborted  string          `json:"aborted,omitempty"`
+	Aborted string `json:"aborted,omitempty"`
+	// Failed says why a run that was not cut short failed: events that
+	// did not arrive by its end. Its figures are a run's, unlike an
+	// aborted run's.
+	Failed   string          `json:"failed,omitempty"`
 	Connect  *ConnectReport  `json:"connect,omitempty"`
 	Delivery *DeliveryReport `json:"delivery,omitempty"`
 	Publish  *PublishReport  `json:"publish,omitempty"`
@@ -186,6 +190,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("elapsed", "%s", r.Elapsed)
 	if r.Aborted != "" {
 		row("ABORTED", "%s", r.Aborted)
+	}
+	if r.Failed != "" {
+		row("FAILED", "%s", r.Failed)
 	}
 	if c := r.Connect; c != nil {
 		row("connect", "%d/%d connected, %d failed in %s", c.Connected, c.Attempted, c.Failed, c.Wall)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -69,7 +70,7 @@ func TestFanoutScenarioSeesSlowConsumerDrops(t *testing.T) {
 	// A one-event queue cannot hold a burst: subscribers are dropped, and
 	// the report must show it rather than a clean run.
 	srv := newHubServer(t, stream.MemoryOptions{SubscriberBuffer: 1})
-	rep, _, _ := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "20",
+	rep, code, _ := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "20",
 		"-rate", "100000", "-duration", "200ms", "-publishers", "4", "-token", testToken, "-drain", "1s")
 	d := rep.Delivery
 	if d == nil || rep.Publish == nil || rep.Publish.OK == 0 {
@@ -77,6 +78,12 @@ func TestFanoutScenarioSeesSlowConsumerDrops(t *testing.T) {
 	}
 	if d.Dropped == 0 || d.Missing == 0 {
 		t.Errorf("delivery = %+v, want dropped streams and missing events", *d)
+	}
+	// A run that lost events failed, and says so to the script that ran
+	// it, but it was not cut short: its figures are a run's.
+	want := fmt.Sprintf("%d of %d events missing", d.Missing, d.Expected)
+	if code != exitFailed || !strings.Contains(rep.Failed, want) || rep.Aborted != "" {
+		t.Errorf("exit %d, failed %q, aborted %q; want %d, %q and not aborted", code, rep.Failed, rep.Aborted, exitFailed, want)
 	}
 }
 
