@@ -11,6 +11,13 @@ import (
 	"time"
 )
 
+// quietMax bounds the wait, at the end of a run, for the server's CPU
+// time to stop rising; quietPoll is the longest step of that wait.
+const (
+	quietMax  = 5 * time.Second
+	quietPoll = 250 * time.Millisecond
+)
+
 // bench is one run of one scenario: the target, the counters the
 // scenario fills, and the progress line. It is built by newBench and used
 // by one scenario.
@@ -67,7 +74,7 @@ func (b *bench) run(ctx context.Context) *Report {
 	stopMon()
 	bg.Wait()
 	if ctx.Err() == nil {
-		b.mon.sample(ctx)
+		b.mon.quiet(ctx, min(b.o.sampleEvery, quietPoll), quietMax)
 	}
 	switch {
 	case err != nil:

@@ -548,3 +548,47 @@ func TestEventLatencyCountsFromItsDueTime(t *testing.T) {
 		t.Errorf("%d events, latency max %s: want at least %s, the last one's lag behind its due time", n, d.Latency.Max, Duration(want))
 	}
 }
+
+// The server's CPU time counts its work after the subscribers left: a
+// server that does its teardown after the disconnect pays for it in its
+// figure, as it pays on a real deployment.
+func TestServerCPUCountsTheTeardown(t *testing.T) {
+	const teardown = time.Second // CPU time the server spends once its subscriber left
+	cpuNow := func() time.Duration {
+		_, cpu, err := readProc(os.Getpid())
+		if err != nil {
+			t.Error(err)
+			return teardown * 100 // ends the spin below
+		}
+		return cpu
+	}
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		if r.Method == http.MethodGet && r.URL.Path == "/api/v1/events" {
+			// The stream ended with its client: spin until this process
+			// has used teardown more CPU time.
+			for end := cpuNow() + teardown; cpuNow() < end; {
+				for i := 0; i < 1e5; i++ {
+					_ = i * i
+				}
+			}
+		}
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		srv.Close() // waits for the spin
+		broker.Close()
+	})
+	// The server runs in this process: -pid reads its CPU time. The
+	// run itself, one subscriber and a few events, takes far less.
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "1", "-no-metrics",
+		"-rate", "100", "-duration", "50ms", "-token", testToken, "-pid", strconv.Itoa(os.Getpid()))
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q, failed %q; stderr: %s", code, rep.Aborted, rep.Failed, stderr)
+	}
+	if cpu := rep.Server.CPUSeconds; cpu < teardown.Seconds() {
+		t.Errorf("server CPU %.2f s, want at least the %s of the teardown", cpu, teardown)
+	}
+}

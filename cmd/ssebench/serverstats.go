@@ -237,6 +237,23 @@ func (m *monitor) run(ctx context.Context, every time.Duration) {
 	}
 }
 
+// quiet samples every interval until the server's CPU time stops rising
+// (less than a clock tick over an interval), at most limit: the work a
+// server does after its clients left, closing their streams, is part of
+// what the run cost it. Without a CPU figure it takes one sample.
+func (m *monitor) quiet(ctx context.Context, every, limit time.Duration) {
+	prev := m.sample(ctx)
+	deadline := time.Now().Add(limit)
+	for prev.cpu >= 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		sleep(ctx, every)
+		s := m.sample(ctx)
+		if s.cpu < 0 || s.cpu-prev.cpu < time.Second/clockTicks {
+			return
+		}
+		prev = s
+	}
+}
+
 // baseSample returns the sample the run started from.
 func (m *monitor) baseSample() serverSample {
 	m.mu.Lock()
