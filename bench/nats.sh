@@ -130,11 +130,12 @@ start_servers() { # broker
 }
 
 # cpu_ticks prints the CPU time (user + system, in clock ticks) of each of
-# the servers started, in the order started: ssehub, or NATS and ssehub A, B.
+# the servers started, in the order started: ssehub, or NATS and ssehub A, B;
+# -1 for one that is gone.
 cpu_ticks() {
 	local pid
 	for pid in "${pids[@]}"; do
-		awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0
+		awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo -1
 	done
 }
 
@@ -147,8 +148,10 @@ bench() { # broker round scenario flags...
 	before=$(cpu_ticks)
 	bin/ssebench -url "$URL_A" -scenario "$scenario" -token "$TOKEN" -pid "$pid_a" \
 		-timeout 3m -json -quiet "$@" >"$OUT/$scenario/$broker-$round.json" || true
-	# Each server's CPU seconds in the scenario, as NATS A B or A alone.
-	paste <(echo "$before") <(cpu_ticks) | awk -v hz="$(getconf CLK_TCK)" '{ printf "%s%.2f", (NR > 1 ? " " : ""), ($2 - $1) / hz } END { print "" }' \
+	# Each server's CPU seconds in the scenario, as NATS A B or A alone; -1
+	# for one that was gone (summarize.py leaves the run out of the CPU
+	# per request).
+	paste <(echo "$before") <(cpu_ticks) | awk -v hz="$(getconf CLK_TCK)" '{ printf "%s%.2f", (NR > 1 ? " " : ""), ($1 < 0 || $2 < 0 ? -1 : ($2 - $1) / hz) } END { print "" }' \
 		>"$OUT/$scenario/$broker-$round.cpu"
 }
 

@@ -303,6 +303,10 @@ def servers(paths, base="gosse"):
                 )
 
 
+class UnknownCPU(Exception):
+    """A .cpu file of bench/nats.sh with a figure it could not read (-1)."""
+
+
 def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
     """bench/nats.sh's table: OUT/<scenario>/<broker>-<round>.json (and the
     publish scenario's .cpu, each server's CPU seconds) of runs rounds, the
@@ -348,6 +352,8 @@ def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
             if rep.get("aborted"):  # left out of the medians above too
                 raise ValueError(rep["aborted"])
             servers = [float(x) for x in open(f"{out}/publish/{broker}-{r}.cpu").read().split()]
+            if any(x < 0 for x in servers):  # a process that was gone at the end
+                raise UnknownCPU(" ".join(f"{x:.2f}" for x in servers))
             ok = rep["publish"]["ok"]
             return [1e6 * s / ok for s in servers] + [1e6 * rep["client"]["cpu_seconds"] / ok]
 
@@ -356,6 +362,8 @@ def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
             for r in range(1, runs + 1):
                 try:
                     rows.append(cpu(b, r))
+                except UnknownCPU as e:
+                    left_out.add(f"- left out of the CPU per request: publish {b} run {r}, a server's CPU unknown: {e}")
                 except (OSError, KeyError, TypeError, ValueError, ZeroDivisionError):
                     pass
             if rows:

@@ -280,6 +280,26 @@ class NatsTest(unittest.TestCase):
         self.assertIn("- left out: publish memory run 2, aborted: -timeout 3m reached", out)
         self.assertIn("| publish CPU µs per request, memory | ssehub 100, ssebench 10; total 110 |", out)
 
+    def test_a_run_with_an_unknown_cpu_figure_is_left_out_of_the_cpu_per_request(self):
+        out = self.run_nats(
+            {
+                "publish/memory-1.json": self.publish_report(100000),
+                "publish/memory-1.cpu": "10.00\n",
+                "publish/nats-1.json": self.publish_report(50000),
+                "publish/nats-1.cpu": "2.00 5.00 0.00\n",
+                # The NATS server died during the run: its CPU is unknown
+                # (-1), or, from nats.sh before it said so, negative.
+                "publish/nats-2.json": self.publish_report(50000),
+                "publish/nats-2.cpu": "-1.00 5.00 0.00\n",
+                "publish/nats-3.json": self.publish_report(50000),
+                "publish/nats-3.cpu": "-0.53 5.00 0.00\n",
+            },
+            runs=3,
+        )
+        self.assertIn("| publish CPU µs per request, nats | nats-server 40, ssehub A 100, ssehub B 0, ssebench 20; total 160 |", out)
+        self.assertIn("- left out of the CPU per request: publish nats run 2", out)
+        self.assertIn("- left out of the CPU per request: publish nats run 3", out)
+
     def test_a_run_without_the_figure_is_named(self):
         def fanout(p99):
             d = {"expected": 500, "delivered": 500 if p99 else 0}
