@@ -150,6 +150,14 @@ type job struct {
 // they were due, so the wait shows in their latency); with rate 0 every
 // worker publishes as fast as the server answers.
 func (p *publisher) run(ctx context.Context, rate float64, d time.Duration, workers int) {
+	p.runFor(ctx, rate, workers, func(ctx context.Context) (context.Context, context.CancelFunc) {
+		return context.WithTimeout(ctx, d)
+	})
+}
+
+// runFor is run with the publishing phase's context made by phase from
+// the run's, once the connections are open: its end stops new requests.
+func (p *publisher) runFor(ctx context.Context, rate float64, workers int, phase func(context.Context) (context.Context, context.CancelFunc)) {
 	abort := ctx
 	conns := make([]*publishConn, max(workers, 1))
 	var dials sync.WaitGroup
@@ -163,7 +171,7 @@ func (p *publisher) run(ctx context.Context, rate float64, d time.Duration, work
 		})
 	}
 	dials.Wait()
-	ctx, cancel := context.WithTimeout(ctx, d)
+	ctx, cancel := phase(ctx)
 	defer cancel()
 	jobs := make(chan job, len(conns)*4)
 	var wg sync.WaitGroup

@@ -444,22 +444,39 @@ func TestRSSPerConnectionUnknownWithoutASource(t *testing.T) {
 // and if the server then fails it, that is a failed publish like any
 // other: not one the end of the run cut off and that does not count.
 func TestPublishFailingAfterTheDurationCounts(t *testing.T) {
+	arrived, ended := make(chan struct{}), make(chan struct{})
+	var once sync.Once
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		time.Sleep(time.Second) // past -duration
+		once.Do(func() { close(arrived) })
+		<-ended // -duration is over
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err == nil {
 			_ = conn.Close() // no answer
 		}
 	}))
 	t.Cleanup(srv.Close)
-	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "publish", "-no-metrics", "-publishers", "1",
-		"-duration", "300ms", "-token", testToken)
-	if code != 0 || rep.Publish == nil {
-		t.Fatalf("exit %d, publish %+v; stderr: %s", code, rep.Publish, stderr)
+	target, err := parseTarget(srv.URL, false, false)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if p := rep.Publish; p.Sent != 1 || p.OK != 0 || p.Failed != 1 {
-		t.Errorf("publish = %+v, want the one request sent and failed", *p)
+	p := newPublisher(target, "bench", testToken, "", 100)
+	// The publishing phase ends once the first request has reached the
+	// server, the way -duration ends while a request is in flight.
+	p.runFor(t.Context(), 0, 1, func(ctx context.Context) (context.Context, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-arrived:
+			case <-ctx.Done():
+			}
+			cancel()
+			close(ended)
+		}()
+		return ctx, cancel
+	})
+	if r := p.Report(); r.Sent != 1 || r.OK != 0 || r.Failed != 1 {
+		t.Errorf("publish = %+v, want the one request sent and failed", *r)
 	}
 }
 
