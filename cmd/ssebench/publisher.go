@@ -118,11 +118,12 @@ type publisher struct {
 	// from, from+1, ... below limit (0: no bound but the duration).
 	from, limit int64
 
-	latency Histogram // request round trip
-	sent    atomic.Int64
-	ok      atomic.Int64
-	errs    errorCounts
-	elapsed time.Duration
+	latency  Histogram // request round trip
+	accepted seqSet    // the sequence numbers of the events accepted
+	sent     atomic.Int64
+	ok       atomic.Int64
+	errs     errorCounts
+	elapsed  time.Duration
 }
 
 func newPublisher(t *target, topic, token, event string, size int) *publisher {
@@ -262,6 +263,7 @@ func (p *publisher) work(ctx, abort context.Context, c *publishConn, jobs <-chan
 			p.errs.add(fmt.Errorf("status %d %.120s: %w", status, resp, ErrStatus))
 		default:
 			p.ok.Add(1)
+			p.accepted.add(j.seq)
 			p.latency.Record(time.Since(t0))
 		}
 	}
@@ -292,6 +294,7 @@ func (p *publisher) publishFirst(ctx context.Context) (string, error) {
 		return "", err
 	}
 	p.ok.Add(1)
+	p.accepted.add(0)
 	p.latency.Record(time.Since(t0))
 	return answer.ID, nil
 }
