@@ -97,7 +97,7 @@ for run in $(seq "$RUNS"); do
 		wait_quiet
 		start_server "$v"
 		echo "round $run: $(label "$v") (pid $server_pid, load $(cut -d' ' -f1 /proc/loadavg))" >&2
-		bin/ssebench -url "$URL" -scenario fanout -n "$FANOUT_N" -rate "$FANOUT_RATE" -size "$SIZE" \
+		run_ssebench -url "$URL" -scenario fanout -n "$FANOUT_N" -rate "$FANOUT_RATE" -size "$SIZE" \
 			-duration "$DURATION" -publishers "$PUBLISHERS" -token "$TOKEN" -pid "$server_pid" \
 			-timeout 2m -json -quiet >"$out" || {
 			rc=$?

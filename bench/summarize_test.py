@@ -4,9 +4,12 @@ import contextlib
 import io
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -368,6 +371,80 @@ class HubScriptTest(unittest.TestCase):
             )
             self.assertEqual(done.returncode, 0, done.stderr)
             self.assertNotIn("run 1 |", done.stdout, "a report this invocation did not write is in its table")
+
+
+def alive(pid):
+    """Whether process pid runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def children(pid):
+    """The pids of pid's child processes, with their command lines."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/cmdline") as f:
+                cmd = f.read().replace("\0", " ")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            out[int(d)] = cmd
+    return out
+
+
+class InterruptTest(unittest.TestCase):
+    """A benchmark script stopped by a signal stops its server and ssebench
+    at once, not when ssebench's run would have ended."""
+
+    def test_a_signal_stops_the_server_and_ssebench(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        with tempfile.TemporaryDirectory() as d:
+            # One subscriber held for a minute: far longer than the test waits.
+            env = dict(os.environ, RUNS="1", OUT=d, LOADMAX="100", PORT=str(port), IDLE_N="1", IDLE_HOLD="60s")
+            script = subprocess.Popen(
+                ["bash", "bench/hub.sh", "idle"], cwd=root, env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+            try:
+                deadline = time.monotonic() + 240  # the build comes first
+                bench = server = None
+                while time.monotonic() < deadline and not bench:
+                    for pid, cmd in children(script.pid).items():
+                        if cmd.startswith("bin/ssebench "):
+                            bench = pid
+                        elif cmd.startswith("bin/ssehub "):
+                            server = pid
+                    time.sleep(0.05)
+                self.assertTrue(bench and server, "hub.sh did not start its server and ssebench")
+                time.sleep(0.5)  # ssebench under way (an earlier signal is as good)
+                script.send_signal(signal.SIGTERM)
+                try:
+                    script.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.fail("hub.sh still runs 20 s after SIGTERM: it waits for ssebench's run to end")
+                self.assertFalse(alive(server), "the server outlives the script")
+                for _ in range(100):  # ssebench writes its report first
+                    if not alive(bench):
+                        break
+                    time.sleep(0.05)
+                self.assertFalse(alive(bench), "ssebench outlives the script")
+            finally:
+                try:
+                    os.killpg(script.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                script.wait()
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ for run in $(seq "$RUNS"); do
 		wait_quiet
 		start_server "$server"
 		echo "round $run: $server (pid $server_pid, load $(cut -d' ' -f1 /proc/loadavg))" >&2
-		bin/ssebench -url "$URL" -scenario ticker -n "$N" -count "$COUNT" -interval "$INTERVAL" \
+		run_ssebench -url "$URL" -scenario ticker -n "$N" -count "$COUNT" -interval "$INTERVAL" \
 			-pid "$server_pid" -json -quiet >"$OUT/$server-$run.json" || {
 			rc=$?
 			[ "$rc" -eq 3 ] || exit "$rc"
