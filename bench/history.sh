@@ -58,7 +58,7 @@ idle=$(status VmRSS)
 # after the last one sends exactly EVENTS (as fanout.sh does).
 duration=$(awk -v n="$EVENTS" -v r="$RATE" 'BEGIN { printf "%.3fs", (n - 0.5) / r }')
 echo "history.sh: $NAME (pid $server_pid, load $(cut -d' ' -f1 /proc/loadavg)): $EVENTS × $SIZE bytes at $RATE/s" >&2
-bin/ssebench -url "$URL" -scenario publish -n 0 -size "$SIZE" -rate "$RATE" -duration "$duration" \
+run_ssebench -url "$URL" -scenario publish -n 0 -size "$SIZE" -rate "$RATE" -duration "$duration" \
 	-publishers 4 -token "$TOKEN" -pid "$server_pid" -timeout 2m -json -quiet >"$OUT/$NAME.json"
 sleep 2
 after=$(status VmRSS)

@@ -72,7 +72,7 @@ for scenario in "${scenarios[@]}"; do
 		start_server
 		echo "$scenario run $run (pid $server_pid, load $(cut -d' ' -f1 /proc/loadavg)): ssebench $args" >&2
 		# shellcheck disable=SC2086 # args is a list of flags
-		bin/ssebench -url "$URL" -scenario "$scenario" $args -token "$TOKEN" -pid "$server_pid" \
+		run_ssebench -url "$URL" -scenario "$scenario" $args -token "$TOKEN" -pid "$server_pid" \
 			-timeout 2m -json -quiet >"$OUT/$scenario-$run.json" || true
 		stop_server
 	done

@@ -1,10 +1,34 @@
 # lib.sh: what the benchmark scripts share. Source it from the repository
-# root after setting LOADMAX; it sets the EXIT trap that stops the server.
+# root after setting LOADMAX; it sets the EXIT trap that stops the server
+# and ssebench, and makes INT, TERM and HUP exit the script.
+
+# bench_pid is the ssebench run under way. run_ssebench runs bin/ssebench
+# with its arguments in the background and waits for it: bash acts on a
+# signal during a wait, but not while a command runs in the foreground,
+# and a foreground ssebench outlived a script that a signal ended.
+bench_pid=
+run_ssebench() {
+	bin/ssebench "$@" &
+	bench_pid=$!
+	local rc=0
+	wait "$bench_pid" || rc=$?
+	bench_pid=
+	return "$rc"
+}
+stop_bench() {
+	if [ -n "$bench_pid" ]; then
+		kill "$bench_pid" 2>/dev/null || true
+		wait "$bench_pid" 2>/dev/null || true
+		bench_pid=
+	fi
+}
 
 # server_pid is the server under test, started by the script; stop_server
-# stops it, and runs when the script exits.
+# stops it (and a run of ssebench under way), and runs when the script
+# exits.
 server_pid=
 stop_server() {
+	stop_bench
 	if [ -n "$server_pid" ]; then
 		kill "$server_pid" 2>/dev/null || true
 		wait "$server_pid" 2>/dev/null || true
@@ -12,6 +36,9 @@ stop_server() {
 	fi
 }
 trap stop_server EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # wait_quiet waits (at most two minutes) for the one-minute load average
 # to fall below LOADMAX: other work on the machine skews CPU and latency.

@@ -65,9 +65,10 @@ CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/nats-server github.com/
 pids=()
 pid_a=
 store=
-. bench/lib.sh # wait_quiet (its EXIT trap is replaced by stop_all's below)
+. bench/lib.sh # wait_quiet, run_ssebench (its EXIT trap is replaced by stop_all's below)
 
 stop_all() {
+	stop_bench
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do # ssehub first, NATS last
 		pid=${pids[$i]}
 		kill "$pid" 2>/dev/null || true
@@ -130,11 +131,12 @@ start_servers() { # broker
 }
 
 # cpu_ticks prints the CPU time (user + system, in clock ticks) of each of
-# the servers started, in the order started: ssehub, or NATS and ssehub A, B.
+# the servers started, in the order started: ssehub, or NATS and ssehub A, B;
+# -1 for one that is gone.
 cpu_ticks() {
 	local pid
 	for pid in "${pids[@]}"; do
-		awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0
+		awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo -1
 	done
 }
 
@@ -145,10 +147,12 @@ bench() { # broker round scenario flags...
 	echo "round $round: $broker $scenario (load $(cut -d' ' -f1 /proc/loadavg))" >&2
 	local before
 	before=$(cpu_ticks)
-	bin/ssebench -url "$URL_A" -scenario "$scenario" -token "$TOKEN" -pid "$pid_a" \
+	run_ssebench -url "$URL_A" -scenario "$scenario" -token "$TOKEN" -pid "$pid_a" \
 		-timeout 3m -json -quiet "$@" >"$OUT/$scenario/$broker-$round.json" || true
-	# Each server's CPU seconds in the scenario, as NATS A B or A alone.
-	paste <(echo "$before") <(cpu_ticks) | awk -v hz="$(getconf CLK_TCK)" '{ printf "%s%.2f", (NR > 1 ? " " : ""), ($2 - $1) / hz } END { print "" }' \
+	# Each server's CPU seconds in the scenario, as NATS A B or A alone; -1
+	# for one that was gone (summarize.py leaves the run out of the CPU
+	# per request).
+	paste <(echo "$before") <(cpu_ticks) | awk -v hz="$(getconf CLK_TCK)" '{ printf "%s%.2f", (NR > 1 ? " " : ""), ($1 < 0 || $2 < 0 ? -1 : ($2 - $1) / hz) } END { print "" }' \
 		>"$OUT/$scenario/$broker-$round.cpu"
 }
 

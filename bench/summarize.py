@@ -19,7 +19,10 @@
         against issue 10's targets.
 
 A run that was cut short (its report says "aborted") shows in its table
-but is left out of the medians and the ratios.
+but is left out of the medians and the ratios. A run that completed but
+lost events (its report says "failed"; ssebench exited 3) is a run of a
+server that lost events: it stays in the medians, where "delivered" shows
+the loss, and is named under the table.
 
 Tests: python3 -m unittest discover -s bench -p summarize_test.py
 """
@@ -49,9 +52,15 @@ def ticker_row(r):
         "rss_per_conn_kib": s["rss_per_conn_bytes"] / KIB,
         "client_cpu_s": r["client"]["cpu_seconds"],
     }
-    if r.get("aborted"):
-        row["aborted"] = r["aborted"]
+    mark(row, r)
     return row
+
+
+def mark(row, r):
+    """Adds a report's aborted and failed reasons to its row."""
+    for k in ("aborted", "failed"):
+        if r.get(k):
+            row[k] = r[k]
 
 
 def hub_row(r):
@@ -92,8 +101,7 @@ def hub_row(r):
     if s["rss_per_conn_bytes"]:
         row["rss_per_conn_kib"] = s["rss_per_conn_bytes"] / KIB
     row["client_cpu_s"] = r["client"]["cpu_seconds"]
-    if r.get("aborted"):
-        row["aborted"] = r["aborted"]
+    mark(row, r)
     return row
 
 
@@ -156,10 +164,12 @@ def ticker(paths, labels=("ssehub", "FastAPI seed")):
     # so that run i of each group still pairs with run i of the others.
     for label, rs in zip(labels, rows):
         for i, r in enumerate(rs):
+            if r.get("failed"):
+                print(f"- lost events: {label} run {i + 1}: {r['failed']}")
             if r.get("aborted"):
                 print(f"- left out: {label} run {i + 1}, aborted: {r['aborted']}")
                 rs[i] = None
-    if any(r is None for rs in rows for r in rs):
+    if any(r is None or r.get("failed") for rs in rows for r in rs):
         print()
     complete = [[r for r in rs if r is not None] for rs in rows]
     ref, lref = rows[-1], labels[-1]
@@ -249,14 +259,17 @@ def servers(paths, base="gosse"):
         print()
     # An aborted run's figures are a part of a run's: its table shows it,
     # the medians and the ratios leave it out.
-    left_out = False
+    noted = False
     for label in labels:
         for i in sorted(groups[label]):
+            if groups[label][i].get("failed"):
+                print(f"- lost events: {label} run {i}: {groups[label][i]['failed']}")
+                noted = True
             if groups[label][i].get("aborted"):
                 print(f"- left out: {label} run {i}, aborted: {groups[label][i]['aborted']}")
                 del groups[label][i]
-                left_out = True
-    if left_out:
+                noted = True
+    if noted:
         print()
     others = [x for x in labels if x != base]
     head = ["median"] + labels
@@ -290,6 +303,10 @@ def servers(paths, base="gosse"):
                 )
 
 
+class UnknownCPU(Exception):
+    """A .cpu file of bench/nats.sh with a figure it could not read (-1)."""
+
+
 def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
     """bench/nats.sh's table: OUT/<scenario>/<broker>-<round>.json (and the
     publish scenario's .cpu, each server's CPU seconds) of runs rounds, the
@@ -307,6 +324,8 @@ def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
                 if rep.get("aborted"):  # cut short: its figures are not a run's
                     left_out.add(f"- left out: {scenario} {broker} run {r}, aborted: {rep['aborted']}")
                     continue
+                if rep.get("failed"):  # a run, of a broker that lost events
+                    left_out.add(f"- lost events: {scenario} {broker} run {r}: {rep['failed']}")
                 vals.append(get(rep))
             except OSError:
                 pass  # no report: the scenario was not run (SCENARIOS)
@@ -333,6 +352,8 @@ def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
             if rep.get("aborted"):  # left out of the medians above too
                 raise ValueError(rep["aborted"])
             servers = [float(x) for x in open(f"{out}/publish/{broker}-{r}.cpu").read().split()]
+            if any(x < 0 for x in servers):  # a process that was gone at the end
+                raise UnknownCPU(" ".join(f"{x:.2f}" for x in servers))
             ok = rep["publish"]["ok"]
             return [1e6 * s / ok for s in servers] + [1e6 * rep["client"]["cpu_seconds"] / ok]
 
@@ -341,6 +362,8 @@ def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
             for r in range(1, runs + 1):
                 try:
                     rows.append(cpu(b, r))
+                except UnknownCPU as e:
+                    left_out.add(f"- left out of the CPU per request: publish {b} run {r}, a server's CPU unknown: {e}")
                 except (OSError, KeyError, TypeError, ValueError, ZeroDivisionError):
                     pass
             if rows:

@@ -4,9 +4,12 @@ import contextlib
 import io
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -95,6 +98,20 @@ class ServersTest(unittest.TestCase):
         )
         self.assertIn("round by round: 1.20, 0.00; median 0.60", out)
 
+    def test_a_run_that_lost_events_is_named_and_kept_in_the_medians(self):
+        lossy = hub_report(6.0, 30000, 120.0)
+        lossy["delivery"]["delivered"] = 990
+        lossy["failed"] = "10 of 1000 events missing at the end (1 dropped streams)"
+        out = self.run_servers(
+            {
+                "gosse-1.json": hub_report(5.0, 24000, 150.0),
+                "ssehub-default-1.json": hub_report(6.0, 30000, 100.0),
+                "ssehub-default-2.json": lossy,
+            }
+        )
+        self.assertIn("- lost events: ssehub-default run 2: 10 of 1000 events missing", out)
+        self.assertEqual(self.side_by_side(out, "delivered %")["ssehub-default"], "99.5", "the loss is in the median")
+
     def test_a_column_only_a_later_run_has_is_shown(self):
         first = hub_report(6.0, 30000, 100.0)
         del first["delivery"]  # no subscriber connected: no delivery section
@@ -167,6 +184,13 @@ class TickerTest(unittest.TestCase):
         self.assertEqual(median_row(out, "ssehub")["cpu_s"], "1.100", "median CPU of the two complete runs")
         self.assertIn("- cpu_s: 1.100 / 3.000 = 0.37", out)
         self.assertNotIn("0.03", out, "the aborted run's CPU ratio is in the round by round list")
+
+    def test_a_run_that_lost_events_is_named(self):
+        lossy = ticker_report(1.1, 12000)
+        lossy["failed"] = "3 of 1000 events missing at the end (3 dropped streams)"
+        out = self.run_ticker([ticker_report(1.0, 12000), lossy], [ticker_report(3.0, 22000), ticker_report(3.0, 22000)])
+        self.assertIn("- lost events: ssehub run 2: 3 of 1000 events missing", out)
+        self.assertEqual(median_row(out, "ssehub")["cpu_s"], "1.050", "the run that lost events is a run")
 
     def test_a_round_without_a_figure_is_left_out_of_the_round_by_round_ratios(self):
         out = self.run_ticker(
@@ -259,6 +283,26 @@ class NatsTest(unittest.TestCase):
         self.assertIn("- left out: publish memory run 2, aborted: -timeout 3m reached", out)
         self.assertIn("| publish CPU µs per request, memory | ssehub 100, ssebench 10; total 110 |", out)
 
+    def test_a_run_with_an_unknown_cpu_figure_is_left_out_of_the_cpu_per_request(self):
+        out = self.run_nats(
+            {
+                "publish/memory-1.json": self.publish_report(100000),
+                "publish/memory-1.cpu": "10.00\n",
+                "publish/nats-1.json": self.publish_report(50000),
+                "publish/nats-1.cpu": "2.00 5.00 0.00\n",
+                # The NATS server died during the run: its CPU is unknown
+                # (-1), or, from nats.sh before it said so, negative.
+                "publish/nats-2.json": self.publish_report(50000),
+                "publish/nats-2.cpu": "-1.00 5.00 0.00\n",
+                "publish/nats-3.json": self.publish_report(50000),
+                "publish/nats-3.cpu": "-0.53 5.00 0.00\n",
+            },
+            runs=3,
+        )
+        self.assertIn("| publish CPU µs per request, nats | nats-server 40, ssehub A 100, ssehub B 0, ssebench 20; total 160 |", out)
+        self.assertIn("- left out of the CPU per request: publish nats run 2", out)
+        self.assertIn("- left out of the CPU per request: publish nats run 3", out)
+
     def test_a_run_without_the_figure_is_named(self):
         def fanout(p99):
             d = {"expected": 500, "delivered": 500 if p99 else 0}
@@ -278,6 +322,17 @@ class NatsTest(unittest.TestCase):
         self.assertIn("| fan-out p99, ms | 100.0 | 110.0 |", out)
         self.assertIn("- left out: fanout nats run 2", out, "a run that delivered nothing is left out unsaid")
         self.assertIn("- left out: fanout nats run 3", out, "a run without a report is left out unsaid")
+
+    def test_a_fanout_run_that_lost_events_is_named(self):
+        lossy = {"publish": {"ok": 100}, "delivery": {"expected": 500, "delivered": 450, "latency": {"p99_ms": 90.0}}}
+        lossy["failed"] = "50 of 500 events missing at the end (1 dropped streams)"
+        out = self.run_nats(
+            {"fanout/memory-1.json": {"publish": {"ok": 100}, "delivery": {"expected": 500, "delivered": 500, "latency": {"p99_ms": 100.0}}},
+             "fanout/nats-1.json": lossy},
+            runs=1,
+        )
+        self.assertIn("- lost events: fanout nats run 1: 50 of 500 events missing", out)
+        self.assertIn("| fan-out delivered | 1.0000 | 0.9000 | 1 | |", out)
 
     def test_a_scenario_this_invocation_did_not_run_is_not_shown(self):
         # OUT holds an earlier invocation's publish reports; this one ran
@@ -316,6 +371,80 @@ class HubScriptTest(unittest.TestCase):
             )
             self.assertEqual(done.returncode, 0, done.stderr)
             self.assertNotIn("run 1 |", done.stdout, "a report this invocation did not write is in its table")
+
+
+def alive(pid):
+    """Whether process pid runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def children(pid):
+    """The pids of pid's child processes, with their command lines."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/cmdline") as f:
+                cmd = f.read().replace("\0", " ")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            out[int(d)] = cmd
+    return out
+
+
+class InterruptTest(unittest.TestCase):
+    """A benchmark script stopped by a signal stops its server and ssebench
+    at once, not when ssebench's run would have ended."""
+
+    def test_a_signal_stops_the_server_and_ssebench(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        with tempfile.TemporaryDirectory() as d:
+            # One subscriber held for a minute: far longer than the test waits.
+            env = dict(os.environ, RUNS="1", OUT=d, LOADMAX="100", PORT=str(port), IDLE_N="1", IDLE_HOLD="60s")
+            script = subprocess.Popen(
+                ["bash", "bench/hub.sh", "idle"], cwd=root, env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+            try:
+                deadline = time.monotonic() + 240  # the build comes first
+                bench = server = None
+                while time.monotonic() < deadline and not bench:
+                    for pid, cmd in children(script.pid).items():
+                        if cmd.startswith("bin/ssebench "):
+                            bench = pid
+                        elif cmd.startswith("bin/ssehub "):
+                            server = pid
+                    time.sleep(0.05)
+                self.assertTrue(bench and server, "hub.sh did not start its server and ssebench")
+                time.sleep(0.5)  # ssebench under way (an earlier signal is as good)
+                script.send_signal(signal.SIGTERM)
+                try:
+                    script.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.fail("hub.sh still runs 20 s after SIGTERM: it waits for ssebench's run to end")
+                self.assertFalse(alive(server), "the server outlives the script")
+                for _ in range(100):  # ssebench writes its report first
+                    if not alive(bench):
+                        break
+                    time.sleep(0.05)
+                self.assertFalse(alive(bench), "ssebench outlives the script")
+            finally:
+                try:
+                    os.killpg(script.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                script.wait()
 
 
 if __name__ == "__main__":

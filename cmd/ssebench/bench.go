@@ -11,6 +11,13 @@ import (
 	"time"
 )
 
+// quietMax bounds the wait, at the end of a run, for the server's CPU
+// time to stop rising; quietPoll is the longest step of that wait.
+const (
+	quietMax  = 5 * time.Second
+	quietPoll = 250 * time.Millisecond
+)
+
 // bench is one run of one scenario: the target, the counters the
 // scenario fills, and the progress line. It is built by newBench and used
 // by one scenario.
@@ -67,13 +74,16 @@ func (b *bench) run(ctx context.Context) *Report {
 	stopMon()
 	bg.Wait()
 	if ctx.Err() == nil {
-		b.mon.sample(ctx)
+		b.mon.quiet(ctx, min(b.o.sampleEvery, quietPoll), quietMax)
 	}
 	switch {
 	case err != nil:
 		rep.Aborted = err.Error()
 	case ctx.Err() != nil:
 		rep.Aborted = fmt.Sprintf("%v (the -timeout or a signal ended the run)", context.Cause(ctx))
+	case rep.Delivery != nil && rep.Delivery.Missing > 0:
+		d := rep.Delivery
+		rep.Failed = fmt.Sprintf("%d of %d events missing at the end (%d dropped streams)", d.Missing, d.Expected, d.Dropped)
 	}
 	rep.Elapsed = Duration(time.Since(b.started))
 	rep.Server = b.mon.report(b.measuredConnections())

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"math/bits"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +25,18 @@ type delivery struct {
 	other      atomic.Int64
 	heartbeats atomic.Int64
 	latency    Histogram
+
+	mu     sync.Mutex
+	states []*subState // every subscriber's, for the count of missing events
+}
+
+// newState returns a new subscriber's state, kept for Report.
+func (d *delivery) newState() *subState {
+	s := &subState{}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.states = append(d.states, s)
+	return s
 }
 
 // subState is one subscriber's view of its stream: the last id, to check
@@ -98,22 +112,69 @@ func (s *subState) mark(seq int64) bool {
 
 // readEvents reads c until it ends, accounting for each event in d.
 func (d *delivery) readEvents(c *sseConn) error {
-	var s subState
+	s := d.newState()
 	c.parser.OnComment = func(string) { d.heartbeats.Add(1) }
 	for {
 		ev, err := c.Next()
 		if err != nil {
 			return err
 		}
-		d.onEvent(&s, ev, time.Now())
+		d.onEvent(s, ev, time.Now())
 	}
 }
 
-// Report returns the delivery figures for expected events.
-func (d *delivery) Report(expected int64, elapsed time.Duration) *DeliveryReport {
+// seqSet is a set of sequence numbers, in the layout of subState.seen. It
+// is safe for concurrent use.
+type seqSet struct {
+	mu   sync.Mutex
+	bits []uint64
+}
+
+func (a *seqSet) add(seq int64) {
+	if seq < 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	w := int(seq / 64)
+	if w >= len(a.bits) {
+		a.bits = append(a.bits, make([]uint64, w+1-len(a.bits))...)
+	}
+	a.bits[w] |= 1 << (seq % 64)
+}
+
+// countIn returns how many of the set's numbers seen holds.
+func (a *seqSet) countIn(seen []uint64) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var n int
+	for w := range min(len(a.bits), len(seen)) {
+		n += bits.OnesCount64(a.bits[w] & seen[w])
+	}
+	return int64(n)
+}
+
+// Report returns the delivery figures for expected events. With accepted,
+// the sequence numbers whose publish the server accepted, Delivered and
+// Missing count those alone, subscriber by subscriber: an event a
+// subscriber got although its publish failed does not make up for an
+// accepted one another lacks. Call it once the subscribers' reads ended.
+func (d *delivery) Report(expected int64, accepted *seqSet, elapsed time.Duration) *DeliveryReport {
+	delivered := d.delivered.Load()
+	var unaccepted int64
+	if accepted != nil {
+		d.mu.Lock()
+		var got int64
+		for _, s := range d.states {
+			got += accepted.countIn(s.seen)
+		}
+		d.mu.Unlock()
+		delivered, unaccepted = got, delivered-got
+	}
 	r := &DeliveryReport{
 		Expected:   expected,
-		Delivered:  d.delivered.Load(),
+		Delivered:  delivered,
+		Unaccepted: unaccepted,
 		Duplicates: d.duplicates.Load(),
 		OutOfOrder: d.outOfOrder.Load(),
 		Resets:     d.resets.Load(),

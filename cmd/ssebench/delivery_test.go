@@ -29,7 +29,7 @@ func TestDeliveryCounts(t *testing.T) {
 	} {
 		d.onEvent(&s, e, now)
 	}
-	r := d.Report(6, time.Second)
+	r := d.Report(6, nil, time.Second)
 	want := DeliveryReport{Expected: 6, Delivered: 5, Missing: 1, Duplicates: 1, OutOfOrder: 1, Resets: 1, Other: 2, PerSecond: 5}
 	got := *r
 	got.Latency = nil

@@ -1,7 +1,7 @@
 // Command ssebench puts Server-Sent Events load on an ssehub server from
 // one process: many lean raw-socket subscribers read through
 // internal/stream's spec parser, keep-alive publishers stamp each event
-// with a sequence number and its send time, and the server's RSS and CPU
+// with a sequence number and the time it was due, and the server's RSS and CPU
 // are read from /proc/PID or its /metrics. Run `ssebench -h` for the
 // scenarios and flags.
 //
@@ -10,7 +10,9 @@
 //
 // The exit code is 0 when the run completed, 1 when it was cut short (by
 // -timeout, a signal, or no subscriber connecting) or a replay subscriber
-// lacked events at the end of -drain, and 2 on bad flags.
+// lacked events at the end of -drain, 2 on bad flags, and 3 when the run
+// completed but events were missing at its end (the report's "failed"
+// says how many): its figures are a run's, of a server that lost events.
 package main
 
 import (
@@ -88,11 +90,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ssebench:", err)
 		return 1
 	}
-	if rep.Aborted != "" {
+	switch {
+	case rep.Aborted != "":
 		return 1
+	case rep.Failed != "":
+		return exitFailed
 	}
 	return 0
 }
+
+// exitFailed is the exit code of a run that completed with events missing.
+const exitFailed = 3
 
 // startCPUProfile profiles ssebench itself into path until stop is called.
 func startCPUProfile(path string) (stop func(), err error) {

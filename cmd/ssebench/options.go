@@ -94,8 +94,9 @@ Scenarios (-scenario):
              subscriber and goroutines. Goroutines come from /metrics.
   fanout     -n subscribers on one topic; publish -size byte events at -rate per
              second for -duration. Each event's JSON data holds a sequence number
-             and its send time: reports delivered/expected, duplicates, out of
-             order, dropped streams, latency p50/p90/p99/max.
+             and the time it was due (latency counts a publisher falling behind):
+             reports delivered/expected, duplicates, out of order, dropped
+             streams, latency p50/p90/p99/max.
              Defaults: -n 10000 -rate 5 -size 256 -duration 30s.
   sustained  fanout with a high rate. Defaults: -n 1000 -rate 200 -duration 30s.
   ticker     -n clients each GET /stream?count=C&interval=I until "event: close";

@@ -118,11 +118,12 @@ type publisher struct {
 	// from, from+1, ... below limit (0: no bound but the duration).
 	from, limit int64
 
-	latency Histogram // request round trip
-	sent    atomic.Int64
-	ok      atomic.Int64
-	errs    errorCounts
-	elapsed time.Duration
+	latency  Histogram // request round trip
+	accepted seqSet    // the sequence numbers of the events accepted
+	sent     atomic.Int64
+	ok       atomic.Int64
+	errs     errorCounts
+	elapsed  time.Duration
 }
 
 func newPublisher(t *target, topic, token, event string, size int) *publisher {
@@ -135,27 +136,56 @@ func newPublisher(t *target, topic, token, event string, size int) *publisher {
 	}
 }
 
+// job is one event to publish: its sequence number and, with a rate, the
+// time it was due.
+type job struct {
+	seq int64
+	due time.Time // zero at rate 0: due when a connection is free
+}
+
 // run publishes from workers connections until d has passed or ctx is
 // done: the end of d stops new requests, ctx also cuts off those in
-// flight. With rate > 0 event k is due at k/rate seconds after the start
-// (events that fall behind are sent as soon as a connection is free);
-// with rate 0 every worker publishes as fast as the server answers.
+// flight. The connections are opened first, and d counts from then. With
+// rate > 0 event k is due at k/rate seconds after that (events that fall
+// behind are sent as soon as a connection is free, stamped with the time
+// they were due, so the wait shows in their latency); with rate 0 every
+// worker publishes as fast as the server answers.
 func (p *publisher) run(ctx context.Context, rate float64, d time.Duration, workers int) {
+	p.runFor(ctx, rate, workers, func(ctx context.Context) (context.Context, context.CancelFunc) {
+		return context.WithTimeout(ctx, d)
+	})
+}
+
+// runFor is run with the publishing phase's context made by phase from
+// the run's, once the connections are open: its end stops new requests.
+func (p *publisher) runFor(ctx context.Context, rate float64, workers int, phase func(context.Context) (context.Context, context.CancelFunc)) {
 	abort := ctx
-	ctx, cancel := context.WithTimeout(ctx, d)
+	conns := make([]*publishConn, max(workers, 1))
+	var dials sync.WaitGroup
+	for i := range conns {
+		c := &publishConn{t: p.t}
+		conns[i] = c
+		dials.Go(func() {
+			ctx, cancel := context.WithTimeout(abort, publishTimeout)
+			defer cancel()
+			_ = c.open(ctx) // one that fails is dialled again, and counted, with its first event
+		})
+	}
+	dials.Wait()
+	ctx, cancel := phase(ctx)
 	defer cancel()
-	jobs := make(chan int64, max(workers, 1)*4)
+	jobs := make(chan job, len(conns)*4)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range max(workers, 1) {
-		wg.Go(func() { p.work(ctx, abort, jobs) })
+	for _, c := range conns {
+		wg.Go(func() { p.work(ctx, abort, c, jobs) })
 	}
 	if rate > 0 {
 		p.schedule(ctx, rate, jobs)
 	} else {
 		for k := p.from; p.limit == 0 || k < p.limit; k++ {
 			select {
-			case jobs <- k:
+			case jobs <- job{seq: k}:
 				continue
 			case <-ctx.Done():
 			}
@@ -167,9 +197,11 @@ func (p *publisher) run(ctx context.Context, rate float64, d time.Duration, work
 	p.elapsed = time.Since(start)
 }
 
-// schedule hands out sequence numbers at rate per second.
-func (p *publisher) schedule(ctx context.Context, rate float64, jobs chan<- int64) {
+// schedule hands out sequence numbers at rate per second, each with the
+// time it was due.
+func (p *publisher) schedule(ctx context.Context, rate float64, jobs chan<- job) {
 	start := time.Now()
+	dueAt := func(k int64) time.Time { return start.Add(time.Duration(float64(k) / rate * float64(time.Second))) }
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var next int64
@@ -182,32 +214,37 @@ func (p *publisher) schedule(ctx context.Context, rate float64, jobs chan<- int6
 		due := int64(time.Since(start).Seconds()*rate) + 1
 		for ; next < due; next++ {
 			select {
-			case jobs <- next:
+			case jobs <- job{seq: next, due: dueAt(next)}:
 			case <-ctx.Done():
 				return
 			}
 		}
-		at := start.Add(time.Duration(float64(next) / rate * float64(time.Second)))
-		timer.Reset(time.Until(at))
+		timer.Reset(time.Until(dueAt(next)))
 	}
 }
 
-// work publishes each sequence number from jobs on one connection until
-// ctx is done; abort cuts off a request in flight.
-func (p *publisher) work(ctx, abort context.Context, jobs <-chan int64) {
-	c := &publishConn{t: p.t}
+// work publishes each event from jobs on c until ctx is done; abort cuts
+// off a request in flight.
+func (p *publisher) work(ctx, abort context.Context, c *publishConn, jobs <-chan job) {
 	defer c.close()
 	var body []byte
-	for seq := range jobs {
+	for j := range jobs {
 		if ctx.Err() != nil {
 			continue // drain
 		}
-		// The dial comes first: an event's send time, and its request's
-		// time, start once its connection is open.
+		// A connection the server closed is dialled again first: the
+		// request's time starts once it is open. The event's send time
+		// is the time it was due, if it had one: a wait for the
+		// connection, or for the requests before it, is part of its
+		// latency.
 		err := c.open(ctx)
 		cutOff := err != nil && ctx.Err() != nil // the end of -duration stopped the dial
 		t0 := time.Now()
-		body = p.appendBody(body[:0], seq, t0.UnixNano())
+		sent := j.due
+		if sent.IsZero() {
+			sent = t0
+		}
+		body = p.appendBody(body[:0], j.seq, sent.UnixNano())
 		p.sent.Add(1)
 		var status int
 		var resp []byte
@@ -226,6 +263,7 @@ func (p *publisher) work(ctx, abort context.Context, jobs <-chan int64) {
 			p.errs.add(fmt.Errorf("status %d %.120s: %w", status, resp, ErrStatus))
 		default:
 			p.ok.Add(1)
+			p.accepted.add(j.seq)
 			p.latency.Record(time.Since(t0))
 		}
 	}
@@ -256,6 +294,7 @@ func (p *publisher) publishFirst(ctx context.Context) (string, error) {
 		return "", err
 	}
 	p.ok.Add(1)
+	p.accepted.add(0)
 	p.latency.Record(time.Since(t0))
 	return answer.ID, nil
 }

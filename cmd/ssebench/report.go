@@ -58,7 +58,11 @@ type Report struct {
 	Started  time.Time      `json:"started"`
 	Elapsed  Duration       `json:"elapsed_ms"`
 	// Aborted says why the run stopped early, if it did.
-	Aborted  string          `json:"aborted,omitempty"`
+	Aborted string `json:"aborted,omitempty"`
+	// Failed says why a run that was not cut short failed: events that
+	// did not arrive by its end. Its figures are a run's, unlike an
+	// aborted run's.
+	Failed   string          `json:"failed,omitempty"`
 	Connect  *ConnectReport  `json:"connect,omitempty"`
 	Delivery *DeliveryReport `json:"delivery,omitempty"`
 	Publish  *PublishReport  `json:"publish,omitempty"`
@@ -96,13 +100,16 @@ type ConnectReport struct {
 
 // DeliveryReport describes the events the subscribers received.
 // Expected is events × subscribers connected when they were published;
-// Missing is how many of those never arrived. Duplicates and OutOfOrder
+// Delivered is how many of those arrived, Missing how many never did.
+// Unaccepted counts deliveries of events whose publish failed (the server
+// sent them on, but did not answer 201): they are not in Delivered. Duplicates and OutOfOrder
 // are counted per subscriber. Dropped counts streams that ended before
 // the run ended them (a slow-consumer drop shows here).
 type DeliveryReport struct {
 	Expected   int64        `json:"expected"`
 	Delivered  int64        `json:"delivered"`
 	Missing    int64        `json:"missing"`
+	Unaccepted int64        `json:"unaccepted"`
 	Duplicates int64        `json:"duplicates"`
 	OutOfOrder int64        `json:"out_of_order"`
 	Dropped    int64        `json:"dropped_streams"`
@@ -187,6 +194,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Aborted != "" {
 		row("ABORTED", "%s", r.Aborted)
 	}
+	if r.Failed != "" {
+		row("FAILED", "%s", r.Failed)
+	}
 	if c := r.Connect; c != nil {
 		row("connect", "%d/%d connected, %d failed in %s", c.Connected, c.Attempted, c.Failed, c.Wall)
 		row("  connect time", "%s", formatSummary(c.Time))
@@ -195,6 +205,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if d := r.Delivery; d != nil {
 		row("delivered", "%d/%d (%s), %.0f events/s", d.Delivered, d.Expected, percent(d.Delivered, d.Expected), d.PerSecond)
 		row("  missing", "%d", d.Missing)
+		if d.Unaccepted > 0 {
+			row("  unaccepted", "%d (their publish failed)", d.Unaccepted)
+		}
 		row("  duplicates", "%d", d.Duplicates)
 		row("  out of order", "%d", d.OutOfOrder)
 		row("  dropped streams", "%d", d.Dropped)

@@ -36,14 +36,17 @@ func (b *bench) hub(ctx context.Context, rep *Report) error {
 	p.run(ctx, b.o.rate, b.o.duration, b.o.publishers)
 	expected := p.ok.Load() * subscribers
 	if subscribers > 0 {
-		b.awaitDelivery(ctx, expected)
+		// Events whose publish failed may arrive too, and count among
+		// the arrivals until Report tells them apart: wait for them as
+		// well, or the wait could end with accepted events on their way.
+		b.awaitDelivery(ctx, expected+(p.sent.Load()-p.ok.Load())*subscribers)
 	}
 	elapsed := time.Since(start)
 	disconnect()
 	b.pool.Wait()
 	rep.Publish = p.Report()
 	if b.o.subscribers > 0 {
-		rep.Delivery = b.delivery.Report(expected, elapsed)
+		rep.Delivery = b.delivery.Report(expected, &p.accepted, elapsed)
 		rep.Delivery.Dropped = b.pool.dropped.Load()
 		rep.Delivery.DropErrors = b.pool.streamErr.top(5)
 	}
@@ -75,8 +78,8 @@ func (b *bench) awaitSubscribers(ctx context.Context, n int64) {
 	}
 }
 
-// awaitDelivery waits until expected events have arrived, every stream
-// has ended, or -drain has passed.
+// awaitDelivery waits until expected events have arrived (counting those
+// whose publish failed), every stream has ended, or -drain has passed.
 func (b *bench) awaitDelivery(ctx context.Context, expected int64) {
 	deadline := time.Now().Add(b.o.drain)
 	for time.Now().Before(deadline) && ctx.Err() == nil {

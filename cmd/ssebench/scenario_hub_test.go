@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -69,7 +70,7 @@ func TestFanoutScenarioSeesSlowConsumerDrops(t *testing.T) {
 	// A one-event queue cannot hold a burst: subscribers are dropped, and
 	// the report must show it rather than a clean run.
 	srv := newHubServer(t, stream.MemoryOptions{SubscriberBuffer: 1})
-	rep, _, _ := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "20",
+	rep, code, _ := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "20",
 		"-rate", "100000", "-duration", "200ms", "-publishers", "4", "-token", testToken, "-drain", "1s")
 	d := rep.Delivery
 	if d == nil || rep.Publish == nil || rep.Publish.OK == 0 {
@@ -77,6 +78,12 @@ func TestFanoutScenarioSeesSlowConsumerDrops(t *testing.T) {
 	}
 	if d.Dropped == 0 || d.Missing == 0 {
 		t.Errorf("delivery = %+v, want dropped streams and missing events", *d)
+	}
+	// A run that lost events failed, and says so to the script that ran
+	// it, but it was not cut short: its figures are a run's.
+	want := fmt.Sprintf("%d of %d events missing", d.Missing, d.Expected)
+	if code != exitFailed || !strings.Contains(rep.Failed, want) || rep.Aborted != "" {
+		t.Errorf("exit %d, failed %q, aborted %q; want %d, %q and not aborted", code, rep.Failed, rep.Aborted, exitFailed, want)
 	}
 }
 
@@ -437,22 +444,39 @@ func TestRSSPerConnectionUnknownWithoutASource(t *testing.T) {
 // and if the server then fails it, that is a failed publish like any
 // other: not one the end of the run cut off and that does not count.
 func TestPublishFailingAfterTheDurationCounts(t *testing.T) {
+	arrived, ended := make(chan struct{}), make(chan struct{})
+	var once sync.Once
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		time.Sleep(time.Second) // past -duration
+		once.Do(func() { close(arrived) })
+		<-ended // -duration is over
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err == nil {
 			_ = conn.Close() // no answer
 		}
 	}))
 	t.Cleanup(srv.Close)
-	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "publish", "-no-metrics", "-publishers", "1",
-		"-duration", "300ms", "-token", testToken)
-	if code != 0 || rep.Publish == nil {
-		t.Fatalf("exit %d, publish %+v; stderr: %s", code, rep.Publish, stderr)
+	target, err := parseTarget(srv.URL, false, false)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if p := rep.Publish; p.Sent != 1 || p.OK != 0 || p.Failed != 1 {
-		t.Errorf("publish = %+v, want the one request sent and failed", *p)
+	p := newPublisher(target, "bench", testToken, "", 100)
+	// The publishing phase ends once the first request has reached the
+	// server, the way -duration ends while a request is in flight.
+	p.runFor(t.Context(), 0, 1, func(ctx context.Context) (context.Context, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-arrived:
+			case <-ctx.Done():
+			}
+			cancel()
+			close(ended)
+		}()
+		return ctx, cancel
+	})
+	if r := p.Report(); r.Sent != 1 || r.OK != 0 || r.Failed != 1 {
+		t.Errorf("publish = %+v, want the one request sent and failed", *r)
 	}
 }
 
@@ -503,4 +527,85 @@ func hubFailingMetricsRead(t *testing.T, n int64) *httptest.Server {
 		srv.Close()
 	})
 	return srv
+}
+
+// An event's latency runs from the time it was due, not from the time a
+// publisher got round to it: a server that answers publishes slower than
+// the rate lets events queue behind the publisher, and that wait is part
+// of how late they arrive.
+func TestEventLatencyCountsFromItsDueTime(t *testing.T) {
+	const answer = 30 * time.Millisecond // per publish; the rate asks for one every 10 ms
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			time.Sleep(answer) // a slow server, not a wait for the test
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "1", "-publishers", "1",
+		"-rate", "100", "-duration", "300ms", "-token", testToken)
+	if code != 0 || rep.Publish == nil || rep.Delivery == nil || rep.Delivery.Latency == nil {
+		t.Fatalf("exit %d, report %+v; stderr: %s", code, rep, stderr)
+	}
+	p, d := rep.Publish, rep.Delivery
+	if p.Failed != 0 || d.Delivered != d.Expected || d.Expected != p.OK {
+		t.Fatalf("publish %+v, delivery %+v: want every publish accepted and delivered", *p, *d)
+	}
+	// One connection sends events 0, 1, ... one after the other: event k,
+	// due at k × 10 ms, is accepted no sooner than (k+1) × 30 ms, so the
+	// last of n arrives at least 20 × (n-1) + 30 ms after it was due.
+	n := p.OK
+	if want := time.Duration(n-1)*(answer-10*time.Millisecond) + answer; time.Duration(d.Latency.Max) < want {
+		t.Errorf("%d events, latency max %s: want at least %s, the last one's lag behind its due time", n, d.Latency.Max, Duration(want))
+	}
+}
+
+// The server's CPU time counts its work after the subscribers left: a
+// server that does its teardown after the disconnect pays for it in its
+// figure, as it pays on a real deployment.
+func TestServerCPUCountsTheTeardown(t *testing.T) {
+	const teardown = 300 * time.Millisecond // CPU time the server spends once its subscriber left
+	cpuNow := func() time.Duration {
+		_, cpu, err := readProc(os.Getpid())
+		if err != nil {
+			t.Error(err)
+			return teardown * 100 // ends the spin below
+		}
+		return cpu
+	}
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		if r.Method == http.MethodGet && r.URL.Path == "/api/v1/events" {
+			// The stream ended with its client: spin until this process
+			// has used teardown more CPU time.
+			for end := cpuNow() + teardown; cpuNow() < end; {
+				for i := 0; i < 1e5; i++ {
+					_ = i * i
+				}
+			}
+		}
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		srv.Close() // waits for the spin
+		broker.Close()
+	})
+	// The server runs in this process: -pid reads its CPU time. The
+	// run itself, one subscriber and a few events, takes far less.
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "1", "-no-metrics",
+		"-rate", "100", "-duration", "50ms", "-token", testToken, "-pid", strconv.Itoa(os.Getpid()))
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q, failed %q; stderr: %s", code, rep.Aborted, rep.Failed, stderr)
+	}
+	if cpu := rep.Server.CPUSeconds; cpu < teardown.Seconds() {
+		t.Errorf("server CPU %.2f s, want at least the %s of the teardown", cpu, teardown)
+	}
 }

@@ -30,7 +30,7 @@ func (b *bench) idle(ctx context.Context, rep *Report) error {
 	}
 	held := b.mon.sample(ctx)
 	base := b.mon.baseSample()
-	rep.Delivery = b.delivery.Report(0, 0)
+	rep.Delivery = b.delivery.Report(0, nil, 0)
 	rep.Delivery.Dropped = b.pool.dropped.Load()
 	rep.Delivery.DropErrors = b.pool.streamErr.top(5)
 	idle := &IdleReport{Hold: Duration(b.o.hold), GoroutinesHeld: -1, GoroutinesPerConn: -1, SettleGoroutines: -1, SettleRSS: -1, RSSAfter: -1, GoroutinesAfter: -1}

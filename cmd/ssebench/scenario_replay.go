@@ -33,13 +33,13 @@ func (b *bench) replay(ctx context.Context, rep *Report) error {
 	defer disconnect()
 	start := time.Now()
 	read := func(c *sseConn) error {
-		var s subState
+		s := b.delivery.newState()
 		for n := int64(0); n < want; {
 			ev, err := c.Next()
 			if err != nil {
 				return err
 			}
-			if b.delivery.onEvent(&s, ev, time.Now()) {
+			if b.delivery.onEvent(s, ev, time.Now()) {
 				n++
 			}
 		}
@@ -58,7 +58,7 @@ func (b *bench) replay(ctx context.Context, rep *Report) error {
 	elapsed := time.Since(start)
 	disconnect()
 	b.pool.Wait()
-	rep.Delivery = b.delivery.Report(expected, elapsed)
+	rep.Delivery = b.delivery.Report(expected, &p.accepted, elapsed)
 	rep.Delivery.Dropped = b.pool.dropped.Load()
 	rep.Delivery.DropErrors = b.pool.streamErr.top(5)
 	rep.Delivery.Latency = nil // from publish to arrival: not what a replay measures

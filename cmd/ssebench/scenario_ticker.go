@@ -19,7 +19,7 @@ func (b *bench) ticker(ctx context.Context, rep *Report) error {
 	b.pool.Wait()
 	connect := b.pool.ConnectReport()
 	rep.Connect = &connect
-	rep.Delivery = b.delivery.Report(b.pool.connected.Load()*int64(b.o.count), time.Since(start))
+	rep.Delivery = b.delivery.Report(b.pool.connected.Load()*int64(b.o.count), nil, time.Since(start))
 	rep.Delivery.Dropped = b.pool.dropped.Load()
 	rep.Delivery.DropErrors = b.pool.streamErr.top(5)
 	if connect.Connected == 0 {

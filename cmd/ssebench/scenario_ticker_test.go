@@ -93,8 +93,8 @@ func TestTickerScenarioCountsStreamsCutShort(t *testing.T) {
 	}))
 	defer srv.Close()
 	rep, code, _ := runJSON(t, "-url", srv.URL, "-n", "3", "-count", "2", "-interval", "0s", "-no-metrics")
-	if code != 0 {
-		t.Errorf("exit %d, want 0: the run itself completed", code)
+	if code != exitFailed || rep.Aborted != "" || rep.Failed == "" {
+		t.Errorf("exit %d, aborted %q, failed %q; want %d: the run itself completed, but lost events", code, rep.Aborted, rep.Failed, exitFailed)
 	}
 	d := rep.Delivery
 	if d == nil || d.Delivered != 3 || d.Expected != 6 || d.Missing != 3 || d.Dropped != 3 {

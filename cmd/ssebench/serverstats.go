@@ -237,6 +237,31 @@ func (m *monitor) run(ctx context.Context, every time.Duration) {
 	}
 }
 
+// quiet takes the run's last sample, then samples every interval until
+// the server's CPU time stops rising (less than a clock tick over an
+// interval), at most limit: the work a server does after its clients
+// left, closing their streams, is part of what the run cost it. Those
+// later samples end the CPU time and give the end RSS, but not the peaks,
+// which stay the run's. Without a CPU figure it takes the one sample.
+func (m *monitor) quiet(ctx context.Context, every, limit time.Duration) {
+	prev := m.sample(ctx)
+	deadline := time.Now().Add(limit)
+	for prev.cpu >= 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		sleep(ctx, every)
+		s, err := m.reader.read(ctx)
+		if err != nil || s.cpu < 0 {
+			return // the last sample that had a CPU time stands
+		}
+		m.mu.Lock()
+		m.last = s
+		m.mu.Unlock()
+		if s.cpu-prev.cpu < time.Second/clockTicks {
+			return
+		}
+		prev = s
+	}
+}
+
 // baseSample returns the sample the run started from.
 func (m *monitor) baseSample() serverSample {
 	m.mu.Lock()
