@@ -2,7 +2,7 @@
 // URL that may be on another origin, so the browser applies CORS: the state
 // shows whether the service allowed this page's origin, and a refusal shows
 // the browser's own error. A service that does not answer at all is
-// unreachable, not refused.
+// unreachable, not refused; an HTTP error instead of a stream is an error.
 import { fetchEventSource, SSEResponseError } from "./sse-client.js";
 
 const { ref, onBeforeUnmount } = Vue;
@@ -100,10 +100,15 @@ export default {
         // looks like from inside the page (the reason is only in the console),
         // and what a service that does not answer looks like too: a no-cors
         // request, which CORS does not check, tells them apart.
-        // An HTTP error, or a drop after the stream opened, got past CORS.
-        const failed = state.value === "connecting" && !(err instanceof SSEResponseError);
+        // An HTTP error got past CORS (the page could read its status) but
+        // is no stream: an error. A drop after the stream opened got past
+        // CORS too.
         error.value = String(err);
-        if (!failed) {
+        if (err instanceof SSEResponseError) {
+          state.value = "error";
+          return;
+        }
+        if (state.value !== "connecting") {
           state.value = "done";
           return;
         }

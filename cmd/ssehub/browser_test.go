@@ -763,6 +763,41 @@ func TestBrowserCrossOriginReadsRetryAfter(t *testing.T) {
 	}
 }
 
+// A service that answers with an HTTP error rather than a stream, a 503
+// at capacity (CORS allowed it: the page reads the status and the
+// server's reason) or a 404 from a web server that is not ssehub, is an
+// error in the cross-origin panel: it showed "done", as for a stream that
+// ran to its end.
+func TestBrowserCrossOriginHTTPError(t *testing.T) {
+	page := newSecondOrigin(t)
+	cfg := config.Default()
+	cfg.CORS.AllowedOrigins = []string{page}
+	cfg.Stream.MaxStreams = 1
+	service, _ := startMain(t, cfg)
+	held, err := http.Get(service + "/api/v1/events?topic=demo.held")
+	if err != nil || held.StatusCode != http.StatusOK {
+		t.Fatalf("the one stream: %v %v", held, err)
+	}
+	defer held.Body.Close()
+	ctx := newBrowser(t)
+	// "HTTP 503: " is followed by the server's reason.
+	for _, c := range []struct{ service, want string }{
+		{service, "HTTP 503: "},
+		{page, "HTTP 404"},
+	} {
+		runPage(t, ctx, page+"/?service="+url.QueryEscape(c.service),
+			chromedp.Click(chromedp.CSS("#xo-start")),
+			waitJS(`!["idle", "connecting"].includes(document.querySelector("#xo-state").textContent.trim())`),
+		)
+		if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
+			t.Errorf("%s: state %q, want error", c.service, got)
+		}
+		if got := mustRun(t, ctx, textOf("#xo-error")); !strings.Contains(got, c.want) {
+			t.Errorf("%s: error %q, want %q", c.service, got, c.want)
+		}
+	}
+}
+
 // TestBrowserCrossOriginRefused loads the page from a second origin that
 // ssehub does not allow; the browser withholds the stream, and the panel
 // shows the browser's own error and what to configure.
