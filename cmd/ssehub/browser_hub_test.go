@@ -447,6 +447,54 @@ func TestBrowserHubLogKeepsTheLast500(t *testing.T) {
 	}
 }
 
+// The hub panel's log follows its newest entry only while the reader is
+// at its end: scrolled up to read older entries, the log stays where it
+// is when an event arrives or the publish form is typed in. It jumped to
+// its end at every update of the panel.
+func TestBrowserHubLogScrollStaysWhereTheReaderIs(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	runPage(t, ctx, base+"/",
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	events := 0
+	publishOne := func() {
+		t.Helper()
+		if status, id := publishOverHTTP(t, base, hubTestToken, "demo.scroll", fmt.Sprintf(`"event %d"`, events)); status != http.StatusCreated {
+			t.Fatalf("publish %d: %d %s", events, status, id)
+		}
+		events++
+		runActions(t, ctx, waitHubEvents(events))
+	}
+	scrollTop := callJS[float64](`() => document.querySelector("#hub-log").scrollTop`)
+	atEnd := callJS[bool](`() => { const el = document.querySelector("#hub-log");
+		return el.scrollHeight > el.clientHeight && el.scrollTop + el.clientHeight >= el.scrollHeight - 1; }`)
+	for range 40 {
+		publishOne()
+	}
+	if !mustRun(t, ctx, atEnd) {
+		t.Fatal("the log, longer than its box, is not scrolled to its newest entry")
+	}
+
+	mustRun(t, ctx, callJS[chromedp.Void](`() => { document.querySelector("#hub-log").scrollTop = 0; }`))
+	runActions(t, ctx, typeInto("#hub-pub-data", `{"text": "typed"}`))
+	if got := mustRun(t, ctx, scrollTop); got != 0 {
+		t.Errorf("typing in the publish form scrolled the log to %v, want it left at the top", got)
+	}
+	publishOne()
+	if got := mustRun(t, ctx, scrollTop); got != 0 {
+		t.Errorf("an event scrolled the log to %v, want it left at the top", got)
+	}
+
+	mustRun(t, ctx, callJS[chromedp.Void](`() => { const el = document.querySelector("#hub-log"); el.scrollTop = el.scrollHeight; }`))
+	publishOne()
+	if !mustRun(t, ctx, atEnd) {
+		t.Error("scrolled back to its end, the log does not follow a new event")
+	}
+}
+
 // The publish token typed for the page's own hub is not offered to the
 // hub a ?hub= link names: a link to another origin, opened in the same
 // tab, would otherwise send it there on Publish.
