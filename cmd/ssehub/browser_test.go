@@ -589,6 +589,31 @@ func TestBrowserFetchStopAbortsTheStream(t *testing.T) {
 	}
 }
 
+// The fetch panel's output follows the words as they arrive, as a chat
+// does: a text longer than its box streamed on out of sight below it.
+func TestBrowserFetchOutputFollowsTheWords(t *testing.T) {
+	base, _ := startMain(t, config.Default())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	runPage(t, ctx, base+"/",
+		// Typed with real keys, 1,500 words would take long: set the
+		// value and tell Vue with an input event.
+		callJS[chromedp.Void](`(text) => {
+			const el = document.querySelector("#fetch-text");
+			el.value = text;
+			el.dispatchEvent(new Event("input"));
+		}`, strings.Repeat("word ", 1500)),
+		typeInto("#fetch-interval", "0s"),
+		chromedp.Click(chromedp.CSS("#fetch-start")),
+		waitText("#fetch-state", "done"),
+	)
+	got := mustRun(t, ctx, callJS[[]float64](`() => { const el = document.querySelector("#fetch-output");
+		return [el.scrollTop, el.clientHeight, el.scrollHeight]; }`))
+	if top, height, full := got[0], got[1], got[2]; full <= height || top+height < full-1 {
+		t.Errorf("the output shows %v to %v of %v px, want its end", top, top+height, full)
+	}
+}
+
 // TestBrowserEventSourceStopsOn204 opens a raw EventSource that ignores the
 // close event. After the stream's clean end Chromium reconnects, as the spec
 // requires, with Last-Event-ID of the final line; ssehub answers 204, and
