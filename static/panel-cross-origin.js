@@ -2,7 +2,8 @@
 // URL that may be on another origin, so the browser applies CORS: the state
 // shows whether the service allowed this page's origin, and a refusal shows
 // the browser's own error. A service that does not answer at all is
-// unreachable, not refused; an HTTP error instead of a stream is an error.
+// unreachable, not refused; an HTTP error instead of a stream, or a stream
+// cut before its end, is an error.
 import { fetchEventSource, SSEResponseError } from "./sse-client.js";
 
 const { ref, onBeforeUnmount } = Vue;
@@ -100,16 +101,12 @@ export default {
         // looks like from inside the page (the reason is only in the console),
         // and what a service that does not answer looks like too: a no-cors
         // request, which CORS does not check, tells them apart.
-        // An HTTP error got past CORS (the page could read its status) but
-        // is no stream: an error. A drop after the stream opened got past
-        // CORS too.
+        // An HTTP error got past CORS (the page could read its status),
+        // and so did a stream cut before its end, but neither ran to its
+        // end: an error, with the lines that came.
         error.value = String(err);
-        if (err instanceof SSEResponseError) {
+        if (err instanceof SSEResponseError || state.value !== "connecting") {
           state.value = "error";
-          return;
-        }
-        if (state.value !== "connecting") {
-          state.value = "done";
           return;
         }
         const answers = await fetch(`${base}/`, { mode: "no-cors", cache: "no-store", signal: run.signal }).then(

@@ -823,6 +823,42 @@ func TestBrowserCrossOriginHTTPError(t *testing.T) {
 	}
 }
 
+// A stream that CORS allowed and that then broke off, its connection cut
+// before the end, is an error in the cross-origin panel, with the lines it
+// got: it showed "done", as for a stream that ran to its end.
+func TestBrowserCrossOriginDropIsAnError(t *testing.T) {
+	page := newSecondOrigin(t)
+	cut := make(chan struct{})
+	service := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "id: 0\ndata: Streamed line 0\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-cut:
+		case <-r.Context().Done():
+		}
+		panic(http.ErrAbortHandler) // cuts the connection, mid-stream
+	}))
+	t.Cleanup(service.Close)
+	ctx := newBrowser(t)
+	runPage(t, ctx, page+"/?service="+url.QueryEscape(service.URL),
+		chromedp.Click(chromedp.CSS("#xo-start")),
+		waitText("#xo-log li", "Streamed line 0"),
+	)
+	close(cut)
+	runActions(t, ctx, waitJS(`!["idle", "connecting", "allowed"].includes(document.querySelector("#xo-state").textContent.trim())`))
+	if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
+		t.Errorf("state %q, want error", got)
+	}
+	if got := mustRun(t, ctx, textOf("#xo-error")); got == "" {
+		t.Error("no error text for the cut stream")
+	}
+	if got, want := mustRun(t, ctx, textsOf("#xo-log li")), []string{"Streamed line 0"}; !slices.Equal(got, want) {
+		t.Errorf("log %q, want %q", got, want)
+	}
+}
+
 // TestBrowserCrossOriginRefused loads the page from a second origin that
 // ssehub does not allow; the browser withholds the stream, and the panel
 // shows the browser's own error and what to configure.
