@@ -28,7 +28,8 @@ function isHTTPURL(text) {
 // trust over plain http: an https page may stream from it. Chromium
 // trusts a localhost name with the DNS root's trailing dot too, and an
 // IPv4-mapped loopback address (URL writes [::ffff:127.0.0.1] in hex).
-function isLoopback(hostname) {
+// The Hub panel uses it too.
+export function isLoopback(hostname) {
   const name = hostname.replace(/\.$/, "");
   return name === "localhost" || name.endsWith(".localhost") || name === "[::1]" || /^127(\.\d+){3}$/.test(name) || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(name);
 }

@@ -14,6 +14,7 @@
 // README's nginx recipe, nginx's stand-in for an ssehub out of reach is
 // shown as "unreachable", tried again every retry: time, not as "open".
 import { HubConnection, parseTopics, publish } from "./hub-client.js";
+import { isLoopback } from "./panel-cross-origin.js";
 
 const { ref, watch, onBeforeUnmount } = Vue;
 
@@ -39,16 +40,24 @@ function hubBase() {
 }
 
 // hubProblem says why base cannot be the hub's URL, "" when it can: a
-// fetch fails on a URL of another scheme as on a network error.
+// fetch fails on a URL of another scheme as on a network error, and so
+// does one an https page may not make (mixed content), which the browser
+// blocks before it leaves.
 function hubProblem(base) {
+  let hub = null;
   try {
-    const { protocol } = new URL(base);
-    if (protocol === "http:" || protocol === "https:") return "";
+    hub = new URL(base);
   } catch {
     // Not a URL.
   }
-  const param = new URLSearchParams(location.search).get("hub");
-  return `?hub=${JSON.stringify(param)} is not an http:// or https:// URL, such as http://localhost:8111`;
+  if (hub === null || (hub.protocol !== "http:" && hub.protocol !== "https:")) {
+    const param = new URLSearchParams(location.search).get("hub");
+    return `?hub=${JSON.stringify(param)} is not an http:// or https:// URL, such as http://localhost:8111`;
+  }
+  if (location.protocol === "https:" && hub.protocol === "http:" && !isLoopback(hub.hostname)) {
+    return `this page is https: the browser blocks requests to ${hub.origin} (mixed content); the hub needs an https:// URL (server.tls, or a TLS proxy in front)`;
+  }
+  return "";
 }
 
 // hubOrigin is the origin of the hub's base URL, resolved against the

@@ -21,6 +21,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/testpki"
 	"github.com/ssehub/ssehub/static"
 )
 
@@ -679,4 +680,38 @@ func TestBrowserHubNeedsAnHTTPHub(t *testing.T) {
 			t.Errorf("?hub=%s: publishing says %q, want an error naming the hub", hub, got)
 		}
 	}
+}
+
+// On an https page, a ?hub= on http:// elsewhere is mixed content: the
+// browser blocks every request to it before it leaves. The Hub panel says
+// so on Connect and on Publish, as the cross-origin panel does. Before,
+// the subscription retried a fetch that could never work, "reconnecting"
+// forever with no reason given, and Publish said "Failed to fetch".
+func TestBrowserHubMixedContent(t *testing.T) {
+	page, _ := startMain(t, tlsTestConfig(testpki.New(t)))
+	cfg := hubTestConfig()
+	cfg.CORS.AllowedOrigins = []string{page}
+	hub, _ := startMain(t, cfg)
+	u, err := url.Parse(hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := "http://ssehub.test:" + u.Port()
+	ctx := newBrowser(t, chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.Flag("host-resolver-rules", "MAP ssehub.test 127.0.0.1"))
+	runPage(t, ctx, page+"/?hub="+url.QueryEscape(target),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitJS(`!["idle", "connecting"].includes(document.querySelector("#hub-state").textContent.trim())`),
+	)
+	if got := mustRun(t, ctx, textOf("#hub-state")); !strings.HasPrefix(got, "error") || !strings.Contains(got, "mixed content") || !strings.Contains(got, target) {
+		t.Errorf("state %q, want an error naming mixed content and %s", got, target)
+	}
+	if got := publishFromPage(t, ctx, 1, `{"n": 1}`); !strings.Contains(got, "mixed content") {
+		t.Errorf("publishing says %q, want mixed content", got)
+	}
+	// The same hub by a loopback name is no mixed content: it streams.
+	runPage(t, ctx, page+"/?hub="+url.QueryEscape("http://localhost:"+u.Port()),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
 }
