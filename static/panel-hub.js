@@ -4,9 +4,10 @@
 // and the panel reconnects with Last-Event-ID, so the events published
 // meanwhile arrive after it, in order, none lost, none twice. The last id is
 // kept in sessionStorage, for its hub: a reloaded page resumes with
-// last_event_id, and a page opened on another hub (?hub=) starts afresh. A
-// stream silent for longer than HubConnection's idle timeout (37.5 s, for
-// the hub's default 15 s heartbeat) is cut and resumed the same way.
+// last_event_id, and a page opened on another hub (?hub=), which the panel
+// names, starts afresh. A stream silent for longer than HubConnection's
+// idle timeout (37.5 s, for the hub's default 15 s heartbeat) is cut and
+// resumed the same way.
 // Either token field takes a static token or a JWT (`ssehub token` mints
 // one): a topic the JWT does not grant is refused with a 403 whose reason
 // is shown, and a stream whose JWT expires ends with an `expired` line;
@@ -81,6 +82,18 @@ function hubEvents(base) {
   }
 }
 
+// hubName is the hub's base URL as the panel shows it, without the
+// page's query and fragment: the server the subscription, and the tokens
+// typed into the panel, go to.
+function hubName(base) {
+  try {
+    const { origin, pathname } = new URL(base);
+    return origin + pathname;
+  } catch {
+    return base;
+  }
+}
+
 // stored reads a sessionStorage item; storage may be off.
 function stored(key) {
   try {
@@ -104,6 +117,7 @@ export default {
   setup() {
     const base = hubBase();
     const problem = hubProblem(base);
+    const hub = hubName(base);
     const topics = ref("demo.>");
     const subToken = ref("");
     const state = ref("idle");
@@ -197,7 +211,7 @@ export default {
 
     onBeforeUnmount(() => conn?.close());
     return {
-      topics, subToken, state, lastId, retryMs, resumes, log, refusal,
+      hub, topics, subToken, state, lastId, retryMs, resumes, log, refusal,
       token, pubTopic, pubEvent, pubData, pubResult, pubOK, pubCount,
       connect, disconnect, drop, resume, send,
     };
@@ -232,7 +246,8 @@ export default {
       <p v-if="state === 'unreachable'" id="hub-unreachable" class="hint warn" role="status">the proxy cannot reach ssehub: trying again about every {{ retryMs }} ms</p>
       <p v-if="refusal" id="hub-refusal" class="pub-result bad" role="alert">{{ refusal }}</p>
       <p class="meta hub-meta">
-        last id: <code id="hub-last-id">{{ lastId || "none" }}</code>
+        hub: <code id="hub-url">{{ hub }}</code>
+        · last id: <code id="hub-last-id">{{ lastId || "none" }}</code>
         · resumes: <span id="hub-resumes">{{ resumes }}</span>
         <template v-if="retryMs > 0"> · retry: {{ retryMs }} ms</template>
       </p>

@@ -715,3 +715,23 @@ func TestBrowserHubMixedContent(t *testing.T) {
 		waitText("#hub-state", "open"),
 	)
 }
+
+// The Hub panel names the hub it talks to. A ?hub= link sends the
+// subscription, and the tokens typed into the panel, to another server,
+// and nothing on the page said which.
+func TestBrowserHubNamesItsHub(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	other := newSecondOrigin(t)
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	for _, c := range []struct{ page, want string }{
+		{base + "/?service=" + url.QueryEscape(base), base + "/"},
+		{base + "/?hub=" + url.QueryEscape(other), other + "/"},
+		{base + "/?hub=/hub", base + "/hub/"},
+	} {
+		runPage(t, ctx, c.page)
+		if got := mustRun(t, ctx, callJS[string](`() => document.querySelector("#hub-url")?.textContent.trim() ?? "(none)"`)); got != c.want {
+			t.Errorf("%s: the panel names the hub %q, want %q", c.page, got, c.want)
+		}
+	}
+}
