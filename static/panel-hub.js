@@ -128,6 +128,7 @@ export default {
     const resumes = ref(0);
     const log = ref([]); // { key, kind: "event" | "reset" | "resume" | "expired", id, type, data }
     const refusal = ref(""); // why the hub refused the subscription
+    const failure = ref(""); // why the last attempt failed, while reconnecting
     // The publish token is kept per hub: one typed for this page's own hub
     // is not offered to the hub a ?hub= link names.
     const tokenKey = `${TOKEN_KEY}:${hubOrigin(base)}`;
@@ -164,7 +165,13 @@ export default {
         topics: list,
         token: subToken.value.trim(),
         lastEventId: lastId.value,
-        onState: (s) => (state.value = s),
+        onState(s) {
+          state.value = s;
+          if (s !== "reconnecting") failure.value = "";
+        },
+        onDisconnect(err, ms) {
+          failure.value = err === null ? "" : `${err.message}; trying again in ${(ms / 1000).toFixed(1)} s`;
+        },
         onEvent: (ev) => add({ kind: "event", ...ev }),
         onReset: (reason) => add({ kind: "reset", data: reason }),
         onExpired: (time) => add({ kind: "expired", data: time }),
@@ -211,7 +218,7 @@ export default {
 
     onBeforeUnmount(() => conn?.close());
     return {
-      hub, topics, subToken, state, lastId, retryMs, resumes, log, refusal,
+      hub, topics, subToken, state, lastId, retryMs, resumes, log, refusal, failure,
       token, pubTopic, pubEvent, pubData, pubResult, pubOK, pubCount,
       connect, disconnect, drop, resume, send,
     };
@@ -244,6 +251,7 @@ export default {
         <button id="hub-resume" type="button" class="secondary" :disabled="!['reconnecting', 'unreachable'].includes(state)" @click="resume">Resume now</button>
       </div>
       <p v-if="state === 'unreachable'" id="hub-unreachable" class="hint warn" role="status">the proxy cannot reach ssehub: trying again about every {{ retryMs }} ms</p>
+      <p v-if="state === 'reconnecting' && failure" id="hub-failure" class="hint warn" role="status">the last attempt failed: {{ failure }}</p>
       <p v-if="refusal" id="hub-refusal" class="pub-result bad" role="alert">{{ refusal }}</p>
       <p class="meta hub-meta">
         hub: <code id="hub-url">{{ hub }}</code>

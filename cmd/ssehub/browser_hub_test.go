@@ -735,3 +735,22 @@ func TestBrowserHubNamesItsHub(t *testing.T) {
 		}
 	}
 }
+
+// A hub that refuses the page's origin (CORS) leaves the Hub panel
+// retrying: it says why the last attempt failed, with the browser's
+// error, and when it tries again. Before, it showed "reconnecting", then
+// "connecting", forever, with no reason anywhere but the console.
+func TestBrowserHubSaysWhyItReconnects(t *testing.T) {
+	page := newSecondOrigin(t)
+	cfg := hubTestConfig()
+	cfg.CORS.AllowedOrigins = []string{"http://allowed.example"}
+	hub, _ := startMain(t, cfg)
+	ctx := newBrowser(t)
+	runPage(t, ctx, page+"/?hub="+url.QueryEscape(hub),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "reconnecting"),
+	)
+	if got := mustRun(t, ctx, callJS[string](`() => document.querySelector("#hub-failure")?.textContent.trim() ?? "(none)"`)); !strings.Contains(got, "Failed to fetch") {
+		t.Errorf("the panel says %q, want the browser's %q", got, "Failed to fetch")
+	}
+}
