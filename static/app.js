@@ -7,10 +7,18 @@ import HubPanel from "./panel-hub.js";
 
 const { createApp } = Vue;
 
-// autoscroll keeps a log scrolled to its newest line.
+// autoscroll keeps a log, or the fetch panel's output, scrolled to its
+// newest line while the reader is at its end; one scrolled up to read
+// older lines is left there. It sees every update of its panel, typing in
+// the panel's fields included.
+const atEnd = new WeakSet(); // the logs scrolled to their end before an update
 const autoscroll = {
+  beforeUpdate(el) {
+    if (el.scrollTop + el.clientHeight >= el.scrollHeight - 2) atEnd.add(el);
+    else atEnd.delete(el);
+  },
   updated(el) {
-    el.scrollTop = el.scrollHeight;
+    if (atEnd.has(el)) el.scrollTop = el.scrollHeight;
   },
 };
 

@@ -190,6 +190,11 @@ export class HubConnection {
    * @param {(e: {status: number, error: string}) => void} [options.onError]
    *   an answer that was not a stream: its status and the server's reason
    *   (for a 403, the topic the token does not grant).
+   * @param {(error: Error | null, delayMs: number) => void} [options.onDisconnect]
+   *   the connection will try again in delayMs: error is why the last
+   *   attempt failed (a network error, which is also what a CORS refusal
+   *   looks like, a "not now" answer, the idle timeout), null when the
+   *   stream ended.
    * @param {number} [options.idleTimeout] the longest silence, in ms, before
    *   the connection is cut and resumed; HUB_IDLE_TIMEOUT_MS by default, 0
    *   for none.
@@ -351,8 +356,10 @@ export class HubConnection {
         this._retryMs = ms;
         o.onRetry?.(ms);
       },
-      onDisconnect: () => {
-        if (mine()) this._setState(this._unreachable ? "unreachable" : "reconnecting");
+      onDisconnect: (error, delayMs) => {
+        if (!mine()) return;
+        this._setState(this._unreachable ? "unreachable" : "reconnecting");
+        o.onDisconnect?.(error, delayMs);
       },
     }).then(
       () => {

@@ -467,6 +467,50 @@ describe("HubConnection", { timeout: 10_000 }, () => {
     assert.equal(conn.state, "closed");
     assert.equal(hub.requests.length, 2);
   });
+
+  test("onDisconnect says why an attempt failed and how long until the next, null for a stream's end", async (t) => {
+    // A port nothing listens on: each attempt fails as a network error,
+    // which is also how a CORS refusal looks to a page.
+    const gone = http.createServer();
+    gone.listen(0, "127.0.0.1");
+    await once(gone, "listening");
+    const { port } = gone.address();
+    gone.close();
+    await once(gone, "close");
+    const seen = [];
+    let disconnected;
+    const first = new Promise((resolve) => (disconnected = resolve));
+    const conn = new HubConnection({
+      base: `http://127.0.0.1:${port}/`,
+      topics: ["x"],
+      jitter: 0,
+      onDisconnect(error, delayMs) {
+        seen.push({ error, delayMs, state: conn.state });
+        disconnected();
+      },
+    });
+    t.after(() => conn.close());
+    conn.connect();
+    await first;
+    conn.close();
+    assert.equal(seen.length, 1);
+    assert.ok(seen[0].error instanceof TypeError, `error ${seen[0].error}`);
+    assert.equal(seen[0].delayMs, 3000, "the default retry time");
+    assert.equal(seen[0].state, "reconnecting");
+
+    // A stream the hub ends: nothing failed.
+    const hub = await hubServer({ retry: 600_000 });
+    t.after(hub.close);
+    const r = record();
+    const ends = [];
+    const live = new HubConnection({ base: hub.url, topics: ["x"], jitter: 0, ...r.callbacks, onDisconnect: (error, delayMs) => ends.push({ error, delayMs }) });
+    t.after(() => live.close());
+    live.connect();
+    await r.until((g) => state(g) === "open");
+    hub.endStreams();
+    await r.until((g) => state(g) === "reconnecting");
+    assert.deepEqual(ends, [{ error: null, delayMs: 600_000 }]);
+  });
 });
 
 describe("publish", { timeout: 10_000 }, () => {

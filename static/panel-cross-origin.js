@@ -2,7 +2,8 @@
 // URL that may be on another origin, so the browser applies CORS: the state
 // shows whether the service allowed this page's origin, and a refusal shows
 // the browser's own error. A service that does not answer at all is
-// unreachable, not refused.
+// unreachable, not refused; an HTTP error instead of a stream, or a stream
+// cut before its end, is an error.
 import { fetchEventSource, SSEResponseError } from "./sse-client.js";
 
 const { ref, onBeforeUnmount } = Vue;
@@ -27,7 +28,8 @@ function isHTTPURL(text) {
 // trust over plain http: an https page may stream from it. Chromium
 // trusts a localhost name with the DNS root's trailing dot too, and an
 // IPv4-mapped loopback address (URL writes [::ffff:127.0.0.1] in hex).
-function isLoopback(hostname) {
+// The Hub panel uses it too.
+export function isLoopback(hostname) {
   const name = hostname.replace(/\.$/, "");
   return name === "localhost" || name.endsWith(".localhost") || name === "[::1]" || /^127(\.\d+){3}$/.test(name) || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(name);
 }
@@ -100,11 +102,12 @@ export default {
         // looks like from inside the page (the reason is only in the console),
         // and what a service that does not answer looks like too: a no-cors
         // request, which CORS does not check, tells them apart.
-        // An HTTP error, or a drop after the stream opened, got past CORS.
-        const failed = state.value === "connecting" && !(err instanceof SSEResponseError);
+        // An HTTP error got past CORS (the page could read its status),
+        // and so did a stream cut before its end, but neither ran to its
+        // end: an error, with the lines that came.
         error.value = String(err);
-        if (!failed) {
-          state.value = "done";
+        if (err instanceof SSEResponseError || state.value !== "connecting") {
+          state.value = "error";
           return;
         }
         const answers = await fetch(`${base}/`, { mode: "no-cors", cache: "no-store", signal: run.signal }).then(

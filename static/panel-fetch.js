@@ -84,6 +84,6 @@ export default {
         <button id="fetch-stop" type="button" class="secondary" :disabled="state !== 'streaming'" @click="stop">Stop</button>
         <span class="meta">tokens: {{ tokens.length }}</span>
       </div>
-      <p id="fetch-output" class="output" aria-live="polite">{{ output }}</p>
+      <p id="fetch-output" class="output" v-autoscroll aria-live="polite">{{ output }}</p>
     </section>`,
 };

@@ -4,9 +4,10 @@
 // and the panel reconnects with Last-Event-ID, so the events published
 // meanwhile arrive after it, in order, none lost, none twice. The last id is
 // kept in sessionStorage, for its hub: a reloaded page resumes with
-// last_event_id, and a page opened on another hub (?hub=) starts afresh. A
-// stream silent for longer than HubConnection's idle timeout (37.5 s, for
-// the hub's default 15 s heartbeat) is cut and resumed the same way.
+// last_event_id, and a page opened on another hub (?hub=), which the panel
+// names, starts afresh. A stream silent for longer than HubConnection's
+// idle timeout (37.5 s, for the hub's default 15 s heartbeat) is cut and
+// resumed the same way.
 // Either token field takes a static token or a JWT (`ssehub token` mints
 // one): a topic the JWT does not grant is refused with a 403 whose reason
 // is shown, and a stream whose JWT expires ends with an `expired` line;
@@ -14,6 +15,7 @@
 // README's nginx recipe, nginx's stand-in for an ssehub out of reach is
 // shown as "unreachable", tried again every retry: time, not as "open".
 import { HubConnection, parseTopics, publish } from "./hub-client.js";
+import { isLoopback } from "./panel-cross-origin.js";
 
 const { ref, watch, onBeforeUnmount } = Vue;
 
@@ -39,16 +41,24 @@ function hubBase() {
 }
 
 // hubProblem says why base cannot be the hub's URL, "" when it can: a
-// fetch fails on a URL of another scheme as on a network error.
+// fetch fails on a URL of another scheme as on a network error, and so
+// does one an https page may not make (mixed content), which the browser
+// blocks before it leaves.
 function hubProblem(base) {
+  let hub = null;
   try {
-    const { protocol } = new URL(base);
-    if (protocol === "http:" || protocol === "https:") return "";
+    hub = new URL(base);
   } catch {
     // Not a URL.
   }
-  const param = new URLSearchParams(location.search).get("hub");
-  return `?hub=${JSON.stringify(param)} is not an http:// or https:// URL, such as http://localhost:8111`;
+  if (hub === null || (hub.protocol !== "http:" && hub.protocol !== "https:")) {
+    const param = new URLSearchParams(location.search).get("hub");
+    return `?hub=${JSON.stringify(param)} is not an http:// or https:// URL, such as http://localhost:8111`;
+  }
+  if (location.protocol === "https:" && hub.protocol === "http:" && !isLoopback(hub.hostname)) {
+    return `this page is https: the browser blocks requests to ${hub.origin} (mixed content); the hub needs an https:// URL (server.tls, or a TLS proxy in front)`;
+  }
+  return "";
 }
 
 // hubOrigin is the origin of the hub's base URL, resolved against the
@@ -67,6 +77,18 @@ function hubOrigin(base) {
 function hubEvents(base) {
   try {
     return new URL("api/v1/events", base).href;
+  } catch {
+    return base;
+  }
+}
+
+// hubName is the hub's base URL as the panel shows it, without the
+// page's query and fragment: the server the subscription, and the tokens
+// typed into the panel, go to.
+function hubName(base) {
+  try {
+    const { origin, pathname } = new URL(base);
+    return origin + pathname;
   } catch {
     return base;
   }
@@ -95,6 +117,7 @@ export default {
   setup() {
     const base = hubBase();
     const problem = hubProblem(base);
+    const hub = hubName(base);
     const topics = ref("demo.>");
     const subToken = ref("");
     const state = ref("idle");
@@ -105,6 +128,7 @@ export default {
     const resumes = ref(0);
     const log = ref([]); // { key, kind: "event" | "reset" | "resume" | "expired", id, type, data }
     const refusal = ref(""); // why the hub refused the subscription
+    const failure = ref(""); // why the last attempt failed, while reconnecting
     // The publish token is kept per hub: one typed for this page's own hub
     // is not offered to the hub a ?hub= link names.
     const tokenKey = `${TOKEN_KEY}:${hubOrigin(base)}`;
@@ -141,7 +165,13 @@ export default {
         topics: list,
         token: subToken.value.trim(),
         lastEventId: lastId.value,
-        onState: (s) => (state.value = s),
+        onState(s) {
+          state.value = s;
+          if (s !== "reconnecting") failure.value = "";
+        },
+        onDisconnect(err, ms) {
+          failure.value = err === null ? "" : `${err.message}; trying again in ${(ms / 1000).toFixed(1)} s`;
+        },
         onEvent: (ev) => add({ kind: "event", ...ev }),
         onReset: (reason) => add({ kind: "reset", data: reason }),
         onExpired: (time) => add({ kind: "expired", data: time }),
@@ -188,7 +218,7 @@ export default {
 
     onBeforeUnmount(() => conn?.close());
     return {
-      topics, subToken, state, lastId, retryMs, resumes, log, refusal,
+      hub, topics, subToken, state, lastId, retryMs, resumes, log, refusal, failure,
       token, pubTopic, pubEvent, pubData, pubResult, pubOK, pubCount,
       connect, disconnect, drop, resume, send,
     };
@@ -221,9 +251,11 @@ export default {
         <button id="hub-resume" type="button" class="secondary" :disabled="!['reconnecting', 'unreachable'].includes(state)" @click="resume">Resume now</button>
       </div>
       <p v-if="state === 'unreachable'" id="hub-unreachable" class="hint warn" role="status">the proxy cannot reach ssehub: trying again about every {{ retryMs }} ms</p>
+      <p v-if="state === 'reconnecting' && failure" id="hub-failure" class="hint warn" role="status">the last attempt failed: {{ failure }}</p>
       <p v-if="refusal" id="hub-refusal" class="pub-result bad" role="alert">{{ refusal }}</p>
       <p class="meta hub-meta">
-        last id: <code id="hub-last-id">{{ lastId || "none" }}</code>
+        hub: <code id="hub-url">{{ hub }}</code>
+        · last id: <code id="hub-last-id">{{ lastId || "none" }}</code>
         · resumes: <span id="hub-resumes">{{ resumes }}</span>
         <template v-if="retryMs > 0"> · retry: {{ retryMs }} ms</template>
       </p>

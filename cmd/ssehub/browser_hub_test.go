@@ -21,6 +21,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/testpki"
 	"github.com/ssehub/ssehub/static"
 )
 
@@ -447,6 +448,54 @@ func TestBrowserHubLogKeepsTheLast500(t *testing.T) {
 	}
 }
 
+// The hub panel's log follows its newest entry only while the reader is
+// at its end: scrolled up to read older entries, the log stays where it
+// is when an event arrives or the publish form is typed in. It jumped to
+// its end at every update of the panel.
+func TestBrowserHubLogScrollStaysWhereTheReaderIs(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	runPage(t, ctx, base+"/",
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+	events := 0
+	publishOne := func() {
+		t.Helper()
+		if status, id := publishOverHTTP(t, base, hubTestToken, "demo.scroll", fmt.Sprintf(`"event %d"`, events)); status != http.StatusCreated {
+			t.Fatalf("publish %d: %d %s", events, status, id)
+		}
+		events++
+		runActions(t, ctx, waitHubEvents(events))
+	}
+	scrollTop := callJS[float64](`() => document.querySelector("#hub-log").scrollTop`)
+	atEnd := callJS[bool](`() => { const el = document.querySelector("#hub-log");
+		return el.scrollHeight > el.clientHeight && el.scrollTop + el.clientHeight >= el.scrollHeight - 1; }`)
+	for range 40 {
+		publishOne()
+	}
+	if !mustRun(t, ctx, atEnd) {
+		t.Fatal("the log, longer than its box, is not scrolled to its newest entry")
+	}
+
+	mustRun(t, ctx, callJS[chromedp.Void](`() => { document.querySelector("#hub-log").scrollTop = 0; }`))
+	runActions(t, ctx, typeInto("#hub-pub-data", `{"text": "typed"}`))
+	if got := mustRun(t, ctx, scrollTop); got != 0 {
+		t.Errorf("typing in the publish form scrolled the log to %v, want it left at the top", got)
+	}
+	publishOne()
+	if got := mustRun(t, ctx, scrollTop); got != 0 {
+		t.Errorf("an event scrolled the log to %v, want it left at the top", got)
+	}
+
+	mustRun(t, ctx, callJS[chromedp.Void](`() => { const el = document.querySelector("#hub-log"); el.scrollTop = el.scrollHeight; }`))
+	publishOne()
+	if !mustRun(t, ctx, atEnd) {
+		t.Error("scrolled back to its end, the log does not follow a new event")
+	}
+}
+
 // The publish token typed for the page's own hub is not offered to the
 // hub a ?hub= link names: a link to another origin, opened in the same
 // tab, would otherwise send it there on Publish.
@@ -630,5 +679,78 @@ func TestBrowserHubNeedsAnHTTPHub(t *testing.T) {
 		if got := publishFromPage(t, ctx, 1, fmt.Sprintf(`{"n": %d}`, i)); !strings.HasPrefix(got, "error: ") || !strings.Contains(got, hub) {
 			t.Errorf("?hub=%s: publishing says %q, want an error naming the hub", hub, got)
 		}
+	}
+}
+
+// On an https page, a ?hub= on http:// elsewhere is mixed content: the
+// browser blocks every request to it before it leaves. The Hub panel says
+// so on Connect and on Publish, as the cross-origin panel does. Before,
+// the subscription retried a fetch that could never work, "reconnecting"
+// forever with no reason given, and Publish said "Failed to fetch".
+func TestBrowserHubMixedContent(t *testing.T) {
+	page, _ := startMain(t, tlsTestConfig(testpki.New(t)))
+	cfg := hubTestConfig()
+	cfg.CORS.AllowedOrigins = []string{page}
+	hub, _ := startMain(t, cfg)
+	u, err := url.Parse(hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := "http://ssehub.test:" + u.Port()
+	ctx := newBrowser(t, chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.Flag("host-resolver-rules", "MAP ssehub.test 127.0.0.1"))
+	runPage(t, ctx, page+"/?hub="+url.QueryEscape(target),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitJS(`!["idle", "connecting"].includes(document.querySelector("#hub-state").textContent.trim())`),
+	)
+	if got := mustRun(t, ctx, textOf("#hub-state")); !strings.HasPrefix(got, "error") || !strings.Contains(got, "mixed content") || !strings.Contains(got, target) {
+		t.Errorf("state %q, want an error naming mixed content and %s", got, target)
+	}
+	if got := publishFromPage(t, ctx, 1, `{"n": 1}`); !strings.Contains(got, "mixed content") {
+		t.Errorf("publishing says %q, want mixed content", got)
+	}
+	// The same hub by a loopback name is no mixed content: it streams.
+	runPage(t, ctx, page+"/?hub="+url.QueryEscape("http://localhost:"+u.Port()),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "open"),
+	)
+}
+
+// The Hub panel names the hub it talks to. A ?hub= link sends the
+// subscription, and the tokens typed into the panel, to another server,
+// and nothing on the page said which.
+func TestBrowserHubNamesItsHub(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	other := newSecondOrigin(t)
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	for _, c := range []struct{ page, want string }{
+		{base + "/?service=" + url.QueryEscape(base), base + "/"},
+		{base + "/?hub=" + url.QueryEscape(other), other + "/"},
+		{base + "/?hub=/hub", base + "/hub/"},
+	} {
+		runPage(t, ctx, c.page)
+		if got := mustRun(t, ctx, callJS[string](`() => document.querySelector("#hub-url")?.textContent.trim() ?? "(none)"`)); got != c.want {
+			t.Errorf("%s: the panel names the hub %q, want %q", c.page, got, c.want)
+		}
+	}
+}
+
+// A hub that refuses the page's origin (CORS) leaves the Hub panel
+// retrying: it says why the last attempt failed, with the browser's
+// error, and when it tries again. Before, it showed "reconnecting", then
+// "connecting", forever, with no reason anywhere but the console.
+func TestBrowserHubSaysWhyItReconnects(t *testing.T) {
+	page := newSecondOrigin(t)
+	cfg := hubTestConfig()
+	cfg.CORS.AllowedOrigins = []string{"http://allowed.example"}
+	hub, _ := startMain(t, cfg)
+	ctx := newBrowser(t)
+	runPage(t, ctx, page+"/?hub="+url.QueryEscape(hub),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+		waitText("#hub-state", "reconnecting"),
+	)
+	if got := mustRun(t, ctx, callJS[string](`() => document.querySelector("#hub-failure")?.textContent.trim() ?? "(none)"`)); !strings.Contains(got, "Failed to fetch") {
+		t.Errorf("the panel says %q, want the browser's %q", got, "Failed to fetch")
 	}
 }

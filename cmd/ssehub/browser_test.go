@@ -589,6 +589,31 @@ func TestBrowserFetchStopAbortsTheStream(t *testing.T) {
 	}
 }
 
+// The fetch panel's output follows the words as they arrive, as a chat
+// does: a text longer than its box streamed on out of sight below it.
+func TestBrowserFetchOutputFollowsTheWords(t *testing.T) {
+	base, _ := startMain(t, config.Default())
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	runPage(t, ctx, base+"/",
+		// Typed with real keys, 1,500 words would take long: set the
+		// value and tell Vue with an input event.
+		callJS[chromedp.Void](`(text) => {
+			const el = document.querySelector("#fetch-text");
+			el.value = text;
+			el.dispatchEvent(new Event("input"));
+		}`, strings.Repeat("word ", 1500)),
+		typeInto("#fetch-interval", "0s"),
+		chromedp.Click(chromedp.CSS("#fetch-start")),
+		waitText("#fetch-state", "done"),
+	)
+	got := mustRun(t, ctx, callJS[[]float64](`() => { const el = document.querySelector("#fetch-output");
+		return [el.scrollTop, el.clientHeight, el.scrollHeight]; }`))
+	if top, height, full := got[0], got[1], got[2]; full <= height || top+height < full-1 {
+		t.Errorf("the output shows %v to %v of %v px, want its end", top, top+height, full)
+	}
+}
+
 // TestBrowserEventSourceStopsOn204 opens a raw EventSource that ignores the
 // close event. After the stream's clean end Chromium reconnects, as the spec
 // requires, with Last-Event-ID of the final line; ssehub answers 204, and
@@ -760,6 +785,77 @@ func TestBrowserCrossOriginReadsRetryAfter(t *testing.T) {
 	status, after, _ := strings.Cut(got, " ")
 	if n, err := strconv.Atoi(after); status != "503" || err != nil || n < 1 {
 		t.Errorf("the page read %q, want 503 and its Retry-After in seconds", got)
+	}
+}
+
+// A service that answers with an HTTP error rather than a stream, a 503
+// at capacity (CORS allowed it: the page reads the status and the
+// server's reason) or a 404 from a web server that is not ssehub, is an
+// error in the cross-origin panel: it showed "done", as for a stream that
+// ran to its end.
+func TestBrowserCrossOriginHTTPError(t *testing.T) {
+	page := newSecondOrigin(t)
+	cfg := config.Default()
+	cfg.CORS.AllowedOrigins = []string{page}
+	cfg.Stream.MaxStreams = 1
+	service, _ := startMain(t, cfg)
+	held, err := http.Get(service + "/api/v1/events?topic=demo.held")
+	if err != nil || held.StatusCode != http.StatusOK {
+		t.Fatalf("the one stream: %v %v", held, err)
+	}
+	defer held.Body.Close()
+	ctx := newBrowser(t)
+	// "HTTP 503: " is followed by the server's reason.
+	for _, c := range []struct{ service, want string }{
+		{service, "HTTP 503: "},
+		{page, "HTTP 404"},
+	} {
+		runPage(t, ctx, page+"/?service="+url.QueryEscape(c.service),
+			chromedp.Click(chromedp.CSS("#xo-start")),
+			waitJS(`!["idle", "connecting"].includes(document.querySelector("#xo-state").textContent.trim())`),
+		)
+		if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
+			t.Errorf("%s: state %q, want error", c.service, got)
+		}
+		if got := mustRun(t, ctx, textOf("#xo-error")); !strings.Contains(got, c.want) {
+			t.Errorf("%s: error %q, want %q", c.service, got, c.want)
+		}
+	}
+}
+
+// A stream that CORS allowed and that then broke off, its connection cut
+// before the end, is an error in the cross-origin panel, with the lines it
+// got: it showed "done", as for a stream that ran to its end.
+func TestBrowserCrossOriginDropIsAnError(t *testing.T) {
+	page := newSecondOrigin(t)
+	cut := make(chan struct{})
+	service := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "id: 0\ndata: Streamed line 0\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-cut:
+		case <-r.Context().Done():
+		}
+		panic(http.ErrAbortHandler) // cuts the connection, mid-stream
+	}))
+	t.Cleanup(service.Close)
+	ctx := newBrowser(t)
+	runPage(t, ctx, page+"/?service="+url.QueryEscape(service.URL),
+		chromedp.Click(chromedp.CSS("#xo-start")),
+		waitText("#xo-log li", "Streamed line 0"),
+	)
+	close(cut)
+	runActions(t, ctx, waitJS(`!["idle", "connecting", "allowed"].includes(document.querySelector("#xo-state").textContent.trim())`))
+	if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
+		t.Errorf("state %q, want error", got)
+	}
+	if got := mustRun(t, ctx, textOf("#xo-error")); got == "" {
+		t.Error("no error text for the cut stream")
+	}
+	if got, want := mustRun(t, ctx, textsOf("#xo-log li")), []string{"Streamed line 0"}; !slices.Equal(got, want) {
+		t.Errorf("log %q, want %q", got, want)
 	}
 }
 
