@@ -122,8 +122,9 @@ func (m *Main) Run(ctx context.Context) error {
 	opts.Stream.MaxStreams = capStreams(opts.Stream.MaxStreams, m.Logger)
 	h := handler.New(opts)
 	var conns openConns
+	var running handlers
 	srv := &http.Server{
-		Handler: h,
+		Handler: running.serve(h),
 		// ReadTimeout bounds reading a request, body included: a body
 		// that never comes holds its connection no longer. A stream lifts
 		// it once it starts. Between requests, IdleTimeout governs.
@@ -170,12 +171,17 @@ func (m *Main) Run(ctx context.Context) error {
 		gctx, cancelGrace := context.WithTimeout(context.Background(), closedStreamsGrace)
 		defer cancelGrace()
 		_ = h.Wait(gctx) // the error says why Run ends; this only bounds the wait
+		_ = running.wait(gctx)
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	m.Logger.Info("shutting down", "timeout", m.Config.Server.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
 	defer cancel()
+	// What is still open when sctx is done is closed: its writes fail at
+	// once, so it ends within closedStreamsGrace more.
+	gctx, cancelGrace := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout+closedStreamsGrace)
+	defer cancelGrace()
 	err = m.shutdown(sctx, srv, h, &conns)
 	// Shutdown does not wait for streams taken over from net/http, nor
 	// close them when its time is up: a stream blocked writing to a
@@ -186,13 +192,15 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Warn("shutdown timeout passed: closed the detached streams still open",
 				"streams", n, "timeout", m.Config.Server.ShutdownTimeout)
 		}
-		// Their writes fail at once now; this only bounds the wait.
-		gctx, cancelGrace := context.WithTimeout(context.Background(), closedStreamsGrace)
-		defer cancelGrace()
 		if werr := h.Wait(gctx); err == nil && werr != nil {
 			err = werr
 		}
 	}
+	// A Gin stream's access line is written after its end, once its
+	// handler returns. Shutdown waits for that on the connections it
+	// does not close; on those it closed, and so that the exit does not
+	// lose the line, Run waits for it here.
+	_ = running.wait(gctx) // the streams have ended: this only bounds the wait
 	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
