@@ -27,10 +27,9 @@ import (
 func everyHandshake(m *Main) { m.certCheck = new(time.Duration) }
 
 // stampedWriter writes files for a test, giving each its own modification
-// time, a second after the last one's. File systems stamp a write at a
-// coarse tick (milliseconds on Linux), and a test can write two pairs of
-// the same sizes within one, which a check would take for no change;
-// renewals in production are hours apart.
+// time, a second after the last one's, as renewals hours apart have. (The
+// check compares contents: TestCertReloaderSeesARenewalOfTheSameStamp
+// writes without it.)
 type stampedWriter struct {
 	t     *testing.T
 	mtime time.Time
@@ -312,4 +311,54 @@ func TestCertReloaderConcurrentHandshakes(t *testing.T) {
 		w.write(pki.KeyFile, renewed.KeyPEM)
 	}
 	wg.Wait()
+}
+
+// TestCertReloaderSeesARenewalOfTheSameStamp: a renewed pair of the same
+// sizes as the served one, whose files keep the previous ones'
+// modification times, is loaded. A copy that keeps the source's times
+// (cp -p, rsync -t, files from a Nix store, all dated 1970) writes such
+// files, as does a rewrite within one tick of a file system's clock; the
+// check compared modification times and sizes only, took the renewal for
+// no change and served the old certificate until it expired.
+func TestCertReloaderSeesARenewalOfTheSameStamp(t *testing.T) {
+	pki := testpki.New(t)
+	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := func() []byte {
+		cert, err := certs.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert.Certificate[0]
+	}
+	served()
+	// An ECDSA signature's length varies by a byte or two: renew until
+	// the certificate is as long as the served one (the key always is).
+	renewed := pki.Renew(t)
+	for i := 0; len(renewed.CertPEM) != len(readFile(t, pki.CertFile)); i++ {
+		if i == 100 {
+			t.Fatal("no renewal of the same size in 100")
+		}
+		renewed = pki.Renew(t)
+	}
+	if len(renewed.KeyPEM) != len(readFile(t, pki.KeyFile)) {
+		t.Fatal("the renewed key has another size")
+	}
+	for path, data := range map[string][]byte{pki.CertFile: renewed.CertPEM, pki.KeyFile: renewed.KeyPEM} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, time.Time{}, fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(served(), renewed.DER) {
+		t.Fatal("the renewed pair, with the same sizes and modification times, was not loaded")
+	}
 }
