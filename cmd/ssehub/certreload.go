@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -50,6 +52,21 @@ func (p pairPEM) equal(q pairPEM) bool {
 	return bytes.Equal(p.cert, q.cert) && bytes.Equal(p.key, q.key)
 }
 
+// load parses the pair. A certificate file that ends in a block cut
+// short does not load: it was caught half-written, and its complete
+// blocks would serve a chain short of its intermediates, which a client
+// that needs them to verify the leaf refuses.
+func (p pairPEM) load() (tls.Certificate, error) {
+	rest := p.cert
+	for block := (&pem.Block{}); block != nil; {
+		block, rest = pem.Decode(rest)
+	}
+	if bytes.Contains(rest, []byte("-----BEGIN")) {
+		return tls.Certificate{}, errors.New("tls: the certificate file ends in a PEM block cut short")
+	}
+	return tls.X509KeyPair(p.cert, p.key)
+}
+
 // newCertReloader loads the pair in certFile and keyFile, failing as
 // start-up should when it does not load, and checks them again at most
 // every interval.
@@ -58,7 +75,7 @@ func newCertReloader(certFile, keyFile string, interval time.Duration, log *slog
 	files, err := r.read()
 	var cert tls.Certificate
 	if err == nil {
-		cert, err = tls.X509KeyPair(files.cert, files.key)
+		cert, err = files.load()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("server.tls.cert_file %q, server.tls.key_file %q: %w", certFile, keyFile, err)
@@ -91,7 +108,7 @@ func (r *certReloader) check() {
 	}
 	var cert tls.Certificate
 	if err == nil {
-		cert, err = tls.X509KeyPair(files.cert, files.key)
+		cert, err = files.load()
 	}
 	if err != nil {
 		if changed {

@@ -362,3 +362,50 @@ func TestCertReloaderSeesARenewalOfTheSameStamp(t *testing.T) {
 		t.Fatal("the renewed pair, with the same sizes and modification times, was not loaded")
 	}
 }
+
+// TestCertReloaderKeepsAChainCaughtHalfWritten: a chain file caught
+// half-written, its leaf whole and the next certificate cut short, keeps
+// the previous chain serving until the file is complete. The cut block
+// was skipped: the leaf loaded alone, and until the next check a client
+// that needs the intermediate to verify the leaf failed its handshake.
+func TestCertReloaderKeepsAChainCaughtHalfWritten(t *testing.T) {
+	pki := testpki.New(t)
+	intermediate := readFile(t, pki.CAFile) // stands in for one
+	chain := func(leaf []byte) []byte { return append(append([]byte(nil), leaf...), intermediate...) }
+	if err := os.WriteFile(pki.CertFile, chain(readFile(t, pki.CertFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := func() [][]byte {
+		cert, err := certs.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert.Certificate
+	}
+	original := served()
+	if len(original) != 2 {
+		t.Fatalf("the chain at start has %d certificates, want 2", len(original))
+	}
+
+	renewed := pki.Renew(t)
+	full := chain(renewed.CertPEM)
+	w := newStampedWriter(t)
+	w.write(pki.KeyFile, renewed.KeyPEM)
+	w.write(pki.CertFile, full[:len(full)-len(intermediate)/2])
+	if got := served(); len(got) != 2 || !bytes.Equal(got[0], original[0]) {
+		t.Fatalf("a chain caught half-written: %d certificates served, the leaf the previous one: %v; want the previous chain",
+			len(got), bytes.Equal(got[0], original[0]))
+	}
+	if !strings.Contains(logs.tail(1<<20), "level=WARN") {
+		t.Errorf("no warning of the pair that does not load:\n%s", logs.tail(1<<20))
+	}
+	w.write(pki.CertFile, full)
+	if got := served(); len(got) != 2 || !bytes.Equal(got[0], renewed.DER) {
+		t.Fatal("the chain complete was not loaded")
+	}
+}
