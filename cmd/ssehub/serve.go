@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ssehub/ssehub/config"
@@ -133,7 +135,7 @@ func (m *Main) Run(ctx context.Context) error {
 		IdleTimeout:       idleTimeout,
 		TLSConfig:         tlsConfig,
 		Protocols:         serverProtocols(m.Config.Server),
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:          serverErrorLog(m.Logger.Handler()),
 		ConnState: func(c net.Conn, state http.ConnState) {
 			conns.track(c, state)
 			if m.connState != nil {
@@ -307,6 +309,33 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 		TrustedProxies: cfg.Server.TrustedProxies,
 		Static:         static.FS,
 	}
+}
+
+// serverErrorLog is net/http's error log: its lines are warnings, except
+// a TLS handshake the client left without a word, closing or resetting
+// the connection before or during it. A TCP health check (a load
+// balancer's, Kubernetes' tcpSocket probe) or a port scan does that, every
+// few seconds or at the rate it likes: at debug. A handshake the client
+// refused (an expired certificate, a chain it cannot verify) ends with its
+// alert, and still warns.
+func serverErrorLog(h slog.Handler) *log.Logger {
+	return log.New(errorLogWriter{h}, "", 0)
+}
+
+type errorLogWriter struct{ h slog.Handler }
+
+func (w errorLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error from ") &&
+		(strings.HasSuffix(msg, ": EOF") || strings.HasSuffix(msg, ": connection reset by peer")) {
+		level = slog.LevelDebug
+	}
+	ctx := context.Background()
+	if !w.h.Enabled(ctx, level) {
+		return len(p), nil
+	}
+	return len(p), w.h.Handle(ctx, slog.NewRecord(time.Now(), level, msg, 0))
 }
 
 // newLogger builds the process logger from log.level and log.format.
