@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,19 +13,23 @@ import (
 )
 
 // certCheckInterval is how often, at most, a TLS handshake looks at
-// server.tls's files for a renewed pair. The check is two stats, made by
-// whichever handshake finds it due: no goroutine watches the files.
+// server.tls's files for a renewed pair. The check reads the two files,
+// a few KiB, made by whichever handshake finds it due: no goroutine
+// watches the files.
 const certCheckInterval = time.Second
 
 // certReloader serves the certificate in server.tls's files and picks up
 // a renewed pair without a restart: a handshake at least interval after
-// the last check stats both files and, when either's modification time
-// or size changed, loads the pair. Stat follows symlinks, so a swapped
-// link (a Kubernetes secret volume, certbot's live directory) counts as a
-// change. A pair that does not load (caught half-written, or a key that
-// is not the certificate's) leaves the previous certificate serving, is
-// logged once and tried again at the next check. Its methods are safe
-// for concurrent use.
+// the last check reads both files and, when either's contents changed,
+// loads the pair. The contents, not modification times and sizes: a
+// renewal of the same size can keep the previous files' times (a copy
+// that keeps its source's, files from a Nix store, a rewrite within one
+// tick of the file system's clock). Reading follows symlinks, so a
+// swapped link (a Kubernetes secret volume, certbot's live directory)
+// counts as a change. A pair that does not load (caught half-written, or
+// a key that is not the certificate's) leaves the previous certificate
+// serving, is logged once and tried again at the next check. Its methods
+// are safe for concurrent use.
 type certReloader struct {
 	certFile, keyFile string
 	interval          time.Duration
@@ -30,17 +37,34 @@ type certReloader struct {
 
 	mu     sync.Mutex
 	cert   *tls.Certificate // served
-	loaded pairStamp        // the files as cert was loaded from them
-	tried  pairStamp        // the files at the last check: warned about once
+	loaded pairPEM          // the files as cert was loaded from them
+	tried  pairPEM          // the files at the last check: warned about once
 	next   time.Time        // when the files are due a check
 }
 
-// pairStamp is what a check compares of the two files: modification
-// times in Unix nanoseconds, and sizes. The zero value stands for a pair
-// that could not be stat'ed.
-type pairStamp struct {
-	certMod, certSize int64
-	keyMod, keySize   int64
+// pairPEM is what a check compares of the two files: their contents.
+// The zero value stands for a pair that could not be read.
+type pairPEM struct {
+	cert, key []byte
+}
+
+func (p pairPEM) equal(q pairPEM) bool {
+	return bytes.Equal(p.cert, q.cert) && bytes.Equal(p.key, q.key)
+}
+
+// load parses the pair. A certificate file that ends in a block cut
+// short does not load: it was caught half-written, and its complete
+// blocks would serve a chain short of its intermediates, which a client
+// that needs them to verify the leaf refuses.
+func (p pairPEM) load() (tls.Certificate, error) {
+	rest := p.cert
+	for block := (&pem.Block{}); block != nil; {
+		block, rest = pem.Decode(rest)
+	}
+	if bytes.Contains(rest, []byte("-----BEGIN")) {
+		return tls.Certificate{}, errors.New("tls: the certificate file ends in a PEM block cut short")
+	}
+	return tls.X509KeyPair(p.cert, p.key)
 }
 
 // newCertReloader loads the pair in certFile and keyFile, failing as
@@ -48,12 +72,15 @@ type pairStamp struct {
 // every interval.
 func newCertReloader(certFile, keyFile string, interval time.Duration, log *slog.Logger) (*certReloader, error) {
 	r := &certReloader{certFile: certFile, keyFile: keyFile, interval: interval, log: log}
-	stamp, _ := r.stat() // before loading: a change made meanwhile is seen at the next check
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	files, err := r.read()
+	var cert tls.Certificate
+	if err == nil {
+		cert, err = files.load()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("server.tls.cert_file %q, server.tls.key_file %q: %w", certFile, keyFile, err)
 	}
-	r.cert, r.loaded, r.tried = &cert, stamp, stamp
+	r.cert, r.loaded, r.tried = &cert, files, files
 	r.next = time.Now().Add(interval)
 	return r, nil
 }
@@ -73,15 +100,15 @@ func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 // check loads the pair when the files changed since it was loaded; r.mu
 // is held.
 func (r *certReloader) check() {
-	stamp, err := r.stat()
-	changed := stamp != r.tried
-	r.tried = stamp
-	if err == nil && stamp == r.loaded {
+	files, err := r.read()
+	changed := !files.equal(r.tried)
+	r.tried = files
+	if err == nil && files.equal(r.loaded) {
 		return
 	}
 	var cert tls.Certificate
 	if err == nil {
-		cert, err = tls.LoadX509KeyPair(r.certFile, r.keyFile)
+		cert, err = files.load()
 	}
 	if err != nil {
 		if changed {
@@ -90,7 +117,7 @@ func (r *certReloader) check() {
 		}
 		return
 	}
-	r.cert, r.loaded = &cert, stamp
+	r.cert, r.loaded = &cert, files
 	var notAfter time.Time
 	if cert.Leaf != nil { // nil only with GODEBUG=x509keypairleaf=0
 		notAfter = cert.Leaf.NotAfter
@@ -99,16 +126,16 @@ func (r *certReloader) check() {
 		"server.tls.cert_file", r.certFile, "server.tls.key_file", r.keyFile, "not_after", notAfter)
 }
 
-// stat returns the files' stamp, or the zero stamp and the error of the
-// first that cannot be stat'ed.
-func (r *certReloader) stat() (pairStamp, error) {
-	c, err := os.Stat(r.certFile)
+// read returns the files' contents, or the zero pair and the error of
+// the first that cannot be read.
+func (r *certReloader) read() (pairPEM, error) {
+	c, err := os.ReadFile(r.certFile)
 	if err != nil {
-		return pairStamp{}, err
+		return pairPEM{}, err
 	}
-	k, err := os.Stat(r.keyFile)
+	k, err := os.ReadFile(r.keyFile)
 	if err != nil {
-		return pairStamp{}, err
+		return pairPEM{}, err
 	}
-	return pairStamp{c.ModTime().UnixNano(), c.Size(), k.ModTime().UnixNano(), k.Size()}, nil
+	return pairPEM{c, k}, nil
 }

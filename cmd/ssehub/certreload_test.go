@@ -27,10 +27,9 @@ import (
 func everyHandshake(m *Main) { m.certCheck = new(time.Duration) }
 
 // stampedWriter writes files for a test, giving each its own modification
-// time, a second after the last one's. File systems stamp a write at a
-// coarse tick (milliseconds on Linux), and a test can write two pairs of
-// the same sizes within one, which a check would take for no change;
-// renewals in production are hours apart.
+// time, a second after the last one's, as renewals hours apart have. (The
+// check compares contents: TestCertReloaderSeesARenewalOfTheSameStamp
+// writes without it.)
 type stampedWriter struct {
 	t     *testing.T
 	mtime time.Time
@@ -312,4 +311,101 @@ func TestCertReloaderConcurrentHandshakes(t *testing.T) {
 		w.write(pki.KeyFile, renewed.KeyPEM)
 	}
 	wg.Wait()
+}
+
+// TestCertReloaderSeesARenewalOfTheSameStamp: a renewed pair of the same
+// sizes as the served one, whose files keep the previous ones'
+// modification times, is loaded. A copy that keeps the source's times
+// (cp -p, rsync -t, files from a Nix store, all dated 1970) writes such
+// files, as does a rewrite within one tick of a file system's clock; the
+// check compared modification times and sizes only, took the renewal for
+// no change and served the old certificate until it expired.
+func TestCertReloaderSeesARenewalOfTheSameStamp(t *testing.T) {
+	pki := testpki.New(t)
+	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := func() []byte {
+		cert, err := certs.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert.Certificate[0]
+	}
+	served()
+	// An ECDSA signature's length varies by a byte or two: renew until
+	// the certificate is as long as the served one (the key always is).
+	renewed := pki.Renew(t)
+	for i := 0; len(renewed.CertPEM) != len(readFile(t, pki.CertFile)); i++ {
+		if i == 100 {
+			t.Fatal("no renewal of the same size in 100")
+		}
+		renewed = pki.Renew(t)
+	}
+	if len(renewed.KeyPEM) != len(readFile(t, pki.KeyFile)) {
+		t.Fatal("the renewed key has another size")
+	}
+	for path, data := range map[string][]byte{pki.CertFile: renewed.CertPEM, pki.KeyFile: renewed.KeyPEM} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, time.Time{}, fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(served(), renewed.DER) {
+		t.Fatal("the renewed pair, with the same sizes and modification times, was not loaded")
+	}
+}
+
+// TestCertReloaderKeepsAChainCaughtHalfWritten: a chain file caught
+// half-written, its leaf whole and the next certificate cut short, keeps
+// the previous chain serving until the file is complete. The cut block
+// was skipped: the leaf loaded alone, and until the next check a client
+// that needs the intermediate to verify the leaf failed its handshake.
+func TestCertReloaderKeepsAChainCaughtHalfWritten(t *testing.T) {
+	pki := testpki.New(t)
+	intermediate := readFile(t, pki.CAFile) // stands in for one
+	chain := func(leaf []byte) []byte { return append(append([]byte(nil), leaf...), intermediate...) }
+	if err := os.WriteFile(pki.CertFile, chain(readFile(t, pki.CertFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := func() [][]byte {
+		cert, err := certs.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert.Certificate
+	}
+	original := served()
+	if len(original) != 2 {
+		t.Fatalf("the chain at start has %d certificates, want 2", len(original))
+	}
+
+	renewed := pki.Renew(t)
+	full := chain(renewed.CertPEM)
+	w := newStampedWriter(t)
+	w.write(pki.KeyFile, renewed.KeyPEM)
+	w.write(pki.CertFile, full[:len(full)-len(intermediate)/2])
+	if got := served(); len(got) != 2 || !bytes.Equal(got[0], original[0]) {
+		t.Fatalf("a chain caught half-written: %d certificates served, the leaf the previous one: %v; want the previous chain",
+			len(got), bytes.Equal(got[0], original[0]))
+	}
+	if !strings.Contains(logs.tail(1<<20), "level=WARN") {
+		t.Errorf("no warning of the pair that does not load:\n%s", logs.tail(1<<20))
+	}
+	w.write(pki.CertFile, full)
+	if got := served(); len(got) != 2 || !bytes.Equal(got[0], renewed.DER) {
+		t.Fatal("the chain complete was not loaded")
+	}
 }

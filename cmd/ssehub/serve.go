@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ssehub/ssehub/config"
@@ -122,8 +124,9 @@ func (m *Main) Run(ctx context.Context) error {
 	opts.Stream.MaxStreams = capStreams(opts.Stream.MaxStreams, m.Logger)
 	h := handler.New(opts)
 	var conns openConns
+	var running handlers
 	srv := &http.Server{
-		Handler: h,
+		Handler: running.serve(h),
 		// ReadTimeout bounds reading a request, body included: a body
 		// that never comes holds its connection no longer. A stream lifts
 		// it once it starts. Between requests, IdleTimeout governs.
@@ -132,7 +135,7 @@ func (m *Main) Run(ctx context.Context) error {
 		IdleTimeout:       idleTimeout,
 		TLSConfig:         tlsConfig,
 		Protocols:         serverProtocols(m.Config.Server),
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:          serverErrorLog(m.Logger.Handler()),
 		ConnState: func(c net.Conn, state http.ConnState) {
 			conns.track(c, state)
 			if m.connState != nil {
@@ -170,12 +173,17 @@ func (m *Main) Run(ctx context.Context) error {
 		gctx, cancelGrace := context.WithTimeout(context.Background(), closedStreamsGrace)
 		defer cancelGrace()
 		_ = h.Wait(gctx) // the error says why Run ends; this only bounds the wait
+		_ = running.wait(gctx)
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	m.Logger.Info("shutting down", "timeout", m.Config.Server.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
 	defer cancel()
+	// What is still open when sctx is done is closed: its writes fail at
+	// once, so it ends within closedStreamsGrace more.
+	gctx, cancelGrace := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout+closedStreamsGrace)
+	defer cancelGrace()
 	err = m.shutdown(sctx, srv, h, &conns)
 	// Shutdown does not wait for streams taken over from net/http, nor
 	// close them when its time is up: a stream blocked writing to a
@@ -186,13 +194,15 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Warn("shutdown timeout passed: closed the detached streams still open",
 				"streams", n, "timeout", m.Config.Server.ShutdownTimeout)
 		}
-		// Their writes fail at once now; this only bounds the wait.
-		gctx, cancelGrace := context.WithTimeout(context.Background(), closedStreamsGrace)
-		defer cancelGrace()
 		if werr := h.Wait(gctx); err == nil && werr != nil {
 			err = werr
 		}
 	}
+	// A Gin stream's access line is written after its end, once its
+	// handler returns. Shutdown waits for that on the connections it
+	// does not close; on those it closed, and so that the exit does not
+	// lose the line, Run waits for it here.
+	_ = running.wait(gctx) // the streams have ended: this only bounds the wait
 	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
@@ -299,6 +309,33 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 		TrustedProxies: cfg.Server.TrustedProxies,
 		Static:         static.FS,
 	}
+}
+
+// serverErrorLog is net/http's error log: its lines are warnings, except
+// a TLS handshake the client left without a word, closing or resetting
+// the connection before or during it. A TCP health check (a load
+// balancer's, Kubernetes' tcpSocket probe) or a port scan does that, every
+// few seconds or at the rate it likes: at debug. A handshake the client
+// refused (an expired certificate, a chain it cannot verify) ends with its
+// alert, and still warns.
+func serverErrorLog(h slog.Handler) *log.Logger {
+	return log.New(errorLogWriter{h}, "", 0)
+}
+
+type errorLogWriter struct{ h slog.Handler }
+
+func (w errorLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error from ") &&
+		(strings.HasSuffix(msg, ": EOF") || strings.HasSuffix(msg, ": connection reset by peer")) {
+		level = slog.LevelDebug
+	}
+	ctx := context.Background()
+	if !w.h.Enabled(ctx, level) {
+		return len(p), nil
+	}
+	return len(p), w.h.Handle(ctx, slog.NewRecord(time.Now(), level, msg, 0))
 }
 
 // newLogger builds the process logger from log.level and log.format.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,15 +24,119 @@ func TestShutdownWithBlockedStreamEndsCleanly(t *testing.T) {
 	var logs lockedBuffer
 	url, stop := startMainLogging(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 
+	blockStream(t, url, "blocked")
+
+	start := time.Now()
+	stop() // fails the test if Run returns an error
+	if elapsed := time.Since(start); elapsed > cfg.Server.ShutdownTimeout+2*time.Second {
+		t.Errorf("Run returned after %v, shutdown timeout %v", elapsed, cfg.Server.ShutdownTimeout)
+	}
+	out := logs.tail(1 << 20)
+	if !strings.Contains(out, "shutdown timeout passed: closed") {
+		t.Errorf("no warning that open streams were closed at the shutdown timeout; log:\n%s", out)
+	}
+	// The server ended the stream: not a failed write, nor a gone client.
+	// Run waited for it to end: its line is there.
+	if ended := grepLine(out, `msg="stream ended"`); !strings.Contains(ended, `reason="shutting down`) {
+		t.Errorf("the stream's end line %q, want its reason shutting down", ended)
+	}
+}
+
+// TestShutdownWaitsForTheAccessLines shuts down while a stream is blocked
+// writing, past the shutdown timeout, with a log that is slow to take
+// the stream's access line (a pipe to a busy reader). A Gin stream's
+// access line is written after its end, once its handler returns: Run
+// returned once the stream had ended, and main's exit could lose the
+// line. Run must wait for it, as for the streams, within
+// closedStreamsGrace.
+func TestShutdownWaitsForTheAccessLines(t *testing.T) {
+	cfg := readTimeoutConfig(5 * time.Second)
+	cfg.Server.ShutdownTimeout = 500 * time.Millisecond
+	cfg.Stream.WriteTimeout = time.Minute
+	var logs lockedBuffer
+	returned := make(chan struct{})
+	written := make(chan bool, 1)
+	log := slog.New(slowAccessLines{
+		Handler: slog.NewTextHandler(&logs, nil), path: "/api/v1/events",
+		returned: returned, written: written,
+	})
+	url, stop := startMainLogging(t, cfg, log)
+
+	blockStream(t, url, "blocked")
+	stop()
+	close(returned)
+	select {
+	case late := <-written:
+		if late {
+			t.Errorf("the stream's access line was written after Run returned; log:\n%s", logs.tail(1<<20))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no access line for the stream; log:\n%s", logs.tail(1<<20))
+	}
+}
+
+// slowAccessLines holds back the access line of a request to path until
+// returned is closed, or for 200 ms at most (less than
+// closedStreamsGrace), and then says on written whether returned was
+// closed by then.
+type slowAccessLines struct {
+	slog.Handler
+	path     string
+	returned <-chan struct{}
+	written  chan<- bool
+}
+
+func (h slowAccessLines) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message != "request" || !recordHas(r, "path", h.path) {
+		return h.Handler.Handle(ctx, r)
+	}
+	late := false
+	select {
+	case <-h.returned:
+		late = true
+	case <-time.After(200 * time.Millisecond):
+	}
+	err := h.Handler.Handle(ctx, r)
+	select {
+	case h.written <- late:
+	default:
+	}
+	return err
+}
+
+func (h slowAccessLines) WithAttrs(attrs []slog.Attr) slog.Handler {
+	h.Handler = h.Handler.WithAttrs(attrs)
+	return h
+}
+
+func (h slowAccessLines) WithGroup(name string) slog.Handler {
+	h.Handler = h.Handler.WithGroup(name)
+	return h
+}
+
+// recordHas says whether r has the attribute key with the string value.
+func recordHas(r slog.Record, key, value string) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		found = a.Key == key && a.Value.String() == value
+		return !found
+	})
+	return found
+}
+
+// blockStream subscribes to topic over a connection that then reads
+// nothing, and publishes to it until the stream is blocked writing.
+func blockStream(t *testing.T, url, topic string) {
+	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Write([]byte("GET /api/v1/events?topic=blocked HTTP/1.1\r\nHost: ssehub.test\r\n" +
+	if _, err := conn.Write([]byte("GET /api/v1/events?topic=" + topic + " HTTP/1.1\r\nHost: ssehub.test\r\n" +
 		"Authorization: Bearer " + hubTestToken + "\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -63,24 +168,9 @@ func TestShutdownWithBlockedStreamEndsCleanly(t *testing.T) {
 	// write blocks long before the last publish is answered.
 	data := strings.Repeat("b", 60000)
 	for i := range 300 {
-		if status, answer := publishOverHTTP(t, url, hubTestToken, "blocked", data); status != http.StatusCreated {
+		if status, answer := publishOverHTTP(t, url, hubTestToken, topic, data); status != http.StatusCreated {
 			t.Fatalf("publish %d: %d %s", i, status, answer)
 		}
-	}
-
-	start := time.Now()
-	stop() // fails the test if Run returns an error
-	if elapsed := time.Since(start); elapsed > cfg.Server.ShutdownTimeout+2*time.Second {
-		t.Errorf("Run returned after %v, shutdown timeout %v", elapsed, cfg.Server.ShutdownTimeout)
-	}
-	out := logs.tail(1 << 20)
-	if !strings.Contains(out, "shutdown timeout passed: closed") {
-		t.Errorf("no warning that open streams were closed at the shutdown timeout; log:\n%s", out)
-	}
-	// The server ended the stream: not a failed write, nor a gone client.
-	// Run waited for it to end: its line is there.
-	if ended := grepLine(out, `msg="stream ended"`); !strings.Contains(ended, `reason="shutting down`) {
-		t.Errorf("the stream's end line %q, want its reason shutting down", ended)
 	}
 }
 

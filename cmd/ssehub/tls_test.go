@@ -11,6 +11,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -306,5 +308,61 @@ func waitStreams(t *testing.T, client *http.Client, base string, n float64) {
 				metricWith(t, client, base, "ssehub_streams_active"), metricWith(t, client, base, "ssehub_subscribers"), n)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestTLSProbeLogsNoWarning: a connection closed before its TLS
+// handshake (a TCP health check of a load balancer or of Kubernetes, a
+// port scan) writes no warning: net/http's "TLS handshake error ...: EOF"
+// was one, every few seconds per probe, and at the rate a client chose.
+// It is a debug line; a handshake the client refuses (an expired
+// certificate, a chain it cannot verify) still warns.
+func TestTLSProbeLogsNoWarning(t *testing.T) {
+	pki := testpki.New(t)
+	var logs lockedBuffer
+	closed := make(chan struct{}, 4)
+	base, _ := startMainLogging(t, tlsTestConfig(pki), slog.New(slog.NewTextHandler(&logs, nil)), func(m *Main) {
+		m.connState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateClosed {
+				closed <- struct{}{}
+			}
+		}
+	})
+	addr := strings.TrimPrefix(base, "https://")
+	waitClosed := func(what string) {
+		t.Helper()
+		select {
+		case <-closed: // after net/http logged the handshake's error
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: the server did not close the connection", what)
+		}
+	}
+
+	for _, reset := range []bool{false, true} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reset {
+			if err := conn.(*net.TCPConn).SetLinger(0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conn.Close()
+		waitClosed("a probe")
+	}
+	if line := grepLine(logs.tail(1<<20), "TLS handshake error"); line != "" {
+		t.Errorf("a connection closed before its handshake: %s", line)
+	}
+
+	// A client that does not trust the certificate refuses the handshake.
+	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "127.0.0.1"})
+	if err == nil {
+		conn.Close()
+		t.Fatal("a client without the CA completed the handshake")
+	}
+	waitClosed("a refused handshake")
+	if line := grepLine(logs.tail(1<<20), "TLS handshake error"); !strings.Contains(line, "level=WARN") {
+		t.Errorf("a handshake the client refused: %q, want a warning", line)
 	}
 }
