@@ -148,17 +148,22 @@ func TestHubResumesWithLastEventID(t *testing.T) {
 // goes on from: a client that goes away before the next event and comes
 // back with it gets what was published meanwhile. (Without an id, it came
 // back with the same id, was reset again, and missed those events.)
+// Ids are strings: one the hub never sent, though it reads as the number
+// of one ("0" before an id, "+" before it), is not that one's.
 func TestHubResetWhenItCannotResume(t *testing.T) {
-	for _, id := range []string{"garbage", "99999999999999999"} {
+	for _, id := range []string{"garbage", "99999999999999999", "0{before}", "00{before}", "+{before}"} {
 		t.Run(id, func(t *testing.T) {
 			ts := newHubServer(t)
-			ts.publish(t, "a", `{"data": "before"}`)
+			before := ts.publish(t, "a", `{"data": "before"}`)
+			id := strings.ReplaceAll(id, "{before}", before)
 			p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": id})
+			// Published now, so that a stream that resumed instead of
+			// resetting has an event to show it by.
+			live := ts.publish(t, "a", `{"data": "after"}`)
 			reset := next(t, p)
 			if reset.Type != "reset" || reset.Data == "" || reset.ID == "" {
 				t.Fatalf("first event %+v, want a reset saying why, with an id", reset)
 			}
-			live := ts.publish(t, "a", `{"data": "after"}`)
 			if got := next(t, p); got.ID != live || got.Data != "after" {
 				t.Fatalf("after reset %+v, want live id %s", got, live)
 			}
