@@ -309,6 +309,44 @@ func TestJSONBodyWithBrokenFramingSaysSo(t *testing.T) {
 	}
 }
 
+// The body of a GET stream's request, read and dropped, says what is
+// wrong with its framing as a JSON body does: a body that ended before its
+// Content-Length or in the middle of a chunk was answered with Go's own
+// text, "unexpected EOF".
+func TestStreamBodyWithBrokenFramingSaysSo(t *testing.T) {
+	const body = "ignored"
+	for _, path := range []string{"/stream", "/api/v1/events?topic=a"} {
+		for _, tt := range []struct {
+			name, framing, body string
+			mentions            string
+		}{
+			{"a chunk size that is no number", "Transfer-Encoding: chunked", "zz\r\n" + body + "\r\n0\r\n\r\n", "chunk"},
+			{"short of its Content-Length", fmt.Sprintf("Content-Length: %d", len(body)+10), body, fmt.Sprintf("body: it ended after %d of its %d bytes", len(body), len(body)+10)},
+			{"in the middle of a chunk", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n", len(body)+10) + body, "body: it ended in the middle of a chunk"},
+		} {
+			t.Run(path+"/"+tt.name, func(t *testing.T) {
+				ts := newHubServer(t)
+				conn := ts.dial(t)
+				req := "GET " + path + " HTTP/1.1\r\nHost: ssehub\r\n" + tt.framing + "\r\n\r\n" + tt.body
+				if _, err := io.WriteString(conn, req); err != nil {
+					t.Fatal(err)
+				}
+				if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, tt.mentions) {
+					t.Errorf("error %q, want it to mention %q", msg, tt.mentions)
+				}
+			})
+		}
+	}
+}
+
 // A chunked body past its cap is answered 413 at once, while its client
 // still waits to send the rest, and the connection closes: net/http, not
 // told of the cap through Gin's writer, read on for up to 256 KiB more of
