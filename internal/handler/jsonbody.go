@@ -105,7 +105,8 @@ func bodyError(err error, n, contentLength int64) error {
 		// The client closed its side: its JSON may be whole.
 		return badRequest("body: it ended after %d of its %d bytes (Content-Length)", n, contentLength)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return badRequest("body: it ended in the middle of a chunk")
+		// In a chunk or between two: net/http's reader does not say.
+		return badRequest("body: it ended before its last chunk (the chunk of size 0)")
 	default: // its chunked framing is broken
 		return badRequest("body: %s", stream.Quote(err.Error()))
 	}

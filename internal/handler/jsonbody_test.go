@@ -271,9 +271,12 @@ func unknownField(body []byte, fields ...string) error {
 }
 
 // A body whose framing is broken, a chunk that is not one or a body that
-// ends before its Content-Length (the client half-closed), is a 400 that
-// says so, on every JSON endpoint: both were "not valid JSON" or "the JSON
-// ends too early", about a body whose JSON may be whole.
+// ends before its Content-Length or its last chunk (the client
+// half-closed), is a 400 that says so, on every JSON endpoint: both were
+// "not valid JSON" or "the JSON ends too early", about a body whose JSON
+// may be whole. One that ended between two chunks was said to have ended
+// "in the middle of a chunk", which sent its client looking at its chunk
+// sizes.
 func TestJSONBodyWithBrokenFramingSaysSo(t *testing.T) {
 	for _, e := range jsonEndpoints {
 		good := e.body("a b")
@@ -283,7 +286,8 @@ func TestJSONBodyWithBrokenFramingSaysSo(t *testing.T) {
 		}{
 			{"a chunk size that is no number", "Transfer-Encoding: chunked", "zz\r\n" + good + "\r\n0\r\n\r\n", "chunk"},
 			{"short of its Content-Length", fmt.Sprintf("Content-Length: %d", len(good)+10), good, fmt.Sprintf("ended after %d of its %d bytes", len(good), len(good)+10)},
-			{"in the middle of a chunk", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n", len(good)+10) + good, "ended in the middle of a chunk"},
+			{"in the middle of a chunk", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n", len(good)+10) + good, "ended before its last chunk"},
+			{"between chunks", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n%s\r\n", len(good), good), "ended before its last chunk"},
 		} {
 			t.Run(e.path+"/"+tt.name, func(t *testing.T) {
 				ts := newHubServer(t)
@@ -311,7 +315,7 @@ func TestJSONBodyWithBrokenFramingSaysSo(t *testing.T) {
 
 // The body of a GET stream's request, read and dropped, says what is
 // wrong with its framing as a JSON body does: a body that ended before its
-// Content-Length or in the middle of a chunk was answered with Go's own
+// Content-Length or before its last chunk was answered with Go's own
 // text, "unexpected EOF".
 func TestStreamBodyWithBrokenFramingSaysSo(t *testing.T) {
 	const body = "ignored"
@@ -322,7 +326,8 @@ func TestStreamBodyWithBrokenFramingSaysSo(t *testing.T) {
 		}{
 			{"a chunk size that is no number", "Transfer-Encoding: chunked", "zz\r\n" + body + "\r\n0\r\n\r\n", "chunk"},
 			{"short of its Content-Length", fmt.Sprintf("Content-Length: %d", len(body)+10), body, fmt.Sprintf("body: it ended after %d of its %d bytes", len(body), len(body)+10)},
-			{"in the middle of a chunk", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n", len(body)+10) + body, "body: it ended in the middle of a chunk"},
+			{"in the middle of a chunk", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n", len(body)+10) + body, "body: it ended before its last chunk"},
+			{"between chunks", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n%s\r\n", len(body), body), "body: it ended before its last chunk"},
 		} {
 			t.Run(path+"/"+tt.name, func(t *testing.T) {
 				ts := newHubServer(t)
