@@ -158,8 +158,12 @@ func (h *Handler) requestToken(c *gin.Context) (string, error) {
 		return token, err
 	}
 	// Not c.Query: see subscribe.
-	if token, _, err := queryParam(c.Request.URL.Query(), "access_token"); token != "" || err != nil {
-		return token, err
+	token, _, err := queryParam(c.Request.URL.Query(), "access_token")
+	if err != nil {
+		return "", invalidRequest{err}
+	}
+	if token != "" {
+		return token, nil
 	}
 	return h.cookieToken(c.Request), nil
 }
@@ -186,11 +190,11 @@ func (h *Handler) cookieToken(r *http.Request) string {
 }
 
 // bearerToken returns the token of an `Authorization: Bearer` header, or
-// a 400 when the request has two Authorization headers.
+// a 400 (invalidRequest) when the request has two Authorization headers.
 func bearerToken(c *gin.Context) (string, error) {
 	header, _, err := oneValue("header", "Authorization", c.Request.Header.Values("Authorization"))
 	if err != nil {
-		return "", err
+		return "", invalidRequest{err}
 	}
 	scheme, token, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {

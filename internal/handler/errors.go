@@ -99,6 +99,8 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 	case errors.Is(err, errNotGranted):
 		// A valid token that does not allow this (RFC 6750 §3.1).
 		c.Header("WWW-Authenticate", `Bearer realm="ssehub", error="insufficient_scope"`)
+	case errors.As(err, new(invalidRequest)):
+		c.Header("WWW-Authenticate", `Bearer realm="ssehub", error="invalid_request"`)
 	case status == http.StatusUnauthorized:
 		challenge := `Bearer realm="ssehub"`
 		if errors.Is(err, errBadToken) {
@@ -144,6 +146,14 @@ func abortUnavailable(c *gin.Context, err error) {
 	}
 	c.AbortWithStatusJSON(http.StatusServiceUnavailable, gin.H{"error": msg})
 }
+
+// invalidRequest marks a 400 for the way a token was sent (a header or
+// parameter given twice): its answer carries the challenge RFC 6750 §3.1
+// gives a malformed request, error="invalid_request", as a 401 carries
+// one. Its text is that of the error it wraps.
+type invalidRequest struct{ error }
+
+func (e invalidRequest) Unwrap() error { return e.error }
 
 // badRequest wraps errBadRequest with what was wrong.
 func badRequest(format string, args ...any) error {

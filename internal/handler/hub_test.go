@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/stream"
 	"github.com/ssehub/ssehub/internal/testlog"
 )
@@ -146,17 +148,22 @@ func TestHubResumesWithLastEventID(t *testing.T) {
 // goes on from: a client that goes away before the next event and comes
 // back with it gets what was published meanwhile. (Without an id, it came
 // back with the same id, was reset again, and missed those events.)
+// Ids are strings: one the hub never sent, though it reads as the number
+// of one ("0" before an id, "+" before it), is not that one's.
 func TestHubResetWhenItCannotResume(t *testing.T) {
-	for _, id := range []string{"garbage", "99999999999999999"} {
+	for _, id := range []string{"garbage", "99999999999999999", "0{before}", "00{before}", "+{before}"} {
 		t.Run(id, func(t *testing.T) {
 			ts := newHubServer(t)
-			ts.publish(t, "a", `{"data": "before"}`)
+			before := ts.publish(t, "a", `{"data": "before"}`)
+			id := strings.ReplaceAll(id, "{before}", before)
 			p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": id})
+			// Published now, so that a stream that resumed instead of
+			// resetting has an event to show it by.
+			live := ts.publish(t, "a", `{"data": "after"}`)
 			reset := next(t, p)
 			if reset.Type != "reset" || reset.Data == "" || reset.ID == "" {
 				t.Fatalf("first event %+v, want a reset saying why, with an id", reset)
 			}
-			live := ts.publish(t, "a", `{"data": "after"}`)
 			if got := next(t, p); got.ID != live || got.Data != "after" {
 				t.Fatalf("after reset %+v, want live id %s", got, live)
 			}
@@ -678,4 +685,41 @@ func waitMetrics(t *testing.T, ts *testServer, wants []string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestResetCountedOnlyWhenSent: ssehub_stream_resets_total counts streams
+// that began with event: reset. A stream whose client left before its
+// first step never began: its reset, queued, was never sent, and is not
+// counted. (Gin's transport only: a detached stream's goroutine notices
+// the client gone while its first step may already be running.)
+func TestResetCountedOnlyWhenSent(t *testing.T) {
+	onlyIn(t, false)
+	opts, _ := hubOptions(t, stream.MemoryOptions{FirstID: 1})
+	// The client has left before the handler runs.
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		if c.GetHeader("X-Leave-First") != "" {
+			<-c.Request.Context().Done()
+		}
+	}}
+	ts := newTestServer(t, opts)
+	for _, path := range []string{"/api/v1/events?topic=a", "/stream?count=3"} {
+		conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nLast-Event-ID: unknown\r\nX-Leave-First: 1\r\n\r\n", path)
+		conn.Close()
+		ts.waitReturned(t, strings.Split(path, "?")[0])
+	}
+	waitMetrics(t, ts, []string{
+		`ssehub_streams_ended_total{reason="client_gone"} 2`,
+		`ssehub_stream_resets_total 0`,
+	})
+
+	// A reset that goes out is counted.
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": "unknown"})
+	if ev := next(t, p); ev.Type != "reset" {
+		t.Fatalf("first event %+v, want a reset", ev)
+	}
+	waitMetrics(t, ts, []string{`ssehub_stream_resets_total 1`})
 }

@@ -69,19 +69,8 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 	// Read whole first, to the end, so white space past the limit is
 	// too large: the object is read twice (exactFieldNames).
 	body, err := io.ReadAll(maxBytesReader(w, r.Body, limit))
-	switch {
-	case err == nil:
-	case isTooLarge(err):
-		return err
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return errBodyTimeout
-	case errors.Is(err, io.ErrUnexpectedEOF) && r.ContentLength >= 0:
-		// The client closed its side: its JSON may be whole.
-		return badRequest("body: it ended after %d of its %d bytes (Content-Length)", len(body), r.ContentLength)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return badRequest("body: it ended in the middle of a chunk")
-	default: // its chunked framing is broken
-		return badRequest("body: %s", stream.Quote(err.Error()))
+	if err != nil {
+		return bodyError(err, int64(len(body)), r.ContentLength)
 	}
 	if err := exactFieldNames(body, dst); err != nil {
 		return err
@@ -100,6 +89,27 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 		return badRequest("body: want one JSON object, found more after it")
 	}
 	return nil
+}
+
+// bodyError says what err, which reading a request's body of
+// contentLength (-1 for unknown) ended in after n bytes, means, as
+// decodeJSONBody lists: the cap's *http.MaxBytesError as it is,
+// errBodyTimeout, or errBadRequest saying how its framing broke.
+func bodyError(err error, n, contentLength int64) error {
+	switch {
+	case isTooLarge(err):
+		return err
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errBodyTimeout
+	case errors.Is(err, io.ErrUnexpectedEOF) && contentLength >= 0:
+		// The client closed its side: its JSON may be whole.
+		return badRequest("body: it ended after %d of its %d bytes (Content-Length)", n, contentLength)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// In a chunk or between two: net/http's reader does not say.
+		return badRequest("body: it ended before its last chunk (the chunk of size 0)")
+	default: // its chunked framing is broken
+		return badRequest("body: %s", stream.Quote(err.Error()))
+	}
 }
 
 // exactFieldNames refuses an object that names a field of dst (a pointer
@@ -290,7 +300,8 @@ const maxDiscardedBody = 64 << 10
 // announced and never sent held the stream's first write, and with it its
 // heartbeats, its write timeout and its check for a gone client, for good.
 // A body that does not arrive in time is 408, one over maxDiscardedBody
-// 413.
+// 413, one whose framing is broken 400 saying how, as for a JSON body
+// (bodyError).
 func (h *Handler) discardBody(c *gin.Context) {
 	r := c.Request
 	if r.Body == nil || r.Body == http.NoBody {
@@ -303,15 +314,9 @@ func (h *Handler) discardBody(c *gin.Context) {
 		h.abortWithError(c, &http.MaxBytesError{Limit: maxDiscardedBody})
 		return
 	}
-	_, err := io.Copy(io.Discard, maxBytesReader(c.Writer, r.Body, maxDiscardedBody))
-	switch {
-	case err == nil:
-	case isTooLarge(err):
-		h.abortWithError(c, err)
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		h.abortWithError(c, errBodyTimeout)
-	default: // a malformed chunk, or the client gone
-		h.abortWithError(c, badRequest("body: %s", stream.Quote(err.Error())))
+	n, err := io.Copy(io.Discard, maxBytesReader(c.Writer, r.Body, maxDiscardedBody))
+	if err != nil {
+		h.abortWithError(c, bodyError(err, n, r.ContentLength))
 	}
 }
 

@@ -271,9 +271,12 @@ func unknownField(body []byte, fields ...string) error {
 }
 
 // A body whose framing is broken, a chunk that is not one or a body that
-// ends before its Content-Length (the client half-closed), is a 400 that
-// says so, on every JSON endpoint: both were "not valid JSON" or "the JSON
-// ends too early", about a body whose JSON may be whole.
+// ends before its Content-Length or its last chunk (the client
+// half-closed), is a 400 that says so, on every JSON endpoint: both were
+// "not valid JSON" or "the JSON ends too early", about a body whose JSON
+// may be whole. One that ended between two chunks was said to have ended
+// "in the middle of a chunk", which sent its client looking at its chunk
+// sizes.
 func TestJSONBodyWithBrokenFramingSaysSo(t *testing.T) {
 	for _, e := range jsonEndpoints {
 		good := e.body("a b")
@@ -283,13 +286,53 @@ func TestJSONBodyWithBrokenFramingSaysSo(t *testing.T) {
 		}{
 			{"a chunk size that is no number", "Transfer-Encoding: chunked", "zz\r\n" + good + "\r\n0\r\n\r\n", "chunk"},
 			{"short of its Content-Length", fmt.Sprintf("Content-Length: %d", len(good)+10), good, fmt.Sprintf("ended after %d of its %d bytes", len(good), len(good)+10)},
-			{"in the middle of a chunk", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n", len(good)+10) + good, "ended in the middle of a chunk"},
+			{"in the middle of a chunk", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n", len(good)+10) + good, "ended before its last chunk"},
+			{"between chunks", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n%s\r\n", len(good), good), "ended before its last chunk"},
 		} {
 			t.Run(e.path+"/"+tt.name, func(t *testing.T) {
 				ts := newHubServer(t)
 				conn := ts.dial(t)
 				req := "POST " + e.path + " HTTP/1.1\r\nHost: ssehub\r\nAuthorization: Bearer " + testToken +
 					"\r\nContent-Type: application/json\r\n" + tt.framing + "\r\n\r\n" + tt.body
+				if _, err := io.WriteString(conn, req); err != nil {
+					t.Fatal(err)
+				}
+				if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, tt.mentions) {
+					t.Errorf("error %q, want it to mention %q", msg, tt.mentions)
+				}
+			})
+		}
+	}
+}
+
+// The body of a GET stream's request, read and dropped, says what is
+// wrong with its framing as a JSON body does: a body that ended before its
+// Content-Length or before its last chunk was answered with Go's own
+// text, "unexpected EOF".
+func TestStreamBodyWithBrokenFramingSaysSo(t *testing.T) {
+	const body = "ignored"
+	for _, path := range []string{"/stream", "/api/v1/events?topic=a"} {
+		for _, tt := range []struct {
+			name, framing, body string
+			mentions            string
+		}{
+			{"a chunk size that is no number", "Transfer-Encoding: chunked", "zz\r\n" + body + "\r\n0\r\n\r\n", "chunk"},
+			{"short of its Content-Length", fmt.Sprintf("Content-Length: %d", len(body)+10), body, fmt.Sprintf("body: it ended after %d of its %d bytes", len(body), len(body)+10)},
+			{"in the middle of a chunk", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n", len(body)+10) + body, "body: it ended before its last chunk"},
+			{"between chunks", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n%s\r\n", len(body), body), "body: it ended before its last chunk"},
+		} {
+			t.Run(path+"/"+tt.name, func(t *testing.T) {
+				ts := newHubServer(t)
+				conn := ts.dial(t)
+				req := "GET " + path + " HTTP/1.1\r\nHost: ssehub\r\n" + tt.framing + "\r\n\r\n" + tt.body
 				if _, err := io.WriteString(conn, req); err != nil {
 					t.Fatal(err)
 				}

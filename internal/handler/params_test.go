@@ -57,30 +57,53 @@ func TestRepeatedParametersAreRefused(t *testing.T) {
 }
 
 // Credentials given twice, two Authorization headers or two access_token
-// parameters, are a 400 naming them, not the first one taken.
+// parameters, are a 400 naming them, not the first one taken, with the
+// challenge RFC 6750 §3.1 gives such a request: error="invalid_request".
 func TestRepeatedCredentialsAreRefused(t *testing.T) {
 	opts, _ := hubOptions(t, stream.MemoryOptions{})
 	opts.Hub.SubscribeTokens = []string{"sub"}
 	ts := newTestServer(t, opts)
-
-	req, err := http.NewRequestWithContext(t.Context(), "POST", ts.URL+"/api/v1/topics/a/events", strings.NewReader(`{"data": "x"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header["Authorization"] = []string{"Bearer " + testToken, "Bearer other"}
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "header Authorization given 2 times") {
-		t.Errorf("two Authorization headers on a publish: %q", msg)
+	wantInvalidRequest := func(t *testing.T, resp *http.Response) {
+		t.Helper()
+		if got, want := resp.Header.Get("WWW-Authenticate"), `Bearer realm="ssehub", error="invalid_request"`; got != want {
+			t.Errorf("WWW-Authenticate %q, want %q", got, want)
+		}
 	}
 
-	resp = ts.do(t, "GET", "/api/v1/events?topic=a&access_token=sub&access_token=other", nil, nil)
+	for _, tt := range []struct{ method, path string }{
+		{"POST", "/api/v1/topics/a/events"},
+		{"GET", "/api/v1/events?topic=a"},
+		{"GET", "/api/v1/topics"},
+	} {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, ts.URL+tt.path, strings.NewReader(`{"data": "x"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header["Authorization"] = []string{"Bearer " + testToken, "Bearer other"}
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "header Authorization given 2 times") {
+				t.Errorf("two Authorization headers: %q", msg)
+			}
+			wantInvalidRequest(t, resp)
+		})
+	}
+
+	resp := ts.do(t, "GET", "/api/v1/events?topic=a&access_token=sub&access_token=other", nil, nil)
 	if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "query parameter access_token given 2 times") {
 		t.Errorf("two access_token parameters on a subscription: %q", msg)
+	}
+	wantInvalidRequest(t, resp)
+	// Another 400 is no matter of credentials: no challenge.
+	resp = ts.do(t, "GET", "/api/v1/events?topic=a&last_event_id=1&last_event_id=2", nil, map[string]string{"Authorization": "Bearer sub"})
+	wantJSONError(t, resp, http.StatusBadRequest)
+	if got := resp.Header.Get("WWW-Authenticate"); got != "" {
+		t.Errorf("a 400 for last_event_id says WWW-Authenticate %q", got)
 	}
 	// Once, each is read.
 	wantStreamHeaders(t, ts.do(t, "GET", "/api/v1/events?topic=a&access_token=sub", nil, nil))

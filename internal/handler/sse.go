@@ -112,7 +112,10 @@ type sseStream struct {
 	// until its flush is known not to have failed (settle): with Gin, a
 	// write goes to a buffer, and the flush after the step fails instead.
 	unsettledEvents, unsettledBytes int
-	end                             error
+	// resetQueued: buf holds the stream's reset (reset), counted once
+	// written.
+	resetQueued bool
+	end         error
 }
 
 // streamStart holds a stream's slot from the moment it is taken until its
@@ -333,10 +336,12 @@ func (s *sseStream) finish(cleanup func()) (panicked any) {
 
 // reset queues the event: reset a stream begins with when it cannot
 // resume from its Last-Event-ID, saying why, with id, when not empty, as
-// its id: where the stream goes on from. It counts it.
+// its id: where the stream goes on from. It is counted once written
+// (send): a stream whose client left before its first step did not begin
+// with it.
 func (s *sseStream) reset(why, id string) {
 	s.queue(mustEncode(stream.Event{ID: id, Type: "reset", Data: why}), 1)
-	s.h.metrics.resets.Inc()
+	s.resetQueued = true
 }
 
 // position queues `event: position` with id as its id and empty data: an
@@ -400,11 +405,14 @@ func (s *sseStream) send(w io.Writer, now time.Time) bool {
 	s.returnBuf() // the transport is done with the bytes
 	s.opened = true
 	s.lastWrite = now
-	events := s.queued
-	s.queued = 0
+	events, reset := s.queued, s.resetQueued
+	s.queued, s.resetQueued = 0, false
 	if err != nil {
 		s.end = err
 		return false
+	}
+	if reset {
+		s.h.metrics.resets.Inc()
 	}
 	s.unsettledEvents, s.unsettledBytes = events, n
 	return true

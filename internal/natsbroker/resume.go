@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -92,7 +91,7 @@ func (b *Broker) SubscribeContext(ctx context.Context, patterns []string, lastEv
 // may hold (the local broker would take it for an id from before its
 // restart, and replay what it holds).
 func (h *history) localID(lastEventID string) string {
-	if id, err := strconv.ParseUint(lastEventID, 10, 64); err == nil && id+1 < h.first {
+	if id, ok := stream.ParseID(lastEventID); ok && id+1 < h.first {
 		return ""
 	}
 	return lastEventID
@@ -102,8 +101,8 @@ func (h *history) localID(lastEventID string) string {
 // live is registered already, for live events only.
 func (b *Broker) resume(client context.Context, h *history, live stream.Subscription, patterns []string, lastEventID string) (*subscription, error) {
 	s := &subscription{Subscription: live, client: client, from: lastEventID}
-	id, err := strconv.ParseUint(lastEventID, 10, 64)
-	if err != nil {
+	id, ok := stream.ParseID(lastEventID)
+	if !ok {
 		s.reset = "the last event id is not an event id of this hub; events may have been missed"
 		return s, nil
 	}

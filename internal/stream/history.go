@@ -175,9 +175,9 @@ func (h *history) loseTo(id uint64) []*topicEntry {
 // replay (replay true) of every retained message, all of them after it,
 // so a client reconnecting across a restart gets those published since.
 func (h *history) resumePoint(lastEventID string) (after uint64, replay bool, reason string) {
-	id, err := strconv.ParseUint(lastEventID, 10, 64)
+	id, ok := ParseID(lastEventID)
 	switch {
-	case err != nil:
+	case !ok:
 		return 0, false, "the last event id is not an event id of this hub; events may have been missed"
 	case id < h.start-1:
 		return h.oldest - 1, true, fmt.Sprintf("last event id %d is from before the hub restarted; events may have been missed", id)
@@ -189,4 +189,17 @@ func (h *history) resumePoint(lastEventID string) (after uint64, replay bool, re
 		return 0, false, fmt.Sprintf("last event id %d is older than the retained history (oldest id %d); events were missed", id, h.oldest)
 	}
 	return id, true, ""
+}
+
+// ParseID reads an event id as the brokers make them (a Message's, a
+// Position): a decimal number in its one form, with no sign and no leading
+// zero. It reports false for anything else. Ids are strings to clients:
+// "0123" reads as the number 123, but no broker sent it, and it is not id
+// 123 (as "04" is not line 4 of the ticker).
+func ParseID(id string) (uint64, bool) {
+	if len(id) > 1 && id[0] == '0' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(id, 10, 64)
+	return n, err == nil
 }

@@ -40,6 +40,9 @@ func TestHistoryRing(t *testing.T) {
 		{"14", true, "[]"},
 		{"15", false, ""},
 		{"", false, ""},
+		// Not an id the hub sent, though it reads as 12's number.
+		{"012", false, ""},
+		{"+12", false, ""},
 	} {
 		after, _, reason := h.resumePoint(tt.last)
 		if (reason == "") != tt.ok {
