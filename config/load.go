@@ -43,8 +43,9 @@ func flagKeys() []flagKey {
 // value does not override, and lists are comma-separated and replace the
 // file's list.
 //
-// Errors name the key and the offending value, or the file. -h or --help
-// returns a *HelpError (wrapping pflag.ErrHelp) that holds the usage text.
+// Errors name the key and the offending value, and the variable or flag
+// that set it, or the file. -h or --help returns a *HelpError (wrapping
+// pflag.ErrHelp) that holds the usage text.
 // Load may be called from several goroutines at once.
 func Load(args []string, getenv func(string) string) (Config, error) {
 	def := Default()
@@ -69,10 +70,13 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			return Config{}, err
 		}
 	}
+	// sources names the variable or flag each key was set by, for errors.
+	sources := map[string]string{}
 	if getenv != nil {
 		for _, key := range Keys() {
 			if s := envValue(key, getenv(EnvName(key))); s != "" {
 				v.Set(key, s)
+				sources[key] = EnvName(key)
 			}
 		}
 	}
@@ -80,6 +84,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		if flags.Changed(f.flag) {
 			s, _ := flags.GetString(f.flag)
 			v.Set(f.key, s)
+			sources[f.key] = "--" + f.flag
 		}
 	}
 
@@ -91,9 +96,11 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
+		nameSources(err, sources)
 		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
+		nameSources(err, sources)
 		return Config{}, err
 	}
 	return cfg, nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -618,5 +619,49 @@ func TestLoadSeveralDocuments(t *testing.T) {
 		if err != nil || cfg.Server.Addr != ":9001" {
 			t.Errorf("%q: addr %q, err %v; want :9001 and no error", yml, cfg.Server.Addr, err)
 		}
+	}
+}
+
+// TestLoadErrorNamesItsSource checks that a bad value set by an
+// environment variable or a flag is reported with that variable or flag
+// after the problem: the user looking for it set no key of that name, and
+// a file's value names none.
+func TestLoadErrorNamesItsSource(t *testing.T) {
+	_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_STREAM_RETRY": "3x"}))
+	if want := `stream.retry: invalid duration "3x" (use a Go duration such as 15s or 1500ms); set by SSEHUB_STREAM_RETRY`; err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	path := writeYAML(t, "stream:\n  write_timeout: 0s\n")
+	vars := map[string]string{
+		"SSEHUB_SERVER_ADDR":          ":1",
+		"SSEHUB_LOG_LEVEL":            "loud",
+		"SSEHUB_CORS_ALLOWED_ORIGINS": "http://a.test/path",
+	}
+	_, err = Load([]string{"--config", path, "--addr", "nowhere", "--log-format", "xml"}, env(vars))
+	if !errors.Is(err, ErrInvalidValue) {
+		t.Fatalf("err = %v, want ErrInvalidValue", err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for _, want := range []string{
+		`server.addr: "nowhere" is not host:port with a port 0-65535 (e.g. ":8111"); set by --addr`, // the flag wins over the variable
+		`log.level: "loud" must be one of debug, info, warn, error; set by SSEHUB_LOG_LEVEL`,
+		`log.format: "xml" must be one of text, json; set by --log-format`,
+		`cors.allowed_origins: "http://a.test/path" is not an origin (no path, query or fragment allowed); set by SSEHUB_CORS_ALLOWED_ORIGINS`,
+		`stream.write_timeout: "0s" must be between 1ms and 24h0m0s`, // from the file: no variable
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("err = %q\nwant a line %q", err, want)
+		}
+	}
+	// A list's item is named by index, and by the variable the list came
+	// from; a token's value is never shown.
+	vars = map[string]string{"SSEHUB_AUTH_PUBLISH_TOKENS": "good,bad token"}
+	_, err = Load([]string{"--config", os.DevNull}, env(vars))
+	if want := "auth.publish_tokens[1]: token contains whitespace (value not shown); set by SSEHUB_AUTH_PUBLISH_TOKENS"; err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Key != "auth.publish_tokens[1]" {
+		t.Errorf("err = %v: its KeyError's Key is not the key alone", err)
 	}
 }
