@@ -191,7 +191,7 @@ func readFile(v *viper.Viper, path string) error {
 	if err := checkOneDocument(data); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
-	if err := errors.Join(checkSpellings(data), checkKeys(v)); err != nil {
+	if err := errors.Join(checkSpellings(data), checkKeys(v), checkYAMLScalars(data)); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	return nil
