@@ -61,6 +61,14 @@ func TestValidateRejects(t *testing.T) {
 		{"origin wildcard partial", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://a*.test"} }, `cors.allowed_origins: "https://a*.test" is not an origin (a wildcard`},
 		{"origin wildcard alone", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://*"} }, `cors.allowed_origins: "https://*" is not an origin (a wildcard`},
 		{"origin bad host", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a..test"} }, `cors.allowed_origins: "http://a..test" is not an origin (bad host)`},
+		// Browsers send an IPv4 address as four decimal numbers: one
+		// written otherwise would never match, and the last label of a
+		// host name is never a number.
+		{"origin ipv4 leading zero", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://127.000.0.1"} }, `cors.allowed_origins: "http://127.000.0.1" is not an origin (an IPv4 address is four decimal numbers`},
+		{"origin ipv4 one number", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://2130706433"} }, `cors.allowed_origins: "http://2130706433" is not an origin (an IPv4 address is four decimal numbers`},
+		{"origin ipv4 hex", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.0x7f"} }, `cors.allowed_origins: "http://a.0x7f" is not an origin (an IPv4 address is four decimal numbers`},
+		{"origin wildcard ipv4", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://*.0.0.1"} }, `cors.allowed_origins: "http://*.0.0.1" is not an origin (a wildcard`},
+		{"origin ipv6 zone", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://[fe80::1%25eth0]"} }, `cors.allowed_origins: "http://[fe80::1%25eth0]" is not an origin (bad host)`},
 		{"origin space", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test "} }, `cors.allowed_origins: "http://a.test " is not an origin`},
 		{"star with credentials", func(c *Config) {
 			c.CORS.AllowedOrigins = []string{"*"}
