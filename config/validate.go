@@ -116,6 +116,12 @@ func (c CORSConfig) validate() []error {
 	}
 	errs = append(errs, c.validateHeaders("cors.allowed_headers", c.AllowedHeaders)...)
 	errs = append(errs, c.validateHeaders("cors.exposed_headers", c.ExposedHeaders)...)
+	if c.MaxAge > 0 && c.MaxAge < time.Second {
+		// Access-Control-Max-Age: 0 bars caching a preflight at all, where
+		// no header lets the browser cache it for its default 5s.
+		return append(errs, invalid("cors.max_age", fmt.Sprintf(
+			"%q is sent in whole seconds, as 0, which bars browsers from caching a preflight at all: use 1s or more, or 0s to send no Access-Control-Max-Age", c.MaxAge)))
+	}
 	return append(errs, collect(durationAtLeast("cors.max_age", c.MaxAge, 0))...)
 }
 

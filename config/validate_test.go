@@ -30,6 +30,10 @@ func TestValidateRejects(t *testing.T) {
 		// made the listener fail with "invalid argument" under server.addr.
 		{"write timeout over a day", func(c *Config) { c.Stream.WriteTimeout = 600 * time.Hour }, `stream.write_timeout: "600h0m0s" must be between 1ms and 24h0m0s`},
 		{"max age negative", func(c *Config) { c.CORS.MaxAge = -time.Second }, `cors.max_age: "-1s" must not be less`},
+		// Sent in whole seconds, 500ms was Access-Control-Max-Age: 0, which
+		// bars caching a preflight, where 0s sends none (the browser's
+		// default, 5s).
+		{"max age below a second", func(c *Config) { c.CORS.MaxAge = 500 * time.Millisecond }, `cors.max_age: "500ms" is sent in whole seconds, as 0`},
 		{"ticker interval long", func(c *Config) { c.Demo.TickerInterval = 61 * time.Second }, `demo.ticker_interval: "1m1s" must be between 0s and 1m0s`},
 		{"ticker interval negative", func(c *Config) { c.Demo.TickerInterval = -1 }, `demo.ticker_interval: "-1ns" must be between`},
 		{"ticker count zero", func(c *Config) { c.Demo.TickerCount = 0 }, `demo.ticker_count: 0 must be between 1 and 10000`},
@@ -226,6 +230,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"heartbeat a day", func(c *Config) { c.Stream.HeartbeatInterval = 24 * time.Hour }},
 		{"history at cap", func(c *Config) { c.Hub.HistorySize = 10_000_000 }},
 		{"max age zero", func(c *Config) { c.CORS.MaxAge = 0 }},
+		{"max age a second", func(c *Config) { c.CORS.MaxAge = time.Second }},
 		{"ticker interval bounds", func(c *Config) { c.Demo.TickerInterval = 60 * time.Second }},
 		{"ticker interval zero", func(c *Config) { c.Demo.TickerInterval = 0 }},
 		{"ticker count bounds", func(c *Config) { c.Demo.TickerCount, c.Demo.TickerInterval = 10000, 50*time.Millisecond }},
