@@ -55,8 +55,9 @@ func nameSources(err error, sources map[string]string) {
 	}
 	var ke *KeyError
 	if errors.As(err, &ke) {
-		key, _, _ := strings.Cut(ke.Key, "[")
-		ke.Source = sources[key]
+		if key, _, _ := strings.Cut(ke.Key, "["); sources[key] != "" {
+			ke.Source = sources[key]
+		}
 	}
 }
 

@@ -72,9 +72,16 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	// sources names the variable or flag each key was set by, for errors.
 	sources := map[string]string{}
+	var errs []error
 	if getenv != nil {
 		for _, key := range Keys() {
-			if s := envValue(key, getenv(EnvName(key))); s != "" {
+			s := envValue(key, getenv(EnvName(key)))
+			if quoted(s) {
+				errs = append(errs, &KeyError{Key: key, Source: EnvName(key), Err: ErrInvalidValue, Msg: "the value is wrapped in quotes, which a variable keeps as part of it " +
+					"(docker run --env-file does not remove them): remove them (value not shown)"})
+				continue
+			}
+			if s != "" {
 				v.Set(key, s)
 				sources[key] = EnvName(key)
 			}
@@ -89,7 +96,6 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 
 	cfg := def
-	var errs []error
 	for _, f := range cfg.fields() {
 		if err := decode(f.key, f.target, v.Get(f.key)); err != nil {
 			errs = append(errs, err)
@@ -118,6 +124,16 @@ func envValue(key, s string) string {
 		return s
 	}
 	return strings.TrimSpace(s)
+}
+
+// quoted reports whether s, a variable's value as envValue takes it, is
+// wrapped in a pair of double or single quotes: a shell or a compose file
+// would have removed them, so they were written where they are kept, in
+// an env file for docker run for one, and would be taken as part of the
+// value.
+func quoted(s string) bool {
+	s = strings.TrimSpace(s)
+	return len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0]
 }
 
 // newFlagSet returns the flags Load understands, showing def's values as

@@ -694,3 +694,31 @@ func TestLoadYAMLNumberForText(t *testing.T) {
 		t.Errorf("err = %v, nats %+v, hub %+v", err, cfg.NATS, cfg.Hub)
 	}
 }
+
+// TestLoadEnvQuotedValue checks that a variable whose value is wrapped in
+// quotes stops the start. A variable keeps quotes as part of its value
+// (docker run --env-file does not remove them): SSEHUB_AUTH_PUBLISH_TOKENS="s3cret"
+// made the token "s3cret" with its quotes, which no client sends, and
+// SSEHUB_AUTH_JWT_ISSUER, SSEHUB_NATS_STREAM or SSEHUB_NATS_STORE_DIR were
+// taken with them as silently.
+func TestLoadEnvQuotedValue(t *testing.T) {
+	for name, value := range map[string]string{
+		"SSEHUB_AUTH_PUBLISH_TOKENS":  `"s3cret"`,
+		"SSEHUB_AUTH_JWT_HMAC_SECRET": `'` + strings.Repeat("s3cret", 6) + `'`,
+		"SSEHUB_NATS_STREAM":          `"EVENTS"`,
+		"SSEHUB_NATS_STORE_DIR":       ` '/var/lib/ssehub' `,
+	} {
+		_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{name: value}))
+		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), "wrapped in quotes") || !strings.HasSuffix(err.Error(), "; set by "+name) {
+			t.Errorf("%s=%s: err = %v, want one saying the value is wrapped in quotes, naming the variable", name, value, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: err = %q shows the value", name, err)
+		}
+	}
+	// Quotes inside a value, or on one side only, are the value's.
+	cfg, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_NATS_STREAM": `A"B"`, "SSEHUB_AUTH_PUBLISH_TOKENS": `"a,b"c`}))
+	if err != nil || cfg.NATS.Stream != `A"B"` || !reflect.DeepEqual(cfg.Auth.PublishTokens, []string{`"a`, `b"c`}) {
+		t.Errorf("err = %v, stream %q, tokens %q", err, cfg.NATS.Stream, cfg.Auth.PublishTokens)
+	}
+}
