@@ -7,9 +7,10 @@ import (
 )
 
 // CheckEnv reports every variable in environ ("NAME=value" entries, as
-// os.Environ returns them) that starts with SSEHUB_ but names no setting:
-// usually a typo, which would otherwise be ignored without a word. Each is
-// a *KeyError wrapping ErrUnknownKey; values are not shown.
+// os.Environ returns them) that starts with SSEHUB_, in any case, but
+// names no setting: usually a typo, or a name in lower case, which would
+// otherwise be ignored without a word. Each is a *KeyError wrapping
+// ErrUnknownKey; values are not shown.
 func CheckEnv(environ []string) error {
 	known := map[string]bool{}
 	for _, k := range Keys() {
@@ -18,9 +19,14 @@ func CheckEnv(environ []string) error {
 	var errs []error
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "SSEHUB_") && !known[name] {
-			errs = append(errs, &KeyError{Key: name, Msg: "no setting has this environment variable; " + closestEnv(name, known), Err: ErrUnknownKey})
+		if !strings.HasPrefix(strings.ToUpper(name), "SSEHUB_") || known[name] {
+			continue
 		}
+		hint := closestEnv(name, known)
+		if upper := strings.ToUpper(name); known[upper] {
+			hint = "did you mean " + upper + "? (names are upper case)"
+		}
+		errs = append(errs, &KeyError{Key: name, Msg: "no setting has this environment variable; " + hint, Err: ErrUnknownKey})
 	}
 	return errors.Join(errs...)
 }

@@ -30,3 +30,26 @@ func TestCheckEnv(t *testing.T) {
 		t.Errorf("%q shows a value or another program's variable", msg)
 	}
 }
+
+// TestCheckEnvCase checks that a variable named in another case than
+// SSEHUB_'s upper case, which Load never reads, is reported with the name
+// it meant: ssehub_auth_subscribe_tokens left subscribing open without a
+// word.
+func TestCheckEnvCase(t *testing.T) {
+	err := CheckEnv([]string{"ssehub_auth_subscribe_tokens=secret", "Ssehub_Server_Addr=:1", "SSEHUB_stream_retry=1s", "ssehubx=1"})
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("err %v, want ErrUnknownKey", err)
+	}
+	for _, want := range []string{
+		"ssehub_auth_subscribe_tokens: no setting has this environment variable; did you mean SSEHUB_AUTH_SUBSCRIBE_TOKENS? (names are upper case)",
+		"Ssehub_Server_Addr: no setting has this environment variable; did you mean SSEHUB_SERVER_ADDR? (names are upper case)",
+		"SSEHUB_stream_retry: no setting has this environment variable; did you mean SSEHUB_STREAM_RETRY? (names are upper case)",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "ssehubx") {
+		t.Errorf("%q shows a value or a variable that is not ssehub's", err)
+	}
+}
