@@ -124,8 +124,16 @@ func isTokenRune(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-'
 }
 
+// errTilde reports a path starting with ~: only a shell expands it, so
+// ssehub would look for, or create, a directory named ~ in the working
+// directory.
+var errTilde = errors.New("starts with ~, which only a shell expands: write the full path")
+
 // checkFile checks that path names a regular file this process may open.
 func checkFile(path string) error {
+	if strings.HasPrefix(path, "~") {
+		return errTilde
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return errors.Unwrap(err) // the *PathError's path is already in the message
@@ -153,6 +161,15 @@ func checkCAFile(path string) error {
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
 		return errors.New("holds no PEM certificate")
+	}
+	return nil
+}
+
+// checkDir checks a directory ssehub creates if missing: not under ~,
+// which would make a directory named ~.
+func checkDir(key, dir string) error {
+	if strings.HasPrefix(dir, "~") {
+		return invalid(key, fmt.Sprintf("%q: %v", dir, errTilde))
 	}
 	return nil
 }

@@ -244,6 +244,7 @@ func (n NATSConfig) validate() []error {
 		intBetween("nats.replicas", n.Replicas, 1, maxReplicas),
 		oneOf("nats.storage", n.Storage, "file", "memory"),
 		nonBlank("nats.store_dir", n.StoreDir),
+		checkDir("nats.store_dir", n.StoreDir),
 	)...)
 }
 

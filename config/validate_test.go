@@ -73,6 +73,11 @@ func TestValidateRejects(t *testing.T) {
 		{"origin ipv4 hex", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.0x7f"} }, `cors.allowed_origins: "http://a.0x7f" is not an origin (an IPv4 address is four decimal numbers`},
 		{"origin wildcard ipv4", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://*.0.0.1"} }, `cors.allowed_origins: "http://*.0.0.1" is not an origin (a wildcard`},
 		{"origin ipv6 zone", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://[fe80::1%25eth0]"} }, `cors.allowed_origins: "http://[fe80::1%25eth0]" is not an origin (bad host)`},
+		// Only a shell expands ~: nats.store_dir: ~/nats made a directory
+		// named ~ in the working directory.
+		{"store dir under ~", func(c *Config) { c.NATS.StoreDir = "~/nats" }, `nats.store_dir: "~/nats": starts with ~, which only a shell expands: write the full path`},
+		{"cert file under ~", func(c *Config) { c.Server.TLS.CertFile, c.Server.TLS.KeyFile = "~/tls/cert.pem", "~/tls/key.pem" }, `server.tls.cert_file: "~/tls/cert.pem": starts with ~, which only a shell expands`},
+		{"jwt key under ~", func(c *Config) { c.Auth.JWT.PublicKeyFile = "~user/jwt.pem" }, `auth.jwt.public_key_file: "~user/jwt.pem": starts with ~, which only a shell expands`},
 		{"origin space", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test "} }, `cors.allowed_origins: "http://a.test " is not an origin`},
 		{"star with credentials", func(c *Config) {
 			c.CORS.AllowedOrigins = []string{"*"}
