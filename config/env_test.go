@@ -53,3 +53,27 @@ func TestCheckEnvCase(t *testing.T) {
 		t.Errorf("%q shows a value or a variable that is not ssehub's", err)
 	}
 }
+
+// TestCheckEnvKubernetesServiceLinks checks that the variables Kubernetes
+// gives every pod for each Service of its namespace are not taken for
+// misspelt settings: with a Service named ssehub (or ssehub-nats), every
+// ssehub pod refused to start, on SSEHUB_SERVICE_HOST. A name of that form
+// without its Service's SERVICE_HOST is still reported.
+func TestCheckEnvKubernetesServiceLinks(t *testing.T) {
+	environ := []string{
+		"SSEHUB_SERVICE_HOST=10.0.0.11", "SSEHUB_SERVICE_PORT=8111", "SSEHUB_SERVICE_PORT_HTTP=8111",
+		"SSEHUB_PORT=tcp://10.0.0.11:8111", "SSEHUB_PORT_8111_TCP=tcp://10.0.0.11:8111",
+		"SSEHUB_PORT_8111_TCP_PROTO=tcp", "SSEHUB_PORT_8111_TCP_PORT=8111", "SSEHUB_PORT_8111_TCP_ADDR=10.0.0.11",
+		"SSEHUB_NATS_SERVICE_HOST=10.0.0.12", "SSEHUB_NATS_SERVICE_PORT=4222", "SSEHUB_NATS_SERVICE_PORT_CLIENT=4222",
+		"SSEHUB_NATS_PORT=tcp://10.0.0.12:4222", "SSEHUB_NATS_PORT_4222_TCP=tcp://10.0.0.12:4222",
+		"SSEHUB_NATS_PORT_4222_TCP_PROTO=tcp", "SSEHUB_NATS_PORT_4222_TCP_PORT=4222", "SSEHUB_NATS_PORT_4222_TCP_ADDR=10.0.0.12",
+		"SSEHUB_NATS_URL=nats://ssehub-nats:4222",
+	}
+	if err := CheckEnv(environ); err != nil {
+		t.Errorf("a pod's service links: %v", err)
+	}
+	err := CheckEnv([]string{"SSEHUB_SERVER_PORT=9000", "SSEHUB_SERVICE_HOST=10.0.0.11"})
+	if err == nil || !strings.Contains(err.Error(), "SSEHUB_SERVER_PORT: ") || strings.Contains(err.Error(), "SSEHUB_SERVICE_HOST") {
+		t.Errorf("err %v, want SSEHUB_SERVER_PORT alone reported", err)
+	}
+}
