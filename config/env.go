@@ -84,9 +84,32 @@ func closestEnv(name string, known map[string]bool) string {
 		}
 	}
 	if best == "" {
-		return "the README's configuration table lists them"
+		return sectionEnv(name)
 	}
 	return "did you mean " + best + "?"
+}
+
+// sectionEnv lists the variables of the innermost section whose variables
+// name starts as theirs do (SSEHUB_SERVER_PORT: server's), or points to
+// the README when it is in none.
+func sectionEnv(name string) string {
+	secs := sections()
+	sec := ""
+	for s := range secs {
+		if strings.HasPrefix(name, EnvName(s)+"_") && len(s) > len(sec) {
+			sec = s
+		}
+	}
+	var vars []string
+	for _, k := range Keys() {
+		if sec != "" && sectionOf(k, secs) == sec {
+			vars = append(vars, EnvName(k))
+		}
+	}
+	if len(vars) == 0 {
+		return "the README's configuration table lists them"
+	}
+	return "those of " + sec + " are " + strings.Join(vars, ", ")
 }
 
 // maxTypoEdits is the most edits closestEnv takes for a typo.

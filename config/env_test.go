@@ -77,3 +77,18 @@ func TestCheckEnvKubernetesServiceLinks(t *testing.T) {
 		t.Errorf("err %v, want SSEHUB_SERVER_PORT alone reported", err)
 	}
 }
+
+// TestCheckEnvSuggestsTheSection checks that a name no typo explains, but
+// within a known section, lists that section's variables: SSEHUB_SERVER_PORT,
+// a likely guess, named none.
+func TestCheckEnvSuggestsTheSection(t *testing.T) {
+	err := CheckEnv([]string{"SSEHUB_SERVER_PORT=9000", "SSEHUB_AUTH_JWT_SECRET_KEY=x"})
+	for _, want := range []string{
+		"SSEHUB_SERVER_PORT: no setting has this environment variable; those of server are SSEHUB_SERVER_ADDR, SSEHUB_SERVER_SHUTDOWN_TIMEOUT, SSEHUB_SERVER_READ_TIMEOUT, SSEHUB_SERVER_TRUSTED_PROXIES, SSEHUB_SERVER_H2C\n",
+		"SSEHUB_AUTH_JWT_SECRET_KEY: no setting has this environment variable; those of auth.jwt are SSEHUB_AUTH_JWT_HMAC_SECRET, SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE,",
+	} {
+		if err == nil || !strings.Contains(err.Error()+"\n", want) {
+			t.Errorf("err %v\nlacks %q", err, want)
+		}
+	}
+}
