@@ -7,7 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -202,7 +204,7 @@ func readFile(v *viper.Viper, path string) error {
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+		return fmt.Errorf("%w %q: %w%s", ErrConfigFile, path, err, yamlHint(data, err))
 	}
 	if err := checkOneDocument(data); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
@@ -211,6 +213,35 @@ func readFile(v *viper.Viper, path string) error {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	return nil
+}
+
+// errorLine finds the line a YAML parser error names.
+var errorLine = regexp.MustCompile(`line (\d+): `)
+
+// yamlHint returns, for a YAML syntax error whose parser message does not
+// say its cause, the cause, in parentheses after a space; else "". An
+// unquoted * (any origin, any header) is an alias to YAML, and a tab in an
+// indentation a character that "cannot start any token".
+func yamlHint(data []byte, err error) string {
+	msg := err.Error()
+	m := errorLine.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	n, _ := strconv.Atoi(m[1])
+	lines := strings.Split(string(data), "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	line := lines[n-1]
+	switch {
+	case strings.Contains(msg, "did not find expected alphabetic or numeric character") && strings.Contains(line, "*"):
+		return ` (a value starting with * is a YAML alias: quote it, as in "*")`
+	case strings.Contains(msg, "found character that cannot start any token") &&
+		strings.Contains(line[:len(line)-len(strings.TrimLeft(line, " \t"))], "\t"):
+		return " (YAML indents with spaces, not tabs)"
+	}
+	return ""
 }
 
 // checkKeys reports every key in v's file that is not a known key. An

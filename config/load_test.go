@@ -496,6 +496,31 @@ func TestLoadBadYAML(t *testing.T) {
 	}
 }
 
+// TestLoadBadYAMLHints checks that the two YAML mistakes whose parser
+// message says nothing of the cause get a hint: an unquoted * (any origin,
+// any header), which YAML takes for an alias, was "did not find expected
+// alphabetic or numeric character", and a tab in an indentation "found
+// character that cannot start any token".
+func TestLoadBadYAMLHints(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"cors:\n  allowed_origins: *\n", `line 2: did not find expected alphabetic or numeric character (a value starting with * is a YAML alias: quote it, as in "*")`},
+		{"cors:\n  allowed_origins: [\"http://a.test\", *]\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
+		{"cors:\n  allowed_headers:\n    - *\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
+		{"cors:\n\tmax_age: 1h\n", `line 2: found character that cannot start any token (YAML indents with spaces, not tabs)`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if !errors.Is(err, ErrConfigFile) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v\nwant it to contain %s", tt.yaml, err, tt.want)
+		}
+	}
+	// An alias where one is meant is no mistake.
+	path := writeYAML(t, "cors:\n  allowed_headers: &h [X-A]\n  exposed_headers: *h\n")
+	if cfg, err := Load([]string{"--config", path}, nil); err != nil || !reflect.DeepEqual(cfg.CORS.ExposedHeaders, []string{"X-A"}) {
+		t.Errorf("an alias: err = %v, exposed headers %q", err, cfg.CORS.ExposedHeaders)
+	}
+}
+
 func TestLoadMissingConfigFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "absent.yaml")
 	_, err := Load([]string{"--config", path}, nil)
