@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // origin is a parsed origin, or an origin pattern whose host may start
@@ -24,6 +25,7 @@ var (
 	errOriginHost     = errors.New("bad host")
 	errOriginPort     = errors.New("port must be 1-65535")
 	errOriginWildcard = errors.New("a wildcard must be the whole first label, as in https://*.example.com")
+	errOriginIDN      = errors.New("an international domain name is written in its ASCII form, xn--..., as browsers send it")
 	errOriginIPv4     = errors.New("an IPv4 address is four decimal numbers without leading zeros, as browsers send it (127.0.0.1); a host name's last label is never a number")
 )
 
@@ -105,6 +107,9 @@ func checkHost(host string, wildcard bool) (string, error) {
 			return "", errOriginHost
 		}
 		return "[" + ip.String() + "]", nil
+	}
+	if strings.ContainsFunc(host, func(r rune) bool { return r > unicode.MaxASCII }) {
+		return "", errOriginIDN
 	}
 	labels := strings.Split(host, ".")
 	if numericLabel(labels[len(labels)-1]) {

@@ -78,6 +78,7 @@ func TestValidateRejects(t *testing.T) {
 		{"store dir under ~", func(c *Config) { c.NATS.StoreDir = "~/nats" }, `nats.store_dir: "~/nats": starts with ~, which only a shell expands: write the full path`},
 		{"cert file under ~", func(c *Config) { c.Server.TLS.CertFile, c.Server.TLS.KeyFile = "~/tls/cert.pem", "~/tls/key.pem" }, `server.tls.cert_file: "~/tls/cert.pem": starts with ~, which only a shell expands`},
 		{"jwt key under ~", func(c *Config) { c.Auth.JWT.PublicKeyFile = "~user/jwt.pem" }, `auth.jwt.public_key_file: "~user/jwt.pem": starts with ~, which only a shell expands`},
+		{"origin international name", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://bücher.example"} }, `cors.allowed_origins: "https://bücher.example" is not an origin (an international domain name is written in its ASCII form, xn--..., as browsers send it)`},
 		{"origin space", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test "} }, `cors.allowed_origins: "http://a.test " is not an origin`},
 		{"star with credentials", func(c *Config) {
 			c.CORS.AllowedOrigins = []string{"*"}
