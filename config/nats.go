@@ -17,7 +17,7 @@ var natsSchemes = []string{"nats", "tls", "ws", "wss"}
 
 // checkNATSURLs checks that urls holds at least one server URL and that
 // each is scheme://host[:port] with a NATS scheme and nothing after the
-// port. A user name and password may come before the host; messages never
+// port but, for ws and wss, a path and a query. A user name and password may come before the host; messages never
 // show the password.
 func checkNATSURLs(key string, urls []string) []error {
 	if len(urls) == 0 {
@@ -48,8 +48,10 @@ func checkNATSURL(s string) error {
 		return fmt.Errorf("scheme must be one of %s", strings.Join(natsSchemes, ", "))
 	case u.Hostname() == "":
 		return errors.New("no host")
-	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
-		return errors.New("nothing may follow host:port")
+	case webSocket(u.Scheme) && (u.Fragment != "" || u.Opaque != ""):
+		return errors.New("nothing but a path and a query may follow host:port")
+	case !webSocket(u.Scheme) && (u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != ""):
+		return errors.New("nothing may follow host:port; only a ws or wss URL has a path and a query")
 	}
 	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
 		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
@@ -57,6 +59,13 @@ func checkNATSURL(s string) error {
 		}
 	}
 	return nil
+}
+
+// webSocket reports whether scheme is ws or wss: nats.go sends such a
+// URL's path and query in its WebSocket request, for a NATS server behind
+// a proxy that routes on them.
+func webSocket(scheme string) bool {
+	return strings.EqualFold(scheme, "ws") || strings.EqualFold(scheme, "wss")
 }
 
 // redactURL returns s with the password of its user info, if any,

@@ -110,7 +110,9 @@ func TestValidateRejects(t *testing.T) {
 		{"nats url no scheme", func(c *Config) { c.NATS.URL = []string{"127.0.0.1:4222"} }, `nats.url: "127.0.0.1:4222" is not a NATS server URL (no scheme`},
 		{"nats url http", func(c *Config) { c.NATS.URL = []string{"http://n.test:4222"} }, `nats.url: "http://n.test:4222" is not a NATS server URL (scheme must be one of nats, tls, ws, wss)`},
 		{"nats url second bad", func(c *Config) { c.NATS.URL = []string{"nats://a.test", "nats://"} }, `nats.url: "nats://" is not a NATS server URL (no host)`},
-		{"nats url path", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222/x"} }, `nats.url: "nats://a.test:4222/x" is not a NATS server URL (nothing may follow host:port)`},
+		{"nats url path", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222/x"} }, `nats.url: "nats://a.test:4222/x" is not a NATS server URL (nothing may follow host:port; only a ws or wss URL has a path and a query)`},
+		{"nats url ws fragment", func(c *Config) { c.NATS.URL = []string{"wss://a.test/nats#x"} }, `nats.url: "wss://a.test/nats#x" is not a NATS server URL (nothing but a path and a query may follow host:port)`},
+		{"nats url query", func(c *Config) { c.NATS.URL = []string{"tls://a.test:4222?x=1"} }, `nats.url: "tls://a.test:4222?x=1" is not a NATS server URL (nothing may follow host:port`},
 		{"nats url port", func(c *Config) { c.NATS.URL = []string{"nats://a.test:70000"} }, `nats.url: "nats://a.test:70000" is not a NATS server URL (port must be 1-65535)`},
 		{"nats url port zero", func(c *Config) { c.NATS.URL = []string{"nats://a.test:0"} }, `nats.url: "nats://a.test:0" is not a NATS server URL (port`},
 		{"nats url blank", func(c *Config) { c.NATS.URL = []string{" "} }, `nats.url: " " is not a NATS server URL (contains white space)`},
@@ -246,7 +248,9 @@ func TestValidateAccepts(t *testing.T) {
 		{"tokens", func(c *Config) { c.Auth.PublishTokens = []string{"abc", "d-e_f.g"} }},
 		{"nats broker", func(c *Config) { c.Hub.Broker = "NATS" }},
 		{"nats cluster", func(c *Config) {
-			c.NATS.URL = []string{"nats://a.test:4222", "tls://u:p@b.test", "ws://[::1]:8080", "wss://c.test/"}
+			// A WebSocket URL may carry a path and a query, which nats.go
+			// sends (a NATS behind a proxy at /nats).
+			c.NATS.URL = []string{"nats://a.test:4222", "tls://u:p@b.test", "ws://[::1]:8080", "wss://c.test/", "wss://d.test/nats", "ws://e.test:8080/nats/ws?region=eu"}
 		}},
 		{"nats stream name", func(c *Config) { c.NATS.Stream = "orders-EU_2" }},
 		{"nats nested prefix", func(c *Config) { c.NATS.SubjectPrefix = "acme.ssehub-1" }},
