@@ -87,15 +87,28 @@ func (s ServerConfig) validate() []error {
 
 // checkProxies checks that every entry is an IP address or a CIDR. An
 // address with a zone ("fe80::1%eth0") is neither to the HTTP layer.
+//
+// An IPv4 address written as IPv6 (::ffff:10.0.0.1) is refused: Gin took
+// it for the IPv6 network ::/32, which trusted ::1 and not 10.0.0.1, and
+// a CIDR of such addresses matches no IPv4 client.
 func checkProxies(key string, proxies []string) error {
 	for _, p := range proxies {
-		if _, err := netip.ParsePrefix(p); err == nil {
-			continue
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(p); aerr == nil && a.Zone() == "" {
+				prefix, err = a.Prefix(a.BitLen())
+			}
 		}
-		if a, err := netip.ParseAddr(p); err == nil && a.Zone() == "" {
-			continue
+		if err != nil {
+			return invalid(key, fmt.Sprintf("%q is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\", \"127.0.0.1\")", p))
 		}
-		return invalid(key, fmt.Sprintf("%q is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\", \"127.0.0.1\")", p))
+		if a := prefix.Addr(); a.Is4In6() {
+			v4 := a.Unmap().String()
+			if bits := prefix.Bits() - 96; strings.Contains(p, "/") {
+				v4 = netip.PrefixFrom(a.Unmap(), max(bits, 0)).Masked().String()
+			}
+			return invalid(key, fmt.Sprintf("%q is an IPv4 address written as IPv6: write it as %s", p, v4))
+		}
 	}
 	return nil
 }

@@ -43,6 +43,11 @@ func TestValidateRejects(t *testing.T) {
 		{"stream transport", func(c *Config) { c.Stream.Transport = "hijack" }, `stream.transport: "hijack" must be one of gin, detached`},
 		{"read timeout zero", func(c *Config) { c.Server.ReadTimeout = 0 }, `server.read_timeout: "0s" must be greater than 0s`},
 		{"trusted proxy name", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/8", "nginx"} }, `server.trusted_proxies: "nginx" is neither an IP address nor a CIDR`},
+		// Gin made "::ffff:10.0.0.1" the IPv6 network ::/32: the proxy
+		// 10.0.0.1 was not trusted, and clients at ::1 could name any
+		// client in X-Forwarded-For.
+		{"trusted proxy IPv4-mapped", func(c *Config) { c.Server.TrustedProxies = []string{"::ffff:10.0.0.1"} }, `server.trusted_proxies: "::ffff:10.0.0.1" is an IPv4 address written as IPv6: write it as 10.0.0.1`},
+		{"trusted proxy IPv4-mapped CIDR", func(c *Config) { c.Server.TrustedProxies = []string{"::FFFF:10.0.0.0/104"} }, `server.trusted_proxies: "::FFFF:10.0.0.0/104" is an IPv4 address written as IPv6: write it as 10.0.0.0/8`},
 		{"trusted proxy with a zone", func(c *Config) { c.Server.TrustedProxies = []string{"fe80::1%eth0"} }, `server.trusted_proxies: "fe80::1%eth0" is neither`},
 		{"max streams zero", func(c *Config) { c.Stream.MaxStreams = 0 }, `stream.max_streams: 0 must be at least 1`},
 		{"subscribers above streams", func(c *Config) { c.Stream.MaxStreams = 10 }, `hub.max_subscribers: 20000 is above stream.max_streams (10)`},
