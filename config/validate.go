@@ -80,9 +80,24 @@ func (s ServerConfig) validate() []error {
 	return append(collect(
 		checkAddr("server.addr", s.Addr),
 		durationAbove("server.shutdown_timeout", s.ShutdownTimeout, 0),
-		durationAbove("server.read_timeout", s.ReadTimeout, 0),
+		checkReadTimeout("server.read_timeout", s.ReadTimeout),
 		checkProxies("server.trusted_proxies", s.TrustedProxies),
 	), s.validateTLS()...)
+}
+
+// minReadTimeout bounds server.read_timeout from below. A request,
+// headers and body, must arrive within it, and with server.tls the TLS
+// handshake too, a round trip at least: 10ms (a typo for 10s) cut off
+// HTTPS clients more than a few milliseconds away, and slow bodies, while
+// a health check over loopback still passed.
+const minReadTimeout = time.Second
+
+// checkReadTimeout checks d >= minReadTimeout.
+func checkReadTimeout(key string, d time.Duration) error {
+	if d >= minReadTimeout {
+		return nil
+	}
+	return invalid(key, fmt.Sprintf("%q must be at least %v: a request, and with server.tls its TLS handshake, must arrive whole within it", d, minReadTimeout))
 }
 
 // checkProxies checks that every entry is an IP address or a CIDR. An

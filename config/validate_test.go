@@ -41,7 +41,12 @@ func TestValidateRejects(t *testing.T) {
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose" must be one of debug, info, warn, error`},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" must be one of text, json`},
 		{"stream transport", func(c *Config) { c.Stream.Transport = "hijack" }, `stream.transport: "hijack" must be one of gin, detached`},
-		{"read timeout zero", func(c *Config) { c.Server.ReadTimeout = 0 }, `server.read_timeout: "0s" must be greater than 0s`},
+		{"read timeout zero", func(c *Config) { c.Server.ReadTimeout = 0 }, `server.read_timeout: "0s" must be at least 1s`},
+		// A typo for 10s: a request must arrive whole within it, and the
+		// TLS handshake too (net/http's handshake timeout), a round trip:
+		// HTTPS clients a few milliseconds away were cut off, while a
+		// health check over loopback still passed.
+		{"read timeout 10ms", func(c *Config) { c.Server.ReadTimeout = 10 * time.Millisecond }, `server.read_timeout: "10ms" must be at least 1s`},
 		{"trusted proxy name", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/8", "nginx"} }, `server.trusted_proxies: "nginx" is neither an IP address nor a CIDR`},
 		// Gin made "::ffff:10.0.0.1" the IPv6 network ::/32: the proxy
 		// 10.0.0.1 was not trusted, and clients at ::1 could name any
