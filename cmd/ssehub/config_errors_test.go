@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -19,7 +21,7 @@ func TestBinaryReportsEachUnknownVariableOnItsLine(t *testing.T) {
 	}
 	bin := filepath.Join(t.TempDir(), "ssehub")
 	goBuild(t, bin, "./cmd/ssehub")
-	cmd := exec.Command(bin, "--config", "/dev/null")
+	cmd := exec.Command(bin, "--config", os.DevNull)
 	cmd.Env = []string{"SSEHUB_SERVER_ADR=127.0.0.1:0", "SSEHUB_SREAM_RETRY=1s", "ssehub_log_level=debug"}
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
@@ -34,5 +36,26 @@ func TestBinaryReportsEachUnknownVariableOnItsLine(t *testing.T) {
 		if !strings.HasPrefix(lines[i], want) {
 			t.Errorf("line %q: want it to start with %q", lines[i], want)
 		}
+	}
+}
+
+// TestRunNamesTheVariableOfABadValue checks that a bad value set in the
+// environment is reported with the variable that set it, which is what
+// the user wrote, and a flag's with the flag.
+func TestRunNamesTheVariableOfABadValue(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"SSEHUB_STREAM_RETRY": "3x"}
+	if code := run(t.Context(), []string{"--config", os.DevNull}, func(k string) string { return env[k] }, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if want := "ssehub: stream.retry: invalid duration \"3x\" (use a Go duration such as 15s or 1500ms); set by SSEHUB_STREAM_RETRY\n"; stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+	stderr.Reset()
+	if code := run(t.Context(), []string{"--config", os.DevNull, "--log-level", "loud"}, func(string) string { return "" }, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if want := "; set by --log-level\n"; !strings.HasSuffix(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to end with %q", stderr.String(), want)
 	}
 }
