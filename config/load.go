@@ -59,6 +59,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if flags.NArg() > 0 {
+		if arg := flags.Arg(0); arg == "healthcheck" || arg == "token" {
+			return Config{}, fmt.Errorf("%w: unexpected argument %q: the subcommand %s comes first: ssehub %s [flags]", ErrUsage, arg, arg, arg)
+		}
 		return Config{}, fmt.Errorf("%w: unexpected argument %q", ErrUsage, flags.Arg(0))
 	}
 

@@ -604,6 +604,18 @@ func TestLoadBadCommandLine(t *testing.T) {
 	}
 }
 
+// TestLoadSubcommandAfterFlags checks that a subcommand written after
+// the flags, which Load sees as an argument, is named as one: "unexpected
+// argument" alone did not say that it goes first.
+func TestLoadSubcommandAfterFlags(t *testing.T) {
+	for _, sub := range []string{"healthcheck", "token"} {
+		_, err := Load([]string{"--config", os.DevNull, sub}, nil)
+		if want := "the subcommand " + sub + " comes first: ssehub " + sub + " [flags]"; !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want ErrUsage saying %q", err, want)
+		}
+	}
+}
+
 // TestLoadSeveralDocuments checks that a file of several YAML documents,
 // of which viper would read the first alone, stops the start naming the
 // file and the line of the document that would be ignored.
