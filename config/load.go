@@ -223,8 +223,9 @@ var errorLine = regexp.MustCompile(`line (\d+): `)
 
 // yamlHint returns, for a YAML syntax error whose parser message does not
 // say its cause, the cause, in parentheses after a space; else "". An
-// unquoted * (any origin, any header) is an alias to YAML, and a tab in an
-// indentation a character that "cannot start any token".
+// unquoted * (any origin, any header) is an alias to YAML, a tab in an
+// indentation a character that "cannot start any token", and quoted
+// items without brackets ("a", "b") leave YAML expecting a key.
 func yamlHint(data []byte, err error) string {
 	msg := err.Error()
 	m := errorLine.FindStringSubmatch(msg)
@@ -243,9 +244,20 @@ func yamlHint(data []byte, err error) string {
 	case strings.Contains(msg, "found character that cannot start any token") &&
 		strings.Contains(line[:len(line)-len(strings.TrimLeft(line, " \t"))], "\t"):
 		return " (YAML indents with spaces, not tabs)"
+	case strings.Contains(msg, "did not find expected key"):
+		// YAML names the line of the section the mistake is in.
+		for i := n - 1; i < len(lines); i++ {
+			if quotedList.MatchString(lines[i]) {
+				return fmt.Sprintf(` (line %d: a list on one line is written in brackets, as in ["a", "b"])`, i+1)
+			}
+		}
 	}
 	return ""
 }
+
+// quotedList matches a key whose value is quoted items separated by
+// commas, without the brackets of a list.
+var quotedList = regexp.MustCompile(`^\s*[^#\s"'][^:]*:\s*("[^"]*"|'[^']*')\s*,`)
 
 // checkKeys reports every key in v's file that is not a known key. An
 // empty section (`hub:` with nothing under it) is allowed.

@@ -507,6 +507,8 @@ func TestLoadBadYAMLHints(t *testing.T) {
 		{"cors:\n  allowed_origins: [\"http://a.test\", *]\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n  allowed_headers:\n    - *\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n\tmax_age: 1h\n", `line 2: found character that cannot start any token (YAML indents with spaces, not tabs)`},
+		// YAML names the line of the section: the list is three lines on.
+		{"server:\n  addr: \":1\"\ncors:\n  max_age: 1h\n  allowed_origins: \"http://a.test\", 'http://b.test'\n", `line 3: did not find expected key (line 5: a list on one line is written in brackets, as in ["a", "b"])`},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
