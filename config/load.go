@@ -42,8 +42,8 @@ func flagKeys() []flagKey {
 // --config "" wraps ErrUsage. getenv looks up environment variables:
 // os.Getenv in production; nil means no environment. Every key has a
 // variable named by EnvName; its value is trimmed (envValue), an empty
-// value does not override, and lists are comma-separated and replace the
-// file's list.
+// value does not override, one wrapped in quotes is refused (quoted), and
+// lists are comma-separated and replace the file's list.
 //
 // Errors name the key and the offending value, and the variable or flag
 // that set it, or the file. -h or --help returns a *HelpError (wrapping
