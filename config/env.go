@@ -2,27 +2,64 @@ package config
 
 import (
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 )
 
 // CheckEnv reports every variable in environ ("NAME=value" entries, as
-// os.Environ returns them) that starts with SSEHUB_ but names no setting:
-// usually a typo, which would otherwise be ignored without a word. Each is
-// a *KeyError wrapping ErrUnknownKey; values are not shown.
+// os.Environ returns them) that starts with SSEHUB_, in any case, but
+// names no setting: usually a typo, or a name in lower case, which would
+// otherwise be ignored without a word. The variables Kubernetes sets for a
+// Service named ssehub or ssehub-... are not (serviceLink). Each is a
+// *KeyError wrapping ErrUnknownKey; values are not shown.
 func CheckEnv(environ []string) error {
 	known := map[string]bool{}
 	for _, k := range Keys() {
 		known[EnvName(k)] = true
 	}
+	services := map[string]bool{}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if svc, ok := strings.CutSuffix(name, "_SERVICE_HOST"); ok {
+			services[svc] = true
+		}
+	}
 	var errs []error
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "SSEHUB_") && !known[name] {
-			errs = append(errs, &KeyError{Key: name, Msg: "no setting has this environment variable; " + closestEnv(name, known), Err: ErrUnknownKey})
+		if !strings.HasPrefix(strings.ToUpper(name), "SSEHUB_") || known[name] || serviceLink(name, services) {
+			continue
 		}
+		hint := closestEnv(name, known)
+		if upper := strings.ToUpper(name); known[upper] {
+			hint = "did you mean " + upper + "? (names are upper case)"
+		}
+		errs = append(errs, &KeyError{Key: name, Msg: "no setting has this environment variable; " + hint, Err: ErrUnknownKey})
 	}
 	return errors.Join(errs...)
+}
+
+// serviceLinkSuffix matches what Kubernetes appends to a Service's name
+// (upper case, - as _) in the variables it gives every pod of the
+// namespace: _SERVICE_HOST, _SERVICE_PORT, _SERVICE_PORT_<port name>,
+// _PORT and _PORT_<port>_<protocol>, the last with _PROTO, _PORT or _ADDR.
+var serviceLinkSuffix = regexp.MustCompile(`^_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$`)
+
+// serviceLink reports whether name is one of the variables Kubernetes sets
+// for a Service named in services (the prefixes of the _SERVICE_HOST
+// variables present): a Service named ssehub or ssehub-nats gives every
+// pod SSEHUB_SERVICE_HOST or SSEHUB_NATS_PORT_4222_TCP, which are no
+// settings and no typos either. No key ends so, and a name of that form
+// without its Service's _SERVICE_HOST (SSEHUB_SERVER_PORT) is still
+// reported.
+func serviceLink(name string, services map[string]bool) bool {
+	for svc := range services {
+		if rest, ok := strings.CutPrefix(name, svc); ok && serviceLinkSuffix.MatchString(rest) {
+			return true
+		}
+	}
+	return false
 }
 
 // closestEnv suggests the known name fewest edits away from name (a
@@ -47,9 +84,32 @@ func closestEnv(name string, known map[string]bool) string {
 		}
 	}
 	if best == "" {
-		return "the README's configuration table lists them"
+		return sectionEnv(name)
 	}
 	return "did you mean " + best + "?"
+}
+
+// sectionEnv lists the variables of the innermost section whose variables
+// name starts as theirs do (SSEHUB_SERVER_PORT: server's), or points to
+// the README when it is in none.
+func sectionEnv(name string) string {
+	secs := sections()
+	sec := ""
+	for s := range secs {
+		if strings.HasPrefix(name, EnvName(s)+"_") && len(s) > len(sec) {
+			sec = s
+		}
+	}
+	var vars []string
+	for _, k := range Keys() {
+		if sec != "" && sectionOf(k, secs) == sec {
+			vars = append(vars, EnvName(k))
+		}
+	}
+	if len(vars) == 0 {
+		return "the README's configuration table lists them"
+	}
+	return "those of " + sec + " are " + strings.Join(vars, ", ")
 }
 
 // maxTypoEdits is the most edits closestEnv takes for a typo.

@@ -30,3 +30,65 @@ func TestCheckEnv(t *testing.T) {
 		t.Errorf("%q shows a value or another program's variable", msg)
 	}
 }
+
+// TestCheckEnvCase checks that a variable named in another case than
+// SSEHUB_'s upper case, which Load never reads, is reported with the name
+// it meant: ssehub_auth_subscribe_tokens left subscribing open without a
+// word.
+func TestCheckEnvCase(t *testing.T) {
+	err := CheckEnv([]string{"ssehub_auth_subscribe_tokens=secret", "Ssehub_Server_Addr=:1", "SSEHUB_stream_retry=1s", "ssehubx=1"})
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("err %v, want ErrUnknownKey", err)
+	}
+	for _, want := range []string{
+		"ssehub_auth_subscribe_tokens: no setting has this environment variable; did you mean SSEHUB_AUTH_SUBSCRIBE_TOKENS? (names are upper case)",
+		"Ssehub_Server_Addr: no setting has this environment variable; did you mean SSEHUB_SERVER_ADDR? (names are upper case)",
+		"SSEHUB_stream_retry: no setting has this environment variable; did you mean SSEHUB_STREAM_RETRY? (names are upper case)",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "ssehubx") {
+		t.Errorf("%q shows a value or a variable that is not ssehub's", err)
+	}
+}
+
+// TestCheckEnvKubernetesServiceLinks checks that the variables Kubernetes
+// gives every pod for each Service of its namespace are not taken for
+// misspelt settings: with a Service named ssehub (or ssehub-nats), every
+// ssehub pod refused to start, on SSEHUB_SERVICE_HOST. A name of that form
+// without its Service's SERVICE_HOST is still reported.
+func TestCheckEnvKubernetesServiceLinks(t *testing.T) {
+	environ := []string{
+		"SSEHUB_SERVICE_HOST=10.0.0.11", "SSEHUB_SERVICE_PORT=8111", "SSEHUB_SERVICE_PORT_HTTP=8111",
+		"SSEHUB_PORT=tcp://10.0.0.11:8111", "SSEHUB_PORT_8111_TCP=tcp://10.0.0.11:8111",
+		"SSEHUB_PORT_8111_TCP_PROTO=tcp", "SSEHUB_PORT_8111_TCP_PORT=8111", "SSEHUB_PORT_8111_TCP_ADDR=10.0.0.11",
+		"SSEHUB_NATS_SERVICE_HOST=10.0.0.12", "SSEHUB_NATS_SERVICE_PORT=4222", "SSEHUB_NATS_SERVICE_PORT_CLIENT=4222",
+		"SSEHUB_NATS_PORT=tcp://10.0.0.12:4222", "SSEHUB_NATS_PORT_4222_TCP=tcp://10.0.0.12:4222",
+		"SSEHUB_NATS_PORT_4222_TCP_PROTO=tcp", "SSEHUB_NATS_PORT_4222_TCP_PORT=4222", "SSEHUB_NATS_PORT_4222_TCP_ADDR=10.0.0.12",
+		"SSEHUB_NATS_URL=nats://ssehub-nats:4222",
+	}
+	if err := CheckEnv(environ); err != nil {
+		t.Errorf("a pod's service links: %v", err)
+	}
+	err := CheckEnv([]string{"SSEHUB_SERVER_PORT=9000", "SSEHUB_SERVICE_HOST=10.0.0.11"})
+	if err == nil || !strings.Contains(err.Error(), "SSEHUB_SERVER_PORT: ") || strings.Contains(err.Error(), "SSEHUB_SERVICE_HOST") {
+		t.Errorf("err %v, want SSEHUB_SERVER_PORT alone reported", err)
+	}
+}
+
+// TestCheckEnvSuggestsTheSection checks that a name no typo explains, but
+// within a known section, lists that section's variables: SSEHUB_SERVER_PORT,
+// a likely guess, named none.
+func TestCheckEnvSuggestsTheSection(t *testing.T) {
+	err := CheckEnv([]string{"SSEHUB_SERVER_PORT=9000", "SSEHUB_AUTH_JWT_SECRET_KEY=x"})
+	for _, want := range []string{
+		"SSEHUB_SERVER_PORT: no setting has this environment variable; those of server are SSEHUB_SERVER_ADDR, SSEHUB_SERVER_SHUTDOWN_TIMEOUT, SSEHUB_SERVER_READ_TIMEOUT, SSEHUB_SERVER_TRUSTED_PROXIES, SSEHUB_SERVER_H2C\n",
+		"SSEHUB_AUTH_JWT_SECRET_KEY: no setting has this environment variable; those of auth.jwt are SSEHUB_AUTH_JWT_HMAC_SECRET, SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE,",
+	} {
+		if err == nil || !strings.Contains(err.Error()+"\n", want) {
+			t.Errorf("err %v\nlacks %q", err, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/spf13/pflag"
 )
@@ -24,17 +25,41 @@ var (
 )
 
 // KeyError reports a problem with one configuration key. Its message is
-// "key: problem", and the problem quotes the offending value (tokens are
-// never quoted: they are secrets). It wraps ErrUnknownKey, ErrDuplicateKey
-// or ErrInvalidValue.
+// "key: problem", with "; set by SOURCE" after it when the value came from
+// an environment variable or a flag, and the problem quotes the offending
+// value (tokens are never quoted: they are secrets). It wraps
+// ErrUnknownKey, ErrDuplicateKey or ErrInvalidValue.
 type KeyError struct {
-	Key string // dotted key, e.g. "stream.retry"
-	Msg string // what is wrong, naming the value
-	Err error  // ErrUnknownKey, ErrDuplicateKey or ErrInvalidValue
+	Key    string // dotted key, e.g. "stream.retry"
+	Source string // the variable or flag that set it ("SSEHUB_STREAM_RETRY", "--addr"); empty for the file
+	Msg    string // what is wrong, naming the value
+	Err    error  // ErrUnknownKey, ErrDuplicateKey or ErrInvalidValue
 }
 
-// Error returns "key: problem".
-func (e *KeyError) Error() string { return e.Key + ": " + e.Msg }
+// Error returns "key: problem", or "key: problem; set by SOURCE".
+func (e *KeyError) Error() string {
+	if e.Source != "" {
+		return e.Key + ": " + e.Msg + "; set by " + e.Source
+	}
+	return e.Key + ": " + e.Msg
+}
+
+// nameSources sets the Source of every *KeyError in err, joined or not,
+// whose key (a list's, for "key[i]") sources names.
+func nameSources(err error, sources map[string]string) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			nameSources(e, sources)
+		}
+		return
+	}
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		if key, _, _ := strings.Cut(ke.Key, "["); sources[key] != "" {
+			ke.Source = sources[key]
+		}
+	}
+}
 
 // Unwrap returns the sentinel the error wraps.
 func (e *KeyError) Unwrap() error { return e.Err }

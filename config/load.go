@@ -7,7 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -40,11 +42,12 @@ func flagKeys() []flagKey {
 // --config "" wraps ErrUsage. getenv looks up environment variables:
 // os.Getenv in production; nil means no environment. Every key has a
 // variable named by EnvName; its value is trimmed (envValue), an empty
-// value does not override, and lists are comma-separated and replace the
-// file's list.
+// value does not override, one wrapped in quotes is refused (quoted), and
+// lists are comma-separated and replace the file's list.
 //
-// Errors name the key and the offending value, or the file. -h or --help
-// returns a *HelpError (wrapping pflag.ErrHelp) that holds the usage text.
+// Errors name the key and the offending value, and the variable or flag
+// that set it, or the file. -h or --help returns a *HelpError (wrapping
+// pflag.ErrHelp) that holds the usage text.
 // Load may be called from several goroutines at once.
 func Load(args []string, getenv func(string) string) (Config, error) {
 	def := Default()
@@ -56,6 +59,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if flags.NArg() > 0 {
+		if arg := flags.Arg(0); arg == "healthcheck" || arg == "token" {
+			return Config{}, fmt.Errorf("%w: unexpected argument %q: the subcommand %s comes first: ssehub %s [flags]", ErrUsage, arg, arg, arg)
+		}
 		return Config{}, fmt.Errorf("%w: unexpected argument %q", ErrUsage, flags.Arg(0))
 	}
 
@@ -69,10 +75,20 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			return Config{}, err
 		}
 	}
+	// sources names the variable or flag each key was set by, for errors.
+	sources := map[string]string{}
+	var errs []error
 	if getenv != nil {
 		for _, key := range Keys() {
-			if s := envValue(key, getenv(EnvName(key))); s != "" {
+			s := envValue(key, getenv(EnvName(key)))
+			if quoted(s) {
+				errs = append(errs, &KeyError{Key: key, Source: EnvName(key), Err: ErrInvalidValue, Msg: "the value is wrapped in quotes, which a variable keeps as part of it " +
+					"(docker run --env-file does not remove them): remove them (value not shown)"})
+				continue
+			}
+			if s != "" {
 				v.Set(key, s)
+				sources[key] = EnvName(key)
 			}
 		}
 	}
@@ -80,20 +96,22 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		if flags.Changed(f.flag) {
 			s, _ := flags.GetString(f.flag)
 			v.Set(f.key, s)
+			sources[f.key] = "--" + f.flag
 		}
 	}
 
 	cfg := def
-	var errs []error
 	for _, f := range cfg.fields() {
 		if err := decode(f.key, f.target, v.Get(f.key)); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
+		nameSources(err, sources)
 		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
+		nameSources(err, sources)
 		return Config{}, err
 	}
 	return cfg, nil
@@ -111,6 +129,16 @@ func envValue(key, s string) string {
 		return s
 	}
 	return strings.TrimSpace(s)
+}
+
+// quoted reports whether s, a variable's value as envValue takes it, is
+// wrapped in a pair of double or single quotes: a shell or a compose file
+// would have removed them, so they were written where they are kept, in
+// an env file for docker run for one, and would be taken as part of the
+// value.
+func quoted(s string) bool {
+	s = strings.TrimSpace(s)
+	return len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0]
 }
 
 // newFlagSet returns the flags Load understands, showing def's values as
@@ -179,16 +207,57 @@ func readFile(v *viper.Viper, path string) error {
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+		return fmt.Errorf("%w %q: %w%s", ErrConfigFile, path, err, yamlHint(data, err))
 	}
 	if err := checkOneDocument(data); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
-	if err := errors.Join(checkSpellings(data), checkKeys(v)); err != nil {
+	if err := errors.Join(checkSpellings(data), checkKeys(v), checkYAMLScalars(data)); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	return nil
 }
+
+// errorLine finds the line a YAML parser error names.
+var errorLine = regexp.MustCompile(`line (\d+): `)
+
+// yamlHint returns, for a YAML syntax error whose parser message does not
+// say its cause, the cause, in parentheses after a space; else "". An
+// unquoted * (any origin, any header) is an alias to YAML, a tab in an
+// indentation a character that "cannot start any token", and quoted
+// items without brackets ("a", "b") leave YAML expecting a key.
+func yamlHint(data []byte, err error) string {
+	msg := err.Error()
+	m := errorLine.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	n, _ := strconv.Atoi(m[1])
+	lines := strings.Split(string(data), "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	line := lines[n-1]
+	switch {
+	case strings.Contains(msg, "did not find expected alphabetic or numeric character") && strings.Contains(line, "*"):
+		return ` (a value starting with * is a YAML alias: quote it, as in "*")`
+	case strings.Contains(msg, "found character that cannot start any token") &&
+		strings.Contains(line[:len(line)-len(strings.TrimLeft(line, " \t"))], "\t"):
+		return " (YAML indents with spaces, not tabs)"
+	case strings.Contains(msg, "did not find expected key"):
+		// YAML names the line of the section the mistake is in.
+		for i := n - 1; i < len(lines); i++ {
+			if quotedList.MatchString(lines[i]) {
+				return fmt.Sprintf(` (line %d: a list on one line is written in brackets, as in ["a", "b"])`, i+1)
+			}
+		}
+	}
+	return ""
+}
+
+// quotedList matches a key whose value is quoted items separated by
+// commas, without the brackets of a list.
+var quotedList = regexp.MustCompile(`^\s*[^#\s"'][^:]*:\s*("[^"]*"|'[^']*')\s*,`)
 
 // checkKeys reports every key in v's file that is not a known key. An
 // empty section (`hub:` with nothing under it) is allowed.

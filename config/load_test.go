@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -495,6 +496,33 @@ func TestLoadBadYAML(t *testing.T) {
 	}
 }
 
+// TestLoadBadYAMLHints checks that the two YAML mistakes whose parser
+// message says nothing of the cause get a hint: an unquoted * (any origin,
+// any header), which YAML takes for an alias, was "did not find expected
+// alphabetic or numeric character", and a tab in an indentation "found
+// character that cannot start any token".
+func TestLoadBadYAMLHints(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"cors:\n  allowed_origins: *\n", `line 2: did not find expected alphabetic or numeric character (a value starting with * is a YAML alias: quote it, as in "*")`},
+		{"cors:\n  allowed_origins: [\"http://a.test\", *]\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
+		{"cors:\n  allowed_headers:\n    - *\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
+		{"cors:\n\tmax_age: 1h\n", `line 2: found character that cannot start any token (YAML indents with spaces, not tabs)`},
+		// YAML names the line of the section: the list is three lines on.
+		{"server:\n  addr: \":1\"\ncors:\n  max_age: 1h\n  allowed_origins: \"http://a.test\", 'http://b.test'\n", `line 3: did not find expected key (line 5: a list on one line is written in brackets, as in ["a", "b"])`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if !errors.Is(err, ErrConfigFile) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v\nwant it to contain %s", tt.yaml, err, tt.want)
+		}
+	}
+	// An alias where one is meant is no mistake.
+	path := writeYAML(t, "cors:\n  allowed_headers: &h [X-A]\n  exposed_headers: *h\n")
+	if cfg, err := Load([]string{"--config", path}, nil); err != nil || !reflect.DeepEqual(cfg.CORS.ExposedHeaders, []string{"X-A"}) {
+		t.Errorf("an alias: err = %v, exposed headers %q", err, cfg.CORS.ExposedHeaders)
+	}
+}
+
 func TestLoadMissingConfigFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "absent.yaml")
 	_, err := Load([]string{"--config", path}, nil)
@@ -578,6 +606,18 @@ func TestLoadBadCommandLine(t *testing.T) {
 	}
 }
 
+// TestLoadSubcommandAfterFlags checks that a subcommand written after
+// the flags, which Load sees as an argument, is named as one: "unexpected
+// argument" alone did not say that it goes first.
+func TestLoadSubcommandAfterFlags(t *testing.T) {
+	for _, sub := range []string{"healthcheck", "token"} {
+		_, err := Load([]string{"--config", os.DevNull, sub}, nil)
+		if want := "the subcommand " + sub + " comes first: ssehub " + sub + " [flags]"; !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want ErrUsage saying %q", err, want)
+		}
+	}
+}
+
 // TestLoadSeveralDocuments checks that a file of several YAML documents,
 // of which viper would read the first alone, stops the start naming the
 // file and the line of the document that would be ignored.
@@ -618,5 +658,77 @@ func TestLoadSeveralDocuments(t *testing.T) {
 		if err != nil || cfg.Server.Addr != ":9001" {
 			t.Errorf("%q: addr %q, err %v; want :9001 and no error", yml, cfg.Server.Addr, err)
 		}
+	}
+}
+
+// TestLoadErrorNamesItsSource checks that a bad value set by an
+// environment variable or a flag is reported with that variable or flag
+// after the problem: the user looking for it set no key of that name, and
+// a file's value names none.
+func TestLoadErrorNamesItsSource(t *testing.T) {
+	_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_STREAM_RETRY": "3x"}))
+	if want := `stream.retry: invalid duration "3x" (use a Go duration such as 15s or 1500ms); set by SSEHUB_STREAM_RETRY`; err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	path := writeYAML(t, "stream:\n  write_timeout: 0s\n")
+	vars := map[string]string{
+		"SSEHUB_SERVER_ADDR":          ":1",
+		"SSEHUB_LOG_LEVEL":            "loud",
+		"SSEHUB_CORS_ALLOWED_ORIGINS": "http://a.test/path",
+	}
+	_, err = Load([]string{"--config", path, "--addr", "nowhere", "--log-format", "xml"}, env(vars))
+	if !errors.Is(err, ErrInvalidValue) {
+		t.Fatalf("err = %v, want ErrInvalidValue", err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for _, want := range []string{
+		`server.addr: "nowhere" is not host:port with a port 0-65535 (e.g. ":8111"); set by --addr`, // the flag wins over the variable
+		`log.level: "loud" must be one of debug, info, warn, error; set by SSEHUB_LOG_LEVEL`,
+		`log.format: "xml" must be one of text, json; set by --log-format`,
+		`cors.allowed_origins: "http://a.test/path" is not an origin (no path, query or fragment allowed); set by SSEHUB_CORS_ALLOWED_ORIGINS`,
+		`stream.write_timeout: "0s" must be between 1ms and 24h0m0s`, // from the file: no variable
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("err = %q\nwant a line %q", err, want)
+		}
+	}
+	// A list's item is named by index, and by the variable the list came
+	// from; a token's value is never shown.
+	vars = map[string]string{"SSEHUB_AUTH_PUBLISH_TOKENS": "good,bad token"}
+	_, err = Load([]string{"--config", os.DevNull}, env(vars))
+	if want := "auth.publish_tokens[1]: token contains whitespace (value not shown); set by SSEHUB_AUTH_PUBLISH_TOKENS"; err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Key != "auth.publish_tokens[1]" {
+		t.Errorf("err = %v: its KeyError's Key is not the key alone", err)
+	}
+}
+
+// TestLoadEnvQuotedValue checks that a variable whose value is wrapped in
+// quotes stops the start. A variable keeps quotes as part of its value
+// (docker run --env-file does not remove them): SSEHUB_AUTH_PUBLISH_TOKENS="s3cret"
+// made the token "s3cret" with its quotes, which no client sends, and
+// SSEHUB_AUTH_JWT_ISSUER, SSEHUB_NATS_STREAM or SSEHUB_NATS_STORE_DIR were
+// taken with them as silently.
+func TestLoadEnvQuotedValue(t *testing.T) {
+	for name, value := range map[string]string{
+		"SSEHUB_AUTH_PUBLISH_TOKENS":  `"s3cret"`,
+		"SSEHUB_AUTH_JWT_HMAC_SECRET": `'` + strings.Repeat("s3cret", 6) + `'`,
+		"SSEHUB_NATS_STREAM":          `"EVENTS"`,
+		"SSEHUB_NATS_STORE_DIR":       ` '/var/lib/ssehub' `,
+	} {
+		_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{name: value}))
+		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), "wrapped in quotes") || !strings.HasSuffix(err.Error(), "; set by "+name) {
+			t.Errorf("%s=%s: err = %v, want one saying the value is wrapped in quotes, naming the variable", name, value, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: err = %q shows the value", name, err)
+		}
+	}
+	// Quotes inside a value, or on one side only, are the value's.
+	cfg, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_NATS_STREAM": `A"B"`, "SSEHUB_AUTH_PUBLISH_TOKENS": `"a,b"c`}))
+	if err != nil || cfg.NATS.Stream != `A"B"` || !reflect.DeepEqual(cfg.Auth.PublishTokens, []string{`"a`, `b"c`}) {
+		t.Errorf("err = %v, stream %q, tokens %q", err, cfg.NATS.Stream, cfg.Auth.PublishTokens)
 	}
 }

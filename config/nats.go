@@ -17,7 +17,7 @@ var natsSchemes = []string{"nats", "tls", "ws", "wss"}
 
 // checkNATSURLs checks that urls holds at least one server URL and that
 // each is scheme://host[:port] with a NATS scheme and nothing after the
-// port. A user name and password may come before the host; messages never
+// port but, for ws and wss, a path and a query. A user name and password may come before the host; messages never
 // show the password.
 func checkNATSURLs(key string, urls []string) []error {
 	if len(urls) == 0 {
@@ -48,8 +48,10 @@ func checkNATSURL(s string) error {
 		return fmt.Errorf("scheme must be one of %s", strings.Join(natsSchemes, ", "))
 	case u.Hostname() == "":
 		return errors.New("no host")
-	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
-		return errors.New("nothing may follow host:port")
+	case webSocket(u.Scheme) && (u.Fragment != "" || u.Opaque != ""):
+		return errors.New("nothing but a path and a query may follow host:port")
+	case !webSocket(u.Scheme) && (u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != ""):
+		return errors.New("nothing may follow host:port; only a ws or wss URL has a path and a query")
 	}
 	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
 		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
@@ -57,6 +59,13 @@ func checkNATSURL(s string) error {
 		}
 	}
 	return nil
+}
+
+// webSocket reports whether scheme is ws or wss: nats.go sends such a
+// URL's path and query in its WebSocket request, for a NATS server behind
+// a proxy that routes on them.
+func webSocket(scheme string) bool {
+	return strings.EqualFold(scheme, "ws") || strings.EqualFold(scheme, "wss")
 }
 
 // redactURL returns s with the password of its user info, if any,
@@ -124,8 +133,16 @@ func isTokenRune(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-'
 }
 
+// errTilde reports a path starting with ~: only a shell expands it, so
+// ssehub would look for, or create, a directory named ~ in the working
+// directory.
+var errTilde = errors.New("starts with ~, which only a shell expands: write the full path")
+
 // checkFile checks that path names a regular file this process may open.
 func checkFile(path string) error {
+	if strings.HasPrefix(path, "~") {
+		return errTilde
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return errors.Unwrap(err) // the *PathError's path is already in the message
@@ -153,6 +170,15 @@ func checkCAFile(path string) error {
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
 		return errors.New("holds no PEM certificate")
+	}
+	return nil
+}
+
+// checkDir checks a directory ssehub creates if missing: not under ~,
+// which would make a directory named ~.
+func checkDir(key, dir string) error {
+	if strings.HasPrefix(dir, "~") {
+		return invalid(key, fmt.Sprintf("%q: %v", dir, errTilde))
 	}
 	return nil
 }

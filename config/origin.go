@@ -2,9 +2,10 @@ package config
 
 import (
 	"errors"
-	"net"
+	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // origin is a parsed origin, or an origin pattern whose host may start
@@ -24,6 +25,8 @@ var (
 	errOriginHost     = errors.New("bad host")
 	errOriginPort     = errors.New("port must be 1-65535")
 	errOriginWildcard = errors.New("a wildcard must be the whole first label, as in https://*.example.com")
+	errOriginIDN      = errors.New("an international domain name is written in its ASCII form, xn--..., as browsers send it")
+	errOriginIPv4     = errors.New("an IPv4 address is four decimal numbers without leading zeros, as browsers send it (127.0.0.1); a host name's last label is never a number")
 )
 
 // parseOrigin parses s as scheme://host[:port], the form browsers send in
@@ -88,17 +91,36 @@ func splitHostPort(s string) (host, port string, err error) {
 }
 
 // checkHost validates a host name, IPv4 address or bracketed IPv6 address
-// and returns it lower-cased. With wildcard, the first label may be "*".
+// and returns it lower-cased, an IPv6 address in its shortest form, so that
+// equal hosts compare equal. With wildcard, the first label may be "*".
+//
+// A host whose last label is a number (decimal, or 0x hex) is an IPv4
+// address to a browser, which sends it as four decimal numbers: written
+// otherwise (127.000.0.1, 2130706433), or under a wildcard, it would
+// never match.
 func checkHost(host string, wildcard bool) (string, error) {
 	host = strings.ToLower(host)
-	if strings.HasPrefix(host, "[") {
-		ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
-		if ip == nil || ip.To4() != nil || !strings.HasSuffix(host, "]") {
+	if inner, ok := strings.CutPrefix(host, "["); ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+		ip, err := netip.ParseAddr(inner)
+		if !ok || err != nil || !ip.Is6() || ip.Zone() != "" {
 			return "", errOriginHost
+		}
+		return "[" + ip.String() + "]", nil
+	}
+	if strings.ContainsFunc(host, func(r rune) bool { return r > unicode.MaxASCII }) {
+		return "", errOriginIDN
+	}
+	labels := strings.Split(host, ".")
+	if numericLabel(labels[len(labels)-1]) {
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.Is4() {
+			if labels[0] == "*" {
+				return "", errOriginWildcard
+			}
+			return "", errOriginIPv4
 		}
 		return host, nil
 	}
-	labels := strings.Split(host, ".")
 	for i, label := range labels {
 		if strings.Contains(label, "*") {
 			if !wildcard || i != 0 || label != "*" || len(labels) < 2 {
@@ -111,6 +133,16 @@ func checkHost(host string, wildcard bool) (string, error) {
 		}
 	}
 	return host, nil
+}
+
+// numericLabel reports whether s, a host's last label, makes the host an
+// IPv4 address to a browser (the URL Standard's "ends in a number"):
+// decimal digits, or 0x and hex digits.
+func numericLabel(s string) bool {
+	if hex, ok := strings.CutPrefix(s, "0x"); ok {
+		return !strings.ContainsFunc(hex, func(r rune) bool { return !strings.ContainsRune("0123456789abcdef", r) })
+	}
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return r < '0' || r > '9' })
 }
 
 // validLabel reports whether s is a DNS label: 1 to 63 letters, digits,

@@ -38,6 +38,12 @@ func TestAllowOrigin(t *testing.T) {
 		{[]string{"http://a.test", "http://b.test"}, "http://b.test", true},
 		{[]string{"http://a/b", "http://b.test"}, "http://b.test", true},
 		{[]string{"http://[::1]:8080"}, "http://[::1]:8080", true},
+		// Browsers send an IPv6 address in its shortest form: an entry
+		// written longer matches it.
+		{[]string{"http://[0:0::1]:8080"}, "http://[::1]:8080", true},
+		{[]string{"http://[2001:DB8:0:0::0001]"}, "http://[2001:db8::1]", true},
+		{[]string{"http://[::ffff:7f00:1]"}, "http://[::ffff:7f00:1]", true},
+		{[]string{"http://[::1]"}, "http://[::2]", false},
 		{[]string{"http://127.0.0.1:8080"}, "http://127.0.0.1:8080", true},
 		{[]string{"http://127.0.0.1:8080"}, "http://127.0.0.1:8081", false},
 		{[]string{"http://a.test"}, "", false},

@@ -40,9 +40,35 @@ func (s ServerConfig) validateTLS() []error {
 		return append(errs, invalid("server.tls.cert_file", fmt.Sprintf("%q: %v", t.CertFile, err)))
 	}
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		if n := keyCertificate(certPEM, keyPEM); n > 1 {
+			return append(errs, invalid("server.tls.cert_file", fmt.Sprintf(
+				"%q: the certificate of server.tls.key_file is its number %d, not the first: put the server's certificate first, then the intermediates", t.CertFile, n)))
+		}
 		return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q is not the private key of server.tls.cert_file %q: %v", t.KeyFile, t.CertFile, err)))
 	}
 	return errs
+}
+
+// keyCertificate returns the position, from 1, of the certificate in
+// certPEM that keyPEM is the private key of, or 0 when there is none: a
+// chain written in the wrong order, the server's certificate after an
+// intermediate, holds it further down.
+func keyCertificate(certPEM, keyPEM []byte) int {
+	n := 0
+	for {
+		block, rest := pem.Decode(certPEM)
+		if block == nil {
+			return 0
+		}
+		certPEM = rest
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		n++
+		if _, err := tls.X509KeyPair(pem.EncodeToMemory(block), keyPEM); err == nil {
+			return n
+		}
+	}
 }
 
 // readPEMFile reads a file that checkFile accepts.

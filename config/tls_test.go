@@ -33,6 +33,10 @@ func TestValidateTLS(t *testing.T) {
 	if err := os.WriteFile(chain, append(readBytes(t, cert), readBytes(t, otherCert)...), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	reversed := filepath.Join(t.TempDir(), "reversed.pem")
+	if err := os.WriteFile(reversed, append(readBytes(t, otherCert), readBytes(t, cert)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name      string
 		tls       TLSConfig
@@ -44,6 +48,8 @@ func TestValidateTLS(t *testing.T) {
 		{"h2c without TLS", TLSConfig{}, true, "", ""},
 		{"a pair", TLSConfig{CertFile: cert, KeyFile: key}, false, "", ""},
 		{"a chain, the server's certificate first", TLSConfig{CertFile: chain, KeyFile: key}, false, "", ""},
+		// The chain in the wrong order was blamed on the key.
+		{"a chain, the server's certificate not first", TLSConfig{CertFile: reversed, KeyFile: key}, false, `server.tls.cert_file: "` + reversed + `": the certificate of server.tls.key_file is its number 2, not the first: put the server's certificate first, then the intermediates`, "server.tls.key_file:"},
 		{"cert only", TLSConfig{CertFile: cert}, false, "server.tls.key_file: empty while server.tls.cert_file is set", "server.tls.cert_file:"},
 		{"key only", TLSConfig{KeyFile: key}, false, "server.tls.cert_file: empty while server.tls.key_file is set", "server.tls.key_file:"},
 		{"h2c with TLS", TLSConfig{CertFile: cert, KeyFile: key}, true, "server.h2c: true with server.tls set", "server.tls.cert_file:"},

@@ -80,22 +80,50 @@ func (s ServerConfig) validate() []error {
 	return append(collect(
 		checkAddr("server.addr", s.Addr),
 		durationAbove("server.shutdown_timeout", s.ShutdownTimeout, 0),
-		durationAbove("server.read_timeout", s.ReadTimeout, 0),
+		checkReadTimeout("server.read_timeout", s.ReadTimeout),
 		checkProxies("server.trusted_proxies", s.TrustedProxies),
 	), s.validateTLS()...)
 }
 
+// minReadTimeout bounds server.read_timeout from below. A request,
+// headers and body, must arrive within it, and with server.tls the TLS
+// handshake too, a round trip at least: 10ms (a typo for 10s) cut off
+// HTTPS clients more than a few milliseconds away, and slow bodies, while
+// a health check over loopback still passed.
+const minReadTimeout = time.Second
+
+// checkReadTimeout checks d >= minReadTimeout.
+func checkReadTimeout(key string, d time.Duration) error {
+	if d >= minReadTimeout {
+		return nil
+	}
+	return invalid(key, fmt.Sprintf("%q must be at least %v: a request, and with server.tls its TLS handshake, must arrive whole within it", d, minReadTimeout))
+}
+
 // checkProxies checks that every entry is an IP address or a CIDR. An
 // address with a zone ("fe80::1%eth0") is neither to the HTTP layer.
+//
+// An IPv4 address written as IPv6 (::ffff:10.0.0.1) is refused: Gin took
+// it for the IPv6 network ::/32, which trusted ::1 and not 10.0.0.1, and
+// a CIDR of such addresses matches no IPv4 client.
 func checkProxies(key string, proxies []string) error {
 	for _, p := range proxies {
-		if _, err := netip.ParsePrefix(p); err == nil {
-			continue
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(p); aerr == nil && a.Zone() == "" {
+				prefix, err = a.Prefix(a.BitLen())
+			}
 		}
-		if a, err := netip.ParseAddr(p); err == nil && a.Zone() == "" {
-			continue
+		if err != nil {
+			return invalid(key, fmt.Sprintf("%q is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\", \"127.0.0.1\")", p))
 		}
-		return invalid(key, fmt.Sprintf("%q is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\", \"127.0.0.1\")", p))
+		if a := prefix.Addr(); a.Is4In6() {
+			v4 := a.Unmap().String()
+			if bits := prefix.Bits() - 96; strings.Contains(p, "/") {
+				v4 = netip.PrefixFrom(a.Unmap(), max(bits, 0)).Masked().String()
+			}
+			return invalid(key, fmt.Sprintf("%q is an IPv4 address written as IPv6: write it as %s", p, v4))
+		}
 	}
 	return nil
 }
@@ -116,6 +144,12 @@ func (c CORSConfig) validate() []error {
 	}
 	errs = append(errs, c.validateHeaders("cors.allowed_headers", c.AllowedHeaders)...)
 	errs = append(errs, c.validateHeaders("cors.exposed_headers", c.ExposedHeaders)...)
+	if c.MaxAge > 0 && c.MaxAge < time.Second {
+		// Access-Control-Max-Age: 0 bars caching a preflight at all, where
+		// no header lets the browser cache it for its default 5s.
+		return append(errs, invalid("cors.max_age", fmt.Sprintf(
+			"%q is sent in whole seconds, as 0, which bars browsers from caching a preflight at all: use 1s or more, or 0s to send no Access-Control-Max-Age", c.MaxAge)))
+	}
 	return append(errs, collect(durationAtLeast("cors.max_age", c.MaxAge, 0))...)
 }
 
@@ -238,6 +272,7 @@ func (n NATSConfig) validate() []error {
 		intBetween("nats.replicas", n.Replicas, 1, maxReplicas),
 		oneOf("nats.storage", n.Storage, "file", "memory"),
 		nonBlank("nats.store_dir", n.StoreDir),
+		checkDir("nats.store_dir", n.StoreDir),
 	)...)
 }
 

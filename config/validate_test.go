@@ -30,6 +30,10 @@ func TestValidateRejects(t *testing.T) {
 		// made the listener fail with "invalid argument" under server.addr.
 		{"write timeout over a day", func(c *Config) { c.Stream.WriteTimeout = 600 * time.Hour }, `stream.write_timeout: "600h0m0s" must be between 1ms and 24h0m0s`},
 		{"max age negative", func(c *Config) { c.CORS.MaxAge = -time.Second }, `cors.max_age: "-1s" must not be less`},
+		// Sent in whole seconds, 500ms was Access-Control-Max-Age: 0, which
+		// bars caching a preflight, where 0s sends none (the browser's
+		// default, 5s).
+		{"max age below a second", func(c *Config) { c.CORS.MaxAge = 500 * time.Millisecond }, `cors.max_age: "500ms" is sent in whole seconds, as 0`},
 		{"ticker interval long", func(c *Config) { c.Demo.TickerInterval = 61 * time.Second }, `demo.ticker_interval: "1m1s" must be between 0s and 1m0s`},
 		{"ticker interval negative", func(c *Config) { c.Demo.TickerInterval = -1 }, `demo.ticker_interval: "-1ns" must be between`},
 		{"ticker count zero", func(c *Config) { c.Demo.TickerCount = 0 }, `demo.ticker_count: 0 must be between 1 and 10000`},
@@ -37,8 +41,18 @@ func TestValidateRejects(t *testing.T) {
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose" must be one of debug, info, warn, error`},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" must be one of text, json`},
 		{"stream transport", func(c *Config) { c.Stream.Transport = "hijack" }, `stream.transport: "hijack" must be one of gin, detached`},
-		{"read timeout zero", func(c *Config) { c.Server.ReadTimeout = 0 }, `server.read_timeout: "0s" must be greater than 0s`},
+		{"read timeout zero", func(c *Config) { c.Server.ReadTimeout = 0 }, `server.read_timeout: "0s" must be at least 1s`},
+		// A typo for 10s: a request must arrive whole within it, and the
+		// TLS handshake too (net/http's handshake timeout), a round trip:
+		// HTTPS clients a few milliseconds away were cut off, while a
+		// health check over loopback still passed.
+		{"read timeout 10ms", func(c *Config) { c.Server.ReadTimeout = 10 * time.Millisecond }, `server.read_timeout: "10ms" must be at least 1s`},
 		{"trusted proxy name", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/8", "nginx"} }, `server.trusted_proxies: "nginx" is neither an IP address nor a CIDR`},
+		// Gin made "::ffff:10.0.0.1" the IPv6 network ::/32: the proxy
+		// 10.0.0.1 was not trusted, and clients at ::1 could name any
+		// client in X-Forwarded-For.
+		{"trusted proxy IPv4-mapped", func(c *Config) { c.Server.TrustedProxies = []string{"::ffff:10.0.0.1"} }, `server.trusted_proxies: "::ffff:10.0.0.1" is an IPv4 address written as IPv6: write it as 10.0.0.1`},
+		{"trusted proxy IPv4-mapped CIDR", func(c *Config) { c.Server.TrustedProxies = []string{"::FFFF:10.0.0.0/104"} }, `server.trusted_proxies: "::FFFF:10.0.0.0/104" is an IPv4 address written as IPv6: write it as 10.0.0.0/8`},
 		{"trusted proxy with a zone", func(c *Config) { c.Server.TrustedProxies = []string{"fe80::1%eth0"} }, `server.trusted_proxies: "fe80::1%eth0" is neither`},
 		{"max streams zero", func(c *Config) { c.Stream.MaxStreams = 0 }, `stream.max_streams: 0 must be at least 1`},
 		{"subscribers above streams", func(c *Config) { c.Stream.MaxStreams = 10 }, `hub.max_subscribers: 20000 is above stream.max_streams (10)`},
@@ -61,6 +75,20 @@ func TestValidateRejects(t *testing.T) {
 		{"origin wildcard partial", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://a*.test"} }, `cors.allowed_origins: "https://a*.test" is not an origin (a wildcard`},
 		{"origin wildcard alone", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://*"} }, `cors.allowed_origins: "https://*" is not an origin (a wildcard`},
 		{"origin bad host", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a..test"} }, `cors.allowed_origins: "http://a..test" is not an origin (bad host)`},
+		// Browsers send an IPv4 address as four decimal numbers: one
+		// written otherwise would never match, and the last label of a
+		// host name is never a number.
+		{"origin ipv4 leading zero", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://127.000.0.1"} }, `cors.allowed_origins: "http://127.000.0.1" is not an origin (an IPv4 address is four decimal numbers`},
+		{"origin ipv4 one number", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://2130706433"} }, `cors.allowed_origins: "http://2130706433" is not an origin (an IPv4 address is four decimal numbers`},
+		{"origin ipv4 hex", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.0x7f"} }, `cors.allowed_origins: "http://a.0x7f" is not an origin (an IPv4 address is four decimal numbers`},
+		{"origin wildcard ipv4", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://*.0.0.1"} }, `cors.allowed_origins: "http://*.0.0.1" is not an origin (a wildcard`},
+		{"origin ipv6 zone", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://[fe80::1%25eth0]"} }, `cors.allowed_origins: "http://[fe80::1%25eth0]" is not an origin (bad host)`},
+		// Only a shell expands ~: nats.store_dir: ~/nats made a directory
+		// named ~ in the working directory.
+		{"store dir under ~", func(c *Config) { c.NATS.StoreDir = "~/nats" }, `nats.store_dir: "~/nats": starts with ~, which only a shell expands: write the full path`},
+		{"cert file under ~", func(c *Config) { c.Server.TLS.CertFile, c.Server.TLS.KeyFile = "~/tls/cert.pem", "~/tls/key.pem" }, `server.tls.cert_file: "~/tls/cert.pem": starts with ~, which only a shell expands`},
+		{"jwt key under ~", func(c *Config) { c.Auth.JWT.PublicKeyFile = "~user/jwt.pem" }, `auth.jwt.public_key_file: "~user/jwt.pem": starts with ~, which only a shell expands`},
+		{"origin international name", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://bücher.example"} }, `cors.allowed_origins: "https://bücher.example" is not an origin (an international domain name is written in its ASCII form, xn--..., as browsers send it)`},
 		{"origin space", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test "} }, `cors.allowed_origins: "http://a.test " is not an origin`},
 		{"star with credentials", func(c *Config) {
 			c.CORS.AllowedOrigins = []string{"*"}
@@ -92,7 +120,9 @@ func TestValidateRejects(t *testing.T) {
 		{"nats url no scheme", func(c *Config) { c.NATS.URL = []string{"127.0.0.1:4222"} }, `nats.url: "127.0.0.1:4222" is not a NATS server URL (no scheme`},
 		{"nats url http", func(c *Config) { c.NATS.URL = []string{"http://n.test:4222"} }, `nats.url: "http://n.test:4222" is not a NATS server URL (scheme must be one of nats, tls, ws, wss)`},
 		{"nats url second bad", func(c *Config) { c.NATS.URL = []string{"nats://a.test", "nats://"} }, `nats.url: "nats://" is not a NATS server URL (no host)`},
-		{"nats url path", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222/x"} }, `nats.url: "nats://a.test:4222/x" is not a NATS server URL (nothing may follow host:port)`},
+		{"nats url path", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222/x"} }, `nats.url: "nats://a.test:4222/x" is not a NATS server URL (nothing may follow host:port; only a ws or wss URL has a path and a query)`},
+		{"nats url ws fragment", func(c *Config) { c.NATS.URL = []string{"wss://a.test/nats#x"} }, `nats.url: "wss://a.test/nats#x" is not a NATS server URL (nothing but a path and a query may follow host:port)`},
+		{"nats url query", func(c *Config) { c.NATS.URL = []string{"tls://a.test:4222?x=1"} }, `nats.url: "tls://a.test:4222?x=1" is not a NATS server URL (nothing may follow host:port`},
 		{"nats url port", func(c *Config) { c.NATS.URL = []string{"nats://a.test:70000"} }, `nats.url: "nats://a.test:70000" is not a NATS server URL (port must be 1-65535)`},
 		{"nats url port zero", func(c *Config) { c.NATS.URL = []string{"nats://a.test:0"} }, `nats.url: "nats://a.test:0" is not a NATS server URL (port`},
 		{"nats url blank", func(c *Config) { c.NATS.URL = []string{" "} }, `nats.url: " " is not a NATS server URL (contains white space)`},
@@ -218,6 +248,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"heartbeat a day", func(c *Config) { c.Stream.HeartbeatInterval = 24 * time.Hour }},
 		{"history at cap", func(c *Config) { c.Hub.HistorySize = 10_000_000 }},
 		{"max age zero", func(c *Config) { c.CORS.MaxAge = 0 }},
+		{"max age a second", func(c *Config) { c.CORS.MaxAge = time.Second }},
 		{"ticker interval bounds", func(c *Config) { c.Demo.TickerInterval = 60 * time.Second }},
 		{"ticker interval zero", func(c *Config) { c.Demo.TickerInterval = 0 }},
 		{"ticker count bounds", func(c *Config) { c.Demo.TickerCount, c.Demo.TickerInterval = 10000, 50*time.Millisecond }},
@@ -227,7 +258,9 @@ func TestValidateAccepts(t *testing.T) {
 		{"tokens", func(c *Config) { c.Auth.PublishTokens = []string{"abc", "d-e_f.g"} }},
 		{"nats broker", func(c *Config) { c.Hub.Broker = "NATS" }},
 		{"nats cluster", func(c *Config) {
-			c.NATS.URL = []string{"nats://a.test:4222", "tls://u:p@b.test", "ws://[::1]:8080", "wss://c.test/"}
+			// A WebSocket URL may carry a path and a query, which nats.go
+			// sends (a NATS behind a proxy at /nats).
+			c.NATS.URL = []string{"nats://a.test:4222", "tls://u:p@b.test", "ws://[::1]:8080", "wss://c.test/", "wss://d.test/nats", "ws://e.test:8080/nats/ws?region=eu"}
 		}},
 		{"nats stream name", func(c *Config) { c.NATS.Stream = "orders-EU_2" }},
 		{"nats nested prefix", func(c *Config) { c.NATS.SubjectPrefix = "acme.ssehub-1" }},

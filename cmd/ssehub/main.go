@@ -20,7 +20,7 @@ import (
 func main() {
 	// A misspelt SSEHUB_ variable would otherwise be ignored without a word.
 	if err := config.CheckEnv(os.Environ()); err != nil {
-		fmt.Fprintln(os.Stderr, "ssehub:", err)
+		printProblems(os.Stderr, err)
 		os.Exit(1)
 	}
 	// A log reader gone (journald restarted, the end of a `| tee`) must
@@ -70,12 +70,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case errors.As(err, new(loggedError)):
 		return 1 // the JSON log has it
 	default:
-		// One line per problem (config errors come joined), each
-		// saying whose it is.
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintln(stderr, "ssehub:", line)
-		}
+		printProblems(stderr, err)
 		return 1
+	}
+}
+
+// printProblems writes err to w one line per problem (config errors come
+// joined), each saying whose it is.
+func printProblems(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintln(w, "ssehub:", line)
 	}
 }
 

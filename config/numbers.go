@@ -1,0 +1,96 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// checkYAMLScalars reports every value of the YAML file data that YAML
+// reads as something else than what ssehub would take from the same text
+// in a variable. A text key (or a list item of one) written as a number, a
+// bool or a timestamp is turned back into text, which need not be what
+// was written: nats.stream: 0123 named the stream 83, 1.50 became 1.5,
+// 123456789012345678901 became 1.2345678901234568e+20. An integer key
+// written with a leading zero is octal to YAML (010 is 8), decimal in
+// SSEHUB_ variables (10). Secrets are checkSecretText's, which shows no
+// value. A number written as the text it stands for (123, 1.5) is fine.
+func checkYAMLScalars(data []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
+		return err
+	}
+	kinds := map[string]string{}
+	var c Config
+	for _, f := range c.fields() {
+		kinds[f.key] = kindOf(f.target)
+	}
+	var errs []error
+	var walk func(mapping *yaml.Node, key string)
+	walk = func(mapping *yaml.Node, key string) {
+		for _, kv := range entries(mapping) {
+			k, v := join(key, strings.ToLower(kv[0].Value)), kv[1]
+			switch {
+			case slices.Contains(secretKeys, k):
+			case kinds[k] == "string":
+				errs = append(errs, checkTextScalar(k, v))
+			case kinds[k] == "list" && v.Kind == yaml.SequenceNode:
+				for i, item := range v.Content {
+					errs = append(errs, checkTextScalar(fmt.Sprintf("%s[%d]", k, i), resolve(item)))
+				}
+			case kinds[k] == "list":
+				errs = append(errs, checkTextScalar(k, v))
+			case kinds[k] == "integer":
+				errs = append(errs, checkOctal(k, v))
+			case kinds[k] == "":
+				walk(v, k)
+			}
+		}
+	}
+	walk(doc.Content[0], "")
+	return errors.Join(errs...)
+}
+
+// checkTextScalar checks that n, the value of a text key, is text, or a
+// scalar that YAML reads as a value written just as the text it becomes.
+func checkTextScalar(key string, n *yaml.Node) error {
+	if n == nil || n.Kind != yaml.ScalarNode || n.Tag == "!!str" || n.Tag == "!!null" {
+		return nil
+	}
+	var v any
+	if n.Decode(&v) != nil {
+		return nil // viper reports what does not decode
+	}
+	if s := fmt.Sprint(v); s != n.Value {
+		return invalid(key, fmt.Sprintf("YAML reads %s as %s, not as the text %q: quote it", n.Value, s, n.Value))
+	}
+	return nil
+}
+
+// leadingZero matches an integer YAML reads as octal: a 0 and more digits.
+var leadingZero = regexp.MustCompile(`^[-+]?0[0-9]+$`)
+
+// checkOctal checks that n, the value of an integer key, is not an integer
+// with a leading zero.
+func checkOctal(key string, n *yaml.Node) error {
+	if n == nil || n.Kind != yaml.ScalarNode || n.Tag != "!!int" || !leadingZero.MatchString(n.Value) {
+		return nil
+	}
+	var v int
+	if n.Decode(&v) != nil {
+		return nil // viper reports what does not decode
+	}
+	sign, digits := "", strings.TrimLeft(n.Value, "+")
+	if d, ok := strings.CutPrefix(digits, "-"); ok {
+		sign, digits = "-", d
+	}
+	if digits = strings.TrimLeft(digits, "0"); digits == "" {
+		digits = "0"
+	}
+	return invalid(key, fmt.Sprintf("YAML reads %s as the octal %d: write %d, or %s%s without the leading zero",
+		n.Value, v, v, sign, digits))
+}
