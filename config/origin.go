@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // origin is a parsed origin, or an origin pattern whose host may start
@@ -172,6 +174,20 @@ func (p origin) matches(o origin) bool {
 	}
 	label, ok := strings.CutSuffix(o.host, suffix)
 	return ok && label != "" && !strings.Contains(label, ".") && !strings.HasPrefix(o.host, "[")
+}
+
+// overPublicSuffix reports whether p is a wildcard over a public suffix,
+// where anyone may have a site: https://*.com, https://*.co.uk, or a
+// hosting provider's https://*.github.io (the Public Suffix List's
+// private part). A one-label name the list does not know (*.localhost,
+// *.internal, *.corp) is taken for a private network's own.
+func (p origin) overPublicSuffix() bool {
+	base, ok := strings.CutPrefix(p.host, "*.")
+	if !ok {
+		return false
+	}
+	suffix, icann := publicsuffix.PublicSuffix(base)
+	return suffix == base && (icann || strings.Contains(base, "."))
 }
 
 // AllowOrigin reports whether origin, the value of a request's Origin

@@ -138,8 +138,14 @@ func (c CORSConfig) validate() []error {
 			}
 			continue
 		}
-		if _, err := parseOrigin(o, true); err != nil {
+		p, err := parseOrigin(o, true)
+		if err != nil {
 			errs = append(errs, invalid("cors.allowed_origins", fmt.Sprintf("%q is not an origin (%v)", o, err)))
+			continue
+		}
+		if c.AllowCredentials && p.overPublicSuffix() {
+			errs = append(errs, invalid("cors.allowed_origins", fmt.Sprintf(
+				"%q allows every site under a public suffix, anyone's: with cors.allow_credentials: true their pages would send a visitor's cookies and read the answers (list your origins instead)", o)))
 		}
 	}
 	errs = append(errs, c.validateHeaders("cors.allowed_headers", c.AllowedHeaders)...)

@@ -88,6 +88,15 @@ func TestValidateRejects(t *testing.T) {
 		{"store dir under ~", func(c *Config) { c.NATS.StoreDir = "~/nats" }, `nats.store_dir: "~/nats": starts with ~, which only a shell expands: write the full path`},
 		{"cert file under ~", func(c *Config) { c.Server.TLS.CertFile, c.Server.TLS.KeyFile = "~/tls/cert.pem", "~/tls/key.pem" }, `server.tls.cert_file: "~/tls/cert.pem": starts with ~, which only a shell expands`},
 		{"jwt key under ~", func(c *Config) { c.Auth.JWT.PublicKeyFile = "~user/jwt.pem" }, `auth.jwt.public_key_file: "~user/jwt.pem": starts with ~, which only a shell expands`},
+		{"wildcard over a public suffix with credentials", func(c *Config) {
+			c.CORS.AllowedOrigins, c.CORS.AllowCredentials = []string{"https://*.com"}, true
+		}, `cors.allowed_origins: "https://*.com" allows every site under a public suffix, anyone's`},
+		{"wildcard over a two-label public suffix with credentials", func(c *Config) {
+			c.CORS.AllowedOrigins, c.CORS.AllowCredentials = []string{"https://*.co.uk"}, true
+		}, `cors.allowed_origins: "https://*.co.uk" allows every site under a public suffix`},
+		{"wildcard over a hosting provider with credentials", func(c *Config) {
+			c.CORS.AllowedOrigins, c.CORS.AllowCredentials = []string{"http://localhost:5173", "https://*.github.io"}, true
+		}, `cors.allowed_origins: "https://*.github.io" allows every site under a public suffix`},
 		{"origin international name", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://bücher.example"} }, `cors.allowed_origins: "https://bücher.example" is not an origin (an international domain name is written in its ASCII form, xn--..., as browsers send it)`},
 		{"origin space", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://a.test "} }, `cors.allowed_origins: "http://a.test " is not an origin`},
 		{"star with credentials", func(c *Config) {
@@ -237,6 +246,12 @@ func TestValidateAccepts(t *testing.T) {
 		{"star without credentials", func(c *Config) { c.CORS.AllowedOrigins = []string{"*"} }},
 		{"exact and wildcard origins with credentials", func(c *Config) {
 			c.CORS.AllowedOrigins = []string{"http://localhost:5173", "https://*.example.com", "http://[::1]:8080", "http://127.0.0.1"}
+			c.CORS.AllowCredentials = true
+		}},
+		// Without credentials a page elsewhere reads no more than "*" lets it.
+		{"wildcard over a public suffix without credentials", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://*.github.io", "https://*.com"} }},
+		{"wildcards over private names with credentials", func(c *Config) {
+			c.CORS.AllowedOrigins = []string{"http://*.localhost:5173", "https://*.internal", "https://*.corp", "https://*.example.co.uk"}
 			c.CORS.AllowCredentials = true
 		}},
 		{"any header", func(c *Config) { c.CORS.AllowedHeaders = []string{"*"} }},
