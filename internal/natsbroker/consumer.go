@@ -472,7 +472,7 @@ func (b *Broker) letGo(h *history, last uint64) bool {
 	for {
 		info, err := streamInfo(ctx, h.stream)
 		if err == nil {
-			return !info.Created.Equal(h.created) || info.State.FirstSeq > last
+			return !h.is(info) || info.State.FirstSeq > last
 		}
 		b.opts.Logger.Debug("nats stream info", "err", err)
 		if pause(ctx, b.opts.ReconnectWait) != nil {
@@ -510,7 +510,7 @@ func (b *Broker) check(h *history) {
 		b.renewMu.Lock()
 		b.checking = false
 		b.renewMu.Unlock()
-		if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !info.Created.Equal(h.created) {
+		if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !h.is(info) {
 			b.renew(h)
 		}
 	}()

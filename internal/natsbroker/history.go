@@ -92,6 +92,24 @@ func (h *history) over() bool {
 	}
 }
 
+// is reports whether info is of h's stream: its creation time, and a
+// last sequence at or past the last one h's consumer delivered. A stream
+// restored from a backup (`nats stream restore`, or a store put back
+// while NATS was stopped) keeps the creation time of the one backed up:
+// with events of h's delivered after the backup, it is another history
+// all the same. Taken for h's, its consumer was made again after the last
+// sequence delivered, and the events the restored stream stored up to it
+// never reached the local broker. A member of a cluster's stream group
+// answers for it while it has no leader (ClusterInfo.Leader empty), with
+// its own copy, which may lag behind: its last sequence is not trusted.
+func (h *history) is(info *jetstream.StreamInfo) bool {
+	if !info.Created.Equal(h.created) {
+		return false
+	}
+	leaderless := info.Cluster != nil && info.Cluster.Leader == ""
+	return leaderless || info.State.LastSeq >= h.seen.last()
+}
+
 // same reports whether the stream is still h's, asking NATS until it
 // answers or h ends; only deliver calls it, when the consumer changed. A
 // consumer made again (live) is made on the stream of h's name, after the
@@ -113,7 +131,7 @@ func (b *Broker) same(h *history) bool {
 		cancel()
 		switch {
 		case err == nil:
-			return info.Created.Equal(h.created)
+			return h.is(info)
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			b.renew(h)
 		}
@@ -211,7 +229,7 @@ func (b *Broker) renewFrom(old *history) {
 // first sequence.
 func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	info, err := streamInfo(ctx, old.stream)
-	if err == nil && info.Created.Equal(old.created) {
+	if err == nil && old.is(info) {
 		return nil, nil
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -228,7 +246,7 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.CachedInfo().Created.Equal(old.created) {
+	if old.is(st.CachedInfo()) {
 		// old's stream after all: a JetStream that has not yet taken it
 		// back (a server restarting, a cluster's new meta leader) may
 		// answer that it is not found. Taken for another, it ended every
@@ -284,7 +302,7 @@ func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) e
 		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return err
 		}
-		if err == nil && info.Created.Equal(h.created) {
+		if err == nil && h.is(info) {
 			return nil
 		}
 	} else if got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
@@ -314,7 +332,7 @@ func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Mess
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return err
 	}
-	if err != nil || !info.Created.Equal(h.created) {
+	if err != nil || !h.is(info) {
 		b.renew(h)
 		return fmt.Errorf("sequence %d acknowledged by another stream %q: %w", seq, b.opts.Stream, ErrStreamDeleted)
 	}

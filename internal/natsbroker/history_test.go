@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -588,4 +589,56 @@ func TestStreamNotFoundOnceAfterTheConsumerWasDeletedKeepsTheHistory(t *testing.
 		ids = append(ids, publishUntilAccepted(t, a, "t", fmt.Sprint("after ", i)))
 	}
 	receives(t, c, ids[1:])
+}
+
+// The stream restored from a backup taken before the instance delivered
+// its last events (the store put back while NATS was stopped, as after a
+// lost disk; `nats stream restore` keeps the creation time too): the
+// stream has the instance's creation time, and a last sequence below
+// what the instance delivered. The instance takes it for another history,
+// and its subscribers get the events stored from then on. Taken for its
+// own stream, its consumer was made again after the last sequence it had
+// delivered: the events stored in the restored stream up to it never
+// reached its subscribers, and its publishes answered 503 for events the
+// stream stored.
+func TestStreamRestoredFromABackupIsAnotherHistory(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	kept := a.publish(t, "t", "in the backup")
+
+	ns.stop()
+	backup := t.TempDir()
+	if err := os.CopyFS(backup, os.DirFS(ns.dir)); err != nil {
+		t.Fatal(err)
+	}
+	ns.start(t)
+	var gone []string
+	for i := range 5 {
+		gone = append(gone, publishUntilAccepted(t, a, "t", fmt.Sprint("not in the backup ", i)))
+	}
+	c := a.subscribe(t, "topic=t", kept)
+	receives(t, c, gone)
+
+	ns.stop()
+	if err := os.RemoveAll(ns.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(ns.dir, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	ns.start(t)
+	b := newInstance(t, opts) // takes the restored stream as it is
+	after := b.publish(t, "t", "after the restore")
+	if !idAbove(after, kept) || idAbove(after, gone[0]) {
+		t.Fatalf("the restored stream stored at id %s, want the sequence after %s (the backup's last)", after, kept)
+	}
+	c.ended(t)
+	got := a.subscribe(t, "topic=t", kept)
+	if ev := got.next(t); ev.ID != after || ev.Data != "after the restore" {
+		t.Fatalf("resumed from %s on the instance: %+v, want event %s", kept, ev, after)
+	}
+	if status, id, _ := a.post(t, "t", `{"data": "next"}`); status != http.StatusCreated || !idAbove(id, after) {
+		t.Fatalf("publish on the instance after the restore: %d, id %s, want 201 and an id above %s", status, id, after)
+	}
 }

@@ -104,7 +104,7 @@ func (b *Broker) delivered(ctx context.Context, h *history) bool {
 		return false
 	}
 	s, err := h.stream.Info(ctx)
-	if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !s.Created.Equal(h.created) {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !h.is(s) {
 		b.renew(h)
 		return false
 	}
