@@ -343,9 +343,11 @@ func (l *live) info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 func (l *live) halt() { l.halted.Do(func() { close(l.stop) }) }
 
 // retire halts l and deletes the current consumer, waiting at most wait
-// for NATS to answer: Close's, so that the server does not keep it for
-// its InactiveThreshold once the instance is gone (many restarts left as
-// many consumers for 5 minutes). It does not wait for l's lock, which a
+// for NATS to answer: Close's and renewFrom's, so that the server does
+// not keep it for its InactiveThreshold once the instance is gone (many
+// restarts left as many consumers for 5 minutes), or once its history
+// has ended (made again by the stream's name, it may be on the stream
+// that replaced it). It does not wait for l's lock, which a
 // delivery may hold while it waits for NATS (Broker.same); a consumer
 // that a reset under way makes meanwhile goes once idle.
 func (l *live) retire(wait time.Duration) {

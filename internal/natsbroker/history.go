@@ -193,6 +193,10 @@ func (b *Broker) renewFrom(old *history) {
 			return
 		case err == nil:
 			b.swap(old, h)
+			// old's consumer, made again by the stream's name, may be
+			// on the new stream: deleted, not left to the server for
+			// its InactiveThreshold.
+			old.live.retire(askEvery)
 			b.opts.Logger.Warn("nats stream deleted and created again: its subscriptions end and resume from the new stream",
 				"stream", b.opts.Stream, "created_before", old.created, "created", h.created)
 			old.end(fmt.Errorf("%w (stream %q)", ErrStreamDeleted, b.opts.Stream))

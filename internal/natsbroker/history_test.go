@@ -642,3 +642,36 @@ func TestStreamRestoredFromABackupIsAnotherHistory(t *testing.T) {
 		t.Fatalf("publish on the instance after the restore: %d, id %s, want 201 and an id above %s", status, id, after)
 	}
 }
+
+// The stream deleted and created again, and the instance's consumer made
+// again by the stream's name, on the new stream, before the instance took
+// the new stream (its questions about the stream unanswered meanwhile):
+// that consumer is deleted with the history it served. It was left for
+// the server to remove once idle for 5 minutes, one more in the stream's
+// consumers (which the server caps, resumes' pages included) for each
+// instance.
+func TestStreamCreatedAgainLeavesNoConsumerOfTheOldHistory(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	a.publish(t, "t", "old")
+	old := a.broker.cur.Load()
+	first := *old.live.name.Load()
+	p.swallowRequests("$JS.API.STREAM.INFO.")
+	recreateStream(t, ns, opts)
+	waitFor(t, "the consumer made again on the new stream", func() bool { return *old.live.name.Load() != first })
+	p.passRequests()
+	publishUntilAccepted(t, a, "t", "new")
+	<-old.ended
+	<-old.live.done
+	left := *old.live.name.Load()
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Consumer(t.Context(), left); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the old history's consumer %s on the new stream: %v, want it deleted", left, err)
+	}
+}
