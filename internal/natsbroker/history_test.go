@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -673,5 +674,52 @@ func TestStreamCreatedAgainLeavesNoConsumerOfTheOldHistory(t *testing.T) {
 	}
 	if _, err := st.Consumer(t.Context(), left); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Fatalf("the old history's consumer %s on the new stream: %v, want it deleted", left, err)
+	}
+}
+
+// The instance closes while it takes a stream created again, its new
+// consumer made by the server and the answer not yet back (NATS slow to
+// answer): Close leaves no consumer of the instance on the stream, the
+// old history's, made again on the new stream, included. The
+// renewal, its wait cut short by Close, left it there, or swapped it in
+// after Close had deleted the old history's, and the connection closed:
+// the server kept it until idle for 5 minutes.
+func TestCloseWhileARenewalMakesItsConsumer(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	old := b.cur.Load()
+	first := *old.live.name.Load()
+	// The renewal waits while the consumer is made again on the new
+	// stream, then gets its answers late.
+	p.swallowRequests("$JS.API.STREAM.INFO.")
+	recreateStream(t, ns, opts)
+	waitFor(t, "the consumer made again on the new stream", func() bool { return *old.live.name.Load() != first })
+	p.slowAnswers(time.Second)
+	p.passRequests()
+	js := ns.operator(t)
+	st, err := js.Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made string
+	waitFor(t, "the renewal's consumer on the new stream", func() bool {
+		for name := range st.ConsumerNames(t.Context()).Name() {
+			if !strings.HasPrefix(name, old.live.prefix) {
+				made = name
+				return true
+			}
+		}
+		return false
+	})
+	b.Close()
+	for name := range st.ConsumerNames(t.Context()).Name() {
+		t.Errorf("consumer %s left on the stream after Close (the renewal's: %s)", name, made)
 	}
 }
