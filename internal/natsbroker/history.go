@@ -299,10 +299,19 @@ func (b *Broker) swap(old, h *history) {
 // have passed with another event. Only when h no longer retains the id
 // does it ask the stream. The one case it cannot tell: the old stream's
 // event under that id had the same topic, type and data.
+//
+// A stream not found is not taken for another one at once (see same):
+// it is asked again each ReconnectWait until it answers, h ends (the
+// consumer learnt of a deletion) or ctx does. Taken for another, the
+// publish of an event that h's stream stored was answered 503, and a
+// client's retry stored it twice.
 func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) error {
 	got := h.mem.Retained(msg.ID)
 	if got == nil {
 		info, err := h.stream.Info(ctx)
+		for errors.Is(err, jetstream.ErrStreamNotFound) && !h.over() && pause(ctx, b.opts.ReconnectWait) == nil {
+			info, err = h.stream.Info(ctx)
+		}
 		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return err
 		}

@@ -503,6 +503,48 @@ func TestConfirmRefusesAnotherEventUnderTheID(t *testing.T) {
 	a.publish(t, "t", "after")
 }
 
+// A publish whose event the local history no longer holds when its
+// acknowledgement comes (evicted by the next one: the acknowledgement
+// was slow), JetStream answering once that the stream is not found when
+// the instance asks whether the stream is still its own (as a server
+// that has not yet taken the stream back may): the publish is answered
+// with its event, stored in the instance's stream. It was answered 503,
+// and a client retrying it stored it twice.
+func TestPublishConfirmedThroughAStreamNotFoundOnce(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 1
+	other := newInstance(t, opts)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = 3 * time.Second
+	a := newInstance(t, opts)
+	c := a.subscribe(t, "topic=t", "")
+	p.slowAcknowledgements(time.Second)
+	type answer struct {
+		m   *stream.Message
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		m, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: "mine"})
+		answered <- answer{m, err}
+	}()
+	mine := c.next(t)
+	next := other.publish(t, "t", "next")
+	receives(t, c, []string{next})
+	p.missStream(1)
+	var got answer
+	select {
+	case got = <-answered:
+	case <-time.After(waitLimit):
+		t.Fatal("the publish was not answered")
+	}
+	if got.err != nil || got.m == nil || strconv.FormatUint(got.m.ID, 10) != mine.ID {
+		t.Fatalf("publish: %v, %v; want event %s", got.m, got.err, mine.ID)
+	}
+}
+
 // A renewal, and the check of a new consumer's stream (same), asked while
 // NATS leaves the stream's info unanswered, as an R3 stream's followers
 // do while they elect a leader (here for 4 s): each asks again every

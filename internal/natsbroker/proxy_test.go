@@ -65,8 +65,11 @@ type natsProxy struct {
 	// slowBy holds back each answer of JetStream's API to a client, as
 	// a busy server's are; 0: none.
 	slowBy time.Duration
-	conns  []net.Conn
-	wg     sync.WaitGroup
+	// ackBy holds back each acknowledgement of a publish, as a busy
+	// server's; 0: none.
+	ackBy time.Duration
+	conns []net.Conn
+	wg    sync.WaitGroup
 }
 
 func startProxy(t *testing.T, ns *natsServer) *natsProxy {
@@ -348,12 +351,23 @@ func (p *natsProxy) slowAnswers(d time.Duration) {
 	p.slowBy = d
 }
 
+// slowAcknowledgements holds back every acknowledgement of a publish by
+// d; 0 ends it.
+func (p *natsProxy) slowAcknowledgements(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ackBy = d
+}
+
 // holdBack is how long to hold back msg, an operation to a client.
 func (p *natsProxy) holdBack(msg []byte) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.slowBy > 0 && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)) {
+	switch {
+	case p.slowBy > 0 && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)):
 		return p.slowBy
+	case p.ackBy > 0 && bytes.Contains(msg, []byte("\r\n{\"stream\":")):
+		return p.ackBy
 	}
 	return 0
 }
