@@ -62,6 +62,11 @@ type natsProxy struct {
 	// info: the one that takes it to 0 is swallowed and the connections
 	// cut as it is sent.
 	cutInfo int
+	// down is how long the cut of cutInfo leaves the server unreachable:
+	// each connection made meanwhile is closed at once; downUntil is when
+	// that ends.
+	down      time.Duration
+	downUntil time.Time
 	// slowBy holds back each answer of JetStream's API to a client, as
 	// a busy server's are; 0: none.
 	slowBy time.Duration
@@ -208,6 +213,13 @@ func (p *natsProxy) accept() {
 		if err != nil {
 			return
 		}
+		p.mu.Lock()
+		down := time.Now().Before(p.downUntil)
+		p.mu.Unlock()
+		if down {
+			c.Close()
+			continue
+		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()
@@ -309,6 +321,7 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 	}
 	if p.cutInfo > 0 && bytes.HasPrefix(fields[1], []byte("$JS.API.STREAM.INFO.")) {
 		if p.cutInfo--; p.cutInfo == 0 {
+			p.downUntil = time.Now().Add(p.down)
 			p.wg.Go(p.cut)
 			return true
 		}
@@ -404,9 +417,15 @@ func (p *natsProxy) missStream(n int) {
 // go unanswered, and cuts the connections as it is sent: a reconnect in
 // the middle of that request.
 func (p *natsProxy) cutAtStreamInfo(n int) {
+	p.cutAtStreamInfoFor(n, 0)
+}
+
+// cutAtStreamInfoFor is cutAtStreamInfo with the server unreachable for
+// d after the cut: a request sent meanwhile fails at once.
+func (p *natsProxy) cutAtStreamInfoFor(n int, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cutInfo = n
+	p.cutInfo, p.down = n, d
 }
 
 func (p *natsProxy) passConsumers() {
