@@ -300,18 +300,13 @@ func (b *Broker) swap(old, h *history) {
 // does it ask the stream. The one case it cannot tell: the old stream's
 // event under that id had the same topic, type and data.
 //
-// A stream not found is not taken for another one at once (see same):
-// it is asked again each ReconnectWait until it answers, h ends (the
-// consumer learnt of a deletion) or ctx does. Taken for another, the
-// publish of an event that h's stream stored was answered 503, and a
-// client's retry stored it twice.
+// The stream is asked with settled: taken for another on one answer
+// that it is not found, the publish of an event that h's stream stored
+// was answered 503, and a client's retry stored it twice.
 func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) error {
 	got := h.mem.Retained(msg.ID)
 	if got == nil {
-		info, err := h.stream.Info(ctx)
-		for errors.Is(err, jetstream.ErrStreamNotFound) && !h.over() && pause(ctx, b.opts.ReconnectWait) == nil {
-			info, err = h.stream.Info(ctx)
-		}
+		info, err := b.settled(ctx, h)
 		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return err
 		}
@@ -323,6 +318,18 @@ func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) e
 	}
 	b.renew(h)
 	return fmt.Errorf("sequence %d stored by another stream %q: %w", msg.ID-h.ids.offset, b.opts.Stream, ErrStreamDeleted)
+}
+
+// settled is the info of h's stream for confirm and confirmReplay. A
+// stream not found is not taken for another one at once (see same): it
+// is asked again each ReconnectWait until it answers, h ends (the
+// consumer learnt of a deletion) or ctx does.
+func (b *Broker) settled(ctx context.Context, h *history) (*jetstream.StreamInfo, error) {
+	info, err := h.stream.Info(ctx)
+	for errors.Is(err, jetstream.ErrStreamNotFound) && !h.over() && pause(ctx, b.opts.ReconnectWait) == nil {
+		info, err = h.stream.Info(ctx)
+	}
+	return info, err
 }
 
 // confirmReplay returns nil when msg, the event of a publish with p.Key
@@ -341,7 +348,7 @@ func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Mess
 		return nil
 	}
 	seq, _ := h.ids.seq(msg.ID)
-	info, err := h.stream.Info(ctx)
+	info, err := b.settled(ctx, h)
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return err
 	}
