@@ -499,7 +499,7 @@ func (b *Broker) letGo(h *history, last uint64) bool {
 	for {
 		info, err := streamInfo(ctx, h.stream)
 		if err == nil {
-			return !h.is(info) || info.State.FirstSeq > last
+			return !h.is(info, last) || info.State.FirstSeq > last
 		}
 		b.opts.Logger.Debug("nats stream info", "err", err)
 		if pause(ctx, b.opts.ReconnectWait) != nil {
@@ -539,12 +539,13 @@ func (b *Broker) check(h *history) {
 			case <-ctx.Done():
 			}
 		}()
+		delivered := h.seen.last()
 		info, err := h.stream.Info(ctx)
 		cancel()
 		b.renewMu.Lock()
 		b.checking = false
 		b.renewMu.Unlock()
-		if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !h.is(info) {
+		if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !h.is(info, delivered) {
 			b.renew(h)
 		}
 	}()

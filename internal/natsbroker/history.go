@@ -93,7 +93,9 @@ func (h *history) over() bool {
 }
 
 // is reports whether info is of h's stream: its creation time, and a
-// last sequence at or past the last one h's consumer delivered. A stream
+// last sequence at or past delivered, the last one h's consumer had
+// delivered when info was asked (h.seen.last() read before the request:
+// the consumer goes on delivering events stored after the answer). A stream
 // restored from a backup (`nats stream restore`, or a store put back
 // while NATS was stopped) keeps the creation time of the one backed up:
 // with events of h's delivered after the backup, it is another history
@@ -102,12 +104,12 @@ func (h *history) over() bool {
 // never reached the local broker. A member of a cluster's stream group
 // answers for it while it has no leader (ClusterInfo.Leader empty), with
 // its own copy, which may lag behind: its last sequence is not trusted.
-func (h *history) is(info *jetstream.StreamInfo) bool {
+func (h *history) is(info *jetstream.StreamInfo, delivered uint64) bool {
 	if !info.Created.Equal(h.created) {
 		return false
 	}
 	leaderless := info.Cluster != nil && info.Cluster.Leader == ""
-	return leaderless || info.State.LastSeq >= h.seen.last()
+	return leaderless || info.State.LastSeq >= delivered
 }
 
 // same reports whether the stream is still h's, asking NATS until it
@@ -127,11 +129,12 @@ func (h *history) is(info *jetstream.StreamInfo) bool {
 func (b *Broker) same(h *history) bool {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+		delivered := h.seen.last()
 		info, err := streamInfo(ctx, h.stream)
 		cancel()
 		switch {
 		case err == nil:
-			return h.is(info)
+			return h.is(info, delivered)
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			b.renew(h)
 		}
@@ -232,8 +235,9 @@ func (b *Broker) renewFrom(old *history) {
 // with memory storage, by ensureStream) with its consumer started at its
 // first sequence.
 func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
+	delivered := old.seen.last()
 	info, err := streamInfo(ctx, old.stream)
-	if err == nil && old.is(info) {
+	if err == nil && old.is(info, delivered) {
 		return nil, nil
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -250,7 +254,7 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	if err != nil {
 		return nil, err
 	}
-	if old.is(st.CachedInfo()) {
+	if old.is(st.CachedInfo(), delivered) {
 		// old's stream after all: a JetStream that has not yet taken it
 		// back (a server restarting, a cluster's new meta leader) may
 		// answer that it is not found. Taken for another, it ended every
@@ -306,11 +310,12 @@ func (b *Broker) swap(old, h *history) {
 func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) error {
 	got := h.mem.Retained(msg.ID)
 	if got == nil {
+		delivered := h.seen.last()
 		info, err := b.settled(ctx, h)
 		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return err
 		}
-		if err == nil && h.is(info) {
+		if err == nil && h.is(info, delivered) {
 			return nil
 		}
 	} else if got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
@@ -348,11 +353,12 @@ func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Mess
 		return nil
 	}
 	seq, _ := h.ids.seq(msg.ID)
+	delivered := h.seen.last()
 	info, err := b.settled(ctx, h)
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return err
 	}
-	if err != nil || !h.is(info) {
+	if err != nil || !h.is(info, delivered) {
 		b.renew(h)
 		return fmt.Errorf("sequence %d acknowledged by another stream %q: %w", seq, b.opts.Stream, ErrStreamDeleted)
 	}
