@@ -133,9 +133,9 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 // and more (TestClusterNodeStopsWhilePublishing, its crash case), as
 // with nats.go's ordered consumer, which asks again under one name too.
 //
-// A creation left unanswered may have been made all the same, by a server
-// slow to answer: it is deleted in passing (or goes once idle for its
-// InactiveThreshold, if that is not answered either).
+// A creation that failed may have been made all the same, by a server
+// slow to answer or by a repeat of it: it is deleted in passing (or goes
+// once idle for its InactiveThreshold, if that is not answered either).
 func (l *live) create(ctx context.Context, wait time.Duration) (jetstream.Consumer, error) {
 	ask, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -161,7 +161,11 @@ func (l *live) create(ctx context.Context, wait time.Duration) (jetstream.Consum
 		// ends): the server may have made it all the same, and
 		// nothing would read or delete it. Close waits for this.
 		l.drop(context.WithoutCancel(ctx), cfg.Name, askEvery)
-	case unanswered(err):
+	default:
+		// Refused, the same creation asked again meanwhile may have
+		// made it: askAgain returns the first answer, and a stream
+		// created again between the two (a stream not found, then
+		// found) kept that consumer for its InactiveThreshold.
 		l.drop(ctx, cfg.Name, askWait)
 	}
 	return cons, err

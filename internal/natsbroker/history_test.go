@@ -765,3 +765,53 @@ func TestCloseWhileARenewalMakesItsConsumer(t *testing.T) {
 		t.Errorf("consumer %s left on the stream after Close (the renewal's: %s)", name, made)
 	}
 }
+
+// The consumer made again as the stream is deleted and created again,
+// NATS slow to answer: its creation, asked while the stream was gone, is
+// answered that the stream is not found, and the same creation asked
+// again meanwhile (askAgain), once the stream was back, made it on the
+// new stream. No consumer of the old history stays there: the instance
+// took the first answer, and that consumer was left to the server for
+// its 5-minute inactive threshold.
+func TestConsumerRefusedAndMadeByARepeatIsDeleted(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	old := a.broker.cur.Load()
+	p.slowAnswers(3 * askEvery)
+	refused := p.answerSeen("consumer_create_response")
+	deleteStream(t, ns, DefaultStream)
+	select {
+	case <-refused:
+	case <-time.After(waitLimit):
+		t.Fatal("the consumer was not asked for again")
+	}
+	createStream(t, ns, opts)
+	publishUntilAccepted(t, a, "t", "new")
+	<-old.ended
+	<-old.live.done
+	p.slowAnswers(0)
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deletions of the old history's consumers are asked as it
+	// ends; the server may answer them after.
+	var left []string
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
+		left = left[:0]
+		for name := range st.ConsumerNames(t.Context()).Name() {
+			if strings.HasPrefix(name, old.live.prefix) {
+				left = append(left, name)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers %v of the old history left on the new stream", left)
+		}
+	}
+}

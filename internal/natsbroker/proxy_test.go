@@ -49,6 +49,10 @@ type natsProxy struct {
 	// the server failed to create the stream's store (10049), as
 	// nats-server 2.15 may just after a stream of that name was deleted.
 	storeFails int
+	// answerOf, when set, is the type of JetStream answer whose first
+	// one from the server closes answered (answerSeen).
+	answerOf []byte
+	answered chan struct{}
 	// refuseCreates answers every consumer creation that JetStream is
 	// unavailable (10008); refused counts them.
 	refuseCreates bool
@@ -364,6 +368,17 @@ func (p *natsProxy) slowAnswers(d time.Duration) {
 	p.slowBy = d
 }
 
+// answerSeen returns a channel closed once the server has sent a client
+// an answer of JetStream's API of that type ("consumer_create_response"),
+// as it reaches the proxy: before slowAnswers holds it back.
+func (p *natsProxy) answerSeen(typ string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.answerOf = []byte(`"type":"io.nats.jetstream.api.v1.` + typ + `"`)
+	p.answered = make(chan struct{})
+	return p.answered
+}
+
 // slowAcknowledgements holds back every acknowledgement of a publish by
 // d; 0 ends it.
 func (p *natsProxy) slowAcknowledgements(d time.Duration) {
@@ -444,6 +459,10 @@ func (p *natsProxy) refusals() int {
 // failStreamStores and refuseConsumers ask.
 func (p *natsProxy) rewrite(payload []byte) []byte {
 	p.mu.Lock()
+	if p.answerOf != nil && bytes.Contains(payload, p.answerOf) {
+		p.answerOf = nil
+		close(p.answered)
+	}
 	fail := p.storeFails > 0 && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.stream_create_response"`))
 	if fail {
 		p.storeFails--
