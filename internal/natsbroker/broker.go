@@ -542,6 +542,13 @@ func (b *Broker) Close() {
 		b.renewMu.Lock()
 		b.shut = true
 		b.renewMu.Unlock()
+		// The renewals and checks end with b.closed, their requests
+		// too, while the connection is up: a renewal that made a new
+		// history has swapped it in, or deleted the consumer it was
+		// making (live.create). Waited for after the connection's
+		// close, a new history's consumer was left to the server for
+		// its InactiveThreshold.
+		b.renewals.Wait()
 		// The instance's consumer is deleted while the connection is
 		// up; one that NATS does not delete within askEvery it removes
 		// once idle, as it would after a stop.
@@ -549,14 +556,13 @@ func (b *Broker) Close() {
 			h.live.retire(askEvery)
 		}
 		// The connection goes before the consumers stop: a request
-		// that NATS, away or busy, may never answer (a renewal's, a
-		// deletion's) ends with it. Nothing needs it any more: the
-		// publishes have ended.
+		// that NATS, away or busy, may never answer (a deletion's)
+		// ends with it. Nothing needs it any more: the publishes have
+		// ended.
 		b.nc.Close()
 		if b.watched != nil {
 			<-b.watched
 		}
-		b.renewals.Wait()
 		if h := b.cur.Load(); h != nil {
 			h.end(stream.ErrClosed)
 		}

@@ -133,9 +133,9 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 // and more (TestClusterNodeStopsWhilePublishing, its crash case), as
 // with nats.go's ordered consumer, which asks again under one name too.
 //
-// A creation left unanswered may have been made all the same, by a server
-// slow to answer: it is deleted in passing (or goes once idle for its
-// InactiveThreshold, if that is not answered either).
+// A creation that failed may have been made all the same, by a server
+// slow to answer or by a repeat of it: it is deleted in passing (or goes
+// once idle for its InactiveThreshold, if that is not answered either).
 func (l *live) create(ctx context.Context, wait time.Duration) (jetstream.Consumer, error) {
 	ask, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -154,17 +154,28 @@ func (l *live) create(ctx context.Context, wait time.Duration) (jetstream.Consum
 	cons, err := askAgain(ask, func(ctx context.Context) (jetstream.Consumer, error) {
 		return l.h.stream.CreateOrUpdateConsumer(ctx, cfg)
 	})
-	if unanswered(err) && ctx.Err() == nil {
-		l.drop(ctx, cfg.Name)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		// Cut short by the end of l (Close, a renewal that Close
+		// ends): the server may have made it all the same, and
+		// nothing would read or delete it. Close waits for this.
+		l.drop(context.WithoutCancel(ctx), cfg.Name, askEvery)
+	default:
+		// Refused, the same creation asked again meanwhile may have
+		// made it: askAgain returns the first answer, and a stream
+		// created again between the two (a stream not found, then
+		// found) kept that consumer for its InactiveThreshold.
+		l.drop(ctx, cfg.Name, askWait)
 	}
 	return cons, err
 }
 
-// drop deletes the consumer of that name, on a goroutine of its own that
-// close waits for.
-func (l *live) drop(ctx context.Context, name string) {
+// drop deletes the consumer of that name, waiting at most wait for NATS
+// to answer, on a goroutine of its own that close waits for.
+func (l *live) drop(ctx context.Context, name string, wait time.Duration) {
 	l.drops.Go(func() {
-		ctx, cancel := context.WithTimeout(ctx, askWait)
+		ctx, cancel := context.WithTimeout(ctx, wait)
 		defer cancel()
 		_ = l.h.stream.DeleteConsumer(ctx, name)
 	})
@@ -284,7 +295,7 @@ func (l *live) remake(ctx context.Context) {
 	l.serial++ // nothing more of the old one
 	l.mu.Unlock()
 	if old != nil {
-		l.drop(ctx, old.CachedInfo().Name)
+		l.drop(ctx, old.CachedInfo().Name, askWait)
 	}
 	limit, wait := createWait, askEvery
 	for {
@@ -343,21 +354,41 @@ func (l *live) info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 func (l *live) halt() { l.halted.Do(func() { close(l.stop) }) }
 
 // retire halts l and deletes the current consumer, waiting at most wait
-// for NATS to answer: Close's, so that the server does not keep it for
-// its InactiveThreshold once the instance is gone (many restarts left as
-// many consumers for 5 minutes). It does not wait for l's lock, which a
+// for NATS to answer: Close's and renewFrom's, so that the server does
+// not keep it for its InactiveThreshold once the instance is gone (many
+// restarts left as many consumers for 5 minutes), or once its history
+// has ended (made again by the stream's name, it may be on the stream
+// that replaced it). It does not wait for l's lock, which a
 // delivery may hold while it waits for NATS (Broker.same); a consumer
-// that a reset under way makes meanwhile goes once idle.
+// that a reset under way makes meanwhile is deleted once run has
+// returned, within wait (after it, the server removes it once idle), as
+// is one whose creation was cut short (create).
 func (l *live) retire(wait time.Duration) {
 	l.halt()
-	name := l.name.Load()
-	if name == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if err := l.h.stream.DeleteConsumer(ctx, *name); err != nil {
-		l.b.opts.Logger.Debug("nats consumer not deleted", "err", err)
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+	}
+	if name := l.name.Load(); name != nil {
+		if err := l.h.stream.DeleteConsumer(ctx, *name); err != nil {
+			l.b.opts.Logger.Debug("nats consumer not deleted", "err", err)
+		}
+	}
+	select {
+	case <-l.done: // no drop starts any more
+	default:
+		return
+	}
+	dropped := make(chan struct{})
+	go func() {
+		l.drops.Wait()
+		close(dropped)
+	}()
+	select {
+	case <-dropped:
+	case <-ctx.Done():
 	}
 }
 
@@ -472,7 +503,7 @@ func (b *Broker) letGo(h *history, last uint64) bool {
 	for {
 		info, err := streamInfo(ctx, h.stream)
 		if err == nil {
-			return !info.Created.Equal(h.created) || info.State.FirstSeq > last
+			return !h.is(info, last) || info.State.FirstSeq > last
 		}
 		b.opts.Logger.Debug("nats stream info", "err", err)
 		if pause(ctx, b.opts.ReconnectWait) != nil {
@@ -505,12 +536,20 @@ func (b *Broker) check(h *history) {
 	go func() {
 		defer b.renewals.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+		go func() {
+			select {
+			case <-b.closed: // Close waits for this goroutine
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		delivered := h.seen.last()
 		info, err := h.stream.Info(ctx)
 		cancel()
 		b.renewMu.Lock()
 		b.checking = false
 		b.renewMu.Unlock()
-		if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !info.Created.Equal(h.created) {
+		if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !h.is(info, delivered) {
 			b.renew(h)
 		}
 	}()

@@ -252,6 +252,44 @@ func TestReconnectWhileCheckingAGapEndsNothing(t *testing.T) {
 	}
 }
 
+// As TestReconnectWhileCheckingAGapEndsNothing, the server unreachable
+// for a while after the cut: the question asked again meanwhile fails at
+// once (nothing is buffered while the connection is away), and is asked
+// again each ReconnectWait until the connection is back. Nothing ends.
+func TestQuestionFailingAtOnceWhileCheckingAGapIsAskedAgain(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = waitLimit / 2
+	in, other := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
+	c := in.subscribe(t, "topic=t", "")
+	receives(t, c, []string{other.publish(t, "t", "before")})
+
+	p.refuseConsumers()
+	p.cut()
+	waitUntil(t, waitLimit, "a consumer refused", func() bool { return p.refusals() >= 1 })
+	other.publish(t, "elsewhere", "the new consumer's first") // no gap before it
+	other.publish(t, "gone", "purged")
+	kept := other.publish(t, "t", "kept")
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(t.Context(), jetstream.WithPurgeSubject(DefaultSubjectPrefix+".gone")); err != nil {
+		t.Fatal(err)
+	}
+	// The consumer made again asks for the stream's info as it starts
+	// (check) and at its first message (same), then for the gap (letGo):
+	// asked again after askEvery, with the server still unreachable.
+	p.cutAtStreamInfoFor(3, 3*askEvery)
+	p.passConsumers()
+	p.cut() // the consumer is asked for at once
+	if got := c.next(t); got.ID != kept {
+		t.Fatalf("after the purge: %+v, want event %s", got, kept)
+	}
+}
+
 // The instance closes while its consumer asks the stream whether events
 // it passed over were let go of, NATS leaving the question unanswered:
 // Close returns at once. Asking again until PublishTimeout, the delivery

@@ -92,6 +92,26 @@ func (h *history) over() bool {
 	}
 }
 
+// is reports whether info is of h's stream: its creation time, and a
+// last sequence at or past delivered, the last one h's consumer had
+// delivered when info was asked (h.seen.last() read before the request:
+// the consumer goes on delivering events stored after the answer). A stream
+// restored from a backup (`nats stream restore`, or a store put back
+// while NATS was stopped) keeps the creation time of the one backed up:
+// with events of h's delivered after the backup, it is another history
+// all the same. Taken for h's, its consumer was made again after the last
+// sequence delivered, and the events the restored stream stored up to it
+// never reached the local broker. A member of a cluster's stream group
+// answers for it while it has no leader (ClusterInfo.Leader empty), with
+// its own copy, which may lag behind: its last sequence is not trusted.
+func (h *history) is(info *jetstream.StreamInfo, delivered uint64) bool {
+	if !info.Created.Equal(h.created) {
+		return false
+	}
+	leaderless := info.Cluster != nil && info.Cluster.Leader == ""
+	return leaderless || info.State.LastSeq >= delivered
+}
+
 // same reports whether the stream is still h's, asking NATS until it
 // answers or h ends; only deliver calls it, when the consumer changed. A
 // consumer made again (live) is made on the stream of h's name, after the
@@ -109,11 +129,12 @@ func (h *history) over() bool {
 func (b *Broker) same(h *history) bool {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+		delivered := h.seen.last()
 		info, err := streamInfo(ctx, h.stream)
 		cancel()
 		switch {
 		case err == nil:
-			return info.Created.Equal(h.created)
+			return h.is(info, delivered)
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			b.renew(h)
 		}
@@ -175,6 +196,10 @@ func (b *Broker) renewFrom(old *history) {
 			return
 		case err == nil:
 			b.swap(old, h)
+			// old's consumer, made again by the stream's name, may be
+			// on the new stream: deleted, not left to the server for
+			// its InactiveThreshold.
+			old.live.retire(askEvery)
 			b.opts.Logger.Warn("nats stream deleted and created again: its subscriptions end and resume from the new stream",
 				"stream", b.opts.Stream, "created_before", old.created, "created", h.created)
 			old.end(fmt.Errorf("%w (stream %q)", ErrStreamDeleted, b.opts.Stream))
@@ -210,8 +235,9 @@ func (b *Broker) renewFrom(old *history) {
 // with memory storage, by ensureStream) with its consumer started at its
 // first sequence.
 func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
+	delivered := old.seen.last()
 	info, err := streamInfo(ctx, old.stream)
-	if err == nil && info.Created.Equal(old.created) {
+	if err == nil && old.is(info, delivered) {
 		return nil, nil
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -228,7 +254,7 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.CachedInfo().Created.Equal(old.created) {
+	if old.is(st.CachedInfo(), delivered) {
 		// old's stream after all: a JetStream that has not yet taken it
 		// back (a server restarting, a cluster's new meta leader) may
 		// answer that it is not found. Taken for another, it ended every
@@ -277,14 +303,19 @@ func (b *Broker) swap(old, h *history) {
 // have passed with another event. Only when h no longer retains the id
 // does it ask the stream. The one case it cannot tell: the old stream's
 // event under that id had the same topic, type and data.
+//
+// The stream is asked with settled: taken for another on one answer
+// that it is not found, the publish of an event that h's stream stored
+// was answered 503, and a client's retry stored it twice.
 func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) error {
 	got := h.mem.Retained(msg.ID)
 	if got == nil {
-		info, err := h.stream.Info(ctx)
+		delivered := h.seen.last()
+		info, err := b.settled(ctx, h)
 		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return err
 		}
-		if err == nil && info.Created.Equal(h.created) {
+		if err == nil && h.is(info, delivered) {
 			return nil
 		}
 	} else if got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
@@ -292,6 +323,18 @@ func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) e
 	}
 	b.renew(h)
 	return fmt.Errorf("sequence %d stored by another stream %q: %w", msg.ID-h.ids.offset, b.opts.Stream, ErrStreamDeleted)
+}
+
+// settled is the info of h's stream for confirm and confirmReplay. A
+// stream not found is not taken for another one at once (see same): it
+// is asked again each ReconnectWait until it answers, h ends (the
+// consumer learnt of a deletion) or ctx does.
+func (b *Broker) settled(ctx context.Context, h *history) (*jetstream.StreamInfo, error) {
+	info, err := h.stream.Info(ctx)
+	for errors.Is(err, jetstream.ErrStreamNotFound) && !h.over() && pause(ctx, b.opts.ReconnectWait) == nil {
+		info, err = h.stream.Info(ctx)
+	}
+	return info, err
 }
 
 // confirmReplay returns nil when msg, the event of a publish with p.Key
@@ -310,11 +353,12 @@ func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Mess
 		return nil
 	}
 	seq, _ := h.ids.seq(msg.ID)
-	info, err := h.stream.Info(ctx)
+	delivered := h.seen.last()
+	info, err := b.settled(ctx, h)
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return err
 	}
-	if err != nil || !info.Created.Equal(h.created) {
+	if err != nil || !h.is(info, delivered) {
 		b.renew(h)
 		return fmt.Errorf("sequence %d acknowledged by another stream %q: %w", seq, b.opts.Stream, ErrStreamDeleted)
 	}

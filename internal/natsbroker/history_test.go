@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -501,6 +503,48 @@ func TestConfirmRefusesAnotherEventUnderTheID(t *testing.T) {
 	a.publish(t, "t", "after")
 }
 
+// A publish whose event the local history no longer holds when its
+// acknowledgement comes (evicted by the next one: the acknowledgement
+// was slow), JetStream answering once that the stream is not found when
+// the instance asks whether the stream is still its own (as a server
+// that has not yet taken the stream back may): the publish is answered
+// with its event, stored in the instance's stream. It was answered 503,
+// and a client retrying it stored it twice.
+func TestPublishConfirmedThroughAStreamNotFoundOnce(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 1
+	other := newInstance(t, opts)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = 3 * time.Second
+	a := newInstance(t, opts)
+	c := a.subscribe(t, "topic=t", "")
+	p.slowAcknowledgements(time.Second)
+	type answer struct {
+		m   *stream.Message
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		m, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: "mine"})
+		answered <- answer{m, err}
+	}()
+	mine := c.next(t)
+	next := other.publish(t, "t", "next")
+	receives(t, c, []string{next})
+	p.missStream(1)
+	var got answer
+	select {
+	case got = <-answered:
+	case <-time.After(waitLimit):
+		t.Fatal("the publish was not answered")
+	}
+	if got.err != nil || got.m == nil || strconv.FormatUint(got.m.ID, 10) != mine.ID {
+		t.Fatalf("publish: %v, %v; want event %s", got.m, got.err, mine.ID)
+	}
+}
+
 // A renewal, and the check of a new consumer's stream (same), asked while
 // NATS leaves the stream's info unanswered, as an R3 stream's followers
 // do while they elect a leader (here for 4 s): each asks again every
@@ -588,4 +632,186 @@ func TestStreamNotFoundOnceAfterTheConsumerWasDeletedKeepsTheHistory(t *testing.
 		ids = append(ids, publishUntilAccepted(t, a, "t", fmt.Sprint("after ", i)))
 	}
 	receives(t, c, ids[1:])
+}
+
+// The stream restored from a backup taken before the instance delivered
+// its last events (the store put back while NATS was stopped, as after a
+// lost disk; `nats stream restore` keeps the creation time too): the
+// stream has the instance's creation time, and a last sequence below
+// what the instance delivered. The instance takes it for another history,
+// and its subscribers get the events stored from then on. Taken for its
+// own stream, its consumer was made again after the last sequence it had
+// delivered: the events stored in the restored stream up to it never
+// reached its subscribers, and its publishes answered 503 for events the
+// stream stored.
+func TestStreamRestoredFromABackupIsAnotherHistory(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	kept := a.publish(t, "t", "in the backup")
+
+	ns.stop()
+	backup := t.TempDir()
+	if err := os.CopyFS(backup, os.DirFS(ns.dir)); err != nil {
+		t.Fatal(err)
+	}
+	ns.start(t)
+	var gone []string
+	for i := range 5 {
+		gone = append(gone, publishUntilAccepted(t, a, "t", fmt.Sprint("not in the backup ", i)))
+	}
+	c := a.subscribe(t, "topic=t", kept)
+	receives(t, c, gone)
+
+	ns.stop()
+	if err := os.RemoveAll(ns.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(ns.dir, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	ns.start(t)
+	b := newInstance(t, opts) // takes the restored stream as it is
+	after := b.publish(t, "t", "after the restore")
+	if !idAbove(after, kept) || idAbove(after, gone[0]) {
+		t.Fatalf("the restored stream stored at id %s, want the sequence after %s (the backup's last)", after, kept)
+	}
+	c.ended(t)
+	got := a.subscribe(t, "topic=t", kept)
+	if ev := got.next(t); ev.ID != after || ev.Data != "after the restore" {
+		t.Fatalf("resumed from %s on the instance: %+v, want event %s", kept, ev, after)
+	}
+	if status, id, _ := a.post(t, "t", `{"data": "next"}`); status != http.StatusCreated || !idAbove(id, after) {
+		t.Fatalf("publish on the instance after the restore: %d, id %s, want 201 and an id above %s", status, id, after)
+	}
+}
+
+// The stream deleted and created again, and the instance's consumer made
+// again by the stream's name, on the new stream, before the instance took
+// the new stream (its questions about the stream unanswered meanwhile):
+// that consumer is deleted with the history it served. It was left for
+// the server to remove once idle for 5 minutes, one more in the stream's
+// consumers (which the server caps, resumes' pages included) for each
+// instance.
+func TestStreamCreatedAgainLeavesNoConsumerOfTheOldHistory(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	a.publish(t, "t", "old")
+	old := a.broker.cur.Load()
+	first := *old.live.name.Load()
+	p.swallowRequests("$JS.API.STREAM.INFO.")
+	recreateStream(t, ns, opts)
+	waitFor(t, "the consumer made again on the new stream", func() bool { return *old.live.name.Load() != first })
+	p.passRequests()
+	publishUntilAccepted(t, a, "t", "new")
+	<-old.ended
+	<-old.live.done
+	left := *old.live.name.Load()
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Consumer(t.Context(), left); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the old history's consumer %s on the new stream: %v, want it deleted", left, err)
+	}
+}
+
+// The instance closes while it takes a stream created again, its new
+// consumer made by the server and the answer not yet back (NATS slow to
+// answer): Close leaves no consumer of the instance on the stream, the
+// old history's, made again on the new stream, included. The
+// renewal, its wait cut short by Close, left it there, or swapped it in
+// after Close had deleted the old history's, and the connection closed:
+// the server kept it until idle for 5 minutes.
+func TestCloseWhileARenewalMakesItsConsumer(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	old := b.cur.Load()
+	first := *old.live.name.Load()
+	// The renewal waits while the consumer is made again on the new
+	// stream, then gets its answers late.
+	p.swallowRequests("$JS.API.STREAM.INFO.")
+	recreateStream(t, ns, opts)
+	waitFor(t, "the consumer made again on the new stream", func() bool { return *old.live.name.Load() != first })
+	p.slowAnswers(time.Second)
+	p.passRequests()
+	js := ns.operator(t)
+	st, err := js.Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made string
+	waitFor(t, "the renewal's consumer on the new stream", func() bool {
+		for name := range st.ConsumerNames(t.Context()).Name() {
+			if !strings.HasPrefix(name, old.live.prefix) {
+				made = name
+				return true
+			}
+		}
+		return false
+	})
+	b.Close()
+	for name := range st.ConsumerNames(t.Context()).Name() {
+		t.Errorf("consumer %s left on the stream after Close (the renewal's: %s)", name, made)
+	}
+}
+
+// The consumer made again as the stream is deleted and created again,
+// NATS slow to answer: its creation, asked while the stream was gone, is
+// answered that the stream is not found, and the same creation asked
+// again meanwhile (askAgain), once the stream was back, made it on the
+// new stream. No consumer of the old history stays there: the instance
+// took the first answer, and that consumer was left to the server for
+// its 5-minute inactive threshold.
+func TestConsumerRefusedAndMadeByARepeatIsDeleted(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	old := a.broker.cur.Load()
+	p.slowAnswers(3 * askEvery)
+	refused := p.answerSeen("consumer_create_response")
+	deleteStream(t, ns, DefaultStream)
+	select {
+	case <-refused:
+	case <-time.After(waitLimit):
+		t.Fatal("the consumer was not asked for again")
+	}
+	createStream(t, ns, opts)
+	publishUntilAccepted(t, a, "t", "new")
+	<-old.ended
+	<-old.live.done
+	p.slowAnswers(0)
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deletions of the old history's consumers are asked as it
+	// ends; the server may answer them after.
+	var left []string
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
+		left = left[:0]
+		for name := range st.ConsumerNames(t.Context()).Name() {
+			if strings.HasPrefix(name, old.live.prefix) {
+				left = append(left, name)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers %v of the old history left on the new stream", left)
+		}
+	}
 }

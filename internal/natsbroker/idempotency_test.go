@@ -279,3 +279,28 @@ func TestPublishKeyRetriedWhileTheConsumerIsBehind(t *testing.T) {
 		}
 	}
 }
+
+// A publish repeating a key, whose first event the local history no
+// longer holds, JetStream answering once that the stream is not found
+// when the instance asks whether the stream is still its own (as a
+// server that has not yet taken the stream back may): the repeat is
+// answered with the first event, replayed. It was answered 503.
+func TestPublishKeyRepeatedThroughAStreamNotFoundOnce(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 1
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	pub := stream.Publication{Topic: "t", Data: "once", Key: "k"}
+	first, _, err := a.broker.Publish(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.publish(t, "t", "next") // the local history holds it alone
+	p.missStream(1)
+	m, replayed, err := a.broker.Publish(pub)
+	if err != nil || !replayed || m.ID != first.ID {
+		t.Fatalf("repeat: %v replayed %v, %v; want event %d replayed", m, replayed, err, first.ID)
+	}
+}

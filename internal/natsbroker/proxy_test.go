@@ -49,6 +49,10 @@ type natsProxy struct {
 	// the server failed to create the stream's store (10049), as
 	// nats-server 2.15 may just after a stream of that name was deleted.
 	storeFails int
+	// answerOf, when set, is the type of JetStream answer whose first
+	// one from the server closes answered (answerSeen).
+	answerOf []byte
+	answered chan struct{}
 	// refuseCreates answers every consumer creation that JetStream is
 	// unavailable (10008); refused counts them.
 	refuseCreates bool
@@ -62,11 +66,19 @@ type natsProxy struct {
 	// info: the one that takes it to 0 is swallowed and the connections
 	// cut as it is sent.
 	cutInfo int
+	// down is how long the cut of cutInfo leaves the server unreachable:
+	// each connection made meanwhile is closed at once; downUntil is when
+	// that ends.
+	down      time.Duration
+	downUntil time.Time
 	// slowBy holds back each answer of JetStream's API to a client, as
 	// a busy server's are; 0: none.
 	slowBy time.Duration
-	conns  []net.Conn
-	wg     sync.WaitGroup
+	// ackBy holds back each acknowledgement of a publish, as a busy
+	// server's; 0: none.
+	ackBy time.Duration
+	conns []net.Conn
+	wg    sync.WaitGroup
 }
 
 func startProxy(t *testing.T, ns *natsServer) *natsProxy {
@@ -205,6 +217,13 @@ func (p *natsProxy) accept() {
 		if err != nil {
 			return
 		}
+		p.mu.Lock()
+		down := time.Now().Before(p.downUntil)
+		p.mu.Unlock()
+		if down {
+			c.Close()
+			continue
+		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()
@@ -306,6 +325,7 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 	}
 	if p.cutInfo > 0 && bytes.HasPrefix(fields[1], []byte("$JS.API.STREAM.INFO.")) {
 		if p.cutInfo--; p.cutInfo == 0 {
+			p.downUntil = time.Now().Add(p.down)
 			p.wg.Go(p.cut)
 			return true
 		}
@@ -348,12 +368,34 @@ func (p *natsProxy) slowAnswers(d time.Duration) {
 	p.slowBy = d
 }
 
+// answerSeen returns a channel closed once the server has sent a client
+// an answer of JetStream's API of that type ("consumer_create_response"),
+// as it reaches the proxy: before slowAnswers holds it back.
+func (p *natsProxy) answerSeen(typ string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.answerOf = []byte(`"type":"io.nats.jetstream.api.v1.` + typ + `"`)
+	p.answered = make(chan struct{})
+	return p.answered
+}
+
+// slowAcknowledgements holds back every acknowledgement of a publish by
+// d; 0 ends it.
+func (p *natsProxy) slowAcknowledgements(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ackBy = d
+}
+
 // holdBack is how long to hold back msg, an operation to a client.
 func (p *natsProxy) holdBack(msg []byte) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.slowBy > 0 && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)) {
+	switch {
+	case p.slowBy > 0 && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)):
 		return p.slowBy
+	case p.ackBy > 0 && bytes.Contains(msg, []byte("\r\n{\"stream\":")):
+		return p.ackBy
 	}
 	return 0
 }
@@ -390,9 +432,15 @@ func (p *natsProxy) missStream(n int) {
 // go unanswered, and cuts the connections as it is sent: a reconnect in
 // the middle of that request.
 func (p *natsProxy) cutAtStreamInfo(n int) {
+	p.cutAtStreamInfoFor(n, 0)
+}
+
+// cutAtStreamInfoFor is cutAtStreamInfo with the server unreachable for
+// d after the cut: a request sent meanwhile fails at once.
+func (p *natsProxy) cutAtStreamInfoFor(n int, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cutInfo = n
+	p.cutInfo, p.down = n, d
 }
 
 func (p *natsProxy) passConsumers() {
@@ -411,6 +459,10 @@ func (p *natsProxy) refusals() int {
 // failStreamStores and refuseConsumers ask.
 func (p *natsProxy) rewrite(payload []byte) []byte {
 	p.mu.Lock()
+	if p.answerOf != nil && bytes.Contains(payload, p.answerOf) {
+		p.answerOf = nil
+		close(p.answered)
+	}
 	fail := p.storeFails > 0 && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.stream_create_response"`))
 	if fail {
 		p.storeFails--

@@ -159,6 +159,7 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 	if err := b.ready(h); err != nil {
 		return nil, err
 	}
+	delivered := h.seen.last()
 	info, err := askAgain(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return h.stream.Info(ctx) })
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -166,9 +167,9 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 		return nil, b.unavailable("stream info", fmt.Errorf("%w: %w", ErrStreamDeleted, err))
 	case err != nil:
 		return nil, b.unavailable("stream info", err)
-	case !info.Created.Equal(h.created):
+	case !h.is(info, delivered):
 		b.renew(h)
-		return nil, b.unavailable("stream info", fmt.Errorf("stream %q created again at %s: %w", b.opts.Stream, info.Created, ErrStreamDeleted))
+		return nil, b.unavailable("stream info", fmt.Errorf("stream %q created again at %s (last sequence %d): %w", b.opts.Stream, info.Created, info.State.LastSeq, ErrStreamDeleted))
 	}
 	return info, nil
 }

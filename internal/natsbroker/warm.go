@@ -103,8 +103,9 @@ func (b *Broker) delivered(ctx context.Context, h *history) bool {
 	if err != nil || info.NumPending != 0 || info.Delivered.Stream > h.seen.last() {
 		return false
 	}
+	delivered := h.seen.last()
 	s, err := h.stream.Info(ctx)
-	if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !s.Created.Equal(h.created) {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !h.is(s, delivered) {
 		b.renew(h)
 		return false
 	}
