@@ -111,7 +111,7 @@ func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) *nginx
 	conf := fmt.Sprintf(nginxFrame, readmeNginxMain(t), readmeNginxRecipe(t))
 	for _, r := range append([]nginxEdit{
 		{"server 127.0.0.1:8111;\n    ", servers},
-		{"proxy_read_timeout 1h;", "proxy_read_timeout 3s;"}, // the heartbeat (1s here) must keep streams open
+		nginxReadTimeoutScaled(t, conf),
 	}, edits...) {
 		conf = editRecipe(t, conf, r)
 	}
@@ -126,6 +126,25 @@ func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) *nginx
 		}
 		t.Logf("trying another port after attempt %d: %v", attempt, err)
 	}
+}
+
+// nginxReadTimeoutScaled edits the recipe's proxy_read_timeout for the
+// tests' heartbeat, stream.heartbeat_interval 1s: the recipe's divided by
+// the default heartbeat (15s), so that it keeps the recipe's ratio of the
+// two. nginx gives up on a silent ssehub after it, and a healthy stream
+// must outlive it.
+func nginxReadTimeoutScaled(t *testing.T, conf string) nginxEdit {
+	t.Helper()
+	m := regexp.MustCompile(`proxy_read_timeout (\d+[smh]);`).FindStringSubmatch(conf)
+	if m == nil {
+		t.Fatal("the README's recipe has no proxy_read_timeout in seconds, minutes or hours: update this test")
+	}
+	timeout, err := time.ParseDuration(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	scaled := timeout / (config.Default().Stream.HeartbeatInterval / time.Second)
+	return nginxEdit{m[0], fmt.Sprintf("proxy_read_timeout %dms;", scaled.Milliseconds())}
 }
 
 // editRecipe makes one edit to recipe, failing the test unless recipe
@@ -295,7 +314,7 @@ func (p *nginxProxy) get(t *testing.T, path string) *http.Response {
 
 func TestNginxPassesEventsOneByOne(t *testing.T) {
 	cfg := config.Default()
-	cfg.Stream.HeartbeatInterval = time.Second // below the test's proxy_read_timeout (3s)
+	cfg.Stream.HeartbeatInterval = time.Second // below the test's proxy_read_timeout (nginxReadTimeoutScaled)
 	requireFirstLineWhileOpen(t, startBehindNginx(t, cfg))
 }
 
@@ -413,8 +432,8 @@ func TestNginxKeepsAnIdleSubscriptionOpen(t *testing.T) {
 		}
 	})
 
-	// proxy_read_timeout is 3s: without heartbeats nginx would cut the
-	// stream before this.
+	// proxy_read_timeout is 4s (nginxReadTimeoutScaled): without
+	// heartbeats nginx would cut the stream before this.
 	heartbeats := 0
 	idle := time.After(5 * time.Second)
 	for waiting := true; waiting; {
@@ -944,5 +963,118 @@ func TestNginxMetricsLocation(t *testing.T) {
 	}
 	if !strings.HasSuffix(line, " remote=127.0.0.1") {
 		t.Errorf("access line %q, want remote=127.0.0.1: the address nginx saw, not one the client sent", line)
+	}
+}
+
+// nginxGiveUpWithin is how long a test waits for nginx to give up on a
+// hung ssehub: the recipe's proxy_read_timeout as the tests run it (4s,
+// nginxReadTimeoutScaled), and room to spare.
+const nginxGiveUpWithin = 8 * time.Second
+
+// startHungUpstream listens on a loopback port and accepts connections,
+// but never reads from them or answers, as a hung ssehub would, until the
+// test ends. It returns its host:port.
+func startHungUpstream(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+	})
+	return l.Addr().String()
+}
+
+// TestNginxGivesUpOnAHungSsehub: an ssehub that takes connections and
+// never answers (a hung process, not a stopped one) is given up after the
+// recipe's proxy_read_timeout, four heartbeats (60s of the default 15s, 4s
+// here): a subscription then gets the stand-in, whose retry: has an
+// EventSource try again, and a publish nginx's JSON error. With the
+// recipe's former 1h, both waited an hour, and an EventSource showed
+// nothing all that time.
+func TestNginxGivesUpOnAHungSsehub(t *testing.T) {
+	requireNginx(t)
+	n := runNginx(t, startHungUpstream(t))
+	for _, r := range []struct {
+		method, path, accept string
+		status               int
+		body                 string
+	}{
+		{"GET", "/api/v1/events?topic=a", "text/event-stream", http.StatusOK, ": ssehub is unreachable\nretry: 5000\n\n"},
+		{"POST", "/api/v1/topics/a/events", "", http.StatusBadGateway, `{"error": "ssehub is unreachable: try again in a moment"}` + "\n"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), nginxGiveUpWithin)
+		req, err := http.NewRequestWithContext(ctx, r.method, n.url+r.path, strings.NewReader(`{"data": 1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.accept != "" {
+			req.Header.Set("Accept", r.accept)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("%s %s to a hung ssehub through nginx: %v after %v, want nginx to give up within %v", r.method, r.path, err, time.Since(start).Round(time.Millisecond), nginxGiveUpWithin)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != r.status || string(body) != r.body {
+			t.Errorf("%s %s to a hung ssehub through nginx: %s %q, want %d %q", r.method, r.path, resp.Status, body, r.status, r.body)
+		}
+	}
+}
+
+// TestNginxPassesASubscriptionOnFromAHungReplica: of two replicas, one
+// hung, a subscription that nginx sends to the hung one reaches the other
+// once nginx gives up on the first (proxy_read_timeout; nginx passes a GET
+// on to the next server after a timeout).
+func TestNginxPassesASubscriptionOnFromAHungReplica(t *testing.T) {
+	requireNginx(t)
+	cfg := config.Default()
+	cfg.Stream.HeartbeatInterval = time.Second
+	upstream, _ := startMain(t, cfg)
+	// nginx sends its first request to the first server.
+	n := runNginx(t, startHungUpstream(t), strings.TrimPrefix(upstream, "http://"))
+	ctx, cancel := context.WithTimeout(t.Context(), nginxGiveUpWithin)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", n.url+"/api/v1/events?topic=a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a subscription through nginx, one replica hung: %v after %v, want the other replica's stream within %v", err, time.Since(start).Round(time.Millisecond), nginxGiveUpWithin)
+	}
+	defer resp.Body.Close()
+	ev, err := stream.NewParser(resp.Body).Next()
+	if err != nil || ev.Type != "position" {
+		t.Fatalf("a subscription through nginx, one replica hung: %s, first event %+v (%v), want ssehub's position", resp.Status, ev, err)
 	}
 }
