@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testpki"
 )
 
 // nginxBinary is where Debian's nginx package puts nginx; make test
@@ -1076,5 +1079,107 @@ func TestNginxPassesASubscriptionOnFromAHungReplica(t *testing.T) {
 	ev, err := stream.NewParser(resp.Body).Next()
 	if err != nil || ev.Type != "position" {
 		t.Fatalf("a subscription through nginx, one replica hung: %s, first event %+v (%v), want ssehub's position", resp.Status, ev, err)
+	}
+}
+
+// TestNginxHTTP2StreamsAsSsehubs: with the README's lines for HTTP/2 to
+// browsers, a page's HTTP/2 streams on its connection to nginx are capped
+// by nginx's http2_max_concurrent_streams, not by ssehub's cap, which the
+// README quotes (250, Go's default); nginx's own default is 128, and a
+// page's 129th EventSource waited. The lines set nginx's to ssehub's: both
+// announce the same SETTINGS_MAX_CONCURRENT_STREAMS.
+func TestNginxHTTP2StreamsAsSsehubs(t *testing.T) {
+	requireNginx(t)
+	pki := testpki.New(t)
+	ssehub, _ := startMain(t, tlsTestConfig(pki))
+	want := http2MaxConcurrentStreams(t, strings.TrimPrefix(ssehub, "https://"), pki)
+	port := freePort(t)
+	runNginxEdited(t, []nginxEdit{
+		{"    large_client_header_buffers", readmeNginxTLSLines(t, port, pki) + "    large_client_header_buffers"},
+	}, "127.0.0.1:"+freePort(t)) // no upstream: the settings come first
+	if got := http2MaxConcurrentStreams(t, "127.0.0.1:"+port, pki); got != want {
+		t.Errorf("nginx with the README's TLS lines announces %d concurrent streams per connection, ssehub %d: want the same", got, want)
+	}
+}
+
+// readmeNginxTLSLines returns the README's lines for HTTP/2 to browsers,
+// indented for the recipe's server block, for the installed nginx: on
+// port, with pki's certificate, and before nginx 1.25.1 as their comments
+// say (http2 on the listen line).
+func readmeNginxTLSLines(t *testing.T, port string, pki testpki.PKI) string {
+	t.Helper()
+	_, block, ok := strings.Cut(readRepoFile(t, "README.md"), "In the `server` block, replace `listen 80;` with:\n\n```\n")
+	if !ok {
+		t.Fatal("README.md: no block of lines for HTTP/2 to browsers after \"In the `server` block, replace `listen 80;` with:\"")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	out, err := exec.Command(nginxBinary, "-v").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -v: %v: %s", err, out)
+	}
+	var major, minor, patch int
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "nginx version: nginx/%d.%d.%d", &major, &minor, &patch); err != nil {
+		t.Fatalf("nginx -v: %q: %v", out, err)
+	}
+	before1251 := major == 1 && (minor < 25 || minor == 25 && patch < 1)
+	lines := ""
+	for line := range strings.Lines(block) {
+		directive, _, _ := strings.Cut(line, "#")
+		directive = strings.TrimSpace(directive)
+		switch {
+		case directive == "listen 443 ssl;" && before1251:
+			directive = "listen 127.0.0.1:" + port + " ssl http2;"
+		case directive == "listen 443 ssl;":
+			directive = "listen 127.0.0.1:" + port + " ssl;"
+		case directive == "http2 on;" && before1251:
+			continue
+		case strings.HasPrefix(directive, "ssl_certificate "):
+			directive = "ssl_certificate " + pki.CertFile + ";"
+		case strings.HasPrefix(directive, "ssl_certificate_key "):
+			directive = "ssl_certificate_key " + pki.KeyFile + ";"
+		}
+		lines += "    " + directive + "\n"
+	}
+	return lines
+}
+
+// http2MaxConcurrentStreams connects to addr over TLS with HTTP/2, trusting
+// pki's CA, and returns the SETTINGS_MAX_CONCURRENT_STREAMS of the server's
+// first SETTINGS frame.
+func http2MaxConcurrentStreams(t *testing.T, addr string, pki testpki.PKI) uint32 {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pki.Roots, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatalf("%s: %v", addr, err)
+	}
+	defer conn.Close()
+	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("%s: ALPN chose %q, want h2", addr, p)
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// The client's preface: its magic, then an empty SETTINGS frame.
+	if _, err := io.WriteString(conn, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	for {
+		var header [9]byte // length (3 bytes), type, flags, stream id (4)
+		if _, err := io.ReadFull(r, header[:]); err != nil {
+			t.Fatalf("%s: reading its frames: %v", addr, err)
+		}
+		payload := make([]byte, int(header[0])<<16|int(header[1])<<8|int(header[2]))
+		if _, err := io.ReadFull(r, payload); err != nil {
+			t.Fatalf("%s: reading its frames: %v", addr, err)
+		}
+		const typeSettings, flagAck, settingMaxConcurrentStreams = 4, 1, 3
+		if header[3] != typeSettings || header[4]&flagAck != 0 {
+			continue
+		}
+		for s := payload; len(s) >= 6; s = s[6:] {
+			if binary.BigEndian.Uint16(s) == settingMaxConcurrentStreams {
+				return binary.BigEndian.Uint32(s[2:])
+			}
+		}
+		t.Fatalf("%s: its SETTINGS set no SETTINGS_MAX_CONCURRENT_STREAMS (no limit)", addr)
 	}
 }
