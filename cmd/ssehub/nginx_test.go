@@ -1183,3 +1183,88 @@ func http2MaxConcurrentStreams(t *testing.T, addr string, pki testpki.PKI) uint3
 		t.Fatalf("%s: its SETTINGS set no SETTINGS_MAX_CONCURRENT_STREAMS (no limit)", addr)
 	}
 }
+
+// startDroppingUpstream listens on a loopback port until the test ends and
+// reads one request on each connection it accepts, its body included, then
+// closes the connection without answering, as an ssehub killed after
+// taking a publish would. It returns its host:port and the count of the
+// requests it took.
+func startDroppingUpstream(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := new(atomic.Int64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+				_, _ = io.Copy(io.Discard, req.Body)
+				took.Add(1)
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+	})
+	return l.Addr().String(), took
+}
+
+// TestNginxPassesNoPublishOnToAnotherReplica: of two replicas, a publish
+// that the first took and never answered (it closed the connection, as a
+// replica killed or stopping would) is answered with nginx's JSON 502, and
+// is not passed on to the other: nginx sends a POST to no second server
+// once it has sent it to one, since the first may have stored it. The
+// README says so, and to retry such a publish with its Idempotency-Key: the
+// retry reaches the other replica.
+func TestNginxPassesNoPublishOnToAnotherReplica(t *testing.T) {
+	requireNginx(t)
+	dropping, took := startDroppingUpstream(t)
+	accepted := new(atomic.Int64)
+	upstream, _ := startMain(t, hubTestConfig(), func(m *Main) {
+		m.connState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				accepted.Add(1)
+			}
+		}
+	})
+	// nginx sends its first request to the first server.
+	n := runNginx(t, dropping, strings.TrimPrefix(upstream, "http://"))
+	publish := func() (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "POST", n.url+"/api/v1/topics/orders/events", strings.NewReader(`{"data": "order 42"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+hubTestToken)
+		req.Header.Set("Idempotency-Key", "order-42")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(body)
+	}
+	if status, body := publish(); status != http.StatusBadGateway || !strings.Contains(body, `"error"`) {
+		t.Fatalf("a publish through nginx whose replica closed without answering: %d %q, want nginx's JSON 502", status, body)
+	}
+	if took.Load() != 1 || accepted.Load() != 0 {
+		t.Fatalf("the replica that closed took %d requests, the other accepted %d connections; want the publish taken by the first only", took.Load(), accepted.Load())
+	}
+	if status, body := publish(); status != http.StatusCreated {
+		t.Fatalf("the publish's retry through nginx: %d %q, want 201 from the other replica", status, body)
+	}
+}
