@@ -208,13 +208,24 @@ func startNginx(t *testing.T, conf string) (*nginxProcess, error) {
 		_ = cmd.Wait()
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // fast shutdown: open streams are cut
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Error("nginx did not stop within 10s of SIGTERM")
+		// SIGTERM is a fast shutdown: open streams are cut. nginx without
+		// a master process looks for a signal after each wait for events,
+		// so one that arrives just before a wait (while nginx is busy) is
+		// seen only at the next event, which may never come: send it again
+		// until nginx exits.
+		stuck := time.After(10 * time.Second)
+		for {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+				return
+			case <-time.After(500 * time.Millisecond):
+			case <-stuck:
+				_ = cmd.Process.Kill()
+				<-exited
+				t.Error("nginx did not stop within 10s of SIGTERM")
+				return
+			}
 		}
 	})
 	n := &nginxProcess{
