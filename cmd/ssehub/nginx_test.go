@@ -1279,3 +1279,75 @@ func TestNginxPassesNoPublishOnToAnotherReplica(t *testing.T) {
 		t.Fatalf("the publish's retry through nginx: %d %q, want 201 from the other replica", status, body)
 	}
 }
+
+// startUnansweringUpstream listens on a loopback port whose queue of
+// connections to accept is full, until the test ends: the kernel drops
+// every further SYN unanswered, as for a host that went away without a
+// word (powered off, cut off by the network). It returns its host:port.
+func startUnansweringUpstream(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.CloseOnExec(fd)
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	// Nothing accepts: connect until the queue is full, and a connect
+	// gets no answer.
+	for i := 0; ; i++ {
+		conn, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err != nil {
+			if netErr, ok := errors.AsType[net.Error](err); !ok || !netErr.Timeout() {
+				t.Fatal(err)
+			}
+			return addr
+		}
+		t.Cleanup(func() { conn.Close() })
+		if i == 16 {
+			t.Fatalf("%s took 16 connections without accepting one: its queue is not full", addr)
+		}
+	}
+}
+
+// TestNginxGivesUpOnAnUnansweredConnect: an ssehub whose host went away
+// without a word never answers nginx's connect; nginx gives up after the
+// recipe's proxy_connect_timeout (5s), and a subscription gets the
+// stand-in (with several upstream servers, nginx tries the next one
+// first). At nginx's default, 60s, every EventSource sent there waited a
+// minute, showing nothing.
+func TestNginxGivesUpOnAnUnansweredConnect(t *testing.T) {
+	requireNginx(t)
+	n := runNginx(t, startUnansweringUpstream(t))
+	const within = 8 * time.Second
+	ctx, cancel := context.WithTimeout(t.Context(), within)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", n.url+"/api/v1/events?topic=a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a subscription through nginx to an ssehub that answers no connect: %v after %v, want the stand-in within %v", err, time.Since(start).Round(time.Millisecond), within)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || string(body) != ": ssehub is unreachable\nretry: 5000\n\n" {
+		t.Errorf("a subscription through nginx to an ssehub that answers no connect: %s %q, want the stand-in", resp.Status, body)
+	}
+}
