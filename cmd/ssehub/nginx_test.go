@@ -796,10 +796,11 @@ func TestNginxReloadEndsTheOldWorkersStreams(t *testing.T) {
 // TestNginxAnswersAnEventStreamWhileSsehubIsDown: with nothing listening
 // upstream, the recipe answers a GET that accepts text/event-stream with
 // 200, only a retry: field and CORS headers for the page's origin, which
-// has an EventSource try again; every other request gets a 502 with a JSON
-// error, as ssehub's own, which the page's origin may read. (nginx's own
-// 502 was an HTML page without CORS headers: a page on another origin saw
-// its publish fail as a network error.)
+// has an EventSource try again; a CORS preflight gets nginx's consent; every
+// other request gets a 502 with a JSON error, as ssehub's own, which the
+// page's origin may read. (nginx's own 502 was an HTML page without CORS
+// headers, and its 502 to a preflight stopped the publish unsent: either
+// way a page on another origin saw its publish fail as a network error.)
 func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 	requireNginx(t)
 	n := runNginx(t, "127.0.0.1:"+freePort(t)) // nothing listens there
@@ -851,6 +852,26 @@ func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 			t.Errorf("%s %s (Accept %q), ssehub down: %s %q %v, want a 502 with a JSON error, for the page's origin",
 				r.method, r.path, r.accept, resp.Status, body, resp.Header)
 		}
+	}
+
+	// A page's publish asks first (a CORS preflight): nginx consents, for
+	// this once, so that the publish is sent and gets the JSON 502.
+	req, err := http.NewRequestWithContext(t.Context(), "OPTIONS", n.url+"/api/v1/topics/a/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", "https://page.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type,idempotency-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if h := resp.Header; resp.StatusCode != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != "https://page.example" ||
+		h.Get("Access-Control-Allow-Methods") != "POST" || h.Get("Access-Control-Allow-Headers") != "authorization,content-type,idempotency-key" ||
+		h.Get("Access-Control-Max-Age") != "0" {
+		t.Errorf("a CORS preflight for a publish, ssehub down: %s %v, want 204 allowing the method and headers asked for, not to be cached", resp.Status, h)
 	}
 }
 
