@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testpki"
 )
 
 // nginxBinary is where Debian's nginx package puts nginx; make test
@@ -111,7 +114,7 @@ func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) *nginx
 	conf := fmt.Sprintf(nginxFrame, readmeNginxMain(t), readmeNginxRecipe(t))
 	for _, r := range append([]nginxEdit{
 		{"server 127.0.0.1:8111;\n    ", servers},
-		{"proxy_read_timeout 1h;", "proxy_read_timeout 3s;"}, // the heartbeat (1s here) must keep streams open
+		nginxReadTimeoutScaled(t, conf),
 	}, edits...) {
 		conf = editRecipe(t, conf, r)
 	}
@@ -126,6 +129,25 @@ func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) *nginx
 		}
 		t.Logf("trying another port after attempt %d: %v", attempt, err)
 	}
+}
+
+// nginxReadTimeoutScaled edits the recipe's proxy_read_timeout for the
+// tests' heartbeat, stream.heartbeat_interval 1s: the recipe's divided by
+// the default heartbeat (15s), so that it keeps the recipe's ratio of the
+// two. nginx gives up on a silent ssehub after it, and a healthy stream
+// must outlive it.
+func nginxReadTimeoutScaled(t *testing.T, conf string) nginxEdit {
+	t.Helper()
+	m := regexp.MustCompile(`proxy_read_timeout (\d+[smh]);`).FindStringSubmatch(conf)
+	if m == nil {
+		t.Fatal("the README's recipe has no proxy_read_timeout in seconds, minutes or hours: update this test")
+	}
+	timeout, err := time.ParseDuration(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	scaled := timeout / (config.Default().Stream.HeartbeatInterval / time.Second)
+	return nginxEdit{m[0], fmt.Sprintf("proxy_read_timeout %dms;", scaled.Milliseconds())}
 }
 
 // editRecipe makes one edit to recipe, failing the test unless recipe
@@ -186,13 +208,24 @@ func startNginx(t *testing.T, conf string) (*nginxProcess, error) {
 		_ = cmd.Wait()
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // fast shutdown: open streams are cut
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Error("nginx did not stop within 10s of SIGTERM")
+		// SIGTERM is a fast shutdown: open streams are cut. nginx without
+		// a master process looks for a signal after each wait for events,
+		// so one that arrives just before a wait (while nginx is busy) is
+		// seen only at the next event, which may never come: send it again
+		// until nginx exits.
+		stuck := time.After(10 * time.Second)
+		for {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+				return
+			case <-time.After(500 * time.Millisecond):
+			case <-stuck:
+				_ = cmd.Process.Kill()
+				<-exited
+				t.Error("nginx did not stop within 10s of SIGTERM")
+				return
+			}
 		}
 	})
 	n := &nginxProcess{
@@ -295,7 +328,7 @@ func (p *nginxProxy) get(t *testing.T, path string) *http.Response {
 
 func TestNginxPassesEventsOneByOne(t *testing.T) {
 	cfg := config.Default()
-	cfg.Stream.HeartbeatInterval = time.Second // below the test's proxy_read_timeout (3s)
+	cfg.Stream.HeartbeatInterval = time.Second // below the test's proxy_read_timeout (nginxReadTimeoutScaled)
 	requireFirstLineWhileOpen(t, startBehindNginx(t, cfg))
 }
 
@@ -413,8 +446,8 @@ func TestNginxKeepsAnIdleSubscriptionOpen(t *testing.T) {
 		}
 	})
 
-	// proxy_read_timeout is 3s: without heartbeats nginx would cut the
-	// stream before this.
+	// proxy_read_timeout is 4s (nginxReadTimeoutScaled): without
+	// heartbeats nginx would cut the stream before this.
 	heartbeats := 0
 	idle := time.After(5 * time.Second)
 	for waiting := true; waiting; {
@@ -580,7 +613,11 @@ func TestNginxLogsNoAccessToken(t *testing.T) {
 	p := startBehindNginx(t, cfg)
 	paths := []string{
 		"/api/v1/topics?access_token=subscribe-secret",
-		"/api/v1/topics?x=1&access%5Ftoken=subscribe-secret", // what Go decodes as access_token
+		// What Go decodes as access_token too: any of its letters may
+		// be percent-encoded, in either case of hex digit.
+		"/api/v1/topics?x=1&access%5Ftoken=subscribe-secret",
+		"/api/v1/topics?%61ccess_token=subscribe-secret",
+		"/api/v1/topics?x=1&%61%63%63%65%73%73%5f%74%6F%6B%65%6E=subscribe-secret",
 		"/healthz?probe=1",
 	}
 	for _, path := range paths {
@@ -600,7 +637,7 @@ func TestNginxLogsNoAccessToken(t *testing.T) {
 	if strings.Contains(log, "subscribe-secret") {
 		t.Errorf("the access log records the token:\n%s", log)
 	}
-	if strings.Count(log, `"GET /api/v1/topics HTTP/1.1" 200`) != 2 || !strings.Contains(log, `"GET /healthz?probe=1 HTTP/1.1" 200`) {
+	if strings.Count(log, `"GET /api/v1/topics HTTP/1.1" 200`) != len(paths)-1 || !strings.Contains(log, `"GET /healthz?probe=1 HTTP/1.1" 200`) {
 		t.Errorf("access log:\n%s\nwant the token requests without their query, others whole", log)
 	}
 }
@@ -759,10 +796,11 @@ func TestNginxReloadEndsTheOldWorkersStreams(t *testing.T) {
 // TestNginxAnswersAnEventStreamWhileSsehubIsDown: with nothing listening
 // upstream, the recipe answers a GET that accepts text/event-stream with
 // 200, only a retry: field and CORS headers for the page's origin, which
-// has an EventSource try again; every other request gets a 502 with a JSON
-// error, as ssehub's own, which the page's origin may read. (nginx's own
-// 502 was an HTML page without CORS headers: a page on another origin saw
-// its publish fail as a network error.)
+// has an EventSource try again; a CORS preflight gets nginx's consent; every
+// other request gets a 502 with a JSON error, as ssehub's own, which the
+// page's origin may read. (nginx's own 502 was an HTML page without CORS
+// headers, and its 502 to a preflight stopped the publish unsent: either
+// way a page on another origin saw its publish fail as a network error.)
 func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 	requireNginx(t)
 	n := runNginx(t, "127.0.0.1:"+freePort(t)) // nothing listens there
@@ -814,6 +852,26 @@ func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 			t.Errorf("%s %s (Accept %q), ssehub down: %s %q %v, want a 502 with a JSON error, for the page's origin",
 				r.method, r.path, r.accept, resp.Status, body, resp.Header)
 		}
+	}
+
+	// A page's publish asks first (a CORS preflight): nginx consents, for
+	// this once, so that the publish is sent and gets the JSON 502.
+	req, err := http.NewRequestWithContext(t.Context(), "OPTIONS", n.url+"/api/v1/topics/a/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", "https://page.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type,idempotency-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if h := resp.Header; resp.StatusCode != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != "https://page.example" ||
+		h.Get("Access-Control-Allow-Methods") != "POST" || h.Get("Access-Control-Allow-Headers") != "authorization,content-type,idempotency-key" ||
+		h.Get("Access-Control-Max-Age") != "0" {
+		t.Errorf("a CORS preflight for a publish, ssehub down: %s %v, want 204 allowing the method and headers asked for, not to be cached", resp.Status, h)
 	}
 }
 
@@ -940,5 +998,377 @@ func TestNginxMetricsLocation(t *testing.T) {
 	}
 	if !strings.HasSuffix(line, " remote=127.0.0.1") {
 		t.Errorf("access line %q, want remote=127.0.0.1: the address nginx saw, not one the client sent", line)
+	}
+}
+
+// nginxGiveUpWithin is how long a test waits for nginx to give up on a
+// hung ssehub: the recipe's proxy_read_timeout as the tests run it (4s,
+// nginxReadTimeoutScaled), and room to spare.
+const nginxGiveUpWithin = 8 * time.Second
+
+// startHungUpstream listens on a loopback port and accepts connections,
+// but never reads from them or answers, as a hung ssehub would, until the
+// test ends. It returns its host:port.
+func startHungUpstream(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+	})
+	return l.Addr().String()
+}
+
+// TestNginxGivesUpOnAHungSsehub: an ssehub that takes connections and
+// never answers (a hung process, not a stopped one) is given up after the
+// recipe's proxy_read_timeout, four heartbeats (60s of the default 15s, 4s
+// here): a subscription then gets the stand-in, whose retry: has an
+// EventSource try again, and a publish nginx's JSON error. With the
+// recipe's former 1h, both waited an hour, and an EventSource showed
+// nothing all that time.
+func TestNginxGivesUpOnAHungSsehub(t *testing.T) {
+	requireNginx(t)
+	n := runNginx(t, startHungUpstream(t))
+	for _, r := range []struct {
+		method, path, accept string
+		status               int
+		body                 string
+	}{
+		{"GET", "/api/v1/events?topic=a", "text/event-stream", http.StatusOK, ": ssehub is unreachable\nretry: 5000\n\n"},
+		{"POST", "/api/v1/topics/a/events", "", http.StatusBadGateway, `{"error": "ssehub is unreachable: try again in a moment"}` + "\n"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), nginxGiveUpWithin)
+		req, err := http.NewRequestWithContext(ctx, r.method, n.url+r.path, strings.NewReader(`{"data": 1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.accept != "" {
+			req.Header.Set("Accept", r.accept)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("%s %s to a hung ssehub through nginx: %v after %v, want nginx to give up within %v", r.method, r.path, err, time.Since(start).Round(time.Millisecond), nginxGiveUpWithin)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != r.status || string(body) != r.body {
+			t.Errorf("%s %s to a hung ssehub through nginx: %s %q, want %d %q", r.method, r.path, resp.Status, body, r.status, r.body)
+		}
+	}
+}
+
+// TestNginxPassesASubscriptionOnFromAHungReplica: of two replicas, one
+// hung, a subscription that nginx sends to the hung one reaches the other
+// once nginx gives up on the first (proxy_read_timeout; nginx passes a GET
+// on to the next server after a timeout).
+func TestNginxPassesASubscriptionOnFromAHungReplica(t *testing.T) {
+	requireNginx(t)
+	cfg := config.Default()
+	cfg.Stream.HeartbeatInterval = time.Second
+	upstream, _ := startMain(t, cfg)
+	// nginx sends its first request to the first server.
+	n := runNginx(t, startHungUpstream(t), strings.TrimPrefix(upstream, "http://"))
+	ctx, cancel := context.WithTimeout(t.Context(), nginxGiveUpWithin)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", n.url+"/api/v1/events?topic=a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a subscription through nginx, one replica hung: %v after %v, want the other replica's stream within %v", err, time.Since(start).Round(time.Millisecond), nginxGiveUpWithin)
+	}
+	defer resp.Body.Close()
+	ev, err := stream.NewParser(resp.Body).Next()
+	if err != nil || ev.Type != "position" {
+		t.Fatalf("a subscription through nginx, one replica hung: %s, first event %+v (%v), want ssehub's position", resp.Status, ev, err)
+	}
+}
+
+// TestNginxHTTP2StreamsAsSsehubs: with the README's lines for HTTP/2 to
+// browsers, a page's HTTP/2 streams on its connection to nginx are capped
+// by nginx's http2_max_concurrent_streams, not by ssehub's cap, which the
+// README quotes (250, Go's default); nginx's own default is 128, and a
+// page's 129th EventSource waited. The lines set nginx's to ssehub's: both
+// announce the same SETTINGS_MAX_CONCURRENT_STREAMS.
+func TestNginxHTTP2StreamsAsSsehubs(t *testing.T) {
+	requireNginx(t)
+	pki := testpki.New(t)
+	ssehub, _ := startMain(t, tlsTestConfig(pki))
+	want := http2MaxConcurrentStreams(t, strings.TrimPrefix(ssehub, "https://"), pki)
+	port := freePort(t)
+	runNginxEdited(t, []nginxEdit{
+		{"    large_client_header_buffers", readmeNginxTLSLines(t, port, pki) + "    large_client_header_buffers"},
+	}, "127.0.0.1:"+freePort(t)) // no upstream: the settings come first
+	if got := http2MaxConcurrentStreams(t, "127.0.0.1:"+port, pki); got != want {
+		t.Errorf("nginx with the README's TLS lines announces %d concurrent streams per connection, ssehub %d: want the same", got, want)
+	}
+}
+
+// readmeNginxTLSLines returns the README's lines for HTTP/2 to browsers,
+// indented for the recipe's server block, for the installed nginx: on
+// port, with pki's certificate, and before nginx 1.25.1 as their comments
+// say (http2 on the listen line).
+func readmeNginxTLSLines(t *testing.T, port string, pki testpki.PKI) string {
+	t.Helper()
+	_, block, ok := strings.Cut(readRepoFile(t, "README.md"), "In the `server` block, replace `listen 80;` with:\n\n```\n")
+	if !ok {
+		t.Fatal("README.md: no block of lines for HTTP/2 to browsers after \"In the `server` block, replace `listen 80;` with:\"")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	out, err := exec.Command(nginxBinary, "-v").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -v: %v: %s", err, out)
+	}
+	var major, minor, patch int
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "nginx version: nginx/%d.%d.%d", &major, &minor, &patch); err != nil {
+		t.Fatalf("nginx -v: %q: %v", out, err)
+	}
+	before1251 := major == 1 && (minor < 25 || minor == 25 && patch < 1)
+	lines := ""
+	for line := range strings.Lines(block) {
+		directive, _, _ := strings.Cut(line, "#")
+		directive = strings.TrimSpace(directive)
+		switch {
+		case directive == "listen 443 ssl;" && before1251:
+			directive = "listen 127.0.0.1:" + port + " ssl http2;"
+		case directive == "listen 443 ssl;":
+			directive = "listen 127.0.0.1:" + port + " ssl;"
+		case directive == "http2 on;" && before1251:
+			continue
+		case strings.HasPrefix(directive, "ssl_certificate "):
+			directive = "ssl_certificate " + pki.CertFile + ";"
+		case strings.HasPrefix(directive, "ssl_certificate_key "):
+			directive = "ssl_certificate_key " + pki.KeyFile + ";"
+		}
+		lines += "    " + directive + "\n"
+	}
+	return lines
+}
+
+// http2MaxConcurrentStreams connects to addr over TLS with HTTP/2, trusting
+// pki's CA, and returns the SETTINGS_MAX_CONCURRENT_STREAMS of the server's
+// first SETTINGS frame.
+func http2MaxConcurrentStreams(t *testing.T, addr string, pki testpki.PKI) uint32 {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pki.Roots, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatalf("%s: %v", addr, err)
+	}
+	defer conn.Close()
+	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("%s: ALPN chose %q, want h2", addr, p)
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// The client's preface: its magic, then an empty SETTINGS frame.
+	if _, err := io.WriteString(conn, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	for {
+		var header [9]byte // length (3 bytes), type, flags, stream id (4)
+		if _, err := io.ReadFull(r, header[:]); err != nil {
+			t.Fatalf("%s: reading its frames: %v", addr, err)
+		}
+		payload := make([]byte, int(header[0])<<16|int(header[1])<<8|int(header[2]))
+		if _, err := io.ReadFull(r, payload); err != nil {
+			t.Fatalf("%s: reading its frames: %v", addr, err)
+		}
+		const typeSettings, flagAck, settingMaxConcurrentStreams = 4, 1, 3
+		if header[3] != typeSettings || header[4]&flagAck != 0 {
+			continue
+		}
+		for s := payload; len(s) >= 6; s = s[6:] {
+			if binary.BigEndian.Uint16(s) == settingMaxConcurrentStreams {
+				return binary.BigEndian.Uint32(s[2:])
+			}
+		}
+		t.Fatalf("%s: its SETTINGS set no SETTINGS_MAX_CONCURRENT_STREAMS (no limit)", addr)
+	}
+}
+
+// startDroppingUpstream listens on a loopback port until the test ends and
+// reads one request on each connection it accepts, its body included, then
+// closes the connection without answering, as an ssehub killed after
+// taking a publish would. It returns its host:port and the count of the
+// requests it took.
+func startDroppingUpstream(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := new(atomic.Int64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+				_, _ = io.Copy(io.Discard, req.Body)
+				took.Add(1)
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+	})
+	return l.Addr().String(), took
+}
+
+// TestNginxPassesNoPublishOnToAnotherReplica: of two replicas, a publish
+// that the first took and never answered (it closed the connection, as a
+// replica killed or stopping would) is answered with nginx's JSON 502, and
+// is not passed on to the other: nginx sends a POST to no second server
+// once it has sent it to one, since the first may have stored it. The
+// README says so, and to retry such a publish with its Idempotency-Key: the
+// retry reaches the other replica.
+func TestNginxPassesNoPublishOnToAnotherReplica(t *testing.T) {
+	requireNginx(t)
+	dropping, took := startDroppingUpstream(t)
+	accepted := new(atomic.Int64)
+	upstream, _ := startMain(t, hubTestConfig(), func(m *Main) {
+		m.connState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				accepted.Add(1)
+			}
+		}
+	})
+	// nginx sends its first request to the first server.
+	n := runNginx(t, dropping, strings.TrimPrefix(upstream, "http://"))
+	publish := func() (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "POST", n.url+"/api/v1/topics/orders/events", strings.NewReader(`{"data": "order 42"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+hubTestToken)
+		req.Header.Set("Idempotency-Key", "order-42")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(body)
+	}
+	if status, body := publish(); status != http.StatusBadGateway || !strings.Contains(body, `"error"`) {
+		t.Fatalf("a publish through nginx whose replica closed without answering: %d %q, want nginx's JSON 502", status, body)
+	}
+	if took.Load() != 1 || accepted.Load() != 0 {
+		t.Fatalf("the replica that closed took %d requests, the other accepted %d connections; want the publish taken by the first only", took.Load(), accepted.Load())
+	}
+	if status, body := publish(); status != http.StatusCreated {
+		t.Fatalf("the publish's retry through nginx: %d %q, want 201 from the other replica", status, body)
+	}
+}
+
+// startUnansweringUpstream listens on a loopback port whose queue of
+// connections to accept is full, until the test ends: the kernel drops
+// every further SYN unanswered, as for a host that went away without a
+// word (powered off, cut off by the network). It returns its host:port.
+func startUnansweringUpstream(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.CloseOnExec(fd)
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	// Nothing accepts: connect until the queue is full, and a connect
+	// gets no answer.
+	for i := 0; ; i++ {
+		conn, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err != nil {
+			if netErr, ok := errors.AsType[net.Error](err); !ok || !netErr.Timeout() {
+				t.Fatal(err)
+			}
+			return addr
+		}
+		t.Cleanup(func() { conn.Close() })
+		if i == 16 {
+			t.Fatalf("%s took 16 connections without accepting one: its queue is not full", addr)
+		}
+	}
+}
+
+// TestNginxGivesUpOnAnUnansweredConnect: an ssehub whose host went away
+// without a word never answers nginx's connect; nginx gives up after the
+// recipe's proxy_connect_timeout (5s), and a subscription gets the
+// stand-in (with several upstream servers, nginx tries the next one
+// first). At nginx's default, 60s, every EventSource sent there waited a
+// minute, showing nothing.
+func TestNginxGivesUpOnAnUnansweredConnect(t *testing.T) {
+	requireNginx(t)
+	n := runNginx(t, startUnansweringUpstream(t))
+	const within = 8 * time.Second
+	ctx, cancel := context.WithTimeout(t.Context(), within)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", n.url+"/api/v1/events?topic=a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a subscription through nginx to an ssehub that answers no connect: %v after %v, want the stand-in within %v", err, time.Since(start).Round(time.Millisecond), within)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || string(body) != ": ssehub is unreachable\nretry: 5000\n\n" {
+		t.Errorf("a subscription through nginx to an ssehub that answers no connect: %s %q, want the stand-in", resp.Status, body)
 	}
 }
