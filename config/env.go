@@ -31,9 +31,13 @@ func CheckEnv(environ []string) error {
 		if !strings.HasPrefix(strings.ToUpper(name), "SSEHUB_") || known[name] || serviceLink(name, services) {
 			continue
 		}
-		hint := closestEnv(name, known)
-		if upper := strings.ToUpper(name); known[upper] {
-			hint = "did you mean " + upper + "? (names are upper case)"
+		upper := strings.ToUpper(name)
+		hint := closestEnv(upper, known)
+		if known[upper] {
+			hint = "did you mean " + upper + "?"
+		}
+		if name != upper {
+			hint += " (names are upper case)"
 		}
 		errs = append(errs, &KeyError{Key: name, Msg: "no setting has this environment variable; " + hint, Err: ErrUnknownKey})
 	}

@@ -92,3 +92,22 @@ func TestCheckEnvSuggestsTheSection(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckEnvCaseAndTypo checks that a name in lower case that is also
+// misspelt gets the hint a misspelt upper-case name gets, and is told
+// that names are upper case: it was pointed to the README alone, which
+// did not say what was wrong with it.
+func TestCheckEnvCaseAndTypo(t *testing.T) {
+	err := CheckEnv([]string{"ssehub_log_levl=debug", "ssehub_server_port=1"})
+	for _, want := range []string{
+		"ssehub_log_levl: no setting has this environment variable; did you mean SSEHUB_LOG_LEVEL? (names are upper case)",
+		"ssehub_server_port: no setting has this environment variable; those of server are SSEHUB_SERVER_ADDR,",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err %v\nlacks %q", err, want)
+		}
+	}
+	if err != nil && !strings.HasSuffix(err.Error(), "SSEHUB_SERVER_H2C (names are upper case)") {
+		t.Errorf("err %v\ndoes not say names are upper case for ssehub_server_port", err)
+	}
+}

@@ -35,42 +35,54 @@ func (c *openConns) count() int64 {
 // line is written once its handler returns, after the stream has ended
 // (handler.Handler.Wait): a shutdown that closed the connections still
 // open waits for the handlers too, or the process could exit before the
-// line. Its methods are safe for concurrent use.
+// line. Every request passes through it: counting is an atomic add, and
+// takes the lock only when the count drops to 0 once wait has begun. Its
+// methods are safe for concurrent use.
 type handlers struct {
+	n       atomic.Int64
+	waiting atomic.Bool // set by wait, for good: the count's drops to 0 must be told
+
 	mu   sync.Mutex
-	n    int
-	idle chan struct{} // closed while n is 0; nil before the first
+	idle chan struct{} // made by wait while n > 0; closed, and cleared, when n drops to 0
 }
 
 // serve runs next for a request, counted.
 func (hs *handlers) serve(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hs.add(1)
-		defer hs.add(-1)
+		hs.n.Add(1)
+		defer hs.done()
 		next.ServeHTTP(w, r)
 	})
 }
 
-func (hs *handlers) add(d int) {
+// done counts a handler's return. Of a drop to 0 and wait's check of n,
+// whichever comes second sees the other (waiting is set before that
+// check): a waiter either sees no handler or is told.
+func (hs *handlers) done() {
+	if hs.n.Add(-1) != 0 || !hs.waiting.Load() {
+		return
+	}
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	if hs.n == 0 { // the first to start
-		hs.idle = make(chan struct{})
-	}
-	hs.n += d
-	if hs.n == 0 {
+	if hs.idle != nil && hs.n.Load() == 0 { // not if another began meanwhile
 		close(hs.idle)
+		hs.idle = nil
 	}
 }
 
 // wait blocks until no handler runs, or ctx is done.
 func (hs *handlers) wait(ctx context.Context) error {
 	hs.mu.Lock()
-	idle := hs.idle
-	hs.mu.Unlock()
-	if idle == nil {
+	hs.waiting.Store(true)
+	if hs.n.Load() == 0 {
+		hs.mu.Unlock()
 		return nil
 	}
+	if hs.idle == nil {
+		hs.idle = make(chan struct{})
+	}
+	idle := hs.idle
+	hs.mu.Unlock()
 	select {
 	case <-idle:
 		return nil
