@@ -85,3 +85,14 @@ func askAgain[T any](ctx context.Context, ask func(context.Context) (T, error)) 
 func unanswered(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrAsyncPublishTimeout)
 }
+
+// errCodeUnavailable is nats-server's error code for "JetStream system
+// temporarily unavailable" (JSClusterNotAvailErr); nats.go names none.
+const errCodeUnavailable jetstream.ErrorCode = 10008
+
+// unavailable reports whether err is JetStream's answer that it is
+// temporarily unavailable.
+func unavailable(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeUnavailable
+}

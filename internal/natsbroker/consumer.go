@@ -90,7 +90,10 @@ type live struct {
 // createWait, 2 s, then 4 s and 8 s (an instance opened on a server that
 // had just rejoined its cluster failed after 2 s, 1 run in 3:
 // TestClusterServerCutOff): 14 s at most before it fails, or until ctx
-// ends.
+// ends. An answer that JetStream is temporarily unavailable is asked
+// again after askEvery, within the same 14 s: a server that had just
+// rejoined its cluster answered so until it had caught up
+// (TestClusterServerCutOff again, 1 run in CI).
 func (b *Broker) consume(ctx context.Context, h *history) error {
 	l := &live{
 		b: b, h: h, prefix: rand.Text(), last: h.seen.last(),
@@ -98,9 +101,17 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 	}
 	var cons jetstream.Consumer
 	var err error
-	for limit := createWait; ; limit *= 2 {
+	giveUp := time.Now().Add(7 * createWait) // 2 + 4 + 8 s
+	for limit := createWait; ; {
 		cons, err = l.create(ctx, limit)
-		if !unanswered(err) || ctx.Err() != nil || limit >= 4*createWait {
+		if ctx.Err() != nil || !time.Now().Before(giveUp) {
+			break
+		}
+		if unanswered(err) && limit < 4*createWait {
+			limit *= 2
+			continue
+		}
+		if !unavailable(err) || pause(ctx, askEvery) != nil {
 			break
 		}
 	}

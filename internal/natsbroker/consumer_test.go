@@ -332,3 +332,30 @@ func TestCloseWhileCheckingAGapReturnsAtOnce(t *testing.T) {
 		t.Fatalf("Close took %v while a gap was being checked, want it at once", took)
 	}
 }
+
+// JetStream answers that it is temporarily unavailable (10008) to the
+// first consumer creations, as a server that has just rejoined its
+// cluster does until it has caught up: Open asks again and opens. It
+// failed on the first answer (TestClusterServerCutOff, 1 run in CI).
+func TestOpenWhileJetStreamIsTemporarilyUnavailable(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	p.refuseConsumers()
+	passed := make(chan struct{})
+	go func() {
+		defer close(passed)
+		for deadline := time.Now().Add(waitLimit); p.refusals() < 2 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		p.passConsumers()
+	}()
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	in := newInstance(t, opts)
+	<-passed
+	if n := p.refusals(); n < 2 {
+		t.Fatalf("opened after %d refusals, want 2 and more", n)
+	}
+	c := in.subscribe(t, "topic=t", "")
+	receives(t, c, []string{in.publish(t, "t", "after")})
+}
