@@ -60,16 +60,16 @@ const consumerHeartbeat = time.Second
 // wildcard (ensureStream checks it), and a filter equal to it made the
 // server match every event's subject for each instance's consumer.
 type live struct {
-	b      *Broker
-	h      *history
-	prefix string         // of the consumers' names
-	resets chan struct{}  // holds one reset asked for
-	stop   chan struct{}  // closed by halt
-	done   chan struct{}  // closed when run has returned
-	drops  sync.WaitGroup // the deletions of replaced consumers
-	halted sync.Once
-	closed sync.Once
-	name   atomic.Pointer[string] // the current consumer's, for retire
+	b       *Broker
+	h       *history
+	prefix  string         // of the consumers' names
+	resets  chan struct{}  // holds one reset asked for
+	stop    chan struct{}  // closed by halt
+	done    chan struct{}  // closed when run has returned
+	drops   sync.WaitGroup // the deletions of replaced consumers
+	halted  sync.Once
+	closed  sync.Once
+	current atomic.Pointer[made] // the current consumer's name, for retire
 
 	// mu is held by each message's delivery, so a consumer's messages
 	// are checked and delivered one at a time, and none of one replaced
@@ -78,9 +78,12 @@ type live struct {
 	serial int // of the current consumer: a message or error of another is dropped
 	made   int // how many creations were asked for: the next one's name
 	cons   jetstream.Consumer
-	cc     jetstream.ConsumeContext // nil while the consumer is made again
-	next   uint64                   // the consumer sequence expected next
-	last   uint64                   // the stream sequence last delivered
+	// repeated is whether the creation of the consumer create returned
+	// last was asked more than once (askAgain).
+	repeated bool
+	cc       jetstream.ConsumeContext // nil while the consumer is made again
+	next     uint64                   // the consumer sequence expected next
+	last     uint64                   // the stream sequence last delivered
 }
 
 // consume makes history h's consumer, starting after the sequence h.seen
@@ -162,33 +165,57 @@ func (l *live) create(ctx context.Context, wait time.Duration) (jetstream.Consum
 		MemoryStorage:     true,
 	}
 	l.mu.Unlock()
+	var asks atomic.Int32
 	cons, err := askAgain(ask, func(ctx context.Context) (jetstream.Consumer, error) {
+		asks.Add(1)
 		return l.h.stream.CreateOrUpdateConsumer(ctx, cfg)
 	})
+	repeated := asks.Load() > 1
 	switch {
 	case err == nil:
+		l.mu.Lock()
+		l.repeated = repeated
+		l.mu.Unlock()
 	case ctx.Err() != nil:
 		// Cut short by the end of l (Close, a renewal that Close
 		// ends): the server may have made it all the same, and
 		// nothing would read or delete it. Close waits for this.
-		l.drop(context.WithoutCancel(ctx), cfg.Name, askEvery)
+		l.drop(context.WithoutCancel(ctx), cfg.Name, askEvery, repeated)
 	default:
 		// Refused, the same creation asked again meanwhile may have
 		// made it: askAgain returns the first answer, and a stream
 		// created again between the two (a stream not found, then
-		// found) kept that consumer for its InactiveThreshold.
-		l.drop(ctx, cfg.Name, askWait)
+		// found) kept that consumer for its InactiveThreshold. Not
+		// cut short by l's end: a refusal that the stream is not found
+		// ends it (renew).
+		l.drop(context.WithoutCancel(ctx), cfg.Name, askEvery, repeated)
 	}
 	return cons, err
 }
 
-// drop deletes the consumer of that name, waiting at most wait for NATS
-// to answer, on a goroutine of its own that close waits for.
-func (l *live) drop(ctx context.Context, name string, wait time.Duration) {
+// made is a consumer's name, and whether its creation was asked more
+// than once.
+type made struct {
+	name     string
+	repeated bool
+}
+
+// drop deletes the consumer of that name, on a goroutine of its own that
+// close waits for, each request waiting at most wait for its answer. One
+// whose creation was repeated is deleted once more askEvery later: a
+// repeat (askAgain's) sent before the deletion may be handled after it
+// by a server busy with other API requests, and make it again
+// (TestConsumerRefusedAndMadeByARepeatIsDeleted). ctx ending stops it.
+func (l *live) drop(ctx context.Context, name string, wait time.Duration, repeated bool) {
 	l.drops.Go(func() {
-		ctx, cancel := context.WithTimeout(ctx, wait)
-		defer cancel()
-		_ = l.h.stream.DeleteConsumer(ctx, name)
+		for again := false; ; again = true {
+			ask, cancel := context.WithTimeout(ctx, wait)
+			_ = l.h.stream.DeleteConsumer(ask, name)
+			cancel()
+			if again || !repeated || pause(ctx, askEvery) != nil {
+				return
+			}
+		}
 	})
 }
 
@@ -206,7 +233,7 @@ func (l *live) start(cons jetstream.Consumer) error {
 	}
 	l.cons, l.cc, l.next = cons, cc, 1
 	name := cons.CachedInfo().Name
-	l.name.Store(&name)
+	l.current.Store(&made{name, l.repeated})
 	return nil
 }
 
@@ -306,7 +333,7 @@ func (l *live) remake(ctx context.Context) {
 	l.serial++ // nothing more of the old one
 	l.mu.Unlock()
 	if old != nil {
-		l.drop(ctx, old.CachedInfo().Name, askWait)
+		l.drop(ctx, old.CachedInfo().Name, askWait, false)
 	}
 	limit, wait := createWait, askEvery
 	for {
@@ -382,8 +409,12 @@ func (l *live) retire(wait time.Duration) {
 	case <-l.done:
 	case <-ctx.Done():
 	}
-	if name := l.name.Load(); name != nil {
-		if err := l.h.stream.DeleteConsumer(ctx, *name); err != nil {
+	switch c := l.current.Load(); {
+	case c == nil:
+	case c.repeated:
+		l.drop(context.Background(), c.name, wait, true)
+	default:
+		if err := l.h.stream.DeleteConsumer(ctx, c.name); err != nil {
 			l.b.opts.Logger.Debug("nats consumer not deleted", "err", err)
 		}
 	}

@@ -701,15 +701,15 @@ func TestStreamCreatedAgainLeavesNoConsumerOfTheOldHistory(t *testing.T) {
 	a := newInstance(t, opts)
 	a.publish(t, "t", "old")
 	old := a.broker.cur.Load()
-	first := *old.live.name.Load()
+	first := old.live.current.Load().name
 	p.swallowRequests("$JS.API.STREAM.INFO.")
 	recreateStream(t, ns, opts)
-	waitFor(t, "the consumer made again on the new stream", func() bool { return *old.live.name.Load() != first })
+	waitFor(t, "the consumer made again on the new stream", func() bool { return old.live.current.Load().name != first })
 	p.passRequests()
 	publishUntilAccepted(t, a, "t", "new")
 	<-old.ended
 	<-old.live.done
-	left := *old.live.name.Load()
+	left := old.live.current.Load().name
 	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
 	if err != nil {
 		t.Fatal(err)
@@ -737,12 +737,12 @@ func TestCloseWhileARenewalMakesItsConsumer(t *testing.T) {
 	}
 	defer b.Close()
 	old := b.cur.Load()
-	first := *old.live.name.Load()
+	first := old.live.current.Load().name
 	// The renewal waits while the consumer is made again on the new
 	// stream, then gets its answers late.
 	p.swallowRequests("$JS.API.STREAM.INFO.")
 	recreateStream(t, ns, opts)
-	waitFor(t, "the consumer made again on the new stream", func() bool { return *old.live.name.Load() != first })
+	waitFor(t, "the consumer made again on the new stream", func() bool { return old.live.current.Load().name != first })
 	p.slowAnswers(time.Second)
 	p.passRequests()
 	js := ns.operator(t)
@@ -773,7 +773,20 @@ func TestCloseWhileARenewalMakesItsConsumer(t *testing.T) {
 // new stream. No consumer of the old history stays there: the instance
 // took the first answer, and that consumer was left to the server for
 // its 5-minute inactive threshold.
+//
+// With the repeats handled after the deletion (held back here until the
+// server answered it, as a server busy with other API requests may take
+// them after one sent later), the consumer a repeat made was left: its
+// deletion is asked again.
 func TestConsumerRefusedAndMadeByARepeatIsDeleted(t *testing.T) {
+	for _, held := range []bool{false, true} {
+		t.Run(fmt.Sprintf("repeats held %v", held), func(t *testing.T) {
+			consumerRefusedAndMadeByARepeatIsDeleted(t, held)
+		})
+	}
+}
+
+func consumerRefusedAndMadeByARepeatIsDeleted(t *testing.T, held bool) {
 	ns := startNATS(t)
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
@@ -781,6 +794,9 @@ func TestConsumerRefusedAndMadeByARepeatIsDeleted(t *testing.T) {
 	a := newInstance(t, opts)
 	old := a.broker.cur.Load()
 	p.slowAnswers(3 * askEvery)
+	if held {
+		p.holdRepeatedCreations()
+	}
 	refused := p.answerSeen("consumer_create_response")
 	deleteStream(t, ns, DefaultStream)
 	select {

@@ -77,8 +77,16 @@ type natsProxy struct {
 	// ackBy holds back each acknowledgement of a publish, as a busy
 	// server's; 0: none.
 	ackBy time.Duration
-	conns []net.Conn
-	wg    sync.WaitGroup
+	// creations, when not nil, holds back each request that repeats a
+	// consumer creation (the same subject) seen since
+	// holdRepeatedCreations, on its way to the server, until the server
+	// has answered a consumer's deletion, as a server busy with other API
+	// requests may handle a repeat after a deletion sent later; release
+	// is closed then, and replaced.
+	creations map[string]bool
+	release   chan struct{}
+	conns     []net.Conn
+	wg        sync.WaitGroup
 }
 
 func startProxy(t *testing.T, ns *natsServer) *natsProxy {
@@ -234,7 +242,7 @@ func (p *natsProxy) accept() {
 		p.mu.Unlock()
 		p.wg.Add(2)
 		go func() { defer p.wg.Done(); copyOps(c, s, "MSG", p.lose, p.isHung, p.rewrite, p.holdBack); c.Close() }()
-		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil, nil, nil); s.Close() }()
+		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil, nil, p.holdRepeat); s.Close() }()
 	}
 }
 
@@ -243,10 +251,10 @@ func (p *natsProxy) accept() {
 // headers), that drop reports: drop is given the operation's fields and
 // its payload; and every operation while hung, if not nil, reports true.
 // rewrite, if not nil, may change the payload of an op without headers
-// (its CRLF left off), and returns it. later, if not nil, says how long to
-// hold back an operation: it is written then, with those after it going
-// on meanwhile.
-func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte, payload []byte) bool, hung func() bool, rewrite func([]byte) []byte, later func(msg []byte) time.Duration) {
+// (its CRLF left off), and returns it. later, if not nil, may hold back an
+// operation until the channel it returns is closed: it is written then,
+// with those after it going on meanwhile.
+func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte, payload []byte) bool, hung func() bool, rewrite func([]byte) []byte, later func(msg []byte) <-chan struct{}) {
 	r := bufio.NewReader(src)
 	var wmu sync.Mutex // the writes held back and the others
 	var held sync.WaitGroup
@@ -282,9 +290,9 @@ func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte,
 			continue
 		}
 		if later != nil {
-			if d := later(msg); d > 0 {
+			if release := later(msg); release != nil {
 				held.Go(func() {
-					time.Sleep(d)
+					<-release
 					wmu.Lock()
 					defer wmu.Unlock()
 					_, _ = dst.Write(msg)
@@ -387,17 +395,57 @@ func (p *natsProxy) slowAcknowledgements(d time.Duration) {
 	p.ackBy = d
 }
 
-// holdBack is how long to hold back msg, an operation to a client.
-func (p *natsProxy) holdBack(msg []byte) time.Duration {
+// holdBack holds back msg, an operation to a client, by slowBy or ackBy;
+// a consumer's deletion answered releases the repeats holdRepeat holds.
+func (p *natsProxy) holdBack(msg []byte) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.creations != nil && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.consumer_delete_response"`)) {
+		close(p.release)
+		p.release = make(chan struct{})
+	}
 	switch {
 	case p.slowBy > 0 && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)):
-		return p.slowBy
+		return after(p.slowBy)
 	case p.ackBy > 0 && bytes.Contains(msg, []byte("\r\n{\"stream\":")):
-		return p.ackBy
+		return after(p.ackBy)
 	}
-	return 0
+	return nil
+}
+
+// after returns a channel closed once d has passed.
+func after(d time.Duration) <-chan struct{} {
+	c := make(chan struct{})
+	time.AfterFunc(d, func() { close(c) })
+	return c
+}
+
+// holdRepeatedCreations holds back each request that repeats a consumer
+// creation sent from now on (askAgain's), on its way to the server, until
+// the server has answered a consumer's deletion.
+func (p *natsProxy) holdRepeatedCreations() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.creations, p.release = map[string]bool{}, make(chan struct{})
+}
+
+// holdRepeat is copyOps's later for what clients send: see creations.
+func (p *natsProxy) holdRepeat(msg []byte) <-chan struct{} {
+	fields := bytes.Fields(msg[:bytes.IndexByte(msg, '\n')+1])
+	if len(fields) < 2 || !bytes.HasPrefix(fields[1], []byte("$JS.API.CONSUMER.CREATE.")) {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.creations == nil {
+		return nil
+	}
+	subject := string(fields[1])
+	if !p.creations[subject] {
+		p.creations[subject] = true
+		return nil
+	}
+	return p.release
 }
 
 // failStreamStores makes the answers to the next n stream creations
