@@ -71,20 +71,25 @@ func checkTextScalar(key string, n *yaml.Node) error {
 	return nil
 }
 
-// leadingZero matches an integer YAML reads as octal: a 0 and more digits.
+// leadingZero matches an integer YAML reads as octal: a 0 and more digits,
+// once its underscores are dropped, as YAML drops them (0_10 is 8 too).
 var leadingZero = regexp.MustCompile(`^[-+]?0[0-9]+$`)
 
 // checkOctal checks that n, the value of an integer key, is not an integer
 // with a leading zero.
 func checkOctal(key string, n *yaml.Node) error {
-	if n == nil || n.Kind != yaml.ScalarNode || n.Tag != "!!int" || !leadingZero.MatchString(n.Value) {
+	if n == nil || n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		return nil
+	}
+	plain := strings.ReplaceAll(n.Value, "_", "")
+	if !leadingZero.MatchString(plain) {
 		return nil
 	}
 	var v int
 	if n.Decode(&v) != nil {
 		return nil // viper reports what does not decode
 	}
-	sign, digits := "", strings.TrimLeft(n.Value, "+")
+	sign, digits := "", strings.TrimLeft(plain, "+")
 	if d, ok := strings.CutPrefix(digits, "-"); ok {
 		sign, digits = "-", d
 	}

@@ -12,7 +12,7 @@ import (
 // on a stream named 83, and auth.jwt.audience: 123456789012345678901
 // required the audience 1.2345678901234568e+20. So does an integer with a
 // leading zero, which YAML reads as octal (010 is 8) where the variable
-// SSEHUB_HUB_HISTORY_SIZE=010 is 10.
+// SSEHUB_HUB_HISTORY_SIZE=010 is 10; written 0_10, YAML's octal too.
 func TestLoadYAMLNumberForText(t *testing.T) {
 	tests := []struct{ yaml, want string }{
 		{"nats:\n  stream: 0123\n", `nats.stream: YAML reads 0123 as 83, not as the text "0123": quote it`},
@@ -21,6 +21,10 @@ func TestLoadYAMLNumberForText(t *testing.T) {
 		{"nats:\n  store_dir: 2024-01-01\n", `nats.store_dir: YAML reads 2024-01-01 as 2024-01-01 00:00:00 +0000 UTC, not as the text "2024-01-01": quote it`},
 		{"cors:\n  allowed_headers: [X-A, 0x1F]\n", `cors.allowed_headers[1]: YAML reads 0x1F as 31, not as the text "0x1F": quote it`},
 		{"hub:\n  history_size: 010\n", `hub.history_size: YAML reads 010 as the octal 8: write 8, or 10 without the leading zero`},
+		// YAML drops an integer's underscores, so 0_10 is octal too; the
+		// variable refuses it.
+		{"hub:\n  history_size: 0_10\n", `hub.history_size: YAML reads 0_10 as the octal 8: write 8, or 10 without the leading zero`},
+		{"hub:\n  history_max_bytes: -00_1_0\n", `hub.history_max_bytes: YAML reads -00_1_0 as the octal -8: write -8, or -10 without the leading zero`},
 	}
 	for _, tt := range tests {
 		_, err := Load([]string{"--config", writeYAML(t, tt.yaml)}, nil)
