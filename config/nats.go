@@ -17,8 +17,8 @@ var natsSchemes = []string{"nats", "tls", "ws", "wss"}
 
 // checkNATSURLs checks that urls holds at least one server URL and that
 // each is scheme://host[:port] with a NATS scheme and nothing after the
-// port but, for ws and wss, a path and a query. A user name and password may come before the host; messages never
-// show the password.
+// port but, for ws and wss, a path and a query, and no comma. A user name
+// and password may come before the host; messages never show the password.
 func checkNATSURLs(key string, urls []string) []error {
 	if len(urls) == 0 {
 		return []error{invalid(key, "no server: name at least one (e.g. \"nats://127.0.0.1:4222\")")}
@@ -36,6 +36,11 @@ func checkNATSURLs(key string, urls []string) []error {
 func checkNATSURL(s string) error {
 	if strings.ContainsFunc(s, unicode.IsSpace) {
 		return errors.New("contains white space")
+	}
+	if strings.Contains(s, ",") {
+		// The broker hands nats.go its servers joined by commas, and
+		// nats.go splits them there again.
+		return errors.New("contains a comma, which separates servers: write it %2C")
 	}
 	if !strings.Contains(s, "://") {
 		return errors.New("no scheme: start it with nats://")

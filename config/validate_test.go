@@ -132,6 +132,10 @@ func TestValidateRejects(t *testing.T) {
 		{"nats url path", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222/x"} }, `nats.url: "nats://a.test:4222/x" is not a NATS server URL (nothing may follow host:port; only a ws or wss URL has a path and a query)`},
 		{"nats url ws fragment", func(c *Config) { c.NATS.URL = []string{"wss://a.test/nats#x"} }, `nats.url: "wss://a.test/nats#x" is not a NATS server URL (nothing but a path and a query may follow host:port)`},
 		{"nats url query", func(c *Config) { c.NATS.URL = []string{"tls://a.test:4222?x=1"} }, `nats.url: "tls://a.test:4222?x=1" is not a NATS server URL (nothing may follow host:port`},
+		// nats.go takes its servers as one text, split on commas: a
+		// comma in a list item's query or password made two bad URLs.
+		{"nats url ws query comma", func(c *Config) { c.NATS.URL = []string{"ws://e.test:8080/nats?regions=eu,us"} }, `nats.url: "ws://e.test:8080/nats?regions=eu,us" is not a NATS server URL (contains a comma, which separates servers: write it %2C)`},
+		{"nats url password comma hidden", func(c *Config) { c.NATS.URL = []string{"nats://u:se,cret@a.test"} }, `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL (contains a comma`},
 		{"nats url port", func(c *Config) { c.NATS.URL = []string{"nats://a.test:70000"} }, `nats.url: "nats://a.test:70000" is not a NATS server URL (port must be 1-65535)`},
 		{"nats url port zero", func(c *Config) { c.NATS.URL = []string{"nats://a.test:0"} }, `nats.url: "nats://a.test:0" is not a NATS server URL (port`},
 		{"nats url blank", func(c *Config) { c.NATS.URL = []string{" "} }, `nats.url: " " is not a NATS server URL (contains white space)`},
@@ -275,7 +279,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"nats cluster", func(c *Config) {
 			// A WebSocket URL may carry a path and a query, which nats.go
 			// sends (a NATS behind a proxy at /nats).
-			c.NATS.URL = []string{"nats://a.test:4222", "tls://u:p@b.test", "ws://[::1]:8080", "wss://c.test/", "wss://d.test/nats", "ws://e.test:8080/nats/ws?region=eu"}
+			c.NATS.URL = []string{"nats://a.test:4222", "tls://u:p@b.test", "ws://[::1]:8080", "wss://c.test/", "wss://d.test/nats", "ws://e.test:8080/nats/ws?region=eu", "wss://f.test/nats?regions=eu%2Cus"}
 		}},
 		{"nats stream name", func(c *Config) { c.NATS.Stream = "orders-EU_2" }},
 		{"nats nested prefix", func(c *Config) { c.NATS.SubjectPrefix = "acme.ssehub-1" }},
