@@ -270,15 +270,18 @@ func (h HubConfig) validate() []error {
 	)...)
 }
 
+// validate checks the nats keys; nats.store_dir only with the embedded
+// server, the only one to use it.
 func (n NATSConfig) validate() []error {
 	errs := checkNATSURLs("nats.url", n.URL)
+	if n.Embedded {
+		errs = append(errs, collect(nonBlank("nats.store_dir", n.StoreDir), checkDir("nats.store_dir", n.StoreDir))...)
+	}
 	return append(errs, collect(
 		checkStreamName("nats.stream", n.Stream),
 		checkSubjectPrefix("nats.subject_prefix", n.SubjectPrefix),
 		intBetween("nats.replicas", n.Replicas, 1, maxReplicas),
 		oneOf("nats.storage", n.Storage, "file", "memory"),
-		nonBlank("nats.store_dir", n.StoreDir),
-		checkDir("nats.store_dir", n.StoreDir),
 	)...)
 }
 

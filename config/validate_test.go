@@ -85,7 +85,7 @@ func TestValidateRejects(t *testing.T) {
 		{"origin ipv6 zone", func(c *Config) { c.CORS.AllowedOrigins = []string{"http://[fe80::1%25eth0]"} }, `cors.allowed_origins: "http://[fe80::1%25eth0]" is not an origin (bad host)`},
 		// Only a shell expands ~: nats.store_dir: ~/nats made a directory
 		// named ~ in the working directory.
-		{"store dir under ~", func(c *Config) { c.NATS.StoreDir = "~/nats" }, `nats.store_dir: "~/nats": starts with ~, which only a shell expands: write the full path`},
+		{"store dir under ~", func(c *Config) { c.Hub.Broker, c.NATS.Embedded, c.NATS.StoreDir = "nats", true, "~/nats" }, `nats.store_dir: "~/nats": starts with ~, which only a shell expands: write the full path`},
 		{"cert file under ~", func(c *Config) { c.Server.TLS.CertFile, c.Server.TLS.KeyFile = "~/tls/cert.pem", "~/tls/key.pem" }, `server.tls.cert_file: "~/tls/cert.pem": starts with ~, which only a shell expands`},
 		{"jwt key under ~", func(c *Config) { c.Auth.JWT.PublicKeyFile = "~user/jwt.pem" }, `auth.jwt.public_key_file: "~user/jwt.pem": starts with ~, which only a shell expands`},
 		{"wildcard over a public suffix with credentials", func(c *Config) {
@@ -158,7 +158,7 @@ func TestValidateRejects(t *testing.T) {
 		{"nats replicas zero", func(c *Config) { c.NATS.Replicas = 0 }, `nats.replicas: 0 must be between 1 and 5`},
 		{"nats replicas six", func(c *Config) { c.NATS.Replicas = 6 }, `nats.replicas: 6 must be between 1 and 5`},
 		{"nats storage", func(c *Config) { c.NATS.Storage = "disk" }, `nats.storage: "disk" must be one of file, memory`},
-		{"nats store dir empty", func(c *Config) { c.NATS.StoreDir = " " }, `nats.store_dir: " " is empty`},
+		{"nats store dir empty", func(c *Config) { c.Hub.Broker, c.NATS.Embedded, c.NATS.StoreDir = "nats", true, " " }, `nats.store_dir: " " is empty`},
 		{"nats embedded without the nats broker", func(c *Config) { c.NATS.Embedded = true }, `nats.embedded: true needs hub.broker: nats (it is "memory")`},
 		{"nats embedded with replicas", func(c *Config) {
 			c.Hub.Broker, c.NATS.Embedded, c.NATS.Replicas = "nats", true, 3
@@ -286,6 +286,8 @@ func TestValidateAccepts(t *testing.T) {
 		{"nats replicas 5", func(c *Config) { c.NATS.Replicas = 5 }},
 		{"nats memory storage", func(c *Config) { c.NATS.Storage = "memory" }},
 		{"nats embedded", func(c *Config) { c.Hub.Broker, c.NATS.Embedded = "nats", true }},
+		// A key the configuration leaves unused does not stop start-up.
+		{"nats store dir unchecked without the embedded server", func(c *Config) { c.Hub.Broker, c.NATS.StoreDir = "nats", "~/nats" }},
 		{"nats credentials unchecked with the memory broker", func(c *Config) { c.NATS.CredentialsFile = "absent/hub.creds" }},
 		{"nats credentials file", func(c *Config) { c.Hub.Broker, c.NATS.CredentialsFile = "nats", "validate_test.go" }},
 		{"jwt secret, every algorithm it fits", func(c *Config) { c.Auth.JWT.HMACSecret = jwtSecret }},
