@@ -270,12 +270,14 @@ func (h HubConfig) validate() []error {
 	)...)
 }
 
-// validate checks the nats keys; nats.store_dir only with the embedded
-// server, the only one to use it.
+// validate checks the nats keys: nats.url only without the embedded
+// server, nats.store_dir only with it, as each is used.
 func (n NATSConfig) validate() []error {
-	errs := checkNATSURLs("nats.url", n.URL)
+	var errs []error
 	if n.Embedded {
-		errs = append(errs, collect(nonBlank("nats.store_dir", n.StoreDir), checkDir("nats.store_dir", n.StoreDir))...)
+		errs = collect(nonBlank("nats.store_dir", n.StoreDir), checkDir("nats.store_dir", n.StoreDir))
+	} else {
+		errs = checkNATSURLs("nats.url", n.URL)
 	}
 	return append(errs, collect(
 		checkStreamName("nats.stream", n.Stream),

@@ -286,8 +286,12 @@ func TestValidateAccepts(t *testing.T) {
 		{"nats replicas 5", func(c *Config) { c.NATS.Replicas = 5 }},
 		{"nats memory storage", func(c *Config) { c.NATS.Storage = "memory" }},
 		{"nats embedded", func(c *Config) { c.Hub.Broker, c.NATS.Embedded = "nats", true }},
-		// A key the configuration leaves unused does not stop start-up.
+		// A key the configuration leaves unused does not stop start-up:
+		// nats.store_dir without the embedded server, nats.url with it.
 		{"nats store dir unchecked without the embedded server", func(c *Config) { c.Hub.Broker, c.NATS.StoreDir = "nats", "~/nats" }},
+		{"nats url unchecked with the embedded server", func(c *Config) {
+			c.Hub.Broker, c.NATS.Embedded, c.NATS.URL = "nats", true, []string{"nats-host:4222"}
+		}},
 		{"nats credentials unchecked with the memory broker", func(c *Config) { c.NATS.CredentialsFile = "absent/hub.creds" }},
 		{"nats credentials file", func(c *Config) { c.Hub.Broker, c.NATS.CredentialsFile = "nats", "validate_test.go" }},
 		{"jwt secret, every algorithm it fits", func(c *Config) { c.Auth.JWT.HMACSecret = jwtSecret }},
