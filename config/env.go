@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -11,24 +12,29 @@ import (
 // os.Environ returns them) that starts with SSEHUB_, in any case, but
 // names no setting: usually a typo, or a name in lower case, which would
 // otherwise be ignored without a word. The variables Kubernetes sets for a
-// Service named ssehub or ssehub-... are not (serviceLink). Each is a
+// Service named ssehub or ssehub-... are not (serviceLinkSuffix), nor those
+// a Docker legacy link with such an alias sets (dockerLinkSuffix). Each is a
 // *KeyError wrapping ErrUnknownKey; values are not shown.
 func CheckEnv(environ []string) error {
 	known := map[string]bool{}
 	for _, k := range Keys() {
 		known[EnvName(k)] = true
 	}
-	services := map[string]bool{}
+	services, links := map[string]bool{}, map[string]bool{}
 	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
+		name, value, _ := strings.Cut(kv, "=")
 		if svc, ok := strings.CutSuffix(name, "_SERVICE_HOST"); ok {
 			services[svc] = true
+		}
+		if alias, ok := strings.CutSuffix(name, "_NAME"); ok && linkName(alias, value) {
+			links[alias] = true
 		}
 	}
 	var errs []error
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(strings.ToUpper(name), "SSEHUB_") || known[name] || serviceLink(name, services) {
+		if !strings.HasPrefix(strings.ToUpper(name), "SSEHUB_") || known[name] ||
+			linked(name, services, serviceLinkSuffix) || linked(name, links, dockerLinkSuffix) {
 			continue
 		}
 		upper := strings.ToUpper(name)
@@ -50,16 +56,34 @@ func CheckEnv(environ []string) error {
 // _PORT and _PORT_<port>_<protocol>, the last with _PROTO, _PORT or _ADDR.
 var serviceLinkSuffix = regexp.MustCompile(`^_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$`)
 
-// serviceLink reports whether name is one of the variables Kubernetes sets
-// for a Service named in services (the prefixes of the _SERVICE_HOST
-// variables present): a Service named ssehub or ssehub-nats gives every
-// pod SSEHUB_SERVICE_HOST or SSEHUB_NATS_PORT_4222_TCP, which are no
-// settings and no typos either. No key ends so, and a name of that form
-// without its Service's _SERVICE_HOST (SSEHUB_SERVER_PORT) is still
-// reported.
-func serviceLink(name string, services map[string]bool) bool {
-	for svc := range services {
-		if rest, ok := strings.CutPrefix(name, svc); ok && serviceLinkSuffix.MatchString(rest) {
+// dockerLinkSuffix matches what Docker's legacy links (docker run --link
+// container:alias) append to the alias (upper case, - as _) in the
+// variables they give the container: _NAME, _PORT, _PORT_<port>_<protocol>
+// with nothing, _ADDR, _PORT, _PROTO, or for a range of ports _START,
+// _PORT_START, _END, _PORT_END, and _ENV_ before each of the linked
+// container's own variables.
+var dockerLinkSuffix = regexp.MustCompile(`^_(NAME|PORT(_[0-9]+_(TCP|UDP|SCTP)(_ADDR|_PORT|_PROTO|_START|_PORT_START|_END|_PORT_END)?)?|ENV_.+)$`)
+
+// linkName reports whether value, the value of the variable alias_NAME, is
+// the name Docker gives a legacy link there: /<container>/<alias>, the
+// alias written as Docker writes it in alias.
+func linkName(alias, value string) bool {
+	dir, base := path.Split(value)
+	return strings.HasPrefix(dir, "/") && len(dir) > 1 && strings.ReplaceAll(strings.ToUpper(base), "-", "_") == alias
+}
+
+// linked reports whether name is one of the variables suffix matches for
+// one of prefixes: the Kubernetes Services whose _SERVICE_HOST variables,
+// or the Docker links whose _NAME variables, are present. A Service named
+// ssehub or ssehub-nats gives every pod SSEHUB_SERVICE_HOST or
+// SSEHUB_NATS_PORT_4222_TCP, and docker run --link ssehub:ssehub gives
+// SSEHUB_NAME and SSEHUB_ENV_..., which are no settings and no typos
+// either. No setting is named so, and a name of that form without its
+// Service's _SERVICE_HOST or its link's _NAME (SSEHUB_SERVER_PORT) is
+// still reported.
+func linked(name string, prefixes map[string]bool, suffix *regexp.Regexp) bool {
+	for p := range prefixes {
+		if rest, ok := strings.CutPrefix(name, p); ok && suffix.MatchString(rest) {
 			return true
 		}
 	}

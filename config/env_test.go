@@ -78,6 +78,35 @@ func TestCheckEnvKubernetesServiceLinks(t *testing.T) {
 	}
 }
 
+// TestCheckEnvDockerLinks checks that the variables Docker's legacy links
+// give a container are not taken for misspelt settings: docker run --link
+// ssehub:ssehub (or --link nats:ssehub-nats) gave SSEHUB_NAME,
+// SSEHUB_PORT_8111_TCP_ADDR and an SSEHUB_ENV_ variable for each of the
+// linked container's, and ssehub refused to start. They are known by the
+// link's SSEHUB_NAME=/<container>/<alias>; without it they are reported.
+func TestCheckEnvDockerLinks(t *testing.T) {
+	environ := []string{
+		"SSEHUB_PORT=tcp://172.17.0.2:8111", "SSEHUB_PORT_8111_TCP=tcp://172.17.0.2:8111",
+		"SSEHUB_PORT_8111_TCP_ADDR=172.17.0.2", "SSEHUB_PORT_8111_TCP_PORT=8111", "SSEHUB_PORT_8111_TCP_PROTO=tcp",
+		"SSEHUB_NAME=/web/ssehub", "SSEHUB_ENV_SSEHUB_HUB_BROKER=memory", "SSEHUB_ENV_GOMAXPROCS=2",
+		"SSEHUB_NATS_PORT=tcp://172.17.0.3:4222", "SSEHUB_NATS_PORT_4222_TCP=tcp://172.17.0.3:4222",
+		"SSEHUB_NATS_PORT_4222_TCP_ADDR=172.17.0.3", "SSEHUB_NATS_PORT_6222_TCP_START=tcp://172.17.0.3:6222",
+		"SSEHUB_NATS_PORT_6222_TCP_PORT_END=6223", "SSEHUB_NATS_NAME=/web/ssehub-nats", "SSEHUB_NATS_ENV_NATS_VERSION=2.12",
+		"SSEHUB_NATS_URL=nats://ssehub-nats:4222",
+	}
+	if err := CheckEnv(environ); err != nil {
+		t.Errorf("a container's links: %v", err)
+	}
+	// An SSEHUB_..._NAME that is no link's name (not a path, or one
+	// ending in another alias) lets nothing through.
+	err := CheckEnv([]string{"SSEHUB_NAME=hub", "SSEHUB_ENV_X=1", "SSEHUB_SERVER_NAME=/web/other", "SSEHUB_SERVER_PORT=9000"})
+	for _, want := range []string{"SSEHUB_NAME: ", "SSEHUB_ENV_X: ", "SSEHUB_SERVER_NAME: ", "SSEHUB_SERVER_PORT: "} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err %v\nlacks %q", err, want)
+		}
+	}
+}
+
 // TestCheckEnvSuggestsTheSection checks that a name no typo explains, but
 // within a known section, lists that section's variables: SSEHUB_SERVER_PORT,
 // a likely guess, named none.
