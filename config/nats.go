@@ -17,19 +17,43 @@ var natsSchemes = []string{"nats", "tls", "ws", "wss"}
 
 // checkNATSURLs checks that urls holds at least one server URL and that
 // each is scheme://host[:port] with a NATS scheme and nothing after the
-// port but, for ws and wss, a path and a query, and no comma. A user name
-// and password may come before the host; messages never show the password.
+// port but, for ws and wss, a path and a query, and no comma; and that
+// they are all ws or wss URLs, or none is. A user name and password may
+// come before the host; messages never show the password.
 func checkNATSURLs(key string, urls []string) []error {
 	if len(urls) == 0 {
 		return []error{invalid(key, "no server: name at least one (e.g. \"nats://127.0.0.1:4222\")")}
 	}
 	var errs []error
+	first := ""
 	for _, s := range urls {
 		if err := checkNATSURL(s); err != nil {
 			errs = append(errs, invalid(key, fmt.Sprintf("%q is not a NATS server URL (%v)", redactURL(s), err)))
+			continue
+		}
+		if first == "" {
+			first = s
+		} else if ws := webSocketURL(s); ws != webSocketURL(first) {
+			errs = append(errs, invalid(key, fmt.Sprintf("%q is a %s URL among %s ones (%q): the NATS client takes one kind or the other",
+				redactURL(s), urlKind(ws), urlKind(!ws), redactURL(first))))
 		}
 	}
 	return errs
+}
+
+// webSocketURL reports whether s, a URL checkNATSURL accepts, is a ws or
+// wss one. nats.go refuses a list that mixes them with nats and tls URLs.
+func webSocketURL(s string) bool {
+	scheme, _, _ := strings.Cut(s, "://")
+	return webSocket(scheme)
+}
+
+// urlKind names the kind of URL webSocketURL tells apart.
+func urlKind(webSocket bool) string {
+	if webSocket {
+		return "WebSocket"
+	}
+	return "nats or tls"
 }
 
 // checkNATSURL checks one server URL.

@@ -136,6 +136,9 @@ func TestValidateRejects(t *testing.T) {
 		// comma in a list item's query or password made two bad URLs.
 		{"nats url ws query comma", func(c *Config) { c.NATS.URL = []string{"ws://e.test:8080/nats?regions=eu,us"} }, `nats.url: "ws://e.test:8080/nats?regions=eu,us" is not a NATS server URL (contains a comma, which separates servers: write it %2C)`},
 		{"nats url password comma hidden", func(c *Config) { c.NATS.URL = []string{"nats://u:se,cret@a.test"} }, `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL (contains a comma`},
+		// nats.go refuses a list that mixes them, once the config passed.
+		{"nats url ws mixed with nats", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222", "tls://b.test", "wss://c.test/nats"} }, `nats.url: "wss://c.test/nats" is a WebSocket URL among nats or tls ones ("nats://a.test:4222"): the NATS client takes one kind or the other`},
+		{"nats url nats mixed with ws", func(c *Config) { c.NATS.URL = []string{"WS://a.test", "nats://u:secret@b.test"} }, `nats.url: "nats://u:xxxxx@b.test" is a nats or tls URL among WebSocket ones ("WS://a.test"): the NATS client takes one kind or the other`},
 		{"nats url port", func(c *Config) { c.NATS.URL = []string{"nats://a.test:70000"} }, `nats.url: "nats://a.test:70000" is not a NATS server URL (port must be 1-65535)`},
 		{"nats url port zero", func(c *Config) { c.NATS.URL = []string{"nats://a.test:0"} }, `nats.url: "nats://a.test:0" is not a NATS server URL (port`},
 		{"nats url blank", func(c *Config) { c.NATS.URL = []string{" "} }, `nats.url: " " is not a NATS server URL (contains white space)`},
@@ -276,10 +279,11 @@ func TestValidateAccepts(t *testing.T) {
 		{"upper-case level", func(c *Config) { c.Log.Level = "WARN" }},
 		{"tokens", func(c *Config) { c.Auth.PublishTokens = []string{"abc", "d-e_f.g"} }},
 		{"nats broker", func(c *Config) { c.Hub.Broker = "NATS" }},
-		{"nats cluster", func(c *Config) {
+		{"nats cluster", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222", "tls://u:p@b.test", "NATS://c.test"} }},
+		{"nats cluster over WebSocket", func(c *Config) {
 			// A WebSocket URL may carry a path and a query, which nats.go
 			// sends (a NATS behind a proxy at /nats).
-			c.NATS.URL = []string{"nats://a.test:4222", "tls://u:p@b.test", "ws://[::1]:8080", "wss://c.test/", "wss://d.test/nats", "ws://e.test:8080/nats/ws?region=eu", "wss://f.test/nats?regions=eu%2Cus"}
+			c.NATS.URL = []string{"ws://[::1]:8080", "wss://c.test/", "wss://d.test/nats", "ws://e.test:8080/nats/ws?region=eu", "WSS://f.test/nats?regions=eu%2Cus"}
 		}},
 		{"nats stream name", func(c *Config) { c.NATS.Stream = "orders-EU_2" }},
 		{"nats nested prefix", func(c *Config) { c.NATS.SubjectPrefix = "acme.ssehub-1" }},
