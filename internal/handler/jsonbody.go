@@ -40,7 +40,7 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //   - a body whose framing is broken (a malformed chunk, or the
 //     connection's end before the body's): errBadRequest, saying which;
 //   - an empty body, a body that is not JSON or not an object, a field of
-//     the wrong type, a field dst does not have (names are matched
+//     the wrong type or null, a field dst does not have (names are matched
 //     exactly, not as encoding/json does, ignoring case), a field named
 //     twice, and anything after the object: errBadRequest, saying what is
 //     wrong in the client's terms (describeJSONError), where example shows
@@ -117,7 +117,10 @@ func bodyError(err error, n, contentLength int64) error {
 // takes as that field, or that names one field twice, of which
 // encoding/json keeps the last: a proxy or filter in front of the hub
 // that reads only exact names, or the first of two, would see another
-// event than the one stored. Anything else that is wrong (not an object,
+// event than the one stored. It refuses a field of dst that is null too,
+// which encoding/json reads as no field, so its default: "interval": null
+// was a 50 ms stream, "event": null a message, where "data": null is
+// refused, and a number where a string belongs is too. Anything else that is wrong (not an object,
 // not JSON, an unknown field) it leaves to the decoder, which says what.
 //
 // It reads the object's top level only, skipping each value, without
@@ -158,7 +161,13 @@ func exactFieldNames(body []byte, dst any) error {
 		case i < 64:
 			seen |= 1 << i
 		}
-		if !r.next(':') || !r.skipValue() {
+		if !r.next(':') {
+			return nil
+		}
+		if r.null() {
+			return badRequest("body: field %q must not be null", key)
+		}
+		if !r.skipValue() {
 			return nil
 		}
 		if !r.next(',') {
@@ -187,14 +196,31 @@ type topLevel struct {
 
 // next skips white space and then c, reporting whether c was there.
 func (r *topLevel) next(c byte) bool {
-	for r.i < len(r.b) && (r.b[r.i] == ' ' || r.b[r.i] == '\t' || r.b[r.i] == '\n' || r.b[r.i] == '\r') {
-		r.i++
-	}
+	r.skipSpace()
 	if r.i < len(r.b) && r.b[r.i] == c {
 		r.i++
 		return true
 	}
 	return false
+}
+
+// skipSpace skips white space.
+func (r *topLevel) skipSpace() {
+	for r.i < len(r.b) && (r.b[r.i] == ' ' || r.b[r.i] == '\t' || r.b[r.i] == '\n' || r.b[r.i] == '\r') {
+		r.i++
+	}
+}
+
+// null reports whether the value that follows, past white space, is the
+// literal null; it reads the white space only.
+func (r *topLevel) null() bool {
+	r.skipSpace()
+	rest := r.b[r.i:]
+	if !bytes.HasPrefix(rest, []byte("null")) {
+		return false
+	}
+	rest = rest[len("null"):]
+	return len(rest) == 0 || strings.IndexByte(" \t\r\n,}", rest[0]) >= 0
 }
 
 // key reads a string, returning what is between its quotes, escapes

@@ -196,7 +196,7 @@ func TestCheckJSONContentTypeAgreesWithMime(t *testing.T) {
 // FuzzDecodeJSONBody checks decodeJSONBody against json.Unmarshal. Within
 // the limit, it takes a body exactly when json.Unmarshal does and the body
 // names each field at most once, spelled as publishRequest does, and no
-// other; it then decodes the same values; past the limit it takes none. What it refuses is a 400 or a 413.
+// other, none of them null; it then decodes the same values; past the limit it takes none. What it refuses is a 400 or a 413.
 func FuzzDecodeJSONBody(f *testing.F) {
 	for _, seed := range []string{
 		`{"data":"hello"}`, ` {"event" : "e" , "data" : {"a": [1, 2, {"b": "}\"]"}]}} `,
@@ -238,8 +238,9 @@ func FuzzDecodeJSONBody(f *testing.F) {
 }
 
 // unknownField reports the first key of the JSON object body that is none
-// of fields, matched exactly (encoding/json would ignore case), or that is
-// there twice (encoding/json would keep the last). It reads the keys with
+// of fields, matched exactly (encoding/json would ignore case), that is
+// there twice (encoding/json would keep the last), or whose value is null
+// (encoding/json would leave the field as it was). It reads the keys with
 // encoding/json's own tokenizer, as a reference for decodeJSONBody's scan.
 func unknownField(body []byte, fields ...string) error {
 	if err := json.Unmarshal(body, new(map[string]json.RawMessage)); err != nil {
@@ -263,8 +264,12 @@ func unknownField(body []byte, fields ...string) error {
 			return fmt.Errorf("field %q twice", key)
 		}
 		seen[key] = true
-		if err := dec.Decode(new(json.RawMessage)); err != nil {
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
 			return err
+		}
+		if string(value) == "null" {
+			return fmt.Errorf("field %q null", key)
 		}
 	}
 	return nil
