@@ -120,6 +120,7 @@ type refusalLog struct {
 	busy        int         // refused in this window for stream.ErrBusy
 	unreachable int         // refused in this window for stream.ErrUnavailable
 	cause       error       // the last of busy and unreachable
+	closed      bool        // set by close: no window opens any more
 }
 
 // refusalReason returns what refused a request that err answered with a
@@ -140,10 +141,10 @@ func refusalReason(err error) string {
 }
 
 // add counts one refusal for err, if err is a refusal for capacity or for
-// the broker's store.
+// the broker's store. After close it is logged at once: no timer may
+// outlive the handler.
 func (r *refusalLog) add(err error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	switch refusalReason(err) {
 	case refusedMaxStreams:
 		r.streams++
@@ -156,16 +157,31 @@ func (r *refusalLog) add(err error) {
 		r.unreachable++
 		r.cause = err
 	default:
+		r.mu.Unlock()
 		return
 	}
-	if r.timer == nil {
+	closed := r.closed
+	if !closed && r.timer == nil {
 		r.timer = time.AfterFunc(refusalWindow, r.flush)
+	}
+	r.mu.Unlock()
+	if closed {
+		r.flush()
 	}
 }
 
+// close flushes the open window, and makes add log each later refusal at
+// once. Close calls it.
+func (r *refusalLog) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.flush()
+}
+
 // flush writes the line of the open window, if any, and closes it. Close
-// calls it, so no count is lost at shutdown and no timer outlives the
-// handler.
+// calls it (close), so no count is lost at shutdown and no timer outlives
+// the handler.
 func (r *refusalLog) flush() {
 	r.mu.Lock()
 	streams, subs, busy, unreachable, cause := r.streams, r.subs, r.busy, r.unreachable, r.cause

@@ -443,3 +443,29 @@ func TestPanicBeforeAStreamRunsIsLoggedWhenItsClientIsGone(t *testing.T) {
 		t.Errorf("the broker holds %d subscriptions, want none", got)
 	}
 }
+
+// A refusal after Close (a publish in flight during a shutdown that the
+// store refused) is logged at once: it started a window of its own, whose
+// timer logged it up to a second after Close had returned, when nothing
+// of the handler may run any more.
+func TestRefusalAfterCloseIsLoggedAtOnce(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
+	synctest.Test(t, func(t *testing.T) {
+		var logs testlog.Buffer
+		opts, _ := hubOptions(t, stream.MemoryOptions{})
+		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		h := New(opts)
+		h.Close()
+		rec := httptest.NewRecorder()
+		c, _ := gin.CreateTestContext(rec)
+		c.Request = httptest.NewRequest("POST", "/api/v1/topics/a/events", nil)
+		h.abortWithError(c, fmt.Errorf("nats publish: %w: no responders", stream.ErrUnavailable))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", rec.Code)
+		}
+		synctest.Wait()
+		if !strings.Contains(logs.String(), "count=1 busy=0 unreachable=1") {
+			t.Fatalf("log right after the refusal:\n%s\nwant its line", logs.String())
+		}
+	})
+}
