@@ -47,7 +47,10 @@ func newStreamSlots(max int64, release func()) *streamSlots {
 	return s
 }
 
-// take reserves a slot, or returns errTooManyStreams when all are taken.
+// take reserves a slot, or returns errTooManyStreams when all are taken,
+// errShuttingDown after close: wait, which may have returned, would not
+// wait for it. It checks close after taking the slot, so that close sees
+// it taken or take sees close.
 func (s *streamSlots) take() error {
 	for {
 		n := s.open.Load()
@@ -55,6 +58,10 @@ func (s *streamSlots) take() error {
 			return fmt.Errorf("limit %d: %w", s.max, errTooManyStreams)
 		}
 		if s.open.CompareAndSwap(n, n+1) {
+			if s.closed.Load() {
+				s.release()
+				return errShuttingDown
+			}
 			if s.drain != nil {
 				s.drain.Opened(n + 1)
 			}

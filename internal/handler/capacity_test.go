@@ -469,3 +469,21 @@ func TestRefusalAfterCloseIsLoggedAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// A stream that starts after Close, from a request already in flight on a
+// kept-alive connection when the server's shutdown began, is 503 shutting
+// down: it took a slot that Wait, drained already, no longer waited for.
+func TestStreamAfterCloseIsRefused(t *testing.T) {
+	ts := newHubServer(t)
+	ts.h.Close()
+	for _, path := range []string{"/stream?count=1", "/api/v1/events?topic=a"} {
+		resp := ts.do(t, "GET", path, nil, nil)
+		msg := wantJSONError(t, resp, http.StatusServiceUnavailable)
+		if !strings.Contains(msg, "shutting down") || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s after Close: %q, Retry-After %q; want shutting down, with Retry-After", path, msg, resp.Header.Get("Retry-After"))
+		}
+	}
+	if n := ts.h.slots.open.Load(); n != 0 {
+		t.Errorf("%d slots taken after Close", n)
+	}
+}
