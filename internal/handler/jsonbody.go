@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"os"
 	"reflect"
@@ -38,7 +39,8 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //   - a body that does not arrive before the connection's read deadline
 //     (server.read_timeout): errRequestTimeout;
 //   - a body whose framing is broken (a malformed chunk, or the
-//     connection's end before the body's): errBadRequest, saying which;
+//     connection's end before the body's), or whose connection failed:
+//     errBadRequest, saying which, and never naming an address;
 //   - an empty body, a body that is not JSON or not an object, a field of
 //     the wrong type or null, a field dst does not have (names are matched
 //     exactly, not as encoding/json does, ignoring case), a field named
@@ -94,7 +96,8 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 // bodyError says what err, which reading a request's body of
 // contentLength (-1 for unknown) ended in after n bytes, means, as
 // decodeJSONBody lists: the cap's *http.MaxBytesError as it is,
-// errBodyTimeout, or errBadRequest saying how its framing broke.
+// errBodyTimeout, or errBadRequest saying how its framing broke, or that
+// its connection failed.
 func bodyError(err error, n, contentLength int64) error {
 	switch {
 	case isTooLarge(err):
@@ -107,6 +110,10 @@ func bodyError(err error, n, contentLength int64) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		// In a chunk or between two: net/http's reader does not say.
 		return badRequest("body: it ended before its last chunk (the chunk of size 0)")
+	case errors.As(err, new(*net.OpError)):
+		// Reset, say: its text names the server's address and the
+		// peer's, which no answer may carry.
+		return badRequest("body: the connection failed while it was read")
 	default: // its chunked framing is broken
 		return badRequest("body: %s", stream.Quote(err.Error()))
 	}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -354,6 +355,22 @@ func TestStreamBodyWithBrokenFramingSaysSo(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A body whose connection failed while it was read (reset, on any
+// transport) is a 400 that says so without the error's text: a
+// *net.OpError names the server's own address and its peer's, which no
+// answer may carry, even one its client may never read.
+func TestBodyErrorOfAConnectionNamesNoAddress(t *testing.T) {
+	server := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 8111}
+	peer := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 40000}
+	err := bodyError(&net.OpError{Op: "read", Net: "tcp", Source: server, Addr: peer, Err: syscall.ECONNRESET}, 3, 10)
+	if statusOf(err) != http.StatusBadRequest {
+		t.Errorf("status %d for %v, want 400", statusOf(err), err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "10.1.2.3") || strings.Contains(msg, "192.0.2.7") || !strings.Contains(msg, "connection") {
+		t.Errorf("error %q: want it to say the connection failed, naming no address", msg)
 	}
 }
 
