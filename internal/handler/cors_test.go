@@ -232,3 +232,16 @@ func TestPlainOptionsListsTheMethods(t *testing.T) {
 	}
 	wantJSONError(t, ts.do(t, "OPTIONS", "/missing", nil, nil), http.StatusNotFound)
 }
+
+// A preflight from an allowed origin, answered by the CORS middleware,
+// carries the same Allow as a plain OPTIONS to the path: OPTIONS among
+// them. It carried Gin's, which left OPTIONS out.
+func TestCORSPreflightAllowListsOptions(t *testing.T) {
+	ts := newTestServer(t, corsOptions(false, "http://app.test"))
+	for path, want := range map[string]string{"/stream": "GET, POST, OPTIONS", "/healthz": "GET, HEAD, OPTIONS"} {
+		resp := ts.do(t, "OPTIONS", path, nil, map[string]string{"Origin": "http://app.test", "Access-Control-Request-Method": "GET"})
+		if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Allow") != want {
+			t.Errorf("preflight to %s: %d, Allow %q; want 204 and %q", path, resp.StatusCode, resp.Header.Get("Allow"), want)
+		}
+	}
+}
