@@ -47,7 +47,10 @@ func newStreamSlots(max int64, release func()) *streamSlots {
 	return s
 }
 
-// take reserves a slot, or returns errTooManyStreams when all are taken.
+// take reserves a slot, or returns errTooManyStreams when all are taken,
+// errShuttingDown after close: wait, which may have returned, would not
+// wait for it. It checks close after taking the slot, so that close sees
+// it taken or take sees close.
 func (s *streamSlots) take() error {
 	for {
 		n := s.open.Load()
@@ -55,6 +58,10 @@ func (s *streamSlots) take() error {
 			return fmt.Errorf("limit %d: %w", s.max, errTooManyStreams)
 		}
 		if s.open.CompareAndSwap(n, n+1) {
+			if s.closed.Load() {
+				s.release()
+				return errShuttingDown
+			}
 			if s.drain != nil {
 				s.drain.Opened(n + 1)
 			}
@@ -120,6 +127,7 @@ type refusalLog struct {
 	busy        int         // refused in this window for stream.ErrBusy
 	unreachable int         // refused in this window for stream.ErrUnavailable
 	cause       error       // the last of busy and unreachable
+	closed      bool        // set by close: no window opens any more
 }
 
 // refusalReason returns what refused a request that err answered with a
@@ -140,10 +148,10 @@ func refusalReason(err error) string {
 }
 
 // add counts one refusal for err, if err is a refusal for capacity or for
-// the broker's store.
+// the broker's store. After close it is logged at once: no timer may
+// outlive the handler.
 func (r *refusalLog) add(err error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	switch refusalReason(err) {
 	case refusedMaxStreams:
 		r.streams++
@@ -156,16 +164,31 @@ func (r *refusalLog) add(err error) {
 		r.unreachable++
 		r.cause = err
 	default:
+		r.mu.Unlock()
 		return
 	}
-	if r.timer == nil {
+	closed := r.closed
+	if !closed && r.timer == nil {
 		r.timer = time.AfterFunc(refusalWindow, r.flush)
+	}
+	r.mu.Unlock()
+	if closed {
+		r.flush()
 	}
 }
 
+// close flushes the open window, and makes add log each later refusal at
+// once. Close calls it.
+func (r *refusalLog) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.flush()
+}
+
 // flush writes the line of the open window, if any, and closes it. Close
-// calls it, so no count is lost at shutdown and no timer outlives the
-// handler.
+// calls it (close), so no count is lost at shutdown and no timer outlives
+// the handler.
 func (r *refusalLog) flush() {
 	r.mu.Lock()
 	streams, subs, busy, unreachable, cause := r.streams, r.subs, r.busy, r.unreachable, r.cause

@@ -443,3 +443,47 @@ func TestPanicBeforeAStreamRunsIsLoggedWhenItsClientIsGone(t *testing.T) {
 		t.Errorf("the broker holds %d subscriptions, want none", got)
 	}
 }
+
+// A refusal after Close (a publish in flight during a shutdown that the
+// store refused) is logged at once: it started a window of its own, whose
+// timer logged it up to a second after Close had returned, when nothing
+// of the handler may run any more.
+func TestRefusalAfterCloseIsLoggedAtOnce(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
+	synctest.Test(t, func(t *testing.T) {
+		var logs testlog.Buffer
+		opts, _ := hubOptions(t, stream.MemoryOptions{})
+		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		h := New(opts)
+		h.Close()
+		rec := httptest.NewRecorder()
+		c, _ := gin.CreateTestContext(rec)
+		c.Request = httptest.NewRequest("POST", "/api/v1/topics/a/events", nil)
+		h.abortWithError(c, fmt.Errorf("nats publish: %w: no responders", stream.ErrUnavailable))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", rec.Code)
+		}
+		synctest.Wait()
+		if !strings.Contains(logs.String(), "count=1 busy=0 unreachable=1") {
+			t.Fatalf("log right after the refusal:\n%s\nwant its line", logs.String())
+		}
+	})
+}
+
+// A stream that starts after Close, from a request already in flight on a
+// kept-alive connection when the server's shutdown began, is 503 shutting
+// down: it took a slot that Wait, drained already, no longer waited for.
+func TestStreamAfterCloseIsRefused(t *testing.T) {
+	ts := newHubServer(t)
+	ts.h.Close()
+	for _, path := range []string{"/stream?count=1", "/api/v1/events?topic=a"} {
+		resp := ts.do(t, "GET", path, nil, nil)
+		msg := wantJSONError(t, resp, http.StatusServiceUnavailable)
+		if !strings.Contains(msg, "shutting down") || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s after Close: %q, Retry-After %q; want shutting down, with Retry-After", path, msg, resp.Header.Get("Retry-After"))
+		}
+	}
+	if n := ts.h.slots.open.Load(); n != 0 {
+		t.Errorf("%d slots taken after Close", n)
+	}
+}

@@ -42,6 +42,9 @@ func (h *Handler) newCORS(o CORSOptions) gin.HandlerFunc {
 		c.Header("Vary", "Origin")
 		origin := c.GetHeader("Origin")
 		if origin != "" && allow(origin) {
+			if c.Request.Method == http.MethodOptions {
+				allowOptions(c) // apply answers it, with the Allow Gin set
+			}
 			apply(c)
 			return
 		}

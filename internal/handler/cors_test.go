@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -194,4 +195,53 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// A plain OPTIONS, without Origin (curl -X OPTIONS, a monitor asking what
+// a path takes), is answered on every route and demo file as RFC 9110
+// §9.3.7 has it: 204 with Allow listing the path's methods, OPTIONS among
+// them, as it is among the methods of every path's 405, since a preflight
+// to the same path is answered too.
+func TestPlainOptionsListsTheMethods(t *testing.T) {
+	ts := newHubServer(t)
+	allow := map[string]string{
+		"/healthz":                "GET, HEAD, OPTIONS",
+		"/readyz":                 "GET, HEAD, OPTIONS",
+		"/metrics":                "GET, HEAD, OPTIONS",
+		"/stream":                 "GET, POST, OPTIONS",
+		"/api/v1/events":          "GET, OPTIONS",
+		"/api/v1/topics":          "GET, HEAD, OPTIONS",
+		"/api/v1/topics/t/events": "POST, OPTIONS",
+		"/":                       "GET, HEAD, OPTIONS",
+		"/app.js":                 "GET, HEAD, OPTIONS",
+	}
+	for path, want := range allow {
+		resp := ts.do(t, "OPTIONS", path, nil, nil)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusNoContent || len(body) != 0 {
+			t.Errorf("OPTIONS %s: %d with %q, want 204 and no body", path, resp.StatusCode, body)
+		}
+		if got := resp.Header.Get("Allow"); got != want {
+			t.Errorf("OPTIONS %s: Allow %q, want %q", path, got, want)
+		}
+		resp = ts.do(t, "DELETE", path, nil, nil)
+		wantJSONError(t, resp, http.StatusMethodNotAllowed)
+		if got := resp.Header.Get("Allow"); got != want {
+			t.Errorf("DELETE %s: Allow %q, want %q", path, got, want)
+		}
+	}
+	wantJSONError(t, ts.do(t, "OPTIONS", "/missing", nil, nil), http.StatusNotFound)
+}
+
+// A preflight from an allowed origin, answered by the CORS middleware,
+// carries the same Allow as a plain OPTIONS to the path: OPTIONS among
+// them. It carried Gin's, which left OPTIONS out.
+func TestCORSPreflightAllowListsOptions(t *testing.T) {
+	ts := newTestServer(t, corsOptions(false, "http://app.test"))
+	for path, want := range map[string]string{"/stream": "GET, POST, OPTIONS", "/healthz": "GET, HEAD, OPTIONS"} {
+		resp := ts.do(t, "OPTIONS", path, nil, map[string]string{"Origin": "http://app.test", "Access-Control-Request-Method": "GET"})
+		if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Allow") != want {
+			t.Errorf("preflight to %s: %d, Allow %q; want 204 and %q", path, resp.StatusCode, resp.Header.Get("Allow"), want)
+		}
+	}
 }

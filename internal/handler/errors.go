@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/stream"
@@ -164,8 +165,27 @@ func (h *Handler) notFound(c *gin.Context) {
 	h.abortWithError(c, fmt.Errorf("%w: %s", errNotFound, stream.Quote(c.Request.URL.Path)))
 }
 
+// methodNotAllowed answers a method the path does not take: 405 with the
+// Allow that Gin (or staticFiles) set, OPTIONS added, as every path
+// answers it. A plain OPTIONS (a preflight from an allowed origin never
+// gets here: the CORS middleware answers it) asks what the path takes
+// (RFC 9110 §9.3.7): 204 with that Allow.
 func (h *Handler) methodNotAllowed(c *gin.Context) {
+	allowOptions(c)
+	if c.Request.Method == http.MethodOptions {
+		c.AbortWithStatus(http.StatusNoContent)
+		return
+	}
 	h.abortWithError(c, fmt.Errorf("%w: %s %s", errMethodNotAllowed, stream.Quote(c.Request.Method), stream.Quote(c.Request.URL.Path)))
+}
+
+// allowOptions adds OPTIONS to the Allow that Gin (or staticFiles) set
+// for a method the path does not take, unless it is there already: every
+// path answers OPTIONS, a plain one (methodNotAllowed) as a preflight.
+func allowOptions(c *gin.Context) {
+	if allow := c.Writer.Header().Get("Allow"); allow != "" && !strings.Contains(allow, http.MethodOptions) {
+		c.Header("Allow", allow+", "+http.MethodOptions)
+	}
 }
 
 // recovered answers a handler panic with a 500; the panic is logged, not

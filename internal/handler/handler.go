@@ -258,7 +258,7 @@ func (h *Handler) Close() {
 		for sub := range subs {
 			sub.Close()
 		}
-		h.refusals.flush()
+		h.refusals.close()
 	})
 }
 

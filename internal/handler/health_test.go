@@ -84,19 +84,19 @@ func TestDemoPageIsServed(t *testing.T) {
 	}
 }
 
-// A demo file's path answers other methods than GET and HEAD with 405
-// and Allow, as the API's routes do, not with 404 as if it were not there;
+// A demo file's path answers other methods than GET, HEAD and OPTIONS
+// with 405 and Allow, as the API's routes do, not with 404 as if it were not there;
 // a path that is no file stays 404. A CORS preflight from an allowed
 // origin is answered as before, by the CORS middleware, and one from
 // another origin refused.
 func TestDemoFilesOtherMethodsAre405(t *testing.T) {
 	ts := newTestServer(t, corsOptions(false, "http://app.test"))
 	for _, path := range []string{"/", "/app.js", "/vendor/vue.js", "/vendor/../app.js"} {
-		for _, method := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"} {
+		for _, method := range []string{"POST", "PUT", "DELETE", "PATCH", "BREW"} {
 			resp := ts.do(t, method, path, strings.NewReader("x"), nil)
 			msg := wantJSONError(t, resp, http.StatusMethodNotAllowed)
-			if got := resp.Header.Get("Allow"); got != "GET, HEAD" {
-				t.Errorf("%s %s: Allow %q, want GET, HEAD", method, path, got)
+			if got := resp.Header.Get("Allow"); got != "GET, HEAD, OPTIONS" {
+				t.Errorf("%s %s: Allow %q, want GET, HEAD, OPTIONS", method, path, got)
 			}
 			if !strings.Contains(msg, method) {
 				t.Errorf("%s %s: error %q does not name the method", method, path, msg)

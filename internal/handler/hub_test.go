@@ -415,6 +415,7 @@ func TestHubRejectsBadPublishes(t *testing.T) {
 		{"empty body", "a", ``, "application/json", "Bearer " + testToken, 400, "body"},
 		{"no data", "a", `{"event":"x"}`, "application/json", "Bearer " + testToken, 400, "data"},
 		{"null data", "a", `{"data":null}`, "application/json", "Bearer " + testToken, 400, "data"},
+		{"null event", "a", `{"event":null,"data":1}`, "application/json", "Bearer " + testToken, 400, `"event" must not be null`},
 		{"unknown field", "a", `{"data":1,"topic":"b"}`, "application/json", "Bearer " + testToken, 400, "topic"},
 		{"two objects", "a", `{"data":1}{"data":2}`, "application/json", "Bearer " + testToken, 400, "one JSON object"},
 		{"bad topic", "a..b", `{"data":1}`, "application/json", "Bearer " + testToken, 400, "a..b"},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"os"
 	"reflect"
@@ -38,9 +39,10 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //   - a body that does not arrive before the connection's read deadline
 //     (server.read_timeout): errRequestTimeout;
 //   - a body whose framing is broken (a malformed chunk, or the
-//     connection's end before the body's): errBadRequest, saying which;
+//     connection's end before the body's), or whose connection failed:
+//     errBadRequest, saying which, and never naming an address;
 //   - an empty body, a body that is not JSON or not an object, a field of
-//     the wrong type, a field dst does not have (names are matched
+//     the wrong type or null, a field dst does not have (names are matched
 //     exactly, not as encoding/json does, ignoring case), a field named
 //     twice, and anything after the object: errBadRequest, saying what is
 //     wrong in the client's terms (describeJSONError), where example shows
@@ -94,7 +96,8 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 // bodyError says what err, which reading a request's body of
 // contentLength (-1 for unknown) ended in after n bytes, means, as
 // decodeJSONBody lists: the cap's *http.MaxBytesError as it is,
-// errBodyTimeout, or errBadRequest saying how its framing broke.
+// errBodyTimeout, or errBadRequest saying how its framing broke, or that
+// its connection failed.
 func bodyError(err error, n, contentLength int64) error {
 	switch {
 	case isTooLarge(err):
@@ -107,6 +110,10 @@ func bodyError(err error, n, contentLength int64) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		// In a chunk or between two: net/http's reader does not say.
 		return badRequest("body: it ended before its last chunk (the chunk of size 0)")
+	case errors.As(err, new(*net.OpError)):
+		// Reset, say: its text names the server's address and the
+		// peer's, which no answer may carry.
+		return badRequest("body: the connection failed while it was read")
 	default: // its chunked framing is broken
 		return badRequest("body: %s", stream.Quote(err.Error()))
 	}
@@ -117,7 +124,10 @@ func bodyError(err error, n, contentLength int64) error {
 // takes as that field, or that names one field twice, of which
 // encoding/json keeps the last: a proxy or filter in front of the hub
 // that reads only exact names, or the first of two, would see another
-// event than the one stored. Anything else that is wrong (not an object,
+// event than the one stored. It refuses a field of dst that is null too,
+// which encoding/json reads as no field, so its default: "interval": null
+// was a 50 ms stream, "event": null a message, where "data": null is
+// refused, and a number where a string belongs is too. Anything else that is wrong (not an object,
 // not JSON, an unknown field) it leaves to the decoder, which says what.
 //
 // It reads the object's top level only, skipping each value, without
@@ -158,7 +168,13 @@ func exactFieldNames(body []byte, dst any) error {
 		case i < 64:
 			seen |= 1 << i
 		}
-		if !r.next(':') || !r.skipValue() {
+		if !r.next(':') {
+			return nil
+		}
+		if r.null() {
+			return badRequest("body: field %q must not be null", key)
+		}
+		if !r.skipValue() {
 			return nil
 		}
 		if !r.next(',') {
@@ -187,14 +203,31 @@ type topLevel struct {
 
 // next skips white space and then c, reporting whether c was there.
 func (r *topLevel) next(c byte) bool {
-	for r.i < len(r.b) && (r.b[r.i] == ' ' || r.b[r.i] == '\t' || r.b[r.i] == '\n' || r.b[r.i] == '\r') {
-		r.i++
-	}
+	r.skipSpace()
 	if r.i < len(r.b) && r.b[r.i] == c {
 		r.i++
 		return true
 	}
 	return false
+}
+
+// skipSpace skips white space.
+func (r *topLevel) skipSpace() {
+	for r.i < len(r.b) && (r.b[r.i] == ' ' || r.b[r.i] == '\t' || r.b[r.i] == '\n' || r.b[r.i] == '\r') {
+		r.i++
+	}
+}
+
+// null reports whether the value that follows, past white space, is the
+// literal null; it reads the white space only.
+func (r *topLevel) null() bool {
+	r.skipSpace()
+	rest := r.b[r.i:]
+	if !bytes.HasPrefix(rest, []byte("null")) {
+		return false
+	}
+	rest = rest[len("null"):]
+	return len(rest) == 0 || strings.IndexByte(" \t\r\n,}", rest[0]) >= 0
 }
 
 // key reads a string, returning what is between its quotes, escapes

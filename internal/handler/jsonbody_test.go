@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -196,7 +197,7 @@ func TestCheckJSONContentTypeAgreesWithMime(t *testing.T) {
 // FuzzDecodeJSONBody checks decodeJSONBody against json.Unmarshal. Within
 // the limit, it takes a body exactly when json.Unmarshal does and the body
 // names each field at most once, spelled as publishRequest does, and no
-// other; it then decodes the same values; past the limit it takes none. What it refuses is a 400 or a 413.
+// other, none of them null; it then decodes the same values; past the limit it takes none. What it refuses is a 400 or a 413.
 func FuzzDecodeJSONBody(f *testing.F) {
 	for _, seed := range []string{
 		`{"data":"hello"}`, ` {"event" : "e" , "data" : {"a": [1, 2, {"b": "}\"]"}]}} `,
@@ -238,8 +239,9 @@ func FuzzDecodeJSONBody(f *testing.F) {
 }
 
 // unknownField reports the first key of the JSON object body that is none
-// of fields, matched exactly (encoding/json would ignore case), or that is
-// there twice (encoding/json would keep the last). It reads the keys with
+// of fields, matched exactly (encoding/json would ignore case), that is
+// there twice (encoding/json would keep the last), or whose value is null
+// (encoding/json would leave the field as it was). It reads the keys with
 // encoding/json's own tokenizer, as a reference for decodeJSONBody's scan.
 func unknownField(body []byte, fields ...string) error {
 	if err := json.Unmarshal(body, new(map[string]json.RawMessage)); err != nil {
@@ -263,8 +265,12 @@ func unknownField(body []byte, fields ...string) error {
 			return fmt.Errorf("field %q twice", key)
 		}
 		seen[key] = true
-		if err := dec.Decode(new(json.RawMessage)); err != nil {
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
 			return err
+		}
+		if string(value) == "null" {
+			return fmt.Errorf("field %q null", key)
 		}
 	}
 	return nil
@@ -349,6 +355,22 @@ func TestStreamBodyWithBrokenFramingSaysSo(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A body whose connection failed while it was read (reset, on any
+// transport) is a 400 that says so without the error's text: a
+// *net.OpError names the server's own address and its peer's, which no
+// answer may carry, even one its client may never read.
+func TestBodyErrorOfAConnectionNamesNoAddress(t *testing.T) {
+	server := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 8111}
+	peer := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 40000}
+	err := bodyError(&net.OpError{Op: "read", Net: "tcp", Source: server, Addr: peer, Err: syscall.ECONNRESET}, 3, 10)
+	if statusOf(err) != http.StatusBadRequest {
+		t.Errorf("status %d for %v, want 400", statusOf(err), err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "10.1.2.3") || strings.Contains(msg, "192.0.2.7") || !strings.Contains(msg, "connection") {
+		t.Errorf("error %q: want it to say the connection failed, naming no address", msg)
 	}
 }
 

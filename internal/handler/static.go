@@ -11,7 +11,8 @@ import (
 
 // staticFiles serves the demo page's files for GET and HEAD requests that
 // no route matched. Another method on a file's path is 405 with Allow:
-// GET, HEAD, as on the API's routes (its metrics route is "other", as
+// GET, HEAD, OPTIONS (a plain OPTIONS 204 with it: methodNotAllowed), as
+// on the API's routes (its metrics route is "other", as
 // for every request without a route); a path that is no file falls
 // through to the next handler. A CORS preflight from an allowed origin
 // never gets here: the CORS middleware answers it first.

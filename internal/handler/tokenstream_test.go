@@ -65,6 +65,8 @@ func TestTokenStreamRejectsBadBodies(t *testing.T) {
 		{"two objects", `{"text": "a"} {"text": "b"}`, 400, "one JSON object"},
 		{"no text", `{"interval": "10ms"}`, 400, "text"},
 		{"blank text", `{"text": " \n\t "}`, 400, "text"},
+		{"null text", `{"text": null}`, 400, `"text"`},
+		{"null interval", `{"text": "hi", "interval": null}`, 400, `"interval" must not be null`},
 		{"bad interval", `{"text": "hi", "interval": "soon"}`, 400, "interval"},
 		{"negative interval", `{"text": "hi", "interval": "-1ms"}`, 400, "interval"},
 		{"long interval", `{"text": "hi", "interval": "6s"}`, 400, "interval"},
