@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { once } from "node:events";
 import { execFile } from "node:child_process";
+import diagnosticsChannel from "node:diagnostics_channel";
 
 import {
   DEFAULT_JITTER,
@@ -280,6 +281,33 @@ describe("EventStreamParser: BOM and stream ends", () => {
     assert.deepEqual(got.events, [ev("a", { id: "9" })]);
   });
 });
+
+// fetchSockets are the open sockets of node's fetch. A test with mock
+// timers waits for its own to close (fetchSocketsClosed) before it ends:
+// fetch clears a socket's timers when the socket closes, and a timer made
+// under one test's mock timers, cleared under the next test's, takes the
+// place in the queue of one of that test's own, which then never fires.
+const fetchSockets = new Map(); // socket: { port it connected to, promise of its close }
+diagnosticsChannel.subscribe("undici:client:connected", ({ socket }) => {
+  const closed = new Promise((resolve) => socket.once("close", resolve)).then(() => fetchSockets.delete(socket));
+  fetchSockets.set(socket, { port: String(socket.remotePort), closed });
+});
+
+// fetchSocketsClosed closes servers, every connection included, and
+// resolves once fetch has seen each of its sockets to them close.
+async function fetchSocketsClosed(...servers) {
+  const ports = servers.map((srv) => new URL(srv.url).port);
+  for (const srv of servers) srv.close();
+  const waits = [];
+  for (const [socket, { port, closed }] of fetchSockets) {
+    if (!ports.includes(port)) continue;
+    // fetch unrefs an idle socket: its close must not wait for an event
+    // loop that has nothing else to do.
+    socket.ref();
+    waits.push(closed);
+  }
+  await Promise.all(waits);
+}
 
 // serve starts a node:http server on loopback whose handler is called with
 // (req, res, n), n counting requests from 0. It returns the base URL, the
@@ -824,16 +852,31 @@ describe("fetchEventSource: idle watchdog", { timeout: 20_000 }, () => {
       }
     });
     t.after(srv.close);
+    // Mock timers: the idle time passes once the first event came, however
+    // slow the machine is to get there, and each wait for retry: once the
+    // test has seen its disconnect.
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const w = waiter();
     const events = [];
     const disconnects = [];
-    const last = await fetchEventSource(srv.url, {
+    const done = fetchEventSource(srv.url, {
       signal: t.signal,
       reconnect: true,
       jitter: 0,
       idleTimeout: 100,
-      onEvent: (e) => events.push(e.data),
-      onDisconnect: (err, delay) => disconnects.push([err === null ? null : err.name, delay]),
+      onEvent: (e) => (events.push(e.data), w.check()),
+      onDisconnect: (err, delay) => (disconnects.push([err === null ? null : err.name, delay]), w.check()),
     });
+    await w.until(() => events.length === 1 || disconnects.length > 0);
+    t.mock.timers.tick(99);
+    await new Promise(setImmediate);
+    assert.deepEqual(disconnects, [], "cut before idleTimeout had passed");
+    t.mock.timers.tick(1);
+    await w.until(() => disconnects.length === 1);
+    t.mock.timers.tick(1); // retry: 1
+    await w.until(() => disconnects.length === 2);
+    t.mock.timers.tick(1);
+    const last = await done;
     assert.equal(last, "2");
     assert.deepEqual(events, ["a", "b"]);
     // The stream was open: the timeout reconnects after retry:, no back-off.
@@ -846,24 +889,42 @@ describe("fetchEventSource: idle watchdog", { timeout: 20_000 }, () => {
       [undefined, "1", "2"],
     );
     await stalledClosed; // the stalled request was really closed
+    await fetchSocketsClosed(srv);
   });
 
   test("without reconnect, idleTimeout rejects with a TimeoutError, whether headers came or not", async (t) => {
+    // Mock timers: the idle time passes once the headers came, or once the
+    // request reached a server that never answers, however slow the
+    // machine is to get there.
+    const w = waiter();
+    let asked = 0;
     const silent = await serve((req, res) => {
       sse(res);
       res.flushHeaders();
     });
     t.after(silent.close);
-    const noAnswer = await serve(() => {});
+    const noAnswer = await serve(() => (asked++, w.check()));
     t.after(noAnswer.close);
+    t.mock.timers.enable({ apis: ["setTimeout"] });
     for (const srv of [silent, noAnswer]) {
       let opened = 0;
-      await assert.rejects(fetchEventSource(srv.url, { idleTimeout: 50, onOpen: () => opened++ }), {
-        name: "TimeoutError",
-        message: "no bytes for 50 ms",
-      });
+      const settled = { error: null };
+      const done = fetchEventSource(srv.url, { idleTimeout: 50, onOpen: () => (opened++, w.check()) }).then(
+        () => ((settled.error = "resolved"), w.check()),
+        (err) => ((settled.error = err), w.check()),
+      );
+      await w.until(() => (srv === silent ? opened === 1 : asked === 1) || settled.error !== null);
+      assert.equal(settled.error, null, "settled before the idle time passed");
+      t.mock.timers.tick(49);
+      await new Promise(setImmediate);
+      assert.equal(settled.error, null, "cut before idleTimeout had passed");
+      t.mock.timers.tick(1);
+      await done;
+      assert.equal(settled.error?.name, "TimeoutError", String(settled.error));
+      assert.equal(settled.error.message, "no bytes for 50 ms");
       assert.equal(opened, srv === silent ? 1 : 0);
     }
+    await fetchSocketsClosed(silent, noAnswer);
   });
 
   test("comments reset the watchdog: a heartbeat keeps a quiet stream", async (t) => {
@@ -899,6 +960,7 @@ describe("fetchEventSource: idle watchdog", { timeout: 20_000 }, () => {
     await done;
     assert.equal(got.settled, "TimeoutError");
     assert.equal(srv.requests.length, 1);
+    await fetchSocketsClosed(srv);
   });
 });
 
