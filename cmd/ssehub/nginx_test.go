@@ -1095,19 +1095,7 @@ func TestNginxPassesASubscriptionOnFromAHungReplica(t *testing.T) {
 	upstream, _ := startMain(t, cfg)
 	// nginx sends its first request to the first server.
 	n := runNginx(t, startHungUpstream(t), strings.TrimPrefix(upstream, "http://"))
-	ctx, cancel := context.WithTimeout(t.Context(), nginxGiveUpWithin)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", n.url+"/api/v1/events?topic=a", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("a subscription through nginx, one replica hung: %v after %v, want the other replica's stream within %v", err, time.Since(start).Round(time.Millisecond), nginxGiveUpWithin)
-	}
-	defer resp.Body.Close()
+	resp := subscribeWithin(t, n.url, nginxGiveUpWithin, "a subscription through nginx, one replica hung")
 	ev, err := stream.NewParser(resp.Body).Next()
 	if err != nil || ev.Type != "position" {
 		t.Fatalf("a subscription through nginx, one replica hung: %s, first event %+v (%v), want ssehub's position", resp.Status, ev, err)
@@ -1350,10 +1338,23 @@ func startUnansweringUpstream(t *testing.T) string {
 func TestNginxGivesUpOnAnUnansweredConnect(t *testing.T) {
 	requireNginx(t)
 	n := runNginx(t, startUnansweringUpstream(t))
-	const within = 8 * time.Second
-	ctx, cancel := context.WithTimeout(t.Context(), within)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", n.url+"/api/v1/events?topic=a", nil)
+	resp := subscribeWithin(t, n.url, 8*time.Second, "a subscription through nginx to an ssehub that answers no connect")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || string(body) != ": ssehub is unreachable\nretry: 5000\n\n" {
+		t.Errorf("a subscription through nginx to an ssehub that answers no connect: %s %q, want the stand-in", resp.Status, body)
+	}
+}
+
+// subscribeWithin subscribes to topic a through nginx at url, within d
+// for the answer and its body; what names the case in the failure.
+func subscribeWithin(t *testing.T, url string, d time.Duration, what string) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", url+"/api/v1/events?topic=a", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1361,14 +1362,8 @@ func TestNginxGivesUpOnAnUnansweredConnect(t *testing.T) {
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("a subscription through nginx to an ssehub that answers no connect: %v after %v, want the stand-in within %v", err, time.Since(start).Round(time.Millisecond), within)
+		t.Fatalf("%s: %v after %v, want an answer within %v", what, err, time.Since(start).Round(time.Millisecond), d)
 	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK || string(body) != ": ssehub is unreachable\nretry: 5000\n\n" {
-		t.Errorf("a subscription through nginx to an ssehub that answers no connect: %s %q, want the stand-in", resp.Status, body)
-	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }
