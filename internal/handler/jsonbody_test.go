@@ -296,21 +296,8 @@ func TestJSONBodyWithBrokenFramingSaysSo(t *testing.T) {
 			{"between chunks", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n%s\r\n", len(good), good), "ended before its last chunk"},
 		} {
 			t.Run(e.path+"/"+tt.name, func(t *testing.T) {
-				ts := newHubServer(t)
-				conn := ts.dial(t)
-				req := "POST " + e.path + " HTTP/1.1\r\nHost: ssehub\r\nAuthorization: Bearer " + testToken +
-					"\r\nContent-Type: application/json\r\n" + tt.framing + "\r\n\r\n" + tt.body
-				if _, err := io.WriteString(conn, req); err != nil {
-					t.Fatal(err)
-				}
-				if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
-					t.Fatal(err)
-				}
-				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
+				resp := sendHalfClosed(t, "POST "+e.path+" HTTP/1.1\r\nHost: ssehub\r\nAuthorization: Bearer "+testToken+
+					"\r\nContent-Type: application/json\r\n"+tt.framing+"\r\n\r\n"+tt.body)
 				if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, tt.mentions) {
 					t.Errorf("error %q, want it to mention %q", msg, tt.mentions)
 				}
@@ -336,20 +323,7 @@ func TestStreamBodyWithBrokenFramingSaysSo(t *testing.T) {
 			{"between chunks", "Transfer-Encoding: chunked", fmt.Sprintf("%x\r\n%s\r\n", len(body), body), "body: it ended before its last chunk"},
 		} {
 			t.Run(path+"/"+tt.name, func(t *testing.T) {
-				ts := newHubServer(t)
-				conn := ts.dial(t)
-				req := "GET " + path + " HTTP/1.1\r\nHost: ssehub\r\n" + tt.framing + "\r\n\r\n" + tt.body
-				if _, err := io.WriteString(conn, req); err != nil {
-					t.Fatal(err)
-				}
-				if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
-					t.Fatal(err)
-				}
-				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
+				resp := sendHalfClosed(t, "GET "+path+" HTTP/1.1\r\nHost: ssehub\r\n"+tt.framing+"\r\n\r\n"+tt.body)
 				if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, tt.mentions) {
 					t.Errorf("error %q, want it to mention %q", msg, tt.mentions)
 				}
@@ -415,4 +389,24 @@ func TestChunkedBodyPastTheCapIsAnsweredAtOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sendHalfClosed writes req, a raw HTTP/1.1 request, to a new hub server,
+// closes its side of the connection (the client gone before its body's
+// end), and returns the answer.
+func sendHalfClosed(t *testing.T, req string) *http.Response {
+	t.Helper()
+	conn := newHubServer(t).dial(t)
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }
