@@ -400,7 +400,9 @@ func (l *live) halt() { l.halted.Do(func() { close(l.stop) }) }
 // delivery may hold while it waits for NATS (Broker.same); a consumer
 // that a reset under way makes meanwhile is deleted once run has
 // returned, within wait (after it, the server removes it once idle), as
-// is one whose creation was cut short (create).
+// is one whose creation was cut short (create). A current consumer whose
+// creation was repeated is deleted twice (drop), retire waiting for both,
+// up to 2 wait and askEvery more.
 func (l *live) retire(wait time.Duration) {
 	l.halt()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -412,7 +414,13 @@ func (l *live) retire(wait time.Duration) {
 	switch c := l.current.Load(); {
 	case c == nil:
 	case c.repeated:
+		// Its second deletion, askEvery after the first, is waited
+		// for too: Close closes the connection once retire returns,
+		// and a deletion asked after it was never sent.
 		l.drop(context.Background(), c.name, wait, true)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), 2*wait+askEvery)
+		defer cancel()
 	default:
 		if err := l.h.stream.DeleteConsumer(ctx, c.name); err != nil {
 			l.b.opts.Logger.Debug("nats consumer not deleted", "err", err)

@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -358,4 +359,55 @@ func TestOpenWhileJetStreamIsTemporarilyUnavailable(t *testing.T) {
 	}
 	c := in.subscribe(t, "topic=t", "")
 	receives(t, c, []string{in.publish(t, "t", "after")})
+}
+
+// The instance's consumer was made while NATS answered slowly, its
+// creation asked again (askAgain); a repeat the server handles after
+// Close's deletion (held back here until the server answered it) makes
+// it again. Close asks its deletion once more askEvery later, while the
+// connection is up: that second deletion was sent once Close had closed
+// the connection, and the consumer was left to the server for 5 minutes.
+func TestCloseDeletesAConsumerMadeAgainByARepeat(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	p.slowAnswers(3 * askEvery)
+	p.holdRepeatedCreations()
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	l := b.cur.Load().live
+	if c := l.current.Load(); c == nil || !c.repeated {
+		t.Fatalf("consumer %+v, want one whose creation was asked again", c)
+	}
+	p.slowAnswers(0)
+	repeated := p.answerSeen("consumer_create_response")
+	b.Close()
+	select {
+	case <-repeated:
+	case <-time.After(waitLimit):
+		t.Fatal("no repeat of the creation was answered")
+	}
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
+		left = left[:0]
+		for name := range st.ConsumerNames(t.Context()).Name() {
+			if strings.HasPrefix(name, l.prefix) {
+				left = append(left, name)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers %v left after Close", left)
+		}
+	}
 }
