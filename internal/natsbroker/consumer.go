@@ -106,7 +106,9 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 	var err error
 	giveUp := time.Now().Add(7 * createWait) // 2 + 4 + 8 s
 	for limit := createWait; ; {
-		cons, err = l.create(ctx, limit)
+		// Asked again after a refusal, a creation waits no longer
+		// than the 14 s leave.
+		cons, err = l.create(ctx, min(limit, time.Until(giveUp)))
 		if ctx.Err() != nil || !time.Now().Before(giveUp) {
 			break
 		}
@@ -114,7 +116,7 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 			limit *= 2
 			continue
 		}
-		if !unavailable(err) || pause(ctx, askEvery) != nil {
+		if !unavailable(err) || time.Until(giveUp) <= askEvery || pause(ctx, askEvery) != nil {
 			break
 		}
 	}

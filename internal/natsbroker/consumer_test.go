@@ -1,6 +1,7 @@
 package natsbroker
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -409,5 +410,57 @@ func TestCloseDeletesAConsumerMadeAgainByARepeat(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("consumers %v left after Close", left)
 		}
+	}
+}
+
+// Open gives up within its 14 s (consume) when the consumer's creation
+// goes unanswered, then is answered that JetStream is temporarily
+// unavailable, then goes unanswered again: the last creation asked
+// before the 14 s had passed waited its whole 8 s past them.
+func TestOpenGivesUpWithinItsBoundWhileJetStreamIsUnavailable(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	swallowed := p.swallowRequests("$JS.API.CONSUMER.CREATE.")
+	ctx, cancel := context.WithCancel(t.Context())
+	phases := make(chan struct{})
+	go func() {
+		defer close(phases)
+		var first time.Time
+		select {
+		case <-swallowed:
+			first = time.Now()
+		case <-ctx.Done():
+			return
+		}
+		// The first two creations go unanswered (2 s, then 4 s): the
+		// third one waits 8 s, and is refused.
+		if pause(ctx, time.Until(first.Add(7*time.Second))) != nil {
+			return
+		}
+		p.refuseConsumers()
+		p.passRequests()
+		if pause(ctx, time.Until(first.Add(12*time.Second))) != nil {
+			return
+		}
+		p.swallowRequests("$JS.API.CONSUMER.CREATE.")
+	}()
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	start := time.Now()
+	b, err := Open(t.Context(), opts)
+	took := time.Since(start)
+	cancel()
+	<-phases
+	if err == nil {
+		b.Close()
+		t.Fatal("Open opened, want it to fail")
+	}
+	if p.refusals() == 0 {
+		t.Fatal("no creation was refused")
+	}
+	// 14 s, then the last consumer's deletions (drop: twice, askEvery
+	// apart, each waiting askEvery at most).
+	if bound := 7*createWait + 3*askEvery + time.Second; took > bound {
+		t.Fatalf("Open failed after %v, want %v at most (%v)", took, bound, err)
 	}
 }
