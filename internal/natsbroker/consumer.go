@@ -327,7 +327,7 @@ func (l *live) run() {
 // back-off its server's outage had grown.
 func (l *live) remake(ctx context.Context) {
 	l.mu.Lock()
-	old := l.cons
+	old, oldMade := l.cons, l.current.Load() // set together (start)
 	if l.cc != nil {
 		l.cc.Stop()
 		l.cc = nil
@@ -335,7 +335,8 @@ func (l *live) remake(ctx context.Context) {
 	l.serial++ // nothing more of the old one
 	l.mu.Unlock()
 	if old != nil {
-		l.drop(ctx, old.CachedInfo().Name, askWait, false)
+		// One whose creation was repeated is deleted twice (drop).
+		l.drop(ctx, old.CachedInfo().Name, askWait, oldMade != nil && oldMade.repeated)
 	}
 	limit, wait := createWait, askEvery
 	for {

@@ -464,3 +464,52 @@ func TestOpenGivesUpWithinItsBoundWhileJetStreamIsUnavailable(t *testing.T) {
 		t.Fatalf("Open failed after %v, want %v at most (%v)", took, bound, err)
 	}
 }
+
+// The instance's consumer was made while NATS answered slowly, its
+// creation asked again (askAgain); a repeat the server handles after the
+// deletion that a reset's remake asks (held back here until the server
+// answered it) makes it again. remake deletes it once more askEvery
+// later, as Close and a refused creation do: it deleted it once, and the
+// consumer was left to the server for 5 minutes.
+func TestConsumerMadeAgainByARepeatAfterARemakeIsDeleted(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	p.slowAnswers(3 * askEvery)
+	p.holdRepeatedCreations()
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	l := b.cur.Load().live
+	old := l.current.Load()
+	if old == nil || !old.repeated {
+		t.Fatalf("consumer %+v, want one whose creation was asked again", old)
+	}
+	p.slowAnswers(0)
+	remade := p.answerWith(`"name":"` + old.name + `"`)
+	l.reset()
+	select {
+	case <-remade:
+	case <-time.After(waitLimit):
+		t.Fatal("no repeat of the old consumer's creation was answered")
+	}
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
+		left := false
+		for name := range st.ConsumerNames(t.Context()).Name() {
+			left = left || name == old.name
+		}
+		if !left {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer %s, replaced, left on the stream", old.name)
+		}
+	}
+}
