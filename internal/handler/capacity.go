@@ -50,9 +50,14 @@ func newStreamSlots(max int64, release func()) *streamSlots {
 // take reserves a slot, or returns errTooManyStreams when all are taken,
 // errShuttingDown after close: wait, which may have returned, would not
 // wait for it. It checks close after taking the slot, so that close sees
-// it taken or take sees close.
+// it taken or take sees close, and before the limit too: after close,
+// with every slot still taken by the streams that are ending, a stream is
+// no refusal for capacity, logged as one.
 func (s *streamSlots) take() error {
 	for {
+		if s.closed.Load() {
+			return errShuttingDown
+		}
 		n := s.open.Load()
 		if n >= s.max {
 			return fmt.Errorf("limit %d: %w", s.max, errTooManyStreams)

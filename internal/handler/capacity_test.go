@@ -487,3 +487,30 @@ func TestStreamAfterCloseIsRefused(t *testing.T) {
 		t.Errorf("%d slots taken after Close", n)
 	}
 }
+
+// After Close, with every slot still taken by the streams that are
+// ending, a stream is 503 shutting down too, and no refusal for capacity:
+// it was refused for max_streams, and each such refusal, logged at once
+// after Close, wrote a warn line per request saying the server was full.
+func TestStreamAfterCloseWithEverySlotTakenIsRefusedAsShuttingDown(t *testing.T) {
+	var logs testlog.Buffer
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Stream.MaxStreams = 1
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	if err := ts.h.slots.take(); err != nil { // a stream still ending
+		t.Fatal(err)
+	}
+	ts.h.Close()
+	for _, path := range []string{"/stream?count=1", "/api/v1/events?topic=a"} {
+		resp := ts.do(t, "GET", path, nil, nil)
+		msg := wantJSONError(t, resp, http.StatusServiceUnavailable)
+		if !strings.Contains(msg, "shutting down") {
+			t.Errorf("GET %s after Close with every slot taken: %q, want shutting down", path, msg)
+		}
+	}
+	if strings.Contains(logs.String(), "refused") {
+		t.Errorf("log after Close:\n%s\nwant no refusal for capacity", logs.String())
+	}
+	ts.h.slots.release()
+}

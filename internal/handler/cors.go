@@ -2,6 +2,7 @@ package handler
 
 import (
 	"fmt"
+	"io/fs"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,7 +23,10 @@ import (
 // handed the refusals: it panics on an empty origin list and answers a
 // refused simple request with a bare 403, which would also refuse
 // same-origin pages behind a proxy that rewrites Host.
-func (h *Handler) newCORS(o CORSOptions) gin.HandlerFunc {
+//
+// files are the demo page's files (nil: none), whose paths a preflight's
+// Allow names GET and HEAD for, as staticFiles does for a plain OPTIONS.
+func (h *Handler) newCORS(o CORSOptions, files fs.FS) gin.HandlerFunc {
 	allow := o.AllowOrigin
 	if allow == nil {
 		allow = func(string) bool { return false }
@@ -43,7 +47,11 @@ func (h *Handler) newCORS(o CORSOptions) gin.HandlerFunc {
 		origin := c.GetHeader("Origin")
 		if origin != "" && allow(origin) {
 			if c.Request.Method == http.MethodOptions {
-				allowOptions(c) // apply answers it, with the Allow Gin set
+				// apply answers it, with the Allow Gin set for a route
+				if c.Writer.Header().Get("Allow") == "" && demoFile(files, c.Request.URL.Path) {
+					c.Header("Allow", demoFileMethods)
+				}
+				allowOptions(c)
 			}
 			apply(c)
 			return

@@ -245,3 +245,20 @@ func TestCORSPreflightAllowListsOptions(t *testing.T) {
 		}
 	}
 }
+
+// A preflight from an allowed origin to a demo file carries the Allow a
+// plain OPTIONS to it gets, as on the API's routes: it carried none, the
+// CORS middleware answering before the demo files' handler set it.
+func TestCORSPreflightToADemoFileListsItsMethods(t *testing.T) {
+	ts := newTestServer(t, corsOptions(false, "http://app.test"))
+	for _, path := range []string{"/", "/app.js"} {
+		resp := ts.do(t, "OPTIONS", path, nil, map[string]string{"Origin": "http://app.test", "Access-Control-Request-Method": "GET"})
+		if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Allow") != "GET, HEAD, OPTIONS" {
+			t.Errorf("preflight to %s: %d, Allow %q; want 204 and %q", path, resp.StatusCode, resp.Header.Get("Allow"), "GET, HEAD, OPTIONS")
+		}
+	}
+	resp := ts.do(t, "OPTIONS", "/missing", nil, map[string]string{"Origin": "http://app.test", "Access-Control-Request-Method": "GET"})
+	if got := resp.Header.Get("Allow"); got != "" {
+		t.Errorf("preflight to a path that is no route nor file: Allow %q, want none", got)
+	}
+}

@@ -166,7 +166,11 @@ func New(opts Options) *Handler {
 	// that rewrites paths may also point somewhere else).
 	r.RedirectTrailingSlash = false
 	h.trustProxies(opts.TrustedProxies)
-	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS), h.checkQuery)
+	var demoFiles fs.FS
+	if opts.Demo.Enabled {
+		demoFiles = opts.Static
+	}
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS, demoFiles), h.checkQuery)
 	r.Use(opts.Middleware...)
 	r.NoRoute(h.notFound)
 	r.NoMethod(h.methodNotAllowed)

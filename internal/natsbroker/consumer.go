@@ -106,7 +106,9 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 	var err error
 	giveUp := time.Now().Add(7 * createWait) // 2 + 4 + 8 s
 	for limit := createWait; ; {
-		cons, err = l.create(ctx, limit)
+		// Asked again after a refusal, a creation waits no longer
+		// than the 14 s leave.
+		cons, err = l.create(ctx, min(limit, time.Until(giveUp)))
 		if ctx.Err() != nil || !time.Now().Before(giveUp) {
 			break
 		}
@@ -114,7 +116,7 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 			limit *= 2
 			continue
 		}
-		if !unavailable(err) || pause(ctx, askEvery) != nil {
+		if !unavailable(err) || time.Until(giveUp) <= askEvery || pause(ctx, askEvery) != nil {
 			break
 		}
 	}
@@ -325,7 +327,7 @@ func (l *live) run() {
 // back-off its server's outage had grown.
 func (l *live) remake(ctx context.Context) {
 	l.mu.Lock()
-	old := l.cons
+	old, oldMade := l.cons, l.current.Load() // set together (start)
 	if l.cc != nil {
 		l.cc.Stop()
 		l.cc = nil
@@ -333,7 +335,8 @@ func (l *live) remake(ctx context.Context) {
 	l.serial++ // nothing more of the old one
 	l.mu.Unlock()
 	if old != nil {
-		l.drop(ctx, old.CachedInfo().Name, askWait, false)
+		// One whose creation was repeated is deleted twice (drop).
+		l.drop(ctx, old.CachedInfo().Name, askWait, oldMade != nil && oldMade.repeated)
 	}
 	limit, wait := createWait, askEvery
 	for {
@@ -400,7 +403,9 @@ func (l *live) halt() { l.halted.Do(func() { close(l.stop) }) }
 // delivery may hold while it waits for NATS (Broker.same); a consumer
 // that a reset under way makes meanwhile is deleted once run has
 // returned, within wait (after it, the server removes it once idle), as
-// is one whose creation was cut short (create).
+// is one whose creation was cut short (create). A current consumer whose
+// creation was repeated is deleted twice (drop), retire waiting for both,
+// up to 2 wait and askEvery more.
 func (l *live) retire(wait time.Duration) {
 	l.halt()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -412,7 +417,13 @@ func (l *live) retire(wait time.Duration) {
 	switch c := l.current.Load(); {
 	case c == nil:
 	case c.repeated:
+		// Its second deletion, askEvery after the first, is waited
+		// for too: Close closes the connection once retire returns,
+		// and a deletion asked after it was never sent.
 		l.drop(context.Background(), c.name, wait, true)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), 2*wait+askEvery)
+		defer cancel()
 	default:
 		if err := l.h.stream.DeleteConsumer(ctx, c.name); err != nil {
 			l.b.opts.Logger.Debug("nats consumer not deleted", "err", err)

@@ -1,7 +1,9 @@
 package natsbroker
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -358,4 +360,156 @@ func TestOpenWhileJetStreamIsTemporarilyUnavailable(t *testing.T) {
 	}
 	c := in.subscribe(t, "topic=t", "")
 	receives(t, c, []string{in.publish(t, "t", "after")})
+}
+
+// The instance's consumer was made while NATS answered slowly, its
+// creation asked again (askAgain); a repeat the server handles after
+// Close's deletion (held back here until the server answered it) makes
+// it again. Close asks its deletion once more askEvery later, while the
+// connection is up: that second deletion was sent once Close had closed
+// the connection, and the consumer was left to the server for 5 minutes.
+func TestCloseDeletesAConsumerMadeAgainByARepeat(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	p.slowAnswers(3 * askEvery)
+	p.holdRepeatedCreations()
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	l := b.cur.Load().live
+	if c := l.current.Load(); c == nil || !c.repeated {
+		t.Fatalf("consumer %+v, want one whose creation was asked again", c)
+	}
+	p.slowAnswers(0)
+	repeated := p.answerSeen("consumer_create_response")
+	b.Close()
+	select {
+	case <-repeated:
+	case <-time.After(waitLimit):
+		t.Fatal("no repeat of the creation was answered")
+	}
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
+		left = left[:0]
+		for name := range st.ConsumerNames(t.Context()).Name() {
+			if strings.HasPrefix(name, l.prefix) {
+				left = append(left, name)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers %v left after Close", left)
+		}
+	}
+}
+
+// Open gives up within its 14 s (consume) when the consumer's creation
+// goes unanswered, then is answered that JetStream is temporarily
+// unavailable, then goes unanswered again: the last creation asked
+// before the 14 s had passed waited its whole 8 s past them.
+func TestOpenGivesUpWithinItsBoundWhileJetStreamIsUnavailable(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	swallowed := p.swallowRequests("$JS.API.CONSUMER.CREATE.")
+	ctx, cancel := context.WithCancel(t.Context())
+	phases := make(chan struct{})
+	go func() {
+		defer close(phases)
+		var first time.Time
+		select {
+		case <-swallowed:
+			first = time.Now()
+		case <-ctx.Done():
+			return
+		}
+		// The first two creations go unanswered (2 s, then 4 s): the
+		// third one waits 8 s, and is refused.
+		if pause(ctx, time.Until(first.Add(7*time.Second))) != nil {
+			return
+		}
+		p.refuseConsumers()
+		p.passRequests()
+		if pause(ctx, time.Until(first.Add(12*time.Second))) != nil {
+			return
+		}
+		p.swallowRequests("$JS.API.CONSUMER.CREATE.")
+	}()
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	start := time.Now()
+	b, err := Open(t.Context(), opts)
+	took := time.Since(start)
+	cancel()
+	<-phases
+	if err == nil {
+		b.Close()
+		t.Fatal("Open opened, want it to fail")
+	}
+	if p.refusals() == 0 {
+		t.Fatal("no creation was refused")
+	}
+	// 14 s, then the last consumer's deletions (drop: twice, askEvery
+	// apart, each waiting askEvery at most).
+	if bound := 7*createWait + 3*askEvery + time.Second; took > bound {
+		t.Fatalf("Open failed after %v, want %v at most (%v)", took, bound, err)
+	}
+}
+
+// The instance's consumer was made while NATS answered slowly, its
+// creation asked again (askAgain); a repeat the server handles after the
+// deletion that a reset's remake asks (held back here until the server
+// answered it) makes it again. remake deletes it once more askEvery
+// later, as Close and a refused creation do: it deleted it once, and the
+// consumer was left to the server for 5 minutes.
+func TestConsumerMadeAgainByARepeatAfterARemakeIsDeleted(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	p.slowAnswers(3 * askEvery)
+	p.holdRepeatedCreations()
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	l := b.cur.Load().live
+	old := l.current.Load()
+	if old == nil || !old.repeated {
+		t.Fatalf("consumer %+v, want one whose creation was asked again", old)
+	}
+	p.slowAnswers(0)
+	remade := p.answerWith(`"name":"` + old.name + `"`)
+	l.reset()
+	select {
+	case <-remade:
+	case <-time.After(waitLimit):
+		t.Fatal("no repeat of the old consumer's creation was answered")
+	}
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
+		left := false
+		for name := range st.ConsumerNames(t.Context()).Name() {
+			left = left || name == old.name
+		}
+		if !left {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer %s, replaced, left on the stream", old.name)
+		}
+	}
 }

@@ -387,6 +387,16 @@ func (p *natsProxy) answerSeen(typ string) <-chan struct{} {
 	return p.answered
 }
 
+// answerWith is answerSeen for the first answer, of any kind, whose
+// payload holds text.
+func (p *natsProxy) answerWith(text string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.answerOf = []byte(text)
+	p.answered = make(chan struct{})
+	return p.answered
+}
+
 // slowAcknowledgements holds back every acknowledgement of a publish by
 // d; 0 ends it.
 func (p *natsProxy) slowAcknowledgements(d time.Duration) {
