@@ -64,7 +64,7 @@ func checkNATSURL(s string) error {
 	if strings.Contains(s, ",") {
 		// The broker hands nats.go its servers joined by commas, and
 		// nats.go splits them there again.
-		return errors.New("contains a comma, which separates servers: write it %2C")
+		return errors.New("contains a comma, which separates servers: list each server as an item of its own, and write a comma within a URL as %2C")
 	}
 	if !strings.Contains(s, "://") {
 		return errors.New("no scheme: start it with nats://")

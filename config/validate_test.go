@@ -134,7 +134,8 @@ func TestValidateRejects(t *testing.T) {
 		{"nats url query", func(c *Config) { c.NATS.URL = []string{"tls://a.test:4222?x=1"} }, `nats.url: "tls://a.test:4222?x=1" is not a NATS server URL (nothing may follow host:port`},
 		// nats.go takes its servers as one text, split on commas: a
 		// comma in a list item's query or password made two bad URLs.
-		{"nats url ws query comma", func(c *Config) { c.NATS.URL = []string{"ws://e.test:8080/nats?regions=eu,us"} }, `nats.url: "ws://e.test:8080/nats?regions=eu,us" is not a NATS server URL (contains a comma, which separates servers: write it %2C)`},
+		{"nats url two servers in one item", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222,nats://b.test:4222"} }, `nats.url: "nats://a.test:4222,nats://b.test:4222" is not a NATS server URL (contains a comma, which separates servers: list each server as an item of its own`},
+		{"nats url ws query comma", func(c *Config) { c.NATS.URL = []string{"ws://e.test:8080/nats?regions=eu,us"} }, `nats.url: "ws://e.test:8080/nats?regions=eu,us" is not a NATS server URL (contains a comma, which separates servers: list each server as an item of its own, and write a comma within a URL as %2C)`},
 		{"nats url password comma hidden", func(c *Config) { c.NATS.URL = []string{"nats://u:se,cret@a.test"} }, `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL (contains a comma`},
 		// nats.go refuses a list that mixes them, once the config passed.
 		{"nats url ws mixed with nats", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222", "tls://b.test", "wss://c.test/nats"} }, `nats.url: "wss://c.test/nats" is a WebSocket URL among nats or tls ones ("nats://a.test:4222"): the NATS client takes one kind or the other`},
