@@ -229,6 +229,15 @@ func TestStreamNotFoundOnceForItsOwnStreamLosesNoEvent(t *testing.T) {
 // coming back, was reset.
 func TestReconnectWhileCheckingAGapEndsNothing(t *testing.T) {
 	ns, p, c, other := subscribedBehindProxy(t)
+	gapCheckedAcrossACut(t, ns, p, c, other, 0)
+}
+
+// gapCheckedAcrossACut has c's instance, behind p, pass over a message
+// purged from within the stream while its consumer is made again, and
+// cuts the connections as it asks the stream about the gap (letGo), the
+// server then unreachable for down; c must get the next event.
+func gapCheckedAcrossACut(t *testing.T, ns *natsServer, p *natsProxy, c *client, other *instance, down time.Duration) {
+	t.Helper()
 	receives(t, c, []string{other.publish(t, "t", "before")})
 
 	p.refuseConsumers()
@@ -246,7 +255,7 @@ func TestReconnectWhileCheckingAGapEndsNothing(t *testing.T) {
 	}
 	// The consumer made again asks for the stream's info as it starts
 	// (check) and at its first message (same), then for the gap (letGo).
-	p.cutAtStreamInfo(3)
+	p.cutAtStreamInfoFor(3, down)
 	p.passConsumers()
 	p.cut() // the consumer is asked for at once
 	if got := c.next(t); got.ID != kept {
@@ -265,31 +274,8 @@ func TestQuestionFailingAtOnceWhileCheckingAGapIsAskedAgain(t *testing.T) {
 	opts.URLs = []string{p.url()}
 	opts.PublishTimeout = waitLimit / 2
 	in, other := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
-	c := in.subscribe(t, "topic=t", "")
-	receives(t, c, []string{other.publish(t, "t", "before")})
-
-	p.refuseConsumers()
-	p.cut()
-	waitUntil(t, waitLimit, "a consumer refused", func() bool { return p.refusals() >= 1 })
-	other.publish(t, "elsewhere", "the new consumer's first") // no gap before it
-	other.publish(t, "gone", "purged")
-	kept := other.publish(t, "t", "kept")
-	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Purge(t.Context(), jetstream.WithPurgeSubject(DefaultSubjectPrefix+".gone")); err != nil {
-		t.Fatal(err)
-	}
-	// The consumer made again asks for the stream's info as it starts
-	// (check) and at its first message (same), then for the gap (letGo):
-	// asked again after askEvery, with the server still unreachable.
-	p.cutAtStreamInfoFor(3, 3*askEvery)
-	p.passConsumers()
-	p.cut() // the consumer is asked for at once
-	if got := c.next(t); got.ID != kept {
-		t.Fatalf("after the purge: %+v, want event %s", got, kept)
-	}
+	// The question asked again after askEvery, the server still unreachable.
+	gapCheckedAcrossACut(t, ns, p, in.subscribe(t, "topic=t", ""), other, 3*askEvery)
 }
 
 // The instance closes while its consumer asks the stream whether events

@@ -486,15 +486,10 @@ func (p *natsProxy) missStream(n int) {
 	p.streamMissing = n
 }
 
-// cutAtStreamInfo makes the nth request for a stream's info from now on
-// go unanswered, and cuts the connections as it is sent: a reconnect in
-// the middle of that request.
-func (p *natsProxy) cutAtStreamInfo(n int) {
-	p.cutAtStreamInfoFor(n, 0)
-}
-
-// cutAtStreamInfoFor is cutAtStreamInfo with the server unreachable for
-// d after the cut: a request sent meanwhile fails at once.
+// cutAtStreamInfoFor makes the nth request for a stream's info from now
+// on go unanswered, and cuts the connections as it is sent: a reconnect
+// in the middle of that request. The server is unreachable for d after
+// the cut: a request sent meanwhile fails at once.
 func (p *natsProxy) cutAtStreamInfoFor(n int, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
