@@ -355,21 +355,8 @@ func TestOpenWhileJetStreamIsTemporarilyUnavailable(t *testing.T) {
 // connection is up: that second deletion was sent once Close had closed
 // the connection, and the consumer was left to the server for 5 minutes.
 func TestCloseDeletesAConsumerMadeAgainByARepeat(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
-	p.slowAnswers(3 * askEvery)
-	p.holdRepeatedCreations()
-	b, err := Open(t.Context(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	ns, p, b, _ := openWithARepeatedCreation(t)
 	l := b.cur.Load().live
-	if c := l.current.Load(); c == nil || !c.repeated {
-		t.Fatalf("consumer %+v, want one whose creation was asked again", c)
-	}
 	p.slowAnswers(0)
 	repeated := p.answerSeen("consumer_create_response")
 	b.Close()
@@ -378,25 +365,7 @@ func TestCloseDeletesAConsumerMadeAgainByARepeat(t *testing.T) {
 	case <-time.After(waitLimit):
 		t.Fatal("no repeat of the creation was answered")
 	}
-	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var left []string
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
-		left = left[:0]
-		for name := range st.ConsumerNames(t.Context()).Name() {
-			if strings.HasPrefix(name, l.prefix) {
-				left = append(left, name)
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumers %v left after Close", left)
-		}
-	}
+	waitNoConsumer(t, ns, "left after Close", func(name string) bool { return strings.HasPrefix(name, l.prefix) })
 }
 
 // Open gives up within its 14 s (consume) when the consumer's creation
@@ -458,6 +427,26 @@ func TestOpenGivesUpWithinItsBoundWhileJetStreamIsUnavailable(t *testing.T) {
 // later, as Close and a refused creation do: it deleted it once, and the
 // consumer was left to the server for 5 minutes.
 func TestConsumerMadeAgainByARepeatAfterARemakeIsDeleted(t *testing.T) {
+	ns, p, b, old := openWithARepeatedCreation(t)
+	l := b.cur.Load().live
+	p.slowAnswers(0)
+	remade := p.answerWith(`"name":"` + old.name + `"`)
+	l.reset()
+	select {
+	case <-remade:
+	case <-time.After(waitLimit):
+		t.Fatal("no repeat of the old consumer's creation was answered")
+	}
+	waitNoConsumer(t, ns, "replaced, left on the stream", func(name string) bool { return name == old.name })
+}
+
+// openWithARepeatedCreation opens a Broker behind a proxy that answers
+// slowly, so that its consumer's creation is asked again (askAgain), and
+// holds back the repeats until a deletion is answered; it returns the
+// server, the proxy (still slow), the Broker (closed at the test's end)
+// and its consumer.
+func openWithARepeatedCreation(t *testing.T) (*natsServer, *natsProxy, *Broker, *made) {
+	t.Helper()
 	ns := startNATS(t)
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
@@ -468,34 +457,10 @@ func TestConsumerMadeAgainByARepeatAfterARemakeIsDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	l := b.cur.Load().live
-	old := l.current.Load()
-	if old == nil || !old.repeated {
-		t.Fatalf("consumer %+v, want one whose creation was asked again", old)
+	t.Cleanup(b.Close)
+	c := b.cur.Load().live.current.Load()
+	if c == nil || !c.repeated {
+		t.Fatalf("consumer %+v, want one whose creation was asked again", c)
 	}
-	p.slowAnswers(0)
-	remade := p.answerWith(`"name":"` + old.name + `"`)
-	l.reset()
-	select {
-	case <-remade:
-	case <-time.After(waitLimit):
-		t.Fatal("no repeat of the old consumer's creation was answered")
-	}
-	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
-		left := false
-		for name := range st.ConsumerNames(t.Context()).Name() {
-			left = left || name == old.name
-		}
-		if !left {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer %s, replaced, left on the stream", old.name)
-		}
-	}
+	return ns, p, b, c
 }

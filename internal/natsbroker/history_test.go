@@ -359,6 +359,31 @@ func TestConsumerDeletedAloneKeepsTheHistory(t *testing.T) {
 	receives(t, c, ids[1:])
 }
 
+// waitNoConsumer waits, waitLimit at most, until the default stream has
+// no consumer whose name is of the kind of; else it fails, naming them
+// and what they are.
+func waitNoConsumer(t *testing.T, ns *natsServer, what string, of func(name string) bool) {
+	t.Helper()
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
+		var left []string
+		for name := range st.ConsumerNames(t.Context()).Name() {
+			if of(name) {
+				left = append(left, name)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers %v %s", left, what)
+		}
+	}
+}
+
 // deleteConsumers deletes every consumer of the default stream, as an
 // operator could.
 func deleteConsumers(t *testing.T, ns *natsServer) {
@@ -809,25 +834,7 @@ func consumerRefusedAndMadeByARepeatIsDeleted(t *testing.T, held bool) {
 	<-old.ended
 	<-old.live.done
 	p.slowAnswers(0)
-	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The deletions of the old history's consumers are asked as it
 	// ends; the server may answer them after.
-	var left []string
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
-		left = left[:0]
-		for name := range st.ConsumerNames(t.Context()).Name() {
-			if strings.HasPrefix(name, old.live.prefix) {
-				left = append(left, name)
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumers %v of the old history left on the new stream", left)
-		}
-	}
+	waitNoConsumer(t, ns, "of the old history left on the new stream", func(name string) bool { return strings.HasPrefix(name, old.live.prefix) })
 }
