@@ -548,8 +548,20 @@ func TestEventLatencyCountsFromItsDueTime(t *testing.T) {
 		broker.Close()
 		srv.Close()
 	})
-	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "1", "-publishers", "1",
-		"-rate", "100", "-duration", "300ms", "-token", testToken)
+	run := func() (Report, int, string) {
+		return runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "1", "-publishers", "1",
+			"-rate", "100", "-duration", "300ms", "-token", testToken)
+	}
+	rep, code, stderr := run()
+	// A machine too busy to send event 0 within -duration published
+	// nothing: that run says nothing.
+	for range 4 {
+		if code != 0 || rep.Publish == nil || rep.Publish.Sent > 0 {
+			break
+		}
+		t.Logf("nothing published within -duration: report %+v", rep)
+		rep, code, stderr = run()
+	}
 	if code != 0 || rep.Publish == nil || rep.Delivery == nil || rep.Delivery.Latency == nil {
 		t.Fatalf("exit %d, report %+v; stderr: %s", code, rep, stderr)
 	}
