@@ -78,17 +78,21 @@ func TestShutdownWaitsForTheAccessLines(t *testing.T) {
 		Handler: slog.NewTextHandler(&logs, nil), path: "/api/v1/events",
 		returned: returned, written: written,
 	})
-	url, stop := startMainLogging(t, cfg, log)
+	url, stop := startMainReturning(t, cfg, log)
 
 	blockStream(t, url, "blocked")
 	start := time.Now()
-	stop()
+	err := stop()
 	close(returned)
 	// Run's wait is bounded: on a machine too busy to end the stream
 	// within the shutdown timeout and closedStreamsGrace, it returns
-	// without the line, as it should. Before that, it must not.
+	// without the line, and the wait's error, as it should. Before that,
+	// it must not.
 	bound := cfg.Server.ShutdownTimeout + closedStreamsGrace
 	elapsed := time.Since(start)
+	if err != nil && elapsed < bound {
+		t.Errorf("Run returned %v after %v, before its bound %v", err, elapsed, bound)
+	}
 	select {
 	case late := <-written:
 		if late && elapsed < bound {
