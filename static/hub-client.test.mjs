@@ -5,6 +5,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import net from "node:net";
 import { once } from "node:events";
 import { execFile } from "node:child_process";
 
@@ -469,14 +470,15 @@ describe("HubConnection", { timeout: 10_000 }, () => {
   });
 
   test("onDisconnect says why an attempt failed and how long until the next, null for a stream's end", async (t) => {
-    // A port nothing listens on: each attempt fails as a network error,
-    // which is also how a CORS refusal looks to a page.
-    const gone = http.createServer();
+    // A server that resets every connection it accepts: each attempt
+    // fails as a network error, which is also how a CORS refusal looks to
+    // a page. (A port closed to be refused could be taken by another
+    // process in between.)
+    const gone = net.createServer((socket) => socket.resetAndDestroy());
     gone.listen(0, "127.0.0.1");
     await once(gone, "listening");
+    t.after(() => gone.close());
     const { port } = gone.address();
-    gone.close();
-    await once(gone, "close");
     const seen = [];
     let disconnected;
     const first = new Promise((resolve) => (disconnected = resolve));

@@ -15,14 +15,31 @@ import (
 // publish was accepted: an event a subscriber got although its publish
 // failed does not make up for an accepted one another subscriber lacks.
 func TestMissingIsCountedPerSubscriberAgainstTheAcceptedEvents(t *testing.T) {
-	// A server of its own: its publish of event 1 reaches the subscribers
-	// but fails, and its first subscriber gets, in place of event 2, one
-	// that was never published. Every subscriber gets as many events as
-	// were published: the count in aggregate has nothing missing.
+	// Events 1 and 2 are published within -duration unless the machine
+	// is too busy: what a run counts must be right whatever it
+	// published, and runs go on until one has published event 2.
+	for range 20 {
+		if missingCountedAgainstTheAccepted(t) > 0 {
+			return
+		}
+	}
+	t.Fatal("no run published event 2 within its -duration")
+}
+
+// missingCountedAgainstTheAccepted runs the fanout scenario against a
+// server of its own, checks its counts, and returns how many accepted
+// events the first subscriber was not sent: 1 once event 2 was published.
+func missingCountedAgainstTheAccepted(t *testing.T) int {
+	t.Helper()
+	// The server's publish of event 1 reaches the subscribers but fails,
+	// and its first subscriber gets, in place of event 2, one that was
+	// never published. Every subscriber gets as many events as were
+	// published: the count in aggregate has nothing missing.
 	var (
 		mu        sync.Mutex
 		subs      []chan string
 		published int
+		failed    int // events published but answered as failed
 		skipped   int // accepted events the first subscriber was not sent
 	)
 	stray := string(appendPayload(nil, 1000, time.Now().UnixNano(), 64))
@@ -62,6 +79,9 @@ func TestMissingIsCountedPerSubscriberAgainstTheAcceptedEvents(t *testing.T) {
 			ch <- string(body.Data)
 		}
 		published++
+		if seq == 1 {
+			failed++
+		}
 		mu.Unlock()
 		if seq == 1 {
 			http.Error(w, "published, but answered as failed", http.StatusInternalServerError)
@@ -70,7 +90,7 @@ func TestMissingIsCountedPerSubscriberAgainstTheAcceptedEvents(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"id":"%d"}`, seq)
 	}))
-	t.Cleanup(srv.Close)
+	defer srv.Close()
 	rep, _, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "2", "-no-metrics", "-publishers", "1",
 		"-rate", "100", "-duration", "100ms", "-token", testToken, "-drain", "50s")
 	p, d := rep.Publish, rep.Delivery
@@ -79,11 +99,13 @@ func TestMissingIsCountedPerSubscriberAgainstTheAcceptedEvents(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(subs) != 2 || int64(published) != p.Sent || p.Failed != 1 || p.OK != p.Sent-1 {
-		t.Fatalf("%d subscribers, %d published; publish = %+v: want 2, and all but event 1 accepted", len(subs), published, *p)
+	if len(subs) != 2 || int64(published) != p.Sent || p.Failed != int64(failed) || p.OK != p.Sent-int64(failed) {
+		t.Fatalf("%d subscribers, %d published, %d of them answered as failed; publish = %+v: want 2, and all but event 1 accepted",
+			len(subs), published, failed, *p)
 	}
-	if d.Expected != 2*p.OK || d.Missing != int64(skipped) || d.Delivered != d.Expected-int64(skipped) || d.Unaccepted != 2+int64(skipped) {
+	if d.Expected != 2*p.OK || d.Missing != int64(skipped) || d.Delivered != d.Expected-int64(skipped) || d.Unaccepted != 2*int64(failed)+int64(skipped) {
 		t.Errorf("delivery = %+v; want %d expected, %d of them missing (event 2 to the first subscriber), the rest delivered, "+
-			"and %d unaccepted (event 1 to both, the stray one)", *d, 2*p.OK, skipped, 2+skipped)
+			"and %d unaccepted (event 1 to both, the stray one)", *d, 2*p.OK, skipped, 2*failed+skipped)
 	}
+	return skipped
 }

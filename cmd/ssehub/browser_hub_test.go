@@ -748,9 +748,16 @@ func TestBrowserHubSaysWhyItReconnects(t *testing.T) {
 	ctx := newBrowser(t)
 	runPage(t, ctx, page+"/?hub="+url.QueryEscape(hub),
 		chromedp.Click(chromedp.CSS("#hub-connect")),
-		waitText("#hub-state", "reconnecting"),
 	)
-	if got := mustRun(t, ctx, callJS[string](`() => document.querySelector("#hub-failure")?.textContent.trim() ?? "(none)"`)); !strings.Contains(got, "Failed to fetch") {
+	// The state and the failure are read in one look at the page: the
+	// failure goes when the next attempt starts, a few seconds on.
+	const look = `() => { const text = ` + textJS + `; return [text("#hub-state"), text("#hub-failure")]; }`
+	got, err := chromedp.Run(ctx, chromedp.PollFunction[string](`() => { const [state, failure] = (`+look+`)(); return state === "reconnecting" && failure; }`,
+		chromedp.WithPollingInterval(pollInterval), chromedp.WithPollingTimeout(pollTimeout)))
+	if err != nil {
+		t.Fatalf("waiting for the panel to say why it is reconnecting (state and failure %v): %v", mustRun(t, ctx, callJS[[]any](look)), err)
+	}
+	if !strings.Contains(got, "Failed to fetch") {
 		t.Errorf("the panel says %q, want the browser's %q", got, "Failed to fetch")
 	}
 }

@@ -13,7 +13,7 @@ import (
 func TestBrowserPublishWhileSsehubIsDownBehindNginx(t *testing.T) {
 	requireNginx(t)
 	page := newSecondOrigin(t)
-	n := runNginx(t, "127.0.0.1:"+freePort(t)) // nothing listens there
+	n := runNginx(t, refusingAddr(t)) // nothing listens there
 	ctx := newBrowser(t)
 	runPage(t, ctx, page+"/")
 	got := mustRun(t, ctx, callJS[string](`async (url) => {

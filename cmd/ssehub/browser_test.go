@@ -895,7 +895,7 @@ func TestBrowserCrossOriginRefused(t *testing.T) {
 // cors.allowed_origins of a service that was not there.
 func TestBrowserCrossOriginUnreachable(t *testing.T) {
 	page := newSecondOrigin(t)
-	service := "http://127.0.0.1:" + freePort(t)
+	service := "http://" + refusingAddr(t)
 	ctx := newBrowser(t)
 	errs := watchPageErrors(t, ctx)
 	runPage(t, ctx, page+"/?service="+url.QueryEscape(service),

@@ -55,6 +55,20 @@ func startMain(t *testing.T, cfg config.Config, hooks ...func(*Main)) (url strin
 // startMainLogging is startMain with Main's logger.
 func startMainLogging(t *testing.T, cfg config.Config, logger *slog.Logger, hooks ...func(*Main)) (url string, stop func()) {
 	t.Helper()
+	url, stopRun := startMainReturning(t, cfg, logger, hooks...)
+	stop = func() {
+		if err := stopRun(); err != nil {
+			t.Errorf("Run returned %v, want a clean shutdown", err)
+		}
+	}
+	t.Cleanup(stop)
+	return url, stop
+}
+
+// startMainReturning is startMainLogging with stop returning Run's error
+// (the first call; later ones return nil) for the test to judge.
+func startMainReturning(t *testing.T, cfg config.Config, logger *slog.Logger, hooks ...func(*Main)) (url string, stop func() error) {
+	t.Helper()
 	cfg.Server.Addr = "127.0.0.1:0"
 	cfg.Stream.Transport = testTransport
 	ready := make(chan net.Addr, 1)
@@ -75,17 +89,15 @@ func startMainLogging(t *testing.T, cfg config.Config, logger *slog.Logger, hook
 		t.Fatalf("Run: %v", err)
 	}
 	stopped := false
-	stop = func() {
+	stop = func() error {
 		if stopped {
-			return
+			return nil
 		}
 		stopped = true
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run returned %v, want a clean shutdown", err)
-		}
+		return <-done
 	}
-	t.Cleanup(stop)
+	t.Cleanup(func() { _ = stop() })
 	return url, stop
 }
 

@@ -803,7 +803,7 @@ func TestNginxReloadEndsTheOldWorkersStreams(t *testing.T) {
 // way a page on another origin saw its publish fail as a network error.)
 func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 	requireNginx(t)
-	n := runNginx(t, "127.0.0.1:"+freePort(t)) // nothing listens there
+	n := runNginx(t, refusingAddr(t)) // nothing listens there
 	do := func(method, path, accept string) (*http.Response, string) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), method, n.url+path, strings.NewReader(`{"data": 1}`))
