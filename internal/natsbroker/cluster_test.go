@@ -188,6 +188,28 @@ func (c *jsCluster) waitFormed(t *testing.T) {
 	})
 }
 
+// createClusterStream creates the stream cfg as an operator would,
+// asking again while the cluster leaves it unanswered or says JetStream
+// is unavailable: on a busy machine, the meta leader and the server the
+// stream is placed on, both needed, took more than the 5 s a request
+// waits, just after the cluster formed. Creating a stream equal to one
+// that exists succeeds, so a creation answered late does no harm.
+func createClusterStream(t *testing.T, c *jsCluster, cfg jetstream.StreamConfig) {
+	t.Helper()
+	js := c.operator(t)
+	for deadline := time.Now().Add(clusterWait); ; {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		_, err := js.CreateStream(ctx, cfg)
+		cancel()
+		if err == nil {
+			return
+		}
+		if !unanswered(err) && !unavailable(err) || time.Now().After(deadline) {
+			t.Fatalf("create stream %s: %v", cfg.Name, err)
+		}
+	}
+}
+
 func (c *jsCluster) running() []*clusterNode {
 	var out []*clusterNode
 	for _, n := range c.nodes {

@@ -106,9 +106,7 @@ func TestClusterWatchStaysWithItsStream(t *testing.T) {
 	cfg.setDefaults()
 	want := streamConfig(&cfg)
 	want.Placement = &jetstream.Placement{Tags: []string{"node:" + leader}}
-	if _, err := c.operator(t).CreateStream(t.Context(), want); err != nil {
-		t.Fatal(err)
-	}
+	createClusterStream(t, c, want)
 	a := instanceWhere(t, opts, func(server string) bool { return server == leader })
 	live := a.follow(t, "topic=t", "")
 	waitUntil(t, clusterWait, "the instance's question answered", func() bool { return a.broker.jsAnswers.Load() > 0 })
