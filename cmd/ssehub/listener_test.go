@@ -38,6 +38,14 @@ func freePort(t *testing.T) string {
 // listen there in between, as on a port freePort gave up.
 func refusingAddr(t *testing.T) string {
 	t.Helper()
+	_, addr := boundSocket(t)
+	return addr
+}
+
+// boundSocket returns a TCP socket bound to a free loopback port, closed
+// when the test ends, and its host:port.
+func boundSocket(t *testing.T) (fd int, addr string) {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +59,7 @@ func refusingAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	return fd, fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 // errPortTaken is the error of a start that failed because another
