@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -29,6 +30,14 @@ var testTransport string
 // TestMain runs every test twice, once per transport (gin, then detached),
 // and checks after each pass that no goroutine outlived its tests.
 func TestMain(m *testing.M) {
+	// Started with SIGHUP ignored (under nohup, as a CI runner may be),
+	// the binaries the tests start inherited the ignore, and the tests of
+	// SIGHUP waited for a shutdown that never came. Asking to be notified
+	// of it undoes the ignore (os/signal), for this process and, as exec
+	// resets a caught signal to its default, for the binaries it starts.
+	if signal.Ignored(syscall.SIGHUP) {
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+	}
 	code := 0
 	for _, transport := range []string{"gin", "detached"} {
 		testTransport = transport
