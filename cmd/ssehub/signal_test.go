@@ -25,6 +25,7 @@ import (
 type binaryRun struct {
 	cmd    *exec.Cmd
 	lines  *bufio.Scanner
+	logs   io.Reader     // what lines reads: a pipe, whose reads waitLog bounds
 	addr   string        // where it listens
 	exited chan struct{} // closed once cmd.ProcessState is set
 }
@@ -51,7 +52,7 @@ func runCommand(t *testing.T, cmd *exec.Cmd, env ...string) *binaryRun {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	r := &binaryRun{cmd: cmd, lines: bufio.NewScanner(logs), exited: make(chan struct{})}
+	r := &binaryRun{cmd: cmd, lines: bufio.NewScanner(logs), logs: logs, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait() // its ProcessState says how it ended
 		close(r.exited)
@@ -64,9 +65,17 @@ func runCommand(t *testing.T, cmd *exec.Cmd, env ...string) *binaryRun {
 	return r
 }
 
-// waitLog returns the submatches of the next log line matching re.
+// waitLog returns the submatches of the next log line matching re, within
+// logWait: a line that never comes fails the test, rather than hold the
+// package until its timeout.
 func (r *binaryRun) waitLog(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
+	if f, ok := r.logs.(interface{ SetReadDeadline(time.Time) error }); ok {
+		if err := f.SetReadDeadline(time.Now().Add(logWait)); err != nil {
+			t.Fatal(err)
+		}
+		defer f.SetReadDeadline(time.Time{}) //nolint:errcheck // the pipe took a deadline above
+	}
 	for r.lines.Scan() {
 		if m := re.FindStringSubmatch(r.lines.Text()); m != nil {
 			return m
@@ -75,6 +84,9 @@ func (r *binaryRun) waitLog(t *testing.T, re *regexp.Regexp) []string {
 	t.Fatalf("the log ended (%v) without a line matching %s", r.lines.Err(), re)
 	return nil
 }
+
+// logWait bounds waitLog's wait for a line.
+const logWait = time.Minute
 
 // discardLog reads the rest of the log and drops it, so that the process
 // never blocks writing it.
@@ -302,7 +314,7 @@ func TestBrokenLogPipeStopsNothing(t *testing.T) {
 		_ = cmd.Process.Kill()
 		<-exited
 	})
-	srv := &binaryRun{cmd: cmd, lines: bufio.NewScanner(logs), exited: exited}
+	srv := &binaryRun{cmd: cmd, lines: bufio.NewScanner(logs), logs: logs, exited: exited}
 	srv.addr = srv.waitLog(t, regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1]
 	p := tickerStarted(t, srv.addr)
 	logs.Close() // the reader is gone: the next log line meets a broken pipe
