@@ -539,12 +539,7 @@ func TestNginxPassesPublishesUpToTheHubsCap(t *testing.T) {
 		{maxEventBytes + 1024, http.StatusRequestEntityTooLarge},
 	} {
 		data := strings.Repeat("b", c.bodyBytes-len(`{"data":""}`))
-		req, err := http.NewRequestWithContext(t.Context(), "POST", p.url+"/api/v1/topics/big/events", strings.NewReader(`{"data":"`+data+`"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+hubTestToken)
+		req := publishRequest(t, p.url+"/api/v1/topics/big/events", `{"data":"`+data+`"}`)
 		resp, err := p.client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -928,12 +923,7 @@ func TestNginxAnswersABodyPastItsCapInJSON(t *testing.T) {
 	p := startBehindNginx(t, cfg)
 	for _, bodyBytes := range []int{cfg.Hub.MaxEventBytes + 1024, 16<<20 + 1024} {
 		data := strings.Repeat("b", bodyBytes-len(`{"data":""}`))
-		req, err := http.NewRequestWithContext(t.Context(), "POST", p.url+"/api/v1/topics/big/events", strings.NewReader(`{"data":"`+data+`"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+hubTestToken)
+		req := publishRequest(t, p.url+"/api/v1/topics/big/events", `{"data":"`+data+`"}`)
 		req.Header.Set("Origin", "https://page.example")
 		resp, err := p.client.Do(req)
 		if err != nil {
@@ -1260,12 +1250,7 @@ func TestNginxPassesNoPublishOnToAnotherReplica(t *testing.T) {
 	n := runNginx(t, dropping, strings.TrimPrefix(upstream, "http://"))
 	publish := func() (int, string) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), "POST", n.url+"/api/v1/topics/orders/events", strings.NewReader(`{"data": "order 42"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+hubTestToken)
+		req := publishRequest(t, n.url+"/api/v1/topics/orders/events", `{"data": "order 42"}`)
 		req.Header.Set("Idempotency-Key", "order-42")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -1353,4 +1338,17 @@ func subscribeWithin(t *testing.T, url string, d time.Duration, what string) *ht
 	}
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
+}
+
+// publishRequest is a publish of body to url, a topic's events, with the
+// hub's test token.
+func publishRequest(t *testing.T, url, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "POST", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+hubTestToken)
+	return req
 }
