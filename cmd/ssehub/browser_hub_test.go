@@ -4,7 +4,6 @@ package main
 // browser_test.go.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -113,23 +112,7 @@ func publishWith(t *testing.T, client *http.Client, base, token, topic, data str
 // metricValue reads one unlabelled metric from base's /metrics.
 func metricValue(t *testing.T, base, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("/metrics has no %s (scan: %v)", name, sc.Err())
-	return 0
+	return metricWith(t, http.DefaultClient, base, name)
 }
 
 // TestBrowserHubDropAndResume subscribes the Hub panel to demo.>, publishes
