@@ -768,16 +768,7 @@ func TestBrowserCrossOriginPanelOnItsOwnOrigin(t *testing.T) {
 // With the default cors.exposed_headers the browser hid it (null): the
 // client came back after its own 3 s where the server asked for 3 to 8.
 func TestBrowserCrossOriginReadsRetryAfter(t *testing.T) {
-	page := newSecondOrigin(t)
-	cfg := config.Default()
-	cfg.CORS.AllowedOrigins = []string{page}
-	cfg.Stream.MaxStreams = 1
-	service, _ := startMain(t, cfg)
-	held, err := http.Get(service + "/api/v1/events?topic=demo.held")
-	if err != nil || held.StatusCode != http.StatusOK {
-		t.Fatalf("the one stream: %v %v", held, err)
-	}
-	defer held.Body.Close()
+	page, service := fullForASecondOrigin(t)
 	ctx := newBrowser(t)
 	runPage(t, ctx, page+"/")
 	got := mustRun(t, ctx, callJS[string](`(u) => fetch(u).then(r => r.status + " " + r.headers.get("Retry-After"))`,
@@ -788,22 +779,31 @@ func TestBrowserCrossOriginReadsRetryAfter(t *testing.T) {
 	}
 }
 
+// fullForASecondOrigin starts a second origin's page and a service that
+// allows it, its one stream taken until the test ends (the next is 503),
+// and returns both base URLs.
+func fullForASecondOrigin(t *testing.T) (page, service string) {
+	t.Helper()
+	page = newSecondOrigin(t)
+	cfg := config.Default()
+	cfg.CORS.AllowedOrigins = []string{page}
+	cfg.Stream.MaxStreams = 1
+	service, _ = startMain(t, cfg)
+	held, err := http.Get(service + "/api/v1/events?topic=demo.held")
+	if err != nil || held.StatusCode != http.StatusOK {
+		t.Fatalf("the one stream: %v %v", held, err)
+	}
+	t.Cleanup(func() { held.Body.Close() })
+	return page, service
+}
+
 // A service that answers with an HTTP error rather than a stream, a 503
 // at capacity (CORS allowed it: the page reads the status and the
 // server's reason) or a 404 from a web server that is not ssehub, is an
 // error in the cross-origin panel: it showed "done", as for a stream that
 // ran to its end.
 func TestBrowserCrossOriginHTTPError(t *testing.T) {
-	page := newSecondOrigin(t)
-	cfg := config.Default()
-	cfg.CORS.AllowedOrigins = []string{page}
-	cfg.Stream.MaxStreams = 1
-	service, _ := startMain(t, cfg)
-	held, err := http.Get(service + "/api/v1/events?topic=demo.held")
-	if err != nil || held.StatusCode != http.StatusOK {
-		t.Fatalf("the one stream: %v %v", held, err)
-	}
-	defer held.Body.Close()
+	page, service := fullForASecondOrigin(t)
 	ctx := newBrowser(t)
 	// "HTTP 503: " is followed by the server's reason.
 	for _, c := range []struct{ service, want string }{
