@@ -47,6 +47,7 @@ type nginxProcess struct {
 	logFile string // the recipe's access log
 	errLog  string // its error log
 	pid     int    // its master process, or its only one
+	tlsAddr string // host:port of its NGINX_TLS_PORT, if its conf has one
 }
 
 // startBehindNginx runs Main with cfg, and nginx with the README's recipe
@@ -183,13 +184,17 @@ http {
 
 // startNginx runs nginx with conf (nginxFrame's, edited), listening on a
 // free loopback port, until the test ends, and returns it once it listens.
-// Its error wraps errPortTaken when nginx could not bind the port because
-// another process had it.
+// A second port, for a second listen line, is NGINX_TLS_PORT in conf: it
+// is picked afresh on each attempt, as the first is. Its error wraps
+// errPortTaken when nginx could not bind a port because another process
+// had it.
 func startNginx(t *testing.T, conf string) (*nginxProcess, error) {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
 	conf = editRecipe(t, conf, nginxEdit{"listen 80;", "listen 127.0.0.1:" + port + ";"})
+	tlsPort := freePort(t)
+	conf = strings.ReplaceAll(conf, "NGINX_TLS_PORT", tlsPort)
 	conf = editRecipe(t, conf, nginxEdit{"/var/log/nginx/", dir + "/"})
 	conf = strings.ReplaceAll(conf, "NGINX_DIR", dir)
 	confFile := filepath.Join(dir, "nginx.conf")
@@ -232,6 +237,7 @@ func startNginx(t *testing.T, conf string) (*nginxProcess, error) {
 		logFile: filepath.Join(dir, "ssehub.access.log"),
 		errLog:  filepath.Join(dir, "error.log"),
 		pid:     cmd.Process.Pid,
+		tlsAddr: "127.0.0.1:" + tlsPort,
 	}
 	errorLog := func() string {
 		log, _ := os.ReadFile(n.errLog)
@@ -1103,11 +1109,10 @@ func TestNginxHTTP2StreamsAsSsehubs(t *testing.T) {
 	pki := testpki.New(t)
 	ssehub, _ := startMain(t, tlsTestConfig(pki))
 	want := http2MaxConcurrentStreams(t, strings.TrimPrefix(ssehub, "https://"), pki)
-	port := freePort(t)
-	runNginxEdited(t, []nginxEdit{
-		{"    large_client_header_buffers", readmeNginxTLSLines(t, port, pki) + "    large_client_header_buffers"},
-	}, "127.0.0.1:"+freePort(t)) // no upstream: the settings come first
-	if got := http2MaxConcurrentStreams(t, "127.0.0.1:"+port, pki); got != want {
+	n := runNginxEdited(t, []nginxEdit{
+		{"    large_client_header_buffers", readmeNginxTLSLines(t, "NGINX_TLS_PORT", pki) + "    large_client_header_buffers"},
+	}, refusingAddr(t)) // no upstream: the settings come first
+	if got := http2MaxConcurrentStreams(t, n.tlsAddr, pki); got != want {
 		t.Errorf("nginx with the README's TLS lines announces %d concurrent streams per connection, ssehub %d: want the same", got, want)
 	}
 }
