@@ -20,8 +20,9 @@ import (
 // at most half of it, and no connection has closed for quiet, it runs two
 // collections (the first empties the sync.Pools' victim caches, which
 // hold net/http's buffers of the gone connections for one more cycle) and
-// returns the freed memory, once. Then the peak starts again from the
-// connections open then.
+// returns the freed memory, once; not when the count is back above half
+// the peak by then (a crowd that reconnected). Then the peak starts again
+// from the connections open then.
 //
 // The collections cost the process a few milliseconds of CPU, once per
 // crowd: a crowd has to halve the open connections again before the next.
@@ -108,7 +109,10 @@ func (d *Drain) drained(n int64) bool {
 	return p-n >= d.minDrop && n <= p/2
 }
 
-// fire starts the peak again and releases the memory.
+// fire starts the peak again and releases the memory, unless the crowd
+// came back meanwhile (clients reconnecting after a network blip): then
+// the count is no longer down to half its peak, and the release waits
+// for the next crowd to leave.
 func (d *Drain) fire() {
 	d.mu.Lock()
 	if d.stopped {
@@ -116,7 +120,12 @@ func (d *Drain) fire() {
 		return
 	}
 	d.timer = nil
-	d.peak.Store(d.open())
+	n := d.open()
+	if !d.drained(n) {
+		d.mu.Unlock()
+		return
+	}
+	d.peak.Store(n)
 	d.mu.Unlock()
 	d.release()
 }

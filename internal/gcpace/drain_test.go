@@ -207,3 +207,24 @@ func TestDrainDoesNotArmAFiredTimerAgain(t *testing.T) {
 		t.Errorf("released %d times, want 1", got)
 	}
 }
+
+// A crowd that comes back before the quiet period is over (clients that
+// reconnect after a network blip) is no crowd gone: no release while it
+// is back, as the count is no longer down to half its peak.
+func TestDrainDoesNotReleaseWhenTheCrowdCameBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCrowd(1000)
+		defer c.d.Stop()
+		c.come(2000)
+		c.leave(2000) // armed
+		time.Sleep(500 * time.Millisecond)
+		c.come(2000) // back, within the quiet period
+		if got := c.after(time.Minute); got != 0 {
+			t.Fatalf("released %d times with the crowd back, want none", got)
+		}
+		c.leave(2000) // gone again: armed again
+		if got := c.after(time.Second); got != 1 {
+			t.Fatalf("released %d times a second after the crowd left again, want 1", got)
+		}
+	})
+}

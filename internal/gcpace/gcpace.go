@@ -69,6 +69,9 @@ func Exclude(bytes func() int64) (stop func()) {
 		}
 	}
 	pacer.sources[s] = struct{}{}
+	if pacer.base > 0 {
+		adjust()
+	}
 	return sync.OnceFunc(func() {
 		pacer.mu.Lock()
 		defer pacer.mu.Unlock()
@@ -95,6 +98,13 @@ func afterGC(gen uint64) {
 	if gen != pacer.gen || len(pacer.sources) == 0 {
 		return
 	}
+	adjust()
+	arm(gen)
+}
+
+// adjust sets the GC percentage for the sources' bytes and the heap the
+// last collection found. pacer.mu must be held.
+func adjust() {
 	var held int64
 	for s := range pacer.sources {
 		held += max(s.bytes(), 0)
@@ -110,7 +120,6 @@ func afterGC(gen uint64) {
 		debug.SetGCPercent(p)
 		pacer.percent = p
 	}
-	arm(gen)
 }
 
 // Percent returns the GC percentage that lets the heap grow by base

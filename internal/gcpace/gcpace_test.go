@@ -97,3 +97,23 @@ func settle(t *testing.T, ok func(percent int) bool) (goal, live int64) {
 	t.Fatalf("GC percentage still %d after 100 collections", samples[2].Value.Uint64())
 	return 0, 0
 }
+
+// TestExcludeAdjustsAtOnce: a source registered while the heap already
+// holds its bytes (the last collection counted them) moves the GC
+// percentage at once, as Exclude says, not only after the next
+// collection, which a heap below its goal may not run for minutes.
+func TestExcludeAdjustsAtOnce(t *testing.T) {
+	base := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(base)
+	const held = 96 << 20
+	data := make([]byte, held)
+	runtime.GC() // the live heap counts data
+	stop := Exclude(func() int64 { return held })
+	defer stop()
+	percent := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(percent)
+	if p := percent[0].Value.Uint64(); p >= 100 {
+		t.Errorf("GC percentage %d just after Exclude with %d MiB held; want it lowered at once", p, held>>20)
+	}
+	runtime.KeepAlive(data)
+}

@@ -124,6 +124,16 @@ func TestJWTClaimRules(t *testing.T) {
 			}
 			return token
 		}, "topic=user.42.inbox", 401, "malformed"},
+		// It was "malformed" alone, as for a token that does not decode.
+		{"a list of topics written as one string", func(t *testing.T) string {
+			token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+				"exp": time.Now().Add(time.Hour).Unix(), "iss": "https://auth.test", "aud": "ssehub.test", "ssehub": map[string]any{"subscribe": "user.42.>"},
+			}).SignedString([]byte(jwtTestSecret))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return token
+		}, "topic=user.42.inbox", 401, "malformed: claim ssehub.subscribe is a string, not a list of strings"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

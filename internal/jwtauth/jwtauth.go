@@ -39,8 +39,12 @@ type Grants struct {
 }
 
 // UnmarshalJSON reads g, refusing a name that is subscribe or publish in
-// another case (checkNames).
+// another case (checkNames), and either of them of another JSON type than
+// a list of strings.
 func (g *Grants) UnmarshalJSON(b []byte) error {
+	if kind := jsonKind(b); kind != "an object" && kind != "null" {
+		return claimErrorf("claim ssehub is %s, not an object", kind)
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(b, &fields); err != nil {
 		return err
@@ -48,8 +52,74 @@ func (g *Grants) UnmarshalJSON(b []byte) error {
 	if err := checkNames(fields, "subscribe", "publish"); err != nil {
 		return err
 	}
+	for _, name := range []string{"subscribe", "publish"} {
+		if err := checkStrings("ssehub."+name, fields[name], false); err != nil {
+			return err
+		}
+	}
 	type plain Grants // without this method
 	return json.Unmarshal(b, (*plain)(g))
+}
+
+// claimError says what is wrong with a claim: the reason a token refused
+// as malformed for it is given (Verifier.reason). Its text comes from the
+// token, not from a parser.
+type claimError struct{ msg string }
+
+func (e *claimError) Error() string { return e.msg }
+
+func claimErrorf(format string, args ...any) error {
+	return &claimError{fmt.Sprintf(format, args...)}
+}
+
+// jsonKind names the JSON type of the value raw, which encoding/json has
+// found well-formed: "a string", "a number" and so on.
+func jsonKind(raw []byte) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '[':
+		return "a list"
+	case '{':
+		return "an object"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+// checkStrings refuses the claim name of value raw unless it is a list of
+// strings, or null or left out; or a string too, when single (aud).
+// encoding/json's own error for it was reported as a malformed token, not
+// naming the claim: a list of topics written as one string, the usual
+// slip, read as a token that does not decode.
+func checkStrings(name string, raw json.RawMessage, single bool) error {
+	want := "a list of strings"
+	if single {
+		want = "a string or a list of strings"
+	}
+	switch kind := jsonKind(raw); {
+	case raw == nil, kind == "null", single && kind == "a string":
+		return nil
+	case kind != "a list":
+		return claimErrorf("claim %s is %s, not %s", name, kind, want)
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return err
+	}
+	for _, item := range items {
+		if kind := jsonKind(item); kind != "a string" {
+			return claimErrorf("claim %s holds %s, not only strings", name, kind)
+		}
+	}
+	return nil
 }
 
 // checkNames refuses a name of fields that is one of names in another
@@ -62,7 +132,7 @@ func checkNames(fields map[string]json.RawMessage, names ...string) error {
 	for name := range fields {
 		for _, n := range names {
 			if name != n && strings.EqualFold(name, n) {
-				return fmt.Errorf("claim %q is %s in another case: claim names are case-sensitive", name, n)
+				return claimErrorf("claim %q is %s in another case: claim names are case-sensitive", name, n)
 			}
 		}
 	}
@@ -90,8 +160,13 @@ const (
 // golang-jwt would read the string's number as one. It refuses one out of
 // the years 1 to 9999 too: golang-jwt turned "exp": 1e300 into a time
 // before 1970, so the token was refused as expired rather than malformed.
-// The parser reports either error as a malformed token.
+// So it does a claim of another JSON type than its own (iss a number, aud
+// an object), saying which. The parser reports each error as a malformed
+// token; Verify gives the claimError's text as the reason.
 func (c *Claims) UnmarshalJSON(b []byte) error {
+	if kind := jsonKind(b); kind != "an object" {
+		return claimErrorf("the claims are %s, not an object", kind)
+	}
 	var dates map[string]json.RawMessage
 	if err := json.Unmarshal(b, &dates); err != nil {
 		return err
@@ -100,13 +175,21 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	for name, raw := range dates {
-		switch strings.ToLower(name) { // as encoding/json matches them
+		switch kind := jsonKind(raw); strings.ToLower(name) { // as encoding/json matches them
 		case "exp", "nbf", "iat":
-			if len(raw) > 0 && raw[0] == '"' {
-				return fmt.Errorf("claim %s is a string, not a number", name)
+			if kind != "a number" && kind != "null" {
+				return claimErrorf("claim %s is %s, not a number", name, kind)
 			}
 			if f, err := strconv.ParseFloat(string(raw), 64); err == nil && (f < minNumericDate || f > maxNumericDate) {
-				return fmt.Errorf("claim %s is out of range: a date in the years 1 to 9999", name)
+				return claimErrorf("claim %s is out of range: a date in the years 1 to 9999", name)
+			}
+		case "iss", "sub", "jti":
+			if kind != "a string" && kind != "null" {
+				return claimErrorf("claim %s is %s, not a string", name, kind)
+			}
+		case "aud":
+			if err := checkStrings(name, raw, true); err != nil {
+				return err
 			}
 		}
 	}
@@ -269,6 +352,9 @@ func (v *Verifier) reason(err error, c *Claims) string {
 	case errors.Is(err, errCritical):
 		return "critical header parameters (crit) not supported"
 	case errors.Is(err, jwt.ErrTokenMalformed):
+		if ce := (*claimError)(nil); errors.As(err, &ce) {
+			return "malformed: " + ce.msg
+		}
 		return "malformed"
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "expired"

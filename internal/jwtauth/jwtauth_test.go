@@ -212,3 +212,39 @@ func TestVerifyRefusesClaimNamesInAnotherCase(t *testing.T) {
 		t.Errorf("other claims: %v", err)
 	}
 }
+
+// A claim of another JSON type than its own is refused as malformed,
+// naming the claim and what it is: a list of topics written as one
+// string, the usual slip, was refused as "malformed" alone, as a token
+// that does not even decode is.
+func TestVerifyNamesAClaimOfAnotherType(t *testing.T) {
+	v, sign := hmacVerifier(t)
+	exp := time.Now().Add(time.Hour).Unix()
+	for _, tt := range []struct {
+		claims jwt.MapClaims
+		says   string
+	}{
+		{jwt.MapClaims{"exp": exp, "ssehub": map[string]any{"subscribe": "user.42.>"}}, "claim ssehub.subscribe is a string, not a list of strings"},
+		{jwt.MapClaims{"exp": exp, "ssehub": map[string]any{"publish": []any{"a", 1}}}, "claim ssehub.publish holds a number, not only strings"},
+		{jwt.MapClaims{"exp": exp, "ssehub": []string{"a.>"}}, "claim ssehub is a list, not an object"},
+		{jwt.MapClaims{"exp": exp, "aud": 5}, "claim aud is a number, not a string or a list of strings"},
+		{jwt.MapClaims{"exp": exp, "aud": []any{"x", true}}, "claim aud holds a boolean, not only strings"},
+		{jwt.MapClaims{"exp": exp, "iss": map[string]any{}}, "claim iss is an object, not a string"},
+		{jwt.MapClaims{"exp": true}, "claim exp is a boolean, not a number"},
+		{jwt.MapClaims{"exp": fmt.Sprint(exp)}, "claim exp is a string, not a number"},
+	} {
+		_, err := v.Verify(sign(tt.claims))
+		if !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "malformed: "+tt.says) {
+			t.Errorf("%v: %v, want it refused as malformed: %s", tt.claims, err, tt.says)
+		}
+	}
+	// The types they have, null among them, pass.
+	for _, claims := range []jwt.MapClaims{
+		{"exp": exp, "aud": "x", "iss": "y", "sub": "z", "jti": "j", "ssehub": map[string]any{"subscribe": []string{"a"}, "publish": nil}},
+		{"exp": exp, "aud": []string{"x", "y"}, "iss": nil, "nbf": nil, "ssehub": nil},
+	} {
+		if _, err := v.Verify(sign(claims)); err != nil {
+			t.Errorf("%v: %v", claims, err)
+		}
+	}
+}
