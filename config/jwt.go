@@ -10,7 +10,8 @@ import (
 // Bounds of the auth.jwt keys.
 const (
 	// minHMACSecret is the shortest HMAC secret: RFC 7518 (3.2) wants a
-	// key at least as long as the hash, 256 bits for HS256.
+	// key at least as long as the hash, 256 bits for HS256 (and 384 and
+	// 512 for HS384 and HS512: hmacSecretBytes).
 	minHMACSecret = 32
 	maxJWTLeeway  = 5 * time.Minute
 )
@@ -26,6 +27,15 @@ var (
 // (HS256, HS384, HS512).
 func HMACAlgorithm(alg string) bool {
 	return slices.Contains(hmacAlgorithms, alg)
+}
+
+// hmacSecretBytes is the shortest secret the HMAC algorithm alg takes: as
+// long as its hash (RFC 7518, 3.2), 32 bytes for HS256, 48 for HS384, 64
+// for HS512.
+func hmacSecretBytes(alg string) int {
+	var bits int
+	_, _ = fmt.Sscanf(alg, "HS%d", &bits)
+	return bits / 8
 }
 
 func (j JWTConfig) validate() []error {
@@ -75,6 +85,10 @@ func (j JWTConfig) checkAlgorithm(alg string) error {
 	case HMACAlgorithm(alg):
 		if j.HMACSecret == "" {
 			return fmt.Errorf("%q needs auth.jwt.hmac_secret (with only a public key, an HMAC token could be signed with the public key itself)", alg)
+		}
+		if n := hmacSecretBytes(alg); len(j.HMACSecret) >= minHMACSecret && len(j.HMACSecret) < n {
+			// A secret: its length is said, not its value.
+			return fmt.Errorf("%q needs an auth.jwt.hmac_secret of %d bytes or more, as long as its hash (RFC 7518); it has %d (value not shown)", alg, n, len(j.HMACSecret))
 		}
 	case slices.Contains(publicKeyAlgorithms, alg):
 		if j.PublicKeyFile == "" {

@@ -130,7 +130,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		"SSEHUB_NATS_STORE_DIR":                  "/var/lib/ssehub/nats",
 		"SSEHUB_AUTH_PUBLISH_TOKENS":             "p1,p2",
 		"SSEHUB_AUTH_SUBSCRIBE_TOKENS":           "s1",
-		"SSEHUB_AUTH_JWT_HMAC_SECRET":            "0123456789abcdef0123456789abcdef",
+		"SSEHUB_AUTH_JWT_HMAC_SECRET":            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 		"SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE":        pubKey,
 		"SSEHUB_AUTH_JWT_ALGORITHMS":             "HS512, ES256",
 		"SSEHUB_AUTH_JWT_ISSUER":                 "https://auth.test",
@@ -159,7 +159,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 			Replicas: 3, Storage: "memory", PublishBatching: false, Embedded: false, StoreDir: "/var/lib/ssehub/nats",
 		},
 		Auth: AuthConfig{PublishTokens: []string{"p1", "p2"}, SubscribeTokens: []string{"s1"}, JWT: JWTConfig{
-			HMACSecret: "0123456789abcdef0123456789abcdef", PublicKeyFile: pubKey, Algorithms: []string{"HS512", "ES256"},
+			HMACSecret: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", PublicKeyFile: pubKey, Algorithms: []string{"HS512", "ES256"},
 			Issuer: "https://auth.test", Audience: "ssehub.test", Leeway: 5 * time.Second, CookieName: "hub_jwt",
 		}},
 	}

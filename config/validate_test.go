@@ -196,6 +196,12 @@ func TestValidateRejects(t *testing.T) {
 		{"jwt RSA without a public key", func(c *Config) {
 			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"RS256"}
 		}, `auth.jwt.algorithms: "RS256" needs auth.jwt.public_key_file`},
+		{"jwt HS512 with a secret of 32 bytes", func(c *Config) {
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"HS256", "HS512"}
+		}, `auth.jwt.algorithms: "HS512" needs an auth.jwt.hmac_secret of 64 bytes or more, as long as its hash (RFC 7518); it has 32 (value not shown)`},
+		{"jwt HS384 with a secret of 40 bytes", func(c *Config) {
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret+"01234567", []string{"HS384"}
+		}, `auth.jwt.algorithms: "HS384" needs an auth.jwt.hmac_secret of 48 bytes or more`},
 		{"jwt leeway negative", func(c *Config) { c.Auth.JWT.Leeway = -time.Second }, `auth.jwt.leeway: "-1s" must be between 0s and 5m0s`},
 		{"jwt leeway long", func(c *Config) { c.Auth.JWT.Leeway = time.Hour }, `auth.jwt.leeway: "1h0m0s" must be between`},
 		{"jwt cookie name", func(c *Config) { c.Auth.JWT.CookieName = "a b" }, `auth.jwt.cookie_name: "a b" is not a cookie name`},
@@ -304,7 +310,7 @@ func TestValidateAccepts(t *testing.T) {
 			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = "validate_test.go", []string{"ES256", "EdDSA"}
 		}},
 		{"jwt both keys", func(c *Config) {
-			c.Auth.JWT.HMACSecret, c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = jwtSecret, "validate_test.go", []string{"HS512", "PS256"}
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = jwtSecret+jwtSecret, "validate_test.go", []string{"HS512", "PS256"}
 		}},
 		{"jwt no leeway", func(c *Config) { c.Auth.JWT.Leeway = 0 }},
 	}

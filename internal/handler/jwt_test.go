@@ -233,13 +233,14 @@ func TestJWTPublicKeyOnly(t *testing.T) {
 func TestJWTPinnedAlgorithms(t *testing.T) {
 	opts := jwtOptions(t)
 	var err error
-	opts.Hub.JWT, err = jwtauth.New(jwtauth.Options{HMACSecret: []byte(jwtTestSecret), Algorithms: []string{"HS512"}, Issuer: "https://auth.test", Audience: "ssehub.test"})
+	long := jwtTestSecret + jwtTestSecret // HS512 takes 64 bytes or more
+	opts.Hub.JWT, err = jwtauth.New(jwtauth.Options{HMACSecret: []byte(long), Algorithms: []string{"HS512"}, Issuer: "https://auth.test", Audience: "ssehub.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := newTestServer(t, opts)
 	c := grant([]string{"a"}, nil, time.Hour)
-	wantStreamHeaders(t, ts.do(t, "GET", "/api/v1/events?topic=a", nil, bearer(sign(t, jwt.SigningMethodHS512, []byte(jwtTestSecret), c))))
+	wantStreamHeaders(t, ts.do(t, "GET", "/api/v1/events?topic=a", nil, bearer(sign(t, jwt.SigningMethodHS512, []byte(long), c))))
 	msg := wantJSONError(t, ts.do(t, "GET", "/api/v1/events?topic=a", nil, bearer(mint(t, c))), http.StatusUnauthorized)
 	if !strings.Contains(msg, "algorithm") {
 		t.Errorf("refusal %q does not blame the algorithm", msg)

@@ -277,12 +277,24 @@ func New(o Options) (*Verifier, error) {
 // signed.
 const minRSABits = 1024
 
-// fittingAlgorithms lists the algorithms the keys verify, or says why
-// pub cannot verify any.
+// fittingAlgorithms lists the algorithms the keys verify, or says why a
+// key cannot verify any. An HMAC algorithm needs a secret at least as long
+// as its hash: 32 bytes fit HS256, 48 HS384 too, 64 HS512 too.
 func fittingAlgorithms(secret []byte, pub crypto.PublicKey) ([]string, error) {
 	var algs []string
 	if len(secret) > 0 {
-		algs = append(algs, "HS256", "HS384", "HS512")
+		// A key at least as long as the algorithm's hash (RFC 7518, 3.2).
+		for _, h := range []struct {
+			alg   string
+			bytes int
+		}{{"HS256", 32}, {"HS384", 48}, {"HS512", 64}} {
+			if len(secret) >= h.bytes {
+				algs = append(algs, h.alg)
+			}
+		}
+		if len(algs) == 0 {
+			return nil, fmt.Errorf("HMAC secret of %d bytes: at least 32 are needed", len(secret))
+		}
 	}
 	switch k := pub.(type) {
 	case nil:

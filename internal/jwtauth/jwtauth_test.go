@@ -47,6 +47,11 @@ func TestNewMatchesAlgorithmsToKeys(t *testing.T) {
 	}{
 		{"no key", Options{}, false},
 		{"secret, any HMAC", Options{HMACSecret: secret}, true},
+		{"a secret of 16 bytes", Options{HMACSecret: secret[:16]}, false},
+		// RFC 7518 (3.2): a key at least as long as the hash.
+		{"HS384 with a secret of 32 bytes", Options{HMACSecret: secret, Algorithms: []string{"HS384"}}, false},
+		{"HS512 with a secret of 48 bytes", Options{HMACSecret: []byte(strings.Repeat("s", 48)), Algorithms: []string{"HS512"}}, false},
+		{"HS512 with a secret of 64 bytes", Options{HMACSecret: []byte(strings.Repeat("s", 64)), Algorithms: []string{"HS512"}}, true},
 		{"ES256 with a P-256 key", Options{PublicKey: &p256.PublicKey, Algorithms: []string{"ES256"}}, true},
 		{"ES384 with a P-256 key", Options{PublicKey: &p256.PublicKey, Algorithms: []string{"ES384"}}, false},
 		{"HS256 with only a public key", Options{PublicKey: &p256.PublicKey, Algorithms: []string{"HS256"}}, false},
@@ -57,6 +62,32 @@ func TestNewMatchesAlgorithmsToKeys(t *testing.T) {
 	} {
 		if _, err := New(tt.o); (err == nil) != tt.ok {
 			t.Errorf("%s: err = %v", tt.name, err)
+		}
+	}
+}
+
+// TestVerifyRefusesAnHMACLongerThanTheSecret: with no algorithms pinned, a
+// secret of 32 bytes verifies HS256 tokens only; an HS384 or HS512 token
+// signed with it is refused, as RFC 7518 (3.2) wants a key at least as
+// long as the hash. A secret of 64 bytes verifies all three.
+func TestVerifyRefusesAnHMACLongerThanTheSecret(t *testing.T) {
+	var c Claims
+	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
+	for _, n := range []int{32, 48, 64} {
+		secret := []byte(strings.Repeat("s", n))
+		v, err := New(Options{HMACSecret: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for alg, hashBytes := range map[string]int{"HS256": 32, "HS384": 48, "HS512": 64} {
+			token, err := MintHMAC(alg, secret, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = v.Verify(token)
+			if want := n >= hashBytes; (err == nil) != want {
+				t.Errorf("a secret of %d bytes, an %s token: err = %v, want accepted %v", n, alg, err, want)
+			}
 		}
 	}
 }
