@@ -241,11 +241,16 @@ func (c *Conn) finish() {
 
 // answerPanic sends the group's answer to a panic in place of the
 // response, which has not started: its status, and the response's
-// headers with the answer's in their place.
+// headers with the answer's in their place, less those it has no values
+// for.
 func (c *Conn) answerPanic() {
 	hdr := c.hdr.Clone()
 	for k, v := range c.group.panicHeader {
-		hdr[k] = v
+		if len(v) == 0 {
+			delete(hdr, k)
+		} else {
+			hdr[k] = v
+		}
 	}
 	out := appendHead(c.out[:0], c.chunked, http.StatusInternalServerError, hdr, len(c.group.panicBody))
 	_ = c.conn.SetWriteDeadline(time.Now().Add(finishTimeout))

@@ -487,20 +487,21 @@ func TestTLSResponseEndsAtOnceAfterAFailedWrite(t *testing.T) {
 
 // TestPanicBeforeAnyWrite panics in the first step, before anything was
 // written: the client gets the group's answer to a panic, a whole response
-// with the response's headers and the answer's in their place, and done
-// gets the panic, which stays on the stream's goroutine: the handler has
-// returned.
+// with the response's headers and the answer's in their place (less one
+// the answer has no values for), and done gets the panic, which stays on
+// the stream's goroutine: the handler has returned.
 func TestPanicBeforeAnyWrite(t *testing.T) {
 	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
 		t.Run(proto, func(t *testing.T) {
 			g := NewGroup()
 			body := `{"error":"Internal Server Error"}`
-			g.AnswerPanics(http.Header{"Content-Type": {"application/json"}}, []byte(body))
+			g.AnswerPanics(http.Header{"Content-Type": {"application/json"}, "Cache-Control": nil}, []byte(body))
 			ended := make(chan any, 1)
 			reached := make(chan any, 1)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				defer func() { reached <- recover() }()
 				w.Header().Set("Content-Type", "text/event-stream")
+				w.Header().Set("Cache-Control", "no-cache")
 				w.Header().Set("Access-Control-Allow-Origin", "https://app.test")
 				c, err := g.Take(w, r)
 				if err != nil {
@@ -529,6 +530,9 @@ func TestPanicBeforeAnyWrite(t *testing.T) {
 			}
 			if ct, acao := resp.Header.Get("Content-Type"), resp.Header.Get("Access-Control-Allow-Origin"); ct != "application/json" || acao != "https://app.test" {
 				t.Errorf("Content-Type %q, Access-Control-Allow-Origin %q: want the answer's and the response's", ct, acao)
+			}
+			if cc := resp.Header.Values("Cache-Control"); len(cc) != 0 {
+				t.Errorf("Cache-Control %q, want none: the answer has no values for it", cc)
 			}
 			if p, _ := recv(t, ended, "end of the response").(error); !errors.Is(p, errBoom) {
 				t.Errorf("done(%v), want the panic", p)

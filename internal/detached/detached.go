@@ -58,9 +58,10 @@ func NewGroup() *Group {
 
 // AnswerPanics makes a step that panics before its response has written
 // anything answer 500 with body, and the response's headers with those of
-// hdr in their place (its Content-Type, say), where the connection would be
-// cut: the client learns that the server failed, and an EventSource does
-// not retry. Call it before the first Take.
+// hdr in their place (its Content-Type, say; a header of hdr without
+// values is left out), where the connection would be cut: the client
+// learns that the server failed, and an EventSource does not retry. Call
+// it before the first Take.
 func (g *Group) AnswerPanics(hdr http.Header, body []byte) {
 	g.panicHeader, g.panicBody = hdr, body
 }

@@ -318,6 +318,13 @@ func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
 		t.Errorf("Content-Type %q, want JSON's alone", ct)
 	}
+	// Nothing of the stream's own headers is left in the answer, whatever
+	// the transport.
+	for _, k := range []string{"Cache-Control", "X-Accel-Buffering"} {
+		if v := resp.Header.Values(k); len(v) != 0 {
+			t.Errorf("%s %q in the answer to the panic, want none: the stream's", k, v)
+		}
+	}
 	select {
 	case <-cleaned:
 	case <-time.After(10 * time.Second):
