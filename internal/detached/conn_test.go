@@ -289,7 +289,7 @@ func TestNewConnLiftsReadDeadline(t *testing.T) {
 	if err := server.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	c := newConn(NewGroup(), server, bufio.NewReader(server), nil, nil, true)
+	c := newConn(NewGroup(), server, bufio.NewReader(server), nil, true)
 	select {
 	case <-c.Context().Done():
 		t.Fatal("the read deadline set before the takeover ended the response")
@@ -508,6 +508,9 @@ func TestPanicBeforeAnyWrite(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				// Middleware may set headers once the handler returned,
+				// while the answer goes out: not the answer's.
+				w.Header().Set("X-Late", "1")
 				c.Serve(func(io.Writer) bool { panic(errBoom) }, func(p any) {
 					if !c.AnsweredPanic() {
 						t.Error("AnsweredPanic is false: the answer went out")
@@ -533,6 +536,9 @@ func TestPanicBeforeAnyWrite(t *testing.T) {
 			}
 			if cc := resp.Header.Values("Cache-Control"); len(cc) != 0 {
 				t.Errorf("Cache-Control %q, want none: the answer has no values for it", cc)
+			}
+			if late := resp.Header.Values("X-Late"); len(late) != 0 {
+				t.Errorf("X-Late %q, set after Take, want the headers Take found", late)
 			}
 			if p, _ := recv(t, ended, "end of the response").(error); !errors.Is(p, errBoom) {
 				t.Errorf("done(%v), want the panic", p)

@@ -136,10 +136,13 @@ func (g *Group) CloseConns() int {
 }
 
 // Take takes the connection of w over to answer r with status 200 and the
-// headers already set on w, and returns it as a Conn. Nothing is written
-// until the Conn's first write or flush. It fails, leaving w untouched, for
-// an HTTP/2 request, a writer that cannot be hijacked, or a closed Group.
-// The caller must then call Serve on the Conn, and must not use w again.
+// headers already set on w, and returns it as a Conn. The headers are
+// read there and then: the Conn keeps no reference to them, so that a
+// change made to them later (by middleware, once the handler returned)
+// reaches nothing. Nothing is written until the Conn's first write or
+// flush. It fails, leaving w untouched, for an HTTP/2 request, a writer
+// that cannot be hijacked, or a closed Group. The caller must then call
+// Serve on the Conn, and must not use w again.
 func (g *Group) Take(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	if r.ProtoMajor != 1 || !hijackable(w) {
 		return nil, ErrNotHijackable
@@ -153,7 +156,7 @@ func (g *Group) Take(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		g.done(nil)
 		return nil, errors.Join(ErrNotHijackable, err)
 	}
-	c := newConn(g, conn, rw.Reader, w.Header(), head, r.ProtoAtLeast(1, 1))
+	c := newConn(g, conn, rw.Reader, head, r.ProtoAtLeast(1, 1))
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
 	g.mu.Unlock()

@@ -354,6 +354,38 @@ func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
 	}
 }
 
+// TestMiddlewareThatSetsHeadersAfterAPanicInAStream sets a header once the
+// handler returned, as a timing middleware may, while the stream's first
+// step panics: a detached stream answers the panic on a goroutine of its
+// own, and read the response's headers for it then, a data race on their
+// map (fatal when it hits). The answer has the headers the stream started
+// with, whichever transport, never the one set after.
+func TestMiddlewareThatSetsHeadersAfterAPanicInAStream(t *testing.T) {
+	opts := testOptions()
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Next()
+		c.Header("X-Response-Time", "1ms")
+	}}
+	ts := newTestServer(t, opts)
+	h := ts.h
+	h.engine.GET("/panics", func(c *gin.Context) {
+		if err := h.slots.take(); err != nil {
+			h.abortWithError(c, err)
+			return
+		}
+		s := h.openStream(c)
+		s.run(func(io.Writer) bool { panic("boom") }, func() {})
+	})
+	resp := ts.do(t, "GET", "/panics", nil, nil)
+	if msg := wantJSONError(t, resp, http.StatusInternalServerError); msg != "Internal Server Error" {
+		t.Errorf("error %q, want nothing of the panic", msg)
+	}
+	if v := resp.Header.Values("X-Response-Time"); len(v) != 0 {
+		t.Errorf("X-Response-Time %q in the answer, set after the handler returned", v)
+	}
+	waitMetrics(t, ts, []string{`ssehub_streams_active 0`})
+}
+
 func TestHTTP2StreamsAndSubscriptions(t *testing.T) {
 	// Over TLS with Go's client, as browsers reach ssehub behind a TLS
 	// proxy that speaks HTTP/2. A detached server keeps HTTP/2 streams
