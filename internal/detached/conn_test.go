@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -284,23 +285,24 @@ var errBoom = errors.New("boom")
 // a server's read timeout would: once taken over, the response must
 // outlive it, and still end when the connection does.
 func TestNewConnLiftsReadDeadline(t *testing.T) {
-	server, client := net.Pipe()
-	defer client.Close()
-	if err := server.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
-		t.Fatal(err)
-	}
-	c := newConn(NewGroup(), server, bufio.NewReader(server), nil, true)
-	select {
-	case <-c.Context().Done():
-		t.Fatal("the read deadline set before the takeover ended the response")
-	case <-time.After(200 * time.Millisecond):
-	}
-	server.Close()
-	select {
-	case <-c.Context().Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("closing the connection did not end the response")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		server, client := net.Pipe()
+		defer client.Close()
+		if err := server.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		c := newConn(NewGroup(), server, bufio.NewReader(server), nil, true)
+		time.Sleep(time.Hour) // long past the deadline
+		synctest.Wait()
+		if c.Context().Err() != nil {
+			t.Fatal("the read deadline set before the takeover ended the response")
+		}
+		server.Close()
+		synctest.Wait()
+		if c.Context().Err() == nil {
+			t.Fatal("closing the connection did not end the response")
+		}
+	})
 }
 
 // TestEachWriteIsOneConnWrite serves a response through a connection that
