@@ -30,15 +30,14 @@ type Conn struct {
 	group    *Group
 	conn     net.Conn
 	buffered *bufio.Reader // what net/http read past the request; watch drains it
-	// hdr is the response's header, kept for the answer to a panic in
-	// the first step; nil after it.
-	hdr    http.Header
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx      context.Context
+	cancel   context.CancelFunc
 
 	// out holds the bytes of the next write. Until the head has gone
-	// out, it starts with the head; after that it is scratch, reused from
-	// one write to the next, so that writing allocates nothing.
+	// out, it starts with the head (which the answer to a panic in the
+	// first step takes its headers from); after that it is scratch,
+	// reused from one write to the next, so that writing allocates
+	// nothing.
 	out      []byte
 	headSent bool
 	chunked  bool  // HTTP/1.1: each write is one chunk
@@ -56,9 +55,9 @@ const maxIdleOut = 16 << 10
 // server may have set one to bound reading the request (net/http's Hijack
 // leaves deadlines to the caller), and it would end watch, and with it
 // the response, in the middle of the stream.
-func newConn(g *Group, conn net.Conn, buffered *bufio.Reader, hdr http.Header, head []byte, chunked bool) *Conn {
+func newConn(g *Group, conn net.Conn, buffered *bufio.Reader, head []byte, chunked bool) *Conn {
 	_ = conn.SetReadDeadline(time.Time{})
-	c := &Conn{group: g, conn: conn, buffered: buffered, hdr: hdr, out: head, chunked: chunked}
+	c := &Conn{group: g, conn: conn, buffered: buffered, out: head, chunked: chunked}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.watch()
 	return c
@@ -195,7 +194,7 @@ func (c *Conn) end(panicked any, done func(panicked any)) {
 	case panicked == nil && !gone:
 		c.finish()
 	case panicked == nil:
-	case !c.headSent && c.hdr != nil && c.group.panicBody != nil:
+	case !c.headSent && c.err == nil && c.group.panicBody != nil:
 		c.answerPanic()
 	}
 	if panicked != nil && !c.ended || c.err != nil || gone {
@@ -221,7 +220,6 @@ func (c *Conn) run(step func(w io.Writer) bool) (panicked any) {
 		if err := c.Flush(); err != nil || !more {
 			return nil
 		}
-		c.hdr = nil // only a panic before the first write is answered
 	}
 }
 
@@ -240,14 +238,17 @@ func (c *Conn) finish() {
 }
 
 // answerPanic sends the group's answer to a panic in place of the
-// response, which has not started: its status, and the response's
-// headers with the answer's in their place.
+// response, which has not started: its status, and the headers of the
+// response's head, still in out, with the answer's in their place, less
+// those it has no values for. They are the headers as Take found them:
+// the map they came from may be changed since, by the goroutine that
+// called Take.
 func (c *Conn) answerPanic() {
-	hdr := c.hdr.Clone()
-	for k, v := range c.group.panicHeader {
-		hdr[k] = v
-	}
-	out := appendHead(c.out[:0], c.chunked, http.StatusInternalServerError, hdr, len(c.group.panicBody))
+	hdr := c.group.panicHeader
+	out := appendStatusLine(make([]byte, 0, len(c.out)+len(c.group.panicBody)), c.chunked, http.StatusInternalServerError)
+	out = appendFields(out, c.out, hdr)
+	_ = hdr.WriteSubset(appendWriter{&out}, setHere) // writes to memory: cannot fail
+	out = appendFraming(out, c.chunked, len(c.group.panicBody))
 	_ = c.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
 	c.ended = true
 	c.answered = c.send(append(out, c.group.panicBody...)) == nil

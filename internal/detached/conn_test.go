@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -284,23 +285,24 @@ var errBoom = errors.New("boom")
 // a server's read timeout would: once taken over, the response must
 // outlive it, and still end when the connection does.
 func TestNewConnLiftsReadDeadline(t *testing.T) {
-	server, client := net.Pipe()
-	defer client.Close()
-	if err := server.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
-		t.Fatal(err)
-	}
-	c := newConn(NewGroup(), server, bufio.NewReader(server), nil, nil, true)
-	select {
-	case <-c.Context().Done():
-		t.Fatal("the read deadline set before the takeover ended the response")
-	case <-time.After(200 * time.Millisecond):
-	}
-	server.Close()
-	select {
-	case <-c.Context().Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("closing the connection did not end the response")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		server, client := net.Pipe()
+		defer client.Close()
+		if err := server.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		c := newConn(NewGroup(), server, bufio.NewReader(server), nil, true)
+		time.Sleep(time.Hour) // long past the deadline
+		synctest.Wait()
+		if c.Context().Err() != nil {
+			t.Fatal("the read deadline set before the takeover ended the response")
+		}
+		server.Close()
+		synctest.Wait()
+		if c.Context().Err() == nil {
+			t.Fatal("closing the connection did not end the response")
+		}
+	})
 }
 
 // TestEachWriteIsOneConnWrite serves a response through a connection that
@@ -487,26 +489,30 @@ func TestTLSResponseEndsAtOnceAfterAFailedWrite(t *testing.T) {
 
 // TestPanicBeforeAnyWrite panics in the first step, before anything was
 // written: the client gets the group's answer to a panic, a whole response
-// with the response's headers and the answer's in their place, and done
-// gets the panic, which stays on the stream's goroutine: the handler has
-// returned.
+// with the response's headers and the answer's in their place (less one
+// the answer has no values for), and done gets the panic, which stays on
+// the stream's goroutine: the handler has returned.
 func TestPanicBeforeAnyWrite(t *testing.T) {
 	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
 		t.Run(proto, func(t *testing.T) {
 			g := NewGroup()
 			body := `{"error":"Internal Server Error"}`
-			g.AnswerPanics(http.Header{"Content-Type": {"application/json"}}, []byte(body))
+			g.AnswerPanics(http.Header{"Content-Type": {"application/json"}, "Cache-Control": nil}, []byte(body))
 			ended := make(chan any, 1)
 			reached := make(chan any, 1)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				defer func() { reached <- recover() }()
 				w.Header().Set("Content-Type", "text/event-stream")
+				w.Header().Set("Cache-Control", "no-cache")
 				w.Header().Set("Access-Control-Allow-Origin", "https://app.test")
 				c, err := g.Take(w, r)
 				if err != nil {
 					t.Error(err)
 					return
 				}
+				// Middleware may set headers once the handler returned,
+				// while the answer goes out: not the answer's.
+				w.Header().Set("X-Late", "1")
 				c.Serve(func(io.Writer) bool { panic(errBoom) }, func(p any) {
 					if !c.AnsweredPanic() {
 						t.Error("AnsweredPanic is false: the answer went out")
@@ -529,6 +535,12 @@ func TestPanicBeforeAnyWrite(t *testing.T) {
 			}
 			if ct, acao := resp.Header.Get("Content-Type"), resp.Header.Get("Access-Control-Allow-Origin"); ct != "application/json" || acao != "https://app.test" {
 				t.Errorf("Content-Type %q, Access-Control-Allow-Origin %q: want the answer's and the response's", ct, acao)
+			}
+			if cc := resp.Header.Values("Cache-Control"); len(cc) != 0 {
+				t.Errorf("Cache-Control %q, want none: the answer has no values for it", cc)
+			}
+			if late := resp.Header.Values("X-Late"); len(late) != 0 {
+				t.Errorf("X-Late %q, set after Take, want the headers Take found", late)
 			}
 			if p, _ := recv(t, ended, "end of the response").(error); !errors.Is(p, errBoom) {
 				t.Errorf("done(%v), want the panic", p)

@@ -58,9 +58,10 @@ func NewGroup() *Group {
 
 // AnswerPanics makes a step that panics before its response has written
 // anything answer 500 with body, and the response's headers with those of
-// hdr in their place (its Content-Type, say), where the connection would be
-// cut: the client learns that the server failed, and an EventSource does
-// not retry. Call it before the first Take.
+// hdr in their place (its Content-Type, say; a header of hdr without
+// values is left out), where the connection would be cut: the client
+// learns that the server failed, and an EventSource does not retry. Call
+// it before the first Take.
 func (g *Group) AnswerPanics(hdr http.Header, body []byte) {
 	g.panicHeader, g.panicBody = hdr, body
 }
@@ -135,10 +136,13 @@ func (g *Group) CloseConns() int {
 }
 
 // Take takes the connection of w over to answer r with status 200 and the
-// headers already set on w, and returns it as a Conn. Nothing is written
-// until the Conn's first write or flush. It fails, leaving w untouched, for
-// an HTTP/2 request, a writer that cannot be hijacked, or a closed Group.
-// The caller must then call Serve on the Conn, and must not use w again.
+// headers already set on w, and returns it as a Conn. The headers are
+// read there and then: the Conn keeps no reference to them, so that a
+// change made to them later (by middleware, once the handler returned)
+// reaches nothing. Nothing is written until the Conn's first write or
+// flush. It fails, leaving w untouched, for an HTTP/2 request, a writer
+// that cannot be hijacked, or a closed Group. The caller must then call
+// Serve on the Conn, and must not use w again.
 func (g *Group) Take(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	if r.ProtoMajor != 1 || !hijackable(w) {
 		return nil, ErrNotHijackable
@@ -152,7 +156,7 @@ func (g *Group) Take(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		g.done(nil)
 		return nil, errors.Join(ErrNotHijackable, err)
 	}
-	c := newConn(g, conn, rw.Reader, w.Header(), head, r.ProtoAtLeast(1, 1))
+	c := newConn(g, conn, rw.Reader, head, r.ProtoAtLeast(1, 1))
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
 	g.mu.Unlock()

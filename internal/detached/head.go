@@ -1,6 +1,7 @@
 package detached
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"time"
@@ -21,6 +22,13 @@ func responseHead(r *http.Request, hdr http.Header) []byte {
 // stream when length is negative (chunked on HTTP/1.1). hdr's own
 // Content-Length is not written.
 func appendHead(b []byte, http11 bool, status int, hdr http.Header, length int) []byte {
+	b = appendStatusLine(b, http11, status)
+	_ = hdr.WriteSubset(appendWriter{&b}, setHere) // writes to memory: cannot fail
+	return appendFraming(b, http11, length)
+}
+
+// appendStatusLine appends a response's status line to b.
+func appendStatusLine(b []byte, http11 bool, status int) []byte {
 	proto := "HTTP/1.0 "
 	if http11 {
 		proto = "HTTP/1.1 "
@@ -29,8 +37,35 @@ func appendHead(b []byte, http11 bool, status int, hdr http.Header, length int) 
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
 	b = append(b, http.StatusText(status)...)
-	b = append(b, "\r\n"...)
-	_ = hdr.WriteSubset(appendWriter{&b}, setHere) // writes to memory: cannot fail
+	return append(b, "\r\n"...)
+}
+
+// appendFields appends the header fields of head, a head appendHead made,
+// to b, less those it writes itself (setHere) and those named in hdr.
+// Their names are compared as written: hdr's canonical, as Header.Set
+// makes them.
+func appendFields(b, head []byte, hdr http.Header) []byte {
+	_, fields, _ := bytes.Cut(head, crlf) // after the status line
+	for len(fields) > 0 {
+		var line []byte
+		line, fields, _ = bytes.Cut(fields, crlf)
+		name, _, ok := bytes.Cut(line, []byte(": "))
+		if !ok {
+			continue // the empty line that ends the head
+		}
+		if _, ok := hdr[string(name)]; ok || setHere[string(name)] {
+			continue
+		}
+		b = append(b, line...)
+		b = append(b, crlf...)
+	}
+	return b
+}
+
+// appendFraming appends the end of a head to b: Connection: close, the
+// framing of a body of length bytes, or of a stream when length is
+// negative (chunked on HTTP/1.1), and the Date.
+func appendFraming(b []byte, http11 bool, length int) []byte {
 	b = append(b, "Connection: close\r\n"...)
 	switch {
 	case length >= 0:

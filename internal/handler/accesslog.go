@@ -30,19 +30,19 @@ func (h *Handler) accessLog(c *gin.Context) {
 		}
 	}()
 	c.Next()
-	status := c.Writer.Status()
+	status, bytes := c.Writer.Status(), c.Writer.Size()
 	if c.Keys != nil {
 		if _, ok := c.Keys[answeredPanicKey{}]; ok {
-			status = http.StatusInternalServerError
+			status, bytes = http.StatusInternalServerError, len(internalErrorBody)
 		}
 	}
-	h.access(c, status, c.Writer.Size(), start)
+	h.access(c, status, bytes, start)
 }
 
 // answeredPanicKey, set in a request's Keys, says that its handler
 // panicked and returned all the same, its detached stream answering the
 // panic (streamStart.end): Gin's writer, whose connection was taken over,
-// still says 200.
+// still says 200 and nothing written.
 type answeredPanicKey struct{}
 
 // access counts the request in the metrics and writes its access line.

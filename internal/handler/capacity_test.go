@@ -389,6 +389,11 @@ func TestPanicBeforeASubscriptionRunsGivesBackItsSlot(t *testing.T) {
 				`ssehub_streams_active 0`,
 				`ssehub_http_requests_total{code="500",method="GET",route="/api/v1/events"} 1`,
 			})
+			// Its access line says what was sent: the answer's bytes.
+			line := fmt.Sprintf("path=/api/v1/events status=500 bytes=%d ", len(internalErrorBody))
+			if n := logs.Count(line); n != 1 {
+				t.Errorf("%d access lines %q, want one:\n%s", n, line, logs.String())
+			}
 			ts.h.Close()
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()

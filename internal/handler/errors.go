@@ -188,6 +188,10 @@ func allowOptions(c *gin.Context) {
 	}
 }
 
+// streamHeaders are the headers openStream sets, which the answer to a
+// panic before the stream started does not keep, whatever the transport.
+var streamHeaders = []string{"Content-Type", "Cache-Control", "X-Accel-Buffering", "Connection"}
+
 // recovered answers a handler panic with a 500; the panic is logged, not
 // sent. A response already under way (a stream) cannot change its status:
 // its connection is cut instead, so the client sees it fail rather than
@@ -199,7 +203,7 @@ func (h *Handler) recovered(c *gin.Context, err any) {
 		panic(http.ErrAbortHandler) // net/http closes the connection without a word
 	}
 	hdr := c.Writer.Header()
-	for _, k := range []string{"Content-Type", "Cache-Control", "X-Accel-Buffering", "Connection"} {
+	for _, k := range streamHeaders {
 		hdr.Del(k) // a stream's, set before the panic
 	}
 	c.Data(http.StatusInternalServerError, "application/json; charset=utf-8", internalErrorBody)

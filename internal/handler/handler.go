@@ -156,8 +156,14 @@ func New(opts Options) *Handler {
 	h.slots = newStreamSlots(int64(opts.Stream.MaxStreams), h.releaseMemory)
 	if opts.Stream.Detached {
 		h.detached = detached.NewGroup()
-		// What Gin's recovery answers (recovered).
-		h.detached.AnswerPanics(http.Header{"Content-Type": {"application/json; charset=utf-8"}}, internalErrorBody)
+		// What Gin's recovery answers (recovered): the stream's headers
+		// left out, JSON's Content-Type in their place.
+		answer := http.Header{}
+		for _, k := range streamHeaders {
+			answer[k] = nil
+		}
+		answer.Set("Content-Type", "application/json; charset=utf-8")
+		h.detached.AnswerPanics(answer, internalErrorBody)
 	}
 	r := h.engine
 	r.HandleMethodNotAllowed = true

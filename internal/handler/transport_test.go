@@ -318,6 +318,13 @@ func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
 		t.Errorf("Content-Type %q, want JSON's alone", ct)
 	}
+	// Nothing of the stream's own headers is left in the answer, whatever
+	// the transport.
+	for _, k := range []string{"Cache-Control", "X-Accel-Buffering"} {
+		if v := resp.Header.Values(k); len(v) != 0 {
+			t.Errorf("%s %q in the answer to the panic, want none: the stream's", k, v)
+		}
+	}
 	select {
 	case <-cleaned:
 	case <-time.After(10 * time.Second):
@@ -345,6 +352,38 @@ func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
 	if n := strings.Count(logs.String(), "panic=boom"); n != 1 {
 		t.Errorf("the panic logged %d times, want once:\n%s", n, logs.String())
 	}
+}
+
+// TestMiddlewareThatSetsHeadersAfterAPanicInAStream sets a header once the
+// handler returned, as a timing middleware may, while the stream's first
+// step panics: a detached stream answers the panic on a goroutine of its
+// own, and read the response's headers for it then, a data race on their
+// map (fatal when it hits). The answer has the headers the stream started
+// with, whichever transport, never the one set after.
+func TestMiddlewareThatSetsHeadersAfterAPanicInAStream(t *testing.T) {
+	opts := testOptions()
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Next()
+		c.Header("X-Response-Time", "1ms")
+	}}
+	ts := newTestServer(t, opts)
+	h := ts.h
+	h.engine.GET("/panics", func(c *gin.Context) {
+		if err := h.slots.take(); err != nil {
+			h.abortWithError(c, err)
+			return
+		}
+		s := h.openStream(c)
+		s.run(func(io.Writer) bool { panic("boom") }, func() {})
+	})
+	resp := ts.do(t, "GET", "/panics", nil, nil)
+	if msg := wantJSONError(t, resp, http.StatusInternalServerError); msg != "Internal Server Error" {
+		t.Errorf("error %q, want nothing of the panic", msg)
+	}
+	if v := resp.Header.Values("X-Response-Time"); len(v) != 0 {
+		t.Errorf("X-Response-Time %q in the answer, set after the handler returned", v)
+	}
+	waitMetrics(t, ts, []string{`ssehub_streams_active 0`})
 }
 
 func TestHTTP2StreamsAndSubscriptions(t *testing.T) {
