@@ -714,6 +714,43 @@ func TestBrowserEventSourcePanelShowsAReset(t *testing.T) {
 	}
 }
 
+// The EventSource panel refused a stream at capacity (503, which stops an
+// EventSource for good) says so, with the server's reason: it asked
+// whether the page was served by ssehub, which it was. On a page that
+// another web server serves, it still asks.
+func TestBrowserEventSourcePanelAtCapacity(t *testing.T) {
+	cfg := config.Default()
+	cfg.Stream.MaxStreams = 1
+	base, _ := startMain(t, cfg)
+	held, err := http.Get(base + "/api/v1/events?topic=demo.held")
+	if err != nil || held.StatusCode != http.StatusOK {
+		t.Fatalf("the one stream: %v %v", held, err)
+	}
+	t.Cleanup(func() { held.Body.Close() })
+	other := newSecondOrigin(t)
+	ctx := newBrowser(t)
+	runPage(t, ctx, base+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitJS(`document.querySelector("#es-error").textContent.trim() !== ""`),
+	)
+	if got := mustRun(t, ctx, textOf("#es-state")); got != "closed" {
+		t.Errorf("state %q, want closed", got)
+	}
+	note := mustRun(t, ctx, textOf("#es-error"))
+	if !strings.Contains(note, "HTTP 503: too many streams") || strings.Contains(note, "served by ssehub") {
+		t.Errorf("the panel says %q, want the 503 and its reason", note)
+	}
+
+	// A page served by another web server, which answers 404, still asks.
+	runPage(t, ctx, other+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitJS(`document.querySelector("#es-error").textContent.trim() !== ""`),
+	)
+	if note := mustRun(t, ctx, textOf("#es-error")); !strings.Contains(note, "HTTP 404") || !strings.Contains(note, "served by ssehub") {
+		t.Errorf("on another web server the panel says %q, want its 404 and the question", note)
+	}
+}
+
 // TestBrowserCrossOriginAllowed loads the page from a second origin that
 // ssehub's cors.allowed_origins lists; the cross-origin panel streams.
 func TestBrowserCrossOriginAllowed(t *testing.T) {
