@@ -896,6 +896,46 @@ func TestBrowserCrossOriginDropIsAnError(t *testing.T) {
 	}
 }
 
+// A stream that ends cleanly before its close event (a service shutting
+// down ends its streams so), or a 204 in place of a stream, did not run to
+// its end either: an error in the cross-origin panel, as a cut is. It
+// showed "done".
+func TestBrowserCrossOriginEndBeforeCloseIsAnError(t *testing.T) {
+	page := newSecondOrigin(t)
+	service := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if strings.HasPrefix(r.URL.Path, "/none/") {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "id: 0\ndata: Streamed line 0\n\n") // and the end, with no close event
+	}))
+	t.Cleanup(service.Close)
+	ctx := newBrowser(t)
+	for _, c := range []struct {
+		path string
+		want []string
+	}{
+		{"", []string{"Streamed line 0"}},
+		{"/none", nil},
+	} {
+		runPage(t, ctx, page+"/?service="+url.QueryEscape(service.URL+c.path),
+			chromedp.Click(chromedp.CSS("#xo-start")),
+			waitJS(`!["idle", "connecting", "allowed"].includes(document.querySelector("#xo-state").textContent.trim())`),
+		)
+		if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
+			t.Errorf("%q: state %q, want error", c.path, got)
+		}
+		if got := mustRun(t, ctx, textOf("#xo-error")); got == "" {
+			t.Errorf("%q: no error text for the stream that ended early", c.path)
+		}
+		if got := mustRun(t, ctx, textsOf("#xo-log li")); !slices.Equal(got, c.want) {
+			t.Errorf("%q: log %q, want %q", c.path, got, c.want)
+		}
+	}
+}
+
 // TestBrowserCrossOriginRefused loads the page from a second origin that
 // ssehub does not allow; the browser withholds the stream, and the panel
 // shows the browser's own error and what to configure.
