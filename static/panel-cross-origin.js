@@ -3,7 +3,7 @@
 // shows whether the service allowed this page's origin, and a refusal shows
 // the browser's own error. A service that does not answer at all is
 // unreachable, not refused; an HTTP error instead of a stream, or a stream
-// cut before its end, is an error.
+// cut or ended before its close event, is an error.
 import { fetchEventSource, SSEResponseError } from "./sse-client.js";
 
 const { ref, onBeforeUnmount } = Vue;
@@ -95,7 +95,12 @@ export default {
             run.abort(); // the stream is over
           },
         });
-        if (mine()) state.value = "done";
+        // The close event ends a stream that ran to its end; this one
+        // ended before it, or was a 204 (no stream at all).
+        if (!mine()) return;
+        error.value =
+          state.value === "allowed" ? "the stream ended before its close event" : "the service answered 204 No Content: no stream";
+        state.value = "error";
       } catch (err) {
         if (!mine() || state.value === "done") return;
         // A fetch that rejects before any answer is what a CORS refusal

@@ -3,6 +3,37 @@
 // the server's named close event, so it does not reconnect forever.
 const { ref, onBeforeUnmount } = Vue;
 
+// refusal asks GET stream again, with the Last-Event-ID that the
+// EventSource's reconnect sent, for what EventSource does not tell the
+// page: why an answer stopped it. It resolves to { status, reason }: the
+// answer's status and the "error" of a JSON error body (ssehub's, as
+// "too many streams: try again later" in a 503), "" when there is none;
+// status 0 for an event stream, a 204 (the stream is over) or no answer.
+// A stream it gets is closed at once.
+async function refusal(lastEventId) {
+  const run = new AbortController();
+  try {
+    const headers = lastEventId === "" ? {} : { "Last-Event-ID": lastEventId };
+    const response = await fetch("stream", { headers, cache: "no-store", signal: run.signal });
+    const type = response.headers.get("Content-Type") ?? "";
+    const isStream = type.split(";")[0].trim().toLowerCase() === "text/event-stream";
+    if (response.status === 204 || (response.ok && isStream)) return { status: 0, reason: "" };
+    if (response.ok) return { status: response.status, reason: "" }; // a body that may never end
+    let reason = "";
+    try {
+      const body = JSON.parse(await response.text());
+      if (body && typeof body.error === "string") reason = body.error;
+    } catch {
+      // Not JSON: not ssehub's answer.
+    }
+    return { status: response.status, reason };
+  } catch {
+    return { status: 0, reason: "" };
+  } finally {
+    run.abort();
+  }
+}
+
 export default {
   name: "EventSourcePanel",
   setup() {
@@ -13,6 +44,8 @@ export default {
     let source = null;
     let sawError = false;
     let opened = false;
+    let lastId = ""; // the last event id seen: what a reconnect sends
+    let starts = 0; // Start clicks: a later one makes an earlier note stale
 
     function stop() {
       if (source !== null) source.close();
@@ -21,6 +54,7 @@ export default {
     }
 
     function add(ev, end = false) {
+      lastId = ev.lastEventId;
       lines.value.push({ key: lines.value.length, text: ev.data, id: ev.lastEventId, end });
     }
 
@@ -33,6 +67,8 @@ export default {
       note.value = "";
       sawError = false;
       opened = false;
+      lastId = "";
+      const run = ++starts;
       const es = new EventSource("stream");
       source = es;
       state.value = "connecting";
@@ -52,11 +88,16 @@ export default {
           return;
         }
         // The browser gave up: an answer that is not a 200 event stream
-        // (ssehub sends 204 to a reconnect after the last event).
-        note.value = opened
-          ? "the server refused to resume the stream; EventSource stopped for good"
-          : "the stream could not be opened: is this page served by ssehub?";
+        // (ssehub sends 204 to a reconnect after the last event, 503 at
+        // capacity or while shutting down). EventSource does not say
+        // which: ask again, unless a newer Start came meanwhile.
         stop();
+        refusal(opened ? lastId : "").then(({ status, reason }) => {
+          if (run !== starts) return;
+          if (reason !== "") note.value = `HTTP ${status}: ${reason}; EventSource stopped for good`;
+          else if (opened) note.value = "the server refused to resume the stream; EventSource stopped for good";
+          else note.value = `${status ? `HTTP ${status}: ` : ""}the stream could not be opened: is this page served by ssehub?`;
+        });
       };
       es.onmessage = (ev) => {
         if (es === source) add(ev);
@@ -64,7 +105,9 @@ export default {
       // A resume the ticker cannot serve starts again from its first line,
       // after an event saying so: shown, not passed over in silence.
       es.addEventListener("reset", (ev) => {
-        if (es === source) note.value = `reset: ${ev.data}`;
+        if (es !== source) return;
+        lastId = ev.lastEventId;
+        note.value = `reset: ${ev.data}`;
       });
       es.addEventListener("close", (ev) => {
         if (es !== source) return;

@@ -384,6 +384,8 @@ function retryAfterMs(value) {
 // (network, CORS, abort, or the idle watchdog's TimeoutError), {error,
 // retryAfter} for a RETRYABLE answer with reconnect on, and {} when the
 // stream ended; opened is true in the result once an event stream was open.
+// Once the caller's signal has aborted, the error is its reason, whatever
+// the request made of the abort (an error answer's body cut short).
 // It throws SSEResponseError for an answer that is not an event stream,
 // fetch's TypeError for a request it refuses to make, and whatever a
 // callback throws. It leaves no timer or listener behind.
@@ -408,7 +410,13 @@ async function connectOnce(url, options, parser) {
     // The watchdog's abort shows up as whatever error fetch or the read
     // made of it, which varies by browser: name it.
     if (timedOut !== null && result.error) result.error = timedOut;
+    if (signal?.aborted && result.error) result.error = abortReason(signal);
     return result;
+  } catch (error) {
+    // An error answer whose body the caller's abort cut reads as that
+    // answer: the abort is what happened.
+    if (error instanceof SSEResponseError && signal?.aborted) throw abortReason(signal);
+    throw error;
   } finally {
     watchdog.stop();
     signal?.removeEventListener("abort", forward);

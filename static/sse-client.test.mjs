@@ -593,6 +593,47 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
     await closed;
   });
 
+  test("abort while an error answer's body is read rejects with an AbortError, reconnect or not", async (t) => {
+    // Error answers whose bodies never come whole.
+    const srv = await serve((req, res) => {
+      res.writeHead(req.url === "/busy" ? 503 : 400, { "Content-Type": "application/json", "Content-Length": "100" });
+      res.write('{"error": "too many');
+    });
+    t.after(srv.close);
+    // The idle watchdog, ten minutes long, is armed when the request
+    // starts and again when the answer's headers came: the abort comes
+    // after them, while the client reads the body, however slow the
+    // machine is.
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const w = waiter();
+    const mocked = globalThis.setTimeout;
+    let armed = 0;
+    globalThis.setTimeout = (fn, ms, ...args) => {
+      if (ms === 600_000) (armed++, w.check());
+      return mocked(fn, ms, ...args);
+    };
+    t.after(() => (globalThis.setTimeout = mocked));
+    for (const [path, reconnect] of [
+      ["/busy", true],
+      ["/busy", false],
+      ["/bad", true],
+      ["/bad", false],
+    ]) {
+      armed = 0;
+      const ctrl = new AbortController();
+      const settled = { error: null };
+      const done = fetchEventSource(srv.url + path, { signal: ctrl.signal, reconnect, idleTimeout: 600_000 }).then(
+        () => (settled.error = "resolved"),
+        (err) => (settled.error = err),
+      );
+      await w.until(() => armed === 2);
+      ctrl.abort();
+      await done;
+      assert.equal(settled.error?.name, "AbortError", `${path}, reconnect ${reconnect}: ${settled.error}`);
+    }
+    await fetchSocketsClosed(srv);
+  });
+
   test("abort from onEvent on a stream's last event rejects with an AbortError", async (t) => {
     let stream;
     const srv = await serve((req, res) => {

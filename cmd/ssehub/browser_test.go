@@ -714,6 +714,43 @@ func TestBrowserEventSourcePanelShowsAReset(t *testing.T) {
 	}
 }
 
+// The EventSource panel refused a stream at capacity (503, which stops an
+// EventSource for good) says so, with the server's reason: it asked
+// whether the page was served by ssehub, which it was. On a page that
+// another web server serves, it still asks.
+func TestBrowserEventSourcePanelAtCapacity(t *testing.T) {
+	cfg := config.Default()
+	cfg.Stream.MaxStreams = 1
+	base, _ := startMain(t, cfg)
+	held, err := http.Get(base + "/api/v1/events?topic=demo.held")
+	if err != nil || held.StatusCode != http.StatusOK {
+		t.Fatalf("the one stream: %v %v", held, err)
+	}
+	t.Cleanup(func() { held.Body.Close() })
+	other := newSecondOrigin(t)
+	ctx := newBrowser(t)
+	runPage(t, ctx, base+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitJS(`document.querySelector("#es-error").textContent.trim() !== ""`),
+	)
+	if got := mustRun(t, ctx, textOf("#es-state")); got != "closed" {
+		t.Errorf("state %q, want closed", got)
+	}
+	note := mustRun(t, ctx, textOf("#es-error"))
+	if !strings.Contains(note, "HTTP 503: too many streams") || strings.Contains(note, "served by ssehub") {
+		t.Errorf("the panel says %q, want the 503 and its reason", note)
+	}
+
+	// A page served by another web server, which answers 404, still asks.
+	runPage(t, ctx, other+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitJS(`document.querySelector("#es-error").textContent.trim() !== ""`),
+	)
+	if note := mustRun(t, ctx, textOf("#es-error")); !strings.Contains(note, "HTTP 404") || !strings.Contains(note, "served by ssehub") {
+		t.Errorf("on another web server the panel says %q, want its 404 and the question", note)
+	}
+}
+
 // TestBrowserCrossOriginAllowed loads the page from a second origin that
 // ssehub's cors.allowed_origins lists; the cross-origin panel streams.
 func TestBrowserCrossOriginAllowed(t *testing.T) {
@@ -856,6 +893,46 @@ func TestBrowserCrossOriginDropIsAnError(t *testing.T) {
 	}
 	if got, want := mustRun(t, ctx, textsOf("#xo-log li")), []string{"Streamed line 0"}; !slices.Equal(got, want) {
 		t.Errorf("log %q, want %q", got, want)
+	}
+}
+
+// A stream that ends cleanly before its close event (a service shutting
+// down ends its streams so), or a 204 in place of a stream, did not run to
+// its end either: an error in the cross-origin panel, as a cut is. It
+// showed "done".
+func TestBrowserCrossOriginEndBeforeCloseIsAnError(t *testing.T) {
+	page := newSecondOrigin(t)
+	service := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if strings.HasPrefix(r.URL.Path, "/none/") {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "id: 0\ndata: Streamed line 0\n\n") // and the end, with no close event
+	}))
+	t.Cleanup(service.Close)
+	ctx := newBrowser(t)
+	for _, c := range []struct {
+		path string
+		want []string
+	}{
+		{"", []string{"Streamed line 0"}},
+		{"/none", nil},
+	} {
+		runPage(t, ctx, page+"/?service="+url.QueryEscape(service.URL+c.path),
+			chromedp.Click(chromedp.CSS("#xo-start")),
+			waitJS(`!["idle", "connecting", "allowed"].includes(document.querySelector("#xo-state").textContent.trim())`),
+		)
+		if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
+			t.Errorf("%q: state %q, want error", c.path, got)
+		}
+		if got := mustRun(t, ctx, textOf("#xo-error")); got == "" {
+			t.Errorf("%q: no error text for the stream that ended early", c.path)
+		}
+		if got := mustRun(t, ctx, textsOf("#xo-log li")); !slices.Equal(got, c.want) {
+			t.Errorf("%q: log %q, want %q", c.path, got, c.want)
+		}
 	}
 }
 
