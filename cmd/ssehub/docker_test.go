@@ -101,6 +101,25 @@ func composeEnv(svc types.ServiceConfig) func(string) string {
 	}
 }
 
+// checkComposeEnvNames checks the SSEHUB_ names of the ssehub service
+// name's environment as the binary does before anything else
+// (config.CheckEnv): a misspelt one stops its start-up. config.Load, handed
+// composeEnv, asks for the names it knows only, so it cannot see one.
+func checkComposeEnvNames(t *testing.T, name string, svc types.ServiceConfig) {
+	t.Helper()
+	var environ []string
+	for k, v := range svc.Environment {
+		value := ""
+		if v != nil {
+			value = *v
+		}
+		environ = append(environ, k+"="+value)
+	}
+	if err := config.CheckEnv(environ); err != nil {
+		t.Errorf("%s's environment stops ssehub at start: %v", name, err)
+	}
+}
+
 // stopMargin is what a stop takes past server.shutdown_timeout: the
 // detached streams' grace (closedStreamsGrace), closing the broker, and
 // stopping an embedded NATS server.
@@ -143,6 +162,7 @@ func TestComposeFile(t *testing.T) {
 
 	// The service's environment over the mounted config must be a valid
 	// config that allows the second origin.
+	checkComposeEnvNames(t, "ssehub", svc)
 	cfg, err := config.Load([]string{"--config", filepath.Join(repoRoot, "config/ssehub.yaml")}, composeEnv(svc))
 	if err != nil {
 		t.Fatalf("the compose config does not load: %v", err)
