@@ -60,7 +60,7 @@ func TestDockerfile(t *testing.T) {
 		"EXPOSE 8111",
 		`CMD ["/usr/local/bin/ssehub", "healthcheck"]`,
 		`ENTRYPOINT ["/usr/local/bin/ssehub"]`,
-		"COPY config/ssehub.yaml /app/config/ssehub.yaml",
+		"COPY --from=build /out/config/ssehub.yaml /app/config/ssehub.yaml",
 	} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
