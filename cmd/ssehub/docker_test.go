@@ -68,6 +68,35 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
+// TestDockerignore keeps what .gitignore ignores, a developer's own files,
+// out of the Dockerfile's build context too, where `COPY . .` takes all
+// of it into the build stage: the embedded NATS server's store, data/ (the
+// README's `go run` with nats.embedded), went to every build, and any
+// change in it rebuilt the binary.
+func TestDockerignore(t *testing.T) {
+	ignored := map[string]bool{}
+	for _, line := range strings.Split(readRepoFile(t, ".dockerignore"), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			ignored[strings.Trim(line, "/")] = true
+		}
+	}
+	for _, line := range strings.Split(readRepoFile(t, ".gitignore"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		// A .gitignore pattern with no slash but a last one matches at
+		// any depth; a .dockerignore pattern, from the root only.
+		want := strings.Trim(line, "/")
+		if !strings.Contains(strings.TrimSuffix(line, "/"), "/") {
+			want = "**/" + want
+		}
+		if !ignored[want] {
+			t.Errorf(".dockerignore lacks %q: .gitignore's %q", want, line)
+		}
+	}
+}
+
 // loadCompose loads docker-compose.yml as Docker Compose would, paths
 // resolved against the repository.
 func loadCompose(t *testing.T) *types.Project {
