@@ -6,6 +6,10 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ssehub ./cmd/ssehub
+# The example config, readable by the user below whatever mode the build
+# host's checkout gave it (a COPY keeps it: under umask 027 or 077, 0640 or
+# 0600, which only root could read), and still root's.
+RUN install -D -m 0644 config/ssehub.yaml /out/config/ssehub.yaml
 
 # Run: nothing but the binary (the demo page is embedded), the example
 # config and the CA certificates, as a non-root user.
@@ -14,7 +18,7 @@ COPY --from=build /out/ssehub /usr/local/bin/ssehub
 # The system's CA certificates, the build stage's: TLS to NATS without
 # nats.ca_file trusts them, as a hosted NATS service's certificate needs.
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY config/ssehub.yaml /app/config/ssehub.yaml
+COPY --from=build /out/config/ssehub.yaml /app/config/ssehub.yaml
 # The embedded NATS server's store (nats.store_dir: data/nats), writable by
 # the user below; a named volume mounted at /app/data takes its ownership.
 COPY --chown=65532:65532 deploy/data /app/data

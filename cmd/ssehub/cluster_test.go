@@ -110,6 +110,7 @@ func checkReplica(t *testing.T, name string, svc types.ServiceConfig) string {
 	}
 	// Its environment over the image's config must be a valid config on
 	// the NATS broker, connecting to the nats service.
+	checkComposeEnvNames(t, name, svc)
 	cfg, err := config.Load([]string{"--config", filepath.Join(repoRoot, "config/ssehub.yaml")}, composeEnv(svc))
 	if err != nil {
 		t.Fatalf("%s: the compose config does not load: %v", name, err)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,8 +174,48 @@ func TestDockerImage(t *testing.T) {
 	}
 	t.Logf("docker stop took %v", took.Round(time.Millisecond))
 
+	checkImageConfig(t, docker, image)
 	checkEmbeddedNATSStore(t, docker, image)
 	checkSystemRoots(t, docker, image)
+}
+
+// checkImageConfig runs image with its own config, the repository's
+// config/ssehub.yaml, and nothing but the address set: it serves the demo
+// page, and the page's publish to a demo topic from its own origin is
+// taken. The config file came from a checkout whose modes the image's user
+// may not read (checkoutFileMode): it must read the image's copy anyway.
+func checkImageConfig(t *testing.T, docker *dockerEngine, image string) {
+	t.Helper()
+	ctr, addr := runListening(t, docker, func(addr string) []string {
+		return []string{"run", "--detach", "--network", "host", "--env", "SSEHUB_SERVER_ADDR=" + addr, image}
+	})
+	logs := func() string { return docker.logs(ctr) }
+	client := &http.Client{Timeout: 30 * time.Second}
+	base := "http://" + addr
+	waitHealthz(t, client, base, logs)
+	resp, err := client.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(page), "<script") {
+		t.Errorf("GET / with the image's config: %s, %q, %d bytes; want the demo page", resp.Status, resp.Header.Get("Content-Type"), len(page))
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/topics/demo.chat/events", strings.NewReader(`{"data": "hello"}`))
+	req.Header.Set("Origin", base)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("the page's publish to demo.chat from its own origin %s: %s, want 201 Created; logs:\n%s", base, resp.Status, logs())
+	}
 }
 
 // systemRoots is where Go's crypto/x509 looks first, on Linux, for the
@@ -211,8 +252,9 @@ func checkSystemRoots(t *testing.T, docker *dockerEngine, image string) {
 // imageContext writes a build context for the Dockerfile's final stage and
 // returns its folder: the stage itself (from the last `FROM scratch` line
 // on), its `COPY --from=build /out/ssehub` made a COPY of the binary built
-// as the build stage builds it, and the repository's files its other COPY
-// lines name.
+// as the build stage builds it, its config from the build stage one
+// written as the stage's install line writes it, and the repository's
+// files its other COPY lines name, with a checkout's modes under umask 027.
 func imageContext(t *testing.T) string {
 	t.Helper()
 	df := readRepoFile(t, "Dockerfile")
@@ -231,12 +273,36 @@ func imageContext(t *testing.T) string {
 	const rootsFromBuild = "COPY --from=build " + systemRoots + " "
 	hostRoots := strings.Contains(stage, rootsFromBuild)
 	stage = strings.Replace(stage, rootsFromBuild, "COPY out/ca-certificates.crt ", 1)
+	// The example config, as the build stage's install line leaves it.
+	const configFromBuild = "COPY --from=build /out/config/ssehub.yaml "
+	if !strings.Contains(stage, configFromBuild) {
+		t.Fatalf("Dockerfile's final stage lacks %q", configFromBuild)
+	}
+	stage = strings.Replace(stage, configFromBuild, "COPY out/config/ssehub.yaml ", 1)
+	install := regexp.MustCompile(`(?m)^RUN install -D -m (0[0-7]{3}) config/ssehub\.yaml /out/config/ssehub\.yaml$`).FindStringSubmatch(df)
+	if install == nil {
+		t.Fatal("Dockerfile: no `RUN install -D -m MODE config/ssehub.yaml /out/config/ssehub.yaml` line")
+	}
 	if strings.Contains(stage, "--from=") {
-		t.Fatal("Dockerfile's final stage copies from another stage besides /out/ssehub and " + systemRoots)
+		t.Fatal("Dockerfile's final stage copies from another stage besides /out/ssehub, /out/config/ssehub.yaml and " + systemRoots)
 	}
 
 	dir := t.TempDir()
 	buildLikeDockerfile(t, filepath.Join(dir, "out/ssehub"))
+	mode, err := strconv.ParseUint(install[1], 8, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "out/config/ssehub.yaml")
+	if err := os.MkdirAll(filepath.Dir(config), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(config, []byte(readRepoFile(t, "config/ssehub.yaml")), fs.FileMode(mode)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(config, fs.FileMode(mode)); err != nil { // past the umask
+		t.Fatal(err)
+	}
 	if hostRoots {
 		pem, err := os.ReadFile(systemRoots)
 		if err != nil {
@@ -258,8 +324,17 @@ func imageContext(t *testing.T) string {
 	return dir
 }
 
+// Modes of a checkout made under umask 027 (CIS benchmarks set it on
+// build hosts): the image's user is neither the owner of its files nor in
+// their group. A COPY keeps a file's mode.
+const (
+	checkoutFileMode fs.FileMode = 0o640
+	checkoutDirMode  fs.FileMode = 0o750
+)
+
 // copyRepoPath copies the repository's file or folder path into the
-// folder dir, at the same relative path.
+// folder dir, at the same relative path, with the modes of a checkout
+// made under umask 027.
 func copyRepoPath(t *testing.T, path, dir string) {
 	t.Helper()
 	err := filepath.WalkDir(filepath.Join(repoRoot, path), func(p string, d fs.DirEntry, err error) error {
@@ -270,10 +345,19 @@ func copyRepoPath(t *testing.T, path, dir string) {
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(rel)), 0o755); err != nil {
+		for d := filepath.Dir(rel); d != "."; d = filepath.Dir(d) {
+			if err := os.MkdirAll(filepath.Join(dir, d), checkoutDirMode); err != nil {
+				return err
+			}
+			if err := os.Chmod(filepath.Join(dir, d), checkoutDirMode); err != nil { // past the umask
+				return err
+			}
+		}
+		file := filepath.Join(dir, rel)
+		if err := os.WriteFile(file, []byte(readRepoFile(t, rel)), checkoutFileMode); err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(dir, rel), []byte(readRepoFile(t, rel)), 0o644)
+		return os.Chmod(file, checkoutFileMode)
 	})
 	if err != nil {
 		t.Fatal(err)

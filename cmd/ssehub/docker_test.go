@@ -60,10 +60,39 @@ func TestDockerfile(t *testing.T) {
 		"EXPOSE 8111",
 		`CMD ["/usr/local/bin/ssehub", "healthcheck"]`,
 		`ENTRYPOINT ["/usr/local/bin/ssehub"]`,
-		"COPY config/ssehub.yaml /app/config/ssehub.yaml",
+		"COPY --from=build /out/config/ssehub.yaml /app/config/ssehub.yaml",
 	} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+}
+
+// TestDockerignore keeps what .gitignore ignores, a developer's own files,
+// out of the Dockerfile's build context too, where `COPY . .` takes all
+// of it into the build stage: the embedded NATS server's store, data/ (the
+// README's `go run` with nats.embedded), went to every build, and any
+// change in it rebuilt the binary.
+func TestDockerignore(t *testing.T) {
+	ignored := map[string]bool{}
+	for _, line := range strings.Split(readRepoFile(t, ".dockerignore"), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			ignored[strings.Trim(line, "/")] = true
+		}
+	}
+	for _, line := range strings.Split(readRepoFile(t, ".gitignore"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		// A .gitignore pattern with no slash but a last one matches at
+		// any depth; a .dockerignore pattern, from the root only.
+		want := strings.Trim(line, "/")
+		if !strings.Contains(strings.TrimSuffix(line, "/"), "/") {
+			want = "**/" + want
+		}
+		if !ignored[want] {
+			t.Errorf(".dockerignore lacks %q: .gitignore's %q", want, line)
 		}
 	}
 }
@@ -98,6 +127,25 @@ func composeEnv(svc types.ServiceConfig) func(string) string {
 			return *v
 		}
 		return ""
+	}
+}
+
+// checkComposeEnvNames checks the SSEHUB_ names of the ssehub service
+// name's environment as the binary does before anything else
+// (config.CheckEnv): a misspelt one stops its start-up. config.Load, handed
+// composeEnv, asks for the names it knows only, so it cannot see one.
+func checkComposeEnvNames(t *testing.T, name string, svc types.ServiceConfig) {
+	t.Helper()
+	var environ []string
+	for k, v := range svc.Environment {
+		value := ""
+		if v != nil {
+			value = *v
+		}
+		environ = append(environ, k+"="+value)
+	}
+	if err := config.CheckEnv(environ); err != nil {
+		t.Errorf("%s's environment stops ssehub at start: %v", name, err)
 	}
 }
 
@@ -143,6 +191,7 @@ func TestComposeFile(t *testing.T) {
 
 	// The service's environment over the mounted config must be a valid
 	// config that allows the second origin.
+	checkComposeEnvNames(t, "ssehub", svc)
 	cfg, err := config.Load([]string{"--config", filepath.Join(repoRoot, "config/ssehub.yaml")}, composeEnv(svc))
 	if err != nil {
 		t.Fatalf("the compose config does not load: %v", err)
