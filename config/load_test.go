@@ -782,3 +782,18 @@ func TestLoadErrorNamesTheOtherKeysSource(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadFileNotAMapping checks that a file that holds a list or a text
+// rather than keys says so: the error named the Go type viper wanted,
+// "cannot unmarshal !!seq into map[string]interface {}".
+func TestLoadFileNotAMapping(t *testing.T) {
+	for yml, want := range map[string]string{
+		"- server\n- cors\n":            "line 1: the file is a list, not a mapping of sections and keys",
+		"# ssehub\nserver.addr=:8111\n": "line 2: the file is a text, not a mapping of sections and keys",
+	} {
+		_, err := Load([]string{"--config", writeYAML(t, yml)}, nil)
+		if !errors.Is(err, ErrConfigFile) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "interface") {
+			t.Errorf("%q: err = %v, want ErrConfigFile saying %q", yml, err, want)
+		}
+	}
+}
