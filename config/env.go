@@ -93,8 +93,15 @@ func linked(name string, prefixes map[string]bool, suffix *regexp.Regexp) bool {
 // closestEnv suggests the known name fewest edits away from name (a
 // letter added, dropped or changed), when a typo explains it: at most
 // maxTypoEdits; ties go to the first in order. Else, a name cut short
-// (SSEHUB_STREAM_HEARTBEAT) gets the first known name it starts.
+// (SSEHUB_STREAM_HEARTBEAT) gets the first known name it starts. A
+// section's own name (SSEHUB_SERVER_TLS) gets the section's variables
+// first: it is neither.
 func closestEnv(name string, known map[string]bool) string {
+	for s := range sections() {
+		if name == EnvName(s) {
+			return sectionEnv(name + "_")
+		}
+	}
 	names := make([]string, 0, len(known))
 	for k := range known {
 		names = append(names, k)

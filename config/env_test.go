@@ -140,3 +140,19 @@ func TestCheckEnvCaseAndTypo(t *testing.T) {
 		t.Errorf("err %v\ndoes not say names are upper case for ssehub_server_port", err)
 	}
 }
+
+// TestCheckEnvSectionName checks that a section's own name, which names no
+// setting (SSEHUB_SERVER_TLS, for HTTPS), lists the section's variables:
+// it was taken for a typo, "did you mean SSEHUB_SERVER_H2C?", or for a
+// name cut short, pointing to the section's first variable alone.
+func TestCheckEnvSectionName(t *testing.T) {
+	err := CheckEnv([]string{"SSEHUB_SERVER_TLS=1", "SSEHUB_AUTH_JWT=x"})
+	for _, want := range []string{
+		"SSEHUB_SERVER_TLS: no setting has this environment variable; those of server.tls are SSEHUB_SERVER_TLS_CERT_FILE, SSEHUB_SERVER_TLS_KEY_FILE\n",
+		"SSEHUB_AUTH_JWT: no setting has this environment variable; those of auth.jwt are SSEHUB_AUTH_JWT_HMAC_SECRET, SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE,",
+	} {
+		if err == nil || !strings.Contains(err.Error()+"\n", want) {
+			t.Errorf("err %v\nlacks %q", err, want)
+		}
+	}
+}

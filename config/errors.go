@@ -26,26 +26,36 @@ var (
 
 // KeyError reports a problem with one configuration key. Its message is
 // "key: problem", with "; set by SOURCE" after it when the value came from
-// an environment variable or a flag, and the problem quotes the offending
-// value (tokens are never quoted: they are secrets). It wraps
+// an environment variable or a flag, and "; other.key set by SOURCE" for
+// each other key the problem names that one set; the problem quotes the
+// offending value (tokens are never quoted: they are secrets). It wraps
 // ErrUnknownKey, ErrDuplicateKey or ErrInvalidValue.
 type KeyError struct {
-	Key    string // dotted key, e.g. "stream.retry"
-	Source string // the variable or flag that set it ("SSEHUB_STREAM_RETRY", "--addr"); empty for the file
-	Msg    string // what is wrong, naming the value
-	Err    error  // ErrUnknownKey, ErrDuplicateKey or ErrInvalidValue
+	Key    string   // dotted key, e.g. "stream.retry"
+	Source string   // the variable or flag that set it ("SSEHUB_STREAM_RETRY", "--addr"); empty for the file
+	Msg    string   // what is wrong, naming the value
+	Err    error    // ErrUnknownKey, ErrDuplicateKey or ErrInvalidValue
+	Others []string // other keys whose values make the problem, named in Msg
+
+	othersSetBy []string // "other.key set by SOURCE", for those of Others a variable or flag set
 }
 
-// Error returns "key: problem", or "key: problem; set by SOURCE".
+// Error returns "key: problem", or "key: problem; set by SOURCE", then
+// "; other.key set by SOURCE" for the other keys a variable or flag set.
 func (e *KeyError) Error() string {
+	s := e.Key + ": " + e.Msg
 	if e.Source != "" {
-		return e.Key + ": " + e.Msg + "; set by " + e.Source
+		s += "; set by " + e.Source
 	}
-	return e.Key + ": " + e.Msg
+	for _, o := range e.othersSetBy {
+		s += "; " + o
+	}
+	return s
 }
 
 // nameSources sets the Source of every *KeyError in err, joined or not,
-// whose key (a list's, for "key[i]") sources names.
+// whose key (a list's, for "key[i]") sources names, and names the sources
+// of its Others.
 func nameSources(err error, sources map[string]string) {
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		for _, e := range joined.Unwrap() {
@@ -58,6 +68,11 @@ func nameSources(err error, sources map[string]string) {
 		if key, _, _ := strings.Cut(ke.Key, "["); sources[key] != "" {
 			ke.Source = sources[key]
 		}
+		for _, o := range ke.Others {
+			if sources[o] != "" {
+				ke.othersSetBy = append(ke.othersSetBy, o+" set by "+sources[o])
+			}
+		}
 	}
 }
 
@@ -67,6 +82,13 @@ func (e *KeyError) Unwrap() error { return e.Err }
 // invalid returns a KeyError wrapping ErrInvalidValue.
 func invalid(key, msg string) *KeyError {
 	return &KeyError{Key: key, Msg: msg, Err: ErrInvalidValue}
+}
+
+// with returns e naming others, the other keys whose values make its
+// problem, so that the variables or flags that set them are named too.
+func (e *KeyError) with(others ...string) *KeyError {
+	e.Others = others
+	return e
 }
 
 // HelpError is returned by Load when the arguments ask for help (-h or

@@ -207,6 +207,9 @@ func readFile(v *viper.Viper, path string) error {
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		if m := notAMapping.FindStringSubmatch(err.Error()); m != nil && yamlKinds[m[2]] != "" {
+			return fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
+		}
 		return fmt.Errorf("%w %q: %w%s", ErrConfigFile, path, err, yamlHint(data, err))
 	}
 	if err := checkOneDocument(data); err != nil {
@@ -216,6 +219,17 @@ func readFile(v *viper.Viper, path string) error {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	return nil
+}
+
+// notAMapping matches the error of a file whose document is not a mapping
+// (a list, a text): viper's, which names the Go type it wanted.
+var notAMapping = regexp.MustCompile(`line (\d+): cannot unmarshal !!(\w+) (?:.* )?into map\[string\]interface \{\}`)
+
+// yamlKinds names the YAML tags notAMapping finds, for its message.
+var yamlKinds = map[string]string{
+	"seq": "the file is a list", "str": "the file is a text", "int": "the file is a number",
+	"float": "the file is a number", "bool": "the file is a bool", "binary": "the file is binary data",
+	"timestamp": "the file is a date",
 }
 
 // errorLine finds the line a YAML parser error names.

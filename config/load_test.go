@@ -732,3 +732,68 @@ func TestLoadEnvQuotedValue(t *testing.T) {
 		t.Errorf("err = %v, stream %q, tokens %q", err, cfg.NATS.Stream, cfg.Auth.PublishTokens)
 	}
 }
+
+// TestLoadErrorNamesTheOtherKeysSource checks that a problem between two
+// keys names the variable or flag that set the other key too: with
+// SSEHUB_STREAM_MAX_STREAMS=10 the error is hub.max_subscribers', whose
+// default no variable set, and named no variable at all.
+func TestLoadErrorNamesTheOtherKeysSource(t *testing.T) {
+	for _, tc := range []struct {
+		vars map[string]string
+		args []string
+		want string
+	}{
+		{
+			vars: map[string]string{"SSEHUB_STREAM_MAX_STREAMS": "10"},
+			want: "hub.max_subscribers: 20000 is above stream.max_streams (10), which caps every stream, subscriptions included; stream.max_streams set by SSEHUB_STREAM_MAX_STREAMS",
+		},
+		{
+			vars: map[string]string{"SSEHUB_HUB_MAX_SUBSCRIBERS": "30", "SSEHUB_STREAM_MAX_STREAMS": "20"},
+			want: "hub.max_subscribers: 30 is above stream.max_streams (20), which caps every stream, subscriptions included; set by SSEHUB_HUB_MAX_SUBSCRIBERS; stream.max_streams set by SSEHUB_STREAM_MAX_STREAMS",
+		},
+		{
+			vars: map[string]string{"SSEHUB_DEMO_MAX_DURATION": "5s"},
+			want: "demo.ticker_count: 10 × demo.ticker_interval 1s = 10s is above demo.max_duration (5s): GET /stream without a query would be refused; demo.max_duration set by SSEHUB_DEMO_MAX_DURATION",
+		},
+		{
+			vars: map[string]string{"SSEHUB_CORS_ALLOW_CREDENTIALS": "true"},
+			args: []string{"--config", writeYAML(t, "cors:\n  allowed_origins: [\"*\"]\n")},
+			want: `cors.allowed_origins: "*" cannot be combined with cors.allow_credentials: true (list the origins instead); cors.allow_credentials set by SSEHUB_CORS_ALLOW_CREDENTIALS`,
+		},
+		{
+			vars: map[string]string{"SSEHUB_HUB_MAX_EVENT_BYTES": "1000"},
+			args: []string{"--config", writeYAML(t, "hub:\n  history_max_bytes: 100\n")},
+			want: "hub.history_max_bytes: 100 is below hub.max_event_bytes (1000): the history could not hold the largest event; hub.max_event_bytes set by SSEHUB_HUB_MAX_EVENT_BYTES",
+		},
+		{
+			vars: map[string]string{"SSEHUB_NATS_EMBEDDED": "true"},
+			args: []string{"--config", writeYAML(t, "nats:\n  replicas: 3\n")},
+			want: `nats.embedded: true needs hub.broker: nats (it is "memory"); set by SSEHUB_NATS_EMBEDDED` + "\n" +
+				"nats.replicas: 3 is more than the embedded server (nats.embedded: true), a single server, can hold: use 1; nats.embedded set by SSEHUB_NATS_EMBEDDED",
+		},
+	} {
+		args := tc.args
+		if args == nil {
+			args = []string{"--config", os.DevNull}
+		}
+		_, err := Load(args, env(tc.vars))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%v: err = %v\nwant %s", tc.vars, err, tc.want)
+		}
+	}
+}
+
+// TestLoadFileNotAMapping checks that a file that holds a list or a text
+// rather than keys says so: the error named the Go type viper wanted,
+// "cannot unmarshal !!seq into map[string]interface {}".
+func TestLoadFileNotAMapping(t *testing.T) {
+	for yml, want := range map[string]string{
+		"- server\n- cors\n":            "line 1: the file is a list, not a mapping of sections and keys",
+		"# ssehub\nserver.addr=:8111\n": "line 2: the file is a text, not a mapping of sections and keys",
+	} {
+		_, err := Load([]string{"--config", writeYAML(t, yml)}, nil)
+		if !errors.Is(err, ErrConfigFile) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "interface") {
+			t.Errorf("%q: err = %v, want ErrConfigFile saying %q", yml, err, want)
+		}
+	}
+}

@@ -20,13 +20,13 @@ func (s ServerConfig) validateTLS() []error {
 	}
 	var errs []error
 	if s.H2C {
-		errs = append(errs, invalid("server.h2c", "true with server.tls set: HTTPS already serves HTTP/2; h2c is cleartext HTTP/2 for a proxy in front (set one or the other)"))
+		errs = append(errs, invalid("server.h2c", "true with server.tls set: HTTPS already serves HTTP/2; h2c is cleartext HTTP/2 for a proxy in front (set one or the other)").with("server.tls.cert_file", "server.tls.key_file"))
 	}
 	switch {
 	case t.CertFile == "":
-		return append(errs, invalid("server.tls.cert_file", "empty while server.tls.key_file is set: set both or neither"))
+		return append(errs, invalid("server.tls.cert_file", "empty while server.tls.key_file is set: set both or neither").with("server.tls.key_file"))
 	case t.KeyFile == "":
-		return append(errs, invalid("server.tls.key_file", "empty while server.tls.cert_file is set: set both or neither"))
+		return append(errs, invalid("server.tls.key_file", "empty while server.tls.cert_file is set: set both or neither").with("server.tls.cert_file"))
 	}
 	certPEM, err := readPEMFile(t.CertFile)
 	if err != nil {
@@ -42,9 +42,9 @@ func (s ServerConfig) validateTLS() []error {
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		if n := keyCertificate(certPEM, keyPEM); n > 1 {
 			return append(errs, invalid("server.tls.cert_file", fmt.Sprintf(
-				"%q: the certificate of server.tls.key_file is its number %d, not the first: put the server's certificate first, then the intermediates", t.CertFile, n)))
+				"%q: the certificate of server.tls.key_file is its number %d, not the first: put the server's certificate first, then the intermediates", t.CertFile, n)).with("server.tls.key_file"))
 		}
-		return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q is not the private key of server.tls.cert_file %q: %v", t.KeyFile, t.CertFile, err)))
+		return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q is not the private key of server.tls.cert_file %q: %v", t.KeyFile, t.CertFile, err)).with("server.tls.cert_file"))
 	}
 	return errs
 }

@@ -44,10 +44,10 @@ func (c Config) Validate() error {
 func (c Config) crossChecks() []error {
 	var errs []error
 	if c.Hub.MaxSubscribers > c.Stream.MaxStreams {
-		errs = append(errs, invalid("hub.max_subscribers", fmt.Sprintf("%d is above stream.max_streams (%d), which caps every stream, subscriptions included", c.Hub.MaxSubscribers, c.Stream.MaxStreams)))
+		errs = append(errs, invalid("hub.max_subscribers", fmt.Sprintf("%d is above stream.max_streams (%d), which caps every stream, subscriptions included", c.Hub.MaxSubscribers, c.Stream.MaxStreams)).with("stream.max_streams"))
 	}
 	if c.Hub.HistoryMaxBytes < c.Hub.MaxEventBytes {
-		errs = append(errs, invalid("hub.history_max_bytes", fmt.Sprintf("%d is below hub.max_event_bytes (%d): the history could not hold the largest event", c.Hub.HistoryMaxBytes, c.Hub.MaxEventBytes)))
+		errs = append(errs, invalid("hub.history_max_bytes", fmt.Sprintf("%d is below hub.max_event_bytes (%d): the history could not hold the largest event", c.Hub.HistoryMaxBytes, c.Hub.MaxEventBytes)).with("hub.max_event_bytes"))
 	}
 	return append(errs, c.natsChecks()...)
 }
@@ -58,10 +58,10 @@ func (c Config) crossChecks() []error {
 func (c Config) natsChecks() []error {
 	var errs []error
 	if c.NATS.Embedded && !c.Hub.NATS() {
-		errs = append(errs, invalid("nats.embedded", fmt.Sprintf("true needs hub.broker: nats (it is %q)", c.Hub.Broker)))
+		errs = append(errs, invalid("nats.embedded", fmt.Sprintf("true needs hub.broker: nats (it is %q)", c.Hub.Broker)).with("hub.broker"))
 	}
 	if c.NATS.Embedded && c.NATS.Replicas > 1 {
-		errs = append(errs, invalid("nats.replicas", fmt.Sprintf("%d is more than the embedded server (nats.embedded: true), a single server, can hold: use 1", c.NATS.Replicas)))
+		errs = append(errs, invalid("nats.replicas", fmt.Sprintf("%d is more than the embedded server (nats.embedded: true), a single server, can hold: use 1", c.NATS.Replicas)).with("nats.embedded"))
 	}
 	if c.Hub.NATS() && c.NATS.CredentialsFile != "" {
 		if err := checkFile(c.NATS.CredentialsFile); err != nil {
@@ -134,7 +134,7 @@ func (c CORSConfig) validate() []error {
 		if o == "*" {
 			if c.AllowCredentials {
 				errs = append(errs, invalid("cors.allowed_origins",
-					`"*" cannot be combined with cors.allow_credentials: true (list the origins instead)`))
+					`"*" cannot be combined with cors.allow_credentials: true (list the origins instead)`).with("cors.allow_credentials"))
 			}
 			continue
 		}
@@ -145,7 +145,7 @@ func (c CORSConfig) validate() []error {
 		}
 		if c.AllowCredentials && p.overPublicSuffix() {
 			errs = append(errs, invalid("cors.allowed_origins", fmt.Sprintf(
-				"%q allows every site under a public suffix, anyone's: with cors.allow_credentials: true their pages would send a visitor's cookies and read the answers (list your origins instead)", o)))
+				"%q allows every site under a public suffix, anyone's: with cors.allow_credentials: true their pages would send a visitor's cookies and read the answers (list your origins instead)", o)).with("cors.allow_credentials"))
 		}
 	}
 	errs = append(errs, c.validateHeaders("cors.allowed_headers", c.AllowedHeaders)...)
@@ -168,7 +168,7 @@ func (c CORSConfig) validateHeaders(key string, headers []string) []error {
 		switch {
 		case h == "*" && c.AllowCredentials:
 			errs = append(errs, invalid(key,
-				`"*" means no header with cors.allow_credentials: true: browsers take it as a header named "*" then (list the headers instead)`))
+				`"*" means no header with cors.allow_credentials: true: browsers take it as a header named "*" then (list the headers instead)`).with("cors.allow_credentials"))
 		case !validHeaderName(h):
 			errs = append(errs, invalid(key, fmt.Sprintf("%q is not a header name", h)))
 		}
@@ -228,7 +228,7 @@ func (d DemoConfig) validate() []error {
 		if total := time.Duration(d.TickerCount) * d.TickerInterval; total > d.MaxDuration {
 			errs = append(errs, invalid("demo.ticker_count", fmt.Sprintf(
 				"%d × demo.ticker_interval %s = %s is above demo.max_duration (%s): GET /stream without a query would be refused",
-				d.TickerCount, d.TickerInterval, total, d.MaxDuration)))
+				d.TickerCount, d.TickerInterval, total, d.MaxDuration)).with("demo.ticker_interval", "demo.max_duration"))
 		}
 	}
 	return errs

@@ -39,7 +39,10 @@ func token(_ context.Context, args []string, getenv func(string) string, stdout,
 	own, rest := splitArgs(flags, args)
 	if err := flags.Parse(own); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return &config.HelpError{Usage: "Usage: ssehub token [--subscribe PATTERN]... [--publish PATTERN]... [--ttl 1h] [config flags]\n\n" + flags.FlagUsages()}
+			return &config.HelpError{Usage: "Usage: ssehub token [--subscribe PATTERN]... [--publish PATTERN]... [--ttl 1h] [config flags]\n\n" + flags.FlagUsages() +
+				"\nConfig flags: --config, --addr, --log-level, --log-format, as for the server (ssehub -h).\n" +
+				"The config is read as the server reads it, SSEHUB_ variables included: the token is\n" +
+				"signed with auth.jwt.hmac_secret, with auth.jwt.issuer and auth.jwt.audience.\n"}
 		}
 		return fmt.Errorf("%w: %w", config.ErrUsage, err)
 	}

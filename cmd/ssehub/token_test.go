@@ -206,3 +206,18 @@ func rsa512(t *testing.T) *rsa.PublicKey {
 	}
 	return &rsa.PublicKey{N: new(big.Int).Mul(p, q), E: 65537}
 }
+
+// TestTokenHelpNamesTheConfigFlags checks that ssehub token -h names the
+// config flags its usage line takes ("[config flags]"): it listed only its
+// own.
+func TestTokenHelpNamesTheConfigFlags(t *testing.T) {
+	code, stdout, _ := runToken(t, nil, "-h")
+	if code != 0 {
+		t.Fatalf("ssehub token -h: exit %d", code)
+	}
+	for _, flag := range []string{"--config", "--addr", "--log-level", "--log-format", "--subscribe", "--ttl"} {
+		if !strings.Contains(stdout, flag) {
+			t.Errorf("ssehub token -h does not name %s:\n%s", flag, stdout)
+		}
+	}
+}

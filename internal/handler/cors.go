@@ -48,18 +48,26 @@ func (h *Handler) newCORS(o CORSOptions, files fs.FS) gin.HandlerFunc {
 		if origin != "" && allow(origin) {
 			if c.Request.Method == http.MethodOptions {
 				// apply answers it, with the Allow Gin set for a route
-				if c.Writer.Header().Get("Allow") == "" && demoFile(files, c.Request.URL.Path) {
-					c.Header("Allow", demoFileMethods)
-				}
-				allowOptions(c)
+				preflightAllow(c, files)
 			}
 			apply(c)
 			return
 		}
 		if origin != "" && isPreflight(c.Request) && !sameOrigin(c.Request, origin) {
+			preflightAllow(c, files) // the refusal's Allow is a plain OPTIONS's too
 			h.abortWithError(c, fmt.Errorf("%w: %s", errOriginNotAllowed, stream.Quote(origin)))
 		}
 	}
+}
+
+// preflightAllow sets the Allow of a preflight's answer to the one a plain
+// OPTIONS to its path gets: the methods Gin set for a route, or a demo
+// file's, with OPTIONS.
+func preflightAllow(c *gin.Context, files fs.FS) {
+	if c.Writer.Header().Get("Allow") == "" && demoFile(files, c.Request.URL.Path) {
+		c.Header("Allow", demoFileMethods)
+	}
+	allowOptions(c)
 }
 
 // allowedHeaders returns headers, with Authorization added beside "*":

@@ -175,6 +175,21 @@ func TestCORSPreflightFromRefusedOriginIs403(t *testing.T) {
 	}
 }
 
+// A preflight from a refused origin, answered 403, carries the Allow a
+// plain OPTIONS to the path gets, as one from an allowed origin does: it
+// carried Gin's, without OPTIONS ("GET, HEAD" on /healthz), and none on a
+// demo file.
+func TestCORSRefusedPreflightAllowListsOptions(t *testing.T) {
+	ts := newTestServer(t, corsOptions(false, "http://app.test"))
+	for path, want := range map[string]string{"/stream": "GET, POST, OPTIONS", "/healthz": "GET, HEAD, OPTIONS", "/": "GET, HEAD, OPTIONS", "/app.js": "GET, HEAD, OPTIONS"} {
+		resp := ts.do(t, "OPTIONS", path, nil, map[string]string{"Origin": "http://evil.test", "Access-Control-Request-Method": "GET"})
+		wantJSONError(t, resp, http.StatusForbidden)
+		if got := resp.Header.Get("Allow"); got != want {
+			t.Errorf("refused preflight to %s: Allow %q, want %q", path, got, want)
+		}
+	}
+}
+
 func TestCORSSameOriginRequestWithOriginHeaderPasses(t *testing.T) {
 	ts := newTestServer(t, testOptions())
 	// Browsers send Origin on same-origin POSTs.

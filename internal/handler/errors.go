@@ -1,6 +1,8 @@
 package handler
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -119,7 +121,21 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 		h.log.Error("request failed", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(c.Request.URL.Path, maxLoggedPath), "err", err)
 		msg = http.StatusText(status)
 	}
-	c.AbortWithStatusJSON(status, gin.H{"error": msg})
+	abortJSON(c, status, msg)
+}
+
+// abortJSON answers status with {"error": msg}, msg as written: c.JSON
+// escapes <, > and & for HTML, and the hub's wildcard ">", in the patterns
+// errors name, read "\u003e" to a client reading the answer.
+func abortJSON(c *gin.Context, status int, msg string) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(struct {
+		Error string `json:"error"`
+	}{msg})
+	c.Abort()
+	writeJSON(c, status, bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 }
 
 // abortUnavailable answers 503 for err with Retry-After and a fixed text:
@@ -145,7 +161,7 @@ func abortUnavailable(c *gin.Context, err error) {
 		// descriptors the cap keeps free (capStreams in cmd/ssehub).
 		c.Header("Connection", "close")
 	}
-	c.AbortWithStatusJSON(http.StatusServiceUnavailable, gin.H{"error": msg})
+	abortJSON(c, http.StatusServiceUnavailable, msg)
 }
 
 // invalidRequest marks a 400 for the way a token was sent (a header or

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -96,5 +97,19 @@ func TestMalformedQueryIs400(t *testing.T) {
 		if !strings.HasPrefix(msg, "bad request: malformed query string: ") || len(msg) > maxEchoingAnswer {
 			t.Errorf("%.80s: %q, want a malformed query string named", path, msg)
 		}
+	}
+}
+
+// An error names a topic pattern as the client wrote it: the hub's
+// wildcard ">" was written "\u003e" (Gin's c.JSON escapes <, > and & for
+// HTML), so a client reading the answer, a curl or a log, read
+// `pattern "a.\u003e.b": "\u003e" must be the last segment`.
+func TestErrorsWriteTheirTextUnescaped(t *testing.T) {
+	ts := newHubServer(t)
+	resp := ts.do(t, "GET", "/api/v1/events?topic=a.%3E.b", nil, nil)
+	body, _ := io.ReadAll(resp.Body)
+	want := `{"error":"pattern \"a.>.b\": \">\" must be the last segment: invalid topic pattern"}`
+	if resp.StatusCode != http.StatusBadRequest || string(body) != want {
+		t.Errorf("%d %s\nwant 400 %s", resp.StatusCode, body, want)
 	}
 }
