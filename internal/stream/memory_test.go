@@ -576,3 +576,25 @@ func TestResumeAfterByteEviction(t *testing.T) {
 		}
 	}
 }
+
+// TestMassEvictionKeepsNoScratch evicts a whole history of small events
+// with one large one: the scratch list of what was evicted, one pointer per
+// event, is let go at the next publish rather than kept for the broker's
+// life.
+func TestMassEvictionKeepsNoScratch(t *testing.T) {
+	const events = 20000
+	b := newTestMemory(t, MemoryOptions{HistorySize: events, HistoryMaxBytes: 4 << 20})
+	for range events {
+		mustPublish(t, b, "a", "", "x")
+	}
+	mustPublish(t, b, "a", "", strings.Repeat("x", 4<<20)) // evicts all the others
+	if got := len(b.hist.evicted); got != events {
+		t.Fatalf("the large event evicted %d events, want %d", got, events)
+	}
+	mustPublish(t, b, "a", "", "x")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got := cap(b.hist.evicted); got > keptEvictedCap {
+		t.Errorf("after the next publish the evicted scratch keeps capacity %d (%d bytes), want at most %d", got, 8*got, keptEvictedCap)
+	}
+}
