@@ -24,6 +24,7 @@ type history struct {
 	bytes    int    // entryBytes of the retained entries
 	maxBytes int
 	keys     keyIndex // nil until a message with a key is added
+	keysPeak int      // the most keys held since keys was made
 
 	evicted []*topicEntry // scratch for add, reused
 }
@@ -112,6 +113,7 @@ func (h *history) add(msg *Message, topic *topicEntry, key string, now time.Time
 			h.keys = make(keyIndex)
 		}
 		h.keys[topicKey{topic.pattern, key}] = keyedMessage{id: msg.ID, at: now}
+		h.keysPeak = max(h.keysPeak, len(h.keys))
 	}
 	h.next = msg.ID + 1
 	h.bytes += entryBytes(e)
