@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 )
 
@@ -103,33 +102,16 @@ func (h *history) lookup(topic, key string, now time.Time) *Message {
 	return nil
 }
 
-// minKeysShrink is the fewest keys an index must have held for forget to
-// make it again, smaller: below it, what it keeps is a few KiB.
-const minKeysShrink = 64
-
 // forget drops e's key from the index if it still names e's message: a
-// key published again after the window names the newer one. A Go map
-// keeps the memory of the most entries it ever held, which the history's
-// byte bound no longer counts once their messages are evicted: a burst of
-// keyed publishes would hold it (some 100 bytes a key) for the broker's
-// life. Once half of its peak is forgotten, the index is made again with
-// the keys left, or let go when none is, so it holds at most about twice
-// what the history counts for it; the copying costs each forgotten key one
-// copy at most, on average.
+// key published again after the window names the newer one. The index is
+// made again, smaller, once it holds half of its peak (see shrunk): the
+// history's byte bound stops counting a key when its message is evicted,
+// and a burst of keyed publishes would hold the memory of the map's peak
+// (some 100 bytes a key) for the broker's life.
 func (h *history) forget(e *historyEntry) {
 	k := topicKey{e.topic.pattern, e.key}
-	if h.keys[k].id != e.msg.ID {
-		return
+	if h.keys[k].id == e.msg.ID {
+		delete(h.keys, k)
+		h.keys = shrunk(h.keys, &h.keysPeak)
 	}
-	delete(h.keys, k)
-	if h.keysPeak < minKeysShrink || len(h.keys) > h.keysPeak/2 {
-		return
-	}
-	if len(h.keys) == 0 {
-		h.keys, h.keysPeak = nil, 0
-		return
-	}
-	keys := make(keyIndex, len(h.keys))
-	maps.Copy(keys, h.keys)
-	h.keys, h.keysPeak = keys, len(keys)
 }

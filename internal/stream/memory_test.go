@@ -3,6 +3,8 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -596,5 +598,36 @@ func TestMassEvictionKeepsNoScratch(t *testing.T) {
 	defer b.mu.Unlock()
 	if got := cap(b.hist.evicted); got > keptEvictedCap {
 		t.Errorf("after the next publish the evicted scratch keeps capacity %d (%d bytes), want at most %d", got, 8*got, keptEvictedCap)
+	}
+}
+
+// TestTopicMapShrinksWithItsTopics publishes to many topics once, then to
+// one: once the history has let go of the many, the map of topics does not
+// keep the memory it took for them.
+func TestTopicMapShrinksWithItsTopics(t *testing.T) {
+	const topics = 100000 // a map of some 4 MB
+	b := newTestMemory(t, MemoryOptions{HistorySize: topics})
+	for i := range topics {
+		mustPublish(t, b, "user."+strconv.Itoa(i), "", "x")
+	}
+	for range topics { // evicts every event of the many
+		mustPublish(t, b, "a", "", "x")
+	}
+	var with, without runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&with)
+	b.mu.Lock()
+	if len(b.topics) != 1 {
+		b.mu.Unlock()
+		t.Fatalf("%d topics active, want 1", len(b.topics))
+	}
+	fresh := make(map[string]*topicEntry, 1)
+	maps.Copy(fresh, b.topics) // not maps.Clone, which keeps the size
+	b.topics = fresh
+	b.mu.Unlock()
+	runtime.GC()
+	runtime.ReadMemStats(&without)
+	if got := int64(with.HeapAlloc) - int64(without.HeapAlloc); got > 64<<10 {
+		t.Errorf("the map of one topic takes %d bytes more than a new one, want at most 64 KiB", got)
 	}
 }
