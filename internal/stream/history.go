@@ -24,6 +24,7 @@ type history struct {
 	bytes    int    // entryBytes of the retained entries
 	maxBytes int
 	keys     keyIndex // nil until a message with a key is added
+	keysPeak int      // the most keys held since keys was made
 
 	evicted []*topicEntry // scratch for add, reused
 }
@@ -69,6 +70,25 @@ func allocBytes(n int) int {
 	return n
 }
 
+// keptEvictedCap is the largest capacity of the evicted scratch slice that
+// the history keeps from one call to the next. One event that evicts a
+// whole history of small ones by bytes, or a Lose, grows it to one pointer
+// per evicted message (80 MB after a history of 10,000,000): it is let go
+// rather than kept for the broker's life, beside a ring that is 32 bytes a
+// slot.
+const keptEvictedCap = 64
+
+// resetEvicted empties the evicted scratch slice for the next call, letting
+// it go if it grew past keptEvictedCap.
+func (h *history) resetEvicted() {
+	if cap(h.evicted) > keptEvictedCap {
+		h.evicted = nil
+		return
+	}
+	clear(h.evicted)
+	h.evicted = h.evicted[:0]
+}
+
 // newHistory returns an empty history of size messages and at most
 // maxBytes whose first message gets id first.
 func newHistory(size, maxBytes int, first uint64) *history {
@@ -82,8 +102,7 @@ func newHistory(size, maxBytes int, first uint64) *history {
 // evicted. It returns the topic entry of each message it evicted, oldest
 // first, in a slice valid until the next call.
 func (h *history) add(msg *Message, topic *topicEntry, key string, now time.Time) []*topicEntry {
-	clear(h.evicted)
-	h.evicted = h.evicted[:0]
+	h.resetEvicted()
 	if h.next-h.oldest == uint64(len(h.ring)) {
 		h.evictOldest() // frees msg's slot
 	}
@@ -94,6 +113,7 @@ func (h *history) add(msg *Message, topic *topicEntry, key string, now time.Time
 			h.keys = make(keyIndex)
 		}
 		h.keys[topicKey{topic.pattern, key}] = keyedMessage{id: msg.ID, at: now}
+		h.keysPeak = max(h.keysPeak, len(h.keys))
 	}
 	h.next = msg.ID + 1
 	h.bytes += entryBytes(e)
@@ -128,8 +148,7 @@ func (h *history) evictOldest() {
 // resets. It returns the topic entry of each message evicted, in a slice
 // valid until the next call.
 func (h *history) skipTo(id uint64) []*topicEntry {
-	clear(h.evicted)
-	h.evicted = h.evicted[:0]
+	h.resetEvicted()
 	if h.next == h.first {
 		h.first, h.oldest, h.next = id, id, id
 		return h.evicted
@@ -154,8 +173,7 @@ func (h *history) skipTo(id uint64) []*topicEntry {
 // and resets. It returns the topic entry of each message evicted, in a
 // slice valid until the next call.
 func (h *history) loseTo(id uint64) []*topicEntry {
-	clear(h.evicted)
-	h.evicted = h.evicted[:0]
+	h.resetEvicted()
 	for h.oldest < h.next {
 		h.evictOldest()
 	}

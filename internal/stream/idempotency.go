@@ -103,10 +103,15 @@ func (h *history) lookup(topic, key string, now time.Time) *Message {
 }
 
 // forget drops e's key from the index if it still names e's message: a
-// key published again after the window names the newer one.
+// key published again after the window names the newer one. The index is
+// made again, smaller, once it holds half of its peak (see shrunk): the
+// history's byte bound stops counting a key when its message is evicted,
+// and a burst of keyed publishes would hold the memory of the map's peak
+// (some 100 bytes a key) for the broker's life.
 func (h *history) forget(e *historyEntry) {
 	k := topicKey{e.topic.pattern, e.key}
 	if h.keys[k].id == e.msg.ID {
 		delete(h.keys, k)
+		h.keys = shrunk(h.keys, &h.keysPeak)
 	}
 }

@@ -2,6 +2,8 @@ package stream
 
 import (
 	"errors"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -139,6 +141,42 @@ func TestPublishKeyForgottenWithItsEvent(t *testing.T) {
 	mustPublish(t, small, "a", "", "y") // the newest alone stays
 	if m, replayed := publishKeyed(t, small, "a", "k", "", "x"); replayed {
 		t.Fatalf("a repeat of an event evicted by bytes: event %d replayed", m.ID)
+	}
+}
+
+// indexBytes returns what b's key index takes on the heap: the heap with
+// it, less the heap without it. It ends the index.
+func indexBytes(b *Memory) int64 {
+	var with, without runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&with)
+	b.mu.Lock()
+	b.hist.keys = nil
+	b.mu.Unlock()
+	runtime.GC()
+	runtime.ReadMemStats(&without)
+	return int64(with.HeapAlloc) - int64(without.HeapAlloc)
+}
+
+// A burst of keyed publishes does not leave the key index at its size for
+// good once the history has let go of their events: the index shrinks
+// with the keys it holds, and goes when none is left.
+func TestKeyIndexShrinksWithItsKeys(t *testing.T) {
+	const keyed = 100000 // an index of some 10 MB
+	for _, left := range []int{0, 10} {
+		b := newTestMemory(t, MemoryOptions{HistorySize: keyed})
+		for i := range keyed {
+			publishKeyed(t, b, "a", "k"+strconv.Itoa(i), "", "x")
+		}
+		for range keyed - left { // evicts all but the last left keyed events
+			mustPublish(t, b, "a", "", "x")
+		}
+		if got := len(b.hist.keys); got != left {
+			t.Fatalf("%d keys indexed, want %d", got, left)
+		}
+		if got := indexBytes(b); got > 64<<10 {
+			t.Errorf("with %d keys left of %d: the index takes %d bytes, want at most 64 KiB", left, keyed, got)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package stream
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,15 +54,16 @@ type Memory struct {
 	maxSubs int
 	done    chan struct{}
 
-	mu      sync.Mutex
-	closed  bool
-	hist    *history
-	topics  map[string]*topicEntry // published-to or exactly subscribed
-	wild    map[string]*group      // wildcard pattern → subscriptions
-	wildIdx wildIndex              // the groups of wild, by their patterns' segments
-	matched []*group               // scratch for Publish and Topics: wildIdx.match's
-	dropped []*memorySubscription  // scratch for Publish, reused
-	markSeq uint64                 // scratch for Topics
+	mu         sync.Mutex
+	closed     bool
+	hist       *history
+	topics     map[string]*topicEntry // published-to or exactly subscribed
+	topicsPeak int                    // the most entries topics held since it was made (shrunk)
+	wild       map[string]*group      // wildcard pattern → subscriptions
+	wildIdx    wildIndex              // the groups of wild, by their patterns' segments
+	matched    []*group               // scratch for Publish and Topics: wildIdx.match's
+	dropped    []*memorySubscription  // scratch for Publish, reused
+	markSeq    uint64                 // scratch for Topics
 
 	subscribers atomic.Int64
 	published   atomic.Uint64
@@ -168,11 +170,7 @@ func (b *Memory) publish(id uint64, p Publication) (*Message, bool, error) {
 		return nil, false, err
 	}
 
-	t := b.topics[p.Topic]
-	if t == nil {
-		t = newTopicEntry(p.Topic)
-		b.topics[p.Topic] = t
-	}
+	t := b.topic(p.Topic)
 	t.lastID = msg.ID
 	t.retained++
 	for _, old := range b.hist.add(msg, t, p.Key, now) {
@@ -302,12 +300,7 @@ func (b *Memory) link(s *memorySubscription) {
 				b.wildIdx.add(g)
 			}
 		} else {
-			t := b.topics[p]
-			if t == nil {
-				t = newTopicEntry(p)
-				b.topics[p] = t
-			}
-			g = &t.group
+			g = &b.topic(p).group
 		}
 		g.subs = append(g.subs, s)
 		if len(s.patterns) > 1 {
@@ -367,12 +360,48 @@ func (b *Memory) dropGroup(g *group) {
 	b.wildIdx.remove(g)
 }
 
+// topic returns the entry of topic, creating it if needed. The caller
+// holds b.mu.
+func (b *Memory) topic(topic string) *topicEntry {
+	t := b.topics[topic]
+	if t == nil {
+		t = newTopicEntry(topic)
+		b.topics[topic] = t
+		b.topicsPeak = max(b.topicsPeak, len(b.topics))
+	}
+	return t
+}
+
 // pruneTopic forgets t once it has neither retained events nor exact
-// subscriptions. The caller holds b.mu.
+// subscriptions, and makes the map of topics again, smaller, once it holds
+// half of its peak (see shrunk): a burst of topics (one per user, say)
+// would otherwise hold the memory of the map's peak for the broker's
+// life. The caller holds b.mu and does not range over b.topics.
 func (b *Memory) pruneTopic(t *topicEntry) {
 	if t.retained == 0 && len(t.subs) == 0 {
 		delete(b.topics, t.pattern)
+		b.topics = shrunk(b.topics, &b.topicsPeak)
 	}
+}
+
+// minShrinkPeak is the fewest entries a map must have held for shrunk to
+// make it again: below it, what it keeps is a few KiB.
+const minShrinkPeak = 64
+
+// shrunk returns m, or, once it holds half of *peak or fewer, a copy of m
+// made for the entries it holds, with *peak set to their number. A Go map
+// keeps the memory of the most entries it ever held, whatever is deleted;
+// made again this way, it keeps the memory of about twice the entries it
+// holds at most, and the copying costs one copy per deleted entry at most,
+// on average.
+func shrunk[K comparable, V any](m map[K]V, peak *int) map[K]V {
+	if *peak < minShrinkPeak || len(m) > *peak/2 {
+		return m
+	}
+	c := make(map[K]V, len(m))
+	maps.Copy(c, m)
+	*peak = len(c)
+	return c
 }
 
 func newTopicEntry(topic string) *topicEntry {

@@ -3,6 +3,8 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -574,5 +576,58 @@ func TestResumeAfterByteEviction(t *testing.T) {
 		if got := queued(s); len(got) != 1 || got[0] != m.ID {
 			t.Errorf("resume from %s: live %v, want [%d]", tests[i].last, got, m.ID)
 		}
+	}
+}
+
+// TestMassEvictionKeepsNoScratch evicts a whole history of small events
+// with one large one: the scratch list of what was evicted, one pointer per
+// event, is let go at the next publish rather than kept for the broker's
+// life.
+func TestMassEvictionKeepsNoScratch(t *testing.T) {
+	const events = 20000
+	b := newTestMemory(t, MemoryOptions{HistorySize: events, HistoryMaxBytes: 4 << 20})
+	for range events {
+		mustPublish(t, b, "a", "", "x")
+	}
+	mustPublish(t, b, "a", "", strings.Repeat("x", 4<<20)) // evicts all the others
+	if got := len(b.hist.evicted); got != events {
+		t.Fatalf("the large event evicted %d events, want %d", got, events)
+	}
+	mustPublish(t, b, "a", "", "x")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got := cap(b.hist.evicted); got > keptEvictedCap {
+		t.Errorf("after the next publish the evicted scratch keeps capacity %d (%d bytes), want at most %d", got, 8*got, keptEvictedCap)
+	}
+}
+
+// TestTopicMapShrinksWithItsTopics publishes to many topics once, then to
+// one: once the history has let go of the many, the map of topics does not
+// keep the memory it took for them.
+func TestTopicMapShrinksWithItsTopics(t *testing.T) {
+	const topics = 100000 // a map of some 4 MB
+	b := newTestMemory(t, MemoryOptions{HistorySize: topics})
+	for i := range topics {
+		mustPublish(t, b, "user."+strconv.Itoa(i), "", "x")
+	}
+	for range topics { // evicts every event of the many
+		mustPublish(t, b, "a", "", "x")
+	}
+	var with, without runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&with)
+	b.mu.Lock()
+	if len(b.topics) != 1 {
+		b.mu.Unlock()
+		t.Fatalf("%d topics active, want 1", len(b.topics))
+	}
+	fresh := make(map[string]*topicEntry, 1)
+	maps.Copy(fresh, b.topics) // not maps.Clone, which keeps the size
+	b.topics = fresh
+	b.mu.Unlock()
+	runtime.GC()
+	runtime.ReadMemStats(&without)
+	if got := int64(with.HeapAlloc) - int64(without.HeapAlloc); got > 64<<10 {
+		t.Errorf("the map of one topic takes %d bytes more than a new one, want at most 64 KiB", got)
 	}
 }
