@@ -239,6 +239,10 @@ func parseFloat(s string) (float64, error) {
 	return strconv.ParseFloat(s, 64)
 }
 
+// maxRate bounds -rate: far above what one process can publish, and low
+// enough that the schedule's due times stay exact.
+const maxRate = 1e9
+
 func (o *options) validate() error {
 	hubScenario := o.scenario != scenarioTicker
 	publishes := o.scenario == scenarioFanout || o.scenario == scenarioSustained || o.scenario == scenarioPublish || o.scenario == scenarioReplay
@@ -255,8 +259,10 @@ func (o *options) validate() error {
 		return fmt.Errorf("-hold, -settle and -drain must not be negative: %w", ErrUsage)
 	case publishes && o.duration <= 0:
 		return fmt.Errorf("-duration %s: want a positive duration: %w", o.duration, ErrUsage)
-	case publishes && o.scenario != scenarioPublish && o.scenario != scenarioReplay && o.rate <= 0:
-		return fmt.Errorf("-rate %g: want events per second above 0: %w", o.rate, ErrUsage)
+	case publishes && o.scenario != scenarioPublish && o.scenario != scenarioReplay && !(o.rate > 0 && o.rate <= maxRate):
+		return fmt.Errorf("-rate %g: want events per second above 0, at most %g: %w", o.rate, float64(maxRate), ErrUsage)
+	case publishes && !(o.rate >= 0 && o.rate <= maxRate):
+		return fmt.Errorf("-rate %g: want events per second from 0 (as fast as the server answers) to %g: %w", o.rate, float64(maxRate), ErrUsage)
 	case publishes && o.publishers < 1:
 		return fmt.Errorf("-publishers %d: want at least 1: %w", o.publishers, ErrUsage)
 	case publishes && (o.size < minPayloadBytes || o.size > 16<<20):

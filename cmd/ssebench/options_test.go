@@ -28,6 +28,12 @@ func TestParseOptionsRejects(t *testing.T) {
 	for _, args := range [][]string{
 		{"-scenario", "storm"},
 		{"-scenario", "fanout", "-rate", "0"},
+		{"-scenario", "fanout", "-rate", "NaN"},
+		{"-scenario", "fanout", "-rate", "Inf"},
+		{"-scenario", "sustained", "-rate", "-5"},
+		{"-scenario", "publish", "-rate", "-5"},
+		{"-scenario", "publish", "-rate", "NaN"},
+		{"-scenario", "replay", "-rate", "-1"},
 		{"-scenario", "fanout", "-size", "10"},
 		{"-scenario", "idle", "-n", "0"},
 		{"-scenario", "ticker", "-count", "0"},
