@@ -373,6 +373,22 @@ class HubScriptTest(unittest.TestCase):
             self.assertNotIn("run 1 |", done.stdout, "a report this invocation did not write is in its table")
 
 
+class TickerScriptTest(unittest.TestCase):
+    """bench/ticker.sh with RUNS=0: it builds, starts no server."""
+
+    def test_a_base_rev_that_does_not_build_leaves_no_temporary_directory(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            tmp = os.path.join(d, "tmp")
+            os.mkdir(tmp)
+            env = dict(os.environ, RUNS="0", OUT=d, SERVERS="ssehub", BASE_REV="no-such-revision", TMPDIR=tmp)
+            done = subprocess.run(
+                ["bash", "bench/ticker.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+            )
+            self.assertNotEqual(done.returncode, 0, "ticker.sh built a revision that does not exist")
+            self.assertEqual(os.listdir(tmp), [], "ticker.sh left the base revision's source behind")
+
+
 def alive(pid):
     """Whether process pid runs (a zombie does not)."""
     try:
