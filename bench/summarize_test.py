@@ -389,6 +389,38 @@ class TickerScriptTest(unittest.TestCase):
             self.assertEqual(os.listdir(tmp), [], "ticker.sh left the base revision's source behind")
 
 
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class NatsScriptTest(unittest.TestCase):
+    """bench/nats.sh, one short round of the publish scenario on each broker."""
+
+    def test_a_round_leaves_nothing_in_the_temporary_directory(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            tmp = os.path.join(d, "tmp")
+            os.mkdir(tmp)
+            a, b, nats = free_ports(3)
+            env = dict(
+                os.environ, RUNS="1", SCENARIOS="publish", PUBLISH_DURATION="500ms", PUBLISHERS="2",
+                PORT_A=str(a), PORT_B=str(b), NATS_PORT=str(nats), OUT=os.path.join(d, "out"), LOADMAX="100", TMPDIR=tmp,
+            )
+            done = subprocess.run(
+                ["bash", "bench/nats.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=600
+            )
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(os.listdir(tmp), [], "nats.sh left its NATS server's files behind")
+
+
 def alive(pid):
     """Whether process pid runs (a zombie does not)."""
     try:
