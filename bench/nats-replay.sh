@@ -33,6 +33,10 @@ CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/nats-server github.com/
 
 pids=()
 store=
+. bench/lib.sh # INT, TERM and HUP exit the script (its EXIT trap is replaced by stop_all's below)
+
+# stop_all stops what the script started, the replay client first, and
+# removes the NATS server's files.
 stop_all() {
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		kill "${pids[$i]}" 2>/dev/null || true
@@ -41,6 +45,7 @@ stop_all() {
 	pids=()
 	[ -z "$store" ] || rm -rf "$store" "$store.log"
 	store=
+	rm -f "$OUT/jetstream-replay.txt.go"
 }
 trap stop_all EXIT
 
@@ -113,6 +118,7 @@ print(line)
 open(out, "a").write(line + "\n")
 PY
 	client=$!
+	pids+=("$client")
 	while [ ! -e "$OUT/jetstream-replay.txt.go" ]; do
 		kill -0 "$client" 2>/dev/null || { echo "nats-replay.sh: publishing failed" >&2; exit 1; }
 		sleep 0.1

@@ -448,6 +448,53 @@ def children(pid):
     return out
 
 
+class NatsReplayInterruptTest(unittest.TestCase):
+    """bench/nats-replay.sh stopped by a signal stops every process it
+    started: the NATS server, the ssehub instances and its replay client."""
+
+    def test_a_signal_stops_everything_the_script_started(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            tmp = os.path.join(d, "tmp")
+            os.mkdir(tmp)
+            a, b, nats = free_ports(3)
+            env = dict(
+                os.environ, RUNS="1", EVENTS="50", PORT_A=str(a), PORT_B=str(b), NATS_PORT=str(nats), OUT=d, TMPDIR=tmp,
+            )
+            script = subprocess.Popen(
+                ["bash", "bench/nats-replay.sh"], cwd=root, env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+            started = {}
+            try:
+                # The replay client has published and waits for the second
+                # instance: the script starts it, then lets the client on.
+                ready = os.path.join(d, "jetstream-replay.txt.go")
+                deadline = time.monotonic() + 240  # the build comes first
+                while time.monotonic() < deadline and not os.path.exists(ready) and script.poll() is None:
+                    time.sleep(0.02)
+                started = children(script.pid)
+                self.assertTrue(os.path.exists(ready), "the replay client did not publish")
+                script.send_signal(signal.SIGTERM)
+                try:
+                    script.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.fail("nats-replay.sh still runs 20 s after SIGTERM")
+                for _ in range(100):
+                    left = {pid: cmd for pid, cmd in started.items() if alive(pid)}
+                    if not left:
+                        break
+                    time.sleep(0.05)
+                self.assertEqual(left, {}, "processes outlive the script")
+                self.assertEqual(os.listdir(tmp), [], "the NATS server's files outlive the script")
+            finally:
+                try:
+                    os.killpg(script.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                script.wait()
+
+
 class InterruptTest(unittest.TestCase):
     """A benchmark script stopped by a signal stops its server and ssebench
     at once, not when ssebench's run would have ended."""
