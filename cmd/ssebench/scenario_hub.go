@@ -41,7 +41,7 @@ func (b *bench) hub(ctx context.Context, rep *Report) error {
 		// well, or the wait could end with accepted events on their way.
 		b.awaitDelivery(ctx, expected+(p.sent.Load()-p.ok.Load())*subscribers)
 	}
-	elapsed := time.Since(start)
+	elapsed := b.delivery.arrivedWithin(start)
 	disconnect()
 	b.pool.Wait()
 	rep.Publish = p.Report()

@@ -660,3 +660,40 @@ func serverCPUCountsTheTeardown(t *testing.T) (fair bool) {
 	}
 	return true
 }
+
+// The delivery rate is over the time the events took to arrive: a run
+// that waits out -drain for events that never come (here those of a
+// publish the server refused) does not spread its deliveries over that
+// wait.
+func TestDeliveryRateLeavesOutTheDrainWait(t *testing.T) {
+	const drain = 3 * time.Second
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	var posts atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && posts.Add(1) == 2 {
+			http.Error(w, `{"error":"busy"}`, http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "3", "-publishers", "1",
+		"-rate", "50", "-duration", "200ms", "-drain", drain.String(), "-token", testToken)
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q, failed %q; stderr: %s", code, rep.Aborted, rep.Failed, stderr)
+	}
+	p, d := rep.Publish, rep.Delivery
+	if p == nil || d == nil || p.Failed != 1 || p.OK == 0 || d.Delivered != d.Expected {
+		t.Fatalf("publish %+v, delivery %+v: want one publish refused, the others delivered", p, d)
+	}
+	// The events arrive within moments of their publish; the run then
+	// waits -drain for the refused one's, in case it comes anyway.
+	if over := time.Duration(float64(d.Delivered) / d.PerSecond * float64(time.Second)); over > time.Duration(p.Elapsed)+drain/3 {
+		t.Errorf("%d events at %.1f/s: a rate over %s, for events published over %s", d.Delivered, d.PerSecond, over, p.Elapsed)
+	}
+}

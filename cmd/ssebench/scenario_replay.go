@@ -55,7 +55,7 @@ func (b *bench) replay(ctx context.Context, rep *Report) error {
 	}
 	expected := want * connect.Connected
 	b.awaitDelivery(ctx, expected)
-	elapsed := time.Since(start)
+	elapsed := b.delivery.arrivedWithin(start)
 	disconnect()
 	b.pool.Wait()
 	rep.Delivery = b.delivery.Report(expected, &p.accepted, elapsed)
