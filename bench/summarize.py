@@ -345,7 +345,8 @@ def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
     print("|---|---|---|---|---|")
     m, n = med("publish", "memory", pub), med("publish", "nats", pub)
     if have(m) or have(n):
-        print(f"| publish, requests/s | {m:.0f} | {n:.0f} | nats >= 0.5 x memory | {'yes' if n >= 0.5 * m else 'no'} ({n / m:.2f}x) |")
+        ratio = f" ({n / m:.2f}x)" if m else ""  # none to a memory run that published nothing
+        print(f"| publish, requests/s | {m:.0f} | {n:.0f} | nats >= 0.5 x memory | {'yes' if n >= 0.5 * m else 'no'}{ratio} |")
 
         def cpu(broker, r):  # CPU µs per accepted publish: servers, ssebench
             rep = json.load(open(f"{out}/publish/{broker}-{r}.json"))

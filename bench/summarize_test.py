@@ -283,6 +283,20 @@ class NatsTest(unittest.TestCase):
         self.assertIn("- left out: publish memory run 2, aborted: -timeout 3m reached", out)
         self.assertIn("| publish CPU µs per request, memory | ssehub 100, ssebench 10; total 110 |", out)
 
+    def test_a_memory_run_without_an_accepted_publish_is_shown(self):
+        # Every publish to the memory broker refused (a token the server
+        # does not take): 0 requests/s, no ratio to it, and the table goes on.
+        out = self.run_nats(
+            {
+                "publish/memory-1.json": self.publish_report(0),
+                "publish/memory-1.cpu": "1.00\n",
+                "publish/nats-1.json": self.publish_report(50000),
+                "publish/nats-1.cpu": "2.00 5.00 0.00\n",
+            },
+            runs=1,
+        )
+        self.assertIn("| publish, requests/s | 0 | 5000 | nats >= 0.5 x memory |", out)
+
     def test_a_run_with_an_unknown_cpu_figure_is_left_out_of_the_cpu_per_request(self):
         out = self.run_nats(
             {
