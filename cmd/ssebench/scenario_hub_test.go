@@ -697,3 +697,36 @@ func TestDeliveryRateLeavesOutTheDrainWait(t *testing.T) {
 		t.Errorf("%d events at %.1f/s: a rate over %s, for events published over %s", d.Delivered, d.PerSecond, over, p.Elapsed)
 	}
 }
+
+// A replay subscriber resumes after the first event: a server that sends
+// that event again (an off-by-one in its resume) sent a duplicate, not one
+// of the events owed, which must not make up for one of those it lacks.
+func TestReplayCountsTheResumedEventAgainAsADuplicate(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get("Last-Event-ID"); r.Method == http.MethodGet && id != "" {
+			// The event the resume is after, sent first.
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			fmt.Fprintf(w, "id: %s\ndata: %s\n\n", id, appendPayload(nil, 0, time.Now().UnixNano(), 64))
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "replay", "-events", "20", "-n", "2", "-token", testToken)
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	r, d := rep.Replay, rep.Delivery
+	if r == nil || d == nil || r.Complete != 2 {
+		t.Fatalf("replay = %+v, delivery = %+v; want both subscribers complete", r, d)
+	}
+	if d.Expected != 2*19 || d.Delivered != d.Expected || d.Duplicates != 2 {
+		t.Errorf("delivery = %+v, want the 19 events after the first to each, and the first again as a duplicate", *d)
+	}
+}

@@ -34,6 +34,7 @@ func (b *bench) replay(ctx context.Context, rep *Report) error {
 	start := time.Now()
 	read := func(c *sseConn) error {
 		s := b.delivery.newState()
+		s.mark(0) // the resume is after it: a copy of it is a duplicate, not one owed
 		for n := int64(0); n < want; {
 			ev, err := c.Next()
 			if err != nil {
