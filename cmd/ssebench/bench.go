@@ -105,7 +105,7 @@ func (b *bench) params() map[string]any {
 		p["rate"], p["size"], p["duration"] = o.rate, o.size, o.duration.String()
 		p["publishers"], p["topic"] = o.publishers, o.topic
 	}
-	if o.scenario == scenarioReplay {
+	if o.scenario != scenarioIdle && o.scenario != scenarioTicker && o.events > 0 {
 		p["events"] = o.events
 	}
 	if len(o.subURLs) > 0 {

@@ -34,6 +34,8 @@ func TestParseOptionsRejects(t *testing.T) {
 		{"-scenario", "publish", "-rate", "-5"},
 		{"-scenario", "publish", "-rate", "NaN"},
 		{"-scenario", "replay", "-rate", "-1"},
+		{"-scenario", "fanout", "-events", "-1"},
+		{"-scenario", "replay", "-events", "1"},
 		{"-scenario", "fanout", "-size", "10"},
 		{"-scenario", "idle", "-n", "0"},
 		{"-scenario", "ticker", "-count", "0"},

@@ -114,8 +114,9 @@ type publisher struct {
 	event string
 	size  int
 
-	// from and limit bound the sequence numbers published at rate 0:
-	// from, from+1, ... below limit (0: no bound but the duration).
+	// from and limit bound the sequence numbers published: from,
+	// from+1, ... below limit (0: no bound but the duration). With a
+	// rate, from is 0.
 	from, limit int64
 
 	latency  Histogram // request round trip
@@ -212,12 +213,18 @@ func (p *publisher) schedule(ctx context.Context, rate float64, jobs chan<- job)
 		case <-timer.C:
 		}
 		due := int64(time.Since(start).Seconds()*rate) + 1
+		if p.limit > 0 {
+			due = min(due, p.limit)
+		}
 		for ; next < due; next++ {
 			select {
 			case jobs <- job{seq: next, due: dueAt(next)}:
 			case <-ctx.Done():
 				return
 			}
+		}
+		if p.limit > 0 && next >= p.limit {
+			return
 		}
 		timer.Reset(time.Until(dueAt(next)))
 	}
