@@ -64,6 +64,10 @@ start_ssehub() { # port
 
 : >"$OUT/jetstream-replay.txt"
 for run in $(seq "$RUNS"); do
+	# The client creates this file once it has published. One left by an
+	# invocation killed mid-run would start B before the publishes and be
+	# removed before the client made its own, which would wait for ever.
+	rm -f "$OUT/jetstream-replay.txt.go"
 	store=$(mktemp -d)
 	bin/nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$store" >"$store.log" 2>&1 &
 	pids+=($!)

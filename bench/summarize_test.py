@@ -509,6 +509,35 @@ class NatsReplayInterruptTest(unittest.TestCase):
                 script.wait()
 
 
+class NatsReplayScriptTest(unittest.TestCase):
+    """bench/nats-replay.sh, one short run."""
+
+    def test_a_go_file_an_earlier_invocation_left_does_not_hang_the_run(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            # An invocation killed (SIGKILL) while its client waited for the
+            # second instance left the file that tells the client to go on.
+            open(os.path.join(d, "jetstream-replay.txt.go"), "w").close()
+            a, b, nats = free_ports(3)
+            env = dict(os.environ, RUNS="1", EVENTS="5000", PORT_A=str(a), PORT_B=str(b), NATS_PORT=str(nats), OUT=d)
+            script = subprocess.Popen(
+                ["bash", "bench/nats-replay.sh"], cwd=root, env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+            )
+            try:
+                out, _ = script.communicate(timeout=120)  # the build comes first
+            except subprocess.TimeoutExpired:
+                self.fail("nats-replay.sh still runs after 2 minutes")
+            finally:
+                try:
+                    os.killpg(script.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                script.wait()
+            self.assertEqual(script.returncode, 0)
+            self.assertIn("run 1: 4999 of 4999 events replayed", out)
+
+
 class InterruptTest(unittest.TestCase):
     """A benchmark script stopped by a signal stops its server and ssebench
     at once, not when ssebench's run would have ended."""
