@@ -85,6 +85,21 @@ class ServersTest(unittest.TestCase):
             self.assertEqual(got, want, f"median {row} of ssehub-default's one complete run")
         self.assertNotIn("0.10", out, "the aborted run's CPU ratio is in the round by round list")
 
+    def test_a_run_without_a_report_is_left_out(self):
+        # ssebench killed (the OOM killer at 10,000 subscribers) or refusing
+        # its flags (exit 2) wrote nothing: fanout.sh goes on, and the
+        # table of the other runs must not be lost with it.
+        with tempfile.TemporaryDirectory() as d:
+            paths = write_reports(d, {"gosse-1.json": hub_report(5.0, 24000, 150.0), "ssehub-default-1.json": hub_report(6.0, 30000, 100.0)})
+            empty = os.path.join(d, "ssehub-default-2.json")
+            open(empty, "w").close()
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.servers(paths + [empty], base="gosse")
+            out = out.getvalue()
+        self.assertIn("- left out: ssehub-default run 2, aborted: no report", out)
+        self.assertEqual(self.side_by_side(out, "server CPU s")["ssehub-default"], "6.000")
+
     def test_a_round_without_a_cpu_figure_is_left_out_of_the_cpu_ratios(self):
         out = self.run_servers(
             {
@@ -185,6 +200,19 @@ class TickerTest(unittest.TestCase):
         self.assertIn("- cpu_s: 1.100 / 3.000 = 0.37", out)
         self.assertNotIn("0.03", out, "the aborted run's CPU ratio is in the round by round list")
 
+    def test_a_run_without_a_report_is_left_out(self):
+        with tempfile.TemporaryDirectory() as d:
+            pa = write_reports(d, {"a-1.json": ticker_report(1.0, 12000)})
+            empty = os.path.join(d, "a-2.json")
+            open(empty, "w").close()
+            pr = write_reports(d, {f"ref-{i}.json": ticker_report(3.0, 22000) for i in (1, 2)})
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.ticker(pa + [empty, "--"] + pr, labels=("ssehub", "seed"))
+            out = out.getvalue()
+        self.assertIn("- left out: ssehub run 2, aborted: no report", out)
+        self.assertEqual(median_row(out, "ssehub")["cpu_s"], "1.000")
+
     def test_a_run_that_lost_events_is_named(self):
         lossy = ticker_report(1.1, 12000)
         lossy["failed"] = "3 of 1000 events missing at the end (3 dropped streams)"
@@ -236,6 +264,18 @@ class HubTableTest(unittest.TestCase):
         med = median_row(out, "run")
         self.assertEqual(med["settle_goroutines_ms"], "104", "median of 103, never and 104")
         self.assertEqual(med["settle_rss_ms"], "never", "no run settled")
+
+    def test_a_run_without_a_report_is_left_out_of_the_median(self):
+        with tempfile.TemporaryDirectory() as d:
+            paths = write_reports(d, {"idle-1.json": self.idle_report(103, cpu=2.0)})
+            empty = os.path.join(d, "idle-2.json")
+            open(empty, "w").close()
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.main(["hub"] + paths + [empty])
+            out = out.getvalue()
+        self.assertIn("| no report (", out, "the run is not shown as one without a report")
+        self.assertEqual(median_row(out, "run")["cpu_s"], "2.000")
 
     def test_an_unknown_figure_is_left_out_of_the_median(self):
         # -1 is "unknown": the CPU of a run whose server could not be read.
