@@ -26,6 +26,9 @@ type delivery struct {
 	heartbeats atomic.Int64
 	latency    Histogram
 	lastAt     atomic.Int64 // Unix ns of the latest first arrival of an event
+	// seqLimit is above the sequence number of every event the run
+	// published so far: an event with a higher one is another's.
+	seqLimit atomic.Int64
 
 	mu     sync.Mutex
 	states []*subState // every subscriber's, for the count of missing events
@@ -71,7 +74,7 @@ func (d *delivery) onEvent(s *subState, ev stream.Event, now time.Time) (fresh b
 		return false
 	}
 	seq, ts, ok := parsePayload(ev.Data)
-	if !ok {
+	if !ok || seq >= d.seqLimit.Load() {
 		d.other.Add(1)
 		return false
 	}

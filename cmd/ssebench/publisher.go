@@ -118,6 +118,9 @@ type publisher struct {
 	// from+1, ... below limit (0: no bound but the duration). With a
 	// rate, from is 0.
 	from, limit int64
+	// handed, if set, is raised above each sequence number before the
+	// event is handed to a connection: no event of the run is above it.
+	handed *atomic.Int64
 
 	latency  Histogram // request round trip
 	accepted seqSet    // the sequence numbers of the events accepted
@@ -185,6 +188,7 @@ func (p *publisher) runFor(ctx context.Context, rate float64, workers int, phase
 		p.schedule(ctx, rate, jobs)
 	} else {
 		for k := p.from; p.limit == 0 || k < p.limit; k++ {
+			p.handOut(k)
 			select {
 			case jobs <- job{seq: k}:
 				continue
@@ -217,6 +221,7 @@ func (p *publisher) schedule(ctx context.Context, rate float64, jobs chan<- job)
 			due = min(due, p.limit)
 		}
 		for ; next < due; next++ {
+			p.handOut(next)
 			select {
 			case jobs <- job{seq: next, due: dueAt(next)}:
 			case <-ctx.Done():
@@ -227,6 +232,13 @@ func (p *publisher) schedule(ctx context.Context, rate float64, jobs chan<- job)
 			return
 		}
 		timer.Reset(time.Until(dueAt(next)))
+	}
+}
+
+// handOut records that event seq is about to be handed to a connection.
+func (p *publisher) handOut(seq int64) {
+	if p.handed != nil {
+		p.handed.Store(seq + 1)
 	}
 }
 

@@ -32,6 +32,7 @@ func (b *bench) hub(ctx context.Context, rep *Report) error {
 	subscribers := b.pool.open.Load()
 	p := newPublisher(b.t, b.o.topic, b.o.token, b.o.event, b.o.size)
 	p.limit = int64(b.o.events)
+	p.handed = &b.delivery.seqLimit
 	b.setPublisher(p)
 	start := time.Now()
 	p.run(ctx, b.o.rate, b.o.duration, b.o.publishers)

@@ -732,3 +732,50 @@ func TestReplayCountsTheResumedEventAgainAsADuplicate(t *testing.T) {
 		t.Errorf("delivery = %+v, want the 19 events after the first to each, and the first again as a duplicate", *d)
 	}
 }
+
+// An event on the topic that the run did not publish (-topic names a topic
+// others publish to too) may hold "seq" and "ts" fields of its own: it is
+// another event, not one of the run's, whatever its numbers, and a huge
+// sequence number is no bitmap to grow.
+func TestAForeignEventWithAHugeSequenceNumberIsAnotherEvent(t *testing.T) {
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		h.Close()
+		broker.Close()
+		srv.Close()
+	})
+	const topic = "shared.orders"
+	// The other publisher's event comes once the run's subscriber is on.
+	var once sync.Once
+	wrapped := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			once.Do(func() {
+				body := fmt.Sprintf(`{"data":{"seq":%d,"ts":%d,"order":"x"}}`, int64(1)<<62, time.Now().UnixNano())
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/topics/"+topic+"/events", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					t.Errorf("the other publisher's event: status %d", resp.StatusCode)
+				}
+			})
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(wrapped.Close)
+	rep, code, stderr := runJSON(t, "-url", wrapped.URL, "-scenario", "fanout", "-n", "2", "-topic", topic, "-publishers", "1",
+		"-rate", "100", "-events", "5", "-duration", "30s", "-token", testToken)
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q, failed %q; stderr: %s", code, rep.Aborted, rep.Failed, stderr)
+	}
+	if d := rep.Delivery; d == nil || d.Expected != 2*5 || d.Delivered != d.Expected || d.Other != 2 || d.Duplicates != 0 {
+		t.Errorf("delivery = %+v, want the run's 5 events to both subscribers and the other publisher's as another event", d)
+	}
+}

@@ -27,7 +27,8 @@ func (b *bench) replay(ctx context.Context, rep *Report) error {
 	}
 
 	want := int64(b.o.events - 1)
-	var times Histogram // from the resume to each subscriber's last event
+	b.delivery.seqLimit.Store(int64(b.o.events)) // the run's events, 0 to -events - 1
+	var times Histogram                          // from the resume to each subscriber's last event
 	var complete atomic.Int64
 	subCtx, disconnect := context.WithCancel(ctx)
 	defer disconnect()
