@@ -33,6 +33,10 @@ CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/nats-server github.com/
 
 pids=()
 store=
+. bench/lib.sh # INT, TERM and HUP exit the script (its EXIT trap is replaced by stop_all's below)
+
+# stop_all stops what the script started, the replay client first, and
+# removes the NATS server's files.
 stop_all() {
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		kill "${pids[$i]}" 2>/dev/null || true
@@ -41,6 +45,7 @@ stop_all() {
 	pids=()
 	[ -z "$store" ] || rm -rf "$store" "$store.log"
 	store=
+	rm -f "$OUT/jetstream-replay.txt.go"
 }
 trap stop_all EXIT
 
@@ -59,6 +64,10 @@ start_ssehub() { # port
 
 : >"$OUT/jetstream-replay.txt"
 for run in $(seq "$RUNS"); do
+	# The client creates this file once it has published. One left by an
+	# invocation killed mid-run would start B before the publishes and be
+	# removed before the client made its own, which would wait for ever.
+	rm -f "$OUT/jetstream-replay.txt.go"
 	store=$(mktemp -d)
 	bin/nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$store" >"$store.log" 2>&1 &
 	pids+=($!)
@@ -113,6 +122,7 @@ print(line)
 open(out, "a").write(line + "\n")
 PY
 	client=$!
+	pids+=("$client")
 	while [ ! -e "$OUT/jetstream-replay.txt.go" ]; do
 		kill -0 "$client" 2>/dev/null || { echo "nats-replay.sh: publishing failed" >&2; exit 1; }
 		sleep 0.1

@@ -76,7 +76,7 @@ stop_all() {
 	done
 	pids=()
 	if [ -n "$store" ]; then
-		rm -rf "$store"
+		rm -rf "$store" "$store.log"
 		store=
 	fi
 }

@@ -18,8 +18,9 @@
         the scenarios named: the medians of the memory and NATS brokers
         against issue 10's targets.
 
-A run that was cut short (its report says "aborted") shows in its table
-but is left out of the medians and the ratios. A run that completed but
+A run that was cut short (its report says "aborted", or ssebench left it
+empty or cut off) shows in its table but is left out of the medians and
+the ratios. A run that completed but
 lost events (its report says "failed"; ssebench exited 3) is a run of a
 server that lost events: it stays in the medians, where "delivered" shows
 the loss, and is named under the table.
@@ -38,10 +39,23 @@ MIB = 1024 * 1024
 
 
 def load(paths):
-    return [json.load(open(p)) for p in paths]
+    return [read_report(p) for p in paths]
+
+
+def read_report(path):
+    """The report at path. A file ssebench left empty or cut off (it was
+    killed, or refused its flags) is a run cut short: an aborted report
+    without figures."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as e:
+        return {"aborted": f"no report ({e})"}
 
 
 def ticker_row(r):
+    if "server" not in r:  # no report: its reason alone
+        return mark({}, r)
     s, d, c = r["server"], r["delivery"], r["connect"]
     row = {
         "delivered": f'{d["delivered"]}/{d["expected"]}',
@@ -52,18 +66,20 @@ def ticker_row(r):
         "rss_per_conn_kib": s["rss_per_conn_bytes"] / KIB,
         "client_cpu_s": r["client"]["cpu_seconds"],
     }
-    mark(row, r)
-    return row
+    return mark(row, r)
 
 
 def mark(row, r):
-    """Adds a report's aborted and failed reasons to its row."""
+    """Adds a report's aborted and failed reasons to its row, and returns it."""
     for k in ("aborted", "failed"):
         if r.get(k):
             row[k] = r[k]
+    return row
 
 
 def hub_row(r):
+    if "server" not in r:  # no report: its reason alone
+        return mark({}, r)
     s = r["server"]
     row = {"scenario": r["scenario"]}
     if r.get("connect"):
@@ -101,8 +117,7 @@ def hub_row(r):
     if s["rss_per_conn_bytes"]:
         row["rss_per_conn_kib"] = s["rss_per_conn_bytes"] / KIB
     row["client_cpu_s"] = r["client"]["cpu_seconds"]
-    mark(row, r)
-    return row
+    return mark(row, r)
 
 
 def settle(ms):
@@ -245,7 +260,7 @@ def by_server(paths):
         m = re.fullmatch(r"(.+)-(\d+)\.json", os.path.basename(p))
         if not m:
             sys.exit(f"{p}: want LABEL-RUN.json")
-        groups.setdefault(m.group(1), {})[int(m.group(2))] = json.load(open(p))
+        groups.setdefault(m.group(1), {})[int(m.group(2))] = read_report(p)
     return groups
 
 
@@ -345,7 +360,8 @@ def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
     print("|---|---|---|---|---|")
     m, n = med("publish", "memory", pub), med("publish", "nats", pub)
     if have(m) or have(n):
-        print(f"| publish, requests/s | {m:.0f} | {n:.0f} | nats >= 0.5 x memory | {'yes' if n >= 0.5 * m else 'no'} ({n / m:.2f}x) |")
+        ratio = f" ({n / m:.2f}x)" if m else ""  # none to a memory run that published nothing
+        print(f"| publish, requests/s | {m:.0f} | {n:.0f} | nats >= 0.5 x memory | {'yes' if n >= 0.5 * m else 'no'}{ratio} |")
 
         def cpu(broker, r):  # CPU µs per accepted publish: servers, ssebench
             rep = json.load(open(f"{out}/publish/{broker}-{r}.json"))

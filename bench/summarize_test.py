@@ -85,6 +85,21 @@ class ServersTest(unittest.TestCase):
             self.assertEqual(got, want, f"median {row} of ssehub-default's one complete run")
         self.assertNotIn("0.10", out, "the aborted run's CPU ratio is in the round by round list")
 
+    def test_a_run_without_a_report_is_left_out(self):
+        # ssebench killed (the OOM killer at 10,000 subscribers) or refusing
+        # its flags (exit 2) wrote nothing: fanout.sh goes on, and the
+        # table of the other runs must not be lost with it.
+        with tempfile.TemporaryDirectory() as d:
+            paths = write_reports(d, {"gosse-1.json": hub_report(5.0, 24000, 150.0), "ssehub-default-1.json": hub_report(6.0, 30000, 100.0)})
+            empty = os.path.join(d, "ssehub-default-2.json")
+            open(empty, "w").close()
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.servers(paths + [empty], base="gosse")
+            out = out.getvalue()
+        self.assertIn("- left out: ssehub-default run 2, aborted: no report", out)
+        self.assertEqual(self.side_by_side(out, "server CPU s")["ssehub-default"], "6.000")
+
     def test_a_round_without_a_cpu_figure_is_left_out_of_the_cpu_ratios(self):
         out = self.run_servers(
             {
@@ -185,6 +200,19 @@ class TickerTest(unittest.TestCase):
         self.assertIn("- cpu_s: 1.100 / 3.000 = 0.37", out)
         self.assertNotIn("0.03", out, "the aborted run's CPU ratio is in the round by round list")
 
+    def test_a_run_without_a_report_is_left_out(self):
+        with tempfile.TemporaryDirectory() as d:
+            pa = write_reports(d, {"a-1.json": ticker_report(1.0, 12000)})
+            empty = os.path.join(d, "a-2.json")
+            open(empty, "w").close()
+            pr = write_reports(d, {f"ref-{i}.json": ticker_report(3.0, 22000) for i in (1, 2)})
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.ticker(pa + [empty, "--"] + pr, labels=("ssehub", "seed"))
+            out = out.getvalue()
+        self.assertIn("- left out: ssehub run 2, aborted: no report", out)
+        self.assertEqual(median_row(out, "ssehub")["cpu_s"], "1.000")
+
     def test_a_run_that_lost_events_is_named(self):
         lossy = ticker_report(1.1, 12000)
         lossy["failed"] = "3 of 1000 events missing at the end (3 dropped streams)"
@@ -237,6 +265,18 @@ class HubTableTest(unittest.TestCase):
         self.assertEqual(med["settle_goroutines_ms"], "104", "median of 103, never and 104")
         self.assertEqual(med["settle_rss_ms"], "never", "no run settled")
 
+    def test_a_run_without_a_report_is_left_out_of_the_median(self):
+        with tempfile.TemporaryDirectory() as d:
+            paths = write_reports(d, {"idle-1.json": self.idle_report(103, cpu=2.0)})
+            empty = os.path.join(d, "idle-2.json")
+            open(empty, "w").close()
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                summarize.main(["hub"] + paths + [empty])
+            out = out.getvalue()
+        self.assertIn("| no report (", out, "the run is not shown as one without a report")
+        self.assertEqual(median_row(out, "run")["cpu_s"], "2.000")
+
     def test_an_unknown_figure_is_left_out_of_the_median(self):
         # -1 is "unknown": the CPU of a run whose server could not be read.
         out = self.run_hub([self.idle_report(103, cpu=2.0), self.idle_report(103, cpu=-1), self.idle_report(103, cpu=3.0)])
@@ -282,6 +322,20 @@ class NatsTest(unittest.TestCase):
         )
         self.assertIn("- left out: publish memory run 2, aborted: -timeout 3m reached", out)
         self.assertIn("| publish CPU µs per request, memory | ssehub 100, ssebench 10; total 110 |", out)
+
+    def test_a_memory_run_without_an_accepted_publish_is_shown(self):
+        # Every publish to the memory broker refused (a token the server
+        # does not take): 0 requests/s, no ratio to it, and the table goes on.
+        out = self.run_nats(
+            {
+                "publish/memory-1.json": self.publish_report(0),
+                "publish/memory-1.cpu": "1.00\n",
+                "publish/nats-1.json": self.publish_report(50000),
+                "publish/nats-1.cpu": "2.00 5.00 0.00\n",
+            },
+            runs=1,
+        )
+        self.assertIn("| publish, requests/s | 0 | 5000 | nats >= 0.5 x memory |", out)
 
     def test_a_run_with_an_unknown_cpu_figure_is_left_out_of_the_cpu_per_request(self):
         out = self.run_nats(
@@ -373,6 +427,54 @@ class HubScriptTest(unittest.TestCase):
             self.assertNotIn("run 1 |", done.stdout, "a report this invocation did not write is in its table")
 
 
+class TickerScriptTest(unittest.TestCase):
+    """bench/ticker.sh with RUNS=0: it builds, starts no server."""
+
+    def test_a_base_rev_that_does_not_build_leaves_no_temporary_directory(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            tmp = os.path.join(d, "tmp")
+            os.mkdir(tmp)
+            env = dict(os.environ, RUNS="0", OUT=d, SERVERS="ssehub", BASE_REV="no-such-revision", TMPDIR=tmp)
+            done = subprocess.run(
+                ["bash", "bench/ticker.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+            )
+            self.assertNotEqual(done.returncode, 0, "ticker.sh built a revision that does not exist")
+            self.assertEqual(os.listdir(tmp), [], "ticker.sh left the base revision's source behind")
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class NatsScriptTest(unittest.TestCase):
+    """bench/nats.sh, one short round of the publish scenario on each broker."""
+
+    def test_a_round_leaves_nothing_in_the_temporary_directory(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            tmp = os.path.join(d, "tmp")
+            os.mkdir(tmp)
+            a, b, nats = free_ports(3)
+            env = dict(
+                os.environ, RUNS="1", SCENARIOS="publish", PUBLISH_DURATION="500ms", PUBLISHERS="2",
+                PORT_A=str(a), PORT_B=str(b), NATS_PORT=str(nats), OUT=os.path.join(d, "out"), LOADMAX="100", TMPDIR=tmp,
+            )
+            done = subprocess.run(
+                ["bash", "bench/nats.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=600
+            )
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(os.listdir(tmp), [], "nats.sh left its NATS server's files behind")
+
+
 def alive(pid):
     """Whether process pid runs (a zombie does not)."""
     try:
@@ -398,6 +500,82 @@ def children(pid):
         if ppid == pid:
             out[int(d)] = cmd
     return out
+
+
+class NatsReplayInterruptTest(unittest.TestCase):
+    """bench/nats-replay.sh stopped by a signal stops every process it
+    started: the NATS server, the ssehub instances and its replay client."""
+
+    def test_a_signal_stops_everything_the_script_started(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            tmp = os.path.join(d, "tmp")
+            os.mkdir(tmp)
+            a, b, nats = free_ports(3)
+            env = dict(
+                os.environ, RUNS="1", EVENTS="50", PORT_A=str(a), PORT_B=str(b), NATS_PORT=str(nats), OUT=d, TMPDIR=tmp,
+            )
+            script = subprocess.Popen(
+                ["bash", "bench/nats-replay.sh"], cwd=root, env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+            started = {}
+            try:
+                # The replay client has published and waits for the second
+                # instance: the script starts it, then lets the client on.
+                ready = os.path.join(d, "jetstream-replay.txt.go")
+                deadline = time.monotonic() + 240  # the build comes first
+                while time.monotonic() < deadline and not os.path.exists(ready) and script.poll() is None:
+                    time.sleep(0.02)
+                started = children(script.pid)
+                self.assertTrue(os.path.exists(ready), "the replay client did not publish")
+                script.send_signal(signal.SIGTERM)
+                try:
+                    script.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.fail("nats-replay.sh still runs 20 s after SIGTERM")
+                for _ in range(100):
+                    left = {pid: cmd for pid, cmd in started.items() if alive(pid)}
+                    if not left:
+                        break
+                    time.sleep(0.05)
+                self.assertEqual(left, {}, "processes outlive the script")
+                self.assertEqual(os.listdir(tmp), [], "the NATS server's files outlive the script")
+            finally:
+                try:
+                    os.killpg(script.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                script.wait()
+
+
+class NatsReplayScriptTest(unittest.TestCase):
+    """bench/nats-replay.sh, one short run."""
+
+    def test_a_go_file_an_earlier_invocation_left_does_not_hang_the_run(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            # An invocation killed (SIGKILL) while its client waited for the
+            # second instance left the file that tells the client to go on.
+            open(os.path.join(d, "jetstream-replay.txt.go"), "w").close()
+            a, b, nats = free_ports(3)
+            env = dict(os.environ, RUNS="1", EVENTS="5000", PORT_A=str(a), PORT_B=str(b), NATS_PORT=str(nats), OUT=d)
+            script = subprocess.Popen(
+                ["bash", "bench/nats-replay.sh"], cwd=root, env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+            )
+            try:
+                out, _ = script.communicate(timeout=120)  # the build comes first
+            except subprocess.TimeoutExpired:
+                self.fail("nats-replay.sh still runs after 2 minutes")
+            finally:
+                try:
+                    os.killpg(script.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                script.wait()
+            self.assertEqual(script.returncode, 0)
+            self.assertIn("run 1: 4999 of 4999 events replayed", out)
 
 
 class InterruptTest(unittest.TestCase):

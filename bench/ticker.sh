@@ -53,10 +53,12 @@ CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/ssehub ./cmd/ssehub
 go build -o bin/ssebench ./cmd/ssebench
 if [ -n "${BASE_REV:-}" ]; then
 	base_src=$(mktemp -d)
+	trap 'rm -rf "$base_src"' EXIT # a revision that does not build ends the script here
 	git archive "$BASE_REV" | tar -x -C "$base_src"
 	(cd "$base_src" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/ssehub ./cmd/ssehub)
 	cp "$base_src/bin/ssehub" bin/ssehub-base
 	rm -rf "$base_src"
+	trap - EXIT
 	case " $SERVERS " in
 	*" base "*) ;;
 	*) SERVERS="$SERVERS base" ;;

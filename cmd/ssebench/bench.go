@@ -12,7 +12,10 @@ import (
 )
 
 // quietMax bounds the wait, at the end of a run, for the server's CPU
-// time to stop rising; quietPoll is the longest step of that wait.
+// time to stop rising; quietPoll is the step of that wait, whatever
+// -sample is: it is quiet once it used less than a clock tick (10 ms, what
+// /proc counts in) over a step, so a short step would take a server at
+// work for a quiet one.
 const (
 	quietMax  = 5 * time.Second
 	quietPoll = 250 * time.Millisecond
@@ -74,7 +77,7 @@ func (b *bench) run(ctx context.Context) *Report {
 	stopMon()
 	bg.Wait()
 	if ctx.Err() == nil {
-		b.mon.quiet(ctx, min(b.o.sampleEvery, quietPoll), quietMax)
+		b.mon.quiet(ctx, quietPoll, quietMax)
 	}
 	switch {
 	case err != nil:
@@ -105,7 +108,7 @@ func (b *bench) params() map[string]any {
 		p["rate"], p["size"], p["duration"] = o.rate, o.size, o.duration.String()
 		p["publishers"], p["topic"] = o.publishers, o.topic
 	}
-	if o.scenario == scenarioReplay {
+	if o.scenario != scenarioIdle && o.scenario != scenarioTicker && o.events > 0 {
 		p["events"] = o.events
 	}
 	if len(o.subURLs) > 0 {

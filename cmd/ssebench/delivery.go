@@ -25,6 +25,10 @@ type delivery struct {
 	other      atomic.Int64
 	heartbeats atomic.Int64
 	latency    Histogram
+	lastAt     atomic.Int64 // Unix ns of the latest first arrival of an event
+	// seqLimit is above the sequence number of every event the run
+	// published so far: an event with a higher one is another's.
+	seqLimit atomic.Int64
 
 	mu     sync.Mutex
 	states []*subState // every subscriber's, for the count of missing events
@@ -70,7 +74,7 @@ func (d *delivery) onEvent(s *subState, ev stream.Event, now time.Time) (fresh b
 		return false
 	}
 	seq, ts, ok := parsePayload(ev.Data)
-	if !ok {
+	if !ok || seq >= d.seqLimit.Load() {
 		d.other.Add(1)
 		return false
 	}
@@ -80,6 +84,12 @@ func (d *delivery) onEvent(s *subState, ev stream.Event, now time.Time) (fresh b
 	}
 	d.delivered.Add(1)
 	d.latency.Record(now.Sub(time.Unix(0, ts)))
+	for at := now.UnixNano(); ; {
+		last := d.lastAt.Load()
+		if at <= last || d.lastAt.CompareAndSwap(last, at) {
+			break
+		}
+	}
 	if id, err := strconv.ParseUint(ev.ID, 10, 64); err == nil {
 		if s.haveID && id <= s.lastID {
 			d.outOfOrder.Add(1)
@@ -121,6 +131,17 @@ func (d *delivery) readEvents(c *sseConn) error {
 		}
 		d.onEvent(s, ev, time.Now())
 	}
+}
+
+// arrivedWithin returns the time from start to the latest first arrival
+// of an event, 0 when none arrived: the span the delivery rate is over,
+// which a wait for events that never came does not stretch.
+func (d *delivery) arrivedWithin(start time.Time) time.Duration {
+	last := d.lastAt.Load()
+	if last == 0 {
+		return 0
+	}
+	return max(time.Unix(0, last).Sub(start), 0)
 }
 
 // seqSet is a set of sequence numbers, in the layout of subState.seen. It

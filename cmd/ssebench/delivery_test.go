@@ -15,6 +15,7 @@ func TestDeliveryCounts(t *testing.T) {
 		return stream.Event{ID: id, Data: string(appendPayload(nil, seq, sent, 64))}
 	}
 	var d delivery
+	d.seqLimit.Store(1000) // events 0 to 999 were published
 	var s subState
 	for _, e := range []stream.Event{
 		ev("10", 0),
@@ -43,6 +44,7 @@ func TestDeliveryCounts(t *testing.T) {
 
 func TestDeliveryOrderBySequenceWithoutNumericIDs(t *testing.T) {
 	var d delivery
+	d.seqLimit.Store(4)
 	var s subState
 	for _, seq := range []int64{0, 2, 1, 3} {
 		d.onEvent(&s, stream.Event{ID: "id-x", Data: string(appendPayload(nil, seq, 0, 64))}, time.Now())

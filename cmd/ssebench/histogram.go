@@ -11,7 +11,7 @@ import (
 // above, every power of two is split into 2^subBits equal buckets, so a
 // bucket's width is at most 1/32 of its lower bound (HDR-style log-linear
 // buckets). Values at or above 2^maxExp ns (about 18 minutes) land in the
-// last bucket.
+// last bucket too, whose percentiles are the maximum.
 const (
 	subBits    = 5
 	subBuckets = 1 << subBits
@@ -98,9 +98,10 @@ func (h *Histogram) Percentile(q float64) time.Duration {
 	var seen int64
 	for i := range h.counts {
 		seen += h.counts[i].Load()
-		if seen >= rank {
+		if seen >= rank && i < numBuckets-1 {
 			return min(time.Duration(bucketUpper(i)), h.Max())
 		}
+		// The last bucket holds every larger value too: no bound but Max.
 	}
 	return h.Max()
 }

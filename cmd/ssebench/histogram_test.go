@@ -152,3 +152,17 @@ func TestPercentileOfFewSamples(t *testing.T) {
 		}
 	}
 }
+
+// Samples beyond the buckets (2^40 ns, about 18 minutes: a publisher that
+// fell that far behind its schedule in a long run) share the last bucket,
+// which has no upper bound: a percentile there is the maximum, not the
+// 18 minutes where the buckets end.
+func TestPercentileBeyondTheBuckets(t *testing.T) {
+	var h Histogram
+	for range 10 {
+		h.Record(30 * time.Minute)
+	}
+	if got := h.Percentile(0.5); got != 30*time.Minute {
+		t.Errorf("p50 of ten samples of 30 min = %v, want 30m0s", got)
+	}
+}

@@ -51,7 +51,7 @@ type options struct {
 	count    int
 	interval time.Duration
 
-	events int // replay: events published before the resume
+	events int // how many events to publish (0: no bound but -duration); replay: before the resume
 
 	pid           int
 	sampleEvery   time.Duration
@@ -71,6 +71,7 @@ type scenarioDefaults struct {
 	size        int
 	duration    time.Duration
 	publishers  int
+	events      int
 }
 
 var defaultsByScenario = map[string]scenarioDefaults{
@@ -79,7 +80,7 @@ var defaultsByScenario = map[string]scenarioDefaults{
 	scenarioSustained: {subscribers: 1000, rate: 200, size: 256, duration: 30 * time.Second, publishers: 4},
 	scenarioTicker:    {subscribers: 2000},
 	scenarioPublish:   {subscribers: 0, rate: 0, size: 100, duration: 10 * time.Second, publishers: 16},
-	scenarioReplay:    {subscribers: 1, rate: 0, size: 256, duration: 2 * time.Minute, publishers: 4},
+	scenarioReplay:    {subscribers: 1, rate: 0, size: 256, duration: 2 * time.Minute, publishers: 4, events: 10000},
 }
 
 const usageText = `ssebench puts load on an ssehub server (or any SSE server, for the ticker
@@ -97,14 +98,15 @@ Scenarios (-scenario):
              and the time it was due (latency counts a publisher falling behind):
              reports delivered/expected, duplicates, out of order, dropped
              streams, latency p50/p90/p99/max.
+             With -events N it stops after N events (or at -duration).
              Defaults: -n 10000 -rate 5 -size 256 -duration 30s.
   sustained  fanout with a high rate. Defaults: -n 1000 -rate 200 -duration 30s.
   ticker     -n clients each GET /stream?count=C&interval=I until "event: close";
              reports delivered/expected and the server's CPU seconds and RSS.
              Works against any server with that endpoint (no hub needed).
   publish    publish as fast as the server answers (or at -rate) from
-             -publishers connections for -duration, with -n subscribers
-             (default 0). Reports requests/s and request time.
+             -publishers connections for -duration (or -events events), with
+             -n subscribers (default 0). Reports requests/s and request time.
   replay     publish -events events (one first, then the rest from -publishers
              connections, as fast as the server answers, within -duration),
              then open -n subscribers (default 1) that resume after the first
@@ -171,7 +173,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "after publishing, how long to wait for the last events to arrive")
 	fs.IntVar(&o.count, "count", 10, "ticker: events per stream (the seed's 10)")
 	fs.DurationVar(&o.interval, "interval", 3*time.Second, "ticker: time between events (the seed's 3s)")
-	fs.IntVar(&o.events, "events", 10000, "replay: `events` published before the subscribers resume after the first")
+	events := optional[int]{parse: strconv.Atoi}
+	fs.Var(&events, "events", "publish `N` events, then stop (-duration still bounds the publishing); replay: the events published before the subscribers resume after the first (default: replay 10000, else no bound)")
 	fs.IntVar(&o.pid, "pid", 0, "`PID` of the server process on this machine: RSS and CPU from /proc/PID")
 	fs.DurationVar(&o.sampleEvery, "sample", 250*time.Millisecond, "how often to sample the server's resources")
 	fs.BoolVar(&o.noMetrics, "no-metrics", false, "never read /metrics (with -pid: goroutines stay unknown)")
@@ -195,6 +198,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	o.size = size.or(def.size)
 	o.duration = duration.or(def.duration)
 	o.publishers = publishers.or(def.publishers)
+	o.events = events.or(def.events)
 	if o.topic == "" {
 		o.topic = "ssebench." + strconv.FormatInt(time.Now().UnixNano(), 36)
 	}
@@ -239,6 +243,10 @@ func parseFloat(s string) (float64, error) {
 	return strconv.ParseFloat(s, 64)
 }
 
+// maxRate bounds -rate: far above what one process can publish, and low
+// enough that the schedule's due times stay exact.
+const maxRate = 1e9
+
 func (o *options) validate() error {
 	hubScenario := o.scenario != scenarioTicker
 	publishes := o.scenario == scenarioFanout || o.scenario == scenarioSustained || o.scenario == scenarioPublish || o.scenario == scenarioReplay
@@ -255,8 +263,10 @@ func (o *options) validate() error {
 		return fmt.Errorf("-hold, -settle and -drain must not be negative: %w", ErrUsage)
 	case publishes && o.duration <= 0:
 		return fmt.Errorf("-duration %s: want a positive duration: %w", o.duration, ErrUsage)
-	case publishes && o.scenario != scenarioPublish && o.scenario != scenarioReplay && o.rate <= 0:
-		return fmt.Errorf("-rate %g: want events per second above 0: %w", o.rate, ErrUsage)
+	case publishes && o.scenario != scenarioPublish && o.scenario != scenarioReplay && !(o.rate > 0 && o.rate <= maxRate):
+		return fmt.Errorf("-rate %g: want events per second above 0, at most %g: %w", o.rate, float64(maxRate), ErrUsage)
+	case publishes && !(o.rate >= 0 && o.rate <= maxRate):
+		return fmt.Errorf("-rate %g: want events per second from 0 (as fast as the server answers) to %g: %w", o.rate, float64(maxRate), ErrUsage)
 	case publishes && o.publishers < 1:
 		return fmt.Errorf("-publishers %d: want at least 1: %w", o.publishers, ErrUsage)
 	case publishes && (o.size < minPayloadBytes || o.size > 16<<20):
@@ -265,6 +275,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("-count %d -interval %s: want a count of at least 1 and a non-negative interval: %w", o.count, o.interval, ErrUsage)
 	case hubScenario && o.topic == "":
 		return fmt.Errorf("-topic: must not be empty: %w", ErrUsage)
+	case publishes && o.events < 0:
+		return fmt.Errorf("-events %d: want 0 (no bound) or more: %w", o.events, ErrUsage)
 	case o.scenario == scenarioReplay && o.events < 2:
 		return fmt.Errorf("-events %d: replay needs at least 2: %w", o.events, ErrUsage)
 	case len(o.subURLs) > 0 && (o.scenario == scenarioTicker || o.scenario == scenarioIdle):

@@ -114,9 +114,13 @@ type publisher struct {
 	event string
 	size  int
 
-	// from and limit bound the sequence numbers published at rate 0:
-	// from, from+1, ... below limit (0: no bound but the duration).
+	// from and limit bound the sequence numbers published: from,
+	// from+1, ... below limit (0: no bound but the duration). With a
+	// rate, from is 0.
 	from, limit int64
+	// handed, if set, is raised above each sequence number before the
+	// event is handed to a connection: no event of the run is above it.
+	handed *atomic.Int64
 
 	latency  Histogram // request round trip
 	accepted seqSet    // the sequence numbers of the events accepted
@@ -184,6 +188,7 @@ func (p *publisher) runFor(ctx context.Context, rate float64, workers int, phase
 		p.schedule(ctx, rate, jobs)
 	} else {
 		for k := p.from; p.limit == 0 || k < p.limit; k++ {
+			p.handOut(k)
 			select {
 			case jobs <- job{seq: k}:
 				continue
@@ -212,14 +217,28 @@ func (p *publisher) schedule(ctx context.Context, rate float64, jobs chan<- job)
 		case <-timer.C:
 		}
 		due := int64(time.Since(start).Seconds()*rate) + 1
+		if p.limit > 0 {
+			due = min(due, p.limit)
+		}
 		for ; next < due; next++ {
+			p.handOut(next)
 			select {
 			case jobs <- job{seq: next, due: dueAt(next)}:
 			case <-ctx.Done():
 				return
 			}
 		}
+		if p.limit > 0 && next >= p.limit {
+			return
+		}
 		timer.Reset(time.Until(dueAt(next)))
+	}
+}
+
+// handOut records that event seq is about to be handed to a connection.
+func (p *publisher) handOut(seq int64) {
+	if p.handed != nil {
+		p.handed.Store(seq + 1)
 	}
 }
 
@@ -270,7 +289,7 @@ func (p *publisher) work(ctx, abort context.Context, c *publishConn, jobs <-chan
 }
 
 // publishFirst publishes sequence number 0 alone and returns the id the
-// server gave it.
+// server gave it, for the subscribers to resume after.
 func (p *publisher) publishFirst(ctx context.Context) (string, error) {
 	c := &publishConn{t: p.t}
 	defer c.close()
@@ -294,7 +313,7 @@ func (p *publisher) publishFirst(ctx context.Context) (string, error) {
 		return "", err
 	}
 	p.ok.Add(1)
-	p.accepted.add(0)
+	// Not in accepted: the subscribers resume after it, and are not owed it.
 	p.latency.Record(time.Since(t0))
 	return answer.ID, nil
 }

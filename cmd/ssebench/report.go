@@ -104,7 +104,12 @@ type ConnectReport struct {
 // Unaccepted counts deliveries of events whose publish failed (the server
 // sent them on, but did not answer 201): they are not in Delivered. Duplicates and OutOfOrder
 // are counted per subscriber. Dropped counts streams that ended before
-// the run ended them (a slow-consumer drop shows here).
+// the run ended them (a slow-consumer drop shows here). PerSecond is
+// Delivered over the time from the start of publishing (of the resume, in
+// replay) to the last event's arrival: a wait for events that never came
+// is no part of it. Other counts events that are not the run's: another
+// name, data without its sequence number, or a sequence number it did not
+// publish.
 type DeliveryReport struct {
 	Expected   int64        `json:"expected"`
 	Delivered  int64        `json:"delivered"`

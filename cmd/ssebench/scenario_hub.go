@@ -12,8 +12,8 @@ const (
 )
 
 // hub runs the fanout, sustained and publish scenarios: open the
-// subscribers (if any) on one topic, publish for -duration, wait up to
-// -drain for the last events, then disconnect.
+// subscribers (if any) on one topic, publish for -duration (or until
+// -events were), wait up to -drain for the last events, then disconnect.
 func (b *bench) hub(ctx context.Context, rep *Report) error {
 	subCtx, disconnect := context.WithCancel(ctx)
 	defer disconnect()
@@ -31,6 +31,8 @@ func (b *bench) hub(ctx context.Context, rep *Report) error {
 	}
 	subscribers := b.pool.open.Load()
 	p := newPublisher(b.t, b.o.topic, b.o.token, b.o.event, b.o.size)
+	p.limit = int64(b.o.events)
+	p.handed = &b.delivery.seqLimit
 	b.setPublisher(p)
 	start := time.Now()
 	p.run(ctx, b.o.rate, b.o.duration, b.o.publishers)
@@ -41,7 +43,7 @@ func (b *bench) hub(ctx context.Context, rep *Report) error {
 		// well, or the wait could end with accepted events on their way.
 		b.awaitDelivery(ctx, expected+(p.sent.Load()-p.ok.Load())*subscribers)
 	}
-	elapsed := time.Since(start)
+	elapsed := b.delivery.arrivedWithin(start)
 	disconnect()
 	b.pool.Wait()
 	rep.Publish = p.Report()

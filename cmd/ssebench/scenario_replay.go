@@ -27,13 +27,15 @@ func (b *bench) replay(ctx context.Context, rep *Report) error {
 	}
 
 	want := int64(b.o.events - 1)
-	var times Histogram // from the resume to each subscriber's last event
+	b.delivery.seqLimit.Store(int64(b.o.events)) // the run's events, 0 to -events - 1
+	var times Histogram                          // from the resume to each subscriber's last event
 	var complete atomic.Int64
 	subCtx, disconnect := context.WithCancel(ctx)
 	defer disconnect()
 	start := time.Now()
 	read := func(c *sseConn) error {
 		s := b.delivery.newState()
+		s.mark(0) // the resume is after it: a copy of it is a duplicate, not one owed
 		for n := int64(0); n < want; {
 			ev, err := c.Next()
 			if err != nil {
@@ -55,7 +57,7 @@ func (b *bench) replay(ctx context.Context, rep *Report) error {
 	}
 	expected := want * connect.Connected
 	b.awaitDelivery(ctx, expected)
-	elapsed := time.Since(start)
+	elapsed := b.delivery.arrivedWithin(start)
 	disconnect()
 	b.pool.Wait()
 	rep.Delivery = b.delivery.Report(expected, &p.accepted, elapsed)

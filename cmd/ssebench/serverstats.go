@@ -148,11 +148,31 @@ func readProc(pid int) (rss int64, cpu time.Duration, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	if state := statState(string(stat)); state == "Z" || state == "X" {
+		// Dead, not yet reaped: its RSS reads 0.
+		return 0, 0, fmt.Errorf("/proc/%d: %w", pid, errProcessGone)
+	}
 	cpu, err = parseStatCPU(string(stat))
 	if err != nil {
 		return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	return pages * int64(os.Getpagesize()), cpu, nil
+}
+
+// errProcessGone reports a server process that died.
+var errProcessGone = errors.New("the process has exited")
+
+// statState returns the state field (R, S, Z...) of /proc/PID/stat's text.
+func statState(stat string) string {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
 
 // parseStatCPU returns utime + stime from the text of /proc/PID/stat. The

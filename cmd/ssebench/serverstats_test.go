@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseMetrics(t *testing.T) {
@@ -56,5 +60,35 @@ func TestReadProcSelf(t *testing.T) {
 	}
 	if rss < 1<<20 || cpu < 0 {
 		t.Errorf("own RSS %d bytes, CPU %v: want at least 1 MiB and a non-negative time", rss, cpu)
+	}
+}
+
+// A server that died but was not yet reaped by its parent is a zombie:
+// /proc still has its files, with an RSS of 0. That is no reading of a
+// server: readProc fails as for a server that is gone, rather than report
+// an end RSS of 0 (and, in the idle scenario, a server back to its
+// baseline at once).
+func TestReadProcOfADeadServerFails(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if _, _, err := readProc(pid); err != nil {
+		t.Fatalf("readProc of a running process: %v", err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Until Wait reaps it, the killed child stays a zombie: wait for the
+	// kernel to make it one.
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+		t.Fatal(err)
+	}
+	rss, cpu, err := readProc(pid)
+	_ = cmd.Wait()
+	if !errors.Is(err, errProcessGone) {
+		t.Errorf("readProc of a dead process = RSS %d, CPU %s, error %v; want errProcessGone", rss, cpu, err)
 	}
 }
