@@ -22,9 +22,13 @@ GOLANGCI_LINT_VERSION = v2.15.0
 GOLANGCI_LINT = bin/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 # test installs what the tests need where it is missing, lints, then runs
-# every test.
+# every test: the demo page's (node), the bench scripts' (python3, which
+# the scripts need; skipped where it is missing), then Go's.
 test: test-deps lint
 	node --test static/
+	@if command -v python3 >/dev/null; then \
+	  python3 -m unittest discover -s bench -p summarize_test.py; \
+	else echo "python3 is missing: the bench scripts' tests skip"; fi
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # test-deps installs from the distribution's packages, when they are not
