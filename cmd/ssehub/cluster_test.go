@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/ssehub/ssehub/config"
 )
@@ -257,6 +258,28 @@ func TestComposeClusterNginxStop(t *testing.T) {
 	if grace < want {
 		t.Errorf("nginx stop_grace_period %v, want %v or more: a stop with a stream open waits worker_shutdown_timeout (%v, %s) and %v more",
 			grace, want, timeout, clusterNginxMain, nginxStopMargin)
+	}
+}
+
+// TestComposeProjectNames: docker compose names a project after the
+// folder of its file unless the file names it, and the two compose files
+// share a folder. Under one name, either file's `up` or `down` took the
+// other's containers for orphans of its own, and they shared one network.
+func TestComposeProjectNames(t *testing.T) {
+	names := map[string]string{}
+	for _, file := range []string{"docker-compose.yml", clusterCompose} {
+		opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, file)}, cli.WithWorkingDirectory(repoRoot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		project, err := opts.LoadProject(t.Context())
+		if err != nil {
+			t.Fatalf("%s does not validate: %v", file, err)
+		}
+		if other, ok := names[project.Name]; ok {
+			t.Errorf("%s and %s are both project %q", other, file, project.Name)
+		}
+		names[project.Name] = file
 	}
 }
 
