@@ -176,6 +176,7 @@ func TestDockerImage(t *testing.T) {
 
 	checkImageConfig(t, docker, image)
 	checkEmbeddedNATSStore(t, docker, image)
+	checkArbitraryUser(t, docker, image)
 	checkSystemRoots(t, docker, image)
 }
 
@@ -283,24 +284,26 @@ func imageContext(t *testing.T) string {
 	if install == nil {
 		t.Fatal("Dockerfile: no `RUN install -D -m MODE config/ssehub.yaml /out/config/ssehub.yaml` line")
 	}
+	// The store's folder, as the build stage's install lines leave it.
+	dataFromBuild := regexp.MustCompile(`(?m)^COPY --from=build (--chown=\S+ )?/out/store /app$`)
+	if !dataFromBuild.MatchString(stage) {
+		t.Fatal("Dockerfile's final stage lacks `COPY --from=build [--chown=...] /out/store /app`")
+	}
+	stage = dataFromBuild.ReplaceAllString(stage, "COPY ${1}out/store /app")
+	dataDir := regexp.MustCompile(`(?m)^RUN install -d -m (0[0-7]{3}) /out/store/data$`).FindStringSubmatch(df)
+	dataReadme := regexp.MustCompile(`(?m)^RUN install -m (0[0-7]{3}) deploy/data/README /out/store/data/README$`).FindStringSubmatch(df)
+	if dataDir == nil || dataReadme == nil {
+		t.Fatal("Dockerfile: no `RUN install -d -m MODE /out/store/data` and `RUN install -m MODE deploy/data/README /out/store/data/README` lines")
+	}
 	if strings.Contains(stage, "--from=") {
-		t.Fatal("Dockerfile's final stage copies from another stage besides /out/ssehub, /out/config/ssehub.yaml and " + systemRoots)
+		t.Fatal("Dockerfile's final stage copies from another stage besides /out/ssehub, /out/config/ssehub.yaml, /out/data and " + systemRoots)
 	}
 
 	dir := t.TempDir()
 	buildLikeDockerfile(t, filepath.Join(dir, "out/ssehub"))
-	mode, err := strconv.ParseUint(install[1], 8, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(dir, "out/config/ssehub.yaml")
-	if err := os.MkdirAll(filepath.Dir(config), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(config, []byte(readRepoFile(t, "config/ssehub.yaml")), fs.FileMode(mode)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(config, fs.FileMode(mode)); err != nil { // past the umask
+	writeInstalled(t, filepath.Join(dir, "out/config/ssehub.yaml"), readRepoFile(t, "config/ssehub.yaml"), install[1])
+	writeInstalled(t, filepath.Join(dir, "out/store/data/README"), readRepoFile(t, "deploy/data/README"), dataReadme[1])
+	if err := os.Chmod(filepath.Join(dir, "out/store/data"), parseMode(t, dataDir[1])); err != nil {
 		t.Fatal(err)
 	}
 	if hostRoots {
@@ -312,7 +315,7 @@ func imageContext(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	for _, m := range regexp.MustCompile(`(?m)^COPY (?:--chown=\S+ )?(\S+) \S+$`).FindAllStringSubmatch(stage, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^COPY (?:--chown=\S+ )?(?:--chmod=\S+ )?(\S+) \S+$`).FindAllStringSubmatch(stage, -1) {
 		if strings.HasPrefix(m[1], "out/") {
 			continue
 		}
@@ -322,6 +325,31 @@ func imageContext(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// writeInstalled writes content to the file path with the octal mode, as
+// `install -D -m mode` does, past the umask.
+func writeInstalled(t *testing.T, path, content, mode string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), parseMode(t, mode)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, parseMode(t, mode)); err != nil { // past the umask
+		t.Fatal(err)
+	}
+}
+
+// parseMode parses an octal file mode, such as 0644.
+func parseMode(t *testing.T, mode string) fs.FileMode {
+	t.Helper()
+	m, err := strconv.ParseUint(mode, 8, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs.FileMode(m)
 }
 
 // Modes of a checkout made under umask 027 (CIS benchmarks set it on
@@ -375,15 +403,31 @@ func checkEmbeddedNATSStore(t *testing.T, docker *dockerEngine, image string) {
 			t.Error(err)
 		}
 	})
+	publishToEmbeddedStore(t, docker, image, "--mount", "type=volume,source="+volume+",target=/app/data")
+}
+
+// checkArbitraryUser runs image as a platform that assigns each container
+// a uid of its own, in group 0, does (OpenShift): the embedded NATS
+// server's store in the image's /app/data must be writable by that user
+// too, through the group.
+func checkArbitraryUser(t *testing.T, docker *dockerEngine, image string) {
+	t.Helper()
+	publishToEmbeddedStore(t, docker, image, "--user", "1000650000:0")
+}
+
+// publishToEmbeddedStore runs image with the embedded NATS server and the
+// docker run options opts, and publishes an event, which the server
+// stores in data/nats.
+func publishToEmbeddedStore(t *testing.T, docker *dockerEngine, image string, opts ...string) {
+	t.Helper()
 	ctr, addr := runListening(t, docker, func(addr string) []string {
-		return []string{
-			"run", "--detach", "--network", "host",
-			"--mount", "type=volume,source=" + volume + ",target=/app/data",
-			"--env", "SSEHUB_SERVER_ADDR=" + addr,
+		args := append([]string{"run", "--detach", "--network", "host"}, opts...)
+		return append(args,
+			"--env", "SSEHUB_SERVER_ADDR="+addr,
 			"--env", "SSEHUB_HUB_BROKER=nats", "--env", "SSEHUB_NATS_EMBEDDED=true",
 			"--env", "SSEHUB_AUTH_PUBLISH_TOKENS=store-test-token",
 			image,
-		}
+		)
 	})
 	logs := func() string { return docker.logs(ctr) }
 	client := &http.Client{Timeout: 30 * time.Second}
