@@ -253,9 +253,10 @@ func checkSystemRoots(t *testing.T, docker *dockerEngine, image string) {
 // imageContext writes a build context for the Dockerfile's final stage and
 // returns its folder: the stage itself (from the last `FROM scratch` line
 // on), its `COPY --from=build /out/ssehub` made a COPY of the binary built
-// as the build stage builds it, its config from the build stage one
-// written as the stage's install line writes it, and the repository's
-// files its other COPY lines name, with a checkout's modes under umask 027.
+// as the build stage builds it, its config and the store's folder from the
+// build stage ones written as the stage's install lines write them, and
+// the repository's files its other COPY lines name, with a checkout's
+// modes under umask 027.
 func imageContext(t *testing.T) string {
 	t.Helper()
 	df := readRepoFile(t, "Dockerfile")
@@ -296,7 +297,7 @@ func imageContext(t *testing.T) string {
 		t.Fatal("Dockerfile: no `RUN install -d -m MODE /out/store/data` and `RUN install -m MODE deploy/data/README /out/store/data/README` lines")
 	}
 	if strings.Contains(stage, "--from=") {
-		t.Fatal("Dockerfile's final stage copies from another stage besides /out/ssehub, /out/config/ssehub.yaml, /out/data and " + systemRoots)
+		t.Fatal("Dockerfile's final stage copies from another stage besides /out/ssehub, /out/config/ssehub.yaml, /out/store and " + systemRoots)
 	}
 
 	dir := t.TempDir()
@@ -315,7 +316,7 @@ func imageContext(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	for _, m := range regexp.MustCompile(`(?m)^COPY (?:--chown=\S+ )?(?:--chmod=\S+ )?(\S+) \S+$`).FindAllStringSubmatch(stage, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^COPY (?:--chown=\S+ )?(\S+) \S+$`).FindAllStringSubmatch(stage, -1) {
 		if strings.HasPrefix(m[1], "out/") {
 			continue
 		}
