@@ -10,6 +10,11 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ssehub ./cmd/ssehu
 # host's checkout gave it (a COPY keeps it: under umask 027 or 077, 0640 or
 # 0600, which only root could read), and still root's.
 RUN install -D -m 0644 config/ssehub.yaml /out/config/ssehub.yaml
+# The folder of the embedded NATS server's store, /app/data below, with its
+# README: group 0 may do what the owner may (g=u), whatever the checkout's
+# modes (a COPY --chmod needs BuildKit).
+RUN install -d -m 0775 /out/store/data
+RUN install -m 0664 deploy/data/README /out/store/data/README
 
 # Run: nothing but the binary (the demo page is embedded), the example
 # config and the CA certificates, as a non-root user.
@@ -20,8 +25,10 @@ COPY --from=build /out/ssehub /usr/local/bin/ssehub
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/config/ssehub.yaml /app/config/ssehub.yaml
 # The embedded NATS server's store (nats.store_dir: data/nats), writable by
-# the user below; a named volume mounted at /app/data takes its ownership.
-COPY --chown=65532:65532 deploy/data /app/data
+# the user below and, through group 0, by any user in it (a platform that
+# runs the image with a uid of its own, in group 0, as OpenShift does); a
+# named volume mounted at /app/data takes its ownership and modes.
+COPY --from=build --chown=65532:0 /out/store /app
 WORKDIR /app
 USER 65532:65532
 EXPOSE 8111

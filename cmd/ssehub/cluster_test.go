@@ -4,12 +4,16 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/ssehub/ssehub/config"
 )
@@ -221,4 +225,89 @@ func mustAbs(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return abs
+}
+
+// nginxStopMargin is what nginx takes past worker_shutdown_timeout to
+// close the streams it still holds and exit.
+const nginxStopMargin = 2 * time.Second
+
+// TestComposeClusterNginxStop: the official nginx image stops on SIGQUIT,
+// a graceful shutdown, in which the workers wait for the requests they
+// hold, streams that never end on their own, until worker_shutdown_timeout
+// (deploy/nginx.conf). Docker must give nginx that long before its SIGKILL:
+// with Docker's default 10s, `docker compose down` with a stream open
+// killed nginx (exit 137).
+func TestComposeClusterNginxStop(t *testing.T) {
+	nginx := loadComposeFile(t, clusterCompose).Services["nginx"]
+	if sig := strings.TrimPrefix(strings.ToUpper(nginx.StopSignal), "SIG"); sig != "" && sig != "QUIT" {
+		t.Skipf("nginx stop_signal %s: not the graceful SIGQUIT this test is about", nginx.StopSignal)
+	}
+	m := regexp.MustCompile(`(?m)^\s*worker_shutdown_timeout\s+(\S+);`).FindStringSubmatch(readRepoFile(t, clusterNginxMain))
+	if m == nil {
+		t.Fatalf("%s: no worker_shutdown_timeout", clusterNginxMain)
+	}
+	timeout, err := time.ParseDuration(m[1])
+	if err != nil {
+		t.Fatalf("%s: worker_shutdown_timeout %q: %v", clusterNginxMain, m[1], err)
+	}
+	want := timeout + nginxStopMargin
+	grace := 10 * time.Second // Docker's default
+	if nginx.StopGracePeriod != nil {
+		grace = time.Duration(*nginx.StopGracePeriod)
+	}
+	if grace < want {
+		t.Errorf("nginx stop_grace_period %v, want %v or more: a stop with a stream open waits worker_shutdown_timeout (%v, %s) and %v more",
+			grace, want, timeout, clusterNginxMain, nginxStopMargin)
+	}
+}
+
+// TestComposeProjectNames: docker compose names a project after the
+// folder of its file unless the file names it, and the two compose files
+// share a folder. Under one name, either file's `up` or `down` took the
+// other's containers for orphans of its own, and they shared one network.
+func TestComposeProjectNames(t *testing.T) {
+	names := map[string]string{}
+	for _, file := range []string{"docker-compose.yml", clusterCompose} {
+		opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, file)}, cli.WithWorkingDirectory(repoRoot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		project, err := opts.LoadProject(t.Context())
+		if err != nil {
+			t.Fatalf("%s does not validate: %v", file, err)
+		}
+		if other, ok := names[project.Name]; ok {
+			t.Errorf("%s and %s are both project %q", other, file, project.Name)
+		}
+		names[project.Name] = file
+	}
+}
+
+// TestNginxQuitWaitsForStreams stops nginx, as installed, as the official
+// image's STOPSIGNAL does (SIGQUIT, a graceful shutdown) with a stream
+// open: the stream is held until worker_shutdown_timeout (2s here, the
+// cluster's 30s) and only then closed, so a stop takes that long, which
+// TestComposeClusterNginxStop asks the stop_grace_period to allow.
+func TestNginxQuitWaitsForStreams(t *testing.T) {
+	cfg := config.Default()
+	cfg.Stream.HeartbeatInterval = time.Second
+	cfg.Auth.PublishTokens = []string{"tok"}
+	p := startBehindNginxEdited(t, cfg, []nginxEdit{
+		asInstalled,
+		{"worker_shutdown_timeout 30s;", "worker_shutdown_timeout 2s;"},
+	})
+	c := &smokeClient{t: t, nginx: p.url}
+	events := c.subscribe("")
+	c.publish(1)
+	c.receive(events, 1)
+
+	if err := syscall.Kill(p.pid, syscall.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	quit := time.Now()
+	c.receive(events, -1) // fails unless the stream ends within 10s
+	if took := time.Since(quit); took < time.Second {
+		log, _ := os.ReadFile(p.errLog)
+		t.Fatalf("the stream ended %v after SIGQUIT, want about worker_shutdown_timeout (2s) after it:\n%s", took, lastLines(string(log), 10))
+	}
 }

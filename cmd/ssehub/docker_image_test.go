@@ -176,6 +176,7 @@ func TestDockerImage(t *testing.T) {
 
 	checkImageConfig(t, docker, image)
 	checkEmbeddedNATSStore(t, docker, image)
+	checkArbitraryUser(t, docker, image)
 	checkSystemRoots(t, docker, image)
 }
 
@@ -252,9 +253,10 @@ func checkSystemRoots(t *testing.T, docker *dockerEngine, image string) {
 // imageContext writes a build context for the Dockerfile's final stage and
 // returns its folder: the stage itself (from the last `FROM scratch` line
 // on), its `COPY --from=build /out/ssehub` made a COPY of the binary built
-// as the build stage builds it, its config from the build stage one
-// written as the stage's install line writes it, and the repository's
-// files its other COPY lines name, with a checkout's modes under umask 027.
+// as the build stage builds it, its config and the store's folder from the
+// build stage ones written as the stage's install lines write them, and
+// the repository's files its other COPY lines name, with a checkout's
+// modes under umask 027.
 func imageContext(t *testing.T) string {
 	t.Helper()
 	df := readRepoFile(t, "Dockerfile")
@@ -283,24 +285,26 @@ func imageContext(t *testing.T) string {
 	if install == nil {
 		t.Fatal("Dockerfile: no `RUN install -D -m MODE config/ssehub.yaml /out/config/ssehub.yaml` line")
 	}
+	// The store's folder, as the build stage's install lines leave it.
+	dataFromBuild := regexp.MustCompile(`(?m)^COPY --from=build (--chown=\S+ )?/out/store /app$`)
+	if !dataFromBuild.MatchString(stage) {
+		t.Fatal("Dockerfile's final stage lacks `COPY --from=build [--chown=...] /out/store /app`")
+	}
+	stage = dataFromBuild.ReplaceAllString(stage, "COPY ${1}out/store /app")
+	dataDir := regexp.MustCompile(`(?m)^RUN install -d -m (0[0-7]{3}) /out/store/data$`).FindStringSubmatch(df)
+	dataReadme := regexp.MustCompile(`(?m)^RUN install -m (0[0-7]{3}) deploy/data/README /out/store/data/README$`).FindStringSubmatch(df)
+	if dataDir == nil || dataReadme == nil {
+		t.Fatal("Dockerfile: no `RUN install -d -m MODE /out/store/data` and `RUN install -m MODE deploy/data/README /out/store/data/README` lines")
+	}
 	if strings.Contains(stage, "--from=") {
-		t.Fatal("Dockerfile's final stage copies from another stage besides /out/ssehub, /out/config/ssehub.yaml and " + systemRoots)
+		t.Fatal("Dockerfile's final stage copies from another stage besides /out/ssehub, /out/config/ssehub.yaml, /out/store and " + systemRoots)
 	}
 
 	dir := t.TempDir()
 	buildLikeDockerfile(t, filepath.Join(dir, "out/ssehub"))
-	mode, err := strconv.ParseUint(install[1], 8, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(dir, "out/config/ssehub.yaml")
-	if err := os.MkdirAll(filepath.Dir(config), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(config, []byte(readRepoFile(t, "config/ssehub.yaml")), fs.FileMode(mode)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(config, fs.FileMode(mode)); err != nil { // past the umask
+	writeInstalled(t, filepath.Join(dir, "out/config/ssehub.yaml"), readRepoFile(t, "config/ssehub.yaml"), install[1])
+	writeInstalled(t, filepath.Join(dir, "out/store/data/README"), readRepoFile(t, "deploy/data/README"), dataReadme[1])
+	if err := os.Chmod(filepath.Join(dir, "out/store/data"), parseMode(t, dataDir[1])); err != nil {
 		t.Fatal(err)
 	}
 	if hostRoots {
@@ -322,6 +326,31 @@ func imageContext(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// writeInstalled writes content to the file path with the octal mode, as
+// `install -D -m mode` does, past the umask.
+func writeInstalled(t *testing.T, path, content, mode string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), parseMode(t, mode)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, parseMode(t, mode)); err != nil { // past the umask
+		t.Fatal(err)
+	}
+}
+
+// parseMode parses an octal file mode, such as 0644.
+func parseMode(t *testing.T, mode string) fs.FileMode {
+	t.Helper()
+	m, err := strconv.ParseUint(mode, 8, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs.FileMode(m)
 }
 
 // Modes of a checkout made under umask 027 (CIS benchmarks set it on
@@ -375,15 +404,31 @@ func checkEmbeddedNATSStore(t *testing.T, docker *dockerEngine, image string) {
 			t.Error(err)
 		}
 	})
+	publishToEmbeddedStore(t, docker, image, "--mount", "type=volume,source="+volume+",target=/app/data")
+}
+
+// checkArbitraryUser runs image as a platform that assigns each container
+// a uid of its own, in group 0, does (OpenShift): the embedded NATS
+// server's store in the image's /app/data must be writable by that user
+// too, through the group.
+func checkArbitraryUser(t *testing.T, docker *dockerEngine, image string) {
+	t.Helper()
+	publishToEmbeddedStore(t, docker, image, "--user", "1000650000:0")
+}
+
+// publishToEmbeddedStore runs image with the embedded NATS server and the
+// docker run options opts, and publishes an event, which the server
+// stores in data/nats.
+func publishToEmbeddedStore(t *testing.T, docker *dockerEngine, image string, opts ...string) {
+	t.Helper()
 	ctr, addr := runListening(t, docker, func(addr string) []string {
-		return []string{
-			"run", "--detach", "--network", "host",
-			"--mount", "type=volume,source=" + volume + ",target=/app/data",
-			"--env", "SSEHUB_SERVER_ADDR=" + addr,
+		args := append([]string{"run", "--detach", "--network", "host"}, opts...)
+		return append(args,
+			"--env", "SSEHUB_SERVER_ADDR="+addr,
 			"--env", "SSEHUB_HUB_BROKER=nats", "--env", "SSEHUB_NATS_EMBEDDED=true",
 			"--env", "SSEHUB_AUTH_PUBLISH_TOKENS=store-test-token",
 			image,
-		}
+		)
 	})
 	logs := func() string { return docker.logs(ctr) }
 	client := &http.Client{Timeout: 30 * time.Second}
