@@ -64,7 +64,7 @@ func (j JWTConfig) validate() []error {
 	}
 	for _, alg := range j.Algorithms {
 		if err := j.checkAlgorithm(alg); err != nil {
-			errs = append(errs, invalid("auth.jwt.algorithms", err.Error()))
+			errs = append(errs, invalid("auth.jwt.algorithms", err.Error()).with(algorithmKey(alg)...))
 		}
 	}
 	if j.Leeway < 0 || j.Leeway > maxJWTLeeway {
@@ -74,6 +74,19 @@ func (j JWTConfig) validate() []error {
 		errs = append(errs, invalid("auth.jwt.cookie_name", fmt.Sprintf("%q is not a cookie name", j.CookieName)))
 	}
 	return errs
+}
+
+// algorithmKey names the key alg's problem (checkAlgorithm) may be with
+// besides auth.jwt.algorithms: the key of alg's kind, none for another
+// algorithm.
+func algorithmKey(alg string) []string {
+	switch {
+	case HMACAlgorithm(alg):
+		return []string{"auth.jwt.hmac_secret"}
+	case slices.Contains(publicKeyAlgorithms, alg):
+		return []string{"auth.jwt.public_key_file"}
+	}
+	return nil
 }
 
 // checkAlgorithm checks that alg is a JWT algorithm ssehub accepts and

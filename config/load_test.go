@@ -771,6 +771,13 @@ func TestLoadErrorNamesTheOtherKeysSource(t *testing.T) {
 			want: `nats.embedded: true needs hub.broker: nats (it is "memory"); set by SSEHUB_NATS_EMBEDDED` + "\n" +
 				"nats.replicas: 3 is more than the embedded server (nats.embedded: true), a single server, can hold: use 1; nats.embedded set by SSEHUB_NATS_EMBEDDED",
 		},
+		{
+			// The secret, set by its variable as secrets are, is named by
+			// its variable, never by its value.
+			vars: map[string]string{"SSEHUB_AUTH_JWT_HMAC_SECRET": strings.Repeat("s3cret-", 6)},
+			args: []string{"--config", writeYAML(t, "auth:\n  jwt:\n    algorithms: [HS384]\n")},
+			want: `auth.jwt.algorithms: "HS384" needs an auth.jwt.hmac_secret of 48 bytes or more, as long as its hash (RFC 7518); it has 42 (value not shown); auth.jwt.hmac_secret set by SSEHUB_AUTH_JWT_HMAC_SECRET`,
+		},
 	} {
 		args := tc.args
 		if args == nil {
