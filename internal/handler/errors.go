@@ -126,8 +126,11 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 
 // abortJSON answers status with {"error": msg}, msg as written: c.JSON
 // escapes <, > and & for HTML, and the hub's wildcard ">", in the patterns
-// errors name, read "\u003e" to a client reading the answer.
+// errors name, read "\u003e" to a client reading the answer. msg may quote
+// the request (its path, a topic), so the answer says nosniff: no browser
+// takes it for HTML.
 func abortJSON(c *gin.Context, status int, msg string) {
+	c.Writer.Header()["X-Content-Type-Options"] = nosniff
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -137,6 +140,9 @@ func abortJSON(c *gin.Context, status int, msg string) {
 	c.Abort()
 	writeJSON(c, status, bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 }
+
+// nosniff is the X-Content-Type-Options of every error's answer.
+var nosniff = []string{"nosniff"}
 
 // abortUnavailable answers 503 for err with Retry-After and a fixed text:
 // a broker's error may carry internal detail. It counts no refusal:
@@ -222,6 +228,7 @@ func (h *Handler) recovered(c *gin.Context, err any) {
 	for _, k := range streamHeaders {
 		hdr.Del(k) // a stream's, set before the panic
 	}
+	hdr["X-Content-Type-Options"] = nosniff
 	c.Data(http.StatusInternalServerError, "application/json; charset=utf-8", internalErrorBody)
 }
 

@@ -113,3 +113,22 @@ func TestErrorsWriteTheirTextUnescaped(t *testing.T) {
 		t.Errorf("%d %s\nwant 400 %s", resp.StatusCode, body, want)
 	}
 }
+
+// TestErrorsAreNotSniffed: an error's text may quote the request, and
+// since it is written unescaped, a path such as /<script>... comes back
+// as written in a 404's JSON. Every error says nosniff, so that no
+// browser takes the answer for HTML.
+func TestErrorsAreNotSniffed(t *testing.T) {
+	ts := newHubServer(t)
+	for _, target := range []string{
+		"/%3Cscript%3Ealert(1)%3C/script%3E",      // 404, its path quoted
+		"/api/v1/events?topic=%3Cscript%3E",       // 400, its topic quoted
+		"/api/v1/events?topic=a&%3Cscript%3E=%zz", // 400, a malformed query
+	} {
+		resp := ts.do(t, "GET", target, nil, nil)
+		body, _ := io.ReadAll(resp.Body)
+		if got := resp.Header.Get("X-Content-Type-Options"); resp.StatusCode < 400 || got != "nosniff" {
+			t.Errorf("GET %s: %d %s, X-Content-Type-Options %q, want an error saying nosniff", target, resp.StatusCode, body, got)
+		}
+	}
+}

@@ -157,12 +157,13 @@ func New(opts Options) *Handler {
 	if opts.Stream.Detached {
 		h.detached = detached.NewGroup()
 		// What Gin's recovery answers (recovered): the stream's headers
-		// left out, JSON's Content-Type in their place.
+		// left out, JSON's Content-Type and nosniff in their place.
 		answer := http.Header{}
 		for _, k := range streamHeaders {
 			answer[k] = nil
 		}
 		answer.Set("Content-Type", "application/json; charset=utf-8")
+		answer["X-Content-Type-Options"] = nosniff
 		h.detached.AnswerPanics(answer, internalErrorBody)
 	}
 	r := h.engine

@@ -194,6 +194,11 @@ func wantJSONError(t *testing.T, resp *http.Response, status int) string {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Fatalf("Content-Type %q, want JSON", ct)
 	}
+	// An error's text may quote the request: no browser may take it for
+	// HTML.
+	if v := resp.Header.Values("X-Content-Type-Options"); len(v) != 1 || v[0] != "nosniff" {
+		t.Errorf("X-Content-Type-Options %q, want nosniff", v)
+	}
 	var body struct {
 		Error string `json:"error"`
 	}
