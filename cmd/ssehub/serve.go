@@ -317,7 +317,11 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // balancer's, Kubernetes' tcpSocket probe) or a port scan does that, every
 // few seconds or at the rate it likes: at debug. A handshake the client
 // refused (an expired certificate, a chain it cannot verify) ends with its
-// alert, and still warns.
+// alert, and still warns. A client that completes a handshake offering
+// HTTP/2 and resets the connection before its preface (a TLS health check
+// closing with the server's first bytes unread, which resets it) is at
+// debug too: net/http leaves the same probe unlogged when it closes
+// cleanly (EOF). A preface that is not HTTP/2's still warns.
 func serverErrorLog(h slog.Handler) *log.Logger {
 	return log.New(errorLogWriter{h}, "", 0)
 }
@@ -327,8 +331,10 @@ type errorLogWriter struct{ h slog.Handler }
 func (w errorLogWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimSuffix(string(p), "\n")
 	level := slog.LevelWarn
-	if strings.HasPrefix(msg, "http: TLS handshake error from ") &&
-		(strings.HasSuffix(msg, ": EOF") || strings.HasSuffix(msg, ": connection reset by peer")) {
+	if (strings.HasPrefix(msg, "http: TLS handshake error from ") &&
+		(strings.HasSuffix(msg, ": EOF") || strings.HasSuffix(msg, ": connection reset by peer"))) ||
+		(strings.HasPrefix(msg, "http2: server: error reading preface from client ") &&
+			strings.HasSuffix(msg, ": connection reset by peer")) {
 		level = slog.LevelDebug
 	}
 	ctx := context.Background()

@@ -366,3 +366,62 @@ func TestTLSProbeLogsNoWarning(t *testing.T) {
 		t.Errorf("a handshake the client refused: %q, want a warning", line)
 	}
 }
+
+// TestTLSHTTP2ProbeLogsNoWarning: a client that completes a handshake
+// offering HTTP/2 and leaves before the connection preface (a load
+// balancer's TLS health check, a scanner) resets the connection, as
+// closing a socket with unread bytes does (the server's SETTINGS, its
+// session tickets). net/http's "http2: server: error reading preface from
+// client ...: connection reset by peer" was a warning per probe; it is a
+// debug line, as for a probe that leaves before the handshake. A client
+// that sends a preface that is not HTTP/2's still warns.
+func TestTLSHTTP2ProbeLogsNoWarning(t *testing.T) {
+	pki := testpki.New(t)
+	var logs lockedBuffer
+	closed := make(chan struct{}, 4)
+	base, _ := startMainLogging(t, tlsTestConfig(pki), slog.New(slog.NewTextHandler(&logs, nil)), func(m *Main) {
+		m.connState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateClosed {
+				closed <- struct{}{}
+			}
+		}
+	})
+	addr := strings.TrimPrefix(base, "https://")
+	// probe completes a handshake offering h2, sends what it is given
+	// and closes the connection with a reset, then waits until the
+	// server has closed its side, after it logged the error.
+	probe := func(send string) {
+		t.Helper()
+		raw, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := tls.Client(raw, &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+		if err := conn.Handshake(); err != nil || conn.ConnectionState().NegotiatedProtocol != "h2" {
+			t.Fatalf("handshake: %v, protocol %q", err, conn.ConnectionState().NegotiatedProtocol)
+		}
+		if send != "" {
+			if _, err := io.WriteString(conn, send); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := raw.(*net.TCPConn).SetLinger(0); err != nil {
+			t.Fatal(err)
+		}
+		raw.Close()
+		select {
+		case <-closed:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the server did not close the connection")
+		}
+	}
+
+	probe("")
+	if line := grepLine(logs.tail(1<<20), "preface"); line != "" {
+		t.Errorf("a probe that left after its handshake: %s", line)
+	}
+	probe("GET / HTTP/1.1\r\nHost: ssehub\r\n\r\n")
+	if line := grepLine(logs.tail(1<<20), "preface"); !strings.Contains(line, "level=WARN") {
+		t.Errorf("a client that sent no HTTP/2 preface: %q, want a warning", line)
+	}
+}

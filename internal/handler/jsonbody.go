@@ -93,6 +93,11 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 	return nil
 }
 
+// h2ShortBody begins the error of Go's HTTP/2 server for a request body
+// that ended (END_STREAM) before its content-length: it has no error
+// value of its own to match.
+const h2ShortBody = "request declared a Content-Length of "
+
 // bodyError says what err, which reading a request's body of
 // contentLength (-1 for unknown) ended in after n bytes, means, as
 // decodeJSONBody lists: the cap's *http.MaxBytesError as it is,
@@ -104,8 +109,10 @@ func bodyError(err error, n, contentLength int64) error {
 		return err
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return errBodyTimeout
-	case errors.Is(err, io.ErrUnexpectedEOF) && contentLength >= 0:
-		// The client closed its side: its JSON may be whole.
+	case errors.Is(err, io.ErrUnexpectedEOF) && contentLength >= 0,
+		contentLength >= 0 && strings.HasPrefix(err.Error(), h2ShortBody):
+		// The client closed its side, or ended its HTTP/2 stream: its
+		// JSON may be whole.
 		return badRequest("body: it ended after %d of its %d bytes (Content-Length)", n, contentLength)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		// In a chunk or between two: net/http's reader does not say.

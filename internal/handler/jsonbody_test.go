@@ -18,6 +18,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // jsonEndpoint is a route of newHubServer that reads its body with
@@ -409,4 +413,112 @@ func sendHalfClosed(t *testing.T, req string) *http.Response {
 	}
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
+}
+
+// TestBodyShortOfItsContentLengthOverHTTP2SaysSo: over HTTP/2 a request
+// whose body ends (END_STREAM) before its content-length is a 400 that
+// says so as on HTTP/1.1, on every endpoint that reads a body: it was
+// answered with Go's own text, quoted, "request declared a Content-Length
+// of 42 but only wrote 32 bytes".
+func TestBodyShortOfItsContentLengthOverHTTP2SaysSo(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{FirstID: 1})
+	h := New(opts)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(func() { h.Close(); srv.Close(); waitDrained(t, h) })
+	type request struct{ method, path, body string }
+	var requests []request
+	for _, e := range jsonEndpoints {
+		requests = append(requests, request{"POST", e.path, e.body("a b")})
+	}
+	for _, path := range []string{"/stream", "/api/v1/events?topic=a"} {
+		requests = append(requests, request{"GET", path, "ignored"})
+	}
+	for _, r := range requests {
+		t.Run(r.method+" "+r.path, func(t *testing.T) {
+			resp := sendHTTP2(t, srv.Listener.Addr().String(), r.method, r.path, r.body, len(r.body)+10)
+			want := fmt.Sprintf("body: it ended after %d of its %d bytes", len(r.body), len(r.body)+10)
+			if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, want) {
+				t.Errorf("error %q, want it to mention %q", msg, want)
+			}
+		})
+	}
+}
+
+// sendHTTP2 sends one request over a new cleartext HTTP/2 connection to
+// addr, its body in one DATA frame that ends the stream, declaring
+// contentLength whatever the body's length, which Go's client does not
+// let through. It returns the answer, its body read whole.
+func sendHTTP2(t *testing.T, addr, method, path, body string, contentLength int) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{
+		{":method", method},
+		{":scheme", "http"},
+		{":authority", addr},
+		{":path", path},
+		{"authorization", "Bearer " + testToken},
+		{"content-type", "application/json"},
+		{"content-length", strconv.Itoa(contentLength)},
+	} {
+		if err := enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(fr.WriteSettings(),
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true}),
+		fr.WriteData(1, true, []byte(body))); err != nil {
+		t.Fatal(err)
+	}
+	resp := &http.Response{Header: http.Header{}, ProtoMajor: 2}
+	var answer bytes.Buffer
+	dec := hpack.NewDecoder(4096, nil)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the answer: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				if err := fr.WriteSettingsAck(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case *http2.HeadersFrame:
+			fields, err := dec.DecodeFull(f.HeaderBlockFragment())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, hf := range fields {
+				if hf.Name == ":status" {
+					resp.StatusCode, _ = strconv.Atoi(hf.Value)
+				} else {
+					resp.Header.Add(hf.Name, hf.Value)
+				}
+			}
+		case *http2.DataFrame:
+			answer.Write(f.Data())
+		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			if resp.StatusCode == 0 {
+				t.Fatalf("no answer: %v", f)
+			}
+		}
+		if f.Header().StreamID == 1 && f.Header().Flags.Has(http2.FlagDataEndStream) {
+			resp.Body = io.NopCloser(&answer)
+			return resp
+		}
+	}
 }
