@@ -4,7 +4,6 @@ import (
 	"maps"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -301,13 +300,5 @@ func TestNginxQuitWaitsForStreams(t *testing.T) {
 	c.publish(1)
 	c.receive(events, 1)
 
-	if err := syscall.Kill(p.pid, syscall.SIGQUIT); err != nil {
-		t.Fatal(err)
-	}
-	quit := time.Now()
-	c.receive(events, -1) // fails unless the stream ends within 10s
-	if took := time.Since(quit); took < time.Second {
-		log, _ := os.ReadFile(p.errLog)
-		t.Fatalf("the stream ended %v after SIGQUIT, want about worker_shutdown_timeout (2s) after it:\n%s", took, lastLines(string(log), 10))
-	}
+	signalHoldsTheStream(t, p, c, events, syscall.SIGQUIT, "SIGQUIT")
 }

@@ -750,6 +750,23 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
+// signalHoldsTheStream sends sig to nginx p, as installed with its
+// worker_shutdown_timeout at 2s, and waits until events, c's stream through
+// it, ends: within 10s, and not within a second of the signal (what), as
+// it would if nginx cut it at once rather than at worker_shutdown_timeout.
+func signalHoldsTheStream(t *testing.T, p *nginxProxy, c *smokeClient, events <-chan stream.Event, sig syscall.Signal, what string) {
+	t.Helper()
+	if err := syscall.Kill(p.pid, sig); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	c.receive(events, -1) // fails unless the stream ends within 10s
+	if took := time.Since(sent); took < time.Second {
+		log, _ := os.ReadFile(p.errLog)
+		t.Fatalf("the stream ended %v after %s, want about worker_shutdown_timeout (2s) after it:\n%s", took, what, lastLines(string(log), 10))
+	}
+}
+
 // TestNginxReloadEndsTheOldWorkersStreams reloads nginx, as installed (a
 // master process and a worker), with a subscription open through it. The
 // old worker holds the stream until worker_shutdown_timeout (2s here, the
@@ -775,15 +792,7 @@ func TestNginxReloadEndsTheOldWorkersStreams(t *testing.T) {
 	c.publish(3)
 	c.receive(events, 3)
 
-	if err := syscall.Kill(p.pid, syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	reloaded := time.Now()
-	c.receive(events, -1) // fails unless the stream ends within 10s
-	if took := time.Since(reloaded); took < time.Second {
-		log, _ := os.ReadFile(p.errLog)
-		t.Fatalf("the stream ended %v after the reload, want about worker_shutdown_timeout (2s) after it:\n%s", took, lastLines(string(log), 10))
-	}
+	signalHoldsTheStream(t, p, c, events, syscall.SIGHUP, "the reload")
 	// The publishes' keep-alive connections were the old worker's too.
 	http.DefaultClient.CloseIdleConnections()
 	c.publish(3) // while the client is away
