@@ -27,9 +27,21 @@ const testToken = "bench-secret"
 // newHubServer serves the real router with the in-memory broker.
 func newHubServer(t *testing.T, opts stream.MemoryOptions) *httptest.Server {
 	t.Helper()
+	return newHubServerVia(t, opts, nil)
+}
+
+// newHubServerVia is newHubServer answering each request with via, which
+// may pass it on to the hub, h: a server that misbehaves in one way. A nil
+// via passes every request on.
+func newHubServerVia(t *testing.T, opts stream.MemoryOptions, via func(w http.ResponseWriter, r *http.Request, h http.Handler)) *httptest.Server {
+	t.Helper()
 	broker := stream.NewMemory(opts)
 	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
-	srv := httptest.NewServer(h)
+	var served http.Handler = h
+	if via != nil {
+		served = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { via(w, r, h) })
+	}
+	srv := httptest.NewServer(served)
 	t.Cleanup(func() {
 		h.Close()
 		broker.Close()
@@ -348,12 +360,10 @@ func TestReplayScenarioIncompleteFails(t *testing.T) {
 // publish before the subscriptions exist and count the events they miss
 // against the server.
 func TestAwaitSubscribersOutlastsAFailedMetricsRead(t *testing.T) {
-	broker := stream.NewMemory(stream.MemoryOptions{})
-	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
 	var calls atomic.Int64
 	polledAgain := make(chan struct{})
 	var once sync.Once
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newHubServerVia(t, stream.MemoryOptions{}, func(w http.ResponseWriter, r *http.Request, h http.Handler) {
 		if r.URL.Path == "/metrics" {
 			switch n := calls.Add(1); {
 			case n == 2: // the first read of the wait
@@ -364,11 +374,6 @@ func TestAwaitSubscribersOutlastsAFailedMetricsRead(t *testing.T) {
 			}
 		}
 		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		h.Close()
-		broker.Close()
-		srv.Close()
 	})
 	o, err := parseOptions([]string{"-url", srv.URL, "-scenario", "fanout", "-n", "1", "-sample", "1h"}, io.Discard)
 	if err != nil {
@@ -511,22 +516,14 @@ func TestIdleGoroutinesPerConnectionWithoutABaseline(t *testing.T) {
 // fails with 503.
 func hubFailingMetricsRead(t *testing.T, n int64) *httptest.Server {
 	t.Helper()
-	broker := stream.NewMemory(stream.MemoryOptions{})
-	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker}})
 	var calls atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return newHubServerVia(t, stream.MemoryOptions{}, func(w http.ResponseWriter, r *http.Request, h http.Handler) {
 		if r.URL.Path == "/metrics" && calls.Add(1) == n {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
 		}
 		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		h.Close()
-		broker.Close()
-		srv.Close()
 	})
-	return srv
 }
 
 // An event's latency runs from the time it was due, not from the time a
@@ -535,18 +532,11 @@ func hubFailingMetricsRead(t *testing.T, n int64) *httptest.Server {
 // of how late they arrive.
 func TestEventLatencyCountsFromItsDueTime(t *testing.T) {
 	const answer = 30 * time.Millisecond // per publish; the rate asks for one every 10 ms
-	broker := stream.NewMemory(stream.MemoryOptions{})
-	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newHubServerVia(t, stream.MemoryOptions{}, func(w http.ResponseWriter, r *http.Request, h http.Handler) {
 		if r.Method == http.MethodPost {
 			time.Sleep(answer) // a slow server, not a wait for the test
 		}
 		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		h.Close()
-		broker.Close()
-		srv.Close()
 	})
 	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "1", "-publishers", "1",
 		"-rate", "100", "-events", "10", "-duration", "30s", "-token", testToken)
@@ -669,20 +659,13 @@ func serverCPUCountsTheTeardown(t *testing.T, flags ...string) (fair bool) {
 // wait.
 func TestDeliveryRateLeavesOutTheDrainWait(t *testing.T) {
 	const drain = 3 * time.Second
-	broker := stream.NewMemory(stream.MemoryOptions{})
-	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
 	var posts atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newHubServerVia(t, stream.MemoryOptions{}, func(w http.ResponseWriter, r *http.Request, h http.Handler) {
 		if r.Method == http.MethodPost && posts.Add(1) == 2 {
 			http.Error(w, `{"error":"busy"}`, http.StatusServiceUnavailable)
 			return
 		}
 		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		h.Close()
-		broker.Close()
-		srv.Close()
 	})
 	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "fanout", "-n", "3", "-publishers", "1",
 		"-rate", "50", "-events", "10", "-duration", "30s", "-drain", drain.String(), "-token", testToken)
@@ -704,9 +687,7 @@ func TestDeliveryRateLeavesOutTheDrainWait(t *testing.T) {
 // that event again (an off-by-one in its resume) sent a duplicate, not one
 // of the events owed, which must not make up for one of those it lacks.
 func TestReplayCountsTheResumedEventAgainAsADuplicate(t *testing.T) {
-	broker := stream.NewMemory(stream.MemoryOptions{})
-	h := handler.New(handler.Options{Hub: handler.HubOptions{Broker: broker, PublishTokens: []string{testToken}}})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newHubServerVia(t, stream.MemoryOptions{}, func(w http.ResponseWriter, r *http.Request, h http.Handler) {
 		if id := r.Header.Get("Last-Event-ID"); r.Method == http.MethodGet && id != "" {
 			// The event the resume is after, sent first.
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -714,11 +695,6 @@ func TestReplayCountsTheResumedEventAgainAsADuplicate(t *testing.T) {
 			fmt.Fprintf(w, "id: %s\ndata: %s\n\n", id, appendPayload(nil, 0, time.Now().UnixNano(), 64))
 		}
 		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		h.Close()
-		broker.Close()
-		srv.Close()
 	})
 	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "replay", "-events", "20", "-n", "2", "-token", testToken)
 	if code != 0 {
