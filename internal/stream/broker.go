@@ -92,7 +92,7 @@ type Subscription interface {
 	// and returns the extended slice: the events after the requested last
 	// event id that match the subscription, as they stood when Subscribe
 	// returned. It appends events until their frames take maxBytes or more
-	// (one event at least, when one is left) and reports done once the
+	// (see below for fewer) and reports done once the
 	// replay has been handed out in full; done then stays true. The caller
 	// sends the replay before anything Take returns: the queue starts with
 	// the first event after the last one of the replay, so there is no gap
@@ -100,8 +100,9 @@ type Subscription interface {
 	// the live ones and have no replay (done at once); a live-only
 	// subscription (no last event id) has none either, and need not be
 	// asked. The appended Messages are shared: do not modify them. A
-	// broker that reads its replay from elsewhere may return none and not
-	// be done (it read a stretch with no match): the caller asks again,
+	// broker may return fewer, or none, and not be done: it looks at a
+	// bounded stretch of its history (or reads one page of it from
+	// elsewhere) a call, which may have no match; the caller asks again,
 	// watching its client meanwhile.
 	//
 	// A replay is read from what the broker retains, not copied at

@@ -72,16 +72,24 @@ func TestPublishKeyRepeats(t *testing.T) {
 			t.Errorf("ErrKeyReused says %q", err)
 		}
 	}
+	// No type and "message" are the one type to an EventSource, but not
+	// the same frame: the README says they make another event.
+	if _, _, err := b.Publish(Publication{Topic: "c", Data: "one", Key: "k2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Publish(Publication{Topic: "c", Type: "message", Data: "one", Key: "k2"}); !errors.Is(err, ErrKeyReused) {
+		t.Errorf(`"message" after no type with one key: %v, want ErrKeyReused`, err)
+	}
 	onB, replayed := publishKeyed(t, b, "b", "k1", "e", "one")
-	if replayed || onB.ID != first.ID+1 {
+	if replayed || onB.ID != first.ID+2 {
 		t.Errorf("key k1 on topic b: event %d replayed %v, want a new event", onB.ID, replayed)
 	}
 	plain := mustPublish(t, b, "a", "e", "one")
-	if got := queued(s); len(got) != 3 || got[0] != first.ID || got[2] != plain.ID {
-		t.Errorf("the subscriber got %v, want %d, %d and %d once each", got, first.ID, onB.ID, plain.ID)
+	if got := queued(s); len(got) != 4 || got[0] != first.ID || got[3] != plain.ID {
+		t.Errorf("the subscriber got %v, want %d, c's, %d and %d once each", got, first.ID, onB.ID, plain.ID)
 	}
-	if got := b.Stats().Published; got != 3 {
-		t.Errorf("Published = %d, want 3", got)
+	if got := b.Stats().Published; got != 4 {
+		t.Errorf("Published = %d, want 4", got)
 	}
 }
 

@@ -65,6 +65,10 @@ type Memory struct {
 	dropped    []*memorySubscription  // scratch for Publish, reused
 	markSeq    uint64                 // scratch for Topics
 
+	// topicsPaused, when set (by tests), is called between Topics's
+	// pieces, with the lock let go.
+	topicsPaused func()
+
 	subscribers atomic.Int64
 	published   atomic.Uint64
 	delivered   atomic.Uint64
@@ -452,6 +456,12 @@ func (b *Memory) CloseWith(err error) {
 	close(b.done)
 }
 
+// topicsScan is how many topics Topics looks at while it holds the
+// broker's lock; it takes the lock again for more, so that a broker with
+// many topics (one per user, say) does not hold up Publish for all of them
+// at once.
+const topicsScan = 512
+
 // Topics lists the active topics, sorted by name. A topic is active while
 // the history retains at least one of its events or a subscription names
 // it exactly (without wildcards); topics that only a wildcard subscription
@@ -459,11 +469,32 @@ func (b *Memory) CloseWith(err error) {
 // the topic, through any pattern, once each. It holds the broker's lock
 // for each topic's few wildcard lookups (wildIndex), and goes through a
 // topic's subscriptions one by one only when one of them has several
-// patterns that match it.
+// patterns that match it. It lets the lock go after every topicsScan
+// topics, so the list is not one moment's: a topic that is active
+// throughout is listed, one that became active or inactive meanwhile may
+// or may not be, and each entry is as it stood when it was looked at.
 func (b *Memory) Topics() []TopicInfo {
 	b.mu.Lock()
 	out := make([]TopicInfo, 0, len(b.topics))
+	n := 0
+	// Once the lock was let go, b.topics may have been made again
+	// (shrunk): the walk goes on over the map it started with, which
+	// nothing changes any more, and skips what is no longer active.
 	for name, t := range b.topics {
+		if n++; n%topicsScan == 0 {
+			b.mu.Unlock()
+			if b.topicsPaused != nil {
+				b.topicsPaused()
+			}
+			b.mu.Lock()
+			if b.closed {
+				out = out[:0]
+				break
+			}
+		}
+		if b.topics[name] != t {
+			continue
+		}
 		b.matched = b.wildIdx.match(name, append(b.matched[:0], &t.group))
 		info := TopicInfo{Topic: name, Subscribers: b.countSubscribers(b.matched)}
 		clear(b.matched)
@@ -474,7 +505,9 @@ func (b *Memory) Topics() []TopicInfo {
 	}
 	b.mu.Unlock()
 	slices.SortFunc(out, func(x, y TopicInfo) int { return cmp.Compare(x.Topic, y.Topic) })
-	return out
+	// A topic dropped and made again after it was looked at may come up
+	// again in the walk.
+	return slices.CompactFunc(out, func(x, y TopicInfo) bool { return x.Topic == y.Topic })
 }
 
 // countSubscribers counts the subscriptions of groups, once each. A

@@ -353,6 +353,48 @@ func TestTopics(t *testing.T) {
 	}
 }
 
+// TestTopicsLetsPublishesIn lists many topics while a publish goes in
+// between two of the walk's pieces, with the lock let go: it evicts half
+// of the topics, which makes the map of topics again (shrunk). The list
+// is sorted, has no duplicate, and has every topic active throughout. A
+// close in between ends the walk with an empty list, as after Close.
+func TestTopicsLetsPublishesIn(t *testing.T) {
+	const topics = 4 * topicsScan
+	b := newTestMemory(t, MemoryOptions{HistorySize: topics})
+	for i := range topics {
+		mustPublish(t, b, "user."+strconv.Itoa(i), "", "x")
+	}
+	pauses := 0
+	b.topicsPaused = func() {
+		if pauses++; pauses == 1 {
+			for range topics/2 + 1 {
+				mustPublish(t, b, "a", "", "y") // would wait forever if Topics held the lock
+			}
+		}
+	}
+	got := b.Topics()
+	if pauses == 0 {
+		t.Fatalf("Topics held the lock over all %d topics: no publish could go in", topics)
+	}
+	listed := make(map[string]bool, len(got))
+	for i, info := range got {
+		if i > 0 && got[i-1].Topic >= info.Topic {
+			t.Errorf("Topics()[%d] = %q after %q: not sorted, or listed twice", i, info.Topic, got[i-1].Topic)
+		}
+		listed[info.Topic] = true
+	}
+	for i := topics/2 + 1; i < topics; i++ {
+		if topic := "user." + strconv.Itoa(i); !listed[topic] {
+			t.Errorf("%s, active throughout, is not listed", topic)
+		}
+	}
+
+	b.topicsPaused = b.Close
+	if got := b.Topics(); len(got) != 0 {
+		t.Errorf("closed during the walk, Topics() lists %d topics, want none", len(got))
+	}
+}
+
 // TestReplayHandOverUnderConcurrentPublish subscribes with a last event id
 // while other goroutines publish, and checks that every subscriber sees
 // each matching event after its last id exactly once, in order.

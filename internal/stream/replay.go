@@ -11,17 +11,25 @@ package stream
 // history at once.
 const replayScan = 512
 
+// replayCallScans is how many pieces of replayScan ids one Replay call
+// looks at, at most: a replay matching nothing in a long stretch of the
+// history returns none and not done after them, so that its subscriber's
+// loop watches its client and its heartbeat meanwhile.
+const replayCallScans = 16
+
 // Replay appends the next retained events of the replay that match the
 // subscription to dst, until their frames take maxBytes, and reports done
-// once none is left. When the history no longer retains the rest of the
-// replay, it ends the subscription with ErrSlowConsumer (counted as
-// dropped) and reports done; a subscription that has ended with its
-// replay unfinished hands out neither its rest nor its queue. Only the
-// subscriber may call it, from one goroutine at a time.
+// once none is left. It looks at replayCallScans pieces of replayScan
+// ids at most, so it may return fewer, or none, and not be done. When the
+// history no longer retains the rest of the replay, it ends the
+// subscription with ErrSlowConsumer (counted as dropped) and reports
+// done; a subscription that has ended with its replay unfinished hands out
+// neither its rest nor its queue. Only the subscriber may call it, from
+// one goroutine at a time.
 func (s *memorySubscription) Replay(dst []*Message, maxBytes int) (msgs []*Message, done bool) {
 	bytes, n := 0, len(dst)
 	maxBytes = max(maxBytes, 1) // one event at least: a frame is never empty
-	for !done && bytes < maxBytes {
+	for scans := 0; !done && bytes < maxBytes && scans < replayCallScans; scans++ {
 		dst, bytes, done = s.replayScan(dst, bytes, maxBytes)
 	}
 	if k := uint64(len(dst) - n); k > 0 {

@@ -164,3 +164,28 @@ func TestALongReplayComesOutWhole(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestReplayOfNoMatchReturnsInPieces resumes a subscription whose topic
+// has nothing in a long history: each Replay call looks at a bounded
+// stretch of it and returns none, not done, so that the stream asking
+// for it can watch its client and its heartbeat in between, and the last
+// call is done.
+func TestReplayOfNoMatchReturnsInPieces(t *testing.T) {
+	const (
+		perCall = replayCallScans * replayScan
+		events  = 3*perCall + 1
+	)
+	b := newTestMemory(t, MemoryOptions{HistorySize: events + 1})
+	first := mustPublish(t, b, "a", "", "first").IDString()
+	for range events {
+		mustPublish(t, b, "a", "", "x")
+	}
+	s := mustSubscribe(t, b, first, "b")
+	for call := 1; call <= 4; call++ {
+		got, done := s.Replay(nil, 1<<30)
+		if len(got) != 0 || done != (call == 4) {
+			t.Fatalf("call %d of the replay of %d events matching none: %v, done %v; want nothing, done only at call 4 (%d events a call)",
+				call, events, ids(got), done, perCall)
+		}
+	}
+}
