@@ -128,7 +128,17 @@ func (h *history) is(info *jetstream.StreamInfo, delivered uint64) bool {
 // h's all along had every event of h's consumer dropped from then on.
 func (b *Broker) same(h *history) bool {
 	for {
+		// Ended by h's end too: a renewal ending h (end) waits for the
+		// consumer's lock, which the delivery holds, and Close for the
+		// renewal, PublishTimeout on a hung server.
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+		go func() {
+			select {
+			case <-h.ended:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		delivered := h.seen.last()
 		info, err := streamInfo(ctx, h.stream)
 		cancel()

@@ -838,3 +838,41 @@ func consumerRefusedAndMadeByARepeatIsDeleted(t *testing.T, held bool) {
 	// ends; the server may answer them after.
 	waitNoConsumer(t, ns, "of the old history left on the new stream", func(name string) bool { return strings.HasPrefix(name, old.live.prefix) })
 }
+
+// A delivery asking whether the stream is still its history's (same),
+// NATS leaving the question unanswered, gives up once the history ends,
+// not once the question has waited PublishTimeout: a renewal ending the
+// history (old.end) waits for the consumer's lock, which the delivery
+// holds, and Close waits for the renewal.
+func TestSameGivesUpWhenItsHistoryEnds(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = 3 * waitLimit
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	h := b.newHistory(b.cur.Load().stream, 1) // not current: nothing else ends it
+	defer h.mem.Close()
+	asked := p.swallowRequests("$JS.API.STREAM.INFO.")
+	same := make(chan bool, 1)
+	go func() { same <- b.same(h) }()
+	select {
+	case <-asked:
+	case <-time.After(waitLimit):
+		t.Fatal("the stream's info was not asked")
+	}
+	close(h.ended)
+	select {
+	case got := <-same:
+		if got {
+			t.Fatal("same answered true for a history that ended")
+		}
+	case <-time.After(waitLimit / 2):
+		t.Fatal("same still waits for NATS after its history ended")
+	}
+	p.passRequests()
+}
