@@ -207,17 +207,25 @@ type made struct {
 // whose creation was repeated is deleted once more askEvery later: a
 // repeat (askAgain's) sent before the deletion may be handled after it
 // by a server busy with other API requests, and make it again
-// (TestConsumerRefusedAndMadeByARepeatIsDeleted). ctx ending stops it.
+// (TestConsumerRefusedAndMadeByARepeatIsDeleted). ctx ending (Close,
+// remake's) ends the first deletion's wait and the pause, not the second
+// deletion: it is asked at once then, waiting at most askEvery, before
+// Close closes the connection. Skipped, a consumer a repeat had made
+// again during a remake's pause was left to the server for its
+// InactiveThreshold
+// (TestCloseDuringARemakeDeletesAConsumerMadeAgainByARepeat).
 func (l *live) drop(ctx context.Context, name string, wait time.Duration, repeated bool) {
 	l.drops.Go(func() {
-		for again := false; ; again = true {
-			ask, cancel := context.WithTimeout(ctx, wait)
-			_ = l.h.stream.DeleteConsumer(ask, name)
-			cancel()
-			if again || !repeated || pause(ctx, askEvery) != nil {
-				return
-			}
+		ask, cancel := context.WithTimeout(ctx, wait)
+		_ = l.h.stream.DeleteConsumer(ask, name)
+		cancel()
+		if !repeated {
+			return
 		}
+		_ = pause(ctx, askEvery)
+		ask, cancel = context.WithTimeout(context.WithoutCancel(ctx), min(wait, askEvery))
+		_ = l.h.stream.DeleteConsumer(ask, name)
+		cancel()
 	})
 }
 
