@@ -39,8 +39,9 @@ const consumerHeartbeat = time.Second
 //
 // Each consumer it makes is a pull consumer with no acknowledgements, one
 // replica in memory, named prefix_n, which starts after the last stream
-// sequence delivered. It is made again (reset), from that sequence on,
-// when:
+// sequence delivered (at it, once one was delivered: deliver drops it
+// again, or finds another event under it). It is made again (reset),
+// from that sequence on, when:
 //   - a message skips a consumer sequence: one was lost on its way;
 //   - the consumer was deleted (then the Broker also checks the stream:
 //     renew, as when it cannot be made again for want of its stream), or
@@ -157,10 +158,16 @@ func (l *live) create(ctx context.Context, wait time.Duration) (jetstream.Consum
 	defer cancel()
 	l.mu.Lock()
 	l.made++
+	start := l.last + 1
+	if d := l.h.lastDelivered.Load(); d != nil && d.seq == l.last {
+		// The last one delivered again first: deliver compares it
+		// with the one delivered.
+		start = l.last
+	}
 	cfg := jetstream.ConsumerConfig{
 		Name:              fmt.Sprintf("%s_%d", l.prefix, l.made),
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       l.last + 1,
+		OptStartSeq:       start,
 		AckPolicy:         jetstream.AckNonePolicy,
 		InactiveThreshold: 5 * time.Minute, // the ordered consumer's: one left behind goes
 		Replicas:          1,
@@ -207,17 +214,25 @@ type made struct {
 // whose creation was repeated is deleted once more askEvery later: a
 // repeat (askAgain's) sent before the deletion may be handled after it
 // by a server busy with other API requests, and make it again
-// (TestConsumerRefusedAndMadeByARepeatIsDeleted). ctx ending stops it.
+// (TestConsumerRefusedAndMadeByARepeatIsDeleted). ctx ending (Close,
+// remake's) ends the first deletion's wait and the pause, not the second
+// deletion: it is asked at once then, waiting at most askEvery, before
+// Close closes the connection. Skipped, a consumer a repeat had made
+// again during a remake's pause was left to the server for its
+// InactiveThreshold
+// (TestCloseDuringARemakeDeletesAConsumerMadeAgainByARepeat).
 func (l *live) drop(ctx context.Context, name string, wait time.Duration, repeated bool) {
 	l.drops.Go(func() {
-		for again := false; ; again = true {
-			ask, cancel := context.WithTimeout(ctx, wait)
-			_ = l.h.stream.DeleteConsumer(ask, name)
-			cancel()
-			if again || !repeated || pause(ctx, askEvery) != nil {
-				return
-			}
+		ask, cancel := context.WithTimeout(ctx, wait)
+		_ = l.h.stream.DeleteConsumer(ask, name)
+		cancel()
+		if !repeated {
+			return
 		}
+		_ = pause(ctx, askEvery)
+		ask, cancel = context.WithTimeout(context.WithoutCancel(ctx), min(wait, askEvery))
+		_ = l.h.stream.DeleteConsumer(ask, name)
+		cancel()
 	})
 }
 
@@ -486,6 +501,25 @@ func (b *Broker) deliver(h *history, m jetstream.Msg, md *jetstream.MsgMetadata)
 		}
 		h.consumer = md.Consumer
 	}
+	if d := h.lastDelivered.Load(); d != nil && md.Sequence.Stream <= d.seq {
+		// A consumer made again starts at the last sequence delivered
+		// (create). Another message under it is another history: a
+		// NATS server that restarted with a store that lost its last
+		// writes, or a stream restored from a backup, stores new events
+		// under sequences delivered with others, and its last sequence
+		// (same) no longer tells once new events passed them. Taken
+		// for h's, the events under those sequences never reached the
+		// local broker, whose ids stood for the lost ones.
+		if md.Sequence.Stream == d.seq && !md.Timestamp.Equal(d.at) {
+			b.opts.Logger.Warn("nats stream holds another event under a sequence this instance delivered (its store lost events, or was restored): its subscriptions end and resume from the stream",
+				"stream", b.opts.Stream, "seq", d.seq)
+			h.foreign = true
+			h.rewritten.Store(true)
+			b.renew(h)
+		}
+		return
+	}
+	h.lastDelivered.Store(&stamp{md.Sequence.Stream, md.Timestamp})
 	b.lag.Store(md.NumPending)
 	if last := h.seen.last(); md.Sequence.Stream > last+1 && b.lost(h, last) {
 		// A consumer reads every sequence of the stream in order: those

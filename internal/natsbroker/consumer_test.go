@@ -464,3 +464,23 @@ func openWithARepeatedCreation(t *testing.T) (*natsServer, *natsProxy, *Broker, 
 	}
 	return ns, p, b, c
 }
+
+// As TestConsumerMadeAgainByARepeatAfterARemakeIsDeleted, with the Broker
+// closed once the new consumer is made, before the old one's second
+// deletion: that deletion is still asked, and the consumer the repeat
+// made again is not left to the server for its inactive threshold.
+func TestCloseDuringARemakeDeletesAConsumerMadeAgainByARepeat(t *testing.T) {
+	ns, p, b, old := openWithARepeatedCreation(t)
+	l := b.cur.Load().live
+	p.slowAnswers(0)
+	remade := p.answerWith(`"name":"` + old.name + `"`)
+	l.reset()
+	waitFor(t, "the new consumer", func() bool { return l.current.Load().name != old.name })
+	select {
+	case <-remade:
+	case <-time.After(waitLimit):
+		t.Fatal("no repeat of the old consumer's creation was answered")
+	}
+	b.Close()
+	waitNoConsumer(t, ns, "replaced, left on the stream after Close", func(name string) bool { return name == old.name })
+}

@@ -51,6 +51,17 @@ type history struct {
 	// another; only deliver uses them, under live's lock.
 	consumer string
 	foreign  bool
+	// lastDelivered is the sequence and stored time of the last message
+	// the consumer delivered, nil before the first; rewritten is set once
+	// the stream held another message under that sequence (deliver).
+	lastDelivered atomic.Pointer[stamp]
+	rewritten     atomic.Bool
+}
+
+// stamp is a stream message's sequence and stored time.
+type stamp struct {
+	seq uint64
+	at  time.Time
 }
 
 // newHistory returns the history of st, whose local consumer is to start
@@ -128,7 +139,17 @@ func (h *history) is(info *jetstream.StreamInfo, delivered uint64) bool {
 // h's all along had every event of h's consumer dropped from then on.
 func (b *Broker) same(h *history) bool {
 	for {
+		// Ended by h's end too: a renewal ending h (end) waits for the
+		// consumer's lock, which the delivery holds, and Close for the
+		// renewal, PublishTimeout on a hung server.
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+		go func() {
+			select {
+			case <-h.ended:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		delivered := h.seen.last()
 		info, err := streamInfo(ctx, h.stream)
 		cancel()
@@ -237,7 +258,7 @@ func (b *Broker) renewFrom(old *history) {
 func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	delivered := old.seen.last()
 	info, err := streamInfo(ctx, old.stream)
-	if err == nil && old.is(info, delivered) {
+	if err == nil && old.is(info, delivered) && !old.rewritten.Load() {
 		return nil, nil
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -254,7 +275,7 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	if err != nil {
 		return nil, err
 	}
-	if old.is(st.CachedInfo(), delivered) {
+	if old.is(st.CachedInfo(), delivered) && !old.rewritten.Load() {
 		// old's stream after all: a JetStream that has not yet taken it
 		// back (a server restarting, a cluster's new meta leader) may
 		// answer that it is not found. Taken for another, it ended every

@@ -838,3 +838,102 @@ func consumerRefusedAndMadeByARepeatIsDeleted(t *testing.T, held bool) {
 	// ends; the server may answer them after.
 	waitNoConsumer(t, ns, "of the old history left on the new stream", func(name string) bool { return strings.HasPrefix(name, old.live.prefix) })
 }
+
+// A delivery asking whether the stream is still its history's (same),
+// NATS leaving the question unanswered, gives up once the history ends,
+// not once the question has waited PublishTimeout: a renewal ending the
+// history (old.end) waits for the consumer's lock, which the delivery
+// holds, and Close waits for the renewal.
+func TestSameGivesUpWhenItsHistoryEnds(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = 3 * waitLimit
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	h := b.newHistory(b.cur.Load().stream, 1) // not current: nothing else ends it
+	defer h.mem.Close()
+	asked := p.swallowRequests("$JS.API.STREAM.INFO.")
+	same := make(chan bool, 1)
+	go func() { same <- b.same(h) }()
+	select {
+	case <-asked:
+	case <-time.After(waitLimit):
+		t.Fatal("the stream's info was not asked")
+	}
+	close(h.ended)
+	select {
+	case got := <-same:
+		if got {
+			t.Fatal("same answered true for a history that ended")
+		}
+	case <-time.After(waitLimit / 2):
+		t.Fatal("same still waits for NATS after its history ended")
+	}
+	p.passRequests()
+}
+
+// As TestStreamRestoredFromABackupIsAnotherHistory, the instance's
+// questions unanswered after the restore until another instance has
+// stored more events than the restored stream lost: its sequences passed
+// the last one the instance delivered, which therefore does not tell.
+// The stream is another history all the same, told by the message stored
+// under the last sequence delivered: the instance's subscriptions end,
+// and a resume there gets the events stored after the restore. They were
+// skipped, and the local history kept the lost events under their ids.
+func TestStreamRestoredAndPastItsLastDeliveredIsAnotherHistory(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	popts := opts
+	popts.URLs = []string{p.url()}
+	a := newInstance(t, popts)
+	kept := a.publish(t, "t", "in the backup")
+
+	ns.stop()
+	backup := t.TempDir()
+	if err := os.CopyFS(backup, os.DirFS(ns.dir)); err != nil {
+		t.Fatal(err)
+	}
+	ns.start(t)
+	var gone []string
+	for i := range 3 {
+		gone = append(gone, publishUntilAccepted(t, a, "t", fmt.Sprint("not in the backup ", i)))
+	}
+	c := a.subscribe(t, "topic=t", kept)
+	receives(t, c, gone)
+
+	asked := p.swallowRequests("$JS.API.")
+	ns.stop()
+	if err := os.RemoveAll(ns.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(ns.dir, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	ns.start(t)
+	select {
+	case <-asked:
+	case <-time.After(waitLimit):
+		t.Fatal("the instance asked nothing of JetStream after the restore")
+	}
+	b := newInstance(t, opts)
+	var after []string
+	for i := range len(gone) + 2 {
+		after = append(after, b.publish(t, "t", fmt.Sprint("after the restore ", i)))
+	}
+	p.passRequests()
+	select {
+	case ev, ok := <-c.events:
+		if ok {
+			t.Fatalf("after the restore the subscription got event %s %q, want its end: events stored under the sequences it had were skipped", ev.ID, ev.Data)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the subscription did not end after the restore")
+	}
+	receives(t, a.subscribe(t, "topic=t", kept), after)
+}

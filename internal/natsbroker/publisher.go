@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,12 +41,14 @@ type publisher struct {
 }
 
 // publishing is one publish on its way: sent is closed once ack or err
-// is set.
+// is set. taken is set by whichever comes first: send, or its caller
+// giving up while it waits in the queue; one given up is not sent.
 type publishing struct {
-	msg  *nats.Msg
-	ack  jetstream.PubAckFuture
-	err  error
-	sent chan struct{}
+	msg   *nats.Msg
+	ack   jetstream.PubAckFuture
+	err   error
+	sent  chan struct{}
+	taken atomic.Bool
 }
 
 // newPublisher returns the publisher of js until stop is closed: with
@@ -89,7 +92,12 @@ func (p *publisher) sendQueued() int {
 	}
 }
 
+// send sends pub, unless its caller gave up: answered 503, and stored
+// later, a client's retry without an Idempotency-Key stored it twice.
 func (p *publisher) send(pub *publishing) {
+	if !pub.taken.CompareAndSwap(false, true) {
+		return
+	}
 	pub.ack, pub.err = p.js.PublishMsgAsync(pub.msg)
 	close(pub.sent)
 }
@@ -143,6 +151,7 @@ func (p *publisher) publishQueued(ctx context.Context, msg *nats.Msg) (*jetstrea
 	select {
 	case <-pub.sent:
 	case <-ctx.Done():
+		pub.taken.Store(true) // not sent now, if still queued
 		return nil, ctx.Err()
 	case <-p.stop:
 		return nil, stream.ErrClosed

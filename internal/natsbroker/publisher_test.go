@@ -182,3 +182,40 @@ func publisherGoroutines() map[string]bool {
 	}
 	return ids
 }
+
+// A publish whose caller gave up while it waited in the queue (its
+// context ended: the client was answered 503) is not sent when the
+// publisher's goroutine comes to it: stored then, a client's retry without
+// an Idempotency-Key would store the event twice.
+func TestPublisherDropsAQueuedPublishItsCallerGaveUp(t *testing.T) {
+	ns := startNATS(t)
+	b, err := Open(t.Context(), testBrokerOptions(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p := &publisher{js: b.js, queue: make(chan *publishing, 1), stop: b.closed} // no run: it stays queued
+	ctx, cancel := context.WithCancel(t.Context())
+	got := make(chan error, 1)
+	go func() {
+		_, err := p.publish(ctx, &nats.Msg{Subject: b.subject("a"), Data: []byte("x")})
+		got <- err
+	}()
+	waitFor(t, "the publish queued", func() bool { return len(p.queue) == 1 })
+	cancel()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Fatalf("publish given up while queued: %v, want context.Canceled", err)
+	}
+	p.sendQueued()
+	// A publish after it, acknowledged, was handled after it by the server.
+	if _, err := b.js.Publish(t.Context(), b.subject("a"), []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	info, err := b.cur.Load().stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Msgs; n != 1 {
+		t.Fatalf("the stream holds %d events, want 1: the publish given up was stored", n)
+	}
+}
