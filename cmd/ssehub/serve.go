@@ -315,7 +315,9 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // a TLS handshake the client left without a word, closing or resetting
 // the connection before or during it. A TCP health check (a load
 // balancer's, Kubernetes' tcpSocket probe) or a port scan does that, every
-// few seconds or at the rate it likes: at debug. A handshake the client
+// few seconds or at the rate it likes: at debug. So is a plain HTTP
+// request, which net/http answers 400 (an HTTP health check given the
+// wrong scheme, a bot trying the port). A handshake the client
 // refused (an expired certificate, a chain it cannot verify) ends with its
 // alert, and still warns.
 func serverErrorLog(h slog.Handler) *log.Logger {
@@ -328,7 +330,8 @@ func (w errorLogWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimSuffix(string(p), "\n")
 	level := slog.LevelWarn
 	if strings.HasPrefix(msg, "http: TLS handshake error from ") &&
-		(strings.HasSuffix(msg, ": EOF") || strings.HasSuffix(msg, ": connection reset by peer")) {
+		(strings.HasSuffix(msg, ": EOF") || strings.HasSuffix(msg, ": connection reset by peer") ||
+			strings.HasSuffix(msg, ": client sent an HTTP request to an HTTPS server")) {
 		level = slog.LevelDebug
 	}
 	ctx := context.Background()
