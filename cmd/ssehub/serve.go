@@ -29,6 +29,12 @@ const (
 	idleTimeout = 2 * time.Minute
 )
 
+// newConnGrace is how long a shutdown leaves a connection that has given
+// no request yet: then it is closed, as an idle kept-alive connection is
+// at once. A browser opens one ahead of a request it may never send (a
+// preconnect); net/http would wait until it had been silent for 5 s.
+const newConnGrace = time.Second
+
 // closedStreamsGrace bounds the wait for the streams whose connections
 // shutdown closed after server.shutdown_timeout, in either transport:
 // their writes fail at once, so they end within it.
@@ -232,7 +238,8 @@ func (m *Main) logAccess() {
 }
 
 // shutdown stops srv: it stops accepting and waits, until ctx is done, for
-// the requests under way to finish. What is still open then is closed, with
+// the requests under way to finish. A connection that has given no request
+// newConnGrace after it began is closed. What is still open then is closed, with
 // a warning naming how many connections were cut, and shutdown returns nil:
 // the process stopped within its bound, which is what was asked of it; the
 // streams cut end as shutting down (handler.Handler.Cutting). A
@@ -241,6 +248,8 @@ func (m *Main) logAccess() {
 // shutdown timeout, or longer); exiting 1 for it would make a supervisor
 // take a routine stop for a crash.
 func (m *Main) shutdown(ctx context.Context, srv *http.Server, h *handler.Handler, conns *openConns) error {
+	closeFresh := time.AfterFunc(newConnGrace, conns.closeFresh)
+	defer closeFresh.Stop()
 	err := srv.Shutdown(ctx)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		return err

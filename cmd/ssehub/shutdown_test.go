@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssehub/ssehub/config"
 )
 
 // TestShutdownWithBlockedStreamEndsCleanly shuts down while a hub stream
@@ -211,4 +213,46 @@ func grepLine(s, sub string) string {
 		}
 	}
 	return ""
+}
+
+// TestShutdownClosesConnectionsThatSentNothing: a connection accepted but
+// given no request (a browser's preconnect, opened in case the page asks
+// for something) is idle, as a kept-alive one between requests is, and
+// the shutdown closes it soon instead of waiting for it: net/http
+// closes a new connection only once it has been silent for 5 s, so a
+// shutdown with nothing under way took that long.
+func TestShutdownClosesConnectionsThatSentNothing(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.ShutdownTimeout = time.Minute
+	var logs lockedBuffer
+	url, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The server has the connection: it answers a request on another.
+	if resp, err := http.Get(url + "/healthz"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if elapsed := time.Since(start); elapsed > 4*time.Second {
+		t.Errorf("shutdown took %v with only a connection that sent nothing open, want about %v", elapsed, newConnGrace)
+	}
+	if line := grepLine(logs.tail(1<<20), "shutdown timeout passed"); line != "" {
+		t.Errorf("a connection that sent nothing: %s", line)
+	}
+	// The server closed it.
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Errorf("read %d bytes from a connection closed by the shutdown", n)
+	}
 }
