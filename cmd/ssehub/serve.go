@@ -326,7 +326,9 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // balancer's, Kubernetes' tcpSocket probe) or a port scan does that, every
 // few seconds or at the rate it likes: at debug. So is a plain HTTP
 // request, which net/http answers 400 (an HTTP health check given the
-// wrong scheme, a bot trying the port). A handshake the client
+// wrong scheme, a bot trying the port), and a handshake cut by the
+// server's own close of the connection (a shutdown closing those that
+// have sent no request). A handshake the client
 // refused (an expired certificate, a chain it cannot verify) ends with its
 // alert, and still warns.
 func serverErrorLog(h slog.Handler) *log.Logger {
@@ -340,7 +342,8 @@ func (w errorLogWriter) Write(p []byte) (int, error) {
 	level := slog.LevelWarn
 	if strings.HasPrefix(msg, "http: TLS handshake error from ") &&
 		(strings.HasSuffix(msg, ": EOF") || strings.HasSuffix(msg, ": connection reset by peer") ||
-			strings.HasSuffix(msg, ": client sent an HTTP request to an HTTPS server")) {
+			strings.HasSuffix(msg, ": client sent an HTTP request to an HTTPS server") ||
+			strings.HasSuffix(msg, ": use of closed network connection")) {
 		level = slog.LevelDebug
 	}
 	ctx := context.Background()
