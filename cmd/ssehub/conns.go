@@ -10,20 +10,35 @@ import (
 
 // openConns counts the connections net/http owns: from StateNew until
 // StateClosed or StateHijacked, each connection's one terminal state. A
-// hijacked connection (a detached stream) is the handler's to end. Its
-// methods are safe for concurrent use.
+// hijacked connection (a detached stream) is the handler's to end. It
+// also holds the connections still in StateNew, that have not yet given
+// a request (over TLS, or finished their handshake and, for HTTP/2, its
+// preface). Its methods are safe for concurrent use.
 type openConns struct {
-	n atomic.Int64
+	n     atomic.Int64
+	fresh sync.Map // net.Conn to struct{}: the connections in StateNew
 }
 
 // track is the server's ConnState hook.
-func (c *openConns) track(_ net.Conn, state http.ConnState) {
+func (c *openConns) track(conn net.Conn, state http.ConnState) {
 	switch state {
 	case http.StateNew:
 		c.n.Add(1)
+		c.fresh.Store(conn, struct{}{})
 	case http.StateClosed, http.StateHijacked:
 		c.n.Add(-1)
+		c.fresh.Delete(conn)
+	default:
+		c.fresh.Delete(conn)
 	}
+}
+
+// closeFresh closes the connections still in StateNew.
+func (c *openConns) closeFresh() {
+	c.fresh.Range(func(conn, _ any) bool {
+		conn.(net.Conn).Close()
+		return true
+	})
 }
 
 // count is how many connections are open now.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ssehub/ssehub/config"
@@ -17,10 +18,16 @@ import (
 // healthcheck asks the server at server.addr for /healthz and fails unless
 // it answers 200. Container images without a shell or curl run it as their
 // HEALTHCHECK. With server.tls set it asks over HTTPS (see healthClient).
+// With port 0 in server.addr it fails, saying it cannot know the port.
 func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
 	cfg, err := config.Load(args, getenv)
 	if err != nil {
 		return err
+	}
+	if _, port, err := net.SplitHostPort(cfg.Server.Addr); err == nil && strings.Trim(port, "0") == "" {
+		// The server picked a free port at start, which only its log
+		// says: dialling port 0 would fail as a refused connection.
+		return fmt.Errorf("healthcheck: server.addr %q has port 0, so the server listens on a port it picked at start, which the check cannot know: set server.addr (SSEHUB_SERVER_ADDR, --addr) to the port it listens on", cfg.Server.Addr)
 	}
 	client, scheme, err := healthClient(cfg.Server.TLS)
 	if err != nil {

@@ -450,6 +450,19 @@ func TestHealthcheckCommand(t *testing.T) {
 	}
 }
 
+// With server.addr's port 0 the server listens on a port it picks at start,
+// which the check cannot know: it says so, naming the key, rather than
+// dialling port 0 and reporting a refused connection.
+func TestHealthcheckRefusesPortZero(t *testing.T) {
+	for _, addr := range []string{":0", "127.0.0.1:0", "[::]:00"} {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), []string{"healthcheck", "--config", os.DevNull, "--addr", addr}, func(string) string { return "" }, &stdout, &stderr)
+		if code == 0 || !strings.Contains(stderr.String(), "server.addr") || !strings.Contains(stderr.String(), "port 0") || strings.Contains(stderr.String(), "dial") {
+			t.Errorf("--addr %s: exit %d, stderr %q: want a failure naming server.addr and its port 0, not a dial error", addr, code, stderr.String())
+		}
+	}
+}
+
 func TestLoopbackAddr(t *testing.T) {
 	for in, want := range map[string]string{
 		":8111":          "127.0.0.1:8111",

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 
@@ -26,6 +29,10 @@ func natsServers(cfg config.Config, log *slog.Logger) (url string, stop func(), 
 		MaxPayload: natsPayload(cfg.Hub.MaxEventBytes),
 	})
 	if err != nil {
+		if errors.As(err, new(*fs.PathError)) {
+			// The store directory cannot be made or opened.
+			err = fmt.Errorf("nats.store_dir: %w", err)
+		}
 		return "", nil, err
 	}
 	log.Info("embedded NATS server started", "url", url, "store_dir", cfg.NATS.StoreDir)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,5 +49,24 @@ func TestNATSPayload(t *testing.T) {
 		if got := natsPayload(in); got != want {
 			t.Errorf("natsPayload(%d) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+// A store directory that cannot be made or opened stops start-up with a
+// message naming nats.store_dir, as other keys' bad values do.
+func TestRunNamesTheStoreDirItCannotUse(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"SSEHUB_HUB_BROKER":     "nats",
+		"SSEHUB_NATS_EMBEDDED":  "true",
+		"SSEHUB_NATS_STORE_DIR": filepath.Join(file, "nats"),
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"--config", os.DevNull, "--addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "nats.store_dir") {
+		t.Errorf("exit %d, stderr %q: want exit 1 naming nats.store_dir", code, stderr.String())
 	}
 }

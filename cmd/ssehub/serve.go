@@ -29,6 +29,12 @@ const (
 	idleTimeout = 2 * time.Minute
 )
 
+// newConnGrace is how long a shutdown leaves a connection that has given
+// no request yet: then it is closed, as an idle kept-alive connection is
+// at once. A browser opens one ahead of a request it may never send (a
+// preconnect); net/http would wait until it had been silent for 5 s.
+const newConnGrace = time.Second
+
 // closedStreamsGrace bounds the wait for the streams whose connections
 // shutdown closed after server.shutdown_timeout, in either transport:
 // their writes fail at once, so they end within it.
@@ -232,7 +238,8 @@ func (m *Main) logAccess() {
 }
 
 // shutdown stops srv: it stops accepting and waits, until ctx is done, for
-// the requests under way to finish. What is still open then is closed, with
+// the requests under way to finish. A connection that has given no request
+// newConnGrace after it began is closed. What is still open then is closed, with
 // a warning naming how many connections were cut, and shutdown returns nil:
 // the process stopped within its bound, which is what was asked of it; the
 // streams cut end as shutting down (handler.Handler.Cutting). A
@@ -241,6 +248,8 @@ func (m *Main) logAccess() {
 // shutdown timeout, or longer); exiting 1 for it would make a supervisor
 // take a routine stop for a crash.
 func (m *Main) shutdown(ctx context.Context, srv *http.Server, h *handler.Handler, conns *openConns) error {
+	closeFresh := time.AfterFunc(newConnGrace, conns.closeFresh)
+	defer closeFresh.Stop()
 	err := srv.Shutdown(ctx)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		return err
@@ -315,7 +324,11 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // a TLS handshake the client left without a word, closing or resetting
 // the connection before or during it. A TCP health check (a load
 // balancer's, Kubernetes' tcpSocket probe) or a port scan does that, every
-// few seconds or at the rate it likes: at debug. A handshake the client
+// few seconds or at the rate it likes: at debug. So is a plain HTTP
+// request, which net/http answers 400 (an HTTP health check given the
+// wrong scheme, a bot trying the port), and a handshake cut by the
+// server's own close of the connection (a shutdown closing those that
+// have sent no request). A handshake the client
 // refused (an expired certificate, a chain it cannot verify) ends with its
 // alert, and still warns. A client that completes a handshake offering
 // HTTP/2 and resets the connection before its preface (a TLS health check
@@ -331,10 +344,7 @@ type errorLogWriter struct{ h slog.Handler }
 func (w errorLogWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimSuffix(string(p), "\n")
 	level := slog.LevelWarn
-	if (strings.HasPrefix(msg, "http: TLS handshake error from ") &&
-		(strings.HasSuffix(msg, ": EOF") || strings.HasSuffix(msg, ": connection reset by peer"))) ||
-		(strings.HasPrefix(msg, "http2: server: error reading preface from client ") &&
-			strings.HasSuffix(msg, ": connection reset by peer")) {
+	if quietServerError(msg) {
 		level = slog.LevelDebug
 	}
 	ctx := context.Background()
@@ -342,6 +352,26 @@ func (w errorLogWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return len(p), w.h.Handle(ctx, slog.NewRecord(time.Now(), level, msg, 0))
+}
+
+// quietServerError reports whether msg, a line of net/http's error log,
+// is one serverErrorLog puts at debug.
+func quietServerError(msg string) bool {
+	if rest, ok := strings.CutPrefix(msg, "http: TLS handshake error from "); ok {
+		for _, end := range []string{
+			": EOF", ": connection reset by peer", // a TCP probe, a port scan
+			": client sent an HTTP request to an HTTPS server", // answered 400
+			": use of closed network connection",               // closed by a shutdown
+		} {
+			if strings.HasSuffix(rest, end) {
+				return true
+			}
+		}
+		return false
+	}
+	// A TLS health check that closed with the server's first bytes unread.
+	return strings.HasPrefix(msg, "http2: server: error reading preface from client ") &&
+		strings.HasSuffix(msg, ": connection reset by peer")
 }
 
 // newLogger builds the process logger from log.level and log.format.

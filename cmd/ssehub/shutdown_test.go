@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/testpki"
 )
 
 // TestShutdownWithBlockedStreamEndsCleanly shuts down while a hub stream
@@ -211,4 +214,53 @@ func grepLine(s, sub string) string {
 		}
 	}
 	return ""
+}
+
+// TestShutdownClosesConnectionsThatSentNothing: a connection accepted but
+// given no request (a browser's preconnect, opened in case the page asks
+// for something) is idle, as a kept-alive one between requests is, and
+// the shutdown closes it soon instead of waiting for it: net/http
+// closes a new connection only once it has been silent for 5 s, so a
+// shutdown with nothing under way took that long.
+func TestShutdownClosesConnectionsThatSentNothing(t *testing.T) {
+	pki := testpki.New(t)
+	for _, cfg := range []config.Config{config.Default(), tlsTestConfig(pki)} {
+		cfg.Server.ShutdownTimeout = time.Minute
+		var logs lockedBuffer
+		url, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+		addr := url[strings.Index(url, "//")+2:]
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		// The server has the connection: it answers a request on another.
+		if resp, err := testClient(t, pki.Roots).Get(url + "/healthz"); err != nil {
+			t.Fatal(err)
+		} else {
+			resp.Body.Close()
+		}
+
+		start := time.Now()
+		if err := stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if elapsed := time.Since(start); elapsed > 4*time.Second {
+			t.Errorf("%s: shutdown took %v with only a connection that sent nothing open, want about %v", url, elapsed, newConnGrace)
+		}
+		// Neither the shutdown's warning nor, over TLS, a handshake
+		// error: the server closed the connection itself.
+		for _, warning := range []string{"shutdown timeout passed", "TLS handshake error"} {
+			if line := grepLine(logs.tail(1<<20), warning); line != "" {
+				t.Errorf("%s: a connection that sent nothing: %s", url, line)
+			}
+		}
+		// The server closed it.
+		if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := conn.Read(make([]byte, 1)); err == nil {
+			t.Errorf("%s: read %d bytes from a connection closed by the shutdown", url, n)
+		}
+	}
 }

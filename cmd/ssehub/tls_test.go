@@ -315,7 +315,8 @@ func waitStreams(t *testing.T, client *http.Client, base string, n float64) {
 // handshake (a TCP health check of a load balancer or of Kubernetes, a
 // port scan) writes no warning: net/http's "TLS handshake error ...: EOF"
 // was one, every few seconds per probe, and at the rate a client chose.
-// It is a debug line; a handshake the client refuses (an expired
+// It is a debug line, as is a plain HTTP request, which net/http answers
+// 400; a handshake the client refuses (an expired
 // certificate, a chain it cannot verify) still warns.
 func TestTLSProbeLogsNoWarning(t *testing.T) {
 	pki := testpki.New(t)
@@ -353,6 +354,22 @@ func TestTLSProbeLogsNoWarning(t *testing.T) {
 	}
 	if line := grepLine(logs.tail(1<<20), "TLS handshake error"); line != "" {
 		t.Errorf("a connection closed before its handshake: %s", line)
+	}
+
+	// An HTTP health check given the wrong scheme asks every few seconds
+	// in plain HTTP; net/http answers it 400 itself, and the checker
+	// reports that. A warning for each would flood the log.
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("plain HTTP to the HTTPS port: %s, want 400", resp.Status)
+	}
+	waitClosed("a plain HTTP request")
+	if line := grepLine(logs.tail(1<<20), "TLS handshake error"); line != "" {
+		t.Errorf("a plain HTTP request: %s", line)
 	}
 
 	// A client that does not trust the certificate refuses the handshake.
