@@ -172,7 +172,8 @@ func usage(flags *pflag.FlagSet) string {
 	return b.String()
 }
 
-// configPath returns the YAML file to read, or "" for none.
+// configPath returns the YAML file to read, or "" for none: without
+// --config, DefaultFile when its name is there, a link to nothing included.
 //
 // An empty --config is refused, as an empty --addr is: it is most often a
 // script's --config "$CFG" with CFG unset, and taking it for "no file"
@@ -186,7 +187,10 @@ func configPath(flags *pflag.FlagSet) (string, error) {
 		}
 		return path, err
 	}
-	_, err := os.Stat(DefaultFile)
+	// Lstat: a link there whose target is missing (a mount or a secret
+	// that is not there) is a file meant to be read, not none; reading
+	// it says what is wrong.
+	_, err := os.Lstat(DefaultFile)
 	switch {
 	case err == nil:
 		return DefaultFile, nil

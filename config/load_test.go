@@ -578,6 +578,27 @@ func TestLoadDefaultFile(t *testing.T) {
 	}
 }
 
+// TestLoadDefaultFileDanglingLink checks that a DefaultFile that is a
+// symbolic link to a file that is not there (a mount or a secret that is
+// missing) stops start-up naming it, rather than counting as no file: the
+// server ran on the built-in defaults, demo open and no tokens, without a
+// word about the file it was meant to read.
+func TestLoadDefaultFileDanglingLink(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "config"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "secrets", "ssehub.yaml")
+	if err := os.Symlink(target, filepath.Join(dir, DefaultFile)); err != nil {
+		t.Skip("no symbolic links here:", err)
+	}
+	_, err := Load(nil, nil)
+	if !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, ErrConfigFile) || !strings.Contains(err.Error(), DefaultFile) {
+		t.Errorf("err = %v, want a not-exist ErrConfigFile naming %s", err, DefaultFile)
+	}
+}
+
 func TestLoadHelp(t *testing.T) {
 	for _, arg := range []string{"-h", "--help"} {
 		_, err := Load([]string{arg}, nil)
