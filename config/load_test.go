@@ -686,7 +686,7 @@ func TestLoadErrorNamesItsSource(t *testing.T) {
 		`log.level: "loud" must be one of debug, info, warn, error; set by SSEHUB_LOG_LEVEL`,
 		`log.format: "xml" must be one of text, json; set by --log-format`,
 		`cors.allowed_origins: "http://a.test/path" is not an origin (no path, query or fragment allowed); set by SSEHUB_CORS_ALLOWED_ORIGINS`,
-		`stream.write_timeout: "0s" must be between 1ms and 24h0m0s`, // from the file: no variable
+		`stream.write_timeout: "0s" must be between 1s and 24h0m0s`, // from the file: no variable
 	} {
 		if !slices.Contains(lines, want) {
 			t.Errorf("err = %q\nwant a line %q", err, want)

@@ -186,6 +186,17 @@ const maxRetry = 24 * time.Hour
 // fit, and the listener failed with "invalid argument".
 const maxWriteTimeout = 24 * time.Hour
 
+// minWriteTimeout bounds stream.write_timeout from below. As
+// TCP_USER_TIMEOUT it is how long what a connection sent may stay
+// unacknowledged: Linux retransmits no later than it and ends the
+// connection once it has passed, so 10ms (a typo for 10s) would end the
+// connection of every client more than 10ms away at its first write,
+// while a client over loopback still streamed. A lost
+// packet needs a retransmission, 200ms at the least (Linux's minimum RTO),
+// and a blocked write fails after half of it. A second leaves a healthy
+// connection a round trip and a retransmission on any network.
+const minWriteTimeout = time.Second
+
 // minHeartbeat bounds stream.heartbeat_interval from below. A heartbeat is
 // a write to every idle stream: 1ns sent one idle stream 8.6 MB of
 // heartbeats in 3 s, and 15ms (a typo for 15s) 129 heartbeats in 2 s, each
@@ -201,7 +212,7 @@ func (s StreamConfig) validate() []error {
 	return collect(
 		durationBetween("stream.heartbeat_interval", s.HeartbeatInterval, minHeartbeat, maxHeartbeat),
 		durationBetween("stream.retry", s.Retry, 0, maxRetry),
-		durationBetween("stream.write_timeout", s.WriteTimeout, time.Millisecond, maxWriteTimeout),
+		durationBetween("stream.write_timeout", s.WriteTimeout, minWriteTimeout, maxWriteTimeout),
 		oneOf("stream.transport", s.Transport, "gin", "detached"),
 		intBetween("stream.max_streams", s.MaxStreams, 1, 0),
 	)

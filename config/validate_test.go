@@ -25,10 +25,15 @@ func TestValidateRejects(t *testing.T) {
 		{"heartbeat over a day", func(c *Config) { c.Stream.HeartbeatInterval = 25 * time.Hour }, `stream.heartbeat_interval: "25h0m0s" must be between 1s and 24h0m0s`},
 		{"retry negative", func(c *Config) { c.Stream.Retry = -time.Second }, `stream.retry: "-1s" must be between 0s and 24h0m0s`},
 		{"retry over a day", func(c *Config) { c.Stream.Retry = 720 * time.Hour }, `stream.retry: "720h0m0s" must be between 0s and 24h0m0s`},
-		{"write timeout zero", func(c *Config) { c.Stream.WriteTimeout = 0 }, `stream.write_timeout: "0s" must be between 1ms and 24h0m0s`},
+		{"write timeout zero", func(c *Config) { c.Stream.WriteTimeout = 0 }, `stream.write_timeout: "0s" must be between 1s and 24h0m0s`},
+		// It is also TCP_USER_TIMEOUT, which Linux enforces from the first
+		// unacknowledged byte: 10ms, a typo for 10s, would end the
+		// connection of every client more than 10ms away at its first write.
+		{"write timeout 10ms", func(c *Config) { c.Stream.WriteTimeout = 10 * time.Millisecond }, `stream.write_timeout: "10ms" must be between 1s and 24h0m0s`},
+		{"write timeout under a second", func(c *Config) { c.Stream.WriteTimeout = 999 * time.Millisecond }, `stream.write_timeout: "999ms" must be between 1s and 24h0m0s`},
 		// It is also TCP_USER_TIMEOUT, in milliseconds of a C int: 600h
 		// made the listener fail with "invalid argument" under server.addr.
-		{"write timeout over a day", func(c *Config) { c.Stream.WriteTimeout = 600 * time.Hour }, `stream.write_timeout: "600h0m0s" must be between 1ms and 24h0m0s`},
+		{"write timeout over a day", func(c *Config) { c.Stream.WriteTimeout = 600 * time.Hour }, `stream.write_timeout: "600h0m0s" must be between 1s and 24h0m0s`},
 		{"max age negative", func(c *Config) { c.CORS.MaxAge = -time.Second }, `cors.max_age: "-1s" must not be less`},
 		// Sent in whole seconds, 500ms was Access-Control-Max-Age: 0, which
 		// bars caching a preflight, where 0s sends none (the browser's
