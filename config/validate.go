@@ -34,7 +34,6 @@ func (c Config) Validate() error {
 		c.Demo.validate(),
 		c.Log.validate(),
 		c.Hub.validate(),
-		c.NATS.validate(),
 		c.Auth.validate(),
 		c.crossChecks(),
 	)...)
@@ -52,23 +51,27 @@ func (c Config) crossChecks() []error {
 	return append(errs, c.natsChecks()...)
 }
 
-// natsChecks checks the nats keys that depend on hub.broker, or on each
-// other: the embedded server only serves the NATS broker, and, being one
-// server, holds one copy of a stream.
+// natsChecks checks the nats keys, which only hub.broker: nats uses: with
+// the memory broker they are unused, and unchecked, unless nats.embedded
+// is true, which needs the NATS broker and says it was meant. The embedded
+// server, being one server, holds one copy of a stream.
 func (c Config) natsChecks() []error {
 	var errs []error
 	if c.NATS.Embedded && !c.Hub.NATS() {
 		errs = append(errs, invalid("nats.embedded", fmt.Sprintf("true needs hub.broker: nats (it is %q)", c.Hub.Broker)).with("hub.broker"))
+	} else if !c.Hub.NATS() {
+		return nil
 	}
+	errs = append(errs, c.NATS.validate()...)
 	if c.NATS.Embedded && c.NATS.Replicas > 1 {
 		errs = append(errs, invalid("nats.replicas", fmt.Sprintf("%d is more than the embedded server (nats.embedded: true), a single server, can hold: use 1", c.NATS.Replicas)).with("nats.embedded"))
 	}
-	if c.Hub.NATS() && c.NATS.CredentialsFile != "" {
+	if c.NATS.CredentialsFile != "" {
 		if err := checkFile(c.NATS.CredentialsFile); err != nil {
 			errs = append(errs, invalid("nats.credentials_file", fmt.Sprintf("%q: %v", c.NATS.CredentialsFile, err)))
 		}
 	}
-	if c.Hub.NATS() && !c.NATS.Embedded && c.NATS.CAFile != "" {
+	if !c.NATS.Embedded && c.NATS.CAFile != "" {
 		if err := checkCAFile(c.NATS.CAFile); err != nil {
 			errs = append(errs, invalid("nats.ca_file", fmt.Sprintf("%q: %v", c.NATS.CAFile, err)))
 		}
