@@ -66,12 +66,18 @@ func (c Config) natsChecks() []error {
 	if c.NATS.Embedded && c.NATS.Replicas > 1 {
 		errs = append(errs, invalid("nats.replicas", fmt.Sprintf("%d is more than the embedded server (nats.embedded: true), a single server, can hold: use 1", c.NATS.Replicas)).with("nats.embedded"))
 	}
+	if c.NATS.Embedded {
+		// nats.url, nats.credentials_file and nats.ca_file are unused: the
+		// embedded server, in the process, asks for no credentials and
+		// speaks no TLS.
+		return errs
+	}
 	if c.NATS.CredentialsFile != "" {
 		if err := checkFile(c.NATS.CredentialsFile); err != nil {
 			errs = append(errs, invalid("nats.credentials_file", fmt.Sprintf("%q: %v", c.NATS.CredentialsFile, err)))
 		}
 	}
-	if !c.NATS.Embedded && c.NATS.CAFile != "" {
+	if c.NATS.CAFile != "" {
 		if err := checkCAFile(c.NATS.CAFile); err != nil {
 			errs = append(errs, invalid("nats.ca_file", fmt.Sprintf("%q: %v", c.NATS.CAFile, err)))
 		}

@@ -317,6 +317,11 @@ func TestValidateAccepts(t *testing.T) {
 				Stream: "SSE.HUB", SubjectPrefix: "ssehub.>", Replicas: 0, Storage: "disk", StoreDir: "~/nats",
 			}
 		}},
+		// The embedded server asks for no credentials: a credentials file
+		// is unused, as nats.url and nats.ca_file are.
+		{"nats credentials unchecked with the embedded server", onNATS(func(c *Config) {
+			c.NATS.Embedded, c.NATS.CredentialsFile, c.NATS.CAFile = true, "absent/hub.creds", "absent/ca.pem"
+		})},
 		{"nats credentials file", func(c *Config) { c.Hub.Broker, c.NATS.CredentialsFile = "nats", "validate_test.go" }},
 		{"jwt secret, every algorithm it fits", func(c *Config) { c.Auth.JWT.HMACSecret = jwtSecret }},
 		{"jwt public key pinned", func(c *Config) {
