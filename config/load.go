@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
 
 // DefaultFile is the YAML file Load reads when no --config flag is given,
@@ -210,10 +211,10 @@ func readFile(v *viper.Viper, path string) error {
 		if m := notAMapping.FindStringSubmatch(err.Error()); m != nil && yamlKinds[m[2]] != "" {
 			return fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
 		}
-		return fmt.Errorf("%w %q: %w%s", ErrConfigFile, path, err, yamlHint(data, err))
+		return fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	if err := checkOneDocument(data); err != nil {
-		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+		return fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	if err := errors.Join(checkSpellings(data), checkKeys(v), checkYAMLScalars(data)); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
@@ -232,21 +233,72 @@ var yamlKinds = map[string]string{
 	"timestamp": "the file is a date",
 }
 
-// errorLine finds the line a YAML parser error names.
-var errorLine = regexp.MustCompile(`line (\d+): `)
-
-// yamlHint returns, for a YAML syntax error whose parser message does not
-// say its cause, the cause, in parentheses after a space; else "". An
-// unquoted * (any origin, any header) is an alias to YAML, a tab in an
-// indentation a character that "cannot start any token", and quoted
-// items without brackets ("a", "b") leave YAML expecting a key.
-func yamlHint(data []byte, err error) string {
-	msg := err.Error()
-	m := errorLine.FindStringSubmatch(msg)
-	if m == nil {
-		return ""
+// yamlProblem returns err, a YAML error of the file data (as viper or the
+// YAML library returns it), as "line N: problem", N counted from 1, and a
+// hint when the problem's words do not say its cause. Viper's "While
+// parsing config: " and the library's "yaml: " are left out, and so is
+// the library's miscount: a parser error (not a scanner's) names the line
+// before the one it means. A key written twice in one spelling, which
+// the library calls a mapping key "already defined", is said so. Any other
+// error is returned as it is.
+func yamlProblem(data []byte, err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, len(te.Errors))
+		for i, e := range te.Errors {
+			msgs[i] = e
+			if m := duplicateKey.FindStringSubmatch(e); m != nil {
+				msgs[i] = fmt.Sprintf("line %s: %s written twice (first at line %s): YAML takes a key once; keep one", m[1], m[2], m[3])
+			}
+		}
+		return strings.Join(msgs, "; ")
 	}
-	n, _ := strconv.Atoi(m[1])
+	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(u) {
+		err = u // viper's ConfigParseError, around the library's error
+	}
+	msg, ok := strings.CutPrefix(err.Error(), "yaml: ")
+	if !ok {
+		return err.Error()
+	}
+	n := 1 // the library names no line on the first
+	if m := errorLine.FindStringSubmatch(msg); m != nil {
+		n, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+		if slices.Contains(parserProblems, msg) {
+			n++
+		}
+	}
+	where := fmt.Sprintf("line %d", n)
+	if lines := bytes.Count(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) + 1; n > lines {
+		// After the last line's newline: the file ended where more was due.
+		where = fmt.Sprintf("line %d, the end of the file", lines)
+	}
+	return fmt.Sprintf("%s: %s%s", where, msg, yamlHint(data, n, msg))
+}
+
+// duplicateKey matches the YAML library's message for a key written
+// twice in one spelling.
+var duplicateKey = regexp.MustCompile(`^line (\d+): mapping (key ".*") already defined at line (\d+)$`)
+
+// errorLine matches the line a YAML error names, at its start.
+var errorLine = regexp.MustCompile(`^line (\d+): `)
+
+// parserProblems are the YAML library's parser problems, whose line it
+// counts from 0 (its scanner's, from 1).
+var parserProblems = []string{
+	"did not find expected key", "did not find expected '-' indicator", "did not find expected node content",
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'", "did not find expected <document start>",
+	"did not find expected <stream-start>", "found undefined tag handle", "found duplicate %YAML directive",
+	"found duplicate %TAG directive", "found incompatible YAML document",
+}
+
+// yamlHint returns, for a YAML syntax error at line n (from 1) whose
+// problem msg does not say its cause, the cause, in parentheses after a
+// space; else "". An unquoted * (any origin, any header) is an alias to
+// YAML, a tab in an indentation a character that "cannot start any
+// token", and quoted items without brackets ("a", "b") leave YAML
+// expecting a key.
+func yamlHint(data []byte, n int, msg string) string {
 	lines := strings.Split(string(data), "\n")
 	if n < 1 || n > len(lines) {
 		return ""
@@ -259,7 +311,7 @@ func yamlHint(data []byte, err error) string {
 		strings.Contains(line[:len(line)-len(strings.TrimLeft(line, " \t"))], "\t"):
 		return " (YAML indents with spaces, not tabs)"
 	case strings.Contains(msg, "did not find expected key"):
-		// YAML names the line of the section the mistake is in.
+		// YAML names the line where the section's keys start.
 		for i := n - 1; i < len(lines); i++ {
 			if quotedList.MatchString(lines[i]) {
 				return fmt.Sprintf(` (line %d: a list on one line is written in brackets, as in ["a", "b"])`, i+1)

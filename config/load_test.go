@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -507,8 +508,9 @@ func TestLoadBadYAMLHints(t *testing.T) {
 		{"cors:\n  allowed_origins: [\"http://a.test\", *]\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n  allowed_headers:\n    - *\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n\tmax_age: 1h\n", `line 2: found character that cannot start any token (YAML indents with spaces, not tabs)`},
-		// YAML names the line of the section: the list is three lines on.
-		{"server:\n  addr: \":1\"\ncors:\n  max_age: 1h\n  allowed_origins: \"http://a.test\", 'http://b.test'\n", `line 3: did not find expected key (line 5: a list on one line is written in brackets, as in ["a", "b"])`},
+		// YAML names the line where the section's keys start: the list is
+		// a line on.
+		{"server:\n  addr: \":1\"\ncors:\n  max_age: 1h\n  allowed_origins: \"http://a.test\", 'http://b.test'\n", `line 4: did not find expected key (line 5: a list on one line is written in brackets, as in ["a", "b"])`},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
@@ -520,6 +522,30 @@ func TestLoadBadYAMLHints(t *testing.T) {
 	path := writeYAML(t, "cors:\n  allowed_headers: &h [X-A]\n  exposed_headers: *h\n")
 	if cfg, err := Load([]string{"--config", path}, nil); err != nil || !reflect.DeepEqual(cfg.CORS.ExposedHeaders, []string{"X-A"}) {
 		t.Errorf("an alias: err = %v, exposed headers %q", err, cfg.CORS.ExposedHeaders)
+	}
+}
+
+// TestLoadBadYAMLNamesTheLine checks that a YAML syntax error names the
+// file and the line, counted from 1, in plain words: it read "While parsing
+// config: yaml: line 1: did not find expected ',' or ']'" for a bracket
+// left open on line 2 (the library counts a parser error's line from 0),
+// and a key written twice "yaml: unmarshal errors:\n  line 3: mapping key
+// "addr" already defined at line 2", over two lines.
+func TestLoadBadYAMLNamesTheLine(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"server:\n  addr: [\":1\"\n  read_timeout: 1s\n", `line 2: did not find expected ',' or ']'`},
+		{"log:\n  level: info\ncors: {max_age: 1h\n", `line 3: did not find expected ',' or '}'`},
+		{"log:\n  level: info\n- cors\n", `line 3: did not find expected key`},
+		{"log:\n  level: info\nhub: [\n", `line 3, the end of the file: did not find expected node content`},
+		{"log:\n  level: \"info\nhub: {}\n", `line 2: found unexpected end of stream`},
+		{"log:\n  level: info: debug\n", `line 2: mapping values are not allowed in this context`},
+		{"server:\n  addr: \":1\"\n  addr: \":2\"\n", `line 3: key "addr" written twice (first at line 2): YAML takes a key once; keep one`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if want := fmt.Sprintf("config file %q: %s", path, tt.want); !errors.Is(err, ErrConfigFile) || err.Error() != want {
+			t.Errorf("%q: err = %v\nwant %s", tt.yaml, err, want)
+		}
 	}
 }
 
@@ -628,7 +654,7 @@ func TestLoadSeveralDocuments(t *testing.T) {
 		{"three documents", "---\nserver:\n  addr: \":9001\"\n---\nlog:\n  level: warn\n---\nhub:\n  history_size: 5\n", "a second YAML document starts at line 4"},
 		{"an empty first document", "---\n---\nauth:\n  subscribe_tokens: [s3cret]\n", "a second YAML document starts at line 2"},
 		{"a null document", "server:\n  addr: \":9001\"\n--- ~\n", "a second YAML document starts at line 3"},
-		{"bad YAML in a second document", "server:\n  addr: \":9001\"\n---\nauth: [\n", "yaml: line 4"},
+		{"bad YAML in a second document", "server:\n  addr: \":9001\"\n---\nauth: [\n", "line 4, the end of the file: did not find expected node content"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
