@@ -254,7 +254,7 @@ func TestLoadEmptyEnvDoesNotOverride(t *testing.T) {
 // but not for words: SSEHUB_STREAM_TRANSPORT=' detached' was refused. The
 // HMAC secret is the exception: its bytes are the key.
 func TestLoadEnvIsTrimmed(t *testing.T) {
-	secret := " " + strings.Repeat("k", 32) + "\n"
+	secret := strings.Repeat("k", 32) + " k"
 	cfg, err := Load(nil, env(map[string]string{
 		"SSEHUB_STREAM_TRANSPORT":     " detached\t",
 		"SSEHUB_STREAM_RETRY":         " 3s",
@@ -274,13 +274,34 @@ func TestLoadEnvIsTrimmed(t *testing.T) {
 	}
 }
 
+// TestLoadHMACSecretWithANewline checks that an HMAC secret starting or
+// ending with white space stops the start, naming the key and where it
+// was set, not the value. A Secret made from a file (kubectl create secret
+// --from-file, or echo's) ends with a newline, which, kept as part of the
+// key, made ssehub refuse every token signed with the secret alone.
+func TestLoadHMACSecretWithANewline(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	const want = "auth.jwt.hmac_secret: starts or ends with white space, a newline a file left for one, which would be part of the key: tokens signed without it would be refused; remove it (value not shown)"
+	for _, value := range []string{secret + "\n", secret + "\r\n", " " + secret, secret + "\t"} {
+		_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_AUTH_JWT_HMAC_SECRET": value}))
+		if !errors.Is(err, ErrInvalidValue) || err.Error() != want+"; set by SSEHUB_AUTH_JWT_HMAC_SECRET" {
+			t.Errorf("%q: err = %v\nwant %s; set by SSEHUB_AUTH_JWT_HMAC_SECRET", value, err, want)
+		}
+	}
+	// A YAML block scalar keeps its last newline too.
+	path := writeYAML(t, "auth:\n  jwt:\n    hmac_secret: |\n      "+secret+"\n")
+	if _, err := Load([]string{"--config", path}, nil); !errors.Is(err, ErrInvalidValue) || err.Error() != want {
+		t.Errorf("YAML block scalar: err = %v\nwant %s", err, want)
+	}
+}
+
 // TestLoadYAMLIsTrimmedAsEnvIs writes the same values, white space
 // around them, in the YAML file (quoted) and in the environment: the
 // setting must not depend on where it is written. A token written
 // " tok " in YAML was kept so, and no request could match it (the bearer
 // token is trimmed); the same in SSEHUB_AUTH_PUBLISH_TOKENS worked.
 func TestLoadYAMLIsTrimmedAsEnvIs(t *testing.T) {
-	secret := " " + strings.Repeat("k", 32) + "\t"
+	secret := strings.Repeat("k", 32) + "\t k"
 	path := writeYAML(t, `
 stream:
   transport: " detached\t"
