@@ -149,7 +149,7 @@ func newFlagSet(def Config) *pflag.FlagSet {
 	flags.SetOutput(io.Discard)
 	flags.Usage = func() {}
 	flags.SortFlags = false
-	flags.String("config", "", "YAML config file (default "+DefaultFile+" when it exists)")
+	flags.Var(&configFlag{}, "config", "YAML config file (default "+DefaultFile+" when it exists)")
 	values := map[string]string{"server.addr": def.Server.Addr, "log.level": def.Log.Level, "log.format": def.Log.Format}
 	for _, f := range flagKeys() {
 		flags.String(f.flag, values[f.key], f.usage+" ("+f.key+")")
@@ -173,7 +173,29 @@ func usage(flags *pflag.FlagSet) string {
 	return b.String()
 }
 
-// configPath returns the YAML file to read, or "" for none.
+// configFlag is the --config flag: the paths it was given, in order, so
+// that a second --config, which pflag would take over the first without a
+// word, is refused.
+type configFlag struct{ paths []string }
+
+func (f *configFlag) String() string {
+	if len(f.paths) == 0 {
+		return ""
+	}
+	return f.paths[len(f.paths)-1]
+}
+
+func (f *configFlag) Set(path string) error {
+	f.paths = append(f.paths, path)
+	return nil
+}
+
+func (f *configFlag) Type() string { return "string" }
+
+// configPath returns the YAML file to read, or "" for none. A --config
+// given twice is refused: one file is read, and a user who wrote two
+// (--config base.yaml --config prod.yaml, as docker compose -f merges
+// files) would run without the first, its tokens among its keys.
 //
 // An empty --config is refused, as an empty --addr is: it is most often a
 // script's --config "$CFG" with CFG unset, and taking it for "no file"
@@ -181,11 +203,18 @@ func usage(flags *pflag.FlagSet) string {
 // a word. An empty file (/dev/null) says "defaults only" on purpose.
 func configPath(flags *pflag.FlagSet) (string, error) {
 	if flags.Changed("config") {
-		path, err := flags.GetString("config")
-		if err == nil && path == "" {
-			err = fmt.Errorf("%w: --config %q: empty path (without --config, %s is read when it exists; /dev/null, an empty file, means the built-in defaults)", ErrUsage, path, DefaultFile)
+		paths := flags.Lookup("config").Value.(*configFlag).paths
+		if len(paths) > 1 {
+			quoted := make([]string, len(paths))
+			for i, p := range paths {
+				quoted[i] = strconv.Quote(p)
+			}
+			return "", fmt.Errorf("%w: --config given %d times (%s): ssehub reads one file, and would ignore all but the last; merge them into one", ErrUsage, len(paths), strings.Join(quoted, ", "))
 		}
-		return path, err
+		if paths[0] == "" {
+			return "", fmt.Errorf("%w: --config %q: empty path (without --config, %s is read when it exists; /dev/null, an empty file, means the built-in defaults)", ErrUsage, paths[0], DefaultFile)
+		}
+		return paths[0], nil
 	}
 	_, err := os.Stat(DefaultFile)
 	switch {

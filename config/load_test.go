@@ -570,6 +570,25 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 	}
 }
 
+// TestLoadConfigFlagTwice checks that a second --config stops the start:
+// one file is read, and pflag took the last without a word, so
+// --config base.yaml --config prod.yaml ran without base.yaml, its tokens
+// and origins among its keys. Other flags given twice keep the last, as
+// is usual, for a wrapper's flags to be overridden.
+func TestLoadConfigFlagTwice(t *testing.T) {
+	base := writeYAML(t, "auth:\n  subscribe_tokens: [reader]\n")
+	prod := writeYAML(t, "server:\n  addr: \":9004\"\n")
+	_, err := Load([]string{"--config", base, "--config=" + prod}, nil)
+	want := fmt.Sprintf("--config given 2 times (%q, %q): ssehub reads one file, and would ignore all but the last; merge them into one", base, prod)
+	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want ErrUsage saying %s", err, want)
+	}
+	cfg, err := Load([]string{"--config", prod, "--addr", ":1", "--addr", ":2"}, nil)
+	if err != nil || cfg.Server.Addr != ":2" {
+		t.Errorf("--addr twice: addr %q, err %v, want the last, :2", cfg.Server.Addr, err)
+	}
+}
+
 func TestLoadMissingConfigFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "absent.yaml")
 	_, err := Load([]string{"--config", path}, nil)
