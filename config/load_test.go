@@ -477,6 +477,11 @@ func TestLoadBadValues(t *testing.T) {
 		{"int in yaml", "hub:\n  history_size: ten\n", nil, `hub.history_size: invalid integer "ten"`},
 		{"fraction", "demo:\n  ticker_count: 1.5\n", nil, `demo.ticker_count: invalid integer "1.5"`},
 		{"int in env", "", map[string]string{"SSEHUB_HUB_MAX_SUBSCRIBERS": "lots"}, `hub.max_subscribers: invalid integer "lots"`},
+		// Written right but too large, they were "invalid": the duration
+		// with its advice to "use a Go duration such as 15s", as it was.
+		{"duration out of range", "", map[string]string{"SSEHUB_SERVER_SHUTDOWN_TIMEOUT": "3000000h"}, `server.shutdown_timeout: duration "3000000h" is out of range (at most about 290 years, 2562047h); set by SSEHUB_SERVER_SHUTDOWN_TIMEOUT`},
+		{"duration without a number", "", map[string]string{"SSEHUB_STREAM_RETRY": ".h"}, `stream.retry: invalid duration ".h" (use a Go duration`},
+		{"int out of range", "", map[string]string{"SSEHUB_HUB_HISTORY_SIZE": "99999999999999999999"}, `hub.history_size: integer "99999999999999999999" is out of range; set by SSEHUB_HUB_HISTORY_SIZE`},
 		{"bool in yaml", "cors:\n  allow_credentials: yes\n", nil, `cors.allow_credentials: invalid bool "yes"`},
 		{"bool in env", "", map[string]string{"SSEHUB_DEMO_ENABLED": "on"}, `demo.enabled: invalid bool "on"`},
 		{"list given a mapping", "cors:\n  allowed_origins: {a: b}\n", nil, `cors.allowed_origins: expected a value, got a mapping`},
