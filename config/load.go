@@ -232,6 +232,10 @@ func configPath(flags *pflag.FlagSet) (string, error) {
 // in two spellings. Errors name the file.
 func readFile(v *viper.Viper, path string) error {
 	data, err := os.ReadFile(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the path is already in the message: "is a directory", not "read PATH: is a directory"
+	}
 	if err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}

@@ -594,6 +594,17 @@ func TestLoadConfigFlagTwice(t *testing.T) {
 	}
 }
 
+// TestLoadConfigFileADirectory checks that a directory given as the file
+// is named once: the message read `config file "conf": read conf: is a
+// directory`.
+func TestLoadConfigFileADirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load([]string{"--config", dir}, nil)
+	if want := fmt.Sprintf("config file %q: is a directory", dir); !errors.Is(err, ErrConfigFile) || err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+}
+
 func TestLoadMissingConfigFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "absent.yaml")
 	_, err := Load([]string{"--config", path}, nil)
