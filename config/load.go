@@ -301,12 +301,39 @@ func yamlProblem(data []byte, err error) string {
 			n++
 		}
 	}
+	if msg == "did not find expected key" || msg == "did not find expected '-' indicator" {
+		n = problemLine(data, n, msg)
+	}
 	where := fmt.Sprintf("line %d", n)
 	if lines := bytes.Count(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) + 1; n > lines {
 		// After the last line's newline: the file ended where more was due.
 		where = fmt.Sprintf("line %d, the end of the file", lines)
 	}
 	return fmt.Sprintf("%s: %s%s", where, msg, yamlHint(data, n, msg))
+}
+
+// problemLine returns the line of a block mapping's or sequence's problem
+// msg, which the YAML library names by the line the mapping or sequence
+// starts at, n: the first line from n on at which the file, cut after
+// it, fails with msg too. "   bad: x", indented one space too far under
+// a section's keys, was "line 2" for the section's first key.
+func problemLine(data []byte, n int, msg string) int {
+	lines := strings.SplitAfter(string(data), "\n")
+	for k := n; k <= len(lines); k++ {
+		dec := yaml.NewDecoder(strings.NewReader(strings.Join(lines[:k], "")))
+		for {
+			var doc yaml.Node
+			err := dec.Decode(&doc)
+			if err == nil {
+				continue
+			}
+			if strings.HasSuffix(err.Error(), ": "+msg) {
+				return k
+			}
+			break
+		}
+	}
+	return n
 }
 
 // duplicateKey matches the YAML library's message for a key written
@@ -344,10 +371,14 @@ func yamlHint(data []byte, n int, msg string) string {
 		strings.Contains(line[:len(line)-len(strings.TrimLeft(line, " \t"))], "\t"):
 		return " (YAML indents with spaces, not tabs)"
 	case strings.Contains(msg, "did not find expected key"):
-		// YAML names the line where the section's keys start.
+		// n is the line YAML stumbled at, most often the list's own.
 		for i := n - 1; i < len(lines); i++ {
 			if quotedList.MatchString(lines[i]) {
-				return fmt.Sprintf(` (line %d: a list on one line is written in brackets, as in ["a", "b"])`, i+1)
+				where := ""
+				if i+1 != n {
+					where = fmt.Sprintf("line %d: ", i+1)
+				}
+				return fmt.Sprintf(` (%sa list on one line is written in brackets, as in ["a", "b"])`, where)
 			}
 		}
 	}

@@ -534,9 +534,7 @@ func TestLoadBadYAMLHints(t *testing.T) {
 		{"cors:\n  allowed_origins: [\"http://a.test\", *]\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n  allowed_headers:\n    - *\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n\tmax_age: 1h\n", `line 2: found character that cannot start any token (YAML indents with spaces, not tabs)`},
-		// YAML names the line where the section's keys start: the list is
-		// a line on.
-		{"server:\n  addr: \":1\"\ncors:\n  max_age: 1h\n  allowed_origins: \"http://a.test\", 'http://b.test'\n", `line 4: did not find expected key (line 5: a list on one line is written in brackets, as in ["a", "b"])`},
+		{"server:\n  addr: \":1\"\ncors:\n  max_age: 1h\n  allowed_origins: \"http://a.test\", 'http://b.test'\n", `line 5: did not find expected key (a list on one line is written in brackets, as in ["a", "b"])`},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
@@ -562,6 +560,10 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 		{"server:\n  addr: [\":1\"\n  read_timeout: 1s\n", `line 2: did not find expected ',' or ']'`},
 		{"log:\n  level: info\ncors: {max_age: 1h\n", `line 3: did not find expected ',' or '}'`},
 		{"log:\n  level: info\n- cors\n", `line 3: did not find expected key`},
+		// The library names the line where the section's keys start (2),
+		// not the one indented too far (3).
+		{"server:\n  addr: \":1\"\n   read_timeout: 1s\n", `line 3: did not find expected key`},
+		{"cors:\n  allowed_headers:\n    - X-A\n    - X-B\n    max_age: 1h\n", `line 5: did not find expected '-' indicator`},
 		{"log:\n  level: info\nhub: [\n", `line 3, the end of the file: did not find expected node content`},
 		{"log:\n  level: \"info\nhub: {}\n", `line 2: found unexpected end of stream`},
 		{"log:\n  level: info: debug\n", `line 2: mapping values are not allowed in this context`},
