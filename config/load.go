@@ -102,10 +102,19 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 
 	cfg := def
+	var decodeErrs []error
 	for _, f := range cfg.fields() {
 		if err := decode(f.key, f.target, v.Get(f.key)); err != nil {
-			errs = append(errs, err)
+			decodeErrs = append(decodeErrs, err)
 		}
+	}
+	for _, err := range decodeErrs {
+		// A key left unused is unchecked, the type of its value too.
+		var ke *KeyError
+		if errors.As(err, &ke) && cfg.unused(strings.Split(ke.Key, "[")[0]) {
+			continue
+		}
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		nameSources(err, sources)

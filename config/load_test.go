@@ -607,6 +607,32 @@ func TestLoadConfigFileADirectory(t *testing.T) {
 	}
 }
 
+// TestLoadUnusedNATSKeys checks that a nats key the configuration leaves
+// unused is unchecked in its type too, as in its value: with the memory
+// broker, SSEHUB_NATS_REPLICAS=three stopped the start, while
+// SSEHUB_NATS_REPLICAS=9 did not.
+func TestLoadUnusedNATSKeys(t *testing.T) {
+	vars := map[string]string{"SSEHUB_NATS_REPLICAS": "three", "SSEHUB_NATS_PUBLISH_BATCHING": "maybe"}
+	path := writeYAML(t, "nats:\n  stream: [a, b]\n  store_dir: [a, b]\n")
+	if _, err := Load([]string{"--config", path}, env(vars)); err != nil {
+		t.Errorf("memory broker: %v", err)
+	}
+	vars["SSEHUB_HUB_BROKER"] = "nats"
+	_, err := Load([]string{"--config", path}, env(vars))
+	for _, want := range []string{
+		`nats.replicas: invalid integer "three"; set by SSEHUB_NATS_REPLICAS`,
+		`nats.publish_batching: invalid bool "maybe"`,
+		`nats.stream: expected a string, got a list or a mapping`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("nats broker: err = %v, want it to say %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "nats.store_dir") {
+		t.Errorf("nats broker, not embedded: err = %v names nats.store_dir, which it does not use", err)
+	}
+}
+
 func TestLoadMissingConfigFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "absent.yaml")
 	_, err := Load([]string{"--config", path}, nil)

@@ -85,6 +85,23 @@ func (c Config) natsChecks() []error {
 	return errs
 }
 
+// unused reports whether key is a nats key c leaves unused, and
+// unchecked: every one but nats.embedded with the memory broker (and
+// nats.embedded false), nats.url, nats.credentials_file and nats.ca_file
+// with the embedded server, and nats.store_dir without it.
+func (c Config) unused(key string) bool {
+	switch {
+	case !strings.HasPrefix(key, "nats.") || key == "nats.embedded":
+		return false
+	case !c.Hub.NATS() && !c.NATS.Embedded:
+		return true
+	case c.NATS.Embedded:
+		return key == "nats.url" || key == "nats.credentials_file" || key == "nats.ca_file"
+	default:
+		return key == "nats.store_dir"
+	}
+}
+
 func (s ServerConfig) validate() []error {
 	return append(collect(
 		checkAddr("server.addr", s.Addr),
