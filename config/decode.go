@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,12 +49,19 @@ func decode(key string, target any, raw any) error {
 		*t = b
 	case *int:
 		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if errors.Is(err, strconv.ErrRange) {
+			return invalid(key, fmt.Sprintf("integer %q is out of range", s))
+		}
 		if err != nil {
 			return invalid(key, fmt.Sprintf("invalid integer %q", s))
 		}
 		*t = n
 	case *time.Duration:
 		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil && durationSyntax.MatchString(strings.TrimSpace(s)) {
+			// Written right, but longer than a time.Duration holds.
+			return invalid(key, fmt.Sprintf("duration %q is out of range (at most about 290 years, 2562047h)", s))
+		}
 		if err != nil {
 			return invalid(key, fmt.Sprintf("invalid duration %q (use a Go duration such as 15s or 1500ms)", s))
 		}
@@ -62,6 +71,10 @@ func decode(key string, target any, raw any) error {
 	}
 	return nil
 }
+
+// durationSyntax matches what time.ParseDuration reads, whatever the
+// size: a number and a unit, one or more times, with a sign before.
+var durationSyntax = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
 
 // secretKeys are the keys that hold secrets, which checkSecretText
 // checks.

@@ -43,6 +43,11 @@ func (j JWTConfig) validate() []error {
 	if j.HMACSecret != "" && strings.TrimSpace(j.HMACSecret) == "" {
 		// Taken as it is (envValue), so not unset: a key anyone can guess.
 		errs = append(errs, invalid("auth.jwt.hmac_secret", "white space alone: set a random secret, or leave it empty (value not shown)"))
+	} else if strings.TrimSpace(j.HMACSecret) != j.HMACSecret {
+		// Taken as it is, a newline that a file left at the end (a Secret
+		// made with kubectl --from-file, echo's) was part of the key, and
+		// every token signed with the secret alone was refused.
+		errs = append(errs, invalid("auth.jwt.hmac_secret", "starts or ends with white space, a newline a file left for one, which would be part of the key: tokens signed without it would be refused; remove it (value not shown)"))
 	} else if j.HMACSecret != "" && len(j.HMACSecret) < minHMACSecret {
 		// A secret: its length is said, not its value.
 		errs = append(errs, invalid("auth.jwt.hmac_secret", fmt.Sprintf("%d bytes: at least %d are needed (value not shown)", len(j.HMACSecret), minHMACSecret)))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
 
 // DefaultFile is the YAML file Load reads when no --config flag is given,
@@ -101,10 +102,19 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 
 	cfg := def
+	var decodeErrs []error
 	for _, f := range cfg.fields() {
 		if err := decode(f.key, f.target, v.Get(f.key)); err != nil {
-			errs = append(errs, err)
+			decodeErrs = append(decodeErrs, err)
 		}
+	}
+	for _, err := range decodeErrs {
+		// A key left unused is unchecked, the type of its value too.
+		var ke *KeyError
+		if errors.As(err, &ke) && cfg.unused(strings.Split(ke.Key, "[")[0]) {
+			continue
+		}
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		nameSources(err, sources)
@@ -148,7 +158,7 @@ func newFlagSet(def Config) *pflag.FlagSet {
 	flags.SetOutput(io.Discard)
 	flags.Usage = func() {}
 	flags.SortFlags = false
-	flags.String("config", "", "YAML config file (default "+DefaultFile+" when it exists)")
+	flags.Var(&configFlag{}, "config", "YAML config file (default "+DefaultFile+" when it exists)")
 	values := map[string]string{"server.addr": def.Server.Addr, "log.level": def.Log.Level, "log.format": def.Log.Format}
 	for _, f := range flagKeys() {
 		flags.String(f.flag, values[f.key], f.usage+" ("+f.key+")")
@@ -172,8 +182,30 @@ func usage(flags *pflag.FlagSet) string {
 	return b.String()
 }
 
+// configFlag is the --config flag: the paths it was given, in order, so
+// that a second --config, which pflag would take over the first without a
+// word, is refused.
+type configFlag struct{ paths []string }
+
+func (f *configFlag) String() string {
+	if len(f.paths) == 0 {
+		return ""
+	}
+	return f.paths[len(f.paths)-1]
+}
+
+func (f *configFlag) Set(path string) error {
+	f.paths = append(f.paths, path)
+	return nil
+}
+
+func (f *configFlag) Type() string { return "string" }
+
 // configPath returns the YAML file to read, or "" for none: without
 // --config, DefaultFile when its name is there, a link to nothing included.
+// A --config given twice is refused: one file is read, and a user who
+// wrote two (--config base.yaml --config prod.yaml, as docker compose -f
+// merges files) would run without the first, its tokens among its keys.
 //
 // An empty --config is refused, as an empty --addr is: it is most often a
 // script's --config "$CFG" with CFG unset, and taking it for "no file"
@@ -181,11 +213,18 @@ func usage(flags *pflag.FlagSet) string {
 // a word. An empty file (/dev/null) says "defaults only" on purpose.
 func configPath(flags *pflag.FlagSet) (string, error) {
 	if flags.Changed("config") {
-		path, err := flags.GetString("config")
-		if err == nil && path == "" {
-			err = fmt.Errorf("%w: --config %q: empty path (without --config, %s is read when it exists; /dev/null, an empty file, means the built-in defaults)", ErrUsage, path, DefaultFile)
+		paths := flags.Lookup("config").Value.(*configFlag).paths
+		if len(paths) > 1 {
+			quoted := make([]string, len(paths))
+			for i, p := range paths {
+				quoted[i] = strconv.Quote(p)
+			}
+			return "", fmt.Errorf("%w: --config given %d times (%s): ssehub reads one file, and would ignore all but the last; merge them into one", ErrUsage, len(paths), strings.Join(quoted, ", "))
 		}
-		return path, err
+		if paths[0] == "" {
+			return "", fmt.Errorf("%w: --config %q: empty path (without --config, %s is read when it exists; /dev/null, an empty file, means the built-in defaults)", ErrUsage, paths[0], DefaultFile)
+		}
+		return paths[0], nil
 	}
 	// Lstat: a link there whose target is missing (a mount or a secret
 	// that is not there) is a file meant to be read, not none; reading
@@ -206,6 +245,10 @@ func configPath(flags *pflag.FlagSet) (string, error) {
 // in two spellings. Errors name the file.
 func readFile(v *viper.Viper, path string) error {
 	data, err := os.ReadFile(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the path is already in the message: "is a directory", not "read PATH: is a directory"
+	}
 	if err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
@@ -214,10 +257,10 @@ func readFile(v *viper.Viper, path string) error {
 		if m := notAMapping.FindStringSubmatch(err.Error()); m != nil && yamlKinds[m[2]] != "" {
 			return fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
 		}
-		return fmt.Errorf("%w %q: %w%s", ErrConfigFile, path, err, yamlHint(data, err))
+		return fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	if err := checkOneDocument(data); err != nil {
-		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+		return fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	if err := errors.Join(checkSpellings(data), checkKeys(v), checkYAMLScalars(data)); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
@@ -236,21 +279,99 @@ var yamlKinds = map[string]string{
 	"timestamp": "the file is a date",
 }
 
-// errorLine finds the line a YAML parser error names.
-var errorLine = regexp.MustCompile(`line (\d+): `)
-
-// yamlHint returns, for a YAML syntax error whose parser message does not
-// say its cause, the cause, in parentheses after a space; else "". An
-// unquoted * (any origin, any header) is an alias to YAML, a tab in an
-// indentation a character that "cannot start any token", and quoted
-// items without brackets ("a", "b") leave YAML expecting a key.
-func yamlHint(data []byte, err error) string {
-	msg := err.Error()
-	m := errorLine.FindStringSubmatch(msg)
-	if m == nil {
-		return ""
+// yamlProblem returns err, a YAML error of the file data (as viper or the
+// YAML library returns it), as "line N: problem", N counted from 1, and a
+// hint when the problem's words do not say its cause. Viper's "While
+// parsing config: " and the library's "yaml: " are left out, and so is
+// the library's miscount: a parser error (not a scanner's) names the line
+// before the one it means. A key written twice in one spelling, which
+// the library calls a mapping key "already defined", is said so. Any other
+// error is returned as it is.
+func yamlProblem(data []byte, err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, len(te.Errors))
+		for i, e := range te.Errors {
+			msgs[i] = e
+			if m := duplicateKey.FindStringSubmatch(e); m != nil {
+				msgs[i] = fmt.Sprintf("line %s: %s written twice (first at line %s): YAML takes a key once; keep one", m[1], m[2], m[3])
+			}
+		}
+		return strings.Join(msgs, "; ")
 	}
-	n, _ := strconv.Atoi(m[1])
+	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(u) {
+		err = u // viper's ConfigParseError, around the library's error
+	}
+	msg, ok := strings.CutPrefix(err.Error(), "yaml: ")
+	if !ok {
+		return err.Error()
+	}
+	n := 1 // the library names no line on the first
+	if m := errorLine.FindStringSubmatch(msg); m != nil {
+		n, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+		if slices.Contains(parserProblems, msg) {
+			n++
+		}
+	}
+	if msg == "did not find expected key" || msg == "did not find expected '-' indicator" {
+		n = problemLine(data, n, msg)
+	}
+	where := fmt.Sprintf("line %d", n)
+	if lines := bytes.Count(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) + 1; n > lines {
+		// After the last line's newline: the file ended where more was due.
+		where = fmt.Sprintf("line %d, the end of the file", lines)
+	}
+	return fmt.Sprintf("%s: %s%s", where, msg, yamlHint(data, n, msg))
+}
+
+// problemLine returns the line of a block mapping's or sequence's problem
+// msg, which the YAML library names by the line the mapping or sequence
+// starts at, n: the first line from n on at which the file, cut after
+// it, fails with msg too. "   bad: x", indented one space too far under
+// a section's keys, was "line 2" for the section's first key.
+func problemLine(data []byte, n int, msg string) int {
+	lines := strings.SplitAfter(string(data), "\n")
+	for k := n; k <= len(lines); k++ {
+		dec := yaml.NewDecoder(strings.NewReader(strings.Join(lines[:k], "")))
+		for {
+			var doc yaml.Node
+			err := dec.Decode(&doc)
+			if err == nil {
+				continue
+			}
+			if strings.HasSuffix(err.Error(), ": "+msg) {
+				return k
+			}
+			break
+		}
+	}
+	return n
+}
+
+// duplicateKey matches the YAML library's message for a key written
+// twice in one spelling.
+var duplicateKey = regexp.MustCompile(`^line (\d+): mapping (key ".*") already defined at line (\d+)$`)
+
+// errorLine matches the line a YAML error names, at its start.
+var errorLine = regexp.MustCompile(`^line (\d+): `)
+
+// parserProblems are the YAML library's parser problems, whose line it
+// counts from 0 (its scanner's, from 1).
+var parserProblems = []string{
+	"did not find expected key", "did not find expected '-' indicator", "did not find expected node content",
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'", "did not find expected <document start>",
+	"did not find expected <stream-start>", "found undefined tag handle", "found duplicate %YAML directive",
+	"found duplicate %TAG directive", "found incompatible YAML document",
+}
+
+// yamlHint returns, for a YAML syntax error at line n (from 1) whose
+// problem msg does not say its cause, the cause, in parentheses after a
+// space; else "". An unquoted * (any origin, any header) is an alias to
+// YAML, a tab in an indentation a character that "cannot start any
+// token", and quoted items without brackets ("a", "b") leave YAML
+// expecting a key.
+func yamlHint(data []byte, n int, msg string) string {
 	lines := strings.Split(string(data), "\n")
 	if n < 1 || n > len(lines) {
 		return ""
@@ -263,10 +384,14 @@ func yamlHint(data []byte, err error) string {
 		strings.Contains(line[:len(line)-len(strings.TrimLeft(line, " \t"))], "\t"):
 		return " (YAML indents with spaces, not tabs)"
 	case strings.Contains(msg, "did not find expected key"):
-		// YAML names the line of the section the mistake is in.
+		// n is the line YAML stumbled at, most often the list's own.
 		for i := n - 1; i < len(lines); i++ {
 			if quotedList.MatchString(lines[i]) {
-				return fmt.Sprintf(` (line %d: a list on one line is written in brackets, as in ["a", "b"])`, i+1)
+				where := ""
+				if i+1 != n {
+					where = fmt.Sprintf("line %d: ", i+1)
+				}
+				return fmt.Sprintf(` (%sa list on one line is written in brackets, as in ["a", "b"])`, where)
 			}
 		}
 	}

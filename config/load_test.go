@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -253,7 +254,7 @@ func TestLoadEmptyEnvDoesNotOverride(t *testing.T) {
 // but not for words: SSEHUB_STREAM_TRANSPORT=' detached' was refused. The
 // HMAC secret is the exception: its bytes are the key.
 func TestLoadEnvIsTrimmed(t *testing.T) {
-	secret := " " + strings.Repeat("k", 32) + "\n"
+	secret := strings.Repeat("k", 32) + " k"
 	cfg, err := Load(nil, env(map[string]string{
 		"SSEHUB_STREAM_TRANSPORT":     " detached\t",
 		"SSEHUB_STREAM_RETRY":         " 3s",
@@ -273,13 +274,34 @@ func TestLoadEnvIsTrimmed(t *testing.T) {
 	}
 }
 
+// TestLoadHMACSecretWithANewline checks that an HMAC secret starting or
+// ending with white space stops the start, naming the key and where it
+// was set, not the value. A Secret made from a file (kubectl create secret
+// --from-file, or echo's) ends with a newline, which, kept as part of the
+// key, made ssehub refuse every token signed with the secret alone.
+func TestLoadHMACSecretWithANewline(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	const want = "auth.jwt.hmac_secret: starts or ends with white space, a newline a file left for one, which would be part of the key: tokens signed without it would be refused; remove it (value not shown)"
+	for _, value := range []string{secret + "\n", secret + "\r\n", " " + secret, secret + "\t"} {
+		_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_AUTH_JWT_HMAC_SECRET": value}))
+		if !errors.Is(err, ErrInvalidValue) || err.Error() != want+"; set by SSEHUB_AUTH_JWT_HMAC_SECRET" {
+			t.Errorf("%q: err = %v\nwant %s; set by SSEHUB_AUTH_JWT_HMAC_SECRET", value, err, want)
+		}
+	}
+	// A YAML block scalar keeps its last newline too.
+	path := writeYAML(t, "auth:\n  jwt:\n    hmac_secret: |\n      "+secret+"\n")
+	if _, err := Load([]string{"--config", path}, nil); !errors.Is(err, ErrInvalidValue) || err.Error() != want {
+		t.Errorf("YAML block scalar: err = %v\nwant %s", err, want)
+	}
+}
+
 // TestLoadYAMLIsTrimmedAsEnvIs writes the same values, white space
 // around them, in the YAML file (quoted) and in the environment: the
 // setting must not depend on where it is written. A token written
 // " tok " in YAML was kept so, and no request could match it (the bearer
 // token is trimmed); the same in SSEHUB_AUTH_PUBLISH_TOKENS worked.
 func TestLoadYAMLIsTrimmedAsEnvIs(t *testing.T) {
-	secret := " " + strings.Repeat("k", 32) + "\t"
+	secret := strings.Repeat("k", 32) + "\t k"
 	path := writeYAML(t, `
 stream:
   transport: " detached\t"
@@ -455,6 +477,11 @@ func TestLoadBadValues(t *testing.T) {
 		{"int in yaml", "hub:\n  history_size: ten\n", nil, `hub.history_size: invalid integer "ten"`},
 		{"fraction", "demo:\n  ticker_count: 1.5\n", nil, `demo.ticker_count: invalid integer "1.5"`},
 		{"int in env", "", map[string]string{"SSEHUB_HUB_MAX_SUBSCRIBERS": "lots"}, `hub.max_subscribers: invalid integer "lots"`},
+		// Written right but too large, they were "invalid": the duration
+		// with its advice to "use a Go duration such as 15s", as it was.
+		{"duration out of range", "", map[string]string{"SSEHUB_SERVER_SHUTDOWN_TIMEOUT": "3000000h"}, `server.shutdown_timeout: duration "3000000h" is out of range (at most about 290 years, 2562047h); set by SSEHUB_SERVER_SHUTDOWN_TIMEOUT`},
+		{"duration without a number", "", map[string]string{"SSEHUB_STREAM_RETRY": ".h"}, `stream.retry: invalid duration ".h" (use a Go duration`},
+		{"int out of range", "", map[string]string{"SSEHUB_HUB_HISTORY_SIZE": "99999999999999999999"}, `hub.history_size: integer "99999999999999999999" is out of range; set by SSEHUB_HUB_HISTORY_SIZE`},
 		{"bool in yaml", "cors:\n  allow_credentials: yes\n", nil, `cors.allow_credentials: invalid bool "yes"`},
 		{"bool in env", "", map[string]string{"SSEHUB_DEMO_ENABLED": "on"}, `demo.enabled: invalid bool "on"`},
 		{"list given a mapping", "cors:\n  allowed_origins: {a: b}\n", nil, `cors.allowed_origins: expected a value, got a mapping`},
@@ -507,8 +534,7 @@ func TestLoadBadYAMLHints(t *testing.T) {
 		{"cors:\n  allowed_origins: [\"http://a.test\", *]\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n  allowed_headers:\n    - *\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n\tmax_age: 1h\n", `line 2: found character that cannot start any token (YAML indents with spaces, not tabs)`},
-		// YAML names the line of the section: the list is three lines on.
-		{"server:\n  addr: \":1\"\ncors:\n  max_age: 1h\n  allowed_origins: \"http://a.test\", 'http://b.test'\n", `line 3: did not find expected key (line 5: a list on one line is written in brackets, as in ["a", "b"])`},
+		{"server:\n  addr: \":1\"\ncors:\n  max_age: 1h\n  allowed_origins: \"http://a.test\", 'http://b.test'\n", `line 5: did not find expected key (a list on one line is written in brackets, as in ["a", "b"])`},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
@@ -520,6 +546,90 @@ func TestLoadBadYAMLHints(t *testing.T) {
 	path := writeYAML(t, "cors:\n  allowed_headers: &h [X-A]\n  exposed_headers: *h\n")
 	if cfg, err := Load([]string{"--config", path}, nil); err != nil || !reflect.DeepEqual(cfg.CORS.ExposedHeaders, []string{"X-A"}) {
 		t.Errorf("an alias: err = %v, exposed headers %q", err, cfg.CORS.ExposedHeaders)
+	}
+}
+
+// TestLoadBadYAMLNamesTheLine checks that a YAML syntax error names the
+// file and the line, counted from 1, in plain words: it read "While parsing
+// config: yaml: line 1: did not find expected ',' or ']'" for a bracket
+// left open on line 2 (the library counts a parser error's line from 0),
+// and a key written twice "yaml: unmarshal errors:\n  line 3: mapping key
+// "addr" already defined at line 2", over two lines.
+func TestLoadBadYAMLNamesTheLine(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"server:\n  addr: [\":1\"\n  read_timeout: 1s\n", `line 2: did not find expected ',' or ']'`},
+		{"log:\n  level: info\ncors: {max_age: 1h\n", `line 3: did not find expected ',' or '}'`},
+		{"log:\n  level: info\n- cors\n", `line 3: did not find expected key`},
+		// The library names the line where the section's keys start (2),
+		// not the one indented too far (3).
+		{"server:\n  addr: \":1\"\n   read_timeout: 1s\n", `line 3: did not find expected key`},
+		{"cors:\n  allowed_headers:\n    - X-A\n    - X-B\n    max_age: 1h\n", `line 5: did not find expected '-' indicator`},
+		{"log:\n  level: info\nhub: [\n", `line 3, the end of the file: did not find expected node content`},
+		{"log:\n  level: \"info\nhub: {}\n", `line 2: found unexpected end of stream`},
+		{"log:\n  level: info: debug\n", `line 2: mapping values are not allowed in this context`},
+		{"server:\n  addr: \":1\"\n  addr: \":2\"\n", `line 3: key "addr" written twice (first at line 2): YAML takes a key once; keep one`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if want := fmt.Sprintf("config file %q: %s", path, tt.want); !errors.Is(err, ErrConfigFile) || err.Error() != want {
+			t.Errorf("%q: err = %v\nwant %s", tt.yaml, err, want)
+		}
+	}
+}
+
+// TestLoadConfigFlagTwice checks that a second --config stops the start:
+// one file is read, and pflag took the last without a word, so
+// --config base.yaml --config prod.yaml ran without base.yaml, its tokens
+// and origins among its keys. Other flags given twice keep the last, as
+// is usual, for a wrapper's flags to be overridden.
+func TestLoadConfigFlagTwice(t *testing.T) {
+	base := writeYAML(t, "auth:\n  subscribe_tokens: [reader]\n")
+	prod := writeYAML(t, "server:\n  addr: \":9004\"\n")
+	_, err := Load([]string{"--config", base, "--config=" + prod}, nil)
+	want := fmt.Sprintf("--config given 2 times (%q, %q): ssehub reads one file, and would ignore all but the last; merge them into one", base, prod)
+	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want ErrUsage saying %s", err, want)
+	}
+	cfg, err := Load([]string{"--config", prod, "--addr", ":1", "--addr", ":2"}, nil)
+	if err != nil || cfg.Server.Addr != ":2" {
+		t.Errorf("--addr twice: addr %q, err %v, want the last, :2", cfg.Server.Addr, err)
+	}
+}
+
+// TestLoadConfigFileADirectory checks that a directory given as the file
+// is named once: the message read `config file "conf": read conf: is a
+// directory`.
+func TestLoadConfigFileADirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load([]string{"--config", dir}, nil)
+	if want := fmt.Sprintf("config file %q: is a directory", dir); !errors.Is(err, ErrConfigFile) || err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+}
+
+// TestLoadUnusedNATSKeys checks that a nats key the configuration leaves
+// unused is unchecked in its type too, as in its value: with the memory
+// broker, SSEHUB_NATS_REPLICAS=three stopped the start, while
+// SSEHUB_NATS_REPLICAS=9 did not.
+func TestLoadUnusedNATSKeys(t *testing.T) {
+	vars := map[string]string{"SSEHUB_NATS_REPLICAS": "three", "SSEHUB_NATS_PUBLISH_BATCHING": "maybe"}
+	path := writeYAML(t, "nats:\n  stream: [a, b]\n  store_dir: [a, b]\n")
+	if _, err := Load([]string{"--config", path}, env(vars)); err != nil {
+		t.Errorf("memory broker: %v", err)
+	}
+	vars["SSEHUB_HUB_BROKER"] = "nats"
+	_, err := Load([]string{"--config", path}, env(vars))
+	for _, want := range []string{
+		`nats.replicas: invalid integer "three"; set by SSEHUB_NATS_REPLICAS`,
+		`nats.publish_batching: invalid bool "maybe"`,
+		`nats.stream: expected a string, got a list or a mapping`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("nats broker: err = %v, want it to say %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "nats.store_dir") {
+		t.Errorf("nats broker, not embedded: err = %v names nats.store_dir, which it does not use", err)
 	}
 }
 
@@ -649,7 +759,7 @@ func TestLoadSeveralDocuments(t *testing.T) {
 		{"three documents", "---\nserver:\n  addr: \":9001\"\n---\nlog:\n  level: warn\n---\nhub:\n  history_size: 5\n", "a second YAML document starts at line 4"},
 		{"an empty first document", "---\n---\nauth:\n  subscribe_tokens: [s3cret]\n", "a second YAML document starts at line 2"},
 		{"a null document", "server:\n  addr: \":9001\"\n--- ~\n", "a second YAML document starts at line 3"},
-		{"bad YAML in a second document", "server:\n  addr: \":9001\"\n---\nauth: [\n", "yaml: line 4"},
+		{"bad YAML in a second document", "server:\n  addr: \":9001\"\n---\nauth: [\n", "line 4, the end of the file: did not find expected node content"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -707,7 +817,7 @@ func TestLoadErrorNamesItsSource(t *testing.T) {
 		`log.level: "loud" must be one of debug, info, warn, error; set by SSEHUB_LOG_LEVEL`,
 		`log.format: "xml" must be one of text, json; set by --log-format`,
 		`cors.allowed_origins: "http://a.test/path" is not an origin (no path, query or fragment allowed); set by SSEHUB_CORS_ALLOWED_ORIGINS`,
-		`stream.write_timeout: "0s" must be between 1ms and 24h0m0s`, // from the file: no variable
+		`stream.write_timeout: "0s" must be between 1s and 24h0m0s`, // from the file: no variable
 	} {
 		if !slices.Contains(lines, want) {
 			t.Errorf("err = %q\nwant a line %q", err, want)

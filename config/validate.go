@@ -34,7 +34,6 @@ func (c Config) Validate() error {
 		c.Demo.validate(),
 		c.Log.validate(),
 		c.Hub.validate(),
-		c.NATS.validate(),
 		c.Auth.validate(),
 		c.crossChecks(),
 	)...)
@@ -52,28 +51,55 @@ func (c Config) crossChecks() []error {
 	return append(errs, c.natsChecks()...)
 }
 
-// natsChecks checks the nats keys that depend on hub.broker, or on each
-// other: the embedded server only serves the NATS broker, and, being one
-// server, holds one copy of a stream.
+// natsChecks checks the nats keys, which only hub.broker: nats uses: with
+// the memory broker they are unused, and unchecked, unless nats.embedded
+// is true, which needs the NATS broker and says it was meant. The embedded
+// server, being one server, holds one copy of a stream.
 func (c Config) natsChecks() []error {
 	var errs []error
 	if c.NATS.Embedded && !c.Hub.NATS() {
 		errs = append(errs, invalid("nats.embedded", fmt.Sprintf("true needs hub.broker: nats (it is %q)", c.Hub.Broker)).with("hub.broker"))
+	} else if !c.Hub.NATS() {
+		return nil
 	}
+	errs = append(errs, c.NATS.validate()...)
 	if c.NATS.Embedded && c.NATS.Replicas > 1 {
 		errs = append(errs, invalid("nats.replicas", fmt.Sprintf("%d is more than the embedded server (nats.embedded: true), a single server, can hold: use 1", c.NATS.Replicas)).with("nats.embedded"))
 	}
-	if c.Hub.NATS() && c.NATS.CredentialsFile != "" {
+	if c.NATS.Embedded {
+		// nats.url, nats.credentials_file and nats.ca_file are unused: the
+		// embedded server, in the process, asks for no credentials and
+		// speaks no TLS.
+		return errs
+	}
+	if c.NATS.CredentialsFile != "" {
 		if err := checkFile(c.NATS.CredentialsFile); err != nil {
 			errs = append(errs, invalid("nats.credentials_file", fmt.Sprintf("%q: %v", c.NATS.CredentialsFile, err)))
 		}
 	}
-	if c.Hub.NATS() && !c.NATS.Embedded && c.NATS.CAFile != "" {
+	if c.NATS.CAFile != "" {
 		if err := checkCAFile(c.NATS.CAFile); err != nil {
 			errs = append(errs, invalid("nats.ca_file", fmt.Sprintf("%q: %v", c.NATS.CAFile, err)))
 		}
 	}
 	return errs
+}
+
+// unused reports whether key is a nats key c leaves unused, and
+// unchecked: every one but nats.embedded with the memory broker (and
+// nats.embedded false), nats.url, nats.credentials_file and nats.ca_file
+// with the embedded server, and nats.store_dir without it.
+func (c Config) unused(key string) bool {
+	switch {
+	case !strings.HasPrefix(key, "nats.") || key == "nats.embedded":
+		return false
+	case !c.Hub.NATS() && !c.NATS.Embedded:
+		return true
+	case c.NATS.Embedded:
+		return key == "nats.url" || key == "nats.credentials_file" || key == "nats.ca_file"
+	default:
+		return key == "nats.store_dir"
+	}
 }
 
 func (s ServerConfig) validate() []error {
@@ -186,6 +212,17 @@ const maxRetry = 24 * time.Hour
 // fit, and the listener failed with "invalid argument".
 const maxWriteTimeout = 24 * time.Hour
 
+// minWriteTimeout bounds stream.write_timeout from below. As
+// TCP_USER_TIMEOUT it is how long what a connection sent may stay
+// unacknowledged: Linux retransmits no later than it and ends the
+// connection once it has passed, so 10ms (a typo for 10s) would end the
+// connection of every client more than 10ms away at its first write,
+// while a client over loopback still streamed. A lost
+// packet needs a retransmission, 200ms at the least (Linux's minimum RTO),
+// and a blocked write fails after half of it. A second leaves a healthy
+// connection a round trip and a retransmission on any network.
+const minWriteTimeout = time.Second
+
 // minHeartbeat bounds stream.heartbeat_interval from below. A heartbeat is
 // a write to every idle stream: 1ns sent one idle stream 8.6 MB of
 // heartbeats in 3 s, and 15ms (a typo for 15s) 129 heartbeats in 2 s, each
@@ -201,7 +238,7 @@ func (s StreamConfig) validate() []error {
 	return collect(
 		durationBetween("stream.heartbeat_interval", s.HeartbeatInterval, minHeartbeat, maxHeartbeat),
 		durationBetween("stream.retry", s.Retry, 0, maxRetry),
-		durationBetween("stream.write_timeout", s.WriteTimeout, time.Millisecond, maxWriteTimeout),
+		durationBetween("stream.write_timeout", s.WriteTimeout, minWriteTimeout, maxWriteTimeout),
 		oneOf("stream.transport", s.Transport, "gin", "detached"),
 		intBetween("stream.max_streams", s.MaxStreams, 1, 0),
 	)

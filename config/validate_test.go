@@ -25,10 +25,15 @@ func TestValidateRejects(t *testing.T) {
 		{"heartbeat over a day", func(c *Config) { c.Stream.HeartbeatInterval = 25 * time.Hour }, `stream.heartbeat_interval: "25h0m0s" must be between 1s and 24h0m0s`},
 		{"retry negative", func(c *Config) { c.Stream.Retry = -time.Second }, `stream.retry: "-1s" must be between 0s and 24h0m0s`},
 		{"retry over a day", func(c *Config) { c.Stream.Retry = 720 * time.Hour }, `stream.retry: "720h0m0s" must be between 0s and 24h0m0s`},
-		{"write timeout zero", func(c *Config) { c.Stream.WriteTimeout = 0 }, `stream.write_timeout: "0s" must be between 1ms and 24h0m0s`},
+		{"write timeout zero", func(c *Config) { c.Stream.WriteTimeout = 0 }, `stream.write_timeout: "0s" must be between 1s and 24h0m0s`},
+		// It is also TCP_USER_TIMEOUT, which Linux enforces from the first
+		// unacknowledged byte: 10ms, a typo for 10s, would end the
+		// connection of every client more than 10ms away at its first write.
+		{"write timeout 10ms", func(c *Config) { c.Stream.WriteTimeout = 10 * time.Millisecond }, `stream.write_timeout: "10ms" must be between 1s and 24h0m0s`},
+		{"write timeout under a second", func(c *Config) { c.Stream.WriteTimeout = 999 * time.Millisecond }, `stream.write_timeout: "999ms" must be between 1s and 24h0m0s`},
 		// It is also TCP_USER_TIMEOUT, in milliseconds of a C int: 600h
 		// made the listener fail with "invalid argument" under server.addr.
-		{"write timeout over a day", func(c *Config) { c.Stream.WriteTimeout = 600 * time.Hour }, `stream.write_timeout: "600h0m0s" must be between 1ms and 24h0m0s`},
+		{"write timeout over a day", func(c *Config) { c.Stream.WriteTimeout = 600 * time.Hour }, `stream.write_timeout: "600h0m0s" must be between 1s and 24h0m0s`},
 		{"max age negative", func(c *Config) { c.CORS.MaxAge = -time.Second }, `cors.max_age: "-1s" must not be less`},
 		// Sent in whole seconds, 500ms was Access-Control-Max-Age: 0, which
 		// bars caching a preflight, where 0s sends none (the browser's
@@ -125,43 +130,43 @@ func TestValidateRejects(t *testing.T) {
 		{"event bytes big", func(c *Config) { c.Hub.MaxEventBytes = 16<<20 + 1 }, `hub.max_event_bytes: 16777217 must be between 1 and 16777216`},
 		{"topics zero", func(c *Config) { c.Hub.MaxTopicsPerSubscription = 0 }, `hub.max_topics_per_subscription: 0 must be at least 1`},
 		{"broker", func(c *Config) { c.Hub.Broker = "redis" }, `hub.broker: "redis" must be one of memory, nats`},
-		{"nats url none", func(c *Config) { c.NATS.URL = []string{} }, `nats.url: no server`},
-		{"nats url no scheme", func(c *Config) { c.NATS.URL = []string{"127.0.0.1:4222"} }, `nats.url: "127.0.0.1:4222" is not a NATS server URL (no scheme`},
-		{"nats url http", func(c *Config) { c.NATS.URL = []string{"http://n.test:4222"} }, `nats.url: "http://n.test:4222" is not a NATS server URL (scheme must be one of nats, tls, ws, wss)`},
-		{"nats url second bad", func(c *Config) { c.NATS.URL = []string{"nats://a.test", "nats://"} }, `nats.url: "nats://" is not a NATS server URL (no host)`},
-		{"nats url path", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222/x"} }, `nats.url: "nats://a.test:4222/x" is not a NATS server URL (nothing may follow host:port; only a ws or wss URL has a path and a query)`},
-		{"nats url ws fragment", func(c *Config) { c.NATS.URL = []string{"wss://a.test/nats#x"} }, `nats.url: "wss://a.test/nats#x" is not a NATS server URL (nothing but a path and a query may follow host:port)`},
-		{"nats url query", func(c *Config) { c.NATS.URL = []string{"tls://a.test:4222?x=1"} }, `nats.url: "tls://a.test:4222?x=1" is not a NATS server URL (nothing may follow host:port`},
+		{"nats url none", onNATS(func(c *Config) { c.NATS.URL = []string{} }), `nats.url: no server`},
+		{"nats url no scheme", onNATS(func(c *Config) { c.NATS.URL = []string{"127.0.0.1:4222"} }), `nats.url: "127.0.0.1:4222" is not a NATS server URL (no scheme`},
+		{"nats url http", onNATS(func(c *Config) { c.NATS.URL = []string{"http://n.test:4222"} }), `nats.url: "http://n.test:4222" is not a NATS server URL (scheme must be one of nats, tls, ws, wss)`},
+		{"nats url second bad", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://a.test", "nats://"} }), `nats.url: "nats://" is not a NATS server URL (no host)`},
+		{"nats url path", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222/x"} }), `nats.url: "nats://a.test:4222/x" is not a NATS server URL (nothing may follow host:port; only a ws or wss URL has a path and a query)`},
+		{"nats url ws fragment", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test/nats#x"} }), `nats.url: "wss://a.test/nats#x" is not a NATS server URL (nothing but a path and a query may follow host:port)`},
+		{"nats url query", onNATS(func(c *Config) { c.NATS.URL = []string{"tls://a.test:4222?x=1"} }), `nats.url: "tls://a.test:4222?x=1" is not a NATS server URL (nothing may follow host:port`},
 		// nats.go takes its servers as one text, split on commas: a
 		// comma in a list item's query or password made two bad URLs.
-		{"nats url two servers in one item", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222,nats://b.test:4222"} }, `nats.url: "nats://a.test:4222,nats://b.test:4222" is not a NATS server URL (contains a comma, which separates servers: list each server as an item of its own`},
-		{"nats url ws query comma", func(c *Config) { c.NATS.URL = []string{"ws://e.test:8080/nats?regions=eu,us"} }, `nats.url: "ws://e.test:8080/nats?regions=eu,us" is not a NATS server URL (contains a comma, which separates servers: list each server as an item of its own, and write a comma within a URL as %2C)`},
-		{"nats url password comma hidden", func(c *Config) { c.NATS.URL = []string{"nats://u:se,cret@a.test"} }, `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL (contains a comma`},
+		{"nats url two servers in one item", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222,nats://b.test:4222"} }), `nats.url: "nats://a.test:4222,nats://b.test:4222" is not a NATS server URL (contains a comma, which separates servers: list each server as an item of its own`},
+		{"nats url ws query comma", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://e.test:8080/nats?regions=eu,us"} }), `nats.url: "ws://e.test:8080/nats?regions=eu,us" is not a NATS server URL (contains a comma, which separates servers: list each server as an item of its own, and write a comma within a URL as %2C)`},
+		{"nats url password comma hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:se,cret@a.test"} }), `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL (contains a comma`},
 		// nats.go refuses a list that mixes them, once the config passed.
-		{"nats url ws mixed with nats", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222", "tls://b.test", "wss://c.test/nats"} }, `nats.url: "wss://c.test/nats" is a WebSocket URL among nats or tls ones ("nats://a.test:4222"): the NATS client takes one kind or the other`},
-		{"nats url nats mixed with ws", func(c *Config) { c.NATS.URL = []string{"WS://a.test", "nats://u:secret@b.test"} }, `nats.url: "nats://u:xxxxx@b.test" is a nats or tls URL among WebSocket ones ("WS://a.test"): the NATS client takes one kind or the other`},
-		{"nats url port", func(c *Config) { c.NATS.URL = []string{"nats://a.test:70000"} }, `nats.url: "nats://a.test:70000" is not a NATS server URL (port must be 1-65535)`},
-		{"nats url port zero", func(c *Config) { c.NATS.URL = []string{"nats://a.test:0"} }, `nats.url: "nats://a.test:0" is not a NATS server URL (port`},
-		{"nats url blank", func(c *Config) { c.NATS.URL = []string{" "} }, `nats.url: " " is not a NATS server URL (contains white space)`},
-		{"nats url bad port", func(c *Config) { c.NATS.URL = []string{"nats://a.test:42x2"} }, `nats.url: "nats://a.test:42x2" is not a NATS server URL (does not parse)`},
-		{"nats url password hidden, unparsable", func(c *Config) { c.NATS.URL = []string{"nats://u:se cret@a.test"} }, `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL (contains white space)`},
-		{"nats url password hidden", func(c *Config) { c.NATS.URL = []string{"nats://u:secret@a.test:4222/x"} }, `nats.url: "nats://u:xxxxx@a.test:4222/x" is not`},
-		{"nats stream empty", func(c *Config) { c.NATS.Stream = "" }, `nats.stream: "" is empty`},
-		{"nats stream dot", func(c *Config) { c.NATS.Stream = "SSE.HUB" }, `nats.stream: "SSE.HUB" is not a JetStream stream name`},
-		{"nats stream wildcard", func(c *Config) { c.NATS.Stream = "SSE*" }, `nats.stream: "SSE*" is not a JetStream stream name`},
-		{"nats stream slash", func(c *Config) { c.NATS.Stream = "a/b" }, `nats.stream: "a/b" is not a JetStream stream name`},
-		{"nats stream space", func(c *Config) { c.NATS.Stream = "SSE HUB" }, `nats.stream: "SSE HUB" is not a JetStream stream name`},
-		{"nats stream long", func(c *Config) { c.NATS.Stream = strings.Repeat("S", 256) }, `nats.stream: "SSSS`},
-		{"nats prefix empty", func(c *Config) { c.NATS.SubjectPrefix = "" }, `nats.subject_prefix: "" is empty`},
-		{"nats prefix wildcard", func(c *Config) { c.NATS.SubjectPrefix = "ssehub.>" }, `nats.subject_prefix: "ssehub.>" is not a subject prefix`},
-		{"nats prefix star", func(c *Config) { c.NATS.SubjectPrefix = "*.hub" }, `nats.subject_prefix: "*.hub" is not a subject prefix`},
-		{"nats prefix empty token", func(c *Config) { c.NATS.SubjectPrefix = "a..b" }, `nats.subject_prefix: "a..b" is not a subject prefix`},
-		{"nats prefix trailing dot", func(c *Config) { c.NATS.SubjectPrefix = "ssehub." }, `nats.subject_prefix: "ssehub." is not a subject prefix`},
-		{"nats prefix system", func(c *Config) { c.NATS.SubjectPrefix = "$JS" }, `nats.subject_prefix: "$JS" is not a subject prefix`},
-		{"nats prefix long", func(c *Config) { c.NATS.SubjectPrefix = strings.Repeat("a", 256) }, `nats.subject_prefix: "aaaa`},
-		{"nats replicas zero", func(c *Config) { c.NATS.Replicas = 0 }, `nats.replicas: 0 must be between 1 and 5`},
-		{"nats replicas six", func(c *Config) { c.NATS.Replicas = 6 }, `nats.replicas: 6 must be between 1 and 5`},
-		{"nats storage", func(c *Config) { c.NATS.Storage = "disk" }, `nats.storage: "disk" must be one of file, memory`},
+		{"nats url ws mixed with nats", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222", "tls://b.test", "wss://c.test/nats"} }), `nats.url: "wss://c.test/nats" is a WebSocket URL among nats or tls ones ("nats://a.test:4222"): the NATS client takes one kind or the other`},
+		{"nats url nats mixed with ws", onNATS(func(c *Config) { c.NATS.URL = []string{"WS://a.test", "nats://u:secret@b.test"} }), `nats.url: "nats://u:xxxxx@b.test" is a nats or tls URL among WebSocket ones ("WS://a.test"): the NATS client takes one kind or the other`},
+		{"nats url port", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://a.test:70000"} }), `nats.url: "nats://a.test:70000" is not a NATS server URL (port must be 1-65535)`},
+		{"nats url port zero", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://a.test:0"} }), `nats.url: "nats://a.test:0" is not a NATS server URL (port`},
+		{"nats url blank", onNATS(func(c *Config) { c.NATS.URL = []string{" "} }), `nats.url: " " is not a NATS server URL (contains white space)`},
+		{"nats url bad port", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://a.test:42x2"} }), `nats.url: "nats://a.test:42x2" is not a NATS server URL (does not parse)`},
+		{"nats url password hidden, unparsable", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:se cret@a.test"} }), `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL (contains white space)`},
+		{"nats url password hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:secret@a.test:4222/x"} }), `nats.url: "nats://u:xxxxx@a.test:4222/x" is not`},
+		{"nats stream empty", onNATS(func(c *Config) { c.NATS.Stream = "" }), `nats.stream: "" is empty`},
+		{"nats stream dot", onNATS(func(c *Config) { c.NATS.Stream = "SSE.HUB" }), `nats.stream: "SSE.HUB" is not a JetStream stream name`},
+		{"nats stream wildcard", onNATS(func(c *Config) { c.NATS.Stream = "SSE*" }), `nats.stream: "SSE*" is not a JetStream stream name`},
+		{"nats stream slash", onNATS(func(c *Config) { c.NATS.Stream = "a/b" }), `nats.stream: "a/b" is not a JetStream stream name`},
+		{"nats stream space", onNATS(func(c *Config) { c.NATS.Stream = "SSE HUB" }), `nats.stream: "SSE HUB" is not a JetStream stream name`},
+		{"nats stream long", onNATS(func(c *Config) { c.NATS.Stream = strings.Repeat("S", 256) }), `nats.stream: "SSSS`},
+		{"nats prefix empty", onNATS(func(c *Config) { c.NATS.SubjectPrefix = "" }), `nats.subject_prefix: "" is empty`},
+		{"nats prefix wildcard", onNATS(func(c *Config) { c.NATS.SubjectPrefix = "ssehub.>" }), `nats.subject_prefix: "ssehub.>" is not a subject prefix`},
+		{"nats prefix star", onNATS(func(c *Config) { c.NATS.SubjectPrefix = "*.hub" }), `nats.subject_prefix: "*.hub" is not a subject prefix`},
+		{"nats prefix empty token", onNATS(func(c *Config) { c.NATS.SubjectPrefix = "a..b" }), `nats.subject_prefix: "a..b" is not a subject prefix`},
+		{"nats prefix trailing dot", onNATS(func(c *Config) { c.NATS.SubjectPrefix = "ssehub." }), `nats.subject_prefix: "ssehub." is not a subject prefix`},
+		{"nats prefix system", onNATS(func(c *Config) { c.NATS.SubjectPrefix = "$JS" }), `nats.subject_prefix: "$JS" is not a subject prefix`},
+		{"nats prefix long", onNATS(func(c *Config) { c.NATS.SubjectPrefix = strings.Repeat("a", 256) }), `nats.subject_prefix: "aaaa`},
+		{"nats replicas zero", onNATS(func(c *Config) { c.NATS.Replicas = 0 }), `nats.replicas: 0 must be between 1 and 5`},
+		{"nats replicas six", onNATS(func(c *Config) { c.NATS.Replicas = 6 }), `nats.replicas: 6 must be between 1 and 5`},
+		{"nats storage", onNATS(func(c *Config) { c.NATS.Storage = "disk" }), `nats.storage: "disk" must be one of file, memory`},
 		{"nats store dir empty", func(c *Config) { c.Hub.Broker, c.NATS.Embedded, c.NATS.StoreDir = "nats", true, " " }, `nats.store_dir: " " is empty`},
 		{"nats embedded without the nats broker", func(c *Config) { c.NATS.Embedded = true }, `nats.embedded: true needs hub.broker: nats (it is "memory")`},
 		{"nats embedded with replicas", func(c *Config) {
@@ -286,16 +291,16 @@ func TestValidateAccepts(t *testing.T) {
 		{"upper-case level", func(c *Config) { c.Log.Level = "WARN" }},
 		{"tokens", func(c *Config) { c.Auth.PublishTokens = []string{"abc", "d-e_f.g"} }},
 		{"nats broker", func(c *Config) { c.Hub.Broker = "NATS" }},
-		{"nats cluster", func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222", "tls://u:p@b.test", "NATS://c.test"} }},
-		{"nats cluster over WebSocket", func(c *Config) {
+		{"nats cluster", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222", "tls://u:p@b.test", "NATS://c.test"} })},
+		{"nats cluster over WebSocket", onNATS(func(c *Config) {
 			// A WebSocket URL may carry a path and a query, which nats.go
 			// sends (a NATS behind a proxy at /nats).
 			c.NATS.URL = []string{"ws://[::1]:8080", "wss://c.test/", "wss://d.test/nats", "ws://e.test:8080/nats/ws?region=eu", "WSS://f.test/nats?regions=eu%2Cus"}
-		}},
-		{"nats stream name", func(c *Config) { c.NATS.Stream = "orders-EU_2" }},
-		{"nats nested prefix", func(c *Config) { c.NATS.SubjectPrefix = "acme.ssehub-1" }},
-		{"nats replicas 5", func(c *Config) { c.NATS.Replicas = 5 }},
-		{"nats memory storage", func(c *Config) { c.NATS.Storage = "memory" }},
+		})},
+		{"nats stream name", onNATS(func(c *Config) { c.NATS.Stream = "orders-EU_2" })},
+		{"nats nested prefix", onNATS(func(c *Config) { c.NATS.SubjectPrefix = "acme.ssehub-1" })},
+		{"nats replicas 5", onNATS(func(c *Config) { c.NATS.Replicas = 5 })},
+		{"nats memory storage", onNATS(func(c *Config) { c.NATS.Storage = "memory" })},
 		{"nats embedded", func(c *Config) { c.Hub.Broker, c.NATS.Embedded = "nats", true }},
 		// A key the configuration leaves unused does not stop start-up:
 		// nats.store_dir without the embedded server, nats.url with it.
@@ -303,7 +308,20 @@ func TestValidateAccepts(t *testing.T) {
 		{"nats url unchecked with the embedded server", func(c *Config) {
 			c.Hub.Broker, c.NATS.Embedded, c.NATS.URL = "nats", true, []string{"nats-host:4222"}
 		}},
-		{"nats credentials unchecked with the memory broker", func(c *Config) { c.NATS.CredentialsFile = "absent/hub.creds" }},
+		// With the memory broker no nats key but nats.embedded is used, and
+		// none is checked: nats.url had to be a NATS URL, nats.stream a
+		// stream name, while nats.credentials_file could name no file.
+		{"nats keys unchecked with the memory broker", func(c *Config) {
+			c.NATS = NATSConfig{
+				URL: []string{"nats-host:4222"}, CredentialsFile: "absent/hub.creds", CAFile: "absent/ca.pem",
+				Stream: "SSE.HUB", SubjectPrefix: "ssehub.>", Replicas: 0, Storage: "disk", StoreDir: "~/nats",
+			}
+		}},
+		// The embedded server asks for no credentials: a credentials file
+		// is unused, as nats.url and nats.ca_file are.
+		{"nats credentials unchecked with the embedded server", onNATS(func(c *Config) {
+			c.NATS.Embedded, c.NATS.CredentialsFile, c.NATS.CAFile = true, "absent/hub.creds", "absent/ca.pem"
+		})},
 		{"nats credentials file", func(c *Config) { c.Hub.Broker, c.NATS.CredentialsFile = "nats", "validate_test.go" }},
 		{"jwt secret, every algorithm it fits", func(c *Config) { c.Auth.JWT.HMACSecret = jwtSecret }},
 		{"jwt public key pinned", func(c *Config) {
@@ -320,6 +338,15 @@ func TestValidateAccepts(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", tt.name, err)
 		}
+	}
+}
+
+// onNATS returns mutate with hub.broker: nats first, for the nats keys,
+// which are checked only with the NATS broker.
+func onNATS(mutate func(*Config)) func(*Config) {
+	return func(c *Config) {
+		c.Hub.Broker = "nats"
+		mutate(c)
 	}
 }
 

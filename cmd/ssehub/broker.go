@@ -31,13 +31,13 @@ func natsOptions(cfg config.Config, url string) *natsbroker.Options {
 	if cfg.NATS.MemoryStorage() {
 		storage = "memory"
 	}
-	caFile := cfg.NATS.CAFile
-	if cfg.NATS.Embedded { // in the process, without TLS
-		caFile = ""
+	caFile, credsFile := cfg.NATS.CAFile, cfg.NATS.CredentialsFile
+	if cfg.NATS.Embedded { // in the process, without TLS or credentials
+		caFile, credsFile = "", ""
 	}
 	return &natsbroker.Options{
 		URLs:                   strings.Split(url, ","),
-		CredentialsFile:        cfg.NATS.CredentialsFile,
+		CredentialsFile:        credsFile,
 		CAFile:                 caFile,
 		Stream:                 cfg.NATS.Stream,
 		SubjectPrefix:          cfg.NATS.SubjectPrefix,

@@ -59,6 +59,20 @@ func TestNATSOptionsCAFile(t *testing.T) {
 	}
 }
 
+// nats.credentials_file reaches the broker, except with nats.embedded:
+// the embedded server, in the process, asks for no credentials.
+func TestNATSOptionsCredentialsFile(t *testing.T) {
+	cfg := config.Default()
+	cfg.NATS.CredentialsFile = "hub.creds"
+	if got := natsOptions(cfg, "nats://nats.test:4222").CredentialsFile; got != "hub.creds" {
+		t.Errorf("CredentialsFile %q, want hub.creds", got)
+	}
+	cfg.NATS.Embedded = true
+	if got := natsOptions(cfg, "nats://127.0.0.1:4222").CredentialsFile; got != "" {
+		t.Errorf("CredentialsFile %q with nats.embedded, want none", got)
+	}
+}
+
 // With nats.embedded the process runs its own NATS server, storing in
 // nats.store_dir: a single instance keeps its history across restarts with
 // nothing else to run.
