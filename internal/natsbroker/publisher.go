@@ -41,8 +41,9 @@ type publisher struct {
 }
 
 // publishing is one publish on its way: sent is closed once ack or err
-// is set. taken is set by whichever comes first: send, or its caller
-// giving up while it waits in the queue; one given up is not sent.
+// is set. taken is set by whichever comes first (take): send, or its
+// caller giving up while it waits in the queue; one given up is not
+// sent, and a caller that gives up too late waits for the outcome.
 type publishing struct {
 	msg   *nats.Msg
 	ack   jetstream.PubAckFuture
@@ -95,11 +96,17 @@ func (p *publisher) sendQueued() int {
 // send sends pub, unless its caller gave up: answered 503, and stored
 // later, a client's retry without an Idempotency-Key stored it twice.
 func (p *publisher) send(pub *publishing) {
-	if !pub.taken.CompareAndSwap(false, true) {
+	if !pub.take() {
 		return
 	}
 	pub.ack, pub.err = p.js.PublishMsgAsync(pub.msg)
 	close(pub.sent)
+}
+
+// take reports whether it is the first to take pub: send, to send it,
+// or its caller, to give it up.
+func (pub *publishing) take() bool {
+	return pub.taken.CompareAndSwap(false, true)
 }
 
 // publish sends msg and waits for JetStream's acknowledgement, until ctx
@@ -151,8 +158,18 @@ func (p *publisher) publishQueued(ctx context.Context, msg *nats.Msg) (*jetstrea
 	select {
 	case <-pub.sent:
 	case <-ctx.Done():
-		pub.taken.Store(true) // not sent now, if still queued
-		return nil, ctx.Err()
+		if pub.take() {
+			return nil, ctx.Err() // not sent
+		}
+		// send took it first: it is being sent, and a 503 would have the
+		// client send again an event stored. The acknowledgement is
+		// awaited for the async publish timeout (PublishTimeout) at most.
+		ctx = context.WithoutCancel(ctx)
+		select {
+		case <-pub.sent:
+		case <-p.stop:
+			return nil, stream.ErrClosed
+		}
 	case <-p.stop:
 		return nil, stream.ErrClosed
 	}

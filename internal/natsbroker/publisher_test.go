@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -218,4 +219,37 @@ func TestPublisherDropsAQueuedPublishItsCallerGaveUp(t *testing.T) {
 	if n := info.State.Msgs; n != 1 {
 		t.Fatalf("the stream holds %d events, want 1: the publish given up was stored", n)
 	}
+}
+
+// A caller whose context ends just after the publisher's goroutine took
+// its publish to send it gets what the send gives, not its context's
+// error: answered 503 for an event being stored, a client's retry
+// without an Idempotency-Key would store it twice.
+func TestPublisherCallerGivingUpTooLateGetsTheOutcome(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &publisher{queue: make(chan *publishing, 1), stop: make(chan struct{})} // no run: the test sends
+		ctx, cancel := context.WithCancel(t.Context())
+		got := make(chan error, 1)
+		go func() {
+			_, err := p.publish(ctx, &nats.Msg{Subject: "a", Data: []byte("x")})
+			got <- err
+		}()
+		synctest.Wait()
+		pub := <-p.queue
+		if !pub.take() { // as send does, first
+			t.Fatal("a publish queued was taken before send came to it")
+		}
+		cancel()
+		synctest.Wait()
+		select {
+		case err := <-got:
+			t.Fatalf("publish returned %v while its event was being sent", err)
+		default:
+		}
+		pub.err = nats.ErrMaxPayload // what PublishMsgAsync gave
+		close(pub.sent)
+		if err := <-got; !errors.Is(err, nats.ErrMaxPayload) {
+			t.Fatalf("publish: %v, want the send's %v", err, nats.ErrMaxPayload)
+		}
+	})
 }
