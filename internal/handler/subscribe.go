@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -266,9 +267,13 @@ func (l *subscriptionLoop) cleanup() {
 	l.pending = nil
 	l.release()
 	// A subscriber the broker dropped is counted there; its write may
-	// time out after that, and must not count twice.
+	// time out after that, and must not count twice. A write that timed
+	// out is one past the write deadline, or one the kernel ended
+	// (ETIMEDOUT): the listener's TCP_USER_TIMEOUT is the write timeout,
+	// and a client that stops reading may reach it first.
 	dropped := errors.Is(l.sub.Err(), stream.ErrSlowConsumer)
-	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !dropped {
+	timedOut := errors.Is(l.s.end, os.ErrDeadlineExceeded) || errors.Is(l.s.end, syscall.ETIMEDOUT)
+	if timedOut && !dropped {
 		l.s.h.metrics.writeTimeouts.Add(1)
 	}
 	if dropped {
