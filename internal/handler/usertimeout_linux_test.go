@@ -83,7 +83,7 @@ func TestHubSubscriberEndedByTCPUserTimeoutCountsAsSlow(t *testing.T) {
 	if !strings.Contains(string(b), "\nssehub_slow_subscribers_dropped_total 1\n") {
 		t.Errorf("/metrics, want ssehub_slow_subscribers_dropped_total 1:\n%s", grepLines(string(b), "ssehub_"))
 	}
-	if ends := grepLines(string(b), "ssehub_streams_ended_total{"); ends != `ssehub_streams_ended_total{reason="write_failed"} 1` {
+	if ends := streamEnds(string(b)); ends != `ssehub_streams_ended_total{reason="write_failed"} 1` {
 		t.Errorf("/metrics: %s; want the stream ended as write_failed, and only that", ends)
 	}
 }
