@@ -266,18 +266,21 @@ func (l *subscriptionLoop) cleanup() {
 	l.timer.Stop()
 	l.pending = nil
 	l.release()
-	// A subscriber the broker dropped is counted there; its write may
-	// time out after that, and must not count twice. A write that timed
-	// out is one past the write deadline, or one the kernel ended
-	// (ETIMEDOUT): the listener's TCP_USER_TIMEOUT is the write timeout,
-	// and a client that stops reading may reach it first.
-	dropped := errors.Is(l.sub.Err(), stream.ErrSlowConsumer)
+	// A subscriber the broker dropped (too slow, or its NATS stream
+	// replaced) was dropped for that, and a slow one is counted there;
+	// its write may time out after that, and must not count as a slow
+	// subscriber. A write that timed out is one past the write deadline,
+	// or one the kernel ended (ETIMEDOUT): the listener's TCP_USER_TIMEOUT
+	// is the write timeout, and a client that stops reading may reach it
+	// first.
+	err := l.sub.Err()
+	dropped := err != nil && !errors.Is(err, stream.ErrClosed)
 	timedOut := errors.Is(l.s.end, os.ErrDeadlineExceeded) || errors.Is(l.s.end, syscall.ETIMEDOUT)
 	if timedOut && !dropped {
 		l.s.h.metrics.writeTimeouts.Add(1)
 	}
 	if dropped {
-		l.s.dropped(l.sub.Err())
+		l.s.dropped(err)
 	}
 	l.sub.Close()
 	l.wait.end()
