@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -269,14 +268,10 @@ func (l *subscriptionLoop) cleanup() {
 	// A subscriber the broker dropped (too slow, or its NATS stream
 	// replaced) was dropped for that, and a slow one is counted there;
 	// its write may time out after that, and must not count as a slow
-	// subscriber. A write that timed out is one past the write deadline,
-	// or one the kernel ended (ETIMEDOUT): the listener's TCP_USER_TIMEOUT
-	// is the write timeout, and a client that stops reading may reach it
-	// first.
+	// subscriber.
 	err := l.sub.Err()
 	dropped := err != nil && !errors.Is(err, stream.ErrClosed)
-	timedOut := errors.Is(l.s.end, os.ErrDeadlineExceeded) || errors.Is(l.s.end, syscall.ETIMEDOUT)
-	if timedOut && !dropped {
+	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !dropped {
 		l.s.h.metrics.writeTimeouts.Add(1)
 	}
 	if dropped {
