@@ -159,3 +159,19 @@ func TestHeadOfDocuments(t *testing.T) {
 		}
 	}
 }
+
+// Every reason a stream can end for is a series from the start, at 0, as
+// every reason of ssehub_requests_refused_total is: Prometheus's increase()
+// and rate() see nothing of a series' first sample, so an alert on the
+// first panicked stream, say, would miss it if the series only appeared
+// with it.
+func TestStreamEndReasonsArePresentFromTheStart(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	b, _ := io.ReadAll(ts.do(t, "GET", "/metrics", nil, nil).Body)
+	for _, reason := range []string{"completed", "client_gone", "shutting_down", "dropped", "write_failed", "token_expired", "panicked"} {
+		want := `ssehub_streams_ended_total{reason="` + reason + `"} 0`
+		if !strings.Contains(string(b), "\n"+want+"\n") {
+			t.Errorf("/metrics of a new server lacks %s", want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -78,6 +79,11 @@ func newMetrics(reg *prometheus.Registry, broker Broker) *metrics {
 	}
 	for _, reason := range []string{refusedMaxStreams, refusedMaxSubscribers, refusedStoreBusy, refusedStoreUnreachable} {
 		m.refused.WithLabelValues(reason) // present at 0 from the start
+	}
+	// So is every reason a stream ends for: increase() and rate() miss
+	// the first count of a series that appears with it.
+	for _, end := range []error{errCompleted, errClientGone, errShuttingDown, errDropped, errors.New("write failed"), errExpired, errPanicked} {
+		m.streamsEnded.WithLabelValues(endReason(end))
 	}
 	reg.MustRegister(m.streamsActive, m.eventsSent, m.publishReplays, m.requests, m.refused, m.streamsEnded, m.resets)
 	if broker != nil {

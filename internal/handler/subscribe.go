@@ -265,14 +265,17 @@ func (l *subscriptionLoop) cleanup() {
 	l.timer.Stop()
 	l.pending = nil
 	l.release()
-	// A subscriber the broker dropped is counted there; its write may
-	// time out after that, and must not count twice.
-	dropped := errors.Is(l.sub.Err(), stream.ErrSlowConsumer)
+	// A subscriber the broker dropped (too slow, or its NATS stream
+	// replaced) was dropped for that, and a slow one is counted there;
+	// its write may time out after that, and must not count as a slow
+	// subscriber.
+	err := l.sub.Err()
+	dropped := err != nil && !errors.Is(err, stream.ErrClosed)
 	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !dropped {
 		l.s.h.metrics.writeTimeouts.Add(1)
 	}
 	if dropped {
-		l.s.dropped(l.sub.Err())
+		l.s.dropped(err)
 	}
 	l.sub.Close()
 	l.wait.end()

@@ -1,0 +1,64 @@
+package handler
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// Over HTTP/2, every stream's end is counted and gives its gauge back:
+// one that completes, one whose client resets it, one whose client stops
+// reading (flow control blocks its write past the write timeout).
+func TestHTTP2StreamEndsSettleTheMetrics(t *testing.T) {
+	opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: 100000})
+	opts.Stream.WriteTimeout = 300 * time.Millisecond
+	h := New(opts)
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	ts := &testServer{Server: srv, h: h, returned: make(chan string, 16)}
+	h.streamEnded = func(path string) { ts.returned <- path }
+	t.Cleanup(func() { h.Close(); srv.Close(); waitDrained(t, h) })
+
+	readAll(t, ts.do(t, "GET", "/stream?count=3&interval=0s", nil, nil).Body)
+	ts.waitReturned(t, "/stream")
+
+	ts.do(t, "GET", "/api/v1/events?topic=a", nil, nil)
+	waitMetrics(t, ts, []string{`ssehub_subscribers 1`})
+	ctx, cancel := context.WithCancel(t.Context())
+	req, err := http.NewRequestWithContext(ctx, "GET", ts.URL+"/api/v1/events?topic=b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMetrics(t, ts, []string{`ssehub_subscribers 2`})
+	cancel()
+	resp.Body.Close()
+	ts.waitReturned(t, "/api/v1/events")
+
+	// The first subscription (topic a) reads no more: the events fill
+	// the stream's flow-control window and its write blocks.
+	data := strings.Repeat("x", 4000)
+	for range 4000 {
+		if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts.waitReturned(t, "/api/v1/events")
+	waitMetrics(t, ts, []string{
+		`ssehub_streams_active 0`,
+		`ssehub_subscribers 0`,
+		`ssehub_slow_subscribers_dropped_total 1`,
+		`ssehub_streams_ended_total{reason="completed"} 1`,
+		`ssehub_streams_ended_total{reason="client_gone"} 1`,
+		`ssehub_streams_ended_total{reason="write_failed"} 1`,
+	})
+}
