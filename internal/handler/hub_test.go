@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,6 +173,63 @@ func TestHubResetWhenItCannotResume(t *testing.T) {
 				t.Fatalf("back with the reset's id %s: %+v, want id %s", reset.ID, got, live)
 			}
 		})
+	}
+}
+
+// evictingBroker is a memory broker that publishes evict events to topic
+// "other" right after its first resuming subscription is made: what a busy
+// hub may publish between a stream's subscribing and its first read of
+// the replay (the answer's write, which may wait for the client, comes
+// between them).
+type evictingBroker struct {
+	*stream.Memory
+	evict int
+	done  atomic.Bool
+}
+
+func (b *evictingBroker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
+	sub, err := b.Memory.Subscribe(patterns, lastEventID)
+	if err == nil && lastEventID != "" && !b.done.Swap(true) {
+		for range b.evict {
+			if _, _, err := b.Publish(stream.Publication{Topic: "other", Data: "{}"}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return sub, err
+}
+
+// A resume from the oldest id the history holds, whose replay's start the
+// history lets go of before the stream reads it (events of other topics:
+// nothing the client wanted), is answered as a resume from that id is now:
+// an `event: reset`, then live events. It was dropped as too slow, sent
+// nothing, and the client came back with the same id to that reset.
+func TestHubResumeOvertakenBeforeItsReplayResets(t *testing.T) {
+	skipOnNATS(t, "the broker is a memory one that publishes while a stream subscribes")
+	mem := stream.NewMemory(stream.MemoryOptions{HistorySize: 5, FirstID: 1})
+	t.Cleanup(mem.Close)
+	broker := &evictingBroker{Memory: mem, evict: 2}
+	opts := testOptions()
+	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{testToken}, MaxEventBytes: 1024, MaxTopicsPerSubscription: 3}
+	ts := newTestServer(t, opts)
+	var oldest string
+	for i := range 5 {
+		id := ts.publish(t, "other", `{"data": "before"}`) // ids 1..5
+		if i == 0 {
+			oldest = id
+		}
+	}
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": oldest})
+	reset, err := nextEvent(p)
+	if err != nil || reset.Type != "reset" || reset.Data == "" || reset.ID != "7" {
+		t.Fatalf("first event %+v, %v; want a reset with id 7, the newest", reset, err)
+	}
+	live := ts.publish(t, "a", `{"data": "after"}`)
+	if got := next(t, p); got.ID != live || got.Data != "after" {
+		t.Fatalf("after the reset %+v, want live id %s", got, live)
+	}
+	if st := mem.Stats(); st.Dropped != 0 {
+		t.Errorf("%d subscribers dropped, want none", st.Dropped)
 	}
 }
 
