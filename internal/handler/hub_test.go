@@ -176,59 +176,83 @@ func TestHubResetWhenItCannotResume(t *testing.T) {
 	}
 }
 
-// evictingBroker is a memory broker that publishes evict events to topic
-// "other" right after its first resuming subscription is made: what a busy
-// hub may publish between a stream's subscribing and its first read of
-// the replay (the answer's write, which may wait for the client, comes
-// between them).
+// evictingBroker is a broker that publishes evict events to topic "other"
+// right after its first resuming subscription is made: what a busy hub
+// may publish between a stream's subscribing and its first read of the
+// replay (the answer's write, which may wait for the client, comes
+// between them). A NATS broker's publish returns once its event is in the
+// local history.
 type evictingBroker struct {
-	*stream.Memory
+	testBroker
 	evict int
 	done  atomic.Bool
 }
 
 func (b *evictingBroker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
-	sub, err := b.Memory.Subscribe(patterns, lastEventID)
-	if err == nil && lastEventID != "" && !b.done.Swap(true) {
+	return b.evictAfter(lastEventID)(b.testBroker.Subscribe(patterns, lastEventID))
+}
+
+// evictAfter returns what publishes the events after a subscription with
+// lastEventID is made, once.
+func (b *evictingBroker) evictAfter(lastEventID string) func(stream.Subscription, error) (stream.Subscription, error) {
+	return func(sub stream.Subscription, err error) (stream.Subscription, error) {
+		if err != nil || lastEventID == "" || b.done.Swap(true) {
+			return sub, err
+		}
 		for range b.evict {
 			if _, _, err := b.Publish(stream.Publication{Topic: "other", Data: "{}"}); err != nil {
+				sub.Close()
 				return nil, err
 			}
 		}
+		return sub, nil
 	}
-	return sub, err
+}
+
+// evictingContextBroker is evictingBroker for a broker whose Subscribe
+// may wait (the NATS broker: contextSubscriber).
+type evictingContextBroker struct{ *evictingBroker }
+
+func (b evictingContextBroker) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	return b.evictAfter(lastEventID)(b.testBroker.(contextSubscriber).SubscribeContext(ctx, patterns, lastEventID))
 }
 
 // A resume from the oldest id the history holds, whose replay's start the
-// history lets go of before the stream reads it (events of other topics:
-// nothing the client wanted), is answered as a resume from that id is now:
-// an `event: reset`, then live events. It was dropped as too slow, sent
-// nothing, and the client came back with the same id to that reset.
-func TestHubResumeOvertakenBeforeItsReplayResets(t *testing.T) {
-	skipOnNATS(t, "the broker is a memory one that publishes while a stream subscribes")
-	mem := stream.NewMemory(stream.MemoryOptions{HistorySize: 5, FirstID: 1})
-	t.Cleanup(mem.Close)
-	broker := &evictingBroker{Memory: mem, evict: 2}
-	opts := testOptions()
-	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{testToken}, MaxEventBytes: 1024, MaxTopicsPerSubscription: 3}
+// history lets go of before the stream reads it, is answered as a resume
+// from that id is now, on the same stream: an `event: reset` (an event of
+// its topic was let go of; the NATS broker's stream, as large as its local
+// history, let go of it too), then live events. It was dropped as too
+// slow, sent nothing, and the client came back with the same id to that
+// answer.
+func TestHubResumeOvertakenBeforeItsReplayIsAnsweredAtOnce(t *testing.T) {
+	opts, tb := hubOptions(t, stream.MemoryOptions{HistorySize: 5, FirstID: 1})
+	broker := &evictingBroker{testBroker: tb, evict: 2}
+	opts.Hub.Broker = broker
+	if _, ok := tb.(contextSubscriber); ok {
+		opts.Hub.Broker = evictingContextBroker{broker}
+	}
 	ts := newTestServer(t, opts)
-	var oldest string
-	for i := range 5 {
-		id := ts.publish(t, "other", `{"data": "before"}`) // ids 1..5
-		if i == 0 {
-			oldest = id
-		}
+	oldest := ts.publish(t, "other", `{"data": "before"}`)
+	missed := ts.publish(t, "a", `{"data": "let go of"}`)
+	for range 3 {
+		ts.publish(t, "other", `{"data": "before"}`)
 	}
 	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": oldest})
-	reset, err := nextEvent(p)
-	if err != nil || reset.Type != "reset" || reset.Data == "" || reset.ID != "7" {
-		t.Fatalf("first event %+v, %v; want a reset with id 7, the newest", reset, err)
+	first, err := nextEvent(p)
+	if err != nil {
+		t.Fatalf("first event: %v, want an answer to the resume", err)
+	}
+	if first.Type != "reset" || !strings.Contains(first.Data, "older than the retained history") || first.ID == "" {
+		t.Fatalf("first event %+v, want a reset saying %s was let go of, with an id", first, missed)
+	}
+	if testNATS == nil && first.ID != "7" {
+		t.Fatalf("reset %+v, want id 7, the newest", first)
 	}
 	live := ts.publish(t, "a", `{"data": "after"}`)
 	if got := next(t, p); got.ID != live || got.Data != "after" {
-		t.Fatalf("after the reset %+v, want live id %s", got, live)
+		t.Fatalf("after %+v: %+v, want live id %s", first, got, live)
 	}
-	if st := mem.Stats(); st.Dropped != 0 {
+	if st := tb.Stats(); st.Dropped != 0 {
 		t.Errorf("%d subscribers dropped, want none", st.Dropped)
 	}
 }
