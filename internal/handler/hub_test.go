@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,6 +173,91 @@ func TestHubResetWhenItCannotResume(t *testing.T) {
 				t.Fatalf("back with the reset's id %s: %+v, want id %s", reset.ID, got, live)
 			}
 		})
+	}
+}
+
+// evictingBroker is a broker that publishes evict events to topic "other"
+// right after its first resuming subscription is made: what a busy hub
+// may publish between a stream's subscribing and its first read of the
+// replay (the answer's write, which may wait for the client, comes
+// between them). A NATS broker's publish returns once its event is in the
+// local history.
+type evictingBroker struct {
+	testBroker
+	evict int
+	done  atomic.Bool
+}
+
+func (b *evictingBroker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
+	return b.evictAfter(lastEventID)(b.testBroker.Subscribe(patterns, lastEventID))
+}
+
+// evictAfter returns what publishes the events after a subscription with
+// lastEventID is made, once.
+func (b *evictingBroker) evictAfter(lastEventID string) func(stream.Subscription, error) (stream.Subscription, error) {
+	return func(sub stream.Subscription, err error) (stream.Subscription, error) {
+		if err != nil || lastEventID == "" || b.done.Swap(true) {
+			return sub, err
+		}
+		for range b.evict {
+			if _, _, err := b.Publish(stream.Publication{Topic: "other", Data: "{}"}); err != nil {
+				sub.Close()
+				return nil, err
+			}
+		}
+		return sub, nil
+	}
+}
+
+// evictingContextBroker is evictingBroker for a broker whose Subscribe
+// may wait (the NATS broker: contextSubscriber).
+type evictingContextBroker struct{ *evictingBroker }
+
+func (b evictingContextBroker) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	return b.evictAfter(lastEventID)(b.testBroker.(contextSubscriber).SubscribeContext(ctx, patterns, lastEventID))
+}
+
+// A resume from the oldest id the history holds, whose replay's start the
+// history lets go of before the stream reads it, is answered as a resume
+// from that id is now, on the same stream: on the memory broker an `event:
+// reset` (an event of its topic was let go of), then live events; on the
+// NATS broker, whose stream still holds the events, the replay read from
+// the stream, with no reset. It was dropped as too slow, sent nothing, and
+// the client came back with the same id to that answer.
+func TestHubResumeOvertakenBeforeItsReplayIsAnsweredAtOnce(t *testing.T) {
+	// About 110 bytes an event here, 125 on NATS (longer ids), much less
+	// in the NATS stream: the local history holds the 5 events published
+	// first, the last 4 on NATS, and the NATS stream all of them.
+	opts, tb := hubOptions(t, stream.MemoryOptions{HistorySize: 100, HistoryMaxBytes: 600, FirstID: 1})
+	broker := &evictingBroker{testBroker: tb, evict: 2}
+	opts.Hub.Broker = broker
+	if _, ok := tb.(contextSubscriber); ok {
+		opts.Hub.Broker = evictingContextBroker{broker}
+	}
+	ts := newTestServer(t, opts)
+	oldest := ts.publish(t, "other", `{"data": "before"}`)
+	missed := ts.publish(t, "a", `{"data": "let go of"}`)
+	for range 3 {
+		ts.publish(t, "other", `{"data": "before"}`)
+	}
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": oldest})
+	first, err := nextEvent(p)
+	if err != nil {
+		t.Fatalf("first event: %v, want an answer to the resume", err)
+	}
+	if testNATS == nil {
+		if first.Type != "reset" || !strings.Contains(first.Data, "older than the retained history") || first.ID != "7" {
+			t.Fatalf("first event %+v, want a reset with id 7, the newest", first)
+		}
+	} else if first.ID != missed || first.Data != "let go of" {
+		t.Fatalf("first event %+v, want %s read from the stream", first, missed)
+	}
+	live := ts.publish(t, "a", `{"data": "after"}`)
+	if got := next(t, p); got.ID != live || got.Data != "after" {
+		t.Fatalf("after %+v: %+v, want live id %s", first, got, live)
+	}
+	if st := tb.Stats(); st.Dropped != 0 {
+		t.Errorf("%d subscribers dropped, want none", st.Dropped)
 	}
 }
 

@@ -94,6 +94,7 @@ func (h *Handler) subscribe(c *gin.Context) {
 	// Without a last event id there is nothing to replay: Replay is not
 	// asked (it would take the broker's lock once more per stream).
 	l := &subscriptionLoop{s: s, sub: sub, replayed: lastID == "", timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), wait: wait}
+	l.resume = func() (stream.Subscription, error) { return h.subscribeBroker(ctx, patterns, lastID) }
 	// Where the client stands: the id its first event comes after. (A
 	// broker's id that is not a number leaves it 0: Idle's ids are.)
 	l.at, _ = strconv.ParseUint(sub.Position(), 10, 64)
@@ -124,6 +125,9 @@ type subscriptionLoop struct {
 	answered bool
 	replayed bool         // Replay is done
 	wait     *waitContext // the broker's waits for the subscription (brokerWait)
+	// resume subscribes again with the stream's last event id, once: see
+	// resubscribe. Nil once used.
+	resume func() (stream.Subscription, error)
 }
 
 func (l *subscriptionLoop) step(w io.Writer) bool {
@@ -152,6 +156,10 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 		// done: Take below then finds it ended.
 		l.borrow()
 		l.taken, l.replayed = l.sub.Replay(l.taken[:0], maxStepBytes)
+		if l.replayed && len(l.taken) == 0 && l.resume != nil && errors.Is(l.sub.Err(), stream.ErrResumeOvertaken) {
+			l.release()
+			return l.resubscribe(w)
+		}
 		l.pending = l.taken
 		if len(l.pending) == 0 {
 			l.release() // done: no slice is held while waiting below
@@ -214,6 +222,35 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 	// The timer is left as it is: when it fires, send sees whether a
 	// heartbeat is due yet. Resetting it here would cost a runtime timer
 	// update per step.
+	return s.send(w, time.Now())
+}
+
+// resubscribe answers a resume whose position the broker's history let go
+// of before its replay handed out an event (stream.ErrResumeOvertaken,
+// most often a resume from the oldest id held while events are
+// published): the client was sent nothing of it, so the stream subscribes
+// again with the same last event id, as the client would on reconnecting,
+// and goes on with that answer: an `event: reset` and live events, or
+// with the NATS broker a replay read from its stream. Dropped instead,
+// the client came back to that same answer after its retry delay. It is
+// done once: the second subscription's replay is either none or read
+// from the stream.
+func (l *subscriptionLoop) resubscribe(w io.Writer) bool {
+	s, resume := l.s, l.resume
+	l.resume = nil
+	sub, err := resume()
+	if err != nil {
+		return s.stop(fmt.Errorf("%w: %w; subscribing again: %w", errDropped, l.sub.Err(), err))
+	}
+	l.sub.Close()
+	s.h.untrackSubscription(l.sub)
+	l.sub = sub
+	s.h.trackSubscription(sub)
+	if sub.Reset() != "" {
+		s.reset(sub.Reset(), sub.Position())
+	}
+	l.at, _ = strconv.ParseUint(sub.Position(), 10, 64)
+	l.replayed = false
 	return s.send(w, time.Now())
 }
 

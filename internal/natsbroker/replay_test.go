@@ -197,6 +197,53 @@ func TestOvertakenResumeEndsSlow(t *testing.T) {
 	}
 }
 
+// A resumer whose next page the stream evicted before any event of its
+// replay was handed out (its first page, read at Subscribe, matched
+// nothing) fell behind nothing: it ends with stream.ErrResumeOvertaken, not
+// counted as a drop, as a resumer the local history overtook so does, and
+// the stream subscribes again with the same id (a reset here).
+func TestResumeOvertakenBeforeItsFirstEventIsNoDrop(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = replayBatch + 100
+	a := openBroker(t, opts)
+	old := store(t, ns, a, repeat(event{"b", 10}, opts.HistorySize))
+	opts.cold = true
+	in := newInstance(t, opts) // its local history starts after them
+	// Patterns that overlap are read through the stream's whole subject,
+	// a page of replayBatch messages, here none matching.
+	patterns := []string{"a.*", "*.x"}
+	s, err := in.broker.Subscribe(patterns, strconv.FormatUint(old[0].ID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Reset() != "" {
+		t.Fatalf("resume from %d: reset %q, want a replay", old[0].ID, s.Reset())
+	}
+	dropped := in.broker.Stats().Dropped
+	store(t, ns, a, repeat(event{"b", 10}, opts.HistorySize)) // evicts every old one
+	got := replayAll(t, s, nil, 16<<10)
+	if len(got) != 0 {
+		t.Fatalf("handed out %v, want nothing", idsOf(got))
+	}
+	if err := s.Err(); !errors.Is(err, stream.ErrResumeOvertaken) {
+		t.Fatalf("Err = %v, want ErrResumeOvertaken", err)
+	}
+	if d := in.broker.Stats().Dropped - dropped; d != 0 {
+		t.Errorf("Stats().Dropped grew by %d, want 0", d)
+	}
+	ended(t, s)
+	again, err := in.broker.Subscribe(patterns, strconv.FormatUint(old[0].ID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if !strings.Contains(again.Reset(), "older than the retained history") {
+		t.Errorf("the same resume again: reset %q, want one", again.Reset())
+	}
+}
+
 // NATS gone in the middle of a replay: the next page cannot be read, and
 // the subscription ends with an error wrapping stream.ErrUnavailable,
 // once the page it holds is handed out; neither the rest of the replay

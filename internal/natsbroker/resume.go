@@ -394,6 +394,8 @@ type subscription struct {
 	// gap is set when the subscription ended with the replay unfinished:
 	// Take then hands out nothing, as what is queued would follow a gap.
 	gap bool
+	// handedOut is set once Replay has handed out an event.
+	handedOut bool
 	// after is the id of the last event of the stream that the replay
 	// covers; Take drops live events up to it. Zero once passed.
 	after uint64
@@ -411,7 +413,9 @@ type subscription struct {
 // it reads the next from the stream, within PublishTimeout. A page the
 // stream no longer holds (the subscriber fell that far behind) ends the
 // subscription with stream.ErrSlowConsumer, as the local broker ends a
-// resumer its history overtook; a page it cannot read (NATS away, the
+// resumer its history overtook, or with stream.ErrResumeOvertaken (not
+// counted as dropped) when no event of the replay was handed out yet; a
+// page it cannot read (NATS away, the
 // stream replaced) ends it with an error wrapping stream.ErrUnavailable,
 // and one whose read could not start in time with stream.ErrBusy.
 // Either way Replay is done, and the client reconnects with the last id
@@ -440,6 +444,7 @@ func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stre
 		}
 		dst = append(dst, s.page[0])
 		bytes += len(s.page[0].Frame)
+		s.handedOut = true
 		s.page[0] = nil
 		s.page = s.page[1:]
 	}
@@ -486,7 +491,12 @@ func (s *subscription) readNext() bool {
 	ctx, cancel := context.WithTimeout(s.client, s.b.opts.PublishTimeout)
 	defer cancel()
 	if err := s.read(ctx); err != nil {
-		if errors.Is(err, stream.ErrSlowConsumer) {
+		switch {
+		case errors.Is(err, stream.ErrSlowConsumer) && !s.handedOut:
+			// Nothing handed out yet: it fell behind nothing, as the
+			// local broker tells a resume it overtook so.
+			err = stream.ErrResumeOvertaken
+		case errors.Is(err, stream.ErrSlowConsumer):
 			s.b.overtaken.Add(1) // a drop, as the local broker counts its own
 		}
 		s.endWith(err)

@@ -10,6 +10,13 @@ var (
 	// ErrSlowConsumer ends a subscription whose queue was full when an
 	// event had to be queued. The client should reconnect and resume.
 	ErrSlowConsumer = errors.New("subscriber too slow, dropped")
+	// ErrResumeOvertaken ends a resuming subscription whose history let
+	// go of the events after its last event id before its replay handed
+	// out any: the subscriber fell behind nothing, but what it resumed
+	// from is older than the history now. A resume from the same id
+	// (Subscribe again) answers what it can: a Reset, or a replay read
+	// from elsewhere (the NATS broker's stream).
+	ErrResumeOvertaken = errors.New("the events after the last event id were let go of before the replay began")
 	// ErrTooManySubscribers reports that the broker holds as many
 	// subscriptions as it is allowed to.
 	ErrTooManySubscribers = errors.New("too many subscribers")
@@ -111,7 +118,11 @@ type Subscription interface {
 	// that far behind), the broker ends the subscription with
 	// ErrSlowConsumer, as if its queue had overflowed, and Replay reports
 	// done: the subscriber reconnects with the last id it got and learns
-	// there (a Reset) that events were missed. Once a subscription has
+	// there (a Reset) that events were missed. When that happens before
+	// the replay handed out any event, the subscriber fell behind
+	// nothing: the broker ends it with ErrResumeOvertaken instead, not
+	// counted as dropped, and the subscriber subscribes again with the
+	// same last event id, to be answered as a resume from it is now. Once a subscription has
 	// ended with its replay unfinished, neither the rest of the replay nor
 	// its queue, which would follow a gap, is handed out.
 	Replay(dst []*Message, maxBytes int) (msgs []*Message, done bool)
@@ -155,8 +166,9 @@ type Subscription interface {
 	// false; events queued before the end are still taken first. Take
 	// does not wait. The appended Messages are shared: do not modify them.
 	Take(dst []*Message) (msgs []*Message, open bool)
-	// Err returns why the subscription ended: ErrSlowConsumer, ErrClosed
-	// (the broker was closed), or another error of the broker's; nil while
+	// Err returns why the subscription ended: ErrSlowConsumer,
+	// ErrResumeOvertaken, ErrClosed (the broker was closed), or another
+	// error of the broker's; nil while
 	// it is open and when Close ended it.
 	Err() error
 	// Close ends the subscription. It is idempotent and does not change an

@@ -22,8 +22,9 @@ const replayCallScans = 16
 // once none is left. It looks at replayCallScans pieces of replayScan
 // ids at most, so it may return fewer, or none, and not be done. When the
 // history no longer retains the rest of the replay, it ends the
-// subscription with ErrSlowConsumer (counted as dropped) and reports
-// done; a subscription that has ended with its replay unfinished hands out
+// subscription with ErrSlowConsumer (counted as dropped), or with
+// ErrResumeOvertaken (not counted) when it had handed out no event of the
+// replay yet, and reports done; a subscription that has ended with its replay unfinished hands out
 // neither its rest nor its queue. Only the subscriber may call it, from
 // one goroutine at a time.
 func (s *memorySubscription) Replay(dst []*Message, maxBytes int) (msgs []*Message, done bool) {
@@ -51,9 +52,16 @@ func (s *memorySubscription) replayScan(dst []*Message, bytes, maxBytes int) ([]
 	}
 	if !s.closed && s.replayNext < b.hist.oldest {
 		// Evicted before it was sent: the replay cannot go on without a
-		// gap. The subscriber is dropped as one that fell behind is.
-		b.end(s, ErrSlowConsumer)
-		b.dropCount.Add(1)
+		// gap. The subscriber is dropped as one that fell behind is,
+		// unless it was handed out nothing yet: it fell behind nothing,
+		// its last event id is the one it resumed from, and a resume
+		// from there is what to answer now (ErrResumeOvertaken).
+		if s.handedOut {
+			b.end(s, ErrSlowConsumer)
+			b.dropCount.Add(1)
+		} else {
+			b.end(s, ErrResumeOvertaken)
+		}
 	}
 	if s.closed {
 		// Ended with the replay unfinished: the queue, which continues
@@ -70,6 +78,7 @@ func (s *memorySubscription) replayScan(dst []*Message, bytes, maxBytes int) ([]
 		if m != nil && s.matches(m.Topic) { // nil: an id Deliver skipped
 			dst = append(dst, m)
 			bytes += len(m.Frame)
+			s.handedOut = true
 		}
 	}
 	return dst, bytes, s.replayNext == s.replayEnd

@@ -70,6 +70,43 @@ func TestAResumeHoldsNoEvictedEvent(t *testing.T) {
 	}
 }
 
+// A resume from the oldest position the history holds, whose position the
+// history lets go of before the first Replay (one publish, to a topic the
+// subscription does not match), ends with ErrResumeOvertaken, not counted
+// as a drop: the subscriber was sent nothing, and subscribing again with
+// the same id is answered with a Reset. One that has been handed an event
+// of its replay is still dropped as too slow (TestAResumeHoldsNoEvictedEvent).
+func TestAResumeOvertakenBeforeItsReplayIsNoDrop(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{HistorySize: 5})
+	for range 5 {
+		mustPublish(t, b, "b", "", "other") // ids 1..5
+	}
+	oldest := "0" // the position before id 1, the oldest retained
+	s := mustSubscribe(t, b, oldest, "a")
+	if s.Reset() != "" {
+		t.Fatalf("resume from %s: reset %q, want a replay", oldest, s.Reset())
+	}
+	mustPublish(t, b, "b", "", "evicts 1") // id 6
+
+	got, done := s.Replay(nil, 1<<20)
+	if !done || len(got) != 0 {
+		t.Fatalf("replay after its start was evicted: %v, done %v; want nothing, done", ids(got), done)
+	}
+	if err := s.Err(); !errors.Is(err, ErrResumeOvertaken) || errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("Err() = %v, want ErrResumeOvertaken", err)
+	}
+	if st := b.Stats(); st.Dropped != 0 || st.Subscribers != 0 {
+		t.Errorf("stats %+v, want 0 dropped, 0 subscribers", st)
+	}
+	if msgs, open := s.Take(nil); len(msgs) != 0 || open {
+		t.Errorf("Take after the gap: %v, open %v; want nothing, ended", ids(msgs), open)
+	}
+	again := mustSubscribe(t, b, oldest, "a")
+	if again.Reset() == "" {
+		t.Error("resume again from the same id: no reset, want one")
+	}
+}
+
 // Reading a replay in pieces, whatever their size, hands out exactly what
 // Subscribe used to copy (the retained matching events after the id, ids
 // Deliver skipped included), and the live events published meanwhile

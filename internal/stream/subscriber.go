@@ -38,6 +38,7 @@ type memorySubscription struct {
 	// so what the history evicts is freed even while a slow subscriber
 	// is still being sent its replay. Equal once the replay is done.
 	replayNext, replayEnd uint64
+	handedOut             bool // Replay has handed out an event
 }
 
 // slot places a subscription in a group: g.subs[i] is the subscription.
@@ -108,8 +109,9 @@ func (s *memorySubscription) push(msg *Message, bufSize int) bool {
 	return true
 }
 
-// Err returns why the subscription ended: ErrSlowConsumer, ErrClosed (the
-// broker was closed), or nil when Close was called or it is still open.
+// Err returns why the subscription ended: ErrSlowConsumer,
+// ErrResumeOvertaken, ErrClosed (the broker was closed), or nil when Close
+// was called or it is still open.
 func (s *memorySubscription) Err() error {
 	s.broker.mu.Lock()
 	defer s.broker.mu.Unlock()
