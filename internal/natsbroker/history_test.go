@@ -659,6 +659,34 @@ func TestStreamNotFoundOnceAfterTheConsumerWasDeletedKeepsTheHistory(t *testing.
 	receives(t, c, ids[1:])
 }
 
+// backUp stops ns, copies its store to a directory of the test's and
+// starts it again: a backup taken while NATS was stopped. It returns the
+// copy, for restore.
+func backUp(t *testing.T, ns *natsServer) string {
+	t.Helper()
+	ns.stop()
+	backup := t.TempDir()
+	if err := os.CopyFS(backup, os.DirFS(ns.dir)); err != nil {
+		t.Fatal(err)
+	}
+	ns.start(t)
+	return backup
+}
+
+// restore stops ns, puts backup (backUp's) in place of its store and
+// starts it again.
+func restore(t *testing.T, ns *natsServer, backup string) {
+	t.Helper()
+	ns.stop()
+	if err := os.RemoveAll(ns.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(ns.dir, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	ns.start(t)
+}
+
 // The stream restored from a backup taken before the instance delivered
 // its last events (the store put back while NATS was stopped, as after a
 // lost disk; `nats stream restore` keeps the creation time too): the
@@ -675,12 +703,7 @@ func TestStreamRestoredFromABackupIsAnotherHistory(t *testing.T) {
 	a := newInstance(t, opts)
 	kept := a.publish(t, "t", "in the backup")
 
-	ns.stop()
-	backup := t.TempDir()
-	if err := os.CopyFS(backup, os.DirFS(ns.dir)); err != nil {
-		t.Fatal(err)
-	}
-	ns.start(t)
+	backup := backUp(t, ns)
 	var gone []string
 	for i := range 5 {
 		gone = append(gone, publishUntilAccepted(t, a, "t", fmt.Sprint("not in the backup ", i)))
@@ -688,14 +711,7 @@ func TestStreamRestoredFromABackupIsAnotherHistory(t *testing.T) {
 	c := a.subscribe(t, "topic=t", kept)
 	receives(t, c, gone)
 
-	ns.stop()
-	if err := os.RemoveAll(ns.dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.CopyFS(ns.dir, os.DirFS(backup)); err != nil {
-		t.Fatal(err)
-	}
-	ns.start(t)
+	restore(t, ns, backup)
 	b := newInstance(t, opts) // takes the restored stream as it is
 	after := b.publish(t, "t", "after the restore")
 	if !idAbove(after, kept) || idAbove(after, gone[0]) {
@@ -894,12 +910,7 @@ func TestStreamRestoredAndPastItsLastDeliveredIsAnotherHistory(t *testing.T) {
 	a := newInstance(t, popts)
 	kept := a.publish(t, "t", "in the backup")
 
-	ns.stop()
-	backup := t.TempDir()
-	if err := os.CopyFS(backup, os.DirFS(ns.dir)); err != nil {
-		t.Fatal(err)
-	}
-	ns.start(t)
+	backup := backUp(t, ns)
 	var gone []string
 	for i := range 3 {
 		gone = append(gone, publishUntilAccepted(t, a, "t", fmt.Sprint("not in the backup ", i)))
@@ -908,14 +919,7 @@ func TestStreamRestoredAndPastItsLastDeliveredIsAnotherHistory(t *testing.T) {
 	receives(t, c, gone)
 
 	asked := p.swallowRequests("$JS.API.")
-	ns.stop()
-	if err := os.RemoveAll(ns.dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.CopyFS(ns.dir, os.DirFS(backup)); err != nil {
-		t.Fatal(err)
-	}
-	ns.start(t)
+	restore(t, ns, backup)
 	select {
 	case <-asked:
 	case <-time.After(waitLimit):
