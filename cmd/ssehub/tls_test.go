@@ -311,6 +311,32 @@ func waitStreams(t *testing.T, client *http.Client, base string, n float64) {
 	}
 }
 
+// startTLSLogging runs Main over TLS with pki's certificate until the test
+// ends, logging into logs, and returns its host:port and waitClosed,
+// which waits 20s at most for the server to close a connection (after
+// net/http logged its error, if any), failing the test naming what.
+func startTLSLogging(t *testing.T, pki testpki.PKI) (addr string, logs *lockedBuffer, waitClosed func(what string)) {
+	t.Helper()
+	logs = new(lockedBuffer)
+	closed := make(chan struct{}, 4)
+	base, _ := startMainLogging(t, tlsTestConfig(pki), slog.New(slog.NewTextHandler(logs, nil)), func(m *Main) {
+		m.connState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateClosed {
+				closed <- struct{}{}
+			}
+		}
+	})
+	waitClosed = func(what string) {
+		t.Helper()
+		select {
+		case <-closed:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: the server did not close the connection", what)
+		}
+	}
+	return strings.TrimPrefix(base, "https://"), logs, waitClosed
+}
+
 // TestTLSProbeLogsNoWarning: a connection closed before its TLS
 // handshake (a TCP health check of a load balancer or of Kubernetes, a
 // port scan) writes no warning: net/http's "TLS handshake error ...: EOF"
@@ -319,26 +345,7 @@ func waitStreams(t *testing.T, client *http.Client, base string, n float64) {
 // 400; a handshake the client refuses (an expired
 // certificate, a chain it cannot verify) still warns.
 func TestTLSProbeLogsNoWarning(t *testing.T) {
-	pki := testpki.New(t)
-	var logs lockedBuffer
-	closed := make(chan struct{}, 4)
-	base, _ := startMainLogging(t, tlsTestConfig(pki), slog.New(slog.NewTextHandler(&logs, nil)), func(m *Main) {
-		m.connState = func(_ net.Conn, state http.ConnState) {
-			if state == http.StateClosed {
-				closed <- struct{}{}
-			}
-		}
-	})
-	addr := strings.TrimPrefix(base, "https://")
-	waitClosed := func(what string) {
-		t.Helper()
-		select {
-		case <-closed: // after net/http logged the handshake's error
-		case <-time.After(20 * time.Second):
-			t.Fatalf("%s: the server did not close the connection", what)
-		}
-	}
-
+	addr, logs, waitClosed := startTLSLogging(t, testpki.New(t))
 	for _, reset := range []bool{false, true} {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -394,16 +401,7 @@ func TestTLSProbeLogsNoWarning(t *testing.T) {
 // that sends a preface that is not HTTP/2's still warns.
 func TestTLSHTTP2ProbeLogsNoWarning(t *testing.T) {
 	pki := testpki.New(t)
-	var logs lockedBuffer
-	closed := make(chan struct{}, 4)
-	base, _ := startMainLogging(t, tlsTestConfig(pki), slog.New(slog.NewTextHandler(&logs, nil)), func(m *Main) {
-		m.connState = func(_ net.Conn, state http.ConnState) {
-			if state == http.StateClosed {
-				closed <- struct{}{}
-			}
-		}
-	})
-	addr := strings.TrimPrefix(base, "https://")
+	addr, logs, waitClosed := startTLSLogging(t, pki)
 	// probe completes a handshake offering h2, sends what it is given
 	// and closes the connection with a reset, then waits until the
 	// server has closed its side, after it logged the error.
@@ -426,11 +424,7 @@ func TestTLSHTTP2ProbeLogsNoWarning(t *testing.T) {
 			t.Fatal(err)
 		}
 		raw.Close()
-		select {
-		case <-closed:
-		case <-time.After(20 * time.Second):
-			t.Fatal("the server did not close the connection")
-		}
+		waitClosed("a probe")
 	}
 
 	probe("")
