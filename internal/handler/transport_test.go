@@ -240,6 +240,20 @@ func TestMiddlewareSeesTheStreamsTrueEnd(t *testing.T) {
 	}
 }
 
+// routePanics adds GET /panics to h: a stream that takes a slot, as the
+// stream routes do, runs step until it returns false (or panics), and
+// done at its end.
+func routePanics(h *Handler, step func(s *sseStream, w io.Writer) bool, done func()) {
+	h.engine.GET("/panics", func(c *gin.Context) {
+		if err := h.slots.take(); err != nil {
+			h.abortWithError(c, err)
+			return
+		}
+		s := h.openStream(c)
+		s.run(func(w io.Writer) bool { return step(s, w) }, done)
+	})
+}
+
 func TestPanicInAStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
 	var logs testlog.Buffer
 	opts := testOptions()
@@ -247,21 +261,14 @@ func TestPanicInAStreamIsLoggedAndCutsOnlyItsConnection(t *testing.T) {
 	ts := newTestServer(t, opts)
 	h := ts.h
 	cleaned := make(chan struct{})
-	h.engine.GET("/panics", func(c *gin.Context) {
-		if err := h.slots.take(); err != nil {
-			h.abortWithError(c, err)
-			return
+	first := true
+	routePanics(h, func(s *sseStream, w io.Writer) bool {
+		if first {
+			first = false
+			return s.send(w, time.Now())
 		}
-		s := h.openStream(c)
-		first := true
-		s.run(func(w io.Writer) bool {
-			if first {
-				first = false
-				return s.send(w, time.Now())
-			}
-			panic("boom")
-		}, func() { close(cleaned) })
-	})
+		panic("boom")
+	}, func() { close(cleaned) })
 	// It panics after the first step: the client sees the stream start,
 	// then the connection cut, never a clean end.
 	resp := ts.do(t, "GET", "/panics", nil, nil)
@@ -302,14 +309,7 @@ func TestPanicBeforeAStreamStartsAnswers500(t *testing.T) {
 	ts := newTestServer(t, opts)
 	h := ts.h
 	cleaned := make(chan struct{})
-	h.engine.GET("/panics", func(c *gin.Context) {
-		if err := h.slots.take(); err != nil {
-			h.abortWithError(c, err)
-			return
-		}
-		s := h.openStream(c)
-		s.run(func(io.Writer) bool { panic("boom") }, func() { close(cleaned) })
-	})
+	routePanics(h, func(*sseStream, io.Writer) bool { panic("boom") }, func() { close(cleaned) })
 	resp := ts.do(t, "GET", "/panics", nil, map[string]string{"Origin": "http://elsewhere.test"})
 	msg := wantJSONError(t, resp, http.StatusInternalServerError)
 	if msg != "Internal Server Error" {
@@ -368,14 +368,7 @@ func TestMiddlewareThatSetsHeadersAfterAPanicInAStream(t *testing.T) {
 	}}
 	ts := newTestServer(t, opts)
 	h := ts.h
-	h.engine.GET("/panics", func(c *gin.Context) {
-		if err := h.slots.take(); err != nil {
-			h.abortWithError(c, err)
-			return
-		}
-		s := h.openStream(c)
-		s.run(func(io.Writer) bool { panic("boom") }, func() {})
-	})
+	routePanics(h, func(*sseStream, io.Writer) bool { panic("boom") }, func() {})
 	resp := ts.do(t, "GET", "/panics", nil, nil)
 	if msg := wantJSONError(t, resp, http.StatusInternalServerError); msg != "Internal Server Error" {
 		t.Errorf("error %q, want nothing of the panic", msg)
@@ -435,17 +428,10 @@ func TestPanicInTheFirstStepAfterItsWriteIsLoggedOnce(t *testing.T) {
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	ts := newTestServer(t, opts)
 	h := ts.h
-	h.engine.GET("/panics", func(c *gin.Context) {
-		if err := h.slots.take(); err != nil {
-			h.abortWithError(c, err)
-			return
-		}
-		s := h.openStream(c)
-		s.run(func(w io.Writer) bool {
-			s.send(w, time.Now())
-			panic("boom")
-		}, func() {})
-	})
+	routePanics(h, func(s *sseStream, w io.Writer) bool {
+		s.send(w, time.Now())
+		panic("boom")
+	}, func() {})
 	// With Gin the step's bytes are still in net/http's buffer, and the
 	// connection is cut before the head; detached, after it.
 	if resp, err := http.Get(ts.URL + "/panics"); err == nil {
