@@ -220,3 +220,35 @@ func TestTokenCookieIsTakenAsSent(t *testing.T) {
 	resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, map[string]string{"Cookie": "ssehub_token=r e/a=d"})
 	wantJSONError(t, resp, http.StatusUnauthorized)
 }
+
+// TestBadTopicIs400BeforeTheToken: a topic or pattern that can never be
+// one is a 400 naming it, whatever the token and whether publishing is on,
+// on publish as on subscribe: whether a token is needed at all depends on
+// the topic (the demo topics), so it is read first. A client that mistyped
+// a topic was told "publishing is off" or "a token is required", and fixed
+// the wrong thing.
+func TestBadTopicIs400BeforeTheToken(t *testing.T) {
+	for _, demo := range []bool{true, false} {
+		for _, publishTokens := range []bool{true, false} {
+			for _, auth := range []string{"", "Bearer wrong"} {
+				for _, topic := range []string{"", "a..b", "orders.*", "demo..chat", "demo.chat.", "%20"} {
+					t.Run(fmt.Sprintf("demo %v, publish tokens %v, auth %q, publish to %q", demo, publishTokens, auth, topic), func(t *testing.T) {
+						ts := demoHubServer(t, demo, publishTokens, true)
+						msg := wantJSONError(t, ts.publishWith(t, topic, auth), http.StatusBadRequest)
+						if !strings.Contains(msg, "topic") {
+							t.Errorf("error %q does not name the topic", msg)
+						}
+					})
+				}
+				t.Run(fmt.Sprintf("demo %v, publish tokens %v, auth %q, subscribe", demo, publishTokens, auth), func(t *testing.T) {
+					ts := demoHubServer(t, demo, publishTokens, true)
+					header := map[string]string{}
+					if auth != "" {
+						header["Authorization"] = auth
+					}
+					wantJSONError(t, ts.do(t, "GET", "/api/v1/events?topic=a..b", nil, header), http.StatusBadRequest)
+				})
+			}
+		}
+	}
+}

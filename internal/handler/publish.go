@@ -34,12 +34,15 @@ var replayedTrue = []string{"true"}
 // an Idempotency-Key is answered with the first publish's id and topic,
 // and Idempotent-Replayed: true.
 func (h *Handler) publish(c *gin.Context) {
+	// The topic comes first, as a subscription's patterns do: whether a
+	// token is needed depends on it, and a topic that can be none is a
+	// 400 whatever the token.
 	topic := c.Param("topic")
-	if err := h.checkPublishToken(c, topic); err != nil {
+	if err := stream.ValidateTopic(topic); err != nil {
 		h.abortWithError(c, err)
 		return
 	}
-	if err := stream.ValidateTopic(topic); err != nil {
+	if err := h.checkPublishToken(c, topic); err != nil {
 		h.abortWithError(c, err)
 		return
 	}
