@@ -633,6 +633,43 @@ func TestLoadUnusedNATSKeys(t *testing.T) {
 	}
 }
 
+// TestLoadUnusedNATSKeysInFile checks that how the file writes a nats key
+// the configuration leaves unused is unchecked too: with the memory
+// broker, a mapping for nats.url or a number for nats.stream stopped the
+// start, while a list for nats.stream did not. With hub.broker: nats, or
+// nats.embedded: true for nats.store_dir, they stop it; an unknown key
+// under nats stops it whatever the broker.
+func TestLoadUnusedNATSKeysInFile(t *testing.T) {
+	const file = "nats:\n  url: {a: b}\n  stream: 0123\n  replicas: 010\n  subject_prefix: [1.50]\n  store_dir: 0123\n"
+	path := writeYAML(t, file)
+	if _, err := Load([]string{"--config", path}, nil); err != nil {
+		t.Errorf("memory broker: %v", err)
+	}
+	vars := map[string]string{"SSEHUB_HUB_BROKER": "nats"}
+	_, err := Load([]string{"--config", path}, env(vars))
+	for _, want := range []string{
+		"nats.url: expected a value, got a mapping",
+		`nats.stream: YAML reads 0123 as 83, not as the text "0123": quote it`,
+		"nats.replicas: YAML reads 010 as the octal 8",
+	} {
+		if !errors.Is(err, ErrConfigFile) || !strings.Contains(err.Error(), want) {
+			t.Errorf("nats broker: err = %v, want it to say %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "nats.store_dir") {
+		t.Errorf("nats broker, not embedded: err = %v names nats.store_dir, which it does not use", err)
+	}
+	vars["SSEHUB_NATS_EMBEDDED"] = "true"
+	_, err = Load([]string{"--config", path}, env(vars))
+	if want := `nats.store_dir: YAML reads 0123 as 83`; err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "nats.url") {
+		t.Errorf("embedded: err = %v, want it to say %s and not name nats.url", err, want)
+	}
+	_, err = Load([]string{"--config", writeYAML(t, "nats:\n  steam: x\n")}, nil)
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("unknown nats key, memory broker: err = %v, want ErrUnknownKey", err)
+	}
+}
+
 func TestLoadMissingConfigFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "absent.yaml")
 	_, err := Load([]string{"--config", path}, nil)
