@@ -25,6 +25,10 @@ func TestLoadYAMLNumberForText(t *testing.T) {
 		// YAML drops an integer's underscores, so 0_10 is octal too; the
 		// variable refuses it.
 		{"hub:\n  history_size: 0_10\n", `hub.history_size: YAML reads 0_10 as the octal 8: write 8, or 10 without the leading zero`},
+		// Too large for YAML's integers, it is a float to YAML: the error
+		// said invalid integer "1e+20", not the digits written.
+		{"hub:\n  history_size: 100000000000000000000\n", `hub.history_size: integer "100000000000000000000" is out of range`},
+		{"stream:\n  max_streams: -1_000_000_000_000_000_000_000\n", `stream.max_streams: integer "-1_000_000_000_000_000_000_000" is out of range`},
 		{"hub:\n  history_max_bytes: -00_1_0\n", `hub.history_max_bytes: YAML reads -00_1_0 as the octal -8: write -8, or -10 without the leading zero`},
 	}
 	for _, tt := range tests {
