@@ -237,6 +237,43 @@ func TestLoadNATSURL(t *testing.T) {
 	}
 }
 
+// TestLoadListEmptyItem checks that an empty item in a list stops the
+// start, naming the item: "a,,b" or a trailing comma in a variable is most
+// often a token or an origin left out, and was dropped without a word. A
+// YAML list's empty item is refused in the same words, and "," alone is
+// still the empty list.
+func TestLoadListEmptyItem(t *testing.T) {
+	const commas = "empty item in a comma-separated list"
+	for vars, want := range map[string]string{
+		"SSEHUB_CORS_ALLOWED_ORIGINS=https://a.test,,https://b.test": "cors.allowed_origins[1]: " + commas,
+		"SSEHUB_AUTH_PUBLISH_TOKENS=t1,t2,":                          "auth.publish_tokens[2]: " + commas,
+		"SSEHUB_SERVER_TRUSTED_PROXIES= , 10.0.0.1":                  "server.trusted_proxies[0]: " + commas,
+	} {
+		name, value, _ := strings.Cut(vars, "=")
+		_, err := Load(nil, env(map[string]string{name: value}))
+		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "set by "+name) {
+			t.Errorf("%s: err = %v, want it to say %s, set by %s", vars, err, want, name)
+		}
+	}
+	for yaml, want := range map[string]string{
+		"cors:\n  allowed_origins: [\"\", \"https://a.test\"]\n": "cors.allowed_origins[0]: empty item in a list",
+		"auth:\n  subscribe_tokens:\n    - t1\n    - \" \"\n":    "auth.subscribe_tokens[1]: empty item in a list",
+		"cors:\n  allowed_origins: \"https://a.test,\"\n":        "cors.allowed_origins[1]: " + commas,
+	} {
+		_, err := Load([]string{"--config", writeYAML(t, yaml)}, nil)
+		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want it to say %s", yaml, err, want)
+		}
+	}
+	path := writeYAML(t, "cors:\n  allowed_origins: [https://a.test]\n")
+	for _, value := range []string{",", " , "} {
+		cfg, err := Load([]string{"--config", path}, env(map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": value}))
+		if err != nil || cfg.CORS.AllowedOrigins == nil || len(cfg.CORS.AllowedOrigins) != 0 {
+			t.Errorf("%q: origins %q, err %v, want the empty list", value, cfg.CORS.AllowedOrigins, err)
+		}
+	}
+}
+
 func TestLoadEmptyEnvDoesNotOverride(t *testing.T) {
 	path := writeYAML(t, "stream:\n  retry: 5s\ncors:\n  allowed_origins: [\"http://a.test\"]\n")
 	getenv := env(map[string]string{"SSEHUB_STREAM_RETRY": "", "SSEHUB_CORS_ALLOWED_ORIGINS": ""})
