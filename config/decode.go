@@ -111,7 +111,8 @@ func notText(raw any) bool {
 // empty entry is refused, naming its position: in "a,,b" or "a,b," it is
 // most often a token or an origin left out, and dropping it started the
 // server without a word. A string of commas alone ("," from the
-// environment) is the empty list, as is a YAML [].
+// environment) is the empty list, as is a YAML []. A YAML item left
+// without a value (null) is an empty one.
 func decodeList(key string, raw any) ([]string, error) {
 	var items []string
 	switch v := raw.(type) {
@@ -126,6 +127,9 @@ func decodeList(key string, raw any) ([]string, error) {
 		items = make([]string, 0, len(v))
 		for i, item := range v {
 			s, ok := scalar(item)
+			if item == nil {
+				s, ok = "", true // an item left without a value ("-" alone, ~): an empty one
+			}
 			if !ok {
 				return nil, invalid(fmt.Sprintf("%s[%d]", key, i), "expected a string")
 			}

@@ -259,6 +259,10 @@ func TestLoadListEmptyItem(t *testing.T) {
 		"cors:\n  allowed_origins: [\"\", \"https://a.test\"]\n": "cors.allowed_origins[0]: empty item in a list",
 		"auth:\n  subscribe_tokens:\n    - t1\n    - \" \"\n":    "auth.subscribe_tokens[1]: empty item in a list",
 		"cors:\n  allowed_origins: \"https://a.test,\"\n":        "cors.allowed_origins[1]: " + commas,
+		// An item left without a value is YAML's null: it said "expected a
+		// string".
+		"cors:\n  allowed_origins:\n    -\n    - https://a.test\n": "cors.allowed_origins[0]: empty item in a list",
+		"auth:\n  publish_tokens: [t1, ~]\n":                       "auth.publish_tokens[1]: empty item in a list",
 	} {
 		_, err := Load([]string{"--config", writeYAML(t, yaml)}, nil)
 		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), want) {
