@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -18,7 +19,8 @@ import (
 // 123456789012345678901 became 1.2345678901234568e+20. An integer key
 // written with a leading zero is octal to YAML (010 is 8), decimal in
 // SSEHUB_ variables (10), and one too large for YAML's integers is a
-// float to it (1e+20) where a variable's is out of range. Secrets are checkSecretText's, which shows no
+// float to it (1e+20) where a variable's is out of range, as is one in
+// exponent form (1e3). Secrets are checkSecretText's, which shows no
 // value. A number written as the text it stands for (123, 1.5) is fine.
 func checkYAMLScalars(data []byte) error {
 	var doc yaml.Node
@@ -105,14 +107,22 @@ func checkOctal(key string, n *yaml.Node) error {
 // underscores are dropped, as YAML drops them.
 var integerDigits = regexp.MustCompile(`^[-+]?[0-9]+$`)
 
-// checkIntRange checks that n, the value of an integer key, is not an
-// integer written in digits that YAML read as a float because it is too
-// large for an integer: decoding it named "1e+20", not what was written,
-// and called it an invalid integer where SSEHUB_ variables say out of
-// range.
+// checkIntRange checks that n, the value of an integer key, is not what
+// YAML reads as a float. An integer in digits too large for YAML's
+// integers is one: decoding it named "1e+20", not what was written, and
+// called it an invalid integer where SSEHUB_ variables say out of range.
+// So is one in exponent form: 1e3 was taken as 1000 where a variable
+// refuses it, and 1e6 was refused as "1e+06".
 func checkIntRange(key string, n *yaml.Node) error {
-	if n == nil || n.Kind != yaml.ScalarNode || n.Tag != "!!float" || !integerDigits.MatchString(strings.ReplaceAll(n.Value, "_", "")) {
+	if n == nil || n.Kind != yaml.ScalarNode || n.Tag != "!!float" {
 		return nil
 	}
-	return invalid(key, fmt.Sprintf("integer %q is out of range", n.Value))
+	if integerDigits.MatchString(strings.ReplaceAll(n.Value, "_", "")) {
+		return invalid(key, fmt.Sprintf("integer %q is out of range", n.Value))
+	}
+	var f float64
+	if n.Decode(&f) == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return invalid(key, fmt.Sprintf("invalid integer %q: write it in digits, %d", n.Value, int64(f)))
+	}
+	return invalid(key, fmt.Sprintf("invalid integer %q", n.Value))
 }

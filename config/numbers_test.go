@@ -29,6 +29,13 @@ func TestLoadYAMLNumberForText(t *testing.T) {
 		// said invalid integer "1e+20", not the digits written.
 		{"hub:\n  history_size: 100000000000000000000\n", `hub.history_size: integer "100000000000000000000" is out of range`},
 		{"stream:\n  max_streams: -1_000_000_000_000_000_000_000\n", `stream.max_streams: integer "-1_000_000_000_000_000_000_000" is out of range`},
+		// In exponent form, an integer is a float to YAML: 1e3 was taken
+		// as 1000, where a variable refuses it, and 1e6 was refused as
+		// "1e+06".
+		{"hub:\n  max_subscribers: 1e3\n", `hub.max_subscribers: invalid integer "1e3": write it in digits, 1000`},
+		{"stream:\n  max_streams: 1e6\n", `stream.max_streams: invalid integer "1e6": write it in digits, 1000000`},
+		{"hub:\n  max_event_bytes: 1.5\n", `hub.max_event_bytes: invalid integer "1.5"`},
+		{"hub:\n  max_event_bytes: .inf\n", `hub.max_event_bytes: invalid integer ".inf"`},
 		{"hub:\n  history_max_bytes: -00_1_0\n", `hub.history_max_bytes: YAML reads -00_1_0 as the octal -8: write -8, or -10 without the leading zero`},
 	}
 	for _, tt := range tests {
