@@ -107,37 +107,50 @@ func notText(raw any) bool {
 }
 
 // decodeList converts a YAML sequence, or a comma-separated string (from
-// the environment or YAML), into a non-nil list, each entry trimmed.
-// Blank entries of a comma-separated string are dropped; a YAML
-// sequence's are kept, for validation to name.
+// the environment or YAML), into a non-nil list, each entry trimmed. An
+// empty entry is refused, naming its position: in "a,,b" or "a,b," it is
+// most often a token or an origin left out, and dropping it started the
+// server without a word. A string of commas alone ("," from the
+// environment) is the empty list, as is a YAML []. A YAML item left
+// without a value (null) is an empty one.
 func decodeList(key string, raw any) ([]string, error) {
+	var items []string
 	switch v := raw.(type) {
 	case string:
-		list := []string{}
-		for part := range strings.SplitSeq(v, ",") {
-			if p := strings.TrimSpace(part); p != "" {
-				list = append(list, p)
-			}
+		items = strings.Split(v, ",")
+		if strings.Trim(v, ", \t\r\n") == "" {
+			return []string{}, nil
 		}
-		return list, nil
 	case []string:
-		list := make([]string, 0, len(v))
-		for _, item := range v {
-			list = append(list, strings.TrimSpace(item))
-		}
-		return list, nil
+		items = v
 	case []any:
-		list := make([]string, 0, len(v))
+		items = make([]string, 0, len(v))
 		for i, item := range v {
 			s, ok := scalar(item)
+			if item == nil {
+				s, ok = "", true // an item left without a value ("-" alone, ~): an empty one
+			}
 			if !ok {
 				return nil, invalid(fmt.Sprintf("%s[%d]", key, i), "expected a string")
 			}
-			list = append(list, strings.TrimSpace(s))
+			items = append(items, s)
 		}
-		return list, nil
+	default:
+		return nil, invalid(key, fmt.Sprintf("expected a list, got %v", raw))
 	}
-	return nil, invalid(key, fmt.Sprintf("expected a list, got %v", raw))
+	list := make([]string, 0, len(items))
+	for i, item := range items {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			msg := "empty item in a list: write the value that belongs there, or remove the item (an empty list is [])"
+			if _, ok := raw.(string); ok {
+				msg = "empty item in a comma-separated list (two commas in a row, or one at an end): write the value that belongs there, or remove the comma (\",\" alone is the empty list)"
+			}
+			return nil, invalid(fmt.Sprintf("%s[%d]", key, i), msg)
+		}
+		list = append(list, item)
+	}
+	return list, nil
 }
 
 // scalar returns raw as text when it is a single value (string, number or

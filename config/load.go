@@ -71,8 +71,11 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	// fileErrs are the file's problems, kept until the configuration
+	// says which keys are used.
+	var fileErrs []error
 	if path != "" {
-		if err := readFile(v, path); err != nil {
+		if fileErrs, err = readFile(v, path); err != nil {
 			return Config{}, err
 		}
 	}
@@ -108,14 +111,12 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			decodeErrs = append(decodeErrs, err)
 		}
 	}
-	for _, err := range decodeErrs {
-		// A key left unused is unchecked, the type of its value too.
-		var ke *KeyError
-		if errors.As(err, &ke) && cfg.unused(strings.Split(ke.Key, "[")[0]) {
-			continue
-		}
-		errs = append(errs, err)
+	// A key left unused is unchecked, the type of its value too, and how
+	// the file wrote it.
+	if err := errors.Join(cfg.used(fileErrs)...); err != nil {
+		return Config{}, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
+	errs = append(errs, cfg.used(decodeErrs)...)
 	if err := errors.Join(errs...); err != nil {
 		nameSources(err, sources)
 		return Config{}, err
@@ -240,32 +241,52 @@ func configPath(flags *pflag.FlagSet) (string, error) {
 	}
 }
 
-// readFile reads the YAML file at path into v and rejects a file of
-// several YAML documents, keys ssehub does not know and keys written twice
-// in two spellings. Errors name the file.
-func readFile(v *viper.Viper, path string) error {
+// used returns errs without the invalid values of keys c leaves unused
+// (see Config.unused). An unknown key, or one written twice, is kept.
+func (c Config) used(errs []error) []error {
+	var kept []error
+	for _, err := range errs {
+		var ke *KeyError
+		if errors.As(err, &ke) && errors.Is(ke.Err, ErrInvalidValue) && c.unused(strings.Split(ke.Key, "[")[0]) {
+			continue
+		}
+		kept = append(kept, err)
+	}
+	return kept
+}
+
+// readFile reads the YAML file at path into v. It returns an error, which
+// names the file, for a file it cannot read or parse, or one of several
+// YAML documents; and problems, each a *KeyError, for keys ssehub does not
+// know, keys written twice in two spellings and values written in a way
+// ssehub refuses, for Load to report once it knows which keys are used.
+func readFile(v *viper.Viper, path string) (problems []error, err error) {
 	data, err := os.ReadFile(path)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err // the path is already in the message: "is a directory", not "read PATH: is a directory"
 	}
 	if err != nil {
-		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+		return nil, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		if m := notAMapping.FindStringSubmatch(err.Error()); m != nil && yamlKinds[m[2]] != "" {
-			return fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
+			return nil, fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
 		}
-		return fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
+		return nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	if err := checkOneDocument(data); err != nil {
-		return fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
+		return nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
-	if err := errors.Join(checkSpellings(data), checkKeys(v), checkYAMLScalars(data)); err != nil {
-		return fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+	for _, err := range []error{checkSpellings(data), checkKeys(v), checkYAMLScalars(data)} {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			problems = append(problems, joined.Unwrap()...)
+		} else if err != nil {
+			problems = append(problems, err)
+		}
 	}
-	return nil
+	return problems, nil
 }
 
 // notAMapping matches the error of a file whose document is not a mapping

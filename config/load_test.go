@@ -237,6 +237,47 @@ func TestLoadNATSURL(t *testing.T) {
 	}
 }
 
+// TestLoadListEmptyItem checks that an empty item in a list stops the
+// start, naming the item: "a,,b" or a trailing comma in a variable is most
+// often a token or an origin left out, and was dropped without a word. A
+// YAML list's empty item is refused in the same words, and "," alone is
+// still the empty list.
+func TestLoadListEmptyItem(t *testing.T) {
+	const commas = "empty item in a comma-separated list"
+	for vars, want := range map[string]string{
+		"SSEHUB_CORS_ALLOWED_ORIGINS=https://a.test,,https://b.test": "cors.allowed_origins[1]: " + commas,
+		"SSEHUB_AUTH_PUBLISH_TOKENS=t1,t2,":                          "auth.publish_tokens[2]: " + commas,
+		"SSEHUB_SERVER_TRUSTED_PROXIES= , 10.0.0.1":                  "server.trusted_proxies[0]: " + commas,
+	} {
+		name, value, _ := strings.Cut(vars, "=")
+		_, err := Load(nil, env(map[string]string{name: value}))
+		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "set by "+name) {
+			t.Errorf("%s: err = %v, want it to say %s, set by %s", vars, err, want, name)
+		}
+	}
+	for yaml, want := range map[string]string{
+		"cors:\n  allowed_origins: [\"\", \"https://a.test\"]\n": "cors.allowed_origins[0]: empty item in a list",
+		"auth:\n  subscribe_tokens:\n    - t1\n    - \" \"\n":    "auth.subscribe_tokens[1]: empty item in a list",
+		"cors:\n  allowed_origins: \"https://a.test,\"\n":        "cors.allowed_origins[1]: " + commas,
+		// An item left without a value is YAML's null: it said "expected a
+		// string".
+		"cors:\n  allowed_origins:\n    -\n    - https://a.test\n": "cors.allowed_origins[0]: empty item in a list",
+		"auth:\n  publish_tokens: [t1, ~]\n":                       "auth.publish_tokens[1]: empty item in a list",
+	} {
+		_, err := Load([]string{"--config", writeYAML(t, yaml)}, nil)
+		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want it to say %s", yaml, err, want)
+		}
+	}
+	path := writeYAML(t, "cors:\n  allowed_origins: [https://a.test]\n")
+	for _, value := range []string{",", " , "} {
+		cfg, err := Load([]string{"--config", path}, env(map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": value}))
+		if err != nil || cfg.CORS.AllowedOrigins == nil || len(cfg.CORS.AllowedOrigins) != 0 {
+			t.Errorf("%q: origins %q, err %v, want the empty list", value, cfg.CORS.AllowedOrigins, err)
+		}
+	}
+}
+
 func TestLoadEmptyEnvDoesNotOverride(t *testing.T) {
 	path := writeYAML(t, "stream:\n  retry: 5s\ncors:\n  allowed_origins: [\"http://a.test\"]\n")
 	getenv := env(map[string]string{"SSEHUB_STREAM_RETRY": "", "SSEHUB_CORS_ALLOWED_ORIGINS": ""})
@@ -630,6 +671,43 @@ func TestLoadUnusedNATSKeys(t *testing.T) {
 	}
 	if err != nil && strings.Contains(err.Error(), "nats.store_dir") {
 		t.Errorf("nats broker, not embedded: err = %v names nats.store_dir, which it does not use", err)
+	}
+}
+
+// TestLoadUnusedNATSKeysInFile checks that how the file writes a nats key
+// the configuration leaves unused is unchecked too: with the memory
+// broker, a mapping for nats.url or a number for nats.stream stopped the
+// start, while a list for nats.stream did not. With hub.broker: nats, or
+// nats.embedded: true for nats.store_dir, they stop it; an unknown key
+// under nats stops it whatever the broker.
+func TestLoadUnusedNATSKeysInFile(t *testing.T) {
+	const file = "nats:\n  url: {a: b}\n  stream: 0123\n  replicas: 010\n  subject_prefix: [1.50]\n  store_dir: 0123\n"
+	path := writeYAML(t, file)
+	if _, err := Load([]string{"--config", path}, nil); err != nil {
+		t.Errorf("memory broker: %v", err)
+	}
+	vars := map[string]string{"SSEHUB_HUB_BROKER": "nats"}
+	_, err := Load([]string{"--config", path}, env(vars))
+	for _, want := range []string{
+		"nats.url: expected a value, got a mapping",
+		`nats.stream: YAML reads 0123 as 83, not as the text "0123": quote it`,
+		"nats.replicas: YAML reads 010 as the octal 8",
+	} {
+		if !errors.Is(err, ErrConfigFile) || !strings.Contains(err.Error(), want) {
+			t.Errorf("nats broker: err = %v, want it to say %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "nats.store_dir") {
+		t.Errorf("nats broker, not embedded: err = %v names nats.store_dir, which it does not use", err)
+	}
+	vars["SSEHUB_NATS_EMBEDDED"] = "true"
+	_, err = Load([]string{"--config", path}, env(vars))
+	if want := `nats.store_dir: YAML reads 0123 as 83`; err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "nats.url") {
+		t.Errorf("embedded: err = %v, want it to say %s and not name nats.url", err, want)
+	}
+	_, err = Load([]string{"--config", writeYAML(t, "nats:\n  steam: x\n")}, nil)
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("unknown nats key, memory broker: err = %v, want ErrUnknownKey", err)
 	}
 }
 

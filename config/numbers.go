@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,7 +18,9 @@ import (
 // was written: nats.stream: 0123 named the stream 83, 1.50 became 1.5,
 // 123456789012345678901 became 1.2345678901234568e+20. An integer key
 // written with a leading zero is octal to YAML (010 is 8), decimal in
-// SSEHUB_ variables (10). Secrets are checkSecretText's, which shows no
+// SSEHUB_ variables (10), and one too large for YAML's integers is a
+// float to it (1e+20) where a variable's is out of range, as is one in
+// exponent form (1e3). Secrets are checkSecretText's, which shows no
 // value. A number written as the text it stands for (123, 1.5) is fine.
 func checkYAMLScalars(data []byte) error {
 	var doc yaml.Node
@@ -45,7 +48,7 @@ func checkYAMLScalars(data []byte) error {
 			case kinds[k] == "list":
 				errs = append(errs, checkTextScalar(k, v))
 			case kinds[k] == "integer":
-				errs = append(errs, checkOctal(k, v))
+				errs = append(errs, checkOctal(k, v), checkIntRange(k, v))
 			case kinds[k] == "":
 				walk(v, k)
 			}
@@ -98,4 +101,28 @@ func checkOctal(key string, n *yaml.Node) error {
 	}
 	return invalid(key, fmt.Sprintf("YAML reads %s as the octal %d: write %d, or %s%s without the leading zero",
 		n.Value, v, v, sign, digits))
+}
+
+// integerDigits matches an integer written in decimal digits, once its
+// underscores are dropped, as YAML drops them.
+var integerDigits = regexp.MustCompile(`^[-+]?[0-9]+$`)
+
+// checkIntRange checks that n, the value of an integer key, is not what
+// YAML reads as a float. An integer in digits too large for YAML's
+// integers is one: decoding it named "1e+20", not what was written, and
+// called it an invalid integer where SSEHUB_ variables say out of range.
+// So is one in exponent form: 1e3 was taken as 1000 where a variable
+// refuses it, and 1e6 was refused as "1e+06".
+func checkIntRange(key string, n *yaml.Node) error {
+	if n == nil || n.Kind != yaml.ScalarNode || n.Tag != "!!float" {
+		return nil
+	}
+	if integerDigits.MatchString(strings.ReplaceAll(n.Value, "_", "")) {
+		return invalid(key, fmt.Sprintf("integer %q is out of range", n.Value))
+	}
+	var f float64
+	if n.Decode(&f) == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return invalid(key, fmt.Sprintf("invalid integer %q: write it in digits, %d", n.Value, int64(f)))
+	}
+	return invalid(key, fmt.Sprintf("invalid integer %q", n.Value))
 }
