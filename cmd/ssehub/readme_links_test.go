@@ -13,12 +13,27 @@ import (
 // markdownLink matches an inline Markdown link's target.
 var markdownLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 
+// repoPath matches a code span naming a path of the repository, such as
+// `cmd/ssehub/nginx_test.go` or `deploy/nginx.conf`.
+var repoPath = regexp.MustCompile("`((?:bench|cmd|config|deploy|docs|internal|static)/[^`\\s]*)`")
+
 // TestReadmeLinks keeps the README's and the benchmarks' links to files of
 // the repository and to their headings working: every file named exists,
-// and every #anchor is one GitHub makes of a heading of its file.
+// and every #anchor is one GitHub makes of a heading of its file. A path
+// of the repository named in a code span, a test file the text points to
+// for one, exists too.
 func TestReadmeLinks(t *testing.T) {
 	for _, doc := range []string{"README.md", "docs/BENCHMARKS.md"} {
 		text := markdownProse(t, doc)
+		for _, m := range repoPath.FindAllStringSubmatch(text, -1) {
+			path, _, _ := strings.Cut(m[1], ":") // a line, as in file.go:42
+			if strings.ContainsAny(path, "{*<") {
+				continue // a pattern, not a path
+			}
+			if _, err := os.Stat(filepath.Join("../..", path)); err != nil {
+				t.Errorf("%s names %s: %v", doc, m[1], err)
+			}
+		}
 		for _, m := range markdownLink.FindAllStringSubmatch(text, -1) {
 			target := m[1]
 			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
