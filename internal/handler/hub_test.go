@@ -261,6 +261,35 @@ func TestHubResumeOvertakenBeforeItsReplayIsAnsweredAtOnce(t *testing.T) {
 	}
 }
 
+// A resume from before a restart starts with `event: reset` and replays
+// every retained event; when the history lets go of the replay's start
+// before the stream reads it, the stream subscribes again, and the
+// client, told already, is not told again: one reset (one stream in
+// ssehub_stream_resets_total, one onReset in hub-client.js), then the new
+// position, then live events.
+func TestHubResumeFromBeforeARestartOvertakenResetsOnce(t *testing.T) {
+	skipOnNATS(t, "the memory broker replays every retained event to a resume from before its restart")
+	opts, tb := hubOptions(t, stream.MemoryOptions{HistorySize: 5, FirstID: 100})
+	broker := &evictingBroker{testBroker: tb, evict: 2}
+	opts.Hub.Broker = broker
+	ts := newTestServer(t, opts)
+	for range 5 {
+		ts.publish(t, "other", `{"data": "before"}`) // ids 100..104
+	}
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": "5"})
+	if ev, err := p.Next(); err != nil || ev.Type != "reset" || !strings.Contains(ev.Data, "before the hub restarted") || ev.ID != "99" {
+		t.Fatalf("first event %+v, %v; want a reset with id 99", ev, err)
+	}
+	if ev, err := p.Next(); err != nil || ev.Type != "position" || ev.ID != "101" {
+		t.Fatalf("after the reset %+v, %v; want the position 101, the replay's new start", ev, err)
+	}
+	live := ts.publish(t, "a", `{"data": "after"}`)
+	if got := next(t, p); got.ID != live || got.Data != "after" {
+		t.Fatalf("then %+v, want live id %s", got, live)
+	}
+	waitMetrics(t, ts, []string{`ssehub_stream_resets_total 1`})
+}
+
 // A live-only subscription starts with its position: after the retry
 // field, `event: position` with the newest id and no data, which a page
 // listening to message events does not see, and whose id EventSource

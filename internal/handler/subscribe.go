@@ -242,12 +242,20 @@ func (l *subscriptionLoop) resubscribe(w io.Writer) bool {
 	if err != nil {
 		return s.stop(fmt.Errorf("%w: %w; subscribing again: %w", errDropped, l.sub.Err(), err))
 	}
+	told := l.sub.Reset() != ""
 	l.sub.Close()
 	s.h.untrackSubscription(l.sub)
 	l.sub = sub
 	s.h.trackSubscription(sub)
-	if sub.Reset() != "" {
+	switch {
+	case sub.Reset() != "" && !told:
 		s.reset(sub.Reset(), sub.Position())
+	case sub.Reset() != "":
+		// The stream began with a reset (a resume from before a restart,
+		// whose replay of every retained event was overtaken): the client
+		// knows events may have been missed, and is told only where it
+		// stands now.
+		s.position(sub.Position())
 	}
 	l.at, _ = strconv.ParseUint(sub.Position(), 10, 64)
 	l.replayed = false
