@@ -240,6 +240,11 @@ func (l *subscriptionLoop) resubscribe(w io.Writer) bool {
 	l.resume = nil
 	sub, err := resume()
 	if err != nil {
+		// A client gone, or a shutdown, while the broker waited (the NATS
+		// broker, for a slot to read its stream) is why it failed.
+		if end := s.subscriptionEnd(l.sub); !errors.Is(end, errDropped) {
+			return s.stop(end)
+		}
 		return s.stop(fmt.Errorf("%w: %w; subscribing again: %w", errDropped, l.sub.Err(), err))
 	}
 	told := l.sub.Reset() != ""
