@@ -261,6 +261,91 @@ func TestHubResumeOvertakenBeforeItsReplayIsAnsweredAtOnce(t *testing.T) {
 	}
 }
 
+// A resume from before a restart starts with `event: reset` and replays
+// every retained event; when the history lets go of the replay's start
+// before the stream reads it, the stream subscribes again, and the
+// client, told already, is not told again: one reset (one stream in
+// ssehub_stream_resets_total, one onReset in hub-client.js), then the new
+// position, then live events.
+func TestHubResumeFromBeforeARestartOvertakenResetsOnce(t *testing.T) {
+	skipOnNATS(t, "the memory broker replays every retained event to a resume from before its restart")
+	opts, tb := hubOptions(t, stream.MemoryOptions{HistorySize: 5, FirstID: 100})
+	broker := &evictingBroker{testBroker: tb, evict: 2}
+	opts.Hub.Broker = broker
+	ts := newTestServer(t, opts)
+	for range 5 {
+		ts.publish(t, "other", `{"data": "before"}`) // ids 100..104
+	}
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": "5"})
+	if ev, err := p.Next(); err != nil || ev.Type != "reset" || !strings.Contains(ev.Data, "before the hub restarted") || ev.ID != "99" {
+		t.Fatalf("first event %+v, %v; want a reset with id 99", ev, err)
+	}
+	if ev, err := p.Next(); err != nil || ev.Type != "position" || ev.ID != "101" {
+		t.Fatalf("after the reset %+v, %v; want the position 101, the replay's new start", ev, err)
+	}
+	live := ts.publish(t, "a", `{"data": "after"}`)
+	if got := next(t, p); got.ID != live || got.Data != "after" {
+		t.Fatalf("then %+v, want live id %s", got, live)
+	}
+	waitMetrics(t, ts, []string{`ssehub_stream_resets_total 1`})
+}
+
+// resubscribeSignal is evictingContextBroker that closes again when a
+// stream subscribes a second time with a last event id: the resubscribe
+// of a resume overtaken before its replay.
+type resubscribeSignal struct {
+	evictingContextBroker
+	calls atomic.Int32
+	again chan struct{}
+}
+
+func (b *resubscribeSignal) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	if lastEventID != "" && b.calls.Add(1) == 2 {
+		close(b.again)
+	}
+	return b.evictingContextBroker.SubscribeContext(ctx, patterns, lastEventID)
+}
+
+// A client gone while its stream subscribes again, after its resume was
+// overtaken before its replay, ends as client_gone: the NATS broker's
+// read of the replay from its stream, waiting for a slot to hold its page
+// (all taken by other deep resumes), ends with the client. It ended as
+// dropped, as if the broker had dropped it.
+func TestHubClientGoneWhileItsResumeSubscribesAgain(t *testing.T) {
+	if testNATS == nil {
+		t.Skip("on the NATS broker only: its resubscribe may wait, for a slot to read its stream")
+	}
+	opts, tb := hubOptions(t, stream.MemoryOptions{HistorySize: 100, HistoryMaxBytes: 600})
+	broker := &resubscribeSignal{evictingContextBroker: evictingContextBroker{&evictingBroker{testBroker: tb, evict: 2}}, again: make(chan struct{})}
+	opts.Hub.Broker = broker
+	ts := newTestServer(t, opts)
+	deep := ts.publish(t, "other", `{"data": "before"}`)
+	oldest := ts.publish(t, "other", `{"data": "before"}`)
+	ts.publish(t, "a", `{"data": "let go of"}`)
+	for range 3 {
+		ts.publish(t, "other", `{"data": "before"}`)
+	}
+	// Deep resumes that do not read hold every slot for a page (64 with
+	// this history's bytes).
+	for range 64 {
+		sub, err := tb.Subscribe([]string{"a"}, deep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sub.Close)
+	}
+	resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, map[string]string{"Last-Event-ID": oldest})
+	wantStreamHeaders(t, resp)
+	<-broker.again
+	resp.Body.Close()
+	ts.waitReturned(t, "/api/v1/events")
+	waitMetrics(t, ts, []string{
+		`ssehub_streams_active 0`,
+		`ssehub_streams_ended_total{reason="client_gone"} 1`,
+		`ssehub_streams_ended_total{reason="dropped"} 0`,
+	})
+}
+
 // A live-only subscription starts with its position: after the retry
 // field, `event: position` with the newest id and no data, which a page
 // listening to message events does not see, and whose id EventSource

@@ -240,14 +240,27 @@ func (l *subscriptionLoop) resubscribe(w io.Writer) bool {
 	l.resume = nil
 	sub, err := resume()
 	if err != nil {
+		// A client gone, or a shutdown, while the broker waited (the NATS
+		// broker, for a slot to read its stream) is why it failed.
+		if end := s.subscriptionEnd(l.sub); !errors.Is(end, errDropped) {
+			return s.stop(end)
+		}
 		return s.stop(fmt.Errorf("%w: %w; subscribing again: %w", errDropped, l.sub.Err(), err))
 	}
+	told := l.sub.Reset() != ""
 	l.sub.Close()
 	s.h.untrackSubscription(l.sub)
 	l.sub = sub
 	s.h.trackSubscription(sub)
-	if sub.Reset() != "" {
+	switch {
+	case sub.Reset() != "" && !told:
 		s.reset(sub.Reset(), sub.Position())
+	case sub.Reset() != "":
+		// The stream began with a reset (a resume from before a restart,
+		// whose replay of every retained event was overtaken): the client
+		// knows events may have been missed, and is told only where it
+		// stands now.
+		s.position(sub.Position())
 	}
 	l.at, _ = strconv.ParseUint(sub.Position(), 10, 64)
 	l.replayed = false
