@@ -618,6 +618,34 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 	}
 }
 
+// TestLoadBadYAMLLineInALargeFile checks that the line of a mistake far
+// below its section's start is found without reading the file once for
+// each line in between: a key indented too far under a list of 10,000
+// tokens took minutes to report, as long as the start-up was held.
+func TestLoadBadYAMLLineInALargeFile(t *testing.T) {
+	const tokens = 10000
+	var b strings.Builder
+	b.WriteString("auth:\n  subscribe_tokens:\n")
+	for i := range tokens {
+		fmt.Fprintf(&b, "    - token%d\n", i)
+	}
+	b.WriteString("  publish_tokens: [writer]\n   bad: x\n")
+	path := writeYAML(t, b.String())
+	done := make(chan error, 1)
+	go func() {
+		_, err := Load([]string{"--config", path}, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if want := fmt.Sprintf("config file %q: line %d: did not find expected key", path, tokens+4); err == nil || err.Error() != want {
+			t.Errorf("err = %v\nwant %s", err, want)
+		}
+	case <-time.After(20 * time.Second): // a few hundred milliseconds are enough
+		t.Fatal("Load still runs after 20s")
+	}
+}
+
 // TestLoadConfigFlagTwice checks that a second --config stops the start:
 // one file is read, and pflag took the last without a word, so
 // --config base.yaml --config prod.yaml ran without base.yaml, its tokens
