@@ -450,7 +450,12 @@ func checkKeys(v *viper.Viper) error {
 		}
 		if _, ok := secs[key]; ok {
 			if raw := v.Get(key); raw != nil {
-				errs = append(errs, invalid(key, fmt.Sprintf("expected a section of keys, got %v", raw)))
+				got := fmt.Sprintf(", got %v", raw)
+				if slices.ContainsFunc(secretKeys, func(k string) bool { return strings.HasPrefix(k, key+".") }) {
+					// Most likely a secret written without its key (auth.jwt: SECRET).
+					got = " (value not shown)"
+				}
+				errs = append(errs, invalid(key, "expected a section of keys"+got))
 			}
 			continue
 		}

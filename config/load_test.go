@@ -495,6 +495,25 @@ func TestLoadSectionNotAMapping(t *testing.T) {
 	}
 }
 
+// TestLoadSectionNotAMappingHidesASecret checks that a value written
+// where a section of secrets belongs (auth.jwt: followed by the HMAC
+// secret, hmac_secret: left out) is not shown: it is most likely the
+// secret, and the error goes to the log.
+func TestLoadSectionNotAMappingHidesASecret(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	for _, tt := range []struct{ yaml, key string }{
+		{"auth:\n  jwt: " + secret + "\n", "auth.jwt"},
+		{"auth:\n  jwt: [" + secret + "]\n", "auth.jwt"},
+		{"auth: " + secret + "\n", "auth"},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if want := tt.key + ": expected a section of keys (value not shown)"; !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), secret) {
+			t.Errorf("%q: err = %v, want %s", tt.yaml, err, want)
+		}
+	}
+}
+
 func TestLoadEmptySectionKeepsDefaults(t *testing.T) {
 	path := writeYAML(t, "hub:\nauth:\n  jwt:\nserver:\n  addr:\n")
 	cfg, err := Load([]string{"--config", path}, nil)
