@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -340,9 +341,13 @@ func yamlProblem(data []byte, err error) string {
 		n = problemLine(data, n, msg)
 	}
 	where := fmt.Sprintf("line %d", n)
-	if lines := bytes.Count(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) + 1; n > lines {
+	lines := yamlLines(data)
+	if last := len(lines) - 1; last > 0 && lines[last] == "" {
+		lines = lines[:last] // the file's last line break ends its last line
+	}
+	if n > len(lines) {
 		// After the last line's newline: the file ended where more was due.
-		where = fmt.Sprintf("line %d, the end of the file", lines)
+		where = fmt.Sprintf("line %d, the end of the file", len(lines))
 	}
 	return fmt.Sprintf("%s: %s%s", where, msg, yamlHint(data, n, msg))
 }
@@ -356,7 +361,7 @@ func yamlProblem(data []byte, err error) string {
 // so the line is found by halving, a few cuts read, not one for each line
 // (10,000 lines of a list took a minute).
 func problemLine(data []byte, n int, msg string) int {
-	lines := strings.SplitAfter(string(data), "\n")
+	lines := yamlLines(data)
 	fails := func(k int) bool {
 		dec := yaml.NewDecoder(strings.NewReader(strings.Join(lines[:k], "")))
 		for {
@@ -372,6 +377,31 @@ func problemLine(data []byte, n int, msg string) int {
 		return k
 	}
 	return n
+}
+
+// lineBreaks are the characters YAML ends a line with, and counts lines
+// by: \r\n, \r or \n, and NEL, LS and PS. A file whose lines end in \r
+// alone has lines to YAML, and its errors name them.
+const lineBreaks = "\r\n\u0085\u2028\u2029"
+
+// yamlLines returns the lines of data as YAML counts them, each with its
+// line break, and what follows the last break ("" after a last break), as
+// strings.SplitAfter does.
+func yamlLines(data []byte) []string {
+	s := string(data)
+	var lines []string
+	for {
+		i := strings.IndexAny(s, lineBreaks)
+		if i < 0 {
+			return append(lines, s)
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		if strings.HasPrefix(s[i:], "\r\n") {
+			size = 2
+		}
+		lines = append(lines, s[:i+size])
+		s = s[i+size:]
+	}
 }
 
 // duplicateKey matches the YAML library's message for a key written
@@ -397,7 +427,10 @@ var parserProblems = []string{
 // token", and quoted items without brackets ("a", "b") leave YAML
 // expecting a key.
 func yamlHint(data []byte, n int, msg string) string {
-	lines := strings.Split(string(data), "\n")
+	lines := yamlLines(data)
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, lineBreaks)
+	}
 	if n < 1 || n > len(lines) {
 		return ""
 	}

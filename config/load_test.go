@@ -637,6 +637,25 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 	}
 }
 
+// TestLoadBadYAMLLineCRLineEnds checks the line of a YAML mistake in a
+// file whose lines end in a carriage return alone (an old Mac editor's),
+// which YAML counts as lines: every mistake was "line 1, the end of the
+// file", the file being one line to a count of newlines.
+func TestLoadBadYAMLLineCRLineEnds(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"server:\r  addr: \":1\"\r   read_timeout: 1s\r", `line 3: did not find expected key`},
+		{"log:\r  level: info\rhub: [\r", `line 3, the end of the file: did not find expected node content`},
+		{"log:\r  level: info: debug\r", `line 2: mapping values are not allowed in this context`},
+		{"log:\r\n  level: \"info\"\r\n   format: json\r\n", `line 3: did not find expected key`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if want := fmt.Sprintf("config file %q: %s", path, tt.want); !errors.Is(err, ErrConfigFile) || err.Error() != want {
+			t.Errorf("%q: err = %v\nwant %s", tt.yaml, err, want)
+		}
+	}
+}
+
 // TestLoadBadYAMLLineInALargeFile checks that the line of a mistake far
 // below its section's start is found without reading the file once for
 // each line in between: a key indented too far under a list of 10,000
