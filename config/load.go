@@ -337,7 +337,7 @@ func yamlProblem(data []byte, err error) string {
 			n++
 		}
 	}
-	if msg == "did not find expected key" || msg == "did not find expected '-' indicator" {
+	if slices.Contains(startLineProblems, msg) {
 		n = problemLine(data, n, msg)
 	}
 	where := fmt.Sprintf("line %d", n)
@@ -352,9 +352,17 @@ func yamlProblem(data []byte, err error) string {
 	return fmt.Sprintf("%s: %s%s", where, msg, yamlHint(data, n, msg))
 }
 
-// problemLine returns the line of a block mapping's or sequence's problem
-// msg, which the YAML library names by the line the mapping or sequence
-// starts at, n: the first line from n on at which the file, cut after
+// startLineProblems are the YAML library's problems it names by the line
+// where what holds the mistake starts: a block mapping or sequence, a plain
+// scalar (a tab indenting the line after level: info) or a block scalar.
+var startLineProblems = []string{
+	"did not find expected key", "did not find expected '-' indicator",
+	"found a tab character that violates indentation", "found a tab character where an indentation space is expected",
+}
+
+// problemLine returns the line of a problem msg of startLineProblems,
+// which the YAML library names by the line where what holds it starts,
+// n: the first line from n on at which the file, cut after
 // it, fails with msg too. "   bad: x", indented one space too far under
 // a section's keys, was "line 2" for the section's first key. The file
 // cut before the mistake does not fail with msg, and cut after it does,

@@ -637,6 +637,24 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 	}
 }
 
+// TestLoadBadYAMLTabLine checks that a tab indenting a line is reported
+// at its line: YAML names the line where the value before it starts ("line
+// 2" for a tab on line 3 after level: info, or on line 5 after a block
+// scalar's |).
+func TestLoadBadYAMLTabLine(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"log:\n  level: info\n\tformat: json\n", `line 3: found a tab character that violates indentation`},
+		{"log:\n  level: info\n\n\tformat: json\n", `line 4: found a tab character that violates indentation`},
+		{"log:\n  level: |\n    info\n\n\tformat: json\n", `line 5: found a tab character where an indentation space is expected`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if want := fmt.Sprintf("config file %q: %s", path, tt.want); !errors.Is(err, ErrConfigFile) || err.Error() != want {
+			t.Errorf("%q: err = %v\nwant %s", tt.yaml, err, want)
+		}
+	}
+}
+
 // TestLoadBadYAMLLineCRLineEnds checks the line of a YAML mistake in a
 // file whose lines end in a carriage return alone (an old Mac editor's),
 // which YAML counts as lines: every mistake was "line 1, the end of the
