@@ -9,8 +9,10 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -335,25 +337,40 @@ func yamlProblem(data []byte, err error) string {
 			n++
 		}
 	}
-	if msg == "did not find expected key" || msg == "did not find expected '-' indicator" {
+	if slices.Contains(startLineProblems, msg) {
 		n = problemLine(data, n, msg)
 	}
 	where := fmt.Sprintf("line %d", n)
-	if lines := bytes.Count(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) + 1; n > lines {
+	lines := yamlLines(data)
+	if last := len(lines) - 1; last > 0 && lines[last] == "" {
+		lines = lines[:last] // the file's last line break ends its last line
+	}
+	if n > len(lines) {
 		// After the last line's newline: the file ended where more was due.
-		where = fmt.Sprintf("line %d, the end of the file", lines)
+		where = fmt.Sprintf("line %d, the end of the file", len(lines))
 	}
 	return fmt.Sprintf("%s: %s%s", where, msg, yamlHint(data, n, msg))
 }
 
-// problemLine returns the line of a block mapping's or sequence's problem
-// msg, which the YAML library names by the line the mapping or sequence
-// starts at, n: the first line from n on at which the file, cut after
+// startLineProblems are the YAML library's problems it names by the line
+// where what holds the mistake starts: a block mapping or sequence, a plain
+// scalar (a tab indenting the line after level: info) or a block scalar.
+var startLineProblems = []string{
+	"did not find expected key", "did not find expected '-' indicator",
+	"found a tab character that violates indentation", "found a tab character where an indentation space is expected",
+}
+
+// problemLine returns the line of a problem msg of startLineProblems,
+// which the YAML library names by the line where what holds it starts,
+// n: the first line from n on at which the file, cut after
 // it, fails with msg too. "   bad: x", indented one space too far under
-// a section's keys, was "line 2" for the section's first key.
+// a section's keys, was "line 2" for the section's first key. The file
+// cut before the mistake does not fail with msg, and cut after it does,
+// so the line is found by halving, a few cuts read, not one for each line
+// (10,000 lines of a list took a minute).
 func problemLine(data []byte, n int, msg string) int {
-	lines := strings.SplitAfter(string(data), "\n")
-	for k := n; k <= len(lines); k++ {
+	lines := yamlLines(data)
+	fails := func(k int) bool {
 		dec := yaml.NewDecoder(strings.NewReader(strings.Join(lines[:k], "")))
 		for {
 			var doc yaml.Node
@@ -361,13 +378,38 @@ func problemLine(data []byte, n int, msg string) int {
 			if err == nil {
 				continue
 			}
-			if strings.HasSuffix(err.Error(), ": "+msg) {
-				return k
-			}
-			break
+			return strings.HasSuffix(err.Error(), ": "+msg)
 		}
 	}
+	if k := n + sort.Search(len(lines)-n+1, func(i int) bool { return fails(n + i) }); k <= len(lines) {
+		return k
+	}
 	return n
+}
+
+// lineBreaks are the characters YAML ends a line with, and counts lines
+// by: \r\n, \r or \n, and NEL, LS and PS. A file whose lines end in \r
+// alone has lines to YAML, and its errors name them.
+const lineBreaks = "\r\n\u0085\u2028\u2029"
+
+// yamlLines returns the lines of data as YAML counts them, each with its
+// line break, and what follows the last break ("" after a last break), as
+// strings.SplitAfter does.
+func yamlLines(data []byte) []string {
+	s := string(data)
+	var lines []string
+	for {
+		i := strings.IndexAny(s, lineBreaks)
+		if i < 0 {
+			return append(lines, s)
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		if strings.HasPrefix(s[i:], "\r\n") {
+			size = 2
+		}
+		lines = append(lines, s[:i+size])
+		s = s[i+size:]
+	}
 }
 
 // duplicateKey matches the YAML library's message for a key written
@@ -393,7 +435,10 @@ var parserProblems = []string{
 // token", and quoted items without brackets ("a", "b") leave YAML
 // expecting a key.
 func yamlHint(data []byte, n int, msg string) string {
-	lines := strings.Split(string(data), "\n")
+	lines := yamlLines(data)
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, lineBreaks)
+	}
 	if n < 1 || n > len(lines) {
 		return ""
 	}
@@ -446,7 +491,12 @@ func checkKeys(v *viper.Viper) error {
 		}
 		if _, ok := secs[key]; ok {
 			if raw := v.Get(key); raw != nil {
-				errs = append(errs, invalid(key, fmt.Sprintf("expected a section of keys, got %v", raw)))
+				got := fmt.Sprintf(", got %v", raw)
+				if slices.ContainsFunc(secretKeys, func(k string) bool { return strings.HasPrefix(k, key+".") }) {
+					// Most likely a secret written without its key (auth.jwt: SECRET).
+					got = " (value not shown)"
+				}
+				errs = append(errs, invalid(key, "expected a section of keys"+got))
 			}
 			continue
 		}

@@ -495,6 +495,25 @@ func TestLoadSectionNotAMapping(t *testing.T) {
 	}
 }
 
+// TestLoadSectionNotAMappingHidesASecret checks that a value written
+// where a section of secrets belongs (auth.jwt: followed by the HMAC
+// secret, hmac_secret: left out) is not shown: it is most likely the
+// secret, and the error goes to the log.
+func TestLoadSectionNotAMappingHidesASecret(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	for _, tt := range []struct{ yaml, key string }{
+		{"auth:\n  jwt: " + secret + "\n", "auth.jwt"},
+		{"auth:\n  jwt: [" + secret + "]\n", "auth.jwt"},
+		{"auth: " + secret + "\n", "auth"},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if want := tt.key + ": expected a section of keys (value not shown)"; !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), secret) {
+			t.Errorf("%q: err = %v, want %s", tt.yaml, err, want)
+		}
+	}
+}
+
 func TestLoadEmptySectionKeepsDefaults(t *testing.T) {
 	path := writeYAML(t, "hub:\nauth:\n  jwt:\nserver:\n  addr:\n")
 	cfg, err := Load([]string{"--config", path}, nil)
@@ -615,6 +634,71 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 		if want := fmt.Sprintf("config file %q: %s", path, tt.want); !errors.Is(err, ErrConfigFile) || err.Error() != want {
 			t.Errorf("%q: err = %v\nwant %s", tt.yaml, err, want)
 		}
+	}
+}
+
+// TestLoadBadYAMLTabLine checks that a tab indenting a line is reported
+// at its line: YAML names the line where the value before it starts ("line
+// 2" for a tab on line 3 after level: info, or on line 5 after a block
+// scalar's |).
+func TestLoadBadYAMLTabLine(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"log:\n  level: info\n\tformat: json\n", `line 3: found a tab character that violates indentation`},
+		{"log:\n  level: info\n\n\tformat: json\n", `line 4: found a tab character that violates indentation`},
+		{"log:\n  level: |\n    info\n\n\tformat: json\n", `line 5: found a tab character where an indentation space is expected`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if want := fmt.Sprintf("config file %q: %s", path, tt.want); !errors.Is(err, ErrConfigFile) || err.Error() != want {
+			t.Errorf("%q: err = %v\nwant %s", tt.yaml, err, want)
+		}
+	}
+}
+
+// TestLoadBadYAMLLineCRLineEnds checks the line of a YAML mistake in a
+// file whose lines end in a carriage return alone (an old Mac editor's),
+// which YAML counts as lines: every mistake was "line 1, the end of the
+// file", the file being one line to a count of newlines.
+func TestLoadBadYAMLLineCRLineEnds(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"server:\r  addr: \":1\"\r   read_timeout: 1s\r", `line 3: did not find expected key`},
+		{"log:\r  level: info\rhub: [\r", `line 3, the end of the file: did not find expected node content`},
+		{"log:\r  level: info: debug\r", `line 2: mapping values are not allowed in this context`},
+		{"log:\r\n  level: \"info\"\r\n   format: json\r\n", `line 3: did not find expected key`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if want := fmt.Sprintf("config file %q: %s", path, tt.want); !errors.Is(err, ErrConfigFile) || err.Error() != want {
+			t.Errorf("%q: err = %v\nwant %s", tt.yaml, err, want)
+		}
+	}
+}
+
+// TestLoadBadYAMLLineInALargeFile checks that the line of a mistake far
+// below its section's start is found without reading the file once for
+// each line in between: a key indented too far under a list of 10,000
+// tokens took minutes to report, as long as the start-up was held.
+func TestLoadBadYAMLLineInALargeFile(t *testing.T) {
+	const tokens = 10000
+	var b strings.Builder
+	b.WriteString("auth:\n  subscribe_tokens:\n")
+	for i := range tokens {
+		fmt.Fprintf(&b, "    - token%d\n", i)
+	}
+	b.WriteString("  publish_tokens: [writer]\n   bad: x\n")
+	path := writeYAML(t, b.String())
+	done := make(chan error, 1)
+	go func() {
+		_, err := Load([]string{"--config", path}, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if want := fmt.Sprintf("config file %q: line %d: did not find expected key", path, tokens+4); err == nil || err.Error() != want {
+			t.Errorf("err = %v\nwant %s", err, want)
+		}
+	case <-time.After(20 * time.Second): // a few hundred milliseconds are enough
+		t.Fatal("Load still runs after 20s")
 	}
 }
 
