@@ -523,16 +523,24 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
       res.end("retry: 2592000000\ndata: a\n\n"); // 30 days, as stream.retry allows
     });
     t.after(srv.close);
+    // setTimeout fires a longer wait after 1 ms: unclamped, this loop
+    // reconnected about 30 times in 100 ms. The wait's timer is set as
+    // onDisconnect returns, before this test goes on.
+    const timers = t.mock.method(globalThis, "setTimeout");
     const run = new AbortController();
     let disconnected;
     const waiting = new Promise((resolve) => (disconnected = resolve));
     const done = fetchEventSource(srv.url, { signal: run.signal, reconnect: true, onDisconnect: () => disconnected() });
     await waiting;
-    // setTimeout fires a longer wait after 1 ms: unclamped, this loop
-    // reconnected about 30 times in 100 ms.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const delays = timers.mock.calls.map((c) => c.arguments[1]);
+    timers.mock.restore();
     run.abort();
     await assert.rejects(done, { name: "AbortError" });
+    assert.ok(delays.includes(2 ** 31 - 1), `no wait clamped to setTimeout's range: ${delays}`);
+    assert.ok(
+      delays.every((ms) => !(ms > 2 ** 31 - 1)),
+      `a timer past setTimeout's range, which fires at once: ${delays}`,
+    );
     assert.equal(srv.requests.length, 1);
   });
 
