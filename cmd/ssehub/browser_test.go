@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -748,6 +749,81 @@ func TestBrowserEventSourcePanelAtCapacity(t *testing.T) {
 	)
 	if note := mustRun(t, ctx, textOf("#es-error")); !strings.Contains(note, "HTTP 404") || !strings.Contains(note, "served by ssehub") {
 		t.Errorf("on another web server the panel says %q, want its 404 and the question", note)
+	}
+}
+
+// After a refusal the EventSource panel asks GET stream again, for the
+// status and the reason EventSource does not give. That question is
+// bounded: an error body that came whole but never ends (ssehub's JSON, a
+// Content-Length that promises more) is read as far as it parses, one that
+// never comes whole is given up after a few seconds; the note hung on
+// both. And when the second request gets the stream that the first was
+// refused (a slot freed in between), the note says so: it asked whether
+// the page was served by ssehub.
+func TestBrowserEventSourcePanelRefusalIsBounded(t *testing.T) {
+	base, _ := startMain(t, config.Default())
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	refuse := func(w http.ResponseWriter, r *http.Request, body string, hold bool) {
+		w.Header().Set("Content-Type", "application/json")
+		if hold {
+			w.Header().Set("Content-Length", "1000")
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, body)
+		if hold {
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}
+	}
+	// page serves the demo page through ssehub, its GET stream answered by
+	// stream, which is given the request's number from 1.
+	page := func(stream func(w http.ResponseWriter, r *http.Request, n int32)) string {
+		var n atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/stream" {
+				proxy.ServeHTTP(w, r)
+				return
+			}
+			stream(w, r, n.Add(1))
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	cases := []struct {
+		name, page string
+		want       func(note string) bool
+	}{
+		{"a whole body that never ends", page(func(w http.ResponseWriter, r *http.Request, _ int32) {
+			refuse(w, r, `{"error": "busy"}`, true)
+		}), func(note string) bool { return note == "HTTP 503: busy; EventSource stopped for good" }},
+		{"a body that never comes whole", page(func(w http.ResponseWriter, r *http.Request, _ int32) {
+			refuse(w, r, `{"error": "bu`, true)
+		}), func(note string) bool { return strings.HasPrefix(note, "HTTP 503") }},
+		{"a slot freed in between", page(func(w http.ResponseWriter, r *http.Request, n int32) {
+			if n == 1 {
+				refuse(w, r, `{"error": "too many streams: try again later"}`, false)
+				return
+			}
+			proxy.ServeHTTP(w, r)
+		}), func(note string) bool {
+			return strings.Contains(note, "served it to a second request") && !strings.Contains(note, "served by ssehub")
+		}},
+	}
+	ctx := newBrowser(t)
+	for _, c := range cases {
+		runPage(t, ctx, c.page+"/",
+			chromedp.Click(chromedp.CSS("#es-start")),
+			waitText("#es-state", "closed"),
+		)
+		err := chromedp.Do(ctx, waitJS(`document.querySelector("#es-error").textContent.trim() !== ""`))
+		note := mustRun(t, ctx, textOf("#es-error"))
+		if err != nil || !c.want(note) {
+			t.Errorf("%s: the panel says %q (%v)", c.name, note, err)
+		}
 	}
 }
 
