@@ -20,6 +20,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -1067,6 +1069,51 @@ func TestBrowserCrossOriginUnreachable(t *testing.T) {
 	// The browser agrees: the connection was refused, nothing about CORS.
 	if msgs, ok := errs.waitFor(ctx, "ERR_CONNECTION_REFUSED"); !ok || slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, "CORS") }) {
 		t.Errorf("the browser logged %q, want a refused connection and no CORS error", msgs)
+	}
+}
+
+// A service that takes the connection and never answers (a hung process,
+// a port forwarded to nothing that answers) is an error after a few
+// seconds, and the panel says so: it read "connecting" until the browser
+// gave up, minutes later.
+func TestBrowserCrossOriginNoAnswer(t *testing.T) {
+	page := newSecondOrigin(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		conns.Wait()
+	})
+	conns.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() {
+				defer c.Close()
+				_, _ = io.Copy(io.Discard, c) // reads the request, answers nothing
+			})
+		}
+	})
+	service := "http://" + ln.Addr().String()
+	ctx := newBrowser(t)
+	start := time.Now()
+	runPage(t, ctx, page+"/?service="+url.QueryEscape(service),
+		chromedp.Click(chromedp.CSS("#xo-start")),
+		waitJS(`!["idle", "connecting"].includes(document.querySelector("#xo-state").textContent.trim())`),
+	)
+	if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
+		t.Errorf("state %q, want error", got)
+	}
+	if got := mustRun(t, ctx, textOf("#xo-error")); !strings.Contains(got, "no answer from "+service+" after 5 s") {
+		t.Errorf("error %q, want that %s did not answer in 5 s", got, service)
+	}
+	if took := time.Since(start); took < 5*time.Second {
+		t.Errorf("the panel gave up after %v, before its 5 s", took)
 	}
 }
 
