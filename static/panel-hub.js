@@ -22,6 +22,11 @@ const { ref, watch, onBeforeUnmount } = Vue;
 const LAST_ID_KEY = "ssehub.hub.lastEventId";
 const TOKEN_KEY = "ssehub.hub.token";
 
+// PUBLISH_TIMEOUT_MS bounds a publish: a hub that takes the connection
+// and never answers is named as such, not waited on for as long as the
+// browser waits.
+const PUBLISH_TIMEOUT_MS = 10_000;
+
 // MAX_LOG is how many entries the log keeps: anyone may publish to the demo
 // topics, and a page left open must not grow without end.
 const MAX_LOG = 500;
@@ -200,18 +205,22 @@ export default {
         pubCount.value++;
         return;
       }
+      pubOK.value = true;
+      pubResult.value = "publishing…";
       try {
         const r = await publish(base, {
           topic: pubTopic.value.trim(),
           token: token.value.trim(),
           event: pubEvent.value.trim(),
           data: pubData.value,
+          signal: AbortSignal.timeout(PUBLISH_TIMEOUT_MS),
         });
         pubOK.value = r.ok;
         pubResult.value = r.ok ? `published id ${r.id}` : `HTTP ${r.status}: ${r.error}`;
       } catch (err) {
         pubOK.value = false;
-        pubResult.value = `error: ${err.message}`;
+        pubResult.value =
+          err.name === "TimeoutError" ? `error: no answer from the hub after ${PUBLISH_TIMEOUT_MS / 1000} s` : `error: ${err.message}`;
       }
       pubCount.value++;
     }

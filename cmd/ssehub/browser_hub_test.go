@@ -669,6 +669,19 @@ func TestBrowserHubNeedsAnHTTPHub(t *testing.T) {
 	}
 }
 
+// A hub that takes the connection and never answers a publish leaves the
+// Hub panel saying so after 10 s; it showed nothing, or the result of the
+// publish before, for as long as the browser waited.
+func TestBrowserHubPublishNoAnswer(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	hub := "http://" + silentAddr(t)
+	ctx := newBrowser(t)
+	runPage(t, ctx, base+"/?hub="+url.QueryEscape(hub))
+	if got := publishFromPage(t, ctx, 1, `{"n": 1}`); got != "error: no answer from the hub after 10 s" {
+		t.Errorf("publishing says %q, want that the hub did not answer", got)
+	}
+}
+
 // On an https page, a ?hub= on http:// elsewhere is mixed content: the
 // browser blocks every request to it before it leaves. The Hub panel says
 // so on Connect and on Publish, as the cross-origin panel does. Before,

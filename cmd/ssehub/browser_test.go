@@ -1078,6 +1078,28 @@ func TestBrowserCrossOriginUnreachable(t *testing.T) {
 // gave up, minutes later.
 func TestBrowserCrossOriginNoAnswer(t *testing.T) {
 	page := newSecondOrigin(t)
+	service := "http://" + silentAddr(t)
+	ctx := newBrowser(t)
+	start := time.Now()
+	runPage(t, ctx, page+"/?service="+url.QueryEscape(service),
+		chromedp.Click(chromedp.CSS("#xo-start")),
+		waitJS(`!["idle", "connecting"].includes(document.querySelector("#xo-state").textContent.trim())`),
+	)
+	if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
+		t.Errorf("state %q, want error", got)
+	}
+	if got := mustRun(t, ctx, textOf("#xo-error")); !strings.Contains(got, "no answer from "+service+" after 5 s") {
+		t.Errorf("error %q, want that %s did not answer in 5 s", got, service)
+	}
+	if took := time.Since(start); took < 5*time.Second {
+		t.Errorf("the panel gave up after %v, before its 5 s", took)
+	}
+}
+
+// silentAddr is the address of a listener that accepts every connection
+// and reads what comes, but never answers, until the test ends.
+func silentAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -1095,26 +1117,11 @@ func TestBrowserCrossOriginNoAnswer(t *testing.T) {
 			}
 			conns.Go(func() {
 				defer c.Close()
-				_, _ = io.Copy(io.Discard, c) // reads the request, answers nothing
+				_, _ = io.Copy(io.Discard, c)
 			})
 		}
 	})
-	service := "http://" + ln.Addr().String()
-	ctx := newBrowser(t)
-	start := time.Now()
-	runPage(t, ctx, page+"/?service="+url.QueryEscape(service),
-		chromedp.Click(chromedp.CSS("#xo-start")),
-		waitJS(`!["idle", "connecting"].includes(document.querySelector("#xo-state").textContent.trim())`),
-	)
-	if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
-		t.Errorf("state %q, want error", got)
-	}
-	if got := mustRun(t, ctx, textOf("#xo-error")); !strings.Contains(got, "no answer from "+service+" after 5 s") {
-		t.Errorf("error %q, want that %s did not answer in 5 s", got, service)
-	}
-	if took := time.Since(start); took < 5*time.Second {
-		t.Errorf("the panel gave up after %v, before its 5 s", took)
-	}
+	return ln.Addr().String()
 }
 
 // A service URL that is not an http(s) URL (the scheme left out, or
