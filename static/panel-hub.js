@@ -143,8 +143,9 @@ export default {
     const pubData = ref('{"text": "hello"}');
     const pubResult = ref("");
     const pubOK = ref(true);
-    const pubCount = ref(0); // publish answers shown, for tests to wait on
+    const pubCount = ref(0); // publish answers come, for tests to wait on
     let conn = null;
+    let sends = 0; // Publish clicks: the answer to an earlier one is not shown over a later one's
 
     watch(token, (t) => store(tokenKey, t));
     let entries = 0; // keys, as the oldest entries go
@@ -205,8 +206,13 @@ export default {
         pubCount.value++;
         return;
       }
-      pubOK.value = true;
-      pubResult.value = "publishing…";
+      const mine = ++sends;
+      const show = (ok, text) => {
+        if (mine !== sends) return;
+        pubOK.value = ok;
+        pubResult.value = text;
+      };
+      show(true, "publishing…");
       try {
         const r = await publish(base, {
           topic: pubTopic.value.trim(),
@@ -215,12 +221,9 @@ export default {
           data: pubData.value,
           signal: AbortSignal.timeout(PUBLISH_TIMEOUT_MS),
         });
-        pubOK.value = r.ok;
-        pubResult.value = r.ok ? `published id ${r.id}` : `HTTP ${r.status}: ${r.error}`;
+        show(r.ok, r.ok ? `published id ${r.id}` : `HTTP ${r.status}: ${r.error}`);
       } catch (err) {
-        pubOK.value = false;
-        pubResult.value =
-          err.name === "TimeoutError" ? `error: no answer from the hub after ${PUBLISH_TIMEOUT_MS / 1000} s` : `error: ${err.message}`;
+        show(false, err.name === "TimeoutError" ? `error: no answer from the hub after ${PUBLISH_TIMEOUT_MS / 1000} s` : `error: ${err.message}`);
       }
       pubCount.value++;
     }
