@@ -126,9 +126,11 @@ function compactJSON(text) {
  * @param {string} request.token sent as Authorization: Bearer when not empty.
  * @param {string} [request.event]
  * @param {string} request.data the text of the data field (see publishBody).
+ * @param {AbortSignal} [request.signal] aborts the request: publish rejects
+ *   with its reason.
  * @returns {Promise<{ok: boolean, id?: string, topic?: string, status?: number, error?: string}>}
  */
-export async function publish(base, { topic, token, event = "", data }) {
+export async function publish(base, { topic, token, event = "", data, signal }) {
   const headers = { "Content-Type": "application/json" };
   if (token !== "") headers.Authorization = `Bearer ${token}`;
   const response = await fetch(publishURL(base, topic), {
@@ -136,12 +138,14 @@ export async function publish(base, { topic, token, event = "", data }) {
     headers,
     body: publishBody(event, data),
     cache: "no-store",
+    signal,
   });
   let body = null;
   try {
     body = JSON.parse(await response.text());
   } catch {
-    // Not JSON: the status says enough.
+    // Not JSON: the status says enough; unless the body was cut short.
+    signal?.throwIfAborted();
   }
   if (response.status === 201 && body && typeof body.id === "string") {
     return { ok: true, id: body.id, topic: body.topic };

@@ -79,10 +79,12 @@ async function hubServer({ retry = 600_000 } = {}) {
     status: 0,
     standIn: false,
     error: 'topic "a..b": invalid topic',
-    // end ends every open stream with a last event, as an expiry does.
-    end(frameText) {
-      for (const res of live) res.end(frameText);
-      live.clear();
+    // say writes frameText on every open stream, and resolves once each of
+    // them has been closed by its client.
+    say(frameText) {
+      const closed = [...live].map((res) => once(res, "close"));
+      for (const res of live) res.write(frameText);
+      return Promise.all(closed);
     },
     publish(data, type = "") {
       const e = { id: events.length + 1, type, data };
@@ -365,12 +367,14 @@ describe("HubConnection", { timeout: 10_000 }, () => {
     await r.until((g) => state(g) === "open");
     hub.publish("one");
     await r.until((g) => g.events.length === 1);
-    hub.end("event: expired\ndata: 2000-01-01T00:01:00Z\n\n");
-    await r.until((g) => g.expired.length === 1);
+    // The hub ends the stream after its expired event; this one leaves it
+    // open: the client must let go of it itself, and then has nothing left
+    // that could reconnect (a stream it read to the end would be followed
+    // by a reconnect after retry: 1, an open one by nothing).
+    await hub.say("event: expired\ndata: 2000-01-01T00:01:00Z\n\n");
     assert.deepEqual(r.got.expired, ["2000-01-01T00:01:00Z"]);
     assert.equal(conn.state, "expired");
     hub.publish("two");
-    await new Promise((resolve) => setTimeout(resolve, 50)); // longer than retry: 1
     assert.equal(hub.requests.length, 1, "reconnected with the expired token");
     assert.deepEqual(r.got.events.map((e) => e.data), ["one"]);
     // A fresh token: a new connection resumes after the last id.

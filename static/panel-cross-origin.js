@@ -2,11 +2,19 @@
 // URL that may be on another origin, so the browser applies CORS: the state
 // shows whether the service allowed this page's origin, and a refusal shows
 // the browser's own error. A service that does not answer at all is
-// unreachable, not refused; an HTTP error instead of a stream, or a stream
-// cut or ended before its close event, is an error.
+// unreachable, not refused; an HTTP error instead of a stream, a stream
+// cut or ended before its close event, or a service that takes the
+// connection and then says nothing for SILENCE_MS, is an error.
 import { fetchEventSource, SSEResponseError } from "./sse-client.js";
 
 const { ref, onBeforeUnmount } = Vue;
+
+// SILENCE_MS is the longest the panel waits for the service's answer, and
+// then for each line of its stream (one every 200 ms), before it calls the
+// service silent: a connection the service accepts but never answers on
+// would otherwise read "connecting" until the browser gives up, minutes
+// later.
+const SILENCE_MS = 5000;
 
 // defaultServiceURL is the page's ?service= query parameter, else the
 // service's default address.
@@ -81,6 +89,7 @@ export default {
         await fetchEventSource(`${base}/stream?count=5&interval=200ms`, {
           headers: { Accept: "text/event-stream" },
           signal: run.signal,
+          idleTimeout: SILENCE_MS,
           onOpen() {
             if (mine()) state.value = "allowed";
           },
@@ -111,6 +120,14 @@ export default {
         // and so did a stream cut before its end, but neither ran to its
         // end: an error, with the lines that came.
         error.value = String(err);
+        if (err.name === "TimeoutError") {
+          error.value =
+            state.value === "connecting"
+              ? `no answer from ${base} after ${SILENCE_MS / 1000} s: it took the connection, and said nothing`
+              : `the stream went silent for ${SILENCE_MS / 1000} s`;
+          state.value = "error";
+          return;
+        }
         if (err instanceof SSEResponseError || state.value !== "connecting") {
           state.value = "error";
           return;

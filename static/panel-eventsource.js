@@ -3,35 +3,71 @@
 // the server's named close event, so it does not reconnect forever.
 const { ref, onBeforeUnmount } = Vue;
 
+// REFUSAL_TIMEOUT_MS bounds refusal's request, its body included: an
+// answer that does not come, or an error body that never ends, leaves the
+// panel with what it has by then.
+const REFUSAL_TIMEOUT_MS = 3000;
+// REFUSAL_MAX_BYTES bounds the error body refusal reads: ssehub's is short.
+const REFUSAL_MAX_BYTES = 4096;
+
 // refusal asks GET stream again, with the Last-Event-ID that the
 // EventSource's reconnect sent, for what EventSource does not tell the
-// page: why an answer stopped it. It resolves to { status, reason }: the
-// answer's status and the "error" of a JSON error body (ssehub's, as
+// page: why an answer stopped it. It resolves to { status, reason, stream }:
+// the answer's status and the "error" of a JSON error body (ssehub's, as
 // "too many streams: try again later" in a 503), "" when there is none;
-// status 0 for an event stream, a 204 (the stream is over) or no answer.
-// A stream it gets is closed at once.
+// status 0 for an event stream, a 204 (the stream is over) or no answer
+// within REFUSAL_TIMEOUT_MS. stream is true for an event stream: the
+// server serves now what it refused a moment ago (a slot freed in
+// between). A stream it gets is closed at once.
 async function refusal(lastEventId) {
   const run = new AbortController();
+  const timer = setTimeout(() => run.abort(), REFUSAL_TIMEOUT_MS);
   try {
     const headers = lastEventId === "" ? {} : { "Last-Event-ID": lastEventId };
     const response = await fetch("stream", { headers, cache: "no-store", signal: run.signal });
     const type = response.headers.get("Content-Type") ?? "";
     const isStream = type.split(";")[0].trim().toLowerCase() === "text/event-stream";
-    if (response.status === 204 || (response.ok && isStream)) return { status: 0, reason: "" };
-    if (response.ok) return { status: response.status, reason: "" }; // a body that may never end
-    let reason = "";
-    try {
-      const body = JSON.parse(await response.text());
-      if (body && typeof body.error === "string") reason = body.error;
-    } catch {
-      // Not JSON: not ssehub's answer.
-    }
-    return { status: response.status, reason };
+    if (response.ok && isStream) return { status: 0, reason: "", stream: true };
+    if (response.status === 204) return { status: 0, reason: "", stream: false };
+    if (response.ok) return { status: response.status, reason: "", stream: false }; // a body that may never end
+    return { status: response.status, reason: await errorText(response.body), stream: false };
   } catch {
-    return { status: 0, reason: "" };
+    return { status: 0, reason: "", stream: false };
   } finally {
+    clearTimeout(timer);
     run.abort();
   }
+}
+
+// errorText reads a JSON error body until it parses, ends, passes
+// REFUSAL_MAX_BYTES or fails (refusal's abort), and returns its "error",
+// "" when there is none: a body that is not JSON is not ssehub's answer.
+async function errorText(body) {
+  if (body === null) return "";
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      text += decoder.decode(value, { stream: true });
+      try {
+        const parsed = JSON.parse(text);
+        return parsed && typeof parsed.error === "string" ? parsed.error : "";
+      } catch {
+        // Not whole yet, or not JSON.
+      }
+      if (size >= REFUSAL_MAX_BYTES) break;
+    }
+  } catch {
+    // Aborted: the body did not come whole in time.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return "";
 }
 
 export default {
@@ -92,9 +128,10 @@ export default {
         // capacity or while shutting down). EventSource does not say
         // which: ask again, unless a newer Start came meanwhile.
         stop();
-        refusal(opened ? lastId : "").then(({ status, reason }) => {
+        refusal(opened ? lastId : "").then(({ status, reason, stream }) => {
           if (run !== starts) return;
           if (reason !== "") note.value = `HTTP ${status}: ${reason}; EventSource stopped for good`;
+          else if (stream) note.value = "the server refused the stream, then served it to a second request: EventSource stopped for good; Start tries again";
           else if (opened) note.value = "the server refused to resume the stream; EventSource stopped for good";
           else note.value = `${status ? `HTTP ${status}: ` : ""}the stream could not be opened: is this page served by ssehub?`;
         });

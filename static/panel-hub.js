@@ -22,6 +22,11 @@ const { ref, watch, onBeforeUnmount } = Vue;
 const LAST_ID_KEY = "ssehub.hub.lastEventId";
 const TOKEN_KEY = "ssehub.hub.token";
 
+// PUBLISH_TIMEOUT_MS bounds a publish: a hub that takes the connection
+// and never answers is named as such, not waited on for as long as the
+// browser waits.
+const PUBLISH_TIMEOUT_MS = 10_000;
+
 // MAX_LOG is how many entries the log keeps: anyone may publish to the demo
 // topics, and a page left open must not grow without end.
 const MAX_LOG = 500;
@@ -138,8 +143,9 @@ export default {
     const pubData = ref('{"text": "hello"}');
     const pubResult = ref("");
     const pubOK = ref(true);
-    const pubCount = ref(0); // publish answers shown, for tests to wait on
+    const pubCount = ref(0); // publish answers come, for tests to wait on
     let conn = null;
+    let sends = 0; // Publish clicks: the answer to an earlier one is not shown over a later one's
 
     watch(token, (t) => store(tokenKey, t));
     let entries = 0; // keys, as the oldest entries go
@@ -200,18 +206,24 @@ export default {
         pubCount.value++;
         return;
       }
+      const mine = ++sends;
+      const show = (ok, text) => {
+        if (mine !== sends) return;
+        pubOK.value = ok;
+        pubResult.value = text;
+      };
+      show(true, "publishing…");
       try {
         const r = await publish(base, {
           topic: pubTopic.value.trim(),
           token: token.value.trim(),
           event: pubEvent.value.trim(),
           data: pubData.value,
+          signal: AbortSignal.timeout(PUBLISH_TIMEOUT_MS),
         });
-        pubOK.value = r.ok;
-        pubResult.value = r.ok ? `published id ${r.id}` : `HTTP ${r.status}: ${r.error}`;
+        show(r.ok, r.ok ? `published id ${r.id}` : `HTTP ${r.status}: ${r.error}`);
       } catch (err) {
-        pubOK.value = false;
-        pubResult.value = `error: ${err.message}`;
+        show(false, err.name === "TimeoutError" ? `error: no answer from the hub after ${PUBLISH_TIMEOUT_MS / 1000} s` : `error: ${err.message}`);
       }
       pubCount.value++;
     }

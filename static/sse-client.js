@@ -236,9 +236,10 @@ export class SSEResponseError extends Error {
  *
  * The delay is the retry time (retryDelay, then the server's retry:) after a
  * stream that was open; each further attempt in a row that fails to open a
- * stream (a network error or a "not now" answer) doubles it, up to
- * maxRetryDelay (or the retry time, when that is longer); an open stream
- * resets it. A random spread of up to jitter times the delay is added to
+ * stream (a network error or a "not now" answer), or whose stream ends
+ * before it says anything but retry: (no event, id or comment), doubles
+ * it, up to maxRetryDelay (or the retry time, when that is longer); a
+ * stream that says something resets it. A random spread of up to jitter times the delay is added to
  * every wait.
  *
  * With idleTimeout, an attempt that receives no bytes for that long (no
@@ -293,12 +294,19 @@ export class SSEResponseError extends Error {
 export async function fetchEventSource(url, options = {}) {
   const { signal, reconnect = false, onRetry, onDisconnect } = options;
   let retryMs = options.retryDelay ?? DEFAULT_RETRY_MS;
-  // failures counts the attempts in a row that did not open a stream.
+  // failures counts the attempts in a row that did not open a stream, or
+  // whose stream said nothing but retry:. heard is whether this attempt's
+  // stream said anything else: an event, an id, a comment.
   let failures = 0;
+  let heard = false;
+  const hear = (callback) => (value) => {
+    heard = true;
+    if (callback) callback(value);
+  };
   const parser = new EventStreamParser({
-    onEvent: options.onEvent,
-    onComment: options.onComment,
-    onLastEventId: options.onLastEventId,
+    onEvent: hear(options.onEvent),
+    onComment: hear(options.onComment),
+    onLastEventId: hear(options.onLastEventId),
     lastEventId: options.lastEventId ?? "",
     onRetry(ms) {
       retryMs = ms;
@@ -306,11 +314,15 @@ export async function fetchEventSource(url, options = {}) {
     },
   });
   for (;;) {
+    heard = false;
     const result = await connectOnce(url, options, parser);
     if (result.stop) return parser.lastEventId;
     if (result.error && (!reconnect || signal?.aborted)) throw result.error;
     if (!reconnect) return parser.lastEventId;
-    failures = result.opened ? 0 : failures + 1;
+    // A stream that ends before it says anything is no progress: a server
+    // whose streams end at once, with retry: 0, would be asked again at
+    // network speed, for good.
+    failures = result.opened && heard ? 0 : failures + 1;
     const wait = reconnectDelay({
       retryMs,
       failures,
@@ -328,8 +340,8 @@ export async function fetchEventSource(url, options = {}) {
  * reconnectDelay is how long fetchEventSource waits before its next attempt,
  * in whole milliseconds. It is a pure function of its arguments.
  *
- * After a stream that was open (failures 0) the delay is retryMs, and so it
- * is after the first failed attempt; the n-th failed attempt in a row waits
+ * After a stream that was open and said something (failures 0) the delay
+ * is retryMs, and so it is after the first failed attempt; the n-th failed attempt in a row waits
  * retryMs × 2^(n-1) (doubling from 1 ms when retryMs is 0), at most maxMs,
  * but never less than retryMs. The delay is then raised to retryAfterMs, if
  * that is longer, and a spread of jitter × delay × random() is added: a wait
@@ -337,7 +349,8 @@ export async function fetchEventSource(url, options = {}) {
  *
  * @param {object} o
  * @param {number} o.retryMs the retry time: retryDelay or the server's retry:.
- * @param {number} [o.failures] attempts in a row that failed to open a stream.
+ * @param {number} [o.failures] attempts in a row that failed to open a
+ *   stream, or whose stream said nothing but retry:.
  * @param {number} [o.maxMs] the back-off's cap; DEFAULT_MAX_RETRY_MS by default.
  * @param {number} [o.retryAfterMs] a Retry-After, as a lower bound.
  * @param {number} [o.jitter] DEFAULT_JITTER by default; 0 for none.

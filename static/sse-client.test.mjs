@@ -523,16 +523,24 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
       res.end("retry: 2592000000\ndata: a\n\n"); // 30 days, as stream.retry allows
     });
     t.after(srv.close);
+    // setTimeout fires a longer wait after 1 ms: unclamped, this loop
+    // reconnected about 30 times in 100 ms. The wait's timer is set as
+    // onDisconnect returns, before this test goes on.
+    const timers = t.mock.method(globalThis, "setTimeout");
     const run = new AbortController();
     let disconnected;
     const waiting = new Promise((resolve) => (disconnected = resolve));
     const done = fetchEventSource(srv.url, { signal: run.signal, reconnect: true, onDisconnect: () => disconnected() });
     await waiting;
-    // setTimeout fires a longer wait after 1 ms: unclamped, this loop
-    // reconnected about 30 times in 100 ms.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const delays = timers.mock.calls.map((c) => c.arguments[1]);
+    timers.mock.restore();
     run.abort();
     await assert.rejects(done, { name: "AbortError" });
+    assert.ok(delays.includes(2 ** 31 - 1), `no wait clamped to setTimeout's range: ${delays}`);
+    assert.ok(
+      delays.every((ms) => !(ms > 2 ** 31 - 1)),
+      `a timer past setTimeout's range, which fires at once: ${delays}`,
+    );
     assert.equal(srv.requests.length, 1);
   });
 
@@ -774,6 +782,27 @@ describe("reconnectDelay", () => {
 });
 
 describe("fetchEventSource: back-off and jitter", { timeout: 20_000 }, () => {
+  test("streams that end before they say anything but retry: back off: retry: 0 does not reconnect at network speed", async (t) => {
+    // A server (not ssehub, which never sends retry: 0) whose streams
+    // end at once: each was counted as a stream opened, and the client
+    // came back every 0 ms, for good. The first reconnect is still at
+    // once; a stream that says anything (here a comment) resets the
+    // back-off, as an event or an id does.
+    const srv = await serve((req, res, n) => {
+      if (n === 7) {
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+      sse(res);
+      res.end(n === 4 ? ": hello\n\n" : "retry: 0\n\n");
+    });
+    t.after(srv.close);
+    const delays = [];
+    await fetchEventSource(srv.url, { signal: t.signal, reconnect: true, jitter: 0, onDisconnect: (err, ms) => delays.push(ms) });
+    assert.deepEqual(delays, [0, 2, 4, 8, 0, 0, 2]);
+  });
+
   test("back-off grows over failed attempts in a row, is capped, and resets once a stream is open", async (t) => {
     const srv = await serve((req, res, n) => {
       if (n === 0) {

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -666,6 +667,66 @@ func TestBrowserHubNeedsAnHTTPHub(t *testing.T) {
 		if got := publishFromPage(t, ctx, 1, fmt.Sprintf(`{"n": %d}`, i)); !strings.HasPrefix(got, "error: ") || !strings.Contains(got, hub) {
 			t.Errorf("?hub=%s: publishing says %q, want an error naming the hub", hub, got)
 		}
+	}
+}
+
+// A hub that takes the connection and never answers a publish leaves the
+// Hub panel saying so after 10 s; it showed nothing, or the result of the
+// publish before, for as long as the browser waited.
+func TestBrowserHubPublishNoAnswer(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	hub := "http://" + silentAddr(t)
+	ctx := newBrowser(t)
+	runPage(t, ctx, base+"/?hub="+url.QueryEscape(hub))
+	if got := publishFromPage(t, ctx, 1, `{"n": 1}`); got != "error: no answer from the hub after 10 s" {
+		t.Errorf("publishing says %q, want that the hub did not answer", got)
+	}
+}
+
+// Two publishes in flight, the first answered last: the Hub panel shows
+// the answer to the last one clicked. It showed whichever came last, so
+// the older publish's id stood under the newer one's data.
+func TestBrowserHubPublishShowsTheLastClicked(t *testing.T) {
+	base, _ := startMain(t, hubTestConfig())
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	released := make(chan struct{})
+	release := sync.OnceFunc(func() { close(released) })
+	held := make(chan struct{})
+	var first sync.Once
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hold := false
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v1/topics/") {
+			first.Do(func() { hold = true })
+		}
+		if hold {
+			close(held)
+			<-released
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(page.Close)
+	t.Cleanup(release) // before page.Close, however the test ends
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	runPage(t, ctx, page.URL+"/",
+		typeInto("#hub-token", hubTestToken),
+		typeInto("#hub-pub-data", `"older"`),
+		chromedp.Click(chromedp.CSS("#hub-publish")),
+	)
+	<-held
+	// The newer publish is stored first, the older one after it.
+	newer := publishFromPage(t, ctx, 1, `"newer"`)
+	if !strings.HasPrefix(newer, "published id ") {
+		t.Fatalf("the newer publish says %q", newer)
+	}
+	release()
+	runActions(t, ctx, waitJS(`document.querySelector("#hub-pub-result").dataset.count === "2"`))
+	if got := mustRun(t, ctx, textOf("#hub-pub-result")); got != newer {
+		t.Errorf("after the older publish's answer the panel says %q, want the newer's, %q", got, newer)
 	}
 }
 

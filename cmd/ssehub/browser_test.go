@@ -20,6 +20,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -29,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -751,6 +754,81 @@ func TestBrowserEventSourcePanelAtCapacity(t *testing.T) {
 	}
 }
 
+// After a refusal the EventSource panel asks GET stream again, for the
+// status and the reason EventSource does not give. That question is
+// bounded: an error body that came whole but never ends (ssehub's JSON, a
+// Content-Length that promises more) is read as far as it parses, one that
+// never comes whole is given up after a few seconds; the note hung on
+// both. And when the second request gets the stream that the first was
+// refused (a slot freed in between), the note says so: it asked whether
+// the page was served by ssehub.
+func TestBrowserEventSourcePanelRefusalIsBounded(t *testing.T) {
+	base, _ := startMain(t, config.Default())
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	refuse := func(w http.ResponseWriter, r *http.Request, body string, hold bool) {
+		w.Header().Set("Content-Type", "application/json")
+		if hold {
+			w.Header().Set("Content-Length", "1000")
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, body)
+		if hold {
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}
+	}
+	// page serves the demo page through ssehub, its GET stream answered by
+	// stream, which is given the request's number from 1.
+	page := func(stream func(w http.ResponseWriter, r *http.Request, n int32)) string {
+		var n atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/stream" {
+				proxy.ServeHTTP(w, r)
+				return
+			}
+			stream(w, r, n.Add(1))
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	cases := []struct {
+		name, page string
+		want       func(note string) bool
+	}{
+		{"a whole body that never ends", page(func(w http.ResponseWriter, r *http.Request, _ int32) {
+			refuse(w, r, `{"error": "busy"}`, true)
+		}), func(note string) bool { return note == "HTTP 503: busy; EventSource stopped for good" }},
+		{"a body that never comes whole", page(func(w http.ResponseWriter, r *http.Request, _ int32) {
+			refuse(w, r, `{"error": "bu`, true)
+		}), func(note string) bool { return strings.HasPrefix(note, "HTTP 503") }},
+		{"a slot freed in between", page(func(w http.ResponseWriter, r *http.Request, n int32) {
+			if n == 1 {
+				refuse(w, r, `{"error": "too many streams: try again later"}`, false)
+				return
+			}
+			proxy.ServeHTTP(w, r)
+		}), func(note string) bool {
+			return strings.Contains(note, "served it to a second request") && !strings.Contains(note, "served by ssehub")
+		}},
+	}
+	ctx := newBrowser(t)
+	for _, c := range cases {
+		runPage(t, ctx, c.page+"/",
+			chromedp.Click(chromedp.CSS("#es-start")),
+			waitText("#es-state", "closed"),
+		)
+		err := chromedp.Do(ctx, waitJS(`document.querySelector("#es-error").textContent.trim() !== ""`))
+		note := mustRun(t, ctx, textOf("#es-error"))
+		if err != nil || !c.want(note) {
+			t.Errorf("%s: the panel says %q (%v)", c.name, note, err)
+		}
+	}
+}
+
 // TestBrowserCrossOriginAllowed loads the page from a second origin that
 // ssehub's cors.allowed_origins lists; the cross-origin panel streams.
 func TestBrowserCrossOriginAllowed(t *testing.T) {
@@ -992,6 +1070,58 @@ func TestBrowserCrossOriginUnreachable(t *testing.T) {
 	if msgs, ok := errs.waitFor(ctx, "ERR_CONNECTION_REFUSED"); !ok || slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, "CORS") }) {
 		t.Errorf("the browser logged %q, want a refused connection and no CORS error", msgs)
 	}
+}
+
+// A service that takes the connection and never answers (a hung process,
+// a port forwarded to nothing that answers) is an error after a few
+// seconds, and the panel says so: it read "connecting" until the browser
+// gave up, minutes later.
+func TestBrowserCrossOriginNoAnswer(t *testing.T) {
+	page := newSecondOrigin(t)
+	service := "http://" + silentAddr(t)
+	ctx := newBrowser(t)
+	start := time.Now()
+	runPage(t, ctx, page+"/?service="+url.QueryEscape(service),
+		chromedp.Click(chromedp.CSS("#xo-start")),
+		waitJS(`!["idle", "connecting"].includes(document.querySelector("#xo-state").textContent.trim())`),
+	)
+	if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
+		t.Errorf("state %q, want error", got)
+	}
+	if got := mustRun(t, ctx, textOf("#xo-error")); !strings.Contains(got, "no answer from "+service+" after 5 s") {
+		t.Errorf("error %q, want that %s did not answer in 5 s", got, service)
+	}
+	if took := time.Since(start); took < 5*time.Second {
+		t.Errorf("the panel gave up after %v, before its 5 s", took)
+	}
+}
+
+// silentAddr is the address of a listener that accepts every connection
+// and reads what comes, but never answers, until the test ends.
+func silentAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		conns.Wait()
+	})
+	conns.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() {
+				defer c.Close()
+				_, _ = io.Copy(io.Discard, c)
+			})
+		}
+	})
+	return ln.Addr().String()
 }
 
 // A service URL that is not an http(s) URL (the scheme left out, or
