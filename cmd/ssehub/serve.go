@@ -160,8 +160,15 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- serveOn(srv, ln) }()
+	brokerName, transport := "memory", "gin"
+	if nats != nil {
+		brokerName = "nats"
+	}
+	if m.Config.Stream.Detached() {
+		transport = "detached"
+	}
 	m.Logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "h2c", m.Config.Server.H2C,
-		"allowed_origins", m.Config.CORS.AllowedOrigins)
+		"broker", brokerName, "transport", transport, "allowed_origins", m.Config.CORS.AllowedOrigins)
 	m.logAccess()
 	if m.ready != nil {
 		m.ready <- ln.Addr()
