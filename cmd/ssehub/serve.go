@@ -341,7 +341,9 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // HTTP/2 and resets the connection before its preface (a TLS health check
 // closing with the server's first bytes unread, which resets it) is at
 // debug too: net/http leaves the same probe unlogged when it closes
-// cleanly (EOF). A preface that is not HTTP/2's still warns.
+// cleanly (EOF). A preface that is not HTTP/2's still warns. A client
+// that closes an HTTP/2 connection with GOAWAY and an error code is at
+// debug: net/http leaves one without a code unlogged.
 func serverErrorLog(h slog.Handler) *log.Logger {
 	return log.New(errorLogWriter{h}, "", 0)
 }
@@ -375,6 +377,11 @@ func quietServerError(msg string) bool {
 			}
 		}
 		return false
+	}
+	// A client that closed its HTTP/2 connection with an error code: its
+	// own trouble, or its way to leave.
+	if strings.HasPrefix(msg, "http2: received GOAWAY ") {
+		return true
 	}
 	// A TLS health check that closed with the server's first bytes unread.
 	return strings.HasPrefix(msg, "http2: server: error reading preface from client ") &&
