@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/testpki"
 	"golang.org/x/net/http2"
 )
 
@@ -50,5 +52,37 @@ func TestClientGoAwayLogsNoWarning(t *testing.T) {
 	}
 	if !strings.Contains(line, "level=DEBUG") {
 		t.Errorf("GOAWAY line %q, want a debug line", line)
+	}
+}
+
+// TestTLSClientMistakeLogsNoWarning: a client whose first bytes are not
+// TLS (a port scanner's probe, SSH or SMTP on the wrong port) or that
+// offers only versions the server does not take (TLS 1.0, an old
+// monitoring agent) fails the handshake on the server's side, not the
+// certificate's: net/http's "TLS handshake error" was a warning per
+// connection, at the rate scanners chose; it is at debug, as a probe that
+// says nothing is.
+func TestTLSClientMistakeLogsNoWarning(t *testing.T) {
+	addr, logs, waitClosed := startTLSLogging(t, testpki.New(t))
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "SSH-2.0-OpenSSH_9.6\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed("a connection that is not TLS")
+	conn.Close()
+
+	old, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}) //nolint:gosec // the point
+	if err == nil {
+		old.Close()
+		t.Fatal("a TLS 1.0 client completed the handshake")
+	}
+	waitClosed("a TLS 1.0 client")
+	for line := range strings.Lines(logs.tail(1 << 20)) {
+		if strings.Contains(line, "TLS handshake error") && !strings.Contains(line, "level=DEBUG") {
+			t.Errorf("a client's handshake the server refused: %s", line)
+		}
 	}
 }

@@ -333,9 +333,10 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // balancer's, Kubernetes' tcpSocket probe) or a port scan does that, every
 // few seconds or at the rate it likes: at debug. So is a plain HTTP
 // request, which net/http answers 400 (an HTTP health check given the
-// wrong scheme, a bot trying the port), and a handshake cut by the
+// wrong scheme, a bot trying the port), a handshake cut by the
 // server's own close of the connection (a shutdown closing those that
-// have sent no request). A handshake the client
+// have sent no request), and one the client's bytes failed (not TLS, a
+// version or cipher suites the server does not take). A handshake the client
 // refused (an expired certificate, a chain it cannot verify) ends with its
 // alert, and still warns. A client that completes a handshake offering
 // HTTP/2 and resets the connection before its preface (a TLS health check
@@ -373,6 +374,20 @@ func quietServerError(msg string) bool {
 			": use of closed network connection",               // closed by a shutdown
 		} {
 			if strings.HasSuffix(rest, end) {
+				return true
+			}
+		}
+		// The client's bytes, not the server's certificate, failed it:
+		// not TLS at all (a scanner's probe, another protocol on the
+		// wrong port), or nothing the server takes offered.
+		for _, mistake := range []string{
+			": tls: first record does not look like a TLS handshake",
+			": tls: unsupported SSLv2 handshake received",
+			": tls: client offered only unsupported versions",
+			": tls: no cipher suite supported by both client and server",
+			": tls: client requested unsupported application protocols",
+		} {
+			if strings.Contains(rest, mistake) {
 				return true
 			}
 		}
