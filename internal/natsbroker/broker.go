@@ -275,6 +275,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 	}
 	b.watched, b.auth = make(chan struct{}), authOptions(&opts)
 	go b.watch()
+	opts.Logger.Info("nats connected", "server", nc.ConnectedUrlRedacted(), "stream", opts.Stream)
 	return b, nil
 }
 
