@@ -35,3 +35,31 @@ func TestOpenLogsTheServer(t *testing.T) {
 		t.Errorf("the log holds nats.url's password:\n%s", logs.String())
 	}
 }
+
+// TestOpenLogsNoToken: a token in nats.url (nats://TOKEN@host, as NATS
+// reads a user name without a password) is a secret as a password is:
+// the lines that name the server, at start and on a reconnection, mask it. url.URL's Redacted, which
+// nats.go's ConnectedUrlRedacted uses, masks only a password, and the
+// token was written out whole.
+func TestOpenLogsNoToken(t *testing.T) {
+	const token = "s3cretT0ken"
+	ns := startNATSWith(t, &natsServer{token: token})
+	var logs testlog.Buffer
+	u := "nats://" + token + "@" + strings.TrimPrefix(ns.ClientURL(), "nats://")
+	b, err := Open(t.Context(), Options{URLs: []string{u}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ns.stop()
+	ns.start(t)
+	waitUntil(t, waitLimit, "a reconnection logged", func() bool {
+		return strings.Contains(logs.String(), `msg="nats reconnected"`)
+	})
+	if !strings.Contains(logs.String(), `msg="nats connected"`) {
+		t.Fatalf("no connected line:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), token) {
+		t.Errorf("the log holds nats.url's token:\n%s", logs.String())
+	}
+}
