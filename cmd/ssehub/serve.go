@@ -168,7 +168,9 @@ func (m *Main) Run(ctx context.Context) error {
 		transport = "detached"
 	}
 	m.Logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "h2c", m.Config.Server.H2C,
-		"broker", brokerName, "transport", transport, "allowed_origins", m.Config.CORS.AllowedOrigins)
+		"broker", brokerName, "transport", transport, "allowed_origins", m.Config.CORS.AllowedOrigins,
+		"publish_tokens", len(m.Config.Auth.PublishTokens), "subscribe_tokens", len(m.Config.Auth.SubscribeTokens),
+		"jwt", m.Config.Auth.JWT.Enabled())
 	m.logAccess()
 	if m.ready != nil {
 		m.ready <- ln.Addr()
