@@ -86,3 +86,35 @@ func TestTLSClientMistakeLogsNoWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSSilentClientLogsNoWarning: a client that opens a connection and
+// says nothing until the server gives up on its handshake (a load
+// balancer's TCP check that holds the connection, a scanner, a client
+// holding connections open for nothing) is at debug, as one that closes
+// without a word is: net/http's "TLS handshake error ...: i/o timeout" was
+// a warning per connection, at the rate a client chose.
+func TestTLSSilentClientLogsNoWarning(t *testing.T) {
+	pki := testpki.New(t)
+	cfg := tlsTestConfig(pki)
+	cfg.Server.ReadTimeout = time.Second // the handshake's bound
+	var logs lockedBuffer
+	base, _ := startMainLogging(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// The server closes the connection once its handshake timed out,
+	// after it logged the error.
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "TLS handshake error") {
+			t.Errorf("a client that said nothing: %s", line)
+		}
+	}
+}

@@ -337,7 +337,8 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // request, which net/http answers 400 (an HTTP health check given the
 // wrong scheme, a bot trying the port), a handshake cut by the
 // server's own close of the connection (a shutdown closing those that
-// have sent no request), and one the client's bytes failed (not TLS, a
+// have sent no request), one the client left unfinished until
+// server.read_timeout passed, and one the client's bytes failed (not TLS, a
 // version or cipher suites the server does not take). A handshake the client
 // refused (an expired certificate, a chain it cannot verify) ends with its
 // alert, and still warns. A client that completes a handshake offering
@@ -372,6 +373,7 @@ func quietServerError(msg string) bool {
 	if rest, ok := strings.CutPrefix(msg, "http: TLS handshake error from "); ok {
 		for _, end := range []string{
 			": EOF", ": connection reset by peer", // a TCP probe, a port scan
+			": i/o timeout", // one that held the connection and said nothing
 			": client sent an HTTP request to an HTTPS server", // answered 400
 			": use of closed network connection",               // closed by a shutdown
 		} {
