@@ -1,6 +1,9 @@
 package handler
 
-import "runtime/debug"
+import (
+	"fmt"
+	"runtime/debug"
+)
 
 // stackedPanic is a panic recovered (to write an access line, to end a
 // stream) and raised again: it keeps the stack of where it was first
@@ -9,6 +12,16 @@ import "runtime/debug"
 type stackedPanic struct {
 	value any
 	stack []byte
+}
+
+// Error and Unwrap make a panic with an error read as that error: Gin's
+// recovery lets a broken connection's (http.ErrAbortHandler, EPIPE,
+// ECONNRESET) go without logging or answering it, telling it by its value.
+func (p *stackedPanic) Error() string { return fmt.Sprint(p.value) }
+
+func (p *stackedPanic) Unwrap() error {
+	err, _ := p.value.(error)
+	return err
 }
 
 // withStack returns p, recovered in a deferred function, with the stack

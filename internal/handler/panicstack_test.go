@@ -3,6 +3,7 @@ package handler
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -39,5 +40,26 @@ func TestPanicLineSaysWhere(t *testing.T) {
 		if !strings.Contains(line, "level=ERROR") || !strings.Contains(line, " stack=") || !strings.Contains(line, "handler."+fn+"(") {
 			t.Errorf("GET %s: panic line %.2000q, want an error with the stack through %s", path, line, fn)
 		}
+	}
+}
+
+// TestAbortPanicIsNotLogged: a handler that panics with
+// http.ErrAbortHandler (as httputil.ReverseProxy does when its client is
+// gone) or a broken connection's error is let go without a line, as Gin's
+// recovery does with it: the panic carrying its stack must still read as
+// one, through the access line's recovery that raised it again.
+func TestAbortPanicIsNotLogged(t *testing.T) {
+	var logs testlog.Buffer
+	opts := testOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	ts.h.engine.GET("/abort", func(*gin.Context) { panic(http.ErrAbortHandler) })
+	resp, err := http.Get(ts.URL + "/abort")
+	if err == nil {
+		resp.Body.Close()
+	}
+	ts.waitReturned(t, "/abort")
+	if strings.Contains(logs.String(), "panicked") {
+		t.Errorf("an aborted handler was logged as a panic:\n%s", logs.String())
 	}
 }
