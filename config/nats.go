@@ -98,8 +98,9 @@ func webSocket(scheme string) bool {
 }
 
 // redactURL returns s with the password of its user info, if any,
-// replaced by xxxxx. It works on the text, so a URL that does not parse
-// keeps its password hidden too.
+// replaced by xxxxx, or its user name when it has no password: NATS reads
+// that as a token. It works on the text, so a URL that does not parse
+// keeps its secret hidden too.
 func redactURL(s string) string {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
@@ -111,10 +112,10 @@ func redactURL(s string) string {
 		return s
 	}
 	user, _, hasPassword := strings.Cut(authority[:at], ":")
-	if !hasPassword {
-		return s
-	}
 	out := scheme + "://" + user + ":xxxxx" + authority[at:]
+	if !hasPassword { // a user name alone is a token to NATS: a secret too
+		out = scheme + "://xxxxx" + authority[at:]
+	}
 	if len(authority) < len(rest) {
 		out += "/" + path
 	}

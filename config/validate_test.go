@@ -151,6 +151,9 @@ func TestValidateRejects(t *testing.T) {
 		{"nats url bad port", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://a.test:42x2"} }), `nats.url: "nats://a.test:42x2" is not a NATS server URL (does not parse)`},
 		{"nats url password hidden, unparsable", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:se cret@a.test"} }), `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL (contains white space)`},
 		{"nats url password hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:secret@a.test:4222/x"} }), `nats.url: "nats://u:xxxxx@a.test:4222/x" is not`},
+		// A user name without a password is a token to NATS: a secret.
+		{"nats url token hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://s3cret@a.test:42x2"} }), `nats.url: "nats://xxxxx@a.test:42x2" is not a NATS server URL (does not parse)`},
+		{"nats url token hidden, mixed", onNATS(func(c *Config) { c.NATS.URL = []string{"WS://a.test", "nats://s3cret@b.test"} }), `nats.url: "nats://xxxxx@b.test" is a nats or tls URL among WebSocket ones ("WS://a.test")`},
 		{"nats stream empty", onNATS(func(c *Config) { c.NATS.Stream = "" }), `nats.stream: "" is empty`},
 		{"nats stream dot", onNATS(func(c *Config) { c.NATS.Stream = "SSE.HUB" }), `nats.stream: "SSE.HUB" is not a JetStream stream name`},
 		{"nats stream wildcard", onNATS(func(c *Config) { c.NATS.Stream = "SSE*" }), `nats.stream: "SSE*" is not a JetStream stream name`},

@@ -160,8 +160,17 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- serveOn(srv, ln) }()
+	brokerName, transport := "memory", "gin"
+	if nats != nil {
+		brokerName = "nats"
+	}
+	if m.Config.Stream.Detached() {
+		transport = "detached"
+	}
 	m.Logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "h2c", m.Config.Server.H2C,
-		"allowed_origins", m.Config.CORS.AllowedOrigins)
+		"broker", brokerName, "transport", transport, "allowed_origins", m.Config.CORS.AllowedOrigins,
+		"publish_tokens", len(m.Config.Auth.PublishTokens), "subscribe_tokens", len(m.Config.Auth.SubscribeTokens),
+		"jwt", m.Config.Auth.JWT.Enabled())
 	m.logAccess()
 	if m.ready != nil {
 		m.ready <- ln.Addr()
@@ -326,15 +335,19 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // balancer's, Kubernetes' tcpSocket probe) or a port scan does that, every
 // few seconds or at the rate it likes: at debug. So is a plain HTTP
 // request, which net/http answers 400 (an HTTP health check given the
-// wrong scheme, a bot trying the port), and a handshake cut by the
+// wrong scheme, a bot trying the port), a handshake cut by the
 // server's own close of the connection (a shutdown closing those that
-// have sent no request). A handshake the client
+// have sent no request), one the client left unfinished until
+// server.read_timeout passed, and one the client's bytes failed (not TLS, a
+// version or cipher suites the server does not take). A handshake the client
 // refused (an expired certificate, a chain it cannot verify) ends with its
 // alert, and still warns. A client that completes a handshake offering
 // HTTP/2 and resets the connection before its preface (a TLS health check
 // closing with the server's first bytes unread, which resets it) is at
 // debug too: net/http leaves the same probe unlogged when it closes
-// cleanly (EOF). A preface that is not HTTP/2's still warns.
+// cleanly (EOF). A preface that is not HTTP/2's still warns. A client
+// that closes an HTTP/2 connection with GOAWAY and an error code is at
+// debug: net/http leaves one without a code unlogged.
 func serverErrorLog(h slog.Handler) *log.Logger {
 	return log.New(errorLogWriter{h}, "", 0)
 }
@@ -360,6 +373,7 @@ func quietServerError(msg string) bool {
 	if rest, ok := strings.CutPrefix(msg, "http: TLS handshake error from "); ok {
 		for _, end := range []string{
 			": EOF", ": connection reset by peer", // a TCP probe, a port scan
+			": i/o timeout", // one that held the connection and said nothing
 			": client sent an HTTP request to an HTTPS server", // answered 400
 			": use of closed network connection",               // closed by a shutdown
 		} {
@@ -367,7 +381,26 @@ func quietServerError(msg string) bool {
 				return true
 			}
 		}
+		// The client's bytes, not the server's certificate, failed it:
+		// not TLS at all (a scanner's probe, another protocol on the
+		// wrong port), or nothing the server takes offered.
+		for _, mistake := range []string{
+			": tls: first record does not look like a TLS handshake",
+			": tls: unsupported SSLv2 handshake received",
+			": tls: client offered only unsupported versions",
+			": tls: no cipher suite supported by both client and server",
+			": tls: client requested unsupported application protocols",
+		} {
+			if strings.Contains(rest, mistake) {
+				return true
+			}
+		}
 		return false
+	}
+	// A client that closed its HTTP/2 connection with an error code: its
+	// own trouble, or its way to leave.
+	if strings.HasPrefix(msg, "http2: received GOAWAY ") {
+		return true
 	}
 	// A TLS health check that closed with the server's first bytes unread.
 	return strings.HasPrefix(msg, "http2: server: error reading preface from client ") &&

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 )
@@ -44,6 +45,8 @@ type Conn struct {
 	err      error // the write that failed: nothing more can be sent
 	ended    bool  // WriteLast ended the body
 	answered bool  // the group's answer to a panic went out (answerPanic)
+	// panicStack is the stack of a step's panic (run).
+	panicStack []byte
 }
 
 // maxIdleOut is the largest scratch buffer a Conn keeps once its writes
@@ -208,7 +211,11 @@ func (c *Conn) end(panicked any, done func(panicked any)) {
 // run calls step until the response is over and returns what step
 // panicked with, if it did.
 func (c *Conn) run(step func(w io.Writer) bool) (panicked any) {
-	defer func() { panicked = recover() }()
+	defer func() {
+		if panicked = recover(); panicked != nil {
+			c.panicStack = debug.Stack()
+		}
+	}()
 	gone := c.ctx.Done()
 	for {
 		select {
@@ -259,6 +266,13 @@ func (c *Conn) answerPanic() {
 // Serve calls when the response ends.
 func (c *Conn) AnsweredPanic() bool {
 	return c.answered
+}
+
+// PanicStack returns the stack of the panic in a step, where it was
+// raised; nil when no step panicked. For the function Serve calls when
+// the response ends.
+func (c *Conn) PanicStack() []byte {
+	return c.panicStack
 }
 
 // cut closes the connection under TLS, if any, for a response that

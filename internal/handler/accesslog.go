@@ -26,7 +26,7 @@ func (h *Handler) accessLog(c *gin.Context) {
 				bytes = c.Writer.Size()
 			}
 			h.access(c, http.StatusInternalServerError, bytes, start)
-			panic(p)
+			panic(withStack(p)) // raised again here: keep where it was raised
 		}
 	}()
 	c.Next()

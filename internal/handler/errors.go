@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -219,7 +220,9 @@ var streamHeaders = []string{"Content-Type", "Cache-Control", "X-Accel-Buffering
 // its connection is cut instead, so the client sees it fail rather than
 // end cleanly.
 func (h *Handler) recovered(c *gin.Context, err any) {
-	h.log.Error("handler panicked", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(c.Request.URL.Path, maxLoggedPath), "panic", err)
+	value, stack := unstack(err, debug.Stack())
+	h.log.Error("handler panicked", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(c.Request.URL.Path, maxLoggedPath),
+		"panic", value, "stack", stack)
 	c.Abort()
 	if c.Writer.Written() {
 		panic(http.ErrAbortHandler) // net/http closes the connection without a word

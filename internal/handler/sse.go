@@ -158,7 +158,7 @@ func (st *streamStart) end() {
 	if st.s != nil && st.s.running {
 		return
 	}
-	p := recover()
+	p := withStack(recover())
 	if s := st.s; s != nil {
 		c := s.c // run lets go of it, when detached
 		stepped := false
@@ -173,7 +173,8 @@ func (st *streamStart) end() {
 			return false
 		}, func() {
 			if p != nil && !stepped && s.conn != nil {
-				s.h.log.Error("stream panicked", "path", s.access.path, "panic", p, "answered_500", false)
+				value, stack := unstack(p, nil)
+				s.h.log.Error("stream panicked", "path", s.access.path, "panic", value, "stack", stack, "answered_500", false)
 			}
 			if st.undo != nil {
 				st.undo()
@@ -252,7 +253,8 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 		s.c = nil
 		s.conn.Serve(step, func(panicked any) {
 			if panicked != nil {
-				s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked,
+				value, stack := unstack(panicked, s.conn.PanicStack())
+				s.h.log.Error("stream panicked", "path", s.access.path, "panic", value, "stack", stack,
 					"answered_500", s.conn.AnsweredPanic())
 				s.stop(errPanicked)
 			}
@@ -269,7 +271,7 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 		if s.gw.err == nil {
 			c.Writer = w
 		}
-		p := recover()
+		p := withStack(recover())
 		if p != nil {
 			s.stop(errPanicked)
 		}
@@ -322,10 +324,11 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 // recovers it, and the process would end.
 func (s *sseStream) finish(cleanup func()) (panicked any) {
 	defer func() {
-		if panicked = recover(); panicked != nil {
+		if panicked = withStack(recover()); panicked != nil {
 			s.stop(errPanicked)
 			if s.conn != nil {
-				s.h.log.Error("stream panicked", "path", s.access.path, "panic", panicked)
+				value, stack := unstack(panicked, nil)
+				s.h.log.Error("stream panicked", "path", s.access.path, "panic", value, "stack", stack)
 			}
 		}
 		s.close()

@@ -241,7 +241,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 			opts.Logger.Warn("nats error", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			opts.Logger.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+			opts.Logger.Info("nats reconnected", "server", redacted(nc.ConnectedUrl()))
 			// What the server sent the consumer meanwhile is lost.
 			if h := b.cur.Load(); h != nil {
 				h.live.reset()
@@ -275,6 +275,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 	}
 	b.watched, b.auth = make(chan struct{}), authOptions(&opts)
 	go b.watch()
+	opts.Logger.Info("nats connected", "server", redacted(nc.ConnectedUrl()), "stream", opts.Stream)
 	return b, nil
 }
 

@@ -43,6 +43,8 @@ type natsServer struct {
 	// "restricted") may not publish to; a client without credentials is
 	// then a user who may publish anywhere.
 	denied []string
+	// token, when set, is the token every client must give.
+	token string
 }
 
 // restrictedURL is ns's URL as the user whose publishes denied leaves out.
@@ -97,6 +99,7 @@ func (ns *natsServer) options() *server.Options {
 		NoLog: true, NoSigs: true, MaxPayload: ns.maxPayload,
 		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: ns.maxConsumers},
 	}
+	opts.Authorization = ns.token
 	if ns.denied != nil {
 		opts.Users = []*server.User{
 			{Username: "anyone", Password: "anyone"},

@@ -247,6 +247,25 @@ func hostOf(server string) string {
 	return u.Host
 }
 
+// redacted returns server, a NATS URL, with the secret its user info
+// holds masked, for a log line: a password, as url.URL's Redacted (and
+// nats.go's ConnectedUrlRedacted) masks it, and a token, a user name
+// without a password as NATS reads one (authOptions), which they leave.
+func redacted(server string) string {
+	u, err := url.Parse(server)
+	switch {
+	case err != nil:
+		return "" // nats.go's URLs parse
+	case u.User == nil:
+		return server
+	}
+	if _, ok := u.User.Password(); ok {
+		return u.Redacted()
+	}
+	u.User = url.User("xxxxx")
+	return u.String()
+}
+
 // secureOptions are the credentials file and the CAs of opts, for every
 // connection.
 func secureOptions(opts *Options) []nats.Option {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 )
 
@@ -39,8 +40,23 @@ func (l *logger) fatal() string {
 	return l.firstFatal
 }
 
-// Noticef logs a notice at debug level.
-func (l *logger) Noticef(format string, v ...any) { l.emit(slog.LevelDebug, format, v) }
+// Noticef logs a notice at debug level, but for a client cut off as a
+// slow consumer, a warning: the server says it in a notice, and the
+// client is ssehub's own connection, whose broker warns that it was lost
+// without knowing why.
+func (l *logger) Noticef(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	level := slog.LevelDebug
+	if strings.Contains(msg, slowConsumer) {
+		level = slog.LevelWarn
+	}
+	l.emit(level, "%s", []any{msg})
+}
+
+// slowConsumer is in the server's notice of a client it cuts off for
+// falling behind ("... - Slow Consumer Detected: MaxPending of ...
+// Exceeded", or "WriteDeadline of ... exceeded").
+const slowConsumer = "Slow Consumer Detected"
 
 // Warnf logs a warning.
 func (l *logger) Warnf(format string, v ...any) { l.emit(slog.LevelWarn, format, v) }

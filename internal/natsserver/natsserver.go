@@ -37,7 +37,8 @@ type Options struct {
 	// missing. Streams kept there (with file storage) outlive the process.
 	StoreDir string
 	// Logger receives the server's warnings and errors, and its notices
-	// and debug lines at debug level (its start-up banner is 30 lines).
+	// and debug lines at debug level (its start-up banner is 30 lines),
+	// but for a slow consumer's, a warning.
 	// Nil: nothing is logged.
 	Logger *slog.Logger
 	// MaxPayload is the largest message the server accepts, in bytes.
