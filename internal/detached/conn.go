@@ -45,8 +45,6 @@ type Conn struct {
 	err      error // the write that failed: nothing more can be sent
 	ended    bool  // WriteLast ended the body
 	answered bool  // the group's answer to a panic went out (answerPanic)
-	// panicStack is the stack of a step's panic (run).
-	panicStack []byte
 }
 
 // maxIdleOut is the largest scratch buffer a Conn keeps once its writes
@@ -173,16 +171,18 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // response, closes the connection, waits for the reading goroutine to
 // end, and calls done. A panic in step cuts the connection, or, before
 // anything was written, answers with the group's panic answer
-// (AnswerPanics); it is passed to done (nil when step did not panic).
+// (AnswerPanics); it is passed to done (nil when step did not panic),
+// with the stack of where it was raised.
 // Call Serve once.
 //
 // The first step runs there too, not on the caller's goroutine: net/http's,
 // deep in a handler chain, whose stack the first write grew to 8 KiB, and
 // a crowd that connects at once holds thousands of those: about 1 KB more
 // per stream in docs/BENCHMARKS.md's fan-out.
-func (c *Conn) Serve(step func(w io.Writer) bool, done func(panicked any)) {
+func (c *Conn) Serve(step func(w io.Writer) bool, done func(panicked any, stack []byte)) {
 	go func() {
-		c.end(c.run(step), done)
+		panicked, stack := c.run(step)
+		c.end(panicked, stack, done)
 	}()
 }
 
@@ -190,7 +190,7 @@ func (c *Conn) Serve(step func(w io.Writer) bool, done func(panicked any)) {
 // calls done. A response whose client went away before its end is not
 // ended but cut: a client that only closed its side of the connection
 // (which reads as gone) and reads on must not take it for complete.
-func (c *Conn) end(panicked any, done func(panicked any)) {
+func (c *Conn) end(panicked any, stack []byte, done func(panicked any, stack []byte)) {
 	defer c.group.done(c)
 	gone := c.ctx.Err() != nil && !c.ended
 	switch {
@@ -205,27 +205,27 @@ func (c *Conn) end(panicked any, done func(panicked any)) {
 	}
 	_ = c.conn.Close()
 	<-c.ctx.Done() // the reader ends with the connection
-	done(panicked)
+	done(panicked, stack)
 }
 
 // run calls step until the response is over and returns what step
-// panicked with, if it did.
-func (c *Conn) run(step func(w io.Writer) bool) (panicked any) {
+// panicked with, if it did, and the stack of where it was raised.
+func (c *Conn) run(step func(w io.Writer) bool) (panicked any, stack []byte) {
 	defer func() {
 		if panicked = recover(); panicked != nil {
-			c.panicStack = debug.Stack()
+			stack = debug.Stack()
 		}
 	}()
 	gone := c.ctx.Done()
 	for {
 		select {
 		case <-gone:
-			return nil
+			return nil, nil
 		default:
 		}
 		more := step(c)
 		if err := c.Flush(); err != nil || !more {
-			return nil
+			return nil, nil
 		}
 	}
 }
@@ -266,13 +266,6 @@ func (c *Conn) answerPanic() {
 // Serve calls when the response ends.
 func (c *Conn) AnsweredPanic() bool {
 	return c.answered
-}
-
-// PanicStack returns the stack of the panic in a step, where it was
-// raised; nil when no step panicked. For the function Serve calls when
-// the response ends.
-func (c *Conn) PanicStack() []byte {
-	return c.panicStack
 }
 
 // cut closes the connection under TLS, if any, for a response that

@@ -328,7 +328,7 @@ func TestEachWriteIsOneConnWrite(t *testing.T) {
 			}
 			_, _ = w.(*Conn).WriteLast([]byte("data: two\n\n"))
 			return false
-		}, func(any) { close(writes) })
+		}, func(any, []byte) { close(writes) })
 	}))
 	s.Listener = recordingListener{s.Listener, writes}
 	s.Start()
@@ -458,7 +458,7 @@ func TestTLSResponseEndsAtOnceAfterAFailedWrite(t *testing.T) {
 			}
 			failed <- time.Now()
 			return true // the failed write, not the step, must end it
-		}, func(any) { ended <- time.Now() })
+		}, func(any, []byte) { ended <- time.Now() })
 	}))
 	s.StartTLS()
 	t.Cleanup(s.Close)
@@ -513,7 +513,7 @@ func TestPanicBeforeAnyWrite(t *testing.T) {
 				// Middleware may set headers once the handler returned,
 				// while the answer goes out: not the answer's.
 				w.Header().Set("X-Late", "1")
-				c.Serve(func(io.Writer) bool { panic(errBoom) }, func(p any) {
+				c.Serve(func(io.Writer) bool { panic(errBoom) }, func(p any, _ []byte) {
 					if !c.AnsweredPanic() {
 						t.Error("AnsweredPanic is false: the answer went out")
 					}
@@ -612,7 +612,7 @@ func TestCloseConnsOverTLSEndsAtOnce(t *testing.T) {
 			case <-c.Context().Done():
 			}
 			return false
-		}, func(any) {})
+		}, func(any, []byte) {})
 	})}
 	go func() { _ = srv.Serve(tls.NewListener(ln, ts.TLS)) }()
 	defer close(ln.done)

@@ -43,7 +43,7 @@ func serve(t testing.TB, g *Group, hdr http.Header, newStep func(c *Conn) func(w
 			http.Error(w, "not taken", http.StatusServiceUnavailable)
 			return
 		}
-		c.Serve(newStep(c), func(panicked any) { s.ended <- panicked })
+		c.Serve(newStep(c), func(panicked any, _ []byte) { s.ended <- panicked })
 	}))
 	t.Cleanup(func() {
 		g.Close()

@@ -251,9 +251,9 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	s.running = true
 	if s.conn != nil {
 		s.c = nil
-		s.conn.Serve(step, func(panicked any) {
+		s.conn.Serve(step, func(panicked any, stack []byte) {
 			if panicked != nil {
-				value, stack := unstack(panicked, s.conn.PanicStack())
+				value, stack := unstack(panicked, stack)
 				s.h.log.Error("stream panicked", "path", s.access.path, "panic", value, "stack", stack,
 					"answered_500", s.conn.AnsweredPanic())
 				s.stop(errPanicked)
