@@ -42,6 +42,11 @@ def load(paths):
     return [read_report(p) for p in paths]
 
 
+def read_file(path):
+    with open(path) as f:
+        return f.read()
+
+
 def read_report(path):
     """The report at path. A file ssebench left empty or cut off (it was
     killed, or refused its flags) is a run cut short: an aborted report
@@ -335,7 +340,7 @@ def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
             return float("nan")
         for r in range(1, runs + 1):
             try:
-                rep = json.load(open(f"{out}/{scenario}/{broker}-{r}.json"))
+                rep = json.loads(read_file(f"{out}/{scenario}/{broker}-{r}.json"))
                 if rep.get("aborted"):  # cut short: its figures are not a run's
                     left_out.add(f"- left out: {scenario} {broker} run {r}, aborted: {rep['aborted']}")
                     continue
@@ -364,10 +369,10 @@ def nats(out, runs, events, scenarios=("publish", "fanout", "replay")):
         print(f"| publish, requests/s | {m:.0f} | {n:.0f} | nats >= 0.5 x memory | {'yes' if n >= 0.5 * m else 'no'}{ratio} |")
 
         def cpu(broker, r):  # CPU µs per accepted publish: servers, ssebench
-            rep = json.load(open(f"{out}/publish/{broker}-{r}.json"))
+            rep = json.loads(read_file(f"{out}/publish/{broker}-{r}.json"))
             if rep.get("aborted"):  # left out of the medians above too
                 raise ValueError(rep["aborted"])
-            servers = [float(x) for x in open(f"{out}/publish/{broker}-{r}.cpu").read().split()]
+            servers = [float(x) for x in read_file(f"{out}/publish/{broker}-{r}.cpu").split()]
             if any(x < 0 for x in servers):  # a process that was gone at the end
                 raise UnknownCPU(" ".join(f"{x:.2f}" for x in servers))
             ok = rep["publish"]["ok"]
