@@ -35,7 +35,10 @@ func natsServers(cfg config.Config, log *slog.Logger) (url string, stop func(), 
 		}
 		return "", nil, err
 	}
-	log.Info("embedded NATS server started", "url", url, "store_dir", cfg.NATS.StoreDir)
+	// Its URL holds the token a client needs: the log names the server
+	// without it.
+	_, hostPort, _ := strings.Cut(url, "@")
+	log.Info("embedded NATS server started", "url", "nats://"+hostPort, "store_dir", cfg.NATS.StoreDir)
 	return url, stop, nil
 }
 

@@ -26,13 +26,19 @@ func TestNATSServers(t *testing.T) {
 
 	cfg.NATS.Embedded = true
 	cfg.NATS.StoreDir = filepath.Join(t.TempDir(), "data/nats")
-	url, stop, err = natsServers(cfg, log)
+	var logged bytes.Buffer
+	url, stop, err = natsServers(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
-	if !strings.HasPrefix(url, "nats://127.0.0.1:") {
-		t.Errorf("embedded server at %q, want loopback", url)
+	token, hostPort, _ := strings.Cut(strings.TrimPrefix(url, "nats://"), "@")
+	if token == "" || !strings.HasPrefix(hostPort, "127.0.0.1:") {
+		t.Errorf("embedded server at %q, want loopback, with a token", url)
+	}
+	// The token stays out of the log, which names the server.
+	if line := logged.String(); strings.Contains(line, token) || !strings.Contains(line, "url=nats://"+hostPort) {
+		t.Errorf("start-up log %q: want the URL without the token", line)
 	}
 	nc, err := nats.Connect(url)
 	if err != nil {

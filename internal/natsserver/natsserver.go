@@ -6,10 +6,13 @@
 package natsserver
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +54,7 @@ type Options struct {
 
 // Start starts a NATS server with JetStream on, storing in o.StoreDir and
 // listening on a random port of 127.0.0.1 only, and waits until it accepts
-// connections. It returns the URL to connect to (nats://127.0.0.1:PORT)
+// connections. It returns the URL to connect to (nats://TOKEN@127.0.0.1:PORT)
 // and stop, which shuts the server down, closing its clients'
 // connections, and returns once every goroutine of the server has ended
 // and its store is flushed and closed. stop may be called more than once
@@ -75,14 +78,24 @@ func Start(o Options) (clientURL string, stop func(), err error) {
 	if ready == 0 {
 		ready = defaultReadyTimeout
 	}
+	// The loopback address is reached by every process of the machine
+	// (of a pod's containers, of a container on the host's network): a
+	// client without this token, made anew at each start and known to
+	// the URL returned only, is refused. It could read every event
+	// whatever the subscribe tokens, and store events whatever the
+	// publish tokens.
+	var secret [32]byte
+	_, _ = rand.Read(secret[:]) // never fails (crypto/rand)
+	token := hex.EncodeToString(secret[:])
 	s, err := server.NewServer(&server.Options{
-		ServerName: "ssehub-embedded",
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   o.StoreDir,
-		MaxPayload: o.MaxPayload,
-		NoSigs:     true,
+		ServerName:    "ssehub-embedded",
+		Host:          "127.0.0.1",
+		Port:          server.RANDOM_PORT,
+		Authorization: token,
+		JetStream:     true,
+		StoreDir:      o.StoreDir,
+		MaxPayload:    o.MaxPayload,
+		NoSigs:        true,
 	})
 	if err != nil {
 		unlock()
@@ -108,5 +121,5 @@ func Start(o Options) (clientURL string, stop func(), err error) {
 		stop()
 		return "", nil, errors.New("embedded NATS server: JetStream did not start")
 	}
-	return s.ClientURL(), stop, nil
+	return "nats://" + token + "@" + strings.TrimPrefix(s.ClientURL(), "nats://"), stop, nil
 }

@@ -2,6 +2,7 @@ package natsserver
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -55,8 +56,8 @@ func connect(t *testing.T, url string) jetstream.JetStream {
 func TestRestartKeepsStream(t *testing.T) {
 	dir := t.TempDir()
 	url, stop := start(t, dir, nil)
-	if !regexp.MustCompile(`^nats://127\.0\.0\.1:[1-9][0-9]*$`).MatchString(url) {
-		t.Errorf("client URL %q, want nats://127.0.0.1:PORT", url)
+	if !regexp.MustCompile(`^nats://[0-9a-f]{64}@127\.0\.0\.1:[1-9][0-9]*$`).MatchString(url) {
+		t.Errorf("client URL %q, want nats://TOKEN@127.0.0.1:PORT", url)
 	}
 	js := connect(t, url)
 	s, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
@@ -105,6 +106,29 @@ func TestRestartKeepsStream(t *testing.T) {
 	if err != nil || ack.Sequence != 4 {
 		t.Errorf("publish after restart: %+v, %v; want sequence 4", ack, err)
 	}
+}
+
+// TestClientsNeedTheToken: the server listens on the loopback address,
+// which every process of the machine (of a pod, of a container on the
+// host's network) reaches. A client without the token start gave ssehub
+// is refused: it could read every event, whatever ssehub's subscribe
+// tokens, and store events, whatever its publish tokens.
+func TestClientsNeedTheToken(t *testing.T) {
+	url, _ := start(t, t.TempDir(), nil)
+	hostPort := strings.TrimPrefix(url, "nats://")
+	if _, after, ok := strings.Cut(hostPort, "@"); ok {
+		hostPort = after
+	}
+	for _, other := range []string{"nats://" + hostPort, "nats://wrong@" + hostPort} {
+		nc, err := nats.Connect(other, nats.NoReconnect())
+		if err == nil {
+			nc.Close()
+			t.Errorf("a client connected to %s", other)
+		} else if !errors.Is(err, nats.ErrAuthorization) {
+			t.Errorf("connect to %s: %v, want %v", other, err, nats.ErrAuthorization)
+		}
+	}
+	connect(t, url) // the URL start returned still connects
 }
 
 // TestStop checks that stop closes clients' connections, frees the port,
