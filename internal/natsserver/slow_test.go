@@ -3,6 +3,8 @@ package natsserver
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -40,7 +42,8 @@ func TestSlowConsumerWarns(t *testing.T) {
 	if _, err := bufio.NewReader(slow).ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := slow.Write([]byte("CONNECT {\"verbose\":false}\r\nSUB slow 1\r\nPING\r\n")); err != nil {
+	connect := fmt.Sprintf("CONNECT {\"verbose\":false,\"auth_token\":%q}\r\nSUB slow 1\r\nPING\r\n", pu.User.Username())
+	if _, err := io.WriteString(slow, connect); err != nil {
 		t.Fatal(err)
 	}
 	nc, err := nats.Connect(u)
