@@ -94,7 +94,9 @@ func (h *Handler) subscribe(c *gin.Context) {
 	// Without a last event id there is nothing to replay: Replay is not
 	// asked (it would take the broker's lock once more per stream).
 	l := &subscriptionLoop{s: s, sub: sub, replayed: lastID == "", timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), wait: wait}
-	l.resume = func() (stream.Subscription, error) { return h.subscribeBroker(ctx, patterns, lastID) }
+	if lastID != "" { // a resume: only its replay can be overtaken (resubscribe)
+		l.resume = func() (stream.Subscription, error) { return h.subscribeBroker(ctx, patterns, lastID) }
+	}
 	// Where the client stands: the id its first event comes after. (A
 	// broker's id that is not a number leaves it 0: Idle's ids are.)
 	l.at, _ = strconv.ParseUint(sub.Position(), 10, 64)
