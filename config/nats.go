@@ -100,26 +100,40 @@ func webSocket(scheme string) bool {
 // redactURL returns s with the password of its user info, if any,
 // replaced by xxxxx, or its user name when it has no password: NATS reads
 // that as a token. It works on the text, so a URL that does not parse
-// keeps its secret hidden too.
+// keeps its secret hidden too; so does one without its scheme
+// (user:password@host), whose user info is what follows the last slash
+// before its last @.
 func redactURL(s string) string {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
-		return s
+		at := strings.LastIndex(s, "@")
+		if at < 0 {
+			return s
+		}
+		start := strings.LastIndex(s[:at], "/") + 1
+		return s[:start] + redactUserinfo(s[start:at]) + s[at:]
 	}
 	authority, path, _ := strings.Cut(rest, "/")
 	at := strings.LastIndex(authority, "@")
 	if at < 0 {
 		return s
 	}
-	user, _, hasPassword := strings.Cut(authority[:at], ":")
-	out := scheme + "://" + user + ":xxxxx" + authority[at:]
-	if !hasPassword { // a user name alone is a token to NATS: a secret too
-		out = scheme + "://xxxxx" + authority[at:]
-	}
+	out := scheme + "://" + redactUserinfo(authority[:at]) + authority[at:]
 	if len(authority) < len(rest) {
 		out += "/" + path
 	}
 	return out
+}
+
+// redactUserinfo returns a URL's user info with its password replaced by
+// xxxxx, or all of it when it has no password: a user name alone is a
+// token to NATS, a secret too.
+func redactUserinfo(userinfo string) string {
+	user, _, hasPassword := strings.Cut(userinfo, ":")
+	if !hasPassword {
+		return "xxxxx"
+	}
+	return user + ":xxxxx"
 }
 
 // checkStreamName checks a JetStream stream name as the server does: not
