@@ -100,29 +100,23 @@ func webSocket(scheme string) bool {
 // redactURL returns s with the password of its user info, if any,
 // replaced by xxxxx, or its user name when it has no password: NATS reads
 // that as a token. It works on the text, so a URL that does not parse
-// keeps its secret hidden too; so does one without its scheme
-// (user:password@host), whose user info is what follows the last slash
-// before its last @.
+// keeps its secret hidden too: the user info is all that comes before the
+// last @, from the start of the authority (after ://, or after :/ or at
+// the start for a URL missing its scheme or a slash). A slash in a
+// password or token (base64's alphabet has one) would end it early to a
+// URL parser. An @ in a ws URL's path or query masks more than it must.
 func redactURL(s string) string {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		at := strings.LastIndex(s, "@")
-		if at < 0 {
-			return s
-		}
-		start := strings.LastIndex(s[:at], "/") + 1
-		return s[:start] + redactUserinfo(s[start:at]) + s[at:]
-	}
-	authority, path, _ := strings.Cut(rest, "/")
-	at := strings.LastIndex(authority, "@")
+	at := strings.LastIndex(s, "@")
 	if at < 0 {
 		return s
 	}
-	out := scheme + "://" + redactUserinfo(authority[:at]) + authority[at:]
-	if len(authority) < len(rest) {
-		out += "/" + path
+	start := 0
+	if i := strings.Index(s[:at], "://"); i >= 0 {
+		start = i + len("://")
+	} else if i := strings.Index(s[:at], ":/"); i >= 0 {
+		start = i + len(":/")
 	}
-	return out
+	return s[:start] + redactUserinfo(s[start:at]) + s[at:]
 }
 
 // redactUserinfo returns a URL's user info with its password replaced by
