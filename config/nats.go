@@ -100,26 +100,34 @@ func webSocket(scheme string) bool {
 // redactURL returns s with the password of its user info, if any,
 // replaced by xxxxx, or its user name when it has no password: NATS reads
 // that as a token. It works on the text, so a URL that does not parse
-// keeps its secret hidden too.
+// keeps its secret hidden too: the user info is all that comes before the
+// last @, from the start of the authority (after ://, or after :/ or at
+// the start for a URL missing its scheme or a slash). A slash in a
+// password or token (base64's alphabet has one) would end it early to a
+// URL parser. An @ in a ws URL's path or query masks more than it must.
 func redactURL(s string) string {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return s
-	}
-	authority, path, _ := strings.Cut(rest, "/")
-	at := strings.LastIndex(authority, "@")
+	at := strings.LastIndex(s, "@")
 	if at < 0 {
 		return s
 	}
-	user, _, hasPassword := strings.Cut(authority[:at], ":")
-	out := scheme + "://" + user + ":xxxxx" + authority[at:]
-	if !hasPassword { // a user name alone is a token to NATS: a secret too
-		out = scheme + "://xxxxx" + authority[at:]
+	start := 0
+	if i := strings.Index(s[:at], "://"); i >= 0 {
+		start = i + len("://")
+	} else if i := strings.Index(s[:at], ":/"); i >= 0 {
+		start = i + len(":/")
 	}
-	if len(authority) < len(rest) {
-		out += "/" + path
+	return s[:start] + redactUserinfo(s[start:at]) + s[at:]
+}
+
+// redactUserinfo returns a URL's user info with its password replaced by
+// xxxxx, or all of it when it has no password: a user name alone is a
+// token to NATS, a secret too.
+func redactUserinfo(userinfo string) string {
+	user, _, hasPassword := strings.Cut(userinfo, ":")
+	if !hasPassword {
+		return "xxxxx"
 	}
-	return out
+	return user + ":xxxxx"
 }
 
 // checkStreamName checks a JetStream stream name as the server does: not

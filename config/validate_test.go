@@ -153,6 +153,14 @@ func TestValidateRejects(t *testing.T) {
 		{"nats url password hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:secret@a.test:4222/x"} }), `nats.url: "nats://u:xxxxx@a.test:4222/x" is not`},
 		// A user name without a password is a token to NATS: a secret.
 		{"nats url token hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://s3cret@a.test:42x2"} }), `nats.url: "nats://xxxxx@a.test:42x2" is not a NATS server URL (does not parse)`},
+		// Without its scheme the user info is still a secret.
+		{"nats url token hidden, no scheme", onNATS(func(c *Config) { c.NATS.URL = []string{"s3cret@a.test:4222"} }), `nats.url: "xxxxx@a.test:4222" is not a NATS server URL (no scheme`},
+		{"nats url password hidden, no scheme", onNATS(func(c *Config) { c.NATS.URL = []string{"u:secret@a.test:4222"} }), `nats.url: "u:xxxxx@a.test:4222" is not a NATS server URL (no scheme`},
+		{"nats url password hidden, one slash", onNATS(func(c *Config) { c.NATS.URL = []string{"nats:/u:secret@a.test:4222"} }), `nats.url: "nats:/u:xxxxx@a.test:4222" is not a NATS server URL (no scheme`},
+		// A slash in a password or token (base64's alphabet has one) ends
+		// the authority early, to a URL parser.
+		{"nats url password with slash hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:se/cret@a.test"} }), `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL`},
+		{"nats url token with slash hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://s3c/ret@a.test:4222"} }), `nats.url: "nats://xxxxx@a.test:4222" is not a NATS server URL`},
 		{"nats url token hidden, mixed", onNATS(func(c *Config) { c.NATS.URL = []string{"WS://a.test", "nats://s3cret@b.test"} }), `nats.url: "nats://xxxxx@b.test" is a nats or tls URL among WebSocket ones ("WS://a.test")`},
 		{"nats stream empty", onNATS(func(c *Config) { c.NATS.Stream = "" }), `nats.stream: "" is empty`},
 		{"nats stream dot", onNATS(func(c *Config) { c.NATS.Stream = "SSE.HUB" }), `nats.stream: "SSE.HUB" is not a JetStream stream name`},

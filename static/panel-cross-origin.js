@@ -120,10 +120,12 @@ export default {
         // and so did a stream cut before its end, but neither ran to its
         // end: an error, with the lines that came.
         error.value = String(err);
+        // A page cannot tell a connect nothing answers (no SYN
+        // answered) from a connection taken and left silent.
         if (err.name === "TimeoutError") {
           error.value =
             state.value === "connecting"
-              ? `no answer from ${base} after ${SILENCE_MS / 1000} s: it took the connection, and said nothing`
+              ? `no answer from ${base} after ${SILENCE_MS / 1000} s: nothing answers at that address (a host down or cut off), or a service took the connection and said nothing`
               : `the stream went silent for ${SILENCE_MS / 1000} s`;
           state.value = "error";
           return;

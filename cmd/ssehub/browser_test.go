@@ -1124,6 +1124,30 @@ func silentAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// A host that answers no connect at all (powered off, cut off by the
+// network: no SYN is answered) is silent too, and the page cannot tell it
+// from a service that took the connection: the panel's error says either
+// may be, where it said the service took the connection.
+func TestBrowserCrossOriginNoAnswerToConnect(t *testing.T) {
+	page := newSecondOrigin(t)
+	service := "http://" + startUnansweringUpstream(t)
+	ctx := newBrowser(t)
+	runPage(t, ctx, page+"/?service="+url.QueryEscape(service),
+		chromedp.Click(chromedp.CSS("#xo-start")),
+		waitJS(`!["idle", "connecting"].includes(document.querySelector("#xo-state").textContent.trim())`),
+	)
+	if got := mustRun(t, ctx, textOf("#xo-state")); got != "error" {
+		t.Errorf("state %q, want error", got)
+	}
+	got := mustRun(t, ctx, textOf("#xo-error"))
+	if !strings.Contains(got, "no answer from "+service+" after 5 s") {
+		t.Errorf("error %q, want that %s did not answer in 5 s", got, service)
+	}
+	if strings.Contains(got, "it took the connection") || !strings.Contains(got, "nothing answers at that address") {
+		t.Errorf("error %q for a host that took no connection: want it to say that nothing may answer there", got)
+	}
+}
+
 // A service URL that is not an http(s) URL (the scheme left out, or
 // misspelt) is an error the cross-origin panel names, with no request:
 // fetch would fail as a CORS refusal does, and the panel blamed

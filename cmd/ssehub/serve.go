@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ssehub/ssehub/config"
@@ -131,6 +132,8 @@ func (m *Main) Run(ctx context.Context) error {
 	h := handler.New(opts)
 	var conns openConns
 	var running handlers
+	errLog, flushErrLog := serverErrorLog(m.Logger.Handler())
+	defer flushErrLog()
 	srv := &http.Server{
 		Handler: running.serve(h),
 		// ReadTimeout bounds reading a request, body included: a body
@@ -141,7 +144,7 @@ func (m *Main) Run(ctx context.Context) error {
 		IdleTimeout:       idleTimeout,
 		TLSConfig:         tlsConfig,
 		Protocols:         serverProtocols(m.Config.Server),
-		ErrorLog:          serverErrorLog(m.Logger.Handler()),
+		ErrorLog:          errLog,
 		ConnState: func(c net.Conn, state http.ConnState) {
 			conns.track(c, state)
 			if m.connState != nil {
@@ -348,23 +351,91 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // cleanly (EOF). A preface that is not HTTP/2's still warns. A client
 // that closes an HTTP/2 connection with GOAWAY and an error code is at
 // debug: net/http leaves one without a code unlogged.
-func serverErrorLog(h slog.Handler) *log.Logger {
-	return log.New(errorLogWriter{h}, "", 0)
+//
+// A failed accept (the process at its open files limit, EMFILE) net/http
+// logs at each retry, 5 ms after the failure before, doubling to 1 s, and
+// 5 ms again after each accept that succeeds: with clients that keep
+// coming, a line every few milliseconds. The first is logged at once, and
+// those that follow within acceptErrorWindow make one line a window, the
+// last of them with their count. flush writes the open window's line and
+// makes later ones log at once; call it when the server is done.
+func serverErrorLog(h slog.Handler) (errLog *log.Logger, flush func()) {
+	w := &errorLogWriter{h: h}
+	return log.New(w, "", 0), w.close
 }
 
-type errorLogWriter struct{ h slog.Handler }
+// acceptErrorWindow is how often, at most, failed accepts are logged.
+const acceptErrorWindow = time.Second
 
-func (w errorLogWriter) Write(p []byte) (int, error) {
+type errorLogWriter struct {
+	h slog.Handler
+
+	mu     sync.Mutex
+	timer  *time.Timer // the open window's; nil when none is open
+	count  int         // failed accepts in the open window
+	last   string      // the last of them
+	closed bool        // set by close: no window opens any more
+}
+
+func (w *errorLogWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimSuffix(string(p), "\n")
+	if strings.HasPrefix(msg, "http: Accept error: ") {
+		w.mu.Lock()
+		if w.timer != nil {
+			w.count++
+			w.last = msg
+			w.mu.Unlock()
+			return len(p), nil
+		}
+		if !w.closed {
+			w.timer = time.AfterFunc(acceptErrorWindow, w.flush)
+		}
+		w.mu.Unlock()
+	}
 	level := slog.LevelWarn
 	if quietServerError(msg) {
 		level = slog.LevelDebug
 	}
+	return len(p), w.log(level, msg)
+}
+
+func (w *errorLogWriter) log(level slog.Level, msg string, attrs ...slog.Attr) error {
 	ctx := context.Background()
 	if !w.h.Enabled(ctx, level) {
-		return len(p), nil
+		return nil
 	}
-	return len(p), w.h.Handle(ctx, slog.NewRecord(time.Now(), level, msg, 0))
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.AddAttrs(attrs...)
+	return w.h.Handle(ctx, r)
+}
+
+// flush writes the open window's line, if it counted any failed accept,
+// and opens the next window; a window that counted none closes, so the
+// next failed accept is logged at once.
+func (w *errorLogWriter) flush() {
+	w.mu.Lock()
+	count, last := w.count, w.last
+	w.count, w.last = 0, ""
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+		if count > 0 && !w.closed {
+			w.timer = time.AfterFunc(acceptErrorWindow, w.flush)
+		}
+	}
+	w.mu.Unlock()
+	if count > 0 {
+		_ = w.log(slog.LevelWarn, last, slog.Int("count", count), slog.Duration("window", acceptErrorWindow))
+	}
+}
+
+// close flushes the open window, and makes later failed accepts log at
+// once: no timer outlives the server.
+func (w *errorLogWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.flush()
 }
 
 // quietServerError reports whether msg, a line of net/http's error log,
