@@ -629,11 +629,18 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 		{"log:\n  level: info: debug\n", `line 2: mapping values are not allowed in this context`},
 		{"server:\n  addr: \":1\"\n  addr: \":2\"\n", `line 3: key "addr" written twice (first at line 2): YAML takes a key once; keep one`},
 	} {
-		path := writeYAML(t, tt.yaml)
-		_, err := Load([]string{"--config", path}, nil)
-		if want := fmt.Sprintf("config file %q: %s", path, tt.want); !errors.Is(err, ErrConfigFile) || err.Error() != want {
-			t.Errorf("%q: err = %v\nwant %s", tt.yaml, err, want)
-		}
+		wantFileError(t, tt.yaml, tt.want)
+	}
+}
+
+// wantFileError loads a config file of yaml and checks that it is refused
+// with want, after the file's name.
+func wantFileError(t *testing.T, yaml, want string) {
+	t.Helper()
+	path := writeYAML(t, yaml)
+	_, err := Load([]string{"--config", path}, nil)
+	if want := fmt.Sprintf("config file %q: %s", path, want); !errors.Is(err, ErrConfigFile) || err.Error() != want {
+		t.Errorf("%q: err = %v\nwant %s", yaml, err, want)
 	}
 }
 
@@ -647,11 +654,7 @@ func TestLoadBadYAMLTabLine(t *testing.T) {
 		{"log:\n  level: info\n\n\tformat: json\n", `line 4: found a tab character that violates indentation`},
 		{"log:\n  level: |\n    info\n\n\tformat: json\n", `line 5: found a tab character where an indentation space is expected`},
 	} {
-		path := writeYAML(t, tt.yaml)
-		_, err := Load([]string{"--config", path}, nil)
-		if want := fmt.Sprintf("config file %q: %s", path, tt.want); !errors.Is(err, ErrConfigFile) || err.Error() != want {
-			t.Errorf("%q: err = %v\nwant %s", tt.yaml, err, want)
-		}
+		wantFileError(t, tt.yaml, tt.want)
 	}
 }
 
@@ -666,11 +669,7 @@ func TestLoadBadYAMLLineCRLineEnds(t *testing.T) {
 		{"log:\r  level: info: debug\r", `line 2: mapping values are not allowed in this context`},
 		{"log:\r\n  level: \"info\"\r\n   format: json\r\n", `line 3: did not find expected key`},
 	} {
-		path := writeYAML(t, tt.yaml)
-		_, err := Load([]string{"--config", path}, nil)
-		if want := fmt.Sprintf("config file %q: %s", path, tt.want); !errors.Is(err, ErrConfigFile) || err.Error() != want {
-			t.Errorf("%q: err = %v\nwant %s", tt.yaml, err, want)
-		}
+		wantFileError(t, tt.yaml, tt.want)
 	}
 }
 
