@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -270,7 +271,7 @@ func TestHubResumeOvertakenBeforeItsReplayIsAnsweredAtOnce(t *testing.T) {
 func TestHubResumeFromBeforeARestartOvertakenResetsOnce(t *testing.T) {
 	skipOnNATS(t, "the memory broker replays every retained event to a resume from before its restart")
 	opts, tb := hubOptions(t, stream.MemoryOptions{HistorySize: 5, FirstID: 100})
-	broker := &evictingBroker{testBroker: tb, evict: 2}
+	broker := &replayWatchingBroker{evictingBroker: &evictingBroker{testBroker: tb, evict: 2}, replayed: make(chan struct{})}
 	opts.Hub.Broker = broker
 	ts := newTestServer(t, opts)
 	for range 5 {
@@ -283,11 +284,51 @@ func TestHubResumeFromBeforeARestartOvertakenResetsOnce(t *testing.T) {
 	if ev, err := p.Next(); err != nil || ev.Type != "position" || ev.ID != "101" {
 		t.Fatalf("after the reset %+v, %v; want the position 101, the replay's new start", ev, err)
 	}
+	// The live event evicts the oldest retained one: published before the
+	// second subscription has read its replay, it would overtake that too
+	// (a resume is subscribed again once).
+	select {
+	case <-broker.replayed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second subscription did not read its replay")
+	}
 	live := ts.publish(t, "a", `{"data": "after"}`)
 	if got := next(t, p); got.ID != live || got.Data != "after" {
 		t.Fatalf("then %+v, want live id %s", got, live)
 	}
 	waitMetrics(t, ts, []string{`ssehub_stream_resets_total 1`})
+}
+
+// replayWatchingBroker is evictingBroker that closes replayed once the
+// second resuming subscription (a resubscribe) has read all its replay.
+type replayWatchingBroker struct {
+	*evictingBroker
+	resumes  atomic.Int32
+	replayed chan struct{}
+}
+
+func (b *replayWatchingBroker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
+	sub, err := b.evictingBroker.Subscribe(patterns, lastEventID)
+	if err != nil || lastEventID == "" || b.resumes.Add(1) != 2 {
+		return sub, err
+	}
+	return &replayWatch{Subscription: sub, replayed: b.replayed}, nil
+}
+
+// replayWatch is a subscription that closes replayed once its Replay
+// reports done.
+type replayWatch struct {
+	stream.Subscription
+	replayed chan struct{}
+	once     sync.Once
+}
+
+func (s *replayWatch) Replay(dst []*stream.Message, maxBytes int) ([]*stream.Message, bool) {
+	msgs, done := s.Subscription.Replay(dst, maxBytes)
+	if done {
+		s.once.Do(func() { close(s.replayed) })
+	}
+	return msgs, done
 }
 
 // resubscribeSignal is evictingContextBroker that closes again when a
