@@ -82,7 +82,12 @@ type natsProxy struct {
 	// holdRepeatedCreations, on its way to the server, until the server
 	// has answered a consumer's deletion, as a server busy with other API
 	// requests may handle a repeat after a deletion sent later; release
-	// is closed then, and replaced.
+	// is closed then, and replaced. That deletion's answer is held back
+	// until the answer answerWith or answerSeen waits for has passed, if
+	// one is awaited (the repeat's): a second deletion, askEvery after
+	// the first one's answer, is then sent once the server has made the
+	// consumer again, not before the repeat (released, but not yet
+	// handled on a loaded machine), which would make it once more.
 	creations map[string]bool
 	release   chan struct{}
 	conns     []net.Conn
@@ -406,13 +411,17 @@ func (p *natsProxy) slowAcknowledgements(d time.Duration) {
 }
 
 // holdBack holds back msg, an operation to a client, by slowBy or ackBy;
-// a consumer's deletion answered releases the repeats holdRepeat holds.
+// a consumer's deletion answered releases the repeats holdRepeat holds,
+// and waits for the answer awaited (see creations).
 func (p *natsProxy) holdBack(msg []byte) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.creations != nil && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.consumer_delete_response"`)) {
 		close(p.release)
 		p.release = make(chan struct{})
+		if p.answerOf != nil {
+			return p.answered
+		}
 	}
 	switch {
 	case p.slowBy > 0 && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)):
