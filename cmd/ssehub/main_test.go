@@ -31,12 +31,15 @@ var testTransport string
 // and checks after each pass that no goroutine outlived its tests.
 func TestMain(m *testing.M) {
 	// Started with SIGHUP ignored (under nohup, as a CI runner may be),
-	// the binaries the tests start inherited the ignore, and the tests of
-	// SIGHUP waited for a shutdown that never came. Asking to be notified
-	// of it undoes the ignore (os/signal), for this process and, as exec
-	// resets a caught signal to its default, for the binaries it starts.
-	if signal.Ignored(syscall.SIGHUP) {
-		signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+	// or SIGINT (a script's background job), the binaries the tests start
+	// inherited the ignore, and the tests of that signal waited for a
+	// shutdown that never came. Asking to be notified of it undoes the
+	// ignore (os/signal), for this process and, as exec resets a caught
+	// signal to its default, for the binaries it starts.
+	for _, sig := range []os.Signal{syscall.SIGHUP, os.Interrupt} {
+		if signal.Ignored(sig) {
+			signal.Notify(make(chan os.Signal, 1), sig)
+		}
 	}
 	code := 0
 	for _, transport := range []string{"gin", "detached"} {
