@@ -288,15 +288,7 @@ func TestComposeProjectNames(t *testing.T) {
 // cluster's 30s) and only then closed, so a stop takes that long, which
 // TestComposeClusterNginxStop asks the stop_grace_period to allow.
 func TestNginxQuitWaitsForStreams(t *testing.T) {
-	cfg := config.Default()
-	cfg.Stream.HeartbeatInterval = time.Second
-	cfg.Auth.PublishTokens = []string{"tok"}
-	p := startBehindNginxEdited(t, cfg, []nginxEdit{
-		asInstalled,
-		{"worker_shutdown_timeout 30s;", "worker_shutdown_timeout 2s;"},
-	})
-	c := &smokeClient{t: t, nginx: p.url}
-	events := c.subscribe("")
+	p, c, events := subscribeBehindInstalledNginx(t)
 	c.publish(1)
 	c.receive(events, 1)
 

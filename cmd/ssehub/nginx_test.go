@@ -750,6 +750,22 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
+// subscribeBehindInstalledNginx runs ssehub (heartbeats every second,
+// publish token "tok") behind nginx as installed, its
+// worker_shutdown_timeout at 2s, and subscribes through it with c.
+func subscribeBehindInstalledNginx(t *testing.T) (*nginxProxy, *smokeClient, <-chan stream.Event) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Stream.HeartbeatInterval = time.Second
+	cfg.Auth.PublishTokens = []string{"tok"}
+	p := startBehindNginxEdited(t, cfg, []nginxEdit{
+		asInstalled,
+		{"worker_shutdown_timeout 30s;", "worker_shutdown_timeout 2s;"},
+	})
+	c := &smokeClient{t: t, nginx: p.url}
+	return p, c, c.subscribe("")
+}
+
 // signalHoldsTheStream sends sig to nginx p, as installed with its
 // worker_shutdown_timeout at 2s, and waits until events, c's stream through
 // it, ends: within 10s, and not within a second of the signal (what), as
@@ -774,15 +790,7 @@ func signalHoldsTheStream(t *testing.T, p *nginxProxy, c *smokeClient, events <-
 // as long as the client stays. The client resumes through the new worker
 // with its Last-Event-ID and misses nothing published meanwhile.
 func TestNginxReloadEndsTheOldWorkersStreams(t *testing.T) {
-	cfg := config.Default()
-	cfg.Stream.HeartbeatInterval = time.Second
-	cfg.Auth.PublishTokens = []string{"tok"}
-	p := startBehindNginxEdited(t, cfg, []nginxEdit{
-		asInstalled,
-		{"worker_shutdown_timeout 30s;", "worker_shutdown_timeout 2s;"},
-	})
-	c := &smokeClient{t: t, nginx: p.url}
-	events := c.subscribe("")
+	p, c, events := subscribeBehindInstalledNginx(t)
 	for deadline := time.Now().Add(10 * time.Second); metricValue(t, p.upstream, "ssehub_subscribers") != 1; {
 		if time.Now().After(deadline) {
 			t.Fatal("ssehub counts no subscriber after 10s")

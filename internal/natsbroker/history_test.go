@@ -673,6 +673,22 @@ func backUp(t *testing.T, ns *natsServer) string {
 	return backup
 }
 
+// backUpAndMoveOn publishes an event on topic t through a, backs ns up
+// (backUp), then publishes n more, and subscribes to t after the first,
+// getting the n: the events the backup lacks. It returns the first
+// event's id, the backup, the n ids and the subscription.
+func backUpAndMoveOn(t *testing.T, ns *natsServer, a *instance, n int) (kept, backup string, gone []string, c *client) {
+	t.Helper()
+	kept = a.publish(t, "t", "in the backup")
+	backup = backUp(t, ns)
+	for i := range n {
+		gone = append(gone, publishUntilAccepted(t, a, "t", fmt.Sprint("not in the backup ", i)))
+	}
+	c = a.subscribe(t, "topic=t", kept)
+	receives(t, c, gone)
+	return kept, backup, gone, c
+}
+
 // restore stops ns, puts backup (backUp's) in place of its store and
 // starts it again.
 func restore(t *testing.T, ns *natsServer, backup string) {
@@ -701,15 +717,7 @@ func TestStreamRestoredFromABackupIsAnotherHistory(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	a := newInstance(t, opts)
-	kept := a.publish(t, "t", "in the backup")
-
-	backup := backUp(t, ns)
-	var gone []string
-	for i := range 5 {
-		gone = append(gone, publishUntilAccepted(t, a, "t", fmt.Sprint("not in the backup ", i)))
-	}
-	c := a.subscribe(t, "topic=t", kept)
-	receives(t, c, gone)
+	kept, backup, gone, c := backUpAndMoveOn(t, ns, a, 5)
 
 	restore(t, ns, backup)
 	b := newInstance(t, opts) // takes the restored stream as it is
@@ -908,15 +916,7 @@ func TestStreamRestoredAndPastItsLastDeliveredIsAnotherHistory(t *testing.T) {
 	popts := opts
 	popts.URLs = []string{p.url()}
 	a := newInstance(t, popts)
-	kept := a.publish(t, "t", "in the backup")
-
-	backup := backUp(t, ns)
-	var gone []string
-	for i := range 3 {
-		gone = append(gone, publishUntilAccepted(t, a, "t", fmt.Sprint("not in the backup ", i)))
-	}
-	c := a.subscribe(t, "topic=t", kept)
-	receives(t, c, gone)
+	kept, backup, gone, c := backUpAndMoveOn(t, ns, a, 3)
 
 	asked := p.swallowRequests("$JS.API.")
 	restore(t, ns, backup)
