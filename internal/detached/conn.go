@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// finishTimeout bounds the write of a response's last chunk: the deadline
-// set for the last step may have passed long ago.
+// finishTimeout bounds the write of a response's last chunk, unless the
+// write deadline last set (SetWriteDeadline) gives it longer: the
+// deadline set for the last step may have passed long ago.
 const finishTimeout = time.Second
 
 // lastChunk ends a chunked body.
@@ -45,6 +46,8 @@ type Conn struct {
 	err      error // the write that failed: nothing more can be sent
 	ended    bool  // WriteLast ended the body
 	answered bool  // the group's answer to a panic went out (answerPanic)
+	// deadline is the write deadline last set by SetWriteDeadline.
+	deadline time.Time
 }
 
 // maxIdleOut is the largest scratch buffer a Conn keeps once its writes
@@ -161,6 +164,7 @@ func (c *Conn) send(out []byte) error {
 
 // SetWriteDeadline bounds the writes from now on; see net.Conn.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.deadline = t
 	return c.conn.SetWriteDeadline(t)
 }
 
@@ -231,12 +235,16 @@ func (c *Conn) run(step func(w io.Writer) bool) (panicked any, stack []byte) {
 }
 
 // finish sends the last chunk (and the head, if nothing went out), unless
-// a write failed.
+// a write failed. It has finishTimeout, or until the write deadline last
+// set if that is later: a client that reads slowly gets the end of its
+// response as it got the rest.
 func (c *Conn) finish() {
 	if c.err != nil || c.ended {
 		return
 	}
-	_ = c.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
+	if at := time.Now().Add(finishTimeout); c.deadline.Before(at) {
+		_ = c.conn.SetWriteDeadline(at)
+	}
 	out := c.pending()
 	if c.chunked {
 		out = append(out, lastChunk...)

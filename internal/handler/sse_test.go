@@ -243,6 +243,41 @@ func TestCloseEndsAnIdleStreamCleanly(t *testing.T) {
 	}
 }
 
+// TestCloseEndsAStreamCleanlyForASlowReader closes the handler while a
+// stream is idle past its write deadline, and its client then pauses its
+// reading for 4s, less than half of stream.write_timeout: the stream's end
+// (the last chunk) is a write of the stream, which has at least half of
+// the write timeout, in either transport, and the client reads the
+// stream to its clean end.
+func TestCloseEndsAStreamCleanlyForASlowReader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := testOptions()
+		opts.Stream.WriteTimeout = 10 * time.Second
+		opts.Stream.HeartbeatInterval = time.Hour
+		h := New(opts)
+		defer h.Close()
+		client, returned := bubbleServerTimed(t, h)
+		resp, err := client.Get("http://ssehub/stream?count=2&interval=1m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		p := stream.NewParser(resp.Body)
+		if _, err := nextEvent(p); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(24 * time.Second) // the deadline set with the first write has passed
+		h.Close()
+		// The client reads nothing meanwhile, and an in-memory
+		// connection holds nothing: the stream's end waits for it.
+		time.Sleep(4 * time.Second)
+		if ev, err := nextEvent(p); !errors.Is(err, io.EOF) {
+			t.Fatalf("after a 4s pause: %+v, %v; want the stream's clean end", ev, err)
+		}
+		<-returned
+	})
+}
+
 func TestHubWriteTimeoutDropsASubscriberThatDoesNotRead(t *testing.T) {
 	skipOnNATS(t, synctestWhy)
 	synctest.Test(t, func(t *testing.T) {
