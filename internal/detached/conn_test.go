@@ -650,3 +650,62 @@ func TestCloseConnsOverTLSEndsAtOnce(t *testing.T) {
 		t.Errorf("the response had not ended %v after CloseConns: %v", time.Since(start), err)
 	}
 }
+
+// TestCloseConnsClosesAResponseTakenOverMeanwhile calls CloseConns while a
+// response is being taken over (Take counted it, its Hijack has not
+// returned): its connection must be closed too, once taken over, or a
+// step blocked writing to a client that reads nothing holds the server's
+// shutdown past its bound.
+func TestCloseConnsClosesAResponseTakenOverMeanwhile(t *testing.T) {
+	g := NewGroup()
+	hijacking, release := make(chan struct{}), make(chan struct{})
+	errs := make(chan error, 1)
+	ended := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		c, err := g.Take(heldHijacker{w, hijacking, release}, r)
+		if err != nil {
+			errs <- err
+			return
+		}
+		c.Serve(func(w io.Writer) bool {
+			errs <- writeUntilItFails(w)
+			return false
+		}, func(any, []byte) { close(ended) })
+	}))
+	defer s.Close()
+	dial(t, s, "HTTP/1.1") // and never read
+	recv(t, hijacking, "Hijack")
+
+	g.Close()
+	if err := g.Wait(cancelled(t)); err == nil {
+		t.Fatal("Wait returned nil with a response being taken over")
+	}
+	g.CloseConns()
+	close(release)
+	if err := recv(t, errs, "the write's error"); err == nil {
+		t.Error("the write returned no error: CloseConns did not close the connection")
+	}
+	recv(t, ended, "end of the response")
+	ctx, cancel := context.WithTimeout(t.Context(), bound)
+	defer cancel()
+	if err := g.Wait(ctx); err != nil {
+		t.Fatalf("Wait after CloseConns: %v", err)
+	}
+}
+
+// heldHijacker is a writer whose Hijack says it started, on hijacking,
+// then waits for release.
+type heldHijacker struct {
+	http.ResponseWriter
+	hijacking chan<- struct{}
+	release   <-chan struct{}
+}
+
+func (w heldHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	close(w.hijacking)
+	<-w.release
+	return w.ResponseWriter.(http.Hijacker).Hijack()
+}
+
+func (w heldHijacker) Unwrap() http.ResponseWriter { return w.ResponseWriter }

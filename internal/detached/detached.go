@@ -43,6 +43,7 @@ type Group struct {
 	n       int                // responses taken over and not ended
 	conns   map[*Conn]struct{} // the Conns of those responses
 	closed  bool               // Close was called: Take refuses
+	cutting bool               // CloseConns was called: Take closes what it takes over
 	drained chan struct{}      // closed once closed and n is 0
 
 	// The answer to a panic before a response has started
@@ -121,13 +122,15 @@ func (g *Group) Wait(ctx context.Context) error {
 
 // CloseConns closes the connection of every response still going and
 // returns how many there were: for a server whose shutdown has waited
-// long enough (Wait gave up). A step blocked writing to a client that
+// long enough (Wait gave up). A response being taken over meanwhile (its
+// Take under way) has its connection closed as soon as it is. A step blocked writing to a client that
 // stopped reading then fails at once, and its response ends. A TLS
 // connection is cut, without the close_notify alert that a client which
 // stopped reading would hold up for seconds.
 func (g *Group) CloseConns() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.cutting = true
 	for c := range g.conns {
 		c.cut()
 		_ = c.conn.Close()
@@ -159,6 +162,10 @@ func (g *Group) Take(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	c := newConn(g, conn, rw.Reader, head, r.ProtoAtLeast(1, 1))
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
+	if g.cutting { // CloseConns came while the connection was taken over
+		c.cut()
+		_ = c.conn.Close()
+	}
 	g.mu.Unlock()
 	return c, nil
 }
