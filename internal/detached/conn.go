@@ -46,8 +46,10 @@ type Conn struct {
 	err      error // the write that failed: nothing more can be sent
 	ended    bool  // WriteLast ended the body
 	answered bool  // the group's answer to a panic went out (answerPanic)
-	// deadline is the write deadline last set by SetWriteDeadline.
-	deadline time.Time
+	// deadline is the write deadline last set by SetWriteDeadline, in
+	// Unix nanoseconds (0 for none): an int64, not a time.Time, keeps a
+	// Conn in the 128-byte size class.
+	deadline int64
 }
 
 // maxIdleOut is the largest scratch buffer a Conn keeps once its writes
@@ -164,7 +166,10 @@ func (c *Conn) send(out []byte) error {
 
 // SetWriteDeadline bounds the writes from now on; see net.Conn.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.deadline = t
+	c.deadline = 0
+	if !t.IsZero() {
+		c.deadline = t.UnixNano()
+	}
 	return c.conn.SetWriteDeadline(t)
 }
 
@@ -242,7 +247,7 @@ func (c *Conn) finish() {
 	if c.err != nil || c.ended {
 		return
 	}
-	if at := time.Now().Add(finishTimeout); c.deadline.Before(at) {
+	if at := time.Now().Add(finishTimeout); c.deadline < at.UnixNano() {
 		_ = c.conn.SetWriteDeadline(at)
 	}
 	out := c.pending()
