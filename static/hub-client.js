@@ -167,7 +167,9 @@ export async function publish(base, { topic, token, event = "", data, signal }) 
  * a 401, a 403 for a topic the token does not grant), and unreachable:
  * the hub is out of reach, and a proxy answered for it with a stream that
  * begins with the comment UNREACHABLE_COMMENT; the connection tries again
- * after the stand-in's retry: time, and is "open" again once a stream says
+ * after the stand-in's retry: time, backing off for stand-ins in a row as
+ * for failed attempts, up to DEFAULT_RETRY_MS or that time, whichever is
+ * longer (onDisconnect tells each wait), and is "open" again once a stream says
  * anything else (an event, an id, a retry: field, a heartbeat). While
  * unreachable, an answer is not called open until it says which it is.
  */
@@ -213,6 +215,7 @@ export class HubConnection {
     this._run = null; // the AbortController of the running fetchEventSource
     this._timer = null; // the reconnect timer after drop()
     this._unreachable = false; // the last stream was a proxy's stand-in
+    this._standIns = 0; // stand-ins in a row: their back-off
   }
 
   /** The state, as described on the class. */
@@ -238,6 +241,7 @@ export class HubConnection {
   connect() {
     const first = this._run === null;
     this._stop();
+    this._standIns = 0;
     this._start(first);
   }
 
@@ -279,7 +283,9 @@ export class HubConnection {
 
   // _start runs fetchEventSource until it ends, fails or is stopped. With
   // inQuery, the last event id goes in the URL (a page's first connect).
-  _start(inQuery) {
+  // With quiet, the state is left as it is until the answer says which it
+  // is (a stand-in's next attempt).
+  _start(inQuery, quiet = false) {
     const o = this._options;
     const run = new AbortController();
     this._run = run;
@@ -287,11 +293,13 @@ export class HubConnection {
     const url = subscribeURL(o.base, o.topics, { lastEventId: inQuery ? this._lastEventId : "" });
     const headers = {};
     if (o.token) headers.Authorization = `Bearer ${o.token}`;
-    this._setState("connecting");
+    if (!quiet) this._setState("connecting");
     // opened: this attempt's stream is open and shown as such; told: it has
-    // said its first thing, the stand-in's comment or anything else.
+    // said its first thing, the stand-in's comment or anything else;
+    // standIn: it was a stand-in.
     let opened = false;
     let told = true;
+    let standIn = false;
     const open = () => {
       if (opened) return;
       opened = true;
@@ -301,12 +309,16 @@ export class HubConnection {
       // events.
       if (this._lastEventId !== "") o.onResume?.(this._lastEventId);
     };
-    const tell = (standIn) => {
+    const tell = (isStandIn) => {
       if (told) return;
       told = true;
-      this._unreachable = standIn;
-      if (standIn) this._setState("unreachable");
-      else open();
+      this._unreachable = isStandIn;
+      standIn = isStandIn;
+      if (isStandIn) this._setState("unreachable");
+      else {
+        this._standIns = 0;
+        open();
+      }
     };
     fetchEventSource(url, {
       headers,
@@ -320,6 +332,7 @@ export class HubConnection {
         if (!mine()) return;
         opened = false;
         told = false;
+        standIn = false;
         // After a stand-in, this answer may be another one: it is open
         // once it says something else.
         if (!this._unreachable) open();
@@ -362,8 +375,25 @@ export class HubConnection {
       },
       onDisconnect: (error, delayMs) => {
         if (!mine()) return;
+        let wait = delayMs;
+        if (standIn) {
+          // A stand-in says something, so fetchEventSource would try
+          // again after its retry: alone, at once for a retry: 0: stand-ins
+          // in a row back off as failed attempts do, to DEFAULT_RETRY_MS
+          // (or the retry: time, when longer), so the hub is seen back
+          // within that.
+          this._standIns++;
+          wait = reconnectDelay({
+            retryMs: this._retryMs,
+            failures: this._standIns,
+            maxMs: Math.max(this._retryMs, DEFAULT_RETRY_MS),
+            jitter: o.jitter,
+          });
+          this._stop();
+          this._timer = setTimeout(() => this._start(false, true), Math.min(wait, 2 ** 31 - 1));
+        }
         this._setState(this._unreachable ? "unreachable" : "reconnecting");
-        o.onDisconnect?.(error, delayMs);
+        o.onDisconnect?.(error, wait);
       },
     }).then(
       () => {

@@ -139,7 +139,7 @@ async function hubServer({ retry = 600_000 } = {}) {
 // record returns HubConnection callbacks that record what they see, and
 // until(predicate), which resolves once predicate(got) holds.
 function record() {
-  const got = { states: [], events: [], resets: [], resumes: [], lastIds: [], expired: [], errors: [] };
+  const got = { states: [], events: [], resets: [], resumes: [], lastIds: [], expired: [], errors: [], waits: [] };
   const waiters = [];
   const check = () => {
     for (const w of [...waiters]) {
@@ -163,6 +163,7 @@ function record() {
       onLastEventId: push(got.lastIds),
       onExpired: push(got.expired),
       onError: push(got.errors),
+      onDisconnect: (error, delayMs) => push(got.waits)(delayMs),
     },
     until(predicate) {
       return new Promise((resolve) => {
@@ -450,6 +451,85 @@ describe("HubConnection", { timeout: 10_000 }, () => {
     conn2.connect();
     await r2.until((g) => state(g) === "open");
     assert.deepEqual(r2.got.states, ["connecting", "open"]);
+  });
+
+  test("stand-ins in a row back off: a stand-in with retry: 0 is not asked again at network speed", async (t) => {
+    // A stand-in says something (its comment), which resets the back-off
+    // of sse-client.js: each was asked again after its retry: alone, so
+    // one with retry: 0 was asked again at once, for good.
+    const hub = await hubServer({ retry: 0 });
+    t.after(hub.close);
+    hub.standIn = true;
+    const r = record();
+    const waits = [];
+    let sixth;
+    const six = new Promise((resolve) => (sixth = resolve));
+    const conn = new HubConnection({
+      base: hub.url,
+      topics: ["x"],
+      jitter: 0,
+      ...r.callbacks,
+      onDisconnect(error, delayMs) {
+        waits.push([error, delayMs, hub.requests.length]);
+        if (waits.length === 6) (conn.close(), sixth());
+      },
+    });
+    t.after(() => conn.close());
+    conn.connect();
+    await six;
+    // The first wait is the retry: time, the next double from 1 ms, as
+    // for failed attempts, and one request was made per wait.
+    assert.deepEqual(waits, [
+      [null, 0, 1],
+      [null, 2, 2],
+      [null, 4, 3],
+      [null, 8, 4],
+      [null, 16, 5],
+      [null, 32, 6],
+    ]);
+    assert.deepEqual([...new Set(r.got.states)], ["connecting", "open", "unreachable", "closed"]);
+    // Capped at DEFAULT_RETRY_MS, or the retry: time when longer: the
+    // panel sees the hub back within that. resume() tries at once, and
+    // keeps the back-off.
+    const capped = await hubServer({ retry: 1000 });
+    t.after(capped.close);
+    capped.standIn = true;
+    const delays = [];
+    let fifth;
+    const five = new Promise((resolve) => (fifth = resolve));
+    const c2 = new HubConnection({
+      base: capped.url,
+      topics: ["x"],
+      jitter: 0,
+      onDisconnect(error, delayMs) {
+        delays.push(delayMs);
+        if (delays.length === 5) (c2.close(), fifth());
+        else c2.resume();
+      },
+    });
+    t.after(() => c2.close());
+    c2.connect();
+    await five;
+    assert.deepEqual(delays, [1000, 2000, 3000, 3000, 3000]);
+    // A stream of the hub's ends the back-off: a stand-in after it waits
+    // its retry: again.
+    const r3 = record();
+    const c3 = new HubConnection({ base: capped.url, topics: ["x"], jitter: 0, ...r3.callbacks });
+    t.after(() => c3.close());
+    c3.connect();
+    await r3.until((g) => g.waits.length === 1);
+    c3.resume();
+    await r3.until((g) => g.waits.length === 2);
+    capped.standIn = false;
+    c3.resume();
+    await r3.until((g) => state(g) === "open");
+    capped.standIn = true;
+    capped.endStreams();
+    await r3.until((g) => g.waits.length === 3);
+    c3.resume();
+    await r3.until((g) => g.waits.length === 4);
+    c3.close();
+    assert.deepEqual(r3.got.waits, [1000, 2000, 1000, 1000]);
   });
 
   test("close ends the request and stays closed", async (t) => {

@@ -13,7 +13,8 @@
 // is shown, and a stream whose JWT expires ends with an `expired` line;
 // Connect with a fresh token resumes after the last id. Behind the
 // README's nginx recipe, nginx's stand-in for an ssehub out of reach is
-// shown as "unreachable", tried again every retry: time, not as "open".
+// shown as "unreachable", not as "open", tried again after its retry: time
+// (stand-ins in a row back off, up to 3 s or that time).
 import { HubConnection, parseTopics, publish } from "./hub-client.js";
 import { isLoopback } from "./panel-cross-origin.js";
 
@@ -134,6 +135,7 @@ export default {
     const log = ref([]); // { key, kind: "event" | "reset" | "resume" | "expired", id, type, data }
     const refusal = ref(""); // why the hub refused the subscription
     const failure = ref(""); // why the last attempt failed, while reconnecting
+    const nextTry = ref(0); // the wait before the next attempt, in ms
     // The publish token is kept per hub: one typed for this page's own hub
     // is not offered to the hub a ?hub= link names.
     const tokenKey = `${TOKEN_KEY}:${hubOrigin(base)}`;
@@ -176,6 +178,7 @@ export default {
           if (s !== "reconnecting") failure.value = "";
         },
         onDisconnect(err, ms) {
+          nextTry.value = ms;
           failure.value = err === null ? "" : `${err.message}; trying again in ${(ms / 1000).toFixed(1)} s`;
         },
         onEvent: (ev) => add({ kind: "event", ...ev }),
@@ -230,7 +233,7 @@ export default {
 
     onBeforeUnmount(() => conn?.close());
     return {
-      hub, topics, subToken, state, lastId, retryMs, resumes, log, refusal, failure,
+      hub, topics, subToken, state, lastId, retryMs, resumes, log, refusal, failure, nextTry,
       token, pubTopic, pubEvent, pubData, pubResult, pubOK, pubCount,
       connect, disconnect, drop, resume, send,
     };
@@ -262,7 +265,7 @@ export default {
         <button id="hub-drop" type="button" class="secondary" :disabled="state !== 'open'" @click="drop">Drop connection</button>
         <button id="hub-resume" type="button" class="secondary" :disabled="!['reconnecting', 'unreachable'].includes(state)" @click="resume">Resume now</button>
       </div>
-      <p v-if="state === 'unreachable'" id="hub-unreachable" class="hint warn" role="status">the proxy cannot reach ssehub: trying again about every {{ retryMs }} ms</p>
+      <p v-if="state === 'unreachable'" id="hub-unreachable" class="hint warn" role="status">the proxy cannot reach ssehub: trying again in {{ (nextTry / 1000).toFixed(1) }} s</p>
       <p v-if="state === 'reconnecting' && failure" id="hub-failure" class="hint warn" role="status">the last attempt failed: {{ failure }}</p>
       <p v-if="refusal" id="hub-refusal" class="pub-result bad" role="alert">{{ refusal }}</p>
       <p class="meta hub-meta">

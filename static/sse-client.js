@@ -206,7 +206,8 @@ function stripSpace(value) {
 /**
  * SSEResponseError is thrown by fetchEventSource for an answer that is not an
  * event stream: a non-2xx status or another content type. Its message holds
- * the status and, when the body is JSON with an "error" field, that text.
+ * the status and, when the body is JSON with an "error" field, that text
+ * (read for ERROR_BODY_TIMEOUT_MS and ERROR_BODY_MAX_BYTES at most).
  */
 export class SSEResponseError extends Error {
   /**
@@ -380,6 +381,16 @@ export function reconnectDelay({
 // limit (429). With reconnect on, fetchEventSource tries again after them.
 const RETRYABLE = new Set([429, 502, 503, 504]);
 
+/**
+ * The longest time, in milliseconds, fetchEventSource reads the body of an
+ * error answer for its JSON "error": the answer is rejected with what came
+ * by then.
+ */
+export const ERROR_BODY_TIMEOUT_MS = 3000;
+
+/** The most bytes of an error answer's body fetchEventSource reads: ssehub's are short. */
+export const ERROR_BODY_MAX_BYTES = 16 * 1024;
+
 /** The longest wait setTimeout takes: a longer one fires at once. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
@@ -541,18 +552,50 @@ async function checkResponse(response) {
     // A 200 of another type may never end: do not read it.
     await response.body?.cancel();
   } else {
-    try {
-      const body = JSON.parse(await response.text());
-      if (body && typeof body.error === "string") serverError = body.error;
-    } catch {
-      // Not JSON: the status says enough.
-    }
+    serverError = await errorText(response.body);
   }
   let message = `HTTP ${response.status}`;
   if (serverError !== "") message += `: ${serverError}`;
   else if (!response.ok) message += response.statusText ? ` ${response.statusText}` : "";
   else message += `: expected text/event-stream, got ${JSON.stringify(type)}`;
   throw new SSEResponseError(message, response.status, serverError);
+}
+
+// errorText reads a JSON error body until it parses, ends, passes
+// ERROR_BODY_MAX_BYTES or fails (an abort), for ERROR_BODY_TIMEOUT_MS at
+// most, and returns its "error", "" when there is none: an error body that
+// trickles or never ends holds the answer back no longer than that.
+async function errorText(body) {
+  if (body === null) return "";
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let size = 0;
+  let timer = null;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(resolve, ERROR_BODY_TIMEOUT_MS, null);
+  });
+  try {
+    for (;;) {
+      const chunk = await Promise.race([reader.read(), late]);
+      if (chunk === null || chunk.done) break;
+      size += chunk.value.length;
+      text += decoder.decode(chunk.value, { stream: true });
+      try {
+        const parsed = JSON.parse(text);
+        return parsed && typeof parsed.error === "string" ? parsed.error : "";
+      } catch {
+        // Not whole yet, or not JSON: the status says enough.
+      }
+      if (size >= ERROR_BODY_MAX_BYTES) break;
+    }
+  } catch {
+    // The read failed (an abort): the status says enough.
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
+  }
+  return "";
 }
 
 function abortReason(signal) {

@@ -14,6 +14,8 @@ import diagnosticsChannel from "node:diagnostics_channel";
 import {
   DEFAULT_JITTER,
   DEFAULT_MAX_RETRY_MS,
+  ERROR_BODY_MAX_BYTES,
+  ERROR_BODY_TIMEOUT_MS,
   EventStreamParser,
   SSEResponseError,
   fetchEventSource,
@@ -394,6 +396,52 @@ describe("fetchEventSource", { timeout: 20_000 }, () => {
     });
     t.after(srv.close);
     await assert.rejects(fetchEventSource(srv.url), { name: "SSEResponseError", message: "HTTP 502 Bad Gateway" });
+  });
+
+  test("an error body that never ends is read until its JSON is whole, to a byte cap, or for a bounded time", async (t) => {
+    // The bodies say they are longer than what is sent, and stay open: a
+    // server or proxy that trickles its error, or hangs in the middle.
+    const srv = await serve((req, res) => {
+      res.writeHead(403, "Forbidden", { "Content-Type": "application/json", "Content-Length": String(1 << 20) });
+      if (req.url === "/whole") res.write('{"error": "topic \\"a\\" is not granted"}');
+      else if (req.url === "/endless") res.write(" ".repeat(ERROR_BODY_MAX_BYTES + 1));
+      else res.write('{"error": "topic');
+    });
+    t.after(srv.close);
+    const reject = (path) =>
+      fetchEventSource(srv.url + path, { reconnect: true }).then(
+        () => assert.fail("resolved"),
+        (e) => e,
+      );
+    let err = await reject("/whole");
+    assert.ok(err instanceof SSEResponseError);
+    assert.equal(err.message, 'HTTP 403: topic "a" is not granted');
+    err = await reject("/endless");
+    assert.equal(err.message, "HTTP 403 Forbidden");
+    // A body cut mid-way waits ERROR_BODY_TIMEOUT_MS, armed once the
+    // headers came, then the status says enough.
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const w = waiter();
+    const mocked = globalThis.setTimeout;
+    let armed = 0;
+    globalThis.setTimeout = (fn, ms, ...args) => {
+      if (ms === ERROR_BODY_TIMEOUT_MS) (armed++, w.check());
+      return mocked(fn, ms, ...args);
+    };
+    t.after(() => (globalThis.setTimeout = mocked));
+    const settled = { error: null };
+    const done = fetchEventSource(srv.url + "/cut", { reconnect: true }).then(
+      () => (settled.error = "resolved"),
+      (e) => (settled.error = e),
+    );
+    await w.until(() => armed === 1);
+    t.mock.timers.tick(ERROR_BODY_TIMEOUT_MS - 1);
+    await new Promise(setImmediate);
+    assert.equal(settled.error, null, "given up before ERROR_BODY_TIMEOUT_MS");
+    t.mock.timers.tick(1);
+    await done;
+    assert.equal(settled.error?.message, "HTTP 403 Forbidden");
+    await fetchSocketsClosed(srv);
   });
 
   test("a 200 answer that is not an event stream rejects", async (t) => {

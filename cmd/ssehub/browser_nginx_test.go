@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -133,8 +134,11 @@ func TestBrowserHubPanelShowsUnreachableBehindNginx(t *testing.T) {
 	if got := mustRun(t, ctx, textOf("#hub-state")); got != "unreachable" {
 		t.Errorf("state %q while ssehub is down, want unreachable", got)
 	}
-	if got := mustRun(t, ctx, textOf("#hub-unreachable")); got != "the proxy cannot reach ssehub: trying again about every 200 ms" {
-		t.Errorf("#hub-unreachable %q", got)
+	// The stand-in's 200 ms, backed off for stand-ins in a row up to 3 s,
+	// and its jitter of up to a half.
+	var wait float64
+	if got := mustRun(t, ctx, textOf("#hub-unreachable")); !scanned(got, "the proxy cannot reach ssehub: trying again in %f s", &wait) || wait < 0.2 || wait > 4.5 {
+		t.Errorf("#hub-unreachable %q, want a wait between 0.2 s and 4.5 s", got)
 	}
 
 	back, _ := startMain(t, cfg, onAddr)
@@ -158,4 +162,10 @@ func TestBrowserHubPanelShowsUnreachableBehindNginx(t *testing.T) {
 		!slices.Equal(slices.Compact(states[first:]), []string{"unreachable", "open"}) {
 		t.Errorf("hub states %q, want open, then unreachable until ssehub is back, then open", states)
 	}
+}
+
+// scanned reports whether text is format with its verbs filled, into args.
+func scanned(text, format string, args ...any) bool {
+	n, err := fmt.Sscanf(text, format, args...)
+	return err == nil && n == len(args)
 }
