@@ -258,10 +258,9 @@ func (l *subscriptionLoop) resubscribe(w io.Writer) bool {
 	case sub.Reset() != "" && !told:
 		s.reset(sub.Reset(), sub.Position())
 	case sub.Reset() != "":
-		// The stream began with a reset (a resume from before a restart,
-		// whose replay of every retained event was overtaken): the client
-		// knows events may have been missed, and is told only where it
-		// stands now.
+		// The stream began with a reset (a broker's resume with a Reset
+		// and a replay, overtaken): the client knows events may have
+		// been missed, and is told only where it stands now.
 		s.position(sub.Position())
 	}
 	l.at, _ = strconv.ParseUint(sub.Position(), 10, 64)

@@ -244,7 +244,8 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 // history, newer than the newest event), Reset says why and the queue
 // carries live events only. An id from before a restart (below FirstID)
 // has a Reset too, and then a replay of every retained event: all of them
-// are after it.
+// are after it. That replay starts at the oldest event retained when
+// Replay reads it: it is never overtaken (ErrResumeOvertaken).
 //
 // It returns ErrTooManySubscribers when MaxSubscribers are open and
 // ErrClosed after Close.
@@ -285,6 +286,7 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription,
 			// The replay's range, fixed in the critical section that
 			// registers s: the queue starts at b.hist.next.
 			s.from, s.replayNext, s.replayEnd = after, after+1, b.hist.next
+			s.whole = reason != ""
 		}
 	}
 	b.link(s)
