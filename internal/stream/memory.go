@@ -60,6 +60,7 @@ type Memory struct {
 	topics     map[string]*topicEntry // published-to or exactly subscribed
 	topicsPeak int                    // the most entries topics held since it was made (shrunk)
 	wild       map[string]*group      // wildcard pattern → subscriptions
+	wildPeak   int                    // the most entries wild held since it was made (shrunk)
 	wildIdx    wildIndex              // the groups of wild, by their patterns' segments
 	matched    []*group               // scratch for Publish and Topics: wildIdx.match's
 	dropped    []*memorySubscription  // scratch for Publish, reused
@@ -303,6 +304,7 @@ func (b *Memory) link(s *memorySubscription) {
 			if g = b.wild[p]; g == nil {
 				g = &group{pattern: p}
 				b.wild[p] = g
+				b.wildPeak = max(b.wildPeak, len(b.wild))
 				b.wildIdx.add(g)
 			}
 		} else {
@@ -356,7 +358,12 @@ func (b *Memory) unlink(s *memorySubscription) {
 	s.slots = nil
 }
 
-// dropGroup forgets an empty group. The caller holds b.mu.
+// dropGroup forgets an empty group. The map of wildcard groups is made
+// again, smaller, once it holds half of its peak (see shrunk), and their
+// index with it, whose maps of segments keep their peak's memory as
+// well: wildcard patterns of their own (one per user, say) would
+// otherwise hold it for the broker's life. The caller holds b.mu and does
+// not range over b.wild.
 func (b *Memory) dropGroup(g *group) {
 	if g.topic != nil {
 		b.pruneTopic(g.topic)
@@ -364,6 +371,13 @@ func (b *Memory) dropGroup(g *group) {
 	}
 	delete(b.wild, g.pattern)
 	b.wildIdx.remove(g)
+	peak := b.wildPeak
+	if b.wild = shrunk(b.wild, &b.wildPeak); b.wildPeak != peak { // made again
+		b.wildIdx = wildIndex{}
+		for _, g := range b.wild {
+			b.wildIdx.add(g)
+		}
+	}
 }
 
 // topic returns the entry of topic, creating it if needed. The caller
