@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -915,4 +917,45 @@ func TestResetCountedOnlyWhenSent(t *testing.T) {
 		t.Fatalf("first event %+v, want a reset", ev)
 	}
 	waitMetrics(t, ts, []string{`ssehub_stream_resets_total 1`})
+}
+
+// The handler's record of the open subscriptions, which Close ends, does
+// not keep the memory it took for a crowd once the crowd has left: it is
+// made again, smaller, as the broker's maps are.
+func TestSubscriptionRecordShrinksWhenACrowdLeaves(t *testing.T) {
+	const crowd = stream.DefaultMaxSubscribers
+	broker := stream.NewMemory(stream.MemoryOptions{})
+	defer broker.Close()
+	h := New(Options{Logger: slog.New(slog.DiscardHandler), Hub: HubOptions{Broker: broker}})
+	defer h.Close()
+	subs := make([]stream.Subscription, crowd)
+	for i := range subs {
+		sub, err := broker.Subscribe([]string{"a"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = sub
+		h.trackSubscription(sub)
+	}
+	for _, sub := range subs[1:] {
+		sub.Close()
+		h.untrackSubscription(sub)
+	}
+	var with, without runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&with)
+	h.mu.Lock()
+	if len(h.subs) != 1 {
+		h.mu.Unlock()
+		t.Fatalf("%d subscriptions recorded, want 1", len(h.subs))
+	}
+	fresh := make(map[stream.Subscription]struct{}, 1)
+	maps.Copy(fresh, h.subs)
+	h.subs = fresh
+	h.mu.Unlock()
+	runtime.GC()
+	runtime.ReadMemStats(&without)
+	if got := int64(with.HeapAlloc) - int64(without.HeapAlloc); got > 64<<10 {
+		t.Errorf("the record of one subscription takes %d bytes more than a new one, want at most 64 KiB", got)
+	}
 }
