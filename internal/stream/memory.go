@@ -335,6 +335,14 @@ func (b *Memory) end(s *memorySubscription, err error) {
 	b.unlink(s)
 }
 
+// keptGroupCap is the largest capacity of a group's list of subscriptions
+// that unlink keeps once it holds a quarter of it or fewer: a topic that
+// stays active (its events retained) after a crowd of subscribers left
+// would otherwise hold 8 bytes for each of them for the broker's life.
+// Made again at a quarter, a list costs one copy per removed
+// subscription at most, on average.
+const keptGroupCap = 64
+
 // unlink removes s from every group it is in, dropping groups left empty.
 // The caller holds b.mu.
 func (b *Memory) unlink(s *memorySubscription) {
@@ -348,6 +356,10 @@ func (b *Memory) unlink(s *memorySubscription) {
 		}
 		g.subs[last] = nil
 		g.subs = g.subs[:last]
+		if cap(g.subs) > keptGroupCap && last <= cap(g.subs)/4 {
+			// A crowd left: its list is let go of.
+			g.subs = slices.Clone(g.subs)
+		}
 		if len(s.patterns) > 1 {
 			g.multi--
 		}

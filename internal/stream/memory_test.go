@@ -673,3 +673,27 @@ func TestTopicMapShrinksWithItsTopics(t *testing.T) {
 		t.Errorf("the map of one topic takes %d bytes more than a new one, want at most 64 KiB", got)
 	}
 }
+
+// TestGroupShrinksWhenACrowdLeaves: a topic that stays active (its events
+// retained) after a crowd of its subscribers left does not keep the list
+// it took for all of them, nor does a wildcard pattern that one of them
+// still holds.
+func TestGroupShrinksWhenACrowdLeaves(t *testing.T) {
+	const crowd = DefaultMaxSubscribers // 160 KB of pointers each
+	b := newTestMemory(t, MemoryOptions{})
+	mustPublish(t, b, "news", "", "retained")
+	subs := make([]Subscription, crowd)
+	for i := range subs {
+		subs[i] = mustSubscribe(t, b, "", "news", "news.>")
+	}
+	for _, s := range subs[1:] {
+		s.Close()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, g := range []*group{&b.topics["news"].group, b.wild["news.>"]} {
+		if len(g.subs) != 1 || cap(g.subs) > 64 {
+			t.Errorf("group %s: %d subscriptions in a list of capacity %d, want 1 in at most 64", g.pattern, len(g.subs), cap(g.subs))
+		}
+	}
+}
