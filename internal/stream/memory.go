@@ -209,8 +209,17 @@ func (b *Memory) fanOut(msg *Message, t *topicEntry) {
 		b.unlink(s)
 		b.dropped[i] = nil
 	}
-	b.dropped = b.dropped[:0]
+	if cap(b.dropped) > keptDroppedCap {
+		b.dropped = nil
+	} else {
+		b.dropped = b.dropped[:0]
+	}
 }
+
+// keptDroppedCap is the largest capacity of the dropped scratch slice
+// that the broker keeps from one publish to the next: one that dropped a
+// crowd of slow subscribers at once grew it to a pointer each.
+const keptDroppedCap = 64
 
 // send queues msg to s without blocking and returns 1 if it did. A full
 // queue ends s with ErrSlowConsumer; it is unlinked by the caller, after

@@ -697,3 +697,23 @@ func TestGroupShrinksWhenACrowdLeaves(t *testing.T) {
 		}
 	}
 }
+
+// TestMassDropKeepsNoScratch: a publish that drops a crowd of slow
+// subscribers at once does not keep the scratch list it took for them.
+func TestMassDropKeepsNoScratch(t *testing.T) {
+	const crowd = DefaultMaxSubscribers
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 1})
+	for range crowd {
+		mustSubscribe(t, b, "", "a")
+	}
+	mustPublish(t, b, "a", "", "fills every queue")
+	mustPublish(t, b, "a", "", "drops every subscriber")
+	if st := b.Stats(); st.Dropped != crowd {
+		t.Fatalf("%d subscribers dropped, want %d", st.Dropped, crowd)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got := cap(b.dropped); got > keptDroppedCap {
+		t.Errorf("the dropped scratch keeps capacity %d (%d bytes), want at most %d", got, 8*got, keptDroppedCap)
+	}
+}
