@@ -395,8 +395,8 @@ func (b *Memory) dropGroup(g *group) {
 	peak := b.wildPeak
 	if b.wild = shrunk(b.wild, &b.wildPeak); b.wildPeak != peak { // made again
 		b.wildIdx = wildIndex{}
-		for _, g := range b.wild {
-			b.wildIdx.add(g)
+		for _, w := range b.wild {
+			b.wildIdx.add(w)
 		}
 	}
 }

@@ -25,7 +25,8 @@ const replayCallScans = 16
 // subscription with ErrSlowConsumer (counted as dropped), or with
 // ErrResumeOvertaken (not counted) when it had handed out no event of the
 // replay yet (a replay of every retained event, from before a restart,
-// then starts at the oldest retained instead), and reports done; a subscription that has ended with its replay unfinished hands out
+// then starts at the oldest retained instead), and reports done; a
+// subscription that has ended with its replay unfinished hands out
 // neither its rest nor its queue. Only the subscriber may call it, from
 // one goroutine at a time.
 func (s *memorySubscription) Replay(dst []*Message, maxBytes int) (msgs []*Message, done bool) {
