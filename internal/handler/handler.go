@@ -121,9 +121,10 @@ type Handler struct {
 	detached *detached.Group
 
 	// The open subscriptions, which Close ends.
-	mu     sync.Mutex
-	closed bool
-	subs   map[stream.Subscription]struct{}
+	mu       sync.Mutex
+	closed   bool
+	subs     map[stream.Subscription]struct{}
+	subsPeak int // the most entries subs held since it was made
 
 	// streamEnded, when set (by tests), is called with the path of each
 	// stream as it ends.

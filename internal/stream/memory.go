@@ -60,6 +60,7 @@ type Memory struct {
 	topics     map[string]*topicEntry // published-to or exactly subscribed
 	topicsPeak int                    // the most entries topics held since it was made (shrunk)
 	wild       map[string]*group      // wildcard pattern → subscriptions
+	wildPeak   int                    // the most entries wild held since it was made (shrunk)
 	wildIdx    wildIndex              // the groups of wild, by their patterns' segments
 	matched    []*group               // scratch for Publish and Topics: wildIdx.match's
 	dropped    []*memorySubscription  // scratch for Publish, reused
@@ -208,8 +209,17 @@ func (b *Memory) fanOut(msg *Message, t *topicEntry) {
 		b.unlink(s)
 		b.dropped[i] = nil
 	}
-	b.dropped = b.dropped[:0]
+	if cap(b.dropped) > keptDroppedCap {
+		b.dropped = nil
+	} else {
+		b.dropped = b.dropped[:0]
+	}
 }
+
+// keptDroppedCap is the largest capacity of the dropped scratch slice
+// that the broker keeps from one publish to the next: one that dropped a
+// crowd of slow subscribers at once grew it to a pointer each.
+const keptDroppedCap = 64
 
 // send queues msg to s without blocking and returns 1 if it did. A full
 // queue ends s with ErrSlowConsumer; it is unlinked by the caller, after
@@ -244,7 +254,8 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 // history, newer than the newest event), Reset says why and the queue
 // carries live events only. An id from before a restart (below FirstID)
 // has a Reset too, and then a replay of every retained event: all of them
-// are after it.
+// are after it. That replay starts at the oldest event retained when
+// Replay reads it: it is never overtaken (ErrResumeOvertaken).
 //
 // It returns ErrTooManySubscribers when MaxSubscribers are open and
 // ErrClosed after Close.
@@ -285,6 +296,7 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription,
 			// The replay's range, fixed in the critical section that
 			// registers s: the queue starts at b.hist.next.
 			s.from, s.replayNext, s.replayEnd = after, after+1, b.hist.next
+			s.whole = reason != ""
 		}
 	}
 	b.link(s)
@@ -301,6 +313,7 @@ func (b *Memory) link(s *memorySubscription) {
 			if g = b.wild[p]; g == nil {
 				g = &group{pattern: p}
 				b.wild[p] = g
+				b.wildPeak = max(b.wildPeak, len(b.wild))
 				b.wildIdx.add(g)
 			}
 		} else {
@@ -331,6 +344,14 @@ func (b *Memory) end(s *memorySubscription, err error) {
 	b.unlink(s)
 }
 
+// keptGroupCap is the largest capacity of a group's list of subscriptions
+// that unlink keeps once it holds a quarter of it or fewer: a topic that
+// stays active (its events retained) after a crowd of subscribers left
+// would otherwise hold 8 bytes for each of them for the broker's life.
+// Made again at a quarter, a list costs one copy per removed
+// subscription at most, on average.
+const keptGroupCap = 64
+
 // unlink removes s from every group it is in, dropping groups left empty.
 // The caller holds b.mu.
 func (b *Memory) unlink(s *memorySubscription) {
@@ -344,6 +365,10 @@ func (b *Memory) unlink(s *memorySubscription) {
 		}
 		g.subs[last] = nil
 		g.subs = g.subs[:last]
+		if cap(g.subs) > keptGroupCap && last <= cap(g.subs)/4 {
+			// A crowd left: its list is let go of.
+			g.subs = slices.Clone(g.subs)
+		}
 		if len(s.patterns) > 1 {
 			g.multi--
 		}
@@ -354,7 +379,12 @@ func (b *Memory) unlink(s *memorySubscription) {
 	s.slots = nil
 }
 
-// dropGroup forgets an empty group. The caller holds b.mu.
+// dropGroup forgets an empty group. The map of wildcard groups is made
+// again, smaller, once it holds half of its peak (see shrunk), and their
+// index with it, whose maps of segments keep their peak's memory as
+// well: wildcard patterns of their own (one per user, say) would
+// otherwise hold it for the broker's life. The caller holds b.mu and does
+// not range over b.wild.
 func (b *Memory) dropGroup(g *group) {
 	if g.topic != nil {
 		b.pruneTopic(g.topic)
@@ -362,6 +392,13 @@ func (b *Memory) dropGroup(g *group) {
 	}
 	delete(b.wild, g.pattern)
 	b.wildIdx.remove(g)
+	peak := b.wildPeak
+	if b.wild = shrunk(b.wild, &b.wildPeak); b.wildPeak != peak { // made again
+		b.wildIdx = wildIndex{}
+		for _, w := range b.wild {
+			b.wildIdx.add(w)
+		}
+	}
 }
 
 // topic returns the entry of topic, creating it if needed. The caller

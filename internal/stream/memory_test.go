@@ -673,3 +673,47 @@ func TestTopicMapShrinksWithItsTopics(t *testing.T) {
 		t.Errorf("the map of one topic takes %d bytes more than a new one, want at most 64 KiB", got)
 	}
 }
+
+// TestGroupShrinksWhenACrowdLeaves: a topic that stays active (its events
+// retained) after a crowd of its subscribers left does not keep the list
+// it took for all of them, nor does a wildcard pattern that one of them
+// still holds.
+func TestGroupShrinksWhenACrowdLeaves(t *testing.T) {
+	const crowd = DefaultMaxSubscribers // 160 KB of pointers each
+	b := newTestMemory(t, MemoryOptions{})
+	mustPublish(t, b, "news", "", "retained")
+	subs := make([]Subscription, crowd)
+	for i := range subs {
+		subs[i] = mustSubscribe(t, b, "", "news", "news.>")
+	}
+	for _, s := range subs[1:] {
+		s.Close()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, g := range []*group{&b.topics["news"].group, b.wild["news.>"]} {
+		if len(g.subs) != 1 || cap(g.subs) > 64 {
+			t.Errorf("group %s: %d subscriptions in a list of capacity %d, want 1 in at most 64", g.pattern, len(g.subs), cap(g.subs))
+		}
+	}
+}
+
+// TestMassDropKeepsNoScratch: a publish that drops a crowd of slow
+// subscribers at once does not keep the scratch list it took for them.
+func TestMassDropKeepsNoScratch(t *testing.T) {
+	const crowd = DefaultMaxSubscribers
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 1})
+	for range crowd {
+		mustSubscribe(t, b, "", "a")
+	}
+	mustPublish(t, b, "a", "", "fills every queue")
+	mustPublish(t, b, "a", "", "drops every subscriber")
+	if st := b.Stats(); st.Dropped != crowd {
+		t.Fatalf("%d subscribers dropped, want %d", st.Dropped, crowd)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got := cap(b.dropped); got > keptDroppedCap {
+		t.Errorf("the dropped scratch keeps capacity %d (%d bytes), want at most %d", got, 8*got, keptDroppedCap)
+	}
+}

@@ -24,7 +24,9 @@ const replayCallScans = 16
 // history no longer retains the rest of the replay, it ends the
 // subscription with ErrSlowConsumer (counted as dropped), or with
 // ErrResumeOvertaken (not counted) when it had handed out no event of the
-// replay yet, and reports done; a subscription that has ended with its replay unfinished hands out
+// replay yet (a replay of every retained event, from before a restart,
+// then starts at the oldest retained instead), and reports done; a
+// subscription that has ended with its replay unfinished hands out
 // neither its rest nor its queue. Only the subscriber may call it, from
 // one goroutine at a time.
 func (s *memorySubscription) Replay(dst []*Message, maxBytes int) (msgs []*Message, done bool) {
@@ -55,11 +57,18 @@ func (s *memorySubscription) replayScan(dst []*Message, bytes, maxBytes int) ([]
 		// gap. The subscriber is dropped as one that fell behind is,
 		// unless it was handed out nothing yet: it fell behind nothing,
 		// its last event id is the one it resumed from, and a resume
-		// from there is what to answer now (ErrResumeOvertaken).
-		if s.handedOut {
+		// from there is what to answer now (ErrResumeOvertaken). A
+		// replay of every retained event (a resume from before a
+		// restart, told so by its Reset) starts where the history now
+		// does: subscribing again would answer the same, which the next
+		// publish would overtake again.
+		switch {
+		case s.whole && !s.handedOut:
+			s.replayNext = min(b.hist.oldest, s.replayEnd)
+		case s.handedOut:
 			b.end(s, ErrSlowConsumer)
 			b.dropCount.Add(1)
-		} else {
+		default:
 			b.end(s, ErrResumeOvertaken)
 		}
 	}

@@ -107,6 +107,42 @@ func TestAResumeOvertakenBeforeItsReplayIsNoDrop(t *testing.T) {
 	}
 }
 
+// A resume from before a restart (a Reset, and a replay of every retained
+// event) whose history lets go of its oldest events before the first
+// Replay is not overtaken: its subscriber was told events may have been
+// missed, and it is sent what the history holds when it reads, then live
+// events. It ended with ErrResumeOvertaken, and subscribing again with the
+// same id gave a replay of every retained event again, which the next
+// publish overtook again on a busy hub.
+func TestAResumeFromBeforeARestartIsNotOvertaken(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{HistorySize: 5, FirstID: 100})
+	mustPublish(t, b, "a", "", "let go of") // id 100
+	mustPublish(t, b, "b", "", "other")     // id 101
+	retained := mustPublish(t, b, "a", "", "retained")
+	mustPublish(t, b, "b", "", "other") // ids 103, 104
+	mustPublish(t, b, "b", "", "other")
+	s := mustSubscribe(t, b, "5", "a")
+	if s.Reset() == "" {
+		t.Fatal("resume from before the restart: no reset, want one")
+	}
+	mustPublish(t, b, "b", "", "evicts 100") // id 105
+	live := mustPublish(t, b, "a", "", "live")
+
+	got, done := s.Replay(nil, 1<<20)
+	if !done || !slices.Equal(ids(got), []uint64{retained.ID}) {
+		t.Fatalf("replay after its start was evicted: %v, done %v; want [%d], done", ids(got), done, retained.ID)
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err() = %v, want none", err)
+	}
+	if got := queued(s); !slices.Equal(got, []uint64{live.ID}) {
+		t.Errorf("queued %v, want the live event %d", got, live.ID)
+	}
+	if st := b.Stats(); st.Dropped != 0 || st.Subscribers != 1 {
+		t.Errorf("stats %+v, want 0 dropped, 1 subscriber", st)
+	}
+}
+
 // Reading a replay in pieces, whatever their size, hands out exactly what
 // Subscribe used to copy (the retained matching events after the id, ids
 // Deliver skipped included), and the live events published meanwhile

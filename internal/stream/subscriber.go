@@ -39,6 +39,10 @@ type memorySubscription struct {
 	// is still being sent its replay. Equal once the replay is done.
 	replayNext, replayEnd uint64
 	handedOut             bool // Replay has handed out an event
+	// whole marks the replay of every retained event, of a resume from
+	// before a restart: its start is the oldest retained event when
+	// Replay reads it, not a fixed id.
+	whole bool
 }
 
 // slot places a subscription in a group: g.subs[i] is the subscription.

@@ -2,7 +2,9 @@ package stream
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -135,5 +137,44 @@ func TestTopicsCountsEachSubscriptionOnce(t *testing.T) {
 	subscribe("y.>", "x.b")
 	if got, want := counts(), "x.a=4 x.b=3 y.a=3"; got != want {
 		t.Errorf("with several patterns each: %s, want %s", got, want)
+	}
+}
+
+// TestWildcardGroupsShrinkWithTheirPatterns opens as many subscriptions
+// as a broker takes by default, each to a wildcard pattern of its own (one
+// per user), and closes all but one: the map of wildcard groups and their
+// index do not keep the memory they took for all of them.
+func TestWildcardGroupsShrinkWithTheirPatterns(t *testing.T) {
+	const patterns = DefaultMaxSubscribers // some 4 MB of maps
+	b := newTestMemory(t, MemoryOptions{})
+	subs := make([]Subscription, patterns)
+	for i := range subs {
+		subs[i] = mustSubscribe(t, b, "", "user."+strconv.Itoa(i)+".>")
+	}
+	for _, s := range subs[1:] {
+		s.Close()
+	}
+	var with, without runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&with)
+	b.mu.Lock()
+	if len(b.wild) != 1 {
+		b.mu.Unlock()
+		t.Fatalf("%d wildcard groups, want 1", len(b.wild))
+	}
+	fresh, idx := make(map[string]*group, 1), wildIndex{}
+	for p, g := range b.wild {
+		fresh[p] = g
+		idx.add(g)
+	}
+	b.wild, b.wildIdx = fresh, idx
+	b.mu.Unlock()
+	runtime.GC()
+	runtime.ReadMemStats(&without)
+	if got := int64(with.HeapAlloc) - int64(without.HeapAlloc); got > 64<<10 {
+		t.Errorf("the wildcard groups of one pattern take %d bytes more than new ones, want at most 64 KiB", got)
+	}
+	if got := matchedPatterns(&b.wildIdx, "user.0.x"); !slices.Equal(got, []string{"user.0.>"}) {
+		t.Errorf("user.0.x matches %v, want [user.0.>]", got)
 	}
 }
