@@ -75,6 +75,12 @@ func checkNATSURL(s string) error {
 		return errors.New("does not parse")
 	case !slices.Contains(natsSchemes, strings.ToLower(u.Scheme)):
 		return fmt.Errorf("scheme must be one of %s", strings.Join(natsSchemes, ", "))
+	case strings.Count(s, "@") > 1 || u.User == nil && strings.Contains(s, "@"):
+		// An @ that does not end the user info: in a ws URL, which may
+		// have a path, a slash in a password or token made the user
+		// info before it the host, and the client looked the secret up
+		// as a host name and named it in its error.
+		return errors.New("an @ after the host: write a slash or @ of a password or token as %2F or %40, an @ of a path or query as %40")
 	case u.Hostname() == "":
 		return errors.New("no host")
 	case webSocket(u.Scheme) && (u.Fragment != "" || u.Opaque != ""):

@@ -161,6 +161,13 @@ func TestValidateRejects(t *testing.T) {
 		// the authority early, to a URL parser.
 		{"nats url password with slash hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:se/cret@a.test"} }), `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL`},
 		{"nats url token with slash hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://s3c/ret@a.test:4222"} }), `nats.url: "nats://xxxxx@a.test:4222" is not a NATS server URL`},
+		// A ws URL may have a path: with such a slash, the user info
+		// parsed as the host and a path, and the client looked the
+		// token up as a host name, naming it in its error.
+		{"nats url ws token with slash hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://s3c/ret@a.test:4222"} }), `nats.url: "ws://xxxxx@a.test:4222" is not a NATS server URL (an @ after the host`},
+		{"nats url wss password with slash hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://u:99/cret@a.test"} }), `nats.url: "wss://u:xxxxx@a.test" is not a NATS server URL (an @ after the host`},
+		{"nats url wss password with @ hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://u:se@a/cret@a.test"} }), `nats.url: "wss://u:xxxxx@a.test" is not a NATS server URL (an @ after the host`},
+		{"nats url ws path with @", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://a.test/nats@v1"} }), `nats.url: "ws://xxxxx@v1" is not a NATS server URL (an @ after the host`},
 		{"nats url token hidden, mixed", onNATS(func(c *Config) { c.NATS.URL = []string{"WS://a.test", "nats://s3cret@b.test"} }), `nats.url: "nats://xxxxx@b.test" is a nats or tls URL among WebSocket ones ("WS://a.test")`},
 		{"nats stream empty", onNATS(func(c *Config) { c.NATS.Stream = "" }), `nats.stream: "" is empty`},
 		{"nats stream dot", onNATS(func(c *Config) { c.NATS.Stream = "SSE.HUB" }), `nats.stream: "SSE.HUB" is not a JetStream stream name`},
@@ -306,7 +313,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"nats cluster over WebSocket", onNATS(func(c *Config) {
 			// A WebSocket URL may carry a path and a query, which nats.go
 			// sends (a NATS behind a proxy at /nats).
-			c.NATS.URL = []string{"ws://[::1]:8080", "wss://c.test/", "wss://d.test/nats", "ws://e.test:8080/nats/ws?region=eu", "WSS://f.test/nats?regions=eu%2Cus"}
+			c.NATS.URL = []string{"ws://[::1]:8080", "wss://c.test/", "wss://d.test/nats", "ws://e.test:8080/nats/ws?region=eu", "WSS://f.test/nats?regions=eu%2Cus", "wss://s3c%2Fret@g.test/nats%40v1"}
 		})},
 		{"nats stream name", onNATS(func(c *Config) { c.NATS.Stream = "orders-EU_2" })},
 		{"nats nested prefix", onNATS(func(c *Config) { c.NATS.SubjectPrefix = "acme.ssehub-1" })},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -70,6 +71,14 @@ func (h *Handler) subscribe(c *gin.Context) {
 	sub, err = h.subscribeBroker(ctx, patterns, lastID)
 	if err != nil {
 		sub = nil
+		if c.Request.Context().Err() != nil && statusOf(err) == http.StatusServiceUnavailable {
+			// The client went away while the broker waited (the NATS
+			// broker, for a slot or an answer to read its stream): no
+			// refusal to count, nor to log as the store busy or
+			// unreachable.
+			abortUnavailable(c, err)
+			return
+		}
 		h.abortWithError(c, err)
 		return
 	}

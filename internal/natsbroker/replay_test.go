@@ -2,9 +2,12 @@ package natsbroker
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"slices"
@@ -621,6 +624,63 @@ func TestGoneClientEndsItsPageWait(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A client gone while its resume waits at Subscribe (for a read slot, or
+// NATS's answer) was refused nothing: its request is not counted in
+// ssehub_requests_refused_total, nor in the warning of the event store's
+// 503s, where an operator read it as the store busy or unreachable.
+func TestClientGoneWhileItsResumeWaitsIsNoRefusal(t *testing.T) {
+	in, all := behindThreePages(t, false, time.Minute)
+	b := in.broker
+	for range cap(b.reads) {
+		b.reads <- struct{}{}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", in.URL+"/api/v1/events?topic=t", nil)
+	req.Header.Set("Last-Event-ID", strconv.FormatUint(all[0].ID, 10))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := in.Client().Do(req); err == nil {
+			resp.Body.Close()
+			t.Error("the resume was answered while every read slot was taken")
+		}
+	}()
+	waitFor(t, "the resume to wait", func() bool { return b.Stats().Subscribers == 1 })
+	cancel()
+	<-done
+	var text string
+	waitFor(t, "the resume's request to be counted", func() bool {
+		text = metricsText(t, in)
+		return strings.Contains(text, `ssehub_http_requests_total{code=`) && strings.Contains(text, `route="/api/v1/events"`)
+	})
+	for range cap(b.reads) {
+		<-b.reads
+	}
+	for _, want := range []string{
+		`ssehub_requests_refused_total{reason="store_busy"} 0`,
+		`ssehub_requests_refused_total{reason="store_unreachable"} 0`,
+	} {
+		if !strings.Contains(text, "\n"+want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// metricsText returns in's /metrics.
+func metricsText(t *testing.T, in *instance) string {
+	t.Helper()
+	resp, err := in.Client().Get(in.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
 
 // A deep resume is idle once its replay is handed out, not before; then
