@@ -76,8 +76,11 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	// fileErrs are the file's problems, kept until the configuration
 	// says which keys are used.
 	var fileErrs []error
+	// written is the text the file wrote for the keys it gives a number
+	// or a bool (see writtenScalars).
+	var written map[string]string
 	if path != "" {
-		if fileErrs, err = readFile(v, path); err != nil {
+		if written, fileErrs, err = readFile(v, path); err != nil {
 			return Config{}, err
 		}
 	}
@@ -109,7 +112,11 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	cfg := def
 	var decodeErrs []error
 	for _, f := range cfg.fields() {
-		if err := decode(f.key, f.target, v.Get(f.key)); err != nil {
+		raw := v.Get(f.key)
+		if s, ok := written[f.key]; ok && sources[f.key] == "" {
+			raw = s
+		}
+		if err := decode(f.key, f.target, raw); err != nil {
 			decodeErrs = append(decodeErrs, err)
 		}
 	}
@@ -259,27 +266,29 @@ func (c Config) used(errs []error) []error {
 
 // readFile reads the YAML file at path into v. It returns an error, which
 // names the file, for a file it cannot read or parse, or one of several
-// YAML documents; and problems, each a *KeyError, for keys ssehub does not
+// YAML documents; problems, each a *KeyError, for keys ssehub does not
 // know, keys written twice in two spellings and values written in a way
-// ssehub refuses, for Load to report once it knows which keys are used.
-func readFile(v *viper.Viper, path string) (problems []error, err error) {
+// ssehub refuses, for Load to report once it knows which keys are used;
+// and the text written for values YAML reads as numbers or bools
+// (writtenScalars).
+func readFile(v *viper.Viper, path string) (written map[string]string, problems []error, err error) {
 	data, err := os.ReadFile(path)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err // the path is already in the message: "is a directory", not "read PATH: is a directory"
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+		return nil, nil, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		if m := notAMapping.FindStringSubmatch(err.Error()); m != nil && yamlKinds[m[2]] != "" {
-			return nil, fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
+			return nil, nil, fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
 		}
-		return nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
+		return nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	if err := checkOneDocument(data); err != nil {
-		return nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
+		return nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	for _, err := range []error{checkSpellings(data), checkKeys(v), checkYAMLScalars(data)} {
 		if joined, ok := err.(interface{ Unwrap() []error }); ok {
@@ -288,7 +297,7 @@ func readFile(v *viper.Viper, path string) (problems []error, err error) {
 			problems = append(problems, err)
 		}
 	}
-	return problems, nil
+	return writtenScalars(data), problems, nil
 }
 
 // notAMapping matches the error of a file whose document is not a mapping

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -48,5 +50,56 @@ func TestLoadYAMLNumberForText(t *testing.T) {
 	cfg, err := Load([]string{"--config", writeYAML(t, "nats:\n  stream: 123\n  subject_prefix: 1.5\nhub:\n  history_size: 0x10\n  history_max_bytes: 1_000_000\ncors:\n  allowed_headers: [X-1]\n")}, nil)
 	if err != nil || cfg.NATS.Stream != "123" || cfg.NATS.SubjectPrefix != "1.5" || cfg.Hub.HistorySize != 16 || cfg.Hub.HistoryMaxBytes != 1_000_000 {
 		t.Errorf("err = %v, nats %+v, hub %+v", err, cfg.NATS, cfg.Hub)
+	}
+}
+
+// TestLoadDurationAndBoolReadAsAVariable checks that a duration or a bool
+// the file writes as a YAML number or bool means what the same text means
+// in its variable, or is refused in both, naming the text written. YAML
+// reads retry: 0.0, .0, 00 or 0x0 as the number 0, which was taken as 0s
+// where SSEHUB_STREAM_RETRY refuses them; 0x10, 1_000 and 015 were refused
+// as "16", "1000" and "13", none of them in the file; h2c: 0x1, 01 or 1.0
+// turned HTTP/2 on where SSEHUB_SERVER_H2C refuses them.
+func TestLoadDurationAndBoolReadAsAVariable(t *testing.T) {
+	tests := []struct {
+		section, key, value, want string // want: the error, or "" for none
+	}{
+		{"stream", "retry", "0.0", `stream.retry: invalid duration "0.0" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "retry", ".0", `stream.retry: invalid duration ".0" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "retry", "00", `stream.retry: invalid duration "00" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "retry", "0x0", `stream.retry: invalid duration "0x0" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "0x10", `stream.heartbeat_interval: invalid duration "0x10" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "1_000", `stream.heartbeat_interval: invalid duration "1_000" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "015", `stream.heartbeat_interval: invalid duration "015" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "15.0", `stream.heartbeat_interval: invalid duration "15.0" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "1e3", `stream.heartbeat_interval: invalid duration "1e3" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "15", `stream.heartbeat_interval: invalid duration "15" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "retry", "0", ""},
+		{"stream", "retry", "-0", ""},
+		{"server", "h2c", "0x1", `server.h2c: invalid bool "0x1" (use true or false)`},
+		{"server", "h2c", "01", `server.h2c: invalid bool "01" (use true or false)`},
+		{"server", "h2c", "1.0", `server.h2c: invalid bool "1.0" (use true or false)`},
+		{"server", "h2c", "1_0", `server.h2c: invalid bool "1_0" (use true or false)`},
+		{"server", "h2c", "1", ""},
+		{"server", "h2c", "TRUE", ""},
+	}
+	for _, tt := range tests {
+		key := tt.section + "." + tt.key
+		fileCfg, fileErr := Load([]string{"--config", writeYAML(t, tt.section+":\n  "+tt.key+": "+tt.value+"\n")}, nil)
+		envCfg, envErr := Load([]string{"--config", os.DevNull}, env(map[string]string{EnvName(key): tt.value}))
+		if tt.want == "" {
+			if fileErr != nil || envErr != nil {
+				t.Errorf("%s: %s: file: %v; variable: %v; want no error", key, tt.value, fileErr, envErr)
+			} else if !reflect.DeepEqual(fileCfg, envCfg) {
+				t.Errorf("%s: %s: the file and the variable give two configurations:\n%+v\n%+v", key, tt.value, fileCfg, envCfg)
+			}
+			continue
+		}
+		if fileErr == nil || fileErr.Error() != tt.want {
+			t.Errorf("%s: %s in the file: err = %v\nwant %s", key, tt.value, fileErr, tt.want)
+		}
+		if want := tt.want + "; set by " + EnvName(key); envErr == nil || envErr.Error() != want {
+			t.Errorf("%s=%s: err = %v\nwant %s", EnvName(key), tt.value, envErr, want)
+		}
 	}
 }
