@@ -103,3 +103,53 @@ func TestLoadDurationAndBoolReadAsAVariable(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadIntegerReadAsAVariable checks that an integer means the same in
+// the file and in its variable, or is refused in both. The file took
+// 0x10, 0o17, 0b11 and 1_000 (YAML's integers) where the variable refused
+// them, and 10_ (YAML drops the _) as 10; the variable took 010 as 10 and
+// 09 as 9 where the file refused them, 09 as an integer "out of range".
+func TestLoadIntegerReadAsAVariable(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    int    // the value both take, when fileErr and envErr are ""
+		fileErr string // the error, the file's
+		envErr  string // the error, SSEHUB_STREAM_MAX_STREAMS's
+	}{
+		{value: "0x4E20", want: 20000},
+		{value: "0o47040", want: 20000},
+		{value: "0b100111000100000", want: 20000},
+		{value: "20_000", want: 20000},
+		{value: "+20000", want: 20000},
+		{value: "10_", fileErr: `stream.max_streams: invalid integer "10_"`, envErr: `stream.max_streams: invalid integer "10_"`},
+		{
+			value: "010", fileErr: `stream.max_streams: YAML reads 010 as the octal 8: write 8, or 10 without the leading zero`,
+			envErr: `stream.max_streams: invalid integer "010": a leading zero, which YAML reads as the octal 8: write 10, or 8`,
+		},
+		{
+			value: "0_10", fileErr: `stream.max_streams: YAML reads 0_10 as the octal 8`,
+			envErr: `stream.max_streams: invalid integer "0_10": a leading zero, which YAML reads as the octal 8: write 10, or 8`,
+		},
+		{value: "09", fileErr: `stream.max_streams: invalid integer "09": a leading zero: write 9`, envErr: `stream.max_streams: invalid integer "09": a leading zero: write 9`},
+		{value: "-09", fileErr: `stream.max_streams: invalid integer "-09": a leading zero: write -9`, envErr: `stream.max_streams: invalid integer "-09": a leading zero: write -9`},
+		{value: "0xFFFFFFFFFFFFFFFF", fileErr: `stream.max_streams: integer "0xFFFFFFFFFFFFFFFF" is out of range`, envErr: `stream.max_streams: integer "0xFFFFFFFFFFFFFFFF" is out of range`},
+	}
+	for _, tt := range tests {
+		vars := map[string]string{"SSEHUB_HUB_MAX_SUBSCRIBERS": "1"}
+		fileCfg, fileErr := Load([]string{"--config", writeYAML(t, "stream:\n  max_streams: "+tt.value+"\n")}, env(vars))
+		vars["SSEHUB_STREAM_MAX_STREAMS"] = tt.value
+		envCfg, envErr := Load([]string{"--config", os.DevNull}, env(vars))
+		if tt.fileErr == "" {
+			if fileErr != nil || envErr != nil || fileCfg.Stream.MaxStreams != tt.want || envCfg.Stream.MaxStreams != tt.want {
+				t.Errorf("%s: file: %d, %v; variable: %d, %v; want %d in both", tt.value, fileCfg.Stream.MaxStreams, fileErr, envCfg.Stream.MaxStreams, envErr, tt.want)
+			}
+			continue
+		}
+		if !errors.Is(fileErr, ErrInvalidValue) || !strings.Contains(fileErr.Error(), tt.fileErr) {
+			t.Errorf("%s in the file: err = %v\nwant it to say %s", tt.value, fileErr, tt.fileErr)
+		}
+		if want := tt.envErr + "; set by SSEHUB_STREAM_MAX_STREAMS"; envErr == nil || envErr.Error() != want {
+			t.Errorf("SSEHUB_STREAM_MAX_STREAMS=%s: err = %v\nwant %s", tt.value, envErr, want)
+		}
+	}
+}
