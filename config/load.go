@@ -45,8 +45,9 @@ func flagKeys() []flagKey {
 // --config "" wraps ErrUsage. getenv looks up environment variables:
 // os.Getenv in production; nil means no environment. Every key has a
 // variable named by EnvName; its value is trimmed (envValue), an empty
-// value does not override, one wrapped in quotes is refused (quoted), and
-// lists are comma-separated and replace the file's list.
+// value does not override, one wrapped in quotes is refused (quoted) for
+// a key the configuration uses, and lists are comma-separated and replace
+// the file's list.
 //
 // Errors name the key and the offending value, and the variable or flag
 // that set it, or the file. -h or --help returns a *HelpError (wrapping
@@ -86,6 +87,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	// sources names the variable or flag each key was set by, for errors.
 	sources := map[string]string{}
+	// errs are the variables' and flags' problems, reported, as the
+	// file's, only for keys the configuration uses.
 	var errs []error
 	if getenv != nil {
 		for _, key := range Keys() {
@@ -110,23 +113,21 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 
 	cfg := def
-	var decodeErrs []error
 	for _, f := range cfg.fields() {
 		raw := v.Get(f.key)
 		if s, ok := written[f.key]; ok && sources[f.key] == "" {
 			raw = s
 		}
 		if err := decode(f.key, f.target, raw); err != nil {
-			decodeErrs = append(decodeErrs, err)
+			errs = append(errs, err)
 		}
 	}
-	// A key left unused is unchecked, the type of its value too, and how
-	// the file wrote it.
+	// A key left unused is unchecked, the type of its value too, how
+	// the file wrote it, and quotes around its variable's value.
 	if err := errors.Join(cfg.used(fileErrs)...); err != nil {
 		return Config{}, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
-	errs = append(errs, cfg.used(decodeErrs)...)
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(cfg.used(errs)...); err != nil {
 		nameSources(err, sources)
 		return Config{}, err
 	}

@@ -1002,7 +1002,9 @@ func TestLoadErrorNamesItsSource(t *testing.T) {
 // (docker run --env-file does not remove them): SSEHUB_AUTH_PUBLISH_TOKENS="s3cret"
 // made the token "s3cret" with its quotes, which no client sends, and
 // SSEHUB_AUTH_JWT_ISSUER, SSEHUB_NATS_STREAM or SSEHUB_NATS_STORE_DIR were
-// taken with them as silently.
+// taken with them as silently. The nats keys are used with hub.broker:
+// nats, nats.store_dir with nats.embedded: true
+// (TestLoadEnvQuotedValueOfAnUnusedKey).
 func TestLoadEnvQuotedValue(t *testing.T) {
 	for name, value := range map[string]string{
 		"SSEHUB_AUTH_PUBLISH_TOKENS":  `"s3cret"`,
@@ -1010,7 +1012,8 @@ func TestLoadEnvQuotedValue(t *testing.T) {
 		"SSEHUB_NATS_STREAM":          `"EVENTS"`,
 		"SSEHUB_NATS_STORE_DIR":       ` '/var/lib/ssehub' `,
 	} {
-		_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{name: value}))
+		vars := map[string]string{name: value, "SSEHUB_HUB_BROKER": "nats", "SSEHUB_NATS_EMBEDDED": "true"}
+		_, err := Load([]string{"--config", os.DevNull}, env(vars))
 		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), "wrapped in quotes") || !strings.HasSuffix(err.Error(), "; set by "+name) {
 			t.Errorf("%s=%s: err = %v, want one saying the value is wrapped in quotes, naming the variable", name, value, err)
 		}
@@ -1022,6 +1025,32 @@ func TestLoadEnvQuotedValue(t *testing.T) {
 	cfg, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_NATS_STREAM": `A"B"`, "SSEHUB_AUTH_PUBLISH_TOKENS": `"a,b"c`}))
 	if err != nil || cfg.NATS.Stream != `A"B"` || !reflect.DeepEqual(cfg.Auth.PublishTokens, []string{`"a`, `b"c`}) {
 		t.Errorf("err = %v, stream %q, tokens %q", err, cfg.NATS.Stream, cfg.Auth.PublishTokens)
+	}
+}
+
+// TestLoadEnvQuotedValueOfAnUnusedKey checks that quotes around the value
+// of a key the configuration leaves unused do not stop the start, as
+// nothing else about that value does: SSEHUB_NATS_STREAM="EVENTS", left
+// in an env file beside hub.broker: memory, stopped it, while
+// SSEHUB_NATS_REPLICAS=three did not. Used, it stops the start.
+func TestLoadEnvQuotedValueOfAnUnusedKey(t *testing.T) {
+	vars := map[string]string{
+		"SSEHUB_NATS_STREAM":    `"EVENTS"`,
+		"SSEHUB_NATS_URL":       `'nats://a:4222'`,
+		"SSEHUB_NATS_STORE_DIR": `"/var/lib/ssehub"`,
+	}
+	if _, err := Load([]string{"--config", os.DevNull}, env(vars)); err != nil {
+		t.Errorf("memory broker: %v", err)
+	}
+	vars["SSEHUB_HUB_BROKER"] = "nats"
+	_, err := Load([]string{"--config", os.DevNull}, env(vars))
+	for _, want := range []string{"nats.stream: the value is wrapped in quotes", "nats.url: the value is wrapped in quotes"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("nats broker: err = %v, want it to say %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "nats.store_dir") {
+		t.Errorf("nats broker, not embedded: err = %v names nats.store_dir, which it does not use", err)
 	}
 }
 
