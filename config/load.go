@@ -502,8 +502,11 @@ func checkKeys(v *viper.Viper) error {
 		if _, ok := secs[key]; ok {
 			if raw := v.Get(key); raw != nil {
 				got := fmt.Sprintf(", got %v", raw)
-				if slices.ContainsFunc(secretKeys, func(k string) bool { return strings.HasPrefix(k, key+".") }) {
-					// Most likely a secret written without its key (auth.jwt: SECRET).
+				if slices.ContainsFunc(secretKeys, func(k string) bool { return strings.HasPrefix(k, key+".") }) ||
+					strings.HasPrefix("nats.url", key+".") {
+					// Most likely a secret written without its key
+					// (auth.jwt: SECRET), or a server URL, which may hold
+					// a password or a token (nats: nats://user:password@host).
 					got = " (value not shown)"
 				}
 				errs = append(errs, invalid(key, "expected a section of keys"+got))

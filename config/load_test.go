@@ -498,13 +498,17 @@ func TestLoadSectionNotAMapping(t *testing.T) {
 // TestLoadSectionNotAMappingHidesASecret checks that a value written
 // where a section of secrets belongs (auth.jwt: followed by the HMAC
 // secret, hmac_secret: left out) is not shown: it is most likely the
-// secret, and the error goes to the log.
+// secret, and the error goes to the log. So is one where the nats
+// section belongs: most likely its server URL, whose password or token
+// was shown (nats: nats://user:password@host).
 func TestLoadSectionNotAMappingHidesASecret(t *testing.T) {
 	const secret = "s3cr3t-0123456789-0123456789-0123456789"
 	for _, tt := range []struct{ yaml, key string }{
 		{"auth:\n  jwt: " + secret + "\n", "auth.jwt"},
 		{"auth:\n  jwt: [" + secret + "]\n", "auth.jwt"},
 		{"auth: " + secret + "\n", "auth"},
+		{"nats: nats://ssehub:" + secret + "@nats.internal:4222\n", "nats"},
+		{"nats: [nats://" + secret + "@a:4222, nats://" + secret + "@b:4222]\n", "nats"},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
