@@ -340,14 +340,19 @@ func yamlProblem(data []byte, err error) string {
 		return err.Error()
 	}
 	n := 1 // the library names no line on the first
-	if m := errorLine.FindStringSubmatch(msg); m != nil {
+	m := errorLine.FindStringSubmatch(msg)
+	if m != nil {
 		n, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
 		if slices.Contains(parserProblems, msg) {
 			n++
 		}
 	}
-	if slices.Contains(startLineProblems, msg) {
+	if m == nil || slices.Contains(startLineProblems, msg) {
+		// Without a line, the problem may be on the first, or on one
+		// the library does not say: a reader's (a control character, a
+		// byte that is not UTF-8) or an alias to an unknown anchor,
+		// which were all "line 1".
 		n = problemLine(data, n, msg)
 	}
 	where := fmt.Sprintf("line %d", n)
@@ -372,8 +377,8 @@ var startLineProblems = []string{
 
 // problemLine returns the line of a problem msg of startLineProblems,
 // which the YAML library names by the line where what holds it starts,
-// n: the first line from n on at which the file, cut after
-// it, fails with msg too. "   bad: x", indented one space too far under
+// n, or of one it names no line for (n is 1): the first line from n on at
+// which the file, cut after it, fails with msg too. "   bad: x", indented one space too far under
 // a section's keys, was "line 2" for the section's first key. The file
 // cut before the mistake does not fail with msg, and cut after it does,
 // so the line is found by halving, a few cuts read, not one for each line

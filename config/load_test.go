@@ -618,7 +618,9 @@ func TestLoadBadYAMLHints(t *testing.T) {
 // config: yaml: line 1: did not find expected ',' or ']'" for a bracket
 // left open on line 2 (the library counts a parser error's line from 0),
 // and a key written twice "yaml: unmarshal errors:\n  line 3: mapping key
-// "addr" already defined at line 2", over two lines.
+// "addr" already defined at line 2", over two lines. A problem the library
+// names no line for (an alias to an unknown anchor, a control character)
+// was "line 1", wherever it was.
 func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"server:\n  addr: [\":1\"\n  read_timeout: 1s\n", `line 2: did not find expected ',' or ']'`},
@@ -632,6 +634,11 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 		{"log:\n  level: \"info\nhub: {}\n", `line 2: found unexpected end of stream`},
 		{"log:\n  level: info: debug\n", `line 2: mapping values are not allowed in this context`},
 		{"server:\n  addr: \":1\"\n  addr: \":2\"\n", `line 3: key "addr" written twice (first at line 2): YAML takes a key once; keep one`},
+		// The library names no line for these; they were "line 1".
+		{"server:\n  addr: \":1\"\nstream:\n  retry: *x\n", `line 4: unknown anchor 'x' referenced`},
+		{"server:\n  addr: \":1\"\n  read_timeout: 1s\x00\n", `line 3: control characters are not allowed`},
+		{"log:\n  level: info\n  format: \xfftext\n", `line 3: invalid leading UTF-8 octet`},
+		{"log: info: debug\nserver: {}\n", `line 1: mapping values are not allowed in this context`},
 	} {
 		wantFileError(t, tt.yaml, tt.want)
 	}
