@@ -36,7 +36,11 @@ func decode(key string, target any, raw any) error {
 	}
 	s, ok := scalar(raw)
 	if !ok {
-		return invalid(key, fmt.Sprintf("expected a %s, got a list or a mapping", kindOf(target)))
+		kind := "a " + kindOf(target)
+		if kind == "a integer" {
+			kind = "an integer"
+		}
+		return invalid(key, fmt.Sprintf("expected %s, got a list or a mapping", kind))
 	}
 	switch t := target.(type) {
 	case *string:
@@ -162,6 +166,10 @@ func decodeList(key string, raw any) ([]string, error) {
 			}
 			items = append(items, s)
 		}
+	case map[string]any:
+		// An empty mapping ({}): viper reads a key under one as a key
+		// of its own, which checkKeys reports.
+		return nil, invalid(key, "expected a list, got a mapping")
 	default:
 		return nil, invalid(key, fmt.Sprintf("expected a list, got %v", raw))
 	}

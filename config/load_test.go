@@ -556,6 +556,9 @@ func TestLoadBadValues(t *testing.T) {
 		{"subscribe token a YAML number", "auth:\n  subscribe_tokens: 0x1F\n", nil, `auth.subscribe_tokens: a YAML number or bool, not text: quote it`},
 		{"secret a YAML number", "auth:\n  jwt:\n    hmac_secret: 12345678901234567890123456789012345\n", nil, `auth.jwt.hmac_secret: a YAML number or bool, not text: quote it`},
 		{"scalar given a list", "log:\n  level: [debug]\n", nil, `log.level: expected a string`},
+		// Said "expected a integer", and "got map[]" for an empty mapping.
+		{"integer given a list", "hub:\n  history_size: [1, 2]\n", nil, `hub.history_size: expected an integer, got a list or a mapping`},
+		{"list given an empty mapping", "cors:\n  allowed_origins: {}\n", nil, `cors.allowed_origins: expected a list, got a mapping`},
 		{"heartbeat in env", "", map[string]string{"SSEHUB_STREAM_HEARTBEAT_INTERVAL": "15ms"}, `stream.heartbeat_interval: "15ms" must be between 1s and 24h0m0s`},
 		{"history size in yaml", "hub:\n  history_size: 99999999999\n", nil, `hub.history_size: 99999999999 must be between 1 and 10000000`},
 		{"validation after layering", "", map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "http://a/b"}, `cors.allowed_origins: "http://a/b" is not an origin`},
