@@ -90,8 +90,17 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	// errs are the variables' and flags' problems, reported, as the
 	// file's, only for keys the configuration uses.
 	var errs []error
+	// A variable of a key a flag sets is not read, nor checked: the flag
+	// overrides it.
+	flagged := map[string]bool{}
+	for _, f := range flagKeys() {
+		flagged[f.key] = flags.Changed(f.flag)
+	}
 	if getenv != nil {
 		for _, key := range Keys() {
+			if flagged[key] {
+				continue
+			}
 			s := envValue(key, getenv(EnvName(key)))
 			if quoted(s) {
 				errs = append(errs, &KeyError{Key: key, Source: EnvName(key), Err: ErrInvalidValue, Msg: "the value is wrapped in quotes, which a variable keeps as part of it " +
@@ -105,7 +114,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		}
 	}
 	for _, f := range flagKeys() {
-		if flags.Changed(f.flag) {
+		if flagged[f.key] {
 			s, _ := flags.GetString(f.flag)
 			v.Set(f.key, s)
 			sources[f.key] = "--" + f.flag

@@ -1042,6 +1042,21 @@ func TestLoadEnvQuotedValue(t *testing.T) {
 	}
 }
 
+// TestLoadEnvQuotedValueUnderAFlag checks that quotes around a variable's
+// value do not stop the start when a flag sets its key: the flag
+// overrides the variable, which is not read, and SSEHUB_LOG_LEVEL="debug"
+// stopped a start with --log-level info where SSEHUB_LOG_LEVEL=loud did
+// not.
+func TestLoadEnvQuotedValueUnderAFlag(t *testing.T) {
+	for _, value := range []string{`"debug"`, "loud"} {
+		vars := map[string]string{"SSEHUB_LOG_LEVEL": value, "SSEHUB_SERVER_ADDR": `":9000"`}
+		cfg, err := Load([]string{"--config", os.DevNull, "--log-level", "warn", "--addr", "127.0.0.1:0"}, env(vars))
+		if err != nil || cfg.Log.Level != "warn" || cfg.Server.Addr != "127.0.0.1:0" {
+			t.Errorf("SSEHUB_LOG_LEVEL=%s under --log-level warn: err = %v, log.level %q, server.addr %q", value, err, cfg.Log.Level, cfg.Server.Addr)
+		}
+	}
+}
+
 // TestLoadEnvQuotedValueOfAnUnusedKey checks that quotes around the value
 // of a key the configuration leaves unused do not stop the start, as
 // nothing else about that value does: SSEHUB_NATS_STREAM="EVENTS", left
