@@ -132,7 +132,12 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		}
 	}
 	// A key left unused is unchecked, the type of its value too, how
-	// the file wrote it, and quotes around its variable's value.
+	// the file wrote it, and quotes around its variable's value; so is
+	// how the file wrote a value a variable or a flag overrides.
+	fileErrs = slices.DeleteFunc(fileErrs, func(err error) bool {
+		var ke *KeyError
+		return errors.As(err, &ke) && errors.Is(ke.Err, ErrInvalidValue) && sources[strings.Split(ke.Key, "[")[0]] != ""
+	})
 	if err := errors.Join(cfg.used(fileErrs)...); err != nil {
 		return Config{}, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}

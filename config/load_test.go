@@ -1057,6 +1057,33 @@ func TestLoadEnvQuotedValueUnderAFlag(t *testing.T) {
 	}
 }
 
+// TestLoadFileValueOverridden checks that how the file writes a value a
+// variable or a flag overrides, unread, does not stop the start, as the
+// value itself does not: history_size: 010 (octal to YAML) stopped a
+// start with SSEHUB_HUB_HISTORY_SIZE=10, where history_size: ten did
+// not. A key the file does not know still does.
+func TestLoadFileValueOverridden(t *testing.T) {
+	vars := map[string]string{"SSEHUB_HUB_HISTORY_SIZE": "10", "SSEHUB_NATS_STREAM": "EVENTS", "SSEHUB_CORS_ALLOWED_HEADERS": "X-A"}
+	for _, file := range []string{
+		"hub:\n  history_size: 010\n",
+		"hub:\n  history_size: ten\n",
+		"hub:\n  history_size: 1e3\n",
+		"hub:\n  history_size: {a: 1}\n",
+		"hub:\n  broker: nats\nnats:\n  stream: 0123\n",
+		"cors:\n  allowed_headers: [X-A, 0x1F]\n",
+		"server:\n  addr: 0123\n",
+	} {
+		cfg, err := Load([]string{"--config", writeYAML(t, file), "--addr", "127.0.0.1:0"}, env(vars))
+		if err != nil || cfg.Hub.HistorySize != 10 {
+			t.Errorf("%q: err = %v, hub.history_size %d", file, err, cfg.Hub.HistorySize)
+		}
+	}
+	_, err := Load([]string{"--config", writeYAML(t, "hub:\n  history_size: 010\n  histroy: 1\n")}, env(vars))
+	if !errors.Is(err, ErrUnknownKey) || strings.Contains(err.Error(), "octal") {
+		t.Errorf("err = %v, want the unknown key alone", err)
+	}
+}
+
 // TestLoadEnvQuotedValueOfAnUnusedKey checks that quotes around the value
 // of a key the configuration leaves unused do not stop the start, as
 // nothing else about that value does: SSEHUB_NATS_STREAM="EVENTS", left
