@@ -146,6 +146,13 @@ func notText(raw any) bool {
 // without a value (null) is an empty one.
 func decodeList(key string, raw any) ([]string, error) {
 	var items []string
+	if s, ok := scalar(raw); ok {
+		// A number or a bool the file wrote alone (exposed_headers: 42,
+		// which checkYAMLScalars saw written as its text) is the text a
+		// variable would give: it was refused as "expected a list, got 42"
+		// where SSEHUB_CORS_EXPOSED_HEADERS=42 is a list of one.
+		raw = s
+	}
 	switch v := raw.(type) {
 	case string:
 		items = strings.Split(v, ",")

@@ -153,3 +153,17 @@ func TestLoadIntegerReadAsAVariable(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadListGivenANumber checks that a list key the file gives a number
+// or a bool alone is the list of that text, as the same text in its
+// variable is: it was refused as "expected a list, got 42".
+func TestLoadListGivenANumber(t *testing.T) {
+	for _, value := range []string{"42", "true"} {
+		fileCfg, fileErr := Load([]string{"--config", writeYAML(t, "cors:\n  exposed_headers: "+value+"\n")}, nil)
+		envCfg, envErr := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_CORS_EXPOSED_HEADERS": value}))
+		want := []string{value}
+		if fileErr != nil || envErr != nil || !reflect.DeepEqual(fileCfg.CORS.ExposedHeaders, want) || !reflect.DeepEqual(envCfg.CORS.ExposedHeaders, want) {
+			t.Errorf("%s: file: %q, %v; variable: %q, %v; want %q from both", value, fileCfg.CORS.ExposedHeaders, fileErr, envCfg.CORS.ExposedHeaders, envErr, want)
+		}
+	}
+}
