@@ -36,7 +36,11 @@ func decode(key string, target any, raw any) error {
 	}
 	s, ok := scalar(raw)
 	if !ok {
-		return invalid(key, fmt.Sprintf("expected a %s, got a list or a mapping", kindOf(target)))
+		kind := "a " + kindOf(target)
+		if kind == "a integer" {
+			kind = "an integer"
+		}
+		return invalid(key, fmt.Sprintf("expected %s, got a list or a mapping", kind))
 	}
 	switch t := target.(type) {
 	case *string:
@@ -48,12 +52,9 @@ func decode(key string, target any, raw any) error {
 		}
 		*t = b
 	case *int:
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if errors.Is(err, strconv.ErrRange) {
-			return invalid(key, fmt.Sprintf("integer %q is out of range", s))
-		}
-		if err != nil {
-			return invalid(key, fmt.Sprintf("invalid integer %q", s))
+		n, msg := parseInt(s)
+		if msg != "" {
+			return invalid(key, msg)
 		}
 		*t = n
 	case *time.Duration:
@@ -70,6 +71,36 @@ func decode(key string, target any, raw any) error {
 		panic(fmt.Sprintf("config: key %s has unsupported target %T", key, target))
 	}
 	return nil
+}
+
+// parseInt reads s, an integer key's value, as the file's YAML and a
+// variable both read it: decimal digits, with a sign or not, or 0x, 0o or
+// 0b and digits, with _ between digits (1_000_000). A leading zero is
+// refused in both: 010 is the octal 8 to YAML and 10 to strconv, and
+// SSEHUB_HUB_HISTORY_SIZE=010 was 10 where history_size: 010 stops the
+// start. It returns the number, or what is wrong with s, naming it.
+func parseInt(s string) (int, string) {
+	t := strings.TrimSpace(s)
+	if plain := strings.ReplaceAll(t, "_", ""); leadingZero.MatchString(plain) {
+		digits := strings.TrimLeft(plain, "+-")
+		sign := plain[:len(plain)-len(digits)]
+		if digits = strings.TrimLeft(digits, "0"); digits == "" {
+			digits = "0"
+		}
+		decimal := strings.TrimPrefix(sign, "+") + digits
+		if octal, err := strconv.ParseInt(plain, 8, 64); err == nil && strconv.FormatInt(octal, 10) != decimal {
+			return 0, fmt.Sprintf("invalid integer %q: a leading zero, which YAML reads as the octal %d: write %s, or %d", s, octal, decimal, octal)
+		}
+		return 0, fmt.Sprintf("invalid integer %q: a leading zero: write %s", s, decimal)
+	}
+	n, err := strconv.ParseInt(t, 0, strconv.IntSize)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Sprintf("integer %q is out of range", s)
+	}
+	if err != nil {
+		return 0, fmt.Sprintf("invalid integer %q", s)
+	}
+	return int(n), ""
 }
 
 // durationSyntax matches what time.ParseDuration reads, whatever the
@@ -115,6 +146,13 @@ func notText(raw any) bool {
 // without a value (null) is an empty one.
 func decodeList(key string, raw any) ([]string, error) {
 	var items []string
+	if s, ok := scalar(raw); ok {
+		// A number or a bool the file wrote alone (exposed_headers: 42,
+		// which checkYAMLScalars saw written as its text) is the text a
+		// variable would give: it was refused as "expected a list, got 42"
+		// where SSEHUB_CORS_EXPOSED_HEADERS=42 is a list of one.
+		raw = s
+	}
 	switch v := raw.(type) {
 	case string:
 		items = strings.Split(v, ",")
@@ -135,6 +173,10 @@ func decodeList(key string, raw any) ([]string, error) {
 			}
 			items = append(items, s)
 		}
+	case map[string]any:
+		// An empty mapping ({}): viper reads a key under one as a key
+		// of its own, which checkKeys reports.
+		return nil, invalid(key, "expected a list, got a mapping")
 	default:
 		return nil, invalid(key, fmt.Sprintf("expected a list, got %v", raw))
 	}

@@ -45,8 +45,9 @@ func flagKeys() []flagKey {
 // --config "" wraps ErrUsage. getenv looks up environment variables:
 // os.Getenv in production; nil means no environment. Every key has a
 // variable named by EnvName; its value is trimmed (envValue), an empty
-// value does not override, one wrapped in quotes is refused (quoted), and
-// lists are comma-separated and replace the file's list.
+// value does not override, one wrapped in quotes is refused (quoted) for
+// a key the configuration uses, and lists are comma-separated and replace
+// the file's list.
 //
 // Errors name the key and the offending value, and the variable or flag
 // that set it, or the file. -h or --help returns a *HelpError (wrapping
@@ -76,16 +77,30 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	// fileErrs are the file's problems, kept until the configuration
 	// says which keys are used.
 	var fileErrs []error
+	// written is the text the file wrote for the keys it gives a number
+	// or a bool (see writtenScalars).
+	var written map[string]string
 	if path != "" {
-		if fileErrs, err = readFile(v, path); err != nil {
+		if written, fileErrs, err = readFile(v, path); err != nil {
 			return Config{}, err
 		}
 	}
 	// sources names the variable or flag each key was set by, for errors.
 	sources := map[string]string{}
+	// errs are the variables' and flags' problems, reported, as the
+	// file's, only for keys the configuration uses.
 	var errs []error
+	// A variable of a key a flag sets is not read, nor checked: the flag
+	// overrides it.
+	flagged := map[string]bool{}
+	for _, f := range flagKeys() {
+		flagged[f.key] = flags.Changed(f.flag)
+	}
 	if getenv != nil {
 		for _, key := range Keys() {
+			if flagged[key] {
+				continue
+			}
 			s := envValue(key, getenv(EnvName(key)))
 			if quoted(s) {
 				errs = append(errs, &KeyError{Key: key, Source: EnvName(key), Err: ErrInvalidValue, Msg: "the value is wrapped in quotes, which a variable keeps as part of it " +
@@ -99,7 +114,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		}
 	}
 	for _, f := range flagKeys() {
-		if flags.Changed(f.flag) {
+		if flagged[f.key] {
 			s, _ := flags.GetString(f.flag)
 			v.Set(f.key, s)
 			sources[f.key] = "--" + f.flag
@@ -107,19 +122,26 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 
 	cfg := def
-	var decodeErrs []error
 	for _, f := range cfg.fields() {
-		if err := decode(f.key, f.target, v.Get(f.key)); err != nil {
-			decodeErrs = append(decodeErrs, err)
+		raw := v.Get(f.key)
+		if s, ok := written[f.key]; ok && sources[f.key] == "" {
+			raw = s
+		}
+		if err := decode(f.key, f.target, raw); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	// A key left unused is unchecked, the type of its value too, and how
-	// the file wrote it.
+	// A key left unused is unchecked, the type of its value too, how
+	// the file wrote it, and quotes around its variable's value; so is
+	// how the file wrote a value a variable or a flag overrides.
+	fileErrs = slices.DeleteFunc(fileErrs, func(err error) bool {
+		var ke *KeyError
+		return errors.As(err, &ke) && errors.Is(ke.Err, ErrInvalidValue) && sources[strings.Split(ke.Key, "[")[0]] != ""
+	})
 	if err := errors.Join(cfg.used(fileErrs)...); err != nil {
 		return Config{}, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
-	errs = append(errs, cfg.used(decodeErrs)...)
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(cfg.used(errs)...); err != nil {
 		nameSources(err, sources)
 		return Config{}, err
 	}
@@ -259,27 +281,29 @@ func (c Config) used(errs []error) []error {
 
 // readFile reads the YAML file at path into v. It returns an error, which
 // names the file, for a file it cannot read or parse, or one of several
-// YAML documents; and problems, each a *KeyError, for keys ssehub does not
+// YAML documents; problems, each a *KeyError, for keys ssehub does not
 // know, keys written twice in two spellings and values written in a way
-// ssehub refuses, for Load to report once it knows which keys are used.
-func readFile(v *viper.Viper, path string) (problems []error, err error) {
+// ssehub refuses, for Load to report once it knows which keys are used;
+// and the text written for values YAML reads as numbers or bools
+// (writtenScalars).
+func readFile(v *viper.Viper, path string) (written map[string]string, problems []error, err error) {
 	data, err := os.ReadFile(path)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err // the path is already in the message: "is a directory", not "read PATH: is a directory"
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+		return nil, nil, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		if m := notAMapping.FindStringSubmatch(err.Error()); m != nil && yamlKinds[m[2]] != "" {
-			return nil, fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
+			return nil, nil, fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
 		}
-		return nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
+		return nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	if err := checkOneDocument(data); err != nil {
-		return nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
+		return nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	for _, err := range []error{checkSpellings(data), checkKeys(v), checkYAMLScalars(data)} {
 		if joined, ok := err.(interface{ Unwrap() []error }); ok {
@@ -288,7 +312,7 @@ func readFile(v *viper.Viper, path string) (problems []error, err error) {
 			problems = append(problems, err)
 		}
 	}
-	return problems, nil
+	return writtenScalars(data), problems, nil
 }
 
 // notAMapping matches the error of a file whose document is not a mapping
@@ -330,14 +354,19 @@ func yamlProblem(data []byte, err error) string {
 		return err.Error()
 	}
 	n := 1 // the library names no line on the first
-	if m := errorLine.FindStringSubmatch(msg); m != nil {
+	m := errorLine.FindStringSubmatch(msg)
+	if m != nil {
 		n, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
 		if slices.Contains(parserProblems, msg) {
 			n++
 		}
 	}
-	if slices.Contains(startLineProblems, msg) {
+	if m == nil || slices.Contains(startLineProblems, msg) {
+		// Without a line, the problem may be on the first, or on one
+		// the library does not say: a reader's (a control character, a
+		// byte that is not UTF-8) or an alias to an unknown anchor,
+		// which were all "line 1".
 		n = problemLine(data, n, msg)
 	}
 	where := fmt.Sprintf("line %d", n)
@@ -362,8 +391,8 @@ var startLineProblems = []string{
 
 // problemLine returns the line of a problem msg of startLineProblems,
 // which the YAML library names by the line where what holds it starts,
-// n: the first line from n on at which the file, cut after
-// it, fails with msg too. "   bad: x", indented one space too far under
+// n, or of one it names no line for (n is 1): the first line from n on at
+// which the file, cut after it, fails with msg too. "   bad: x", indented one space too far under
 // a section's keys, was "line 2" for the section's first key. The file
 // cut before the mistake does not fail with msg, and cut after it does,
 // so the line is found by halving, a few cuts read, not one for each line
@@ -492,8 +521,11 @@ func checkKeys(v *viper.Viper) error {
 		if _, ok := secs[key]; ok {
 			if raw := v.Get(key); raw != nil {
 				got := fmt.Sprintf(", got %v", raw)
-				if slices.ContainsFunc(secretKeys, func(k string) bool { return strings.HasPrefix(k, key+".") }) {
-					// Most likely a secret written without its key (auth.jwt: SECRET).
+				if slices.ContainsFunc(secretKeys, func(k string) bool { return strings.HasPrefix(k, key+".") }) ||
+					strings.HasPrefix("nats.url", key+".") {
+					// Most likely a secret written without its key
+					// (auth.jwt: SECRET), or a server URL, which may hold
+					// a password or a token (nats: nats://user:password@host).
 					got = " (value not shown)"
 				}
 				errs = append(errs, invalid(key, "expected a section of keys"+got))

@@ -498,13 +498,17 @@ func TestLoadSectionNotAMapping(t *testing.T) {
 // TestLoadSectionNotAMappingHidesASecret checks that a value written
 // where a section of secrets belongs (auth.jwt: followed by the HMAC
 // secret, hmac_secret: left out) is not shown: it is most likely the
-// secret, and the error goes to the log.
+// secret, and the error goes to the log. So is one where the nats
+// section belongs: most likely its server URL, whose password or token
+// was shown (nats: nats://user:password@host).
 func TestLoadSectionNotAMappingHidesASecret(t *testing.T) {
 	const secret = "s3cr3t-0123456789-0123456789-0123456789"
 	for _, tt := range []struct{ yaml, key string }{
 		{"auth:\n  jwt: " + secret + "\n", "auth.jwt"},
 		{"auth:\n  jwt: [" + secret + "]\n", "auth.jwt"},
 		{"auth: " + secret + "\n", "auth"},
+		{"nats: nats://ssehub:" + secret + "@nats.internal:4222\n", "nats"},
+		{"nats: [nats://" + secret + "@a:4222, nats://" + secret + "@b:4222]\n", "nats"},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
@@ -552,6 +556,9 @@ func TestLoadBadValues(t *testing.T) {
 		{"subscribe token a YAML number", "auth:\n  subscribe_tokens: 0x1F\n", nil, `auth.subscribe_tokens: a YAML number or bool, not text: quote it`},
 		{"secret a YAML number", "auth:\n  jwt:\n    hmac_secret: 12345678901234567890123456789012345\n", nil, `auth.jwt.hmac_secret: a YAML number or bool, not text: quote it`},
 		{"scalar given a list", "log:\n  level: [debug]\n", nil, `log.level: expected a string`},
+		// Said "expected a integer", and "got map[]" for an empty mapping.
+		{"integer given a list", "hub:\n  history_size: [1, 2]\n", nil, `hub.history_size: expected an integer, got a list or a mapping`},
+		{"list given an empty mapping", "cors:\n  allowed_origins: {}\n", nil, `cors.allowed_origins: expected a list, got a mapping`},
 		{"heartbeat in env", "", map[string]string{"SSEHUB_STREAM_HEARTBEAT_INTERVAL": "15ms"}, `stream.heartbeat_interval: "15ms" must be between 1s and 24h0m0s`},
 		{"history size in yaml", "hub:\n  history_size: 99999999999\n", nil, `hub.history_size: 99999999999 must be between 1 and 10000000`},
 		{"validation after layering", "", map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "http://a/b"}, `cors.allowed_origins: "http://a/b" is not an origin`},
@@ -614,7 +621,9 @@ func TestLoadBadYAMLHints(t *testing.T) {
 // config: yaml: line 1: did not find expected ',' or ']'" for a bracket
 // left open on line 2 (the library counts a parser error's line from 0),
 // and a key written twice "yaml: unmarshal errors:\n  line 3: mapping key
-// "addr" already defined at line 2", over two lines.
+// "addr" already defined at line 2", over two lines. A problem the library
+// names no line for (an alias to an unknown anchor, a control character)
+// was "line 1", wherever it was.
 func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"server:\n  addr: [\":1\"\n  read_timeout: 1s\n", `line 2: did not find expected ',' or ']'`},
@@ -628,6 +637,11 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 		{"log:\n  level: \"info\nhub: {}\n", `line 2: found unexpected end of stream`},
 		{"log:\n  level: info: debug\n", `line 2: mapping values are not allowed in this context`},
 		{"server:\n  addr: \":1\"\n  addr: \":2\"\n", `line 3: key "addr" written twice (first at line 2): YAML takes a key once; keep one`},
+		// The library names no line for these; they were "line 1".
+		{"server:\n  addr: \":1\"\nstream:\n  retry: *x\n", `line 4: unknown anchor 'x' referenced`},
+		{"server:\n  addr: \":1\"\n  read_timeout: 1s\x00\n", `line 3: control characters are not allowed`},
+		{"log:\n  level: info\n  format: \xfftext\n", `line 3: invalid leading UTF-8 octet`},
+		{"log: info: debug\nserver: {}\n", `line 1: mapping values are not allowed in this context`},
 	} {
 		wantFileError(t, tt.yaml, tt.want)
 	}
@@ -1002,7 +1016,9 @@ func TestLoadErrorNamesItsSource(t *testing.T) {
 // (docker run --env-file does not remove them): SSEHUB_AUTH_PUBLISH_TOKENS="s3cret"
 // made the token "s3cret" with its quotes, which no client sends, and
 // SSEHUB_AUTH_JWT_ISSUER, SSEHUB_NATS_STREAM or SSEHUB_NATS_STORE_DIR were
-// taken with them as silently.
+// taken with them as silently. The nats keys are used with hub.broker:
+// nats, nats.store_dir with nats.embedded: true
+// (TestLoadEnvQuotedValueOfAnUnusedKey).
 func TestLoadEnvQuotedValue(t *testing.T) {
 	for name, value := range map[string]string{
 		"SSEHUB_AUTH_PUBLISH_TOKENS":  `"s3cret"`,
@@ -1010,7 +1026,8 @@ func TestLoadEnvQuotedValue(t *testing.T) {
 		"SSEHUB_NATS_STREAM":          `"EVENTS"`,
 		"SSEHUB_NATS_STORE_DIR":       ` '/var/lib/ssehub' `,
 	} {
-		_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{name: value}))
+		vars := map[string]string{name: value, "SSEHUB_HUB_BROKER": "nats", "SSEHUB_NATS_EMBEDDED": "true"}
+		_, err := Load([]string{"--config", os.DevNull}, env(vars))
 		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), "wrapped in quotes") || !strings.HasSuffix(err.Error(), "; set by "+name) {
 			t.Errorf("%s=%s: err = %v, want one saying the value is wrapped in quotes, naming the variable", name, value, err)
 		}
@@ -1022,6 +1039,74 @@ func TestLoadEnvQuotedValue(t *testing.T) {
 	cfg, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_NATS_STREAM": `A"B"`, "SSEHUB_AUTH_PUBLISH_TOKENS": `"a,b"c`}))
 	if err != nil || cfg.NATS.Stream != `A"B"` || !reflect.DeepEqual(cfg.Auth.PublishTokens, []string{`"a`, `b"c`}) {
 		t.Errorf("err = %v, stream %q, tokens %q", err, cfg.NATS.Stream, cfg.Auth.PublishTokens)
+	}
+}
+
+// TestLoadEnvQuotedValueUnderAFlag checks that quotes around a variable's
+// value do not stop the start when a flag sets its key: the flag
+// overrides the variable, which is not read, and SSEHUB_LOG_LEVEL="debug"
+// stopped a start with --log-level info where SSEHUB_LOG_LEVEL=loud did
+// not.
+func TestLoadEnvQuotedValueUnderAFlag(t *testing.T) {
+	for _, value := range []string{`"debug"`, "loud"} {
+		vars := map[string]string{"SSEHUB_LOG_LEVEL": value, "SSEHUB_SERVER_ADDR": `":9000"`}
+		cfg, err := Load([]string{"--config", os.DevNull, "--log-level", "warn", "--addr", "127.0.0.1:0"}, env(vars))
+		if err != nil || cfg.Log.Level != "warn" || cfg.Server.Addr != "127.0.0.1:0" {
+			t.Errorf("SSEHUB_LOG_LEVEL=%s under --log-level warn: err = %v, log.level %q, server.addr %q", value, err, cfg.Log.Level, cfg.Server.Addr)
+		}
+	}
+}
+
+// TestLoadFileValueOverridden checks that how the file writes a value a
+// variable or a flag overrides, unread, does not stop the start, as the
+// value itself does not: history_size: 010 (octal to YAML) stopped a
+// start with SSEHUB_HUB_HISTORY_SIZE=10, where history_size: ten did
+// not. A key the file does not know still does.
+func TestLoadFileValueOverridden(t *testing.T) {
+	vars := map[string]string{"SSEHUB_HUB_HISTORY_SIZE": "10", "SSEHUB_NATS_STREAM": "EVENTS", "SSEHUB_CORS_ALLOWED_HEADERS": "X-A"}
+	for _, file := range []string{
+		"hub:\n  history_size: 010\n",
+		"hub:\n  history_size: ten\n",
+		"hub:\n  history_size: 1e3\n",
+		"hub:\n  history_size: {a: 1}\n",
+		"hub:\n  broker: nats\nnats:\n  stream: 0123\n",
+		"cors:\n  allowed_headers: [X-A, 0x1F]\n",
+		"server:\n  addr: 0123\n",
+	} {
+		cfg, err := Load([]string{"--config", writeYAML(t, file), "--addr", "127.0.0.1:0"}, env(vars))
+		if err != nil || cfg.Hub.HistorySize != 10 {
+			t.Errorf("%q: err = %v, hub.history_size %d", file, err, cfg.Hub.HistorySize)
+		}
+	}
+	_, err := Load([]string{"--config", writeYAML(t, "hub:\n  history_size: 010\n  histroy: 1\n")}, env(vars))
+	if !errors.Is(err, ErrUnknownKey) || strings.Contains(err.Error(), "octal") {
+		t.Errorf("err = %v, want the unknown key alone", err)
+	}
+}
+
+// TestLoadEnvQuotedValueOfAnUnusedKey checks that quotes around the value
+// of a key the configuration leaves unused do not stop the start, as
+// nothing else about that value does: SSEHUB_NATS_STREAM="EVENTS", left
+// in an env file beside hub.broker: memory, stopped it, while
+// SSEHUB_NATS_REPLICAS=three did not. Used, it stops the start.
+func TestLoadEnvQuotedValueOfAnUnusedKey(t *testing.T) {
+	vars := map[string]string{
+		"SSEHUB_NATS_STREAM":    `"EVENTS"`,
+		"SSEHUB_NATS_URL":       `'nats://a:4222'`,
+		"SSEHUB_NATS_STORE_DIR": `"/var/lib/ssehub"`,
+	}
+	if _, err := Load([]string{"--config", os.DevNull}, env(vars)); err != nil {
+		t.Errorf("memory broker: %v", err)
+	}
+	vars["SSEHUB_HUB_BROKER"] = "nats"
+	_, err := Load([]string{"--config", os.DevNull}, env(vars))
+	for _, want := range []string{"nats.stream: the value is wrapped in quotes", "nats.url: the value is wrapped in quotes"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("nats broker: err = %v, want it to say %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "nats.store_dir") {
+		t.Errorf("nats broker, not embedded: err = %v names nats.store_dir, which it does not use", err)
 	}
 }
 

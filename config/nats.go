@@ -183,9 +183,14 @@ func isTokenRune(r rune) bool {
 var errTilde = errors.New("starts with ~, which only a shell expands: write the full path")
 
 // checkFile checks that path names a regular file this process may open.
+// It looks before it opens: opening a FIFO waits for a writer, and the
+// start hung on one without a word.
 func checkFile(path string) error {
 	if strings.HasPrefix(path, "~") {
 		return errTilde
+	}
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return errors.New("not a regular file")
 	}
 	f, err := os.Open(path)
 	if err != nil {

@@ -118,11 +118,52 @@ func checkIntRange(key string, n *yaml.Node) error {
 		return nil
 	}
 	if integerDigits.MatchString(strings.ReplaceAll(n.Value, "_", "")) {
-		return invalid(key, fmt.Sprintf("integer %q is out of range", n.Value))
+		// Too large, or 08 and 09, which have a leading zero and are no
+		// octal.
+		_, msg := parseInt(n.Value)
+		return invalid(key, msg)
 	}
 	var f float64
 	if n.Decode(&f) == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
 		return invalid(key, fmt.Sprintf("invalid integer %q: write it in digits, %d", n.Value, int64(f)))
 	}
 	return invalid(key, fmt.Sprintf("invalid integer %q", n.Value))
+}
+
+// writtenScalars returns the text the YAML file data writes for each bool,
+// integer or duration key it gives a single value, for decode to read as it reads
+// a variable's: YAML's own reading of a number or a bool, which viper
+// hands on, is not what was written. heartbeat_interval: 0.0 is YAML's
+// float 0, taken as 0s where SSEHUB_STREAM_HEARTBEAT_INTERVAL=0.0 is
+// refused, and 0x10 or 1_000 were refused as "16" or "1000", values the
+// file does not hold; max_streams: 10_ was YAML's 10, which no variable
+// takes. An integer YAML reads as a float or an octal is checkIntRange's
+// and checkOctal's. A key left without a value (null) is not written.
+func writtenScalars(data []byte) map[string]string {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	kinds := map[string]string{}
+	var c Config
+	for _, f := range c.fields() {
+		kinds[f.key] = kindOf(f.target)
+	}
+	written := map[string]string{}
+	var walk func(mapping *yaml.Node, key string)
+	walk = func(mapping *yaml.Node, key string) {
+		for _, kv := range entries(mapping) {
+			k, v := join(key, strings.ToLower(kv[0].Value)), kv[1]
+			switch kinds[k] {
+			case "bool", "integer", "duration":
+				if v != nil && v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+					written[k] = v.Value
+				}
+			case "":
+				walk(v, k)
+			}
+		}
+	}
+	walk(doc.Content[0], "")
+	return written
 }

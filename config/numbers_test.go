@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -48,5 +50,120 @@ func TestLoadYAMLNumberForText(t *testing.T) {
 	cfg, err := Load([]string{"--config", writeYAML(t, "nats:\n  stream: 123\n  subject_prefix: 1.5\nhub:\n  history_size: 0x10\n  history_max_bytes: 1_000_000\ncors:\n  allowed_headers: [X-1]\n")}, nil)
 	if err != nil || cfg.NATS.Stream != "123" || cfg.NATS.SubjectPrefix != "1.5" || cfg.Hub.HistorySize != 16 || cfg.Hub.HistoryMaxBytes != 1_000_000 {
 		t.Errorf("err = %v, nats %+v, hub %+v", err, cfg.NATS, cfg.Hub)
+	}
+}
+
+// TestLoadDurationAndBoolReadAsAVariable checks that a duration or a bool
+// the file writes as a YAML number or bool means what the same text means
+// in its variable, or is refused in both, naming the text written. YAML
+// reads retry: 0.0, .0, 00 or 0x0 as the number 0, which was taken as 0s
+// where SSEHUB_STREAM_RETRY refuses them; 0x10, 1_000 and 015 were refused
+// as "16", "1000" and "13", none of them in the file; h2c: 0x1, 01 or 1.0
+// turned HTTP/2 on where SSEHUB_SERVER_H2C refuses them.
+func TestLoadDurationAndBoolReadAsAVariable(t *testing.T) {
+	tests := []struct {
+		section, key, value, want string // want: the error, or "" for none
+	}{
+		{"stream", "retry", "0.0", `stream.retry: invalid duration "0.0" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "retry", ".0", `stream.retry: invalid duration ".0" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "retry", "00", `stream.retry: invalid duration "00" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "retry", "0x0", `stream.retry: invalid duration "0x0" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "0x10", `stream.heartbeat_interval: invalid duration "0x10" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "1_000", `stream.heartbeat_interval: invalid duration "1_000" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "015", `stream.heartbeat_interval: invalid duration "015" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "15.0", `stream.heartbeat_interval: invalid duration "15.0" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "1e3", `stream.heartbeat_interval: invalid duration "1e3" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "heartbeat_interval", "15", `stream.heartbeat_interval: invalid duration "15" (use a Go duration such as 15s or 1500ms)`},
+		{"stream", "retry", "0", ""},
+		{"stream", "retry", "-0", ""},
+		{"server", "h2c", "0x1", `server.h2c: invalid bool "0x1" (use true or false)`},
+		{"server", "h2c", "01", `server.h2c: invalid bool "01" (use true or false)`},
+		{"server", "h2c", "1.0", `server.h2c: invalid bool "1.0" (use true or false)`},
+		{"server", "h2c", "1_0", `server.h2c: invalid bool "1_0" (use true or false)`},
+		{"server", "h2c", "1", ""},
+		{"server", "h2c", "TRUE", ""},
+	}
+	for _, tt := range tests {
+		key := tt.section + "." + tt.key
+		fileCfg, fileErr := Load([]string{"--config", writeYAML(t, tt.section+":\n  "+tt.key+": "+tt.value+"\n")}, nil)
+		envCfg, envErr := Load([]string{"--config", os.DevNull}, env(map[string]string{EnvName(key): tt.value}))
+		if tt.want == "" {
+			if fileErr != nil || envErr != nil {
+				t.Errorf("%s: %s: file: %v; variable: %v; want no error", key, tt.value, fileErr, envErr)
+			} else if !reflect.DeepEqual(fileCfg, envCfg) {
+				t.Errorf("%s: %s: the file and the variable give two configurations:\n%+v\n%+v", key, tt.value, fileCfg, envCfg)
+			}
+			continue
+		}
+		if fileErr == nil || fileErr.Error() != tt.want {
+			t.Errorf("%s: %s in the file: err = %v\nwant %s", key, tt.value, fileErr, tt.want)
+		}
+		if want := tt.want + "; set by " + EnvName(key); envErr == nil || envErr.Error() != want {
+			t.Errorf("%s=%s: err = %v\nwant %s", EnvName(key), tt.value, envErr, want)
+		}
+	}
+}
+
+// TestLoadIntegerReadAsAVariable checks that an integer means the same in
+// the file and in its variable, or is refused in both. The file took
+// 0x10, 0o17, 0b11 and 1_000 (YAML's integers) where the variable refused
+// them, and 10_ (YAML drops the _) as 10; the variable took 010 as 10 and
+// 09 as 9 where the file refused them, 09 as an integer "out of range".
+func TestLoadIntegerReadAsAVariable(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    int    // the value both take, when fileErr and envErr are ""
+		fileErr string // the error, the file's
+		envErr  string // the error, SSEHUB_STREAM_MAX_STREAMS's
+	}{
+		{value: "0x4E20", want: 20000},
+		{value: "0o47040", want: 20000},
+		{value: "0b100111000100000", want: 20000},
+		{value: "20_000", want: 20000},
+		{value: "+20000", want: 20000},
+		{value: "10_", fileErr: `stream.max_streams: invalid integer "10_"`, envErr: `stream.max_streams: invalid integer "10_"`},
+		{
+			value: "010", fileErr: `stream.max_streams: YAML reads 010 as the octal 8: write 8, or 10 without the leading zero`,
+			envErr: `stream.max_streams: invalid integer "010": a leading zero, which YAML reads as the octal 8: write 10, or 8`,
+		},
+		{
+			value: "0_10", fileErr: `stream.max_streams: YAML reads 0_10 as the octal 8`,
+			envErr: `stream.max_streams: invalid integer "0_10": a leading zero, which YAML reads as the octal 8: write 10, or 8`,
+		},
+		{value: "09", fileErr: `stream.max_streams: invalid integer "09": a leading zero: write 9`, envErr: `stream.max_streams: invalid integer "09": a leading zero: write 9`},
+		{value: "-09", fileErr: `stream.max_streams: invalid integer "-09": a leading zero: write -9`, envErr: `stream.max_streams: invalid integer "-09": a leading zero: write -9`},
+		{value: "0xFFFFFFFFFFFFFFFF", fileErr: `stream.max_streams: integer "0xFFFFFFFFFFFFFFFF" is out of range`, envErr: `stream.max_streams: integer "0xFFFFFFFFFFFFFFFF" is out of range`},
+	}
+	for _, tt := range tests {
+		vars := map[string]string{"SSEHUB_HUB_MAX_SUBSCRIBERS": "1"}
+		fileCfg, fileErr := Load([]string{"--config", writeYAML(t, "stream:\n  max_streams: "+tt.value+"\n")}, env(vars))
+		vars["SSEHUB_STREAM_MAX_STREAMS"] = tt.value
+		envCfg, envErr := Load([]string{"--config", os.DevNull}, env(vars))
+		if tt.fileErr == "" {
+			if fileErr != nil || envErr != nil || fileCfg.Stream.MaxStreams != tt.want || envCfg.Stream.MaxStreams != tt.want {
+				t.Errorf("%s: file: %d, %v; variable: %d, %v; want %d in both", tt.value, fileCfg.Stream.MaxStreams, fileErr, envCfg.Stream.MaxStreams, envErr, tt.want)
+			}
+			continue
+		}
+		if !errors.Is(fileErr, ErrInvalidValue) || !strings.Contains(fileErr.Error(), tt.fileErr) {
+			t.Errorf("%s in the file: err = %v\nwant it to say %s", tt.value, fileErr, tt.fileErr)
+		}
+		if want := tt.envErr + "; set by SSEHUB_STREAM_MAX_STREAMS"; envErr == nil || envErr.Error() != want {
+			t.Errorf("SSEHUB_STREAM_MAX_STREAMS=%s: err = %v\nwant %s", tt.value, envErr, want)
+		}
+	}
+}
+
+// TestLoadListGivenANumber checks that a list key the file gives a number
+// or a bool alone is the list of that text, as the same text in its
+// variable is: it was refused as "expected a list, got 42".
+func TestLoadListGivenANumber(t *testing.T) {
+	for _, value := range []string{"42", "true"} {
+		fileCfg, fileErr := Load([]string{"--config", writeYAML(t, "cors:\n  exposed_headers: "+value+"\n")}, nil)
+		envCfg, envErr := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_CORS_EXPOSED_HEADERS": value}))
+		want := []string{value}
+		if fileErr != nil || envErr != nil || !reflect.DeepEqual(fileCfg.CORS.ExposedHeaders, want) || !reflect.DeepEqual(envCfg.CORS.ExposedHeaders, want) {
+			t.Errorf("%s: file: %q, %v; variable: %q, %v; want %q from both", value, fileCfg.CORS.ExposedHeaders, fileErr, envCfg.CORS.ExposedHeaders, envErr, want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // validateTLS checks the server.tls keys and server.h2c against them: both
@@ -40,6 +41,9 @@ func (s ServerConfig) validateTLS() []error {
 		return append(errs, invalid("server.tls.cert_file", fmt.Sprintf("%q: %v", t.CertFile, err)))
 	}
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		if kerr := checkPrivateKey(keyPEM); kerr != nil {
+			return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q: %v", t.KeyFile, kerr)))
+		}
 		if n := keyCertificate(certPEM, keyPEM); n > 1 {
 			return append(errs, invalid("server.tls.cert_file", fmt.Sprintf(
 				"%q: the certificate of server.tls.key_file is its number %d, not the first: put the server's certificate first, then the intermediates", t.CertFile, n)).with("server.tls.key_file"))
@@ -47,6 +51,28 @@ func (s ServerConfig) validateTLS() []error {
 		return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q is not the private key of server.tls.cert_file %q: %v", t.KeyFile, t.CertFile, err)).with("server.tls.cert_file"))
 	}
 	return errs
+}
+
+// checkPrivateKey reports a key file that holds no private key to pair
+// with a certificate: no PEM PRIVATE KEY block (an empty file, a
+// certificate), or one encrypted with a passphrase, which ssehub never
+// asks for. Both were said to be "not the private key of" the
+// certificate, which sent the user comparing two files that could not
+// match.
+func checkPrivateKey(data []byte) error {
+	for {
+		block, rest := pem.Decode(data)
+		if block == nil {
+			return errors.New("no PEM PRIVATE KEY block")
+		}
+		data = rest
+		switch {
+		case block.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED"):
+			return errors.New("the private key is encrypted with a passphrase, which ssehub does not ask for: write it unencrypted (openssl pkey -in KEY -out PLAIN) and keep that file readable only by ssehub")
+		case block.Type == "PRIVATE KEY" || strings.HasSuffix(block.Type, " PRIVATE KEY"):
+			return nil
+		}
+	}
 }
 
 // keyCertificate returns the position, from 1, of the certificate in

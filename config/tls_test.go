@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +38,22 @@ func TestValidateTLS(t *testing.T) {
 	if err := os.WriteFile(reversed, append(readBytes(t, otherCert), readBytes(t, cert)...), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	empty := filepath.Join(t.TempDir(), "empty.pem")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// What openssl writes for a key encrypted with a passphrase: PKCS #8's
+	// block (openssl pkey -aes256), or its former one with its headers
+	// (openssl rsa -aes256 -traditional). Their contents are not read.
+	encrypted := filepath.Join(t.TempDir(), "encrypted.pem")
+	if err := os.WriteFile(encrypted, pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("ciphertext")}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	legacyEncrypted := filepath.Join(t.TempDir(), "legacy.pem")
+	legacy := &pem.Block{Type: "RSA PRIVATE KEY", Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00112233445566778899AABBCCDDEEFF"}, Bytes: []byte("ciphertext")}
+	if err := os.WriteFile(legacyEncrypted, pem.EncodeToMemory(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name      string
 		tls       TLSConfig
@@ -57,7 +74,12 @@ func TestValidateTLS(t *testing.T) {
 		{"missing key", TLSConfig{CertFile: cert, KeyFile: missing}, false, `server.tls.key_file: "` + missing + `": no such file`, "server.tls.cert_file:"},
 		{"directory", TLSConfig{CertFile: filepath.Dir(cert), KeyFile: key}, false, "server.tls.cert_file: ", "server.tls.key_file:"},
 		{"key as cert", TLSConfig{CertFile: key, KeyFile: key}, false, `server.tls.cert_file: "` + key + `": no PEM CERTIFICATE block`, "server.tls.key_file:"},
-		{"cert as key", TLSConfig{CertFile: cert, KeyFile: cert}, false, `server.tls.key_file: "` + cert + `" is not the private key of server.tls.cert_file`, "server.tls.cert_file:"},
+		// A key file holding no key, or an encrypted one, was "not the
+		// private key of" the certificate.
+		{"cert as key", TLSConfig{CertFile: cert, KeyFile: cert}, false, `server.tls.key_file: "` + cert + `": no PEM PRIVATE KEY block`, "server.tls.cert_file:"},
+		{"empty key", TLSConfig{CertFile: cert, KeyFile: empty}, false, `server.tls.key_file: "` + empty + `": no PEM PRIVATE KEY block`, "server.tls.cert_file:"},
+		{"encrypted key", TLSConfig{CertFile: cert, KeyFile: encrypted}, false, `server.tls.key_file: "` + encrypted + `": the private key is encrypted with a passphrase`, "server.tls.cert_file:"},
+		{"encrypted key, OpenSSL's former form", TLSConfig{CertFile: cert, KeyFile: legacyEncrypted}, false, `server.tls.key_file: "` + legacyEncrypted + `": the private key is encrypted with a passphrase`, "server.tls.cert_file:"},
 		{"another cert's key", TLSConfig{CertFile: cert, KeyFile: otherKey}, false, `server.tls.key_file: "` + otherKey + `" is not the private key of server.tls.cert_file "` + cert + `"`, "server.tls.cert_file:"},
 		{"the other pair", TLSConfig{CertFile: otherCert, KeyFile: otherKey}, false, "", ""},
 	}
