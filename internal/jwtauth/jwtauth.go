@@ -40,7 +40,7 @@ type Grants struct {
 
 // UnmarshalJSON reads g, refusing a name that is subscribe or publish in
 // another case (checkNames), and either of them of another JSON type than
-// a list of strings.
+// a list of strings. g is what b grants, nothing kept from before.
 func (g *Grants) UnmarshalJSON(b []byte) error {
 	if kind := jsonKind(b); kind != "an object" && kind != "null" {
 		return claimErrorf("claim ssehub is %s, not an object", kind)
@@ -57,6 +57,11 @@ func (g *Grants) UnmarshalJSON(b []byte) error {
 			return err
 		}
 	}
+	// A claim named twice is read as its last (RFC 7519 §4), as its
+	// checks above read it: encoding/json decodes the second ssehub
+	// object into what the first left, so that a grant the last one
+	// leaves out was kept.
+	*g = Grants{}
 	type plain Grants // without this method
 	return json.Unmarshal(b, (*plain)(g))
 }
