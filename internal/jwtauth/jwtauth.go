@@ -185,7 +185,9 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 			if kind != "a number" && kind != "null" {
 				return claimErrorf("claim %s is %s, not a number", name, kind)
 			}
-			if f, err := strconv.ParseFloat(string(raw), 64); err == nil && (f < minNumericDate || f > maxNumericDate) {
+			// Past float64's range (1e400), ParseFloat says so and
+			// golang-jwt refuses the token as malformed without a word.
+			if f, err := strconv.ParseFloat(string(raw), 64); kind == "a number" && (err != nil || f < minNumericDate || f > maxNumericDate) {
 				return claimErrorf("claim %s is out of range: a date in the years 1 to 9999", name)
 			}
 		case "iss", "sub", "jti":

@@ -211,6 +211,12 @@ func TestVerifyRefusesDatesOutOfRange(t *testing.T) {
 			t.Errorf("%v: %v, want it refused as malformed", claims, err)
 		}
 	}
+	// Past float64's range, the same, named.
+	for _, payload := range []string{`{"exp": 1e400}`, fmt.Sprintf(`{"exp": %d, "nbf": -1e400}`, exp)} {
+		if _, err := v.Verify(signRaw(payload)); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "malformed: claim") {
+			t.Errorf("%s: %v, want it refused as malformed, naming the claim", payload, err)
+		}
+	}
 	if _, err := v.Verify(sign(jwt.MapClaims{"exp": maxNumericDate, "nbf": minNumericDate})); err != nil {
 		t.Errorf("the bounds themselves: %v", err)
 	}
