@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -130,5 +131,23 @@ func TestErrorsAreNotSniffed(t *testing.T) {
 		if got := resp.Header.Get("X-Content-Type-Options"); resp.StatusCode < 400 || got != "nosniff" {
 			t.Errorf("GET %s: %d %s, X-Content-Type-Options %q, want an error saying nosniff", target, resp.StatusCode, body, got)
 		}
+	}
+}
+
+// Options.Middleware runs for every request but a preflight: one refused
+// for its query string too, which never reached it, so that timing or
+// metrics of one's own missed those 400s.
+func TestMiddlewareSeesARequestRefusedForItsQuery(t *testing.T) {
+	opts := testOptions()
+	var seen []int
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Next()
+		seen = append(seen, c.Writer.Status())
+	}}
+	ts := newTestServer(t, opts)
+	wantJSONError(t, ts.do(t, "GET", "/healthz?a=%zz", nil, nil), http.StatusBadRequest)
+	ts.waitReturned(t, "/healthz")
+	if len(seen) != 1 || seen[0] != http.StatusBadRequest {
+		t.Errorf("the middleware saw %v, want the one 400", seen)
 	}
 }

@@ -38,8 +38,9 @@ type Options struct {
 	// None: those headers are ignored, the client is the peer.
 	TrustedProxies []string
 	// Middleware runs for every request, after recovery, the access log
-	// and CORS, before the route's handler: timing, tracing, metrics of
-	// one's own. It sees a stream end when its handler returns, which is
+	// and CORS (which answers a preflight itself), before the check of
+	// the query string and the route's handler: timing, tracing, metrics
+	// of one's own, which see a request refused for its query too. It sees a stream end when its handler returns, which is
 	// when the stream ends, except for a detached stream (see
 	// StreamOptions.Detached).
 	Middleware []gin.HandlerFunc
@@ -178,8 +179,9 @@ func New(opts Options) *Handler {
 	if opts.Demo.Enabled {
 		demoFiles = opts.Static
 	}
-	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS, demoFiles), h.checkQuery)
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS, demoFiles))
 	r.Use(opts.Middleware...)
+	r.Use(h.checkQuery)
 	r.NoRoute(h.notFound)
 	r.NoMethod(h.methodNotAllowed)
 

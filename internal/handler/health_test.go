@@ -175,3 +175,23 @@ func TestStreamEndReasonsArePresentFromTheStart(t *testing.T) {
 		}
 	}
 }
+
+// An error the file server answers for a demo file is JSON, as every other
+// error: a Range past the file's end was 416 in net/http's text/plain, a
+// failed If-Match 412 with no body at all.
+func TestDemoFileErrorsAreJSON(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	resp := ts.do(t, "GET", "/app.js", nil, map[string]string{"Range": "bytes=9999-"})
+	if msg := wantJSONError(t, resp, http.StatusRequestedRangeNotSatisfiable); !strings.Contains(msg, "range") {
+		t.Errorf("416: error %q, want it to say what is wrong with the range", msg)
+	}
+	if got := resp.Header.Get("Content-Range"); got != "bytes */19" {
+		t.Errorf("416: Content-Range %q, want the file's length (RFC 9110 §15.5.17)", got)
+	}
+	wantJSONError(t, ts.do(t, "GET", "/app.js", nil, map[string]string{"If-Match": `"other"`}), http.StatusPreconditionFailed)
+	// What is no error is served as before.
+	resp = ts.do(t, "GET", "/app.js", nil, map[string]string{"Range": "bytes=0-6"})
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusPartialContent || string(b) != "console" {
+		t.Errorf("Range bytes=0-6: %d %q, want 206 \"console\"", resp.StatusCode, b)
+	}
+}

@@ -41,12 +41,13 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //   - a body whose framing is broken (a malformed chunk, or the
 //     connection's end before the body's), or whose connection failed:
 //     errBadRequest, saying which, and never naming an address;
-//   - an empty body, a body that is not JSON or not an object, a field of
-//     the wrong type or null, a field dst does not have (names are matched
-//     exactly, not as encoding/json does, ignoring case), a field named
-//     twice, and anything after the object: errBadRequest, saying what is
-//     wrong in the client's terms (describeJSONError), where example shows
-//     a good body.
+//   - a body that starts with a byte order mark, an empty body, a body
+//     that is not JSON or not an object, a field of the wrong type or
+//     null, a field dst does not have (names are matched exactly, not as
+//     encoding/json does, ignoring case), a field named twice, and
+//     anything after the object: errBadRequest, saying what is wrong in
+//     the client's terms (describeJSONError), where example shows a good
+//     body.
 //
 // It may be called from any number of requests at once.
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, example string) error {
@@ -74,6 +75,11 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 	if err != nil {
 		return bodyError(err, int64(len(body)), r.ContentLength)
 	}
+	if bytes.HasPrefix(body, utf8BOM) {
+		// RFC 8259 §8.1: a JSON text has none; a parser may skip it,
+		// encoding/json does not.
+		return badRequest("body: it starts with a byte order mark (EF BB BF): send the JSON without it")
+	}
 	if err := exactFieldNames(body, dst); err != nil {
 		return err
 	}
@@ -92,6 +98,9 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int, dst any, 
 	}
 	return nil
 }
+
+// utf8BOM is U+FEFF in UTF-8, the byte order mark some editors put first.
+var utf8BOM = []byte("\ufeff")
 
 // h2ShortBody begins the error of Go's HTTP/2 server for a request body
 // that ended (END_STREAM) before its content-length: it has no error

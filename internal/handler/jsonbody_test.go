@@ -67,6 +67,9 @@ func TestJSONBodyIsAsStrictOnEveryEndpoint(t *testing.T) {
 			{"an array", `[` + good + `]`, jsonType, 400, "want a JSON object, not array"},
 			{"cut short", `{"` + e.field + `":`, jsonType, 400, "ends too early"},
 			{"not JSON", e.field + "=a", jsonType, 400, "not valid JSON"},
+			// As a file saved by an editor that adds one: it was "not
+			// valid JSON (at byte 1)", sending its client to the JSON.
+			{"a byte order mark", "\ufeff" + good, jsonType, 400, "starts with a byte order mark"},
 			{"no Content-Type", good, "", 415, `Content-Type "", want application/json`},
 			{"text/plain", good, "text/plain", 415, "want application/json"},
 			{"form", e.field + "=a", "application/x-www-form-urlencoded", 415, "want application/json"},

@@ -12,6 +12,10 @@ import (
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
+// maxJSONDepth is how deep encoding/json reads arrays and objects nested
+// in one another.
+const maxJSONDepth = 10000
+
 // describeJSONError says what is wrong with a JSON request body in the
 // client's terms. encoding/json's own texts name Go types and struct
 // fields, which clients must not see.
@@ -19,6 +23,9 @@ func describeJSONError(err error) string {
 	var syntax *json.SyntaxError
 	var wrongType *json.UnmarshalTypeError
 	switch {
+	case errors.As(err, &syntax) && strings.HasSuffix(syntax.Error(), "exceeded max depth"):
+		// Valid JSON, past encoding/json's 10000 levels.
+		return fmt.Sprintf("JSON nested too deeply (at byte %d): at most %d levels of arrays and objects", syntax.Offset, maxJSONDepth)
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("not valid JSON (at byte %d)", syntax.Offset)
 	case errors.As(err, &wrongType) && wrongType.Field != "":

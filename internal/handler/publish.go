@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -97,11 +99,46 @@ func readPublishRequest(w http.ResponseWriter, r *http.Request, limit int) (even
 	if req.Data == nil || string(req.Data) == "null" {
 		return "", "", badRequest(`data is required and must not be null`)
 	}
+	if err := checkNumbers(req.Data); err != nil {
+		return "", "", err
+	}
 	if data, err = eventData(req.Data); err != nil {
 		// The decoder has checked the value: this is a bug, a 500.
 		return "", "", fmt.Errorf("publish data %.40q: %w", req.Data, err)
 	}
 	return req.Event, data, nil
+}
+
+// checkNumbers refuses raw, a valid JSON value, when it holds a number
+// past float64's range (1e400): JavaScript's JSON.parse reads it as
+// Infinity and encoding/json refuses it, so no subscriber could read the
+// event as it was published (RFC 8259 §6, I-JSON). One within the range,
+// however many its digits, is left as it is.
+func checkNumbers(raw json.RawMessage) error {
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '"':
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+		case c == '-' || '0' <= c && c <= '9':
+			j := i + 1
+			for j < len(raw) && strings.IndexByte("+-.0123456789eE", raw[j]) >= 0 {
+				j++
+			}
+			// Only an exponent, or more digits than float64's
+			// largest has, can go past it.
+			if num := raw[i:j]; len(num) > 308 || bytes.ContainsAny(num, "eE") {
+				if _, err := strconv.ParseFloat(string(num), 64); err != nil {
+					return badRequest("data: number %s is out of range: a JSON number must fit a 64-bit float", stream.Quote(string(num)))
+				}
+			}
+			i = j - 1
+		}
+	}
+	return nil
 }
 
 // eventData is the event data for raw, a valid JSON value: a string's

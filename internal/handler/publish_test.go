@@ -217,3 +217,23 @@ func TestPublishDataIsUTF8InEveryJSONValue(t *testing.T) {
 		}
 	}
 }
+
+// A number in data past float64's range was taken and sent on as it was:
+// JavaScript's JSON.parse reads 1e400 as Infinity, and encoding/json
+// refuses it, so no subscriber could read the event. It is a 400 naming
+// it; a number within the range, a string that reads as a number, and
+// one that rounds to 0 are taken as before.
+func TestPublishRefusesANumberPastFloat64(t *testing.T) {
+	ts := newHubServer(t)
+	for _, data := range []string{`1e400`, `-1E+400`, `{"a": [1, {"b": 2e999}]}`, `[0.1e310]`, "1" + strings.Repeat("0", 309)} {
+		resp := ts.do(t, "POST", "/api/v1/topics/a/events", strings.NewReader(`{"data": `+data+`}`), map[string]string{
+			"Authorization": "Bearer " + testToken, "Content-Type": "application/json",
+		})
+		if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "out of range") {
+			t.Errorf("data %.40s: error %q, want it to say the number is out of range", data, msg)
+		}
+	}
+	for _, data := range []string{`1e308`, `"1e400"`, `{"1e400": "\"1e400"}`, `1e-400`, `-0.5E-3`, "1" + strings.Repeat("0", 300), `[true, null, false]`} {
+		ts.publish(t, "a", `{"data": `+data+`}`)
+	}
+}

@@ -1,6 +1,8 @@
 package handler
 
 import (
+	"bytes"
+	"cmp"
 	"io/fs"
 	"net/http"
 	"path"
@@ -32,9 +34,41 @@ func (h *Handler) staticFiles(files fs.FS) gin.HandlerFunc {
 			h.methodNotAllowed(c)
 			return
 		}
-		server.ServeHTTP(c.Writer, r)
+		w := &fileErrorWriter{ResponseWriter: c.Writer}
+		server.ServeHTTP(w, r)
 		c.Abort()
+		if w.status != 0 {
+			// net/http's answer is text/plain (416) or empty (412).
+			c.Writer.Header().Del("Content-Type")
+			abortJSON(c, w.status, cmp.Or(strings.TrimSpace(w.text.String()), strings.ToLower(http.StatusText(w.status))))
+		}
 	}
+}
+
+// fileErrorWriter is the writer staticFiles serves a file through: it
+// holds back an error the file server answers, a Range past the file's end
+// (416) or a precondition that fails (If-Match: 412), whose status and text
+// staticFiles then answers as JSON, as every other error, not as net/http's
+// text/plain.
+type fileErrorWriter struct {
+	http.ResponseWriter
+	status int // the error's, 0 for none
+	text   bytes.Buffer
+}
+
+func (w *fileErrorWriter) WriteHeader(status int) {
+	if status >= http.StatusBadRequest {
+		w.status = status
+		return
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *fileErrorWriter) Write(b []byte) (int, error) {
+	if w.status != 0 {
+		return w.text.Write(b)
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // demoFileMethods is the Allow of a demo file's path, but for OPTIONS

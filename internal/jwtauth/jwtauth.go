@@ -40,7 +40,7 @@ type Grants struct {
 
 // UnmarshalJSON reads g, refusing a name that is subscribe or publish in
 // another case (checkNames), and either of them of another JSON type than
-// a list of strings.
+// a list of strings. g is what b grants, nothing kept from before.
 func (g *Grants) UnmarshalJSON(b []byte) error {
 	if kind := jsonKind(b); kind != "an object" && kind != "null" {
 		return claimErrorf("claim ssehub is %s, not an object", kind)
@@ -57,6 +57,11 @@ func (g *Grants) UnmarshalJSON(b []byte) error {
 			return err
 		}
 	}
+	// A claim named twice is read as its last (RFC 7519 §4), as its
+	// checks above read it: encoding/json decodes the second ssehub
+	// object into what the first left, so that a grant the last one
+	// leaves out was kept.
+	*g = Grants{}
 	type plain Grants // without this method
 	return json.Unmarshal(b, (*plain)(g))
 }
@@ -180,7 +185,9 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 			if kind != "a number" && kind != "null" {
 				return claimErrorf("claim %s is %s, not a number", name, kind)
 			}
-			if f, err := strconv.ParseFloat(string(raw), 64); err == nil && (f < minNumericDate || f > maxNumericDate) {
+			// Past float64's range (1e400), ParseFloat says so and
+			// golang-jwt refuses the token as malformed without a word.
+			if f, err := strconv.ParseFloat(string(raw), 64); kind == "a number" && (err != nil || f < minNumericDate || f > maxNumericDate) {
 				return claimErrorf("claim %s is out of range: a date in the years 1 to 9999", name)
 			}
 		case "iss", "sub", "jti":

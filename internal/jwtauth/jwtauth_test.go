@@ -3,8 +3,11 @@ package jwtauth
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/big"
@@ -208,6 +211,12 @@ func TestVerifyRefusesDatesOutOfRange(t *testing.T) {
 			t.Errorf("%v: %v, want it refused as malformed", claims, err)
 		}
 	}
+	// Past float64's range, the same, named.
+	for _, payload := range []string{`{"exp": 1e400}`, fmt.Sprintf(`{"exp": %d, "nbf": -1e400}`, exp)} {
+		if _, err := v.Verify(signRaw(payload)); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "malformed: claim") {
+			t.Errorf("%s: %v, want it refused as malformed, naming the claim", payload, err)
+		}
+	}
 	if _, err := v.Verify(sign(jwt.MapClaims{"exp": maxNumericDate, "nbf": minNumericDate})); err != nil {
 		t.Errorf("the bounds themselves: %v", err)
 	}
@@ -276,6 +285,43 @@ func TestVerifyNamesAClaimOfAnotherType(t *testing.T) {
 	} {
 		if _, err := v.Verify(sign(claims)); err != nil {
 			t.Errorf("%v: %v", claims, err)
+		}
+	}
+}
+
+// signRaw signs payload, JSON as it is (a claim named twice, say), with
+// hmacVerifier's secret, HS256.
+func signRaw(payload string) string {
+	enc := base64.RawURLEncoding
+	s := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(payload))
+	m := hmac.New(sha256.New, []byte(strings.Repeat("s", 32)))
+	m.Write([]byte(s))
+	return s + "." + enc.EncodeToString(m.Sum(nil))
+}
+
+// A claim named twice is read as the last one (RFC 7519 §4), as the type
+// checks read it: two ssehub objects granted what both granted, and a
+// null after an object kept the object's grants, where other verifiers
+// read only the last.
+func TestVerifyReadsTheLastOfTwoSSEHubClaims(t *testing.T) {
+	v, _ := hmacVerifier(t)
+	exp := time.Now().Add(time.Hour).Unix()
+	for _, tt := range []struct {
+		ssehub2        string
+		subscribe, pub []string
+	}{
+		{`{"subscribe": ["x"]}`, []string{"x"}, nil},
+		{`null`, nil, nil},
+		{`{}`, nil, nil},
+	} {
+		payload := fmt.Sprintf(`{"exp": %d, "ssehub": {"publish": ["orders.>"]}, "ssehub": %s}`, exp, tt.ssehub2)
+		c, err := v.Verify(signRaw(payload))
+		if err != nil {
+			t.Errorf("%s: %v", payload, err)
+			continue
+		}
+		if !slices.Equal(c.SSEHub.Subscribe, tt.subscribe) || !slices.Equal(c.SSEHub.Publish, tt.pub) {
+			t.Errorf("%s: grants %+v, want subscribe %q and publish %q", payload, c.SSEHub, tt.subscribe, tt.pub)
 		}
 	}
 }
