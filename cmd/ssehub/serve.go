@@ -348,9 +348,11 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // HTTP/2 and resets the connection before its preface (a TLS health check
 // closing with the server's first bytes unread, which resets it) is at
 // debug too: net/http leaves the same probe unlogged when it closes
-// cleanly (EOF). A preface that is not HTTP/2's still warns. A client
-// that closes an HTTP/2 connection with GOAWAY and an error code is at
-// debug: net/http leaves one without a code unlogged.
+// cleanly (EOF). So is every other failure to read that preface: the
+// client's bytes (a preface that is not HTTP/2's, as a client speaking
+// HTTP/1.1 after choosing h2 sends) or its silence, never the server's
+// doing. A client that closes an HTTP/2 connection with GOAWAY and an
+// error code is at debug: net/http leaves one without a code unlogged.
 //
 // A failed accept (the process at its open files limit, EMFILE) net/http
 // logs at each retry, 5 ms after the failure before, doubling to 1 s, and
@@ -473,9 +475,11 @@ func quietServerError(msg string) bool {
 	if strings.HasPrefix(msg, "http2: received GOAWAY ") {
 		return true
 	}
-	// A TLS health check that closed with the server's first bytes unread.
-	return strings.HasPrefix(msg, "http2: server: error reading preface from client ") &&
-		strings.HasSuffix(msg, ": connection reset by peer")
+	// A TLS health check that closed with the server's first bytes
+	// unread, a client that said nothing, or one whose first bytes were
+	// not HTTP/2's preface: a line per connection, at the rate a client
+	// chooses.
+	return strings.HasPrefix(msg, "http2: server: error reading preface from client ")
 }
 
 // newLogger builds the process logger from log.level and log.format.
