@@ -352,7 +352,9 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // client's bytes (a preface that is not HTTP/2's, as a client speaking
 // HTTP/1.1 after choosing h2 sends) or its silence, never the server's
 // doing. A client that closes an HTTP/2 connection with GOAWAY and an
-// error code is at debug: net/http leaves one without a code unlogged.
+// error code is at debug: net/http leaves one without a code unlogged. So
+// is one that breaks HTTP/2 (net/http's "server connection error", which
+// only the client's frames raise) or sends no SETTINGS after its preface.
 //
 // A failed accept (the process at its open files limit, EMFILE) net/http
 // logs at each retry, 5 ms after the failure before, doubling to 1 s, and
@@ -471,9 +473,17 @@ func quietServerError(msg string) bool {
 		return false
 	}
 	// A client that closed its HTTP/2 connection with an error code: its
-	// own trouble, or its way to leave.
-	if strings.HasPrefix(msg, "http2: received GOAWAY ") {
-		return true
+	// own trouble, or its way to leave. One that broke the protocol (its
+	// first frame not SETTINGS, a frame on the wrong stream), or sent its
+	// preface and then nothing: its trouble too, a line per connection.
+	for _, prefix := range []string{
+		"http2: received GOAWAY ",
+		"http2: server connection error from ",
+		"timeout waiting for SETTINGS frames from ",
+	} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
 	}
 	// A TLS health check that closed with the server's first bytes
 	// unread, a client that said nothing, or one whose first bytes were
