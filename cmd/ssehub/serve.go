@@ -97,6 +97,13 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	ln, err := listen(ctx, m.Config.Server.Addr, m.Config.Stream.WriteTimeout)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while it looked up server.addr's host name (a
+			// slow DNS server): a stop asked for, not the address's
+			// failure.
+			m.Logger.Info("stopped while listening", "err", err)
+			return nil
+		}
 		return fmt.Errorf("server.addr: %w", err)
 	}
 	nats := m.nats
