@@ -55,6 +55,63 @@ func TestClientGoAwayLogsNoWarning(t *testing.T) {
 	}
 }
 
+// TestClientHTTP2MistakeLogsNoWarning: an HTTP/2 client that breaks the
+// protocol (a first frame that is not SETTINGS, DATA on the connection's
+// stream 0) or sends its preface and then nothing is the client's
+// trouble, as a GOAWAY with an error code is: net/http's "http2: server
+// connection error" and "timeout waiting for SETTINGS frames" were
+// warnings per connection, at the rate a client chose. They are debug
+// lines.
+func TestClientHTTP2MistakeLogsNoWarning(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.H2C = true
+	var logs lockedBuffer
+	base, _ := startMainLogging(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	for _, c := range []struct {
+		name, line string
+		send       func(fr *http2.Framer) error
+	}{
+		{"a first frame that is not SETTINGS", "connection error from", func(fr *http2.Framer) error {
+			return fr.WritePing(false, [8]byte{})
+		}},
+		{"DATA on stream 0", "connection error from", func(fr *http2.Framer) error {
+			if err := fr.WriteSettings(); err != nil {
+				return err
+			}
+			fr.AllowIllegalWrites = true
+			return fr.WriteData(0, false, []byte("x"))
+		}},
+		{"the preface alone", "timeout waiting for SETTINGS", func(*http2.Framer) error { return nil }},
+	} {
+		before := len(logs.String())
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.send(http2.NewFramer(conn, conn)); err != nil {
+			t.Fatal(err)
+		}
+		// The server logs the error, then closes the connection.
+		if _, err := io.Copy(io.Discard, conn); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		line := grepLine(logs.String()[before:], c.line)
+		if line == "" {
+			t.Fatalf("%s: no %q line:\n%s", c.name, c.line, logs.tail(4000))
+		}
+		if !strings.Contains(line, "level=DEBUG") {
+			t.Errorf("%s: %q, want a debug line", c.name, line)
+		}
+	}
+}
+
 // TestTLSClientMistakeLogsNoWarning: a client whose first bytes are not
 // TLS (a port scanner's probe, SSH or SMTP on the wrong port) or that
 // offers only versions the server does not take (TLS 1.0, an old

@@ -386,6 +386,22 @@ func TestRunReportsAnAddressInUse(t *testing.T) {
 	}
 }
 
+// TestRunStoppedWhileListeningExitsZero: a stop signal while ssehub looks
+// up server.addr's host name (a slow DNS server at boot) is a stop asked
+// for, exit 0 as at any other point of the start: the lookup it cut was
+// reported as server.addr's failure ("lookup localhost: operation was
+// canceled"), exit 1. The context is done before Run begins: the lookup
+// is cut at once.
+func TestRunStoppedWhileListeningExitsZero(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"--config", os.DevNull, "--addr", "localhost:0"}, func(string) string { return "" }, &stdout, &stderr)
+	if code != 0 {
+		t.Errorf("exit %d, stderr %q: want a clean stop, exit 0", code, stderr.String())
+	}
+}
+
 // With log.format json, a failure once the config is read is a JSON log
 // line (the one a log pipeline reads), not a plain one.
 func TestRunReportsAFailureInTheLogsFormat(t *testing.T) {

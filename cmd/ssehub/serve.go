@@ -97,6 +97,13 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	ln, err := listen(ctx, m.Config.Server.Addr, m.Config.Stream.WriteTimeout)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while it looked up server.addr's host name (a
+			// slow DNS server): a stop asked for, not the address's
+			// failure.
+			m.Logger.Info("stopped while listening", "err", err)
+			return nil
+		}
 		return fmt.Errorf("server.addr: %w", err)
 	}
 	nats := m.nats
@@ -348,9 +355,13 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // HTTP/2 and resets the connection before its preface (a TLS health check
 // closing with the server's first bytes unread, which resets it) is at
 // debug too: net/http leaves the same probe unlogged when it closes
-// cleanly (EOF). A preface that is not HTTP/2's still warns. A client
-// that closes an HTTP/2 connection with GOAWAY and an error code is at
-// debug: net/http leaves one without a code unlogged.
+// cleanly (EOF). So is every other failure to read that preface: the
+// client's bytes (a preface that is not HTTP/2's, as a client speaking
+// HTTP/1.1 after choosing h2 sends) or its silence, never the server's
+// doing. A client that closes an HTTP/2 connection with GOAWAY and an
+// error code is at debug: net/http leaves one without a code unlogged. So
+// is one that breaks HTTP/2 (net/http's "server connection error", which
+// only the client's frames raise) or sends no SETTINGS after its preface.
 //
 // A failed accept (the process at its open files limit, EMFILE) net/http
 // logs at each retry, 5 ms after the failure before, doubling to 1 s, and
@@ -469,13 +480,23 @@ func quietServerError(msg string) bool {
 		return false
 	}
 	// A client that closed its HTTP/2 connection with an error code: its
-	// own trouble, or its way to leave.
-	if strings.HasPrefix(msg, "http2: received GOAWAY ") {
-		return true
+	// own trouble, or its way to leave. One that broke the protocol (its
+	// first frame not SETTINGS, a frame on the wrong stream), or sent its
+	// preface and then nothing: its trouble too, a line per connection.
+	for _, prefix := range []string{
+		"http2: received GOAWAY ",
+		"http2: server connection error from ",
+		"timeout waiting for SETTINGS frames from ",
+	} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
 	}
-	// A TLS health check that closed with the server's first bytes unread.
-	return strings.HasPrefix(msg, "http2: server: error reading preface from client ") &&
-		strings.HasSuffix(msg, ": connection reset by peer")
+	// A TLS health check that closed with the server's first bytes
+	// unread, a client that said nothing, or one whose first bytes were
+	// not HTTP/2's preface: a line per connection, at the rate a client
+	// chooses.
+	return strings.HasPrefix(msg, "http2: server: error reading preface from client ")
 }
 
 // newLogger builds the process logger from log.level and log.format.

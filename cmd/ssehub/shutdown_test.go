@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -262,5 +263,51 @@ func TestShutdownClosesConnectionsThatSentNothing(t *testing.T) {
 		if n, err := conn.Read(make([]byte, 1)); err == nil {
 			t.Errorf("%s: read %d bytes from a connection closed by the shutdown", url, n)
 		}
+	}
+}
+
+// TestShutdownAnswersNoRequestSentAfterTheSignal: a request a client
+// sends after the signal, on a connection still open (one it opened
+// before, and had given no request), gets no answer, a 503 no more than
+// anything else: net/http, shutting down, closes the connection once it
+// has read the request, without running its handler. The 503 with
+// Retry-After is only for a stream whose request was under way at the
+// signal.
+func TestShutdownAnswersNoRequestSentAfterTheSignal(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.ShutdownTimeout = time.Minute
+	var logs lockedBuffer
+	url, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// The server has the connection: it answers a request on another.
+	if resp, err := http.Get(url + "/healthz"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	for grepLine(logs.String(), `msg="shutting down"`) == "" {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=demo.a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
+		resp.Body.Close()
+		t.Errorf("a stream asked for after the signal: %s, want the connection closed without an answer", resp.Status)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if line := grepLine(logs.String(), "path=/api/v1/events"); line != "" {
+		t.Errorf("a request net/http did not hand over has an access line: %s", line)
 	}
 }
