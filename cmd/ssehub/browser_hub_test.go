@@ -509,7 +509,7 @@ func TestBrowserHubTokenStaysWithItsHub(t *testing.T) {
 func TestBrowserEventSourceKeepsTheStreamsPosition(t *testing.T) {
 	cfg := hubTestConfig()
 	cfg.Stream.Retry = time.Second
-	addr := "127.0.0.1:" + freePort(t)
+	addr := restartAddr(t)
 	onAddr := func(m *Main) { m.Config.Server.Addr = addr }
 	base, stop := startMain(t, cfg, onAddr)
 	status, newest := publishOverHTTP(t, base, hubTestToken, "demo.position", "before the subscription")

@@ -28,7 +28,7 @@ func TestBrowserEventSourceOutlivesARestartBehindNginx(t *testing.T) {
 }
 
 func eventSourceOutlivesARestart(t *testing.T, crossOrigin bool) {
-	addr := "127.0.0.1:" + freePort(t)
+	addr := restartAddr(t)
 	cfg := config.Default()
 	cfg.Stream.Retry = 100 * time.Millisecond
 	cfg.Stream.HeartbeatInterval = time.Second
@@ -103,7 +103,7 @@ func eventSourceOutlivesARestart(t *testing.T, crossOrigin bool) {
 // again, and the panel is open again and gets the next event.
 func TestBrowserHubPanelShowsUnreachableBehindNginx(t *testing.T) {
 	requireNginx(t)
-	addr := "127.0.0.1:" + freePort(t)
+	addr := restartAddr(t)
 	cfg := hubTestConfig()
 	cfg.Stream.Retry = 100 * time.Millisecond
 	cfg.Stream.HeartbeatInterval = time.Second

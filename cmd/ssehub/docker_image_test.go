@@ -68,12 +68,7 @@ func TestDockerImage(t *testing.T) {
 		t.Fatalf("demo.ticker_count %d in the mounted config, want %d", cfg.Demo.TickerCount, tickerCount)
 	}
 
-	image := docker.must(t, "build", "--quiet", imageContext(t))
-	t.Cleanup(func() {
-		if _, err := docker.run("rmi", "--force", image); err != nil {
-			t.Error(err)
-		}
-	})
+	image := buildImage(t, docker, imageContext(t))
 	mount := "type=bind,source=" + mounted + ",target=" + vol.Target
 	if vol.ReadOnly {
 		mount += ",readonly"
@@ -178,6 +173,45 @@ func TestDockerImage(t *testing.T) {
 	checkEmbeddedNATSStore(t, docker, image)
 	checkArbitraryUser(t, docker, image)
 	checkSystemRoots(t, docker, image)
+}
+
+// buildImage builds the image of the build context dir under a tag of its
+// own and returns the tag, removed when the test ends. The builder's cache
+// may give the build an image that others have too (another run's, or a
+// user's of the same content): removing the tag, not the image by its ID,
+// removes the image only with the last tag that names it.
+func buildImage(t *testing.T, docker *dockerEngine, dir string) string {
+	t.Helper()
+	image := fmt.Sprintf("ssehub-test:%d-%d", os.Getpid(), time.Now().UnixNano())
+	docker.must(t, "build", "--quiet", "--tag", image, dir)
+	t.Cleanup(func() { // after the containers using it are removed
+		if _, err := docker.run("rmi", image); err != nil {
+			t.Error(err)
+		}
+	})
+	return image
+}
+
+// TestDockerImageOfItsOwn: two builds of the same image, as two test runs
+// on one Docker engine make at the same time, may be one image (the
+// builder's cache gives the second the first's), and a run's image must
+// outlive the end of the other run: removing the image by its ID took it
+// from under the other run, whose next `docker run` found no such image.
+func TestDockerImageOfItsOwn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the Docker image")
+	}
+	if testTransport != "gin" {
+		t.Skip("tested once, in the gin pass")
+	}
+	docker := useDocker(t)
+	image := buildImage(t, docker, imageContext(t))
+	t.Run("other run", func(t *testing.T) {
+		buildImage(t, docker, imageContext(t))
+	})
+	if _, err := docker.run("image", "inspect", image); err != nil {
+		t.Errorf("the image built first, once the other run has ended: %v", err)
+	}
 }
 
 // checkImageConfig runs image with its own config, the repository's

@@ -16,12 +16,15 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ssehub/ssehub/config"
 )
 
 // freePort returns a loopback port nobody listened on a moment ago.
 // Another process may take it before the caller's process binds it: only
 // for programs that cannot listen on port 0 and tell their port, and with
-// a retry when the bind fails, as startNginx does.
+// a retry when the bind fails, as startNginx does. A Main that a test
+// restarts on its address takes restartAddr's.
 func freePort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -40,6 +43,90 @@ func refusingAddr(t *testing.T) string {
 	t.Helper()
 	_, addr := boundSocket(t)
 	return addr
+}
+
+// restartAddr returns a loopback host:port for a Main that a test stops
+// and starts again on the same address. A socket bound there without
+// listening, with SO_REUSEADDR, holds the port until the test ends: Main's
+// listener (Go's set SO_REUSEADDR too) binds beside it, each time, and
+// while no Main listens a connect is refused, as on a stopped ssehub, but
+// the kernel gives the port to nobody who asks for a free one. A port from
+// freePort was free for the taking from the moment freePort closed it, and
+// again whenever the test had stopped its Main: another process given it
+// kept the Main from starting again ("address already in use").
+func restartAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
+
+// TestRestartAddrIsNobodyElses: while a Main on restartAddr's address is
+// stopped, a connect is refused, and no bind to a free port, however
+// many, is given that port; the Main then starts on it again.
+func TestRestartAddrIsNobodyElses(t *testing.T) {
+	if testTransport != "gin" {
+		t.Skip("the address, not the transport: tested once, in the gin pass")
+	}
+	addr := restartAddr(t)
+	onAddr := func(m *Main) { m.Config.Server.Addr = addr }
+	base, stop := startMain(t, config.Default(), onAddr)
+	if base != "http://"+addr {
+		t.Fatalf("Main listens at %s, want http://%s", base, addr)
+	}
+	stop()
+	if c, err := net.Dial("tcp", addr); err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("a connect while Main is stopped: %v, want it refused", err)
+	}
+	// A freed port was given again after tens to thousands of binds (the
+	// kernel picks among the odd ports of its range, some 14,000): 250,000
+	// leave it no chance to be missed.
+	for i := range 1 << 18 {
+		if port := freeBind(t); "127.0.0.1:"+port == addr {
+			t.Fatalf("bind %d to a free port was given %s while Main was stopped", i+1, addr)
+		}
+	}
+	if base, _ := startMain(t, config.Default(), onAddr); base != "http://"+addr {
+		t.Fatalf("Main listens at %s after the restart, want http://%s", base, addr)
+	}
+}
+
+// freeBind binds a socket to a free loopback port, as a listener on port
+// 0 does (SO_REUSEADDR, as Go's), closes it, and returns the port.
+func freeBind(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
 }
 
 // boundSocket returns a TCP socket bound to a free loopback port, closed
