@@ -1,6 +1,8 @@
 package handler
 
 import (
+	"context"
+
 	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/jwtauth"
 	"github.com/ssehub/ssehub/internal/stream"
@@ -21,6 +23,13 @@ type Broker interface {
 	// Ready channel is closed, Take reports it no longer open once what
 	// was queued is taken, and Err returns stream.ErrClosed.
 	Subscribe(patterns []string, lastEventID string) (stream.Subscription, error)
+	// Resubscribe is Subscribe in place of old, a subscription of the
+	// broker that ended with stream.ErrResumeOvertaken: the new one takes
+	// over the place old keeps among the subscriptions the broker allows
+	// (hub.max_subscribers), so that a full broker does not refuse it,
+	// and old no longer holds one. ctx bounds what the broker waits for,
+	// as the request's context does a NATS broker's Subscribe.
+	Resubscribe(ctx context.Context, old stream.Subscription, patterns []string, lastEventID string) (stream.Subscription, error)
 	// Topics lists the active topics.
 	Topics() []stream.TopicInfo
 	// Stats returns running totals, cheaply.

@@ -323,10 +323,19 @@ type resubscribeSignal struct {
 }
 
 func (b *resubscribeSignal) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	b.count(lastEventID)
+	return b.evictingContextBroker.SubscribeContext(ctx, patterns, lastEventID)
+}
+
+func (b *resubscribeSignal) Resubscribe(ctx context.Context, old stream.Subscription, patterns []string, lastEventID string) (stream.Subscription, error) {
+	b.count(lastEventID)
+	return b.evictingContextBroker.Resubscribe(ctx, old, patterns, lastEventID)
+}
+
+func (b *resubscribeSignal) count(lastEventID string) {
 	if lastEventID != "" && b.calls.Add(1) == 2 {
 		close(b.again)
 	}
-	return b.evictingContextBroker.SubscribeContext(ctx, patterns, lastEventID)
 }
 
 // A client gone while its stream subscribes again, after its resume was
@@ -366,6 +375,102 @@ func TestHubClientGoneWhileItsResumeSubscribesAgain(t *testing.T) {
 		`ssehub_streams_active 0`,
 		`ssehub_streams_ended_total{reason="client_gone"} 1`,
 		`ssehub_streams_ended_total{reason="dropped"} 0`,
+	})
+}
+
+// slotTaker is evictingBroker whose stream's second subscription with a
+// last event id, the resubscribe of a resume overtaken before its
+// replay, comes after another client's request to subscribe (take): on a
+// full broker, the other client asks for the place the overtaken
+// subscription holds.
+type slotTaker struct {
+	*evictingBroker
+	take    func()
+	resumes atomic.Int32
+}
+
+func (b *slotTaker) before(lastEventID string) {
+	if lastEventID != "" && b.resumes.Add(1) == 2 {
+		b.take()
+	}
+}
+
+func (b *slotTaker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
+	b.before(lastEventID)
+	return b.evictingBroker.Subscribe(patterns, lastEventID)
+}
+
+func (b *slotTaker) Resubscribe(ctx context.Context, old stream.Subscription, patterns []string, lastEventID string) (stream.Subscription, error) {
+	b.before(lastEventID)
+	return b.evictingBroker.Resubscribe(ctx, old, patterns, lastEventID)
+}
+
+// slotTakerContext is slotTaker for a broker whose Subscribe may wait
+// (the NATS broker: contextSubscriber).
+type slotTakerContext struct{ *slotTaker }
+
+func (b slotTakerContext) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	b.before(lastEventID)
+	return evictingContextBroker{b.evictingBroker}.SubscribeContext(ctx, patterns, lastEventID)
+}
+
+// A resume overtaken before its replay keeps its place among
+// hub.max_subscribers while its stream subscribes again: on a full hub,
+// another client asking for a subscription meanwhile is refused (503,
+// counted as max_subscribers), and the stream goes on with the answer to
+// its resume. The overtaken subscription's place was freed first, the
+// other client took it, and the stream's second subscribe was refused:
+// its client got no answer, only the end of the stream, counted as
+// dropped, and no refusal was counted.
+func TestHubResumeOvertakenKeepsItsPlaceOnAFullHub(t *testing.T) {
+	opts, tb := hubOptions(t, stream.MemoryOptions{HistorySize: 100, HistoryMaxBytes: 600, FirstID: 1, MaxSubscribers: 1})
+	broker := &slotTaker{evictingBroker: &evictingBroker{testBroker: tb, evict: 2}}
+	opts.Hub.Broker = broker
+	if _, ok := tb.(contextSubscriber); ok {
+		opts.Hub.Broker = slotTakerContext{broker}
+	}
+	ts := newTestServer(t, opts)
+	other := make(chan int, 1)
+	broker.take = func() {
+		// Another client, on a connection of its own, while the stream's
+		// handler waits for its answer.
+		resp, err := ts.Client().Get(ts.URL + "/api/v1/events?topic=b")
+		if err != nil {
+			other <- 0
+			return
+		}
+		// A stream it got is ended when the test ends.
+		t.Cleanup(func() { resp.Body.Close() })
+		other <- resp.StatusCode
+	}
+	oldest := ts.publish(t, "other", `{"data": "before"}`)
+	missed := ts.publish(t, "a", `{"data": "let go of"}`)
+	for range 3 {
+		ts.publish(t, "other", `{"data": "before"}`)
+	}
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": oldest})
+	first, err := nextEvent(p)
+	if err != nil {
+		t.Fatalf("first event: %v, want an answer to the resume", err)
+	}
+	if testNATS == nil {
+		if first.Type != "reset" || first.ID != "7" {
+			t.Fatalf("first event %+v, want a reset with id 7, the newest", first)
+		}
+	} else if first.ID != missed || first.Data != "let go of" {
+		t.Fatalf("first event %+v, want %s read from the stream", first, missed)
+	}
+	if got := <-other; got != http.StatusServiceUnavailable {
+		t.Fatalf("the other client's subscribe: %d, want 503: the hub is full", got)
+	}
+	live := ts.publish(t, "a", `{"data": "after"}`)
+	if got := next(t, p); got.ID != live || got.Data != "after" {
+		t.Fatalf("after %+v: %+v, want live id %s", first, got, live)
+	}
+	waitMetrics(t, ts, []string{
+		`ssehub_requests_refused_total{reason="max_subscribers"} 1`,
+		`ssehub_streams_ended_total{reason="dropped"} 0`,
+		`ssehub_subscribers 1`,
 	})
 }
 

@@ -105,7 +105,9 @@ func (h *Handler) subscribe(c *gin.Context) {
 	// asked (it would take the broker's lock once more per stream).
 	l := &subscriptionLoop{s: s, sub: sub, replayed: lastID == "", timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), wait: wait}
 	if lastID != "" { // a resume: only its replay can be overtaken (resubscribe)
-		l.resume = func() (stream.Subscription, error) { return h.subscribeBroker(ctx, patterns, lastID) }
+		l.resume = func(old stream.Subscription) (stream.Subscription, error) {
+			return h.hub.Broker.Resubscribe(ctx, old, patterns, lastID)
+		}
 	}
 	// Where the client stands: the id its first event comes after. (A
 	// broker's id that is not a number leaves it 0: Idle's ids are.)
@@ -137,9 +139,10 @@ type subscriptionLoop struct {
 	answered bool
 	replayed bool         // Replay is done
 	wait     *waitContext // the broker's waits for the subscription (brokerWait)
-	// resume subscribes again with the stream's last event id, once: see
-	// resubscribe. Nil once used.
-	resume func() (stream.Subscription, error)
+	// resume subscribes again with the stream's last event id, in place
+	// of the overtaken subscription, once: see resubscribe. Nil once
+	// used.
+	resume func(old stream.Subscription) (stream.Subscription, error)
 }
 
 func (l *subscriptionLoop) step(w io.Writer) bool {
@@ -244,13 +247,16 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 // again with the same last event id, as the client would on reconnecting,
 // and goes on with that answer: an `event: reset` and live events, or
 // with the NATS broker a replay read from its stream. Dropped instead,
-// the client came back to that same answer after its retry delay. It is
-// done once: the second subscription's replay is either none or read
+// the client came back to that same answer after its retry delay. The
+// second subscription takes over the first one's place among
+// hub.max_subscribers (Broker.Resubscribe): on a full hub, freed first,
+// it went to another client, and the stream ended with nothing sent. It
+// is done once: the second subscription's replay is either none or read
 // from the stream.
 func (l *subscriptionLoop) resubscribe(w io.Writer) bool {
 	s, resume := l.s, l.resume
 	l.resume = nil
-	sub, err := resume()
+	sub, err := resume(l.sub)
 	if err != nil {
 		// A client gone, or a shutdown, while the broker waited (the NATS
 		// broker, for a slot to read its stream) is why it failed.

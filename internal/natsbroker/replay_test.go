@@ -247,6 +247,56 @@ func TestResumeOvertakenBeforeItsFirstEventIsNoDrop(t *testing.T) {
 	}
 }
 
+// A resumer the stream overtook before it handed out an event keeps its
+// place among the local broker's MaxSubscribers until it is closed, and
+// the resume made in its place (Resubscribe) takes it over: on a full
+// instance another subscriber is refused meanwhile, not the resume. The
+// place was freed when the subscription ended, another subscriber could
+// take it, and the resume was then refused.
+func TestResumeOvertakenByTheStreamKeepsItsPlace(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = replayBatch + 100
+	a := openBroker(t, opts)
+	old := store(t, ns, a, repeat(event{"b", 10}, opts.HistorySize))
+	opts.cold, opts.MaxSubscribers = true, 1
+	in := newInstance(t, opts)         // its local history starts after them
+	patterns := []string{"a.*", "*.x"} // a page of replayBatch, none matching
+	from := strconv.FormatUint(old[0].ID, 10)
+	s, err := in.broker.Subscribe(patterns, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	store(t, ns, a, repeat(event{"b", 10}, opts.HistorySize)) // evicts every old one
+	if got := replayAll(t, s, nil, 16<<10); len(got) != 0 || !errors.Is(s.Err(), stream.ErrResumeOvertaken) {
+		t.Fatalf("handed out %v, Err %v; want nothing, ErrResumeOvertaken", idsOf(got), s.Err())
+	}
+	ended(t, s)
+	if other, err := in.broker.Subscribe([]string{"c"}, ""); !errors.Is(err, stream.ErrTooManySubscribers) {
+		if other != nil {
+			other.Close()
+		}
+		t.Fatalf("another subscriber while the overtaken one is not closed: %v, want ErrTooManySubscribers", err)
+	}
+	again, err := in.broker.Resubscribe(t.Context(), s, patterns, from)
+	if err != nil {
+		t.Fatalf("the resume in its place: %v", err)
+	}
+	defer again.Close()
+	if !strings.Contains(again.Reset(), "older than the retained history") {
+		t.Errorf("the resume in its place: reset %q, want one", again.Reset())
+	}
+	s.Close() // its place is again's now: nothing to free
+	if n := in.broker.Stats().Subscribers; n != 1 {
+		t.Errorf("%d subscribers after the overtaken one closed, want 1, the resume", n)
+	}
+	again.Close()
+	if n := in.broker.Stats().Subscribers; n != 0 {
+		t.Errorf("%d subscribers once all closed, want 0", n)
+	}
+}
+
 // NATS gone in the middle of a replay: the next page cannot be read, and
 // the subscription ends with an error wrapping stream.ErrUnavailable,
 // once the page it holds is handed out; neither the rest of the replay

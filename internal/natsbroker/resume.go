@@ -66,11 +66,30 @@ func (b *Broker) Subscribe(patterns []string, lastEventID string) (stream.Subscr
 // later page, end once ctx ends, the request's context. A client gone
 // while it waited for a slot no longer has a page read for it after.
 func (b *Broker) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	return b.subscribe(ctx, nil, patterns, lastEventID)
+}
+
+// Resubscribe is SubscribeContext in place of old, a subscription of b
+// that ended with stream.ErrResumeOvertaken, overtaken by the local
+// history or by the stream: the new one takes over the place old keeps
+// among the local broker's MaxSubscribers until it is closed. With any
+// other old, it is SubscribeContext.
+func (b *Broker) Resubscribe(ctx context.Context, old stream.Subscription, patterns []string, lastEventID string) (stream.Subscription, error) {
+	if s, ok := old.(*subscription); ok {
+		old = s.Subscription // the local one, which holds the place
+	}
+	return b.subscribe(ctx, old, patterns, lastEventID)
+}
+
+// subscribe is SubscribeContext, in place of old when old is a local
+// subscription that keeps its place (Resubscribe); old may be nil.
+func (b *Broker) subscribe(ctx context.Context, old stream.Subscription, patterns []string, lastEventID string) (stream.Subscription, error) {
 	h := b.cur.Load()
 	local := h.localID(lastEventID)
-	live, err := h.mem.Subscribe(patterns, local)
+	live, err := h.mem.Resubscribe(ctx, old, patterns, local)
 	for errors.Is(err, stream.ErrClosed) && h != b.cur.Load() {
 		// h ended meanwhile (renew): subscribe to the history after it.
+		// (old, of h's local broker, held no place in the next one's.)
 		h = b.cur.Load()
 		local = h.localID(lastEventID)
 		live, err = h.mem.Subscribe(patterns, local)
@@ -591,7 +610,9 @@ func (s *subscription) ended() bool {
 // endWith ends the subscription with err (nil for Close), unless it has
 // ended already, and closes the local one: its Ready is closed, and its
 // place among the local broker's subscribers is freed. err is set first,
-// so that a subscriber woken by Ready finds it.
+// so that a subscriber woken by Ready finds it. With
+// stream.ErrResumeOvertaken the local one ends with it instead and keeps
+// its place, for the resume that replaces it (Resubscribe), until Close.
 func (s *subscription) endWith(err error) {
 	s.mu.Lock()
 	if !s.closed {
@@ -599,6 +620,10 @@ func (s *subscription) endWith(err error) {
 	}
 	s.mu.Unlock()
 	s.letPageGo()
+	if errors.Is(err, stream.ErrResumeOvertaken) {
+		s.h.mem.Overtake(s.Subscription)
+		return
+	}
 	s.Subscription.Close()
 }
 

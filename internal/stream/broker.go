@@ -14,8 +14,10 @@ var (
 	// go of the events after its last event id before its replay handed
 	// out any: the subscriber fell behind nothing, but what it resumed
 	// from is older than the history now. A resume from the same id
-	// (Subscribe again) answers what it can: a Reset, or a replay read
-	// from elsewhere (the NATS broker's stream).
+	// answers what it can: a Reset, or a replay read from elsewhere (the
+	// NATS broker's stream). The ended subscription keeps its place among
+	// the subscriptions the broker allows until it is closed, for that
+	// resume to take over (a broker's Resubscribe).
 	ErrResumeOvertaken = errors.New("the events after the last event id were let go of before the replay began")
 	// ErrTooManySubscribers reports that the broker holds as many
 	// subscriptions as it is allowed to.
@@ -122,9 +124,14 @@ type Subscription interface {
 	// the replay handed out any event, the subscriber fell behind
 	// nothing: the broker ends it with ErrResumeOvertaken instead, not
 	// counted as dropped, and the subscriber subscribes again with the
-	// same last event id, to be answered as a resume from it is now. Once a subscription has
-	// ended with its replay unfinished, neither the rest of the replay nor
-	// its queue, which would follow a gap, is handed out.
+	// same last event id, to be answered as a resume from it is now. An
+	// overtaken subscription keeps its place among the subscriptions the
+	// broker allows until it is closed, and the subscriber's resume, made
+	// in its place (a broker's Resubscribe), takes that place over: a
+	// broker that holds as many as it allows does not give the place to
+	// another subscriber meanwhile and refuse the resume. Once a
+	// subscription has ended with its replay unfinished, neither the rest
+	// of the replay nor its queue, which would follow a gap, is handed out.
 	Replay(dst []*Message, maxBytes int) (msgs []*Message, done bool)
 	// Reset, when not empty, says in words why the requested last event id
 	// could not be resumed from: events may have been missed. There is
@@ -190,7 +197,8 @@ type TopicInfo struct {
 
 // Stats is a broker's running totals, read without stopping the broker.
 type Stats struct {
-	// Subscribers is the number of open subscriptions.
+	// Subscribers is the number of open subscriptions, and of those
+	// ended with ErrResumeOvertaken that keep their place until closed.
 	Subscribers int
 	// Published counts accepted events.
 	Published uint64

@@ -2,6 +2,8 @@ package stream
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -257,9 +259,27 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 // are after it. That replay starts at the oldest event retained when
 // Replay reads it: it is never overtaken (ErrResumeOvertaken).
 //
-// It returns ErrTooManySubscribers when MaxSubscribers are open and
-// ErrClosed after Close.
+// It returns ErrTooManySubscribers when MaxSubscribers are open (or
+// overtaken and not closed: see Resubscribe) and ErrClosed after Close.
 func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription, error) {
+	return b.subscribe(nil, patterns, lastEventID)
+}
+
+// Resubscribe is Subscribe in place of old, a subscription of b that
+// ended with ErrResumeOvertaken and is not closed yet: the new
+// subscription takes over the place among MaxSubscribers that old keeps
+// (see Subscription.Replay), so a broker holding MaxSubscribers does not
+// refuse it, and closing old then frees nothing. With any other old (nil,
+// open, closed, another broker's), it is Subscribe. b never waits: ctx
+// is not used.
+func (b *Memory) Resubscribe(_ context.Context, old Subscription, patterns []string, lastEventID string) (Subscription, error) {
+	o, _ := old.(*memorySubscription)
+	return b.subscribe(o, patterns, lastEventID)
+}
+
+// subscribe is Subscribe, in place of old when old is an overtaken
+// subscription of b that keeps its place (Resubscribe); old may be nil.
+func (b *Memory) subscribe(old *memorySubscription, patterns []string, lastEventID string) (Subscription, error) {
 	if len(patterns) == 0 {
 		return nil, fmt.Errorf("no pattern: %w", ErrInvalidPattern)
 	}
@@ -284,7 +304,8 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription,
 		b.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if b.subscribers.Load() >= int64(b.maxSubs) {
+	instead := old != nil && old.broker == b && old.kept
+	if !instead && b.subscribers.Load() >= int64(b.maxSubs) {
 		b.mu.Unlock()
 		return nil, fmt.Errorf("limit %d: %w", b.maxSubs, ErrTooManySubscribers)
 	}
@@ -299,9 +320,34 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription,
 			s.whole = reason != ""
 		}
 	}
+	if instead {
+		// old's place is s's: link counts it again.
+		old.kept = false
+		b.subscribers.Add(-1)
+	}
 	b.link(s)
 	b.mu.Unlock()
 	return s, nil
+}
+
+// Overtake ends sub, an open subscription of b, with ErrResumeOvertaken,
+// as Replay ends one whose replay the history overtook before it handed
+// out an event: for a broker that reads a subscription's replay from
+// elsewhere (the NATS broker, from its stream) and found it overtaken
+// there. Like that one, it keeps its place among MaxSubscribers until it
+// is closed or replaced (Resubscribe), and what it queued is let go: it
+// would follow a gap. Any other sub is left as it is.
+func (b *Memory) Overtake(sub Subscription) {
+	s, ok := sub.(*memorySubscription)
+	if !ok || s.broker != b {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !s.closed {
+		s.queue = nil
+		b.end(s, ErrResumeOvertaken)
+	}
 }
 
 // link adds s to the group of each of its patterns, creating groups as
@@ -329,11 +375,18 @@ func (b *Memory) link(s *memorySubscription) {
 }
 
 // closeSub ends s with err and closes its Ready channel; what is queued
-// can still be taken. The caller holds b.mu and unlinks s.
+// can still be taken. It frees s's place among MaxSubscribers, unless
+// err is ErrResumeOvertaken: that one is kept for the resume that
+// replaces s (Resubscribe) until s is closed. The caller holds b.mu and
+// unlinks s.
 func (b *Memory) closeSub(s *memorySubscription, err error) {
 	s.closed = true
 	s.err = err
 	close(s.ready)
+	if errors.Is(err, ErrResumeOvertaken) {
+		s.kept = true
+		return
+	}
 	b.subscribers.Add(-1)
 }
 

@@ -95,8 +95,9 @@ func TestAResumeOvertakenBeforeItsReplayIsNoDrop(t *testing.T) {
 	if err := s.Err(); !errors.Is(err, ErrResumeOvertaken) || errors.Is(err, ErrSlowConsumer) {
 		t.Fatalf("Err() = %v, want ErrResumeOvertaken", err)
 	}
-	if st := b.Stats(); st.Dropped != 0 || st.Subscribers != 0 {
-		t.Errorf("stats %+v, want 0 dropped, 0 subscribers", st)
+	// It keeps its place until closed (TestAnOvertakenResumeKeepsItsPlace).
+	if st := b.Stats(); st.Dropped != 0 || st.Subscribers != 1 {
+		t.Errorf("stats %+v, want 0 dropped, 1 subscriber", st)
 	}
 	if msgs, open := s.Take(nil); len(msgs) != 0 || open {
 		t.Errorf("Take after the gap: %v, open %v; want nothing, ended", ids(msgs), open)
@@ -105,6 +106,85 @@ func TestAResumeOvertakenBeforeItsReplayIsNoDrop(t *testing.T) {
 	if again.Reset() == "" {
 		t.Error("resume again from the same id: no reset, want one")
 	}
+}
+
+// A resume overtaken before its replay keeps its place among
+// MaxSubscribers until it is closed, and the resume made in its place
+// (Resubscribe) takes that place over: on a full broker another
+// subscriber is refused meanwhile, not the resume. The place was freed
+// when the subscription ended, another subscriber could take it, and the
+// resume was then refused.
+func TestAnOvertakenResumeKeepsItsPlace(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{HistorySize: 5, MaxSubscribers: 1})
+	for range 5 {
+		mustPublish(t, b, "b", "", "other") // ids 1..5
+	}
+	s := mustSubscribe(t, b, "0", "a")
+	mustPublish(t, b, "b", "", "evicts 1")
+	if _, done := s.Replay(nil, 1<<20); !done || !errors.Is(s.Err(), ErrResumeOvertaken) {
+		t.Fatalf("replay: done %v, Err %v; want done, ErrResumeOvertaken", done, s.Err())
+	}
+	if other, err := b.Subscribe([]string{"c"}, ""); !errors.Is(err, ErrTooManySubscribers) {
+		if other != nil {
+			other.Close()
+		}
+		t.Fatalf("another subscriber while the overtaken one is not closed: %v, want ErrTooManySubscribers", err)
+	}
+	again, err := b.Resubscribe(t.Context(), s, []string{"a"}, "0")
+	if err != nil {
+		t.Fatalf("the resume in its place: %v", err)
+	}
+	if again.Reset() == "" {
+		t.Error("the resume in its place: no reset, want one")
+	}
+	live := mustPublish(t, b, "a", "", "live")
+	if got := queued(again); !slices.Equal(got, []uint64{live.ID}) {
+		t.Errorf("queued %v, want the live event %d", got, live.ID)
+	}
+	s.Close() // its place is again's now: nothing to free
+	if st := b.Stats(); st.Subscribers != 1 {
+		t.Errorf("%d subscribers after the overtaken one closed, want 1, the resume", st.Subscribers)
+	}
+	// In place of one that holds none, it is Subscribe.
+	if other, err := b.Resubscribe(t.Context(), s, []string{"a"}, "0"); !errors.Is(err, ErrTooManySubscribers) {
+		if other != nil {
+			other.Close()
+		}
+		t.Fatalf("a second resume in place of the same one: %v, want ErrTooManySubscribers", err)
+	}
+	again.Close()
+	if st := b.Stats(); st.Subscribers != 0 {
+		t.Errorf("%d subscribers once all closed, want 0", st.Subscribers)
+	}
+}
+
+// Closed, an overtaken subscription frees its place, whether its own
+// replay was overtaken or a broker reading the replay from elsewhere
+// ended it so (Overtake): a subscriber that does not subscribe again
+// holds none.
+func TestClosingAnOvertakenResumeFreesItsPlace(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{HistorySize: 5, MaxSubscribers: 1})
+	mustPublish(t, b, "b", "", "other")
+	s := mustSubscribe(t, b, "", "a")
+	b.Overtake(s)
+	if err := s.Err(); !errors.Is(err, ErrResumeOvertaken) {
+		t.Fatalf("Err() = %v after Overtake, want ErrResumeOvertaken", err)
+	}
+	select {
+	case <-s.Ready():
+	default:
+		t.Error("Ready is not closed")
+	}
+	if st := b.Stats(); st.Subscribers != 1 {
+		t.Errorf("%d subscribers, want 1: the overtaken one keeps its place", st.Subscribers)
+	}
+	s.Close()
+	s.Close()
+	if st := b.Stats(); st.Subscribers != 0 {
+		t.Errorf("%d subscribers once closed, want 0", st.Subscribers)
+	}
+	again := mustSubscribe(t, b, "", "a")
+	again.Close()
 }
 
 // A resume from before a restart (a Reset, and a replay of every retained

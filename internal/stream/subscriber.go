@@ -32,7 +32,11 @@ type memorySubscription struct {
 	lastSent uint64     // id of the last message queued, so one topic is sent once
 	mark     uint64     // scratch for Topics, to count a subscription once
 	closed   bool       // ended; ready is closed
-	err      error      // why it ended
+	// kept marks a subscription that ended with ErrResumeOvertaken and
+	// still counts among MaxSubscribers: until Close, or until the
+	// subscription that replaces it (Resubscribe) takes its place over.
+	kept bool
+	err  error // why it ended
 	// The rest of the replay is the retained ids [replayNext, replayEnd)
 	// whose messages match: a position in the history, not a copy of it,
 	// so what the history evicts is freed even while a slow subscriber
@@ -122,14 +126,19 @@ func (s *memorySubscription) Err() error {
 	return s.err
 }
 
-// Close ends the subscription and closes Ready. It is idempotent and safe
+// Close ends the subscription and closes Ready, and frees the place among
+// MaxSubscribers that an overtaken one keeps. It is idempotent and safe
 // to call concurrently with Publish, Take and closing the broker.
 func (s *memorySubscription) Close() {
 	b := s.broker
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !s.closed {
+	switch {
+	case !s.closed:
 		b.end(s, nil)
+	case s.kept:
+		s.kept = false
+		b.subscribers.Add(-1)
 	}
 }
 
