@@ -638,7 +638,7 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 		{"log:\n  level: info: debug\n", `line 2: mapping values are not allowed in this context`},
 		{"server:\n  addr: \":1\"\n  addr: \":2\"\n", `line 3: key "addr" written twice (first at line 2): YAML takes a key once; keep one`},
 		// The library names no line for these; they were "line 1".
-		{"server:\n  addr: \":1\"\nstream:\n  retry: *x\n", `line 4: unknown anchor 'x' referenced`},
+		{"server:\n  addr: \":1\"\nstream:\n  retry: *x\n", "line 4: " + unknownAnchor},
 		{"server:\n  addr: \":1\"\n  read_timeout: 1s\x00\n", `line 3: control characters are not allowed`},
 		{"log:\n  level: info\n  format: \xfftext\n", `line 3: invalid leading UTF-8 octet`},
 		{"log: info: debug\nserver: {}\n", `line 1: mapping values are not allowed in this context`},
@@ -646,6 +646,25 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 		wantFileError(t, tt.yaml, tt.want)
 	}
 }
+
+// TestLoadUnknownAnchorHidesASecret checks that a token or a secret
+// written unquoted with a * first, which YAML reads as an alias to an
+// anchor of that name, is not quoted in the error: the library's
+// "unknown anchor 'NAME' referenced" put it in the log.
+func TestLoadUnknownAnchorHidesASecret(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	for _, tt := range []struct{ yaml, line string }{
+		{"auth:\n  jwt:\n    hmac_secret: *" + secret + "\n", "line 3"},
+		{"auth:\n  publish_tokens:\n    - a-token\n    - *" + secret + "\n", "line 4"},
+		{"auth:\n  subscribe_tokens: [a-token, *" + secret + "]\n", "line 2"},
+	} {
+		wantFileError(t, tt.yaml, tt.line+": "+unknownAnchor)
+	}
+}
+
+// unknownAnchor is the problem of an alias to an anchor the file does
+// not define, whose name is not shown.
+const unknownAnchor = "unknown anchor referenced (a value starting with * is a YAML alias: quote it if it is text; its name is not shown, as it may be a token or a secret)"
 
 // wantFileError loads a config file of yaml and checks that it is refused
 // with want, after the file's name.
