@@ -662,6 +662,43 @@ func TestLoadUnknownAnchorHidesASecret(t *testing.T) {
 	}
 }
 
+// TestLoadSecretStartingWithTagOrAnchor checks that a token or a secret
+// written unquoted with a ! or a & first, which YAML reads as a tag or an
+// anchor and not as part of the text, is refused without showing it: it
+// was taken as what follows a space, or as no value at all, so that
+// subscribe_tokens: &... left subscribing open to anyone, and
+// hmac_secret: !... turned JWTs off, without a word.
+func TestLoadSecretStartingWithTagOrAnchor(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	for _, tt := range []struct{ yaml, want string }{
+		{"auth:\n  subscribe_tokens: &" + secret + "\n", "auth.subscribe_tokens: starts with &, which YAML reads as an anchor, not as text: quote it"},
+		{"auth:\n  publish_tokens: !" + secret + "\n", "auth.publish_tokens: starts with !, which YAML reads as a tag, not as text: quote it"},
+		{"auth:\n  jwt:\n    hmac_secret: !" + secret + "\n", "auth.jwt.hmac_secret: starts with !, which YAML reads as a tag, not as text: quote it"},
+		{"auth:\n  jwt:\n    hmac_secret: &a " + secret + "\n", "auth.jwt.hmac_secret: starts with &, which YAML reads as an anchor, not as text: quote it"},
+		{"auth:\n  publish_tokens:\n    - a-token\n    - &" + secret + "\n", "auth.publish_tokens[1]: starts with &, which YAML reads as an anchor, not as text: quote it"},
+		{"auth:\n  subscribe_tokens: [a-token, !" + secret + " b]\n", "auth.subscribe_tokens[1]: starts with !, which YAML reads as a tag, not as text: quote it"},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), secret) {
+			t.Errorf("%q: err = %v\nwant it to contain %s, and no secret", tt.yaml, err, tt.want)
+		}
+	}
+	// An anchor an alias uses, and a tag saying text, are meant.
+	for _, yaml := range []string{
+		"auth:\n  publish_tokens: &t [" + secret + "]\n  subscribe_tokens: *t\n",
+		"auth:\n  publish_tokens: !!seq &unused\n    - " + secret + "\n",
+		"auth:\n  jwt:\n    hmac_secret: &s " + secret + "\n  publish_tokens: [*s]\n",
+		"auth:\n  jwt:\n    hmac_secret: !!str " + secret + "\n",
+		"auth:\n  jwt:\n    hmac_secret: !!binary czNjcjN0LTAxMjM0NTY3ODktMDEyMzQ1Njc4OS0wMTIzNDU2Nzg5\n",
+	} {
+		path := writeYAML(t, yaml)
+		if _, err := Load([]string{"--config", path}, nil); err != nil {
+			t.Errorf("%q: %v", yaml, err)
+		}
+	}
+}
+
 // unknownAnchor is the problem of an alias to an anchor the file does
 // not define, whose name is not shown.
 const unknownAnchor = "unknown anchor referenced (a value starting with * is a YAML alias: quote it if it is text; its name is not shown, as it may be a token or a secret)"
