@@ -369,6 +369,11 @@ func yamlProblem(data []byte, err error) string {
 		// which were all "line 1".
 		n = problemLine(data, n, msg)
 	}
+	if unknownAnchorProblem.MatchString(msg) {
+		// The name is what follows the *: a token or a secret written
+		// unquoted with a * first was quoted in the log.
+		msg = "unknown anchor referenced (a value starting with * is a YAML alias: quote it if it is text; its name is not shown, as it may be a token or a secret)"
+	}
 	where := fmt.Sprintf("line %d", n)
 	lines := yamlLines(data)
 	if last := len(lines) - 1; last > 0 && lines[last] == "" {
@@ -444,6 +449,10 @@ func yamlLines(data []byte) []string {
 // duplicateKey matches the YAML library's message for a key written
 // twice in one spelling.
 var duplicateKey = regexp.MustCompile(`^line (\d+): mapping (key ".*") already defined at line (\d+)$`)
+
+// unknownAnchorProblem matches the YAML library's problem for an alias to an
+// anchor the file does not define, which names the alias.
+var unknownAnchorProblem = regexp.MustCompile(`^unknown anchor '.*' referenced$`)
 
 // errorLine matches the line a YAML error names, at its start.
 var errorLine = regexp.MustCompile(`^line (\d+): `)

@@ -638,7 +638,7 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 		{"log:\n  level: info: debug\n", `line 2: mapping values are not allowed in this context`},
 		{"server:\n  addr: \":1\"\n  addr: \":2\"\n", `line 3: key "addr" written twice (first at line 2): YAML takes a key once; keep one`},
 		// The library names no line for these; they were "line 1".
-		{"server:\n  addr: \":1\"\nstream:\n  retry: *x\n", `line 4: unknown anchor 'x' referenced`},
+		{"server:\n  addr: \":1\"\nstream:\n  retry: *x\n", "line 4: " + unknownAnchor},
 		{"server:\n  addr: \":1\"\n  read_timeout: 1s\x00\n", `line 3: control characters are not allowed`},
 		{"log:\n  level: info\n  format: \xfftext\n", `line 3: invalid leading UTF-8 octet`},
 		{"log: info: debug\nserver: {}\n", `line 1: mapping values are not allowed in this context`},
@@ -646,6 +646,62 @@ func TestLoadBadYAMLNamesTheLine(t *testing.T) {
 		wantFileError(t, tt.yaml, tt.want)
 	}
 }
+
+// TestLoadUnknownAnchorHidesASecret checks that a token or a secret
+// written unquoted with a * first, which YAML reads as an alias to an
+// anchor of that name, is not quoted in the error: the library's
+// "unknown anchor 'NAME' referenced" put it in the log.
+func TestLoadUnknownAnchorHidesASecret(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	for _, tt := range []struct{ yaml, line string }{
+		{"auth:\n  jwt:\n    hmac_secret: *" + secret + "\n", "line 3"},
+		{"auth:\n  publish_tokens:\n    - a-token\n    - *" + secret + "\n", "line 4"},
+		{"auth:\n  subscribe_tokens: [a-token, *" + secret + "]\n", "line 2"},
+	} {
+		wantFileError(t, tt.yaml, tt.line+": "+unknownAnchor)
+	}
+}
+
+// TestLoadSecretStartingWithTagOrAnchor checks that a token or a secret
+// written unquoted with a ! or a & first, which YAML reads as a tag or an
+// anchor and not as part of the text, is refused without showing it: it
+// was taken as what follows a space, or as no value at all, so that
+// subscribe_tokens: &... left subscribing open to anyone, and
+// hmac_secret: !... turned JWTs off, without a word.
+func TestLoadSecretStartingWithTagOrAnchor(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	for _, tt := range []struct{ yaml, want string }{
+		{"auth:\n  subscribe_tokens: &" + secret + "\n", "auth.subscribe_tokens: starts with &, which YAML reads as an anchor, not as text: quote it"},
+		{"auth:\n  publish_tokens: !" + secret + "\n", "auth.publish_tokens: starts with !, which YAML reads as a tag, not as text: quote it"},
+		{"auth:\n  jwt:\n    hmac_secret: !" + secret + "\n", "auth.jwt.hmac_secret: starts with !, which YAML reads as a tag, not as text: quote it"},
+		{"auth:\n  jwt:\n    hmac_secret: &a " + secret + "\n", "auth.jwt.hmac_secret: starts with &, which YAML reads as an anchor, not as text: quote it"},
+		{"auth:\n  publish_tokens:\n    - a-token\n    - &" + secret + "\n", "auth.publish_tokens[1]: starts with &, which YAML reads as an anchor, not as text: quote it"},
+		{"auth:\n  subscribe_tokens: [a-token, !" + secret + " b]\n", "auth.subscribe_tokens[1]: starts with !, which YAML reads as a tag, not as text: quote it"},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), secret) {
+			t.Errorf("%q: err = %v\nwant it to contain %s, and no secret", tt.yaml, err, tt.want)
+		}
+	}
+	// An anchor an alias uses, and a tag saying text, are meant.
+	for _, yaml := range []string{
+		"auth:\n  publish_tokens: &t [" + secret + "]\n  subscribe_tokens: *t\n",
+		"auth:\n  publish_tokens: !!seq &unused\n    - " + secret + "\n",
+		"auth:\n  jwt:\n    hmac_secret: &s " + secret + "\n  publish_tokens: [*s]\n",
+		"auth:\n  jwt:\n    hmac_secret: !!str " + secret + "\n",
+		"auth:\n  jwt:\n    hmac_secret: !!binary czNjcjN0LTAxMjM0NTY3ODktMDEyMzQ1Njc4OS0wMTIzNDU2Nzg5\n",
+	} {
+		path := writeYAML(t, yaml)
+		if _, err := Load([]string{"--config", path}, nil); err != nil {
+			t.Errorf("%q: %v", yaml, err)
+		}
+	}
+}
+
+// unknownAnchor is the problem of an alias to an anchor the file does
+// not define, whose name is not shown.
+const unknownAnchor = "unknown anchor referenced (a value starting with * is a YAML alias: quote it if it is text; its name is not shown, as it may be a token or a secret)"
 
 // wantFileError loads a config file of yaml and checks that it is refused
 // with want, after the file's name.

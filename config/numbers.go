@@ -32,6 +32,7 @@ func checkYAMLScalars(data []byte) error {
 	for _, f := range c.fields() {
 		kinds[f.key] = kindOf(f.target)
 	}
+	aliased := aliasedNodes(&doc)
 	var errs []error
 	var walk func(mapping *yaml.Node, key string)
 	walk = func(mapping *yaml.Node, key string) {
@@ -39,6 +40,12 @@ func checkYAMLScalars(data []byte) error {
 			k, v := join(key, strings.ToLower(kv[0].Value)), kv[1]
 			switch {
 			case slices.Contains(secretKeys, k):
+				errs = append(errs, checkSecretNode(k, v, aliased))
+				if v != nil && v.Kind == yaml.SequenceNode {
+					for i, item := range v.Content {
+						errs = append(errs, checkSecretNode(fmt.Sprintf("%s[%d]", k, i), resolve(item), aliased))
+					}
+				}
 			case kinds[k] == "string":
 				errs = append(errs, checkTextScalar(k, v))
 			case kinds[k] == "list" && v.Kind == yaml.SequenceNode:
@@ -56,6 +63,43 @@ func checkYAMLScalars(data []byte) error {
 	}
 	walk(doc.Content[0], "")
 	return errors.Join(errs...)
+}
+
+// checkSecretNode checks that n, the value of a secret key or an item of
+// one, does not start with what YAML reads as a tag (!) or an anchor (&)
+// where a token or a secret written unquoted would: YAML takes them
+// out of the text, leaving what follows a space, or no value at all, so
+// that subscribe_tokens: &... left subscribing open to anyone and
+// hmac_secret: !... turned JWTs off, without a word. An anchor that an
+// alias uses, and the tags !!str and !!binary (a secret's bytes in
+// base64), are meant, as are a list's. The value is not shown.
+func checkSecretNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) error {
+	switch {
+	case n == nil || n.Kind != yaml.ScalarNode:
+		return nil // a list's anchor or tag is not a token's start
+	case n.Anchor != "" && !aliased[n]:
+		return invalid(key, "starts with &, which YAML reads as an anchor, not as text: quote it (value not shown)")
+	case n.Style&yaml.TaggedStyle != 0 && n.Tag != "!!str" && n.Tag != "!!binary":
+		return invalid(key, "starts with !, which YAML reads as a tag, not as text: quote it (value not shown)")
+	}
+	return nil
+}
+
+// aliasedNodes returns the nodes of the YAML document doc that an alias
+// refers to.
+func aliasedNodes(doc *yaml.Node) map[*yaml.Node]bool {
+	aliased := map[*yaml.Node]bool{}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			aliased[n.Alias] = true
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(doc)
+	return aliased
 }
 
 // checkTextScalar checks that n, the value of a text key, is text, or a
