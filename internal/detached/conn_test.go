@@ -683,10 +683,16 @@ func TestCloseConnsClosesAResponseTakenOverMeanwhile(t *testing.T) {
 	}
 	g.CloseConns()
 	close(release)
-	if err := recv(t, errs, "the write's error"); err == nil {
-		t.Error("the write returned no error: CloseConns did not close the connection")
-	}
+	// The step may not run at all: the connection, closed as Take
+	// returns, reads as a client gone before it.
 	recv(t, ended, "end of the response")
+	select {
+	case err := <-errs:
+		if err == nil {
+			t.Error("the write returned no error: CloseConns did not close the connection")
+		}
+	default:
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), bound)
 	defer cancel()
 	if err := g.Wait(ctx); err != nil {
