@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -500,6 +501,48 @@ def children(pid):
         if ppid == pid:
             out[int(d)] = cmd
     return out
+
+
+class CPUTicksTest(unittest.TestCase):
+    """lib.sh's cpu_ticks, which nats.sh reads its servers' CPU time with."""
+
+    def test_a_pid_a_later_process_has_is_read_as_gone(self):
+        # A server that exited mid-scenario and was reaped left its pid to
+        # the kernel, which may give it to a later process: its CPU time is
+        # no server's. The kernel reuses the pid here in a pid namespace of
+        # the test's own (unshare, as root), where the next pid can be set.
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs unshare and root for a pid namespace")
+        script = r"""
+. bench/lib.sh
+sleep 60 & pid=$!
+start=$(proc_start "$pid")
+echo "server $(cpu_ticks "$pid" "$start")"
+kill "$pid"; wait "$pid" 2>/dev/null
+# A pid comes round again a whole cycle of pids later, not within the
+# clock tick (10 ms) start times count in: start the later process later.
+sleep 0.05
+for _ in $(seq 10); do
+	echo $((pid - 1)) >/proc/sys/kernel/ns_last_pid || { echo "no next pid"; exit 0; }
+	sleep 60 & other=$!
+	[ "$other" = "$pid" ] && break
+	kill "$other"; wait "$other" 2>/dev/null
+done
+[ "$other" = "$pid" ] || { echo "no reuse"; exit 0; }
+echo "later $(cpu_ticks "$pid" "$start")"
+kill "$other"
+"""
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        done = subprocess.run(
+            ["unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
+            cwd=root, capture_output=True, text=True, timeout=60,
+        )
+        if not done.stdout.startswith("server "):
+            self.skipTest(f"no pid namespace here: {done.stderr}")
+        self.assertRegex(done.stdout, r"^server \d+\n", "the running server's CPU time is unknown")
+        if "later " not in done.stdout:
+            self.skipTest(f"the pid was not reused: {done.stdout}")
+        self.assertIn("later -1\n", done.stdout, "a later process's CPU time is read as the server's")
 
 
 class NatsReplayInterruptTest(unittest.TestCase):
