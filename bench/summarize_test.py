@@ -300,8 +300,8 @@ class NatsTest(unittest.TestCase):
             return out.getvalue()
 
     @staticmethod
-    def publish_report(ok, seconds=10.0, aborted=None):
-        r = {"publish": {"ok": ok, "per_second": ok / seconds}, "client": {"cpu_seconds": 1.0}}
+    def publish_report(ok, seconds=10.0, aborted=None, client_cpu=1.0):
+        r = {"publish": {"ok": ok, "per_second": ok / seconds}, "client": {"cpu_seconds": client_cpu}}
         if aborted:
             r["aborted"] = aborted
         return r
@@ -323,6 +323,22 @@ class NatsTest(unittest.TestCase):
         )
         self.assertIn("- left out: publish memory run 2, aborted: -timeout 3m reached", out)
         self.assertIn("| publish CPU µs per request, memory | ssehub 100, ssebench 10; total 110 |", out)
+
+    def test_the_total_cpu_per_request_is_the_median_of_the_runs_totals(self):
+        # Run by run, server + ssebench: 10 + 50, 50 + 10, 30 + 10 µs. The
+        # medians per process (30, 10) add up to 40, no run's total.
+        out = self.run_nats(
+            {
+                "publish/memory-1.json": self.publish_report(100000, client_cpu=5.0),
+                "publish/memory-1.cpu": "1.00\n",
+                "publish/memory-2.json": self.publish_report(100000, client_cpu=1.0),
+                "publish/memory-2.cpu": "5.00\n",
+                "publish/memory-3.json": self.publish_report(100000, client_cpu=1.0),
+                "publish/memory-3.cpu": "3.00\n",
+            },
+            runs=3,
+        )
+        self.assertIn("| publish CPU µs per request, memory | ssehub 30, ssebench 10; total 60 |", out)
 
     def test_a_memory_run_without_an_accepted_publish_is_shown(self):
         # Every publish to the memory broker refused (a token the server
