@@ -340,6 +340,20 @@ class NatsTest(unittest.TestCase):
         )
         self.assertIn("| publish CPU µs per request, memory | ssehub 30, ssebench 10; total 60 |", out)
 
+    def test_a_target_without_a_figure_is_not_called_missed(self):
+        # Every NATS run cut short: there is no NATS figure to hold
+        # against the target, which is then neither met nor missed.
+        out = self.run_nats(
+            {
+                "publish/memory-1.json": self.publish_report(100000),
+                "publish/memory-1.cpu": "10.00\n",
+                "publish/nats-1.json": self.publish_report(10, aborted="-timeout 3m reached"),
+                "publish/nats-1.cpu": "2.00 5.00 0.00\n",
+            },
+            runs=1,
+        )
+        self.assertIn("| publish, requests/s | 10000 | - | nats >= 0.5 x memory | no figure |", out)
+
     def test_a_memory_run_without_an_accepted_publish_is_shown(self):
         # Every publish to the memory broker refused (a token the server
         # does not take): 0 requests/s, no ratio to it, and the table goes on.
