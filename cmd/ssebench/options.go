@@ -267,8 +267,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("-rate %g: want events per second above 0, at most %g: %w", o.rate, float64(maxRate), ErrUsage)
 	case publishes && !(o.rate >= 0 && o.rate <= maxRate):
 		return fmt.Errorf("-rate %g: want events per second from 0 (as fast as the server answers) to %g: %w", o.rate, float64(maxRate), ErrUsage)
-	case publishes && o.publishers < 1:
-		return fmt.Errorf("-publishers %d: want at least 1: %w", o.publishers, ErrUsage)
+	case publishes && (o.publishers < 1 || o.publishers > 1_000_000):
+		return fmt.Errorf("-publishers %d: want 1 to 1000000: %w", o.publishers, ErrUsage)
 	case publishes && (o.size < minPayloadBytes || o.size > 16<<20):
 		return fmt.Errorf("-size %d: want %d to %d bytes: %w", o.size, minPayloadBytes, 16<<20, ErrUsage)
 	case o.scenario == scenarioTicker && (o.count < 1 || o.interval < 0):

@@ -39,6 +39,9 @@ func TestParseOptionsRejects(t *testing.T) {
 		{"-scenario", "fanout", "-size", "10"},
 		{"-scenario", "idle", "-n", "0"},
 		{"-scenario", "ticker", "-count", "0"},
+		// A connection and a goroutine each, opened at once: a slip of
+		// the keyboard would take the machine's memory and ports.
+		{"-scenario", "publish", "-publishers", "2000000"},
 		{"-dial-concurrency", "0"},
 		{"-timeout", "0s"},
 		{"extra"},
