@@ -44,6 +44,11 @@ func TestParseOptionsRejects(t *testing.T) {
 		{"-scenario", "publish", "-publishers", "2000000"},
 		{"-dial-concurrency", "0"},
 		{"-timeout", "0s"},
+		{"-sample", "0s"},
+		// Each sample may be a /metrics request: without a bound below,
+		// ssebench would hammer the server it measures.
+		{"-sample", "1ns"},
+		{"-progress", "1us"},
 		{"extra"},
 	} {
 		if _, err := parseOptions(args, io.Discard); !errors.Is(err, ErrUsage) {
