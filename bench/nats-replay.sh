@@ -49,13 +49,24 @@ stop_all() {
 }
 trap stop_all EXIT
 
+# port_free ends the script when something listens on port $1: a server
+# of ours could not listen there, and the one that does would be measured.
+port_free() {
+	if ss -Hltn "sport = :$1" | grep -q .; then
+		echo "nats-replay.sh: port $1 is in use; set PORT_A, PORT_B, NATS_PORT" >&2
+		exit 1
+	fi
+}
+
 start_ssehub() { # port
+	port_free "$1"
 	env SSEHUB_LOG_LEVEL=warn SSEHUB_AUTH_PUBLISH_TOKENS=$TOKEN SSEHUB_DEMO_ENABLED=false \
 		SSEHUB_HUB_BROKER=nats SSEHUB_NATS_URL="nats://127.0.0.1:$NATS_PORT" \
 		bin/ssehub --config /dev/null --addr "127.0.0.1:$1" &
 	pids+=($!)
 	for _ in $(seq 100); do
 		curl -fsS -o /dev/null "http://127.0.0.1:$1/readyz" 2>/dev/null && return
+		kill -0 "${pids[-1]}" 2>/dev/null || { echo "nats-replay.sh: ssehub on $1 did not start" >&2; exit 1; }
 		sleep 0.1
 	done
 	echo "nats-replay.sh: ssehub not answering on $1" >&2
@@ -68,6 +79,9 @@ for run in $(seq "$RUNS"); do
 	# invocation killed mid-run would start B before the publishes and be
 	# removed before the client made its own, which would wait for ever.
 	rm -f "$OUT/jetstream-replay.txt.go"
+	for port in "$NATS_PORT" "$PORT_A" "$PORT_B"; do # B's before the publishing
+		port_free "$port"
+	done
 	store=$(mktemp -d)
 	bin/nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$store" >"$store.log" 2>&1 &
 	pids+=($!)

@@ -651,6 +651,45 @@ class NatsReplayScriptTest(unittest.TestCase):
             self.assertIn("run 1: 4999 of 4999 events replayed", out)
 
 
+class NatsReplayPortTest(unittest.TestCase):
+    """bench/nats-replay.sh with a port it needs taken by another server."""
+
+    def test_a_port_in_use_is_refused(self):
+        # Something else answers /readyz on PORT_B: the second instance
+        # cannot listen there, and the resume must not be timed against
+        # whatever holds the port.
+        import http.server
+        import threading
+
+        class Ready(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        try:
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            with tempfile.TemporaryDirectory() as d:
+                a, nats = free_ports(2)
+                env = dict(
+                    os.environ, RUNS="1", EVENTS="20", PORT_A=str(a), PORT_B=str(other.server_address[1]),
+                    NATS_PORT=str(nats), OUT=d,
+                )
+                done = subprocess.run(
+                    ["bash", "bench/nats-replay.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=300,
+                )
+            self.assertNotEqual(done.returncode, 0, f"nats-replay.sh timed a resume on another server: {done.stdout}")
+            self.assertIn(f"port {other.server_address[1]} is in use", done.stderr)
+        finally:
+            other.shutdown()
+            other.server_close()
+
+
 class InterruptTest(unittest.TestCase):
     """A benchmark script stopped by a signal stops its server and ssebench
     at once, not when ssebench's run would have ended."""
