@@ -11,7 +11,8 @@
 # stream's tail at start"); with more, the part before the tail is read
 # from the stream. The client times from
 # its connect to the last of the EVENTS - 1 others, RUNS times, each on a
-# fresh B. One line per run goes to OUT/jetstream-replay.txt.
+# fresh B. One line per run goes to OUT/jetstream-replay.txt, then the
+# median of the runs that replayed every event.
 #
 # Run from the repository root:  bench/nats-replay.sh
 # Knobs (environment): RUNS=3 EVENTS=10000 SIZE=256 PORT_A=28111
@@ -148,3 +149,18 @@ PY
 	curl -fsS "http://127.0.0.1:$PORT_B/metrics" | grep '^ssehub_replayed_events_total' || true
 	stop_all
 done
+
+# The median of the runs, on stdout and in the file; a run that did not
+# replay every event is left out of it, and named.
+python3 - "$OUT/jetstream-replay.txt" <<'PY'
+import re, statistics, sys
+path = sys.argv[1]
+runs = re.findall(r"^run (\d+): (\d+) of (\d+) events replayed .* in ([\d.]+) ms", open(path).read(), re.M)
+times = [float(ms) for _, n, want, ms in runs if n == want]
+left = [run for run, n, want, _ in runs if n != want]
+line = f"median of {len(times)} runs: {statistics.median(times):.1f} ms" if times else "median: no run replayed every event"
+if left:
+    line += f"; left out, events missing: run {', '.join(left)}"
+print(line)
+open(path, "a").write(line + "\n")
+PY

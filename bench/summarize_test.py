@@ -4,9 +4,11 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -649,6 +651,22 @@ class NatsReplayScriptTest(unittest.TestCase):
                 script.wait()
             self.assertEqual(script.returncode, 0)
             self.assertIn("run 1: 4999 of 4999 events replayed", out)
+
+    def test_the_runs_median_is_reported(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            a, b, nats = free_ports(3)
+            env = dict(os.environ, RUNS="3", EVENTS="20", PORT_A=str(a), PORT_B=str(b), NATS_PORT=str(nats), OUT=d)
+            done = subprocess.run(
+                ["bash", "bench/nats-replay.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=300,
+            )
+            self.assertEqual(done.returncode, 0, done.stderr)
+            times = [float(m) for m in re.findall(r"^run \d: 19 of 19 events replayed .* in ([\d.]+) ms", done.stdout, re.M)]
+            self.assertEqual(len(times), 3, done.stdout)
+            want = f"median of 3 runs: {statistics.median(times):.1f} ms"
+            self.assertIn(want, done.stdout)
+            with open(os.path.join(d, "jetstream-replay.txt")) as f:
+                self.assertIn(want, f.read())
 
 
 class NatsReplayPortTest(unittest.TestCase):
