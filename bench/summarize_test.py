@@ -476,6 +476,31 @@ class TickerScriptTest(unittest.TestCase):
             self.assertEqual(os.listdir(tmp), [], "ticker.sh left the base revision's source behind")
 
 
+class TickerSummaryScriptTest(unittest.TestCase):
+    """bench/ticker.sh's summary, one short round."""
+
+    def run_ticker(self, servers):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            (port,) = free_ports(1)
+            env = dict(
+                os.environ, RUNS="1", SERVERS=servers, N="2", COUNT="2", INTERVAL="0s", PORT=str(port), OUT=d, LOADMAX="100",
+            )
+            done = subprocess.run(["bash", "bench/ticker.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return done.stdout
+
+    def test_servers_without_the_seed_are_summarized(self):
+        # Neither the FastAPI seed nor a base revision: the transports
+        # side by side, the last the reference, rather than no table.
+        out = self.run_ticker("gin detached")
+        self.assertIn("| median | ssehub gin | ssehub detached | ssehub gin / ssehub detached |", out)
+
+    def test_one_server_is_summarized(self):
+        out = self.run_ticker("gin")
+        self.assertIn("| **median** |", out)
+
+
 def free_ports(n):
     """n distinct free TCP ports on 127.0.0.1."""
     socks = [socket.socket() for _ in range(n)]
