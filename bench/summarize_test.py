@@ -501,6 +501,24 @@ class TickerSummaryScriptTest(unittest.TestCase):
         self.assertIn("| **median** |", out)
 
 
+class FanoutScriptTest(unittest.TestCase):
+    """bench/fanout.sh, one short round."""
+
+    def test_variants_without_go_sse_get_ratios(self):
+        # Without the go-sse peer, the last variant is the base of the
+        # ratios, rather than there being none.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            (port,) = free_ports(1)
+            env = dict(
+                os.environ, RUNS="1", VARIANTS="gin detached", FANOUT_N="2", EVENTS="2", FANOUT_RATE="20",
+                PORT=str(port), OUT=d, LOADMAX="100",
+            )
+            done = subprocess.run(["bash", "bench/fanout.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("| median | ssehub-gin | ssehub-detached | ssehub-gin / ssehub-detached |", done.stdout)
+
+
 def free_ports(n):
     """n distinct free TCP ports on 127.0.0.1."""
     socks = [socket.socket() for _ in range(n)]
