@@ -6,7 +6,8 @@
 # answering, `ssebench -scenario fanout` with -pid (RSS and CPU from
 # /proc), the JSON report saved as OUT/<server>-<round>.json, the server
 # stopped. Then bench/summarize.py prints a table per server and the
-# medians side by side with the ratios ssehub / go-sse.
+# medians side by side with the ratios ssehub / go-sse (without gosse in
+# VARIANTS, to the last variant).
 #
 # VARIANTS names the servers:
 #   gosse     the go-sse peer, its default broker Joe (OUT/gosse-N.json)
@@ -112,4 +113,10 @@ for run in $(seq "$RUNS"); do
 done
 echo "### fanout: $FANOUT_N subscribers, $EVENTS events of $SIZE B at $FANOUT_RATE/s, $RUNS rounds"
 echo
-"$PYTHON" bench/summarize.py servers --base=gosse "${reports[@]}"
+# The ratios are to go-sse, or without it to the last variant.
+base=gosse
+case " $VARIANTS " in
+*" gosse "*) ;;
+*) base=$(label "${variants[-1]}") ;;
+esac
+"$PYTHON" bench/summarize.py servers "--base=$base" "${reports[@]}"

@@ -49,3 +49,21 @@ wait_quiet() {
 	done
 	echo "$(basename "$0"): load still $(cut -d' ' -f1 /proc/loadavg); running anyway" >&2
 }
+
+# proc_start prints the start time of process $1 (field 22 of
+# /proc/PID/stat, in clock ticks after boot), nothing when there is none.
+# Once a process exited and was reaped, the kernel may give its pid to a
+# later process: the start time tells them apart.
+proc_start() {
+	awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$1/stat" 2>/dev/null || true
+}
+
+# cpu_ticks PID START [PID START...] prints the CPU time (user + system, in
+# clock ticks) of each process, one a line; -1 for one that is gone, or
+# whose pid a later process (another START) has now.
+cpu_ticks() {
+	while [ $# -ge 2 ]; do
+		awk -v start="$2" '{ sub(/^.*\) /, ""); print ($20 == start ? $12 + $13 : -1) }' "/proc/$1/stat" 2>/dev/null || echo -1
+		shift 2
+	done
+}

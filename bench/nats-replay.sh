@@ -11,7 +11,8 @@
 # stream's tail at start"); with more, the part before the tail is read
 # from the stream. The client times from
 # its connect to the last of the EVENTS - 1 others, RUNS times, each on a
-# fresh B. One line per run goes to OUT/jetstream-replay.txt.
+# fresh B. One line per run goes to OUT/jetstream-replay.txt, then the
+# median of the runs that replayed every event.
 #
 # Run from the repository root:  bench/nats-replay.sh
 # Knobs (environment): RUNS=3 EVENTS=10000 SIZE=256 PORT_A=28111
@@ -49,13 +50,24 @@ stop_all() {
 }
 trap stop_all EXIT
 
+# port_free ends the script when something listens on port $1: a server
+# of ours could not listen there, and the one that does would be measured.
+port_free() {
+	if ss -Hltn "sport = :$1" | grep -q .; then
+		echo "nats-replay.sh: port $1 is in use; set PORT_A, PORT_B, NATS_PORT" >&2
+		exit 1
+	fi
+}
+
 start_ssehub() { # port
+	port_free "$1"
 	env SSEHUB_LOG_LEVEL=warn SSEHUB_AUTH_PUBLISH_TOKENS=$TOKEN SSEHUB_DEMO_ENABLED=false \
 		SSEHUB_HUB_BROKER=nats SSEHUB_NATS_URL="nats://127.0.0.1:$NATS_PORT" \
 		bin/ssehub --config /dev/null --addr "127.0.0.1:$1" &
 	pids+=($!)
 	for _ in $(seq 100); do
 		curl -fsS -o /dev/null "http://127.0.0.1:$1/readyz" 2>/dev/null && return
+		kill -0 "${pids[-1]}" 2>/dev/null || { echo "nats-replay.sh: ssehub on $1 did not start" >&2; exit 1; }
 		sleep 0.1
 	done
 	echo "nats-replay.sh: ssehub not answering on $1" >&2
@@ -68,6 +80,9 @@ for run in $(seq "$RUNS"); do
 	# invocation killed mid-run would start B before the publishes and be
 	# removed before the client made its own, which would wait for ever.
 	rm -f "$OUT/jetstream-replay.txt.go"
+	for port in "$NATS_PORT" "$PORT_A" "$PORT_B"; do # B's before the publishing
+		port_free "$port"
+	done
 	store=$(mktemp -d)
 	bin/nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$store" >"$store.log" 2>&1 &
 	pids+=($!)
@@ -134,3 +149,18 @@ PY
 	curl -fsS "http://127.0.0.1:$PORT_B/metrics" | grep '^ssehub_replayed_events_total' || true
 	stop_all
 done
+
+# The median of the runs, on stdout and in the file; a run that did not
+# replay every event is left out of it, and named.
+python3 - "$OUT/jetstream-replay.txt" <<'PY'
+import re, statistics, sys
+path = sys.argv[1]
+runs = re.findall(r"^run (\d+): (\d+) of (\d+) events replayed .* in ([\d.]+) ms", open(path).read(), re.M)
+times = [float(ms) for _, n, want, ms in runs if n == want]
+left = [run for run, n, want, _ in runs if n != want]
+line = f"median of {len(times)} runs: {statistics.median(times):.1f} ms" if times else "median: no run replayed every event"
+if left:
+    line += f"; left out, events missing: run {', '.join(left)}"
+print(line)
+open(path, "a").write(line + "\n")
+PY

@@ -62,10 +62,11 @@ CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/ssehub ./cmd/ssehub
 go build -o bin/ssebench ./cmd/ssebench
 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/nats-server github.com/nats-io/nats-server/v2
 
-pids=()
+pids=()   # the servers, in the order started
+starts=() # their start times (proc_start), which tell them from a later process with their pid
 pid_a=
 store=
-. bench/lib.sh # wait_quiet, run_ssebench (its EXIT trap is replaced by stop_all's below)
+. bench/lib.sh # wait_quiet, run_ssebench, cpu_ticks (its EXIT trap is replaced by stop_all's below)
 
 stop_all() {
 	stop_bench
@@ -75,6 +76,7 @@ stop_all() {
 		wait "$pid" 2>/dev/null || true
 	done
 	pids=()
+	starts=()
 	if [ -n "$store" ]; then
 		rm -rf "$store" "$store.log"
 		store=
@@ -97,6 +99,7 @@ start_ssehub() { # port [env...]
 	env SSEHUB_LOG_LEVEL=warn SSEHUB_AUTH_PUBLISH_TOKENS=$TOKEN SSEHUB_DEMO_ENABLED=false "$@" \
 		bin/ssehub --config /dev/null --addr "127.0.0.1:$port" &
 	pids+=($!)
+	starts+=("$(proc_start $!)")
 	[ "$port" != "$PORT_A" ] || pid_a=$!
 	for _ in $(seq 100); do
 		curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null && return
@@ -117,6 +120,7 @@ start_servers() { # broker
 		store=$(mktemp -d)
 		bin/nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$store" >"$store.log" 2>&1 &
 		pids+=($!)
+		starts+=("$(proc_start $!)")
 		for _ in $(seq 100); do
 			(exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break
 			sleep 0.1
@@ -130,14 +134,15 @@ start_servers() { # broker
 	sleep 2 # let start-up work settle
 }
 
-# cpu_ticks prints the CPU time (user + system, in clock ticks) of each of
-# the servers started, in the order started: ssehub, or NATS and ssehub A, B;
-# -1 for one that is gone.
-cpu_ticks() {
-	local pid
-	for pid in "${pids[@]}"; do
-		awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo -1
+# server_ticks prints the CPU time (user + system, in clock ticks) of each
+# of the servers started, in the order started: ssehub, or NATS and ssehub
+# A, B; -1 for one that is gone (its pid possibly another process's now).
+server_ticks() {
+	local args=() i
+	for i in "${!pids[@]}"; do
+		args+=("${pids[$i]}" "${starts[$i]}")
 	done
+	cpu_ticks "${args[@]}"
 }
 
 bench() { # broker round scenario flags...
@@ -146,13 +151,13 @@ bench() { # broker round scenario flags...
 	case " $SCENARIOS " in *" $scenario "*) ;; *) return 0 ;; esac
 	echo "round $round: $broker $scenario (load $(cut -d' ' -f1 /proc/loadavg))" >&2
 	local before
-	before=$(cpu_ticks)
+	before=$(server_ticks)
 	run_ssebench -url "$URL_A" -scenario "$scenario" -token "$TOKEN" -pid "$pid_a" \
 		-timeout 3m -json -quiet "$@" >"$OUT/$scenario/$broker-$round.json" || true
 	# Each server's CPU seconds in the scenario, as NATS A B or A alone; -1
 	# for one that was gone (summarize.py leaves the run out of the CPU
 	# per request).
-	paste <(echo "$before") <(cpu_ticks) | awk -v hz="$(getconf CLK_TCK)" '{ printf "%s%.2f", (NR > 1 ? " " : ""), ($1 < 0 || $2 < 0 ? -1 : ($2 - $1) / hz) } END { print "" }' \
+	paste <(echo "$before") <(server_ticks) | awk -v hz="$(getconf CLK_TCK)" '{ printf "%s%.2f", (NR > 1 ? " " : ""), ($1 < 0 || $2 < 0 ? -1 : ($2 - $1) / hz) } END { print "" }' \
 		>"$OUT/$scenario/$broker-$round.cpu"
 }
 

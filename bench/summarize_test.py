@@ -4,8 +4,11 @@ import contextlib
 import io
 import json
 import os
+import re
+import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -299,8 +302,8 @@ class NatsTest(unittest.TestCase):
             return out.getvalue()
 
     @staticmethod
-    def publish_report(ok, seconds=10.0, aborted=None):
-        r = {"publish": {"ok": ok, "per_second": ok / seconds}, "client": {"cpu_seconds": 1.0}}
+    def publish_report(ok, seconds=10.0, aborted=None, client_cpu=1.0):
+        r = {"publish": {"ok": ok, "per_second": ok / seconds}, "client": {"cpu_seconds": client_cpu}}
         if aborted:
             r["aborted"] = aborted
         return r
@@ -322,6 +325,36 @@ class NatsTest(unittest.TestCase):
         )
         self.assertIn("- left out: publish memory run 2, aborted: -timeout 3m reached", out)
         self.assertIn("| publish CPU µs per request, memory | ssehub 100, ssebench 10; total 110 |", out)
+
+    def test_the_total_cpu_per_request_is_the_median_of_the_runs_totals(self):
+        # Run by run, server + ssebench: 10 + 50, 50 + 10, 30 + 10 µs. The
+        # medians per process (30, 10) add up to 40, no run's total.
+        out = self.run_nats(
+            {
+                "publish/memory-1.json": self.publish_report(100000, client_cpu=5.0),
+                "publish/memory-1.cpu": "1.00\n",
+                "publish/memory-2.json": self.publish_report(100000, client_cpu=1.0),
+                "publish/memory-2.cpu": "5.00\n",
+                "publish/memory-3.json": self.publish_report(100000, client_cpu=1.0),
+                "publish/memory-3.cpu": "3.00\n",
+            },
+            runs=3,
+        )
+        self.assertIn("| publish CPU µs per request, memory | ssehub 30, ssebench 10; total 60 |", out)
+
+    def test_a_target_without_a_figure_is_not_called_missed(self):
+        # Every NATS run cut short: there is no NATS figure to hold
+        # against the target, which is then neither met nor missed.
+        out = self.run_nats(
+            {
+                "publish/memory-1.json": self.publish_report(100000),
+                "publish/memory-1.cpu": "10.00\n",
+                "publish/nats-1.json": self.publish_report(10, aborted="-timeout 3m reached"),
+                "publish/nats-1.cpu": "2.00 5.00 0.00\n",
+            },
+            runs=1,
+        )
+        self.assertIn("| publish, requests/s | 10000 | - | nats >= 0.5 x memory | no figure |", out)
 
     def test_a_memory_run_without_an_accepted_publish_is_shown(self):
         # Every publish to the memory broker refused (a token the server
@@ -443,6 +476,49 @@ class TickerScriptTest(unittest.TestCase):
             self.assertEqual(os.listdir(tmp), [], "ticker.sh left the base revision's source behind")
 
 
+class TickerSummaryScriptTest(unittest.TestCase):
+    """bench/ticker.sh's summary, one short round."""
+
+    def run_ticker(self, servers):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            (port,) = free_ports(1)
+            env = dict(
+                os.environ, RUNS="1", SERVERS=servers, N="2", COUNT="2", INTERVAL="0s", PORT=str(port), OUT=d, LOADMAX="100",
+            )
+            done = subprocess.run(["bash", "bench/ticker.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return done.stdout
+
+    def test_servers_without_the_seed_are_summarized(self):
+        # Neither the FastAPI seed nor a base revision: the transports
+        # side by side, the last the reference, rather than no table.
+        out = self.run_ticker("gin detached")
+        self.assertIn("| median | ssehub gin | ssehub detached | ssehub gin / ssehub detached |", out)
+
+    def test_one_server_is_summarized(self):
+        out = self.run_ticker("gin")
+        self.assertIn("| **median** |", out)
+
+
+class FanoutScriptTest(unittest.TestCase):
+    """bench/fanout.sh, one short round."""
+
+    def test_variants_without_go_sse_get_ratios(self):
+        # Without the go-sse peer, the last variant is the base of the
+        # ratios, rather than there being none.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            (port,) = free_ports(1)
+            env = dict(
+                os.environ, RUNS="1", VARIANTS="gin detached", FANOUT_N="2", EVENTS="2", FANOUT_RATE="20",
+                PORT=str(port), OUT=d, LOADMAX="100",
+            )
+            done = subprocess.run(["bash", "bench/fanout.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("| median | ssehub-gin | ssehub-detached | ssehub-gin / ssehub-detached |", done.stdout)
+
+
 def free_ports(n):
     """n distinct free TCP ports on 127.0.0.1."""
     socks = [socket.socket() for _ in range(n)]
@@ -500,6 +576,49 @@ def children(pid):
         if ppid == pid:
             out[int(d)] = cmd
     return out
+
+
+class CPUTicksTest(unittest.TestCase):
+    """lib.sh's cpu_ticks, which nats.sh reads its servers' CPU time with."""
+
+    def test_a_pid_a_later_process_has_is_read_as_gone(self):
+        # A server that exited mid-scenario and was reaped left its pid to
+        # the kernel, which may give it to a later process: its CPU time is
+        # no server's. The kernel reuses the pid here in a pid namespace of
+        # the test's own (unshare, as root), where the next pid can be set.
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs unshare and root for a pid namespace")
+        script = r"""
+[ "$$" = 1 ] || exit 0 # not in a pid namespace of its own: leave the machine's next pid alone
+. bench/lib.sh
+sleep 60 & pid=$!
+start=$(proc_start "$pid")
+echo "server $(cpu_ticks "$pid" "$start")"
+kill "$pid"; wait "$pid" 2>/dev/null
+# A pid comes round again a whole cycle of pids later, not within the
+# clock tick (10 ms) start times count in: start the later process later.
+sleep 0.05
+for _ in $(seq 10); do
+	echo $((pid - 1)) >/proc/sys/kernel/ns_last_pid || { echo "no next pid"; exit 0; }
+	sleep 60 & other=$!
+	[ "$other" = "$pid" ] && break
+	kill "$other"; wait "$other" 2>/dev/null
+done
+[ "$other" = "$pid" ] || { echo "no reuse"; exit 0; }
+echo "later $(cpu_ticks "$pid" "$start")"
+kill "$other"
+"""
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        done = subprocess.run(
+            ["unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
+            cwd=root, capture_output=True, text=True, timeout=60,
+        )
+        if not done.stdout.startswith("server "):
+            self.skipTest(f"no pid namespace here: {done.stderr}")
+        self.assertRegex(done.stdout, r"^server \d+\n", "the running server's CPU time is unknown")
+        if "later " not in done.stdout:
+            self.skipTest(f"the pid was not reused: {done.stdout}")
+        self.assertIn("later -1\n", done.stdout, "a later process's CPU time is read as the server's")
 
 
 class NatsReplayInterruptTest(unittest.TestCase):
@@ -576,6 +695,61 @@ class NatsReplayScriptTest(unittest.TestCase):
                 script.wait()
             self.assertEqual(script.returncode, 0)
             self.assertIn("run 1: 4999 of 4999 events replayed", out)
+
+    def test_the_runs_median_is_reported(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as d:
+            a, b, nats = free_ports(3)
+            env = dict(os.environ, RUNS="3", EVENTS="20", PORT_A=str(a), PORT_B=str(b), NATS_PORT=str(nats), OUT=d)
+            done = subprocess.run(
+                ["bash", "bench/nats-replay.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=300,
+            )
+            self.assertEqual(done.returncode, 0, done.stderr)
+            times = [float(m) for m in re.findall(r"^run \d: 19 of 19 events replayed .* in ([\d.]+) ms", done.stdout, re.M)]
+            self.assertEqual(len(times), 3, done.stdout)
+            want = f"median of 3 runs: {statistics.median(times):.1f} ms"
+            self.assertIn(want, done.stdout)
+            with open(os.path.join(d, "jetstream-replay.txt")) as f:
+                self.assertIn(want, f.read())
+
+
+class NatsReplayPortTest(unittest.TestCase):
+    """bench/nats-replay.sh with a port it needs taken by another server."""
+
+    def test_a_port_in_use_is_refused(self):
+        # Something else answers /readyz on PORT_B: the second instance
+        # cannot listen there, and the resume must not be timed against
+        # whatever holds the port.
+        import http.server
+        import threading
+
+        class Ready(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        try:
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            with tempfile.TemporaryDirectory() as d:
+                a, nats = free_ports(2)
+                env = dict(
+                    os.environ, RUNS="1", EVENTS="20", PORT_A=str(a), PORT_B=str(other.server_address[1]),
+                    NATS_PORT=str(nats), OUT=d,
+                )
+                done = subprocess.run(
+                    ["bash", "bench/nats-replay.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=300,
+                )
+            self.assertNotEqual(done.returncode, 0, f"nats-replay.sh timed a resume on another server: {done.stdout}")
+            self.assertIn(f"port {other.server_address[1]} is in use", done.stderr)
+        finally:
+            other.shutdown()
+            other.server_close()
 
 
 class InterruptTest(unittest.TestCase):

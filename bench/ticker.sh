@@ -8,7 +8,8 @@
 # `ssebench -scenario ticker` at it with -pid (CPU and RSS from /proc), saves
 # the JSON report as OUT/<server>-<round>.json, and stops the server. Then
 # bench/summarize.py prints the medians and the ratios of each ssehub
-# server to the FastAPI seed.
+# server to the FastAPI seed (and to base, with BASE_REV; with neither, to
+# the last server of SERVERS; a server alone gets its table and medians).
 #
 # SERVERS names the servers:
 #   fastapi   the seed (bench/seed_fastapi.py under uvicorn)
@@ -124,21 +125,28 @@ done
 files() {
 	for run in $(seq "$RUNS"); do echo "$OUT/$1-$run.json"; done
 }
-# summary: every ssehub server against the last group (the seed, or base).
-summary() { # reference server, reference label
+# label names a server in the tables.
+label() {
+	case $1 in
+	fastapi) echo "FastAPI seed" ;;
+	base) echo "base ($BASE_REV)" ;;
+	ssehub) echo "ssehub" ;;
+	*) echo "ssehub $1" ;;
+	esac
+}
+# summary: every ssehub server against the last group (the reference).
+summary() { # reference server
 	local args=() labels=() s
 	for s in "${servers[@]}"; do
 		case $s in
 		"$1" | fastapi) continue ;;
-		base) labels+=("base ($BASE_REV)") ;;
-		ssehub) labels+=("ssehub") ;;
-		*) labels+=("ssehub $s") ;;
 		esac
+		labels+=("$(label "$s")")
 		# shellcheck disable=SC2207
 		args+=($(files "$s") --)
 	done
 	[ ${#labels[@]} -gt 0 ] || return 0
-	labels+=("$2")
+	labels+=("$(label "$1")")
 	# shellcheck disable=SC2207
 	args+=($(files "$1"))
 	local IFS=,
@@ -146,12 +154,23 @@ summary() { # reference server, reference label
 }
 echo "### ticker: $N clients, $COUNT events $INTERVAL apart, $RUNS rounds"
 echo
+if [ $k -eq 1 ]; then # one server: its table and medians
+	echo "$(label "${servers[0]}"):"
+	echo
+	# shellcheck disable=SC2046
+	"$PYTHON" bench/summarize.py hub $(files "${servers[0]}")
+	exit 0
+fi
 case " $SERVERS " in
-*" fastapi "*) summary fastapi "FastAPI seed" ;;
+*" fastapi "*) summary fastapi ;;
 esac
 case " $SERVERS " in
 *" base "*)
 	echo
-	summary base "base ($BASE_REV)"
+	summary base
 	;;
+esac
+case " $SERVERS " in
+*" fastapi "* | *" base "*) ;;
+*) summary "${servers[-1]}" ;; # no seed, no base: the last server is the reference
 esac

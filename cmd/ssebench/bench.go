@@ -54,6 +54,7 @@ func newBench(o options, t *target, stderr io.Writer) *bench {
 // run runs the scenario and returns its report. ctx bounds the whole run.
 func (b *bench) run(ctx context.Context) *Report {
 	b.started = time.Now()
+	defer b.mon.reader.close()
 	rep := &Report{Scenario: b.o.scenario, URL: b.t.url(""), Started: b.started, Params: b.params(), Machine: machineStart()}
 	b.mon.baseline(ctx)
 	monCtx, stopMon := context.WithCancel(ctx)

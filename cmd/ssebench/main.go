@@ -57,6 +57,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		targets = append(targets, st)
 	}
+	if o.pid > 0 {
+		// A typo, or a server that already exited: the run would have
+		// none of the server's figures.
+		if _, _, err := readProc(o.pid); err != nil {
+			fmt.Fprintf(stderr, "ssebench: -pid %d: %v\n", o.pid, err)
+			return 2
+		}
+	}
 	limit, err := raiseFileLimit()
 	if err != nil {
 		fmt.Fprintln(stderr, "ssebench: raising the open-file limit:", err)

@@ -243,6 +243,10 @@ func parseFloat(s string) (float64, error) {
 	return strconv.ParseFloat(s, 64)
 }
 
+// minTick bounds -sample and -progress from below: /proc counts CPU time
+// in ticks of 10 ms.
+const minTick = 10 * time.Millisecond
+
 // maxRate bounds -rate: far above what one process can publish, and low
 // enough that the schedule's due times stay exact.
 const maxRate = 1e9
@@ -257,8 +261,12 @@ func (o *options) validate() error {
 		return fmt.Errorf("-n 0: the %s scenario needs subscribers: %w", o.scenario, ErrUsage)
 	case o.dialConcurrency < 1:
 		return fmt.Errorf("-dial-concurrency %d: want at least 1: %w", o.dialConcurrency, ErrUsage)
-	case o.connectTimeout <= 0 || o.timeout <= 0 || o.sampleEvery <= 0 || o.progressEvery <= 0:
-		return fmt.Errorf("-connect-timeout, -timeout, -sample and -progress must be positive: %w", ErrUsage)
+	case o.connectTimeout <= 0 || o.timeout <= 0:
+		return fmt.Errorf("-connect-timeout and -timeout must be positive: %w", ErrUsage)
+	case o.sampleEvery < minTick || o.progressEvery < minTick:
+		// Shorter, the samples (each a /metrics request without -pid)
+		// and the progress lines would keep the server and ssebench busy.
+		return fmt.Errorf("-sample %s -progress %s: want at least %s: %w", o.sampleEvery, o.progressEvery, minTick, ErrUsage)
 	case o.hold < 0 || o.settle < 0 || o.drain < 0:
 		return fmt.Errorf("-hold, -settle and -drain must not be negative: %w", ErrUsage)
 	case publishes && o.duration <= 0:
@@ -267,8 +275,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("-rate %g: want events per second above 0, at most %g: %w", o.rate, float64(maxRate), ErrUsage)
 	case publishes && !(o.rate >= 0 && o.rate <= maxRate):
 		return fmt.Errorf("-rate %g: want events per second from 0 (as fast as the server answers) to %g: %w", o.rate, float64(maxRate), ErrUsage)
-	case publishes && o.publishers < 1:
-		return fmt.Errorf("-publishers %d: want at least 1: %w", o.publishers, ErrUsage)
+	case publishes && (o.publishers < 1 || o.publishers > 1_000_000):
+		return fmt.Errorf("-publishers %d: want 1 to 1000000: %w", o.publishers, ErrUsage)
 	case publishes && (o.size < minPayloadBytes || o.size > 16<<20):
 		return fmt.Errorf("-size %d: want %d to %d bytes: %w", o.size, minPayloadBytes, 16<<20, ErrUsage)
 	case o.scenario == scenarioTicker && (o.count < 1 || o.interval < 0):

@@ -39,8 +39,16 @@ func TestParseOptionsRejects(t *testing.T) {
 		{"-scenario", "fanout", "-size", "10"},
 		{"-scenario", "idle", "-n", "0"},
 		{"-scenario", "ticker", "-count", "0"},
+		// A connection and a goroutine each, opened at once: a slip of
+		// the keyboard would take the machine's memory and ports.
+		{"-scenario", "publish", "-publishers", "2000000"},
 		{"-dial-concurrency", "0"},
 		{"-timeout", "0s"},
+		{"-sample", "0s"},
+		// Each sample may be a /metrics request: without a bound below,
+		// ssebench would hammer the server it measures.
+		{"-sample", "1ns"},
+		{"-progress", "1us"},
 		{"extra"},
 	} {
 		if _, err := parseOptions(args, io.Discard); !errors.Is(err, ErrUsage) {

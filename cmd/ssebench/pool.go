@@ -24,9 +24,10 @@ type pool struct {
 	connectErr errorCounts
 	streamErr  errorCounts
 
-	started time.Time
-	wall    time.Duration // from the first dial to the last connect
-	streams sync.WaitGroup
+	started     time.Time
+	lastConnect atomic.Int64  // Unix ns of the latest connect
+	wall        time.Duration // from the first dial to the last connect, 0 without one
+	streams     sync.WaitGroup
 }
 
 // connectAll opens n streams with open, at most concurrency at a time.
@@ -60,7 +61,14 @@ func (p *pool) connectAll(ctx context.Context, n, concurrency int, open func(con
 				attempts.Done()
 				return
 			}
-			p.connectTime.Record(time.Since(t0))
+			now := time.Now()
+			p.connectTime.Record(now.Sub(t0))
+			for at := now.UnixNano(); ; {
+				last := p.lastConnect.Load()
+				if at <= last || p.lastConnect.CompareAndSwap(last, at) {
+					break
+				}
+			}
 			p.connected.Add(1)
 			p.open.Add(1)
 			attempts.Done()
@@ -72,7 +80,11 @@ func (p *pool) connectAll(ctx context.Context, n, concurrency int, open func(con
 		}()
 	}
 	attempts.Wait()
-	p.wall = time.Since(p.started)
+	// A connect that failed, maybe after waiting out -connect-timeout,
+	// does not stretch the time the connects took.
+	if last := p.lastConnect.Load(); last != 0 {
+		p.wall = max(time.Unix(0, last).Sub(p.started), 0)
+	}
 }
 
 // streamEnded records why a stream's reading stopped: an error while the

@@ -755,3 +755,30 @@ func TestAForeignEventWithAHugeSequenceNumberIsAnotherEvent(t *testing.T) {
 		t.Errorf("delivery = %+v, want the run's 5 events to both subscribers and the other publisher's as another event", d)
 	}
 }
+
+// The connect wall time runs from the first dial to the last connect: a
+// connect that failed, after waiting out -connect-timeout, does not
+// stretch it.
+func TestConnectWallEndsAtTheLastConnect(t *testing.T) {
+	var streams atomic.Int64
+	srv := newHubServerVia(t, stream.MemoryOptions{}, func(w http.ResponseWriter, r *http.Request, h http.Handler) {
+		if r.URL.Path == "/api/v1/events" && streams.Add(1) == 2 {
+			<-r.Context().Done() // no response head: the connect times out
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	const timeout = 2 * time.Second
+	rep, code, stderr := runJSON(t, "-url", srv.URL, "-scenario", "idle", "-n", "2", "-hold", "10ms", "-settle", "0s",
+		"-connect-timeout", timeout.String())
+	if code != 0 {
+		t.Fatalf("exit %d, aborted %q; stderr: %s", code, rep.Aborted, stderr)
+	}
+	c := rep.Connect
+	if c == nil || c.Connected != 1 || c.Failed != 1 {
+		t.Fatalf("connect = %+v, want 1 connected and 1 failed", c)
+	}
+	if wall := time.Duration(c.Wall); wall >= timeout/2 {
+		t.Errorf("connect wall %s with one connect of %s at most: the failed connect's wait is in it", wall, time.Duration(c.Time.Max))
+	}
+}

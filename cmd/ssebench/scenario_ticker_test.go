@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -110,5 +112,23 @@ func TestRunRefusesRemoteURL(t *testing.T) {
 	code := run(t.Context(), []string{"-url", "http://192.0.2.1:8111"}, &stdout, &stderr)
 	if code != 2 || !strings.Contains(stderr.String(), "-allow-remote") {
 		t.Errorf("exit %d, stderr %q; want 2 and a hint at -allow-remote", code, stderr.String())
+	}
+}
+
+// A -pid with no process behind it (a typo, a server that already
+// exited) is refused before the run, rather than giving a run without
+// the server's RSS and CPU.
+func TestRunRefusesAPIDWithoutAProcess(t *testing.T) {
+	srv := newDemoServer(t)
+	gone := exec.Command("sleep", "60")
+	if err := gone.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_ = gone.Process.Kill()
+	_ = gone.Wait()
+	_, code, stderr := runJSON(t, "-url", srv.URL, "-n", "2", "-count", "3", "-interval", "0s",
+		"-pid", strconv.Itoa(gone.Process.Pid))
+	if code != 2 || !strings.Contains(stderr, "-pid") {
+		t.Errorf("exit %d, stderr %q; want 2 and why -pid is refused", code, stderr)
 	}
 }

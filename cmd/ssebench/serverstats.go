@@ -44,6 +44,9 @@ type statsReader struct {
 	pid        int
 	metricsURL string
 	client     *http.Client
+
+	mu   sync.Mutex
+	proc *processHandle // process pid as the first reading found it; nil before
 }
 
 // source names where RSS and CPU come from, for the report.
@@ -70,6 +73,9 @@ func (r *statsReader) read(ctx context.Context) (serverSample, error) {
 	}
 	if r.pid > 0 {
 		rss, cpu, err := readProc(r.pid)
+		if err == nil && r.pidReused() {
+			err = fmt.Errorf("/proc/%d: the server exited and another process has its pid: %w", r.pid, errProcessGone)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		} else {
@@ -77,6 +83,29 @@ func (r *statsReader) read(ctx context.Context) (serverSample, error) {
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// pidReused reports whether process pid is no longer the one of the
+// first reading: once the server exited and was reaped, the kernel may
+// give its pid to a new process, whose figures are no server's.
+func (r *statsReader) pidReused() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil {
+		h := openProcess(r.pid)
+		r.proc = &h
+		return false
+	}
+	return r.proc.exited()
+}
+
+// close releases what the reader holds; it reads no more.
+func (r *statsReader) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc != nil {
+		r.proc.close()
+	}
 }
 
 func (r *statsReader) readMetrics(ctx context.Context, s *serverSample) error {

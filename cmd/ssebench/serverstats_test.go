@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,78 @@ func TestReadProcOfADeadServerFails(t *testing.T) {
 	_ = cmd.Wait()
 	if !errors.Is(err, errProcessGone) {
 		t.Errorf("readProc of a dead process = RSS %d, CPU %s, error %v; want errProcessGone", rss, cpu, err)
+	}
+}
+
+// A server that exited and was reaped leaves its pid free, and the kernel
+// gives it to a later process: /proc/PID is then that process's. Its RSS
+// and CPU time are no server's, so a reading of it fails as for a server
+// that is gone. The test makes the kernel reuse a pid in a pid namespace
+// of its own (unshare, as root), where it sets the next pid.
+func TestStatsOfAReusedPIDFail(t *testing.T) {
+	if os.Getenv("SSEBENCH_PIDNS") == "" {
+		unshare, err := exec.LookPath("unshare")
+		if err != nil || os.Geteuid() != 0 {
+			t.Skip("needs unshare and root for a pid namespace")
+		}
+		cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc",
+			os.Args[0], "-test.run=^TestStatsOfAReusedPIDFail$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "SSEBENCH_PIDNS=1")
+		out, err := cmd.CombinedOutput()
+		switch {
+		case err != nil && !strings.Contains(string(out), "=== RUN"):
+			t.Skipf("no pid namespace here: %v: %s", err, out)
+		case err != nil:
+			t.Fatalf("in a pid namespace: %v\n%s", err, out)
+		case strings.Contains(string(out), "--- SKIP"):
+			t.Skipf("in a pid namespace:\n%s", out)
+		}
+		return
+	}
+	if os.Getpid() != 1 {
+		// Not the first process of a pid namespace of its own: setting
+		// the next pid would set the machine's.
+		t.Skip("SSEBENCH_PIDNS is set outside a pid namespace")
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command("sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	server := start()
+	pid := server.Process.Pid
+	r := &statsReader{pid: pid}
+	if s, err := r.read(t.Context()); err != nil || s.cpu < 0 {
+		t.Fatalf("reading the server: %+v, %v", s, err)
+	}
+	_ = server.Process.Kill()
+	_ = server.Wait()
+	// The next process gets pid, unless a thread of this one took it
+	// first: try again then.
+	var other *exec.Cmd
+	for range 10 {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0o644); err != nil {
+			t.Skipf("setting the next pid: %v", err)
+		}
+		c := start()
+		if c.Process.Pid == pid {
+			other = c
+			break
+		}
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}
+	if other == nil {
+		t.Skipf("no process got pid %d again", pid)
+	}
+	defer func() {
+		_ = other.Process.Kill()
+		_ = other.Wait()
+	}()
+	s, err := r.read(t.Context())
+	if !errors.Is(err, errProcessGone) || s.rss >= 0 || s.cpu >= 0 {
+		t.Errorf("reading a later process with the server's pid = RSS %d, CPU %s, error %v; want unknown, errProcessGone", s.rss, s.cpu, err)
 	}
 }
