@@ -13,8 +13,9 @@ import (
 )
 
 // finishTimeout bounds the write of a response's last chunk, unless the
-// write deadline last set (SetWriteDeadline) gives it longer: the
-// deadline set for the last step may have passed long ago.
+// group's (Group.SetFinishTimeout) or the write deadline last set
+// (SetWriteDeadline) gives it longer: the deadline set for the last step
+// may have passed long ago.
 const finishTimeout = time.Second
 
 // lastChunk ends a chunked body.
@@ -240,14 +241,15 @@ func (c *Conn) run(step func(w io.Writer) bool) (panicked any, stack []byte) {
 }
 
 // finish sends the last chunk (and the head, if nothing went out), unless
-// a write failed. It has finishTimeout, or until the write deadline last
-// set if that is later: a client that reads slowly gets the end of its
-// response as it got the rest.
+// a write failed. It has finishTimeout or the group's finish timeout,
+// whichever is longer, or until the write deadline last set if that is
+// later: a client that reads slowly gets the end of its response as it
+// got the rest.
 func (c *Conn) finish() {
 	if c.err != nil || c.ended {
 		return
 	}
-	if at := time.Now().Add(finishTimeout); c.deadline < at.UnixNano() {
+	if at := time.Now().Add(max(finishTimeout, c.group.finish)); c.deadline < at.UnixNano() {
 		_ = c.conn.SetWriteDeadline(at)
 	}
 	out := c.pending()

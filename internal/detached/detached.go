@@ -4,7 +4,8 @@
 // Why: net/http keeps about 25 KB per open response for as long as its
 // handler runs: the serve goroutine's stack (which a Gin handler's first
 // step grows to 8 KiB), 4 KiB of read buffer, 6 KiB of write buffers and
-// the parsed request with its contexts and header maps. An event stream lives for hours and needs none of it.
+// the parsed request with its contexts and header maps. An event stream
+// lives for hours and needs none of it.
 // Take hijacks the connection once the response headers are known, so the
 // handler returns at once and two small goroutines remain: one runs the
 // stream's steps and writes each as one chunk straight to the socket, the
@@ -23,6 +24,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // Errors Take returns; the response then stays with net/http.
@@ -50,11 +52,24 @@ type Group struct {
 	// (AnswerPanics); none when panicBody is nil.
 	panicHeader http.Header
 	panicBody   []byte
+
+	// finish bounds the write of a response's last chunk, when longer
+	// than finishTimeout (SetFinishTimeout).
+	finish time.Duration
 }
 
 // NewGroup returns an empty, open Group.
 func NewGroup() *Group {
 	return &Group{conns: make(map[*Conn]struct{}), drained: make(chan struct{})}
+}
+
+// SetFinishTimeout gives the write of each response's last chunk d from
+// when it starts, where it has a second: a stream's end is a write like
+// the others, and a client that reads slowly gets it as it got the rest.
+// A write deadline set later than that (Conn.SetWriteDeadline) still
+// holds. Call it before the first Take.
+func (g *Group) SetFinishTimeout(d time.Duration) {
+	g.finish = d
 }
 
 // AnswerPanics makes a step that panics before its response has written

@@ -167,6 +167,9 @@ func New(opts Options) *Handler {
 		answer.Set("Content-Type", "application/json; charset=utf-8")
 		answer["X-Content-Type-Options"] = nosniff
 		h.detached.AnswerPanics(answer, internalErrorBody)
+		// The end of a response (its last chunk) is a write of the
+		// stream too, with as long as Gin gives it (sseStream.run).
+		h.detached.SetFinishTimeout(opts.Stream.WriteTimeout)
 	}
 	r := h.engine
 	r.HandleMethodNotAllowed = true

@@ -251,15 +251,7 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	s.running = true
 	if s.conn != nil {
 		s.c = nil
-		s.conn.Serve(func(w io.Writer) bool {
-			if step(w) {
-				return true
-			}
-			// The end of the response (the last chunk) is a write of
-			// the stream too, with as long as Gin's (below).
-			s.extendDeadline(time.Now())
-			return false
-		}, func(panicked any, stack []byte) {
+		s.conn.Serve(step, func(panicked any, stack []byte) {
 			if panicked != nil {
 				value, stack := unstack(panicked, stack)
 				s.h.log.Error("stream panicked", "path", s.access.path, "panic", value, "stack", stack,
