@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"testing"
 	"time"
@@ -309,5 +310,66 @@ func TestShutdownAnswersNoRequestSentAfterTheSignal(t *testing.T) {
 	}
 	if line := grepLine(logs.String(), "path=/api/v1/events"); line != "" {
 		t.Errorf("a request net/http did not hand over has an access line: %s", line)
+	}
+}
+
+// TestShutdownCutOfAPublishBodyIsNotTheClients: a publish whose body was
+// still being read when server.shutdown_timeout passed is cut by the
+// server, which closes its connection: its access line said 400, a
+// client's fault, and ssehub_http_requests_total counted it so. It is the
+// shutdown's 503, in either transport. Expect: 100-continue tells the
+// test the handler is reading the body: net/http sends the 100 then.
+func TestShutdownCutOfAPublishBodyIsNotTheClients(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		cfg := readTimeoutConfig(time.Minute)
+		cfg.Server.H2C = h2
+		cfg.Server.ShutdownTimeout = 200 * time.Millisecond
+		var logs lockedBuffer
+		url, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+
+		body, more := io.Pipe()
+		defer more.Close()
+		req, err := http.NewRequest(http.MethodPost, url+"/api/v1/topics/cut/events", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = 100
+		req.Header.Set("Authorization", "Bearer "+hubTestToken)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Expect", "100-continue")
+		reading := make(chan struct{})
+		req = req.WithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			Got100Continue: func() { close(reading) },
+		}))
+		client := testClient(t, nil, (*http.Protocols).SetHTTP1)
+		if h2 {
+			client = testClient(t, nil, (*http.Protocols).SetUnencryptedHTTP2)
+		}
+		client.Transport.(*http.Transport).ExpectContinueTimeout = time.Minute
+		answered := make(chan error, 1)
+		go func() {
+			resp, err := client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			answered <- err
+		}()
+		go func() { _, _ = io.WriteString(more, `{"data": "`) }()
+		select {
+		case <-reading:
+		case err := <-answered:
+			t.Fatalf("h2 %v: the publish was answered before its body was read: %v", h2, err)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("h2 %v: Run: %v", h2, err)
+		}
+		_ = more.Close() // the client's write of the body ends
+		if err := <-answered; err == nil {
+			t.Errorf("h2 %v: a publish the shutdown cut was answered", h2)
+		}
+		line := grepLine(logs.tail(1<<20), "path=/api/v1/topics/cut/events")
+		if !strings.Contains(line, "status=503") {
+			t.Errorf("h2 %v: the access line of a publish the shutdown cut: %q, want status 503; log:\n%s", h2, line, logs.tail(1<<20))
+		}
 	}
 }

@@ -94,6 +94,12 @@ func statusOf(err error) int {
 // in the metrics and into the refusal log's lines, at most one of each a
 // second (capacity.go), not logged one by one.
 func (h *Handler) abortWithError(c *gin.Context, err error) {
+	if errors.Is(err, errBodyConnFailed) && h.cut.Load() {
+		// The server closed the connection, not the client: the answer
+		// reaches no one, but its access line and count are the
+		// shutdown's, not a client's 400.
+		err = fmt.Errorf("%w: the shutdown timeout passed while the body was read", errShuttingDown)
+	}
 	status := statusOf(err)
 	msg := err.Error()
 	var tooLarge *http.MaxBytesError

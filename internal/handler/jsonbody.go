@@ -23,6 +23,17 @@ import (
 // read deadline (server.read_timeout).
 var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errRequestTimeout)
 
+// errBodyConnFailed answers a body whose connection failed while it was
+// read: the client's reset, or the server's own close of the connection
+// once server.shutdown_timeout has passed (Handler.Cutting), which
+// abortWithError tells apart.
+var errBodyConnFailed = fmt.Errorf("%w: body: the connection failed while it was read", errBadRequest)
+
+// h2ConnClosed is the error of Go's HTTP/2 server for a request body
+// whose connection ended, whichever side closed it: it has no error value
+// of its own to match.
+const h2ConnClosed = "client disconnected"
+
 // decodeJSONBody decodes the body of r, one JSON object and nothing but
 // white space after it, into dst: the one way this package reads a JSON
 // request body, so every endpoint that takes one is as strict as the
@@ -39,8 +50,8 @@ var errBodyTimeout = fmt.Errorf("%w: the body did not arrive in time", errReques
 //   - a body that does not arrive before the connection's read deadline
 //     (server.read_timeout): errRequestTimeout;
 //   - a body whose framing is broken (a malformed chunk, or the
-//     connection's end before the body's), or whose connection failed:
-//     errBadRequest, saying which, and never naming an address;
+//     connection's end before the body's): errBadRequest, saying which;
+//     one whose connection failed: errBodyConnFailed, naming no address;
 //   - a body that starts with a byte order mark, an empty body, a body
 //     that is not JSON or not an object, a field of the wrong type or
 //     null, a field dst does not have (names are matched exactly, not as
@@ -126,10 +137,10 @@ func bodyError(err error, n, contentLength int64) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		// In a chunk or between two: net/http's reader does not say.
 		return badRequest("body: it ended before its last chunk (the chunk of size 0)")
-	case errors.As(err, new(*net.OpError)):
+	case errors.As(err, new(*net.OpError)), err.Error() == h2ConnClosed:
 		// Reset, say: its text names the server's address and the
 		// peer's, which no answer may carry.
-		return badRequest("body: the connection failed while it was read")
+		return errBodyConnFailed
 	default: // its chunked framing is broken
 		return badRequest("body: %s", stream.Quote(err.Error()))
 	}
