@@ -48,10 +48,10 @@ func (h *Handler) checkPublishToken(c *gin.Context, topic string) error {
 	if token == "" {
 		return errNoToken
 	}
-	if tokenAllowed(token, h.hub.PublishTokens) {
+	if h.publishTokens.allows(token) {
 		return nil
 	}
-	if tokenAllowed(token, h.hub.SubscribeTokens) {
+	if h.subscribeTokens.allows(token) {
 		return errSubscribeTokenPublishing
 	}
 	claims, err := h.verifyJWT(token)
@@ -118,10 +118,10 @@ func (h *Handler) authorizeSubscription(c *gin.Context, patterns []string) (*jwt
 	if token == "" {
 		return nil, errNoToken
 	}
-	if tokenAllowed(token, h.hub.SubscribeTokens) {
+	if h.subscribeTokens.allows(token) {
 		return nil, nil
 	}
-	if tokenAllowed(token, h.hub.PublishTokens) {
+	if h.publishTokens.allows(token) {
 		return nil, errPublishTokenSubscribing
 	}
 	claims, err := h.verifyJWT(token)
@@ -181,7 +181,7 @@ func (h *Handler) cookieToken(r *http.Request) string {
 		return ""
 	}
 	raw := cookie.Value
-	if tokenAllowed(raw, h.hub.SubscribeTokens) || tokenAllowed(raw, h.hub.PublishTokens) {
+	if h.subscribeTokens.allows(raw) || h.publishTokens.allows(raw) {
 		return raw
 	}
 	if token, err := url.PathUnescape(raw); err == nil {
@@ -204,19 +204,29 @@ func bearerToken(c *gin.Context) (string, error) {
 	return strings.TrimSpace(token), nil
 }
 
-// tokenAllowed compares token with every allowed token in constant time.
-// It compares their SHA-256 digests, not the tokens: ConstantTimeCompare
+// tokenSet holds the SHA-256 digests of the allowed static tokens.
+type tokenSet [][sha256.Size]byte
+
+func newTokenSet(tokens []string) tokenSet {
+	set := make(tokenSet, len(tokens))
+	for i, t := range tokens {
+		set[i] = sha256.Sum256([]byte(t))
+	}
+	return set
+}
+
+// allows compares token with every allowed token in constant time. It
+// compares their SHA-256 digests, not the tokens: ConstantTimeCompare
 // returns at once for lengths that differ, and its time would tell the
 // length of the tokens configured.
-func tokenAllowed(token string, allowed []string) bool {
+func (set tokenSet) allows(token string) bool {
 	if token == "" {
 		return false
 	}
 	sum := sha256.Sum256([]byte(token))
 	ok := 0
-	for _, a := range allowed {
-		want := sha256.Sum256([]byte(a))
-		ok |= subtle.ConstantTimeCompare(sum[:], want[:])
+	for i := range set {
+		ok |= subtle.ConstantTimeCompare(sum[:], set[i][:])
 	}
 	return ok == 1
 }

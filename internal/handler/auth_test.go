@@ -253,19 +253,19 @@ func TestBadTopicIs400BeforeTheToken(t *testing.T) {
 	}
 }
 
-// tokenAllowed takes a token only when it is one of those allowed, whole:
+// A tokenSet allows a token only when it is one of those allowed, whole:
 // never a prefix, an extension, another case or an empty token.
-func TestTokenAllowedTakesOnlyAWholeToken(t *testing.T) {
-	allowed := []string{"first-token", "second-token-longer"}
+func TestTokenSetAllowsOnlyAWholeToken(t *testing.T) {
+	allowed := newTokenSet([]string{"first-token", "second-token-longer"})
 	for token, want := range map[string]bool{
 		"first-token": true, "second-token-longer": true,
 		"": false, "first": false, "first-token-x": false, "FIRST-TOKEN": false, "second-token": false,
 	} {
-		if got := tokenAllowed(token, allowed); got != want {
-			t.Errorf("tokenAllowed(%q) = %v, want %v", token, got, want)
+		if got := allowed.allows(token); got != want {
+			t.Errorf("allows(%q) = %v, want %v", token, got, want)
 		}
 	}
-	if tokenAllowed("", nil) || tokenAllowed("x", nil) {
+	if none := newTokenSet(nil); none.allows("") || none.allows("x") {
 		t.Error("a token was allowed with no tokens configured")
 	}
 }

@@ -98,7 +98,10 @@ type Handler struct {
 	demo    DemoOptions
 	hub     HubOptions
 	metrics *metrics
-	ticker  *tickerFrames
+	// publishTokens and subscribeTokens are hub's static tokens, as
+	// digests (auth.go).
+	publishTokens, subscribeTokens tokenSet
+	ticker                         *tickerFrames
 	// heartbeatGrain is the grid step of heartbeat timers (grid.go).
 	heartbeatGrain time.Duration
 
@@ -141,19 +144,21 @@ func New(opts Options) *Handler {
 	opts.setDefaults()
 	gin.SetMode(gin.ReleaseMode)
 	h := &Handler{
-		engine:         gin.New(),
-		log:            opts.Logger,
-		stream:         opts.Stream,
-		demo:           opts.Demo,
-		hub:            opts.Hub,
-		metrics:        newMetrics(opts.Registry, opts.Hub.Broker),
-		ticker:         newTickerFrames(maxTickerCount),
-		heartbeatGrain: grainOf(opts.Stream.HeartbeatInterval),
-		done:           make(chan struct{}),
-		subs:           make(map[stream.Subscription]struct{}),
-		refusals:       refusalLog{log: opts.Logger},
-		stepBufs:       lender[byte]{size: stepBufSize, max: maxLentBuf},
-		takenBufs:      lender[*stream.Message]{size: takenSize, max: maxLentTaken},
+		engine:          gin.New(),
+		log:             opts.Logger,
+		stream:          opts.Stream,
+		demo:            opts.Demo,
+		hub:             opts.Hub,
+		publishTokens:   newTokenSet(opts.Hub.PublishTokens),
+		subscribeTokens: newTokenSet(opts.Hub.SubscribeTokens),
+		metrics:         newMetrics(opts.Registry, opts.Hub.Broker),
+		ticker:          newTickerFrames(maxTickerCount),
+		heartbeatGrain:  grainOf(opts.Stream.HeartbeatInterval),
+		done:            make(chan struct{}),
+		subs:            make(map[stream.Subscription]struct{}),
+		refusals:        refusalLog{log: opts.Logger},
+		stepBufs:        lender[byte]{size: stepBufSize, max: maxLentBuf},
+		takenBufs:       lender[*stream.Message]{size: takenSize, max: maxLentTaken},
 	}
 	h.slots = newStreamSlots(int64(opts.Stream.MaxStreams), h.releaseMemory)
 	if opts.Stream.Detached {
