@@ -292,7 +292,8 @@ func TestHubResumeFromBeforeARestartOvertakenResetsOnce(t *testing.T) {
 
 // evictingEachBroker is a broker that publishes evict events to topic
 // "other" right after each of its first resumes resuming subscriptions is
-// made: a busy hub, whatever the stream subscribes.
+// made: a busy hub, whatever the stream subscribes, and however
+// (Subscribe, or Resubscribe in place of an overtaken one).
 type evictingEachBroker struct {
 	testBroker
 	resumes, evict int32
@@ -300,17 +301,28 @@ type evictingEachBroker struct {
 }
 
 func (b *evictingEachBroker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
-	sub, err := b.testBroker.Subscribe(patterns, lastEventID)
-	if err != nil || lastEventID == "" || b.made.Add(1) > b.resumes {
-		return sub, err
-	}
-	for range b.evict {
-		if _, _, err := b.Publish(stream.Publication{Topic: "other", Data: "{}"}); err != nil {
-			sub.Close()
-			return nil, err
+	return b.evictAfter(lastEventID)(b.testBroker.Subscribe(patterns, lastEventID))
+}
+
+func (b *evictingEachBroker) Resubscribe(ctx context.Context, old stream.Subscription, patterns []string, lastEventID string) (stream.Subscription, error) {
+	return b.evictAfter(lastEventID)(b.testBroker.Resubscribe(ctx, old, patterns, lastEventID))
+}
+
+// evictAfter publishes the events after a subscription with lastEventID
+// is made, while it is one of the first resumes.
+func (b *evictingEachBroker) evictAfter(lastEventID string) func(stream.Subscription, error) (stream.Subscription, error) {
+	return func(sub stream.Subscription, err error) (stream.Subscription, error) {
+		if err != nil || lastEventID == "" || b.made.Add(1) > b.resumes {
+			return sub, err
 		}
+		for range b.evict {
+			if _, _, err := b.Publish(stream.Publication{Topic: "other", Data: "{}"}); err != nil {
+				sub.Close()
+				return nil, err
+			}
+		}
+		return sub, nil
 	}
-	return sub, nil
 }
 
 // resubscribeSignal is evictingContextBroker that closes again when a
