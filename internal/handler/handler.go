@@ -121,10 +121,12 @@ type Handler struct {
 	// stream.transport: detached; nil otherwise.
 	detached *detached.Group
 
-	// The open subscriptions, which Close ends.
+	// The open subscriptions, which Close ends, each with the context
+	// the broker's waits for it end with (nil when the broker does not
+	// wait).
 	mu       sync.Mutex
 	closed   bool
-	subs     map[stream.Subscription]struct{}
+	subs     map[stream.Subscription]*waitContext
 	subsPeak int // the most entries subs held since it was made
 
 	// streamEnded, when set (by tests), is called with the path of each
@@ -150,7 +152,7 @@ func New(opts Options) *Handler {
 		ticker:         newTickerFrames(maxTickerCount),
 		heartbeatGrain: grainOf(opts.Stream.HeartbeatInterval),
 		done:           make(chan struct{}),
-		subs:           make(map[stream.Subscription]struct{}),
+		subs:           make(map[stream.Subscription]*waitContext),
 		refusals:       refusalLog{log: opts.Logger},
 		stepBufs:       lender[byte]{size: stepBufSize, max: maxLentBuf},
 		takenBufs:      lender[*stream.Message]{size: takenSize, max: maxLentTaken},
@@ -269,8 +271,9 @@ func (h *Handler) Close() {
 		close(h.done)
 		h.slots.drain.Stop()
 		h.slots.close()
-		for sub := range subs {
+		for sub, wait := range subs {
 			sub.Close()
+			wait.interrupt()
 		}
 		h.refusals.close()
 	})

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/natsbroker"
 	"github.com/ssehub/ssehub/internal/stream"
 	"github.com/ssehub/ssehub/internal/testlog"
 )
@@ -387,6 +388,49 @@ func TestHubClientGoneWhileItsResumeSubscribesAgain(t *testing.T) {
 		`ssehub_streams_active 0`,
 		`ssehub_streams_ended_total{reason="client_gone"} 1`,
 		`ssehub_streams_ended_total{reason="dropped"} 0`,
+	})
+}
+
+// A shutdown ends at once a stream whose resume, overtaken before its
+// replay, subscribes again and waits for the NATS stream (for a slot to
+// read it, all of them held): the hub's Close ends the wait, as it ends
+// the stream. The wait went on until the broker gave up on it
+// (PublishTimeout, here a minute), and held the shutdown that long.
+func TestHubShutdownEndsAResubscribeWaitingForTheStore(t *testing.T) {
+	if testNATS == nil {
+		t.Skip("on the NATS broker only: its resubscribe may wait, for a slot to read its stream")
+	}
+	tb := testNATS.newBroker(t, stream.MemoryOptions{HistorySize: 100, HistoryMaxBytes: 600}, func(o *natsbroker.Options) {
+		o.PublishTimeout = time.Minute
+	})
+	opts := testOptions()
+	broker := &resubscribeSignal{evictingContextBroker: evictingContextBroker{&evictingBroker{testBroker: tb, evict: 2}}, again: make(chan struct{})}
+	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{"other", testToken}, MaxEventBytes: 1024, MaxTopicsPerSubscription: 3}
+	ts := newTestServer(t, opts)
+	deep := ts.publish(t, "other", `{"data": "before"}`)
+	oldest := ts.publish(t, "other", `{"data": "before"}`)
+	ts.publish(t, "a", `{"data": "let go of"}`)
+	for range 3 {
+		ts.publish(t, "other", `{"data": "before"}`)
+	}
+	// Deep resumes that do not read hold every slot for a page (64 with
+	// this history's bytes).
+	for range 64 {
+		sub, err := tb.Subscribe([]string{"a"}, deep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sub.Close)
+	}
+	resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, map[string]string{"Last-Event-ID": oldest})
+	defer resp.Body.Close()
+	wantStreamHeaders(t, resp)
+	<-broker.again
+	ts.h.Close()
+	waitMetrics(t, ts, []string{
+		`ssehub_streams_active 0`,
+		`ssehub_streams_ended_total{reason="shutting_down"} 1`,
+		`ssehub_subscribers 64`,
 	})
 }
 
@@ -1053,7 +1097,7 @@ func TestSubscriptionRecordShrinksWhenACrowdLeaves(t *testing.T) {
 			t.Fatal(err)
 		}
 		subs[i] = sub
-		h.trackSubscription(sub)
+		h.trackSubscription(sub, nil)
 	}
 	for _, sub := range subs[1:] {
 		sub.Close()
@@ -1067,7 +1111,7 @@ func TestSubscriptionRecordShrinksWhenACrowdLeaves(t *testing.T) {
 		h.mu.Unlock()
 		t.Fatalf("%d subscriptions recorded, want 1", len(h.subs))
 	}
-	fresh := make(map[stream.Subscription]struct{}, 1)
+	fresh := make(map[stream.Subscription]*waitContext, 1)
 	maps.Copy(fresh, h.subs)
 	h.subs = fresh
 	h.mu.Unlock()
