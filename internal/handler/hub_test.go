@@ -404,6 +404,8 @@ func TestHubShutdownEndsAResubscribeWaitingForTheStore(t *testing.T) {
 		o.PublishTimeout = time.Minute
 	})
 	opts := testOptions()
+	var logs testlog.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	broker := &resubscribeSignal{evictingContextBroker: evictingContextBroker{&evictingBroker{testBroker: tb, evict: 2}}, again: make(chan struct{})}
 	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{"other", testToken}, MaxEventBytes: 1024, MaxTopicsPerSubscription: 3}
 	ts := newTestServer(t, opts)
@@ -432,6 +434,10 @@ func TestHubShutdownEndsAResubscribeWaitingForTheStore(t *testing.T) {
 		`ssehub_streams_ended_total{reason="shutting_down"} 1`,
 		`ssehub_subscribers 64`,
 	})
+	// Its subscription fell behind nothing: the stream was not dropped.
+	if n := logs.Count(`msg="stream ended"`); n != 1 || logs.Count(`reason="shutting down"`) != 1 {
+		t.Errorf("%d stream ended lines, want 1 saying shutting down:\n%s", n, logs.String())
+	}
 }
 
 // slotTaker is evictingBroker whose stream's second subscription with a

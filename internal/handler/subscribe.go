@@ -335,9 +335,12 @@ func (l *subscriptionLoop) cleanup() {
 	// A subscriber the broker dropped (too slow, or its NATS stream
 	// replaced) was dropped for that, and a slow one is counted there;
 	// its write may time out after that, and must not count as a slow
-	// subscriber.
+	// subscriber. One overtaken before its replay (resubscribe) fell
+	// behind nothing: its stream ended for another reason, a client gone
+	// or a shutdown while it subscribed again, or says itself that it
+	// was dropped.
 	err := l.sub.Err()
-	dropped := err != nil && !errors.Is(err, stream.ErrClosed)
+	dropped := err != nil && !errors.Is(err, stream.ErrClosed) && !errors.Is(err, stream.ErrResumeOvertaken)
 	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !dropped {
 		l.s.h.metrics.writeTimeouts.Add(1)
 	}
