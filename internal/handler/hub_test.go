@@ -429,6 +429,7 @@ func TestHubShutdownEndsAResubscribeWaitingForTheStore(t *testing.T) {
 	wantStreamHeaders(t, resp)
 	<-broker.again
 	ts.h.Close()
+	ts.waitReturned(t, "/api/v1/events") // its end logged
 	waitMetrics(t, ts, []string{
 		`ssehub_streams_active 0`,
 		`ssehub_streams_ended_total{reason="shutting_down"} 1`,
