@@ -113,6 +113,11 @@ type Handler struct {
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: every open stream ends
+	// closedCtx ends with Close too, as a context: what a broker waits
+	// for before a subscription is tracked ends with it
+	// (subscribeBroker). endCtx ends it.
+	closedCtx context.Context
+	endCtx    context.CancelFunc
 	// cut is set once the server closes the connections of the streams
 	// still open (Cutting, CloseDetached).
 	cut atomic.Bool
@@ -157,6 +162,7 @@ func New(opts Options) *Handler {
 		stepBufs:       lender[byte]{size: stepBufSize, max: maxLentBuf},
 		takenBufs:      lender[*stream.Message]{size: takenSize, max: maxLentTaken},
 	}
+	h.closedCtx, h.endCtx = context.WithCancel(context.Background())
 	h.slots = newStreamSlots(int64(opts.Stream.MaxStreams), h.releaseMemory)
 	if opts.Stream.Detached {
 		h.detached = detached.NewGroup()
@@ -269,6 +275,7 @@ func (h *Handler) Close() {
 		h.subs = nil
 		h.mu.Unlock()
 		close(h.done)
+		h.endCtx()
 		h.slots.drain.Stop()
 		h.slots.close()
 		for sub, wait := range subs {

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -439,6 +440,80 @@ func TestHubShutdownEndsAResubscribeWaitingForTheStore(t *testing.T) {
 	if n := logs.Count(`msg="stream ended"`); n != 1 || logs.Count(`reason="shutting down"`) != 1 {
 		t.Errorf("%d stream ended lines, want 1 saying shutting down:\n%s", n, logs.String())
 	}
+}
+
+// subscribeSignal is a broker whose Subscribe may wait that closes
+// subscribing when a resume asks to subscribe.
+type subscribeSignal struct {
+	testBroker
+	subscribing chan struct{}
+	once        sync.Once
+}
+
+func (b *subscribeSignal) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	if lastEventID != "" {
+		b.once.Do(func() { close(b.subscribing) })
+	}
+	return b.testBroker.(contextSubscriber).SubscribeContext(ctx, patterns, lastEventID)
+}
+
+// A shutdown answers at once a resume whose request waits for the NATS
+// stream (for a slot to read it, all of them held) when it comes: 503
+// shutting down, which counts no refusal. It waited until the broker gave
+// up (PublishTimeout, here a minute), held the shutdown that long, and
+// was counted as refused for the store.
+func TestHubShutdownAnswersAResumeWaitingForTheStore(t *testing.T) {
+	if testNATS == nil {
+		t.Skip("on the NATS broker only: its subscribe may wait, for a slot to read its stream")
+	}
+	tb := testNATS.newBroker(t, stream.MemoryOptions{HistorySize: 100, HistoryMaxBytes: 600}, func(o *natsbroker.Options) {
+		o.PublishTimeout = time.Minute
+	})
+	opts := testOptions()
+	broker := &subscribeSignal{testBroker: tb, subscribing: make(chan struct{})}
+	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{"other", testToken}, MaxEventBytes: 1024, MaxTopicsPerSubscription: 3}
+	ts := newTestServer(t, opts)
+	deep := ts.publish(t, "other", `{"data": "before"}`)
+	ts.publish(t, "a", `{"data": "after"}`)
+	for range 4 {
+		ts.publish(t, "other", `{"data": "after"}`)
+	}
+	// Deep resumes that do not read hold every slot for a page (64 with
+	// this history's bytes).
+	for range 64 {
+		sub, err := tb.Subscribe([]string{"a"}, deep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sub.Close)
+	}
+	answer := make(chan *http.Response, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", ts.URL+"/api/v1/events?topic=a", nil)
+		req.Header.Set("Last-Event-ID", deep)
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			resp = nil
+		}
+		answer <- resp
+	}()
+	<-broker.subscribing
+	ts.h.Close()
+	ts.waitReturned(t, "/api/v1/events")
+	resp := <-answer
+	if resp == nil {
+		t.Fatal("no answer")
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") {
+		t.Errorf("answer %d %s, want 503 shutting down", resp.StatusCode, body)
+	}
+	waitMetrics(t, ts, []string{
+		`ssehub_requests_refused_total{reason="store_busy"} 0`,
+		`ssehub_requests_refused_total{reason="store_unreachable"} 0`,
+		`ssehub_subscribers 64`,
+	})
 }
 
 // slotTaker is evictingBroker whose stream's second subscription with a

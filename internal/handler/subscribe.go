@@ -68,18 +68,22 @@ func (h *Handler) subscribe(c *gin.Context) {
 			h.untrackSubscription(sub)
 		}
 	}
-	sub, err = h.subscribeBroker(ctx, patterns, lastID)
+	sub, err = h.subscribeBroker(ctx, wait, patterns, lastID)
 	if err != nil {
 		sub = nil
-		if c.Request.Context().Err() != nil && statusOf(err) == http.StatusServiceUnavailable {
+		switch {
+		case c.Request.Context().Err() != nil && statusOf(err) == http.StatusServiceUnavailable:
 			// The client went away while the broker waited (the NATS
 			// broker, for a slot or an answer to read its stream): no
 			// refusal to count, nor to log as the store busy or
 			// unreachable.
 			abortUnavailable(c, err)
-			return
+		case h.closing() && statusOf(err) == http.StatusServiceUnavailable:
+			// Close ended the wait: a shutdown's 503.
+			h.abortWithError(c, errShuttingDown)
+		default:
+			h.abortWithError(c, err)
 		}
-		h.abortWithError(c, err)
 		return
 	}
 
@@ -528,9 +532,13 @@ func (w *waitContext) interrupt() {
 }
 
 // subscribeBroker subscribes through the broker, for as long as ctx lasts
-// where the broker can be told (brokerWait).
-func (h *Handler) subscribeBroker(ctx context.Context, patterns []string, lastID string) (stream.Subscription, error) {
+// where the broker can be told (brokerWait, wait), and no longer than the
+// Handler is open: the subscription is not tracked yet, for Close to end
+// its wait (trackSubscription).
+func (h *Handler) subscribeBroker(ctx context.Context, wait *waitContext, patterns []string, lastID string) (stream.Subscription, error) {
 	if b, ok := h.hub.Broker.(contextSubscriber); ok {
+		stop := context.AfterFunc(h.closedCtx, wait.interrupt)
+		defer stop()
 		return b.SubscribeContext(ctx, patterns, lastID)
 	}
 	return h.hub.Broker.Subscribe(patterns, lastID)
