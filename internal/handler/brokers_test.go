@@ -113,12 +113,13 @@ func newTestBroker(t *testing.T, opts stream.MemoryOptions) testBroker {
 
 // newBroker opens a NATS broker on a stream and subject prefix of the
 // test's own, so that no test sees another's events; the stream is
-// deleted when the test ends.
-func (ns *natsServer) newBroker(t *testing.T, opts stream.MemoryOptions) *natsbroker.Broker {
+// deleted when the test ends. Each of with changes the broker's options
+// before it opens.
+func (ns *natsServer) newBroker(t *testing.T, opts stream.MemoryOptions, with ...func(*natsbroker.Options)) *natsbroker.Broker {
 	t.Helper()
 	n := ns.streams.Add(1)
 	name := fmt.Sprintf("T%d", n)
-	b, err := natsbroker.Open(context.Background(), natsbroker.Options{
+	o := natsbroker.Options{
 		URLs:             []string{ns.ClientURL()},
 		Stream:           name,
 		SubjectPrefix:    fmt.Sprintf("t%d", n),
@@ -127,7 +128,11 @@ func (ns *natsServer) newBroker(t *testing.T, opts stream.MemoryOptions) *natsbr
 		SubscriberBuffer: opts.SubscriberBuffer,
 		MaxSubscribers:   opts.MaxSubscribers,
 		Logger:           slog.New(slog.DiscardHandler),
-	})
+	}
+	for _, f := range with {
+		f(&o)
+	}
+	b, err := natsbroker.Open(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

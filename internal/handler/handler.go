@@ -116,6 +116,11 @@ type Handler struct {
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: every open stream ends
+	// closedCtx ends with Close too, as a context: what a broker waits
+	// for before a subscription is tracked ends with it
+	// (subscribeBroker). endCtx ends it.
+	closedCtx context.Context
+	endCtx    context.CancelFunc
 	// cut is set once the server closes the connections of the streams
 	// still open (Cutting, CloseDetached).
 	cut atomic.Bool
@@ -124,10 +129,12 @@ type Handler struct {
 	// stream.transport: detached; nil otherwise.
 	detached *detached.Group
 
-	// The open subscriptions, which Close ends.
+	// The open subscriptions, which Close ends, each with the context
+	// the broker's waits for it end with (nil when the broker does not
+	// wait).
 	mu       sync.Mutex
 	closed   bool
-	subs     map[stream.Subscription]struct{}
+	subs     map[stream.Subscription]*waitContext
 	subsPeak int // the most entries subs held since it was made
 
 	// streamEnded, when set (by tests), is called with the path of each
@@ -155,11 +162,12 @@ func New(opts Options) *Handler {
 		ticker:          newTickerFrames(maxTickerCount),
 		heartbeatGrain:  grainOf(opts.Stream.HeartbeatInterval),
 		done:            make(chan struct{}),
-		subs:            make(map[stream.Subscription]struct{}),
+		subs:            make(map[stream.Subscription]*waitContext),
 		refusals:        refusalLog{log: opts.Logger},
 		stepBufs:        lender[byte]{size: stepBufSize, max: maxLentBuf},
 		takenBufs:       lender[*stream.Message]{size: takenSize, max: maxLentTaken},
 	}
+	h.closedCtx, h.endCtx = context.WithCancel(context.Background())
 	h.slots = newStreamSlots(int64(opts.Stream.MaxStreams), h.releaseMemory)
 	if opts.Stream.Detached {
 		h.detached = detached.NewGroup()
@@ -275,10 +283,12 @@ func (h *Handler) Close() {
 		h.subs = nil
 		h.mu.Unlock()
 		close(h.done)
+		h.endCtx()
 		h.slots.drain.Stop()
 		h.slots.close()
-		for sub := range subs {
+		for sub, wait := range subs {
 			sub.Close()
+			wait.interrupt()
 		}
 		h.refusals.close()
 	})

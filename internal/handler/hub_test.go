@@ -14,11 +14,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/natsbroker"
 	"github.com/ssehub/ssehub/internal/stream"
 	"github.com/ssehub/ssehub/internal/testlog"
 )
@@ -292,7 +294,8 @@ func TestHubResumeFromBeforeARestartOvertakenResetsOnce(t *testing.T) {
 
 // evictingEachBroker is a broker that publishes evict events to topic
 // "other" right after each of its first resumes resuming subscriptions is
-// made: a busy hub, whatever the stream subscribes.
+// made: a busy hub, whatever the stream subscribes, and however
+// (Subscribe, or Resubscribe in place of an overtaken one).
 type evictingEachBroker struct {
 	testBroker
 	resumes, evict int32
@@ -300,17 +303,28 @@ type evictingEachBroker struct {
 }
 
 func (b *evictingEachBroker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
-	sub, err := b.testBroker.Subscribe(patterns, lastEventID)
-	if err != nil || lastEventID == "" || b.made.Add(1) > b.resumes {
-		return sub, err
-	}
-	for range b.evict {
-		if _, _, err := b.Publish(stream.Publication{Topic: "other", Data: "{}"}); err != nil {
-			sub.Close()
-			return nil, err
+	return b.evictAfter(lastEventID)(b.testBroker.Subscribe(patterns, lastEventID))
+}
+
+func (b *evictingEachBroker) Resubscribe(ctx context.Context, old stream.Subscription, patterns []string, lastEventID string) (stream.Subscription, error) {
+	return b.evictAfter(lastEventID)(b.testBroker.Resubscribe(ctx, old, patterns, lastEventID))
+}
+
+// evictAfter publishes the events after a subscription with lastEventID
+// is made, while it is one of the first resumes.
+func (b *evictingEachBroker) evictAfter(lastEventID string) func(stream.Subscription, error) (stream.Subscription, error) {
+	return func(sub stream.Subscription, err error) (stream.Subscription, error) {
+		if err != nil || lastEventID == "" || b.made.Add(1) > b.resumes {
+			return sub, err
 		}
+		for range b.evict {
+			if _, _, err := b.Publish(stream.Publication{Topic: "other", Data: "{}"}); err != nil {
+				sub.Close()
+				return nil, err
+			}
+		}
+		return sub, nil
 	}
-	return sub, nil
 }
 
 // resubscribeSignal is evictingContextBroker that closes again when a
@@ -375,6 +389,130 @@ func TestHubClientGoneWhileItsResumeSubscribesAgain(t *testing.T) {
 		`ssehub_streams_active 0`,
 		`ssehub_streams_ended_total{reason="client_gone"} 1`,
 		`ssehub_streams_ended_total{reason="dropped"} 0`,
+	})
+}
+
+// A shutdown ends at once a stream whose resume, overtaken before its
+// replay, subscribes again and waits for the NATS stream (for a slot to
+// read it, all of them held): the hub's Close ends the wait, as it ends
+// the stream. The wait went on until the broker gave up on it
+// (PublishTimeout, here a minute), and held the shutdown that long.
+func TestHubShutdownEndsAResubscribeWaitingForTheStore(t *testing.T) {
+	if testNATS == nil {
+		t.Skip("on the NATS broker only: its resubscribe may wait, for a slot to read its stream")
+	}
+	tb := testNATS.newBroker(t, stream.MemoryOptions{HistorySize: 100, HistoryMaxBytes: 600}, func(o *natsbroker.Options) {
+		o.PublishTimeout = time.Minute
+	})
+	opts := testOptions()
+	var logs testlog.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	broker := &resubscribeSignal{evictingContextBroker: evictingContextBroker{&evictingBroker{testBroker: tb, evict: 2}}, again: make(chan struct{})}
+	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{"other", testToken}, MaxEventBytes: 1024, MaxTopicsPerSubscription: 3}
+	ts := newTestServer(t, opts)
+	deep := ts.publish(t, "other", `{"data": "before"}`)
+	oldest := ts.publish(t, "other", `{"data": "before"}`)
+	ts.publish(t, "a", `{"data": "let go of"}`)
+	for range 3 {
+		ts.publish(t, "other", `{"data": "before"}`)
+	}
+	// Deep resumes that do not read hold every slot for a page (64 with
+	// this history's bytes).
+	for range 64 {
+		sub, err := tb.Subscribe([]string{"a"}, deep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sub.Close)
+	}
+	resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, map[string]string{"Last-Event-ID": oldest})
+	defer resp.Body.Close()
+	wantStreamHeaders(t, resp)
+	<-broker.again
+	ts.h.Close()
+	ts.waitReturned(t, "/api/v1/events") // its end logged
+	waitMetrics(t, ts, []string{
+		`ssehub_streams_active 0`,
+		`ssehub_streams_ended_total{reason="shutting_down"} 1`,
+		`ssehub_subscribers 64`,
+	})
+	// Its subscription fell behind nothing: the stream was not dropped.
+	if n := logs.Count(`msg="stream ended"`); n != 1 || logs.Count(`reason="shutting down"`) != 1 {
+		t.Errorf("%d stream ended lines, want 1 saying shutting down:\n%s", n, logs.String())
+	}
+}
+
+// subscribeSignal is a broker whose Subscribe may wait that closes
+// subscribing when a resume asks to subscribe.
+type subscribeSignal struct {
+	testBroker
+	subscribing chan struct{}
+	once        sync.Once
+}
+
+func (b *subscribeSignal) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	if lastEventID != "" {
+		b.once.Do(func() { close(b.subscribing) })
+	}
+	return b.testBroker.(contextSubscriber).SubscribeContext(ctx, patterns, lastEventID)
+}
+
+// A shutdown answers at once a resume whose request waits for the NATS
+// stream (for a slot to read it, all of them held) when it comes: 503
+// shutting down, which counts no refusal. It waited until the broker gave
+// up (PublishTimeout, here a minute), held the shutdown that long, and
+// was counted as refused for the store.
+func TestHubShutdownAnswersAResumeWaitingForTheStore(t *testing.T) {
+	if testNATS == nil {
+		t.Skip("on the NATS broker only: its subscribe may wait, for a slot to read its stream")
+	}
+	tb := testNATS.newBroker(t, stream.MemoryOptions{HistorySize: 100, HistoryMaxBytes: 600}, func(o *natsbroker.Options) {
+		o.PublishTimeout = time.Minute
+	})
+	opts := testOptions()
+	broker := &subscribeSignal{testBroker: tb, subscribing: make(chan struct{})}
+	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{"other", testToken}, MaxEventBytes: 1024, MaxTopicsPerSubscription: 3}
+	ts := newTestServer(t, opts)
+	deep := ts.publish(t, "other", `{"data": "before"}`)
+	ts.publish(t, "a", `{"data": "after"}`)
+	for range 4 {
+		ts.publish(t, "other", `{"data": "after"}`)
+	}
+	// Deep resumes that do not read hold every slot for a page (64 with
+	// this history's bytes).
+	for range 64 {
+		sub, err := tb.Subscribe([]string{"a"}, deep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sub.Close)
+	}
+	answer := make(chan *http.Response, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", ts.URL+"/api/v1/events?topic=a", nil)
+		req.Header.Set("Last-Event-ID", deep)
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			resp = nil
+		}
+		answer <- resp
+	}()
+	<-broker.subscribing
+	ts.h.Close()
+	ts.waitReturned(t, "/api/v1/events")
+	resp := <-answer
+	if resp == nil {
+		t.Fatal("no answer")
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") {
+		t.Errorf("answer %d %s, want 503 shutting down", resp.StatusCode, body)
+	}
+	waitMetrics(t, ts, []string{
+		`ssehub_requests_refused_total{reason="store_busy"} 0`,
+		`ssehub_requests_refused_total{reason="store_unreachable"} 0`,
+		`ssehub_subscribers 64`,
 	})
 }
 
@@ -1041,7 +1179,7 @@ func TestSubscriptionRecordShrinksWhenACrowdLeaves(t *testing.T) {
 			t.Fatal(err)
 		}
 		subs[i] = sub
-		h.trackSubscription(sub)
+		h.trackSubscription(sub, nil)
 	}
 	for _, sub := range subs[1:] {
 		sub.Close()
@@ -1055,7 +1193,7 @@ func TestSubscriptionRecordShrinksWhenACrowdLeaves(t *testing.T) {
 		h.mu.Unlock()
 		t.Fatalf("%d subscriptions recorded, want 1", len(h.subs))
 	}
-	fresh := make(map[stream.Subscription]struct{}, 1)
+	fresh := make(map[stream.Subscription]*waitContext, 1)
 	maps.Copy(fresh, h.subs)
 	h.subs = fresh
 	h.mu.Unlock()

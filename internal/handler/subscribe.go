@@ -68,18 +68,22 @@ func (h *Handler) subscribe(c *gin.Context) {
 			h.untrackSubscription(sub)
 		}
 	}
-	sub, err = h.subscribeBroker(ctx, patterns, lastID)
+	sub, err = h.subscribeBroker(ctx, wait, patterns, lastID)
 	if err != nil {
 		sub = nil
-		if c.Request.Context().Err() != nil && statusOf(err) == http.StatusServiceUnavailable {
+		switch {
+		case c.Request.Context().Err() != nil && statusOf(err) == http.StatusServiceUnavailable:
 			// The client went away while the broker waited (the NATS
 			// broker, for a slot or an answer to read its stream): no
 			// refusal to count, nor to log as the store busy or
 			// unreachable.
 			abortUnavailable(c, err)
-			return
+		case h.closing() && statusOf(err) == http.StatusServiceUnavailable:
+			// Close ended the wait: a shutdown's 503.
+			h.abortWithError(c, errShuttingDown)
+		default:
+			h.abortWithError(c, err)
 		}
-		h.abortWithError(c, err)
 		return
 	}
 
@@ -100,7 +104,7 @@ func (h *Handler) subscribe(c *gin.Context) {
 	case lastID == "":
 		s.position(sub.Position())
 	}
-	h.trackSubscription(sub)
+	h.trackSubscription(sub, wait)
 	// Without a last event id there is nothing to replay: Replay is not
 	// asked (it would take the broker's lock once more per stream).
 	l := &subscriptionLoop{s: s, sub: sub, replayed: lastID == "", timer: time.NewTimer(s.nextHeartbeat(s.lastWrite)), wait: wait}
@@ -269,7 +273,7 @@ func (l *subscriptionLoop) resubscribe(w io.Writer) bool {
 	l.sub.Close()
 	s.h.untrackSubscription(l.sub)
 	l.sub = sub
-	s.h.trackSubscription(sub)
+	s.h.trackSubscription(sub, l.wait)
 	switch {
 	case sub.Reset() != "" && !told:
 		s.reset(sub.Reset(), sub.Position())
@@ -335,9 +339,12 @@ func (l *subscriptionLoop) cleanup() {
 	// A subscriber the broker dropped (too slow, or its NATS stream
 	// replaced) was dropped for that, and a slow one is counted there;
 	// its write may time out after that, and must not count as a slow
-	// subscriber.
+	// subscriber. One overtaken before its replay (resubscribe) fell
+	// behind nothing: its stream ended for another reason, a client gone
+	// or a shutdown while it subscribed again, or says itself that it
+	// was dropped.
 	err := l.sub.Err()
-	dropped := err != nil && !errors.Is(err, stream.ErrClosed)
+	dropped := err != nil && !errors.Is(err, stream.ErrClosed) && !errors.Is(err, stream.ErrResumeOvertaken)
 	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !dropped {
 		l.s.h.metrics.writeTimeouts.Add(1)
 	}
@@ -417,18 +424,20 @@ func (s *sseStream) dropped(why error) {
 	}
 }
 
-// trackSubscription records an open subscription, for Close to end. One
-// that opens after Close ends at once.
-func (h *Handler) trackSubscription(sub stream.Subscription) {
+// trackSubscription records an open subscription, and the context the
+// broker's waits for it end with, for Close to end both. One that opens
+// after Close ends at once.
+func (h *Handler) trackSubscription(sub stream.Subscription, wait *waitContext) {
 	h.mu.Lock()
 	closed := h.closed
 	if !closed {
-		h.subs[sub] = struct{}{}
+		h.subs[sub] = wait
 		h.subsPeak = max(h.subsPeak, len(h.subs))
 	}
 	h.mu.Unlock()
 	if closed {
 		sub.Close()
+		wait.interrupt()
 	}
 }
 
@@ -445,7 +454,7 @@ func (h *Handler) untrackSubscription(sub stream.Subscription) {
 	h.mu.Lock()
 	delete(h.subs, sub)
 	if !h.closed && h.subsPeak >= minShrinkPeak && len(h.subs) <= h.subsPeak/2 {
-		subs := make(map[stream.Subscription]struct{}, len(h.subs))
+		subs := make(map[stream.Subscription]*waitContext, len(h.subs))
 		maps.Copy(subs, h.subs)
 		h.subs, h.subsPeak = subs, len(subs)
 	}
@@ -460,8 +469,8 @@ type contextSubscriber interface {
 }
 
 // waitContext ends the context a broker's waits for one subscription end
-// with, when it is not the request's (brokerWait). Its methods do
-// nothing on a nil one.
+// with (brokerWait): with the stream, and at Close (interrupt). Its
+// methods do nothing on a nil one.
 type waitContext struct {
 	cancel context.CancelFunc
 	stop   func() bool // stops what ends the context with another one
@@ -469,20 +478,31 @@ type waitContext struct {
 
 // brokerWait returns the context a broker that may wait (the NATS broker,
 // reading its stream a page at a time for a resume) waits within for a
-// subscription: the request's, with a nil waitContext, unless the stream
-// may be detached. A detached stream runs on after its handler returned,
-// which ends the request's context; a page read that had to wait for a
-// read slot then failed at once, and the stream ended
-// (TestDeepResumeOverTheDetachedTransport in natsbroker). Its context ends
-// with the request's until follow hands it to the detached stream's, and
-// at the latest when end is called.
+// subscription, or the request's with a nil waitContext for a broker that
+// does not. It ends with the stream, and when Close ends the subscription
+// (trackSubscription): a stream waiting for the broker then (a resume
+// subscribing again, or a page read, waiting for a read slot) ended only
+// once the broker gave up, its publish timeout later (5 s), and held the
+// shutdown that long. With Gin it is the request's child. A detached
+// stream runs on after its handler returned, which ends the request's
+// context; a page read that had to wait for a read slot then failed at
+// once, and the stream ended (TestDeepResumeOverTheDetachedTransport in
+// natsbroker). Its context ends with the request's until follow hands it
+// to the detached stream's, and at the latest when end is called.
 func (h *Handler) brokerWait(req context.Context) (context.Context, *waitContext) {
-	if _, ok := h.hub.Broker.(contextSubscriber); !ok || h.detached == nil {
+	if _, ok := h.hub.Broker.(contextSubscriber); !ok {
 		return req, nil
+	}
+	if h.detached == nil {
+		ctx, cancel := context.WithCancel(req)
+		return ctx, &waitContext{cancel: cancel, stop: untied}
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(req))
 	return ctx, &waitContext{cancel: cancel, stop: context.AfterFunc(req, cancel)}
 }
+
+// untied is the stop of a context that nothing else ends.
+func untied() bool { return false }
 
 // follow makes the context end with detached, the detached stream's, and
 // no longer with the request's: a client gone while its stream waits for
@@ -502,10 +522,23 @@ func (w *waitContext) end() {
 	}
 }
 
+// interrupt ends the context, for Close: the broker's waits end with the
+// hub, as its streams do. Unlike end, it may be called from any
+// goroutine; the stream's end still unties the context.
+func (w *waitContext) interrupt() {
+	if w != nil {
+		w.cancel()
+	}
+}
+
 // subscribeBroker subscribes through the broker, for as long as ctx lasts
-// where the broker can be told (brokerWait).
-func (h *Handler) subscribeBroker(ctx context.Context, patterns []string, lastID string) (stream.Subscription, error) {
+// where the broker can be told (brokerWait, wait), and no longer than the
+// Handler is open: the subscription is not tracked yet, for Close to end
+// its wait (trackSubscription).
+func (h *Handler) subscribeBroker(ctx context.Context, wait *waitContext, patterns []string, lastID string) (stream.Subscription, error) {
 	if b, ok := h.hub.Broker.(contextSubscriber); ok {
+		stop := context.AfterFunc(h.closedCtx, wait.interrupt)
+		defer stop()
 		return b.SubscribeContext(ctx, patterns, lastID)
 	}
 	return h.hub.Broker.Subscribe(patterns, lastID)
