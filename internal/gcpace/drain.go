@@ -99,7 +99,8 @@ func (d *Drain) Closed(n int64) {
 	case time.Since(d.armed) >= maxPostpone*d.quiet: // busy: let it run
 	case !d.timer.Stop(): // it fired: fire waits for the lock, and releases
 	default:
-		d.timer = d.afterFunc(d.quiet, d.fire)
+		// A quiet period, but no later than the bound.
+		d.timer = d.afterFunc(min(d.quiet, maxPostpone*d.quiet-time.Since(d.armed)), d.fire)
 	}
 }
 

@@ -177,6 +177,27 @@ func TestDrainReleasesOnABusyServer(t *testing.T) {
 	})
 }
 
+// The bound holds whenever the last postponing close comes: one just
+// before it does not put the release a whole quiet period past it.
+func TestDrainReleasesWithinMaxPostponeOnABusyServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCrowd(1000)
+		defer c.d.Stop()
+		c.come(10000)
+		c.leave(5000) // a crowd gone: armed
+		for range maxPostpone + 1 {
+			time.Sleep(900 * time.Millisecond)
+			c.leave(1) // the last at 9.9 quiet periods
+		}
+		if got := c.after(maxPostpone*time.Second - (maxPostpone+1)*900*time.Millisecond - time.Nanosecond); got != 0 {
+			t.Fatalf("released %d times before %d quiet periods had passed, want none yet", got, maxPostpone)
+		}
+		if got := c.after(time.Nanosecond); got != 1 {
+			t.Fatalf("released %d times %d quiet periods after the crowd had left, want 1", got, maxPostpone)
+		}
+	})
+}
+
 // fakeTimer is a timer that has fired (Stop fails) or not.
 type fakeTimer struct{ fired bool }
 
