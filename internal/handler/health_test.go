@@ -195,3 +195,32 @@ func TestDemoFileErrorsAreJSON(t *testing.T) {
 		t.Errorf("Range bytes=0-6: %d %q, want 206 \"console\"", resp.StatusCode, b)
 	}
 }
+
+// A demo file has a strong ETag, the same on every answer, and
+// Cache-Control: no-cache: a browser asks again with If-None-Match and an
+// unchanged file is a 304 without a body. The files are embedded, without
+// a modification time, so before there was no validator and a browser
+// fetched every file again on every load of the page.
+func TestDemoFilesHaveAValidator(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	resp := ts.do(t, "GET", "/app.js", nil, nil)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	tag := resp.Header.Get("ETag")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(tag, `"`) || len(tag) < 10 {
+		t.Fatalf("GET /app.js: %d, ETag %q; want 200 with a strong ETag", resp.StatusCode, tag)
+	}
+	if got := resp.Header.Get("Cache-Control"); got != "no-cache" {
+		t.Errorf("Cache-Control %q, want no-cache", got)
+	}
+	resp = ts.do(t, "GET", "/app.js", nil, map[string]string{"If-None-Match": tag})
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusNotModified || len(b) != 0 {
+		t.Errorf("If-None-Match its ETag: %d with %d bytes, want 304 without a body", resp.StatusCode, len(b))
+	}
+	resp = ts.do(t, "GET", "/app.js", nil, map[string]string{"If-None-Match": `"other"`})
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(b), "console") {
+		t.Errorf("If-None-Match another ETag: %d %q, want 200 with the file", resp.StatusCode, b)
+	}
+	if other := ts.do(t, "GET", "/", nil, nil); other.Header.Get("ETag") == tag || other.Header.Get("ETag") == "" {
+		t.Errorf("GET /: ETag %q, want one of its own (app.js's is %q)", other.Header.Get("ETag"), tag)
+	}
+}

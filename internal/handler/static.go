@@ -3,6 +3,8 @@ package handler
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"path"
@@ -24,15 +26,25 @@ func (h *Handler) staticFiles(files fs.FS) gin.HandlerFunc {
 		return func(*gin.Context) {}
 	}
 	server := http.FileServerFS(files)
+	etags := fileETags(files)
 	return func(c *gin.Context) {
 		r := c.Request
-		if !demoFile(files, r.URL.Path) {
+		name, ok := demoFileName(files, r.URL.Path)
+		if !ok {
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			c.Header("Allow", demoFileMethods)
 			h.methodNotAllowed(c)
 			return
+		}
+		if tag := etags[name]; tag != "" {
+			// The files are embedded, with no modification time: without
+			// a validator a browser fetched each of them again on every
+			// load. It asks again (no-cache), and a file unchanged since
+			// is a 304 without a body (net/http's, of If-None-Match).
+			c.Header("ETag", tag)
+			c.Header("Cache-Control", "no-cache")
 		}
 		w := &fileErrorWriter{ResponseWriter: c.Writer}
 		server.ServeHTTP(w, r)
@@ -78,13 +90,38 @@ const demoFileMethods = "GET, HEAD"
 // demoFile reports whether urlPath names one of files' files (index.html
 // for "/"), as staticFiles serves them; files may be nil: none.
 func demoFile(files fs.FS, urlPath string) bool {
+	_, ok := demoFileName(files, urlPath)
+	return ok
+}
+
+// demoFileName is the name in files of the file urlPath names, and whether
+// there is one.
+func demoFileName(files fs.FS, urlPath string) (string, bool) {
 	if files == nil || !strings.HasPrefix(urlPath, "/") { // CONNECT host:port names no file
-		return false
+		return "", false
 	}
 	name := path.Clean(urlPath)[1:]
 	if name == "" {
 		name = "index.html"
 	}
 	st, err := fs.Stat(files, name)
-	return err == nil && !st.IsDir()
+	return name, err == nil && !st.IsDir()
+}
+
+// fileETags returns a strong ETag for each of files' files, by name: a
+// digest of its content. A file that cannot be read gets none (the file
+// server answers for it as it can).
+func fileETags(files fs.FS) map[string]string {
+	etags := make(map[string]string)
+	_ = fs.WalkDir(files, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if b, err := fs.ReadFile(files, name); err == nil {
+			sum := sha256.Sum256(b)
+			etags[name] = `"` + hex.EncodeToString(sum[:16]) + `"`
+		}
+		return nil
+	})
+	return etags
 }
