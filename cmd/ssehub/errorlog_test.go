@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/testpki"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // TestClientGoAwayWarnsOnce: an HTTP/2 client that closes its
@@ -455,4 +457,71 @@ func TestClientErrorsWindow(t *testing.T) {
 			t.Errorf("lines after flush:\n%s", after[len(before):])
 		}
 	})
+}
+
+// TestClientRapidResetWarnsOnce: a client that opens streams and resets
+// them at once, faster than their handlers end (the rapid reset attack,
+// CVE-2023-44487), gets net/http's answer, ENHANCE_YOUR_CALM, and its
+// connection closed. Over connection after connection, that is an attack
+// under way: its first line warns, as its own kind, and the summary
+// counts the others.
+func TestClientRapidResetWarnsOnce(t *testing.T) {
+	var logs lockedBuffer
+	errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil))
+	release := make(chan struct{})
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		// A handler that outlives its stream's reset, as one busy with
+		// its request does.
+		Handler:   http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }),
+		ErrorLog:  errLog,
+		Protocols: &protocols,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	var headers bytes.Buffer
+	enc := hpack.NewEncoder(&headers)
+	for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: "/"}, {Name: ":authority", Value: "ssehub"}} {
+		if err := enc.WriteField(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const attacks = 3
+	for range attacks {
+		h2cSend(t, ln.Addr().String(), func(fr *http2.Framer) error {
+			if err := fr.WriteSettings(); err != nil {
+				return err
+			}
+			// Past the 250 handlers a connection runs at once, net/http
+			// queues 1000 more: one stream after, it gives up.
+			for i := range 250 + 1000 + 2 {
+				id := uint32(2*i + 1)
+				if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: headers.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+					return nil // the server closed the connection
+				}
+				if err := fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+					return nil
+				}
+			}
+			return nil
+		})
+	}
+	close(release)
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	flush()
+	warnedOnce(t, logs.String(), "http2_enhance_your_calm", "ENHANCE_YOUR_CALM", 1)
+	if kinds, _ := summaryCounts(t, logs.String()); kinds["http2_enhance_your_calm"] != attacks-1 {
+		t.Errorf("summed up %v, want %d rapid resets: every one but the first", kinds, attacks-1)
+	}
 }
