@@ -18,6 +18,7 @@ import (
 
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/testpki"
+	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -239,6 +240,7 @@ func summaryCounts(t *testing.T, logs string) (kinds map[string]int, lines int) 
 // the summary is one line; its counts are exact, and the shutdown writes
 // the open window's line.
 func TestClientErrorsSummedUp(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const n = 40                   // connections per kind
 	hammer := func(cause func()) { // n clients at once
 		var wg sync.WaitGroup
@@ -444,6 +446,14 @@ func TestClientErrorsWindow(t *testing.T) {
 			t.Fatalf("Serve: %v", err)
 		}
 		flush()
+		w := errLog.Writer().(*errorLogWriter)
+		for _, window := range []*errorWindow{w.accepts, w.clients} {
+			window.mu.Lock()
+			if window.timer != nil || len(window.kinds) > 0 {
+				t.Errorf("after flush, a window still open: %v", window.kinds)
+			}
+			window.mu.Unlock()
+		}
 		before := logs.String()
 		if warned := strings.Count(before, "level=WARN"); warned != 2 {
 			t.Errorf("%d warnings, want 2: the first, and the first after a window without any:\n%s", warned, before)
@@ -466,6 +476,7 @@ func TestClientErrorsWindow(t *testing.T) {
 // under way: its first line warns, as its own kind, and the summary
 // counts the others.
 func TestClientRapidResetWarnsOnce(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	var logs lockedBuffer
 	errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil))
 	release := make(chan struct{})
