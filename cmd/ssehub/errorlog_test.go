@@ -295,7 +295,7 @@ func TestClientErrorsSummedUp(t *testing.T) {
 	t.Run("tls", func(t *testing.T) {
 		pki := testpki.New(t)
 		var logs lockedBuffer
-		closed := make(chan struct{}, 3*n)
+		closed := make(chan struct{}, 5*n)
 		start := time.Now()
 		base, stop := startMainReturning(t, tlsTestConfig(pki), slog.New(slog.NewTextHandler(&logs, nil)), func(m *Main) {
 			m.connState = func(_ net.Conn, state http.ConnState) {
@@ -335,8 +335,22 @@ func TestClientErrorsSummedUp(t *testing.T) {
 			_, _ = io.Copy(io.Discard, conn)
 			conn.Close()
 		})
+		hammer(func() { // a client that does not trust the certificate
+			conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "127.0.0.1"})
+			if err == nil {
+				conn.Close()
+				t.Error("a client without the CA completed the handshake")
+			}
+		})
+		hammer(func() { // a ClientHello cut short
+			if conn := dial(); conn != nil {
+				_, _ = io.WriteString(conn, "\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00")
+				_, _ = io.Copy(io.Discard, conn)
+				conn.Close()
+			}
+		})
 		// Every connection's line is written before it is closed.
-		for range 3 * n {
+		for range 5 * n {
 			select {
 			case <-closed:
 			case <-time.After(20 * time.Second):
@@ -346,7 +360,9 @@ func TestClientErrorsSummedUp(t *testing.T) {
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		check(t, logs.String(), start, map[string]int{"tls_closed": n, "tls_not_tls": n, "http2_preface": n})
+		check(t, logs.String(), start, map[string]int{
+			"tls_closed": n, "tls_not_tls": n, "http2_preface": n, "tls_refused": n, "tls_error": n,
+		})
 	})
 }
 

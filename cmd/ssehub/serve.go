@@ -366,11 +366,12 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // count of each kind. A kind of which a window counted none is a warning
 // again at its next line. So a flood, an attack or a stall of the
 // server's own (clients that seem to send no SETTINGS) shows at info and
-// at warn level, in a few lines whatever its rate. A handshake the client
-// refused (an expired certificate, a chain it cannot verify) ends with its
-// alert, and still warns; one cut by the server's own close of the
-// connection (a shutdown closing those that have sent no request) is at
-// debug, and counted nowhere.
+// at warn level, in a few lines whatever its rate. So does a handshake
+// the client refused with its alert: every client refuses an expired
+// certificate, or a chain it cannot verify, but any client may refuse at
+// the rate it likes. So does any other handshake that failed. One cut by
+// the server's own close of the connection (a shutdown closing those that
+// have sent no request) is at debug, and counted nowhere.
 //
 // A failed accept (the process at its open files limit, EMFILE) net/http
 // logs at each retry, 5 ms after the failure before, doubling to 1 s, and
@@ -559,7 +560,17 @@ func clientErrorKind(msg string) string {
 				return k.kind
 			}
 		}
-		return ""
+		switch {
+		case strings.HasSuffix(rest, ": use of closed network connection"):
+			return "" // closed by the server: a shutdown
+		case strings.Contains(rest, ": remote error: tls: "):
+			// The client refused the handshake with its alert: one that
+			// does not trust the certificate (every client, once it has
+			// expired), or any client that chooses to.
+			return "tls_refused"
+		}
+		// Any other failure of a handshake's bytes: a client's.
+		return "tls_error"
 	}
 	switch {
 	case strings.HasPrefix(msg, "http2: received GOAWAY "):
