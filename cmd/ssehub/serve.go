@@ -442,6 +442,7 @@ func (w *errorLogWriter) close() {
 	w.clients.close()
 }
 
+// logTo writes a line of net/http's error log to h, if h takes its level.
 func logTo(h slog.Handler, level slog.Level, msg string, attrs ...slog.Attr) error {
 	ctx := context.Background()
 	if !h.Enabled(ctx, level) {
