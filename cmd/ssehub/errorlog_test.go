@@ -1,30 +1,56 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/testpki"
+	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
-// TestClientGoAwayLogsNoWarning: an HTTP/2 client that closes its
+// TestClientGoAwayWarnsOnce: an HTTP/2 client that closes its
 // connection with GOAWAY and an error code (its own trouble, or a
-// client's way to leave, not the server's fault) is a debug line:
-// net/http's "http2: received GOAWAY" was a warning per connection, at
-// the rate a client chose. One without an error code it does not log.
-func TestClientGoAwayLogsNoWarning(t *testing.T) {
+// client's way to leave, not the server's fault) is a debug line but the
+// first: net/http's "http2: received GOAWAY" was a warning per
+// connection, at the rate a client chose. One without an error code it
+// does not log.
+func TestClientGoAwayWarnsOnce(t *testing.T) {
 	cfg := config.Default()
 	cfg.Server.H2C = true
 	var logs lockedBuffer
 	base, _ := startMainLogging(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	for range 3 {
+		h2cSend(t, strings.TrimPrefix(base, "http://"), func(fr *http2.Framer) error {
+			if err := fr.WriteSettings(); err != nil {
+				return err
+			}
+			return fr.WriteGoAway(0, http2.ErrCodeProtocol, []byte("bye"))
+		})
+	}
+	warnedOnce(t, logs.String(), "http2_goaway", "GOAWAY", 3)
+}
+
+// h2cSend opens a connection to addr, sends HTTP/2's preface and what
+// send writes, and reads until the server closes it, after it logged
+// what it had to.
+func h2cSend(t *testing.T, addr string, send func(fr *http2.Framer) error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,143 +61,494 @@ func TestClientGoAwayLogsNoWarning(t *testing.T) {
 	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
 		t.Fatal(err)
 	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
+	if err := send(http2.NewFramer(conn, conn)); err != nil {
 		t.Fatal(err)
 	}
-	if err := fr.WriteGoAway(0, http2.ErrCodeProtocol, []byte("bye")); err != nil {
-		t.Fatal(err)
-	}
-	// The server logs the GOAWAY, then closes the connection.
 	if _, err := io.Copy(io.Discard, conn); err != nil {
 		t.Fatal(err)
 	}
-	line := grepLine(logs.String(), "GOAWAY")
-	if line == "" {
-		t.Fatalf("no GOAWAY line:\n%s", logs.tail(4000))
+}
+
+// warnedOnce checks the lines of kind in logs: n of them, all containing
+// sub, the first a warning and the others at debug (at info level, n is
+// 1: the first alone).
+func warnedOnce(t *testing.T, logs, kind, sub string, n int) {
+	t.Helper()
+	var lines []string
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, " kind="+kind) {
+			lines = append(lines, line)
+		}
 	}
-	if !strings.Contains(line, "level=DEBUG") {
-		t.Errorf("GOAWAY line %q, want a debug line", line)
+	if len(lines) != n {
+		t.Fatalf("%d lines of kind %s, want %d:\n%s", len(lines), kind, n, strings.Join(lines, ""))
+	}
+	for i, line := range lines {
+		want := "level=DEBUG"
+		if i == 0 {
+			want = "level=WARN"
+		}
+		if !strings.Contains(line, want) || !strings.Contains(line, sub) {
+			t.Errorf("line %d of kind %s: %q, want %s and %q", i, kind, line, want, sub)
+		}
 	}
 }
 
-// TestClientHTTP2MistakeLogsNoWarning: an HTTP/2 client that breaks the
+// TestClientHTTP2MistakeWarnsOnce: an HTTP/2 client that breaks the
 // protocol (a first frame that is not SETTINGS, DATA on the connection's
 // stream 0) or sends its preface and then nothing is the client's
 // trouble, as a GOAWAY with an error code is: net/http's "http2: server
 // connection error" and "timeout waiting for SETTINGS frames" were
 // warnings per connection, at the rate a client chose. They are debug
-// lines.
-func TestClientHTTP2MistakeLogsNoWarning(t *testing.T) {
+// lines but the first of each kind.
+func TestClientHTTP2MistakeWarnsOnce(t *testing.T) {
 	cfg := config.Default()
 	cfg.Server.H2C = true
 	var logs lockedBuffer
 	base, _ := startMainLogging(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	addr := strings.TrimPrefix(base, "http://")
 	for _, c := range []struct {
-		name, line string
-		send       func(fr *http2.Framer) error
+		name, kind, line string
+		send             func(fr *http2.Framer) error
 	}{
-		{"a first frame that is not SETTINGS", "connection error from", func(fr *http2.Framer) error {
+		{"a first frame that is not SETTINGS", "http2_connection_error", "connection error from", func(fr *http2.Framer) error {
 			return fr.WritePing(false, [8]byte{})
 		}},
-		{"DATA on stream 0", "connection error from", func(fr *http2.Framer) error {
+		{"DATA on stream 0", "http2_connection_error", "connection error from", func(fr *http2.Framer) error {
 			if err := fr.WriteSettings(); err != nil {
 				return err
 			}
 			fr.AllowIllegalWrites = true
 			return fr.WriteData(0, false, []byte("x"))
 		}},
-		{"the preface alone", "timeout waiting for SETTINGS", func(*http2.Framer) error { return nil }},
+		{"the preface alone", "http2_settings_timeout", "timeout waiting for SETTINGS", func(*http2.Framer) error { return nil }},
+		{"the preface alone again", "http2_settings_timeout", "timeout waiting for SETTINGS", func(*http2.Framer) error { return nil }},
 	} {
-		before := len(logs.String())
-		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.send(http2.NewFramer(conn, conn)); err != nil {
-			t.Fatal(err)
-		}
-		// The server logs the error, then closes the connection.
-		if _, err := io.Copy(io.Discard, conn); err != nil {
-			t.Fatal(err)
-		}
-		conn.Close()
-		line := grepLine(logs.String()[before:], c.line)
-		if line == "" {
+		h2cSend(t, addr, c.send)
+		if line := grepLine(logs.String(), c.line); line == "" {
 			t.Fatalf("%s: no %q line:\n%s", c.name, c.line, logs.tail(4000))
 		}
-		if !strings.Contains(line, "level=DEBUG") {
-			t.Errorf("%s: %q, want a debug line", c.name, line)
-		}
 	}
+	warnedOnce(t, logs.String(), "http2_connection_error", "connection error from", 2)
+	warnedOnce(t, logs.String(), "http2_settings_timeout", "timeout waiting for SETTINGS", 2)
 }
 
-// TestTLSClientMistakeLogsNoWarning: a client whose first bytes are not
+// TestTLSClientMistakeWarnsOnce: a client whose first bytes are not
 // TLS (a port scanner's probe, SSH or SMTP on the wrong port) or that
 // offers only versions the server does not take (TLS 1.0, an old
 // monitoring agent) fails the handshake on the server's side, not the
 // certificate's: net/http's "TLS handshake error" was a warning per
-// connection, at the rate scanners chose; it is at debug, as a probe that
-// says nothing is.
-func TestTLSClientMistakeLogsNoWarning(t *testing.T) {
+// connection, at the rate scanners chose; it warns for the first of each
+// kind alone, as a probe that says nothing does.
+func TestTLSClientMistakeWarnsOnce(t *testing.T) {
 	addr, logs, waitClosed := startTLSLogging(t, testpki.New(t))
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(conn, "SSH-2.0-OpenSSH_9.6\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	waitClosed("a connection that is not TLS")
-	conn.Close()
-
-	old, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}) //nolint:gosec // the point
-	if err == nil {
-		old.Close()
-		t.Fatal("a TLS 1.0 client completed the handshake")
-	}
-	waitClosed("a TLS 1.0 client")
-	for line := range strings.Lines(logs.tail(1 << 20)) {
-		if strings.Contains(line, "TLS handshake error") && !strings.Contains(line, "level=DEBUG") {
-			t.Errorf("a client's handshake the server refused: %s", line)
+	for range 2 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if _, err := io.WriteString(conn, "SSH-2.0-OpenSSH_9.6\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		waitClosed("a connection that is not TLS")
+		conn.Close()
+
+		old, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}) //nolint:gosec // the point
+		if err == nil {
+			old.Close()
+			t.Fatal("a TLS 1.0 client completed the handshake")
+		}
+		waitClosed("a TLS 1.0 client")
 	}
+	warnedOnce(t, logs.tail(1<<20), "tls_not_tls", "does not look like a TLS handshake", 1)
+	warnedOnce(t, logs.tail(1<<20), "tls_unsupported", "unsupported versions", 1)
 }
 
-// TestTLSSilentClientLogsNoWarning: a client that opens a connection and
+// TestTLSSilentClientWarnsOnce: a client that opens a connection and
 // says nothing until the server gives up on its handshake (a load
 // balancer's TCP check that holds the connection, a scanner, a client
-// holding connections open for nothing) is at debug, as one that closes
-// without a word is: net/http's "TLS handshake error ...: i/o timeout" was
-// a warning per connection, at the rate a client chose.
-func TestTLSSilentClientLogsNoWarning(t *testing.T) {
+// holding connections open for nothing) warns for the first alone, as
+// one that closes without a word does: net/http's "TLS handshake error
+// ...: i/o timeout" was a warning per connection, at the rate a client
+// chose.
+func TestTLSSilentClientWarnsOnce(t *testing.T) {
 	pki := testpki.New(t)
 	cfg := tlsTestConfig(pki)
 	cfg.Server.ReadTimeout = time.Second // the handshake's bound
 	var logs lockedBuffer
 	base, _ := startMainLogging(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "https://"))
+	var wg sync.WaitGroup
+	for range 3 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "https://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		// The server closes the connection once its handshake timed
+		// out, after it logged the error.
+		wg.Go(func() {
+			if _, err := io.Copy(io.Discard, conn); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	warnedOnce(t, logs.String(), "tls_timeout", "i/o timeout", 1)
+}
+
+// summaryCounts sums the lines "client connection errors" in logs up: the
+// count of each kind, and their number. Each must be at info and its
+// count the sum of its kinds'.
+func summaryCounts(t *testing.T, logs string) (kinds map[string]int, lines int) {
+	t.Helper()
+	kinds = make(map[string]int)
+	field := regexp.MustCompile(` (\w+)=(\d+)\b`)
+	for line := range strings.Lines(logs) {
+		if !strings.Contains(line, `msg="client connection errors"`) {
+			continue
+		}
+		lines++
+		if !strings.Contains(line, "level=INFO") || !strings.Contains(line, " window=") {
+			t.Errorf("summary %q, want an info line with its window", line)
+		}
+		count, sum := -1, 0
+		for _, m := range field.FindAllStringSubmatch(line, -1) {
+			n, _ := strconv.Atoi(m[2])
+			if m[1] == "count" {
+				count = n
+				continue
+			}
+			kinds[m[1]] += n
+			sum += n
+		}
+		if count != sum {
+			t.Errorf("summary %q: count %d, its kinds sum to %d", line, count, sum)
+		}
+	}
+	return kinds, lines
+}
+
+// TestClientErrorsSummedUp: the lines clients cause, one per connection
+// at the rate they like, are at debug, but an operator at info or warn
+// level still sees an attack or a flood (a rapid reset, failed
+// handshakes by the thousand) and a stall of the server's own: the first
+// of each kind warns, and an info line a clientErrorWindow counts the
+// others by kind. However fast clients come, each kind warns once and
+// the summary is one line; its counts are exact, and the shutdown writes
+// the open window's line.
+func TestClientErrorsSummedUp(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const n = 40                   // connections per kind
+	hammer := func(cause func()) { // n clients at once
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(cause)
+		}
+		wg.Wait()
+	}
+	check := func(t *testing.T, logs string, start time.Time, want map[string]int) {
+		t.Helper()
+		for kind := range want {
+			warnedOnce(t, logs, kind, "", 1)
+		}
+		kinds, lines := summaryCounts(t, logs)
+		if most := int(time.Since(start)/clientErrorWindow) + 1; lines < 1 || lines > most {
+			t.Errorf("%d summary lines, want 1 to %d:\n%s", lines, most, logs)
+		}
+		for kind, n := range want {
+			if kinds[kind] != n-1 {
+				t.Errorf("summed up %d lines of kind %s, want %d: the first warned", kinds[kind], kind, n-1)
+			}
+		}
+		if len(kinds) != len(want) {
+			t.Errorf("summed up kinds %v, want %v", kinds, want)
+		}
+	}
+
+	t.Run("h2c", func(t *testing.T) {
+		cfg := config.Default()
+		cfg.Server.H2C = true
+		var logs lockedBuffer
+		start := time.Now()
+		base, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+		addr := strings.TrimPrefix(base, "http://")
+		hammer(func() {
+			h2cSend(t, addr, func(fr *http2.Framer) error {
+				if err := fr.WriteSettings(); err != nil {
+					return err
+				}
+				return fr.WriteGoAway(0, http2.ErrCodeProtocol, nil)
+			})
+		})
+		hammer(func() {
+			h2cSend(t, addr, func(fr *http2.Framer) error { return fr.WritePing(false, [8]byte{}) })
+		})
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		check(t, logs.String(), start, map[string]int{"http2_goaway": n, "http2_connection_error": n})
+	})
+
+	t.Run("tls", func(t *testing.T) {
+		pki := testpki.New(t)
+		var logs lockedBuffer
+		closed := make(chan struct{}, 5*n)
+		start := time.Now()
+		base, stop := startMainReturning(t, tlsTestConfig(pki), slog.New(slog.NewTextHandler(&logs, nil)), func(m *Main) {
+			m.connState = func(_ net.Conn, state http.ConnState) {
+				if state == http.StateClosed {
+					closed <- struct{}{}
+				}
+			}
+		})
+		addr := strings.TrimPrefix(base, "https://")
+		dial := func() net.Conn {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			return conn
+		}
+		hammer(func() { // a TCP probe
+			if conn := dial(); conn != nil {
+				conn.Close()
+			}
+		})
+		hammer(func() { // not TLS
+			if conn := dial(); conn != nil {
+				_, _ = io.WriteString(conn, "SSH-2.0-OpenSSH_9.6\r\n")
+				_, _ = io.Copy(io.Discard, conn)
+				conn.Close()
+			}
+		})
+		hammer(func() { // HTTP/1.1 after choosing h2
+			conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, _ = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: ssehub\r\n\r\n")
+			_, _ = io.Copy(io.Discard, conn)
+			conn.Close()
+		})
+		hammer(func() { // a client that does not trust the certificate
+			conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "127.0.0.1"})
+			if err == nil {
+				conn.Close()
+				t.Error("a client without the CA completed the handshake")
+			}
+		})
+		hammer(func() { // a ClientHello cut short
+			if conn := dial(); conn != nil {
+				_, _ = io.WriteString(conn, "\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00")
+				_, _ = io.Copy(io.Discard, conn)
+				conn.Close()
+			}
+		})
+		// Every connection's line is written before it is closed.
+		for range 5 * n {
+			select {
+			case <-closed:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the server did not close every connection")
+			}
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		check(t, logs.String(), start, map[string]int{
+			"tls_closed": n, "tls_not_tls": n, "http2_preface": n, "tls_refused": n, "tls_error": n,
+		})
+	})
+}
+
+// pipeListener accepts the connections dial makes, in memory: a server
+// on it runs inside a synctest bubble.
+type pipeListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8111} }
+
+func (l *pipeListener) dial() net.Conn {
+	server, client := net.Pipe()
+	l.conns <- server
+	return client
+}
+
+// TestClientErrorsWindow: a client that breaks HTTP/2 in bursts, many
+// times a second, for several windows, warns once, and makes one summary
+// line a clientErrorWindow, whose counts add up to every connection but
+// the first. After a window without any, the next warns again. Once the
+// server is done, flush writes the open window's line, and no timer
+// writes another.
+func TestClientErrorsWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs lockedBuffer
+		errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil))
+		var protocols http.Protocols
+		protocols.SetUnencryptedHTTP2(true)
+		srv := &http.Server{Handler: http.NotFoundHandler(), ErrorLog: errLog, Protocols: &protocols}
+		ln := newPipeListener()
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		breakHTTP2 := func() {
+			conn := ln.dial()
+			defer conn.Close()
+			go func() {
+				fr := http2.NewFramer(conn, nil)
+				if _, err := io.WriteString(conn, http2.ClientPreface); err == nil {
+					_ = fr.WritePing(false, [8]byte{})
+				}
+			}()
+			// The server logs the error, then closes the connection.
+			_, _ = io.Copy(io.Discard, conn)
+		}
+		const windows, burst = 3, 8
+		start := time.Now()
+		sent := 0
+		for time.Since(start) < windows*clientErrorWindow {
+			for range burst {
+				breakHTTP2()
+				sent++
+			}
+			time.Sleep(time.Second)
+		}
+		took := time.Since(start)
+		synctest.Wait()
+		_, lines := summaryCounts(t, logs.String())
+		if most := int(took/clientErrorWindow) + 1; lines > most {
+			t.Errorf("%d summary lines in %v, want at most %d", lines, took, most)
+		}
+		warnedOnce(t, logs.String(), "http2_connection_error", "connection error", 1)
+		// The last window's line, then one that counted none: the kind
+		// closes, and its next line warns.
+		time.Sleep(2 * clientErrorWindow)
+		kinds, _ := summaryCounts(t, logs.String())
+		if kinds["http2_connection_error"] != sent-1 {
+			t.Errorf("summed up %d, want %d: every connection but the first", kinds["http2_connection_error"], sent-1)
+		}
+		breakHTTP2()
+		breakHTTP2()
+		synctest.Wait()
+		if err := srv.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Fatalf("Serve: %v", err)
+		}
+		flush()
+		w := errLog.Writer().(*errorLogWriter)
+		for _, window := range []*errorWindow{w.accepts, w.clients} {
+			window.mu.Lock()
+			if window.timer != nil || len(window.kinds) > 0 {
+				t.Errorf("after flush, a window still open: %v", window.kinds)
+			}
+			window.mu.Unlock()
+		}
+		before := logs.String()
+		if warned := strings.Count(before, "level=WARN"); warned != 2 {
+			t.Errorf("%d warnings, want 2: the first, and the first after a window without any:\n%s", warned, before)
+		}
+		kinds, _ = summaryCounts(t, before)
+		if kinds["http2_connection_error"] != sent {
+			t.Errorf("after flush summed up %d, want %d", kinds["http2_connection_error"], sent)
+		}
+		time.Sleep(3 * clientErrorWindow)
+		if after := logs.String(); after != before {
+			t.Errorf("lines after flush:\n%s", after[len(before):])
+		}
+	})
+}
+
+// TestClientRapidResetWarnsOnce: a client that opens streams and resets
+// them at once, faster than their handlers end (the rapid reset attack,
+// CVE-2023-44487), gets net/http's answer, ENHANCE_YOUR_CALM, and its
+// connection closed. Over connection after connection, that is an attack
+// under way: its first line warns, as its own kind, and the summary
+// counts the others.
+func TestClientRapidResetWarnsOnce(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var logs lockedBuffer
+	errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil))
+	release := make(chan struct{})
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		// A handler that outlives its stream's reset, as one busy with
+		// its request does.
+		Handler:   http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }),
+		ErrorLog:  errLog,
+		Protocols: &protocols,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	// The server closes the connection once its handshake timed out,
-	// after it logged the error.
-	if _, err := io.Copy(io.Discard, conn); err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(logs.String()) {
-		if strings.Contains(line, "TLS handshake error") {
-			t.Errorf("a client that said nothing: %s", line)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	var headers bytes.Buffer
+	enc := hpack.NewEncoder(&headers)
+	for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: "/"}, {Name: ":authority", Value: "ssehub"}} {
+		if err := enc.WriteField(f); err != nil {
+			t.Fatal(err)
 		}
+	}
+	const attacks = 3
+	for range attacks {
+		h2cSend(t, ln.Addr().String(), func(fr *http2.Framer) error {
+			if err := fr.WriteSettings(); err != nil {
+				return err
+			}
+			// Past the 250 handlers a connection runs at once, net/http
+			// queues 1000 more: one stream after, it gives up.
+			for i := range 250 + 1000 + 2 {
+				id := uint32(2*i + 1)
+				if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: headers.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+					return nil // the server closed the connection
+				}
+				if err := fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+					return nil
+				}
+			}
+			return nil
+		})
+	}
+	close(release)
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	flush()
+	warnedOnce(t, logs.String(), "http2_enhance_your_calm", "ENHANCE_YOUR_CALM", 1)
+	if kinds, _ := summaryCounts(t, logs.String()); kinds["http2_enhance_your_calm"] != attacks-1 {
+		t.Errorf("summed up %v, want %d rapid resets: every one but the first", kinds, attacks-1)
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -340,163 +342,267 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 }
 
 // serverErrorLog is net/http's error log: its lines are warnings, except
-// a TLS handshake the client left without a word, closing or resetting
-// the connection before or during it. A TCP health check (a load
-// balancer's, Kubernetes' tcpSocket probe) or a port scan does that, every
-// few seconds or at the rate it likes: at debug. So is a plain HTTP
-// request, which net/http answers 400 (an HTTP health check given the
-// wrong scheme, a bot trying the port), a handshake cut by the
-// server's own close of the connection (a shutdown closing those that
-// have sent no request), one the client left unfinished until
-// server.read_timeout passed, and one the client's bytes failed (not TLS, a
-// version or cipher suites the server does not take). A handshake the client
-// refused (an expired certificate, a chain it cannot verify) ends with its
-// alert, and still warns. A client that completes a handshake offering
-// HTTP/2 and resets the connection before its preface (a TLS health check
-// closing with the server's first bytes unread, which resets it) is at
-// debug too: net/http leaves the same probe unlogged when it closes
-// cleanly (EOF). So is every other failure to read that preface: the
-// client's bytes (a preface that is not HTTP/2's, as a client speaking
-// HTTP/1.1 after choosing h2 sends) or its silence, never the server's
-// doing. A client that closes an HTTP/2 connection with GOAWAY and an
-// error code is at debug: net/http leaves one without a code unlogged. So
-// is one that breaks HTTP/2 (net/http's "server connection error", which
-// only the client's frames raise) or sends no SETTINGS after its preface.
+// those a client causes, at the rate it likes, one per connection. A
+// TLS handshake the client left without a word, closing or resetting
+// the connection before or during it: a TCP health check (a load
+// balancer's, Kubernetes' tcpSocket probe) or a port scan does that. A
+// plain HTTP request, which net/http answers 400 (an HTTP health check
+// given the wrong scheme, a bot trying the port). A handshake the client
+// left unfinished until server.read_timeout passed, or whose bytes failed
+// it (not TLS, a version or cipher suites the server does not take). A
+// client that completes a handshake offering HTTP/2 and resets the
+// connection before its preface (a TLS health check closing with the
+// server's first bytes unread; net/http leaves the same probe unlogged
+// when it closes cleanly), or fails that preface otherwise (a preface
+// that is not HTTP/2's, or its silence). A client that closes an HTTP/2
+// connection with GOAWAY and an error code (net/http leaves one without
+// a code unlogged), breaks HTTP/2 (net/http's "server connection error",
+// which only the client's frames raise; ENHANCE_YOUR_CALM is Go's answer
+// to a rapid reset attack, CVE-2023-44487) or sends no SETTINGS after its
+// preface. Each line of these is at debug. The first of each kind is a
+// warning, with its kind; those of the same kind that follow within
+// clientErrorWindow are counted, and one info line a window sums up the
+// kinds counted in it: "client connection errors", their count, and the
+// count of each kind. A kind of which a window counted none is a warning
+// again at its next line. So a flood, an attack or a stall of the
+// server's own (clients that seem to send no SETTINGS) shows at info and
+// at warn level, in a few lines whatever its rate. So does a handshake
+// the client refused with its alert: every client refuses an expired
+// certificate, or a chain it cannot verify, but any client may refuse at
+// the rate it likes. So does any other handshake that failed. One cut by
+// the server's own close of the connection (a shutdown closing those that
+// have sent no request) is at debug, and counted nowhere.
 //
 // A failed accept (the process at its open files limit, EMFILE) net/http
 // logs at each retry, 5 ms after the failure before, doubling to 1 s, and
 // 5 ms again after each accept that succeeds: with clients that keep
-// coming, a line every few milliseconds. The first is logged at once, and
-// those that follow within acceptErrorWindow make one line a window, the
-// last of them with their count. flush writes the open window's line and
-// makes later ones log at once; call it when the server is done.
+// coming, a line every few milliseconds. The same window counts them,
+// acceptErrorWindow long: the first is logged at once, and those that
+// follow make one line a window, the last of them with their count.
+//
+// flush writes the open windows' lines, stops their timers and makes
+// later lines log at once; call it when the server is done.
 func serverErrorLog(h slog.Handler) (errLog *log.Logger, flush func()) {
-	w := &errorLogWriter{h: h}
+	w := &errorLogWriter{
+		h: h,
+		accepts: &errorWindow{window: acceptErrorWindow, sum: func(_ map[string]int, count int, last string) {
+			_ = logTo(h, slog.LevelWarn, last, slog.Int("count", count), slog.Duration("window", acceptErrorWindow))
+		}},
+		clients: &errorWindow{window: clientErrorWindow, sum: func(kinds map[string]int, count int, _ string) {
+			attrs := []slog.Attr{slog.Int("count", count)}
+			for _, kind := range slices.Sorted(maps.Keys(kinds)) {
+				attrs = append(attrs, slog.Int(kind, kinds[kind]))
+			}
+			attrs = append(attrs, slog.Duration("window", clientErrorWindow))
+			_ = logTo(h, slog.LevelInfo, "client connection errors", attrs...)
+		}},
+	}
 	return log.New(w, "", 0), w.close
 }
 
 // acceptErrorWindow is how often, at most, failed accepts are logged.
 const acceptErrorWindow = time.Second
 
-type errorLogWriter struct {
-	h slog.Handler
+// clientErrorWindow is how often, at most, the lines clients cause are
+// summed up.
+const clientErrorWindow = time.Minute
 
-	mu     sync.Mutex
-	timer  *time.Timer // the open window's; nil when none is open
-	count  int         // failed accepts in the open window
-	last   string      // the last of them
-	closed bool        // set by close: no window opens any more
+type errorLogWriter struct {
+	h                slog.Handler
+	accepts, clients *errorWindow
 }
 
 func (w *errorLogWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimSuffix(string(p), "\n")
 	if strings.HasPrefix(msg, "http: Accept error: ") {
-		w.mu.Lock()
-		if w.timer != nil {
-			w.count++
-			w.last = msg
-			w.mu.Unlock()
+		if !w.accepts.add("accept", msg) {
 			return len(p), nil
 		}
-		if !w.closed {
-			w.timer = time.AfterFunc(acceptErrorWindow, w.flush)
+		return len(p), logTo(w.h, slog.LevelWarn, msg)
+	}
+	kind := clientErrorKind(msg)
+	if kind == "" {
+		level := slog.LevelWarn
+		if quietServerError(msg) {
+			level = slog.LevelDebug
 		}
-		w.mu.Unlock()
+		return len(p), logTo(w.h, level, msg)
 	}
-	level := slog.LevelWarn
-	if quietServerError(msg) {
-		level = slog.LevelDebug
+	level := slog.LevelDebug
+	if w.clients.add(kind, msg) {
+		level = slog.LevelWarn
 	}
-	return len(p), w.log(level, msg)
+	return len(p), logTo(w.h, level, msg, slog.String("kind", kind))
 }
 
-func (w *errorLogWriter) log(level slog.Level, msg string, attrs ...slog.Attr) error {
+// close flushes the open windows, and makes later lines log at once: no
+// timer outlives the server.
+func (w *errorLogWriter) close() {
+	w.accepts.close()
+	w.clients.close()
+}
+
+// logTo writes a line of net/http's error log to h, if h takes its level.
+func logTo(h slog.Handler, level slog.Level, msg string, attrs ...slog.Attr) error {
 	ctx := context.Background()
-	if !w.h.Enabled(ctx, level) {
+	if !h.Enabled(ctx, level) {
 		return nil
 	}
 	r := slog.NewRecord(time.Now(), level, msg, 0)
 	r.AddAttrs(attrs...)
-	return w.h.Handle(ctx, r)
+	return h.Handle(ctx, r)
 }
 
-// flush writes the open window's line, if it counted any failed accept,
-// and opens the next window; a window that counted none closes, so the
-// next failed accept is logged at once.
-func (w *errorLogWriter) flush() {
+// errorWindow counts lines by kind. A kind's first line opens its window:
+// it is logged at once. Those of its kind that follow until the window
+// ends are counted, and sum writes one line for all the kinds the window
+// counted, then the next window opens; a kind that window counted none of
+// closes, so its next line is logged at once again.
+type errorWindow struct {
+	window time.Duration
+	// sum writes a window's line: the count of each kind counted, their
+	// total and the last line counted.
+	sum func(kinds map[string]int, count int, last string)
+
+	mu     sync.Mutex
+	timer  *time.Timer    // the open window's; nil when none is open
+	kinds  map[string]int // the kinds open, and how many lines each counted
+	last   string         // the last line counted
+	closed bool           // set by close: no window opens any more
+}
+
+// add counts a line of kind, and reports whether it is the first of its
+// window, to be logged at once.
+func (w *errorWindow) add(kind, msg string) (first bool) {
 	w.mu.Lock()
-	count, last := w.count, w.last
-	w.count, w.last = 0, ""
+	defer w.mu.Unlock()
+	if w.closed {
+		return true
+	}
+	if n, open := w.kinds[kind]; open {
+		w.kinds[kind] = n + 1
+		w.last = msg
+		return false
+	}
+	if w.kinds == nil {
+		w.kinds = make(map[string]int)
+	}
+	w.kinds[kind] = 0
+	if w.timer == nil {
+		w.timer = time.AfterFunc(w.window, w.flush)
+	}
+	return true
+}
+
+// flush writes the open window's line, if it counted any line, and opens
+// the next window for the kinds it counted; the others close.
+func (w *errorWindow) flush() {
+	w.mu.Lock()
+	counted, count, last := make(map[string]int), 0, w.last
+	for kind, n := range w.kinds {
+		if n == 0 || w.closed {
+			delete(w.kinds, kind)
+		} else {
+			w.kinds[kind] = 0
+		}
+		if n > 0 {
+			counted[kind] = n
+			count += n
+		}
+	}
+	w.last = ""
 	if w.timer != nil {
 		w.timer.Stop()
 		w.timer = nil
-		if count > 0 && !w.closed {
-			w.timer = time.AfterFunc(acceptErrorWindow, w.flush)
+		if len(w.kinds) > 0 {
+			w.timer = time.AfterFunc(w.window, w.flush)
 		}
 	}
 	w.mu.Unlock()
 	if count > 0 {
-		_ = w.log(slog.LevelWarn, last, slog.Int("count", count), slog.Duration("window", acceptErrorWindow))
+		w.sum(counted, count, last)
 	}
 }
 
-// close flushes the open window, and makes later failed accepts log at
-// once: no timer outlives the server.
-func (w *errorLogWriter) close() {
+// close flushes the open window, and makes later lines log at once: no
+// timer outlives the server.
+func (w *errorWindow) close() {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
 	w.flush()
 }
 
-// quietServerError reports whether msg, a line of net/http's error log,
-// is one serverErrorLog puts at debug.
-func quietServerError(msg string) bool {
+// clientErrorKind names the kind of a line of net/http's error log that a
+// client causes (see serverErrorLog), or is "" for any other line.
+func clientErrorKind(msg string) string {
 	if rest, ok := strings.CutPrefix(msg, "http: TLS handshake error from "); ok {
-		for _, end := range []string{
-			": EOF", ": connection reset by peer", // a TCP probe, a port scan
-			": i/o timeout", // one that held the connection and said nothing
-			": client sent an HTTP request to an HTTPS server", // answered 400
-			": use of closed network connection",               // closed by a shutdown
+		for _, k := range []struct{ end, kind string }{
+			{": EOF", "tls_closed"}, // a TCP probe, a port scan
+			{": connection reset by peer", "tls_closed"},
+			{": i/o timeout", "tls_timeout"},                                       // one that held the connection and said nothing
+			{": client sent an HTTP request to an HTTPS server", "tls_plain_http"}, // answered 400
 		} {
-			if strings.HasSuffix(rest, end) {
-				return true
+			if strings.HasSuffix(rest, k.end) {
+				return k.kind
 			}
 		}
 		// The client's bytes, not the server's certificate, failed it:
 		// not TLS at all (a scanner's probe, another protocol on the
 		// wrong port), or nothing the server takes offered.
-		for _, mistake := range []string{
-			": tls: first record does not look like a TLS handshake",
-			": tls: unsupported SSLv2 handshake received",
-			": tls: client offered only unsupported versions",
-			": tls: no cipher suite supported by both client and server",
-			": tls: client requested unsupported application protocols",
+		for _, k := range []struct{ mistake, kind string }{
+			{": tls: first record does not look like a TLS handshake", "tls_not_tls"},
+			{": tls: unsupported SSLv2 handshake received", "tls_not_tls"},
+			{": tls: client offered only unsupported versions", "tls_unsupported"},
+			{": tls: no cipher suite supported by both client and server", "tls_unsupported"},
+			{": tls: client requested unsupported application protocols", "tls_unsupported"},
 		} {
-			if strings.Contains(rest, mistake) {
-				return true
+			if strings.Contains(rest, k.mistake) {
+				return k.kind
 			}
 		}
-		return false
-	}
-	// A client that closed its HTTP/2 connection with an error code: its
-	// own trouble, or its way to leave. One that broke the protocol (its
-	// first frame not SETTINGS, a frame on the wrong stream), or sent its
-	// preface and then nothing: its trouble too, a line per connection.
-	for _, prefix := range []string{
-		"http2: received GOAWAY ",
-		"http2: server connection error from ",
-		"timeout waiting for SETTINGS frames from ",
-	} {
-		if strings.HasPrefix(msg, prefix) {
-			return true
+		switch {
+		case strings.HasSuffix(rest, ": use of closed network connection"):
+			return "" // closed by the server: a shutdown
+		case strings.Contains(rest, ": remote error: tls: "):
+			// The client refused the handshake with its alert: one that
+			// does not trust the certificate (every client, once it has
+			// expired), or any client that chooses to.
+			return "tls_refused"
 		}
+		// Any other failure of a handshake's bytes: a client's.
+		return "tls_error"
 	}
-	// A TLS health check that closed with the server's first bytes
-	// unread, a client that said nothing, or one whose first bytes were
-	// not HTTP/2's preface: a line per connection, at the rate a client
-	// chooses.
-	return strings.HasPrefix(msg, "http2: server: error reading preface from client ")
+	switch {
+	case strings.HasPrefix(msg, "http2: received GOAWAY "):
+		// Closed with an error code: its own trouble, or its way to leave.
+		return "http2_goaway"
+	case strings.HasPrefix(msg, "http2: server connection error from "):
+		// Its frames broke the protocol (its first frame not SETTINGS,
+		// a frame on the wrong stream), or, ENHANCE_YOUR_CALM, it reset
+		// streams faster than their handlers ended (a rapid reset).
+		if strings.HasSuffix(msg, ": ENHANCE_YOUR_CALM") {
+			return "http2_enhance_your_calm"
+		}
+		return "http2_connection_error"
+	case strings.HasPrefix(msg, "timeout waiting for SETTINGS frames from "):
+		// A preface and then nothing, or a server too busy to read.
+		return "http2_settings_timeout"
+	case strings.HasPrefix(msg, "http2: server: error reading preface from client "):
+		// A TLS health check that closed with the server's first bytes
+		// unread, a client that said nothing, or one whose first bytes
+		// were not HTTP/2's preface.
+		return "http2_preface"
+	}
+	return ""
+}
+
+// quietServerError reports whether msg, a line of net/http's error log
+// that no client caused, is one serverErrorLog puts at debug: a TLS
+// handshake cut by the server's own close of the connection.
+func quietServerError(msg string) bool {
+	return strings.HasPrefix(msg, "http: TLS handshake error from ") &&
+		strings.HasSuffix(msg, ": use of closed network connection")
 }
 
 // newLogger builds the process logger from log.level and log.format.

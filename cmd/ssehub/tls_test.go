@@ -337,16 +337,16 @@ func startTLSLogging(t *testing.T, pki testpki.PKI) (addr string, logs *lockedBu
 	return strings.TrimPrefix(base, "https://"), logs, waitClosed
 }
 
-// TestTLSProbeLogsNoWarning: a connection closed before its TLS
-// handshake (a TCP health check of a load balancer or of Kubernetes, a
-// port scan) writes no warning: net/http's "TLS handshake error ...: EOF"
-// was one, every few seconds per probe, and at the rate a client chose.
-// It is a debug line, as is a plain HTTP request, which net/http answers
-// 400; a handshake the client refuses (an expired
-// certificate, a chain it cannot verify) still warns.
-func TestTLSProbeLogsNoWarning(t *testing.T) {
+// TestTLSProbeWarnsOnce: a connection closed before its TLS handshake (a
+// TCP health check of a load balancer or of Kubernetes, a port scan)
+// warns for the first alone: net/http's "TLS handshake error ...: EOF"
+// was a warning every few seconds per probe, and at the rate a client
+// chose. The others are debug lines, as are plain HTTP requests, which
+// net/http answers 400, but the first, and handshakes the client refuses
+// (an expired certificate, a chain it cannot verify) but the first.
+func TestTLSProbeWarnsOnce(t *testing.T) {
 	addr, logs, waitClosed := startTLSLogging(t, testpki.New(t))
-	for _, reset := range []bool{false, true} {
+	for _, reset := range []bool{false, true, false} {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -359,48 +359,48 @@ func TestTLSProbeLogsNoWarning(t *testing.T) {
 		conn.Close()
 		waitClosed("a probe")
 	}
-	if line := grepLine(logs.tail(1<<20), "TLS handshake error"); line != "" {
-		t.Errorf("a connection closed before its handshake: %s", line)
-	}
+	warnedOnce(t, logs.tail(1<<20), "tls_closed", "TLS handshake error", 1)
 
 	// An HTTP health check given the wrong scheme asks every few seconds
 	// in plain HTTP; net/http answers it 400 itself, and the checker
 	// reports that. A warning for each would flood the log.
-	resp, err := http.Get("http://" + addr + "/healthz")
-	if err != nil {
-		t.Fatal(err)
+	for range 2 {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("plain HTTP to the HTTPS port: %s, want 400", resp.Status)
+		}
+		waitClosed("a plain HTTP request")
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("plain HTTP to the HTTPS port: %s, want 400", resp.Status)
-	}
-	waitClosed("a plain HTTP request")
-	if line := grepLine(logs.tail(1<<20), "TLS handshake error"); line != "" {
-		t.Errorf("a plain HTTP request: %s", line)
-	}
+	warnedOnce(t, logs.tail(1<<20), "tls_plain_http", "client sent an HTTP request to an HTTPS server", 1)
 
-	// A client that does not trust the certificate refuses the handshake.
-	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "127.0.0.1"})
-	if err == nil {
-		conn.Close()
-		t.Fatal("a client without the CA completed the handshake")
+	// A client that does not trust the certificate refuses the handshake:
+	// every client, once the certificate has expired, or any client that
+	// chooses to, at its rate.
+	for range 2 {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "127.0.0.1"})
+		if err == nil {
+			conn.Close()
+			t.Fatal("a client without the CA completed the handshake")
+		}
+		waitClosed("a refused handshake")
 	}
-	waitClosed("a refused handshake")
-	if line := grepLine(logs.tail(1<<20), "TLS handshake error"); !strings.Contains(line, "level=WARN") {
-		t.Errorf("a handshake the client refused: %q, want a warning", line)
-	}
+	warnedOnce(t, logs.tail(1<<20), "tls_refused", "remote error: tls: bad certificate", 1)
 }
 
-// TestTLSHTTP2ProbeLogsNoWarning: a client that completes a handshake
+// TestTLSHTTP2ProbeWarnsOnce: a client that completes a handshake
 // offering HTTP/2 and leaves before the connection preface (a load
 // balancer's TLS health check, a scanner) resets the connection, as
 // closing a socket with unread bytes does (the server's SETTINGS, its
 // session tickets). net/http's "http2: server: error reading preface from
 // client ...: connection reset by peer" was a warning per probe; it is a
-// debug line, as for a probe that leaves before the handshake. So is a
-// client that sends a preface that is not HTTP/2's: it warned, once per
-// connection, at the rate the client chose.
-func TestTLSHTTP2ProbeLogsNoWarning(t *testing.T) {
+// debug line but the first, as for a probe that leaves before the
+// handshake. So is a client that sends a preface that is not HTTP/2's:
+// it warned, once per connection, at the rate the client chose.
+func TestTLSHTTP2ProbeWarnsOnce(t *testing.T) {
 	pki := testpki.New(t)
 	addr, logs, waitClosed := startTLSLogging(t, pki)
 	// probe completes a handshake offering h2, sends what it is given
@@ -428,12 +428,9 @@ func TestTLSHTTP2ProbeLogsNoWarning(t *testing.T) {
 		waitClosed("a probe")
 	}
 
-	probe("")
-	if line := grepLine(logs.tail(1<<20), "preface"); line != "" {
-		t.Errorf("a probe that left after its handshake: %s", line)
+	for range 2 {
+		probe("")
+		probe("GET / HTTP/1.1\r\nHost: ssehub\r\n\r\n")
 	}
-	probe("GET / HTTP/1.1\r\nHost: ssehub\r\n\r\n")
-	if line := grepLine(logs.tail(1<<20), "preface"); line != "" {
-		t.Errorf("a client that sent no HTTP/2 preface: %s", line)
-	}
+	warnedOnce(t, logs.tail(1<<20), "http2_preface", "error reading preface", 1)
 }
