@@ -30,6 +30,13 @@ const (
 	// idleTimeout bounds the wait for the next request on a kept-alive
 	// connection.
 	idleTimeout = 2 * time.Minute
+	// maxHeaderBytes bounds a request's head (its line and headers; over
+	// HTTP/2, its header list): past it, 431. A stream holds its request
+	// for as long as it runs, so this is also what a client can make one
+	// stream hold beyond its own state, not net/http's 1 MiB. It leaves
+	// room for the largest head a client needs: 32 topics of 255 bytes,
+	// a token, cookies.
+	maxHeaderBytes = 64 << 10
 )
 
 // newConnGrace is how long a shutdown leaves a connection that has given
@@ -151,6 +158,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ReadTimeout:       m.Config.Server.ReadTimeout,
 		ReadHeaderTimeout: min(readHeaderTimeout, m.Config.Server.ReadTimeout),
 		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		TLSConfig:         tlsConfig,
 		Protocols:         serverProtocols(m.Config.Server),
 		ErrorLog:          errLog,

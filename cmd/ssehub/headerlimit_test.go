@@ -1,0 +1,171 @@
+package main
+
+// Tests of the bound on a request's head, over a real socket: a stream
+// holds its request, head included, for as long as it runs, so a head
+// past maxHeaderBytes is refused (431) over HTTP/1.1 and over HTTP/2,
+// while the largest head a client of ssehub needs is served.
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// oversizedLastEventID is a Last-Event-ID past maxHeaderBytes, and under net/http's
+// default bound (1 MiB), so that only ssehub's own bound refuses it.
+var oversizedLastEventID = strings.Repeat("9", 4*maxHeaderBytes)
+
+// TestRequestHeadBounded: a subscription whose head is past maxHeaderBytes
+// gets 431 and no stream, over HTTP/1.1 and over h2c; the largest head a
+// subscriber needs (32 topics of 255 bytes, a long token and cookie) is
+// served.
+func TestRequestHeadBounded(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.H2C = true
+	base, _ := startMain(t, cfg)
+	addr := strings.TrimPrefix(base, "http://")
+
+	t.Run("largest needed", func(t *testing.T) {
+		var topics []string
+		for i := range 32 {
+			topics = append(topics, "topic=demo."+strconv.Itoa(i)+"."+strings.Repeat("t", stream.MaxTopicLen-8))
+		}
+		req, err := http.NewRequest(http.MethodGet, base+"/api/v1/events?"+strings.Join(topics, "&"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.Repeat("j", 8<<10))
+		req.Header.Set("Cookie", "session="+strings.Repeat("c", 4<<10))
+		req.Header.Set("Last-Event-ID", "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("a head of %d bytes: %s, want 200", len(req.URL.RawQuery)+12<<10, resp.Status)
+		}
+	})
+
+	t.Run("HTTP/1.1", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "GET /api/v1/events?topic=demo.x HTTP/1.1\r\nHost: ssehub.test\r\n"+
+			"Last-Event-ID: "+oversizedLastEventID+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		// The answer's head alone: a stream's body would not end.
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("a Last-Event-ID of %d bytes: %s, want 431", len(oversizedLastEventID), resp.Status)
+		}
+	})
+
+	t.Run("h2c", func(t *testing.T) {
+		// One field past the bound ends the connection (net/http: a
+		// COMPRESSION_ERROR); fields that are not, but add up past it,
+		// get 431.
+		status, goAway := h2cStatus(t, addr, "/api/v1/events?topic=demo.x", "last-event-id", oversizedLastEventID)
+		if status != http.StatusRequestHeaderFieldsTooLarge && (status != 0 || goAway == http2.ErrCodeNo) {
+			t.Errorf("a Last-Event-ID of %d bytes: status %d, GOAWAY %v, want 431 or the connection ended with an error", len(oversizedLastEventID), status, goAway)
+		}
+		pad := strings.Repeat("p", maxHeaderBytes/4)
+		status, goAway = h2cStatus(t, addr, "/api/v1/events?topic=demo.x", "last-event-id", "1", "x-pad-1", pad, "x-pad-2", pad, "x-pad-3", pad, "x-pad-4", pad)
+		if status != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("a head of %d bytes: status %d, GOAWAY %v, want 431", 4*len(pad), status, goAway)
+		}
+	})
+}
+
+// h2cStatus sends one GET for path with the headers (name, value, ...)
+// over cleartext HTTP/2 to addr, its head split over frames of the
+// default size, and returns the status of the answer, or the code of a
+// GOAWAY that came instead.
+func h2cStatus(t *testing.T, addr, path string, headers ...string) (status int, goAway http2.ErrCode) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range []hpack.HeaderField{
+		{Name: ":method", Value: http.MethodGet},
+		{Name: ":scheme", Value: "http"},
+		{Name: ":authority", Value: "ssehub.test"},
+		{Name: ":path", Value: path},
+	} {
+		if err := enc.WriteField(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if err := enc.WriteField(hpack.HeaderField{Name: headers[i], Value: headers[i+1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const frameSize = 16 << 10 // SETTINGS_MAX_FRAME_SIZE's initial value
+	b := block.Bytes()
+	first := b[:min(len(b), frameSize)]
+	b = b[len(first):]
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first, EndStream: true, EndHeaders: len(b) == 0}); err != nil {
+		t.Fatal(err)
+	}
+	for len(b) > 0 {
+		next := b[:min(len(b), frameSize)]
+		b = b[len(next):]
+		if err := fr.WriteContinuation(1, len(b) == 0, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the answer: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				if err := fr.WriteSettingsAck(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case *http2.MetaHeadersFrame:
+			status, err := strconv.Atoi(f.PseudoValue("status"))
+			if err != nil {
+				t.Fatalf("status %q: %v", f.PseudoValue("status"), err)
+			}
+			return status, 0
+		case *http2.RSTStreamFrame:
+			t.Fatalf("stream reset: %v", f.ErrCode)
+		case *http2.GoAwayFrame:
+			return 0, f.ErrCode
+		}
+	}
+}
