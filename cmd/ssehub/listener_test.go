@@ -56,22 +56,33 @@ func refusingAddr(t *testing.T) string {
 // kept the Main from starting again ("address already in use").
 func restartAddr(t *testing.T) string {
 	t.Helper()
+	fd, port := bindLoopback(t)
+	t.Cleanup(func() { syscall.Close(fd) })
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// bindLoopback binds a new socket to a free loopback port, as a listener
+// on port 0 does (SO_REUSEADDR, as Go's), and returns it and its port.
+func bindLoopback(t *testing.T) (fd, port int) {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { syscall.Close(fd) })
 	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		syscall.Close(fd)
 		t.Fatal(err)
 	}
 	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
 		t.Fatal(err)
 	}
 	sa, err := syscall.Getsockname(fd)
 	if err != nil {
+		syscall.Close(fd)
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	return fd, sa.(*syscall.SockaddrInet4).Port
 }
 
 // TestRestartAddrIsNobodyElses: while a Main on restartAddr's address is
@@ -107,26 +118,13 @@ func TestRestartAddrIsNobodyElses(t *testing.T) {
 	}
 }
 
-// freeBind binds a socket to a free loopback port, as a listener on port
-// 0 does (SO_REUSEADDR, as Go's), closes it, and returns the port.
+// freeBind binds a socket to a free loopback port (bindLoopback), closes
+// it, and returns the port.
 func freeBind(t *testing.T) string {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fd)
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
+	fd, port := bindLoopback(t)
+	syscall.Close(fd)
+	return strconv.Itoa(port)
 }
 
 // boundSocket returns a TCP socket bound to a free loopback port, closed

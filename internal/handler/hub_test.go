@@ -371,15 +371,7 @@ func TestHubClientGoneWhileItsResumeSubscribesAgain(t *testing.T) {
 	for range 3 {
 		ts.publish(t, "other", `{"data": "before"}`)
 	}
-	// Deep resumes that do not read hold every slot for a page (64 with
-	// this history's bytes).
-	for range 64 {
-		sub, err := tb.Subscribe([]string{"a"}, deep)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(sub.Close)
-	}
+	holdEveryPageSlot(t, tb, deep)
 	resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, map[string]string{"Last-Event-ID": oldest})
 	wantStreamHeaders(t, resp)
 	<-broker.again
@@ -416,15 +408,7 @@ func TestHubShutdownEndsAResubscribeWaitingForTheStore(t *testing.T) {
 	for range 3 {
 		ts.publish(t, "other", `{"data": "before"}`)
 	}
-	// Deep resumes that do not read hold every slot for a page (64 with
-	// this history's bytes).
-	for range 64 {
-		sub, err := tb.Subscribe([]string{"a"}, deep)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(sub.Close)
-	}
+	holdEveryPageSlot(t, tb, deep)
 	resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, map[string]string{"Last-Event-ID": oldest})
 	defer resp.Body.Close()
 	wantStreamHeaders(t, resp)
@@ -439,6 +423,23 @@ func TestHubShutdownEndsAResubscribeWaitingForTheStore(t *testing.T) {
 	// Its subscription fell behind nothing: the stream was not dropped.
 	if n := logs.Count(`msg="stream ended"`); n != 1 || logs.Count(`reason="shutting down"`) != 1 {
 		t.Errorf("%d stream ended lines, want 1 saying shutting down:\n%s", n, logs.String())
+	}
+}
+
+// holdEveryPageSlot holds every slot for reading a page of the NATS
+// stream (64 with these tests' history bytes) with resumes from deep, on
+// topic a, that do not read: a resume that must read the stream waits.
+func holdEveryPageSlot(t *testing.T, b interface {
+	Subscribe(patterns []string, lastEventID string) (stream.Subscription, error)
+}, deep string,
+) {
+	t.Helper()
+	for range 64 {
+		sub, err := b.Subscribe([]string{"a"}, deep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sub.Close)
 	}
 }
 
@@ -478,15 +479,7 @@ func TestHubShutdownAnswersAResumeWaitingForTheStore(t *testing.T) {
 	for range 4 {
 		ts.publish(t, "other", `{"data": "after"}`)
 	}
-	// Deep resumes that do not read hold every slot for a page (64 with
-	// this history's bytes).
-	for range 64 {
-		sub, err := tb.Subscribe([]string{"a"}, deep)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(sub.Close)
-	}
+	holdEveryPageSlot(t, tb, deep)
 	answer := make(chan *http.Response, 1)
 	go func() {
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", ts.URL+"/api/v1/events?topic=a", nil)
