@@ -429,10 +429,7 @@ func TestHubShutdownEndsAResubscribeWaitingForTheStore(t *testing.T) {
 // holdEveryPageSlot holds every slot for reading a page of the NATS
 // stream (64 with these tests' history bytes) with resumes from deep, on
 // topic a, that do not read: a resume that must read the stream waits.
-func holdEveryPageSlot(t *testing.T, b interface {
-	Subscribe(patterns []string, lastEventID string) (stream.Subscription, error)
-}, deep string,
-) {
+func holdEveryPageSlot(t *testing.T, b Broker, deep string) {
 	t.Helper()
 	for range 64 {
 		sub, err := b.Subscribe([]string{"a"}, deep)
