@@ -94,6 +94,43 @@ func TestRequestHeadBounded(t *testing.T) {
 	})
 }
 
+// TestRequestHeadBoundAnnouncedOverHTTP2: over HTTP/2 the bound is
+// announced (SETTINGS_MAX_HEADER_LIST_SIZE), and Go's client, which heeds
+// it, fails a request past it without sending it, as the README says; it
+// sees no 431.
+func TestRequestHeadBoundAnnouncedOverHTTP2(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.H2C = true
+	base, _ := startMain(t, cfg)
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	transport := &http.Transport{Protocols: &protocols}
+	t.Cleanup(transport.CloseIdleConnections)
+	client := &http.Client{Transport: transport}
+	for _, pad := range []int{1 << 10, maxHeaderBytes} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Pad", strings.Repeat("p", pad))
+		resp, err := client.Do(req)
+		if pad < maxHeaderBytes {
+			if err != nil || resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+				t.Fatalf("a head under the bound over HTTP/2: %v %v, want 200 over HTTP/2", resp, err)
+			}
+			resp.Body.Close()
+			continue
+		}
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("a head past the bound over HTTP/2: %s, want the client to fail it unsent", resp.Status)
+		}
+		if !strings.Contains(err.Error(), "larger than peer's advertised limit") {
+			t.Errorf("a head past the bound over HTTP/2: %v, want the client's own refusal", err)
+		}
+	}
+}
+
 // h2cStatus sends one GET for path with the headers (name, value, ...)
 // over cleartext HTTP/2 to addr, its head split over frames of the
 // default size, and returns the status of the answer, or the code of a
