@@ -140,6 +140,20 @@ func TestRequestHeadBoundFitsMoreTopics(t *testing.T) {
 	}
 }
 
+// headerBytes grows with hub.max_topics_per_subscription past 32, up to
+// net/http's own bound: a key set to a million topics does not let a
+// client send a head of 264 MB.
+func TestHeaderBytes(t *testing.T) {
+	for topics, want := range map[int]int{
+		1: maxHeaderBytes, 32: maxHeaderBytes, 33: maxHeaderBytes + topicParamBytes,
+		400: maxHeaderBytes + 368*topicParamBytes, 1_000_000: http.DefaultMaxHeaderBytes,
+	} {
+		if got := headerBytes(topics); got != want {
+			t.Errorf("headerBytes(%d) = %d, want %d", topics, got, want)
+		}
+	}
+}
+
 // TestRequestHeadBoundAnnouncedOverHTTP2: over HTTP/2 the bound is
 // announced (SETTINGS_MAX_HEADER_LIST_SIZE), and Go's client, which heeds
 // it, fails a request past it without sending it, as the README says; it

@@ -49,9 +49,10 @@ const (
 // headerBytes is the bound on a request's head (maxHeaderBytes), with
 // room for every topic past headerTopics that a subscription may have
 // (hub.max_topics_per_subscription): a subscription within the hub's
-// bounds is not refused 431 for its head.
+// bounds is not refused 431 for its head. It is never more than
+// net/http's own bound, 1 MiB (about 3,800 topics of 255 bytes).
 func headerBytes(maxTopics int) int {
-	return maxHeaderBytes + max(0, maxTopics-headerTopics)*topicParamBytes
+	return min(maxHeaderBytes+max(0, maxTopics-headerTopics)*topicParamBytes, http.DefaultMaxHeaderBytes)
 }
 
 // newConnGrace is how long a shutdown leaves a connection that has given
