@@ -8,9 +8,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -92,6 +95,100 @@ func TestRequestHeadBounded(t *testing.T) {
 			t.Errorf("a head of %d bytes: status %d, GOAWAY %v, want 431", 4*len(pad), status, goAway)
 		}
 	})
+}
+
+// TestRequestHeadBoundFitsMoreTopics: with hub.max_topics_per_subscription
+// raised, a subscription to that many topics of 255 bytes, with the same
+// token and cookie, is within its bounds and is served, not refused 431
+// for a head past the 64 KiB that leaves room for 32.
+func TestRequestHeadBoundFitsMoreTopics(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.H2C = true
+	cfg.Hub.MaxTopicsPerSubscription = 400
+	base, _ := startMain(t, cfg)
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	for _, h2 := range []bool{false, true} {
+		var topics []string
+		for i := range cfg.Hub.MaxTopicsPerSubscription {
+			topics = append(topics, fmt.Sprintf("topic=demo.%03d.", i)+strings.Repeat("t", stream.MaxTopicLen-11)+".>")
+		}
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/api/v1/events?"+strings.Join(topics, "&"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.Repeat("j", 8<<10))
+		req.Header.Set("Cookie", "session="+strings.Repeat("c", 4<<10))
+		transport := &http.Transport{}
+		if h2 {
+			transport.Protocols = &protocols
+			transport.Protocols.SetHTTP1(false)
+		}
+		resp, err := (&http.Client{Transport: transport}).Do(req)
+		if uerr := (*url.Error)(nil); errors.As(err, &uerr) {
+			t.Fatalf("HTTP/2 %v: %d topics: %v", h2, len(topics), uerr.Err) // not its URL of 100 KiB
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		transport.CloseIdleConnections()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("HTTP/2 %v: %d topics of %d bytes (a query of %d bytes): %s, want 200",
+				h2, len(topics), stream.MaxTopicLen, len(req.URL.RawQuery), resp.Status)
+		}
+	}
+}
+
+// headerBytes grows with hub.max_topics_per_subscription past 32, up to
+// net/http's own bound: a key set to a million topics does not let a
+// client send a head of 264 MB.
+func TestHeaderBytes(t *testing.T) {
+	for topics, want := range map[int]int{
+		1: maxHeaderBytes, 32: maxHeaderBytes, 33: maxHeaderBytes + topicParamBytes,
+		400: maxHeaderBytes + 368*topicParamBytes, 1_000_000: http.DefaultMaxHeaderBytes,
+	} {
+		if got := headerBytes(topics); got != want {
+			t.Errorf("headerBytes(%d) = %d, want %d", topics, got, want)
+		}
+	}
+}
+
+// TestRequestHeadBoundAnnouncedOverHTTP2: over HTTP/2 the bound is
+// announced (SETTINGS_MAX_HEADER_LIST_SIZE), and Go's client, which heeds
+// it, fails a request past it without sending it, as the README says; it
+// sees no 431.
+func TestRequestHeadBoundAnnouncedOverHTTP2(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.H2C = true
+	base, _ := startMain(t, cfg)
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	transport := &http.Transport{Protocols: &protocols}
+	t.Cleanup(transport.CloseIdleConnections)
+	client := &http.Client{Transport: transport}
+	for _, pad := range []int{1 << 10, maxHeaderBytes} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Pad", strings.Repeat("p", pad))
+		resp, err := client.Do(req)
+		if pad < maxHeaderBytes {
+			if err != nil || resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+				t.Fatalf("a head under the bound over HTTP/2: %v %v, want 200 over HTTP/2", resp, err)
+			}
+			resp.Body.Close()
+			continue
+		}
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("a head past the bound over HTTP/2: %s, want the client to fail it unsent", resp.Status)
+		}
+		if !strings.Contains(err.Error(), "larger than peer's advertised limit") {
+			t.Errorf("a head past the bound over HTTP/2: %v, want the client's own refusal", err)
+		}
+	}
 }
 
 // h2cStatus sends one GET for path with the headers (name, value, ...)

@@ -897,7 +897,7 @@ func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 // bounds (hub.max_topics_per_subscription topics of 255 bytes each) with
 // a JWT's worth of token, in the query as an EventSource sends it or in
 // Authorization as a program does, passes the recipe to ssehub, which takes
-// request headers up to 1 MiB. With nginx's default buffers (a request line
+// a request head of up to 64 KiB (maxHeaderBytes). With nginx's default buffers (a request line
 // or header of 8 KiB at most), nginx refused both itself: 414 and 400,
 // with an HTML page.
 func TestNginxPassesTheLargestSubscription(t *testing.T) {

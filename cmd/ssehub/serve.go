@@ -19,6 +19,7 @@ import (
 	"github.com/ssehub/ssehub/internal/gcpace"
 	"github.com/ssehub/ssehub/internal/handler"
 	"github.com/ssehub/ssehub/internal/natsbroker"
+	"github.com/ssehub/ssehub/internal/stream"
 	"github.com/ssehub/ssehub/static"
 )
 
@@ -35,9 +36,24 @@ const (
 	// for as long as it runs, so this is also what a client can make one
 	// stream hold beyond its own state, not net/http's 1 MiB. It leaves
 	// room for the largest head a client needs: 32 topics of 255 bytes,
-	// a token, cookies.
+	// a token, cookies. headerBytes adds room for more topics.
 	maxHeaderBytes = 64 << 10
+	// headerTopics is how many topics maxHeaderBytes has room for.
+	headerTopics = 32
+	// topicParamBytes is what one topic of MaxTopicLen bytes adds to a
+	// request's head: "&topic=", and its final '>' as a browser sends it
+	// ("%3E").
+	topicParamBytes = len("&topic=") + stream.MaxTopicLen + len("%3E") - 1
 )
+
+// headerBytes is the bound on a request's head (maxHeaderBytes), with
+// room for every topic past headerTopics that a subscription may have
+// (hub.max_topics_per_subscription): a subscription within the hub's
+// bounds is not refused 431 for its head. It is never more than
+// net/http's own bound, 1 MiB (about 3,800 topics of 255 bytes).
+func headerBytes(maxTopics int) int {
+	return min(maxHeaderBytes+max(0, maxTopics-headerTopics)*topicParamBytes, http.DefaultMaxHeaderBytes)
+}
 
 // newConnGrace is how long a shutdown leaves a connection that has given
 // no request yet: then it is closed, as an idle kept-alive connection is
@@ -158,7 +174,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ReadTimeout:       m.Config.Server.ReadTimeout,
 		ReadHeaderTimeout: min(readHeaderTimeout, m.Config.Server.ReadTimeout),
 		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		MaxHeaderBytes:    headerBytes(m.Config.Hub.MaxTopicsPerSubscription),
 		TLSConfig:         tlsConfig,
 		Protocols:         serverProtocols(m.Config.Server),
 		ErrorLog:          errLog,

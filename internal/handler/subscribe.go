@@ -269,19 +269,15 @@ func (l *subscriptionLoop) resubscribe(w io.Writer) bool {
 		}
 		return s.stop(fmt.Errorf("%w: %w; subscribing again: %w", errDropped, l.sub.Err(), err))
 	}
-	told := l.sub.Reset() != ""
 	l.sub.Close()
 	s.h.untrackSubscription(l.sub)
 	l.sub = sub
 	s.h.trackSubscription(sub, l.wait)
-	switch {
-	case sub.Reset() != "" && !told:
+	// The stream began with no reset: a subscription with a Reset is
+	// never overtaken (stream.Subscription's Reset), so the client is
+	// told of one here for the first time.
+	if sub.Reset() != "" {
 		s.reset(sub.Reset(), sub.Position())
-	case sub.Reset() != "":
-		// The stream began with a reset (a broker's resume with a Reset
-		// and a replay, overtaken): the client knows events may have
-		// been missed, and is told only where it stands now.
-		s.position(sub.Position())
 	}
 	l.at, _ = strconv.ParseUint(sub.Position(), 10, 64)
 	l.replayed = false

@@ -137,8 +137,10 @@ type Subscription interface {
 	// could not be resumed from: events may have been missed. There is
 	// then no replay and the queue carries live events only, unless the
 	// id is known to be older than every event the broker holds (from
-	// before a restart): the replay is then all of them. It is empty for
-	// a live-only subscription.
+	// before a restart): the replay is then all of them, from the oldest
+	// the broker holds when Replay reads them, so that it is never
+	// overtaken (ErrResumeOvertaken): a subscription with a Reset never
+	// ends with it. It is empty for a live-only subscription.
 	Reset() string
 	// Position is the event id the subscription's first event comes
 	// after: the requested last event id when it resumes from it, else
