@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -550,5 +552,76 @@ func TestClientRapidResetWarnsOnce(t *testing.T) {
 	warnedOnce(t, logs.String(), "http2_enhance_your_calm", "ENHANCE_YOUR_CALM", 1)
 	if kinds, _ := summaryCounts(t, logs.String()); kinds["http2_enhance_your_calm"] != attacks-1 {
 		t.Errorf("summed up %v, want %d rapid resets: every one but the first", kinds, attacks-1)
+	}
+}
+
+// weakCert and weakKey are a self-signed certificate for 127.0.0.1 and
+// its 512-bit RSA key: a pair that loads, but with which the server can
+// sign no handshake.
+const (
+	weakCert = `-----BEGIN CERTIFICATE-----
+MIIBkjCCATygAwIBAgIUG7bBTaM04ezGQYKAc2BVWqrEVyswDQYJKoZIhvcNAQEL
+BQAwFDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTEyNzE0NDAzOFoYDzIxMjYx
+MTAzMTQ0MDM4WjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwXDANBgkqhkiG9w0BAQEF
+AANLADBIAkEAy4DRVUOqyZsSrh3tcAjK8yvMiiOj+yoOdFoMb6u1TjpS/m7arc6l
+t4fMXtoxFknJGLwvrStpfmpsBlFRRL5X/QIDAQABo2QwYjAdBgNVHQ4EFgQUdrmb
+GElKvBEwflL616bP+MwDYm8wHwYDVR0jBBgwFoAUdrmbGElKvBEwflL616bP+MwD
+Ym8wDwYDVR0TAQH/BAUwAwEB/zAPBgNVHREECDAGhwR/AAABMA0GCSqGSIb3DQEB
+CwUAA0EABxPPaQQv4u8FvLlbjnLgHYNKvaXtz//xL24Kq4TPveFhXP+Eux+EC6zm
+pWU/itr7Q7dviAg8VqOSaLomKcjT6g==
+-----END CERTIFICATE-----
+`
+	weakKey = `-----BEGIN PRIVATE KEY-----
+MIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEAy4DRVUOqyZsSrh3t
+cAjK8yvMiiOj+yoOdFoMb6u1TjpS/m7arc6lt4fMXtoxFknJGLwvrStpfmpsBlFR
+RL5X/QIDAQABAkAsS5DFB2KQWXG6doctIKzUO09dLh7OV7wntUYJtI1VRldKXVs2
+jl4NML+xOxUcKvL9m8r34S6q8GEqMG+EaHOhAiEA6534NNsOiyey/FliQ3gAl3Qr
+YOoB+jX6rvMkupUa4IkCIQDdG6WVjDrlwS+6rxSSqdL7CoDA6fVdDDDalf1p7nfW
+1QIhANegvUtaAmhVj5ckEiqewyPYO+64mdCr39yGRmG/HVbJAiEAgXPIVHBPo2ih
+6yjKYLvw/G2/yDKyJxIWIEQkpDqsCykCIEDCtm/+7YwXncuephojYtFcsaE1MKqh
+EX2vSORwdTCZ
+-----END PRIVATE KEY-----
+`
+)
+
+// TestTLSServerCertificateFaultWarnsEach: a handshake that fails because
+// of the server's own certificate (a key too small to sign with, one
+// that cannot sign at all) is the server's fault, whichever client
+// comes: each such line warns, as net/http's other lines of the server's
+// own do, and none is counted as a client's kind to be summed up at info.
+func TestTLSServerCertificateFaultWarnsEach(t *testing.T) {
+	dir := t.TempDir()
+	pki := testpki.PKI{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")}
+	if err := os.WriteFile(pki.CertFile, []byte(weakCert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pki.KeyFile, []byte(weakKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, logs, waitClosed := startTLSLogging(t, pki)
+	const n = 2
+	for range n {
+		for _, version := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+			conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: version}) //nolint:gosec // the certificate is not the point
+			if err == nil {
+				conn.Close()
+				t.Fatal("a handshake with a 512-bit RSA key succeeded")
+			}
+			waitClosed("a handshake the server could not sign")
+		}
+	}
+	var faults []string
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "TLS handshake error") {
+			faults = append(faults, line)
+		}
+	}
+	if len(faults) != 2*n {
+		t.Fatalf("%d handshake errors logged, want %d:\n%s", len(faults), 2*n, logs.String())
+	}
+	for _, line := range faults {
+		if !strings.Contains(line, "level=WARN") || strings.Contains(line, " kind=") {
+			t.Errorf("%q: want a warning of the server's own, counted as no client's kind", line)
+		}
 	}
 }

@@ -377,7 +377,9 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // at warn level, in a few lines whatever its rate. So does a handshake
 // the client refused with its alert: every client refuses an expired
 // certificate, or a chain it cannot verify, but any client may refuse at
-// the rate it likes. So does any other handshake that failed. One cut by
+// the rate it likes. So does any other handshake that failed, but for the
+// server's own certificate or key (serverTLSFault): that is a warning
+// at each line, as any line no client caused. One cut by
 // the server's own close of the connection (a shutdown closing those that
 // have sent no request) is at debug, and counted nowhere.
 //
@@ -577,6 +579,8 @@ func clientErrorKind(msg string) string {
 			// does not trust the certificate (every client, once it has
 			// expired), or any client that chooses to.
 			return "tls_refused"
+		case serverTLSFault(rest):
+			return "" // the server's own certificate or key: whichever client comes
 		}
 		// Any other failure of a handshake's bytes: a client's.
 		return "tls_error"
@@ -603,6 +607,27 @@ func clientErrorKind(msg string) string {
 		return "http2_preface"
 	}
 	return ""
+}
+
+// serverTLSFault reports whether a failed handshake's error is crypto/tls's
+// for the server's own certificate or key, not the client's bytes: a key
+// too small to sign with, or that cannot sign or decrypt, a certificate
+// the cipher suite cannot use, none configured.
+func serverTLSFault(err string) bool {
+	for _, fault := range []string{
+		": tls: no certificates configured",
+		": tls: certificate ", // RSA key size too small, private key does not implement, cannot be used
+		": tls: failed to sign ",
+		": tls: unsupported signing key type",
+		": tls: unsupported decryption key type",
+		": tls: server certificate contains incorrect key type",
+		": tls: internal error",
+	} {
+		if strings.Contains(err, fault) {
+			return true
+		}
+	}
+	return false
 }
 
 // quietServerError reports whether msg, a line of net/http's error log
