@@ -625,3 +625,47 @@ func TestTLSServerCertificateFaultWarnsEach(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorWindowCloseWaitsForItsLine: a window's timer that ends it as
+// the server is done takes its counts, then writes its line; close, the
+// server's last word, returned before that line was written, with
+// nothing left to write itself: the line came after Run returned, or
+// never, when the process exited first. close waits for it.
+func TestErrorWindowCloseWaitsForItsLine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		writing, release := make(chan struct{}), make(chan struct{})
+		var mu sync.Mutex
+		var written []int
+		w := &errorWindow{window: time.Minute, sum: func(_ map[string]int, count int, _ string) {
+			if count == 2 {
+				close(writing)
+				<-release // a handler slow to write
+			}
+			mu.Lock()
+			written = append(written, count)
+			mu.Unlock()
+		}}
+		for range 3 {
+			w.add("kind", "line")
+		}
+		<-writing // the window ended: its timer writes its line
+		closed := make(chan struct{})
+		go func() {
+			w.close()
+			close(closed)
+		}()
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Error("close returned before the window's line was written")
+		default:
+		}
+		close(release)
+		<-closed
+		mu.Lock()
+		defer mu.Unlock()
+		if len(written) != 1 || written[0] != 2 {
+			t.Errorf("lines written with counts %v, want one of 2", written)
+		}
+	})
+}

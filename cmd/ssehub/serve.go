@@ -479,6 +479,7 @@ type errorWindow struct {
 	kinds  map[string]int // the kinds open, and how many lines each counted
 	last   string         // the last line counted
 	closed bool           // set by close: no window opens any more
+	sums   sync.WaitGroup // the lines being written, for close to wait for
 }
 
 // add counts a line of kind, and reports whether it is the first of its
@@ -528,19 +529,25 @@ func (w *errorWindow) flush() {
 			w.timer = time.AfterFunc(w.window, w.flush)
 		}
 	}
-	w.mu.Unlock()
-	if count > 0 {
-		w.sum(counted, count, last)
+	if count == 0 {
+		w.mu.Unlock()
+		return
 	}
+	w.sums.Add(1)
+	w.mu.Unlock()
+	defer w.sums.Done()
+	w.sum(counted, count, last)
 }
 
 // close flushes the open window, and makes later lines log at once: no
-// timer outlives the server.
+// timer outlives the server. It returns once every window's line is
+// written, the one its timer may be writing too.
 func (w *errorWindow) close() {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
 	w.flush()
+	w.sums.Wait()
 }
 
 // clientErrorKind names the kind of a line of net/http's error log that a
