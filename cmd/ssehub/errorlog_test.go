@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -666,6 +667,41 @@ func TestErrorWindowCloseWaitsForItsLine(t *testing.T) {
 		defer mu.Unlock()
 		if len(written) != 1 || written[0] != 2 {
 			t.Errorf("lines written with counts %v, want one of 2", written)
+		}
+	})
+}
+
+// TestClientErrorKindWarnsOncePerWindow: the windows are the same for
+// every kind, one after another while any kind has lines: a kind whose
+// first line came at a window's end, and which that window counted none
+// of, warns again at its next line in the window after, however soon.
+// Each kind warns at most once a window.
+func TestClientErrorKindWarnsOncePerWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs lockedBuffer
+		errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil))
+		defer flush()
+		goaway := func() { errLog.Print("http2: received GOAWAY [FrameHeader GOAWAY len=8], starting graceful shutdown") }
+		settings := func() { errLog.Print("timeout waiting for SETTINGS frames from 127.0.0.1:8111") }
+		goaway() // opens the window
+		time.Sleep(clientErrorWindow - time.Second)
+		settings() // the window's last second
+		goaway()
+		time.Sleep(2 * time.Second)
+		settings() // the next window's first seconds
+		goaway()
+		time.Sleep(clientErrorWindow / 2)
+		settings()
+		goaway()
+		synctest.Wait()
+		warnings := map[string]int{}
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "level=WARN") {
+				warnings[strings.TrimSuffix(line[strings.LastIndex(line, " kind=")+len(" kind="):], "\n")]++
+			}
+		}
+		if want := map[string]int{"http2_goaway": 1, "http2_settings_timeout": 2}; !maps.Equal(warnings, want) {
+			t.Errorf("warnings %v, want %v:\n%s", warnings, want, logs.String())
 		}
 	})
 }

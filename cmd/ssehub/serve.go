@@ -368,11 +368,13 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // which only the client's frames raise; ENHANCE_YOUR_CALM is Go's answer
 // to a rapid reset attack, CVE-2023-44487) or sends no SETTINGS after its
 // preface. Each line of these is at debug. The first of each kind is a
-// warning, with its kind; those of the same kind that follow within
-// clientErrorWindow are counted, and one info line a window sums up the
-// kinds counted in it: "client connection errors", their count, and the
-// count of each kind. A kind of which a window counted none is a warning
-// again at its next line. So a flood, an attack or a stall of the
+// warning, with its kind; those of the same kind that follow are
+// counted, and one info line a clientErrorWindow sums up the kinds
+// counted in it: "client connection errors", their count, and the count
+// of each kind. The windows are the same for every kind, one after
+// another while any is open: a kind of which a window counted none (its
+// first line may have come at the window's end) is a warning again at
+// its next line, so each kind warns at most once a window. So a flood, an attack or a stall of the
 // server's own (clients that seem to send no SETTINGS) shows at info and
 // at warn level, in a few lines whatever its rate. So does a handshake
 // the client refused with its alert: every client refuses an expired
