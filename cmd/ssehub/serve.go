@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -148,7 +149,7 @@ func (m *Main) Run(ctx context.Context) error {
 	h := handler.New(opts)
 	var conns openConns
 	var running handlers
-	errLog, flushErrLog := serverErrorLog(m.Logger.Handler())
+	errLog, flushErrLog := serverErrorLog(m.Logger.Handler(), servedCertExpired(tlsConfig))
 	defer flushErrLog()
 	srv := &http.Server{
 		Handler: running.serve(h),
@@ -374,15 +375,16 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // of each kind. The windows are the same for every kind, one after
 // another while any is open: a kind of which a window counted none (its
 // first line may have come at the window's end) is a warning again at
-// its next line, so each kind warns at most once a window. So a flood, an attack or a stall of the
-// server's own (clients that seem to send no SETTINGS) shows at info and
-// at warn level, in a few lines whatever its rate. So does a handshake
-// the client refused with its alert: every client refuses an expired
-// certificate, or a chain it cannot verify, but any client may refuse at
-// the rate it likes. So does any other handshake that failed, but for the
-// server's own certificate or key (serverTLSFault): that is a warning
-// at each line, as any line no client caused. One cut by
-// the server's own close of the connection (a shutdown closing those that
+// its next line, so each kind warns at most once a window. So a flood,
+// an attack or a stall of the server's own (clients that seem to send no
+// SETTINGS) shows at info and at warn level, in a few lines whatever its
+// rate. So does a handshake the client refused with its alert (a chain
+// it cannot verify; any client may refuse at the rate it likes), and any
+// other handshake that failed. A handshake that failed for the server's
+// own certificate or key (serverTLSFault), or that a client refused
+// while the served certificate has expired (every client does), is a
+// warning at each line, as any line no client caused. One cut by the
+// server's own close of the connection (a shutdown closing those that
 // have sent no request) is at debug, and counted nowhere.
 //
 // A failed accept (the process at its open files limit, EMFILE) net/http
@@ -394,9 +396,10 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 //
 // flush writes the open windows' lines, stops their timers and makes
 // later lines log at once; call it when the server is done.
-func serverErrorLog(h slog.Handler) (errLog *log.Logger, flush func()) {
+func serverErrorLog(h slog.Handler, certExpired func() bool) (errLog *log.Logger, flush func()) {
 	w := &errorLogWriter{
-		h: h,
+		h:           h,
+		certExpired: certExpired,
 		accepts: &errorWindow{window: acceptErrorWindow, sum: func(_ map[string]int, count int, last string) {
 			_ = logTo(h, slog.LevelWarn, last, slog.Int("count", count), slog.Duration("window", acceptErrorWindow))
 		}},
@@ -422,6 +425,9 @@ const clientErrorWindow = time.Minute
 type errorLogWriter struct {
 	h                slog.Handler
 	accepts, clients *errorWindow
+	// certExpired, when not nil, reports whether the served certificate
+	// has expired.
+	certExpired func() bool
 }
 
 func (w *errorLogWriter) Write(p []byte) (int, error) {
@@ -433,6 +439,9 @@ func (w *errorLogWriter) Write(p []byte) (int, error) {
 		return len(p), logTo(w.h, slog.LevelWarn, msg)
 	}
 	kind := clientErrorKind(msg)
+	if kind == "tls_refused" && w.certExpired != nil && w.certExpired() {
+		kind = "" // every client refuses the server's expired certificate: its fault
+	}
 	if kind == "" {
 		level := slog.LevelWarn
 		if quietServerError(msg) {
@@ -452,6 +461,19 @@ func (w *errorLogWriter) Write(p []byte) (int, error) {
 func (w *errorLogWriter) close() {
 	w.accepts.close()
 	w.clients.close()
+}
+
+// servedCertExpired returns what reports whether the certificate
+// tlsConfig serves has expired, or nil without TLS.
+func servedCertExpired(tlsConfig *tls.Config) func() bool {
+	if tlsConfig == nil {
+		return nil
+	}
+	return func() bool {
+		cert, err := tlsConfig.GetCertificate(&tls.ClientHelloInfo{})
+		// Leaf is nil only with GODEBUG=x509keypairleaf=0.
+		return err == nil && cert != nil && cert.Leaf != nil && time.Now().After(cert.Leaf.NotAfter)
+	}
 }
 
 // logTo writes a line of net/http's error log to h, if h takes its level.
