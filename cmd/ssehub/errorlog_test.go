@@ -779,3 +779,30 @@ func TestTLSExpiredCertificateWarnsEach(t *testing.T) {
 		}
 	}
 }
+
+// TestClientErrorsSummedUpBeforeStopped: the summary of the window open
+// at shutdown comes before "stopped", the server's last line: it came
+// after, as if the stopped server still served.
+func TestClientErrorsSummedUpBeforeStopped(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.H2C = true
+	var logs lockedBuffer
+	base, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	for range 2 {
+		h2cSend(t, strings.TrimPrefix(base, "http://"), func(fr *http2.Framer) error {
+			if err := fr.WriteSettings(); err != nil {
+				return err
+			}
+			return fr.WriteGoAway(0, http2.ErrCodeProtocol, nil)
+		})
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if kinds, lines := summaryCounts(t, logs.String()); lines != 1 || kinds["http2_goaway"] != 1 {
+		t.Errorf("%d summary lines counting %v, want one counting 1 GOAWAY:\n%s", lines, kinds, logs.String())
+	}
+	if last := logs.tail(200); !strings.HasSuffix(strings.TrimSpace(last), "msg=stopped") {
+		t.Errorf("the log ends %q, want the stopped line", last)
+	}
+}

@@ -245,6 +245,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	flushErrLog() // the open window's line, before the last
 	m.Logger.Info("stopped")
 	return nil
 }
