@@ -358,8 +358,9 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // balancer's, Kubernetes' tcpSocket probe) or a port scan does that. A
 // plain HTTP request, which net/http answers 400 (an HTTP health check
 // given the wrong scheme, a bot trying the port). A handshake the client
-// left unfinished until server.read_timeout passed, or whose bytes failed
-// it (not TLS, a version or cipher suites the server does not take). A
+// left unfinished until its bound passed (readHeaderTimeout, or
+// server.read_timeout when that is shorter), or whose bytes failed it
+// (not TLS, a version or cipher suites the server does not take). A
 // client that completes a handshake offering HTTP/2 and resets the
 // connection before its preface (a TLS health check closing with the
 // server's first bytes unread; net/http leaves the same probe unlogged

@@ -433,3 +433,30 @@ func TestTLSHTTP2ProbeWarnsOnce(t *testing.T) {
 	}
 	warnedOnce(t, logs.tail(1<<20), "http2_preface", "error reading preface", 1)
 }
+
+// TestTLSSilentClientCutAtHeaderBound: a client that opens a connection
+// and says nothing has its handshake cut within the 10s that bound a
+// request's headers, however long server.read_timeout is: net/http
+// bounds a handshake by the shortest of its timeouts.
+func TestTLSSilentClientCutAtHeaderBound(t *testing.T) {
+	cfg := tlsTestConfig(testpki.New(t))
+	cfg.Server.ReadTimeout = time.Hour
+	var logs lockedBuffer
+	base, _ := startMainLogging(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := io.Copy(io.Discard, conn); err != nil { // until the server closes it
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < readHeaderTimeout-time.Second || took > readHeaderTimeout+5*time.Second {
+		t.Errorf("a silent handshake cut after %v, want %v", took, readHeaderTimeout)
+	}
+	warnedOnce(t, logs.String(), "tls_timeout", "i/o timeout", 1)
+}
