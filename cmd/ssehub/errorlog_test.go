@@ -714,69 +714,77 @@ func TestClientErrorKindWarnsOncePerWindow(t *testing.T) {
 }
 
 // TestTLSExpiredCertificateWarnsEach: once the served certificate has
-// expired, every client refuses every handshake: the service is down,
+// expired, or while it is not yet valid (a clock behind, a certificate
+// dated ahead), every client refuses every handshake: the service is down,
 // and the server's certificate is at fault, not a client. Each refusal
 // then warns, as the server's own faults do; it was counted as a
 // client's tls_refused, one warning for the whole outage and an info
 // count a minute.
 func TestTLSExpiredCertificateWarnsEach(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    now.Add(-48 * time.Hour),
-		NotAfter:     now.Add(-time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, &x509.Certificate{Subject: pkix.Name{CommonName: "127.0.0.1"}}, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	pki := testpki.PKI{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), Roots: x509.NewCertPool()}
-	if err := os.WriteFile(pki.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pki.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pki.Roots.AddCert(cert)
-	addr, logs, waitClosed := startTLSLogging(t, pki)
-	const n = 3
-	for range n {
-		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1"})
-		if err == nil {
-			conn.Close()
-			t.Fatal("a client completed a handshake with an expired certificate")
-		}
-		waitClosed("a handshake refused for an expired certificate")
-	}
-	var refused []string
-	for line := range strings.Lines(logs.String()) {
-		if strings.Contains(line, "TLS handshake error") {
-			refused = append(refused, line)
-		}
-	}
-	if len(refused) != n {
-		t.Fatalf("%d handshake errors logged, want %d:\n%s", len(refused), n, logs.String())
-	}
-	for _, line := range refused {
-		if !strings.Contains(line, "level=WARN") || !strings.Contains(line, "remote error: tls: ") || strings.Contains(line, " kind=") {
-			t.Errorf("%q: want a warning of the server's own, counted as no client's kind", line)
-		}
+	for _, valid := range []struct {
+		name     string
+		from, to time.Duration
+	}{{"expired", -48 * time.Hour, -time.Hour}, {"not yet valid", time.Hour, 48 * time.Hour}} {
+		t.Run(valid.name, func(t *testing.T) {
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+				SerialNumber: big.NewInt(1),
+				Subject:      pkix.Name{CommonName: "127.0.0.1"},
+				IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+				NotBefore:    now.Add(valid.from),
+				NotAfter:     now.Add(valid.to),
+				KeyUsage:     x509.KeyUsageDigitalSignature,
+				ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			}, &x509.Certificate{Subject: pkix.Name{CommonName: "127.0.0.1"}}, &key.PublicKey, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			pki := testpki.PKI{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), Roots: x509.NewCertPool()}
+			if err := os.WriteFile(pki.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(pki.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cert, err := x509.ParseCertificate(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pki.Roots.AddCert(cert)
+			addr, logs, waitClosed := startTLSLogging(t, pki)
+			const n = 3
+			for range n {
+				conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1"})
+				if err == nil {
+					conn.Close()
+					t.Fatal("a client completed a handshake with a certificate out of its validity")
+				}
+				waitClosed("a handshake refused for a certificate out of its validity")
+			}
+			var refused []string
+			for line := range strings.Lines(logs.String()) {
+				if strings.Contains(line, "TLS handshake error") {
+					refused = append(refused, line)
+				}
+			}
+			if len(refused) != n {
+				t.Fatalf("%d handshake errors logged, want %d:\n%s", len(refused), n, logs.String())
+			}
+			for _, line := range refused {
+				if !strings.Contains(line, "level=WARN") || !strings.Contains(line, "remote error: tls: ") || strings.Contains(line, " kind=") {
+					t.Errorf("%q: want a warning of the server's own, counted as no client's kind", line)
+				}
+			}
+		})
 	}
 }
 

@@ -384,10 +384,11 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // it cannot verify; any client may refuse at the rate it likes), and any
 // other handshake that failed. A handshake that failed for the server's
 // own certificate or key (serverTLSFault), or that a client refused
-// while the served certificate has expired (every client does), is a
-// warning at each line, as any line no client caused. One cut by the
-// server's own close of the connection (a shutdown closing those that
-// have sent no request) is at debug, and counted nowhere.
+// while the served certificate has expired or is not valid yet (every
+// client does), is a warning at each line, as any line no client caused.
+// One cut by the server's own close of the connection (a shutdown
+// closing those that have sent no request) is at debug, and counted
+// nowhere.
 //
 // A failed accept (the process at its open files limit, EMFILE) net/http
 // logs at each retry, 5 ms after the failure before, doubling to 1 s, and
@@ -428,7 +429,7 @@ type errorLogWriter struct {
 	h                slog.Handler
 	accepts, clients *errorWindow
 	// certExpired, when not nil, reports whether the served certificate
-	// has expired.
+	// has expired, or is not valid yet.
 	certExpired func() bool
 }
 
@@ -466,15 +467,18 @@ func (w *errorLogWriter) close() {
 }
 
 // servedCertExpired returns what reports whether the certificate
-// tlsConfig serves has expired, or nil without TLS.
+// tlsConfig serves has expired, or is not valid yet, or nil without TLS.
 func servedCertExpired(tlsConfig *tls.Config) func() bool {
 	if tlsConfig == nil {
 		return nil
 	}
 	return func() bool {
 		cert, err := tlsConfig.GetCertificate(&tls.ClientHelloInfo{})
-		// Leaf is nil only with GODEBUG=x509keypairleaf=0.
-		return err == nil && cert != nil && cert.Leaf != nil && time.Now().After(cert.Leaf.NotAfter)
+		if err != nil || cert == nil || cert.Leaf == nil { // Leaf is nil only with GODEBUG=x509keypairleaf=0
+			return false
+		}
+		now := time.Now()
+		return now.After(cert.Leaf.NotAfter) || now.Before(cert.Leaf.NotBefore)
 	}
 }
 
