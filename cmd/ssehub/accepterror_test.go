@@ -66,7 +66,7 @@ func (l *fullListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0
 func TestAcceptErrorsRateLimited(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs lockedBuffer
-		errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil))
+		errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil), nil)
 		defer flush()
 		srv := &http.Server{Handler: http.NotFoundHandler(), ErrorLog: errLog}
 		const total = 600

@@ -2,12 +2,22 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -409,7 +419,7 @@ func (l *pipeListener) dial() net.Conn {
 func TestClientErrorsWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs lockedBuffer
-		errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil))
+		errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil), nil)
 		var protocols http.Protocols
 		protocols.SetUnencryptedHTTP2(true)
 		srv := &http.Server{Handler: http.NotFoundHandler(), ErrorLog: errLog, Protocols: &protocols}
@@ -494,7 +504,7 @@ func TestClientErrorsWindow(t *testing.T) {
 func TestClientRapidResetWarnsOnce(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	var logs lockedBuffer
-	errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil))
+	errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil), nil)
 	release := make(chan struct{})
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
@@ -550,5 +560,257 @@ func TestClientRapidResetWarnsOnce(t *testing.T) {
 	warnedOnce(t, logs.String(), "http2_enhance_your_calm", "ENHANCE_YOUR_CALM", 1)
 	if kinds, _ := summaryCounts(t, logs.String()); kinds["http2_enhance_your_calm"] != attacks-1 {
 		t.Errorf("summed up %v, want %d rapid resets: every one but the first", kinds, attacks-1)
+	}
+}
+
+// weakCert and weakKey are a self-signed certificate for 127.0.0.1 and
+// its 512-bit RSA key: a pair that loads, but with which the server can
+// sign no handshake.
+const (
+	weakCert = `-----BEGIN CERTIFICATE-----
+MIIBkjCCATygAwIBAgIUG7bBTaM04ezGQYKAc2BVWqrEVyswDQYJKoZIhvcNAQEL
+BQAwFDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTEyNzE0NDAzOFoYDzIxMjYx
+MTAzMTQ0MDM4WjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwXDANBgkqhkiG9w0BAQEF
+AANLADBIAkEAy4DRVUOqyZsSrh3tcAjK8yvMiiOj+yoOdFoMb6u1TjpS/m7arc6l
+t4fMXtoxFknJGLwvrStpfmpsBlFRRL5X/QIDAQABo2QwYjAdBgNVHQ4EFgQUdrmb
+GElKvBEwflL616bP+MwDYm8wHwYDVR0jBBgwFoAUdrmbGElKvBEwflL616bP+MwD
+Ym8wDwYDVR0TAQH/BAUwAwEB/zAPBgNVHREECDAGhwR/AAABMA0GCSqGSIb3DQEB
+CwUAA0EABxPPaQQv4u8FvLlbjnLgHYNKvaXtz//xL24Kq4TPveFhXP+Eux+EC6zm
+pWU/itr7Q7dviAg8VqOSaLomKcjT6g==
+-----END CERTIFICATE-----
+`
+	weakKey = `-----BEGIN PRIVATE KEY-----
+MIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEAy4DRVUOqyZsSrh3t
+cAjK8yvMiiOj+yoOdFoMb6u1TjpS/m7arc6lt4fMXtoxFknJGLwvrStpfmpsBlFR
+RL5X/QIDAQABAkAsS5DFB2KQWXG6doctIKzUO09dLh7OV7wntUYJtI1VRldKXVs2
+jl4NML+xOxUcKvL9m8r34S6q8GEqMG+EaHOhAiEA6534NNsOiyey/FliQ3gAl3Qr
+YOoB+jX6rvMkupUa4IkCIQDdG6WVjDrlwS+6rxSSqdL7CoDA6fVdDDDalf1p7nfW
+1QIhANegvUtaAmhVj5ckEiqewyPYO+64mdCr39yGRmG/HVbJAiEAgXPIVHBPo2ih
+6yjKYLvw/G2/yDKyJxIWIEQkpDqsCykCIEDCtm/+7YwXncuephojYtFcsaE1MKqh
+EX2vSORwdTCZ
+-----END PRIVATE KEY-----
+`
+)
+
+// TestTLSServerCertificateFaultWarnsEach: a handshake that fails because
+// of the server's own certificate (a key too small to sign with, one
+// that cannot sign at all) is the server's fault, whichever client
+// comes: each such line warns, as net/http's other lines of the server's
+// own do, and none is counted as a client's kind to be summed up at info.
+func TestTLSServerCertificateFaultWarnsEach(t *testing.T) {
+	dir := t.TempDir()
+	pki := testpki.PKI{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")}
+	if err := os.WriteFile(pki.CertFile, []byte(weakCert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pki.KeyFile, []byte(weakKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, logs, waitClosed := startTLSLogging(t, pki)
+	const n = 2
+	for range n {
+		for _, version := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+			conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: version}) //nolint:gosec // the certificate is not the point
+			if err == nil {
+				conn.Close()
+				t.Fatal("a handshake with a 512-bit RSA key succeeded")
+			}
+			waitClosed("a handshake the server could not sign")
+		}
+	}
+	var faults []string
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "TLS handshake error") {
+			faults = append(faults, line)
+		}
+	}
+	if len(faults) != 2*n {
+		t.Fatalf("%d handshake errors logged, want %d:\n%s", len(faults), 2*n, logs.String())
+	}
+	for _, line := range faults {
+		if !strings.Contains(line, "level=WARN") || strings.Contains(line, " kind=") {
+			t.Errorf("%q: want a warning of the server's own, counted as no client's kind", line)
+		}
+	}
+}
+
+// TestErrorWindowCloseWaitsForItsLine: a window's timer that ends it as
+// the server is done takes its counts, then writes its line; close, the
+// server's last word, returned before that line was written, with
+// nothing left to write itself: the line came after Run returned, or
+// never, when the process exited first. close waits for it.
+func TestErrorWindowCloseWaitsForItsLine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		writing, release := make(chan struct{}), make(chan struct{})
+		var mu sync.Mutex
+		var written []int
+		w := &errorWindow{window: time.Minute, sum: func(_ map[string]int, count int, _ string) {
+			if count == 2 {
+				close(writing)
+				<-release // a handler slow to write
+			}
+			mu.Lock()
+			written = append(written, count)
+			mu.Unlock()
+		}}
+		for range 3 {
+			w.add("kind", "line")
+		}
+		<-writing // the window ended: its timer writes its line
+		closed := make(chan struct{})
+		go func() {
+			w.close()
+			close(closed)
+		}()
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Error("close returned before the window's line was written")
+		default:
+		}
+		close(release)
+		<-closed
+		mu.Lock()
+		defer mu.Unlock()
+		if len(written) != 1 || written[0] != 2 {
+			t.Errorf("lines written with counts %v, want one of 2", written)
+		}
+	})
+}
+
+// TestClientErrorKindWarnsOncePerWindow: the windows are the same for
+// every kind, one after another while any kind has lines: a kind whose
+// first line came at a window's end, and which that window counted none
+// of, warns again at its next line in the window after, however soon.
+// Each kind warns at most once a window.
+func TestClientErrorKindWarnsOncePerWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs lockedBuffer
+		errLog, flush := serverErrorLog(slog.NewTextHandler(&logs, nil), nil)
+		defer flush()
+		goaway := func() { errLog.Print("http2: received GOAWAY [FrameHeader GOAWAY len=8], starting graceful shutdown") }
+		settings := func() { errLog.Print("timeout waiting for SETTINGS frames from 127.0.0.1:8111") }
+		goaway() // opens the window
+		time.Sleep(clientErrorWindow - time.Second)
+		settings() // the window's last second
+		goaway()
+		time.Sleep(2 * time.Second)
+		settings() // the next window's first seconds
+		goaway()
+		time.Sleep(clientErrorWindow / 2)
+		settings()
+		goaway()
+		synctest.Wait()
+		warnings := map[string]int{}
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "level=WARN") {
+				warnings[strings.TrimSuffix(line[strings.LastIndex(line, " kind=")+len(" kind="):], "\n")]++
+			}
+		}
+		if want := map[string]int{"http2_goaway": 1, "http2_settings_timeout": 2}; !maps.Equal(warnings, want) {
+			t.Errorf("warnings %v, want %v:\n%s", warnings, want, logs.String())
+		}
+	})
+}
+
+// TestTLSExpiredCertificateWarnsEach: once the served certificate has
+// expired, or while it is not yet valid (a clock behind, a certificate
+// dated ahead), every client refuses every handshake: the service is down,
+// and the server's certificate is at fault, not a client. Each refusal
+// then warns, as the server's own faults do; it was counted as a
+// client's tls_refused, one warning for the whole outage and an info
+// count a minute.
+func TestTLSExpiredCertificateWarnsEach(t *testing.T) {
+	for _, valid := range []struct {
+		name     string
+		from, to time.Duration
+	}{{"expired", -48 * time.Hour, -time.Hour}, {"not yet valid", time.Hour, 48 * time.Hour}} {
+		t.Run(valid.name, func(t *testing.T) {
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+				SerialNumber: big.NewInt(1),
+				Subject:      pkix.Name{CommonName: "127.0.0.1"},
+				IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+				NotBefore:    now.Add(valid.from),
+				NotAfter:     now.Add(valid.to),
+				KeyUsage:     x509.KeyUsageDigitalSignature,
+				ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			}, &x509.Certificate{Subject: pkix.Name{CommonName: "127.0.0.1"}}, &key.PublicKey, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			pki := testpki.PKI{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), Roots: x509.NewCertPool()}
+			if err := os.WriteFile(pki.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(pki.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cert, err := x509.ParseCertificate(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pki.Roots.AddCert(cert)
+			addr, logs, waitClosed := startTLSLogging(t, pki)
+			const n = 3
+			for range n {
+				conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1"})
+				if err == nil {
+					conn.Close()
+					t.Fatal("a client completed a handshake with a certificate out of its validity")
+				}
+				waitClosed("a handshake refused for a certificate out of its validity")
+			}
+			var refused []string
+			for line := range strings.Lines(logs.String()) {
+				if strings.Contains(line, "TLS handshake error") {
+					refused = append(refused, line)
+				}
+			}
+			if len(refused) != n {
+				t.Fatalf("%d handshake errors logged, want %d:\n%s", len(refused), n, logs.String())
+			}
+			for _, line := range refused {
+				if !strings.Contains(line, "level=WARN") || !strings.Contains(line, "remote error: tls: ") || strings.Contains(line, " kind=") {
+					t.Errorf("%q: want a warning of the server's own, counted as no client's kind", line)
+				}
+			}
+		})
+	}
+}
+
+// TestClientErrorsSummedUpBeforeStopped: the summary of the window open
+// at shutdown comes before "stopped", the server's last line: it came
+// after, as if the stopped server still served.
+func TestClientErrorsSummedUpBeforeStopped(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.H2C = true
+	var logs lockedBuffer
+	base, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	for range 2 {
+		h2cSend(t, strings.TrimPrefix(base, "http://"), func(fr *http2.Framer) error {
+			if err := fr.WriteSettings(); err != nil {
+				return err
+			}
+			return fr.WriteGoAway(0, http2.ErrCodeProtocol, nil)
+		})
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if kinds, lines := summaryCounts(t, logs.String()); lines != 1 || kinds["http2_goaway"] != 1 {
+		t.Errorf("%d summary lines counting %v, want one counting 1 GOAWAY:\n%s", lines, kinds, logs.String())
+	}
+	if last := logs.tail(200); !strings.HasSuffix(strings.TrimSpace(last), "msg=stopped") {
+		t.Errorf("the log ends %q, want the stopped line", last)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -164,7 +165,7 @@ func (m *Main) Run(ctx context.Context) error {
 	h := handler.New(opts)
 	var conns openConns
 	var running handlers
-	errLog, flushErrLog := serverErrorLog(m.Logger.Handler())
+	errLog, flushErrLog := serverErrorLog(m.Logger.Handler(), servedCertExpired(tlsConfig))
 	defer flushErrLog()
 	srv := &http.Server{
 		Handler: running.serve(h),
@@ -260,6 +261,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	flushErrLog() // the open window's line, before the last
 	m.Logger.Info("stopped")
 	return nil
 }
@@ -372,8 +374,9 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // balancer's, Kubernetes' tcpSocket probe) or a port scan does that. A
 // plain HTTP request, which net/http answers 400 (an HTTP health check
 // given the wrong scheme, a bot trying the port). A handshake the client
-// left unfinished until server.read_timeout passed, or whose bytes failed
-// it (not TLS, a version or cipher suites the server does not take). A
+// left unfinished until its bound passed (readHeaderTimeout, or
+// server.read_timeout when that is shorter), or whose bytes failed it
+// (not TLS, a version or cipher suites the server does not take). A
 // client that completes a handshake offering HTTP/2 and resets the
 // connection before its preface (a TLS health check closing with the
 // server's first bytes unread; net/http leaves the same probe unlogged
@@ -384,18 +387,24 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // which only the client's frames raise; ENHANCE_YOUR_CALM is Go's answer
 // to a rapid reset attack, CVE-2023-44487) or sends no SETTINGS after its
 // preface. Each line of these is at debug. The first of each kind is a
-// warning, with its kind; those of the same kind that follow within
-// clientErrorWindow are counted, and one info line a window sums up the
-// kinds counted in it: "client connection errors", their count, and the
-// count of each kind. A kind of which a window counted none is a warning
-// again at its next line. So a flood, an attack or a stall of the
-// server's own (clients that seem to send no SETTINGS) shows at info and
-// at warn level, in a few lines whatever its rate. So does a handshake
-// the client refused with its alert: every client refuses an expired
-// certificate, or a chain it cannot verify, but any client may refuse at
-// the rate it likes. So does any other handshake that failed. One cut by
-// the server's own close of the connection (a shutdown closing those that
-// have sent no request) is at debug, and counted nowhere.
+// warning, with its kind; those of the same kind that follow are
+// counted, and one info line a clientErrorWindow sums up the kinds
+// counted in it: "client connection errors", their count, and the count
+// of each kind. The windows are the same for every kind, one after
+// another while any is open: a kind of which a window counted none (its
+// first line may have come at the window's end) is a warning again at
+// its next line, so each kind warns at most once a window. So a flood,
+// an attack or a stall of the server's own (clients that seem to send no
+// SETTINGS) shows at info and at warn level, in a few lines whatever its
+// rate. So does a handshake the client refused with its alert (a chain
+// it cannot verify; any client may refuse at the rate it likes), and any
+// other handshake that failed. A handshake that failed for the server's
+// own certificate or key (serverTLSFault), or that a client refused
+// while the served certificate has expired or is not valid yet (every
+// client does), is a warning at each line, as any line no client caused.
+// One cut by the server's own close of the connection (a shutdown
+// closing those that have sent no request) is at debug, and counted
+// nowhere.
 //
 // A failed accept (the process at its open files limit, EMFILE) net/http
 // logs at each retry, 5 ms after the failure before, doubling to 1 s, and
@@ -406,9 +415,10 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 //
 // flush writes the open windows' lines, stops their timers and makes
 // later lines log at once; call it when the server is done.
-func serverErrorLog(h slog.Handler) (errLog *log.Logger, flush func()) {
+func serverErrorLog(h slog.Handler, certExpired func() bool) (errLog *log.Logger, flush func()) {
 	w := &errorLogWriter{
-		h: h,
+		h:           h,
+		certExpired: certExpired,
 		accepts: &errorWindow{window: acceptErrorWindow, sum: func(_ map[string]int, count int, last string) {
 			_ = logTo(h, slog.LevelWarn, last, slog.Int("count", count), slog.Duration("window", acceptErrorWindow))
 		}},
@@ -434,6 +444,9 @@ const clientErrorWindow = time.Minute
 type errorLogWriter struct {
 	h                slog.Handler
 	accepts, clients *errorWindow
+	// certExpired, when not nil, reports whether the served certificate
+	// has expired, or is not valid yet.
+	certExpired func() bool
 }
 
 func (w *errorLogWriter) Write(p []byte) (int, error) {
@@ -445,6 +458,9 @@ func (w *errorLogWriter) Write(p []byte) (int, error) {
 		return len(p), logTo(w.h, slog.LevelWarn, msg)
 	}
 	kind := clientErrorKind(msg)
+	if kind == "tls_refused" && w.certExpired != nil && w.certExpired() {
+		kind = "" // every client refuses the server's expired certificate: its fault
+	}
 	if kind == "" {
 		level := slog.LevelWarn
 		if quietServerError(msg) {
@@ -464,6 +480,22 @@ func (w *errorLogWriter) Write(p []byte) (int, error) {
 func (w *errorLogWriter) close() {
 	w.accepts.close()
 	w.clients.close()
+}
+
+// servedCertExpired returns what reports whether the certificate
+// tlsConfig serves has expired, or is not valid yet, or nil without TLS.
+func servedCertExpired(tlsConfig *tls.Config) func() bool {
+	if tlsConfig == nil {
+		return nil
+	}
+	return func() bool {
+		cert, err := tlsConfig.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil || cert == nil || cert.Leaf == nil { // Leaf is nil only with GODEBUG=x509keypairleaf=0
+			return false
+		}
+		now := time.Now()
+		return now.After(cert.Leaf.NotAfter) || now.Before(cert.Leaf.NotBefore)
+	}
 }
 
 // logTo writes a line of net/http's error log to h, if h takes its level.
@@ -493,6 +525,7 @@ type errorWindow struct {
 	kinds  map[string]int // the kinds open, and how many lines each counted
 	last   string         // the last line counted
 	closed bool           // set by close: no window opens any more
+	sums   sync.WaitGroup // the lines being written, for close to wait for
 }
 
 // add counts a line of kind, and reports whether it is the first of its
@@ -542,19 +575,25 @@ func (w *errorWindow) flush() {
 			w.timer = time.AfterFunc(w.window, w.flush)
 		}
 	}
-	w.mu.Unlock()
-	if count > 0 {
-		w.sum(counted, count, last)
+	if count == 0 {
+		w.mu.Unlock()
+		return
 	}
+	w.sums.Add(1)
+	w.mu.Unlock()
+	defer w.sums.Done()
+	w.sum(counted, count, last)
 }
 
 // close flushes the open window, and makes later lines log at once: no
-// timer outlives the server.
+// timer outlives the server. It returns once every window's line is
+// written, the one its timer may be writing too.
 func (w *errorWindow) close() {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
 	w.flush()
+	w.sums.Wait()
 }
 
 // clientErrorKind names the kind of a line of net/http's error log that a
@@ -593,6 +632,8 @@ func clientErrorKind(msg string) string {
 			// does not trust the certificate (every client, once it has
 			// expired), or any client that chooses to.
 			return "tls_refused"
+		case serverTLSFault(rest):
+			return "" // the server's own certificate or key: whichever client comes
 		}
 		// Any other failure of a handshake's bytes: a client's.
 		return "tls_error"
@@ -619,6 +660,27 @@ func clientErrorKind(msg string) string {
 		return "http2_preface"
 	}
 	return ""
+}
+
+// serverTLSFault reports whether a failed handshake's error is crypto/tls's
+// for the server's own certificate or key, not the client's bytes: a key
+// too small to sign with, or that cannot sign or decrypt, a certificate
+// the cipher suite cannot use, none configured.
+func serverTLSFault(err string) bool {
+	for _, fault := range []string{
+		": tls: no certificates configured",
+		": tls: certificate ", // RSA key size too small, private key does not implement, cannot be used
+		": tls: failed to sign ",
+		": tls: unsupported signing key type",
+		": tls: unsupported decryption key type",
+		": tls: server certificate contains incorrect key type",
+		": tls: internal error",
+	} {
+		if strings.Contains(err, fault) {
+			return true
+		}
+	}
+	return false
 }
 
 // quietServerError reports whether msg, a line of net/http's error log

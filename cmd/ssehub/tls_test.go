@@ -343,7 +343,7 @@ func startTLSLogging(t *testing.T, pki testpki.PKI) (addr string, logs *lockedBu
 // was a warning every few seconds per probe, and at the rate a client
 // chose. The others are debug lines, as are plain HTTP requests, which
 // net/http answers 400, but the first, and handshakes the client refuses
-// (an expired certificate, a chain it cannot verify) but the first.
+// (a chain it cannot verify) but the first.
 func TestTLSProbeWarnsOnce(t *testing.T) {
 	addr, logs, waitClosed := startTLSLogging(t, testpki.New(t))
 	for _, reset := range []bool{false, true, false} {
@@ -378,8 +378,7 @@ func TestTLSProbeWarnsOnce(t *testing.T) {
 	warnedOnce(t, logs.tail(1<<20), "tls_plain_http", "client sent an HTTP request to an HTTPS server", 1)
 
 	// A client that does not trust the certificate refuses the handshake:
-	// every client, once the certificate has expired, or any client that
-	// chooses to, at its rate.
+	// any client may choose to, at its rate.
 	for range 2 {
 		conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "127.0.0.1"})
 		if err == nil {
@@ -433,4 +432,31 @@ func TestTLSHTTP2ProbeWarnsOnce(t *testing.T) {
 		probe("GET / HTTP/1.1\r\nHost: ssehub\r\n\r\n")
 	}
 	warnedOnce(t, logs.tail(1<<20), "http2_preface", "error reading preface", 1)
+}
+
+// TestTLSSilentClientCutAtHeaderBound: a client that opens a connection
+// and says nothing has its handshake cut within the 10s that bound a
+// request's headers, however long server.read_timeout is: net/http
+// bounds a handshake by the shortest of its timeouts.
+func TestTLSSilentClientCutAtHeaderBound(t *testing.T) {
+	cfg := tlsTestConfig(testpki.New(t))
+	cfg.Server.ReadTimeout = time.Hour
+	var logs lockedBuffer
+	base, _ := startMainLogging(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := io.Copy(io.Discard, conn); err != nil { // until the server closes it
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < readHeaderTimeout-time.Second || took > readHeaderTimeout+5*time.Second {
+		t.Errorf("a silent handshake cut after %v, want %v", took, readHeaderTimeout)
+	}
+	warnedOnce(t, logs.String(), "tls_timeout", "i/o timeout", 1)
 }
