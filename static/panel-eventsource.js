@@ -1,14 +1,14 @@
 // panel-eventsource.js: the "EventSource" panel. The browser's own client
 // reads GET stream (same origin) and, unlike the seed page, closes itself on
 // the server's named close event, so it does not reconnect forever.
+import { errorText } from "./sse-client.js";
+
 const { ref, onBeforeUnmount } = Vue;
 
 // REFUSAL_TIMEOUT_MS bounds refusal's request, its body included: an
 // answer that does not come, or an error body that never ends, leaves the
 // panel with what it has by then.
 const REFUSAL_TIMEOUT_MS = 3000;
-// REFUSAL_MAX_BYTES bounds the error body refusal reads: ssehub's is short.
-const REFUSAL_MAX_BYTES = 4096;
 
 // refusal asks GET stream again, with the Last-Event-ID that the
 // EventSource's reconnect sent, for what EventSource does not tell the
@@ -37,37 +37,6 @@ async function refusal(lastEventId) {
     clearTimeout(timer);
     run.abort();
   }
-}
-
-// errorText reads a JSON error body until it parses, ends, passes
-// REFUSAL_MAX_BYTES or fails (refusal's abort), and returns its "error",
-// "" when there is none: a body that is not JSON is not ssehub's answer.
-async function errorText(body) {
-  if (body === null) return "";
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.length;
-      text += decoder.decode(value, { stream: true });
-      try {
-        const parsed = JSON.parse(text);
-        return parsed && typeof parsed.error === "string" ? parsed.error : "";
-      } catch {
-        // Not whole yet, or not JSON.
-      }
-      if (size >= REFUSAL_MAX_BYTES) break;
-    }
-  } catch {
-    // Aborted: the body did not come whole in time.
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  return "";
 }
 
 export default {

@@ -565,7 +565,7 @@ async function checkResponse(response) {
 // ERROR_BODY_MAX_BYTES or fails (an abort), for ERROR_BODY_TIMEOUT_MS at
 // most, and returns its "error", "" when there is none: an error body that
 // trickles or never ends holds the answer back no longer than that.
-async function errorText(body) {
+export async function errorText(body) {
   if (body === null) return "";
   const reader = body.getReader();
   const decoder = new TextDecoder();
