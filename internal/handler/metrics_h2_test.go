@@ -62,3 +62,45 @@ func TestHTTP2StreamEndsSettleTheMetrics(t *testing.T) {
 		`ssehub_streams_ended_total{reason="write_failed"} 1`,
 	})
 }
+
+// TestHTTP2ResetWhileWritingIsAClientGone resets an HTTP/2 stream (as a
+// browser does when its EventSource closes) while the stream's write is
+// under way, held by flow control: the client went away, and the stream
+// must end so, not as a failed write ("http2: stream closed"), which
+// counted a client's leaving in write_failed, the reason that says the
+// server could not deliver.
+func TestHTTP2ResetWhileWritingIsAClientGone(t *testing.T) {
+	const window = 100
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Stream.WriteTimeout = time.Minute
+	h := New(opts)
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	ts := &testServer{Server: srv, h: h, returned: make(chan string, 16)}
+	h.streamEnded = func(path string) { ts.returned <- path }
+	t.Cleanup(func() { h.Close(); srv.Close(); waitDrained(t, h) })
+
+	c := dialH2(t, ts, window)
+	id := c.open(t, "GET", "/api/v1/events?topic=a", nil, nil)
+	waitMetrics(t, ts, []string{`ssehub_subscribers 1`})
+	// An event larger than the stream's window: its write waits for a
+	// WINDOW_UPDATE that never comes once the window is used up.
+	ts.publish(t, "a", `{"data": "`+strings.Repeat("x", 500)+`"}`)
+	for got := 0; got < window; {
+		f, ok := <-c.frames
+		if !ok {
+			t.Fatalf("connection ended after %d bytes of the stream", got)
+		}
+		if d, ok := f.(*dataCopy); ok && d.id == id {
+			got += len(d.data)
+		}
+	}
+	c.reset(t, id)
+	ts.waitReturned(t, "/api/v1/events")
+	waitMetrics(t, ts, []string{
+		`ssehub_streams_active 0`,
+		`ssehub_streams_ended_total{reason="client_gone"} 1`,
+		`ssehub_streams_ended_total{reason="write_failed"} 0`,
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -515,6 +516,13 @@ func (s *sseStream) close() {
 	select {
 	case <-s.gone:
 		s.stop(errClientGone)
+		if s.gw != nil && s.gw.perStep && endReason(s.end) == "write_failed" && !errors.Is(s.end, os.ErrDeadlineExceeded) {
+			// On HTTP/2 a write fails when its stream ends under it: the
+			// client reset the stream (an EventSource closed) or closed
+			// the connection, which is what the request's end says. Only
+			// the write deadline is the server's own reset.
+			s.end = fmt.Errorf("%w: %w", errClientGone, s.end)
+		}
 	default:
 	}
 	if s.h.cut.Load() {
