@@ -131,3 +131,64 @@ func TestBrowserPageNeedsNoOtherHost(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserCrossOriginEventSourceSendsTheTokenCookie: a page on another
+// origin of the same site (another port) holds a JWT in the cookie
+// auth.jwt.cookie_name. `new EventSource(url, {withCredentials: true})`
+// sends it, and with cors.allow_credentials the stream opens; without
+// withCredentials the browser sends no cookie (401), and without
+// cors.allow_credentials it refuses the answer. Either way EventSource
+// stops, for good.
+func TestBrowserCrossOriginEventSourceSendsTheTokenCookie(t *testing.T) {
+	for _, tt := range []struct {
+		name                   string
+		allowCredentials, with bool
+		open                   bool
+		status                 int64 // of the answer the browser saw, 0 when it refused it
+	}{
+		{"allowed, with credentials", true, true, true, http.StatusOK},
+		{"allowed, without credentials", true, false, false, http.StatusUnauthorized},
+		{"not allowed, with credentials", false, true, false, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			page := newSecondOrigin(t)
+			cfg := hubTestConfig()
+			cfg.Auth.JWT = tokenConfig(t).Auth.JWT
+			cfg.CORS.AllowedOrigins = []string{page}
+			cfg.CORS.AllowCredentials = tt.allowCredentials
+			base, _ := startMain(t, cfg)
+			jwt := mintToken(t, "--subscribe", "orders.>", "--ttl", "10m")
+			ctx := newBrowser(t)
+			requests := watchRequests(t, ctx)
+			runPage(t, ctx, page+"/",
+				callJS[chromedp.Void](`(url, jwt, withCredentials) => {
+					document.cookie = "ssehub_token=" + jwt + "; path=/";
+					const es = new EventSource(url, { withCredentials });
+					window.__cookie = { es, positions: 0, errors: 0 };
+					es.addEventListener("position", () => { window.__cookie.positions++; });
+					es.onerror = () => { window.__cookie.errors++; };
+				}`, base+"/api/v1/events?topic=orders.eu", jwt, tt.with),
+			)
+			if tt.open {
+				runActions(t, ctx, waitJS(`window.__cookie.positions > 0`))
+			} else {
+				runActions(t, ctx, waitJS(`window.__cookie.es.readyState === EventSource.CLOSED`))
+			}
+			got := mustRun(t, ctx, callJS[[]int](`() => [window.__cookie.positions, window.__cookie.errors, window.__cookie.es.readyState]`))
+			if open := got[0] > 0 && got[1] == 0 && got[2] == 1; open != tt.open {
+				t.Errorf("positions, errors, readyState %v; want the stream open: %v", got, tt.open)
+			}
+			subs := requests.to(ctx, "/api/v1/events")
+			if len(subs) != 1 {
+				t.Fatalf("subscribe requests %+v, want one", subs)
+			}
+			sentCookie := strings.Contains(subs[0].Headers["Cookie"], "ssehub_token="+jwt)
+			if tt.status == 0 && !strings.Contains(subs[0].Failed, "CORS") {
+				t.Errorf("the subscribe failed %q, want for CORS", subs[0].Failed)
+			}
+			if sentCookie != tt.with || subs[0].Status != tt.status {
+				t.Errorf("the subscribe sent the cookie: %v, answered %d; want %v, %d (%+v)", sentCookie, subs[0].Status, tt.with, tt.status, subs[0])
+			}
+		})
+	}
+}
