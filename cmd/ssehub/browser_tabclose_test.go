@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/testpki"
 )
 
@@ -14,6 +15,9 @@ import (
 // subscriptions with EventSource, a ticker with EventSource, and a hub
 // subscription read with fetch and a stream reader. Each counts what it
 // receives; window.__ready() is true once each has received something.
+// Each then stays silent for seconds (the ticker's next line is 30s away;
+// tabConfig's heartbeats a minute): a stream freed before then was freed
+// because its client went, not because a write to it failed.
 var openTabStreams = callJS[chromedp.Void](`() => {
 	const got = [];
 	for (const topic of ["tab.a", "tab.b", "tab.c"]) {
@@ -22,7 +26,7 @@ var openTabStreams = callJS[chromedp.Void](`() => {
 		es.addEventListener("position", () => { got[i]++; });
 	}
 	const t = got.push(0) - 1;
-	new EventSource("/stream?interval=50ms&count=10000").onmessage = () => { got[t]++; };
+	new EventSource("/stream?interval=30s&count=10").onmessage = () => { got[t]++; };
 	const f = got.push(0) - 1;
 	fetch("/api/v1/events?topic=tab.d").then(async (res) => {
 		const reader = res.body.getReader();
@@ -41,6 +45,13 @@ const (
 	tabStreams     = 5
 	tabSubscribers = 4
 )
+
+// tabConfig is hubTestConfig with heartbeats a minute apart.
+func tabConfig() config.Config {
+	cfg := hubTestConfig()
+	cfg.Stream.HeartbeatInterval = time.Minute
+	return cfg
+}
 
 // waitStreamsAndSubscribers waits, 10s at most, until base has streams
 // open and subscribers in its hub.
@@ -77,12 +88,12 @@ func TestBrowserClosingATabFreesItsStreams(t *testing.T) {
 }
 
 func closingATabFreesItsStreams(t *testing.T, broker, proto string) {
-	cfg := hubTestConfig()
+	cfg := tabConfig()
 	client := http.DefaultClient
 	var opts []chromedp.ExecAllocatorOption
 	if proto == "h2" {
 		pki := testpki.New(t)
-		cfg = tlsTestConfig(pki)
+		cfg.Server.TLS = config.TLSConfig{CertFile: pki.CertFile, KeyFile: pki.KeyFile}
 		client = testClient(t, pki.Roots)
 		opts = append(opts, chromedp.Flag("ignore-certificate-errors", true))
 	}
@@ -103,4 +114,41 @@ func closingATabFreesItsStreams(t *testing.T, broker, proto string) {
 
 	closeTab()
 	waitStreamsAndSubscribers(t, client, base, 0, 0)
+}
+
+// TestBrowserClosingATabBehindNginxFreesItsStreams: the same tab, served
+// and streaming through the README's nginx recipe, over HTTP/1.1 and over
+// HTTP/2 with the README's lines for it. nginx ends its requests to
+// ssehub as the browser goes, and ssehub ends every stream and drops
+// every subscription: a proxy in between holds none of them open.
+func TestBrowserClosingATabBehindNginxFreesItsStreams(t *testing.T) {
+	for _, proto := range []string{"http/1.1", "h2"} {
+		t.Run(proto, func(t *testing.T) {
+			requireNginx(t)
+			pki := testpki.New(t)
+			var edits []nginxEdit
+			if proto == "h2" {
+				edits = append(edits, nginxEdit{"    large_client_header_buffers", readmeNginxTLSLines(t, "NGINX_TLS_PORT", pki) + "    large_client_header_buffers"})
+			}
+			p := startBehindNginxEdited(t, tabConfig(), edits)
+			page := p.url
+			var opts []chromedp.ExecAllocatorOption
+			if proto == "h2" {
+				page = "https://" + p.tlsAddr
+				opts = append(opts, chromedp.Flag("ignore-certificate-errors", true))
+			}
+			browser := newBrowser(t, opts...)
+
+			tab, closeTab := chromedp.NewContext(browser)
+			t.Cleanup(closeTab)
+			runPage(t, tab, page+"/", openTabStreams, waitJS(`window.__ready()`))
+			if got := mustRun(t, tab, pageProtocol()); got != proto {
+				t.Fatalf("the page came over %q, want %s", got, proto)
+			}
+			waitStreamsAndSubscribers(t, http.DefaultClient, p.upstream, tabStreams, tabSubscribers)
+
+			closeTab()
+			waitStreamsAndSubscribers(t, http.DefaultClient, p.upstream, 0, 0)
+		})
+	}
 }
