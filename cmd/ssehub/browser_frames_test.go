@@ -11,9 +11,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/ssehub/ssehub/config"
 )
@@ -190,5 +192,45 @@ func TestBrowserCrossOriginEventSourceSendsTheTokenCookie(t *testing.T) {
 				t.Errorf("the subscribe sent the cookie: %v, answered %d; want %v, %d (%+v)", sentCookie, subs[0].Status, tt.with, tt.status, subs[0])
 			}
 		})
+	}
+}
+
+// TestBrowserNetworkPanelShowsEveryEvent: the note's symptom was a
+// network panel whose EventStream tab stayed empty, the bytes showing in
+// the raw response only. DevTools fills that tab from the events CDP
+// reports as Network.eventSourceMessageReceived: each of the ticker's
+// lines, and its close event, is reported there with its type, id and
+// data, as the page's EventSource gets it.
+func TestBrowserNetworkPanelShowsEveryEvent(t *testing.T) {
+	cfg := config.Default()
+	cfg.Demo.TickerCount = 3
+	cfg.Demo.TickerInterval = 10 * time.Millisecond
+	base, _ := startMain(t, cfg)
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	err := chromedp.Listen(ctx, func(ev any) {
+		if ev, ok := ev.(*network.EventEventSourceMessageReceived); ok {
+			mu.Lock()
+			got = append(got, ev.EventName+" "+ev.EventID+" "+ev.Data)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatalf("listening to the network: %v", err)
+	}
+	runPage(t, ctx, base+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitText("#es-log li.end", "bye"),
+	)
+	_ = mustRun(t, ctx, chromedp.Evaluate[int](`0`)) // a round trip, for the events before it
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"message 0 Streamed line 0", "message 1 Streamed line 1", "message 2 Streamed line 2", "close 2 bye"}
+	if !slices.Equal(got, want) {
+		t.Errorf("the network panel's EventStream tab shows %q, want %q", got, want)
 	}
 }
