@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/chromedp/chromedp"
+	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/static"
 )
 
@@ -68,5 +71,45 @@ func TestBrowserFetchEventSourceSendsAUTF8LastEventID(t *testing.T) {
 		if len(got) != 1 || got[0] != id || !utf8.ValidString(got[0]) {
 			t.Errorf("%s: reconnects sent Last-Event-ID %q, want one, %q in UTF-8", strings.TrimPrefix(path, "/"), got, id)
 		}
+	}
+}
+
+// A page that reads the ticker with fetchEventSource and reconnect: true,
+// and ignores its close event, as a careless EventSource page does, stops
+// as EventSource does: its reconnect after the clean end sends the final
+// id, ssehub answers 204, and the promise resolves with that id. Each line
+// arrives once, and the stream is asked for twice, no more.
+func TestBrowserFetchEventSourceStopsOn204(t *testing.T) {
+	cfg := config.Default()
+	cfg.Stream.Retry = 100 * time.Millisecond // the reconnect comes quickly
+	base, _ := startMain(t, cfg)
+	ctx := newBrowser(t)
+	failOnPageErrors(t, ctx)
+	requests := watchRequests(t, ctx)
+	runPage(t, ctx, base+"/",
+		callJS[chromedp.Void](`async () => {
+			const { fetchEventSource } = await import("./sse-client.js");
+			const seen = { messages: [], end: "" };
+			window.__fes = seen;
+			fetchEventSource("/stream?count=2&interval=10ms", {
+				reconnect: true,
+				jitter: 0,
+				onEvent: (ev) => seen.messages.push(ev.lastEventId + " " + ev.type + " " + ev.data),
+			}).then((last) => (seen.end = "resolved " + last), (err) => (seen.end = "rejected " + err));
+		}`),
+		waitJS(`window.__fes.end !== ""`),
+	)
+	type result struct {
+		Messages []string
+		End      string
+	}
+	got := mustRun(t, ctx, chromedp.Evaluate[result](`window.__fes`))
+	want := []string{"0 message Streamed line 0", "1 message Streamed line 1", "1 close bye"}
+	if !slices.Equal(got.Messages, want) || got.End != "resolved 1" {
+		t.Errorf("events %q, end %q; want %q, resolved 1", got.Messages, got.End, want)
+	}
+	reqs := requests.to(ctx, "/stream")
+	if len(reqs) != 2 || reqs[0].Status != http.StatusOK || reqs[1].Status != http.StatusNoContent || reqs[1].Headers["Last-Event-Id"] != "1" {
+		t.Errorf("requests to /stream %+v, want the stream, then one reconnect with Last-Event-ID 1 answered 204", reqs)
 	}
 }
