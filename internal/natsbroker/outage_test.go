@@ -401,3 +401,58 @@ func TestStreamReplacedWhileInstancesPublish(t *testing.T) {
 	}
 	t.Logf("%d acknowledged, %d in the new stream", len(acked), n)
 }
+
+// A NATS server restarts under two instances that publish to a stream of
+// memory storage, which it does not keep: the instances create it again,
+// every 201 of the new stream names the event stored under it, and a
+// client resuming from the old stream's last id gets every event of the
+// new one, in order.
+func TestMemoryStreamLostInANATSRestartWhileInstancesPublish(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 100_000
+	opts.Storage = "memory"
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	ps := startPublishers(t, a, b)
+	ps.waitAcked(t, 20)
+	ns.stop()
+	waitFor(t, "both to see NATS gone", func() bool { return a.broker.Ready() != nil && b.broker.Ready() != nil })
+	last := a.broker.cur.Load()
+	ns.start(t)
+	waitFor(t, "both to take the new stream", func() bool {
+		return a.broker.cur.Load() != last && a.broker.Ready() == nil && b.broker.Ready() == nil
+	})
+	ps.waitAcked(t, 20)
+	ps.end()
+	h := a.broker.cur.Load()
+	if b.broker.cur.Load().ids != h.ids {
+		t.Fatal("the instances read other streams")
+	}
+	info, err := h.stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := h.stream.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(seq, err)
+		}
+		stored = append(stored, string(m.Data))
+	}
+	for id, data := range ps.acked {
+		v, _ := strconv.ParseUint(id, 10, 64)
+		if v > h.ids.offset && (v-h.ids.offset > uint64(len(stored)) || stored[v-h.ids.offset-1] != data) {
+			t.Errorf("201 %s for %q, not what the new stream holds under it", id, data)
+		}
+	}
+	lastID := fmt.Sprint(last.ids.id(last.seen.last()))
+	for _, in := range []*instance{a, b} {
+		r := in.subscribe(t, "topic=t", lastID)
+		for i, data := range stored {
+			if got := r.next(t); got.Data != data || got.ID != fmt.Sprint(h.ids.id(uint64(i)+1)) {
+				t.Fatalf("resume from the old stream: %+v, want %q", got, data)
+			}
+		}
+	}
+}
