@@ -456,3 +456,45 @@ func TestMemoryStreamLostInANATSRestartWhileInstancesPublish(t *testing.T) {
 		}
 	}
 }
+
+// While NATS is away, a live subscription and a resume within the
+// instance's memory open and get their events once it is back, and a
+// resume from further back answers 503 with Retry-After.
+func TestSubscribingWhileNATSIsAway(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistoryMaxBytes = 1000
+	opts.MaxEventBytes = 1000 // the stream keeps 5 KiB at least: more than memory
+	a := newInstance(t, opts)
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, a.publish(t, "t", fmt.Sprintf("%03d%s", i, strings.Repeat("x", 200))))
+	}
+	ns.stop()
+	waitFor(t, "the broker to see NATS gone", func() bool { return a.broker.Ready() != nil })
+	live := a.subscribe(t, "topic=t", "")
+	within := a.subscribe(t, "topic=t", ids[17])
+	for _, want := range ids[18:] {
+		if got := within.next(t); got.ID != want {
+			t.Fatalf("resume within memory while NATS is away: %+v, want id %s", got, want)
+		}
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", a.URL+"/api/v1/events?topic=t", nil)
+	req.Header.Set("Last-Event-ID", ids[3])
+	resp, err := a.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("resume from the stream while NATS is away: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	ns.start(t)
+	waitFor(t, "the broker to reconnect", func() bool { return a.broker.Ready() == nil })
+	next := a.publish(t, "t", "after")
+	for _, c := range []*client{live, within} {
+		if got := c.next(t); got.ID != next {
+			t.Fatalf("after NATS is back: %+v, want id %s", got, next)
+		}
+	}
+}
