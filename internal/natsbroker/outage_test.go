@@ -498,3 +498,52 @@ func TestSubscribingWhileNATSIsAway(t *testing.T) {
 		}
 	}
 }
+
+// The NATS server's JetStream storage (its max_file_store) fills before
+// the stream reaches its own limits: the server refuses each publish
+// rather than let go of the stream's oldest events, so publishing answers
+// 503 with Retry-After, and nothing answered 503 is stored, until room is
+// made. A stream whose bytes hub.history_max_bytes keeps below that
+// storage lets go of its oldest events and goes on storing.
+func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
+	body := `{"data": "` + strings.Repeat("x", 1000) + `"}`
+	t.Run("unbounded", func(t *testing.T) {
+		ns := startNATSWith(t, &natsServer{maxStore: 64 << 10})
+		opts := testBrokerOptions(ns)
+		opts.HistorySize = 1000
+		a := newInstance(t, opts)
+		acked := 0
+		for ; acked < 1000; acked++ {
+			if status, _, _ := a.post(t, "t", body); status != http.StatusCreated {
+				break
+			}
+		}
+		if acked == 1000 {
+			t.Fatal("1000 events of 1 KB stored in 64 KiB")
+		}
+		for range 3 {
+			if status, _, header := a.post(t, "t", body); status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
+				t.Fatalf("publish with the server's storage full: %d, Retry-After %q", status, header.Get("Retry-After"))
+			}
+		}
+		info, err := a.broker.cur.Load().stream.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs != uint64(acked) || info.State.FirstSeq != 1 {
+			t.Fatalf("the stream holds %d events from %d, want the %d acknowledged from 1", info.State.Msgs, info.State.FirstSeq, acked)
+		}
+	})
+	t.Run("history_max_bytes below it", func(t *testing.T) {
+		ns := startNATSWith(t, &natsServer{maxStore: 64 << 10})
+		opts := testBrokerOptions(ns)
+		opts.HistorySize = 1000
+		opts.HistoryMaxBytes = 32 << 10
+		a := newInstance(t, opts)
+		for i := range 200 {
+			if status, _, _ := a.post(t, "t", body); status != http.StatusCreated {
+				t.Fatalf("publish %d: %d", i, status)
+			}
+		}
+	})
+}
