@@ -526,6 +526,11 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 				t.Fatalf("publish with the server's storage full: %d, Retry-After %q", status, header.Get("Retry-After"))
 			}
 		}
+		if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("readyz with the server's storage full: %v %v, want 200 as README says", resp.Status, err)
+		} else {
+			resp.Body.Close()
+		}
 		info, err := a.broker.cur.Load().stream.Info(t.Context())
 		if err != nil {
 			t.Fatal(err)
