@@ -45,6 +45,9 @@ type natsServer struct {
 	denied []string
 	// token, when set, is the token every client must give.
 	token string
+	// maxStore is the server's JetStream file storage (max_file_store);
+	// 0: NATS's default, most of the disk.
+	maxStore int64
 }
 
 // restrictedURL is ns's URL as the user whose publishes denied leaves out.
@@ -97,7 +100,8 @@ func (ns *natsServer) options() *server.Options {
 	opts := &server.Options{
 		Host: "127.0.0.1", Port: ns.port, JetStream: true, StoreDir: ns.dir,
 		NoLog: true, NoSigs: true, MaxPayload: ns.maxPayload,
-		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: ns.maxConsumers},
+		JetStreamLimits:   server.JSLimitOpts{DefaultMaxConsumers: ns.maxConsumers},
+		JetStreamMaxStore: ns.maxStore,
 	}
 	opts.Authorization = ns.token
 	if ns.denied != nil {

@@ -1,0 +1,555 @@
+package natsbroker
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// publishers publish to topic t through each of ins, one after another,
+// until stop; acked holds the data of each 201 by its id.
+type publishers struct {
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	acked   map[string]string
+	refused int // 503s
+}
+
+func startPublishers(t *testing.T, ins ...*instance) *publishers {
+	t.Helper()
+	ps := &publishers{stop: make(chan struct{}), acked: map[string]string{}}
+	for i, in := range ins {
+		ps.wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-ps.stop:
+					return
+				default:
+				}
+				data := fmt.Sprintf("%d-%d", i, n)
+				status, id, _ := in.post(t, "t", fmt.Sprintf(`{"data": %q}`, data))
+				ps.mu.Lock()
+				switch status {
+				case http.StatusCreated:
+					ps.acked[id] = data
+				case http.StatusServiceUnavailable:
+					ps.refused++
+				default:
+					t.Errorf("publish: %d", status)
+				}
+				ps.mu.Unlock()
+				if status != http.StatusCreated {
+					time.Sleep(time.Millisecond) // a client's pause before it tries again
+				}
+			}
+		})
+	}
+	t.Cleanup(ps.end)
+	return ps
+}
+
+// counts returns how many publishes were answered 201 and 503 so far.
+func (ps *publishers) counts() (acked, refused int) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return len(ps.acked), ps.refused
+}
+
+// waitAcked waits until n more publishes than now were answered 201.
+func (ps *publishers) waitAcked(t *testing.T, n int) {
+	t.Helper()
+	from, _ := ps.counts()
+	waitFor(t, fmt.Sprint(n, " publishes answered 201"), func() bool { a, _ := ps.counts(); return a >= from+n })
+}
+
+// end stops the publishers and waits for them; it is idempotent.
+func (ps *publishers) end() {
+	select {
+	case <-ps.stop:
+	default:
+		close(ps.stop)
+	}
+	ps.wg.Wait()
+}
+
+// Two instances, a subscriber and a publisher on each, while the NATS
+// server stops and starts again on its store: every event stored reaches
+// both subscribers once, in stream order, and every 201 was stored.
+func TestNATSRestartWithTwoInstancesPublishing(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 100_000
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	ca, cb := a.subscribe(t, "topic=t", ""), b.subscribe(t, "topic=t", "")
+
+	ps := startPublishers(t, a, b)
+	ps.waitAcked(t, 20)
+	ns.stop()
+	_, refused := ps.counts()
+	waitFor(t, "publishes answered 503", func() bool { _, r := ps.counts(); return r >= refused+5 })
+	for _, in := range []*instance{a, b} {
+		if resp, err := in.Client().Get(in.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("readyz while NATS is down: %v %v", resp.Status, err)
+		} else {
+			resp.Body.Close()
+		}
+	}
+	ns.start(t)
+	waitFor(t, "both to reconnect", func() bool { return a.broker.Ready() == nil && b.broker.Ready() == nil })
+	ps.waitAcked(t, 20)
+	ps.end()
+	acked := ps.acked
+
+	js := ns.operator(t)
+	st, err := js.Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := st.Info(t.Context())
+	var stored []string
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(seq, err)
+		}
+		stored = append(stored, string(m.Data))
+	}
+	t.Logf("stored %d, acknowledged %d", len(stored), len(acked))
+	ids := a.broker.cur.Load().ids
+	for _, c := range []*client{ca, cb} {
+		for i, want := range stored {
+			got := c.next(t)
+			if wantID := fmt.Sprint(ids.id(info.State.FirstSeq + uint64(i))); got.ID != wantID || got.Data != want {
+				t.Fatalf("event %d: %+v, want %s %q", i, got, wantID, want)
+			}
+		}
+		select {
+		case ev := <-c.events:
+			t.Fatalf("an event past the stream's: %+v", ev)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	storedSet := map[string]bool{}
+	for _, d := range stored {
+		storedSet[d] = true
+	}
+	for id, d := range acked {
+		if !storedSet[d] {
+			t.Errorf("201 %s for %s, not stored", id, d)
+		}
+	}
+}
+
+// A NATS server too slow to acknowledge one instance's publishes: each
+// answers 503 with Retry-After within twice PublishTimeout, /readyz
+// stays 200 (the connection is up), and once the server answers again
+// both instances' subscribers get exactly the events stored, once.
+func TestSlowAcknowledgementsAnswer503AndLeaveTheHubConsistent(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		p := startProxy(t, ns)
+		slow := options(ns)
+		slow.URLs = []string{p.url()}
+		a, b := newInstance(t, slow), newInstance(t, options(ns))
+		ca, cb := a.subscribe(t, "topic=t", ""), b.subscribe(t, "topic=t", "")
+		first := b.publish(t, "t", "first")
+		swallowed := p.swallowRequests(DefaultSubjectPrefix + ".")
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				start := time.Now()
+				status, _, header := a.post(t, "t", fmt.Sprintf(`{"data": "slow %d"}`, i))
+				if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
+					t.Errorf("publish while slow: %d, Retry-After %q", status, header.Get("Retry-After"))
+				}
+				if took := time.Since(start); took > 2*slow.PublishTimeout+time.Second {
+					t.Errorf("publish while slow took %v", took)
+				}
+			})
+		}
+		<-swallowed
+		if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("readyz while slow: %v %v", resp.Status, err)
+		} else {
+			resp.Body.Close()
+		}
+		wg.Wait()
+		p.passRequests()
+		second := a.publish(t, "t", "second")
+		third := b.publish(t, "t", "third")
+		for _, c := range []*client{ca, cb} {
+			for _, want := range []string{first, second, third} {
+				if got := c.next(t); got.ID != want {
+					t.Fatalf("%+v, want id %s", got, want)
+				}
+			}
+		}
+		// The client forgets a publish no acknowledgement came for
+		// PublishTimeout after it was sent, which for one sent last from
+		// the queue is after its caller was answered.
+		waitFor(t, "no publish pending", func() bool { return a.broker.js.PublishAsyncPending() == 0 })
+	})
+}
+
+// An operator purges the stream while two instances run: their
+// subscribers miss nothing they had read, publishing goes on with ids
+// after the purged ones, and a third instance started since resumes an
+// id at the purge's edge with what followed it, one further back with a
+// reset.
+func TestStreamPurgedWhileInstancesRun(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	ca, cb := a.subscribe(t, "topic=t", ""), b.subscribe(t, "topic=t", "")
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, a.publish(t, "t", strconv.Itoa(i)))
+	}
+	for _, c := range []*client{ca, cb} {
+		for _, want := range ids {
+			if got := c.next(t); got.ID != want {
+				t.Fatalf("%+v, want id %s", got, want)
+			}
+		}
+	}
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []*instance{a, b} {
+		if resp, err := in.Client().Get(in.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("readyz after a purge: %v %v", resp.Status, err)
+		} else {
+			resp.Body.Close()
+		}
+	}
+	after := []string{b.publish(t, "t", "3"), a.publish(t, "t", "4")}
+	for _, c := range []*client{ca, cb} {
+		for _, want := range after {
+			if got := c.next(t); got.ID != want {
+				t.Fatalf("after the purge: %+v, want id %s", got, want)
+			}
+		}
+	}
+	c := newInstance(t, opts)
+	r := c.subscribe(t, "topic=t", ids[2])
+	for _, want := range after {
+		if got := r.next(t); got.ID != want {
+			t.Fatalf("resume at the purge's edge: %+v, want id %s", got, want)
+		}
+	}
+	if got := c.subscribe(t, "topic=t", ids[1]).next(t); got.Type != "reset" {
+		t.Fatalf("resume before the purge's edge: %+v, want a reset", got)
+	}
+}
+
+// An instance restarts while the other publishes: a client of the first
+// resumes with its Last-Event-ID on either with exactly what it missed.
+func TestInstanceRestartedWhileTheOtherPublishes(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 100_000
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	c := a.subscribe(t, "topic=t", "")
+	last := b.publish(t, "t", "seen")
+	if got := c.next(t); got.ID != last {
+		t.Fatalf("%+v, want id %s", got, last)
+	}
+	ps := startPublishers(t, b)
+	a.close()
+	c.ended(t)
+	ps.waitAcked(t, 20)
+	a2 := newInstance(t, opts)
+	ps.waitAcked(t, 20)
+	ra, rb := a2.subscribe(t, "topic=t", last), b.subscribe(t, "topic=t", last)
+	ps.waitAcked(t, 20)
+	ps.end()
+	if _, refused := ps.counts(); refused != 0 {
+		t.Fatalf("%d publishes refused", refused)
+	}
+	published := slices.SortedFunc(maps.Keys(ps.acked), func(x, y string) int { return cmp.Compare(len(x), len(y))*2 + cmp.Compare(x, y) })
+	n := 0
+	for _, want := range published {
+		n++
+		for _, r := range []*client{ra, rb} {
+			if got := r.next(t); got.ID != want {
+				t.Fatalf("event %d: %+v, want id %s", n, got, want)
+			}
+		}
+	}
+	t.Logf("%d events", n)
+}
+
+// The stream's and the local history's byte bounds let go of events
+// while two instances run: a resume from any id, on either instance or
+// on one started since, gets exactly the events after it, or a reset
+// (then live events) when some of them are gone.
+func TestResumesAcrossTheByteBound(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 1000
+	opts.HistoryMaxBytes = 4096
+	opts.MaxEventBytes = 256
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	var ids []string
+	for i := range 120 {
+		in := a
+		if i%2 == 1 {
+			in = b
+		}
+		ids = append(ids, in.publish(t, "t", strings.Repeat("x", i%7*30)+strconv.Itoa(i)))
+	}
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := int(info.State.FirstSeq) // ids[k] is sequence k+1
+	c := newInstance(t, opts)
+	resets := 0
+	for _, in := range []*instance{a, b, c} {
+		for i := 0; i < len(ids)-1; i += 3 {
+			r := in.subscribe(t, "topic=t", ids[i])
+			got := r.next(t)
+			j := i + 1
+			if got.Type == "reset" {
+				if i+2 >= first {
+					t.Errorf("resume from event %d: %s, the stream holds every event after it (from %d)", i, got.Data, first-1)
+				}
+				resets++
+				r.cancel()
+				continue
+			}
+			for ; j < len(ids); j++ {
+				if got.ID != ids[j] {
+					t.Fatalf("resume from %d: %+v, want id %s (event %d)", i, got, ids[j], j)
+				}
+				if j+1 < len(ids) {
+					got = r.next(t)
+				}
+			}
+			r.cancel()
+		}
+	}
+	t.Logf("%d resets, the stream from event %d", resets, first-1)
+}
+
+// An operator deletes the stream and creates it again while both
+// instances publish: every 201 with an id of the new stream names the
+// event stored under it, and none of the old stream's ids names an event
+// stored in the new one.
+func TestStreamReplacedWhileInstancesPublish(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 100_000
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	ps := startPublishers(t, a, b)
+	ps.waitAcked(t, 20)
+	deleteStream(t, ns, DefaultStream)
+	_, refused := ps.counts()
+	waitFor(t, "publishes answered 503", func() bool { _, r := ps.counts(); return r >= refused+5 })
+	createStream(t, ns, opts)
+	waitFor(t, "both to take the new stream", func() bool { return a.broker.Ready() == nil && b.broker.Ready() == nil })
+	ps.waitAcked(t, 20)
+	ps.end()
+	acked := ps.acked
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := a.broker.cur.Load().ids
+	if b.broker.cur.Load().ids != ids {
+		t.Fatal("the instances read other streams")
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inNew := map[string]bool{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		if m, err := st.GetMsg(t.Context(), seq); err == nil {
+			inNew[string(m.Data)] = true
+		}
+	}
+	n := 0
+	for id, data := range acked {
+		v, _ := strconv.ParseUint(id, 10, 64)
+		if v <= ids.offset {
+			if inNew[data] {
+				t.Errorf("201 %s, an id of the old stream, for %q stored in the new one", id, data)
+			}
+			continue
+		}
+		n++
+		m, err := st.GetMsg(t.Context(), v-ids.offset)
+		if err != nil || string(m.Data) != data {
+			t.Errorf("201 %s for %q; the stream holds under it %v %v", id, data, m, err)
+		}
+	}
+	t.Logf("%d acknowledged, %d in the new stream", len(acked), n)
+}
+
+// A NATS server restarts under two instances that publish to a stream of
+// memory storage, which it does not keep: the instances create it again,
+// every 201 of the new stream names the event stored under it, and a
+// client resuming from the old stream's last id gets every event of the
+// new one, in order.
+func TestMemoryStreamLostInANATSRestartWhileInstancesPublish(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 100_000
+	opts.Storage = "memory"
+	a, b := newInstance(t, opts), newInstance(t, opts)
+	ps := startPublishers(t, a, b)
+	ps.waitAcked(t, 20)
+	ns.stop()
+	waitFor(t, "both to see NATS gone", func() bool { return a.broker.Ready() != nil && b.broker.Ready() != nil })
+	last := a.broker.cur.Load()
+	ns.start(t)
+	waitFor(t, "both to take the new stream", func() bool {
+		return a.broker.cur.Load() != last && a.broker.Ready() == nil && b.broker.Ready() == nil
+	})
+	ps.waitAcked(t, 20)
+	ps.end()
+	h := a.broker.cur.Load()
+	if b.broker.cur.Load().ids != h.ids {
+		t.Fatal("the instances read other streams")
+	}
+	info, err := h.stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := h.stream.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(seq, err)
+		}
+		stored = append(stored, string(m.Data))
+	}
+	for id, data := range ps.acked {
+		v, _ := strconv.ParseUint(id, 10, 64)
+		if v > h.ids.offset && (v-h.ids.offset > uint64(len(stored)) || stored[v-h.ids.offset-1] != data) {
+			t.Errorf("201 %s for %q, not what the new stream holds under it", id, data)
+		}
+	}
+	lastID := fmt.Sprint(last.ids.id(last.seen.last()))
+	for _, in := range []*instance{a, b} {
+		r := in.subscribe(t, "topic=t", lastID)
+		for i, data := range stored {
+			if got := r.next(t); got.Data != data || got.ID != fmt.Sprint(h.ids.id(uint64(i)+1)) {
+				t.Fatalf("resume from the old stream: %+v, want %q", got, data)
+			}
+		}
+	}
+}
+
+// While NATS is away, a live subscription and a resume within the
+// instance's memory open and get their events once it is back, and a
+// resume from further back answers 503 with Retry-After.
+func TestSubscribingWhileNATSIsAway(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistoryMaxBytes = 1000
+	opts.MaxEventBytes = 1000 // the stream keeps 5 KiB at least: more than memory
+	a := newInstance(t, opts)
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, a.publish(t, "t", fmt.Sprintf("%03d%s", i, strings.Repeat("x", 200))))
+	}
+	ns.stop()
+	waitFor(t, "the broker to see NATS gone", func() bool { return a.broker.Ready() != nil })
+	live := a.subscribe(t, "topic=t", "")
+	within := a.subscribe(t, "topic=t", ids[17])
+	for _, want := range ids[18:] {
+		if got := within.next(t); got.ID != want {
+			t.Fatalf("resume within memory while NATS is away: %+v, want id %s", got, want)
+		}
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", a.URL+"/api/v1/events?topic=t", nil)
+	req.Header.Set("Last-Event-ID", ids[3])
+	resp, err := a.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("resume from the stream while NATS is away: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	ns.start(t)
+	waitFor(t, "the broker to reconnect", func() bool { return a.broker.Ready() == nil })
+	next := a.publish(t, "t", "after")
+	for _, c := range []*client{live, within} {
+		if got := c.next(t); got.ID != next {
+			t.Fatalf("after NATS is back: %+v, want id %s", got, next)
+		}
+	}
+}
+
+// The NATS server's JetStream storage (its max_file_store) fills before
+// the stream reaches its own limits: the server refuses each publish
+// rather than let go of the stream's oldest events, so publishing answers
+// 503 with Retry-After, and nothing answered 503 is stored, until room is
+// made. A stream whose bytes hub.history_max_bytes keeps below that
+// storage lets go of its oldest events and goes on storing.
+func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
+	body := `{"data": "` + strings.Repeat("x", 1000) + `"}`
+	t.Run("unbounded", func(t *testing.T) {
+		ns := startNATSWith(t, &natsServer{maxStore: 64 << 10})
+		opts := testBrokerOptions(ns)
+		opts.HistorySize = 1000
+		a := newInstance(t, opts)
+		acked := 0
+		for ; acked < 1000; acked++ {
+			if status, _, _ := a.post(t, "t", body); status != http.StatusCreated {
+				break
+			}
+		}
+		if acked == 1000 {
+			t.Fatal("1000 events of 1 KB stored in 64 KiB")
+		}
+		for range 3 {
+			if status, _, header := a.post(t, "t", body); status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
+				t.Fatalf("publish with the server's storage full: %d, Retry-After %q", status, header.Get("Retry-After"))
+			}
+		}
+		if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("readyz with the server's storage full: %v %v, want 200 as README says", resp.Status, err)
+		} else {
+			resp.Body.Close()
+		}
+		info, err := a.broker.cur.Load().stream.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs != uint64(acked) || info.State.FirstSeq != 1 {
+			t.Fatalf("the stream holds %d events from %d, want the %d acknowledged from 1", info.State.Msgs, info.State.FirstSeq, acked)
+		}
+	})
+	t.Run("history_max_bytes below it", func(t *testing.T) {
+		ns := startNATSWith(t, &natsServer{maxStore: 64 << 10})
+		opts := testBrokerOptions(ns)
+		opts.HistorySize = 1000
+		opts.HistoryMaxBytes = 32 << 10
+		a := newInstance(t, opts)
+		for i := range 200 {
+			if status, _, _ := a.post(t, "t", body); status != http.StatusCreated {
+				t.Fatalf("publish %d: %d", i, status)
+			}
+		}
+	})
+}
