@@ -17,13 +17,7 @@ import (
 func TestHTTP2StreamEndsSettleTheMetrics(t *testing.T) {
 	opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: 100000})
 	opts.Stream.WriteTimeout = time.Second // short, for the blocked stream; not so short a loaded machine fails the others
-	h := New(opts)
-	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	ts := &testServer{Server: srv, h: h, returned: make(chan string, 16)}
-	h.streamEnded = func(path string) { ts.returned <- path }
-	t.Cleanup(func() { h.Close(); srv.Close(); waitDrained(t, h) })
+	ts := newHTTP2TestServer(t, opts)
 
 	readAll(t, ts.do(t, "GET", "/stream?count=3&interval=0s", nil, nil).Body)
 	ts.waitReturned(t, "/stream")
@@ -73,13 +67,7 @@ func TestHTTP2ResetWhileWritingIsAClientGone(t *testing.T) {
 	const window = 100
 	opts, _ := hubOptions(t, stream.MemoryOptions{})
 	opts.Stream.WriteTimeout = time.Minute
-	h := New(opts)
-	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	ts := &testServer{Server: srv, h: h, returned: make(chan string, 16)}
-	h.streamEnded = func(path string) { ts.returned <- path }
-	t.Cleanup(func() { h.Close(); srv.Close(); waitDrained(t, h) })
+	ts := newHTTP2TestServer(t, opts)
 
 	c := dialH2(t, ts, window)
 	id := c.open(t, "GET", "/api/v1/events?topic=a", nil, nil)
@@ -103,4 +91,18 @@ func TestHTTP2ResetWhileWritingIsAClientGone(t *testing.T) {
 		`ssehub_streams_ended_total{reason="client_gone"} 1`,
 		`ssehub_streams_ended_total{reason="write_failed"} 0`,
 	})
+}
+
+// newHTTP2TestServer serves New(opts) over TLS with HTTP/2, its streams'
+// ends reported to waitReturned.
+func newHTTP2TestServer(t *testing.T, opts Options) *testServer {
+	t.Helper()
+	h := New(opts)
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	ts := &testServer{Server: srv, h: h, returned: make(chan string, 16)}
+	h.streamEnded = func(path string) { ts.returned <- path }
+	t.Cleanup(func() { h.Close(); srv.Close(); waitDrained(t, h) })
+	return ts
 }
