@@ -2,6 +2,8 @@ package handler
 
 import (
 	"context"
+	"net/url"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/jwtauth"
@@ -30,8 +32,10 @@ type Broker interface {
 	// and old no longer holds one. ctx bounds what the broker waits for,
 	// as the request's context does a NATS broker's Subscribe.
 	Resubscribe(ctx context.Context, old stream.Subscription, patterns []string, lastEventID string) (stream.Subscription, error)
-	// Topics lists the active topics.
-	Topics() []stream.TopicInfo
+	// TopicsPage lists the active topics whose names sort after after,
+	// by name, limit of them at most (all for limit 0), and, when more
+	// follow, the name to give as after for the next page.
+	TopicsPage(after string, limit int) (page []stream.TopicInfo, next string)
 	// Stats returns running totals, cheaply.
 	Stats() stream.Stats
 }
@@ -85,17 +89,30 @@ func (h *Handler) hubRoutes(r *gin.Engine) {
 	api.HEAD("/topics", h.topics)
 }
 
+// maxTopicsLimit bounds GET /api/v1/topics' limit: a page's answer stays
+// within a few hundred kilobytes.
+const maxTopicsLimit = 1000
+
 // topics serves GET /api/v1/topics: the active topics with their
-// subscriber counts and last event ids. With subscribe tokens or JWTs
-// configured it needs a subscribe token or a JWT granting ">", demo or
-// not: it names every topic, and the demo page does not use it. The
-// answer says Cache-Control: no-store: it changes from one moment to the
-// next, and a 200 is cacheable by default (RFC 9111), so a shared cache
-// could give the list of a caller whose token is in a cookie (no part of
-// a cache's key) to a caller without one.
+// subscriber counts and last event ids, sorted by name. The query's limit
+// (1 to maxTopicsLimit) asks for a page, and after for the topics past a
+// name; a page followed by more says so with next, the name to give as
+// after. Without limit the answer lists every topic, as it always has.
+// With subscribe tokens or JWTs configured it needs a subscribe token or
+// a JWT granting ">", demo or not: it names every topic, and the demo
+// page does not use it. The answer says Cache-Control: no-store: it
+// changes from one moment to the next, and a 200 is cacheable by default
+// (RFC 9111), so a shared cache could give the list of a caller whose
+// token is in a cookie (no part of a cache's key) to a caller without
+// one.
 func (h *Handler) topics(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	if err := h.checkSubscribeToken(c); err != nil {
+		h.abortWithError(c, err)
+		return
+	}
+	after, limit, err := topicsParams(c.Request.URL.Query())
+	if err != nil {
 		h.abortWithError(c, err)
 		return
 	}
@@ -104,9 +121,30 @@ func (h *Handler) topics(c *gin.Context) {
 		Subscribers int    `json:"subscribers"`
 		LastEventID string `json:"last_event_id"`
 	}
-	list := []topicJSON{}
-	for _, t := range h.hub.Broker.Topics() {
+	page, next := h.hub.Broker.TopicsPage(after, limit)
+	list := make([]topicJSON, 0, len(page))
+	for _, t := range page {
 		list = append(list, topicJSON{t.Topic, t.Subscribers, t.LastEventID})
 	}
-	c.JSON(200, gin.H{"topics": list})
+	answer := gin.H{"topics": list}
+	if next != "" {
+		answer["next"] = next
+	}
+	c.JSON(200, answer)
+}
+
+// topicsParams reads GET /api/v1/topics' after and limit (0 without one).
+func topicsParams(q url.Values) (after string, limit int, err error) {
+	if after, _, err = queryParam(q, "after"); err != nil {
+		return "", 0, err
+	}
+	v, ok, err := queryParam(q, "limit")
+	if err != nil || !ok {
+		return after, 0, err
+	}
+	limit, err = strconv.Atoi(v)
+	if err != nil || limit < 1 || limit > maxTopicsLimit || strconv.Itoa(limit) != v {
+		return "", 0, badRequest("limit %s: want a whole number from 1 to %d", stream.Quote(v), maxTopicsLimit)
+	}
+	return after, limit, nil
 }

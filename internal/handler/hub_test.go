@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -940,6 +941,68 @@ func TestHubTopicsNotStored(t *testing.T) {
 		}
 		if got := resp.Header.Get("Cache-Control"); got != "no-store" {
 			t.Errorf("%s: Cache-Control %q, want no-store", method, got)
+		}
+	}
+}
+
+// TestHubTopicsPages reads the list of topics a page at a time over HTTP,
+// following next until a page without it: every topic comes once, in
+// order. A limit out of range, not a whole number, or given twice is a
+// 400 naming it.
+func TestHubTopicsPages(t *testing.T) {
+	ts := newHubServer(t)
+	var want []string
+	for i := range 7 {
+		topic := fmt.Sprintf("t%d", i)
+		ts.publish(t, topic, `{"data":1}`)
+		want = append(want, topic)
+	}
+	type page struct {
+		Topics []struct {
+			Topic string `json:"topic"`
+		} `json:"topics"`
+		Next *string `json:"next"`
+	}
+	get := func(query string) page {
+		t.Helper()
+		resp := ts.do(t, "GET", "/api/v1/topics"+query, nil, nil)
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api/v1/topics%s: status %d", query, resp.StatusCode)
+		}
+		var p page
+		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if p := get(""); len(p.Topics) != len(want) || p.Next != nil {
+		t.Errorf("without limit: %d topics, next %v; want all %d and no next", len(p.Topics), p.Next, len(want))
+	}
+	var got []string
+	query := "?limit=3"
+	for range len(want) {
+		p := get(query)
+		for _, topic := range p.Topics {
+			got = append(got, topic.Topic)
+		}
+		if p.Next == nil {
+			break
+		}
+		query = "?limit=3&after=" + url.QueryEscape(*p.Next)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pages of 3 list %v, want %v", got, want)
+	}
+	if p := get("?after=t4"); len(p.Topics) != 2 || p.Topics[0].Topic != "t5" || p.Next != nil {
+		t.Errorf("after=t4: %+v, want t5 and t6 and no next", p)
+	}
+
+	for _, query := range []string{"limit=0", "limit=1001", "limit=x", "limit=03", "limit=+3", "limit=", "limit=1&limit=2", "after=a&after=b"} {
+		resp := ts.do(t, "GET", "/api/v1/topics?"+query, nil, nil)
+		msg := wantJSONError(t, resp, http.StatusBadRequest)
+		if name := strings.SplitN(query, "=", 2)[0]; !strings.Contains(msg, name) {
+			t.Errorf("?%s: error %q does not name %s", query, msg, name)
 		}
 	}
 }

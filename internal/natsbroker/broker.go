@@ -506,6 +506,11 @@ func (b *Broker) unavailable(op string, err error) error {
 // of: the topics of the stream's tail that it caches.
 func (b *Broker) Topics() []stream.TopicInfo { return b.cur.Load().mem.Topics() }
 
+// TopicsPage is Topics a page at a time: see stream.Memory.TopicsPage.
+func (b *Broker) TopicsPage(after string, limit int) (page []stream.TopicInfo, next string) {
+	return b.cur.Load().mem.TopicsPage(after, limit)
+}
+
 // Stats returns running totals: Published counts the events this instance
 // stored and was told so (an event whose acknowledgement was lost is not
 // counted, nor is its retry with a key, a duplicate), the others are the

@@ -20,8 +20,17 @@ func TestPublishAnswersOnceTheEventIsLocal(t *testing.T) {
 			topic := "t" + strconv.Itoa(i)
 			before := a.publish(t, topic, "before")
 			topics := a.broker.Topics()
-			if k := slices.IndexFunc(topics, func(ti stream.TopicInfo) bool { return ti.Topic == topic }); k < 0 || topics[k].LastEventID != before {
+			k := slices.IndexFunc(topics, func(ti stream.TopicInfo) bool { return ti.Topic == topic })
+			if k < 0 || topics[k].LastEventID != before {
 				t.Fatalf("topics right after the publish of %s: %+v", before, topics)
+			}
+			if page, _ := a.broker.TopicsPage(topic[:1], 1); k == 0 && (len(page) != 1 || page[0] != topics[0]) {
+				t.Fatalf("the first page of one topic right after the publish of %s: %+v, want %+v", before, page, topics[0])
+			}
+			if k > 0 {
+				if page, next := a.broker.TopicsPage(topics[k-1].Topic, 1); len(page) != 1 || page[0] != topics[k] || next != "" && next != topic {
+					t.Fatalf("a page of topics right after the publish of %s: %+v (next %q), want %+v", before, page, next, topics[k])
+				}
 			}
 			c := a.subscribe(t, "topic="+topic, "")
 			after := a.publish(t, topic, "after")

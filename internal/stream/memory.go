@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,7 +67,7 @@ type Memory struct {
 	dropped    []*memorySubscription  // scratch for Publish, reused
 	markSeq    uint64                 // scratch for Topics
 
-	// topicsPaused, when set (by tests), is called between Topics's
+	// topicsPaused, when set (by tests), is called between TopicsPage's
 	// pieces, with the lock let go.
 	topicsPaused func()
 
@@ -546,43 +545,80 @@ func (b *Memory) CloseWith(err error) {
 	close(b.done)
 }
 
-// topicsScan is how many topics Topics looks at while it holds the
-// broker's lock; it takes the lock again for more, so that a broker with
-// many topics (one per user, say) does not hold up Publish for all of them
-// at once.
+// topicsScan is how many topics TopicsPage looks at while it holds the
+// broker's lock; it takes the lock again for more.
 const topicsScan = 512
 
-// Topics lists the active topics, sorted by name. A topic is active while
-// the history retains at least one of its events or a subscription names
-// it exactly (without wildcards); topics that only a wildcard subscription
-// would match are not listed. Each entry counts the subscriptions receiving
-// the topic, through any pattern, once each. It holds the broker's lock
-// for each topic's few wildcard lookups (wildIndex), and goes through a
-// topic's subscriptions one by one only when one of them has several
-// patterns that match it. It lets the lock go after every topicsScan
-// topics, so the list is not one moment's: a topic that is active
-// throughout is listed, one that became active or inactive meanwhile may
-// or may not be, and each entry is as it stood when it was looked at.
+// Topics lists the active topics, sorted by name: TopicsPage without
+// a bound.
 func (b *Memory) Topics() []TopicInfo {
+	list, _ := b.TopicsPage("", 0)
+	return list
+}
+
+// TopicsPage lists the active topics whose names sort after after, by
+// name, limit of them at most (all for limit 0). When more follow, next
+// is the name to give as after for the next page, the page's last ("" on
+// the last page). A topic is active while the history retains at
+// least one of its events or a subscription names it exactly (without
+// wildcards); topics that only a wildcard subscription would match are
+// not listed. Each entry counts the subscriptions receiving the topic,
+// through any pattern, once each.
+//
+// It goes through the topics twice: once for the names of the page,
+// keeping limit+1 of them at most, and once for those names' entries.
+// Each entry takes the broker's lock for its few wildcard lookups
+// (wildIndex), and goes through its subscriptions one by one only when one
+// of them has several patterns that match it. Both walks let the lock go
+// after every topicsScan topics, so that a broker with many topics (one
+// per user, say) does not hold up Publish for all of them at once, and the
+// list is not one moment's: a topic that is active throughout is listed,
+// one that became active or inactive meanwhile may or may not be, and each
+// entry is as it stood when it was looked at. A page may then hold fewer
+// than limit topics though more follow, and next names a topic it does
+// not list.
+func (b *Memory) TopicsPage(after string, limit int) (page []TopicInfo, next string) {
+	keep := -1 // names kept: limit+1, to know whether more follow
+	if limit > 0 {
+		keep = limit + 1
+	}
 	b.mu.Lock()
-	out := make([]TopicInfo, 0, len(b.topics))
+	defer b.mu.Unlock()
+	var names []string
+	if keep < 0 {
+		names = make([]string, 0, len(b.topics))
+	}
 	n := 0
 	// Once the lock was let go, b.topics may have been made again
 	// (shrunk): the walk goes on over the map it started with, which
 	// nothing changes any more, and skips what is no longer active.
 	for name, t := range b.topics {
-		if n++; n%topicsScan == 0 {
-			b.mu.Unlock()
-			if b.topicsPaused != nil {
-				b.topicsPaused()
-			}
-			b.mu.Lock()
-			if b.closed {
-				out = out[:0]
-				break
-			}
+		if n++; n%topicsScan == 0 && !b.pauseTopics() {
+			return nil, ""
 		}
-		if b.topics[name] != t {
+		if name <= after || b.topics[name] != t {
+			continue
+		}
+		names = append(names, name)
+		if keep > 0 && len(names) >= 2*keep {
+			slices.Sort(names)
+			names = names[:keep]
+		}
+	}
+	slices.Sort(names)
+	// A topic dropped and made again after it was looked at may come up
+	// again in the walk.
+	names = slices.Compact(names)
+	if keep > 0 && len(names) >= keep {
+		names, next = names[:limit], names[limit-1]
+	}
+	page = make([]TopicInfo, 0, len(names))
+	for i, name := range names {
+		if i > 0 && i%topicsScan == 0 && !b.pauseTopics() {
+			return nil, ""
+		}
+		t := b.topics[name]
+		if t == nil {
 			continue
 		}
 		b.matched = b.wildIdx.match(name, append(b.matched[:0], &t.group))
@@ -591,13 +627,21 @@ func (b *Memory) Topics() []TopicInfo {
 		if t.lastID != 0 {
 			info.LastEventID = strconv.FormatUint(t.lastID, 10)
 		}
-		out = append(out, info)
+		page = append(page, info)
 	}
+	return page, next
+}
+
+// pauseTopics lets the broker's lock go for a moment during
+// TopicsPage's walks, and says whether the broker is still open. The
+// caller holds b.mu.
+func (b *Memory) pauseTopics() bool {
 	b.mu.Unlock()
-	slices.SortFunc(out, func(x, y TopicInfo) int { return cmp.Compare(x.Topic, y.Topic) })
-	// A topic dropped and made again after it was looked at may come up
-	// again in the walk.
-	return slices.CompactFunc(out, func(x, y TopicInfo) bool { return x.Topic == y.Topic })
+	if b.topicsPaused != nil {
+		b.topicsPaused()
+	}
+	b.mu.Lock()
+	return !b.closed
 }
 
 // countSubscribers counts the subscriptions of groups, once each. A

@@ -353,6 +353,54 @@ func TestTopics(t *testing.T) {
 	}
 }
 
+// TestTopicsPage pages through more topics than one walk's piece, limit
+// at a time, following next: every topic comes once, in order, with its
+// entry, and the last page has no next. A page asked after a name starts
+// past it, whether or not it is a topic's.
+func TestTopicsPage(t *testing.T) {
+	const topics = 3*topicsScan + 7
+	b := newTestMemory(t, MemoryOptions{HistorySize: topics})
+	for i := range topics {
+		mustPublish(t, b, fmt.Sprintf("user.%04d", i), "", "x")
+	}
+	mustSubscribe(t, b, "", "user.*")
+	all := b.Topics()
+	if len(all) != topics {
+		t.Fatalf("Topics() lists %d topics, want %d", len(all), topics)
+	}
+	for _, limit := range []int{1, 10, topicsScan, topics - 1, topics, topics + 1} {
+		var got []TopicInfo
+		after, pages := "", 0
+		for {
+			page, next := b.TopicsPage(after, limit)
+			if pages++; len(page) > limit || pages > topics+1 {
+				t.Fatalf("limit %d: page %d lists %d topics", limit, pages, len(page))
+			}
+			got = append(got, page...)
+			if next == "" {
+				break
+			}
+			if last := page[len(page)-1].Topic; next != last {
+				t.Fatalf("limit %d: next %q, want the page's last topic %q", limit, next, last)
+			}
+			after = next
+		}
+		if fmt.Sprint(got) != fmt.Sprint(all) {
+			t.Errorf("limit %d: the %d pages list %d topics, not Topics()'s %d in order", limit, pages, len(got), len(all))
+		}
+		if want := (topics + limit - 1) / limit; pages != want {
+			t.Errorf("limit %d: %d pages, want %d", limit, pages, want)
+		}
+	}
+	page, next := b.TopicsPage("user.0100x", 2)
+	if fmt.Sprint(page) != fmt.Sprint(all[101:103]) || next != all[102].Topic {
+		t.Errorf("TopicsPage(user.0100x, 2) = %v, %q; want %v, %q", page, next, all[101:103], all[102].Topic)
+	}
+	if page, next := b.TopicsPage("zzz", 5); len(page) != 0 || next != "" {
+		t.Errorf("TopicsPage past the last topic = %v, %q; want none", page, next)
+	}
+}
+
 // TestTopicsLetsPublishesIn lists many topics while a publish goes in
 // between two of the walk's pieces, with the lock let go: it evicts half
 // of the topics, which makes the map of topics again (shrunk). The list
