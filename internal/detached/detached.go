@@ -138,10 +138,11 @@ func (g *Group) Wait(ctx context.Context) error {
 // CloseConns closes the connection of every response still going and
 // returns how many there were: for a server whose shutdown has waited
 // long enough (Wait gave up). A response being taken over meanwhile (its
-// Take under way) has its connection closed as soon as it is. A step blocked writing to a client that
-// stopped reading then fails at once, and its response ends. A TLS
-// connection is cut, without the close_notify alert that a client which
-// stopped reading would hold up for seconds.
+// Take under way) has its connection closed as soon as it is, and is
+// counted with them. A step blocked writing to a client that stopped
+// reading then fails at once, and its response ends. A TLS connection is
+// cut, without the close_notify alert that a client which stopped
+// reading would hold up for seconds.
 func (g *Group) CloseConns() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -150,7 +151,7 @@ func (g *Group) CloseConns() int {
 		c.cut()
 		_ = c.conn.Close()
 	}
-	return len(g.conns)
+	return g.n // those in conns, and those whose Take is under way
 }
 
 // Take takes the connection of w over to answer r with status 200 and the
