@@ -39,6 +39,17 @@ func serverProtocols(c config.ServerConfig) *http.Protocols {
 	return &p
 }
 
+// serverHTTP2 returns the HTTP/2 settings: a connection to which nothing
+// could be written for stream.write_timeout (a client that stopped
+// reading all of it, not one stream) is closed, and its streams end with
+// it. A stream's own write deadline resets that stream alone, and its
+// RST_STREAM waits behind the bytes the connection cannot send: on a
+// system without TCP_USER_TIMEOUT (see listen), the connection and all
+// its streams were held until the client read again.
+func serverHTTP2(c config.StreamConfig) *http.HTTP2Config {
+	return &http.HTTP2Config{WriteByteTimeout: c.WriteTimeout}
+}
+
 // serveOn serves srv on ln: over TLS when srv has a TLS configuration.
 // ServeTLS offers HTTP/2 by ALPN; srv's timeouts hold on both protocols,
 // and the TLS handshake is bounded by the shortest of them.

@@ -178,6 +178,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxHeaderBytes:    headerBytes(m.Config.Hub.MaxTopicsPerSubscription),
 		TLSConfig:         tlsConfig,
 		Protocols:         serverProtocols(m.Config.Server),
+		HTTP2:             serverHTTP2(m.Config.Stream),
 		ErrorLog:          errLog,
 		ConnState: func(c net.Conn, state http.ConnState) {
 			conns.track(c, state)

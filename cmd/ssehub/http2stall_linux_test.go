@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/testpki"
+	"go.uber.org/goleak"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"golang.org/x/sys/unix"
+)
+
+// TestHTTP2ClientThatStopsReadingIsDropped: an HTTP/2 client that stops
+// reading its connection altogether, not one stream, while its kernel
+// still acknowledges (a zero window), is dropped within about
+// stream.write_timeout (over TLS, 5 s more: Go's TLS tries that long to
+// send its closing alert), its streams with it, where no
+// TCP_USER_TIMEOUT ends the connection (every system but Linux; the test
+// turns it off). A stream's write deadline resets only that stream, with
+// a RST_STREAM that cannot be sent through the full connection: the
+// stream, its slot and its connection were held until the client read
+// again.
+func TestHTTP2ClientThatStopsReadingIsDropped(t *testing.T) {
+	pki := testpki.New(t)
+	for name, cfg := range map[string]config.Config{"tls": tlsTestConfig(pki), "h2c": hubTestConfig()} {
+		t.Run(name, func(t *testing.T) {
+			cfg.Server.H2C = name == "h2c"
+			cfg.Server.ShutdownTimeout = time.Second
+			cfg.Stream.WriteTimeout = time.Second
+			closed := make(chan string, 100)
+			base, _ := startMain(t, cfg, stallableConns(t, closed))
+			var tlsConfig *tls.Config
+			if name == "tls" {
+				tlsConfig = &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1"}
+			}
+
+			conn := stallHTTP2(t, base, tlsConfig, "stalled", 2)
+			start := time.Now()
+			deadline := time.After(15 * cfg.Stream.WriteTimeout)
+			for done := false; !done; {
+				select {
+				case remote := <-closed:
+					done = remote == conn.LocalAddr().String()
+				case <-deadline:
+					t.Fatalf("the connection of a client that stopped reading was still open %v after its last publish; stream.write_timeout %v",
+						time.Since(start), cfg.Stream.WriteTimeout)
+				}
+			}
+			t.Logf("connection closed %v after the last publish", time.Since(start))
+			var roots *x509.CertPool
+			if tlsConfig != nil {
+				roots = tlsConfig.RootCAs
+			}
+			waitStreams(t, testClient(t, roots, (*http.Protocols).SetHTTP1), base, 0)
+		})
+	}
+}
+
+// TestHTTP2ShutdownWithStalledClients shuts down while HTTP/2 clients,
+// over TLS and h2c, have stopped reading their connections, each with a
+// stream blocked writing and another idle, and a write timeout far past
+// the shutdown timeout: Run closes their connections when
+// server.shutdown_timeout passes, every stream ends, as shutting down,
+// and no goroutine of theirs is left.
+func TestHTTP2ShutdownWithStalledClients(t *testing.T) {
+	pki := testpki.New(t)
+	for name, cfg := range map[string]config.Config{"tls": tlsTestConfig(pki), "h2c": hubTestConfig()} {
+		t.Run(name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			cfg.Server.H2C = name == "h2c"
+			cfg.Server.ShutdownTimeout = 500 * time.Millisecond
+			cfg.Stream.WriteTimeout = time.Minute
+			var logs lockedBuffer
+			base, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)), stallableConns(t, nil))
+			var tlsConfig *tls.Config
+			if name == "tls" {
+				tlsConfig = &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1"}
+			}
+			stallHTTP2(t, base, tlsConfig, "stalled."+name, 2)
+
+			start := time.Now()
+			err := stop()
+			elapsed := time.Since(start)
+			if err != nil {
+				t.Fatalf("Run returned %v after %v", err, elapsed)
+			}
+			if bound := cfg.Server.ShutdownTimeout + closedStreamsGrace; elapsed > bound {
+				t.Errorf("Run returned after %v, past the shutdown timeout and its grace, %v", elapsed, bound)
+			}
+			out := logs.tail(1 << 20)
+			if n := strings.Count(out, `msg="stream ended"`); n != 2 {
+				t.Errorf("%d stream end lines, want 2; log:\n%s", n, out)
+			}
+			for line := range strings.Lines(out) {
+				if strings.Contains(line, `msg="stream ended"`) && !strings.Contains(line, `reason="shutting down`) {
+					t.Errorf("stream end line %q, want its reason shutting down", strings.TrimSpace(line))
+				}
+			}
+		})
+	}
+}
+
+// stallableConns returns a hook for startMain that makes the server's
+// connections as on a system without TCP_USER_TIMEOUT, with a small send
+// buffer that a few events fill, and sends the client's address of each
+// connection closed to closed, when not nil.
+func stallableConns(t *testing.T, closed chan<- string) func(*Main) {
+	return func(m *Main) {
+		m.connState = func(c net.Conn, state http.ConnState) {
+			switch state {
+			case http.StateNew:
+				if tc, ok := c.(*tls.Conn); ok {
+					c = tc.NetConn()
+				}
+				raw, err := c.(syscall.Conn).SyscallConn()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := raw.Control(func(fd uintptr) {
+					if err := unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 0); err != nil {
+						t.Error(err)
+					}
+				}); err != nil {
+					t.Error(err)
+				}
+				if err := c.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+					t.Error(err)
+				}
+			case http.StateClosed:
+				if closed != nil {
+					closed <- c.RemoteAddr().String()
+				}
+			}
+		}
+	}
+}
+
+// stallHTTP2 opens an HTTP/2 connection to base, over TLS with tlsConfig
+// when not nil, else h2c, with its windows wide open, subscribes to topic
+// on its first stream and to topic.idle on the others up to streams,
+// reads up to each one's first bytes and then reads nothing. It
+// publishes to topic over another connection until the server's writes
+// to it block, and returns the connection, with its small receive
+// buffer.
+func stallHTTP2(t *testing.T, base string, tlsConfig *tls.Config, topic string, streams int) net.Conn {
+	t.Helper()
+	addr := base[strings.Index(base, "://")+3:]
+	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	tcp, err := dialer.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcp.Close() })
+	conn := tcp
+	if tlsConfig != nil {
+		tlsConfig = tlsConfig.Clone()
+		tlsConfig.NextProtos = []string{"h2"}
+		tc := tls.Client(tcp, tlsConfig)
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		conn = tc
+	}
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	// Windows wide open: only the connection itself holds the server's
+	// bytes back.
+	const window = 1<<31 - 1
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: window}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteWindowUpdate(0, window-65535); err != nil {
+		t.Fatal(err)
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	for i := range streams {
+		var block bytes.Buffer
+		enc := hpack.NewEncoder(&block)
+		path := "/api/v1/events?topic=" + topic
+		if i > 0 {
+			path += ".idle"
+		}
+		for _, f := range []hpack.HeaderField{
+			{Name: ":method", Value: http.MethodGet},
+			{Name: ":scheme", Value: scheme},
+			{Name: ":authority", Value: "ssehub.test"},
+			{Name: ":path", Value: path},
+		} {
+			if err := enc.WriteField(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Read up to each stream's first bytes, its retry field: its
+	// subscription is then registered. From here on the client reads
+	// nothing.
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for started := map[uint32]bool{}; len(started) < streams; {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the streams' start: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				if err := fr.WriteSettingsAck(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case *http2.MetaHeadersFrame:
+			if status := f.PseudoValue("status"); status != "200" {
+				t.Fatalf("subscribe: %s", status)
+			}
+		case *http2.DataFrame:
+			started[f.StreamID] = true
+		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			t.Fatalf("subscribe: %v", f)
+		}
+	}
+
+	// Events for the first stream alone, 1.2 MB, are far more than the
+	// client's receive buffer and the server's send buffer hold: the
+	// connection's writes block.
+	var roots *x509.CertPool
+	if tlsConfig != nil {
+		roots = tlsConfig.RootCAs
+	}
+	client := testClient(t, roots, (*http.Protocols).SetHTTP1)
+	data := strings.Repeat("b", 60000)
+	for i := range 20 {
+		if status, answer := publishWith(t, client, base, hubTestToken, topic, data); status != http.StatusCreated {
+			t.Fatalf("publish %d: %d %s", i, status, answer)
+		}
+	}
+	client.CloseIdleConnections()
+	return conn
+}
