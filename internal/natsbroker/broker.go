@@ -315,7 +315,9 @@ func (b *Broker) start(ctx context.Context) error {
 // either way): it does not deliver it itself, the local consumer does, as
 // on every other instance. While
 // NATS is unreachable, and while a deleted stream is being replaced, it
-// returns an error wrapping stream.ErrUnavailable; nothing is acknowledged
+// returns an error wrapping stream.ErrUnavailable, and while JetStream has
+// no room for the event (the server's storage or the account's limits
+// full) one wrapping stream.ErrStoreFull; nothing is acknowledged
 // that was not stored, or with an id of a history that has ended (an
 // event whose acknowledgement was lost may be stored nonetheless: a
 // retry with p.Key stores it once).
@@ -362,6 +364,9 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
 			b.renew(h) // no stream took it: deleted, and its consumer not told?
 		}
+		if full(err) {
+			return nil, false, fmt.Errorf("nats publish to stream %q: %w: %w", b.opts.Stream, stream.ErrStoreFull, err)
+		}
 		if errors.Is(err, nats.ErrReconnectBufExceeded) {
 			err = fmt.Errorf("nats not connected: %w", err) // sent while it reconnects
 		}
@@ -405,6 +410,25 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		return nil, false, b.unavailable("publish", err)
 	}
 	return msg, ack.Duplicate, nil
+}
+
+// errCodeAccountResourcesExceeded is nats-server's error code for a
+// publish past its account's JetStream limits
+// (JSAccountResourcesExceededErr); nats.go names none.
+const errCodeAccountResourcesExceeded jetstream.ErrorCode = 10002
+
+// full reports whether err, a publish's, is JetStream refusing the event
+// for want of room: the server's storage (its max_file_store or
+// max_memory_store) or the account's limits reached before the stream's
+// own let go of its oldest events. Taken for NATS unreachable, it was
+// answered "try again in a moment", when nothing would be stored until an
+// operator made room.
+func full(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.ErrorCode == jetstream.ErrorCode(nats.JSErrCodeInsufficientResourcesErr) || apiErr.ErrorCode == errCodeAccountResourcesExceeded
 }
 
 // maxViolations is how many permissions violations denied remembers.

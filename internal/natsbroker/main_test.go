@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -216,6 +217,52 @@ func (in *instance) close() {
 	in.h.Close()
 	in.Server.Close()
 	in.broker.Close()
+}
+
+// postAnswer publishes as post does, and returns the status, the
+// answer's body and its header.
+func (in *instance) postAnswer(t *testing.T, topic, body string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", in.URL+"/api/v1/topics/"+topic+"/events", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := in.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(answer), resp.Header
+}
+
+// metrics returns the instance's /metrics.
+func (in *instance) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := in.Client().Get(in.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(text)
+}
+
+// metricLines are the lines of metrics, a /metrics answer, that start
+// with prefix.
+func metricLines(metrics, prefix string) string {
+	var lines []string
+	for line := range strings.Lines(metrics) {
+		if strings.HasPrefix(line, prefix) {
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines, "")
 }
 
 // post publishes and returns the status, the answer's id and its header.

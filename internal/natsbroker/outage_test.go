@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -11,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // publishers publish to topic t through each of ins, one after another,
@@ -500,10 +504,11 @@ func TestSubscribingWhileNATSIsAway(t *testing.T) {
 	}
 }
 
-// The NATS server's JetStream storage (its max_file_store) fills before
-// the stream reaches its own limits: the server refuses each publish
+// The NATS server's JetStream storage (its max_file_store), or its
+// account's, fills before the stream reaches its own limits: the server refuses each publish
 // rather than let go of the stream's oldest events, so publishing answers
-// 503 with Retry-After, and nothing answered 503 is stored, until room is
+// 503 with Retry-After, saying the store is full (not unreachable, which
+// waiting would mend), and nothing answered 503 is stored, until room is
 // made. A stream whose bytes hub.history_max_bytes keeps below that
 // storage lets go of its oldest events and goes on storing.
 func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
@@ -523,9 +528,19 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 			t.Fatal("1000 events of 1 KB stored in 64 KiB")
 		}
 		for range 3 {
-			if status, _, header := a.post(t, "t", body); status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
-				t.Fatalf("publish with the server's storage full: %d, Retry-After %q", status, header.Get("Retry-After"))
+			status, answer, header := a.postAnswer(t, "t", body)
+			if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(answer, "the event store is full") {
+				t.Fatalf("publish with the server's storage full: %d %s, Retry-After %q; want 503 saying the store is full", status, answer, header.Get("Retry-After"))
 			}
+		}
+		// The broker's error names the cause, for the refusal log.
+		if _, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: body}); !errors.Is(err, stream.ErrStoreFull) || !strings.Contains(err.Error(), "insufficient resources") {
+			t.Fatalf("publish with the server's storage full: %v, want stream.ErrStoreFull with JetStream's insufficient resources", err)
+		}
+		// The first 503, which ended the loop above, and the 3 since.
+		if metrics := a.metrics(t); !strings.Contains(metrics, "\n"+`ssehub_requests_refused_total{reason="store_full"} 4`+"\n") ||
+			!strings.Contains(metrics, "\n"+`ssehub_requests_refused_total{reason="store_unreachable"} 0`+"\n") {
+			t.Fatalf("/metrics after 4 publishes refused for the storage full:\n%s", metricLines(metrics, "ssehub_requests_refused_total{"))
 		}
 		if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("readyz with the server's storage full: %v %v, want 200 as README says", resp.Status, err)
@@ -538,6 +553,28 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 		}
 		if info.State.Msgs != uint64(acked) || info.State.FirstSeq != 1 {
 			t.Fatalf("the stream holds %d events from %d, want the %d acknowledged from 1", info.State.Msgs, info.State.FirstSeq, acked)
+		}
+	})
+	t.Run("the account's limit", func(t *testing.T) {
+		ns := startNATS(t)
+		opts := testBrokerOptions(ns)
+		opts.HistorySize = 1000
+		a := newInstance(t, opts)
+		limits := map[string]server.JetStreamAccountLimits{"": {MaxStore: 64 << 10, MaxMemory: -1, MaxStreams: -1, MaxConsumers: -1}}
+		if err := ns.GlobalAccount().UpdateJetStreamLimits(limits); err != nil {
+			t.Fatal(err)
+		}
+		for range 1000 {
+			if status, _, _ := a.post(t, "t", body); status != http.StatusCreated {
+				break
+			}
+		}
+		status, answer, header := a.postAnswer(t, "t", body)
+		if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(answer, "the event store is full") {
+			t.Fatalf("publish with the account's storage full: %d %s, Retry-After %q; want 503 saying the store is full", status, answer, header.Get("Retry-After"))
+		}
+		if _, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: body}); !errors.Is(err, stream.ErrStoreFull) || !strings.Contains(err.Error(), "resource limits exceeded for account") {
+			t.Fatalf("publish with the account's storage full: %v, want stream.ErrStoreFull with JetStream's resource limits exceeded for account", err)
 		}
 	})
 	t.Run("history_max_bytes below it", func(t *testing.T) {
