@@ -511,6 +511,8 @@ func (b *Broker) ready(h *history) error {
 		return stream.ErrClosed
 	case !b.nc.IsConnected():
 		return fmt.Errorf("nats not connected: %w", stream.ErrUnavailable)
+	case h.stale.Load() && h.noJetStream.Load() && h == b.cur.Load():
+		return fmt.Errorf("nats: %w: %w", errNoJetStream, stream.ErrUnavailable)
 	case h.stale.Load(), h != b.cur.Load():
 		return fmt.Errorf("stream %q: %w: %w", b.opts.Stream, ErrStreamDeleted, stream.ErrUnavailable)
 	}

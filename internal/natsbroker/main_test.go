@@ -49,6 +49,9 @@ type natsServer struct {
 	// maxStore is the server's JetStream file storage (max_file_store);
 	// 0: NATS's default, most of the disk.
 	maxStore int64
+	// noJetStream runs the server without JetStream, as one restarted
+	// without -js.
+	noJetStream bool
 }
 
 // restrictedURL is ns's URL as the user whose publishes denied leaves out.
@@ -99,7 +102,7 @@ func (ns *natsServer) deny(t *testing.T, subjects ...string) {
 // options are ns's server options, on ns.port.
 func (ns *natsServer) options() *server.Options {
 	opts := &server.Options{
-		Host: "127.0.0.1", Port: ns.port, JetStream: true, StoreDir: ns.dir,
+		Host: "127.0.0.1", Port: ns.port, JetStream: !ns.noJetStream, StoreDir: ns.dir,
 		NoLog: true, NoSigs: true, MaxPayload: ns.maxPayload,
 		JetStreamLimits:   server.JSLimitOpts{DefaultMaxConsumers: ns.maxConsumers},
 		JetStreamMaxStore: ns.maxStore,

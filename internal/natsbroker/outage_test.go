@@ -590,3 +590,40 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 		}
 	})
 }
+
+// A NATS server that comes back without JetStream (restarted without
+// -js): /readyz answers 503, and Ready and Publish say that no JetStream
+// answers, as a start does, not that the stream was deleted, which sent
+// an operator looking for who deleted it. Once the server is back with
+// JetStream, the instance takes its stream again.
+func TestNATSBackWithoutJetStream(t *testing.T) {
+	ns := startNATS(t)
+	a := newInstance(t, testBrokerOptions(ns))
+	a.publish(t, "t", "before")
+	ns.stop()
+	ns.noJetStream = true
+	ns.start(t)
+	var err error
+	waitFor(t, "a publish refused for want of JetStream", func() bool {
+		_, _, err = a.broker.Publish(stream.Publication{Topic: "t", Data: "x"})
+		return strings.Contains(fmt.Sprint(err), "no JetStream answered")
+	})
+	if !errors.Is(err, stream.ErrUnavailable) || errors.Is(err, ErrStreamDeleted) {
+		t.Fatalf("publish without JetStream: %v, want stream.ErrUnavailable, not ErrStreamDeleted", err)
+	}
+	if err := a.broker.Ready(); !errors.Is(err, stream.ErrUnavailable) || errors.Is(err, ErrStreamDeleted) || !strings.Contains(err.Error(), "no JetStream answered") {
+		t.Fatalf("Ready without JetStream: %v, want stream.ErrUnavailable saying no JetStream answered, not ErrStreamDeleted", err)
+	}
+	if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz without JetStream: %v %v, want 503", resp.Status, err)
+	} else {
+		resp.Body.Close()
+	}
+	ns.stop()
+	ns.noJetStream = false
+	ns.start(t)
+	publishUntilAccepted(t, a, "t", "after")
+	if err := a.broker.Ready(); err != nil {
+		t.Fatalf("Ready with JetStream back: %v", err)
+	}
+}
