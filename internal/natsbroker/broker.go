@@ -414,21 +414,37 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 
 // errCodeAccountResourcesExceeded is nats-server's error code for a
 // publish past its account's JetStream limits
-// (JSAccountResourcesExceededErr); nats.go names none.
-const errCodeAccountResourcesExceeded jetstream.ErrorCode = 10002
+// (JSAccountResourcesExceededErr), and errCodeNotStored its code
+// for a message its stream did not store (JSStreamStoreFailedF), with
+// the store's error as description; nats.go names neither.
+const (
+	errCodeAccountResourcesExceeded jetstream.ErrorCode = 10002
+	errCodeNotStored                jetstream.ErrorCode = 10077
+)
 
 // full reports whether err, a publish's, is JetStream refusing the event
 // for want of room: the server's storage (its max_file_store or
 // max_memory_store) or the account's limits reached before the stream's
-// own let go of its oldest events. Taken for NATS unreachable, it was
-// answered "try again in a moment", when nothing would be stored until an
-// operator made room.
+// own let go of its oldest events, or the stream's limits reached when it
+// discards new events (edited so since the start, which refuses such a
+// stream). Taken for NATS unreachable, it was answered "try again in a
+// moment", when nothing would be stored until an operator made room.
 func full(err error) bool {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
 		return false
 	}
-	return apiErr.ErrorCode == jetstream.ErrorCode(nats.JSErrCodeInsufficientResourcesErr) || apiErr.ErrorCode == errCodeAccountResourcesExceeded
+	switch apiErr.ErrorCode {
+	case jetstream.ErrorCode(nats.JSErrCodeInsufficientResourcesErr), errCodeAccountResourcesExceeded:
+		return true
+	case errCodeNotStored:
+		// nats-server's ErrMaxMsgs, ErrMaxBytes, ErrMaxMsgsPerSubject.
+		switch apiErr.Description {
+		case "maximum messages exceeded", "maximum bytes exceeded", "maximum messages per subject exceeded":
+			return true
+		}
+	}
+	return false
 }
 
 // maxViolations is how many permissions violations denied remembers.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -589,6 +590,37 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A stream edited while the instances run to refuse new events once full
+// (discard policy new, which a start refuses: ErrStreamMismatch):
+// publishing past its limits answers that the store is full, naming
+// JetStream's cause in the error, not that it is unreachable.
+func TestStreamEditedToDiscardNewAnswersFull(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 3
+	a := newInstance(t, opts)
+	js := ns.operator(t)
+	st, err := js.Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.Discard = jetstream.DiscardNew
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		a.publish(t, "t", strconv.Itoa(i))
+	}
+	status, answer, header := a.postAnswer(t, "t", `{"data": "past the limit"}`)
+	if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(answer, "the event store is full") {
+		t.Fatalf("publish into the full stream: %d %s, Retry-After %q; want 503 saying the store is full", status, answer, header.Get("Retry-After"))
+	}
+	if _, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: "past the limit"}); !errors.Is(err, stream.ErrStoreFull) || !strings.Contains(err.Error(), "maximum messages exceeded") {
+		t.Fatalf("publish into the full stream: %v, want stream.ErrStoreFull with JetStream's maximum messages exceeded", err)
+	}
 }
 
 // A NATS server that comes back without JetStream (restarted without
