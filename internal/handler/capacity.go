@@ -118,7 +118,8 @@ const refusalWindow = time.Second
 // hub.max_subscribers) as one warn line per window with their count, so a
 // storm of 503s costs a line a second, not a line per request; and in a
 // line of their own the 503s of a broker whose store was busy
-// (stream.ErrBusy) or unreachable (stream.ErrUnavailable), with the last
+// (stream.ErrBusy), full (stream.ErrStoreFull) or unreachable
+// (stream.ErrUnavailable), with the last
 // one's error as their cause, which the client is not told. The first
 // refusal opens a window; the lines are written when the window closes,
 // or by flush. It is safe for concurrent use.
@@ -130,8 +131,9 @@ type refusalLog struct {
 	streams     int         // refused in this window for stream.max_streams
 	subs        int         // refused in this window for hub.max_subscribers
 	busy        int         // refused in this window for stream.ErrBusy
+	full        int         // refused in this window for stream.ErrStoreFull
 	unreachable int         // refused in this window for stream.ErrUnavailable
-	cause       error       // the last of busy and unreachable
+	cause       error       // the last of busy, full and unreachable
 	closed      bool        // set by close: no window opens any more
 }
 
@@ -146,6 +148,8 @@ func refusalReason(err error) string {
 		return refusedMaxSubscribers
 	case errors.Is(err, stream.ErrBusy):
 		return refusedStoreBusy
+	case errors.Is(err, stream.ErrStoreFull):
+		return refusedStoreFull
 	case errors.Is(err, stream.ErrUnavailable):
 		return refusedStoreUnreachable
 	}
@@ -164,6 +168,9 @@ func (r *refusalLog) add(err error) {
 		r.subs++
 	case refusedStoreBusy:
 		r.busy++
+		r.cause = err
+	case refusedStoreFull:
+		r.full++
 		r.cause = err
 	case refusedStoreUnreachable:
 		r.unreachable++
@@ -196,12 +203,12 @@ func (r *refusalLog) close() {
 // the handler.
 func (r *refusalLog) flush() {
 	r.mu.Lock()
-	streams, subs, busy, unreachable, cause := r.streams, r.subs, r.busy, r.unreachable, r.cause
+	streams, subs, busy, full, unreachable, cause := r.streams, r.subs, r.busy, r.full, r.unreachable, r.cause
 	if r.timer != nil {
 		r.timer.Stop()
 		r.timer = nil
 	}
-	r.streams, r.subs, r.busy, r.unreachable, r.cause = 0, 0, 0, 0, nil
+	r.streams, r.subs, r.busy, r.full, r.unreachable, r.cause = 0, 0, 0, 0, 0, nil
 	r.mu.Unlock()
 	if streams+subs > 0 {
 		r.log.Warn("refused streams: at capacity",
@@ -210,10 +217,11 @@ func (r *refusalLog) flush() {
 			"over_max_subscribers", subs,
 			"window", refusalWindow)
 	}
-	if busy+unreachable > 0 {
-		r.log.Warn("refused requests: the event store is busy or unreachable",
-			"count", busy+unreachable,
+	if busy+full+unreachable > 0 {
+		r.log.Warn("refused requests: the event store is busy, full or unreachable",
+			"count", busy+full+unreachable,
 			"busy", busy,
+			"full", full,
 			"unreachable", unreachable,
 			"last_cause", cause,
 			"window", refusalWindow)

@@ -280,7 +280,7 @@ func TestRefusalsSpreadTheirRetryAfter(t *testing.T) {
 	}
 }
 
-// 503s for the broker's store say busy or unreachable apart, and are
+// 503s for the broker's store say busy, full or unreachable apart, and are
 // logged as refusals for capacity are: one warn line a window with their
 // count by cause and the last one's error, which the client is not told.
 func TestStoreRefusalsAreLoggedWithTheirCause(t *testing.T) {
@@ -298,6 +298,7 @@ func TestStoreRefusalsAreLoggedWithTheirCause(t *testing.T) {
 			{fmt.Errorf("nats replay: %w: all 64 reads in use", stream.ErrBusy), "the event store is busy: try again in a moment"},
 			{fmt.Errorf("nats replay: %w: consumers capped", stream.ErrBusy), "the event store is busy: try again in a moment"},
 			{fmt.Errorf("nats publish: %w: no responders", stream.ErrUnavailable), "the event store is unreachable: try again in a moment"},
+			{fmt.Errorf("nats publish: %w: insufficient resources", stream.ErrStoreFull), "the event store is full: nothing was stored; try again later"},
 		} {
 			rec := httptest.NewRecorder()
 			c, _ := gin.CreateTestContext(rec)
@@ -313,7 +314,7 @@ func TestStoreRefusalsAreLoggedWithTheirCause(t *testing.T) {
 		}
 		time.Sleep(refusalWindow)
 		synctest.Wait()
-		want := `level=WARN msg="refused requests: the event store is busy or unreachable" count=3 busy=2 unreachable=1 last_cause="nats publish: broker unavailable: no responders"`
+		want := `level=WARN msg="refused requests: the event store is busy, full or unreachable" count=4 busy=2 full=1 unreachable=1 last_cause="nats publish: event store full: insufficient resources"`
 		if !strings.Contains(logs.String(), want) || strings.Count(logs.String(), "level=WARN") != 1 {
 			t.Fatalf("log:\n%s\nwant one warn line with %s", logs.String(), want)
 		}
@@ -469,7 +470,7 @@ func TestRefusalAfterCloseIsLoggedAtOnce(t *testing.T) {
 			t.Fatalf("status %d, want 503", rec.Code)
 		}
 		synctest.Wait()
-		if !strings.Contains(logs.String(), "count=1 busy=0 unreachable=1") {
+		if !strings.Contains(logs.String(), "count=1 busy=0 full=0 unreachable=1") {
 			t.Fatalf("log right after the refusal:\n%s\nwant its line", logs.String())
 		}
 	})

@@ -36,10 +36,10 @@ var (
 )
 
 // retryAfterSeconds are the Retry-After values sent with 503s (a full
-// hub, too many streams, shutting down, the event store unreachable): one
-// of them at random for each answer, so that the clients refused together
-// do not all come back together, in waves every 5 s as they did when it
-// was always 5.
+// hub, too many streams, shutting down, the event store busy, full or
+// unreachable): one of them at random for each answer, so that the
+// clients refused together do not all come back together, in waves every
+// 5 s as they did when it was always 5.
 var retryAfterSeconds = [...]string{"3", "4", "5", "6", "7", "8"}
 
 // retryAfter is one of retryAfterSeconds, at random.
@@ -81,6 +81,7 @@ func statusOf(err error) int {
 		errors.Is(err, stream.ErrTooManySubscribers),
 		errors.Is(err, stream.ErrUnavailable),
 		errors.Is(err, stream.ErrBusy),
+		errors.Is(err, stream.ErrStoreFull),
 		errors.Is(err, stream.ErrClosed):
 		return http.StatusServiceUnavailable
 	default:
@@ -90,9 +91,9 @@ func statusOf(err error) int {
 
 // abortWithError answers {"error": "..."} with the status err maps to.
 // Internal errors are logged and answered with a generic message; 503s
-// for capacity and for the broker's store (busy, unreachable) are counted
-// in the metrics and into the refusal log's lines, at most one of each a
-// second (capacity.go), not logged one by one.
+// for capacity and for the broker's store (busy, full, unreachable) are
+// counted in the metrics and into the refusal log's lines, at most one of
+// each a second (capacity.go), not logged one by one.
 func (h *Handler) abortWithError(c *gin.Context, err error) {
 	if errors.Is(err, errBodyConnFailed) && h.cut.Load() {
 		// The server closed the connection, not the client: the answer
@@ -165,6 +166,8 @@ func abortUnavailable(c *gin.Context, err error) {
 		msg = "too many subscribers: try again later"
 	case errors.Is(err, stream.ErrBusy):
 		msg = "the event store is busy: try again in a moment"
+	case errors.Is(err, stream.ErrStoreFull):
+		msg = "the event store is full: nothing was stored; try again later"
 	case errors.Is(err, stream.ErrUnavailable):
 		msg = "the event store is unreachable: try again in a moment"
 	}

@@ -502,6 +502,7 @@ func TestHubShutdownAnswersAResumeWaitingForTheStore(t *testing.T) {
 	}
 	waitMetrics(t, ts, []string{
 		`ssehub_requests_refused_total{reason="store_busy"} 0`,
+		`ssehub_requests_refused_total{reason="store_full"} 0`,
 		`ssehub_requests_refused_total{reason="store_unreachable"} 0`,
 		`ssehub_subscribers 64`,
 	})
@@ -1147,6 +1148,7 @@ func TestMetricsCountRequestsRefusalsResetsAndEnds(t *testing.T) {
 		`ssehub_requests_refused_total{reason="max_streams"} 1`,
 		`ssehub_requests_refused_total{reason="max_subscribers"} 0`,
 		`ssehub_requests_refused_total{reason="store_busy"} 0`,
+		`ssehub_requests_refused_total{reason="store_full"} 0`,
 		`ssehub_requests_refused_total{reason="store_unreachable"} 0`,
 		`ssehub_stream_resets_total 1`,
 		`ssehub_streams_ended_total{reason="completed"} 1`,

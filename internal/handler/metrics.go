@@ -38,6 +38,7 @@ const (
 	refusedMaxStreams       = "max_streams"
 	refusedMaxSubscribers   = "max_subscribers"
 	refusedStoreBusy        = "store_busy"
+	refusedStoreFull        = "store_full"
 	refusedStoreUnreachable = "store_unreachable"
 )
 
@@ -66,7 +67,7 @@ func newMetrics(reg *prometheus.Registry, broker Broker) *metrics {
 		}, []string{"route", "method", "code"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ssehub_requests_refused_total",
-			Help: "Requests answered 503 with Retry-After for capacity (max_streams, max_subscribers) or because the event store was busy or unreachable.",
+			Help: "Requests answered 503 with Retry-After for capacity (max_streams, max_subscribers) or because the event store was busy, full or unreachable.",
 		}, []string{"reason"}),
 		streamsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ssehub_streams_ended_total",
@@ -77,7 +78,7 @@ func newMetrics(reg *prometheus.Registry, broker Broker) *metrics {
 			Help: "Streams that began with event: reset: a Last-Event-ID they could not resume from.",
 		}),
 	}
-	for _, reason := range []string{refusedMaxStreams, refusedMaxSubscribers, refusedStoreBusy, refusedStoreUnreachable} {
+	for _, reason := range []string{refusedMaxStreams, refusedMaxSubscribers, refusedStoreBusy, refusedStoreFull, refusedStoreUnreachable} {
 		m.refused.WithLabelValues(reason) // present at 0 from the start
 	}
 	// So is every reason a stream ends for: increase() and rate() miss

@@ -315,7 +315,9 @@ func (b *Broker) start(ctx context.Context) error {
 // either way): it does not deliver it itself, the local consumer does, as
 // on every other instance. While
 // NATS is unreachable, and while a deleted stream is being replaced, it
-// returns an error wrapping stream.ErrUnavailable; nothing is acknowledged
+// returns an error wrapping stream.ErrUnavailable, and while JetStream has
+// no room for the event (the server's storage or the account's limits
+// full) one wrapping stream.ErrStoreFull; nothing is acknowledged
 // that was not stored, or with an id of a history that has ended (an
 // event whose acknowledgement was lost may be stored nonetheless: a
 // retry with p.Key stores it once).
@@ -362,6 +364,9 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
 			b.renew(h) // no stream took it: deleted, and its consumer not told?
 		}
+		if full(err) {
+			return nil, false, fmt.Errorf("nats publish to stream %q: %w: %w", b.opts.Stream, stream.ErrStoreFull, err)
+		}
 		if errors.Is(err, nats.ErrReconnectBufExceeded) {
 			err = fmt.Errorf("nats not connected: %w", err) // sent while it reconnects
 		}
@@ -405,6 +410,41 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		return nil, false, b.unavailable("publish", err)
 	}
 	return msg, ack.Duplicate, nil
+}
+
+// errCodeAccountResourcesExceeded is nats-server's error code for a
+// publish past its account's JetStream limits
+// (JSAccountResourcesExceededErr), and errCodeNotStored its code
+// for a message its stream did not store (JSStreamStoreFailedF), with
+// the store's error as description; nats.go names neither.
+const (
+	errCodeAccountResourcesExceeded jetstream.ErrorCode = 10002
+	errCodeNotStored                jetstream.ErrorCode = 10077
+)
+
+// full reports whether err, a publish's, is JetStream refusing the event
+// for want of room: the server's storage (its max_file_store or
+// max_memory_store) or the account's limits reached before the stream's
+// own let go of its oldest events, or the stream's limits reached when it
+// discards new events (edited so since the start, which refuses such a
+// stream). Taken for NATS unreachable, it was answered "try again in a
+// moment", when nothing would be stored until an operator made room.
+func full(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jetstream.ErrorCode(nats.JSErrCodeInsufficientResourcesErr), errCodeAccountResourcesExceeded:
+		return true
+	case errCodeNotStored:
+		// nats-server's ErrMaxMsgs, ErrMaxBytes, ErrMaxMsgsPerSubject.
+		switch apiErr.Description {
+		case "maximum messages exceeded", "maximum bytes exceeded", "maximum messages per subject exceeded":
+			return true
+		}
+	}
+	return false
 }
 
 // maxViolations is how many permissions violations denied remembers.
@@ -487,6 +527,8 @@ func (b *Broker) ready(h *history) error {
 		return stream.ErrClosed
 	case !b.nc.IsConnected():
 		return fmt.Errorf("nats not connected: %w", stream.ErrUnavailable)
+	case h.stale.Load() && h.noJetStream.Load() && h == b.cur.Load():
+		return fmt.Errorf("nats: %w: %w", errNoJetStream, stream.ErrUnavailable)
 	case h.stale.Load(), h != b.cur.Load():
 		return fmt.Errorf("stream %q: %w: %w", b.opts.Stream, ErrStreamDeleted, stream.ErrUnavailable)
 	}

@@ -44,7 +44,11 @@ type history struct {
 	// stale is set while the stream may be gone: Publish and Ready answer
 	// ErrUnavailable until renew has checked it.
 	stale atomic.Bool
-	ended chan struct{} // closed by end: renewed, or the Broker closed
+	// noJetStream is set while renew's last check of a stale history
+	// found no JetStream (a NATS server back without it): Publish and
+	// Ready say so rather than that the stream was deleted.
+	noJetStream atomic.Bool
+	ended       chan struct{} // closed by end: renewed, or the Broker closed
 
 	// consumer is the name of the consumer that delivered the last
 	// message, and foreign is set once the stream it reads is found to be
@@ -213,6 +217,7 @@ func (b *Broker) renewFrom(old *history) {
 		h, err := b.next(ctx, old)
 		switch {
 		case err == nil && h == nil:
+			old.noJetStream.Store(false)
 			old.stale.Store(false) // a false alarm: the consumer alone was deleted
 			return
 		case err == nil:
@@ -228,6 +233,12 @@ func (b *Broker) renewFrom(old *history) {
 		}
 		if ctx.Err() != nil {
 			return // Close: the connection may have ended first
+		}
+		if noJetStream(err) {
+			err = fmt.Errorf("%w (%w)", errNoJetStream, err)
+			old.noJetStream.Store(true)
+		} else {
+			old.noJetStream.Store(false)
 		}
 		if !logged && time.Since(start) >= time.Second {
 			logged = true

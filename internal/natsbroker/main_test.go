@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -48,6 +49,9 @@ type natsServer struct {
 	// maxStore is the server's JetStream file storage (max_file_store);
 	// 0: NATS's default, most of the disk.
 	maxStore int64
+	// noJetStream runs the server without JetStream, as one restarted
+	// without -js.
+	noJetStream bool
 }
 
 // restrictedURL is ns's URL as the user whose publishes denied leaves out.
@@ -98,7 +102,7 @@ func (ns *natsServer) deny(t *testing.T, subjects ...string) {
 // options are ns's server options, on ns.port.
 func (ns *natsServer) options() *server.Options {
 	opts := &server.Options{
-		Host: "127.0.0.1", Port: ns.port, JetStream: true, StoreDir: ns.dir,
+		Host: "127.0.0.1", Port: ns.port, JetStream: !ns.noJetStream, StoreDir: ns.dir,
 		NoLog: true, NoSigs: true, MaxPayload: ns.maxPayload,
 		JetStreamLimits:   server.JSLimitOpts{DefaultMaxConsumers: ns.maxConsumers},
 		JetStreamMaxStore: ns.maxStore,
@@ -216,6 +220,52 @@ func (in *instance) close() {
 	in.h.Close()
 	in.Server.Close()
 	in.broker.Close()
+}
+
+// postAnswer publishes as post does, and returns the status, the
+// answer's body and its header.
+func (in *instance) postAnswer(t *testing.T, topic, body string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", in.URL+"/api/v1/topics/"+topic+"/events", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := in.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(answer), resp.Header
+}
+
+// metrics returns the instance's /metrics.
+func (in *instance) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := in.Client().Get(in.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(text)
+}
+
+// metricLines are the lines of metrics, a /metrics answer, that start
+// with prefix.
+func metricLines(metrics, prefix string) string {
+	var lines []string
+	for line := range strings.Lines(metrics) {
+		if strings.HasPrefix(line, prefix) {
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines, "")
 }
 
 // post publishes and returns the status, the answer's id and its header.

@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -11,6 +12,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // publishers publish to topic t through each of ins, one after another,
@@ -500,10 +505,11 @@ func TestSubscribingWhileNATSIsAway(t *testing.T) {
 	}
 }
 
-// The NATS server's JetStream storage (its max_file_store) fills before
-// the stream reaches its own limits: the server refuses each publish
+// The NATS server's JetStream storage (its max_file_store), or its
+// account's, fills before the stream reaches its own limits: the server refuses each publish
 // rather than let go of the stream's oldest events, so publishing answers
-// 503 with Retry-After, and nothing answered 503 is stored, until room is
+// 503 with Retry-After, saying the store is full (not unreachable, which
+// waiting would mend), and nothing answered 503 is stored, until room is
 // made. A stream whose bytes hub.history_max_bytes keeps below that
 // storage lets go of its oldest events and goes on storing.
 func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
@@ -523,9 +529,19 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 			t.Fatal("1000 events of 1 KB stored in 64 KiB")
 		}
 		for range 3 {
-			if status, _, header := a.post(t, "t", body); status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
-				t.Fatalf("publish with the server's storage full: %d, Retry-After %q", status, header.Get("Retry-After"))
+			status, answer, header := a.postAnswer(t, "t", body)
+			if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(answer, "the event store is full") {
+				t.Fatalf("publish with the server's storage full: %d %s, Retry-After %q; want 503 saying the store is full", status, answer, header.Get("Retry-After"))
 			}
+		}
+		// The broker's error names the cause, for the refusal log.
+		if _, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: body}); !errors.Is(err, stream.ErrStoreFull) || !strings.Contains(err.Error(), "insufficient resources") {
+			t.Fatalf("publish with the server's storage full: %v, want stream.ErrStoreFull with JetStream's insufficient resources", err)
+		}
+		// The first 503, which ended the loop above, and the 3 since.
+		if metrics := a.metrics(t); !strings.Contains(metrics, "\n"+`ssehub_requests_refused_total{reason="store_full"} 4`+"\n") ||
+			!strings.Contains(metrics, "\n"+`ssehub_requests_refused_total{reason="store_unreachable"} 0`+"\n") {
+			t.Fatalf("/metrics after 4 publishes refused for the storage full:\n%s", metricLines(metrics, "ssehub_requests_refused_total{"))
 		}
 		if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("readyz with the server's storage full: %v %v, want 200 as README says", resp.Status, err)
@@ -540,6 +556,28 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 			t.Fatalf("the stream holds %d events from %d, want the %d acknowledged from 1", info.State.Msgs, info.State.FirstSeq, acked)
 		}
 	})
+	t.Run("the account's limit", func(t *testing.T) {
+		ns := startNATS(t)
+		opts := testBrokerOptions(ns)
+		opts.HistorySize = 1000
+		a := newInstance(t, opts)
+		limits := map[string]server.JetStreamAccountLimits{"": {MaxStore: 64 << 10, MaxMemory: -1, MaxStreams: -1, MaxConsumers: -1}}
+		if err := ns.GlobalAccount().UpdateJetStreamLimits(limits); err != nil {
+			t.Fatal(err)
+		}
+		for range 1000 {
+			if status, _, _ := a.post(t, "t", body); status != http.StatusCreated {
+				break
+			}
+		}
+		status, answer, header := a.postAnswer(t, "t", body)
+		if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(answer, "the event store is full") {
+			t.Fatalf("publish with the account's storage full: %d %s, Retry-After %q; want 503 saying the store is full", status, answer, header.Get("Retry-After"))
+		}
+		if _, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: body}); !errors.Is(err, stream.ErrStoreFull) || !strings.Contains(err.Error(), "resource limits exceeded for account") {
+			t.Fatalf("publish with the account's storage full: %v, want stream.ErrStoreFull with JetStream's resource limits exceeded for account", err)
+		}
+	})
 	t.Run("history_max_bytes below it", func(t *testing.T) {
 		ns := startNATSWith(t, &natsServer{maxStore: 64 << 10})
 		opts := testBrokerOptions(ns)
@@ -552,4 +590,72 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A stream edited while the instances run to refuse new events once full
+// (discard policy new, which a start refuses: ErrStreamMismatch):
+// publishing past its limits answers that the store is full, naming
+// JetStream's cause in the error, not that it is unreachable.
+func TestStreamEditedToDiscardNewAnswersFull(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 3
+	a := newInstance(t, opts)
+	js := ns.operator(t)
+	st, err := js.Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.Discard = jetstream.DiscardNew
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		a.publish(t, "t", strconv.Itoa(i))
+	}
+	status, answer, header := a.postAnswer(t, "t", `{"data": "past the limit"}`)
+	if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(answer, "the event store is full") {
+		t.Fatalf("publish into the full stream: %d %s, Retry-After %q; want 503 saying the store is full", status, answer, header.Get("Retry-After"))
+	}
+	if _, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: "past the limit"}); !errors.Is(err, stream.ErrStoreFull) || !strings.Contains(err.Error(), "maximum messages exceeded") {
+		t.Fatalf("publish into the full stream: %v, want stream.ErrStoreFull with JetStream's maximum messages exceeded", err)
+	}
+}
+
+// A NATS server that comes back without JetStream (restarted without
+// -js): /readyz answers 503, and Ready and Publish say that no JetStream
+// answers, as a start does, not that the stream was deleted, which sent
+// an operator looking for who deleted it. Once the server is back with
+// JetStream, the instance takes its stream again.
+func TestNATSBackWithoutJetStream(t *testing.T) {
+	ns := startNATS(t)
+	a := newInstance(t, testBrokerOptions(ns))
+	a.publish(t, "t", "before")
+	ns.stop()
+	ns.noJetStream = true
+	ns.start(t)
+	var err error
+	waitFor(t, "a publish refused for want of JetStream", func() bool {
+		_, _, err = a.broker.Publish(stream.Publication{Topic: "t", Data: "x"})
+		return strings.Contains(fmt.Sprint(err), "no JetStream answered")
+	})
+	if !errors.Is(err, stream.ErrUnavailable) || errors.Is(err, ErrStreamDeleted) {
+		t.Fatalf("publish without JetStream: %v, want stream.ErrUnavailable, not ErrStreamDeleted", err)
+	}
+	if err := a.broker.Ready(); !errors.Is(err, stream.ErrUnavailable) || errors.Is(err, ErrStreamDeleted) || !strings.Contains(err.Error(), "no JetStream answered") {
+		t.Fatalf("Ready without JetStream: %v, want stream.ErrUnavailable saying no JetStream answered, not ErrStreamDeleted", err)
+	}
+	if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz without JetStream: %v %v, want 503", resp.Status, err)
+	} else {
+		resp.Body.Close()
+	}
+	ns.stop()
+	ns.noJetStream = false
+	ns.start(t)
+	publishUntilAccepted(t, a, "t", "after")
+	if err := a.broker.Ready(); err != nil {
+		t.Fatalf("Ready with JetStream back: %v", err)
+	}
 }

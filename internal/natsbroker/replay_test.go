@@ -710,6 +710,7 @@ func TestClientGoneWhileItsResumeWaitsIsNoRefusal(t *testing.T) {
 	}
 	for _, want := range []string{
 		`ssehub_requests_refused_total{reason="store_busy"} 0`,
+		`ssehub_requests_refused_total{reason="store_full"} 0`,
 		`ssehub_requests_refused_total{reason="store_unreachable"} 0`,
 	} {
 		if !strings.Contains(text, "\n"+want+"\n") {

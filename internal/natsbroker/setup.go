@@ -19,6 +19,16 @@ import (
 // Start-up stops rather than change them: another deployment may own it.
 var ErrStreamMismatch = errors.New("stream exists with other settings")
 
+// errNoJetStream says why a JetStream request failed when noJetStream.
+var errNoJetStream = errors.New("no JetStream answered: is it enabled on the NATS server (-js), and for the account connected with?")
+
+// noJetStream reports whether err, a JetStream request's, says that the
+// NATS server has no JetStream for the connection's account: none
+// answered (no -js), or it says so.
+func noJetStream(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)
+}
+
 // streamConfig is the stream the options ask for.
 func streamConfig(o *Options) jetstream.StreamConfig {
 	storage := jetstream.FileStorage
@@ -108,8 +118,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
 	want := streamConfig(o)
 	st, err := askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, o.Stream) })
-	if errors.Is(err, nats.ErrNoResponders) {
-		return nil, fmt.Errorf("nats: stream %q: no JetStream answered: is it enabled on the NATS server (-js), and for the account connected with? %w", o.Stream, err)
+	if noJetStream(err) {
+		return nil, fmt.Errorf("nats: stream %q: %w %w", o.Stream, errNoJetStream, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("nats: stream %q: %w", o.Stream, err)

@@ -34,6 +34,13 @@ var (
 	// from a NATS server at once as the broker allows): nothing was
 	// subscribed, and trying again shortly may succeed.
 	ErrBusy = errors.New("broker busy")
+	// ErrStoreFull reports a broker whose store is reachable but refused
+	// the event for want of room (a NATS server's JetStream storage, or
+	// its account's limits, full before the stream's own limits let go of
+	// old events; a stream that discards new events at its limits):
+	// nothing was stored, and nothing will be until an operator makes
+	// room.
+	ErrStoreFull = errors.New("event store full")
 
 	// ErrEventTooLarge refuses an event the broker's store cannot take,
 	// though the hub's own limit let it through (a NATS server's
