@@ -132,11 +132,17 @@ func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) *nginx
 }
 
 // nginxReadTimeoutScaled edits the recipe's proxy_read_timeout for the
-// tests' heartbeat, stream.heartbeat_interval 1s: the recipe's divided by
-// the default heartbeat (15s), so that it keeps the recipe's ratio of the
-// two. nginx gives up on a silent ssehub after it, and a healthy stream
-// must outlive it.
+// tests' heartbeat, stream.heartbeat_interval 1s (nginxReadTimeoutFor).
 func nginxReadTimeoutScaled(t *testing.T, conf string) nginxEdit {
+	t.Helper()
+	return nginxReadTimeoutFor(t, conf, time.Second)
+}
+
+// nginxReadTimeoutFor edits the recipe's proxy_read_timeout for a
+// heartbeat: the recipe's divided by the default heartbeat (15s), times
+// heartbeat, so that it keeps the recipe's ratio of the two. nginx gives
+// up on a silent ssehub after it, and a healthy stream must outlive it.
+func nginxReadTimeoutFor(t *testing.T, conf string, heartbeat time.Duration) nginxEdit {
 	t.Helper()
 	m := regexp.MustCompile(`proxy_read_timeout (\d+[smh]);`).FindStringSubmatch(conf)
 	if m == nil {
@@ -146,7 +152,7 @@ func nginxReadTimeoutScaled(t *testing.T, conf string) nginxEdit {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scaled := timeout / (config.Default().Stream.HeartbeatInterval / time.Second)
+	scaled := time.Duration(float64(timeout) * float64(heartbeat) / float64(config.Default().Stream.HeartbeatInterval))
 	return nginxEdit{m[0], fmt.Sprintf("proxy_read_timeout %dms;", scaled.Milliseconds())}
 }
 
