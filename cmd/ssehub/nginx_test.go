@@ -1132,6 +1132,97 @@ func TestNginxPassesASubscriptionOnFromAHungReplica(t *testing.T) {
 	}
 }
 
+// TestNginxPassesASubscriptionOnFromAFullReplica: of two replicas, one
+// answers 503 (full, as here; its NATS away; shutting down), a
+// subscription that nginx sends to it reaches the other, which has room:
+// nginx passes a GET on after a 503 (proxy_next_upstream http_503). It
+// passed ssehub's 503 to the client instead, and an EventSource stops for
+// good on it. With every replica full, an event stream gets nginx's
+// stand-in, whose retry: has an EventSource try again, not a 503.
+func TestNginxPassesASubscriptionOnFromAFullReplica(t *testing.T) {
+	requireNginx(t)
+	cfg := config.Default()
+	cfg.Stream.HeartbeatInterval = time.Second
+	cfg.Stream.MaxStreams = 1
+	full, _ := startMain(t, cfg)
+	other, _ := startMain(t, cfg)
+	held := subscribeWithin(t, full, 5*time.Second, "a subscription to the first replica")
+	if held.StatusCode != http.StatusOK {
+		t.Fatalf("a subscription to the first replica: %s, want 200", held.Status)
+	}
+	// nginx sends its first request to the first server.
+	n := runNginx(t, strings.TrimPrefix(full, "http://"), strings.TrimPrefix(other, "http://"))
+	resp := subscribeWithin(t, n.url, 5*time.Second, "a subscription through nginx, one replica full")
+	ev, err := stream.NewParser(resp.Body).Next()
+	if resp.StatusCode != http.StatusOK || err != nil || ev.Type != "position" {
+		t.Fatalf("a subscription through nginx, one replica full: %s, first event %+v (%v), want the other replica's position", resp.Status, ev, err)
+	}
+
+	// That subscription fills the other replica too.
+	resp = subscribeWithin(t, n.url, 5*time.Second, "a subscription through nginx, every replica full")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ": ssehub is unreachable\nretry: 5000\n\n"; resp.StatusCode != http.StatusOK || string(body) != want {
+		t.Errorf("a subscription through nginx, every replica full: %s %q, want nginx's stand-in: 200 %q", resp.Status, body, want)
+	}
+}
+
+// TestNginxPassesNoPublishOnAfterA503: of two replicas, the first with its
+// NATS out of reach, a publish it answers 503 comes to the client with its
+// Retry-After, and is not passed on to the other: proxy_next_upstream's
+// http_503 is for GETs, and nginx passes a POST it has sent to no second
+// server.
+func TestNginxPassesNoPublishOnAfterA503(t *testing.T) {
+	requireNginx(t)
+	ns := startNATSServer(t)
+	cfg := hubTestConfig()
+	cfg.Hub.Broker = "nats"
+	cfg.NATS.URL = []string{ns.ClientURL()}
+	away, _ := startMain(t, cfg)
+	accepted := new(atomic.Int64)
+	other, _ := startMain(t, hubTestConfig(), func(m *Main) {
+		m.connState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				accepted.Add(1)
+			}
+		}
+	})
+	ns.Shutdown()
+	// Once the first replica knows, it answers a publish 503 at once.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(away + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz of a replica whose NATS stopped: %s after 10s, want 503", resp.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// nginx sends its first request to the first server.
+	n := runNginx(t, strings.TrimPrefix(away, "http://"), strings.TrimPrefix(other, "http://"))
+	resp, err := http.DefaultClient.Do(publishRequest(t, n.url+"/api/v1/topics/orders/events", `{"data": "order 42"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || accepted.Load() != 0 {
+		t.Errorf("a publish through nginx, the first replica's NATS away: %s %q %v, the other replica accepted %d connections; want the first's 503 with Retry-After, and none",
+			resp.Status, body, resp.Header, accepted.Load())
+	}
+}
+
 // TestNginxHTTP2StreamsAsSsehubs: with the README's lines for HTTP/2 to
 // browsers, a page's HTTP/2 streams on its connection to nginx are capped
 // by nginx's http2_max_concurrent_streams, not by ssehub's cap, which the
