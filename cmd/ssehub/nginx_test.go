@@ -1137,9 +1137,8 @@ func TestNginxPassesASubscriptionOnFromAHungReplica(t *testing.T) {
 // subscription that nginx sends to it reaches the other, which has room:
 // nginx passes a GET on after a 503 (proxy_next_upstream http_503). It
 // passed ssehub's 503 to the client instead, and an EventSource stops for
-// good on it. With every replica full, the first set aside for its 503, an
-// event stream gets nginx's stand-in, whose retry: has an EventSource try
-// again, not a 503.
+// good on it. With every replica full, an event stream gets nginx's
+// stand-in, whose retry: has an EventSource try again, not a 503.
 func TestNginxPassesASubscriptionOnFromAFullReplica(t *testing.T) {
 	requireNginx(t)
 	cfg := config.Default()
