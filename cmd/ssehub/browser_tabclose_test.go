@@ -126,7 +126,17 @@ func TestBrowserClosingATabBehindNginxFreesItsStreams(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			requireNginx(t)
 			pki := testpki.New(t)
-			var edits []nginxEdit
+			// runNginx scales nginx's proxy_read_timeout to a heartbeat
+			// of 1s: nginx would give up on these silent streams after it
+			// (4s), and end them within the wait below even if it kept
+			// them open past the tab's close (proxy_ignore_client_abort
+			// on). Scaled to their heartbeat (a minute), only the close
+			// can end them in time.
+			recipe := readmeNginxRecipe(t)
+			edits := []nginxEdit{{
+				nginxReadTimeoutScaled(t, recipe).new,
+				nginxReadTimeoutFor(t, recipe, tabConfig().Stream.HeartbeatInterval).new,
+			}}
 			if proto == "h2" {
 				edits = append(edits, nginxEdit{"    large_client_header_buffers", readmeNginxTLSLines(t, "NGINX_TLS_PORT", pki) + "    large_client_header_buffers"})
 			}

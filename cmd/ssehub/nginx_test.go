@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,11 +132,17 @@ func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) *nginx
 }
 
 // nginxReadTimeoutScaled edits the recipe's proxy_read_timeout for the
-// tests' heartbeat, stream.heartbeat_interval 1s: the recipe's divided by
-// the default heartbeat (15s), so that it keeps the recipe's ratio of the
-// two. nginx gives up on a silent ssehub after it, and a healthy stream
-// must outlive it.
+// tests' heartbeat, stream.heartbeat_interval 1s (nginxReadTimeoutFor).
 func nginxReadTimeoutScaled(t *testing.T, conf string) nginxEdit {
+	t.Helper()
+	return nginxReadTimeoutFor(t, conf, time.Second)
+}
+
+// nginxReadTimeoutFor edits the recipe's proxy_read_timeout for a
+// heartbeat: the recipe's divided by the default heartbeat (15s), times
+// heartbeat, so that it keeps the recipe's ratio of the two. nginx gives
+// up on a silent ssehub after it, and a healthy stream must outlive it.
+func nginxReadTimeoutFor(t *testing.T, conf string, heartbeat time.Duration) nginxEdit {
 	t.Helper()
 	m := regexp.MustCompile(`proxy_read_timeout (\d+[smh]);`).FindStringSubmatch(conf)
 	if m == nil {
@@ -147,7 +152,7 @@ func nginxReadTimeoutScaled(t *testing.T, conf string) nginxEdit {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scaled := timeout / (config.Default().Stream.HeartbeatInterval / time.Second)
+	scaled := time.Duration(float64(timeout) * float64(heartbeat) / float64(config.Default().Stream.HeartbeatInterval))
 	return nginxEdit{m[0], fmt.Sprintf("proxy_read_timeout %dms;", scaled.Milliseconds())}
 }
 
@@ -895,41 +900,53 @@ func TestNginxAnswersAnEventStreamWhileSsehubIsDown(t *testing.T) {
 
 // TestNginxPassesTheLargestSubscription: a subscription within the hub's
 // bounds (hub.max_topics_per_subscription topics of 255 bytes each) with
-// a JWT's worth of token, in the query as an EventSource sends it or in
-// Authorization as a program does, passes the recipe to ssehub, which takes
-// a request head of up to 64 KiB (maxHeaderBytes). With nginx's default buffers (a request line
-// or header of 8 KiB at most), nginx refused both itself: 414 and 400,
-// with an HTML page.
+// a token as long as ssehub's bound on a request head leaves room for (a
+// JWT of tens of KiB, many claims), in the query as an EventSource sends it
+// or in Authorization as a program does, passes the recipe to ssehub, as
+// it passes when sent to ssehub directly: ssehub takes a request head of up
+// to 64 KiB (maxHeaderBytes), so nginx must take a request line or a header
+// of that length. With nginx's default buffers (8 KiB), and with the 32 KiB
+// the recipe had, nginx refused both itself: 414 and 400, with an HTML page.
 func TestNginxPassesTheLargestSubscription(t *testing.T) {
-	token := strings.Repeat("t", 8<<10)
+	var topics []string
+	for i := range config.Default().Hub.MaxTopicsPerSubscription {
+		topics = append(topics, "topic="+fmt.Sprintf("t%02d.", i)+strings.Repeat("x", stream.MaxTopicLen-4))
+	}
+	topicQuery := strings.Join(topics, "&")
+	// What is left of the head for the token once the topics, the
+	// request's other headers and nginx's own (Host, X-Forwarded-For) are
+	// in: 2 KiB is plenty for those.
+	token := strings.Repeat("t", maxHeaderBytes-len(topicQuery)-len("GET /api/v1/events?&access_token= HTTP/1.1\r\n")-2<<10)
 	cfg := config.Default()
 	cfg.Auth.SubscribeTokens = []string{token}
 	p := startBehindNginx(t, cfg)
-	query := url.Values{"access_token": {token}}
-	for i := range cfg.Hub.MaxTopicsPerSubscription {
-		query.Add("topic", fmt.Sprintf("t%02d.", i)+strings.Repeat("x", stream.MaxTopicLen-4))
-	}
 	for _, c := range []struct {
 		name          string
 		query, header string
 	}{
-		{"token in the query", query.Encode(), ""},
-		{"token in Authorization", "topic=a", "Bearer " + token},
+		{"token in the query", topicQuery + "&access_token=" + token, ""},
+		{"token in Authorization", topicQuery, "Bearer " + token},
 	} {
-		req, err := http.NewRequestWithContext(t.Context(), "GET", p.url+"/api/v1/events?"+c.query, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.header != "" {
-			req.Header.Set("Authorization", c.header)
-		}
-		resp, err := p.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("%s: a subscription through nginx (a query of %d bytes): %s, want 200", c.name, len(c.query), resp.Status)
+		for _, base := range []string{p.upstream, p.url} {
+			req, err := http.NewRequestWithContext(t.Context(), "GET", base+"/api/v1/events?"+c.query, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.header != "" {
+				req.Header.Set("Authorization", c.header)
+			}
+			resp, err := p.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				via := "directly"
+				if base == p.url {
+					via = "through nginx"
+				}
+				t.Errorf("%s: a subscription %s (a query of %d bytes, a token of %d): %s, want 200", c.name, via, len(c.query), len(token), resp.Status)
+			}
 		}
 	}
 }
