@@ -171,6 +171,10 @@ func (p *publisher) publishQueued(ctx context.Context, msg *nats.Msg) (*jetstrea
 			return nil, stream.ErrClosed
 		}
 	case <-p.stop:
+		// run may still take one more queued publish as it stops: given
+		// up here, it is not sent, as this answer says. One send took
+		// first is in flight, and may be stored.
+		pub.take()
 		return nil, stream.ErrClosed
 	}
 	if pub.err != nil {

@@ -253,3 +253,41 @@ func TestPublisherCallerGivingUpTooLateGetsTheOutcome(t *testing.T) {
 		}
 	})
 }
+
+// A publish still queued when the broker closes is answered
+// stream.ErrClosed, and then never sent: the publisher's goroutine, which
+// may take one more queued publish as stop closes, finds it given up.
+// Sent, it would be stored though its caller was told it failed, and a
+// client's retry without an Idempotency-Key would store it twice.
+func TestPublisherDropsAQueuedPublishAnsweredClosed(t *testing.T) {
+	ns := startNATS(t)
+	b, err := Open(t.Context(), testBrokerOptions(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	stop := make(chan struct{})
+	p := &publisher{js: b.js, queue: make(chan *publishing, 1), stop: stop} // no run: the test sends
+	got := make(chan error, 1)
+	go func() {
+		_, err := p.publish(t.Context(), &nats.Msg{Subject: b.subject("a"), Data: []byte("x")})
+		got <- err
+	}()
+	waitFor(t, "the publish queued", func() bool { return len(p.queue) == 1 })
+	close(stop)
+	if err := <-got; !errors.Is(err, stream.ErrClosed) {
+		t.Fatalf("publish queued at stop: %v, want stream.ErrClosed", err)
+	}
+	p.sendQueued() // as run may, having chosen the queue over stop
+	// A publish after it, acknowledged, was handled after it by the server.
+	if _, err := b.js.Publish(t.Context(), b.subject("a"), []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	info, err := b.cur.Load().stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Msgs; n != 1 {
+		t.Fatalf("the stream holds %d events, want 1: the publish answered stream.ErrClosed was stored", n)
+	}
+}
