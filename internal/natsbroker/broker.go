@@ -315,7 +315,10 @@ func (b *Broker) start(ctx context.Context) error {
 // either way): it does not deliver it itself, the local consumer does, as
 // on every other instance. While
 // NATS is unreachable, and while a deleted stream is being replaced, it
-// returns an error wrapping stream.ErrUnavailable; nothing is acknowledged
+// returns an error wrapping stream.ErrUnavailable (and, with batching,
+// one wrapping stream.ErrBusy when the NATS client refuses it, holding as
+// many publishes awaiting their acknowledgement as it may, 4000); nothing
+// is acknowledged
 // that was not stored, or with an id of a history that has ended (an
 // event whose acknowledgement was lost may be stored nonetheless: a
 // retry with p.Key stores it once).
@@ -364,6 +367,12 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		}
 		if errors.Is(err, nats.ErrReconnectBufExceeded) {
 			err = fmt.Errorf("nats not connected: %w", err) // sent while it reconnects
+		}
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && !b.nc.IsClosed() {
+			// Not sent: the client holds as many publishes awaiting their
+			// acknowledgement as it may (PublishAsyncMaxPending), and
+			// none was answered for 200 ms. NATS is reached, too slowly.
+			return nil, false, fmt.Errorf("nats publish: %w: %w", stream.ErrBusy, err)
 		}
 		return nil, false, b.unavailable("publish", b.denied(err, m.Subject, sent))
 	}

@@ -6,11 +6,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -290,4 +292,47 @@ func TestPublisherDropsAQueuedPublishAnsweredClosed(t *testing.T) {
 	if n := info.State.Msgs; n != 1 {
 		t.Fatalf("the stream holds %d events, want 1: the publish answered stream.ErrClosed was stored", n)
 	}
+}
+
+// More publishes awaiting their acknowledgement than the NATS client
+// keeps (nats.go's PublishAsyncMaxPending, 4000), on a NATS server that
+// acknowledges none: those the client refuses are answered busy, not
+// unreachable (the connection is up), and none is acknowledged.
+func TestPublishesPastTheClientsPendingCapAnswerBusy(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p.swallowRequests(DefaultSubjectPrefix + ".")
+	const n = 4200
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, _, errs[i] = b.Publish(stream.Publication{Topic: "t", Data: strconv.Itoa(i)})
+		})
+	}
+	wg.Wait()
+	stalled := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			t.Fatalf("publish %d acknowledged by a server that acknowledges none", i)
+		case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
+			stalled++
+			if !errors.Is(err, stream.ErrBusy) || errors.Is(err, stream.ErrUnavailable) {
+				t.Errorf("publish %d refused by the client's cap: %v, want one wrapping stream.ErrBusy only", i, err)
+			}
+		}
+	}
+	if stalled == 0 {
+		t.Fatal("no publish was refused by the client's cap")
+	}
+	t.Logf("%d of %d refused by the client's cap", stalled, n)
+	waitFor(t, "no publish pending", func() bool { return b.js.PublishAsyncPending() == 0 })
 }
