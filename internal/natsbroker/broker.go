@@ -219,6 +219,14 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		// meanwhile fails at once (503), rather than answer 503 after
 		// PublishTimeout and be stored when NATS is back.
 		nats.ReconnectBufSize(-1),
+		// A write to a server that stopped reading (hung, or cut off by
+		// a partition that drops packets) blocks once the socket's
+		// buffers are full, holding the connection's lock: every
+		// publish, and the pings that would find the server gone,
+		// waited nats.go's default minute. Failed after PublishTimeout,
+		// when every publish in it has been answered, it drops the
+		// connection, which reconnects.
+		nats.FlusherTimeout(opts.PublishTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			select {
 			case <-b.closed: // Close closed the connection: nothing to warn of

@@ -9,8 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // publishers publish to topic t through each of ins, one after another,
@@ -550,6 +553,54 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 			if status, _, _ := a.post(t, "t", body); status != http.StatusCreated {
 				t.Fatalf("publish %d: %d", i, status)
 			}
+		}
+	})
+}
+
+// A NATS server that stops reading its connections (hung, or cut off by
+// a partition that drops packets) while an instance publishes large
+// events: the instance's writes fill the socket's buffers and block.
+// Each publish is still answered within twice PublishTimeout, and Close
+// does not wait for the server.
+func TestPublishesToAServerThatStopsReadingAreAnswered(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		p := startProxy(t, ns)
+		opts := options(ns)
+		opts.URLs = []string{p.url()}
+		b, err := Open(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.hang()
+		p.freeze()
+		data := strings.Repeat("x", 256<<10)
+		var longest atomic.Int64
+		window := time.Now().Add(3 * opts.PublishTimeout)
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for time.Now().Before(window) {
+					start := time.Now()
+					_, _, _ = b.Publish(stream.Publication{Topic: "t", Data: data})
+					took := int64(time.Since(start))
+					for {
+						old := longest.Load()
+						if took <= old || longest.CompareAndSwap(old, took) {
+							break
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		start := time.Now()
+		b.Close()
+		if took := time.Since(start); took > opts.PublishTimeout {
+			t.Errorf("Close took %v", took)
+		}
+		if took := time.Duration(longest.Load()); took > 2*opts.PublishTimeout+time.Second {
+			t.Errorf("a publish took %v", took)
 		}
 	})
 }
