@@ -95,8 +95,9 @@ func (p *publisher) sendQueued() int {
 
 // send sends pub, unless its caller gave up: answered 503, and stored
 // later, a client's retry without an Idempotency-Key stored it twice.
+// After stop it sends none: their callers answer stream.ErrClosed.
 func (p *publisher) send(pub *publishing) {
-	if !pub.take() {
+	if p.stopped() || !pub.take() {
 		return
 	}
 	pub.ack, pub.err = p.js.PublishMsgAsync(pub.msg)

@@ -258,7 +258,8 @@ func TestPublisherCallerGivingUpTooLateGetsTheOutcome(t *testing.T) {
 
 // A publish still queued when the broker closes is answered
 // stream.ErrClosed, and then never sent: the publisher's goroutine, which
-// may take one more queued publish as stop closes, finds it given up.
+// may take more queued publishes as stop closes, finds it given up, and
+// sends none once stop is closed.
 // Sent, it would be stored though its caller was told it failed, and a
 // client's retry without an Idempotency-Key would store it twice.
 func TestPublisherDropsAQueuedPublishAnsweredClosed(t *testing.T) {
@@ -281,6 +282,15 @@ func TestPublisherDropsAQueuedPublishAnsweredClosed(t *testing.T) {
 		t.Fatalf("publish queued at stop: %v, want stream.ErrClosed", err)
 	}
 	p.sendQueued() // as run may, having chosen the queue over stop
+	// One queued whose caller has yet to see stop is not sent either: run
+	// may be sending what is queued as stop closes, and the caller, told
+	// stream.ErrClosed, would have it stored.
+	late := &publishing{msg: &nats.Msg{Subject: b.subject("a"), Data: []byte("z")}, sent: make(chan struct{})}
+	p.queue <- late
+	p.sendQueued()
+	if !late.take() {
+		t.Fatal("a publish queued after stop was taken to be sent")
+	}
 	// A publish after it, acknowledged, was handled after it by the server.
 	if _, err := b.js.Publish(t.Context(), b.subject("a"), []byte("y")); err != nil {
 		t.Fatal(err)
