@@ -313,6 +313,9 @@ func TestPublishesPastTheClientsPendingCapAnswerBusy(t *testing.T) {
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
 	opts.URLs = []string{p.url()}
+	// Time for 4000 to be sent on a loaded machine before the first is
+	// forgotten, which frees its place.
+	opts.PublishTimeout = 5 * time.Second
 	b, err := Open(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
