@@ -219,6 +219,14 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		// meanwhile fails at once (503), rather than answer 503 after
 		// PublishTimeout and be stored when NATS is back.
 		nats.ReconnectBufSize(-1),
+		// A write to a server that stopped reading (hung, or cut off by
+		// a partition that drops packets) blocks once the socket's
+		// buffers are full, holding the connection's lock: every
+		// publish, and the pings that would find the server gone,
+		// waited nats.go's default minute. Failed after PublishTimeout,
+		// when every publish in it has been answered, it drops the
+		// connection, which reconnects.
+		nats.FlusherTimeout(opts.PublishTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			select {
 			case <-b.closed: // Close closed the connection: nothing to warn of
@@ -313,14 +321,16 @@ func (b *Broker) start(ctx context.Context) error {
 // from its sequence, once JetStream has acknowledged it and the local
 // consumer has delivered it (within PublishTimeout; the event is stored
 // either way): it does not deliver it itself, the local consumer does, as
-// on every other instance. While
-// NATS is unreachable, and while a deleted stream is being replaced, it
-// returns an error wrapping stream.ErrUnavailable, and while JetStream has
-// no room for the event (the server's storage or the account's limits
-// full) one wrapping stream.ErrStoreFull; nothing is acknowledged
-// that was not stored, or with an id of a history that has ended (an
-// event whose acknowledgement was lost may be stored nonetheless: a
-// retry with p.Key stores it once).
+// on every other instance. While NATS is unreachable, and while a deleted
+// stream is being replaced, it returns an error wrapping
+// stream.ErrUnavailable; while JetStream has no room for the event (the
+// server's storage or the account's limits full) one wrapping
+// stream.ErrStoreFull; with batching, one wrapping stream.ErrBusy when
+// the NATS client refuses it, holding as many publishes awaiting their
+// acknowledgement as it may (4000). Nothing is acknowledged that was not
+// stored, or with an id of a history that has ended (an event whose
+// acknowledgement was lost may be stored nonetheless: a retry with p.Key
+// stores it once).
 //
 // A publish with p.Key carries it, with its topic, as the message's
 // Nats-Msg-Id, and JetStream stores one message per Nats-Msg-Id within
@@ -369,6 +379,12 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		}
 		if errors.Is(err, nats.ErrReconnectBufExceeded) {
 			err = fmt.Errorf("nats not connected: %w", err) // sent while it reconnects
+		}
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && !b.nc.IsClosed() {
+			// Not sent: the client holds as many publishes awaiting their
+			// acknowledgement as it may (PublishAsyncMaxPending), and
+			// none was answered for 200 ms. NATS is reached, too slowly.
+			return nil, false, fmt.Errorf("nats publish: %w: %w", stream.ErrBusy, err)
 		}
 		return nil, false, b.unavailable("publish", b.denied(err, m.Subject, sent))
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -658,4 +659,55 @@ func TestNATSBackWithoutJetStream(t *testing.T) {
 	if err := a.broker.Ready(); err != nil {
 		t.Fatalf("Ready with JetStream back: %v", err)
 	}
+}
+
+// A NATS server that stops reading its connections (hung, or cut off by
+// a partition that drops packets) while an instance publishes large
+// events: the instance's writes fill the socket's buffers and block.
+// Each publish is still answered within twice PublishTimeout, and Close
+// does not wait for the server.
+func TestPublishesToAServerThatStopsReadingAreAnswered(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		p := startProxy(t, ns)
+		opts := options(ns)
+		opts.URLs = []string{p.url()}
+		b, err := Open(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.hang()
+		p.freeze()
+		data := strings.Repeat("x", 256<<10)
+		var longest atomic.Int64
+		window := time.Now().Add(3 * opts.PublishTimeout)
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for time.Now().Before(window) {
+					start := time.Now()
+					_, _, _ = b.Publish(stream.Publication{Topic: "t", Data: data})
+					took := int64(time.Since(start))
+					for {
+						old := longest.Load()
+						if took <= old || longest.CompareAndSwap(old, took) {
+							break
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		start := time.Now()
+		b.Close()
+		// Close waits for a blocked write PublishTimeout at most: the
+		// bound leaves as much again for a loaded machine, and the
+		// NATS client's own write timeout, a minute, is far past it.
+		if took := time.Since(start); took > 2*opts.PublishTimeout {
+			t.Errorf("Close took %v", took)
+		}
+		if took := time.Duration(longest.Load()); took > 2*opts.PublishTimeout+time.Second {
+			t.Errorf("a publish took %v", took)
+		}
+	})
 }

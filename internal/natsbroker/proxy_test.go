@@ -90,8 +90,12 @@ type natsProxy struct {
 	// handled on a loaded machine), which would make it once more.
 	creations map[string]bool
 	release   chan struct{}
-	conns     []net.Conn
-	wg        sync.WaitGroup
+	// frozen, when set, stops the reading of what clients publish (PUB
+	// and HPUB) until it is closed, as a server that stopped reading its
+	// connections: their writes fill the sockets' buffers, then block.
+	frozen chan struct{}
+	conns  []net.Conn
+	wg     sync.WaitGroup
 }
 
 func startProxy(t *testing.T, ns *natsServer) *natsProxy {
@@ -209,6 +213,15 @@ func (p *natsProxy) hang() {
 	p.hung = true
 }
 
+// freeze makes the server stop reading what clients publish, as a hung
+// server's full socket buffers do: their writes block once their own
+// buffers are full. The proxy's close ends it.
+func (p *natsProxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.frozen = make(chan struct{})
+}
+
 // isHung reports whether hang was called.
 func (p *natsProxy) isHung() bool {
 	p.mu.Lock()
@@ -318,8 +331,11 @@ func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte,
 // subject; a no-wait pull request it holds for pullWait first.
 func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 	p.mu.Lock()
-	wait := p.pullWait
+	wait, frozen := p.pullWait, p.frozen
 	p.mu.Unlock()
+	if frozen != nil {
+		<-frozen
+	}
 	if wait > 0 && bytes.Contains(payload, []byte(`"no_wait":true`)) {
 		time.Sleep(wait)
 	}
@@ -589,6 +605,10 @@ func closeOnce(c chan struct{}) {
 func (p *natsProxy) close() {
 	p.ln.Close()
 	p.mu.Lock()
+	if p.frozen != nil {
+		close(p.frozen)
+		p.frozen = nil
+	}
 	for _, c := range p.conns {
 		c.Close()
 	}

@@ -95,8 +95,9 @@ func (p *publisher) sendQueued() int {
 
 // send sends pub, unless its caller gave up: answered 503, and stored
 // later, a client's retry without an Idempotency-Key stored it twice.
+// After stop it sends none: their callers answer stream.ErrClosed.
 func (p *publisher) send(pub *publishing) {
-	if !pub.take() {
+	if p.stopped() || !pub.take() {
 		return
 	}
 	pub.ack, pub.err = p.js.PublishMsgAsync(pub.msg)
@@ -171,6 +172,10 @@ func (p *publisher) publishQueued(ctx context.Context, msg *nats.Msg) (*jetstrea
 			return nil, stream.ErrClosed
 		}
 	case <-p.stop:
+		// run may still take one more queued publish as it stops: given
+		// up here, it is not sent, as this answer says. One send took
+		// first is in flight, and may be stored.
+		pub.take()
 		return nil, stream.ErrClosed
 	}
 	if pub.err != nil {

@@ -6,11 +6,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -252,4 +254,98 @@ func TestPublisherCallerGivingUpTooLateGetsTheOutcome(t *testing.T) {
 			t.Fatalf("publish: %v, want the send's %v", err, nats.ErrMaxPayload)
 		}
 	})
+}
+
+// A publish still queued when the broker closes is answered
+// stream.ErrClosed, and then never sent: the publisher's goroutine, which
+// may take more queued publishes as stop closes, finds it given up, and
+// sends none once stop is closed.
+// Sent, it would be stored though its caller was told it failed, and a
+// client's retry without an Idempotency-Key would store it twice.
+func TestPublisherDropsAQueuedPublishAnsweredClosed(t *testing.T) {
+	ns := startNATS(t)
+	b, err := Open(t.Context(), testBrokerOptions(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	stop := make(chan struct{})
+	p := &publisher{js: b.js, queue: make(chan *publishing, 1), stop: stop} // no run: the test sends
+	got := make(chan error, 1)
+	go func() {
+		_, err := p.publish(t.Context(), &nats.Msg{Subject: b.subject("a"), Data: []byte("x")})
+		got <- err
+	}()
+	waitFor(t, "the publish queued", func() bool { return len(p.queue) == 1 })
+	close(stop)
+	if err := <-got; !errors.Is(err, stream.ErrClosed) {
+		t.Fatalf("publish queued at stop: %v, want stream.ErrClosed", err)
+	}
+	p.sendQueued() // as run may, having chosen the queue over stop
+	// One queued whose caller has yet to see stop is not sent either: run
+	// may be sending what is queued as stop closes, and the caller, told
+	// stream.ErrClosed, would have it stored.
+	late := &publishing{msg: &nats.Msg{Subject: b.subject("a"), Data: []byte("z")}, sent: make(chan struct{})}
+	p.queue <- late
+	p.sendQueued()
+	if !late.take() {
+		t.Fatal("a publish queued after stop was taken to be sent")
+	}
+	// A publish after it, acknowledged, was handled after it by the server.
+	if _, err := b.js.Publish(t.Context(), b.subject("a"), []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	info, err := b.cur.Load().stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Msgs; n != 1 {
+		t.Fatalf("the stream holds %d events, want 1: the publish answered stream.ErrClosed was stored", n)
+	}
+}
+
+// More publishes awaiting their acknowledgement than the NATS client
+// keeps (nats.go's PublishAsyncMaxPending, 4000), on a NATS server that
+// acknowledges none: those the client refuses are answered busy, not
+// unreachable (the connection is up), and none is acknowledged.
+func TestPublishesPastTheClientsPendingCapAnswerBusy(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	// Time for 4000 to be sent on a loaded machine before the first is
+	// forgotten, which frees its place.
+	opts.PublishTimeout = 5 * time.Second
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p.swallowRequests(DefaultSubjectPrefix + ".")
+	const n = 4200
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, _, errs[i] = b.Publish(stream.Publication{Topic: "t", Data: strconv.Itoa(i)})
+		})
+	}
+	wg.Wait()
+	stalled := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			t.Fatalf("publish %d acknowledged by a server that acknowledges none", i)
+		case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
+			stalled++
+			if !errors.Is(err, stream.ErrBusy) || errors.Is(err, stream.ErrUnavailable) {
+				t.Errorf("publish %d refused by the client's cap: %v, want one wrapping stream.ErrBusy only", i, err)
+			}
+		}
+	}
+	if stalled == 0 {
+		t.Fatal("no publish was refused by the client's cap")
+	}
+	t.Logf("%d of %d refused by the client's cap", stalled, n)
+	waitFor(t, "no publish pending", func() bool { return b.js.PublishAsyncPending() == 0 })
 }
