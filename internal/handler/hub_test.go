@@ -1277,3 +1277,51 @@ func (b *evictingStepsBroker) evictAfter(lastEventID string) func(stream.Subscri
 		return sub, nil
 	}
 }
+
+// A subscription refused for hub.max_subscribers is counted as refused
+// even when its client went away the same instant: the hub was full
+// whether the answer reached it or not. It was taken for a client gone
+// while the NATS broker waited, and went uncounted.
+func TestHubFullRefusalToAClientGoneIsCounted(t *testing.T) {
+	opts, tb := hubOptions(t, stream.MemoryOptions{FirstID: 1, MaxSubscribers: 1})
+	full, err := tb.Subscribe([]string{"b"}, "") // the hub's one place
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	broker := &leavingBroker{testBroker: tb, waiting: make(chan struct{})}
+	opts.Hub.Broker = broker
+	ts := newTestServer(t, opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/api/v1/events?topic=a", nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := ts.Client().Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-broker.waiting
+	cancel() // the client leaves as the broker answers
+	<-done
+	ts.waitReturned(t, "/api/v1/events")
+	waitMetrics(t, ts, []string{`ssehub_requests_refused_total{reason="max_subscribers"} 1`})
+}
+
+// leavingBroker is a broker whose subscribe closes waiting and waits for
+// its client to go away, then subscribes: a client that leaves the
+// instant the broker answers it.
+type leavingBroker struct {
+	testBroker
+	waiting chan struct{}
+}
+
+func (b *leavingBroker) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	close(b.waiting)
+	<-ctx.Done()
+	if cs, ok := b.testBroker.(contextSubscriber); ok {
+		return cs.SubscribeContext(context.WithoutCancel(ctx), patterns, lastEventID)
+	}
+	return b.Subscribe(patterns, lastEventID)
+}

@@ -72,11 +72,12 @@ func (h *Handler) subscribe(c *gin.Context) {
 	if err != nil {
 		sub = nil
 		switch {
-		case c.Request.Context().Err() != nil && statusOf(err) == http.StatusServiceUnavailable:
+		case c.Request.Context().Err() != nil && statusOf(err) == http.StatusServiceUnavailable && !errors.Is(err, stream.ErrTooManySubscribers):
 			// The client went away while the broker waited (the NATS
 			// broker, for a slot or an answer to read its stream): no
 			// refusal to count, nor to log as the store busy or
-			// unreachable.
+			// unreachable. A full hub refused it, gone or not: that
+			// refusal is counted.
 			abortUnavailable(c, err)
 		case h.closing() && statusOf(err) == http.StatusServiceUnavailable:
 			// Close ended the wait: a shutdown's 503.
