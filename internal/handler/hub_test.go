@@ -1224,7 +1224,9 @@ func TestHubResumeOvertakenByTheLocalHistoryThenTheStreamIsReset(t *testing.T) {
 	}
 	// Patterns that overlap: the stream is read through its whole
 	// subject, a page of 512 events, here none matching.
-	p := ts.subscribe(t, "topic=a.*&topic=*.x", map[string]string{"Last-Event-ID": oldest})
+	resp := ts.do(t, "GET", "/api/v1/events?topic=a.*&topic=*.x", nil, map[string]string{"Last-Event-ID": oldest})
+	wantStreamHeaders(t, resp)
+	p := stream.NewParser(resp.Body)
 	first, err := nextEvent(p)
 	if err != nil {
 		t.Fatalf("first event: %v, want a reset (%d resumes made)", err, broker.made.Load())
@@ -1239,7 +1241,11 @@ func TestHubResumeOvertakenByTheLocalHistoryThenTheStreamIsReset(t *testing.T) {
 	if n := broker.made.Load(); n != 3 {
 		t.Errorf("%d resumes made, want 3: the resume, then once in place of each overtaken one", n)
 	}
-	waitMetrics(t, ts, []string{`ssehub_streams_ended_total{reason="dropped"} 0`})
+	// Each took the place of the one it replaced: the stream holds one,
+	// which its end frees.
+	waitMetrics(t, ts, []string{`ssehub_streams_ended_total{reason="dropped"} 0`, `ssehub_subscribers 1`})
+	resp.Body.Close()
+	waitMetrics(t, ts, []string{`ssehub_streams_ended_total{reason="client_gone"} 1`, `ssehub_subscribers 0`})
 }
 
 // evictingStepsBroker is a broker that publishes evict[i] events to topic
