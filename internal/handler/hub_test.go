@@ -1258,3 +1258,141 @@ func TestSubscriptionRecordShrinksWhenACrowdLeaves(t *testing.T) {
 		t.Errorf("the record of one subscription takes %d bytes more than a new one, want at most 64 KiB", got)
 	}
 }
+
+// A resume overtaken twice before its replay handed out an event, by the
+// local history and then by the NATS stream (its first page, read when it
+// subscribed again, matched nothing, and the stream let go of the next
+// before it was read), is answered as a resume from that id is then: an
+// `event: reset`, then live events. It subscribed again once only, and
+// the stream ended as dropped with nothing sent: its client, which had
+// done nothing wrong, came back after its retry delay to that reset.
+func TestHubResumeOvertakenByTheLocalHistoryThenTheStreamIsReset(t *testing.T) {
+	if testNATS == nil {
+		t.Skip("on the NATS broker only: a resume the memory broker overtook is answered with a reset")
+	}
+	// The local history holds about 800 of these events (their frames
+	// take about 125 bytes), the stream all 2000 it may (about 50 bytes
+	// each in it).
+	const size = 2000
+	tb := testNATS.newBroker(t, stream.MemoryOptions{HistorySize: size, HistoryMaxBytes: 100_000})
+	opts := testOptions()
+	// After the first resume is made, the local history lets go of its
+	// replay's start; after the second, the stream of all it held.
+	broker := &evictingStepsBroker{testBroker: tb, evict: []int{300, size}}
+	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{"other", testToken}, MaxEventBytes: 1024, MaxTopicsPerSubscription: 3}
+	ts := newTestServer(t, opts)
+	oldest := ts.publish(t, "other", `{"data": "before"}`)
+	for range 600 {
+		if _, _, err := tb.Publish(stream.Publication{Topic: "other", Data: "{}"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Patterns that overlap: the stream is read through its whole
+	// subject, a page of 512 events, here none matching.
+	resp := ts.do(t, "GET", "/api/v1/events?topic=a.*&topic=*.x", nil, map[string]string{"Last-Event-ID": oldest})
+	wantStreamHeaders(t, resp)
+	p := stream.NewParser(resp.Body)
+	first, err := nextEvent(p)
+	if err != nil {
+		t.Fatalf("first event: %v, want a reset (%d resumes made)", err, broker.made.Load())
+	}
+	if first.Type != "reset" || !strings.Contains(first.Data, "older than the retained history") {
+		t.Fatalf("first event %+v, want a reset", first)
+	}
+	live := ts.publish(t, "a.x", `{"data": "after"}`)
+	if got := next(t, p); got.ID != live || got.Data != "after" {
+		t.Fatalf("after %+v: %+v, want live id %s", first, got, live)
+	}
+	if n := broker.made.Load(); n != 3 {
+		t.Errorf("%d resumes made, want 3: the resume, then once in place of each overtaken one", n)
+	}
+	// Each took the place of the one it replaced: the stream holds one,
+	// which its end frees.
+	waitMetrics(t, ts, []string{`ssehub_streams_ended_total{reason="dropped"} 0`, `ssehub_subscribers 1`})
+	resp.Body.Close()
+	waitMetrics(t, ts, []string{`ssehub_streams_ended_total{reason="client_gone"} 1`, `ssehub_subscribers 0`})
+}
+
+// evictingStepsBroker is a broker that publishes evict[i] events to topic
+// "other" right after its resume i is made (Subscribe, or Resubscribe in
+// place of an overtaken one): a busy hub, whatever the stream subscribes.
+type evictingStepsBroker struct {
+	testBroker
+	evict []int
+	made  atomic.Int32
+}
+
+func (b *evictingStepsBroker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
+	return b.evictAfter(lastEventID)(b.testBroker.Subscribe(patterns, lastEventID))
+}
+
+func (b *evictingStepsBroker) Resubscribe(ctx context.Context, old stream.Subscription, patterns []string, lastEventID string) (stream.Subscription, error) {
+	return b.evictAfter(lastEventID)(b.testBroker.Resubscribe(ctx, old, patterns, lastEventID))
+}
+
+func (b *evictingStepsBroker) evictAfter(lastEventID string) func(stream.Subscription, error) (stream.Subscription, error) {
+	return func(sub stream.Subscription, err error) (stream.Subscription, error) {
+		if err != nil || lastEventID == "" {
+			return sub, err
+		}
+		i := int(b.made.Add(1)) - 1
+		if i >= len(b.evict) {
+			return sub, nil
+		}
+		for range b.evict[i] {
+			if _, _, err := b.Publish(stream.Publication{Topic: "other", Data: "{}"}); err != nil {
+				sub.Close()
+				return nil, err
+			}
+		}
+		return sub, nil
+	}
+}
+
+// A subscription refused for hub.max_subscribers is counted as refused
+// even when its client went away the same instant: the hub was full
+// whether the answer reached it or not. It was taken for a client gone
+// while the NATS broker waited, and went uncounted.
+func TestHubFullRefusalToAClientGoneIsCounted(t *testing.T) {
+	opts, tb := hubOptions(t, stream.MemoryOptions{FirstID: 1, MaxSubscribers: 1})
+	full, err := tb.Subscribe([]string{"b"}, "") // the hub's one place
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	broker := &leavingBroker{testBroker: tb, waiting: make(chan struct{})}
+	opts.Hub.Broker = broker
+	ts := newTestServer(t, opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/api/v1/events?topic=a", nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := ts.Client().Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-broker.waiting
+	cancel() // the client leaves as the broker answers
+	<-done
+	ts.waitReturned(t, "/api/v1/events")
+	waitMetrics(t, ts, []string{`ssehub_requests_refused_total{reason="max_subscribers"} 1`})
+}
+
+// leavingBroker is a broker whose subscribe closes waiting and waits for
+// its client to go away, then subscribes: a client that leaves the
+// instant the broker answers it.
+type leavingBroker struct {
+	testBroker
+	waiting chan struct{}
+}
+
+func (b *leavingBroker) SubscribeContext(ctx context.Context, patterns []string, lastEventID string) (stream.Subscription, error) {
+	close(b.waiting)
+	<-ctx.Done()
+	if cs, ok := b.testBroker.(contextSubscriber); ok {
+		return cs.SubscribeContext(context.WithoutCancel(ctx), patterns, lastEventID)
+	}
+	return b.Subscribe(patterns, lastEventID)
+}

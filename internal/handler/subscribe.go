@@ -72,11 +72,12 @@ func (h *Handler) subscribe(c *gin.Context) {
 	if err != nil {
 		sub = nil
 		switch {
-		case c.Request.Context().Err() != nil && statusOf(err) == http.StatusServiceUnavailable:
+		case c.Request.Context().Err() != nil && statusOf(err) == http.StatusServiceUnavailable && !errors.Is(err, stream.ErrTooManySubscribers):
 			// The client went away while the broker waited (the NATS
 			// broker, for a slot or an answer to read its stream): no
 			// refusal to count, nor to log as the store busy or
-			// unreachable.
+			// unreachable. A full hub refused it, gone or not: that
+			// refusal is counted.
 			abortUnavailable(c, err)
 		case h.closing() && statusOf(err) == http.StatusServiceUnavailable:
 			// Close ended the wait: a shutdown's 503.
@@ -144,10 +145,18 @@ type subscriptionLoop struct {
 	replayed bool         // Replay is done
 	wait     *waitContext // the broker's waits for the subscription (brokerWait)
 	// resume subscribes again with the stream's last event id, in place
-	// of the overtaken subscription, once: see resubscribe. Nil once
-	// used.
-	resume func(old stream.Subscription) (stream.Subscription, error)
+	// of the overtaken subscription, at most maxResubscribes times: see
+	// resubscribe. Nil once used up.
+	resume       func(old stream.Subscription) (stream.Subscription, error)
+	resubscribed int
 }
+
+// maxResubscribes is how often a stream subscribes again (resubscribe):
+// once for each history that may overtake its resume before the replay
+// hands out an event, the local one and then the NATS stream, whose
+// replay the second answer reads. Once the stream has overtaken it, the
+// answer is a reset, which nothing overtakes.
+const maxResubscribes = 2
 
 func (l *subscriptionLoop) step(w io.Writer) bool {
 	s := l.s
@@ -255,11 +264,15 @@ func (l *subscriptionLoop) step(w io.Writer) bool {
 // second subscription takes over the first one's place among
 // hub.max_subscribers (Broker.Resubscribe): on a full hub, freed first,
 // it went to another client, and the stream ended with nothing sent. It
-// is done once: the second subscription's replay is either none or read
-// from the stream.
+// is done at most maxResubscribes times: with the NATS broker, the
+// stream may overtake the second subscription's replay as the local
+// history did the first one's, when its first page matched nothing (it
+// was done once, and the stream ended as dropped with nothing sent).
 func (l *subscriptionLoop) resubscribe(w io.Writer) bool {
 	s, resume := l.s, l.resume
-	l.resume = nil
+	if l.resubscribed++; l.resubscribed == maxResubscribes {
+		l.resume = nil
+	}
 	sub, err := resume(l.sub)
 	if err != nil {
 		// A client gone, or a shutdown, while the broker waited (the NATS
