@@ -835,6 +835,23 @@ func TestLoadConfigFileADirectory(t *testing.T) {
 	}
 }
 
+// TestLoadConfigFileThatNeverEnds checks that a file that never ends
+// (--config /dev/zero, a typo for /dev/null) is refused once longer than
+// any configuration: it was read until the process ran out of memory.
+func TestLoadConfigFileThatNeverEnds(t *testing.T) {
+	const yaml = "log:\n  level: debug\n# "
+	long := writeYAML(t, yaml+strings.Repeat("x", maxConfigBytes+1-len(yaml)))
+	for _, path := range []string{"/dev/zero", "/dev/urandom", long} {
+		if _, err := os.Stat(path); err != nil {
+			t.Skip(err)
+		}
+		_, err := Load([]string{"--config", path}, nil)
+		if want := fmt.Sprintf("config file %q: longer than 4 MiB", path); !errors.Is(err, ErrConfigFile) || err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("err = %v, want %s", err, want)
+		}
+	}
+}
+
 // TestLoadUnusedNATSKeys checks that a nats key the configuration leaves
 // unused is unchecked in its type too, as in its value: with the memory
 // broker, SSEHUB_NATS_REPLICAS=three stopped the start, while
