@@ -210,9 +210,15 @@ func TestValidateRejects(t *testing.T) {
 		{"jwt algorithm none", func(c *Config) {
 			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"HS256", "none"}
 		}, `auth.jwt.algorithms: "none" is never accepted`},
-		{"jwt algorithm unknown", func(c *Config) {
+		{"jwt algorithm lower case", func(c *Config) {
 			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"hs256"}
-		}, `auth.jwt.algorithms: "hs256" must be one of HS256`},
+		}, `auth.jwt.algorithms: "hs256" is written HS256: algorithm names are case-sensitive, as a token's header writes them`},
+		{"jwt algorithm in another case", func(c *Config) {
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"HS256", "EDDSA"}
+		}, `auth.jwt.algorithms: "EDDSA" is written EdDSA: algorithm names are case-sensitive`},
+		{"jwt algorithm unknown", func(c *Config) {
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"HS1024"}
+		}, `auth.jwt.algorithms: "HS1024" must be one of HS256, HS384, HS512, RS256`},
 		{"jwt HMAC with only a public key", func(c *Config) {
 			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = "validate_test.go", []string{"RS256", "HS256"}
 		}, `auth.jwt.algorithms: "HS256" needs auth.jwt.hmac_secret`},
