@@ -146,9 +146,11 @@ func (m *Main) Run(ctx context.Context) error {
 	broker, err := openBroker(ctx, m.Config.Hub, nats, m.Logger)
 	if err != nil {
 		ln.Close()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			// Stopped while it opened (JetStream slow to answer): a stop
-			// asked for, not the broker's failure.
+			// asked for, not the broker's failure. A failure of its own
+			// (NATS refusing the connection) that a stop came with is
+			// still one.
 			m.Logger.Info("stopped while opening the hub broker", "err", err)
 			return nil
 		}
