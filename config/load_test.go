@@ -712,10 +712,12 @@ func TestLoadValueStartingWithTagOrAnchor(t *testing.T) {
 		{"stream:\n  retry: !x 5s\n", `stream.retry: "!x 5s" starts with !, which YAML reads as a tag, not as text: quote it`},
 		{"hub:\n  max_subscribers: &n 100\n", `hub.max_subscribers: "&n 100" starts with &`},
 		{"demo:\n  enabled: !off\n", `demo.enabled: "!off" starts with !`},
+		// A URL's password is not shown.
+		{"hub:\n  broker: nats\nnats:\n  url: [&n nats://u:s3cret@n.test]\n", `nats.url[0]: "&n nats://u:xxxxx@n.test" starts with &`},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
-		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), tt.want) {
+		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%q: err = %v\nwant it to contain %s", tt.yaml, err, tt.want)
 		}
 	}

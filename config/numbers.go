@@ -100,8 +100,11 @@ func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) error
 		return nil
 	}
 	written := func(prefix string) string {
-		if n.Value == "" {
+		switch {
+		case n.Value == "":
 			return prefix
+		case strings.HasPrefix(key, "nats.url"):
+			return prefix + " " + redactURL(n.Value) // a password, a token
 		}
 		return prefix + " " + n.Value
 	}
