@@ -714,6 +714,7 @@ func TestLoadValueStartingWithTagOrAnchor(t *testing.T) {
 		{"demo:\n  enabled: !off\n", `demo.enabled: "!off" starts with !`},
 		// A URL's password is not shown.
 		{"hub:\n  broker: nats\nnats:\n  url: [&n nats://u:s3cret@n.test]\n", `nats.url[0]: "&n nats://u:xxxxx@n.test" starts with &`},
+		{"hub:\n  broker: nats\nnats:\n  url: !u:s3cret@n.test\n", `nats.url: "!u:xxxxx@n.test" starts with !`},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)

@@ -100,13 +100,11 @@ func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) error
 		return nil
 	}
 	written := func(prefix string) string {
-		switch {
-		case n.Value == "":
-			return prefix
-		case strings.HasPrefix(key, "nats.url"):
-			return prefix + " " + redactURL(n.Value) // a password, a token
+		w := strings.TrimSuffix(prefix+" "+n.Value, " ")
+		if strings.HasPrefix(key, "nats.url") {
+			w = redactURL(w) // a password, a token, the tag included (!user:password@host)
 		}
-		return prefix + " " + n.Value
+		return w
 	}
 	switch {
 	case n.Anchor != "" && !aliased[n]:
