@@ -113,7 +113,13 @@ func (j JWTConfig) checkAlgorithm(alg string) error {
 			return fmt.Errorf("%q needs auth.jwt.public_key_file", alg)
 		}
 	default:
-		return fmt.Errorf("%q must be one of %s", alg, strings.Join(slices.Concat(hmacAlgorithms, publicKeyAlgorithms), ", "))
+		all := slices.Concat(hmacAlgorithms, publicKeyAlgorithms)
+		if i := slices.IndexFunc(all, func(a string) bool { return strings.EqualFold(a, alg) }); i >= 0 {
+			// Other keys' choices (log.level) take any case: these are
+			// JWT's own names, which a token's header writes so.
+			return fmt.Errorf("%q is written %s: algorithm names are case-sensitive, as a token's header writes them", alg, all[i])
+		}
+		return fmt.Errorf("%q must be one of %s", alg, strings.Join(all, ", "))
 	}
 	return nil
 }

@@ -287,13 +287,16 @@ func (c Config) used(errs []error) []error {
 // and the text written for values YAML reads as numbers or bools
 // (writtenScalars).
 func readFile(v *viper.Viper, path string) (written map[string]string, problems []error, err error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err // the path is already in the message: "is a directory", not "read PATH: is a directory"
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+	}
+	if len(data) > maxConfigBytes {
+		return nil, nil, fmt.Errorf("%w %q: longer than %d MiB, far more than a configuration holds: not the file meant? (a device such as /dev/zero never ends)", ErrConfigFile, path, maxConfigBytes>>20)
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
@@ -313,6 +316,22 @@ func readFile(v *viper.Viper, path string) (written map[string]string, problems 
 		}
 	}
 	return writtenScalars(data), problems, nil
+}
+
+// maxConfigBytes bounds the YAML file: one that never ends (--config
+// /dev/zero, /dev/urandom, a typo for /dev/null) was read until the
+// process ran out of memory.
+const maxConfigBytes = 4 << 20
+
+// readConfigFile returns the file at path, at most maxConfigBytes and one
+// byte more, so that a file longer than maxConfigBytes is told apart.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
 }
 
 // notAMapping matches the error of a file whose document is not a mapping

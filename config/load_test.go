@@ -699,6 +699,43 @@ func TestLoadSecretStartingWithTagOrAnchor(t *testing.T) {
 	}
 }
 
+// TestLoadValueStartingWithTagOrAnchor checks that a value other than a
+// secret written unquoted with a ! or a & first is refused, showing what
+// was written: YAML took the tag or the anchor out of it, so that
+// level: &debug was no value, the default, and allowed_origins: &x an
+// empty list, without a word.
+func TestLoadValueStartingWithTagOrAnchor(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"log:\n  level: &debug\n", `log.level: "&debug" starts with &, which YAML reads as an anchor, not as text: quote it`},
+		{"cors:\n  allowed_origins: &x\n", `cors.allowed_origins: "&x" starts with &, which YAML reads as an anchor, not as text: quote it`},
+		{"cors:\n  allowed_origins: [https://a.example, &b https://b.example]\n", `cors.allowed_origins[1]: "&b https://b.example" starts with &`},
+		{"stream:\n  retry: !x 5s\n", `stream.retry: "!x 5s" starts with !, which YAML reads as a tag, not as text: quote it`},
+		{"hub:\n  max_subscribers: &n 100\n", `hub.max_subscribers: "&n 100" starts with &`},
+		{"demo:\n  enabled: !off\n", `demo.enabled: "!off" starts with !`},
+		// A URL's password is not shown.
+		{"hub:\n  broker: nats\nnats:\n  url: [&n nats://u:s3cret@n.test]\n", `nats.url[0]: "&n nats://u:xxxxx@n.test" starts with &`},
+		{"hub:\n  broker: nats\nnats:\n  url: !u:s3cret@n.test\n", `nats.url: "!u:xxxxx@n.test" starts with !`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: err = %v\nwant it to contain %s", tt.yaml, err, tt.want)
+		}
+	}
+	// An anchor an alias uses, and YAML's own tags, are meant.
+	for _, yaml := range []string{
+		"log:\n  level: &l info\nnats:\n  stream: *l\n",
+		"stream:\n  retry: !!str 5s\n",
+		"hub:\n  max_subscribers: !!int 100\n",
+		"cors:\n  allowed_origins: &o [https://a.example]\n",
+	} {
+		path := writeYAML(t, yaml)
+		if _, err := Load([]string{"--config", path}, nil); err != nil {
+			t.Errorf("%q: %v", yaml, err)
+		}
+	}
+}
+
 // unknownAnchor is the problem of an alias to an anchor the file does
 // not define, whose name is not shown.
 const unknownAnchor = "unknown anchor referenced (a value starting with * is a YAML alias: quote it if it is text; its name is not shown, as it may be a token or a secret)"
@@ -798,6 +835,23 @@ func TestLoadConfigFileADirectory(t *testing.T) {
 	_, err := Load([]string{"--config", dir}, nil)
 	if want := fmt.Sprintf("config file %q: is a directory", dir); !errors.Is(err, ErrConfigFile) || err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %s", err, want)
+	}
+}
+
+// TestLoadConfigFileThatNeverEnds checks that a file that never ends
+// (--config /dev/zero, a typo for /dev/null) is refused once longer than
+// any configuration: it was read until the process ran out of memory.
+func TestLoadConfigFileThatNeverEnds(t *testing.T) {
+	const yaml = "log:\n  level: debug\n# "
+	long := writeYAML(t, yaml+strings.Repeat("x", maxConfigBytes+1-len(yaml)))
+	for _, path := range []string{"/dev/zero", "/dev/urandom", long} {
+		if _, err := os.Stat(path); err != nil {
+			t.Skip(err)
+		}
+		_, err := Load([]string{"--config", path}, nil)
+		if want := fmt.Sprintf("config file %q: longer than 4 MiB", path); !errors.Is(err, ErrConfigFile) || err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("err = %v, want %s", err, want)
+		}
 	}
 }
 

@@ -111,18 +111,42 @@ func webSocket(scheme string) bool {
 // the start for a URL missing its scheme or a slash). A slash in a
 // password or token (base64's alphabet has one) would end it early to a
 // URL parser. An @ in a ws URL's path or query masks more than it must.
+// So is the value of a query parameter whose name says it holds a secret
+// (redactQuery): a proxy in front of NATS may take a token there
+// (?token=...), as WebSocket clients that cannot set headers send one.
 func redactURL(s string) string {
-	at := strings.LastIndex(s, "@")
-	if at < 0 {
-		return s
+	if at := strings.LastIndex(s, "@"); at >= 0 {
+		start := 0
+		if i := strings.Index(s[:at], "://"); i >= 0 {
+			start = i + len("://")
+		} else if i := strings.Index(s[:at], ":/"); i >= 0 {
+			start = i + len(":/")
+		}
+		s = s[:start] + redactUserinfo(s[start:at]) + s[at:]
 	}
-	start := 0
-	if i := strings.Index(s[:at], "://"); i >= 0 {
-		start = i + len("://")
-	} else if i := strings.Index(s[:at], ":/"); i >= 0 {
-		start = i + len(":/")
+	if q := strings.Index(s, "?"); q >= 0 {
+		s = s[:q+1] + redactQuery(s[q+1:])
 	}
-	return s[:start] + redactUserinfo(s[start:at]) + s[at:]
+	return s
+}
+
+// secretParams are words that, in a query parameter's name, say its value
+// is a secret.
+var secretParams = []string{"token", "auth", "key", "secret", "pass", "pwd", "jwt", "sig", "cred", "session"}
+
+// redactQuery returns query, the text after a URL's ?, with the value of
+// every parameter whose name holds one of secretParams, in any case,
+// replaced by xxxxx. It works on the text, as redactURL does.
+func redactQuery(query string) string {
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		name, _, hasValue := strings.Cut(p, "=")
+		lower := strings.ToLower(name)
+		if hasValue && slices.ContainsFunc(secretParams, func(w string) bool { return strings.Contains(lower, w) }) {
+			params[i] = name + "=xxxxx"
+		}
+	}
+	return strings.Join(params, "&")
 }
 
 // redactUserinfo returns a URL's user info with its password replaced by

@@ -47,17 +47,20 @@ func checkYAMLScalars(data []byte) error {
 					}
 				}
 			case kinds[k] == "string":
-				errs = append(errs, checkTextScalar(k, v))
+				errs = append(errs, checkValueNode(k, v, aliased), checkTextScalar(k, v))
 			case kinds[k] == "list" && v.Kind == yaml.SequenceNode:
 				for i, item := range v.Content {
-					errs = append(errs, checkTextScalar(fmt.Sprintf("%s[%d]", k, i), resolve(item)))
+					ik, item := fmt.Sprintf("%s[%d]", k, i), resolve(item)
+					errs = append(errs, checkValueNode(ik, item, aliased), checkTextScalar(ik, item))
 				}
 			case kinds[k] == "list":
-				errs = append(errs, checkTextScalar(k, v))
+				errs = append(errs, checkValueNode(k, v, aliased), checkTextScalar(k, v))
 			case kinds[k] == "integer":
-				errs = append(errs, checkOctal(k, v), checkIntRange(k, v))
+				errs = append(errs, checkValueNode(k, v, aliased), checkOctal(k, v), checkIntRange(k, v))
 			case kinds[k] == "":
 				walk(v, k)
+			default: // bool, duration
+				errs = append(errs, checkValueNode(k, v, aliased))
 			}
 		}
 	}
@@ -81,6 +84,33 @@ func checkSecretNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) erro
 		return invalid(key, "starts with &, which YAML reads as an anchor, not as text: quote it (value not shown)")
 	case n.Style&yaml.TaggedStyle != 0 && n.Tag != "!!str" && n.Tag != "!!binary":
 		return invalid(key, "starts with !, which YAML reads as a tag, not as text: quote it (value not shown)")
+	}
+	return nil
+}
+
+// checkValueNode checks that n, the value of a key other than a secret or
+// an item of one, does not start with what YAML reads as a tag (!) or an
+// anchor (&), as checkSecretNode does for secrets, showing what was
+// written: YAML took it out of the value, so that log.level: &debug was no
+// value at all, the default, and cors.allowed_origins: &x an empty list,
+// without a word. An anchor that an alias uses, and YAML's own tags (!!str,
+// !!int), are meant.
+func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) error {
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return nil
+	}
+	written := func(prefix string) string {
+		w := strings.TrimSuffix(prefix+" "+n.Value, " ")
+		if strings.HasPrefix(key, "nats.url") {
+			w = redactURL(w) // a password, a token, the tag included (!user:password@host)
+		}
+		return w
+	}
+	switch {
+	case n.Anchor != "" && !aliased[n]:
+		return invalid(key, fmt.Sprintf("%q starts with &, which YAML reads as an anchor, not as text: quote it", written("&"+n.Anchor)))
+	case n.Style&yaml.TaggedStyle != 0 && !strings.HasPrefix(n.Tag, "!!"):
+		return invalid(key, fmt.Sprintf("%q starts with !, which YAML reads as a tag, not as text: quote it", written(n.Tag)))
 	}
 	return nil
 }

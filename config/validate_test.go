@@ -167,6 +167,9 @@ func TestValidateRejects(t *testing.T) {
 		{"nats url ws token with slash hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://s3c/ret@a.test:4222"} }), `nats.url: "ws://xxxxx@a.test:4222" is not a NATS server URL (an @ after the host`},
 		{"nats url wss password with slash hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://u:99/cret@a.test"} }), `nats.url: "wss://u:xxxxx@a.test" is not a NATS server URL (an @ after the host`},
 		{"nats url wss password with @ hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://u:se@a/cret@a.test"} }), `nats.url: "wss://u:xxxxx@a.test" is not a NATS server URL (an @ after the host`},
+		// A proxy in front of NATS may take a token in the query.
+		{"nats url ws query hidden, mixed", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test/nats?region=eu&token=s3cret", "nats://b.test"} }), `nats.url: "nats://b.test" is a nats or tls URL among WebSocket ones ("wss://a.test/nats?region=eu&token=xxxxx")`},
+		{"nats url ws query hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test:42x2/nats?Access_Token=s3cret&x=1"} }), `nats.url: "wss://a.test:42x2/nats?Access_Token=xxxxx&x=1" is not a NATS server URL (does not parse)`},
 		{"nats url ws path with @", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://a.test/nats@v1"} }), `nats.url: "ws://xxxxx@v1" is not a NATS server URL (an @ after the host`},
 		{"nats url token hidden, mixed", onNATS(func(c *Config) { c.NATS.URL = []string{"WS://a.test", "nats://s3cret@b.test"} }), `nats.url: "nats://xxxxx@b.test" is a nats or tls URL among WebSocket ones ("WS://a.test")`},
 		{"nats stream empty", onNATS(func(c *Config) { c.NATS.Stream = "" }), `nats.stream: "" is empty`},
@@ -210,9 +213,15 @@ func TestValidateRejects(t *testing.T) {
 		{"jwt algorithm none", func(c *Config) {
 			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"HS256", "none"}
 		}, `auth.jwt.algorithms: "none" is never accepted`},
-		{"jwt algorithm unknown", func(c *Config) {
+		{"jwt algorithm lower case", func(c *Config) {
 			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"hs256"}
-		}, `auth.jwt.algorithms: "hs256" must be one of HS256`},
+		}, `auth.jwt.algorithms: "hs256" is written HS256: algorithm names are case-sensitive, as a token's header writes them`},
+		{"jwt algorithm in another case", func(c *Config) {
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"HS256", "EDDSA"}
+		}, `auth.jwt.algorithms: "EDDSA" is written EdDSA: algorithm names are case-sensitive`},
+		{"jwt algorithm unknown", func(c *Config) {
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"HS1024"}
+		}, `auth.jwt.algorithms: "HS1024" must be one of HS256, HS384, HS512, RS256`},
 		{"jwt HMAC with only a public key", func(c *Config) {
 			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = "validate_test.go", []string{"RS256", "HS256"}
 		}, `auth.jwt.algorithms: "HS256" needs auth.jwt.hmac_secret`},

@@ -82,7 +82,25 @@ func newCertReloader(certFile, keyFile string, interval time.Duration, log *slog
 	}
 	r.cert, r.loaded, r.tried = &cert, files, files
 	r.next = time.Now().Add(interval)
+	r.warnOutOfValidity(cert)
 	return r, nil
+}
+
+// warnOutOfValidity warns when cert has expired or is not valid yet (a
+// clock behind, a certificate dated ahead): every client refuses it, and
+// the start said nothing of it, only each refused handshake did.
+func (r *certReloader) warnOutOfValidity(cert tls.Certificate) {
+	if cert.Leaf == nil { // nil only with GODEBUG=x509keypairleaf=0
+		return
+	}
+	switch now := time.Now(); {
+	case now.After(cert.Leaf.NotAfter):
+		r.log.Warn("server.tls: the certificate has expired: every client will refuse it",
+			"server.tls.cert_file", r.certFile, "not_after", cert.Leaf.NotAfter)
+	case now.Before(cert.Leaf.NotBefore):
+		r.log.Warn("server.tls: the certificate is not valid yet (is the clock right?): every client will refuse it",
+			"server.tls.cert_file", r.certFile, "not_before", cert.Leaf.NotBefore)
+	}
 }
 
 // GetCertificate is tls.Config.GetCertificate: it returns the served
@@ -124,6 +142,7 @@ func (r *certReloader) check() {
 	}
 	r.log.Info("server.tls: loaded a renewed certificate",
 		"server.tls.cert_file", r.certFile, "server.tls.key_file", r.keyFile, "not_after", notAfter)
+	r.warnOutOfValidity(cert)
 }
 
 // read returns the files' contents, or the zero pair and the error of

@@ -409,3 +409,27 @@ func TestCertReloaderKeepsAChainCaughtHalfWritten(t *testing.T) {
 		t.Fatal("the chain complete was not loaded")
 	}
 }
+
+// TestCertReloaderWarnsOfAnExpiredRenewal: a renewal whose certificate has
+// expired (an old file copied for the new one) is loaded, as any pair
+// that loads is, and warns that every client will refuse it: it was
+// logged as a renewal, at info.
+func TestCertReloaderWarnsOfAnExpiredRenewal(t *testing.T) {
+	valid := pkiValidFor(t, -time.Hour, 48*time.Hour)
+	var logs lockedBuffer
+	certs, err := newCertReloader(valid.CertFile, valid.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := pkiValidFor(t, -48*time.Hour, -time.Hour)
+	w := newStampedWriter(t)
+	w.write(valid.CertFile, readFile(t, expired.CertFile))
+	w.write(valid.KeyFile, readFile(t, expired.KeyFile))
+	if _, err := certs.GetCertificate(&tls.ClientHelloInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := logs.String(); !strings.Contains(got, "loaded a renewed certificate") ||
+		!strings.Contains(got, `level=WARN msg="server.tls: the certificate has expired: every client will refuse it" server.tls.cert_file=`+valid.CertFile) {
+		t.Errorf("logs %q: want the renewal, then a warning that its certificate has expired", got)
+	}
+}

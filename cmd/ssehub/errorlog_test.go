@@ -713,6 +713,80 @@ func TestClientErrorKindWarnsOncePerWindow(t *testing.T) {
 	})
 }
 
+// pkiValidFor returns a self-signed certificate for 127.0.0.1, valid from
+// from to to, relative to now, and its key, in files.
+func pkiValidFor(t *testing.T, from, to time.Duration) testpki.PKI {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    now.Add(from),
+		NotAfter:     now.Add(to),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, &x509.Certificate{Subject: pkix.Name{CommonName: "127.0.0.1"}}, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pki := testpki.PKI{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), Roots: x509.NewCertPool()}
+	if err := os.WriteFile(pki.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pki.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki.Roots.AddCert(cert)
+	return pki
+}
+
+// TestTLSCertificateOutOfValidityWarnsAtStart: a certificate that has
+// expired, or is not valid yet, when the server starts is one every
+// client refuses: the start warns, naming the file and the date. It
+// started without a word, and only the first refused handshake said so.
+// A valid one is no warning.
+func TestTLSCertificateOutOfValidityWarnsAtStart(t *testing.T) {
+	for _, valid := range []struct {
+		name, want string
+		from, to   time.Duration
+	}{
+		{"expired", "the certificate has expired", -48 * time.Hour, -time.Hour},
+		{"not yet valid", "the certificate is not valid yet", time.Hour, 48 * time.Hour},
+		{"valid", "", -time.Hour, 48 * time.Hour},
+	} {
+		t.Run(valid.name, func(t *testing.T) {
+			pki := pkiValidFor(t, valid.from, valid.to)
+			_, logs, _ := startTLSLogging(t, pki) // returns once listening is logged
+			var warned []string
+			for line := range strings.Lines(logs.String()) {
+				if strings.Contains(line, "level=WARN") && strings.Contains(line, "server.tls") {
+					warned = append(warned, line)
+				}
+			}
+			switch {
+			case valid.want == "" && len(warned) > 0:
+				t.Errorf("a valid certificate warned: %q", warned)
+			case valid.want != "" && (len(warned) != 1 || !strings.Contains(warned[0], valid.want) || !strings.Contains(warned[0], pki.CertFile)):
+				t.Errorf("warnings %q, want one saying %q and naming %s:\n%s", warned, valid.want, pki.CertFile, logs.String())
+			}
+		})
+	}
+}
+
 // TestTLSExpiredCertificateWarnsEach: once the served certificate has
 // expired, or while it is not yet valid (a clock behind, a certificate
 // dated ahead), every client refuses every handshake: the service is down,
@@ -726,40 +800,7 @@ func TestTLSExpiredCertificateWarnsEach(t *testing.T) {
 		from, to time.Duration
 	}{{"expired", -48 * time.Hour, -time.Hour}, {"not yet valid", time.Hour, 48 * time.Hour}} {
 		t.Run(valid.name, func(t *testing.T) {
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			now := time.Now()
-			der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-				SerialNumber: big.NewInt(1),
-				Subject:      pkix.Name{CommonName: "127.0.0.1"},
-				IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-				NotBefore:    now.Add(valid.from),
-				NotAfter:     now.Add(valid.to),
-				KeyUsage:     x509.KeyUsageDigitalSignature,
-				ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-			}, &x509.Certificate{Subject: pkix.Name{CommonName: "127.0.0.1"}}, &key.PublicKey, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			pki := testpki.PKI{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), Roots: x509.NewCertPool()}
-			if err := os.WriteFile(pki.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(pki.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cert, err := x509.ParseCertificate(der)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pki.Roots.AddCert(cert)
+			pki := pkiValidFor(t, valid.from, valid.to)
 			addr, logs, waitClosed := startTLSLogging(t, pki)
 			const n = 3
 			for range n {

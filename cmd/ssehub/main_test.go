@@ -402,6 +402,26 @@ func TestRunStoppedWhileListeningExitsZero(t *testing.T) {
 	}
 }
 
+// TestRunStoppedWhileListeningStillReportsTheAddressInUse: a stop signal
+// that comes as listening fails for its own reason (the port taken) does
+// not hide the failure: it exited 0, and a supervisor or a deploy took
+// the start for a clean stop. The context is done before Run begins, and
+// the address, an IP, needs no lookup that the stop could cut.
+func TestRunStoppedWhileListeningStillReportsTheAddressInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"--config", os.DevNull, "--addr", ln.Addr().String()}, func(string) string { return "" }, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "server.addr") || !strings.Contains(stderr.String(), ln.Addr().String()) {
+		t.Errorf("exit %d, stderr %q: want a failure naming server.addr and the address", code, stderr.String())
+	}
+}
+
 // With log.format json, a failure once the config is read is a JSON log
 // line (the one a log pipeline reads), not a plain one.
 func TestRunReportsAFailureInTheLogsFormat(t *testing.T) {

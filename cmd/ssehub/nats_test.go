@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -297,5 +298,31 @@ func TestStopWhileTheBrokerOpensIsNoFailure(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return within 10s of the stop")
+	}
+}
+
+// A stop that comes as the broker fails for its own reason (no NATS
+// server at nats.url) does not hide the failure: Run returned nil, and
+// the process exited 0, as for a stop while JetStream was slow. The
+// context is done before Run begins; connecting takes no context, so
+// its refusal is NATS's.
+func TestStopWhileTheBrokerFailsStillReportsIt(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cfg := config.Default()
+	cfg.Server.Addr = "127.0.0.1:0"
+	cfg.Stream.Transport = testTransport
+	m := &Main{
+		Config: cfg, Logger: slog.New(slog.DiscardHandler),
+		nats: &natsbroker.Options{URLs: []string{url}},
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	stop()
+	if err := m.Run(ctx); err == nil || !strings.Contains(err.Error(), "hub broker") {
+		t.Errorf("Run returned %v, want the broker's failure", err)
 	}
 }

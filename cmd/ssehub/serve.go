@@ -123,10 +123,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	ln, err := listen(ctx, m.Config.Server.Addr, m.Config.Stream.WriteTimeout)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			// Stopped while it looked up server.addr's host name (a
 			// slow DNS server): a stop asked for, not the address's
-			// failure.
+			// failure. A failure of its own (the port taken) that a
+			// stop came with is still one: exiting 0 hid it.
 			m.Logger.Info("stopped while listening", "err", err)
 			return nil
 		}
@@ -145,9 +146,11 @@ func (m *Main) Run(ctx context.Context) error {
 	broker, err := openBroker(ctx, m.Config.Hub, nats, m.Logger)
 	if err != nil {
 		ln.Close()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			// Stopped while it opened (JetStream slow to answer): a stop
-			// asked for, not the broker's failure.
+			// asked for, not the broker's failure. A failure of its own
+			// (NATS refusing the connection) that a stop came with is
+			// still one.
 			m.Logger.Info("stopped while opening the hub broker", "err", err)
 			return nil
 		}
