@@ -63,3 +63,21 @@ func TestOpenLogsNoToken(t *testing.T) {
 		t.Errorf("the log holds nats.url's token:\n%s", logs.String())
 	}
 }
+
+// TestRedactedMasksTheQuery: the server named in the log lines keeps its
+// host and path and masks the secrets a URL may hold, the query's values
+// among them: a proxy in front of a WebSocket NATS may take its token
+// there.
+func TestRedactedMasksTheQuery(t *testing.T) {
+	for server, want := range map[string]string{
+		"nats://a.test:4222":                          "nats://a.test:4222",
+		"nats://u:s3cret@a.test:4222":                 "nats://u:xxxxx@a.test:4222",
+		"nats://s3cret@a.test:4222":                   "nats://xxxxx@a.test:4222",
+		"wss://a.test/nats?token=s3cret":              "wss://a.test/nats?token=xxxxx",
+		"wss://u:p@a.test/nats?region=eu&Auth=s3cret": "wss://u:xxxxx@a.test/nats?Auth=xxxxx&region=xxxxx",
+	} {
+		if got := redacted(server); got != want || strings.Contains(got, "s3cret") {
+			t.Errorf("redacted(%q) = %q, want %q", server, got, want)
+		}
+	}
+}

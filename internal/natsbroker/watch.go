@@ -247,17 +247,26 @@ func hostOf(server string) string {
 	return u.Host
 }
 
-// redacted returns server, a NATS URL, with the secret its user info
-// holds masked, for a log line: a password, as url.URL's Redacted (and
-// nats.go's ConnectedUrlRedacted) masks it, and a token, a user name
-// without a password as NATS reads one (authOptions), which they leave.
+// redacted returns server, a NATS URL, with the secrets it may hold
+// masked, for a log line: its user info's, a password, as url.URL's
+// Redacted (and nats.go's ConnectedUrlRedacted) masks it, and a token, a
+// user name without a password as NATS reads one (authOptions), which
+// they leave; and its query's values, as a proxy in front of a WebSocket
+// NATS may take a token there (?token=...).
 func redacted(server string) string {
 	u, err := url.Parse(server)
-	switch {
-	case err != nil:
+	if err != nil {
 		return "" // nats.go's URLs parse
-	case u.User == nil:
-		return server
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for name := range q {
+			q[name] = []string{"xxxxx"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	if u.User == nil {
+		return u.String()
 	}
 	if _, ok := u.User.Password(); ok {
 		return u.Redacted()
