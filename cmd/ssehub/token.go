@@ -78,6 +78,11 @@ func tokenClaims(flags *pflag.FlagSet, j config.JWTConfig, now time.Time) (jwtau
 	if ttl <= 0 {
 		return jwtauth.Claims{}, fmt.Errorf("%w: --ttl %v must be positive", config.ErrUsage, ttl)
 	}
+	if ttl < time.Second {
+		// A token's times are whole seconds: one shorter would expire as
+		// it is issued, which only the verifier's leeway would hide.
+		return jwtauth.Claims{}, fmt.Errorf("%w: --ttl %v: want 1s or more, a token's times being whole seconds", config.ErrUsage, ttl)
+	}
 	for _, p := range slices.Concat(sub, pub) {
 		if err := stream.ValidatePattern(p); err != nil {
 			return jwtauth.Claims{}, fmt.Errorf("%w: %w", config.ErrUsage, err)

@@ -124,6 +124,7 @@ func TestTokenCommandErrors(t *testing.T) {
 		{"no grant", tokenEnv, []string{"--ttl", "1h"}, "grant something"},
 		{"bad pattern", tokenEnv, []string{"--subscribe", "a..b"}, `"a..b"`},
 		{"negative ttl", tokenEnv, []string{"--subscribe", "a", "--ttl", "-1h"}, "--ttl -1h0m0s must be positive"},
+		{"ttl under a second", tokenEnv, []string{"--subscribe", "a", "--ttl", "500ms"}, "--ttl 500ms: want 1s or more"},
 		{"unknown flag", tokenEnv, []string{"--subscribe", "a", "--bogus"}, "bogus"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
