@@ -39,6 +39,10 @@ import (
 // In a browser that blocks third-party cookies (this Chromium does, with a
 // new profile), the `SameSite=None; Secure` cookie is not sent either
 // (401), and the access_token query still opens the stream.
+//
+// Either way, with ssehub on the page's own site (events.example.com), a
+// cookie the page's site set for it (`Domain=example.com`, no SameSite) is
+// no third-party cookie: withCredentials sends it.
 func TestBrowserXSiteEventSourceToken(t *testing.T) {
 	pki := testpki.New(t)
 	pageSrv := httptest.NewUnstartedServer(http.FileServerFS(static.FS))
@@ -72,7 +76,7 @@ func TestBrowserXSiteEventSourceToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := newBrowser(t, chromedp.UserDataDir(profile), chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.Flag("host-resolver-rules", "MAP app.example.com 127.0.0.1, MAP events.example.net 127.0.0.1, MAP lax.example.org 127.0.0.1"))
+		chromedp.Flag("host-resolver-rules", "MAP app.example.com 127.0.0.1, MAP events.example.com 127.0.0.1, MAP events.example.net 127.0.0.1, MAP lax.example.org 127.0.0.1"))
 	for host, sameSite := range map[string]string{"events.example.net": "None", "lax.example.org": "Lax"} {
 		runPage(t, ctx, "https://"+host+":"+services[true]+"/",
 			callJS[chromedp.Void](`(cookie) => { document.cookie = cookie; }`,
@@ -82,17 +86,22 @@ func TestBrowserXSiteEventSourceToken(t *testing.T) {
 		}
 	}
 	requests := watchRequests(t, ctx)
-	runPage(t, ctx, page+"/")
+	// The page's own site sets its cookie for every host of it, with no
+	// SameSite (Lax to the browser).
+	runPage(t, ctx, page+"/",
+		callJS[chromedp.Void](`(cookie) => { document.cookie = cookie; }`,
+			"ssehub_token="+jwt+"; Domain=example.com; Path=/; Secure"))
 
 	const (
 		none = "events.example.net" // the cookie says SameSite=None
 		lax  = "lax.example.org"    // the cookie says SameSite=Lax
+		own  = "events.example.com" // the page's site, whose cookie has no SameSite
 	)
 	blocking := false
 	for i, tt := range []struct {
 		name             string
-		blocked          bool // the browser blocks third-party cookies
-		host             string
+		blocked          bool   // the browser blocks third-party cookies
+		host             string // ssehub's
 		allowCredentials bool
 		withCredentials  bool
 		accessToken      string // the access_token query parameter, if any
@@ -100,6 +109,8 @@ func TestBrowserXSiteEventSourceToken(t *testing.T) {
 		sentCookie       bool
 		status           int64 // of the answer the browser saw, 0 when it refused it
 	}{
+		{"same site, with credentials, allowed", false, own, true, true, "", true, true, http.StatusOK},
+		{"same site, without credentials", false, own, true, false, "", false, false, http.StatusUnauthorized},
 		{"SameSite=None, with credentials, allowed", false, none, true, true, "", true, true, http.StatusOK},
 		{"SameSite=None, without credentials", false, none, true, false, "", false, false, http.StatusUnauthorized},
 		{"SameSite=None, with credentials, not allowed", false, none, false, true, "", false, true, 0},
@@ -112,6 +123,7 @@ func TestBrowserXSiteEventSourceToken(t *testing.T) {
 		{"third-party cookies blocked: SameSite=None, with credentials, allowed", true, none, true, true, "", false, false, http.StatusUnauthorized},
 		{"third-party cookies blocked: query, with credentials, allowed", true, none, true, true, jwt, true, false, http.StatusOK},
 		{"third-party cookies blocked: query, without credentials, not allowed", true, none, false, false, jwt, true, false, http.StatusOK},
+		{"third-party cookies blocked: same site, with credentials, allowed", true, own, true, true, "", true, true, http.StatusOK},
 	} {
 		if tt.blocked && !blocking {
 			blocking = true
@@ -155,8 +167,12 @@ func TestBrowserXSiteEventSourceToken(t *testing.T) {
 				t.Fatalf("requests to %s: %+v, want one", target, subs)
 			}
 			sub := subs[0]
-			if site := sub.Headers["Sec-Fetch-Site"]; site != "cross-site" {
-				t.Errorf("Sec-Fetch-Site %q, want cross-site", site)
+			wantSite := "cross-site"
+			if tt.host == own {
+				wantSite = "same-site"
+			}
+			if site := sub.Headers["Sec-Fetch-Site"]; site != wantSite {
+				t.Errorf("Sec-Fetch-Site %q, want %s", site, wantSite)
 			}
 			if tt.status == 0 && !strings.Contains(sub.Failed, "CORS") {
 				t.Errorf("the subscribe failed %q, want for CORS", sub.Failed)
