@@ -390,6 +390,9 @@ type request struct {
 	Headers map[string]string    // as sent on the wire when known, else as the page set them
 	Status  int64                // 0 until a response arrives
 	Failed  string               // why it failed, e.g. "net::ERR_FAILED (CORS PreflightInvalidStatus)"
+	// BlockedCookies names each cookie of the URL the browser did not send,
+	// and why: "ssehub_token [UserPreferences]".
+	BlockedCookies []string
 }
 
 // requestLog records the requests of one tab in the order they were sent.
@@ -397,14 +400,14 @@ type requestLog struct {
 	mu    sync.Mutex
 	ids   []network.RequestID
 	reqs  map[network.RequestID]*request
-	extra map[network.RequestID]network.Headers // wire headers, which may come first
+	extra map[network.RequestID]*network.EventRequestWillBeSentExtraInfo // wire headers and cookies, which may come first
 }
 
 // watchRequests starts recording the requests of the tab of ctx. Call it
 // before the action that sends them.
 func watchRequests(t *testing.T, ctx context.Context) *requestLog {
 	t.Helper()
-	l := &requestLog{reqs: map[network.RequestID]*request{}, extra: map[network.RequestID]network.Headers{}}
+	l := &requestLog{reqs: map[network.RequestID]*request{}, extra: map[network.RequestID]*network.EventRequestWillBeSentExtraInfo{}}
 	err := chromedp.Listen(ctx, func(ev any) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -418,7 +421,7 @@ func watchRequests(t *testing.T, ctx context.Context) *requestLog {
 				Headers: canonicalHeaders(ev.Request.Headers),
 			}
 		case *network.EventRequestWillBeSentExtraInfo:
-			l.extra[ev.RequestID] = ev.Headers
+			l.extra[ev.RequestID] = ev
 		case *network.EventResponseReceived:
 			if r, ok := l.reqs[ev.RequestID]; ok {
 				r.Status = ev.Response.Status
@@ -460,8 +463,13 @@ func (l *requestLog) all(ctx context.Context) []request {
 	out := make([]request, 0, len(l.ids))
 	for _, id := range l.ids {
 		r := *l.reqs[id]
-		if h, ok := l.extra[id]; ok {
-			r.Headers = canonicalHeaders(h)
+		if extra, ok := l.extra[id]; ok {
+			r.Headers = canonicalHeaders(extra.Headers)
+			for _, c := range extra.AssociatedCookies {
+				if len(c.BlockedReasons) > 0 {
+					r.BlockedCookies = append(r.BlockedCookies, fmt.Sprintf("%s %v", c.Cookie.Name, c.BlockedReasons))
+				}
+			}
 		}
 		out = append(out, r)
 	}
