@@ -229,3 +229,36 @@ func BenchmarkManyWildcardPatterns(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkTopicsPage: GET /api/v1/topics over 100,000 topics with an
+// event each, the whole list (no limit) against a page of 100, the first
+// one and one from the middle (after a name). Both walk every topic for
+// the names; a page looks up the entries of 101 of them, not of all, and
+// keeps no more than 202 names.
+func BenchmarkTopicsPage(b *testing.B) {
+	const topics = 100_000
+	m := newTestMemory(b, MemoryOptions{HistorySize: topics})
+	for i := range topics {
+		if _, _, err := m.Publish(Publication{Topic: fmt.Sprintf("user.%06d", i), Data: "x"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, bc := range []struct {
+		name         string
+		after        string
+		limit, items int
+	}{
+		{"all", "", 0, topics},
+		{"page100", "", 100, 100},
+		{"page100-middle", "user.050000", 100, 100},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if page, _ := m.TopicsPage(bc.after, bc.limit); len(page) != bc.items {
+					b.Fatalf("%d topics, want %d", len(page), bc.items)
+				}
+			}
+		})
+	}
+}
