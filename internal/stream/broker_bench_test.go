@@ -262,3 +262,41 @@ func BenchmarkTopicsPage(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPublishDuringTopics publishes while another goroutine lists
+// 100,000 topics over and over (GET /api/v1/topics without limit): its
+// max-wait-ms is the longest a publish waited, about the longest the list
+// held the broker's lock at once.
+func BenchmarkPublishDuringTopics(b *testing.B) {
+	const topics = 100_000
+	m := newTestMemory(b, MemoryOptions{HistorySize: 2 * topics})
+	for i := range topics {
+		if _, _, err := m.Publish(Publication{Topic: fmt.Sprintf("user.%06d", i), Data: "x"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			m.Topics()
+		}
+	})
+	var longest time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, _, err := m.Publish(Publication{Topic: "other", Data: "x"}); err != nil {
+			b.Fatal(err)
+		}
+		longest = max(longest, time.Since(start))
+		time.Sleep(100 * time.Microsecond) // let the list take the lock
+	}
+	close(stop)
+	wg.Wait()
+	b.ReportMetric(float64(longest)/float64(time.Millisecond), "max-wait-ms")
+}

@@ -574,7 +574,8 @@ func (b *Memory) Topics() []TopicInfo {
 // Each entry takes the broker's lock for its few wildcard lookups
 // (wildIndex), and goes through its subscriptions one by one only when one
 // of them has several patterns that match it. Both walks let the lock go
-// after every topicsScan topics, so that a broker with many topics (one
+// after every topicsScan topics, and the sort of more names than that
+// goes on without it, so that a broker with many topics (one
 // per user, say) does not hold up Publish for all of them at once, and the
 // list is not one moment's: a topic that is active throughout is listed,
 // one that became active or inactive meanwhile may or may not be, and each
@@ -613,7 +614,21 @@ func (b *Memory) TopicsPage(after string, limit int) (page []TopicInfo, next str
 			}
 		}
 	}
-	slices.Sort(names)
+	if len(names) > topicsScan {
+		// The whole list's names: sorted with the lock let go, as the
+		// walk looks at them, not in one hold.
+		b.mu.Unlock()
+		slices.Sort(names)
+		if b.topicsPaused != nil {
+			b.topicsPaused()
+		}
+		b.mu.Lock()
+		if b.closed {
+			return nil, ""
+		}
+	} else {
+		slices.Sort(names)
+	}
 	// A topic dropped and made again after it was looked at may come up
 	// again in the walk.
 	names = slices.Compact(names)

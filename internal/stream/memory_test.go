@@ -509,6 +509,31 @@ func TestTopicsPageWhileTopicsComeAndGo(t *testing.T) {
 	}
 }
 
+// TestTopicsSortsWithTheLockLetGo lists more topics than one piece of the
+// walk: the sort of all their names (tens of milliseconds for 100,000)
+// lets the broker's lock go, as each piece of the walks does, and a
+// publish goes in meanwhile. 2*topicsScan+1 topics: two pauses in the
+// walk for the names, one for their sort, two in the walk for the
+// entries.
+func TestTopicsSortsWithTheLockLetGo(t *testing.T) {
+	const topics = 2*topicsScan + 1
+	b := newTestMemory(t, MemoryOptions{HistorySize: 2 * topics})
+	for i := range topics {
+		mustPublish(t, b, "user."+strconv.Itoa(i), "", "x")
+	}
+	pauses := 0
+	b.topicsPaused = func() {
+		pauses++
+		mustPublish(t, b, "user.0", "", "y") // would wait forever under the lock
+	}
+	if got := b.Topics(); len(got) != topics {
+		t.Fatalf("Topics() lists %d topics, want %d", len(got), topics)
+	}
+	if pauses != 5 {
+		t.Errorf("Topics let the lock go %d times, want 5: 2 in each walk and 1 for the sort", pauses)
+	}
+}
+
 // TestReplayHandOverUnderConcurrentPublish subscribes with a last event id
 // while other goroutines publish, and checks that every subscriber sees
 // each matching event after its last id exactly once, in order.
