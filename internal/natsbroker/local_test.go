@@ -1,6 +1,10 @@
 package natsbroker
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,5 +76,55 @@ func TestLocalHistoryKeepsTheByteCap(t *testing.T) {
 	defer s.Close()
 	if !strings.Contains(s.Reset(), "older than the retained history") {
 		t.Errorf("resume from %s, dropped by the stream too: reset %q", ids[0], s.Reset())
+	}
+}
+
+// GET /api/v1/topics on a NATS instance, followed page by page through
+// next, lists each topic of the events it published once, in order, with
+// the id of its event: more topics than the local broker looks at under
+// one hold of its lock.
+func TestTopicsPagesOverHTTP(t *testing.T) {
+	const topics, limit = 700, 100
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = topics
+	a := newInstance(t, opts)
+	want := make([]string, topics)
+	for i := range topics {
+		topic := fmt.Sprintf("user.%04d", i)
+		want[i] = topic + "=" + a.publish(t, topic, "x")
+	}
+	var got []string
+	query := "?limit=" + strconv.Itoa(limit)
+	for pages := 1; ; pages++ {
+		if pages > topics/limit+1 {
+			t.Fatalf("%d pages and still a next", pages)
+		}
+		resp, err := a.Client().Get(a.URL + "/api/v1/topics" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page struct {
+			Topics []struct {
+				Topic       string `json:"topic"`
+				LastEventID string `json:"last_event_id"`
+			} `json:"topics"`
+			Next *string `json:"next"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api/v1/topics%s: %d, %v", query, resp.StatusCode, err)
+		}
+		for _, ti := range page.Topics {
+			got = append(got, ti.Topic+"="+ti.LastEventID)
+		}
+		if page.Next == nil {
+			break
+		}
+		query = "?limit=" + strconv.Itoa(limit) + "&after=" + url.QueryEscape(*page.Next)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the pages list %d topics, want the %d published, in order, each with its event's id", len(got), len(want))
 	}
 }

@@ -229,3 +229,74 @@ func BenchmarkManyWildcardPatterns(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkTopicsPage: GET /api/v1/topics over 100,000 topics with an
+// event each, the whole list (no limit) against a page of 100, the first
+// one and one from the middle (after a name). Both walk every topic for
+// the names; a page looks up the entries of 101 of them, not of all, and
+// keeps no more than 202 names.
+func BenchmarkTopicsPage(b *testing.B) {
+	const topics = 100_000
+	m := newTestMemory(b, MemoryOptions{HistorySize: topics})
+	for i := range topics {
+		if _, _, err := m.Publish(Publication{Topic: fmt.Sprintf("user.%06d", i), Data: "x"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, bc := range []struct {
+		name         string
+		after        string
+		limit, items int
+	}{
+		{"all", "", 0, topics},
+		{"page100", "", 100, 100},
+		{"page100-middle", "user.050000", 100, 100},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if page, _ := m.TopicsPage(bc.after, bc.limit); len(page) != bc.items {
+					b.Fatalf("%d topics, want %d", len(page), bc.items)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPublishDuringTopics publishes while another goroutine lists
+// 100,000 topics over and over (GET /api/v1/topics without limit): its
+// max-wait-ms is the longest a publish waited, about the longest the list
+// held the broker's lock at once.
+func BenchmarkPublishDuringTopics(b *testing.B) {
+	const topics = 100_000
+	m := newTestMemory(b, MemoryOptions{HistorySize: 2 * topics})
+	for i := range topics {
+		if _, _, err := m.Publish(Publication{Topic: fmt.Sprintf("user.%06d", i), Data: "x"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			m.Topics()
+		}
+	})
+	var longest time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, _, err := m.Publish(Publication{Topic: "other", Data: "x"}); err != nil {
+			b.Fatal(err)
+		}
+		longest = max(longest, time.Since(start))
+		time.Sleep(100 * time.Microsecond) // let the list take the lock
+	}
+	close(stop)
+	wg.Wait()
+	b.ReportMetric(float64(longest)/float64(time.Millisecond), "max-wait-ms")
+}

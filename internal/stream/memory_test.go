@@ -443,6 +443,97 @@ func TestTopicsLetsPublishesIn(t *testing.T) {
 	}
 }
 
+// TestTopicsPageWhileTopicsComeAndGo follows next through pages of many
+// topics while, in the pauses of the walks, publishes make new topics,
+// before and after the cursor, and the history evicts old ones, up to a
+// bound. The pages, one after the other, list names in order, none
+// twice, and every topic active throughout (those with an exact
+// subscription) once.
+func TestTopicsPageWhileTopicsComeAndGo(t *testing.T) {
+	const history, steady = 4 * topicsScan, 300
+	b := newTestMemory(t, MemoryOptions{HistorySize: history})
+	for i := range steady {
+		mustSubscribe(t, b, "", fmt.Sprintf("s.%04d", i))
+	}
+	made, upTo := 0, history
+	churn := func(n int) {
+		for ; n > 0 && made < upTo; n-- {
+			made++
+			mustPublish(t, b, fmt.Sprintf("%c.%05d", "az"[made%2], made), "", "x")
+		}
+	}
+	churn(history)
+	pauses := 0
+	b.topicsPaused = func() {
+		pauses++
+		churn(history / 3)
+	}
+	for _, limit := range []int{7, 100} {
+		upTo += 3 * history
+		var listed []string
+		after := ""
+		for pages := 0; ; pages++ {
+			if pages > 10*history {
+				t.Fatalf("limit %d: next never ends", limit)
+			}
+			page, next := b.TopicsPage(after, limit)
+			if len(page) > limit {
+				t.Fatalf("limit %d: a page of %d topics", limit, len(page))
+			}
+			for _, info := range page {
+				listed = append(listed, info.Topic)
+			}
+			if next == "" {
+				break
+			}
+			if len(page) > 0 && next < page[len(page)-1].Topic {
+				t.Fatalf("limit %d: next %q before the page's last topic %q", limit, next, page[len(page)-1].Topic)
+			}
+			after = next
+		}
+		steadyListed := 0
+		for i, topic := range listed {
+			if i > 0 && listed[i-1] >= topic {
+				t.Fatalf("limit %d: %q listed after %q: not in order, or twice", limit, topic, listed[i-1])
+			}
+			if strings.HasPrefix(topic, "s.") {
+				steadyListed++
+			}
+		}
+		if steadyListed != steady {
+			t.Errorf("limit %d: %d of the %d topics active throughout listed", limit, steadyListed, steady)
+		}
+	}
+	if pauses == 0 {
+		t.Fatal("no walk let the lock go")
+	}
+}
+
+// TestTopicsSortsWithTheLockLetGo lists more topics than one piece of the
+// walk: the sort of all their names (tens of milliseconds for 100,000)
+// lets the broker's lock go, as each piece of the walks does, and a
+// publish goes in meanwhile. 2*topicsScan+1 topics: two pauses in the
+// walk for the names, one for their sort, two in the walk for the
+// entries.
+func TestTopicsSortsWithTheLockLetGo(t *testing.T) {
+	const topics = 2*topicsScan + 1
+	b := newTestMemory(t, MemoryOptions{HistorySize: 2 * topics})
+	for i := range topics {
+		mustPublish(t, b, "user."+strconv.Itoa(i), "", "x")
+	}
+	pauses := 0
+	b.topicsPaused = func() {
+		pauses++
+		mustPublish(t, b, "user.0", "", "y") // would wait forever under the lock
+	}
+	if got := b.Topics(); len(got) != topics {
+		t.Fatalf("Topics() lists %d topics, want %d", len(got), topics)
+	}
+	if pauses != 5 {
+		t.Errorf("Topics let the lock go %d times, want 5: 2 in each walk and 1 for the sort", pauses)
+	}
+}
+
 // TestReplayHandOverUnderConcurrentPublish subscribes with a last event id
 // while other goroutines publish, and checks that every subscriber sees
 // each matching event after its last id exactly once, in order.
