@@ -293,7 +293,7 @@ func readmeNginxRecipe(t *testing.T) string {
 // context, the one with the events block.
 func readmeNginxMain(t *testing.T) string {
 	t.Helper()
-	return readmeNginxBlock(t, "\nevents {") // not the recipe's "location = /api/v1/events {"
+	return readmeNginxBlock(t, "\nevents {") // not a location ending in "events {"
 }
 
 // readmeNginxBlock returns the one of the README's two ```nginx blocks
@@ -523,8 +523,11 @@ func TestNginxReusesUpstreamConnections(t *testing.T) {
 	}{
 		{"/healthz", 1},
 		{"/healthz", 1},
-		{"/stream?count=2&interval=0", 1},
-		{"/healthz", afterStream},
+		// Streams have an upstream block, and so idle connections, of
+		// their own (ssehub_streams).
+		{"/stream?count=2&interval=0", 2},
+		{"/stream?count=2&interval=0", 1 + afterStream},
+		{"/healthz", 1 + afterStream},
 	} {
 		resp := p.get(t, step.path)
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
@@ -1194,6 +1197,30 @@ func TestNginxPassesASubscriptionOnFromAFullReplica(t *testing.T) {
 	}
 	if want := ": ssehub is unreachable\nretry: 5000\n\n"; resp.StatusCode != http.StatusOK || string(body) != want {
 		t.Errorf("a subscription through nginx, every replica full: %s %q, want nginx's stand-in: 200 %q", resp.Status, body, want)
+	}
+}
+
+// TestNginxPassesATickerStreamOnFromAFullReplica: the demo's ticker
+// (GET /stream, on by default, so in the compose cluster too) is a stream
+// of stream.max_streams as a subscription is, and an EventSource stops on
+// its 503 as well: of two replicas, one full, nginx passes it on to the
+// other. It passed the full one's 503 to the client.
+func TestNginxPassesATickerStreamOnFromAFullReplica(t *testing.T) {
+	requireNginx(t)
+	addrs, _ := startFullReplicas(t, 2, 1)
+	// nginx sends its first request to the first server.
+	n := runNginx(t, addrs...)
+	resp, err := http.Get(n.url + "/stream?count=1&interval=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "data: Streamed line 0\n") {
+		t.Errorf("the ticker through nginx, one replica full: %s %q, want the other replica's stream", resp.Status, body)
 	}
 }
 
