@@ -1226,18 +1226,32 @@ func TestNginxPassesATickerStreamOnFromAFullReplica(t *testing.T) {
 
 // TestNginxPassesTheLast503OfASubscription: with every replica full and
 // none set aside yet, nginx tries each, and the client gets the last one's
-// 503, ssehub's JSON with its Retry-After, as the README says.
+// 503, ssehub's JSON with its Retry-After, as the README says. With one
+// upstream server, as in the README's recipe, nginx never sets it aside:
+// each subscription gets ssehub's 503.
 func TestNginxPassesTheLast503OfASubscription(t *testing.T) {
 	requireNginx(t)
 	addrs, _ := startFullReplicas(t, 2, 2)
-	n := runNginx(t, addrs...)
-	resp := subscribeWithin(t, n.url, 5*time.Second, "a subscription through nginx, every replica full")
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"error"`) {
-		t.Errorf("a subscription through nginx, every replica full, none set aside: %s %v %q, want ssehub's JSON 503 with Retry-After", resp.Status, resp.Header, body)
+	for _, c := range []struct {
+		what          string
+		upstreams     []string
+		subscriptions int
+	}{
+		{"every replica full, none set aside", addrs, 1},
+		{"its one upstream server full", addrs[:1], 3},
+	} {
+		n := runNginx(t, c.upstreams...)
+		for i := range c.subscriptions {
+			what := fmt.Sprintf("subscription %d through nginx, %s", i+1, c.what)
+			resp := subscribeWithin(t, n.url, 5*time.Second, what)
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"error"`) {
+				t.Errorf("%s: %s %v %q, want ssehub's JSON 503 with Retry-After", what, resp.Status, resp.Header, body)
+			}
+		}
 	}
 }
 
