@@ -1255,6 +1255,60 @@ func TestNginxPassesTheLast503OfASubscription(t *testing.T) {
 	}
 }
 
+// TestNginxPassesNoPublishOnAfterA503: of two replicas, the first with its
+// NATS out of reach, a publish it answers 503 comes to the client with its
+// Retry-After, and is not passed on to the other, as the README says:
+// proxy_next_upstream's http_503 is the event streams' location's only,
+// and nginx passes a POST it has sent to no second server.
+func TestNginxPassesNoPublishOnAfterA503(t *testing.T) {
+	requireNginx(t)
+	ns := startNATSServer(t)
+	cfg := hubTestConfig()
+	cfg.Hub.Broker = "nats"
+	cfg.NATS.URL = []string{ns.ClientURL()}
+	away, _ := startMain(t, cfg)
+	accepted := new(atomic.Int64)
+	other, _ := startMain(t, hubTestConfig(), func(m *Main) {
+		m.connState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				accepted.Add(1)
+			}
+		}
+	})
+	ns.Shutdown()
+	// Once the first replica knows, it answers a publish 503 at once.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(away + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz of a replica whose NATS stopped: %s after 10s, want 503", resp.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// nginx sends its first request to the first server.
+	n := runNginx(t, strings.TrimPrefix(away, "http://"), strings.TrimPrefix(other, "http://"))
+	resp, err := http.DefaultClient.Do(publishRequest(t, n.url+"/api/v1/topics/orders/events", `{"data": "order 42"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || accepted.Load() != 0 {
+		t.Errorf("a publish through nginx, the first replica's NATS away: %s %q %v, the other replica accepted %d connections; want the first's 503 with Retry-After, and none",
+			resp.Status, body, resp.Header, accepted.Load())
+	}
+}
+
 // TestNginxStoresAPublishWhileEveryReplicaIsFull: the replicas nginx sets
 // aside after their 503s are set aside for subscriptions only. With both
 // replicas full of streams, and both set aside for subscriptions, a
