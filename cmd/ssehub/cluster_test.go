@@ -147,14 +147,18 @@ func TestComposeClusterNginx(t *testing.T) {
 	}
 
 	want := recipe
-	for _, r := range []struct{ old, new string }{
-		{"    server 127.0.0.1:8111;\n", "    server ssehub-1:8111;\n    server ssehub-2:8111;\n"},
-		{"access_log /var/log/nginx/ssehub.access.log ssehub;", "access_log /dev/stdout ssehub;"},
+	for _, r := range []struct {
+		old, new string
+		n        int // times the recipe holds old
+	}{
+		// upstream ssehub and ssehub_streams
+		{"    server 127.0.0.1:8111;\n", "    server ssehub-1:8111;\n    server ssehub-2:8111;\n", 2},
+		{"access_log /var/log/nginx/ssehub.access.log ssehub;", "access_log /dev/stdout ssehub;", 1},
 	} {
-		if n := strings.Count(want, r.old); n != 1 {
-			t.Fatalf("the README's nginx recipe holds %q %d times, want once: update this test with the recipe", r.old, n)
+		if n := strings.Count(want, r.old); n != r.n {
+			t.Fatalf("the README's nginx recipe holds %q %d times, want %d: update this test with the recipe", r.old, n, r.n)
 		}
-		want = strings.Replace(want, r.old, r.new, 1)
+		want = strings.ReplaceAll(want, r.old, r.new)
 	}
 	body := conf
 	for strings.HasPrefix(body, "#") || strings.HasPrefix(body, "\n") {

@@ -112,8 +112,13 @@ func runNginxEdited(t *testing.T, edits []nginxEdit, upstreams ...string) *nginx
 		servers += "server " + u + ";\n    "
 	}
 	conf := fmt.Sprintf(nginxFrame, readmeNginxMain(t), readmeNginxRecipe(t))
+	// Both upstream blocks, ssehub and ssehub_streams, list the servers.
+	const server = "server 127.0.0.1:8111;\n    "
+	if n := strings.Count(conf, server); n != 2 {
+		t.Fatalf("the nginx.conf made of the README's blocks holds %q %d times, want twice (upstream ssehub and ssehub_streams): update this test with the README", server, n)
+	}
+	conf = strings.ReplaceAll(conf, server, servers)
 	for _, r := range append([]nginxEdit{
-		{"server 127.0.0.1:8111;\n    ", servers},
 		nginxReadTimeoutScaled(t, conf),
 	}, edits...) {
 		conf = editRecipe(t, conf, r)
@@ -288,7 +293,7 @@ func readmeNginxRecipe(t *testing.T) string {
 // context, the one with the events block.
 func readmeNginxMain(t *testing.T) string {
 	t.Helper()
-	return readmeNginxBlock(t, "events {")
+	return readmeNginxBlock(t, "\nevents {") // not a location ending in "events {"
 }
 
 // readmeNginxBlock returns the one of the README's two ```nginx blocks
@@ -518,8 +523,11 @@ func TestNginxReusesUpstreamConnections(t *testing.T) {
 	}{
 		{"/healthz", 1},
 		{"/healthz", 1},
-		{"/stream?count=2&interval=0", 1},
-		{"/healthz", afterStream},
+		// Streams have an upstream block, and so idle connections, of
+		// their own (ssehub_streams).
+		{"/stream?count=2&interval=0", 2},
+		{"/stream?count=2&interval=0", 1 + afterStream},
+		{"/healthz", 1 + afterStream},
 	} {
 		resp := p.get(t, step.path)
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
@@ -1129,6 +1137,227 @@ func TestNginxPassesASubscriptionOnFromAHungReplica(t *testing.T) {
 	ev, err := stream.NewParser(resp.Body).Next()
 	if err != nil || ev.Type != "position" {
 		t.Fatalf("a subscription through nginx, one replica hung: %s, first event %+v (%v), want ssehub's position", resp.Status, ev, err)
+	}
+}
+
+// startFullReplicas runs n ssehub replicas of one NATS JetStream, each
+// taking one stream at most (stream.max_streams), and fills the first
+// full of them with a subscription to topic a, held until the test ends.
+// It returns the replicas' host:ports and the streams held.
+func startFullReplicas(t *testing.T, n, full int) ([]string, []*stream.Parser) {
+	t.Helper()
+	ns := startNATSServer(t)
+	cfg := hubTestConfig()
+	cfg.Hub.Broker = "nats"
+	cfg.NATS.URL = []string{ns.ClientURL()}
+	cfg.Stream.HeartbeatInterval = time.Second
+	cfg.Stream.MaxStreams = 1
+	var addrs []string
+	var held []*stream.Parser
+	for i := range n {
+		url, _ := startMain(t, cfg)
+		addrs = append(addrs, strings.TrimPrefix(url, "http://"))
+		if i >= full {
+			continue
+		}
+		resp := subscribeWithin(t, url, 5*time.Second, "a subscription to a replica")
+		p := stream.NewParser(resp.Body)
+		if ev, err := p.Next(); resp.StatusCode != http.StatusOK || err != nil || ev.Type != "position" {
+			t.Fatalf("a subscription to replica %d: %s, first event %+v (%v), want its position", i+1, resp.Status, ev, err)
+		}
+		held = append(held, p)
+	}
+	return addrs, held
+}
+
+// TestNginxPassesASubscriptionOnFromAFullReplica: of two replicas, one
+// full (stream.max_streams; its NATS away or shutting down answer the same
+// 503), a subscription that nginx sends to it reaches the other, which has
+// room: the recipe passes a subscription on after a 503. It passed
+// ssehub's 503 to the client instead, and an EventSource stops for good
+// on it. Once both are full, nginx has set both aside for subscriptions
+// (max_fails=1, fail_timeout=10s), and an event stream gets the stand-in,
+// whose retry: has an EventSource try again.
+func TestNginxPassesASubscriptionOnFromAFullReplica(t *testing.T) {
+	requireNginx(t)
+	addrs, _ := startFullReplicas(t, 2, 1)
+	// nginx sends its first request to the first server.
+	n := runNginx(t, addrs...)
+	resp := subscribeWithin(t, n.url, 5*time.Second, "a subscription through nginx, one replica full")
+	ev, err := stream.NewParser(resp.Body).Next()
+	if resp.StatusCode != http.StatusOK || err != nil || ev.Type != "position" {
+		t.Fatalf("a subscription through nginx, one replica full: %s, first event %+v (%v), want the other replica's position", resp.Status, ev, err)
+	}
+
+	// That subscription fills the other replica too.
+	resp = subscribeWithin(t, n.url, 5*time.Second, "a subscription through nginx, every replica full")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ": ssehub is unreachable\nretry: 5000\n\n"; resp.StatusCode != http.StatusOK || string(body) != want {
+		t.Errorf("a subscription through nginx, every replica full: %s %q, want nginx's stand-in: 200 %q", resp.Status, body, want)
+	}
+}
+
+// TestNginxPassesATickerStreamOnFromAFullReplica: the demo's ticker
+// (GET /stream, on by default, so in the compose cluster too) is a stream
+// of stream.max_streams as a subscription is, and an EventSource stops on
+// its 503 as well: of two replicas, one full, nginx passes it on to the
+// other. It passed the full one's 503 to the client.
+func TestNginxPassesATickerStreamOnFromAFullReplica(t *testing.T) {
+	requireNginx(t)
+	addrs, _ := startFullReplicas(t, 2, 1)
+	// nginx sends its first request to the first server.
+	n := runNginx(t, addrs...)
+	resp, err := http.Get(n.url + "/stream?count=1&interval=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "data: Streamed line 0\n") {
+		t.Errorf("the ticker through nginx, one replica full: %s %q, want the other replica's stream", resp.Status, body)
+	}
+}
+
+// TestNginxPassesTheLast503OfASubscription: with every replica full and
+// none set aside yet, nginx tries each, and the client gets the last one's
+// 503, ssehub's JSON with its Retry-After, as the README says. With one
+// upstream server, as in the README's recipe, nginx never sets it aside:
+// each subscription gets ssehub's 503.
+func TestNginxPassesTheLast503OfASubscription(t *testing.T) {
+	requireNginx(t)
+	addrs, _ := startFullReplicas(t, 2, 2)
+	for _, c := range []struct {
+		what          string
+		upstreams     []string
+		subscriptions int
+	}{
+		{"every replica full, none set aside", addrs, 1},
+		{"its one upstream server full", addrs[:1], 3},
+	} {
+		n := runNginx(t, c.upstreams...)
+		for i := range c.subscriptions {
+			what := fmt.Sprintf("subscription %d through nginx, %s", i+1, c.what)
+			resp := subscribeWithin(t, n.url, 5*time.Second, what)
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"error"`) {
+				t.Errorf("%s: %s %v %q, want ssehub's JSON 503 with Retry-After", what, resp.Status, resp.Header, body)
+			}
+		}
+	}
+}
+
+// TestNginxPassesNoPublishOnAfterA503: of two replicas, the first with its
+// NATS out of reach, a publish it answers 503 comes to the client with its
+// Retry-After, and is not passed on to the other, as the README says:
+// proxy_next_upstream's http_503 is the event streams' location's only,
+// and nginx passes a POST it has sent to no second server.
+func TestNginxPassesNoPublishOnAfterA503(t *testing.T) {
+	requireNginx(t)
+	ns := startNATSServer(t)
+	cfg := hubTestConfig()
+	cfg.Hub.Broker = "nats"
+	cfg.NATS.URL = []string{ns.ClientURL()}
+	away, _ := startMain(t, cfg)
+	accepted := new(atomic.Int64)
+	other, _ := startMain(t, hubTestConfig(), func(m *Main) {
+		m.connState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				accepted.Add(1)
+			}
+		}
+	})
+	ns.Shutdown()
+	// Once the first replica knows, it answers a publish 503 at once.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(away + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz of a replica whose NATS stopped: %s after 10s, want 503", resp.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// nginx sends its first request to the first server.
+	n := runNginx(t, strings.TrimPrefix(away, "http://"), strings.TrimPrefix(other, "http://"))
+	resp, err := http.DefaultClient.Do(publishRequest(t, n.url+"/api/v1/topics/orders/events", `{"data": "order 42"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || accepted.Load() != 0 {
+		t.Errorf("a publish through nginx, the first replica's NATS away: %s %q %v, the other replica accepted %d connections; want the first's 503 with Retry-After, and none",
+			resp.Status, body, resp.Header, accepted.Load())
+	}
+}
+
+// TestNginxStoresAPublishWhileEveryReplicaIsFull: the replicas nginx sets
+// aside after their 503s are set aside for subscriptions only. With both
+// replicas full of streams, and both set aside for subscriptions, a
+// publish through nginx is stored, and reaches the streams held. With
+// proxy_next_upstream http_503 on the one upstream of every request, the
+// publish found no replica left and got nginx's JSON 502.
+func TestNginxStoresAPublishWhileEveryReplicaIsFull(t *testing.T) {
+	requireNginx(t)
+	addrs, held := startFullReplicas(t, 2, 1)
+	n := runNginx(t, addrs...)
+	// The first subscription fills the second replica; the second finds
+	// both full, and has nginx set both aside for subscriptions.
+	for i, want := range []int{http.StatusOK, http.StatusOK} {
+		resp := subscribeWithin(t, n.url, 5*time.Second, "a subscription through nginx")
+		if resp.StatusCode != want {
+			t.Fatalf("subscription %d through nginx: %s, want %d", i+1, resp.Status, want)
+		}
+		if i == 0 {
+			p := stream.NewParser(resp.Body)
+			if ev, err := p.Next(); err != nil || ev.Type != "position" {
+				t.Fatalf("subscription 1 through nginx: first event %+v (%v), want the second replica's position", ev, err)
+			}
+			held = append(held, p)
+		}
+	}
+	for i := range 2 {
+		resp, err := http.DefaultClient.Do(publishRequest(t, n.url+"/api/v1/topics/a/events", fmt.Sprintf(`{"data": "order %d"}`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("publish %d through nginx, every replica full of streams: %s %q, want 201", i+1, resp.Status, body)
+		}
+	}
+	for i, p := range held {
+		for j := range 2 {
+			ev, err := p.Next()
+			for err == nil && ev.Type == "" && ev.Data == "" {
+				ev, err = p.Next() // a heartbeat
+			}
+			if want := fmt.Sprintf("order %d", j); err != nil || ev.Data != want {
+				t.Fatalf("stream %d held: %+v (%v), want the event %q", i+1, ev, err, want)
+			}
+		}
 	}
 }
 
