@@ -324,6 +324,10 @@ func (m *Main) shutdown(ctx context.Context, srv *http.Server, h *handler.Handle
 // heartbeat's write does not block, it waits in the kernel's queue, so
 // stream.write_timeout never fired; the kernel kept retransmitting for
 // about 15 minutes, holding the stream, its subscription and its socket.
+// It bounds a closed receive window too: a client that stopped reading,
+// though it acknowledges, is ended unacked after its window closed, while
+// the stream's writes may still fit in the kernel's send buffer, so before
+// stream.write_timeout can drop it as a slow subscriber.
 // unacked 0 leaves the system's default.
 func listen(ctx context.Context, addr string, unacked time.Duration) (net.Listener, error) {
 	lc := net.ListenConfig{KeepAlive: -1, Control: userTimeout(unacked)}
