@@ -125,14 +125,125 @@ func TestUserTimeoutEndsALiveClientThatStopsReading(t *testing.T) {
 // A hub subscriber that stops reading, on a hub publishing too slowly to
 // fill the kernel's send buffer within stream.write_timeout, has its
 // connection ended by the kernel (TCP_USER_TIMEOUT, its window closed)
-// before any write blocks: its stream ends as write_failed or
-// client_gone, not as a slow subscriber, as README says. Only a
-// subscriber whose write blocked (or whose queue filled) first is
-// counted in ssehub_slow_subscribers_dropped_total.
-func TestUserTimeoutEndsASlowSubscriberBeforeItsWriteBlocks(t *testing.T) {
+// before any write blocks. It is dropped as one whose write timed out:
+// its stream ends as write_failed and ssehub_slow_subscribers_dropped_total
+// counts it. It read as a client gone, and an operator watching that
+// metric missed it.
+func TestUserTimeoutCountsASlowSubscriberEndedBeforeItsWriteBlocks(t *testing.T) {
 	cfg := hubTestConfig()
 	cfg.Stream.WriteTimeout = time.Second
 	base, _ := startMain(t, cfg)
+	conn := dialSmallWindow(t, base)
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("answer %q, %v; want a stream", head, err)
+	}
+	waitStreams(t, http.DefaultClient, base, 1)
+
+	// From here on the client reads nothing. 2 KB every 10 ms closes its
+	// window at once, and fills no send buffer for seconds more.
+	data := strings.Repeat("x", 2000)
+	start := time.Now()
+	for streamsEnded(t, base) == 0 {
+		if time.Since(start) > 20*cfg.Stream.WriteTimeout {
+			t.Fatalf("the stream of a client that stopped reading was still open %v later", time.Since(start))
+		}
+		if status, answer := publishOverHTTP(t, base, hubTestToken, "a", data); status != http.StatusCreated {
+			t.Fatalf("publish: %d %s", status, answer)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("the stream ended %v after the client stopped reading", time.Since(start))
+	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 1 {
+		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 1: the client stopped reading", got)
+	}
+	if got := metricValue(t, base, `ssehub_streams_ended_total{reason="write_failed"}`); got != 1 {
+		t.Errorf(`ssehub_streams_ended_total{reason="write_failed"} %v, want 1, as a write timed out (client_gone %v)`,
+			got, metricValue(t, base, `ssehub_streams_ended_total{reason="client_gone"}`))
+	}
+}
+
+// A client that stops reading, and resets its connection (a tab closed)
+// while the server probes its closed window, before stream.write_timeout,
+// went away: it is not a slow subscriber.
+func TestUserTimeoutDoesNotCountAClientGoneBeforeItsTime(t *testing.T) {
+	cfg := hubTestConfig()
+	cfg.Stream.WriteTimeout = 10 * time.Second
+	accepted := make(chan net.Conn, 1)
+	base, _ := startMain(t, cfg, func(m *Main) {
+		m.connState = func(c net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				accepted <- c
+			}
+		}
+	})
+	conn := dialSmallWindow(t, base)
+	server := <-accepted
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("answer %q, %v; want a stream", head, err)
+	}
+	waitStreams(t, http.DefaultClient, base, 1)
+	// The client reads nothing more; events go on until the server's
+	// kernel probes its closed window, as it would one that stopped
+	// reading for good.
+	data := strings.Repeat("x", 2000)
+	for start := time.Now(); ; {
+		if status, answer := publishOverHTTP(t, base, hubTestToken, "a", data); status != http.StatusCreated {
+			t.Fatalf("publish: %d %s", status, answer)
+		}
+		if info := tcpInfo(t, server); info.Probes > 0 && info.Snd_wnd == 0 && info.Notsent_bytes > 0 {
+			break
+		}
+		if time.Since(start) > cfg.Stream.WriteTimeout/2 {
+			t.Fatal("the server never probed the closed window of a client that stopped reading")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Unread data makes the close a reset.
+	conn.Close()
+	start := time.Now()
+	for streamsEnded(t, base) == 0 {
+		if time.Since(start) > cfg.Stream.WriteTimeout/2 {
+			t.Fatal("the stream of a client gone was still open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 0 {
+		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 0: the client went away", got)
+	}
+	if got := metricValue(t, base, `ssehub_streams_ended_total{reason="client_gone"}`); got != 1 {
+		t.Errorf(`ssehub_streams_ended_total{reason="client_gone"} %v, want 1`, got)
+	}
+}
+
+// tcpInfo reads the TCP_INFO of conn.
+func tcpInfo(t *testing.T, conn net.Conn) *unix.TCPInfo {
+	t.Helper()
+	raw, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info *unix.TCPInfo
+	var optErr error
+	if err := raw.Control(func(fd uintptr) {
+		info, optErr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil || optErr != nil {
+		t.Fatal(err, optErr)
+	}
+	return info
+}
+
+// dialSmallWindow connects to base with a receive buffer of 4 KiB: a
+// client that stops reading closes its window after a few events.
+func dialSmallWindow(t *testing.T, base string) net.Conn {
+	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var err error
 		if cerr := c.Control(func(fd uintptr) {
@@ -146,43 +257,16 @@ func TestUserTimeoutEndsASlowSubscriberBeforeItsWriteBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	head := make([]byte, len("HTTP/1.1 200"))
-	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
-		t.Fatalf("answer %q, %v; want a stream", head, err)
-	}
-	waitStreams(t, http.DefaultClient, base, 1)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
 
-	// From here on the client reads nothing. 2 KB every 10 ms closes its
-	// window within a second, and fills no send buffer for seconds more.
-	data := strings.Repeat("x", 2000)
-	ended := func() float64 {
-		var n float64
-		for _, reason := range []string{"write_failed", "client_gone", "dropped"} {
-			n += metricValue(t, base, `ssehub_streams_ended_total{reason="`+reason+`"}`)
-		}
-		return n
+// streamsEnded is how many streams base ended otherwise than completed.
+func streamsEnded(t *testing.T, base string) float64 {
+	t.Helper()
+	var n float64
+	for _, reason := range []string{"write_failed", "client_gone", "dropped"} {
+		n += metricValue(t, base, `ssehub_streams_ended_total{reason="`+reason+`"}`)
 	}
-	start := time.Now()
-	for ended() == 0 {
-		if time.Since(start) > 20*cfg.Stream.WriteTimeout {
-			t.Fatalf("the stream of a client that stopped reading was still open %v later", time.Since(start))
-		}
-		if status, answer := publishOverHTTP(t, base, hubTestToken, "a", data); status != http.StatusCreated {
-			t.Fatalf("publish: %d %s", status, answer)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Logf("the stream ended %v after the client stopped reading: write_failed %v, client_gone %v", time.Since(start),
-		metricValue(t, base, `ssehub_streams_ended_total{reason="write_failed"}`),
-		metricValue(t, base, `ssehub_streams_ended_total{reason="client_gone"}`))
-	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 0 {
-		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 0: the kernel ended the connection before a write blocked", got)
-	}
-	if got := metricValue(t, base, `ssehub_streams_ended_total{reason="dropped"}`); got != 0 {
-		t.Errorf(`ssehub_streams_ended_total{reason="dropped"} %v, want 0`, got)
-	}
+	return n
 }
