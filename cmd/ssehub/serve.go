@@ -190,6 +190,9 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 		},
 	}
+	if opts.Stream.StoppedReading != nil {
+		srv.ConnContext = handler.ConnContext
+	}
 	// Shutdown ends the streams at once. The broker stays open until the
 	// requests under way have their answers (its deferred Close): closed
 	// here, a NATS publish whose acknowledgement was on its way was
@@ -327,6 +330,12 @@ func (m *Main) shutdown(ctx context.Context, srv *http.Server, h *handler.Handle
 // heartbeat's write does not block, it waits in the kernel's queue, so
 // stream.write_timeout never fired; the kernel kept retransmitting for
 // about 15 minutes, holding the stream, its subscription and its socket.
+// It bounds a closed receive window too: a client that stopped reading,
+// though it acknowledges, is ended unacked after its window closed, while
+// the stream's writes may still fit in the kernel's send buffer, so before
+// stream.write_timeout drops it: the handler learns so from the connection
+// (stoppedReading, through ConnContext) and drops it as too slow all the
+// same.
 // unacked 0 leaves the system's default.
 func listen(ctx context.Context, addr string, unacked time.Duration) (net.Listener, error) {
 	lc := net.ListenConfig{KeepAlive: -1, Control: userTimeout(unacked)}
@@ -350,6 +359,7 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 			WriteTimeout:      cfg.Stream.WriteTimeout,
 			Detached:          cfg.Stream.Detached(),
 			MaxStreams:        cfg.Stream.MaxStreams,
+			StoppedReading:    stoppedReading(cfg.Stream.WriteTimeout),
 		},
 		Demo: handler.DemoOptions{
 			Enabled:        cfg.Demo.Enabled,

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"errors"
+	"io"
 	"net"
+	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -52,4 +56,217 @@ func TestListenSetsTheUserTimeout(t *testing.T) {
 		client.Close()
 		ln.Close()
 	}
+}
+
+// TCP_USER_TIMEOUT bounds a closed receive window too (Linux since 5.11):
+// a client alive and acknowledging every zero-window probe, that only
+// stopped reading, has its connection ended by the kernel once its window
+// has stayed closed that long, while none of the server's writes blocked
+// (what it writes waits in the kernel's send buffer). So stream.write_timeout,
+// which bounds a blocked write, is not what drops such a client unless the
+// server's writes fill that buffer first; README says so.
+func TestUserTimeoutEndsALiveClientThatStopsReading(t *testing.T) {
+	const unacked = time.Second
+	ln, err := listen(t.Context(), "127.0.0.1:0", unacked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// A small receive buffer closes the window after a few writes.
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	client, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	// The client never reads. The server writes a little at a time, each
+	// write bounded by a deadline far past the user timeout: a write that
+	// blocked would show as a deadline error, much later.
+	start := time.Now()
+	chunk := make([]byte, 1000)
+	var werr error
+	for time.Since(start) < 20*unacked {
+		if err := conn.SetWriteDeadline(time.Now().Add(30 * unacked)); err != nil {
+			t.Fatal(err)
+		}
+		if _, werr = conn.Write(chunk); werr != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !errors.Is(werr, syscall.ETIMEDOUT) {
+		t.Fatalf("writing to a client that stopped reading: %v after %v; want the kernel's ETIMEDOUT (TCP_USER_TIMEOUT %v)", werr, time.Since(start), unacked)
+	}
+	t.Logf("the kernel ended the connection %v after the first write", time.Since(start))
+	// The client was alive all along: its socket is open, and what it
+	// holds is the server's data, not an end.
+	if err := client.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := client.Read(make([]byte, 10)); n == 0 {
+		t.Errorf("the client read nothing (%v), want the data it left unread", err)
+	}
+}
+
+// A hub subscriber that stops reading, on a hub publishing too slowly to
+// fill the kernel's send buffer within stream.write_timeout, has its
+// connection ended by the kernel (TCP_USER_TIMEOUT, its window closed)
+// before any write blocks. It is dropped as one whose write timed out:
+// its stream ends as write_failed and ssehub_slow_subscribers_dropped_total
+// counts it. It read as a client gone, and an operator watching that
+// metric missed it.
+func TestUserTimeoutCountsASlowSubscriberEndedBeforeItsWriteBlocks(t *testing.T) {
+	cfg := hubTestConfig()
+	cfg.Stream.WriteTimeout = time.Second
+	base, _ := startMain(t, cfg)
+	conn := dialSmallWindow(t, base)
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("answer %q, %v; want a stream", head, err)
+	}
+	waitStreams(t, http.DefaultClient, base, 1)
+
+	// From here on the client reads nothing. 2 KB every 10 ms closes its
+	// window at once, and fills no send buffer for seconds more.
+	data := strings.Repeat("x", 2000)
+	start := time.Now()
+	for streamsEnded(t, base) == 0 {
+		if time.Since(start) > 20*cfg.Stream.WriteTimeout {
+			t.Fatalf("the stream of a client that stopped reading was still open %v later", time.Since(start))
+		}
+		if status, answer := publishOverHTTP(t, base, hubTestToken, "a", data); status != http.StatusCreated {
+			t.Fatalf("publish: %d %s", status, answer)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("the stream ended %v after the client stopped reading", time.Since(start))
+	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 1 {
+		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 1: the client stopped reading", got)
+	}
+	if got := metricValue(t, base, `ssehub_streams_ended_total{reason="write_failed"}`); got != 1 {
+		t.Errorf(`ssehub_streams_ended_total{reason="write_failed"} %v, want 1, as a write timed out (client_gone %v)`,
+			got, metricValue(t, base, `ssehub_streams_ended_total{reason="client_gone"}`))
+	}
+}
+
+// A client that stops reading, and resets its connection (a tab closed)
+// while the server probes its closed window, before stream.write_timeout,
+// went away: it is not a slow subscriber.
+func TestUserTimeoutDoesNotCountAClientGoneBeforeItsTime(t *testing.T) {
+	cfg := hubTestConfig()
+	cfg.Stream.WriteTimeout = 10 * time.Second
+	accepted := make(chan net.Conn, 1)
+	base, _ := startMain(t, cfg, func(m *Main) {
+		m.connState = func(c net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				accepted <- c
+			}
+		}
+	})
+	conn := dialSmallWindow(t, base)
+	server := <-accepted
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("answer %q, %v; want a stream", head, err)
+	}
+	waitStreams(t, http.DefaultClient, base, 1)
+	// The client reads nothing more; events go on until the server's
+	// kernel probes its closed window, as it would one that stopped
+	// reading for good.
+	data := strings.Repeat("x", 2000)
+	for start := time.Now(); ; {
+		if status, answer := publishOverHTTP(t, base, hubTestToken, "a", data); status != http.StatusCreated {
+			t.Fatalf("publish: %d %s", status, answer)
+		}
+		if info := tcpInfo(t, server); info.Probes > 0 && info.Snd_wnd == 0 && info.Notsent_bytes > 0 {
+			break
+		}
+		if time.Since(start) > cfg.Stream.WriteTimeout/2 {
+			t.Fatal("the server never probed the closed window of a client that stopped reading")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Unread data makes the close a reset.
+	conn.Close()
+	start := time.Now()
+	for streamsEnded(t, base) == 0 {
+		if time.Since(start) > cfg.Stream.WriteTimeout/2 {
+			t.Fatal("the stream of a client gone was still open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 0 {
+		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 0: the client went away", got)
+	}
+	if got := metricValue(t, base, `ssehub_streams_ended_total{reason="client_gone"}`); got != 1 {
+		t.Errorf(`ssehub_streams_ended_total{reason="client_gone"} %v, want 1`, got)
+	}
+}
+
+// tcpInfo reads the TCP_INFO of conn.
+func tcpInfo(t *testing.T, conn net.Conn) *unix.TCPInfo {
+	t.Helper()
+	raw, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info *unix.TCPInfo
+	var optErr error
+	if err := raw.Control(func(fd uintptr) {
+		info, optErr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil || optErr != nil {
+		t.Fatal(err, optErr)
+	}
+	return info
+}
+
+// dialSmallWindow connects to base with a receive buffer of 4 KiB: a
+// client that stops reading closes its window after a few events.
+func dialSmallWindow(t *testing.T, base string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	conn, err := d.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// streamsEnded is how many streams base ended otherwise than completed.
+func streamsEnded(t *testing.T, base string) float64 {
+	t.Helper()
+	var n float64
+	for _, reason := range []string{"write_failed", "client_gone", "dropped"} {
+		n += metricValue(t, base, `ssehub_streams_ended_total{reason="`+reason+`"}`)
+	}
+	return n
 }

@@ -47,6 +47,9 @@ type Conn struct {
 	err      error // the write that failed: nothing more can be sent
 	ended    bool  // WriteLast ended the body
 	answered bool  // the group's answer to a panic went out (answerPanic)
+	// inspected is what the group's InspectCuts said of the connection
+	// of this response, cut short.
+	inspected bool
 	// deadline is the write deadline last set by SetWriteDeadline, in
 	// Unix nanoseconds (0 for none): an int64, not a time.Time, keeps a
 	// Conn in the 128-byte size class.
@@ -69,6 +72,11 @@ func newConn(g *Group, conn net.Conn, buffered *bufio.Reader, head []byte, chunk
 	go c.watch()
 	return c
 }
+
+// Inspected reports what the group's InspectCuts said of the connection,
+// once the response was cut short; false before, or without it. Call it
+// from Serve's done.
+func (c *Conn) Inspected() bool { return c.inspected }
 
 // Context is done once the client has gone away or the connection was
 // closed: the response cannot reach anyone any more.
@@ -211,6 +219,9 @@ func (c *Conn) end(panicked any, stack []byte, done func(panicked any, stack []b
 		c.answerPanic()
 	}
 	if panicked != nil && !c.ended || c.err != nil || gone {
+		if panicked == nil && c.group.inspect != nil {
+			c.inspected = c.group.inspect(c.conn)
+		}
 		c.cut()
 	}
 	_ = c.conn.Close()

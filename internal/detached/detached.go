@@ -22,6 +22,7 @@ package detached
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -56,6 +57,10 @@ type Group struct {
 	// finish bounds the write of a response's last chunk, when longer
 	// than finishTimeout (SetFinishTimeout).
 	finish time.Duration
+
+	// inspect looks at the connection of a response cut short
+	// (InspectCuts); nil: none is.
+	inspect func(net.Conn) bool
 }
 
 // NewGroup returns an empty, open Group.
@@ -70,6 +75,14 @@ func NewGroup() *Group {
 // holds. Call it before the first Take.
 func (g *Group) SetFinishTimeout(d time.Duration) {
 	g.finish = d
+}
+
+// InspectCuts makes f look at the connection of each response cut short
+// (its client gone, or a write failed) while it is still open, before it
+// is closed: Conn.Inspected then reports what f said. Call it before the
+// first Take.
+func (g *Group) InspectCuts(f func(net.Conn) bool) {
+	g.inspect = f
 }
 
 // AnswerPanics makes a step that panics before its response has written

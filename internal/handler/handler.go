@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,13 @@ type StreamOptions struct {
 	// MaxStreams caps the streams open at once, of every kind; beyond,
 	// 503 with Retry-After. Default 20000.
 	MaxStreams int
+	// StoppedReading, when set, reports whether the system ended conn,
+	// still open, because its client stopped reading: its receive window
+	// stayed closed past WriteTimeout (Linux's TCP_USER_TIMEOUT), before
+	// a write could block that long. A stream that ended so is dropped
+	// as one whose write timed out is: a hub subscriber counts as too
+	// slow. Each connection must be in its context (ConnContext).
+	StoppedReading func(conn net.Conn) bool
 }
 
 // DemoOptions configures the demo page and the demo streams.
@@ -183,6 +191,9 @@ func New(opts Options) *Handler {
 		// The end of a response (its last chunk) is a write of the
 		// stream too, with as long as Gin gives it (sseStream.run).
 		h.detached.SetFinishTimeout(opts.Stream.WriteTimeout)
+		if opts.Stream.StoppedReading != nil {
+			h.detached.InspectCuts(opts.Stream.StoppedReading)
+		}
 	}
 	r := h.engine
 	r.HandleMethodNotAllowed = true

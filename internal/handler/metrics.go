@@ -103,7 +103,7 @@ var (
 	subscribersDesc = prometheus.NewDesc("ssehub_subscribers", "Open hub subscriptions.", nil, nil)
 	publishedDesc   = prometheus.NewDesc("ssehub_events_published_total", "Events accepted by the hub.", nil, nil)
 	deliveredDesc   = prometheus.NewDesc("ssehub_events_delivered_total", "Events queued to hub subscribers, replayed ones included.", nil, nil)
-	droppedDesc     = prometheus.NewDesc("ssehub_slow_subscribers_dropped_total", "Hub subscribers dropped as too slow: a full queue or a write past the write timeout.", nil, nil)
+	droppedDesc     = prometheus.NewDesc("ssehub_slow_subscribers_dropped_total", "Hub subscribers dropped as too slow: a full queue, a write past the write timeout, or on Linux a client that read nothing for it.", nil, nil)
 	replayedDesc    = prometheus.NewDesc("ssehub_replayed_events_total", "Events replayed to subscribers that resumed with Last-Event-ID.", nil, nil)
 	historyDesc     = prometheus.NewDesc("ssehub_history_bytes", "Bytes the hub's history keeps, as hub.history_max_bytes counts them.", nil, nil)
 )

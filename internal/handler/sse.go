@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -26,7 +27,10 @@ var (
 	errCompleted  = errors.New("completed")
 	errPanicked   = errors.New("panicked")
 	errExpired    = errors.New("token expired")
-	errDropped    = errors.New("dropped") // by the broker: sub.Err says why
+	// errStoppedReading ends a stream whose connection the system ended
+	// because its client stopped reading (StreamOptions.StoppedReading).
+	errStoppedReading = errors.New("the client read nothing for stream.write_timeout: the system ended its connection")
+	errDropped        = errors.New("dropped") // by the broker: sub.Err says why
 	// errCut ends a stream whose connection the server closed (Cutting).
 	errCut = fmt.Errorf("%w: the connection was closed when server.shutdown_timeout passed", errShuttingDown)
 )
@@ -37,6 +41,8 @@ func endReason(end error) string {
 	switch {
 	case end == nil, errors.Is(end, errCompleted):
 		return "completed"
+	case errors.Is(end, errStoppedReading): // as if a write had timed out
+		return "write_failed"
 	case errors.Is(end, errClientGone):
 		return "client_gone"
 	case errors.Is(end, errShuttingDown):
@@ -324,6 +330,7 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 // slot). A detached stream logs the panic: nothing above its goroutine
 // recovers it, and the process would end.
 func (s *sseStream) finish(cleanup func()) (panicked any) {
+	s.stoppedReading()
 	defer func() {
 		if panicked = withStack(recover()); panicked != nil {
 			s.stop(errPanicked)
@@ -336,6 +343,40 @@ func (s *sseStream) finish(cleanup func()) (panicked any) {
 	}()
 	cleanup()
 	return nil
+}
+
+// netConnKey is the context key of a connection (ConnContext).
+type netConnKey struct{}
+
+// ConnContext is the http.Server's ConnContext that
+// StreamOptions.StoppedReading needs: it puts each connection in its
+// context.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, netConnKey{}, c)
+}
+
+// stoppedReading makes the stream's end errStoppedReading when its client
+// went away, or a write failed, because the system ended the connection
+// of a client that stopped reading (StreamOptions.StoppedReading): it
+// learnt that as a client gone, or as the write's error, not as a write
+// timed out, and was not counted as a slow subscriber. It is called while
+// the connection is open: with Gin before the handler returns, detached
+// from what the connection's end saw (detached.Conn.Inspected).
+func (s *sseStream) stoppedReading() {
+	if s.h.stream.StoppedReading == nil || errors.Is(s.end, os.ErrDeadlineExceeded) {
+		return
+	}
+	if reason := endReason(s.end); reason != "client_gone" && reason != "write_failed" {
+		return
+	}
+	stopped := s.conn != nil && s.conn.Inspected()
+	if s.c != nil {
+		conn, ok := s.c.Request.Context().Value(netConnKey{}).(net.Conn)
+		stopped = ok && s.h.stream.StoppedReading(conn)
+	}
+	if stopped {
+		s.end = fmt.Errorf("%w (%w)", errStoppedReading, s.end)
+	}
 }
 
 // reset queues the event: reset a stream begins with when it cannot
@@ -516,7 +557,7 @@ func (s *sseStream) close() {
 	select {
 	case <-s.gone:
 		s.stop(errClientGone)
-		if s.gw != nil && s.gw.perStep && endReason(s.end) == "write_failed" && !errors.Is(s.end, os.ErrDeadlineExceeded) {
+		if s.gw != nil && s.gw.perStep && endReason(s.end) == "write_failed" && !errors.Is(s.end, os.ErrDeadlineExceeded) && !errors.Is(s.end, errStoppedReading) {
 			// On HTTP/2 a write fails when its stream ends under it: the
 			// client reset the stream (an EventSource closed) or closed
 			// the connection, which is what the request's end says. Only

@@ -354,7 +354,7 @@ func (l *subscriptionLoop) cleanup() {
 	// was dropped.
 	err := l.sub.Err()
 	dropped := err != nil && !errors.Is(err, stream.ErrClosed) && !errors.Is(err, stream.ErrResumeOvertaken)
-	if errors.Is(l.s.end, os.ErrDeadlineExceeded) && !dropped {
+	if (errors.Is(l.s.end, os.ErrDeadlineExceeded) || errors.Is(l.s.end, errStoppedReading)) && !dropped {
 		l.s.h.metrics.writeTimeouts.Add(1)
 	}
 	if dropped {
