@@ -277,16 +277,38 @@ func stallHTTP2(t *testing.T, base string, tlsConfig *tls.Config, topic string, 
 // (HTTP2Config.WriteByteTimeout) is for a connection that takes no byte,
 // not for a stream that may send none.
 func TestHTTP2StreamNotReadKeepsItsConnection(t *testing.T) {
-	cfg := hubTestConfig()
-	cfg.Server.H2C = true
-	cfg.Stream.WriteTimeout = time.Second
+	pki := testpki.New(t)
+	for name, cfg := range map[string]config.Config{"tls": tlsTestConfig(pki), "h2c": hubTestConfig()} {
+		t.Run(name, func(t *testing.T) {
+			cfg.Server.H2C = name == "h2c"
+			cfg.Stream.WriteTimeout = time.Second
+			var roots *x509.CertPool
+			if name == "tls" {
+				roots = pki.Roots
+			}
+			streamNotRead(t, cfg, roots)
+		})
+	}
+}
+
+// streamNotRead is TestHTTP2StreamNotReadKeepsItsConnection over TLS
+// with roots, else h2c.
+func streamNotRead(t *testing.T, cfg config.Config, roots *x509.CertPool) {
 	closed := make(chan string, 100)
 	base, _ := startMain(t, cfg, stallableConns(t, closed))
-	conn, err := net.Dial("tcp", base[strings.Index(base, "://")+3:])
+	tcp, err := net.Dial("tcp", base[strings.Index(base, "://")+3:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { tcp.Close() })
+	conn, scheme := tcp, "http"
+	if roots != nil {
+		tc := tls.Client(tcp, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		conn, scheme = tc, "https"
+	}
 	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +327,7 @@ func TestHTTP2StreamNotReadKeepsItsConnection(t *testing.T) {
 		enc := hpack.NewEncoder(&block)
 		for _, f := range []hpack.HeaderField{
 			{Name: ":method", Value: http.MethodGet},
-			{Name: ":scheme", Value: "http"},
+			{Name: ":scheme", Value: scheme},
 			{Name: ":authority", Value: "ssehub.test"},
 			{Name: ":path", Value: "/api/v1/events?topic=" + topic},
 		} {
@@ -370,7 +392,7 @@ func TestHTTP2StreamNotReadKeepsItsConnection(t *testing.T) {
 		}
 	}
 
-	client := testClient(t, nil, (*http.Protocols).SetHTTP1)
+	client := testClient(t, roots, (*http.Protocols).SetHTTP1)
 	data := strings.Repeat("b", 60000)
 	for i := range 4 {
 		if status, answer := publishWith(t, client, base, hubTestToken, "unread", data); status != http.StatusCreated {
