@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -265,4 +267,169 @@ func stallHTTP2(t *testing.T, base string, tlsConfig *tls.Config, topic string, 
 	}
 	client.CloseIdleConnections()
 	return conn
+}
+
+// TestHTTP2StreamNotReadKeepsItsConnection: an HTTP/2 client that reads
+// its connection but not one of its streams (that stream's window full,
+// as a page that stopped consuming one EventSource) has that stream
+// reset at stream.write_timeout, and keeps its connection and its other
+// stream, which goes on receiving events: the connection's write timeout
+// (HTTP2Config.WriteByteTimeout) is for a connection that takes no byte,
+// not for a stream that may send none.
+func TestHTTP2StreamNotReadKeepsItsConnection(t *testing.T) {
+	pki := testpki.New(t)
+	for name, cfg := range map[string]config.Config{"tls": tlsTestConfig(pki), "h2c": hubTestConfig()} {
+		t.Run(name, func(t *testing.T) {
+			cfg.Server.H2C = name == "h2c"
+			cfg.Stream.WriteTimeout = time.Second
+			var roots *x509.CertPool
+			if name == "tls" {
+				roots = pki.Roots
+			}
+			streamNotRead(t, cfg, roots)
+		})
+	}
+}
+
+// streamNotRead is TestHTTP2StreamNotReadKeepsItsConnection over TLS
+// with roots, else h2c.
+func streamNotRead(t *testing.T, cfg config.Config, roots *x509.CertPool) {
+	closed := make(chan string, 100)
+	base, _ := startMain(t, cfg, stallableConns(t, closed))
+	tcp, err := net.Dial("tcp", base[strings.Index(base, "://")+3:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcp.Close() })
+	conn, scheme := tcp, "http"
+	if roots != nil {
+		tc := tls.Client(tcp, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		conn, scheme = tc, "https"
+	}
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	// The streams' windows are the default 64 KiB, never raised; the
+	// connection's is wide open.
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
+		t.Fatal(err)
+	}
+	for i, topic := range []string{"unread", "read"} {
+		var block bytes.Buffer
+		enc := hpack.NewEncoder(&block)
+		for _, f := range []hpack.HeaderField{
+			{Name: ":method", Value: http.MethodGet},
+			{Name: ":scheme", Value: scheme},
+			{Name: ":authority", Value: "ssehub.test"},
+			{Name: ":path", Value: "/api/v1/events?topic=" + topic},
+		} {
+			if err := enc.WriteField(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The client reads every frame: stream 3's data, and the end of
+	// stream 1 (reset) or of the connection.
+	started := make(chan uint32, 2)
+	reset := make(chan uint32, 2)
+	received := make(chan string, 100)
+	ended := make(chan error, 1)
+	go func() {
+		seen := map[uint32]bool{}
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				ended <- err
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					if err := fr.WriteSettingsAck(); err != nil {
+						ended <- err
+						return
+					}
+				}
+			case *http2.DataFrame:
+				if !seen[f.StreamID] {
+					seen[f.StreamID] = true
+					started <- f.StreamID
+				}
+				if f.StreamID == 3 && len(f.Data()) > 0 {
+					// Stream 3 is read: its window is given back.
+					if err := fr.WriteWindowUpdate(3, uint32(len(f.Data()))); err != nil {
+						ended <- err
+						return
+					}
+					received <- string(f.Data())
+				}
+			case *http2.RSTStreamFrame:
+				reset <- f.StreamID
+			case *http2.GoAwayFrame:
+				ended <- fmt.Errorf("GOAWAY %v", f.ErrCode)
+				return
+			}
+		}
+	}()
+	for range 2 {
+		select {
+		case <-started:
+		case err := <-ended:
+			t.Fatalf("the connection ended as its streams started: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the streams did not start")
+		}
+	}
+
+	client := testClient(t, roots, (*http.Protocols).SetHTTP1)
+	data := strings.Repeat("b", 60000)
+	for i := range 4 {
+		if status, answer := publishWith(t, client, base, hubTestToken, "unread", data); status != http.StatusCreated {
+			t.Fatalf("publish %d: %d %s", i, status, answer)
+		}
+	}
+	select {
+	case id := <-reset:
+		if id != 1 {
+			t.Fatalf("stream %d reset, want 1", id)
+		}
+	case err := <-ended:
+		t.Fatalf("the connection ended, not the stream its client did not read: %v", err)
+	case <-time.After(15 * cfg.Stream.WriteTimeout):
+		t.Fatal("the stream its client did not read was not reset")
+	}
+	// Past several write timeouts, stream 3 still gets each event, and
+	// the connection is open.
+	until := time.Now().Add(3 * cfg.Stream.WriteTimeout)
+	for i := 0; time.Now().Before(until); i++ {
+		want := "event-" + strconv.Itoa(i)
+		if status, answer := publishWith(t, client, base, hubTestToken, "read", want); status != http.StatusCreated {
+			t.Fatalf("publish to the read stream: %d %s", status, answer)
+		}
+		for got := false; !got; {
+			select {
+			case frame := <-received:
+				got = strings.Contains(frame, "data: "+want+"\n")
+			case err := <-ended:
+				t.Fatalf("the connection ended after the stream's reset: %v", err)
+			case remote := <-closed:
+				if remote == conn.LocalAddr().String() {
+					t.Fatal("the server closed the connection of a client that reads it")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("event %q did not reach the stream the client reads", want)
+			}
+		}
+	}
 }
