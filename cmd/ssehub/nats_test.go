@@ -154,6 +154,10 @@ func TestShutdownAnswersThePublishesUnderWayOnNATS(t *testing.T) {
 		refused  []string // data of the publishes answered 5xx
 		accepted int
 	)
+	// The shutdown comes once the publishers have had a few publishes
+	// each accepted, with many under way at any moment: a fixed pause
+	// could end, on a busy machine, before the first was answered.
+	underWay := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := range publishers {
 		wg.Go(func() {
@@ -173,6 +177,9 @@ func TestShutdownAnswersThePublishesUnderWayOnNATS(t *testing.T) {
 				switch {
 				case resp.StatusCode == http.StatusCreated:
 					accepted++
+					if accepted == 4*publishers {
+						close(underWay) // once: accepted only grows
+					}
 				case resp.StatusCode >= 500:
 					refused = append(refused, data)
 				}
@@ -183,12 +190,16 @@ func TestShutdownAnswersThePublishesUnderWayOnNATS(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(300 * time.Millisecond) // publishes under way, many at any moment
+	select {
+	case <-underWay:
+	case <-time.After(30 * time.Second):
+		mu.Lock()
+		n := accepted
+		mu.Unlock()
+		t.Fatalf("%d publishes accepted in 30s, want %d before the shutdown", n, 4*publishers)
+	}
 	stop()
 	wg.Wait()
-	if accepted == 0 {
-		t.Fatal("no publish accepted before the shutdown")
-	}
 
 	stored := storedData(t, ns.ClientURL(), natsbroker.DefaultStream)
 	for _, data := range refused {

@@ -23,11 +23,16 @@ import (
 // waits for a read slot, and for a consumer the server refused for its
 // cap, rather than fail (before, each one past the cap answered 503).
 func TestResumeStormWaitsForConsumers(t *testing.T) {
-	const resumes = 300
+	// Twice the instance's read slots, six times the consumers it may
+	// have: every resume past the first 20 waits. The last ones wait for
+	// the pages of all before them, which took more than 20s for 300 on a
+	// busy machine under -race (35 of them failed): their time is far
+	// longer than the work, a wait, not a failure, is the point.
+	const resumes = 2 * maxPageReads
 	ns := startNATSWith(t, &natsServer{maxConsumers: 22}) // the instances' own two, and 20
 	opts := testBrokerOptions(ns)
 	opts.HistorySize = 1000
-	opts.PublishTimeout = 20 * time.Second // a machine under -race is slow: a wait, not a failure, is the point
+	opts.PublishTimeout = 2 * time.Minute
 	a := openBroker(t, opts)
 	all := store(t, ns, a, repeat(event{"t", 100}, 50))
 	opts.cold = true
