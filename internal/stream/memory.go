@@ -234,6 +234,12 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 	if s.push(msg, b.bufSize) {
 		return 1
 	}
+	if s.spill {
+		// Its replay, read from elsewhere, reads these too (Spill).
+		s.letQueueGo()
+		s.spilled = msg.ID
+		return 0
+	}
 	b.closeSub(s, ErrSlowConsumer)
 	b.dropCount.Add(1)
 	b.dropped = append(b.dropped, s)
@@ -347,6 +353,43 @@ func (b *Memory) Overtake(sub Subscription) {
 		s.queue = nil
 		b.end(s, ErrResumeOvertaken)
 	}
+}
+
+// Spill makes sub, an open subscription of b, let go of its queue and
+// the event to queue when it is full, rather than be dropped as too slow:
+// for a broker that reads sub's replay from elsewhere (the NATS broker,
+// from its stream), where the events let go of are too, and that reads
+// on past the replay's first end to the newest of them (StopSpill)
+// before it hands out the queue. Any other sub is left as it is.
+func (b *Memory) Spill(sub Subscription) {
+	s, ok := sub.(*memorySubscription)
+	if !ok || s.broker != b {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.spill = !s.closed
+}
+
+// StopSpill ends Spill for sub once the events it let go of are all in
+// the replay read for it, whose newest id is through: it reports stopped
+// when none was let go of with an id above through (sub then queues
+// and is dropped as any other), else it returns the id of the newest let
+// go of, up to which the replay is to be read on, and sub goes on
+// spilling. A sub that does not spill (any longer), or is another
+// broker's, is stopped.
+func (b *Memory) StopSpill(sub Subscription, through uint64) (spilled uint64, stopped bool) {
+	s, ok := sub.(*memorySubscription)
+	if !ok || s.broker != b {
+		return 0, true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !s.spill || s.closed || s.spilled <= through {
+		s.spill = false
+		return 0, true
+	}
+	return s.spilled, false
 }
 
 // link adds s to the group of each of its patterns, creating groups as

@@ -342,3 +342,40 @@ func TestReplayOfNoMatchReturnsInPieces(t *testing.T) {
 		}
 	}
 }
+
+// A subscription that spills (Spill) lets go of its queue and the event
+// to queue when the queue is full, rather than be dropped, and StopSpill
+// tells the newest id let go of until the replay read elsewhere covers
+// it; once stopped, a full queue drops it as any other.
+func TestASpillingSubscriptionLetsGoOfItsQueue(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 2})
+	s := mustSubscribe(t, b, "", "a")
+	b.Spill(s)
+	var pub []*Message
+	for range 5 {
+		// The first two queued, the queue let go of at the third, the
+		// last two queued.
+		pub = append(pub, mustPublish(t, b, "a", "", "x"))
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err() = %v while spilling, want nil", err)
+	}
+	if spilled, stopped := b.StopSpill(s, pub[1].ID); stopped || spilled != pub[2].ID {
+		t.Fatalf("StopSpill(%d) = %d, %v; want %d, not stopped", pub[1].ID, spilled, stopped, pub[2].ID)
+	}
+	if spilled, stopped := b.StopSpill(s, pub[2].ID); !stopped || spilled != 0 {
+		t.Fatalf("StopSpill(%d) = %d, %v; want stopped", pub[2].ID, spilled, stopped)
+	}
+	if got, open := s.Take(nil); !open || !slices.Equal(ids(got), ids(pub[3:])) {
+		t.Fatalf("Take = %v, %v; want %v, open", ids(got), open, ids(pub[3:]))
+	}
+	for range 3 {
+		mustPublish(t, b, "a", "", "x")
+	}
+	if err := s.Err(); !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("Err() = %v once stopped and overflowed, want ErrSlowConsumer", err)
+	}
+	if st := b.Stats(); st.Dropped != 1 {
+		t.Errorf("Stats().Dropped = %d, want 1: the drop after StopSpill only", st.Dropped)
+	}
+}
