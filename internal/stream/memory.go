@@ -234,7 +234,17 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 	if s.push(msg, b.bufSize) {
 		return 1
 	}
-	if s.spill {
+	switch {
+	case s.replayNext < s.replayEnd:
+		// Its replay is still being read: the queue, which is to follow
+		// it, is let go of, and the replay reads on to msg, which the
+		// history holds, as it does the rest. A subscriber that takes its
+		// replay at once is not dropped for the live events published
+		// meanwhile; one that falls behind the history is (Replay).
+		s.letQueueGo()
+		s.replayEnd = msg.ID + 1
+		return 0
+	case s.spill:
 		// Its replay, read from elsewhere, reads these too (Spill).
 		s.letQueueGo()
 		s.spilled = msg.ID
@@ -257,7 +267,9 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 // while others publish. The replay is not copied: Replay reads it from the
 // history in pieces, and a subscriber that falls so far behind that the
 // history evicts the rest of its replay is dropped (see
-// Subscription.Replay). If it cannot resume (not a number, older than the
+// Subscription.Replay). Live events that overflow the queue before the
+// replay is handed out move its end on to the newest of them, the queue
+// let go of: the replay reads them from the history too. If it cannot resume (not a number, older than the
 // history, newer than the newest event), Reset says why and the queue
 // carries live events only. An id from before a restart (below FirstID)
 // has a Reset too, and then a replay of every retained event: all of them

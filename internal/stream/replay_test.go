@@ -379,3 +379,43 @@ func TestASpillingSubscriptionLetsGoOfItsQueue(t *testing.T) {
 		t.Errorf("Stats().Dropped = %d, want 1: the drop after StopSpill only", st.Dropped)
 	}
 }
+
+// A resume whose topic gets more live events while its replay is sent
+// than its queue holds is not dropped: the events are in the history,
+// and the replay reads on to them, then hands over to the queue. Every
+// event once, in order. It was dropped as a slow subscriber though it
+// took each piece at once.
+func TestAResumeOutrunByLiveEventsReadsThemFromTheHistory(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{HistorySize: 5000, SubscriberBuffer: 4})
+	var all []*Message
+	for range 1000 {
+		all = append(all, mustPublish(t, b, "a", "", "old"))
+	}
+	s := mustSubscribe(t, b, all[0].IDString(), "a")
+	var got []*Message
+	for pieces := 0; ; pieces++ {
+		var done bool
+		if got, done = s.Replay(got, 4<<10); done {
+			break
+		}
+		if pieces > 1000 {
+			t.Fatal("Replay is never done")
+		}
+		if pieces < 10 {
+			for range 10 { // more than the queue holds, each piece
+				all = append(all, mustPublish(t, b, "a", "", "live"))
+			}
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err() = %v after the replay, want nil", err)
+	}
+	all = append(all, mustPublish(t, b, "a", "", "last"))
+	got, _ = s.Take(got)
+	if !slices.Equal(ids(got), ids(all[1:])) {
+		t.Fatalf("got %d events %v\nwant %d %v", len(got), ids(got), len(all)-1, ids(all[1:]))
+	}
+	if st := b.Stats(); st.Dropped != 0 {
+		t.Errorf("Stats().Dropped = %d, want 0", st.Dropped)
+	}
+}
