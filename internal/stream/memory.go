@@ -241,12 +241,12 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 		// history holds, as it does the rest. A subscriber that takes its
 		// replay at once is not dropped for the live events published
 		// meanwhile; one that falls behind the history is (Replay).
-		s.letQueueGo()
+		b.letQueueGo(s)
 		s.replayEnd = msg.ID + 1
 		return 0
 	case s.spill:
 		// Its replay, read from elsewhere, reads these too (Spill).
-		s.letQueueGo()
+		b.letQueueGo(s)
 		s.spilled = msg.ID
 		return 0
 	}
@@ -365,6 +365,16 @@ func (b *Memory) Overtake(sub Subscription) {
 		s.queue = nil
 		b.end(s, ErrResumeOvertaken)
 	}
+}
+
+// letQueueGo empties the queue of s, whose replay is to hand out what it
+// held: those events are no longer counted as delivered, but as replayed
+// once handed out. The caller holds b.mu.
+func (b *Memory) letQueueGo(s *memorySubscription) {
+	if n := uint64(len(s.queue)); n > 0 {
+		b.delivered.Add(-n)
+	}
+	s.letQueueGo()
 }
 
 // Spill makes sub, an open subscription of b, let go of its queue and
