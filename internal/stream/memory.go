@@ -34,7 +34,9 @@ type MemoryOptions struct {
 	HistoryMaxBytes int
 	// SubscriberBuffer is how many events may wait in a subscription's
 	// queue; a subscription whose queue is full when an event arrives is
-	// dropped. The queue grows to it only while the subscriber is behind.
+	// dropped, unless its replay is still being handed out (the replay
+	// then reads on to that event: see Subscribe). The queue grows to it
+	// only while the subscriber is behind.
 	SubscriberBuffer int
 	// MaxSubscribers caps the open subscriptions.
 	MaxSubscribers int
@@ -124,7 +126,8 @@ func positiveOr(v, def int) int {
 // event the next id, encodes it once, keeps it in the history and queues
 // it to every subscription with a matching pattern, once each. It never
 // waits: a subscription whose queue is full is dropped, ended with
-// ErrSlowConsumer. After Close it returns ErrClosed.
+// ErrSlowConsumer, unless its replay is still being handed out (see
+// Subscribe) or it spills (Spill). After Close it returns ErrClosed.
 //
 // A publish whose p.Key its topic saw within IdempotencyWindow, with an
 // event the history still retains, stores nothing: it returns that
