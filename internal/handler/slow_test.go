@@ -2,13 +2,17 @@ package handler
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -152,24 +156,27 @@ func TestHubWriteTimeoutOverTCP(t *testing.T) {
 // or the broker drops the subscription: not once the client has read the
 // rest, which for a slow client may take minutes (shutdown would wait for
 // it, and a dropped subscription would stream on outside
-// hub.max_subscribers). Over a real socket, in either transport.
+// hub.max_subscribers). Over a real socket, in either transport. (Live
+// events that overflow the queue of a subscription whose replay is still
+// being sent do not drop it: the replay reads on to them. The history
+// letting go of the rest of its replay does.)
 func TestAReplayInProgressEndsAtItsNextStep(t *testing.T) {
 	tests := []struct {
-		name string
-		end  func(t *testing.T, ts *testServer, broker testBroker)
+		name    string
+		end     func(t *testing.T, ts *testServer, broker testBroker)
+		dropped uint64
 	}{
-		{"handler closed", func(_ *testing.T, ts *testServer, _ testBroker) { ts.h.Close() }},
+		{"handler closed", func(_ *testing.T, ts *testServer, _ testBroker) { ts.h.Close() }, 0},
 		{"dropped by the broker", func(t *testing.T, _ *testServer, broker testBroker) {
-			// The queue holds 1: the second live event overflows it.
+			// The queue holds 1: live events overflow it, then the
+			// history lets go of every event of "a".
 			for _, data := range []string{"live 1", "live 2"} {
 				if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if got := broker.Stats().Dropped; got != 1 {
-				t.Fatalf("%d subscribers dropped by the broker, want 1", got)
-			}
-		}},
+			publishN(t, broker, "b", "evicts", 1000)
+		}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,6 +202,9 @@ func TestAReplayInProgressEndsAtItsNextStep(t *testing.T) {
 			ts.waitReturned(t, "/api/v1/events")
 			if got := broker.Stats().Subscribers; got != 0 {
 				t.Errorf("%d subscribers left, want 0", got)
+			}
+			if got := broker.Stats().Dropped; got != tt.dropped {
+				t.Errorf("%d subscribers dropped by the broker, want %d", got, tt.dropped)
 			}
 		})
 	}
@@ -335,4 +345,77 @@ func resumeRaw(t *testing.T, conn net.Conn, topic, lastID string) *http.Response
 		t.Fatalf("answer %v, %v; want a stream", resp, err)
 	}
 	return resp
+}
+
+// A client that reads at once and resumes thousands of events back on a
+// topic a steady publisher keeps busy gets every event once, in order,
+// and is not dropped: more live events arrived while its replay was sent
+// than hub.subscriber_buffer holds, and its stream ended as a slow
+// subscriber's though every event it had not been sent was in the
+// history. Over a real socket, with each broker.
+func TestADeepResumeOnABusyTopicIsNotDropped(t *testing.T) {
+	opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: 8, HistorySize: 20000})
+	ts := newTestServer(t, opts)
+	const behind = 3000
+	// 3 MB of replay: its client takes a while to read it, while the
+	// publisher goes on.
+	first := publishN(t, broker, "a", strings.Repeat("x", 1000), behind)
+
+	var mu sync.Mutex
+	var published []string
+	stop := make(chan struct{})
+	stopOnce := sync.OnceFunc(func() { close(stop) })
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopOnce()
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond): // a steady pace, not a flood
+			}
+			for range 4 {
+				m, _, err := broker.Publish(stream.Publication{Topic: "a", Data: "live"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				published = append(published, m.IDString())
+				mu.Unlock()
+			}
+		}
+	})
+
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": first.IDString()})
+	var got []string
+	for len(got) < behind-1+200 {
+		ev, err := nextEvent(p)
+		if err != nil {
+			t.Fatalf("after %d events (%d replayed): %v; %d dropped", len(got), behind-1, err, broker.Stats().Dropped)
+		}
+		got = append(got, ev.ID)
+	}
+	stopOnce()
+	wg.Wait()
+	mu.Lock()
+	live := published
+	mu.Unlock()
+	for len(got) < behind-1+len(live) {
+		got = append(got, next(t, p).ID)
+	}
+	if first, _ := strconv.ParseUint(first.IDString(), 10, 64); got[0] != strconv.FormatUint(first+1, 10) || !slices.Equal(got[behind-1:], live) {
+		t.Fatalf("got %v ... %v, want from %d, then the %d live events in order", got[:3], got[behind-1:min(len(got), behind+2)], first+1, len(live))
+	}
+	if !slices.IsSortedFunc(got, func(x, y string) int {
+		a, _ := strconv.ParseUint(x, 10, 64)
+		b, _ := strconv.ParseUint(y, 10, 64)
+		return cmp.Compare(a, b)
+	}) || len(slices.Compact(slices.Clone(got))) != len(got) {
+		t.Fatal("events out of order or sent twice")
+	}
+	if d := broker.Stats().Dropped; d != 0 {
+		t.Errorf("%d subscribers dropped, want 0", d)
+	}
 }

@@ -47,7 +47,11 @@ const (
 // older one reads the stream after lastEventID up to its last sequence at
 // that moment: that is the replay. Subscribe reads its first page here and
 // Replay each next one once the one held is handed out; Take drops the
-// live events the replay covers, exactly, by id. An id from another
+// live events the replay covers, exactly, by id. The live events that
+// would overflow the local one's queue meanwhile (a busy topic) do not
+// drop it: the queue lets go of them (stream.Memory.Spill) and the
+// replay reads on from the stream to the newest of them before it hands
+// over to live (caughtUp). An id from another
 // history, below the stream's first retained event or above its last
 // starts with a Reset; an id of the history before the current one on
 // this instance (its stream was deleted) resumes from the current
@@ -97,6 +101,9 @@ func (b *Broker) subscribe(ctx context.Context, old stream.Subscription, pattern
 	if err != nil || lastEventID == "" || local != "" && live.Reset() == "" {
 		return live, err
 	}
+	// From now on, what would overflow live's queue before its replay is
+	// read is read from the stream too (caughtUp).
+	h.mem.Spill(live)
 	s, err := b.resume(ctx, h, live, patterns, lastEventID)
 	if err != nil {
 		live.Close()
@@ -117,9 +124,15 @@ func (h *history) localID(lastEventID string) string {
 }
 
 // resume is Subscribe for an id the local history of h does not hold;
-// live is registered already, for live events only.
+// live is registered already, for live events only, and spills
+// (stream.Memory.Spill).
 func (b *Broker) resume(client context.Context, h *history, live stream.Subscription, patterns []string, lastEventID string) (*subscription, error) {
-	s := &subscription{Subscription: live, client: client, from: lastEventID}
+	s := &subscription{Subscription: live, client: client, from: lastEventID, b: b, h: h, patterns: patterns}
+	// With a Reset, the replay is only what live lets go of meanwhile:
+	// from where its queue starts, its position (a stream id).
+	pos, _ := stream.ParseID(live.Position())
+	start, _ := h.ids.seq(pos)
+	s.next, s.end, s.spilling = start+1, start+1, true
 	id, ok := stream.ParseID(lastEventID)
 	if !ok {
 		s.reset = "the last event id is not an event id of this hub; events may have been missed"
@@ -153,17 +166,17 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 	// registered. Those up to last that reach it too (the local consumer
 	// may lag) are dropped by Take.
 	s.after = h.ids.id(last)
+	s.next, s.end = seq+1, last+1
 	if seq == last {
 		return s, nil
 	}
-	s.b, s.h, s.patterns, s.next, s.end = b, h, patterns, seq+1, last+1
 	// The first page is read here: a stream NATS cannot read now is a
 	// 503, before the client's stream starts.
 	switch err := s.read(ctx); {
 	case errors.Is(err, stream.ErrSlowConsumer):
 		// The stream evicted events after id since it was asked above.
 		s.reset = fmt.Sprintf("last event id %d is older than the retained history; events were missed", id)
-		s.next, s.after = s.end, 0
+		s.next, s.end, s.after = start+1, start+1, 0
 	case err != nil:
 		return nil, err
 	}
@@ -418,6 +431,10 @@ type subscription struct {
 	// after is the id of the last event of the stream that the replay
 	// covers; Take drops live events up to it. Zero once passed.
 	after uint64
+	// spilling is set while the local one lets go of its queue when full
+	// rather than be dropped (stream.Memory.Spill): until the replay has
+	// read past the newest event it let go of (caughtUp).
+	spilling bool
 
 	mu     sync.Mutex
 	closed bool  // Close was called, or Replay ended it
@@ -442,7 +459,7 @@ type subscription struct {
 // closed, or Replay ended it) with the replay unfinished hands out
 // neither the rest nor the queue.
 func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stream.Message, done bool) {
-	if len(s.page) == 0 && s.next == s.end {
+	if len(s.page) == 0 && s.next == s.end && s.caughtUp() {
 		return dst, true
 	}
 	if s.ended() {
@@ -455,7 +472,7 @@ func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stre
 			// match (patterns read through the whole subject) may take
 			// many, and the subscriber's loop must watch its client and
 			// its heartbeat between them.
-			if s.next == s.end || read || !s.readNext() {
+			if s.next == s.end && s.caughtUp() || read || !s.readNext() {
 				break
 			}
 			read = true
@@ -471,7 +488,27 @@ func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stre
 		s.page = nil
 		s.letPageGo()
 	}
-	return dst, s.page == nil && s.next == s.end
+	return dst, s.page == nil && s.next == s.end && !s.spilling
+}
+
+// caughtUp reports whether the replay, read up to sequence end, covers
+// every live event the local subscription let go of while it was read
+// (its queue full: stream.Memory.Spill), and then hands over to live: a
+// full queue from then on drops the subscription. If it does not, it
+// moves end past the newest let go of, so that the replay reads on to
+// it from the stream, and Take drops what is queued up to it.
+func (s *subscription) caughtUp() bool {
+	if !s.spilling {
+		return true
+	}
+	spilled, stopped := s.h.mem.StopSpill(s.Subscription, s.h.ids.id(s.end-1))
+	if stopped {
+		s.spilling = false
+		return true
+	}
+	seq, _ := s.h.ids.seq(spilled)
+	s.end, s.after = seq+1, max(s.after, spilled)
+	return false
 }
 
 // holdPage records hold as the slot of the page just read; a subscription
@@ -511,7 +548,7 @@ func (s *subscription) readNext() bool {
 	defer cancel()
 	if err := s.read(ctx); err != nil {
 		switch {
-		case errors.Is(err, stream.ErrSlowConsumer) && !s.handedOut:
+		case errors.Is(err, stream.ErrSlowConsumer) && !s.handedOut && s.reset == "":
 			// Nothing handed out yet: it fell behind nothing, as the
 			// local broker tells a resume it overtook so.
 			err = stream.ErrResumeOvertaken
@@ -594,7 +631,7 @@ func (s *subscription) read(ctx context.Context) error {
 // abandon lets go of the rest of the replay, which the subscription,
 // ended, does not hand out; neither does Take its queue.
 func (s *subscription) abandon() {
-	s.page, s.next, s.gap = nil, s.end, true
+	s.page, s.next, s.gap, s.spilling = nil, s.end, true, false
 	s.letPageGo()
 }
 
@@ -659,7 +696,7 @@ func (s *subscription) Position() string {
 // be below the replay's last id while the instance has not delivered the
 // newest events locally yet: the subscriber keeps the larger one.)
 func (s *subscription) Idle() (id uint64, ok bool) {
-	if s.gap || len(s.page) > 0 || s.next != s.end {
+	if s.gap || len(s.page) > 0 || s.next != s.end || s.spilling {
 		return 0, false
 	}
 	return s.Subscription.Idle()

@@ -95,7 +95,10 @@ func (m *Message) IDString() string { return m.id }
 // Live events wait in a queue of the subscription until the subscriber
 // takes them: Ready says when to look, Take hands over everything queued at
 // once. A broker never waits for the subscriber; one whose queue would grow
-// past the broker's bound is dropped (Err is then ErrSlowConsumer).
+// past the broker's bound is dropped (Err is then ErrSlowConsumer), unless
+// its replay is still being handed out: the queue, which is to follow the
+// replay, is then let go of, and the replay reads on to the events it held
+// from the broker's history.
 //
 // Reset is fixed before Subscribe returns and may be called from any
 // goroutine. Ready, Err and Close are safe for concurrent use with each
@@ -107,7 +110,8 @@ type Subscription interface {
 	// Replay appends to dst the next events of the replay, oldest first,
 	// and returns the extended slice: the events after the requested last
 	// event id that match the subscription, as they stood when Subscribe
-	// returned. It appends events until their frames take maxBytes or more
+	// returned, and on to the newest of those let go of from the queue
+	// meanwhile (see above). It appends events until their frames take maxBytes or more
 	// (see below for fewer) and reports done once the
 	// replay has been handed out in full; done then stays true. The caller
 	// sends the replay before anything Take returns: the queue starts with

@@ -34,7 +34,9 @@ type MemoryOptions struct {
 	HistoryMaxBytes int
 	// SubscriberBuffer is how many events may wait in a subscription's
 	// queue; a subscription whose queue is full when an event arrives is
-	// dropped. The queue grows to it only while the subscriber is behind.
+	// dropped, unless its replay is still being handed out (the replay
+	// then reads on to that event: see Subscribe). The queue grows to it
+	// only while the subscriber is behind.
 	SubscriberBuffer int
 	// MaxSubscribers caps the open subscriptions.
 	MaxSubscribers int
@@ -124,7 +126,8 @@ func positiveOr(v, def int) int {
 // event the next id, encodes it once, keeps it in the history and queues
 // it to every subscription with a matching pattern, once each. It never
 // waits: a subscription whose queue is full is dropped, ended with
-// ErrSlowConsumer. After Close it returns ErrClosed.
+// ErrSlowConsumer, unless its replay is still being handed out (see
+// Subscribe) or it spills (Spill). After Close it returns ErrClosed.
 //
 // A publish whose p.Key its topic saw within IdempotencyWindow, with an
 // event the history still retains, stores nothing: it returns that
@@ -234,6 +237,22 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 	if s.push(msg, b.bufSize) {
 		return 1
 	}
+	switch {
+	case s.replayNext < s.replayEnd:
+		// Its replay is still being read: the queue, which is to follow
+		// it, is let go of, and the replay reads on to msg, which the
+		// history holds, as it does the rest. A subscriber that takes its
+		// replay at once is not dropped for the live events published
+		// meanwhile; one that falls behind the history is (Replay).
+		b.letQueueGo(s)
+		s.replayEnd = msg.ID + 1
+		return 0
+	case s.spill:
+		// Its replay, read from elsewhere, reads these too (Spill).
+		b.letQueueGo(s)
+		s.spilled = msg.ID
+		return 0
+	}
 	b.closeSub(s, ErrSlowConsumer)
 	b.dropCount.Add(1)
 	b.dropped = append(b.dropped, s)
@@ -251,7 +270,9 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 // while others publish. The replay is not copied: Replay reads it from the
 // history in pieces, and a subscriber that falls so far behind that the
 // history evicts the rest of its replay is dropped (see
-// Subscription.Replay). If it cannot resume (not a number, older than the
+// Subscription.Replay). Live events that overflow the queue before the
+// replay is handed out move its end on to the newest of them, the queue
+// let go of: the replay reads them from the history too. If it cannot resume (not a number, older than the
 // history, newer than the newest event), Reset says why and the queue
 // carries live events only. An id from before a restart (below FirstID)
 // has a Reset too, and then a replay of every retained event: all of them
@@ -347,6 +368,53 @@ func (b *Memory) Overtake(sub Subscription) {
 		s.queue = nil
 		b.end(s, ErrResumeOvertaken)
 	}
+}
+
+// letQueueGo empties the queue of s, whose replay is to hand out what it
+// held: those events are no longer counted as delivered, but as replayed
+// once handed out. The caller holds b.mu.
+func (b *Memory) letQueueGo(s *memorySubscription) {
+	if n := uint64(len(s.queue)); n > 0 {
+		b.delivered.Add(-n)
+	}
+	s.letQueueGo()
+}
+
+// Spill makes sub, an open subscription of b, let go of its queue and
+// the event to queue when it is full, rather than be dropped as too slow:
+// for a broker that reads sub's replay from elsewhere (the NATS broker,
+// from its stream), where the events let go of are too, and that reads
+// on past the replay's first end to the newest of them (StopSpill)
+// before it hands out the queue. Any other sub is left as it is.
+func (b *Memory) Spill(sub Subscription) {
+	s, ok := sub.(*memorySubscription)
+	if !ok || s.broker != b {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.spill = !s.closed
+}
+
+// StopSpill ends Spill for sub once the events it let go of are all in
+// the replay read for it, whose newest id is through: it reports stopped
+// when none was let go of with an id above through (sub then queues
+// and is dropped as any other), else it returns the id of the newest let
+// go of, up to which the replay is to be read on, and sub goes on
+// spilling. A sub that does not spill (any longer), or is another
+// broker's, is stopped.
+func (b *Memory) StopSpill(sub Subscription, through uint64) (spilled uint64, stopped bool) {
+	s, ok := sub.(*memorySubscription)
+	if !ok || s.broker != b {
+		return 0, true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !s.spill || s.closed || s.spilled <= through {
+		s.spill = false
+		return 0, true
+	}
+	return s.spilled, false
 }
 
 // link adds s to the group of each of its patterns, creating groups as

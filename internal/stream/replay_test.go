@@ -342,3 +342,82 @@ func TestReplayOfNoMatchReturnsInPieces(t *testing.T) {
 		}
 	}
 }
+
+// A subscription that spills (Spill) lets go of its queue and the event
+// to queue when the queue is full, rather than be dropped, and StopSpill
+// tells the newest id let go of until the replay read elsewhere covers
+// it; once stopped, a full queue drops it as any other.
+func TestASpillingSubscriptionLetsGoOfItsQueue(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 2})
+	s := mustSubscribe(t, b, "", "a")
+	b.Spill(s)
+	var pub []*Message
+	for range 5 {
+		// The first two queued, the queue let go of at the third, the
+		// last two queued.
+		pub = append(pub, mustPublish(t, b, "a", "", "x"))
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err() = %v while spilling, want nil", err)
+	}
+	if spilled, stopped := b.StopSpill(s, pub[1].ID); stopped || spilled != pub[2].ID {
+		t.Fatalf("StopSpill(%d) = %d, %v; want %d, not stopped", pub[1].ID, spilled, stopped, pub[2].ID)
+	}
+	if spilled, stopped := b.StopSpill(s, pub[2].ID); !stopped || spilled != 0 {
+		t.Fatalf("StopSpill(%d) = %d, %v; want stopped", pub[2].ID, spilled, stopped)
+	}
+	if got, open := s.Take(nil); !open || !slices.Equal(ids(got), ids(pub[3:])) {
+		t.Fatalf("Take = %v, %v; want %v, open", ids(got), open, ids(pub[3:]))
+	}
+	for range 3 {
+		mustPublish(t, b, "a", "", "x")
+	}
+	if err := s.Err(); !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("Err() = %v once stopped and overflowed, want ErrSlowConsumer", err)
+	}
+	if st := b.Stats(); st.Dropped != 1 {
+		t.Errorf("Stats().Dropped = %d, want 1: the drop after StopSpill only", st.Dropped)
+	}
+}
+
+// A resume whose topic gets more live events while its replay is sent
+// than its queue holds is not dropped: the events are in the history,
+// and the replay reads on to them, then hands over to the queue. Every
+// event once, in order. It was dropped as a slow subscriber though it
+// took each piece at once.
+func TestAResumeOutrunByLiveEventsReadsThemFromTheHistory(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{HistorySize: 5000, SubscriberBuffer: 4})
+	var all []*Message
+	for range 1000 {
+		all = append(all, mustPublish(t, b, "a", "", "old"))
+	}
+	s := mustSubscribe(t, b, all[0].IDString(), "a")
+	var got []*Message
+	for pieces := 0; ; pieces++ {
+		var done bool
+		if got, done = s.Replay(got, 4<<10); done {
+			break
+		}
+		if pieces > 1000 {
+			t.Fatal("Replay is never done")
+		}
+		if pieces < 10 {
+			for range 10 { // more than the queue holds, each piece
+				all = append(all, mustPublish(t, b, "a", "", "live"))
+			}
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err() = %v after the replay, want nil", err)
+	}
+	all = append(all, mustPublish(t, b, "a", "", "last"))
+	got, _ = s.Take(got)
+	if !slices.Equal(ids(got), ids(all[1:])) {
+		t.Fatalf("got %d events %v\nwant %d %v", len(got), ids(got), len(all)-1, ids(all[1:]))
+	}
+	// Each event counted delivered once: those let go of from the queue
+	// are counted as replayed instead.
+	if st := b.Stats(); st.Dropped != 0 || st.Delivered != uint64(len(got)) {
+		t.Errorf("Stats() = %d dropped, %d delivered; want 0, %d", st.Dropped, st.Delivered, len(got))
+	}
+}

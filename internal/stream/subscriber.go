@@ -43,6 +43,11 @@ type memorySubscription struct {
 	// is still being sent its replay. Equal once the replay is done.
 	replayNext, replayEnd uint64
 	handedOut             bool // Replay has handed out an event
+	// spill makes a full queue let go of what it holds rather than end
+	// the subscription; spilled is the id of the newest event let go of
+	// so (Memory.Spill).
+	spill   bool
+	spilled uint64
 	// whole marks the replay of every retained event, of a resume from
 	// before a restart: its start is the oldest retained event when
 	// Replay reads it, not a fixed id.
@@ -91,13 +96,19 @@ func (s *memorySubscription) Take(dst []*Message) (msgs []*Message, open bool) {
 		return dst, !s.closed
 	}
 	dst = append(dst, s.queue...)
+	s.letQueueGo() // the Messages belong to the subscriber now
+	return dst, true
+}
+
+// letQueueGo empties the queue, letting it go if it grew past
+// keptQueueCap. The caller holds broker.mu.
+func (s *memorySubscription) letQueueGo() {
 	if cap(s.queue) > keptQueueCap {
 		s.queue = nil
 	} else {
-		clear(s.queue) // the Messages belong to the subscriber now
+		clear(s.queue)
 		s.queue = s.queue[:0]
 	}
-	return dst, true
 }
 
 // push queues msg and wakes the subscriber if the queue was empty. It

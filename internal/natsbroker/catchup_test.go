@@ -1,0 +1,169 @@
+package natsbroker
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// A deep resume reads its replay from the stream a page at a time while
+// the live events its patterns match queue in its local subscription. On
+// a busy topic more of them arrive meanwhile than SubscriberBuffer holds:
+// the subscription was dropped as a slow subscriber though its client
+// read at once and every event it had not been sent was in the stream.
+// It reads them from the stream instead, past the replay's first end,
+// and hands over to live once caught up: every event once, in order, no
+// drop.
+func TestDeepResumeOutrunByLiveEventsReadsThemFromTheStream(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		opts := options(ns)
+		opts.HistorySize = 5000
+		a := openBroker(t, opts)
+		all := store(t, ns, a, repeat(event{"a", 40}, 3*replayBatch))
+		opts.cold = true
+		opts.SubscriberBuffer = 8
+		b := openBroker(t, opts) // its local history starts after them
+		from := all[0].ID
+		s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(from, 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if s.Reset() != "" {
+			t.Fatalf("reset %q", s.Reset())
+		}
+		var got []*stream.Message
+		for pages := 0; ; pages++ {
+			var done bool
+			if got, done = s.Replay(got, replayPageBytes); done {
+				break
+			}
+			if pages > 100 {
+				t.Fatal("Replay is never done")
+			}
+			if pages >= 4 {
+				continue // the replay catches up
+			}
+			// Live events, more than the queue holds, at each of the
+			// first pages: a steady publisher on a busy topic.
+			live := store(t, ns, a, repeat(event{"a", 40}, 3*opts.SubscriberBuffer))
+			all = append(all, live...)
+			last, _ := b.cur.Load().ids.seq(live[len(live)-1].ID)
+			waitFor(t, "the live events to reach b", func() bool { return b.cur.Load().seen.last() >= last })
+		}
+		if err := s.Err(); err != nil {
+			t.Fatalf("Err = %v after the replay, want nil", err)
+		}
+		all = append(all, store(t, ns, a, []event{{"a", 40}})...)
+		want := all[1:]
+		got = takeThrough(t, s, got, want[len(want)-1].ID)
+		if !slices.EqualFunc(got, want, sameEvent) {
+			t.Fatalf("got %d events %v\nwant %d %v", len(got), idsOf(got), len(want), idsOf(want))
+		}
+		if d := b.Stats().Dropped; d != 0 {
+			t.Errorf("Stats().Dropped = %d, want 0", d)
+		}
+	})
+}
+
+// A client that reads at once and resumes thousands of events back on a
+// topic a steady publisher keeps busy gets every event once, in order,
+// and is not dropped: with a small hub.subscriber_buffer its queue filled
+// while the replay was read from the stream, and its stream ended as a
+// slow subscriber's.
+func TestDeepResumeOnABusyTopicIsNotDropped(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		opts := options(ns)
+		opts.HistorySize = 50_000
+		a := openBroker(t, opts)
+		var all []*stream.Message
+		for range 8 { // within nats.go's 4000 async publishes in flight
+			all = append(all, store(t, ns, a, repeat(event{"a", 40}, replayBatch))...)
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+		opts.cold = true
+		opts.SubscriberBuffer = 64
+		in := newInstance(t, opts) // its local history starts after them
+
+		var mu sync.Mutex
+		var published []uint64
+		stop := make(chan struct{})
+		stopOnce := sync.OnceFunc(func() { close(stop) })
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer stopOnce()
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				msg, _, err := a.Publish(stream.Publication{Topic: "a", Data: "live"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				published = append(published, msg.ID)
+				mu.Unlock()
+			}
+		})
+		// The publisher is under way before the resume.
+		waitFor(t, "the publisher to start", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(published) >= 10
+		})
+
+		c := in.subscribe(t, "topic=a", strconv.FormatUint(all[0].ID, 10))
+		var got []string
+		for len(got) < len(all)-1+200 {
+			ev, ok := <-c.events
+			if !ok {
+				t.Fatalf("the stream ended after %d events (%d replayed): %d dropped", len(got), len(all)-1, in.broker.Stats().Dropped)
+			}
+			got = append(got, ev.ID)
+		}
+		stopOnce()
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		want := make([]string, 0, len(all)+len(published))
+		for _, m := range all[1:] {
+			want = append(want, m.IDString())
+		}
+		for _, id := range published {
+			want = append(want, strconv.FormatUint(id, 10))
+		}
+		for len(got) < len(want) {
+			got = append(got, c.next(t).ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("got %d events, want %d: first difference at %d", len(got), len(want), firstDifference(got, want))
+		}
+		if d := in.broker.Stats().Dropped; d != 0 {
+			t.Errorf("Stats().Dropped = %d, want 0", d)
+		}
+		t.Logf("%d replayed, %d live", len(all)-1, len(published))
+	})
+}
+
+// firstDifference is the index of the first element where x and y
+// differ.
+func firstDifference(x, y []string) int {
+	for i := range min(len(x), len(y)) {
+		if x[i] != y[i] {
+			return i
+		}
+	}
+	return min(len(x), len(y))
+}
