@@ -270,3 +270,64 @@ func streamsEnded(t *testing.T, base string) float64 {
 	}
 	return n
 }
+
+// A client that sent a byte after its request (pipelined), stopped
+// reading, and reset its connection before stream.write_timeout, went
+// away: net/http no longer reads such a connection, so its stream learns
+// it only at its next write, a heartbeat later than stream.write_timeout
+// after the client's window closed. It is not a slow subscriber.
+func TestUserTimeoutDoesNotCountAClientGoneUnnoticedTillLater(t *testing.T) {
+	cfg := hubTestConfig()
+	cfg.Stream.WriteTimeout = 2 * time.Second
+	cfg.Stream.HeartbeatInterval = 5 * time.Second
+	accepted := make(chan net.Conn, 1)
+	base, _ := startMain(t, cfg, func(m *Main) {
+		m.connState = func(c net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				accepted <- c
+			}
+		}
+	})
+	conn := dialSmallWindow(t, base)
+	server := <-accepted
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("answer %q, %v; want a stream", head, err)
+	}
+	waitStreams(t, http.DefaultClient, base, 1)
+	// The next request's first byte, which net/http reads in the
+	// background, and then reads no more.
+	if _, err := io.WriteString(conn, "G"); err != nil {
+		t.Fatal(err)
+	}
+	data := strings.Repeat("x", 2000)
+	for start := time.Now(); ; {
+		if status, answer := publishOverHTTP(t, base, hubTestToken, "a", data); status != http.StatusCreated {
+			t.Fatalf("publish: %d %s", status, answer)
+		}
+		if info := tcpInfo(t, server); info.Probes > 0 && info.Snd_wnd == 0 && info.Notsent_bytes > 0 {
+			t.Logf("probing after %v", time.Since(start))
+			break
+		}
+		if time.Since(start) > 3*cfg.Stream.WriteTimeout {
+			t.Fatal("the server never probed the closed window of a client that stopped reading")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // the last event written
+	conn.Close()                       // a reset: unread data
+	start := time.Now()
+	for streamsEnded(t, base) == 0 {
+		if time.Since(start) > 3*cfg.Stream.HeartbeatInterval {
+			t.Fatal("the stream of a client gone was still open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("the stream ended %v after the client's reset", time.Since(start))
+	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 0 {
+		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 0: the client went away", got)
+	}
+}

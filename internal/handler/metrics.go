@@ -20,7 +20,9 @@ type metrics struct {
 	// one with the same Idempotency-Key.
 	publishReplays prometheus.Counter
 	// writeTimeouts counts hub subscribers dropped because a write blocked
-	// past the write timeout; the broker counts those whose queue filled.
+	// past the write timeout, or whose connection the system ended as
+	// they read nothing for it (errStoppedReading); the broker counts
+	// those whose queue filled.
 	writeTimeouts atomic.Uint64
 	// requests counts answered requests by route, method and status.
 	requests *prometheus.CounterVec

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -367,6 +368,14 @@ func (s *sseStream) stoppedReading() {
 		return
 	}
 	if reason := endReason(s.end); reason != "client_gone" && reason != "write_failed" {
+		return
+	}
+	if errors.Is(s.end, syscall.ECONNRESET) {
+		// The client reset its connection: it went away. Its stream may
+		// learn so only at its next write (net/http no longer reads a
+		// connection whose client sent a byte past its request), long
+		// after the window closed, when the connection reads as ended
+		// by the system.
 		return
 	}
 	stopped := s.conn != nil && s.conn.Inspected()

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/internal/testpki"
+)
+
+// Over TLS (HTTP/1.1) too, a hub subscriber that stops reading, whose
+// connection the kernel ended before a write blocked, counts as slow.
+func TestUserTimeoutCountsASlowSubscriberOverTLS(t *testing.T) {
+	pki := testpki.New(t)
+	cfg := tlsTestConfig(pki)
+	cfg.Stream.WriteTimeout = time.Second
+	base, _ := startMain(t, cfg)
+	client := testClient(t, pki.Roots, (*http.Protocols).SetHTTP1)
+	raw := dialSmallWindow(t, strings.Replace(base, "https://", "http://", 1))
+	conn := tls.Client(raw, &tls.Config{RootCAs: pki.Roots, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("answer %q, %v; want a stream", head, err)
+	}
+	waitStreams(t, client, base, 1)
+	data := strings.Repeat("x", 2000)
+	ended := func() float64 {
+		var n float64
+		for _, reason := range []string{"write_failed", "client_gone", "dropped"} {
+			n += metricWith(t, client, base, `ssehub_streams_ended_total{reason="`+reason+`"}`)
+		}
+		return n
+	}
+	start := time.Now()
+	for ended() == 0 {
+		if time.Since(start) > 20*cfg.Stream.WriteTimeout {
+			t.Fatalf("the stream of a client that stopped reading was still open %v later", time.Since(start))
+		}
+		if status, answer := publishWith(t, client, base, hubTestToken, "a", data); status != http.StatusCreated {
+			t.Fatalf("publish: %d %s", status, answer)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := metricWith(t, client, base, "ssehub_slow_subscribers_dropped_total"); got != 1 {
+		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 1: the client stopped reading (client_gone %v, write_failed %v)", got,
+			metricWith(t, client, base, `ssehub_streams_ended_total{reason="client_gone"}`),
+			metricWith(t, client, base, `ssehub_streams_ended_total{reason="write_failed"}`))
+	}
+}
