@@ -199,6 +199,10 @@ type Broker struct {
 	auth      []nats.Option // the credentials and CAs, for watch's connections
 
 	closeOnce sync.Once
+
+	// topicsWalk, when set (by tests), is called by TopicsPage with the
+	// history it is about to walk.
+	topicsWalk func(h *history)
 }
 
 // Open connects to NATS, creates the stream if it is missing and checks it
@@ -562,11 +566,30 @@ func (b *Broker) unavailable(op string, err error) error {
 
 // Topics lists the active topics the local history and subscriptions know
 // of: the topics of the stream's tail that it caches.
-func (b *Broker) Topics() []stream.TopicInfo { return b.cur.Load().mem.Topics() }
+func (b *Broker) Topics() []stream.TopicInfo {
+	list, _ := b.TopicsPage("", 0)
+	return list
+}
 
 // TopicsPage is Topics a page at a time: see stream.Memory.TopicsPage.
+// A renewal ends the history it replaces (renewFrom): the walk of its
+// local broker, closed before or during it, stops with no topics and no
+// next, which a client following next takes for the end of the list. The
+// walk of a history that ended and is no longer current is made again on
+// the current one.
 func (b *Broker) TopicsPage(after string, limit int) (page []stream.TopicInfo, next string) {
-	return b.cur.Load().mem.TopicsPage(after, limit)
+	for {
+		h := b.cur.Load()
+		if b.topicsWalk != nil {
+			b.topicsWalk(h)
+		}
+		page, next = h.mem.TopicsPage(after, limit)
+		// swap makes the new history current before end closes
+		// ended, and ended is closed before the local broker.
+		if !h.over() || b.cur.Load() == h {
+			return page, next
+		}
+	}
 }
 
 // Stats returns running totals: Published counts the events this instance

@@ -3,11 +3,13 @@ package natsbroker
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ssehub/ssehub/internal/stream"
@@ -126,5 +128,60 @@ func TestTopicsPagesOverHTTP(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("the pages list %d topics, want the %d published, in order, each with its event's id", len(got), len(want))
+	}
+}
+
+// GET /api/v1/topics while the stream is deleted and created again: the
+// history the page walks is replaced, and ended, before the walk. The
+// answer lists the new stream's topics, not an empty last page, which a
+// client following next takes for the end of the list.
+func TestTopicsPageAcrossARenewal(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	for i := range 3 {
+		a.publish(t, "old."+strconv.Itoa(i), "x")
+	}
+	walking, resume := make(chan *history, 1), make(chan struct{})
+	var once sync.Once
+	a.broker.topicsWalk = func(h *history) {
+		once.Do(func() {
+			walking <- h
+			<-resume
+		})
+	}
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := a.Client().Get(a.URL + "/api/v1/topics?limit=10")
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		answered <- answer{resp.StatusCode, string(body), err}
+	}()
+	old := <-walking
+	recreateStream(t, ns, opts)
+	if _, err := ns.operator(t).Publish(t.Context(), "ssehub.new.0", []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the instance to take the new stream's event", func() bool {
+		h := a.broker.cur.Load()
+		return h != old && len(h.mem.Topics()) == 1
+	})
+	<-old.mem.Done()
+	close(resume)
+	got := <-answered
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	if got.status != http.StatusOK || !strings.Contains(got.body, `"topic":"new.0"`) {
+		t.Errorf("GET /api/v1/topics across the renewal: %d %s; want the new stream's topic new.0", got.status, got.body)
 	}
 }
