@@ -62,6 +62,7 @@ func (b *Memory) Lose(id uint64, err error) error {
 		b.unlink(s)
 	}
 	for _, t := range b.hist.loseTo(id) {
+		t.retained--
 		b.pruneTopic(t)
 	}
 	b.histBytes.Store(int64(b.hist.bytes))
@@ -91,6 +92,7 @@ func (b *Memory) skipTo(id uint64) error {
 		return fmt.Errorf("id %d after %d: %w", id, b.hist.next-1, ErrOutOfOrder)
 	}
 	for _, t := range b.hist.skipTo(id) {
+		t.retained--
 		b.pruneTopic(t)
 	}
 	b.histBytes.Store(int64(b.hist.bytes))

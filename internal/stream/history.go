@@ -42,13 +42,6 @@ type historyEntry struct {
 // two string and one slice headers: 64 bytes on a 64-bit platform).
 const messageOverhead = 64
 
-// topicOverhead is what the history charges for a topic while it retains
-// one of its events or more: the topic's entry (80 bytes) and its place in
-// the broker's map of topics (about 50 bytes). Events published each to a
-// topic of its own (demo.<random>, open to anyone with the demo on) took
-// twice the bytes the history counted.
-const topicOverhead = 128
-
 // retainedBytes is what the history charges for keeping msg: the memory
 // its frame was allocated with (see allocBytes), its id and topic strings
 // and the Message struct.
@@ -103,8 +96,7 @@ func newHistory(size, maxBytes int, first uint64) *history {
 }
 
 // add stores msg, whose id must be h.next, then evicts the oldest messages
-// while more than len(ring) are retained or they take more than maxBytes
-// (their entryBytes, and topicOverhead for each topic they are of).
+// while more than len(ring) are retained or they take more than maxBytes.
 // The newest message always stays, even one above maxBytes alone. A
 // non-empty key is indexed as published at now (see lookup) until msg is
 // evicted. It returns the topic entry of each message it evicted, oldest
@@ -116,10 +108,6 @@ func (h *history) add(msg *Message, topic *topicEntry, key string, now time.Time
 	}
 	e := &h.ring[msg.ID%uint64(len(h.ring))]
 	*e = historyEntry{msg: msg, topic: topic, key: key}
-	if topic.retained == 0 {
-		h.bytes += topicOverhead
-	}
-	topic.retained++
 	if key != "" {
 		if h.keys == nil {
 			h.keys = make(keyIndex)
@@ -141,9 +129,6 @@ func (h *history) evictOldest() {
 	slot := &h.ring[h.oldest%uint64(len(h.ring))]
 	if slot.msg != nil {
 		h.bytes -= entryBytes(slot)
-		if slot.topic.retained--; slot.topic.retained == 0 {
-			h.bytes -= topicOverhead
-		}
 		h.evicted = append(h.evicted, slot.topic)
 		if slot.key != "" {
 			h.forget(slot)

@@ -76,7 +76,7 @@ func frameMessage(id uint64, size int) *Message {
 // count still bounds small messages, the newest stays even alone above the
 // cap, and every evicted slot is emptied.
 func TestHistoryByteCap(t *testing.T) {
-	h := newHistory(6, 1000+topicOverhead, 1) // one topic
+	h := newHistory(6, 1000, 1)
 	topic := newTopicEntry("t")
 	steps := []struct {
 		size       int
@@ -104,7 +104,7 @@ func TestHistoryByteCap(t *testing.T) {
 	for i, st := range steps {
 		id := uint64(i + 1)
 		evicted := h.add(frameMessage(id, st.size), topic, "", time.Time{})
-		if len(evicted) != st.evicted || h.oldest != st.oldest || h.bytes != st.wantBytes+topicOverhead {
+		if len(evicted) != st.evicted || h.oldest != st.oldest || h.bytes != st.wantBytes {
 			t.Fatalf("add(%d, %d bytes): evicted %d, oldest %d, bytes %d; want %d, %d, %d",
 				id, st.size, len(evicted), h.oldest, h.bytes, st.evicted, st.oldest, st.wantBytes)
 		}
@@ -141,7 +141,7 @@ func TestHistoryByteCap(t *testing.T) {
 // messages, the third takes the history a byte over it, and the oldest
 // goes.
 func TestHistoryByteCapOneByteShort(t *testing.T) {
-	h := newHistory(6, 3*300-1+topicOverhead, 1) // one topic
+	h := newHistory(6, 3*300-1, 1)
 	topic := newTopicEntry("t")
 	for i, wantEvicted := range []int{0, 0, 1} {
 		id := uint64(i + 1)
@@ -149,7 +149,7 @@ func TestHistoryByteCapOneByteShort(t *testing.T) {
 			t.Fatalf("add(%d): evicted %d, want %d", id, len(evicted), wantEvicted)
 		}
 	}
-	if got := fmt.Sprint(ids(h.since(h.oldest - 1))); got != "[2 3]" || h.bytes != 600+topicOverhead {
+	if got := fmt.Sprint(ids(h.since(h.oldest - 1))); got != "[2 3]" || h.bytes != 600 {
 		t.Errorf("retained %s in %d bytes, want [2 3] in 600", got, h.bytes)
 	}
 }

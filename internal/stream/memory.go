@@ -30,8 +30,7 @@ type MemoryOptions struct {
 	// HistoryMaxBytes bounds the memory the history keeps: beyond it the
 	// oldest events are dropped, as they are beyond HistorySize. An event
 	// counts its encoded frame as allocated, its id and topic and a fixed
-	// 64 bytes, and a topic with events retained 128 bytes more; the
-	// newest event is kept even if it alone is larger.
+	// 64 bytes; the newest event is kept even if it alone is larger.
 	HistoryMaxBytes int
 	// SubscriberBuffer is how many events may wait in a subscription's
 	// queue; a subscription whose queue is full when an event arrives is
@@ -94,7 +93,7 @@ type group struct {
 type topicEntry struct {
 	group
 	lastID   uint64 // newest event published to it, 0 for none
-	retained int    // its events in the history, counted by the history
+	retained int    // its events in the history
 }
 
 // NewMemory returns an open Memory broker configured by opts.
@@ -179,7 +178,9 @@ func (b *Memory) publish(id uint64, p Publication) (*Message, bool, error) {
 
 	t := b.topic(p.Topic)
 	t.lastID = msg.ID
+	t.retained++
 	for _, old := range b.hist.add(msg, t, p.Key, now) {
+		old.retained--
 		b.pruneTopic(old)
 	}
 	b.histBytes.Store(int64(b.hist.bytes))
