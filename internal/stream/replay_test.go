@@ -55,7 +55,7 @@ func TestAResumeHoldsNoEvictedEvent(t *testing.T) {
 	if st := b.Stats(); st.Dropped != 1 || st.Subscribers != 0 || st.Replayed != 1 {
 		t.Errorf("stats %+v, want 1 dropped, 0 subscribers, 1 replayed", st)
 	}
-	if msgs, open := s.Take(nil); len(msgs) != 0 || open {
+	if msgs, open := s.Take(nil, 0); len(msgs) != 0 || open {
 		t.Errorf("Take after the gap: %v, open %v; want nothing, ended", ids(msgs), open)
 	}
 	select {
@@ -99,7 +99,7 @@ func TestAResumeOvertakenBeforeItsReplayIsNoDrop(t *testing.T) {
 	if st := b.Stats(); st.Dropped != 0 || st.Subscribers != 1 {
 		t.Errorf("stats %+v, want 0 dropped, 1 subscriber", st)
 	}
-	if msgs, open := s.Take(nil); len(msgs) != 0 || open {
+	if msgs, open := s.Take(nil, 0); len(msgs) != 0 || open {
 		t.Errorf("Take after the gap: %v, open %v; want nothing, ended", ids(msgs), open)
 	}
 	again := mustSubscribe(t, b, oldest, "a")
@@ -276,7 +276,7 @@ func TestAReplayInPiecesIsTheRetainedHistory(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Fatalf("%s: replay %v, want %v", name, ids(got), ids(want))
 				}
-				taken, open := s.Take(nil)
+				taken, open := s.Take(nil, 0)
 				if !open || !slices.Equal(taken, live) {
 					t.Fatalf("%s: live %v (open %v), want %v", name, ids(taken), open, ids(live))
 				}
