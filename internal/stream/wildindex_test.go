@@ -239,3 +239,56 @@ func TestWildcardGroupsShrinkWithTheirPatterns(t *testing.T) {
 		t.Errorf("user.0.x matches %v, want [user.0.>]", got)
 	}
 }
+
+// TestWildIndexRandomChurn adds and removes random patterns of up to eight
+// segments, as subscriptions come and go, and checks after each change
+// that random topics match what Match says: the index's edges of several
+// segments are split and joined again far deeper than patternsAndTopics
+// reaches.
+func TestWildIndexRandomChurn(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	segments := func(n int, from []string) string {
+		segs := make([]string, n)
+		for i := range segs {
+			segs[i] = from[rng.IntN(len(from))]
+		}
+		return strings.Join(segs, ".")
+	}
+	var x wildIndex
+	indexed := make(map[string]*group)
+	for step := range 1500 {
+		p := segments(1+rng.IntN(8), []string{"a", "b", "*"})
+		if rng.IntN(4) == 0 {
+			p += ".>"
+		}
+		if g, ok := indexed[p]; ok {
+			x.remove(g)
+			delete(indexed, p)
+		} else if IsWildcard(p) {
+			indexed[p] = &group{pattern: p}
+			x.add(indexed[p])
+		}
+		for range 8 {
+			topic := segments(1+rng.IntN(9), []string{"a", "b"})
+			var want []string
+			for q := range indexed {
+				if Match(q, topic) {
+					want = append(want, q)
+				}
+			}
+			slices.Sort(want)
+			if got := matchedPatterns(&x, topic); !slices.Equal(got, want) {
+				t.Fatalf("step %d: %s matches %v, want %v", step, topic, got, want)
+			}
+		}
+		if nodes := x.root.count() - 1; nodes > 2*len(indexed) {
+			t.Fatalf("step %d: %d nodes for %d patterns", step, nodes, len(indexed))
+		}
+	}
+	for _, g := range indexed {
+		x.remove(g)
+	}
+	if !x.root.empty() {
+		t.Errorf("every pattern removed, the index still holds %+v", x.root)
+	}
+}
