@@ -1396,3 +1396,41 @@ func (b *leavingBroker) SubscribeContext(ctx context.Context, patterns []string,
 	}
 	return b.Subscribe(patterns, lastEventID)
 }
+
+// Subscriptions to many deep wildcard patterns, as anyone may open under
+// demo.> with the demo on, take memory in proportion to their requests,
+// over real connections: each such stream, with its client, takes less
+// than 256 KiB. The broker's index of patterns took a node and a map per
+// segment: 1.1 MB for each.
+func TestHubDeepPatternsTakeLittleMemory(t *testing.T) {
+	const streams, perStream = 40, 32
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Hub.MaxTopicsPerSubscription = perStream
+	ts := newTestServer(t, opts)
+	queries := make([]string, streams)
+	for i := range queries {
+		q := url.Values{}
+		for j := range perStream {
+			p := fmt.Sprintf("demo.u%d-%d", i, j)
+			q.Add("topic", p+strings.Repeat(".a", (stream.MaxTopicLen-2-len(p))/2)+".*")
+		}
+		queries[i] = q.Encode()
+	}
+	heap := func() int64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	before := heap()
+	for _, q := range queries {
+		if ev, err := ts.subscribe(t, q, nil).Next(); err != nil || ev.Type != "position" {
+			t.Fatalf("first event %+v, %v; want the position", ev, err)
+		}
+	}
+	per := (heap() - before) / streams
+	t.Logf("a stream of %d patterns of 255 bytes, with its client: %d bytes", perStream, per)
+	if per > 256<<10 {
+		t.Errorf("a stream of %d patterns of 255 bytes, with its client, takes %d bytes, want less than 256 KiB", perStream, per)
+	}
+}

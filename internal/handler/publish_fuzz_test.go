@@ -55,7 +55,7 @@ func FuzzPublish(f *testing.F) {
 				t.Fatalf("201 for a body that does not decode: %v", err)
 			}
 			want := compactOrString(t, req.Data)
-			msgs, _ := sub.Take(nil)
+			msgs, _ := sub.Take(nil, 0)
 			if len(msgs) != 1 {
 				t.Fatalf("201, yet %d events queued to a subscriber", len(msgs))
 			}

@@ -419,3 +419,84 @@ func TestADeepResumeOnABusyTopicIsNotDropped(t *testing.T) {
 		t.Errorf("%d subscribers dropped, want 0", d)
 	}
 }
+
+// readThrough reads c a byte at a time until what it read ends with end,
+// and returns it: no byte past it is taken from the connection, so the
+// server's write of what follows stays blocked (net.Pipe holds nothing).
+func readThrough(t *testing.T, c net.Conn, end string) string {
+	t.Helper()
+	var got []byte
+	b := make([]byte, 1)
+	for !strings.HasSuffix(string(got), end) {
+		if _, err := c.Read(b); err != nil {
+			t.Fatalf("after %d bytes: %v", len(got), err)
+		}
+		got = append(got, b[0])
+	}
+	return string(got)
+}
+
+// A subscriber that reads slowly is dropped once hub.subscriber_buffer
+// events wait for it behind the piece its stream is writing, not twice
+// that: its stream takes from the queue what one write sends (64 KiB),
+// and what it has not taken still counts in the queue. It took the whole
+// queue, which then filled again behind it, so a slow subscriber held
+// twice the events (and memory) hub.subscriber_buffer says.
+func TestHubSlowSubscriberHoldsAtMostItsBuffer(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
+	// Its reads follow the gin transport's writes byte for byte; the
+	// queue is the broker's, the same with either.
+	onlyIn(t, false)
+	synctest.Test(t, func(t *testing.T) {
+		const buffer = 4
+		opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: buffer})
+		opts.Stream.WriteTimeout = time.Hour // the writes block, and stay blocked
+		h := New(opts)
+		defer h.Close()
+		ln := newPipeListener()
+		srv := &http.Server{Handler: h}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		conn, err := ln.dial(t.Context(), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		// A chunk that ends a step ends with an event's blank line and
+		// the chunk's CRLF.
+		const stepEnd = "\n\n\r\n"
+		if got := readThrough(t, conn, stepEnd); !strings.Contains(got, "event: position") {
+			t.Fatalf("the stream began with %q, want its position", got)
+		}
+		data := strings.Repeat("x", 40000) // two make a write of 64 KiB or more
+		publish := func() {
+			t.Helper()
+			if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		publish() // taken and written: the write blocks
+		for range buffer {
+			publish() // queued behind it
+		}
+		readThrough(t, conn, stepEnd) // the first event's write ends
+		// The stream takes the next write's events from the queue and
+		// blocks writing them: the queue holds the rest.
+		more := 0
+		for broker.Stats().Dropped == 0 {
+			if more++; more > 2*buffer {
+				t.Fatalf("%d events published past a full queue, the subscriber still not dropped", more)
+			}
+			publish()
+		}
+		// Two events went into the write; the two left and two more make
+		// the queue full, and the next one drops the subscriber.
+		if more != 3 {
+			t.Errorf("the subscriber was dropped at the %dth event published behind its write, want the 3rd: more than %d events waited for it beside the write", more, buffer)
+		}
+	})
+}

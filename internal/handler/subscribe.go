@@ -314,12 +314,16 @@ func (l *subscriptionLoop) refresh(now time.Time) {
 	}
 }
 
-// take moves everything the subscription queued into pending. It reports
-// false when the subscription has ended and nothing is left.
+// take moves into pending the oldest events the subscription queued, a
+// step's worth (maxStepBytes): the rest stays queued, where it counts
+// against hub.subscriber_buffer, so a subscriber that reads slowly is
+// dropped once that many wait behind the step it is being written, not
+// twice that. It reports false when the subscription has ended and
+// nothing is left.
 func (l *subscriptionLoop) take() bool {
 	l.borrow()
 	var open bool
-	l.taken, open = l.sub.Take(l.taken[:0])
+	l.taken, open = l.sub.Take(l.taken[:0], maxStepBytes)
 	l.pending = l.taken
 	return open
 }

@@ -480,12 +480,12 @@ func TestTakeDropsWhatTheReplayHolds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, open := s.Take(nil)
+	got, open := s.Take(nil, 0)
 	if len(got) != 1 || got[0].ID != 13 || !open || s.after != 0 {
 		t.Fatalf("Take = %v, %v (after %d), want only 13", got, open, s.after)
 	}
 	_, _ = mem.Deliver(14, "a", "", "")
-	if got, _ := s.Take(got[:0]); len(got) != 1 || got[0].ID != 14 {
+	if got, _ := s.Take(got[:0], 0); len(got) != 1 || got[0].ID != 14 {
 		t.Fatalf("then Take = %v, want 14", got)
 	}
 }

@@ -367,7 +367,7 @@ func ended(t *testing.T, s stream.Subscription) {
 	case <-time.After(waitLimit):
 		t.Fatal("Ready not closed")
 	}
-	if got, open := s.Take(nil); len(got) > 0 || open {
+	if got, open := s.Take(nil, 0); len(got) > 0 || open {
 		t.Fatalf("Take = %v, %v after the end; want nothing, closed", idsOf(got), open)
 	}
 }
@@ -457,7 +457,7 @@ func takeThrough(t *testing.T, s stream.Subscription, got []*stream.Message, las
 			t.Fatalf("no live event up to %d; got %v", last, idsOf(got))
 		}
 		var open bool
-		if got, open = s.Take(got); !open {
+		if got, open = s.Take(got, 0); !open {
 			t.Fatalf("the subscription ended: %v", s.Err())
 		}
 	}

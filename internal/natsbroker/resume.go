@@ -703,12 +703,12 @@ func (s *subscription) Idle() (id uint64, ok bool) {
 }
 
 // Take appends the live events queued, without those the replay covers.
-func (s *subscription) Take(dst []*stream.Message) ([]*stream.Message, bool) {
+func (s *subscription) Take(dst []*stream.Message, maxBytes int) ([]*stream.Message, bool) {
 	if s.gap {
 		return dst, false
 	}
 	n := len(dst)
-	dst, open := s.Subscription.Take(dst)
+	dst, open := s.Subscription.Take(dst, maxBytes)
 	if s.after == 0 || len(dst) == n {
 		return dst, open
 	}

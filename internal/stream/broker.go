@@ -180,12 +180,17 @@ type Subscription interface {
 	// nothing to take (events taken meanwhile); the subscriber then waits
 	// again. Every call returns the same channel.
 	Ready() <-chan struct{}
-	// Take appends every queued event to dst, oldest first, removes them
-	// from the queue and returns the extended slice. open is false once
-	// the subscription has ended and nothing is left to take, and stays
-	// false; events queued before the end are still taken first. Take
-	// does not wait. The appended Messages are shared: do not modify them.
-	Take(dst []*Message) (msgs []*Message, open bool)
+	// Take appends the queued events to dst, oldest first, until their
+	// frames take maxBytes or more (every one for maxBytes 0 or less),
+	// removes them from the queue and returns the extended slice. Those
+	// it leaves stay queued, and count against the queue's bound, so a
+	// subscriber that takes a write's worth at a time is dropped once
+	// that bound waits behind its write, and Ready is signalled for them.
+	// open is false once the subscription has ended and nothing is left
+	// to take, and stays false; events queued before the end are still
+	// taken first. Take does not wait. The appended Messages are shared:
+	// do not modify them.
+	Take(dst []*Message, maxBytes int) (msgs []*Message, open bool)
 	// Err returns why the subscription ended: ErrSlowConsumer,
 	// ErrResumeOvertaken, ErrClosed (the broker was closed), or another
 	// error of the broker's; nil while

@@ -89,7 +89,7 @@ func benchmarkFanout(b *testing.B, n int, pattern func(int) string) {
 			var buf []*Message
 			for open := true; open; {
 				<-subs[i].Ready()
-				buf, open = subs[i].Take(buf[:0])
+				buf, open = subs[i].Take(buf[:0], 0)
 				taken[i].Add(uint64(len(buf)))
 			}
 		})

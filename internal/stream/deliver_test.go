@@ -22,7 +22,7 @@ func TestDeliverKeepsTheGivenIDsAndSkipsGaps(t *testing.T) {
 	if _, err := b.Deliver(104, "a", "", "again"); !errors.Is(err, ErrOutOfOrder) {
 		t.Fatalf("a repeated id: %v, want ErrOutOfOrder", err)
 	}
-	got, _ := live.Take(nil)
+	got, _ := live.Take(nil, 0)
 	if ids := idsOf(got); !slices.Equal(ids, []uint64{100, 101, 103, 104}) {
 		t.Fatalf("live ids %v", ids)
 	}
@@ -130,7 +130,7 @@ func TestCloseWithEndsSubscriptionsWithItsError(t *testing.T) {
 	gone := errors.New("history ended")
 	b.CloseWith(gone)
 	b.Close() // no effect: the first one counts
-	if _, open := s.Take(nil); open || !errors.Is(s.Err(), gone) {
+	if _, open := s.Take(nil, 0); open || !errors.Is(s.Err(), gone) {
 		t.Fatalf("after CloseWith: open %v, Err %v, want %v", open, s.Err(), gone)
 	}
 	if _, err := b.Subscribe([]string{"a"}, ""); !errors.Is(err, ErrClosed) {
@@ -189,7 +189,7 @@ func TestLoseEndsSubscriptionsAndResumesAcrossIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []Subscription{exact, wild} {
-		if _, open := s.Take(nil); open || !errors.Is(s.Err(), lost) {
+		if _, open := s.Take(nil, 0); open || !errors.Is(s.Err(), lost) {
 			t.Errorf("after Lose: open %v, Err %v, want ended with %v", open, s.Err(), lost)
 		}
 	}

@@ -44,7 +44,7 @@ func mustSubscribe(t testing.TB, b *Memory, lastEventID string, patterns ...stri
 
 // queued takes the ids of the events queued to s, without waiting.
 func queued(s Subscription) []uint64 {
-	msgs, _ := s.Take(nil)
+	msgs, _ := s.Take(nil, 0)
 	return ids(msgs)
 }
 
@@ -67,7 +67,7 @@ func receive(s Subscription, f func(*Message) bool) bool {
 	for {
 		<-s.Ready()
 		var open bool
-		buf, open = s.Take(buf[:0])
+		buf, open = s.Take(buf[:0], 0)
 		for _, m := range buf {
 			if !f(m) {
 				return false
@@ -100,8 +100,8 @@ func TestPublishEncodesFrameOnce(t *testing.T) {
 	if string(m.Frame) != want {
 		t.Errorf("frame = %q, want %q", m.Frame, want)
 	}
-	got1, _ := s1.Take(nil)
-	got2, _ := s2.Take(nil)
+	got1, _ := s1.Take(nil, 0)
+	got2, _ := s2.Take(nil, 0)
 	if len(got1) != 1 || len(got2) != 1 || got1[0] != m || got2[0] != m {
 		t.Error("subscribers did not receive the published *Message itself")
 	}

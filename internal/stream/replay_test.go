@@ -55,7 +55,7 @@ func TestAResumeHoldsNoEvictedEvent(t *testing.T) {
 	if st := b.Stats(); st.Dropped != 1 || st.Subscribers != 0 || st.Replayed != 1 {
 		t.Errorf("stats %+v, want 1 dropped, 0 subscribers, 1 replayed", st)
 	}
-	if msgs, open := s.Take(nil); len(msgs) != 0 || open {
+	if msgs, open := s.Take(nil, 0); len(msgs) != 0 || open {
 		t.Errorf("Take after the gap: %v, open %v; want nothing, ended", ids(msgs), open)
 	}
 	select {
@@ -99,7 +99,7 @@ func TestAResumeOvertakenBeforeItsReplayIsNoDrop(t *testing.T) {
 	if st := b.Stats(); st.Dropped != 0 || st.Subscribers != 1 {
 		t.Errorf("stats %+v, want 0 dropped, 1 subscriber", st)
 	}
-	if msgs, open := s.Take(nil); len(msgs) != 0 || open {
+	if msgs, open := s.Take(nil, 0); len(msgs) != 0 || open {
 		t.Errorf("Take after the gap: %v, open %v; want nothing, ended", ids(msgs), open)
 	}
 	again := mustSubscribe(t, b, oldest, "a")
@@ -276,7 +276,7 @@ func TestAReplayInPiecesIsTheRetainedHistory(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Fatalf("%s: replay %v, want %v", name, ids(got), ids(want))
 				}
-				taken, open := s.Take(nil)
+				taken, open := s.Take(nil, 0)
 				if !open || !slices.Equal(taken, live) {
 					t.Fatalf("%s: live %v (open %v), want %v", name, ids(taken), open, ids(live))
 				}
@@ -366,7 +366,7 @@ func TestASpillingSubscriptionLetsGoOfItsQueue(t *testing.T) {
 	if spilled, stopped := b.StopSpill(s, pub[2].ID); !stopped || spilled != 0 {
 		t.Fatalf("StopSpill(%d) = %d, %v; want stopped", pub[2].ID, spilled, stopped)
 	}
-	if got, open := s.Take(nil); !open || !slices.Equal(ids(got), ids(pub[3:])) {
+	if got, open := s.Take(nil, 0); !open || !slices.Equal(ids(got), ids(pub[3:])) {
 		t.Fatalf("Take = %v, %v; want %v, open", ids(got), open, ids(pub[3:]))
 	}
 	for range 3 {
@@ -411,7 +411,7 @@ func TestAResumeOutrunByLiveEventsReadsThemFromTheHistory(t *testing.T) {
 		t.Fatalf("Err() = %v after the replay, want nil", err)
 	}
 	all = append(all, mustPublish(t, b, "a", "", "last"))
-	got, _ = s.Take(got)
+	got, _ = s.Take(got, 0)
 	if !slices.Equal(ids(got), ids(all[1:])) {
 		t.Fatalf("got %d events %v\nwant %d %v", len(got), ids(got), len(all)-1, ids(all[1:]))
 	}

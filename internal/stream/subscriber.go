@@ -84,16 +84,32 @@ func (s *memorySubscription) Idle() (id uint64, ok bool) {
 // empty queue and closed when the subscription ends.
 func (s *memorySubscription) Ready() <-chan struct{} { return s.ready }
 
-// Take appends the queued events to dst and empties the queue, letting it
-// go if it grew past keptQueueCap. open is false once the subscription has
-// ended and the queue is empty. Only the subscriber may call it, from one
-// goroutine at a time.
-func (s *memorySubscription) Take(dst []*Message) (msgs []*Message, open bool) {
+// Take appends the queued events to dst, oldest first, until their
+// frames take maxBytes or more (all of them for maxBytes 0 or less), and
+// removes them from the queue, letting it go once empty if it grew past
+// keptQueueCap. What it leaves stays queued, counted against
+// SubscriberBuffer, and Ready is signalled for it. open is false once the
+// subscription has ended and the queue is empty. Only the subscriber may
+// call it, from one goroutine at a time.
+func (s *memorySubscription) Take(dst []*Message, maxBytes int) (msgs []*Message, open bool) {
 	b := s.broker
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(s.queue) == 0 {
 		return dst, !s.closed
+	}
+	if n := takeCount(s.queue, maxBytes); n < len(s.queue) {
+		dst = append(dst, s.queue[:n]...)
+		left := copy(s.queue, s.queue[n:])
+		clear(s.queue[left:])
+		s.queue = s.queue[:left]
+		if !s.closed {
+			select {
+			case s.ready <- struct{}{}:
+			default: // a wake-up is pending already
+			}
+		}
+		return dst, true
 	}
 	dst = append(dst, s.queue...)
 	s.letQueueGo() // the Messages belong to the subscriber now
@@ -109,6 +125,22 @@ func (s *memorySubscription) letQueueGo() {
 		clear(s.queue)
 		s.queue = s.queue[:0]
 	}
+}
+
+// takeCount returns how many of queue, from the oldest, have frames that
+// take maxBytes or more (all of them for maxBytes 0 or less; at least
+// one).
+func takeCount(queue []*Message, maxBytes int) int {
+	if maxBytes <= 0 {
+		return len(queue)
+	}
+	size := 0
+	for i, m := range queue {
+		if size += len(m.Frame); size >= maxBytes {
+			return i + 1
+		}
+	}
+	return len(queue)
 }
 
 // push queues msg and wakes the subscriber if the queue was empty. It

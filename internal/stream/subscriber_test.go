@@ -46,7 +46,7 @@ func TestSlowConsumerDropped(t *testing.T) {
 	if got := queued(slow); fmt.Sprint(got) != "[1 2]" {
 		t.Errorf("slow subscriber received %v, want [1 2]", got)
 	}
-	if _, open := slow.Take(nil); open {
+	if _, open := slow.Take(nil, 0); open {
 		t.Fatal("slow subscriber is still open")
 	}
 	if err := slow.Err(); !errors.Is(err, ErrSlowConsumer) {
@@ -82,7 +82,7 @@ func TestSubscriptionClose(t *testing.T) {
 	if got := queued(s); fmt.Sprint(got) != "[1]" {
 		t.Errorf("closed subscription yielded %v, want the queued [1]", got)
 	}
-	if _, open := s.Take(nil); open || !readyClosed(s) {
+	if _, open := s.Take(nil, 0); open || !readyClosed(s) {
 		t.Error("subscription open after Close")
 	}
 	if err := s.Err(); err != nil {
@@ -110,7 +110,7 @@ func TestBrokerClose(t *testing.T) {
 	b.Close()
 	<-b.Done()
 	for i, s := range []Subscription{s1, s2} {
-		if _, open := s.Take(nil); open || !readyClosed(s) {
+		if _, open := s.Take(nil, 0); open || !readyClosed(s) {
 			t.Errorf("subscription %d: open after broker Close", i)
 		}
 		if err := s.Err(); !errors.Is(err, ErrClosed) {
@@ -171,7 +171,7 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 				}
 				if i%2 == 0 {
 					<-s.Ready() // an event, or the end of a dropped subscriber
-					s.Take(nil)
+					s.Take(nil, 0)
 				}
 				s.Close()
 			}
@@ -251,7 +251,7 @@ func TestQueueGrowsOnlyWhenBehind(t *testing.T) {
 		t.Error("a second wake-up for one backlog")
 	default:
 	}
-	got, open := s.Take(make([]*Message, 0, 4))
+	got, open := s.Take(make([]*Message, 0, 4), 0)
 	if !open || len(got) != 300 || got[0].ID != 11 || got[299].ID != 310 {
 		t.Fatalf("took %d events (open %v), want ids 11..310", len(got), open)
 	}
@@ -289,11 +289,11 @@ func TestQueueBoundDropsOnce(t *testing.T) {
 	if st := b.Stats(); st.Subscribers != 0 || st.Delivered != 24 {
 		t.Errorf("Stats() = %+v, want Subscribers 0, Delivered 24", st)
 	}
-	got, open := s.Take(nil)
+	got, open := s.Take(nil, 0)
 	if fmt.Sprint(ids(got)) != "[21 22 23 24]" || !open {
 		t.Errorf("dropped subscription: took %v (open %v), want [21 22 23 24] and open", ids(got), open)
 	}
-	if got, open := s.Take(got[:0]); len(got) != 0 || open {
+	if got, open := s.Take(got[:0], 0); len(got) != 0 || open {
 		t.Errorf("dropped subscription, queue empty: took %d (open %v), want nothing and ended", len(got), open)
 	}
 }
@@ -383,10 +383,10 @@ func TestReadySignalledOnEnd(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("Ready not signalled when the subscription ended")
 			}
-			if got, open := s.Take(nil); len(got) != 1 || !open {
+			if got, open := s.Take(nil, 0); len(got) != 1 || !open {
 				t.Errorf("took %d events (open %v), want the queued one", len(got), open)
 			}
-			if _, open := s.Take(nil); open {
+			if _, open := s.Take(nil, 0); open {
 				t.Error("still open with nothing left")
 			}
 			if err := s.Err(); !errors.Is(err, tt.want) {
@@ -434,5 +434,47 @@ func TestIdleOnlyWithNothingToHandOut(t *testing.T) {
 	live.Close()
 	if got := idle(live); got != "0 false" {
 		t.Errorf("closed: Idle %s, want 0 false", got)
+	}
+}
+
+// Take with a bound takes the oldest events until their frames reach it
+// (one at least), leaves the rest queued, where they count against
+// SubscriberBuffer, and signals Ready for them; once the subscription has
+// ended, what is left is still taken, and Ready stays closed.
+func TestTakeUpToBytes(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 3})
+	s := mustSubscribe(t, b, "", "a")
+	var frames []int
+	for range 3 {
+		frames = append(frames, len(mustPublish(t, b, "a", "", "0123456789").Frame))
+	}
+	<-s.Ready()
+	got, open := s.Take(nil, frames[0]+1)
+	if len(got) != 2 || !open {
+		t.Fatalf("Take up to a frame and a byte: %d events, open %v; want 2, open", len(got), open)
+	}
+	select {
+	case <-s.Ready():
+	default:
+		t.Fatal("an event left queued, Ready not signalled")
+	}
+	mustPublish(t, b, "a", "", "x")
+	mustPublish(t, b, "a", "", "y") // the queue of 3 is full
+	if s.Err() != nil {
+		t.Fatalf("dropped with 3 events queued: %v", s.Err())
+	}
+	last := mustPublish(t, b, "a", "", "z")
+	if !errors.Is(s.Err(), ErrSlowConsumer) || !readyClosed(s) {
+		t.Fatalf("a fourth event behind a queue of 3: Err %v, want dropped", s.Err())
+	}
+	got, open = s.Take(nil, 1)
+	if len(got) != 1 || got[0].ID != last.ID-3 || !open {
+		t.Fatalf("after the drop, Take up to a byte: %v, open %v; want the oldest left, open", ids(got), open)
+	}
+	if got, _ = s.Take(nil, 0); len(got) != 2 {
+		t.Fatalf("after the drop, Take of the rest: %v; want 2 events", ids(got))
+	}
+	if got, open = s.Take(nil, 0); len(got) != 0 || open {
+		t.Fatalf("after the drop, with nothing left: Take %v, open %v; want none, ended", ids(got), open)
 	}
 }

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strconv"
@@ -9,8 +10,8 @@ import (
 	"testing"
 )
 
-// patternsAndTopics returns every wildcard pattern of up to three segments
-// over a, b, * and a final >, and every topic of up to four segments over
+// patternsAndTopics returns every wildcard pattern of up to four segments
+// over a, b, * and a final >, and every topic of up to five segments over
 // a, b and c.
 func patternsAndTopics() (patterns, topics []string) {
 	var grow func(prefix string, n, most int, segs []string, add func(string))
@@ -26,12 +27,12 @@ func patternsAndTopics() (patterns, topics []string) {
 			}
 		}
 	}
-	grow("", 1, 3, []string{"a", "b", "*", ">"}, func(p string) {
+	grow("", 1, 4, []string{"a", "b", "*", ">"}, func(p string) {
 		if IsWildcard(p) {
 			patterns = append(patterns, p)
 		}
 	})
-	grow("", 1, 4, []string{"a", "b", "c"}, func(topic string) { topics = append(topics, topic) })
+	grow("", 1, 5, []string{"a", "b", "c"}, func(topic string) { topics = append(topics, topic) })
 	return patterns, topics
 }
 
@@ -45,10 +46,11 @@ func matchedPatterns(x *wildIndex, topic string) []string {
 	return out
 }
 
-// TestWildIndexAgreesWithMatch: with every pattern indexed, then with
-// every other one removed, then with none, the index finds on every topic
-// exactly the patterns Match says match it, each once, and removing them
-// all leaves no branch behind.
+// TestWildIndexAgreesWithMatch: with every pattern indexed, then as they
+// are removed in a random order, then with every other one indexed again,
+// then with none, the index finds on every topic exactly the patterns
+// Match says match it, each once; it holds two nodes a pattern at most,
+// and removing them all leaves no branch behind.
 func TestWildIndexAgreesWithMatch(t *testing.T) {
 	patterns, topics := patternsAndTopics()
 	var x wildIndex
@@ -71,15 +73,29 @@ func TestWildIndexAgreesWithMatch(t *testing.T) {
 				t.Fatalf("%s: %s matches %v, want %v", stage, topic, got, want)
 			}
 		}
-	}
-	check("all indexed", groups)
-	for i, p := range patterns {
-		if i%2 == 0 {
-			x.remove(groups[p])
-			delete(groups, p)
+		if nodes := x.root.count() - 1; nodes > 2*len(indexed) {
+			t.Fatalf("%s: %d nodes for %d patterns, want 2 a pattern at most", stage, nodes, len(indexed))
 		}
 	}
-	check("half removed", groups)
+	check("all indexed", groups)
+	rng := rand.New(rand.NewPCG(1, 2))
+	order := slices.Clone(patterns)
+	rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	for i, p := range order {
+		x.remove(groups[p])
+		delete(groups, p)
+		if i%16 == 0 {
+			check(fmt.Sprintf("%d removed", i+1), groups)
+		}
+	}
+	check("all removed", groups)
+	for i, p := range order {
+		if i%2 == 0 {
+			groups[p] = &group{pattern: p}
+			x.add(groups[p])
+		}
+	}
+	check("half indexed again", groups)
 	for p, g := range groups {
 		x.remove(g)
 		delete(groups, p)
@@ -87,6 +103,51 @@ func TestWildIndexAgreesWithMatch(t *testing.T) {
 	check("none left", groups)
 	if !x.root.empty() {
 		t.Errorf("every pattern removed, the index still holds %+v", x.root)
+	}
+}
+
+// count returns the nodes of n's tree, n included.
+func (n *wildNode) count() int {
+	c := 1
+	for _, next := range n.next {
+		c += next.count()
+	}
+	return c
+}
+
+// TestDeepPatternsTakeLittleMemory: a subscription to as many patterns of
+// 255 bytes as hub.max_topics_per_subscription allows by default, of many
+// segments each, holds less memory than its request's head may take
+// (64 KiB). Indexed a node a segment, each held 1.1 MB.
+func TestDeepPatternsTakeLittleMemory(t *testing.T) {
+	const subs, perSub = 100, 32
+	b := newTestMemory(t, MemoryOptions{})
+	patterns := make([][]string, subs)
+	for i := range patterns {
+		for j := range perSub {
+			p := fmt.Sprintf("demo.u%d-%d", i, j)
+			p += strings.Repeat(".a", (MaxTopicLen-2-len(p))/2) + ".*"
+			patterns[i] = append(patterns[i], p)
+		}
+	}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	for _, p := range patterns {
+		mustSubscribe(t, b, "", p...)
+	}
+	per := (int64(heap()) - int64(before)) / subs
+	t.Logf("a subscription to %d patterns of %d bytes: %d bytes", perSub, len(patterns[0][0]), per)
+	if per > 64<<10 {
+		t.Errorf("a subscription to %d patterns of %d bytes takes %d bytes, want less than 64 KiB", perSub, len(patterns[0][0]), per)
+	}
+	want := patterns[7][3]
+	if got := matchedPatterns(&b.wildIdx, strings.TrimSuffix(want, "*")+"x"); !slices.Equal(got, []string{want}) {
+		t.Errorf("matches %v, want [%s]", got, want)
 	}
 }
 
@@ -176,5 +237,58 @@ func TestWildcardGroupsShrinkWithTheirPatterns(t *testing.T) {
 	}
 	if got := matchedPatterns(&b.wildIdx, "user.0.x"); !slices.Equal(got, []string{"user.0.>"}) {
 		t.Errorf("user.0.x matches %v, want [user.0.>]", got)
+	}
+}
+
+// TestWildIndexRandomChurn adds and removes random patterns of up to eight
+// segments, as subscriptions come and go, and checks after each change
+// that random topics match what Match says: the index's edges of several
+// segments are split and joined again far deeper than patternsAndTopics
+// reaches.
+func TestWildIndexRandomChurn(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	segments := func(n int, from []string) string {
+		segs := make([]string, n)
+		for i := range segs {
+			segs[i] = from[rng.IntN(len(from))]
+		}
+		return strings.Join(segs, ".")
+	}
+	var x wildIndex
+	indexed := make(map[string]*group)
+	for step := range 1500 {
+		p := segments(1+rng.IntN(8), []string{"a", "b", "*"})
+		if rng.IntN(4) == 0 {
+			p += ".>"
+		}
+		if g, ok := indexed[p]; ok {
+			x.remove(g)
+			delete(indexed, p)
+		} else if IsWildcard(p) {
+			indexed[p] = &group{pattern: p}
+			x.add(indexed[p])
+		}
+		for range 8 {
+			topic := segments(1+rng.IntN(9), []string{"a", "b"})
+			var want []string
+			for q := range indexed {
+				if Match(q, topic) {
+					want = append(want, q)
+				}
+			}
+			slices.Sort(want)
+			if got := matchedPatterns(&x, topic); !slices.Equal(got, want) {
+				t.Fatalf("step %d: %s matches %v, want %v", step, topic, got, want)
+			}
+		}
+		if nodes := x.root.count() - 1; nodes > 2*len(indexed) {
+			t.Fatalf("step %d: %d nodes for %d patterns", step, nodes, len(indexed))
+		}
+	}
+	for _, g := range indexed {
+		x.remove(g)
+	}
+	if !x.root.empty() {
+		t.Errorf("every pattern removed, the index still holds %+v", x.root)
 	}
 }
