@@ -238,12 +238,15 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 		return 1
 	}
 	switch {
-	case s.replayNext < s.replayEnd:
+	case s.replayNext < s.replayEnd && (s.replayNext >= b.hist.oldest || !s.handedOut):
 		// Its replay is still being read: the queue, which is to follow
 		// it, is let go of, and the replay reads on to msg, which the
 		// history holds, as it does the rest. A subscriber that takes its
 		// replay at once is not dropped for the live events published
-		// meanwhile; one that falls behind the history is (Replay).
+		// meanwhile; one that falls behind the history is, here (its
+		// stream may be blocked in a write, and call Replay no more) or
+		// by Replay. One handed out nothing yet is left to Replay, which
+		// tells it it was overtaken.
 		b.letQueueGo(s)
 		s.replayEnd = msg.ID + 1
 		return 0
