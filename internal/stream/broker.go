@@ -216,7 +216,9 @@ type Stats struct {
 	// Published counts accepted events.
 	Published uint64
 	// Delivered counts events queued to subscribers plus events replayed
-	// (as Replayed counts them).
+	// (as Replayed counts them) that were not queued first: those a
+	// subscription's queue let go of for its replay to read on to are
+	// counted once, when queued. It never goes down.
 	Delivered uint64
 	// Dropped counts subscriptions ended because their queue was full.
 	Dropped uint64

@@ -246,15 +246,18 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 		// meanwhile; one that falls behind the history is, here (its
 		// stream may be blocked in a write, and call Replay no more) or
 		// by Replay. One handed out nothing yet is left to Replay, which
-		// tells it it was overtaken.
-		b.letQueueGo(s)
+		// tells it it was overtaken. msg is counted as delivered, as
+		// those let go of were once queued: Replay does not count them
+		// again.
+		s.letQueueGo()
 		s.replayEnd = msg.ID + 1
-		return 0
+		return 1
 	case s.spill:
-		// Its replay, read from elsewhere, reads these too (Spill).
-		b.letQueueGo(s)
+		// Its replay, read from elsewhere, reads these too (Spill), and
+		// does not count them as delivered again.
+		s.letQueueGo()
 		s.spilled = msg.ID
-		return 0
+		return 1
 	}
 	b.closeSub(s, ErrSlowConsumer)
 	b.dropCount.Add(1)
@@ -340,6 +343,7 @@ func (b *Memory) subscribe(old *memorySubscription, patterns []string, lastEvent
 			// The replay's range, fixed in the critical section that
 			// registers s: the queue starts at b.hist.next.
 			s.from, s.replayNext, s.replayEnd = after, after+1, b.hist.next
+			s.queuedFrom = b.hist.next
 			s.whole = reason != ""
 		}
 	}
@@ -371,16 +375,6 @@ func (b *Memory) Overtake(sub Subscription) {
 		s.queue = nil
 		b.end(s, ErrResumeOvertaken)
 	}
-}
-
-// letQueueGo empties the queue of s, whose replay is to hand out what it
-// held: those events are no longer counted as delivered, but as replayed
-// once handed out. The caller holds b.mu.
-func (b *Memory) letQueueGo(s *memorySubscription) {
-	if n := uint64(len(s.queue)); n > 0 {
-		b.delivered.Add(-n)
-	}
-	s.letQueueGo()
 }
 
 // Spill makes sub, an open subscription of b, let go of its queue and

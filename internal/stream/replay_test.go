@@ -507,3 +507,36 @@ func TestAResumeOutrunByLiveEventsOfOverlappingPatterns(t *testing.T) {
 		s.Close()
 	}
 }
+
+// Stats().Delivered is a counter (ssehub_events_delivered_total): it
+// never goes down, not even when a resume's queue is let go of for its
+// replay to read on. It went down by what the queue held, counted again
+// once replayed. Each event is counted once.
+func TestDeliveredNeverGoesDownWhenAReplayReadsOn(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 2})
+	first := mustPublish(t, b, "a", "", "first")
+	mustPublish(t, b, "a", "", "old")
+	s := mustSubscribe(t, b, first.IDString(), "a")
+	var last uint64
+	check := func(what string) {
+		t.Helper()
+		if d := b.Stats().Delivered; d < last {
+			t.Fatalf("Stats().Delivered went down from %d to %d %s", last, d, what)
+		} else {
+			last = d
+		}
+	}
+	for i := range 7 {
+		mustPublish(t, b, "a", "", "live")
+		check(fmt.Sprintf("after live event %d", i))
+	}
+	var got []*Message
+	for done := false; !done; {
+		got, done = s.Replay(got, 1)
+		check("after a piece of the replay")
+	}
+	got, _ = s.Take(got)
+	if st := b.Stats(); st.Delivered != uint64(len(got)) || len(got) != 8 {
+		t.Errorf("%d events handed out, Stats().Delivered = %d; want 8 each", len(got), st.Delivered)
+	}
+}
