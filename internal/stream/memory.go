@@ -34,8 +34,9 @@ type MemoryOptions struct {
 	HistoryMaxBytes int
 	// SubscriberBuffer is how many events may wait in a subscription's
 	// queue; a subscription whose queue is full when an event arrives is
-	// dropped, unless its replay is still being handed out (the replay
-	// then reads on to that event: see Subscribe). The queue grows to it
+	// dropped, unless its replay is still being handed out and the
+	// history still holds its rest (the replay then reads on to that
+	// event: see Subscribe). The queue grows to it
 	// only while the subscriber is behind.
 	SubscriberBuffer int
 	// MaxSubscribers caps the open subscriptions.
