@@ -185,8 +185,12 @@ type Broker struct {
 
 	published atomic.Uint64 // events this instance stored
 	replayed  atomic.Uint64 // events replayed from the stream
-	overtaken atomic.Uint64 // resumes dropped: the stream evicted their next page
-	lag       atomic.Uint64 // the consumer's pending events at its last one
+	// replayedFirst counts those of them that did not reach the local
+	// subscription (older than it): those that did are counted there as
+	// delivered, queued or let go of (stream.Memory.Spill).
+	replayedFirst atomic.Uint64
+	overtaken     atomic.Uint64 // resumes dropped: the stream evicted their next page
+	lag           atomic.Uint64 // the consumer's pending events at its last one
 
 	reads chan struct{} // a slot per page read from the stream at once (reads.go)
 	held  chan struct{} // a slot per page resumes hold at once (reads.go)
@@ -605,9 +609,8 @@ func (b *Broker) Stats() stream.Stats {
 	s.Dropped += old.Dropped + b.overtaken.Load()
 	s.Replayed += old.Replayed
 	s.Published = b.published.Load()
-	r := b.replayed.Load()
-	s.Replayed += r
-	s.Delivered += r
+	s.Replayed += b.replayed.Load()
+	s.Delivered += b.replayedFirst.Load()
 	return s
 }
 

@@ -167,3 +167,87 @@ func firstDifference(x, y []string) int {
 	}
 	return min(len(x), len(y))
 }
+
+// A resume answered with a Reset, or a deep one of overlapping patterns,
+// outrun by live events before its first Replay: every matching event
+// after its start once, in order, no drop, and each counted once as
+// delivered. Stats().Delivered went down as the local queue was let go
+// of (it is ssehub_events_delivered_total, a counter).
+func TestResumesOutrunByLiveEventsCountEachEventOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		last     func(old []*stream.Message) string
+		patterns []string
+	}{
+		{"reset", func([]*stream.Message) string { return "nope" }, []string{"a.x"}},
+		{"reset overlapping", func([]*stream.Message) string { return "nope" }, []string{"a.*", "*.x"}},
+		{"deep overlapping", func(old []*stream.Message) string { return old[0].IDString() }, []string{"a.*", "*.x"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := startNATS(t)
+			opts := testBrokerOptions(ns)
+			a := openBroker(t, opts)
+			old := store(t, ns, a, []event{{"a.x", 10}, {"b.x", 10}, {"a.y", 10}, {"b.y", 10}})
+			opts.cold = true
+			opts.SubscriberBuffer = 4
+			b := openBroker(t, opts)
+			s, err := b.Subscribe(tc.patterns, tc.last(old))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var delivered uint64
+			// Stats().Delivered is a counter: it never goes down.
+			check := func() {
+				t.Helper()
+				d := b.Stats().Delivered
+				if d < delivered {
+					t.Fatalf("Stats().Delivered went down from %d to %d", delivered, d)
+				}
+				delivered = d
+			}
+			var want []*stream.Message
+			if s.Reset() == "" {
+				want = append(want, old[1:3]...)
+			}
+			match := func(m *stream.Message) bool {
+				return slices.ContainsFunc(tc.patterns, func(p string) bool { return stream.Match(p, m.Topic) })
+			}
+			// One at a time, each reaching b before the next: the queue
+			// is let go of now and then, Stats() looked at each time.
+			for _, ev := range slices.Repeat([]event{{"a.x", 10}, {"b.y", 10}, {"b.x", 10}, {"a.y", 10}}, 10) {
+				live := store(t, ns, a, []event{ev})
+				if match(live[0]) {
+					want = append(want, live[0])
+				}
+				last, _ := b.cur.Load().ids.seq(live[0].ID)
+				waitFor(t, "the live event to reach b", func() bool { return b.cur.Load().seen.last() >= last })
+				check()
+			}
+			var got []*stream.Message
+			for pages := 0; ; pages++ {
+				var done bool
+				got, done = s.Replay(got, 1)
+				check()
+				if done {
+					break
+				}
+				if pages > 1000 {
+					t.Fatal("Replay is never done")
+				}
+			}
+			if err := s.Err(); err != nil {
+				t.Fatalf("Err = %v after the replay, want nil", err)
+			}
+			lastLive := store(t, ns, a, []event{{"a.x", 10}})
+			want = append(want, lastLive...)
+			got = takeThrough(t, s, got, lastLive[0].ID)
+			if !slices.EqualFunc(got, want, sameEvent) {
+				t.Fatalf("got %d events %v\nwant %d %v", len(got), idsOf(got), len(want), idsOf(want))
+			}
+			if st := b.Stats(); st.Dropped != 0 || st.Delivered != uint64(len(got)) {
+				t.Errorf("Stats() = %d dropped, %d delivered; want 0, %d: each event counted once", st.Dropped, st.Delivered, len(got))
+			}
+		})
+	}
+}

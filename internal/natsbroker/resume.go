@@ -132,6 +132,7 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 	// from where its queue starts, its position (a stream id).
 	pos, _ := stream.ParseID(live.Position())
 	start, _ := h.ids.seq(pos)
+	s.queuedFrom = pos + 1
 	s.next, s.end, s.spilling = start+1, start+1, true
 	id, ok := stream.ParseID(lastEventID)
 	if !ok {
@@ -431,6 +432,9 @@ type subscription struct {
 	// after is the id of the last event of the stream that the replay
 	// covers; Take drops live events up to it. Zero once passed.
 	after uint64
+	// queuedFrom is the id of the first event the local one gets: the
+	// replay's events from it on are counted as delivered there.
+	queuedFrom uint64
 	// spilling is set while the local one lets go of its queue when full
 	// rather than be dropped (stream.Memory.Spill): until the replay has
 	// read past the newest event it let go of (caughtUp).
@@ -623,8 +627,14 @@ func (s *subscription) read(ctx context.Context) error {
 		held = true
 	}
 	// Counted as read, not as sent as the local broker counts its
-	// replays: Stats().Replayed mixes the two.
+	// replays: Stats().Replayed mixes the two. Those from queuedFrom on
+	// reach the local subscription, which counts them as delivered.
 	b.replayed.Add(uint64(len(page)))
+	first := 0
+	for first < len(page) && page[first].ID < s.queuedFrom {
+		first++
+	}
+	b.replayedFirst.Add(uint64(first))
 	return nil
 }
 

@@ -98,7 +98,7 @@ func (m *Message) IDString() string { return m.id }
 // past the broker's bound is dropped (Err is then ErrSlowConsumer), unless
 // its replay is still being handed out: the queue, which is to follow the
 // replay, is then let go of, and the replay reads on to the events it held
-// from the broker's history.
+// from the broker's history, if that still holds the rest of the replay.
 //
 // Reset is fixed before Subscribe returns and may be called from any
 // goroutine. Ready, Err and Close are safe for concurrent use with each
@@ -221,7 +221,9 @@ type Stats struct {
 	// Published counts accepted events.
 	Published uint64
 	// Delivered counts events queued to subscribers plus events replayed
-	// (as Replayed counts them).
+	// (as Replayed counts them) that were not queued first: those a
+	// subscription's queue let go of for its replay to read on to are
+	// counted once, when queued. It never goes down.
 	Delivered uint64
 	// Dropped counts subscriptions ended because their queue was full.
 	Dropped uint64

@@ -34,8 +34,9 @@ type MemoryOptions struct {
 	HistoryMaxBytes int
 	// SubscriberBuffer is how many events may wait in a subscription's
 	// queue; a subscription whose queue is full when an event arrives is
-	// dropped, unless its replay is still being handed out (the replay
-	// then reads on to that event: see Subscribe). The queue grows to it
+	// dropped, unless its replay is still being handed out and the
+	// history still holds its rest (the replay then reads on to that
+	// event: see Subscribe). The queue grows to it
 	// only while the subscriber is behind.
 	SubscriberBuffer int
 	// MaxSubscribers caps the open subscriptions.
@@ -238,20 +239,26 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 		return 1
 	}
 	switch {
-	case s.replayNext < s.replayEnd:
+	case s.replayNext < s.replayEnd && (s.replayNext >= b.hist.oldest || !s.handedOut):
 		// Its replay is still being read: the queue, which is to follow
 		// it, is let go of, and the replay reads on to msg, which the
 		// history holds, as it does the rest. A subscriber that takes its
 		// replay at once is not dropped for the live events published
-		// meanwhile; one that falls behind the history is (Replay).
-		b.letQueueGo(s)
+		// meanwhile; one that falls behind the history is, here (its
+		// stream may be blocked in a write, and call Replay no more) or
+		// by Replay. One handed out nothing yet is left to Replay, which
+		// tells it it was overtaken. msg is counted as delivered, as
+		// those let go of were once queued: Replay does not count them
+		// again.
+		s.letQueueGo()
 		s.replayEnd = msg.ID + 1
-		return 0
+		return 1
 	case s.spill:
-		// Its replay, read from elsewhere, reads these too (Spill).
-		b.letQueueGo(s)
+		// Its replay, read from elsewhere, reads these too (Spill), and
+		// does not count them as delivered again.
+		s.letQueueGo()
 		s.spilled = msg.ID
-		return 0
+		return 1
 	}
 	b.closeSub(s, ErrSlowConsumer)
 	b.dropCount.Add(1)
@@ -337,6 +344,7 @@ func (b *Memory) subscribe(old *memorySubscription, patterns []string, lastEvent
 			// The replay's range, fixed in the critical section that
 			// registers s: the queue starts at b.hist.next.
 			s.from, s.replayNext, s.replayEnd = after, after+1, b.hist.next
+			s.queuedFrom = b.hist.next
 			s.whole = reason != ""
 		}
 	}
@@ -368,16 +376,6 @@ func (b *Memory) Overtake(sub Subscription) {
 		s.queue = nil
 		b.end(s, ErrResumeOvertaken)
 	}
-}
-
-// letQueueGo empties the queue of s, whose replay is to hand out what it
-// held: those events are no longer counted as delivered, but as replayed
-// once handed out. The caller holds b.mu.
-func (b *Memory) letQueueGo(s *memorySubscription) {
-	if n := uint64(len(s.queue)); n > 0 {
-		b.delivered.Add(-n)
-	}
-	s.letQueueGo()
 }
 
 // Spill makes sub, an open subscription of b, let go of its queue and

@@ -1,5 +1,10 @@
 package stream
 
+import (
+	"cmp"
+	"slices"
+)
+
 // A subscription's replay is a range of the history's ids, fixed by
 // Subscribe, and Replay reads it in pieces: what the history evicts before
 // it is read is freed, and the subscriber that fell that far behind is
@@ -37,7 +42,9 @@ func (s *memorySubscription) Replay(dst []*Message, maxBytes int) (msgs []*Messa
 	}
 	if k := uint64(len(dst) - n); k > 0 {
 		s.broker.replayed.Add(k)
-		s.broker.delivered.Add(k)
+		// Those from queuedFrom on were counted when queued (send).
+		queued := len(dst) - n - countBelow(dst[n:], s.queuedFrom)
+		s.broker.delivered.Add(k - uint64(queued))
 	}
 	return dst, done
 }
@@ -91,4 +98,11 @@ func (s *memorySubscription) replayScan(dst []*Message, bytes, maxBytes int) ([]
 		}
 	}
 	return dst, bytes, s.replayNext == s.replayEnd
+}
+
+// countBelow counts the messages of msgs, in increasing id order, whose
+// id is below id.
+func countBelow(msgs []*Message, id uint64) int {
+	n, _ := slices.BinarySearchFunc(msgs, id, func(m *Message, id uint64) int { return cmp.Compare(m.ID, id) })
+	return n
 }

@@ -421,3 +421,122 @@ func TestAResumeOutrunByLiveEventsReadsThemFromTheHistory(t *testing.T) {
 		t.Errorf("Stats() = %d dropped, %d delivered; want 0, %d", st.Dropped, st.Delivered, len(got))
 	}
 }
+
+// A resumer that stops reading in the middle of its replay (its stream
+// blocked in a write) is dropped as too slow once the history has evicted
+// what it has not read and live events overflow its queue: not only at
+// its next Replay call, which a blocked stream does not make. It kept its
+// place among MaxSubscribers, unlinked from nothing, until then.
+func TestAStalledResumeIsDroppedOnceTheHistoryPassesIt(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{HistorySize: 16, SubscriberBuffer: 4})
+	first := mustPublish(t, b, "a", "", "first").IDString()
+	for range 10 {
+		mustPublish(t, b, "a", "", "old")
+	}
+	s := mustSubscribe(t, b, first, "a")
+	if got, done := s.Replay(nil, 1); done || len(got) != 1 {
+		t.Fatalf("first piece %v, done %v; want one event, not done", ids(got), done)
+	}
+	for range 40 { // the history passes the replay; the queue overflows
+		mustPublish(t, b, "a", "", "live")
+	}
+	if err := s.Err(); !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("Err() = %v, want ErrSlowConsumer", err)
+	}
+	if st := b.Stats(); st.Subscribers != 0 || st.Dropped != 1 {
+		t.Errorf("stats %+v, want 0 subscribers, 1 dropped", st)
+	}
+	if got, done := s.Replay(nil, 1<<20); !done || len(got) != 0 {
+		t.Errorf("Replay after the drop: %v, done %v; want nothing, done", ids(got), done)
+	}
+	if st := b.Stats(); st.Dropped != 1 {
+		t.Errorf("Stats().Dropped = %d after Replay, want 1: counted once", st.Dropped)
+	}
+}
+
+// Overlapping patterns, several topics, live events overflowing the queue
+// while the replay is read at random paces: every matching event once,
+// in order, whatever the replay's end moved to.
+func TestAResumeOutrunByLiveEventsOfOverlappingPatterns(t *testing.T) {
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		b := newTestMemory(t, MemoryOptions{HistorySize: 100000, SubscriberBuffer: 3})
+		topics := []string{"a.x", "a.y", "b.x", "b.y", "c"}
+		var want []uint64
+		publish := func() {
+			m := mustPublish(t, b, topics[r.IntN(len(topics))], "", "d")
+			if m.Topic != "b.y" && m.Topic != "c" {
+				want = append(want, m.ID)
+			}
+		}
+		first := mustPublish(t, b, "a.x", "", "first")
+		for range 200 {
+			publish()
+		}
+		s := mustSubscribe(t, b, first.IDString(), "a.*", "*.x", "a.x")
+		var got []*Message
+		for pieces := 0; ; pieces++ {
+			var done bool
+			got, done = s.Replay(got, r.IntN(200)+1)
+			if done {
+				break
+			}
+			if pieces > 100000 {
+				t.Fatal("Replay is never done")
+			}
+			if pieces < 300 {
+				for range r.IntN(12) {
+					publish()
+				}
+			}
+		}
+		got, _ = s.Take(got)
+		for range r.IntN(3) {
+			publish()
+		}
+		got, _ = s.Take(got)
+		if err := s.Err(); err != nil {
+			t.Fatalf("seed %d: Err() = %v", seed, err)
+		}
+		if !slices.Equal(ids(got), want) {
+			t.Fatalf("seed %d: got %v\nwant %v", seed, ids(got), want)
+		}
+		if st := b.Stats(); st.Delivered != uint64(len(want)) || st.Dropped != 0 {
+			t.Fatalf("seed %d: stats %+v, want %d delivered, 0 dropped", seed, st, len(want))
+		}
+		s.Close()
+	}
+}
+
+// Stats().Delivered is a counter (ssehub_events_delivered_total): it
+// never goes down, not even when a resume's queue is let go of for its
+// replay to read on. It went down by what the queue held, counted again
+// once replayed. Each event is counted once.
+func TestDeliveredNeverGoesDownWhenAReplayReadsOn(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 2})
+	first := mustPublish(t, b, "a", "", "first")
+	mustPublish(t, b, "a", "", "old")
+	s := mustSubscribe(t, b, first.IDString(), "a")
+	var last uint64
+	check := func(what string) {
+		t.Helper()
+		if d := b.Stats().Delivered; d < last {
+			t.Fatalf("Stats().Delivered went down from %d to %d %s", last, d, what)
+		} else {
+			last = d
+		}
+	}
+	for i := range 7 {
+		mustPublish(t, b, "a", "", "live")
+		check(fmt.Sprintf("after live event %d", i))
+	}
+	var got []*Message
+	for done := false; !done; {
+		got, done = s.Replay(got, 1)
+		check("after a piece of the replay")
+	}
+	got, _ = s.Take(got)
+	if st := b.Stats(); st.Delivered != uint64(len(got)) || len(got) != 8 {
+		t.Errorf("%d events handed out, Stats().Delivered = %d; want 8 each", len(got), st.Delivered)
+	}
+}

@@ -43,6 +43,10 @@ type memorySubscription struct {
 	// is still being sent its replay. Equal once the replay is done.
 	replayNext, replayEnd uint64
 	handedOut             bool // Replay has handed out an event
+	// queuedFrom is the first id of the queue, the replay's first end:
+	// the replay's events from it on were counted as delivered when they
+	// were queued, before the queue was let go of (send).
+	queuedFrom uint64
 	// spill makes a full queue let go of what it holds rather than end
 	// the subscription; spilled is the id of the newest event let go of
 	// so (Memory.Spill).
