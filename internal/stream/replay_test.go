@@ -490,11 +490,11 @@ func TestAResumeOutrunByLiveEventsOfOverlappingPatterns(t *testing.T) {
 				}
 			}
 		}
-		got, _ = s.Take(got)
+		got, _ = s.Take(got, 0)
 		for range r.IntN(3) {
 			publish()
 		}
-		got, _ = s.Take(got)
+		got, _ = s.Take(got, 0)
 		if err := s.Err(); err != nil {
 			t.Fatalf("seed %d: Err() = %v", seed, err)
 		}
@@ -535,7 +535,7 @@ func TestDeliveredNeverGoesDownWhenAReplayReadsOn(t *testing.T) {
 		got, done = s.Replay(got, 1)
 		check("after a piece of the replay")
 	}
-	got, _ = s.Take(got)
+	got, _ = s.Take(got, 0)
 	if st := b.Stats(); st.Delivered != uint64(len(got)) || len(got) != 8 {
 		t.Errorf("%d events handed out, Stats().Delivered = %d; want 8 each", len(got), st.Delivered)
 	}
