@@ -159,15 +159,7 @@ func stallableConns(t *testing.T, closed chan<- string) func(*Main) {
 func stallHTTP2(t *testing.T, base string, tlsConfig *tls.Config, topic string, streams int) net.Conn {
 	t.Helper()
 	addr := base[strings.Index(base, "://")+3:]
-	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		if cerr := c.Control(func(fd uintptr) {
-			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
-		}); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
+	dialer := net.Dialer{Control: smallReceiveBuffer}
 	tcp, err := dialer.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -202,25 +194,11 @@ func stallHTTP2(t *testing.T, base string, tlsConfig *tls.Config, topic string, 
 		scheme = "https"
 	}
 	for i := range streams {
-		var block bytes.Buffer
-		enc := hpack.NewEncoder(&block)
 		path := "/api/v1/events?topic=" + topic
 		if i > 0 {
 			path += ".idle"
 		}
-		for _, f := range []hpack.HeaderField{
-			{Name: ":method", Value: http.MethodGet},
-			{Name: ":scheme", Value: scheme},
-			{Name: ":authority", Value: "ssehub.test"},
-			{Name: ":path", Value: path},
-		} {
-			if err := enc.WriteField(f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
-			t.Fatal(err)
-		}
+		writeGet(t, fr, uint32(2*i+1), scheme, path)
 	}
 	// Read up to each stream's first bytes, its retry field: its
 	// subscription is then registered. From here on the client reads
@@ -267,6 +245,27 @@ func stallHTTP2(t *testing.T, base string, tlsConfig *tls.Config, topic string, 
 	}
 	client.CloseIdleConnections()
 	return conn
+}
+
+// writeGet writes on fr a GET of path at scheme as stream id, its headers
+// in one frame.
+func writeGet(t *testing.T, fr *http2.Framer, id uint32, scheme, path string) {
+	t.Helper()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range []hpack.HeaderField{
+		{Name: ":method", Value: http.MethodGet},
+		{Name: ":scheme", Value: scheme},
+		{Name: ":authority", Value: "ssehub.test"},
+		{Name: ":path", Value: path},
+	} {
+		if err := enc.WriteField(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestHTTP2StreamNotReadKeepsItsConnection: an HTTP/2 client that reads
@@ -323,21 +322,7 @@ func streamNotRead(t *testing.T, cfg config.Config, roots *x509.CertPool) {
 		t.Fatal(err)
 	}
 	for i, topic := range []string{"unread", "read"} {
-		var block bytes.Buffer
-		enc := hpack.NewEncoder(&block)
-		for _, f := range []hpack.HeaderField{
-			{Name: ":method", Value: http.MethodGet},
-			{Name: ":scheme", Value: scheme},
-			{Name: ":authority", Value: "ssehub.test"},
-			{Name: ":path", Value: "/api/v1/events?topic=" + topic},
-		} {
-			if err := enc.WriteField(f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
-			t.Fatal(err)
-		}
+		writeGet(t, fr, uint32(2*i+1), scheme, "/api/v1/events?topic="+topic)
 	}
 	// The client reads every frame: stream 3's data, and the end of
 	// stream 1 (reset) or of the connection.
