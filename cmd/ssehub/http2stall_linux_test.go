@@ -34,39 +34,54 @@ import (
 // stream, its slot and its connection were held until the client read
 // again.
 func TestHTTP2ClientThatStopsReadingIsDropped(t *testing.T) {
+	eachHTTP2Mode(t, func(t *testing.T, _ string, cfg config.Config, roots *x509.CertPool) {
+		cfg.Server.ShutdownTimeout = time.Second
+		cfg.Stream.WriteTimeout = time.Second
+		closed := make(chan string, 100)
+		base, _ := startMain(t, cfg, stallableConns(t, closed))
+
+		conn := stallHTTP2(t, base, stallTLSConfig(roots), "stalled", 2)
+		start := time.Now()
+		deadline := time.After(15 * cfg.Stream.WriteTimeout)
+		for done := false; !done; {
+			select {
+			case remote := <-closed:
+				done = remote == conn.LocalAddr().String()
+			case <-deadline:
+				t.Fatalf("the connection of a client that stopped reading was still open %v after its last publish; stream.write_timeout %v",
+					time.Since(start), cfg.Stream.WriteTimeout)
+			}
+		}
+		t.Logf("connection closed %v after the last publish", time.Since(start))
+		waitStreams(t, testClient(t, roots, (*http.Protocols).SetHTTP1), base, 0)
+	})
+}
+
+// eachHTTP2Mode runs test as a subtest over TLS, with the roots of the
+// server's certificate, and over h2c, with roots nil, each with its own
+// copy of the configuration for it.
+func eachHTTP2Mode(t *testing.T, test func(t *testing.T, name string, cfg config.Config, roots *x509.CertPool)) {
+	t.Helper()
 	pki := testpki.New(t)
 	for name, cfg := range map[string]config.Config{"tls": tlsTestConfig(pki), "h2c": hubTestConfig()} {
 		t.Run(name, func(t *testing.T) {
 			cfg.Server.H2C = name == "h2c"
-			cfg.Server.ShutdownTimeout = time.Second
-			cfg.Stream.WriteTimeout = time.Second
-			closed := make(chan string, 100)
-			base, _ := startMain(t, cfg, stallableConns(t, closed))
-			var tlsConfig *tls.Config
-			if name == "tls" {
-				tlsConfig = &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1"}
-			}
-
-			conn := stallHTTP2(t, base, tlsConfig, "stalled", 2)
-			start := time.Now()
-			deadline := time.After(15 * cfg.Stream.WriteTimeout)
-			for done := false; !done; {
-				select {
-				case remote := <-closed:
-					done = remote == conn.LocalAddr().String()
-				case <-deadline:
-					t.Fatalf("the connection of a client that stopped reading was still open %v after its last publish; stream.write_timeout %v",
-						time.Since(start), cfg.Stream.WriteTimeout)
-				}
-			}
-			t.Logf("connection closed %v after the last publish", time.Since(start))
 			var roots *x509.CertPool
-			if tlsConfig != nil {
-				roots = tlsConfig.RootCAs
+			if name == "tls" {
+				roots = pki.Roots
 			}
-			waitStreams(t, testClient(t, roots, (*http.Protocols).SetHTTP1), base, 0)
+			test(t, name, cfg, roots)
 		})
 	}
+}
+
+// stallTLSConfig is the TLS configuration for stallHTTP2 of a server
+// whose certificate roots verify, nil (h2c) when roots is.
+func stallTLSConfig(roots *x509.CertPool) *tls.Config {
+	if roots == nil {
+		return nil
+	}
+	return &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
 }
 
 // TestHTTP2ShutdownWithStalledClients shuts down while HTTP/2 clients,
@@ -76,41 +91,33 @@ func TestHTTP2ClientThatStopsReadingIsDropped(t *testing.T) {
 // server.shutdown_timeout passes, every stream ends, as shutting down,
 // and no goroutine of theirs is left.
 func TestHTTP2ShutdownWithStalledClients(t *testing.T) {
-	pki := testpki.New(t)
-	for name, cfg := range map[string]config.Config{"tls": tlsTestConfig(pki), "h2c": hubTestConfig()} {
-		t.Run(name, func(t *testing.T) {
-			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-			cfg.Server.H2C = name == "h2c"
-			cfg.Server.ShutdownTimeout = 500 * time.Millisecond
-			cfg.Stream.WriteTimeout = time.Minute
-			var logs lockedBuffer
-			base, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)), stallableConns(t, nil))
-			var tlsConfig *tls.Config
-			if name == "tls" {
-				tlsConfig = &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1"}
-			}
-			stallHTTP2(t, base, tlsConfig, "stalled."+name, 2)
+	eachHTTP2Mode(t, func(t *testing.T, name string, cfg config.Config, roots *x509.CertPool) {
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		cfg.Server.ShutdownTimeout = 500 * time.Millisecond
+		cfg.Stream.WriteTimeout = time.Minute
+		var logs lockedBuffer
+		base, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)), stallableConns(t, nil))
+		stallHTTP2(t, base, stallTLSConfig(roots), "stalled."+name, 2)
 
-			start := time.Now()
-			err := stop()
-			elapsed := time.Since(start)
-			if err != nil {
-				t.Fatalf("Run returned %v after %v", err, elapsed)
+		start := time.Now()
+		err := stop()
+		elapsed := time.Since(start)
+		if err != nil {
+			t.Fatalf("Run returned %v after %v", err, elapsed)
+		}
+		if bound := cfg.Server.ShutdownTimeout + closedStreamsGrace; elapsed > bound {
+			t.Errorf("Run returned after %v, past the shutdown timeout and its grace, %v", elapsed, bound)
+		}
+		out := logs.tail(1 << 20)
+		if n := strings.Count(out, `msg="stream ended"`); n != 2 {
+			t.Errorf("%d stream end lines, want 2; log:\n%s", n, out)
+		}
+		for line := range strings.Lines(out) {
+			if strings.Contains(line, `msg="stream ended"`) && !strings.Contains(line, `reason="shutting down`) {
+				t.Errorf("stream end line %q, want its reason shutting down", strings.TrimSpace(line))
 			}
-			if bound := cfg.Server.ShutdownTimeout + closedStreamsGrace; elapsed > bound {
-				t.Errorf("Run returned after %v, past the shutdown timeout and its grace, %v", elapsed, bound)
-			}
-			out := logs.tail(1 << 20)
-			if n := strings.Count(out, `msg="stream ended"`); n != 2 {
-				t.Errorf("%d stream end lines, want 2; log:\n%s", n, out)
-			}
-			for line := range strings.Lines(out) {
-				if strings.Contains(line, `msg="stream ended"`) && !strings.Contains(line, `reason="shutting down`) {
-					t.Errorf("stream end line %q, want its reason shutting down", strings.TrimSpace(line))
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // stallableConns returns a hook for startMain that makes the server's
@@ -276,18 +283,10 @@ func writeGet(t *testing.T, fr *http2.Framer, id uint32, scheme, path string) {
 // (HTTP2Config.WriteByteTimeout) is for a connection that takes no byte,
 // not for a stream that may send none.
 func TestHTTP2StreamNotReadKeepsItsConnection(t *testing.T) {
-	pki := testpki.New(t)
-	for name, cfg := range map[string]config.Config{"tls": tlsTestConfig(pki), "h2c": hubTestConfig()} {
-		t.Run(name, func(t *testing.T) {
-			cfg.Server.H2C = name == "h2c"
-			cfg.Stream.WriteTimeout = time.Second
-			var roots *x509.CertPool
-			if name == "tls" {
-				roots = pki.Roots
-			}
-			streamNotRead(t, cfg, roots)
-		})
-	}
+	eachHTTP2Mode(t, func(t *testing.T, _ string, cfg config.Config, roots *x509.CertPool) {
+		cfg.Stream.WriteTimeout = time.Second
+		streamNotRead(t, cfg, roots)
+	})
 }
 
 // streamNotRead is TestHTTP2StreamNotReadKeepsItsConnection over TLS
