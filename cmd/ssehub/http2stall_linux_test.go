@@ -165,40 +165,15 @@ func stallableConns(t *testing.T, closed chan<- string) func(*Main) {
 // buffer.
 func stallHTTP2(t *testing.T, base string, tlsConfig *tls.Config, topic string, streams int) net.Conn {
 	t.Helper()
-	addr := base[strings.Index(base, "://")+3:]
-	dialer := net.Dialer{Control: smallReceiveBuffer}
-	tcp, err := dialer.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tcp.Close() })
-	conn := tcp
-	if tlsConfig != nil {
-		tlsConfig = tlsConfig.Clone()
-		tlsConfig.NextProtos = []string{"h2"}
-		tc := tls.Client(tcp, tlsConfig)
-		if err := tc.Handshake(); err != nil {
-			t.Fatal(err)
-		}
-		conn = tc
-	}
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
+	conn, fr, scheme := dialHTTP2(t, net.Dialer{Control: smallReceiveBuffer}, base, tlsConfig)
 	// Windows wide open: only the connection itself holds the server's
 	// bytes back.
 	const window = 1<<31 - 1
-	fr := http2.NewFramer(conn, conn)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: window}); err != nil {
 		t.Fatal(err)
 	}
 	if err := fr.WriteWindowUpdate(0, window-65535); err != nil {
 		t.Fatal(err)
-	}
-	scheme := "http"
-	if tlsConfig != nil {
-		scheme = "https"
 	}
 	for i := range streams {
 		path := "/api/v1/events?topic=" + topic
@@ -254,6 +229,34 @@ func stallHTTP2(t *testing.T, base string, tlsConfig *tls.Config, topic string, 
 	return conn
 }
 
+// dialHTTP2 connects to base with dialer, over TLS with tlsConfig when
+// not nil, else h2c, sends the client preface, and returns the
+// connection, a framer on it that reads headers whole, and the scheme.
+func dialHTTP2(t *testing.T, dialer net.Dialer, base string, tlsConfig *tls.Config) (net.Conn, *http2.Framer, string) {
+	t.Helper()
+	tcp, err := dialer.Dial("tcp", base[strings.Index(base, "://")+3:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcp.Close() })
+	conn, scheme := tcp, "http"
+	if tlsConfig != nil {
+		tlsConfig = tlsConfig.Clone()
+		tlsConfig.NextProtos = []string{"h2"}
+		tc := tls.Client(tcp, tlsConfig)
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		conn, scheme = tc, "https"
+	}
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	return conn, fr, scheme
+}
+
 // writeGet writes on fr a GET of path at scheme as stream id, its headers
 // in one frame.
 func writeGet(t *testing.T, fr *http2.Framer, id uint32, scheme, path string) {
@@ -294,26 +297,9 @@ func TestHTTP2StreamNotReadKeepsItsConnection(t *testing.T) {
 func streamNotRead(t *testing.T, cfg config.Config, roots *x509.CertPool) {
 	closed := make(chan string, 100)
 	base, _ := startMain(t, cfg, stallableConns(t, closed))
-	tcp, err := net.Dial("tcp", base[strings.Index(base, "://")+3:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tcp.Close() })
-	conn, scheme := tcp, "http"
-	if roots != nil {
-		tc := tls.Client(tcp, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
-		if err := tc.Handshake(); err != nil {
-			t.Fatal(err)
-		}
-		conn, scheme = tc, "https"
-	}
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
+	conn, fr, scheme := dialHTTP2(t, net.Dialer{}, base, stallTLSConfig(roots))
 	// The streams' windows are the default 64 KiB, never raised; the
 	// connection's is wide open.
-	fr := http2.NewFramer(conn, conn)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	if err := fr.WriteSettings(); err != nil {
 		t.Fatal(err)
 	}
