@@ -132,18 +132,7 @@ func TestUserTimeoutCountsASlowSubscriberEndedBeforeItsWriteBlocks(t *testing.T)
 
 	// From here on the client reads nothing. 2 KB every 10 ms closes its
 	// window at once, and fills no send buffer for seconds more.
-	data := strings.Repeat("x", 2000)
-	start := time.Now()
-	for streamsEnded(t, base) == 0 {
-		if time.Since(start) > 20*cfg.Stream.WriteTimeout {
-			t.Fatalf("the stream of a client that stopped reading was still open %v later", time.Since(start))
-		}
-		if status, answer := publishOverHTTP(t, base, hubTestToken, "a", data); status != http.StatusCreated {
-			t.Fatalf("publish: %d %s", status, answer)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Logf("the stream ended %v after the client stopped reading", time.Since(start))
+	publishUntilStreamEnded(t, http.DefaultClient, base, 20*cfg.Stream.WriteTimeout)
 	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 1 {
 		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 1: the client stopped reading", got)
 	}
@@ -283,6 +272,25 @@ func publishUntilProbed(t *testing.T, base string, server net.Conn, limit time.D
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// publishUntilStreamEnded publishes 2 KB events to topic a on base with
+// client, one every 10 ms, until base has ended a stream otherwise than
+// completed, within limit.
+func publishUntilStreamEnded(t *testing.T, client *http.Client, base string, limit time.Duration) {
+	t.Helper()
+	data := strings.Repeat("x", 2000)
+	start := time.Now()
+	for streamsEndedWith(t, client, base) == 0 {
+		if time.Since(start) > limit {
+			t.Fatalf("the stream of a client that stopped reading was still open %v later", time.Since(start))
+		}
+		if status, answer := publishWith(t, client, base, hubTestToken, "a", data); status != http.StatusCreated {
+			t.Fatalf("publish: %d %s", status, answer)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("the stream ended %v after the client stopped reading", time.Since(start))
 }
 
 // waitStreamEnded waits, limit at most, until base has ended a stream

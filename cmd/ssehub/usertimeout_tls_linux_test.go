@@ -22,17 +22,7 @@ func TestUserTimeoutCountsASlowSubscriberOverTLS(t *testing.T) {
 	conn := tls.Client(raw, &tls.Config{RootCAs: pki.Roots, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
 	subscribeRaw(t, conn)
 	waitStreams(t, client, base, 1)
-	data := strings.Repeat("x", 2000)
-	start := time.Now()
-	for streamsEndedWith(t, client, base) == 0 {
-		if time.Since(start) > 20*cfg.Stream.WriteTimeout {
-			t.Fatalf("the stream of a client that stopped reading was still open %v later", time.Since(start))
-		}
-		if status, answer := publishWith(t, client, base, hubTestToken, "a", data); status != http.StatusCreated {
-			t.Fatalf("publish: %d %s", status, answer)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	publishUntilStreamEnded(t, client, base, 20*cfg.Stream.WriteTimeout)
 	if got := metricWith(t, client, base, "ssehub_slow_subscribers_dropped_total"); got != 1 {
 		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 1: the client stopped reading (client_gone %v, write_failed %v)", got,
 			metricWith(t, client, base, `ssehub_streams_ended_total{reason="client_gone"}`),
