@@ -102,10 +102,8 @@ func TestNATSRestartWithTwoInstancesPublishing(t *testing.T) {
 	_, refused := ps.counts()
 	waitFor(t, "publishes answered 503", func() bool { _, r := ps.counts(); return r >= refused+5 })
 	for _, in := range []*instance{a, b} {
-		if resp, err := in.Client().Get(in.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
-			t.Fatalf("readyz while NATS is down: %v %v", resp.Status, err)
-		} else {
-			resp.Body.Close()
+		if resp := in.readyz(t); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("readyz while NATS is down: %v", resp.Status)
 		}
 	}
 	ns.start(t)
@@ -234,10 +232,8 @@ func TestStreamPurgedWhileInstancesRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, in := range []*instance{a, b} {
-		if resp, err := in.Client().Get(in.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("readyz after a purge: %v %v", resp.Status, err)
-		} else {
-			resp.Body.Close()
+		if resp := in.readyz(t); resp.StatusCode != http.StatusOK {
+			t.Fatalf("readyz after a purge: %v", resp.Status)
 		}
 	}
 	after := []string{b.publish(t, "t", "3"), a.publish(t, "t", "4")}
@@ -539,10 +535,8 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 			!strings.Contains(metrics, "\n"+`ssehub_requests_refused_total{reason="store_unreachable"} 0`+"\n") {
 			t.Fatalf("/metrics after 4 publishes refused for the storage full:\n%s", metricLines(metrics, "ssehub_requests_refused_total{"))
 		}
-		if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("readyz with the server's storage full: %v %v, want 200 as README says", resp.Status, err)
-		} else {
-			resp.Body.Close()
+		if resp := a.readyz(t); resp.StatusCode != http.StatusOK {
+			t.Fatalf("readyz with the server's storage full: %v, want 200 as README says", resp.Status)
 		}
 		info, err := a.broker.cur.Load().stream.Info(t.Context())
 		if err != nil {
@@ -653,10 +647,8 @@ func TestNATSBackWithoutJetStream(t *testing.T) {
 	if err := a.broker.Ready(); !errors.Is(err, stream.ErrUnavailable) || errors.Is(err, ErrStreamDeleted) || !strings.Contains(err.Error(), "no JetStream answered") {
 		t.Fatalf("Ready without JetStream: %v, want stream.ErrUnavailable saying no JetStream answered, not ErrStreamDeleted", err)
 	}
-	if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("readyz without JetStream: %v %v, want 503", resp.Status, err)
-	} else {
-		resp.Body.Close()
+	if resp := a.readyz(t); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz without JetStream: %v, want 503", resp.Status)
 	}
 	ns.stop()
 	ns.noJetStream = false
