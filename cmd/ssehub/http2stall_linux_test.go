@@ -34,39 +34,54 @@ import (
 // stream, its slot and its connection were held until the client read
 // again.
 func TestHTTP2ClientThatStopsReadingIsDropped(t *testing.T) {
+	eachHTTP2Mode(t, func(t *testing.T, _ string, cfg config.Config, roots *x509.CertPool) {
+		cfg.Server.ShutdownTimeout = time.Second
+		cfg.Stream.WriteTimeout = time.Second
+		closed := make(chan string, 100)
+		base, _ := startMain(t, cfg, stallableConns(t, closed))
+
+		conn := stallHTTP2(t, base, stallTLSConfig(roots), "stalled", 2)
+		start := time.Now()
+		deadline := time.After(15 * cfg.Stream.WriteTimeout)
+		for done := false; !done; {
+			select {
+			case remote := <-closed:
+				done = remote == conn.LocalAddr().String()
+			case <-deadline:
+				t.Fatalf("the connection of a client that stopped reading was still open %v after its last publish; stream.write_timeout %v",
+					time.Since(start), cfg.Stream.WriteTimeout)
+			}
+		}
+		t.Logf("connection closed %v after the last publish", time.Since(start))
+		waitStreams(t, testClient(t, roots, (*http.Protocols).SetHTTP1), base, 0)
+	})
+}
+
+// eachHTTP2Mode runs test as a subtest over TLS, with the roots of the
+// server's certificate, and over h2c, with roots nil, each with its own
+// copy of the configuration for it.
+func eachHTTP2Mode(t *testing.T, test func(t *testing.T, name string, cfg config.Config, roots *x509.CertPool)) {
+	t.Helper()
 	pki := testpki.New(t)
 	for name, cfg := range map[string]config.Config{"tls": tlsTestConfig(pki), "h2c": hubTestConfig()} {
 		t.Run(name, func(t *testing.T) {
 			cfg.Server.H2C = name == "h2c"
-			cfg.Server.ShutdownTimeout = time.Second
-			cfg.Stream.WriteTimeout = time.Second
-			closed := make(chan string, 100)
-			base, _ := startMain(t, cfg, stallableConns(t, closed))
-			var tlsConfig *tls.Config
-			if name == "tls" {
-				tlsConfig = &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1"}
-			}
-
-			conn := stallHTTP2(t, base, tlsConfig, "stalled", 2)
-			start := time.Now()
-			deadline := time.After(15 * cfg.Stream.WriteTimeout)
-			for done := false; !done; {
-				select {
-				case remote := <-closed:
-					done = remote == conn.LocalAddr().String()
-				case <-deadline:
-					t.Fatalf("the connection of a client that stopped reading was still open %v after its last publish; stream.write_timeout %v",
-						time.Since(start), cfg.Stream.WriteTimeout)
-				}
-			}
-			t.Logf("connection closed %v after the last publish", time.Since(start))
 			var roots *x509.CertPool
-			if tlsConfig != nil {
-				roots = tlsConfig.RootCAs
+			if name == "tls" {
+				roots = pki.Roots
 			}
-			waitStreams(t, testClient(t, roots, (*http.Protocols).SetHTTP1), base, 0)
+			test(t, name, cfg, roots)
 		})
 	}
+}
+
+// stallTLSConfig is the TLS configuration for stallHTTP2 of a server
+// whose certificate roots verify, nil (h2c) when roots is.
+func stallTLSConfig(roots *x509.CertPool) *tls.Config {
+	if roots == nil {
+		return nil
+	}
+	return &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
 }
 
 // TestHTTP2ShutdownWithStalledClients shuts down while HTTP/2 clients,
@@ -76,41 +91,33 @@ func TestHTTP2ClientThatStopsReadingIsDropped(t *testing.T) {
 // server.shutdown_timeout passes, every stream ends, as shutting down,
 // and no goroutine of theirs is left.
 func TestHTTP2ShutdownWithStalledClients(t *testing.T) {
-	pki := testpki.New(t)
-	for name, cfg := range map[string]config.Config{"tls": tlsTestConfig(pki), "h2c": hubTestConfig()} {
-		t.Run(name, func(t *testing.T) {
-			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-			cfg.Server.H2C = name == "h2c"
-			cfg.Server.ShutdownTimeout = 500 * time.Millisecond
-			cfg.Stream.WriteTimeout = time.Minute
-			var logs lockedBuffer
-			base, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)), stallableConns(t, nil))
-			var tlsConfig *tls.Config
-			if name == "tls" {
-				tlsConfig = &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1"}
-			}
-			stallHTTP2(t, base, tlsConfig, "stalled."+name, 2)
+	eachHTTP2Mode(t, func(t *testing.T, name string, cfg config.Config, roots *x509.CertPool) {
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		cfg.Server.ShutdownTimeout = 500 * time.Millisecond
+		cfg.Stream.WriteTimeout = time.Minute
+		var logs lockedBuffer
+		base, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)), stallableConns(t, nil))
+		stallHTTP2(t, base, stallTLSConfig(roots), "stalled."+name, 2)
 
-			start := time.Now()
-			err := stop()
-			elapsed := time.Since(start)
-			if err != nil {
-				t.Fatalf("Run returned %v after %v", err, elapsed)
+		start := time.Now()
+		err := stop()
+		elapsed := time.Since(start)
+		if err != nil {
+			t.Fatalf("Run returned %v after %v", err, elapsed)
+		}
+		if bound := cfg.Server.ShutdownTimeout + closedStreamsGrace; elapsed > bound {
+			t.Errorf("Run returned after %v, past the shutdown timeout and its grace, %v", elapsed, bound)
+		}
+		out := logs.tail(1 << 20)
+		if n := strings.Count(out, `msg="stream ended"`); n != 2 {
+			t.Errorf("%d stream end lines, want 2; log:\n%s", n, out)
+		}
+		for line := range strings.Lines(out) {
+			if strings.Contains(line, `msg="stream ended"`) && !strings.Contains(line, `reason="shutting down`) {
+				t.Errorf("stream end line %q, want its reason shutting down", strings.TrimSpace(line))
 			}
-			if bound := cfg.Server.ShutdownTimeout + closedStreamsGrace; elapsed > bound {
-				t.Errorf("Run returned after %v, past the shutdown timeout and its grace, %v", elapsed, bound)
-			}
-			out := logs.tail(1 << 20)
-			if n := strings.Count(out, `msg="stream ended"`); n != 2 {
-				t.Errorf("%d stream end lines, want 2; log:\n%s", n, out)
-			}
-			for line := range strings.Lines(out) {
-				if strings.Contains(line, `msg="stream ended"`) && !strings.Contains(line, `reason="shutting down`) {
-					t.Errorf("stream end line %q, want its reason shutting down", strings.TrimSpace(line))
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // stallableConns returns a hook for startMain that makes the server's
@@ -158,69 +165,22 @@ func stallableConns(t *testing.T, closed chan<- string) func(*Main) {
 // buffer.
 func stallHTTP2(t *testing.T, base string, tlsConfig *tls.Config, topic string, streams int) net.Conn {
 	t.Helper()
-	addr := base[strings.Index(base, "://")+3:]
-	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		if cerr := c.Control(func(fd uintptr) {
-			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
-		}); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
-	tcp, err := dialer.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tcp.Close() })
-	conn := tcp
-	if tlsConfig != nil {
-		tlsConfig = tlsConfig.Clone()
-		tlsConfig.NextProtos = []string{"h2"}
-		tc := tls.Client(tcp, tlsConfig)
-		if err := tc.Handshake(); err != nil {
-			t.Fatal(err)
-		}
-		conn = tc
-	}
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
+	conn, fr, scheme := dialHTTP2(t, net.Dialer{Control: smallReceiveBuffer}, base, tlsConfig)
 	// Windows wide open: only the connection itself holds the server's
 	// bytes back.
 	const window = 1<<31 - 1
-	fr := http2.NewFramer(conn, conn)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: window}); err != nil {
 		t.Fatal(err)
 	}
 	if err := fr.WriteWindowUpdate(0, window-65535); err != nil {
 		t.Fatal(err)
 	}
-	scheme := "http"
-	if tlsConfig != nil {
-		scheme = "https"
-	}
 	for i := range streams {
-		var block bytes.Buffer
-		enc := hpack.NewEncoder(&block)
 		path := "/api/v1/events?topic=" + topic
 		if i > 0 {
 			path += ".idle"
 		}
-		for _, f := range []hpack.HeaderField{
-			{Name: ":method", Value: http.MethodGet},
-			{Name: ":scheme", Value: scheme},
-			{Name: ":authority", Value: "ssehub.test"},
-			{Name: ":path", Value: path},
-		} {
-			if err := enc.WriteField(f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
-			t.Fatal(err)
-		}
+		writeGet(t, fr, uint32(2*i+1), scheme, path)
 	}
 	// Read up to each stream's first bytes, its retry field: its
 	// subscription is then registered. From here on the client reads
@@ -269,41 +229,21 @@ func stallHTTP2(t *testing.T, base string, tlsConfig *tls.Config, topic string, 
 	return conn
 }
 
-// TestHTTP2StreamNotReadKeepsItsConnection: an HTTP/2 client that reads
-// its connection but not one of its streams (that stream's window full,
-// as a page that stopped consuming one EventSource) has that stream
-// reset at stream.write_timeout, and keeps its connection and its other
-// stream, which goes on receiving events: the connection's write timeout
-// (HTTP2Config.WriteByteTimeout) is for a connection that takes no byte,
-// not for a stream that may send none.
-func TestHTTP2StreamNotReadKeepsItsConnection(t *testing.T) {
-	pki := testpki.New(t)
-	for name, cfg := range map[string]config.Config{"tls": tlsTestConfig(pki), "h2c": hubTestConfig()} {
-		t.Run(name, func(t *testing.T) {
-			cfg.Server.H2C = name == "h2c"
-			cfg.Stream.WriteTimeout = time.Second
-			var roots *x509.CertPool
-			if name == "tls" {
-				roots = pki.Roots
-			}
-			streamNotRead(t, cfg, roots)
-		})
-	}
-}
-
-// streamNotRead is TestHTTP2StreamNotReadKeepsItsConnection over TLS
-// with roots, else h2c.
-func streamNotRead(t *testing.T, cfg config.Config, roots *x509.CertPool) {
-	closed := make(chan string, 100)
-	base, _ := startMain(t, cfg, stallableConns(t, closed))
-	tcp, err := net.Dial("tcp", base[strings.Index(base, "://")+3:])
+// dialHTTP2 connects to base with dialer, over TLS with tlsConfig when
+// not nil, else h2c, sends the client preface, and returns the
+// connection, a framer on it that reads headers whole, and the scheme.
+func dialHTTP2(t *testing.T, dialer net.Dialer, base string, tlsConfig *tls.Config) (net.Conn, *http2.Framer, string) {
+	t.Helper()
+	tcp, err := dialer.Dial("tcp", base[strings.Index(base, "://")+3:])
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tcp.Close() })
 	conn, scheme := tcp, "http"
-	if roots != nil {
-		tc := tls.Client(tcp, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+	if tlsConfig != nil {
+		tlsConfig = tlsConfig.Clone()
+		tlsConfig.NextProtos = []string{"h2"}
+		tc := tls.Client(tcp, tlsConfig)
 		if err := tc.Handshake(); err != nil {
 			t.Fatal(err)
 		}
@@ -312,10 +252,54 @@ func streamNotRead(t *testing.T, cfg config.Config, roots *x509.CertPool) {
 	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
 		t.Fatal(err)
 	}
-	// The streams' windows are the default 64 KiB, never raised; the
-	// connection's is wide open.
 	fr := http2.NewFramer(conn, conn)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	return conn, fr, scheme
+}
+
+// writeGet writes on fr a GET of path at scheme as stream id, its headers
+// in one frame.
+func writeGet(t *testing.T, fr *http2.Framer, id uint32, scheme, path string) {
+	t.Helper()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range []hpack.HeaderField{
+		{Name: ":method", Value: http.MethodGet},
+		{Name: ":scheme", Value: scheme},
+		{Name: ":authority", Value: "ssehub.test"},
+		{Name: ":path", Value: path},
+	} {
+		if err := enc.WriteField(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHTTP2StreamNotReadKeepsItsConnection: an HTTP/2 client that reads
+// its connection but not one of its streams (that stream's window full,
+// as a page that stopped consuming one EventSource) has that stream
+// reset at stream.write_timeout, and keeps its connection and its other
+// stream, which goes on receiving events: the connection's write timeout
+// (HTTP2Config.WriteByteTimeout) is for a connection that takes no byte,
+// not for a stream that may send none.
+func TestHTTP2StreamNotReadKeepsItsConnection(t *testing.T) {
+	eachHTTP2Mode(t, func(t *testing.T, _ string, cfg config.Config, roots *x509.CertPool) {
+		cfg.Stream.WriteTimeout = time.Second
+		streamNotRead(t, cfg, roots)
+	})
+}
+
+// streamNotRead is TestHTTP2StreamNotReadKeepsItsConnection over TLS
+// with roots, else h2c.
+func streamNotRead(t *testing.T, cfg config.Config, roots *x509.CertPool) {
+	closed := make(chan string, 100)
+	base, _ := startMain(t, cfg, stallableConns(t, closed))
+	conn, fr, scheme := dialHTTP2(t, net.Dialer{}, base, stallTLSConfig(roots))
+	// The streams' windows are the default 64 KiB, never raised; the
+	// connection's is wide open.
 	if err := fr.WriteSettings(); err != nil {
 		t.Fatal(err)
 	}
@@ -323,21 +307,7 @@ func streamNotRead(t *testing.T, cfg config.Config, roots *x509.CertPool) {
 		t.Fatal(err)
 	}
 	for i, topic := range []string{"unread", "read"} {
-		var block bytes.Buffer
-		enc := hpack.NewEncoder(&block)
-		for _, f := range []hpack.HeaderField{
-			{Name: ":method", Value: http.MethodGet},
-			{Name: ":scheme", Value: scheme},
-			{Name: ":authority", Value: "ssehub.test"},
-			{Name: ":path", Value: "/api/v1/events?topic=" + topic},
-		} {
-			if err := enc.WriteField(f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
-			t.Fatal(err)
-		}
+		writeGet(t, fr, uint32(2*i+1), scheme, "/api/v1/events?topic="+topic)
 	}
 	// The client reads every frame: stream 3's data, and the end of
 	// stream 1 (reset) or of the connection.

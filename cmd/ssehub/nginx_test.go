@@ -65,13 +65,7 @@ func startBehindNginxEdited(t *testing.T, cfg config.Config, edits []nginxEdit, 
 	t.Helper()
 	requireNginx(t)
 	p := &nginxProxy{accepted: new(atomic.Int64)}
-	upstream, _ := startMain(t, cfg, append([]func(*Main){func(m *Main) {
-		m.connState = func(_ net.Conn, state http.ConnState) {
-			if state == http.StateNew {
-				p.accepted.Add(1)
-			}
-		}
-	}}, hooks...)...)
+	upstream, _ := startMain(t, cfg, append([]func(*Main){countAccepted(p.accepted)}, hooks...)...)
 	p.upstream = upstream
 	p.nginxProcess = runNginxEdited(t, edits, strings.TrimPrefix(upstream, "http://"))
 	p.client = &http.Client{Transport: &http.Transport{}}
@@ -559,15 +553,7 @@ func TestNginxPassesPublishesUpToTheHubsCap(t *testing.T) {
 	} {
 		data := strings.Repeat("b", c.bodyBytes-len(`{"data":""}`))
 		req := publishRequest(t, p.url+"/api/v1/topics/big/events", `{"data":"`+data+`"}`)
-		resp, err := p.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, body := doRead(t, p.client, req)
 		if resp.StatusCode != c.want {
 			t.Errorf("a body of %d bytes through nginx: %s, want %d: %.200s", c.bodyBytes, resp.Status, c.want, body)
 			continue
@@ -973,15 +959,7 @@ func TestNginxAnswersABodyPastItsCapInJSON(t *testing.T) {
 		data := strings.Repeat("b", bodyBytes-len(`{"data":""}`))
 		req := publishRequest(t, p.url+"/api/v1/topics/big/events", `{"data":"`+data+`"}`)
 		req.Header.Set("Origin", "https://page.example")
-		resp, err := p.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, body := doRead(t, p.client, req)
 		var answer struct{ Error string }
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
 			json.Unmarshal(body, &answer) != nil || answer.Error == "" ||
@@ -1191,10 +1169,7 @@ func TestNginxPassesASubscriptionOnFromAFullReplica(t *testing.T) {
 
 	// That subscription fills the other replica too.
 	resp = subscribeWithin(t, n.url, 5*time.Second, "a subscription through nginx, every replica full")
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := readBody(t, resp)
 	if want := ": ssehub is unreachable\nretry: 5000\n\n"; resp.StatusCode != http.StatusOK || string(body) != want {
 		t.Errorf("a subscription through nginx, every replica full: %s %q, want nginx's stand-in: 200 %q", resp.Status, body, want)
 	}
@@ -1244,10 +1219,7 @@ func TestNginxPassesTheLast503OfASubscription(t *testing.T) {
 		for i := range c.subscriptions {
 			what := fmt.Sprintf("subscription %d through nginx, %s", i+1, c.what)
 			resp := subscribeWithin(t, n.url, 5*time.Second, what)
-			body, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			body := readBody(t, resp)
 			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"error"`) {
 				t.Errorf("%s: %s %v %q, want ssehub's JSON 503 with Retry-After", what, resp.Status, resp.Header, body)
 			}
@@ -1268,13 +1240,7 @@ func TestNginxPassesNoPublishOnAfterA503(t *testing.T) {
 	cfg.NATS.URL = []string{ns.ClientURL()}
 	away, _ := startMain(t, cfg)
 	accepted := new(atomic.Int64)
-	other, _ := startMain(t, hubTestConfig(), func(m *Main) {
-		m.connState = func(_ net.Conn, state http.ConnState) {
-			if state == http.StateNew {
-				accepted.Add(1)
-			}
-		}
-	})
+	other, _ := startMain(t, hubTestConfig(), countAccepted(accepted))
 	ns.Shutdown()
 	// Once the first replica knows, it answers a publish 503 at once.
 	deadline := time.Now().Add(10 * time.Second)
@@ -1294,15 +1260,7 @@ func TestNginxPassesNoPublishOnAfterA503(t *testing.T) {
 	}
 	// nginx sends its first request to the first server.
 	n := runNginx(t, strings.TrimPrefix(away, "http://"), strings.TrimPrefix(other, "http://"))
-	resp, err := http.DefaultClient.Do(publishRequest(t, n.url+"/api/v1/topics/orders/events", `{"data": "order 42"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := doRead(t, http.DefaultClient, publishRequest(t, n.url+"/api/v1/topics/orders/events", `{"data": "order 42"}`))
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || accepted.Load() != 0 {
 		t.Errorf("a publish through nginx, the first replica's NATS away: %s %q %v, the other replica accepted %d connections; want the first's 503 with Retry-After, and none",
 			resp.Status, body, resp.Header, accepted.Load())
@@ -1335,15 +1293,7 @@ func TestNginxStoresAPublishWhileEveryReplicaIsFull(t *testing.T) {
 		}
 	}
 	for i := range 2 {
-		resp, err := http.DefaultClient.Do(publishRequest(t, n.url+"/api/v1/topics/a/events", fmt.Sprintf(`{"data": "order %d"}`, i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, body := doRead(t, http.DefaultClient, publishRequest(t, n.url+"/api/v1/topics/a/events", fmt.Sprintf(`{"data": "order %d"}`, i)))
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("publish %d through nginx, every replica full of streams: %s %q, want 201", i+1, resp.Status, body)
 		}
@@ -1507,28 +1457,14 @@ func TestNginxPassesNoPublishOnToAnotherReplica(t *testing.T) {
 	requireNginx(t)
 	dropping, took := startDroppingUpstream(t)
 	accepted := new(atomic.Int64)
-	upstream, _ := startMain(t, hubTestConfig(), func(m *Main) {
-		m.connState = func(_ net.Conn, state http.ConnState) {
-			if state == http.StateNew {
-				accepted.Add(1)
-			}
-		}
-	})
+	upstream, _ := startMain(t, hubTestConfig(), countAccepted(accepted))
 	// nginx sends its first request to the first server.
 	n := runNginx(t, dropping, strings.TrimPrefix(upstream, "http://"))
 	publish := func() (int, string) {
 		t.Helper()
 		req := publishRequest(t, n.url+"/api/v1/topics/orders/events", `{"data": "order 42"}`)
 		req.Header.Set("Idempotency-Key", "order-42")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, body := doRead(t, http.DefaultClient, req)
 		return resp.StatusCode, string(body)
 	}
 	if status, body := publish(); status != http.StatusBadGateway || !strings.Contains(body, `"error"`) {
@@ -1579,10 +1515,7 @@ func TestNginxGivesUpOnAnUnansweredConnect(t *testing.T) {
 	requireNginx(t)
 	n := runNginx(t, startUnansweringUpstream(t))
 	resp := subscribeWithin(t, n.url, 8*time.Second, "a subscription through nginx to an ssehub that answers no connect")
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := readBody(t, resp)
 	if resp.StatusCode != http.StatusOK || string(body) != ": ssehub is unreachable\nretry: 5000\n\n" {
 		t.Errorf("a subscription through nginx to an ssehub that answers no connect: %s %q, want the stand-in", resp.Status, body)
 	}
@@ -1606,6 +1539,40 @@ func subscribeWithin(t *testing.T, url string, d time.Duration, what string) *ht
 	}
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
+}
+
+// doRead sends req with client and returns its answer and its body, read
+// to the end and closed.
+func doRead(t *testing.T, client *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp, readBody(t, resp)
+}
+
+// readBody reads resp's body to its end.
+func readBody(t *testing.T, resp *http.Response) []byte {
+	t.Helper()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// countAccepted is a hook for startMain that counts in n the connections
+// the server accepts.
+func countAccepted(n *atomic.Int64) func(*Main) {
+	return func(m *Main) {
+		m.connState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				n.Add(1)
+			}
+		}
+	}
 }
 
 // publishRequest is a publish of body to url, a topic's events, with the

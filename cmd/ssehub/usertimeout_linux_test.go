@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssehub/ssehub/config"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,15 +74,7 @@ func TestUserTimeoutEndsALiveClientThatStopsReading(t *testing.T) {
 	}
 	defer ln.Close()
 	// A small receive buffer closes the window after a few writes.
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		if cerr := c.Control(func(fd uintptr) {
-			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
-		}); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
+	d := net.Dialer{Control: smallReceiveBuffer}
 	client, err := d.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -134,29 +127,12 @@ func TestUserTimeoutCountsASlowSubscriberEndedBeforeItsWriteBlocks(t *testing.T)
 	cfg.Stream.WriteTimeout = time.Second
 	base, _ := startMain(t, cfg)
 	conn := dialSmallWindow(t, base)
-	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	head := make([]byte, len("HTTP/1.1 200"))
-	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
-		t.Fatalf("answer %q, %v; want a stream", head, err)
-	}
+	subscribeRaw(t, conn)
 	waitStreams(t, http.DefaultClient, base, 1)
 
 	// From here on the client reads nothing. 2 KB every 10 ms closes its
 	// window at once, and fills no send buffer for seconds more.
-	data := strings.Repeat("x", 2000)
-	start := time.Now()
-	for streamsEnded(t, base) == 0 {
-		if time.Since(start) > 20*cfg.Stream.WriteTimeout {
-			t.Fatalf("the stream of a client that stopped reading was still open %v later", time.Since(start))
-		}
-		if status, answer := publishOverHTTP(t, base, hubTestToken, "a", data); status != http.StatusCreated {
-			t.Fatalf("publish: %d %s", status, answer)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Logf("the stream ended %v after the client stopped reading", time.Since(start))
+	publishUntilStreamEnded(t, http.DefaultClient, base, 20*cfg.Stream.WriteTimeout)
 	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 1 {
 		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 1: the client stopped reading", got)
 	}
@@ -172,49 +148,18 @@ func TestUserTimeoutCountsASlowSubscriberEndedBeforeItsWriteBlocks(t *testing.T)
 func TestUserTimeoutDoesNotCountAClientGoneBeforeItsTime(t *testing.T) {
 	cfg := hubTestConfig()
 	cfg.Stream.WriteTimeout = 10 * time.Second
-	accepted := make(chan net.Conn, 1)
-	base, _ := startMain(t, cfg, func(m *Main) {
-		m.connState = func(c net.Conn, state http.ConnState) {
-			if state == http.StateNew {
-				accepted <- c
-			}
-		}
-	})
+	base, accepted := startMainAccepting(t, cfg)
 	conn := dialSmallWindow(t, base)
 	server := <-accepted
-	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	head := make([]byte, len("HTTP/1.1 200"))
-	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
-		t.Fatalf("answer %q, %v; want a stream", head, err)
-	}
+	subscribeRaw(t, conn)
 	waitStreams(t, http.DefaultClient, base, 1)
 	// The client reads nothing more; events go on until the server's
 	// kernel probes its closed window, as it would one that stopped
 	// reading for good.
-	data := strings.Repeat("x", 2000)
-	for start := time.Now(); ; {
-		if status, answer := publishOverHTTP(t, base, hubTestToken, "a", data); status != http.StatusCreated {
-			t.Fatalf("publish: %d %s", status, answer)
-		}
-		if info := tcpInfo(t, server); info.Probes > 0 && info.Snd_wnd == 0 && info.Notsent_bytes > 0 {
-			break
-		}
-		if time.Since(start) > cfg.Stream.WriteTimeout/2 {
-			t.Fatal("the server never probed the closed window of a client that stopped reading")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	publishUntilProbed(t, base, server, cfg.Stream.WriteTimeout/2)
 	// Unread data makes the close a reset.
 	conn.Close()
-	start := time.Now()
-	for streamsEnded(t, base) == 0 {
-		if time.Since(start) > cfg.Stream.WriteTimeout/2 {
-			t.Fatal("the stream of a client gone was still open")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStreamEnded(t, base, cfg.Stream.WriteTimeout/2)
 	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 0 {
 		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 0: the client went away", got)
 	}
@@ -244,15 +189,7 @@ func tcpInfo(t *testing.T, conn net.Conn) *unix.TCPInfo {
 // client that stops reading closes its window after a few events.
 func dialSmallWindow(t *testing.T, base string) net.Conn {
 	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		if cerr := c.Control(func(fd uintptr) {
-			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
-		}); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
+	d := net.Dialer{Control: smallReceiveBuffer}
 	conn, err := d.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -264,11 +201,110 @@ func dialSmallWindow(t *testing.T, base string) net.Conn {
 // streamsEnded is how many streams base ended otherwise than completed.
 func streamsEnded(t *testing.T, base string) float64 {
 	t.Helper()
+	return streamsEndedWith(t, http.DefaultClient, base)
+}
+
+// streamsEndedWith is streamsEnded with client.
+func streamsEndedWith(t *testing.T, client *http.Client, base string) float64 {
+	t.Helper()
 	var n float64
 	for _, reason := range []string{"write_failed", "client_gone", "dropped"} {
-		n += metricValue(t, base, `ssehub_streams_ended_total{reason="`+reason+`"}`)
+		n += metricWith(t, client, base, `ssehub_streams_ended_total{reason="`+reason+`"}`)
 	}
 	return n
+}
+
+// smallReceiveBuffer is a net.Dialer's Control that gives the socket a
+// receive buffer of 4 KiB.
+func smallReceiveBuffer(_, _ string, c syscall.RawConn) error {
+	var err error
+	if cerr := c.Control(func(fd uintptr) {
+		err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// subscribeRaw sends an HTTP/1.1 subscription to topic a on conn and
+// reads its answer up to the status: a stream.
+func subscribeRaw(t *testing.T, conn io.ReadWriter) {
+	t.Helper()
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("answer %q, %v; want a stream", head, err)
+	}
+}
+
+// startMainAccepting is startMain that sends the server's side of each
+// connection it accepts to accepted.
+func startMainAccepting(t *testing.T, cfg config.Config) (base string, accepted <-chan net.Conn) {
+	t.Helper()
+	conns := make(chan net.Conn, 1)
+	base, _ = startMain(t, cfg, func(m *Main) {
+		m.connState = func(c net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				conns <- c
+			}
+		}
+	})
+	return base, conns
+}
+
+// publishUntilProbed publishes 2 KB events to topic a on base until the
+// kernel probes the closed window of server's client, within limit.
+func publishUntilProbed(t *testing.T, base string, server net.Conn, limit time.Duration) {
+	t.Helper()
+	data := strings.Repeat("x", 2000)
+	for start := time.Now(); ; {
+		if status, answer := publishOverHTTP(t, base, hubTestToken, "a", data); status != http.StatusCreated {
+			t.Fatalf("publish: %d %s", status, answer)
+		}
+		if info := tcpInfo(t, server); info.Probes > 0 && info.Snd_wnd == 0 && info.Notsent_bytes > 0 {
+			t.Logf("probing after %v", time.Since(start))
+			return
+		}
+		if time.Since(start) > limit {
+			t.Fatal("the server never probed the closed window of a client that stopped reading")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// publishUntilStreamEnded publishes 2 KB events to topic a on base with
+// client, one every 10 ms, until base has ended a stream otherwise than
+// completed, within limit.
+func publishUntilStreamEnded(t *testing.T, client *http.Client, base string, limit time.Duration) {
+	t.Helper()
+	data := strings.Repeat("x", 2000)
+	start := time.Now()
+	for streamsEndedWith(t, client, base) == 0 {
+		if time.Since(start) > limit {
+			t.Fatalf("the stream of a client that stopped reading was still open %v later", time.Since(start))
+		}
+		if status, answer := publishWith(t, client, base, hubTestToken, "a", data); status != http.StatusCreated {
+			t.Fatalf("publish: %d %s", status, answer)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("the stream ended %v after the client stopped reading", time.Since(start))
+}
+
+// waitStreamEnded waits, limit at most, until base has ended a stream
+// otherwise than completed.
+func waitStreamEnded(t *testing.T, base string, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for streamsEnded(t, base) == 0 {
+		if time.Since(start) > limit {
+			t.Fatal("the stream of a client gone was still open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("the stream ended %v after the client's reset", time.Since(start))
 }
 
 // A client that sent a byte after its request (pipelined), stopped
@@ -280,53 +316,20 @@ func TestUserTimeoutDoesNotCountAClientGoneUnnoticedTillLater(t *testing.T) {
 	cfg := hubTestConfig()
 	cfg.Stream.WriteTimeout = 2 * time.Second
 	cfg.Stream.HeartbeatInterval = 5 * time.Second
-	accepted := make(chan net.Conn, 1)
-	base, _ := startMain(t, cfg, func(m *Main) {
-		m.connState = func(c net.Conn, state http.ConnState) {
-			if state == http.StateNew {
-				accepted <- c
-			}
-		}
-	})
+	base, accepted := startMainAccepting(t, cfg)
 	conn := dialSmallWindow(t, base)
 	server := <-accepted
-	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	head := make([]byte, len("HTTP/1.1 200"))
-	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
-		t.Fatalf("answer %q, %v; want a stream", head, err)
-	}
+	subscribeRaw(t, conn)
 	waitStreams(t, http.DefaultClient, base, 1)
 	// The next request's first byte, which net/http reads in the
 	// background, and then reads no more.
 	if _, err := io.WriteString(conn, "G"); err != nil {
 		t.Fatal(err)
 	}
-	data := strings.Repeat("x", 2000)
-	for start := time.Now(); ; {
-		if status, answer := publishOverHTTP(t, base, hubTestToken, "a", data); status != http.StatusCreated {
-			t.Fatalf("publish: %d %s", status, answer)
-		}
-		if info := tcpInfo(t, server); info.Probes > 0 && info.Snd_wnd == 0 && info.Notsent_bytes > 0 {
-			t.Logf("probing after %v", time.Since(start))
-			break
-		}
-		if time.Since(start) > 3*cfg.Stream.WriteTimeout {
-			t.Fatal("the server never probed the closed window of a client that stopped reading")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	publishUntilProbed(t, base, server, 3*cfg.Stream.WriteTimeout)
 	time.Sleep(300 * time.Millisecond) // the last event written
 	conn.Close()                       // a reset: unread data
-	start := time.Now()
-	for streamsEnded(t, base) == 0 {
-		if time.Since(start) > 3*cfg.Stream.HeartbeatInterval {
-			t.Fatal("the stream of a client gone was still open")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Logf("the stream ended %v after the client's reset", time.Since(start))
+	waitStreamEnded(t, base, 3*cfg.Stream.HeartbeatInterval)
 	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 0 {
 		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 0: the client went away", got)
 	}

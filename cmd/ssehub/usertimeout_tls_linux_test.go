@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,32 +20,9 @@ func TestUserTimeoutCountsASlowSubscriberOverTLS(t *testing.T) {
 	client := testClient(t, pki.Roots, (*http.Protocols).SetHTTP1)
 	raw := dialSmallWindow(t, strings.Replace(base, "https://", "http://", 1))
 	conn := tls.Client(raw, &tls.Config{RootCAs: pki.Roots, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
-	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	head := make([]byte, len("HTTP/1.1 200"))
-	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
-		t.Fatalf("answer %q, %v; want a stream", head, err)
-	}
+	subscribeRaw(t, conn)
 	waitStreams(t, client, base, 1)
-	data := strings.Repeat("x", 2000)
-	ended := func() float64 {
-		var n float64
-		for _, reason := range []string{"write_failed", "client_gone", "dropped"} {
-			n += metricWith(t, client, base, `ssehub_streams_ended_total{reason="`+reason+`"}`)
-		}
-		return n
-	}
-	start := time.Now()
-	for ended() == 0 {
-		if time.Since(start) > 20*cfg.Stream.WriteTimeout {
-			t.Fatalf("the stream of a client that stopped reading was still open %v later", time.Since(start))
-		}
-		if status, answer := publishWith(t, client, base, hubTestToken, "a", data); status != http.StatusCreated {
-			t.Fatalf("publish: %d %s", status, answer)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	publishUntilStreamEnded(t, client, base, 20*cfg.Stream.WriteTimeout)
 	if got := metricWith(t, client, base, "ssehub_slow_subscribers_dropped_total"); got != 1 {
 		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 1: the client stopped reading (client_gone %v, write_failed %v)", got,
 			metricWith(t, client, base, `ssehub_streams_ended_total{reason="client_gone"}`),

@@ -211,10 +211,8 @@ func TestNATSRestartMidStream(t *testing.T) {
 		if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
 			t.Fatalf("publish while down: %d, Retry-After %q", status, header.Get("Retry-After"))
 		}
-		if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
-			t.Fatalf("readyz while down: %v %v", resp.Status, err)
-		} else {
-			resp.Body.Close()
+		if resp := a.readyz(t); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("readyz while down: %v", resp.Status)
 		}
 		// The publish was refused; /readyz's 503 is a probe's answer.
 		if resp, err := a.Client().Get(a.URL + "/metrics"); err != nil {

@@ -256,6 +256,17 @@ func (in *instance) metrics(t *testing.T) string {
 	return string(text)
 }
 
+// readyz returns the instance's /readyz answer, its body closed.
+func (in *instance) readyz(t *testing.T) *http.Response {
+	t.Helper()
+	resp, err := in.Client().Get(in.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
 // metricLines are the lines of metrics, a /metrics answer, that start
 // with prefix.
 func metricLines(metrics, prefix string) string {

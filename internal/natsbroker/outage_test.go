@@ -102,10 +102,8 @@ func TestNATSRestartWithTwoInstancesPublishing(t *testing.T) {
 	_, refused := ps.counts()
 	waitFor(t, "publishes answered 503", func() bool { _, r := ps.counts(); return r >= refused+5 })
 	for _, in := range []*instance{a, b} {
-		if resp, err := in.Client().Get(in.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
-			t.Fatalf("readyz while NATS is down: %v %v", resp.Status, err)
-		} else {
-			resp.Body.Close()
+		if resp := in.readyz(t); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("readyz while NATS is down: %v", resp.Status)
 		}
 	}
 	ns.start(t)
@@ -234,10 +232,8 @@ func TestStreamPurgedWhileInstancesRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, in := range []*instance{a, b} {
-		if resp, err := in.Client().Get(in.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("readyz after a purge: %v %v", resp.Status, err)
-		} else {
-			resp.Body.Close()
+		if resp := in.readyz(t); resp.StatusCode != http.StatusOK {
+			t.Fatalf("readyz after a purge: %v", resp.Status)
 		}
 	}
 	after := []string{b.publish(t, "t", "3"), a.publish(t, "t", "4")}
@@ -530,24 +526,17 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 			t.Fatal("1000 events of 1 KB stored in 64 KiB")
 		}
 		for range 3 {
-			status, answer, header := a.postAnswer(t, "t", body)
-			if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(answer, "the event store is full") {
-				t.Fatalf("publish with the server's storage full: %d %s, Retry-After %q; want 503 saying the store is full", status, answer, header.Get("Retry-After"))
-			}
+			a.wantStoreFullAnswer(t, "with the server's storage full", body)
 		}
 		// The broker's error names the cause, for the refusal log.
-		if _, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: body}); !errors.Is(err, stream.ErrStoreFull) || !strings.Contains(err.Error(), "insufficient resources") {
-			t.Fatalf("publish with the server's storage full: %v, want stream.ErrStoreFull with JetStream's insufficient resources", err)
-		}
+		a.wantStoreFullError(t, "with the server's storage full", body, "insufficient resources")
 		// The first 503, which ended the loop above, and the 3 since.
 		if metrics := a.metrics(t); !strings.Contains(metrics, "\n"+`ssehub_requests_refused_total{reason="store_full"} 4`+"\n") ||
 			!strings.Contains(metrics, "\n"+`ssehub_requests_refused_total{reason="store_unreachable"} 0`+"\n") {
 			t.Fatalf("/metrics after 4 publishes refused for the storage full:\n%s", metricLines(metrics, "ssehub_requests_refused_total{"))
 		}
-		if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("readyz with the server's storage full: %v %v, want 200 as README says", resp.Status, err)
-		} else {
-			resp.Body.Close()
+		if resp := a.readyz(t); resp.StatusCode != http.StatusOK {
+			t.Fatalf("readyz with the server's storage full: %v, want 200 as README says", resp.Status)
 		}
 		info, err := a.broker.cur.Load().stream.Info(t.Context())
 		if err != nil {
@@ -571,13 +560,8 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 				break
 			}
 		}
-		status, answer, header := a.postAnswer(t, "t", body)
-		if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(answer, "the event store is full") {
-			t.Fatalf("publish with the account's storage full: %d %s, Retry-After %q; want 503 saying the store is full", status, answer, header.Get("Retry-After"))
-		}
-		if _, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: body}); !errors.Is(err, stream.ErrStoreFull) || !strings.Contains(err.Error(), "resource limits exceeded for account") {
-			t.Fatalf("publish with the account's storage full: %v, want stream.ErrStoreFull with JetStream's resource limits exceeded for account", err)
-		}
+		a.wantStoreFullAnswer(t, "with the account's storage full", body)
+		a.wantStoreFullError(t, "with the account's storage full", body, "resource limits exceeded for account")
 	})
 	t.Run("history_max_bytes below it", func(t *testing.T) {
 		ns := startNATSWith(t, &natsServer{maxStore: 64 << 10})
@@ -591,6 +575,27 @@ func TestServerStorageFullBeforeTheStreamsLimits(t *testing.T) {
 			}
 		}
 	})
+}
+
+// wantStoreFullAnswer posts body to topic t and fails the test unless it
+// is answered 503 with Retry-After, saying the event store is full, as a
+// publish what.
+func (in *instance) wantStoreFullAnswer(t *testing.T, what, body string) {
+	t.Helper()
+	status, answer, header := in.postAnswer(t, "t", body)
+	if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(answer, "the event store is full") {
+		t.Fatalf("publish %s: %d %s, Retry-After %q; want 503 saying the store is full", what, status, answer, header.Get("Retry-After"))
+	}
+}
+
+// wantStoreFullError publishes data to topic t through the broker and
+// fails the test unless the error, as a publish what, is
+// stream.ErrStoreFull naming JetStream's cause.
+func (in *instance) wantStoreFullError(t *testing.T, what, data, cause string) {
+	t.Helper()
+	if _, _, err := in.broker.Publish(stream.Publication{Topic: "t", Data: data}); !errors.Is(err, stream.ErrStoreFull) || !strings.Contains(err.Error(), cause) {
+		t.Fatalf("publish %s: %v, want stream.ErrStoreFull with JetStream's %s", what, err, cause)
+	}
 }
 
 // A stream edited while the instances run to refuse new events once full
@@ -615,13 +620,8 @@ func TestStreamEditedToDiscardNewAnswersFull(t *testing.T) {
 	for i := range 3 {
 		a.publish(t, "t", strconv.Itoa(i))
 	}
-	status, answer, header := a.postAnswer(t, "t", `{"data": "past the limit"}`)
-	if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(answer, "the event store is full") {
-		t.Fatalf("publish into the full stream: %d %s, Retry-After %q; want 503 saying the store is full", status, answer, header.Get("Retry-After"))
-	}
-	if _, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: "past the limit"}); !errors.Is(err, stream.ErrStoreFull) || !strings.Contains(err.Error(), "maximum messages exceeded") {
-		t.Fatalf("publish into the full stream: %v, want stream.ErrStoreFull with JetStream's maximum messages exceeded", err)
-	}
+	a.wantStoreFullAnswer(t, "into the full stream", `{"data": "past the limit"}`)
+	a.wantStoreFullError(t, "into the full stream", "past the limit", "maximum messages exceeded")
 }
 
 // A NATS server that comes back without JetStream (restarted without
@@ -647,10 +647,8 @@ func TestNATSBackWithoutJetStream(t *testing.T) {
 	if err := a.broker.Ready(); !errors.Is(err, stream.ErrUnavailable) || errors.Is(err, ErrStreamDeleted) || !strings.Contains(err.Error(), "no JetStream answered") {
 		t.Fatalf("Ready without JetStream: %v, want stream.ErrUnavailable saying no JetStream answered, not ErrStreamDeleted", err)
 	}
-	if resp, err := a.Client().Get(a.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("readyz without JetStream: %v %v, want 503", resp.Status, err)
-	} else {
-		resp.Body.Close()
+	if resp := a.readyz(t); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz without JetStream: %v, want 503", resp.Status)
 	}
 	ns.stop()
 	ns.noJetStream = false

@@ -20,11 +20,7 @@ import (
 // together, in the order they were queued.
 func TestPublisherSendsWhatIsQueuedInOrder(t *testing.T) {
 	ns := startNATS(t)
-	b, err := Open(t.Context(), testBrokerOptions(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBroker(t, testBrokerOptions(ns))
 	p := &publisher{js: b.js, queue: make(chan *publishing, 5)} // no run
 	var pubs []*publishing
 	for range cap(p.queue) {
@@ -60,11 +56,7 @@ func TestPublisherStopEndsWaitingPublishes(t *testing.T) {
 	t.Run("batched", func(t *testing.T) {
 		stop := make(chan struct{})
 		p := &publisher{queue: make(chan *publishing), stop: stop} // no run: nothing is taken
-		got := make(chan error, 1)
-		go func() {
-			_, err := p.publish(context.Background(), &nats.Msg{Subject: "ssehub.a"})
-			got <- err
-		}()
+		got := publishInBackground(context.Background(), p, &nats.Msg{Subject: "ssehub.a"})
 		close(stop)
 		if err := <-got; !errors.Is(err, stream.ErrClosed) {
 			t.Fatalf("publish after stop: %v, want stream.ErrClosed", err)
@@ -72,22 +64,14 @@ func TestPublisherStopEndsWaitingPublishes(t *testing.T) {
 	})
 	t.Run("unbatched", func(t *testing.T) {
 		ns := startNATS(t)
-		b, err := Open(t.Context(), testBrokerOptions(ns))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
+		b := openBroker(t, testBrokerOptions(ns))
 		stop := make(chan struct{})
 		p := newPublisher(b.js, stop, false)
 		close(stop)
 		if _, err := p.publish(context.Background(), &nats.Msg{Subject: b.subject("a"), Data: []byte("x")}); !errors.Is(err, stream.ErrClosed) {
 			t.Fatalf("publish after stop: %v, want stream.ErrClosed", err)
 		}
-		info, err := b.cur.Load().stream.Info(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := info.State.Msgs; n != 0 {
+		if n := storedEvents(t, b); n != 0 {
 			t.Fatalf("the stream holds %d events after a publish that answered stream.ErrClosed", n)
 		}
 	})
@@ -119,11 +103,7 @@ func TestPublisherAnswersAlikeInBothModes(t *testing.T) {
 		}
 		<-received
 
-		got := make(chan error, 1)
-		go func() {
-			_, err := b.pub.publish(t.Context(), &nats.Msg{Subject: "silent.a"})
-			got <- err
-		}()
+		got := publishInBackground(t.Context(), b.pub, &nats.Msg{Subject: "silent.a"})
 		<-received // in flight
 		b.Close()
 		if err := <-got; !errors.Is(err, stream.ErrClosed) {
@@ -192,33 +172,17 @@ func publisherGoroutines() map[string]bool {
 // an Idempotency-Key would store the event twice.
 func TestPublisherDropsAQueuedPublishItsCallerGaveUp(t *testing.T) {
 	ns := startNATS(t)
-	b, err := Open(t.Context(), testBrokerOptions(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBroker(t, testBrokerOptions(ns))
 	p := &publisher{js: b.js, queue: make(chan *publishing, 1), stop: b.closed} // no run: it stays queued
 	ctx, cancel := context.WithCancel(t.Context())
-	got := make(chan error, 1)
-	go func() {
-		_, err := p.publish(ctx, &nats.Msg{Subject: b.subject("a"), Data: []byte("x")})
-		got <- err
-	}()
+	got := publishInBackground(ctx, p, &nats.Msg{Subject: b.subject("a"), Data: []byte("x")})
 	waitFor(t, "the publish queued", func() bool { return len(p.queue) == 1 })
 	cancel()
 	if err := <-got; !errors.Is(err, context.Canceled) {
 		t.Fatalf("publish given up while queued: %v, want context.Canceled", err)
 	}
 	p.sendQueued()
-	// A publish after it, acknowledged, was handled after it by the server.
-	if _, err := b.js.Publish(t.Context(), b.subject("a"), []byte("y")); err != nil {
-		t.Fatal(err)
-	}
-	info, err := b.cur.Load().stream.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := info.State.Msgs; n != 1 {
+	if n := storedWithOneMore(t, b); n != 1 {
 		t.Fatalf("the stream holds %d events, want 1: the publish given up was stored", n)
 	}
 }
@@ -231,11 +195,7 @@ func TestPublisherCallerGivingUpTooLateGetsTheOutcome(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &publisher{queue: make(chan *publishing, 1), stop: make(chan struct{})} // no run: the test sends
 		ctx, cancel := context.WithCancel(t.Context())
-		got := make(chan error, 1)
-		go func() {
-			_, err := p.publish(ctx, &nats.Msg{Subject: "a", Data: []byte("x")})
-			got <- err
-		}()
+		got := publishInBackground(ctx, p, &nats.Msg{Subject: "a", Data: []byte("x")})
 		synctest.Wait()
 		pub := <-p.queue
 		if !pub.take() { // as send does, first
@@ -264,18 +224,10 @@ func TestPublisherCallerGivingUpTooLateGetsTheOutcome(t *testing.T) {
 // client's retry without an Idempotency-Key would store it twice.
 func TestPublisherDropsAQueuedPublishAnsweredClosed(t *testing.T) {
 	ns := startNATS(t)
-	b, err := Open(t.Context(), testBrokerOptions(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBroker(t, testBrokerOptions(ns))
 	stop := make(chan struct{})
 	p := &publisher{js: b.js, queue: make(chan *publishing, 1), stop: stop} // no run: the test sends
-	got := make(chan error, 1)
-	go func() {
-		_, err := p.publish(t.Context(), &nats.Msg{Subject: b.subject("a"), Data: []byte("x")})
-		got <- err
-	}()
+	got := publishInBackground(t.Context(), p, &nats.Msg{Subject: b.subject("a"), Data: []byte("x")})
 	waitFor(t, "the publish queued", func() bool { return len(p.queue) == 1 })
 	close(stop)
 	if err := <-got; !errors.Is(err, stream.ErrClosed) {
@@ -291,15 +243,7 @@ func TestPublisherDropsAQueuedPublishAnsweredClosed(t *testing.T) {
 	if !late.take() {
 		t.Fatal("a publish queued after stop was taken to be sent")
 	}
-	// A publish after it, acknowledged, was handled after it by the server.
-	if _, err := b.js.Publish(t.Context(), b.subject("a"), []byte("y")); err != nil {
-		t.Fatal(err)
-	}
-	info, err := b.cur.Load().stream.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := info.State.Msgs; n != 1 {
+	if n := storedWithOneMore(t, b); n != 1 {
 		t.Fatalf("the stream holds %d events, want 1: the publish answered stream.ErrClosed was stored", n)
 	}
 }
@@ -316,11 +260,7 @@ func TestPublishesPastTheClientsPendingCapAnswerBusy(t *testing.T) {
 	// Time for 4000 to be sent on a loaded machine before the first is
 	// forgotten, which frees its place.
 	opts.PublishTimeout = 5 * time.Second
-	b, err := Open(t.Context(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBroker(t, opts)
 	p.swallowRequests(DefaultSubjectPrefix + ".")
 	const n = 4200
 	errs := make([]error, n)
@@ -348,4 +288,36 @@ func TestPublishesPastTheClientsPendingCapAnswerBusy(t *testing.T) {
 	}
 	t.Logf("%d of %d refused by the client's cap", stalled, n)
 	waitFor(t, "no publish pending", func() bool { return b.js.PublishAsyncPending() == 0 })
+}
+
+// storedEvents is how many events b's stream holds.
+func storedEvents(t *testing.T, b *Broker) uint64 {
+	t.Helper()
+	info, err := b.cur.Load().stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// storedWithOneMore publishes one event to topic a straight to JetStream
+// and returns how many events b's stream holds once it is acknowledged:
+// the server handled what was sent before it first.
+func storedWithOneMore(t *testing.T, b *Broker) uint64 {
+	t.Helper()
+	if _, err := b.js.Publish(t.Context(), b.subject("a"), []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	return storedEvents(t, b)
+}
+
+// publishInBackground publishes msg through p with ctx on a goroutine of
+// its own, and returns where its error is sent.
+func publishInBackground(ctx context.Context, p *publisher, msg *nats.Msg) <-chan error {
+	got := make(chan error, 1)
+	go func() {
+		_, err := p.publish(ctx, msg)
+		got <- err
+	}()
+	return got
 }
