@@ -36,8 +36,8 @@ type MemoryOptions struct {
 	// queue; a subscription whose queue is full when an event arrives is
 	// dropped, unless its replay is still being handed out and the
 	// history still holds its rest (the replay then reads on to that
-	// event: see Subscribe). The queue grows to it
-	// only while the subscriber is behind.
+	// event: see Subscribe). The queue grows to it only while the
+	// subscriber is behind.
 	SubscriberBuffer int
 	// MaxSubscribers caps the open subscriptions.
 	MaxSubscribers int
@@ -279,8 +279,9 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 // history evicts the rest of its replay is dropped (see
 // Subscription.Replay). Live events that overflow the queue before the
 // replay is handed out move its end on to the newest of them, the queue
-// let go of: the replay reads them from the history too. If it cannot resume (not a number, older than the
-// history, newer than the newest event), Reset says why and the queue
+// let go of: the replay reads them from the history too. If it cannot
+// resume (not a number, older than the history, newer than the newest
+// event), Reset says why and the queue
 // carries live events only. An id from before a restart (below FirstID)
 // has a Reset too, and then a replay of every retained event: all of them
 // are after it. That replay starts at the oldest event retained when

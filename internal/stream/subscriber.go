@@ -31,27 +31,30 @@ type memorySubscription struct {
 	slots    []slot     // one per pattern: the group holding this subscription
 	lastSent uint64     // id of the last message queued, so one topic is sent once
 	mark     uint64     // scratch for Topics, to count a subscription once
-	closed   bool       // ended; ready is closed
-	// kept marks a subscription that ended with ErrResumeOvertaken and
-	// still counts among MaxSubscribers: until Close, or until the
-	// subscription that replaces it (Resubscribe) takes its place over.
-	kept bool
-	err  error // why it ended
+	err      error      // why it ended
 	// The rest of the replay is the retained ids [replayNext, replayEnd)
 	// whose messages match: a position in the history, not a copy of it,
 	// so what the history evicts is freed even while a slow subscriber
 	// is still being sent its replay. Equal once the replay is done.
 	replayNext, replayEnd uint64
-	handedOut             bool // Replay has handed out an event
 	// queuedFrom is the first id of the queue, the replay's first end:
 	// the replay's events from it on were counted as delivered when they
 	// were queued, before the queue was let go of (send).
 	queuedFrom uint64
-	// spill makes a full queue let go of what it holds rather than end
-	// the subscription; spilled is the id of the newest event let go of
-	// so (Memory.Spill).
-	spill   bool
+	// spilled is the id of the newest event let go of while spill is
+	// set (Memory.Spill).
 	spilled uint64
+
+	// The flags, together: apart, each would take a word of its own.
+	closed bool // ended; ready is closed
+	// kept marks a subscription that ended with ErrResumeOvertaken and
+	// still counts among MaxSubscribers: until Close, or until the
+	// subscription that replaces it (Resubscribe) takes its place over.
+	kept      bool
+	handedOut bool // Replay has handed out an event
+	// spill makes a full queue let go of what it holds rather than end
+	// the subscription (Memory.Spill).
+	spill bool
 	// whole marks the replay of every retained event, of a resume from
 	// before a restart: its start is the oldest retained event when
 	// Replay reads it, not a fixed id.
