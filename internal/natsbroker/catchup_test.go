@@ -1,6 +1,7 @@
 package natsbroker
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -250,4 +251,128 @@ func TestResumesOutrunByLiveEventsCountEachEventOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A deep resume whose replay reads on from the stream past its first end
+// (its queue spilling on a busy topic) but whose client reads more slowly
+// than the topic is published to never catches up. It does not read
+// pages for ever, holding a page and taking the instance's read slots:
+// once the stream has let go of its next page it ends as a slow
+// subscriber, counted as dropped, and gives back its slots and consumers.
+func TestSlowSpillingResumeIsDroppedOnceTheStreamLetsGo(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 600
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"a", 40}, 300))
+	opts.cold = true
+	opts.SubscriberBuffer = 8
+	b := openBroker(t, opts) // its local history starts after them
+	s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(all[0].ID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dropped := b.Stats().Dropped
+	publish := func(n int) {
+		live := store(t, ns, a, repeat(event{"a", 40}, n))
+		if t.Failed() {
+			t.FailNow()
+		}
+		last, _ := b.cur.Load().ids.seq(live[len(live)-1].ID)
+		waitFor(t, "the live events to reach b", func() bool { return b.cur.Load().seen.last() >= last })
+	}
+	got, _ := s.Replay(nil, 1)
+	publish(3 * opts.SubscriberBuffer) // spilled before the replay's first end
+	// The rest of the replay's first end, at once.
+	got, done := s.Replay(got, frameBytes(all[1:])-frameBytes(got))
+	if done || !slices.EqualFunc(got, all[1:], sameEvent) {
+		t.Fatalf("Replay: %d events, done %v; want the %d of the first end, and more to read", len(got), done, len(all)-1)
+	}
+	steps := 0
+	for ; !done; steps++ {
+		if steps > 200 {
+			t.Fatalf("after %d steps %d events handed out and the replay is not done", steps, len(got))
+		}
+		publish(100) // more than the client reads in a step
+		got, done = s.Replay(got, 200)
+	}
+	if err := s.Err(); !errors.Is(err, stream.ErrSlowConsumer) {
+		t.Fatalf("Err = %v after %d steps and %d events, want ErrSlowConsumer", err, steps, len(got))
+	}
+	if d := b.Stats().Dropped - dropped; d != 1 {
+		t.Errorf("Stats().Dropped grew by %d, want 1", d)
+	}
+	ended(t, s)
+	if n, m := len(b.held), len(b.reads); n != 0 || m != 0 {
+		t.Errorf("%d pages held and %d reads under way after the drop, want none", n, m)
+	}
+	waitFor(t, "the pages' consumers to go", func() bool { return consumers(t, ns) == 2 }) // a's and b's own
+	t.Logf("dropped after %d steps, %d events handed out", steps, len(got))
+}
+
+// A deep resume on a topic that gets more than hub.subscriber_buffer
+// events while one page is read spills at every page and never catches
+// up, though its client reads each page at once: it read a page from the
+// stream per queue's worth of events for as long as the topic was busy,
+// a consumer and a read slot each, where a live subscriber reads none, and
+// never went over to the local history that held them all. Once it has
+// read on past its replay's first end by more than the stream holds
+// (HistorySize), it is dropped as a slow subscriber, as it was before
+// its queue spilled; its client resumes from the local history.
+func TestSpillingResumeThatNeverCatchesUpIsDropped(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = 1000
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"a", 40}, 300))
+	opts.cold = true
+	opts.SubscriberBuffer = 8
+	b := openBroker(t, opts) // its local history starts after them
+	s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(all[0].ID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sub := s.(*subscription)
+	dropped := b.Stats().Dropped
+	var got []*stream.Message
+	done, steps := false, 0
+	for ; !done; steps++ {
+		if steps > 200 {
+			t.Fatalf("after %d steps (%d events published) %d events handed out and the replay is not done", steps, len(all), len(got))
+		}
+		// More than the queue holds, while each page is read.
+		live := store(t, ns, a, repeat(event{"a", 40}, 3*opts.SubscriberBuffer))
+		if t.Failed() {
+			t.FailNow()
+		}
+		all = append(all, live...)
+		last, _ := b.cur.Load().ids.seq(live[len(live)-1].ID)
+		waitFor(t, "the live events to reach b", func() bool { return b.cur.Load().seen.last() >= last })
+		// The next page, read now, handed out whole: the client reads
+		// at once.
+		if got, done = s.Replay(got, 1); !done && len(sub.page) > 0 {
+			got, done = s.Replay(got, frameBytes(sub.page))
+		}
+	}
+	if err := s.Err(); !errors.Is(err, stream.ErrSlowConsumer) {
+		t.Fatalf("Err = %v after %d steps, want ErrSlowConsumer", err, steps)
+	}
+	if len(got) == 0 || !slices.EqualFunc(got, all[1:len(got)+1], sameEvent) {
+		t.Fatalf("handed out %d events, not the first of those after the resume's id", len(got))
+	}
+	if d := b.Stats().Dropped - dropped; d != 1 {
+		t.Errorf("Stats().Dropped grew by %d, want 1", d)
+	}
+	ended(t, s)
+	again, err := b.Subscribe([]string{"a"}, got[len(got)-1].IDString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if _, fromStream := again.(*subscription); fromStream || again.Reset() != "" {
+		t.Errorf("the reconnect reads the stream (%v) or is reset (%q), want a resume from the local history", fromStream, again.Reset())
+	}
+	t.Logf("dropped after %d steps, %d events handed out", steps, len(got))
 }

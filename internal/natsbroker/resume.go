@@ -51,7 +51,8 @@ const (
 // would overflow the local one's queue meanwhile (a busy topic) do not
 // drop it: the queue lets go of them (stream.Memory.Spill) and the
 // replay reads on from the stream to the newest of them before it hands
-// over to live (caughtUp). An id from another
+// over to live (caughtUp), or ends as a slow subscriber once that takes
+// it more than HistorySize sequences past its first end. An id from another
 // history, below the stream's first retained event or above its last
 // starts with a Reset; an id of the history before the current one on
 // this instance (its stream was deleted) resumes from the current
@@ -439,6 +440,9 @@ type subscription struct {
 	// rather than be dropped (stream.Memory.Spill): until the replay has
 	// read past the newest event it let go of (caughtUp).
 	spilling bool
+	// firstEnd is the replay's end before caughtUp first moved it; zero
+	// until then. caughtUp moves it no more than HistorySize past.
+	firstEnd uint64
 
 	mu     sync.Mutex
 	closed bool  // Close was called, or Replay ended it
@@ -500,7 +504,10 @@ func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stre
 // (its queue full: stream.Memory.Spill), and then hands over to live: a
 // full queue from then on drops the subscription. If it does not, it
 // moves end past the newest let go of, so that the replay reads on to
-// it from the stream, and Take drops what is queued up to it.
+// it from the stream, and Take drops what is queued up to it; past
+// HistorySize sequences beyond the replay's first end, it ends the
+// subscription with stream.ErrSlowConsumer instead (counted as dropped)
+// and reports true, the replay done.
 func (s *subscription) caughtUp() bool {
 	if !s.spilling {
 		return true
@@ -511,6 +518,20 @@ func (s *subscription) caughtUp() bool {
 		return true
 	}
 	seq, _ := s.h.ids.seq(spilled)
+	if s.firstEnd == 0 {
+		s.firstEnd = s.end
+	}
+	if seq+1-s.firstEnd > uint64(s.b.opts.HistorySize) {
+		// It has read on past its first end by more than the stream
+		// holds and still not caught up: its topics get more than its
+		// queue holds while a page is read, and it would read a page
+		// per queue's worth for as long as they do. Dropped as slow,
+		// as without Spill; its client resumes from where it got to.
+		s.b.overtaken.Add(1)
+		s.endWith(stream.ErrSlowConsumer)
+		s.abandon()
+		return true
+	}
 	s.end, s.after = seq+1, max(s.after, spilled)
 	return false
 }
