@@ -485,7 +485,10 @@ func TestHubSlowSubscriberHoldsAtMostItsBuffer(t *testing.T) {
 		}
 		readThrough(t, conn, stepEnd) // the first event's write ends
 		// The stream takes the next write's events from the queue and
-		// blocks writing them: the queue holds the rest.
+		// blocks writing them: the queue holds the rest. (Waited for: the
+		// stream goes on as the read ends, and a publish before it took
+		// them found the queue full.)
+		synctest.Wait()
 		more := 0
 		for broker.Stats().Dropped == 0 {
 			if more++; more > 2*buffer {
