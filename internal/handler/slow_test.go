@@ -503,3 +503,68 @@ func TestHubSlowSubscriberHoldsAtMostItsBuffer(t *testing.T) {
 		}
 	})
 }
+
+// A subscriber dropped while its stream writes a piece of its backlog
+// is sent at most one more piece: the stream stops at the step after, as
+// it does with a backlog it holds, rather than take the rest of the
+// queue piece by piece for as long as the client reads (up to
+// hub.subscriber_buffer events, while it no longer counts among
+// hub.max_subscribers).
+func TestHubDroppedSubscriberIsSentNoMorePieces(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
+	onlyIn(t, false)
+	synctest.Test(t, func(t *testing.T) {
+		const buffer = 8
+		opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: buffer})
+		opts.Stream.WriteTimeout = time.Hour
+		h := New(opts)
+		defer h.Close()
+		ln := newPipeListener()
+		srv := &http.Server{Handler: h}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		conn, err := ln.dial(t.Context(), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		const stepEnd = "\n\n\r\n"
+		readThrough(t, conn, stepEnd)      // the position
+		data := strings.Repeat("x", 40000) // two make a piece of 64 KiB or more
+		for range 1 + buffer {
+			if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		// Event 1 is written; 2 and 3 are taken and their write blocks.
+		readThrough(t, conn, stepEnd)
+		synctest.Wait()
+		for broker.Stats().Dropped == 0 {
+			if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		// Events 4 to 11 wait in the dropped subscriber's queue: four
+		// pieces.
+		// The response ends (its last chunk) after what the stream sent.
+		var rest string
+		for buf := make([]byte, 32<<10); !strings.HasSuffix(rest, "\r\n0\r\n\r\n"); {
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("after %d bytes: %v", len(rest), err)
+			}
+			rest += string(buf[:n])
+		}
+		// The piece being written, and the one the stream's next step
+		// took at most (the queue's first piece after the end, as with a
+		// stream that had nothing left to send when it was dropped).
+		if ids := strings.Count(rest, "id: "); ids > 4 {
+			t.Errorf("after the drop the stream sent %d events, want the piece being written and one more at most (4)", ids)
+		}
+	})
+}
