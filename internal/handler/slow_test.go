@@ -568,3 +568,35 @@ func TestHubDroppedSubscriberIsSentNoMorePieces(t *testing.T) {
 		}
 	})
 }
+
+// A live backlog still being sent ends at its next step when the handler
+// closes, as a replay does (TestAReplayInProgressEndsAtItsNextStep): the
+// stream takes its queue a piece at a time, and went on taking the
+// pieces of an ended subscription's queue until the client had read them
+// all, which shutdown waited for. Over a real socket, in either
+// transport.
+func TestALiveBacklogEndsAtItsNextStepOnClose(t *testing.T) {
+	const events, size = 400, 60000
+	opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: events, HistorySize: 1000, HistoryMaxBytes: 32 << 20})
+	ts := newTestServer(t, opts)
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("answer %v, %v; want a stream", resp, err)
+	}
+	// 24 MB queued: far more than the socket buffers hold, so the stream
+	// is blocked in a piece when the handler closes.
+	publishN(t, broker, "a", strings.Repeat("x", size), events)
+	ts.h.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		t.Fatalf("after %d bytes: %v, want the stream to end", n, err)
+	}
+	if backlog := int64(events) * size; n > backlog/2 {
+		t.Errorf("read %d bytes of a %d-byte backlog after the close: it went on", n, backlog)
+	}
+	ts.waitReturned(t, "/api/v1/events")
+}
