@@ -485,7 +485,10 @@ func TestHubSlowSubscriberHoldsAtMostItsBuffer(t *testing.T) {
 		}
 		readThrough(t, conn, stepEnd) // the first event's write ends
 		// The stream takes the next write's events from the queue and
-		// blocks writing them: the queue holds the rest.
+		// blocks writing them: the queue holds the rest. (Waited for: the
+		// stream goes on as the read ends, and a publish before it took
+		// them found the queue full.)
+		synctest.Wait()
 		more := 0
 		for broker.Stats().Dropped == 0 {
 			if more++; more > 2*buffer {
@@ -499,4 +502,101 @@ func TestHubSlowSubscriberHoldsAtMostItsBuffer(t *testing.T) {
 			t.Errorf("the subscriber was dropped at the %dth event published behind its write, want the 3rd: more than %d events waited for it beside the write", more, buffer)
 		}
 	})
+}
+
+// A subscriber dropped while its stream writes a piece of its backlog
+// is sent at most one more piece: the stream stops at the step after, as
+// it does with a backlog it holds, rather than take the rest of the
+// queue piece by piece for as long as the client reads (up to
+// hub.subscriber_buffer events, while it no longer counts among
+// hub.max_subscribers).
+func TestHubDroppedSubscriberIsSentNoMorePieces(t *testing.T) {
+	skipOnNATS(t, synctestWhy)
+	onlyIn(t, false)
+	synctest.Test(t, func(t *testing.T) {
+		const buffer = 8
+		opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: buffer})
+		opts.Stream.WriteTimeout = time.Hour
+		h := New(opts)
+		defer h.Close()
+		ln := newPipeListener()
+		srv := &http.Server{Handler: h}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		conn, err := ln.dial(t.Context(), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		const stepEnd = "\n\n\r\n"
+		readThrough(t, conn, stepEnd)      // the position
+		data := strings.Repeat("x", 40000) // two make a piece of 64 KiB or more
+		for range 1 + buffer {
+			if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		// Event 1 is written; 2 and 3 are taken and their write blocks.
+		readThrough(t, conn, stepEnd)
+		synctest.Wait()
+		for broker.Stats().Dropped == 0 {
+			if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		// Events 4 to 11 wait in the dropped subscriber's queue: four
+		// pieces.
+		// The response ends (its last chunk) after what the stream sent.
+		var rest string
+		for buf := make([]byte, 32<<10); !strings.HasSuffix(rest, "\r\n0\r\n\r\n"); {
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("after %d bytes: %v", len(rest), err)
+			}
+			rest += string(buf[:n])
+		}
+		// The piece being written, and the one the stream's next step
+		// took at most (the queue's first piece after the end, as with a
+		// stream that had nothing left to send when it was dropped).
+		if ids := strings.Count(rest, "id: "); ids > 4 {
+			t.Errorf("after the drop the stream sent %d events, want the piece being written and one more at most (4)", ids)
+		}
+	})
+}
+
+// A live backlog still being sent ends at its next step when the handler
+// closes, as a replay does (TestAReplayInProgressEndsAtItsNextStep): the
+// stream takes its queue a piece at a time, and went on taking the
+// pieces of an ended subscription's queue until the client had read them
+// all, which shutdown waited for. Over a real socket, in either
+// transport.
+func TestALiveBacklogEndsAtItsNextStepOnClose(t *testing.T) {
+	const events, size = 400, 60000
+	opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: events, HistorySize: 1000, HistoryMaxBytes: 32 << 20})
+	ts := newTestServer(t, opts)
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("answer %v, %v; want a stream", resp, err)
+	}
+	// 24 MB queued: far more than the socket buffers hold, so the stream
+	// is blocked in a piece when the handler closes.
+	publishN(t, broker, "a", strings.Repeat("x", size), events)
+	ts.h.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		t.Fatalf("after %d bytes: %v, want the stream to end", n, err)
+	}
+	if backlog := int64(events) * size; n > backlog/2 {
+		t.Errorf("read %d bytes of a %d-byte backlog after the close: it went on", n, backlog)
+	}
+	ts.waitReturned(t, "/api/v1/events")
 }

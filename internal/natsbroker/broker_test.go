@@ -677,3 +677,34 @@ func TestCloseDeletesTheConsumer(t *testing.T) {
 		t.Fatalf("%d consumers after 3 instances closed, want 1, the open instance's", n)
 	}
 }
+
+// Take in pieces drops the live events the replay holds piece by piece:
+// a piece of them only is handed out empty, the subscription open, and
+// the first later one ends the dropping, with none lost or repeated.
+func TestTakeInPiecesDropsWhatTheReplayHolds(t *testing.T) {
+	mem := stream.NewMemory(stream.MemoryOptions{FirstID: 10})
+	defer mem.Close()
+	live, err := mem.Subscribe([]string{"a"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &subscription{Subscription: live, client: t.Context(), after: 13}
+	for id := uint64(11); id <= 15; id++ {
+		if _, err := mem.Deliver(id, "a", "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []uint64
+	for range 5 {
+		got, open := s.Take(nil, 1) // one event a piece
+		if !open {
+			t.Fatal("ended")
+		}
+		for _, m := range got {
+			ids = append(ids, m.ID)
+		}
+	}
+	if !slices.Equal(ids, []uint64{14, 15}) || s.after != 0 {
+		t.Fatalf("took %v (after %d), want [14 15]", ids, s.after)
+	}
+}

@@ -3,8 +3,10 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -477,4 +479,44 @@ func TestTakeUpToBytes(t *testing.T) {
 	if got, open = s.Take(nil, 0); len(got) != 0 || open {
 		t.Fatalf("after the drop, with nothing left: Take %v, open %v; want none, ended", ids(got), open)
 	}
+}
+
+// A subscriber that takes its queue in pieces, waiting on Ready only
+// when its last piece is written, is never left waiting with events
+// queued: while publishers queue concurrently, it takes every event, in
+// order, each once, whatever the bound of each Take. In a synctest
+// bubble a lost wake-up is no hang but a failure: every goroutine
+// blocked, the subscriber on Ready.
+func TestTakeInPiecesLosesNoWakeUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const publishers, each = 4, 500
+		b := newTestMemory(t, MemoryOptions{SubscriberBuffer: publishers * each, HistorySize: 16})
+		s := mustSubscribe(t, b, "", "t.>")
+		var wg sync.WaitGroup
+		for p := range publishers {
+			wg.Go(func() {
+				for i := range each {
+					mustPublish(t, b, fmt.Sprintf("t.%d", p), "", strings.Repeat("x", i%7))
+				}
+			})
+		}
+		var got []*Message
+		for round := 0; len(got) < publishers*each; round++ {
+			<-s.Ready()
+			var open bool
+			// From one frame's bytes (one event a Take) to several.
+			if got, open = s.Take(got, 1+round%3*40); !open {
+				t.Fatalf("ended after %d events: %v", len(got), s.Err())
+			}
+		}
+		wg.Wait()
+		for i, m := range got {
+			if m.ID != got[0].ID+uint64(i) {
+				t.Fatalf("event %d has id %d, want %d: out of order or lost", i, m.ID, got[0].ID+uint64(i))
+			}
+		}
+		if msgs, _ := s.Take(nil, 0); len(msgs) != 0 {
+			t.Errorf("%d events left queued", len(msgs))
+		}
+	})
 }

@@ -292,3 +292,73 @@ func TestWildIndexRandomChurn(t *testing.T) {
 		t.Errorf("every pattern removed, the index still holds %+v", x.root)
 	}
 }
+
+// checkMinimal fails t unless every node below n is keyed by its label's
+// first segment and stands where a pattern ends or patterns part.
+func (n *wildNode) checkMinimal(t *testing.T) {
+	t.Helper()
+	for k, c := range n.next {
+		if c.label == "" || firstSegment(c.label) != k {
+			t.Fatalf("label %q under key %q", c.label, k)
+		}
+		if c.end == nil && c.tail == nil && len(c.next) < 2 {
+			t.Fatalf("node %q: no pattern ends there and %d below, want it joined to the one below", c.label, len(c.next))
+		}
+		c.checkMinimal(t)
+	}
+}
+
+// TestWildIndexSegmentsOfSeveralBytes churns patterns whose segments are
+// prefixes of one another (a, ab, abc), which single-letter segments do
+// not try: an edge is split and joined at whole segments only, a topic
+// segment that only starts like a literal does not match it, and the
+// tree stays minimal after every change.
+func TestWildIndexSegmentsOfSeveralBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	segments := func(n int, from []string) string {
+		segs := make([]string, n)
+		for i := range segs {
+			segs[i] = from[rng.IntN(len(from))]
+		}
+		return strings.Join(segs, ".")
+	}
+	var x wildIndex
+	indexed := make(map[string]*group)
+	for step := range 3000 {
+		p := ">"
+		if rng.IntN(10) > 0 {
+			p = segments(1+rng.IntN(5), []string{"a", "ab", "abc", "b", "ba", "*"})
+			if rng.IntN(3) == 0 {
+				p += ".>"
+			}
+		}
+		if g, ok := indexed[p]; ok {
+			x.remove(g)
+			delete(indexed, p)
+		} else {
+			indexed[p] = &group{pattern: p}
+			x.add(indexed[p])
+		}
+		x.root.checkMinimal(t)
+		for range 8 {
+			topic := segments(1+rng.IntN(6), []string{"a", "ab", "abc", "abcd", "b", "ba", "bb"})
+			var want []string
+			for q := range indexed {
+				if Match(q, topic) {
+					want = append(want, q)
+				}
+			}
+			slices.Sort(want)
+			if got := matchedPatterns(&x, topic); !slices.Equal(got, want) {
+				t.Fatalf("step %d: %s matches %v, want %v", step, topic, got, want)
+			}
+		}
+	}
+	for _, g := range indexed {
+		x.remove(g)
+		x.root.checkMinimal(t)
+	}
+	if !x.root.empty() {
+		t.Errorf("every pattern removed, the index still holds %+v", x.root)
+	}
+}
