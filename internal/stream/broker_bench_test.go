@@ -303,3 +303,26 @@ func BenchmarkPublishDuringTopics(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(longest)/float64(time.Millisecond), "max-wait-ms")
 }
+
+// BenchmarkTakeInPieces empties a queue of 100,000 small events a piece
+// of 64 KiB at a time, as a stream takes it: what the pieces cost
+// together, the queue's rest not moved at each.
+func BenchmarkTakeInPieces(b *testing.B) {
+	const queued = 100_000
+	broker := newTestMemory(b, MemoryOptions{HistorySize: 1, SubscriberBuffer: queued})
+	for b.Loop() {
+		b.StopTimer()
+		s := mustSubscribe(b, broker, "", "t")
+		for range queued {
+			mustPublish(b, broker, "t", "", "x")
+		}
+		b.StartTimer()
+		var got []*Message
+		for n := 0; n < queued; n += len(got) {
+			got, _ = s.Take(got[:0], 64<<10)
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+}

@@ -106,10 +106,13 @@ func (s *memorySubscription) Take(dst []*Message, maxBytes int) (msgs []*Message
 		return dst, !s.closed
 	}
 	if n := takeCount(s.queue, maxBytes); n < len(s.queue) {
+		// The rest stays where it is: moved down, it would be copied
+		// again at each piece, under the lock Publish needs. Push's
+		// append moves it into an array of its own once this one is
+		// used up.
 		dst = append(dst, s.queue[:n]...)
-		left := copy(s.queue, s.queue[n:])
-		clear(s.queue[left:])
-		s.queue = s.queue[:left]
+		clear(s.queue[:n])
+		s.queue = s.queue[n:]
 		if !s.closed {
 			select {
 			case s.ready <- struct{}{}:
