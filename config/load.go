@@ -388,6 +388,12 @@ func yamlProblem(data []byte, err error) string {
 		// which were all "line 1".
 		n = problemLine(data, n, msg)
 	}
+	if m := tagMismatchProblem.FindStringSubmatch(msg); m != nil {
+		// The library quotes the value, which may be a token or a
+		// secret (hmac_secret: !!int SECRET), and names no line.
+		n = taggedLine(data, m[3], m[2], n)
+		msg = fmt.Sprintf("a value tagged %s that YAML does not read as one: drop the tag, or quote the value if it is text (value not shown, as it may be a token or a secret)", m[3])
+	}
 	if unknownAnchorProblem.MatchString(msg) {
 		// The name is what follows the *: a token or a secret written
 		// unquoted with a * first was quoted in the log.
@@ -472,6 +478,29 @@ var duplicateKey = regexp.MustCompile(`^line (\d+): mapping (key ".*") already d
 // unknownAnchorProblem matches the YAML library's problem for an alias to an
 // anchor the file does not define, which names the alias.
 var unknownAnchorProblem = regexp.MustCompile(`^unknown anchor '.*' referenced$`)
+
+// tagMismatchProblem matches the YAML library's problem for a value tagged
+// with a type it is not written as (!!int over text), which quotes the
+// value.
+var tagMismatchProblem = regexp.MustCompile("^cannot decode (!![^ ]+) `(?s:(.*))` as a (!![^ ]+)$")
+
+// taggedLine returns the line of the YAML file data at which a scalar
+// tagged tag holds value, or n if there is none.
+func taggedLine(data []byte, tag, value string, n int) int {
+	var doc yaml.Node
+	_ = yaml.Unmarshal(data, &doc) // a node tree is built without resolving tags
+	line := n
+	var walk func(*yaml.Node) bool
+	walk = func(node *yaml.Node) bool {
+		if node.Kind == yaml.ScalarNode && node.Tag == tag && node.Value == value {
+			line = node.Line
+			return true
+		}
+		return slices.ContainsFunc(node.Content, walk)
+	}
+	walk(&doc)
+	return line
+}
 
 // errorLine matches the line a YAML error names, at its start.
 var errorLine = regexp.MustCompile(`^line (\d+): `)

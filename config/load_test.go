@@ -662,6 +662,22 @@ func TestLoadUnknownAnchorHidesASecret(t *testing.T) {
 	}
 }
 
+// TestLoadTagThatDoesNotFitHidesASecret checks that a value tagged with
+// a YAML type it is not written as (!!int over a secret's text) is
+// refused without showing it, naming its line: the library's "cannot
+// decode !!str `SECRET` as a !!int" put the secret in the log, at "line 1".
+func TestLoadTagThatDoesNotFitHidesASecret(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	const want = " that YAML does not read as one: drop the tag, or quote the value if it is text (value not shown, as it may be a token or a secret)"
+	for _, tt := range []struct{ yaml, want string }{
+		{"auth:\n  jwt:\n    hmac_secret: !!int " + secret + "\n", "line 3: a value tagged !!int" + want},
+		{"auth:\n  publish_tokens:\n    - a-token\n    - !!bool " + secret + "\n", "line 4: a value tagged !!bool" + want},
+		{"hub:\n  broker: nats\nnats:\n  url: !!float nats://u:" + secret + "@n.test\n", "line 4: a value tagged !!float" + want},
+	} {
+		wantFileError(t, tt.yaml, tt.want)
+	}
+}
+
 // TestLoadSecretStartingWithTagOrAnchor checks that a token or a secret
 // written unquoted with a ! or a & first, which YAML reads as a tag or an
 // anchor and not as part of the text, is refused without showing it: it
