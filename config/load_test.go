@@ -731,6 +731,10 @@ func TestLoadValueStartingWithTagOrAnchor(t *testing.T) {
 		// A URL's password is not shown.
 		{"hub:\n  broker: nats\nnats:\n  url: [&n nats://u:s3cret@n.test]\n", `nats.url[0]: "&n nats://u:xxxxx@n.test" starts with &`},
 		{"hub:\n  broker: nats\nnats:\n  url: !u:s3cret@n.test\n", `nats.url: "!u:xxxxx@n.test" starts with !`},
+		// !! and a name YAML does not know is no YAML type: the value was
+		// no stream name at all, the default.
+		{"hub:\n  broker: nats\nnats:\n  url: nats://n.test\n  stream: !!prod\n", `nats.stream: "!!prod" starts with !, which YAML reads as a tag, not as text: quote it`},
+		{"cors:\n  allowed_origins: [!!x https://a.example]\n", `cors.allowed_origins[0]: "!!x https://a.example" starts with !`},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
@@ -743,6 +747,8 @@ func TestLoadValueStartingWithTagOrAnchor(t *testing.T) {
 		"log:\n  level: &l info\nnats:\n  stream: *l\n",
 		"stream:\n  retry: !!str 5s\n",
 		"hub:\n  max_subscribers: !!int 100\n",
+		"demo:\n  enabled: !!bool true\n",
+		"nats:\n  stream: !<tag:yaml.org,2002:str> events\n",
 		"cors:\n  allowed_origins: &o [https://a.example]\n",
 	} {
 		path := writeYAML(t, yaml)

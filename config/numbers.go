@@ -93,8 +93,8 @@ func checkSecretNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) erro
 // anchor (&), as checkSecretNode does for secrets, showing what was
 // written: YAML took it out of the value, so that log.level: &debug was no
 // value at all, the default, and cors.allowed_origins: &x an empty list,
-// without a word. An anchor that an alias uses, and YAML's own tags (!!str,
-// !!int), are meant.
+// without a word. An anchor that an alias uses, and YAML's own tags
+// (yamlTags: !!str, !!int), are meant.
 func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) error {
 	if n == nil || n.Kind != yaml.ScalarNode {
 		return nil
@@ -109,11 +109,16 @@ func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) error
 	switch {
 	case n.Anchor != "" && !aliased[n]:
 		return invalid(key, fmt.Sprintf("%q starts with &, which YAML reads as an anchor, not as text: quote it", written("&"+n.Anchor)))
-	case n.Style&yaml.TaggedStyle != 0 && !strings.HasPrefix(n.Tag, "!!"):
+	case n.Style&yaml.TaggedStyle != 0 && !slices.Contains(yamlTags, n.Tag):
 		return invalid(key, fmt.Sprintf("%q starts with !, which YAML reads as a tag, not as text: quote it", written(n.Tag)))
 	}
 	return nil
 }
+
+// yamlTags are YAML's own tags of a scalar, which the library reads: one
+// of another name after !! (!!prod) is taken out of the value as a tag of
+// the user's would be.
+var yamlTags = []string{"!!str", "!!int", "!!float", "!!bool", "!!null", "!!binary", "!!timestamp"}
 
 // aliasedNodes returns the nodes of the YAML document doc that an alias
 // refers to.
