@@ -198,9 +198,12 @@ func checkIntRange(key string, n *yaml.Node) error {
 	}
 	if integerDigits.MatchString(strings.ReplaceAll(n.Value, "_", "")) {
 		// Too large, or 08 and 09, which have a leading zero and are no
-		// octal.
-		_, msg := parseInt(n.Value)
-		return invalid(key, msg)
+		// octal; or an integer written with YAML's !!float before it,
+		// which is the integer written, as with !!int.
+		if _, msg := parseInt(n.Value); msg != "" {
+			return invalid(key, msg)
+		}
+		return nil
 	}
 	var f float64
 	if n.Decode(&f) == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
