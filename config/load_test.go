@@ -672,6 +672,7 @@ func TestLoadTagThatDoesNotFitHidesASecret(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"auth:\n  jwt:\n    hmac_secret: !!int " + secret + "\n", "line 3: a value tagged !!int" + want},
 		{"auth:\n  publish_tokens:\n    - a-token\n    - !!bool " + secret + "\n", "line 4: a value tagged !!bool" + want},
+		{"log:\n  level: info\nauth:\n  jwt:\n    hmac_secret: !!int |\n      " + secret + "\n", "line 5: a value tagged !!int" + want},
 		{"hub:\n  broker: nats\nnats:\n  url: !!float nats://u:" + secret + "@n.test\n", "line 4: a value tagged !!float" + want},
 	} {
 		wantFileError(t, tt.yaml, tt.want)
