@@ -514,10 +514,14 @@ var parserProblems = []string{
 	"found duplicate %TAG directive", "found incompatible YAML document",
 }
 
+// valueStart matches the first * or & that starts a value: not one in a
+// value (https://a.test/?a=1&b=2).
+var valueStart = regexp.MustCompile(`(?:^|[\s\[{,])[*&]`)
+
 // yamlHint returns, for a YAML syntax error at line n (from 1) whose
 // problem msg does not say its cause, the cause, in parentheses after a
 // space; else "". An unquoted * (any origin, any header) is an alias to
-// YAML, a tab in an indentation a character that "cannot start any
+// YAML, & and a symbol (a secret's) an anchor, a tab in an indentation a character that "cannot start any
 // token", and quoted items without brackets ("a", "b") leave YAML
 // expecting a key.
 func yamlHint(data []byte, n int, msg string) string {
@@ -530,7 +534,11 @@ func yamlHint(data []byte, n int, msg string) string {
 	}
 	line := lines[n-1]
 	switch {
-	case strings.Contains(msg, "did not find expected alphabetic or numeric character") && strings.Contains(line, "*"):
+	case strings.Contains(msg, "did not find expected alphabetic or numeric character") && strings.ContainsAny(line, "*&"):
+		if strings.HasSuffix(valueStart.FindString(line), "&") {
+			// A & and a symbol, no anchor's name: a secret's start.
+			return ` (a value starting with & is a YAML anchor: quote it, as in "&...")`
+		}
 		return ` (a value starting with * is a YAML alias: quote it, as in "*")`
 	case strings.Contains(msg, "found character that cannot start any token") &&
 		strings.Contains(line[:len(line)-len(strings.TrimLeft(line, " \t"))], "\t"):

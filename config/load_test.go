@@ -590,16 +590,22 @@ func TestLoadBadYAML(t *testing.T) {
 	}
 }
 
-// TestLoadBadYAMLHints checks that the two YAML mistakes whose parser
+// TestLoadBadYAMLHints checks that the YAML mistakes whose parser
 // message says nothing of the cause get a hint: an unquoted * (any origin,
-// any header), which YAML takes for an alias, was "did not find expected
-// alphabetic or numeric character", and a tab in an indentation "found
+// any header), which YAML takes for an alias, or & and a symbol (a
+// secret's), an anchor, was "did not find expected alphabetic or numeric
+// character", and a tab in an indentation "found
 // character that cannot start any token".
 func TestLoadBadYAMLHints(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"cors:\n  allowed_origins: *\n", `line 2: did not find expected alphabetic or numeric character (a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n  allowed_origins: [\"http://a.test\", *]\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n  allowed_headers:\n    - *\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
+		// A & followed by what no anchor name holds (a secret's symbols)
+		// is the same library message, which said nothing of the &.
+		{"auth:\n  jwt:\n    hmac_secret: &$s3cr3t-0123456789-0123456789\n", `line 3: did not find expected alphabetic or numeric character (a value starting with & is a YAML anchor: quote it, as in "&...")`},
+		{"auth:\n  subscribe_tokens: [a-token, &%tok]\n", `(a value starting with & is a YAML anchor: quote it, as in "&...")`},
+		{"cors:\n  allowed_origins: [\"https://a.test/?a=1&b=2\", *]\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n\tmax_age: 1h\n", `line 2: found character that cannot start any token (YAML indents with spaces, not tabs)`},
 		{"server:\n  addr: \":1\"\ncors:\n  max_age: 1h\n  allowed_origins: \"http://a.test\", 'http://b.test'\n", `line 5: did not find expected key (a list on one line is written in brackets, as in ["a", "b"])`},
 	} {
