@@ -518,10 +518,20 @@ var parserProblems = []string{
 // value (https://a.test/?a=1&b=2).
 var valueStart = regexp.MustCompile(`(?:^|[\s\[{,])[*&]`)
 
+// tagStart matches the first ! that starts a value.
+var tagStart = regexp.MustCompile(`(?:^|[\s\[{,])!`)
+
+// tagProblems are the YAML library's problems with a tag, which do not say
+// that it is one.
+var tagProblems = []string{
+	"did not find expected whitespace or line break", "did not find the expected '>'",
+	"found undefined tag handle", "did not find expected tag URI",
+}
+
 // yamlHint returns, for a YAML syntax error at line n (from 1) whose
 // problem msg does not say its cause, the cause, in parentheses after a
 // space; else "". An unquoted * (any origin, any header) is an alias to
-// YAML, & and a symbol (a secret's) an anchor, a tab in an indentation a character that "cannot start any
+// YAML, & and a symbol (a secret's) an anchor, ! and one a tag, a tab in an indentation a character that "cannot start any
 // token", and quoted items without brackets ("a", "b") leave YAML
 // expecting a key.
 func yamlHint(data []byte, n int, msg string) string {
@@ -540,6 +550,9 @@ func yamlHint(data []byte, n int, msg string) string {
 			return ` (a value starting with & is a YAML anchor: quote it, as in "&...")`
 		}
 		return ` (a value starting with * is a YAML alias: quote it, as in "*")`
+	case slices.Contains(tagProblems, msg) && strings.HasSuffix(tagStart.FindString(line), "!"):
+		// A ! and what no tag holds: a secret's start.
+		return ` (a value starting with ! is a YAML tag: quote it, as in "!...")`
 	case strings.Contains(msg, "found character that cannot start any token") &&
 		strings.Contains(line[:len(line)-len(strings.TrimLeft(line, " \t"))], "\t"):
 		return " (YAML indents with spaces, not tabs)"

@@ -594,7 +594,8 @@ func TestLoadBadYAML(t *testing.T) {
 // message says nothing of the cause get a hint: an unquoted * (any origin,
 // any header), which YAML takes for an alias, or & and a symbol (a
 // secret's), an anchor, was "did not find expected alphabetic or numeric
-// character", and a tab in an indentation "found
+// character", ! and one, a tag, "did not find expected whitespace or line
+// break", and a tab in an indentation "found
 // character that cannot start any token".
 func TestLoadBadYAMLHints(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
@@ -606,6 +607,11 @@ func TestLoadBadYAMLHints(t *testing.T) {
 		{"auth:\n  jwt:\n    hmac_secret: &$s3cr3t-0123456789-0123456789\n", `line 3: did not find expected alphabetic or numeric character (a value starting with & is a YAML anchor: quote it, as in "&...")`},
 		{"auth:\n  subscribe_tokens: [a-token, &%tok]\n", `(a value starting with & is a YAML anchor: quote it, as in "&...")`},
 		{"cors:\n  allowed_origins: [\"https://a.test/?a=1&b=2\", *]\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
+		// A ! and what no tag holds, the same for a tag.
+		{"auth:\n  jwt:\n    hmac_secret: !^s3cr3t-0123456789-0123456789\n", `line 3: did not find expected whitespace or line break (a value starting with ! is a YAML tag: quote it, as in "!...")`},
+		{"auth:\n  subscribe_tokens: [a-token, !|tok]\n", `(a value starting with ! is a YAML tag: quote it, as in "!...")`},
+		{"auth:\n  jwt:\n    hmac_secret: !<s3cr3t-0123456789\n", `line 3: did not find the expected '>' (a value starting with ! is a YAML tag: quote it, as in "!...")`},
+		{"log:\n  level: info\nauth:\n  jwt:\n    hmac_secret: !a!s3cr3t-0123456789\n", `line 5: found undefined tag handle (a value starting with ! is a YAML tag: quote it, as in "!...")`},
 		{"cors:\n\tmax_age: 1h\n", `line 2: found character that cannot start any token (YAML indents with spaces, not tabs)`},
 		{"server:\n  addr: \":1\"\ncors:\n  max_age: 1h\n  allowed_origins: \"http://a.test\", 'http://b.test'\n", `line 5: did not find expected key (a list on one line is written in brackets, as in ["a", "b"])`},
 	} {
