@@ -744,6 +744,10 @@ func TestLoadValueStartingWithTagOrAnchor(t *testing.T) {
 		// A URL's password is not shown.
 		{"hub:\n  broker: nats\nnats:\n  url: [&n nats://u:s3cret@n.test]\n", `nats.url[0]: "&n nats://u:xxxxx@n.test" starts with &`},
 		{"hub:\n  broker: nats\nnats:\n  url: !u:s3cret@n.test\n", `nats.url: "!u:xxxxx@n.test" starts with !`},
+		// What was written, not the parts YAML made of it: the anchor
+		// nats and the value ://u:s3cret@n.test.
+		{"hub:\n  broker: nats\nnats:\n  url: &nats://u:s3cret@n.test\n", `nats.url: "&nats://u:xxxxx@n.test" starts with &`},
+		{"stream:\n  retry: !x   5s # a comment\n", `stream.retry: "!x   5s" starts with !`},
 		// !! and a name YAML does not know is no YAML type: the value was
 		// no stream name at all, the default.
 		{"hub:\n  broker: nats\nnats:\n  url: nats://n.test\n  stream: !!prod\n", `nats.stream: "!!prod" starts with !, which YAML reads as a tag, not as text: quote it`},

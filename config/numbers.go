@@ -33,6 +33,7 @@ func checkYAMLScalars(data []byte) error {
 		kinds[f.key] = kindOf(f.target)
 	}
 	aliased := aliasedNodes(&doc)
+	lines := yamlLines(data)
 	var errs []error
 	var walk func(mapping *yaml.Node, key string)
 	walk = func(mapping *yaml.Node, key string) {
@@ -47,20 +48,20 @@ func checkYAMLScalars(data []byte) error {
 					}
 				}
 			case kinds[k] == "string":
-				errs = append(errs, checkValueNode(k, v, aliased), checkTextScalar(k, v))
+				errs = append(errs, checkValueNode(k, v, aliased, lines), checkTextScalar(k, v))
 			case kinds[k] == "list" && v.Kind == yaml.SequenceNode:
 				for i, item := range v.Content {
 					ik, item := fmt.Sprintf("%s[%d]", k, i), resolve(item)
-					errs = append(errs, checkValueNode(ik, item, aliased), checkTextScalar(ik, item))
+					errs = append(errs, checkValueNode(ik, item, aliased, lines), checkTextScalar(ik, item))
 				}
 			case kinds[k] == "list":
-				errs = append(errs, checkValueNode(k, v, aliased), checkTextScalar(k, v))
+				errs = append(errs, checkValueNode(k, v, aliased, lines), checkTextScalar(k, v))
 			case kinds[k] == "integer":
-				errs = append(errs, checkValueNode(k, v, aliased), checkOctal(k, v), checkIntRange(k, v))
+				errs = append(errs, checkValueNode(k, v, aliased, lines), checkOctal(k, v), checkIntRange(k, v))
 			case kinds[k] == "":
 				walk(v, k)
 			default: // bool, duration
-				errs = append(errs, checkValueNode(k, v, aliased))
+				errs = append(errs, checkValueNode(k, v, aliased, lines))
 			}
 		}
 	}
@@ -94,13 +95,18 @@ func checkSecretNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) erro
 // written: YAML took it out of the value, so that log.level: &debug was no
 // value at all, the default, and cors.allowed_origins: &x an empty list,
 // without a word. An anchor that an alias uses, and YAML's own tags
-// (yamlTags: !!str, !!int), are meant.
-func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) error {
+// (yamlTags: !!str, !!int), are meant. What was written is shown from
+// lines, the file's, rather than as parsed (&nats://... is the anchor nats
+// and the value ://..., no space between them).
+func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool, lines []string) error {
 	if n == nil || n.Kind != yaml.ScalarNode {
 		return nil
 	}
 	written := func(prefix string) string {
 		w := strings.TrimSuffix(prefix+" "+n.Value, " ")
+		if src, ok := writtenPlain(lines, n); ok {
+			w = src
+		}
 		if strings.HasPrefix(key, "nats.url") {
 			w = redactURL(w) // a password, a token, the tag included (!user:password@host)
 		}
@@ -113,6 +119,38 @@ func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) error
 		return invalid(key, fmt.Sprintf("%q starts with !, which YAML reads as a tag, not as text: quote it", written(n.Tag)))
 	}
 	return nil
+}
+
+// writtenPlain returns the text of lines, a file's, that wrote n, a plain
+// scalar on one line with an anchor or a tag: from its & or ! to the end
+// of its value.
+func writtenPlain(lines []string, n *yaml.Node) (string, bool) {
+	if n.Value == "" || n.Line < 1 || n.Line > len(lines) {
+		return "", false
+	}
+	line := []rune(strings.TrimRight(lines[n.Line-1], lineBreaks))
+	if n.Column < 1 || n.Column > len(line) {
+		return "", false
+	}
+	src := string(line[n.Column-1:])
+	pos := 0
+	for pos < len(src) && (src[pos] == '&' || src[pos] == '!') {
+		if src[pos] == '&' {
+			pos += len("&" + n.Anchor)
+		} else if i := strings.IndexAny(src[pos:], " \t"); i >= 0 {
+			pos += i
+		} else {
+			return "", false
+		}
+		if pos > len(src) {
+			return "", false
+		}
+		pos += len(src[pos:]) - len(strings.TrimLeft(src[pos:], " \t"))
+	}
+	if pos == 0 || !strings.HasPrefix(src[pos:], n.Value) {
+		return "", false
+	}
+	return src[:pos+len(n.Value)], true
 }
 
 // yamlTags are YAML's own tags of a scalar, which the library reads: one
