@@ -388,6 +388,12 @@ func yamlProblem(data []byte, err error) string {
 		// which were all "line 1".
 		n = problemLine(data, n, msg)
 	}
+	if m := tagMismatchProblem.FindStringSubmatch(msg); m != nil {
+		// The library quotes the value, which may be a token or a
+		// secret (hmac_secret: !!int SECRET), and names no line.
+		n = taggedLine(data, m[3], m[2], n)
+		msg = fmt.Sprintf("a value tagged %s that YAML does not read as one: drop the tag, or quote the value if it is text (value not shown, as it may be a token or a secret)", m[3])
+	}
 	if unknownAnchorProblem.MatchString(msg) {
 		// The name is what follows the *: a token or a secret written
 		// unquoted with a * first was quoted in the log.
@@ -473,6 +479,29 @@ var duplicateKey = regexp.MustCompile(`^line (\d+): mapping (key ".*") already d
 // anchor the file does not define, which names the alias.
 var unknownAnchorProblem = regexp.MustCompile(`^unknown anchor '.*' referenced$`)
 
+// tagMismatchProblem matches the YAML library's problem for a value tagged
+// with a type it is not written as (!!int over text), which quotes the
+// value.
+var tagMismatchProblem = regexp.MustCompile("^cannot decode (!![^ ]+) `(?s:(.*))` as a (!![^ ]+)$")
+
+// taggedLine returns the line of the YAML file data at which a scalar
+// tagged tag holds value, or n if there is none.
+func taggedLine(data []byte, tag, value string, n int) int {
+	var doc yaml.Node
+	_ = yaml.Unmarshal(data, &doc) // a node tree is built without resolving tags
+	line := n
+	var walk func(*yaml.Node) bool
+	walk = func(node *yaml.Node) bool {
+		if node.Kind == yaml.ScalarNode && node.Tag == tag && node.Value == value {
+			line = node.Line
+			return true
+		}
+		return slices.ContainsFunc(node.Content, walk)
+	}
+	walk(&doc)
+	return line
+}
+
 // errorLine matches the line a YAML error names, at its start.
 var errorLine = regexp.MustCompile(`^line (\d+): `)
 
@@ -485,10 +514,24 @@ var parserProblems = []string{
 	"found duplicate %TAG directive", "found incompatible YAML document",
 }
 
+// valueStart matches the first * or & that starts a value: not one in a
+// value (https://a.test/?a=1&b=2).
+var valueStart = regexp.MustCompile(`(?:^|[\s\[{,])[*&]`)
+
+// tagStart matches the first ! that starts a value.
+var tagStart = regexp.MustCompile(`(?:^|[\s\[{,])!`)
+
+// tagProblems are the YAML library's problems with a tag, which do not say
+// that it is one.
+var tagProblems = []string{
+	"did not find expected whitespace or line break", "did not find the expected '>'",
+	"found undefined tag handle", "did not find expected tag URI",
+}
+
 // yamlHint returns, for a YAML syntax error at line n (from 1) whose
 // problem msg does not say its cause, the cause, in parentheses after a
 // space; else "". An unquoted * (any origin, any header) is an alias to
-// YAML, a tab in an indentation a character that "cannot start any
+// YAML, & and a symbol (a secret's) an anchor, ! and one a tag, a tab in an indentation a character that "cannot start any
 // token", and quoted items without brackets ("a", "b") leave YAML
 // expecting a key.
 func yamlHint(data []byte, n int, msg string) string {
@@ -501,8 +544,15 @@ func yamlHint(data []byte, n int, msg string) string {
 	}
 	line := lines[n-1]
 	switch {
-	case strings.Contains(msg, "did not find expected alphabetic or numeric character") && strings.Contains(line, "*"):
+	case strings.Contains(msg, "did not find expected alphabetic or numeric character") && strings.ContainsAny(line, "*&"):
+		if strings.HasSuffix(valueStart.FindString(line), "&") {
+			// A & and a symbol, no anchor's name: a secret's start.
+			return ` (a value starting with & is a YAML anchor: quote it, as in "&...")`
+		}
 		return ` (a value starting with * is a YAML alias: quote it, as in "*")`
+	case slices.Contains(tagProblems, msg) && strings.HasSuffix(tagStart.FindString(line), "!"):
+		// A ! and what no tag holds: a secret's start.
+		return ` (a value starting with ! is a YAML tag: quote it, as in "!...")`
 	case strings.Contains(msg, "found character that cannot start any token") &&
 		strings.Contains(line[:len(line)-len(strings.TrimLeft(line, " \t"))], "\t"):
 		return " (YAML indents with spaces, not tabs)"

@@ -590,16 +590,28 @@ func TestLoadBadYAML(t *testing.T) {
 	}
 }
 
-// TestLoadBadYAMLHints checks that the two YAML mistakes whose parser
+// TestLoadBadYAMLHints checks that the YAML mistakes whose parser
 // message says nothing of the cause get a hint: an unquoted * (any origin,
-// any header), which YAML takes for an alias, was "did not find expected
-// alphabetic or numeric character", and a tab in an indentation "found
+// any header), which YAML takes for an alias, or & and a symbol (a
+// secret's), an anchor, was "did not find expected alphabetic or numeric
+// character", ! and one, a tag, "did not find expected whitespace or line
+// break", and a tab in an indentation "found
 // character that cannot start any token".
 func TestLoadBadYAMLHints(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"cors:\n  allowed_origins: *\n", `line 2: did not find expected alphabetic or numeric character (a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n  allowed_origins: [\"http://a.test\", *]\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
 		{"cors:\n  allowed_headers:\n    - *\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
+		// A & followed by what no anchor name holds (a secret's symbols)
+		// is the same library message, which said nothing of the &.
+		{"auth:\n  jwt:\n    hmac_secret: &$s3cr3t-0123456789-0123456789\n", `line 3: did not find expected alphabetic or numeric character (a value starting with & is a YAML anchor: quote it, as in "&...")`},
+		{"auth:\n  subscribe_tokens: [a-token, &%tok]\n", `(a value starting with & is a YAML anchor: quote it, as in "&...")`},
+		{"cors:\n  allowed_origins: [\"https://a.test/?a=1&b=2\", *]\n", `(a value starting with * is a YAML alias: quote it, as in "*")`},
+		// A ! and what no tag holds, the same for a tag.
+		{"auth:\n  jwt:\n    hmac_secret: !^s3cr3t-0123456789-0123456789\n", `line 3: did not find expected whitespace or line break (a value starting with ! is a YAML tag: quote it, as in "!...")`},
+		{"auth:\n  subscribe_tokens: [a-token, !|tok]\n", `(a value starting with ! is a YAML tag: quote it, as in "!...")`},
+		{"auth:\n  jwt:\n    hmac_secret: !<s3cr3t-0123456789\n", `line 3: did not find the expected '>' (a value starting with ! is a YAML tag: quote it, as in "!...")`},
+		{"log:\n  level: info\nauth:\n  jwt:\n    hmac_secret: !a!s3cr3t-0123456789\n", `line 5: found undefined tag handle (a value starting with ! is a YAML tag: quote it, as in "!...")`},
 		{"cors:\n\tmax_age: 1h\n", `line 2: found character that cannot start any token (YAML indents with spaces, not tabs)`},
 		{"server:\n  addr: \":1\"\ncors:\n  max_age: 1h\n  allowed_origins: \"http://a.test\", 'http://b.test'\n", `line 5: did not find expected key (a list on one line is written in brackets, as in ["a", "b"])`},
 	} {
@@ -662,6 +674,23 @@ func TestLoadUnknownAnchorHidesASecret(t *testing.T) {
 	}
 }
 
+// TestLoadTagThatDoesNotFitHidesASecret checks that a value tagged with
+// a YAML type it is not written as (!!int over a secret's text) is
+// refused without showing it, naming its line: the library's "cannot
+// decode !!str `SECRET` as a !!int" put the secret in the log, at "line 1".
+func TestLoadTagThatDoesNotFitHidesASecret(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	const want = " that YAML does not read as one: drop the tag, or quote the value if it is text (value not shown, as it may be a token or a secret)"
+	for _, tt := range []struct{ yaml, want string }{
+		{"auth:\n  jwt:\n    hmac_secret: !!int " + secret + "\n", "line 3: a value tagged !!int" + want},
+		{"auth:\n  publish_tokens:\n    - a-token\n    - !!bool " + secret + "\n", "line 4: a value tagged !!bool" + want},
+		{"log:\n  level: info\nauth:\n  jwt:\n    hmac_secret: !!int |\n      " + secret + "\n", "line 5: a value tagged !!int" + want},
+		{"hub:\n  broker: nats\nnats:\n  url: !!float nats://u:" + secret + "@n.test\n", "line 4: a value tagged !!float" + want},
+	} {
+		wantFileError(t, tt.yaml, tt.want)
+	}
+}
+
 // TestLoadSecretStartingWithTagOrAnchor checks that a token or a secret
 // written unquoted with a ! or a & first, which YAML reads as a tag or an
 // anchor and not as part of the text, is refused without showing it: it
@@ -715,6 +744,14 @@ func TestLoadValueStartingWithTagOrAnchor(t *testing.T) {
 		// A URL's password is not shown.
 		{"hub:\n  broker: nats\nnats:\n  url: [&n nats://u:s3cret@n.test]\n", `nats.url[0]: "&n nats://u:xxxxx@n.test" starts with &`},
 		{"hub:\n  broker: nats\nnats:\n  url: !u:s3cret@n.test\n", `nats.url: "!u:xxxxx@n.test" starts with !`},
+		// What was written, not the parts YAML made of it: the anchor
+		// nats and the value ://u:s3cret@n.test.
+		{"hub:\n  broker: nats\nnats:\n  url: &nats://u:s3cret@n.test\n", `nats.url: "&nats://u:xxxxx@n.test" starts with &`},
+		{"stream:\n  retry: !x   5s # a comment\n", `stream.retry: "!x   5s" starts with !`},
+		// !! and a name YAML does not know is no YAML type: the value was
+		// no stream name at all, the default.
+		{"hub:\n  broker: nats\nnats:\n  url: nats://n.test\n  stream: !!prod\n", `nats.stream: "!!prod" starts with !, which YAML reads as a tag, not as text: quote it`},
+		{"cors:\n  allowed_origins: [!!x https://a.example]\n", `cors.allowed_origins[0]: "!!x https://a.example" starts with !`},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
@@ -727,6 +764,8 @@ func TestLoadValueStartingWithTagOrAnchor(t *testing.T) {
 		"log:\n  level: &l info\nnats:\n  stream: *l\n",
 		"stream:\n  retry: !!str 5s\n",
 		"hub:\n  max_subscribers: !!int 100\n",
+		"demo:\n  enabled: !!bool true\n",
+		"nats:\n  stream: !<tag:yaml.org,2002:str> events\n",
 		"cors:\n  allowed_origins: &o [https://a.example]\n",
 	} {
 		path := writeYAML(t, yaml)

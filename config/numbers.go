@@ -33,6 +33,7 @@ func checkYAMLScalars(data []byte) error {
 		kinds[f.key] = kindOf(f.target)
 	}
 	aliased := aliasedNodes(&doc)
+	lines := yamlLines(data)
 	var errs []error
 	var walk func(mapping *yaml.Node, key string)
 	walk = func(mapping *yaml.Node, key string) {
@@ -47,20 +48,20 @@ func checkYAMLScalars(data []byte) error {
 					}
 				}
 			case kinds[k] == "string":
-				errs = append(errs, checkValueNode(k, v, aliased), checkTextScalar(k, v))
+				errs = append(errs, checkValueNode(k, v, aliased, lines), checkTextScalar(k, v))
 			case kinds[k] == "list" && v.Kind == yaml.SequenceNode:
 				for i, item := range v.Content {
 					ik, item := fmt.Sprintf("%s[%d]", k, i), resolve(item)
-					errs = append(errs, checkValueNode(ik, item, aliased), checkTextScalar(ik, item))
+					errs = append(errs, checkValueNode(ik, item, aliased, lines), checkTextScalar(ik, item))
 				}
 			case kinds[k] == "list":
-				errs = append(errs, checkValueNode(k, v, aliased), checkTextScalar(k, v))
+				errs = append(errs, checkValueNode(k, v, aliased, lines), checkTextScalar(k, v))
 			case kinds[k] == "integer":
-				errs = append(errs, checkValueNode(k, v, aliased), checkOctal(k, v), checkIntRange(k, v))
+				errs = append(errs, checkValueNode(k, v, aliased, lines), checkOctal(k, v), checkIntRange(k, v))
 			case kinds[k] == "":
 				walk(v, k)
 			default: // bool, duration
-				errs = append(errs, checkValueNode(k, v, aliased))
+				errs = append(errs, checkValueNode(k, v, aliased, lines))
 			}
 		}
 	}
@@ -93,14 +94,19 @@ func checkSecretNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) erro
 // anchor (&), as checkSecretNode does for secrets, showing what was
 // written: YAML took it out of the value, so that log.level: &debug was no
 // value at all, the default, and cors.allowed_origins: &x an empty list,
-// without a word. An anchor that an alias uses, and YAML's own tags (!!str,
-// !!int), are meant.
-func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) error {
+// without a word. An anchor that an alias uses, and YAML's own tags
+// (yamlTags: !!str, !!int), are meant. What was written is shown from
+// lines, the file's, rather than as parsed (&nats://... is the anchor nats
+// and the value ://..., no space between them).
+func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool, lines []string) error {
 	if n == nil || n.Kind != yaml.ScalarNode {
 		return nil
 	}
 	written := func(prefix string) string {
 		w := strings.TrimSuffix(prefix+" "+n.Value, " ")
+		if src, ok := writtenPlain(lines, n); ok {
+			w = src
+		}
 		if strings.HasPrefix(key, "nats.url") {
 			w = redactURL(w) // a password, a token, the tag included (!user:password@host)
 		}
@@ -109,11 +115,48 @@ func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) error
 	switch {
 	case n.Anchor != "" && !aliased[n]:
 		return invalid(key, fmt.Sprintf("%q starts with &, which YAML reads as an anchor, not as text: quote it", written("&"+n.Anchor)))
-	case n.Style&yaml.TaggedStyle != 0 && !strings.HasPrefix(n.Tag, "!!"):
+	case n.Style&yaml.TaggedStyle != 0 && !slices.Contains(yamlTags, n.Tag):
 		return invalid(key, fmt.Sprintf("%q starts with !, which YAML reads as a tag, not as text: quote it", written(n.Tag)))
 	}
 	return nil
 }
+
+// writtenPlain returns the text of lines, a file's, that wrote n, a plain
+// scalar on one line with an anchor or a tag: from its & or ! to the end
+// of its value.
+func writtenPlain(lines []string, n *yaml.Node) (string, bool) {
+	if n.Value == "" || n.Line < 1 || n.Line > len(lines) {
+		return "", false
+	}
+	line := []rune(strings.TrimRight(lines[n.Line-1], lineBreaks))
+	if n.Column < 1 || n.Column > len(line) {
+		return "", false
+	}
+	src := string(line[n.Column-1:])
+	pos := 0
+	for pos < len(src) && (src[pos] == '&' || src[pos] == '!') {
+		if src[pos] == '&' {
+			pos += len("&" + n.Anchor)
+		} else if i := strings.IndexAny(src[pos:], " \t"); i >= 0 {
+			pos += i
+		} else {
+			return "", false
+		}
+		if pos > len(src) {
+			return "", false
+		}
+		pos += len(src[pos:]) - len(strings.TrimLeft(src[pos:], " \t"))
+	}
+	if pos == 0 || !strings.HasPrefix(src[pos:], n.Value) {
+		return "", false
+	}
+	return src[:pos+len(n.Value)], true
+}
+
+// yamlTags are YAML's own tags of a scalar, which the library reads: one
+// of another name after !! (!!prod) is taken out of the value as a tag of
+// the user's would be.
+var yamlTags = []string{"!!str", "!!int", "!!float", "!!bool", "!!null", "!!binary", "!!timestamp"}
 
 // aliasedNodes returns the nodes of the YAML document doc that an alias
 // refers to.
@@ -193,9 +236,12 @@ func checkIntRange(key string, n *yaml.Node) error {
 	}
 	if integerDigits.MatchString(strings.ReplaceAll(n.Value, "_", "")) {
 		// Too large, or 08 and 09, which have a leading zero and are no
-		// octal.
-		_, msg := parseInt(n.Value)
-		return invalid(key, msg)
+		// octal; or an integer written with YAML's !!float before it,
+		// which is the integer written, as with !!int.
+		if _, msg := parseInt(n.Value); msg != "" {
+			return invalid(key, msg)
+		}
+		return nil
 	}
 	var f float64
 	if n.Decode(&f) == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {

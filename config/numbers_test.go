@@ -167,3 +167,14 @@ func TestLoadListGivenANumber(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadIntegerTaggedFloat checks that an integer key written in
+// digits with YAML's own !!float tag is the integer written, as it is
+// with !!int or !!str: it was refused with an empty message
+// ("stream.max_streams: ").
+func TestLoadIntegerTaggedFloat(t *testing.T) {
+	cfg, err := Load([]string{"--config", writeYAML(t, "stream:\n  max_streams: !!float 20000\n")}, env(map[string]string{"SSEHUB_HUB_MAX_SUBSCRIBERS": "1"}))
+	if err != nil || cfg.Stream.MaxStreams != 20000 {
+		t.Errorf("max_streams: !!float 20000: %d, %v; want 20000", cfg.Stream.MaxStreams, err)
+	}
+}
