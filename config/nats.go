@@ -132,17 +132,21 @@ func redactURL(s string) string {
 
 // secretParams are words that, in a query parameter's name, say its value
 // is a secret.
-var secretParams = []string{"token", "auth", "key", "secret", "pass", "pwd", "jwt", "sig", "cred", "session"}
+var secretParams = []string{"token", "auth", "key", "secret", "pass", "pw", "jwt", "sig", "cred", "session"}
 
 // redactQuery returns query, the text after a URL's ?, with the value of
 // every parameter whose name holds one of secretParams, in any case,
-// replaced by xxxxx. It works on the text, as redactURL does.
+// replaced by xxxxx, and every part without a name (no =), which may be a
+// token given alone (?s3cret). It works on the text, as redactURL does.
 func redactQuery(query string) string {
 	params := strings.Split(query, "&")
 	for i, p := range params {
 		name, _, hasValue := strings.Cut(p, "=")
 		lower := strings.ToLower(name)
-		if hasValue && slices.ContainsFunc(secretParams, func(w string) bool { return strings.Contains(lower, w) }) {
+		switch {
+		case !hasValue && p != "":
+			params[i] = "xxxxx"
+		case hasValue && slices.ContainsFunc(secretParams, func(w string) bool { return strings.Contains(lower, w) }):
 			params[i] = name + "=xxxxx"
 		}
 	}

@@ -170,6 +170,7 @@ func TestValidateRejects(t *testing.T) {
 		// A proxy in front of NATS may take a token in the query.
 		{"nats url ws query hidden, mixed", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test/nats?region=eu&token=s3cret", "nats://b.test"} }), `nats.url: "nats://b.test" is a nats or tls URL among WebSocket ones ("wss://a.test/nats?region=eu&token=xxxxx")`},
 		{"nats url ws query hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test:42x2/nats?Access_Token=s3cret&x=1"} }), `nats.url: "wss://a.test:42x2/nats?Access_Token=xxxxx&x=1" is not a NATS server URL (does not parse)`},
+		{"nats url ws bare query hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test:42x2/nats?s3cret&pw=s3cret&x=1"} }), `nats.url: "wss://a.test:42x2/nats?xxxxx&pw=xxxxx&x=1" is not a NATS server URL (does not parse)`},
 		{"nats url ws path with @", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://a.test/nats@v1"} }), `nats.url: "ws://xxxxx@v1" is not a NATS server URL (an @ after the host`},
 		{"nats url token hidden, mixed", onNATS(func(c *Config) { c.NATS.URL = []string{"WS://a.test", "nats://s3cret@b.test"} }), `nats.url: "nats://xxxxx@b.test" is a nats or tls URL among WebSocket ones ("WS://a.test")`},
 		{"nats stream empty", onNATS(func(c *Config) { c.NATS.Stream = "" }), `nats.stream: "" is empty`},
