@@ -94,3 +94,32 @@ func TestReadmeExampleAnswers(t *testing.T) {
 		t.Errorf("a subscription the token does not grant got %s, README says %s", got, want)
 	}
 }
+
+// TestReadmeShellExamplesRunAsWritten keeps the README's ```sh blocks
+// runnable as a reader pastes them into a shell of a fresh checkout: a URL
+// with a query is quoted (zsh, macOS's shell, takes an unquoted ? for a
+// glob and refuses the command: "no matches found"), and ssehub runs as
+// go run ./cmd/ssehub, which those blocks start it with, not as an ssehub
+// command that no step put on the PATH.
+func TestReadmeShellExamplesRunAsWritten(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(data), -1)
+	if len(blocks) == 0 {
+		t.Fatal("README has no ```sh block: update this test with the README")
+	}
+	unquotedQuery := regexp.MustCompile(`(?:^|\s)[^\s'"]*localhost:[0-9]+[^\s'"]*\?`)
+	bareCommand := regexp.MustCompile(`(?:^|[;&|(]\s*|\$\()ssehub\s`)
+	for _, block := range blocks {
+		for line := range strings.SplitSeq(block[1], "\n") {
+			if unquotedQuery.MatchString(line) {
+				t.Errorf("README: a URL with a query is not quoted, which zsh refuses as a glob: %s", line)
+			}
+			if bareCommand.MatchString(line) {
+				t.Errorf("README: runs an ssehub command that no example installs (go run ./cmd/ssehub does): %s", line)
+			}
+		}
+	}
+}
