@@ -53,6 +53,9 @@ func TestReadmeExampleAnswers(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer res.Body.Close()
+		if res.StatusCode == http.StatusOK && strings.HasPrefix(path, "/api/v1/events") {
+			return "a subscription's stream, which does not end" // not read
+		}
 		b, err := io.ReadAll(res.Body)
 		if err != nil {
 			t.Fatal(err)
@@ -76,8 +79,8 @@ func TestReadmeExampleAnswers(t *testing.T) {
 		t.Errorf("POST /stream sent the line %q, README says %q", line, want)
 	}
 
-	// The 403 for a pattern a token does not grant, with a token of the
-	// README's `ssehub token` example.
+	// The 403 for a pattern a token does not grant, with a token minted
+	// as the README's `ssehub token` example mints it.
 	var minted bytes.Buffer
 	getenv := func(name string) string {
 		if name == "SSEHUB_AUTH_JWT_HMAC_SECRET" {
@@ -85,12 +88,45 @@ func TestReadmeExampleAnswers(t *testing.T) {
 		}
 		return ""
 	}
-	if err := token(context.Background(), []string{"--subscribe", "demo.>", "--subscribe", "user.42.>", "--publish", "x.>", "--ttl", "1h", "--config", os.DevNull}, getenv, &minted, io.Discard); err != nil {
+	var args []string
+	for _, word := range regexp.MustCompile(`'[^']*'|[^\s']+`).FindAllString(quoted(`ssehub token ((?:--[a-z]+ \S+ ?)+)\)`), -1) {
+		args = append(args, strings.Trim(word, "'"))
+	}
+	if err := token(context.Background(), append(args, "--config", os.DevNull), getenv, &minted, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	want = quoted("naming the first\npattern refused: `([^`]*)`")
 	got = do(http.MethodGet, "/api/v1/events?topic=user.43.x&access_token="+strings.TrimSpace(minted.String()), "")
 	if got != want {
 		t.Errorf("a subscription the token does not grant got %s, README says %s", got, want)
+	}
+}
+
+// TestReadmeShellExamplesRunAsWritten keeps the README's ```sh blocks
+// runnable as a reader pastes them into a shell of a fresh checkout: a URL
+// with a query is quoted (zsh, macOS's shell, takes an unquoted ? for a
+// glob and refuses the command: "no matches found"), and ssehub runs as
+// go run ./cmd/ssehub, which those blocks start it with, not as an ssehub
+// command that no step put on the PATH.
+func TestReadmeShellExamplesRunAsWritten(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(data), -1)
+	if len(blocks) == 0 {
+		t.Fatal("README has no ```sh block: update this test with the README")
+	}
+	unquotedQuery := regexp.MustCompile(`(?:^|\s)[^\s'"]*localhost:[0-9]+[^\s'"]*\?`)
+	bareCommand := regexp.MustCompile(`(?:^|[;&|(]\s*|\$\()ssehub\s`)
+	for _, block := range blocks {
+		for line := range strings.SplitSeq(block[1], "\n") {
+			if unquotedQuery.MatchString(line) {
+				t.Errorf("README: a URL with a query is not quoted, which zsh refuses as a glob: %s", line)
+			}
+			if bareCommand.MatchString(line) {
+				t.Errorf("README: runs an ssehub command that no example installs (go run ./cmd/ssehub does): %s", line)
+			}
+		}
 	}
 }

@@ -57,6 +57,7 @@ func TestReadmeListsEveryMetric(t *testing.T) {
 		}
 	}
 	exposed := map[string][]string{}
+	reasons := map[string][]string{}
 	sample := regexp.MustCompile(`^(ssehub_[a-z_]+)(?:\{([^}]*)\})? `)
 	for line := range strings.SplitSeq(string(body), "\n") {
 		m := sample.FindStringSubmatch(line)
@@ -65,8 +66,11 @@ func TestReadmeListsEveryMetric(t *testing.T) {
 		}
 		var labels []string
 		for pair := range strings.SplitSeq(m[2], ",") {
-			if name, _, ok := strings.Cut(pair, "="); ok {
+			if name, value, ok := strings.Cut(pair, "="); ok {
 				labels = append(labels, name)
+				if name == "reason" {
+					reasons[m[1]] = append(reasons[m[1]], strings.Trim(value, `"`))
+				}
 			}
 		}
 		slices.Sort(labels)
@@ -87,6 +91,49 @@ func TestReadmeListsEveryMetric(t *testing.T) {
 			t.Errorf("/metrics exposes %s, which the README's Metrics table does not list", name)
 		}
 	}
+	// The values of a reason label, every one exposed from the start.
+	documentedReasons := readmeMetricReasons(t)
+	for name, got := range reasons {
+		slices.Sort(got)
+		if want := documentedReasons[name]; !slices.Equal(got, want) {
+			t.Errorf("README gives %s the reasons %v, /metrics %v", name, want, got)
+		}
+	}
+	for name := range documentedReasons {
+		if _, ok := reasons[name]; !ok {
+			t.Errorf("README gives %s reasons, /metrics none", name)
+		}
+	}
+}
+
+// readmeMetricReasons returns, for each metric of the README's Metrics
+// table with a reason label, the reasons its row names: the words in
+// backticks in lower snake case that are neither a metric nor a key.
+func readmeMetricReasons(t *testing.T) map[string][]string {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(data), "\n### Metrics\n")
+	section, _, _ = strings.Cut(section, "\n#")
+	row := regexp.MustCompile("(?m)^\\| `(ssehub_[a-z_]+)\\{reason\\}` \\| (.*)$")
+	word := regexp.MustCompile("`([a-z][a-z_]*)`")
+	reasons := map[string][]string{}
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		var names []string
+		for _, w := range word.FindAllStringSubmatch(m[2], -1) {
+			if !strings.HasPrefix(w[1], "ssehub_") && !slices.Contains(names, w[1]) {
+				names = append(names, w[1])
+			}
+		}
+		slices.Sort(names)
+		reasons[m[1]] = names
+	}
+	if len(reasons) == 0 {
+		t.Fatal("README's Metrics table has no metric with a reason label: update this test with the README")
+	}
+	return reasons
 }
 
 // readmeMetrics returns the ssehub_ metrics the README's Metrics table
