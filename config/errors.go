@@ -18,7 +18,8 @@ var (
 	ErrDuplicateKey = errors.New("duplicate key")
 	// ErrInvalidValue reports a value that does not parse or is out of range.
 	ErrInvalidValue = errors.New("invalid value")
-	// ErrConfigFile reports a YAML file that cannot be read or parsed.
+	// ErrConfigFile reports a YAML file that cannot be read or parsed, or
+	// the problems of the values it sets.
 	ErrConfigFile = errors.New("config file")
 	// ErrUsage reports bad command-line arguments.
 	ErrUsage = errors.New("bad command line")

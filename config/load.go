@@ -141,15 +141,44 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if err := errors.Join(cfg.used(fileErrs)...); err != nil {
 		return Config{}, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
+	// inFile reports whether the file sets key: its errors name the
+	// file, as the file's other errors do.
+	inFile := func(key string) bool { return path != "" && sources[key] == "" && v.InConfig(key) }
 	if err := errors.Join(cfg.used(errs)...); err != nil {
 		nameSources(err, sources)
-		return Config{}, err
+		return Config{}, nameFile(err, path, inFile)
 	}
 	if err := cfg.Validate(); err != nil {
 		nameSources(err, sources)
-		return Config{}, err
+		return Config{}, nameFile(err, path, inFile)
 	}
 	return cfg, nil
+}
+
+// nameFile returns err, a decoding or a validation error of Load's, with
+// the *KeyErrors in it whose key, or another key the problem names, the
+// file at path set (inFile) gathered first after `config file "PATH": `,
+// as the file's other errors are: stream.retry: 0.0x was refused without
+// a word of the file where hub.history_size: 1e3 named it. The others,
+// which name their variable or flag or are about defaults, follow.
+func nameFile(err error, path string, inFile func(key string) bool) error {
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	var fromFile, rest []error
+	for _, e := range errs {
+		var ke *KeyError
+		if errors.As(e, &ke) && (inFile(strings.Split(ke.Key, "[")[0]) || slices.ContainsFunc(ke.Others, inFile)) {
+			fromFile = append(fromFile, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	if len(fromFile) == 0 {
+		return err
+	}
+	return errors.Join(append([]error{fmt.Errorf("%w %q: %w", ErrConfigFile, path, errors.Join(fromFile...))}, rest...)...)
 }
 
 // envValue returns s, the value of key's environment variable (or, for

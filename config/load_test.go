@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -331,8 +332,8 @@ func TestLoadHMACSecretWithANewline(t *testing.T) {
 	}
 	// A YAML block scalar keeps its last newline too.
 	path := writeYAML(t, "auth:\n  jwt:\n    hmac_secret: |\n      "+secret+"\n")
-	if _, err := Load([]string{"--config", path}, nil); !errors.Is(err, ErrInvalidValue) || err.Error() != want {
-		t.Errorf("YAML block scalar: err = %v\nwant %s", err, want)
+	if _, err := Load([]string{"--config", path}, nil); !errors.Is(err, ErrInvalidValue) || err.Error() != fmt.Sprintf("%s %q: %s", ErrConfigFile, path, want) {
+		t.Errorf("YAML block scalar: err = %v\nwant %s %q: %s", err, ErrConfigFile, path, want)
 	}
 }
 
@@ -562,6 +563,17 @@ func TestLoadBadValues(t *testing.T) {
 		{"heartbeat in env", "", map[string]string{"SSEHUB_STREAM_HEARTBEAT_INTERVAL": "15ms"}, `stream.heartbeat_interval: "15ms" must be between 1s and 24h0m0s`},
 		{"history size in yaml", "hub:\n  history_size: 99999999999\n", nil, `hub.history_size: 99999999999 must be between 1 and 10000000`},
 		{"validation after layering", "", map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "http://a/b"}, `cors.allowed_origins: "http://a/b" is not an origin`},
+		// Each names where the value was written, the file or the
+		// variable, as a number YAML reads as a float did.
+		{"duration text in yaml", "stream:\n  retry: 0.0x\n", nil, `stream.retry: invalid duration "0.0x"`},
+		{"duration text in env", "", map[string]string{"SSEHUB_STREAM_RETRY": "0.0x"}, `stream.retry: invalid duration "0.0x"`},
+		{"bool number in yaml", "server:\n  h2c: 0x1\n", nil, `server.h2c: invalid bool "0x1"`},
+		{"bool number in env", "", map[string]string{"SSEHUB_SERVER_H2C": "0x1"}, `server.h2c: invalid bool "0x1"`},
+		{"list item a list", "auth:\n  publish_tokens: [[a]]\n", nil, `auth.publish_tokens[0]: expected a string`},
+		{"empty list item in yaml", "auth:\n  publish_tokens: [s3cret, \"\"]\n", nil, `auth.publish_tokens[1]: empty item in a list`},
+		{"empty list item in env", "", map[string]string{"SSEHUB_AUTH_PUBLISH_TOKENS": "s3cret,,x"}, `auth.publish_tokens[1]: empty item`},
+		{"nats url in yaml", "hub:\n  broker: nats\nnats:\n  url: nats://u:1234567890123@h:x\n", nil, `nats.url: "nats://u:xxxxx@h:x" is not a NATS server URL`},
+		{"nats url in env", "", map[string]string{"SSEHUB_HUB_BROKER": "nats", "SSEHUB_NATS_URL": "nats://u:1234567890123@h:x"}, `nats.url: "nats://u:xxxxx@h:x" is not a NATS server URL`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -572,6 +584,16 @@ func TestLoadBadValues(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %q, want it to contain %q", err, tt.want)
+			}
+			// A value of the file's names the file, as its other
+			// errors do; one of a variable's names the variable.
+			if file := fmt.Sprintf("%s %q: ", ErrConfigFile, path); tt.vars == nil && !strings.HasPrefix(err.Error(), file) {
+				t.Errorf("err = %q, want it to start with %q", err, file)
+			}
+			for name := range tt.vars {
+				if !strings.Contains(err.Error(), "; set by "+name) && name != "SSEHUB_HUB_BROKER" {
+					t.Errorf("err = %q, want it to name %s", err, name)
+				}
 			}
 			for _, secret := range []string{"0123456", "42798", "0x1F", "1234567890123"} {
 				if strings.Contains(err.Error(), secret) {
@@ -1118,8 +1140,8 @@ func TestLoadSeveralDocuments(t *testing.T) {
 
 // TestLoadErrorNamesItsSource checks that a bad value set by an
 // environment variable or a flag is reported with that variable or flag
-// after the problem: the user looking for it set no key of that name, and
-// a file's value names none.
+// after the problem: the user looking for it set no key of that name; one
+// set by the file names the file first, as the file's other errors do.
 func TestLoadErrorNamesItsSource(t *testing.T) {
 	_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_STREAM_RETRY": "3x"}))
 	if want := `stream.retry: invalid duration "3x" (use a Go duration such as 15s or 1500ms); set by SSEHUB_STREAM_RETRY`; err == nil || err.Error() != want {
@@ -1141,7 +1163,7 @@ func TestLoadErrorNamesItsSource(t *testing.T) {
 		`log.level: "loud" must be one of debug, info, warn, error; set by SSEHUB_LOG_LEVEL`,
 		`log.format: "xml" must be one of text, json; set by --log-format`,
 		`cors.allowed_origins: "http://a.test/path" is not an origin (no path, query or fragment allowed); set by SSEHUB_CORS_ALLOWED_ORIGINS`,
-		`stream.write_timeout: "0s" must be between 1s and 24h0m0s`, // from the file: no variable
+		fmt.Sprintf(`%s %q: stream.write_timeout: "0s" must be between 1s and 24h0m0s`, ErrConfigFile, path), // from the file: no variable
 	} {
 		if !slices.Contains(lines, want) {
 			t.Errorf("err = %q\nwant a line %q", err, want)
@@ -1266,9 +1288,15 @@ func TestLoadEnvQuotedValueOfAnUnusedKey(t *testing.T) {
 func TestLoadErrorNamesTheOtherKeysSource(t *testing.T) {
 	for _, tc := range []struct {
 		vars map[string]string
-		args []string
-		want string
+		file string // the YAML file's content, "" for none
+		want string // FILE: the file's name, quoted
 	}{
+		{
+			// The key left at its default is named under the file
+			// that set the other.
+			file: "stream:\n  max_streams: 10\n",
+			want: "config file FILE: hub.max_subscribers: 20000 is above stream.max_streams (10), which caps every stream, subscriptions included",
+		},
 		{
 			vars: map[string]string{"SSEHUB_STREAM_MAX_STREAMS": "10"},
 			want: "hub.max_subscribers: 20000 is above stream.max_streams (10), which caps every stream, subscriptions included; stream.max_streams set by SSEHUB_STREAM_MAX_STREAMS",
@@ -1283,35 +1311,36 @@ func TestLoadErrorNamesTheOtherKeysSource(t *testing.T) {
 		},
 		{
 			vars: map[string]string{"SSEHUB_CORS_ALLOW_CREDENTIALS": "true"},
-			args: []string{"--config", writeYAML(t, "cors:\n  allowed_origins: [\"*\"]\n")},
-			want: `cors.allowed_origins: "*" cannot be combined with cors.allow_credentials: true (list the origins instead); cors.allow_credentials set by SSEHUB_CORS_ALLOW_CREDENTIALS`,
+			file: "cors:\n  allowed_origins: [\"*\"]\n",
+			want: `config file FILE: cors.allowed_origins: "*" cannot be combined with cors.allow_credentials: true (list the origins instead); cors.allow_credentials set by SSEHUB_CORS_ALLOW_CREDENTIALS`,
 		},
 		{
 			vars: map[string]string{"SSEHUB_HUB_MAX_EVENT_BYTES": "1000"},
-			args: []string{"--config", writeYAML(t, "hub:\n  history_max_bytes: 100\n")},
-			want: "hub.history_max_bytes: 100 is below hub.max_event_bytes (1000): the history could not hold the largest event; hub.max_event_bytes set by SSEHUB_HUB_MAX_EVENT_BYTES",
+			file: "hub:\n  history_max_bytes: 100\n",
+			want: "config file FILE: hub.history_max_bytes: 100 is below hub.max_event_bytes (1000): the history could not hold the largest event; hub.max_event_bytes set by SSEHUB_HUB_MAX_EVENT_BYTES",
 		},
 		{
 			vars: map[string]string{"SSEHUB_NATS_EMBEDDED": "true"},
-			args: []string{"--config", writeYAML(t, "nats:\n  replicas: 3\n")},
-			want: `nats.embedded: true needs hub.broker: nats (it is "memory"); set by SSEHUB_NATS_EMBEDDED` + "\n" +
-				"nats.replicas: 3 is more than the embedded server (nats.embedded: true), a single server, can hold: use 1; nats.embedded set by SSEHUB_NATS_EMBEDDED",
+			file: "nats:\n  replicas: 3\n",
+			// The file's errors come first, under its name.
+			want: "config file FILE: nats.replicas: 3 is more than the embedded server (nats.embedded: true), a single server, can hold: use 1; nats.embedded set by SSEHUB_NATS_EMBEDDED\n" +
+				`nats.embedded: true needs hub.broker: nats (it is "memory"); set by SSEHUB_NATS_EMBEDDED`,
 		},
 		{
 			// The secret, set by its variable as secrets are, is named by
 			// its variable, never by its value.
 			vars: map[string]string{"SSEHUB_AUTH_JWT_HMAC_SECRET": strings.Repeat("s3cret-", 6)},
-			args: []string{"--config", writeYAML(t, "auth:\n  jwt:\n    algorithms: [HS384]\n")},
-			want: `auth.jwt.algorithms: "HS384" needs an auth.jwt.hmac_secret of 48 bytes or more, as long as its hash (RFC 7518); it has 42 (value not shown); auth.jwt.hmac_secret set by SSEHUB_AUTH_JWT_HMAC_SECRET`,
+			file: "auth:\n  jwt:\n    algorithms: [HS384]\n",
+			want: `config file FILE: auth.jwt.algorithms: "HS384" needs an auth.jwt.hmac_secret of 48 bytes or more, as long as its hash (RFC 7518); it has 42 (value not shown); auth.jwt.hmac_secret set by SSEHUB_AUTH_JWT_HMAC_SECRET`,
 		},
 	} {
-		args := tc.args
-		if args == nil {
-			args = []string{"--config", os.DevNull}
+		path := os.DevNull
+		if tc.file != "" {
+			path = writeYAML(t, tc.file)
 		}
-		_, err := Load(args, env(tc.vars))
-		if err == nil || err.Error() != tc.want {
-			t.Errorf("%v: err = %v\nwant %s", tc.vars, err, tc.want)
+		_, err := Load([]string{"--config", path}, env(tc.vars))
+		if want := strings.ReplaceAll(tc.want, "FILE", strconv.Quote(path)); err == nil || err.Error() != want {
+			t.Errorf("%v %q: err = %v\nwant %s", tc.vars, tc.file, err, want)
 		}
 	}
 }

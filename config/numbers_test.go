@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -85,7 +86,8 @@ func TestLoadDurationAndBoolReadAsAVariable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		key := tt.section + "." + tt.key
-		fileCfg, fileErr := Load([]string{"--config", writeYAML(t, tt.section+":\n  "+tt.key+": "+tt.value+"\n")}, nil)
+		path := writeYAML(t, tt.section+":\n  "+tt.key+": "+tt.value+"\n")
+		fileCfg, fileErr := Load([]string{"--config", path}, nil)
 		envCfg, envErr := Load([]string{"--config", os.DevNull}, env(map[string]string{EnvName(key): tt.value}))
 		if tt.want == "" {
 			if fileErr != nil || envErr != nil {
@@ -95,8 +97,9 @@ func TestLoadDurationAndBoolReadAsAVariable(t *testing.T) {
 			}
 			continue
 		}
-		if fileErr == nil || fileErr.Error() != tt.want {
-			t.Errorf("%s: %s in the file: err = %v\nwant %s", key, tt.value, fileErr, tt.want)
+		// The file's error names the file, as the variable's names the variable.
+		if want := fmt.Sprintf("%s %q: %s", ErrConfigFile, path, tt.want); fileErr == nil || fileErr.Error() != want {
+			t.Errorf("%s: %s in the file: err = %v\nwant %s", key, tt.value, fileErr, want)
 		}
 		if want := tt.want + "; set by " + EnvName(key); envErr == nil || envErr.Error() != want {
 			t.Errorf("%s=%s: err = %v\nwant %s", EnvName(key), tt.value, envErr, want)
