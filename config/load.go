@@ -139,7 +139,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		return errors.As(err, &ke) && errors.Is(ke.Err, ErrInvalidValue) && sources[strings.Split(ke.Key, "[")[0]] != ""
 	})
 	if err := errors.Join(cfg.used(fileErrs)...); err != nil {
-		return Config{}, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+		return Config{}, nameFile(err, path, nil)
 	}
 	// inFile reports whether the file sets key: its errors name the
 	// file, as the file's other errors do.
@@ -155,30 +155,27 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
-// nameFile returns err, a decoding or a validation error of Load's, with
-// the *KeyErrors in it whose key, or another key the problem names, the
-// file at path set (inFile) gathered first after `config file "PATH": `,
-// as the file's other errors are: stream.retry: 0.0x was refused without
-// a word of the file where hub.history_size: 1e3 named it. The others,
-// which name their variable or flag or are about defaults, follow.
+// nameFile returns err, one of Load's errors, with each of the errors
+// joined in it whose key, or another key the problem names, the file at
+// path set (inFile; nil for all of them, the file's own problems) after
+// `config file "PATH": `, as an error of a value a
+// variable or a flag set names it: stream.retry: 0.0x was refused without
+// a word of the file where hub.history_size: 1e3 named it, and of two
+// unknown keys the second did not name it.
 func nameFile(err error, path string, inFile func(key string) bool) error {
 	errs := []error{err}
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = joined.Unwrap()
 	}
-	var fromFile, rest []error
-	for _, e := range errs {
+	named := make([]error, len(errs))
+	for i, e := range errs {
+		named[i] = e
 		var ke *KeyError
-		if errors.As(e, &ke) && (inFile(strings.Split(ke.Key, "[")[0]) || slices.ContainsFunc(ke.Others, inFile)) {
-			fromFile = append(fromFile, e)
-		} else {
-			rest = append(rest, e)
+		if inFile == nil || errors.As(e, &ke) && (inFile(strings.Split(ke.Key, "[")[0]) || slices.ContainsFunc(ke.Others, inFile)) {
+			named[i] = fmt.Errorf("%w %q: %w", ErrConfigFile, path, e)
 		}
 	}
-	if len(fromFile) == 0 {
-		return err
-	}
-	return errors.Join(append([]error{fmt.Errorf("%w %q: %w", ErrConfigFile, path, errors.Join(fromFile...))}, rest...)...)
+	return errors.Join(named...)
 }
 
 // envValue returns s, the value of key's environment variable (or, for

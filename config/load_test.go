@@ -397,6 +397,8 @@ func TestLoadUnknownKey(t *testing.T) {
 		{"server:\n  addr: \":1\"\n  port: 8080\n", "server.port: unknown key"},
 		{"auth:\n  jwt:\n    secret: x\n", "auth.jwt.secret: unknown key"},
 		{"verbose: true\n", "verbose: unknown key"},
+		// Each on its line, each naming the file: the second did not.
+		{"verbose: true\nmetrics:\n  enabled: true\n", "\n" + `config file "FILE": verbose: unknown key`},
 	}
 	for _, tt := range tests {
 		path := writeYAML(t, tt.yaml)
@@ -405,8 +407,13 @@ func TestLoadUnknownKey(t *testing.T) {
 			t.Errorf("%q: err = %v, want ErrUnknownKey in ErrConfigFile", tt.yaml, err)
 			continue
 		}
-		if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
-			t.Errorf("%q: err = %q, want it to contain %q and the file name", tt.yaml, err, tt.want)
+		if want := strings.ReplaceAll(tt.want, "FILE", path); !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %q, want it to contain %q", tt.yaml, err, want)
+		}
+		for line := range strings.Lines(err.Error()) {
+			if file := fmt.Sprintf("%s %q: ", ErrConfigFile, path); !strings.HasPrefix(line, file) {
+				t.Errorf("%q: err = %q, want each line to start with %q", tt.yaml, err, file)
+			}
 		}
 	}
 }
@@ -1147,7 +1154,7 @@ func TestLoadErrorNamesItsSource(t *testing.T) {
 	if want := `stream.retry: invalid duration "3x" (use a Go duration such as 15s or 1500ms); set by SSEHUB_STREAM_RETRY`; err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
-	path := writeYAML(t, "stream:\n  write_timeout: 0s\n")
+	path := writeYAML(t, "stream:\n  write_timeout: 0s\nhub:\n  history_size: 0\n")
 	vars := map[string]string{
 		"SSEHUB_SERVER_ADDR":          ":1",
 		"SSEHUB_LOG_LEVEL":            "loud",
@@ -1164,6 +1171,7 @@ func TestLoadErrorNamesItsSource(t *testing.T) {
 		`log.format: "xml" must be one of text, json; set by --log-format`,
 		`cors.allowed_origins: "http://a.test/path" is not an origin (no path, query or fragment allowed); set by SSEHUB_CORS_ALLOWED_ORIGINS`,
 		fmt.Sprintf(`%s %q: stream.write_timeout: "0s" must be between 1s and 24h0m0s`, ErrConfigFile, path), // from the file: no variable
+		fmt.Sprintf(`%s %q: hub.history_size: 0 must be between 1 and 10000000 (its ring is allocated at start, 32 bytes a slot: 320 MB at most)`, ErrConfigFile, path),
 	} {
 		if !slices.Contains(lines, want) {
 			t.Errorf("err = %q\nwant a line %q", err, want)
@@ -1322,9 +1330,9 @@ func TestLoadErrorNamesTheOtherKeysSource(t *testing.T) {
 		{
 			vars: map[string]string{"SSEHUB_NATS_EMBEDDED": "true"},
 			file: "nats:\n  replicas: 3\n",
-			// The file's errors come first, under its name.
-			want: "config file FILE: nats.replicas: 3 is more than the embedded server (nats.embedded: true), a single server, can hold: use 1; nats.embedded set by SSEHUB_NATS_EMBEDDED\n" +
-				`nats.embedded: true needs hub.broker: nats (it is "memory"); set by SSEHUB_NATS_EMBEDDED`,
+			// Each line names where its value was set.
+			want: `nats.embedded: true needs hub.broker: nats (it is "memory"); set by SSEHUB_NATS_EMBEDDED` + "\n" +
+				"config file FILE: nats.replicas: 3 is more than the embedded server (nats.embedded: true), a single server, can hold: use 1; nats.embedded set by SSEHUB_NATS_EMBEDDED",
 		},
 		{
 			// The secret, set by its variable as secrets are, is named by
