@@ -45,9 +45,19 @@ func serverProtocols(c config.ServerConfig) *http.Protocols {
 // it. A stream's own write deadline resets that stream alone, and its
 // RST_STREAM waits behind the bytes the connection cannot send: on a
 // system without TCP_USER_TIMEOUT (see listen), the connection and all
-// its streams were held until the client read again.
+// its streams were held until the client read again. A connection whose
+// client sent no frame for stream.heartbeat_interval gets a PING, and is
+// closed with its streams when no answer comes within
+// stream.write_timeout: a client that vanished without a word (a laptop
+// that slept, a NAT that dropped it) takes no byte less, its heartbeats
+// fitting in the socket buffers, and was held, where no
+// TCP_USER_TIMEOUT ends it, until the kernel gave up retransmitting.
 func serverHTTP2(c config.StreamConfig) *http.HTTP2Config {
-	return &http.HTTP2Config{WriteByteTimeout: c.WriteTimeout}
+	return &http.HTTP2Config{
+		WriteByteTimeout: c.WriteTimeout,
+		SendPingTimeout:  c.HeartbeatInterval,
+		PingTimeout:      c.WriteTimeout,
+	}
 }
 
 // serveOn serves srv on ln: over TLS when srv has a TLS configuration.

@@ -399,8 +399,8 @@ func handlerOptions(cfg config.Config, log *slog.Logger, broker handler.Broker) 
 // connection with GOAWAY and an error code (net/http leaves one without
 // a code unlogged), breaks HTTP/2 (net/http's "server connection error",
 // which only the client's frames raise; ENHANCE_YOUR_CALM is Go's answer
-// to a rapid reset attack, CVE-2023-44487) or sends no SETTINGS after its
-// preface. Each line of these is at debug. The first of each kind is a
+// to a rapid reset attack, CVE-2023-44487), sends no SETTINGS after its
+// preface, or answers no PING (gone without a word). Each line of these is at debug. The first of each kind is a
 // warning, with its kind; those of the same kind that follow are
 // counted, and one info line a clientErrorWindow sums up the kinds
 // counted in it: "client connection errors", their count, and the count
@@ -667,6 +667,11 @@ func clientErrorKind(msg string) string {
 	case strings.HasPrefix(msg, "timeout waiting for SETTINGS frames from "):
 		// A preface and then nothing, or a server too busy to read.
 		return "http2_settings_timeout"
+	case msg == "timeout waiting for PING response":
+		// Sent nothing for stream.heartbeat_interval, and left a PING
+		// unanswered: a client gone without a word (a laptop that
+		// slept, a connection a NAT dropped).
+		return "http2_ping_timeout"
 	case strings.HasPrefix(msg, "http2: server: error reading preface from client "):
 		// A TLS health check that closed with the server's first bytes
 		// unread, a client that said nothing, or one whose first bytes
