@@ -318,17 +318,17 @@ func (l *subscriptionLoop) refresh(now time.Time) {
 // step's worth (maxStepBytes): the rest stays queued, where it counts
 // against hub.subscriber_buffer, so a subscriber that reads slowly is
 // dropped once that many wait behind the step it is being written, not
-// twice that. A subscription that has ended (dropped, or the hub
-// shutting down) gets no more events queued: the rest is taken too, so
-// that the stream stops after this piece (step), as with a backlog it
-// holds, rather than send the queue piece by piece for as long as the
-// client reads. It reports false when the subscription has ended and
-// nothing is left.
+// twice that. A subscription that has ended (dropped) hands out the rest
+// at once (Subscription.Take), and so is it taken while the hub shuts
+// down, so that the stream stops after this piece (step), as with a
+// backlog it holds, rather than send the queue piece by piece for as long
+// as the client reads. It reports false when the subscription has ended
+// and nothing is left.
 func (l *subscriptionLoop) take() bool {
 	l.borrow()
 	var open bool
 	l.taken, open = l.sub.Take(l.taken[:0], maxStepBytes)
-	if len(l.taken) > 0 && (l.s.h.closing() || l.sub.Err() != nil) {
+	if len(l.taken) > 0 && l.s.h.closing() {
 		l.taken, _ = l.sub.Take(l.taken, 0)
 	}
 	l.pending = l.taken

@@ -186,7 +186,8 @@ type Subscription interface {
 	// it leaves stay queued, and count against the queue's bound, so a
 	// subscriber that takes a write's worth at a time is dropped once
 	// that bound waits behind its write, and Ready is signalled for them.
-	// open is false once the subscription has ended and nothing is left
+	// A subscription that has ended hands out all it holds at once. open
+	// is false once the subscription has ended and nothing is left
 	// to take, and stays false; events queued before the end are still
 	// taken first. Take does not wait. The appended Messages are shared:
 	// do not modify them.

@@ -95,7 +95,9 @@ func (s *memorySubscription) Ready() <-chan struct{} { return s.ready }
 // frames take maxBytes or more (all of them for maxBytes 0 or less), and
 // removes them from the queue, letting it go once empty if it grew past
 // keptQueueCap. What it leaves stays queued, counted against
-// SubscriberBuffer, and Ready is signalled for it. open is false once the
+// SubscriberBuffer, and Ready is signalled for it. A subscription that
+// has ended hands out its whole queue at once: its subscriber stops after
+// that, rather than take the queue piece by piece. open is false once the
 // subscription has ended and the queue is empty. Only the subscriber may
 // call it, from one goroutine at a time.
 func (s *memorySubscription) Take(dst []*Message, maxBytes int) (msgs []*Message, open bool) {
@@ -105,7 +107,7 @@ func (s *memorySubscription) Take(dst []*Message, maxBytes int) (msgs []*Message
 	if len(s.queue) == 0 {
 		return dst, !s.closed
 	}
-	if n := takeCount(s.queue, maxBytes); n < len(s.queue) {
+	if n := takeCount(s.queue, maxBytes); n < len(s.queue) && !s.closed {
 		// The rest stays where it is: moved down, it would be copied
 		// again at each piece, under the lock Publish needs. Push's
 		// append moves it into an array of its own once this one is
