@@ -449,22 +449,7 @@ func TestHubSlowSubscriberHoldsAtMostItsBuffer(t *testing.T) {
 	onlyIn(t, false)
 	synctest.Test(t, func(t *testing.T) {
 		const buffer = 4
-		opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: buffer})
-		opts.Stream.WriteTimeout = time.Hour // the writes block, and stay blocked
-		h := New(opts)
-		defer h.Close()
-		ln := newPipeListener()
-		srv := &http.Server{Handler: h}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
-		conn, err := ln.dial(t.Context(), "", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
+		conn, broker := pipeSubscription(t, buffer)
 		// A chunk that ends a step ends with an event's blank line and
 		// the chunk's CRLF.
 		const stepEnd = "\n\n\r\n"
@@ -515,22 +500,7 @@ func TestHubDroppedSubscriberIsSentNoMorePieces(t *testing.T) {
 	onlyIn(t, false)
 	synctest.Test(t, func(t *testing.T) {
 		const buffer = 8
-		opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: buffer})
-		opts.Stream.WriteTimeout = time.Hour
-		h := New(opts)
-		defer h.Close()
-		ln := newPipeListener()
-		srv := &http.Server{Handler: h}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
-		conn, err := ln.dial(t.Context(), "", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
+		conn, broker := pipeSubscription(t, buffer)
 		const stepEnd = "\n\n\r\n"
 		readThrough(t, conn, stepEnd)      // the position
 		data := strings.Repeat("x", 40000) // two make a piece of 64 KiB or more
@@ -599,4 +569,29 @@ func TestALiveBacklogEndsAtItsNextStepOnClose(t *testing.T) {
 		t.Errorf("read %d bytes of a %d-byte backlog after the close: it went on", n, backlog)
 	}
 	ts.waitReturned(t, "/api/v1/events")
+}
+
+// pipeSubscription opens, in a synctest bubble, a hub subscription to
+// topic a with a queue of buffer events over net.Pipe, which holds
+// nothing: a write its client does not read stays blocked, for good
+// (stream.write_timeout an hour). The test's end closes it all.
+func pipeSubscription(t *testing.T, buffer int) (net.Conn, testBroker) {
+	t.Helper()
+	opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: buffer})
+	opts.Stream.WriteTimeout = time.Hour
+	h := New(opts)
+	t.Cleanup(h.Close)
+	ln := newPipeListener()
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	conn, err := ln.dial(t.Context(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	return conn, broker
 }
