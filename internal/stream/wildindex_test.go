@@ -62,16 +62,7 @@ func TestWildIndexAgreesWithMatch(t *testing.T) {
 	check := func(stage string, indexed map[string]*group) {
 		t.Helper()
 		for _, topic := range topics {
-			var want []string
-			for p := range indexed {
-				if Match(p, topic) {
-					want = append(want, p)
-				}
-			}
-			slices.Sort(want)
-			if got := matchedPatterns(&x, topic); !slices.Equal(got, want) {
-				t.Fatalf("%s: %s matches %v, want %v", stage, topic, got, want)
-			}
+			checkMatches(t, &x, indexed, topic, stage)
 		}
 		if nodes := x.root.count() - 1; nodes > 2*len(indexed) {
 			t.Fatalf("%s: %d nodes for %d patterns, want 2 a pattern at most", stage, nodes, len(indexed))
@@ -270,16 +261,7 @@ func TestWildIndexRandomChurn(t *testing.T) {
 		}
 		for range 8 {
 			topic := segments(1+rng.IntN(9), []string{"a", "b"})
-			var want []string
-			for q := range indexed {
-				if Match(q, topic) {
-					want = append(want, q)
-				}
-			}
-			slices.Sort(want)
-			if got := matchedPatterns(&x, topic); !slices.Equal(got, want) {
-				t.Fatalf("step %d: %s matches %v, want %v", step, topic, got, want)
-			}
+			checkMatches(t, &x, indexed, topic, fmt.Sprintf("step %d", step))
 		}
 		if nodes := x.root.count() - 1; nodes > 2*len(indexed) {
 			t.Fatalf("step %d: %d nodes for %d patterns", step, nodes, len(indexed))
@@ -342,16 +324,7 @@ func TestWildIndexSegmentsOfSeveralBytes(t *testing.T) {
 		x.root.checkMinimal(t)
 		for range 8 {
 			topic := segments(1+rng.IntN(6), []string{"a", "ab", "abc", "abcd", "b", "ba", "bb"})
-			var want []string
-			for q := range indexed {
-				if Match(q, topic) {
-					want = append(want, q)
-				}
-			}
-			slices.Sort(want)
-			if got := matchedPatterns(&x, topic); !slices.Equal(got, want) {
-				t.Fatalf("step %d: %s matches %v, want %v", step, topic, got, want)
-			}
+			checkMatches(t, &x, indexed, topic, fmt.Sprintf("step %d", step))
 		}
 	}
 	for _, g := range indexed {
@@ -360,5 +333,21 @@ func TestWildIndexSegmentsOfSeveralBytes(t *testing.T) {
 	}
 	if !x.root.empty() {
 		t.Errorf("every pattern removed, the index still holds %+v", x.root)
+	}
+}
+
+// checkMatches fails the test when topic's patterns in x are not those of
+// indexed that Match says match it; stage names the moment.
+func checkMatches(t *testing.T, x *wildIndex, indexed map[string]*group, topic, stage string) {
+	t.Helper()
+	var want []string
+	for p := range indexed {
+		if Match(p, topic) {
+			want = append(want, p)
+		}
+	}
+	slices.Sort(want)
+	if got := matchedPatterns(x, topic); !slices.Equal(got, want) {
+		t.Fatalf("%s: %s matches %v, want %v", stage, topic, got, want)
 	}
 }
