@@ -51,7 +51,7 @@ func TestDeepResumeOutrunByLiveEventsReadsThemFromTheStream(t *testing.T) {
 			}
 			// Live events, more than the queue holds, at each of the
 			// first pages: a steady publisher on a busy topic.
-			live := store(t, ns, a, repeat(event{"a", 40}, 3*opts.SubscriberBuffer))
+			live := store(t, ns, a, repeat(event{"a", 40}, 3*spillBuffer))
 			all = append(all, live...)
 			last, _ := b.cur.Load().ids.seq(live[len(live)-1].ID)
 			waitFor(t, "the live events to reach b", func() bool { return b.cur.Load().seen.last() >= last })
@@ -260,19 +260,7 @@ func TestResumesOutrunByLiveEventsCountEachEventOnce(t *testing.T) {
 // once the stream has let go of its next page it ends as a slow
 // subscriber, counted as dropped, and gives back its slots and consumers.
 func TestSlowSpillingResumeIsDroppedOnceTheStreamLetsGo(t *testing.T) {
-	ns := startNATS(t)
-	opts := testBrokerOptions(ns)
-	opts.HistorySize = 600
-	a := openBroker(t, opts)
-	all := store(t, ns, a, repeat(event{"a", 40}, 300))
-	opts.cold = true
-	opts.SubscriberBuffer = 8
-	b := openBroker(t, opts) // its local history starts after them
-	s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(all[0].ID, 10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	ns, a, b, s, all := deepSpillingResume(t, 600)
 	dropped := b.Stats().Dropped
 	publish := func(n int) {
 		live := store(t, ns, a, repeat(event{"a", 40}, n))
@@ -283,7 +271,7 @@ func TestSlowSpillingResumeIsDroppedOnceTheStreamLetsGo(t *testing.T) {
 		waitFor(t, "the live events to reach b", func() bool { return b.cur.Load().seen.last() >= last })
 	}
 	got, _ := s.Replay(nil, 1)
-	publish(3 * opts.SubscriberBuffer) // spilled before the replay's first end
+	publish(3 * spillBuffer) // spilled before the replay's first end
 	// The rest of the replay's first end, at once.
 	got, done := s.Replay(got, frameBytes(all[1:])-frameBytes(got))
 	if done || !slices.EqualFunc(got, all[1:], sameEvent) {
@@ -321,19 +309,7 @@ func TestSlowSpillingResumeIsDroppedOnceTheStreamLetsGo(t *testing.T) {
 // (HistorySize), it is dropped as a slow subscriber, as it was before
 // its queue spilled; its client resumes from the local history.
 func TestSpillingResumeThatNeverCatchesUpIsDropped(t *testing.T) {
-	ns := startNATS(t)
-	opts := testBrokerOptions(ns)
-	opts.HistorySize = 1000
-	a := openBroker(t, opts)
-	all := store(t, ns, a, repeat(event{"a", 40}, 300))
-	opts.cold = true
-	opts.SubscriberBuffer = 8
-	b := openBroker(t, opts) // its local history starts after them
-	s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(all[0].ID, 10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	ns, a, b, s, all := deepSpillingResume(t, 1000)
 	sub := s.(*subscription)
 	dropped := b.Stats().Dropped
 	var got []*stream.Message
@@ -343,7 +319,7 @@ func TestSpillingResumeThatNeverCatchesUpIsDropped(t *testing.T) {
 			t.Fatalf("after %d steps (%d events published) %d events handed out and the replay is not done", steps, len(all), len(got))
 		}
 		// More than the queue holds, while each page is read.
-		live := store(t, ns, a, repeat(event{"a", 40}, 3*opts.SubscriberBuffer))
+		live := store(t, ns, a, repeat(event{"a", 40}, 3*spillBuffer))
 		if t.Failed() {
 			t.FailNow()
 		}
@@ -376,3 +352,29 @@ func TestSpillingResumeThatNeverCatchesUpIsDropped(t *testing.T) {
 	}
 	t.Logf("dropped after %d steps, %d events handed out", steps, len(got))
 }
+
+// deepSpillingResume stores 300 events of topic a in a stream that keeps
+// historySize, through instance a, and resumes from the first of them on
+// b, an instance started after them (its local history does not hold
+// them) with a queue of spillBuffer: a resume read from the stream, whose
+// queue spills once a topic this busy outruns it. all is what a stored.
+func deepSpillingResume(t *testing.T, historySize int) (ns *natsServer, a, b *Broker, s stream.Subscription, all []*stream.Message) {
+	t.Helper()
+	ns = startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.HistorySize = historySize
+	a = openBroker(t, opts)
+	all = store(t, ns, a, repeat(event{"a", 40}, 300))
+	opts.cold = true
+	opts.SubscriberBuffer = spillBuffer
+	b = openBroker(t, opts)
+	s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(all[0].ID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return ns, a, b, s, all
+}
+
+// spillBuffer is the queue of deepSpillingResume's subscription.
+const spillBuffer = 8
