@@ -35,6 +35,23 @@ func freePort(t *testing.T) string {
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
+// freePorts returns n distinct loopback ports nobody listened on a moment
+// ago: each is held until all are known, so that no two are the same
+// number, as two calls of freePort in a row may give.
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	ports := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
+	return ports
+}
+
 // refusingAddr returns a loopback host:port that refuses every connect
 // until the test ends: a socket bound there that never listens, so that
 // the kernel answers a connect with a reset, and no other process can

@@ -189,15 +189,15 @@ http {
 // startNginx runs nginx with conf (nginxFrame's, edited), listening on a
 // free loopback port, until the test ends, and returns it once it listens.
 // A second port, for a second listen line, is NGINX_TLS_PORT in conf: it
-// is picked afresh on each attempt, as the first is. Its error wraps
-// errPortTaken when nginx could not bind a port because another process
-// had it.
+// is picked afresh on each attempt, as the first is, and never the same
+// number. Its error wraps errPortTaken when nginx could not bind a port
+// because another process had it.
 func startNginx(t *testing.T, conf string) (*nginxProcess, error) {
 	t.Helper()
 	dir := t.TempDir()
-	port := freePort(t)
+	ports := freePorts(t, 2)
+	port, tlsPort := ports[0], ports[1]
 	conf = editRecipe(t, conf, nginxEdit{"listen 80;", "listen 127.0.0.1:" + port + ";"})
-	tlsPort := freePort(t)
 	conf = strings.ReplaceAll(conf, "NGINX_TLS_PORT", tlsPort)
 	conf = editRecipe(t, conf, nginxEdit{"/var/log/nginx/", dir + "/"})
 	conf = strings.ReplaceAll(conf, "NGINX_DIR", dir)

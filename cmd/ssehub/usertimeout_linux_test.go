@@ -255,8 +255,9 @@ func startMainAccepting(t *testing.T, cfg config.Config) (base string, accepted 
 }
 
 // publishUntilProbed publishes 2 KB events to topic a on base until the
-// kernel probes the closed window of server's client, within limit.
-func publishUntilProbed(t *testing.T, base string, server net.Conn, limit time.Duration) {
+// kernel probes the closed window of server's client, within limit. It
+// returns the bytes server's socket held unsent then.
+func publishUntilProbed(t *testing.T, base string, server net.Conn, limit time.Duration) (notSent uint32) {
 	t.Helper()
 	data := strings.Repeat("x", 2000)
 	for start := time.Now(); ; {
@@ -265,7 +266,7 @@ func publishUntilProbed(t *testing.T, base string, server net.Conn, limit time.D
 		}
 		if info := tcpInfo(t, server); info.Probes > 0 && info.Snd_wnd == 0 && info.Notsent_bytes > 0 {
 			t.Logf("probing after %v", time.Since(start))
-			return
+			return info.Notsent_bytes
 		}
 		if time.Since(start) > limit {
 			t.Fatal("the server never probed the closed window of a client that stopped reading")
@@ -326,9 +327,22 @@ func TestUserTimeoutDoesNotCountAClientGoneUnnoticedTillLater(t *testing.T) {
 	if _, err := io.WriteString(conn, "G"); err != nil {
 		t.Fatal(err)
 	}
-	publishUntilProbed(t, base, server, 3*cfg.Stream.WriteTimeout)
-	time.Sleep(300 * time.Millisecond) // the last event written
-	conn.Close()                       // a reset: unread data
+	notSent := publishUntilProbed(t, base, server, 3*cfg.Stream.WriteTimeout)
+	// A last event of 60 KB: once server's socket holds that many bytes
+	// more unsent (the window is closed, so all it is given stays unsent),
+	// the stream has written it, and every event before it, and waits for
+	// the next, unless it lagged 29 events of 2 KB behind the publishes.
+	const last = 60000
+	if status, answer := publishOverHTTP(t, base, hubTestToken, "a", strings.Repeat("y", last)); status != http.StatusCreated {
+		t.Fatalf("publish: %d %s", status, answer)
+	}
+	for start := time.Now(); tcpInfo(t, server).Notsent_bytes < notSent+last; {
+		if time.Since(start) > cfg.Stream.WriteTimeout/2 {
+			t.Fatalf("the last event, of %d bytes, was not written: %d bytes unsent, %d before it", last, tcpInfo(t, server).Notsent_bytes, notSent)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	conn.Close() // a reset: unread data
 	waitStreamEnded(t, base, 3*cfg.Stream.HeartbeatInterval)
 	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 0 {
 		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 0: the client went away", got)
