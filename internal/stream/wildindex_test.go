@@ -238,13 +238,7 @@ func TestWildcardGroupsShrinkWithTheirPatterns(t *testing.T) {
 // reaches.
 func TestWildIndexRandomChurn(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	segments := func(n int, from []string) string {
-		segs := make([]string, n)
-		for i := range segs {
-			segs[i] = from[rng.IntN(len(from))]
-		}
-		return strings.Join(segs, ".")
-	}
+	segments := func(n int, from []string) string { return randomName(rng, n, from) }
 	var x wildIndex
 	indexed := make(map[string]*group)
 	for step := range 1500 {
@@ -297,13 +291,7 @@ func (n *wildNode) checkMinimal(t *testing.T) {
 // tree stays minimal after every change.
 func TestWildIndexSegmentsOfSeveralBytes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	segments := func(n int, from []string) string {
-		segs := make([]string, n)
-		for i := range segs {
-			segs[i] = from[rng.IntN(len(from))]
-		}
-		return strings.Join(segs, ".")
-	}
+	segments := func(n int, from []string) string { return randomName(rng, n, from) }
 	var x wildIndex
 	indexed := make(map[string]*group)
 	for step := range 3000 {
@@ -350,4 +338,14 @@ func checkMatches(t *testing.T, x *wildIndex, indexed map[string]*group, topic, 
 	if got := matchedPatterns(x, topic); !slices.Equal(got, want) {
 		t.Fatalf("%s: %s matches %v, want %v", stage, topic, got, want)
 	}
+}
+
+// randomName joins n segments drawn by rng from from with dots: a random
+// topic or pattern.
+func randomName(rng *rand.Rand, n int, from []string) string {
+	segs := make([]string, n)
+	for i := range segs {
+		segs[i] = from[rng.IntN(len(from))]
+	}
+	return strings.Join(segs, ".")
 }
