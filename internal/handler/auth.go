@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -106,18 +105,41 @@ func (h *Handler) checkSubscriptionToken(c *gin.Context, patterns []string) (*jw
 
 // authorizeSubscription checks the request's token for patterns, none of
 // them open to all: a subscribe token allows any, a JWT those it grants.
-// The claims are those of the JWT that allowed them, nil for none.
+// The claims are those of the JWT that allowed them, nil for none. Of
+// several token cookies (requestTokens), the first that allows patterns
+// does; when none does, the error names each one's reason, with the
+// status of the first's.
 func (h *Handler) authorizeSubscription(c *gin.Context, patterns []string) (*jwtauth.Claims, error) {
 	if !h.subscribingGuarded() {
 		return nil, nil
 	}
-	token, err := h.requestToken(c)
+	tokens, err := h.requestTokens(c)
 	if err != nil {
 		return nil, err
 	}
-	if token == "" {
+	if len(tokens) == 0 {
 		return nil, errNoToken
 	}
+	errs := make([]error, 0, len(tokens))
+	for _, token := range tokens {
+		claims, err := h.authorizeToken(token, patterns)
+		if err == nil {
+			return claims, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	var rest strings.Builder
+	for i, err := range errs[1:] {
+		fmt.Fprintf(&rest, "; cookie %d: %v", i+2, err)
+	}
+	return nil, fmt.Errorf("%d %s cookies, none accepted: cookie 1: %w%s", len(errs), h.hub.TokenCookie, errs[0], rest.String())
+}
+
+// authorizeToken checks one token for patterns, as authorizeSubscription.
+func (h *Handler) authorizeToken(token string, patterns []string) (*jwtauth.Claims, error) {
 	if h.subscribeTokens.allows(token) {
 		return nil, nil
 	}
@@ -149,38 +171,52 @@ func (h *Handler) verifyJWT(token string) (*jwtauth.Claims, error) {
 	return claims, nil
 }
 
-// requestToken returns a subscriber's token: from the Authorization
+// maxTokenCookies bounds the token cookies of one request: each may cost
+// a signature check. A browser sends one per Domain and Path it was set
+// with, a host-only one and one for the parent domain most often.
+const maxTokenCookies = 4
+
+// requestTokens returns a subscriber's token: from the Authorization
 // header, else the access_token query parameter (EventSource cannot set
 // headers), else the JWT cookie (a cross-origin EventSource sends it with
-// withCredentials). The access log records neither query nor cookies. A
-// header or parameter given twice is a 400 (see queryParam).
-func (h *Handler) requestToken(c *gin.Context) (string, error) {
+// withCredentials). Of the cookie it returns every value, up to
+// maxTokenCookies: a browser sends each cookie of the name whose Domain
+// and Path match, one of them perhaps stale, in an order the server
+// cannot rely on. None is no token. The access log records neither query
+// nor cookies. A header or parameter given twice, or more cookies than
+// maxTokenCookies, is a 400 (see queryParam).
+func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 	if token, err := bearerToken(c); token != "" || err != nil {
-		return token, err
+		return []string{token}, err
 	}
 	// Not c.Query: see subscribe.
 	token, _, err := queryParam(c.Request.URL.Query(), "access_token")
 	if err != nil {
-		return "", invalidRequest{err}
+		return nil, invalidRequest{err}
 	}
 	if token != "" {
-		return token, nil
+		return []string{token}, nil
 	}
-	return h.cookieToken(c.Request), nil
+	cookies := c.Request.CookiesNamed(h.hub.TokenCookie)
+	if len(cookies) > maxTokenCookies {
+		return nil, invalidRequest{badRequest("%d %s cookies: at most %d are read", len(cookies), h.hub.TokenCookie, maxTokenCookies)}
+	}
+	var tokens []string
+	for _, cookie := range cookies {
+		if token := h.cookieToken(cookie.Value); token != "" {
+			tokens = append(tokens, token)
+		}
+	}
+	return tokens, nil
 }
 
-// cookieToken returns the value of the cookie name, with its percent
+// cookieToken returns the token of a cookie's value raw, with its percent
 // escapes decoded (a page's encodeURIComponent), but not '+' as a space,
 // which Gin's c.Cookie decodes as in a form: a static token in base64 has
 // '+', valid as it is in a cookie. A value that is a static token as it
 // is ("p%41ss") is taken so, not decoded into another; one that does not
 // unescape is taken as it is too.
-func (h *Handler) cookieToken(r *http.Request) string {
-	cookie, err := r.Cookie(h.hub.TokenCookie)
-	if err != nil {
-		return ""
-	}
-	raw := cookie.Value
+func (h *Handler) cookieToken(raw string) string {
 	if h.subscribeTokens.allows(raw) || h.publishTokens.allows(raw) {
 		return raw
 	}

@@ -532,3 +532,44 @@ func TestJWTStreamSendsNothingPastExpiry(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenCookieSentTwice: a browser sends every cookie of the name that
+// matches the request, a host-only one and one set with Domain= (or
+// another Path) alike, in an order the server cannot rely on. A stale
+// token in one of them must not refuse the request when another holds
+// one that allows it; with none that does, the answer names each.
+func TestTokenCookieSentTwice(t *testing.T) {
+	ts := newTestServer(t, jwtOptions(t))
+	good := mint(t, grant([]string{"a"}, nil, time.Hour))
+	expired := mint(t, grant([]string{"a"}, nil, -time.Hour))
+	other := mint(t, grant([]string{"b"}, nil, time.Hour)) // valid, but not for a
+	for _, cookie := range []string{
+		"ssehub_token=" + expired + "; ssehub_token=" + good,
+		"ssehub_token=" + good + "; ssehub_token=" + expired,
+		"ssehub_token=" + other + "; x=1; ssehub_token=" + good,
+		"ssehub_token=garbage; ssehub_token=" + good,
+	} {
+		p := ts.subscribe(t, "topic=a", map[string]string{"Cookie": cookie})
+		id := ts.publish(t, "a", `{"data": "x"}`)
+		if ev := next(t, p); ev.ID != id {
+			t.Errorf("Cookie %.40s…: got %+v, want id %s", cookie, ev, id)
+		}
+	}
+
+	resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, map[string]string{"Cookie": "ssehub_token=" + expired + "; ssehub_token=garbage"})
+	msg := wantJSONError(t, resp, http.StatusUnauthorized)
+	if !strings.Contains(msg, "expired") || !strings.Contains(msg, "malformed") || !strings.Contains(msg, "2 ssehub_token cookies") {
+		t.Errorf("refusal %q does not name both cookies' reasons", msg)
+	}
+	if got := resp.Header.Get("WWW-Authenticate"); !strings.Contains(got, "invalid_token") {
+		t.Errorf("WWW-Authenticate %q, want invalid_token", got)
+	}
+
+	// Each cookie costs a signature check: a request with many is refused
+	// before any is checked.
+	many := strings.Repeat("ssehub_token="+expired+"; ", maxTokenCookies) + "ssehub_token=" + good
+	resp = ts.do(t, "GET", "/api/v1/events?topic=a", nil, map[string]string{"Cookie": many})
+	if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "ssehub_token") {
+		t.Errorf("refusal %q does not name the cookie", msg)
+	}
+}
