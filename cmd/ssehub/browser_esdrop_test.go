@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/ssehub/ssehub/config"
+)
+
+// The EventSource panel resumes a dropped stream as its hint says: the
+// first GET stream, answered by a stand-in, is cut after line 1 without
+// its end; the browser reconnects with Last-Event-ID 1 and ssehub goes on
+// from line 2. The panel counts the reconnect, shows every line once, and
+// closes on the close event.
+func TestBrowserEventSourcePanelResumesAfterADrop(t *testing.T) {
+	cfg := config.Default()
+	cfg.Demo.TickerCount = 4
+	cfg.Demo.TickerInterval = 10 * time.Millisecond
+	base, _ := startMain(t, cfg)
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var (
+		first   sync.Once
+		mu      sync.Mutex
+		lastIDs []string // the Last-Event-ID of each GET stream
+	)
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/stream" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
+		mu.Unlock()
+		stand := false
+		first.Do(func() { stand = true })
+		if !stand {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "retry: 50\n\nid: 0\ndata: Streamed line 0\n\nid: 1\ndata: Streamed line 1\n\n")
+		w.(http.Flusher).Flush()
+		// A drop: the connection goes without the chunked body's end.
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close()
+	}))
+	t.Cleanup(page.Close)
+	ctx := newBrowser(t) // the drop is a network error in the console: no failOnPageErrors
+	runPage(t, ctx, page.URL+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitText("#es-log li.end", "bye"),
+	)
+	lines := mustRun(t, ctx, textsOf("#es-log li"))
+	if want := []string{"Streamed line 0", "Streamed line 1", "Streamed line 2", "Streamed line 3", "bye"}; !slices.Equal(lines, want) {
+		t.Errorf("lines %q, want %q", lines, want)
+	}
+	if got := mustRun(t, ctx, textOf("#es-reconnects")); got != "1" {
+		t.Errorf("reconnects %s, want 1", got)
+	}
+	if got := mustRun(t, ctx, textOf("#es-state")); got != "closed" {
+		t.Errorf("state %q, want closed", got)
+	}
+	if got := mustRun(t, ctx, textOf("#es-error")); got != "" {
+		t.Errorf("the panel says %q, want nothing", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"", "1"}; !slices.Equal(lastIDs, want) {
+		t.Errorf("Last-Event-ID of each GET stream %q, want %q", lastIDs, want)
+	}
+}
