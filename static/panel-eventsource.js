@@ -101,7 +101,7 @@ export default {
           if (run !== starts) return;
           if (reason !== "") note.value = `HTTP ${status}: ${reason}; EventSource stopped for good`;
           else if (stream) note.value = "the server refused the stream, then served it to a second request: EventSource stopped for good; Start tries again";
-          else if (opened) note.value = "the server refused to resume the stream; EventSource stopped for good";
+          else if (opened) note.value = `${status ? `HTTP ${status}: ` : ""}the server refused to resume the stream; EventSource stopped for good`;
           else note.value = `${status ? `HTTP ${status}: ` : ""}the stream could not be opened: is this page served by ssehub?`;
         });
       };

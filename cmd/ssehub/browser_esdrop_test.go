@@ -7,6 +7,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,5 +84,54 @@ func TestBrowserEventSourcePanelResumesAfterADrop(t *testing.T) {
 	defer mu.Unlock()
 	if want := []string{"", "1"}; !slices.Equal(lastIDs, want) {
 		t.Errorf("Last-Event-ID of each GET stream %q, want %q", lastIDs, want)
+	}
+}
+
+// A resume that a proxy refuses with a page of its own (nginx's 502 HTML,
+// without the README's recipe) stops the EventSource panel for good, and
+// its note gives the status: the panel's second request read it, and a
+// note without it leaves the reader guessing which of the stream's hops
+// refused it.
+func TestBrowserEventSourcePanelNamesTheStatusOfARefusedResume(t *testing.T) {
+	base, _ := startMain(t, config.Default())
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var first sync.Once
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/stream" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		stand := false
+		first.Do(func() { stand = true })
+		if !stand {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprint(w, "<html><body><h1>502 Bad Gateway</h1></body></html>\n")
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "retry: 50\n\nid: 0\ndata: Streamed line 0\n\n")
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close()
+	}))
+	t.Cleanup(page.Close)
+	ctx := newBrowser(t)
+	runPage(t, ctx, page.URL+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitText("#es-state", "closed"),
+	)
+	err = chromedp.Do(ctx, waitJS(`document.querySelector("#es-error").textContent.trim() !== ""`))
+	note := mustRun(t, ctx, textOf("#es-error"))
+	if err != nil || !strings.HasPrefix(note, "HTTP 502: ") || !strings.Contains(note, "stopped for good") {
+		t.Errorf("the panel says %q (%v), want the resume's 502 and that EventSource stopped", note, err)
 	}
 }
