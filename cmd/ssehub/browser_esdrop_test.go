@@ -135,3 +135,54 @@ func TestBrowserEventSourcePanelNamesTheStatusOfARefusedResume(t *testing.T) {
 		t.Errorf("the panel says %q (%v), want the resume's 502 and that EventSource stopped", note, err)
 	}
 }
+
+// A stream cut after its last line but before its close event (a proxy's
+// timeout, a network that dropped the end) makes EventSource reconnect
+// with the last line's id, which ssehub answers 204: the stream is over.
+// The panel said "the server refused to resume the stream", though
+// nothing was refused and every line had come; it says the stream is
+// over.
+func TestBrowserEventSourcePanelSaysAResumeAfterTheLastLineIsOver(t *testing.T) {
+	cfg := config.Default()
+	cfg.Demo.TickerCount = 2
+	base, _ := startMain(t, cfg)
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var first sync.Once
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stand := false
+		if r.URL.Path == "/stream" {
+			first.Do(func() { stand = true })
+		}
+		if !stand {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "retry: 50\n\nid: 0\ndata: Streamed line 0\n\nid: 1\ndata: Streamed line 1\n\n")
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close()
+	}))
+	t.Cleanup(page.Close)
+	ctx := newBrowser(t)
+	runPage(t, ctx, page.URL+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitText("#es-state", "closed"),
+	)
+	err = chromedp.Do(ctx, waitJS(`document.querySelector("#es-error").textContent.trim() !== ""`))
+	note := mustRun(t, ctx, textOf("#es-error"))
+	if err != nil || !strings.HasPrefix(note, "HTTP 204: ") || strings.Contains(note, "refused") {
+		t.Errorf("the panel says %q (%v), want the 204, and no refusal", note, err)
+	}
+	if lines := mustRun(t, ctx, textsOf("#es-log li")); !slices.Equal(lines, []string{"Streamed line 0", "Streamed line 1"}) {
+		t.Errorf("lines %q, want both", lines)
+	}
+}
