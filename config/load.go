@@ -171,7 +171,10 @@ func nameFile(err error, path string, inFile func(key string) bool) error {
 	for i, e := range errs {
 		named[i] = e
 		var ke *KeyError
-		if inFile == nil || errors.As(e, &ke) && (inFile(strings.Split(ke.Key, "[")[0]) || slices.ContainsFunc(ke.Others, inFile)) {
+		// A key's error that names a variable or a flag (ke.Source) is
+		// theirs, though the file sets the key too: a variable refused
+		// for its quotes sets nothing.
+		if inFile == nil || errors.As(e, &ke) && (ke.Source == "" && inFile(strings.Split(ke.Key, "[")[0]) || slices.ContainsFunc(ke.Others, inFile)) {
 			named[i] = fmt.Errorf("%w %q: %w", ErrConfigFile, path, e)
 		}
 	}

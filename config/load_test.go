@@ -1221,6 +1221,23 @@ func TestLoadEnvQuotedValue(t *testing.T) {
 	}
 }
 
+// TestLoadEnvQuotedValueOverAFileKey checks that quotes around a
+// variable's value are blamed on the variable alone when the file sets
+// its key too: the message started with config file "PATH": (the file's
+// list of origins, where compose's SSEHUB_CORS_ALLOWED_ORIGINS="..." in
+// an env file was the culprit), sending the reader to a file that was
+// fine.
+func TestLoadEnvQuotedValueOverAFileKey(t *testing.T) {
+	path := writeYAML(t, "cors:\n  allowed_origins: [\"http://localhost:5173\"]\n")
+	vars := map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": `"http://localhost:8080"`}
+	_, err := Load([]string{"--config", path}, env(vars))
+	want := "cors.allowed_origins: the value is wrapped in quotes, which a variable keeps as part of it " +
+		"(docker run --env-file does not remove them): remove them (value not shown); set by SSEHUB_CORS_ALLOWED_ORIGINS"
+	if !errors.Is(err, ErrInvalidValue) || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}
+
 // TestLoadEnvQuotedValueUnderAFlag checks that quotes around a variable's
 // value do not stop the start when a flag sets its key: the flag
 // overrides the variable, which is not read, and SSEHUB_LOG_LEVEL="debug"

@@ -15,10 +15,10 @@ const REFUSAL_TIMEOUT_MS = 3000;
 // page: why an answer stopped it. It resolves to { status, reason, stream }:
 // the answer's status and the "error" of a JSON error body (ssehub's, as
 // "too many streams: try again later" in a 503), "" when there is none;
-// status 0 for an event stream, a 204 (the stream is over) or no answer
-// within REFUSAL_TIMEOUT_MS. stream is true for an event stream: the
-// server serves now what it refused a moment ago (a slot freed in
-// between). A stream it gets is closed at once.
+// status 0 for an event stream or no answer within REFUSAL_TIMEOUT_MS,
+// 204 when the stream is over (a resume after its last line). stream is
+// true for an event stream: the server serves now what it refused a moment
+// ago (a slot freed in between). A stream it gets is closed at once.
 async function refusal(lastEventId) {
   const run = new AbortController();
   const timer = setTimeout(() => run.abort(), REFUSAL_TIMEOUT_MS);
@@ -28,7 +28,7 @@ async function refusal(lastEventId) {
     const type = response.headers.get("Content-Type") ?? "";
     const isStream = type.split(";")[0].trim().toLowerCase() === "text/event-stream";
     if (response.ok && isStream) return { status: 0, reason: "", stream: true };
-    if (response.status === 204) return { status: 0, reason: "", stream: false };
+    if (response.status === 204) return { status: 204, reason: "", stream: false };
     if (response.ok) return { status: response.status, reason: "", stream: false }; // a body that may never end
     return { status: response.status, reason: await errorText(response.body), stream: false };
   } catch {
@@ -100,8 +100,9 @@ export default {
         refusal(opened ? lastId : "").then(({ status, reason, stream }) => {
           if (run !== starts) return;
           if (reason !== "") note.value = `HTTP ${status}: ${reason}; EventSource stopped for good`;
+          else if (status === 204) note.value = "HTTP 204: the stream is over, its last line came before the connection dropped; EventSource stopped for good";
           else if (stream) note.value = "the server refused the stream, then served it to a second request: EventSource stopped for good; Start tries again";
-          else if (opened) note.value = "the server refused to resume the stream; EventSource stopped for good";
+          else if (opened) note.value = `${status ? `HTTP ${status}: ` : ""}the server refused to resume the stream; EventSource stopped for good`;
           else note.value = `${status ? `HTTP ${status}: ` : ""}the stream could not be opened: is this page served by ssehub?`;
         });
       };

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/ssehub/ssehub/config"
+)
+
+// The EventSource panel resumes a dropped stream as its hint says: the
+// first GET stream, answered by a stand-in, is cut after line 1 without
+// its end; the browser reconnects with Last-Event-ID 1 and ssehub goes on
+// from line 2. The panel counts the reconnect, shows every line once, and
+// closes on the close event.
+func TestBrowserEventSourcePanelResumesAfterADrop(t *testing.T) {
+	cfg := config.Default()
+	cfg.Demo.TickerCount = 4
+	cfg.Demo.TickerInterval = 10 * time.Millisecond
+	base, _ := startMain(t, cfg)
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var (
+		first   sync.Once
+		mu      sync.Mutex
+		lastIDs []string // the Last-Event-ID of each GET stream
+	)
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/stream" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
+		mu.Unlock()
+		stand := false
+		first.Do(func() { stand = true })
+		if !stand {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "retry: 50\n\nid: 0\ndata: Streamed line 0\n\nid: 1\ndata: Streamed line 1\n\n")
+		w.(http.Flusher).Flush()
+		// A drop: the connection goes without the chunked body's end.
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close()
+	}))
+	t.Cleanup(page.Close)
+	ctx := newBrowser(t) // the drop is a network error in the console: no failOnPageErrors
+	runPage(t, ctx, page.URL+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitText("#es-log li.end", "bye"),
+	)
+	lines := mustRun(t, ctx, textsOf("#es-log li"))
+	if want := []string{"Streamed line 0", "Streamed line 1", "Streamed line 2", "Streamed line 3", "bye"}; !slices.Equal(lines, want) {
+		t.Errorf("lines %q, want %q", lines, want)
+	}
+	if got := mustRun(t, ctx, textOf("#es-reconnects")); got != "1" {
+		t.Errorf("reconnects %s, want 1", got)
+	}
+	if got := mustRun(t, ctx, textOf("#es-state")); got != "closed" {
+		t.Errorf("state %q, want closed", got)
+	}
+	if got := mustRun(t, ctx, textOf("#es-error")); got != "" {
+		t.Errorf("the panel says %q, want nothing", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"", "1"}; !slices.Equal(lastIDs, want) {
+		t.Errorf("Last-Event-ID of each GET stream %q, want %q", lastIDs, want)
+	}
+}
+
+// A resume that a proxy refuses with a page of its own (nginx's 502 HTML,
+// without the README's recipe) stops the EventSource panel for good, and
+// its note gives the status: the panel's second request read it, and a
+// note without it leaves the reader guessing which of the stream's hops
+// refused it.
+func TestBrowserEventSourcePanelNamesTheStatusOfARefusedResume(t *testing.T) {
+	base, _ := startMain(t, config.Default())
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var first sync.Once
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/stream" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		stand := false
+		first.Do(func() { stand = true })
+		if !stand {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprint(w, "<html><body><h1>502 Bad Gateway</h1></body></html>\n")
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "retry: 50\n\nid: 0\ndata: Streamed line 0\n\n")
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close()
+	}))
+	t.Cleanup(page.Close)
+	ctx := newBrowser(t)
+	runPage(t, ctx, page.URL+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitText("#es-state", "closed"),
+	)
+	err = chromedp.Do(ctx, waitJS(`document.querySelector("#es-error").textContent.trim() !== ""`))
+	note := mustRun(t, ctx, textOf("#es-error"))
+	if err != nil || !strings.HasPrefix(note, "HTTP 502: ") || !strings.Contains(note, "stopped for good") {
+		t.Errorf("the panel says %q (%v), want the resume's 502 and that EventSource stopped", note, err)
+	}
+}
+
+// A stream cut after its last line but before its close event (a proxy's
+// timeout, a network that dropped the end) makes EventSource reconnect
+// with the last line's id, which ssehub answers 204: the stream is over.
+// The panel said "the server refused to resume the stream", though
+// nothing was refused and every line had come; it says the stream is
+// over.
+func TestBrowserEventSourcePanelSaysAResumeAfterTheLastLineIsOver(t *testing.T) {
+	cfg := config.Default()
+	cfg.Demo.TickerCount = 2
+	base, _ := startMain(t, cfg)
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var first sync.Once
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stand := false
+		if r.URL.Path == "/stream" {
+			first.Do(func() { stand = true })
+		}
+		if !stand {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "retry: 50\n\nid: 0\ndata: Streamed line 0\n\nid: 1\ndata: Streamed line 1\n\n")
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close()
+	}))
+	t.Cleanup(page.Close)
+	ctx := newBrowser(t)
+	runPage(t, ctx, page.URL+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitText("#es-state", "closed"),
+	)
+	err = chromedp.Do(ctx, waitJS(`document.querySelector("#es-error").textContent.trim() !== ""`))
+	note := mustRun(t, ctx, textOf("#es-error"))
+	if err != nil || !strings.HasPrefix(note, "HTTP 204: ") || strings.Contains(note, "refused") {
+		t.Errorf("the panel says %q (%v), want the 204, and no refusal", note, err)
+	}
+	if lines := mustRun(t, ctx, textsOf("#es-log li")); !slices.Equal(lines, []string{"Streamed line 0", "Streamed line 1"}) {
+		t.Errorf("lines %q, want both", lines)
+	}
+}
