@@ -326,6 +326,10 @@ func readFile(v *viper.Viper, path string) (written map[string]string, problems 
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		if line := complexKeyLine(data); line > 0 {
+			// The library's error prints the key, and names line 1.
+			return nil, nil, fmt.Errorf("%w %q: line %d: a key written as a list or a mapping: a key is a name, such as addr: (value not shown, as it may be a token or a secret)", ErrConfigFile, path, line)
+		}
 		if m := notAMapping.FindStringSubmatch(err.Error()); m != nil && yamlKinds[m[2]] != "" {
 			return nil, nil, fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
 		}
@@ -342,6 +346,34 @@ func readFile(v *viper.Viper, path string) (written map[string]string, problems 
 		}
 	}
 	return writtenScalars(data), problems, nil
+}
+
+// complexKeyLine returns the line of the first key of the YAML file data
+// written as a list or a mapping (? [a] or {a: b}: ), or 0 when there is
+// none or the file does not parse. Such a key is no name a configuration
+// has, most likely a token or a secret written where its key belongs, and
+// the library's error for it ("invalid map key: []interface {}{...}")
+// prints it.
+func complexKeyLine(data []byte) int {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return 0
+	}
+	line := 0
+	var walk func(*yaml.Node) bool
+	walk = func(n *yaml.Node) bool {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if k := n.Content[i]; k.Kind != yaml.ScalarNode && k.Kind != yaml.AliasNode || k.Kind == yaml.AliasNode && k.Alias != nil && k.Alias.Kind != yaml.ScalarNode {
+					line = k.Line
+					return true
+				}
+			}
+		}
+		return slices.ContainsFunc(n.Content, walk)
+	}
+	walk(&doc)
+	return line
 }
 
 // maxConfigBytes bounds the YAML file: one that never ends (--config

@@ -1367,3 +1367,20 @@ func TestLoadFileNotAMapping(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadComplexKeyHidesItsValue checks that a key written as a list or
+// a mapping (? [..] or [..]: ), which YAML reads but a configuration has
+// no use for, is refused at its line without showing what it holds: the
+// library's "invalid map key: []interface {}{...}" printed it, a token
+// or a secret written where its key belongs, at "line 1".
+func TestLoadComplexKeyHidesItsValue(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	const want = "a key written as a list or a mapping: a key is a name, such as addr: (value not shown, as it may be a token or a secret)"
+	for _, tt := range []struct{ yaml, line string }{
+		{"auth:\n  ? [" + secret + "]\n  : x\n", "line 2"},
+		{"log:\n  level: info\nauth:\n  ? {jwt: " + secret + "}\n  : x\n", "line 4"},
+		{"[" + secret + "]: x\n", "line 1"},
+	} {
+		wantFileError(t, tt.yaml, tt.line+": "+want)
+	}
+}
