@@ -140,6 +140,18 @@ func TestValidateRejects(t *testing.T) {
 		// nats.go takes its servers as one text, split on commas: a
 		// comma in a list item's query or password made two bad URLs.
 		{"nats url two servers in one item", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222,nats://b.test:4222"} }), `nats.url: "nats://a.test:4222,nats://b.test:4222" is not a NATS server URL (contains a comma, which separates servers: list each server as an item of its own`},
+		// Several servers in one item, as a comma-separated scalar inside
+		// a YAML list, or with another separator: each one's secret is
+		// hidden, and the item is shown as written.
+		{"nats url two servers in one item, secrets hidden", onNATS(func(c *Config) {
+			c.NATS.URL = []string{"nats://u:s3cret@a.test:4222,nats://t0ken@b.test:4222"}
+		}), `nats.url: "nats://u:xxxxx@a.test:4222,nats://xxxxx@b.test:4222" is not a NATS server URL (contains a comma`},
+		{"nats url two servers apart by a space, secrets hidden", onNATS(func(c *Config) {
+			c.NATS.URL = []string{"nats://u:s3cret@a.test:4222 nats://t0ken@b.test:4222"}
+		}), `nats.url: "nats://u:xxxxx@a.test:4222 nats://xxxxx@b.test:4222" is not a NATS server URL (contains white space)`},
+		{"nats url two ws servers, secrets hidden", onNATS(func(c *Config) {
+			c.NATS.URL = []string{"wss://a.test/nats?token=s3cret;wss://u:t0ken@b.test"}
+		}), `nats.url: "wss://a.test/nats?token=xxxxx;wss://u:xxxxx@b.test" is not a NATS server URL`},
 		{"nats url ws query comma", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://e.test:8080/nats?regions=eu,us"} }), `nats.url: "ws://e.test:8080/nats?regions=eu,us" is not a NATS server URL (contains a comma, which separates servers: list each server as an item of its own, and write a comma within a URL as %2C)`},
 		{"nats url password comma hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:se,cret@a.test"} }), `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL (contains a comma`},
 		// nats.go refuses a list that mixes them, once the config passed.
