@@ -1384,3 +1384,26 @@ func TestLoadComplexKeyHidesItsValue(t *testing.T) {
 		wantFileError(t, tt.yaml, tt.line+": "+want)
 	}
 }
+
+// TestLoadUnusedAnchorSaysWhatToDo checks that an anchor no alias uses,
+// written before a value, is refused in words that fit what was written:
+// before a quoted value it is no part of the text, and "quote it" asked
+// for what was already done; before a plain one it may be either, and
+// the error says both ways out.
+func TestLoadUnusedAnchorSaysWhatToDo(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	for _, tt := range []struct{ yaml, want string }{
+		{"server:\n  addr: &a \":0\"\n", `server.addr: an anchor (&a) that no alias (*a) uses, before a quoted value: remove the anchor`},
+		{"cors:\n  allowed_origins: ['https://a.test', &o 'https://b.test']\n", `cors.allowed_origins[1]: an anchor (&o) that no alias (*o) uses, before a quoted value: remove the anchor`},
+		{"log:\n  level: &l |\n    info\n", `log.level: an anchor (&l) that no alias (*l) uses, before a quoted value: remove the anchor`},
+		{"stream:\n  retry: &r 3s\n", `stream.retry: "&r 3s" starts with &, which YAML reads as an anchor, not as text: quote it if the & is part of the value, or remove the anchor (&r), which no alias (*r) uses`},
+		{"auth:\n  jwt:\n    hmac_secret: &s \"" + secret + "\"\n", `auth.jwt.hmac_secret: an anchor that no alias uses, before a quoted value: remove the anchor (value not shown)`},
+		{"auth:\n  jwt:\n    hmac_secret: &s " + secret + "\n", `auth.jwt.hmac_secret: starts with &, which YAML reads as an anchor, not as text: quote it if the & is part of the value, or remove the anchor, which no alias uses (value not shown)`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if !errors.Is(err, ErrInvalidValue) || !strings.HasSuffix(err.Error(), tt.want) || strings.Contains(err.Error(), secret) {
+			t.Errorf("%q: err = %v\nwant it to end in %s", tt.yaml, err, tt.want)
+		}
+	}
+}
