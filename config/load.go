@@ -316,7 +316,7 @@ func readFile(v *viper.Viper, path string) (written map[string]string, problems 
 	data, err := readConfigFile(path)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		err = pe.Err // the path is already in the message: "is a directory", not "read PATH: is a directory"
+		err = missingTarget(path, pe.Err) // the path is already in the message: "is a directory", not "read PATH: is a directory"
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)

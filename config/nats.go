@@ -247,7 +247,7 @@ func checkFile(path string) error {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return errors.Unwrap(err) // the *PathError's path is already in the message
+		return missingTarget(path, errors.Unwrap(err)) // the *PathError's path is already in the message
 	}
 	defer f.Close()
 	st, err := f.Stat()
