@@ -80,8 +80,10 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	// written is the text the file wrote for the keys it gives a number
 	// or a bool (see writtenScalars).
 	var written map[string]string
+	// lines are the lines at which the file writes its keys.
+	var lines map[string]int
 	if path != "" {
-		if written, fileErrs, err = readFile(v, path); err != nil {
+		if written, lines, fileErrs, err = readFile(v, path); err != nil {
 			return Config{}, err
 		}
 	}
@@ -139,18 +141,18 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		return errors.As(err, &ke) && errors.Is(ke.Err, ErrInvalidValue) && sources[strings.Split(ke.Key, "[")[0]] != ""
 	})
 	if err := errors.Join(cfg.used(fileErrs)...); err != nil {
-		return Config{}, nameFile(err, path, nil)
+		return Config{}, nameFile(err, path, nil, lines)
 	}
 	// inFile reports whether the file sets key: its errors name the
 	// file, as the file's other errors do.
 	inFile := func(key string) bool { return path != "" && sources[key] == "" && v.InConfig(key) }
 	if err := errors.Join(cfg.used(errs)...); err != nil {
 		nameSources(err, sources)
-		return Config{}, nameFile(err, path, inFile)
+		return Config{}, nameFile(err, path, inFile, lines)
 	}
 	if err := cfg.Validate(); err != nil {
 		nameSources(err, sources)
-		return Config{}, nameFile(err, path, inFile)
+		return Config{}, nameFile(err, path, inFile, lines)
 	}
 	return cfg, nil
 }
@@ -161,8 +163,11 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 // `config file "PATH": `, as an error of a value a
 // variable or a flag set names it: stream.retry: 0.0x was refused without
 // a word of the file where hub.history_size: 1e3 named it, and of two
-// unknown keys the second did not name it.
-func nameFile(err error, path string, inFile func(key string) bool) error {
+// unknown keys the second did not name it. An error of a key the file
+// set, other than one written twice (which names both lines), names the
+// line at which lines, keyLines', say the file writes it, or its list
+// item: "line 42: stream.retry: ...", as a syntax error names its line.
+func nameFile(err error, path string, inFile func(key string) bool, lines map[string]int) error {
 	errs := []error{err}
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = joined.Unwrap()
@@ -171,9 +176,21 @@ func nameFile(err error, path string, inFile func(key string) bool) error {
 	for i, e := range errs {
 		named[i] = e
 		var ke *KeyError
-		if inFile == nil || errors.As(e, &ke) && (inFile(strings.Split(ke.Key, "[")[0]) || slices.ContainsFunc(ke.Others, inFile)) {
-			named[i] = fmt.Errorf("%w %q: %w", ErrConfigFile, path, e)
+		isKey := errors.As(e, &ke)
+		if inFile != nil && !(isKey && (inFile(strings.Split(ke.Key, "[")[0]) || slices.ContainsFunc(ke.Others, inFile))) {
+			continue
 		}
+		where := ""
+		if isKey && ke.Source == "" && !errors.Is(ke.Err, ErrDuplicateKey) {
+			line, ok := lines[ke.Key]
+			if !ok {
+				line, ok = lines[strings.Split(ke.Key, "[")[0]]
+			}
+			if ok {
+				where = fmt.Sprintf("line %d: ", line)
+			}
+		}
+		named[i] = fmt.Errorf("%w %q: %s%w", ErrConfigFile, path, where, e)
 	}
 	return errors.Join(named...)
 }
@@ -312,31 +329,31 @@ func (c Config) used(errs []error) []error {
 // ssehub refuses, for Load to report once it knows which keys are used;
 // and the text written for values YAML reads as numbers or bools
 // (writtenScalars).
-func readFile(v *viper.Viper, path string) (written map[string]string, problems []error, err error) {
+func readFile(v *viper.Viper, path string) (written map[string]string, lines map[string]int, problems []error, err error) {
 	data, err := readConfigFile(path)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = missingTarget(path, pe.Err) // the path is already in the message: "is a directory", not "read PATH: is a directory"
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+		return nil, nil, nil, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	if len(data) > maxConfigBytes {
-		return nil, nil, fmt.Errorf("%w %q: longer than %d MiB, far more than a configuration holds: not the file meant? (a device such as /dev/zero never ends)", ErrConfigFile, path, maxConfigBytes>>20)
+		return nil, nil, nil, fmt.Errorf("%w %q: longer than %d MiB, far more than a configuration holds: not the file meant? (a device such as /dev/zero never ends)", ErrConfigFile, path, maxConfigBytes>>20)
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		if line := complexKeyLine(data); line > 0 {
 			// The library's error prints the key, and names line 1.
-			return nil, nil, fmt.Errorf("%w %q: line %d: a key written as a list or a mapping: a key is a name, such as addr: (value not shown, as it may be a token or a secret)", ErrConfigFile, path, line)
+			return nil, nil, nil, fmt.Errorf("%w %q: line %d: a key written as a list or a mapping: a key is a name, such as addr: (value not shown, as it may be a token or a secret)", ErrConfigFile, path, line)
 		}
 		if m := notAMapping.FindStringSubmatch(err.Error()); m != nil && yamlKinds[m[2]] != "" {
-			return nil, nil, fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
+			return nil, nil, nil, fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
 		}
-		return nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
+		return nil, nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	if err := checkOneDocument(data); err != nil {
-		return nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
+		return nil, nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	for _, err := range []error{checkSpellings(data), checkKeys(v), checkYAMLScalars(data)} {
 		if joined, ok := err.(interface{ Unwrap() []error }); ok {
@@ -345,7 +362,7 @@ func readFile(v *viper.Viper, path string) (written map[string]string, problems 
 			problems = append(problems, err)
 		}
 	}
-	return writtenScalars(data), problems, nil
+	return writtenScalars(data), keyLines(data), problems, nil
 }
 
 // complexKeyLine returns the line of the first key of the YAML file data
