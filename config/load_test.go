@@ -1429,3 +1429,17 @@ func TestLoadValueErrorNamesItsLine(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadSecretReadAsADate checks that a token or a secret written as
+// what YAML reads as a date is refused as one, without its value: it was
+// "expected a string, got a list or a mapping", about a single value.
+func TestLoadSecretReadAsADate(t *testing.T) {
+	const want = "a YAML date, not text: quote it (value not shown)"
+	for _, tt := range []struct{ yaml, want string }{
+		{"auth:\n  jwt:\n    hmac_secret: 2001-12-14\n", "line 3: auth.jwt.hmac_secret: " + want},
+		{"auth:\n  subscribe_tokens: [a-token, 2001-12-14t21:59:43.10-05:00]\n", "line 2: auth.subscribe_tokens[1]: " + want},
+		{"auth:\n  publish_tokens: 2001-12-14\n", "line 2: auth.publish_tokens: " + want},
+	} {
+		wantFileError(t, tt.yaml, tt.want)
+	}
+}
