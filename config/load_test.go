@@ -84,7 +84,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 	}
 	cert, key := writeTLSPair(t)
 	pubKey := filepath.Join(t.TempDir(), "jwt.pem")
-	if err := os.WriteFile(pubKey, []byte("not parsed by config"), 0o600); err != nil {
+	if err := os.WriteFile(pubKey, readBytes(t, cert), 0o600); err != nil { // a certificate holds a public key
 		t.Fatal(err)
 	}
 	vars := map[string]string{
@@ -1441,5 +1441,28 @@ func TestLoadSecretReadAsADate(t *testing.T) {
 		{"auth:\n  publish_tokens: 2001-12-14\n", "line 2: auth.publish_tokens: " + want},
 	} {
 		wantFileError(t, tt.yaml, tt.want)
+	}
+}
+
+// TestLoadJWTPublicKeyFileWithoutAKey checks that an auth.jwt.public_key_file
+// that holds no public key (a private key, a certificate's key file, any
+// other file) is refused as the configuration's other bad values are,
+// naming the variable or the file's line that set it: it was found only
+// after the configuration was loaded, and its error named neither.
+func TestLoadJWTPublicKeyFileWithoutAKey(t *testing.T) {
+	cert, key := writeTLSPair(t)
+	want := `auth.jwt.public_key_file: "` + key + `": no PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE block`
+	_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE": key}))
+	if !errors.Is(err, ErrInvalidValue) || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), "; set by SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE") {
+		t.Errorf("err = %v\nwant %s ...; set by SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE", err, want)
+	}
+	path := writeYAML(t, "auth:\n  jwt:\n    public_key_file: "+key+"\n")
+	_, err = Load([]string{"--config", path}, nil)
+	if want := fmt.Sprintf("%s %q: line 3: %s", ErrConfigFile, path, want); !errors.Is(err, ErrInvalidValue) || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	// A certificate holds a public key: it is one.
+	if _, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE": cert})); err != nil {
+		t.Errorf("a certificate: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 )
 
 func TestValidateRejects(t *testing.T) {
+	publicKey, _ := writeTLSPair(t) // a certificate holds a public key
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -236,7 +237,7 @@ func TestValidateRejects(t *testing.T) {
 			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"HS1024"}
 		}, `auth.jwt.algorithms: "HS1024" must be one of HS256, HS384, HS512, RS256`},
 		{"jwt HMAC with only a public key", func(c *Config) {
-			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = "validate_test.go", []string{"RS256", "HS256"}
+			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = publicKey, []string{"RS256", "HS256"}
 		}, `auth.jwt.algorithms: "HS256" needs auth.jwt.hmac_secret`},
 		{"jwt RSA without a public key", func(c *Config) {
 			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"RS256"}
@@ -296,6 +297,7 @@ func TestValidateHidesTokens(t *testing.T) {
 }
 
 func TestValidateAccepts(t *testing.T) {
+	publicKey, _ := writeTLSPair(t) // a certificate holds a public key
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -365,10 +367,10 @@ func TestValidateAccepts(t *testing.T) {
 		{"nats credentials file", func(c *Config) { c.Hub.Broker, c.NATS.CredentialsFile = "nats", "validate_test.go" }},
 		{"jwt secret, every algorithm it fits", func(c *Config) { c.Auth.JWT.HMACSecret = jwtSecret }},
 		{"jwt public key pinned", func(c *Config) {
-			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = "validate_test.go", []string{"ES256", "EdDSA"}
+			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = publicKey, []string{"ES256", "EdDSA"}
 		}},
 		{"jwt both keys", func(c *Config) {
-			c.Auth.JWT.HMACSecret, c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = jwtSecret+jwtSecret, "validate_test.go", []string{"HS512", "PS256"}
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = jwtSecret+jwtSecret, publicKey, []string{"HS512", "PS256"}
 		}},
 		{"jwt no leeway", func(c *Config) { c.Auth.JWT.Leeway = 0 }},
 	}
