@@ -115,26 +115,34 @@ var secretKeys = []string{"auth.publish_tokens", "auth.subscribe_tokens", "auth.
 // as a number or a bool: turned back into text it is not what was written
 // (0123456 is read as 42798, 0x1F as 31, 1e3 as 1000), so the server took
 // another token, often a shorter one. The error does not show the value.
+//
+// A date (2001-12-14, which YAML reads as a time) is refused alike: it was
+// "expected a string, got a list or a mapping", or "expected a list, got"
+// and the date, the secret, shown.
 func checkSecretText(key string, raw any) error {
-	const msg = "a YAML number or bool, not text: quote it (value not shown)"
 	if list, ok := raw.([]any); ok {
 		for i, item := range list {
-			if notText(item) {
+			if msg := notText(item); msg != "" {
 				return invalid(fmt.Sprintf("%s[%d]", key, i), msg)
 			}
 		}
-	} else if notText(raw) {
+	} else if msg := notText(raw); msg != "" {
 		return invalid(key, msg)
 	}
 	return nil
 }
 
-// notText reports whether raw is a single value other than a string: a
-// number or a bool.
-func notText(raw any) bool {
+// notText returns, when raw is a single value other than a string (a
+// number, a bool or a date), what is wrong with it as a secret, else "".
+func notText(raw any) string {
+	if _, date := raw.(time.Time); date {
+		return "a YAML date, not text: quote it (value not shown)"
+	}
 	_, text := raw.(string)
-	_, single := scalar(raw)
-	return single && !text
+	if _, single := scalar(raw); single && !text {
+		return "a YAML number or bool, not text: quote it (value not shown)"
+	}
+	return ""
 }
 
 // decodeList converts a YAML sequence, or a comma-separated string (from

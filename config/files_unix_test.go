@@ -3,6 +3,8 @@
 package config
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,5 +52,39 @@ func TestValidateFileIsAFIFO(t *testing.T) {
 				w.Close()
 			}
 		}
+	}
+}
+
+// TestLoadLinkToAMissingFile checks that a file named through a symbolic
+// link whose target is missing (a secret or a mount that is not there,
+// a link left by a deploy) is refused naming the target: "no such file or
+// directory" after the link's name pointed at a file plainly there.
+func TestLoadLinkToAMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "secrets", "ssehub.yaml")
+	link := filepath.Join(dir, "ssehub.yaml")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load([]string{"--config", link}, nil)
+	want := `config file "` + link + `": a symbolic link to "` + target + `": no such file or directory`
+	if !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, ErrConfigFile) || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	// A chain of links, relative ones among them, names the last.
+	chain := filepath.Join(dir, "current.yaml")
+	if err := os.Symlink("ssehub.yaml", chain); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load([]string{"--config", chain}, nil)
+	if want := `config file "` + chain + `": a symbolic link to "` + target + `": no such file or directory`; err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	// A file key's error names the target too.
+	_, key := writeTLSPair(t)
+	c := Default()
+	c.Server.TLS = TLSConfig{CertFile: link, KeyFile: key}
+	if err, want := c.Validate(), `server.tls.cert_file: "`+link+`": a symbolic link to "`+target+`": no such file or directory`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v\nwant it to contain %s", err, want)
 	}
 }

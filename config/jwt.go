@@ -1,6 +1,12 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -53,7 +59,7 @@ func (j JWTConfig) validate() []error {
 		errs = append(errs, invalid("auth.jwt.hmac_secret", fmt.Sprintf("%d bytes: at least %d are needed (value not shown)", len(j.HMACSecret), minHMACSecret)))
 	}
 	if j.PublicKeyFile != "" {
-		if err := checkFile(j.PublicKeyFile); err != nil {
+		if err := checkPublicKeyFile(j.PublicKeyFile); err != nil {
 			errs = append(errs, invalid("auth.jwt.public_key_file", fmt.Sprintf("%q: %v", j.PublicKeyFile, err)))
 		}
 	}
@@ -122,4 +128,46 @@ func (j JWTConfig) checkAlgorithm(alg string) error {
 		return fmt.Errorf("%q must be one of %s", alg, strings.Join(all, ", "))
 	}
 	return nil
+}
+
+// checkPublicKeyFile checks that path, auth.jwt.public_key_file, is a
+// file checkFile accepts whose first public key block (PUBLIC KEY, RSA
+// PUBLIC KEY or CERTIFICATE, as the verifier reads it) parses into an
+// RSA, ECDSA or Ed25519 key: a file holding none (the private key, any
+// other file) was found only after the configuration was loaded, and its
+// error named neither the variable nor the file's line that set it. The
+// key's size and curve are the verifier's to check.
+func checkPublicKeyFile(path string) error {
+	data, err := readPEMFile(path)
+	if err != nil {
+		return err
+	}
+	for {
+		var block *pem.Block
+		if block, data = pem.Decode(data); block == nil {
+			return errors.New("no PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE block in the PEM data")
+		}
+		var key any
+		switch block.Type {
+		case "PUBLIC KEY":
+			key, err = x509.ParsePKIXPublicKey(block.Bytes)
+		case "RSA PUBLIC KEY":
+			key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+		case "CERTIFICATE":
+			var cert *x509.Certificate
+			if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+				key = cert.PublicKey
+			}
+		default:
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("its %s block does not parse: %w", block.Type, err)
+		}
+		switch key.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+			return nil
+		}
+		return fmt.Errorf("its %s block holds a %T key: JWTs are signed with RSA, ECDSA or Ed25519", block.Type, key)
+	}
 }

@@ -80,8 +80,10 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	// written is the text the file wrote for the keys it gives a number
 	// or a bool (see writtenScalars).
 	var written map[string]string
+	// lines are the lines at which the file writes its keys.
+	var lines map[string]int
 	if path != "" {
-		if written, fileErrs, err = readFile(v, path); err != nil {
+		if written, lines, fileErrs, err = readFile(v, path); err != nil {
 			return Config{}, err
 		}
 	}
@@ -139,18 +141,18 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		return errors.As(err, &ke) && errors.Is(ke.Err, ErrInvalidValue) && sources[strings.Split(ke.Key, "[")[0]] != ""
 	})
 	if err := errors.Join(cfg.used(fileErrs)...); err != nil {
-		return Config{}, nameFile(err, path, nil)
+		return Config{}, nameFile(err, path, nil, lines)
 	}
 	// inFile reports whether the file sets key: its errors name the
 	// file, as the file's other errors do.
 	inFile := func(key string) bool { return path != "" && sources[key] == "" && v.InConfig(key) }
 	if err := errors.Join(cfg.used(errs)...); err != nil {
 		nameSources(err, sources)
-		return Config{}, nameFile(err, path, inFile)
+		return Config{}, nameFile(err, path, inFile, lines)
 	}
 	if err := cfg.Validate(); err != nil {
 		nameSources(err, sources)
-		return Config{}, nameFile(err, path, inFile)
+		return Config{}, nameFile(err, path, inFile, lines)
 	}
 	return cfg, nil
 }
@@ -161,8 +163,11 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 // `config file "PATH": `, as an error of a value a
 // variable or a flag set names it: stream.retry: 0.0x was refused without
 // a word of the file where hub.history_size: 1e3 named it, and of two
-// unknown keys the second did not name it.
-func nameFile(err error, path string, inFile func(key string) bool) error {
+// unknown keys the second did not name it. An error of a key the file
+// set, other than one written twice (which names both lines), names the
+// line at which lines, keyLines', say the file writes it, or its list
+// item: "line 42: stream.retry: ...", as a syntax error names its line.
+func nameFile(err error, path string, inFile func(key string) bool, lines map[string]int) error {
 	errs := []error{err}
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = joined.Unwrap()
@@ -174,9 +179,21 @@ func nameFile(err error, path string, inFile func(key string) bool) error {
 		// A key's error that names a variable or a flag (ke.Source) is
 		// theirs, though the file sets the key too: a variable refused
 		// for its quotes sets nothing.
-		if inFile == nil || errors.As(e, &ke) && (ke.Source == "" && inFile(strings.Split(ke.Key, "[")[0]) || slices.ContainsFunc(ke.Others, inFile)) {
-			named[i] = fmt.Errorf("%w %q: %w", ErrConfigFile, path, e)
+		isKey := errors.As(e, &ke)
+		if inFile != nil && !(isKey && (ke.Source == "" && inFile(strings.Split(ke.Key, "[")[0]) || slices.ContainsFunc(ke.Others, inFile))) {
+			continue
 		}
+		where := ""
+		if isKey && ke.Source == "" && !errors.Is(ke.Err, ErrDuplicateKey) {
+			line, ok := lines[ke.Key]
+			if !ok {
+				line, ok = lines[strings.Split(ke.Key, "[")[0]]
+			}
+			if ok {
+				where = fmt.Sprintf("line %d: ", line)
+			}
+		}
+		named[i] = fmt.Errorf("%w %q: %s%w", ErrConfigFile, path, where, e)
 	}
 	return errors.Join(named...)
 }
@@ -315,27 +332,31 @@ func (c Config) used(errs []error) []error {
 // ssehub refuses, for Load to report once it knows which keys are used;
 // and the text written for values YAML reads as numbers or bools
 // (writtenScalars).
-func readFile(v *viper.Viper, path string) (written map[string]string, problems []error, err error) {
+func readFile(v *viper.Viper, path string) (written map[string]string, lines map[string]int, problems []error, err error) {
 	data, err := readConfigFile(path)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		err = pe.Err // the path is already in the message: "is a directory", not "read PATH: is a directory"
+		err = missingTarget(path, pe.Err) // the path is already in the message: "is a directory", not "read PATH: is a directory"
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
+		return nil, nil, nil, fmt.Errorf("%w %q: %w", ErrConfigFile, path, err)
 	}
 	if len(data) > maxConfigBytes {
-		return nil, nil, fmt.Errorf("%w %q: longer than %d MiB, far more than a configuration holds: not the file meant? (a device such as /dev/zero never ends)", ErrConfigFile, path, maxConfigBytes>>20)
+		return nil, nil, nil, fmt.Errorf("%w %q: longer than %d MiB, far more than a configuration holds: not the file meant? (a device such as /dev/zero never ends)", ErrConfigFile, path, maxConfigBytes>>20)
 	}
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		if m := notAMapping.FindStringSubmatch(err.Error()); m != nil && yamlKinds[m[2]] != "" {
-			return nil, nil, fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
+		if line := complexKeyLine(data); line > 0 {
+			// The library's error prints the key, and names line 1.
+			return nil, nil, nil, fmt.Errorf("%w %q: line %d: a key written as a list or a mapping: a key is a name, such as addr: (value not shown, as it may be a token or a secret)", ErrConfigFile, path, line)
 		}
-		return nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
+		if m := notAMapping.FindStringSubmatch(err.Error()); m != nil && yamlKinds[m[2]] != "" {
+			return nil, nil, nil, fmt.Errorf("%w %q: line %s: %s, not a mapping of sections and keys (server:, cors:, ...)", ErrConfigFile, path, m[1], yamlKinds[m[2]])
+		}
+		return nil, nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	if err := checkOneDocument(data); err != nil {
-		return nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
+		return nil, nil, nil, fmt.Errorf("%w %q: %s", ErrConfigFile, path, yamlProblem(data, err))
 	}
 	for _, err := range []error{checkSpellings(data), checkKeys(v), checkYAMLScalars(data)} {
 		if joined, ok := err.(interface{ Unwrap() []error }); ok {
@@ -344,7 +365,35 @@ func readFile(v *viper.Viper, path string) (written map[string]string, problems 
 			problems = append(problems, err)
 		}
 	}
-	return writtenScalars(data), problems, nil
+	return writtenScalars(data), keyLines(data), problems, nil
+}
+
+// complexKeyLine returns the line of the first key of the YAML file data
+// written as a list or a mapping (? [a] or {a: b}: ), or 0 when there is
+// none or the file does not parse. Such a key is no name a configuration
+// has, most likely a token or a secret written where its key belongs, and
+// the library's error for it ("invalid map key: []interface {}{...}")
+// prints it.
+func complexKeyLine(data []byte) int {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return 0
+	}
+	line := 0
+	var walk func(*yaml.Node) bool
+	walk = func(n *yaml.Node) bool {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if k := n.Content[i]; k.Kind != yaml.ScalarNode && k.Kind != yaml.AliasNode || k.Kind == yaml.AliasNode && k.Alias != nil && k.Alias.Kind != yaml.ScalarNode {
+					line = k.Line
+					return true
+				}
+			}
+		}
+		return slices.ContainsFunc(n.Content, walk)
+	}
+	walk(&doc)
+	return line
 }
 
 // maxConfigBytes bounds the YAML file: one that never ends (--config

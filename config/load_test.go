@@ -84,7 +84,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 	}
 	cert, key := writeTLSPair(t)
 	pubKey := filepath.Join(t.TempDir(), "jwt.pem")
-	if err := os.WriteFile(pubKey, []byte("not parsed by config"), 0o600); err != nil {
+	if err := os.WriteFile(pubKey, readBytes(t, cert), 0o600); err != nil { // a certificate holds a public key
 		t.Fatal(err)
 	}
 	vars := map[string]string{
@@ -332,8 +332,8 @@ func TestLoadHMACSecretWithANewline(t *testing.T) {
 	}
 	// A YAML block scalar keeps its last newline too.
 	path := writeYAML(t, "auth:\n  jwt:\n    hmac_secret: |\n      "+secret+"\n")
-	if _, err := Load([]string{"--config", path}, nil); !errors.Is(err, ErrInvalidValue) || err.Error() != fmt.Sprintf("%s %q: %s", ErrConfigFile, path, want) {
-		t.Errorf("YAML block scalar: err = %v\nwant %s %q: %s", err, ErrConfigFile, path, want)
+	if _, err := Load([]string{"--config", path}, nil); !errors.Is(err, ErrInvalidValue) || err.Error() != fmt.Sprintf("%s %q: line 3: %s", ErrConfigFile, path, want) {
+		t.Errorf("YAML block scalar: err = %v\nwant %s %q: line 3: %s", err, ErrConfigFile, path, want)
 	}
 }
 
@@ -398,7 +398,7 @@ func TestLoadUnknownKey(t *testing.T) {
 		{"auth:\n  jwt:\n    secret: x\n", "auth.jwt.secret: unknown key"},
 		{"verbose: true\n", "verbose: unknown key"},
 		// Each on its line, each naming the file: the second did not.
-		{"verbose: true\nmetrics:\n  enabled: true\n", "\n" + `config file "FILE": verbose: unknown key`},
+		{"verbose: true\nmetrics:\n  enabled: true\n", "\n" + `config file "FILE": line 1: verbose: unknown key`},
 	}
 	for _, tt := range tests {
 		path := writeYAML(t, tt.yaml)
@@ -1170,8 +1170,8 @@ func TestLoadErrorNamesItsSource(t *testing.T) {
 		`log.level: "loud" must be one of debug, info, warn, error; set by SSEHUB_LOG_LEVEL`,
 		`log.format: "xml" must be one of text, json; set by --log-format`,
 		`cors.allowed_origins: "http://a.test/path" is not an origin (no path, query or fragment allowed); set by SSEHUB_CORS_ALLOWED_ORIGINS`,
-		fmt.Sprintf(`%s %q: stream.write_timeout: "0s" must be between 1s and 24h0m0s`, ErrConfigFile, path), // from the file: no variable
-		fmt.Sprintf(`%s %q: hub.history_size: 0 must be between 1 and 10000000 (its ring is allocated at start, 32 bytes a slot: 320 MB at most)`, ErrConfigFile, path),
+		fmt.Sprintf(`%s %q: line 2: stream.write_timeout: "0s" must be between 1s and 24h0m0s`, ErrConfigFile, path), // from the file: its line
+		fmt.Sprintf(`%s %q: line 4: hub.history_size: 0 must be between 1 and 10000000 (its ring is allocated at start, 32 bytes a slot: 320 MB at most)`, ErrConfigFile, path),
 	} {
 		if !slices.Contains(lines, want) {
 			t.Errorf("err = %q\nwant a line %q", err, want)
@@ -1337,26 +1337,26 @@ func TestLoadErrorNamesTheOtherKeysSource(t *testing.T) {
 		{
 			vars: map[string]string{"SSEHUB_CORS_ALLOW_CREDENTIALS": "true"},
 			file: "cors:\n  allowed_origins: [\"*\"]\n",
-			want: `config file FILE: cors.allowed_origins: "*" cannot be combined with cors.allow_credentials: true (list the origins instead); cors.allow_credentials set by SSEHUB_CORS_ALLOW_CREDENTIALS`,
+			want: `config file FILE: line 2: cors.allowed_origins: "*" cannot be combined with cors.allow_credentials: true (list the origins instead); cors.allow_credentials set by SSEHUB_CORS_ALLOW_CREDENTIALS`,
 		},
 		{
 			vars: map[string]string{"SSEHUB_HUB_MAX_EVENT_BYTES": "1000"},
 			file: "hub:\n  history_max_bytes: 100\n",
-			want: "config file FILE: hub.history_max_bytes: 100 is below hub.max_event_bytes (1000): the history could not hold the largest event; hub.max_event_bytes set by SSEHUB_HUB_MAX_EVENT_BYTES",
+			want: "config file FILE: line 2: hub.history_max_bytes: 100 is below hub.max_event_bytes (1000): the history could not hold the largest event; hub.max_event_bytes set by SSEHUB_HUB_MAX_EVENT_BYTES",
 		},
 		{
 			vars: map[string]string{"SSEHUB_NATS_EMBEDDED": "true"},
 			file: "nats:\n  replicas: 3\n",
 			// Each line names where its value was set.
 			want: `nats.embedded: true needs hub.broker: nats (it is "memory"); set by SSEHUB_NATS_EMBEDDED` + "\n" +
-				"config file FILE: nats.replicas: 3 is more than the embedded server (nats.embedded: true), a single server, can hold: use 1; nats.embedded set by SSEHUB_NATS_EMBEDDED",
+				"config file FILE: line 2: nats.replicas: 3 is more than the embedded server (nats.embedded: true), a single server, can hold: use 1; nats.embedded set by SSEHUB_NATS_EMBEDDED",
 		},
 		{
 			// The secret, set by its variable as secrets are, is named by
 			// its variable, never by its value.
 			vars: map[string]string{"SSEHUB_AUTH_JWT_HMAC_SECRET": strings.Repeat("s3cret-", 6)},
 			file: "auth:\n  jwt:\n    algorithms: [HS384]\n",
-			want: `config file FILE: auth.jwt.algorithms: "HS384" needs an auth.jwt.hmac_secret of 48 bytes or more, as long as its hash (RFC 7518); it has 42 (value not shown); auth.jwt.hmac_secret set by SSEHUB_AUTH_JWT_HMAC_SECRET`,
+			want: `config file FILE: line 3: auth.jwt.algorithms: "HS384" needs an auth.jwt.hmac_secret of 48 bytes or more, as long as its hash (RFC 7518); it has 42 (value not shown); auth.jwt.hmac_secret set by SSEHUB_AUTH_JWT_HMAC_SECRET`,
 		},
 	} {
 		path := os.DevNull
@@ -1382,5 +1382,104 @@ func TestLoadFileNotAMapping(t *testing.T) {
 		if !errors.Is(err, ErrConfigFile) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "interface") {
 			t.Errorf("%q: err = %v, want ErrConfigFile saying %q", yml, err, want)
 		}
+	}
+}
+
+// TestLoadComplexKeyHidesItsValue checks that a key written as a list or
+// a mapping (? [..] or [..]: ), which YAML reads but a configuration has
+// no use for, is refused at its line without showing what it holds: the
+// library's "invalid map key: []interface {}{...}" printed it, a token
+// or a secret written where its key belongs, at "line 1".
+func TestLoadComplexKeyHidesItsValue(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	const want = "a key written as a list or a mapping: a key is a name, such as addr: (value not shown, as it may be a token or a secret)"
+	for _, tt := range []struct{ yaml, line string }{
+		{"auth:\n  ? [" + secret + "]\n  : x\n", "line 2"},
+		{"log:\n  level: info\nauth:\n  ? {jwt: " + secret + "}\n  : x\n", "line 4"},
+		{"[" + secret + "]: x\n", "line 1"},
+	} {
+		wantFileError(t, tt.yaml, tt.line+": "+want)
+	}
+}
+
+// TestLoadUnusedAnchorSaysWhatToDo checks that an anchor no alias uses,
+// written before a value, is refused in words that fit what was written:
+// before a quoted value it is no part of the text, and "quote it" asked
+// for what was already done; before a plain one it may be either, and
+// the error says both ways out.
+func TestLoadUnusedAnchorSaysWhatToDo(t *testing.T) {
+	const secret = "s3cr3t-0123456789-0123456789-0123456789"
+	for _, tt := range []struct{ yaml, want string }{
+		{"server:\n  addr: &a \":0\"\n", `server.addr: an anchor (&a) that no alias (*a) uses, before a quoted value: remove the anchor`},
+		{"cors:\n  allowed_origins: ['https://a.test', &o 'https://b.test']\n", `cors.allowed_origins[1]: an anchor (&o) that no alias (*o) uses, before a quoted value: remove the anchor`},
+		{"log:\n  level: &l |\n    info\n", `log.level: an anchor (&l) that no alias (*l) uses, before a quoted value: remove the anchor`},
+		{"stream:\n  retry: &r 3s\n", `stream.retry: "&r 3s" starts with &, which YAML reads as an anchor, not as text: quote it if the & is part of the value, or remove the anchor (&r), which no alias (*r) uses`},
+		{"auth:\n  jwt:\n    hmac_secret: &s \"" + secret + "\"\n", `auth.jwt.hmac_secret: an anchor that no alias uses, before a quoted value: remove the anchor (value not shown)`},
+		{"auth:\n  jwt:\n    hmac_secret: &s " + secret + "\n", `auth.jwt.hmac_secret: starts with &, which YAML reads as an anchor, not as text: quote it if the & is part of the value, or remove the anchor, which no alias uses (value not shown)`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if !errors.Is(err, ErrInvalidValue) || !strings.HasSuffix(err.Error(), tt.want) || strings.Contains(err.Error(), secret) {
+			t.Errorf("%q: err = %v\nwant it to end in %s", tt.yaml, err, tt.want)
+		}
+	}
+}
+
+// TestLoadValueErrorNamesItsLine checks that an error of a value, or of a
+// key, the file set names the line that wrote it, as a syntax error
+// does: a user with a long file had the key alone to look for. A list's
+// item names the item's line.
+func TestLoadValueErrorNamesItsLine(t *testing.T) {
+	filler := strings.Repeat("# a comment\n", 38)
+	for _, tt := range []struct{ yaml, want string }{
+		{"server:\n  addr: \":8111\"\n" + filler + "stream:\n  retry: 3x\n", `line 42: stream.retry: invalid duration "3x"`},
+		{"cors:\n  allowed_origins:\n    - https://a.test\n    -\n", `line 4: cors.allowed_origins[1]: empty item in a list`},
+		// An error of a list as a whole names the key's line.
+		{"cors:\n  allowed_origins:\n    - https://a.test\n    - https://b.test/path\n", `line 2: cors.allowed_origins: "https://b.test/path" is not an origin`},
+		{"log:\n  level: info\n  colour: red\n", `line 3: log.colour: unknown key`},
+		{"base: &b\n  level: loud\nlog:\n  <<: *b\n", `line 2: base.level: unknown key`},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		if want := fmt.Sprintf("%s %q: %s", ErrConfigFile, path, tt.want); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v\nwant it to contain %s", tt.yaml, err, want)
+		}
+	}
+}
+
+// TestLoadSecretReadAsADate checks that a token or a secret written as
+// what YAML reads as a date is refused as one, without its value: it was
+// "expected a string, got a list or a mapping", about a single value.
+func TestLoadSecretReadAsADate(t *testing.T) {
+	const want = "a YAML date, not text: quote it (value not shown)"
+	for _, tt := range []struct{ yaml, want string }{
+		{"auth:\n  jwt:\n    hmac_secret: 2001-12-14\n", "line 3: auth.jwt.hmac_secret: " + want},
+		{"auth:\n  subscribe_tokens: [a-token, 2001-12-14t21:59:43.10-05:00]\n", "line 2: auth.subscribe_tokens[1]: " + want},
+		{"auth:\n  publish_tokens: 2001-12-14\n", "line 2: auth.publish_tokens: " + want},
+	} {
+		wantFileError(t, tt.yaml, tt.want)
+	}
+}
+
+// TestLoadJWTPublicKeyFileWithoutAKey checks that an auth.jwt.public_key_file
+// that holds no public key (a private key, a certificate's key file, any
+// other file) is refused as the configuration's other bad values are,
+// naming the variable or the file's line that set it: it was found only
+// after the configuration was loaded, and its error named neither.
+func TestLoadJWTPublicKeyFileWithoutAKey(t *testing.T) {
+	cert, key := writeTLSPair(t)
+	want := `auth.jwt.public_key_file: "` + key + `": no PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE block`
+	_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE": key}))
+	if !errors.Is(err, ErrInvalidValue) || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), "; set by SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE") {
+		t.Errorf("err = %v\nwant %s ...; set by SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE", err, want)
+	}
+	path := writeYAML(t, "auth:\n  jwt:\n    public_key_file: "+key+"\n")
+	_, err = Load([]string{"--config", path}, nil)
+	if want := fmt.Sprintf("%s %q: line 3: %s", ErrConfigFile, path, want); !errors.Is(err, ErrInvalidValue) || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	// A certificate holds a public key: it is one.
+	if _, err := Load([]string{"--config", os.DevNull}, env(map[string]string{"SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE": cert})); err != nil {
+		t.Errorf("a certificate: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -114,7 +115,31 @@ func webSocket(scheme string) bool {
 // So is the value of a query parameter whose name says it holds a secret
 // (redactQuery): a proxy in front of NATS may take a token there
 // (?token=...), as WebSocket clients that cannot set headers send one.
+//
+// Several URLs in one text (a comma-separated list left inside a YAML
+// list's item, or URLs apart by white space or a semicolon) are redacted
+// each on its own, split where a separator is followed by a scheme: the
+// user info taken from the first URL's :// to the last @ made of
+// "nats://u:pw@a:4222,nats://tok@b:4222" the one URL "nats://u:xxxxx@b:4222",
+// hiding a server and the comma the error spoke of.
 func redactURL(s string) string {
+	var b strings.Builder
+	start := 0
+	for _, m := range nextURL.FindAllStringSubmatchIndex(s, -1) {
+		b.WriteString(redactOneURL(s[start:m[2]]))
+		b.WriteString(s[m[2]:m[3]])
+		start = m[3]
+	}
+	b.WriteString(redactOneURL(s[start:]))
+	return b.String()
+}
+
+// nextURL matches a separator between URLs in one text (group 1), and the
+// scheme of the URL after it.
+var nextURL = regexp.MustCompile(`([,;\s]+)[A-Za-z][A-Za-z0-9+.\-]*:/`)
+
+// redactOneURL is redactURL for a text of one URL.
+func redactOneURL(s string) string {
 	if at := strings.LastIndex(s, "@"); at >= 0 {
 		start := 0
 		if i := strings.Index(s[:at], "://"); i >= 0 {
@@ -222,7 +247,7 @@ func checkFile(path string) error {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return errors.Unwrap(err) // the *PathError's path is already in the message
+		return missingTarget(path, errors.Unwrap(err)) // the *PathError's path is already in the message
 	}
 	defer f.Close()
 	st, err := f.Stat()

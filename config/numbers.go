@@ -81,8 +81,11 @@ func checkSecretNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool) erro
 	switch {
 	case n == nil || n.Kind != yaml.ScalarNode:
 		return nil // a list's anchor or tag is not a token's start
+	case n.Anchor != "" && !aliased[n] && quotedScalar(n):
+		return invalid(key, "an anchor that no alias uses, before a quoted value: remove the anchor (value not shown)")
 	case n.Anchor != "" && !aliased[n]:
-		return invalid(key, "starts with &, which YAML reads as an anchor, not as text: quote it (value not shown)")
+		// The anchor's name is not shown: it is the secret's start.
+		return invalid(key, "starts with &, which YAML reads as an anchor, not as text: quote it if the & is part of the value, or remove the anchor, which no alias uses (value not shown)")
 	case n.Style&yaml.TaggedStyle != 0 && n.Tag != "!!str" && n.Tag != "!!binary":
 		return invalid(key, "starts with !, which YAML reads as a tag, not as text: quote it (value not shown)")
 	}
@@ -113,12 +116,25 @@ func checkValueNode(key string, n *yaml.Node, aliased map[*yaml.Node]bool, lines
 		return w
 	}
 	switch {
+	case n.Anchor != "" && !aliased[n] && quotedScalar(n):
+		return invalid(key, fmt.Sprintf("an anchor (&%s) that no alias (*%s) uses, before a quoted value: remove the anchor", n.Anchor, n.Anchor))
 	case n.Anchor != "" && !aliased[n]:
-		return invalid(key, fmt.Sprintf("%q starts with &, which YAML reads as an anchor, not as text: quote it", written("&"+n.Anchor)))
+		unused := fmt.Sprintf("remove the anchor (&%s), which no alias (*%s) uses", n.Anchor, n.Anchor)
+		if strings.HasPrefix(key, "nats.url") {
+			unused = "remove the anchor, which no alias uses" // its name may be a token (&t0ken@host)
+		}
+		return invalid(key, fmt.Sprintf("%q starts with &, which YAML reads as an anchor, not as text: quote it if the & is part of the value, or %s", written("&"+n.Anchor), unused))
 	case n.Style&yaml.TaggedStyle != 0 && !slices.Contains(yamlTags, n.Tag):
 		return invalid(key, fmt.Sprintf("%q starts with !, which YAML reads as a tag, not as text: quote it", written(n.Tag)))
 	}
 	return nil
+}
+
+// quotedScalar reports whether n, a scalar, was written quoted, or as a
+// block (| or >): an anchor before it is no part of its text, whose start
+// is the quote or the block's indicator.
+func quotedScalar(n *yaml.Node) bool {
+	return n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0
 }
 
 // writtenPlain returns the text of lines, a file's, that wrote n, a plain

@@ -97,8 +97,8 @@ func TestLoadDurationAndBoolReadAsAVariable(t *testing.T) {
 			}
 			continue
 		}
-		// The file's error names the file, as the variable's names the variable.
-		if want := fmt.Sprintf("%s %q: %s", ErrConfigFile, path, tt.want); fileErr == nil || fileErr.Error() != want {
+		// The file's error names the file and the line, as the variable's names the variable.
+		if want := fmt.Sprintf("%s %q: line 2: %s", ErrConfigFile, path, tt.want); fileErr == nil || fileErr.Error() != want {
 			t.Errorf("%s: %s in the file: err = %v\nwant %s", key, tt.value, fileErr, want)
 		}
 		if want := tt.want + "; set by " + EnvName(key); envErr == nil || envErr.Error() != want {

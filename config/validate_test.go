@@ -8,6 +8,7 @@ import (
 )
 
 func TestValidateRejects(t *testing.T) {
+	publicKey, _ := writeTLSPair(t) // a certificate holds a public key
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -140,6 +141,18 @@ func TestValidateRejects(t *testing.T) {
 		// nats.go takes its servers as one text, split on commas: a
 		// comma in a list item's query or password made two bad URLs.
 		{"nats url two servers in one item", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://a.test:4222,nats://b.test:4222"} }), `nats.url: "nats://a.test:4222,nats://b.test:4222" is not a NATS server URL (contains a comma, which separates servers: list each server as an item of its own`},
+		// Several servers in one item, as a comma-separated scalar inside
+		// a YAML list, or with another separator: each one's secret is
+		// hidden, and the item is shown as written.
+		{"nats url two servers in one item, secrets hidden", onNATS(func(c *Config) {
+			c.NATS.URL = []string{"nats://u:s3cret@a.test:4222,nats://t0ken@b.test:4222"}
+		}), `nats.url: "nats://u:xxxxx@a.test:4222,nats://xxxxx@b.test:4222" is not a NATS server URL (contains a comma`},
+		{"nats url two servers apart by a space, secrets hidden", onNATS(func(c *Config) {
+			c.NATS.URL = []string{"nats://u:s3cret@a.test:4222 nats://t0ken@b.test:4222"}
+		}), `nats.url: "nats://u:xxxxx@a.test:4222 nats://xxxxx@b.test:4222" is not a NATS server URL (contains white space)`},
+		{"nats url two ws servers, secrets hidden", onNATS(func(c *Config) {
+			c.NATS.URL = []string{"wss://a.test/nats?token=s3cret;wss://u:t0ken@b.test"}
+		}), `nats.url: "wss://a.test/nats?token=xxxxx;wss://u:xxxxx@b.test" is not a NATS server URL`},
 		{"nats url ws query comma", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://e.test:8080/nats?regions=eu,us"} }), `nats.url: "ws://e.test:8080/nats?regions=eu,us" is not a NATS server URL (contains a comma, which separates servers: list each server as an item of its own, and write a comma within a URL as %2C)`},
 		{"nats url password comma hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:se,cret@a.test"} }), `nats.url: "nats://u:xxxxx@a.test" is not a NATS server URL (contains a comma`},
 		// nats.go refuses a list that mixes them, once the config passed.
@@ -224,7 +237,7 @@ func TestValidateRejects(t *testing.T) {
 			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"HS1024"}
 		}, `auth.jwt.algorithms: "HS1024" must be one of HS256, HS384, HS512, RS256`},
 		{"jwt HMAC with only a public key", func(c *Config) {
-			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = "validate_test.go", []string{"RS256", "HS256"}
+			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = publicKey, []string{"RS256", "HS256"}
 		}, `auth.jwt.algorithms: "HS256" needs auth.jwt.hmac_secret`},
 		{"jwt RSA without a public key", func(c *Config) {
 			c.Auth.JWT.HMACSecret, c.Auth.JWT.Algorithms = jwtSecret, []string{"RS256"}
@@ -284,6 +297,7 @@ func TestValidateHidesTokens(t *testing.T) {
 }
 
 func TestValidateAccepts(t *testing.T) {
+	publicKey, _ := writeTLSPair(t) // a certificate holds a public key
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -353,10 +367,10 @@ func TestValidateAccepts(t *testing.T) {
 		{"nats credentials file", func(c *Config) { c.Hub.Broker, c.NATS.CredentialsFile = "nats", "validate_test.go" }},
 		{"jwt secret, every algorithm it fits", func(c *Config) { c.Auth.JWT.HMACSecret = jwtSecret }},
 		{"jwt public key pinned", func(c *Config) {
-			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = "validate_test.go", []string{"ES256", "EdDSA"}
+			c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = publicKey, []string{"ES256", "EdDSA"}
 		}},
 		{"jwt both keys", func(c *Config) {
-			c.Auth.JWT.HMACSecret, c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = jwtSecret+jwtSecret, "validate_test.go", []string{"HS512", "PS256"}
+			c.Auth.JWT.HMACSecret, c.Auth.JWT.PublicKeyFile, c.Auth.JWT.Algorithms = jwtSecret+jwtSecret, publicKey, []string{"HS512", "PS256"}
 		}},
 		{"jwt no leeway", func(c *Config) { c.Auth.JWT.Leeway = 0 }},
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -55,7 +56,10 @@ func (p pairPEM) equal(q pairPEM) bool {
 // load parses the pair. A certificate file that ends in a block cut
 // short does not load: it was caught half-written, and its complete
 // blocks would serve a chain short of its intermediates, which a client
-// that needs them to verify the leaf refuses.
+// that needs them to verify the leaf refuses. The certificate's Leaf is
+// always set, which the validity warnings read: tls.X509KeyPair leaves it
+// nil with GODEBUG=x509keypairleaf=0, and an expired certificate was then
+// served without a word.
 func (p pairPEM) load() (tls.Certificate, error) {
 	rest := p.cert
 	for block := (&pem.Block{}); block != nil; {
@@ -64,7 +68,12 @@ func (p pairPEM) load() (tls.Certificate, error) {
 	if bytes.Contains(rest, []byte("-----BEGIN")) {
 		return tls.Certificate{}, errors.New("tls: the certificate file ends in a PEM block cut short")
 	}
-	return tls.X509KeyPair(p.cert, p.key)
+	cert, err := tls.X509KeyPair(p.cert, p.key)
+	if err == nil && cert.Leaf == nil {
+		// X509KeyPair parsed this certificate already: it parses.
+		cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0])
+	}
+	return cert, err
 }
 
 // newCertReloader loads the pair in certFile and keyFile, failing as
@@ -90,7 +99,7 @@ func newCertReloader(certFile, keyFile string, interval time.Duration, log *slog
 // clock behind, a certificate dated ahead): every client refuses it, and
 // the start said nothing of it, only each refused handshake did.
 func (r *certReloader) warnOutOfValidity(cert tls.Certificate) {
-	if cert.Leaf == nil { // nil only with GODEBUG=x509keypairleaf=0
+	if cert.Leaf == nil { // load sets it
 		return
 	}
 	switch now := time.Now(); {
@@ -137,7 +146,7 @@ func (r *certReloader) check() {
 	}
 	r.cert, r.loaded = &cert, files
 	var notAfter time.Time
-	if cert.Leaf != nil { // nil only with GODEBUG=x509keypairleaf=0
+	if cert.Leaf != nil { // load sets it
 		notAfter = cert.Leaf.NotAfter
 	}
 	r.log.Info("server.tls: loaded a renewed certificate",

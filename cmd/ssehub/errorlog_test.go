@@ -855,3 +855,31 @@ func TestClientErrorsSummedUpBeforeStopped(t *testing.T) {
 		t.Errorf("the log ends %q, want the stopped line", last)
 	}
 }
+
+// TestTLSExpiredCertificateWithoutLeaf: with GODEBUG=x509keypairleaf=0,
+// which an operator may set for an old certificate's sake, a loaded pair
+// carries no parsed Leaf, and an expired certificate was neither warned
+// of at start nor taken for the server's fault at each refused
+// handshake: both looked at the Leaf alone.
+func TestTLSExpiredCertificateWithoutLeaf(t *testing.T) {
+	t.Setenv("GODEBUG", "x509keypairleaf=0")
+	pki := pkiValidFor(t, -48*time.Hour, -time.Hour)
+	if cert, err := tls.LoadX509KeyPair(pki.CertFile, pki.KeyFile); err != nil || cert.Leaf != nil {
+		t.Fatalf("GODEBUG=x509keypairleaf=0 not in effect: err %v, leaf %v", err, cert.Leaf != nil)
+	}
+	addr, logs, waitClosed := startTLSLogging(t, pki)
+	if !strings.Contains(logs.String(), `level=WARN msg="server.tls: the certificate has expired: every client will refuse it" server.tls.cert_file=`+pki.CertFile) {
+		t.Errorf("no warning at start of the expired certificate:\n%s", logs.String())
+	}
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pki.Roots, ServerName: "127.0.0.1"})
+	if err == nil {
+		conn.Close()
+		t.Fatal("a client completed a handshake with an expired certificate")
+	}
+	waitClosed("a handshake refused for an expired certificate")
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "TLS handshake error") && (!strings.Contains(line, "level=WARN") || strings.Contains(line, " kind=")) {
+			t.Errorf("%q: want a warning of the server's own, counted as no client's kind", line)
+		}
+	}
+}

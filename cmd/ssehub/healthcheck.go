@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -75,7 +76,10 @@ func loopbackAddr(addr string) string {
 // files due (see certReloader), often the check's own: the check can fail
 // only when run less than certCheckInterval after the files changed, and
 // passes at the next run. A pair on disk that does not load fails it
-// until a good one replaces it.
+// until a good one replaces it. So does a certificate that has expired,
+// or is not valid yet: every client refuses the server then, and the
+// pin alone passed the check, showing the container healthy through the
+// outage.
 func healthClient(c config.TLSConfig) (*http.Client, string, error) {
 	if !c.Enabled() {
 		return &http.Client{Transport: &http.Transport{}}, "http", nil
@@ -90,8 +94,21 @@ func healthClient(c config.TLSConfig) (*http.Client, string, error) {
 			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, want.Certificate[0]) {
 				return errors.New("the server does not present the certificate in server.tls.cert_file")
 			}
-			return nil
+			return checkValidity(cs.PeerCertificates[0], time.Now())
 		},
 	}}
 	return &http.Client{Transport: tr}, "https", nil
+}
+
+// checkValidity fails when cert, the one the server presents, has expired
+// at now, or is not valid yet.
+func checkValidity(cert *x509.Certificate, now time.Time) error {
+	const fix = "every client refuses it; put a valid pair in server.tls's files, which the server loads without a restart"
+	switch {
+	case now.After(cert.NotAfter):
+		return fmt.Errorf("the server's certificate (server.tls.cert_file) expired at %s: %s", cert.NotAfter.UTC().Format(time.RFC3339), fix)
+	case now.Before(cert.NotBefore):
+		return fmt.Errorf("the server's certificate (server.tls.cert_file) is not valid until %s (is the clock right?): %s", cert.NotBefore.UTC().Format(time.RFC3339), fix)
+	}
+	return nil
 }

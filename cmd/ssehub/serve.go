@@ -504,7 +504,7 @@ func servedCertExpired(tlsConfig *tls.Config) func() bool {
 	}
 	return func() bool {
 		cert, err := tlsConfig.GetCertificate(&tls.ClientHelloInfo{})
-		if err != nil || cert == nil || cert.Leaf == nil { // Leaf is nil only with GODEBUG=x509keypairleaf=0
+		if err != nil || cert == nil || cert.Leaf == nil { // certReloader's load sets Leaf
 			return false
 		}
 		now := time.Now()

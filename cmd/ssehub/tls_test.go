@@ -460,3 +460,34 @@ func TestTLSSilentClientCutAtHeaderBound(t *testing.T) {
 	}
 	warnedOnce(t, logs.String(), "tls_timeout", "i/o timeout", 1)
 }
+
+// TestTLSHealthcheckCertificateOutOfValidity: `ssehub healthcheck` fails
+// while the server serves a certificate that has expired, or is not
+// valid yet: every client refuses the server then, and the check, which
+// pins the certificate in place of verifying it, passed, so that the
+// container showed healthy through the outage. The error says why, and
+// that a renewed pair needs no restart.
+func TestTLSHealthcheckCertificateOutOfValidity(t *testing.T) {
+	for _, valid := range []struct {
+		name, want string
+		from, to   time.Duration
+	}{
+		{"expired", "the server's certificate (server.tls.cert_file) expired at ", -48 * time.Hour, -time.Hour},
+		{"not yet valid", "the server's certificate (server.tls.cert_file) is not valid until ", time.Hour, 48 * time.Hour},
+	} {
+		t.Run(valid.name, func(t *testing.T) {
+			pki := pkiValidFor(t, valid.from, valid.to)
+			addr, _, _ := startTLSLogging(t, pki)
+			vars := map[string]string{
+				"SSEHUB_SERVER_ADDR":          addr,
+				"SSEHUB_SERVER_TLS_CERT_FILE": pki.CertFile,
+				"SSEHUB_SERVER_TLS_KEY_FILE":  pki.KeyFile,
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), []string{"healthcheck", "--config", os.DevNull}, func(k string) string { return vars[k] }, &stdout, &stderr)
+			if code == 0 || !strings.Contains(stderr.String(), valid.want) || !strings.Contains(stderr.String(), "without a restart") {
+				t.Errorf("healthcheck: exit %d, stderr %q; want a failure saying %q", code, stderr.String(), valid.want)
+			}
+		})
+	}
+}

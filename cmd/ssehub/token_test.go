@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/testpki"
 )
 
 // tokenEnv is the environment of the token tests: a JWT secret, issuer and
@@ -112,7 +113,7 @@ func TestTokenCommandMintsWhatTheServerAccepts(t *testing.T) {
 
 func TestTokenCommandErrors(t *testing.T) {
 	noSecret := map[string]string{}
-	publicOnly := map[string]string{"SSEHUB_AUTH_JWT_HMAC_SECRET": tokenEnv["SSEHUB_AUTH_JWT_HMAC_SECRET"], "SSEHUB_AUTH_JWT_ALGORITHMS": "RS256", "SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE": "main_test.go"}
+	publicOnly := map[string]string{"SSEHUB_AUTH_JWT_HMAC_SECRET": tokenEnv["SSEHUB_AUTH_JWT_HMAC_SECRET"], "SSEHUB_AUTH_JWT_ALGORITHMS": "RS256", "SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE": testpki.New(t).CertFile} // a certificate holds a public key
 	for _, tt := range []struct {
 		name string
 		env  map[string]string
