@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
+	"math"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -46,6 +48,7 @@ func (h *Handler) staticFiles(files fs.FS) gin.HandlerFunc {
 			c.Header("ETag", tag)
 			c.Header("Cache-Control", "no-cache")
 		}
+		dropEmptySuffixRanges(r.Header)
 		w := &fileErrorWriter{ResponseWriter: c.Writer}
 		server.ServeHTTP(w, r)
 		c.Abort()
@@ -55,6 +58,33 @@ func (h *Handler) staticFiles(files fs.FS) gin.HandlerFunc {
 			abortJSON(c, w.status, cmp.Or(strings.TrimSpace(w.text.String()), strings.ToLower(http.StatusText(w.status))))
 		}
 	}
+}
+
+// dropEmptySuffixRanges takes the suffix ranges of length 0 (bytes=-0) out
+// of a request's Range. Such a range selects no byte, and RFC 9110 §14.1.1
+// counts it unsatisfiable, but net/http's file server answered it with a
+// 206 of no bytes whose Content-Range ends before it starts ("bytes
+// 19-18/19"), which a client cannot parse. Beside other ranges it is left
+// out; alone, the header is made a range past every file's end, which the
+// file server answers 416 with the file's length, as it does any range past
+// the end.
+func dropEmptySuffixRanges(h http.Header) {
+	rng := h.Get("Range")
+	specs, ok := strings.CutPrefix(rng, "bytes=")
+	if !ok || !strings.Contains(specs, "-0") {
+		return
+	}
+	kept := make([]string, 0, strings.Count(specs, ",")+1)
+	for spec := range strings.SplitSeq(specs, ",") {
+		if digits, suffix := strings.CutPrefix(strings.TrimSpace(spec), "-"); suffix && digits != "" && strings.Trim(digits, "0") == "" {
+			continue
+		}
+		kept = append(kept, spec)
+	}
+	if strings.TrimSpace(strings.Join(kept, "")) == "" {
+		kept = []string{strconv.FormatInt(math.MaxInt64, 10) + "-"}
+	}
+	h.Set("Range", "bytes="+strings.Join(kept, ","))
 }
 
 // fileErrorWriter is the writer staticFiles serves a file through: it

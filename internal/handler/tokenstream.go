@@ -23,8 +23,11 @@ var doneFrame = mustEncode(stream.Event{Data: "[DONE]"})
 
 // tokenRequest is the body of POST /stream.
 type tokenRequest struct {
-	Text     string `json:"text"`
-	Interval string `json:"interval"`
+	Text string `json:"text"`
+	// Interval is nil when the body leaves it out, which asks for the
+	// default; an empty string is no duration, and is refused as the
+	// ticker's empty interval= is.
+	Interval *string `json:"interval"`
 }
 
 // token is the data of one token event.
@@ -79,10 +82,10 @@ func (h *Handler) readTokenRequest(w http.ResponseWriter, r *http.Request) (word
 			errTooManyTokens, len(words), h.demo.MaxTokens)
 	}
 	interval = defaultTokenInterval
-	if req.Interval != "" {
-		d, err := time.ParseDuration(req.Interval)
+	if req.Interval != nil {
+		d, err := time.ParseDuration(*req.Interval)
 		if err != nil || d < 0 || d > maxTokenInterval {
-			return nil, 0, badRequest("interval %s: want a duration from 0s to %s, such as 50ms", stream.Quote(req.Interval), maxTokenInterval)
+			return nil, 0, badRequest("interval %s: want a duration from 0s to %s, such as 50ms", stream.Quote(*req.Interval), maxTokenInterval)
 		}
 		interval = d
 	}

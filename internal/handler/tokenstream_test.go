@@ -68,6 +68,7 @@ func TestTokenStreamRejectsBadBodies(t *testing.T) {
 		{"null text", `{"text": null}`, 400, `"text"`},
 		{"null interval", `{"text": "hi", "interval": null}`, 400, `"interval" must not be null`},
 		{"bad interval", `{"text": "hi", "interval": "soon"}`, 400, "interval"},
+		{"empty interval", `{"text": "hi", "interval": ""}`, 400, `interval ""`},
 		{"negative interval", `{"text": "hi", "interval": "-1ms"}`, 400, "interval"},
 		{"long interval", `{"text": "hi", "interval": "6s"}`, 400, "interval"},
 		{"too large", `{"text": "` + strings.Repeat("a ", 33<<10) + `"}`, 413, "65536"},
