@@ -384,16 +384,6 @@ func (s *sseStream) stoppedReading() {
 		// by the system.
 		return
 	}
-	if s.c != nil && errors.Is(s.end, syscall.EPIPE) {
-		// The same reset, with Gin, of a client that had half-closed
-		// its connection (its FIN), which net/http did not read either:
-		// the kernel reports such a reset as EPIPE. The system's end
-		// reads as ETIMEDOUT at the write, or as a client gone when
-		// net/http's background read took that error first; as EPIPE only
-		// when that read took it during the step's own write, a window
-		// of microseconds.
-		return
-	}
 	stopped := s.conn != nil && s.conn.Inspected()
 	if s.c != nil {
 		conn, ok := s.c.Request.Context().Value(netConnKey{}).(net.Conn)
