@@ -224,7 +224,7 @@ func (c *Conn) end(panicked any, stack []byte, done func(panicked any, stack []b
 		}
 		c.cut()
 	}
-	_ = c.conn.Close()
+	c.close()
 	<-c.ctx.Done() // the reader ends with the connection
 	done(panicked, stack)
 }
@@ -304,6 +304,24 @@ func (c *Conn) cut() {
 	if tc, ok := c.conn.(interface{ NetConn() net.Conn }); ok {
 		_ = tc.NetConn().Close()
 	}
+}
+
+// closeNotifyTimeout bounds the close_notify alert that crypto/tls sends
+// when a TLS connection closes (close): it would wait up to 5 seconds for
+// a client that reads nothing to take it, though the response has ended.
+const closeNotifyTimeout = finishTimeout
+
+// close closes the connection. Over TLS, the close_notify alert that the
+// TLS connection's Close sends first gets closeNotifyTimeout; then the
+// connection is cut: a client that read the response to its end and then
+// stopped reading, its socket buffers full, held the response (a stream's
+// slot and its access line, a server's shutdown) 5 seconds more.
+func (c *Conn) close() {
+	if tc, ok := c.conn.(interface{ NetConn() net.Conn }); ok {
+		cut := time.AfterFunc(closeNotifyTimeout, func() { _ = tc.NetConn().Close() })
+		defer cut.Stop()
+	}
+	_ = c.conn.Close()
 }
 
 // maxDiscard is how much a client may send after its request before its

@@ -722,3 +722,66 @@ func (w heldHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w heldHijacker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestTLSResponseEndsAtOnceForAClientThatStopsReadingAfterIt ends a
+// response over TLS whose client reads it to its end (the last chunk) and
+// then nothing more: crypto/tls's Close sends its close_notify alert and
+// waits up to 5 seconds for the client to take it, holding the response
+// (a stream's slot, its access line, a server's shutdown) that long after
+// its end went out. Over a pipe nothing is buffered, as over socket
+// buffers that the end of the response filled.
+func TestTLSResponseEndsAtOnceForAClientThatStopsReadingAfterIt(t *testing.T) {
+	const tlsCloseNotifyWait = 5 * time.Second // crypto/tls's, in Conn.Close
+	g := NewGroup()
+	ended := make(chan time.Time, 1)
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS() // for its certificate and its client's configuration
+	defer ts.Close()
+	ln := pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		c, err := g.Take(w, r)
+		if err != nil {
+			t.Errorf("Take: %v", err)
+			return
+		}
+		c.Serve(func(io.Writer) bool {
+			if _, err := c.WriteLast([]byte("data: bye\n\n")); err != nil {
+				t.Errorf("WriteLast: %v", err)
+			}
+			return false
+		}, func(any, []byte) { ended <- time.Now() })
+	})}
+	go func() { _ = srv.Serve(tls.NewListener(ln, ts.TLS)) }()
+	defer close(ln.done)
+
+	server, client := net.Pipe()
+	ln.conns <- server
+	cfg := ts.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.NextProtos, cfg.ServerName = []string{"http/1.1"}, "example.com" // httptest's certificate
+	conn := tls.Client(client, cfg)
+	t.Cleanup(func() { _ = client.Close() })
+	if err := conn.SetDeadline(time.Now().Add(bound)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: ssehub.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, err := io.ReadAll(resp.Body); err != nil || string(body) != "data: bye\n\n" {
+		t.Fatalf("body %q, %v; want the whole response", body, err)
+	}
+	read := time.Now() // and nothing more is read
+	if took := recv(t, ended, "end of the response").Sub(read); took >= tlsCloseNotifyWait/2 {
+		t.Errorf("the response ended %v after its client read it all, want within %v", took, finishTimeout)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), bound)
+	defer cancel()
+	g.Close()
+	if err := g.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

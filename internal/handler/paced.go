@@ -18,15 +18,22 @@ type paced struct {
 // runPaced streams p on s. One timer serves both the next item and the
 // heartbeat, on the grid (grid.go); every item already due is written in
 // one step, so a slow step never falls behind by more than one flush.
+// The first step does not wait: a stream whose slot was taken sends its
+// first item even when Close came meanwhile, as a hub stream sends its
+// answer, and does not end at random with nothing (a select between a
+// timer already fired and the handler's close picks either).
 func (s *sseStream) runPaced(p paced) {
 	next := p.from
 	start := time.Now()
 	grain := grainOf(p.interval)
-	timer := time.NewTimer(0)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	first := true
 	s.run(func(w io.Writer) bool {
-		if !s.wait(timer) {
+		if !first && !s.wait(timer) {
 			return false
 		}
+		first = false
 		now := time.Now()
 		due := p.count
 		if p.interval > 0 {

@@ -595,3 +595,52 @@ func pipeSubscription(t *testing.T, buffer int) (net.Conn, testBroker) {
 	}
 	return conn, broker
 }
+
+// A detached stream learns that its connection ended from its Conn, which
+// looks at the connection between two steps: a stream that goes on with
+// no wait, as through a replay, ends without a reason of its own. What
+// the connection's end saw (StreamOptions.StoppedReading, here saying
+// yes to every connection) must still make it a client that stopped
+// reading, as it does for a stream that learns it while waiting. The
+// client half-closes its connection during the replay: it reads as gone.
+func TestDetachedStreamEndedBetweenStepsHeedsStoppedReading(t *testing.T) {
+	if !testDetached {
+		t.Skip("the detached transport's Conn looks at the connection between steps")
+	}
+	opts, broker := hubOptions(t, stream.MemoryOptions{FirstID: 1, HistorySize: 4000, HistoryMaxBytes: 64 << 20})
+	opts.Stream.StoppedReading = func(net.Conn) bool { return true }
+	ts := newTestServer(t, opts)
+	data := strings.Repeat("x", 1000)
+	for range 3000 {
+		if _, _, err := broker.Publish(stream.Publication{Topic: "a", Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=a HTTP/1.1\r\nHost: ssehub\r\nLast-Event-ID: 1\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("answer %q, %v; want a stream", head, err)
+	}
+	// The replay, 3 MB, is under way; the client reads it on.
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Fatal(err)
+	}
+	ts.waitReturned(t, "/api/v1/events")
+	waitMetrics(t, ts, []string{
+		`ssehub_streams_ended_total{reason="write_failed"} 1`,
+		`ssehub_streams_ended_total{reason="client_gone"} 0`,
+	})
+}

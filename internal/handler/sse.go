@@ -331,6 +331,12 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 // slot). A detached stream logs the panic: nothing above its goroutine
 // recovers it, and the process would end.
 func (s *sseStream) finish(cleanup func()) (panicked any) {
+	if s.end == nil && s.conn != nil && s.conn.Inspected() {
+		// A detached Conn saw the client gone between two steps, and
+		// ended the stream without a step to say so: as a client gone,
+		// which stoppedReading takes for what the connection's end saw.
+		s.stop(errClientGone)
+	}
 	s.stoppedReading()
 	defer func() {
 		if panicked = withStack(recover()); panicked != nil {

@@ -1,8 +1,11 @@
 package handler
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,5 +162,68 @@ func TestTickerFramesMatchTheEncoder(t *testing.T) {
 	}
 	if got := string(frames.append(nil, 0, 1)); got != "id: 0\ndata: Streamed line 0\n\n" {
 		t.Errorf("frame 0 = %q", got)
+	}
+}
+
+// closingWriter is a ResponseWriter that closes h once the stream has
+// taken its slot: openStream lifts the read deadline of a Gin stream
+// (SetReadDeadline), and hijacks the connection of a detached one
+// (Hijack), both after startStream and before the first step.
+type closingWriter struct {
+	http.ResponseWriter
+	h *Handler
+}
+
+func (w closingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w closingWriter) SetReadDeadline(t time.Time) error {
+	w.h.Close()
+	return http.NewResponseController(w.ResponseWriter).SetReadDeadline(t)
+}
+
+func (w closingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.h.Close()
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// TestPacedStreamClosedBeforeItsFirstStepSendsItsFirstItem closes the
+// handler after a ticker or token stream took its slot, before its first
+// step: the stream, begun, sends its first item at once (its retry field
+// with it) as a hub stream sends its answer, and then ends; it does not
+// end as often as not with no frame at all, by a random pick between its
+// first timer, already fired, and the handler's close.
+func TestPacedStreamClosedBeforeItsFirstStepSendsItsFirstItem(t *testing.T) {
+	for _, c := range []struct {
+		method, path, body, want string
+	}{
+		{"GET", "/stream?count=3&interval=1m", "", "Streamed line 0"},
+		{"POST", "/stream", `{"text": "one two three", "interval": "5s"}`, `{"index":0,"token":"one"}`},
+	} {
+		t.Run(c.method, func(t *testing.T) {
+			for range 20 {
+				h := New(testOptions())
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					h.ServeHTTP(closingWriter{w, h}, r)
+				}))
+				t.Cleanup(srv.Close)
+				t.Cleanup(func() { h.Close() })
+				req, err := http.NewRequestWithContext(t.Context(), c.method, srv.URL+c.path, strings.NewReader(c.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := srv.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, events := readAll(t, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || len(events) == 0 || events[0].Data != c.want || p.ReconnectionTime() != 2500*time.Millisecond {
+					t.Fatalf("status %d, events %+v, retry %v; want the first item and the retry field",
+						resp.StatusCode, events, p.ReconnectionTime())
+				}
+				waitDrained(t, h)
+			}
+		})
 	}
 }
