@@ -69,6 +69,10 @@ type Memory struct {
 	matched    []*group               // scratch for Publish and Topics: wildIdx.match's
 	dropped    []*memorySubscription  // scratch for Publish, reused
 	markSeq    uint64                 // scratch for Topics
+	// replays counts the open subscriptions whose replay is unfinished
+	// (memorySubscription.replaying): while there are none, what the
+	// history evicts needs no look at the subscriptions (forget).
+	replays int
 
 	// topicsPaused, when set (by tests), is called between TopicsPage's
 	// pieces, with the lock let go.
@@ -183,11 +187,7 @@ func (b *Memory) publish(id uint64, p Publication) (*Message, bool, error) {
 	t := b.topic(p.Topic)
 	t.lastID = msg.ID
 	t.retained++
-	for _, old := range b.hist.add(msg, t, p.Key, now) {
-		old.retained--
-		b.pruneTopic(old)
-	}
-	b.histBytes.Store(int64(b.hist.bytes))
+	b.forget(b.hist.add(msg, t, p.Key, now))
 	b.published.Add(1)
 	b.fanOut(msg, t)
 	return msg, false, nil
@@ -221,6 +221,39 @@ func (b *Memory) fanOut(msg *Message, t *topicEntry) {
 	}
 }
 
+// forget forgets the messages the history evicted: their topics count
+// them no more, and a replay that had yet to read one that matches it has
+// lost it (memorySubscription.lost). The caller holds b.mu.
+func (b *Memory) forget(evicted []evictedEntry) {
+	for _, e := range evicted {
+		if b.replays > 0 {
+			b.loseFromReplays(e)
+		}
+		e.topic.retained--
+		b.pruneTopic(e.topic)
+	}
+	b.histBytes.Store(int64(b.hist.bytes))
+}
+
+// loseFromReplays marks the subscriptions whose patterns match e's topic
+// and whose unread replay holds e's id as having lost it. Those whose
+// patterns match none of what the history evicts before they read it lose
+// nothing: their replay goes on past the evicted ids. The caller holds
+// b.mu and is not iterating b.matched.
+func (b *Memory) loseFromReplays(e evictedEntry) {
+	t := e.topic
+	for _, s := range t.subs {
+		s.loseFromReplay(e.id)
+	}
+	b.matched = b.wildIdx.match(t.pattern, b.matched[:0])
+	for i, g := range b.matched {
+		for _, s := range g.subs {
+			s.loseFromReplay(e.id)
+		}
+		b.matched[i] = nil
+	}
+}
+
 // keptDroppedCap is the largest capacity of the dropped scratch slice
 // that the broker keeps from one publish to the next: one that dropped a
 // crowd of slow subscribers at once grew it to a pointer each.
@@ -239,17 +272,17 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 		return 1
 	}
 	switch {
-	case s.replayNext < s.replayEnd && (s.replayNext >= b.hist.oldest || !s.handedOut):
+	case s.replayNext < s.replayEnd && (!s.lost || !s.handedOut):
 		// Its replay is still being read: the queue, which is to follow
 		// it, is let go of, and the replay reads on to msg, which the
 		// history holds, as it does the rest. A subscriber that takes its
 		// replay at once is not dropped for the live events published
-		// meanwhile; one that falls behind the history is, here (its
-		// stream may be blocked in a write, and call Replay no more) or
-		// by Replay. One handed out nothing yet is left to Replay, which
-		// tells it it was overtaken. msg is counted as delivered, as
-		// those let go of were once queued: Replay does not count them
-		// again.
+		// meanwhile; one whose replay lost an event to the history is,
+		// here (its stream may be blocked in a write, and call Replay no
+		// more) or by Replay. One handed out nothing yet is left to
+		// Replay, which tells it it was overtaken. msg is counted as
+		// delivered, as those let go of were once queued: Replay does
+		// not count them again.
 		s.letQueueGo()
 		s.replayEnd = msg.ID + 1
 		return 1
@@ -347,6 +380,10 @@ func (b *Memory) subscribe(old *memorySubscription, patterns []string, lastEvent
 			s.from, s.replayNext, s.replayEnd = after, after+1, b.hist.next
 			s.queuedFrom = b.hist.next
 			s.whole = reason != ""
+			if s.replayNext < s.replayEnd {
+				s.replaying = true
+				b.replays++
+			}
 		}
 	}
 	if instead {
@@ -449,6 +486,7 @@ func (b *Memory) closeSub(s *memorySubscription, err error) {
 	s.closed = true
 	s.err = err
 	close(s.ready)
+	b.replayOver(s)
 	if errors.Is(err, ErrResumeOvertaken) {
 		s.kept = true
 		return
