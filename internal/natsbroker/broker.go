@@ -207,6 +207,9 @@ type Broker struct {
 	// topicsWalk, when set (by tests), is called by TopicsPage with the
 	// history it is about to walk.
 	topicsWalk func(h *history)
+	// subscribed, when set (by tests), is called by subscribe once the
+	// local subscription of a resume is made, before the stream is read.
+	subscribed func()
 }
 
 // Open connects to NATS, creates the stream if it is missing and checks it

@@ -89,22 +89,29 @@ func (b *Broker) Resubscribe(ctx context.Context, old stream.Subscription, patte
 // subscribe is SubscribeContext, in place of old when old is a local
 // subscription that keeps its place (Resubscribe); old may be nil.
 func (b *Broker) subscribe(ctx context.Context, old stream.Subscription, patterns []string, lastEventID string) (stream.Subscription, error) {
+	// A resume the local broker does not replay itself spills from the
+	// moment it is registered: what would overflow live's queue before
+	// its replay is read is read from the stream too (caughtUp).
+	subscribeLocal := (*stream.Memory).Resubscribe
+	if lastEventID != "" {
+		subscribeLocal = (*stream.Memory).ResubscribeSpilling
+	}
 	h := b.cur.Load()
 	local := h.localID(lastEventID)
-	live, err := h.mem.Resubscribe(ctx, old, patterns, local)
+	live, err := subscribeLocal(h.mem, ctx, old, patterns, local)
 	for errors.Is(err, stream.ErrClosed) && h != b.cur.Load() {
 		// h ended meanwhile (renew): subscribe to the history after it.
 		// (old, of h's local broker, held no place in the next one's.)
 		h = b.cur.Load()
 		local = h.localID(lastEventID)
-		live, err = h.mem.Subscribe(patterns, local)
+		live, err = subscribeLocal(h.mem, ctx, nil, patterns, local)
 	}
 	if err != nil || lastEventID == "" || local != "" && live.Reset() == "" {
 		return live, err
 	}
-	// From now on, what would overflow live's queue before its replay is
-	// read is read from the stream too (caughtUp).
-	h.mem.Spill(live)
+	if b.subscribed != nil {
+		b.subscribed()
+	}
 	s, err := b.resume(ctx, h, live, patterns, lastEventID)
 	if err != nil {
 		live.Close()

@@ -323,7 +323,7 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 // It returns ErrTooManySubscribers when MaxSubscribers are open (or
 // overtaken and not closed: see Resubscribe) and ErrClosed after Close.
 func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription, error) {
-	return b.subscribe(nil, patterns, lastEventID)
+	return b.subscribe(nil, patterns, lastEventID, false)
 }
 
 // Resubscribe is Subscribe in place of old, a subscription of b that
@@ -335,12 +335,26 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription,
 // is not used.
 func (b *Memory) Resubscribe(_ context.Context, old Subscription, patterns []string, lastEventID string) (Subscription, error) {
 	o, _ := old.(*memorySubscription)
-	return b.subscribe(o, patterns, lastEventID)
+	return b.subscribe(o, patterns, lastEventID, false)
+}
+
+// ResubscribeSpilling is Resubscribe for a broker that reads the replay
+// of a resume from elsewhere (the NATS broker, from its stream) when b
+// cannot give it: the subscription spills (Spill) from the moment it is
+// registered, unless b replays it from its own history (lastEventID
+// resumed from, with no Reset). Made first and told to spill after, the
+// subscription could be dropped as too slow in between, by live events
+// the replay read from elsewhere covers.
+func (b *Memory) ResubscribeSpilling(_ context.Context, old Subscription, patterns []string, lastEventID string) (Subscription, error) {
+	o, _ := old.(*memorySubscription)
+	return b.subscribe(o, patterns, lastEventID, true)
 }
 
 // subscribe is Subscribe, in place of old when old is an overtaken
 // subscription of b that keeps its place (Resubscribe); old may be nil.
-func (b *Memory) subscribe(old *memorySubscription, patterns []string, lastEventID string) (Subscription, error) {
+// spill makes it spill from the start unless b replays it itself
+// (ResubscribeSpilling).
+func (b *Memory) subscribe(old *memorySubscription, patterns []string, lastEventID string, spill bool) (Subscription, error) {
 	if len(patterns) == 0 {
 		return nil, fmt.Errorf("no pattern: %w", ErrInvalidPattern)
 	}
@@ -386,6 +400,7 @@ func (b *Memory) subscribe(old *memorySubscription, patterns []string, lastEvent
 			}
 		}
 	}
+	s.spill = spill && (lastEventID == "" || s.reset != "")
 	if instead {
 		// old's place is s's: link counts it again.
 		old.kept = false
