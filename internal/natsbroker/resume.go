@@ -454,6 +454,14 @@ type subscription struct {
 	mu     sync.Mutex
 	closed bool  // Close was called, or Replay ended it
 	err    error // why Replay ended it
+	// ahead holds the ids, increasing, of the events Replay handed out
+	// from queuedFrom on that the local one has not been sent yet (the
+	// local consumer lags behind the stream): the local one counts each
+	// as delivered when it is sent it, and endWith counts those it never
+	// will be. Nil once endWith counted them (aheadCounted): Replay then
+	// counts them itself.
+	ahead        []uint64
+	aheadCounted bool
 }
 
 // Replay appends the next events of the replay to dst, until their
@@ -481,6 +489,7 @@ func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stre
 		s.abandon()
 		return dst, true
 	}
+	n := len(dst)
 	for bytes, read := 0, false; bytes < max(maxBytes, 1); {
 		if len(s.page) == 0 {
 			// One page read per call: a stretch of the stream with no
@@ -503,7 +512,63 @@ func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stre
 		s.page = nil
 		s.letPageGo()
 	}
+	s.handOut(dst[n:])
 	return dst, s.page == nil && s.next == s.end && !s.spilling
+}
+
+// handOut keeps track of msgs, the events Replay has just handed out, for
+// Stats().Delivered: those below queuedFrom were counted when read
+// (replayedFirst); those from it on the local one counts when it is sent
+// them, so the ones it has not been sent yet are kept in ahead, for
+// countAhead. Once that has run (the local one closed), it counts them
+// itself.
+func (s *subscription) handOut(msgs []*stream.Message) {
+	k := len(msgs)
+	for k > 0 && msgs[k-1].ID >= s.queuedFrom {
+		k--
+	}
+	if k == len(msgs) && len(s.ahead) == 0 {
+		return
+	}
+	sent := s.h.mem.LastSent(s.Subscription)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aheadCounted {
+		// The local one is closed: it counts none of them.
+		for _, m := range msgs[k:] {
+			if m.ID > sent {
+				s.b.replayedFirst.Add(1)
+			}
+		}
+		return
+	}
+	for _, m := range msgs[k:] {
+		s.ahead = append(s.ahead, m.ID)
+	}
+	i := 0
+	for i < len(s.ahead) && s.ahead[i] <= sent {
+		i++ // sent to the local one, which counted it
+	}
+	s.ahead = append(s.ahead[:0], s.ahead[i:]...)
+}
+
+// countAhead counts as delivered the events Replay handed out that the
+// local one, closed, was never sent, once. The caller has closed the
+// local one.
+func (s *subscription) countAhead() {
+	sent := s.h.mem.LastSent(s.Subscription)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aheadCounted {
+		return
+	}
+	s.aheadCounted = true
+	for _, id := range s.ahead {
+		if id > sent {
+			s.b.replayedFirst.Add(1)
+		}
+	}
+	s.ahead = nil
 }
 
 // caughtUp reports whether the replay, read up to sequence end, covers
@@ -697,9 +762,10 @@ func (s *subscription) endWith(err error) {
 	s.letPageGo()
 	if errors.Is(err, stream.ErrResumeOvertaken) {
 		s.h.mem.Overtake(s.Subscription)
-		return
+	} else {
+		s.Subscription.Close()
 	}
-	s.Subscription.Close()
+	s.countAhead()
 }
 
 // Err returns why the subscription ended: the local one's error if it

@@ -267,6 +267,7 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 	if s.closed || s.lastSent == msg.ID {
 		return 0
 	}
+	sent := s.lastSent
 	s.lastSent = msg.ID
 	if s.push(msg, b.bufSize) {
 		return 1
@@ -293,6 +294,7 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 		s.spilled = msg.ID
 		return 1
 	}
+	s.lastSent = sent // not sent: LastSent is the last one counted
 	b.closeSub(s, ErrSlowConsumer)
 	b.dropCount.Add(1)
 	b.dropped = append(b.dropped, s)
@@ -466,6 +468,22 @@ func (b *Memory) StopSpill(sub Subscription, through uint64) (spilled uint64, st
 		return 0, true
 	}
 	return s.spilled, false
+}
+
+// LastSent returns the id of the newest event b sent sub, a subscription
+// of b, queued or let go of (Spill, or for its replay), each counted as
+// delivered then; 0 for none, or for any other sub. Once sub has ended,
+// b sends it nothing more: for a broker that hands out events of sub's
+// range itself (a replay read from elsewhere), the ones above it are
+// those b never counted.
+func (b *Memory) LastSent(sub Subscription) uint64 {
+	s, ok := sub.(*memorySubscription)
+	if !ok || s.broker != b {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return s.lastSent
 }
 
 // link adds s to the group of each of its patterns, creating groups as

@@ -659,3 +659,23 @@ func TestAResumeEndsOnlyForAMatchingEventItLost(t *testing.T) {
 		}
 	}
 }
+
+// LastSent is the id of the newest event a subscription was sent and
+// counted as delivered: not that of the event that dropped it.
+func TestLastSentIsTheLastEventCounted(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 1})
+	s := mustSubscribe(t, b, "", "a")
+	if got := b.LastSent(s); got != 0 {
+		t.Fatalf("LastSent before any event = %d, want 0", got)
+	}
+	mustPublish(t, b, "b", "", "other")
+	sent := mustPublish(t, b, "a", "", "queued")
+	mustPublish(t, b, "a", "", "drops it")
+	if !errors.Is(s.Err(), ErrSlowConsumer) {
+		t.Fatalf("Err() = %v, want ErrSlowConsumer", s.Err())
+	}
+	mustPublish(t, b, "a", "", "after")
+	if got, st := b.LastSent(s), b.Stats(); got != sent.ID || st.Delivered != 1 {
+		t.Errorf("LastSent = %d, Delivered = %d; want %d, 1", got, st.Delivered, sent.ID)
+	}
+}
