@@ -679,3 +679,28 @@ func TestLastSentIsTheLastEventCounted(t *testing.T) {
 		t.Errorf("LastSent = %d, Delivered = %d; want %d, 1", got, st.Delivered, sent.ID)
 	}
 }
+
+// ResubscribeSpilling registers a subscription that spills at once, with
+// no moment in which a full queue drops it, unless the broker replays
+// it from its own history: a resume it cannot make (a Reset), or none
+// asked of it (the caller reads the replay elsewhere).
+func TestResubscribeSpillingSpillsFromTheStart(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 1, FirstID: 10})
+	first := mustPublish(t, b, "a", "", "first")
+	for _, c := range []struct {
+		lastEventID string
+		spills      bool
+	}{{"", true}, {"999", true}, {first.IDString(), false}} {
+		s, err := b.ResubscribeSpilling(t.Context(), nil, []string{"a"}, c.lastEventID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.mu.Lock()
+		spills := s.(*memorySubscription).spill
+		b.mu.Unlock()
+		if spills != c.spills {
+			t.Errorf("last event id %q: spills %v, want %v", c.lastEventID, spills, c.spills)
+		}
+		s.Close()
+	}
+}
