@@ -828,3 +828,37 @@ func TestAReplayAheadOfTheLocalConsumerIsCountedDelivered(t *testing.T) {
 		})
 	}
 }
+
+// A resume that panics once its local subscription is made (here in the
+// test's hook, in the place of a fault reading the stream) leaves no
+// subscription behind: its place among MaxSubscribers is freed as the
+// panic goes up, as it is when reading the stream fails. It stayed
+// taken, and the subscription registered, for the instance's life.
+func TestAResumeThatPanicsFreesItsPlace(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts)
+	old := store(t, ns, a, repeat(event{"a", 40}, 3))
+	opts.cold = true
+	opts.MaxSubscribers = 1
+	b := openBroker(t, opts) // its local history starts after them
+	b.subscribed = func() { panic("fault") }
+	func() {
+		defer func() {
+			if r := recover(); r != "fault" {
+				t.Errorf("recovered %v, want the fault", r)
+			}
+		}()
+		s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(old[0].ID, 10))
+		t.Errorf("Subscribe returned %v, %v; want the panic", s, err)
+	}()
+	if n := b.Stats().Subscribers; n != 0 {
+		t.Errorf("%d subscribers after the panic, want 0", n)
+	}
+	b.subscribed = nil
+	s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(old[0].ID, 10))
+	if err != nil {
+		t.Fatalf("the next resume: %v", err)
+	}
+	s.Close()
+}

@@ -109,14 +109,22 @@ func (b *Broker) subscribe(ctx context.Context, old stream.Subscription, pattern
 	if err != nil || lastEventID == "" || local != "" && live.Reset() == "" {
 		return live, err
 	}
+	// live holds a place among the local broker's MaxSubscribers: it is
+	// closed unless the resume is handed out, also on a panic.
+	resumed := false
+	defer func() {
+		if !resumed {
+			live.Close()
+		}
+	}()
 	if b.subscribed != nil {
 		b.subscribed()
 	}
 	s, err := b.resume(ctx, h, live, patterns, lastEventID)
 	if err != nil {
-		live.Close()
 		return nil, err
 	}
+	resumed = true
 	return s, nil
 }
 
