@@ -1262,9 +1262,10 @@ func TestSubscriptionRecordShrinksWhenACrowdLeaves(t *testing.T) {
 }
 
 // A resume overtaken twice before its replay handed out an event, by the
-// local history and then by the NATS stream (its first page, read when it
-// subscribed again, matched nothing, and the stream let go of the next
-// before it was read), is answered as a resume from that id is then: an
+// local history (which let go of an event of its replay) and then by the
+// NATS stream (its first page, read when it subscribed again, matched
+// nothing, and the stream let go of the next before it was read), is
+// answered as a resume from that id is then: an
 // `event: reset`, then live events. It subscribed again once only, and
 // the stream ended as dropped with nothing sent: its client, which had
 // done nothing wrong, came back after its retry delay to that reset.
@@ -1279,8 +1280,9 @@ func TestHubResumeOvertakenByTheLocalHistoryThenTheStreamIsReset(t *testing.T) {
 	tb := testNATS.newBroker(t, stream.MemoryOptions{HistorySize: size, HistoryMaxBytes: 100_000})
 	opts := testOptions()
 	// After the first resume is made, the local history lets go of its
-	// replay's start; after the second, the stream of all it held.
-	broker := &evictingStepsBroker{testBroker: tb, evict: []int{300, size}}
+	// replay's start, its one match included; after the second, the
+	// stream of all it held.
+	broker := &evictingStepsBroker{testBroker: tb, evict: []int{1000, size}}
 	opts.Hub = HubOptions{Broker: broker, PublishTokens: []string{"other", testToken}, MaxEventBytes: 1024, MaxTopicsPerSubscription: 3}
 	ts := newTestServer(t, opts)
 	oldest := ts.publish(t, "other", `{"data": "before"}`)
@@ -1288,6 +1290,10 @@ func TestHubResumeOvertakenByTheLocalHistoryThenTheStreamIsReset(t *testing.T) {
 		if _, _, err := tb.Publish(stream.Publication{Topic: "other", Data: "{}"}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Past the stream's first page: the local replay's one match.
+	if _, _, err := tb.Publish(stream.Publication{Topic: "a.x", Data: "{}"}); err != nil {
+		t.Fatal(err)
 	}
 	// Patterns that overlap: the stream is read through its whole
 	// subject, a page of 512 events, here none matching.

@@ -186,8 +186,10 @@ type Broker struct {
 	published atomic.Uint64 // events this instance stored
 	replayed  atomic.Uint64 // events replayed from the stream
 	// replayedFirst counts those of them that did not reach the local
-	// subscription (older than it): those that did are counted there as
-	// delivered, queued or let go of (stream.Memory.Spill).
+	// subscription (older than it), and those handed out ahead of the
+	// local consumer that it closed before it got (countAhead): those
+	// that did are counted there as delivered, queued or let go of
+	// (stream.Memory.Spill).
 	replayedFirst atomic.Uint64
 	overtaken     atomic.Uint64 // resumes dropped: the stream evicted their next page
 	lag           atomic.Uint64 // the consumer's pending events at its last one
@@ -207,6 +209,9 @@ type Broker struct {
 	// topicsWalk, when set (by tests), is called by TopicsPage with the
 	// history it is about to walk.
 	topicsWalk func(h *history)
+	// subscribed, when set (by tests), is called by subscribe once the
+	// local subscription of a resume is made, before the stream is read.
+	subscribed func()
 }
 
 // Open connects to NATS, creates the stream if it is missing and checks it

@@ -378,3 +378,47 @@ func deepSpillingResume(t *testing.T, historySize int) (ns *natsServer, a, b *Br
 
 // spillBuffer is the queue of deepSpillingResume's subscription.
 const spillBuffer = 8
+
+// A deep resume whose topic gets more live events than SubscriberBuffer
+// holds right after its local subscription is made, before its replay is
+// read, is not dropped: those events are in the stream, and the replay
+// reads on to them. The local subscription spilled only from a moment
+// after it was made, and one that overflowed before was dropped as a
+// slow subscriber.
+func TestDeepResumeOutrunAsItSubscribesIsNotDropped(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts)
+	all := store(t, ns, a, repeat(event{"a", 40}, 10))
+	opts.cold = true
+	opts.SubscriberBuffer = 2
+	b := openBroker(t, opts) // its local history starts after them
+	b.subscribed = func() {
+		b.subscribed = nil
+		live := store(t, ns, a, repeat(event{"a", 40}, 3*opts.SubscriberBuffer))
+		all = append(all, live...)
+		last, _ := b.cur.Load().ids.seq(live[len(live)-1].ID)
+		waitFor(t, "the live events to reach b", func() bool { return b.cur.Load().seen.last() >= last })
+	}
+	s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(all[0].ID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Reset() != "" {
+		t.Fatalf("reset %q", s.Reset())
+	}
+	got := replayAll(t, s, nil, replayPageBytes)
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err = %v after the replay, want nil", err)
+	}
+	all = append(all, store(t, ns, a, []event{{"a", 40}})...)
+	want := all[1:]
+	got = takeThrough(t, s, got, want[len(want)-1].ID)
+	if !slices.EqualFunc(got, want, sameEvent) {
+		t.Fatalf("got %d events %v\nwant %d %v", len(got), idsOf(got), len(want), idsOf(want))
+	}
+	if d := b.Stats().Dropped; d != 0 {
+		t.Errorf("Stats().Dropped = %d, want 0", d)
+	}
+}

@@ -772,3 +772,93 @@ func TestDeepResumeIsIdleOnceItsReplayIsHandedOut(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Events a resume's replay read from the stream and handed out before the
+// local consumer delivered them are counted as delivered
+// (ssehub_events_delivered_total) once, whether the local consumer gets
+// to them before the subscription is closed (the local subscription
+// counts them, and Take drops them) or after. Closed first, they went
+// uncounted: only the local subscription counted them, and, closed, it
+// counted nothing more.
+func TestAReplayAheadOfTheLocalConsumerIsCountedDelivered(t *testing.T) {
+	for _, closeFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("closeFirst=%v", closeFirst), func(t *testing.T) {
+			ns := startNATS(t)
+			opts := testBrokerOptions(ns)
+			a := openBroker(t, opts)
+			old := store(t, ns, a, repeat(event{"a", 40}, 5))
+			opts.cold = true
+			b := openBroker(t, opts) // its local history starts after them
+			l := b.cur.Load().live
+			l.mu.Lock() // the local consumer delivers nothing meanwhile
+			locked := true
+			unlock := func() {
+				if locked {
+					locked = false
+					l.mu.Unlock()
+				}
+			}
+			defer unlock()
+			late := store(t, ns, a, repeat(event{"a", 40}, 3))
+			before := b.Stats().Delivered
+			s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(old[0].ID, 10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			got := replayAll(t, s, nil, replayPageBytes)
+			if want := append(old[1:], late...); !slices.EqualFunc(got, want, sameEvent) {
+				t.Fatalf("replay %v, want %v", idsOf(got), idsOf(want))
+			}
+			if closeFirst {
+				s.Close()
+			}
+			unlock()
+			last, _ := b.cur.Load().ids.seq(late[len(late)-1].ID)
+			waitFor(t, "the late events to reach b", func() bool { return b.cur.Load().seen.last() >= last })
+			if !closeFirst {
+				if more, _ := s.Take(nil, 0); len(more) != 0 {
+					t.Fatalf("Take after the replay: %v, want nothing: the replay sent them", idsOf(more))
+				}
+				s.Close()
+			}
+			if d := b.Stats().Delivered - before; d != uint64(len(got)) {
+				t.Errorf("Stats().Delivered grew by %d, want %d: each event handed out once", d, len(got))
+			}
+		})
+	}
+}
+
+// A resume that panics once its local subscription is made (here in the
+// test's hook, in the place of a fault reading the stream) leaves no
+// subscription behind: its place among MaxSubscribers is freed as the
+// panic goes up, as it is when reading the stream fails. It stayed
+// taken, and the subscription registered, for the instance's life.
+func TestAResumeThatPanicsFreesItsPlace(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts)
+	old := store(t, ns, a, repeat(event{"a", 40}, 3))
+	opts.cold = true
+	opts.MaxSubscribers = 1
+	b := openBroker(t, opts) // its local history starts after them
+	b.subscribed = func() { panic("fault") }
+	func() {
+		defer func() {
+			if r := recover(); r != "fault" {
+				t.Errorf("recovered %v, want the fault", r)
+			}
+		}()
+		s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(old[0].ID, 10))
+		t.Errorf("Subscribe returned %v, %v; want the panic", s, err)
+	}()
+	if n := b.Stats().Subscribers; n != 0 {
+		t.Errorf("%d subscribers after the panic, want 0", n)
+	}
+	b.subscribed = nil
+	s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(old[0].ID, 10))
+	if err != nil {
+		t.Fatalf("the next resume: %v", err)
+	}
+	s.Close()
+}

@@ -89,27 +89,42 @@ func (b *Broker) Resubscribe(ctx context.Context, old stream.Subscription, patte
 // subscribe is SubscribeContext, in place of old when old is a local
 // subscription that keeps its place (Resubscribe); old may be nil.
 func (b *Broker) subscribe(ctx context.Context, old stream.Subscription, patterns []string, lastEventID string) (stream.Subscription, error) {
+	// A resume the local broker does not replay itself spills from the
+	// moment it is registered: what would overflow live's queue before
+	// its replay is read is read from the stream too (caughtUp).
+	subscribeLocal := (*stream.Memory).Resubscribe
+	if lastEventID != "" {
+		subscribeLocal = (*stream.Memory).ResubscribeSpilling
+	}
 	h := b.cur.Load()
 	local := h.localID(lastEventID)
-	live, err := h.mem.Resubscribe(ctx, old, patterns, local)
+	live, err := subscribeLocal(h.mem, ctx, old, patterns, local)
 	for errors.Is(err, stream.ErrClosed) && h != b.cur.Load() {
 		// h ended meanwhile (renew): subscribe to the history after it.
 		// (old, of h's local broker, held no place in the next one's.)
 		h = b.cur.Load()
 		local = h.localID(lastEventID)
-		live, err = h.mem.Subscribe(patterns, local)
+		live, err = subscribeLocal(h.mem, ctx, nil, patterns, local)
 	}
 	if err != nil || lastEventID == "" || local != "" && live.Reset() == "" {
 		return live, err
 	}
-	// From now on, what would overflow live's queue before its replay is
-	// read is read from the stream too (caughtUp).
-	h.mem.Spill(live)
+	// live holds a place among the local broker's MaxSubscribers: it is
+	// closed unless the resume is handed out, also on a panic.
+	resumed := false
+	defer func() {
+		if !resumed {
+			live.Close()
+		}
+	}()
+	if b.subscribed != nil {
+		b.subscribed()
+	}
 	s, err := b.resume(ctx, h, live, patterns, lastEventID)
 	if err != nil {
-		live.Close()
 		return nil, err
 	}
+	resumed = true
 	return s, nil
 }
 
@@ -447,6 +462,14 @@ type subscription struct {
 	mu     sync.Mutex
 	closed bool  // Close was called, or Replay ended it
 	err    error // why Replay ended it
+	// ahead holds the ids, increasing, of the events Replay handed out
+	// from queuedFrom on that the local one has not been sent yet (the
+	// local consumer lags behind the stream): the local one counts each
+	// as delivered when it is sent it, and endWith counts those it never
+	// will be. Nil once endWith counted them (aheadCounted): Replay then
+	// counts them itself.
+	ahead        []uint64
+	aheadCounted bool
 }
 
 // Replay appends the next events of the replay to dst, until their
@@ -474,6 +497,7 @@ func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stre
 		s.abandon()
 		return dst, true
 	}
+	n := len(dst)
 	for bytes, read := 0, false; bytes < max(maxBytes, 1); {
 		if len(s.page) == 0 {
 			// One page read per call: a stretch of the stream with no
@@ -496,7 +520,63 @@ func (s *subscription) Replay(dst []*stream.Message, maxBytes int) (msgs []*stre
 		s.page = nil
 		s.letPageGo()
 	}
+	s.handOut(dst[n:])
 	return dst, s.page == nil && s.next == s.end && !s.spilling
+}
+
+// handOut keeps track of msgs, the events Replay has just handed out, for
+// Stats().Delivered: those below queuedFrom were counted when read
+// (replayedFirst); those from it on the local one counts when it is sent
+// them, so the ones it has not been sent yet are kept in ahead, for
+// countAhead. Once that has run (the local one closed), it counts them
+// itself.
+func (s *subscription) handOut(msgs []*stream.Message) {
+	k := len(msgs)
+	for k > 0 && msgs[k-1].ID >= s.queuedFrom {
+		k--
+	}
+	if k == len(msgs) && len(s.ahead) == 0 {
+		return
+	}
+	sent := s.h.mem.LastSent(s.Subscription)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aheadCounted {
+		// The local one is closed: it counts none of them.
+		for _, m := range msgs[k:] {
+			if m.ID > sent {
+				s.b.replayedFirst.Add(1)
+			}
+		}
+		return
+	}
+	for _, m := range msgs[k:] {
+		s.ahead = append(s.ahead, m.ID)
+	}
+	i := 0
+	for i < len(s.ahead) && s.ahead[i] <= sent {
+		i++ // sent to the local one, which counted it
+	}
+	s.ahead = append(s.ahead[:0], s.ahead[i:]...)
+}
+
+// countAhead counts as delivered the events Replay handed out that the
+// local one, closed, was never sent, once. The caller has closed the
+// local one.
+func (s *subscription) countAhead() {
+	sent := s.h.mem.LastSent(s.Subscription)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aheadCounted {
+		return
+	}
+	s.aheadCounted = true
+	for _, id := range s.ahead {
+		if id > sent {
+			s.b.replayedFirst.Add(1)
+		}
+	}
+	s.ahead = nil
 }
 
 // caughtUp reports whether the replay, read up to sequence end, covers
@@ -690,9 +770,10 @@ func (s *subscription) endWith(err error) {
 	s.letPageGo()
 	if errors.Is(err, stream.ErrResumeOvertaken) {
 		s.h.mem.Overtake(s.Subscription)
-		return
+	} else {
+		s.Subscription.Close()
 	}
-	s.Subscription.Close()
+	s.countAhead()
 }
 
 // Err returns why the subscription ended: the local one's error if it

@@ -61,11 +61,7 @@ func (b *Memory) Lose(id uint64, err error) error {
 	for _, s := range ended { // not while the groups are iterated
 		b.unlink(s)
 	}
-	for _, t := range b.hist.loseTo(id) {
-		t.retained--
-		b.pruneTopic(t)
-	}
-	b.histBytes.Store(int64(b.hist.bytes))
+	b.forget(b.hist.loseTo(id))
 	return nil
 }
 
@@ -91,11 +87,7 @@ func (b *Memory) skipTo(id uint64) error {
 	if id < b.hist.next {
 		return fmt.Errorf("id %d after %d: %w", id, b.hist.next-1, ErrOutOfOrder)
 	}
-	for _, t := range b.hist.skipTo(id) {
-		t.retained--
-		b.pruneTopic(t)
-	}
-	b.histBytes.Store(int64(b.hist.bytes))
+	b.forget(b.hist.skipTo(id))
 	return nil
 }
 

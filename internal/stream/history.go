@@ -26,7 +26,14 @@ type history struct {
 	keys     keyIndex // nil until a message with a key is added
 	keysPeak int      // the most keys held since keys was made
 
-	evicted []*topicEntry // scratch for add, reused
+	evicted []evictedEntry // scratch for add, reused
+}
+
+// evictedEntry is a message the history let go of: its id and the topic
+// entry that counted it.
+type evictedEntry struct {
+	id    uint64
+	topic *topicEntry
 }
 
 // historyEntry is one retained message, the topic entry that counts it
@@ -72,8 +79,8 @@ func allocBytes(n int) int {
 
 // keptEvictedCap is the largest capacity of the evicted scratch slice that
 // the history keeps from one call to the next. One event that evicts a
-// whole history of small ones by bytes, or a Lose, grows it to one pointer
-// per evicted message (80 MB after a history of 10,000,000): it is let go
+// whole history of small ones by bytes, or a Lose, grows it to one entry
+// per evicted message (160 MB after a history of 10,000,000): it is let go
 // rather than kept for the broker's life, beside a ring that is 32 bytes a
 // slot.
 const keptEvictedCap = 64
@@ -99,9 +106,9 @@ func newHistory(size, maxBytes int, first uint64) *history {
 // while more than len(ring) are retained or they take more than maxBytes.
 // The newest message always stays, even one above maxBytes alone. A
 // non-empty key is indexed as published at now (see lookup) until msg is
-// evicted. It returns the topic entry of each message it evicted, oldest
-// first, in a slice valid until the next call.
-func (h *history) add(msg *Message, topic *topicEntry, key string, now time.Time) []*topicEntry {
+// evicted. It returns the id and topic entry of each message it evicted,
+// oldest first, in a slice valid until the next call.
+func (h *history) add(msg *Message, topic *topicEntry, key string, now time.Time) []evictedEntry {
 	h.resetEvicted()
 	if h.next-h.oldest == uint64(len(h.ring)) {
 		h.evictOldest() // frees msg's slot
@@ -129,7 +136,7 @@ func (h *history) evictOldest() {
 	slot := &h.ring[h.oldest%uint64(len(h.ring))]
 	if slot.msg != nil {
 		h.bytes -= entryBytes(slot)
-		h.evicted = append(h.evicted, slot.topic)
+		h.evicted = append(h.evicted, evictedEntry{h.oldest, slot.topic})
 		if slot.key != "" {
 			h.forget(slot)
 		}
@@ -145,9 +152,9 @@ func (h *history) evictOldest() {
 // starts at id instead: the ids below it were never seen, not seen empty
 // (a NATS consumer started at a sequence the stream has let go of since
 // delivers its first message above it), and a resume from one of them
-// resets. It returns the topic entry of each message evicted, in a slice
-// valid until the next call.
-func (h *history) skipTo(id uint64) []*topicEntry {
+// resets. It returns the id and topic entry of each message evicted, in a
+// slice valid until the next call.
+func (h *history) skipTo(id uint64) []evictedEntry {
 	h.resetEvicted()
 	if h.next == h.first {
 		h.first, h.oldest, h.next = id, id, id
@@ -170,9 +177,9 @@ func (h *history) skipTo(id uint64) []*topicEntry {
 // does, when the ids in between are not known to have no message but were
 // lost: it lets go of every retained message and starts the retained
 // range at id, so that a resume from below id-1 is older than the history
-// and resets. It returns the topic entry of each message evicted, in a
-// slice valid until the next call.
-func (h *history) loseTo(id uint64) []*topicEntry {
+// and resets. It returns the id and topic entry of each message evicted,
+// in a slice valid until the next call.
+func (h *history) loseTo(id uint64) []evictedEntry {
 	h.resetEvicted()
 	for h.oldest < h.next {
 		h.evictOldest()

@@ -21,8 +21,8 @@ func TestHistoryRing(t *testing.T) {
 		if wantEvicted := id >= 10; (len(evicted) == 1) != wantEvicted || len(evicted) > 1 {
 			t.Fatalf("add(%d) evicted %d entries, want eviction %v", id, len(evicted), wantEvicted)
 		}
-		if len(evicted) == 1 && evicted[0] != topics[id-3] {
-			t.Fatalf("add(%d) evicted the entry of %s, want %d", id, evicted[0].pattern, id-3)
+		if len(evicted) == 1 && (evicted[0].topic != topics[id-3] || evicted[0].id != id-3) {
+			t.Fatalf("add(%d) evicted id %d, the entry of %s, want %d", id, evicted[0].id, evicted[0].topic.pattern, id-3)
 		}
 	}
 	if h.oldest != 12 {

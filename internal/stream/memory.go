@@ -69,6 +69,10 @@ type Memory struct {
 	matched    []*group               // scratch for Publish and Topics: wildIdx.match's
 	dropped    []*memorySubscription  // scratch for Publish, reused
 	markSeq    uint64                 // scratch for Topics
+	// replays counts the open subscriptions whose replay is unfinished
+	// (memorySubscription.replaying): while there are none, what the
+	// history evicts needs no look at the subscriptions (forget).
+	replays int
 
 	// topicsPaused, when set (by tests), is called between TopicsPage's
 	// pieces, with the lock let go.
@@ -183,11 +187,7 @@ func (b *Memory) publish(id uint64, p Publication) (*Message, bool, error) {
 	t := b.topic(p.Topic)
 	t.lastID = msg.ID
 	t.retained++
-	for _, old := range b.hist.add(msg, t, p.Key, now) {
-		old.retained--
-		b.pruneTopic(old)
-	}
-	b.histBytes.Store(int64(b.hist.bytes))
+	b.forget(b.hist.add(msg, t, p.Key, now))
 	b.published.Add(1)
 	b.fanOut(msg, t)
 	return msg, false, nil
@@ -221,6 +221,39 @@ func (b *Memory) fanOut(msg *Message, t *topicEntry) {
 	}
 }
 
+// forget forgets the messages the history evicted: their topics count
+// them no more, and a replay that had yet to read one that matches it has
+// lost it (memorySubscription.lost). The caller holds b.mu.
+func (b *Memory) forget(evicted []evictedEntry) {
+	for _, e := range evicted {
+		if b.replays > 0 {
+			b.loseFromReplays(e)
+		}
+		e.topic.retained--
+		b.pruneTopic(e.topic)
+	}
+	b.histBytes.Store(int64(b.hist.bytes))
+}
+
+// loseFromReplays marks the subscriptions whose patterns match e's topic
+// and whose unread replay holds e's id as having lost it. Those whose
+// patterns match none of what the history evicts before they read it lose
+// nothing: their replay goes on past the evicted ids. The caller holds
+// b.mu and is not iterating b.matched.
+func (b *Memory) loseFromReplays(e evictedEntry) {
+	t := e.topic
+	for _, s := range t.subs {
+		s.loseFromReplay(e.id)
+	}
+	b.matched = b.wildIdx.match(t.pattern, b.matched[:0])
+	for i, g := range b.matched {
+		for _, s := range g.subs {
+			s.loseFromReplay(e.id)
+		}
+		b.matched[i] = nil
+	}
+}
+
 // keptDroppedCap is the largest capacity of the dropped scratch slice
 // that the broker keeps from one publish to the next: one that dropped a
 // crowd of slow subscribers at once grew it to a pointer each.
@@ -234,22 +267,23 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 	if s.closed || s.lastSent == msg.ID {
 		return 0
 	}
+	sent := s.lastSent
 	s.lastSent = msg.ID
 	if s.push(msg, b.bufSize) {
 		return 1
 	}
 	switch {
-	case s.replayNext < s.replayEnd && (s.replayNext >= b.hist.oldest || !s.handedOut):
+	case s.replayNext < s.replayEnd && (!s.lost || !s.handedOut):
 		// Its replay is still being read: the queue, which is to follow
 		// it, is let go of, and the replay reads on to msg, which the
 		// history holds, as it does the rest. A subscriber that takes its
 		// replay at once is not dropped for the live events published
-		// meanwhile; one that falls behind the history is, here (its
-		// stream may be blocked in a write, and call Replay no more) or
-		// by Replay. One handed out nothing yet is left to Replay, which
-		// tells it it was overtaken. msg is counted as delivered, as
-		// those let go of were once queued: Replay does not count them
-		// again.
+		// meanwhile; one whose replay lost an event to the history is,
+		// here (its stream may be blocked in a write, and call Replay no
+		// more) or by Replay. One handed out nothing yet is left to
+		// Replay, which tells it it was overtaken. msg is counted as
+		// delivered, as those let go of were once queued: Replay does
+		// not count them again.
 		s.letQueueGo()
 		s.replayEnd = msg.ID + 1
 		return 1
@@ -260,6 +294,7 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 		s.spilled = msg.ID
 		return 1
 	}
+	s.lastSent = sent // not sent: LastSent is the last one counted
 	b.closeSub(s, ErrSlowConsumer)
 	b.dropCount.Add(1)
 	b.dropped = append(b.dropped, s)
@@ -290,7 +325,7 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 // It returns ErrTooManySubscribers when MaxSubscribers are open (or
 // overtaken and not closed: see Resubscribe) and ErrClosed after Close.
 func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription, error) {
-	return b.subscribe(nil, patterns, lastEventID)
+	return b.subscribe(nil, patterns, lastEventID, false)
 }
 
 // Resubscribe is Subscribe in place of old, a subscription of b that
@@ -302,12 +337,26 @@ func (b *Memory) Subscribe(patterns []string, lastEventID string) (Subscription,
 // is not used.
 func (b *Memory) Resubscribe(_ context.Context, old Subscription, patterns []string, lastEventID string) (Subscription, error) {
 	o, _ := old.(*memorySubscription)
-	return b.subscribe(o, patterns, lastEventID)
+	return b.subscribe(o, patterns, lastEventID, false)
+}
+
+// ResubscribeSpilling is Resubscribe for a broker that reads the replay
+// of a resume from elsewhere (the NATS broker, from its stream) when b
+// cannot give it: the subscription spills (Spill) from the moment it is
+// registered, unless b replays it from its own history (lastEventID
+// resumed from, with no Reset). Made first and told to spill after, the
+// subscription could be dropped as too slow in between, by live events
+// the replay read from elsewhere covers.
+func (b *Memory) ResubscribeSpilling(_ context.Context, old Subscription, patterns []string, lastEventID string) (Subscription, error) {
+	o, _ := old.(*memorySubscription)
+	return b.subscribe(o, patterns, lastEventID, true)
 }
 
 // subscribe is Subscribe, in place of old when old is an overtaken
 // subscription of b that keeps its place (Resubscribe); old may be nil.
-func (b *Memory) subscribe(old *memorySubscription, patterns []string, lastEventID string) (Subscription, error) {
+// spill makes it spill from the start unless b replays it itself
+// (ResubscribeSpilling).
+func (b *Memory) subscribe(old *memorySubscription, patterns []string, lastEventID string, spill bool) (Subscription, error) {
 	if len(patterns) == 0 {
 		return nil, fmt.Errorf("no pattern: %w", ErrInvalidPattern)
 	}
@@ -347,8 +396,13 @@ func (b *Memory) subscribe(old *memorySubscription, patterns []string, lastEvent
 			s.from, s.replayNext, s.replayEnd = after, after+1, b.hist.next
 			s.queuedFrom = b.hist.next
 			s.whole = reason != ""
+			if s.replayNext < s.replayEnd {
+				s.replaying = true
+				b.replays++
+			}
 		}
 	}
+	s.spill = spill && (lastEventID == "" || s.reset != "")
 	if instead {
 		// old's place is s's: link counts it again.
 		old.kept = false
@@ -416,6 +470,22 @@ func (b *Memory) StopSpill(sub Subscription, through uint64) (spilled uint64, st
 	return s.spilled, false
 }
 
+// LastSent returns the id of the newest event b sent sub, a subscription
+// of b, queued or let go of (Spill, or for its replay), each counted as
+// delivered then; 0 for none, or for any other sub. Once sub has ended,
+// b sends it nothing more: for a broker that hands out events of sub's
+// range itself (a replay read from elsewhere), the ones above it are
+// those b never counted.
+func (b *Memory) LastSent(sub Subscription) uint64 {
+	s, ok := sub.(*memorySubscription)
+	if !ok || s.broker != b {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return s.lastSent
+}
+
 // link adds s to the group of each of its patterns, creating groups as
 // needed. The caller holds b.mu.
 func (b *Memory) link(s *memorySubscription) {
@@ -449,6 +519,7 @@ func (b *Memory) closeSub(s *memorySubscription, err error) {
 	s.closed = true
 	s.err = err
 	close(s.ready)
+	b.replayOver(s)
 	if errors.Is(err, ErrResumeOvertaken) {
 		s.kept = true
 		return

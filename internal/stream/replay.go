@@ -26,7 +26,8 @@ const replayCallScans = 16
 // subscription to dst, until their frames take maxBytes, and reports done
 // once none is left. It looks at replayCallScans pieces of replayScan
 // ids at most, so it may return fewer, or none, and not be done. When the
-// history no longer retains the rest of the replay, it ends the
+// history let go of an event of the rest of the replay (one that matches:
+// the ids of others it passes over) before it read it, it ends the
 // subscription with ErrSlowConsumer (counted as dropped), or with
 // ErrResumeOvertaken (not counted) when it had handed out no event of the
 // replay yet (a replay of every retained event, from before a restart,
@@ -57,21 +58,24 @@ func (s *memorySubscription) replayScan(dst []*Message, bytes, maxBytes int) ([]
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s.replayNext == s.replayEnd {
+		b.replayOver(s)
 		return dst, bytes, true
 	}
 	if !s.closed && s.replayNext < b.hist.oldest {
-		// Evicted before it was sent: the replay cannot go on without a
-		// gap. The subscriber is dropped as one that fell behind is,
-		// unless it was handed out nothing yet: it fell behind nothing,
-		// its last event id is the one it resumed from, and a resume
-		// from there is what to answer now (ErrResumeOvertaken). A
-		// replay of every retained event (a resume from before a
-		// restart, told so by its Reset) starts where the history now
-		// does: subscribing again would answer the same, which the next
-		// publish would overtake again.
+		// The history evicted ids the replay had yet to read. Those that
+		// match none of its patterns it needed not, and it goes on past
+		// them. One that matches (lost) it cannot go on without: the
+		// subscriber is dropped as one that fell behind is, unless it
+		// was handed out nothing yet: it fell behind nothing, its last
+		// event id is the one it resumed from, and a resume from there
+		// is what to answer now (ErrResumeOvertaken). A replay of every
+		// retained event (a resume from before a restart, told so by its
+		// Reset) starts where the history now does: subscribing again
+		// would answer the same, which the next publish would overtake
+		// again.
 		switch {
-		case s.whole && !s.handedOut:
-			s.replayNext = min(b.hist.oldest, s.replayEnd)
+		case !s.lost || s.whole && !s.handedOut:
+			s.replayNext, s.lost = min(b.hist.oldest, s.replayEnd), false
 		case s.handedOut:
 			b.end(s, ErrSlowConsumer)
 			b.dropCount.Add(1)
@@ -84,6 +88,7 @@ func (s *memorySubscription) replayScan(dst []*Message, bytes, maxBytes int) ([]
 		// after the replay, would follow a gap.
 		s.replayNext, s.replayEnd = 0, 0
 		s.queue = nil
+		b.replayOver(s)
 		return dst, bytes, true
 	}
 	ring := b.hist.ring
@@ -97,7 +102,20 @@ func (s *memorySubscription) replayScan(dst []*Message, bytes, maxBytes int) ([]
 			s.handedOut = true
 		}
 	}
-	return dst, bytes, s.replayNext == s.replayEnd
+	if s.replayNext == s.replayEnd {
+		b.replayOver(s)
+		return dst, bytes, true
+	}
+	return dst, bytes, false
+}
+
+// replayOver takes s out of the count of unfinished replays, if it is in
+// it: its replay is done, or it has ended. The caller holds b.mu.
+func (b *Memory) replayOver(s *memorySubscription) {
+	if s.replaying {
+		s.replaying = false
+		b.replays--
+	}
 }
 
 // countBelow counts the messages of msgs, in increasing id order, whose

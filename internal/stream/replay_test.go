@@ -70,16 +70,18 @@ func TestAResumeHoldsNoEvictedEvent(t *testing.T) {
 	}
 }
 
-// A resume from the oldest position the history holds, whose position the
-// history lets go of before the first Replay (one publish, to a topic the
-// subscription does not match), ends with ErrResumeOvertaken, not counted
-// as a drop: the subscriber was sent nothing, and subscribing again with
-// the same id is answered with a Reset. One that has been handed an event
-// of its replay is still dropped as too slow (TestAResumeHoldsNoEvictedEvent).
+// A resume from the oldest position the history holds, whose first event
+// the history lets go of before the first Replay (one publish, to a topic
+// the subscription does not match), ends with ErrResumeOvertaken, not
+// counted as a drop: the subscriber was sent nothing, and subscribing
+// again with the same id is answered with a Reset. One that has been
+// handed an event of its replay is still dropped as too slow
+// (TestAResumeHoldsNoEvictedEvent).
 func TestAResumeOvertakenBeforeItsReplayIsNoDrop(t *testing.T) {
 	b := newTestMemory(t, MemoryOptions{HistorySize: 5})
-	for range 5 {
-		mustPublish(t, b, "b", "", "other") // ids 1..5
+	mustPublish(t, b, "a", "", "first") // id 1, of the replay
+	for range 4 {
+		mustPublish(t, b, "b", "", "other") // ids 2..5
 	}
 	oldest := "0" // the position before id 1, the oldest retained
 	s := mustSubscribe(t, b, oldest, "a")
@@ -116,8 +118,9 @@ func TestAResumeOvertakenBeforeItsReplayIsNoDrop(t *testing.T) {
 // resume was then refused.
 func TestAnOvertakenResumeKeepsItsPlace(t *testing.T) {
 	b := newTestMemory(t, MemoryOptions{HistorySize: 5, MaxSubscribers: 1})
-	for range 5 {
-		mustPublish(t, b, "b", "", "other") // ids 1..5
+	mustPublish(t, b, "a", "", "first") // id 1, of the replay
+	for range 4 {
+		mustPublish(t, b, "b", "", "other") // ids 2..5
 	}
 	s := mustSubscribe(t, b, "0", "a")
 	mustPublish(t, b, "b", "", "evicts 1")
@@ -538,5 +541,166 @@ func TestDeliveredNeverGoesDownWhenAReplayReadsOn(t *testing.T) {
 	got, _ = s.Take(got, 0)
 	if st := b.Stats(); st.Delivered != uint64(len(got)) || len(got) != 8 {
 		t.Errorf("%d events handed out, Stats().Delivered = %d; want 8 each", len(got), st.Delivered)
+	}
+}
+
+// A resume is not ended when the history evicts ids of its replay that it
+// has not read yet but that match none of its patterns: it needed none of
+// them, and lost nothing. A resume on "a.x" while "b.*" floods the history
+// was dropped as too slow (counted), or, handed out nothing yet, overtaken
+// and so reset ("events may have been missed") though none was.
+func TestAResumeIsNotEndedByTheEvictionOfEventsItDoesNotMatch(t *testing.T) {
+	for _, handedOut := range []bool{true, false} {
+		t.Run(fmt.Sprintf("handedOut=%v", handedOut), func(t *testing.T) {
+			b := newTestMemory(t, MemoryOptions{HistorySize: 8, SubscriberBuffer: 2})
+			first := mustPublish(t, b, "a.x", "", "first")   // id 1
+			second := mustPublish(t, b, "a.x", "", "second") // id 2
+			for range 5 {
+				mustPublish(t, b, "b.y", "", "other") // ids 3..7
+			}
+			last := mustPublish(t, b, "a.x", "", "last") // id 8
+			from, want := first, []uint64{second.ID, last.ID}
+			if !handedOut {
+				from, want = second, want[1:]
+			}
+			s := mustSubscribe(t, b, from.IDString(), "a.x")
+			var got []*Message
+			if handedOut {
+				var done bool
+				if got, done = s.Replay(nil, 1); done || !slices.Equal(ids(got), want[:1]) {
+					t.Fatalf("first piece %v, done %v; want %v, not done", ids(got), done, want[:1])
+				}
+			}
+			for range 4 { // ids 9..12 evict 1..4: of those not read, 3 and 4, no "a.x"
+				mustPublish(t, b, "b.z", "", "flood")
+			}
+			for done := false; !done; {
+				got, done = s.Replay(got, 1)
+			}
+			if err := s.Err(); err != nil {
+				t.Fatalf("Err() = %v after the replay, want nil: it lost no event", err)
+			}
+			live := mustPublish(t, b, "a.x", "", "live")
+			got, _ = s.Take(got, 0)
+			want = append(want, live.ID)
+			if !slices.Equal(ids(got), want) {
+				t.Fatalf("got %v, want %v", ids(got), want)
+			}
+			if st := b.Stats(); st.Dropped != 0 || st.Subscribers != 1 || st.Delivered != uint64(len(want)) {
+				t.Errorf("stats %+v, want 0 dropped, 1 subscriber, %d delivered", st, len(want))
+			}
+		})
+	}
+}
+
+// A small history that many events of other topics pass through while
+// resumes of overlapping patterns read their replays at random paces:
+// a resume ends only when the history evicted an event it matches before
+// it read it, and otherwise hands out every matching event once, in
+// order. Every replay, once done or ended, leaves the count of unfinished
+// ones.
+func TestAResumeEndsOnlyForAMatchingEventItLost(t *testing.T) {
+	for seed := range uint64(200) {
+		r := rand.New(rand.NewPCG(seed, 2))
+		b := newTestMemory(t, MemoryOptions{HistorySize: 8 + r.IntN(24), SubscriberBuffer: 1 + r.IntN(4)})
+		topics := []string{"a.x", "a.y", "b.x", "b.y", "c"}
+		matches := func(topic string) bool { return topic == "a.x" || topic == "a.y" || topic == "b.x" }
+		var all []*Message
+		publish := func() {
+			// Mostly topics the resume does not match.
+			topic := topics[3+r.IntN(2)]
+			if r.IntN(4) == 0 {
+				topic = topics[r.IntN(3)]
+			}
+			all = append(all, mustPublish(t, b, topic, "", "d"))
+		}
+		for range 40 {
+			publish()
+		}
+		from := all[len(all)-1-r.IntN(8)]
+		s := mustSubscribe(t, b, from.IDString(), "a.*", "*.x", "a.x")
+		var got []*Message
+		for pieces := 0; ; pieces++ {
+			var done bool
+			if got, done = s.Replay(got, r.IntN(60)+1); done {
+				break
+			}
+			if pieces > 10000 {
+				t.Fatalf("seed %d: Replay is never done", seed)
+			}
+			for range r.IntN(24) {
+				publish()
+			}
+		}
+		got, _ = s.Take(got, 0)
+		var want []uint64
+		for _, m := range all {
+			if m.ID > from.ID && matches(m.Topic) {
+				want = append(want, m.ID)
+			}
+		}
+		if err := s.Err(); err != nil {
+			// Ended: the next event it was to get was evicted unread.
+			if !slices.Equal(ids(got), want[:len(got)]) {
+				t.Fatalf("seed %d: ended with %v after %v, want a prefix of %v", seed, err, ids(got), want)
+			}
+			if len(got) == len(want) || b.Retained(want[len(got)]) != nil {
+				t.Fatalf("seed %d: ended with %v after %v though the next of %v is retained", seed, err, ids(got), want)
+			}
+		} else if !slices.Equal(ids(got), want) {
+			t.Fatalf("seed %d: got %v\nwant %v", seed, ids(got), want)
+		}
+		s.Close()
+		b.mu.Lock()
+		replays := b.replays
+		b.mu.Unlock()
+		if replays != 0 {
+			t.Fatalf("seed %d: %d unfinished replays counted once all are closed", seed, replays)
+		}
+	}
+}
+
+// LastSent is the id of the newest event a subscription was sent and
+// counted as delivered: not that of the event that dropped it.
+func TestLastSentIsTheLastEventCounted(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 1})
+	s := mustSubscribe(t, b, "", "a")
+	if got := b.LastSent(s); got != 0 {
+		t.Fatalf("LastSent before any event = %d, want 0", got)
+	}
+	mustPublish(t, b, "b", "", "other")
+	sent := mustPublish(t, b, "a", "", "queued")
+	mustPublish(t, b, "a", "", "drops it")
+	if !errors.Is(s.Err(), ErrSlowConsumer) {
+		t.Fatalf("Err() = %v, want ErrSlowConsumer", s.Err())
+	}
+	mustPublish(t, b, "a", "", "after")
+	if got, st := b.LastSent(s), b.Stats(); got != sent.ID || st.Delivered != 1 {
+		t.Errorf("LastSent = %d, Delivered = %d; want %d, 1", got, st.Delivered, sent.ID)
+	}
+}
+
+// ResubscribeSpilling registers a subscription that spills at once, with
+// no moment in which a full queue drops it, unless the broker replays
+// it from its own history: a resume it cannot make (a Reset), or none
+// asked of it (the caller reads the replay elsewhere).
+func TestResubscribeSpillingSpillsFromTheStart(t *testing.T) {
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: 1, FirstID: 10})
+	first := mustPublish(t, b, "a", "", "first")
+	for _, c := range []struct {
+		lastEventID string
+		spills      bool
+	}{{"", true}, {"999", true}, {first.IDString(), false}} {
+		s, err := b.ResubscribeSpilling(t.Context(), nil, []string{"a"}, c.lastEventID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.mu.Lock()
+		spills := s.(*memorySubscription).spill
+		b.mu.Unlock()
+		if spills != c.spills {
+			t.Errorf("last event id %q: spills %v, want %v", c.lastEventID, spills, c.spills)
+		}
+		s.Close()
 	}
 }

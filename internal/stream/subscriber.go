@@ -59,6 +59,13 @@ type memorySubscription struct {
 	// before a restart: its start is the oldest retained event when
 	// Replay reads it, not a fixed id.
 	whole bool
+	// replaying marks an open subscription whose replay is unfinished,
+	// counted in Memory.replays.
+	replaying bool
+	// lost is set when the history evicted an event of the unread
+	// replay that matches: the replay cannot go on without a gap. Ids
+	// evicted that match none of the patterns are passed over.
+	lost bool
 }
 
 // slot places a subscription in a group: g.subs[i] is the subscription.
@@ -194,6 +201,15 @@ func (s *memorySubscription) Close() {
 	case s.kept:
 		s.kept = false
 		b.subscribers.Add(-1)
+	}
+}
+
+// loseFromReplay marks the replay as having lost id, an id of a message
+// it matches that the history evicts, if it had yet to read it. The
+// caller holds broker.mu.
+func (s *memorySubscription) loseFromReplay(id uint64) {
+	if s.replayNext <= id && id < s.replayEnd {
+		s.lost = true
 	}
 }
 
