@@ -219,6 +219,9 @@ func (b *Broker) renewFrom(old *history) {
 		case err == nil && h == nil:
 			old.noJetStream.Store(false)
 			old.stale.Store(false) // a false alarm: the consumer alone was deleted
+			// Its consumer, refused for a stream not found, need not wait
+			// out its back-off.
+			old.live.streamFound()
 			return
 		case err == nil:
 			b.swap(old, h)
