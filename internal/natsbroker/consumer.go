@@ -65,7 +65,7 @@ type live struct {
 	h       *history
 	prefix  string         // of the consumers' names
 	resets  chan struct{}  // holds one reset asked for
-	found   chan struct{}  // holds one notice that the stream was found (streamFound)
+	answers chan struct{}  // holds one notice that the stream answers (streamAnswers)
 	stop    chan struct{}  // closed by halt
 	done    chan struct{}  // closed when run has returned
 	drops   sync.WaitGroup // the deletions of replaced consumers
@@ -102,7 +102,7 @@ type live struct {
 func (b *Broker) consume(ctx context.Context, h *history) error {
 	l := &live{
 		b: b, h: h, prefix: rand.Text(), last: h.seen.last(),
-		resets: make(chan struct{}, 1), found: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		resets: make(chan struct{}, 1), answers: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	var cons jetstream.Consumer
 	var err error
@@ -307,12 +307,13 @@ func (l *live) reset() {
 	}
 }
 
-// streamFound tells a remake waiting out its back-off that the Broker
-// found the stream that its creation was refused for (renewFrom): it asks
-// again within askEvery. It does not wait.
-func (l *live) streamFound() {
+// streamAnswers tells a remake waiting out its back-off that JetStream
+// answers for the stream its creation was refused for: the Broker found
+// the stream (renewFrom), or the stream stored a publish (Publish). It
+// asks again within askEvery. It does not wait.
+func (l *live) streamAnswers() {
 	select {
-	case l.found <- struct{}{}:
+	case l.answers <- struct{}{}:
 	default: // told already
 	}
 }
@@ -350,12 +351,14 @@ func (l *live) run() {
 // stream not found, JetStream not ready on a restarted server) is asked
 // again less and less often, as the ordered consumer did (up to 10 s),
 // and at once when a reset comes meanwhile: a reconnect waited out the
-// back-off its server's outage had grown. A stream not found that the
-// Broker then finds there (renewFrom, streamFound) is asked again within
-// askEvery: a JetStream that had not yet taken the stream back answered
-// so for it, and the instance, ready again, delivered nothing for the
-// rest of a back-off grown up to 10 s
-// (TestConsumerAskedForSoonOnceItsStreamIsFound).
+// back-off its server's outage had grown. A creation refused while the
+// stream answers otherwise (streamAnswers: the Broker finds it there, it
+// stores a publish) is asked again within askEvery: a JetStream that had
+// not yet taken the stream back answered that it was not found, or that
+// it was temporarily unavailable, and the instance, ready again and
+// storing, delivered nothing for the rest of a back-off grown up to 10 s
+// (TestConsumerAskedForSoonOnceItsStreamIsFound,
+// TestConsumerAskedForSoonOnceJetStreamStoresAgain).
 func (l *live) remake(ctx context.Context) {
 	l.mu.Lock()
 	old, oldMade := l.cons, l.current.Load() // set together (start)
@@ -370,7 +373,7 @@ func (l *live) remake(ctx context.Context) {
 		l.drop(ctx, old.CachedInfo().Name, askWait, oldMade != nil && oldMade.repeated)
 	}
 	select {
-	case <-l.found: // of an earlier remake's refusal
+	case <-l.answers: // told of before this remake's refusals
 	default:
 	}
 	limit, wait := createWait, askEvery
@@ -408,7 +411,7 @@ func (l *live) remake(ctx context.Context) {
 
 // backOff is remake's pause before it asks again, of *wait (then doubled,
 // up to 10 s), or cut short by a reset (then *limit and *wait start
-// over), or cut to askEvery by streamFound; false once ctx ends.
+// over), or cut to askEvery by streamAnswers; false once ctx ends.
 func (l *live) backOff(ctx context.Context, limit, wait *time.Duration) bool {
 	t, until := time.NewTimer(*wait), time.Now().Add(*wait)
 	defer t.Stop()
@@ -419,7 +422,7 @@ func (l *live) backOff(ctx context.Context, limit, wait *time.Duration) bool {
 		case <-l.resets:
 			*limit, *wait = createWait, askEvery
 			return true
-		case <-l.found:
+		case <-l.answers:
 			*wait = askEvery
 			if time.Until(until) > askEvery {
 				t.Reset(askEvery)

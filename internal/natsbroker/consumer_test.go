@@ -518,3 +518,33 @@ func TestConsumerAskedForSoonOnceItsStreamIsFound(t *testing.T) {
 		t.Fatalf("the event came %v after the stream was found, want within %v", took, 3*askEvery)
 	}
 }
+
+// The consumer made again after a reconnect while JetStream answers that
+// it is temporarily unavailable (a server that rejoined its cluster and
+// has not caught up): once JetStream stores a publish again, the consumer
+// is asked for within askEvery. It waited out a back-off grown by each
+// refusal (4 s after the fourth, up to 10 s), the instance ready and
+// storing meanwhile: its subscribers got nothing, and each publish waited
+// PublishTimeout for its event.
+func TestConsumerAskedForSoonOnceJetStreamStoresAgain(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	c := a.subscribe(t, "topic=t", "")
+	receives(t, c, []string{a.publish(t, "t", "before")})
+
+	p.refuseConsumers()
+	p.cut()
+	waitFor(t, "4 refusals", func() bool { return p.refusals() >= 4 })
+	p.passConsumers()
+	back := time.Now()
+	id := publishUntilAccepted(t, a, "t", "after")
+	if got := c.nextWithin(t, 3*askEvery, "no event within 3 askEvery of a publish stored"); got.ID != id {
+		t.Fatalf("got %+v, want event %s", got, id)
+	}
+	if took := time.Since(back); took > 3*askEvery {
+		t.Fatalf("the event came %v after JetStream answered again, want within %v", took, 3*askEvery)
+	}
+}

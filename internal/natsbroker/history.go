@@ -221,7 +221,7 @@ func (b *Broker) renewFrom(old *history) {
 			old.stale.Store(false) // a false alarm: the consumer alone was deleted
 			// Its consumer, refused for a stream not found, need not wait
 			// out its back-off.
-			old.live.streamFound()
+			old.live.streamAnswers()
 			return
 		case err == nil:
 			b.swap(old, h)
