@@ -548,3 +548,33 @@ func TestConsumerAskedForSoonOnceJetStreamStoresAgain(t *testing.T) {
 		t.Fatalf("the event came %v after JetStream answered again, want within %v", took, 3*askEvery)
 	}
 }
+
+// TestConsumerAskedForSoonOnceJetStreamStoresAgain for an instance that
+// does not publish: another one does, and the events reach its
+// subscribers within a PingInterval of JetStream answering again (its
+// watch's question about the stream answered), not after the rest of the
+// back-off.
+func TestIdleInstancesConsumerAskedForSoonOnceTheStreamAnswers(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	opts.URLs = []string{p.url()}
+	opts.PingInterval = askEvery
+	b := newInstance(t, opts)
+	c := b.subscribe(t, "topic=t", "")
+	receives(t, c, []string{a.publish(t, "t", "before")})
+
+	p.refuseConsumers()
+	p.cut()
+	waitFor(t, "4 refusals", func() bool { return p.refusals() >= 4 })
+	p.passConsumers()
+	back := time.Now()
+	id := a.publish(t, "t", "after")
+	if got := c.nextWithin(t, 4*askEvery, "no event within 4 askEvery of JetStream answering again"); got.ID != id {
+		t.Fatalf("got %+v, want event %s", got, id)
+	}
+	if took := time.Since(back); took > 4*askEvery {
+		t.Fatalf("the event came %v after JetStream answered again, want within %v", took, 4*askEvery)
+	}
+}
