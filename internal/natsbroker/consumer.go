@@ -312,6 +312,9 @@ func (l *live) reset() {
 // the stream (renewFrom), or the stream stored a publish (Publish). It
 // asks again within askEvery. It does not wait.
 func (l *live) streamAnswers() {
+	if len(l.answers) > 0 {
+		return // told already: most often, each publish after the first
+	}
 	select {
 	case l.answers <- struct{}{}:
 	default: // told already
