@@ -404,6 +404,8 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	if ack.Stream != b.opts.Stream {
 		return nil, false, b.unavailable("publish", fmt.Errorf("subject %s stored by stream %q, not %q: %w", m.Subject, ack.Stream, b.opts.Stream, ErrStreamMismatch))
 	}
+	// Stored: a consumer refused meanwhile need not wait out its back-off.
+	h.live.streamAnswers()
 	if !ack.Duplicate {
 		b.published.Add(1)
 	}

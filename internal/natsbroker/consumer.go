@@ -65,6 +65,7 @@ type live struct {
 	h       *history
 	prefix  string         // of the consumers' names
 	resets  chan struct{}  // holds one reset asked for
+	answers chan struct{}  // holds one notice that the stream answers (streamAnswers)
 	stop    chan struct{}  // closed by halt
 	done    chan struct{}  // closed when run has returned
 	drops   sync.WaitGroup // the deletions of replaced consumers
@@ -101,7 +102,7 @@ type live struct {
 func (b *Broker) consume(ctx context.Context, h *history) error {
 	l := &live{
 		b: b, h: h, prefix: rand.Text(), last: h.seen.last(),
-		resets: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		resets: make(chan struct{}, 1), answers: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	var cons jetstream.Consumer
 	var err error
@@ -306,6 +307,20 @@ func (l *live) reset() {
 	}
 }
 
+// streamAnswers tells a remake waiting out its back-off that JetStream
+// answers for the stream its creation was refused for: the Broker found
+// the stream (renewFrom), or the stream stored a publish (Publish). It
+// asks again within askEvery. It does not wait.
+func (l *live) streamAnswers() {
+	if len(l.answers) > 0 {
+		return // told already: most often, each publish after the first
+	}
+	select {
+	case l.answers <- struct{}{}:
+	default: // told already
+	}
+}
+
 // run makes the consumer again each time reset asks, until close.
 func (l *live) run() {
 	defer close(l.done)
@@ -339,7 +354,14 @@ func (l *live) run() {
 // stream not found, JetStream not ready on a restarted server) is asked
 // again less and less often, as the ordered consumer did (up to 10 s),
 // and at once when a reset comes meanwhile: a reconnect waited out the
-// back-off its server's outage had grown.
+// back-off its server's outage had grown. A creation refused while the
+// stream answers otherwise (streamAnswers: the Broker finds it there, it
+// stores a publish) is asked again within askEvery: a JetStream that had
+// not yet taken the stream back answered that it was not found, or that
+// it was temporarily unavailable, and the instance, ready again and
+// storing, delivered nothing for the rest of a back-off grown up to 10 s
+// (TestConsumerAskedForSoonOnceItsStreamIsFound,
+// TestConsumerAskedForSoonOnceJetStreamStoresAgain).
 func (l *live) remake(ctx context.Context) {
 	l.mu.Lock()
 	old, oldMade := l.cons, l.current.Load() // set together (start)
@@ -352,6 +374,10 @@ func (l *live) remake(ctx context.Context) {
 	if old != nil {
 		// One whose creation was repeated is deleted twice (drop).
 		l.drop(ctx, old.CachedInfo().Name, askWait, oldMade != nil && oldMade.repeated)
+	}
+	select {
+	case <-l.answers: // told of before this remake's refusals
+	default:
 	}
 	limit, wait := createWait, askEvery
 	for {
@@ -380,17 +406,35 @@ func (l *live) remake(ctx context.Context) {
 			// publish answers 503.
 			l.b.renew(l.h)
 		}
-		t := time.NewTimer(wait)
+		if !l.backOff(ctx, &limit, &wait) {
+			return
+		}
+	}
+}
+
+// backOff is remake's pause before it asks again, of *wait (then doubled,
+// up to 10 s), or cut short by a reset (then *limit and *wait start
+// over), or cut to askEvery by streamAnswers; false once ctx ends.
+func (l *live) backOff(ctx context.Context, limit, wait *time.Duration) bool {
+	t, until := time.NewTimer(*wait), time.Now().Add(*wait)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			return
+			return false
 		case <-l.resets:
-			limit, wait = createWait, askEvery
+			*limit, *wait = createWait, askEvery
+			return true
+		case <-l.answers:
+			*wait = askEvery
+			if time.Until(until) > askEvery {
+				t.Reset(askEvery)
+				until = time.Now().Add(askEvery)
+			}
 		case <-t.C:
-			wait = min(2*wait, 10*time.Second)
+			*wait = min(2**wait, 10*time.Second)
+			return true
 		}
-		t.Stop()
 	}
 }
 

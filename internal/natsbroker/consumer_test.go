@@ -484,3 +484,97 @@ func TestCloseDuringARemakeDeletesAConsumerMadeAgainByARepeat(t *testing.T) {
 	b.Close()
 	waitNoConsumer(t, ns, "replaced, left on the stream after Close", func(name string) bool { return name == old.name })
 }
+
+// The consumer made again while JetStream answers that its stream is not
+// found (a server restarting, a cluster's new meta leader not yet caught
+// up), though it is there: the Broker checks the stream, finds it, and is
+// ready again, and the consumer is asked for again within askEvery of
+// that. It waited out a back-off grown by each refusal (4 s after the
+// fourth, up to 10 s), the instance ready meanwhile: its subscribers got
+// nothing, and each publish waited PublishTimeout for its event.
+func TestConsumerAskedForSoonOnceItsStreamIsFound(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	c := a.subscribe(t, "topic=t", "")
+	receives(t, c, []string{a.publish(t, "t", "before")})
+
+	missed := p.missStreamOfConsumers(4)
+	deleteConsumers(t, ns)
+	select {
+	case <-missed:
+	case <-time.After(waitLimit):
+		t.Fatal("the consumer was not asked for 4 times")
+	}
+	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+	back := time.Now()
+	id := publishUntilAccepted(t, a, "t", "after")
+	if got := c.nextWithin(t, 3*askEvery, "no event within 3 askEvery of the stream found"); got.ID != id {
+		t.Fatalf("got %+v, want event %s", got, id)
+	}
+	if took := time.Since(back); took > 3*askEvery {
+		t.Fatalf("the event came %v after the stream was found, want within %v", took, 3*askEvery)
+	}
+}
+
+// The consumer made again after a reconnect while JetStream answers that
+// it is temporarily unavailable (a server that rejoined its cluster and
+// has not caught up): once JetStream stores a publish again, the consumer
+// is asked for within askEvery. It waited out a back-off grown by each
+// refusal (4 s after the fourth, up to 10 s), the instance ready and
+// storing meanwhile: its subscribers got nothing, and each publish waited
+// PublishTimeout for its event.
+func TestConsumerAskedForSoonOnceJetStreamStoresAgain(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	c := a.subscribe(t, "topic=t", "")
+	receives(t, c, []string{a.publish(t, "t", "before")})
+
+	p.refuseConsumers()
+	p.cut()
+	waitFor(t, "4 refusals", func() bool { return p.refusals() >= 4 })
+	p.passConsumers()
+	back := time.Now()
+	id := publishUntilAccepted(t, a, "t", "after")
+	if got := c.nextWithin(t, 3*askEvery, "no event within 3 askEvery of a publish stored"); got.ID != id {
+		t.Fatalf("got %+v, want event %s", got, id)
+	}
+	if took := time.Since(back); took > 3*askEvery {
+		t.Fatalf("the event came %v after JetStream answered again, want within %v", took, 3*askEvery)
+	}
+}
+
+// TestConsumerAskedForSoonOnceJetStreamStoresAgain for an instance that
+// does not publish: another one does, and the events reach its
+// subscribers within a PingInterval of JetStream answering again (its
+// watch's question about the stream answered), not after the rest of the
+// back-off.
+func TestIdleInstancesConsumerAskedForSoonOnceTheStreamAnswers(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	opts.URLs = []string{p.url()}
+	opts.PingInterval = askEvery
+	b := newInstance(t, opts)
+	c := b.subscribe(t, "topic=t", "")
+	receives(t, c, []string{a.publish(t, "t", "before")})
+
+	p.refuseConsumers()
+	p.cut()
+	waitFor(t, "4 refusals", func() bool { return p.refusals() >= 4 })
+	p.passConsumers()
+	back := time.Now()
+	id := a.publish(t, "t", "after")
+	if got := c.nextWithin(t, 4*askEvery, "no event within 4 askEvery of JetStream answering again"); got.ID != id {
+		t.Fatalf("got %+v, want event %s", got, id)
+	}
+	if took := time.Since(back); took > 4*askEvery {
+		t.Fatalf("the event came %v after JetStream answered again, want within %v", took, 4*askEvery)
+	}
+}

@@ -219,6 +219,9 @@ func (b *Broker) renewFrom(old *history) {
 		case err == nil && h == nil:
 			old.noJetStream.Store(false)
 			old.stale.Store(false) // a false alarm: the consumer alone was deleted
+			// Its consumer, refused for a stream not found, need not wait
+			// out its back-off.
+			old.live.streamAnswers()
 			return
 		case err == nil:
 			b.swap(old, h)
@@ -293,13 +296,26 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 		// subscription, and the consumer read all of it again.
 		return nil, nil
 	}
-	h := b.newHistory(st, 1)
+	// Its first sequence, not 1: one created with a first_seq, or emptied
+	// by a purge before this instance took it, holds nothing below, and a
+	// consumer started at 1 passed over those sequences as events let go
+	// of (deliver): the first event stored ended every subscription.
+	h := b.newHistory(st, firstSeq(st.CachedInfo().State))
 	h.prevFrom = old.ids.offset
 	if err := b.consume(ctx, h); err != nil {
 		h.mem.Close()
 		return nil, err
 	}
 	return h, nil
+}
+
+// firstSeq is the sequence of the first event a stream in state holds,
+// or of the next one stored when it holds none.
+func firstSeq(state jetstream.StreamState) uint64 {
+	if state.Msgs == 0 {
+		return state.LastSeq + 1
+	}
+	return max(state.FirstSeq, 1)
 }
 
 // streamInfo is st's info, asked again every askEvery that NATS leaves it

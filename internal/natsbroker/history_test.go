@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // The stream deleted and created again by someone else while two
@@ -944,4 +946,41 @@ func TestStreamRestoredAndPastItsLastDeliveredIsAnotherHistory(t *testing.T) {
 		t.Fatal("the subscription did not end after the restore")
 	}
 	receives(t, a.subscribe(t, "topic=t", kept), after)
+}
+
+// A stream created again whose sequences start past 1 (an operator's
+// first_seq, carrying on the deleted one's numbering; or one created and
+// purged before the instance took it) holds no event below its first
+// sequence: the instance's new history starts there. Started at 1, its
+// consumer passed over the sequences below as events the stream had let go
+// of, and the first event stored ended every subscription of the new
+// history with ErrEventsLost, their clients reset for nothing missed.
+func TestStreamCreatedAgainPastSequenceOneLosesNothing(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	var logs testlog.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	a := newInstance(t, opts)
+	a.publish(t, "t", "old")
+	old := a.broker.cur.Load()
+
+	deleteStream(t, ns, DefaultStream)
+	o := opts
+	o.setDefaults()
+	cfg := streamConfig(&o)
+	cfg.FirstSeq = 1000
+	createStreamAgain(t, ns, cfg)
+	waitFor(t, "the new history", func() bool {
+		h := a.broker.cur.Load()
+		return h != old && a.broker.Ready() == nil
+	})
+
+	c := a.subscribe(t, "topic=t", "")
+	id := publishUntilAccepted(t, a, "t", "new")
+	if got := c.next(t); got.ID != id || got.Data != "new" {
+		t.Fatalf("got %+v, want the event published, id %s", got, id)
+	}
+	if n := logs.Count("let go of events"); n != 0 {
+		t.Errorf("%d warnings of events lost, want none:\n%s", n, logs.String())
+	}
 }

@@ -62,6 +62,11 @@ type natsProxy struct {
 	// not yet taken the stream back (a server restarting, a cluster's new
 	// meta leader) may answer for one that exists.
 	streamMissing int
+	// consumerStreamMissing is how many of the next answers to a
+	// consumer's creation say that its stream is not found (10059), as
+	// streamMissing does for a stream's info.
+	consumerStreamMissing int
+	consumersMissed       chan struct{} // closed once it is back to 0
 	// cutInfo, when above 0, counts down the requests for a stream's
 	// info: the one that takes it to 0 is swallowed and the connections
 	// cut as it is sent.
@@ -511,6 +516,17 @@ func (p *natsProxy) missStream(n int) {
 	p.streamMissing = n
 }
 
+// missStreamOfConsumers makes the next n answers to a consumer's creation
+// say that its stream is not found, though it is there; the channel is
+// closed once the last of them was sent.
+func (p *natsProxy) missStreamOfConsumers(n int) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.consumerStreamMissing = n
+	p.consumersMissed = make(chan struct{})
+	return p.consumersMissed
+}
+
 // cutAtStreamInfoFor makes the nth request for a stream's info from now
 // on go unanswered, and cuts the connections as it is sent: a reconnect
 // in the middle of that request. The server is unreachable for d after
@@ -553,10 +569,18 @@ func (p *natsProxy) rewrite(payload []byte) []byte {
 	if missing {
 		p.streamMissing--
 	}
+	consumerMissing := p.consumerStreamMissing > 0 && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.consumer_create_response"`))
+	if consumerMissing {
+		if p.consumerStreamMissing--; p.consumerStreamMissing == 0 {
+			close(p.consumersMissed)
+		}
+	}
 	p.mu.Unlock()
 	switch {
 	case missing:
 		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":404,"err_code":10059,"description":"stream not found"}}`)
+	case consumerMissing:
+		return []byte(`{"type":"io.nats.jetstream.api.v1.consumer_create_response","error":{"code":404,"err_code":10059,"description":"stream not found"}}`)
 	case fail:
 		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_create_response","error":{"code":500,"err_code":10049,"description":"error creating store for stream: directory not empty"}}`)
 	case refuse:

@@ -93,13 +93,19 @@ func (b *Broker) askJetStream(failed int) int {
 }
 
 // askHere asks the connected server watch's question, and counts its
-// answer.
+// answer. A stream that answers as the current history's tells its
+// consumer, which JetStream may have refused meanwhile, not to wait out
+// its back-off (live.streamAnswers): an instance that does not publish
+// had nothing else tell it.
 func (b *Broker) askHere() error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PingInterval)
 	defer cancel()
-	err := b.leads(ctx, b.js)
+	st, err := b.leader(ctx, b.js)
 	if err == nil {
 		b.jsAnswers.Add(1)
+	}
+	if h := b.cur.Load(); st != nil && h != nil && h.live != nil && st.CachedInfo().Created.Equal(h.created) {
+		h.live.streamAnswers()
 	}
 	return err
 }
@@ -108,17 +114,23 @@ func (b *Broker) askHere() error {
 // info with a leader, or says the stream is missing (renew's concern, not
 // watch's).
 func (b *Broker) leads(ctx context.Context, js jetstream.JetStream) error {
+	_, err := b.leader(ctx, js)
+	return err
+}
+
+// leader is leads, with the stream when it was answered with a leader.
+func (b *Broker) leader(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	st, err := js.Stream(ctx, b.opts.Stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return nil
+		return nil, nil
 	case err != nil:
-		return err
+		return nil, err
 	}
 	if c := st.CachedInfo().Cluster; c != nil && c.Leader == "" {
-		return errLeaderless
+		return nil, errLeaderless
 	}
-	return nil
+	return st, nil
 }
 
 // answeredElsewhere reports whether another server the connection knows
