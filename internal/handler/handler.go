@@ -63,7 +63,9 @@ type StreamOptions struct {
 	// HeartbeatInterval is how long a stream may stay silent before a
 	// comment line is sent; default 15s.
 	HeartbeatInterval time.Duration
-	// Retry is sent as the retry field at stream start; default 3s.
+	// Retry is sent as the retry field at stream start, and, up to as
+	// much longer at random (5s at most), at the end of a stream that
+	// Close ends; default 3s.
 	Retry time.Duration
 	// WriteTimeout bounds each write; a client that does not read for
 	// longer is dropped. Default 10s.

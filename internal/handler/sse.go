@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -259,7 +260,9 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	s.running = true
 	if s.conn != nil {
 		s.c = nil
-		s.conn.Serve(step, func(panicked any, stack []byte) {
+		s.conn.Serve(func(w io.Writer) bool {
+			return step(w) || s.farewell(w)
+		}, func(panicked any, stack []byte) {
 			if panicked != nil {
 				value, stack := unstack(panicked, stack)
 				s.h.log.Error("stream panicked", "path", s.access.path, "panic", value, "stack", stack,
@@ -301,7 +304,7 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 			return s.stop(errClientGone)
 		default:
 		}
-		return step(w)
+		return step(w) || s.farewell(w)
 	})
 	if s.gw.err != nil {
 		s.stop(s.gw.err)
@@ -323,6 +326,34 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	// The deadline of a stream idle since its last write (one ended by
 	// Close, say) may have passed long ago, and the end would be cut.
 	s.extendDeadline(time.Now())
+}
+
+// maxShutdownRetrySpread bounds the spread of the retry field a shutdown
+// ends a stream with (farewell), past stream.retry: the clients of an
+// instance that stops come back over as long as stream.retry, 5 s at
+// most, as its 503s' Retry-After spreads those it refuses, not all
+// together stream.retry later.
+const maxShutdownRetrySpread = 5 * time.Second
+
+// farewell ends a stream that a shutdown (Close) ended, before its
+// transport ends the response, with a retry field of stream.retry plus up
+// to as much again (maxShutdownRetrySpread at most), chosen at random for
+// each stream: an EventSource waits that long before it reconnects. None
+// is sent with stream.retry 0s, nor when the stream ended otherwise, or
+// its connection was closed (Cutting). The stream's end stays a
+// shutdown's, even when the write fails. It returns false: the stream
+// ends.
+func (s *sseStream) farewell(w io.Writer) bool {
+	if s.h.stream.Retry <= 0 || !errors.Is(s.end, errShuttingDown) || errors.Is(s.end, errCut) || s.last || !s.opened {
+		return false
+	}
+	end := s.end
+	retry := s.h.stream.Retry + rand.N(min(s.h.stream.Retry, maxShutdownRetrySpread)+time.Millisecond)
+	s.queue(mustEncode(stream.Event{Retry: retry}), 0)
+	s.last = true
+	s.send(w, time.Now())
+	s.end = end
+	return false
 }
 
 // finish runs cleanup, then closes the stream even if cleanup panicked,

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -637,5 +638,61 @@ func TestAOneStepStreamEndsCleanlyWhenItsClientHalfCloses(t *testing.T) {
 		if err != nil && strings.Contains(string(b), "event: close") {
 			t.Fatalf("connection %d: the whole stream (%q), then %v: want the end of its body", i, b, err)
 		}
+	}
+}
+
+// TestCloseEndsStreamsWithASpreadRetry ends open streams of each kind
+// with Close, over HTTP/1.1 and HTTP/2: each ends with a retry field of
+// stream.retry plus up to as much again, chosen for each stream, so
+// that an instance's EventSources do not all come back at once, exactly
+// stream.retry after its shutdown. Each end counts as a shutdown's, and
+// no event.
+func TestCloseEndsStreamsWithASpreadRetry(t *testing.T) {
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2"} {
+		t.Run(proto, func(t *testing.T) {
+			opts, _ := hubOptions(t, stream.MemoryOptions{})
+			var ts *testServer
+			if proto == "HTTP/2" {
+				ts = newHTTP2TestServer(t, opts)
+			} else {
+				ts = newTestServer(t, opts)
+			}
+			var bodies []io.Reader
+			for i := range 8 {
+				path := "/stream?count=5&interval=1m"
+				if i%2 == 1 {
+					path = "/api/v1/events?topic=a"
+				}
+				resp := ts.do(t, "GET", path, nil, nil)
+				wantStreamHeaders(t, resp)
+				bodies = append(bodies, resp.Body)
+			}
+			waitMetrics(t, ts, []string{`ssehub_streams_active 8`, `ssehub_subscribers 4`})
+			ts.h.Close()
+			retries := map[int]bool{}
+			for _, body := range bodies {
+				b, err := io.ReadAll(body)
+				if err != nil {
+					t.Fatalf("stream after Close: %v, want its clean end", err)
+				}
+				frames := strings.Split(strings.TrimSuffix(string(b), "\n\n"), "\n\n")
+				ms, err := strconv.Atoi(strings.TrimPrefix(frames[len(frames)-1], "retry: "))
+				if err != nil {
+					t.Fatalf("stream %q does not end with a retry field", b)
+				}
+				if low, high := opts.Stream.Retry, 2*opts.Stream.Retry; ms < int(low.Milliseconds()) || ms > int(high.Milliseconds()) {
+					t.Errorf("last retry %d ms, want %v to %v", ms, low, high)
+				}
+				retries[ms] = true
+			}
+			if len(retries) < 2 {
+				t.Errorf("retry fields %v: every stream comes back at the same moment", retries)
+			}
+			waitMetrics(t, ts, []string{
+				`ssehub_streams_active 0`,
+				`ssehub_streams_ended_total{reason="shutting_down"} 8`,
+				`ssehub_stream_events_sent_total 4`,
+			})
+		})
 	}
 }
