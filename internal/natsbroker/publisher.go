@@ -2,7 +2,9 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -100,7 +102,7 @@ func (p *publisher) send(pub *publishing) {
 	if p.stopped() || !pub.take() {
 		return
 	}
-	pub.ack, pub.err = p.js.PublishMsgAsync(pub.msg)
+	pub.ack, pub.err = p.js.PublishMsgAsync(pub.msg, jetstream.WithRetryAttempts(0))
 	close(pub.sent)
 }
 
@@ -146,8 +148,45 @@ func (p *publisher) stopped() bool {
 }
 
 // publishQueued is publish with batching on: run sends msg, and the
-// caller waits for the acknowledgement.
+// caller waits for the acknowledgement. A publish that no server took
+// (no responders: a stream's leader being elected) is queued again
+// after retryWait, up to retryAttempts times, as nats.go's synchronous
+// publish sends it again, while ctx lasts. nats.go's asynchronous
+// publish would send it again itself, also once its caller had given
+// up: answered 503, it was stored all the same.
 func (p *publisher) publishQueued(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	for try := 0; ; try++ {
+		ack, err := p.publishQueuedOnce(ctx, msg)
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) || try == retryAttempts || p.pause(ctx, retryWait) != nil {
+			return ack, err
+		}
+	}
+}
+
+// retryWait and retryAttempts are nats.go's for a publish that no server
+// took (jetstream.DefaultPubRetryWait, DefaultPubRetryAttempts).
+const (
+	retryWait     = jetstream.DefaultPubRetryWait
+	retryAttempts = jetstream.DefaultPubRetryAttempts
+)
+
+// pause waits d, or returns an error when ctx ends or stop is closed
+// first.
+func (p *publisher) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.stop:
+		return stream.ErrClosed
+	}
+}
+
+// publishQueuedOnce is one try of publishQueued.
+func (p *publisher) publishQueuedOnce(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	pub := &publishing{msg: msg, sent: make(chan struct{})}
 	select {
 	case p.queue <- pub:
