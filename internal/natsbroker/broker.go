@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,6 +130,10 @@ type Options struct {
 	// Logger receives connection changes; default slog.Default().
 	Logger *slog.Logger
 
+	// dial, when set (by tests), makes the connections to NATS servers
+	// in place of a net.Dialer's Dial.
+	dial func(network, address string) (net.Conn, error)
+
 	// cold starts the local history empty, after the stream's last
 	// event, rather than loaded with the stream's tail (warm.go): for
 	// tests of resumes read from the stream.
@@ -233,7 +239,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		// publish, and the pings that would find the server gone,
 		// waited nats.go's default minute. Failed after PublishTimeout,
 		// when every publish in it has been answered, it drops the
-		// connection, which reconnects.
+		// connection (leavingDialer), which reconnects.
 		nats.FlusherTimeout(opts.PublishTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			select {
@@ -265,6 +271,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		}),
 	}
 	conn = append(conn, secureOptions(&opts)...)
+	conn = append(conn, nats.SetCustomDialer(leavingDialer{opts.dial}))
 	nc, err := nats.Connect(strings.Join(opts.URLs, ","), conn...)
 	if err != nil {
 		// nats.go's error may name no server ("no servers available
@@ -657,6 +664,41 @@ func (b *Broker) Close() {
 			h.end(stream.ErrClosed)
 		}
 	})
+}
+
+// leavingDialer makes the connections to NATS servers: connections
+// that close once a write has timed out. nats.go closes one only after a
+// write that timed out part-way (the protocol cut in the middle); one
+// that timed out with nothing written, when it found the socket's
+// buffers full, it kept, and wrote to again, each write waiting its
+// timeout holding the connection's lock, until the pings, each waiting
+// there as well, found the server gone (PingInterval, 2 to 3 times).
+type leavingDialer struct {
+	dial func(network, address string) (net.Conn, error) // nil: a net.Dialer's
+}
+
+func (d leavingDialer) Dial(network, address string) (net.Conn, error) {
+	dial := d.dial
+	if dial == nil {
+		dialer := &net.Dialer{Timeout: nats.GetDefaultOptions().Timeout}
+		dial = dialer.Dial
+	}
+	c, err := dial(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return leavingConn{c}, nil
+}
+
+// leavingConn is a connection that closes once a write has timed out.
+type leavingConn struct{ net.Conn }
+
+func (c leavingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		_ = c.Conn.Close()
+	}
+	return n, err
 }
 
 // subject is the subject of topic's events.
