@@ -432,7 +432,10 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		err = b.confirm(ctx, h, msg)
 	}
 	if err == nil {
-		err = b.ready(h)
+		// Not b.ready: a connection lost since the acknowledgement does
+		// not unstore the event, and a 503 would have a client's plain
+		// retry store it twice.
+		err = b.current(h)
 	}
 	if errors.Is(err, stream.ErrKeyReused) {
 		return nil, false, err
@@ -558,6 +561,15 @@ func (b *Broker) ready(h *history) error {
 		return stream.ErrClosed
 	case !b.nc.IsConnected():
 		return fmt.Errorf("nats not connected: %w", stream.ErrUnavailable)
+	}
+	return b.current(h)
+}
+
+// current returns nil while h is the current history and its stream is
+// not in doubt (renew checks it), and otherwise an error wrapping
+// stream.ErrUnavailable: ready without the connection's state.
+func (b *Broker) current(h *history) error {
+	switch {
 	case h.stale.Load() && h.noJetStream.Load() && h == b.cur.Load():
 		return fmt.Errorf("nats: %w: %w", errNoJetStream, stream.ErrUnavailable)
 	case h.stale.Load(), h != b.cur.Load():

@@ -236,3 +236,46 @@ func TestEventTypeKeepsItsBlanks(t *testing.T) {
 		}
 	}
 }
+
+// A publish that JetStream acknowledged is answered with its event even
+// when the connection drops before the local consumer delivers it: it
+// is stored, under the id the acknowledgement gives, and a 503 would
+// have a client's plain retry store it twice.
+func TestPublishAcknowledgedAsNATSGoesAwayIsAnswered(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		p := startProxy(t, ns)
+		opts := options(ns)
+		opts.URLs = []string{p.url()}
+		b := openBroker(t, opts)
+		p.loseDeliveries("acknowledged")
+		type answer struct {
+			msg *stream.Message
+			err error
+		}
+		answered := make(chan answer, 1)
+		go func() {
+			msg, _, err := b.Publish(stream.Publication{Topic: "t", Data: "acknowledged"})
+			answered <- answer{msg, err}
+		}()
+		waitFor(t, "the acknowledgement", func() bool { return b.published.Load() == 1 })
+		// Away until the publish's wait for its delivery has ended.
+		p.mu.Lock()
+		p.downUntil = time.Now().Add(2 * opts.PublishTimeout)
+		p.mu.Unlock()
+		p.cut()
+		a := <-answered
+		if a.err != nil {
+			t.Fatalf("publish of an event stored answered %v", a.err)
+		}
+		p.passDeliveries()
+		waitFor(t, "NATS back", func() bool { return b.Ready() == nil })
+		if n := storedEvents(t, b); n != 1 {
+			t.Fatalf("the stream holds %d events, want 1", n)
+		}
+		seq, _ := b.cur.Load().ids.seq(a.msg.ID)
+		if stored, err := b.cur.Load().stream.GetMsg(t.Context(), seq); err != nil || string(stored.Data) != "acknowledged" {
+			t.Fatalf("the event under id %d: %v, %v", a.msg.ID, stored, err)
+		}
+	})
+}
