@@ -401,7 +401,11 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 			// none was answered for 200 ms. NATS is reached, too slowly.
 			return nil, false, fmt.Errorf("nats publish: %w: %w", stream.ErrBusy, err)
 		}
-		return nil, false, b.unavailable("publish", b.denied(err, m.Subject, sent))
+		err = b.denied(err, m.Subject, sent)
+		if sentUnanswered(err) {
+			err = fmt.Errorf("%w: %w", stream.ErrMaybeStored, err)
+		}
+		return nil, false, b.unavailable("publish", err)
 	}
 	if ack.Stream != b.opts.Stream {
 		return nil, false, b.unavailable("publish", fmt.Errorf("subject %s stored by stream %q, not %q: %w", m.Subject, ack.Stream, b.opts.Stream, ErrStreamMismatch))
@@ -441,9 +445,20 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		return nil, false, err
 	}
 	if err != nil {
-		return nil, false, b.unavailable("publish", err)
+		// Acknowledged: stored, by a stream of its name.
+		return nil, false, b.unavailable("publish", fmt.Errorf("%w: %w", stream.ErrMaybeStored, err))
 	}
 	return msg, ack.Duplicate, nil
+}
+
+// sentUnanswered reports whether err, a publish's, is that of one sent to
+// NATS with no answer in time (its acknowledgement may have been lost on
+// its way, or be late): it may have been stored. Not one its caller gave
+// up on before it was sent, nor one the server told of a permissions
+// violation for (denied), which it did not store.
+func sentUnanswered(err error) bool {
+	return (unanswered(err) || errors.Is(err, nats.ErrDisconnected)) &&
+		!errors.Is(err, errNotSent) && !errors.Is(err, nats.ErrPermissionViolation)
 }
 
 // errCodeAccountResourcesExceeded is nats-server's error code for a

@@ -279,3 +279,37 @@ func TestPublishAcknowledgedAsNATSGoesAwayIsAnswered(t *testing.T) {
 		}
 	})
 }
+
+// A publish sent to NATS that no acknowledgement came back for may have
+// been stored: its 503 says so, where "unreachable, try again" had a
+// client's plain retry store it twice. One that was never sent (NATS
+// away) is answered unreachable, as before.
+func TestPublishUnansweredSays503MayHaveStoredIt(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		p := startProxy(t, ns)
+		opts := options(ns)
+		opts.URLs = []string{p.url()}
+		in := newInstance(t, opts)
+		p.loseAcknowledgements()
+		status, answer, _ := in.postAnswer(t, "t", `{"data": "unanswered"}`)
+		want := `{"error":"the event store did not answer in time: the event may have been stored; a retry with the same Idempotency-Key stores it once"}`
+		if status != http.StatusServiceUnavailable || answer != want {
+			t.Errorf("publish unanswered: %d %s, want 503 %s", status, answer, want)
+		}
+		if n := storedEvents(t, in.broker); n != 1 {
+			t.Errorf("the stream holds %d events, want 1", n)
+		}
+		p.passAcknowledgements()
+		p.mu.Lock()
+		p.downUntil = time.Now().Add(time.Hour)
+		p.mu.Unlock()
+		p.cut()
+		waitFor(t, "NATS away", func() bool { return !in.broker.Connected() })
+		status, answer, _ = in.postAnswer(t, "t", `{"data": "not sent"}`)
+		want = `{"error":"the event store is unreachable: try again in a moment"}`
+		if status != http.StatusServiceUnavailable || answer != want {
+			t.Errorf("publish while NATS is away: %d %s, want 503 %s", status, answer, want)
+		}
+	})
+}

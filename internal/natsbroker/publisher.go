@@ -3,6 +3,7 @@ package natsbroker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -163,6 +164,10 @@ func (p *publisher) publishQueued(ctx context.Context, msg *nats.Msg) (*jetstrea
 	}
 }
 
+// errNotSent marks the error of a publish that its caller gave up on
+// before it was sent: it was not stored.
+var errNotSent = errors.New("not sent")
+
 // retryWait and retryAttempts are nats.go's for a publish that no server
 // took (jetstream.DefaultPubRetryWait, DefaultPubRetryAttempts).
 const (
@@ -191,7 +196,7 @@ func (p *publisher) publishQueuedOnce(ctx context.Context, msg *nats.Msg) (*jets
 	select {
 	case p.queue <- pub:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("%w: %w", errNotSent, ctx.Err())
 	case <-p.stop:
 		return nil, stream.ErrClosed
 	}
@@ -199,7 +204,7 @@ func (p *publisher) publishQueuedOnce(ctx context.Context, msg *nats.Msg) (*jets
 	case <-pub.sent:
 	case <-ctx.Done():
 		if pub.take() {
-			return nil, ctx.Err() // not sent
+			return nil, fmt.Errorf("%w: %w", errNotSent, ctx.Err())
 		}
 		// send took it first: it is being sent, and a 503 would have the
 		// client send again an event stored. The acknowledgement is
