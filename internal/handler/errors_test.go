@@ -168,6 +168,11 @@ func TestUnavailablePublishSaysWhetherItMayHaveStored(t *testing.T) {
 			`{"error":"the event store did not answer in time: the event may have been stored; a retry with the same Idempotency-Key stores it once"}`,
 		},
 		{fmt.Errorf("nats not connected: %w", stream.ErrUnavailable), `{"error":"the event store is unreachable: try again in a moment"}`},
+		{
+			fmt.Errorf("%w: %w", stream.ErrMaybeStored, stream.ErrClosed),
+			`{"error":"shutting down: the event may have been stored; a retry with the same Idempotency-Key stores it once"}`,
+		},
+		{stream.ErrClosed, `{"error":"shutting down: try again in a moment"}`},
 	} {
 		rec := httptest.NewRecorder()
 		c, _ := gin.CreateTestContext(rec)

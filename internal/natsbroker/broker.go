@@ -597,6 +597,9 @@ func (b *Broker) current(h *history) error {
 // returns stream.ErrClosed after Close.
 func (b *Broker) unavailable(op string, err error) error {
 	if b.nc.IsClosed() || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, stream.ErrClosed) {
+		if errors.Is(err, stream.ErrMaybeStored) {
+			return errClosedInFlight
+		}
 		return stream.ErrClosed
 	}
 	return fmt.Errorf("nats %s: %w: %w", op, stream.ErrUnavailable, err)

@@ -313,3 +313,38 @@ func TestPublishUnansweredSays503MayHaveStoredIt(t *testing.T) {
 		}
 	})
 }
+
+// A publish in flight when the instance closes may be stored (NATS was
+// sent it): its 503 says so, rather than "shutting down, try again",
+// which had a client's plain retry store it twice.
+func TestPublishInFlightAtCloseSaysItMayHaveBeenStored(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		p := startProxy(t, ns)
+		opts := options(ns)
+		opts.URLs = []string{p.url()}
+		b, err := Open(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.slowAcknowledgements(opts.PublishTimeout)
+		answered := make(chan error, 1)
+		go func() {
+			_, _, err := b.Publish(stream.Publication{Topic: "t", Data: "in flight"})
+			answered <- err
+		}()
+		st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the event stored", func() bool {
+			info, err := st.Info(t.Context())
+			return err == nil && info.State.Msgs == 1
+		})
+		b.Close()
+		err = <-answered
+		if err != nil && !errors.Is(err, stream.ErrMaybeStored) {
+			t.Fatalf("publish of an event stored answered %v, want one wrapping stream.ErrMaybeStored", err)
+		}
+	})
+}

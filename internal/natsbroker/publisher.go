@@ -35,7 +35,8 @@ const publisherQueue = 1024
 // figures.
 //
 // Either way publish answers the same: the acknowledgement, or the
-// error of JetStream, of ctx, or stream.ErrClosed after stop.
+// error of JetStream, of ctx, or after stop stream.ErrClosed (not sent)
+// or errClosedInFlight (sent, not acknowledged).
 type publisher struct {
 	js    jetstream.JetStream
 	queue chan *publishing // nil with batching off: no run, each publish is sent by its caller
@@ -126,17 +127,22 @@ func (p *publisher) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubA
 // publishNow is publish with batching off: a synchronous publish from
 // the caller's goroutine. A publish in flight when stop is closed ends
 // once Broker.Close closes the connection, not at once as in
-// publishQueued; it returns stream.ErrClosed as well.
+// publishQueued; it returns errClosedInFlight as well.
 func (p *publisher) publishNow(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	if p.stopped() {
 		return nil, stream.ErrClosed
 	}
 	ack, err := p.js.PublishMsg(ctx, msg)
-	if p.stopped() {
-		return nil, stream.ErrClosed
+	if err != nil && p.stopped() {
+		return nil, errClosedInFlight
 	}
 	return ack, err
 }
+
+// errClosedInFlight is the error of a publish sent, or being sent, when
+// stop is closed, and not acknowledged: it may be stored. (One
+// acknowledged is answered with its acknowledgement: it is stored.)
+var errClosedInFlight = fmt.Errorf("%w: %w", stream.ErrMaybeStored, stream.ErrClosed)
 
 // stopped reports whether stop is closed.
 func (p *publisher) stopped() bool {
@@ -213,7 +219,7 @@ func (p *publisher) publishQueuedOnce(ctx context.Context, msg *nats.Msg) (*jets
 		select {
 		case <-pub.sent:
 		case <-p.stop:
-			return nil, stream.ErrClosed
+			return nil, errClosedInFlight
 		}
 	case <-p.stop:
 		// run may still take one more queued publish as it stops: given
@@ -233,6 +239,6 @@ func (p *publisher) publishQueuedOnce(ctx context.Context, msg *nats.Msg) (*jets
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-p.stop:
-		return nil, stream.ErrClosed
+		return nil, errClosedInFlight
 	}
 }
