@@ -168,6 +168,10 @@ func abortUnavailable(c *gin.Context, err error) {
 		msg = "the event store is busy: try again in a moment"
 	case errors.Is(err, stream.ErrStoreFull):
 		msg = "the event store is full: nothing was stored; try again later"
+	case errors.Is(err, stream.ErrMaybeStored) && errors.Is(err, stream.ErrClosed):
+		msg = "shutting down: the event may have been stored; a retry with the same Idempotency-Key stores it once"
+	case errors.Is(err, stream.ErrMaybeStored):
+		msg = "the event store did not answer in time: the event may have been stored; a retry with the same Idempotency-Key stores it once"
 	case errors.Is(err, stream.ErrUnavailable):
 		msg = "the event store is unreachable: try again in a moment"
 	}

@@ -1,8 +1,10 @@
 package handler
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -149,5 +151,35 @@ func TestMiddlewareSeesARequestRefusedForItsQuery(t *testing.T) {
 	ts.waitReturned(t, "/healthz")
 	if len(seen) != 1 || seen[0] != http.StatusBadRequest {
 		t.Errorf("the middleware saw %v, want the one 400", seen)
+	}
+}
+
+// A broker's publish that may have stored the event is answered 503 with
+// a text that says so, not "unreachable, try again", which has a
+// client's plain retry store it twice; one that did not store it says
+// unreachable.
+func TestUnavailablePublishSaysWhetherItMayHaveStored(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{
+			fmt.Errorf("nats publish: %w: %w: context deadline exceeded", stream.ErrUnavailable, stream.ErrMaybeStored),
+			`{"error":"the event store did not answer in time: the event may have been stored; a retry with the same Idempotency-Key stores it once"}`,
+		},
+		{fmt.Errorf("nats not connected: %w", stream.ErrUnavailable), `{"error":"the event store is unreachable: try again in a moment"}`},
+		{
+			fmt.Errorf("%w: %w", stream.ErrMaybeStored, stream.ErrClosed),
+			`{"error":"shutting down: the event may have been stored; a retry with the same Idempotency-Key stores it once"}`,
+		},
+		{stream.ErrClosed, `{"error":"shutting down: try again in a moment"}`},
+	} {
+		rec := httptest.NewRecorder()
+		c, _ := gin.CreateTestContext(rec)
+		c.Request = httptest.NewRequest("POST", "/api/v1/topics/a/events", nil)
+		abortUnavailable(c, tc.err)
+		if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != tc.want {
+			t.Errorf("%v: %d %s, want 503 %s", tc.err, rec.Code, rec.Body, tc.want)
+		}
 	}
 }

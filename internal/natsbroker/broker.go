@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -127,6 +129,10 @@ type Options struct {
 	PingInterval time.Duration
 	// Logger receives connection changes; default slog.Default().
 	Logger *slog.Logger
+
+	// dial, when set (by tests), makes the connections to NATS servers
+	// in place of a net.Dialer's Dial.
+	dial func(network, address string) (net.Conn, error)
 
 	// cold starts the local history empty, after the stream's last
 	// event, rather than loaded with the stream's tail (warm.go): for
@@ -238,7 +244,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		// publish, and the pings that would find the server gone,
 		// waited nats.go's default minute. Failed after PublishTimeout,
 		// when every publish in it has been answered, it drops the
-		// connection, which reconnects.
+		// connection (leavingDialer), which reconnects.
 		nats.FlusherTimeout(opts.PublishTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			select {
@@ -270,6 +276,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		}),
 	}
 	conn = append(conn, secureOptions(&opts)...)
+	conn = append(conn, nats.SetCustomDialer(leavingDialer{opts.dial}))
 	nc, err := nats.Connect(strings.Join(opts.URLs, ","), conn...)
 	if err != nil {
 		// nats.go's error may name no server ("no servers available
@@ -399,7 +406,11 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 			// none was answered for 200 ms. NATS is reached, too slowly.
 			return nil, false, fmt.Errorf("nats publish: %w: %w", stream.ErrBusy, err)
 		}
-		return nil, false, b.unavailable("publish", b.denied(err, m.Subject, sent))
+		err = b.denied(err, m.Subject, sent)
+		if sentUnanswered(err) {
+			err = fmt.Errorf("%w: %w", stream.ErrMaybeStored, err)
+		}
+		return nil, false, b.unavailable("publish", err)
 	}
 	if ack.Stream != b.opts.Stream {
 		return nil, false, b.unavailable("publish", fmt.Errorf("subject %s stored by stream %q, not %q: %w", m.Subject, ack.Stream, b.opts.Stream, ErrStreamMismatch))
@@ -432,15 +443,29 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		err = b.confirm(ctx, h, msg)
 	}
 	if err == nil {
-		err = b.ready(h)
+		// Not b.ready: a connection lost since the acknowledgement does
+		// not unstore the event, and a 503 would have a client's plain
+		// retry store it twice.
+		err = b.current(h)
 	}
 	if errors.Is(err, stream.ErrKeyReused) {
 		return nil, false, err
 	}
 	if err != nil {
-		return nil, false, b.unavailable("publish", err)
+		// Acknowledged: stored, by a stream of its name.
+		return nil, false, b.unavailable("publish", fmt.Errorf("%w: %w", stream.ErrMaybeStored, err))
 	}
 	return msg, ack.Duplicate, nil
+}
+
+// sentUnanswered reports whether err, a publish's, is that of one sent to
+// NATS with no answer in time (its acknowledgement may have been lost on
+// its way, or be late): it may have been stored. Not one its caller gave
+// up on before it was sent, nor one the server told of a permissions
+// violation for (denied), which it did not store.
+func sentUnanswered(err error) bool {
+	return (unanswered(err) || errors.Is(err, nats.ErrDisconnected)) &&
+		!errors.Is(err, errNotSent) && !errors.Is(err, nats.ErrPermissionViolation)
 }
 
 // errCodeAccountResourcesExceeded is nats-server's error code for a
@@ -558,6 +583,15 @@ func (b *Broker) ready(h *history) error {
 		return stream.ErrClosed
 	case !b.nc.IsConnected():
 		return fmt.Errorf("nats not connected: %w", stream.ErrUnavailable)
+	}
+	return b.current(h)
+}
+
+// current returns nil while h is the current history and its stream is
+// not in doubt (renew checks it), and otherwise an error wrapping
+// stream.ErrUnavailable: ready without the connection's state.
+func (b *Broker) current(h *history) error {
+	switch {
 	case h.stale.Load() && h.noJetStream.Load() && h == b.cur.Load():
 		return fmt.Errorf("nats: %w: %w", errNoJetStream, stream.ErrUnavailable)
 	case h.stale.Load(), h != b.cur.Load():
@@ -570,6 +604,9 @@ func (b *Broker) ready(h *history) error {
 // returns stream.ErrClosed after Close.
 func (b *Broker) unavailable(op string, err error) error {
 	if b.nc.IsClosed() || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, stream.ErrClosed) {
+		if errors.Is(err, stream.ErrMaybeStored) {
+			return errClosedInFlight
+		}
 		return stream.ErrClosed
 	}
 	return fmt.Errorf("nats %s: %w: %w", op, stream.ErrUnavailable, err)
@@ -664,6 +701,41 @@ func (b *Broker) Close() {
 			h.end(stream.ErrClosed)
 		}
 	})
+}
+
+// leavingDialer makes the connections to NATS servers: connections
+// that close once a write has timed out. nats.go closes one only after a
+// write that timed out part-way (the protocol cut in the middle); one
+// that timed out with nothing written, when it found the socket's
+// buffers full, it kept, and wrote to again, each write waiting its
+// timeout holding the connection's lock, until the pings, each waiting
+// there as well, found the server gone (PingInterval, 2 to 3 times).
+type leavingDialer struct {
+	dial func(network, address string) (net.Conn, error) // nil: a net.Dialer's
+}
+
+func (d leavingDialer) Dial(network, address string) (net.Conn, error) {
+	dial := d.dial
+	if dial == nil {
+		dialer := &net.Dialer{Timeout: nats.GetDefaultOptions().Timeout}
+		dial = dialer.Dial
+	}
+	c, err := dial(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return leavingConn{c}, nil
+}
+
+// leavingConn is a connection that closes once a write has timed out.
+type leavingConn struct{ net.Conn }
+
+func (c leavingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		_ = c.Conn.Close()
+	}
+	return n, err
 }
 
 // subject is the subject of topic's events.

@@ -336,6 +336,9 @@ func TestPublishNamesAPermissionsViolation(t *testing.T) {
 		if !errors.Is(err, stream.ErrUnavailable) || !strings.Contains(err.Error(), "Permissions Violation") {
 			t.Fatalf("publish by a user that may not: %v, want ErrUnavailable naming the permissions violation", err)
 		}
+		if errors.Is(err, stream.ErrMaybeStored) {
+			t.Fatalf("publish denied: %v, says it may have been stored", err)
+		}
 	})
 }
 

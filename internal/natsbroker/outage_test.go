@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -711,6 +713,115 @@ func TestPublishesToAServerThatStopsReadingAreAnswered(t *testing.T) {
 		// The NATS client's own write timeout is a minute.
 		if took := time.Duration(longest.Load()); took > 3*opts.PublishTimeout+2*time.Second {
 			t.Errorf("a publish took %v", took)
+		}
+	})
+}
+
+// stallingDialer dials NATS servers and can stall the connections made,
+// as a server that stopped reading does once the socket's buffers are
+// full: a write then takes nothing, and fails at its deadline.
+type stallingDialer struct {
+	mu     sync.Mutex
+	conns  []*stallingConn
+	dialed chan struct{} // receives once for each connection made
+}
+
+func newStallingDialer() *stallingDialer {
+	return &stallingDialer{dialed: make(chan struct{}, 100)}
+}
+
+func (d *stallingDialer) Dial(network, address string) (net.Conn, error) {
+	conn, err := net.DialTimeout(network, address, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c := &stallingConn{Conn: conn, stalled: make(chan struct{})}
+	d.mu.Lock()
+	d.conns = append(d.conns, c)
+	d.mu.Unlock()
+	d.dialed <- struct{}{}
+	return c, nil
+}
+
+// stall stalls the connections made so far.
+func (d *stallingDialer) stall() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.conns {
+		c.stall.Store(true)
+	}
+}
+
+// stallingConn is a connection whose writes, once stall is set, take
+// nothing until their deadline, or until it is closed.
+type stallingConn struct {
+	net.Conn
+	stall    atomic.Bool
+	mu       sync.Mutex
+	deadline time.Time
+	stalled  chan struct{} // closed by Close
+	once     sync.Once
+}
+
+func (c *stallingConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *stallingConn) Write(p []byte) (int, error) {
+	if !c.stall.Load() {
+		return c.Conn.Write(p)
+	}
+	c.mu.Lock()
+	deadline := c.deadline
+	c.mu.Unlock()
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		expired = time.After(time.Until(deadline))
+	}
+	select {
+	case <-expired:
+		return 0, os.ErrDeadlineExceeded
+	case <-c.stalled:
+		return 0, net.ErrClosed
+	}
+}
+
+func (c *stallingConn) Close() error {
+	c.once.Do(func() { close(c.stalled) })
+	return c.Conn.Close()
+}
+
+// A NATS server that stops reading: the write that finds the socket's
+// buffers full times out with nothing written, and the NATS client keeps
+// the connection (it drops one only after a write that stopped
+// part-way), writing to it again. The instance said it was ready, and
+// each publish waited PublishTimeout for a 503, until its pings found
+// the server gone: PingInterval, a minute here, twice. The connection is
+// left once a write timed out, and the next one publishes.
+func TestConnectionWhoseWriteTimedOutIsLeft(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		opts := options(ns)
+		opts.PingInterval = time.Minute
+		d := newStallingDialer()
+		opts.dial = d.Dial
+		b := openBroker(t, opts)
+		<-d.dialed
+		d.stall()
+		if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "stalled"}); !errors.Is(err, stream.ErrUnavailable) {
+			t.Fatalf("publish answered %v, want an error wrapping stream.ErrUnavailable", err)
+		}
+		select {
+		case <-d.dialed:
+		case <-time.After(2 * opts.PublishTimeout):
+			t.Fatal("no new connection made after a write timed out")
+		}
+		waitFor(t, "the broker ready", func() bool { return b.Ready() == nil })
+		if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "after"}); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -101,6 +101,15 @@ type natsProxy struct {
 	frozen chan struct{}
 	conns  []net.Conn
 	wg     sync.WaitGroup
+	// misroute, when set, is the subject prefix whose next publish goes
+	// to a subject no stream takes (its first byte changed), as one sent
+	// while a stream's subjects have no server to take them (a leader's
+	// election): the server answers that no one responds. That answer is
+	// held back by noRespondersBy; noResponders is closed once it is
+	// released.
+	misroute       []byte
+	noRespondersBy time.Duration
+	noResponders   chan struct{}
 }
 
 func startProxy(t *testing.T, ns *natsServer) *natsProxy {
@@ -346,6 +355,11 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.misroute != nil && bytes.HasPrefix(fields[1], p.misroute) {
+		p.misroute = nil
+		fields[1][0] = 'x' // in the line copied on
+		return false
+	}
 	if p.placed != "" && bytes.HasPrefix(fields[1], []byte("$JS.API.CONSUMER.CREATE.")) {
 		switch p.placed {
 		case "?":
@@ -392,6 +406,17 @@ func (p *natsProxy) lose(fields [][]byte, payload []byte) bool {
 		return true
 	}
 	return false
+}
+
+// misrouteNext sends the next publish to a subject beginning with
+// prefix where no stream takes it, and holds back the server's answer
+// that no one responds by d; the channel is closed once that answer is
+// on its way to the client.
+func (p *natsProxy) misrouteNext(prefix string, d time.Duration) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.misroute, p.noRespondersBy, p.noResponders = []byte(prefix), d, make(chan struct{})
+	return p.noResponders
 }
 
 // slowAnswers holds back every answer of JetStream's API by d, as a busy
@@ -445,6 +470,11 @@ func (p *natsProxy) holdBack(msg []byte) <-chan struct{} {
 		}
 	}
 	switch {
+	case p.noResponders != nil && bytes.Contains(msg, []byte("\r\nNATS/1.0 503")):
+		released := p.noResponders
+		p.noResponders = nil
+		time.AfterFunc(p.noRespondersBy, func() { close(released) })
+		return released
 	case p.slowBy > 0 && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)):
 		return after(p.slowBy)
 	case p.ackBy > 0 && bytes.Contains(msg, []byte("\r\n{\"stream\":")):

@@ -236,3 +236,115 @@ func TestEventTypeKeepsItsBlanks(t *testing.T) {
 		}
 	}
 }
+
+// A publish that JetStream acknowledged is answered with its event even
+// when the connection drops before the local consumer delivers it: it
+// is stored, under the id the acknowledgement gives, and a 503 would
+// have a client's plain retry store it twice.
+func TestPublishAcknowledgedAsNATSGoesAwayIsAnswered(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		p := startProxy(t, ns)
+		opts := options(ns)
+		opts.URLs = []string{p.url()}
+		b := openBroker(t, opts)
+		p.loseDeliveries("acknowledged")
+		type answer struct {
+			msg *stream.Message
+			err error
+		}
+		answered := make(chan answer, 1)
+		go func() {
+			msg, _, err := b.Publish(stream.Publication{Topic: "t", Data: "acknowledged"})
+			answered <- answer{msg, err}
+		}()
+		waitFor(t, "the acknowledgement", func() bool { return b.published.Load() == 1 })
+		// Away until the publish's wait for its delivery has ended.
+		p.mu.Lock()
+		p.downUntil = time.Now().Add(2 * opts.PublishTimeout)
+		p.mu.Unlock()
+		p.cut()
+		a := <-answered
+		if a.err != nil {
+			t.Fatalf("publish of an event stored answered %v", a.err)
+		}
+		p.passDeliveries()
+		waitFor(t, "NATS back", func() bool { return b.Ready() == nil })
+		if n := storedEvents(t, b); n != 1 {
+			t.Fatalf("the stream holds %d events, want 1", n)
+		}
+		seq, _ := b.cur.Load().ids.seq(a.msg.ID)
+		if stored, err := b.cur.Load().stream.GetMsg(t.Context(), seq); err != nil || string(stored.Data) != "acknowledged" {
+			t.Fatalf("the event under id %d: %v, %v", a.msg.ID, stored, err)
+		}
+	})
+}
+
+// A publish sent to NATS that no acknowledgement came back for may have
+// been stored: its 503 says so, where "unreachable, try again" had a
+// client's plain retry store it twice. One that was never sent (NATS
+// away) is answered unreachable, as before.
+func TestPublishUnansweredSays503MayHaveStoredIt(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		p := startProxy(t, ns)
+		opts := options(ns)
+		opts.URLs = []string{p.url()}
+		in := newInstance(t, opts)
+		p.loseAcknowledgements()
+		status, answer, _ := in.postAnswer(t, "t", `{"data": "unanswered"}`)
+		want := `{"error":"the event store did not answer in time: the event may have been stored; a retry with the same Idempotency-Key stores it once"}`
+		if status != http.StatusServiceUnavailable || answer != want {
+			t.Errorf("publish unanswered: %d %s, want 503 %s", status, answer, want)
+		}
+		if n := storedEvents(t, in.broker); n != 1 {
+			t.Errorf("the stream holds %d events, want 1", n)
+		}
+		p.passAcknowledgements()
+		p.mu.Lock()
+		p.downUntil = time.Now().Add(time.Hour)
+		p.mu.Unlock()
+		p.cut()
+		waitFor(t, "NATS away", func() bool { return !in.broker.Connected() })
+		status, answer, _ = in.postAnswer(t, "t", `{"data": "not sent"}`)
+		want = `{"error":"the event store is unreachable: try again in a moment"}`
+		if status != http.StatusServiceUnavailable || answer != want {
+			t.Errorf("publish while NATS is away: %d %s, want 503 %s", status, answer, want)
+		}
+	})
+}
+
+// A publish in flight when the instance closes may be stored (NATS was
+// sent it): its 503 says so, rather than "shutting down, try again",
+// which had a client's plain retry store it twice.
+func TestPublishInFlightAtCloseSaysItMayHaveBeenStored(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		p := startProxy(t, ns)
+		opts := options(ns)
+		opts.URLs = []string{p.url()}
+		b, err := Open(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.slowAcknowledgements(opts.PublishTimeout)
+		answered := make(chan error, 1)
+		go func() {
+			_, _, err := b.Publish(stream.Publication{Topic: "t", Data: "in flight"})
+			answered <- err
+		}()
+		st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the event stored", func() bool {
+			info, err := st.Info(t.Context())
+			return err == nil && info.State.Msgs == 1
+		})
+		b.Close()
+		err = <-answered
+		if err != nil && !errors.Is(err, stream.ErrMaybeStored) {
+			t.Fatalf("publish of an event stored answered %v, want one wrapping stream.ErrMaybeStored", err)
+		}
+	})
+}

@@ -2,7 +2,10 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,7 +35,8 @@ const publisherQueue = 1024
 // figures.
 //
 // Either way publish answers the same: the acknowledgement, or the
-// error of JetStream, of ctx, or stream.ErrClosed after stop.
+// error of JetStream, of ctx, or after stop stream.ErrClosed (not sent)
+// or errClosedInFlight (sent, not acknowledged).
 type publisher struct {
 	js    jetstream.JetStream
 	queue chan *publishing // nil with batching off: no run, each publish is sent by its caller
@@ -100,7 +104,7 @@ func (p *publisher) send(pub *publishing) {
 	if p.stopped() || !pub.take() {
 		return
 	}
-	pub.ack, pub.err = p.js.PublishMsgAsync(pub.msg)
+	pub.ack, pub.err = p.js.PublishMsgAsync(pub.msg, jetstream.WithRetryAttempts(0))
 	close(pub.sent)
 }
 
@@ -123,17 +127,22 @@ func (p *publisher) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubA
 // publishNow is publish with batching off: a synchronous publish from
 // the caller's goroutine. A publish in flight when stop is closed ends
 // once Broker.Close closes the connection, not at once as in
-// publishQueued; it returns stream.ErrClosed as well.
+// publishQueued; it returns errClosedInFlight as well.
 func (p *publisher) publishNow(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	if p.stopped() {
 		return nil, stream.ErrClosed
 	}
 	ack, err := p.js.PublishMsg(ctx, msg)
-	if p.stopped() {
-		return nil, stream.ErrClosed
+	if err != nil && p.stopped() {
+		return nil, errClosedInFlight
 	}
 	return ack, err
 }
+
+// errClosedInFlight is the error of a publish sent, or being sent, when
+// stop is closed, and not acknowledged: it may be stored. (One
+// acknowledged is answered with its acknowledgement: it is stored.)
+var errClosedInFlight = fmt.Errorf("%w: %w", stream.ErrMaybeStored, stream.ErrClosed)
 
 // stopped reports whether stop is closed.
 func (p *publisher) stopped() bool {
@@ -146,13 +155,54 @@ func (p *publisher) stopped() bool {
 }
 
 // publishQueued is publish with batching on: run sends msg, and the
-// caller waits for the acknowledgement.
+// caller waits for the acknowledgement. A publish that no server took
+// (no responders: a stream's leader being elected) is queued again
+// after retryWait, up to retryAttempts times, as nats.go's synchronous
+// publish sends it again, while ctx lasts. nats.go's asynchronous
+// publish would send it again itself, also once its caller had given
+// up: answered 503, it was stored all the same.
 func (p *publisher) publishQueued(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	for try := 0; ; try++ {
+		ack, err := p.publishQueuedOnce(ctx, msg)
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) || try == retryAttempts || p.pause(ctx, retryWait) != nil {
+			return ack, err
+		}
+	}
+}
+
+// errNotSent marks the error of a publish that its caller gave up on
+// before it was sent: it was not stored.
+var errNotSent = errors.New("not sent")
+
+// retryWait and retryAttempts are nats.go's for a publish that no server
+// took (jetstream.DefaultPubRetryWait, DefaultPubRetryAttempts).
+const (
+	retryWait     = jetstream.DefaultPubRetryWait
+	retryAttempts = jetstream.DefaultPubRetryAttempts
+)
+
+// pause waits d, or returns an error when ctx ends or stop is closed
+// first.
+func (p *publisher) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.stop:
+		return stream.ErrClosed
+	}
+}
+
+// publishQueuedOnce is one try of publishQueued.
+func (p *publisher) publishQueuedOnce(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	pub := &publishing{msg: msg, sent: make(chan struct{})}
 	select {
 	case p.queue <- pub:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("%w: %w", errNotSent, ctx.Err())
 	case <-p.stop:
 		return nil, stream.ErrClosed
 	}
@@ -160,7 +210,7 @@ func (p *publisher) publishQueued(ctx context.Context, msg *nats.Msg) (*jetstrea
 	case <-pub.sent:
 	case <-ctx.Done():
 		if pub.take() {
-			return nil, ctx.Err() // not sent
+			return nil, fmt.Errorf("%w: %w", errNotSent, ctx.Err())
 		}
 		// send took it first: it is being sent, and a 503 would have the
 		// client send again an event stored. The acknowledgement is
@@ -169,7 +219,7 @@ func (p *publisher) publishQueued(ctx context.Context, msg *nats.Msg) (*jetstrea
 		select {
 		case <-pub.sent:
 		case <-p.stop:
-			return nil, stream.ErrClosed
+			return nil, errClosedInFlight
 		}
 	case <-p.stop:
 		// run may still take one more queued publish as it stops: given
@@ -189,6 +239,6 @@ func (p *publisher) publishQueued(ctx context.Context, msg *nats.Msg) (*jetstrea
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-p.stop:
-		return nil, stream.ErrClosed
+		return nil, errClosedInFlight
 	}
 }

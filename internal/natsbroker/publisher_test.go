@@ -321,3 +321,51 @@ func publishInBackground(ctx context.Context, p *publisher, msg *nats.Msg) <-cha
 	}()
 	return got
 }
+
+// A publish that the server answers no one responds to (no server takes
+// the stream's subjects, as during a leader's election) is sent again
+// after jetstream.DefaultPubRetryWait, while its caller waits: one whose
+// wait has ended meanwhile, answered 503, is not sent again, to be
+// stored after all (a client's plain retry would store it twice).
+func TestPublishAnsweredUnavailableIsNotSentAgainLater(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		p := startProxy(t, ns)
+		opts := options(ns)
+		opts.URLs = []string{p.url()}
+		b := openBroker(t, opts)
+		// The answer reaches the client as the wait nears its end: a
+		// new try, jetstream.DefaultPubRetryWait later, would be sent
+		// after it.
+		released := p.misrouteNext(DefaultSubjectPrefix+".", opts.PublishTimeout-jetstream.DefaultPubRetryWait/2)
+		_, _, err := b.Publish(stream.Publication{Topic: "t", Data: "late"})
+		if !errors.Is(err, stream.ErrUnavailable) {
+			t.Fatalf("publish answered %v, want an error wrapping stream.ErrUnavailable", err)
+		}
+		<-released
+		// Past the time the NATS client would send it again.
+		time.Sleep(2 * jetstream.DefaultPubRetryWait)
+		if n := storedWithOneMore(t, b); n != 1 {
+			t.Fatalf("the stream holds %d events, want 1: the publish answered %v was stored after all", n, err)
+		}
+	})
+}
+
+// A publish that no server took is sent again while its caller waits,
+// in either mode, and stored once.
+func TestPublishThatNoServerTookIsSentAgainInTime(t *testing.T) {
+	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
+		ns := startNATS(t)
+		p := startProxy(t, ns)
+		opts := options(ns)
+		opts.URLs = []string{p.url()}
+		b := openBroker(t, opts)
+		p.misrouteNext(DefaultSubjectPrefix+".", 0)
+		if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "blip"}); err != nil {
+			t.Fatal(err)
+		}
+		if n := storedEvents(t, b); n != 1 {
+			t.Fatalf("the stream holds %d events, want 1", n)
+		}
+	})
+}

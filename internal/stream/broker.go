@@ -26,9 +26,16 @@ var (
 	// holds CR, LF or NUL or is longer than MaxEventTypeLen bytes.
 	ErrInvalidEventType = errors.New("invalid event type")
 	// ErrUnavailable reports a broker that cannot reach what stores its
-	// events (a NATS server): nothing was published or subscribed, and
-	// trying again later may succeed.
+	// events (a NATS server): nothing was published or subscribed, unless
+	// the error wraps ErrMaybeStored as well, and trying again later may
+	// succeed.
 	ErrUnavailable = errors.New("broker unavailable")
+	// ErrMaybeStored, with ErrUnavailable, reports a publish that the
+	// broker handed to its store without learning in time whether, or
+	// under which id, it was stored (no acknowledgement came back): the
+	// event may have been stored, and a retry with the same idempotency
+	// key stores it once.
+	ErrMaybeStored = errors.New("the event may have been stored")
 	// ErrBusy reports a broker whose store is reachable but that could
 	// not serve the request in time for the load on it (as many reads
 	// from a NATS server at once as the broker allows): nothing was
