@@ -674,6 +674,7 @@ func TestBrowserHubNeedsAnHTTPHub(t *testing.T) {
 // Hub panel saying so after 10 s; it showed nothing, or the result of the
 // publish before, for as long as the browser waited.
 func TestBrowserHubPublishNoAnswer(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	base, _ := startMain(t, hubTestConfig())
 	hub := "http://" + silentAddr(t)
 	ctx := newBrowser(t)

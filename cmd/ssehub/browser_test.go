@@ -1085,6 +1085,7 @@ func TestBrowserCrossOriginUnreachable(t *testing.T) {
 // seconds, and the panel says so: it read "connecting" until the browser
 // gave up, minutes later.
 func TestBrowserCrossOriginNoAnswer(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	page := newSecondOrigin(t)
 	service := "http://" + silentAddr(t)
 	ctx := newBrowser(t)
@@ -1137,6 +1138,7 @@ func silentAddr(t *testing.T) string {
 // from a service that took the connection: the panel's error says either
 // may be, where it said the service took the connection.
 func TestBrowserCrossOriginNoAnswerToConnect(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	page := newSecondOrigin(t)
 	service := "http://" + startUnansweringUpstream(t)
 	ctx := newBrowser(t)

@@ -112,6 +112,7 @@ func warnedOnce(t *testing.T, logs, kind, sub string, n int) {
 // warnings per connection, at the rate a client chose. They are debug
 // lines but the first of each kind.
 func TestClientHTTP2MistakeWarnsOnce(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	cfg := config.Default()
 	cfg.Server.H2C = true
 	var logs lockedBuffer

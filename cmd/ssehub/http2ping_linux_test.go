@@ -27,7 +27,9 @@ import (
 // client here goes on reading, so TCP stays healthy: only its silence
 // tells it gone.
 func TestHTTP2ClientThatVanishedIsDropped(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	eachHTTP2Mode(t, func(t *testing.T, _ string, cfg config.Config, roots *x509.CertPool) {
+		t.Parallel()
 		cfg.Stream.HeartbeatInterval = time.Second
 		cfg.Stream.WriteTimeout = time.Second
 		closed := make(chan string, 100)
@@ -104,7 +106,9 @@ func vanishedHTTP2(t *testing.T, base string, tlsConfig *tls.Config, topic strin
 // stream.write_timeout for the answer), and its stream still gets the
 // next event.
 func TestHTTP2ClientThatAnswersPingsKeepsItsStream(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	eachHTTP2Mode(t, func(t *testing.T, name string, cfg config.Config, roots *x509.CertPool) {
+		t.Parallel()
 		cfg.Stream.HeartbeatInterval = time.Second
 		cfg.Stream.WriteTimeout = time.Second
 		base, _ := startMain(t, cfg, stallableConns(t, nil))
@@ -150,6 +154,7 @@ func TestHTTP2ClientThatAnswersPingsKeepsItsStream(t *testing.T) {
 // client's doing, not the server's, it is a debug line but the first,
 // of kind http2_ping_timeout, as the other lines clients cause.
 func TestHTTP2ClientThatVanishedWarnsOnce(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	cfg := hubTestConfig()
 	cfg.Server.H2C = true
 	cfg.Stream.HeartbeatInterval = time.Second

@@ -34,7 +34,9 @@ import (
 // stream, its slot and its connection were held until the client read
 // again.
 func TestHTTP2ClientThatStopsReadingIsDropped(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	eachHTTP2Mode(t, func(t *testing.T, _ string, cfg config.Config, roots *x509.CertPool) {
+		t.Parallel()
 		cfg.Server.ShutdownTimeout = time.Second
 		cfg.Stream.WriteTimeout = time.Second
 		closed := make(chan string, 100)
@@ -286,7 +288,9 @@ func writeGet(t *testing.T, fr *http2.Framer, id uint32, scheme, path string) {
 // (HTTP2Config.WriteByteTimeout) is for a connection that takes no byte,
 // not for a stream that may send none.
 func TestHTTP2StreamNotReadKeepsItsConnection(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	eachHTTP2Mode(t, func(t *testing.T, _ string, cfg config.Config, roots *x509.CertPool) {
+		t.Parallel()
 		cfg.Stream.WriteTimeout = time.Second
 		streamNotRead(t, cfg, roots)
 	})

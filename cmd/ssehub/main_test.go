@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,6 +40,18 @@ func TestMain(m *testing.M) {
 	for _, sig := range []os.Signal{syscall.SIGHUP, os.Interrupt} {
 		if signal.Ignored(sig) {
 			signal.Notify(make(chan os.Signal, 1), sig)
+		}
+	}
+	// The tests that call t.Parallel wait on timers (heartbeats, write,
+	// read and shutdown timeouts), not on the CPU: -parallel's default,
+	// GOMAXPROCS, ran two at a time on a runner of two cores. Given on
+	// the command line, -parallel is kept.
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		if err := flag.Set("test.parallel", "8"); err != nil {
+			panic(err)
 		}
 	}
 	code := 0

@@ -437,6 +437,7 @@ func requireFirstLineWhileOpen(t *testing.T, p *nginxProxy) {
 }
 
 func TestNginxKeepsAnIdleSubscriptionOpen(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	cfg := config.Default()
 	cfg.Stream.HeartbeatInterval = time.Second
 	cfg.Auth.PublishTokens = []string{"publish-token"}
@@ -1063,6 +1064,7 @@ func startHungUpstream(t *testing.T) string {
 // recipe's former 1h, both waited an hour, and an EventSource showed
 // nothing all that time.
 func TestNginxGivesUpOnAHungSsehub(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	requireNginx(t)
 	n := runNginx(t, startHungUpstream(t))
 	for _, r := range []struct {
@@ -1105,6 +1107,7 @@ func TestNginxGivesUpOnAHungSsehub(t *testing.T) {
 // once nginx gives up on the first (proxy_read_timeout; nginx passes a GET
 // on to the next server after a timeout).
 func TestNginxPassesASubscriptionOnFromAHungReplica(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	requireNginx(t)
 	cfg := config.Default()
 	cfg.Stream.HeartbeatInterval = time.Second
@@ -1512,6 +1515,7 @@ func startUnansweringUpstream(t *testing.T) string {
 // first). At nginx's default, 60s, every EventSource sent there waited a
 // minute, showing nothing.
 func TestNginxGivesUpOnAnUnansweredConnect(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	requireNginx(t)
 	n := runNginx(t, startUnansweringUpstream(t))
 	resp := subscribeWithin(t, n.url, 8*time.Second, "a subscription through nginx to an ssehub that answers no connect")

@@ -94,6 +94,7 @@ func readAnswer(t *testing.T, r *bufio.Reader) (resp *http.Response, jsonError s
 }
 
 func TestHeldBodyIsCutByReadTimeout(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	const readTimeout = time.Second
 	url, _ := startMain(t, readTimeoutConfig(readTimeout))
 	tests := []struct {
@@ -163,6 +164,7 @@ func TestDeclaredBodyOverTheCapIsRefusedAtOnce(t *testing.T) {
 }
 
 func TestStreamsOutliveReadTimeout(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	const readTimeout = time.Second
 	url, _ := startMain(t, readTimeoutConfig(readTimeout))
 	client := &http.Client{Timeout: 10 * readTimeout}

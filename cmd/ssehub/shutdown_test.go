@@ -27,7 +27,7 @@ func TestShutdownWithBlockedStreamEndsCleanly(t *testing.T) {
 	cfg.Server.ShutdownTimeout = 500 * time.Millisecond
 	cfg.Stream.WriteTimeout = time.Minute
 	var logs lockedBuffer
-	url, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	url, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)), smallSendBuffers)
 
 	blockStream(t, url, "blocked")
 
@@ -83,7 +83,7 @@ func TestShutdownWaitsForTheAccessLines(t *testing.T) {
 		Handler: slog.NewTextHandler(&logs, nil), path: "/api/v1/events",
 		returned: returned, written: written,
 	})
-	url, stop := startMainReturning(t, cfg, log)
+	url, stop := startMainReturning(t, cfg, log, smallSendBuffers)
 
 	blockStream(t, url, "blocked")
 	start := time.Now()
@@ -158,6 +158,22 @@ func recordHas(r slog.Record, key, value string) bool {
 	return found
 }
 
+// smallSendBuffers is a hook for startMainReturning that gives each
+// connection the server accepts over plain TCP a send buffer of 4 KiB: a few events
+// fill it, where the kernel's default, tuned up to a few MiB, took 18 MB
+// of publishes (seconds of the CPU under the race detector) for
+// blockStream.
+func smallSendBuffers(m *Main) {
+	m.connState = func(c net.Conn, state http.ConnState) {
+		if state != http.StateNew {
+			return
+		}
+		if tcp, ok := c.(*net.TCPConn); ok {
+			_ = tcp.SetWriteBuffer(4096)
+		}
+	}
+}
+
 // blockStream subscribes to topic over a connection that then reads
 // nothing, and publishes to it until the stream is blocked writing.
 func blockStream(t *testing.T, url, topic string) {
@@ -197,11 +213,11 @@ func blockStream(t *testing.T, url, topic string) {
 		}
 	}
 
-	// 18 MB is more than the client's 4 KiB receive buffer and the
-	// server's send buffer (at most a few MiB) can hold: the stream's
-	// write blocks long before the last publish is answered.
+	// 1.2 MB is far more than the client's 4 KiB receive buffer and the
+	// server's send buffer (smallSendBuffers) hold: the stream's write
+	// blocks long before the last publish is answered.
 	data := strings.Repeat("b", 60000)
-	for i := range 300 {
+	for i := range 20 {
 		if status, answer := publishOverHTTP(t, url, hubTestToken, topic, data); status != http.StatusCreated {
 			t.Fatalf("publish %d: %d %s", i, status, answer)
 		}

@@ -439,6 +439,7 @@ func TestTLSHTTP2ProbeWarnsOnce(t *testing.T) {
 // request's headers, however long server.read_timeout is: net/http
 // bounds a handshake by the shortest of its timeouts.
 func TestTLSSilentClientCutAtHeaderBound(t *testing.T) {
+	t.Parallel() // its own server; it waits on timers, not the CPU
 	cfg := tlsTestConfig(testpki.New(t))
 	cfg.Server.ReadTimeout = time.Hour
 	var logs lockedBuffer

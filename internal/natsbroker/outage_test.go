@@ -363,11 +363,19 @@ func TestStreamReplacedWhileInstancesPublish(t *testing.T) {
 	a, b := newInstance(t, opts), newInstance(t, opts)
 	ps := startPublishers(t, a, b)
 	ps.waitAcked(t, 20)
+	// Ready alone does not tell that an instance took the new stream: one
+	// that has not learnt of the deletion yet (its publisher waiting for
+	// an event the deleted stream's consumer never delivers) is ready on
+	// the old one's history, and took the new one later than the check.
+	oldA, oldB := a.broker.cur.Load(), b.broker.cur.Load()
 	deleteStream(t, ns, DefaultStream)
 	_, refused := ps.counts()
 	waitFor(t, "publishes answered 503", func() bool { _, r := ps.counts(); return r >= refused+5 })
 	createStream(t, ns, opts)
-	waitFor(t, "both to take the new stream", func() bool { return a.broker.Ready() == nil && b.broker.Ready() == nil })
+	waitFor(t, "both to take the new stream", func() bool {
+		return a.broker.cur.Load() != oldA && b.broker.cur.Load() != oldB &&
+			a.broker.Ready() == nil && b.broker.Ready() == nil
+	})
 	ps.waitAcked(t, 20)
 	ps.end()
 	acked := ps.acked
