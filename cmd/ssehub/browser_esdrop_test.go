@@ -30,38 +30,18 @@ func TestBrowserEventSourcePanelResumesAfterADrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var (
-		first   sync.Once
 		mu      sync.Mutex
-		lastIDs []string // the Last-Event-ID of each GET stream
+		lastIDs []string // the Last-Event-ID of each resume
 	)
-	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/stream" {
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	page := droppingPage(t, target, "id: 0\ndata: Streamed line 0\n\nid: 1\ndata: Streamed line 1\n\n",
+		func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
+			mu.Unlock()
 			proxy.ServeHTTP(w, r)
-			return
-		}
-		mu.Lock()
-		lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
-		mu.Unlock()
-		stand := false
-		first.Do(func() { stand = true })
-		if !stand {
-			proxy.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, "retry: 50\n\nid: 0\ndata: Streamed line 0\n\nid: 1\ndata: Streamed line 1\n\n")
-		w.(http.Flusher).Flush()
-		// A drop: the connection goes without the chunked body's end.
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		conn.Close()
-	}))
-	t.Cleanup(page.Close)
+		})
 	ctx := newBrowser(t) // the drop is a network error in the console: no failOnPageErrors
 	runPage(t, ctx, page.URL+"/",
 		chromedp.Click(chromedp.CSS("#es-start")),
@@ -82,8 +62,8 @@ func TestBrowserEventSourcePanelResumesAfterADrop(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if want := []string{"", "1"}; !slices.Equal(lastIDs, want) {
-		t.Errorf("Last-Event-ID of each GET stream %q, want %q", lastIDs, want)
+	if want := []string{"1"}; !slices.Equal(lastIDs, want) {
+		t.Errorf("Last-Event-ID of each resume %q, want %q", lastIDs, want)
 	}
 }
 
@@ -98,32 +78,11 @@ func TestBrowserEventSourcePanelNamesTheStatusOfARefusedResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var first sync.Once
-	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/stream" {
-			proxy.ServeHTTP(w, r)
-			return
-		}
-		stand := false
-		first.Do(func() { stand = true })
-		if !stand {
-			w.Header().Set("Content-Type", "text/html")
-			w.WriteHeader(http.StatusBadGateway)
-			fmt.Fprint(w, "<html><body><h1>502 Bad Gateway</h1></body></html>\n")
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, "retry: 50\n\nid: 0\ndata: Streamed line 0\n\n")
-		w.(http.Flusher).Flush()
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		conn.Close()
-	}))
-	t.Cleanup(page.Close)
+	page := droppingPage(t, target, "id: 0\ndata: Streamed line 0\n\n", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprint(w, "<html><body><h1>502 Bad Gateway</h1></body></html>\n")
+	})
 	ctx := newBrowser(t)
 	runPage(t, ctx, page.URL+"/",
 		chromedp.Click(chromedp.CSS("#es-start")),
@@ -150,26 +109,7 @@ func TestBrowserEventSourcePanelSaysAResumeAfterTheLastLineIsOver(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	// Every first connect (no Last-Event-ID) gets the cut stream, so a
-	// connect whose bytes a loaded machine lost to the close is made again
-	// the same way; the resume goes to ssehub.
-	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/stream" || r.Header.Get("Last-Event-ID") != "" {
-			proxy.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, "retry: 50\n\nid: 0\ndata: Streamed line 0\n\nid: 1\ndata: Streamed line 1\n\n")
-		w.(http.Flusher).Flush()
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		conn.Close()
-	}))
-	t.Cleanup(page.Close)
+	page := droppingPage(t, target, "id: 0\ndata: Streamed line 0\n\nid: 1\ndata: Streamed line 1\n\n", nil)
 	ctx := newBrowser(t)
 	runPage(t, ctx, page.URL+"/",
 		chromedp.Click(chromedp.CSS("#es-start")),
@@ -183,4 +123,39 @@ func TestBrowserEventSourcePanelSaysAResumeAfterTheLastLineIsOver(t *testing.T) 
 	if lines := mustRun(t, ctx, textsOf("#es-log li")); !slices.Equal(lines, []string{"Streamed line 0", "Streamed line 1"}) {
 		t.Errorf("lines %q, want both", lines)
 	}
+}
+
+// droppingPage serves the demo page and its files from target through a
+// proxy, answers every first GET stream (no Last-Event-ID) with
+// "retry: 50" and cut, then drops the connection without the body's end,
+// and hands each resume to resume (nil: ssehub, through the proxy). Every
+// first connect is cut, not only the first one: a connect whose bytes a
+// loaded machine lost to the drop is made again the same way.
+func droppingPage(t *testing.T, target *url.URL, cut string, resume http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	if resume == nil {
+		resume = proxy.ServeHTTP
+	}
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != "/stream":
+			proxy.ServeHTTP(w, r)
+			return
+		case r.Header.Get("Last-Event-ID") != "":
+			resume(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "retry: 50\n\n"+cut)
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close()
+	}))
+	t.Cleanup(page.Close)
+	return page
 }
