@@ -1451,3 +1451,56 @@ func TestHubDeepPatternsTakeLittleMemory(t *testing.T) {
 		t.Errorf("a stream of %d patterns of 255 bytes, with its client, takes %d bytes, want less than 256 KiB", perStream, per)
 	}
 }
+
+// publishingBroker runs publish right after its first resuming
+// subscription is made: what a busy hub publishes between a stream's
+// subscribing and its first read of the replay.
+type publishingBroker struct {
+	testBroker
+	publish func()
+	done    atomic.Bool
+}
+
+func (b *publishingBroker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
+	sub, err := b.testBroker.Subscribe(patterns, lastEventID)
+	if err == nil && lastEventID != "" && !b.done.Swap(true) {
+		b.publish()
+	}
+	return sub, err
+}
+
+// A resume whose replay holds only events of other topics, while live
+// events of its topic are queued behind it, the history lets go of the
+// first of them and then one more overflows the queue: the client missed
+// an event and is told so (`event: reset`), then gets live events. The
+// replay passed over the queued events the history had let go of, and the
+// client got the newest one after a gap, told nothing.
+func TestHubResumeTellsOfQueuedEventsTheHistoryLetGoOf(t *testing.T) {
+	skipOnNATS(t, "the NATS broker reads such a resume from its stream")
+	opts, tb := hubOptions(t, stream.MemoryOptions{HistorySize: 4, SubscriberBuffer: 2, FirstID: 1})
+	pub := func(topic string) {
+		if _, _, err := tb.Publish(stream.Publication{Topic: topic, Data: "{}"}); err != nil {
+			t.Error(err)
+		}
+	}
+	opts.Hub.Broker = &publishingBroker{testBroker: tb, publish: func() {
+		pub("a") // queued, then let go of by the history
+		pub("a") // queued
+		for range 3 {
+			pub("b")
+		}
+		pub("a") // overflows the queue
+	}}
+	ts := newTestServer(t, opts)
+	from := ts.publish(t, "a", `{"data": "first"}`)
+	ts.publish(t, "b", `{"data": "the replay"}`)
+	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": from})
+	first := next(t, p)
+	if first.Type != "reset" || !strings.Contains(first.Data, "older than the retained history") {
+		t.Fatalf("first event %+v, want a reset: events of the topic were let go of", first)
+	}
+	live := ts.publish(t, "a", `{"data": "live"}`)
+	if got := next(t, p); got.ID != live {
+		t.Fatalf("after the reset: %+v, want live id %s", got, live)
+	}
+}

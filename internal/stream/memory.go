@@ -272,8 +272,15 @@ func (b *Memory) send(s *memorySubscription, msg *Message) uint64 {
 	if s.push(msg, b.bufSize) {
 		return 1
 	}
+	replaying := s.replayNext < s.replayEnd
+	if replaying && len(s.queue) > 0 && s.queue[0].ID < b.hist.oldest {
+		// The history evicted queued events (oldest first, so the first
+		// one): let go of for the replay to read on, they would be lost.
+		// loseFromReplay did not see them, above the replay's end then.
+		s.lost = true
+	}
 	switch {
-	case s.replayNext < s.replayEnd && (!s.lost || !s.handedOut):
+	case replaying && (!s.lost || !s.handedOut):
 		// Its replay is still being read: the queue, which is to follow
 		// it, is let go of, and the replay reads on to msg, which the
 		// history holds, as it does the rest. A subscriber that takes its

@@ -704,3 +704,51 @@ func TestResubscribeSpillingSpillsFromTheStart(t *testing.T) {
 		s.Close()
 	}
 }
+
+// A resume whose unread replay holds only events of other topics, while
+// live events it matches fill its queue and the history evicts the
+// oldest of them, then overflows its queue: the queue is let go of for
+// the replay to read on, but the history no longer holds the queued
+// events it evicted. The replay passed over them, as over ids it does not
+// match, and the subscriber got the newest event after a gap, with no
+// error and so no reset on its reconnect. It is ended instead, as one
+// whose replay lost an event it matches: overtaken when it was handed
+// out nothing yet, else dropped.
+func TestAResumeDoesNotPassOverQueuedEventsTheHistoryEvicted(t *testing.T) {
+	for _, handedOut := range []bool{false, true} {
+		t.Run(fmt.Sprintf("handedOut=%v", handedOut), func(t *testing.T) {
+			b := newTestMemory(t, MemoryOptions{HistorySize: 4, SubscriberBuffer: 2})
+			from := mustPublish(t, b, "a", "", "first")
+			var want []uint64
+			if handedOut {
+				want = append(want, mustPublish(t, b, "a", "", "replayed").ID)
+			}
+			mustPublish(t, b, "b", "", "other") // the rest of the replay
+			s := mustSubscribe(t, b, from.IDString(), "a")
+			var got []*Message
+			var done bool
+			if handedOut {
+				if got, done = s.Replay(nil, 1); done || !slices.Equal(ids(got), want) {
+					t.Fatalf("first piece %v, done %v; want %v, not done", ids(got), done, want)
+				}
+			}
+			mustPublish(t, b, "a", "", "queued, then evicted")
+			mustPublish(t, b, "a", "", "queued")
+			for range 3 { // evict the replay's "b" and the first queued "a"
+				mustPublish(t, b, "b", "", "flood")
+			}
+			mustPublish(t, b, "a", "", "overflows the queue")
+			for !done {
+				got, done = s.Replay(got, 1)
+			}
+			got, _ = s.Take(got, 0)
+			wantErr := ErrResumeOvertaken
+			if handedOut {
+				wantErr = ErrSlowConsumer
+			}
+			if err := s.Err(); !errors.Is(err, wantErr) || !slices.Equal(ids(got), want) {
+				t.Errorf("got %v, Err() = %v; want %v, %v", ids(got), err, want, wantErr)
+			}
+		})
+	}
+}

@@ -63,8 +63,10 @@ type memorySubscription struct {
 	// counted in Memory.replays.
 	replaying bool
 	// lost is set when the history evicted an event of the unread
-	// replay that matches: the replay cannot go on without a gap. Ids
-	// evicted that match none of the patterns are passed over.
+	// replay that matches, or a queued one before the queue was let go
+	// of for the replay to read on (send): the replay cannot go on
+	// without a gap. Ids evicted that match none of the patterns are
+	// passed over.
 	lost bool
 }
 
