@@ -361,7 +361,9 @@ func (l *live) run() {
 // it was temporarily unavailable, and the instance, ready again and
 // storing, delivered nothing for the rest of a back-off grown up to 10 s
 // (TestConsumerAskedForSoonOnceItsStreamIsFound,
-// TestConsumerAskedForSoonOnceJetStreamStoresAgain).
+// TestConsumerAskedForSoonOnceJetStreamStoresAgain). One refused for
+// another reason (refusedForItself) is not: the stream's answers say
+// nothing of it.
 func (l *live) remake(ctx context.Context) {
 	l.mu.Lock()
 	old, oldMade := l.cons, l.current.Load() // set together (start)
@@ -406,16 +408,30 @@ func (l *live) remake(ctx context.Context) {
 			// publish answers 503.
 			l.b.renew(l.h)
 		}
-		if !l.backOff(ctx, &limit, &wait) {
+		if !l.backOff(ctx, &limit, &wait, !refusedForItself(err)) {
 			return
 		}
 	}
 }
 
+// refusedForItself reports whether err is JetStream's refusal of a
+// consumer for a reason a stream that answers does not end: an API error
+// other than the stream not found or JetStream temporarily unavailable
+// (the stream's or the account's cap on consumers taken, say). That the
+// stream answers says nothing of it.
+func refusedForItself(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && !errors.Is(err, jetstream.ErrStreamNotFound) && !unavailable(err)
+}
+
 // backOff is remake's pause before it asks again, of *wait (then doubled,
 // up to 10 s), or cut short by a reset (then *limit and *wait start
-// over), or cut to askEvery by streamAnswers; false once ctx ends.
-func (l *live) backOff(ctx context.Context, limit, wait *time.Duration) bool {
+// over), or, when heed, cut to askEvery by streamAnswers; false once ctx
+// ends. A refusal for a reason of the consumer's own (refusedForItself)
+// does not heed streamAnswers: each publish stored cut every pause, and
+// the instance asked again twice a second for as long as JetStream
+// refused (TestConsumerRefusedForItsCapBacksOffThoughPublishesAreStored).
+func (l *live) backOff(ctx context.Context, limit, wait *time.Duration, heed bool) bool {
 	t, until := time.NewTimer(*wait), time.Now().Add(*wait)
 	defer t.Stop()
 	for {
@@ -426,6 +442,9 @@ func (l *live) backOff(ctx context.Context, limit, wait *time.Duration) bool {
 			*limit, *wait = createWait, askEvery
 			return true
 		case <-l.answers:
+			if !heed {
+				continue
+			}
 			*wait = askEvery
 			if time.Until(until) > askEvery {
 				t.Reset(askEvery)
