@@ -415,13 +415,15 @@ func (l *live) remake(ctx context.Context) {
 }
 
 // refusedForItself reports whether err is JetStream's refusal of a
-// consumer for a reason a stream that answers does not end: an API error
-// other than the stream not found or JetStream temporarily unavailable
-// (the stream's or the account's cap on consumers taken, say). That the
-// stream answers says nothing of it.
+// consumer for what it asks, which a stream that answers does not end:
+// an API error of a 4xx status (the stream's or the account's cap on
+// consumers taken, say), but the stream not found. That the stream
+// answers says nothing of it. A 5xx status is the server's state
+// (temporarily unavailable, JetStream not enabled, still recovering),
+// which a stream that answers may have left.
 func refusedForItself(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && !errors.Is(err, jetstream.ErrStreamNotFound) && !unavailable(err)
+	return errors.As(err, &apiErr) && apiErr.Code >= 400 && apiErr.Code < 500 && !errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // backOff is remake's pause before it asks again, of *wait (then doubled,
