@@ -382,10 +382,14 @@ func (l *live) remake(ctx context.Context) {
 	default:
 	}
 	limit, wait := createWait, askEvery
+	warned := false // of a refusal for itself, once in a remake
 	for {
 		cons, err := l.create(ctx, limit)
 		if err == nil {
 			if err = l.start(cons); err == nil {
+				if warned {
+					l.b.opts.Logger.Info("nats consumer made: subscribers get events again", "stream", l.b.opts.Stream)
+				}
 				// The stream of h's name may be another by now, created
 				// again while the consumer was not there to be told (one
 				// of memory storage, after a NATS restart): its first
@@ -396,6 +400,12 @@ func (l *live) remake(ctx context.Context) {
 			}
 		}
 		l.b.opts.Logger.Debug("nats consumer not made again", "err", err)
+		if !warned && ctx.Err() == nil && refusedForItself(err) {
+			// Not a passing state of NATS: the operator's to end.
+			warned = true
+			l.b.opts.Logger.Warn("nats consumer refused: this instance's subscribers get no event until it is made; asking again, less and less often (every 10 s at most)",
+				"stream", l.b.opts.Stream, "err", err)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return

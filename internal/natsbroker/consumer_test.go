@@ -3,6 +3,7 @@ package natsbroker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // The consumer deleted, and the request that makes it again swallowed on
@@ -590,13 +592,16 @@ func TestIdleInstancesConsumerAskedForSoonOnceTheStreamAnswers(t *testing.T) {
 // Each stored publish cut the back-off to askEvery: the instance asked
 // JetStream to make the consumer (and to delete the refused one) twice a
 // second for as long as the refusal lasted, each instance of a cluster
-// alike.
+// alike. Its subscribers get nothing meanwhile, which a warning says,
+// once: it was a debug line for each creation refused.
 func TestConsumerRefusedForItsCapBacksOffThoughPublishesAreStored(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	// A publish waits that long for its event, which the instance has no
 	// consumer to bring, before its 201: the publishes go on all along.
 	opts.PublishTimeout = 200 * time.Millisecond
+	var logs testlog.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	a := newInstance(t, opts)
 	receives(t, a.subscribe(t, "topic=t", ""), []string{a.publish(t, "t", "before")})
 
@@ -680,5 +685,10 @@ func TestConsumerRefusedForItsCapBacksOffThoughPublishesAreStored(t *testing.T) 
 	// second when each publish stored cut it.
 	if n := creates(); n > 6 {
 		t.Fatalf("%d creations asked for in %v while JetStream refused them for its cap, want 6 at most", n, span)
+	}
+	// The instance's subscribers get nothing meanwhile: the log says so,
+	// once, at warn, not a debug line for each creation refused.
+	if n := logs.Count(`level=WARN msg="nats consumer refused`); n != 1 || logs.Count("maximum consumers limit reached") != 1 {
+		t.Errorf("%d warnings that the consumer was refused, want 1 naming the refusal; log:\n%s", n, logs.String())
 	}
 }
