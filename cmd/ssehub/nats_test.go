@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -335,5 +336,137 @@ func TestStopWhileTheBrokerFailsStillReportsIt(t *testing.T) {
 	stop()
 	if err := m.Run(ctx); err == nil || !strings.Contains(err.Error(), "hub broker") {
 		t.Errorf("Run returned %v, want the broker's failure", err)
+	}
+}
+
+// A publish whose NATS server stopped answering (hung, or cut off without
+// a word) holds its connection until server.shutdown_timeout passes,
+// which closes it; its answer then reaches no one, and waits only for
+// the broker. Run closes the broker then, so that the publish ends, its
+// access line before "stopped". It waited closedStreamsGrace for the
+// publish's handler in vain, said "stopped", and the line came after it,
+// from the broker's deferred close (or was lost with the exit).
+func TestShutdownEndsAPublishWaitingOnAHungNATS(t *testing.T) {
+	ns := startNATSServer(t)
+	p := startHangingProxy(t, ns.Addr().String())
+	cfg := config.Default()
+	cfg.Auth.PublishTokens = []string{"tok"}
+	cfg.Server.ShutdownTimeout = 500 * time.Millisecond
+	var logs lockedBuffer
+	url, stop := startMainReturning(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)), func(m *Main) {
+		m.nats = &natsbroker.Options{URLs: []string{p.url()}, ReconnectWait: 20 * time.Millisecond, PublishTimeout: time.Minute}
+	})
+	if status, answer := publishOverHTTP(t, url, "tok", "a", "before"); status != http.StatusCreated {
+		t.Fatalf("publish: %d %s", status, answer)
+	}
+
+	sent := p.hang()
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		req, _ := http.NewRequest("POST", url+"/api/v1/topics/a/events", strings.NewReader(`{"data": "held"}`))
+		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-sent: // the publish is on its way to NATS, which holds it
+	case <-time.After(10 * time.Second):
+		t.Fatal("the publish did not reach NATS")
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run returned %v", err)
+	}
+	<-answered
+	out := logs.tail(1 << 20)
+	published := strings.Index(out, `path=/api/v1/topics/a/events status=503`)
+	stopped := strings.Index(out, `msg=stopped`)
+	if published < 0 || stopped < 0 || published > stopped {
+		t.Errorf("the held publish's access line is not logged before \"stopped\"; log:\n%s", out)
+	}
+}
+
+// hangingProxy passes TCP connections on to a server until hang, after
+// which it passes nothing on in either direction, as a NATS server that
+// hung, or a network that dropped every packet, without closing anything.
+type hangingProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	hung  chan struct{} // closed by hang
+	sent  chan struct{} // closed once a client published to topic a after hang
+	noted sync.Once
+}
+
+// startHangingProxy proxies to addr until the test ends.
+func startHangingProxy(t *testing.T, addr string) *hangingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &hangingProxy{ln: ln, hung: make(chan struct{}), sent: make(chan struct{})}
+	var pipes sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		pipes.Wait()
+	})
+	pipes.Go(func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", addr)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, client, server)
+			p.mu.Unlock()
+			pipes.Go(func() { p.pipe(server, client, true) })
+			pipes.Go(func() { p.pipe(client, server, false) })
+		}
+	})
+	return p
+}
+
+func (p *hangingProxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+// hang stops passing bytes on; the channel is closed once a client
+// publishes to the subject of topic a after it.
+func (p *hangingProxy) hang() <-chan struct{} {
+	close(p.hung)
+	return p.sent
+}
+
+// pipe copies src to dst until hang, then reads src and drops it until
+// the proxy closes.
+func (p *hangingProxy) pipe(dst, src net.Conn, fromClient bool) {
+	b := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(b)
+		if err != nil {
+			return
+		}
+		select {
+		case <-p.hung:
+			if fromClient && bytes.Contains(b[:n], []byte("PUB "+natsbroker.DefaultSubjectPrefix+".a ")) {
+				p.noted.Do(func() { close(p.sent) })
+			}
+			continue
+		default:
+		}
+		if _, err := dst.Write(b[:n]); err != nil {
+			return
+		}
 	}
 }

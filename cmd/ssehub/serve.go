@@ -194,9 +194,10 @@ func (m *Main) Run(ctx context.Context) error {
 		srv.ConnContext = handler.ConnContext
 	}
 	// Shutdown ends the streams at once. The broker stays open until the
-	// requests under way have their answers (its deferred Close): closed
-	// here, a NATS publish whose acknowledgement was on its way was
-	// answered 503 though stored, and its retry stored it twice.
+	// requests under way have their answers, or their connections were
+	// closed (Run closes it then): closed here, a NATS publish whose
+	// acknowledgement was on its way was answered 503 though stored, and
+	// its retry stored it twice.
 	srv.RegisterOnShutdown(h.Close)
 
 	if m.listening != nil {
@@ -232,6 +233,7 @@ func (m *Main) Run(ctx context.Context) error {
 		gctx, cancelGrace := context.WithTimeout(context.Background(), closedStreamsGrace)
 		defer cancelGrace()
 		_ = h.Wait(gctx) // the error says why Run ends; this only bounds the wait
+		broker.Close()   // as below: no request under way has a connection
 		_ = running.wait(gctx)
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
@@ -257,6 +259,13 @@ func (m *Main) Run(ctx context.Context) error {
 			err = werr
 		}
 	}
+	// Every request still under way has lost its connection (Shutdown
+	// closed it when its time was up): its answer reaches no one, and
+	// what it may still wait for is the broker, a publish whose NATS
+	// server stopped answering for its acknowledgement. Closed now, the
+	// broker ends that wait, rather than Run waiting closedStreamsGrace
+	// for the request in vain and logging its line after "stopped".
+	broker.Close()
 	// A Gin stream's access line is written after its end, once its
 	// handler returns. Shutdown waits for that on the connections it
 	// does not close; on those it closed, and so that the exit does not

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -387,5 +388,56 @@ func TestShutdownCutOfAPublishBodyIsNotTheClients(t *testing.T) {
 		if !strings.Contains(line, "status=503") {
 			t.Errorf("h2 %v: the access line of a publish the shutdown cut: %q, want status 503; log:\n%s", h2, line, logs.tail(1<<20))
 		}
+	}
+}
+
+// TestShutdownEndsEachStreamWithASpreadRetry stops the server while a
+// ticker and a hub stream are open, over HTTP/1.1 and HTTP/2 (TLS and
+// h2c), in either transport: the server's own shutdown (its GOAWAY on
+// HTTP/2 included) lets each stream end cleanly with its last retry
+// field, stream.retry to twice that, which the handler's tests check of
+// Close alone.
+func TestShutdownEndsEachStreamWithASpreadRetry(t *testing.T) {
+	pki := testpki.New(t)
+	for _, c := range []struct {
+		name       string
+		tls, h2c   bool
+		protocol   func(*http.Protocols, bool)
+		protoMajor int
+	}{
+		{"HTTP/1.1", false, false, (*http.Protocols).SetHTTP1, 1},
+		{"HTTP/2 over TLS", true, false, (*http.Protocols).SetHTTP2, 2},
+		{"h2c", false, true, (*http.Protocols).SetUnencryptedHTTP2, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := hubTestConfig()
+			if c.tls {
+				cfg = tlsTestConfig(pki)
+			}
+			cfg.Server.H2C = c.h2c
+			cfg.Stream.Retry = 2 * time.Second
+			base, stop := startMain(t, cfg)
+			client := testClient(t, pki.Roots, c.protocol)
+			var bodies []io.Reader
+			for _, path := range []string{"/stream?count=5&interval=1m", "/api/v1/events?topic=a"} {
+				body := bufio.NewReader(getStream(t, client, base, path, c.protoMajor).Body)
+				if _, err := body.Peek(1); err != nil { // the stream has begun
+					t.Fatal(err)
+				}
+				bodies = append(bodies, body)
+			}
+			stop()
+			for _, body := range bodies {
+				b, err := io.ReadAll(body)
+				if err != nil {
+					t.Fatalf("stream after the shutdown: %v (read %q), want its clean end", err, b)
+				}
+				frames := strings.Split(strings.TrimSuffix(string(b), "\n\n"), "\n\n")
+				ms, err := strconv.Atoi(strings.TrimPrefix(frames[len(frames)-1], "retry: "))
+				if err != nil || ms < 2000 || ms > 4000 {
+					t.Errorf("stream %q: want its last field retry: 2000 to 4000", b)
+				}
+			}
+		})
 	}
 }

@@ -361,7 +361,9 @@ func (l *live) run() {
 // it was temporarily unavailable, and the instance, ready again and
 // storing, delivered nothing for the rest of a back-off grown up to 10 s
 // (TestConsumerAskedForSoonOnceItsStreamIsFound,
-// TestConsumerAskedForSoonOnceJetStreamStoresAgain).
+// TestConsumerAskedForSoonOnceJetStreamStoresAgain). One refused for
+// another reason (refusedForItself) is not: the stream's answers say
+// nothing of it.
 func (l *live) remake(ctx context.Context) {
 	l.mu.Lock()
 	old, oldMade := l.cons, l.current.Load() // set together (start)
@@ -380,10 +382,14 @@ func (l *live) remake(ctx context.Context) {
 	default:
 	}
 	limit, wait := createWait, askEvery
+	warned := false // of a refusal for itself, once in a remake
 	for {
 		cons, err := l.create(ctx, limit)
 		if err == nil {
 			if err = l.start(cons); err == nil {
+				if warned {
+					l.b.opts.Logger.Info("nats consumer made: subscribers get events again", "stream", l.b.opts.Stream)
+				}
 				// The stream of h's name may be another by now, created
 				// again while the consumer was not there to be told (one
 				// of memory storage, after a NATS restart): its first
@@ -394,6 +400,12 @@ func (l *live) remake(ctx context.Context) {
 			}
 		}
 		l.b.opts.Logger.Debug("nats consumer not made again", "err", err)
+		if !warned && ctx.Err() == nil && refusedForItself(err) {
+			// Not a passing state of NATS: the operator's to end.
+			warned = true
+			l.b.opts.Logger.Warn("nats consumer refused: this instance's subscribers get no event until it is made; asking again, less and less often (every 10 s at most)",
+				"stream", l.b.opts.Stream, "err", err)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -406,16 +418,32 @@ func (l *live) remake(ctx context.Context) {
 			// publish answers 503.
 			l.b.renew(l.h)
 		}
-		if !l.backOff(ctx, &limit, &wait) {
+		if !l.backOff(ctx, &limit, &wait, !refusedForItself(err)) {
 			return
 		}
 	}
 }
 
+// refusedForItself reports whether err is JetStream's refusal of a
+// consumer for what it asks, which a stream that answers does not end:
+// an API error of a 4xx status (the stream's or the account's cap on
+// consumers taken, say), but the stream not found. That the stream
+// answers says nothing of it. A 5xx status is the server's state
+// (temporarily unavailable, JetStream not enabled, still recovering),
+// which a stream that answers may have left.
+func refusedForItself(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code >= 400 && apiErr.Code < 500 && !errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
 // backOff is remake's pause before it asks again, of *wait (then doubled,
 // up to 10 s), or cut short by a reset (then *limit and *wait start
-// over), or cut to askEvery by streamAnswers; false once ctx ends.
-func (l *live) backOff(ctx context.Context, limit, wait *time.Duration) bool {
+// over), or, when heed, cut to askEvery by streamAnswers; false once ctx
+// ends. A refusal for a reason of the consumer's own (refusedForItself)
+// does not heed streamAnswers: each publish stored cut every pause, and
+// the instance asked again twice a second for as long as JetStream
+// refused (TestConsumerRefusedForItsCapBacksOffThoughPublishesAreStored).
+func (l *live) backOff(ctx context.Context, limit, wait *time.Duration, heed bool) bool {
 	t, until := time.NewTimer(*wait), time.Now().Add(*wait)
 	defer t.Stop()
 	for {
@@ -426,6 +454,9 @@ func (l *live) backOff(ctx context.Context, limit, wait *time.Duration) bool {
 			*limit, *wait = createWait, askEvery
 			return true
 		case <-l.answers:
+			if !heed {
+				continue
+			}
 			*wait = askEvery
 			if time.Until(until) > askEvery {
 				t.Reset(askEvery)

@@ -3,11 +3,17 @@ package natsbroker
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // The consumer deleted, and the request that makes it again swallowed on
@@ -576,5 +582,113 @@ func TestIdleInstancesConsumerAskedForSoonOnceTheStreamAnswers(t *testing.T) {
 	}
 	if took := time.Since(back); took > 4*askEvery {
 		t.Fatalf("the event came %v after JetStream answered again, want within %v", took, 4*askEvery)
+	}
+}
+
+// A consumer that JetStream refuses for a reason of its own (here the
+// stream's cap on consumers, taken by another client's) while the stream
+// stores every publish: the stored publishes say nothing of that refusal,
+// and the instance asks again less and less often, as for any refusal.
+// Each stored publish cut the back-off to askEvery: the instance asked
+// JetStream to make the consumer (and to delete the refused one) twice a
+// second for as long as the refusal lasted, each instance of a cluster
+// alike. Its subscribers get nothing meanwhile, which a warning says,
+// once: it was a debug line for each creation refused.
+func TestConsumerRefusedForItsCapBacksOffThoughPublishesAreStored(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	// A publish waits that long for its event, which the instance has no
+	// consumer to bring, before its 201: the publishes go on all along.
+	opts.PublishTimeout = 200 * time.Millisecond
+	var logs testlog.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	a := newInstance(t, opts)
+	receives(t, a.subscribe(t, "topic=t", ""), []string{a.publish(t, "t", "before")})
+
+	js := ns.operator(t)
+	if _, err := js.CreateConsumer(t.Context(), DefaultStream, jetstream.ConsumerConfig{Durable: "other", AckPolicy: jetstream.AckNonePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxConsumers = 2 // the instance's and the other's
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	// The creations asked for, by name: one asked again under its name
+	// (askAgain, a request left unanswered on a busy machine) counts once.
+	var mu sync.Mutex
+	names := map[string]bool{}
+	creates := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(names)
+	}
+	sub, err := js.Conn().Subscribe("$JS.API.CONSUMER.CREATE."+DefaultStream+".>", func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		names[m.Subject] = true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := js.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The instance's consumer deleted and its place taken: each of its
+	// creations from now on is refused.
+	cfg.MaxConsumers = 1
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	for name := range st.ConsumerNames(t.Context()).Name() {
+		if name != "other" {
+			if err := js.DeleteConsumer(t.Context(), DefaultStream, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, "a creation asked for", func() bool { return creates() > 0 })
+	// Publishes of several clients at once, each stored.
+	const span = 8 * time.Second
+	var stored atomic.Int32
+	var publishers sync.WaitGroup
+	end := time.Now().Add(span)
+	for range 8 {
+		publishers.Go(func() {
+			for time.Now().Before(end) {
+				req, _ := http.NewRequestWithContext(t.Context(), "POST", a.URL+"/api/v1/topics/t/events", strings.NewReader(`{"data": "stored"}`))
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := a.Client().Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusCreated {
+					stored.Add(1)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+	publishers.Wait()
+	if stored.Load() < 20 {
+		t.Fatalf("%d publishes stored in %v, want 20 at least", stored.Load(), span)
+	}
+	// Asked at 0, 0.5, 1.5, 3.5 and 7.5 s with the back-off; twice a
+	// second when each publish stored cut it.
+	if n := creates(); n > 6 {
+		t.Fatalf("%d creations asked for in %v while JetStream refused them for its cap, want 6 at most", n, span)
+	}
+	// The instance's subscribers get nothing meanwhile: the log says so,
+	// once, at warn, not a debug line for each creation refused.
+	if n := logs.Count(`level=WARN msg="nats consumer refused`); n != 1 || logs.Count("maximum consumers limit reached") != 1 {
+		t.Errorf("%d warnings that the consumer was refused, want 1 naming the refusal; log:\n%s", n, logs.String())
 	}
 }
