@@ -93,6 +93,7 @@ type group struct {
 	subs    []*memorySubscription
 	topic   *topicEntry // the entry embedding this group; nil for wildcards
 	multi   int         // how many of subs have more than one pattern
+	replays int         // how many of subs have an unfinished replay (replaying)
 }
 
 // topicEntry is an active topic: it has retained events or exact
@@ -238,17 +239,24 @@ func (b *Memory) forget(evicted []evictedEntry) {
 // loseFromReplays marks the subscriptions whose patterns match e's topic
 // and whose unread replay holds e's id as having lost it. Those whose
 // patterns match none of what the history evicts before they read it lose
-// nothing: their replay goes on past the evicted ids. The caller holds
-// b.mu and is not iterating b.matched.
+// nothing: their replay goes on past the evicted ids. It goes through the
+// groups of e's topic that hold an unfinished replay, and no other, so
+// that a resume reading slowly does not make a publish that evicts an
+// event of another topic go through that topic's subscribers. The caller
+// holds b.mu and is not iterating b.matched.
 func (b *Memory) loseFromReplays(e evictedEntry) {
 	t := e.topic
-	for _, s := range t.subs {
-		s.loseFromReplay(e.id)
+	if t.replays > 0 {
+		for _, s := range t.subs {
+			s.loseFromReplay(e.id)
+		}
 	}
 	b.matched = b.wildIdx.match(t.pattern, b.matched[:0])
 	for i, g := range b.matched {
-		for _, s := range g.subs {
-			s.loseFromReplay(e.id)
+		if g.replays > 0 {
+			for _, s := range g.subs {
+				s.loseFromReplay(e.id)
+			}
 		}
 		b.matched[i] = nil
 	}
@@ -504,6 +512,9 @@ func (b *Memory) link(s *memorySubscription) {
 		g.subs = append(g.subs, s)
 		if len(s.patterns) > 1 {
 			g.multi++
+		}
+		if s.replaying {
+			g.replays++
 		}
 		s.slots = append(s.slots, slot{g: g, i: len(g.subs) - 1})
 	}

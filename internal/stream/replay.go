@@ -109,12 +109,16 @@ func (s *memorySubscription) replayScan(dst []*Message, bytes, maxBytes int) ([]
 	return dst, bytes, false
 }
 
-// replayOver takes s out of the count of unfinished replays, if it is in
-// it: its replay is done, or it has ended. The caller holds b.mu.
+// replayOver takes s out of the counts of unfinished replays, the
+// broker's and its groups', if it is in them: its replay is done, or it
+// has ended (before it is unlinked). The caller holds b.mu.
 func (b *Memory) replayOver(s *memorySubscription) {
 	if s.replaying {
 		s.replaying = false
 		b.replays--
+		for _, sl := range s.slots {
+			sl.g.replays--
+		}
 	}
 }
 

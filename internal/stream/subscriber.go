@@ -60,7 +60,8 @@ type memorySubscription struct {
 	// Replay reads it, not a fixed id.
 	whole bool
 	// replaying marks an open subscription whose replay is unfinished,
-	// counted in Memory.replays.
+	// counted in Memory.replays and in the replays of each of its
+	// groups.
 	replaying bool
 	// lost is set when the history evicted an event of the unread
 	// replay that matches: the replay cannot go on without a gap. Ids
