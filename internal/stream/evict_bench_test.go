@@ -109,8 +109,8 @@ func BenchmarkPublishEvicting(b *testing.B) {
 // subscribers: with no replay unfinished (noreplay), with
 // evictBenchReplays (replay-other) or 500 (replay-other-500) unfinished
 // replays of a third topic, which the evicted events do not match, and
-// with evictBenchReplays unfinished replays of the crowd's topic
-// (replay-crowd). The broker is made again, the timer stopped, before the
+// with evictBenchReplays (replay-crowd) or 500 (replay-crowd-500)
+// unfinished replays of the crowd's topic. The broker is made again, the timer stopped, before the
 // history holds no event of the crowd's topic.
 func BenchmarkPublishEvictingOthers(b *testing.B) {
 	const size = 8192
@@ -125,6 +125,7 @@ func BenchmarkPublishEvictingOthers(b *testing.B) {
 		{"replay-other", evictBenchReplays, "c"},
 		{"replay-other-500", 500, "c"},
 		{"replay-crowd", evictBenchReplays, "a"},
+		{"replay-crowd-500", 500, "a"},
 	} {
 		b.Run(rp.name, func(b *testing.B) {
 			e := newEvictBench(b, size, crowd, "a", rp.pattern, rp.replays)

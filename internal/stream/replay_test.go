@@ -652,7 +652,7 @@ func TestAResumeEndsOnlyForAMatchingEventItLost(t *testing.T) {
 		}
 		s.Close()
 		b.mu.Lock()
-		replays := b.replays
+		replays := len(b.replaying)
 		b.mu.Unlock()
 		if replays != 0 {
 			t.Fatalf("seed %d: %d unfinished replays counted once all are closed", seed, replays)
@@ -664,10 +664,12 @@ func TestAResumeEndsOnlyForAMatchingEventItLost(t *testing.T) {
 // among a crowd of subscribers of random size and patterns, while the
 // history evicts events of topics that some, all or none of them match:
 // an evicted event is looked for only in the groups that hold an
-// unfinished replay, yet a resume ends only when the history evicted an
-// event it matches before it read it, and otherwise hands out every
-// matching event once, in order. Each group counts the unfinished replays
-// among its subscriptions.
+// unfinished replay, through their subscriptions or through the list of
+// unfinished replays, whichever are fewer, yet a resume ends only when
+// the history evicted an event it matches before it read it, and
+// otherwise hands out every matching event once, in order. Each group
+// counts the unfinished replays among its subscriptions, and the broker
+// lists them.
 func TestResumesAmongACrowdLoseOnlyEventsTheyMatch(t *testing.T) {
 	patterns := []string{"a.x", "a.y", "b.x", "c", "a.*", "*.x", "b.>", ">"}
 	topics := []string{"a.x", "a.y", "b.x", "b.y", "c", "d"}
@@ -761,7 +763,7 @@ func TestResumesAmongACrowdLoseOnlyEventsTheyMatch(t *testing.T) {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		b.mu.Lock()
-		n := b.replays
+		n := len(b.replaying)
 		b.mu.Unlock()
 		if n != 0 {
 			t.Fatalf("seed %d: %d unfinished replays counted once all are closed", seed, n)
@@ -780,9 +782,9 @@ func countedReplays(b *Memory) error {
 	check := func(g *group) error {
 		n := 0
 		for _, s := range g.subs {
-			if s.replaying {
-				if s.closed || s.replayNext >= s.replayEnd {
-					return fmt.Errorf("%s: a replaying subscription, closed %v, range [%d, %d)", g.pattern, s.closed, s.replayNext, s.replayEnd)
+			if s.replayAt != 0 {
+				if s.closed || s.replayNext >= s.replayEnd || b.replaying[s.replayAt-1] != s {
+					return fmt.Errorf("%s: a replaying subscription, closed %v, range [%d, %d), at %d of the list", g.pattern, s.closed, s.replayNext, s.replayEnd, s.replayAt)
 				}
 				replaying[s] = true
 				n++
@@ -805,8 +807,8 @@ func countedReplays(b *Memory) error {
 			return err
 		}
 	}
-	if len(replaying) != b.replays {
-		return fmt.Errorf("the broker counts %d unfinished replays, its groups hold %d", b.replays, len(replaying))
+	if len(replaying) != len(b.replaying) {
+		return fmt.Errorf("the broker lists %d unfinished replays, its groups hold %d", len(b.replaying), len(replaying))
 	}
 	return nil
 }
