@@ -1,9 +1,11 @@
 package stream
 
 import (
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // evictBenchSubs is how many subscribers the eviction benchmarks hold, and
@@ -44,6 +46,30 @@ func newEvictBench(b *testing.B, size int, topic func(int) string, pattern, repl
 	return e
 }
 
+// cpuClock adds up the CPU time of the benchmark's thread over the
+// stretches it runs, for a cpu-ns/op metric: a loaded machine stretches
+// the time on the clock, not that. The benchmark locks its goroutine to
+// its thread.
+type cpuClock struct {
+	start, total time.Duration
+	ok           bool
+}
+
+func (c *cpuClock) run() { c.start, c.ok = threadCPU() }
+
+func (c *cpuClock) stop() {
+	if now, ok := threadCPU(); ok && c.ok {
+		c.total += now - c.start
+	}
+}
+
+// report reports cpu-ns/op where the thread's CPU time can be read.
+func (c *cpuClock) report(b *testing.B) {
+	if c.ok {
+		b.ReportMetric(float64(c.total.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
+
 // drain takes what every subscriber has queued.
 func (e *evictBench) drain(buf []*Message) []*Message {
 	for _, s := range e.subs {
@@ -59,7 +85,8 @@ func (e *evictBench) drain(buf []*Message) []*Message {
 // of another one (replay-other). exact: the subscribers and the events are
 // on one topic; wildcard: the subscribers take b.* and the events go to
 // b.0 to b.99. The subscribers' queues are emptied, the timer stopped,
-// every 64 publishes; none is dropped.
+// every 64 publishes; none is dropped. cpu-ns/op is the publishing
+// thread's CPU time (Linux only).
 func BenchmarkPublishEvicting(b *testing.B) {
 	const size = 1024
 	data := strings.Repeat("x", 100)
@@ -84,18 +111,28 @@ func BenchmarkPublishEvicting(b *testing.B) {
 				e := newEvictBench(b, size, shape.topic, shape.pattern, rp.pattern, replays)
 				defer e.m.Close()
 				var buf []*Message
+				var cpu cpuClock
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
+					if i == 0 { // after the first call: b.Loop resets then
+						cpu.run()
+					}
 					if _, _, err := e.m.Publish(Publication{Topic: shape.topic(i), Data: data}); err != nil {
 						b.Fatal(err)
 					}
 					if i++; i%64 == 0 {
 						b.StopTimer()
+						cpu.stop()
 						buf = e.drain(buf)
+						cpu.run()
 						b.StartTimer()
 					}
 				}
+				cpu.stop()
+				cpu.report(b)
 				if d := e.m.Stats().Dropped; d != 0 {
 					b.Fatalf("%d subscribers dropped", d)
 				}
@@ -111,7 +148,8 @@ func BenchmarkPublishEvicting(b *testing.B) {
 // replays of a third topic, which the evicted events do not match, and
 // with evictBenchReplays (replay-crowd) or 500 (replay-crowd-500)
 // unfinished replays of the crowd's topic. The broker is made again, the timer stopped, before the
-// history holds no event of the crowd's topic.
+// history holds no event of the crowd's topic. cpu-ns/op is the
+// publishing thread's CPU time (Linux only).
 func BenchmarkPublishEvictingOthers(b *testing.B) {
 	const size = 8192
 	data := strings.Repeat("x", 100)
@@ -129,19 +167,29 @@ func BenchmarkPublishEvictingOthers(b *testing.B) {
 	} {
 		b.Run(rp.name, func(b *testing.B) {
 			e := newEvictBench(b, size, crowd, "a", rp.pattern, rp.replays)
+			var cpu cpuClock
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
+				if i == 0 { // after the first call: b.Loop resets then
+					cpu.run()
+				}
 				if _, _, err := e.m.Publish(Publication{Topic: "z", Data: data}); err != nil {
 					b.Fatal(err)
 				}
 				if i++; i%size == 0 {
 					b.StopTimer()
+					cpu.stop()
 					e.m.Close()
 					e = newEvictBench(b, size, crowd, "a", rp.pattern, rp.replays)
+					cpu.run()
 					b.StartTimer()
 				}
 			}
+			cpu.stop()
+			cpu.report(b)
 			e.m.Close()
 		})
 	}
