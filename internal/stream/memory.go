@@ -69,10 +69,11 @@ type Memory struct {
 	matched    []*group               // scratch for Publish and Topics: wildIdx.match's
 	dropped    []*memorySubscription  // scratch for Publish, reused
 	markSeq    uint64                 // scratch for Topics
-	// replays counts the open subscriptions whose replay is unfinished
-	// (memorySubscription.replaying): while there are none, what the
-	// history evicts needs no look at the subscriptions (forget).
-	replays int
+	// replaying holds the open subscriptions whose replay is unfinished
+	// (memorySubscription.replayAt), in no order: while there are none,
+	// what the history evicts needs no look at the subscriptions
+	// (forget).
+	replaying []*memorySubscription
 
 	// topicsPaused, when set (by tests), is called between TopicsPage's
 	// pieces, with the lock let go.
@@ -93,6 +94,7 @@ type group struct {
 	subs    []*memorySubscription
 	topic   *topicEntry // the entry embedding this group; nil for wildcards
 	multi   int         // how many of subs have more than one pattern
+	replays int         // how many of subs have an unfinished replay (replayAt)
 }
 
 // topicEntry is an active topic: it has retained events or exact
@@ -226,7 +228,7 @@ func (b *Memory) fanOut(msg *Message, t *topicEntry) {
 // lost it (memorySubscription.lost). The caller holds b.mu.
 func (b *Memory) forget(evicted []evictedEntry) {
 	for _, e := range evicted {
-		if b.replays > 0 {
+		if len(b.replaying) > 0 {
 			b.loseFromReplays(e)
 		}
 		e.topic.retained--
@@ -238,20 +240,37 @@ func (b *Memory) forget(evicted []evictedEntry) {
 // loseFromReplays marks the subscriptions whose patterns match e's topic
 // and whose unread replay holds e's id as having lost it. Those whose
 // patterns match none of what the history evicts before they read it lose
-// nothing: their replay goes on past the evicted ids. The caller holds
-// b.mu and is not iterating b.matched.
+// nothing: their replay goes on past the evicted ids. It looks only at
+// the groups of e's topic that hold an unfinished replay, and goes through
+// their subscriptions or through the unfinished replays, whichever are
+// fewer: a resume reading slowly does not make each publish that evicts
+// an event of a crowd's topic go through the crowd. The caller holds b.mu
+// and is not iterating b.matched.
 func (b *Memory) loseFromReplays(e evictedEntry) {
 	t := e.topic
-	for _, s := range t.subs {
-		s.loseFromReplay(e.id)
-	}
-	b.matched = b.wildIdx.match(t.pattern, b.matched[:0])
-	for i, g := range b.matched {
-		for _, s := range g.subs {
-			s.loseFromReplay(e.id)
+	b.matched = b.wildIdx.match(t.pattern, append(b.matched[:0], &t.group))
+	groups, subs := b.matched[:0], 0
+	for _, g := range b.matched {
+		if g.replays > 0 {
+			groups = append(groups, g)
+			subs += len(g.subs)
 		}
-		b.matched[i] = nil
 	}
+	clear(b.matched[len(groups):])
+	if len(b.replaying) < subs {
+		for _, s := range b.replaying {
+			if s.holds(e.id) && s.inGroup(groups) {
+				s.lost = true
+			}
+		}
+	} else {
+		for _, g := range groups {
+			for _, s := range g.subs {
+				s.loseFromReplay(e.id)
+			}
+		}
+	}
+	clear(groups)
 }
 
 // keptDroppedCap is the largest capacity of the dropped scratch slice
@@ -404,8 +423,8 @@ func (b *Memory) subscribe(old *memorySubscription, patterns []string, lastEvent
 			s.queuedFrom = b.hist.next
 			s.whole = reason != ""
 			if s.replayNext < s.replayEnd {
-				s.replaying = true
-				b.replays++
+				b.replaying = append(b.replaying, s)
+				s.replayAt = len(b.replaying)
 			}
 		}
 	}
@@ -511,6 +530,9 @@ func (b *Memory) link(s *memorySubscription) {
 		g.subs = append(g.subs, s)
 		if len(s.patterns) > 1 {
 			g.multi++
+		}
+		if s.replayAt != 0 {
+			g.replays++
 		}
 		s.slots = append(s.slots, slot{g: g, i: len(g.subs) - 1})
 	}

@@ -109,12 +109,30 @@ func (s *memorySubscription) replayScan(dst []*Message, bytes, maxBytes int) ([]
 	return dst, bytes, false
 }
 
-// replayOver takes s out of the count of unfinished replays, if it is in
-// it: its replay is done, or it has ended. The caller holds b.mu.
+// replayOver takes s out of the unfinished replays, the broker's list and
+// its groups' counts, if it is in them: its replay is done, or it has
+// ended (before it is unlinked). The list is made again once it holds a
+// quarter of its capacity or less, as a group's is (keptGroupCap): a
+// crowd of resumes would otherwise hold its memory for the broker's life.
+// The caller holds b.mu.
 func (b *Memory) replayOver(s *memorySubscription) {
-	if s.replaying {
-		s.replaying = false
-		b.replays--
+	if s.replayAt == 0 {
+		return
+	}
+	for _, sl := range s.slots {
+		sl.g.replays--
+	}
+	i, last := s.replayAt-1, len(b.replaying)-1
+	if i != last {
+		moved := b.replaying[last]
+		b.replaying[i] = moved
+		moved.replayAt = i + 1
+	}
+	b.replaying[last] = nil
+	b.replaying = b.replaying[:last]
+	s.replayAt = 0
+	if cap(b.replaying) > keptGroupCap && last <= cap(b.replaying)/4 {
+		b.replaying = slices.Clone(b.replaying)
 	}
 }
 

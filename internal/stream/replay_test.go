@@ -652,12 +652,165 @@ func TestAResumeEndsOnlyForAMatchingEventItLost(t *testing.T) {
 		}
 		s.Close()
 		b.mu.Lock()
-		replays := b.replays
+		replays := len(b.replaying)
 		b.mu.Unlock()
 		if replays != 0 {
 			t.Fatalf("seed %d: %d unfinished replays counted once all are closed", seed, replays)
 		}
 	}
+}
+
+// Resumes of several patterns each read their replays at random paces
+// among a crowd of subscribers of random size and patterns, while the
+// history evicts events of topics that some, all or none of them match:
+// an evicted event is looked for only in the groups that hold an
+// unfinished replay, through their subscriptions or through the list of
+// unfinished replays, whichever are fewer, yet a resume ends only when
+// the history evicted an event it matches before it read it, and
+// otherwise hands out every matching event once, in order. Each group
+// counts the unfinished replays among its subscriptions, and the broker
+// lists them.
+func TestResumesAmongACrowdLoseOnlyEventsTheyMatch(t *testing.T) {
+	patterns := []string{"a.x", "a.y", "b.x", "c", "a.*", "*.x", "b.>", ">"}
+	topics := []string{"a.x", "a.y", "b.x", "b.y", "c", "d"}
+	for seed := range uint64(300) {
+		r := rand.New(rand.NewPCG(seed, 3))
+		size := 8 + r.IntN(24)
+		b := newTestMemory(t, MemoryOptions{HistorySize: size, SubscriberBuffer: 1 + r.IntN(4)})
+		var crowd []Subscription
+		for range r.IntN(40) {
+			crowd = append(crowd, mustSubscribe(t, b, "", patterns[r.IntN(len(patterns)-1)]))
+		}
+		var all []*Message
+		var buf []*Message
+		publish := func() {
+			all = append(all, mustPublish(t, b, topics[r.IntN(len(topics))], "", "d"))
+			for _, c := range crowd {
+				buf, _ = c.Take(buf[:0], 0)
+			}
+		}
+		for range 40 {
+			publish()
+		}
+		type resume struct {
+			s    Subscription
+			pats []string
+			from uint64
+			got  []*Message
+			done bool
+		}
+		resumes := make([]*resume, 1+r.IntN(6))
+		for i := range resumes {
+			var pats []string
+			for range 1 + r.IntN(3) {
+				pats = append(pats, patterns[r.IntN(len(patterns))])
+			}
+			from := all[len(all)-1-r.IntN(size)].ID // retained
+			resumes[i] = &resume{s: mustSubscribe(t, b, strconv.FormatUint(from, 10), pats...), pats: pats, from: from}
+			if reset := resumes[i].s.Reset(); reset != "" {
+				t.Fatalf("seed %d: resume from %d reset: %s", seed, from, reset)
+			}
+		}
+		// finish checks rs once its replay is done or it has ended.
+		finish := func(rs *resume) {
+			rs.got, _ = rs.s.Take(rs.got, 0)
+			var want []uint64
+			for _, m := range all {
+				if m.ID > rs.from && slices.ContainsFunc(rs.pats, func(p string) bool { return Match(p, m.Topic) }) {
+					want = append(want, m.ID)
+				}
+			}
+			if err := rs.s.Err(); err != nil {
+				if len(rs.got) >= len(want) || !slices.Equal(ids(rs.got), want[:len(rs.got)]) {
+					t.Fatalf("seed %d %v: ended with %v after %v, want a prefix of %v", seed, rs.pats, err, ids(rs.got), want)
+				}
+				if b.Retained(want[len(rs.got)]) != nil {
+					t.Fatalf("seed %d %v: ended with %v after %v though the next of %v is retained", seed, rs.pats, err, ids(rs.got), want)
+				}
+			} else if !slices.Equal(ids(rs.got), want) {
+				t.Fatalf("seed %d %v: got %v\nwant %v", seed, rs.pats, ids(rs.got), want)
+			}
+			rs.s.Close()
+			rs.done = true
+		}
+		for steps := 0; ; steps++ {
+			open := 0
+			for _, rs := range resumes {
+				if rs.done {
+					continue
+				}
+				var done bool
+				if rs.got, done = rs.s.Replay(rs.got, r.IntN(60)+1); done {
+					finish(rs)
+					continue
+				}
+				open++
+			}
+			if open == 0 {
+				break
+			}
+			if steps > 10000 {
+				t.Fatalf("seed %d: Replay is never done", seed)
+			}
+			for range r.IntN(24) {
+				publish()
+			}
+			if err := countedReplays(b); err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+		}
+		if err := countedReplays(b); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		b.mu.Lock()
+		n := len(b.replaying)
+		b.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("seed %d: %d unfinished replays counted once all are closed", seed, n)
+		}
+		b.Close()
+	}
+}
+
+// countedReplays checks that b and each of its groups count the
+// unfinished replays among their subscriptions, and that each of those
+// is open with its replay unfinished.
+func countedReplays(b *Memory) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	replaying := map[*memorySubscription]bool{}
+	check := func(g *group) error {
+		n := 0
+		for _, s := range g.subs {
+			if s.replayAt != 0 {
+				if s.closed || s.replayNext >= s.replayEnd || b.replaying[s.replayAt-1] != s {
+					return fmt.Errorf("%s: a replaying subscription, closed %v, range [%d, %d), at %d of the list", g.pattern, s.closed, s.replayNext, s.replayEnd, s.replayAt)
+				}
+				replaying[s] = true
+				n++
+			} else if !s.closed && s.replayNext < s.replayEnd {
+				return fmt.Errorf("%s: an open subscription with its replay unfinished, not counted", g.pattern)
+			}
+		}
+		if n != g.replays {
+			return fmt.Errorf("%s counts %d unfinished replays, holds %d", g.pattern, g.replays, n)
+		}
+		return nil
+	}
+	for _, t := range b.topics {
+		if err := check(&t.group); err != nil {
+			return err
+		}
+	}
+	for _, g := range b.wild {
+		if err := check(g); err != nil {
+			return err
+		}
+	}
+	if len(replaying) != len(b.replaying) {
+		return fmt.Errorf("the broker lists %d unfinished replays, its groups hold %d", len(b.replaying), len(replaying))
+	}
+	return nil
 }
 
 // LastSent is the id of the newest event a subscription was sent and

@@ -1,6 +1,9 @@
 package stream
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+)
 
 // keptQueueCap is the largest queue capacity a subscription keeps once Take
 // has emptied it: at most 512 bytes, whatever MemoryOptions.SubscriberBuffer
@@ -44,6 +47,10 @@ type memorySubscription struct {
 	// spilled is the id of the newest event let go of while spill is
 	// set (Memory.Spill).
 	spilled uint64
+	// replayAt is, while it is open with its replay unfinished, its
+	// place in Memory.replaying plus one, and it is counted in the
+	// replays of each of its groups; 0 otherwise.
+	replayAt int
 
 	// The flags, together: apart, each would take a word of its own.
 	closed bool // ended; ready is closed
@@ -59,9 +66,6 @@ type memorySubscription struct {
 	// before a restart: its start is the oldest retained event when
 	// Replay reads it, not a fixed id.
 	whole bool
-	// replaying marks an open subscription whose replay is unfinished,
-	// counted in Memory.replays.
-	replaying bool
 	// lost is set when the history evicted an event of the unread
 	// replay that matches, or a queued one before the queue was let go
 	// of for the replay to read on (send): the replay cannot go on
@@ -210,9 +214,26 @@ func (s *memorySubscription) Close() {
 // it matches that the history evicts, if it had yet to read it. The
 // caller holds broker.mu.
 func (s *memorySubscription) loseFromReplay(id uint64) {
-	if s.replayNext <= id && id < s.replayEnd {
+	if s.holds(id) {
 		s.lost = true
 	}
+}
+
+// holds reports whether id is in the unread rest of the replay. The
+// caller holds broker.mu.
+func (s *memorySubscription) holds(id uint64) bool {
+	return s.replayNext <= id && id < s.replayEnd
+}
+
+// inGroup reports whether s is in one of groups. The caller holds
+// broker.mu.
+func (s *memorySubscription) inGroup(groups []*group) bool {
+	for _, sl := range s.slots {
+		if slices.Contains(groups, sl.g) {
+			return true
+		}
+	}
+	return false
 }
 
 // matches reports whether topic matches one of the subscription's patterns.
