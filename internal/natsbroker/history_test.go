@@ -984,3 +984,33 @@ func TestStreamCreatedAgainPastSequenceOneLosesNothing(t *testing.T) {
 		t.Errorf("%d warnings of events lost, want none:\n%s", n, logs.String())
 	}
 }
+
+// A resume with an id of the stream deleted, on an instance that took the
+// one created again with its sequences past 1 (an operator's first_seq):
+// every event of the new stream is after that id, and the resume gets
+// them all with no reset. The id was taken as sequence 0, below the new
+// stream's first sequence, and the client was reset as if events had been
+// let go of.
+func TestResumeFromTheDeletedStreamOnOneCreatedPastSequenceOne(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	old := a.publish(t, "t", "old")
+	prev := a.broker.cur.Load()
+
+	deleteStream(t, ns, DefaultStream)
+	o := opts
+	o.setDefaults()
+	cfg := streamConfig(&o)
+	cfg.FirstSeq = 1000
+	createStreamAgain(t, ns, cfg)
+	waitFor(t, "the new history", func() bool {
+		return a.broker.cur.Load() != prev && a.broker.Ready() == nil
+	})
+	var fresh []string
+	for i := range 2 {
+		fresh = append(fresh, publishUntilAccepted(t, a, "t", fmt.Sprint("new ", i)))
+	}
+	receives(t, a.subscribe(t, "topic=t", old), fresh)
+}

@@ -156,11 +156,8 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 		return s, nil
 	}
 	seq, ok := h.ids.seq(id)
-	if !ok && h.prevFrom != 0 && id >= h.prevFrom {
-		// The history before h: every event of h's stream is after it.
-		seq, ok = 0, true
-	}
-	if !ok {
+	previous := !ok && h.prevFrom != 0 && id >= h.prevFrom
+	if !ok && !previous {
 		s.reset = fmt.Sprintf("last event id %d is from another history of this hub; events may have been missed", id)
 		return s, nil
 	}
@@ -171,6 +168,14 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 		return nil, err
 	}
 	first, last := info.State.FirstSeq, info.State.LastSeq
+	if previous {
+		// The history before h: every event of h's stream is after it,
+		// from the stream's first sequence on, which is past 1 when it
+		// was created with a first_seq (the sequence before it, not 0:
+		// that was taken for an id older than the history, and reset).
+		// One that no longer holds it let events go: a reset.
+		seq = max(info.Config.FirstSeq, 1) - 1
+	}
 	switch {
 	case seq > last:
 		s.reset = fmt.Sprintf("last event id %d is unknown: the newest event id is %d", id, h.ids.id(last))
