@@ -736,9 +736,11 @@ func TestStreamRestoredFromABackupIsAnotherHistory(t *testing.T) {
 	if ev := got.next(t); ev.ID != after || ev.Data != "after the restore" {
 		t.Fatalf("resumed from %s on the instance: %+v, want event %s", kept, ev, after)
 	}
-	if status, id, _ := a.post(t, "t", `{"data": "next"}`); status != http.StatusCreated || !idAbove(id, after) {
-		t.Fatalf("publish on the instance after the restore: %d, id %s, want 201 and an id above %s", status, id, after)
+	next, status := "", 0
+	if status, next, _ = a.post(t, "t", `{"data": "next"}`); status != http.StatusCreated || !idAbove(next, after) {
+		t.Fatalf("publish on the instance after the restore: %d, id %s, want 201 and an id above %s", status, next, after)
 	}
+	resumesFromTheLost(t, a, gone, kept, []string{after, next})
 }
 
 // The stream deleted and created again, and the instance's consumer made
@@ -946,6 +948,22 @@ func TestStreamRestoredAndPastItsLastDeliveredIsAnotherHistory(t *testing.T) {
 		t.Fatal("the subscription did not end after the restore")
 	}
 	receives(t, a.subscribe(t, "topic=t", kept), after)
+	resumesFromTheLost(t, a, gone, kept, after)
+}
+
+// resumesFromTheLost resumes on in from each of gone, ids of events the
+// restored stream lost, and fails the test unless each starts with a reset
+// at kept, the last event it kept, and then gets after, the events stored
+// since.
+func resumesFromTheLost(t *testing.T, in *instance, gone []string, kept string, after []string) {
+	t.Helper()
+	for _, lost := range gone {
+		r := in.subscribe(t, "topic=t", lost)
+		if ev := r.next(t); ev.Type != "reset" || ev.ID != kept {
+			t.Fatalf("resumed from %s, an event the restore lost: %+v, want a reset with id %s, the last one kept", lost, ev, kept)
+		}
+		receives(t, r, after)
+	}
 }
 
 // A stream created again whose sequences start past 1 (an operator's
@@ -1013,4 +1031,52 @@ func TestResumeFromTheDeletedStreamOnOneCreatedPastSequenceOne(t *testing.T) {
 		fresh = append(fresh, publishUntilAccepted(t, a, "t", fmt.Sprint("new ", i)))
 	}
 	receives(t, a.subscribe(t, "topic=t", old), fresh)
+}
+
+// A resume, on the instance that took the restored stream, with the id of
+// an event the restore lost, once new events were stored under the
+// sequences up to it: the client has seen events that no longer exist, and
+// not the new ones stored under their ids. It is told so with a reset
+// that carries the id of the last event the restore kept, and gets every
+// event stored after it. It resumed after its id, passing over the new
+// events stored under the lost ones' sequences without a word.
+func TestResumeFromAnEventTheRestoreLost(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	kept, backup, gone, c := backUpAndMoveOn(t, ns, a, 3)
+	prev := a.broker.cur.Load()
+
+	restore(t, ns, backup)
+	c.ended(t)
+	waitFor(t, "the restored stream taken", func() bool {
+		return a.broker.cur.Load() != prev && a.broker.Ready() == nil
+	})
+	var after []string
+	for i := range len(gone) + 1 {
+		after = append(after, publishUntilAccepted(t, a, "t", fmt.Sprint("after the restore ", i)))
+	}
+	if after[0] != gone[0] {
+		t.Fatalf("the restored stream stored at id %s, want %s (the sequence after the backup's last)", after[0], gone[0])
+	}
+	resumesFromTheLost(t, a, gone, kept, after)
+}
+
+// An id lost by two restores, the second keeping less than the first, is
+// resumed after the last event the second kept: the events it stored
+// under the sequences between were not seen either.
+func TestLostAtTakesTheLowestKept(t *testing.T) {
+	t.Parallel()
+	h := &history{lost: []lostRange{{after: 105, upTo: 110}, {after: 103, upTo: 112}}}
+	for _, c := range []struct {
+		id, after uint64
+		lost      bool
+	}{
+		{103, 0, false}, {104, 103, true}, {107, 103, true}, {111, 103, true}, {113, 0, false},
+	} {
+		if after, lost := h.lostAt(c.id); after != c.after || lost != c.lost {
+			t.Errorf("lostAt(%d) = %d, %v, want %d, %v", c.id, after, lost, c.after, c.lost)
+		}
+	}
 }
