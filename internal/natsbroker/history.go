@@ -35,8 +35,9 @@ type history struct {
 	created time.Time // the stream's, as read when the history began
 	ids     ids
 	// prevFrom is the id offset of the history before this one on this
-	// instance, or 0: ids from it up to this one's offset resume from
-	// this history's start (resume.go).
+	// instance (of another creation time: a restore is the same), or 0:
+	// ids from it up to this one's offset resume from this history's
+	// start (resume.go).
 	prevFrom uint64
 	// lost are the ids of events that the stream, restored from a backup
 	// or put back with its last writes lost, no longer holds, while it
@@ -312,7 +313,10 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	if h.ids == old.ids {
 		// The same creation time: the stream restored, or put back
 		// with its last writes lost. Its ids are old's, and those of
-		// the events it lost stand for others (lostRange).
+		// the events it lost stand for others (lostRange); the history
+		// before it is old's (with old's, ids of a stream deleted
+		// before were reset as another history's).
+		h.prevFrom = old.prevFrom
 		h.lost = old.lost
 		if kept := b.keptUpTo(ctx, st, old, delivered); kept < delivered {
 			h.lost = append(slices.Clip(h.lost), lostRange{after: h.ids.id(kept), upTo: h.ids.id(delivered)})

@@ -1080,3 +1080,28 @@ func TestLostAtTakesTheLowestKept(t *testing.T) {
 		}
 	}
 }
+
+// The stream deleted and created again, then restored from a backup of
+// the new one, while the instance ran: an id of the stream deleted still
+// resumes from the start of the new one, with no reset. The restore, a
+// history after the new one's, took the new one's place as the history
+// before it, and the id was reset as from another history of the hub.
+func TestResumeFromTheDeletedStreamAfterARestore(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	old := a.publish(t, "t", "old")
+	prev := a.broker.cur.Load()
+	recreateStream(t, ns, opts)
+	waitFor(t, "the new stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+	fresh := publishUntilAccepted(t, a, "t", "new")
+
+	backup := backUp(t, ns)
+	publishUntilAccepted(t, a, "t", "not in the backup")
+	prev = a.broker.cur.Load()
+	restore(t, ns, backup)
+	waitFor(t, "the restored stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+	next := publishUntilAccepted(t, a, "t", "after the restore")
+	receives(t, a.subscribe(t, "topic=t", old), []string{fresh, next})
+}
