@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -42,9 +41,8 @@ type history struct {
 	// lost are the ids of events that the stream, restored from a backup
 	// or put back with its last writes lost, no longer holds, while it
 	// keeps its creation time and so its ids: new events are stored
-	// under their sequences. Set by next, oldest first, before h is
-	// current; read only after.
-	lost  []lostRange
+	// under their sequences (lost.go).
+	lost  atomic.Pointer[[]lostRange]
 	mem   *stream.Memory // the local layer: fan-out and a cache of the tail
 	first uint64         // the id of mem's first event
 	live  *live          // the consumer that feeds mem
@@ -82,6 +80,7 @@ type stamp struct {
 func (b *Broker) newHistory(st jetstream.Stream, from uint64) *history {
 	info := st.CachedInfo()
 	h := &history{stream: st, created: info.Created, ids: newIDs(info.Created), ended: make(chan struct{})}
+	h.learnLost(h.sharedLost(info.Config.Metadata)...)
 	h.seen.advance(from - 1)
 	h.first = h.ids.id(from)
 	h.mem = stream.NewMemory(stream.MemoryOptions{
@@ -317,74 +316,19 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 		// before it is old's (with old's, ids of a stream deleted
 		// before were reset as another history's).
 		h.prevFrom = old.prevFrom
-		h.lost = old.lost
+		h.learnLost(old.lostRanges()...)
 		if kept := b.keptUpTo(ctx, st, old, delivered); kept < delivered {
-			h.lost = append(slices.Clip(h.lost), lostRange{after: h.ids.id(kept), upTo: h.ids.id(delivered)})
+			h.learnLost(lostRange{after: h.ids.id(kept), upTo: h.ids.id(delivered)})
 			b.opts.Logger.Warn("nats stream lost events this instance delivered: a resume from one of them is reset and replays the events stored since",
 				"stream", b.opts.Stream, "first_seq", kept+1, "last_seq", delivered)
 		}
+		b.shareLost(ctx, h)
 	}
 	if err := b.consume(ctx, h); err != nil {
 		h.mem.Close()
 		return nil, err
 	}
 	return h, nil
-}
-
-// lostRange is the ids of events that a stream lost (history.lost): those
-// above after up to upTo. The stream holds the events up to after still
-// (or let them go as its limits say), and may hold others under the
-// sequences above: a client whose last event id is in the range has seen
-// events that are gone, and may not have seen those stored in their place.
-type lostRange struct{ after, upTo uint64 }
-
-// lostAt returns the id of the last event h's stream kept before the one
-// of id, when id is of an event it lost (h.lost: the lowest of the ranges
-// that hold id, as a later restore may keep less); a resume from id
-// replays from there, with a reset. Safe for concurrent use.
-func (h *history) lostAt(id uint64) (after uint64, ok bool) {
-	for _, r := range h.lost {
-		if r.after < id && id <= r.upTo && (!ok || r.after < after) {
-			after, ok = r.after, true
-		}
-	}
-	return after, ok
-}
-
-// keptUpTo returns the last sequence, up to delivered, under which st,
-// the stream of old's name with old's creation time but not old's
-// (restored, or its last writes lost: next), holds the event that old's
-// consumer delivered, found by the time events were stored: those it kept
-// were stored by the time of the last old delivered, those it stored
-// since the restore after. A consumer from that time (its stream sequence
-// found by the server) tells the first one stored after. With nothing
-// delivered (no client got an id of old's), or the server not answering
-// (logged), it returns delivered: no event is taken as lost. The one case
-// it cannot tell: new events stored with earlier times than the last
-// delivered (the NATS server's clock set back).
-func (b *Broker) keptUpTo(ctx context.Context, st jetstream.Stream, old *history, delivered uint64) uint64 {
-	last := old.lastDelivered.Load()
-	if last == nil {
-		return delivered
-	}
-	from := last.at.Add(time.Nanosecond)
-	ctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
-	defer cancel()
-	cons, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
-		OptStartTime:      &from,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: b.opts.PublishTimeout,
-		MemoryStorage:     true,
-	})
-	if err != nil {
-		b.opts.Logger.Warn("nats stream restored: the events it lost could not be found; a resume from one of them may pass over events",
-			"stream", b.opts.Stream, "err", err)
-		return delivered
-	}
-	info := cons.CachedInfo()
-	_ = st.DeleteConsumer(ctx, info.Name)
-	return min(info.Delivered.Stream, delivered)
 }
 
 // firstSeq is the sequence of the first event a stream in state holds,

@@ -1068,7 +1068,8 @@ func TestResumeFromAnEventTheRestoreLost(t *testing.T) {
 // under the sequences between were not seen either.
 func TestLostAtTakesTheLowestKept(t *testing.T) {
 	t.Parallel()
-	h := &history{lost: []lostRange{{after: 105, upTo: 110}, {after: 103, upTo: 112}}}
+	h := &history{}
+	h.learnLost(lostRange{after: 105, upTo: 110}, lostRange{after: 103, upTo: 112})
 	for _, c := range []struct {
 		id, after uint64
 		lost      bool
@@ -1104,4 +1105,38 @@ func TestResumeFromTheDeletedStreamAfterARestore(t *testing.T) {
 	waitFor(t, "the restored stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
 	next := publishUntilAccepted(t, a, "t", "after the restore")
 	receives(t, a.subscribe(t, "topic=t", old), []string{fresh, next})
+}
+
+// As TestResumeFromAnEventTheRestoreLost, the resume on an instance that
+// started after the restore: the instance that took the restored stream
+// wrote the ids of the events it lost in the stream's metadata, and the
+// other one reads them there. It resumed after the id, passing over the
+// new events stored under the lost ones' sequences without a word.
+func TestResumeFromAnEventTheRestoreLostOnAnotherInstance(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	kept, backup, gone, c := backUpAndMoveOn(t, ns, a, 3)
+	prev := a.broker.cur.Load()
+
+	restore(t, ns, backup)
+	c.ended(t)
+	waitFor(t, "the restored stream taken", func() bool {
+		return a.broker.cur.Load() != prev && a.broker.Ready() == nil
+	})
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the lost ids in the stream's metadata", func() bool {
+		info, err := st.Info(t.Context())
+		return err == nil && info.Config.Metadata[lostKey] != ""
+	})
+	b := newInstance(t, opts)
+	var after []string
+	for i := range len(gone) + 1 {
+		after = append(after, publishUntilAccepted(t, b, "t", fmt.Sprint("after the restore ", i)))
+	}
+	resumesFromTheLost(t, b, gone, kept, after)
 }

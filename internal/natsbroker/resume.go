@@ -220,7 +220,8 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 	return s, nil
 }
 
-// info returns the state of h's stream. A stream of the same name that
+// info returns the state of h's stream, and has h learn the ranges of ids
+// it lost that another instance wrote in it (lost.go). A stream of the same name that
 // is not h's (deleted and created again, and h not yet renewed: NATS
 // finds streams by name) makes it renew h and return an error wrapping
 // stream.ErrUnavailable, as Publish does meanwhile.
@@ -240,6 +241,7 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 		b.renew(h)
 		return nil, b.unavailable("stream info", fmt.Errorf("stream %q created again at %s (last sequence %d): %w", b.opts.Stream, info.Created, info.State.LastSeq, ErrStreamDeleted))
 	}
+	h.learnLost(h.sharedLost(info.Config.Metadata)...) // another instance's (lost.go)
 	return info, nil
 }
 
