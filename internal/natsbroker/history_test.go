@@ -1140,3 +1140,30 @@ func TestResumeFromAnEventTheRestoreLostOnAnotherInstance(t *testing.T) {
 	}
 	resumesFromTheLost(t, b, gone, kept, after)
 }
+
+// A resume with an id of the stream deleted, on an instance that started
+// after the stream was created again: the instance that was running then
+// wrote the deleted stream's id offset in the new one's metadata, and the
+// resume gets every event of the new stream with no reset, as on that
+// instance. It was reset as from another history of the hub.
+func TestResumeFromTheDeletedStreamOnAnInstanceStartedSince(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	old := a.publish(t, "t", "old")
+	prev := a.broker.cur.Load()
+	recreateStream(t, ns, opts)
+	waitFor(t, "the new stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+	fresh := publishUntilAccepted(t, a, "t", "new")
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted stream's offset in the new one's metadata", func() bool {
+		info, err := st.Info(t.Context())
+		return err == nil && info.Config.Metadata[previousKey] != ""
+	})
+	b := newInstance(t, opts)
+	receives(t, b.subscribe(t, "topic=t", old), []string{fresh})
+}

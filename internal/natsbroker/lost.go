@@ -2,7 +2,6 @@ package natsbroker
 
 import (
 	"context"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,19 +20,17 @@ import (
 // delivered such events finds them when it takes the restored stream
 // (next): the last sequence the stream kept (keptUpTo) and the last it had
 // delivered bound a lostRange. It remembers the range in its history, and
-// writes it in the stream's metadata (shareLost), where every instance
-// reads it: as it takes the stream (newHistory), at each read of the
-// stream's info by a resume (info), and at each of watch's questions,
-// every PingInterval. A resume from an id in a range starts with a reset
+// writes it in the stream's metadata, where every instance reads it
+// (metadata.go). A resume from an id in a range starts with a reset
 // at the last event kept, and replays every event stored after it
 // (resume).
 //
-// What no instance can tell: a restore while no instance that delivered
-// the lost events ran (each that ran since started after it), ids that an
-// instance delivered past the last one the instance that noticed had
-// delivered while no instance that delivered them noticed, and new events
-// stored with earlier times than the lost ones (the NATS server's clock
-// set back). Restored again from a backup without the metadata, the
+// What no instance can tell: a restore that no instance which had
+// delivered lost events saw (each of them stopped meanwhile); lost events
+// past the last one that the instances which noticed had delivered (a
+// faster instance delivered them, and stopped before it noticed); and new
+// events stored with earlier times than the lost ones (the NATS server's
+// clock set back). Restored again from a backup without the metadata, the
 // stream loses the ranges, which the running instances write again when
 // they take it.
 
@@ -137,47 +134,6 @@ func formatLost(rs []lostRange) string {
 		fields[i] = strconv.FormatUint(r.after, 10) + "-" + strconv.FormatUint(r.upTo, 10)
 	}
 	return strings.Join(fields, " ")
-}
-
-// shareLost writes h's ranges of lost ids in the metadata of h's stream,
-// with those it holds already (learnt by h too), unless it holds them all
-// or is another stream. The stream's config has no version to update it
-// against: it checks what it wrote, and writes again, twice at most, when
-// another instance wrote its own meanwhile. It gives up within
-// PublishTimeout; failing, it logs a warning: the other instances do not
-// know of the ranges.
-func (b *Broker) shareLost(ctx context.Context, h *history) {
-	if len(h.lostRanges()) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
-	defer cancel()
-	for range 3 {
-		info, err := h.stream.Info(ctx)
-		if err != nil {
-			b.opts.Logger.Warn("nats stream lost events: their ids could not be written in its metadata for the other instances", "stream", b.opts.Stream, "err", err)
-			return
-		}
-		if !info.Created.Equal(h.created) {
-			return
-		}
-		theirs := h.sharedLost(info.Config.Metadata)
-		h.learnLost(theirs...)
-		ours := h.lostRanges()
-		if !slices.ContainsFunc(ours, func(r lostRange) bool { return !slices.Contains(theirs, r) }) {
-			return
-		}
-		cfg := info.Config
-		cfg.Metadata = maps.Clone(cfg.Metadata)
-		if cfg.Metadata == nil {
-			cfg.Metadata = map[string]string{}
-		}
-		cfg.Metadata[lostKey] = formatLost(ours)
-		if _, err := b.js.UpdateStream(ctx, cfg); err != nil {
-			b.opts.Logger.Warn("nats stream lost events: their ids could not be written in its metadata for the other instances", "stream", b.opts.Stream, "err", err)
-			return
-		}
-	}
 }
 
 // keptUpTo returns the last sequence, up to delivered, under which st,

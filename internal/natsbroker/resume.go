@@ -163,7 +163,8 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 		return s, nil
 	}
 	seq, ok := h.ids.seq(id)
-	previous := !ok && h.prevFrom != 0 && id >= h.prevFrom
+	prev := h.prevFrom.Load()
+	previous := !ok && prev != 0 && id >= prev
 	if !ok && !previous {
 		s.reset = fmt.Sprintf("last event id %d is from another history of this hub; events may have been missed", id)
 		return s, nil
@@ -220,8 +221,8 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 	return s, nil
 }
 
-// info returns the state of h's stream, and has h learn the ranges of ids
-// it lost that another instance wrote in it (lost.go). A stream of the same name that
+// info returns the state of h's stream, and has h learn what another
+// instance wrote in its metadata (metadata.go). A stream of the same name that
 // is not h's (deleted and created again, and h not yet renewed: NATS
 // finds streams by name) makes it renew h and return an error wrapping
 // stream.ErrUnavailable, as Publish does meanwhile.
@@ -241,7 +242,7 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 		b.renew(h)
 		return nil, b.unavailable("stream info", fmt.Errorf("stream %q created again at %s (last sequence %d): %w", b.opts.Stream, info.Created, info.State.LastSeq, ErrStreamDeleted))
 	}
-	h.learnLost(h.sharedLost(info.Config.Metadata)...) // another instance's (lost.go)
+	h.learnShared(info.Config.Metadata) // another instance's (metadata.go)
 	return info, nil
 }
 

@@ -96,8 +96,8 @@ func (b *Broker) askJetStream(failed int) int {
 // answer. A stream that answers as the current history's tells its
 // consumer, which JetStream may have refused meanwhile, not to wait out
 // its back-off (live.streamAnswers): an instance that does not publish
-// had nothing else tell it. The history learns the ranges of ids the
-// stream lost that another instance wrote in it (lost.go).
+// had nothing else tell it. The history learns what another instance
+// wrote in the stream's metadata (metadata.go).
 func (b *Broker) askHere() error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PingInterval)
 	defer cancel()
@@ -107,7 +107,7 @@ func (b *Broker) askHere() error {
 	}
 	if h := b.cur.Load(); st != nil && h != nil && h.live != nil && st.CachedInfo().Created.Equal(h.created) {
 		h.live.streamAnswers()
-		h.learnLost(h.sharedLost(st.CachedInfo().Config.Metadata)...)
+		h.learnShared(st.CachedInfo().Config.Metadata)
 	}
 	return err
 }
