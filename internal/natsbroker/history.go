@@ -318,12 +318,16 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 		// before were reset as another history's).
 		h.learnPrevious(old.prevFrom.Load())
 		h.learnLost(old.lostRanges()...)
+		// Found before h serves: a resume from a lost id meanwhile
+		// would pass over the events stored in their place.
 		if kept := b.keptUpTo(ctx, st, old, delivered); kept < delivered {
 			h.learnLost(lostRange{after: h.ids.id(kept), upTo: h.ids.id(delivered)})
 			b.opts.Logger.Warn("nats stream lost events this instance delivered: a resume from one of them is reset and replays the events stored since",
 				"stream", b.opts.Stream, "first_seq", kept+1, "last_seq", delivered)
 		}
 	}
+	// Here, not once h serves: renew drops the calls made while the
+	// renewal runs, such as the one for a stream restored meanwhile.
 	b.share(ctx, h)
 	if err := b.consume(ctx, h); err != nil {
 		h.mem.Close()

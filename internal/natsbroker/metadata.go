@@ -69,10 +69,10 @@ func (b *Broker) share(ctx context.Context, h *history) {
 	if h.prevFrom.Load() == 0 && len(h.lostRanges()) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
+	ask, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
 	defer cancel()
 	for range 3 {
-		info, err := h.stream.Info(ctx)
+		info, err := h.stream.Info(ask)
 		if err == nil && !info.Created.Equal(h.created) {
 			return
 		}
@@ -82,11 +82,13 @@ func (b *Broker) share(ctx context.Context, h *history) {
 			if cfg.Metadata = h.shared(info.Config.Metadata); maps.Equal(cfg.Metadata, info.Config.Metadata) {
 				return
 			}
-			_, err = b.js.UpdateStream(ctx, cfg)
+			_, err = b.js.UpdateStream(ask, cfg)
 		}
 		if err != nil {
-			b.opts.Logger.Warn("nats stream: what this instance knows of its past could not be written in its metadata for the other instances",
-				"stream", b.opts.Stream, "err", err)
+			if ctx.Err() == nil { // not Close
+				b.opts.Logger.Warn("nats stream: what this instance knows of its past could not be written in its metadata for the other instances",
+					"stream", b.opts.Stream, "err", err)
+			}
 			return
 		}
 	}

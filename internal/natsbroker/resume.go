@@ -134,14 +134,15 @@ func (b *Broker) subscribe(ctx context.Context, old stream.Subscription, pattern
 // localID is lastEventID as h's local broker is to be asked for it: none
 // for an id before the local broker's first one, which only the stream
 // may hold (the local broker would take it for an id from before its
-// restart, and replay what it holds).
+// restart, and replay what it holds), nor for the id of an event the
+// stream lost (lost.go; the local broker would resume after it).
 func (h *history) localID(lastEventID string) string {
 	id, ok := stream.ParseID(lastEventID)
 	if !ok {
 		return lastEventID
 	}
 	if _, lost := h.lostAt(id); lost || id+1 < h.first {
-		return "" // a lost one: it would resume after it
+		return "" // resume asks the stream
 	}
 	return lastEventID
 }
