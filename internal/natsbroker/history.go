@@ -33,14 +33,21 @@ type history struct {
 	stream  jetstream.Stream
 	created time.Time // the stream's, as read when the history began
 	ids     ids
-	// prevFrom is the id offset of the history before this one on this
-	// instance, or 0: ids from it up to this one's offset resume from
-	// this history's start (resume.go).
-	prevFrom uint64
-	mem      *stream.Memory // the local layer: fan-out and a cache of the tail
-	first    uint64         // the id of mem's first event
-	live     *live          // the consumer that feeds mem
-	seen     delivered      // how far live has fed mem
+	// prevFrom is the id offset of the history before this one (of
+	// another creation time: a restore is the same), or 0: ids from it
+	// up to this one's offset resume from this history's start
+	// (resume.go). Learnt as the instance takes the stream, or from the
+	// stream's metadata (metadata.go).
+	prevFrom atomic.Uint64
+	// lost are the ids of events that the stream, restored from a backup
+	// or put back with its last writes lost, no longer holds, while it
+	// keeps its creation time and so its ids: new events are stored
+	// under their sequences (lost.go).
+	lost  atomic.Pointer[[]lostRange]
+	mem   *stream.Memory // the local layer: fan-out and a cache of the tail
+	first uint64         // the id of mem's first event
+	live  *live          // the consumer that feeds mem
+	seen  delivered      // how far live has fed mem
 	// stale is set while the stream may be gone: Publish and Ready answer
 	// ErrUnavailable until renew has checked it.
 	stale atomic.Bool
@@ -74,6 +81,7 @@ type stamp struct {
 func (b *Broker) newHistory(st jetstream.Stream, from uint64) *history {
 	info := st.CachedInfo()
 	h := &history{stream: st, created: info.Created, ids: newIDs(info.Created), ended: make(chan struct{})}
+	h.learnShared(info.Config.Metadata)
 	h.seen.advance(from - 1)
 	h.first = h.ids.id(from)
 	h.mem = stream.NewMemory(stream.MemoryOptions{
@@ -301,7 +309,26 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	// consumer started at 1 passed over those sequences as events let go
 	// of (deliver): the first event stored ended every subscription.
 	h := b.newHistory(st, firstSeq(st.CachedInfo().State))
-	h.prevFrom = old.ids.offset
+	h.learnPrevious(old.ids.offset)
+	if h.ids == old.ids {
+		// The same creation time: the stream restored, or put back
+		// with its last writes lost. Its ids are old's, and those of
+		// the events it lost stand for others (lostRange); the history
+		// before it is old's (with old's, ids of a stream deleted
+		// before were reset as another history's).
+		h.learnPrevious(old.prevFrom.Load())
+		h.learnLost(old.lostRanges()...)
+		// Found before h serves: a resume from a lost id meanwhile
+		// would pass over the events stored in their place.
+		if kept := b.keptUpTo(ctx, st, old, delivered); kept < delivered {
+			h.learnLost(lostRange{after: h.ids.id(kept), upTo: h.ids.id(delivered)})
+			b.opts.Logger.Warn("nats stream lost events this instance delivered: a resume from one of them is reset and replays the events stored since",
+				"stream", b.opts.Stream, "first_seq", kept+1, "last_seq", delivered)
+		}
+	}
+	// Here, not once h serves: renew drops the calls made while the
+	// renewal runs, such as the one for a stream restored meanwhile.
+	b.share(ctx, h)
 	if err := b.consume(ctx, h); err != nil {
 		h.mem.Close()
 		return nil, err

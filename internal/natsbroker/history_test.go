@@ -736,9 +736,11 @@ func TestStreamRestoredFromABackupIsAnotherHistory(t *testing.T) {
 	if ev := got.next(t); ev.ID != after || ev.Data != "after the restore" {
 		t.Fatalf("resumed from %s on the instance: %+v, want event %s", kept, ev, after)
 	}
-	if status, id, _ := a.post(t, "t", `{"data": "next"}`); status != http.StatusCreated || !idAbove(id, after) {
-		t.Fatalf("publish on the instance after the restore: %d, id %s, want 201 and an id above %s", status, id, after)
+	next, status := "", 0
+	if status, next, _ = a.post(t, "t", `{"data": "next"}`); status != http.StatusCreated || !idAbove(next, after) {
+		t.Fatalf("publish on the instance after the restore: %d, id %s, want 201 and an id above %s", status, next, after)
 	}
+	resumesFromTheLost(t, a, gone, kept, []string{after, next})
 }
 
 // The stream deleted and created again, and the instance's consumer made
@@ -946,6 +948,22 @@ func TestStreamRestoredAndPastItsLastDeliveredIsAnotherHistory(t *testing.T) {
 		t.Fatal("the subscription did not end after the restore")
 	}
 	receives(t, a.subscribe(t, "topic=t", kept), after)
+	resumesFromTheLost(t, a, gone, kept, after)
+}
+
+// resumesFromTheLost resumes on in from each of gone, ids of events the
+// restored stream lost, and fails the test unless each starts with a reset
+// at kept, the last event it kept, and then gets after, the events stored
+// since.
+func resumesFromTheLost(t *testing.T, in *instance, gone []string, kept string, after []string) {
+	t.Helper()
+	for _, lost := range gone {
+		r := in.subscribe(t, "topic=t", lost)
+		if ev := r.next(t); ev.Type != "reset" || ev.ID != kept {
+			t.Fatalf("resumed from %s, an event the restore lost: %+v, want a reset with id %s, the last one kept", lost, ev, kept)
+		}
+		receives(t, r, after)
+	}
 }
 
 // A stream created again whose sequences start past 1 (an operator's
@@ -983,4 +1001,169 @@ func TestStreamCreatedAgainPastSequenceOneLosesNothing(t *testing.T) {
 	if n := logs.Count("let go of events"); n != 0 {
 		t.Errorf("%d warnings of events lost, want none:\n%s", n, logs.String())
 	}
+}
+
+// A resume with an id of the stream deleted, on an instance that took the
+// one created again with its sequences past 1 (an operator's first_seq):
+// every event of the new stream is after that id, and the resume gets
+// them all with no reset. The id was taken as sequence 0, below the new
+// stream's first sequence, and the client was reset as if events had been
+// let go of.
+func TestResumeFromTheDeletedStreamOnOneCreatedPastSequenceOne(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	old := a.publish(t, "t", "old")
+	prev := a.broker.cur.Load()
+
+	deleteStream(t, ns, DefaultStream)
+	o := opts
+	o.setDefaults()
+	cfg := streamConfig(&o)
+	cfg.FirstSeq = 1000
+	createStreamAgain(t, ns, cfg)
+	waitFor(t, "the new history", func() bool {
+		return a.broker.cur.Load() != prev && a.broker.Ready() == nil
+	})
+	var fresh []string
+	for i := range 2 {
+		fresh = append(fresh, publishUntilAccepted(t, a, "t", fmt.Sprint("new ", i)))
+	}
+	receives(t, a.subscribe(t, "topic=t", old), fresh)
+}
+
+// A resume, on the instance that took the restored stream, with the id of
+// an event the restore lost, once new events were stored under the
+// sequences up to it: the client has seen events that no longer exist, and
+// not the new ones stored under their ids. It is told so with a reset
+// that carries the id of the last event the restore kept, and gets every
+// event stored after it. It resumed after its id, passing over the new
+// events stored under the lost ones' sequences without a word.
+func TestResumeFromAnEventTheRestoreLost(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	kept, backup, gone, c := backUpAndMoveOn(t, ns, a, 3)
+	prev := a.broker.cur.Load()
+
+	restore(t, ns, backup)
+	c.ended(t)
+	waitFor(t, "the restored stream taken", func() bool {
+		return a.broker.cur.Load() != prev && a.broker.Ready() == nil
+	})
+	var after []string
+	for i := range len(gone) + 1 {
+		after = append(after, publishUntilAccepted(t, a, "t", fmt.Sprint("after the restore ", i)))
+	}
+	if after[0] != gone[0] {
+		t.Fatalf("the restored stream stored at id %s, want %s (the sequence after the backup's last)", after[0], gone[0])
+	}
+	resumesFromTheLost(t, a, gone, kept, after)
+}
+
+// An id lost by two restores, the second keeping less than the first, is
+// resumed after the last event the second kept: the events it stored
+// under the sequences between were not seen either.
+func TestLostAtTakesTheLowestKept(t *testing.T) {
+	t.Parallel()
+	h := &history{}
+	h.learnLost(lostRange{after: 105, upTo: 110}, lostRange{after: 103, upTo: 112})
+	for _, c := range []struct {
+		id, after uint64
+		lost      bool
+	}{
+		{103, 0, false}, {104, 103, true}, {107, 103, true}, {111, 103, true}, {113, 0, false},
+	} {
+		if after, lost := h.lostAt(c.id); after != c.after || lost != c.lost {
+			t.Errorf("lostAt(%d) = %d, %v, want %d, %v", c.id, after, lost, c.after, c.lost)
+		}
+	}
+}
+
+// The stream deleted and created again, then restored from a backup of
+// the new one, while the instance ran: an id of the stream deleted still
+// resumes from the start of the new one, with no reset. The restore, a
+// history after the new one's, took the new one's place as the history
+// before it, and the id was reset as from another history of the hub.
+func TestResumeFromTheDeletedStreamAfterARestore(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	old := a.publish(t, "t", "old")
+	prev := a.broker.cur.Load()
+	recreateStream(t, ns, opts)
+	waitFor(t, "the new stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+	fresh := publishUntilAccepted(t, a, "t", "new")
+
+	backup := backUp(t, ns)
+	publishUntilAccepted(t, a, "t", "not in the backup")
+	prev = a.broker.cur.Load()
+	restore(t, ns, backup)
+	waitFor(t, "the restored stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+	next := publishUntilAccepted(t, a, "t", "after the restore")
+	receives(t, a.subscribe(t, "topic=t", old), []string{fresh, next})
+}
+
+// As TestResumeFromAnEventTheRestoreLost, the resume on an instance that
+// started after the restore: the instance that took the restored stream
+// wrote the ids of the events it lost in the stream's metadata, and the
+// other one reads them there. It resumed after the id, passing over the
+// new events stored under the lost ones' sequences without a word.
+func TestResumeFromAnEventTheRestoreLostOnAnotherInstance(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	kept, backup, gone, c := backUpAndMoveOn(t, ns, a, 3)
+	prev := a.broker.cur.Load()
+
+	restore(t, ns, backup)
+	c.ended(t)
+	waitFor(t, "the restored stream taken", func() bool {
+		return a.broker.cur.Load() != prev && a.broker.Ready() == nil
+	})
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the lost ids in the stream's metadata", func() bool {
+		info, err := st.Info(t.Context())
+		return err == nil && info.Config.Metadata[lostKey] != ""
+	})
+	b := newInstance(t, opts)
+	var after []string
+	for i := range len(gone) + 1 {
+		after = append(after, publishUntilAccepted(t, b, "t", fmt.Sprint("after the restore ", i)))
+	}
+	resumesFromTheLost(t, b, gone, kept, after)
+}
+
+// A resume with an id of the stream deleted, on an instance that started
+// after the stream was created again: the instance that was running then
+// wrote the deleted stream's id offset in the new one's metadata, and the
+// resume gets every event of the new stream with no reset, as on that
+// instance. It was reset as from another history of the hub.
+func TestResumeFromTheDeletedStreamOnAnInstanceStartedSince(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	old := a.publish(t, "t", "old")
+	prev := a.broker.cur.Load()
+	recreateStream(t, ns, opts)
+	waitFor(t, "the new stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+	fresh := publishUntilAccepted(t, a, "t", "new")
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted stream's offset in the new one's metadata", func() bool {
+		info, err := st.Info(t.Context())
+		return err == nil && info.Config.Metadata[previousKey] != ""
+	})
+	b := newInstance(t, opts)
+	receives(t, b.subscribe(t, "topic=t", old), []string{fresh})
 }

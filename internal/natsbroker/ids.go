@@ -7,7 +7,11 @@ import "time"
 // broker's ids start at its boot time: an id below the offset comes from
 // another history (the memory broker's, or a stream deleted and created
 // again), and such ids have 16 digits and stay below 2^53, exact in
-// JavaScript numbers.
+// JavaScript numbers. An id at or above the offset is taken for this
+// history's: so it is unless the NATS server's clock went back, before
+// this stream's creation, below an earlier history's creation time plus
+// its last sequence (in microseconds). Ids of the two then overlap, and
+// nothing in an id tells them apart (see the README's Operations).
 type ids struct{ offset uint64 }
 
 func newIDs(created time.Time) ids {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,12 +57,14 @@ const (
 // history, below the stream's first retained event or above its last
 // starts with a Reset; an id of the history before the current one on
 // this instance (its stream was deleted) resumes from the current
-// stream's start. Reading the stream fails with an error wrapping
-// stream.ErrUnavailable while NATS is unreachable, and with one wrapping
-// stream.ErrBusy when the instance's reads from the stream are all taken
-// (or the server's consumers of the stream) for longer than
-// PublishTimeout (reads.go): Subscribe then returns it, and Replay ends
-// the subscription with it.
+// stream's start, and an id of an event the stream lost (restored, or its
+// last writes lost: history.lost) starts with a Reset at the last event it
+// kept, then replays the events stored after that one. Reading the
+// stream fails with an error wrapping stream.ErrUnavailable while NATS is
+// unreachable, and with one wrapping stream.ErrBusy when the instance's
+// reads from the stream are all taken (or the server's consumers of the
+// stream) for longer than PublishTimeout (reads.go): Subscribe then
+// returns it, and Replay ends the subscription with it.
 func (b *Broker) Subscribe(patterns []string, lastEventID string) (stream.Subscription, error) {
 	return b.SubscribeContext(context.Background(), patterns, lastEventID)
 }
@@ -131,10 +134,15 @@ func (b *Broker) subscribe(ctx context.Context, old stream.Subscription, pattern
 // localID is lastEventID as h's local broker is to be asked for it: none
 // for an id before the local broker's first one, which only the stream
 // may hold (the local broker would take it for an id from before its
-// restart, and replay what it holds).
+// restart, and replay what it holds), nor for the id of an event the
+// stream lost (lost.go; the local broker would resume after it).
 func (h *history) localID(lastEventID string) string {
-	if id, ok := stream.ParseID(lastEventID); ok && id+1 < h.first {
-		return ""
+	id, ok := stream.ParseID(lastEventID)
+	if !ok {
+		return lastEventID
+	}
+	if _, lost := h.lostAt(id); lost || id+1 < h.first {
+		return "" // resume asks the stream
 	}
 	return lastEventID
 }
@@ -156,11 +164,9 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 		return s, nil
 	}
 	seq, ok := h.ids.seq(id)
-	if !ok && h.prevFrom != 0 && id >= h.prevFrom {
-		// The history before h: every event of h's stream is after it.
-		seq, ok = 0, true
-	}
-	if !ok {
+	prev := h.prevFrom.Load()
+	previous := !ok && prev != 0 && id >= prev
+	if !ok && !previous {
 		s.reset = fmt.Sprintf("last event id %d is from another history of this hub; events may have been missed", id)
 		return s, nil
 	}
@@ -171,12 +177,28 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 		return nil, err
 	}
 	first, last := info.State.FirstSeq, info.State.LastSeq
+	if previous {
+		// The history before h: every event of h's stream is after it,
+		// from the stream's first sequence on, which is past 1 when it
+		// was created with a first_seq (the sequence before it, not 0:
+		// that was taken for an id older than the history, and reset).
+		// One that no longer holds it let events go: a reset.
+		seq = max(info.Config.FirstSeq, 1) - 1
+	}
+	if kept, lost := h.lostAt(id); lost {
+		// The stream lost the event of id, and may hold another under
+		// its sequence: the replay starts after the last one it kept,
+		// with a reset at its id.
+		seq, _ = h.ids.seq(kept)
+		s.reset = fmt.Sprintf("last event id %d is of an event the stream lost (restored from a backup, or its last writes lost): the events stored after id %d, the last one it kept, follow", id, kept)
+		s.resetAt = kept
+	}
 	switch {
 	case seq > last:
-		s.reset = fmt.Sprintf("last event id %d is unknown: the newest event id is %d", id, h.ids.id(last))
+		s.reset, s.resetAt = fmt.Sprintf("last event id %d is unknown: the newest event id is %d", id, h.ids.id(last)), 0
 		return s, nil
 	case seq+1 < first:
-		s.reset = fmt.Sprintf("last event id %d is older than the retained history (oldest id %d); events were missed", id, h.ids.id(first))
+		s.reset, s.resetAt = fmt.Sprintf("last event id %d is older than the retained history (oldest id %d); events were missed", id, h.ids.id(first)), 0
 		return s, nil
 	}
 	// Every event after last reaches live: it was stored after live was
@@ -193,14 +215,15 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 	case errors.Is(err, stream.ErrSlowConsumer):
 		// The stream evicted events after id since it was asked above.
 		s.reset = fmt.Sprintf("last event id %d is older than the retained history; events were missed", id)
-		s.next, s.end, s.after = start+1, start+1, 0
+		s.next, s.end, s.after, s.resetAt = start+1, start+1, 0, 0
 	case err != nil:
 		return nil, err
 	}
 	return s, nil
 }
 
-// info returns the state of h's stream. A stream of the same name that
+// info returns the state of h's stream, and has h learn what another
+// instance wrote in its metadata (metadata.go). A stream of the same name that
 // is not h's (deleted and created again, and h not yet renewed: NATS
 // finds streams by name) makes it renew h and return an error wrapping
 // stream.ErrUnavailable, as Publish does meanwhile.
@@ -220,6 +243,7 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 		b.renew(h)
 		return nil, b.unavailable("stream info", fmt.Errorf("stream %q created again at %s (last sequence %d): %w", b.opts.Stream, info.Created, info.State.LastSeq, ErrStreamDeleted))
 	}
+	h.learnShared(info.Config.Metadata) // another instance's (metadata.go)
 	return info, nil
 }
 
@@ -422,6 +446,9 @@ type subscription struct {
 	stream.Subscription // the local one: live events, Ready
 
 	reset string
+	// resetAt is the id the replay after a reset starts after (an event
+	// the stream lost: history.lostAt), or 0 for a reset to live events.
+	resetAt uint64
 
 	// The rest of the replay is page, then the events of h's stream from
 	// sequence next, before sequence end, whose topic matches one of
@@ -795,9 +822,13 @@ func (s *subscription) Close() { s.endWith(nil) }
 // Reset says why the last event id could not be resumed from, or is empty.
 func (s *subscription) Reset() string { return s.reset }
 
-// Position is the requested last event id, or after a Reset the local
-// subscription's position: where its live events start.
+// Position is the requested last event id, or after a Reset where the
+// replay starts, or with none the local subscription's position: where its
+// live events start.
 func (s *subscription) Position() string {
+	if s.resetAt != 0 {
+		return strconv.FormatUint(s.resetAt, 10)
+	}
 	if s.reset != "" {
 		return s.Subscription.Position()
 	}

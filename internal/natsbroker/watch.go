@@ -96,7 +96,8 @@ func (b *Broker) askJetStream(failed int) int {
 // answer. A stream that answers as the current history's tells its
 // consumer, which JetStream may have refused meanwhile, not to wait out
 // its back-off (live.streamAnswers): an instance that does not publish
-// had nothing else tell it.
+// had nothing else tell it. The history learns what another instance
+// wrote in the stream's metadata (metadata.go).
 func (b *Broker) askHere() error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PingInterval)
 	defer cancel()
@@ -106,6 +107,7 @@ func (b *Broker) askHere() error {
 	}
 	if h := b.cur.Load(); st != nil && h != nil && h.live != nil && st.CachedInfo().Created.Equal(h.created) {
 		h.live.streamAnswers()
+		h.learnShared(st.CachedInfo().Config.Metadata)
 	}
 	return err
 }

@@ -1,0 +1,95 @@
+package natsbroker
+
+import (
+	"context"
+	"maps"
+	"strconv"
+)
+
+// Every instance knows a stream's ids from its creation time. What an
+// instance learns of the stream's past while it runs, it writes in the
+// stream's metadata, for the instances that did not see it (started
+// since, or lagging): the id offset of the stream deleted before it
+// (previousKey), so that an id of that one resumes from the stream's
+// start on every instance, and the ids of events a restore lost (lostKey,
+// lost.go). Each instance reads them as it takes the stream (newHistory),
+// at each read of the stream's info by a resume (info) and at each of
+// watch's questions, every PingInterval. The NATS user needs the
+// permission to update the stream, as for its limits (findStream).
+
+// previousKey is the key, in the stream's metadata, of the lowest id
+// offset of a stream of its name deleted before it, in decimal.
+const previousKey = "ssehub_previous_offset"
+
+// learnPrevious has h take offset, an id offset of a history before it,
+// when it is below h's own and the one h has. Safe for concurrent use.
+func (h *history) learnPrevious(offset uint64) {
+	for {
+		have := h.prevFrom.Load()
+		if offset == 0 || offset >= h.ids.offset || have != 0 && have <= offset {
+			return
+		}
+		if h.prevFrom.CompareAndSwap(have, offset) {
+			return
+		}
+	}
+}
+
+// learnShared has h learn what meta, its stream's metadata, holds.
+func (h *history) learnShared(meta map[string]string) {
+	if v, err := strconv.ParseUint(meta[previousKey], 10, 64); err == nil {
+		h.learnPrevious(v)
+	}
+	h.learnLost(h.sharedLost(meta)...)
+}
+
+// shared returns a copy of meta, the metadata of h's stream, with what h
+// knows written in.
+func (h *history) shared(meta map[string]string) map[string]string {
+	out := maps.Clone(meta)
+	if out == nil {
+		out = map[string]string{}
+	}
+	if prev := h.prevFrom.Load(); prev != 0 {
+		out[previousKey] = strconv.FormatUint(prev, 10)
+	}
+	if rs := h.lostRanges(); len(rs) > 0 {
+		out[lostKey] = formatLost(rs)
+	}
+	return out
+}
+
+// share writes in the metadata of h's stream what h knows that it does
+// not hold, with what it holds (learnt by h too), unless it is another
+// stream. The stream's config has no version to update it against: it
+// checks what it wrote, and writes again, twice at most, when another
+// instance wrote meanwhile. It gives up within PublishTimeout; failing,
+// it logs a warning: the other instances do not know.
+func (b *Broker) share(ctx context.Context, h *history) {
+	if h.prevFrom.Load() == 0 && len(h.lostRanges()) == 0 {
+		return
+	}
+	ask, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
+	defer cancel()
+	for range 3 {
+		info, err := h.stream.Info(ask)
+		if err == nil && !info.Created.Equal(h.created) {
+			return
+		}
+		if err == nil {
+			h.learnShared(info.Config.Metadata)
+			cfg := info.Config
+			if cfg.Metadata = h.shared(info.Config.Metadata); maps.Equal(cfg.Metadata, info.Config.Metadata) {
+				return
+			}
+			_, err = b.js.UpdateStream(ask, cfg)
+		}
+		if err != nil {
+			if ctx.Err() == nil { // not Close
+				b.opts.Logger.Warn("nats stream: what this instance knows of its past could not be written in its metadata for the other instances",
+					"stream", b.opts.Stream, "err", err)
+			}
+			return
+		}
+	}
+}
