@@ -425,8 +425,13 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		return nil, false, err
 	}
 	// The stream may have been deleted meanwhile, and this event stored in
-	// the next one: its id in h would be wrong.
-	delivered := h.seen.wait(ctx, h.ended, ack.Sequence)
+	// the next one: its id in h would be wrong. The wait for the consumer
+	// leaves a share of ctx (confirmShare) to ask the stream when it ends
+	// with the event not delivered.
+	deadline, _ := ctx.Deadline()
+	wait, cancelWait := context.WithDeadline(ctx, deadline.Add(-b.opts.PublishTimeout/confirmShare))
+	delivered := h.seen.wait(wait, h.ended, ack.Sequence)
+	cancelWait()
 	switch {
 	case ack.Duplicate:
 		// The wait may have taken all of ctx (the consumer behind, as
@@ -441,6 +446,16 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		err = b.confirmReplay(cctx, h, msg, p)
 	case delivered:
 		err = b.confirm(ctx, h, msg)
+	default:
+		// Not delivered in time (the consumer behind, as after a
+		// reconnect, or on a stream deleted that it has not been told
+		// of): stored by the stream that h reads, or by another one? A
+		// NATS that does not answer (gone since the acknowledgement)
+		// leaves the event stored by the stream of h's name: a 503
+		// would have a client's plain retry store it twice.
+		if err = b.confirmStream(ctx, h, msg); !errors.Is(err, ErrStreamDeleted) {
+			err = nil
+		}
 	}
 	if err == nil {
 		// Not b.ready: a connection lost since the acknowledgement does
@@ -457,6 +472,10 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	}
 	return msg, ack.Duplicate, nil
 }
+
+// confirmShare is the share of PublishTimeout (1/confirmShare) that
+// Publish keeps to confirm an event its consumer has not delivered.
+const confirmShare = 5
 
 // sentUnanswered reports whether err, a publish's, is that of one sent to
 // NATS with no answer in time (its acknowledgement may have been lost on

@@ -358,15 +358,29 @@ func (b *Broker) swap(old, h *history) {
 func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) error {
 	got := h.mem.Retained(msg.ID)
 	if got == nil {
-		delivered := h.seen.last()
-		info, err := b.settled(ctx, h)
-		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return err
-		}
-		if err == nil && h.is(info, delivered) {
-			return nil
-		}
-	} else if got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
+		return b.confirmStream(ctx, h, msg)
+	}
+	if got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
+		return nil
+	}
+	b.renew(h)
+	return fmt.Errorf("sequence %d stored by another stream %q: %w", msg.ID-h.ids.offset, b.opts.Stream, ErrStreamDeleted)
+}
+
+// confirmStream returns nil when the stream is still h's, asked with
+// settled: msg, just stored by a stream of its name, is then h's event
+// under its id. It is confirm for an event that h's consumer has not
+// delivered yet (behind, as after a reconnect), or no longer retains:
+// an acknowledgement from a stream created again, before the consumer
+// learnt of the deletion, carries a sequence of the new stream, and
+// answered with h's ids it was an id of the old stream.
+func (b *Broker) confirmStream(ctx context.Context, h *history, msg *stream.Message) error {
+	delivered := h.seen.last()
+	info, err := b.settled(ctx, h)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	if err == nil && h.is(info, delivered) {
 		return nil
 	}
 	b.renew(h)
