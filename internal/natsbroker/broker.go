@@ -434,16 +434,9 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	cancelWait()
 	switch {
 	case ack.Duplicate:
-		// The wait may have taken all of ctx (the consumer behind, as
-		// after a reconnect): the first event is stored, and the check
-		// that this one is it asks the stream in time of its own.
-		cctx := ctx
-		if !delivered {
-			var cancel context.CancelFunc
-			cctx, cancel = context.WithTimeout(context.Background(), b.opts.PublishTimeout)
-			defer cancel()
-		}
-		err = b.confirmReplay(cctx, h, msg, p)
+		// The wait left the check that this is the first event its
+		// share of ctx, with the consumer behind (as after a reconnect).
+		err = b.confirmReplay(ctx, h, msg, p)
 	case delivered:
 		err = b.confirm(ctx, h, msg)
 	default:

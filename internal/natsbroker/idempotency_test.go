@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -277,6 +278,35 @@ func TestPublishKeyRetriedWhileTheConsumerIsBehind(t *testing.T) {
 		if err != nil || !replayed || m.ID != first.ID {
 			t.Fatalf("retry on the instance behind: %v replayed %v, %v; want event %d replayed", m, replayed, err, first.ID)
 		}
+	}
+}
+
+// A key's retry on an instance whose consumer is behind, on a NATS slow to
+// answer JetStream's API: it is answered within the publish timeout, as
+// every publish is, not after the wait for the consumer and a whole
+// publish timeout more for the check of the first event (its stream's
+// info, then the event read from it).
+func TestPublishKeyRetriedWhileTheConsumerIsBehindAnswersInTime(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = time.Second
+	a := newInstance(t, opts)
+	a.broker.cur.Load().live.close()
+	pub := stream.Publication{Topic: "t", Data: "x", Key: "k"}
+	if _, err := ns.operator(t).PublishMsg(t.Context(), &nats.Msg{Subject: a.broker.subject("t"), Data: []byte(pub.Data), Header: a.broker.header(pub)}); err != nil {
+		t.Fatal(err)
+	}
+	p.slowAnswers(opts.PublishTimeout * 3 / 5)
+	start := time.Now()
+	m, replayed, err := a.broker.Publish(pub)
+	took := time.Since(start)
+	if err != nil && !errors.Is(err, stream.ErrMaybeStored) {
+		t.Fatalf("retry: %v, want a replay or an error wrapping stream.ErrMaybeStored", err)
+	}
+	if limit := opts.PublishTimeout + opts.PublishTimeout/2; took > limit {
+		t.Fatalf("retry answered (%v replayed %v, %v) after %v, past %v", m, replayed, err, took, limit)
 	}
 }
 
