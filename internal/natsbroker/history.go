@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -399,6 +400,10 @@ func (b *Broker) settled(ctx context.Context, h *history) (*jetstream.StreamInfo
 	return info, err
 }
 
+// msgGetSubject is the subject, before the stream's name, of JetStream's
+// API request for a stream's message by its sequence.
+const msgGetSubject = "$JS.API.STREAM.MSG.GET."
+
 // confirmReplay returns nil when msg, the event of a publish with p.Key
 // that the stream acknowledged as a duplicate, is the event the key was
 // first stored with, under msg's id: the publish is a replay. Another
@@ -407,8 +412,8 @@ func (b *Broker) settled(ctx context.Context, h *history) (*jetstream.StreamInfo
 // stream was created again; that is told by the stream's creation time,
 // asked whenever h does not retain the same event. An event the local
 // history no longer retains is read from the stream; one the stream let
-// go of too is taken as a replay: the key, still in the stream's
-// duplicate window, names it.
+// go of too, or that the NATS user may not read, is taken as a replay:
+// the key, still in the stream's duplicate window, names it.
 func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Message, p stream.Publication) error {
 	got := h.mem.Retained(msg.ID)
 	if got != nil && got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
@@ -427,9 +432,15 @@ func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Mess
 	if got != nil {
 		return stream.KeyReused(p.Topic, p.Key)
 	}
+	asked := time.Now()
 	stored, err := h.stream.GetMsg(ctx, seq)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil
+	case errors.Is(b.denied(err, msgGetSubject+b.opts.Stream, asked), nats.ErrPermissionViolation):
+		// A NATS user that may not read it: it cannot be compared, as
+		// one the stream let go of. Taken for an error, each retry was
+		// answered 503, "retry with the same key".
 		return nil
 	case err != nil:
 		return err

@@ -310,6 +310,32 @@ func TestPublishKeyRetriedWhileTheConsumerIsBehindAnswersInTime(t *testing.T) {
 	}
 }
 
+// A key's retry through an instance whose NATS user may not read a
+// stream's message by its sequence ($JS.API.STREAM.MSG.GET, which the
+// NATS server leaves unanswered), and whose memory does not hold the
+// first event: the event cannot be compared, and the retry is answered as
+// one, as when the stream no longer holds it. It was answered 503 "may
+// have been stored; a retry with the same Idempotency-Key stores it
+// once", and so was each retry after it.
+func TestPublishKeyRetriedWithoutMessageGetPermission(t *testing.T) {
+	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.MSG.GET.>"}})
+	opts := testBrokerOptions(ns)
+	opts.PublishTimeout = time.Second
+	b := openBroker(t, opts)
+	pub := stream.Publication{Topic: "t", Data: "x", Key: "k"}
+	first, _, err := b.Publish(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.URLs = []string{ns.restrictedURL()}
+	opts.cold = true // its memory starts after the first event
+	a := openBroker(t, opts)
+	m, replayed, err := a.Publish(pub)
+	if err != nil || !replayed || m.ID != first.ID {
+		t.Fatalf("retry: %v replayed %v, %v; want event %d replayed", m, replayed, err, first.ID)
+	}
+}
+
 // A publish repeating a key, whose first event the local history no
 // longer holds, JetStream answering once that the stream is not found
 // when the instance asks whether the stream is still its own (as a
