@@ -181,6 +181,11 @@ type Broker struct {
 	cur    atomic.Pointer[history] // the stream as read now; renew replaces it
 	pub    *publisher
 	closed chan struct{} // closed by Close
+	// connected is set while the connection is up, as its handlers tell:
+	// nats.go's own IsConnected and IsClosed wait for the connection's
+	// lock, which an attempt to connect again holds for as long as a
+	// server that took the connection says nothing (up to 2 s each).
+	connected atomic.Bool
 
 	renewMu  sync.Mutex
 	renewing bool           // a renew goroutine runs
@@ -247,6 +252,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		// connection (leavingDialer), which reconnects.
 		nats.FlusherTimeout(opts.PublishTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			b.connected.Store(false)
 			select {
 			case <-b.closed: // Close closed the connection: nothing to warn of
 				return
@@ -268,6 +274,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 			opts.Logger.Warn("nats error", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.connected.Store(true)
 			opts.Logger.Info("nats reconnected", "server", redacted(nc.ConnectedUrl()))
 			// What the server sent the consumer meanwhile is lost.
 			if h := b.cur.Load(); h != nil {
@@ -277,6 +284,9 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 	}
 	conn = append(conn, secureOptions(&opts)...)
 	conn = append(conn, nats.SetCustomDialer(leavingDialer{opts.dial}))
+	// Set before the handlers may run, which tell every change after it
+	// in order.
+	b.connected.Store(true)
 	nc, err := nats.Connect(strings.Join(opts.URLs, ","), conn...)
 	if err != nil {
 		// nats.go's error may name no server ("no servers available
@@ -400,7 +410,7 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		if errors.Is(err, nats.ErrReconnectBufExceeded) {
 			err = fmt.Errorf("nats not connected: %w", err) // sent while it reconnects
 		}
-		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && !b.nc.IsClosed() {
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && !b.isClosed() {
 			// Not sent: the client holds as many publishes awaiting their
 			// acknowledgement as it may (PublishAsyncMaxPending), and
 			// none was answered for 200 ms. NATS is reached, too slowly.
@@ -425,22 +435,30 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 		return nil, false, err
 	}
 	// The stream may have been deleted meanwhile, and this event stored in
-	// the next one: its id in h would be wrong.
-	delivered := h.seen.wait(ctx, h.ended, ack.Sequence)
+	// the next one: its id in h would be wrong. The wait for the consumer
+	// leaves a share of ctx (confirmShare) to ask the stream when it ends
+	// with the event not delivered.
+	deadline, _ := ctx.Deadline()
+	wait, cancelWait := context.WithDeadline(ctx, deadline.Add(-b.opts.PublishTimeout/confirmShare))
+	delivered := h.seen.wait(wait, h.ended, ack.Sequence)
+	cancelWait()
 	switch {
 	case ack.Duplicate:
-		// The wait may have taken all of ctx (the consumer behind, as
-		// after a reconnect): the first event is stored, and the check
-		// that this one is it asks the stream in time of its own.
-		cctx := ctx
-		if !delivered {
-			var cancel context.CancelFunc
-			cctx, cancel = context.WithTimeout(context.Background(), b.opts.PublishTimeout)
-			defer cancel()
-		}
-		err = b.confirmReplay(cctx, h, msg, p)
+		// The wait left the check that this is the first event its
+		// share of ctx, with the consumer behind (as after a reconnect).
+		err = b.confirmReplay(ctx, h, msg, p)
 	case delivered:
 		err = b.confirm(ctx, h, msg)
+	default:
+		// Not delivered in time (the consumer behind, as after a
+		// reconnect, or on a stream deleted that it has not been told
+		// of): stored by the stream that h reads, or by another one? A
+		// NATS that does not answer (gone since the acknowledgement)
+		// leaves the event stored by the stream of h's name: a 503
+		// would have a client's plain retry store it twice.
+		if err = b.confirmStream(ctx, h, msg); !errors.Is(err, ErrStreamDeleted) {
+			err = nil
+		}
 	}
 	if err == nil {
 		// Not b.ready: a connection lost since the acknowledgement does
@@ -457,6 +475,10 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	}
 	return msg, ack.Duplicate, nil
 }
+
+// confirmShare is the share of PublishTimeout (1/confirmShare) that
+// Publish keeps to confirm an event its consumer has not delivered.
+const confirmShare = 5
 
 // sentUnanswered reports whether err, a publish's, is that of one sent to
 // NATS with no answer in time (its acknowledgement may have been lost on
@@ -579,9 +601,9 @@ func (b *Broker) Ready() error { return b.ready(b.cur.Load()) }
 // ready is Ready with h as the current history.
 func (b *Broker) ready(h *history) error {
 	switch {
-	case b.nc.IsClosed():
+	case b.isClosed():
 		return stream.ErrClosed
-	case !b.nc.IsConnected():
+	case !b.connected.Load():
 		return fmt.Errorf("nats not connected: %w", stream.ErrUnavailable)
 	}
 	return b.current(h)
@@ -603,7 +625,7 @@ func (b *Broker) current(h *history) error {
 // unavailable wraps a NATS error of op with stream.ErrUnavailable, or
 // returns stream.ErrClosed after Close.
 func (b *Broker) unavailable(op string, err error) error {
-	if b.nc.IsClosed() || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, stream.ErrClosed) {
+	if b.isClosed() || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, stream.ErrClosed) {
 		if errors.Is(err, stream.ErrMaybeStored) {
 			return errClosedInFlight
 		}
@@ -659,7 +681,18 @@ func (b *Broker) Stats() stream.Stats {
 }
 
 // Connected reports whether the broker is connected to a NATS server now.
-func (b *Broker) Connected() bool { return b.nc.IsConnected() }
+func (b *Broker) Connected() bool { return b.connected.Load() }
+
+// isClosed reports whether Close has begun: the publisher stops then,
+// before the connection closes.
+func (b *Broker) isClosed() bool {
+	select {
+	case <-b.closed:
+		return true
+	default:
+		return false
+	}
+}
 
 // ConsumerLag returns how many events of the stream the local consumer
 // had yet to read when it read its last one.

@@ -297,6 +297,31 @@ func TestOpenRefusesAMismatchedStream(t *testing.T) {
 	}
 }
 
+// An instance that finds the stream missing, and asks for it to be
+// created once another instance has (they start together; or JetStream
+// said "not found" for a stream it had not taken back yet, as a server
+// that restarts may), with limits of its own: JetStream refuses the
+// creation, the name in use with another configuration. The instance
+// takes the stream as one found, and sets its limits, as every instance
+// that starts does; it failed to start.
+func TestOpenTakesAStreamCreatedMeanwhile(t *testing.T) {
+	ns := startNATS(t)
+	openBroker(t, testBrokerOptions(ns))
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.HistorySize = 200
+	p.missStream(1)
+	b := openBroker(t, opts)
+	info, err := b.cur.Load().stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxMsgs != 200 {
+		t.Fatalf("the stream keeps %d events, want the instance's 200", info.Config.MaxMsgs)
+	}
+}
+
 // A NATS that cannot be reached at start (nats.url left at its default
 // in a container, a wrong port) stops start-up with an error naming the
 // servers it tried, not nats.go's "no servers available for connection"

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -385,15 +386,29 @@ func (b *Broker) swap(old, h *history) {
 func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) error {
 	got := h.mem.Retained(msg.ID)
 	if got == nil {
-		delivered := h.seen.last()
-		info, err := b.settled(ctx, h)
-		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return err
-		}
-		if err == nil && h.is(info, delivered) {
-			return nil
-		}
-	} else if got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
+		return b.confirmStream(ctx, h, msg)
+	}
+	if got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
+		return nil
+	}
+	b.renew(h)
+	return fmt.Errorf("sequence %d stored by another stream %q: %w", msg.ID-h.ids.offset, b.opts.Stream, ErrStreamDeleted)
+}
+
+// confirmStream returns nil when the stream is still h's, asked with
+// settled: msg, just stored by a stream of its name, is then h's event
+// under its id. It is confirm for an event that h's consumer has not
+// delivered yet (behind, as after a reconnect), or no longer retains:
+// an acknowledgement from a stream created again, before the consumer
+// learnt of the deletion, carries a sequence of the new stream, and
+// answered with h's ids it was an id of the old stream.
+func (b *Broker) confirmStream(ctx context.Context, h *history, msg *stream.Message) error {
+	delivered := h.seen.last()
+	info, err := b.settled(ctx, h)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	if err == nil && h.is(info, delivered) {
 		return nil
 	}
 	b.renew(h)
@@ -412,6 +427,10 @@ func (b *Broker) settled(ctx context.Context, h *history) (*jetstream.StreamInfo
 	return info, err
 }
 
+// msgGetSubject is the subject, before the stream's name, of JetStream's
+// API request for a stream's message by its sequence.
+const msgGetSubject = "$JS.API.STREAM.MSG.GET."
+
 // confirmReplay returns nil when msg, the event of a publish with p.Key
 // that the stream acknowledged as a duplicate, is the event the key was
 // first stored with, under msg's id: the publish is a replay. Another
@@ -420,8 +439,8 @@ func (b *Broker) settled(ctx context.Context, h *history) (*jetstream.StreamInfo
 // stream was created again; that is told by the stream's creation time,
 // asked whenever h does not retain the same event. An event the local
 // history no longer retains is read from the stream; one the stream let
-// go of too is taken as a replay: the key, still in the stream's
-// duplicate window, names it.
+// go of too, or that the NATS user may not read, is taken as a replay:
+// the key, still in the stream's duplicate window, names it.
 func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Message, p stream.Publication) error {
 	got := h.mem.Retained(msg.ID)
 	if got != nil && got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
@@ -440,9 +459,15 @@ func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Mess
 	if got != nil {
 		return stream.KeyReused(p.Topic, p.Key)
 	}
+	asked := time.Now()
 	stored, err := h.stream.GetMsg(ctx, seq)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil
+	case errors.Is(b.denied(err, msgGetSubject+b.opts.Stream, asked), nats.ErrPermissionViolation):
+		// A NATS user that may not read it: it cannot be compared, as
+		// one the stream let go of. Taken for an error, each retry was
+		// answered 503, "retry with the same key".
 		return nil
 	case err != nil:
 		return err

@@ -313,6 +313,40 @@ func TestStreamCreatedAgainWithItsConsumersNoticeLost(t *testing.T) {
 	wantLost(t, lost)
 }
 
+// A publish acknowledged by a stream created again that the instance has
+// not yet noticed (the notice of its consumer's deletion lost), past the
+// last sequence its consumer delivered, so that the consumer delivers
+// nothing before the publish's time runs out: it is not answered 201 with
+// an id of the old stream, the sequence offset by the old stream's
+// creation time. A client resuming from it would be reset, or given
+// events it had.
+func TestPublishToAStreamCreatedAgainUnnoticedGetsNoOldID(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	// Well before the missed heartbeats tell the instance (2 s).
+	opts.PublishTimeout = 500 * time.Millisecond
+	a := newInstance(t, opts)
+	a.publish(t, "t", "before")
+	lost := p.loseConsumerDeleted()
+	created := recreateStream(t, ns, opts)
+	js := ns.operator(t)
+	for _, data := range []string{"another's 1", "another's 2"} {
+		if _, err := js.Publish(t.Context(), DefaultSubjectPrefix+".t", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, _, err := a.broker.Publish(stream.Publication{Topic: "t", Data: "mine"})
+	switch {
+	case err == nil && m.ID != newIDs(created).id(3):
+		t.Fatalf("publish stored as the new stream's sequence 3 answered with id %d, want %d (the new stream's) or a 503", m.ID, newIDs(created).id(3))
+	case err != nil && !errors.Is(err, stream.ErrMaybeStored):
+		t.Fatalf("publish stored: %v, want one wrapping stream.ErrMaybeStored", err)
+	}
+	wantLost(t, lost)
+}
+
 // While the stream is one the instance cannot take (created again with
 // other storage), publishing answers 503 and the instance is not ready;
 // Close ends it meanwhile, its goroutines with it (TestMain's goleak).

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -277,6 +278,61 @@ func TestPublishKeyRetriedWhileTheConsumerIsBehind(t *testing.T) {
 		if err != nil || !replayed || m.ID != first.ID {
 			t.Fatalf("retry on the instance behind: %v replayed %v, %v; want event %d replayed", m, replayed, err, first.ID)
 		}
+	}
+}
+
+// A key's retry on an instance whose consumer is behind, on a NATS slow to
+// answer JetStream's API: it is answered within the publish timeout, as
+// every publish is, not after the wait for the consumer and a whole
+// publish timeout more for the check of the first event (its stream's
+// info, then the event read from it).
+func TestPublishKeyRetriedWhileTheConsumerIsBehindAnswersInTime(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = time.Second
+	a := newInstance(t, opts)
+	a.broker.cur.Load().live.close()
+	pub := stream.Publication{Topic: "t", Data: "x", Key: "k"}
+	if _, err := ns.operator(t).PublishMsg(t.Context(), &nats.Msg{Subject: a.broker.subject("t"), Data: []byte(pub.Data), Header: a.broker.header(pub)}); err != nil {
+		t.Fatal(err)
+	}
+	p.slowAnswers(opts.PublishTimeout * 3 / 5)
+	start := time.Now()
+	m, replayed, err := a.broker.Publish(pub)
+	took := time.Since(start)
+	if err != nil && !errors.Is(err, stream.ErrMaybeStored) {
+		t.Fatalf("retry: %v, want a replay or an error wrapping stream.ErrMaybeStored", err)
+	}
+	if limit := opts.PublishTimeout + opts.PublishTimeout/2; took > limit {
+		t.Fatalf("retry answered (%v replayed %v, %v) after %v, past %v", m, replayed, err, took, limit)
+	}
+}
+
+// A key's retry through an instance whose NATS user may not read a
+// stream's message by its sequence ($JS.API.STREAM.MSG.GET, which the
+// NATS server leaves unanswered), and whose memory does not hold the
+// first event: the event cannot be compared, and the retry is answered as
+// one, as when the stream no longer holds it. It was answered 503 "may
+// have been stored; a retry with the same Idempotency-Key stores it
+// once", and so was each retry after it.
+func TestPublishKeyRetriedWithoutMessageGetPermission(t *testing.T) {
+	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.MSG.GET.>"}})
+	opts := testBrokerOptions(ns)
+	opts.PublishTimeout = time.Second
+	b := openBroker(t, opts)
+	pub := stream.Publication{Topic: "t", Data: "x", Key: "k"}
+	first, _, err := b.Publish(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.URLs = []string{ns.restrictedURL()}
+	opts.cold = true // its memory starts after the first event
+	a := openBroker(t, opts)
+	m, replayed, err := a.Publish(pub)
+	if err != nil || !replayed || m.ID != first.ID {
+		t.Fatalf("retry: %v replayed %v, %v; want event %d replayed", m, replayed, err, first.ID)
 	}
 }
 

@@ -101,6 +101,8 @@ type natsProxy struct {
 	frozen chan struct{}
 	conns  []net.Conn
 	wg     sync.WaitGroup
+	// accepted counts the connections accepted.
+	accepted int
 	// misroute, when set, is the subject prefix whose next publish goes
 	// to a subject no stream takes (its first byte changed), as one sent
 	// while a stream's subjects have no server to take them (a leader's
@@ -236,6 +238,13 @@ func (p *natsProxy) freeze() {
 	p.frozen = make(chan struct{})
 }
 
+// connections is how many connections the proxy has accepted.
+func (p *natsProxy) connections() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
+}
+
 // isHung reports whether hang was called.
 func (p *natsProxy) isHung() bool {
 	p.mu.Lock()
@@ -258,6 +267,7 @@ func (p *natsProxy) accept() {
 			return
 		}
 		p.mu.Lock()
+		p.accepted++
 		down := time.Now().Before(p.downUntil)
 		p.mu.Unlock()
 		if down {

@@ -348,3 +348,35 @@ func TestPublishInFlightAtCloseSaysItMayHaveBeenStored(t *testing.T) {
 		}
 	})
 }
+
+// While NATS is unreachable a publish answers 503 at once, also while the
+// instance tries a server that takes its connection and says nothing (a
+// hung process, whose system still accepts connections): nats.go holds
+// the connection's lock for each such attempt, up to its connect timeout
+// (2 s), and the publish's look at the connection's state waited for it,
+// as /readyz did.
+func TestPublishWhileReconnectingToAHungServerAnswersAtOnce(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PingInterval = 100 * time.Millisecond
+	b := openBroker(t, opts)
+	p.hang()
+	waitFor(t, "NATS left", func() bool { return !b.Connected() })
+	n := p.connections()
+	waitFor(t, "an attempt to connect again", func() bool { return p.connections() > n })
+	start := time.Now()
+	_, _, err := b.Publish(stream.Publication{Topic: "t", Data: "x"})
+	took := time.Since(start)
+	if !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("publish while NATS is away: %v, want an error wrapping stream.ErrUnavailable", err)
+	}
+	if took > 500*time.Millisecond {
+		t.Fatalf("publish while NATS is away answered after %v", took)
+	}
+	start = time.Now()
+	if err := b.Ready(); !errors.Is(err, stream.ErrUnavailable) || time.Since(start) > 500*time.Millisecond {
+		t.Fatalf("Ready while NATS is away: %v after %v", err, time.Since(start))
+	}
+}

@@ -225,8 +225,10 @@ func (p *publisher) publishQueuedOnce(ctx context.Context, msg *nats.Msg) (*jets
 		// run may still take one more queued publish as it stops: given
 		// up here, it is not sent, as this answer says. One send took
 		// first is in flight, and may be stored.
-		pub.take()
-		return nil, stream.ErrClosed
+		if pub.take() {
+			return nil, stream.ErrClosed
+		}
+		return nil, errClosedInFlight
 	}
 	if pub.err != nil {
 		return nil, pub.err

@@ -248,6 +248,34 @@ func TestPublisherDropsAQueuedPublishAnsweredClosed(t *testing.T) {
 	}
 }
 
+// A publish that the publisher's goroutine has taken to send when the
+// broker closes may be stored: its caller, which sees stop before the
+// send ends, answers that it may have been stored, not stream.ErrClosed
+// ("shutting down: try again"), which had a client's plain retry store
+// it twice.
+func TestPublisherTakenToSendAtStopMayHaveBeenStored(t *testing.T) {
+	ns := startNATS(t)
+	b := openBroker(t, testBrokerOptions(ns))
+	stop := make(chan struct{})
+	p := &publisher{js: b.js, queue: make(chan *publishing, 1), stop: stop} // no run: the test sends
+	msg := &nats.Msg{Subject: b.subject("a"), Data: []byte("x")}
+	got := publishInBackground(t.Context(), p, msg)
+	pub := <-p.queue
+	if !pub.take() { // as send does, before it sends
+		t.Fatal("a publish queued was taken before send came to it")
+	}
+	close(stop) // as the send is under way
+	err := <-got
+	pub.ack, pub.err = b.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0)) // the send ends
+	close(pub.sent)
+	if n := storedWithOneMore(t, b); n != 2 {
+		t.Fatalf("the stream holds %d events, want 2", n)
+	}
+	if !errors.Is(err, stream.ErrMaybeStored) {
+		t.Fatalf("publish taken to send at stop, and stored: %v, want one wrapping stream.ErrMaybeStored", err)
+	}
+}
+
 // More publishes awaiting their acknowledgement than the NATS client
 // keeps (nats.go's PublishAsyncMaxPending, 4000), on a NATS server that
 // acknowledges none: those the client refuses are answered busy, not

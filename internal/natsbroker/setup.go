@@ -82,7 +82,8 @@ const errCodeStreamStoreFailed jetstream.ErrorCode = 10049
 const storeErrorWait = 50 * time.Millisecond
 
 // ensureStream returns the stream, created if missing, else as
-// findStream does. Just after a stream of its name was deleted,
+// findStream does (so too when the creation finds it there after all).
+// Just after a stream of its name was deleted,
 // nats-server 2.15 may fail to create the new one's store (10049, "error
 // creating store for stream") while it still removes the old one's, and
 // then succeeds when asked again: the creation is asked again, for
@@ -100,6 +101,13 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 			if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStreamStoreFailed || pause(retry, storeErrorWait) != nil {
 				break
 			}
+		}
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			// Created since it was found missing (by another instance
+			// that started with other limits), or there all along (a
+			// JetStream that had not taken it back yet answered "not
+			// found"): checked and its limits set, as one found.
+			return findStream(ctx, js, o)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("nats: create stream %q: %w", o.Stream, err)
