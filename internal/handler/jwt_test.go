@@ -114,6 +114,13 @@ func TestJWTClaimRules(t *testing.T) {
 			return sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), good)
 		}, "topic=user.42.inbox", 401, "signature"},
 		{"not a JWT", func(t *testing.T) string { return "opaque" }, "topic=user.42.inbox", 401, "malformed"},
+		// The signature's last character with its unused low bits set
+		// was taken as the token's own.
+		{"a signature spelled another way", func(t *testing.T) string {
+			token := mint(t, good)
+			const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+			return token[:len(token)-1] + string(alphabet[strings.IndexByte(alphabet, token[len(token)-1])^1])
+		}, "topic=user.42.inbox", 401, "malformed: a segment that is not base64url in its one canonical form"},
 		// golang-jwt read it as a time before 1970: "expired".
 		{"exp out of range", func(t *testing.T) string {
 			token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{

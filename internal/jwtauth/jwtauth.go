@@ -15,6 +15,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -262,6 +263,7 @@ func New(o Options) (*Verifier, error) {
 		}
 	}
 	opts := []jwt.ParserOption{
+		jwt.WithStrictDecoding(), // see spelling
 		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(o.Leeway),
@@ -333,11 +335,31 @@ func fittingAlgorithms(secret []byte, pub crypto.PublicKey) ([]string, error) {
 // iss and aud, and returns its claims. The error wraps ErrInvalidToken and
 // says why.
 func (v *Verifier) Verify(token string) (*Claims, error) {
+	if err := spelling(token); err != nil {
+		return nil, fmt.Errorf("%w: malformed: %w", ErrInvalidToken, err)
+	}
 	var c Claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.key); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, v.reason(err, &c))
 	}
 	return &c, nil
+}
+
+// spelling refuses a token of other characters than base64url's and the
+// dots between its segments. With the parser's strict decoding (the
+// unused low bits of a segment's last character must be 0), a token has
+// one spelling (RFC 7515 §2: unpadded base64url): Go's base64 skips CR
+// and LF, and ignores those bits, so that a signature with a line break
+// in it, or those bits set, was taken as the token's own, and a list or a
+// cache keyed by a token did not know it for the same one.
+func spelling(token string) error {
+	i := strings.IndexFunc(token, func(r rune) bool {
+		return r != '.' && r != '-' && r != '_' && (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (r < '0' || r > '9')
+	})
+	if i >= 0 {
+		return errors.New("a character that is neither base64url nor a dot (RFC 7515: unpadded base64url)")
+	}
+	return nil
 }
 
 // ValidUntil is the last moment c is accepted: its exp, plus the leeway.
@@ -373,6 +395,9 @@ func (v *Verifier) reason(err error, c *Claims) string {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		if ce := (*claimError)(nil); errors.As(err, &ce) {
 			return "malformed: " + ce.msg
+		}
+		if errors.As(err, new(base64.CorruptInputError)) {
+			return "malformed: a segment that is not base64url in its one canonical form"
 		}
 		return "malformed"
 	case errors.Is(err, jwt.ErrTokenExpired):

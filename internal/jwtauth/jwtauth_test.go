@@ -325,3 +325,38 @@ func TestVerifyReadsTheLastOfTwoSSEHubClaims(t *testing.T) {
 		}
 	}
 }
+
+// A token has one spelling: its three segments in unpadded base64url
+// (RFC 7515 §2), each in its canonical form. The signature was read
+// loosely, so that one token had others beside it that the verifier
+// took: the low bits of its last character, which decode to nothing,
+// flipped, or a line break inside it (in the access_token query, %0A),
+// which Go's base64 skips. A list of refused tokens, or a cache keyed
+// by a token, missed them.
+func TestVerifyRefusesATokenSpelledAnotherWay(t *testing.T) {
+	v, sign := hmacVerifier(t)
+	token := sign(jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()})
+	if !isValid(v, token) {
+		t.Fatal("the token itself is refused")
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, token[len(token)-1])
+	dot := strings.LastIndexByte(token, '.')
+	const other = "neither base64url nor a dot"
+	for _, tt := range []struct{ name, token, says string }{
+		// HS256's 32 bytes are 43 characters: the last one's low 2 bits are none.
+		{"unused bits set", token[:len(token)-1] + string(alphabet[last^1]), "canonical form"},
+		{"a line feed", token[:dot+5] + "\n" + token[dot+5:], other},
+		{"a carriage return", token[:dot+5] + "\r" + token[dot+5:], other},
+		{"padded", token + "=", other},
+		{"standard base64", token[:dot+1] + strings.NewReplacer("-", "+", "_", "/").Replace(token[dot+1:]), other},
+	} {
+		if tt.token == token {
+			continue // standard base64 of a signature without - or _
+		}
+		_, err := v.Verify(tt.token)
+		if !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "malformed: ") || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("%s: %v, want it refused as malformed, saying %q", tt.name, err, tt.says)
+		}
+	}
+}
