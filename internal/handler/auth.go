@@ -226,19 +226,34 @@ func (h *Handler) cookieToken(raw string) string {
 	return raw
 }
 
-// bearerToken returns the token of an `Authorization: Bearer` header, or
-// a 400 (invalidRequest) when the request has two Authorization headers.
+// bearerToken returns the token of an `Authorization: Bearer` header, ""
+// for none or another scheme's, or a 400 (invalidRequest) when the
+// request has two Authorization headers, or one that names Bearer without
+// a space and a token after it (RFC 6750 §2.1): "Bearer<TAB>token", or a
+// "Bearer" a client gave no token, was taken as no header, so that the
+// answer said a token was required, or the query's or cookie's was used.
 func bearerToken(c *gin.Context) (string, error) {
 	header, _, err := oneValue("header", "Authorization", c.Request.Header.Values("Authorization"))
 	if err != nil {
 		return "", invalidRequest{err}
 	}
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	end := strings.IndexAny(header, " \t")
+	if end < 0 {
+		end = len(header)
+	}
+	if !strings.EqualFold(header[:end], "Bearer") {
 		return "", nil
 	}
-	return strings.TrimSpace(token), nil
+	token := strings.TrimLeft(header[end:], " ")
+	if len(token) == len(header)-end || token == "" {
+		return "", invalidRequest{errBearerWithoutToken}
+	}
+	return token, nil
 }
+
+// errBearerWithoutToken refuses an Authorization header that names Bearer
+// but gives no token after a space (bearerToken).
+var errBearerWithoutToken = badRequest(`header Authorization: "Bearer" must be followed by a space and the token`)
 
 // tokenSet holds the SHA-256 digests of the allowed static tokens.
 type tokenSet [][sha256.Size]byte
