@@ -45,7 +45,7 @@ func (h *Handler) checkPublishToken(c *gin.Context, topic string) error {
 		return err
 	}
 	if token == "" {
-		return errNoToken
+		return h.noPublishToken(c)
 	}
 	if h.publishTokens.allows(token) {
 		return nil
@@ -61,6 +61,23 @@ func (h *Handler) checkPublishToken(c *gin.Context, topic string) error {
 		return fmt.Errorf("publishing to %s: %w", stream.Quote(topic), errNotGranted)
 	}
 	return nil
+}
+
+// noPublishToken is the error of a publish without a bearer token. When
+// the request has the access_token query parameter or the token cookie,
+// where a subscriber may send one, it says those are not read for a
+// publish: "a bearer token is required" alone read as if none was sent.
+func (h *Handler) noPublishToken(c *gin.Context) error {
+	place := ""
+	switch {
+	case c.Request.URL.Query().Has("access_token"):
+		place = "the access_token query parameter"
+	case len(c.Request.CookiesNamed(h.hub.TokenCookie)) > 0:
+		place = "the " + h.hub.TokenCookie + " cookie"
+	default:
+		return errNoToken
+	}
+	return fmt.Errorf("%w in the Authorization header: a publish does not read %s", errNoToken, place)
 }
 
 // A static token of one kind used for the other is valid, but not for

@@ -580,3 +580,36 @@ func TestTokenCookieSentTwice(t *testing.T) {
 		t.Errorf("refusal %q does not name the cookie", msg)
 	}
 }
+
+// A publisher's token is read from the Authorization header alone. One
+// sent in the access_token query or the token cookie, which a subscriber
+// may use, was answered "a bearer token is required", as if none had
+// been sent: the answer now says where the token goes, and that the
+// place it came in is not read for a publish. It is still 401.
+func TestPublishTokenInTheQueryOrCookieSaysWhereItGoes(t *testing.T) {
+	ts := newTestServer(t, jwtOptions(t))
+	token := mint(t, grant(nil, []string{"a"}, time.Hour))
+	for _, tt := range []struct {
+		name, query, cookie, says string
+	}{
+		{"query", "?access_token=" + token, "", "a publish does not read the access_token query parameter"},
+		{"cookie", "", "ssehub_token=" + token, "a publish does not read the ssehub_token cookie"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			header := map[string]string{"Content-Type": "application/json"}
+			if tt.cookie != "" {
+				header["Cookie"] = tt.cookie
+			}
+			resp := ts.do(t, "POST", "/api/v1/topics/a/events"+tt.query, strings.NewReader(`{"data":1}`), header)
+			msg := wantJSONError(t, resp, http.StatusUnauthorized)
+			for _, want := range []string{"a bearer token is required in the Authorization header", tt.says} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("%q does not say %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, token) {
+				t.Errorf("%q repeats the token", msg)
+			}
+		})
+	}
+}
