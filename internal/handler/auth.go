@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -200,8 +201,9 @@ const maxTokenCookies = 4
 // maxTokenCookies: a browser sends each cookie of the name whose Domain
 // and Path match, one of them perhaps stale, in an order the server
 // cannot rely on. None is no token. The access log records neither query
-// nor cookies. A header or parameter given twice, or more cookies than
-// maxTokenCookies, is a 400 (see queryParam).
+// nor cookies. A header or parameter given twice, more cookies than
+// maxTokenCookies, or a cookie on a request another site's page makes
+// outside CORS (outsideCORS), is a 400 (see queryParam).
 func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 	if token, err := bearerToken(c); token != "" || err != nil {
 		return []string{token}, err
@@ -215,6 +217,10 @@ func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 		return []string{token}, nil
 	}
 	cookies := c.Request.CookiesNamed(h.hub.TokenCookie)
+	if len(cookies) > 0 && outsideCORS(c.Request) {
+		return nil, invalidRequest{badRequest("the %s cookie is not read for a request that another site's page makes outside CORS, "+
+			"such as a script's, an image's or a frame's: subscribe with EventSource or fetch", h.hub.TokenCookie)}
+	}
 	if len(cookies) > maxTokenCookies {
 		return nil, invalidRequest{badRequest("%d %s cookies: at most %d are read", len(cookies), h.hub.TokenCookie, maxTokenCookies)}
 	}
@@ -225,6 +231,29 @@ func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 		}
 	}
 	return tokens, nil
+}
+
+// outsideCORS reports whether r is, by its fetch metadata, a browser's
+// request from another origin's page that is not CORS and no top-level
+// navigation: a <script>'s, an <img>'s (Sec-Fetch-Mode: no-cors), an
+// <iframe>'s. The page reads nothing of the answer, but sees whether it
+// ends (the element's error or load event): a refusal does, a stream does
+// not. Were the token cookie, which the browser sends with it, read, that
+// would tell the page whether the visitor's token grants a topic. A
+// request without fetch metadata is no browser's, or an old one's.
+func outsideCORS(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+	default: // same-origin, none (the user's own), or no metadata
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Mode") {
+	case "cors":
+		return false
+	case "navigate":
+		return r.Header.Get("Sec-Fetch-Dest") != "document"
+	}
+	return true
 }
 
 // cookieToken returns the token of a cookie's value raw, with its percent

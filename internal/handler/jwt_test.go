@@ -613,3 +613,52 @@ func TestPublishTokenInTheQueryOrCookieSaysWhereItGoes(t *testing.T) {
 		})
 	}
 }
+
+// A page of another site can make a browser send the token cookie outside
+// CORS: a <script> or <img> (Sec-Fetch-Mode: no-cors), an <iframe>. The
+// page reads nothing of the answer, but sees whether it ends: a refusal
+// fires the element's error or load event, a stream never does. So the
+// answer told that page whether the visitor's cookie grants a topic. Such
+// a request is now refused before the cookie is read, the same for any
+// cookie; an EventSource or fetch (cors), a top-level navigation and a
+// request without fetch metadata read it as before.
+func TestTokenCookieUnreadForAnotherSitesNoCORSRequest(t *testing.T) {
+	ts := newTestServer(t, jwtOptions(t))
+	good := mint(t, grant([]string{"a"}, nil, time.Hour))
+	request := func(t *testing.T, cookie, site, mode, dest string) *http.Response {
+		header := map[string]string{"Cookie": "ssehub_token=" + cookie}
+		if site != "" {
+			header["Sec-Fetch-Site"], header["Sec-Fetch-Mode"], header["Sec-Fetch-Dest"] = site, mode, dest
+		}
+		return ts.do(t, "GET", "/api/v1/events?topic=a", nil, header)
+	}
+	for _, tt := range []struct{ site, mode, dest string }{
+		{"cross-site", "no-cors", "script"},
+		{"cross-site", "no-cors", "image"},
+		{"same-site", "no-cors", "script"},
+		{"cross-site", "navigate", "iframe"},
+	} {
+		t.Run("refused: "+tt.site+" "+tt.mode+" "+tt.dest, func(t *testing.T) {
+			var answers []string
+			for _, cookie := range []string{good, "not-a-token"} {
+				msg := wantJSONError(t, request(t, cookie, tt.site, tt.mode, tt.dest), http.StatusBadRequest)
+				answers = append(answers, msg)
+			}
+			if answers[0] != answers[1] || !strings.Contains(answers[0], "ssehub_token cookie is not read") {
+				t.Errorf("answers %q, want the same, saying the cookie is not read", answers)
+			}
+		})
+	}
+	for _, tt := range []struct{ site, mode, dest string }{
+		{"cross-site", "cors", "empty"},      // EventSource, withCredentials
+		{"same-site", "cors", "empty"},       // the same, from the site's other origin
+		{"same-origin", "no-cors", "script"}, // the page could read it anyway
+		{"cross-site", "navigate", "document"},
+		{"none", "navigate", "document"}, // typed in the address bar
+		{"", "", ""},                     // no browser's
+	} {
+		t.Run("read: "+tt.site+" "+tt.mode+" "+tt.dest, func(t *testing.T) {
+			wantStreamHeaders(t, request(t, good, tt.site, tt.mode, tt.dest))
+		})
+	}
+}
