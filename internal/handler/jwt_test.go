@@ -662,3 +662,42 @@ func TestTokenCookieUnreadForAnotherSitesNoCORSRequest(t *testing.T) {
 		})
 	}
 }
+
+// A token was accepted until its exp however far it was, and a stream it
+// opened lasted as long: ssehub revokes nothing. With a maximum lifetime
+// (auth.jwt.max_lifetime), one that lasts longer from its iat to its exp,
+// or has no iat, is a 401 saying so, to a subscriber and a publisher.
+func TestJWTMaximumLifetime(t *testing.T) {
+	opts := jwtOptions(t)
+	var err error
+	opts.Hub.JWT, err = jwtauth.New(jwtauth.Options{
+		HMACSecret: []byte(jwtTestSecret), Issuer: "https://auth.test", Audience: "ssehub.test", MaxLifetime: 24 * time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, opts)
+	issued := func(ttl time.Duration, iat bool) string {
+		c := grant([]string{"a"}, []string{"a"}, ttl)
+		if iat {
+			c.IssuedAt = jwt.NewNumericDate(time.Now())
+		}
+		return mint(t, c)
+	}
+	wantStreamHeaders(t, ts.do(t, "GET", "/api/v1/events?topic=a", nil, bearer(issued(time.Hour, true))))
+	for _, tt := range []struct{ name, token, says string }{
+		{"a century", issued(100*365*24*time.Hour, true), "lasts too long"},
+		{"no iat", issued(time.Hour, false), "a required claim is missing (iat)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := wantJSONError(t, ts.do(t, "GET", "/api/v1/events?topic=a", nil, bearer(tt.token)), http.StatusUnauthorized)
+			if !strings.Contains(msg, tt.says) {
+				t.Errorf("subscribing: %q does not say %q", msg, tt.says)
+			}
+			msg = wantJSONError(t, ts.publishWith(t, "a", "Bearer "+tt.token), http.StatusUnauthorized)
+			if !strings.Contains(msg, tt.says) {
+				t.Errorf("publishing: %q does not say %q", msg, tt.says)
+			}
+		})
+	}
+}

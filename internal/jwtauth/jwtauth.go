@@ -228,6 +228,10 @@ type Options struct {
 	Audience string
 	// Leeway is the clock skew allowed on exp, nbf and iat.
 	Leeway time.Duration
+	// MaxLifetime, when positive, is the longest a token may last from
+	// its iat to its exp; a token without iat is then refused. Zero: no
+	// limit, a token is accepted until its exp, however far.
+	MaxLifetime time.Duration
 }
 
 // errCritical refuses a token with a crit header (Verifier.key).
@@ -235,10 +239,11 @@ var errCritical = errors.New("critical header parameters")
 
 // Verifier checks tokens. It is safe for concurrent use.
 type Verifier struct {
-	parser     *jwt.Parser
-	hmacSecret []byte
-	publicKey  crypto.PublicKey
-	leeway     time.Duration
+	parser      *jwt.Parser
+	hmacSecret  []byte
+	publicKey   crypto.PublicKey
+	leeway      time.Duration
+	maxLifetime time.Duration
 	// issuer and audience are Options', to name a missing iss or aud.
 	issuer, audience string
 }
@@ -248,6 +253,9 @@ type Verifier struct {
 func New(o Options) (*Verifier, error) {
 	if len(o.HMACSecret) == 0 && o.PublicKey == nil {
 		return nil, errors.New("no key: set an HMAC secret or a public key")
+	}
+	if o.MaxLifetime < 0 {
+		return nil, fmt.Errorf("maximum lifetime %v: want 0 (no limit) or more", o.MaxLifetime)
 	}
 	fitting, err := fittingAlgorithms(o.HMACSecret, o.PublicKey)
 	if err != nil {
@@ -277,7 +285,7 @@ func New(o Options) (*Verifier, error) {
 	}
 	return &Verifier{
 		parser: jwt.NewParser(opts...), hmacSecret: o.HMACSecret, publicKey: o.PublicKey, leeway: o.Leeway,
-		issuer: o.Issuer, audience: o.Audience,
+		maxLifetime: o.MaxLifetime, issuer: o.Issuer, audience: o.Audience,
 	}, nil
 }
 
@@ -342,7 +350,30 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if _, err := v.parser.ParseWithClaims(token, &c, v.key); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, v.reason(err, &c))
 	}
+	if err := v.checkLifetime(&c); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
 	return &c, nil
+}
+
+// checkLifetime refuses claims c, of a verified token, that last longer
+// than the maximum lifetime from their iat to their exp, or have no iat,
+// when a maximum is set. Without one, a token an issuer made to last a
+// century by mistake (or a leaked one) was accepted, and its streams kept
+// open, for that long: ssehub revokes nothing. iat is no later than now
+// plus the leeway (the parser checks it), so neither is a token accepted
+// past now plus the leeway and the maximum.
+func (v *Verifier) checkLifetime(c *Claims) error {
+	if v.maxLifetime <= 0 {
+		return nil
+	}
+	if c.IssuedAt == nil {
+		return errors.New("a required claim is missing (iat): it dates the token, whose lifetime is limited")
+	}
+	if life := c.ExpiresAt.Sub(c.IssuedAt.Time); life > v.maxLifetime {
+		return fmt.Errorf("lasts too long: %v from iat to exp, at most %v", life, v.maxLifetime)
+	}
+	return nil
 }
 
 // spelling refuses a token of other characters than base64url's and the

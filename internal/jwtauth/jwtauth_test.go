@@ -360,3 +360,54 @@ func TestVerifyRefusesATokenSpelledAnotherWay(t *testing.T) {
 		}
 	}
 }
+
+// With a maximum lifetime, a token that lasts longer from its iat to its
+// exp is refused, saying so, and so is one without iat; without one, a
+// token a century long is accepted, as before.
+func TestVerifyLimitsTheLifetime(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	limited, err := New(Options{HMACSecret: secret, MaxLifetime: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlimited, _ := New(Options{HMACSecret: secret})
+	now := time.Now().Truncate(time.Second)
+	mint := func(iat, exp time.Time) string {
+		var c Claims
+		c.ExpiresAt = jwt.NewNumericDate(exp)
+		if !iat.IsZero() {
+			c.IssuedAt = jwt.NewNumericDate(iat)
+		}
+		token, err := MintHMAC("HS256", secret, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	century := mint(now, now.AddDate(100, 0, 0))
+	if !isValid(unlimited, century) {
+		t.Error("no limit: a century-long token is refused")
+	}
+	for _, tt := range []struct {
+		name  string
+		token string
+		says  string // "" for accepted
+	}{
+		{"a day", mint(now, now.Add(24*time.Hour)), ""},
+		{"issued an hour ago, for a day", mint(now.Add(-time.Hour), now.Add(23*time.Hour)), ""},
+		{"a day and a second", mint(now, now.Add(24*time.Hour+time.Second)), "lasts too long: 24h0m1s from iat to exp, at most 24h0m0s"},
+		{"a century", century, "lasts too long"},
+		{"no iat", mint(time.Time{}, now.Add(time.Hour)), "a required claim is missing (iat)"},
+	} {
+		_, err := limited.Verify(tt.token)
+		switch {
+		case tt.says == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.says != "" && (!errors.Is(err, ErrInvalidToken) || !strings.Contains(fmt.Sprint(err), tt.says)):
+			t.Errorf("%s: %v, want it refused saying %q", tt.name, err, tt.says)
+		}
+	}
+	if _, err := New(Options{HMACSecret: secret, MaxLifetime: -time.Second}); err == nil {
+		t.Error("a negative maximum lifetime: accepted")
+	}
+}
