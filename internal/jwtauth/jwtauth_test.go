@@ -411,3 +411,76 @@ func TestVerifyLimitsTheLifetime(t *testing.T) {
 		t.Error("a negative maximum lifetime: accepted")
 	}
 }
+
+// signRawHeader signs payload under header, both JSON as they are (a
+// parameter named twice, say), with hmacVerifier's secret, HS256.
+func signRawHeader(header, payload string) string {
+	enc := base64.RawURLEncoding
+	s := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
+	m := hmac.New(sha256.New, []byte(strings.Repeat("s", 32)))
+	m.Write([]byte(s))
+	return s + "." + enc.EncodeToString(m.Sum(nil))
+}
+
+// A header parameter named twice is read as the last one, which RFC 7515
+// §4 allows: the alg checked against the accepted ones is the one the
+// signature is verified with, so a first "alg": "none" neither passes nor
+// confuses the check; a crit named twice, even null the second time, is
+// still a crit. Names are case-sensitive: "Alg" is not alg.
+func TestVerifyReadsTheLastOfTwoHeaderParameters(t *testing.T) {
+	v, _ := hmacVerifier(t)
+	payload := fmt.Sprintf(`{"exp": %d}`, time.Now().Add(time.Hour).Unix())
+	for _, tt := range []struct {
+		header string
+		valid  bool
+	}{
+		{`{"alg":"none","alg":"HS256"}`, true},
+		{`{"alg":"HS256","alg":"none"}`, false},
+		{`{"alg":"HS256","alg":"HS512"}`, false},
+		{`{"alg":"HS256","Alg":"none"}`, true},
+		{`{"alg":"HS256","crit":["x"],"crit":null}`, false},
+	} {
+		if got := isValid(v, signRawHeader(tt.header, payload)); got != tt.valid {
+			t.Errorf("header %s: valid %v, want %v", tt.header, got, tt.valid)
+		}
+	}
+}
+
+// nbf and iat in the future are refused past the leeway, as exp in the
+// past is (TestVerifyUsesTheLeeway): a clock a little ahead of ssehub's
+// is no reason to refuse a token.
+func TestVerifyGivesNbfAndIatTheLeeway(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	v, err := New(Options{HMACSecret: secret, Leeway: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, tt := range []struct {
+		name     string
+		nbf, iat time.Duration // from now; 0 for none
+		valid    bool
+	}{
+		{"nbf 20s ahead", 20 * time.Second, 0, true},
+		{"nbf 60s ahead", 60 * time.Second, 0, false},
+		{"iat 20s ahead", 0, 20 * time.Second, true},
+		{"iat 60s ahead", 0, 60 * time.Second, false},
+	} {
+		var c Claims
+		c.ExpiresAt = jwt.NewNumericDate(now.Add(time.Hour))
+		if tt.nbf != 0 {
+			c.NotBefore = jwt.NewNumericDate(now.Add(tt.nbf))
+		}
+		if tt.iat != 0 {
+			c.IssuedAt = jwt.NewNumericDate(now.Add(tt.iat))
+		}
+		token, err := MintHMAC("HS256", secret, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(token)
+		if valid := err == nil; valid != tt.valid || !valid && !strings.Contains(err.Error(), "not valid yet") {
+			t.Errorf("%s: %v, want valid %v (or \"not valid yet\")", tt.name, err, tt.valid)
+		}
+	}
+}
