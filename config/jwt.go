@@ -72,6 +72,9 @@ func (j JWTConfig) validate() []error {
 				errs = append(errs, invalid(kv[0], fmt.Sprintf("%q is set, but no JWT key is (auth.jwt.hmac_secret or auth.jwt.public_key_file): JWTs would be off", kv[1])))
 			}
 		}
+		if j.MaxLifetime > 0 {
+			errs = append(errs, invalid("auth.jwt.max_lifetime", fmt.Sprintf("%q is set, but no JWT key is (auth.jwt.hmac_secret or auth.jwt.public_key_file): JWTs would be off", j.MaxLifetime)))
+		}
 	}
 	for _, alg := range j.Algorithms {
 		if err := j.checkAlgorithm(alg); err != nil {

@@ -263,6 +263,10 @@ func TestValidateRejects(t *testing.T) {
 			"jwt audience without a key", func(c *Config) { c.Auth.JWT.Audience = "ssehub" },
 			`auth.jwt.audience: "ssehub" is set, but no JWT key is`,
 		},
+		{
+			"jwt max lifetime without a key", func(c *Config) { c.Auth.JWT.MaxLifetime = time.Hour },
+			`auth.jwt.max_lifetime: "1h0m0s" is set, but no JWT key is`,
+		},
 		{"jwt cookie name empty", func(c *Config) { c.Auth.JWT.CookieName = "" }, `auth.jwt.cookie_name: "" is not a cookie name`},
 	}
 	for _, tt := range tests {
