@@ -131,6 +131,7 @@ type JWTConfig struct {
 	Issuer        string        // auth.jwt.issuer: the iss claim required; empty: not checked
 	Audience      string        // auth.jwt.audience: a value the aud claim must hold; empty: not checked
 	Leeway        time.Duration // auth.jwt.leeway: clock skew allowed on exp, nbf and iat
+	MaxLifetime   time.Duration // auth.jwt.max_lifetime: the longest from a token's iat to its exp; 0: no limit
 	CookieName    string        // auth.jwt.cookie_name: the cookie a token may come in
 }
 
@@ -208,6 +209,7 @@ func Default() Config {
 				Issuer:        "",
 				Audience:      "",
 				Leeway:        30 * time.Second,
+				MaxLifetime:   0,
 				CookieName:    "ssehub_token",
 			},
 		},

@@ -72,6 +72,9 @@ func (j JWTConfig) validate() []error {
 				errs = append(errs, invalid(kv[0], fmt.Sprintf("%q is set, but no JWT key is (auth.jwt.hmac_secret or auth.jwt.public_key_file): JWTs would be off", kv[1])))
 			}
 		}
+		if j.MaxLifetime > 0 {
+			errs = append(errs, invalid("auth.jwt.max_lifetime", fmt.Sprintf("%q is set, but no JWT key is (auth.jwt.hmac_secret or auth.jwt.public_key_file): JWTs would be off", j.MaxLifetime)))
+		}
 	}
 	for _, alg := range j.Algorithms {
 		if err := j.checkAlgorithm(alg); err != nil {
@@ -80,6 +83,9 @@ func (j JWTConfig) validate() []error {
 	}
 	if j.Leeway < 0 || j.Leeway > maxJWTLeeway {
 		errs = append(errs, invalid("auth.jwt.leeway", fmt.Sprintf("%q must be between 0s and %v", j.Leeway, maxJWTLeeway)))
+	}
+	if j.MaxLifetime < 0 {
+		errs = append(errs, invalid("auth.jwt.max_lifetime", fmt.Sprintf("%q must be 0s (no limit) or more", j.MaxLifetime)))
 	}
 	if !validHeaderName(j.CookieName) || j.CookieName == "*" {
 		errs = append(errs, invalid("auth.jwt.cookie_name", fmt.Sprintf("%q is not a cookie name", j.CookieName)))

@@ -67,6 +67,7 @@ func (c *Config) fields() []field {
 		{"auth.jwt.issuer", &c.Auth.JWT.Issuer},
 		{"auth.jwt.audience", &c.Auth.JWT.Audience},
 		{"auth.jwt.leeway", &c.Auth.JWT.Leeway},
+		{"auth.jwt.max_lifetime", &c.Auth.JWT.MaxLifetime},
 		{"auth.jwt.cookie_name", &c.Auth.JWT.CookieName},
 	}
 }

@@ -138,6 +138,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		"SSEHUB_AUTH_JWT_ISSUER":                 "https://auth.test",
 		"SSEHUB_AUTH_JWT_AUDIENCE":               "ssehub.test",
 		"SSEHUB_AUTH_JWT_LEEWAY":                 "5s",
+		"SSEHUB_AUTH_JWT_MAX_LIFETIME":           "24h",
 		"SSEHUB_AUTH_JWT_COOKIE_NAME":            "hub_jwt",
 	}
 	if len(vars) != len(Keys()) {
@@ -162,7 +163,7 @@ func TestLoadEnvEveryKey(t *testing.T) {
 		},
 		Auth: AuthConfig{PublishTokens: []string{"p1", "p2"}, SubscribeTokens: []string{"s1"}, JWT: JWTConfig{
 			HMACSecret: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", PublicKeyFile: pubKey, Algorithms: []string{"HS512", "ES256"},
-			Issuer: "https://auth.test", Audience: "ssehub.test", Leeway: 5 * time.Second, CookieName: "hub_jwt",
+			Issuer: "https://auth.test", Audience: "ssehub.test", Leeway: 5 * time.Second, MaxLifetime: 24 * time.Hour, CookieName: "hub_jwt",
 		}},
 	}
 	got, err := Load([]string{"--config", os.DevNull}, env(vars))

@@ -250,6 +250,7 @@ func TestValidateRejects(t *testing.T) {
 		}, `auth.jwt.algorithms: "HS384" needs an auth.jwt.hmac_secret of 48 bytes or more`},
 		{"jwt leeway negative", func(c *Config) { c.Auth.JWT.Leeway = -time.Second }, `auth.jwt.leeway: "-1s" must be between 0s and 5m0s`},
 		{"jwt leeway long", func(c *Config) { c.Auth.JWT.Leeway = time.Hour }, `auth.jwt.leeway: "1h0m0s" must be between`},
+		{"jwt max lifetime negative", func(c *Config) { c.Auth.JWT.MaxLifetime = -time.Second }, `auth.jwt.max_lifetime: "-1s" must be 0s (no limit) or more`},
 		{"jwt cookie name", func(c *Config) { c.Auth.JWT.CookieName = "a b" }, `auth.jwt.cookie_name: "a b" is not a cookie name`},
 		// Checks of JWTs that are never accepted: a deployment whose
 		// SSEHUB_AUTH_JWT_HMAC_SECRET went missing started with JWTs off,
@@ -261,6 +262,10 @@ func TestValidateRejects(t *testing.T) {
 		{
 			"jwt audience without a key", func(c *Config) { c.Auth.JWT.Audience = "ssehub" },
 			`auth.jwt.audience: "ssehub" is set, but no JWT key is`,
+		},
+		{
+			"jwt max lifetime without a key", func(c *Config) { c.Auth.JWT.MaxLifetime = time.Hour },
+			`auth.jwt.max_lifetime: "1h0m0s" is set, but no JWT key is`,
 		},
 		{"jwt cookie name empty", func(c *Config) { c.Auth.JWT.CookieName = "" }, `auth.jwt.cookie_name: "" is not a cookie name`},
 	}

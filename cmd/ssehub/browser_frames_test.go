@@ -195,6 +195,57 @@ func TestBrowserCrossOriginEventSourceSendsTheTokenCookie(t *testing.T) {
 	}
 }
 
+// TestBrowserFrameOfAnotherOriginLearnsNothingFromTheCookie: a page on
+// another origin of the same site, whose visitor holds a JWT in the cookie
+// auth.jwt.cookie_name, frames two subscriptions, one the token grants and
+// one it does not. Chromium sends the cookie with both (Sec-Fetch-Mode:
+// navigate, Sec-Fetch-Dest: iframe). The granted one was answered with a
+// stream, which never ends, so its frame never fired load, and the other
+// with a 403, whose frame did: the page learned what the visitor's token
+// grants. Both are now the same 400, and both frames load. (A <script>'s
+// or an <img>'s answer, Chromium's opaque response blocking hides, stream
+// or refusal alike; the server refuses those too, for other browsers.)
+func TestBrowserFrameOfAnotherOriginLearnsNothingFromTheCookie(t *testing.T) {
+	page := newSecondOrigin(t)
+	cfg := hubTestConfig()
+	cfg.Auth.JWT = tokenConfig(t).Auth.JWT
+	base, _ := startMain(t, cfg)
+	jwt := mintToken(t, "--subscribe", "orders.>", "--ttl", "10m")
+	ctx := newBrowser(t)
+	requests := watchRequests(t, ctx)
+	runPage(t, ctx, page+"/",
+		callJS[chromedp.Void](`(base, jwt) => {
+			document.cookie = "ssehub_token=" + jwt + "; path=/";
+			window.__frames = {};
+			for (const topic of ["orders.eu", "payments.x"]) {
+				const f = document.createElement("iframe");
+				f.onload = () => { window.__frames[topic] = "load"; };
+				f.src = base + "/api/v1/events?topic=" + topic;
+				document.body.append(f);
+			}
+		}`, base, jwt),
+	)
+	var subs []request
+	for deadline := time.Now().Add(pollTimeout); ; {
+		subs = requests.to(ctx, "/api/v1/events") // a round trip to the page
+		if len(subs) == 2 && subs[0].Status != 0 && subs[1].Status != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscribe requests %+v, want two answered", subs)
+		}
+	}
+	for _, sub := range subs {
+		if !strings.Contains(sub.Headers["Cookie"], "ssehub_token="+jwt) || sub.Headers["Sec-Fetch-Dest"] != "iframe" {
+			t.Errorf("%s: sent %v, want the cookie, for an iframe", sub.URL, sub.Headers)
+		}
+	}
+	if subs[0].Status != subs[1].Status || subs[0].Status != http.StatusBadRequest {
+		t.Fatalf("answered %d and %d: want both 400, which tells the page nothing", subs[0].Status, subs[1].Status)
+	}
+	runActions(t, ctx, waitJS(`Object.keys(window.__frames).length === 2`))
+}
+
 // TestBrowserNetworkPanelShowsEveryEvent: the note's symptom was a
 // network panel whose EventStream tab stayed empty, the bytes showing in
 // the raw response only. DevTools fills that tab from the events CDP

@@ -15,11 +15,12 @@ func jwtVerifier(c config.JWTConfig) (*jwtauth.Verifier, error) {
 		return nil, nil
 	}
 	opts := jwtauth.Options{
-		HMACSecret: []byte(c.HMACSecret),
-		Algorithms: c.Algorithms,
-		Issuer:     c.Issuer,
-		Audience:   c.Audience,
-		Leeway:     c.Leeway,
+		HMACSecret:  []byte(c.HMACSecret),
+		Algorithms:  c.Algorithms,
+		Issuer:      c.Issuer,
+		Audience:    c.Audience,
+		Leeway:      c.Leeway,
+		MaxLifetime: c.MaxLifetime,
 	}
 	if c.PublicKeyFile != "" {
 		data, err := os.ReadFile(c.PublicKeyFile)

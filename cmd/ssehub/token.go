@@ -83,6 +83,10 @@ func tokenClaims(flags *pflag.FlagSet, j config.JWTConfig, now time.Time) (jwtau
 		// it is issued, which only the verifier's leeway would hide.
 		return jwtauth.Claims{}, fmt.Errorf("%w: --ttl %v: want 1s or more, a token's times being whole seconds", config.ErrUsage, ttl)
 	}
+	if j.MaxLifetime > 0 && ttl > j.MaxLifetime {
+		// The server with this configuration would refuse the token.
+		return jwtauth.Claims{}, fmt.Errorf("%w: --ttl %v is longer than auth.jwt.max_lifetime %v", config.ErrUsage, ttl, j.MaxLifetime)
+	}
 	for _, p := range slices.Concat(sub, pub) {
 		if err := stream.ValidatePattern(p); err != nil {
 			return jwtauth.Claims{}, fmt.Errorf("%w: %w", config.ErrUsage, err)

@@ -126,6 +126,9 @@ func TestTokenCommandErrors(t *testing.T) {
 		{"bad pattern", tokenEnv, []string{"--subscribe", "a..b"}, `"a..b"`},
 		{"negative ttl", tokenEnv, []string{"--subscribe", "a", "--ttl", "-1h"}, "--ttl -1h0m0s must be positive"},
 		{"ttl under a second", tokenEnv, []string{"--subscribe", "a", "--ttl", "500ms"}, "--ttl 500ms: want 1s or more"},
+		{"ttl beyond the maximum lifetime", map[string]string{
+			"SSEHUB_AUTH_JWT_HMAC_SECRET": tokenEnv["SSEHUB_AUTH_JWT_HMAC_SECRET"], "SSEHUB_AUTH_JWT_MAX_LIFETIME": "1h",
+		}, []string{"--subscribe", "a", "--ttl", "2h"}, "--ttl 2h0m0s is longer than auth.jwt.max_lifetime 1h0m0s"},
 		{"unknown flag", tokenEnv, []string{"--subscribe", "a", "--bogus"}, "bogus"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

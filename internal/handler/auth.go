@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -45,7 +46,7 @@ func (h *Handler) checkPublishToken(c *gin.Context, topic string) error {
 		return err
 	}
 	if token == "" {
-		return errNoToken
+		return h.noPublishToken(c)
 	}
 	if h.publishTokens.allows(token) {
 		return nil
@@ -61,6 +62,23 @@ func (h *Handler) checkPublishToken(c *gin.Context, topic string) error {
 		return fmt.Errorf("publishing to %s: %w", stream.Quote(topic), errNotGranted)
 	}
 	return nil
+}
+
+// noPublishToken is the error of a publish without a bearer token. When
+// the request has the access_token query parameter or the token cookie,
+// where a subscriber may send one, it says those are not read for a
+// publish: "a bearer token is required" alone read as if none was sent.
+func (h *Handler) noPublishToken(c *gin.Context) error {
+	place := ""
+	switch {
+	case c.Request.URL.Query().Has("access_token"):
+		place = "the access_token query parameter"
+	case len(c.Request.CookiesNamed(h.hub.TokenCookie)) > 0:
+		place = "the " + h.hub.TokenCookie + " cookie"
+	default:
+		return errNoToken
+	}
+	return fmt.Errorf("%w in the Authorization header: a publish does not read %s", errNoToken, place)
 }
 
 // A static token of one kind used for the other is valid, but not for
@@ -183,8 +201,9 @@ const maxTokenCookies = 4
 // maxTokenCookies: a browser sends each cookie of the name whose Domain
 // and Path match, one of them perhaps stale, in an order the server
 // cannot rely on. None is no token. The access log records neither query
-// nor cookies. A header or parameter given twice, or more cookies than
-// maxTokenCookies, is a 400 (see queryParam).
+// nor cookies. A header or parameter given twice, more cookies than
+// maxTokenCookies, or a cookie on a request another site's page makes
+// outside CORS (outsideCORS), is a 400 (see queryParam).
 func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 	if token, err := bearerToken(c); token != "" || err != nil {
 		return []string{token}, err
@@ -198,6 +217,10 @@ func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 		return []string{token}, nil
 	}
 	cookies := c.Request.CookiesNamed(h.hub.TokenCookie)
+	if len(cookies) > 0 && outsideCORS(c.Request) {
+		return nil, invalidRequest{badRequest("the %s cookie is not read for a request that another site's page makes outside CORS, "+
+			"such as a script's, an image's or a frame's: subscribe with EventSource or fetch", h.hub.TokenCookie)}
+	}
 	if len(cookies) > maxTokenCookies {
 		return nil, invalidRequest{badRequest("%d %s cookies: at most %d are read", len(cookies), h.hub.TokenCookie, maxTokenCookies)}
 	}
@@ -208,6 +231,29 @@ func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 		}
 	}
 	return tokens, nil
+}
+
+// outsideCORS reports whether r is, by its fetch metadata, a browser's
+// request from another origin's page that is not CORS and no top-level
+// navigation: a <script>'s, an <img>'s (Sec-Fetch-Mode: no-cors), an
+// <iframe>'s. The page reads nothing of the answer, but sees whether it
+// ends (the element's error or load event): a refusal does, a stream does
+// not. Were the token cookie, which the browser sends with it, read, that
+// would tell the page whether the visitor's token grants a topic. A
+// request without fetch metadata is no browser's, or an old one's.
+func outsideCORS(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+	default: // same-origin, none (the user's own), or no metadata
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Mode") {
+	case "cors":
+		return false
+	case "navigate":
+		return r.Header.Get("Sec-Fetch-Dest") != "document"
+	}
+	return true
 }
 
 // cookieToken returns the token of a cookie's value raw, with its percent
@@ -226,19 +272,34 @@ func (h *Handler) cookieToken(raw string) string {
 	return raw
 }
 
-// bearerToken returns the token of an `Authorization: Bearer` header, or
-// a 400 (invalidRequest) when the request has two Authorization headers.
+// bearerToken returns the token of an `Authorization: Bearer` header, ""
+// for none or another scheme's, or a 400 (invalidRequest) when the
+// request has two Authorization headers, or one that names Bearer without
+// a space and a token after it (RFC 6750 §2.1): "Bearer<TAB>token", or a
+// "Bearer" a client gave no token, was taken as no header, so that the
+// answer said a token was required, or the query's or cookie's was used.
 func bearerToken(c *gin.Context) (string, error) {
 	header, _, err := oneValue("header", "Authorization", c.Request.Header.Values("Authorization"))
 	if err != nil {
 		return "", invalidRequest{err}
 	}
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	end := strings.IndexAny(header, " \t")
+	if end < 0 {
+		end = len(header)
+	}
+	if !strings.EqualFold(header[:end], "Bearer") {
 		return "", nil
 	}
-	return strings.TrimSpace(token), nil
+	token := strings.TrimLeft(header[end:], " ")
+	if len(token) == len(header)-end || token == "" {
+		return "", invalidRequest{errBearerWithoutToken}
+	}
+	return token, nil
 }
+
+// errBearerWithoutToken refuses an Authorization header that names Bearer
+// but gives no token after a space (bearerToken).
+var errBearerWithoutToken = badRequest(`header Authorization: "Bearer" must be followed by a space and the token`)
 
 // tokenSet holds the SHA-256 digests of the allowed static tokens.
 type tokenSet [][sha256.Size]byte

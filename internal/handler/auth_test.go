@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -267,5 +268,51 @@ func TestTokenSetAllowsOnlyAWholeToken(t *testing.T) {
 	}
 	if none := newTokenSet(nil); none.allows("") || none.allows("x") {
 		t.Error("a token was allowed with no tokens configured")
+	}
+}
+
+// An Authorization header that names the Bearer scheme but gives no token
+// after a space (RFC 6750 §2.1: "Bearer" 1*SP token) is a 400
+// invalid_request saying so, to a publisher and a subscriber alike. It was
+// taken as no header at all: "Bearer<TAB>token" or a "Bearer" whose token
+// a client left out was answered "a bearer token is required", and a
+// subscriber's query or cookie was used in its place. The scheme's case
+// and the number of spaces do not matter.
+func TestBearerHeaderWithoutASpacedToken(t *testing.T) {
+	opts := jwtOptions(t)
+	opts.Hub.PublishTokens = []string{"writer"}
+	ts := newTestServer(t, opts)
+	good := mint(t, grant([]string{"a"}, nil, time.Hour))
+	const says = `header Authorization: "Bearer" must be followed by a space and the token`
+	for _, tt := range []struct {
+		name, header string
+		status       int
+	}{
+		{"a tab", "Bearer\t" + good, http.StatusBadRequest},
+		{"no token", "Bearer", http.StatusBadRequest},
+		{"spaces alone", "Bearer   ", http.StatusBadRequest},
+		{"lower case", "bearer " + good, http.StatusOK},
+		{"several spaces", "BEARER   " + good, http.StatusOK},
+		{"another scheme", "Basic dXNlcjpwdw==", http.StatusOK}, // the query's token counts
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// The query holds a good token, which the header comes before.
+			resp := ts.do(t, "GET", "/api/v1/events?topic=a&access_token="+good, nil, map[string]string{"Authorization": tt.header})
+			if tt.status == http.StatusOK {
+				wantStreamHeaders(t, resp)
+				return
+			}
+			msg := wantJSONError(t, resp, tt.status)
+			if !strings.Contains(msg, says) {
+				t.Errorf("subscribing: %q does not say %q", msg, says)
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); !strings.Contains(got, `error="invalid_request"`) {
+				t.Errorf("WWW-Authenticate %q, want invalid_request", got)
+			}
+			pub := strings.Replace(tt.header, good, "writer", 1)
+			if msg := wantJSONError(t, ts.publishWith(t, "a", pub), tt.status); !strings.Contains(msg, says) {
+				t.Errorf("publishing: %q does not say %q", msg, says)
+			}
+		})
 	}
 }

@@ -188,6 +188,9 @@ func readAll(t *testing.T, r io.Reader) (*stream.Parser, []stream.Event) {
 func wantJSONError(t *testing.T, resp *http.Response, status int) string {
 	t.Helper()
 	if resp.StatusCode != status {
+		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			t.Fatalf("status %d, want %d; an event stream", resp.StatusCode, status) // whose body does not end
+		}
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("status %d, want %d; body %s", resp.StatusCode, status, b)
 	}

@@ -114,6 +114,13 @@ func TestJWTClaimRules(t *testing.T) {
 			return sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), good)
 		}, "topic=user.42.inbox", 401, "signature"},
 		{"not a JWT", func(t *testing.T) string { return "opaque" }, "topic=user.42.inbox", 401, "malformed"},
+		// The signature's last character with its unused low bits set
+		// was taken as the token's own.
+		{"a signature spelled another way", func(t *testing.T) string {
+			token := mint(t, good)
+			const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+			return token[:len(token)-1] + string(alphabet[strings.IndexByte(alphabet, token[len(token)-1])^1])
+		}, "topic=user.42.inbox", 401, "malformed: a segment that is not base64url in its one canonical form"},
 		// golang-jwt read it as a time before 1970: "expired".
 		{"exp out of range", func(t *testing.T) string {
 			token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
@@ -571,5 +578,126 @@ func TestTokenCookieSentTwice(t *testing.T) {
 	resp = ts.do(t, "GET", "/api/v1/events?topic=a", nil, map[string]string{"Cookie": many})
 	if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "ssehub_token") {
 		t.Errorf("refusal %q does not name the cookie", msg)
+	}
+}
+
+// A publisher's token is read from the Authorization header alone. One
+// sent in the access_token query or the token cookie, which a subscriber
+// may use, was answered "a bearer token is required", as if none had
+// been sent: the answer now says where the token goes, and that the
+// place it came in is not read for a publish. It is still 401.
+func TestPublishTokenInTheQueryOrCookieSaysWhereItGoes(t *testing.T) {
+	ts := newTestServer(t, jwtOptions(t))
+	token := mint(t, grant(nil, []string{"a"}, time.Hour))
+	for _, tt := range []struct {
+		name, query, cookie, says string
+	}{
+		{"query", "?access_token=" + token, "", "a publish does not read the access_token query parameter"},
+		{"cookie", "", "ssehub_token=" + token, "a publish does not read the ssehub_token cookie"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			header := map[string]string{"Content-Type": "application/json"}
+			if tt.cookie != "" {
+				header["Cookie"] = tt.cookie
+			}
+			resp := ts.do(t, "POST", "/api/v1/topics/a/events"+tt.query, strings.NewReader(`{"data":1}`), header)
+			msg := wantJSONError(t, resp, http.StatusUnauthorized)
+			for _, want := range []string{"a bearer token is required in the Authorization header", tt.says} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("%q does not say %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, token) {
+				t.Errorf("%q repeats the token", msg)
+			}
+		})
+	}
+}
+
+// A page of another site can make a browser send the token cookie outside
+// CORS: a <script> or <img> (Sec-Fetch-Mode: no-cors), an <iframe>. The
+// page reads nothing of the answer, but sees whether it ends: a refusal
+// fires the element's error or load event, a stream never does. So the
+// answer told that page whether the visitor's cookie grants a topic. Such
+// a request is now refused before the cookie is read, the same for any
+// cookie; an EventSource or fetch (cors), a top-level navigation and a
+// request without fetch metadata read it as before.
+func TestTokenCookieUnreadForAnotherSitesNoCORSRequest(t *testing.T) {
+	ts := newTestServer(t, jwtOptions(t))
+	good := mint(t, grant([]string{"a"}, nil, time.Hour))
+	request := func(t *testing.T, cookie, site, mode, dest string) *http.Response {
+		header := map[string]string{"Cookie": "ssehub_token=" + cookie}
+		if site != "" {
+			header["Sec-Fetch-Site"], header["Sec-Fetch-Mode"], header["Sec-Fetch-Dest"] = site, mode, dest
+		}
+		return ts.do(t, "GET", "/api/v1/events?topic=a", nil, header)
+	}
+	for _, tt := range []struct{ site, mode, dest string }{
+		{"cross-site", "no-cors", "script"},
+		{"cross-site", "no-cors", "image"},
+		{"same-site", "no-cors", "script"},
+		{"cross-site", "navigate", "iframe"},
+	} {
+		t.Run("refused: "+tt.site+" "+tt.mode+" "+tt.dest, func(t *testing.T) {
+			var answers []string
+			for _, cookie := range []string{good, "not-a-token"} {
+				msg := wantJSONError(t, request(t, cookie, tt.site, tt.mode, tt.dest), http.StatusBadRequest)
+				answers = append(answers, msg)
+			}
+			if answers[0] != answers[1] || !strings.Contains(answers[0], "ssehub_token cookie is not read") {
+				t.Errorf("answers %q, want the same, saying the cookie is not read", answers)
+			}
+		})
+	}
+	for _, tt := range []struct{ site, mode, dest string }{
+		{"cross-site", "cors", "empty"},      // EventSource, withCredentials
+		{"same-site", "cors", "empty"},       // the same, from the site's other origin
+		{"same-origin", "no-cors", "script"}, // the page could read it anyway
+		{"cross-site", "navigate", "document"},
+		{"none", "navigate", "document"}, // typed in the address bar
+		{"", "", ""},                     // no browser's
+	} {
+		t.Run("read: "+tt.site+" "+tt.mode+" "+tt.dest, func(t *testing.T) {
+			wantStreamHeaders(t, request(t, good, tt.site, tt.mode, tt.dest))
+		})
+	}
+}
+
+// A token was accepted until its exp however far it was, and a stream it
+// opened lasted as long: ssehub revokes nothing. With a maximum lifetime
+// (auth.jwt.max_lifetime), one that lasts longer from its iat to its exp,
+// or has no iat, is a 401 saying so, to a subscriber and a publisher.
+func TestJWTMaximumLifetime(t *testing.T) {
+	opts := jwtOptions(t)
+	var err error
+	opts.Hub.JWT, err = jwtauth.New(jwtauth.Options{
+		HMACSecret: []byte(jwtTestSecret), Issuer: "https://auth.test", Audience: "ssehub.test", MaxLifetime: 24 * time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, opts)
+	issued := func(ttl time.Duration, iat bool) string {
+		c := grant([]string{"a"}, []string{"a"}, ttl)
+		if iat {
+			c.IssuedAt = jwt.NewNumericDate(time.Now())
+		}
+		return mint(t, c)
+	}
+	wantStreamHeaders(t, ts.do(t, "GET", "/api/v1/events?topic=a", nil, bearer(issued(time.Hour, true))))
+	for _, tt := range []struct{ name, token, says string }{
+		{"a century", issued(100*365*24*time.Hour, true), "lasts too long"},
+		{"no iat", issued(time.Hour, false), "a required claim is missing (iat)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := wantJSONError(t, ts.do(t, "GET", "/api/v1/events?topic=a", nil, bearer(tt.token)), http.StatusUnauthorized)
+			if !strings.Contains(msg, tt.says) {
+				t.Errorf("subscribing: %q does not say %q", msg, tt.says)
+			}
+			msg = wantJSONError(t, ts.publishWith(t, "a", "Bearer "+tt.token), http.StatusUnauthorized)
+			if !strings.Contains(msg, tt.says) {
+				t.Errorf("publishing: %q does not say %q", msg, tt.says)
+			}
+		})
 	}
 }

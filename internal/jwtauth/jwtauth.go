@@ -15,6 +15,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -227,6 +228,10 @@ type Options struct {
 	Audience string
 	// Leeway is the clock skew allowed on exp, nbf and iat.
 	Leeway time.Duration
+	// MaxLifetime, when positive, is the longest a token may last from
+	// its iat to its exp; a token without iat is then refused. Zero: no
+	// limit, a token is accepted until its exp, however far.
+	MaxLifetime time.Duration
 }
 
 // errCritical refuses a token with a crit header (Verifier.key).
@@ -234,10 +239,11 @@ var errCritical = errors.New("critical header parameters")
 
 // Verifier checks tokens. It is safe for concurrent use.
 type Verifier struct {
-	parser     *jwt.Parser
-	hmacSecret []byte
-	publicKey  crypto.PublicKey
-	leeway     time.Duration
+	parser      *jwt.Parser
+	hmacSecret  []byte
+	publicKey   crypto.PublicKey
+	leeway      time.Duration
+	maxLifetime time.Duration
 	// issuer and audience are Options', to name a missing iss or aud.
 	issuer, audience string
 }
@@ -247,6 +253,9 @@ type Verifier struct {
 func New(o Options) (*Verifier, error) {
 	if len(o.HMACSecret) == 0 && o.PublicKey == nil {
 		return nil, errors.New("no key: set an HMAC secret or a public key")
+	}
+	if o.MaxLifetime < 0 {
+		return nil, fmt.Errorf("maximum lifetime %v: want 0 (no limit) or more", o.MaxLifetime)
 	}
 	fitting, err := fittingAlgorithms(o.HMACSecret, o.PublicKey)
 	if err != nil {
@@ -262,6 +271,7 @@ func New(o Options) (*Verifier, error) {
 		}
 	}
 	opts := []jwt.ParserOption{
+		jwt.WithStrictDecoding(), // see spelling
 		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(o.Leeway),
@@ -275,7 +285,7 @@ func New(o Options) (*Verifier, error) {
 	}
 	return &Verifier{
 		parser: jwt.NewParser(opts...), hmacSecret: o.HMACSecret, publicKey: o.PublicKey, leeway: o.Leeway,
-		issuer: o.Issuer, audience: o.Audience,
+		maxLifetime: o.MaxLifetime, issuer: o.Issuer, audience: o.Audience,
 	}, nil
 }
 
@@ -333,11 +343,54 @@ func fittingAlgorithms(secret []byte, pub crypto.PublicKey) ([]string, error) {
 // iss and aud, and returns its claims. The error wraps ErrInvalidToken and
 // says why.
 func (v *Verifier) Verify(token string) (*Claims, error) {
+	if err := spelling(token); err != nil {
+		return nil, fmt.Errorf("%w: malformed: %w", ErrInvalidToken, err)
+	}
 	var c Claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.key); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, v.reason(err, &c))
 	}
+	if err := v.checkLifetime(&c); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
 	return &c, nil
+}
+
+// checkLifetime refuses claims c, of a verified token, that last longer
+// than the maximum lifetime from their iat to their exp, or have no iat,
+// when a maximum is set. Without one, a token an issuer made to last a
+// century by mistake (or a leaked one) was accepted, and its streams kept
+// open, for that long: ssehub revokes nothing. iat is no later than now
+// plus the leeway (the parser checks it), so neither is a token accepted
+// past now plus the leeway and the maximum.
+func (v *Verifier) checkLifetime(c *Claims) error {
+	if v.maxLifetime <= 0 {
+		return nil
+	}
+	if c.IssuedAt == nil {
+		return errors.New("a required claim is missing (iat): it dates the token, whose lifetime is limited")
+	}
+	if life := c.ExpiresAt.Sub(c.IssuedAt.Time); life > v.maxLifetime {
+		return fmt.Errorf("lasts too long: %v from iat to exp, at most %v", life, v.maxLifetime)
+	}
+	return nil
+}
+
+// spelling refuses a token of other characters than base64url's and the
+// dots between its segments. With the parser's strict decoding (the
+// unused low bits of a segment's last character must be 0), a token has
+// one spelling (RFC 7515 §2: unpadded base64url): Go's base64 skips CR
+// and LF, and ignores those bits, so that a signature with a line break
+// in it, or those bits set, was taken as the token's own, and a list or a
+// cache keyed by a token did not know it for the same one.
+func spelling(token string) error {
+	i := strings.IndexFunc(token, func(r rune) bool {
+		return r != '.' && r != '-' && r != '_' && (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (r < '0' || r > '9')
+	})
+	if i >= 0 {
+		return errors.New("a character that is neither base64url nor a dot (RFC 7515: unpadded base64url)")
+	}
+	return nil
 }
 
 // ValidUntil is the last moment c is accepted: its exp, plus the leeway.
@@ -373,6 +426,9 @@ func (v *Verifier) reason(err error, c *Claims) string {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		if ce := (*claimError)(nil); errors.As(err, &ce) {
 			return "malformed: " + ce.msg
+		}
+		if errors.As(err, new(base64.CorruptInputError)) {
+			return "malformed: a segment that is not base64url in its one canonical form"
 		}
 		return "malformed"
 	case errors.Is(err, jwt.ErrTokenExpired):

@@ -325,3 +325,162 @@ func TestVerifyReadsTheLastOfTwoSSEHubClaims(t *testing.T) {
 		}
 	}
 }
+
+// A token has one spelling: its three segments in unpadded base64url
+// (RFC 7515 §2), each in its canonical form. The signature was read
+// loosely, so that one token had others beside it that the verifier
+// took: the low bits of its last character, which decode to nothing,
+// flipped, or a line break inside it (in the access_token query, %0A),
+// which Go's base64 skips. A list of refused tokens, or a cache keyed
+// by a token, missed them.
+func TestVerifyRefusesATokenSpelledAnotherWay(t *testing.T) {
+	v, sign := hmacVerifier(t)
+	token := sign(jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()})
+	if !isValid(v, token) {
+		t.Fatal("the token itself is refused")
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, token[len(token)-1])
+	dot := strings.LastIndexByte(token, '.')
+	const other = "neither base64url nor a dot"
+	for _, tt := range []struct{ name, token, says string }{
+		// HS256's 32 bytes are 43 characters: the last one's low 2 bits are none.
+		{"unused bits set", token[:len(token)-1] + string(alphabet[last^1]), "canonical form"},
+		{"a line feed", token[:dot+5] + "\n" + token[dot+5:], other},
+		{"a carriage return", token[:dot+5] + "\r" + token[dot+5:], other},
+		{"padded", token + "=", other},
+		{"standard base64", token[:dot+1] + strings.NewReplacer("-", "+", "_", "/").Replace(token[dot+1:]), other},
+	} {
+		if tt.token == token {
+			continue // standard base64 of a signature without - or _
+		}
+		_, err := v.Verify(tt.token)
+		if !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "malformed: ") || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("%s: %v, want it refused as malformed, saying %q", tt.name, err, tt.says)
+		}
+	}
+}
+
+// With a maximum lifetime, a token that lasts longer from its iat to its
+// exp is refused, saying so, and so is one without iat; without one, a
+// token a century long is accepted, as before.
+func TestVerifyLimitsTheLifetime(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	limited, err := New(Options{HMACSecret: secret, MaxLifetime: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlimited, _ := New(Options{HMACSecret: secret})
+	now := time.Now().Truncate(time.Second)
+	mint := func(iat, exp time.Time) string {
+		var c Claims
+		c.ExpiresAt = jwt.NewNumericDate(exp)
+		if !iat.IsZero() {
+			c.IssuedAt = jwt.NewNumericDate(iat)
+		}
+		token, err := MintHMAC("HS256", secret, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	century := mint(now, now.AddDate(100, 0, 0))
+	if !isValid(unlimited, century) {
+		t.Error("no limit: a century-long token is refused")
+	}
+	for _, tt := range []struct {
+		name  string
+		token string
+		says  string // "" for accepted
+	}{
+		{"a day", mint(now, now.Add(24*time.Hour)), ""},
+		{"issued an hour ago, for a day", mint(now.Add(-time.Hour), now.Add(23*time.Hour)), ""},
+		{"a day and a second", mint(now, now.Add(24*time.Hour+time.Second)), "lasts too long: 24h0m1s from iat to exp, at most 24h0m0s"},
+		{"a century", century, "lasts too long"},
+		{"no iat", mint(time.Time{}, now.Add(time.Hour)), "a required claim is missing (iat)"},
+	} {
+		_, err := limited.Verify(tt.token)
+		switch {
+		case tt.says == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.says != "" && (!errors.Is(err, ErrInvalidToken) || !strings.Contains(fmt.Sprint(err), tt.says)):
+			t.Errorf("%s: %v, want it refused saying %q", tt.name, err, tt.says)
+		}
+	}
+	if _, err := New(Options{HMACSecret: secret, MaxLifetime: -time.Second}); err == nil {
+		t.Error("a negative maximum lifetime: accepted")
+	}
+}
+
+// signRawHeader signs payload under header, both JSON as they are (a
+// parameter named twice, say), with hmacVerifier's secret, HS256.
+func signRawHeader(header, payload string) string {
+	enc := base64.RawURLEncoding
+	s := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
+	m := hmac.New(sha256.New, []byte(strings.Repeat("s", 32)))
+	m.Write([]byte(s))
+	return s + "." + enc.EncodeToString(m.Sum(nil))
+}
+
+// A header parameter named twice is read as the last one, which RFC 7515
+// §4 allows: the alg checked against the accepted ones is the one the
+// signature is verified with, so a first "alg": "none" neither passes nor
+// confuses the check; a crit named twice, even null the second time, is
+// still a crit. Names are case-sensitive: "Alg" is not alg.
+func TestVerifyReadsTheLastOfTwoHeaderParameters(t *testing.T) {
+	v, _ := hmacVerifier(t)
+	payload := fmt.Sprintf(`{"exp": %d}`, time.Now().Add(time.Hour).Unix())
+	for _, tt := range []struct {
+		header string
+		valid  bool
+	}{
+		{`{"alg":"none","alg":"HS256"}`, true},
+		{`{"alg":"HS256","alg":"none"}`, false},
+		{`{"alg":"HS256","alg":"HS512"}`, false},
+		{`{"alg":"HS256","Alg":"none"}`, true},
+		{`{"alg":"HS256","crit":["x"],"crit":null}`, false},
+	} {
+		if got := isValid(v, signRawHeader(tt.header, payload)); got != tt.valid {
+			t.Errorf("header %s: valid %v, want %v", tt.header, got, tt.valid)
+		}
+	}
+}
+
+// nbf and iat in the future are refused past the leeway, as exp in the
+// past is (TestVerifyUsesTheLeeway): a clock a little ahead of ssehub's
+// is no reason to refuse a token.
+func TestVerifyGivesNbfAndIatTheLeeway(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	v, err := New(Options{HMACSecret: secret, Leeway: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, tt := range []struct {
+		name     string
+		nbf, iat time.Duration // from now; 0 for none
+		valid    bool
+	}{
+		{"nbf 20s ahead", 20 * time.Second, 0, true},
+		{"nbf 60s ahead", 60 * time.Second, 0, false},
+		{"iat 20s ahead", 0, 20 * time.Second, true},
+		{"iat 60s ahead", 0, 60 * time.Second, false},
+	} {
+		var c Claims
+		c.ExpiresAt = jwt.NewNumericDate(now.Add(time.Hour))
+		if tt.nbf != 0 {
+			c.NotBefore = jwt.NewNumericDate(now.Add(tt.nbf))
+		}
+		if tt.iat != 0 {
+			c.IssuedAt = jwt.NewNumericDate(now.Add(tt.iat))
+		}
+		token, err := MintHMAC("HS256", secret, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(token)
+		if valid := err == nil; valid != tt.valid || !valid && !strings.Contains(err.Error(), "not valid yet") {
+			t.Errorf("%s: %v, want valid %v (or \"not valid yet\")", tt.name, err, tt.valid)
+		}
+	}
+}
