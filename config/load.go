@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,13 @@ func flagKeys() []flagKey {
 // pflag.ErrHelp) that holds the usage text.
 // Load may be called from several goroutines at once.
 func Load(args []string, getenv func(string) string) (Config, error) {
+	return LoadContext(context.Background(), args, getenv)
+}
+
+// LoadContext is Load, stopped when ctx is done while it waits for its
+// file: a FIFO that nothing writes to, where a signal went unheeded. The
+// error then wraps ErrConfigFile and holds context.Cause(ctx).
+func LoadContext(ctx context.Context, args []string, getenv func(string) string) (Config, error) {
 	def := Default()
 	flags := newFlagSet(def)
 	if err := flags.Parse(args); err != nil {
@@ -83,7 +91,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	// lines are the lines at which the file writes its keys.
 	var lines map[string]int
 	if path != "" {
-		if written, lines, fileErrs, err = readFile(v, path); err != nil {
+		if written, lines, fileErrs, err = readFile(ctx, v, path); err != nil {
 			return Config{}, err
 		}
 	}
@@ -332,8 +340,8 @@ func (c Config) used(errs []error) []error {
 // ssehub refuses, for Load to report once it knows which keys are used;
 // and the text written for values YAML reads as numbers or bools
 // (writtenScalars).
-func readFile(v *viper.Viper, path string) (written map[string]string, lines map[string]int, problems []error, err error) {
-	data, err := readConfigFile(path)
+func readFile(ctx context.Context, v *viper.Viper, path string) (written map[string]string, lines map[string]int, problems []error, err error) {
+	data, err := readConfigFile(ctx, path)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = missingTarget(path, pe.Err) // the path is already in the message: "is a directory", not "read PATH: is a directory"
@@ -400,17 +408,6 @@ func complexKeyLine(data []byte) int {
 // /dev/zero, /dev/urandom, a typo for /dev/null) was read until the
 // process ran out of memory.
 const maxConfigBytes = 4 << 20
-
-// readConfigFile returns the file at path, at most maxConfigBytes and one
-// byte more, so that a file longer than maxConfigBytes is told apart.
-func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
-}
 
 // notAMapping matches the error of a file whose document is not a mapping
 // (a list, a text): viper's, which names the Go type it wanted.
