@@ -39,6 +39,7 @@ type KeyError struct {
 	Others []string // other keys whose values make the problem, named in Msg
 
 	othersSetBy []string // "other.key set by SOURCE", for those of Others a variable or flag set
+	item        int      // for a problem of one item of a list, its index plus 1: the line Load names is the item's
 }
 
 // Error returns "key: problem", or "key: problem; set by SOURCE", then
@@ -83,6 +84,13 @@ func (e *KeyError) Unwrap() error { return e.Err }
 // invalid returns a KeyError wrapping ErrInvalidValue.
 func invalid(key, msg string) *KeyError {
 	return &KeyError{Key: key, Msg: msg, Err: ErrInvalidValue}
+}
+
+// invalidItem returns a KeyError wrapping ErrInvalidValue for the item at
+// index i of the list key: the message names the key alone, as the item's
+// value is in msg, and an error of the file names the item's line.
+func invalidItem(key string, i int, msg string) *KeyError {
+	return &KeyError{Key: key, Msg: msg, Err: ErrInvalidValue, item: i + 1}
 }
 
 // with returns e naming others, the other keys whose values make its

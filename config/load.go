@@ -193,7 +193,10 @@ func nameFile(err error, path string, inFile func(key string) bool, lines map[st
 		}
 		where := ""
 		if isKey && ke.Source == "" && !errors.Is(ke.Err, ErrDuplicateKey) {
-			line, ok := lines[ke.Key]
+			line, ok := lines[fmt.Sprintf("%s[%d]", ke.Key, ke.item-1)]
+			if !ok || ke.item == 0 {
+				line, ok = lines[ke.Key]
+			}
 			if !ok {
 				line, ok = lines[strings.Split(ke.Key, "[")[0]]
 			}

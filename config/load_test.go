@@ -1434,8 +1434,17 @@ func TestLoadValueErrorNamesItsLine(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"server:\n  addr: \":8111\"\n" + filler + "stream:\n  retry: 3x\n", `line 42: stream.retry: invalid duration "3x"`},
 		{"cors:\n  allowed_origins:\n    - https://a.test\n    -\n", `line 4: cors.allowed_origins[1]: empty item in a list`},
+		// An item found wrong once the list is read names the item's
+		// line, in a block list or a flow one over several lines; it
+		// named the key's.
+		{"cors:\n  allowed_origins:\n    - https://a.test\n    - https://b.test/path\n", `line 4: cors.allowed_origins: "https://b.test/path" is not an origin`},
+		{"server:\n  trusted_proxies: [10.0.0.1,\n    bogus]\n", `line 3: server.trusted_proxies: "bogus" is neither`},
+		{"cors:\n  exposed_headers:\n    - X-A\n    - \"X B\"\n", `line 4: cors.exposed_headers: "X B" is not a header name`},
+		{"cors:\n  allow_credentials: true\n  allowed_headers:\n    - X-A\n    - \"*\"\n", `line 5: cors.allowed_headers: "*" means no header`},
+		{"hub:\n  broker: nats\nnats:\n  url:\n    - nats://a:4222\n    - nats://b:4222/x\n", `line 6: nats.url: "nats://b:4222/x" is not a NATS server URL`},
+		{"hub:\n  broker: nats\nnats:\n  url:\n    - nats://a:4222\n    - ws://b:4222\n", `line 6: nats.url: "ws://b:4222" is a WebSocket URL`},
 		// An error of a list as a whole names the key's line.
-		{"cors:\n  allowed_origins:\n    - https://a.test\n    - https://b.test/path\n", `line 2: cors.allowed_origins: "https://b.test/path" is not an origin`},
+		{"hub:\n  broker: nats\nnats:\n  url: []\n", `line 4: nats.url: no server`},
 		{"log:\n  level: info\n  colour: red\n", `line 3: log.colour: unknown key`},
 		{"base: &b\n  level: loud\nlog:\n  <<: *b\n", `line 2: base.level: unknown key`},
 	} {

@@ -27,15 +27,15 @@ func checkNATSURLs(key string, urls []string) []error {
 	}
 	var errs []error
 	first := ""
-	for _, s := range urls {
+	for i, s := range urls {
 		if err := checkNATSURL(s); err != nil {
-			errs = append(errs, invalid(key, fmt.Sprintf("%q is not a NATS server URL (%v)", redactURL(s), err)))
+			errs = append(errs, invalidItem(key, i, fmt.Sprintf("%q is not a NATS server URL (%v)", redactURL(s), err)))
 			continue
 		}
 		if first == "" {
 			first = s
 		} else if ws := webSocketURL(s); ws != webSocketURL(first) {
-			errs = append(errs, invalid(key, fmt.Sprintf("%q is a %s URL among %s ones (%q): the NATS client takes one kind or the other",
+			errs = append(errs, invalidItem(key, i, fmt.Sprintf("%q is a %s URL among %s ones (%q): the NATS client takes one kind or the other",
 				redactURL(s), urlKind(ws), urlKind(!ws), redactURL(first))))
 		}
 	}
