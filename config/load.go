@@ -193,8 +193,8 @@ func nameFile(err error, path string, inFile func(key string) bool, lines map[st
 		}
 		where := ""
 		if isKey && ke.Source == "" && !errors.Is(ke.Err, ErrDuplicateKey) {
-			line, ok := lines[fmt.Sprintf("%s[%d]", ke.Key, ke.item-1)]
-			if !ok || ke.item == 0 {
+			line, ok := lines[ke.at]
+			if !ok {
 				line, ok = lines[ke.Key]
 			}
 			if !ok {
@@ -692,10 +692,40 @@ func checkKeys(v *viper.Viper) error {
 		if sec := sectionOf(key, secs); sec != "" {
 			hint = "known keys in " + sec + ": " + strings.Join(secs[sec], ", ")
 		}
+		parts := strings.Split(key, ".")
+		if i := slices.IndexFunc(parts, func(p string) bool { return !keyName(p) }); i >= 0 {
+			// Most likely a token or a secret written where its key
+			// belongs: its line tells where, not its name.
+			shown, where := strings.Join(parts[:i], "."), "an unknown key"
+			if shown == "" {
+				where += " at the top level"
+			}
+			errs = append(errs, &KeyError{Key: shown, at: key, Err: ErrUnknownKey, Msg: where + ", its name not shown: it does not look like a key's name, " +
+				"and may be a token or a secret written where a key belongs (" + hint + ")"})
+			continue
+		}
 		errs = append(errs, &KeyError{Key: key, Msg: "unknown key (" + hint + ")", Err: ErrUnknownKey})
 	}
 	return errors.Join(errs...)
 }
+
+// keyName reports whether part, a part of an unknown key as viper names
+// it (in lower case), looks like a key's name, which an error may show: at
+// most 32 bytes of letters and digits, words joined by _ or -, starting
+// with a letter, with 2 digits at most. A token or a secret (hex, base64)
+// is most often longer, or has more digits.
+func keyName(part string) bool {
+	return len(part) <= 32 && namePart.MatchString(part) &&
+		len(strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, part)) <= 2
+}
+
+// namePart matches the words of a key's name.
+var namePart = regexp.MustCompile(`^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$`)
 
 // topSections returns the top-level sections of secs, in order.
 func topSections(secs map[string][]string) []string {

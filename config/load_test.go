@@ -390,6 +390,35 @@ cors:
 	}
 }
 
+// TestLoadUnknownKeyLikeASecret checks that an unknown key whose name
+// does not look like one (digits, more than a name's length), most likely
+// a token or a secret pasted where its key belongs, is refused at its
+// line without its name, in any case: the error quoted it, lowered.
+func TestLoadUnknownKeyLikeASecret(t *testing.T) {
+	const hidden = ": an unknown key, its name not shown: it does not look like a key's name, and may be a token or a secret written where a key belongs"
+	for _, tt := range []struct{ yaml, secret, want string }{
+		{"auth:\n  s3cr3tTOKENvalue123: x\n", "s3cr3tTOKENvalue123", "line 2: auth" + hidden + " (known keys in auth: publish_tokens, subscribe_tokens, jwt)"},
+		{"auth:\n  publish_tokens: [a]\n  jwt:\n    Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA:\n", "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA", "line 4: auth.jwt" + hidden + " (known keys in auth.jwt: "},
+		{"dGhpc2lzYXRva2VuMTIzNDU2: x\n", "dGhpc2lzYXRva2VuMTIzNDU2", "line 1: an unknown key at the top level, its name not shown: it does not look like a key's name, and may be a token or a secret written where a key belongs (known sections: "},
+		{"metrics:\n  c0ffee4242deadbeef: 1\n", "c0ffee4242deadbeef", "line 2: metrics" + hidden + " (known sections: "},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		want := fmt.Sprintf("%s %q: %s", ErrConfigFile, path, tt.want)
+		if !errors.Is(err, ErrUnknownKey) || !strings.HasPrefix(err.Error(), want) || strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tt.secret)) {
+			t.Errorf("%q: err = %v\nwant it to start with %s, without the name", tt.yaml, err, want)
+		}
+	}
+	// Names of keys, if unknown, are shown: a typo's, a section's of
+	// another program (x-common), a name with a digit (http2).
+	for _, name := range []string{"publish-token", "x-common", "http2", "allowed_origin"} {
+		path := writeYAML(t, "cors:\n  "+name+": 1\n")
+		if _, err := Load([]string{"--config", path}, nil); err == nil || !strings.Contains(err.Error(), "line 2: cors."+name+": unknown key") {
+			t.Errorf("%s: err = %v, want its name", name, err)
+		}
+	}
+}
+
 func TestLoadUnknownKey(t *testing.T) {
 	tests := []struct{ yaml, want string }{
 		{"stream:\n  heartbeat: 5s\n", "stream.heartbeat: unknown key"},
