@@ -111,7 +111,9 @@ func webSocket(scheme string) bool {
 // last @, from the start of the authority (after ://, or after :/ or at
 // the start for a URL missing its scheme or a slash). A slash in a
 // password or token (base64's alphabet has one) would end it early to a
-// URL parser. An @ in a ws URL's path or query masks more than it must.
+// URL parser. An @ in a ws URL's path masks more than it must; one after a
+// ? or a # masks what follows it too: a query's value (?token=a@b) or a
+// password's ? (u:a?b@host), it may be part of a secret.
 // So is the value of a query parameter whose name says it holds a secret
 // (redactQuery): a proxy in front of NATS may take a token there
 // (?token=...), as WebSocket clients that cannot set headers send one.
@@ -147,7 +149,15 @@ func redactOneURL(s string) string {
 		} else if i := strings.Index(s[:at], ":/"); i >= 0 {
 			start = i + len(":/")
 		}
-		s = s[:start] + redactUserinfo(s[start:at]) + s[at:]
+		tail := s[at:]
+		if strings.ContainsAny(s[start:at], "?#") {
+			// An @ after a ? or a #: one of a query's or a fragment's
+			// value, whose part after it may be a token's end, or a
+			// password's ? before the user info's @. Either side may be
+			// a secret's.
+			tail = "@xxxxx"
+		}
+		s = s[:start] + redactUserinfo(s[start:at]) + tail
 	}
 	if q := strings.Index(s, "?"); q >= 0 {
 		s = s[:q+1] + redactQuery(s[q+1:])
