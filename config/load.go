@@ -438,7 +438,11 @@ func yamlProblem(data []byte, err error) string {
 		for i, e := range te.Errors {
 			msgs[i] = e
 			if m := duplicateKey.FindStringSubmatch(e); m != nil {
-				msgs[i] = fmt.Sprintf("line %s: %s written twice (first at line %s): YAML takes a key once; keep one", m[1], m[2], m[3])
+				key := m[2]
+				if shown, _ := shownKey(m[3]); shown != strings.ToLower(m[3]) {
+					key = "a key, its name not shown as it does not look like one,"
+				}
+				msgs[i] = fmt.Sprintf("line %s: %s written twice (first at line %s): YAML takes a key once; keep one", m[1], key, m[4])
 			}
 		}
 		return strings.Join(msgs, "; ")
@@ -551,7 +555,7 @@ func yamlLines(data []byte) []string {
 
 // duplicateKey matches the YAML library's message for a key written
 // twice in one spelling.
-var duplicateKey = regexp.MustCompile(`^line (\d+): mapping (key ".*") already defined at line (\d+)$`)
+var duplicateKey = regexp.MustCompile(`^line (\d+): mapping (key "(.*)") already defined at line (\d+)$`)
 
 // unknownAnchorProblem matches the YAML library's problem for an alias to an
 // anchor the file does not define, which names the alias.
@@ -692,11 +696,10 @@ func checkKeys(v *viper.Viper) error {
 		if sec := sectionOf(key, secs); sec != "" {
 			hint = "known keys in " + sec + ": " + strings.Join(secs[sec], ", ")
 		}
-		parts := strings.Split(key, ".")
-		if i := slices.IndexFunc(parts, func(p string) bool { return !keyName(p) }); i >= 0 {
+		if shown, ok := shownKey(key); !ok {
 			// Most likely a token or a secret written where its key
 			// belongs: its line tells where, not its name.
-			shown, where := strings.Join(parts[:i], "."), "an unknown key"
+			where := "an unknown key"
 			if shown == "" {
 				where += " at the top level"
 			}
@@ -722,6 +725,17 @@ func keyName(part string) bool {
 			}
 			return -1
 		}, part)) <= 2
+}
+
+// shownKey returns key, dotted, in lower case, and true when each of its
+// parts looks like a key's name (keyName); else the parts before the
+// first that does not, and false.
+func shownKey(key string) (string, bool) {
+	parts := strings.Split(strings.ToLower(key), ".")
+	if i := slices.IndexFunc(parts, func(p string) bool { return !keyName(p) }); i >= 0 {
+		return strings.Join(parts[:i], "."), false
+	}
+	return strings.Join(parts, "."), true
 }
 
 // namePart matches the words of a key's name.

@@ -409,6 +409,18 @@ func TestLoadUnknownKeyLikeASecret(t *testing.T) {
 			t.Errorf("%q: err = %v\nwant it to start with %s, without the name", tt.yaml, err, want)
 		}
 	}
+	// Written twice, in one spelling or in two, it is not named either.
+	for _, tt := range []struct{ yaml, want string }{
+		{"auth:\n  s3cr3tT0ken99: 1\n  s3cr3tT0ken99: 2\n", "line 3: a key, its name not shown as it does not look like one, written twice (first at line 2): YAML takes a key once; keep one"},
+		{"auth:\n  S3cr3tT0ken99:\n  s3cr3tt0ken99:\n", "auth: a key, its name not shown as it does not look like one, written twice, at line 2 and at line 3: case does not count in a key, and only one would be read; keep one"},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		want := fmt.Sprintf("%s %q: %s", ErrConfigFile, path, tt.want)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(strings.ToLower(err.Error()), "s3cr3tt0ken99") {
+			t.Errorf("%q: err = %v\nwant it to hold %s, without the name", tt.yaml, err, want)
+		}
+	}
 	// Names of keys, if unknown, are shown: a typo's, a section's of
 	// another program (x-common), a name with a digit (http2).
 	for _, name := range []string{"publish-token", "x-common", "http2", "allowed_origin"} {
