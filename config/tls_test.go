@@ -125,3 +125,20 @@ func TestLoadTLSSectionFromYAML(t *testing.T) {
 		t.Errorf("err = %v, want %s", err, want)
 	}
 }
+
+// TestLoadShortRSATLSKey checks that a server.tls key that crypto/tls
+// signs nothing with, a 512-bit RSA key, is refused as a bad value, naming
+// what set it: the server started with it, and every TLS handshake failed.
+func TestLoadShortRSATLSKey(t *testing.T) {
+	pki := testpki.New(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	pki.ShortRSA(t).Write(t, certFile, keyFile)
+	_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{
+		"SSEHUB_SERVER_TLS_CERT_FILE": certFile, "SSEHUB_SERVER_TLS_KEY_FILE": keyFile,
+	}))
+	want := `server.tls.key_file: "` + keyFile + `": an RSA key of 512 bits, which crypto/tls signs nothing with: every handshake would fail; use 2048 bits or more; set by SSEHUB_SERVER_TLS_KEY_FILE`
+	if err == nil || err.Error() != want {
+		t.Errorf("server.tls: err = %v\nwant %s", err, want)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/ssehub/ssehub/config"
 )
 
 // certCheckInterval is how often, at most, a TLS handshake looks at
@@ -59,7 +61,8 @@ func (p pairPEM) equal(q pairPEM) bool {
 // that needs them to verify the leaf refuses. The certificate's Leaf is
 // always set, which the validity warnings read: tls.X509KeyPair leaves it
 // nil with GODEBUG=x509keypairleaf=0, and an expired certificate was then
-// served without a word.
+// served without a word. A key crypto/tls signs nothing with (a 512-bit
+// RSA key) does not load.
 func (p pairPEM) load() (tls.Certificate, error) {
 	rest := p.cert
 	for block := (&pem.Block{}); block != nil; {
@@ -72,6 +75,11 @@ func (p pairPEM) load() (tls.Certificate, error) {
 	if err == nil && cert.Leaf == nil {
 		// X509KeyPair parsed this certificate already: it parses.
 		cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0])
+	}
+	if err == nil {
+		// As at start (config's check): a renewal with it was served,
+		// and every handshake failed.
+		err = config.CheckTLSKey(cert.PrivateKey)
 	}
 	return cert, err
 }
