@@ -715,25 +715,32 @@ func checkKeys(v *viper.Viper) error {
 // keyName reports whether part, a part of an unknown key as viper names
 // it (in lower case), looks like a key's name, which an error may show: at
 // most 32 bytes of letters and digits, words joined by _ or -, starting
-// with a letter, with 2 digits at most. A token or a secret (hex, base64)
+// with a letter, with digits at most. A token or a secret (hex, base64)
 // is most often longer, or has more digits.
-func keyName(part string) bool {
+func keyName(part string, digits int) bool {
 	return len(part) <= 32 && namePart.MatchString(part) &&
 		len(strings.Map(func(r rune) rune {
 			if r >= '0' && r <= '9' {
 				return r
 			}
 			return -1
-		}, part)) <= 2
+		}, part)) <= digits
 }
 
 // shownKey returns key, dotted, in lower case, and true when each of its
-// parts looks like a key's name (keyName); else the parts before the
-// first that does not, and false.
+// parts looks like a key's name (keyName: 2 digits at most, none under
+// auth, whose keys hold the secrets, and none of whose names has one);
+// else the parts before the first that does not, and false.
 func shownKey(key string) (string, bool) {
 	parts := strings.Split(strings.ToLower(key), ".")
-	if i := slices.IndexFunc(parts, func(p string) bool { return !keyName(p) }); i >= 0 {
-		return strings.Join(parts[:i], "."), false
+	for i, p := range parts {
+		digits := 2
+		if i > 0 && parts[0] == "auth" {
+			digits = 0
+		}
+		if !keyName(p, digits) {
+			return strings.Join(parts[:i], "."), false
+		}
 	}
 	return strings.Join(parts, "."), true
 }

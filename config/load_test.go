@@ -401,6 +401,8 @@ func TestLoadUnknownKeyLikeASecret(t *testing.T) {
 		{"auth:\n  publish_tokens: [a]\n  jwt:\n    Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA:\n", "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA", "line 4: auth.jwt" + hidden + " (known keys in auth.jwt: "},
 		{"dGhpc2lzYXRva2VuMTIzNDU2: x\n", "dGhpc2lzYXRva2VuMTIzNDU2", "line 1: an unknown key at the top level, its name not shown: it does not look like a key's name, and may be a token or a secret written where a key belongs (known sections: "},
 		{"metrics:\n  c0ffee4242deadbeef: 1\n", "c0ffee4242deadbeef", "line 2: metrics" + hidden + " (known sections: "},
+		// Under auth, whose names have no digit, a name with one.
+		{"auth:\n  jwt:\n    hmac_secret: !!str\n    S3CRETv4lueXYZ: 1\n", "S3CRETv4lueXYZ", "line 4: auth.jwt" + hidden + " (known keys in auth.jwt: "},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
