@@ -61,8 +61,7 @@ func (p pairPEM) equal(q pairPEM) bool {
 // that needs them to verify the leaf refuses. The certificate's Leaf is
 // always set, which the validity warnings read: tls.X509KeyPair leaves it
 // nil with GODEBUG=x509keypairleaf=0, and an expired certificate was then
-// served without a word. A key crypto/tls signs nothing with (a 512-bit
-// RSA key) does not load.
+// served without a word.
 func (p pairPEM) load() (tls.Certificate, error) {
 	rest := p.cert
 	for block := (&pem.Block{}); block != nil; {
@@ -75,11 +74,6 @@ func (p pairPEM) load() (tls.Certificate, error) {
 	if err == nil && cert.Leaf == nil {
 		// X509KeyPair parsed this certificate already: it parses.
 		cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0])
-	}
-	if err == nil {
-		// As at start (config's check): a renewal with it was served,
-		// and every handshake failed.
-		err = config.CheckTLSKey(cert.PrivateKey)
 	}
 	return cert, err
 }
@@ -144,6 +138,12 @@ func (r *certReloader) check() {
 	var cert tls.Certificate
 	if err == nil {
 		cert, err = files.load()
+	}
+	if err == nil {
+		// A key crypto/tls signs nothing with (a 512-bit RSA key),
+		// which stops the start (config's check): the renewal was
+		// served, and every handshake failed.
+		err = config.CheckTLSKey(cert.PrivateKey)
 	}
 	if err != nil {
 		if changed {
