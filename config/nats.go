@@ -25,21 +25,48 @@ func checkNATSURLs(key string, urls []string) []error {
 	if len(urls) == 0 {
 		return []error{invalid(key, "no server: name at least one (e.g. \"nats://127.0.0.1:4222\")")}
 	}
+	// shown is each URL as messages show it: redacted, and, before an
+	// item that goes on a URL cut at a comma (cutEnd), its scheme alone,
+	// as what follows may be a password's or a token's start.
+	shown := make([]string, len(urls))
+	for i, s := range urls {
+		shown[i] = redactURL(s)
+		if i+1 < len(urls) && cutEnd(urls[i+1]) {
+			if scheme, _, ok := strings.Cut(s, "://"); ok {
+				shown[i] = scheme + "://xxxxx"
+			} else {
+				shown[i] = "xxxxx"
+			}
+		}
+	}
 	var errs []error
-	first := ""
+	first := -1
 	for i, s := range urls {
 		if err := checkNATSURL(s); err != nil {
-			errs = append(errs, invalidItem(key, i, fmt.Sprintf("%q is not a NATS server URL (%v)", redactURL(s), err)))
+			msg := fmt.Sprintf("%q is not a NATS server URL (%v", shown[i], err)
+			if i > 0 && cutEnd(s) {
+				msg += "; or the end of the URL before it, cut at a comma of its password or token, as a comma separates servers: write that comma as %2C"
+			}
+			errs = append(errs, invalidItem(key, i, msg+")"))
 			continue
 		}
-		if first == "" {
-			first = s
-		} else if ws := webSocketURL(s); ws != webSocketURL(first) {
+		if first < 0 {
+			first = i
+		} else if ws := webSocketURL(s); ws != webSocketURL(urls[first]) {
 			errs = append(errs, invalidItem(key, i, fmt.Sprintf("%q is a %s URL among %s ones (%q): the NATS client takes one kind or the other",
-				redactURL(s), urlKind(ws), urlKind(!ws), redactURL(first))))
+				shown[i], urlKind(ws), urlKind(!ws), shown[first])))
 		}
 	}
 	return errs
+}
+
+// cutEnd reports whether s, an item of nats.url, may be the end of a URL
+// that a comma in its password or token cut (nats://u:se,cret@host, a
+// variable's or a YAML text's list split at its commas): an @ with no
+// scheme before it.
+func cutEnd(s string) bool {
+	at := strings.Index(s, "@")
+	return at >= 0 && !strings.Contains(s[:at], ":/")
 }
 
 // webSocketURL reports whether s, a URL checkNATSURL accepts, is a ws or

@@ -193,6 +193,11 @@ func TestValidateRejects(t *testing.T) {
 		// A ? in a password is not told apart from an @ in a query: the
 		// host is hidden too.
 		{"nats url password with ? hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:s3c?ret@a.test:4222"} }), `nats.url: "nats://u:xxxxx@xxxxx" is not a NATS server URL`},
+		// A comma in a password or a token, which splits a variable's or
+		// a YAML text's list: the URL's head showed the password's.
+		{"nats url password cut at a comma hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:s3c", "ret@a.test:4222"} }), `nats.url: "nats://xxxxx" is not a NATS server URL (does not parse)`},
+		{"nats url token cut at a comma hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://s3c", "ret@a.test:4222", "nats://b.test"} }), `nats.url: "nats://b.test" is a nats or tls URL among WebSocket ones ("ws://xxxxx")`},
+		{"nats url cut at a comma", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:s3c", "ret@a.test:4222"} }), `nats.url: "xxxxx@a.test:4222" is not a NATS server URL (no scheme: start it with nats://; or the end of the URL before it, cut at a comma of its password or token, as a comma separates servers: write that comma as %2C)`},
 		{"nats url token hidden, mixed", onNATS(func(c *Config) { c.NATS.URL = []string{"WS://a.test", "nats://s3cret@b.test"} }), `nats.url: "nats://xxxxx@b.test" is a nats or tls URL among WebSocket ones ("WS://a.test")`},
 		{"nats stream empty", onNATS(func(c *Config) { c.NATS.Stream = "" }), `nats.stream: "" is empty`},
 		{"nats stream dot", onNATS(func(c *Config) { c.NATS.Stream = "SSE.HUB" }), `nats.stream: "SSE.HUB" is not a JetStream stream name`},
