@@ -1489,6 +1489,13 @@ func TestLoadValueErrorNamesItsLine(t *testing.T) {
 		// An error of a list as a whole names the key's line.
 		{"hub:\n  broker: nats\nnats:\n  url: []\n", `line 4: nats.url: no server`},
 		{"log:\n  level: info\n  colour: red\n", `line 3: log.colour: unknown key`},
+		// A key YAML reads as no text (a number, a date, null) is named
+		// as viper names it, by its value: it named the section's line.
+		{"log:\n  level: info\n  0x1F: red\n", `line 3: log: an unknown key, its name not shown`},
+		{"log:\n  level: info\n  ~: red\n", `line 3: log: an unknown key, its name not shown`},
+		{"log:\n  level: info\n  1.50: red\n", `line 3: log: an unknown key, its name not shown`},
+		{"log:\n  level: info\n  2001-12-14: red\n", `line 3: log: an unknown key, its name not shown`},
+		{"log:\n  level: info\n  true: red\n", `line 3: log.true: unknown key`},
 		{"base: &b\n  level: loud\nlog:\n  <<: *b\n", `line 2: base.level: unknown key`},
 	} {
 		path := writeYAML(t, tt.yaml)
