@@ -24,6 +24,14 @@ func keyLines(data []byte) map[string]int {
 	walk = func(n *yaml.Node, path string) {
 		for _, kv := range entries(n) {
 			key := join(path, strings.ToLower(keyText(kv[0])))
+			// A dotted key (level.x:) writes each key its name holds.
+			for i, c := range key {
+				if c == '.' && i > len(path) {
+					if _, ok := lines[key[:i]]; !ok {
+						lines[key[:i]] = kv[0].Line
+					}
+				}
+			}
 			if _, ok := lines[key]; !ok {
 				lines[key] = kv[0].Line
 			}

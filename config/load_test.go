@@ -1496,6 +1496,8 @@ func TestLoadValueErrorNamesItsLine(t *testing.T) {
 		{"log:\n  level: info\n  1.50: red\n", `line 3: log: an unknown key, its name not shown`},
 		{"log:\n  level: info\n  2001-12-14: red\n", `line 3: log: an unknown key, its name not shown`},
 		{"log:\n  level: info\n  true: red\n", `line 3: log.true: unknown key`},
+		// A dotted key names the lines of the keys it writes.
+		{"log:\n  format: text\n  level.x: red\n", `line 3: log.level: expected a value, got a mapping`},
 		{"base: &b\n  level: loud\nlog:\n  <<: *b\n", `line 2: base.level: unknown key`},
 	} {
 		path := writeYAML(t, tt.yaml)
