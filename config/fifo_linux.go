@@ -33,7 +33,9 @@ var errNoWriter = errors.New("a FIFO (named pipe) that nothing opened to write")
 // the start, and SIGTERM and Ctrl-C went unheeded. Its writer is waited
 // for, and it is read, in the runtime's poller, which ctx's end stops at
 // once: the error then says so, with its cause (the signal). A FIFO that
-// no writer opened within fifoWait is an error naming it as one.
+// no writer opened within fifoWait is an error naming it as one. A
+// terminal (--config /dev/stdin, waiting for Ctrl-D) is read in the
+// poller too, and ctx's end stops it.
 func readConfigFile(ctx context.Context, path string) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -49,7 +51,19 @@ func readConfigFile(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	if st.Mode()&fs.ModeNamedPipe == 0 {
-		// A file, or a device: read as os.Open would, blocking.
+		if f.SetReadDeadline(time.Time{}) == nil {
+			// In the poller, a terminal (--config /dev/stdin, waiting
+			// for Ctrl-D): read there, which ctx's end stops.
+			stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+			defer stop()
+			data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("stopped reading it: %w", context.Cause(ctx))
+			}
+			return data, err
+		}
+		// A file, or a device the poller does not take: read as os.Open
+		// would, blocking.
 		var serr error
 		if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil {
 			return nil, err

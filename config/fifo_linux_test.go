@@ -3,11 +3,14 @@ package config
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // mkfifo returns a new FIFO in a temporary directory.
@@ -118,5 +121,44 @@ func TestLoadFIFOWithWriter(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("LoadContext still reads after 10s")
+	}
+}
+
+// TestLoadTerminalStopped checks that the end of LoadContext's context
+// ends the read of a terminal given as the file (--config /dev/stdin in
+// a shell, waiting for Ctrl-D): Ctrl-C went unheeded, the read blocked.
+func TestLoadTerminalStopped(t *testing.T) {
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptmx.Close()
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty := fmt.Sprintf("/dev/pts/%d", n)
+	cause := errors.New("interrupt signal received")
+	ctx, cancel := context.WithCancelCause(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := LoadContext(ctx, []string{"--config", tty}, nil)
+		done <- err
+	}()
+	waitOpens(t, tty, 1)
+	cancel(cause)
+	select {
+	case err := <-done:
+		want := `config file "` + tty + `": stopped reading it: interrupt signal received`
+		if !errors.Is(err, cause) || err.Error() != want {
+			t.Errorf("err = %v\nwant %s", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		// Release the read: the terminal's end of file.
+		_, _ = ptmx.Write([]byte{4})
+		t.Fatalf("LoadContext still reads 10s after its context ended; then: %v", <-done)
 	}
 }
