@@ -197,22 +197,34 @@ func redactOneURL(s string) string {
 var secretParams = []string{"token", "auth", "key", "secret", "pass", "pw", "jwt", "sig", "cred", "session"}
 
 // redactQuery returns query, the text after a URL's ?, with the value of
-// every parameter whose name holds one of secretParams, in any case,
+// every parameter (apart by & or ;) whose name holds one of secretParams, in any case,
 // replaced by xxxxx, and every part without a name (no =), which may be a
 // token given alone (?s3cret). It works on the text, as redactURL does.
 func redactQuery(query string) string {
-	params := strings.Split(query, "&")
-	for i, p := range params {
+	var b strings.Builder
+	for query != "" {
+		// A ; separates parameters too, to some servers and proxies.
+		end := strings.IndexAny(query, "&;")
+		if end < 0 {
+			end = len(query)
+		}
+		p := query[:end]
 		name, _, hasValue := strings.Cut(p, "=")
 		lower := strings.ToLower(name)
 		switch {
 		case !hasValue && p != "":
-			params[i] = "xxxxx"
+			p = "xxxxx"
 		case hasValue && slices.ContainsFunc(secretParams, func(w string) bool { return strings.Contains(lower, w) }):
-			params[i] = name + "=xxxxx"
+			p = name + "=xxxxx"
 		}
+		b.WriteString(p)
+		if end < len(query) {
+			b.WriteByte(query[end])
+			end++
+		}
+		query = query[end:]
 	}
-	return strings.Join(params, "&")
+	return b.String()
 }
 
 // redactUserinfo returns a URL's user info with its password replaced by

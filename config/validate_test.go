@@ -184,6 +184,7 @@ func TestValidateRejects(t *testing.T) {
 		{"nats url ws query hidden, mixed", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test/nats?region=eu&token=s3cret", "nats://b.test"} }), `nats.url: "nats://b.test" is a nats or tls URL among WebSocket ones ("wss://a.test/nats?region=eu&token=xxxxx")`},
 		{"nats url ws query hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test:42x2/nats?Access_Token=s3cret&x=1"} }), `nats.url: "wss://a.test:42x2/nats?Access_Token=xxxxx&x=1" is not a NATS server URL (does not parse)`},
 		{"nats url ws bare query hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test:42x2/nats?s3cret&pw=s3cret&x=1"} }), `nats.url: "wss://a.test:42x2/nats?xxxxx&pw=xxxxx&x=1" is not a NATS server URL (does not parse)`},
+		{"nats url ws query after ; hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test:42x2/nats?x=1;token=s3cret&y=2"} }), `nats.url: "wss://a.test:42x2/nats?x=1;token=xxxxx&y=2" is not a NATS server URL (does not parse)`},
 		{"nats url ws path with @", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://a.test/nats@v1"} }), `nats.url: "ws://xxxxx@v1" is not a NATS server URL (an @ after the host`},
 		// An @ in a query's value, after the user info: what followed it,
 		// a token's end, was shown as the host, the ? and all before the
