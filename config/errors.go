@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -39,12 +40,19 @@ type KeyError struct {
 	Others []string // other keys whose values make the problem, named in Msg
 
 	othersSetBy []string // "other.key set by SOURCE", for those of Others a variable or flag set
+	// at is the key, as keyLines names it, whose line an error of the
+	// file names when it is not Key's: a list's item ("key[1]"), or an
+	// unknown key whose name is not shown.
+	at string
 }
 
 // Error returns "key: problem", or "key: problem; set by SOURCE", then
 // "; other.key set by SOURCE" for the other keys a variable or flag set.
 func (e *KeyError) Error() string {
-	s := e.Key + ": " + e.Msg
+	s := e.Msg
+	if e.Key != "" {
+		s = e.Key + ": " + s
+	}
 	if e.Source != "" {
 		s += "; set by " + e.Source
 	}
@@ -83,6 +91,13 @@ func (e *KeyError) Unwrap() error { return e.Err }
 // invalid returns a KeyError wrapping ErrInvalidValue.
 func invalid(key, msg string) *KeyError {
 	return &KeyError{Key: key, Msg: msg, Err: ErrInvalidValue}
+}
+
+// invalidItem returns a KeyError wrapping ErrInvalidValue for the item at
+// index i of the list key: the message names the key alone, as the item's
+// value is in msg, and an error of the file names the item's line.
+func invalidItem(key string, i int, msg string) *KeyError {
+	return &KeyError{Key: key, Msg: msg, Err: ErrInvalidValue, at: fmt.Sprintf("%s[%d]", key, i)}
 }
 
 // with returns e naming others, the other keys whose values make its

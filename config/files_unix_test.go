@@ -88,3 +88,28 @@ func TestLoadLinkToAMissingFile(t *testing.T) {
 		t.Errorf("err = %v\nwant it to contain %s", err, want)
 	}
 }
+
+// TestLoadLinkToAMissingFileThroughALinkedDirectory checks that a link's
+// relative target is named from the directory the link is in, not from
+// the name of a linked directory it was reached through: the kernel
+// resolves dirlink/cfg's "../ssehub.yaml" in real/sub's parent, and the
+// error named a file next to dirlink.
+func TestLoadLinkToAMissingFileThroughALinkedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "real", "sub")
+	if err := os.MkdirAll(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("real", "sub"), filepath.Join(dir, "dirlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..", "ssehub.yaml"), filepath.Join(sub, "cfg")); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "dirlink", "cfg")
+	_, err := Load([]string{"--config", link}, nil)
+	want := `config file "` + link + `": a symbolic link to "` + filepath.Join(dir, "real", "ssehub.yaml") + `": no such file or directory`
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}

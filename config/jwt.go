@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -141,8 +142,9 @@ func (j JWTConfig) checkAlgorithm(alg string) error {
 // PUBLIC KEY or CERTIFICATE, as the verifier reads it) parses into an
 // RSA, ECDSA or Ed25519 key: a file holding none (the private key, any
 // other file) was found only after the configuration was loaded, and its
-// error named neither the variable nor the file's line that set it. The
-// key's size and curve are the verifier's to check.
+// error named neither the variable nor the file's line that set it. So
+// were an RSA key shorter than crypto/rsa verifies with and an ECDSA key
+// on a curve JWTs do not use, which are refused here too.
 func checkPublicKeyFile(path string) error {
 	data, err := readPEMFile(path)
 	if err != nil {
@@ -170,8 +172,19 @@ func checkPublicKeyFile(path string) error {
 		if err != nil {
 			return fmt.Errorf("its %s block does not parse: %w", block.Type, err)
 		}
-		switch key.(type) {
-		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		switch k := key.(type) {
+		case *rsa.PublicKey:
+			if n := k.N.BitLen(); n < minRSABits {
+				return fmt.Errorf("its %s block holds an RSA key of %d bits: at least %d are needed; 2048 or more is usual", block.Type, n, minRSABits)
+			}
+			return nil
+		case *ecdsa.PublicKey:
+			switch k.Curve {
+			case elliptic.P256(), elliptic.P384(), elliptic.P521():
+				return nil
+			}
+			return fmt.Errorf("its %s block holds an ECDSA key on curve %s: JWTs use P-256, P-384 or P-521", block.Type, k.Curve.Params().Name)
+		case ed25519.PublicKey:
 			return nil
 		}
 		return fmt.Errorf("its %s block holds a %T key: JWTs are signed with RSA, ECDSA or Ed25519", block.Type, key)

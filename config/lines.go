@@ -23,7 +23,15 @@ func keyLines(data []byte) map[string]int {
 	var walk func(n *yaml.Node, path string)
 	walk = func(n *yaml.Node, path string) {
 		for _, kv := range entries(n) {
-			key := join(path, strings.ToLower(kv[0].Value))
+			key := join(path, strings.ToLower(keyText(kv[0])))
+			// A dotted key (level.x:) writes each key its name holds.
+			for i, c := range key {
+				if c == '.' && i > len(path) {
+					if _, ok := lines[key[:i]]; !ok {
+						lines[key[:i]] = kv[0].Line
+					}
+				}
+			}
 			if _, ok := lines[key]; !ok {
 				lines[key] = kv[0].Line
 			}
@@ -37,4 +45,22 @@ func keyLines(data []byte) map[string]int {
 	}
 	walk(doc.Content[0], "")
 	return lines
+}
+
+// keyText returns the name viper gives the key node k: what it writes,
+// or, for a key YAML reads as no text, its value as viper prints it
+// (0x1F is "31", 1.50 "1.5", a date a time, null ""), else an error of
+// such a key named the line of its section.
+func keyText(k *yaml.Node) string {
+	if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!str" {
+		return k.Value
+	}
+	var v any
+	if k.Decode(&v) != nil {
+		return k.Value
+	}
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
 }

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 )
 
 // maxLinks bounds the links missingTarget follows, as the kernel does
@@ -36,7 +38,16 @@ func missingTarget(path string, err error) error {
 			return err
 		}
 		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(p), target)
+			dir := filepath.Dir(p)
+			if slices.Contains(strings.Split(filepath.ToSlash(target), "/"), "..") {
+				// The kernel takes .. in the directory the link is in,
+				// which a linked directory on the way leaves elsewhere
+				// than Join's lexical parent.
+				if real, err := filepath.EvalSymlinks(dir); err == nil {
+					dir = real
+				}
+			}
+			target = filepath.Join(dir, target)
 		}
 		p = target
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,13 @@ func flagKeys() []flagKey {
 // pflag.ErrHelp) that holds the usage text.
 // Load may be called from several goroutines at once.
 func Load(args []string, getenv func(string) string) (Config, error) {
+	return LoadContext(context.Background(), args, getenv)
+}
+
+// LoadContext is Load, stopped when ctx is done while it waits for its
+// file: a FIFO that nothing writes to, where a signal went unheeded. The
+// error then wraps ErrConfigFile and holds context.Cause(ctx).
+func LoadContext(ctx context.Context, args []string, getenv func(string) string) (Config, error) {
 	def := Default()
 	flags := newFlagSet(def)
 	if err := flags.Parse(args); err != nil {
@@ -83,7 +91,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	// lines are the lines at which the file writes its keys.
 	var lines map[string]int
 	if path != "" {
-		if written, lines, fileErrs, err = readFile(v, path); err != nil {
+		if written, lines, fileErrs, err = readFile(ctx, v, path); err != nil {
 			return Config{}, err
 		}
 	}
@@ -185,7 +193,10 @@ func nameFile(err error, path string, inFile func(key string) bool, lines map[st
 		}
 		where := ""
 		if isKey && ke.Source == "" && !errors.Is(ke.Err, ErrDuplicateKey) {
-			line, ok := lines[ke.Key]
+			line, ok := lines[ke.at]
+			if !ok {
+				line, ok = lines[ke.Key]
+			}
 			if !ok {
 				line, ok = lines[strings.Split(ke.Key, "[")[0]]
 			}
@@ -332,8 +343,8 @@ func (c Config) used(errs []error) []error {
 // ssehub refuses, for Load to report once it knows which keys are used;
 // and the text written for values YAML reads as numbers or bools
 // (writtenScalars).
-func readFile(v *viper.Viper, path string) (written map[string]string, lines map[string]int, problems []error, err error) {
-	data, err := readConfigFile(path)
+func readFile(ctx context.Context, v *viper.Viper, path string) (written map[string]string, lines map[string]int, problems []error, err error) {
+	data, err := readConfigFile(ctx, path)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = missingTarget(path, pe.Err) // the path is already in the message: "is a directory", not "read PATH: is a directory"
@@ -401,17 +412,6 @@ func complexKeyLine(data []byte) int {
 // process ran out of memory.
 const maxConfigBytes = 4 << 20
 
-// readConfigFile returns the file at path, at most maxConfigBytes and one
-// byte more, so that a file longer than maxConfigBytes is told apart.
-func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
-}
-
 // notAMapping matches the error of a file whose document is not a mapping
 // (a list, a text): viper's, which names the Go type it wanted.
 var notAMapping = regexp.MustCompile(`line (\d+): cannot unmarshal !!(\w+) (?:.* )?into map\[string\]interface \{\}`)
@@ -438,7 +438,11 @@ func yamlProblem(data []byte, err error) string {
 		for i, e := range te.Errors {
 			msgs[i] = e
 			if m := duplicateKey.FindStringSubmatch(e); m != nil {
-				msgs[i] = fmt.Sprintf("line %s: %s written twice (first at line %s): YAML takes a key once; keep one", m[1], m[2], m[3])
+				key := m[2]
+				if shown, _ := shownKey(m[3]); shown != strings.ToLower(m[3]) {
+					key = "a key, its name not shown as it does not look like one,"
+				}
+				msgs[i] = fmt.Sprintf("line %s: %s written twice (first at line %s): YAML takes a key once; keep one", m[1], key, m[4])
 			}
 		}
 		return strings.Join(msgs, "; ")
@@ -551,7 +555,7 @@ func yamlLines(data []byte) []string {
 
 // duplicateKey matches the YAML library's message for a key written
 // twice in one spelling.
-var duplicateKey = regexp.MustCompile(`^line (\d+): mapping (key ".*") already defined at line (\d+)$`)
+var duplicateKey = regexp.MustCompile(`^line (\d+): mapping (key "(.*)") already defined at line (\d+)$`)
 
 // unknownAnchorProblem matches the YAML library's problem for an alias to an
 // anchor the file does not define, which names the alias.
@@ -692,10 +696,57 @@ func checkKeys(v *viper.Viper) error {
 		if sec := sectionOf(key, secs); sec != "" {
 			hint = "known keys in " + sec + ": " + strings.Join(secs[sec], ", ")
 		}
+		if shown, ok := shownKey(key); !ok {
+			// Most likely a token or a secret written where its key
+			// belongs: its line tells where, not its name.
+			where := "an unknown key"
+			if shown == "" {
+				where += " at the top level"
+			}
+			errs = append(errs, &KeyError{Key: shown, at: key, Err: ErrUnknownKey, Msg: where + ", its name not shown: it does not look like a key's name, " +
+				"and may be a token or a secret written where a key belongs (" + hint + ")"})
+			continue
+		}
 		errs = append(errs, &KeyError{Key: key, Msg: "unknown key (" + hint + ")", Err: ErrUnknownKey})
 	}
 	return errors.Join(errs...)
 }
+
+// keyName reports whether part, a part of an unknown key as viper names
+// it (in lower case), looks like a key's name, which an error may show: at
+// most 32 bytes of letters and digits, words joined by _ or -, starting
+// with a letter, with digits at most. A token or a secret (hex, base64)
+// is most often longer, or has more digits.
+func keyName(part string, digits int) bool {
+	return len(part) <= 32 && namePart.MatchString(part) &&
+		len(strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, part)) <= digits
+}
+
+// shownKey returns key, dotted, in lower case, and true when each of its
+// parts looks like a key's name (keyName: 2 digits at most, none under
+// auth, whose keys hold the secrets, and none of whose names has one);
+// else the parts before the first that does not, and false.
+func shownKey(key string) (string, bool) {
+	parts := strings.Split(strings.ToLower(key), ".")
+	for i, p := range parts {
+		digits := 2
+		if i > 0 && parts[0] == "auth" {
+			digits = 0
+		}
+		if !keyName(p, digits) {
+			return strings.Join(parts[:i], "."), false
+		}
+	}
+	return strings.Join(parts, "."), true
+}
+
+// namePart matches the words of a key's name.
+var namePart = regexp.MustCompile(`^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$`)
 
 // topSections returns the top-level sections of secs, in order.
 func topSections(secs map[string][]string) []string {

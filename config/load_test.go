@@ -391,6 +391,49 @@ cors:
 	}
 }
 
+// TestLoadUnknownKeyLikeASecret checks that an unknown key whose name
+// does not look like one (digits, more than a name's length), most likely
+// a token or a secret pasted where its key belongs, is refused at its
+// line without its name, in any case: the error quoted it, lowered.
+func TestLoadUnknownKeyLikeASecret(t *testing.T) {
+	const hidden = ": an unknown key, its name not shown: it does not look like a key's name, and may be a token or a secret written where a key belongs"
+	for _, tt := range []struct{ yaml, secret, want string }{
+		{"auth:\n  s3cr3tTOKENvalue123: x\n", "s3cr3tTOKENvalue123", "line 2: auth" + hidden + " (known keys in auth: publish_tokens, subscribe_tokens, jwt)"},
+		{"auth:\n  publish_tokens: [a]\n  jwt:\n    Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA:\n", "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA", "line 4: auth.jwt" + hidden + " (known keys in auth.jwt: "},
+		{"dGhpc2lzYXRva2VuMTIzNDU2: x\n", "dGhpc2lzYXRva2VuMTIzNDU2", "line 1: an unknown key at the top level, its name not shown: it does not look like a key's name, and may be a token or a secret written where a key belongs (known sections: "},
+		{"metrics:\n  c0ffee4242deadbeef: 1\n", "c0ffee4242deadbeef", "line 2: metrics" + hidden + " (known sections: "},
+		// Under auth, whose names have no digit, a name with one.
+		{"auth:\n  jwt:\n    hmac_secret: !!str\n    S3CRETv4lueXYZ: 1\n", "S3CRETv4lueXYZ", "line 4: auth.jwt" + hidden + " (known keys in auth.jwt: "},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		want := fmt.Sprintf("%s %q: %s", ErrConfigFile, path, tt.want)
+		if !errors.Is(err, ErrUnknownKey) || !strings.HasPrefix(err.Error(), want) || strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tt.secret)) {
+			t.Errorf("%q: err = %v\nwant it to start with %s, without the name", tt.yaml, err, want)
+		}
+	}
+	// Written twice, in one spelling or in two, it is not named either.
+	for _, tt := range []struct{ yaml, want string }{
+		{"auth:\n  s3cr3tT0ken99: 1\n  s3cr3tT0ken99: 2\n", "line 3: a key, its name not shown as it does not look like one, written twice (first at line 2): YAML takes a key once; keep one"},
+		{"auth:\n  S3cr3tT0ken99:\n  s3cr3tt0ken99:\n", "auth: a key, its name not shown as it does not look like one, written twice, at line 2 and at line 3: case does not count in a key, and only one would be read; keep one"},
+	} {
+		path := writeYAML(t, tt.yaml)
+		_, err := Load([]string{"--config", path}, nil)
+		want := fmt.Sprintf("%s %q: %s", ErrConfigFile, path, tt.want)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(strings.ToLower(err.Error()), "s3cr3tt0ken99") {
+			t.Errorf("%q: err = %v\nwant it to hold %s, without the name", tt.yaml, err, want)
+		}
+	}
+	// Names of keys, if unknown, are shown: a typo's, a section's of
+	// another program (x-common), a name with a digit (http2).
+	for _, name := range []string{"publish-token", "x-common", "http2", "allowed_origin"} {
+		path := writeYAML(t, "cors:\n  "+name+": 1\n")
+		if _, err := Load([]string{"--config", path}, nil); err == nil || !strings.Contains(err.Error(), "line 2: cors."+name+": unknown key") {
+			t.Errorf("%s: err = %v, want its name", name, err)
+		}
+	}
+}
+
 func TestLoadUnknownKey(t *testing.T) {
 	tests := []struct{ yaml, want string }{
 		{"stream:\n  heartbeat: 5s\n", "stream.heartbeat: unknown key"},
@@ -1435,9 +1478,27 @@ func TestLoadValueErrorNamesItsLine(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"server:\n  addr: \":8111\"\n" + filler + "stream:\n  retry: 3x\n", `line 42: stream.retry: invalid duration "3x"`},
 		{"cors:\n  allowed_origins:\n    - https://a.test\n    -\n", `line 4: cors.allowed_origins[1]: empty item in a list`},
+		// An item found wrong once the list is read names the item's
+		// line, in a block list or a flow one over several lines; it
+		// named the key's.
+		{"cors:\n  allowed_origins:\n    - https://a.test\n    - https://b.test/path\n", `line 4: cors.allowed_origins: "https://b.test/path" is not an origin`},
+		{"server:\n  trusted_proxies: [10.0.0.1,\n    bogus]\n", `line 3: server.trusted_proxies: "bogus" is neither`},
+		{"cors:\n  exposed_headers:\n    - X-A\n    - \"X B\"\n", `line 4: cors.exposed_headers: "X B" is not a header name`},
+		{"cors:\n  allow_credentials: true\n  allowed_headers:\n    - X-A\n    - \"*\"\n", `line 5: cors.allowed_headers: "*" means no header`},
+		{"hub:\n  broker: nats\nnats:\n  url:\n    - nats://a:4222\n    - nats://b:4222/x\n", `line 6: nats.url: "nats://b:4222/x" is not a NATS server URL`},
+		{"hub:\n  broker: nats\nnats:\n  url:\n    - nats://a:4222\n    - ws://b:4222\n", `line 6: nats.url: "ws://b:4222" is a WebSocket URL`},
 		// An error of a list as a whole names the key's line.
-		{"cors:\n  allowed_origins:\n    - https://a.test\n    - https://b.test/path\n", `line 2: cors.allowed_origins: "https://b.test/path" is not an origin`},
+		{"hub:\n  broker: nats\nnats:\n  url: []\n", `line 4: nats.url: no server`},
 		{"log:\n  level: info\n  colour: red\n", `line 3: log.colour: unknown key`},
+		// A key YAML reads as no text (a number, a date, null) is named
+		// as viper names it, by its value: it named the section's line.
+		{"log:\n  level: info\n  0x1F: red\n", `line 3: log: an unknown key, its name not shown`},
+		{"log:\n  level: info\n  ~: red\n", `line 3: log: an unknown key, its name not shown`},
+		{"log:\n  level: info\n  1.50: red\n", `line 3: log: an unknown key, its name not shown`},
+		{"log:\n  level: info\n  2001-12-14: red\n", `line 3: log: an unknown key, its name not shown`},
+		{"log:\n  level: info\n  true: red\n", `line 3: log.true: unknown key`},
+		// A dotted key names the lines of the keys it writes.
+		{"log:\n  format: text\n  level.x: red\n", `line 3: log.level: expected a value, got a mapping`},
 		{"base: &b\n  level: loud\nlog:\n  <<: *b\n", `line 2: base.level: unknown key`},
 	} {
 		path := writeYAML(t, tt.yaml)

@@ -25,21 +25,48 @@ func checkNATSURLs(key string, urls []string) []error {
 	if len(urls) == 0 {
 		return []error{invalid(key, "no server: name at least one (e.g. \"nats://127.0.0.1:4222\")")}
 	}
+	// shown is each URL as messages show it: redacted, and, before an
+	// item that goes on a URL cut at a comma (cutEnd), its scheme alone,
+	// as what follows may be a password's or a token's start.
+	shown := make([]string, len(urls))
+	for i, s := range urls {
+		shown[i] = redactURL(s)
+		if i+1 < len(urls) && cutEnd(urls[i+1]) {
+			if scheme, _, ok := strings.Cut(s, "://"); ok {
+				shown[i] = scheme + "://xxxxx"
+			} else {
+				shown[i] = "xxxxx"
+			}
+		}
+	}
 	var errs []error
-	first := ""
-	for _, s := range urls {
+	first := -1
+	for i, s := range urls {
 		if err := checkNATSURL(s); err != nil {
-			errs = append(errs, invalid(key, fmt.Sprintf("%q is not a NATS server URL (%v)", redactURL(s), err)))
+			msg := fmt.Sprintf("%q is not a NATS server URL (%v", shown[i], err)
+			if i > 0 && cutEnd(s) {
+				msg += "; or the end of the URL before it, cut at a comma of its password or token, as a comma separates servers: write that comma as %2C"
+			}
+			errs = append(errs, invalidItem(key, i, msg+")"))
 			continue
 		}
-		if first == "" {
-			first = s
-		} else if ws := webSocketURL(s); ws != webSocketURL(first) {
-			errs = append(errs, invalid(key, fmt.Sprintf("%q is a %s URL among %s ones (%q): the NATS client takes one kind or the other",
-				redactURL(s), urlKind(ws), urlKind(!ws), redactURL(first))))
+		if first < 0 {
+			first = i
+		} else if ws := webSocketURL(s); ws != webSocketURL(urls[first]) {
+			errs = append(errs, invalidItem(key, i, fmt.Sprintf("%q is a %s URL among %s ones (%q): the NATS client takes one kind or the other",
+				shown[i], urlKind(ws), urlKind(!ws), shown[first])))
 		}
 	}
 	return errs
+}
+
+// cutEnd reports whether s, an item of nats.url, may be the end of a URL
+// that a comma in its password or token cut (nats://u:se,cret@host, a
+// variable's or a YAML text's list split at its commas): an @ with no
+// scheme before it.
+func cutEnd(s string) bool {
+	at := strings.Index(s, "@")
+	return at >= 0 && !strings.Contains(s[:at], ":/")
 }
 
 // webSocketURL reports whether s, a URL checkNATSURL accepts, is a ws or
@@ -111,7 +138,9 @@ func webSocket(scheme string) bool {
 // last @, from the start of the authority (after ://, or after :/ or at
 // the start for a URL missing its scheme or a slash). A slash in a
 // password or token (base64's alphabet has one) would end it early to a
-// URL parser. An @ in a ws URL's path or query masks more than it must.
+// URL parser. An @ in a ws URL's path masks more than it must; one after a
+// ? or a # masks what follows it too: a query's value (?token=a@b) or a
+// password's ? (u:a?b@host), it may be part of a secret.
 // So is the value of a query parameter whose name says it holds a secret
 // (redactQuery): a proxy in front of NATS may take a token there
 // (?token=...), as WebSocket clients that cannot set headers send one.
@@ -147,7 +176,15 @@ func redactOneURL(s string) string {
 		} else if i := strings.Index(s[:at], ":/"); i >= 0 {
 			start = i + len(":/")
 		}
-		s = s[:start] + redactUserinfo(s[start:at]) + s[at:]
+		tail := s[at:]
+		if strings.ContainsAny(s[start:at], "?#") {
+			// An @ after a ? or a #: one of a query's or a fragment's
+			// value, whose part after it may be a token's end, or a
+			// password's ? before the user info's @. Either side may be
+			// a secret's.
+			tail = "@xxxxx"
+		}
+		s = s[:start] + redactUserinfo(s[start:at]) + tail
 	}
 	if q := strings.Index(s, "?"); q >= 0 {
 		s = s[:q+1] + redactQuery(s[q+1:])
@@ -160,22 +197,34 @@ func redactOneURL(s string) string {
 var secretParams = []string{"token", "auth", "key", "secret", "pass", "pw", "jwt", "sig", "cred", "session"}
 
 // redactQuery returns query, the text after a URL's ?, with the value of
-// every parameter whose name holds one of secretParams, in any case,
+// every parameter (apart by & or ;) whose name holds one of secretParams, in any case,
 // replaced by xxxxx, and every part without a name (no =), which may be a
 // token given alone (?s3cret). It works on the text, as redactURL does.
 func redactQuery(query string) string {
-	params := strings.Split(query, "&")
-	for i, p := range params {
+	var b strings.Builder
+	for query != "" {
+		// A ; separates parameters too, to some servers and proxies.
+		end := strings.IndexAny(query, "&;")
+		if end < 0 {
+			end = len(query)
+		}
+		p := query[:end]
 		name, _, hasValue := strings.Cut(p, "=")
 		lower := strings.ToLower(name)
 		switch {
 		case !hasValue && p != "":
-			params[i] = "xxxxx"
+			p = "xxxxx"
 		case hasValue && slices.ContainsFunc(secretParams, func(w string) bool { return strings.Contains(lower, w) }):
-			params[i] = name + "=xxxxx"
+			p = name + "=xxxxx"
 		}
+		b.WriteString(p)
+		if end < len(query) {
+			b.WriteByte(query[end])
+			end++
+		}
+		query = query[end:]
 	}
-	return strings.Join(params, "&")
+	return b.String()
 }
 
 // redactUserinfo returns a URL's user info with its password replaced by

@@ -48,6 +48,14 @@ func checkSpellings(data []byte) error {
 				if strings.EqualFold(first.text, s.text) {
 					why = "case does not count in a key"
 				}
+				if shown, ok := shownKey(lower); !ok {
+					// Most likely a token or a secret written where its
+					// key belongs (see checkKeys).
+					errs = append(errs, &KeyError{Key: shown, Err: ErrDuplicateKey, Msg: fmt.Sprintf(
+						"a key, its name not shown as it does not look like one, written twice, at line %d and at line %d: %s, and only one would be read; keep one",
+						first.line, s.line, why)})
+					continue
+				}
 				errs = append(errs, &KeyError{Key: lower, Err: ErrDuplicateKey, Msg: fmt.Sprintf(
 					"written twice, as %s (line %d) and as %s (line %d): %s, and only one would be read; keep one",
 					first.text, first.line, s.text, s.line, why)})

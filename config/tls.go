@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -40,7 +42,13 @@ func (s ServerConfig) validateTLS() []error {
 	if err := checkCertificate(certPEM); err != nil {
 		return append(errs, invalid("server.tls.cert_file", fmt.Sprintf("%q: %v", t.CertFile, err)))
 	}
-	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err == nil {
+		if err := CheckTLSKey(pair.PrivateKey); err != nil {
+			return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q: %v", t.KeyFile, err)))
+		}
+	}
+	if err != nil {
 		if kerr := checkPrivateKey(keyPEM); kerr != nil {
 			return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q: %v", t.KeyFile, kerr)))
 		}
@@ -51,6 +59,20 @@ func (s ServerConfig) validateTLS() []error {
 		return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q is not the private key of server.tls.cert_file %q: %v", t.KeyFile, t.CertFile, err)).with("server.tls.cert_file"))
 	}
 	return errs
+}
+
+// minRSABits is the shortest RSA key crypto/rsa signs or verifies with.
+const minRSABits = 1024
+
+// CheckTLSKey reports a private key of server.tls that crypto/tls signs
+// nothing with, an RSA key shorter than minRSABits: the server started
+// with it, and every handshake failed ("certificate RSA key size too
+// small").
+func CheckTLSKey(key crypto.PrivateKey) error {
+	if k, ok := key.(*rsa.PrivateKey); ok && k.N.BitLen() < minRSABits {
+		return fmt.Errorf("an RSA key of %d bits, which crypto/tls signs nothing with: every handshake would fail; use 2048 bits or more", k.N.BitLen())
+	}
+	return nil
 }
 
 // checkPrivateKey reports a key file that holds no private key to pair

@@ -1,6 +1,10 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -123,5 +127,58 @@ func TestLoadTLSSectionFromYAML(t *testing.T) {
 	_, err = Load([]string{"--config", writeYAML(t, "server:\n  tls: on\n")}, nil)
 	if want := "server.tls: expected a section of keys"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("err = %v, want %s", err, want)
+	}
+}
+
+// TestLoadShortRSATLSKey checks that a server.tls key that crypto/tls
+// signs nothing with, a 512-bit RSA key, is refused as a bad value, naming
+// what set it: the server started with it, and every TLS handshake failed.
+func TestLoadShortRSATLSKey(t *testing.T) {
+	pki := testpki.New(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	pki.ShortRSA(t).Write(t, certFile, keyFile)
+	_, err := Load([]string{"--config", os.DevNull}, env(map[string]string{
+		"SSEHUB_SERVER_TLS_CERT_FILE": certFile, "SSEHUB_SERVER_TLS_KEY_FILE": keyFile,
+	}))
+	want := `server.tls.key_file: "` + keyFile + `": an RSA key of 512 bits, which crypto/tls signs nothing with: every handshake would fail; use 2048 bits or more; set by SSEHUB_SERVER_TLS_KEY_FILE`
+	if err == nil || err.Error() != want {
+		t.Errorf("server.tls: err = %v\nwant %s", err, want)
+	}
+}
+
+// TestLoadJWTPublicKeyUnusable checks that an auth.jwt.public_key_file
+// holding a key no JWT is verified with, an RSA key shorter than
+// crypto/rsa uses or an ECDSA key on a curve JWTs do not use, is refused
+// as a bad value, naming what set it: the start failed after the
+// configuration was loaded, its error naming neither the variable nor the
+// file's line, and `ssehub token` and `ssehub healthcheck` took it.
+func TestLoadJWTPublicKeyUnusable(t *testing.T) {
+	pub := filepath.Join(t.TempDir(), "jwt.pem")
+	if err := os.WriteFile(pub, testpki.ShortRSAPublicKey(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := writeYAML(t, "auth:\n  jwt:\n    public_key_file: "+pub+"\n")
+	_, err := Load([]string{"--config", path}, nil)
+	want := `config file "` + path + `": line 3: auth.jwt.public_key_file: "` + pub + `": its PUBLIC KEY block holds an RSA key of 512 bits: at least 1024 are needed; 2048 or more is usual`
+	if err == nil || err.Error() != want {
+		t.Errorf("auth.jwt.public_key_file: err = %v\nwant %s", err, want)
+	}
+
+	ec, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load([]string{"--config", path}, nil)
+	want = `config file "` + path + `": line 3: auth.jwt.public_key_file: "` + pub + `": its PUBLIC KEY block holds an ECDSA key on curve P-224: JWTs use P-256, P-384 or P-521`
+	if err == nil || err.Error() != want {
+		t.Errorf("auth.jwt.public_key_file: err = %v\nwant %s", err, want)
 	}
 }

@@ -133,7 +133,7 @@ func checkReadTimeout(key string, d time.Duration) error {
 // it for the IPv6 network ::/32, which trusted ::1 and not 10.0.0.1, and
 // a CIDR of such addresses matches no IPv4 client.
 func checkProxies(key string, proxies []string) error {
-	for _, p := range proxies {
+	for i, p := range proxies {
 		prefix, err := netip.ParsePrefix(p)
 		if err != nil {
 			if a, aerr := netip.ParseAddr(p); aerr == nil && a.Zone() == "" {
@@ -141,14 +141,14 @@ func checkProxies(key string, proxies []string) error {
 			}
 		}
 		if err != nil {
-			return invalid(key, fmt.Sprintf("%q is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\", \"127.0.0.1\")", p))
+			return invalidItem(key, i, fmt.Sprintf("%q is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\", \"127.0.0.1\")", p))
 		}
 		if a := prefix.Addr(); a.Is4In6() {
 			v4 := a.Unmap().String()
 			if bits := prefix.Bits() - 96; strings.Contains(p, "/") {
 				v4 = netip.PrefixFrom(a.Unmap(), max(bits, 0)).Masked().String()
 			}
-			return invalid(key, fmt.Sprintf("%q is an IPv4 address written as IPv6: write it as %s", p, v4))
+			return invalidItem(key, i, fmt.Sprintf("%q is an IPv4 address written as IPv6: write it as %s", p, v4))
 		}
 	}
 	return nil
@@ -156,21 +156,21 @@ func checkProxies(key string, proxies []string) error {
 
 func (c CORSConfig) validate() []error {
 	var errs []error
-	for _, o := range c.AllowedOrigins {
+	for i, o := range c.AllowedOrigins {
 		if o == "*" {
 			if c.AllowCredentials {
-				errs = append(errs, invalid("cors.allowed_origins",
+				errs = append(errs, invalidItem("cors.allowed_origins", i,
 					`"*" cannot be combined with cors.allow_credentials: true (list the origins instead)`).with("cors.allow_credentials"))
 			}
 			continue
 		}
 		p, err := parseOrigin(o, true)
 		if err != nil {
-			errs = append(errs, invalid("cors.allowed_origins", fmt.Sprintf("%q is not an origin (%v)", o, err)))
+			errs = append(errs, invalidItem("cors.allowed_origins", i, fmt.Sprintf("%q is not an origin (%v)", o, err)))
 			continue
 		}
 		if c.AllowCredentials && p.overPublicSuffix() {
-			errs = append(errs, invalid("cors.allowed_origins", fmt.Sprintf(
+			errs = append(errs, invalidItem("cors.allowed_origins", i, fmt.Sprintf(
 				"%q allows every site under a public suffix, anyone's: with cors.allow_credentials: true their pages would send a visitor's cookies and read the answers (list your origins instead)", o)).with("cors.allow_credentials"))
 		}
 	}
@@ -190,13 +190,13 @@ func (c CORSConfig) validate() []error {
 // (Fetch), and the page could send, or read, none of the others.
 func (c CORSConfig) validateHeaders(key string, headers []string) []error {
 	var errs []error
-	for _, h := range headers {
+	for i, h := range headers {
 		switch {
 		case h == "*" && c.AllowCredentials:
-			errs = append(errs, invalid(key,
+			errs = append(errs, invalidItem(key, i,
 				`"*" means no header with cors.allow_credentials: true: browsers take it as a header named "*" then (list the headers instead)`).with("cors.allow_credentials"))
 		case !validHeaderName(h):
-			errs = append(errs, invalid(key, fmt.Sprintf("%q is not a header name", h)))
+			errs = append(errs, invalidItem(key, i, fmt.Sprintf("%q is not a header name", h)))
 		}
 	}
 	return errs

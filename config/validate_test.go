@@ -184,7 +184,21 @@ func TestValidateRejects(t *testing.T) {
 		{"nats url ws query hidden, mixed", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test/nats?region=eu&token=s3cret", "nats://b.test"} }), `nats.url: "nats://b.test" is a nats or tls URL among WebSocket ones ("wss://a.test/nats?region=eu&token=xxxxx")`},
 		{"nats url ws query hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test:42x2/nats?Access_Token=s3cret&x=1"} }), `nats.url: "wss://a.test:42x2/nats?Access_Token=xxxxx&x=1" is not a NATS server URL (does not parse)`},
 		{"nats url ws bare query hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test:42x2/nats?s3cret&pw=s3cret&x=1"} }), `nats.url: "wss://a.test:42x2/nats?xxxxx&pw=xxxxx&x=1" is not a NATS server URL (does not parse)`},
+		{"nats url ws query after ; hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test:42x2/nats?x=1;token=s3cret&y=2"} }), `nats.url: "wss://a.test:42x2/nats?x=1;token=xxxxx&y=2" is not a NATS server URL (does not parse)`},
 		{"nats url ws path with @", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://a.test/nats@v1"} }), `nats.url: "ws://xxxxx@v1" is not a NATS server URL (an @ after the host`},
+		// An @ in a query's value, after the user info: what followed it,
+		// a token's end, was shown as the host, the ? and all before the
+		// @ taken for the user info.
+		{"nats url query with @ hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:pw@a.test:4222?token=ab@s3cretQ"} }), `nats.url: "nats://u:xxxxx@xxxxx" is not a NATS server URL (an @ after the host`},
+		{"nats url ws query with @ hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"wss://a.test/nats?token=ab@s3cretQ#f"} }), `nats.url: "wss://xxxxx@xxxxx" is not a NATS server URL (an @ after the host`},
+		// A ? in a password is not told apart from an @ in a query: the
+		// host is hidden too.
+		{"nats url password with ? hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:s3c?ret@a.test:4222"} }), `nats.url: "nats://u:xxxxx@xxxxx" is not a NATS server URL`},
+		// A comma in a password or a token, which splits a variable's or
+		// a YAML text's list: the URL's head showed the password's.
+		{"nats url password cut at a comma hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:s3c", "ret@a.test:4222"} }), `nats.url: "nats://xxxxx" is not a NATS server URL (does not parse)`},
+		{"nats url token cut at a comma hidden", onNATS(func(c *Config) { c.NATS.URL = []string{"ws://s3c", "ret@a.test:4222", "nats://b.test"} }), `nats.url: "nats://b.test" is a nats or tls URL among WebSocket ones ("ws://xxxxx")`},
+		{"nats url cut at a comma", onNATS(func(c *Config) { c.NATS.URL = []string{"nats://u:s3c", "ret@a.test:4222"} }), `nats.url: "xxxxx@a.test:4222" is not a NATS server URL (no scheme: start it with nats://; or the end of the URL before it, cut at a comma of its password or token, as a comma separates servers: write that comma as %2C)`},
 		{"nats url token hidden, mixed", onNATS(func(c *Config) { c.NATS.URL = []string{"WS://a.test", "nats://s3cret@b.test"} }), `nats.url: "nats://xxxxx@b.test" is a nats or tls URL among WebSocket ones ("WS://a.test")`},
 		{"nats stream empty", onNATS(func(c *Config) { c.NATS.Stream = "" }), `nats.stream: "" is empty`},
 		{"nats stream dot", onNATS(func(c *Config) { c.NATS.Stream = "SSE.HUB" }), `nats.stream: "SSE.HUB" is not a JetStream stream name`},

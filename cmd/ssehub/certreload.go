@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/ssehub/ssehub/config"
 )
 
 // certCheckInterval is how often, at most, a TLS handshake looks at
@@ -136,6 +138,12 @@ func (r *certReloader) check() {
 	var cert tls.Certificate
 	if err == nil {
 		cert, err = files.load()
+	}
+	if err == nil {
+		// A key crypto/tls signs nothing with (a 512-bit RSA key),
+		// which stops the start (config's check): the renewal was
+		// served, and every handshake failed.
+		err = config.CheckTLSKey(cert.PrivateKey)
 	}
 	if err != nil {
 		if changed {

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -431,5 +432,35 @@ func TestCertReloaderWarnsOfAnExpiredRenewal(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, "loaded a renewed certificate") ||
 		!strings.Contains(got, `level=WARN msg="server.tls: the certificate has expired: every client will refuse it" server.tls.cert_file=`+valid.CertFile) {
 		t.Errorf("logs %q: want the renewal, then a warning that its certificate has expired", got)
+	}
+}
+
+// TestCertReloaderKeepsAShortRSARenewal: a renewal whose key crypto/tls
+// signs nothing with, a 512-bit RSA key, keeps the previous certificate
+// serving and warns, as a pair that does not load does: it was loaded,
+// logged as a renewal, and every handshake failed from then on, though
+// the same pair at start stops it.
+func TestCertReloaderKeepsAShortRSARenewal(t *testing.T) {
+	pki := testpki.New(t)
+	var logs lockedBuffer
+	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	original := readFile(t, pki.CertFile)
+	short := pki.ShortRSA(t)
+	w := newStampedWriter(t)
+	w.write(pki.KeyFile, short.KeyPEM)
+	w.write(pki.CertFile, short.CertPEM)
+	cert, err := certs.GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if block, _ := pem.Decode(original); !bytes.Equal(cert.Certificate[0], block.Bytes) {
+		t.Error("the renewal with a 512-bit RSA key is served")
+	}
+	if got := logs.String(); !strings.Contains(got, `level=WARN msg="server.tls: the pair on disk does not load: still serving the previous certificate"`) ||
+		!strings.Contains(got, "an RSA key of 512 bits") {
+		t.Errorf("logs %q: want a warning that the pair does not load, for its key", got)
 	}
 }

@@ -21,7 +21,7 @@ import (
 // HEALTHCHECK. With server.tls set it asks over HTTPS (see healthClient).
 // With port 0 in server.addr it fails, saying it cannot know the port.
 func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
-	cfg, err := config.Load(args, getenv)
+	cfg, err := config.LoadContext(ctx, args, getenv)
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ const closedStreamsGrace = time.Second
 
 // serve loads the config and runs the server until ctx is done.
 func serve(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
-	cfg, err := config.Load(args, getenv)
+	cfg, err := config.LoadContext(ctx, args, getenv)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func tokenFlags() *pflag.FlagSet {
 // granting the topics of its flags, and carrying auth.jwt.issuer and
 // auth.jwt.audience when set, so that a server with the same config
 // accepts it.
-func token(_ context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
+func token(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
 	flags := tokenFlags()
 	own, rest := splitArgs(flags, args)
 	if err := flags.Parse(own); err != nil {
@@ -46,7 +46,7 @@ func token(_ context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return fmt.Errorf("%w: %w", config.ErrUsage, err)
 	}
-	cfg, err := config.Load(rest, getenv)
+	cfg, err := config.LoadContext(ctx, rest, getenv)
 	if err != nil {
 		return err
 	}

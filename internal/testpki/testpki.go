@@ -4,9 +4,11 @@
 package testpki
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -85,10 +87,57 @@ func (p PKI) Named(t testing.TB, names ...string) Pair {
 	return p.sign(t, names, nil)
 }
 
+// ShortRSA makes a server certificate like Renew's for a 512-bit RSA
+// key, which crypto/tls signs nothing with: every handshake with it
+// fails. Go makes no such key: it is a constant.
+func (p PKI) ShortRSA(t testing.TB) Pair {
+	t.Helper()
+	block, _ := pem.Decode([]byte(shortRSAKey))
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.signKey(t, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, key.(*rsa.PrivateKey))
+}
+
+// shortRSAKey is a 512-bit RSA private key, made by openssl genrsa.
+const shortRSAKey = `-----BEGIN PRIVATE KEY-----
+MIIBUwIBADANBgkqhkiG9w0BAQEFAASCAT0wggE5AgEAAkEAwTwfdC7p5MAgA7K3
+9DzTNPp+yDFrOzefGtzTF2rcnF1KYFClGdCXTBtr5yn6LYMTs4hB7JRJgXoVVlIj
+a2iXFQIDAQABAkA3eouNT+rXQlHuveESvmPlUgYUdBvVZKLJk50HnCa6vY222f5D
+/wl70DeUxA5ZMi1LE5bkNhZYD8bYC7cygxABAiEA9qw8KDA66N/TCuZZUIDCwffw
+EvzoN5Y4TsuFJtb8PC0CIQDIip1X7tiLqcGVnZvwrZ1mqwnKCn0fqI+48Gz/N1TP
+iQIgfKMGOmA0Q9pkLku5sT1+Krf2bAGx6/RROy8GdluGU3kCIDavTc6fq98R0F8L
+Fm3f+e74LvgwOgR7A44Lyb0iinb5AiA0GTavqYbwWra3H537nCsbG58JJJDQrKcK
++yPS6gQ89A==
+-----END PRIVATE KEY-----
+`
+
+// ShortRSAPublicKey returns the public key of ShortRSA's certificate,
+// 512 bits, as PEM PUBLIC KEY.
+func ShortRSAPublicKey(t testing.TB) []byte {
+	t.Helper()
+	block, _ := pem.Decode([]byte(shortRSAKey))
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.(*rsa.PrivateKey).PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
 // sign makes a server certificate for names and ips.
 func (p PKI) sign(t testing.TB, names []string, ips []net.IP) Pair {
 	t.Helper()
-	key := newKey(t)
+	return p.signKey(t, names, ips, newKey(t))
+}
+
+// signKey makes a server certificate for names and ips, and key.
+func (p PKI) signKey(t testing.TB, names []string, ips []net.IP, key crypto.Signer) Pair {
+	t.Helper()
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +153,7 @@ func (p PKI) sign(t testing.TB, names []string, ips []net.IP) Pair {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, key.Public(), p.caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
