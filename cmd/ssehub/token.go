@@ -25,7 +25,7 @@ func tokenFlags() *pflag.FlagSet {
 	flags.SortFlags = false
 	flags.StringArray("subscribe", nil, "a topic pattern the token may subscribe to (repeat for more)")
 	flags.StringArray("publish", nil, "a topic pattern the token may publish to (repeat for more)")
-	flags.Duration("ttl", time.Hour, "how long the token is valid, a fraction of a second dropped; at most auth.jwt.max_lifetime when set")
+	flags.Duration("ttl", time.Hour, "how long the token is valid (at most auth.jwt.max_lifetime, when set)")
 	flags.String("subject", "", "the token's sub claim (optional)")
 	return flags
 }
