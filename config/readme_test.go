@@ -1,7 +1,12 @@
 package config
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -76,4 +81,46 @@ func emptyDefault(key string) bool {
 		}
 	}
 	return false
+}
+
+// TestReadmeYAMLExamplesLoad loads each of the README's YAML examples as a
+// config file, its example files replaced by real ones: a user who copies
+// one starts ssehub, not a config error.
+func TestReadmeYAMLExamplesLoad(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := writeTLSPair(t)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwtKey := filepath.Join(t.TempDir(), "jwt.pem")
+	if err := os.WriteFile(jwtKey, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files := strings.NewReplacer(
+		"/etc/ssehub/tls/fullchain.pem", cert,
+		"/etc/ssehub/tls/privkey.pem", key,
+		"keys/jwt.pem", jwtKey,
+	)
+	blocks := strings.Split(string(data), "\n```yaml\n")[1:]
+	if len(blocks) == 0 {
+		t.Fatal("README.md has no ```yaml block")
+	}
+	for i, block := range blocks {
+		block, _, ok := strings.Cut(block, "\n```\n")
+		if !ok {
+			t.Fatalf("README.md: ```yaml block %d does not end", i)
+		}
+		path := writeYAML(t, files.Replace(block)+"\n")
+		if _, err := Load([]string{"--config", path}, nil); err != nil {
+			t.Errorf("README.md's ```yaml block %d does not load: %v\n%s", i, err, block)
+		}
+	}
 }

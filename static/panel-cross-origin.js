@@ -163,7 +163,7 @@ export default {
         <button id="xo-start" type="button" @click="start">Start</button>
       </div>
       <p id="xo-error" class="error" role="status">{{ error }}</p>
-      <p v-if="state === 'refused'" id="xo-hint" class="hint warn">the service must list this page's origin ({{ origin }}) in cors.allowed_origins</p>
+      <p v-if="state === 'refused'" id="xo-hint" class="hint warn">the service must list this page's origin ({{ origin }}) in cors.allowed_origins, or in SSEHUB_CORS_ALLOWED_ORIGINS, which replaces the config file's list when set (as docker-compose.yml sets it)</p>
       <p v-else-if="state === 'unreachable'" id="xo-hint" class="hint warn">nothing answers at {{ target }}: is the service running there?</p>
       <p v-else-if="sameOrigin && state !== 'error'" id="xo-hint" class="hint">{{ target }} is this page's own origin: the browser checks no CORS for it. Open this page on another origin (another host name or port, e.g. 127.0.0.1 for localhost) to see cors.allowed_origins at work.</p>
       <ol id="xo-log" class="log" v-autoscroll aria-live="polite">

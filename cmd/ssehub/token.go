@@ -25,7 +25,7 @@ func tokenFlags() *pflag.FlagSet {
 	flags.SortFlags = false
 	flags.StringArray("subscribe", nil, "a topic pattern the token may subscribe to (repeat for more)")
 	flags.StringArray("publish", nil, "a topic pattern the token may publish to (repeat for more)")
-	flags.Duration("ttl", time.Hour, "how long the token is valid")
+	flags.Duration("ttl", time.Hour, "how long the token is valid (at most auth.jwt.max_lifetime, when set)")
 	flags.String("subject", "", "the token's sub claim (optional)")
 	return flags
 }
@@ -93,8 +93,13 @@ func tokenClaims(flags *pflag.FlagSet, j config.JWTConfig, now time.Time) (jwtau
 		}
 	}
 	c := jwtauth.Claims{SSEHub: jwtauth.Grants{Subscribe: sub, Publish: pub}}
-	c.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
-	c.IssuedAt = jwt.NewNumericDate(now)
+	// A token's times are whole seconds: exp counts the ttl from iat as
+	// written, so that the token lasts the ttl rounded down, never the
+	// second more that rounding now and now+ttl down each could give
+	// (which auth.jwt.max_lifetime would refuse).
+	issued := now.Truncate(time.Second)
+	c.IssuedAt = jwt.NewNumericDate(issued)
+	c.ExpiresAt = jwt.NewNumericDate(issued.Add(ttl))
 	c.Issuer, c.Subject = j.Issuer, subject
 	if j.Audience != "" {
 		c.Audience = jwt.ClaimStrings{j.Audience}

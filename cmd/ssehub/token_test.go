@@ -18,8 +18,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ssehub/ssehub/config"
+	"github.com/ssehub/ssehub/internal/jwtauth"
 	"github.com/ssehub/ssehub/internal/testpki"
 )
 
@@ -224,5 +226,43 @@ func TestTokenHelpNamesTheConfigFlags(t *testing.T) {
 		if !strings.Contains(stdout, flag) {
 			t.Errorf("ssehub token -h does not name %s:\n%s", flag, stdout)
 		}
+	}
+}
+
+// TestTokenCommandTTLWithinMaxLifetime mints, as `ssehub token` does, a
+// token whose --ttl is not whole seconds, up to auth.jwt.max_lifetime,
+// at a moment past the middle of a second: the server with the same
+// configuration accepts it. A token's times are whole seconds, and its
+// exp, rounded down from now plus the ttl, was a second more than the ttl
+// from its iat, rounded down from now, so the server refused it as lasting
+// too long, though the command refuses a --ttl the server would refuse.
+func TestTokenCommandTTLWithinMaxLifetime(t *testing.T) {
+	env := map[string]string{
+		"SSEHUB_AUTH_JWT_HMAC_SECRET":  tokenEnv["SSEHUB_AUTH_JWT_HMAC_SECRET"],
+		"SSEHUB_AUTH_JWT_MAX_LIFETIME": "1500ms",
+	}
+	cfg, err := config.Load([]string{"--config", os.DevNull}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := jwtVerifier(cfg.Auth.JWT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := tokenFlags()
+	if err := flags.Parse([]string{"--subscribe", "a", "--ttl", "1500ms"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second).Add(600 * time.Millisecond)
+	c, err := tokenClaims(flags, cfg.Auth.JWT, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := jwtauth.MintHMAC("HS256", []byte(cfg.Auth.JWT.HMACSecret), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifier.Verify(signed); err != nil {
+		t.Errorf("a token minted with --ttl 1500ms under auth.jwt.max_lifetime 1500ms is refused: %v", err)
 	}
 }
