@@ -251,12 +251,15 @@ func (h *Handler) recovered(c *gin.Context, err any) {
 // checkQuery refuses a query string that does not parse: Gin's and
 // net/url's Query drop what they cannot parse (a bad escape, a semicolon,
 // more than net/url's limit of parameters), so a mistyped last event id
-// or count would otherwise be silently ignored.
+// or count would otherwise be silently ignored. On a path whose method is
+// answered 405 (or a plain OPTIONS), Gin has set Allow already: the
+// refusal lists OPTIONS in it too, as the 405 would.
 func (h *Handler) checkQuery(c *gin.Context) {
 	if c.Request.URL.RawQuery == "" {
 		return
 	}
 	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		allowOptions(c)
 		h.abortWithError(c, badRequest("malformed query string: %s", stream.Quote(err.Error())))
 	}
 }

@@ -103,6 +103,25 @@ func TestMalformedQueryIs400(t *testing.T) {
 	}
 }
 
+// A malformed query refused on a path whose method Gin answers 405 (or
+// a plain OPTIONS) keeps the Allow that the 405 would carry, OPTIONS among
+// the methods: Gin sets it before the query is checked, and it said
+// "GET" alone, as if the path took no OPTIONS.
+func TestMalformedQueryKeepsTheFullAllow(t *testing.T) {
+	ts := newHubServer(t)
+	for _, r := range []struct{ method, path, allow string }{
+		{"OPTIONS", "/api/v1/events?a;b", "GET, OPTIONS"},
+		{"PUT", "/api/v1/events?x=%zz", "GET, OPTIONS"},
+		{"DELETE", "/stream?a;b", "GET, POST, OPTIONS"},
+	} {
+		resp := ts.do(t, r.method, r.path, nil, nil)
+		wantJSONError(t, resp, http.StatusBadRequest)
+		if got := resp.Header.Values("Allow"); len(got) != 1 || got[0] != r.allow {
+			t.Errorf("%s %s: Allow %q, want %q", r.method, r.path, got, r.allow)
+		}
+	}
+}
+
 // An error names a topic pattern as the client wrote it: the hub's
 // wildcard ">" was written "\u003e" (Gin's c.JSON escapes <, > and & for
 // HTML), so a client reading the answer, a curl or a log, read

@@ -118,6 +118,15 @@ var utf8BOM = []byte("\ufeff")
 // value of its own to match.
 const h2ShortBody = "request declared a Content-Length of "
 
+// chunkLineTooLong is the error of net/http's chunked reader for a chunk
+// line (a chunk's size and its extensions) longer than maxChunkLine: its
+// text speaks of a header line, which the request's head is not; it has
+// no error value that can be matched from outside net/http.
+const (
+	chunkLineTooLong = "header line too long"
+	maxChunkLine     = 4096
+)
+
 // bodyError says what err, which reading a request's body of
 // contentLength (-1 for unknown) ended in after n bytes, means, as
 // decodeJSONBody lists: the cap's *http.MaxBytesError as it is,
@@ -141,6 +150,8 @@ func bodyError(err error, n, contentLength int64) error {
 		// Reset, say: its text names the server's address and the
 		// peer's, which no answer may carry.
 		return errBodyConnFailed
+	case err.Error() == chunkLineTooLong:
+		return badRequest("body: a chunk line (its size and extensions) is longer than %d bytes", maxChunkLine)
 	default: // its chunked framing is broken
 		return badRequest("body: %s", stream.Quote(err.Error()))
 	}

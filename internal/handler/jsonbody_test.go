@@ -339,6 +339,40 @@ func TestStreamBodyWithBrokenFramingSaysSo(t *testing.T) {
 	}
 }
 
+// A chunk line (its size and extensions) past net/http's bound of 4096
+// bytes is a 400 that says so, on every endpoint that reads a body: it
+// was answered with net/http's own text, "header line too long", which
+// sent its client looking at its headers.
+func TestBodyWithAChunkLinePastItsBoundSaysSo(t *testing.T) {
+	paths := []string{"/api/v1/events?topic=a"}
+	for _, e := range jsonEndpoints {
+		paths = append(paths, e.path)
+	}
+	for _, path := range paths {
+		method := http.MethodGet
+		if !strings.Contains(path, "?") {
+			method = http.MethodPost
+		}
+		t.Run(method+" "+path, func(t *testing.T) {
+			conn := newHubServer(t).dial(t)
+			body := `{"data": 1}`
+			if _, err := io.WriteString(conn, method+" "+path+" HTTP/1.1\r\nHost: ssehub\r\nAuthorization: Bearer "+testToken+
+				"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"+
+				fmt.Sprintf("%x;%s\r\n%s\r\n0\r\n\r\n", len(body), strings.Repeat("x", 5000), body)); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "chunk line") {
+				t.Errorf("error %q, want it to name the chunk line", msg)
+			}
+		})
+	}
+}
+
 // A body whose connection failed while it was read (reset, on any
 // transport) is a 400 that says so without the error's text: a
 // *net.OpError names the server's own address and its peer's, which no

@@ -72,7 +72,9 @@ func (h *Handler) tickerParams(q url.Values) (count int, interval time.Duration,
 	}
 	if ok {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxTickerCount {
+		// As it is written, no sign or leading zero: as limit is on
+		// GET /api/v1/topics, and as an id is read (a resume).
+		if err != nil || n < 1 || n > maxTickerCount || strconv.Itoa(n) != v {
 			return 0, 0, badRequest("count %s: want a whole number from 1 to %d", stream.Quote(v), maxTickerCount)
 		}
 		count = n

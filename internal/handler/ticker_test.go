@@ -136,6 +136,9 @@ func TestTickerUnknownLastEventIDResets(t *testing.T) {
 func TestTickerRejectsBadQuery(t *testing.T) {
 	for _, q := range []string{
 		"count=0", "count=10001", "count=abc", "count=", "count=1.5",
+		// A count is written as a number is, as limit is on
+		// GET /api/v1/topics: a sign or a leading zero was taken.
+		"count=03", "count=%2B3", "count=-0",
 		"interval=-1s", "interval=61s", "interval=fast", "interval=500",
 	} {
 		t.Run(q, func(t *testing.T) {
