@@ -85,8 +85,10 @@ func (j JWTConfig) validate() []error {
 	if j.Leeway < 0 || j.Leeway > maxJWTLeeway {
 		errs = append(errs, invalid("auth.jwt.leeway", fmt.Sprintf("%q must be between 0s and %v", j.Leeway, maxJWTLeeway)))
 	}
-	if j.MaxLifetime < 0 {
-		errs = append(errs, invalid("auth.jwt.max_lifetime", fmt.Sprintf("%q must be 0s (no limit) or more", j.MaxLifetime)))
+	if j.MaxLifetime < 0 || j.MaxLifetime > 0 && j.MaxLifetime < time.Second {
+		// Token times are whole seconds: under 1s no token could last
+		// long enough to be used.
+		errs = append(errs, invalid("auth.jwt.max_lifetime", fmt.Sprintf("%q must be 0s (no limit) or at least 1s", j.MaxLifetime)))
 	}
 	if !validHeaderName(j.CookieName) || j.CookieName == "*" {
 		errs = append(errs, invalid("auth.jwt.cookie_name", fmt.Sprintf("%q is not a cookie name", j.CookieName)))

@@ -264,7 +264,8 @@ func TestValidateRejects(t *testing.T) {
 		}, `auth.jwt.algorithms: "HS384" needs an auth.jwt.hmac_secret of 48 bytes or more`},
 		{"jwt leeway negative", func(c *Config) { c.Auth.JWT.Leeway = -time.Second }, `auth.jwt.leeway: "-1s" must be between 0s and 5m0s`},
 		{"jwt leeway long", func(c *Config) { c.Auth.JWT.Leeway = time.Hour }, `auth.jwt.leeway: "1h0m0s" must be between`},
-		{"jwt max lifetime negative", func(c *Config) { c.Auth.JWT.MaxLifetime = -time.Second }, `auth.jwt.max_lifetime: "-1s" must be 0s (no limit) or more`},
+		{"jwt max lifetime negative", func(c *Config) { c.Auth.JWT.MaxLifetime = -time.Second }, `auth.jwt.max_lifetime: "-1s" must be 0s (no limit) or at least 1s`},
+		{"jwt max lifetime under a second", func(c *Config) { c.Auth.JWT.MaxLifetime = 500 * time.Millisecond }, `auth.jwt.max_lifetime: "500ms" must be 0s (no limit) or at least 1s`},
 		{"jwt cookie name", func(c *Config) { c.Auth.JWT.CookieName = "a b" }, `auth.jwt.cookie_name: "a b" is not a cookie name`},
 		// Checks of JWTs that are never accepted: a deployment whose
 		// SSEHUB_AUTH_JWT_HMAC_SECRET went missing started with JWTs off,
