@@ -223,6 +223,9 @@ type Broker struct {
 	// subscribed, when set (by tests), is called by subscribe once the
 	// local subscription of a resume is made, before the stream is read.
 	subscribed func()
+	// handingOut, when set (by tests), is called by a resume's handOut
+	// once it has looked at what the local subscription was sent.
+	handingOut func()
 }
 
 // Open connects to NATS, creates the stream if it is missing and checks it

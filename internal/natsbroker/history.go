@@ -44,11 +44,15 @@ type history struct {
 	// or put back with its last writes lost, no longer holds, while it
 	// keeps its creation time and so its ids: new events are stored
 	// under their sequences (lost.go).
-	lost  atomic.Pointer[[]lostRange]
-	mem   *stream.Memory // the local layer: fan-out and a cache of the tail
-	first uint64         // the id of mem's first event
-	live  *live          // the consumer that feeds mem
-	seen  delivered      // how far live has fed mem
+	lost atomic.Pointer[[]lostRange]
+	// unshared is set once share failed to write the stream's metadata
+	// (the NATS user may not update the stream): watch does not ask
+	// again (shareAgain).
+	unshared atomic.Bool
+	mem      *stream.Memory // the local layer: fan-out and a cache of the tail
+	first    uint64         // the id of mem's first event
+	live     *live          // the consumer that feeds mem
+	seen     delivered      // how far live has fed mem
 	// stale is set while the stream may be gone: Publish and Ready answer
 	// ErrUnavailable until renew has checked it.
 	stale atomic.Bool

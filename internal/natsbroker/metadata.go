@@ -14,7 +14,10 @@ import (
 // start on every instance, and the ids of events a restore lost (lostKey,
 // lost.go). Each instance reads them as it takes the stream (newHistory),
 // at each read of the stream's info by a resume (info) and at each of
-// watch's questions, every PingInterval. The NATS user needs the
+// watch's questions, every PingInterval; there, finding the metadata
+// without what it knows, it writes it again (shareAgain): the config has
+// no version, and an instance that wrote it from a copy read before
+// (findStream, starting with other limits) wiped it. The NATS user needs the
 // permission to update the stream, as for its limits (findStream).
 
 // previousKey is the key, in the stream's metadata, of the lowest id
@@ -64,7 +67,8 @@ func (h *history) shared(meta map[string]string) map[string]string {
 // stream. The stream's config has no version to update it against: it
 // checks what it wrote, and writes again, twice at most, when another
 // instance wrote meanwhile. It gives up within PublishTimeout; failing,
-// it logs a warning: the other instances do not know.
+// it logs a warning, once: the other instances do not know, and watch
+// does not write it again (unshared).
 func (b *Broker) share(ctx context.Context, h *history) {
 	if h.prevFrom.Load() == 0 && len(h.lostRanges()) == 0 {
 		return
@@ -86,6 +90,7 @@ func (b *Broker) share(ctx context.Context, h *history) {
 		}
 		if err != nil {
 			if ctx.Err() == nil { // not Close
+				h.unshared.Store(true)
 				b.opts.Logger.Warn("nats stream: what this instance knows of its past could not be written in its metadata for the other instances",
 					"stream", b.opts.Stream, "err", err)
 			}

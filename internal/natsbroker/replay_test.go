@@ -862,3 +862,40 @@ func TestAResumeThatPanicsFreesItsPlace(t *testing.T) {
 	}
 	s.Close()
 }
+
+// As TestAReplayAheadOfTheLocalConsumerIsCountedDelivered, the local
+// consumer delivering them, and the subscription closed (a client gone,
+// or Close), while Replay is handing them out: each is counted once. Replay
+// looked at what the local subscription had been sent before it took
+// its lock, and counted again those sent to it in between.
+func TestAReplayAheadClosedWhileHandedOutIsCountedOnce(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := openBroker(t, opts)
+	old := store(t, ns, a, repeat(event{"a", 40}, 2))
+	opts.cold = true
+	b := openBroker(t, opts) // its local history starts after them
+	h := b.cur.Load()
+	h.live.mu.Lock() // the local consumer delivers nothing meanwhile
+	late := store(t, ns, a, repeat(event{"a", 40}, 3))
+	last, _ := h.ids.seq(late[len(late)-1].ID)
+	before := b.Stats().Delivered
+	s, err := b.Subscribe([]string{"a"}, strconv.FormatUint(old[0].ID, 10))
+	if err != nil {
+		h.live.mu.Unlock()
+		t.Fatal(err)
+	}
+	b.handingOut = func() {
+		b.handingOut = nil
+		h.live.mu.Unlock()
+		waitFor(t, "the late events to reach b", func() bool { return h.seen.last() >= last })
+		s.Close()
+	}
+	got := replayAll(t, s, nil, replayPageBytes)
+	if want := append(old[1:], late...); !slices.EqualFunc(got, want, sameEvent) {
+		t.Fatalf("replay %v, want %v", idsOf(got), idsOf(want))
+	}
+	if d := b.Stats().Delivered - before; d != uint64(len(got)) {
+		t.Errorf("Stats().Delivered grew by %d, want %d: each event handed out once", d, len(got))
+	}
+}

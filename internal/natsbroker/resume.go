@@ -566,10 +566,16 @@ func (s *subscription) handOut(msgs []*stream.Message) {
 		return
 	}
 	sent := s.h.mem.LastSent(s.Subscription)
+	if s.b.handingOut != nil {
+		s.b.handingOut()
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.aheadCounted {
-		// The local one is closed: it counts none of them.
+		s.mu.Unlock()
+		// The local one is closed: it counts none of them past what
+		// it was sent, now for good, maybe more than sent said (the
+		// local consumer delivered, and Close came, since).
+		sent = s.h.mem.LastSent(s.Subscription)
 		for _, m := range msgs[k:] {
 			if m.ID > sent {
 				s.b.replayedFirst.Add(1)
@@ -577,6 +583,7 @@ func (s *subscription) handOut(msgs []*stream.Message) {
 		}
 		return
 	}
+	defer s.mu.Unlock()
 	for _, m := range msgs[k:] {
 		s.ahead = append(s.ahead, m.ID)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"maps"
 	"net"
 	"net/url"
 	"sync"
@@ -107,9 +108,32 @@ func (b *Broker) askHere() error {
 	}
 	if h := b.cur.Load(); st != nil && h != nil && h.live != nil && st.CachedInfo().Created.Equal(h.created) {
 		h.live.streamAnswers()
-		h.learnShared(st.CachedInfo().Config.Metadata)
+		meta := st.CachedInfo().Config.Metadata
+		h.learnShared(meta)
+		if !h.unshared.Load() && !maps.Equal(h.shared(meta), meta) {
+			b.shareAgain(h)
+		}
 	}
 	return err
+}
+
+// shareAgain writes in the metadata of h's stream what h knows and it no
+// longer holds, until Close: another instance wrote the stream's config
+// from a copy read before share wrote it (one that started meanwhile with
+// other limits, findStream), and nothing else would write it again. Not
+// once share failed (unshared): each question would wait PublishTimeout
+// for an answer a NATS user without the permission does not get.
+func (b *Broker) shareAgain(h *history) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-b.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	b.share(ctx, h)
 }
 
 // leads returns nil when the server js asks through answers the stream's

@@ -1,0 +1,94 @@
+package natsbroker
+
+import (
+	"log/slog"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/internal/testlog"
+)
+
+// What an instance wrote in the stream's metadata, wiped by another
+// instance that wrote the stream's config from a copy read before (one
+// starting meanwhile with other limits, findStream, or another's share),
+// is written again by the instances that know it: nothing else wrote it
+// again, and an instance started since resumed an id of the deleted
+// stream as one of another history. The operator's own metadata stays.
+func TestSharedMetadataWipedByAStaleConfigIsWrittenAgain(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.PingInterval = 100 * time.Millisecond
+	a := newInstance(t, opts)
+	old := a.publish(t, "t", "old")
+	prev := a.broker.cur.Load()
+	recreateStream(t, ns, opts)
+	waitFor(t, "the new stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+	fresh := publishUntilAccepted(t, a, "t", "new")
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted stream's offset in the new one's metadata", func() bool {
+		info, err := st.Info(t.Context())
+		return err == nil && info.Config.Metadata[previousKey] != ""
+	})
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := info.Config
+	stale.Metadata = maps.Clone(stale.Metadata)
+	delete(stale.Metadata, previousKey)
+	stale.Metadata["owner"] = "team-a"
+	stale.MaxMsgs = 50
+	if _, err := ns.operator(t).UpdateStream(t.Context(), stale); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		info, err := st.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.Metadata[previousKey] != "" {
+			if info.Config.Metadata["owner"] != "team-a" {
+				t.Fatalf("the operator's metadata is gone: %v", info.Config.Metadata)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deleted stream's offset was not written again: metadata %v", info.Config.Metadata)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b := newInstance(t, opts)
+	receives(t, b.subscribe(t, "topic=t", old), []string{fresh})
+}
+
+// A NATS user without the permission to update the stream cannot write
+// the metadata: the instance warns once, and its watch does not try
+// again at each of its questions, each waiting PublishTimeout for an
+// answer that never comes, with a warning each.
+func TestSharedMetadataNotWrittenAgainWithoutThePermission(t *testing.T) {
+	t.Parallel()
+	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.UPDATE." + DefaultStream}})
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{ns.restrictedURL()}
+	opts.PingInterval = 50 * time.Millisecond
+	opts.PublishTimeout = 500 * time.Millisecond
+	var log testlog.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	a := newInstance(t, opts)
+	prev := a.broker.cur.Load()
+	recreateStream(t, ns, opts)
+	waitFor(t, "the new stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+	const warning = "could not be written in its metadata"
+	waitFor(t, "the warning", func() bool { return log.Count(warning) > 0 })
+	asked := a.broker.jsAnswers.Load()
+	waitFor(t, "watch's questions", func() bool { return a.broker.jsAnswers.Load() >= asked+4 })
+	if n := log.Count(warning); n != 1 {
+		t.Fatalf("%d warnings that the metadata could not be written, want 1", n)
+	}
+}
