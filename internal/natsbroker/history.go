@@ -216,15 +216,8 @@ func (b *Broker) renew(old *history) {
 // together just after the deletion sometimes left a stream that held the
 // deleted one's messages and acknowledged no publish.
 func (b *Broker) renewFrom(old *history) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := b.untilClose()
 	defer cancel()
-	go func() {
-		select {
-		case <-b.closed:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	wait, start, logged := b.opts.ReconnectWait, time.Now(), false
 	for {
 		h, err := b.next(ctx, old)

@@ -117,15 +117,11 @@ func (b *Broker) askHere() error {
 	return err
 }
 
-// shareAgain writes in the metadata of h's stream what h knows and it no
-// longer holds, until Close: another instance wrote the stream's config
-// from a copy read before share wrote it (one that started meanwhile with
-// other limits, findStream), and nothing else would write it again. Not
-// once share failed (unshared): each question would wait PublishTimeout
-// for an answer a NATS user without the permission does not get.
-func (b *Broker) shareAgain(h *history) {
+// untilClose returns a context that ends when the Broker closes, or
+// when cancel is called: for a goroutine of the Broker's own that asks
+// NATS for longer than any one client waits.
+func (b *Broker) untilClose() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	go func() {
 		select {
 		case <-b.closed:
@@ -133,6 +129,18 @@ func (b *Broker) shareAgain(h *history) {
 		case <-ctx.Done():
 		}
 	}()
+	return ctx, cancel
+}
+
+// shareAgain writes in the metadata of h's stream what h knows and it no
+// longer holds, until Close: another instance wrote the stream's config
+// from a copy read before share wrote it (one that started meanwhile with
+// other limits, findStream), and nothing else would write it again. Not
+// once share failed (unshared): each question would wait PublishTimeout
+// for an answer a NATS user without the permission does not get.
+func (b *Broker) shareAgain(h *history) {
+	ctx, cancel := b.untilClose()
+	defer cancel()
 	b.share(ctx, h)
 }
 
