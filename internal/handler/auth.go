@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/jwtauth"
@@ -278,6 +279,7 @@ func (h *Handler) cookieToken(raw string) string {
 // a space and a token after it (RFC 6750 §2.1): "Bearer<TAB>token", or a
 // "Bearer" a client gave no token, was taken as no header, so that the
 // answer said a token was required, or the query's or cookie's was used.
+// So is a token with white space in it (errBearerWhiteSpace).
 func bearerToken(c *gin.Context) (string, error) {
 	header, _, err := oneValue("header", "Authorization", c.Request.Header.Values("Authorization"))
 	if err != nil {
@@ -294,12 +296,23 @@ func bearerToken(c *gin.Context) (string, error) {
 	if len(token) == len(header)-end || token == "" {
 		return "", invalidRequest{errBearerWithoutToken}
 	}
+	if strings.ContainsFunc(token, unicode.IsSpace) {
+		return "", invalidRequest{errBearerWhiteSpace}
+	}
 	return token, nil
 }
 
-// errBearerWithoutToken refuses an Authorization header that names Bearer
-// but gives no token after a space (bearerToken).
-var errBearerWithoutToken = badRequest(`header Authorization: "Bearer" must be followed by a space and the token`)
+var (
+	// errBearerWithoutToken refuses an Authorization header that names
+	// Bearer but gives no token after a space (bearerToken).
+	errBearerWithoutToken = badRequest(`header Authorization: "Bearer" must be followed by a space and the token`)
+	// errBearerWhiteSpace refuses a bearer token with white space in it,
+	// a tab after the spaces or a second word: a b64token has none (RFC
+	// 6750 §2.1), nor has any token ssehub accepts (a static token with
+	// any is refused at load, a JWT is base64url and dots). It was
+	// checked as a token, a 401 "not valid" for a malformed header.
+	errBearerWhiteSpace = badRequest("header Authorization: the bearer token holds white space, which no token has")
+)
 
 // tokenSet holds the SHA-256 digests of the allowed static tokens.
 type tokenSet [][sha256.Size]byte

@@ -316,3 +316,60 @@ func TestBearerHeaderWithoutASpacedToken(t *testing.T) {
 		})
 	}
 }
+
+// A bearer token holds no white space (RFC 6750 §2.1, b64token), and no
+// token ssehub accepts can: a static one with any is refused at load
+// (auth.*_tokens), a JWT is base64url and dots. A header whose token has
+// a tab or a space in it, after the spaces that follow "Bearer", is
+// malformed: 400 invalid_request saying so, to a publisher and a
+// subscriber alike. It was checked as a token and answered 401 "not
+// valid", which sent its holder looking for a wrong token rather than a
+// client that builds the header wrong.
+func TestBearerTokenWithWhiteSpace(t *testing.T) {
+	opts := jwtOptions(t)
+	opts.Hub.PublishTokens = []string{"writer"}
+	ts := newTestServer(t, opts)
+	good := mint(t, grant([]string{"a"}, []string{"a"}, time.Hour))
+	const says = `header Authorization: the bearer token holds white space, which no token has`
+	for _, tt := range []struct {
+		name   string
+		header func(token string) string
+		status int
+	}{
+		{"a tab after the space", func(tok string) string { return "Bearer \t" + tok }, http.StatusBadRequest},
+		{"a tab after spaces", func(tok string) string { return "bearer   \t" + tok }, http.StatusBadRequest},
+		{"a space inside", func(tok string) string { return "Bearer " + tok[:3] + " " + tok[3:] }, http.StatusBadRequest},
+		{"a tab inside", func(tok string) string { return "Bearer " + tok[:3] + "\t" + tok[3:] }, http.StatusBadRequest},
+		{"a word after", func(tok string) string { return "Bearer " + tok + " extra" }, http.StatusBadRequest},
+		{"lower case", func(tok string) string { return "bearer " + tok }, http.StatusOK},
+		{"several spaces", func(tok string) string { return "Bearer    " + tok }, http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := ts.do(t, "GET", "/api/v1/events?topic=a", nil, map[string]string{"Authorization": tt.header(good)})
+			if tt.status == http.StatusOK {
+				wantStreamHeaders(t, resp)
+			} else {
+				msg := wantJSONError(t, resp, tt.status)
+				if !strings.Contains(msg, says) {
+					t.Errorf("subscribing: %q does not say %q", msg, says)
+				}
+				if got := resp.Header.Get("WWW-Authenticate"); !strings.Contains(got, `error="invalid_request"`) {
+					t.Errorf("WWW-Authenticate %q, want invalid_request", got)
+				}
+			}
+			for _, token := range []string{good, "writer"} {
+				resp := ts.publishWith(t, "a", tt.header(token))
+				if tt.status == http.StatusOK {
+					if resp.StatusCode/100 != 2 {
+						t.Errorf("publishing with %q: status %d", tt.header(token), resp.StatusCode)
+					}
+					resp.Body.Close()
+					continue
+				}
+				if msg := wantJSONError(t, resp, tt.status); !strings.Contains(msg, says) {
+					t.Errorf("publishing with %q: %q does not say %q", tt.header(token), msg, says)
+				}
+			}
+		})
+	}
+}
