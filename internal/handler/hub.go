@@ -134,9 +134,17 @@ func (h *Handler) topics(c *gin.Context) {
 }
 
 // topicsParams reads GET /api/v1/topics' after and limit (0 without one).
+// after is a topic name, a page's next, or empty for none: one that is no
+// topic (a NUL, 5000 bytes, a wildcard) is a 400 naming it, not a bound
+// every name is compared with.
 func topicsParams(q url.Values) (after string, limit int, err error) {
 	if after, _, err = queryParam(q, "after"); err != nil {
 		return "", 0, err
+	}
+	if after != "" {
+		if err := stream.ValidateTopic(after); err != nil {
+			return "", 0, badRequest("query parameter after: %v: give a topic name, such as a page's next", err)
+		}
 	}
 	v, ok, err := queryParam(q, "limit")
 	if err != nil || !ok {

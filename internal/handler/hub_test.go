@@ -1010,6 +1010,36 @@ func TestHubTopicsPages(t *testing.T) {
 	}
 }
 
+// TestHubTopicsAfterIsATopicName: GET /api/v1/topics' after is a topic
+// name (a page's next), so one that is not (a NUL, 5000 bytes, an empty
+// segment, a wildcard) is a 400 that names the parameter and says why.
+// It was taken as it came and compared with every name. An empty after,
+// as a client gives before the first page, is none: every topic.
+func TestHubTopicsAfterIsATopicName(t *testing.T) {
+	ts := newHubServer(t)
+	for _, topic := range []string{"a", "b.c"} {
+		ts.publish(t, topic, `{"data":1}`)
+	}
+	for _, after := range []string{"\x00", "a\x00", strings.Repeat("x", 5000), "a..b", ".a", "a.*", ">", "é"} {
+		resp := ts.do(t, "GET", "/api/v1/topics?limit=1&after="+url.QueryEscape(after), nil, nil)
+		msg := wantJSONError(t, resp, http.StatusBadRequest)
+		if !strings.Contains(msg, "query parameter after") || !strings.Contains(msg, "invalid topic") {
+			t.Errorf("after=%.20q: error %q does not name the parameter and say why", after, msg)
+		}
+	}
+	for query, want := range map[string]int{"?after=": 2, "?after=a": 1, "?after=b.c": 0, "?after=a.b&limit=1": 1} {
+		resp := ts.do(t, "GET", "/api/v1/topics"+query, nil, nil)
+		var p struct {
+			Topics []json.RawMessage `json:"topics"`
+		}
+		err := json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil || len(p.Topics) != want {
+			t.Errorf("%s: status %d, %d topics (%v), want 200 and %d", query, resp.StatusCode, len(p.Topics), err, want)
+		}
+	}
+}
+
 func TestHubFullAnswers503WithRetryAfter(t *testing.T) {
 	opts, _ := hubOptions(t, stream.MemoryOptions{MaxSubscribers: 1})
 	ts := newTestServer(t, opts)
