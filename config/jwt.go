@@ -140,7 +140,7 @@ func (j JWTConfig) checkAlgorithm(alg string) error {
 }
 
 // checkPublicKeyFile checks that path, auth.jwt.public_key_file, is a
-// file checkFile accepts whose first public key block (PUBLIC KEY, RSA
+// file ReadPEMFile accepts whose first public key block (PUBLIC KEY, RSA
 // PUBLIC KEY or CERTIFICATE, as the verifier reads it) parses into an
 // RSA, ECDSA or Ed25519 key: a file holding none (the private key, any
 // other file) was found only after the configuration was loaded, and its
@@ -148,7 +148,7 @@ func (j JWTConfig) checkAlgorithm(alg string) error {
 // were an RSA key shorter than crypto/rsa verifies with and an ECDSA key
 // on a curve JWTs do not use, which are refused here too.
 func checkPublicKeyFile(path string) error {
-	data, err := readPEMFile(path)
+	data, err := ReadPEMFile(path)
 	if err != nil {
 		return err
 	}

@@ -292,7 +292,7 @@ func checkFile(path string) error {
 		return errTilde
 	}
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		return errors.New("not a regular file")
+		return errNotRegular
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -304,20 +304,17 @@ func checkFile(path string) error {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return errors.New("not a regular file")
+		return errNotRegular
 	}
 	return nil
 }
 
-// checkCAFile checks that path is a regular file holding at least one
-// PEM certificate.
+// checkCAFile checks that path is a regular file, of at most
+// MaxPEMFileBytes (ReadPEMFile), holding at least one PEM certificate.
 func checkCAFile(path string) error {
-	if err := checkFile(path); err != nil {
-		return err
-	}
-	pem, err := os.ReadFile(path)
+	pem, err := ReadPEMFile(path)
 	if err != nil {
-		return errors.Unwrap(err)
+		return err
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
 		return errors.New("holds no PEM certificate")

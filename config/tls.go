@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -31,11 +30,11 @@ func (s ServerConfig) validateTLS() []error {
 	case t.KeyFile == "":
 		return append(errs, invalid("server.tls.key_file", "empty while server.tls.cert_file is set: set both or neither").with("server.tls.cert_file"))
 	}
-	certPEM, err := readPEMFile(t.CertFile)
+	certPEM, err := ReadPEMFile(t.CertFile)
 	if err != nil {
 		return append(errs, invalid("server.tls.cert_file", fmt.Sprintf("%q: %v", t.CertFile, err)))
 	}
-	keyPEM, err := readPEMFile(t.KeyFile)
+	keyPEM, err := ReadPEMFile(t.KeyFile)
 	if err != nil {
 		return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q: %v", t.KeyFile, err)))
 	}
@@ -117,18 +116,6 @@ func keyCertificate(certPEM, keyPEM []byte) int {
 			return n
 		}
 	}
-}
-
-// readPEMFile reads a file that checkFile accepts.
-func readPEMFile(path string) ([]byte, error) {
-	if err := checkFile(path); err != nil {
-		return nil, err
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, errors.Unwrap(err) // the *PathError's path is already in the message
-	}
-	return data, nil
 }
 
 // checkCertificate checks that data starts, after any other PEM blocks,

@@ -182,3 +182,41 @@ func TestLoadJWTPublicKeyUnusable(t *testing.T) {
 		t.Errorf("auth.jwt.public_key_file: err = %v\nwant %s", err, want)
 	}
 }
+
+// TestLoadPEMFileOverTheCap checks that a PEM file longer than
+// MaxPEMFileBytes (1 MiB, hundreds of times a certificate chain, several
+// times a system's whole CA bundle) is refused naming its key and what set
+// it, not read whole: a multi-GB file, a log named by mistake, was read
+// into memory at start. Each file here is a good one padded past the cap
+// with lines PEM ignores, so only the size refuses it.
+func TestLoadPEMFileOverTheCap(t *testing.T) {
+	pki := testpki.New(t)
+	dir := t.TempDir()
+	padded := func(name string, pemData []byte) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		pad := strings.Repeat("# padding after the PEM blocks\n", MaxPEMFileBytes/30+1)
+		if err := os.WriteFile(path, append(pemData, pad...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	bigCert := padded("cert.pem", readBytes(t, pki.CertFile))
+	bigKey := padded("key.pem", readBytes(t, pki.KeyFile))
+	for _, tt := range []struct {
+		key, variable string
+		vars          map[string]string
+	}{
+		{"server.tls.cert_file", "SSEHUB_SERVER_TLS_CERT_FILE", map[string]string{"SSEHUB_SERVER_TLS_CERT_FILE": bigCert, "SSEHUB_SERVER_TLS_KEY_FILE": pki.KeyFile}},
+		{"server.tls.key_file", "SSEHUB_SERVER_TLS_KEY_FILE", map[string]string{"SSEHUB_SERVER_TLS_CERT_FILE": pki.CertFile, "SSEHUB_SERVER_TLS_KEY_FILE": bigKey}},
+		{"nats.ca_file", "SSEHUB_NATS_CA_FILE", map[string]string{"SSEHUB_HUB_BROKER": "nats", "SSEHUB_NATS_CA_FILE": bigCert}},
+		{"auth.jwt.public_key_file", "SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE", map[string]string{"SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE": bigCert}},
+	} {
+		_, err := Load([]string{"--config", os.DevNull}, env(tt.vars))
+		path := tt.vars[tt.variable]
+		want := tt.key + `: "` + path + `": longer than 1 MiB (1048576 bytes)`
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "set by "+tt.variable) {
+			t.Errorf("%s: err = %v\nwant %s ... set by %s", tt.key, err, want, tt.variable)
+		}
+	}
+}

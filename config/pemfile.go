@@ -1,0 +1,76 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// MaxPEMFileBytes bounds a PEM file ssehub reads: server.tls.cert_file
+// and server.tls.key_file (at start and at every check for a renewal),
+// nats.ca_file and auth.jwt.public_key_file. A certificate chain is a few
+// KiB, an RSA key of 16384 bits 13 KiB, a system's whole CA bundle some
+// 200 KiB: 1 MiB holds any of them several times over, and refuses a file
+// named by mistake (a log, a disk image, a multi-GB file) before it is
+// read into memory.
+const MaxPEMFileBytes = 1 << 20
+
+// errNotRegular refuses a file that is no regular file: a FIFO, whose
+// open(2) waits for a writer, a device (/dev/zero, which never ends), a
+// directory.
+var errNotRegular = errors.New("not a regular file")
+
+// errPEMTooLong refuses a PEM file longer than MaxPEMFileBytes.
+var errPEMTooLong = fmt.Errorf("longer than 1 MiB (%d bytes), the most a PEM file may be: a certificate chain, "+
+	"a key or a CA bundle is far shorter; is it the right file?", MaxPEMFileBytes)
+
+// ReadPEMFile returns the contents of path, a regular file of at most
+// MaxPEMFileBytes. It looks before it opens, and opens without waiting:
+// a FIFO, or a FIFO swapped in between the look and the open, is refused
+// as not a regular file rather than waited on, as is a device. A longer
+// file is refused unread past the cap. Its errors do not repeat path.
+func ReadPEMFile(path string) ([]byte, error) {
+	if strings.HasPrefix(path, "~") {
+		return nil, errTilde
+	}
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, errNotRegular
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, missingTarget(path, unwrapPath(err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, unwrapPath(err)
+	case !st.Mode().IsRegular():
+		return nil, errNotRegular
+	case st.Size() > MaxPEMFileBytes:
+		return nil, errPEMTooLong
+	}
+	// The file may grow after the look: read one byte past the cap to
+	// tell.
+	data, err := io.ReadAll(io.LimitReader(f, MaxPEMFileBytes+1))
+	switch {
+	case err != nil:
+		return nil, unwrapPath(err)
+	case len(data) > MaxPEMFileBytes:
+		return nil, errPEMTooLong
+	}
+	return data, nil
+}
+
+// unwrapPath returns the error inside a *fs.PathError, whose path the
+// caller's message names already; any other error as it is.
+func unwrapPath(err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return pe.Err
+	}
+	return err
+}
