@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -163,15 +162,19 @@ func (r *certReloader) check() {
 }
 
 // read returns the files' contents, or the zero pair and the error of
-// the first that cannot be read.
+// the first that cannot be read, naming its key. They are read as at
+// start (config.ReadPEMFile): a FIFO swapped in for either (a tool that
+// hands out secrets may make one) is refused, not waited on, and so is a
+// file longer than config.MaxPEMFileBytes. os.ReadFile waited for the
+// FIFO's writer with r.mu held, and every handshake hung behind it.
 func (r *certReloader) read() (pairPEM, error) {
-	c, err := os.ReadFile(r.certFile)
+	c, err := config.ReadPEMFile(r.certFile)
 	if err != nil {
-		return pairPEM{}, err
+		return pairPEM{}, fmt.Errorf("server.tls.cert_file: %w", err)
 	}
-	k, err := os.ReadFile(r.keyFile)
+	k, err := config.ReadPEMFile(r.keyFile)
 	if err != nil {
-		return pairPEM{}, err
+		return pairPEM{}, fmt.Errorf("server.tls.key_file: %w", err)
 	}
 	return pairPEM{c, k}, nil
 }
