@@ -1,6 +1,7 @@
 package natsbroker
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strconv"
@@ -91,25 +92,15 @@ func (h *history) learnLost(rs ...lostRange) {
 		}
 		slices.SortFunc(all, func(x, y lostRange) int {
 			if x.upTo != y.upTo {
-				return cmpUint(x.upTo, y.upTo)
+				return cmp.Compare(x.upTo, y.upTo)
 			}
-			return cmpUint(x.after, y.after)
+			return cmp.Compare(x.after, y.after)
 		})
 		all = all[max(len(all)-maxLost, 0):]
 		if h.lost.CompareAndSwap(p, &all) {
 			return
 		}
 	}
-}
-
-func cmpUint(x, y uint64) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
 }
 
 // sharedLost returns the ranges of lost ids that meta, the metadata of
