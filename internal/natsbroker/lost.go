@@ -103,9 +103,10 @@ func (h *history) learnLost(rs ...lostRange) {
 	}
 }
 
-// sharedLost returns the ranges of lost ids that meta, the metadata of
-// h's stream, holds; what does not parse is left out.
-func (h *history) sharedLost(meta map[string]string) []lostRange {
+// parseLost returns the ranges of lost ids that meta, a stream's
+// metadata, holds (lostKey, as formatLost writes them); what does not
+// parse is left out.
+func parseLost(meta map[string]string) []lostRange {
 	var rs []lostRange
 	for field := range strings.FieldsSeq(meta[lostKey]) {
 		a, b, ok := strings.Cut(field, "-")

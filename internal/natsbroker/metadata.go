@@ -43,7 +43,7 @@ func (h *history) learnShared(meta map[string]string) {
 	if v, err := strconv.ParseUint(meta[previousKey], 10, 64); err == nil {
 		h.learnPrevious(v)
 	}
-	h.learnLost(h.sharedLost(meta)...)
+	h.learnLost(parseLost(meta)...)
 }
 
 // shared returns a copy of meta, the metadata of h's stream, with what h
