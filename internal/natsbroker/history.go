@@ -388,8 +388,7 @@ func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) e
 	if got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
 		return nil
 	}
-	b.renew(h)
-	return fmt.Errorf("sequence %d stored by another stream %q: %w", msg.ID-h.ids.offset, b.opts.Stream, ErrStreamDeleted)
+	return b.storedByAnother(h, msg)
 }
 
 // confirmStream returns nil when the stream is still h's, asked with
@@ -408,6 +407,13 @@ func (b *Broker) confirmStream(ctx context.Context, h *history, msg *stream.Mess
 	if err == nil && h.is(info, delivered) {
 		return nil
 	}
+	return b.storedByAnother(h, msg)
+}
+
+// storedByAnother is confirm's error for msg, stored under its sequence by
+// a stream of h's name that is not h's (created again): the id msg has in
+// h names no event of that stream. It renews h.
+func (b *Broker) storedByAnother(h *history, msg *stream.Message) error {
 	b.renew(h)
 	return fmt.Errorf("sequence %d stored by another stream %q: %w", msg.ID-h.ids.offset, b.opts.Stream, ErrStreamDeleted)
 }
