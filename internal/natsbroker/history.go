@@ -377,7 +377,7 @@ func (b *Broker) swap(old, h *history) {
 // does it ask the stream. The one case it cannot tell: the old stream's
 // event under that id had the same topic, type and data.
 //
-// The stream is asked with settled: taken for another on one answer
+// The stream is asked with sameSettled: taken for another on one answer
 // that it is not found, the publish of an event that h's stream stored
 // was answered 503, and a client's retry stored it twice.
 func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) error {
@@ -392,19 +392,18 @@ func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) e
 }
 
 // confirmStream returns nil when the stream is still h's, asked with
-// settled: msg, just stored by a stream of its name, is then h's event
+// sameSettled: msg, just stored by a stream of its name, is then h's event
 // under its id. It is confirm for an event that h's consumer has not
 // delivered yet (behind, as after a reconnect), or no longer retains:
 // an acknowledgement from a stream created again, before the consumer
 // learnt of the deletion, carries a sequence of the new stream, and
 // answered with h's ids it was an id of the old stream.
 func (b *Broker) confirmStream(ctx context.Context, h *history, msg *stream.Message) error {
-	delivered := h.seen.last()
-	info, err := b.settled(ctx, h)
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	same, err := b.sameSettled(ctx, h)
+	switch {
+	case err != nil:
 		return err
-	}
-	if err == nil && h.is(info, delivered) {
+	case same:
 		return nil
 	}
 	return b.storedByAnother(h, msg)
@@ -418,16 +417,25 @@ func (b *Broker) storedByAnother(h *history, msg *stream.Message) error {
 	return fmt.Errorf("sequence %d stored by another stream %q: %w", msg.ID-h.ids.offset, b.opts.Stream, ErrStreamDeleted)
 }
 
-// settled is the info of h's stream for confirm and confirmReplay. A
-// stream not found is not taken for another one at once (see same): it
-// is asked again each ReconnectWait until it answers, h ends (the
-// consumer learnt of a deletion) or ctx does.
-func (b *Broker) settled(ctx context.Context, h *history) (*jetstream.StreamInfo, error) {
+// sameSettled is same for confirm and confirmReplay: it reports whether
+// the stream of h's name is still h's (history.is), false for one not
+// found, and returns the error of a stream that did not answer. A stream
+// not found is not taken for another one at once (see same): it is asked
+// again each ReconnectWait until it answers, h ends (the consumer learnt
+// of a deletion) or ctx does.
+func (b *Broker) sameSettled(ctx context.Context, h *history) (bool, error) {
+	delivered := h.seen.last()
 	info, err := h.stream.Info(ctx)
 	for errors.Is(err, jetstream.ErrStreamNotFound) && !h.over() && pause(ctx, b.opts.ReconnectWait) == nil {
 		info, err = h.stream.Info(ctx)
 	}
-	return info, err
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return h.is(info, delivered), nil
 }
 
 // msgGetSubject is the subject, before the stream's name, of JetStream's
@@ -450,12 +458,11 @@ func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Mess
 		return nil
 	}
 	seq, _ := h.ids.seq(msg.ID)
-	delivered := h.seen.last()
-	info, err := b.settled(ctx, h)
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	same, err := b.sameSettled(ctx, h)
+	if err != nil {
 		return err
 	}
-	if err != nil || !h.is(info, delivered) {
+	if !same {
 		b.renew(h)
 		return fmt.Errorf("sequence %d acknowledged by another stream %q: %w", seq, b.opts.Stream, ErrStreamDeleted)
 	}
