@@ -55,9 +55,10 @@ const (
 // over to live (caughtUp), or ends as a slow subscriber once that takes
 // it more than HistorySize sequences past its first end. An id from another
 // history, below the stream's first retained event or above its last
-// starts with a Reset; an id of the history before the current one on
-// this instance (its stream was deleted) resumes from the current
-// stream's start, and an id of an event the stream lost (restored, or its
+// starts with a Reset; an id of the history before the current one (its
+// stream was deleted, as this instance saw or another wrote in the
+// stream's metadata: metadata.go) resumes from the current stream's
+// start, and an id of an event the stream lost (restored, or its
 // last writes lost: history.lost) starts with a Reset at the last event it
 // kept, then replays the events stored after that one. Reading the
 // stream fails with an error wrapping stream.ErrUnavailable while NATS is
