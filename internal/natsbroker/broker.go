@@ -256,10 +256,8 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		nats.FlusherTimeout(opts.PublishTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			b.connected.Store(false)
-			select {
-			case <-b.closed: // Close closed the connection: nothing to warn of
+			if b.isClosed() { // Close closed the connection: nothing to warn of
 				return
-			default:
 			}
 			opts.Logger.Warn("nats disconnected: publishing answers 503 until it is back", "err", err)
 		}),
