@@ -449,6 +449,54 @@ func recreateStream(t *testing.T, ns *natsServer, opts Options) time.Time {
 	return createStream(t, ns, opts)
 }
 
+// recreateStreamFrom is recreateStream for a new stream whose sequences
+// start at firstSeq (an operator's first_seq).
+func recreateStreamFrom(t *testing.T, ns *natsServer, opts Options, firstSeq uint64) {
+	t.Helper()
+	deleteStream(t, ns, cmpOr(opts.Stream, DefaultStream))
+	opts.setDefaults()
+	cfg := streamConfig(&opts)
+	cfg.FirstSeq = firstSeq
+	createStreamAgain(t, ns, cfg)
+}
+
+// recreateAndMoveOn publishes an event on topic t through a, has the
+// stream deleted and created again (recreateStream) and, once a has taken
+// the new one, publishes another: it returns the first event's id, of the
+// deleted stream, and the second's, of the new one.
+func recreateAndMoveOn(t *testing.T, ns *natsServer, a *instance, opts Options) (old, fresh string) {
+	t.Helper()
+	old = a.publish(t, "t", "old")
+	prev := a.broker.cur.Load()
+	recreateStream(t, ns, opts)
+	waitNewHistory(t, a, prev, "the new stream taken")
+	return old, publishUntilAccepted(t, a, "t", "new")
+}
+
+// waitNewHistory waits, for what, until a has put another history in
+// prev's place and is ready: it has taken a stream created again or
+// restored.
+func waitNewHistory(t *testing.T, a *instance, prev *history, what string) {
+	t.Helper()
+	waitFor(t, what, func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+}
+
+// waitMetadata waits, for what, until the stream's metadata holds key
+// (written by an instance: metadata.go), and returns the stream as an
+// operator reads it.
+func waitMetadata(t *testing.T, ns *natsServer, key, what string) jetstream.Stream {
+	t.Helper()
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, what, func() bool {
+		info, err := st.Info(t.Context())
+		return err == nil && info.Config.Metadata[key] != ""
+	})
+	return st
+}
+
 // createStream creates the broker's stream with the settings of opts and
 // returns its creation time.
 func createStream(t *testing.T, ns *natsServer, opts Options) time.Time {
@@ -727,6 +775,30 @@ func backUpAndMoveOn(t *testing.T, ns *natsServer, a *instance, n int) (kept, ba
 	c = a.subscribe(t, "topic=t", kept)
 	receives(t, c, gone)
 	return kept, backup, gone, c
+}
+
+// restoreLosing is backUpAndMoveOn, then restore, once a has taken the
+// restored stream (and the subscription to t ended): it returns the id of
+// the last event the restore kept, and those of the n it lost.
+func restoreLosing(t *testing.T, ns *natsServer, a *instance, n int) (kept string, gone []string) {
+	t.Helper()
+	kept, backup, gone, c := backUpAndMoveOn(t, ns, a, n)
+	prev := a.broker.cur.Load()
+	restore(t, ns, backup)
+	c.ended(t)
+	waitNewHistory(t, a, prev, "the restored stream taken")
+	return kept, gone
+}
+
+// publishAfterTheRestore publishes n events on topic t through in, each
+// until it is accepted, and returns their ids.
+func publishAfterTheRestore(t *testing.T, in *instance, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		ids = append(ids, publishUntilAccepted(t, in, "t", fmt.Sprint("after the restore ", i)))
+	}
+	return ids
 }
 
 // restore stops ns, puts backup (backUp's) in place of its store and
@@ -1016,16 +1088,8 @@ func TestStreamCreatedAgainPastSequenceOneLosesNothing(t *testing.T) {
 	a.publish(t, "t", "old")
 	old := a.broker.cur.Load()
 
-	deleteStream(t, ns, DefaultStream)
-	o := opts
-	o.setDefaults()
-	cfg := streamConfig(&o)
-	cfg.FirstSeq = 1000
-	createStreamAgain(t, ns, cfg)
-	waitFor(t, "the new history", func() bool {
-		h := a.broker.cur.Load()
-		return h != old && a.broker.Ready() == nil
-	})
+	recreateStreamFrom(t, ns, opts, 1000)
+	waitNewHistory(t, a, old, "the new history")
 
 	c := a.subscribe(t, "topic=t", "")
 	id := publishUntilAccepted(t, a, "t", "new")
@@ -1051,15 +1115,8 @@ func TestResumeFromTheDeletedStreamOnOneCreatedPastSequenceOne(t *testing.T) {
 	old := a.publish(t, "t", "old")
 	prev := a.broker.cur.Load()
 
-	deleteStream(t, ns, DefaultStream)
-	o := opts
-	o.setDefaults()
-	cfg := streamConfig(&o)
-	cfg.FirstSeq = 1000
-	createStreamAgain(t, ns, cfg)
-	waitFor(t, "the new history", func() bool {
-		return a.broker.cur.Load() != prev && a.broker.Ready() == nil
-	})
+	recreateStreamFrom(t, ns, opts, 1000)
+	waitNewHistory(t, a, prev, "the new history")
 	var fresh []string
 	for i := range 2 {
 		fresh = append(fresh, publishUntilAccepted(t, a, "t", fmt.Sprint("new ", i)))
@@ -1079,18 +1136,8 @@ func TestResumeFromAnEventTheRestoreLost(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	a := newInstance(t, opts)
-	kept, backup, gone, c := backUpAndMoveOn(t, ns, a, 3)
-	prev := a.broker.cur.Load()
-
-	restore(t, ns, backup)
-	c.ended(t)
-	waitFor(t, "the restored stream taken", func() bool {
-		return a.broker.cur.Load() != prev && a.broker.Ready() == nil
-	})
-	var after []string
-	for i := range len(gone) + 1 {
-		after = append(after, publishUntilAccepted(t, a, "t", fmt.Sprint("after the restore ", i)))
-	}
+	kept, gone := restoreLosing(t, ns, a, 3)
+	after := publishAfterTheRestore(t, a, len(gone)+1)
 	if after[0] != gone[0] {
 		t.Fatalf("the restored stream stored at id %s, want %s (the sequence after the backup's last)", after[0], gone[0])
 	}
@@ -1126,17 +1173,13 @@ func TestResumeFromTheDeletedStreamAfterARestore(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	a := newInstance(t, opts)
-	old := a.publish(t, "t", "old")
-	prev := a.broker.cur.Load()
-	recreateStream(t, ns, opts)
-	waitFor(t, "the new stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
-	fresh := publishUntilAccepted(t, a, "t", "new")
+	old, fresh := recreateAndMoveOn(t, ns, a, opts)
 
 	backup := backUp(t, ns)
 	publishUntilAccepted(t, a, "t", "not in the backup")
-	prev = a.broker.cur.Load()
+	prev := a.broker.cur.Load()
 	restore(t, ns, backup)
-	waitFor(t, "the restored stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+	waitNewHistory(t, a, prev, "the restored stream taken")
 	next := publishUntilAccepted(t, a, "t", "after the restore")
 	receives(t, a.subscribe(t, "topic=t", old), []string{fresh, next})
 }
@@ -1151,27 +1194,10 @@ func TestResumeFromAnEventTheRestoreLostOnAnotherInstance(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	a := newInstance(t, opts)
-	kept, backup, gone, c := backUpAndMoveOn(t, ns, a, 3)
-	prev := a.broker.cur.Load()
-
-	restore(t, ns, backup)
-	c.ended(t)
-	waitFor(t, "the restored stream taken", func() bool {
-		return a.broker.cur.Load() != prev && a.broker.Ready() == nil
-	})
-	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the lost ids in the stream's metadata", func() bool {
-		info, err := st.Info(t.Context())
-		return err == nil && info.Config.Metadata[lostKey] != ""
-	})
+	kept, gone := restoreLosing(t, ns, a, 3)
+	waitMetadata(t, ns, lostKey, "the lost ids in the stream's metadata")
 	b := newInstance(t, opts)
-	var after []string
-	for i := range len(gone) + 1 {
-		after = append(after, publishUntilAccepted(t, b, "t", fmt.Sprint("after the restore ", i)))
-	}
+	after := publishAfterTheRestore(t, b, len(gone)+1)
 	resumesFromTheLost(t, b, gone, kept, after)
 }
 
@@ -1185,19 +1211,8 @@ func TestResumeFromTheDeletedStreamOnAnInstanceStartedSince(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	a := newInstance(t, opts)
-	old := a.publish(t, "t", "old")
-	prev := a.broker.cur.Load()
-	recreateStream(t, ns, opts)
-	waitFor(t, "the new stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
-	fresh := publishUntilAccepted(t, a, "t", "new")
-	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the deleted stream's offset in the new one's metadata", func() bool {
-		info, err := st.Info(t.Context())
-		return err == nil && info.Config.Metadata[previousKey] != ""
-	})
+	old, fresh := recreateAndMoveOn(t, ns, a, opts)
+	waitMetadata(t, ns, previousKey, "the deleted stream's offset in the new one's metadata")
 	b := newInstance(t, opts)
 	receives(t, b.subscribe(t, "topic=t", old), []string{fresh})
 }

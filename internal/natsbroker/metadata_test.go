@@ -21,19 +21,8 @@ func TestSharedMetadataWipedByAStaleConfigIsWrittenAgain(t *testing.T) {
 	opts := testBrokerOptions(ns)
 	opts.PingInterval = 100 * time.Millisecond
 	a := newInstance(t, opts)
-	old := a.publish(t, "t", "old")
-	prev := a.broker.cur.Load()
-	recreateStream(t, ns, opts)
-	waitFor(t, "the new stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
-	fresh := publishUntilAccepted(t, a, "t", "new")
-	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the deleted stream's offset in the new one's metadata", func() bool {
-		info, err := st.Info(t.Context())
-		return err == nil && info.Config.Metadata[previousKey] != ""
-	})
+	old, fresh := recreateAndMoveOn(t, ns, a, opts)
+	st := waitMetadata(t, ns, previousKey, "the deleted stream's offset in the new one's metadata")
 	info, err := st.Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +72,7 @@ func TestSharedMetadataNotWrittenAgainWithoutThePermission(t *testing.T) {
 	a := newInstance(t, opts)
 	prev := a.broker.cur.Load()
 	recreateStream(t, ns, opts)
-	waitFor(t, "the new stream taken", func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+	waitNewHistory(t, a, prev, "the new stream taken")
 	const warning = "could not be written in its metadata"
 	waitFor(t, "the warning", func() bool { return log.Count(warning) > 0 })
 	asked := a.broker.jsAnswers.Load()
