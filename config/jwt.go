@@ -68,13 +68,14 @@ func (j JWTConfig) validate() []error {
 		// Checks of tokens never accepted: most likely a key that went
 		// missing (an unset SSEHUB_AUTH_JWT_HMAC_SECRET), which leaves
 		// subscribing open without subscribe tokens.
-		for _, kv := range [][2]string{{"auth.jwt.issuer", j.Issuer}, {"auth.jwt.audience", j.Audience}} {
+		set := [][2]string{{"auth.jwt.issuer", j.Issuer}, {"auth.jwt.audience", j.Audience}}
+		if j.MaxLifetime > 0 {
+			set = append(set, [2]string{"auth.jwt.max_lifetime", j.MaxLifetime.String()})
+		}
+		for _, kv := range set {
 			if kv[1] != "" {
 				errs = append(errs, invalid(kv[0], fmt.Sprintf("%q is set, but no JWT key is (auth.jwt.hmac_secret or auth.jwt.public_key_file): JWTs would be off", kv[1])))
 			}
-		}
-		if j.MaxLifetime > 0 {
-			errs = append(errs, invalid("auth.jwt.max_lifetime", fmt.Sprintf("%q is set, but no JWT key is (auth.jwt.hmac_secret or auth.jwt.public_key_file): JWTs would be off", j.MaxLifetime)))
 		}
 	}
 	for _, alg := range j.Algorithms {
