@@ -12,8 +12,9 @@ import (
 )
 
 // validateTLS checks the server.tls keys and server.h2c against them: both
-// files or neither; each a readable file; the first certificate parses and
-// the key is its private key. A pair that would fail at start fails here,
+// files or neither; each a file ReadPEMFile reads; the first certificate
+// parses and the key is its private key, one crypto/tls signs with
+// (CheckTLSKey). A pair that would fail at start fails here,
 // naming the key at fault.
 func (s ServerConfig) validateTLS() []error {
 	t := s.TLS
@@ -42,11 +43,6 @@ func (s ServerConfig) validateTLS() []error {
 		return append(errs, invalid("server.tls.cert_file", fmt.Sprintf("%q: %v", t.CertFile, err)))
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err == nil {
-		if err := CheckTLSKey(pair.PrivateKey); err != nil {
-			return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q: %v", t.KeyFile, err)))
-		}
-	}
 	if err != nil {
 		if kerr := checkPrivateKey(keyPEM); kerr != nil {
 			return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q: %v", t.KeyFile, kerr)))
@@ -56,6 +52,9 @@ func (s ServerConfig) validateTLS() []error {
 				"%q: the certificate of server.tls.key_file is its number %d, not the first: put the server's certificate first, then the intermediates", t.CertFile, n)).with("server.tls.key_file"))
 		}
 		return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q is not the private key of server.tls.cert_file %q: %v", t.KeyFile, t.CertFile, err)).with("server.tls.cert_file"))
+	}
+	if err := CheckTLSKey(pair.PrivateKey); err != nil {
+		return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q: %v", t.KeyFile, err)))
 	}
 	return errs
 }
