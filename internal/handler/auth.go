@@ -292,8 +292,9 @@ func bearerToken(c *gin.Context) (string, error) {
 	if !strings.EqualFold(header[:end], "Bearer") {
 		return "", nil
 	}
-	token := strings.TrimLeft(header[end:], " ")
-	if len(token) == len(header)-end || token == "" {
+	rest := header[end:]
+	token := strings.TrimLeft(rest, " ")
+	if len(token) == len(rest) || token == "" { // no space after "Bearer", or nothing but spaces
 		return "", invalidRequest{errBearerWithoutToken}
 	}
 	if strings.ContainsFunc(token, unicode.IsSpace) {
