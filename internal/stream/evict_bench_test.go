@@ -147,9 +147,9 @@ func BenchmarkPublishEvicting(b *testing.B) {
 // evictBenchReplays (replay-other) or 500 (replay-other-500) unfinished
 // replays of a third topic, which the evicted events do not match, and
 // with evictBenchReplays (replay-crowd) or 500 (replay-crowd-500)
-// unfinished replays of the crowd's topic. The broker is made again, the timer stopped, before the
-// history holds no event of the crowd's topic. cpu-ns/op is the
-// publishing thread's CPU time (Linux only).
+// unfinished replays of the crowd's topic. The broker is made again, the
+// timer stopped, before the history holds no event of the crowd's topic.
+// cpu-ns/op is the publishing thread's CPU time (Linux only).
 func BenchmarkPublishEvictingOthers(b *testing.B) {
 	const size = 8192
 	data := strings.Repeat("x", 100)
