@@ -197,9 +197,10 @@ func redactOneURL(s string) string {
 var secretParams = []string{"token", "auth", "key", "secret", "pass", "pw", "jwt", "sig", "cred", "session"}
 
 // redactQuery returns query, the text after a URL's ?, with the value of
-// every parameter (apart by & or ;) whose name holds one of secretParams, in any case,
-// replaced by xxxxx, and every part without a name (no =), which may be a
-// token given alone (?s3cret). It works on the text, as redactURL does.
+// every parameter (apart by & or ;) whose name holds one of secretParams,
+// in any case, replaced by xxxxx, and every part without a name (no =),
+// which may be a token given alone (?s3cret). It works on the text, as
+// redactURL does.
 func redactQuery(query string) string {
 	var b strings.Builder
 	for query != "" {
