@@ -76,7 +76,7 @@ func New(t testing.TB) PKI {
 // returns it without writing it.
 func (p PKI) Renew(t testing.TB) Pair {
 	t.Helper()
-	return p.sign(t, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback})
+	return p.signLocal(t, newKey(t))
 }
 
 // Named makes a server certificate for the host names only, no
@@ -92,12 +92,18 @@ func (p PKI) Named(t testing.TB, names ...string) Pair {
 // fails. Go makes no such key: it is a constant.
 func (p PKI) ShortRSA(t testing.TB) Pair {
 	t.Helper()
+	return p.signLocal(t, shortRSA(t))
+}
+
+// shortRSA returns shortRSAKey parsed.
+func shortRSA(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
 	block, _ := pem.Decode([]byte(shortRSAKey))
 	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p.signKey(t, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, key.(*rsa.PrivateKey))
+	return key.(*rsa.PrivateKey)
 }
 
 // shortRSAKey is a 512-bit RSA private key, made by openssl genrsa.
@@ -117,12 +123,7 @@ Fm3f+e74LvgwOgR7A44Lyb0iinb5AiA0GTavqYbwWra3H537nCsbG58JJJDQrKcK
 // 512 bits, as PEM PUBLIC KEY.
 func ShortRSAPublicKey(t testing.TB) []byte {
 	t.Helper()
-	block, _ := pem.Decode([]byte(shortRSAKey))
-	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&key.(*rsa.PrivateKey).PublicKey)
+	der, err := x509.MarshalPKIXPublicKey(&shortRSA(t).PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +134,13 @@ func ShortRSAPublicKey(t testing.TB) []byte {
 func (p PKI) sign(t testing.TB, names []string, ips []net.IP) Pair {
 	t.Helper()
 	return p.signKey(t, names, ips, newKey(t))
+}
+
+// signLocal makes a server certificate for localhost, 127.0.0.1 and ::1,
+// and key: the one New writes, and those like it.
+func (p PKI) signLocal(t testing.TB, key crypto.Signer) Pair {
+	t.Helper()
+	return p.signKey(t, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, key)
 }
 
 // signKey makes a server certificate for names and ips, and key.
