@@ -564,34 +564,44 @@ func (b *Memory) end(s *memorySubscription, err error) {
 }
 
 // keptGroupCap is the largest capacity of a group's list of subscriptions
-// that unlink keeps once it holds a quarter of it or fewer: a topic that
-// stays active (its events retained) after a crowd of subscribers left
-// would otherwise hold 8 bytes for each of them for the broker's life.
-// Made again at a quarter, a list costs one copy per removed
-// subscription at most, on average.
+// (or of Memory.replaying) that removeSub keeps once it holds a quarter of
+// it or fewer: a topic that stays active (its events retained) after a
+// crowd of subscribers left would otherwise hold 8 bytes for each of them
+// for the broker's life. Made again at a quarter, a list costs one copy
+// per removed subscription at most, on average.
 const keptGroupCap = 64
+
+// removeSub removes subs[i], in no order: the last one takes its place,
+// and is returned as moved (nil when subs[i] was the last), for the caller
+// to record its new place. A list a crowd left is made again
+// (keptGroupCap).
+func removeSub(subs []*memorySubscription, i int) (rest []*memorySubscription, moved *memorySubscription) {
+	last := len(subs) - 1
+	if i != last {
+		moved = subs[last]
+		subs[i] = moved
+	}
+	subs[last] = nil
+	subs = subs[:last]
+	if cap(subs) > keptGroupCap && last <= cap(subs)/4 {
+		subs = slices.Clone(subs) // a crowd left: its list is let go of
+	}
+	return subs, moved
+}
 
 // unlink removes s from every group it is in, dropping groups left empty.
 // The caller holds b.mu.
 func (b *Memory) unlink(s *memorySubscription) {
 	for _, sl := range s.slots {
 		g := sl.g
-		last := len(g.subs) - 1
-		if sl.i != last {
-			moved := g.subs[last]
-			g.subs[sl.i] = moved
+		var moved *memorySubscription
+		if g.subs, moved = removeSub(g.subs, sl.i); moved != nil {
 			moved.setSlot(g, sl.i)
-		}
-		g.subs[last] = nil
-		g.subs = g.subs[:last]
-		if cap(g.subs) > keptGroupCap && last <= cap(g.subs)/4 {
-			// A crowd left: its list is let go of.
-			g.subs = slices.Clone(g.subs)
 		}
 		if len(s.patterns) > 1 {
 			g.multi--
 		}
-		if last == 0 {
+		if len(g.subs) == 0 {
 			b.dropGroup(g)
 		}
 	}

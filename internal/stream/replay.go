@@ -112,9 +112,9 @@ func (s *memorySubscription) replayScan(dst []*Message, bytes, maxBytes int) ([]
 // replayOver takes s out of the unfinished replays, the broker's list and
 // its groups' counts, if it is in them: its replay is done, or it has
 // ended (before it is unlinked). The list is made again once it holds a
-// quarter of its capacity or less, as a group's is (keptGroupCap): a
-// crowd of resumes would otherwise hold its memory for the broker's life.
-// The caller holds b.mu.
+// quarter of its capacity or less, as a group's is (removeSub): a crowd of
+// resumes would otherwise hold its memory for the broker's life. The
+// caller holds b.mu.
 func (b *Memory) replayOver(s *memorySubscription) {
 	if s.replayAt == 0 {
 		return
@@ -122,18 +122,12 @@ func (b *Memory) replayOver(s *memorySubscription) {
 	for _, sl := range s.slots {
 		sl.g.replays--
 	}
-	i, last := s.replayAt-1, len(b.replaying)-1
-	if i != last {
-		moved := b.replaying[last]
-		b.replaying[i] = moved
+	i := s.replayAt - 1
+	var moved *memorySubscription
+	if b.replaying, moved = removeSub(b.replaying, i); moved != nil {
 		moved.replayAt = i + 1
 	}
-	b.replaying[last] = nil
-	b.replaying = b.replaying[:last]
 	s.replayAt = 0
-	if cap(b.replaying) > keptGroupCap && last <= cap(b.replaying)/4 {
-		b.replaying = slices.Clone(b.replaying)
-	}
 }
 
 // countBelow counts the messages of msgs, in increasing id order, whose
