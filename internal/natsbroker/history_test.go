@@ -782,6 +782,7 @@ func TestStreamCreatedAgainLeavesNoConsumerOfTheOldHistory(t *testing.T) {
 // after Close had deleted the old history's, and the connection closed:
 // the server kept it until idle for 5 minutes.
 func TestCloseWhileARenewalMakesItsConsumer(t *testing.T) {
+	t.Parallel() // waits on slow answers, not on the CPU
 	ns := startNATS(t)
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
@@ -840,6 +841,7 @@ func TestCloseWhileARenewalMakesItsConsumer(t *testing.T) {
 // them after one sent later), the consumer a repeat made was left: its
 // deletion is asked again.
 func TestConsumerRefusedAndMadeByARepeatIsDeleted(t *testing.T) {
+	t.Parallel() // waits on slow answers and askEvery, not on the CPU
 	for _, held := range []bool{false, true} {
 		t.Run(fmt.Sprintf("repeats held %v", held), func(t *testing.T) {
 			consumerRefusedAndMadeByARepeatIsDeleted(t, held)
