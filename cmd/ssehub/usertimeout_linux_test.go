@@ -156,7 +156,11 @@ func TestUserTimeoutDoesNotCountAClientGoneBeforeItsTime(t *testing.T) {
 	// The client reads nothing more; events go on until the server's
 	// kernel probes its closed window, as it would one that stopped
 	// reading for good.
-	publishUntilProbed(t, base, server, cfg.Stream.WriteTimeout/2)
+	notSent := publishUntilProbed(t, base, server, cfg.Stream.WriteTimeout/2)
+	// The stream has nothing left to write when the client resets: a
+	// write after the reset fails (write_failed), and the client's going
+	// is no longer what the stream learns first.
+	publishLastWritten(t, base, server, notSent, cfg.Stream.WriteTimeout/2)
 	// Unread data makes the close a reset.
 	conn.Close()
 	waitStreamEnded(t, base, cfg.Stream.WriteTimeout/2)
@@ -164,7 +168,8 @@ func TestUserTimeoutDoesNotCountAClientGoneBeforeItsTime(t *testing.T) {
 		t.Errorf("ssehub_slow_subscribers_dropped_total %v, want 0: the client went away", got)
 	}
 	if got := metricValue(t, base, `ssehub_streams_ended_total{reason="client_gone"}`); got != 1 {
-		t.Errorf(`ssehub_streams_ended_total{reason="client_gone"} %v, want 1`, got)
+		t.Errorf(`ssehub_streams_ended_total{reason="client_gone"} %v, want 1 (write_failed %v)`,
+			got, metricValue(t, base, `ssehub_streams_ended_total{reason="write_failed"}`))
 	}
 }
 
@@ -275,6 +280,26 @@ func publishUntilProbed(t *testing.T, base string, server net.Conn, limit time.D
 	}
 }
 
+// publishLastWritten publishes a last event of 60 KB to topic a on base
+// and waits, limit at most, until server's socket holds that many bytes
+// more unsent than notSent (its client's window is closed, so all it is
+// given stays unsent): the stream has written it, and every event before
+// it, and waits for the next, unless it lagged 29 events of 2 KB behind
+// the publishes.
+func publishLastWritten(t *testing.T, base string, server net.Conn, notSent uint32, limit time.Duration) {
+	t.Helper()
+	const last = 60000
+	if status, answer := publishOverHTTP(t, base, hubTestToken, "a", strings.Repeat("y", last)); status != http.StatusCreated {
+		t.Fatalf("publish: %d %s", status, answer)
+	}
+	for start := time.Now(); tcpInfo(t, server).Notsent_bytes < notSent+last; {
+		if time.Since(start) > limit {
+			t.Fatalf("the last event, of %d bytes, was not written: %d bytes unsent, %d before it", last, tcpInfo(t, server).Notsent_bytes, notSent)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // publishUntilStreamEnded publishes 2 KB events to topic a on base with
 // client, one every 10 ms, until base has ended a stream otherwise than
 // completed, within limit.
@@ -328,20 +353,7 @@ func TestUserTimeoutDoesNotCountAClientGoneUnnoticedTillLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	notSent := publishUntilProbed(t, base, server, 3*cfg.Stream.WriteTimeout)
-	// A last event of 60 KB: once server's socket holds that many bytes
-	// more unsent (the window is closed, so all it is given stays unsent),
-	// the stream has written it, and every event before it, and waits for
-	// the next, unless it lagged 29 events of 2 KB behind the publishes.
-	const last = 60000
-	if status, answer := publishOverHTTP(t, base, hubTestToken, "a", strings.Repeat("y", last)); status != http.StatusCreated {
-		t.Fatalf("publish: %d %s", status, answer)
-	}
-	for start := time.Now(); tcpInfo(t, server).Notsent_bytes < notSent+last; {
-		if time.Since(start) > cfg.Stream.WriteTimeout/2 {
-			t.Fatalf("the last event, of %d bytes, was not written: %d bytes unsent, %d before it", last, tcpInfo(t, server).Notsent_bytes, notSent)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	publishLastWritten(t, base, server, notSent, cfg.Stream.WriteTimeout/2)
 	conn.Close() // a reset: unread data
 	waitStreamEnded(t, base, 3*cfg.Stream.HeartbeatInterval)
 	if got := metricValue(t, base, "ssehub_slow_subscribers_dropped_total"); got != 0 {

@@ -189,17 +189,25 @@ func TestAReplayInProgressEndsAtItsNextStep(t *testing.T) {
 			first := publishN(t, broker, "a", strings.Repeat("x", size), events)
 			resp := resumeRaw(t, ts.dial(t), "a", first.IDString())
 			// The replay's first byte: it is under way, an event of it
-			// handed out. Ended before (the headers come first), a
-			// resume with nothing handed out is overtaken, not dropped,
-			// and goes on with a reset and live events.
-			if _, err := io.ReadFull(resp.Body, make([]byte, 1)); err != nil {
+			// handed out. Ended before (the headers come first, then the
+			// retry field in a step of its own), a resume with nothing
+			// handed out is overtaken, not dropped, and goes on with a
+			// reset and live events.
+			body := bufio.NewReader(resp.Body)
+			if retry, err := body.ReadString('\n'); err != nil || !strings.HasPrefix(retry, "retry: ") {
+				t.Fatalf("the stream began with %q, %v; want its retry field", retry, err)
+			}
+			if blank, err := body.ReadString('\n'); err != nil || blank != "\n" {
+				t.Fatalf("the retry field went on with %q, %v; want its end", blank, err)
+			}
+			if _, err := body.ReadByte(); err != nil {
 				t.Fatal(err)
 			}
 			tt.end(t, ts, broker)
 			// Now read it all: the stream ends (a clean end of the
 			// response; the Gin transport keeps the connection) after
 			// what the buffers held and at most one more step.
-			n, err := io.Copy(io.Discard, resp.Body)
+			n, err := io.Copy(io.Discard, body)
 			if err != nil {
 				t.Fatalf("after %d bytes: %v, want the stream to end", n, err)
 			}

@@ -361,6 +361,7 @@ func TestOpenWhileJetStreamIsTemporarilyUnavailable(t *testing.T) {
 // connection is up: that second deletion was sent once Close had closed
 // the connection, and the consumer was left to the server for 5 minutes.
 func TestCloseDeletesAConsumerMadeAgainByARepeat(t *testing.T) {
+	t.Parallel() // waits on slow answers and askEvery, not on the CPU
 	ns, p, b, _ := openWithARepeatedCreation(t)
 	l := b.cur.Load().live
 	p.slowAnswers(0)
@@ -379,6 +380,7 @@ func TestCloseDeletesAConsumerMadeAgainByARepeat(t *testing.T) {
 // unavailable, then goes unanswered again: the last creation asked
 // before the 14 s had passed waited its whole 8 s past them.
 func TestOpenGivesUpWithinItsBoundWhileJetStreamIsUnavailable(t *testing.T) {
+	t.Parallel() // waits for the creations' timeouts, not on the CPU
 	ns := startNATS(t)
 	p := startProxy(t, ns)
 	swallowed := p.swallowRequests("$JS.API.CONSUMER.CREATE.")
@@ -433,6 +435,7 @@ func TestOpenGivesUpWithinItsBoundWhileJetStreamIsUnavailable(t *testing.T) {
 // later, as Close and a refused creation do: it deleted it once, and the
 // consumer was left to the server for 5 minutes.
 func TestConsumerMadeAgainByARepeatAfterARemakeIsDeleted(t *testing.T) {
+	t.Parallel() // waits on slow answers and askEvery, not on the CPU
 	ns, p, b, old := openWithARepeatedCreation(t)
 	l := b.cur.Load().live
 	p.slowAnswers(0)
@@ -476,6 +479,7 @@ func openWithARepeatedCreation(t *testing.T) (*natsServer, *natsProxy, *Broker, 
 // deletion: that deletion is still asked, and the consumer the repeat
 // made again is not left to the server for its inactive threshold.
 func TestCloseDuringARemakeDeletesAConsumerMadeAgainByARepeat(t *testing.T) {
+	t.Parallel() // waits on slow answers and askEvery, not on the CPU
 	ns, p, b, old := openWithARepeatedCreation(t)
 	l := b.cur.Load().live
 	p.slowAnswers(0)

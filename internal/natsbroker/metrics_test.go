@@ -20,6 +20,7 @@ import (
 // says, the stream ended as dropped, by the broker, and it was not a slow
 // subscriber: ssehub_slow_subscribers_dropped_total stays 0.
 func TestSubscriberBlockedWhenTheStreamIsReplacedEndsDropped(t *testing.T) {
+	t.Parallel() // waits for the write timeout, not on the CPU
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	opts.SubscriberBuffer = 100000

@@ -675,6 +675,7 @@ func TestNATSBackWithoutJetStream(t *testing.T) {
 // Each publish is still answered within twice PublishTimeout, and Close
 // does not wait for the server.
 func TestPublishesToAServerThatStopsReadingAreAnswered(t *testing.T) {
+	t.Parallel() // waits for the publish timeout, not on the CPU
 	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
 		ns := startNATS(t)
 		p := startProxy(t, ns)
@@ -810,6 +811,7 @@ func (c *stallingConn) Close() error {
 // the server gone: PingInterval, a minute here, twice. The connection is
 // left once a write timed out, and the next one publishes.
 func TestConnectionWhoseWriteTimedOutIsLeft(t *testing.T) {
+	t.Parallel() // waits for the publish timeout, not on the CPU
 	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
 		ns := startNATS(t)
 		opts := options(ns)

@@ -242,6 +242,7 @@ func TestEventTypeKeepsItsBlanks(t *testing.T) {
 // is stored, under the id the acknowledgement gives, and a 503 would
 // have a client's plain retry store it twice.
 func TestPublishAcknowledgedAsNATSGoesAwayIsAnswered(t *testing.T) {
+	t.Parallel() // waits for the publish timeout, not on the CPU
 	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
 		ns := startNATS(t)
 		p := startProxy(t, ns)
@@ -285,6 +286,7 @@ func TestPublishAcknowledgedAsNATSGoesAwayIsAnswered(t *testing.T) {
 // client's plain retry store it twice. One that was never sent (NATS
 // away) is answered unreachable, as before.
 func TestPublishUnansweredSays503MayHaveStoredIt(t *testing.T) {
+	t.Parallel() // waits for the publish timeout, not on the CPU
 	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
 		ns := startNATS(t)
 		p := startProxy(t, ns)
@@ -318,6 +320,7 @@ func TestPublishUnansweredSays503MayHaveStoredIt(t *testing.T) {
 // sent it): its 503 says so, rather than "shutting down, try again",
 // which had a client's plain retry store it twice.
 func TestPublishInFlightAtCloseSaysItMayHaveBeenStored(t *testing.T) {
+	t.Parallel() // waits for the publish timeout, not on the CPU
 	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
 		ns := startNATS(t)
 		p := startProxy(t, ns)

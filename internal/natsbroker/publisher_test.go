@@ -281,6 +281,7 @@ func TestPublisherTakenToSendAtStopMayHaveBeenStored(t *testing.T) {
 // acknowledges none: those the client refuses are answered busy, not
 // unreachable (the connection is up), and none is acknowledged.
 func TestPublishesPastTheClientsPendingCapAnswerBusy(t *testing.T) {
+	t.Parallel() // waits for the publish timeout, not on the CPU
 	ns := startNATS(t)
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
@@ -356,6 +357,7 @@ func publishInBackground(ctx context.Context, p *publisher, msg *nats.Msg) <-cha
 // wait has ended meanwhile, answered 503, is not sent again, to be
 // stored after all (a client's plain retry would store it twice).
 func TestPublishAnsweredUnavailableIsNotSentAgainLater(t *testing.T) {
+	t.Parallel() // waits for the publish retries, not on the CPU
 	eachPublishMode(t, func(t *testing.T, options func(*natsServer) Options) {
 		ns := startNATS(t)
 		p := startProxy(t, ns)
