@@ -88,7 +88,7 @@ func TestLoadLeaseStopped(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(t.Context())
 	cancel(cause)
 	err := loadWithin(t, ctx, []string{"--config", cfg})
-	want := `config file "` + cfg + `": stopped waiting for a lease on it to be given up: terminated signal received`
+	want := `config file "` + cfg + `": another process holds a lease on it, asked to give it up: terminated signal received`
 	if !errors.Is(err, cause) || !errors.Is(err, ErrConfigFile) || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}

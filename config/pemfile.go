@@ -34,15 +34,24 @@ var errPEMTooLong = fmt.Errorf("longer than 1 MiB (%d bytes), the most a PEM fil
 // MaxPEMFileBytes. It looks before it opens, and opens without waiting:
 // a FIFO, or a FIFO swapped in between the look and the open, is refused
 // as not a regular file rather than waited on, as is a device. A longer
-// file is refused unread past the cap. Its errors do not repeat path.
+// file is refused unread past the cap. A file another process holds a
+// lease on is read once the lease is given up (openNonblock). Its errors
+// do not repeat path.
 func ReadPEMFile(path string) ([]byte, error) {
+	return ReadPEMFileContext(context.Background(), path)
+}
+
+// ReadPEMFileContext is ReadPEMFile, which stops waiting for a lease on
+// the file to be given up when ctx is done, its error then holding
+// context.Cause(ctx): with ctx done already, it does not wait at all.
+func ReadPEMFileContext(ctx context.Context, path string) ([]byte, error) {
 	if strings.HasPrefix(path, "~") {
 		return nil, errTilde
 	}
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
 		return nil, errNotRegular
 	}
-	f, err := openNonblock(context.Background(), path)
+	f, err := openNonblock(ctx, path)
 	if err != nil {
 		return nil, missingTarget(path, unwrapPath(err))
 	}
@@ -95,7 +104,7 @@ func openNonblock(ctx context.Context, path string) (*os.File, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("stopped waiting for a lease on it to be given up: %w", context.Cause(ctx))
+			return nil, fmt.Errorf("another process holds a lease on it, asked to give it up: %w", context.Cause(ctx))
 		case <-t.C:
 		}
 	}
