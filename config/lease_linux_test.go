@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -92,4 +93,60 @@ func TestLoadLeaseStopped(t *testing.T) {
 	if !errors.Is(err, cause) || !errors.Is(err, ErrConfigFile) || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
+}
+
+// TestLoadPEMLeaseStopped checks that the end of LoadContext's context
+// ends the wait of its checks for a lease on a file the configuration
+// names, that its holder keeps: the checks read them without it, and
+// SIGTERM went unheeded until the kernel broke the lease (45 s).
+func TestLoadPEMLeaseStopped(t *testing.T) {
+	cert, key := writeTLSPair(t)
+	pub := filepath.Join(t.TempDir(), "jwt.pem")
+	if err := os.WriteFile(pub, readPEM(t, cert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creds := filepath.Join(t.TempDir(), "nats.creds")
+	if err := os.WriteFile(creds, []byte("creds"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		key, path string
+		env       map[string]string
+	}{
+		{"server.tls.cert_file", cert, map[string]string{"SSEHUB_SERVER_TLS_CERT_FILE": cert, "SSEHUB_SERVER_TLS_KEY_FILE": key}},
+		{"auth.jwt.public_key_file", pub, map[string]string{"SSEHUB_AUTH_JWT_PUBLIC_KEY_FILE": pub}},
+		{"nats.ca_file", cert, map[string]string{"SSEHUB_HUB_BROKER": "nats", "SSEHUB_NATS_CA_FILE": cert}},
+		{"nats.credentials_file", creds, map[string]string{"SSEHUB_HUB_BROKER": "nats", "SSEHUB_NATS_CREDENTIALS_FILE": creds}},
+	} {
+		t.Run(tt.key, func(t *testing.T) {
+			holdLease(t, tt.path, false)
+			cause := errors.New("terminated signal received")
+			ctx, cancel := context.WithCancelCause(t.Context())
+			cancel(cause)
+			done := make(chan error, 1)
+			go func() {
+				_, err := LoadContext(ctx, nil, func(k string) string { return tt.env[k] })
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				want := tt.key + `: "` + tt.path + `": another process holds a lease on it, asked to give it up: terminated signal received`
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %v\nwant one saying %s", err, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("LoadContext still waits 10s after its context ended; then: %v", <-done)
+			}
+		})
+	}
+}
+
+// readPEM returns the contents of path.
+func readPEM(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
