@@ -35,9 +35,10 @@ var errNoWriter = errors.New("a FIFO (named pipe) that nothing opened to write")
 // once: the error then says so, with its cause (the signal). A FIFO that
 // no writer opened within fifoWait is an error naming it as one. A
 // terminal (--config /dev/stdin, waiting for Ctrl-D) is read in the
-// poller too, and ctx's end stops it.
+// poller too, and ctx's end stops it. A file another process holds a
+// lease on is read once the lease is given up (openNonblock).
 func readConfigFile(ctx context.Context, path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := openNonblock(ctx, path)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -45,7 +46,7 @@ func hmacSecretBytes(alg string) int {
 	return bits / 8
 }
 
-func (j JWTConfig) validate() []error {
+func (j JWTConfig) validate(ctx context.Context) []error {
 	var errs []error
 	if j.HMACSecret != "" && strings.TrimSpace(j.HMACSecret) == "" {
 		// Taken as it is (envValue), so not unset: a key anyone can guess.
@@ -60,7 +61,7 @@ func (j JWTConfig) validate() []error {
 		errs = append(errs, invalid("auth.jwt.hmac_secret", fmt.Sprintf("%d bytes: at least %d are needed (value not shown)", len(j.HMACSecret), minHMACSecret)))
 	}
 	if j.PublicKeyFile != "" {
-		if err := checkPublicKeyFile(j.PublicKeyFile); err != nil {
+		if err := checkPublicKeyFile(ctx, j.PublicKeyFile); err != nil {
 			errs = append(errs, invalid("auth.jwt.public_key_file", fmt.Sprintf("%q: %v", j.PublicKeyFile, err)))
 		}
 	}
@@ -148,8 +149,8 @@ func (j JWTConfig) checkAlgorithm(alg string) error {
 // error named neither the variable nor the file's line that set it. So
 // were an RSA key shorter than crypto/rsa verifies with and an ECDSA key
 // on a curve JWTs do not use, which are refused here too.
-func checkPublicKeyFile(path string) error {
-	data, err := ReadPEMFile(path)
+func checkPublicKeyFile(ctx context.Context, path string) error {
+	data, err := ReadPEMFileContext(ctx, path)
 	if err != nil {
 		return err
 	}

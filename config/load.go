@@ -158,7 +158,7 @@ func LoadContext(ctx context.Context, args []string, getenv func(string) string)
 		nameSources(err, sources)
 		return Config{}, nameFile(err, path, inFile, lines)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(ctx); err != nil {
 		nameSources(err, sources)
 		return Config{}, nameFile(err, path, inFile, lines)
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -288,16 +289,19 @@ var errTilde = errors.New("starts with ~, which only a shell expands: write the 
 // checkFile checks that path names a regular file this process may open.
 // It looks before it opens: opening a FIFO waits for a writer, and the
 // start hung on one without a word.
-func checkFile(path string) error {
+func checkFile(ctx context.Context, path string) error {
 	if strings.HasPrefix(path, "~") {
 		return errTilde
 	}
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
 		return errNotRegular
 	}
-	f, err := os.Open(path)
+	// Opened without waiting, as ReadPEMFile opens: a FIFO swapped in
+	// since the look is refused, and a wait for a lease on it ends
+	// with ctx.
+	f, err := openNonblock(ctx, path)
 	if err != nil {
-		return missingTarget(path, errors.Unwrap(err)) // the *PathError's path is already in the message
+		return missingTarget(path, unwrapPath(err)) // the *PathError's path is already in the message
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -312,8 +316,8 @@ func checkFile(path string) error {
 
 // checkCAFile checks that path is a regular file, of at most
 // MaxPEMFileBytes (ReadPEMFile), holding at least one PEM certificate.
-func checkCAFile(path string) error {
-	pem, err := ReadPEMFile(path)
+func checkCAFile(ctx context.Context, path string) error {
+	pem, err := ReadPEMFileContext(ctx, path)
 	if err != nil {
 		return err
 	}

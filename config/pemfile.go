@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // MaxPEMFileBytes bounds a PEM file ssehub reads: server.tls.cert_file
@@ -32,15 +34,24 @@ var errPEMTooLong = fmt.Errorf("longer than 1 MiB (%d bytes), the most a PEM fil
 // MaxPEMFileBytes. It looks before it opens, and opens without waiting:
 // a FIFO, or a FIFO swapped in between the look and the open, is refused
 // as not a regular file rather than waited on, as is a device. A longer
-// file is refused unread past the cap. Its errors do not repeat path.
+// file is refused unread past the cap. A file another process holds a
+// lease on is read once the lease is given up (openNonblock). Its errors
+// do not repeat path.
 func ReadPEMFile(path string) ([]byte, error) {
+	return ReadPEMFileContext(context.Background(), path)
+}
+
+// ReadPEMFileContext is ReadPEMFile, which stops waiting for a lease on
+// the file to be given up when ctx is done, its error then holding
+// context.Cause(ctx): with ctx done already, it does not wait at all.
+func ReadPEMFileContext(ctx context.Context, path string) ([]byte, error) {
 	if strings.HasPrefix(path, "~") {
 		return nil, errTilde
 	}
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
 		return nil, errNotRegular
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := openNonblock(ctx, path)
 	if err != nil {
 		return nil, missingTarget(path, unwrapPath(err))
 	}
@@ -64,6 +75,39 @@ func ReadPEMFile(path string) ([]byte, error) {
 		return nil, errPEMTooLong
 	}
 	return data, nil
+}
+
+// leaseWait bounds how long openNonblock tries again a file whose lease
+// is being broken: the kernel breaks one after lease-break-time, 45 s
+// unless set otherwise.
+var leaseWait = time.Minute
+
+// leaseRetry is how often openNonblock tries again.
+const leaseRetry = 10 * time.Millisecond
+
+// openNonblock opens path to read without waiting for a FIFO's writer.
+// Such an open is refused (EAGAIN) where another process holds a lease
+// on the file (a Samba oplock, an NFS delegation), which an open that
+// waits waits for the holder to give up: the file was refused, "resource
+// temporarily unavailable", where os.Open read it. The kernel has asked
+// the holder to give it up by then, and the open is tried again until
+// the lease is gone, leaseWait passes or ctx is done; then the error
+// holds context.Cause(ctx).
+func openNonblock(ctx context.Context, path string) (*os.File, error) {
+	deadline := time.Now().Add(leaseWait)
+	for {
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if !errors.Is(err, syscall.EAGAIN) || !time.Now().Before(deadline) {
+			return f, err
+		}
+		t := time.NewTimer(leaseRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("another process holds a lease on it, asked to give it up: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+	}
 }
 
 // unwrapPath returns the error inside a *fs.PathError, whose path the

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"crypto"
 	"crypto/rsa"
 	"crypto/tls"
@@ -16,7 +17,7 @@ import (
 // parses and the key is its private key, one crypto/tls signs with
 // (CheckTLSKey). A pair that would fail at start fails here,
 // naming the key at fault.
-func (s ServerConfig) validateTLS() []error {
+func (s ServerConfig) validateTLS(ctx context.Context) []error {
 	t := s.TLS
 	if !t.Enabled() {
 		return nil
@@ -31,11 +32,11 @@ func (s ServerConfig) validateTLS() []error {
 	case t.KeyFile == "":
 		return append(errs, invalid("server.tls.key_file", "empty while server.tls.cert_file is set: set both or neither").with("server.tls.cert_file"))
 	}
-	certPEM, err := ReadPEMFile(t.CertFile)
+	certPEM, err := ReadPEMFileContext(ctx, t.CertFile)
 	if err != nil {
 		return append(errs, invalid("server.tls.cert_file", fmt.Sprintf("%q: %v", t.CertFile, err)))
 	}
-	keyPEM, err := ReadPEMFile(t.KeyFile)
+	keyPEM, err := ReadPEMFileContext(ctx, t.KeyFile)
 	if err != nil {
 		return append(errs, invalid("server.tls.key_file", fmt.Sprintf("%q: %v", t.KeyFile, err)))
 	}

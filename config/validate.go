@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -27,20 +28,27 @@ const (
 // (tokens excepted: they are secrets). Load calls it; a Config built by
 // hand can be checked with it too.
 func (c Config) Validate() error {
+	return c.validate(context.Background())
+}
+
+// validate is Validate, whose reads of the files c names stop waiting
+// for a lease another process holds on one when ctx is done
+// (ReadPEMFileContext): LoadContext's, which a signal ends.
+func (c Config) validate(ctx context.Context) error {
 	return errors.Join(slices.Concat(
-		c.Server.validate(),
+		c.Server.validate(ctx),
 		c.CORS.validate(),
 		c.Stream.validate(),
 		c.Demo.validate(),
 		c.Log.validate(),
 		c.Hub.validate(),
-		c.Auth.validate(),
-		c.crossChecks(),
+		c.Auth.validate(ctx),
+		c.crossChecks(ctx),
 	)...)
 }
 
 // crossChecks checks the bounds that tie two sections together.
-func (c Config) crossChecks() []error {
+func (c Config) crossChecks(ctx context.Context) []error {
 	var errs []error
 	if c.Hub.MaxSubscribers > c.Stream.MaxStreams {
 		errs = append(errs, invalid("hub.max_subscribers", fmt.Sprintf("%d is above stream.max_streams (%d), which caps every stream, subscriptions included", c.Hub.MaxSubscribers, c.Stream.MaxStreams)).with("stream.max_streams"))
@@ -48,14 +56,14 @@ func (c Config) crossChecks() []error {
 	if c.Hub.HistoryMaxBytes < c.Hub.MaxEventBytes {
 		errs = append(errs, invalid("hub.history_max_bytes", fmt.Sprintf("%d is below hub.max_event_bytes (%d): the history could not hold the largest event", c.Hub.HistoryMaxBytes, c.Hub.MaxEventBytes)).with("hub.max_event_bytes"))
 	}
-	return append(errs, c.natsChecks()...)
+	return append(errs, c.natsChecks(ctx)...)
 }
 
 // natsChecks checks the nats keys, which only hub.broker: nats uses: with
 // the memory broker they are unused, and unchecked, unless nats.embedded
 // is true, which needs the NATS broker and says it was meant. The embedded
 // server, being one server, holds one copy of a stream.
-func (c Config) natsChecks() []error {
+func (c Config) natsChecks(ctx context.Context) []error {
 	var errs []error
 	if c.NATS.Embedded && !c.Hub.NATS() {
 		errs = append(errs, invalid("nats.embedded", fmt.Sprintf("true needs hub.broker: nats (it is %q)", c.Hub.Broker)).with("hub.broker"))
@@ -73,12 +81,12 @@ func (c Config) natsChecks() []error {
 		return errs
 	}
 	if c.NATS.CredentialsFile != "" {
-		if err := checkFile(c.NATS.CredentialsFile); err != nil {
+		if err := checkFile(ctx, c.NATS.CredentialsFile); err != nil {
 			errs = append(errs, invalid("nats.credentials_file", fmt.Sprintf("%q: %v", c.NATS.CredentialsFile, err)))
 		}
 	}
 	if c.NATS.CAFile != "" {
-		if err := checkCAFile(c.NATS.CAFile); err != nil {
+		if err := checkCAFile(ctx, c.NATS.CAFile); err != nil {
 			errs = append(errs, invalid("nats.ca_file", fmt.Sprintf("%q: %v", c.NATS.CAFile, err)))
 		}
 	}
@@ -102,13 +110,13 @@ func (c Config) unused(key string) bool {
 	}
 }
 
-func (s ServerConfig) validate() []error {
+func (s ServerConfig) validate(ctx context.Context) []error {
 	return append(collect(
 		checkAddr("server.addr", s.Addr),
 		durationAbove("server.shutdown_timeout", s.ShutdownTimeout, 0),
 		checkReadTimeout("server.read_timeout", s.ReadTimeout),
 		checkProxies("server.trusted_proxies", s.TrustedProxies),
-	), s.validateTLS()...)
+	), s.validateTLS(ctx)...)
 }
 
 // minReadTimeout bounds server.read_timeout from below. A request,
@@ -324,10 +332,10 @@ func (n NATSConfig) validate() []error {
 	)...)
 }
 
-func (a AuthConfig) validate() []error {
+func (a AuthConfig) validate(ctx context.Context) []error {
 	return slices.Concat(checkTokens("auth.publish_tokens", a.PublishTokens),
 		checkTokens("auth.subscribe_tokens", a.SubscribeTokens),
-		a.JWT.validate())
+		a.JWT.validate(ctx))
 }
 
 // collect returns the non-nil errors among errs.

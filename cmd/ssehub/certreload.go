@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -44,6 +45,15 @@ type certReloader struct {
 	next   time.Time        // when the files are due a check
 }
 
+// noLeaseWait is the context a check reads server.tls's files in: done
+// already, so that it does not wait for a lease on one of them to be
+// given up (see certReloader.read).
+var noLeaseWait = func() context.Context {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("not waited for during a TLS handshake: the next check reads it"))
+	return ctx
+}()
+
 // pairPEM is what a check compares of the two files: their contents.
 // The zero value stands for a pair that could not be read.
 type pairPEM struct {
@@ -82,7 +92,7 @@ func (p pairPEM) load() (tls.Certificate, error) {
 // every interval.
 func newCertReloader(certFile, keyFile string, interval time.Duration, log *slog.Logger) (*certReloader, error) {
 	r := &certReloader{certFile: certFile, keyFile: keyFile, interval: interval, log: log}
-	files, err := r.read()
+	files, err := r.read(context.Background())
 	var cert tls.Certificate
 	if err == nil {
 		cert, err = files.load()
@@ -128,7 +138,7 @@ func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 // check loads the pair when the files changed since it was loaded; r.mu
 // is held.
 func (r *certReloader) check() {
-	files, err := r.read()
+	files, err := r.read(noLeaseWait)
 	changed := !files.equal(r.tried)
 	r.tried = files
 	if err == nil && files.equal(r.loaded) {
@@ -167,12 +177,18 @@ func (r *certReloader) check() {
 // hands out secrets may make one) is refused, not waited on, and so is a
 // file longer than config.MaxPEMFileBytes. os.ReadFile waited for the
 // FIFO's writer with r.mu held, and every handshake hung behind it.
-func (r *certReloader) read() (pairPEM, error) {
-	c, err := config.ReadPEMFile(r.certFile)
+// A lease another process holds on either (a Samba oplock, an NFS
+// delegation) is waited for until ctx is done: at start, until it is
+// given up; at a check, not at all (noLeaseWait), the open having asked
+// its holder to give it up and the next check reading the file, where
+// waiting with r.mu held hung every handshake until then, up to the
+// kernel's lease-break-time (45 s).
+func (r *certReloader) read(ctx context.Context) (pairPEM, error) {
+	c, err := config.ReadPEMFileContext(ctx, r.certFile)
 	if err != nil {
 		return pairPEM{}, fmt.Errorf("server.tls.cert_file: %w", err)
 	}
-	k, err := config.ReadPEMFile(r.keyFile)
+	k, err := config.ReadPEMFileContext(ctx, r.keyFile)
 	if err != nil {
 		return pairPEM{}, fmt.Errorf("server.tls.key_file: %w", err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/jwtauth"
@@ -23,9 +22,12 @@ func jwtVerifier(c config.JWTConfig) (*jwtauth.Verifier, error) {
 		MaxLifetime: c.MaxLifetime,
 	}
 	if c.PublicKeyFile != "" {
-		data, err := os.ReadFile(c.PublicKeyFile)
+		// Read as the configuration's check read it: a file replaced
+		// since by a FIFO is refused, not waited on, and one grown past
+		// config.MaxPEMFileBytes is not read whole.
+		data, err := config.ReadPEMFile(c.PublicKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("auth.jwt.public_key_file: %w", err)
+			return nil, fmt.Errorf("auth.jwt.public_key_file %q: %w", c.PublicKeyFile, err)
 		}
 		if opts.PublicKey, err = jwtauth.ParsePublicKey(data); err != nil {
 			return nil, fmt.Errorf("auth.jwt.public_key_file %q: %w", c.PublicKeyFile, err)
