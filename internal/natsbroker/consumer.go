@@ -677,6 +677,14 @@ func (b *Broker) letGo(h *history, last uint64) bool {
 // a consumer merely slow to hear does not make publishes fail. Without a
 // connection it does nothing: that explains the silence, and the
 // consumer made again after the reconnect calls it.
+//
+// The question is asked again every askEvery that NATS leaves it
+// unanswered (streamInfo), until PublishTimeout: asked once, a question
+// lost while the stream elected a leader left a stream created again
+// unnoticed (the consumer made again meanwhile on the new one, its own
+// check skipped while this one waited), and the old history's
+// subscribers waited for events until the next publish
+// (TestStreamCreatedAgainWhileItsInfoIsUnansweredWithItsConsumersNoticeLost).
 func (b *Broker) check(h *history) {
 	if !b.nc.IsConnected() {
 		return
@@ -699,7 +707,7 @@ func (b *Broker) check(h *history) {
 			}
 		}()
 		delivered := h.seen.last()
-		info, err := h.stream.Info(ctx)
+		info, err := streamInfo(ctx, h.stream)
 		cancel()
 		b.renewMu.Lock()
 		b.checking = false

@@ -696,3 +696,37 @@ func TestConsumerRefusedForItsCapBacksOffThoughPublishesAreStored(t *testing.T) 
 		t.Errorf("%d warnings that the consumer was refused, want 1 naming the refusal; log:\n%s", n, logs.String())
 	}
 }
+
+// The stream created again while the notice of its consumer's deletion
+// is lost, and NATS leaving the stream's info unanswered for a while (as
+// an R3 stream's followers do while they elect a leader): the check that
+// the missed heartbeats start asks again every askEvery, and the old
+// history's subscriptions end once NATS answers, with nothing published.
+// It asked once: that question unanswered, and the consumer made again
+// on the new stream meanwhile (its own check skipped, one being asked),
+// nothing renewed the history until the next publish or event, and its
+// subscribers waited for the new stream's events in vain.
+func TestStreamCreatedAgainWhileItsInfoIsUnansweredWithItsConsumersNoticeLost(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = 5 * time.Second // the check's wait, as in production
+	a := newInstance(t, opts)
+	c := a.subscribe(t, "topic=t", "")
+	receives(t, c, []string{a.publish(t, "t", "before")})
+	lost := p.loseConsumerDeleted()
+	swallowed := p.swallowRequests("$JS.API.STREAM.INFO.")
+	recreateStream(t, ns, opts)
+	// The heartbeats are missed 2 s after the deletion at most.
+	time.Sleep(2*consumerHeartbeat + askEvery)
+	select {
+	case <-swallowed:
+	default:
+		t.Fatal("no stream info was asked while NATS left it unanswered")
+	}
+	p.passRequests()
+	c.ended(t)
+	wantLost(t, lost)
+}
