@@ -72,6 +72,48 @@ type history struct {
 	// the stream held another message under that sequence (deliver).
 	lastDelivered atomic.Pointer[stamp]
 	rewritten     atomic.Bool
+	// readOut is the sequence and stored time of the last message that a
+	// resume's replay read from the stream's pages (readPage) for its
+	// client, nil before the first: past lastDelivered while the consumer
+	// lags. The checks for a restore (is, keptUpTo) take the later one.
+	readOut atomic.Pointer[stamp]
+}
+
+// readFromPage records that a resume's replay read the message of seq,
+// stored at at, from h's stream for its client (readOut). Safe for
+// concurrent use.
+func (h *history) readFromPage(seq uint64, at time.Time) {
+	for {
+		p := h.readOut.Load()
+		if p != nil && p.seq >= seq {
+			return
+		}
+		if h.readOut.CompareAndSwap(p, &stamp{seq, at}) {
+			return
+		}
+	}
+}
+
+// reached returns the last sequence whose event h handed out: delivered
+// by its consumer (seen), or read from the stream's pages by a resume
+// ahead of it (readOut).
+func (h *history) reached() uint64 {
+	last := h.seen.last()
+	if p := h.readOut.Load(); p != nil {
+		last = max(last, p.seq)
+	}
+	return last
+}
+
+// lastHanded returns the sequence and stored time of the last message h
+// handed out, by its consumer or a resume's page (reached), nil before
+// the first.
+func (h *history) lastHanded() *stamp {
+	last, read := h.lastDelivered.Load(), h.readOut.Load()
+	if last == nil || read != nil && read.seq > last.seq {
+		return read
+	}
+	return last
 }
 
 // stamp is a stream message's sequence and stored time.
@@ -121,9 +163,10 @@ func (h *history) over() bool {
 }
 
 // is reports whether info is of h's stream: its creation time, and a
-// last sequence at or past delivered, the last one h's consumer had
-// delivered when info was asked (h.seen.last() read before the request:
-// the consumer goes on delivering events stored after the answer). A stream
+// last sequence at or past delivered, the last one h had handed out when
+// info was asked (h.reached() read before the request: the consumer goes
+// on delivering events stored after the answer), by its consumer or by a
+// resume's page read ahead of it. A stream
 // restored from a backup (`nats stream restore`, or a store put back
 // while NATS was stopped) keeps the creation time of the one backed up:
 // with events of h's delivered after the backup, it is another history
@@ -167,7 +210,7 @@ func (b *Broker) same(h *history) bool {
 			case <-ctx.Done():
 			}
 		}()
-		delivered := h.seen.last()
+		delivered := h.reached()
 		info, err := streamInfo(ctx, h.stream)
 		cancel()
 		switch {
@@ -276,7 +319,7 @@ func (b *Broker) renewFrom(old *history) {
 // with memory storage, by ensureStream) with its consumer started at its
 // first sequence.
 func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
-	delivered := old.seen.last()
+	delivered := old.reached()
 	info, err := streamInfo(ctx, old.stream)
 	if err == nil && old.is(info, delivered) && !old.rewritten.Load() {
 		return nil, nil
@@ -424,7 +467,7 @@ func (b *Broker) storedByAnother(h *history, msg *stream.Message) error {
 // again each ReconnectWait until it answers, h ends (the consumer learnt
 // of a deletion) or ctx does.
 func (b *Broker) sameSettled(ctx context.Context, h *history) (bool, error) {
-	delivered := h.seen.last()
+	delivered := h.reached()
 	info, err := h.stream.Info(ctx)
 	for errors.Is(err, jetstream.ErrStreamNotFound) && !h.over() && pause(ctx, b.opts.ReconnectWait) == nil {
 		info, err = h.stream.Info(ctx)

@@ -1224,3 +1224,80 @@ func TestResumeFromTheDeletedStreamOnAnInstanceStartedSince(t *testing.T) {
 	b := newInstance(t, opts)
 	receives(t, b.subscribe(t, "topic=t", old), []string{fresh})
 }
+
+// A resume whose replay, read from the stream's pages, handed its client
+// an event that the instance's consumer had not delivered yet (lagging:
+// here its delivery was lost on the way, and nothing since revealed the
+// gap), then the stream restored from a backup that lacks it: a resume
+// from that id is reset at the last event the restore kept, as one from
+// an id the consumer delivered is. The lost range ended at the last event
+// the consumer delivered, and the resume went on after the id, passing
+// over the new event stored under its sequence without a word; with no
+// event after the backup delivered by the consumer, the instance did not
+// even take the stream for a restored one.
+func TestResumeFromAnEventTheRestoreLostHandedOutAheadOfTheConsumer(t *testing.T) {
+	for _, delivered := range []bool{true, false} {
+		t.Run(fmt.Sprintf("delivered_after_the_backup=%v", delivered), func(t *testing.T) {
+			resumeFromAnEventTheRestoreLostHandedOutAhead(t, delivered)
+		})
+	}
+}
+
+// resumeFromAnEventTheRestoreLostHandedOutAhead is the test above, with
+// or without an event after the backup that the consumer delivered.
+func resumeFromAnEventTheRestoreLostHandedOutAhead(t *testing.T, deliveredOne bool) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	popts := opts
+	popts.URLs = []string{p.url()}
+	popts.HistorySize = 1 // a resume from the first event reads the stream
+	a := newInstance(t, popts)
+	widen := func() { // the stream's limit, an operator's: above the local history's
+		t.Helper()
+		js := ns.operator(t)
+		st, err := js.Stream(t.Context(), DefaultStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := st.CachedInfo().Config
+		cfg.MaxMsgs = 100
+		if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	widen()
+	first := a.publish(t, "t", "first")
+	second := a.publish(t, "t", "second") // the local history holds only the last
+	kept := a.publish(t, "t", "in the backup")
+	backup := backUp(t, ns)
+	var gone []string
+	if deliveredOne {
+		gone = append(gone, publishUntilAccepted(t, a, "t", "delivered"))
+	}
+
+	lost := p.loseDeliveries("ahead of the consumer")
+	b := newInstance(t, opts)
+	ahead := publishUntilAccepted(t, b, "t", "ahead of the consumer")
+	gone = append(gone, ahead)
+	select {
+	case <-lost:
+	case <-time.After(waitLimit):
+		t.Fatal("the consumer's delivery was not lost")
+	}
+	p.passDeliveries()
+	b.close()
+	c := a.subscribe(t, "topic=t", first)
+	receives(t, c, append([]string{second, kept}, gone...))
+
+	prev := a.broker.cur.Load()
+	restore(t, ns, backup)
+	c.ended(t)
+	waitNewHistory(t, a, prev, "the restored stream taken")
+	widen() // the instance set its own limit again as it took the stream
+	after := publishAfterTheRestore(t, a, len(gone)+1)
+	if after[len(gone)-1] != ahead {
+		t.Fatalf("the restored stream stored at id %s, want %s", after[len(gone)-1], ahead)
+	}
+	resumesFromTheLost(t, a, gone, kept, after)
+}

@@ -17,10 +17,12 @@ import (
 // had ids that the new events stored under their sequences take again. A
 // client whose last event id is of a lost event has seen events that are
 // gone and maybe not those stored in their place; resumed after its id,
-// it would pass over them without a word. An instance whose consumer had
-// delivered such events finds them when it takes the restored stream
-// (next): the last sequence the stream kept (keptUpTo) and the last it had
-// delivered bound a lostRange. It remembers the range in its history, and
+// it would pass over them without a word. An instance that had handed out
+// such events, delivered by its consumer or read from the stream's pages
+// by a resume ahead of it (history.reached), finds them when it takes the
+// restored stream (next): the last sequence the stream kept (keptUpTo)
+// and the last it had handed out bound a lostRange. It remembers the
+// range in its history, and
 // writes it in the stream's metadata, where every instance reads it
 // (metadata.go). A resume from an id in a range starts with a reset
 // at the last event kept, and replays every event stored after it
@@ -130,9 +132,10 @@ func formatLost(rs []lostRange) string {
 
 // keptUpTo returns the last sequence, up to delivered, under which st,
 // the stream of old's name with old's creation time but not old's
-// (restored, or its last writes lost: next), holds the event that old's
-// consumer delivered, found by the time events were stored: those it kept
-// were stored by the time of the last old delivered, those it stored
+// (restored, or its last writes lost: next), holds the event that old
+// handed out (by its consumer or a resume's page: lastHanded), found by
+// the time events were stored: those it kept were stored by the time of
+// the last old handed out, those it stored
 // since the restore after. A consumer from that time (its stream sequence
 // found by the server) tells the first one stored after. With nothing
 // delivered (no client got an id of old's), or the server not answering
@@ -140,7 +143,7 @@ func formatLost(rs []lostRange) string {
 // it cannot tell: new events stored with earlier times than the last
 // delivered (the NATS server's clock set back).
 func (b *Broker) keptUpTo(ctx context.Context, st jetstream.Stream, old *history, delivered uint64) uint64 {
-	last := old.lastDelivered.Load()
+	last := old.lastHanded()
 	if last == nil {
 		return delivered
 	}

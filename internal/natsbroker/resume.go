@@ -232,7 +232,7 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 	if err := b.ready(h); err != nil {
 		return nil, err
 	}
-	delivered := h.seen.last()
+	delivered := h.reached()
 	info, err := askAgain(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return h.stream.Info(ctx) })
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -300,6 +300,7 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 				return page, end, nil
 			}
 			if msg := b.message(h.ids.id(seq), m, patterns); msg != nil {
+				h.readFromPage(seq, md.Timestamp)
 				page = append(page, msg)
 				bytes += len(msg.Frame)
 			}
