@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -362,9 +361,9 @@ func resumeRaw(t *testing.T, conn net.Conn, topic, lastID string) *http.Response
 	return resp
 }
 
-// A client that reads at once and resumes thousands of events back on a
-// topic a steady publisher keeps busy gets every event once, in order,
-// and is not dropped: more live events arrived while its replay was sent
+// A client that resumes thousands of events back on a topic that gets
+// busy while its replay is sent gets every event once, in order, and is
+// not dropped: more live events arrived while its replay was sent
 // than hub.subscriber_buffer holds, and its stream ended as a slow
 // subscriber's though every event it had not been sent was in the
 // history. Over a real socket, with each broker.
@@ -372,53 +371,31 @@ func TestADeepResumeOnABusyTopicIsNotDropped(t *testing.T) {
 	opts, broker := hubOptions(t, stream.MemoryOptions{SubscriberBuffer: 8, HistorySize: 20000})
 	ts := newTestServer(t, opts)
 	const behind = 3000
-	// 3 MB of replay: its client takes a while to read it, while the
-	// publisher goes on.
-	first := publishN(t, broker, "a", strings.Repeat("x", 1000), behind)
-
-	var mu sync.Mutex
-	var published []string
-	stop := make(chan struct{})
-	stopOnce := sync.OnceFunc(func() { close(stop) })
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stopOnce()
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond): // a steady pace, not a flood
-			}
-			for range 4 {
-				m, _, err := broker.Publish(stream.Publication{Topic: "a", Data: "live"})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				published = append(published, m.IDString())
-				mu.Unlock()
-			}
-		}
-	})
+	// 12 MB of replay, more than the sockets between them hold: while the
+	// client reads nothing after its first event, its stream is held in
+	// the replay's write.
+	first := publishN(t, broker, "a", strings.Repeat("x", 4000), behind)
 
 	p := ts.subscribe(t, "topic=a", map[string]string{"Last-Event-ID": first.IDString()})
-	var got []string
-	for len(got) < behind-1+200 {
+	got := []string{next(t, p).ID}
+	// 25 times what its queue holds, published while the replay is being
+	// sent, and then no more: kept on past the replay, a publisher would
+	// drop a caught-up subscriber whose stream a loaded machine holds
+	// back, as a slow subscriber is meant to be.
+	var live []string
+	for range 200 {
+		m, _, err := broker.Publish(stream.Publication{Topic: "a", Data: "live"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		live = append(live, m.IDString())
+	}
+	for len(got) < behind-1+len(live) {
 		ev, err := nextEvent(p)
 		if err != nil {
 			t.Fatalf("after %d events (%d replayed): %v; %d dropped", len(got), behind-1, err, broker.Stats().Dropped)
 		}
 		got = append(got, ev.ID)
-	}
-	stopOnce()
-	wg.Wait()
-	mu.Lock()
-	live := published
-	mu.Unlock()
-	for len(got) < behind-1+len(live) {
-		got = append(got, next(t, p).ID)
 	}
 	if first, _ := strconv.ParseUint(first.IDString(), 10, 64); got[0] != strconv.FormatUint(first+1, 10) || !slices.Equal(got[behind-1:], live) {
 		t.Fatalf("got %v ... %v, want from %d, then the %d live events in order", got[:3], got[behind-1:min(len(got), behind+2)], first+1, len(live))
