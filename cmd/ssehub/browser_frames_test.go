@@ -128,7 +128,12 @@ func TestBrowserPageNeedsNoOtherHost(t *testing.T) {
 	}
 	for _, r := range all {
 		u, err := url.Parse(r.URL)
-		if err != nil || u.Scheme+"://"+u.Host != base || r.Failed != "" {
+		// The panel closes its EventSource at the stream's close event:
+		// when the page does so before the response's end reaches it (a
+		// detached stream ends with the connection), Chromium records the
+		// stream, answered 200, as aborted.
+		closedByThePage := r.Type == network.ResourceTypeEventSource && r.Status == http.StatusOK && r.Failed == "net::ERR_ABORTED"
+		if err != nil || u.Scheme+"://"+u.Host != base || r.Failed != "" && !closedByThePage {
 			t.Errorf("%s %s (%s) failed %q: want every request to %s, none failed", r.Method, r.URL, r.Type, r.Failed, base)
 		}
 	}
