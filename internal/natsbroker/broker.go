@@ -232,9 +232,34 @@ type Broker struct {
 // if present (ErrStreamMismatch), and starts reading it at its tail: it
 // returns once the local history holds the stream's last HistorySize
 // events (warm.go). ctx bounds the start only.
+//
+// A start whose connection dropped meanwhile (a NATS server restarting,
+// pings unanswered on a stalled machine) failed at its next request to
+// JetStream, and the process exited over a blip: it is made again on a
+// new connection, up to startAttempts times in all. A server that
+// refuses the new connection ends it.
 func Open(ctx context.Context, opts Options) (*Broker, error) {
-	opened := time.Now()
 	opts.setDefaults()
+	for attempt := 1; ; attempt++ {
+		b, dropped, err := open(ctx, opts)
+		if err == nil || !dropped || ctx.Err() != nil {
+			return b, err
+		}
+		if attempt == startAttempts {
+			return nil, fmt.Errorf("nats: the connection dropped at each of %d starts: %w", startAttempts, err)
+		}
+		opts.Logger.Warn("nats connection dropped while starting: starting again on a new connection", "err", err)
+	}
+}
+
+// startAttempts bounds how many times Open starts on a new connection
+// after the connection it started on dropped.
+const startAttempts = 3
+
+// open is one attempt of Open: on an error, dropped tells whether the
+// connection dropped while it started.
+func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) {
+	opened := time.Now()
 	b := &Broker{opts: opts, closed: make(chan struct{})}
 	conn := []nats.Option{
 		nats.Name("ssehub"),
@@ -297,7 +322,7 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 		for i, u := range opts.URLs {
 			hosts[i] = hostOf(u)
 		}
-		return nil, fmt.Errorf("nats connect to %s: %w", strings.Join(hosts, ", "), err)
+		return nil, false, fmt.Errorf("nats connect to %s: %w", strings.Join(hosts, ", "), err)
 	}
 	b.nc = nc
 	// A body of MaxEventBytes may be stored with up to 3 times as many
@@ -309,13 +334,15 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 	}
 	if err := b.start(ctx); err != nil {
 		err = b.denied(err, "", opened)
+		// Asked of the connection, not its handlers, which run later.
+		dropped := nc.Status() != nats.CONNECTED || nc.Stats().Reconnects > 0
 		b.Close()
-		return nil, err
+		return nil, dropped, err
 	}
 	b.watched, b.auth = make(chan struct{}), authOptions(&opts)
 	go b.watch()
 	opts.Logger.Info("nats connected", "server", redacted(nc.ConnectedUrl()), "stream", opts.Stream)
-	return b, nil
+	return b, false, nil
 }
 
 // start opens the stream and the local consumer, and loads the stream's
