@@ -464,3 +464,49 @@ func TestCertReloaderKeepsAShortRSARenewal(t *testing.T) {
 		t.Errorf("logs %q: want a warning that the pair does not load, for its key", got)
 	}
 }
+
+// TestCertReloaderWarnsOfEachFileNotRead: a check that cannot read one of
+// the files warns of it, and a later check that cannot read the other
+// warns again, naming it: the second problem is another one, and was
+// logged at no level, the first's warning, of a file fixed since, the
+// last word in the log while the previous certificate went on serving.
+func TestCertReloaderWarnsOfEachFileNotRead(t *testing.T) {
+	pki := testpki.New(t)
+	var logs lockedBuffer
+	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		if _, err := certs.GetCertificate(&tls.ClientHelloInfo{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const warning = `level=WARN msg="server.tls: the pair on disk does not load: still serving the previous certificate"`
+	certPEM, keyPEM := readFile(t, pki.CertFile), readFile(t, pki.KeyFile)
+	if err := os.Remove(pki.CertFile); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	check() // the same problem: no second warning
+	if got := logs.String(); strings.Count(got, warning) != 1 || !strings.Contains(got, `err="server.tls.cert_file: `) {
+		t.Fatalf("logs %q: want one warning that server.tls.cert_file cannot be read", got)
+	}
+
+	w := newStampedWriter(t)
+	w.write(pki.CertFile, certPEM)
+	if err := os.Remove(pki.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	if got := logs.String(); strings.Count(got, warning) != 2 || !strings.Contains(got, `err="server.tls.key_file: `) {
+		t.Fatalf("logs %q: want a second warning, that server.tls.key_file cannot be read", got)
+	}
+
+	w.write(pki.KeyFile, keyPEM)
+	check()
+	if got := logs.String(); strings.Count(got, warning) != 2 || strings.Contains(got, "loaded a renewed certificate") {
+		t.Errorf("logs %q: the files as they were loaded: want no word more", got)
+	}
+}
