@@ -93,10 +93,12 @@ func (p pairPEM) load() (tls.Certificate, error) {
 
 // newCertReloader loads the pair in certFile and keyFile, failing as
 // start-up should when it does not load, and checks them again at most
-// every interval.
-func newCertReloader(certFile, keyFile string, interval time.Duration, log *slog.Logger) (*certReloader, error) {
+// every interval. Its read of the files waits for a lease another
+// process holds on one until ctx is done, the error then holding
+// context.Cause(ctx) (a signal).
+func newCertReloader(ctx context.Context, certFile, keyFile string, interval time.Duration, log *slog.Logger) (*certReloader, error) {
 	r := &certReloader{certFile: certFile, keyFile: keyFile, interval: interval, log: log}
-	files, err := r.read(context.Background())
+	files, err := r.read(ctx)
 	var cert tls.Certificate
 	if err == nil {
 		cert, err = files.load()

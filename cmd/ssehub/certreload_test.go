@@ -245,7 +245,7 @@ func TestTLSHealthcheckAfterRenewal(t *testing.T) {
 func TestCertReloaderChecksAtMostEveryInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pki := testpki.New(t)
-		certs, err := newCertReloader(pki.CertFile, pki.KeyFile, certCheckInterval, slog.New(slog.DiscardHandler))
+		certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, certCheckInterval, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -290,7 +290,7 @@ func TestCertReloaderChecksAtMostEveryInterval(t *testing.T) {
 // every time; with -race, they share the reloader safely.
 func TestCertReloaderConcurrentHandshakes(t *testing.T) {
 	pki := testpki.New(t)
-	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.DiscardHandler))
+	certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestCertReloaderConcurrentHandshakes(t *testing.T) {
 // no change and served the old certificate until it expired.
 func TestCertReloaderSeesARenewalOfTheSameStamp(t *testing.T) {
 	pki := testpki.New(t)
-	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.DiscardHandler))
+	certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +377,7 @@ func TestCertReloaderKeepsAChainCaughtHalfWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs lockedBuffer
-	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +418,7 @@ func TestCertReloaderKeepsAChainCaughtHalfWritten(t *testing.T) {
 func TestCertReloaderWarnsOfAnExpiredRenewal(t *testing.T) {
 	valid := pkiValidFor(t, -time.Hour, 48*time.Hour)
 	var logs lockedBuffer
-	certs, err := newCertReloader(valid.CertFile, valid.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	certs, err := newCertReloader(t.Context(), valid.CertFile, valid.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +443,7 @@ func TestCertReloaderWarnsOfAnExpiredRenewal(t *testing.T) {
 func TestCertReloaderKeepsAShortRSARenewal(t *testing.T) {
 	pki := testpki.New(t)
 	var logs lockedBuffer
-	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +473,7 @@ func TestCertReloaderKeepsAShortRSARenewal(t *testing.T) {
 func TestCertReloaderWarnsOfEachFileNotRead(t *testing.T) {
 	pki := testpki.New(t)
 	var logs lockedBuffer
-	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
