@@ -175,6 +175,10 @@ func LoadContext(ctx context.Context, args []string, getenv func(string) string)
 // set, other than one written twice (which names both lines), names the
 // line at which lines, keyLines', say the file writes it, or its list
 // item: "line 42: stream.retry: ...", as a syntax error names its line.
+// One whose key the file did not set (a variable did, or its default
+// stands) names the line of the first other key it names that the file
+// set, and that key: "line 7 (stream.max_streams): hub.max_subscribers:
+// ...".
 func nameFile(err error, path string, inFile func(key string) bool, lines map[string]int) error {
 	errs := []error{err}
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
@@ -192,7 +196,9 @@ func nameFile(err error, path string, inFile func(key string) bool, lines map[st
 			continue
 		}
 		where := ""
-		if isKey && ke.Source == "" && !errors.Is(ke.Err, ErrDuplicateKey) {
+		switch {
+		case !isKey || errors.Is(ke.Err, ErrDuplicateKey):
+		case ke.Source == "" && (inFile == nil || inFile(strings.Split(ke.Key, "[")[0])):
 			line, ok := lines[ke.at]
 			if !ok {
 				line, ok = lines[ke.Key]
@@ -202,6 +208,15 @@ func nameFile(err error, path string, inFile func(key string) bool, lines map[st
 			}
 			if ok {
 				where = fmt.Sprintf("line %d: ", line)
+			}
+		default:
+			// The file's part is another key the problem names: its
+			// line, and its name, as the line is not the key's.
+			for _, o := range ke.Others {
+				if line, ok := lines[o]; ok && inFile != nil && inFile(o) {
+					where = fmt.Sprintf("line %d (%s): ", line, o)
+					break
+				}
 			}
 		}
 		named[i] = fmt.Errorf("%w %q: %s%w", ErrConfigFile, path, where, e)

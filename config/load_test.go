@@ -1362,9 +1362,16 @@ func TestLoadErrorNamesTheOtherKeysSource(t *testing.T) {
 	}{
 		{
 			// The key left at its default is named under the file
-			// that set the other.
+			// that set the other, at the other's line.
 			file: "stream:\n  max_streams: 10\n",
-			want: "config file FILE: hub.max_subscribers: 20000 is above stream.max_streams (10), which caps every stream, subscriptions included",
+			want: "config file FILE: line 2 (stream.max_streams): hub.max_subscribers: 20000 is above stream.max_streams (10), which caps every stream, subscriptions included",
+		},
+		{
+			// The key set by its variable: the file's part, the other
+			// key, is named at its line.
+			vars: map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "*"},
+			file: "server:\n  addr: \":8111\"\ncors:\n  allow_credentials: true\n",
+			want: `config file FILE: line 4 (cors.allow_credentials): cors.allowed_origins: "*" cannot be combined with cors.allow_credentials: true (list the origins instead); set by SSEHUB_CORS_ALLOWED_ORIGINS`,
 		},
 		{
 			vars: map[string]string{"SSEHUB_STREAM_MAX_STREAMS": "10"},
