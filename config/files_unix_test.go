@@ -113,3 +113,27 @@ func TestLoadLinkToAMissingFileThroughALinkedDirectory(t *testing.T) {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
 }
+
+// TestValidateCredentialsFileTooLong checks that nats.credentials_file
+// longer than MaxPEMFileBytes is refused, as a PEM file is: a .creds file,
+// a user JWT and an NKey seed, is some 1 KiB, and the NATS client reads
+// the file whole at every connection, so one named by mistake (a log, a
+// disk image) was accepted and read into memory at every reconnect.
+func TestValidateCredentialsFileTooLong(t *testing.T) {
+	creds := filepath.Join(t.TempDir(), "nats.creds")
+	if err := os.WriteFile(creds, []byte("creds"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	c.Hub.Broker, c.NATS.CredentialsFile = "nats", creds
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a short file: %v", err)
+	}
+	if err := os.Truncate(creds, 1<<30); err != nil { // sparse: no disk taken
+		t.Fatal(err)
+	}
+	want := `nats.credentials_file: "` + creds + `": longer than 1 MiB`
+	if err := c.Validate(); !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), want) {
+		t.Errorf("a file of 1 GiB: err = %v, want one saying %s", err, want)
+	}
+}

@@ -150,3 +150,29 @@ func readPEM(t *testing.T, path string) []byte {
 	}
 	return data
 }
+
+// TestLeaseNotGivenUp checks that a file whose lease its holder keeps
+// past leaseWait is refused saying so, the config file and a PEM file
+// alike: the error was the open's own, "resource temporarily
+// unavailable", which named neither the lease nor the wait.
+func TestLeaseNotGivenUp(t *testing.T) {
+	defer func(w time.Duration) { leaseWait = w }(leaseWait)
+	leaseWait = 50 * time.Millisecond
+	const want = "another process holds a lease on it, and did not give it up within 50ms of being asked to"
+
+	cert, _ := writeTLSPair(t)
+	holdLease(t, cert, false)
+	if _, err := ReadPEMFile(cert); err == nil || err.Error() != want || !errors.Is(err, syscall.EAGAIN) {
+		t.Errorf("ReadPEMFile: err = %v\nwant %s", err, want)
+	}
+
+	cfg := filepath.Join(t.TempDir(), "ssehub.yaml")
+	if err := os.WriteFile(cfg, []byte("stream:\n  retry: 5s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	holdLease(t, cfg, false)
+	err := loadWithin(t, t.Context(), []string{"--config", cfg})
+	if full := `config file "` + cfg + `": ` + want; err == nil || err.Error() != full {
+		t.Errorf("LoadContext: err = %v\nwant %s", err, full)
+	}
+}

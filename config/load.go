@@ -175,6 +175,10 @@ func LoadContext(ctx context.Context, args []string, getenv func(string) string)
 // set, other than one written twice (which names both lines), names the
 // line at which lines, keyLines', say the file writes it, or its list
 // item: "line 42: stream.retry: ...", as a syntax error names its line.
+// One whose key the file did not set (a variable did, or its default
+// stands) names the line of the first other key it names that the file
+// set, and that key: "line 7 (stream.max_streams): hub.max_subscribers:
+// ...".
 func nameFile(err error, path string, inFile func(key string) bool, lines map[string]int) error {
 	errs := []error{err}
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
@@ -192,7 +196,9 @@ func nameFile(err error, path string, inFile func(key string) bool, lines map[st
 			continue
 		}
 		where := ""
-		if isKey && ke.Source == "" && !errors.Is(ke.Err, ErrDuplicateKey) {
+		switch {
+		case !isKey || errors.Is(ke.Err, ErrDuplicateKey):
+		case ke.Source == "" && (inFile == nil || inFile(strings.Split(ke.Key, "[")[0])):
 			line, ok := lines[ke.at]
 			if !ok {
 				line, ok = lines[ke.Key]
@@ -202,6 +208,15 @@ func nameFile(err error, path string, inFile func(key string) bool, lines map[st
 			}
 			if ok {
 				where = fmt.Sprintf("line %d: ", line)
+			}
+		default:
+			// The file's part is another key the problem names: its
+			// line, and its name, as the line is not the key's.
+			for _, o := range ke.Others {
+				if line, ok := lines[o]; ok && inFile != nil && inFile(o) {
+					where = fmt.Sprintf("line %d (%s): ", line, o)
+					break
+				}
 			}
 		}
 		named[i] = fmt.Errorf("%w %q: %s%w", ErrConfigFile, path, where, e)
@@ -439,7 +454,10 @@ func yamlProblem(data []byte, err error) string {
 			msgs[i] = e
 			if m := duplicateKey.FindStringSubmatch(e); m != nil {
 				key := m[2]
-				if shown, _ := shownKey(m[3]); shown != strings.ToLower(m[3]) {
+				line, _ := strconv.Atoi(m[1])
+				// Under its section, which shownKey judges names by:
+				// under auth, where secrets are, more strictly.
+				if _, ok := shownKey(keyPathAt(data, line, m[3])); !ok {
 					key = "a key, its name not shown as it does not look like one,"
 				}
 				msgs[i] = fmt.Sprintf("line %s: %s written twice (first at line %s): YAML takes a key once; keep one", m[1], key, m[4])
@@ -491,6 +509,41 @@ func yamlProblem(data []byte, err error) string {
 		where = fmt.Sprintf("line %d, the end of the file", len(lines))
 	}
 	return fmt.Sprintf("%s: %s%s", where, msg, yamlHint(data, n, msg))
+}
+
+// keyPathAt returns the dotted path (its sections, then key) of the key
+// the YAML file data writes as key at line, or key alone when it finds
+// none there.
+func keyPathAt(data []byte, line int, key string) string {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return key
+	}
+	var walk func(n *yaml.Node, path string) (string, bool)
+	walk = func(n *yaml.Node, path string) (string, bool) {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				if k.Line == line && k.Value == key {
+					return join(path, k.Value), true
+				}
+				if p, ok := walk(n.Content[i+1], join(path, k.Value)); ok {
+					return p, true
+				}
+			}
+			return "", false
+		}
+		for _, c := range n.Content {
+			if p, ok := walk(c, path); ok {
+				return p, true
+			}
+		}
+		return "", false
+	}
+	if p, ok := walk(&doc, ""); ok {
+		return p
+	}
+	return key
 }
 
 // startLineProblems are the YAML library's problems it names by the line
@@ -728,21 +781,41 @@ func keyName(part string, digits int) bool {
 }
 
 // shownKey returns key, dotted, in lower case, and true when each of its
-// parts looks like a key's name (keyName: 2 digits at most, none under
-// auth, whose keys hold the secrets, and none of whose names has one);
+// parts looks like a key's name (keyName: 2 digits at most; under auth,
+// whose keys hold the secrets, none, as none of its names has one, and a
+// part must be a name of the configuration's, one misspelt or cut short,
+// authWord: a passphrase is words of letters joined as a name's are);
 // else the parts before the first that does not, and false.
 func shownKey(key string) (string, bool) {
 	parts := strings.Split(strings.ToLower(key), ".")
 	for i, p := range parts {
 		digits := 2
-		if i > 0 && parts[0] == "auth" {
+		underAuth := i > 0 && parts[0] == "auth"
+		if underAuth {
 			digits = 0
 		}
-		if !keyName(p, digits) {
+		if !keyName(p, digits) || underAuth && !authWord(p) {
 			return strings.Join(parts[:i], "."), false
 		}
 	}
 	return strings.Join(parts, "."), true
+}
+
+// authWord reports whether part, a part of an unknown key under auth,
+// is a part of a known key's name (of any section: a key put under the
+// wrong one), one a typo away from it (fewer edits than half its length,
+// maxTypoEdits at most), or words of it (hmac or secret for hmac_secret),
+// _ and - alike.
+func authWord(part string) bool {
+	part = strings.ReplaceAll(part, "-", "_")
+	for _, k := range Keys() {
+		for name := range strings.SplitSeq(k, ".") {
+			if n := edits(part, name); n <= maxTypoEdits && 2*n < len(name) || strings.Contains("_"+name+"_", "_"+part+"_") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // namePart matches the words of a key's name.

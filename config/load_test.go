@@ -404,6 +404,11 @@ func TestLoadUnknownKeyLikeASecret(t *testing.T) {
 		{"metrics:\n  c0ffee4242deadbeef: 1\n", "c0ffee4242deadbeef", "line 2: metrics" + hidden + " (known sections: "},
 		// Under auth, whose names have no digit, a name with one.
 		{"auth:\n  jwt:\n    hmac_secret: !!str\n    S3CRETv4lueXYZ: 1\n", "S3CRETv4lueXYZ", "line 4: auth.jwt" + hidden + " (known keys in auth.jwt: "},
+		// Under auth, a name of letters alone that is no key's, nor a
+		// typo of one: a passphrase, words joined as a name's are.
+		{"auth:\n  correct-horse-battery-staple:\n", "correct-horse-battery-staple", "line 2: auth" + hidden + " (known keys in auth: "},
+		{"auth:\n  jwt:\n    hmac_secret:\n    tr0ub4dor:\n", "tr0ub4dor", "line 4: auth.jwt" + hidden + " (known keys in auth.jwt: "},
+		{"auth:\n  jwt:\n    hmac_secret:\n    squeamishossifrage: 1\n", "squeamishossifrage", "line 4: auth.jwt" + hidden + " (known keys in auth.jwt: "},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
@@ -413,14 +418,16 @@ func TestLoadUnknownKeyLikeASecret(t *testing.T) {
 		}
 	}
 	// Written twice, in one spelling or in two, it is not named either.
-	for _, tt := range []struct{ yaml, want string }{
-		{"auth:\n  s3cr3tT0ken99: 1\n  s3cr3tT0ken99: 2\n", "line 3: a key, its name not shown as it does not look like one, written twice (first at line 2): YAML takes a key once; keep one"},
-		{"auth:\n  S3cr3tT0ken99:\n  s3cr3tt0ken99:\n", "auth: a key, its name not shown as it does not look like one, written twice, at line 2 and at line 3: case does not count in a key, and only one would be read; keep one"},
+	for _, tt := range []struct{ yaml, secret, want string }{
+		{"auth:\n  s3cr3tT0ken99: 1\n  s3cr3tT0ken99: 2\n", "s3cr3tt0ken99", "line 3: a key, its name not shown as it does not look like one, written twice (first at line 2): YAML takes a key once; keep one"},
+		{"auth:\n  S3cr3tT0ken99:\n  s3cr3tt0ken99:\n", "s3cr3tt0ken99", "auth: a key, its name not shown as it does not look like one, written twice, at line 2 and at line 3: case does not count in a key, and only one would be read; keep one"},
+		// A passphrase under auth, as its unknown key's name is not shown.
+		{"auth:\n  jwt:\n    correct-horse-battery-staple: 1\n    correct-horse-battery-staple: 2\n", "correct-horse", "line 4: a key, its name not shown as it does not look like one, written twice (first at line 3): YAML takes a key once; keep one"},
 	} {
 		path := writeYAML(t, tt.yaml)
 		_, err := Load([]string{"--config", path}, nil)
 		want := fmt.Sprintf("%s %q: %s", ErrConfigFile, path, tt.want)
-		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(strings.ToLower(err.Error()), "s3cr3tt0ken99") {
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(strings.ToLower(err.Error()), tt.secret) {
 			t.Errorf("%q: err = %v\nwant it to hold %s, without the name", tt.yaml, err, want)
 		}
 	}
@@ -430,6 +437,14 @@ func TestLoadUnknownKeyLikeASecret(t *testing.T) {
 		path := writeYAML(t, "cors:\n  "+name+": 1\n")
 		if _, err := Load([]string{"--config", path}, nil); err == nil || !strings.Contains(err.Error(), "line 2: cors."+name+": unknown key") {
 			t.Errorf("%s: err = %v, want its name", name, err)
+		}
+	}
+	// Under auth, a typo of a key's name, a name cut short or another
+	// section's key's name is shown.
+	for _, name := range []string{"publish_token", "subscribe-tokens", "jwts", "hmac", "public_key", "enabled", "jwt.hmac_secrets"} {
+		path := writeYAML(t, "auth:\n  "+name+": 1\n")
+		if _, err := Load([]string{"--config", path}, nil); err == nil || !strings.Contains(err.Error(), ": auth."+name+": unknown key") {
+			t.Errorf("auth.%s: err = %v, want its name", name, err)
 		}
 	}
 }
@@ -1362,9 +1377,16 @@ func TestLoadErrorNamesTheOtherKeysSource(t *testing.T) {
 	}{
 		{
 			// The key left at its default is named under the file
-			// that set the other.
+			// that set the other, at the other's line.
 			file: "stream:\n  max_streams: 10\n",
-			want: "config file FILE: hub.max_subscribers: 20000 is above stream.max_streams (10), which caps every stream, subscriptions included",
+			want: "config file FILE: line 2 (stream.max_streams): hub.max_subscribers: 20000 is above stream.max_streams (10), which caps every stream, subscriptions included",
+		},
+		{
+			// The key set by its variable: the file's part, the other
+			// key, is named at its line.
+			vars: map[string]string{"SSEHUB_CORS_ALLOWED_ORIGINS": "*"},
+			file: "server:\n  addr: \":8111\"\ncors:\n  allow_credentials: true\n",
+			want: `config file FILE: line 4 (cors.allow_credentials): cors.allowed_origins: "*" cannot be combined with cors.allow_credentials: true (list the origins instead); set by SSEHUB_CORS_ALLOWED_ORIGINS`,
 		},
 		{
 			vars: map[string]string{"SSEHUB_STREAM_MAX_STREAMS": "10"},

@@ -286,10 +286,18 @@ func isTokenRune(r rune) bool {
 // directory.
 var errTilde = errors.New("starts with ~, which only a shell expands: write the full path")
 
-// checkFile checks that path names a regular file this process may open.
-// It looks before it opens: opening a FIFO waits for a writer, and the
-// start hung on one without a word.
-func checkFile(ctx context.Context, path string) error {
+// errCredsTooLong refuses a nats.credentials_file longer than
+// MaxPEMFileBytes.
+var errCredsTooLong = fmt.Errorf("longer than 1 MiB (%d bytes): a NATS .creds file, a user JWT and an NKey seed, "+
+	"is some 1 KiB, and the NATS client reads it whole at every connection; is it the right file?", MaxPEMFileBytes)
+
+// checkCredsFile checks that path names a regular file this process may
+// open, of at most MaxPEMFileBytes: the NATS client reads it whole, at
+// every connection and reconnection, and a file named by mistake (a log,
+// a disk image) was read into memory each time. It looks before it
+// opens: opening a FIFO waits for a writer, and the start hung on one
+// without a word.
+func checkCredsFile(ctx context.Context, path string) error {
 	if strings.HasPrefix(path, "~") {
 		return errTilde
 	}
@@ -305,11 +313,13 @@ func checkFile(ctx context.Context, path string) error {
 	}
 	defer f.Close()
 	st, err := f.Stat()
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
-	}
-	if !st.Mode().IsRegular() {
+	case !st.Mode().IsRegular():
 		return errNotRegular
+	case st.Size() > MaxPEMFileBytes:
+		return errCredsTooLong
 	}
 	return nil
 }

@@ -92,13 +92,17 @@ const leaseRetry = 10 * time.Millisecond
 // temporarily unavailable", where os.Open read it. The kernel has asked
 // the holder to give it up by then, and the open is tried again until
 // the lease is gone, leaseWait passes or ctx is done; then the error
-// holds context.Cause(ctx).
+// holds context.Cause(ctx). After leaseWait it is a *leaseKeptError.
 func openNonblock(ctx context.Context, path string) (*os.File, error) {
-	deadline := time.Now().Add(leaseWait)
+	wait := leaseWait
+	deadline := time.Now().Add(wait)
 	for {
 		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-		if !errors.Is(err, syscall.EAGAIN) || !time.Now().Before(deadline) {
+		if !errors.Is(err, syscall.EAGAIN) {
 			return f, err
+		}
+		if !time.Now().Before(deadline) {
+			return nil, &leaseKeptError{wait: wait}
 		}
 		t := time.NewTimer(leaseRetry)
 		select {
@@ -109,6 +113,17 @@ func openNonblock(ctx context.Context, path string) (*os.File, error) {
 		}
 	}
 }
+
+// leaseKeptError reports a file whose lease its holder did not give up
+// within leaseWait: the open's own error, "resource temporarily
+// unavailable", named neither the lease nor the wait. It wraps EAGAIN.
+type leaseKeptError struct{ wait time.Duration }
+
+func (e *leaseKeptError) Error() string {
+	return fmt.Sprintf("another process holds a lease on it, and did not give it up within %v of being asked to", e.wait)
+}
+
+func (e *leaseKeptError) Unwrap() error { return syscall.EAGAIN }
 
 // unwrapPath returns the error inside a *fs.PathError, whose path the
 // caller's message names already; any other error as it is.

@@ -81,7 +81,7 @@ func (c Config) natsChecks(ctx context.Context) []error {
 		return errs
 	}
 	if c.NATS.CredentialsFile != "" {
-		if err := checkFile(ctx, c.NATS.CredentialsFile); err != nil {
+		if err := checkCredsFile(ctx, c.NATS.CredentialsFile); err != nil {
 			errs = append(errs, invalid("nats.credentials_file", fmt.Sprintf("%q: %v", c.NATS.CredentialsFile, err)))
 		}
 	}

@@ -31,8 +31,9 @@ const certCheckInterval = time.Second
 // swapped link (a Kubernetes secret volume, certbot's live directory)
 // counts as a change. A pair that does not load (caught half-written, or
 // a key that is not the certificate's) leaves the previous certificate
-// serving, is logged once and tried again at the next check. Its methods
-// are safe for concurrent use.
+// serving, is logged once, as is each other reason the files cannot be
+// read, and is tried again at the next check. Its methods are safe for
+// concurrent use.
 type certReloader struct {
 	certFile, keyFile string
 	interval          time.Duration
@@ -42,7 +43,10 @@ type certReloader struct {
 	cert   *tls.Certificate // served
 	loaded pairPEM          // the files as cert was loaded from them
 	tried  pairPEM          // the files at the last check: warned about once
-	next   time.Time        // when the files are due a check
+	// triedErr is why the last check could not read the files, "" when
+	// it could: another file, or another reason, is warned about again.
+	triedErr string
+	next     time.Time // when the files are due a check
 }
 
 // noLeaseWait is the context a check reads server.tls's files in: done
@@ -89,10 +93,12 @@ func (p pairPEM) load() (tls.Certificate, error) {
 
 // newCertReloader loads the pair in certFile and keyFile, failing as
 // start-up should when it does not load, and checks them again at most
-// every interval.
-func newCertReloader(certFile, keyFile string, interval time.Duration, log *slog.Logger) (*certReloader, error) {
+// every interval. Its read of the files waits for a lease another
+// process holds on one until ctx is done, the error then holding
+// context.Cause(ctx) (a signal).
+func newCertReloader(ctx context.Context, certFile, keyFile string, interval time.Duration, log *slog.Logger) (*certReloader, error) {
 	r := &certReloader{certFile: certFile, keyFile: keyFile, interval: interval, log: log}
-	files, err := r.read(context.Background())
+	files, err := r.read(ctx)
 	var cert tls.Certificate
 	if err == nil {
 		cert, err = files.load()
@@ -139,8 +145,15 @@ func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 // is held.
 func (r *certReloader) check() {
 	files, err := r.read(noLeaseWait)
-	changed := !files.equal(r.tried)
-	r.tried = files
+	// A pair not read is the zero pair whatever kept it from being read:
+	// its error tells one problem from the next (the certificate file
+	// missing, then the key file).
+	readErr := ""
+	if err != nil {
+		readErr = err.Error()
+	}
+	changed := !files.equal(r.tried) || readErr != r.triedErr
+	r.tried, r.triedErr = files, readErr
 	if err == nil && files.equal(r.loaded) {
 		return
 	}

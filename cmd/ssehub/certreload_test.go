@@ -245,7 +245,7 @@ func TestTLSHealthcheckAfterRenewal(t *testing.T) {
 func TestCertReloaderChecksAtMostEveryInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pki := testpki.New(t)
-		certs, err := newCertReloader(pki.CertFile, pki.KeyFile, certCheckInterval, slog.New(slog.DiscardHandler))
+		certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, certCheckInterval, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -290,7 +290,7 @@ func TestCertReloaderChecksAtMostEveryInterval(t *testing.T) {
 // every time; with -race, they share the reloader safely.
 func TestCertReloaderConcurrentHandshakes(t *testing.T) {
 	pki := testpki.New(t)
-	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.DiscardHandler))
+	certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestCertReloaderConcurrentHandshakes(t *testing.T) {
 // no change and served the old certificate until it expired.
 func TestCertReloaderSeesARenewalOfTheSameStamp(t *testing.T) {
 	pki := testpki.New(t)
-	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.DiscardHandler))
+	certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +377,7 @@ func TestCertReloaderKeepsAChainCaughtHalfWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs lockedBuffer
-	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +418,7 @@ func TestCertReloaderKeepsAChainCaughtHalfWritten(t *testing.T) {
 func TestCertReloaderWarnsOfAnExpiredRenewal(t *testing.T) {
 	valid := pkiValidFor(t, -time.Hour, 48*time.Hour)
 	var logs lockedBuffer
-	certs, err := newCertReloader(valid.CertFile, valid.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	certs, err := newCertReloader(t.Context(), valid.CertFile, valid.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +443,7 @@ func TestCertReloaderWarnsOfAnExpiredRenewal(t *testing.T) {
 func TestCertReloaderKeepsAShortRSARenewal(t *testing.T) {
 	pki := testpki.New(t)
 	var logs lockedBuffer
-	certs, err := newCertReloader(pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,5 +462,51 @@ func TestCertReloaderKeepsAShortRSARenewal(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, `level=WARN msg="server.tls: the pair on disk does not load: still serving the previous certificate"`) ||
 		!strings.Contains(got, "an RSA key of 512 bits") {
 		t.Errorf("logs %q: want a warning that the pair does not load, for its key", got)
+	}
+}
+
+// TestCertReloaderWarnsOfEachFileNotRead: a check that cannot read one of
+// the files warns of it, and a later check that cannot read the other
+// warns again, naming it: the second problem is another one, and was
+// logged at no level, the first's warning, of a file fixed since, the
+// last word in the log while the previous certificate went on serving.
+func TestCertReloaderWarnsOfEachFileNotRead(t *testing.T) {
+	pki := testpki.New(t)
+	var logs lockedBuffer
+	certs, err := newCertReloader(t.Context(), pki.CertFile, pki.KeyFile, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		if _, err := certs.GetCertificate(&tls.ClientHelloInfo{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const warning = `level=WARN msg="server.tls: the pair on disk does not load: still serving the previous certificate"`
+	certPEM, keyPEM := readFile(t, pki.CertFile), readFile(t, pki.KeyFile)
+	if err := os.Remove(pki.CertFile); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	check() // the same problem: no second warning
+	if got := logs.String(); strings.Count(got, warning) != 1 || !strings.Contains(got, `err="server.tls.cert_file: `) {
+		t.Fatalf("logs %q: want one warning that server.tls.cert_file cannot be read", got)
+	}
+
+	w := newStampedWriter(t)
+	w.write(pki.CertFile, certPEM)
+	if err := os.Remove(pki.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	if got := logs.String(); strings.Count(got, warning) != 2 || !strings.Contains(got, `err="server.tls.key_file: `) {
+		t.Fatalf("logs %q: want a second warning, that server.tls.key_file cannot be read", got)
+	}
+
+	w.write(pki.KeyFile, keyPEM)
+	check()
+	if got := logs.String(); strings.Count(got, warning) != 2 || strings.Contains(got, "loaded a renewed certificate") {
+		t.Errorf("logs %q: the files as they were loaded: want no word more", got)
 	}
 }

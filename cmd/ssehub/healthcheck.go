@@ -30,7 +30,7 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 		// says: dialling port 0 would fail as a refused connection.
 		return fmt.Errorf("healthcheck: server.addr %q has port 0, so the server listens on a port it picked at start, which the check cannot know: set server.addr (SSEHUB_SERVER_ADDR, --addr) to the port it listens on", cfg.Server.Addr)
 	}
-	client, scheme, err := healthClient(cfg.Server.TLS)
+	client, scheme, err := healthClient(ctx, cfg.Server.TLS)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
@@ -79,12 +79,25 @@ func loopbackAddr(addr string) string {
 // until a good one replaces it. So does a certificate that has expired,
 // or is not valid yet: every client refuses the server then, and the
 // pin alone passed the check, showing the container healthy through the
-// outage.
-func healthClient(c config.TLSConfig) (*http.Client, string, error) {
+// outage. Its reads of the files stop waiting for a lease another
+// process holds on one when ctx is done.
+func healthClient(ctx context.Context, c config.TLSConfig) (*http.Client, string, error) {
 	if !c.Enabled() {
 		return &http.Client{Transport: &http.Transport{}}, "http", nil
 	}
-	want, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	// Read as the configuration's check and the server read them: a file
+	// replaced since by a FIFO is refused, not waited on, one grown past
+	// config.MaxPEMFileBytes is not read whole, and a wait for a lease
+	// on one ends with ctx.
+	certPEM, err := config.ReadPEMFileContext(ctx, c.CertFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("server.tls.cert_file %q: %w", c.CertFile, err)
+	}
+	keyPEM, err := config.ReadPEMFileContext(ctx, c.KeyFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("server.tls.key_file %q: %w", c.KeyFile, err)
+	}
+	want, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, "", err
 	}

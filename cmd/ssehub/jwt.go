@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/ssehub/ssehub/config"
@@ -9,7 +10,9 @@ import (
 
 // jwtVerifier builds the verifier of auth.jwt, reading the public key
 // file; nil when no key is configured (JWTs off). Errors name the key.
-func jwtVerifier(c config.JWTConfig) (*jwtauth.Verifier, error) {
+// The read waits for a lease another process holds on the file until ctx
+// is done, the error then holding context.Cause(ctx) (a signal).
+func jwtVerifier(ctx context.Context, c config.JWTConfig) (*jwtauth.Verifier, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}
@@ -25,7 +28,7 @@ func jwtVerifier(c config.JWTConfig) (*jwtauth.Verifier, error) {
 		// Read as the configuration's check read it: a file replaced
 		// since by a FIFO is refused, not waited on, and one grown past
 		// config.MaxPEMFileBytes is not read whole.
-		data, err := config.ReadPEMFile(c.PublicKeyFile)
+		data, err := config.ReadPEMFileContext(ctx, c.PublicKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("auth.jwt.public_key_file %q: %w", c.PublicKeyFile, err)
 		}

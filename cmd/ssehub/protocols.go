@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
@@ -14,12 +15,12 @@ import (
 // HTTP. config.Load has already checked the pair; reading it again here
 // catches a file changed since, and names the keys. Handshakes then take
 // the certificate from a certReloader checking the files at most every
-// interval.
-func serverTLS(c config.TLSConfig, interval time.Duration, log *slog.Logger) (*tls.Config, error) {
+// interval. The read stops waiting for a lease on a file when ctx is done.
+func serverTLS(ctx context.Context, c config.TLSConfig, interval time.Duration, log *slog.Logger) (*tls.Config, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}
-	certs, err := newCertReloader(c.CertFile, c.KeyFile, interval, log)
+	certs, err := newCertReloader(ctx, c.CertFile, c.KeyFile, interval, log)
 	if err != nil {
 		return nil, err
 	}

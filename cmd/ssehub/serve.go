@@ -113,11 +113,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.certCheck != nil {
 		interval = *m.certCheck
 	}
-	tlsConfig, err := serverTLS(m.Config.Server.TLS, interval, m.Logger)
+	tlsConfig, err := serverTLS(ctx, m.Config.Server.TLS, interval, m.Logger)
 	if err != nil {
 		return err
 	}
-	verifier, err := jwtVerifier(m.Config.Auth.JWT)
+	verifier, err := jwtVerifier(ctx, m.Config.Auth.JWT)
 	if err != nil {
 		return err
 	}

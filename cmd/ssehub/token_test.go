@@ -245,7 +245,7 @@ func TestTokenCommandTTLWithinMaxLifetime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifier, err := jwtVerifier(cfg.Auth.JWT)
+	verifier, err := jwtVerifier(t.Context(), cfg.Auth.JWT)
 	if err != nil {
 		t.Fatal(err)
 	}
