@@ -203,8 +203,8 @@ const maxTokenCookies = 4
 // and Path match, one of them perhaps stale, in an order the server
 // cannot rely on. None is no token. The access log records neither query
 // nor cookies. A header or parameter given twice, more cookies than
-// maxTokenCookies, or a cookie on a request another site's page makes
-// outside CORS (outsideCORS), is a 400 (see queryParam).
+// maxTokenCookies, or a cookie on a request a page of another origin
+// makes outside CORS (outsideCORS), is a 400 (see queryParam).
 func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 	if token, err := bearerToken(c); token != "" || err != nil {
 		return []string{token}, err
@@ -219,7 +219,7 @@ func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 	}
 	cookies := c.Request.CookiesNamed(h.hub.TokenCookie)
 	if len(cookies) > 0 && outsideCORS(c.Request) {
-		return nil, invalidRequest{badRequest("the %s cookie is not read for a request that another site's page makes outside CORS, "+
+		return nil, invalidRequest{badRequest("the %s cookie is not read for a request that a page of another origin makes outside CORS, "+
 			"such as a script's, an image's or a frame's: subscribe with EventSource or fetch", h.hub.TokenCookie)}
 	}
 	if len(cookies) > maxTokenCookies {
