@@ -202,7 +202,8 @@ const maxTokenCookies = 4
 // maxTokenCookies: a browser sends each cookie of the name whose Domain
 // and Path match, one of them perhaps stale, in an order the server
 // cannot rely on. None is no token. The access log records neither query
-// nor cookies. A header or parameter given twice, more cookies than
+// nor cookies. A header or parameter given twice, a query token with
+// white space in it (errQueryTokenWhiteSpace), more cookies than
 // maxTokenCookies, or a cookie on a request a page of another origin
 // makes outside CORS (outsideCORS), is a 400 (see queryParam).
 func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
@@ -213,6 +214,9 @@ func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 	token, _, err := queryParam(c.Request.URL.Query(), "access_token")
 	if err != nil {
 		return nil, invalidRequest{err}
+	}
+	if strings.ContainsFunc(token, unicode.IsSpace) {
+		return nil, invalidRequest{errQueryTokenWhiteSpace}
 	}
 	if token != "" {
 		return []string{token}, nil
@@ -313,6 +317,13 @@ var (
 	// any is refused at load, a JWT is base64url and dots). It was
 	// checked as a token, a 401 "not valid" for a malformed header.
 	errBearerWhiteSpace = badRequest("header Authorization: the bearer token holds white space, which no token has")
+	// errQueryTokenWhiteSpace refuses an access_token query parameter with
+	// white space in it, as errBearerWhiteSpace a header's: the query is
+	// form-encoded (RFC 6750 §2.3), so a static token in base64 pasted
+	// into it as it is arrives with a space for each '+', and was answered
+	// 401 "not valid", the '+' never named.
+	errQueryTokenWhiteSpace = badRequest("query parameter access_token: the token holds white space, which no token has " +
+		"(a + in a query reads as a space: write it %%2B)")
 )
 
 // tokenSet holds the SHA-256 digests of the allowed static tokens.
