@@ -202,9 +202,10 @@ const maxTokenCookies = 4
 // maxTokenCookies: a browser sends each cookie of the name whose Domain
 // and Path match, one of them perhaps stale, in an order the server
 // cannot rely on. None is no token. The access log records neither query
-// nor cookies. A header or parameter given twice, more cookies than
-// maxTokenCookies, or a cookie on a request another site's page makes
-// outside CORS (outsideCORS), is a 400 (see queryParam).
+// nor cookies. A header or parameter given twice, a query token with
+// white space in it (errQueryTokenWhiteSpace), more cookies than
+// maxTokenCookies, or a cookie on a request a page of another origin
+// makes outside CORS (outsideCORS), is a 400 (see queryParam).
 func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 	if token, err := bearerToken(c); token != "" || err != nil {
 		return []string{token}, err
@@ -214,12 +215,15 @@ func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
 	if err != nil {
 		return nil, invalidRequest{err}
 	}
+	if strings.ContainsFunc(token, unicode.IsSpace) {
+		return nil, invalidRequest{errQueryTokenWhiteSpace}
+	}
 	if token != "" {
 		return []string{token}, nil
 	}
 	cookies := c.Request.CookiesNamed(h.hub.TokenCookie)
 	if len(cookies) > 0 && outsideCORS(c.Request) {
-		return nil, invalidRequest{badRequest("the %s cookie is not read for a request that another site's page makes outside CORS, "+
+		return nil, invalidRequest{badRequest("the %s cookie is not read for a request that a page of another origin makes outside CORS, "+
 			"such as a script's, an image's or a frame's: subscribe with EventSource or fetch", h.hub.TokenCookie)}
 	}
 	if len(cookies) > maxTokenCookies {
@@ -313,6 +317,13 @@ var (
 	// any is refused at load, a JWT is base64url and dots). It was
 	// checked as a token, a 401 "not valid" for a malformed header.
 	errBearerWhiteSpace = badRequest("header Authorization: the bearer token holds white space, which no token has")
+	// errQueryTokenWhiteSpace refuses an access_token query parameter with
+	// white space in it, as errBearerWhiteSpace a header's: the query is
+	// form-encoded (RFC 6750 §2.3), so a static token in base64 pasted
+	// into it as it is arrives with a space for each '+', and was answered
+	// 401 "not valid", the '+' never named.
+	errQueryTokenWhiteSpace = badRequest("query parameter access_token: the token holds white space, which no token has " +
+		"(a + in a query reads as a space: write it %%2B)")
 )
 
 // tokenSet holds the SHA-256 digests of the allowed static tokens.

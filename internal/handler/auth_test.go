@@ -373,3 +373,34 @@ func TestBearerTokenWithWhiteSpace(t *testing.T) {
 		})
 	}
 }
+
+// The access_token query parameter is form-encoded (RFC 6750 §2.3): a '+'
+// in it reads as a space. A static token in base64 ("r+e/a=d") pasted
+// into the query as it is arrived as "r e/a=d", and was answered 401 "not
+// valid", so that its holder looked for a wrong token, not for a '+' to
+// write %2B. A token in the query with white space in it, which no token
+// has, is a 400 invalid_request saying so, as in the Authorization header;
+// the token percent-encoded opens the stream.
+func TestQueryTokenWithWhiteSpace(t *testing.T) {
+	opts := jwtOptions(t)
+	opts.Hub.SubscribeTokens = []string{"r+e/a=d"}
+	ts := newTestServer(t, opts)
+	good := mint(t, grant([]string{"a"}, nil, time.Hour))
+	const says = "query parameter access_token: the token holds white space, which no token has (a + in a query reads as a space: write it %2B)"
+	for _, query := range []string{
+		"access_token=r+e/a=d", "access_token=r%20e/a=d", "access_token=" + good[:5] + "%09" + good[5:], "access_token=" + good + "+",
+	} {
+		resp := ts.do(t, "GET", "/api/v1/events?topic=a&"+query, nil, nil)
+		if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, says) {
+			t.Errorf("%s: %q does not say %q", query, msg, says)
+		}
+		if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer realm="ssehub", error="invalid_request"` {
+			t.Errorf("%s: WWW-Authenticate %q, want invalid_request", query, got)
+		}
+		resp = ts.do(t, "GET", "/api/v1/topics?"+query, nil, nil)
+		wantJSONError(t, resp, http.StatusBadRequest)
+	}
+	for _, query := range []string{"access_token=r%2Be%2Fa%3Dd", "access_token=" + good} {
+		wantStreamHeaders(t, ts.do(t, "GET", "/api/v1/events?topic=a&"+query, nil, nil))
+	}
+}

@@ -614,7 +614,7 @@ func TestPublishTokenInTheQueryOrCookieSaysWhereItGoes(t *testing.T) {
 	}
 }
 
-// A page of another site can make a browser send the token cookie outside
+// A page of another origin can make a browser send the token cookie outside
 // CORS: a <script> or <img> (Sec-Fetch-Mode: no-cors), an <iframe>. The
 // page reads nothing of the answer, but sees whether it ends: a refusal
 // fires the element's error or load event, a stream never does. So the
@@ -646,6 +646,11 @@ func TestTokenCookieUnreadForAnotherSitesNoCORSRequest(t *testing.T) {
 			}
 			if answers[0] != answers[1] || !strings.Contains(answers[0], "ssehub_token cookie is not read") {
 				t.Errorf("answers %q, want the same, saying the cookie is not read", answers)
+			}
+			// A same-site page is of another origin, not another site:
+			// the answer named a site its own developer found it on.
+			if !strings.Contains(answers[0], "a page of another origin") || strings.Contains(answers[0], "site") {
+				t.Errorf("answer %q, want it to say a page of another origin, naming no site", answers[0])
 			}
 		})
 	}

@@ -382,7 +382,9 @@ func (v *Verifier) checkLifetime(c *Claims) error {
 // one spelling (RFC 7515 §2: unpadded base64url): Go's base64 skips CR
 // and LF, and ignores those bits, so that a signature with a line break
 // in it, or those bits set, was taken as the token's own, and a list or a
-// cache keyed by a token did not know it for the same one.
+// cache keyed by a token did not know it for the same one. An ECDSA
+// signature keeps a second spelling no check can refuse: (r, n-s) verifies
+// as (r, s) does, and signers make either.
 func spelling(token string) error {
 	i := strings.IndexFunc(token, func(r rune) bool {
 		return r != '.' && r != '-' && r != '_' && (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (r < '0' || r > '9')

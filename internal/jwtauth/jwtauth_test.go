@@ -484,3 +484,54 @@ func TestVerifyGivesNbfAndIatTheLeeway(t *testing.T) {
 		}
 	}
 }
+
+// An ECDSA signature (r, s) has a twin, (r, n-s), that anyone holding the
+// token can compute without the key, and that ECDSA verifies as well: an
+// ES256, ES384 or ES512 token has a second spelling, accepted with the
+// same claims, which its strict base64url does not rule out. No verifier
+// can refuse one of the two without refusing tokens that signers make
+// (half of their signatures have the larger s), so the README tells a
+// list of refused tokens to key on what the signature signs instead.
+func TestVerifyAcceptsTheTwinOfAnECDSASignature(t *testing.T) {
+	for _, tt := range []struct {
+		alg   string
+		curve elliptic.Curve
+	}{{"ES256", elliptic.P256()}, {"ES384", elliptic.P384()}, {"ES512", elliptic.P521()}} {
+		t.Run(tt.alg, func(t *testing.T) {
+			key, err := ecdsa.GenerateKey(tt.curve, rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := New(Options{PublicKey: &key.PublicKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			claims := jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix(), "ssehub": map[string]any{"subscribe": []string{"a"}}}
+			token, err := jwt.NewWithClaims(jwt.GetSigningMethod(tt.alg), claims).SignedString(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dot := strings.LastIndexByte(token, '.')
+			sig, err := base64.RawURLEncoding.DecodeString(token[dot+1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			half := len(sig) / 2
+			s := new(big.Int).SetBytes(sig[half:])
+			s.Sub(tt.curve.Params().N, s)
+			twin := token[:dot+1] + base64.RawURLEncoding.EncodeToString(append(sig[:half:half], s.FillBytes(make([]byte, half))...))
+			if twin == token {
+				t.Fatal("the twin is the token")
+			}
+			for _, tok := range []string{token, twin} {
+				c, err := v.Verify(tok)
+				if err != nil {
+					t.Fatalf("%s: %v", tok, err)
+				}
+				if !slices.Equal(c.SSEHub.Subscribe, []string{"a"}) {
+					t.Errorf("%s: grants %+v", tok, c.SSEHub)
+				}
+			}
+		})
+	}
+}
