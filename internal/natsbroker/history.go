@@ -77,6 +77,13 @@ type history struct {
 	// client, nil before the first: past lastDelivered while the consumer
 	// lags. The checks for a restore (is, keptUpTo) take the later one.
 	readOut atomic.Pointer[stamp]
+	// start is the sequence before the history's first and its stored
+	// time when that is the stream's last as the history begins (it
+	// holds no event, or none past it: newHistory), else nil. A live
+	// subscription's position is its id before the consumer has
+	// delivered anything: handed out, with no message delivered, it is
+	// the one lastHanded tells a restore by.
+	start *stamp
 }
 
 // readFromPage records that a resume's replay read the message of seq,
@@ -106,12 +113,14 @@ func (h *history) reached() uint64 {
 }
 
 // lastHanded returns the sequence and stored time of the last message h
-// handed out, by its consumer or a resume's page (reached), nil before
-// the first.
+// handed out, by its consumer or a resume's page (reached), or as a
+// position before either (start), nil before the first.
 func (h *history) lastHanded() *stamp {
-	last, read := h.lastDelivered.Load(), h.readOut.Load()
-	if last == nil || read != nil && read.seq > last.seq {
-		return read
+	last := h.start
+	for _, p := range []*stamp{h.lastDelivered.Load(), h.readOut.Load()} {
+		if p != nil && (last == nil || p.seq > last.seq) {
+			last = p
+		}
 	}
 	return last
 }
@@ -130,6 +139,11 @@ func (b *Broker) newHistory(st jetstream.Stream, from uint64) *history {
 	h := &history{stream: st, created: info.Created, ids: newIDs(info.Created), ended: make(chan struct{})}
 	h.learnShared(info.Config.Metadata)
 	h.seen.advance(from - 1)
+	if state := info.State; from > 1 && from-1 == state.LastSeq && !state.LastTime.IsZero() {
+		// The stream's last sequence is the position handed out before
+		// the consumer delivers anything (start).
+		h.start = &stamp{state.LastSeq, state.LastTime}
+	}
 	h.first = h.ids.id(from)
 	h.mem = stream.NewMemory(stream.MemoryOptions{
 		HistorySize:      b.opts.HistorySize,

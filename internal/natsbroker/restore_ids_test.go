@@ -1,0 +1,81 @@
+package natsbroker
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// positionOf opens a live subscription to query on in (no last event id)
+// and returns the id of its `event: position`, the stream's first event,
+// as a client gets it; the stream is closed when the test ends.
+func positionOf(t *testing.T, in *instance, query string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", in.URL+"/api/v1/events?"+query, nil)
+	resp, err := in.Client().Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("subscribe %s: %v %v", query, resp, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	p := stream.NewParser(resp.Body)
+	for {
+		ev, err := p.Next()
+		if err != nil {
+			t.Fatalf("subscribe %s: no position event: %v", query, err)
+		}
+		if ev.Type == "position" {
+			return ev.ID
+		}
+	}
+}
+
+// purgeStream purges the broker's stream, as an operator would: it holds
+// no event, and keeps its last sequence.
+func purgeStream(t *testing.T, ns *natsServer) {
+	t.Helper()
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An instance that took the stream with no event in it (purged, or its
+// events all let go of by its max age) starts its history after the
+// stream's last sequence, and a live subscription's position is that
+// sequence's id, with nothing delivered. The stream then restored from a
+// backup taken before that sequence: the events stored since under the
+// sequences up to it were not seen by a client that comes back with the
+// position, which is reset at the last event the restore kept and gets
+// them. With nothing delivered, the instance found no event lost, and the
+// resume went on after the position, passing over them without a word.
+func TestResumeFromAPositionOfAnEmptyStreamAfterARestore(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	kept := a.publish(t, "t", "in the backup")
+	backup := backUp(t, ns)
+	for range 3 {
+		publishUntilAccepted(t, a, "t", "not in the backup")
+	}
+	a.close()
+	purgeStream(t, ns)
+
+	b := newInstance(t, opts)
+	pos := positionOf(t, b, "topic=u")
+	prev := b.broker.cur.Load()
+	restore(t, ns, backup)
+	waitNewHistory(t, b, prev, "the restored stream taken")
+	after := publishAfterTheRestore(t, b, 4)
+	if after[2] != pos {
+		t.Fatalf("the restored stream stored at id %s, want %s (the position handed out)", after[2], pos)
+	}
+	resumesFromTheLost(t, b, []string{pos}, kept, after)
+}
