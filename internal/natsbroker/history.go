@@ -82,7 +82,8 @@ type history struct {
 	// holds no event, or none past it: newHistory), else nil. A live
 	// subscription's position is its id before the consumer has
 	// delivered anything: handed out, with no message delivered, it is
-	// the one lastHanded tells a restore by.
+	// the one lastHanded tells a restore by, and the one a consumer made
+	// again starts at (lastStored).
 	start *stamp
 }
 
@@ -123,6 +124,18 @@ func (h *history) lastHanded() *stamp {
 		}
 	}
 	return last
+}
+
+// lastStored returns the sequence and stored time of the last message h's
+// consumer delivered, or before the first its start (the stream's last
+// as h began), nil with neither: a consumer made again starts there, and
+// deliver compares the message it finds under that sequence (another one
+// is another history, its store restored or its last writes lost).
+func (h *history) lastStored() *stamp {
+	if d := h.lastDelivered.Load(); d != nil {
+		return d
+	}
+	return h.start
 }
 
 // stamp is a stream message's sequence and stored time.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -77,5 +78,51 @@ func TestResumeFromAPositionOfAnEmptyStreamAfterARestore(t *testing.T) {
 	if after[2] != pos {
 		t.Fatalf("the restored stream stored at id %s, want %s (the position handed out)", after[2], pos)
 	}
+	resumesFromTheLost(t, b, []string{pos}, kept, after)
+}
+
+// As TestResumeFromAPositionOfAnEmptyStreamAfterARestore, the instance's
+// questions unanswered after the restore until another instance has
+// stored more events than the restored stream lost: its sequences passed
+// the position, and its last sequence no longer tells the restore. The
+// event stored under the position's sequence, which the stream did not
+// hold when the instance took it, tells: the instance takes the stream
+// for another history, and a resume from the position is reset at the
+// last event kept. Its consumer, made again after the position, delivered
+// the events past it into the same history, and the resume went on after
+// the position, passing over those stored up to it without a word.
+func TestResumeFromAPositionOfAnEmptyStreamAfterARestorePastIt(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	popts := opts
+	popts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	kept := a.publish(t, "t", "in the backup")
+	backup := backUp(t, ns)
+	for range 3 {
+		publishUntilAccepted(t, a, "t", "not in the backup")
+	}
+	a.close()
+	purgeStream(t, ns)
+
+	b := newInstance(t, popts)
+	pos := positionOf(t, b, "topic=u")
+	asked := p.swallowRequests("$JS.API.")
+	restore(t, ns, backup)
+	select {
+	case <-asked:
+	case <-time.After(waitLimit):
+		t.Fatal("the instance asked nothing of JetStream after the restore")
+	}
+	c := newInstance(t, opts)
+	after := publishAfterTheRestore(t, c, 5)
+	if after[2] != pos {
+		t.Fatalf("the restored stream stored at id %s, want %s (the position handed out)", after[2], pos)
+	}
+	prev := b.broker.cur.Load()
+	p.passRequests()
+	waitNewHistory(t, b, prev, "the restored stream taken")
 	resumesFromTheLost(t, b, []string{pos}, kept, after)
 }
