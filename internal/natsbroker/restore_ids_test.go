@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -125,4 +126,37 @@ func TestResumeFromAPositionOfAnEmptyStreamAfterARestorePastIt(t *testing.T) {
 	p.passRequests()
 	waitNewHistory(t, b, prev, "the restored stream taken")
 	resumesFromTheLost(t, b, []string{pos}, kept, after)
+}
+
+// The position of a live subscription to a topic that has no event, on an
+// instance that delivered events of others past the backup: the id of
+// the last one, which the restore's lost range holds as it holds those
+// delivered. A client that comes back with it is reset at the last event
+// kept, and gets the events stored since on its topic.
+func TestResumeFromAnIdlePositionAfterARestore(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	a := newInstance(t, opts)
+	kept := a.publish(t, "t", "in the backup")
+	backup := backUp(t, ns)
+	for range 3 {
+		publishUntilAccepted(t, a, "t", "not in the backup")
+	}
+	pos := positionOf(t, a, "topic=u")
+	prev := a.broker.cur.Load()
+	restore(t, ns, backup)
+	waitNewHistory(t, a, prev, "the restored stream taken")
+	var after []string
+	for i := range 4 {
+		after = append(after, publishUntilAccepted(t, a, "u", fmt.Sprint("after the restore ", i)))
+	}
+	if after[2] != pos {
+		t.Fatalf("the restored stream stored at id %s, want %s (the position handed out)", after[2], pos)
+	}
+	r := a.subscribe(t, "topic=u", pos)
+	if ev := r.next(t); ev.Type != "reset" || ev.ID != kept {
+		t.Fatalf("resumed from %s, a position the restore lost: %+v, want a reset with id %s, the last one kept", pos, ev, kept)
+	}
+	receives(t, r, after)
 }
