@@ -244,6 +244,7 @@ func (l *live) start(cons jetstream.Consumer) error {
 	defer l.mu.Unlock()
 	l.serial++
 	serial := l.serial
+	l.h.compared.Store(false)
 	cc, err := cons.Consume(func(m jetstream.Msg) { l.take(serial, m) },
 		jetstream.PullHeartbeat(consumerHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { l.failed(serial, err) }))
@@ -302,6 +303,7 @@ func (l *live) failed(serial int, err error) {
 
 // reset asks run to make the consumer again. It does not wait.
 func (l *live) reset() {
+	l.h.compared.Store(false)
 	select {
 	case l.resets <- struct{}{}:
 	default: // one is asked for already
@@ -580,8 +582,13 @@ func (b *Broker) deliver(h *history, m jetstream.Msg, md *jetstream.MsgMetadata)
 		// under sequences delivered with others, and its last sequence
 		// (same) no longer tells once new events passed them. Taken
 		// for h's, the events under those sequences never reached the
-		// local broker, whose ids stood for the lost ones.
-		if md.Sequence.Stream == d.seq && !md.Timestamp.Equal(d.at) {
+		// local broker, whose ids stood for the lost ones. The same
+		// one tells resumes that the stream is h's up to it (compared).
+		switch {
+		case md.Sequence.Stream < d.seq:
+		case md.Timestamp.Equal(d.at):
+			h.compared.Store(true)
+		default:
 			b.opts.Logger.Warn("nats stream holds another event under a sequence this instance had passed (its store lost events, or was restored): its subscriptions end and resume from the stream",
 				"stream", b.opts.Stream, "seq", d.seq)
 			h.foreign = true
@@ -591,6 +598,7 @@ func (b *Broker) deliver(h *history, m jetstream.Msg, md *jetstream.MsgMetadata)
 		return
 	}
 	h.lastDelivered.Store(&stamp{md.Sequence.Stream, md.Timestamp})
+	h.compared.Store(true)
 	b.lag.Store(md.NumPending)
 	if last := h.seen.last(); md.Sequence.Stream > last+1 && b.lost(h, last) {
 		// A consumer reads every sequence of the stream in order: those

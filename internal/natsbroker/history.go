@@ -77,6 +77,14 @@ type history struct {
 	// client, nil before the first: past lastDelivered while the consumer
 	// lags. The checks for a restore (is, keptUpTo) take the later one.
 	readOut atomic.Pointer[stamp]
+	// compared is set once h's consumer, since it was last made, has
+	// delivered a message under the last sequence delivered (lastStored)
+	// or after it: deliver has compared the stream's message there with
+	// the one delivered, and the stream is h's up to it. Cleared as the
+	// consumer is made again (after a reconnect, a deletion: a restore
+	// comes with one); a resume read from the stream meanwhile compares
+	// that message itself (sameAsStored).
+	compared atomic.Bool
 	// start is the sequence before the history's first and its stored
 	// time when that is the stream's last as the history begins (it
 	// holds no event, or none past it: newHistory), else nil. A live

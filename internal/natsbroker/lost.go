@@ -27,7 +27,10 @@ import (
 // writes it in the stream's metadata, where every instance reads it
 // (metadata.go). A resume from an id in a range starts with a reset
 // at the last event kept, and replays every event stored after it
-// (resume).
+// (resume). The instance tells the restore by the stream's last sequence,
+// below the last it handed out (history.is), or by another message under
+// the last sequence its consumer delivered (deliver, once the consumer is
+// made again; a resume read from the stream before that: sameAsStored).
 //
 // What no instance can tell: a restore that no instance which had
 // delivered lost events saw (each of them stopped meanwhile); lost events

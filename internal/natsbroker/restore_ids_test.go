@@ -160,3 +160,73 @@ func TestResumeFromAnIdlePositionAfterARestore(t *testing.T) {
 	}
 	receives(t, r, after)
 }
+
+// The stream restored from a backup, and new events stored in it past the
+// last sequence the instance handed out before its consumer, made again,
+// delivered anything (its creation unanswered): a resume read from the
+// stream, from the id of an event the restore lost, is reset at the last
+// event kept and gets the events stored since. The stream's last sequence
+// did not tell the restore, nor had the consumer compared the event under
+// the last sequence it had passed: the replay went on after the id,
+// passing over the new event stored under the sequence up to it without a
+// word. (The instance started after the lost events, and handed them out
+// from the stream's pages: its local history does not hold them.)
+func TestResumeFromTheStreamAfterARestoreBeforeTheConsumerDelivers(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	b := newInstance(t, opts)
+	kept := b.publish(t, "t", "in the backup")
+	backup := backUp(t, ns)
+	var gone []string
+	for range 3 {
+		gone = append(gone, publishUntilAccepted(t, b, "t", "not in the backup"))
+	}
+	b.close()
+	popts := opts
+	popts.URLs = []string{p.url()}
+	popts.cold = true // its local history starts after the lost events
+	a := newInstance(t, popts)
+	receives(t, a.subscribe(t, "topic=t", kept), gone)
+
+	live := "$JS.API.CONSUMER.CREATE." + DefaultStream + "." + a.broker.cur.Load().live.prefix
+	asked := p.swallowRequests("$JS.API.")
+	restore(t, ns, backup)
+	select {
+	case <-asked:
+	case <-time.After(waitLimit):
+		t.Fatal("the instance asked nothing of JetStream after the restore")
+	}
+	c := newInstance(t, opts)
+	after := publishAfterTheRestore(t, c, len(gone)+1)
+	if after[0] != gone[0] {
+		t.Fatalf("the restored stream stored at id %s, want %s", after[0], gone[0])
+	}
+	p.mu.Lock()
+	p.swallow = []byte(live) // the consumer's creations only, from now on
+	p.mu.Unlock()
+	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+	// The first resume may be answered 503, as the instance learns of the
+	// restore.
+	waitFor(t, "the resume served", func() bool { return resumeStatus(t, a, "topic=t", gone[0]) == http.StatusOK })
+	r := a.subscribe(t, "topic=t", gone[0])
+	if ev := r.next(t); ev.Type != "reset" || ev.ID != kept {
+		t.Fatalf("resumed from %s, an event the restore lost: %+v, want a reset with id %s, the last one kept", gone[0], ev, kept)
+	}
+	receives(t, r, after)
+}
+
+// resumeStatus is the status of a resume on in to query after
+// lastEventID; the stream, if any, is closed at once.
+func resumeStatus(t *testing.T, in *instance, query, lastEventID string) int {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", in.URL+"/api/v1/events?"+query, nil)
+	req.Header.Set("Last-Event-ID", lastEventID)
+	resp, err := in.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

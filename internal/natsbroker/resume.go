@@ -202,6 +202,16 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 		s.reset, s.resetAt = fmt.Sprintf("last event id %d is older than the retained history (oldest id %d); events were missed", id, h.ids.id(first)), 0
 		return s, nil
 	}
+	if !b.sameAsStored(ctx, h) {
+		// The stream restored, or its last writes lost, with new events
+		// stored past the last sequence h's consumer delivered before it
+		// delivered again: its last sequence did not tell (info). Those
+		// stored under the sequences h handed out with other events
+		// would be passed over: the renewal takes it as another history.
+		h.rewritten.Store(true)
+		b.renew(h)
+		return nil, b.unavailable("replay", fmt.Errorf("stream %q holds another event than this instance's under a sequence it delivered: %w", b.opts.Stream, ErrStreamDeleted))
+	}
 	// Every event after last reaches live: it was stored after live was
 	// registered. Those up to last that reach it too (the local consumer
 	// may lag) are dropped by Take.
@@ -246,6 +256,23 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 	}
 	h.learnShared(info.Config.Metadata) // another instance's (metadata.go)
 	return info, nil
+}
+
+// sameAsStored reports whether h's stream holds, under the last sequence
+// h's consumer delivered (or before the first its start: lastStored), the
+// message h had there, or cannot tell: none (let go of, deleted), a
+// question that fails or is left unanswered for restWait (a NATS user
+// that may not get messages is not answered). Only asked while the
+// consumer, made again, has not compared it itself (history.compared).
+func (b *Broker) sameAsStored(ctx context.Context, h *history) bool {
+	d := h.lastStored()
+	if d == nil || h.compared.Load() {
+		return true
+	}
+	ask, cancel := context.WithTimeout(ctx, restWait)
+	defer cancel()
+	m, err := h.stream.GetMsg(ask, d.seq)
+	return err != nil || m.Time.Equal(d.at)
 }
 
 // readPage reads the events of h's stream from sequence from, before
