@@ -83,7 +83,7 @@ type history struct {
 	// the one delivered, and the stream is h's up to it. Cleared as the
 	// consumer is made again (after a reconnect, a deletion: a restore
 	// comes with one); a resume read from the stream meanwhile compares
-	// that message itself (sameAsStored).
+	// that message itself (storedAsDelivered).
 	compared atomic.Bool
 	// start is the sequence before the history's first and its stored
 	// time when that is the stream's last as the history begins (it

@@ -30,7 +30,7 @@ import (
 // (resume). The instance tells the restore by the stream's last sequence,
 // below the last it handed out (history.is), or by another message under
 // the last sequence its consumer delivered (deliver, once the consumer is
-// made again; a resume read from the stream before that: sameAsStored).
+// made again; a replay read from the stream before that: storedAsDelivered).
 //
 // What no instance can tell: a restore that no instance which had
 // delivered lost events saw (each of them stopped meanwhile); lost events

@@ -2,8 +2,10 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,4 +231,69 @@ func resumeStatus(t *testing.T, in *instance, query, lastEventID string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// A replay read from the stream a page at a time, the stream restored
+// from a backup between two pages, and new events stored in it past the
+// last sequence the instance handed out before its consumer, made again,
+// delivered anything (its creation unanswered): the replay ends, unfinished,
+// with an error wrapping stream.ErrUnavailable, and its client comes back
+// with its last id, of an event the restore lost. Its next page was read
+// from the restored stream: after the lost events of its first page, the
+// new events stored past them, with no word of the new ones stored under
+// the sequences of those it had got.
+func TestReplayAcrossARestoreBetweenItsPages(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	b := newInstance(t, opts)
+	kept := b.publish(t, "t", "in the backup")
+	backup := backUp(t, ns)
+	data := strings.Repeat("x", 16<<10) // 16 events a page (replayPageBytes)
+	const n = 40
+	for range n {
+		publishUntilAccepted(t, b, "t", "not in the backup "+data)
+	}
+	b.close()
+	popts := opts
+	popts.URLs = []string{p.url()}
+	popts.cold = true // its local history starts after the lost events
+	a := newInstance(t, popts)
+	sub, err := a.broker.Subscribe([]string{"t"}, kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	got, _ := sub.Replay(nil, 1)
+
+	live := "$JS.API.CONSUMER.CREATE." + DefaultStream + "." + a.broker.cur.Load().live.prefix
+	asked := p.swallowRequests("$JS.API.")
+	restore(t, ns, backup)
+	select {
+	case <-asked:
+	case <-time.After(waitLimit):
+		t.Fatal("the instance asked nothing of JetStream after the restore")
+	}
+	c := newInstance(t, opts)
+	for i := range n + 1 {
+		publishUntilAccepted(t, c, "t", fmt.Sprint("after the restore ", i))
+	}
+	p.mu.Lock()
+	p.swallow = []byte(live) // the consumer's creations only, from now on
+	p.mu.Unlock()
+	for done := false; !done; {
+		got, done = sub.Replay(got, 1<<20)
+	}
+	for i, m := range got {
+		if !strings.Contains(string(m.Frame), "not in the backup") {
+			t.Fatalf("the replay handed out %q after %d events the restore lost, with no word of those stored under their sequences", m.Frame[:min(len(m.Frame), 60)], i)
+		}
+	}
+	if len(got) == n {
+		t.Fatalf("the replay handed out all %d events the restore lost, want it ended before", n)
+	}
+	if err := sub.Err(); !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("the replay ended with %v, want an error wrapping stream.ErrUnavailable", err)
+	}
 }
