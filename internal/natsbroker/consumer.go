@@ -160,9 +160,10 @@ func (l *live) create(ctx context.Context, wait time.Duration) (jetstream.Consum
 	l.mu.Lock()
 	l.made++
 	start := l.last + 1
-	if d := l.h.lastDelivered.Load(); d != nil && d.seq == l.last {
-		// The last one delivered again first: deliver compares it
-		// with the one delivered.
+	if d := l.h.lastStored(); d != nil && d.seq == l.last {
+		// The last one delivered (or the stream's last as the
+		// history began) again first: deliver compares it with the
+		// one delivered.
 		start = l.last
 	}
 	cfg := jetstream.ConsumerConfig{
@@ -243,6 +244,7 @@ func (l *live) start(cons jetstream.Consumer) error {
 	defer l.mu.Unlock()
 	l.serial++
 	serial := l.serial
+	l.h.compared.Store(false)
 	cc, err := cons.Consume(func(m jetstream.Msg) { l.take(serial, m) },
 		jetstream.PullHeartbeat(consumerHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { l.failed(serial, err) }))
@@ -301,6 +303,7 @@ func (l *live) failed(serial int, err error) {
 
 // reset asks run to make the consumer again. It does not wait.
 func (l *live) reset() {
+	l.h.compared.Store(false)
 	select {
 	case l.resets <- struct{}{}:
 	default: // one is asked for already
@@ -569,17 +572,24 @@ func (b *Broker) deliver(h *history, m jetstream.Msg, md *jetstream.MsgMetadata)
 		}
 		h.consumer = md.Consumer
 	}
-	if d := h.lastDelivered.Load(); d != nil && md.Sequence.Stream <= d.seq {
-		// A consumer made again starts at the last sequence delivered
-		// (create). Another message under it is another history: a
+	if d := h.lastStored(); d != nil && md.Sequence.Stream <= d.seq {
+		// A consumer made again starts at the last sequence delivered,
+		// or before the first at the stream's last as h began, where a
+		// purged stream holds none (create, lastStored). Another
+		// message under it is another history: a
 		// NATS server that restarted with a store that lost its last
 		// writes, or a stream restored from a backup, stores new events
 		// under sequences delivered with others, and its last sequence
 		// (same) no longer tells once new events passed them. Taken
 		// for h's, the events under those sequences never reached the
-		// local broker, whose ids stood for the lost ones.
-		if md.Sequence.Stream == d.seq && !md.Timestamp.Equal(d.at) {
-			b.opts.Logger.Warn("nats stream holds another event under a sequence this instance delivered (its store lost events, or was restored): its subscriptions end and resume from the stream",
+		// local broker, whose ids stood for the lost ones. The same
+		// one tells resumes that the stream is h's up to it (compared).
+		switch {
+		case md.Sequence.Stream < d.seq:
+		case md.Timestamp.Equal(d.at):
+			h.compared.Store(true)
+		default:
+			b.opts.Logger.Warn("nats stream holds another event under a sequence this instance had passed (its store lost events, or was restored): its subscriptions end and resume from the stream",
 				"stream", b.opts.Stream, "seq", d.seq)
 			h.foreign = true
 			h.rewritten.Store(true)
@@ -588,6 +598,7 @@ func (b *Broker) deliver(h *history, m jetstream.Msg, md *jetstream.MsgMetadata)
 		return
 	}
 	h.lastDelivered.Store(&stamp{md.Sequence.Stream, md.Timestamp})
+	h.compared.Store(true)
 	b.lag.Store(md.NumPending)
 	if last := h.seen.last(); md.Sequence.Stream > last+1 && b.lost(h, last) {
 		// A consumer reads every sequence of the stream in order: those

@@ -77,6 +77,22 @@ type history struct {
 	// client, nil before the first: past lastDelivered while the consumer
 	// lags. The checks for a restore (is, keptUpTo) take the later one.
 	readOut atomic.Pointer[stamp]
+	// compared is set once h's consumer, since it was last made, has
+	// delivered a message under the last sequence delivered (lastStored)
+	// or after it: deliver has compared the stream's message there with
+	// the one delivered, and the stream is h's up to it. Cleared as the
+	// consumer is made again (after a reconnect, a deletion: a restore
+	// comes with one); a resume read from the stream meanwhile compares
+	// that message itself (storedAsDelivered).
+	compared atomic.Bool
+	// start is the sequence before the history's first and its stored
+	// time when that is the stream's last as the history begins (it
+	// holds no event, or none past it: newHistory), else nil. A live
+	// subscription's position is its id before the consumer has
+	// delivered anything: handed out, with no message delivered, it is
+	// the one lastHanded tells a restore by, and the one a consumer made
+	// again starts at (lastStored).
+	start *stamp
 }
 
 // readFromPage records that a resume's replay read the message of seq,
@@ -106,14 +122,28 @@ func (h *history) reached() uint64 {
 }
 
 // lastHanded returns the sequence and stored time of the last message h
-// handed out, by its consumer or a resume's page (reached), nil before
-// the first.
+// handed out, by its consumer or a resume's page (reached), or as a
+// position before either (start), nil before the first.
 func (h *history) lastHanded() *stamp {
-	last, read := h.lastDelivered.Load(), h.readOut.Load()
-	if last == nil || read != nil && read.seq > last.seq {
-		return read
+	last := h.start
+	for _, p := range []*stamp{h.lastDelivered.Load(), h.readOut.Load()} {
+		if p != nil && (last == nil || p.seq > last.seq) {
+			last = p
+		}
 	}
 	return last
+}
+
+// lastStored returns the sequence and stored time of the last message h's
+// consumer delivered, or before the first its start (the stream's last
+// as h began), nil with neither: a consumer made again starts there, and
+// deliver compares the message it finds under that sequence (another one
+// is another history, its store restored or its last writes lost).
+func (h *history) lastStored() *stamp {
+	if d := h.lastDelivered.Load(); d != nil {
+		return d
+	}
+	return h.start
 }
 
 // stamp is a stream message's sequence and stored time.
@@ -130,6 +160,11 @@ func (b *Broker) newHistory(st jetstream.Stream, from uint64) *history {
 	h := &history{stream: st, created: info.Created, ids: newIDs(info.Created), ended: make(chan struct{})}
 	h.learnShared(info.Config.Metadata)
 	h.seen.advance(from - 1)
+	if state := info.State; from > 1 && from-1 == state.LastSeq && !state.LastTime.IsZero() {
+		// The stream's last sequence is the position handed out before
+		// the consumer delivers anything (start).
+		h.start = &stamp{state.LastSeq, state.LastTime}
+	}
 	h.first = h.ids.id(from)
 	h.mem = stream.NewMemory(stream.MemoryOptions{
 		HistorySize:      b.opts.HistorySize,

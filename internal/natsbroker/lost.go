@@ -19,14 +19,18 @@ import (
 // gone and maybe not those stored in their place; resumed after its id,
 // it would pass over them without a word. An instance that had handed out
 // such events, delivered by its consumer or read from the stream's pages
-// by a resume ahead of it (history.reached), finds them when it takes the
+// by a resume ahead of it (history.reached), or their ids as a position
+// before it delivered any (history.start), finds them when it takes the
 // restored stream (next): the last sequence the stream kept (keptUpTo)
 // and the last it had handed out bound a lostRange. It remembers the
 // range in its history, and
 // writes it in the stream's metadata, where every instance reads it
 // (metadata.go). A resume from an id in a range starts with a reset
 // at the last event kept, and replays every event stored after it
-// (resume).
+// (resume). The instance tells the restore by the stream's last sequence,
+// below the last it handed out (history.is), or by another message under
+// the last sequence its consumer delivered (deliver, once the consumer is
+// made again; a replay read from the stream before that: storedAsDelivered).
 //
 // What no instance can tell: a restore that no instance which had
 // delivered lost events saw (each of them stopped meanwhile); lost events
@@ -133,12 +137,13 @@ func formatLost(rs []lostRange) string {
 // keptUpTo returns the last sequence, up to delivered, under which st,
 // the stream of old's name with old's creation time but not old's
 // (restored, or its last writes lost: next), holds the event that old
-// handed out (by its consumer or a resume's page: lastHanded), found by
+// handed out (by its consumer, a resume's page or as a position:
+// lastHanded), found by
 // the time events were stored: those it kept were stored by the time of
 // the last old handed out, those it stored
 // since the restore after. A consumer from that time (its stream sequence
 // found by the server) tells the first one stored after. With nothing
-// delivered (no client got an id of old's), or the server not answering
+// handed out (no client got an id of old's), or the server not answering
 // (logged), it returns delivered: no event is taken as lost. The one case
 // it cannot tell: new events stored with earlier times than the last
 // delivered (the NATS server's clock set back).

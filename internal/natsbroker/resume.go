@@ -248,6 +248,36 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 	return info, nil
 }
 
+// storedAsDelivered returns nil when h's stream holds, under the last
+// sequence h's consumer delivered (or before the first its start:
+// lastStored), the message h had there, or cannot tell: none (let go of,
+// deleted), a question that fails or is left unanswered for restWait (a
+// NATS user that may not get messages is not answered). It asks only
+// while the consumer, made again, has not compared it itself
+// (history.compared). Another message there is the stream restored, or
+// its last writes lost, with new events stored past that sequence before
+// the consumer delivered again: its last sequence did not tell (info),
+// and a replay read from it passed over those stored under the sequences
+// h handed out with other events. It marks h rewritten and renews it,
+// which takes the stream as another history (next), and returns an
+// error wrapping stream.ErrUnavailable, as info does for a stream
+// created again.
+func (b *Broker) storedAsDelivered(ctx context.Context, h *history) error {
+	d := h.lastStored()
+	if d == nil || h.compared.Load() {
+		return nil
+	}
+	ask, cancel := context.WithTimeout(ctx, restWait)
+	m, err := h.stream.GetMsg(ask, d.seq)
+	cancel()
+	if err != nil || m.Time.Equal(d.at) {
+		return nil
+	}
+	h.rewritten.Store(true)
+	b.renew(h)
+	return b.unavailable("replay", fmt.Errorf("stream %q holds another event than this instance's under sequence %d, the last it had passed (restored, or its last writes lost): %w", b.opts.Stream, d.seq, ErrStreamDeleted))
+}
+
 // readPage reads the events of h's stream from sequence from, before
 // sequence end, whose topic matches one of patterns, oldest first, until
 // their frames take replayPageBytes or it has read replayBatch messages.
@@ -736,6 +766,12 @@ func (s *subscription) read(ctx context.Context) error {
 	defer release()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.PublishTimeout)
 	defer cancel()
+	// Before the read: the page, read from a stream that is not h's,
+	// would count as handed out (history.readOut) with another stream's
+	// stored times, and the restore's lost range be found short (keptUpTo).
+	if err := b.storedAsDelivered(ctx, h); err != nil {
+		return err
+	}
 	page, next, err := b.readPage(ctx, h, s.patterns, from, s.end)
 	switch {
 	case errors.Is(err, stream.ErrBusy) && !b.nc.IsClosed():
