@@ -211,6 +211,8 @@ type Broker struct {
 	violMu     sync.Mutex
 	violations []violation // the permissions violations told of lately, oldest first (denied)
 
+	limits atomic.Pointer[limitsSet] // the limits this instance set, if it did (limits.go)
+
 	watched   chan struct{} // closed when watch has returned
 	jsAnswers atomic.Uint64 // watch's questions answered
 	auth      []nats.Option // the credentials and CAs, for watch's connections
@@ -330,7 +332,7 @@ func (b *Broker) start(ctx context.Context) error {
 	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(b.opts.PublishTimeout)); err != nil {
 		return fmt.Errorf("nats jetstream: %w", err)
 	}
-	st, err := ensureStream(ctx, b.js, &b.opts)
+	st, err := b.ensureStream(ctx)
 	if err != nil {
 		return err
 	}

@@ -327,14 +327,14 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, err
 	}
-	find := findStream
+	find := b.findStream
 	if b.opts.Storage == "memory" {
 		// A NATS server that restarted keeps no stream of memory
 		// storage, and nothing else would create it until an instance
 		// starts. There is no store of a deleted stream to race with.
-		find = ensureStream
+		find = b.ensureStream
 	}
-	st, err := find(ctx, b.js, &b.opts)
+	st, err := find(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,9 @@ func (h *history) shared(meta map[string]string) map[string]string {
 // checks what it wrote, and writes again, twice at most, when another
 // instance wrote meanwhile. It gives up within PublishTimeout; failing,
 // it logs a warning, once: the other instances do not know, and watch
-// does not write it again (unshared).
+// does not write it again (unshared). Its write, of the config just
+// read, may undo the limits another instance set meanwhile: that one sets
+// them again (limits.go).
 func (b *Broker) share(ctx context.Context, h *history) {
 	if h.prevFrom.Load() == 0 && len(h.lostRanges()) == 0 {
 		return

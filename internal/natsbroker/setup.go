@@ -89,10 +89,12 @@ const storeErrorWait = 50 * time.Millisecond
 // then succeeds when asked again: the creation is asked again, for
 // askWait at most. Taking the first answer, an instance that started then
 // failed to.
-func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
-	st, err := findStream(ctx, js, o)
+func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
+	js, o := b.js, &b.opts
+	st, err := b.findStream(ctx)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		want := streamConfig(o)
+		want.Metadata = map[string]string{limitsKey: newLimitsMark()}
 		retry, cancel := context.WithTimeout(ctx, askWait)
 		defer cancel()
 		for {
@@ -107,7 +109,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 			// that started with other limits), or there all along (a
 			// JetStream that had not taken it back yet answered "not
 			// found"): checked and its limits set, as one found.
-			return findStream(ctx, js, o)
+			return b.findStream(ctx)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("nats: create stream %q: %w", o.Stream, err)
@@ -122,8 +124,10 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 // jetstream.ErrStreamNotFound when it is missing. It must have the
 // subjects, storage, retention and discard policy asked for, no limit
 // per subject, and acknowledge publishes (else ErrStreamMismatch); its
-// limits, replicas and duplicate window are updated to the options'.
-func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
+// limits, replicas and duplicate window are updated to the options', with
+// a new mark of that write in its metadata, which b keeps (limits.go).
+func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
+	js, o := b.js, &b.opts
 	want := streamConfig(o)
 	st, err := askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, o.Stream) })
 	if noJetStream(err) {
@@ -155,10 +159,13 @@ func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstr
 	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates {
 		return st, nil
 	}
+	set := &limitsSet{created: st.CachedInfo().Created, mark: newLimitsMark(), replaced: have.Metadata[limitsKey]}
 	have.MaxMsgs, have.MaxBytes, have.Replicas, have.Duplicates = want.MaxMsgs, want.MaxBytes, want.Replicas, want.Duplicates
+	have.Metadata = withMark(have.Metadata, set.mark)
 	if st, err = js.UpdateStream(ctx, have); err != nil {
 		return nil, fmt.Errorf("nats: update stream %q limits: %w", o.Stream, err)
 	}
+	b.limits.Store(set)
 	o.Logger.Info("nats stream limits updated", "stream", o.Stream, "max_msgs", want.MaxMsgs, "max_bytes", want.MaxBytes, "replicas", want.Replicas, "duplicate_window", want.Duplicates)
 	return st, nil
 }

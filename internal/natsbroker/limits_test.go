@@ -1,0 +1,110 @@
+package natsbroker
+
+import (
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// streamNow returns the config of the broker's stream as an operator
+// reads it now.
+func streamNow(t *testing.T, js jetstream.JetStream) jetstream.StreamConfig {
+	t.Helper()
+	st, err := js.Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.CachedInfo().Config
+}
+
+// An instance writing what it knows in the stream's metadata (share)
+// sends the whole config it read just before: the limits an instance
+// starting meanwhile with others had set (findStream) were undone, and
+// stayed so, the new instance unaware; NATS has no compare-and-set of a
+// stream's config. The instance that set them sets them again, and the
+// metadata written stays.
+func TestLimitsUndoneByAMetadataWriteReadBeforeAreSetAgain(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PingInterval = 100 * time.Millisecond
+	opts.PublishTimeout = 5 * time.Second
+	a := newInstance(t, opts)
+	recreateAndMoveOn(t, ns, a, opts)
+	waitMetadata(t, ns, previousKey, "the deleted stream's offset in the new one's metadata")
+	op := ns.operator(t)
+
+	// A's next write of its metadata, read before B sets its limits,
+	// reaches the server after it.
+	held, release := p.holdNext(t, "$JS.API.STREAM.UPDATE.")
+	wiped := streamNow(t, op)
+	wiped.Metadata = maps.Clone(wiped.Metadata)
+	delete(wiped.Metadata, previousKey)
+	wiped.Metadata["owner"] = "team-a"
+	if _, err := op.UpdateStream(t.Context(), wiped); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(waitLimit):
+		t.Fatal("a did not write its metadata again")
+	}
+	newer := opts
+	newer.URLs = []string{ns.ClientURL()}
+	newer.HistorySize = 200
+	newInstance(t, newer)
+	if got := streamNow(t, op).MaxMsgs; got != 200 {
+		t.Fatalf("b started with max_msgs %d on the stream, want 200", got)
+	}
+	release()
+	waitMetadata(t, ns, previousKey, "a's metadata written")
+
+	deadline := time.Now().Add(waitLimit)
+	for {
+		cfg := streamNow(t, op)
+		if cfg.MaxMsgs == 200 && cfg.Metadata[previousKey] != "" && cfg.Metadata["owner"] == "team-a" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream's max_msgs %d, metadata %v: want b's 200, and the metadata kept", cfg.MaxMsgs, cfg.Metadata)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Limits set on purpose stay: those of the instance that started last,
+// whichever ran before (no instance sets its own again at each question),
+// and an operator's edit that keeps the metadata, whichever instance set
+// them before.
+func TestLimitsSetByTheLastInstanceOrAnOperatorStay(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.PingInterval = 50 * time.Millisecond
+	a := newInstance(t, opts)
+	newer := opts
+	newer.HistorySize = 200
+	b := newInstance(t, newer)
+	stays := func(want int64, what string) {
+		t.Helper()
+		for _, in := range []*instance{a, b} {
+			asked := in.broker.jsAnswers.Load()
+			waitFor(t, "watch's questions", func() bool { return in.broker.jsAnswers.Load() >= asked+4 })
+		}
+		if got := streamNow(t, ns.operator(t)).MaxMsgs; got != want {
+			t.Fatalf("max_msgs %d, want %s's %d", got, what, want)
+		}
+	}
+	stays(200, "the last instance")
+	op := ns.operator(t)
+	edited := streamNow(t, op)
+	edited.MaxMsgs = 300
+	if _, err := op.UpdateStream(t.Context(), edited); err != nil {
+		t.Fatal(err)
+	}
+	stays(300, "the operator")
+}
