@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,4 +108,29 @@ func TestLimitsSetByTheLastInstanceOrAnOperatorStay(t *testing.T) {
 		t.Fatal(err)
 	}
 	stays(300, "the operator")
+}
+
+// A NATS server without room for the stream's bytes refuses its creation
+// or its limits' update with "insufficient storage resources available":
+// the error names the limits asked for, which the operator compares with
+// the server's JetStream storage.
+func TestStreamLimitsRefusedAreNamed(t *testing.T) {
+	t.Parallel()
+	ns := startNATSWith(t, &natsServer{maxStore: 1 << 20})
+	opts := testBrokerOptions(ns)
+	opts.HistoryMaxBytes = 2 << 20
+	for _, exists := range []bool{false, true} {
+		if exists {
+			fits := opts
+			fits.HistoryMaxBytes = 1 << 19
+			createStream(t, ns, fits)
+		}
+		b, err := Open(t.Context(), opts)
+		if b != nil {
+			b.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "max_bytes 2097152") || !strings.Contains(err.Error(), "insufficient storage") {
+			t.Errorf("stream there %v: Open: %v, want the refusal with the max_bytes asked for", exists, err)
+		}
+	}
 }

@@ -64,6 +64,14 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 	}
 }
 
+// limitsText names the limits of cfg, a stream's config, for an error:
+// a NATS server may refuse them ("insufficient storage resources
+// available", "replicas > 1 not supported in non-clustered mode")
+// without saying which.
+func limitsText(cfg jetstream.StreamConfig) string {
+	return fmt.Sprintf("max_msgs %d, max_bytes %d, replicas %d, duplicate window %s", cfg.MaxMsgs, cfg.MaxBytes, cfg.Replicas, cfg.Duplicates)
+}
+
 // maxStoredBytes bounds what the stream stores for an event whose
 // publish body had maxEventBytes: its data, up to 3 times as many bytes
 // (each invalid UTF-8 byte becomes U+FFFD), its subject (at most 511
@@ -112,7 +120,7 @@ func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 			return b.findStream(ctx)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("nats: create stream %q: %w", o.Stream, err)
+			return nil, fmt.Errorf("nats: create stream %q with %s: %w", o.Stream, limitsText(want), err)
 		}
 		o.Logger.Info("nats stream created", "stream", o.Stream, "subjects", want.Subjects, "storage", o.Storage)
 		return st, nil
@@ -163,7 +171,7 @@ func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 	have.MaxMsgs, have.MaxBytes, have.Replicas, have.Duplicates = want.MaxMsgs, want.MaxBytes, want.Replicas, want.Duplicates
 	have.Metadata = withMark(have.Metadata, set.mark)
 	if st, err = js.UpdateStream(ctx, have); err != nil {
-		return nil, fmt.Errorf("nats: update stream %q limits: %w", o.Stream, err)
+		return nil, fmt.Errorf("nats: update stream %q limits to %s: %w", o.Stream, limitsText(want), err)
 	}
 	b.limits.Store(set)
 	o.Logger.Info("nats stream limits updated", "stream", o.Stream, "max_msgs", want.MaxMsgs, "max_bytes", want.MaxBytes, "replicas", want.Replicas, "duplicate_window", want.Duplicates)
