@@ -2,8 +2,11 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"strconv"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Every instance knows a stream's ids from its creation time. What an
@@ -62,13 +65,19 @@ func (h *history) shared(meta map[string]string) map[string]string {
 	return out
 }
 
+// updateSubject is the subject of a stream's update, its name appended:
+// a NATS user needs the permission to publish there to write the
+// stream's metadata.
+const updateSubject = "$JS.API.STREAM.UPDATE."
+
 // share writes in the metadata of h's stream what h knows that it does
 // not hold, with what it holds (learnt by h too), unless it is another
 // stream. The stream's config has no version to update it against: it
 // checks what it wrote, and writes again, twice at most, when another
-// instance wrote meanwhile. It gives up within PublishTimeout; failing,
-// it logs a warning, once: the other instances do not know, and watch
-// does not write it again (unshared). Its write, of the config just
+// instance wrote meanwhile. It gives up within PublishTimeout, or once
+// the server tells of a permissions violation for the update, which it
+// never answers; failing, it logs a warning, once: the other instances do
+// not know, and watch does not write it again (unshared). Its write, of the config just
 // read, may undo the limits another instance set meanwhile: that one sets
 // them again (limits.go).
 func (b *Broker) share(ctx context.Context, h *history) {
@@ -88,7 +97,12 @@ func (b *Broker) share(ctx context.Context, h *history) {
 			if cfg.Metadata = h.shared(info.Config.Metadata); maps.Equal(cfg.Metadata, info.Config.Metadata) {
 				return
 			}
-			_, err = b.js.UpdateStream(ask, cfg)
+			update, stop := b.untilDenied(ask, updateSubject+b.opts.Stream)
+			_, err = b.js.UpdateStream(update, cfg)
+			stop()
+			if cause := context.Cause(update); err != nil && errors.Is(cause, nats.ErrPermissionViolation) {
+				err = cause
+			}
 		}
 		if err != nil {
 			if ctx.Err() == nil { // not Close
