@@ -78,7 +78,7 @@ func (b *Broker) keepLimits(info *jetstream.StreamInfo) {
 	defer cancel()
 	ctx, cancelAsk := context.WithTimeout(untilClose, b.opts.PublishTimeout)
 	defer cancelAsk()
-	if _, err := b.js.UpdateStream(ctx, cfg); err != nil {
+	if _, err := b.updateStream(ctx, cfg); err != nil {
 		if untilClose.Err() == nil {
 			b.limits.CompareAndSwap(set, nil)
 			b.opts.Logger.Warn("nats stream: another instance wrote the stream's config from a copy read before this instance set its limits, and they could not be set again",

@@ -2,11 +2,8 @@ package natsbroker
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"strconv"
-
-	"github.com/nats-io/nats.go"
 )
 
 // Every instance knows a stream's ids from its creation time. What an
@@ -65,11 +62,6 @@ func (h *history) shared(meta map[string]string) map[string]string {
 	return out
 }
 
-// updateSubject is the subject of a stream's update, its name appended:
-// a NATS user needs the permission to publish there to write the
-// stream's metadata.
-const updateSubject = "$JS.API.STREAM.UPDATE."
-
 // share writes in the metadata of h's stream what h knows that it does
 // not hold, with what it holds (learnt by h too), unless it is another
 // stream. The stream's config has no version to update it against: it
@@ -97,12 +89,7 @@ func (b *Broker) share(ctx context.Context, h *history) {
 			if cfg.Metadata = h.shared(info.Config.Metadata); maps.Equal(cfg.Metadata, info.Config.Metadata) {
 				return
 			}
-			update, stop := b.untilDenied(ask, updateSubject+b.opts.Stream)
-			_, err = b.js.UpdateStream(update, cfg)
-			stop()
-			if cause := context.Cause(update); err != nil && errors.Is(cause, nats.ErrPermissionViolation) {
-				err = cause
-			}
+			_, err = b.updateStream(ask, cfg)
 		}
 		if err != nil {
 			if ctx.Err() == nil { // not Close

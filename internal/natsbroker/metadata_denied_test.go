@@ -1,11 +1,13 @@
 package natsbroker
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/internal/testlog"
 )
 
@@ -36,5 +38,44 @@ func TestMetadataWriteDeniedIsToldAtOnce(t *testing.T) {
 		if strings.Contains(line, warning) && !strings.Contains(line, `Permissions Violation for Publish to \"$JS.API.STREAM.UPDATE.`) {
 			t.Errorf("the warning does not name the permission: %s", line)
 		}
+	}
+}
+
+// A NATS user without the permission to update the stream cannot set its
+// limits to the options': start-up stopped once JetStream's 5 s had run
+// out, and an instance running when the stream was created again with
+// other limits said, at each try, that the stream was gone or not
+// answering, "context deadline exceeded". Each says so at once, naming
+// the permission.
+func TestLimitsUpdateDeniedIsToldAtOnce(t *testing.T) {
+	t.Parallel()
+	ns := startNATSWith(t, &natsServer{denied: []string{updateSubject + DefaultStream}})
+	opts := testBrokerOptions(ns)
+	createStream(t, ns, opts)
+	opts.URLs = []string{ns.restrictedURL()}
+	var log testlog.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	other := opts
+	other.HistorySize = 50
+	start := time.Now()
+	b, err := Open(t.Context(), other)
+	if b != nil {
+		b.Close()
+	}
+	if took := time.Since(start); !errors.Is(err, nats.ErrPermissionViolation) || took >= 4*time.Second {
+		t.Errorf("Open after %v: %v, want the permissions violation at once", took, err)
+	}
+
+	a := newInstance(t, opts)
+	recreateStream(t, ns, other)
+	const told = "update stream"
+	waitFor(t, "the update's error logged", func() bool { return log.Count(told) > 0 })
+	for line := range strings.Lines(log.String()) {
+		if strings.Contains(line, told) && !strings.Contains(line, "Permissions Violation") {
+			t.Errorf("the error does not name the permission: %s", line)
+		}
+	}
+	if a.broker.Ready() == nil {
+		t.Error("ready on a stream whose limits are not its own")
 	}
 }

@@ -64,6 +64,24 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 	}
 }
 
+// updateSubject is the subject of a stream's update, its name appended:
+// the NATS user needs the permission to publish there to set the
+// stream's limits and write its metadata.
+const updateSubject = "$JS.API.STREAM.UPDATE."
+
+// updateStream updates b's stream to cfg. The server does not answer a
+// NATS user without the permission, and tells of the violation apart:
+// that is the error then, at once, rather than ctx's end.
+func (b *Broker) updateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	update, stop := b.untilDenied(ctx, updateSubject+b.opts.Stream)
+	defer stop()
+	st, err := b.js.UpdateStream(update, cfg)
+	if cause := context.Cause(update); err != nil && errors.Is(cause, nats.ErrPermissionViolation) {
+		return nil, cause
+	}
+	return st, err
+}
+
 // limitsText names the limits of cfg, a stream's config, for an error:
 // a NATS server may refuse them ("insufficient storage resources
 // available", "replicas > 1 not supported in non-clustered mode")
@@ -134,6 +152,8 @@ func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 // per subject, and acknowledge publishes (else ErrStreamMismatch); its
 // limits, replicas and duplicate window are updated to the options', with
 // a new mark of that write in its metadata, which b keeps (limits.go).
+// A NATS user without the permission to update the stream gets the
+// permissions violation as the error, at once.
 func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 	js, o := b.js, &b.opts
 	want := streamConfig(o)
@@ -170,7 +190,7 @@ func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 	set := &limitsSet{created: st.CachedInfo().Created, mark: newLimitsMark(), replaced: have.Metadata[limitsKey]}
 	have.MaxMsgs, have.MaxBytes, have.Replicas, have.Duplicates = want.MaxMsgs, want.MaxBytes, want.Replicas, want.Duplicates
 	have.Metadata = withMark(have.Metadata, set.mark)
-	if st, err = js.UpdateStream(ctx, have); err != nil {
+	if st, err = b.updateStream(ctx, have); err != nil {
 		return nil, fmt.Errorf("nats: update stream %q limits to %s: %w", o.Stream, limitsText(want), err)
 	}
 	b.limits.Store(set)
