@@ -134,3 +134,80 @@ func TestStreamLimitsRefusedAreNamed(t *testing.T) {
 		}
 	}
 }
+
+// The other way round: an instance setting its limits as it starts
+// (findStream) sends the config it read just before, and undoes what
+// another instance wrote in the metadata meanwhile. That one writes it
+// again, with the new limits.
+func TestMetadataUndoneByALimitsWriteReadBeforeIsWrittenAgain(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	pa, pb := startProxy(t, ns), startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{pa.url()}
+	opts.PingInterval = 100 * time.Millisecond
+	opts.PublishTimeout = 5 * time.Second
+	a := newInstance(t, opts)
+	recreateAndMoveOn(t, ns, a, opts)
+	waitMetadata(t, ns, previousKey, "the deleted stream's offset in the new one's metadata")
+	op := ns.operator(t)
+
+	heldA, releaseA := pa.holdNext(t, updateSubject)
+	wiped := streamNow(t, op)
+	wiped.Metadata = maps.Clone(wiped.Metadata)
+	delete(wiped.Metadata, previousKey)
+	wiped.Metadata["owner"] = "team-a"
+	if _, err := op.UpdateStream(t.Context(), wiped); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, heldA, "a's write of its metadata")
+	// B reads the config without the metadata, and sets its limits once
+	// a has written it.
+	heldB, releaseB := pb.holdNext(t, updateSubject)
+	newer := opts
+	newer.URLs = []string{pb.url()}
+	newer.HistorySize = 200
+	opened := make(chan error, 1)
+	go func() {
+		b, err := Open(t.Context(), newer)
+		if b != nil {
+			t.Cleanup(b.Close)
+		}
+		opened <- err
+	}()
+	waitClosed(t, heldB, "b's write of its limits")
+	releaseA()
+	waitMetadata(t, ns, previousKey, "a's metadata written")
+	heldA, releaseA = pa.holdNext(t, updateSubject)
+	releaseB()
+	if err := <-opened; err != nil {
+		t.Fatal(err)
+	}
+	if meta := streamNow(t, op).Metadata; meta[previousKey] != "" {
+		t.Fatalf("b's write kept a's metadata: %v", meta)
+	}
+	waitClosed(t, heldA, "a's metadata written again")
+	releaseA()
+
+	deadline := time.Now().Add(waitLimit)
+	for {
+		cfg := streamNow(t, op)
+		if cfg.MaxMsgs == 200 && cfg.Metadata[previousKey] != "" && cfg.Metadata["owner"] == "team-a" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream's max_msgs %d, metadata %v: want b's 200, and a's metadata", cfg.MaxMsgs, cfg.Metadata)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitClosed waits for c to be closed, or fails the test after waitLimit.
+func waitClosed(t *testing.T, c <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(waitLimit):
+		t.Fatal("timed out waiting for", what)
+	}
+}
