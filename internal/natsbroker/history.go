@@ -49,10 +49,13 @@ type history struct {
 	// (the NATS user may not update the stream): watch does not ask
 	// again (shareAgain).
 	unshared atomic.Bool
-	mem      *stream.Memory // the local layer: fan-out and a cache of the tail
-	first    uint64         // the id of mem's first event
-	live     *live          // the consumer that feeds mem
-	seen     delivered      // how far live has fed mem
+	// shareAt is the time (Unix nanoseconds) before which share does not
+	// write, once a write went unanswered (metadata.go).
+	shareAt atomic.Int64
+	mem     *stream.Memory // the local layer: fan-out and a cache of the tail
+	first   uint64         // the id of mem's first event
+	live    *live          // the consumer that feeds mem
+	seen    delivered      // how far live has fed mem
 	// stale is set while the stream may be gone: Publish and Ready answer
 	// ErrUnavailable until renew has checked it.
 	stale atomic.Bool

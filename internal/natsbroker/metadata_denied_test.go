@@ -79,3 +79,50 @@ func TestLimitsUpdateDeniedIsToldAtOnce(t *testing.T) {
 		t.Error("ready on a stream whose limits are not its own")
 	}
 }
+
+// A write of the metadata that NATS left unanswered (busy, as just after
+// a restart or a restore) was never tried again, as one denied: the
+// other instances never learnt what this one knew. It is tried again
+// later; one denied is not (TestSharedMetadataNotWrittenAgainWithoutThePermission).
+func TestMetadataWriteUnansweredIsTriedAgain(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PingInterval = 50 * time.Millisecond
+	opts.PublishTimeout = 500 * time.Millisecond
+	var log testlog.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	a := newInstance(t, opts)
+	prev := a.broker.cur.Load()
+	swallowed := p.swallowRequests(updateSubject)
+	recreateStream(t, ns, opts)
+	waitNewHistory(t, a, prev, "the new stream taken")
+	waitClosed(t, swallowed, "the metadata's write")
+	waitFor(t, "the warning", func() bool { return log.Count("could not be written in its metadata") > 0 })
+	p.passRequests()
+	waitMetadata(t, ns, previousKey, "the deleted stream's offset written once NATS answers")
+}
+
+// A write of the metadata JetStream refuses (here, an operator's own
+// metadata leaves no room: a stream's is at most 128 KiB) is not tried
+// again, as an unanswered one is: it would be refused, and warned of, at
+// every try.
+func TestMetadataWriteRefusedIsNotTriedAgain(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.PingInterval = 20 * time.Millisecond
+	opts.PublishTimeout = 100 * time.Millisecond
+	a := newInstance(t, opts)
+	prev := a.broker.cur.Load()
+	deleteStream(t, ns, DefaultStream)
+	cfg := streamConfig(&a.broker.opts)
+	cfg.Metadata = map[string]string{"big": strings.Repeat("x", 128*1024-20)}
+	createStreamAgain(t, ns, cfg)
+	waitNewHistory(t, a, prev, "the new stream taken")
+	// Refused (maybe once unanswered first, on a loaded machine: tried
+	// again after shareRetry PublishTimeouts).
+	waitFor(t, "the writes given up", func() bool { return a.broker.cur.Load().unshared.Load() })
+}

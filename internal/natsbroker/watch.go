@@ -138,8 +138,8 @@ func (b *Broker) untilClose() (context.Context, context.CancelFunc) {
 // longer holds, until Close: another instance wrote the stream's config
 // from a copy read before share wrote it (one that started meanwhile with
 // other limits, findStream), and nothing else would write it again. Not
-// once share failed (unshared): each question would wait PublishTimeout
-// for an answer a NATS user without the permission does not get.
+// once share was denied (unshared), nor for a while after a write went
+// unanswered (share).
 func (b *Broker) shareAgain(h *history) {
 	ctx, cancel := b.untilClose()
 	defer cancel()
