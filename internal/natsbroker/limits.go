@@ -26,9 +26,12 @@ import (
 // question (every PingInterval), sets them again (keepLimits). Such
 // writes end: each one leaves a mark newer than the one it answers.
 // An operator's edit of the limits carries the mark on, and stays. What
-// remains: for up to PingInterval the stream keeps the limits undone, and
+// remains: for up to PingInterval the stream keeps the limits undone;
 // once the instance that set them has stopped, none sets them again (an
-// instance that found the stream with its limits wrote no mark).
+// instance that found the stream with its limits wrote no mark), nor
+// after a write of them again failed; and two instances that set theirs
+// from the same copy, both undone, each set theirs again, the last one
+// staying.
 
 // limitsKey is the key, in the stream's metadata, of the mark of the
 // last write of its limits by an instance: the time it was set, and a
