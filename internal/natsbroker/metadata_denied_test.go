@@ -126,3 +126,21 @@ func TestMetadataWriteRefusedIsNotTriedAgain(t *testing.T) {
 	// again after shareRetry PublishTimeouts).
 	waitFor(t, "the writes given up", func() bool { return a.broker.cur.Load().unshared.Load() })
 }
+
+// A NATS user without the permission to create the stream, which is
+// missing, is never answered: start-up stopped once JetStream's 5 s had
+// run out. It stops at once, naming the permission.
+func TestStreamCreationDeniedIsToldAtOnce(t *testing.T) {
+	t.Parallel()
+	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.CREATE." + DefaultStream}})
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{ns.restrictedURL()}
+	start := time.Now()
+	b, err := Open(t.Context(), opts)
+	if b != nil {
+		b.Close()
+	}
+	if took := time.Since(start); !errors.Is(err, nats.ErrPermissionViolation) || took >= 4*time.Second {
+		t.Errorf("Open after %v: %v, want the permissions violation at once", took, err)
+	}
+}

@@ -64,22 +64,34 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 	}
 }
 
-// updateSubject is the subject of a stream's update, its name appended:
-// the NATS user needs the permission to publish there to set the
-// stream's limits and write its metadata.
-const updateSubject = "$JS.API.STREAM.UPDATE."
+// updateSubject and createSubject are the subjects of a stream's update
+// and creation, its name appended: the NATS user needs the permission to
+// publish there to set the stream's limits and write its metadata, and to
+// create it.
+const (
+	updateSubject = "$JS.API.STREAM.UPDATE."
+	createSubject = "$JS.API.STREAM.CREATE."
+)
 
-// updateStream updates b's stream to cfg. The server does not answer a
-// NATS user without the permission, and tells of the violation apart:
-// that is the error then, at once, rather than ctx's end.
+// updateStream updates b's stream to cfg, as unlessDenied asks.
 func (b *Broker) updateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	update, stop := b.untilDenied(ctx, updateSubject+b.opts.Stream)
+	return unlessDenied(ctx, b, updateSubject+b.opts.Stream, func(ctx context.Context) (jetstream.Stream, error) {
+		return b.js.UpdateStream(ctx, cfg)
+	})
+}
+
+// unlessDenied asks ask, a request to subject. The server does not answer
+// a NATS user without the permission, and tells of the violation apart:
+// that is the error then, at once, rather than ctx's end.
+func unlessDenied[T any](ctx context.Context, b *Broker, subject string, ask func(context.Context) (T, error)) (T, error) {
+	asking, stop := b.untilDenied(ctx, subject)
 	defer stop()
-	st, err := b.js.UpdateStream(update, cfg)
-	if cause := context.Cause(update); err != nil && errors.Is(cause, nats.ErrPermissionViolation) {
-		return nil, cause
+	v, err := ask(asking)
+	if cause := context.Cause(asking); err != nil && errors.Is(cause, nats.ErrPermissionViolation) {
+		var zero T
+		return zero, cause
 	}
-	return st, err
+	return v, err
 }
 
 // limitsText names the limits of cfg, a stream's config, for an error:
@@ -114,7 +126,8 @@ const storeErrorWait = 50 * time.Millisecond
 // creating store for stream") while it still removes the old one's, and
 // then succeeds when asked again: the creation is asked again, for
 // askWait at most. Taking the first answer, an instance that started then
-// failed to.
+// failed to. A NATS user without the permission to create it gets the
+// permissions violation as the error, at once.
 func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 	js, o := b.js, &b.opts
 	st, err := b.findStream(ctx)
@@ -124,7 +137,9 @@ func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 		retry, cancel := context.WithTimeout(ctx, askWait)
 		defer cancel()
 		for {
-			st, err = js.CreateStream(ctx, want)
+			st, err = unlessDenied(ctx, b, createSubject+o.Stream, func(ctx context.Context) (jetstream.Stream, error) {
+				return js.CreateStream(ctx, want)
+			})
 			var apiErr *jetstream.APIError
 			if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStreamStoreFailed || pause(retry, storeErrorWait) != nil {
 				break
