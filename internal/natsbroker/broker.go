@@ -210,6 +210,11 @@ type Broker struct {
 
 	violMu     sync.Mutex
 	violations []violation // the permissions violations told of lately, oldest first (denied)
+	// violatedNow, when not nil, is closed at the next violation told of
+	// (untilDenied).
+	violatedNow chan struct{}
+
+	limits atomic.Pointer[limitsSet] // the limits this instance set, if it did (limits.go)
 
 	watched   chan struct{} // closed when watch has returned
 	jsAnswers atomic.Uint64 // watch's questions answered
@@ -357,7 +362,7 @@ func (b *Broker) start(ctx context.Context) error {
 	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(b.opts.PublishTimeout)); err != nil {
 		return fmt.Errorf("nats jetstream: %w", err)
 	}
-	st, err := ensureStream(ctx, b.js, &b.opts)
+	st, err := b.ensureStream(ctx)
 	if err != nil {
 		return err
 	}
@@ -571,6 +576,39 @@ func (b *Broker) violated(err error) {
 		b.violations = slices.Delete(b.violations, 0, 1)
 	}
 	b.violations = append(b.violations, violation{err, time.Now()})
+	if b.violatedNow != nil {
+		close(b.violatedNow)
+		b.violatedNow = nil
+	}
+}
+
+// untilDenied returns a context of ctx that ends, with the violation as
+// its cause, once the server tells of a permissions violation for
+// subject: a request there is never answered, and would wait out ctx.
+// stop ends it, and must be called.
+func (b *Broker) untilDenied(ctx context.Context, subject string) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	since := time.Now()
+	go func() {
+		for {
+			b.violMu.Lock()
+			if b.violatedNow == nil {
+				b.violatedNow = make(chan struct{})
+			}
+			next := b.violatedNow
+			b.violMu.Unlock()
+			if v := b.violationFor(subject, since); v != nil {
+				cancel(v)
+				return
+			}
+			select {
+			case <-next:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ctx, func() { cancel(nil) }
 }
 
 // denied adds to err, a request to subject sent at since and left
@@ -583,6 +621,15 @@ func (b *Broker) denied(err error, subject string, since time.Time) error {
 	if !unanswered(err) {
 		return err
 	}
+	if v := b.violationFor(subject, since); v != nil {
+		return fmt.Errorf("%w (%w)", err, v)
+	}
+	return err
+}
+
+// violationFor returns the last permissions violation the server told of
+// for subject (for any subject when "") since then, or nil.
+func (b *Broker) violationFor(subject string, since time.Time) error {
 	b.violMu.Lock()
 	defer b.violMu.Unlock()
 	for _, v := range slices.Backward(b.violations) {
@@ -590,10 +637,10 @@ func (b *Broker) denied(err error, subject string, since time.Time) error {
 			break
 		}
 		if subject == "" || strings.Contains(v.err.Error(), `"`+subject+`"`) {
-			return fmt.Errorf("%w (%w)", err, v.err)
+			return v.err
 		}
 	}
-	return err
+	return nil
 }
 
 // header is the JetStream header of p's message: the event type, unless

@@ -49,10 +49,13 @@ type history struct {
 	// (the NATS user may not update the stream): watch does not ask
 	// again (shareAgain).
 	unshared atomic.Bool
-	mem      *stream.Memory // the local layer: fan-out and a cache of the tail
-	first    uint64         // the id of mem's first event
-	live     *live          // the consumer that feeds mem
-	seen     delivered      // how far live has fed mem
+	// shareAt is the time (Unix nanoseconds) before which share does not
+	// write, once a write went unanswered (metadata.go).
+	shareAt atomic.Int64
+	mem     *stream.Memory // the local layer: fan-out and a cache of the tail
+	first   uint64         // the id of mem's first event
+	live    *live          // the consumer that feeds mem
+	seen    delivered      // how far live has fed mem
 	// stale is set while the stream may be gone: Publish and Ready answer
 	// ErrUnavailable until renew has checked it.
 	stale atomic.Bool
@@ -362,14 +365,14 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, err
 	}
-	find := findStream
+	find := b.findStream
 	if b.opts.Storage == "memory" {
 		// A NATS server that restarted keeps no stream of memory
 		// storage, and nothing else would create it until an instance
 		// starts. There is no store of a deleted stream to race with.
-		find = ensureStream
+		find = b.ensureStream
 	}
-	st, err := find(ctx, b.js, &b.opts)
+	st, err := find(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,13 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Every instance knows a stream's ids from its creation time. What an
@@ -62,15 +67,27 @@ func (h *history) shared(meta map[string]string) map[string]string {
 	return out
 }
 
+// shareRetry is how many PublishTimeouts share waits, after a write
+// that went unanswered, before it writes again: watch, which asks for it,
+// waits at most a fifth of its time on such writes.
+const shareRetry = 4
+
 // share writes in the metadata of h's stream what h knows that it does
 // not hold, with what it holds (learnt by h too), unless it is another
 // stream. The stream's config has no version to update it against: it
 // checks what it wrote, and writes again, twice at most, when another
-// instance wrote meanwhile. It gives up within PublishTimeout; failing,
-// it logs a warning, once: the other instances do not know, and watch
-// does not write it again (unshared).
+// instance wrote meanwhile. Its write, of the config just read, may undo
+// the limits another instance set meanwhile: that one sets them again
+// (limits.go). It gives up within PublishTimeout, or once the server
+// tells of a permissions violation for the update, which it never
+// answers, and logs a warning: the other instances do not know. Denied,
+// or refused by JetStream, it does not write again (unshared: each of
+// watch's questions would warn). Unanswered (a NATS server busy, as just
+// after a restart or a restore, when it learns the most), it does not
+// write again for shareRetry PublishTimeouts: each of watch's questions
+// would wait PublishTimeout.
 func (b *Broker) share(ctx context.Context, h *history) {
-	if h.prevFrom.Load() == 0 && len(h.lostRanges()) == 0 {
+	if h.prevFrom.Load() == 0 && len(h.lostRanges()) == 0 || time.Now().UnixNano() < h.shareAt.Load() {
 		return
 	}
 	ask, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
@@ -86,13 +103,21 @@ func (b *Broker) share(ctx context.Context, h *history) {
 			if cfg.Metadata = h.shared(info.Config.Metadata); maps.Equal(cfg.Metadata, info.Config.Metadata) {
 				return
 			}
-			_, err = b.js.UpdateStream(ask, cfg)
+			_, err = b.updateStream(ask, cfg)
 		}
 		if err != nil {
 			if ctx.Err() == nil { // not Close
-				h.unshared.Store(true)
+				retry := "never"
+				var refused *jetstream.APIError
+				if errors.Is(err, nats.ErrPermissionViolation) || errors.As(err, &refused) && !unavailable(err) {
+					h.unshared.Store(true)
+				} else {
+					wait := shareRetry * b.opts.PublishTimeout
+					h.shareAt.Store(time.Now().Add(wait).UnixNano())
+					retry = wait.String()
+				}
 				b.opts.Logger.Warn("nats stream: what this instance knows of its past could not be written in its metadata for the other instances",
-					"stream", b.opts.Stream, "err", err)
+					"stream", b.opts.Stream, "err", err, "retry_in", retry)
 			}
 			return
 		}

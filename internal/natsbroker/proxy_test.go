@@ -112,6 +112,12 @@ type natsProxy struct {
 	misroute       []byte
 	noRespondersBy time.Duration
 	noResponders   chan struct{}
+	// holdPrefix, when set, is the subject prefix of the next request
+	// held on its way to the server, with what its client sends after
+	// it, until holdUntil is closed; holding is closed once it is held.
+	holdPrefix []byte
+	holding    chan struct{}
+	holdUntil  chan struct{}
 }
 
 func startProxy(t *testing.T, ns *natsServer) *natsProxy {
@@ -163,6 +169,34 @@ func (p *natsProxy) delayNoWaitPulls(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.pullWait = d
+}
+
+// holdNext holds the next request a client publishes to a subject
+// beginning with prefix on its way to the server, and what that client
+// sends after it, as a server slow to read it; the channel is closed once
+// it is held. The request goes on at release, which the test's end calls
+// too.
+func (p *natsProxy) holdNext(t *testing.T, prefix string) (held <-chan struct{}, release func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holdPrefix, p.holding, p.holdUntil = []byte(prefix), make(chan struct{}), make(chan struct{})
+	until := p.holdUntil
+	release = sync.OnceFunc(func() { close(until) })
+	t.Cleanup(release)
+	return p.holding, release
+}
+
+// holdThis returns the channel that releases a request to subject when
+// holdNext holds it, else nil.
+func (p *natsProxy) holdThis(subject []byte) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.holdPrefix == nil || !bytes.HasPrefix(subject, p.holdPrefix) {
+		return nil
+	}
+	p.holdPrefix = nil
+	close(p.holding)
+	return p.holdUntil
 }
 
 // passRequests stops swallowing.
@@ -359,6 +393,9 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 	p.mu.Unlock()
 	if frozen != nil {
 		<-frozen
+	}
+	if until := p.holdThis(fields[1]); until != nil {
+		<-until
 	}
 	if wait > 0 && bytes.Contains(payload, []byte(`"no_wait":true`)) {
 		time.Sleep(wait)

@@ -64,6 +64,44 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 	}
 }
 
+// updateSubject and createSubject are the subjects of a stream's update
+// and creation, its name appended: the NATS user needs the permission to
+// publish there to set the stream's limits and write its metadata, and to
+// create it.
+const (
+	updateSubject = "$JS.API.STREAM.UPDATE."
+	createSubject = "$JS.API.STREAM.CREATE."
+)
+
+// updateStream updates b's stream to cfg, as unlessDenied asks.
+func (b *Broker) updateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	return unlessDenied(ctx, b, updateSubject+b.opts.Stream, func(ctx context.Context) (jetstream.Stream, error) {
+		return b.js.UpdateStream(ctx, cfg)
+	})
+}
+
+// unlessDenied asks ask, a request to subject. The server does not answer
+// a NATS user without the permission, and tells of the violation apart:
+// that is the error then, at once, rather than ctx's end.
+func unlessDenied[T any](ctx context.Context, b *Broker, subject string, ask func(context.Context) (T, error)) (T, error) {
+	asking, stop := b.untilDenied(ctx, subject)
+	defer stop()
+	v, err := ask(asking)
+	if cause := context.Cause(asking); err != nil && errors.Is(cause, nats.ErrPermissionViolation) {
+		var zero T
+		return zero, cause
+	}
+	return v, err
+}
+
+// limitsText names the limits of cfg, a stream's config, for an error:
+// a NATS server may refuse them ("insufficient storage resources
+// available", "replicas > 1 not supported in non-clustered mode")
+// without saying which.
+func limitsText(cfg jetstream.StreamConfig) string {
+	return fmt.Sprintf("max_msgs %d, max_bytes %d, replicas %d, duplicate window %s", cfg.MaxMsgs, cfg.MaxBytes, cfg.Replicas, cfg.Duplicates)
+}
+
 // maxStoredBytes bounds what the stream stores for an event whose
 // publish body had maxEventBytes: its data, up to 3 times as many bytes
 // (each invalid UTF-8 byte becomes U+FFFD), its subject (at most 511
@@ -88,15 +126,20 @@ const storeErrorWait = 50 * time.Millisecond
 // creating store for stream") while it still removes the old one's, and
 // then succeeds when asked again: the creation is asked again, for
 // askWait at most. Taking the first answer, an instance that started then
-// failed to.
-func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
-	st, err := findStream(ctx, js, o)
+// failed to. A NATS user without the permission to create it gets the
+// permissions violation as the error, at once.
+func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
+	js, o := b.js, &b.opts
+	st, err := b.findStream(ctx)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		want := streamConfig(o)
+		want.Metadata = map[string]string{limitsKey: newLimitsMark()}
 		retry, cancel := context.WithTimeout(ctx, askWait)
 		defer cancel()
 		for {
-			st, err = js.CreateStream(ctx, want)
+			st, err = unlessDenied(ctx, b, createSubject+o.Stream, func(ctx context.Context) (jetstream.Stream, error) {
+				return js.CreateStream(ctx, want)
+			})
 			var apiErr *jetstream.APIError
 			if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStreamStoreFailed || pause(retry, storeErrorWait) != nil {
 				break
@@ -107,10 +150,10 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 			// that started with other limits), or there all along (a
 			// JetStream that had not taken it back yet answered "not
 			// found"): checked and its limits set, as one found.
-			return findStream(ctx, js, o)
+			return b.findStream(ctx)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("nats: create stream %q: %w", o.Stream, err)
+			return nil, fmt.Errorf("nats: create stream %q with %s: %w", o.Stream, limitsText(want), err)
 		}
 		o.Logger.Info("nats stream created", "stream", o.Stream, "subjects", want.Subjects, "storage", o.Storage)
 		return st, nil
@@ -122,8 +165,12 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, o *Options) (jets
 // jetstream.ErrStreamNotFound when it is missing. It must have the
 // subjects, storage, retention and discard policy asked for, no limit
 // per subject, and acknowledge publishes (else ErrStreamMismatch); its
-// limits, replicas and duplicate window are updated to the options'.
-func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstream.Stream, error) {
+// limits, replicas and duplicate window are updated to the options', with
+// a new mark of that write in its metadata, which b keeps (limits.go).
+// A NATS user without the permission to update the stream gets the
+// permissions violation as the error, at once.
+func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
+	js, o := b.js, &b.opts
 	want := streamConfig(o)
 	st, err := askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, o.Stream) })
 	if noJetStream(err) {
@@ -155,10 +202,13 @@ func findStream(ctx context.Context, js jetstream.JetStream, o *Options) (jetstr
 	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates {
 		return st, nil
 	}
+	set := &limitsSet{created: st.CachedInfo().Created, mark: newLimitsMark(), replaced: have.Metadata[limitsKey]}
 	have.MaxMsgs, have.MaxBytes, have.Replicas, have.Duplicates = want.MaxMsgs, want.MaxBytes, want.Replicas, want.Duplicates
-	if st, err = js.UpdateStream(ctx, have); err != nil {
-		return nil, fmt.Errorf("nats: update stream %q limits: %w", o.Stream, err)
+	have.Metadata = withMark(have.Metadata, set.mark)
+	if st, err = b.updateStream(ctx, have); err != nil {
+		return nil, fmt.Errorf("nats: update stream %q limits to %s: %w", o.Stream, limitsText(want), err)
 	}
+	b.limits.Store(set)
 	o.Logger.Info("nats stream limits updated", "stream", o.Stream, "max_msgs", want.MaxMsgs, "max_bytes", want.MaxBytes, "replicas", want.Replicas, "duplicate_window", want.Duplicates)
 	return st, nil
 }

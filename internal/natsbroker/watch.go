@@ -98,7 +98,8 @@ func (b *Broker) askJetStream(failed int) int {
 // consumer, which JetStream may have refused meanwhile, not to wait out
 // its back-off (live.streamAnswers): an instance that does not publish
 // had nothing else tell it. The history learns what another instance
-// wrote in the stream's metadata (metadata.go).
+// wrote in the stream's metadata (metadata.go), and b sets its limits
+// again when a write of a copy read before undid them (limits.go).
 func (b *Broker) askHere() error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PingInterval)
 	defer cancel()
@@ -108,6 +109,7 @@ func (b *Broker) askHere() error {
 	}
 	if h := b.cur.Load(); st != nil && h != nil && h.live != nil && st.CachedInfo().Created.Equal(h.created) {
 		h.live.streamAnswers()
+		b.keepLimits(st.CachedInfo())
 		meta := st.CachedInfo().Config.Metadata
 		h.learnShared(meta)
 		if !h.unshared.Load() && !maps.Equal(h.shared(meta), meta) {
@@ -136,8 +138,8 @@ func (b *Broker) untilClose() (context.Context, context.CancelFunc) {
 // longer holds, until Close: another instance wrote the stream's config
 // from a copy read before share wrote it (one that started meanwhile with
 // other limits, findStream), and nothing else would write it again. Not
-// once share failed (unshared): each question would wait PublishTimeout
-// for an answer a NATS user without the permission does not get.
+// once share was denied (unshared), nor for a while after a write went
+// unanswered (share).
 func (b *Broker) shareAgain(h *history) {
 	ctx, cancel := b.untilClose()
 	defer cancel()

@@ -1,0 +1,95 @@
+package natsbroker
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"maps"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The stream's limits (max_msgs, max_bytes, replicas, duplicate window)
+// are the options' of the instance that set them last: one that started,
+// or took a new stream, with other limits (findStream). NATS updates a
+// stream's config whole, with no version to compare and set, and every
+// write of an instance is of a copy it read just before: its limits set
+// (findStream), or what it knows written in the metadata (share). One
+// read before another instance set its limits undid them, and they
+// stayed undone, that instance unaware.
+//
+// So each write of the limits leaves a mark in the stream's metadata
+// (limitsKey), which every other write carries on as it read it: a write
+// of a copy read before the limits were set carries the mark they
+// replaced. The instance that set them, finding that mark at watch's
+// question (every PingInterval), sets them again (keepLimits). Such
+// writes end: each one leaves a mark newer than the one it answers.
+// An operator's edit of the limits carries the mark on, and stays. What
+// remains: for up to PingInterval the stream keeps the limits undone;
+// once the instance that set them has stopped, none sets them again (an
+// instance that found the stream with its limits wrote no mark), nor
+// after a write of them again failed; and two instances that set theirs
+// from the same copy, both undone, each set theirs again, the last one
+// staying.
+
+// limitsKey is the key, in the stream's metadata, of the mark of the
+// last write of its limits by an instance: the time it was set, and a
+// random suffix.
+const limitsKey = "ssehub_limits_set"
+
+// limitsSet is a write of the options' limits by an instance.
+type limitsSet struct {
+	created  time.Time // the stream's creation time
+	mark     string    // the mark written with them
+	replaced string    // the stream's mark before, "" for none
+}
+
+// newLimitsMark returns a new mark for limitsKey.
+func newLimitsMark() string {
+	return time.Now().UTC().Format(time.RFC3339Nano) + "/" + rand.Text()[:8]
+}
+
+// withMark returns a copy of meta, a stream's metadata, with mark as its
+// limitsKey.
+func withMark(meta map[string]string, mark string) map[string]string {
+	out := maps.Clone(meta)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[limitsKey] = mark
+	return out
+}
+
+// keepLimits sets the options' limits again on the stream of info, read
+// just before by watch, when a write of a copy read before b set them
+// undid them: the stream has the mark they replaced, and other limits.
+// A write that fails is not tried again.
+func (b *Broker) keepLimits(info *jetstream.StreamInfo) {
+	set := b.limits.Load()
+	if set == nil || !info.Created.Equal(set.created) || info.Config.Metadata[limitsKey] != set.replaced {
+		return
+	}
+	cfg, want := info.Config, streamConfig(&b.opts)
+	if cfg.MaxMsgs == want.MaxMsgs && cfg.MaxBytes == want.MaxBytes && cfg.Replicas == want.Replicas && cfg.Duplicates == want.Duplicates {
+		return
+	}
+	undone := []any{"max_msgs", cfg.MaxMsgs, "max_bytes", cfg.MaxBytes, "replicas", cfg.Replicas, "duplicate_window", cfg.Duplicates}
+	cfg.MaxMsgs, cfg.MaxBytes, cfg.Replicas, cfg.Duplicates = want.MaxMsgs, want.MaxBytes, want.Replicas, want.Duplicates
+	cfg.Metadata = withMark(cfg.Metadata, set.mark)
+	untilClose, cancel := b.untilClose()
+	defer cancel()
+	ctx, cancelAsk := context.WithTimeout(untilClose, b.opts.PublishTimeout)
+	defer cancelAsk()
+	if _, err := b.updateStream(ctx, cfg); err != nil {
+		if untilClose.Err() == nil {
+			b.limits.CompareAndSwap(set, nil)
+			b.opts.Logger.Warn("nats stream: another instance wrote the stream's config from a copy read before this instance set its limits, and they could not be set again",
+				"stream", b.opts.Stream, "err", err)
+		}
+		return
+	}
+	b.opts.Logger.Warn("nats stream limits set again: another instance had written the stream's config from a copy read before this instance set them",
+		"stream", b.opts.Stream, "max_msgs", want.MaxMsgs, "max_bytes", want.MaxBytes, "replicas", want.Replicas, "duplicate_window", want.Duplicates,
+		slog.Group("undone", undone...))
+}
