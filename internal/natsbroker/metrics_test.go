@@ -50,14 +50,17 @@ func TestSubscriberBlockedWhenTheStreamIsReplacedEndsDropped(t *testing.T) {
 	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
 		t.Fatalf("answer %q, %v; want a stream", head, err)
 	}
-	// The client reads nothing more: 16 MB fill the socket buffers.
-	data := strings.Repeat("x", 4000)
-	for range 4000 {
+	// The client reads nothing more: 16 MB fill the socket buffers. In
+	// 400 publishes, not 4000 of 4 KB: each waits for its delivery, and
+	// on a loaded machine 4000 took longer than the write timeout, which
+	// then dropped the subscription before the stream was replaced.
+	data := strings.Repeat("x", 40000)
+	for range 400 {
 		if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: data}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the events to be delivered", func() bool { return b.Stats().Delivered >= 4000 })
+	waitFor(t, "the events to be delivered", func() bool { return b.Stats().Delivered >= 400 })
 	deleteStream(t, ns, DefaultStream)
 	createStream(t, ns, opts)
 	publishUntilAccepted(t, in, "u", "new")
