@@ -612,8 +612,11 @@ func (b *Memory) unlink(s *memorySubscription) {
 // again, smaller, once it holds half of its peak (see shrunk), and their
 // index with it, whose maps of segments keep their peak's memory as
 // well: wildcard patterns of their own (one per user, say) would
-// otherwise hold it for the broker's life. The caller holds b.mu and does
-// not range over b.wild.
+// otherwise hold it for the broker's life. The scratch list of matching
+// groups is let go of once it could hold four times the groups a topic
+// can match now (keptGroupCap at least): a publish to a topic that a
+// crowd's patterns matched grew it to a pointer each. The caller holds
+// b.mu and does not range over b.wild or b.matched.
 func (b *Memory) dropGroup(g *group) {
 	if g.topic != nil {
 		b.pruneTopic(g.topic)
@@ -621,6 +624,9 @@ func (b *Memory) dropGroup(g *group) {
 	}
 	delete(b.wild, g.pattern)
 	b.wildIdx.remove(g)
+	if c := cap(b.matched); c > keptGroupCap && c > 4*(len(b.wild)+1) {
+		b.matched = nil // holds no pointer: each use clears what it put in
+	}
 	peak := b.wildPeak
 	if b.wild = shrunk(b.wild, &b.wildPeak); b.wildPeak != peak { // made again
 		b.wildIdx = wildIndex{}

@@ -856,3 +856,54 @@ func TestMassDropKeepsNoScratch(t *testing.T) {
 		t.Errorf("the dropped scratch keeps capacity %d (%d bytes), want at most %d", got, 8*got, keptDroppedCap)
 	}
 }
+
+// TestMatchedScratchShrinksWhenPatternsLeave: a publish to a topic that
+// many wildcard patterns match grows the scratch list of matching groups
+// to a pointer each (20,000 subscribers of 32 patterns each: 5 MB). Once
+// those patterns are gone, the broker does not keep that list for its
+// life.
+func TestMatchedScratchShrinksWhenPatternsLeave(t *testing.T) {
+	const (
+		segments = 14 // 2^14 patterns of the topic, literal or "*" at each
+		subs     = 400
+		perSub   = 32
+	)
+	b := newTestMemory(t, MemoryOptions{})
+	lits := make([]string, segments)
+	for j := range lits {
+		lits[j] = "s" + strconv.Itoa(j)
+	}
+	topic := "t." + strings.Join(lits, ".")
+	open := make([]Subscription, subs)
+	for i := range open {
+		patterns := make([]string, perSub)
+		for k := range patterns {
+			n := 1 + i*perSub + k // at least one "*": a wildcard pattern
+			segs := slices.Clone(lits)
+			for j := range segs {
+				if n&(1<<j) != 0 {
+					segs[j] = "*"
+				}
+			}
+			patterns[k] = "t." + strings.Join(segs, ".")
+		}
+		open[i] = mustSubscribe(t, b, "", patterns...)
+	}
+	mustPublish(t, b, topic, "", "to every pattern")
+	b.mu.Lock()
+	grown := cap(b.matched)
+	b.mu.Unlock()
+	if grown < subs*perSub {
+		t.Fatalf("the publish matched into a scratch of capacity %d, want %d at least", grown, subs*perSub)
+	}
+	for _, s := range open {
+		s.Close()
+	}
+	mustPublish(t, b, topic, "", "to none")
+	b.Topics()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got := cap(b.matched); got > keptGroupCap {
+		t.Errorf("with no pattern left, the matched scratch keeps capacity %d (%d bytes), want at most %d", got, 8*got, keptGroupCap)
+	}
+}
