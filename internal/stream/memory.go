@@ -68,7 +68,7 @@ type Memory struct {
 	wildIdx    wildIndex              // the groups of wild, by their patterns' segments
 	matched    []*group               // scratch for Publish and Topics: wildIdx.match's
 	dropped    []*memorySubscription  // scratch for Publish, reused
-	markSeq    uint64                 // scratch for Topics
+	markSeq    uint64                 // scratch for Topics and loseFromReplays
 	// replaying holds the open subscriptions whose replay is unfinished
 	// (memorySubscription.replayAt), in no order: while there are none,
 	// what the history evicts needs no look at the subscriptions
@@ -93,8 +93,11 @@ type group struct {
 	pattern string
 	subs    []*memorySubscription
 	topic   *topicEntry // the entry embedding this group; nil for wildcards
-	multi   int         // how many of subs have more than one pattern
-	replays int         // how many of subs have an unfinished replay (replayAt)
+	// The counts are 32 bits, beside mark: a group takes 64 bytes, a
+	// topicEntry 80, as before mark.
+	multi   int32  // how many of subs have more than one pattern
+	replays int32  // how many of subs have an unfinished replay (replayAt)
+	mark    uint64 // scratch for loseFromReplays: among the groups it looks at
 }
 
 // topicEntry is an active topic: it has retained events or exact
@@ -244,8 +247,13 @@ func (b *Memory) forget(evicted []evictedEntry) {
 // the groups of e's topic that hold an unfinished replay, and goes through
 // their subscriptions or through the unfinished replays, whichever are
 // fewer: a resume reading slowly does not make each publish that evicts
-// an event of a crowd's topic go through the crowd. The caller holds b.mu
-// and is not iterating b.matched.
+// an event of a crowd's topic go through the crowd. Through the
+// unfinished replays, it marks those groups and looks at each replay's
+// own groups for the mark, rather than compare them with each of those
+// groups: stalled resumes of many patterns, among many groups that the
+// topic matches, would otherwise cost each such eviction their patterns
+// times those groups. The caller holds b.mu and is not iterating
+// b.matched.
 func (b *Memory) loseFromReplays(e evictedEntry) {
 	t := e.topic
 	b.matched = b.wildIdx.match(t.pattern, append(b.matched[:0], &t.group))
@@ -258,8 +266,13 @@ func (b *Memory) loseFromReplays(e evictedEntry) {
 	}
 	clear(b.matched[len(groups):])
 	if len(b.replaying) < subs {
+		b.markSeq++
+		mark := b.markSeq
+		for _, g := range groups {
+			g.mark = mark
+		}
 		for _, s := range b.replaying {
-			if s.holds(e.id) && s.inGroup(groups) {
+			if s.holds(e.id) && s.inMarkedGroup(mark) {
 				s.lost = true
 			}
 		}
@@ -858,7 +871,7 @@ func (b *Memory) countSubscribers(groups []*group) int {
 	n, multi := 0, 0
 	for _, g := range groups {
 		n += len(g.subs)
-		multi += g.multi
+		multi += int(g.multi)
 	}
 	if multi == 0 || len(groups) == 1 {
 		return n

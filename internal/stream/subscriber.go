@@ -1,9 +1,6 @@
 package stream
 
-import (
-	"slices"
-	"strconv"
-)
+import "strconv"
 
 // keptQueueCap is the largest queue capacity a subscription keeps once Take
 // has emptied it: at most 512 bytes, whatever MemoryOptions.SubscriberBuffer
@@ -225,11 +222,11 @@ func (s *memorySubscription) holds(id uint64) bool {
 	return s.replayNext <= id && id < s.replayEnd
 }
 
-// inGroup reports whether s is in one of groups. The caller holds
-// broker.mu.
-func (s *memorySubscription) inGroup(groups []*group) bool {
+// inMarkedGroup reports whether s is in a group marked with mark. The
+// caller holds broker.mu.
+func (s *memorySubscription) inMarkedGroup(mark uint64) bool {
 	for _, sl := range s.slots {
-		if slices.Contains(groups, sl.g) {
+		if sl.g.mark == mark {
 			return true
 		}
 	}
