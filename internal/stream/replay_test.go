@@ -980,3 +980,45 @@ func TestAnEvictionAmongResumesOfManyPatternsCostsAFanOut(t *testing.T) {
 		t.Errorf("a publish evicting an event of the topic cost %v, one to the topic %v: want 10 times that at most", evict/step, fanOut/step)
 	}
 }
+
+// A step of a replay, with the broker's lock held, matched replayScan ids
+// against the subscription's patterns however long they are: a resume of
+// 32 patterns of 253 bytes ("*.*. … .*.y0.x") over a history of a topic
+// of as many segments, which each pattern matches but for its last two,
+// held the lock for some 75 ms a step, and every publish of the hub
+// waited for it, step after step. A step now looks at fewer ids the more
+// pattern bytes it matches each against.
+func TestAReplayStepOfLongPatternsHoldsTheLockBriefly(t *testing.T) {
+	if _, ok := threadCPU(); !ok {
+		t.Skip("a thread's CPU time is read on Linux only")
+	}
+	b := newTestMemory(t, MemoryOptions{HistorySize: 2000})
+	deep := strings.Repeat("a.", 126) + "x" // 253 bytes
+	for range 2000 {
+		mustPublish(t, b, deep, "", "x")
+	}
+	var patterns []string
+	for i := range 32 {
+		patterns = append(patterns, strings.Repeat("*.", 124)+"y"+strconv.Itoa(i)+".x")
+	}
+	s := mustSubscribe(t, b, "1", patterns...).(*memorySubscription)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var longest time.Duration
+	for steps := 0; ; steps++ {
+		start, _ := threadCPU()
+		_, _, done := s.replayScan(nil, 0, 1<<20)
+		end, _ := threadCPU()
+		longest = max(longest, end-start)
+		if done {
+			t.Logf("%d steps, the longest %v", steps+1, longest)
+			break
+		}
+	}
+	if got, err := replayAll(s), s.Err(); len(got) != 0 || err != nil {
+		t.Fatalf("the replay handed out %d events, Err() = %v; want none, nil", len(got), err)
+	}
+	if longest > 10*time.Millisecond {
+		t.Errorf("a step of the replay held the lock for %v of CPU, want 10 ms at most", longest)
+	}
+}
