@@ -745,6 +745,14 @@ func (b *Memory) CloseWith(err error) {
 // broker's lock; it takes the lock again for more.
 const topicsScan = 512
 
+// topicsWork bounds the groups and subscriptions that TopicsPage's walk
+// of its entries goes through while it holds the broker's lock: it lets
+// the lock go after topicsScan topics or once it went through that many,
+// whichever comes first. A topic that many wildcard patterns match costs
+// them all (2048 patterns of 64 subscriptions: 512 such topics held the
+// lock for some 70 ms of CPU); most topics cost a few.
+const topicsWork = 8 * topicsScan
+
 // Topics lists the active topics, sorted by name: TopicsPage without
 // a bound.
 func (b *Memory) Topics() []TopicInfo {
@@ -770,7 +778,8 @@ func (b *Memory) Topics() []TopicInfo {
 // Each entry takes the broker's lock for its few wildcard lookups
 // (wildIndex), and goes through its subscriptions one by one only when one
 // of them has several patterns that match it. Both walks let the lock go
-// after every topicsScan topics, and the sort of more names than that
+// after every topicsScan topics (the second sooner, after topicsWork
+// groups and subscriptions), and the sort of more names than that
 // goes on without it, so that a broker with many topics (one
 // per user, say) does not hold up Publish for all of them at once, and the
 // list is not one moment's: a topic that is active throughout is listed,
@@ -832,16 +841,23 @@ func (b *Memory) TopicsPage(after string, limit int) (page []TopicInfo, next str
 		names, next = names[:limit], names[limit-1]
 	}
 	page = make([]TopicInfo, 0, len(names))
-	for i, name := range names {
-		if i > 0 && i%topicsScan == 0 && !b.pauseTopics() {
-			return nil, ""
+	scanned, work := 0, 0 // since the lock was taken
+	for _, name := range names {
+		if scanned == topicsScan || work >= topicsWork {
+			if !b.pauseTopics() {
+				return nil, ""
+			}
+			scanned, work = 0, 0
 		}
+		scanned++
 		t := b.topics[name]
 		if t == nil {
 			continue
 		}
 		b.matched = b.wildIdx.match(name, append(b.matched[:0], &t.group))
-		info := TopicInfo{Topic: name, Subscribers: b.countSubscribers(b.matched)}
+		n, walked := b.countSubscribers(b.matched)
+		work += len(b.matched) + walked
+		info := TopicInfo{Topic: name, Subscribers: n}
 		clear(b.matched)
 		if t.lastID != 0 {
 			info.LastEventID = strconv.FormatUint(t.lastID, 10)
@@ -865,20 +881,21 @@ func (b *Memory) pauseTopics() bool {
 
 // countSubscribers counts the subscriptions of groups, once each. A
 // subscription is in a group at most once, so only one with several
-// patterns can be in two of them: without such, the count is a sum. The
-// caller holds b.mu.
-func (b *Memory) countSubscribers(groups []*group) int {
+// patterns can be in two of them: without such, the count is a sum. It
+// also returns how many subscriptions it went through one by one (0 for
+// a sum). The caller holds b.mu.
+func (b *Memory) countSubscribers(groups []*group) (count, walked int) {
 	n, multi := 0, 0
 	for _, g := range groups {
 		n += len(g.subs)
 		multi += int(g.multi)
 	}
 	if multi == 0 || len(groups) == 1 {
-		return n
+		return n, 0
 	}
 	b.markSeq++
 	mark := b.markSeq
-	n = 0
+	walked, n = n, 0
 	for _, g := range groups {
 		for _, s := range g.subs {
 			if s.mark != mark {
@@ -887,7 +904,7 @@ func (b *Memory) countSubscribers(groups []*group) int {
 			}
 		}
 	}
-	return n
+	return n, walked
 }
 
 // Stats returns the broker's running totals. It reads atomics only.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // newTestMemory returns a broker whose ids start at 1 and closes it when
@@ -905,5 +906,64 @@ func TestMatchedScratchShrinksWhenPatternsLeave(t *testing.T) {
 	defer b.mu.Unlock()
 	if got := cap(b.matched); got > keptGroupCap {
 		t.Errorf("with no pattern left, the matched scratch keeps capacity %d (%d bytes), want at most %d", got, 8*got, keptGroupCap)
+	}
+}
+
+// TopicsPage lets the lock go after every topicsScan topics, but a topic
+// costs the groups its name matches, and the subscriptions of those when
+// one has several patterns: 64 subscriptions of 32 patterns each,
+// "t.*.s0.*.s2 …", match each of 1024 topics "t.xN.s0.s1 …" 2048 times,
+// and a piece of 512 topics held the lock for some 180 ms, every publish
+// waiting. A piece now ends at topicsScan topics or once it went through
+// topicsWork groups and subscriptions, whichever comes first.
+func TestTopicsPageHoldsTheLockBrieflyAmongManyPatterns(t *testing.T) {
+	if _, ok := threadCPU(); !ok {
+		t.Skip("a thread's CPU time is read on Linux only")
+	}
+	const (
+		subs   = 64
+		perSub = 32
+		topics = 1024
+	)
+	b := newTestMemory(t, MemoryOptions{HistorySize: topics, SubscriberBuffer: topics})
+	lits := make([]string, 11) // 2^11 patterns: literal or "*" at each
+	for j := range lits {
+		lits[j] = "s" + strconv.Itoa(j)
+	}
+	for i := range subs {
+		patterns := make([]string, perSub)
+		for k := range patterns {
+			n := i*perSub + k
+			segs := slices.Clone(lits)
+			for j := range segs {
+				if n&(1<<j) != 0 {
+					segs[j] = "*"
+				}
+			}
+			patterns[k] = "t.*." + strings.Join(segs, ".")
+		}
+		mustSubscribe(t, b, "", patterns...)
+	}
+	for i := range topics {
+		mustPublish(t, b, "t.x"+strconv.Itoa(i)+"."+strings.Join(lits, "."), "", "x")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var longest time.Duration
+	last, _ := threadCPU()
+	b.topicsPaused = func() { // with the lock let go
+		now, _ := threadCPU()
+		longest = max(longest, now-last)
+		last = now
+	}
+	page, _ := b.TopicsPage("", 0)
+	now, _ := threadCPU()
+	longest = max(longest, now-last)
+	if len(page) != topics || page[0].Subscribers != subs {
+		t.Fatalf("%d topics, the first with %d subscribers; want %d, %d", len(page), page[0].Subscribers, topics, subs)
+	}
+	t.Logf("the longest hold: %v", longest)
+	if longest > 20*time.Millisecond {
+		t.Errorf("TopicsPage held the lock for %v of CPU at a time, want 20 ms at most", longest)
 	}
 }
