@@ -68,7 +68,7 @@ type Memory struct {
 	wildIdx    wildIndex              // the groups of wild, by their patterns' segments
 	matched    []*group               // scratch for Publish and Topics: wildIdx.match's
 	dropped    []*memorySubscription  // scratch for Publish, reused
-	markSeq    uint64                 // scratch for Topics
+	markSeq    uint64                 // scratch for Topics and loseFromReplays
 	// replaying holds the open subscriptions whose replay is unfinished
 	// (memorySubscription.replayAt), in no order: while there are none,
 	// what the history evicts needs no look at the subscriptions
@@ -93,8 +93,11 @@ type group struct {
 	pattern string
 	subs    []*memorySubscription
 	topic   *topicEntry // the entry embedding this group; nil for wildcards
-	multi   int         // how many of subs have more than one pattern
-	replays int         // how many of subs have an unfinished replay (replayAt)
+	// The counts are 32 bits, beside mark: a group takes 64 bytes, a
+	// topicEntry 80, as before mark.
+	multi   int32  // how many of subs have more than one pattern
+	replays int32  // how many of subs have an unfinished replay (replayAt)
+	mark    uint64 // scratch for loseFromReplays: among the groups it looks at
 }
 
 // topicEntry is an active topic: it has retained events or exact
@@ -244,8 +247,13 @@ func (b *Memory) forget(evicted []evictedEntry) {
 // the groups of e's topic that hold an unfinished replay, and goes through
 // their subscriptions or through the unfinished replays, whichever are
 // fewer: a resume reading slowly does not make each publish that evicts
-// an event of a crowd's topic go through the crowd. The caller holds b.mu
-// and is not iterating b.matched.
+// an event of a crowd's topic go through the crowd. Through the
+// unfinished replays, it marks those groups and looks at each replay's
+// own groups for the mark, rather than compare them with each of those
+// groups: stalled resumes of many patterns, among many groups that the
+// topic matches, would otherwise cost each such eviction their patterns
+// times those groups. The caller holds b.mu and is not iterating
+// b.matched.
 func (b *Memory) loseFromReplays(e evictedEntry) {
 	t := e.topic
 	b.matched = b.wildIdx.match(t.pattern, append(b.matched[:0], &t.group))
@@ -258,8 +266,13 @@ func (b *Memory) loseFromReplays(e evictedEntry) {
 	}
 	clear(b.matched[len(groups):])
 	if len(b.replaying) < subs {
+		b.markSeq++
+		mark := b.markSeq
+		for _, g := range groups {
+			g.mark = mark
+		}
 		for _, s := range b.replaying {
-			if s.holds(e.id) && s.inGroup(groups) {
+			if s.holds(e.id) && s.inMarkedGroup(mark) {
 				s.lost = true
 			}
 		}
@@ -612,8 +625,11 @@ func (b *Memory) unlink(s *memorySubscription) {
 // again, smaller, once it holds half of its peak (see shrunk), and their
 // index with it, whose maps of segments keep their peak's memory as
 // well: wildcard patterns of their own (one per user, say) would
-// otherwise hold it for the broker's life. The caller holds b.mu and does
-// not range over b.wild.
+// otherwise hold it for the broker's life. The scratch list of matching
+// groups is let go of once it could hold four times the groups a topic
+// can match now (keptGroupCap at least): a publish to a topic that a
+// crowd's patterns matched grew it to a pointer each. The caller holds
+// b.mu and does not range over b.wild or b.matched.
 func (b *Memory) dropGroup(g *group) {
 	if g.topic != nil {
 		b.pruneTopic(g.topic)
@@ -621,6 +637,9 @@ func (b *Memory) dropGroup(g *group) {
 	}
 	delete(b.wild, g.pattern)
 	b.wildIdx.remove(g)
+	if c := cap(b.matched); c > keptGroupCap && c > 4*(len(b.wild)+1) {
+		b.matched = nil // holds no pointer: each use clears what it put in
+	}
 	peak := b.wildPeak
 	if b.wild = shrunk(b.wild, &b.wildPeak); b.wildPeak != peak { // made again
 		b.wildIdx = wildIndex{}
@@ -726,6 +745,14 @@ func (b *Memory) CloseWith(err error) {
 // broker's lock; it takes the lock again for more.
 const topicsScan = 512
 
+// topicsWork bounds the groups and subscriptions that TopicsPage's walk
+// of its entries goes through while it holds the broker's lock: it lets
+// the lock go after topicsScan topics or once it went through that many,
+// whichever comes first. A topic that many wildcard patterns match costs
+// them all (2048 patterns of 64 subscriptions: 512 such topics held the
+// lock for some 70 ms of CPU); most topics cost a few.
+const topicsWork = 8 * topicsScan
+
 // Topics lists the active topics, sorted by name: TopicsPage without
 // a bound.
 func (b *Memory) Topics() []TopicInfo {
@@ -751,7 +778,8 @@ func (b *Memory) Topics() []TopicInfo {
 // Each entry takes the broker's lock for its few wildcard lookups
 // (wildIndex), and goes through its subscriptions one by one only when one
 // of them has several patterns that match it. Both walks let the lock go
-// after every topicsScan topics, and the sort of more names than that
+// after every topicsScan topics (the second sooner, after topicsWork
+// groups and subscriptions), and the sort of more names than that
 // goes on without it, so that a broker with many topics (one
 // per user, say) does not hold up Publish for all of them at once, and the
 // list is not one moment's: a topic that is active throughout is listed,
@@ -813,16 +841,23 @@ func (b *Memory) TopicsPage(after string, limit int) (page []TopicInfo, next str
 		names, next = names[:limit], names[limit-1]
 	}
 	page = make([]TopicInfo, 0, len(names))
-	for i, name := range names {
-		if i > 0 && i%topicsScan == 0 && !b.pauseTopics() {
-			return nil, ""
+	scanned, work := 0, 0 // since the lock was taken
+	for _, name := range names {
+		if scanned == topicsScan || work >= topicsWork {
+			if !b.pauseTopics() {
+				return nil, ""
+			}
+			scanned, work = 0, 0
 		}
+		scanned++
 		t := b.topics[name]
 		if t == nil {
 			continue
 		}
 		b.matched = b.wildIdx.match(name, append(b.matched[:0], &t.group))
-		info := TopicInfo{Topic: name, Subscribers: b.countSubscribers(b.matched)}
+		n, walked := b.countSubscribers(b.matched)
+		work += len(b.matched) + walked
+		info := TopicInfo{Topic: name, Subscribers: n}
 		clear(b.matched)
 		if t.lastID != 0 {
 			info.LastEventID = strconv.FormatUint(t.lastID, 10)
@@ -846,20 +881,21 @@ func (b *Memory) pauseTopics() bool {
 
 // countSubscribers counts the subscriptions of groups, once each. A
 // subscription is in a group at most once, so only one with several
-// patterns can be in two of them: without such, the count is a sum. The
-// caller holds b.mu.
-func (b *Memory) countSubscribers(groups []*group) int {
+// patterns can be in two of them: without such, the count is a sum. It
+// also returns how many subscriptions it went through one by one (0 for
+// a sum). The caller holds b.mu.
+func (b *Memory) countSubscribers(groups []*group) (count, walked int) {
 	n, multi := 0, 0
 	for _, g := range groups {
 		n += len(g.subs)
-		multi += g.multi
+		multi += int(g.multi)
 	}
 	if multi == 0 || len(groups) == 1 {
-		return n
+		return n, 0
 	}
 	b.markSeq++
 	mark := b.markSeq
-	n = 0
+	walked, n = n, 0
 	for _, g := range groups {
 		for _, s := range g.subs {
 			if s.mark != mark {
@@ -868,7 +904,7 @@ func (b *Memory) countSubscribers(groups []*group) int {
 			}
 		}
 	}
-	return n
+	return n, walked
 }
 
 // Stats returns the broker's running totals. It reads atomics only.

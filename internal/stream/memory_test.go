@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // newTestMemory returns a broker whose ids start at 1 and closes it when
@@ -854,5 +855,115 @@ func TestMassDropKeepsNoScratch(t *testing.T) {
 	defer b.mu.Unlock()
 	if got := cap(b.dropped); got > keptDroppedCap {
 		t.Errorf("the dropped scratch keeps capacity %d (%d bytes), want at most %d", got, 8*got, keptDroppedCap)
+	}
+}
+
+// TestMatchedScratchShrinksWhenPatternsLeave: a publish to a topic that
+// many wildcard patterns match grows the scratch list of matching groups
+// to a pointer each (20,000 subscribers of 32 patterns each: 5 MB). Once
+// those patterns are gone, the broker does not keep that list for its
+// life.
+func TestMatchedScratchShrinksWhenPatternsLeave(t *testing.T) {
+	const (
+		segments = 14 // 2^14 patterns of the topic, literal or "*" at each
+		subs     = 400
+		perSub   = 32
+	)
+	b := newTestMemory(t, MemoryOptions{})
+	lits := make([]string, segments)
+	for j := range lits {
+		lits[j] = "s" + strconv.Itoa(j)
+	}
+	topic := "t." + strings.Join(lits, ".")
+	open := make([]Subscription, subs)
+	for i := range open {
+		patterns := make([]string, perSub)
+		for k := range patterns {
+			n := 1 + i*perSub + k // at least one "*": a wildcard pattern
+			segs := slices.Clone(lits)
+			for j := range segs {
+				if n&(1<<j) != 0 {
+					segs[j] = "*"
+				}
+			}
+			patterns[k] = "t." + strings.Join(segs, ".")
+		}
+		open[i] = mustSubscribe(t, b, "", patterns...)
+	}
+	mustPublish(t, b, topic, "", "to every pattern")
+	b.mu.Lock()
+	grown := cap(b.matched)
+	b.mu.Unlock()
+	if grown < subs*perSub {
+		t.Fatalf("the publish matched into a scratch of capacity %d, want %d at least", grown, subs*perSub)
+	}
+	for _, s := range open {
+		s.Close()
+	}
+	mustPublish(t, b, topic, "", "to none")
+	b.Topics()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got := cap(b.matched); got > keptGroupCap {
+		t.Errorf("with no pattern left, the matched scratch keeps capacity %d (%d bytes), want at most %d", got, 8*got, keptGroupCap)
+	}
+}
+
+// TopicsPage lets the lock go after every topicsScan topics, but a topic
+// costs the groups its name matches, and the subscriptions of those when
+// one has several patterns: 64 subscriptions of 32 patterns each,
+// "t.*.s0.*.s2 …", match each of 1024 topics "t.xN.s0.s1 …" 2048 times,
+// and a piece of 512 topics held the lock for some 180 ms, every publish
+// waiting. A piece now ends at topicsScan topics or once it went through
+// topicsWork groups and subscriptions, whichever comes first.
+func TestTopicsPageHoldsTheLockBrieflyAmongManyPatterns(t *testing.T) {
+	if _, ok := threadCPU(); !ok {
+		t.Skip("a thread's CPU time is read on Linux only")
+	}
+	const (
+		subs   = 64
+		perSub = 32
+		topics = 1024
+	)
+	b := newTestMemory(t, MemoryOptions{HistorySize: topics, SubscriberBuffer: topics})
+	lits := make([]string, 11) // 2^11 patterns: literal or "*" at each
+	for j := range lits {
+		lits[j] = "s" + strconv.Itoa(j)
+	}
+	for i := range subs {
+		patterns := make([]string, perSub)
+		for k := range patterns {
+			n := i*perSub + k
+			segs := slices.Clone(lits)
+			for j := range segs {
+				if n&(1<<j) != 0 {
+					segs[j] = "*"
+				}
+			}
+			patterns[k] = "t.*." + strings.Join(segs, ".")
+		}
+		mustSubscribe(t, b, "", patterns...)
+	}
+	for i := range topics {
+		mustPublish(t, b, "t.x"+strconv.Itoa(i)+"."+strings.Join(lits, "."), "", "x")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var longest time.Duration
+	last, _ := threadCPU()
+	b.topicsPaused = func() { // with the lock let go
+		now, _ := threadCPU()
+		longest = max(longest, now-last)
+		last = now
+	}
+	page, _ := b.TopicsPage("", 0)
+	now, _ := threadCPU()
+	longest = max(longest, now-last)
+	if len(page) != topics || page[0].Subscribers != subs {
+		t.Fatalf("%d topics, the first with %d subscribers; want %d, %d", len(page), page[0].Subscribers, topics, subs)
+	}
+	t.Logf("the longest hold: %v", longest)
+	if longest > 20*time.Millisecond {
+		t.Errorf("TopicsPage held the lock for %v of CPU at a time, want 20 ms at most", longest)
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 	"weak"
 )
 
@@ -792,7 +794,7 @@ func countedReplays(b *Memory) error {
 				return fmt.Errorf("%s: an open subscription with its replay unfinished, not counted", g.pattern)
 			}
 		}
-		if n != g.replays {
+		if n != int(g.replays) {
 			return fmt.Errorf("%s counts %d unfinished replays, holds %d", g.pattern, g.replays, n)
 		}
 		return nil
@@ -903,5 +905,120 @@ func TestAResumeDoesNotPassOverQueuedEventsTheHistoryEvicted(t *testing.T) {
 				t.Errorf("got %v, Err() = %v; want %v, %v", ids(got), err, want, wantErr)
 			}
 		})
+	}
+}
+
+// An eviction looks for the unfinished replays that lose the evicted
+// event in the subscriptions of the groups its topic matches or in the
+// list of unfinished replays, whichever are fewer. Through the list, it
+// asked of each replay whether one of its groups is among the matching
+// ones by comparing each of its groups with each matching one: 1000
+// stalled resumes of 32 patterns each, one of which (each its own) the
+// topic matches, made a publish that evicts an event of that topic
+// compare 31 groups of each with the 1000 matching ones, 31 million
+// comparisons, whatever topic it published to (60 times what a publish
+// to that topic costs, which goes through the same 1000 groups; 100
+// times with the race detector). It now costs a few times that at most:
+// it looks at the 32 groups of each resume, the publish at one.
+func TestAnEvictionAmongResumesOfManyPatternsCostsAFanOut(t *testing.T) {
+	if _, ok := threadCPU(); !ok {
+		t.Skip("a thread's CPU time is read on Linux only")
+	}
+	const (
+		segments = 12 // 2^12 patterns of the topic, literal or "*" at each
+		resumes  = 1000
+		perSub   = 32
+		step     = 20 // publishes measured
+	)
+	lits := make([]string, segments)
+	for j := range lits {
+		lits[j] = "s" + strconv.Itoa(j)
+	}
+	topic := "t." + strings.Join(lits, ".")
+	matching := func(n int) string { // at least one "*": a wildcard pattern
+		segs := slices.Clone(lits)
+		for j := range segs {
+			if (n+1)&(1<<j) != 0 {
+				segs[j] = "*"
+			}
+		}
+		return "t." + strings.Join(segs, ".")
+	}
+	b := newTestMemory(t, MemoryOptions{HistorySize: 200})
+	for range 100 {
+		mustPublish(t, b, topic, "", "x") // ids 1 to 100: the resumes' replays
+	}
+	mustSubscribe(t, b, "", matching(0)) // the groups hold more than the resumes
+	for i := range resumes {
+		patterns := make([]string, 0, perSub)
+		for k := range perSub - 1 {
+			patterns = append(patterns, "o"+strconv.Itoa(i)+"."+strconv.Itoa(k)+".*")
+		}
+		patterns = append(patterns, matching(i))
+		mustSubscribe(t, b, "1", patterns...) // stalled: reads none of its replay
+	}
+	cost := func(topic string) time.Duration {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		start, _ := threadCPU()
+		for range step {
+			mustPublish(t, b, topic, "", "x")
+		}
+		end, _ := threadCPU()
+		return end - start
+	}
+	fanOut := cost(topic) // ids 101 to 120: to every resume, evicting nothing
+	for range 80 {
+		mustPublish(t, b, "u", "", "fills the history")
+	}
+	evict := cost("u") // evicts ids 1 to 20: of the resumes' replays
+	if st := b.Stats(); st.Subscribers != resumes+1 || st.Dropped != 0 {
+		t.Fatalf("%d subscribers, %d dropped; want %d, 0", st.Subscribers, st.Dropped, resumes+1)
+	}
+	t.Logf("%d publishes to the resumes' topic: %v; %d evicting an event of it: %v", step, fanOut, step, evict)
+	if evict > 10*fanOut {
+		t.Errorf("a publish evicting an event of the topic cost %v, one to the topic %v: want 10 times that at most", evict/step, fanOut/step)
+	}
+}
+
+// A step of a replay, with the broker's lock held, matched replayScan ids
+// against the subscription's patterns however long they are: a resume of
+// 32 patterns of 253 bytes ("*.*. … .*.y0.x") over a history of a topic
+// of as many segments, which each pattern matches but for its last two,
+// held the lock for some 75 ms a step, and every publish of the hub
+// waited for it, step after step. A step now looks at fewer ids the more
+// pattern bytes it matches each against.
+func TestAReplayStepOfLongPatternsHoldsTheLockBriefly(t *testing.T) {
+	if _, ok := threadCPU(); !ok {
+		t.Skip("a thread's CPU time is read on Linux only")
+	}
+	b := newTestMemory(t, MemoryOptions{HistorySize: 2000})
+	deep := strings.Repeat("a.", 126) + "x" // 253 bytes
+	for range 2000 {
+		mustPublish(t, b, deep, "", "x")
+	}
+	var patterns []string
+	for i := range 32 {
+		patterns = append(patterns, strings.Repeat("*.", 124)+"y"+strconv.Itoa(i)+".x")
+	}
+	s := mustSubscribe(t, b, "1", patterns...).(*memorySubscription)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var longest time.Duration
+	for steps := 0; ; steps++ {
+		start, _ := threadCPU()
+		_, _, done := s.replayScan(nil, 0, 1<<20)
+		end, _ := threadCPU()
+		longest = max(longest, end-start)
+		if done {
+			t.Logf("%d steps, the longest %v", steps+1, longest)
+			break
+		}
+	}
+	if got, err := replayAll(s), s.Err(); len(got) != 0 || err != nil {
+		t.Fatalf("the replay handed out %d events, Err() = %v; want none, nil", len(got), err)
+	}
+	if longest > 10*time.Millisecond {
+		t.Errorf("a step of the replay held the lock for %v of CPU, want 10 ms at most", longest)
 	}
 }

@@ -1,9 +1,6 @@
 package stream
 
-import (
-	"slices"
-	"strconv"
-)
+import "strconv"
 
 // keptQueueCap is the largest queue capacity a subscription keeps once Take
 // has emptied it: at most 512 bytes, whatever MemoryOptions.SubscriberBuffer
@@ -72,6 +69,10 @@ type memorySubscription struct {
 	// without a gap. Ids evicted that match none of the patterns are
 	// passed over.
 	lost bool
+	// slid marks a queue that Take left the rest of in its array, past
+	// the events it took: its capacity is what is left of the array from
+	// there, not the array's (letQueueGo).
+	slid bool
 }
 
 // slot places a subscription in a group: g.subs[i] is the subscription.
@@ -107,7 +108,7 @@ func (s *memorySubscription) Ready() <-chan struct{} { return s.ready }
 // Take appends the queued events to dst, oldest first, until their
 // frames take maxBytes or more (all of them for maxBytes 0 or less), and
 // removes them from the queue, letting it go once empty if it grew past
-// keptQueueCap. What it leaves stays queued, counted against
+// keptQueueCap or was taken in pieces. What it leaves stays queued, counted against
 // SubscriberBuffer, and Ready is signalled for it. A subscription that
 // has ended hands out its whole queue at once: its subscriber stops after
 // that, rather than take the queue piece by piece. open is false once the
@@ -128,6 +129,7 @@ func (s *memorySubscription) Take(dst []*Message, maxBytes int) (msgs []*Message
 		dst = append(dst, s.queue[:n]...)
 		clear(s.queue[:n])
 		s.queue = s.queue[n:]
+		s.slid = true
 		if !s.closed {
 			select {
 			case s.ready <- struct{}{}:
@@ -142,10 +144,12 @@ func (s *memorySubscription) Take(dst []*Message, maxBytes int) (msgs []*Message
 }
 
 // letQueueGo empties the queue, letting it go if it grew past
-// keptQueueCap. The caller holds broker.mu.
+// keptQueueCap, or if Take left its rest in its array (slid): the
+// capacity left from there may be small while the array is not, and the
+// queue kept would keep it. The caller holds broker.mu.
 func (s *memorySubscription) letQueueGo() {
-	if cap(s.queue) > keptQueueCap {
-		s.queue = nil
+	if cap(s.queue) > keptQueueCap || s.slid {
+		s.queue, s.slid = nil, false
 	} else {
 		clear(s.queue)
 		s.queue = s.queue[:0]
@@ -225,11 +229,11 @@ func (s *memorySubscription) holds(id uint64) bool {
 	return s.replayNext <= id && id < s.replayEnd
 }
 
-// inGroup reports whether s is in one of groups. The caller holds
-// broker.mu.
-func (s *memorySubscription) inGroup(groups []*group) bool {
+// inMarkedGroup reports whether s is in a group marked with mark. The
+// caller holds broker.mu.
+func (s *memorySubscription) inMarkedGroup(mark uint64) bool {
 	for _, sl := range s.slots {
-		if slices.Contains(groups, sl.g) {
+		if sl.g.mark == mark {
 			return true
 		}
 	}

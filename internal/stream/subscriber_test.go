@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -517,4 +518,54 @@ func TestTakeInPiecesLosesNoWakeUp(t *testing.T) {
 			t.Errorf("%d events left queued", len(msgs))
 		}
 	})
+}
+
+// TestAQueueTakenInPiecesIsLetGo: a subscriber that fell behind takes
+// its backlog a write's worth at a time (64 KiB: 16 events of 4 KB), the
+// queue's rest left where it is in its array. Emptied by the last piece,
+// the queue was kept when what was left of the array from there held
+// keptQueueCap pointers or fewer, and with it the whole array: 2.3 KiB
+// for a full queue of the default SubscriberBuffer, for as long as the
+// subscriber then kept up or stayed idle (a crowd of 20,000 such:
+// 46 MB).
+func TestAQueueTakenInPiecesIsLetGo(t *testing.T) {
+	const (
+		subs    = 1000
+		backlog = DefaultSubscriberBuffer // a queue's array of 256 pointers
+	)
+	b := newTestMemory(t, MemoryOptions{SubscriberBuffer: backlog, HistorySize: backlog})
+	open := make([]Subscription, subs)
+	for i := range open {
+		open[i] = mustSubscribe(t, b, "", "a")
+	}
+	data := strings.Repeat("x", 4000)
+	for range backlog {
+		mustPublish(t, b, "a", "", data)
+	}
+	var buf []*Message
+	for _, s := range open {
+		for pieces := 0; ; pieces++ {
+			var ok bool
+			if buf, ok = s.Take(buf[:0], 64<<10); !ok || len(buf) == 0 {
+				if pieces < 2 {
+					t.Fatalf("the backlog came in %d pieces, want several", pieces)
+				}
+				break
+			}
+		}
+	}
+	var kept, without runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&kept)
+	b.mu.Lock()
+	for _, s := range open {
+		s.(*memorySubscription).queue = nil
+	}
+	b.mu.Unlock()
+	runtime.GC()
+	runtime.ReadMemStats(&without)
+	if got := int64(kept.HeapAlloc) - int64(without.HeapAlloc); got > 512<<10 {
+		t.Errorf("%d emptied queues hold %d bytes more than none, want at most 512 KiB", subs, got)
+	}
+	runtime.KeepAlive(open)
 }
