@@ -208,7 +208,7 @@ func New(opts Options) *Handler {
 	if opts.Demo.Enabled {
 		demoFiles = opts.Static
 	}
-	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS, demoFiles))
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.boundWrites, h.newCORS(opts.CORS, demoFiles))
 	r.Use(opts.Middleware...)
 	r.Use(h.checkQuery)
 	r.NoRoute(h.notFound)
