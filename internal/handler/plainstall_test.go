@@ -1,6 +1,11 @@
 package handler
 
 import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,5 +61,61 @@ func TestHTTP2PlainAnswerToAStreamThatStopsReadingEnds(t *testing.T) {
 	}
 	if took := time.Since(start); took < opts.Stream.WriteTimeout/2 {
 		t.Fatalf("reset after %v, before half of stream.write_timeout %v", took, opts.Stream.WriteTimeout)
+	}
+}
+
+// TestHTTP1PlainAnswersToAClientThatStopsReadingEnd pipelines requests for
+// /metrics on one connection and reads none of the answers: once the
+// socket buffers are full, the answer being written blocks. Without a
+// system bound on a closed receive window (Linux's TCP_USER_TIMEOUT, which
+// this server does not set), nothing ended that write: the handler, its
+// goroutine and its connection were held until the client left. It must
+// fail within stream.write_timeout, as a stream's does.
+func TestHTTP1PlainAnswersToAClientThatStopsReadingEnd(t *testing.T) {
+	opts := testOptions()
+	opts.Stream.WriteTimeout = time.Second
+	returned := make(chan struct{}, 100000)
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Next()
+		returned <- struct{}{}
+	}}
+	ts := newTestServer(t, opts)
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	const requests = 4000 // some 40 MB of answers, far past the socket buffers
+	go func() {
+		// The server stops reading requests while it cannot write: this
+		// write ends with the connection.
+		_, _ = io.WriteString(conn, strings.Repeat("GET /metrics HTTP/1.1\r\nHost: ssehub\r\n\r\n", requests))
+	}()
+	// The handlers return one by one while their answers fit; then one
+	// blocks. Wait until none has returned for three write timeouts.
+	answered := 0
+	for quiet := false; !quiet; {
+		select {
+		case <-returned:
+			answered++
+		case <-time.After(3 * opts.Stream.WriteTimeout):
+			quiet = true
+		}
+	}
+	if answered == requests {
+		t.Fatal("every answer was written: the socket buffers took them all")
+	}
+	// The blocked answer failed and its connection was closed: reading
+	// what was sent ends, at its end or with a reset (the server closed
+	// with requests unread). Still blocked, the server would write on
+	// once read, and wait for the next request.
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, conn); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection of a client that stopped reading was still open after %d answers: %v", answered, err)
 	}
 }
