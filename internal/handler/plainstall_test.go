@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,8 +76,11 @@ func TestHTTP1PlainAnswersToAClientThatStopsReadingEnd(t *testing.T) {
 	opts := testOptions()
 	opts.Stream.WriteTimeout = time.Second
 	returned := make(chan struct{}, 100000)
+	var running atomic.Int32
 	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		running.Add(1)
 		c.Next()
+		running.Add(-1)
 		returned <- struct{}{}
 	}}
 	ts := newTestServer(t, opts)
@@ -95,13 +99,16 @@ func TestHTTP1PlainAnswersToAClientThatStopsReadingEnd(t *testing.T) {
 		_, _ = io.WriteString(conn, strings.Repeat("GET /metrics HTTP/1.1\r\nHost: ssehub\r\n\r\n", requests))
 	}()
 	// The handlers return one by one while their answers fit; then one
-	// blocks. Wait until none has returned for three write timeouts.
+	// blocks. Wait until none has returned for three write timeouts, and
+	// none runs (a slow machine's), or, blocked for good, 30 s.
 	answered := 0
-	for quiet := false; !quiet; {
+	for quiet, giveUp := false, time.After(30*time.Second); !quiet; {
 		select {
 		case <-returned:
 			answered++
 		case <-time.After(3 * opts.Stream.WriteTimeout):
+			quiet = running.Load() == 0
+		case <-giveUp:
 			quiet = true
 		}
 	}
