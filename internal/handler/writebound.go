@@ -18,13 +18,7 @@ import (
 // here (openStream), and bounds them itself.
 func (h *Handler) boundWrites(c *gin.Context) {
 	w := &boundedWriter{ResponseWriter: c.Writer, timeout: h.stream.WriteTimeout}
-	if u, ok := c.Writer.(interface{ Unwrap() http.ResponseWriter }); ok {
-		w.rc = http.NewResponseController(u.Unwrap())
-	} else {
-		w.rc = http.NewResponseController(c.Writer)
-	}
 	c.Writer = w
-	c.Set(boundedWriterKey{}, w) // a middleware may wrap it: unboundWrites finds it so
 	c.Next()
 	if !w.off {
 		// net/http writes what the handler left buffered, and the end of
@@ -42,7 +36,7 @@ func (h *Handler) boundWrites(c *gin.Context) {
 // store must not be reset for it.
 type boundedWriter struct {
 	gin.ResponseWriter
-	rc       *http.ResponseController
+	rc       *http.ResponseController // made at the first write
 	timeout  time.Duration
 	deadline time.Time
 	// off: the answer is a stream, which bounds its writes itself.
@@ -51,11 +45,19 @@ type boundedWriter struct {
 
 func (w *boundedWriter) renew() {
 	now := time.Now()
-	if w.deadline.Sub(now) < w.timeout/2 {
-		w.deadline = now.Add(w.timeout)
-		// An error only means the writer takes no deadline (a test's).
-		_ = w.rc.SetWriteDeadline(w.deadline)
+	if w.deadline.Sub(now) >= w.timeout/2 {
+		return
 	}
+	if w.rc == nil {
+		var under http.ResponseWriter = w.ResponseWriter
+		if u, ok := under.(interface{ Unwrap() http.ResponseWriter }); ok {
+			under = u.Unwrap()
+		}
+		w.rc = http.NewResponseController(under)
+	}
+	w.deadline = now.Add(w.timeout)
+	// An error only means the writer takes no deadline (a test's).
+	_ = w.rc.SetWriteDeadline(w.deadline)
 }
 
 func (w *boundedWriter) Write(p []byte) (int, error) {
@@ -73,26 +75,30 @@ func (w *boundedWriter) WriteString(s string) (int, error) {
 }
 
 // Unwrap is the writer under it, for http.ResponseController and what
-// else looks for the writers under a wrapper (maxBytesReader, Hijack):
-// Gin's interface has no Unwrap of its own to promote.
+// else looks for the writers under a wrapper (maxBytesReader, Hijack,
+// unboundWrites): Gin's interface has no Unwrap of its own to promote.
 func (w *boundedWriter) Unwrap() http.ResponseWriter {
 	return w.ResponseWriter
 }
 
 // unboundWrites gives a stream's writes back to Gin's writer: the stream
 // sets its own deadlines (sseStream, ginWriter), which boundedWriter must
-// not move.
+// not move. It finds the boundedWriter under the wrappers of middleware
+// (Options.Middleware) that unwrap, as http.ResponseController needs.
 func unboundWrites(c *gin.Context) {
-	v, _ := c.Get(boundedWriterKey{})
-	w, ok := v.(*boundedWriter)
-	if !ok {
-		return
-	}
-	w.off = true
-	if c.Writer == w {
-		c.Writer = w.ResponseWriter
+	var next http.ResponseWriter = c.Writer
+	for {
+		if w, ok := next.(*boundedWriter); ok {
+			w.off = true
+			if c.Writer == w {
+				c.Writer = w.ResponseWriter
+			}
+			return
+		}
+		u, ok := next.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		next = u.Unwrap()
 	}
 }
-
-// boundedWriterKey is the context key of a request's boundedWriter.
-type boundedWriterKey struct{}
