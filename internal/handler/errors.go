@@ -198,7 +198,16 @@ func badRequest(format string, args ...any) error {
 }
 
 func (h *Handler) notFound(c *gin.Context) {
-	h.abortWithError(c, fmt.Errorf("%w: %s", errNotFound, stream.Quote(c.Request.URL.Path)))
+	h.abortWithError(c, fmt.Errorf("%w: %s", errNotFound, stream.Quote(sentPath(c.Request.URL))))
+}
+
+// sentPath is the path a 404 names: as the router matched it, its encoded
+// slashes kept ("/api%2Fv1/topics" is no /api/v1/topics).
+func sentPath(u *url.URL) string {
+	if u.RawPath != "" {
+		return u.EscapedPath()
+	}
+	return u.Path
 }
 
 // methodNotAllowed answers a method the path does not take: 405 with the

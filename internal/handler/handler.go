@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,12 +205,18 @@ func New(opts Options) *Handler {
 	// unknown path, not a redirect with an HTML body (which behind a proxy
 	// that rewrites paths may also point somewhere else).
 	r.RedirectTrailingSlash = false
+	// Routes match the path with its encoded slashes kept (routedPath),
+	// each parameter decoded on its own: a topic written "a%2Fb" is the
+	// topic "a/b", refused as no topic may have a slash, not the path
+	// /api/v1/topics/a/b/events, which no route has (a 404 naming a path
+	// the client never sent).
+	r.UseRawPath = true
 	h.trustProxies(opts.TrustedProxies)
 	var demoFiles fs.FS
 	if opts.Demo.Enabled {
 		demoFiles = opts.Static
 	}
-	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.newCORS(opts.CORS, demoFiles))
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.boundWrites, h.newCORS(opts.CORS, demoFiles))
 	r.Use(opts.Middleware...)
 	r.Use(h.checkQuery)
 	r.NoRoute(h.notFound)
@@ -279,7 +287,31 @@ func (o *Options) setDefaults() {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.RawPath != "" {
+		r = routedPath(r)
+	}
 	h.engine.ServeHTTP(w, r)
+}
+
+// routedPath returns r with the raw path the router matches (Gin's
+// UseRawPath): each segment of the path as sent decoded, then encoded
+// again only where it must be, so that an encoded slash stays within its
+// segment while "%68ealthz" is still /healthz and "orders%2Eeu" is
+// orders.eu. r itself is left as it is (a shallow copy, as
+// http.StripPrefix makes).
+func routedPath(r *http.Request) *http.Request {
+	segs := strings.Split(r.URL.RawPath, "/")
+	for i, seg := range segs {
+		if dec, err := url.PathUnescape(seg); err == nil {
+			segs[i] = url.PathEscape(dec)
+		}
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.RawPath = strings.Join(segs, "/")
+	r2.URL = &u
+	return r2
 }
 
 // Close ends every open stream at once and makes /readyz fail. Register

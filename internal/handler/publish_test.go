@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 func TestPublishAnswerIsWhatJSONMarshalWrites(t *testing.T) {
@@ -235,5 +236,51 @@ func TestPublishRefusesANumberPastFloat64(t *testing.T) {
 	}
 	for _, data := range []string{`1e308`, `"1e400"`, `{"1e400": "\"1e400"}`, `1e-400`, `-0.5E-3`, "1" + strings.Repeat("0", 300), `[true, null, false]`} {
 		ts.publish(t, "a", `{"data": `+data+`}`)
+	}
+}
+
+// TestPublishToATopicWithAnEncodedSlash publishes to a topic written with
+// a percent-encoded slash, "a%2Fb": the name is "a/b", which no topic
+// may be, and the answer must say so, a 400 naming the topic, not a 404
+// for a path the client never sent ("/api/v1/topics/a/b/events", the
+// name decoded into path segments). A topic whose other characters come
+// encoded ("orders%2Eeu") is still that topic.
+func TestPublishToATopicWithAnEncodedSlash(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	ts := newTestServer(t, opts)
+	header := map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json"}
+
+	resp := ts.do(t, "POST", "/api/v1/topics/a%2Fb/events", strings.NewReader(`{"data":1}`), header)
+	msg := wantJSONError(t, resp, http.StatusBadRequest)
+	if !strings.Contains(msg, `topic "a/b"`) {
+		t.Fatalf("error %q does not name the topic \"a/b\"", msg)
+	}
+
+	resp = ts.do(t, "POST", "/api/v1/topics/orders%2Eeu/events", strings.NewReader(`{"data":1}`), header)
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("publish to orders%%2Eeu: %d %s", resp.StatusCode, b)
+	}
+	var out struct{ Topic string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Topic != "orders.eu" {
+		t.Fatalf("published to %q (%v), want orders.eu", out.Topic, err)
+	}
+}
+
+// TestEncodedPathsStillRoute: a path whose unreserved characters come
+// percent-encoded, as some clients and proxies send them, is the same
+// path (RFC 3986 §6.2.2.2).
+func TestEncodedPathsStillRoute(t *testing.T) {
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	ts := newTestServer(t, opts)
+	for _, path := range []string{"/%68ealthz", "/api/v1/%74opics", "/%61pp.js"} {
+		if resp := ts.do(t, "GET", path, nil, nil); resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+	msg := wantJSONError(t, ts.do(t, "GET", "/api%2Fv1/topics", nil, nil), http.StatusNotFound)
+	if !strings.Contains(msg, `"/api%2Fv1/topics"`) {
+		t.Errorf("404 %q does not name the path as sent", msg)
 	}
 }

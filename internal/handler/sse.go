@@ -216,6 +216,7 @@ func (st *streamStart) end() {
 // 0). Nothing reaches the client until the first step. The caller has
 // taken a stream slot (startStream); the stream's close gives it back.
 func (h *Handler) openStream(c *gin.Context) *sseStream {
+	unboundWrites(c)
 	hdr := c.Writer.Header()
 	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hdr.Set("Cache-Control", "no-cache")

@@ -1,0 +1,128 @@
+package handler
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/net/http2"
+)
+
+// TestHTTP2PlainAnswerToAStreamThatStopsReadingEnds asks for /metrics,
+// a document of several KiB, over an HTTP/2 connection whose stream
+// window is 100 bytes and never grows: the client reads its connection
+// (its kernel and its frames) but not that stream. The handler's write
+// waits for a WINDOW_UPDATE that never comes; the connection itself can
+// still take bytes, so no connection timeout ends it. It must be reset
+// once stream.write_timeout passes, as a stream's blocked write is, not
+// hold its handler, its goroutine and its answer until the client
+// leaves.
+func TestHTTP2PlainAnswerToAStreamThatStopsReadingEnds(t *testing.T) {
+	opts := testOptions()
+	opts.Stream.WriteTimeout = time.Second
+	returned := make(chan string, 16)
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Next()
+		returned <- c.Request.URL.Path
+	}}
+	ts := newHTTP2TestServer(t, opts)
+
+	c := dialH2(t, ts, 100)
+	id := c.open(t, "GET", "/metrics", nil, nil)
+	start := time.Now()
+	timeout := time.After(10 * opts.Stream.WriteTimeout)
+	var reset bool
+	for !reset {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				t.Fatal("connection ended, not the stream")
+			}
+			if r, ok := f.(*http2.RSTStreamFrame); ok && r.StreamID == id {
+				reset = true
+			}
+		case <-timeout:
+			t.Fatalf("a stalled /metrics answer was not reset within %v (stream.write_timeout %v)",
+				time.Since(start), opts.Stream.WriteTimeout)
+		}
+	}
+	select {
+	case p := <-returned:
+		if p != "/metrics" {
+			t.Fatalf("returned %s", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler of /metrics did not return after its stream was reset")
+	}
+	if took := time.Since(start); took < opts.Stream.WriteTimeout/2 {
+		t.Fatalf("reset after %v, before half of stream.write_timeout %v", took, opts.Stream.WriteTimeout)
+	}
+}
+
+// TestHTTP1PlainAnswersToAClientThatStopsReadingEnd pipelines requests for
+// /metrics on one connection and reads none of the answers: once the
+// socket buffers are full, the answer being written blocks. Without a
+// system bound on a closed receive window (Linux's TCP_USER_TIMEOUT, which
+// this server does not set), nothing ended that write: the handler, its
+// goroutine and its connection were held until the client left. It must
+// fail within stream.write_timeout, as a stream's does.
+func TestHTTP1PlainAnswersToAClientThatStopsReadingEnd(t *testing.T) {
+	opts := testOptions()
+	opts.Stream.WriteTimeout = time.Second
+	returned := make(chan struct{}, 100000)
+	var running atomic.Int32
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		running.Add(1)
+		c.Next()
+		running.Add(-1)
+		returned <- struct{}{}
+	}}
+	ts := newTestServer(t, opts)
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	const requests = 4000 // some 40 MB of answers, far past the socket buffers
+	go func() {
+		// The server stops reading requests while it cannot write: this
+		// write ends with the connection.
+		_, _ = io.WriteString(conn, strings.Repeat("GET /metrics HTTP/1.1\r\nHost: ssehub\r\n\r\n", requests))
+	}()
+	// The handlers return one by one while their answers fit; then one
+	// blocks. Wait until none has returned for three write timeouts, and
+	// none runs (a slow machine's), or, blocked for good, 30 s.
+	answered := 0
+	for quiet, giveUp := false, time.After(30*time.Second); !quiet; {
+		select {
+		case <-returned:
+			answered++
+		case <-time.After(3 * opts.Stream.WriteTimeout):
+			quiet = running.Load() == 0
+		case <-giveUp:
+			quiet = true
+		}
+	}
+	if answered == requests {
+		t.Fatal("every answer was written: the socket buffers took them all")
+	}
+	// The blocked answer failed and its connection was closed: reading
+	// what was sent ends, at its end or with a reset (the server closed
+	// with requests unread). Still blocked, the server would write on
+	// once read, and wait for the next request.
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, conn); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection of a client that stopped reading was still open after %d answers: %v", answered, err)
+	}
+}

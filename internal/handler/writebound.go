@@ -1,0 +1,104 @@
+package handler
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// boundWrites bounds the writes of every answer that is not a stream (a
+// document, a demo file, the metrics, an error) by stream.write_timeout,
+// as a stream's are: a write blocked longer fails, and the client is
+// dropped. net/http bounds none (the server has no WriteTimeout, which
+// would cut every stream): over HTTP/2 a client that reads its connection
+// but gives one stream no flow-control window held that answer's handler,
+// its goroutine and its body until it left, and a client may open hundreds
+// of such streams on each connection. A stream takes its writes over from
+// here (openStream), and bounds them itself.
+func (h *Handler) boundWrites(c *gin.Context) {
+	w := &boundedWriter{ResponseWriter: c.Writer, timeout: h.stream.WriteTimeout}
+	c.Writer = w
+	c.Next()
+	if !w.off {
+		// net/http writes what the handler left buffered, and the end of
+		// the body, once the handler returns: a write too.
+		w.renew()
+	}
+}
+
+// boundedWriter sets the write deadline before each write: a full
+// stream.write_timeout from now once less than half of it is left, so a
+// long answer to a client that reads it goes on, and one that does not
+// fails within ½ to 1× the timeout. It is set only once the answer starts
+// writing: over HTTP/2 a deadline that passes resets the request's stream
+// whether a write is under way or not, and a publish waiting for its
+// store must not be reset for it.
+type boundedWriter struct {
+	gin.ResponseWriter
+	rc       *http.ResponseController // made at the first write
+	timeout  time.Duration
+	deadline time.Time
+	// off: the answer is a stream, which bounds its writes itself.
+	off bool
+}
+
+func (w *boundedWriter) renew() {
+	now := time.Now()
+	if w.deadline.Sub(now) >= w.timeout/2 {
+		return
+	}
+	if w.rc == nil {
+		var under http.ResponseWriter = w.ResponseWriter
+		if u, ok := under.(interface{ Unwrap() http.ResponseWriter }); ok {
+			under = u.Unwrap()
+		}
+		w.rc = http.NewResponseController(under)
+	}
+	w.deadline = now.Add(w.timeout)
+	// An error only means the writer takes no deadline (a test's).
+	_ = w.rc.SetWriteDeadline(w.deadline)
+}
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	if !w.off {
+		w.renew()
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *boundedWriter) WriteString(s string) (int, error) {
+	if !w.off {
+		w.renew()
+	}
+	return w.ResponseWriter.WriteString(s)
+}
+
+// Unwrap is the writer under it, for http.ResponseController and what
+// else looks for the writers under a wrapper (maxBytesReader, Hijack,
+// unboundWrites): Gin's interface has no Unwrap of its own to promote.
+func (w *boundedWriter) Unwrap() http.ResponseWriter {
+	return w.ResponseWriter
+}
+
+// unboundWrites gives a stream's writes back to Gin's writer: the stream
+// sets its own deadlines (sseStream, ginWriter), which boundedWriter must
+// not move. It finds the boundedWriter under the wrappers of middleware
+// (Options.Middleware) that unwrap, as http.ResponseController needs.
+func unboundWrites(c *gin.Context) {
+	var next http.ResponseWriter = c.Writer
+	for {
+		if w, ok := next.(*boundedWriter); ok {
+			w.off = true
+			if c.Writer == w {
+				c.Writer = w.ResponseWriter
+			}
+			return
+		}
+		u, ok := next.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		next = u.Unwrap()
+	}
+}
