@@ -124,3 +124,42 @@ func TestReadmeYAMLExamplesLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeGoVersion keeps the Go version that "Run it" asks for the one
+// go.mod requires, and the build image that "With Docker" names the
+// Dockerfile's, of that Go release.
+func TestReadmeGoVersion(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(`(?m)^go ([0-9.]+)$`).FindSubmatch(mod)
+	if want == nil {
+		t.Fatal("go.mod has no go line")
+	}
+	got := regexp.MustCompile(`You need Go ([0-9.]+) or later`).FindSubmatch(readme)
+	if got == nil {
+		t.Fatal(`README: no "You need Go ... or later": update this test with the README`)
+	}
+	if string(got[1]) != string(want[1]) {
+		t.Errorf("README asks for Go %s, go.mod for %s", got[1], want[1])
+	}
+	dockerfile, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := regexp.MustCompile(`(?m)^FROM (golang:([0-9]+\.[0-9]+)-alpine) AS build$`).FindSubmatch(dockerfile)
+	if image == nil {
+		t.Fatal("Dockerfile: no FROM golang:X.Y-alpine AS build: update this test with it")
+	}
+	if !strings.HasPrefix(string(want[1]), string(image[2])+".") {
+		t.Errorf("Dockerfile builds with %s, go.mod requires Go %s", image[1], want[1])
+	}
+	if !strings.Contains(string(readme), "`"+string(image[1])+"`") {
+		t.Errorf("README does not name the Dockerfile's build image, %s", image[1])
+	}
+}

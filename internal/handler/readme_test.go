@@ -1,12 +1,14 @@
 package handler
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReadmeRouteTable keeps the README's HTTP API table, the user's list
@@ -49,4 +51,54 @@ func TestReadmeRouteTable(t *testing.T) {
 	if !slices.Equal(documented, routes) {
 		t.Errorf("README's HTTP API table names\n%v\nthe router has\n%v", documented, routes)
 	}
+}
+
+// TestReadmeRouteBounds keeps the bounds that the README's HTTP API table
+// gives the demo streams' and the topic list's parameters the ones the
+// handlers enforce.
+func TestReadmeRouteBounds(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(data), "\n## HTTP API\n")
+	if !ok {
+		t.Fatal("README has no HTTP API section")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
+	row := func(route string) string {
+		t.Helper()
+		for line := range strings.SplitSeq(table, "\n") {
+			if strings.HasPrefix(line, "| `"+route+"`") || strings.HasPrefix(line, "| `"+route+"?") {
+				return line
+			}
+		}
+		t.Fatalf("README's HTTP API table has no row for %s: update this test with the README", route)
+		return ""
+	}
+	for _, c := range []struct {
+		route, written, want string
+	}{
+		{"GET /stream", "`count` (", fmt.Sprintf("`count` (1–%d)", maxTickerCount)},
+		{"GET /stream", "`interval` (", fmt.Sprintf("`interval` (0s–%s)", shortDuration(maxTickerInterval))},
+		{"POST /stream", "(`interval` ", fmt.Sprintf("(`interval` 0s–%s, default %s", shortDuration(maxTokenInterval), shortDuration(defaultTokenInterval))},
+		{"POST /stream", "; at most ", fmt.Sprintf("; at most %d KiB;", maxTokenBody>>10)},
+		{"GET /api/v1/topics", "`limit` (", fmt.Sprintf("`limit` (1–%d)", maxTopicsLimit)},
+	} {
+		line := row(c.route)
+		if !strings.Contains(line, c.written) {
+			t.Errorf("README: the row of %s does not say %q: update this test with the README", c.route, c.written)
+		} else if !strings.Contains(line, c.want) {
+			t.Errorf("README: the row of %s should say %q, as the handler has it", c.route, c.want)
+		}
+	}
+}
+
+// shortDuration writes d as the README does, in whole seconds or
+// milliseconds: 60s, 5s, 50ms.
+func shortDuration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return fmt.Sprintf("%dms", d/time.Millisecond)
 }
