@@ -181,6 +181,9 @@ type Broker struct {
 	cur    atomic.Pointer[history] // the stream as read now; renew replaces it
 	pub    *publisher
 	closed chan struct{} // closed by Close
+	// refused is set once a server's refusal of the credentials is
+	// logged, until the connection is back.
+	refused atomic.Bool
 	// connected is set while the connection is up, as its handlers tell:
 	// nats.go's own IsConnected and IsClosed wait for the connection's
 	// lock, which an attempt to connect again holds for as long as a
@@ -293,14 +296,29 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 			if errors.Is(err, nats.ErrPermissionViolation) {
 				b.violated(err)
 			}
+			if refusal(err) {
+				// Told at each attempt to reconnect (each
+				// ReconnectWait): once until one succeeds.
+				if b.refused.CompareAndSwap(false, true) {
+					opts.Logger.Warn("nats server refuses this instance's credentials: asking again until it takes them", "err", err)
+				}
+				return
+			}
 			if sub != nil {
 				opts.Logger.Warn("nats error", "err", err, "subject", sub.Subject)
 				return
 			}
 			opts.Logger.Warn("nats error", "err", err)
 		}),
+		// A server that refuses the credentials twice in a row, as one
+		// restarted or reloaded before its new ones were in place does,
+		// closed the connection for good: the instance stayed unready,
+		// delivering nothing, until it was restarted by hand. It is
+		// asked again, as one that is away is.
+		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.connected.Store(true)
+			b.refused.Store(false)
 			opts.Logger.Info("nats reconnected", "server", redacted(nc.ConnectedUrl()))
 			// What the server sent the consumer meanwhile is lost.
 			if h := b.cur.Load(); h != nil {
@@ -551,6 +569,13 @@ func full(err error) bool {
 		}
 	}
 	return false
+}
+
+// refusal reports whether err, told by the connection, is a server's
+// refusal of the instance's credentials.
+func refusal(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired)
 }
 
 // maxViolations is how many permissions violations denied remembers.
