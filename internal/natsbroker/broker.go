@@ -305,6 +305,18 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 				return
 			}
 			if sub != nil {
+				if errors.Is(err, nats.ErrSlowConsumer) {
+					// The client drops what passes the subscription's
+					// pending limit: the consumer's messages, most
+					// likely. It noticed the gap only at its next
+					// message, and the last ones of a burst waited for
+					// the next publish. Made again, it reads on after
+					// the last one delivered; an extra remake costs a
+					// consumer's creation.
+					if h := b.cur.Load(); h != nil {
+						h.live.reset()
+					}
+				}
 				opts.Logger.Warn("nats error", "err", err, "subject", sub.Subject)
 				return
 			}
