@@ -181,6 +181,10 @@ type Broker struct {
 	cur    atomic.Pointer[history] // the stream as read now; renew replaces it
 	pub    *publisher
 	closed chan struct{} // closed by Close
+	// back is closed, and replaced, each time the connection is back
+	// (reconnected): a renewal backing off asks again then.
+	backMu sync.Mutex
+	back   chan struct{}
 	// refused is set once a server's refusal of the credentials is
 	// logged, until the connection is back.
 	refused atomic.Bool
@@ -263,7 +267,7 @@ const startAttempts = 3
 // connection dropped while it started.
 func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) {
 	opened := time.Now()
-	b := &Broker{opts: opts, closed: make(chan struct{})}
+	b := &Broker{opts: opts, closed: make(chan struct{}), back: make(chan struct{})}
 	conn := []nats.Option{
 		nats.Name("ssehub"),
 		nats.MaxReconnects(-1),
@@ -331,6 +335,10 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.connected.Store(true)
 			b.refused.Store(false)
+			b.backMu.Lock()
+			close(b.back)
+			b.back = make(chan struct{})
+			b.backMu.Unlock()
 			opts.Logger.Info("nats reconnected", "server", redacted(nc.ConnectedUrl()))
 			// What the server sent the consumer meanwhile is lost.
 			if h := b.cur.Load(); h != nil {
@@ -747,6 +755,14 @@ func (b *Broker) Stats() stream.Stats {
 
 // Connected reports whether the broker is connected to a NATS server now.
 func (b *Broker) Connected() bool { return b.connected.Load() }
+
+// reconnected returns a channel closed the next time the connection is
+// back after a loss.
+func (b *Broker) reconnected() <-chan struct{} {
+	b.backMu.Lock()
+	defer b.backMu.Unlock()
+	return b.back
+}
 
 // isClosed reports whether Close has begun: the publisher stops then,
 // before the connection closes.
