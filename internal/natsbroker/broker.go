@@ -181,6 +181,13 @@ type Broker struct {
 	cur    atomic.Pointer[history] // the stream as read now; renew replaces it
 	pub    *publisher
 	closed chan struct{} // closed by Close
+	// back is closed, and replaced, each time the connection is back
+	// (reconnected): a renewal backing off asks again then.
+	backMu sync.Mutex
+	back   chan struct{}
+	// refused is set once a server's refusal of the credentials is
+	// logged, until the connection is back.
+	refused atomic.Bool
 	// connected is set while the connection is up, as its handlers tell:
 	// nats.go's own IsConnected and IsClosed wait for the connection's
 	// lock, which an attempt to connect again holds for as long as a
@@ -265,7 +272,7 @@ const startAttempts = 3
 // connection dropped while it started.
 func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) {
 	opened := time.Now()
-	b := &Broker{opts: opts, closed: make(chan struct{})}
+	b := &Broker{opts: opts, closed: make(chan struct{}), back: make(chan struct{})}
 	conn := []nats.Option{
 		nats.Name("ssehub"),
 		nats.MaxReconnects(-1),
@@ -298,14 +305,45 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 			if errors.Is(err, nats.ErrPermissionViolation) {
 				b.violated(err)
 			}
+			if refusal(err) {
+				// Told at each attempt to reconnect (each
+				// ReconnectWait): once until one succeeds.
+				if b.refused.CompareAndSwap(false, true) {
+					opts.Logger.Warn("nats server refuses this instance's credentials: asking again until it takes them", "err", err)
+				}
+				return
+			}
 			if sub != nil {
+				if errors.Is(err, nats.ErrSlowConsumer) {
+					// The client drops what passes the subscription's
+					// pending limit: the consumer's messages, most
+					// likely. It noticed the gap only at its next
+					// message, and the last ones of a burst waited for
+					// the next publish. Made again, it reads on after
+					// the last one delivered; an extra remake costs a
+					// consumer's creation.
+					if h := b.cur.Load(); h != nil {
+						h.live.reset()
+					}
+				}
 				opts.Logger.Warn("nats error", "err", err, "subject", sub.Subject)
 				return
 			}
 			opts.Logger.Warn("nats error", "err", err)
 		}),
+		// A server that refuses the credentials twice in a row, as one
+		// restarted or reloaded before its new ones were in place does,
+		// closed the connection for good: the instance stayed unready,
+		// delivering nothing, until it was restarted by hand. It is
+		// asked again, as one that is away is.
+		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.connected.Store(true)
+			b.refused.Store(false)
+			b.backMu.Lock()
+			close(b.back)
+			b.back = make(chan struct{})
+			b.backMu.Unlock()
 			opts.Logger.Info("nats reconnected", "server", redacted(nc.ConnectedUrl()))
 			// What the server sent the consumer meanwhile is lost.
 			if h := b.cur.Load(); h != nil {
@@ -558,6 +596,13 @@ func full(err error) bool {
 	return false
 }
 
+// refusal reports whether err, told by the connection, is a server's
+// refusal of the instance's credentials.
+func refusal(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired)
+}
+
 // maxViolations is how many permissions violations denied remembers.
 const maxViolations = 16
 
@@ -757,6 +802,14 @@ func (b *Broker) Stats() stream.Stats {
 
 // Connected reports whether the broker is connected to a NATS server now.
 func (b *Broker) Connected() bool { return b.connected.Load() }
+
+// reconnected returns a channel closed the next time the connection is
+// back after a loss.
+func (b *Broker) reconnected() <-chan struct{} {
+	b.backMu.Lock()
+	defer b.backMu.Unlock()
+	return b.back
+}
 
 // isClosed reports whether Close has begun: the publisher stops then,
 // before the connection closes.

@@ -420,6 +420,12 @@ func (l *live) remake(ctx context.Context) {
 			// restarted: nothing else tells the Broker until a
 			// publish answers 503.
 			l.b.renew(l.h)
+		case noJetStream(err):
+			// A NATS server back without JetStream: nothing else
+			// tells an instance nobody publishes through, which
+			// answered /readyz 200 while it delivered nothing. The
+			// renewal says so, and ends once the stream answers.
+			l.b.renew(l.h)
 		}
 		if !l.backOff(ctx, &limit, &wait, !refusedForItself(err)) {
 			return

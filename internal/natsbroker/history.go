@@ -301,6 +301,9 @@ func (b *Broker) renewFrom(old *history) {
 	defer cancel()
 	wait, start, logged := b.opts.ReconnectWait, time.Now(), false
 	for {
+		// Taken before the question: a reconnect while it is asked
+		// cuts the pause after it short.
+		back := b.reconnected()
 		h, err := b.next(ctx, old)
 		switch {
 		case err == nil && h == nil:
@@ -346,6 +349,10 @@ func (b *Broker) renewFrom(old *history) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-back:
+			// Its pause grew while NATS was away: the stream may
+			// answer now.
+			wait = b.opts.ReconnectWait
 		case <-time.After(pause):
 		}
 	}

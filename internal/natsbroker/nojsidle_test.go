@@ -1,0 +1,42 @@
+package natsbroker
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// TestIdleInstanceUnreadyWhileNATSIsBackWithoutJetStream: a NATS server
+// that comes back without JetStream counts as unreachable for /readyz on
+// an instance that nobody publishes through as well (one serving only
+// subscriptions, its publishes sent to another): only a publish's
+// refusal told it, and it answered 200 while its subscribers got no event
+// and its resumes from the stream 503. Once JetStream is back, it is
+// ready again and its subscribers get the events.
+func TestIdleInstanceUnreadyWhileNATSIsBackWithoutJetStream(t *testing.T) {
+	ns := startNATS(t)
+	a := newInstance(t, testBrokerOptions(ns))
+	live := a.subscribe(t, "topic=t", "")
+	ns.stop()
+	ns.noJetStream = true
+	ns.start(t)
+	waitFor(t, "the instance to reconnect", a.broker.Connected)
+	waitFor(t, "the instance to be unready", func() bool { return a.broker.Ready() != nil })
+	if err := a.broker.Ready(); !errors.Is(err, stream.ErrUnavailable) || !strings.Contains(err.Error(), "no JetStream answered") {
+		t.Fatalf("Ready without JetStream: %v, want stream.ErrUnavailable saying no JetStream answered", err)
+	}
+	if resp := a.readyz(t); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz without JetStream: %v, want 503", resp.Status)
+	}
+	ns.stop()
+	ns.noJetStream = false
+	ns.start(t)
+	waitFor(t, "the instance to be ready again", func() bool { return a.broker.Ready() == nil })
+	id := publishUntilAccepted(t, a, "t", "after")
+	if got := live.next(t); got.ID != id {
+		t.Fatalf("with JetStream back: %+v, want id %s", got, id)
+	}
+}

@@ -1,0 +1,44 @@
+package natsbroker
+
+import (
+	"testing"
+	"time"
+)
+
+// TestRenewalAsksAgainOnceNATSIsBack: a check of the stream under way
+// (its consumer deleted, its stream answered "not found" as by a
+// JetStream still recovering) when NATS goes away backs off while it
+// cannot ask, up to 10 s between questions. Once NATS was back, the
+// instance stayed unready, every publish answered 503, for the rest of
+// that pause: up to 10 s after NATS and its stream answered again. The
+// check asks again as soon as the connection is back.
+func TestRenewalAsksAgainOnceNATSIsBack(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	a.publish(t, "t", "before")
+
+	p.missStream(1 << 30)
+	h := a.broker.cur.Load()
+	if err := ns.operator(t).DeleteConsumer(t.Context(), DefaultStream, h.live.current.Load().name); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the instance to check its stream", func() bool { return h.stale.Load() })
+	ns.stop()
+	// Long enough for the renewal's pause to reach its 10 s.
+	waitFor(t, "the instance to see NATS gone", func() bool { return !a.broker.Connected() })
+	time.Sleep(11 * time.Second)
+	p.missStream(0)
+	ns.start(t)
+	waitFor(t, "the instance to reconnect", a.broker.Connected)
+	back := time.Now()
+	for a.broker.Ready() != nil {
+		if time.Since(back) > 2*time.Second {
+			t.Fatalf("still unready %v after NATS is back: %v", time.Since(back), a.broker.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a.publish(t, "t", "after")
+}
