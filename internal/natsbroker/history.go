@@ -75,7 +75,8 @@ type history struct {
 	// readOut is the sequence and stored time of the last message that a
 	// resume's replay read from the stream's pages (readPage) for its
 	// client, nil before the first: past lastDelivered while the consumer
-	// lags. The checks for a restore (is, keptUpTo) take the later one.
+	// lags. The checks for a restore (is, keptUpTo, storedAsDelivered)
+	// take the later one.
 	readOut atomic.Pointer[stamp]
 	// compared is set once h's consumer, since it was last made, has
 	// delivered a message under the last sequence delivered (lastStored)

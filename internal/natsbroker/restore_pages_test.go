@@ -1,0 +1,81 @@
+package natsbroker
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// A replay read from the stream ahead of the instance's consumer (its
+// creation unanswered since a reconnect), the stream restored from a
+// backup between two pages, and new events stored in it past the last
+// sequence the first page handed out, but the last one the consumer had
+// delivered (or the stream's last as the history began) still the
+// backup's: the replay ends, unfinished, with an error wrapping
+// stream.ErrUnavailable. The check before each page compared only the
+// event under the consumer's last sequence, which the restore kept: the
+// next page handed out the new events stored past the lost ones of the
+// first, with no word of those stored under their sequences.
+func TestReplayAheadOfTheConsumerAcrossARestoreBetweenItsPages(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	b := newInstance(t, opts)
+	first := b.publish(t, "t", "in the backup")
+	kept := b.publish(t, "t", "in the backup")
+	backup := backUp(t, ns)
+	popts := opts
+	popts.URLs = []string{p.url()}
+	popts.cold = true // the history begins at the backup's last event
+	a := newInstance(t, popts)
+	live := "$JS.API.CONSUMER.CREATE." + DefaultStream + "." + a.broker.cur.Load().live.prefix
+	p.swallowRequests(live) // a's consumer, made again, delivers nothing
+	conns := p.connections()
+	p.cut()
+	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.broker.Ready() == nil })
+
+	data := strings.Repeat("x", 16<<10) // 16 events a page (replayPageBytes)
+	const n = 40
+	for range n {
+		publishUntilAccepted(t, b, "t", "not in the backup "+data)
+	}
+	b.close()
+	sub, err := a.broker.Subscribe([]string{"t"}, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	got, _ := sub.Replay(nil, 1)
+	if len(got) == 0 {
+		t.Fatal("the replay's first page handed out nothing")
+	}
+
+	restore(t, ns, backup)
+	c := newInstance(t, opts)
+	var after []string
+	for i := range n + 5 {
+		after = append(after, publishUntilAccepted(t, c, "t", fmt.Sprint("after the restore ", i)))
+	}
+	waitFor(t, "the instance reconnected", func() bool { return a.broker.nc.IsConnected() })
+	deadline := time.Now().Add(waitLimit)
+	for done := false; !done && time.Now().Before(deadline); {
+		got, done = sub.Replay(got, 1<<20)
+	}
+	for i, m := range got {
+		if !strings.Contains(string(m.Frame), "in the backup") {
+			t.Fatalf("the replay handed out %q after %d events the restore lost, with no word of those stored under their sequences", m.Frame[:min(len(m.Frame), 60)], i)
+		}
+	}
+	if err := sub.Err(); !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("the replay ended with %v after %d events, want an error wrapping stream.ErrUnavailable", err, len(got))
+	}
+	// Its client, back with the last id it got, is reset at the last
+	// event kept, and gets the events stored since.
+	waitFor(t, "the restored stream taken", func() bool { return a.broker.Ready() == nil })
+	resumesFromTheLost(t, a, []string{got[len(got)-1].IDString()}, kept, after)
+}
