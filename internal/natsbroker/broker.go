@@ -210,6 +210,9 @@ type Broker struct {
 
 	violMu     sync.Mutex
 	violations []violation // the permissions violations told of lately, oldest first (denied)
+	// getDenied is when a question of getMsg's was last found denied to
+	// the NATS user, in Unix nanoseconds; 0 before.
+	getDenied atomic.Int64
 
 	watched   chan struct{} // closed when watch has returned
 	jsAnswers atomic.Uint64 // watch's questions answered

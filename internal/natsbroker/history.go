@@ -521,6 +521,10 @@ func (b *Broker) sameSettled(ctx context.Context, h *history) (bool, error) {
 // API request for a stream's message by its sequence.
 const msgGetSubject = "$JS.API.STREAM.MSG.GET."
 
+// directGetSubject is msgGetSubject's for a stream that allows direct
+// gets (allow_direct), which nats.go then asks.
+const directGetSubject = "$JS.API.DIRECT.GET."
+
 // confirmReplay returns nil when msg, the event of a publish with p.Key
 // that the stream acknowledged as a duplicate, is the event the key was
 // first stored with, under msg's id: the publish is a replay. Another

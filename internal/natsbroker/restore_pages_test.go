@@ -79,3 +79,58 @@ func TestReplayAheadOfTheConsumerAcrossARestoreBetweenItsPages(t *testing.T) {
 	waitFor(t, "the restored stream taken", func() bool { return a.broker.Ready() == nil })
 	resumesFromTheLost(t, a, []string{got[len(got)-1].IDString()}, kept, after)
 }
+
+// A NATS user that may not get the stream's messages by sequence, on an
+// instance whose consumer, made again after a reconnect, has delivered
+// nothing since (the event under its last sequence deleted by an
+// operator, and none stored since): each page of a replay compares that
+// event first (storedAsDelivered), and is not answered. Once the server
+// has told of the violation, a replay's pages no longer wait for it: each
+// waited restWait, 0.5 s, and a replay of four pages 2.5 s, for a
+// comparison that could never be made.
+func TestReplayPagesWithoutMessageGetPermissionDoNotWaitEach(t *testing.T) {
+	t.Parallel()
+	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.MSG.GET.>"}})
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	w := openBroker(t, opts)
+	all := store(t, ns, w, repeat(event{"t", 16 << 10}, 59)) // four pages
+	opts.URLs = []string{"nats://restricted:restricted@" + strings.TrimPrefix(p.url(), "nats://")}
+	opts.cold = true // its resumes read the stream
+	a := openBroker(t, opts)
+	last := store(t, ns, w, repeat(event{"u", 10}, 1))[0]
+	seq, _ := a.cur.Load().ids.seq(last.ID)
+	waitFor(t, "the last event delivered", func() bool { return a.cur.Load().seen.last() >= seq })
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteMsg(t.Context(), seq); err != nil {
+		t.Fatal(err)
+	}
+	conns := p.connections()
+	p.cut()
+	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.Ready() == nil })
+
+	replay := func() time.Duration {
+		t.Helper()
+		start := time.Now()
+		s, err := a.Subscribe([]string{"t"}, all[0].IDString())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if got := replayAll(t, s, nil, 64<<10); len(got) != len(all)-1 || s.Err() != nil {
+			t.Fatalf("replayed %d events, ended %v; want the %d after the first", len(got), s.Err(), len(all)-1)
+		}
+		return time.Since(start)
+	}
+	replay() // the server tells of the violation
+	took := replay()
+	if a.cur.Load().compared.Load() {
+		t.Fatal("the consumer compared its last event: the test did not test its case")
+	}
+	if took >= 2*restWait {
+		t.Fatalf("a replay of four pages took %v, want less than %v", took, 2*restWait)
+	}
+}

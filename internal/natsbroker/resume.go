@@ -278,9 +278,7 @@ func (b *Broker) storedAsDelivered(ctx context.Context, h *history) error {
 		if p == nil {
 			continue
 		}
-		ask, cancel := context.WithTimeout(ctx, restWait)
-		m, err := h.stream.GetMsg(ask, p.seq)
-		cancel()
+		m, err := b.getMsg(ctx, h, p.seq)
 		if err != nil || m.Time.Equal(p.at) {
 			continue
 		}
@@ -379,9 +377,7 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 // there ended every such replay, and the client's next resume too.
 func (b *Broker) rest(ctx context.Context, h *history, patterns []string, next, end uint64) uint64 {
 	for _, f := range b.filters(patterns) {
-		ask, cancel := context.WithTimeout(ctx, restWait)
-		m, err := h.stream.GetMsg(ask, next, jetstream.WithGetMsgSubject(f))
-		cancel()
+		m, err := b.getMsg(ctx, h, next, jetstream.WithGetMsgSubject(f))
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:
@@ -393,8 +389,45 @@ func (b *Broker) rest(ctx context.Context, h *history, patterns []string, next, 
 	return end
 }
 
-// restWait bounds each of rest's questions.
+// restWait bounds each of getMsg's questions.
 const restWait = 500 * time.Millisecond
+
+// getDeniedFor is how long getMsg does not ask again once its question
+// was found denied to the NATS user: a permission an operator grants
+// since is used after that long.
+const getDeniedFor = time.Minute
+
+// errGetDenied is getMsg's error while it does not ask.
+var errGetDenied = errors.New("nats: the user may not get the stream's messages (a permissions violation within the last minute)")
+
+// getMsg is the message of h's stream at seq (with opts), asked within
+// restWait (rest's and storedAsDelivered's questions, which each trust
+// the stream when they are not answered). A NATS user that may not get
+// messages ($JS.API.STREAM.MSG.GET or DIRECT.GET of the stream) is never
+// answered: once the server has told of that violation, getMsg returns
+// errGetDenied at once for getDeniedFor, rather than wait restWait for
+// nothing at each question. Asked before each page of a replay while the
+// consumer, made again, had not delivered (storedAsDelivered), with the
+// event under its last sequence deleted and no event since, each page of
+// every replay waited 0.5 s more.
+func (b *Broker) getMsg(ctx context.Context, h *history, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
+	if at := b.getDenied.Load(); at != 0 && time.Since(time.Unix(0, at)) < getDeniedFor {
+		return nil, errGetDenied
+	}
+	asked := time.Now()
+	ask, cancel := context.WithTimeout(ctx, restWait)
+	m, err := h.stream.GetMsg(ask, seq, opts...)
+	cancel()
+	if err != nil {
+		for _, subject := range []string{msgGetSubject, directGetSubject} {
+			if errors.Is(b.denied(err, subject+b.opts.Stream, asked), nats.ErrPermissionViolation) {
+				b.getDenied.Store(time.Now().UnixNano())
+				break
+			}
+		}
+	}
+	return m, err
+}
 
 // pullSize is how many messages a page asks for next, having read read
 // of the pending ones its consumer counted, with data bytes of data, and
