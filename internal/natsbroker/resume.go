@@ -250,43 +250,37 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 
 // storedAsDelivered returns nil when h's stream holds, under the last
 // sequence h's consumer delivered (or before the first its start:
-// lastStored) and under the last one a resume's page read from the
-// stream past it (readOut), the message h had there, or cannot tell:
-// none (let go of, deleted), a question that fails or is left unanswered
-// for restWait (a NATS user that may not get messages is not answered).
-// It asks only while the consumer, made again, has not compared it itself
-// (history.compared). Another message there is the stream restored, or
-// its last writes lost, with new events stored past that sequence before
-// the consumer delivered again: its last sequence did not tell (info),
-// and a replay read from it passed over those stored under the sequences
-// h handed out with other events. The one read ahead is asked too: a
-// backup that kept the consumer's last event, but not those the pages had
-// handed out after it, was taken for h's stream. It marks h rewritten and
-// renews it, which takes the stream as another history (next), and
-// returns an error wrapping stream.ErrUnavailable, as info does for a
-// stream created again.
+// lastStored), or under the last one a resume's page read from the
+// stream when that is later (readOut), the message h had there, or
+// cannot tell: none (let go of, deleted), a question that fails or is
+// left unanswered for restWait (a NATS user that may not get messages is
+// not answered: getMsg). It asks only while the consumer, made again, has
+// not compared it itself (history.compared). Another message there is the
+// stream restored, or its last writes lost, with new events stored past
+// that sequence before the consumer delivered again: its last sequence
+// did not tell (info), and a replay read from it passed over those stored
+// under the sequences h handed out with other events. Not the consumer's
+// last alone: a backup that kept it, but not the events the pages had
+// handed out ahead of the consumer, was taken for h's stream. (New events
+// short of the later one leave the stream's last sequence below it: info
+// tells.) It marks h rewritten and renews it, which takes the stream as
+// another history (next), and returns an error wrapping
+// stream.ErrUnavailable, as info does for a stream created again.
 func (b *Broker) storedAsDelivered(ctx context.Context, h *history) error {
 	d := h.lastStored()
-	if h.compared.Load() {
+	if r := h.readOut.Load(); r != nil && (d == nil || r.seq > d.seq) {
+		d = r
+	}
+	if d == nil || h.compared.Load() {
 		return nil
 	}
-	passed := []*stamp{d}
-	if r := h.readOut.Load(); r != nil && (d == nil || r.seq > d.seq) {
-		passed = append(passed, r)
+	m, err := b.getMsg(ctx, h, d.seq)
+	if err != nil || m.Time.Equal(d.at) {
+		return nil
 	}
-	for _, p := range passed {
-		if p == nil {
-			continue
-		}
-		m, err := b.getMsg(ctx, h, p.seq)
-		if err != nil || m.Time.Equal(p.at) {
-			continue
-		}
-		h.rewritten.Store(true)
-		b.renew(h)
-		return b.unavailable("replay", fmt.Errorf("stream %q holds another event than this instance's under sequence %d, the last it had passed (restored, or its last writes lost): %w", b.opts.Stream, p.seq, ErrStreamDeleted))
-	}
-	return nil
+	h.rewritten.Store(true)
+	b.renew(h)
+	return b.unavailable("replay", fmt.Errorf("stream %q holds another event than this instance's under sequence %d, the last it had passed (restored, or its last writes lost): %w", b.opts.Stream, d.seq, ErrStreamDeleted))
 }
 
 // readPage reads the events of h's stream from sequence from, before
