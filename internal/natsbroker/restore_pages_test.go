@@ -1,12 +1,15 @@
 package natsbroker
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -133,4 +136,107 @@ func TestReplayPagesWithoutMessageGetPermissionDoNotWaitEach(t *testing.T) {
 	if took >= 2*restWait {
 		t.Fatalf("a replay of four pages took %v, want less than %v", took, 2*restWait)
 	}
+}
+
+// Once the consumer, made again, has compared the event under the last
+// sequence it delivered, a replay's pages ask NATS for no message by its
+// sequence (storedAsDelivered): the normal case pays nothing for the check.
+func TestReplayPagesAskNoMessageOnceTheConsumerCompared(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	w := openBroker(t, opts)
+	all := store(t, ns, w, repeat(event{"t", 16 << 10}, 59)) // four pages
+	opts.URLs = []string{p.url()}
+	opts.cold = true // its resumes read the stream
+	a := openBroker(t, opts)
+	gets := countMessageGets(t, ns)
+	for _, cut := range []bool{false, true} {
+		if cut {
+			conns := p.connections()
+			p.cut()
+			waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.Ready() == nil })
+		}
+		last := store(t, ns, w, repeat(event{"u", 10}, 1))[0]
+		seq, _ := a.cur.Load().ids.seq(last.ID)
+		waitFor(t, "the consumer compared", func() bool { return a.cur.Load().seen.last() >= seq && a.cur.Load().compared.Load() })
+		before := gets.seen(t, a)
+		s, err := a.Subscribe([]string{"t"}, all[0].IDString())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := replayAll(t, s, nil, 64<<10)
+		s.Close()
+		if len(got) != len(all)-1 || s.Err() != nil {
+			t.Fatalf("replayed %d events, ended %v; want the %d after the first", len(got), s.Err(), len(all)-1)
+		}
+		if n := gets.seen(t, a) - before; n != 0 {
+			t.Fatalf("a replay of four pages (reconnected first: %v) asked for %d messages by their sequence, want none", cut, n)
+		}
+	}
+}
+
+// countMessageGets counts the requests for a message of the default
+// stream by its sequence alone (not the next one of a subject: rest's),
+// as NATS sees them go by; seen returns the count of those b sent so far.
+func countMessageGets(t *testing.T, ns *natsServer) *getCount {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	c := &getCount{marker: nc.NewInbox(), marked: make(chan struct{}, 1)}
+	msgs := make(chan *nats.Msg, 1024) // one channel: the order of b's messages is kept
+	for _, subject := range []string{msgGetSubject + DefaultStream, directGetSubject + DefaultStream, c.marker} {
+		if _, err := nc.ChanSubscribe(subject, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case m := <-msgs:
+				switch {
+				case m.Subject == c.marker:
+					c.marked <- struct{}{}
+				case !bytes.Contains(m.Data, []byte("next_by_subj")):
+					c.n.Add(1)
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	return c
+}
+
+// getCount is countMessageGets's count.
+type getCount struct {
+	n      atomic.Int64
+	marker string
+	marked chan struct{}
+}
+
+// seen returns the count once a marker sent through b's connection after
+// its requests has come by.
+func (c *getCount) seen(t *testing.T, b *Broker) int64 {
+	t.Helper()
+	if err := b.nc.Publish(c.marker, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.marked:
+	case <-time.After(waitLimit):
+		t.Fatal("the marker after the requests did not come by")
+	}
+	return c.n.Load()
 }
