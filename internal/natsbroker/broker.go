@@ -223,6 +223,10 @@ type Broker struct {
 
 	limits atomic.Pointer[limitsSet] // the limits this instance set, if it did (limits.go)
 
+	// getDenied is when a question of getMsg's was last found denied to
+	// the NATS user, in Unix nanoseconds; 0 before.
+	getDenied atomic.Int64
+
 	watched   chan struct{} // closed when watch has returned
 	jsAnswers atomic.Uint64 // watch's questions answered
 	auth      []nats.Option // the credentials and CAs, for watch's connections

@@ -78,7 +78,8 @@ type history struct {
 	// readOut is the sequence and stored time of the last message that a
 	// resume's replay read from the stream's pages (readPage) for its
 	// client, nil before the first: past lastDelivered while the consumer
-	// lags. The checks for a restore (is, keptUpTo) take the later one.
+	// lags. The checks for a restore (is, keptUpTo, storedAsDelivered)
+	// take the later one.
 	readOut atomic.Pointer[stamp]
 	// compared is set once h's consumer, since it was last made, has
 	// delivered a message under the last sequence delivered (lastStored)
@@ -529,6 +530,10 @@ func (b *Broker) sameSettled(ctx context.Context, h *history) (bool, error) {
 // msgGetSubject is the subject, before the stream's name, of JetStream's
 // API request for a stream's message by its sequence.
 const msgGetSubject = "$JS.API.STREAM.MSG.GET."
+
+// directGetSubject is msgGetSubject's for a stream that allows direct
+// gets (allow_direct), which nats.go then asks.
+const directGetSubject = "$JS.API.DIRECT.GET."
 
 // confirmReplay returns nil when msg, the event of a publish with p.Key
 // that the stream acknowledged as a duplicate, is the event the key was

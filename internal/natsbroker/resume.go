@@ -250,26 +250,31 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 
 // storedAsDelivered returns nil when h's stream holds, under the last
 // sequence h's consumer delivered (or before the first its start:
-// lastStored), the message h had there, or cannot tell: none (let go of,
-// deleted), a question that fails or is left unanswered for restWait (a
-// NATS user that may not get messages is not answered). It asks only
-// while the consumer, made again, has not compared it itself
-// (history.compared). Another message there is the stream restored, or
-// its last writes lost, with new events stored past that sequence before
-// the consumer delivered again: its last sequence did not tell (info),
-// and a replay read from it passed over those stored under the sequences
-// h handed out with other events. It marks h rewritten and renews it,
-// which takes the stream as another history (next), and returns an
-// error wrapping stream.ErrUnavailable, as info does for a stream
-// created again.
+// lastStored), or under the last one a resume's page read from the
+// stream when that is later (readOut), the message h had there, or
+// cannot tell: none (let go of, deleted), a question that fails or is
+// left unanswered for restWait (a NATS user that may not get messages is
+// not answered: getMsg). It asks only while the consumer, made again, has
+// not compared it itself (history.compared). Another message there is the
+// stream restored, or its last writes lost, with new events stored past
+// that sequence before the consumer delivered again: its last sequence
+// did not tell (info), and a replay read from it passed over those stored
+// under the sequences h handed out with other events. Not the consumer's
+// last alone: a backup that kept it, but not the events the pages had
+// handed out ahead of the consumer, was taken for h's stream. (New events
+// short of the later one leave the stream's last sequence below it: info
+// tells.) It marks h rewritten and renews it, which takes the stream as
+// another history (next), and returns an error wrapping
+// stream.ErrUnavailable, as info does for a stream created again.
 func (b *Broker) storedAsDelivered(ctx context.Context, h *history) error {
 	d := h.lastStored()
+	if r := h.readOut.Load(); r != nil && (d == nil || r.seq > d.seq) {
+		d = r
+	}
 	if d == nil || h.compared.Load() {
 		return nil
 	}
-	ask, cancel := context.WithTimeout(ctx, restWait)
-	m, err := h.stream.GetMsg(ask, d.seq)
-	cancel()
+	m, err := b.getMsg(ctx, h, d.seq)
 	if err != nil || m.Time.Equal(d.at) {
 		return nil
 	}
@@ -366,9 +371,7 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 // there ended every such replay, and the client's next resume too.
 func (b *Broker) rest(ctx context.Context, h *history, patterns []string, next, end uint64) uint64 {
 	for _, f := range b.filters(patterns) {
-		ask, cancel := context.WithTimeout(ctx, restWait)
-		m, err := h.stream.GetMsg(ask, next, jetstream.WithGetMsgSubject(f))
-		cancel()
+		m, err := b.getMsg(ctx, h, next, jetstream.WithGetMsgSubject(f))
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:
@@ -380,8 +383,45 @@ func (b *Broker) rest(ctx context.Context, h *history, patterns []string, next, 
 	return end
 }
 
-// restWait bounds each of rest's questions.
+// restWait bounds each of getMsg's questions.
 const restWait = 500 * time.Millisecond
+
+// getDeniedFor is how long getMsg does not ask again once its question
+// was found denied to the NATS user: a permission an operator grants
+// since is used after that long.
+const getDeniedFor = time.Minute
+
+// errGetDenied is getMsg's error while it does not ask.
+var errGetDenied = errors.New("nats: the user may not get the stream's messages (a permissions violation within the last minute)")
+
+// getMsg is the message of h's stream at seq (with opts), asked within
+// restWait (rest's and storedAsDelivered's questions, which each trust
+// the stream when they are not answered). A NATS user that may not get
+// messages ($JS.API.STREAM.MSG.GET or DIRECT.GET of the stream) is never
+// answered: once the server has told of that violation, getMsg returns
+// errGetDenied at once for getDeniedFor, rather than wait restWait for
+// nothing at each question. Asked before each page of a replay while the
+// consumer, made again, had not delivered (storedAsDelivered), with the
+// event under its last sequence deleted and no event since, each page of
+// every replay waited 0.5 s more.
+func (b *Broker) getMsg(ctx context.Context, h *history, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
+	if at := b.getDenied.Load(); at != 0 && time.Since(time.Unix(0, at)) < getDeniedFor {
+		return nil, errGetDenied
+	}
+	asked := time.Now()
+	ask, cancel := context.WithTimeout(ctx, restWait)
+	m, err := h.stream.GetMsg(ask, seq, opts...)
+	cancel()
+	if err != nil {
+		for _, subject := range []string{msgGetSubject, directGetSubject} {
+			if errors.Is(b.denied(err, subject+b.opts.Stream, asked), nats.ErrPermissionViolation) {
+				b.getDenied.Store(time.Now().UnixNano())
+				break
+			}
+		}
+	}
+	return m, err
+}
 
 // pullSize is how many messages a page asks for next, having read read
 // of the pending ones its consumer counted, with data bytes of data, and

@@ -1,0 +1,242 @@
+package natsbroker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// A replay read from the stream ahead of the instance's consumer (its
+// creation unanswered since a reconnect), the stream restored from a
+// backup between two pages, and new events stored in it past the last
+// sequence the first page handed out, but the last one the consumer had
+// delivered (or the stream's last as the history began) still the
+// backup's: the replay ends, unfinished, with an error wrapping
+// stream.ErrUnavailable. The check before each page compared only the
+// event under the consumer's last sequence, which the restore kept: the
+// next page handed out the new events stored past the lost ones of the
+// first, with no word of those stored under their sequences.
+func TestReplayAheadOfTheConsumerAcrossARestoreBetweenItsPages(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	b := newInstance(t, opts)
+	first := b.publish(t, "t", "in the backup")
+	kept := b.publish(t, "t", "in the backup")
+	backup := backUp(t, ns)
+	popts := opts
+	popts.URLs = []string{p.url()}
+	popts.cold = true // the history begins at the backup's last event
+	a := newInstance(t, popts)
+	live := "$JS.API.CONSUMER.CREATE." + DefaultStream + "." + a.broker.cur.Load().live.prefix
+	p.swallowRequests(live) // a's consumer, made again, delivers nothing
+	conns := p.connections()
+	p.cut()
+	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.broker.Ready() == nil })
+
+	data := strings.Repeat("x", 16<<10) // 16 events a page (replayPageBytes)
+	const n = 40
+	for range n {
+		publishUntilAccepted(t, b, "t", "not in the backup "+data)
+	}
+	b.close()
+	sub, err := a.broker.Subscribe([]string{"t"}, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	got, _ := sub.Replay(nil, 1)
+	if len(got) == 0 {
+		t.Fatal("the replay's first page handed out nothing")
+	}
+
+	restore(t, ns, backup)
+	c := newInstance(t, opts)
+	var after []string
+	for i := range n + 5 {
+		after = append(after, publishUntilAccepted(t, c, "t", fmt.Sprint("after the restore ", i)))
+	}
+	waitFor(t, "the instance reconnected", func() bool { return a.broker.nc.IsConnected() })
+	deadline := time.Now().Add(waitLimit)
+	for done := false; !done && time.Now().Before(deadline); {
+		got, done = sub.Replay(got, 1<<20)
+	}
+	for i, m := range got {
+		if !strings.Contains(string(m.Frame), "in the backup") {
+			t.Fatalf("the replay handed out %q after %d events the restore lost, with no word of those stored under their sequences", m.Frame[:min(len(m.Frame), 60)], i)
+		}
+	}
+	if err := sub.Err(); !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("the replay ended with %v after %d events, want an error wrapping stream.ErrUnavailable", err, len(got))
+	}
+	// Its client, back with the last id it got, is reset at the last
+	// event kept, and gets the events stored since.
+	waitFor(t, "the restored stream taken", func() bool { return a.broker.Ready() == nil })
+	resumesFromTheLost(t, a, []string{got[len(got)-1].IDString()}, kept, after)
+}
+
+// A NATS user that may not get the stream's messages by sequence, on an
+// instance whose consumer, made again after a reconnect, has delivered
+// nothing since (the event under its last sequence deleted by an
+// operator, and none stored since): each page of a replay compares that
+// event first (storedAsDelivered), and is not answered. Once the server
+// has told of the violation, a replay's pages no longer wait for it: each
+// waited restWait, 0.5 s, and a replay of four pages 2.5 s, for a
+// comparison that could never be made.
+func TestReplayPagesWithoutMessageGetPermissionDoNotWaitEach(t *testing.T) {
+	t.Parallel()
+	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.MSG.GET.>"}})
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	w := openBroker(t, opts)
+	all := store(t, ns, w, repeat(event{"t", 16 << 10}, 59)) // four pages
+	opts.URLs = []string{"nats://restricted:restricted@" + strings.TrimPrefix(p.url(), "nats://")}
+	opts.cold = true // its resumes read the stream
+	a := openBroker(t, opts)
+	last := store(t, ns, w, repeat(event{"u", 10}, 1))[0]
+	seq, _ := a.cur.Load().ids.seq(last.ID)
+	waitFor(t, "the last event delivered", func() bool { return a.cur.Load().seen.last() >= seq })
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteMsg(t.Context(), seq); err != nil {
+		t.Fatal(err)
+	}
+	conns := p.connections()
+	p.cut()
+	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.Ready() == nil })
+
+	replay := func() time.Duration {
+		t.Helper()
+		start := time.Now()
+		s, err := a.Subscribe([]string{"t"}, all[0].IDString())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if got := replayAll(t, s, nil, 64<<10); len(got) != len(all)-1 || s.Err() != nil {
+			t.Fatalf("replayed %d events, ended %v; want the %d after the first", len(got), s.Err(), len(all)-1)
+		}
+		return time.Since(start)
+	}
+	replay() // the server tells of the violation
+	took := replay()
+	if a.cur.Load().compared.Load() {
+		t.Fatal("the consumer compared its last event: the test did not test its case")
+	}
+	if took >= 2*restWait {
+		t.Fatalf("a replay of four pages took %v, want less than %v", took, 2*restWait)
+	}
+}
+
+// Once the consumer, made again, has compared the event under the last
+// sequence it delivered, a replay's pages ask NATS for no message by its
+// sequence (storedAsDelivered): the normal case pays nothing for the check.
+func TestReplayPagesAskNoMessageOnceTheConsumerCompared(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	w := openBroker(t, opts)
+	all := store(t, ns, w, repeat(event{"t", 16 << 10}, 59)) // four pages
+	opts.URLs = []string{p.url()}
+	opts.cold = true // its resumes read the stream
+	a := openBroker(t, opts)
+	gets := countMessageGets(t, ns)
+	for _, cut := range []bool{false, true} {
+		if cut {
+			conns := p.connections()
+			p.cut()
+			waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.Ready() == nil })
+		}
+		last := store(t, ns, w, repeat(event{"u", 10}, 1))[0]
+		seq, _ := a.cur.Load().ids.seq(last.ID)
+		waitFor(t, "the consumer compared", func() bool { return a.cur.Load().seen.last() >= seq && a.cur.Load().compared.Load() })
+		before := gets.seen(t, a)
+		s, err := a.Subscribe([]string{"t"}, all[0].IDString())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := replayAll(t, s, nil, 64<<10)
+		s.Close()
+		if len(got) != len(all)-1 || s.Err() != nil {
+			t.Fatalf("replayed %d events, ended %v; want the %d after the first", len(got), s.Err(), len(all)-1)
+		}
+		if n := gets.seen(t, a) - before; n != 0 {
+			t.Fatalf("a replay of four pages (reconnected first: %v) asked for %d messages by their sequence, want none", cut, n)
+		}
+	}
+}
+
+// countMessageGets counts the requests for a message of the default
+// stream by its sequence alone (not the next one of a subject: rest's),
+// as NATS sees them go by; seen returns the count of those b sent so far.
+func countMessageGets(t *testing.T, ns *natsServer) *getCount {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	c := &getCount{marker: nc.NewInbox(), marked: make(chan struct{}, 1)}
+	msgs := make(chan *nats.Msg, 1024) // one channel: the order of b's messages is kept
+	for _, subject := range []string{msgGetSubject + DefaultStream, directGetSubject + DefaultStream, c.marker} {
+		if _, err := nc.ChanSubscribe(subject, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case m := <-msgs:
+				switch {
+				case m.Subject == c.marker:
+					c.marked <- struct{}{}
+				case !bytes.Contains(m.Data, []byte("next_by_subj")):
+					c.n.Add(1)
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	return c
+}
+
+// getCount is countMessageGets's count.
+type getCount struct {
+	n      atomic.Int64
+	marker string
+	marked chan struct{}
+}
+
+// seen returns the count once a marker sent through b's connection after
+// its requests has come by.
+func (c *getCount) seen(t *testing.T, b *Broker) int64 {
+	t.Helper()
+	if err := b.nc.Publish(c.marker, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.marked:
+	case <-time.After(waitLimit):
+		t.Fatal("the marker after the requests did not come by")
+	}
+	return c.n.Load()
+}
