@@ -113,8 +113,11 @@ func TestMetadataWriteRefusedIsNotTriedAgain(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
-	opts.PingInterval = 20 * time.Millisecond
-	opts.PublishTimeout = 100 * time.Millisecond
+	// Not shorter: pings of 20 ms, with writes left after 100 ms,
+	// dropped the connection, and left every write unanswered, on a
+	// loaded machine.
+	opts.PingInterval = 200 * time.Millisecond
+	opts.PublishTimeout = time.Second
 	a := newInstance(t, opts)
 	prev := a.broker.cur.Load()
 	deleteStream(t, ns, DefaultStream)
