@@ -544,7 +544,11 @@ func TestNginxPassesPublishesUpToTheHubsCap(t *testing.T) {
 	const maxEventBytes = 2 << 20
 	cfg := hubTestConfig()
 	cfg.Hub.MaxEventBytes = maxEventBytes
-	p := startBehindNginx(t, cfg)
+	// The recipe's proxy_read_timeout, not the tests' 4 s: no stream
+	// here waits on heartbeats, and a loaded machine (-race) took longer
+	// than 4 s to answer the 2 MiB publish, which nginx answered 502.
+	scaled := nginxReadTimeoutScaled(t, readmeNginxRecipe(t))
+	p := startBehindNginxEdited(t, cfg, []nginxEdit{{scaled.new, scaled.old}})
 	for _, c := range []struct {
 		bodyBytes int
 		want      int

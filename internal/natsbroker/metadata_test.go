@@ -9,6 +9,15 @@ import (
 	"github.com/ssehub/ssehub/internal/testlog"
 )
 
+// metadataAskEvery is the PingInterval of the tests of the metadata:
+// watch asks its question, which writes the metadata again, each
+// PingInterval, and nats.go leaves a connection whose server has not
+// answered two of its pings. At 100 ms (and 50 ms) a loaded machine
+// that held the process back some 200 ms (100 ms) dropped the
+// connection: a publish or a subscription of the test was answered 503,
+// or Open's creation of the stream failed.
+const metadataAskEvery = 500 * time.Millisecond
+
 // What an instance wrote in the stream's metadata, wiped by another
 // instance that wrote the stream's config from a copy read before (one
 // starting meanwhile with other limits, findStream, or another's share),
@@ -19,7 +28,7 @@ func TestSharedMetadataWipedByAStaleConfigIsWrittenAgain(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
-	opts.PingInterval = 100 * time.Millisecond
+	opts.PingInterval = metadataAskEvery
 	a := newInstance(t, opts)
 	old, fresh := recreateAndMoveOn(t, ns, a, opts)
 	st := waitMetadata(t, ns, previousKey, "the deleted stream's offset in the new one's metadata")
@@ -35,22 +44,17 @@ func TestSharedMetadataWipedByAStaleConfigIsWrittenAgain(t *testing.T) {
 	if _, err := ns.operator(t).UpdateStream(t.Context(), stale); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for {
+	var meta map[string]string
+	waitFor(t, "the deleted stream's offset written again", func() bool {
 		info, err := st.Info(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.Config.Metadata[previousKey] != "" {
-			if info.Config.Metadata["owner"] != "team-a" {
-				t.Fatalf("the operator's metadata is gone: %v", info.Config.Metadata)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the deleted stream's offset was not written again: metadata %v", info.Config.Metadata)
-		}
-		time.Sleep(20 * time.Millisecond)
+		meta = info.Config.Metadata
+		return meta[previousKey] != ""
+	})
+	if meta["owner"] != "team-a" {
+		t.Fatalf("the operator's metadata is gone: %v", meta)
 	}
 	b := newInstance(t, opts)
 	receives(t, b.subscribe(t, "topic=t", old), []string{fresh})
@@ -65,7 +69,7 @@ func TestSharedMetadataNotWrittenAgainWithoutThePermission(t *testing.T) {
 	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.UPDATE." + DefaultStream}})
 	opts := testBrokerOptions(ns)
 	opts.URLs = []string{ns.restrictedURL()}
-	opts.PingInterval = 50 * time.Millisecond
+	opts.PingInterval = metadataAskEvery
 	opts.PublishTimeout = 500 * time.Millisecond
 	var log testlog.Buffer
 	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
