@@ -32,7 +32,7 @@ func TestLimitsUndoneByAMetadataWriteReadBeforeAreSetAgain(t *testing.T) {
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
 	opts.URLs = []string{p.url()}
-	opts.PingInterval = 100 * time.Millisecond
+	opts.PingInterval = metadataAskEvery
 	opts.PublishTimeout = 5 * time.Second
 	a := newInstance(t, opts)
 	recreateAndMoveOn(t, ns, a, opts)
@@ -85,7 +85,7 @@ func TestLimitsSetByTheLastInstanceOrAnOperatorStay(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
-	opts.PingInterval = 50 * time.Millisecond
+	opts.PingInterval = metadataAskEvery
 	a := newInstance(t, opts)
 	newer := opts
 	newer.HistorySize = 200
@@ -145,7 +145,7 @@ func TestMetadataUndoneByALimitsWriteReadBeforeIsWrittenAgain(t *testing.T) {
 	pa, pb := startProxy(t, ns), startProxy(t, ns)
 	opts := testBrokerOptions(ns)
 	opts.URLs = []string{pa.url()}
-	opts.PingInterval = 100 * time.Millisecond
+	opts.PingInterval = metadataAskEvery
 	opts.PublishTimeout = 5 * time.Second
 	a := newInstance(t, opts)
 	recreateAndMoveOn(t, ns, a, opts)

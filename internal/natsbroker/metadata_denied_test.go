@@ -90,7 +90,7 @@ func TestMetadataWriteUnansweredIsTriedAgain(t *testing.T) {
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
 	opts.URLs = []string{p.url()}
-	opts.PingInterval = 50 * time.Millisecond
+	opts.PingInterval = metadataAskEvery
 	opts.PublishTimeout = 500 * time.Millisecond
 	var log testlog.Buffer
 	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
