@@ -34,7 +34,8 @@ import (
 // remains: for up to PingInterval the stream keeps the limits undone;
 // once the instance that set them has stopped, none sets them again (an
 // instance that found the stream with its limits wrote no mark), nor
-// after a write of them again failed; two instances that set theirs
+// after a write of them again failed, nor when the stream's metadata had
+// no room for the mark (findStream writes none); two instances that set theirs
 // from the same copy, both undone, each set theirs again, the last one
 // staying; and an edit with no metadata that another instance, knowing
 // the stream's past, wrote back in before that question, is taken for an
@@ -44,6 +45,21 @@ import (
 // last write of its limits by an instance: the time it was set, and a
 // random suffix.
 const limitsKey = "ssehub_limits_set"
+
+// maxMetadataSize is the size of a stream's metadata NATS takes at most,
+// counted by metadataSize (nats-server's JSMaxMetadataLen).
+const maxMetadataSize = 128 * 1024
+
+// metadataSize is the size NATS counts of meta, a stream's metadata (as
+// read, with the server's own keys, which it counts too): its keys' and
+// values' bytes.
+func metadataSize(meta map[string]string) int {
+	n := 0
+	for k, v := range meta {
+		n += len(k) + len(v)
+	}
+	return n
+}
 
 // limitsSet is a write of the options' limits by an instance.
 type limitsSet struct {

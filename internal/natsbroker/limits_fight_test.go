@@ -1,6 +1,8 @@
 package natsbroker
 
 import (
+	"maps"
+	"strings"
 	"testing"
 	"time"
 )
@@ -54,5 +56,31 @@ func TestLimitsAnOperatorWroteWithoutMetadataStay(t *testing.T) {
 				t.Fatalf("max_msgs %d, want the operator's 300", got)
 			}
 		})
+	}
+}
+
+// A stream an operator made with metadata just below NATS's cap (128
+// KiB), and other limits: the instance starting set its limits with the
+// mark added, past the cap, and NATS refused the update, "stream
+// metadata exceeds maximum size": start-up stopped, where the limits
+// alone fit.
+func TestLimitsSetOnAStreamWithMetadataNearTheCap(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	made := opts
+	made.HistorySize = 300
+	createStream(t, ns, made)
+	op := ns.operator(t)
+	cfg := streamNow(t, op)
+	cfg.Metadata = maps.Clone(cfg.Metadata)
+	cfg.Metadata["blob"] = ""
+	cfg.Metadata["blob"] = strings.Repeat("x", 128*1024-20-metadataSize(cfg.Metadata))
+	if _, err := op.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	newInstance(t, opts)
+	if got := streamNow(t, op); got.MaxMsgs != 100 || len(got.Metadata["blob"]) != len(cfg.Metadata["blob"]) {
+		t.Fatalf("max_msgs %d, blob of %d bytes: want the instance's 100, and the operator's metadata", got.MaxMsgs, len(got.Metadata["blob"]))
 	}
 }
