@@ -25,18 +25,41 @@ import (
 // replaced. The instance that set them, finding that mark at watch's
 // question (every PingInterval), sets them again (keepLimits). Such
 // writes end: each one leaves a mark newer than the one it answers.
-// An operator's edit of the limits carries the mark on, and stays. What
+// An operator's edit of the limits carries the mark on, and stays; so
+// does one that writes the config whole with no metadata (a provisioning
+// tool's), when the limits replaced had no mark either: a write of an
+// instance's copy read before holds what it knows of the stream's past
+// (metadata.go), which such an edit does not, and the instance that set
+// them, finding it at watch's question, no longer sets them again. What
 // remains: for up to PingInterval the stream keeps the limits undone;
 // once the instance that set them has stopped, none sets them again (an
 // instance that found the stream with its limits wrote no mark), nor
-// after a write of them again failed; and two instances that set theirs
+// after a write of them again failed, nor when the stream's metadata had
+// no room for the mark (findStream writes none); two instances that set theirs
 // from the same copy, both undone, each set theirs again, the last one
-// staying.
+// staying; and an edit with no metadata that another instance, knowing
+// the stream's past, wrote back in before that question, is taken for an
+// instance's write, and undone.
 
 // limitsKey is the key, in the stream's metadata, of the mark of the
 // last write of its limits by an instance: the time it was set, and a
 // random suffix.
 const limitsKey = "ssehub_limits_set"
+
+// maxMetadataSize is the size of a stream's metadata NATS takes at most,
+// counted by metadataSize (nats-server's JSMaxMetadataLen).
+const maxMetadataSize = 128 * 1024
+
+// metadataSize is the size NATS counts of meta, a stream's metadata (as
+// read, with the server's own keys, which it counts too): its keys' and
+// values' bytes.
+func metadataSize(meta map[string]string) int {
+	n := 0
+	for k, v := range meta {
+		n += len(k) + len(v)
+	}
+	return n
+}
 
 // limitsSet is a write of the options' limits by an instance.
 type limitsSet struct {
@@ -67,7 +90,15 @@ func withMark(meta map[string]string, mark string) map[string]string {
 // A write that fails is not tried again.
 func (b *Broker) keepLimits(info *jetstream.StreamInfo) {
 	set := b.limits.Load()
-	if set == nil || !info.Created.Equal(set.created) || info.Config.Metadata[limitsKey] != set.replaced {
+	meta := info.Config.Metadata
+	if set == nil || !info.Created.Equal(set.created) || meta[limitsKey] != set.replaced {
+		return
+	}
+	if _, known := meta[previousKey]; set.replaced == "" && !known && meta[lostKey] == "" {
+		// Not an instance's write (share's holds one of them): an
+		// operator's. Its limits stay, as the metadata written again
+		// without the mark, when b knows the stream's past, would not.
+		b.limits.CompareAndSwap(set, nil)
 		return
 	}
 	cfg, want := info.Config, streamConfig(&b.opts)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -166,7 +167,8 @@ func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 // subjects, storage, retention and discard policy asked for, no limit
 // per subject, and acknowledge publishes (else ErrStreamMismatch); its
 // limits, replicas and duplicate window are updated to the options', with
-// a new mark of that write in its metadata, which b keeps (limits.go).
+// a new mark of that write in its metadata, which b keeps (limits.go),
+// when the metadata has room for it.
 // A NATS user without the permission to update the stream gets the
 // permissions violation as the error, at once.
 func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
@@ -204,7 +206,15 @@ func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 	}
 	set := &limitsSet{created: st.CachedInfo().Created, mark: newLimitsMark(), replaced: have.Metadata[limitsKey]}
 	have.MaxMsgs, have.MaxBytes, have.Replicas, have.Duplicates = want.MaxMsgs, want.MaxBytes, want.Replicas, want.Duplicates
-	have.Metadata = withMark(have.Metadata, set.mark)
+	if meta := withMark(have.Metadata, set.mark); metadataSize(meta) <= maxMetadataSize {
+		have.Metadata = meta
+	} else {
+		// No room for the mark (an operator's metadata near the cap):
+		// the limits are set, not kept (limits.go).
+		have.Metadata = maps.Clone(have.Metadata)
+		delete(have.Metadata, limitsKey)
+		set = nil
+	}
 	if st, err = b.updateStream(ctx, have); err != nil {
 		return nil, fmt.Errorf("nats: update stream %q limits to %s: %w", o.Stream, limitsText(want), err)
 	}
