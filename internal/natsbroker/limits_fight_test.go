@@ -4,7 +4,6 @@ import (
 	"maps"
 	"strings"
 	"testing"
-	"time"
 )
 
 // A stream made beforehand without the mark (by an operator's tool, or a
@@ -27,7 +26,7 @@ func TestLimitsAnOperatorWroteWithoutMetadataStay(t *testing.T) {
 			t.Parallel()
 			ns := startNATS(t)
 			opts := testBrokerOptions(ns)
-			opts.PingInterval = 50 * time.Millisecond
+			opts.PingInterval = metadataAskEvery
 			made := opts
 			made.HistorySize = 300
 			var a *instance
