@@ -9,6 +9,58 @@ import (
 	"time"
 )
 
+// BenchmarkReplayStepLongPatterns measures one step of a replay
+// (replayScan, which holds the broker's lock) of a resume over a history
+// of 2000 events of a topic of 127 segments (253 bytes): long, 32
+// patterns of 253 bytes that each match it but for their last two
+// segments; short, one pattern of another topic. Neither hands out an
+// event. The resume is made again, the timer stopped, once its replay is
+// done. cpu-ns/op is the thread's CPU time a step (Linux only).
+func BenchmarkReplayStepLongPatterns(b *testing.B) {
+	const events = 2000
+	m := newTestMemory(b, MemoryOptions{HistorySize: events})
+	deep := strings.Repeat("a.", 126) + "x"
+	for range events {
+		mustPublish(b, m, deep, "", "x")
+	}
+	var long []string
+	for i := range 32 {
+		long = append(long, strings.Repeat("*.", 124)+"y"+strconv.Itoa(i)+".x")
+	}
+	for _, c := range []struct {
+		name     string
+		patterns []string
+	}{
+		{"long", long},
+		{"short", []string{"b.*"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := mustSubscribe(b, m, "1", c.patterns...).(*memorySubscription)
+			var cpu cpuClock
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			first := true
+			for b.Loop() {
+				if first { // after the first call: b.Loop resets then
+					cpu.run()
+					first = false
+				}
+				if _, _, done := s.replayScan(nil, 0, 1<<20); done {
+					b.StopTimer()
+					cpu.stop()
+					s.Close()
+					s = mustSubscribe(b, m, "1", c.patterns...).(*memorySubscription)
+					cpu.run()
+					b.StartTimer()
+				}
+			}
+			cpu.stop()
+			cpu.report(b)
+			s.Close()
+		})
+	}
+}
+
 // BenchmarkTopicsPageManyPatterns lists 1024 topics "t.xN.s0 … s10",
 // each of which 64 subscriptions of 32 patterns each ("t.*.s0.*.s2 …")
 // match 2048 times. max-hold-cpu-ns is the thread's CPU time of the

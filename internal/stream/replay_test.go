@@ -986,39 +986,48 @@ func TestAnEvictionAmongResumesOfManyPatternsCostsAFanOut(t *testing.T) {
 // 32 patterns of 253 bytes ("*.*. … .*.y0.x") over a history of a topic
 // of as many segments, which each pattern matches but for its last two,
 // held the lock for some 75 ms a step, and every publish of the hub
-// waited for it, step after step. A step now looks at fewer ids the more
-// pattern bytes it matches each against.
-func TestAReplayStepOfLongPatternsHoldsTheLockBriefly(t *testing.T) {
-	if _, ok := threadCPU(); !ok {
-		t.Skip("a thread's CPU time is read on Linux only")
-	}
-	b := newTestMemory(t, MemoryOptions{HistorySize: 2000})
+// waited for it, step after step. A step now looks at replayScanBytes /
+// the patterns' bytes ids (4 for those 32), and at replayScan for short
+// patterns, as before. The test counts the ids each step looks at.
+func TestAReplayStepLooksAtFewerIDsTheLongerThePatterns(t *testing.T) {
+	const events = 1030
+	b := newTestMemory(t, MemoryOptions{HistorySize: events})
 	deep := strings.Repeat("a.", 126) + "x" // 253 bytes
-	for range 2000 {
+	for range events {
 		mustPublish(t, b, deep, "", "x")
 	}
-	var patterns []string
+	var long []string
 	for i := range 32 {
-		patterns = append(patterns, strings.Repeat("*.", 124)+"y"+strconv.Itoa(i)+".x")
+		long = append(long, strings.Repeat("*.", 124)+"y"+strconv.Itoa(i)+".x")
 	}
-	s := mustSubscribe(t, b, "1", patterns...).(*memorySubscription)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var longest time.Duration
-	for steps := 0; ; steps++ {
-		start, _ := threadCPU()
-		_, _, done := s.replayScan(nil, 0, 1<<20)
-		end, _ := threadCPU()
-		longest = max(longest, end-start)
-		if done {
-			t.Logf("%d steps, the longest %v", steps+1, longest)
-			break
+	for _, c := range []struct {
+		name     string
+		patterns []string
+		perStep  int
+	}{
+		{"32 patterns of 253 bytes", long, replayScan * 64 / (32 * 253)}, // 4
+		{"one short pattern", []string{"b.*"}, replayScan},
+	} {
+		s := mustSubscribe(t, b, "1", c.patterns...).(*memorySubscription)
+		var scanned []int
+		for {
+			before := s.replayNext
+			_, _, done := s.replayScan(nil, 0, 1<<20)
+			scanned = append(scanned, int(s.replayNext-before))
+			if done {
+				break
+			}
 		}
-	}
-	if got, err := replayAll(s), s.Err(); len(got) != 0 || err != nil {
-		t.Fatalf("the replay handed out %d events, Err() = %v; want none, nil", len(got), err)
-	}
-	if longest > 10*time.Millisecond {
-		t.Errorf("a step of the replay held the lock for %v of CPU, want 10 ms at most", longest)
+		want := make([]int, 0, events/c.perStep+1)
+		for n := events - 1; n > 0; n -= c.perStep { // the ids after 1
+			want = append(want, min(n, c.perStep))
+		}
+		if !slices.Equal(scanned, want) {
+			t.Errorf("%s: %d steps looked at %v … ids; want %d steps of %d", c.name, len(scanned), scanned[:min(len(scanned), 4)], len(want), c.perStep)
+		}
+		if got, err := replayAll(s), s.Err(); len(got) != 0 || err != nil {
+			t.Fatalf("%s: the replay handed out %d events, Err() = %v; want none, nil", c.name, len(got), err)
+		}
+		s.Close()
 	}
 }
