@@ -46,12 +46,12 @@ func BenchmarkReplayStepLongPatterns(b *testing.B) {
 					first = false
 				}
 				if _, _, done := s.replayScan(nil, 0, 1<<20); done {
+					cpu.stop() // before the timer's, which reads the memory statistics
 					b.StopTimer()
-					cpu.stop()
 					s.Close()
 					s = mustSubscribe(b, m, "1", c.patterns...).(*memorySubscription)
-					cpu.run()
 					b.StartTimer()
+					cpu.run()
 				}
 			}
 			cpu.stop()
