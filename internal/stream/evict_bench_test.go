@@ -194,3 +194,59 @@ func BenchmarkPublishEvictingOthers(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPublishEvictingAmongManyPatterns measures a publish to a topic
+// nobody subscribes to that evicts an event of manyPatternsTopic while
+// 1000 resumes of 32 patterns each (manyPatternsResume: one of them
+// matches the topic, each its own) have read nothing of their replay,
+// which holds the evicted event, and one more subscription shares the
+// first resume's matching pattern: the eviction goes through the
+// unfinished replays, each resume's groups looked at for the matching
+// ones. The broker is made again, the timer stopped, before the history
+// holds no event of the resumes' replays. cpu-ns/op is the publishing
+// thread's CPU time (Linux only).
+func BenchmarkPublishEvictingAmongManyPatterns(b *testing.B) {
+	const (
+		size    = 1024
+		resumes = 1000
+		perSub  = 32
+	)
+	topic := manyPatternsTopic()
+	setup := func() *Memory {
+		m := NewMemory(MemoryOptions{HistorySize: size, MaxSubscribers: resumes + 1, FirstID: 1})
+		for range size {
+			mustPublish(b, m, topic, "", "x")
+		}
+		mustSubscribe(b, m, "", manyPatternsMatching(0))
+		for i := range resumes {
+			mustSubscribe(b, m, "1", manyPatternsResume(i, perSub)...)
+		}
+		mustPublish(b, m, "z", "", "x") // evicts id 1, before the replays
+		return m
+	}
+	m := setup()
+	var cpu cpuClock
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i == 0 { // after the first call: b.Loop resets then
+			cpu.run()
+		}
+		if _, _, err := m.Publish(Publication{Topic: "z", Data: "x"}); err != nil {
+			b.Fatal(err)
+		}
+		if i++; i%(size-1) == 0 {
+			cpu.stop() // before the timer's, which reads the memory statistics
+			b.StopTimer()
+			m.Close()
+			m = setup()
+			b.StartTimer()
+			cpu.run()
+		}
+	}
+	cpu.stop()
+	cpu.report(b)
+	m.Close()
+}

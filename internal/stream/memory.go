@@ -78,6 +78,10 @@ type Memory struct {
 	// topicsPaused, when set (by tests), is called between TopicsPage's
 	// pieces, with the lock let go.
 	topicsPaused func()
+	// replaysMarked, when set (by tests), is called with b.mu held once
+	// loseFromReplays went through the unfinished replays for the evicted
+	// id, with the mark it gave the groups it looked for.
+	replaysMarked func(id, mark uint64)
 
 	subscribers atomic.Int64
 	published   atomic.Uint64
@@ -275,6 +279,9 @@ func (b *Memory) loseFromReplays(e evictedEntry) {
 			if s.holds(e.id) && s.inMarkedGroup(mark) {
 				s.lost = true
 			}
+		}
+		if b.replaysMarked != nil {
+			b.replaysMarked(e.id, mark)
 		}
 	} else {
 		for _, g := range groups {

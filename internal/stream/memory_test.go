@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // newTestMemory returns a broker whose ids start at 1 and closes it when
@@ -915,17 +914,18 @@ func TestMatchedScratchShrinksWhenPatternsLeave(t *testing.T) {
 // "t.*.s0.*.s2 …", match each of 1024 topics "t.xN.s0.s1 …" 2048 times,
 // and a piece of 512 topics held the lock for some 180 ms, every publish
 // waiting. A piece now ends at topicsScan topics or once it went through
-// topicsWork groups and subscriptions, whichever comes first.
-func TestTopicsPageHoldsTheLockBrieflyAmongManyPatterns(t *testing.T) {
-	if _, ok := threadCPU(); !ok {
-		t.Skip("a thread's CPU time is read on Linux only")
-	}
+// topicsWork groups and subscriptions, whichever comes first. The test
+// counts the pauses: 16 subscriptions of 32 patterns make each of 64
+// topics "t.xN.s0 …" cost 1+512+512, so a piece ends after 4 of them,
+// after 64 cheap topics "c.N" (1 each) first; a walk that paused every
+// topicsScan topics alone makes no pause among 128.
+func TestTopicsPagePausesAfterTopicsWorkAmongManyPatterns(t *testing.T) {
 	const (
-		subs   = 64
+		subs   = 16
 		perSub = 32
-		topics = 1024
+		topics = 64 // of each kind
 	)
-	b := newTestMemory(t, MemoryOptions{HistorySize: topics, SubscriberBuffer: topics})
+	b := newTestMemory(t, MemoryOptions{HistorySize: 2 * topics, SubscriberBuffer: topics})
 	lits := make([]string, 11) // 2^11 patterns: literal or "*" at each
 	for j := range lits {
 		lits[j] = "s" + strconv.Itoa(j)
@@ -944,26 +944,34 @@ func TestTopicsPageHoldsTheLockBrieflyAmongManyPatterns(t *testing.T) {
 		}
 		mustSubscribe(t, b, "", patterns...)
 	}
+	var costs []int // of the topics in their order on the page
 	for i := range topics {
-		mustPublish(t, b, "t.x"+strconv.Itoa(i)+"."+strings.Join(lits, "."), "", "x")
+		mustPublish(t, b, fmt.Sprintf("c.%03d", i), "", "x")
+		costs = append(costs, 1) // its own group, no subscription
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var longest time.Duration
-	last, _ := threadCPU()
-	b.topicsPaused = func() { // with the lock let go
-		now, _ := threadCPU()
-		longest = max(longest, now-last)
-		last = now
+	for i := range topics {
+		mustPublish(t, b, fmt.Sprintf("t.x%03d.", i)+strings.Join(lits, "."), "", "x")
+		costs = append(costs, 1+2*subs*perSub) // its own group, the patterns' and their subscriptions
 	}
+	want, scanned, work := 0, 0, 0 // the pauses the rule makes
+	for _, c := range costs {
+		if scanned == topicsScan || work >= topicsWork {
+			want++
+			scanned, work = 0, 0
+		}
+		scanned++
+		work += c
+	}
+	if want != topics/4-1 {
+		t.Fatalf("the rule makes %d pauses, the test expected %d", want, topics/4-1)
+	}
+	pauses := 0
+	b.topicsPaused = func() { pauses++ }
 	page, _ := b.TopicsPage("", 0)
-	now, _ := threadCPU()
-	longest = max(longest, now-last)
-	if len(page) != topics || page[0].Subscribers != subs {
-		t.Fatalf("%d topics, the first with %d subscribers; want %d, %d", len(page), page[0].Subscribers, topics, subs)
+	if len(page) != 2*topics || page[0].Subscribers != 0 || page[topics].Subscribers != subs {
+		t.Fatalf("%d topics, %+v and %+v; want %d, none and %d subscribers", len(page), page[0], page[topics], 2*topics, subs)
 	}
-	t.Logf("the longest hold: %v", longest)
-	if longest > 20*time.Millisecond {
-		t.Errorf("TopicsPage held the lock for %v of CPU at a time, want 20 ms at most", longest)
+	if pauses != want {
+		t.Errorf("TopicsPage let the lock go %d times, want %d: after %d topics or %d groups and subscriptions", pauses, want, topicsScan, topicsWork)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 	"weak"
 )
 
@@ -917,68 +916,129 @@ func TestAResumeDoesNotPassOverQueuedEventsTheHistoryEvicted(t *testing.T) {
 // topic matches, made a publish that evicts an event of that topic
 // compare 31 groups of each with the 1000 matching ones, 31 million
 // comparisons, whatever topic it published to (60 times what a publish
-// to that topic costs, which goes through the same 1000 groups; 100
-// times with the race detector). It now costs a few times that at most:
-// it looks at the 32 groups of each resume, the publish at one.
-func TestAnEvictionAmongResumesOfManyPatternsCostsAFanOut(t *testing.T) {
-	if _, ok := threadCPU(); !ok {
-		t.Skip("a thread's CPU time is read on Linux only")
-	}
+// to that topic costs, which goes through the same 1000 groups). It now
+// marks the matching groups that hold a replay and looks at each
+// replay's own groups for the mark (inMarkedGroup), once each. The test
+// checks, at each eviction (replaysMarked), that those groups and no
+// others carry the eviction's mark, so that a resume finds its one
+// matching group among its own 32; and counts the groups inMarkedGroup
+// looks at from the marks, 32 per resume and eviction. Without the marks
+// none of the resumes' groups is marked so. BenchmarkPublishEvictingAmongManyPatterns
+// measures the cost.
+func TestAnEvictionAmongResumesOfManyPatternsLooksAtTheirGroupsOnce(t *testing.T) {
 	const (
-		segments = 12 // 2^12 patterns of the topic, literal or "*" at each
-		resumes  = 1000
-		perSub   = 32
-		step     = 20 // publishes measured
+		resumes = 100
+		perSub  = 32
+		history = 20
 	)
-	lits := make([]string, segments)
+	b := newTestMemory(t, MemoryOptions{HistorySize: history})
+	topic := manyPatternsTopic()
+	for range history {
+		mustPublish(t, b, topic, "", "x") // ids 1 to 20: the resumes' replays are 2 to 20
+	}
+	mustSubscribe(t, b, "", manyPatternsMatching(0)) // the groups hold more than the resumes
+	var subs []*memorySubscription
+	for i := range resumes {
+		s := mustSubscribe(t, b, "1", manyPatternsResume(i, perSub)...) // stalled: reads none of its replay
+		subs = append(subs, s.(*memorySubscription))
+	}
+	mustPublish(t, b, "u", "", "x") // evicts id 1, of no replay
+	var calls, looks int
+	var problems []string
+	b.replaysMarked = func(id, mark uint64) { // b.mu held
+		calls++
+		marked := 0
+		for _, g := range b.wild {
+			if g.mark == mark {
+				marked++
+			}
+		}
+		for _, te := range b.topics {
+			if te.group.mark == mark {
+				marked++
+			}
+		}
+		if marked != resumes {
+			problems = append(problems, fmt.Sprintf("eviction of %d: %d groups marked, want the %d that hold a resume", id, marked, resumes))
+		}
+		for i, s := range subs {
+			if !s.holds(id) {
+				continue
+			}
+			n := len(s.slots) // what inMarkedGroup looks at: up to the marked one
+			for k, sl := range s.slots {
+				if sl.g.mark == mark {
+					n = k + 1
+					break
+				}
+			}
+			looks += n
+			if last := s.slots[len(s.slots)-1].g; last.mark != mark || n != len(s.slots) {
+				problems = append(problems, fmt.Sprintf("eviction of %d: resume %d's matching group %s unmarked, or another of its groups marked", id, i, last.pattern))
+			}
+		}
+	}
+	const evictions = 10
+	for range evictions {
+		mustPublish(t, b, "u", "", "x") // evicts ids 2 to 11: of every resume's replay
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lost := 0
+	for _, s := range subs {
+		if s.lost {
+			lost++
+		}
+	}
+	if lost != resumes {
+		t.Fatalf("%d of the %d resumes lost an evicted event of their replay, want all", lost, resumes)
+	}
+	if calls != evictions {
+		t.Fatalf("%d evictions went through the unfinished replays %d times, want each once", evictions, calls)
+	}
+	for _, p := range problems[:min(len(problems), 5)] {
+		t.Error(p)
+	}
+	if want := evictions * resumes * perSub; looks > want {
+		t.Errorf("%d evictions looked at %d groups, want %d at most: each resume's own, once", evictions, looks, want)
+	}
+}
+
+// manyPatternsTopic is the topic of the tests and benchmarks of evictions
+// among resumes of many patterns: t.s0.s1 … s11, which 4095 wildcard
+// patterns match (manyPatternsMatching).
+func manyPatternsTopic() string {
+	return "t." + strings.Join(manyPatternsLits(), ".")
+}
+
+func manyPatternsLits() []string {
+	lits := make([]string, 12)
 	for j := range lits {
 		lits[j] = "s" + strconv.Itoa(j)
 	}
-	topic := "t." + strings.Join(lits, ".")
-	matching := func(n int) string { // at least one "*": a wildcard pattern
-		segs := slices.Clone(lits)
-		for j := range segs {
-			if (n+1)&(1<<j) != 0 {
-				segs[j] = "*"
-			}
+	return lits
+}
+
+// manyPatternsMatching is the nth wildcard pattern (n < 4095) matching
+// manyPatternsTopic: "*" where the bits of n+1 are set.
+func manyPatternsMatching(n int) string {
+	segs := manyPatternsLits()
+	for j := range segs {
+		if (n+1)&(1<<j) != 0 {
+			segs[j] = "*"
 		}
-		return "t." + strings.Join(segs, ".")
 	}
-	b := newTestMemory(t, MemoryOptions{HistorySize: 200})
-	for range 100 {
-		mustPublish(t, b, topic, "", "x") // ids 1 to 100: the resumes' replays
+	return "t." + strings.Join(segs, ".")
+}
+
+// manyPatternsResume is the patterns of the ith resume: perSub-1 of its
+// own topics, then manyPatternsMatching(i).
+func manyPatternsResume(i, perSub int) []string {
+	patterns := make([]string, 0, perSub)
+	for k := range perSub - 1 {
+		patterns = append(patterns, "o"+strconv.Itoa(i)+"."+strconv.Itoa(k)+".*")
 	}
-	mustSubscribe(t, b, "", matching(0)) // the groups hold more than the resumes
-	for i := range resumes {
-		patterns := make([]string, 0, perSub)
-		for k := range perSub - 1 {
-			patterns = append(patterns, "o"+strconv.Itoa(i)+"."+strconv.Itoa(k)+".*")
-		}
-		patterns = append(patterns, matching(i))
-		mustSubscribe(t, b, "1", patterns...) // stalled: reads none of its replay
-	}
-	cost := func(topic string) time.Duration {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		start, _ := threadCPU()
-		for range step {
-			mustPublish(t, b, topic, "", "x")
-		}
-		end, _ := threadCPU()
-		return end - start
-	}
-	fanOut := cost(topic) // ids 101 to 120: to every resume, evicting nothing
-	for range 80 {
-		mustPublish(t, b, "u", "", "fills the history")
-	}
-	evict := cost("u") // evicts ids 1 to 20: of the resumes' replays
-	if st := b.Stats(); st.Subscribers != resumes+1 || st.Dropped != 0 {
-		t.Fatalf("%d subscribers, %d dropped; want %d, 0", st.Subscribers, st.Dropped, resumes+1)
-	}
-	t.Logf("%d publishes to the resumes' topic: %v; %d evicting an event of it: %v", step, fanOut, step, evict)
-	if evict > 10*fanOut {
-		t.Errorf("a publish evicting an event of the topic cost %v, one to the topic %v: want 10 times that at most", evict/step, fanOut/step)
-	}
+	return append(patterns, manyPatternsMatching(i))
 }
 
 // A step of a replay, with the broker's lock held, matched replayScan ids
@@ -986,39 +1046,48 @@ func TestAnEvictionAmongResumesOfManyPatternsCostsAFanOut(t *testing.T) {
 // 32 patterns of 253 bytes ("*.*. … .*.y0.x") over a history of a topic
 // of as many segments, which each pattern matches but for its last two,
 // held the lock for some 75 ms a step, and every publish of the hub
-// waited for it, step after step. A step now looks at fewer ids the more
-// pattern bytes it matches each against.
-func TestAReplayStepOfLongPatternsHoldsTheLockBriefly(t *testing.T) {
-	if _, ok := threadCPU(); !ok {
-		t.Skip("a thread's CPU time is read on Linux only")
-	}
-	b := newTestMemory(t, MemoryOptions{HistorySize: 2000})
+// waited for it, step after step. A step now looks at replayScanBytes /
+// the patterns' bytes ids (4 for those 32), and at replayScan for short
+// patterns, as before. The test counts the ids each step looks at.
+func TestAReplayStepLooksAtFewerIDsTheLongerThePatterns(t *testing.T) {
+	const events = 1030
+	b := newTestMemory(t, MemoryOptions{HistorySize: events})
 	deep := strings.Repeat("a.", 126) + "x" // 253 bytes
-	for range 2000 {
+	for range events {
 		mustPublish(t, b, deep, "", "x")
 	}
-	var patterns []string
+	var long []string
 	for i := range 32 {
-		patterns = append(patterns, strings.Repeat("*.", 124)+"y"+strconv.Itoa(i)+".x")
+		long = append(long, strings.Repeat("*.", 124)+"y"+strconv.Itoa(i)+".x")
 	}
-	s := mustSubscribe(t, b, "1", patterns...).(*memorySubscription)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var longest time.Duration
-	for steps := 0; ; steps++ {
-		start, _ := threadCPU()
-		_, _, done := s.replayScan(nil, 0, 1<<20)
-		end, _ := threadCPU()
-		longest = max(longest, end-start)
-		if done {
-			t.Logf("%d steps, the longest %v", steps+1, longest)
-			break
+	for _, c := range []struct {
+		name     string
+		patterns []string
+		perStep  int
+	}{
+		{"32 patterns of 253 bytes", long, replayScan * 64 / (32 * 253)}, // 4
+		{"one short pattern", []string{"b.*"}, replayScan},
+	} {
+		s := mustSubscribe(t, b, "1", c.patterns...).(*memorySubscription)
+		var scanned []int
+		for {
+			before := s.replayNext
+			_, _, done := s.replayScan(nil, 0, 1<<20)
+			scanned = append(scanned, int(s.replayNext-before))
+			if done {
+				break
+			}
 		}
-	}
-	if got, err := replayAll(s), s.Err(); len(got) != 0 || err != nil {
-		t.Fatalf("the replay handed out %d events, Err() = %v; want none, nil", len(got), err)
-	}
-	if longest > 10*time.Millisecond {
-		t.Errorf("a step of the replay held the lock for %v of CPU, want 10 ms at most", longest)
+		want := make([]int, 0, events/c.perStep+1)
+		for n := events - 1; n > 0; n -= c.perStep { // the ids after 1
+			want = append(want, min(n, c.perStep))
+		}
+		if !slices.Equal(scanned, want) {
+			t.Errorf("%s: %d steps looked at %v … ids; want %d steps of %d", c.name, len(scanned), scanned[:min(len(scanned), 4)], len(want), c.perStep)
+		}
+		if got, err := replayAll(s), s.Err(); len(got) != 0 || err != nil {
+			t.Fatalf("%s: the replay handed out %d events, Err() = %v; want none, nil", c.name, len(got), err)
+		}
+		s.Close()
 	}
 }
