@@ -60,18 +60,44 @@ func (w *boundedWriter) renew() {
 	_ = w.rc.SetWriteDeadline(w.deadline)
 }
 
+// boundedChunk is the most one write under one deadline carries: a larger
+// write is made in pieces of it, the deadline renewed before each. The
+// deadline bounds a write call, not its bytes, and an answer written in
+// one piece (Gin's JSON, a list of every topic of several megabytes) to a
+// client that reads it slowly but steadily was cut once the timeout
+// passed. As the demo files are copied (io.Copy, 32 KiB at a time), a
+// client must read this much each half timeout.
+const boundedChunk = 32 << 10
+
 func (w *boundedWriter) Write(p []byte) (int, error) {
-	if !w.off {
-		w.renew()
+	if w.off {
+		return w.ResponseWriter.Write(p)
 	}
-	return w.ResponseWriter.Write(p)
+	n := 0
+	for {
+		w.renew()
+		chunk := p[n:min(len(p), n+boundedChunk)]
+		m, err := w.ResponseWriter.Write(chunk)
+		n += m
+		if err != nil || n == len(p) {
+			return n, err
+		}
+	}
 }
 
 func (w *boundedWriter) WriteString(s string) (int, error) {
-	if !w.off {
-		w.renew()
+	if w.off {
+		return w.ResponseWriter.WriteString(s)
 	}
-	return w.ResponseWriter.WriteString(s)
+	n := 0
+	for {
+		w.renew()
+		m, err := w.ResponseWriter.WriteString(s[n:min(len(s), n+boundedChunk)])
+		n += m
+		if err != nil || n == len(s) {
+			return n, err
+		}
+	}
 }
 
 // Unwrap is the writer under it, for http.ResponseController and what
