@@ -202,14 +202,12 @@ func (h *Handler) notFound(c *gin.Context) {
 }
 
 // sentPath is the path the answers (404, 405) and the log lines name: as
-// the router matched it, its encoded slashes kept ("/api%2Fv1/topics" is
-// no /api/v1/topics, "/api/v1/topics/a%2Fb/events" no
-// /api/v1/topics/a/b/events).
+// the router matched it, encoded, its encoded slashes and percent signs
+// kept ("/api%2Fv1/topics" is no /api/v1/topics, "/api/v1/topics/a%2Fb/events"
+// no /api/v1/topics/a/b/events, and "/x%252Fy" no "/x%2Fy"). A path
+// with nothing to encode is Path itself.
 func sentPath(u *url.URL) string {
-	if u.RawPath != "" {
-		return u.EscapedPath()
-	}
-	return u.Path
+	return u.EscapedPath()
 }
 
 // methodNotAllowed answers a method the path does not take: 405 with the

@@ -314,3 +314,17 @@ func TestAnEncodedSlashIsNamedAsSentEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestAnEncodedPercentIsNamedAsSent: a path with an encoded "%" ("%25")
+// is named with it. Its decoded form, "/x%2Fy" for "/x%252Fy", is another
+// path, the one the 404 names for a request to "/x%2Fy": two requests
+// told apart by the router were named alike.
+func TestAnEncodedPercentIsNamedAsSent(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	for _, sent := range []string{"/x%252Fy", "/a%25b"} {
+		msg := wantJSONError(t, ts.do(t, "GET", sent, nil, nil), http.StatusNotFound)
+		if !strings.Contains(msg, `"`+sent+`"`) {
+			t.Errorf("404 %q does not name the path as sent, %s", msg, sent)
+		}
+	}
+}
