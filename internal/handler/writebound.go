@@ -2,6 +2,7 @@ package handler
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,7 +18,7 @@ import (
 // of such streams on each connection. A stream takes its writes over from
 // here (openStream), and bounds them itself.
 func (h *Handler) boundWrites(c *gin.Context) {
-	w := &boundedWriter{ResponseWriter: c.Writer, timeout: h.stream.WriteTimeout}
+	w := &boundedWriter{ResponseWriter: c.Writer, timeout: h.stream.WriteTimeout, h2: c.Request.ProtoMajor >= 2}
 	c.Writer = w
 	c.Next()
 	if !w.off {
@@ -41,6 +42,12 @@ type boundedWriter struct {
 	deadline time.Time
 	// off: the answer is a stream, which bounds its writes itself.
 	off bool
+	// h2: the request came over HTTP/2. stepped: the answer is an event
+	// stream over HTTP/2 that could not turn the bound off (a middleware's
+	// writer above this one does not unwrap, unboundWrites): its deadline
+	// is lifted after each flush, as a stream's own is (ginWriter), since
+	// a deadline that passes resets the stream even while it is idle.
+	h2, stepped bool
 }
 
 func (w *boundedWriter) renew() {
@@ -54,6 +61,7 @@ func (w *boundedWriter) renew() {
 			under = u.Unwrap()
 		}
 		w.rc = http.NewResponseController(under)
+		w.stepped = w.h2 && strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream")
 	}
 	w.deadline = now.Add(w.timeout)
 	// An error only means the writer takes no deadline (a test's).
@@ -97,6 +105,16 @@ func (w *boundedWriter) WriteString(s string) (int, error) {
 		if err != nil || n == len(s) {
 			return n, err
 		}
+	}
+}
+
+// Flush sends what was written; the deadline of a stream's step comes off
+// after it (stepped).
+func (w *boundedWriter) Flush() {
+	w.ResponseWriter.Flush()
+	if w.stepped && !w.off && !w.deadline.IsZero() {
+		w.deadline = time.Time{}
+		_ = w.rc.SetWriteDeadline(time.Time{})
 	}
 }
 
