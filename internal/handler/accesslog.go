@@ -56,7 +56,7 @@ func (h *Handler) access(c *gin.Context, status, bytes int, start time.Time) {
 	if !h.log.Enabled(context.Background(), accessLevel(status)) {
 		return // spare ClientIP and the rest when the line is not written
 	}
-	h.logAccess(accessInfo{method: c.Request.Method, path: c.Request.URL.Path, remote: c.ClientIP()},
+	h.logAccess(accessInfo{method: c.Request.Method, path: sentPath(c.Request.URL), remote: c.ClientIP()},
 		status, bytes, time.Since(start))
 }
 

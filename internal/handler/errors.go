@@ -126,7 +126,7 @@ func (h *Handler) abortWithError(c *gin.Context, err error) {
 		abortUnavailable(c, err)
 		return
 	case status >= http.StatusInternalServerError:
-		h.log.Error("request failed", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(c.Request.URL.Path, maxLoggedPath), "err", err)
+		h.log.Error("request failed", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(sentPath(c.Request.URL), maxLoggedPath), "err", err)
 		msg = http.StatusText(status)
 	}
 	abortJSON(c, status, msg)
@@ -201,13 +201,13 @@ func (h *Handler) notFound(c *gin.Context) {
 	h.abortWithError(c, fmt.Errorf("%w: %s", errNotFound, stream.Quote(sentPath(c.Request.URL))))
 }
 
-// sentPath is the path a 404 names: as the router matched it, its encoded
-// slashes kept ("/api%2Fv1/topics" is no /api/v1/topics).
+// sentPath is the path the answers (404, 405) and the log lines name: as
+// the router matched it, encoded, its encoded slashes and percent signs
+// kept ("/api%2Fv1/topics" is no /api/v1/topics, "/api/v1/topics/a%2Fb/events"
+// no /api/v1/topics/a/b/events, and "/x%252Fy" no "/x%2Fy"). A path
+// with nothing to encode is Path itself.
 func sentPath(u *url.URL) string {
-	if u.RawPath != "" {
-		return u.EscapedPath()
-	}
-	return u.Path
+	return u.EscapedPath()
 }
 
 // methodNotAllowed answers a method the path does not take: 405 with the
@@ -221,7 +221,7 @@ func (h *Handler) methodNotAllowed(c *gin.Context) {
 		c.AbortWithStatus(http.StatusNoContent)
 		return
 	}
-	h.abortWithError(c, fmt.Errorf("%w: %s %s", errMethodNotAllowed, stream.Quote(c.Request.Method), stream.Quote(c.Request.URL.Path)))
+	h.abortWithError(c, fmt.Errorf("%w: %s %s", errMethodNotAllowed, stream.Quote(c.Request.Method), stream.Quote(sentPath(c.Request.URL))))
 }
 
 // allowOptions adds OPTIONS to the Allow that Gin (or staticFiles) set
@@ -243,7 +243,7 @@ var streamHeaders = []string{"Content-Type", "Cache-Control", "X-Accel-Buffering
 // end cleanly.
 func (h *Handler) recovered(c *gin.Context, err any) {
 	value, stack := unstack(err, debug.Stack())
-	h.log.Error("handler panicked", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(c.Request.URL.Path, maxLoggedPath),
+	h.log.Error("handler panicked", "method", clip(c.Request.Method, maxLoggedMethod), "path", clip(sentPath(c.Request.URL), maxLoggedPath),
 		"panic", value, "stack", stack)
 	c.Abort()
 	if c.Writer.Written() {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -124,5 +125,35 @@ func TestHTTP1PlainAnswersToAClientThatStopsReadingEnd(t *testing.T) {
 	}
 	if _, err := io.Copy(io.Discard, conn); errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("the connection of a client that stopped reading was still open after %d answers: %v", answered, err)
+	}
+}
+
+// wrappingWriter is a middleware's writer that does not unwrap, as many
+// do: it hides the writers under it from http.ResponseController.
+type wrappingWriter struct{ gin.ResponseWriter }
+
+// TestHTTP2StreamUnderAWrapperThatDoesNotUnwrapStaysOpen runs a ticker
+// stream over HTTP/2 whose events come 3 s apart, longer than
+// stream.write_timeout, under a middleware whose writer does not unwrap.
+// The stream could not find the plain answers' write bound under it to
+// turn it off (unboundWrites), so the bound set a deadline at each of the
+// stream's writes, and over HTTP/2 a deadline that passes resets the
+// stream, idle or not: it was reset between two events. A stream is not a
+// plain answer, whatever wraps its writer.
+func TestHTTP2StreamUnderAWrapperThatDoesNotUnwrapStaysOpen(t *testing.T) {
+	opts := testOptions()
+	opts.Stream.WriteTimeout = time.Second
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Writer = wrappingWriter{c.Writer}
+		c.Next()
+	}}
+	ts := newHTTP2TestServer(t, opts)
+	resp := ts.do(t, "GET", "/stream?count=2&interval=3s", nil, nil)
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+	}
+	// The two ticks, then the close event.
+	if _, events := readAll(t, resp.Body); len(events) != 3 || events[2].Type != "close" {
+		t.Fatalf("events %+v, want 2 and close", events)
 	}
 }

@@ -3,12 +3,14 @@ package handler
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 func TestPublishAnswerIsWhatJSONMarshalWrites(t *testing.T) {
@@ -282,5 +284,47 @@ func TestEncodedPathsStillRoute(t *testing.T) {
 	msg := wantJSONError(t, ts.do(t, "GET", "/api%2Fv1/topics", nil, nil), http.StatusNotFound)
 	if !strings.Contains(msg, `"/api%2Fv1/topics"`) {
 		t.Errorf("404 %q does not name the path as sent", msg)
+	}
+}
+
+// TestAnEncodedSlashIsNamedAsSentEverywhere: the path of a request with
+// an encoded slash is named with it, "%2F", in the 405 and in the access
+// line, as in the 404 (TestEncodedPathsStillRoute): the decoded path,
+// /api/v1/topics/a/b/events, is one the client never sent, a route it
+// did not ask for.
+func TestAnEncodedSlashIsNamedAsSentEverywhere(t *testing.T) {
+	var logs testlog.Buffer
+	opts, _ := hubOptions(t, stream.MemoryOptions{})
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ts := newTestServer(t, opts)
+	const sent = "/api/v1/topics/a%2Fb/events"
+
+	msg := wantJSONError(t, ts.do(t, "DELETE", sent, nil, nil), http.StatusMethodNotAllowed)
+	if !strings.Contains(msg, `"`+sent+`"`) {
+		t.Errorf("405 %q does not name the path as sent, %s", msg, sent)
+	}
+	ts.waitReturned(t, "/api/v1/topics/a/b/events")
+	header := map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json"}
+	wantJSONError(t, ts.do(t, "POST", sent, strings.NewReader(`{"data":1}`), header), http.StatusBadRequest)
+	ts.waitReturned(t, "/api/v1/topics/a/b/events")
+	waitFor(t, func() bool { return strings.Count(logs.String(), "msg=request ") >= 2 })
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(line, "msg=request ") && pathOf(line) != sent {
+			t.Errorf("access line %q names path %s, not %s as sent", line, pathOf(line), sent)
+		}
+	}
+}
+
+// TestAnEncodedPercentIsNamedAsSent: a path with an encoded "%" ("%25")
+// is named with it. Its decoded form, "/x%2Fy" for "/x%252Fy", is another
+// path, the one the 404 names for a request to "/x%2Fy": two requests
+// told apart by the router were named alike.
+func TestAnEncodedPercentIsNamedAsSent(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	for _, sent := range []string{"/x%252Fy", "/a%25b"} {
+		msg := wantJSONError(t, ts.do(t, "GET", sent, nil, nil), http.StatusNotFound)
+		if !strings.Contains(msg, `"`+sent+`"`) {
+			t.Errorf("404 %q does not name the path as sent, %s", msg, sent)
+		}
 	}
 }

@@ -230,7 +230,7 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 	now := time.Now()
 	s := &sseStream{
 		h: h, c: c, started: now, lastWrite: now,
-		access: accessInfo{method: c.Request.Method, path: c.Request.URL.Path},
+		access: accessInfo{method: c.Request.Method, path: sentPath(c.Request.URL)},
 	}
 	if h.detached != nil {
 		if conn, err := h.detached.Take(c.Writer, c.Request); err == nil {

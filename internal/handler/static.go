@@ -125,9 +125,15 @@ func demoFile(files fs.FS, urlPath string) bool {
 }
 
 // demoFileName is the name in files of the file urlPath names, and whether
-// there is one.
+// there is one. A path with a slash after a name names no file, as
+// /healthz/ names no route: net/http's file server would redirect it to
+// "../name", relative to the path as sent, which after an encoded slash
+// ("/vendor/LICENSE%2F") points elsewhere.
 func demoFileName(files fs.FS, urlPath string) (string, bool) {
 	if files == nil || !strings.HasPrefix(urlPath, "/") { // CONNECT host:port names no file
+		return "", false
+	}
+	if urlPath != "/" && strings.HasSuffix(urlPath, "/") {
 		return "", false
 	}
 	name := path.Clean(urlPath)[1:]

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,7 +18,7 @@ import (
 // of such streams on each connection. A stream takes its writes over from
 // here (openStream), and bounds them itself.
 func (h *Handler) boundWrites(c *gin.Context) {
-	w := &boundedWriter{ResponseWriter: c.Writer, timeout: h.stream.WriteTimeout}
+	w := &boundedWriter{ResponseWriter: c.Writer, timeout: h.stream.WriteTimeout, h2: c.Request.ProtoMajor >= 2}
 	c.Writer = w
 	c.Next()
 	if !w.off {
@@ -41,6 +42,12 @@ type boundedWriter struct {
 	deadline time.Time
 	// off: the answer is a stream, which bounds its writes itself.
 	off bool
+	// h2: the request came over HTTP/2. stepped: the answer is an event
+	// stream over HTTP/2 that could not turn the bound off (a middleware's
+	// writer above this one does not unwrap, unboundWrites): its deadline
+	// is lifted after each flush, as a stream's own is (ginWriter), since
+	// a deadline that passes resets the stream even while it is idle.
+	h2, stepped bool
 }
 
 func (w *boundedWriter) renew() {
@@ -54,24 +61,61 @@ func (w *boundedWriter) renew() {
 			under = u.Unwrap()
 		}
 		w.rc = http.NewResponseController(under)
+		w.stepped = w.h2 && strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream")
 	}
 	w.deadline = now.Add(w.timeout)
 	// An error only means the writer takes no deadline (a test's).
 	_ = w.rc.SetWriteDeadline(w.deadline)
 }
 
+// boundedChunk is the most one write under one deadline carries: a larger
+// write is made in pieces of it, the deadline renewed before each. The
+// deadline bounds a write call, not its bytes, and an answer written in
+// one piece (Gin's JSON, a list of every topic of several megabytes) to a
+// client that reads it slowly but steadily was cut once the timeout
+// passed. As the demo files are copied (io.Copy, 32 KiB at a time), a
+// client must read this much each half timeout.
+const boundedChunk = 32 << 10
+
 func (w *boundedWriter) Write(p []byte) (int, error) {
-	if !w.off {
-		w.renew()
+	if w.off {
+		return w.ResponseWriter.Write(p)
 	}
-	return w.ResponseWriter.Write(p)
+	n := 0
+	for {
+		w.renew()
+		chunk := p[n:min(len(p), n+boundedChunk)]
+		m, err := w.ResponseWriter.Write(chunk)
+		n += m
+		if err != nil || n == len(p) {
+			return n, err
+		}
+	}
 }
 
 func (w *boundedWriter) WriteString(s string) (int, error) {
-	if !w.off {
-		w.renew()
+	if w.off {
+		return w.ResponseWriter.WriteString(s)
 	}
-	return w.ResponseWriter.WriteString(s)
+	n := 0
+	for {
+		w.renew()
+		m, err := w.ResponseWriter.WriteString(s[n:min(len(s), n+boundedChunk)])
+		n += m
+		if err != nil || n == len(s) {
+			return n, err
+		}
+	}
+}
+
+// Flush sends what was written; the deadline of a stream's step comes off
+// after it (stepped).
+func (w *boundedWriter) Flush() {
+	w.ResponseWriter.Flush()
+	if w.stepped && !w.off && !w.deadline.IsZero() {
+		w.deadline = time.Time{}
+		_ = w.rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 // Unwrap is the writer under it, for http.ResponseController and what
