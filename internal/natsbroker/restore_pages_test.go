@@ -32,15 +32,9 @@ func TestReplayAheadOfTheConsumerAcrossARestoreBetweenItsPages(t *testing.T) {
 	first := b.publish(t, "t", "in the backup")
 	kept := b.publish(t, "t", "in the backup")
 	backup := backUp(t, ns)
-	popts := opts
-	popts.URLs = []string{p.url()}
-	popts.cold = true // the history begins at the backup's last event
-	a := newInstance(t, popts)
-	live := "$JS.API.CONSUMER.CREATE." + DefaultStream + "." + a.broker.cur.Load().live.prefix
-	p.swallowRequests(live) // a's consumer, made again, delivers nothing
-	conns := p.connections()
-	p.cut()
-	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.broker.Ready() == nil })
+	a := newColdInstance(t, opts, p)        // the history begins at the backup's last event
+	p.swallowRequests(consumerCreations(a)) // a's consumer, made again, delivers nothing
+	cutAndReconnect(t, p, a.broker)
 
 	data := strings.Repeat("x", 16<<10) // 16 events a page (replayPageBytes)
 	const n = 40
@@ -111,9 +105,7 @@ func TestReplayPagesWithoutMessageGetPermissionDoNotWaitEach(t *testing.T) {
 	if err := st.DeleteMsg(t.Context(), seq); err != nil {
 		t.Fatal(err)
 	}
-	conns := p.connections()
-	p.cut()
-	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.Ready() == nil })
+	cutAndReconnect(t, p, a)
 
 	replay := func() {
 		t.Helper()
@@ -140,6 +132,15 @@ func TestReplayPagesWithoutMessageGetPermissionDoNotWaitEach(t *testing.T) {
 	}
 }
 
+// cutAndReconnect cuts the connections through p, and waits until b has
+// connected again and is ready.
+func cutAndReconnect(t *testing.T, p *natsProxy, b *Broker) {
+	t.Helper()
+	conns := p.connections()
+	p.cut()
+	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && b.Ready() == nil })
+}
+
 // Once the consumer, made again, has compared the event under the last
 // sequence it delivered, a replay's pages ask NATS for no message by its
 // sequence (storedAsDelivered): the normal case pays nothing for the check.
@@ -156,9 +157,7 @@ func TestReplayPagesAskNoMessageOnceTheConsumerCompared(t *testing.T) {
 	gets := countMessageGets(t, ns)
 	for _, cut := range []bool{false, true} {
 		if cut {
-			conns := p.connections()
-			p.cut()
-			waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.Ready() == nil })
+			cutAndReconnect(t, p, a)
 		}
 		last := store(t, ns, w, repeat(event{"u", 10}, 1))[0]
 		seq, _ := a.cur.Load().ids.seq(last.ID)
