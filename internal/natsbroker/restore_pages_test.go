@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -181,63 +179,10 @@ func TestReplayPagesAskNoMessageOnceTheConsumerCompared(t *testing.T) {
 // countMessageGets counts the requests for a message of the default
 // stream by its sequence alone (not the next one of a subject: rest's),
 // as NATS sees them go by; seen returns the count of those b sent so far.
-func countMessageGets(t *testing.T, ns *natsServer) *getCount {
+func countMessageGets(t *testing.T, ns *natsServer) *requestCount {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	c := &getCount{marker: nc.NewInbox(), marked: make(chan struct{}, 1)}
-	msgs := make(chan *nats.Msg, 1024) // one channel: the order of b's messages is kept
-	for _, subject := range []string{msgGetSubject + DefaultStream, directGetSubject + DefaultStream, c.marker} {
-		if _, err := nc.ChanSubscribe(subject, msgs); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case m := <-msgs:
-				switch {
-				case m.Subject == c.marker:
-					c.marked <- struct{}{}
-				case !bytes.Contains(m.Data, []byte("next_by_subj")):
-					c.n.Add(1)
-				}
-			case <-stop:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { close(stop); <-done })
-	return c
-}
-
-// getCount is countMessageGets's count.
-type getCount struct {
-	n      atomic.Int64
-	marker string
-	marked chan struct{}
-}
-
-// seen returns the count once a marker sent through b's connection after
-// its requests has come by.
-func (c *getCount) seen(t *testing.T, b *Broker) int64 {
-	t.Helper()
-	if err := b.nc.Publish(c.marker, nil); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-c.marked:
-	case <-time.After(waitLimit):
-		t.Fatal("the marker after the requests did not come by")
-	}
-	return c.n.Load()
+	subjects := []string{msgGetSubject + DefaultStream, directGetSubject + DefaultStream}
+	return countRequests(t, ns, subjects, func(data []byte) bool {
+		return !bytes.Contains(data, []byte("next_by_subj"))
+	})
 }
