@@ -767,11 +767,7 @@ func backUp(t *testing.T, ns *natsServer) string {
 // event's id, the backup, the n ids and the subscription.
 func backUpAndMoveOn(t *testing.T, ns *natsServer, a *instance, n int) (kept, backup string, gone []string, c *client) {
 	t.Helper()
-	kept = a.publish(t, "t", "in the backup")
-	backup = backUp(t, ns)
-	for i := range n {
-		gone = append(gone, publishUntilAccepted(t, a, "t", fmt.Sprint("not in the backup ", i)))
-	}
+	kept, backup, gone = backUpThenLose(t, ns, a, n)
 	c = a.subscribe(t, "topic=t", kept)
 	receives(t, c, gone)
 	return kept, backup, gone, c
@@ -1040,13 +1036,7 @@ func TestStreamRestoredAndPastItsLastDeliveredIsAnotherHistory(t *testing.T) {
 	a := newInstance(t, popts)
 	kept, backup, gone, c := backUpAndMoveOn(t, ns, a, 3)
 
-	asked := p.swallowRequests("$JS.API.")
-	restore(t, ns, backup)
-	select {
-	case <-asked:
-	case <-time.After(waitLimit):
-		t.Fatal("the instance asked nothing of JetStream after the restore")
-	}
+	restoreUnanswered(t, ns, p, backup)
 	b := newInstance(t, opts)
 	var after []string
 	for i := range len(gone) + 2 {

@@ -20,6 +20,47 @@ func streamNow(t *testing.T, js jetstream.JetStream) jetstream.StreamConfig {
 	return st.CachedInfo().Config
 }
 
+// startSharing opens an instance with opts, a, has it take the stream
+// created again, and waits until it has written the deleted stream's
+// offset in the new one's metadata (share).
+func startSharing(t *testing.T, ns *natsServer, opts Options) {
+	t.Helper()
+	a := newInstance(t, opts)
+	recreateAndMoveOn(t, ns, a, opts)
+	waitMetadata(t, ns, previousKey, "the deleted stream's offset in the new one's metadata")
+}
+
+// wipeSharedMetadata writes cfg, read before, as an operator or a stale
+// instance would: without the deleted stream's offset an instance shared,
+// and with the operator's own metadata, owner team-a.
+func wipeSharedMetadata(t *testing.T, op jetstream.JetStream, cfg jetstream.StreamConfig) {
+	t.Helper()
+	cfg.Metadata = maps.Clone(cfg.Metadata)
+	delete(cfg.Metadata, previousKey)
+	cfg.Metadata["owner"] = "team-a"
+	if _, err := op.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitLimitsAndMetadata waits until the stream has max_msgs maxMsgs and
+// both the deleted stream's offset and the operator's owner in its
+// metadata, or fails the test after waitLimit, wanting also what.
+func waitLimitsAndMetadata(t *testing.T, op jetstream.JetStream, maxMsgs int64, what string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		cfg := streamNow(t, op)
+		if cfg.MaxMsgs == maxMsgs && cfg.Metadata[previousKey] != "" && cfg.Metadata["owner"] == "team-a" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream's max_msgs %d, metadata %v: want b's %d, and %s", cfg.MaxMsgs, cfg.Metadata, maxMsgs, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // An instance writing what it knows in the stream's metadata (share)
 // sends the whole config it read just before: the limits an instance
 // starting meanwhile with others had set (findStream) were undone, and
@@ -34,26 +75,14 @@ func TestLimitsUndoneByAMetadataWriteReadBeforeAreSetAgain(t *testing.T) {
 	opts.URLs = []string{p.url()}
 	opts.PingInterval = metadataAskEvery
 	opts.PublishTimeout = 5 * time.Second
-	a := newInstance(t, opts)
-	recreateAndMoveOn(t, ns, a, opts)
-	waitMetadata(t, ns, previousKey, "the deleted stream's offset in the new one's metadata")
+	startSharing(t, ns, opts)
 	op := ns.operator(t)
 
 	// A's next write of its metadata, read before B sets its limits,
 	// reaches the server after it.
 	held, release := p.holdNext(t, "$JS.API.STREAM.UPDATE.")
-	wiped := streamNow(t, op)
-	wiped.Metadata = maps.Clone(wiped.Metadata)
-	delete(wiped.Metadata, previousKey)
-	wiped.Metadata["owner"] = "team-a"
-	if _, err := op.UpdateStream(t.Context(), wiped); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-held:
-	case <-time.After(waitLimit):
-		t.Fatal("a did not write its metadata again")
-	}
+	wipeSharedMetadata(t, op, streamNow(t, op))
+	waitClosed(t, held, "a's write of its metadata again")
 	newer := opts
 	newer.URLs = []string{ns.ClientURL()}
 	newer.HistorySize = 200
@@ -64,17 +93,7 @@ func TestLimitsUndoneByAMetadataWriteReadBeforeAreSetAgain(t *testing.T) {
 	release()
 	waitMetadata(t, ns, previousKey, "a's metadata written")
 
-	deadline := time.Now().Add(waitLimit)
-	for {
-		cfg := streamNow(t, op)
-		if cfg.MaxMsgs == 200 && cfg.Metadata[previousKey] != "" && cfg.Metadata["owner"] == "team-a" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream's max_msgs %d, metadata %v: want b's 200, and the metadata kept", cfg.MaxMsgs, cfg.Metadata)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitLimitsAndMetadata(t, op, 200, "the metadata kept")
 }
 
 // Limits set on purpose stay: those of the instance that started last,
@@ -147,19 +166,11 @@ func TestMetadataUndoneByALimitsWriteReadBeforeIsWrittenAgain(t *testing.T) {
 	opts.URLs = []string{pa.url()}
 	opts.PingInterval = metadataAskEvery
 	opts.PublishTimeout = 5 * time.Second
-	a := newInstance(t, opts)
-	recreateAndMoveOn(t, ns, a, opts)
-	waitMetadata(t, ns, previousKey, "the deleted stream's offset in the new one's metadata")
+	startSharing(t, ns, opts)
 	op := ns.operator(t)
 
 	heldA, releaseA := pa.holdNext(t, updateSubject)
-	wiped := streamNow(t, op)
-	wiped.Metadata = maps.Clone(wiped.Metadata)
-	delete(wiped.Metadata, previousKey)
-	wiped.Metadata["owner"] = "team-a"
-	if _, err := op.UpdateStream(t.Context(), wiped); err != nil {
-		t.Fatal(err)
-	}
+	wipeSharedMetadata(t, op, streamNow(t, op))
 	waitClosed(t, heldA, "a's write of its metadata")
 	// B reads the config without the metadata, and sets its limits once
 	// a has written it.
@@ -189,17 +200,7 @@ func TestMetadataUndoneByALimitsWriteReadBeforeIsWrittenAgain(t *testing.T) {
 	waitClosed(t, heldA, "a's metadata written again")
 	releaseA()
 
-	deadline := time.Now().Add(waitLimit)
-	for {
-		cfg := streamNow(t, op)
-		if cfg.MaxMsgs == 200 && cfg.Metadata[previousKey] != "" && cfg.Metadata["owner"] == "team-a" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream's max_msgs %d, metadata %v: want b's 200, and a's metadata", cfg.MaxMsgs, cfg.Metadata)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitLimitsAndMetadata(t, op, 200, "a's metadata")
 }
 
 // waitClosed waits for c to be closed, or fails the test after waitLimit.

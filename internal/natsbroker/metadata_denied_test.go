@@ -32,10 +32,9 @@ func TestMetadataWriteDeniedIsToldAtOnce(t *testing.T) {
 	if took := time.Since(start); took >= opts.PublishTimeout {
 		t.Errorf("the new stream taken after %v, the metadata's write waited out PublishTimeout", took)
 	}
-	const warning = "could not be written in its metadata"
-	waitFor(t, "the warning", func() bool { return log.Count(warning) > 0 })
+	waitFor(t, "the warning", func() bool { return log.Count(metadataWarning) > 0 })
 	for line := range strings.Lines(log.String()) {
-		if strings.Contains(line, warning) && !strings.Contains(line, `Permissions Violation for Publish to \"$JS.API.STREAM.UPDATE.`) {
+		if strings.Contains(line, metadataWarning) && !strings.Contains(line, `Permissions Violation for Publish to \"$JS.API.STREAM.UPDATE.`) {
 			t.Errorf("the warning does not name the permission: %s", line)
 		}
 	}
@@ -95,12 +94,10 @@ func TestMetadataWriteUnansweredIsTriedAgain(t *testing.T) {
 	var log testlog.Buffer
 	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
 	a := newInstance(t, opts)
-	prev := a.broker.cur.Load()
 	swallowed := p.swallowRequests(updateSubject)
-	recreateStream(t, ns, opts)
-	waitNewHistory(t, a, prev, "the new stream taken")
+	takeRecreated(t, ns, a, opts)
 	waitClosed(t, swallowed, "the metadata's write")
-	waitFor(t, "the warning", func() bool { return log.Count("could not be written in its metadata") > 0 })
+	waitFor(t, "the warning", func() bool { return log.Count(metadataWarning) > 0 })
 	p.passRequests()
 	waitMetadata(t, ns, previousKey, "the deleted stream's offset written once NATS answers")
 }

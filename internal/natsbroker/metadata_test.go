@@ -2,7 +2,6 @@ package natsbroker
 
 import (
 	"log/slog"
-	"maps"
 	"testing"
 	"time"
 
@@ -17,6 +16,19 @@ import (
 // connection: a publish or a subscription of the test was answered 503,
 // or Open's creation of the stream failed.
 const metadataAskEvery = 500 * time.Millisecond
+
+// metadataWarning is in the warning that an instance could not write
+// the stream's metadata.
+const metadataWarning = "could not be written in its metadata"
+
+// takeRecreated creates the stream again with the settings of opts, and
+// waits until a has taken it.
+func takeRecreated(t *testing.T, ns *natsServer, a *instance, opts Options) {
+	t.Helper()
+	prev := a.broker.cur.Load()
+	recreateStream(t, ns, opts)
+	waitNewHistory(t, a, prev, "the new stream taken")
+}
 
 // What an instance wrote in the stream's metadata, wiped by another
 // instance that wrote the stream's config from a copy read before (one
@@ -37,13 +49,8 @@ func TestSharedMetadataWipedByAStaleConfigIsWrittenAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	stale := info.Config
-	stale.Metadata = maps.Clone(stale.Metadata)
-	delete(stale.Metadata, previousKey)
-	stale.Metadata["owner"] = "team-a"
 	stale.MaxMsgs = 50
-	if _, err := ns.operator(t).UpdateStream(t.Context(), stale); err != nil {
-		t.Fatal(err)
-	}
+	wipeSharedMetadata(t, ns.operator(t), stale)
 	var meta map[string]string
 	waitFor(t, "the deleted stream's offset written again", func() bool {
 		info, err := st.Info(t.Context())
@@ -74,14 +81,11 @@ func TestSharedMetadataNotWrittenAgainWithoutThePermission(t *testing.T) {
 	var log testlog.Buffer
 	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
 	a := newInstance(t, opts)
-	prev := a.broker.cur.Load()
-	recreateStream(t, ns, opts)
-	waitNewHistory(t, a, prev, "the new stream taken")
-	const warning = "could not be written in its metadata"
-	waitFor(t, "the warning", func() bool { return log.Count(warning) > 0 })
+	takeRecreated(t, ns, a, opts)
+	waitFor(t, "the warning", func() bool { return log.Count(metadataWarning) > 0 })
 	asked := a.broker.jsAnswers.Load()
 	waitFor(t, "watch's questions", func() bool { return a.broker.jsAnswers.Load() >= asked+4 })
-	if n := log.Count(warning); n != 1 {
+	if n := log.Count(metadataWarning); n != 1 {
 		t.Fatalf("%d warnings that the metadata could not be written, want 1", n)
 	}
 }

@@ -199,6 +199,14 @@ func (p *natsProxy) holdThis(subject []byte) <-chan struct{} {
 	return p.holdUntil
 }
 
+// swallowOnly narrows what swallowRequests swallows to the subjects
+// beginning with prefix, with no new channel.
+func (p *natsProxy) swallowOnly(prefix string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.swallow = []byte(prefix)
+}
+
 // passRequests stops swallowing.
 func (p *natsProxy) passRequests() {
 	p.mu.Lock()

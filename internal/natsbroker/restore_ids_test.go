@@ -50,6 +50,63 @@ func purgeStream(t *testing.T, ns *natsServer) {
 	}
 }
 
+// backUpThenLose publishes an event to topic t through in, backs the
+// store up (backUp) and publishes n more, each until it is accepted: a
+// restore of the backup keeps the first, kept, and loses the n, gone.
+func backUpThenLose(t *testing.T, ns *natsServer, in *instance, n int) (kept, backup string, gone []string) {
+	t.Helper()
+	kept = in.publish(t, "t", "in the backup")
+	backup = backUp(t, ns)
+	for i := range n {
+		gone = append(gone, publishUntilAccepted(t, in, "t", fmt.Sprint("not in the backup ", i)))
+	}
+	return kept, backup, gone
+}
+
+// restoreUnanswered restores backup (restore) while p swallows every
+// JetStream request, and returns once an instance behind p has asked one
+// after the restore; p.passRequests answers them again.
+func restoreUnanswered(t *testing.T, ns *natsServer, p *natsProxy, backup string) {
+	t.Helper()
+	asked := p.swallowRequests("$JS.API.")
+	restore(t, ns, backup)
+	select {
+	case <-asked:
+	case <-time.After(waitLimit):
+		t.Fatal("the instance asked nothing of JetStream after the restore")
+	}
+}
+
+// newColdInstance is newInstance with opts through p, its local history
+// starting empty (Options.cold): its resumes from before it read the
+// stream.
+func newColdInstance(t *testing.T, opts Options, p *natsProxy) *instance {
+	t.Helper()
+	opts.URLs = []string{p.url()}
+	opts.cold = true
+	return newInstance(t, opts)
+}
+
+// consumerCreations is the subject prefix of the requests that make in's
+// consumer again, for its current history.
+func consumerCreations(in *instance) string {
+	return "$JS.API.CONSUMER.CREATE." + DefaultStream + "." + in.broker.cur.Load().live.prefix
+}
+
+// positionOfAPurgedStream has an instance opened with opts store an
+// event, kept, back the store up (backup) and store three more before the
+// stream is purged; b, opened with bopts on the stream with no event in
+// it, hands out pos to a live subscription to topic u (positionOf).
+func positionOfAPurgedStream(t *testing.T, ns *natsServer, opts, bopts Options) (b *instance, kept, backup, pos string) {
+	t.Helper()
+	a := newInstance(t, opts)
+	kept, backup, _ = backUpThenLose(t, ns, a, 3)
+	a.close()
+	purgeStream(t, ns)
+	b = newInstance(t, bopts)
+	return b, kept, backup, positionOf(t, b, "topic=u")
+}
+
 // An instance that took the stream with no event in it (purged, or its
 // events all let go of by its max age) starts its history after the
 // stream's last sequence, and a live subscription's position is that
@@ -63,17 +120,7 @@ func TestResumeFromAPositionOfAnEmptyStreamAfterARestore(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
-	a := newInstance(t, opts)
-	kept := a.publish(t, "t", "in the backup")
-	backup := backUp(t, ns)
-	for range 3 {
-		publishUntilAccepted(t, a, "t", "not in the backup")
-	}
-	a.close()
-	purgeStream(t, ns)
-
-	b := newInstance(t, opts)
-	pos := positionOf(t, b, "topic=u")
+	b, kept, backup, pos := positionOfAPurgedStream(t, ns, opts, opts)
 	prev := b.broker.cur.Load()
 	restore(t, ns, backup)
 	waitNewHistory(t, b, prev, "the restored stream taken")
@@ -101,24 +148,8 @@ func TestResumeFromAPositionOfAnEmptyStreamAfterARestorePastIt(t *testing.T) {
 	opts := testBrokerOptions(ns)
 	popts := opts
 	popts.URLs = []string{p.url()}
-	a := newInstance(t, opts)
-	kept := a.publish(t, "t", "in the backup")
-	backup := backUp(t, ns)
-	for range 3 {
-		publishUntilAccepted(t, a, "t", "not in the backup")
-	}
-	a.close()
-	purgeStream(t, ns)
-
-	b := newInstance(t, popts)
-	pos := positionOf(t, b, "topic=u")
-	asked := p.swallowRequests("$JS.API.")
-	restore(t, ns, backup)
-	select {
-	case <-asked:
-	case <-time.After(waitLimit):
-		t.Fatal("the instance asked nothing of JetStream after the restore")
-	}
+	b, kept, backup, pos := positionOfAPurgedStream(t, ns, opts, popts)
+	restoreUnanswered(t, ns, p, backup)
 	c := newInstance(t, opts)
 	after := publishAfterTheRestore(t, c, 5)
 	if after[2] != pos {
@@ -140,11 +171,7 @@ func TestResumeFromAnIdlePositionAfterARestore(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	a := newInstance(t, opts)
-	kept := a.publish(t, "t", "in the backup")
-	backup := backUp(t, ns)
-	for range 3 {
-		publishUntilAccepted(t, a, "t", "not in the backup")
-	}
+	kept, backup, _ := backUpThenLose(t, ns, a, 3)
 	pos := positionOf(t, a, "topic=u")
 	prev := a.broker.cur.Load()
 	restore(t, ns, backup)
@@ -179,35 +206,19 @@ func TestResumeFromTheStreamAfterARestoreBeforeTheConsumerDelivers(t *testing.T)
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
 	b := newInstance(t, opts)
-	kept := b.publish(t, "t", "in the backup")
-	backup := backUp(t, ns)
-	var gone []string
-	for range 3 {
-		gone = append(gone, publishUntilAccepted(t, b, "t", "not in the backup"))
-	}
+	kept, backup, gone := backUpThenLose(t, ns, b, 3)
 	b.close()
-	popts := opts
-	popts.URLs = []string{p.url()}
-	popts.cold = true // its local history starts after the lost events
-	a := newInstance(t, popts)
+	a := newColdInstance(t, opts, p) // its local history starts after the lost events
 	receives(t, a.subscribe(t, "topic=t", kept), gone)
 
-	live := "$JS.API.CONSUMER.CREATE." + DefaultStream + "." + a.broker.cur.Load().live.prefix
-	asked := p.swallowRequests("$JS.API.")
-	restore(t, ns, backup)
-	select {
-	case <-asked:
-	case <-time.After(waitLimit):
-		t.Fatal("the instance asked nothing of JetStream after the restore")
-	}
+	live := consumerCreations(a)
+	restoreUnanswered(t, ns, p, backup)
 	c := newInstance(t, opts)
 	after := publishAfterTheRestore(t, c, len(gone)+1)
 	if after[0] != gone[0] {
 		t.Fatalf("the restored stream stored at id %s, want %s", after[0], gone[0])
 	}
-	p.mu.Lock()
-	p.swallow = []byte(live) // the consumer's creations only, from now on
-	p.mu.Unlock()
+	p.swallowOnly(live) // the consumer's creations only, from now on
 	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
 	// The first resume may be answered 503, as the instance learns of the
 	// restore.
@@ -256,10 +267,7 @@ func TestReplayAcrossARestoreBetweenItsPages(t *testing.T) {
 		publishUntilAccepted(t, b, "t", "not in the backup "+data)
 	}
 	b.close()
-	popts := opts
-	popts.URLs = []string{p.url()}
-	popts.cold = true // its local history starts after the lost events
-	a := newInstance(t, popts)
+	a := newColdInstance(t, opts, p) // its local history starts after the lost events
 	sub, err := a.broker.Subscribe([]string{"t"}, kept)
 	if err != nil {
 		t.Fatal(err)
@@ -267,21 +275,13 @@ func TestReplayAcrossARestoreBetweenItsPages(t *testing.T) {
 	defer sub.Close()
 	got, _ := sub.Replay(nil, 1)
 
-	live := "$JS.API.CONSUMER.CREATE." + DefaultStream + "." + a.broker.cur.Load().live.prefix
-	asked := p.swallowRequests("$JS.API.")
-	restore(t, ns, backup)
-	select {
-	case <-asked:
-	case <-time.After(waitLimit):
-		t.Fatal("the instance asked nothing of JetStream after the restore")
-	}
+	live := consumerCreations(a)
+	restoreUnanswered(t, ns, p, backup)
 	c := newInstance(t, opts)
 	for i := range n + 1 {
 		publishUntilAccepted(t, c, "t", fmt.Sprint("after the restore ", i))
 	}
-	p.mu.Lock()
-	p.swallow = []byte(live) // the consumer's creations only, from now on
-	p.mu.Unlock()
+	p.swallowOnly(live) // the consumer's creations only, from now on
 	for done := false; !done; {
 		got, done = sub.Replay(got, 1<<20)
 	}

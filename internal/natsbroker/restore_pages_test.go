@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -32,15 +30,9 @@ func TestReplayAheadOfTheConsumerAcrossARestoreBetweenItsPages(t *testing.T) {
 	first := b.publish(t, "t", "in the backup")
 	kept := b.publish(t, "t", "in the backup")
 	backup := backUp(t, ns)
-	popts := opts
-	popts.URLs = []string{p.url()}
-	popts.cold = true // the history begins at the backup's last event
-	a := newInstance(t, popts)
-	live := "$JS.API.CONSUMER.CREATE." + DefaultStream + "." + a.broker.cur.Load().live.prefix
-	p.swallowRequests(live) // a's consumer, made again, delivers nothing
-	conns := p.connections()
-	p.cut()
-	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.broker.Ready() == nil })
+	a := newColdInstance(t, opts, p)        // the history begins at the backup's last event
+	p.swallowRequests(consumerCreations(a)) // a's consumer, made again, delivers nothing
+	cutAndReconnect(t, p, a.broker)
 
 	data := strings.Repeat("x", 16<<10) // 16 events a page (replayPageBytes)
 	const n = 40
@@ -111,9 +103,7 @@ func TestReplayPagesWithoutMessageGetPermissionDoNotWaitEach(t *testing.T) {
 	if err := st.DeleteMsg(t.Context(), seq); err != nil {
 		t.Fatal(err)
 	}
-	conns := p.connections()
-	p.cut()
-	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.Ready() == nil })
+	cutAndReconnect(t, p, a)
 
 	replay := func() {
 		t.Helper()
@@ -140,6 +130,15 @@ func TestReplayPagesWithoutMessageGetPermissionDoNotWaitEach(t *testing.T) {
 	}
 }
 
+// cutAndReconnect cuts the connections through p, and waits until b has
+// connected again and is ready.
+func cutAndReconnect(t *testing.T, p *natsProxy, b *Broker) {
+	t.Helper()
+	conns := p.connections()
+	p.cut()
+	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && b.Ready() == nil })
+}
+
 // Once the consumer, made again, has compared the event under the last
 // sequence it delivered, a replay's pages ask NATS for no message by its
 // sequence (storedAsDelivered): the normal case pays nothing for the check.
@@ -156,9 +155,7 @@ func TestReplayPagesAskNoMessageOnceTheConsumerCompared(t *testing.T) {
 	gets := countMessageGets(t, ns)
 	for _, cut := range []bool{false, true} {
 		if cut {
-			conns := p.connections()
-			p.cut()
-			waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && a.Ready() == nil })
+			cutAndReconnect(t, p, a)
 		}
 		last := store(t, ns, w, repeat(event{"u", 10}, 1))[0]
 		seq, _ := a.cur.Load().ids.seq(last.ID)
@@ -182,63 +179,10 @@ func TestReplayPagesAskNoMessageOnceTheConsumerCompared(t *testing.T) {
 // countMessageGets counts the requests for a message of the default
 // stream by its sequence alone (not the next one of a subject: rest's),
 // as NATS sees them go by; seen returns the count of those b sent so far.
-func countMessageGets(t *testing.T, ns *natsServer) *getCount {
+func countMessageGets(t *testing.T, ns *natsServer) *requestCount {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	c := &getCount{marker: nc.NewInbox(), marked: make(chan struct{}, 1)}
-	msgs := make(chan *nats.Msg, 1024) // one channel: the order of b's messages is kept
-	for _, subject := range []string{msgGetSubject + DefaultStream, directGetSubject + DefaultStream, c.marker} {
-		if _, err := nc.ChanSubscribe(subject, msgs); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case m := <-msgs:
-				switch {
-				case m.Subject == c.marker:
-					c.marked <- struct{}{}
-				case !bytes.Contains(m.Data, []byte("next_by_subj")):
-					c.n.Add(1)
-				}
-			case <-stop:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { close(stop); <-done })
-	return c
-}
-
-// getCount is countMessageGets's count.
-type getCount struct {
-	n      atomic.Int64
-	marker string
-	marked chan struct{}
-}
-
-// seen returns the count once a marker sent through b's connection after
-// its requests has come by.
-func (c *getCount) seen(t *testing.T, b *Broker) int64 {
-	t.Helper()
-	if err := b.nc.Publish(c.marker, nil); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-c.marked:
-	case <-time.After(waitLimit):
-		t.Fatal("the marker after the requests did not come by")
-	}
-	return c.n.Load()
+	subjects := []string{msgGetSubject + DefaultStream, directGetSubject + DefaultStream}
+	return countRequests(t, ns, subjects, func(data []byte) bool {
+		return !bytes.Contains(data, []byte("next_by_subj"))
+	})
 }

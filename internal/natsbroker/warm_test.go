@@ -25,18 +25,28 @@ import (
 // a subject filter. An instance's own consumer has none; it may be
 // created again at any time (two heartbeats missed on a loaded machine),
 // and is not counted. seen returns the count.
-func consumerCreates(t *testing.T, ns *natsServer) *createCount {
+func consumerCreates(t *testing.T, ns *natsServer) *requestCount {
+	t.Helper()
+	subjects := []string{"$JS.API.CONSUMER.CREATE." + DefaultStream, "$JS.API.CONSUMER.CREATE." + DefaultStream + ".>"}
+	return countRequests(t, ns, subjects, func(data []byte) bool {
+		return bytes.Contains(data, []byte(`"filter_subject`))
+	})
+}
+
+// countRequests counts the requests to subjects whose data is counted,
+// from now on, as NATS sees them go by; seen returns the count.
+func countRequests(t *testing.T, ns *natsServer, subjects []string, counted func(data []byte) bool) *requestCount {
 	t.Helper()
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &createCount{marker: nc.NewInbox(), marked: make(chan struct{})}
+	c := &requestCount{marker: nc.NewInbox(), marked: make(chan struct{})}
 	// One channel for every subject: nats.go fills it as the messages
 	// come, in order (each subscription's handler has a goroutine of its
 	// own, which would not keep the order between them).
 	msgs := make(chan *nats.Msg, 1024)
-	for _, subject := range []string{"$JS.API.CONSUMER.CREATE." + DefaultStream, "$JS.API.CONSUMER.CREATE." + DefaultStream + ".>", c.marker} {
+	for _, subject := range append(slices.Clone(subjects), c.marker) {
 		if _, err := nc.ChanSubscribe(subject, msgs); err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +67,7 @@ func consumerCreates(t *testing.T, ns *natsServer) *createCount {
 					case <-stop:
 						return
 					}
-				case bytes.Contains(m.Data, []byte(`"filter_subject`)):
+				case counted(m.Data):
 					c.n.Add(1)
 				}
 			case <-stop:
@@ -69,19 +79,19 @@ func consumerCreates(t *testing.T, ns *natsServer) *createCount {
 	return c
 }
 
-// createCount is consumerCreates's count.
-type createCount struct {
+// requestCount is countRequests's count.
+type requestCount struct {
 	n      atomic.Int64
 	marker string        // the subject of seen's markers
 	marked chan struct{} // a marker came by
 }
 
-// seen returns the count of the page consumers b asked for so far: it
-// sends a marker through b's connection after the requests and waits for
-// it to come by, after them (NATS keeps the order of a connection's
-// messages). Reading the count at once missed a request still on its way
+// seen returns the count of the requests b sent so far: it sends a
+// marker through b's connection after the requests and waits for it to
+// come by, after them (NATS keeps the order of a connection's messages).
+// Reading the count at once missed a request still on its way
 // (TestResumeOfAGoneClientReadsNothing, 1 in 9 runs).
-func (c *createCount) seen(t *testing.T, b *Broker) int64 {
+func (c *requestCount) seen(t *testing.T, b *Broker) int64 {
 	t.Helper()
 	if err := b.nc.Publish(c.marker, nil); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,14 +18,10 @@ import (
 func BenchmarkReplayStepLongPatterns(b *testing.B) {
 	const events = 2000
 	m := newTestMemory(b, MemoryOptions{HistorySize: events})
-	deep := strings.Repeat("a.", 126) + "x"
 	for range events {
-		mustPublish(b, m, deep, "", "x")
+		mustPublish(b, m, deepTopic(), "", "x")
 	}
-	var long []string
-	for i := range 32 {
-		long = append(long, strings.Repeat("*.", 124)+"y"+strconv.Itoa(i)+".x")
-	}
+	long := longPatterns()
 	for _, c := range []struct {
 		name     string
 		patterns []string
@@ -74,21 +69,11 @@ func BenchmarkTopicsPageManyPatterns(b *testing.B) {
 		topics = 1024
 	)
 	m := newTestMemory(b, MemoryOptions{HistorySize: topics, SubscriberBuffer: topics})
-	lits := make([]string, 11)
-	for j := range lits {
-		lits[j] = "s" + strconv.Itoa(j)
-	}
+	lits := segmentLits(11)
 	for i := range subs {
 		patterns := make([]string, perSub)
 		for k := range patterns {
-			n := i*perSub + k
-			segs := slices.Clone(lits)
-			for j := range segs {
-				if n&(1<<j) != 0 {
-					segs[j] = "*"
-				}
-			}
-			patterns[k] = "t.*." + strings.Join(segs, ".")
+			patterns[k] = "t.*." + wildcardOf(lits, i*perSub+k)
 		}
 		mustSubscribe(b, m, "", patterns...)
 	}

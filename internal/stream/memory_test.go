@@ -869,23 +869,14 @@ func TestMatchedScratchShrinksWhenPatternsLeave(t *testing.T) {
 		perSub   = 32
 	)
 	b := newTestMemory(t, MemoryOptions{})
-	lits := make([]string, segments)
-	for j := range lits {
-		lits[j] = "s" + strconv.Itoa(j)
-	}
+	lits := segmentLits(segments)
 	topic := "t." + strings.Join(lits, ".")
 	open := make([]Subscription, subs)
 	for i := range open {
 		patterns := make([]string, perSub)
 		for k := range patterns {
-			n := 1 + i*perSub + k // at least one "*": a wildcard pattern
-			segs := slices.Clone(lits)
-			for j := range segs {
-				if n&(1<<j) != 0 {
-					segs[j] = "*"
-				}
-			}
-			patterns[k] = "t." + strings.Join(segs, ".")
+			// At least one "*": a wildcard pattern.
+			patterns[k] = "t." + wildcardOf(lits, 1+i*perSub+k)
 		}
 		open[i] = mustSubscribe(t, b, "", patterns...)
 	}
@@ -926,21 +917,11 @@ func TestTopicsPagePausesAfterTopicsWorkAmongManyPatterns(t *testing.T) {
 		topics = 64 // of each kind
 	)
 	b := newTestMemory(t, MemoryOptions{HistorySize: 2 * topics, SubscriberBuffer: topics})
-	lits := make([]string, 11) // 2^11 patterns: literal or "*" at each
-	for j := range lits {
-		lits[j] = "s" + strconv.Itoa(j)
-	}
+	lits := segmentLits(11) // 2^11 patterns: literal or "*" at each
 	for i := range subs {
 		patterns := make([]string, perSub)
 		for k := range patterns {
-			n := i*perSub + k
-			segs := slices.Clone(lits)
-			for j := range segs {
-				if n&(1<<j) != 0 {
-					segs[j] = "*"
-				}
-			}
-			patterns[k] = "t.*." + strings.Join(segs, ".")
+			patterns[k] = "t.*." + wildcardOf(lits, i*perSub+k)
 		}
 		mustSubscribe(t, b, "", patterns...)
 	}

@@ -1011,24 +1011,48 @@ func manyPatternsTopic() string {
 	return "t." + strings.Join(manyPatternsLits(), ".")
 }
 
-func manyPatternsLits() []string {
-	lits := make([]string, 12)
+func manyPatternsLits() []string { return segmentLits(12) }
+
+// manyPatternsMatching is the nth wildcard pattern (n < 4095) matching
+// manyPatternsTopic: "*" where the bits of n+1 are set.
+func manyPatternsMatching(n int) string {
+	return "t." + wildcardOf(manyPatternsLits(), n+1)
+}
+
+// segmentLits is the n segments "s0" … "s<n-1>" of the topics that many
+// patterns match in the tests and benchmarks.
+func segmentLits(n int) []string {
+	lits := make([]string, n)
 	for j := range lits {
 		lits[j] = "s" + strconv.Itoa(j)
 	}
 	return lits
 }
 
-// manyPatternsMatching is the nth wildcard pattern (n < 4095) matching
-// manyPatternsTopic: "*" where the bits of n+1 are set.
-func manyPatternsMatching(n int) string {
-	segs := manyPatternsLits()
+// wildcardOf is lits joined with dots, with "*" in place of each segment
+// j where bit j of n is set: the nth of the 2^len(lits) patterns that
+// match the topic of lits.
+func wildcardOf(lits []string, n int) string {
+	segs := slices.Clone(lits)
 	for j := range segs {
-		if (n+1)&(1<<j) != 0 {
+		if n&(1<<j) != 0 {
 			segs[j] = "*"
 		}
 	}
-	return "t." + strings.Join(segs, ".")
+	return strings.Join(segs, ".")
+}
+
+// deepTopic is a topic of 127 segments, 253 bytes: "a.a. … .a.x".
+func deepTopic() string { return strings.Repeat("a.", 126) + "x" }
+
+// longPatterns is 32 patterns of 253 bytes, "*.*. … .*.yN.x", each of
+// which matches deepTopic but for its last two segments.
+func longPatterns() []string {
+	var long []string
+	for i := range 32 {
+		long = append(long, strings.Repeat("*.", 124)+"y"+strconv.Itoa(i)+".x")
+	}
+	return long
 }
 
 // manyPatternsResume is the patterns of the ith resume: perSub-1 of its
@@ -1052,14 +1076,10 @@ func manyPatternsResume(i, perSub int) []string {
 func TestAReplayStepLooksAtFewerIDsTheLongerThePatterns(t *testing.T) {
 	const events = 1030
 	b := newTestMemory(t, MemoryOptions{HistorySize: events})
-	deep := strings.Repeat("a.", 126) + "x" // 253 bytes
 	for range events {
-		mustPublish(t, b, deep, "", "x")
+		mustPublish(t, b, deepTopic(), "", "x")
 	}
-	var long []string
-	for i := range 32 {
-		long = append(long, strings.Repeat("*.", 124)+"y"+strconv.Itoa(i)+".x")
-	}
+	long := longPatterns()
 	for _, c := range []struct {
 		name     string
 		patterns []string
