@@ -138,6 +138,9 @@ type Options struct {
 	// event, rather than loaded with the stream's tail (warm.go): for
 	// tests of resumes read from the stream.
 	cold bool
+
+	// renewMax, when set (by tests), replaces renewWaitMax.
+	renewMax time.Duration
 }
 
 func (o *Options) setDefaults() {

@@ -341,11 +341,11 @@ func (b *Broker) renewFrom(old *history) {
 		pause := wait
 		if unanswered(err) {
 			// next asked every askEvery for askWait: it goes on at that
-			// pace, not the back-off's (up to 10 s), to see the stream
+			// pace, not the back-off's (up to renewWaitMax), to see the stream
 			// within about askEvery of its new leader.
 			pause = askEvery
 		} else {
-			wait = min(2*wait, 10*time.Second)
+			wait = min(2*wait, b.renewWaitMax())
 		}
 		select {
 		case <-ctx.Done():
@@ -357,6 +357,21 @@ func (b *Broker) renewFrom(old *history) {
 		case <-time.After(pause):
 		}
 	}
+}
+
+// renewWaitMax bounds renewFrom's pause between questions answered "not
+// found" (or by no JetStream). At 10 s, an instance whose NATS server
+// restarted, JetStream answering "not found" for its stream for some
+// seconds while it recovered its store (longer on a loaded machine),
+// stayed unready, publishes answered 503, up to 10 s after the stream
+// was back. A question of stream info every 2 s is little for a server.
+const renewWaitMax = 2 * time.Second
+
+func (b *Broker) renewWaitMax() time.Duration {
+	if b.opts.renewMax > 0 {
+		return b.opts.renewMax
+	}
+	return renewWaitMax
 }
 
 // next returns the history to take over from old: nil when old's stream

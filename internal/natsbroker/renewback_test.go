@@ -17,6 +17,7 @@ func TestRenewalAsksAgainOnceNATSIsBack(t *testing.T) {
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
 	opts.URLs = []string{p.url()}
+	opts.renewMax = 10 * time.Second // a pause long enough to tell
 	a := newInstance(t, opts)
 	a.publish(t, "t", "before")
 
@@ -37,6 +38,42 @@ func TestRenewalAsksAgainOnceNATSIsBack(t *testing.T) {
 	for a.broker.Ready() != nil {
 		if time.Since(back) > 2*time.Second {
 			t.Fatalf("still unready %v after NATS is back: %v", time.Since(back), a.broker.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a.publish(t, "t", "after")
+}
+
+// A stream JetStream answers "not found" for some seconds while the
+// connection stays up (a server restarted, recovering its store: longer
+// on a loaded machine): the check of the stream backed off up to 10 s
+// between questions, and the instance stayed unready, every publish
+// answered 503, up to 10 s after the stream answered again (a restore
+// test failed so in CI). Its pause grows to renewWaitMax, 2 s.
+func TestRenewalAsksSoonOnceTheStreamAnswersAgain(t *testing.T) {
+	t.Parallel() // waits for the renewal's pauses, not on the CPU
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	a.publish(t, "t", "before")
+
+	p.missStream(1 << 30)
+	h := a.broker.cur.Load()
+	if err := ns.operator(t).DeleteConsumer(t.Context(), DefaultStream, h.live.current.Load().name); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the instance to check its stream", func() bool { return h.stale.Load() })
+	// Long enough for a pause doubling from 20 ms to pass 4 s (from
+	// 5.1 s after the first question, 10.2 s) and the bound below.
+	time.Sleep(6 * time.Second)
+	p.missStream(0)
+	answered := time.Now()
+	for a.broker.Ready() != nil {
+		if time.Since(answered) > 3*time.Second { // renewWaitMax and a second
+
+			t.Fatalf("still unready %v after the stream answered again: %v", time.Since(answered), a.broker.Ready())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
