@@ -387,9 +387,12 @@ type request struct {
 	Method  string
 	URL     string
 	Type    network.ResourceType // EventSource, Fetch, Preflight, Document...
-	Headers map[string]string    // as sent on the wire when known, else as the page set them
-	Status  int64                // 0 until a response arrives
-	Failed  string               // why it failed, e.g. "net::ERR_FAILED (CORS PreflightInvalidStatus)"
+	Headers map[string]string    // as sent on the wire when known (OnWire), else as the page set them
+	// OnWire: Headers are those sent on the wire, cookies and fetch
+	// metadata included. Chromium may tell them after the response.
+	OnWire bool
+	Status int64  // 0 until a response arrives
+	Failed string // why it failed, e.g. "net::ERR_FAILED (CORS PreflightInvalidStatus)"
 	// BlockedCookies names each cookie of the URL the browser did not send,
 	// and why: "ssehub_token [UserPreferences]".
 	BlockedCookies []string
@@ -464,7 +467,7 @@ func (l *requestLog) all(ctx context.Context) []request {
 	for _, id := range l.ids {
 		r := *l.reqs[id]
 		if extra, ok := l.extra[id]; ok {
-			r.Headers = canonicalHeaders(extra.Headers)
+			r.Headers, r.OnWire = canonicalHeaders(extra.Headers), true
 			for _, c := range extra.AssociatedCookies {
 				if len(c.BlockedReasons) > 0 {
 					r.BlockedCookies = append(r.BlockedCookies, fmt.Sprintf("%s %v", c.Cookie.Name, c.BlockedReasons))
