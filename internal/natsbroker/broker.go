@@ -200,6 +200,7 @@ type Broker struct {
 	renewMu  sync.Mutex
 	renewing bool           // a renew goroutine runs
 	checking bool           // a check goroutine runs
+	recheck  bool           // check was called while one ran: it asks again
 	shut     bool           // Close has begun: no renew starts
 	renewals sync.WaitGroup // the renew and check goroutines, for Close
 	retired  stream.Stats   // the counters of the histories that ended
