@@ -13,20 +13,7 @@ import (
 // that pause: up to 10 s after NATS and its stream answered again. The
 // check asks again as soon as the connection is back.
 func TestRenewalAsksAgainOnceNATSIsBack(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
-	opts.renewMax = 10 * time.Second // a pause long enough to tell
-	a := newInstance(t, opts)
-	a.publish(t, "t", "before")
-
-	p.missStream(1 << 30)
-	h := a.broker.cur.Load()
-	if err := ns.operator(t).DeleteConsumer(t.Context(), DefaultStream, h.live.current.Load().name); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the instance to check its stream", func() bool { return h.stale.Load() })
+	ns, p, a := checkingAMissedStream(t, 10*time.Second) // a pause long enough to tell
 	ns.stop()
 	// Long enough for the renewal's pause to reach its 10 s.
 	waitFor(t, "the instance to see NATS gone", func() bool { return !a.broker.Connected() })
@@ -52,19 +39,7 @@ func TestRenewalAsksAgainOnceNATSIsBack(t *testing.T) {
 // test failed so in CI). Its pause grows to renewWaitMax, 2 s.
 func TestRenewalAsksSoonOnceTheStreamAnswersAgain(t *testing.T) {
 	t.Parallel() // waits for the renewal's pauses, not on the CPU
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
-	a := newInstance(t, opts)
-	a.publish(t, "t", "before")
-
-	p.missStream(1 << 30)
-	h := a.broker.cur.Load()
-	if err := ns.operator(t).DeleteConsumer(t.Context(), DefaultStream, h.live.current.Load().name); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the instance to check its stream", func() bool { return h.stale.Load() })
+	_, p, a := checkingAMissedStream(t, 0)
 	// Long enough for a pause doubling from 20 ms to pass 4 s (from
 	// 5.1 s after the first question, 10.2 s) and the bound below.
 	time.Sleep(6 * time.Second)
@@ -78,4 +53,27 @@ func TestRenewalAsksSoonOnceTheStreamAnswersAgain(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	a.publish(t, "t", "after")
+}
+
+// checkingAMissedStream starts an instance behind a proxy, with
+// renewMax (0: renewWaitMax), whose stream the proxy has JetStream
+// answer "not found" for, and deletes its consumer: it returns once the
+// instance checks its stream (renewFrom), asking again and again.
+func checkingAMissedStream(t *testing.T, renewMax time.Duration) (*natsServer, *natsProxy, *instance) {
+	t.Helper()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.renewMax = renewMax
+	a := newInstance(t, opts)
+	a.publish(t, "t", "before")
+
+	p.missStream(1 << 30)
+	h := a.broker.cur.Load()
+	if err := ns.operator(t).DeleteConsumer(t.Context(), DefaultStream, h.live.current.Load().name); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the instance to check its stream", func() bool { return h.stale.Load() })
+	return ns, p, a
 }
