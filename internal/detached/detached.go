@@ -35,6 +35,11 @@ var (
 	// ErrNotHijackable reports a request that cannot be taken over: an
 	// HTTP/2 request, or a ResponseWriter without a connection under it.
 	ErrNotHijackable = errors.New("detached: response cannot be hijacked")
+	// ErrEncoded reports a response whose headers say Content-Encoding:
+	// a writer above the connection (a compression middleware's) encodes
+	// its body, and a response taken over would bypass it, sending the
+	// body as it is under a head that says otherwise.
+	ErrEncoded = errors.New("detached: response has a Content-Encoding: its body is encoded by the writer")
 )
 
 // Group takes responses over and counts them until they end, so a server
@@ -173,11 +178,15 @@ func (g *Group) CloseConns() int {
 // change made to them later (by middleware, once the handler returned)
 // reaches nothing. Nothing is written until the Conn's first write or
 // flush. It fails, leaving w untouched, for an HTTP/2 request, a writer
-// that cannot be hijacked, or a closed Group. The caller must then call
+// that cannot be hijacked, a response with a Content-Encoding (ErrEncoded),
+// or a closed Group. The caller must then call
 // Serve on the Conn, and must not use w again.
 func (g *Group) Take(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	if r.ProtoMajor != 1 || !hijackable(w) {
 		return nil, ErrNotHijackable
+	}
+	if w.Header().Get("Content-Encoding") != "" {
+		return nil, ErrEncoded
 	}
 	if !g.add() {
 		return nil, ErrClosed

@@ -209,3 +209,26 @@ func cancelled(t *testing.T) context.Context {
 	cancel()
 	return ctx
 }
+
+// TestTakeRefusesAnEncodedResponse asks Take for a response whose headers
+// say Content-Encoding, as a compression middleware's do: its writer
+// encodes the body, and a response taken over would send it as it is
+// under a head that says gzip. Take must refuse, leaving the response to
+// net/http, and not count it in the group.
+func TestTakeRefusesAnEncodedResponse(t *testing.T) {
+	g := NewGroup()
+	hdr := eventStream()
+	hdr.Set("Content-Encoding", "gzip")
+	s := serve(t, g, hdr, writeAll("data: taken\n\n"))
+	resp := get(t, s)
+	if err := recv(t, s.refused, "Take's refusal"); !errors.Is(err, ErrEncoded) {
+		t.Errorf("Take: %v, want %v", err, ErrEncoded)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Close {
+		t.Errorf("%s (Connection: close %v): want net/http's 503, the connection kept", resp.Status, resp.Close)
+	}
+	g.Close()
+	if err := g.Wait(cancelled(t)); err != nil {
+		t.Errorf("Wait: %v; the refused response was counted", err)
+	}
+}

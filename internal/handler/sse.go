@@ -236,7 +236,8 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 		if conn, err := h.detached.Take(c.Writer, c.Request); err == nil {
 			s.conn, s.deadline, s.ctx = conn, conn, conn.Context()
 		}
-		// Otherwise (HTTP/2, or shutting down) the stream stays with Gin.
+		// Otherwise (HTTP/2, a response a middleware encodes, or shutting
+		// down) the stream stays with Gin.
 	}
 	if s.conn == nil {
 		s.gw = newGinWriter(c.Writer, c.Request)

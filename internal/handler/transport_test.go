@@ -2,6 +2,7 @@ package handler
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -695,4 +696,59 @@ func TestCloseEndsStreamsWithASpreadRetry(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestAStreamAMiddlewareCompressesIsCompressed runs a stream under a
+// compression middleware of Options.Middleware, made as gin-contrib/gzip
+// is: it says Content-Encoding: gzip and wraps Gin's writer in one that
+// compresses. Each transport must send the stream compressed, as its head
+// says. Detached, the connection was taken over under the wrapper: the
+// head said gzip, the body went out as it was, and the client could read
+// none of it.
+func TestAStreamAMiddlewareCompressesIsCompressed(t *testing.T) {
+	opts := testOptions()
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Header("Content-Encoding", "gzip")
+		c.Header("Vary", "Accept-Encoding")
+		zw := gzip.NewWriter(c.Writer)
+		c.Writer = &gzipWriter{c.Writer, zw}
+		defer zw.Close()
+		c.Next()
+	}}
+	ts := newTestServer(t, opts)
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "GET /stream?count=2&interval=0s HTTP/1.1\r\nHost: ssehub\r\nAccept-Encoding: gzip\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if got := resp.Header.Get("Content-Encoding"); got != "gzip" {
+		t.Fatalf("Content-Encoding %q, want gzip", got)
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatalf("the body is not what its head says: %v", err)
+	}
+	_, events := readAll(t, zr)
+	if len(events) != 3 || events[0].Data != "Streamed line 0" || events[2].Type != "close" {
+		t.Errorf("events %+v, want two lines and close", events)
+	}
+}
+
+// gzipWriter compresses what is written to Gin's writer under it, as
+// gin-contrib/gzip's writer does (which has no Unwrap either).
+type gzipWriter struct {
+	gin.ResponseWriter
+	zw *gzip.Writer
+}
+
+func (w *gzipWriter) Write(p []byte) (int, error)       { return w.zw.Write(p) }
+func (w *gzipWriter) WriteString(s string) (int, error) { return w.zw.Write([]byte(s)) }
+
+func (w *gzipWriter) Flush() {
+	_ = w.zw.Flush()
+	w.ResponseWriter.Flush()
 }
