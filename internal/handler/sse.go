@@ -232,7 +232,10 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 		h: h, c: c, started: now, lastWrite: now,
 		access: accessInfo{method: c.Request.Method, path: sentPath(c.Request.URL)},
 	}
-	if h.detached != nil {
+	// A head already sent (a middleware's WriteHeaderNow or Flush) is
+	// not taken over: Gin's writer allows the hijack, net/http sends the
+	// head first, and the detached one would follow it.
+	if h.detached != nil && !c.Writer.Written() {
 		if conn, err := h.detached.Take(c.Writer, c.Request); err == nil {
 			s.conn, s.deadline, s.ctx = conn, conn, conn.Context()
 		}

@@ -752,3 +752,36 @@ func (w *gzipWriter) Flush() {
 	_ = w.zw.Flush()
 	w.ResponseWriter.Flush()
 }
+
+// TestAStreamWhoseHeadAMiddlewareSentIsOneResponse runs a stream under a
+// middleware of Options.Middleware that sends the response's head before
+// the handler runs (WriteHeaderNow, as a Flush does). Gin's writer lets
+// the connection be hijacked then, and net/http sends the head it holds
+// first: detached, the stream's own head followed it, and the client read
+// a second head where the first one's chunked body began. The stream must
+// stay one response: in Gin's c.Stream, after the head that went out.
+func TestAStreamWhoseHeadAMiddlewareSentIsOneResponse(t *testing.T) {
+	opts := testOptions()
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Header("X-Early", "1")
+		c.Writer.WriteHeaderNow()
+		c.Next()
+	}}
+	ts := newTestServer(t, opts)
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "GET /stream?count=2&interval=0s HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Early") != "1" {
+		t.Errorf("%s, X-Early %q: want the head the middleware sent", resp.Status, resp.Header.Get("X-Early"))
+	}
+	_, events := readAll(t, resp.Body)
+	if len(events) != 3 || events[0].Data != "Streamed line 0" || events[2].Type != "close" {
+		t.Errorf("events %+v, want two lines and close", events)
+	}
+}
