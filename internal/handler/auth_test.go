@@ -469,3 +469,37 @@ func TestEmptyOrDoubledTokenIsInvalidRequest(t *testing.T) {
 		wantStreamHeaders(t, ts.do(t, "GET", "/api/v1/events?topic=a"+tt.query, nil, tt.header))
 	}
 }
+
+// A query string that does not parse is a 400 on every route; on those
+// that read a token from it (a subscription, the topic list), one that
+// holds access_token is a token sent malformed, and its 400 carries the
+// challenge RFC 6750 §3.1 gives one, error="invalid_request", as the
+// token's other 400s do. It came without any.
+func TestMalformedQueryWithTheTokenIsInvalidRequest(t *testing.T) {
+	opts := jwtOptions(t)
+	ts := newTestServer(t, opts)
+	good := mint(t, grant([]string{"a"}, nil, time.Hour))
+	for _, tt := range []struct {
+		path      string
+		challenge bool
+	}{
+		{"/api/v1/events?topic=a&access_token=" + good + "%zz", true},
+		{"/api/v1/events?topic=a&access_token=" + good + "&x=%zz", true},
+		{"/api/v1/events?topic=a;%61ccess_token=" + good, true},
+		{"/api/v1/topics?access_token=" + good + ";x=1", true},
+		{"/api/v1/events?topic=a&x=%zz", false},
+		{"/healthz?access_token=" + good + "%zz", false},
+	} {
+		resp := ts.do(t, "GET", tt.path, nil, nil)
+		if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "malformed query string") {
+			t.Errorf("%s: %q", tt.path, msg)
+		}
+		got := resp.Header.Get("WWW-Authenticate")
+		if want := `Bearer realm="ssehub", error="invalid_request"`; tt.challenge && got != want {
+			t.Errorf("%s: WWW-Authenticate %q, want %q", tt.path, got, want)
+		}
+		if !tt.challenge && got != "" {
+			t.Errorf("%s: WWW-Authenticate %q, want none: no token was sent", tt.path, got)
+		}
+	}
+}
