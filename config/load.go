@@ -258,7 +258,11 @@ func newFlagSet(def Config) *pflag.FlagSet {
 	flags.Var(&configFlag{}, "config", "YAML config file (default "+DefaultFile+" when it exists)")
 	values := map[string]string{"server.addr": def.Server.Addr, "log.level": def.Log.Level, "log.format": def.Log.Format}
 	for _, f := range flagKeys() {
-		flags.String(f.flag, values[f.key], f.usage+" ("+f.key+")")
+		// No pflag default: the help would give the built-in value as
+		// the flag's, where the variable's or the file's is the one
+		// left in effect without the flag. A flag is read only when
+		// given (Changed).
+		flags.String(f.flag, "", fmt.Sprintf("%s (%s; left out: %s, else the file's, else the built-in %q)", f.usage, f.key, EnvName(f.key), values[f.key]))
 	}
 	return flags
 }
