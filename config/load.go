@@ -58,6 +58,12 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	return LoadContext(context.Background(), args, getenv)
 }
 
+// AsksHelp reports whether Load, given args, would return a *HelpError:
+// they ask for the help, with no problem before it. It reads nothing else.
+func AsksHelp(args []string) bool {
+	return errors.Is(newFlagSet(Default()).Parse(args), pflag.ErrHelp)
+}
+
 // LoadContext is Load, stopped when ctx is done while it waits for its
 // file: a FIFO that nothing writes to, where a signal went unheeded. The
 // error then wraps ErrConfigFile and holds context.Cause(ctx).
