@@ -58,6 +58,12 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	return LoadContext(context.Background(), args, getenv)
 }
 
+// AsksHelp reports whether Load, given args, would return a *HelpError:
+// they ask for the help, with no problem before it. It reads nothing else.
+func AsksHelp(args []string) bool {
+	return errors.Is(newFlagSet(Default()).Parse(args), pflag.ErrHelp)
+}
+
 // LoadContext is Load, stopped when ctx is done while it waits for its
 // file: a FIFO that nothing writes to, where a signal went unheeded. The
 // error then wraps ErrConfigFile and holds context.Cause(ctx).
@@ -258,7 +264,11 @@ func newFlagSet(def Config) *pflag.FlagSet {
 	flags.Var(&configFlag{}, "config", "YAML config file (default "+DefaultFile+" when it exists)")
 	values := map[string]string{"server.addr": def.Server.Addr, "log.level": def.Log.Level, "log.format": def.Log.Format}
 	for _, f := range flagKeys() {
-		flags.String(f.flag, values[f.key], f.usage+" ("+f.key+")")
+		// No pflag default: the help would give the built-in value as
+		// the flag's, where the variable's or the file's is the one
+		// left in effect without the flag. A flag is read only when
+		// given (Changed).
+		flags.String(f.flag, "", fmt.Sprintf("%s (%s; left out: %s, else the file's, else the built-in %q)", f.usage, f.key, EnvName(f.key), values[f.key]))
 	}
 	return flags
 }

@@ -39,14 +39,18 @@ type certReloader struct {
 	interval          time.Duration
 	log               *slog.Logger
 
-	mu     sync.Mutex
-	cert   *tls.Certificate // served
-	loaded pairPEM          // the files as cert was loaded from them
-	tried  pairPEM          // the files at the last check: warned about once
+	mu       sync.Mutex
+	cert     *tls.Certificate // served
+	next     time.Time        // when the files are due a check
+	checking bool             // a handshake is checking the files
+
+	// The check's own state, read and written only by the one check
+	// under way (checking), outside mu.
+	loaded pairPEM // the files as cert was loaded from them
+	tried  pairPEM // the files at the last check: warned about once
 	// triedErr is why the last check could not read the files, "" when
 	// it could: another file, or another reason, is warned about again.
 	triedErr string
-	next     time.Time // when the files are due a check
 }
 
 // noLeaseWait is the context a check reads server.tls's files in: done
@@ -130,20 +134,35 @@ func (r *certReloader) warnOutOfValidity(cert tls.Certificate) {
 }
 
 // GetCertificate is tls.Config.GetCertificate: it returns the served
-// certificate, after checking the files when a check is due.
+// certificate, after checking the files when a check is due. The check
+// reads them without r.mu held: a read that stalls (a hung network file
+// system, an on-access scanner slow to answer) holds up its own
+// handshake, while every other is served the certificate so far at
+// once, where each waited behind the lock as long as the file system
+// did. The next check is due interval after this one ends.
 func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now := time.Now(); !now.Before(r.next) {
-		r.next = now.Add(r.interval)
-		r.check()
+	if r.checking || time.Now().Before(r.next) {
+		defer r.mu.Unlock()
+		return r.cert, nil
 	}
+	r.checking = true
+	r.mu.Unlock()
+	renewed := r.check()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if renewed != nil {
+		r.cert = renewed
+	}
+	r.checking = false
+	r.next = time.Now().Add(r.interval)
 	return r.cert, nil
 }
 
-// check loads the pair when the files changed since it was loaded; r.mu
-// is held.
-func (r *certReloader) check() {
+// check returns the pair loaded when the files changed since it was
+// loaded, nil when they did not or it does not load. It is called
+// without r.mu, by one handshake at a time (r.checking).
+func (r *certReloader) check() *tls.Certificate {
 	files, err := r.read(noLeaseWait)
 	// A pair not read is the zero pair whatever kept it from being read:
 	// its error tells one problem from the next (the certificate file
@@ -155,7 +174,7 @@ func (r *certReloader) check() {
 	changed := !files.equal(r.tried) || readErr != r.triedErr
 	r.tried, r.triedErr = files, readErr
 	if err == nil && files.equal(r.loaded) {
-		return
+		return nil
 	}
 	var cert tls.Certificate
 	if err == nil {
@@ -172,9 +191,9 @@ func (r *certReloader) check() {
 			r.log.Warn("server.tls: the pair on disk does not load: still serving the previous certificate",
 				"server.tls.cert_file", r.certFile, "server.tls.key_file", r.keyFile, "err", err)
 		}
-		return
+		return nil
 	}
-	r.cert, r.loaded = &cert, files
+	r.loaded = files
 	var notAfter time.Time
 	if cert.Leaf != nil { // load sets it
 		notAfter = cert.Leaf.NotAfter
@@ -182,6 +201,7 @@ func (r *certReloader) check() {
 	r.log.Info("server.tls: loaded a renewed certificate",
 		"server.tls.cert_file", r.certFile, "server.tls.key_file", r.keyFile, "not_after", notAfter)
 	r.warnOutOfValidity(cert)
+	return &cert
 }
 
 // read returns the files' contents, or the zero pair and the error of
@@ -189,13 +209,13 @@ func (r *certReloader) check() {
 // start (config.ReadPEMFile): a FIFO swapped in for either (a tool that
 // hands out secrets may make one) is refused, not waited on, and so is a
 // file longer than config.MaxPEMFileBytes. os.ReadFile waited for the
-// FIFO's writer with r.mu held, and every handshake hung behind it.
+// FIFO's writer, and every handshake hung behind it.
 // A lease another process holds on either (a Samba oplock, an NFS
 // delegation) is waited for until ctx is done: at start, until it is
 // given up; at a check, not at all (noLeaseWait), the open having asked
 // its holder to give it up and the next check reading the file, where
-// waiting with r.mu held hung every handshake until then, up to the
-// kernel's lease-break-time (45 s).
+// waiting hung the handshake until then, up to the kernel's
+// lease-break-time (45 s).
 func (r *certReloader) read(ctx context.Context) (pairPEM, error) {
 	c, err := config.ReadPEMFileContext(ctx, r.certFile)
 	if err != nil {

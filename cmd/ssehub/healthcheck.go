@@ -68,8 +68,8 @@ func loopbackAddr(addr string) string {
 }
 
 // healthClient returns the client and scheme to ask this host's server
-// with. Over TLS the check dials a loopback address, which a certificate
-// for a public name does not cover, so the usual verification would fail:
+// with. Over TLS the check dials server.addr's host, or 127.0.0.1 for none
+// (loopbackAddr), which a certificate for a public name may not cover, so the usual verification would fail:
 // instead the server must present exactly the certificate in
 // server.tls.cert_file. After a renewal on disk the server presents the
 // new certificate from its first handshake that finds a check of the

@@ -14,12 +14,15 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/pflag"
 	"github.com/ssehub/ssehub/config"
 )
 
 func main() {
 	// A misspelt SSEHUB_ variable would otherwise be ignored without a word.
-	if err := config.CheckEnv(os.Environ()); err != nil {
+	// The help is printed whatever the environment holds: it is what a
+	// user reads to put it right.
+	if err := config.CheckEnv(os.Environ()); err != nil && !asksHelp(os.Args[1:]) {
 		printProblems(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -73,6 +76,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		printProblems(stderr, err)
 		return 1
 	}
+}
+
+// asksHelp reports whether args, as run reads them, ask for the help (-h
+// or --help) of ssehub or of a subcommand, before any other problem of
+// theirs: run then prints the help and reads nothing else.
+func asksHelp(args []string) bool {
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck":
+			args = args[1:]
+		case "token":
+			flags := tokenFlags()
+			own, rest := splitArgs(flags, args[1:])
+			if err := flags.Parse(own); err != nil {
+				return errors.Is(err, pflag.ErrHelp)
+			}
+			args = rest
+		}
+	}
+	return config.AsksHelp(args)
 }
 
 // printProblems writes err to w one line per problem (config errors come

@@ -25,7 +25,7 @@ func tokenFlags() *pflag.FlagSet {
 	flags.SortFlags = false
 	flags.StringArray("subscribe", nil, "a topic pattern the token may subscribe to (repeat for more)")
 	flags.StringArray("publish", nil, "a topic pattern the token may publish to (repeat for more)")
-	flags.Duration("ttl", time.Hour, "how long the token is valid (at most auth.jwt.max_lifetime, when set)")
+	flags.Duration("ttl", time.Hour, "how long the token is valid, at most auth.jwt.max_lifetime when set (left out: 1h, or max_lifetime when shorter)")
 	flags.String("subject", "", "the token's sub claim (optional)")
 	return flags
 }
@@ -82,6 +82,11 @@ func tokenClaims(flags *pflag.FlagSet, j config.JWTConfig, now time.Time) (jwtau
 		// A token's times are whole seconds: one shorter would expire as
 		// it is issued, which only the verifier's leeway would hide.
 		return jwtauth.Claims{}, fmt.Errorf("%w: --ttl %v: want 1s or more, a token's times being whole seconds", config.ErrUsage, ttl)
+	}
+	if !flags.Changed("ttl") && j.MaxLifetime > 0 && ttl > j.MaxLifetime {
+		// The default is the longest the server accepts when that is
+		// shorter: the user gave no --ttl for a refusal to name.
+		ttl = j.MaxLifetime
 	}
 	if j.MaxLifetime > 0 && ttl > j.MaxLifetime {
 		// The server with this configuration would refuse the token.

@@ -202,23 +202,31 @@ const maxTokenCookies = 4
 // maxTokenCookies: a browser sends each cookie of the name whose Domain
 // and Path match, one of them perhaps stale, in an order the server
 // cannot rely on. None is no token. The access log records neither query
-// nor cookies. A header or parameter given twice, a query token with
-// white space in it (errQueryTokenWhiteSpace), more cookies than
+// nor cookies. A header or parameter given twice, or given empty
+// (errQueryTokenEmpty, errAuthorizationEmpty), a query token with white
+// space in it (errQueryTokenWhiteSpace), a bearer token in both the
+// header and the query (errTokenInHeaderAndQuery), more cookies than
 // maxTokenCookies, or a cookie on a request a page of another origin
 // makes outside CORS (outsideCORS), is a 400 (see queryParam).
 func (h *Handler) requestTokens(c *gin.Context) ([]string, error) {
-	if token, err := bearerToken(c); token != "" || err != nil {
-		return []string{token}, err
+	header, err := bearerToken(c)
+	if err != nil {
+		return nil, err
 	}
 	// Not c.Query: see subscribe.
-	token, _, err := queryParam(c.Request.URL.Query(), "access_token")
-	if err != nil {
+	token, inQuery, err := queryParam(c.Request.URL.Query(), "access_token")
+	switch {
+	case err != nil:
 		return nil, invalidRequest{err}
-	}
-	if strings.ContainsFunc(token, unicode.IsSpace) {
+	case inQuery && token == "":
+		return nil, invalidRequest{errQueryTokenEmpty}
+	case strings.ContainsFunc(token, unicode.IsSpace):
 		return nil, invalidRequest{errQueryTokenWhiteSpace}
-	}
-	if token != "" {
+	case header != "" && inQuery:
+		return nil, invalidRequest{errTokenInHeaderAndQuery}
+	case header != "":
+		return []string{header}, nil
+	case token != "":
 		return []string{token}, nil
 	}
 	cookies := c.Request.CookiesNamed(h.hub.TokenCookie)
@@ -283,11 +291,15 @@ func (h *Handler) cookieToken(raw string) string {
 // a space and a token after it (RFC 6750 §2.1): "Bearer<TAB>token", or a
 // "Bearer" a client gave no token, was taken as no header, so that the
 // answer said a token was required, or the query's or cookie's was used.
-// So is a token with white space in it (errBearerWhiteSpace).
+// So is a token with white space in it (errBearerWhiteSpace), and an
+// empty header (errAuthorizationEmpty).
 func bearerToken(c *gin.Context) (string, error) {
-	header, _, err := oneValue("header", "Authorization", c.Request.Header.Values("Authorization"))
+	header, given, err := oneValue("header", "Authorization", c.Request.Header.Values("Authorization"))
 	if err != nil {
 		return "", invalidRequest{err}
+	}
+	if given && header == "" {
+		return "", invalidRequest{errAuthorizationEmpty}
 	}
 	end := strings.IndexAny(header, " \t")
 	if end < 0 {
@@ -308,6 +320,22 @@ func bearerToken(c *gin.Context) (string, error) {
 }
 
 var (
+	// errAuthorizationEmpty refuses an Authorization header with no
+	// value: a client's token left unset (-H "Authorization: $TOKEN").
+	// It was taken as no header, and the query's token or the cookie's
+	// answered for a request whose client meant to send its own.
+	errAuthorizationEmpty = badRequest("header Authorization is empty: give it a bearer token (Bearer and the token), or leave the header out")
+	// errQueryTokenEmpty refuses an access_token query parameter with no
+	// value, as errAuthorizationEmpty an empty header.
+	errQueryTokenEmpty = badRequest("query parameter access_token is empty: give it the token, or leave it out")
+	// errTokenInHeaderAndQuery refuses a bearer token sent both in the
+	// Authorization header and in the access_token query parameter: a
+	// client must use one method (RFC 6750 §2), and the server answers
+	// one that used more invalid_request (§3.1). The header's was taken
+	// and the query's ignored without a word, though the two may differ.
+	// The cookie, which a browser adds on its own, is no such method: a
+	// header's or query's token comes before it.
+	errTokenInHeaderAndQuery = badRequest("a bearer token in both the Authorization header and the access_token query parameter: send it in one")
 	// errBearerWithoutToken refuses an Authorization header that names
 	// Bearer but gives no token after a space (bearerToken).
 	errBearerWithoutToken = badRequest(`header Authorization: "Bearer" must be followed by a space and the token`)

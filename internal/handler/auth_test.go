@@ -296,8 +296,14 @@ func TestBearerHeaderWithoutASpacedToken(t *testing.T) {
 		{"another scheme", "Basic dXNlcjpwdw==", http.StatusOK}, // the query's token counts
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			// The query holds a good token, which the header comes before.
-			resp := ts.do(t, "GET", "/api/v1/events?topic=a&access_token="+good, nil, map[string]string{"Authorization": tt.header})
+			// The query holds a good token, which a header of another
+			// scheme leaves to count. Beside a bearer token, the query
+			// would be a second one (a 400 of its own).
+			query := "&access_token=" + good
+			if strings.Contains(tt.header, good) {
+				query = ""
+			}
+			resp := ts.do(t, "GET", "/api/v1/events?topic=a"+query, nil, map[string]string{"Authorization": tt.header})
 			if tt.status == http.StatusOK {
 				wantStreamHeaders(t, resp)
 				return
@@ -402,5 +408,98 @@ func TestQueryTokenWithWhiteSpace(t *testing.T) {
 	}
 	for _, query := range []string{"access_token=r%2Be%2Fa%3Dd", "access_token=" + good} {
 		wantStreamHeaders(t, ts.do(t, "GET", "/api/v1/events?topic=a&"+query, nil, nil))
+	}
+}
+
+// A token sent empty, or sent both in the header and in the query, is a
+// malformed request (RFC 6750 §3.1, invalid_request), 400 saying which:
+// an empty access_token or Authorization (a client's token variable left
+// unset) was taken as none, so that the cookie answered in its place, or
+// the answer said a token was required; a token in both places had the
+// query's ignored without a word, though the two may differ (RFC 6750 §2:
+// one method only). The cookie, which a browser adds on its own, is no
+// such method: the header's or the query's token still comes before it.
+func TestEmptyOrDoubledTokenIsInvalidRequest(t *testing.T) {
+	opts := jwtOptions(t)
+	opts.Hub.PublishTokens = []string{"writer"}
+	ts := newTestServer(t, opts)
+	good := mint(t, grant([]string{"a"}, nil, time.Hour))
+	cookie := "ssehub_token=" + good
+	for _, tt := range []struct {
+		name, query string
+		header      map[string]string
+		says        string
+	}{
+		{"empty query", "&access_token=", map[string]string{"Cookie": cookie}, "query parameter access_token is empty"},
+		{"empty query alone", "&access_token=", nil, "query parameter access_token is empty"},
+		{"empty header", "", map[string]string{"Authorization": "", "Cookie": cookie}, "header Authorization is empty"},
+		{"empty header, query token", "&access_token=" + good, map[string]string{"Authorization": ""}, "header Authorization is empty"},
+		{"header and query", "&access_token=" + good, bearer(good), "a bearer token in both the Authorization header and the access_token query parameter"},
+		{"header and empty query", "&access_token=", bearer(good), "query parameter access_token is empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, path := range []string{"/api/v1/events?topic=a", "/api/v1/topics?limit=5"} {
+				resp := ts.do(t, "GET", path+tt.query, nil, tt.header)
+				if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, tt.says) {
+					t.Errorf("%s: %q does not say %q", path, msg, tt.says)
+				}
+				if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer realm="ssehub", error="invalid_request"` {
+					t.Errorf("%s: WWW-Authenticate %q, want invalid_request", path, got)
+				}
+			}
+		})
+	}
+	// A publish reads the header alone: an empty one is refused so too.
+	resp := ts.do(t, "POST", "/api/v1/topics/a/events", strings.NewReader(`{"data":1}`),
+		map[string]string{"Content-Type": "application/json", "Authorization": ""})
+	if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "header Authorization is empty") {
+		t.Errorf("publishing: %q", msg)
+	}
+	// The cookie still stands behind a header's or a query's token, and
+	// another scheme's header beside a query token is no second token.
+	for _, tt := range []struct {
+		name, query string
+		header      map[string]string
+	}{
+		{"header over cookie", "", map[string]string{"Authorization": "Bearer " + good, "Cookie": "ssehub_token=bad"}},
+		{"query over cookie", "&access_token=" + good, map[string]string{"Cookie": "ssehub_token=bad"}},
+		{"cookie alone", "", map[string]string{"Cookie": cookie}},
+		{"basic and query", "&access_token=" + good, map[string]string{"Authorization": "Basic dXNlcjpwdw=="}},
+	} {
+		wantStreamHeaders(t, ts.do(t, "GET", "/api/v1/events?topic=a"+tt.query, nil, tt.header))
+	}
+}
+
+// A query string that does not parse is a 400 on every route; on those
+// that read a token from it (a subscription, the topic list), one that
+// holds access_token is a token sent malformed, and its 400 carries the
+// challenge RFC 6750 §3.1 gives one, error="invalid_request", as the
+// token's other 400s do. It came without any.
+func TestMalformedQueryWithTheTokenIsInvalidRequest(t *testing.T) {
+	opts := jwtOptions(t)
+	ts := newTestServer(t, opts)
+	good := mint(t, grant([]string{"a"}, nil, time.Hour))
+	for _, tt := range []struct {
+		path      string
+		challenge bool
+	}{
+		{"/api/v1/events?topic=a&access_token=" + good + "%zz", true},
+		{"/api/v1/events?topic=a&access_token=" + good + "&x=%zz", true},
+		{"/api/v1/events?topic=a;%61ccess_token=" + good, true},
+		{"/api/v1/topics?access_token=" + good + ";x=1", true},
+		{"/api/v1/events?topic=a&x=%zz", false},
+		{"/healthz?access_token=" + good + "%zz", false},
+	} {
+		resp := ts.do(t, "GET", tt.path, nil, nil)
+		if msg := wantJSONError(t, resp, http.StatusBadRequest); !strings.Contains(msg, "malformed query string") {
+			t.Errorf("%s: %q", tt.path, msg)
+		}
+		got := resp.Header.Get("WWW-Authenticate")
+		if want := `Bearer realm="ssehub", error="invalid_request"`; tt.challenge && got != want {
+			t.Errorf("%s: WWW-Authenticate %q, want %q", tt.path, got, want)
+		}
+		if !tt.challenge && got != "" {
+			t.Errorf("%s: WWW-Authenticate %q, want none: no token was sent", tt.path, got)
+		}
 	}
 }

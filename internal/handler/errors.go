@@ -262,13 +262,43 @@ func (h *Handler) recovered(c *gin.Context, err any) {
 // more than net/url's limit of parameters), so a mistyped last event id
 // or count would otherwise be silently ignored. On a path whose method is
 // answered 405 (or a plain OPTIONS), Gin has set Allow already: the
-// refusal lists OPTIONS in it too, as the 405 would.
+// refusal lists OPTIONS in it too, as the 405 would. On a route that
+// reads a token from the query (readsQueryToken), one that holds the
+// access_token parameter is a token sent malformed: the refusal is
+// invalid_request (RFC 6750 §3.1), as a token's other 400s are.
 func (h *Handler) checkQuery(c *gin.Context) {
 	if c.Request.URL.RawQuery == "" {
 		return
 	}
 	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
 		allowOptions(c)
-		h.abortWithError(c, badRequest("malformed query string: %s", stream.Quote(err.Error())))
+		err = badRequest("malformed query string: %s", stream.Quote(err.Error()))
+		if readsQueryToken(c) && namesAccessToken(c.Request.URL.RawQuery) {
+			err = invalidRequest{err}
+		}
+		h.abortWithError(c, err)
 	}
+}
+
+// readsQueryToken reports whether c's route reads a subscriber's token
+// from the access_token query parameter: a subscription, the topic list.
+func readsQueryToken(c *gin.Context) bool {
+	m := c.Request.Method
+	return (m == http.MethodGet || m == http.MethodHead) && (c.FullPath() == "/api/v1/events" || c.FullPath() == "/api/v1/topics")
+}
+
+// namesAccessToken reports whether the raw query, which may not parse,
+// has a parameter named access_token, its name decoded where it decodes
+// (%61ccess_token is one).
+func namesAccessToken(raw string) bool {
+	for _, part := range strings.FieldsFunc(raw, func(r rune) bool { return r == '&' || r == ';' }) {
+		name, _, _ := strings.Cut(part, "=")
+		if decoded, err := url.QueryUnescape(name); err == nil {
+			name = decoded
+		}
+		if name == "access_token" {
+			return true
+		}
+	}
+	return false
 }

@@ -296,10 +296,11 @@ func TestJWTTokenSources(t *testing.T) {
 	}
 }
 
-// TestTokenSourcesPrecedence: a subscriber's token is the first of the
-// Authorization header, the access_token query parameter and the cookie
-// that the request has: the others are not looked at, so a bad one there
-// refuses the request and a good one there does not save it.
+// TestTokenSourcesPrecedence: a subscriber's token is the Authorization
+// header's or the access_token query parameter's, else the cookie's: the
+// cookie is not looked at beside either, so a bad one there refuses the
+// request and a good one there does not save it. A token in both the
+// header and the query is a 400 (TestEmptyOrDoubledTokenIsInvalidRequest).
 func TestTokenSourcesPrecedence(t *testing.T) {
 	opts := jwtOptions(t)
 	ts := newTestServer(t, opts)
@@ -309,10 +310,10 @@ func TestTokenSourcesPrecedence(t *testing.T) {
 		name, query, header, cookie string
 		want                        int
 	}{
-		{"header over query", bad, good, "", http.StatusOK},
+		{"header and query", bad, good, "", http.StatusBadRequest},
 		{"header over cookie", "", good, bad, http.StatusOK},
 		{"query over cookie", good, "", bad, http.StatusOK},
-		{"a bad header", good, bad, good, http.StatusUnauthorized},
+		{"a bad header", "", bad, good, http.StatusUnauthorized},
 		{"a bad query", bad, "", good, http.StatusUnauthorized},
 		{"a header of another scheme", good, "Basic dXNlcjpwdw==", "", http.StatusOK},
 	}
