@@ -85,7 +85,8 @@ func TestTLSReloadStalledOpenHoldsNoOtherHandshake(t *testing.T) {
 		if r.err != nil || !bytes.Equal(r.cert, original) {
 			t.Errorf("a handshake while another's check stalls: err %v, or not the certificate served so far", r.err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(15 * time.Second):
+		// Long: without the fix it waits for as long as the open stalls.
 		t.Error("a handshake waits for another's check of the files, stalled in its open")
 	}
 	allow()
