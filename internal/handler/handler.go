@@ -117,6 +117,10 @@ type Handler struct {
 	// heartbeatGrain is the grid step of heartbeat timers (grid.go).
 	heartbeatGrain time.Duration
 
+	// wrapped: Options.Middleware has some, whose writers may hide the
+	// write bound of plain answers from a stream (boundWrites).
+	wrapped bool
+
 	// slots counts the open streams against Stream.MaxStreams.
 	slots *streamSlots
 	// refusals logs refusals for capacity, a line a second at most.
@@ -173,6 +177,7 @@ func New(opts Options) *Handler {
 		metrics:         newMetrics(opts.Registry, opts.Hub.Broker),
 		ticker:          newTickerFrames(maxTickerCount),
 		heartbeatGrain:  grainOf(opts.Stream.HeartbeatInterval),
+		wrapped:         len(opts.Middleware) > 0,
 		done:            make(chan struct{}),
 		subs:            make(map[stream.Subscription]*waitContext),
 		refusals:        refusalLog{log: opts.Logger},

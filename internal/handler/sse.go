@@ -216,7 +216,7 @@ func (st *streamStart) end() {
 // 0). Nothing reaches the client until the first step. The caller has
 // taken a stream slot (startStream); the stream's close gives it back.
 func (h *Handler) openStream(c *gin.Context) *sseStream {
-	unboundWrites(c)
+	own := unboundWrites(c)
 	hdr := c.Writer.Header()
 	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hdr.Set("Cache-Control", "no-cache")
@@ -239,7 +239,7 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 		// Otherwise (HTTP/2, or shutting down) the stream stays with Gin.
 	}
 	if s.conn == nil {
-		s.gw = newGinWriter(c.Writer, c.Request)
+		s.gw = newGinWriter(c.Writer, own, c.Request)
 		s.gw.liftReadDeadline()
 		s.deadline, s.ctx = s.gw, c.Request.Context()
 	}
