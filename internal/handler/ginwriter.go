@@ -123,6 +123,15 @@ func (w *ginWriter) cut() {
 	}
 }
 
+// boundAnswer bounds by timeout from now what is still written of the
+// response: the answer Gin's recovery writes instead of a stream that
+// panicked before its first step, and net/http's end of it. Over HTTP/2
+// the deadline is set at once, not at the next step's write: no step
+// follows.
+func (w *ginWriter) boundAnswer(timeout time.Duration) {
+	_ = w.dl.SetWriteDeadline(time.Now().Add(timeout))
+}
+
 // liftReadDeadline clears the connection's read deadline, set by
 // server.read_timeout to bound reading the request: a stream is not cut by
 // it. (net/http clears it too when it starts reading in the background,

@@ -291,6 +291,10 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 			p = q
 		}
 		if p != nil {
+			// Gin's recovery answers 500 when nothing was written: a
+			// plain answer, which the bound of plain answers, off for
+			// the stream, no longer bounds.
+			s.gw.boundAnswer(s.h.stream.WriteTimeout)
 			panic(p) // on to Gin's recovery
 		}
 	}()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/stream"
 	"golang.org/x/net/http2"
 )
 
@@ -67,5 +68,27 @@ func waitReset(t *testing.T, c *rawH2, id uint32, start time.Time, limit time.Du
 		case <-timeout:
 			t.Fatalf("stream %d was not reset within %v", id, limit)
 		}
+	}
+}
+
+// TestHTTP2AnswerToAStreamThatPanickedBeforeItsFirstStepEnds subscribes,
+// over HTTP/2, with a client that gives its streams no flow-control
+// window, through a broker whose subscription panics before the stream's
+// first step: the stream had turned the bound of plain answers off, and
+// Gin's recovery answers 500 in JSON instead. That answer's body waited
+// for a window with no deadline, held by net/http with its goroutine until
+// the client left. It must be reset once stream.write_timeout passes, as
+// any plain answer.
+func TestHTTP2AnswerToAStreamThatPanickedBeforeItsFirstStepEnds(t *testing.T) {
+	opts, broker := hubOptions(t, stream.MemoryOptions{})
+	opts.Hub.Broker = panickingBroker{testBroker: broker, sub: true}
+	opts.Stream.WriteTimeout = time.Second
+	ts := newHTTP2TestServer(t, opts)
+	c := dialH2(t, ts, 0)
+	start := time.Now()
+	id := c.open(t, "GET", "/api/v1/events?topic=a", nil, nil)
+	took := waitReset(t, c, id, start, 10*opts.Stream.WriteTimeout)
+	if took < opts.Stream.WriteTimeout/2 || took > 3*opts.Stream.WriteTimeout {
+		t.Fatalf("reset after %v, want within ½ to 3× stream.write_timeout %v", took, opts.Stream.WriteTimeout)
 	}
 }
