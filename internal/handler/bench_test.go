@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gin-gonic/gin"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -173,7 +174,25 @@ func newBenchServer(b *testing.B, h http.Handler) string {
 // ticker run in docs/BENCHMARKS.md, where each client holds a connection
 // for 10 lines.
 func BenchmarkTickerConnection(b *testing.B) {
-	h := New(testOptions())
+	benchTickerConnections(b, testOptions())
+}
+
+// BenchmarkTickerConnectionUnderMiddleware is BenchmarkTickerConnection
+// under a middleware (Options.Middleware) whose writer does not unwrap: the
+// stream reaches Gin's writer under it through the request's Keys.
+func BenchmarkTickerConnectionUnderMiddleware(b *testing.B) {
+	opts := testOptions()
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Writer = wrappingWriter{c.Writer}
+		c.Next()
+	}}
+	benchTickerConnections(b, opts)
+}
+
+// benchTickerConnections runs BenchmarkTickerConnection's clients against
+// a handler with opts.
+func benchTickerConnections(b *testing.B, opts Options) {
+	h := New(opts)
 	defer h.Close()
 	ts := newBenchServer(b, h)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

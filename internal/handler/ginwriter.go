@@ -15,9 +15,11 @@ import (
 type ginWriter struct {
 	gin.ResponseWriter
 	// rc is over the writer under Gin's: only that one reports flush
-	// errors and takes write deadlines.
-	rc  *http.ResponseController
-	err error
+	// errors. dl sets the deadlines, over Gin's own writer: a
+	// middleware's writer over it may not unwrap (Options.Middleware),
+	// and hide it from rc; it is rc when there is none.
+	rc, dl *http.ResponseController
+	err    error
 
 	// perStep: on HTTP/2 a write deadline ends the whole stream when it
 	// passes, whether a write is under way or not, so an idle stream would
@@ -33,19 +35,27 @@ type ginWriter struct {
 	unflushed int
 }
 
-func newGinWriter(w gin.ResponseWriter, r *http.Request) *ginWriter {
+// newGinWriter makes the writer of a stream that writes to w, whose
+// deadlines are own's: Gin's own writer, under w when middleware wrapped
+// it (unboundWrites); w's when own is nil.
+func newGinWriter(w, own gin.ResponseWriter, r *http.Request) *ginWriter {
 	var under http.ResponseWriter = w
 	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
 		under = u.Unwrap()
 	}
-	return &ginWriter{ResponseWriter: w, rc: http.NewResponseController(under), perStep: r.ProtoMajor >= 2}
+	gw := &ginWriter{ResponseWriter: w, rc: http.NewResponseController(under), perStep: r.ProtoMajor >= 2}
+	gw.dl = gw.rc
+	if own != nil && own != w {
+		gw.dl = http.NewResponseController(own)
+	}
+	return gw
 }
 
 // Write adds p to the response, under the write deadline.
 func (w *ginWriter) Write(p []byte) (int, error) {
 	if w.perStep && !w.armed && !w.deadline.IsZero() {
 		w.armed = true
-		_ = w.rc.SetWriteDeadline(w.deadline)
+		_ = w.dl.SetWriteDeadline(w.deadline)
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.unflushed += n
@@ -78,7 +88,7 @@ func (w *ginWriter) Flush() {
 	err := w.rc.Flush()
 	if w.armed {
 		w.armed = false
-		_ = w.rc.SetWriteDeadline(time.Time{})
+		_ = w.dl.SetWriteDeadline(time.Time{})
 	}
 	switch {
 	case errors.Is(err, http.ErrNotSupported): // a writer of tests: Gin's flush will do
@@ -109,8 +119,17 @@ func (w *ginWriter) CloseNotify() <-chan bool {
 // response's own to close: nothing happens.
 func (w *ginWriter) cut() {
 	if !w.perStep {
-		_ = w.rc.SetWriteDeadline(time.Unix(1, 0))
+		_ = w.dl.SetWriteDeadline(time.Unix(1, 0))
 	}
+}
+
+// boundAnswer bounds by timeout from now what is still written of the
+// response: the answer Gin's recovery writes instead of a stream that
+// panicked before its first step, and net/http's end of it. Over HTTP/2
+// the deadline is set at once, not at the next step's write: no step
+// follows.
+func (w *ginWriter) boundAnswer(timeout time.Duration) {
+	_ = w.dl.SetWriteDeadline(time.Now().Add(timeout))
 }
 
 // liftReadDeadline clears the connection's read deadline, set by
@@ -119,7 +138,7 @@ func (w *ginWriter) cut() {
 // once the body is read; a stream does not depend on that.) A writer
 // without deadlines, as in tests, has nothing to clear.
 func (w *ginWriter) liftReadDeadline() {
-	_ = w.rc.SetReadDeadline(time.Time{})
+	_ = w.dl.SetReadDeadline(time.Time{})
 }
 
 // SetWriteDeadline bounds the writes from now on, through
@@ -129,5 +148,5 @@ func (w *ginWriter) SetWriteDeadline(t time.Time) error {
 		w.deadline = t
 		return nil
 	}
-	return w.rc.SetWriteDeadline(t)
+	return w.dl.SetWriteDeadline(t)
 }

@@ -45,7 +45,9 @@ type Options struct {
 	// the query string and the route's handler: timing, tracing, metrics
 	// of one's own, which see a request refused for its query too. It sees a stream end when its handler returns, which is
 	// when the stream ends, except for a detached stream (see
-	// StreamOptions.Detached).
+	// StreamOptions.Detached). A stream writes through the writer a
+	// middleware puts in c.Writer, which need not unwrap: the stream's
+	// write deadlines are set on Gin's writer under it.
 	Middleware []gin.HandlerFunc
 }
 
@@ -117,6 +119,10 @@ type Handler struct {
 	// heartbeatGrain is the grid step of heartbeat timers (grid.go).
 	heartbeatGrain time.Duration
 
+	// wrapped: Options.Middleware has some, whose writers may hide the
+	// write bound of plain answers from a stream (boundWrites).
+	wrapped bool
+
 	// slots counts the open streams against Stream.MaxStreams.
 	slots *streamSlots
 	// refusals logs refusals for capacity, a line a second at most.
@@ -173,6 +179,7 @@ func New(opts Options) *Handler {
 		metrics:         newMetrics(opts.Registry, opts.Hub.Broker),
 		ticker:          newTickerFrames(maxTickerCount),
 		heartbeatGrain:  grainOf(opts.Stream.HeartbeatInterval),
+		wrapped:         len(opts.Middleware) > 0,
 		done:            make(chan struct{}),
 		subs:            make(map[stream.Subscription]*waitContext),
 		refusals:        refusalLog{log: opts.Logger},

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -155,5 +156,39 @@ func TestHTTP2StreamUnderAWrapperThatDoesNotUnwrapStaysOpen(t *testing.T) {
 	// The two ticks, then the close event.
 	if _, events := readAll(t, resp.Body); len(events) != 3 || events[2].Type != "close" {
 		t.Fatalf("events %+v, want 2 and close", events)
+	}
+}
+
+// TestAStreamUnderAWrapperThatDoesNotUnwrapIsCutWhenItsClientHalfCloses
+// is TestAStreamWhoseClientHalfClosedIsCut under a middleware whose
+// writer does not unwrap. The stream cuts its response by setting its
+// write deadline in the past (ginWriter.cut), through the writers under
+// its own: the middleware's hid them, the deadline was not set, and
+// net/http ended the response with its last chunk: one line of three that
+// looked like the whole stream.
+func TestAStreamUnderAWrapperThatDoesNotUnwrapIsCutWhenItsClientHalfCloses(t *testing.T) {
+	if testDetached {
+		t.Skip("a detached stream takes its connection from under every writer")
+	}
+	opts := testOptions()
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Writer = wrappingWriter{c.Writer}
+		c.Next()
+	}}
+	ts := newTestServer(t, opts)
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "GET /stream?count=3&interval=1m HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		defer resp.Body.Close()
+		var b []byte
+		if b, err = io.ReadAll(resp.Body); err == nil {
+			t.Errorf("%s, then a clean end of %q: want the stream cut", resp.Status, b)
+		}
 	}
 }

@@ -216,7 +216,7 @@ func (st *streamStart) end() {
 // 0). Nothing reaches the client until the first step. The caller has
 // taken a stream slot (startStream); the stream's close gives it back.
 func (h *Handler) openStream(c *gin.Context) *sseStream {
-	unboundWrites(c)
+	own := unboundWrites(c)
 	hdr := c.Writer.Header()
 	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hdr.Set("Cache-Control", "no-cache")
@@ -243,7 +243,7 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 		// down) the stream stays with Gin.
 	}
 	if s.conn == nil {
-		s.gw = newGinWriter(c.Writer, c.Request)
+		s.gw = newGinWriter(c.Writer, own, c.Request)
 		s.gw.liftReadDeadline()
 		s.deadline, s.ctx = s.gw, c.Request.Context()
 	}
@@ -295,6 +295,10 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 			p = q
 		}
 		if p != nil {
+			// Gin's recovery answers 500 when nothing was written: a
+			// plain answer, which the bound of plain answers, off for
+			// the stream, no longer bounds.
+			s.gw.boundAnswer(s.h.stream.WriteTimeout)
 			panic(p) // on to Gin's recovery
 		}
 	}()

@@ -2,7 +2,6 @@ package handler
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -16,10 +15,19 @@ import (
 // but gives one stream no flow-control window held that answer's handler,
 // its goroutine and its body until it left, and a client may open hundreds
 // of such streams on each connection. A stream takes its writes over from
-// here (openStream), and bounds them itself.
+// here (openStream, unboundWrites), and bounds them itself.
+//
+// A middleware of Options.Middleware may wrap the writer in one that does
+// not unwrap (many do not), which hides this one from the stream: then it
+// is also kept in the request's Keys, where the stream finds it. Without
+// such middleware the stream finds it as the request's writer, and no map
+// is made for the request.
 func (h *Handler) boundWrites(c *gin.Context) {
-	w := &boundedWriter{ResponseWriter: c.Writer, timeout: h.stream.WriteTimeout, h2: c.Request.ProtoMajor >= 2}
+	w := &boundedWriter{ResponseWriter: c.Writer, timeout: h.stream.WriteTimeout}
 	c.Writer = w
+	if h.wrapped {
+		c.Set(boundedWriterKey{}, w)
+	}
 	c.Next()
 	if !w.off {
 		// net/http writes what the handler left buffered, and the end of
@@ -27,6 +35,10 @@ func (h *Handler) boundWrites(c *gin.Context) {
 		w.renew()
 	}
 }
+
+// boundedWriterKey is the key of a request's boundedWriter in its Keys,
+// when middleware may have wrapped it (boundWrites).
+type boundedWriterKey struct{}
 
 // boundedWriter sets the write deadline before each write: a full
 // stream.write_timeout from now once less than half of it is left, so a
@@ -42,12 +54,6 @@ type boundedWriter struct {
 	deadline time.Time
 	// off: the answer is a stream, which bounds its writes itself.
 	off bool
-	// h2: the request came over HTTP/2. stepped: the answer is an event
-	// stream over HTTP/2 that could not turn the bound off (a middleware's
-	// writer above this one does not unwrap, unboundWrites): its deadline
-	// is lifted after each flush, as a stream's own is (ginWriter), since
-	// a deadline that passes resets the stream even while it is idle.
-	h2, stepped bool
 }
 
 func (w *boundedWriter) renew() {
@@ -61,7 +67,6 @@ func (w *boundedWriter) renew() {
 			under = u.Unwrap()
 		}
 		w.rc = http.NewResponseController(under)
-		w.stepped = w.h2 && strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream")
 	}
 	w.deadline = now.Add(w.timeout)
 	// An error only means the writer takes no deadline (a test's).
@@ -108,16 +113,6 @@ func (w *boundedWriter) WriteString(s string) (int, error) {
 	}
 }
 
-// Flush sends what was written; the deadline of a stream's step comes off
-// after it (stepped).
-func (w *boundedWriter) Flush() {
-	w.ResponseWriter.Flush()
-	if w.stepped && !w.off && !w.deadline.IsZero() {
-		w.deadline = time.Time{}
-		_ = w.rc.SetWriteDeadline(time.Time{})
-	}
-}
-
 // Unwrap is the writer under it, for http.ResponseController and what
 // else looks for the writers under a wrapper (maxBytesReader, Hijack,
 // unboundWrites): Gin's interface has no Unwrap of its own to promote.
@@ -127,22 +122,20 @@ func (w *boundedWriter) Unwrap() http.ResponseWriter {
 
 // unboundWrites gives a stream's writes back to Gin's writer: the stream
 // sets its own deadlines (sseStream, ginWriter), which boundedWriter must
-// not move. It finds the boundedWriter under the wrappers of middleware
-// (Options.Middleware) that unwrap, as http.ResponseController needs.
-func unboundWrites(c *gin.Context) {
-	var next http.ResponseWriter = c.Writer
-	for {
-		if w, ok := next.(*boundedWriter); ok {
-			w.off = true
-			if c.Writer == w {
-				c.Writer = w.ResponseWriter
-			}
-			return
-		}
-		u, ok := next.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return
-		}
-		next = u.Unwrap()
+// not move. It returns Gin's writer, under the writers of middleware
+// (Options.Middleware): the one whose deadlines are the stream's, whether
+// those unwrap or not; nil when there is none (a test's writer). The
+// request's writer stays the middleware's, if any: the stream writes
+// through it.
+func unboundWrites(c *gin.Context) gin.ResponseWriter {
+	w, ok := c.Writer.(*boundedWriter)
+	if ok {
+		c.Writer = w.ResponseWriter
+	} else if v, found := c.Get(boundedWriterKey{}); found {
+		w = v.(*boundedWriter)
+	} else {
+		return nil
 	}
+	w.off = true
+	return w.ResponseWriter
 }

@@ -1,0 +1,94 @@
+package handler
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ssehub/ssehub/internal/stream"
+	"golang.org/x/net/http2"
+)
+
+// TestHTTP2UnderAWrapperThatDoesNotUnwrapEachAnswerKeepsItsBound runs,
+// under a middleware whose writer does not unwrap and over HTTP/2 with
+// TLS, a stream quiet for longer than stream.write_timeout between its
+// events, which must live (a Go client reads it); then, to a client that
+// gives its streams a window of 100 bytes and never more, a plain answer
+// (/metrics) and a stream that writes on, each of which must be reset
+// within ½ to 3× the timeout. The stream bounds its own writes through
+// Gin's writer under the middleware's, which it reaches though that one
+// hides it; the plain answers' bound, which it turns off, never sees it.
+func TestHTTP2UnderAWrapperThatDoesNotUnwrapEachAnswerKeepsItsBound(t *testing.T) {
+	opts := testOptions()
+	opts.Stream.WriteTimeout = time.Second
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Writer = wrappingWriter{c.Writer}
+		c.Next()
+	}}
+	ts := newHTTP2TestServer(t, opts)
+
+	t.Run("a quiet stream lives", func(t *testing.T) {
+		resp := ts.do(t, "GET", "/stream?count=2&interval=2500ms", nil, nil)
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+		}
+		if _, events := readAll(t, resp.Body); len(events) != 3 || events[2].Type != "close" {
+			t.Fatalf("events %+v, want 2 and close", events)
+		}
+	})
+	for _, path := range []string{"/metrics", "/stream?count=10000&interval=0s"} {
+		t.Run(path+" to a client that reads none of it is reset", func(t *testing.T) {
+			c := dialH2(t, ts, 100)
+			start := time.Now()
+			id := c.open(t, "GET", path, nil, nil)
+			took := waitReset(t, c, id, start, 10*opts.Stream.WriteTimeout)
+			if took < opts.Stream.WriteTimeout/2 || took > 3*opts.Stream.WriteTimeout {
+				t.Fatalf("reset after %v, want within ½ to 3× stream.write_timeout %v", took, opts.Stream.WriteTimeout)
+			}
+		})
+	}
+}
+
+// waitReset waits until the server resets stream id of c, and returns how
+// long after start it did; it fails the test if that takes longer than
+// limit, or if the connection ends first.
+func waitReset(t *testing.T, c *rawH2, id uint32, start time.Time, limit time.Duration) time.Duration {
+	t.Helper()
+	timeout := time.After(limit)
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				t.Fatal("connection ended, not the stream")
+			}
+			if r, ok := f.(*http2.RSTStreamFrame); ok && r.StreamID == id {
+				return time.Since(start)
+			}
+		case <-timeout:
+			t.Fatalf("stream %d was not reset within %v", id, limit)
+		}
+	}
+}
+
+// TestHTTP2AnswerToAStreamThatPanickedBeforeItsFirstStepEnds subscribes,
+// over HTTP/2, with a client that gives its streams no flow-control
+// window, through a broker whose subscription panics before the stream's
+// first step: the stream had turned the bound of plain answers off, and
+// Gin's recovery answers 500 in JSON instead. That answer's body waited
+// for a window with no deadline, held by net/http with its goroutine until
+// the client left. It must be reset once stream.write_timeout passes, as
+// any plain answer.
+func TestHTTP2AnswerToAStreamThatPanickedBeforeItsFirstStepEnds(t *testing.T) {
+	opts, broker := hubOptions(t, stream.MemoryOptions{})
+	opts.Hub.Broker = panickingBroker{testBroker: broker, sub: true}
+	opts.Stream.WriteTimeout = time.Second
+	ts := newHTTP2TestServer(t, opts)
+	c := dialH2(t, ts, 0)
+	start := time.Now()
+	id := c.open(t, "GET", "/api/v1/events?topic=a", nil, nil)
+	took := waitReset(t, c, id, start, 10*opts.Stream.WriteTimeout)
+	if took < opts.Stream.WriteTimeout/2 || took > 3*opts.Stream.WriteTimeout {
+		t.Fatalf("reset after %v, want within ½ to 3× stream.write_timeout %v", took, opts.Stream.WriteTimeout)
+	}
+}
