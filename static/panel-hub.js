@@ -28,6 +28,9 @@ const TOKEN_KEY = "ssehub.hub.token";
 // browser waits.
 const PUBLISH_TIMEOUT_MS = 10_000;
 
+// PROBE_TIMEOUT_MS bounds publishFailure's request.
+const PROBE_TIMEOUT_MS = 3000;
+
 // MAX_LOG is how many entries the log keeps: anyone may publish to the demo
 // topics, and a page left open must not grow without end.
 const MAX_LOG = 500;
@@ -76,6 +79,23 @@ function hubOrigin(base) {
   } catch {
     return location.origin;
   }
+}
+
+// publishFailure says why a publish to the hub at base failed with no
+// answer the page could read: err is fetch's TypeError, "Failed to fetch"
+// whatever the cause. A request that CORS does not check (no-cors) tells
+// them apart, as the Cross-origin panel's does: a hub on another origin
+// that answers it refused this page's origin; one that answers nothing is
+// out of reach.
+async function publishFailure(base, err) {
+  const origin = hubOrigin(base);
+  const answers = await fetch(base, { mode: "no-cors", cache: "no-store", signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) }).then(
+    () => true,
+    () => false,
+  );
+  if (!answers) return `error: ${err.message}: nothing answers at ${origin}`;
+  if (origin === location.origin) return `error: ${err.message}`;
+  return `error: ${err.message}: ${origin} answers, but refused this page's origin (CORS): its cors.allowed_origins (or SSEHUB_CORS_ALLOWED_ORIGINS) must list ${location.origin}`;
 }
 
 // hubEvents is the URL of the event stream of the hub at base, without a
@@ -226,7 +246,9 @@ export default {
         });
         show(r.ok, r.ok ? `published id ${r.id}` : `HTTP ${r.status}: ${r.error}`);
       } catch (err) {
-        show(false, err.name === "TimeoutError" ? `error: no answer from the hub after ${PUBLISH_TIMEOUT_MS / 1000} s` : `error: ${err.message}`);
+        if (err.name === "TimeoutError") show(false, `error: no answer from the hub after ${PUBLISH_TIMEOUT_MS / 1000} s`);
+        else if (err.name === "TypeError") show(false, await publishFailure(base, err));
+        else show(false, `error: ${err.message}`);
       }
       pubCount.value++;
     }
