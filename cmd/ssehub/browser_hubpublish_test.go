@@ -4,6 +4,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // A publish from the Hub panel to a hub on another origin that refuses
@@ -34,5 +37,26 @@ func TestBrowserHubPublishSaysWhyItFailed(t *testing.T) {
 				t.Errorf("publish to %s: the panel says %q, want %q in it", tt.hub, got, w)
 			}
 		}
+	}
+}
+
+// A subscription from the Hub panel to a hub on another origin that
+// refuses the page's origin: the panel, retrying, said only the browser's
+// "Failed to fetch". It says that the hub refused the page's origin, and
+// what to list in cors.allowed_origins.
+func TestBrowserHubSubscriptionSaysTheHubRefusedThePage(t *testing.T) {
+	page := newSecondOrigin(t)
+	cfg := hubTestConfig()
+	cfg.Stream.Retry = 10 * time.Second // the failure stays shown while the panel waits
+	cfg.CORS.AllowedOrigins = []string{"http://allowed.example"}
+	hub, _ := startMain(t, cfg)
+	ctx := newBrowser(t)
+	runPage(t, ctx, page+"/?hub="+url.QueryEscape(hub),
+		chromedp.Click(chromedp.CSS("#hub-connect")),
+	)
+	err := chromedp.Do(ctx, waitJS(`(document.querySelector("#hub-failure")?.textContent ?? "").includes("cors.allowed_origins")`))
+	got := mustRun(t, ctx, callJS[string](`() => document.querySelector("#hub-failure")?.textContent ?? ""`))
+	if err != nil || !strings.Contains(got, "Failed to fetch") || !strings.Contains(got, page) {
+		t.Errorf("the panel says %q (%v), want the browser's Failed to fetch, that the hub refused the page, and its origin", got, err)
 	}
 }
