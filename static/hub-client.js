@@ -119,7 +119,8 @@ function compactJSON(text) {
  * publish sends one event to topic. It resolves to {ok: true, id, topic}
  * for a 201 answer, else to {ok: false, status, error} with the server's
  * error text (or the status text when the body is not a JSON error). It
- * rejects only when fetch fails (network, CORS).
+ * rejects only when fetch fails (network, CORS): with fetch's TypeError,
+ * whose noAnswer is true when no answer came (the body's failure is not).
  * @param {string | URL} base
  * @param {object} request
  * @param {string} request.topic
@@ -139,6 +140,11 @@ export async function publish(base, { topic, token, event = "", data, signal }) 
     body: publishBody(event, data),
     cache: "no-store",
     signal,
+  }).catch((err) => {
+    // No answer the page may read (network or CORS): the browser's error,
+    // marked so, for a caller to find out which.
+    if (err?.name === "TypeError") err.noAnswer = true;
+    throw err;
   });
   let body = null;
   try {

@@ -4,8 +4,11 @@
 // the browser's own error. A service that does not answer at all is
 // unreachable, not refused; an HTTP error instead of a stream, a stream
 // cut or ended before its close event, or a service that takes the
-// connection and then says nothing for SILENCE_MS, is an error.
+// connection and then says nothing for SILENCE_MS, is an error. A proxy's
+// stand-in for a service out of reach (the README's nginx recipe: a stream
+// of the comment UNREACHABLE_COMMENT) is unreachable too, behind it.
 import { fetchEventSource, SSEResponseError } from "./sse-client.js";
+import { UNREACHABLE_COMMENT } from "./hub-client.js";
 
 const { ref, onBeforeUnmount } = Vue;
 
@@ -51,6 +54,7 @@ export default {
     const error = ref("");
     const target = ref(""); // the service URL of the last start
     const sameOrigin = ref(false); // the last start's service is this page's origin
+    const standIn = ref(false); // the last start was answered by a proxy's stand-in
     const origin = location.origin;
     let current = null;
 
@@ -66,6 +70,7 @@ export default {
       const base = url.value.trim().replace(/\/+$/, "");
       target.value = base;
       sameOrigin.value = false;
+      standIn.value = false;
       // fetch fails on a URL of another scheme as on a CORS refusal: say
       // what is wrong before that.
       if (!isHTTPURL(base)) {
@@ -93,6 +98,12 @@ export default {
           onOpen() {
             if (mine()) state.value = "allowed";
           },
+          onComment(text) {
+            if (!mine() || state.value !== "allowed" || text !== UNREACHABLE_COMMENT) return;
+            standIn.value = true;
+            state.value = "unreachable";
+            run.abort(); // the stand-in says nothing more
+          },
           onEvent(ev) {
             if (!mine() || state.value !== "allowed") return;
             if (ev.type !== "close") {
@@ -106,12 +117,12 @@ export default {
         });
         // The close event ends a stream that ran to its end; this one
         // ended before it, or was a 204 (no stream at all).
-        if (!mine()) return;
+        if (!mine() || standIn.value) return;
         error.value =
           state.value === "allowed" ? "the stream ended before its close event" : "the service answered 204 No Content: no stream";
         state.value = "error";
       } catch (err) {
-        if (!mine() || state.value === "done") return;
+        if (!mine() || state.value === "done" || standIn.value) return;
         // A fetch that rejects before any answer is what a CORS refusal
         // looks like from inside the page (the reason is only in the console),
         // and what a service that does not answer looks like too: a no-cors
@@ -143,7 +154,7 @@ export default {
     }
 
     onBeforeUnmount(() => current?.abort());
-    return { url, state, lines, error, origin, target, sameOrigin, start };
+    return { url, state, lines, error, origin, target, sameOrigin, standIn, start };
   },
   template: `
     <section class="panel" aria-labelledby="xo-title">
@@ -164,6 +175,7 @@ export default {
       </div>
       <p id="xo-error" class="error" role="status">{{ error }}</p>
       <p v-if="state === 'refused'" id="xo-hint" class="hint warn">the service must list this page's origin ({{ origin }}) in cors.allowed_origins, or in SSEHUB_CORS_ALLOWED_ORIGINS, which replaces the config file's list when set (as docker-compose.yml sets it)</p>
+      <p v-else-if="state === 'unreachable' && standIn" id="xo-hint" class="hint warn">{{ target }} answered for the service with a proxy's stand-in: the proxy cannot reach ssehub behind it (restarting, or down)</p>
       <p v-else-if="state === 'unreachable'" id="xo-hint" class="hint warn">nothing answers at {{ target }}: is the service running there?</p>
       <p v-else-if="sameOrigin && state !== 'error'" id="xo-hint" class="hint">{{ target }} is this page's own origin: the browser checks no CORS for it. Open this page on another origin (another host name or port, e.g. 127.0.0.1 for localhost) to see cors.allowed_origins at work.</p>
       <ol id="xo-log" class="log" v-autoscroll aria-live="polite">

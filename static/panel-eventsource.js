@@ -1,6 +1,11 @@
 // panel-eventsource.js: the "EventSource" panel. The browser's own client
 // reads GET stream (same origin) and, unlike the seed page, closes itself on
-// the server's named close event, so it does not reconnect forever.
+// the server's named close event, so it does not reconnect forever. A
+// connection is shown "open" once its stream says something: ssehub's
+// ticker sends a line at once, while the stand-in that the README's nginx
+// recipe answers with while ssehub is out of reach (a comment, which
+// EventSource does not show, and retry:) opens and ends empty. The panel
+// shows that as "unreachable", and EventSource tries again after its retry.
 import { errorText } from "./sse-client.js";
 
 const { ref, onBeforeUnmount } = Vue;
@@ -9,6 +14,11 @@ const { ref, onBeforeUnmount } = Vue;
 // answer that does not come, or an error body that never ends, leaves the
 // panel with what it has by then.
 const REFUSAL_TIMEOUT_MS = 3000;
+
+// UNREACHABLE_NOTE is the note for a connection that opened and ended
+// without an event.
+const UNREACHABLE_NOTE =
+  "ssehub is unreachable: the answer was an empty stream, as a proxy sends while ssehub is out of reach (the README's nginx recipe); EventSource tries again";
 
 // refusal asks GET stream again, with the Last-Event-ID that the
 // EventSource's reconnect sent, for what EventSource does not tell the
@@ -42,13 +52,14 @@ async function refusal(lastEventId) {
 export default {
   name: "EventSourcePanel",
   setup() {
-    const state = ref("closed"); // connecting | open | closed
+    const state = ref("closed"); // connecting | open | unreachable | closed
     const reconnects = ref(0);
     const lines = ref([]); // { key, text, id, end }
     const note = ref(""); // why the browser gave up, or the ticker started over
     let source = null;
     let sawError = false;
     let opened = false;
+    let said = true; // the current connection's stream has sent an event
     let lastId = ""; // the last event id seen: what a reconnect sends
     let starts = 0; // Start clicks: a later one makes an earlier note stale
 
@@ -58,7 +69,17 @@ export default {
       state.value = "closed";
     }
 
+    // heard marks the current connection's stream as one that says
+    // something: open, not a stand-in.
+    function heard() {
+      said = true;
+      if (state.value === "closed") return;
+      state.value = "open";
+      if (note.value === UNREACHABLE_NOTE) note.value = "";
+    }
+
     function add(ev, end = false) {
+      heard();
       lastId = ev.lastEventId;
       lines.value.push({ key: lines.value.length, text: ev.data, id: ev.lastEventId, end });
     }
@@ -72,6 +93,7 @@ export default {
       note.value = "";
       sawError = false;
       opened = false;
+      said = true;
       lastId = "";
       const run = ++starts;
       const es = new EventSource("stream");
@@ -83,13 +105,17 @@ export default {
         if (sawError) reconnects.value++;
         sawError = false;
         opened = true;
-        state.value = "open";
+        said = false; // "open" once it says something: heard
       };
       es.onerror = () => {
         if (es !== source) return;
         sawError = true;
         if (es.readyState !== EventSource.CLOSED) {
-          state.value = "connecting";
+          if (!said || state.value === "unreachable") {
+            // Opened and ended empty, or a stand-in's next attempt.
+            state.value = "unreachable";
+            note.value = UNREACHABLE_NOTE;
+          } else state.value = "connecting";
           return;
         }
         // The browser gave up: an answer that is not a 200 event stream
@@ -113,6 +139,7 @@ export default {
       // after an event saying so: shown, not passed over in silence.
       es.addEventListener("reset", (ev) => {
         if (es !== source) return;
+        heard();
         lastId = ev.lastEventId;
         note.value = `reset: ${ev.data}`;
       });

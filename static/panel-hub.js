@@ -28,6 +28,9 @@ const TOKEN_KEY = "ssehub.hub.token";
 // browser waits.
 const PUBLISH_TIMEOUT_MS = 10_000;
 
+// PROBE_TIMEOUT_MS bounds fetchFailure's request.
+const PROBE_TIMEOUT_MS = 3000;
+
 // MAX_LOG is how many entries the log keeps: anyone may publish to the demo
 // topics, and a page left open must not grow without end.
 const MAX_LOG = 500;
@@ -76,6 +79,23 @@ function hubOrigin(base) {
   } catch {
     return location.origin;
   }
+}
+
+// fetchFailure says why a request to the hub at base, a publish or a
+// subscription, failed with no answer the page could read: err is fetch's
+// TypeError, "Failed to fetch" whatever the cause. A request that CORS
+// does not check (no-cors) tells them apart, as the Cross-origin panel's
+// does: a hub on another origin that answers it refused this page's
+// origin; one that answers nothing is out of reach.
+async function fetchFailure(base, err) {
+  const origin = hubOrigin(base);
+  const answers = await fetch(base, { mode: "no-cors", cache: "no-store", signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) }).then(
+    () => true,
+    () => false,
+  );
+  if (!answers) return `${err.message}: nothing answers at ${origin}`;
+  if (origin === location.origin) return err.message;
+  return `${err.message}: ${origin} answers, but refused this page's origin (CORS): its cors.allowed_origins (or SSEHUB_CORS_ALLOWED_ORIGINS) must list ${location.origin}`;
 }
 
 // hubEvents is the URL of the event stream of the hub at base, without a
@@ -148,6 +168,8 @@ export default {
     const pubCount = ref(0); // publish answers come, for tests to wait on
     let conn = null;
     let sends = 0; // Publish clicks: the answer to an earlier one is not shown over a later one's
+    let disconnects = 0; // the subscription's failed attempts: an older one's cause is not shown over a newer one's
+    let answered = false; // the subscription's current attempt got an answer
 
     watch(token, (t) => store(tokenKey, t));
     let entries = 0; // keys, as the oldest entries go
@@ -175,11 +197,23 @@ export default {
         lastEventId: lastId.value,
         onState(s) {
           state.value = s;
+          if (s === "connecting") answered = false;
+          else if (s !== "reconnecting") answered = true;
           if (s !== "reconnecting") failure.value = "";
         },
         onDisconnect(err, ms) {
+          const mine = ++disconnects;
           nextTry.value = ms;
-          failure.value = err === null ? "" : `${err.message}; trying again in ${(ms / 1000).toFixed(1)} s`;
+          const again = `; trying again in ${(ms / 1000).toFixed(1)} s`;
+          failure.value = err === null ? "" : err.message + again;
+          if (err?.name !== "TypeError" || answered) return;
+          // An attempt the browser failed before any answer: its word
+          // names no cause. Find out which, unless the next attempt has
+          // begun meanwhile. (A stream cut after its answer came is a
+          // TypeError too, and no refusal.)
+          fetchFailure(base, err).then((why) => {
+            if (mine === disconnects && state.value === "reconnecting") failure.value = why + again;
+          });
         },
         onEvent: (ev) => add({ kind: "event", ...ev }),
         onReset: (reason) => add({ kind: "reset", data: reason }),
@@ -226,7 +260,9 @@ export default {
         });
         show(r.ok, r.ok ? `published id ${r.id}` : `HTTP ${r.status}: ${r.error}`);
       } catch (err) {
-        show(false, err.name === "TimeoutError" ? `error: no answer from the hub after ${PUBLISH_TIMEOUT_MS / 1000} s` : `error: ${err.message}`);
+        if (err.name === "TimeoutError") show(false, `error: no answer from the hub after ${PUBLISH_TIMEOUT_MS / 1000} s`);
+        else if (err.noAnswer) show(false, `error: ${await fetchFailure(base, err)}`);
+        else show(false, `error: ${err.message}`);
       }
       pubCount.value++;
     }

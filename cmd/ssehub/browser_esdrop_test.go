@@ -159,3 +159,75 @@ func droppingPage(t *testing.T, target *url.URL, cut string, resume http.Handler
 	t.Cleanup(page.Close)
 	return page
 }
+
+// The EventSource panel behind the README's nginx recipe while ssehub is
+// out of reach: each reconnect is answered by nginx's stand-in, a 200
+// event stream of a comment and a retry: field that ends at once.
+// EventSource opens on it, and the panel showed "open", then
+// "connecting", over and over, with nothing to say why no line came. It
+// shows "unreachable", says so, and once ssehub answers again (here,
+// after three stand-ins) goes on from the last line to the end.
+func TestBrowserEventSourcePanelShowsAProxysStandInAsUnreachable(t *testing.T) {
+	cfg := config.Default()
+	cfg.Demo.TickerCount = 3
+	cfg.Demo.TickerInterval = 10 * time.Millisecond
+	base, _ := startMain(t, cfg)
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var (
+		mu       sync.Mutex
+		standIns int
+		release  = make(chan struct{}) // closed once the page showed the stand-ins
+	)
+	page := droppingPage(t, target, "id: 0\ndata: Streamed line 0\n\n", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+			proxy.ServeHTTP(w, r)
+			return
+		default:
+		}
+		mu.Lock()
+		standIns++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		fmt.Fprint(w, ": ssehub is unreachable\nretry: 50\n\n")
+	})
+	ctx := newBrowser(t) // the drop is a network error in the console: no failOnPageErrors
+	runPage(t, ctx, page.URL+"/",
+		chromedp.Click(chromedp.CSS("#es-start")),
+		waitText("#es-log li", "Streamed line 0"),
+		recordTexts("#es-state"),
+	)
+	for deadline := time.Now().Add(pollTimeout); ; time.Sleep(pollInterval) {
+		mu.Lock()
+		n := standIns
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d stand-ins answered, want 3", n)
+		}
+	}
+	runActions(t, ctx, waitJS(`document.querySelector("#es-error").textContent.trim() !== ""`))
+	states := mustRun(t, ctx, recordedTexts("#es-state"))
+	note := mustRun(t, ctx, textOf("#es-error"))
+	if slices.Contains(states[1:], "open") || states[len(states)-1] != "unreachable" {
+		t.Errorf("states during the stand-ins %q: want unreachable, never open", states)
+	}
+	if !strings.Contains(note, "unreachable") {
+		t.Errorf("the panel says %q, want that ssehub is unreachable", note)
+	}
+	close(release)
+	runActions(t, ctx, waitText("#es-log li.end", "bye"))
+	if lines := mustRun(t, ctx, textsOf("#es-log li")); !slices.Equal(lines, []string{"Streamed line 0", "Streamed line 1", "Streamed line 2", "bye"}) {
+		t.Errorf("lines %q, want each line once, then bye", lines)
+	}
+	if got := mustRun(t, ctx, textOf("#es-error")); got != "" {
+		t.Errorf("the panel still says %q once ssehub answered", got)
+	}
+}

@@ -40,6 +40,11 @@ func (h *Handler) staticFiles(files fs.FS) gin.HandlerFunc {
 			h.methodNotAllowed(c)
 			return
 		}
+		// The page holds the hub's tokens and a Publish button: no
+		// other site may frame it (clickjacking), and it runs the
+		// scripts of its own origin only, never an inline one.
+		c.Header("Content-Security-Policy", demoContentSecurityPolicy)
+		c.Header("X-Content-Type-Options", "nosniff")
 		if tag := etags[name]; tag != "" {
 			// The files are embedded, with no modification time: without
 			// a validator a browser fetched each of them again on every
@@ -59,6 +64,16 @@ func (h *Handler) staticFiles(files fs.FS) gin.HandlerFunc {
 		}
 	}
 }
+
+// demoContentSecurityPolicy is the Content-Security-Policy of the demo
+// files. Everything comes from the page's own origin but its requests
+// (connect-src): the Cross-origin and Hub panels stream from any service
+// URL the reader gives them. Vue's global build compiles the panels'
+// templates with new Function ('unsafe-eval'); no inline script or style
+// runs. The favicon is a data: URL.
+const demoContentSecurityPolicy = "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self'; " +
+	"img-src 'self' data:; connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; " +
+	"form-action 'none'; frame-ancestors 'none'"
 
 // dropEmptySuffixRanges takes the suffix ranges of length 0 (bytes=-0) out
 // of a request's Range. Such a range selects no byte, and RFC 9110 §14.1.1

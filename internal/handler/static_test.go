@@ -38,3 +38,35 @@ func TestADemoFilesPathWithATrailingSlashIsNoFile(t *testing.T) {
 		t.Errorf("GET /: %d", resp.StatusCode)
 	}
 }
+
+// TestDemoFilesSayNosniffAndTheirPolicy: every demo file, and its 304,
+// says X-Content-Type-Options: nosniff and the page's
+// Content-Security-Policy. Without them the page that holds the hub's
+// tokens could be framed by any site (clickjacking its Publish), and it
+// ran any inline script an injection might add.
+func TestDemoFilesSayNosniffAndTheirPolicy(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	for _, path := range []string{"/", "/index.html", "/app.js", "/vendor/LICENSE"} {
+		resp := ts.do(t, "GET", path, nil, nil)
+		again := ts.do(t, "GET", path, nil, map[string]string{"If-None-Match": resp.Header.Get("ETag")})
+		if again.StatusCode != http.StatusNotModified {
+			t.Errorf("GET %s with its ETag: %d, want 304", path, again.StatusCode)
+		}
+		for _, r := range []*http.Response{resp, again} {
+			if got := r.Header.Values("X-Content-Type-Options"); len(got) != 1 || got[0] != "nosniff" {
+				t.Errorf("GET %s (%d): X-Content-Type-Options %q, want nosniff", path, r.StatusCode, got)
+			}
+			if got := r.Header.Get("Content-Security-Policy"); got != demoContentSecurityPolicy {
+				t.Errorf("GET %s (%d): Content-Security-Policy %q, want %q", path, r.StatusCode, got, demoContentSecurityPolicy)
+			}
+		}
+	}
+	for _, directive := range []string{"default-src 'self'", "frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'"} {
+		if !strings.Contains(demoContentSecurityPolicy, directive) {
+			t.Errorf("the policy %q lacks %s", demoContentSecurityPolicy, directive)
+		}
+	}
+	if strings.Contains(demoContentSecurityPolicy, "unsafe-inline") {
+		t.Errorf("the policy %q allows inline scripts or styles", demoContentSecurityPolicy)
+	}
+}
