@@ -740,6 +740,9 @@ func (b *Broker) check(h *history) {
 		delivered := h.seen.last()
 		info, err := streamInfo(ctx, h.stream)
 		cancel()
+		if answered := h.checkAnswered.Load(); answered != nil {
+			(*answered)()
+		}
 		b.renewMu.Lock()
 		b.checking = false
 		again := b.recheck

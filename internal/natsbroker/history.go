@@ -97,6 +97,9 @@ type history struct {
 	// the one lastHanded tells a restore by, and the one a consumer made
 	// again starts at (lastStored).
 	start *stamp
+	// checkAnswered, when set (by tests), is called by check once NATS
+	// has answered its question, before check acts on the answer.
+	checkAnswered atomic.Pointer[func()]
 }
 
 // readFromPage records that a resume's replay read the message of seq,
