@@ -708,7 +708,16 @@ func (b *Broker) letGo(h *history, last uint64) bool {
 // begun before the restart waited, and that one, asked with the events
 // delivered then, took a stream restored from a backup that lost the
 // later ones for h's (TestResumeFromAnIdlePositionAfterARestore, 1 run
-// in 30 to 100).
+// in 30 to 100; TestCheckAskedWhileOneWaitsIsAskedOnceItIsAnswered).
+//
+// The stream's last sequence is compared with every event h handed out
+// (reached), those a resume's pages read ahead of the consumer included:
+// the consumer made again at the last sequence it delivered gets nothing
+// from a restored stream that does not hold it (an event removed there
+// before the backup), and with the consumer's alone, a restore that lost
+// the events handed out ahead went unnoticed; the new events stored under
+// their sequences were then delivered under their ids
+// (TestCheckCountsTheEventsHandedOutAheadOfTheConsumer).
 func (b *Broker) check(h *history) {
 	if !b.nc.IsConnected() {
 		return
@@ -737,7 +746,7 @@ func (b *Broker) check(h *history) {
 			case <-ctx.Done():
 			}
 		}()
-		delivered := h.seen.last()
+		delivered := h.reached()
 		info, err := streamInfo(ctx, h.stream)
 		cancel()
 		if answered := h.checkAnswered.Load(); answered != nil {
