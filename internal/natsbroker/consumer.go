@@ -709,6 +709,11 @@ func (b *Broker) letGo(h *history, last uint64) bool {
 // delivered then, took a stream restored from a backup that lost the
 // later ones for h's (TestResumeFromAnIdlePositionAfterARestore, 1 run
 // in 30 to 100; TestCheckAskedWhileOneWaitsIsAskedOnceItIsAnswered).
+// Asked while a renewal runs, it has that one ask again should it end as
+// a false alarm (renew): dropped, the check of the consumer made again
+// after a restart was lost while a renewal whose question was answered
+// before the restore took the restored stream for h's
+// (TestCheckAskedWhileARenewalWaitsIsAskedOnceItEnds).
 //
 // The stream's last sequence is compared with every event h handed out
 // (reached), those a resume's pages read ahead of the consumer included:
@@ -724,6 +729,13 @@ func (b *Broker) check(h *history) {
 	}
 	b.renewMu.Lock()
 	defer b.renewMu.Unlock()
+	if b.renewing && !b.shut && b.cur.Load() == h {
+		// The renewal running asks again should it find the stream
+		// h's still (renew): its question may have been answered
+		// before, as this one's would be after.
+		h.renewAgain.Store(true)
+		return
+	}
 	if b.checking && !b.shut && !b.renewing && b.cur.Load() == h {
 		// Asked again once the one running is answered: its question,
 		// asked before (before a NATS restart, with fewer events

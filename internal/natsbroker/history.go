@@ -100,6 +100,13 @@ type history struct {
 	// checkAnswered, when set (by tests), is called by check once NATS
 	// has answered its question, before check acts on the answer.
 	checkAnswered atomic.Pointer[func()]
+	// renewAnswered, when set (by tests), is called by renewFrom once
+	// next has answered, before renewFrom acts on the answer.
+	renewAnswered atomic.Pointer[func()]
+	// renewAgain is set when renew, or check, is called for h while a
+	// renewal of h runs: the renewal, should it find the stream h's
+	// still, asks again (renew).
+	renewAgain atomic.Bool
 }
 
 // readFromPage records that a resume's replay read the message of seq,
@@ -272,13 +279,26 @@ func (b *Broker) same(h *history) bool {
 // renew checks, on a goroutine of its own, whether the stream of history
 // old, the current one, was deleted, and if so puts a new history in its
 // place. It returns at once, and does nothing when old is no longer
-// current, a renewal is running or the Broker is closing. Called by the
-// consumer (its error handler, deliver) and by Publish on a publish no
-// stream took.
+// current or the Broker is closing. Called by the consumer (its error
+// handler, deliver) and by Publish on a publish no stream took.
+//
+// Called while a renewal of old runs, it has that one ask again if it
+// ends as a false alarm (renewAgain): its question, answered before, may
+// tell nothing of what this call is for. Dropped, the call of a consumer
+// that, made again after a NATS restart, found another event under the
+// last sequence delivered (a stream restored from a backup, new events
+// stored past it) was lost while a renewal whose question was answered
+// before the restore ended as a false alarm: the consumer, having taken
+// the stream for another, dropped every event from then on
+// (TestRenewalAskedWhileOneWaitsIsAskedOnceItEnds).
 func (b *Broker) renew(old *history) {
 	b.renewMu.Lock()
 	defer b.renewMu.Unlock()
-	if b.shut || b.renewing || b.cur.Load() != old {
+	if b.shut || b.cur.Load() != old {
+		return
+	}
+	if b.renewing {
+		old.renewAgain.Store(true)
 		return
 	}
 	b.renewing = true
@@ -286,10 +306,18 @@ func (b *Broker) renew(old *history) {
 	b.renewals.Add(1)
 	go func() {
 		defer b.renewals.Done()
-		b.renewFrom(old)
-		b.renewMu.Lock()
-		b.renewing = false
-		b.renewMu.Unlock()
+		for {
+			b.renewFrom(old)
+			b.renewMu.Lock()
+			// Asked for between renewFrom's last look and now.
+			again := old.renewAgain.Swap(false) && !b.shut && b.cur.Load() == old
+			b.renewing = again
+			b.renewMu.Unlock()
+			if !again {
+				return
+			}
+			old.stale.Store(true)
+		}
 	}()
 }
 
@@ -308,8 +336,16 @@ func (b *Broker) renewFrom(old *history) {
 		// Taken before the question: a reconnect while it is asked
 		// cuts the pause after it short.
 		back := b.reconnected()
+		// The calls of renew and check before this question are
+		// answered by it.
+		old.renewAgain.Store(false)
 		h, err := b.next(ctx, old)
+		if answered := old.renewAnswered.Load(); answered != nil {
+			(*answered)()
+		}
 		switch {
+		case err == nil && h == nil && old.renewAgain.Load():
+			continue // asked for again while this question was asked
 		case err == nil && h == nil:
 			old.noJetStream.Store(false)
 			old.stale.Store(false) // a false alarm: the consumer alone was deleted
