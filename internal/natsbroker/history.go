@@ -81,6 +81,11 @@ type history struct {
 	// lags. The checks for a restore (is, keptUpTo, storedAsDelivered)
 	// take the later one.
 	readOut atomic.Pointer[stamp]
+	// answeredAhead is the last sequence of an event whose publish was
+	// answered with its id before h's consumer delivered it (the stream
+	// asked instead: confirmStream), 0 before the first: reached counts
+	// it.
+	answeredAhead atomic.Uint64
 	// compared is set once h's consumer, since it was last made, has
 	// delivered a message under the last sequence delivered (lastStored)
 	// or after it: deliver has compared the stream's message there with
@@ -125,14 +130,27 @@ func (h *history) readFromPage(seq uint64, at time.Time) {
 }
 
 // reached returns the last sequence whose event h handed out: delivered
-// by its consumer (seen), or read from the stream's pages by a resume
-// ahead of it (readOut).
+// by its consumer (seen), read from the stream's pages by a resume ahead
+// of it (readOut), or whose id a publish was answered with ahead of it
+// (answeredAhead).
 func (h *history) reached() uint64 {
-	last := h.seen.last()
+	last := max(h.seen.last(), h.answeredAhead.Load())
 	if p := h.readOut.Load(); p != nil {
 		last = max(last, p.seq)
 	}
 	return last
+}
+
+// answerAhead records that a publish is answered with the id of the event
+// of seq, which h's consumer may not have delivered yet (answeredAhead).
+// Safe for concurrent use.
+func (h *history) answerAhead(seq uint64) {
+	for {
+		last := h.answeredAhead.Load()
+		if last >= seq || h.answeredAhead.CompareAndSwap(last, seq) {
+			return
+		}
+	}
 }
 
 // lastHanded returns the sequence and stored time of the last message h
@@ -214,8 +232,8 @@ func (h *history) over() bool {
 // is reports whether info is of h's stream: its creation time, and a
 // last sequence at or past delivered, the last one h had handed out when
 // info was asked (h.reached() read before the request: the consumer goes
-// on delivering events stored after the answer), by its consumer or by a
-// resume's page read ahead of it. A stream
+// on delivering events stored after the answer), by its consumer, by a
+// resume's page read ahead of it, or as a publish's answer. A stream
 // restored from a backup (`nats stream restore`, or a store put back
 // while NATS was stopped) keeps the creation time of the one backed up:
 // with events of h's delivered after the backup, it is another history
@@ -541,12 +559,21 @@ func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) e
 // an acknowledgement from a stream created again, before the consumer
 // learnt of the deletion, carries a sequence of the new stream, and
 // answered with h's ids it was an id of the old stream.
+//
+// The id it confirms counts as handed out (answeredAhead): the stream
+// restored from a backup that lacks the event, before the consumer
+// delivered it, was taken for h's, and the new event stored under its
+// sequence delivered under the id its publisher had been told was its
+// event's (TestResumeFromAPublishedEventTheRestoreLostBeforeItsDelivery).
 func (b *Broker) confirmStream(ctx context.Context, h *history, msg *stream.Message) error {
 	same, err := b.sameSettled(ctx, h)
 	switch {
 	case err != nil:
 		return err
 	case same:
+		if seq, ok := h.ids.seq(msg.ID); ok {
+			h.answerAhead(seq)
+		}
 		return nil
 	}
 	return b.storedByAnother(h, msg)
