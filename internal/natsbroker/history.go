@@ -625,13 +625,23 @@ const directGetSubject = "$JS.API.DIRECT.GET."
 // asked whenever h does not retain the same event. An event the local
 // history no longer retains is read from the stream; one the stream let
 // go of too, or that the NATS user may not read, is taken as a replay:
-// the key, still in the stream's duplicate window, names it.
-func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Message, p stream.Publication) error {
+// the key, still in the stream's duplicate window, names it. The id of
+// a replay counts as handed out, as confirmStream's does: the consumer
+// may not have delivered it yet
+// (TestResumeFromAReplayedPublishTheRestoreLostBeforeItsDelivery).
+func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Message, p stream.Publication) (err error) {
 	got := h.mem.Retained(msg.ID)
 	if got != nil && got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
 		return nil
 	}
 	seq, _ := h.ids.seq(msg.ID)
+	defer func() {
+		if err == nil {
+			// Answered with its id, maybe before the consumer
+			// delivered it (confirmStream).
+			h.answerAhead(seq)
+		}
+	}()
 	same, err := b.sameSettled(ctx, h)
 	if err != nil {
 		return err
