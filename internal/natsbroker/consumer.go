@@ -708,13 +708,34 @@ func (b *Broker) letGo(h *history, last uint64) bool {
 // begun before the restart waited, and that one, asked with the events
 // delivered then, took a stream restored from a backup that lost the
 // later ones for h's (TestResumeFromAnIdlePositionAfterARestore, 1 run
-// in 30 to 100).
+// in 30 to 100; TestCheckAskedWhileOneWaitsIsAskedOnceItIsAnswered).
+// Asked while a renewal runs, it has that one ask again should it end as
+// a false alarm (renew): dropped, the check of the consumer made again
+// after a restart was lost while a renewal whose question was answered
+// before the restore took the restored stream for h's
+// (TestCheckAskedWhileARenewalWaitsIsAskedOnceItEnds).
+//
+// The stream's last sequence is compared with every event h handed out
+// (reached), those a resume's pages read ahead of the consumer included:
+// the consumer made again at the last sequence it delivered gets nothing
+// from a restored stream that does not hold it (an event removed there
+// before the backup), and with the consumer's alone, a restore that lost
+// the events handed out ahead went unnoticed; the new events stored under
+// their sequences were then delivered under their ids
+// (TestCheckCountsTheEventsHandedOutAheadOfTheConsumer).
 func (b *Broker) check(h *history) {
 	if !b.nc.IsConnected() {
 		return
 	}
 	b.renewMu.Lock()
 	defer b.renewMu.Unlock()
+	if b.renewing && !b.shut && b.cur.Load() == h {
+		// The renewal running asks again should it find the stream
+		// h's still (renew): its question may have been answered
+		// before, as this one's would be after.
+		h.renewAgain.Store(true)
+		return
+	}
 	if b.checking && !b.shut && !b.renewing && b.cur.Load() == h {
 		// Asked again once the one running is answered: its question,
 		// asked before (before a NATS restart, with fewer events
@@ -737,9 +758,12 @@ func (b *Broker) check(h *history) {
 			case <-ctx.Done():
 			}
 		}()
-		delivered := h.seen.last()
+		delivered := h.reached()
 		info, err := streamInfo(ctx, h.stream)
 		cancel()
+		if answered := h.checkAnswered.Load(); answered != nil {
+			(*answered)()
+		}
 		b.renewMu.Lock()
 		b.checking = false
 		again := b.recheck

@@ -81,6 +81,11 @@ type history struct {
 	// lags. The checks for a restore (is, keptUpTo, storedAsDelivered)
 	// take the later one.
 	readOut atomic.Pointer[stamp]
+	// answeredAhead is the last sequence of an event whose publish was
+	// answered with its id before h's consumer delivered it (the stream
+	// asked instead: confirmStream), 0 before the first: reached counts
+	// it.
+	answeredAhead atomic.Uint64
 	// compared is set once h's consumer, since it was last made, has
 	// delivered a message under the last sequence delivered (lastStored)
 	// or after it: deliver has compared the stream's message there with
@@ -97,6 +102,16 @@ type history struct {
 	// the one lastHanded tells a restore by, and the one a consumer made
 	// again starts at (lastStored).
 	start *stamp
+	// checkAnswered, when set (by tests), is called by check once NATS
+	// has answered its question, before check acts on the answer.
+	checkAnswered atomic.Pointer[func()]
+	// renewAnswered, when set (by tests), is called by renewFrom once
+	// next has answered, before renewFrom acts on the answer.
+	renewAnswered atomic.Pointer[func()]
+	// renewAgain is set when renew, or check, is called for h while a
+	// renewal of h runs: the renewal, should it find the stream h's
+	// still, asks again (renew).
+	renewAgain atomic.Bool
 }
 
 // readFromPage records that a resume's replay read the message of seq,
@@ -115,14 +130,27 @@ func (h *history) readFromPage(seq uint64, at time.Time) {
 }
 
 // reached returns the last sequence whose event h handed out: delivered
-// by its consumer (seen), or read from the stream's pages by a resume
-// ahead of it (readOut).
+// by its consumer (seen), read from the stream's pages by a resume ahead
+// of it (readOut), or whose id a publish was answered with ahead of it
+// (answeredAhead).
 func (h *history) reached() uint64 {
-	last := h.seen.last()
+	last := max(h.seen.last(), h.answeredAhead.Load())
 	if p := h.readOut.Load(); p != nil {
 		last = max(last, p.seq)
 	}
 	return last
+}
+
+// answerAhead records that a publish is answered with the id of the event
+// of seq, which h's consumer may not have delivered yet (answeredAhead).
+// Safe for concurrent use.
+func (h *history) answerAhead(seq uint64) {
+	for {
+		last := h.answeredAhead.Load()
+		if last >= seq || h.answeredAhead.CompareAndSwap(last, seq) {
+			return
+		}
+	}
 }
 
 // lastHanded returns the sequence and stored time of the last message h
@@ -204,8 +232,8 @@ func (h *history) over() bool {
 // is reports whether info is of h's stream: its creation time, and a
 // last sequence at or past delivered, the last one h had handed out when
 // info was asked (h.reached() read before the request: the consumer goes
-// on delivering events stored after the answer), by its consumer or by a
-// resume's page read ahead of it. A stream
+// on delivering events stored after the answer), by its consumer, by a
+// resume's page read ahead of it, or as a publish's answer. A stream
 // restored from a backup (`nats stream restore`, or a store put back
 // while NATS was stopped) keeps the creation time of the one backed up:
 // with events of h's delivered after the backup, it is another history
@@ -269,13 +297,26 @@ func (b *Broker) same(h *history) bool {
 // renew checks, on a goroutine of its own, whether the stream of history
 // old, the current one, was deleted, and if so puts a new history in its
 // place. It returns at once, and does nothing when old is no longer
-// current, a renewal is running or the Broker is closing. Called by the
-// consumer (its error handler, deliver) and by Publish on a publish no
-// stream took.
+// current or the Broker is closing. Called by the consumer (its error
+// handler, deliver) and by Publish on a publish no stream took.
+//
+// Called while a renewal of old runs, it has that one ask again if it
+// ends as a false alarm (renewAgain): its question, answered before, may
+// tell nothing of what this call is for. Dropped, the call of a consumer
+// that, made again after a NATS restart, found another event under the
+// last sequence delivered (a stream restored from a backup, new events
+// stored past it) was lost while a renewal whose question was answered
+// before the restore ended as a false alarm: the consumer, having taken
+// the stream for another, dropped every event from then on
+// (TestRenewalAskedWhileOneWaitsIsAskedOnceItEnds).
 func (b *Broker) renew(old *history) {
 	b.renewMu.Lock()
 	defer b.renewMu.Unlock()
-	if b.shut || b.renewing || b.cur.Load() != old {
+	if b.shut || b.cur.Load() != old {
+		return
+	}
+	if b.renewing {
+		old.renewAgain.Store(true)
 		return
 	}
 	b.renewing = true
@@ -283,10 +324,18 @@ func (b *Broker) renew(old *history) {
 	b.renewals.Add(1)
 	go func() {
 		defer b.renewals.Done()
-		b.renewFrom(old)
-		b.renewMu.Lock()
-		b.renewing = false
-		b.renewMu.Unlock()
+		for {
+			b.renewFrom(old)
+			b.renewMu.Lock()
+			// Asked for between renewFrom's last look and now.
+			again := old.renewAgain.Swap(false) && !b.shut && b.cur.Load() == old
+			b.renewing = again
+			b.renewMu.Unlock()
+			if !again {
+				return
+			}
+			old.stale.Store(true)
+		}
 	}()
 }
 
@@ -305,8 +354,16 @@ func (b *Broker) renewFrom(old *history) {
 		// Taken before the question: a reconnect while it is asked
 		// cuts the pause after it short.
 		back := b.reconnected()
+		// The calls of renew and check before this question are
+		// answered by it.
+		old.renewAgain.Store(false)
 		h, err := b.next(ctx, old)
+		if answered := old.renewAnswered.Load(); answered != nil {
+			(*answered)()
+		}
 		switch {
+		case err == nil && h == nil && old.renewAgain.Load():
+			continue // asked for again while this question was asked
 		case err == nil && h == nil:
 			old.noJetStream.Store(false)
 			old.stale.Store(false) // a false alarm: the consumer alone was deleted
@@ -502,12 +559,21 @@ func (b *Broker) confirm(ctx context.Context, h *history, msg *stream.Message) e
 // an acknowledgement from a stream created again, before the consumer
 // learnt of the deletion, carries a sequence of the new stream, and
 // answered with h's ids it was an id of the old stream.
+//
+// The id it confirms counts as handed out (answeredAhead): the stream
+// restored from a backup that lacks the event, before the consumer
+// delivered it, was taken for h's, and the new event stored under its
+// sequence delivered under the id its publisher had been told was its
+// event's (TestResumeFromAPublishedEventTheRestoreLostBeforeItsDelivery).
 func (b *Broker) confirmStream(ctx context.Context, h *history, msg *stream.Message) error {
 	same, err := b.sameSettled(ctx, h)
 	switch {
 	case err != nil:
 		return err
 	case same:
+		if seq, ok := h.ids.seq(msg.ID); ok {
+			h.answerAhead(seq)
+		}
 		return nil
 	}
 	return b.storedByAnother(h, msg)
@@ -559,13 +625,23 @@ const directGetSubject = "$JS.API.DIRECT.GET."
 // asked whenever h does not retain the same event. An event the local
 // history no longer retains is read from the stream; one the stream let
 // go of too, or that the NATS user may not read, is taken as a replay:
-// the key, still in the stream's duplicate window, names it.
-func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Message, p stream.Publication) error {
+// the key, still in the stream's duplicate window, names it. The id of
+// a replay counts as handed out, as confirmStream's does: the consumer
+// may not have delivered it yet
+// (TestResumeFromAReplayedPublishTheRestoreLostBeforeItsDelivery).
+func (b *Broker) confirmReplay(ctx context.Context, h *history, msg *stream.Message, p stream.Publication) (err error) {
 	got := h.mem.Retained(msg.ID)
 	if got != nil && got.Topic == msg.Topic && bytes.Equal(got.Frame, msg.Frame) {
 		return nil
 	}
 	seq, _ := h.ids.seq(msg.ID)
+	defer func() {
+		if err == nil {
+			// Answered with its id, maybe before the consumer
+			// delivered it (confirmStream).
+			h.answerAhead(seq)
+		}
+	}()
 	same, err := b.sameSettled(ctx, h)
 	if err != nil {
 		return err

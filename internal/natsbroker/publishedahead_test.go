@@ -1,0 +1,95 @@
+package natsbroker
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// An event whose publish the instance answered with its id before its
+// consumer delivered it (the delivery lost on the way; the stream asked
+// instead: confirmStream), then the stream restored from a backup that
+// lacks it: a resume from that id is reset at the last event the restore
+// kept, and gets the events stored since, as one from an id a subscriber
+// got is. The instance counted only the events its consumer delivered or
+// a resume's pages read: it took the restored stream for its own, and
+// delivered the new event stored under the published one's sequence
+// under its id, which its publisher had been told was its event's; a
+// resume from it passed over that event without a word.
+func TestResumeFromAPublishedEventTheRestoreLostBeforeItsDelivery(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	kept := a.publish(t, "t", "in the backup")
+	backup := backUp(t, ns)
+	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+
+	lost := p.loseDeliveries("published ahead of the consumer")
+	published := publishUntilAccepted(t, a, "t", "published ahead of the consumer")
+	select {
+	case <-lost:
+	case <-time.After(waitLimit):
+		t.Fatal("the consumer's delivery was not lost")
+	}
+	p.passDeliveries()
+
+	h := a.broker.cur.Load()
+	restore(t, ns, backup)
+	waitNewHistory(t, a, h, "the restored stream taken")
+	after := publishAfterTheRestore(t, a, 2)
+	if after[0] != published {
+		t.Fatalf("the restored stream stored at id %s, want %s", after[0], published)
+	}
+	resumesFromTheLost(t, a, []string{published}, kept, after)
+}
+
+// As TestResumeFromAPublishedEventTheRestoreLostBeforeItsDelivery, the id
+// answered to a retry with the same Idempotency-Key (the first publish's
+// acknowledgement lost, answered 503) as a replay of the event the first
+// one stored, before the consumer delivered it: a resume from that id is
+// reset at the last event the restore kept. The instance did not count
+// it, took the restored stream for its own, and a resume from the id
+// passed over the new event stored under its sequence.
+func TestResumeFromAReplayedPublishTheRestoreLostBeforeItsDelivery(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	kept := a.publish(t, "t", "in the backup")
+	backup := backUp(t, ns)
+	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+
+	body := `{"data": "replayed ahead of the consumer"}`
+	lostDelivery := p.loseDeliveries("replayed ahead of the consumer")
+	lostAck := p.loseAcknowledgements()
+	if status, _, _ := a.postKeyed(t, "t", body, "retry-me"); status != http.StatusServiceUnavailable {
+		t.Fatalf("publish whose acknowledgement is lost: %d, want 503", status)
+	}
+	for _, lost := range []<-chan struct{}{lostAck, lostDelivery} {
+		select {
+		case <-lost:
+		case <-time.After(waitLimit):
+			t.Fatal("neither the acknowledgement nor the delivery was lost")
+		}
+	}
+	p.passAcknowledgements()
+	status, replayedID, replayed := a.postKeyed(t, "t", body, "retry-me")
+	if status != http.StatusCreated || replayed != "true" {
+		t.Fatalf("the retry: %d, replayed %q, want 201 replayed", status, replayed)
+	}
+	p.passDeliveries()
+
+	h := a.broker.cur.Load()
+	restore(t, ns, backup)
+	waitNewHistory(t, a, h, "the restored stream taken")
+	after := publishAfterTheRestore(t, a, 2)
+	if after[0] != replayedID {
+		t.Fatalf("the restored stream stored at id %s, want %s", after[0], replayedID)
+	}
+	resumesFromTheLost(t, a, []string{replayedID}, kept, after)
+}
