@@ -65,13 +65,14 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 	}
 }
 
-// updateSubject and createSubject are the subjects of a stream's update
-// and creation, its name appended: the NATS user needs the permission to
-// publish there to set the stream's limits and write its metadata, and to
-// create it.
+// updateSubject, createSubject and infoSubject are the subjects of a
+// stream's update, creation and info, its name appended: the NATS user
+// needs the permission to publish there to set the stream's limits and
+// write its metadata, to create it, and to check it.
 const (
 	updateSubject = "$JS.API.STREAM.UPDATE."
 	createSubject = "$JS.API.STREAM.CREATE."
+	infoSubject   = "$JS.API.STREAM.INFO."
 )
 
 // updateStream updates b's stream to cfg, as unlessDenied asks.
@@ -169,12 +170,14 @@ func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 // limits, replicas and duplicate window are updated to the options', with
 // a new mark of that write in its metadata, which b keeps (limits.go),
 // when the metadata has room for it.
-// A NATS user without the permission to update the stream gets the
-// permissions violation as the error, at once.
+// A NATS user without the permission to read the stream's info, or to
+// update it, gets the permissions violation as the error, at once.
 func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 	js, o := b.js, &b.opts
 	want := streamConfig(o)
-	st, err := askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, o.Stream) })
+	st, err := unlessDenied(ctx, b, infoSubject+o.Stream, func(ctx context.Context) (jetstream.Stream, error) {
+		return askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, o.Stream) })
+	})
 	if noJetStream(err) {
 		return nil, fmt.Errorf("nats: stream %q: %w %w", o.Stream, errNoJetStream, err)
 	}
