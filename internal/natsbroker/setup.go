@@ -15,8 +15,9 @@ import (
 
 // ErrStreamMismatch reports a stream that exists with subjects or storage
 // other than the options ask for, or that does not keep its events up to
-// its limits (retention, discard policy, max_msgs_per_subject) or
-// acknowledge them (no_ack).
+// its limits (retention, discard policy, max_msgs_per_subject),
+// acknowledge them (no_ack), or store them alone under the subjects they
+// were published to (a subject transform, subject delete markers).
 // Start-up stops rather than change them: another deployment may own it.
 var ErrStreamMismatch = errors.New("stream exists with other settings")
 
@@ -166,7 +167,8 @@ func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 // findStream returns the stream, or an error wrapping
 // jetstream.ErrStreamNotFound when it is missing. It must have the
 // subjects, storage, retention and discard policy asked for, no limit
-// per subject, and acknowledge publishes (else ErrStreamMismatch); its
+// per subject, no subject transform nor subject delete markers, and
+// acknowledge publishes (else ErrStreamMismatch); its
 // limits, replicas and duplicate window are updated to the options', with
 // a new mark of that write in its metadata, which b keeps (limits.go),
 // when the metadata has room for it.
@@ -199,6 +201,15 @@ func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 		return nil, fmt.Errorf("nats stream %q has discard policy %s, not %s (the hub lets go of its oldest events): %w", o.Stream, have.Discard, want.Discard, ErrStreamMismatch)
 	case have.NoAck:
 		return nil, fmt.Errorf("nats stream %q has no_ack set: it acknowledges no publish: %w", o.Stream, ErrStreamMismatch)
+	case have.SubjectTransform != nil && (have.SubjectTransform.Source != "" || have.SubjectTransform.Destination != ""):
+		// The events stored under other subjects than they were
+		// published to: the consumer, reading the hub's, got none.
+		return nil, fmt.Errorf("nats stream %q has a subject transform (%q to %q): the hub reads its events under the subjects they were published to: %w",
+			o.Stream, have.SubjectTransform.Source, have.SubjectTransform.Destination, ErrStreamMismatch)
+	case have.SubjectDeleteMarkerTTL > 0:
+		// A topic's last event let go of by max_age leaves a marker
+		// under its subject: an event with no data nobody published.
+		return nil, fmt.Errorf("nats stream %q has subject_delete_marker_ttl %s: the stream would store messages nobody published, under the topics' subjects: %w", o.Stream, have.SubjectDeleteMarkerTTL, ErrStreamMismatch)
 	case have.MaxMsgsPerSubject > 0:
 		// Deleted from within, a topic's older events would be ids with
 		// no event to every resume: gaps no client is told of.
