@@ -3,10 +3,13 @@ package natsbroker
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"log/slog"
 	"maps"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -24,9 +27,9 @@ import (
 // of a copy read before the limits were set carries the mark they
 // replaced. The instance that set them, finding that mark at watch's
 // question (every PingInterval), sets them again (keepLimits). Such
-// writes end: each one leaves a mark newer than the one it answers.
-// An operator's edit of the limits carries the mark on, and stays; so
-// does one that writes the config whole with no metadata (a provisioning
+// writes end: each one leaves a mark newer than the one it answers. An
+// operator's edit of the limits carries the mark on, and stays; so does
+// one that writes the config whole with no metadata (a provisioning
 // tool's), when the limits replaced had no mark either: a write of an
 // instance's copy read before holds what it knows of the stream's past
 // (metadata.go), which such an edit does not, and the instance that set
@@ -34,11 +37,12 @@ import (
 // remains: for up to PingInterval the stream keeps the limits undone;
 // once the instance that set them has stopped, none sets them again (an
 // instance that found the stream with its limits wrote no mark), nor
-// after a write of them again failed, nor when the stream's metadata had
-// no room for the mark (findStream writes none); two instances that set theirs
-// from the same copy, both undone, each set theirs again, the last one
-// staying; and an edit with no metadata that another instance, knowing
-// the stream's past, wrote back in before that question, is taken for an
+// after a write of them again was denied or refused (one left unanswered
+// is tried again), nor when the stream's metadata had no room for the
+// mark (findStream writes none); two instances that set theirs from the
+// same copy, both undone, each set theirs again, the last one staying;
+// and an edit with no metadata that another instance, knowing the
+// stream's past, wrote back in before that question, is taken for an
 // instance's write, and undone.
 
 // limitsKey is the key, in the stream's metadata, of the mark of the
@@ -66,6 +70,10 @@ type limitsSet struct {
 	created  time.Time // the stream's creation time
 	mark     string    // the mark written with them
 	replaced string    // the stream's mark before, "" for none
+
+	// retryAt is when keepLimits may write them again after a write
+	// left unanswered, in Unix nanoseconds; 0 before.
+	retryAt atomic.Int64
 }
 
 // newLimitsMark returns a new mark for limitsKey.
@@ -87,11 +95,14 @@ func withMark(meta map[string]string, mark string) map[string]string {
 // keepLimits sets the options' limits again on the stream of info, read
 // just before by watch, when a write of a copy read before b set them
 // undid them: the stream has the mark they replaced, and other limits.
-// A write that fails is not tried again.
+// A write denied or refused is not tried again; one left unanswered (a
+// NATS server busy, as just after a restart) is, at watch's first
+// question shareRetry PublishTimeouts later, as share's writes are:
+// each of watch's questions would wait PublishTimeout.
 func (b *Broker) keepLimits(info *jetstream.StreamInfo) {
 	set := b.limits.Load()
 	meta := info.Config.Metadata
-	if set == nil || !info.Created.Equal(set.created) || meta[limitsKey] != set.replaced {
+	if set == nil || !info.Created.Equal(set.created) || meta[limitsKey] != set.replaced || time.Now().UnixNano() < set.retryAt.Load() {
 		return
 	}
 	if _, known := meta[previousKey]; set.replaced == "" && !known && meta[lostKey] == "" {
@@ -114,9 +125,20 @@ func (b *Broker) keepLimits(info *jetstream.StreamInfo) {
 	defer cancelAsk()
 	if _, err := b.updateStream(ctx, cfg); err != nil {
 		if untilClose.Err() == nil {
-			b.limits.CompareAndSwap(set, nil)
+			retry := "never"
+			var refused *jetstream.APIError
+			if errors.Is(err, nats.ErrPermissionViolation) || errors.As(err, &refused) && !unavailable(err) {
+				b.limits.CompareAndSwap(set, nil)
+			} else {
+				// Unanswered, or JetStream unavailable: tried again
+				// later (the same mark: a write that was applied after
+				// all leaves nothing to do).
+				wait := shareRetry * b.opts.PublishTimeout
+				set.retryAt.Store(time.Now().Add(wait).UnixNano())
+				retry = wait.String()
+			}
 			b.opts.Logger.Warn("nats stream: another instance wrote the stream's config from a copy read before this instance set its limits, and they could not be set again",
-				"stream", b.opts.Stream, "err", err)
+				"stream", b.opts.Stream, "err", err, "retry_in", retry)
 		}
 		return
 	}
