@@ -45,3 +45,44 @@ func TestLimitsSetAgainAfterAnUnansweredWrite(t *testing.T) {
 	p.passRequests()
 	waitFor(t, "b's limits set again", func() bool { return streamNow(t, op).MaxMsgs == 200 })
 }
+
+// Once the instance that set the limits had stopped, a stale copy's
+// write undid them for good: the other instances of the same limits,
+// which had found them set, wrote no mark and knew none. Each instance
+// whose limits are the stream's keeps them as the one that set them did.
+func TestLimitsSetAgainOnceTheInstanceThatSetThemStopped(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.PingInterval = metadataAskEvery
+	newInstance(t, opts).close() // creates the stream, with a mark
+	op := ns.operator(t)
+	stale := streamNow(t, op)
+
+	newer := opts
+	newer.HistorySize = 200
+	b := newInstance(t, newer)
+	other := newInstance(t, newer)
+	if got := streamNow(t, op).MaxMsgs; got != 200 {
+		t.Fatalf("b started with max_msgs %d on the stream, want 200", got)
+	}
+	asked := other.broker.jsAnswers.Load()
+	waitFor(t, "watch's question", func() bool { return other.broker.jsAnswers.Load() >= asked+1 })
+	b.close()
+	if _, err := op.UpdateStream(t.Context(), stale); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the limits set again", func() bool { return streamNow(t, op).MaxMsgs == 200 })
+
+	// An operator's edit that keeps the metadata stays.
+	edited := streamNow(t, op)
+	edited.MaxMsgs = 300
+	if _, err := op.UpdateStream(t.Context(), edited); err != nil {
+		t.Fatal(err)
+	}
+	asked = other.broker.jsAnswers.Load()
+	waitFor(t, "watch's questions", func() bool { return other.broker.jsAnswers.Load() >= asked+4 })
+	if got := streamNow(t, op).MaxMsgs; got != 300 {
+		t.Fatalf("max_msgs %d, want the operator's 300", got)
+	}
+}

@@ -215,18 +215,20 @@ func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 		// no event to every resume: gaps no client is told of.
 		return nil, fmt.Errorf("nats stream %q has max_msgs_per_subject %d: the hub keeps a topic's events up to the stream's limits: %w", o.Stream, have.MaxMsgsPerSubject, ErrStreamMismatch)
 	}
-	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates {
+	if sameLimits(have, want) {
+		b.adoptLimits(st.CachedInfo())
 		return st, nil
 	}
 	set := &limitsSet{created: st.CachedInfo().Created, mark: newLimitsMark(), replaced: have.Metadata[limitsKey]}
 	have.MaxMsgs, have.MaxBytes, have.Replicas, have.Duplicates = want.MaxMsgs, want.MaxBytes, want.Replicas, want.Duplicates
-	if meta := withMark(have.Metadata, set.mark); metadataSize(meta) <= maxMetadataSize {
+	if meta := withMark(have.Metadata, set); metadataSize(meta) <= maxMetadataSize {
 		have.Metadata = meta
 	} else {
 		// No room for the mark (an operator's metadata near the cap):
 		// the limits are set, not kept (limits.go).
 		have.Metadata = maps.Clone(have.Metadata)
 		delete(have.Metadata, limitsKey)
+		delete(have.Metadata, replacedKey)
 		set = nil
 	}
 	if st, err = b.updateStream(ctx, have); err != nil {
