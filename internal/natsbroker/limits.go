@@ -41,11 +41,12 @@ import (
 // sets them again.
 //
 // What remains, with no version to compare in NATS's stream config: for
-// up to PingInterval the stream keeps the limits undone; an operator's
-// write of a config saved before the limits were set, with its metadata,
-// is a stale copy's, and undone; limits that replaced no mark (set on a
-// stream without one) are kept by the instance that set them only, and
-// none after a write of them again was denied or refused, nor when the
+// up to PingInterval the stream keeps the limits undone (smaller ones let
+// go of the events past them at once, for good); an operator's write of a
+// config saved before the limits were set, with its metadata, is a stale
+// copy's, and undone; limits that replaced no mark (set on a stream
+// without one) are kept by the instance that set them only, and none
+// after a write of them again was denied or refused, nor when the
 // stream's metadata had no room for the mark (findStream writes none);
 // two instances that set theirs from the same copy, both undone, each set
 // theirs again, the last one staying; and an edit with no metadata that
