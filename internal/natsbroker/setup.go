@@ -15,9 +15,10 @@ import (
 
 // ErrStreamMismatch reports a stream that exists with subjects or storage
 // other than the options ask for, or that does not keep its events up to
-// its limits (retention, discard policy, max_msgs_per_subject),
-// acknowledge them (no_ack), or store them alone under the subjects they
-// were published to (a subject transform, subject delete markers).
+// its limits (retention, discard policy, max_msgs_per_subject), store
+// them (allow_msg_counter) and acknowledge them (no_ack), or store them
+// alone under the subjects they were published to (a subject transform,
+// subject delete markers).
 // Start-up stops rather than change them: another deployment may own it.
 var ErrStreamMismatch = errors.New("stream exists with other settings")
 
@@ -166,14 +167,14 @@ func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 
 // findStream returns the stream, or an error wrapping
 // jetstream.ErrStreamNotFound when it is missing. It must have the
-// subjects, storage, retention and discard policy asked for, no limit
-// per subject, no subject transform nor subject delete markers, and
-// acknowledge publishes (else ErrStreamMismatch); its
-// limits, replicas and duplicate window are updated to the options', with
-// a new mark of that write in its metadata, which b keeps (limits.go),
-// when the metadata has room for it.
-// A NATS user without the permission to read the stream's info, or to
-// update it, gets the permissions violation as the error, at once.
+// subjects, storage, retention and discard policy asked for, no limit per
+// subject, no subject transform nor subject delete markers, and store and
+// acknowledge the events published (not a message counter), else
+// ErrStreamMismatch; its limits, replicas and duplicate window are
+// updated to the options', with a new mark of that write in its metadata,
+// which b keeps (limits.go), when the metadata has room for it. A NATS
+// user without the permission to read the stream's info, or to update it,
+// gets the permissions violation as the error, at once.
 func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 	js, o := b.js, &b.opts
 	want := streamConfig(o)
@@ -201,6 +202,10 @@ func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 		return nil, fmt.Errorf("nats stream %q has discard policy %s, not %s (the hub lets go of its oldest events): %w", o.Stream, have.Discard, want.Discard, ErrStreamMismatch)
 	case have.NoAck:
 		return nil, fmt.Errorf("nats stream %q has no_ack set: it acknowledges no publish: %w", o.Stream, ErrStreamMismatch)
+	case have.AllowMsgCounter:
+		// It refuses every message but a counter's increment: every
+		// publish was answered 503, "unreachable".
+		return nil, fmt.Errorf("nats stream %q has allow_msg_counter set: it stores counters' increments only, not events: %w", o.Stream, ErrStreamMismatch)
 	case have.SubjectTransform != nil && (have.SubjectTransform.Source != "" || have.SubjectTransform.Destination != ""):
 		// The events stored under other subjects than they were
 		// published to: the consumer, reading the hub's, got none.

@@ -22,6 +22,10 @@ import (
 // subscriber of the topic, and every resume from the stream, received as
 // an event with no data that nobody published (seen with a max_age of 2
 // minutes, the least a stream with the hub's duplicate window may have).
+//
+// A message counter (allow_msg_counter) refuses every message but a
+// counter's increment: the instance took the stream, and answered every
+// publish 503, "the event store is unreachable", while ready.
 func TestStreamStoringOtherMessagesIsAMismatch(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -35,6 +39,9 @@ func TestStreamStoringOtherMessagesIsAMismatch(t *testing.T) {
 			cfg.MaxAge = 2 * time.Minute
 			cfg.AllowMsgTTL = true
 			cfg.SubjectDeleteMarkerTTL = time.Second
+		}},
+		{"message counter", "allow_msg_counter", func(cfg *jetstream.StreamConfig) {
+			cfg.AllowMsgCounter = true
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
