@@ -29,16 +29,17 @@ import (
 // them, and every instance whose limits they are (adoptLimits), finding
 // that mark at watch's question (every PingInterval), sets them again
 // (keepLimits), with the same mark: once the instance that set them has
-// stopped, the others of the same options keep them. Such writes end:
-// each one leaves a mark newer than the one it answers. A write of them
-// again that NATS leaves unanswered is tried again, shareRetry
-// PublishTimeouts later. An operator's edit of the limits carries the
-// mark on, and stays; so does one that writes the config whole with no
-// metadata (a provisioning tool's), when the limits replaced had no mark
-// either: a write of an instance's copy read before holds what it knows
-// of the stream's past (metadata.go), which such an edit does not, and
-// the instance that set them, finding it at watch's question, no longer
-// sets them again.
+// stopped, the others of the same options keep them; an instance that
+// finds another mark (limits set since) no longer keeps its own. Such
+// writes end: each one leaves a mark newer than the one it answers. A
+// write of them again that NATS leaves unanswered is tried again,
+// shareRetry PublishTimeouts later. An operator's edit of the limits
+// carries the mark on, and stays; so does one that writes the config
+// whole with no metadata (a provisioning tool's), when the limits
+// replaced had no mark either: a write of an instance's copy read before
+// holds what it knows of the stream's past (metadata.go), which such an
+// edit does not, and the instance that set them, finding it at watch's
+// question, no longer sets them again.
 //
 // What remains, with no version to compare in NATS's stream config: for
 // up to PingInterval the stream keeps the limits undone (smaller ones let
@@ -48,10 +49,12 @@ import (
 // without one) are kept by the instance that set them only, and none
 // after a write of them again was denied or refused, nor when the
 // stream's metadata had no room for the mark (findStream writes none);
-// two instances that set theirs from the same copy, both undone, each set
-// theirs again, the last one staying; and an edit with no metadata that
-// another instance, knowing the stream's past, wrote back in before that
-// question, is taken for an instance's write, and undone.
+// two instances that set theirs from the same copy, both undone before
+// the one whose write came first found the other's mark at watch's
+// question, each set theirs again, the last one staying; and an edit with
+// no metadata that another instance, knowing the stream's past, wrote
+// back in before that question, is taken for an instance's write, and
+// undone.
 
 // limitsKey is the key, in the stream's metadata, of the mark of the
 // last write of its limits by an instance: the time it was set, and a
@@ -141,7 +144,8 @@ func (b *Broker) adoptLimits(info *jetstream.StreamInfo) {
 // keepLimits sets the options' limits again on the stream of info, read
 // just before by watch, when a write of a copy read before b (or the
 // instance whose limits b adopted) set them undid them: the stream has
-// the mark they replaced, and other limits.
+// the mark they replaced, and other limits. Finding another mark, b no
+// longer keeps them.
 // A write denied or refused is not tried again; one left unanswered (a
 // NATS server busy, as just after a restart) is, at watch's first
 // question shareRetry PublishTimeouts later, as share's writes are:
@@ -150,7 +154,18 @@ func (b *Broker) keepLimits(info *jetstream.StreamInfo) {
 	b.adoptLimits(info)
 	set := b.limits.Load()
 	meta := info.Config.Metadata
-	if set == nil || !info.Created.Equal(set.created) || meta[limitsKey] != set.replaced || time.Now().UnixNano() < set.retryAt.Load() {
+	if set == nil || !info.Created.Equal(set.created) || meta[limitsKey] == set.mark {
+		return
+	}
+	if meta[limitsKey] != set.replaced {
+		// Another mark: limits another instance (or an operator) set
+		// since, from a copy read before b's were, or after. They are
+		// the latest: b no longer keeps its own. (Kept, b set them again
+		// after a stale copy undid both, last if its write came last.)
+		b.limits.CompareAndSwap(set, nil)
+		return
+	}
+	if time.Now().UnixNano() < set.retryAt.Load() {
 		return
 	}
 	if _, known := meta[previousKey]; set.replaced == "" && !known && meta[lostKey] == "" {
