@@ -24,6 +24,12 @@ import (
 // no version, and an instance that wrote it from a copy read before
 // (findStream, starting with other limits) wiped it. The NATS user needs the
 // permission to update the stream, as for its limits (findStream).
+//
+// The metadata read holds NATS's own keys too (_nats.ver, _nats.level,
+// _nats.req.level), which every write here and in limits.go sends back:
+// nats-server (2.11 on) drops the first two from an update and works the
+// third out again, and counts them all in its cap as sent
+// (metadataSize).
 
 // previousKey is the key, in the stream's metadata, of the lowest id
 // offset of a stream of its name deleted before it, in decimal.

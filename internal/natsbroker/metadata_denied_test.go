@@ -144,3 +144,22 @@ func TestStreamCreationDeniedIsToldAtOnce(t *testing.T) {
 		t.Errorf("Open after %v: %v, want the permissions violation at once", took, err)
 	}
 }
+
+// A NATS user without the permission to read the stream's info is never
+// answered: start-up stopped once askWait (5 s) had run out, saying the
+// wait ran out. It stops at once, naming the permission.
+func TestStreamInfoDeniedIsToldAtOnce(t *testing.T) {
+	t.Parallel()
+	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.INFO." + DefaultStream}})
+	opts := testBrokerOptions(ns)
+	createStream(t, ns, opts)
+	opts.URLs = []string{ns.restrictedURL()}
+	start := time.Now()
+	b, err := Open(t.Context(), opts)
+	if b != nil {
+		b.Close()
+	}
+	if took := time.Since(start); !errors.Is(err, nats.ErrPermissionViolation) || took >= 4*time.Second {
+		t.Errorf("Open after %v: %v, want the permissions violation at once", took, err)
+	}
+}

@@ -15,8 +15,10 @@ import (
 
 // ErrStreamMismatch reports a stream that exists with subjects or storage
 // other than the options ask for, or that does not keep its events up to
-// its limits (retention, discard policy, max_msgs_per_subject) or
-// acknowledge them (no_ack).
+// its limits (retention, discard policy, max_msgs_per_subject), store
+// them (allow_msg_counter) and acknowledge them (no_ack), or store them
+// alone under the subjects they were published to (a subject transform,
+// subject delete markers).
 // Start-up stops rather than change them: another deployment may own it.
 var ErrStreamMismatch = errors.New("stream exists with other settings")
 
@@ -65,13 +67,14 @@ func streamConfig(o *Options) jetstream.StreamConfig {
 	}
 }
 
-// updateSubject and createSubject are the subjects of a stream's update
-// and creation, its name appended: the NATS user needs the permission to
-// publish there to set the stream's limits and write its metadata, and to
-// create it.
+// updateSubject, createSubject and infoSubject are the subjects of a
+// stream's update, creation and info, its name appended: the NATS user
+// needs the permission to publish there to set the stream's limits and
+// write its metadata, to create it, and to check it.
 const (
 	updateSubject = "$JS.API.STREAM.UPDATE."
 	createSubject = "$JS.API.STREAM.CREATE."
+	infoSubject   = "$JS.API.STREAM.INFO."
 )
 
 // updateStream updates b's stream to cfg, as unlessDenied asks.
@@ -164,17 +167,20 @@ func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 
 // findStream returns the stream, or an error wrapping
 // jetstream.ErrStreamNotFound when it is missing. It must have the
-// subjects, storage, retention and discard policy asked for, no limit
-// per subject, and acknowledge publishes (else ErrStreamMismatch); its
-// limits, replicas and duplicate window are updated to the options', with
-// a new mark of that write in its metadata, which b keeps (limits.go),
-// when the metadata has room for it.
-// A NATS user without the permission to update the stream gets the
-// permissions violation as the error, at once.
+// subjects, storage, retention and discard policy asked for, no limit per
+// subject, no subject transform nor subject delete markers, and store and
+// acknowledge the events published (not a message counter), else
+// ErrStreamMismatch; its limits, replicas and duplicate window are
+// updated to the options', with a new mark of that write in its metadata,
+// which b keeps (limits.go), when the metadata has room for it. A NATS
+// user without the permission to read the stream's info, or to update it,
+// gets the permissions violation as the error, at once.
 func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 	js, o := b.js, &b.opts
 	want := streamConfig(o)
-	st, err := askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, o.Stream) })
+	st, err := unlessDenied(ctx, b, infoSubject+o.Stream, func(ctx context.Context) (jetstream.Stream, error) {
+		return askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, o.Stream) })
+	})
 	if noJetStream(err) {
 		return nil, fmt.Errorf("nats: stream %q: %w %w", o.Stream, errNoJetStream, err)
 	}
@@ -196,23 +202,38 @@ func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 		return nil, fmt.Errorf("nats stream %q has discard policy %s, not %s (the hub lets go of its oldest events): %w", o.Stream, have.Discard, want.Discard, ErrStreamMismatch)
 	case have.NoAck:
 		return nil, fmt.Errorf("nats stream %q has no_ack set: it acknowledges no publish: %w", o.Stream, ErrStreamMismatch)
+	case have.AllowMsgCounter:
+		// It refuses every message but a counter's increment: every
+		// publish was answered 503, "unreachable".
+		return nil, fmt.Errorf("nats stream %q has allow_msg_counter set: it stores counters' increments only, not events: %w", o.Stream, ErrStreamMismatch)
+	case have.SubjectTransform != nil && (have.SubjectTransform.Source != "" || have.SubjectTransform.Destination != ""):
+		// The events stored under other subjects than they were
+		// published to: the consumer, reading the hub's, got none.
+		return nil, fmt.Errorf("nats stream %q has a subject transform (%q to %q): the hub reads its events under the subjects they were published to: %w",
+			o.Stream, have.SubjectTransform.Source, have.SubjectTransform.Destination, ErrStreamMismatch)
+	case have.SubjectDeleteMarkerTTL > 0:
+		// A topic's last event let go of by max_age leaves a marker
+		// under its subject: an event with no data nobody published.
+		return nil, fmt.Errorf("nats stream %q has subject_delete_marker_ttl %s: the stream would store messages nobody published, under the topics' subjects: %w", o.Stream, have.SubjectDeleteMarkerTTL, ErrStreamMismatch)
 	case have.MaxMsgsPerSubject > 0:
 		// Deleted from within, a topic's older events would be ids with
 		// no event to every resume: gaps no client is told of.
 		return nil, fmt.Errorf("nats stream %q has max_msgs_per_subject %d: the hub keeps a topic's events up to the stream's limits: %w", o.Stream, have.MaxMsgsPerSubject, ErrStreamMismatch)
 	}
-	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates {
+	if sameLimits(have, want) {
+		b.adoptLimits(st.CachedInfo())
 		return st, nil
 	}
 	set := &limitsSet{created: st.CachedInfo().Created, mark: newLimitsMark(), replaced: have.Metadata[limitsKey]}
 	have.MaxMsgs, have.MaxBytes, have.Replicas, have.Duplicates = want.MaxMsgs, want.MaxBytes, want.Replicas, want.Duplicates
-	if meta := withMark(have.Metadata, set.mark); metadataSize(meta) <= maxMetadataSize {
+	if meta := withMark(have.Metadata, set); metadataSize(meta) <= maxMetadataSize {
 		have.Metadata = meta
 	} else {
 		// No room for the mark (an operator's metadata near the cap):
 		// the limits are set, not kept (limits.go).
 		have.Metadata = maps.Clone(have.Metadata)
 		delete(have.Metadata, limitsKey)
+		delete(have.Metadata, replacedKey)
 		set = nil
 	}
 	if st, err = b.updateStream(ctx, have); err != nil {
