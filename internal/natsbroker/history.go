@@ -108,9 +108,13 @@ type history struct {
 	// renewAnswered, when set (by tests), is called by renewFrom once
 	// next has answered, before renewFrom acts on the answer.
 	renewAnswered atomic.Pointer[func()]
-	// renewAgain is set when renew, or check, is called for h while a
-	// renewal of h runs: the renewal, should it find the stream h's
-	// still, asks again (renew).
+	// renewSwapped, when set (by tests), is called by renewFrom once it
+	// has made the new history current, before the renewal ends.
+	renewSwapped atomic.Pointer[func()]
+	// renewAgain is set when renew, or check, is called for h, the
+	// current history, while a renewal runs: of h, or the one that has
+	// just made h current. The renewal, should it find the stream h's
+	// still, or having made h current, asks again, for h (renew).
 	renewAgain atomic.Bool
 }
 
@@ -300,14 +304,16 @@ func (b *Broker) same(h *history) bool {
 // current or the Broker is closing. Called by the consumer (its error
 // handler, deliver) and by Publish on a publish no stream took.
 //
-// Called while a renewal of old runs, it has that one ask again if it
-// ends as a false alarm (renewAgain): its question, answered before, may
-// tell nothing of what this call is for. Dropped, the call of a consumer
-// that, made again after a NATS restart, found another event under the
-// last sequence delivered (a stream restored from a backup, new events
-// stored past it) was lost while a renewal whose question was answered
-// before the restore ended as a false alarm: the consumer, having taken
-// the stream for another, dropped every event from then on
+// Called while a renewal runs, it has that one ask again, for the
+// current history, as it ends (renewAgain): a renewal of old that ends
+// as a false alarm asked its question before, which may tell nothing of
+// what this call is for, and one that has just made old current asked
+// nothing of old. Dropped, the call of a consumer that, made again after
+// a NATS restart, found another event under the last sequence delivered
+// (a stream restored from a backup, new events stored past it) was lost
+// while a renewal whose question was answered before the restore ended
+// as a false alarm: the consumer, having taken the stream for another,
+// dropped every event from then on
 // (TestRenewalAskedWhileOneWaitsIsAskedOnceItEnds).
 func (b *Broker) renew(old *history) {
 	b.renewMu.Lock()
@@ -324,17 +330,28 @@ func (b *Broker) renew(old *history) {
 	b.renewals.Add(1)
 	go func() {
 		defer b.renewals.Done()
-		for {
-			b.renewFrom(old)
+		for h := old; ; {
+			b.renewFrom(h)
 			b.renewMu.Lock()
-			// Asked for between renewFrom's last look and now.
-			again := old.renewAgain.Swap(false) && !b.shut && b.cur.Load() == old
+			// Asked for between renewFrom's last look and now, for the
+			// current history: h's, a false alarm, or the new one
+			// renewFrom swapped in, whose consumer (made again after a
+			// NATS restart, finding another event under the last
+			// sequence delivered) or a publish no stream took may have
+			// asked before this renewal ended. Only h's looked at, a
+			// renewal or check asked for the new history was lost, and
+			// the instance went on with a stream restored under it
+			// (TestRenewalAskedForTheNewHistoryBeforeTheRenewalEndsIsAsked,
+			// TestCheckAskedForTheNewHistoryBeforeTheRenewalEndsIsAsked).
+			cur := b.cur.Load()
+			again := cur.renewAgain.Swap(false) && !b.shut
 			b.renewing = again
 			b.renewMu.Unlock()
 			if !again {
 				return
 			}
-			old.stale.Store(true)
+			h = cur
+			h.stale.Store(true)
 		}
 	}()
 }
@@ -373,6 +390,9 @@ func (b *Broker) renewFrom(old *history) {
 			return
 		case err == nil:
 			b.swap(old, h)
+			if swapped := old.renewSwapped.Load(); swapped != nil {
+				(*swapped)()
+			}
 			// old's consumer, made again by the stream's name, may be
 			// on the new stream: deleted, not left to the server for
 			// its InactiveThreshold.
