@@ -703,14 +703,16 @@ func (b *Broker) letGo(h *history, last uint64) bool {
 // subscribers waited for events until the next publish
 // (TestStreamCreatedAgainWhileItsInfoIsUnansweredWithItsConsumersNoticeLost).
 //
-// A check asked while one runs is asked once that one is answered: the
-// consumer made again after a NATS restart skipped its check while one
-// begun before the restart waited, and that one, asked with the events
-// delivered then, took a stream restored from a backup that lost the
-// later ones for h's (TestResumeFromAnIdlePositionAfterARestore, 1 run
+// A check asked while one runs is asked once that one is answered, for
+// the history current then (a renewal may have replaced the one it was
+// for meanwhile): the consumer made again after a NATS restart skipped
+// its check while one begun before the restart waited, and that one,
+// asked with the events delivered then, took a stream restored from a
+// backup that lost the later ones for h's (TestResumeFromAnIdlePositionAfterARestore, 1 run
 // in 30 to 100; TestCheckAskedWhileOneWaitsIsAskedOnceItIsAnswered).
-// Asked while a renewal runs, it has that one ask again should it end as
-// a false alarm (renew): dropped, the check of the consumer made again
+// Asked while a renewal runs, it has that one ask again as it ends, for
+// the current history: should it find the stream h's still, or have just
+// made h current (renew). Dropped, the check of the consumer made again
 // after a restart was lost while a renewal whose question was answered
 // before the restore took the restored stream for h's
 // (TestCheckAskedWhileARenewalWaitsIsAskedOnceItEnds).
@@ -730,9 +732,10 @@ func (b *Broker) check(h *history) {
 	b.renewMu.Lock()
 	defer b.renewMu.Unlock()
 	if b.renewing && !b.shut && b.cur.Load() == h {
-		// The renewal running asks again should it find the stream
-		// h's still (renew): its question may have been answered
-		// before, as this one's would be after.
+		// The renewal running asks again, of h's stream, as it ends
+		// (renew): its question may have been answered before, as
+		// this one's would be after, or been of the history h
+		// replaced.
 		h.renewAgain.Store(true)
 		return
 	}
@@ -764,17 +767,28 @@ func (b *Broker) check(h *history) {
 		if answered := h.checkAnswered.Load(); answered != nil {
 			(*answered)()
 		}
+		gone := errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !h.is(info, delivered)
 		b.renewMu.Lock()
 		b.checking = false
 		again := b.recheck
 		b.recheck = false
+		cur := b.cur.Load()
 		b.renewMu.Unlock()
-		if errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && !h.is(info, delivered) {
+		switch {
+		case gone && cur == h:
+			// Its question, asked after, answers the checks asked
+			// meanwhile.
 			b.renew(h)
-			return
-		}
-		if again {
-			b.check(h)
+		case again:
+			// For the current history, not h: a renewal (which does
+			// not wait for a check) may have put another in h's
+			// place meanwhile, and the check asked since may be for
+			// that one, its consumer made again after a NATS restart.
+			// Asked for h, no longer current, it was dropped, and the
+			// instance went on with a stream restored under it
+			// (TestCheckAskedForTheNewHistoryWhileAnOldOneWaitsIsAsked,
+			// TestCheckAskedForTheNewHistoryWhileAnOldOneFoundItsStreamGoneIsAsked).
+			b.check(cur)
 		}
 	}()
 }
