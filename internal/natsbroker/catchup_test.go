@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -81,6 +82,13 @@ func TestDeepResumeOnABusyTopicIsNotDropped(t *testing.T) {
 		ns := startNATS(t)
 		opts := options(ns)
 		opts.HistorySize = 50_000
+		// Each page of the replay is read within PublishTimeout, or the
+		// stream ends ("nats replay: broker unavailable: context deadline
+		// exceeded"), as it should when NATS does not answer in time; 2 s
+		// were not enough for the pages of this resume with -race on a
+		// loaded machine, and the stream ended, not dropped as slow. The
+		// publisher's publishes get as long.
+		opts.PublishTimeout = waitLimit
 		a := openBroker(t, opts)
 		var all []*stream.Message
 		for range 8 { // within nats.go's 4000 async publishes in flight
@@ -126,12 +134,20 @@ func TestDeepResumeOnABusyTopicIsNotDropped(t *testing.T) {
 
 		c := in.subscribe(t, "topic=a", strconv.FormatUint(all[0].ID, 10))
 		var got []string
-		for len(got) < len(all)-1+200 {
-			ev, ok := <-c.events
-			if !ok {
-				t.Fatalf("the stream ended after %d events (%d replayed): %d dropped", len(got), len(all)-1, in.broker.Stats().Dropped)
+		next := func() {
+			t.Helper()
+			select {
+			case ev, ok := <-c.events:
+				if !ok {
+					t.Fatalf("the stream ended after %d events (%d replayed): broker %+v\n%s", len(got), len(all)-1, in.broker.Stats(), metricLines(in.metrics(t), "ssehub_streams_ended_total"))
+				}
+				got = append(got, ev.ID)
+			case <-time.After(2 * waitLimit): // a page may wait for its read slot, then be read: PublishTimeout each
+				t.Fatalf("no event within %v after %d events (%d replayed)", 2*waitLimit, len(got), len(all)-1)
 			}
-			got = append(got, ev.ID)
+		}
+		for len(got) < len(all)-1+200 {
+			next()
 		}
 		stopOnce()
 		wg.Wait()
@@ -146,7 +162,7 @@ func TestDeepResumeOnABusyTopicIsNotDropped(t *testing.T) {
 			want = append(want, strconv.FormatUint(id, 10))
 		}
 		for len(got) < len(want) {
-			got = append(got, c.next(t).ID)
+			next()
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("got %d events, want %d: first difference at %d", len(got), len(want), firstDifference(got, want))

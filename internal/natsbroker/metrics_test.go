@@ -35,7 +35,10 @@ func TestSubscriberBlockedWhenTheStreamIsReplacedEndsDropped(t *testing.T) {
 		Stream: handler.StreamOptions{HeartbeatInterval: time.Minute, WriteTimeout: 16 * time.Second},
 		Hub:    handler.HubOptions{Broker: b, PublishTokens: []string{testToken}},
 	})
-	in := &instance{Server: httptest.NewServer(h), broker: b, h: h}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = smallSendBuffers{srv.Listener}
+	srv.Start()
+	in := &instance{Server: srv, broker: b, h: h}
 	t.Cleanup(in.close)
 
 	conn, err := net.Dial("tcp", in.Listener.Addr().String())
@@ -43,6 +46,9 @@ func TestSubscriberBlockedWhenTheStreamIsReplacedEndsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	if err := conn.(*net.TCPConn).SetReadBuffer(smallBuffer); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := io.WriteString(conn, "GET /api/v1/events?topic=t HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -50,21 +56,27 @@ func TestSubscriberBlockedWhenTheStreamIsReplacedEndsDropped(t *testing.T) {
 	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
 		t.Fatalf("answer %q, %v; want a stream", head, err)
 	}
-	// The client reads nothing more: 16 MB fill the socket buffers. In
-	// 400 publishes, not 4000 of 4 KB: each waits for its delivery, and
-	// on a loaded machine 4000 took longer than the write timeout, which
-	// then dropped the subscription before the stream was replaced.
+	// The client reads nothing more: 1 MB fill the socket's small
+	// buffers several times over, and the write blocks. The write
+	// timeout runs from then on, at least half of it left: what follows
+	// must be done before. Each publish waits for its delivery, and on a
+	// loaded machine the 400 publishes of 40 KB that filled the
+	// buffers' default sizes took longer than that, and the write timed
+	// out before the stream was replaced.
 	data := strings.Repeat("x", 40000)
-	for range 400 {
+	for range 25 {
 		if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: data}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the events to be delivered", func() bool { return b.Stats().Delivered >= 400 })
+	waitFor(t, "the events to be delivered", func() bool { return b.Stats().Delivered >= 25 })
 	deleteStream(t, ns, DefaultStream)
 	createStream(t, ns, opts)
 	publishUntilAccepted(t, in, "u", "new")
 	waitFor(t, "the subscription to end", func() bool { return b.Stats().Subscribers == 0 })
+	if !strings.Contains(in.metrics(t), "\nssehub_streams_active 1\n") {
+		t.Fatal("the stream ended with its subscription: its write was not blocked, or timed out before the stream was replaced")
+	}
 
 	var text string
 	deadline := time.Now().Add(30 * time.Second)
@@ -90,4 +102,23 @@ func TestSubscriberBlockedWhenTheStreamIsReplacedEndsDropped(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+// smallBuffer is the size a test asks of a socket's buffer, small enough
+// that a stream whose client reads nothing blocks after a few events.
+const smallBuffer = 16 << 10
+
+// smallSendBuffers is a listener whose connections have a send buffer of
+// smallBuffer.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		if err := tc.SetWriteBuffer(smallBuffer); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, err
 }

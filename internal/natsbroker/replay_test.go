@@ -396,7 +396,9 @@ func repeat(ev event, n int) []event { return slices.Repeat([]event{ev}, n) }
 // b's subscriptions hand them out. It reports failures with t.Error, so
 // a goroutine of the test may call it; what failed is left out.
 func store(t testing.TB, ns *natsServer, b *Broker, evs []event) []*stream.Message {
-	nc, err := nats.Connect(ns.ClientURL())
+	// Within waitLimit, not nats.go's 2 s: on a loaded machine the
+	// in-process server took longer to answer ("i/o timeout").
+	nc, err := nats.Connect(ns.ClientURL(), nats.Timeout(waitLimit))
 	if err != nil {
 		t.Error(err)
 		return nil
