@@ -455,22 +455,32 @@ func (b *Broker) openStream(ctx context.Context) (jetstream.Stream, error) {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, startWait)
 	defer cancel()
-	for warned := false; ; {
+	var refused error // JetStream's last answer that it is unavailable
+	for {
 		st, err := b.ensureStream(ctx)
-		if unanswered(err) && ctx.Err() != nil && parent.Err() == nil {
-			return nil, fmt.Errorf("%w (no answer within %s)", err, startWait)
+		if unavailable(err) {
+			if refused == nil {
+				b.opts.Logger.Warn("nats JetStream temporarily unavailable at start (a cluster without a leader): asking again",
+					"stream", b.opts.Stream, "every", askEvery, "for", startWait, "err", err)
+			}
+			refused = err
+			if pause(ctx, askEvery) == nil {
+				continue
+			}
+			err = fmt.Errorf("nats: stream %q: %w", b.opts.Stream, ctx.Err())
 		}
-		if !unavailable(err) {
+		if err == nil || ctx.Err() == nil {
 			return st, err
 		}
-		if !warned {
-			warned = true
-			b.opts.Logger.Warn("nats JetStream temporarily unavailable at start (a cluster without a leader): asking again",
-				"stream", b.opts.Stream, "every", askEvery, "for", startWait, "err", err)
+		// Its time is up: startWait passed, or ctx ended (a stop asked
+		// for, which ssehub tells by ctx's error, kept in err).
+		switch {
+		case refused != nil:
+			err = fmt.Errorf("%w (JetStream's last answer: %w)", err, refused)
+		case parent.Err() == nil && unanswered(err):
+			err = fmt.Errorf("%w (no answer within %s)", err, startWait)
 		}
-		if pause(ctx, askEvery) != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 }
 

@@ -48,8 +48,8 @@ func TestOpenAsksAgainWhileJetStreamIsTemporarilyUnavailable(t *testing.T) {
 }
 
 // A JetStream that stays unavailable fails the start once its context
-// ends (or startWait passes), with JetStream's answer as the error, not
-// the context's.
+// ends (or startWait passes), with the context's error, which tells
+// ssehub of a stop asked for, and JetStream's answer.
 func TestOpenFailsWhileJetStreamStaysUnavailable(t *testing.T) {
 	t.Parallel() // waits for its context, not on the CPU
 	ns := startNATS(t)
@@ -63,8 +63,8 @@ func TestOpenFailsWhileJetStreamStaysUnavailable(t *testing.T) {
 		b.Close()
 		t.Fatal("Open succeeded on a JetStream that answered every lookup that it was unavailable")
 	}
-	if !unavailable(err) {
-		t.Fatalf("Open: %v, want JetStream's 10008 answer", err)
+	if !unavailable(err) || !errors.Is(err, ctx.Err()) {
+		t.Fatalf("Open: %v, want the context's end and JetStream's 10008 answer", err)
 	}
 	if asked, _ := d.counts(); asked < 2 {
 		t.Fatalf("%d stream lookups: it was not asked again", asked)
