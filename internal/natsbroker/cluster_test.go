@@ -207,6 +207,11 @@ func createClusterStream(t *testing.T, c *jsCluster, cfg jetstream.StreamConfig)
 		if !unanswered(err) && !unavailable(err) || time.Now().After(deadline) {
 			t.Fatalf("create stream %s: %v", cfg.Name, err)
 		}
+		if unavailable(err) {
+			// No meta leader, as its servers answer at once: asked
+			// again once one is elected, not as fast as they answer.
+			c.metaLeader(t)
+		}
 	}
 }
 
