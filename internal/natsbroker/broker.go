@@ -251,7 +251,10 @@ type Broker struct {
 // Open connects to NATS, creates the stream if it is missing and checks it
 // if present (ErrStreamMismatch), and starts reading it at its tail: it
 // returns once the local history holds the stream's last HistorySize
-// events (warm.go). ctx bounds the start only.
+// events (warm.go). ctx bounds the start only. A JetStream cluster
+// without a leader, which answers that it is temporarily unavailable or
+// leaves the stream's lookup unanswered, is asked again up to startWait
+// (openStream).
 //
 // A start whose connection dropped meanwhile (a NATS server restarting,
 // pings unanswered on a stalled machine) failed at its next request to
@@ -408,7 +411,7 @@ func (b *Broker) start(ctx context.Context) error {
 	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(b.opts.PublishTimeout)); err != nil {
 		return fmt.Errorf("nats jetstream: %w", err)
 	}
-	st, err := b.ensureStream(ctx)
+	st, err := b.openStream(ctx)
 	if err != nil {
 		return err
 	}
@@ -424,6 +427,61 @@ func (b *Broker) start(ctx context.Context) error {
 	// meanwhile is renewed as at any other time.
 	b.cur.Store(h)
 	return b.warm(ctx, h, state.LastSeq)
+}
+
+// startWait bounds how long the start asks JetStream for its stream
+// (openStream), when ctx ends no sooner.
+const startWait = 14 * time.Second
+
+// openStream is ensureStream at start, through the moments a JetStream
+// cluster elects a leader (a node down, a cluster just started), up to
+// startWait or ctx's end, whichever comes first:
+//
+//   - A lookup left unanswered is asked again (askAgain) until then,
+//     rather than for askWait alone: the members of a stream without a
+//     leader answer nothing in the first 10 s of their JetStream, and an
+//     instance started beside its cluster, or as it lost the stream's
+//     leader, gave up after 5 s (TestClusterOpenWhileANodeIsDown in
+//     CI, TestOpenWaitsWhileTheStreamIsUnanswered).
+//   - An answer that JetStream is temporarily unavailable (10008), as
+//     the cluster's servers answer while it has no meta leader, is asked
+//     again every askEvery, with a warning: the start failed at the first
+//     one, and ssehub exited
+//     (TestOpenAsksAgainWhileJetStreamIsTemporarilyUnavailable).
+//
+// Any other refusal (a permissions violation, a stream with other
+// settings, no JetStream) fails the start at once, as before.
+func (b *Broker) openStream(ctx context.Context) (jetstream.Stream, error) {
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, startWait)
+	defer cancel()
+	var refused error // JetStream's last answer that it is unavailable
+	for {
+		st, err := b.ensureStream(ctx)
+		if unavailable(err) {
+			if refused == nil {
+				b.opts.Logger.Warn("nats JetStream temporarily unavailable at start (a cluster without a leader): asking again",
+					"stream", b.opts.Stream, "every", askEvery, "for", startWait, "err", err)
+			}
+			refused = err
+			if pause(ctx, askEvery) == nil {
+				continue
+			}
+			err = fmt.Errorf("nats: stream %q: %w", b.opts.Stream, ctx.Err())
+		}
+		if err == nil || ctx.Err() == nil {
+			return st, err
+		}
+		// Its time is up: startWait passed, or ctx ended (a stop asked
+		// for, which ssehub tells by ctx's error, kept in err).
+		switch {
+		case refused != nil:
+			err = fmt.Errorf("%w (JetStream's last answer: %w)", err, refused)
+		case parent.Err() == nil && unanswered(err):
+			err = fmt.Errorf("%w (no answer within %s)", err, startWait)
+		}
+		return nil, err
+	}
 }
 
 // Publish stores the event in the stream and returns it with the id made

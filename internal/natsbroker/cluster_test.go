@@ -207,6 +207,11 @@ func createClusterStream(t *testing.T, c *jsCluster, cfg jetstream.StreamConfig)
 		if !unanswered(err) && !unavailable(err) || time.Now().After(deadline) {
 			t.Fatalf("create stream %s: %v", cfg.Name, err)
 		}
+		if unavailable(err) {
+			// No meta leader, as its servers answer at once: asked
+			// again once one is elected, not as fast as they answer.
+			c.metaLeader(t)
+		}
 	}
 }
 
@@ -726,7 +731,13 @@ func TestClusterOpenAsTheMetaLeaderStops(t *testing.T) {
 func TestClusterStreamCreatedWhileANodeIsDown(t *testing.T) {
 	t.Parallel() // waits for elections, as the other tests of stopped nodes
 	c := startCluster(t)
-	down := c.nodes[2]
+	// Not the meta leader: the next one may not have heard from the
+	// node yet (a server learns of the others from their periodic
+	// stats), and does not place a replica on a server it never heard
+	// from. With the meta leader stopped, 3 creations of 40 were
+	// refused ("no suitable peers for placement, peer offline"); with
+	// another node, none.
+	down := otherNode(c, c.metaLeader(t).name)
 	down.stop()
 	c.waitFormed(t)
 	a := newInstance(t, clusterOptions(c))
@@ -771,14 +782,36 @@ func TestClusterResumeAsALeaderStops(t *testing.T) {
 					moveLeader(t, js, DefaultStream, otherNode(c, victim).name)
 				}
 			}
+			mine, back := b.broker.nc.ConnectedServerName(), b.broker.reconnected()
 			c.node(t, victim).stop()
 			// An instance whose server it was answers 503 until it
 			// has reconnected, a few milliseconds.
+			if mine == victim {
+				waitReconnected(t, back)
+			}
 			waitUntil(t, clusterWait, "the instance connected to another server", func() bool {
-				return b.broker.Ready() == nil && b.broker.nc.ConnectedServerName() != victim
+				name := b.broker.nc.ConnectedServerName()
+				return b.broker.Ready() == nil && name != "" && name != victim
 			})
 			receivesExactly(t, b.follow(t, "topic=t", ids[4]), ids[5:], 5, end)
 		})
+	}
+}
+
+// waitReconnected waits until an instance's connection has told it that
+// it is back, on the channel its Broker's reconnected returned before its
+// server went. The connection's handlers run on a goroutine of their
+// own, late on a loaded machine: the one that tells of a disconnection
+// had not run yet when the connection was already away (its server's
+// name "", not the stopped one's), so Ready said nil; a resume sent then
+// was refused at once ("outbound buffer limit exceeded": nothing is
+// buffered while it reconnects), and the test failed with a 503.
+func waitReconnected(t *testing.T, back <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-back:
+	case <-time.After(clusterWait):
+		t.Fatal("the instance was not told of its reconnection within", clusterWait)
 	}
 }
 

@@ -52,8 +52,26 @@ func TestClusterServerCutOff(t *testing.T) {
 	}
 
 	x.heal()
+	waitHealed(t, c, x)
 	again := instanceWhere(t, clusterOptions(c), func(server string) bool { return server == x.name })
 	receivesExactly(t, again.follow(t, "topic=t", ids[0]), ids[1:], 1, end)
+}
+
+// waitHealed waits until n, its partition healed, is routed to the other
+// running nodes again and current with JetStream's meta leader, and its
+// copy of the stream is current with the stream's leader. Before, an
+// instance's start on it took up to 9 s (12 starts just after a heal),
+// and one of the 12 loaded the tail as n's copy had it before the
+// partition: the server answered the stream's lookup itself, from that
+// copy. What follows is a resume on a server back in its cluster, not a
+// race with its return.
+func waitHealed(t *testing.T, c *jsCluster, n *clusterNode) {
+	t.Helper()
+	others := len(c.running()) - 1
+	waitUntil(t, clusterWait, n.name+" routed to the others and current with the meta leader", func() bool {
+		return n.NumRemotes() >= others && n.JetStreamIsCurrent()
+	})
+	streamLeader(t, c.operator(t), DefaultStream) // every replica current, n's included
 }
 
 // JetStream's meta leader crashed: while the cluster elects the next one,

@@ -1,0 +1,239 @@
+package natsbroker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testlog"
+)
+
+// An instance started while its JetStream cluster has no meta leader (a
+// node down, a cluster just started) is answered "JetStream system
+// temporarily unavailable" (10008) until there is one. The start asks
+// again, with a warning, and serves once JetStream answers: it failed at
+// the first such answer, and ssehub exited.
+func TestOpenAsksAgainWhileJetStreamIsTemporarilyUnavailable(t *testing.T) {
+	t.Parallel() // waits for askEvery between the asks, not on the CPU
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	var log testlog.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	d := &jsAnswerDialer{unavailable: 3}
+	opts.dial = d.Dial
+	in := newInstance(t, opts)
+	if asked, refused := d.counts(); refused != 3 || asked < 4 {
+		t.Fatalf("%d stream lookups, %d answered unavailable: want 3 answered so, then one more", asked, refused)
+	}
+	if n := log.Count("nats JetStream temporarily unavailable at start"); n != 1 {
+		t.Errorf("%d warnings that JetStream was unavailable, want 1:\n%s", n, log.String())
+	}
+	c := in.subscribe(t, "topic=t", "")
+	m, _, err := in.broker.Publish(stream.Publication{Topic: "t", Data: "after"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	receives(t, c, []string{m.IDString()})
+}
+
+// A JetStream that stays unavailable fails the start once its context
+// ends (or startWait passes), with the context's error, which tells
+// ssehub of a stop asked for, and JetStream's answer.
+func TestOpenFailsWhileJetStreamStaysUnavailable(t *testing.T) {
+	t.Parallel() // waits for its context, not on the CPU
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	d := &jsAnswerDialer{unavailable: -1}
+	opts.dial = d.Dial
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	b, err := Open(ctx, opts)
+	if b != nil {
+		b.Close()
+		t.Fatal("Open succeeded on a JetStream that answered every lookup that it was unavailable")
+	}
+	if !unavailable(err) || !errors.Is(err, ctx.Err()) {
+		t.Fatalf("Open: %v, want the context's end and JetStream's 10008 answer", err)
+	}
+	if asked, _ := d.counts(); asked < 2 {
+		t.Fatalf("%d stream lookups: it was not asked again", asked)
+	}
+}
+
+// A refusal that will not pass when asked again, a stream with other
+// settings here, still fails the start at once: one lookup.
+func TestOpenFailsAtOnceOnAStreamWithOtherSettings(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.setDefaults()
+	other := streamConfig(&opts)
+	other.Storage = jetstream.MemoryStorage
+	if _, err := ns.operator(t).CreateStream(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	d := &jsAnswerDialer{}
+	opts.dial = d.Dial
+	b, err := Open(t.Context(), opts)
+	if b != nil {
+		b.Close()
+	}
+	if !errors.Is(err, ErrStreamMismatch) {
+		t.Fatalf("Open: %v, want %v", err, ErrStreamMismatch)
+	}
+	if asked, _ := d.counts(); asked != 1 {
+		t.Fatalf("%d stream lookups, want 1", asked)
+	}
+}
+
+// A start whose stream lookup goes unanswered for longer than askWait,
+// as it does while a JetStream cluster that started less than 10 s ago
+// elects the stream's leader (its members answer nothing meanwhile),
+// waits for the answer: it failed after askWait, 5 s.
+func TestOpenWaitsWhileTheStreamIsUnanswered(t *testing.T) {
+	t.Parallel() // waits for the silence to end, not on the CPU
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	d := &jsAnswerDialer{silentFor: askWait + 2*askEvery}
+	opts.dial = d.Dial
+	newInstance(t, opts)
+	if asked, swallowed := d.silences(); swallowed < 2 || asked <= swallowed {
+		t.Fatalf("%d stream lookups, %d of them unanswered: want some unanswered, then one answered", asked, swallowed)
+	}
+}
+
+// jsAnswerDialer dials NATS servers through a connection that changes
+// what the server answers to stream lookups ($JS.API.STREAM.INFO):
+// the first unavailable answers (every one when -1) say that JetStream is
+// temporarily unavailable (10008), as the servers of a cluster without a
+// meta leader answer; with silentFor, the lookups sent within silentFor of
+// the first one are not passed on, as the members of a stream without
+// a leader, in a cluster started less than 10 s before, answer none.
+type jsAnswerDialer struct {
+	unavailable int
+	silentFor   time.Duration
+
+	mu        sync.Mutex
+	asked     int       // stream lookups sent
+	refused   int       // answered unavailable
+	swallowed int       // not passed on
+	first     time.Time // of the first lookup
+}
+
+// counts are the stream lookups sent and those answered unavailable.
+func (d *jsAnswerDialer) counts() (asked, refused int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.asked, d.refused
+}
+
+// silences are the stream lookups sent and those not passed on.
+func (d *jsAnswerDialer) silences() (asked, swallowed int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.asked, d.swallowed
+}
+
+func (d *jsAnswerDialer) Dial(network, address string) (net.Conn, error) {
+	server, err := net.DialTimeout(network, address, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	client, inner := net.Pipe()
+	go func() {
+		copyNATS(inner, server, "MSG", d.answer)
+		inner.Close()
+	}()
+	go func() {
+		copyNATS(server, inner, "PUB", d.request)
+		server.Close()
+	}()
+	return client, nil
+}
+
+// request counts a client's PUB or HPUB of a stream lookup, and reports
+// whether to drop it (dropOp).
+func (d *jsAnswerDialer) request(fields [][]byte, _ []byte) []byte {
+	if !bytes.HasPrefix(fields[1], []byte("$JS.API.STREAM.INFO.")) {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.asked++
+	if d.first.IsZero() {
+		d.first = time.Now()
+	}
+	if time.Since(d.first) < d.silentFor {
+		d.swallowed++
+		return dropOp
+	}
+	return nil
+}
+
+// answer replaces the server's answer to a stream lookup with one that
+// JetStream is temporarily unavailable, as unavailable asks.
+func (d *jsAnswerDialer) answer(_ [][]byte, payload []byte) []byte {
+	if !bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.stream_info_response"`)) {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unavailable == 0 {
+		return nil
+	}
+	d.unavailable--
+	d.refused++
+	return []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}`)
+}
+
+// dropOp is edit's answer for an operation to leave out.
+var dropOp = []byte{}
+
+// copyNATS copies the NATS protocol of src to dst one operation at a
+// time. The payload of each operation named op (without headers: "MSG"
+// or "PUB") or "H"+op goes through edit, given the operation's fields
+// and its payload, CRLF left off: nil keeps it, dropOp leaves the operation
+// out, and anything else replaces the payload of an op without headers.
+func copyNATS(dst io.Writer, src io.Reader, op string, edit func(fields [][]byte, payload []byte) []byte) {
+	r := bufio.NewReader(src)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		msg := line
+		fields := bytes.Fields(line)
+		if len(fields) >= 3 && (bytes.EqualFold(fields[0], []byte(op)) || bytes.EqualFold(fields[0], []byte("H"+op))) {
+			size, err := strconv.Atoi(string(fields[len(fields)-1]))
+			if err != nil {
+				return
+			}
+			payload := make([]byte, size+2) // and its CRLF
+			if _, err := io.ReadFull(r, payload); err != nil {
+				return
+			}
+			msg = append(line, payload...)
+			switch body := edit(fields, payload[:size]); {
+			case body == nil:
+			case len(body) == 0:
+				continue
+			case bytes.EqualFold(fields[0], []byte(op)):
+				fields[len(fields)-1] = []byte(strconv.Itoa(len(body)))
+				msg = append(append(bytes.Join(fields, []byte(" ")), "\r\n"...), append(body, "\r\n"...)...)
+			}
+		}
+		if _, err := dst.Write(msg); err != nil {
+			return
+		}
+	}
+}
