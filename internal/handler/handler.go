@@ -45,9 +45,10 @@ type Options struct {
 	// the query string and the route's handler: timing, tracing, metrics
 	// of one's own, which see a request refused for its query too. It sees a stream end when its handler returns, which is
 	// when the stream ends, except for a detached stream (see
-	// StreamOptions.Detached). A stream writes through the writer a
-	// middleware puts in c.Writer, which need not unwrap: the stream's
-	// write deadlines are set on Gin's writer under it.
+	// StreamOptions.Detached). A stream writes, and flushes after each
+	// step, through the writer a middleware puts in c.Writer, which need
+	// not unwrap: the stream's write deadlines are set, and its flush
+	// errors read, on net/http's writer under Gin's.
 	Middleware []gin.HandlerFunc
 }
 

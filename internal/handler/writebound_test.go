@@ -92,3 +92,52 @@ func TestHTTP2AnswerToAStreamThatPanickedBeforeItsFirstStepEnds(t *testing.T) {
 		t.Fatalf("reset after %v, want within ½ to 3× stream.write_timeout %v", took, opts.Stream.WriteTimeout)
 	}
 }
+
+// unwrappingWriter is a middleware's writer that unwraps, as
+// http.ResponseController asks of wrappers.
+type unwrappingWriter struct{ gin.ResponseWriter }
+
+func (w unwrappingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestHTTP2WriteTimeoutUnderAMiddlewaresWriterIsCounted subscribes over
+// HTTP/2 with a client that gives its streams no flow-control window, the
+// stream's writer wrapped by a middleware's that unwraps, or does not, or
+// none. The first step's flush waits for a window until
+// stream.write_timeout passes and the stream is reset: a write timeout,
+// which ends the stream as write_failed and counts the subscriber as too
+// slow (ssehub_slow_subscribers_dropped_total). Under a middleware's
+// writer the flush went through Gin's Flush, which drops the error: the
+// stream learnt of the reset as a client gone, and was not counted.
+func TestHTTP2WriteTimeoutUnderAMiddlewaresWriterIsCounted(t *testing.T) {
+	wrappers := []struct {
+		name string
+		wrap func(gin.ResponseWriter) gin.ResponseWriter
+	}{
+		{"no middleware", nil},
+		{"a writer that does not unwrap", func(w gin.ResponseWriter) gin.ResponseWriter { return wrappingWriter{w} }},
+		{"a writer that unwraps", func(w gin.ResponseWriter) gin.ResponseWriter { return unwrappingWriter{w} }},
+	}
+	for _, wr := range wrappers {
+		t.Run(wr.name, func(t *testing.T) {
+			opts, _ := hubOptions(t, stream.MemoryOptions{})
+			opts.Stream.WriteTimeout = 500 * time.Millisecond
+			if wr.wrap != nil {
+				opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+					c.Writer = wr.wrap(c.Writer)
+					c.Next()
+				}}
+			}
+			ts := newHTTP2TestServer(t, opts)
+			c := dialH2(t, ts, 0)
+			start := time.Now()
+			id := c.open(t, "GET", "/api/v1/events?topic=a", nil, nil)
+			waitReset(t, c, id, start, 20*opts.Stream.WriteTimeout)
+			ts.waitReturned(t, "/api/v1/events")
+			waitMetrics(t, ts, []string{
+				`ssehub_streams_ended_total{reason="write_failed"} 1`,
+				`ssehub_streams_ended_total{reason="client_gone"} 0`,
+				`ssehub_slow_subscribers_dropped_total 1`,
+			})
+		})
+	}
+}
