@@ -154,12 +154,14 @@ func (w *boundedWriter) Unwrap() http.ResponseWriter {
 
 // unboundWrites gives a stream's writes back to Gin's writer: the stream
 // sets its own deadlines (sseStream, ginWriter), which boundedWriter must
-// not move. It returns Gin's writer, under the writers of middleware
-// (Options.Middleware): the one whose deadlines are the stream's, whether
-// those unwrap or not; nil when there is none (a test's writer). The
-// request's writer stays the middleware's, if any: the stream writes
-// through it.
-func unboundWrites(c *gin.Context) gin.ResponseWriter {
+// not move. It returns the bound, turned off, whose ResponseWriter is
+// Gin's writer, under the writers of middleware (Options.Middleware): the
+// one whose deadlines are the stream's, whether those unwrap or not; nil
+// when there is none (a test's writer). The request's writer stays the
+// middleware's, if any: the stream writes through it. A stream that ends
+// turns the bound on again (sseStream.run) for what middleware writes
+// after it.
+func unboundWrites(c *gin.Context) *boundedWriter {
 	w, ok := c.Writer.(*boundedWriter)
 	if ok {
 		c.Writer = w.ResponseWriter
@@ -169,5 +171,5 @@ func unboundWrites(c *gin.Context) gin.ResponseWriter {
 		return nil
 	}
 	w.off = true
-	return w.ResponseWriter
+	return w
 }
