@@ -156,7 +156,7 @@ func TestHTTP2WriteTimeoutUnderAMiddlewaresWriterIsCounted(t *testing.T) {
 // them).
 func TestHTTP2EndOfACompressedStreamIsBounded(t *testing.T) {
 	opts := testOptions()
-	opts.Stream.WriteTimeout = 500 * time.Millisecond
+	opts.Stream.WriteTimeout = time.Second
 	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
 		c.Header("Content-Encoding", "gzip")
 		zw := gzip.NewWriter(c.Writer)
