@@ -812,6 +812,7 @@ func TestAStreamUnderACompressorThatUnwrapsIsSentAsItGoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	defer conn.Close() // first: closing the body would read the stream on
 	zr, err := gzip.NewReader(resp.Body)
 	if err != nil {
 		t.Fatalf("no gzip header while the stream is open: %v", err)
