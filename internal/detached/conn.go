@@ -62,9 +62,11 @@ type Conn struct {
 const maxIdleOut = 16 << 10
 
 // newConn starts watching conn. Its read deadline is cleared first: the
-// server may have set one to bound reading the request (net/http's Hijack
-// leaves deadlines to the caller), and it would end watch, and with it
-// the response, in the middle of the stream.
+// server may have set one to bound reading the request, and it would end
+// watch, and with it the response, in the middle of the stream. (Go's
+// net/http clears both deadlines as it hands a connection over, the write
+// deadline of http.Server.WriteTimeout too; a Hijacker of another making
+// may not, and the stream sets its write deadlines itself.)
 func newConn(g *Group, conn net.Conn, buffered *bufio.Reader, head []byte, chunked bool) *Conn {
 	_ = conn.SetReadDeadline(time.Time{})
 	c := &Conn{group: g, conn: conn, buffered: buffered, out: head, chunked: chunked}

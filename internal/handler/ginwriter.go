@@ -14,12 +14,16 @@ import (
 // that timed out from a client that went away. Everything else is Gin's.
 type ginWriter struct {
 	gin.ResponseWriter
-	// rc is over the writer under Gin's: only that one reports flush
-	// errors. dl sets the deadlines, over Gin's own writer: a
-	// middleware's writer over it may not unwrap (Options.Middleware),
-	// and hide it from rc; it is rc when there is none.
-	rc, dl *http.ResponseController
-	err    error
+	// rc is over net/http's writer, under Gin's own: only that one
+	// reports flush errors (Gin's Flush drops them), and it takes the
+	// deadlines. It is found from Gin's writer, not from the stream's,
+	// which may be a middleware's that does not unwrap
+	// (Options.Middleware), or unwraps past its own Flush.
+	rc  *http.ResponseController
+	err error
+	// wrapped: the stream writes through a middleware's writer, over
+	// Gin's: each flush goes through it first, then asks rc.
+	wrapped bool
 
 	// perStep: on HTTP/2 a write deadline ends the whole stream when it
 	// passes, whether a write is under way or not, so an idle stream would
@@ -36,26 +40,25 @@ type ginWriter struct {
 }
 
 // newGinWriter makes the writer of a stream that writes to w, whose
-// deadlines are own's: Gin's own writer, under w when middleware wrapped
-// it (unboundWrites); w's when own is nil.
+// deadlines and flush errors are those of the writer under own: Gin's own
+// writer, under w when middleware wrapped it (unboundWrites); w when own
+// is nil.
 func newGinWriter(w, own gin.ResponseWriter, r *http.Request) *ginWriter {
-	var under http.ResponseWriter = w
-	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+	if own == nil {
+		own = w
+	}
+	var under http.ResponseWriter = own
+	if u, ok := own.(interface{ Unwrap() http.ResponseWriter }); ok {
 		under = u.Unwrap()
 	}
-	gw := &ginWriter{ResponseWriter: w, rc: http.NewResponseController(under), perStep: r.ProtoMajor >= 2}
-	gw.dl = gw.rc
-	if own != nil && own != w {
-		gw.dl = http.NewResponseController(own)
-	}
-	return gw
+	return &ginWriter{ResponseWriter: w, rc: http.NewResponseController(under), wrapped: own != w, perStep: r.ProtoMajor >= 2}
 }
 
 // Write adds p to the response, under the write deadline.
 func (w *ginWriter) Write(p []byte) (int, error) {
 	if w.perStep && !w.armed && !w.deadline.IsZero() {
 		w.armed = true
-		_ = w.dl.SetWriteDeadline(w.deadline)
+		_ = w.rc.SetWriteDeadline(w.deadline)
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.unflushed += n
@@ -85,13 +88,19 @@ func (w *ginWriter) Flush() {
 		return
 	}
 	w.WriteHeaderNow() // Gin records that the head went out
+	if w.wrapped {
+		// The middleware's Flush sends what its writer holds (a
+		// compressor's), down to Gin's, which drops the error: net/http's
+		// writer, with nothing left to send, still has it to give.
+		w.ResponseWriter.Flush()
+	}
 	err := w.rc.Flush()
 	if w.armed {
 		w.armed = false
-		_ = w.dl.SetWriteDeadline(time.Time{})
+		_ = w.rc.SetWriteDeadline(time.Time{})
 	}
 	switch {
-	case errors.Is(err, http.ErrNotSupported): // a writer of tests: Gin's flush will do
+	case errors.Is(err, http.ErrNotSupported) && !w.wrapped: // a writer of tests: Gin's flush will do
 		w.ResponseWriter.Flush()
 	case err != nil && w.err == nil:
 		w.err = err
@@ -119,7 +128,7 @@ func (w *ginWriter) CloseNotify() <-chan bool {
 // response's own to close: nothing happens.
 func (w *ginWriter) cut() {
 	if !w.perStep {
-		_ = w.dl.SetWriteDeadline(time.Unix(1, 0))
+		_ = w.rc.SetWriteDeadline(time.Unix(1, 0))
 	}
 }
 
@@ -129,7 +138,7 @@ func (w *ginWriter) cut() {
 // the deadline is set at once, not at the next step's write: no step
 // follows.
 func (w *ginWriter) boundAnswer(timeout time.Duration) {
-	_ = w.dl.SetWriteDeadline(time.Now().Add(timeout))
+	_ = w.rc.SetWriteDeadline(time.Now().Add(timeout))
 }
 
 // liftReadDeadline clears the connection's read deadline, set by
@@ -138,7 +147,7 @@ func (w *ginWriter) boundAnswer(timeout time.Duration) {
 // once the body is read; a stream does not depend on that.) A writer
 // without deadlines, as in tests, has nothing to clear.
 func (w *ginWriter) liftReadDeadline() {
-	_ = w.dl.SetReadDeadline(time.Time{})
+	_ = w.rc.SetReadDeadline(time.Time{})
 }
 
 // SetWriteDeadline bounds the writes from now on, through
@@ -148,5 +157,5 @@ func (w *ginWriter) SetWriteDeadline(t time.Time) error {
 		w.deadline = t
 		return nil
 	}
-	return w.dl.SetWriteDeadline(t)
+	return w.rc.SetWriteDeadline(t)
 }

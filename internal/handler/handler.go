@@ -45,9 +45,12 @@ type Options struct {
 	// the query string and the route's handler: timing, tracing, metrics
 	// of one's own, which see a request refused for its query too. It sees a stream end when its handler returns, which is
 	// when the stream ends, except for a detached stream (see
-	// StreamOptions.Detached). A stream writes through the writer a
-	// middleware puts in c.Writer, which need not unwrap: the stream's
-	// write deadlines are set on Gin's writer under it.
+	// StreamOptions.Detached). A stream writes, and flushes after each
+	// step, through the writer a middleware puts in c.Writer, which need
+	// not unwrap: the stream's write deadlines are set, and its flush
+	// errors read, on net/http's writer under Gin's. The time a
+	// middleware takes after the handler's answer is written is not a
+	// write: stream.write_timeout does not count it (liftWriteBound).
 	Middleware []gin.HandlerFunc
 }
 
@@ -225,6 +228,9 @@ func New(opts Options) *Handler {
 	}
 	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered), h.accessLog, h.boundWrites, h.newCORS(opts.CORS, demoFiles))
 	r.Use(opts.Middleware...)
+	if h.wrapped {
+		r.Use(h.liftWriteBound)
+	}
 	r.Use(h.checkQuery)
 	r.NoRoute(h.notFound)
 	r.NoMethod(h.methodNotAllowed)

@@ -192,3 +192,63 @@ func TestAStreamUnderAWrapperThatDoesNotUnwrapIsCutWhenItsClientHalfCloses(t *te
 		}
 	}
 }
+
+// TestPlainAnswerUnderAMiddlewareThatIdlesAfterItIsWhole answers /healthz
+// under a middleware of Options.Middleware that, once the handler has
+// written, takes twice stream.write_timeout before it returns (a
+// span exported on the request's goroutine, say), then, in some cases,
+// flushes. The write bound set at the handler's write bounds writing, not
+// what comes after: the client must get the whole answer, over HTTP/1.1
+// and HTTP/2. Over HTTP/2 the deadline passed while the middleware was
+// busy reset the stream, written or not; over HTTP/1.1 the middleware's
+// flush met the deadline passed, failed, and the connection was closed
+// without the answer.
+func TestPlainAnswerUnderAMiddlewareThatIdlesAfterItIsWhole(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		for _, flush := range []bool{false, true} {
+			name := "HTTP/1.1"
+			if h2 {
+				name = "HTTP/2"
+			}
+			if flush {
+				name += ", then a flush"
+			}
+			t.Run(name, func(t *testing.T) {
+				opts := testOptions()
+				// A second: the deadline is lifted as the handler
+				// returns, and a loaded machine must not take longer to
+				// get there.
+				opts.Stream.WriteTimeout = time.Second
+				returned := make(chan struct{})
+				opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+					defer close(returned)
+					c.Next()
+					// Busy with something else: this is the case, not a
+					// wait for one.
+					time.Sleep(2 * opts.Stream.WriteTimeout)
+					if flush {
+						c.Writer.Flush()
+					}
+				}}
+				var ts *testServer
+				if h2 {
+					ts = newHTTP2TestServer(t, opts)
+				} else {
+					ts = newTestServer(t, opts)
+				}
+				resp, err := ts.Client().Get(ts.URL + "/healthz")
+				if err == nil {
+					defer resp.Body.Close()
+					var b []byte
+					if b, err = io.ReadAll(resp.Body); err == nil && (resp.StatusCode != http.StatusOK || string(b) != `{"status":"ok"}`) {
+						t.Errorf("%s %d %q, want 200 and the whole answer", resp.Proto, resp.StatusCode, b)
+					}
+				}
+				if err != nil {
+					t.Errorf("GET /healthz: %v, want the whole answer", err)
+				}
+				<-returned
+			})
+		}
+	}
+}

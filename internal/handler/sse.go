@@ -86,6 +86,9 @@ type sseStream struct {
 	// Exactly one of these is set: the transport.
 	gw   *ginWriter
 	conn *detached.Conn
+	// bound is the bound of plain answers, off while the stream runs
+	// with Gin (unboundWrites); nil when there is none.
+	bound *boundedWriter
 	// deadline sets the write deadline of the transport.
 	deadline deadliner
 	// ctx is done once the client has gone away; gone is ctx.Done().
@@ -216,7 +219,7 @@ func (st *streamStart) end() {
 // 0). Nothing reaches the client until the first step. The caller has
 // taken a stream slot (startStream); the stream's close gives it back.
 func (h *Handler) openStream(c *gin.Context) *sseStream {
-	own := unboundWrites(c)
+	bound := unboundWrites(c)
 	hdr := c.Writer.Header()
 	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hdr.Set("Cache-Control", "no-cache")
@@ -243,6 +246,11 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 		// down) the stream stays with Gin.
 	}
 	if s.conn == nil {
+		var own gin.ResponseWriter
+		if bound != nil {
+			own = bound.ResponseWriter
+		}
+		s.bound = bound
 		s.gw = newGinWriter(c.Writer, own, c.Request)
 		s.gw.liftReadDeadline()
 		s.deadline, s.ctx = s.gw, c.Request.Context()
@@ -335,6 +343,17 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 	// The deadline of a stream idle since its last write (one ended by
 	// Close, say) may have passed long ago, and the end would be cut.
 	s.extendDeadline(time.Now())
+	if s.bound != nil && s.h.wrapped {
+		// What middleware writes after the stream (a compressor's end of
+		// its body), and net/http's end of the response then, are
+		// bounded as a plain answer's are (boundWrites): over HTTP/2 no
+		// step follows to set the stream's deadline, and a client that
+		// gave no window for them held them, and net/http's goroutine,
+		// for good. Without middleware the end is the last chunk, under
+		// the deadline just set, or over HTTP/2 an empty frame, which
+		// needs no window.
+		s.bound.off = false
+	}
 }
 
 // maxShutdownRetrySpread bounds the spread of the retry field a shutdown

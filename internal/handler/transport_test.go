@@ -785,3 +785,54 @@ func TestAStreamWhoseHeadAMiddlewareSentIsOneResponse(t *testing.T) {
 		t.Errorf("events %+v, want two lines and close", events)
 	}
 }
+
+// TestAStreamUnderACompressorThatUnwrapsIsSentAsItGoes runs a stream under
+// a compression middleware whose writer unwraps, as
+// http.ResponseController asks of wrappers: the stream must flush through
+// it after each step, so the client reads the first event while the
+// stream is still open. The flush went to the writer under the
+// middleware's, past the compressor, which held every event until the
+// stream ended (a minute here).
+func TestAStreamUnderACompressorThatUnwrapsIsSentAsItGoes(t *testing.T) {
+	opts := testOptions()
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Header("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(c.Writer)
+		c.Writer = unwrappingGzipWriter{&gzipWriter{c.Writer, zw}}
+		defer zw.Close()
+		c.Next()
+	}}
+	ts := newTestServer(t, opts)
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "GET /stream?count=2&interval=1m HTTP/1.1\r\nHost: ssehub\r\nAccept-Encoding: gzip\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	defer conn.Close() // first: closing the body would read the stream on
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatalf("no gzip header while the stream is open: %v", err)
+	}
+	p := stream.NewParser(zr)
+	for {
+		ev, err := p.Next()
+		if err != nil {
+			t.Fatalf("no event while the stream is open: %v", err)
+		}
+		if ev.Data != "" {
+			if ev.Data != "Streamed line 0" {
+				t.Errorf("first event %+v, want line 0", ev)
+			}
+			return
+		}
+	}
+}
+
+// unwrappingGzipWriter is gzipWriter with an Unwrap.
+type unwrappingGzipWriter struct{ *gzipWriter }
+
+func (w unwrappingGzipWriter) Unwrap() http.ResponseWriter { return w.gzipWriter.ResponseWriter }

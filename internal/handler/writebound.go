@@ -113,6 +113,38 @@ func (w *boundedWriter) WriteString(s string) (int, error) {
 	}
 }
 
+// Flush sends what was written, under the bound once the answer has
+// started writing: a middleware's flush may come long after the last
+// write, its deadline passed, and would fail at once.
+func (w *boundedWriter) Flush() {
+	if !w.off && w.rc != nil {
+		w.renew()
+	}
+	w.ResponseWriter.Flush()
+}
+
+// liftWriteBound lifts, over HTTP/2, the write deadline of an answer that
+// is not a stream once the route's handler has returned to the
+// middleware of Options.Middleware (registered after it): there a
+// deadline that passes resets the answer, written or not, and a
+// middleware may take longer than stream.write_timeout after the handler
+// (a span exported on the request's goroutine). What is still written is
+// bounded again: a middleware's write or flush, and net/http's end of the
+// answer (boundWrites). Over HTTP/1.x a deadline that passes while
+// nothing is written does nothing. Without such middleware nothing runs
+// between the handler and boundWrites, and this is not registered.
+func (h *Handler) liftWriteBound(c *gin.Context) {
+	c.Next()
+	if c.Request.ProtoMajor < 2 {
+		return
+	}
+	v, _ := c.Get(boundedWriterKey{})
+	if w, ok := v.(*boundedWriter); ok && !w.off && !w.deadline.IsZero() {
+		w.deadline = time.Time{}
+		_ = w.rc.SetWriteDeadline(time.Time{})
+	}
+}
+
 // Unwrap is the writer under it, for http.ResponseController and what
 // else looks for the writers under a wrapper (maxBytesReader, Hijack,
 // unboundWrites): Gin's interface has no Unwrap of its own to promote.
@@ -122,12 +154,14 @@ func (w *boundedWriter) Unwrap() http.ResponseWriter {
 
 // unboundWrites gives a stream's writes back to Gin's writer: the stream
 // sets its own deadlines (sseStream, ginWriter), which boundedWriter must
-// not move. It returns Gin's writer, under the writers of middleware
-// (Options.Middleware): the one whose deadlines are the stream's, whether
-// those unwrap or not; nil when there is none (a test's writer). The
-// request's writer stays the middleware's, if any: the stream writes
-// through it.
-func unboundWrites(c *gin.Context) gin.ResponseWriter {
+// not move. It returns the bound, turned off, whose ResponseWriter is
+// Gin's writer, under the writers of middleware (Options.Middleware): the
+// one whose deadlines are the stream's, whether those unwrap or not; nil
+// when there is none (a test's writer). The request's writer stays the
+// middleware's, if any: the stream writes through it. A stream that ends
+// turns the bound on again (sseStream.run) for what middleware writes
+// after it.
+func unboundWrites(c *gin.Context) *boundedWriter {
 	w, ok := c.Writer.(*boundedWriter)
 	if ok {
 		c.Writer = w.ResponseWriter
@@ -137,5 +171,5 @@ func unboundWrites(c *gin.Context) gin.ResponseWriter {
 		return nil
 	}
 	w.off = true
-	return w.ResponseWriter
+	return w
 }

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"compress/gzip"
 	"net/http"
 	"testing"
 	"time"
@@ -90,5 +91,127 @@ func TestHTTP2AnswerToAStreamThatPanickedBeforeItsFirstStepEnds(t *testing.T) {
 	took := waitReset(t, c, id, start, 10*opts.Stream.WriteTimeout)
 	if took < opts.Stream.WriteTimeout/2 || took > 3*opts.Stream.WriteTimeout {
 		t.Fatalf("reset after %v, want within ½ to 3× stream.write_timeout %v", took, opts.Stream.WriteTimeout)
+	}
+}
+
+// unwrappingWriter is a middleware's writer that unwraps, as
+// http.ResponseController asks of wrappers.
+type unwrappingWriter struct{ gin.ResponseWriter }
+
+func (w unwrappingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestHTTP2WriteTimeoutUnderAMiddlewaresWriterIsCounted subscribes over
+// HTTP/2 with a client that gives its streams no flow-control window, the
+// stream's writer wrapped by a middleware's that unwraps, or does not, or
+// none. The first step's flush waits for a window until
+// stream.write_timeout passes and the stream is reset: a write timeout,
+// which ends the stream as write_failed and counts the subscriber as too
+// slow (ssehub_slow_subscribers_dropped_total). Under a middleware's
+// writer the flush went through Gin's Flush, which drops the error: the
+// stream learnt of the reset as a client gone, and was not counted.
+func TestHTTP2WriteTimeoutUnderAMiddlewaresWriterIsCounted(t *testing.T) {
+	wrappers := []struct {
+		name string
+		wrap func(gin.ResponseWriter) gin.ResponseWriter
+	}{
+		{"no middleware", nil},
+		{"a writer that does not unwrap", func(w gin.ResponseWriter) gin.ResponseWriter { return wrappingWriter{w} }},
+		{"a writer that unwraps", func(w gin.ResponseWriter) gin.ResponseWriter { return unwrappingWriter{w} }},
+	}
+	for _, wr := range wrappers {
+		t.Run(wr.name, func(t *testing.T) {
+			opts, _ := hubOptions(t, stream.MemoryOptions{})
+			opts.Stream.WriteTimeout = 500 * time.Millisecond
+			if wr.wrap != nil {
+				opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+					c.Writer = wr.wrap(c.Writer)
+					c.Next()
+				}}
+			}
+			ts := newHTTP2TestServer(t, opts)
+			c := dialH2(t, ts, 0)
+			start := time.Now()
+			id := c.open(t, "GET", "/api/v1/events?topic=a", nil, nil)
+			waitReset(t, c, id, start, 20*opts.Stream.WriteTimeout)
+			ts.waitReturned(t, "/api/v1/events")
+			waitMetrics(t, ts, []string{
+				`ssehub_streams_ended_total{reason="write_failed"} 1`,
+				`ssehub_streams_ended_total{reason="client_gone"} 0`,
+				`ssehub_slow_subscribers_dropped_total 1`,
+			})
+		})
+	}
+}
+
+// TestHTTP2EndOfACompressedStreamIsBounded runs a stream under a
+// compression middleware over HTTP/2, to a client whose flow-control
+// window takes all of the stream but its last byte, and never grows: the
+// end of the compressed body, which the middleware writes once the
+// stream's handler has returned, waits for a window that never comes. It
+// must be reset once stream.write_timeout passes, as any write is. The
+// stream lifted its deadline after its last step, and turned the bound
+// of plain answers off: net/http's goroutine, the stream and the
+// middleware's compressor were held until the client left (and the
+// stream's slot was given back already: stream.max_streams did not cap
+// them).
+func TestHTTP2EndOfACompressedStreamIsBounded(t *testing.T) {
+	opts := testOptions()
+	opts.Stream.WriteTimeout = time.Second
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Header("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(c.Writer)
+		c.Writer = &gzipWriter{c.Writer, zw}
+		defer zw.Close()
+		c.Next()
+	}}
+	ts := newHTTP2TestServer(t, opts)
+	const path = "/stream?count=2&interval=0s"
+	// The whole stream, compressed, to a client whose window it fits.
+	c := dialH2(t, ts, 1<<16-1)
+	id := c.open(t, "GET", path, nil, nil)
+	total := 0
+	for timeout, done := time.After(10*time.Second), false; !done; {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				t.Fatal("connection ended before the stream")
+			}
+			switch f := f.(type) {
+			case *dataCopy:
+				if f.id == id {
+					total += len(f.data)
+					done = f.end
+				}
+			case *http2.RSTStreamFrame:
+				if f.StreamID == id {
+					t.Fatalf("stream reset (%v) after %d bytes, want its end", f.ErrCode, total)
+				}
+			}
+		case <-timeout:
+			t.Fatalf("the stream did not end within 10s: %d bytes", total)
+		}
+	}
+	c2 := dialH2(t, ts, uint32(total-1))
+	id2 := c2.open(t, "GET", path, nil, nil)
+	got := 0
+	for timeout := time.After(20 * opts.Stream.WriteTimeout); ; {
+		select {
+		case f, ok := <-c2.frames:
+			if !ok {
+				t.Fatal("connection ended, not the stream")
+			}
+			switch f := f.(type) {
+			case *dataCopy:
+				if f.id == id2 {
+					got += len(f.data)
+				}
+			case *http2.RSTStreamFrame:
+				if f.StreamID == id2 {
+					return
+				}
+			}
+		case <-timeout:
+			t.Fatalf("stream not reset within %v, %d bytes of %d sent", 20*opts.Stream.WriteTimeout, got, total)
+		}
 	}
 }
