@@ -209,8 +209,32 @@ func TestComposeFile(t *testing.T) {
 	if !cfg.CORS.AllowOrigin(webOrigin) {
 		t.Errorf("the web service's origin %s is not allowed by the compose config", webOrigin)
 	}
-	if len(web.Volumes) != 1 || filepath.Base(web.Volumes[0].Source) != "static" {
-		t.Errorf("web volumes %+v, want ./static", web.Volumes)
+	// The page's files at the root of deploy/nginx-demo.conf, which
+	// replaces the image's default server: it serves them with ssehub's
+	// headers, and nothing else of the folder
+	// (TestNginxDemoServesTheFilesAsSsehub).
+	wantVolumes := []types.ServiceVolumeConfig{
+		{Type: types.VolumeTypeBind, Source: mustAbs(t, filepath.Join(repoRoot, "static")), Target: demoNginxRoot, ReadOnly: true},
+		{Type: types.VolumeTypeBind, Source: mustAbs(t, filepath.Join(repoRoot, demoNginxConf)), Target: "/etc/nginx/conf.d/default.conf", ReadOnly: true},
+	}
+	if len(web.Volumes) != len(wantVolumes) {
+		t.Fatalf("web volumes %+v, want ./static and %s", web.Volumes, demoNginxConf)
+	}
+	for i, want := range wantVolumes {
+		got := web.Volumes[i]
+		if got.Type != want.Type || got.Source != want.Source || got.Target != want.Target || got.ReadOnly != want.ReadOnly {
+			t.Errorf("web volume %d %+v, want %s at %s, read-only", i, got, want.Source, want.Target)
+		}
+	}
+	conf := readRepoFile(t, demoNginxConf)
+	if !strings.Contains(conf, "\n    root "+demoNginxRoot+";\n") {
+		t.Errorf("%s's root is not %s, where the web service mounts ./static", demoNginxConf, demoNginxRoot)
+	}
+	if !strings.Contains(conf, "\n    listen 80;\n") {
+		t.Errorf("%s does not listen on port 80, the web service's published port's target", demoNginxConf)
+	}
+	if !strings.HasPrefix(web.Image, "nginx:") {
+		t.Errorf("web image %q, want the official nginx image, whose conf.d %s replaces the default server of", web.Image, demoNginxConf)
 	}
 }
 
