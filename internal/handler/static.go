@@ -53,6 +53,7 @@ func (h *Handler) staticFiles(files fs.FS) gin.HandlerFunc {
 			c.Header("ETag", tag)
 			c.Header("Cache-Control", "no-cache")
 		}
+		dropManyRanges(r.Header)
 		dropEmptySuffixRanges(r.Header)
 		w := &fileErrorWriter{ResponseWriter: c.Writer}
 		server.ServeHTTP(w, r)
@@ -74,6 +75,34 @@ func (h *Handler) staticFiles(files fs.FS) gin.HandlerFunc {
 const demoContentSecurityPolicy = "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self'; " +
 	"img-src 'self' data:; connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; " +
 	"form-action 'none'; frame-ancestors 'none'"
+
+// maxDemoFileRanges is the most ranges a request for a demo file may ask
+// for, as nginx's max_ranges 16 in deploy/nginx-demo.conf.
+const maxDemoFileRanges = 16
+
+// dropManyRanges takes the Range out of a request that asks for more than
+// maxDemoFileRanges byte ranges: the file is served whole, 200, once, as
+// nginx serves it past max_ranges. net/http's file server took any number
+// of ranges while they added up to less than the file, each part of its
+// multipart answer with a head of its own: a request of thousands of
+// one-byte ranges asked for an answer dozens of times the file's size.
+// Empty elements of the list ("0-1,,2-3") are no ranges, as net/http
+// counts them.
+func dropManyRanges(h http.Header) {
+	specs, ok := strings.CutPrefix(h.Get("Range"), "bytes=")
+	if !ok || strings.Count(specs, ",") < maxDemoFileRanges {
+		return
+	}
+	n := 0
+	for spec := range strings.SplitSeq(specs, ",") {
+		if strings.TrimSpace(spec) != "" {
+			n++
+		}
+	}
+	if n > maxDemoFileRanges {
+		h.Del("Range")
+	}
+}
 
 // dropEmptySuffixRanges takes the suffix ranges of length 0 (bytes=-0) out
 // of a request's Range. Such a range selects no byte, and RFC 9110 §14.1.1

@@ -1,6 +1,10 @@
 package handler
 
 import (
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
@@ -68,5 +72,55 @@ func TestDemoFilesSayNosniffAndTheirPolicy(t *testing.T) {
 	}
 	if strings.Contains(demoContentSecurityPolicy, "unsafe-inline") {
 		t.Errorf("the policy %q allows inline scripts or styles", demoContentSecurityPolicy)
+	}
+}
+
+// TestDemoFileManyRangesGetTheFileOnce: a Range of more than 16 ranges
+// of a demo file is answered with the whole file, 200, as nginx's
+// max_ranges 16 does (deploy/nginx-demo.conf, the demo's second origin);
+// 16 are still a multipart 206. net/http's file server took any number
+// while they added up to less than the file, each part with a head of its
+// own: one-byte ranges, thousands to a request, asked for an answer dozens
+// of times the file's size.
+func TestDemoFileManyRangesGetTheFileOnce(t *testing.T) {
+	ts := newTestServer(t, testOptions())
+	const file = "console.log('demo')" // testOptions' app.js
+	ranges := func(n int) string {
+		specs := make([]string, n)
+		for i := range specs {
+			specs[i] = fmt.Sprintf("%d-%d", i, i)
+		}
+		return "bytes=" + strings.Join(specs, ",")
+	}
+
+	resp := ts.do(t, "GET", "/app.js", nil, map[string]string{"Range": ranges(maxDemoFileRanges)})
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if resp.StatusCode != http.StatusPartialContent || err != nil || mt != "multipart/byteranges" {
+		t.Fatalf("%d ranges: %d %q, want a multipart 206", maxDemoFileRanges, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	parts := multipart.NewReader(resp.Body, params["boundary"])
+	for i := range maxDemoFileRanges {
+		p, err := parts.NextPart()
+		if err != nil {
+			t.Fatalf("%d ranges: part %d: %v", maxDemoFileRanges, i, err)
+		}
+		if b, _ := io.ReadAll(p); string(b) != file[i:i+1] {
+			t.Errorf("%d ranges: part %d %q, want %q", maxDemoFileRanges, i, b, file[i:i+1])
+		}
+	}
+	if _, err := parts.NextPart(); err != io.EOF {
+		t.Errorf("%d ranges: a part past the last (%v)", maxDemoFileRanges, err)
+	}
+
+	for _, rng := range []string{ranges(maxDemoFileRanges + 1), ranges(len(file) - 1), "bytes=0-0," + strings.Repeat(" 1-1 ,", 16)} {
+		resp := ts.do(t, "GET", "/app.js", nil, map[string]string{"Range": rng})
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || string(b) != file || resp.Header.Get("Content-Range") != "" {
+			t.Errorf("Range %s: %d of %d bytes (Content-Type %q, Content-Range %q), want 200 and the file once, %d bytes",
+				rng, resp.StatusCode, len(b), resp.Header.Get("Content-Type"), resp.Header.Get("Content-Range"), len(file))
+		}
+		if got := resp.Header.Get("Content-Security-Policy"); got != demoContentSecurityPolicy {
+			t.Errorf("Range %s: Content-Security-Policy %q, want the demo files'", rng, got)
+		}
 	}
 }
