@@ -258,7 +258,8 @@ func oneByteRanges(n int) string {
 }
 
 // TestNginxDemoBoundsTheRanges: deploy/nginx-demo.conf's max_ranges 16,
-// as ssehub's own bound. Sixteen ranges of a demo file are a multipart
+// the bound of ssehub's own demo files (internal/handler's
+// maxDemoFileRanges). Sixteen ranges of a demo file are a multipart
 // 206 of sixteen parts; seventeen, the whole file, 200. Unbounded, a
 // request of thousands of one-byte ranges asks for an answer many times
 // the file's size, each part with its own head.
@@ -283,9 +284,13 @@ func TestNginxDemoBoundsTheRanges(t *testing.T) {
 		}
 	}
 
-	got = getDemo(t, n.url, "/app.js", "Range", oneByteRanges(bound+1))
-	if got.status != http.StatusOK || string(got.body) != string(file) || got.header.Get("Content-Range") != "" {
-		t.Errorf("GET /app.js with %d ranges: %d of %d bytes (Content-Range %q), want 200 and the file's %d", bound+1, got.status, len(got.body), got.header.Get("Content-Range"), len(file))
+	base, _ := startMain(t, config.Default())
+	for _, server := range []struct{ name, url string }{{"nginx", n.url}, {"ssehub", base}} {
+		got = getDemo(t, server.url, "/app.js", "Range", oneByteRanges(bound+1))
+		if got.status != http.StatusOK || string(got.body) != string(file) || got.header.Get("Content-Range") != "" {
+			t.Errorf("%s: GET /app.js with %d ranges: %d of %d bytes (Content-Range %q), want 200 and the file's %d",
+				server.name, bound+1, got.status, len(got.body), got.header.Get("Content-Range"), len(file))
+		}
 	}
 }
 
