@@ -315,7 +315,7 @@ func multipartParts(t *testing.T, r demoResponse) []string {
 	var parts []string
 	for {
 		p, err := mr.NextPart()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return parts
 		}
 		if err != nil {
