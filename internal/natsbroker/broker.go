@@ -141,6 +141,10 @@ type Options struct {
 
 	// renewMax, when set (by tests), replaces renewWaitMax.
 	renewMax time.Duration
+
+	// consumed, when set (by tests), is called by Open's start with the
+	// first history once its consumer runs, before it is current.
+	consumed func(h *history)
 }
 
 func (o *Options) setDefaults() {
@@ -198,7 +202,11 @@ type Broker struct {
 	connected atomic.Bool
 
 	renewMu  sync.Mutex
-	renewing bool           // a renew goroutine runs
+	renewing bool // a renew goroutine runs
+	// pending is the history whose consumer runs while it is not yet
+	// current (start, next), nil when none: renew and check asked for it
+	// are asked once it is (pendingAsk).
+	pending  *history
 	checking bool           // a check goroutine runs
 	recheck  bool           // check was called while one ran: it asks again
 	shut     bool           // Close has begun: no renew starts
@@ -418,14 +426,29 @@ func (b *Broker) start(ctx context.Context) error {
 	state := st.CachedInfo().State
 	h := b.newHistory(st, tailStart(state, b.opts.HistorySize, b.opts.cold))
 	b.pub = newPublisher(b.js, b.closed, !b.opts.DisablePublishBatching)
+	b.setPending(h)
 	if err := b.consume(ctx, h); err != nil {
+		b.setPending(nil)
 		h.mem.Close()
 		return err
 	}
+	if b.opts.consumed != nil {
+		b.opts.consumed(h)
+	}
 	// Current once its consumer is set (renew ends the consumer of the
 	// current history), before the tail has loaded: a stream replaced
-	// meanwhile is renewed as at any other time.
+	// meanwhile is renewed as at any other time. A renewal or check
+	// its consumer asked for before (pendingAsk) is asked now: dropped,
+	// a stream deleted and created again while the consumer was made
+	// left the instance on the new stream as its own.
+	b.renewMu.Lock()
 	b.cur.Store(h)
+	b.pending = nil
+	again := h.renewAgain.Swap(false)
+	b.renewMu.Unlock()
+	if again {
+		b.renew(h)
+	}
 	return b.warm(ctx, h, state.LastSeq)
 }
 

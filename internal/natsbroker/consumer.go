@@ -731,6 +731,10 @@ func (b *Broker) check(h *history) {
 	}
 	b.renewMu.Lock()
 	defer b.renewMu.Unlock()
+	if b.pendingAsk(h) {
+		// Not current yet: asked (as a renewal) once it is.
+		return
+	}
 	if b.renewing && !b.shut && b.cur.Load() == h {
 		// The renewal running asks again, of h's stream, as it ends
 		// (renew): its question may have been answered before, as
