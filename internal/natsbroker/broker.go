@@ -195,11 +195,11 @@ type Broker struct {
 	// refused is set once a server's refusal of the credentials is
 	// logged, until the connection is back.
 	refused atomic.Bool
-	// connected is set while the connection is up, as its handlers tell:
-	// nats.go's own IsConnected and IsClosed wait for the connection's
-	// lock, which an attempt to connect again holds for as long as a
-	// server that took the connection says nothing (up to 2 s each).
+	// connected is set while the connection is up, as its status says
+	// (followStatus, conn.go), not its handlers, which run later.
 	connected atomic.Bool
+	status    chan nats.Status // followStatus's listener
+	followed  chan struct{}    // closed when followStatus's goroutine has returned
 
 	renewMu  sync.Mutex
 	renewing bool // a renew goroutine runs
@@ -311,7 +311,6 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 		// connection (leavingDialer), which reconnects.
 		nats.FlusherTimeout(opts.PublishTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			b.connected.Store(false)
 			if b.isClosed() { // Close closed the connection: nothing to warn of
 				return
 			}
@@ -357,7 +356,6 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 		// asked again, as one that is away is.
 		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			b.connected.Store(true)
 			b.refused.Store(false)
 			b.backMu.Lock()
 			close(b.back)
@@ -372,9 +370,6 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 	}
 	conn = append(conn, secureOptions(&opts)...)
 	conn = append(conn, nats.SetCustomDialer(leavingDialer{opts.dial}))
-	// Set before the handlers may run, which tell every change after it
-	// in order.
-	b.connected.Store(true)
 	nc, err := nats.Connect(strings.Join(opts.URLs, ","), conn...)
 	if err != nil {
 		// nats.go's error may name no server ("no servers available
@@ -387,6 +382,7 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 		return nil, false, fmt.Errorf("nats connect to %s: %w", strings.Join(hosts, ", "), err)
 	}
 	b.nc = nc
+	b.followStatus(nc)
 	// A body of MaxEventBytes may be stored with up to 3 times as many
 	// bytes of data (each invalid UTF-8 byte becomes U+FFFD), its subject
 	// and type besides: larger ones are refused with ErrEventTooLarge.
@@ -944,6 +940,7 @@ func (b *Broker) Close() {
 		// ends with it. Nothing needs it any more: the publishes have
 		// ended.
 		b.nc.Close()
+		b.stopStatus()
 		if b.watched != nil {
 			<-b.watched
 		}
