@@ -22,8 +22,8 @@ type holdingLog struct {
 }
 
 func (l holdingLog) Enabled(context.Context, slog.Level) bool { return true }
-func (l holdingLog) WithAttrs([]slog.Attr) slog.Handler        { return l }
-func (l holdingLog) WithGroup(string) slog.Handler             { return l }
+func (l holdingLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l holdingLog) WithGroup(string) slog.Handler            { return l }
 
 func (l holdingLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Message == l.msg {
