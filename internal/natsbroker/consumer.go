@@ -301,6 +301,34 @@ func (l *live) failed(serial int, err error) {
 	}
 }
 
+// trustAgain has h's consumer deliver again once it had taken the stream
+// it reads for another (h.foreign: made again on a stream created again
+// by h's name, its first message told), and a renewal found the stream
+// h's after all: a false alarm, as when a backup of h's stream, with
+// every event h delivered, was restored meanwhile. Made again after the
+// last sequence h delivered (lastStored), not after those of the other
+// stream it dropped, it delivers the stream's events from there. Left
+// set, foreign dropped every event from then on, while the instance,
+// ready, stored its publishes (TestConsumerDeliversAgainAfterAFalseAlarm).
+// It does not wait for the consumer.
+func (l *live) trustAgain() {
+	l.mu.Lock()
+	foreign := l.h.foreign
+	if foreign {
+		l.h.foreign = false
+		if d := l.h.lastStored(); d != nil {
+			l.last = d.seq
+		} else {
+			l.last = l.h.seen.last()
+		}
+		l.serial++ // nothing more of the consumer that read the other stream
+	}
+	l.mu.Unlock()
+	if foreign {
+		l.reset()
+	}
+}
+
 // reset asks run to make the consumer again. It does not wait.
 func (l *live) reset() {
 	l.h.compared.Store(false)

@@ -393,6 +393,9 @@ func (b *Broker) renewFrom(old *history) {
 			// Its consumer, refused for a stream not found, need not wait
 			// out its back-off.
 			old.live.streamAnswers()
+			// Nor, having taken the stream for another meanwhile, drop
+			// its events from now on (trustAgain).
+			old.live.trustAgain()
 			return
 		case err == nil:
 			if made := old.renewMade.Load(); made != nil {
