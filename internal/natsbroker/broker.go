@@ -362,10 +362,8 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 			b.back = make(chan struct{})
 			b.backMu.Unlock()
 			opts.Logger.Info("nats reconnected", "server", redacted(nc.ConnectedUrl()))
-			// What the server sent the consumer meanwhile is lost.
-			if h := b.cur.Load(); h != nil {
-				h.live.reset()
-			}
+			// What the server sent the consumers meanwhile is lost.
+			b.resetConsumers()
 		}),
 	}
 	conn = append(conn, secureOptions(&opts)...)
@@ -883,6 +881,27 @@ func (b *Broker) Stats() stream.Stats {
 	s.Replayed += b.replayed.Load()
 	s.Delivered += b.replayedFirst.Load()
 	return s
+}
+
+// resetConsumers makes the consumers of the current history and of the
+// pending one (pendingAsk), once made, again: after a reconnect, what the
+// server sent them meanwhile is lost. Only the current one's made again,
+// a delivery lost as the connection broke while a renewal made a new
+// history waited for the next event
+// (TestConsumerOfAHistoryBeingMadeIsMadeAgainAfterAReconnect).
+func (b *Broker) resetConsumers() {
+	b.renewMu.Lock()
+	var pending *live
+	if b.pending != nil {
+		pending = b.pending.live // set under renewMu (consume)
+	}
+	b.renewMu.Unlock()
+	if h := b.cur.Load(); h != nil {
+		h.live.reset()
+	}
+	if pending != nil {
+		pending.reset()
+	}
 }
 
 // Connected reports whether the broker is connected to a NATS server now.

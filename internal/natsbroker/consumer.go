@@ -106,6 +106,9 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 	}
 	var cons jetstream.Consumer
 	var err error
+	// A reconnect before h.live is set is not told to this consumer
+	// (resetConsumers): it is made again then.
+	back := b.reconnected()
 	giveUp := time.Now().Add(7 * createWait) // 2 + 4 + 8 s
 	for limit := createWait; ; {
 		// Asked again after a refusal, a creation waits no longer
@@ -133,8 +136,15 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 		l.drops.Wait() // the deletions of those left unanswered
 		return err
 	}
+	b.renewMu.Lock() // resetConsumers reads it
 	h.live = l
+	b.renewMu.Unlock()
 	go l.run()
+	select {
+	case <-back:
+		l.reset()
+	default:
+	}
 	return nil
 }
 

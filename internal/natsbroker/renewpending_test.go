@@ -116,3 +116,46 @@ func TestRenewalAskedAtStartBeforeTheHistoryIsCurrentIsAsked(t *testing.T) {
 	t.Cleanup(o.b.Close)
 	waitFor(t, "the stream created at start taken", func() bool { return o.b.cur.Load() != h && o.b.Ready() == nil })
 }
+
+// A delivery to the consumer of a history a renewal has made, not yet
+// current, is lost on its way as the connection breaks: the consumer is
+// made again after the reconnect, as the current history's is, and
+// delivers the lost event with no other event to reveal the gap. Only the
+// current history's made again, it waited for the next event, and the
+// subscribers of the new history missed that one until then.
+func TestConsumerOfAHistoryBeingMadeIsMadeAgainAfterAReconnect(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	a := newInstance(t, opts)
+	prev := a.broker.cur.Load()
+	held, release := holdRenewalMade(t, prev)
+	recreateStream(t, ns, opts)
+	select {
+	case <-held:
+	case <-time.After(waitLimit):
+		t.Fatal("the new stream was not taken")
+	}
+	h := a.broker.pendingHistory()
+	if h == nil {
+		t.Fatal("the renewal held without a pending history")
+	}
+	lost := p.loseDeliveries("lost on the way")
+	if _, err := ns.operator(t).Publish(t.Context(), DefaultSubjectPrefix+".t", []byte("lost on the way")); err != nil {
+		t.Fatal(err)
+	}
+	<-lost
+	p.passDeliveries()
+	back := a.broker.reconnected()
+	p.cut()
+	select {
+	case <-back:
+	case <-time.After(waitLimit):
+		t.Fatal("the connection did not come back")
+	}
+	release()
+	waitFor(t, "the lost event delivered", func() bool { return h.seen.last() >= 1 })
+	waitNewHistory(t, a, prev, "the new stream taken")
+}
