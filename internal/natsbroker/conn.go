@@ -8,8 +8,8 @@ import "github.com/nats-io/nats.go"
 // lock. Its handlers (DisconnectErrHandler, ReconnectHandler) run later,
 // one at a time on nats.go's one goroutine for callbacks, behind the
 // error handler's and the others' work: Ready, set by them, answered nil
-// for a moment (some 130 ms on a loaded machine, as long as any callback
-// queued before took) while the connection was already down, and /readyz
+// for as long as the callbacks queued before took while the connection
+// was already down, and /readyz
 // sent traffic to an instance whose publishes answered 503
 // (TestReadyFollowsTheConnectionBehindItsHandlers). nats.go's own
 // Status, IsConnected and IsClosed wait for the connection's lock, which
