@@ -141,6 +141,10 @@ type Options struct {
 
 	// renewMax, when set (by tests), replaces renewWaitMax.
 	renewMax time.Duration
+
+	// consumed, when set (by tests), is called by Open's start with the
+	// first history once its consumer runs, before it is current.
+	consumed func(h *history)
 }
 
 func (o *Options) setDefaults() {
@@ -191,14 +195,18 @@ type Broker struct {
 	// refused is set once a server's refusal of the credentials is
 	// logged, until the connection is back.
 	refused atomic.Bool
-	// connected is set while the connection is up, as its handlers tell:
-	// nats.go's own IsConnected and IsClosed wait for the connection's
-	// lock, which an attempt to connect again holds for as long as a
-	// server that took the connection says nothing (up to 2 s each).
+	// connected is set while the connection is up, as its status says
+	// (followStatus, conn.go), not its handlers, which run later.
 	connected atomic.Bool
+	status    chan nats.Status // followStatus's listener
+	followed  chan struct{}    // closed when followStatus's goroutine has returned
 
 	renewMu  sync.Mutex
-	renewing bool           // a renew goroutine runs
+	renewing bool // a renew goroutine runs
+	// pending is the history whose consumer runs while it is not yet
+	// current (start, next), nil when none: renew and check asked for it
+	// are asked once it is (pendingAsk).
+	pending  *history
 	checking bool           // a check goroutine runs
 	recheck  bool           // check was called while one ran: it asks again
 	shut     bool           // Close has begun: no renew starts
@@ -303,7 +311,6 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 		// connection (leavingDialer), which reconnects.
 		nats.FlusherTimeout(opts.PublishTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			b.connected.Store(false)
 			if b.isClosed() { // Close closed the connection: nothing to warn of
 				return
 			}
@@ -349,24 +356,18 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 		// asked again, as one that is away is.
 		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			b.connected.Store(true)
 			b.refused.Store(false)
 			b.backMu.Lock()
 			close(b.back)
 			b.back = make(chan struct{})
 			b.backMu.Unlock()
 			opts.Logger.Info("nats reconnected", "server", redacted(nc.ConnectedUrl()))
-			// What the server sent the consumer meanwhile is lost.
-			if h := b.cur.Load(); h != nil {
-				h.live.reset()
-			}
+			// What the server sent the consumers meanwhile is lost.
+			b.resetConsumers()
 		}),
 	}
 	conn = append(conn, secureOptions(&opts)...)
 	conn = append(conn, nats.SetCustomDialer(leavingDialer{opts.dial}))
-	// Set before the handlers may run, which tell every change after it
-	// in order.
-	b.connected.Store(true)
 	nc, err := nats.Connect(strings.Join(opts.URLs, ","), conn...)
 	if err != nil {
 		// nats.go's error may name no server ("no servers available
@@ -379,6 +380,7 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 		return nil, false, fmt.Errorf("nats connect to %s: %w", strings.Join(hosts, ", "), err)
 	}
 	b.nc = nc
+	b.followStatus(nc)
 	// A body of MaxEventBytes may be stored with up to 3 times as many
 	// bytes of data (each invalid UTF-8 byte becomes U+FFFD), its subject
 	// and type besides: larger ones are refused with ErrEventTooLarge.
@@ -418,14 +420,29 @@ func (b *Broker) start(ctx context.Context) error {
 	state := st.CachedInfo().State
 	h := b.newHistory(st, tailStart(state, b.opts.HistorySize, b.opts.cold))
 	b.pub = newPublisher(b.js, b.closed, !b.opts.DisablePublishBatching)
+	b.setPending(h)
 	if err := b.consume(ctx, h); err != nil {
+		b.setPending(nil)
 		h.mem.Close()
 		return err
 	}
+	if b.opts.consumed != nil {
+		b.opts.consumed(h)
+	}
 	// Current once its consumer is set (renew ends the consumer of the
 	// current history), before the tail has loaded: a stream replaced
-	// meanwhile is renewed as at any other time.
+	// meanwhile is renewed as at any other time. A renewal or check
+	// its consumer asked for before (pendingAsk) is asked now: dropped,
+	// a stream deleted and created again while the consumer was made
+	// left the instance on the new stream as its own.
+	b.renewMu.Lock()
 	b.cur.Store(h)
+	b.pending = nil
+	again := h.renewAgain.Swap(false)
+	b.renewMu.Unlock()
+	if again {
+		b.renew(h)
+	}
 	return b.warm(ctx, h, state.LastSeq)
 }
 
@@ -866,6 +883,27 @@ func (b *Broker) Stats() stream.Stats {
 	return s
 }
 
+// resetConsumers makes the consumers of the current history and of the
+// pending one (pendingAsk), once made, again: after a reconnect, what the
+// server sent them meanwhile is lost. Only the current one's made again,
+// a delivery lost as the connection broke while a renewal made a new
+// history waited for the next event
+// (TestConsumerOfAHistoryBeingMadeIsMadeAgainAfterAReconnect).
+func (b *Broker) resetConsumers() {
+	b.renewMu.Lock()
+	var pending *live
+	if b.pending != nil {
+		pending = b.pending.live // set under renewMu (consume)
+	}
+	b.renewMu.Unlock()
+	if h := b.cur.Load(); h != nil {
+		h.live.reset()
+	}
+	if pending != nil {
+		pending.reset()
+	}
+}
+
 // Connected reports whether the broker is connected to a NATS server now.
 func (b *Broker) Connected() bool { return b.connected.Load() }
 
@@ -921,6 +959,7 @@ func (b *Broker) Close() {
 		// ends with it. Nothing needs it any more: the publishes have
 		// ended.
 		b.nc.Close()
+		b.stopStatus()
 		if b.watched != nil {
 			<-b.watched
 		}

@@ -106,6 +106,9 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 	}
 	var cons jetstream.Consumer
 	var err error
+	// A reconnect before h.live is set is not told to this consumer
+	// (resetConsumers): it is made again then.
+	back := b.reconnected()
 	giveUp := time.Now().Add(7 * createWait) // 2 + 4 + 8 s
 	for limit := createWait; ; {
 		// Asked again after a refusal, a creation waits no longer
@@ -133,8 +136,15 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 		l.drops.Wait() // the deletions of those left unanswered
 		return err
 	}
+	b.renewMu.Lock() // resetConsumers reads it
 	h.live = l
+	b.renewMu.Unlock()
 	go l.run()
+	select {
+	case <-back:
+		l.reset()
+	default:
+	}
 	return nil
 }
 
@@ -297,6 +307,34 @@ func (l *live) failed(serial int, err error) {
 		l.b.check(l.h)
 		l.reset()
 	case errors.Is(err, nats.ErrNoResponders):
+		l.reset()
+	}
+}
+
+// trustAgain has h's consumer deliver again once it had taken the stream
+// it reads for another (h.foreign: made again on a stream created again
+// by h's name, its first message told), and a renewal found the stream
+// h's after all: a false alarm, as when a backup of h's stream, with
+// every event h delivered, was restored meanwhile. Made again after the
+// last sequence h delivered (lastStored), not after those of the other
+// stream it dropped, it delivers the stream's events from there. Left
+// set, foreign dropped every event from then on, while the instance,
+// ready, stored its publishes (TestConsumerDeliversAgainAfterAFalseAlarm).
+// It does not wait for the consumer.
+func (l *live) trustAgain() {
+	l.mu.Lock()
+	foreign := l.h.foreign
+	if foreign {
+		l.h.foreign = false
+		if d := l.h.lastStored(); d != nil {
+			l.last = d.seq
+		} else {
+			l.last = l.h.seen.last()
+		}
+		l.serial++ // nothing more of the consumer that read the other stream
+	}
+	l.mu.Unlock()
+	if foreign {
 		l.reset()
 	}
 }
@@ -731,6 +769,10 @@ func (b *Broker) check(h *history) {
 	}
 	b.renewMu.Lock()
 	defer b.renewMu.Unlock()
+	if b.pendingAsk(h) {
+		// Not current yet: asked (as a renewal) once it is.
+		return
+	}
 	if b.renewing && !b.shut && b.cur.Load() == h {
 		// The renewal running asks again, of h's stream, as it ends
 		// (renew): its question may have been answered before, as

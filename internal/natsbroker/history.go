@@ -111,10 +111,16 @@ type history struct {
 	// renewSwapped, when set (by tests), is called by renewFrom once it
 	// has made the new history current, before the renewal ends.
 	renewSwapped atomic.Pointer[func()]
+	// renewMade, when set (by tests), is called by renewFrom once next
+	// has made the new history, its consumer running, before it is made
+	// current (swap).
+	renewMade atomic.Pointer[func()]
 	// renewAgain is set when renew, or check, is called for h, the
 	// current history, while a renewal runs: of h, or the one that has
 	// just made h current. The renewal, should it find the stream h's
-	// still, or having made h current, asks again, for h (renew).
+	// still, or having made h current, asks again, for h (renew). It is
+	// set too when they are called for h before it is current (pending):
+	// the renewal that made it, or start, asks once h is.
 	renewAgain atomic.Bool
 }
 
@@ -318,7 +324,7 @@ func (b *Broker) same(h *history) bool {
 func (b *Broker) renew(old *history) {
 	b.renewMu.Lock()
 	defer b.renewMu.Unlock()
-	if b.shut || b.cur.Load() != old {
+	if b.pendingAsk(old) || b.shut || b.cur.Load() != old {
 		return
 	}
 	if b.renewing {
@@ -387,8 +393,14 @@ func (b *Broker) renewFrom(old *history) {
 			// Its consumer, refused for a stream not found, need not wait
 			// out its back-off.
 			old.live.streamAnswers()
+			// Nor, having taken the stream for another meanwhile, drop
+			// its events from now on (trustAgain).
+			old.live.trustAgain()
 			return
 		case err == nil:
+			if made := old.renewMade.Load(); made != nil {
+				(*made)()
+			}
 			b.swap(old, h)
 			if swapped := old.renewSwapped.Load(); swapped != nil {
 				(*swapped)()
@@ -489,6 +501,15 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 	// of (deliver): the first event stored ended every subscription.
 	h := b.newHistory(st, firstSeq(st.CachedInfo().State))
 	h.learnPrevious(old.ids.offset)
+	// Its consumer's calls of renew and check are kept until h is
+	// current (pendingAsk).
+	b.setPending(h)
+	made := false
+	defer func() {
+		if !made {
+			b.setPending(nil)
+		}
+	}()
 	if h.ids == old.ids {
 		// The same creation time: the stream restored, or put back
 		// with its last writes lost. Its ids are old's, and those of
@@ -512,7 +533,35 @@ func (b *Broker) next(ctx context.Context, old *history) (*history, error) {
 		h.mem.Close()
 		return nil, err
 	}
+	made = true
 	return h, nil
+}
+
+// setPending makes h the pending history (nil: none), whose consumer runs
+// before h is current.
+func (b *Broker) setPending(h *history) {
+	b.renewMu.Lock()
+	defer b.renewMu.Unlock()
+	b.pending = h
+}
+
+// pendingAsk reports whether h is the pending history, whose consumer
+// runs before h is current (start's first history, or the one a renewal
+// has made and not yet swapped in), and if so has renew or check asked
+// for it once h is current (renewAgain): start asks as it makes h
+// current, a renewal as it ends. Dropped as of a history not current, a
+// call of the consumer that found its stream deleted meanwhile (another
+// created in its place) was lost, and the instance went on with the new
+// stream as h's, its events delivered under h's ids
+// (TestRenewalAskedForAHistoryBeingMadeIsAsked,
+// TestRenewalAskedAtStartBeforeTheHistoryIsCurrentIsAsked). Called
+// under renewMu.
+func (b *Broker) pendingAsk(h *history) bool {
+	if b.shut || h == nil || h != b.pending {
+		return false
+	}
+	h.renewAgain.Store(true)
+	return true
 }
 
 // firstSeq is the sequence of the first event a stream in state holds,
@@ -548,6 +597,9 @@ func (b *Broker) swap(old, h *history) {
 	b.retired.Dropped += s.Dropped
 	b.retired.Replayed += s.Replayed
 	b.cur.Store(h)
+	// renew's goroutine, as it ends, asks for h when its consumer asked
+	// before (renewAgain, pendingAsk).
+	b.pending = nil
 }
 
 // confirm returns nil when msg, just stored by the stream (not a
