@@ -254,8 +254,8 @@ type Broker struct {
 // events (warm.go). ctx bounds the start only. A JetStream cluster
 // without a leader, which answers that it is temporarily unavailable or
 // leaves the stream's lookup unanswered, or one whose server restarts,
-// which refuses to place the stream on a server offline, is asked again
-// up to startWait (openStream).
+// which refuses to place the stream on a server offline or tells that
+// the stream is offline, is asked again up to startWait (openStream).
 //
 // A start whose connection dropped meanwhile (a NATS server restarting,
 // pings unanswered on a stalled machine) failed at its next request to
@@ -455,6 +455,11 @@ const startWait = 14 * time.Second
 //     well: the start failed, though the next creation 300 ms later
 //     succeeded (TestClusterOpenAsAPeerRestarts,
 //     TestOpenAsksAgainWhilePeersAreOffline).
+//   - An answer that the stream is offline (streamOffline, 10118), as
+//     the meta leader answers while every server of the stream is away
+//     (an R1 stream's one server restarting), is asked again as well:
+//     the start failed, though the server, back, served the stream
+//     (TestClusterOpenWhileTheStreamsServerRestarts).
 //
 // Any other refusal (a permissions violation, a stream with other
 // settings, no JetStream) fails the start at once, as before.
@@ -462,10 +467,10 @@ func (b *Broker) openStream(ctx context.Context) (jetstream.Stream, error) {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, startWait)
 	defer cancel()
-	var refused error // JetStream's last answer that it is unavailable, or peers offline
+	var refused error // JetStream's last answer that it is unavailable, or a server offline
 	for {
 		st, err := b.ensureStream(ctx)
-		if unavailable(err) || peersOffline(err) {
+		if unavailable(err) || peersOffline(err) || streamOffline(err) {
 			if refused == nil {
 				b.opts.Logger.Warn("nats JetStream temporarily unavailable at start (a cluster without a leader, or a server restarting): asking again",
 					"stream", b.opts.Stream, "every", askEvery, "for", startWait, "err", err)

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ssehub/ssehub/internal/testlog"
 )
 
@@ -47,4 +49,44 @@ func TestClusterOpenAsAPeerRestarts(t *testing.T) {
 		}
 	}
 	t.Fatal("no start of 10, each just after the peer restarted, was refused")
+}
+
+// An instance started while the one server of its R1 stream restarts
+// waits for it: the meta leader answers the stream's lookup that the
+// stream is offline (10118) while its server is away, and the server,
+// back, serves it. The start failed at that answer, and ssehub exited.
+func TestClusterOpenWhileTheStreamsServerRestarts(t *testing.T) {
+	t.Parallel() // waits for the cluster, not on the CPU
+	c := startCluster(t)
+	down := otherNode(c, c.metaLeader(t).name)
+	opts := clusterOptions(c)
+	opts.Replicas = 1
+	var log testlog.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	opts.setDefaults()
+	cfg := streamConfig(&opts)
+	cfg.Placement = &jetstream.Placement{Tags: []string{"node:" + down.name}}
+	createClusterStream(t, c, cfg)
+	js := c.operator(t)
+	waitUntil(t, clusterWait, "the stream to be led by "+down.name, func() bool { return leaderNow(t, js, cfg.Name) == down.name })
+	down.stop()
+
+	opened := make(chan error, 1)
+	go func() {
+		b, err := Open(t.Context(), opts)
+		if b != nil {
+			b.Close()
+		}
+		opened <- err
+	}()
+	// The server comes back once the start was refused, or the start
+	// ends without it.
+	waitUntil(t, clusterWait, "the start to be refused", func() bool { return log.Count(startWarning) > 0 || len(opened) > 0 })
+	down.start(t)
+	if err := <-opened; err != nil {
+		t.Fatalf("Open as the stream's server restarted: %v", err)
+	}
+	if n := log.Count(startWarning); n != 1 {
+		t.Fatalf("%d warnings that the start was refused, want 1:\n%s", n, log.String())
+	}
 }

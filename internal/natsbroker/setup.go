@@ -136,6 +136,20 @@ func peersOffline(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeNoPeers && strings.Contains(apiErr.Description, "peer offline")
 }
 
+// errCodeStreamOffline is nats-server's error code for a stream whose
+// servers are all offline (JSStreamOfflineErr); nats.go names none.
+const errCodeStreamOffline jetstream.ErrorCode = 10118
+
+// streamOffline reports whether err is JetStream's answer that the
+// stream is offline: so a cluster's meta leader answers a stream's
+// lookup while every server of the stream is away, an R1 stream's one
+// server restarting. A stream offline for a reason (10194: a server too
+// old for it) is not.
+func streamOffline(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamOffline
+}
+
 // storeErrorWait is the pause before a stream's creation is asked again
 // after a store error (ensureStream).
 const storeErrorWait = 50 * time.Millisecond
