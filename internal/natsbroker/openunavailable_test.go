@@ -163,11 +163,34 @@ func TestOpenFailsAtOnceWhenNoPeersFit(t *testing.T) {
 	}
 }
 
+// A stream offline for a reason that its servers' return does not
+// change (10194: a server too old for the stream) fails the start at
+// once, unlike one offline while its servers are away (10118,
+// TestClusterOpenWhileTheStreamsServerRestarts): one lookup.
+func TestOpenFailsAtOnceOnAStreamOfflineForAReason(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	d := &jsAnswerDialer{unavailable: -1, lookupError: `{"code":500,"err_code":10194,"description":"stream is offline: unsupported - required API level: 9"}`}
+	opts.dial = d.Dial
+	b, err := Open(t.Context(), opts)
+	if b != nil {
+		b.Close()
+		t.Fatal("Open succeeded on a JetStream that answered every lookup that the stream is offline")
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != 10194 {
+		t.Fatalf("Open: %v, want JetStream's 10194 answer", err)
+	}
+	if asked, _ := d.counts(); asked != 1 {
+		t.Fatalf("%d stream lookups, want 1", asked)
+	}
+}
+
 // jsAnswerDialer dials NATS servers through a connection that changes
 // what the server answers to stream lookups ($JS.API.STREAM.INFO):
 // the first unavailable answers (every one when -1) say that JetStream is
 // temporarily unavailable (10008), as the servers of a cluster without a
-// meta leader answer; with silentFor, the lookups sent within silentFor of
+// meta leader answer, or carry lookupError; with silentFor, the lookups sent within silentFor of
 // the first one are not passed on, as the members of a stream without
 // a leader, in a cluster started less than 10 s before, answer none;
 // the first noPeers answers to stream creations ($JS.API.STREAM.CREATE,
@@ -176,6 +199,7 @@ func TestOpenFailsAtOnceWhenNoPeersFit(t *testing.T) {
 // answers while a server restarts ("peer offline").
 type jsAnswerDialer struct {
 	unavailable int
+	lookupError string // the error those answers carry, if not 10008
 	silentFor   time.Duration
 	noPeers     int
 	noPeersWhy  string
@@ -283,6 +307,9 @@ func (d *jsAnswerDialer) answer(_ [][]byte, payload []byte) []byte {
 	}
 	d.unavailable--
 	d.refused++
+	if d.lookupError != "" {
+		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response","error":` + d.lookupError + `}`)
+	}
 	return []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}`)
 }
 
