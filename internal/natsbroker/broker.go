@@ -451,9 +451,10 @@ const startWait = 14 * time.Second
 //     (TestOpenAsksAgainWhileJetStreamIsTemporarilyUnavailable).
 //   - An answer that no servers enough are there to place the stream
 //     on, one of them offline (peersOffline, 10005), as the meta leader
-//     answers a creation while a server restarts, is asked again as
-//     well: the start failed, though the next creation 300 ms later
-//     succeeded (TestClusterOpenAsAPeerRestarts,
+//     answers a creation, or an update to more replicas, while a server
+//     restarts, is asked again as well: the start failed, though the
+//     next one 300 ms later succeeded (TestClusterOpenAsAPeerRestarts,
+//     TestClusterOpenRaisesReplicasAsAPeerRestarts,
 //     TestOpenAsksAgainWhilePeersAreOffline).
 //   - An answer that the stream is offline (streamOffline, 10118), as
 //     the meta leader answers while every server of the stream is away
