@@ -261,8 +261,9 @@ type Broker struct {
 // returns once the local history holds the stream's last HistorySize
 // events (warm.go). ctx bounds the start only. A JetStream cluster
 // without a leader, which answers that it is temporarily unavailable or
-// leaves the stream's lookup unanswered, is asked again up to startWait
-// (openStream).
+// leaves the stream's lookup unanswered, or one whose server restarts,
+// which refuses to place the stream on a server offline or tells that
+// the stream is offline, is asked again up to startWait (openStream).
 //
 // A start whose connection dropped meanwhile (a NATS server restarting,
 // pings unanswered on a stalled machine) failed at its next request to
@@ -465,6 +466,18 @@ const startWait = 14 * time.Second
 //     again every askEvery, with a warning: the start failed at the first
 //     one, and ssehub exited
 //     (TestOpenAsksAgainWhileJetStreamIsTemporarilyUnavailable).
+//   - An answer that no servers enough are there to place the stream
+//     on, one of them offline (peersOffline, 10005), as the meta leader
+//     answers a creation, or an update to more replicas, while a server
+//     restarts, is asked again as well: the start failed, though the
+//     next one 300 ms later succeeded (TestClusterOpenAsAPeerRestarts,
+//     TestClusterOpenRaisesReplicasAsAPeerRestarts,
+//     TestOpenAsksAgainWhilePeersAreOffline).
+//   - An answer that the stream is offline (streamOffline, 10118), as
+//     the meta leader answers while every server of the stream is away
+//     (an R1 stream's one server restarting), is asked again as well:
+//     the start failed, though the server, back, served the stream
+//     (TestClusterOpenWhileTheStreamsServerRestarts).
 //
 // Any other refusal (a permissions violation, a stream with other
 // settings, no JetStream) fails the start at once, as before.
@@ -472,12 +485,12 @@ func (b *Broker) openStream(ctx context.Context) (jetstream.Stream, error) {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, startWait)
 	defer cancel()
-	var refused error // JetStream's last answer that it is unavailable
+	var refused error // JetStream's last answer that it is unavailable, or a server offline
 	for {
 		st, err := b.ensureStream(ctx)
-		if unavailable(err) {
+		if unavailable(err) || peersOffline(err) || streamOffline(err) {
 			if refused == nil {
-				b.opts.Logger.Warn("nats JetStream temporarily unavailable at start (a cluster without a leader): asking again",
+				b.opts.Logger.Warn("nats JetStream temporarily unavailable at start (a cluster without a leader, or a server restarting): asking again",
 					"stream", b.opts.Stream, "every", askEvery, "for", startWait, "err", err)
 			}
 			refused = err

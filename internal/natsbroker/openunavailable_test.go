@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -112,22 +113,112 @@ func TestOpenWaitsWhileTheStreamIsUnanswered(t *testing.T) {
 	}
 }
 
+// An instance started while its cluster's meta leader refuses to place
+// the stream, a server offline (10005, "no suitable peers for placement,
+// peer offline"), as it does while a server restarts, asks again, with
+// one warning, and serves once the stream is created: the start failed
+// at the refusal (TestClusterOpenAsAPeerRestarts).
+func TestOpenAsksAgainWhilePeersAreOffline(t *testing.T) {
+	t.Parallel() // waits for askEvery between the asks, not on the CPU
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	var log testlog.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	d := &jsAnswerDialer{noPeers: 2, noPeersWhy: "no suitable peers for placement, peer offline"}
+	opts.dial = d.Dial
+	in := newInstance(t, opts)
+	if created, refused := d.creations(); refused != 2 || created != 3 {
+		t.Fatalf("%d stream creations, %d refused: want 2 refused, then one more", created, refused)
+	}
+	if n := log.Count(startWarning); n != 1 {
+		t.Errorf("%d warnings that the start was refused, want 1:\n%s", n, log.String())
+	}
+	c := in.subscribe(t, "topic=t", "")
+	m, _, err := in.broker.Publish(stream.Publication{Topic: "t", Data: "after"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	receives(t, c, []string{m.IDString()})
+}
+
+// A refusal to place the stream for reasons that a server's return does
+// not change (a tag no server has) fails the start at once: one
+// creation, JetStream's answer the error.
+func TestOpenFailsAtOnceWhenNoPeersFit(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	d := &jsAnswerDialer{noPeers: -1, noPeersWhy: "no suitable peers for placement, tags not matched ['ssd']"}
+	opts.dial = d.Dial
+	b, err := Open(t.Context(), opts)
+	if b != nil {
+		b.Close()
+		t.Fatal("Open succeeded on a JetStream that refused every creation")
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeNoPeers {
+		t.Fatalf("Open: %v, want JetStream's 10005 answer", err)
+	}
+	if created, _ := d.creations(); created != 1 {
+		t.Fatalf("%d stream creations, want 1", created)
+	}
+}
+
+// A stream offline for a reason that its servers' return does not
+// change (10194: a server too old for the stream) fails the start at
+// once, unlike one offline while its servers are away (10118,
+// TestClusterOpenWhileTheStreamsServerRestarts): one lookup.
+func TestOpenFailsAtOnceOnAStreamOfflineForAReason(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	d := &jsAnswerDialer{unavailable: -1, lookupError: `{"code":500,"err_code":10194,"description":"stream is offline: unsupported - required API level: 9"}`}
+	opts.dial = d.Dial
+	b, err := Open(t.Context(), opts)
+	if b != nil {
+		b.Close()
+		t.Fatal("Open succeeded on a JetStream that answered every lookup that the stream is offline")
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != 10194 {
+		t.Fatalf("Open: %v, want JetStream's 10194 answer", err)
+	}
+	if asked, _ := d.counts(); asked != 1 {
+		t.Fatalf("%d stream lookups, want 1", asked)
+	}
+}
+
 // jsAnswerDialer dials NATS servers through a connection that changes
 // what the server answers to stream lookups ($JS.API.STREAM.INFO):
 // the first unavailable answers (every one when -1) say that JetStream is
 // temporarily unavailable (10008), as the servers of a cluster without a
-// meta leader answer; with silentFor, the lookups sent within silentFor of
+// meta leader answer, or carry lookupError; with silentFor, the lookups sent within silentFor of
 // the first one are not passed on, as the members of a stream without
-// a leader, in a cluster started less than 10 s before, answer none.
+// a leader, in a cluster started less than 10 s before, answer none;
+// the first noPeers answers to stream creations ($JS.API.STREAM.CREATE,
+// every one when -1) say that no servers are there to place the stream
+// on (10005), for the reasons noPeersWhy, as a cluster's meta leader
+// answers while a server restarts ("peer offline").
 type jsAnswerDialer struct {
 	unavailable int
+	lookupError string // the error those answers carry, if not 10008
 	silentFor   time.Duration
+	noPeers     int
+	noPeersWhy  string
 
 	mu        sync.Mutex
 	asked     int       // stream lookups sent
 	refused   int       // answered unavailable
 	swallowed int       // not passed on
 	first     time.Time // of the first lookup
+	created   int       // stream creations sent
+	placeless int       // answered 10005
+	pending   int       // of those, not answered yet
+}
+
+// creations are the stream creations sent and those answered 10005.
+func (d *jsAnswerDialer) creations() (created, refused int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.created, d.placeless
 }
 
 // counts are the stream lookups sent and those answered unavailable.
@@ -162,13 +253,25 @@ func (d *jsAnswerDialer) Dial(network, address string) (net.Conn, error) {
 }
 
 // request counts a client's PUB or HPUB of a stream lookup, and reports
-// whether to drop it (dropOp).
+// whether to drop it (dropOp), and counts a stream creation, which it
+// keeps from creating the stream when noPeers refuses it.
 func (d *jsAnswerDialer) request(fields [][]byte, _ []byte) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if bytes.HasPrefix(fields[1], []byte("$JS.API.STREAM.CREATE.")) {
+		d.created++
+		if d.noPeers != 0 {
+			// Refused: the server gets a config without the
+			// stream's name, which it refuses too, creating none.
+			d.noPeers--
+			d.placeless++
+			d.pending++
+			return []byte(`{}`)
+		}
+	}
 	if !bytes.HasPrefix(fields[1], []byte("$JS.API.STREAM.INFO.")) {
 		return nil
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.asked++
 	if d.first.IsZero() {
 		d.first = time.Now()
@@ -181,8 +284,19 @@ func (d *jsAnswerDialer) request(fields [][]byte, _ []byte) []byte {
 }
 
 // answer replaces the server's answer to a stream lookup with one that
-// JetStream is temporarily unavailable, as unavailable asks.
+// JetStream is temporarily unavailable, as unavailable asks, and its
+// answer to a creation refused (request) with 10005.
 func (d *jsAnswerDialer) answer(_ [][]byte, payload []byte) []byte {
+	if bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.stream_create_response"`)) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.pending == 0 {
+			return nil
+		}
+		d.pending--
+		why, _ := json.Marshal(d.noPeersWhy)
+		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_create_response","error":{"code":400,"err_code":10005,"description":` + string(why) + `}}`)
+	}
 	if !bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.stream_info_response"`)) {
 		return nil
 	}
@@ -193,6 +307,9 @@ func (d *jsAnswerDialer) answer(_ [][]byte, payload []byte) []byte {
 	}
 	d.unavailable--
 	d.refused++
+	if d.lookupError != "" {
+		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response","error":` + d.lookupError + `}`)
+	}
 	return []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}`)
 }
 

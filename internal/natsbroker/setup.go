@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -118,6 +119,36 @@ func maxStoredBytes(maxEventBytes int) int64 {
 // errCodeStreamStoreFailed is nats-server's error code for a stream whose
 // store it failed to create (JSStreamStoreFailedF); nats.go names none.
 const errCodeStreamStoreFailed jetstream.ErrorCode = 10049
+
+// errCodeNoPeers is nats-server's error code for a stream it finds no
+// servers enough to place on (JSClusterNoPeersErrF); nats.go names none.
+const errCodeNoPeers jetstream.ErrorCode = 10005
+
+// peersOffline reports whether err is JetStream's answer that it finds no
+// servers enough to place the stream on, one of them offline ("no
+// suitable peers for placement, peer offline"): so a cluster's meta
+// leader refuses an R3 stream's creation from the moment a server that
+// restarts has its routes back until its first statistics reach it
+// (about 300 ms), and while it has not heard from a server since it was
+// elected. Its other reasons (tags, storage, too few servers) stay.
+func peersOffline(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeNoPeers && strings.Contains(apiErr.Description, "peer offline")
+}
+
+// errCodeStreamOffline is nats-server's error code for a stream whose
+// servers are all offline (JSStreamOfflineErr); nats.go names none.
+const errCodeStreamOffline jetstream.ErrorCode = 10118
+
+// streamOffline reports whether err is JetStream's answer that the
+// stream is offline: so a cluster's meta leader answers a stream's
+// lookup while every server of the stream is away, an R1 stream's one
+// server restarting. A stream offline for a reason (10194: a server too
+// old for it) is not.
+func streamOffline(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamOffline
+}
 
 // storeErrorWait is the pause before a stream's creation is asked again
 // after a store error (ensureStream).
