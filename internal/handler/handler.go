@@ -125,6 +125,10 @@ type Handler struct {
 	// wrapped: Options.Middleware has some, whose writers may hide the
 	// write bound of plain answers from a stream (boundWrites).
 	wrapped bool
+	// warnedWrapped: a stream under a middleware's writer stayed with
+	// Gin though stream.transport is detached, and was logged
+	// (wrappedWriter).
+	warnedWrapped atomic.Bool
 
 	// slots counts the open streams against Stream.MaxStreams.
 	slots *streamSlots
