@@ -316,6 +316,13 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 		// leaves out what the flush did not send.
 		if s.gw.err == nil {
 			c.Writer = w
+			if s.bound != nil && !s.bound.off && w == s.bound.ResponseWriter {
+				// Gin's writer, which unboundWrites took from under
+				// the bound: what middleware writes after the stream
+				// goes through the bound again, as the stream turned
+				// it on (below).
+				c.Writer = s.bound
+			}
 		}
 		p := withStack(recover())
 		if p != nil {

@@ -268,3 +268,32 @@ func TestAnswersUnderAMiddlewareThatWritesAfterTheHandlerAreWhole(t *testing.T) 
 		}
 	}
 }
+
+// TestHTTP2WritesAfterAStreamUnderAMiddlewareThatDoesNotWrapAreBounded
+// runs a stream over HTTP/2 under a middleware that does not wrap the
+// writer and, once the stream's handler has returned, writes 64 KiB of its
+// own and flushes, to a client whose flow-control window takes the stream
+// and not that: the write waits for a window that never comes, and must
+// be reset once stream.write_timeout passes. The stream had given Gin's
+// writer back to the request, past the bound of plain answers: nothing
+// bounded what middleware wrote after it, and net/http's goroutine was
+// held until the client left.
+func TestHTTP2WritesAfterAStreamUnderAMiddlewareThatDoesNotWrapAreBounded(t *testing.T) {
+	onlyIn(t, false) // over HTTP/2 no stream is detached
+	opts := testOptions()
+	opts.Stream.WriteTimeout = time.Second
+	tail := strings.Repeat("x", 64<<10)
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Next()
+		_, _ = c.Writer.WriteString(tail)
+		c.Writer.Flush()
+	}}
+	ts := newHTTP2TestServer(t, opts)
+	c := dialH2(t, ts, 4096)
+	start := time.Now()
+	id := c.open(t, "GET", "/stream?count=2&interval=0s", nil, nil)
+	took := waitReset(t, c, id, start, 20*opts.Stream.WriteTimeout)
+	if took < opts.Stream.WriteTimeout/2 {
+		t.Fatalf("reset after %v, want no sooner than ½ stream.write_timeout %v", took, opts.Stream.WriteTimeout)
+	}
+}
