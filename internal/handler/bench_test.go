@@ -179,7 +179,9 @@ func BenchmarkTickerConnection(b *testing.B) {
 
 // BenchmarkTickerConnectionUnderMiddleware is BenchmarkTickerConnection
 // under a middleware (Options.Middleware) whose writer does not unwrap: the
-// stream reaches Gin's writer under it through the request's Keys.
+// stream reaches Gin's writer under it through the request's Keys. With
+// the detached transport too the streams stay inside Gin's c.Stream
+// under such a writer (Handler.wrappedWriter).
 func BenchmarkTickerConnectionUnderMiddleware(b *testing.B) {
 	opts := testOptions()
 	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {

@@ -45,7 +45,8 @@ type Options struct {
 	// the query string and the route's handler: timing, tracing, metrics
 	// of one's own, which see a request refused for its query too. It sees a stream end when its handler returns, which is
 	// when the stream ends, except for a detached stream (see
-	// StreamOptions.Detached). A stream writes, and flushes after each
+	// StreamOptions.Detached; a middleware that puts a writer of its
+	// own in c.Writer keeps every stream inside c.Stream). A stream writes, and flushes after each
 	// step, through the writer a middleware puts in c.Writer, which need
 	// not unwrap: the stream's write deadlines are set, and its flush
 	// errors read, on net/http's writer under Gin's. The time a
@@ -80,7 +81,10 @@ type StreamOptions struct {
 	// Detached takes HTTP/1.x streams over from net/http once their
 	// headers are set (package detached): less memory per open stream,
 	// no keep-alive after it, and middleware sees its handler return when
-	// the stream starts. False: every stream runs inside Gin's c.Stream.
+	// the stream starts. A stream under a middleware that wraps the
+	// writer (Options.Middleware) is not taken over, and the first such
+	// is logged as a warning. False: every stream runs inside Gin's
+	// c.Stream.
 	Detached bool
 	// MaxStreams caps the streams open at once, of every kind; beyond,
 	// 503 with Retry-After. Default 20000.
@@ -125,6 +129,10 @@ type Handler struct {
 	// wrapped: Options.Middleware has some, whose writers may hide the
 	// write bound of plain answers from a stream (boundWrites).
 	wrapped bool
+	// warnedWrapped: a stream under a middleware's writer stayed with
+	// Gin though stream.transport is detached, and was logged
+	// (wrappedWriter).
+	warnedWrapped atomic.Bool
 
 	// slots counts the open streams against Stream.MaxStreams.
 	slots *streamSlots

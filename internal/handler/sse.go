@@ -237,8 +237,9 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 	}
 	// A head already sent (a middleware's WriteHeaderNow or Flush) is
 	// not taken over: Gin's writer allows the hijack, net/http sends the
-	// head first, and the detached one would follow it.
-	if h.detached != nil && !c.Writer.Written() {
+	// head first, and the detached one would follow it. Nor is a
+	// response whose writer a middleware wrapped (h.wrappedWriter).
+	if h.detached != nil && !c.Writer.Written() && !h.wrappedWriter(c, bound) {
 		if conn, err := h.detached.Take(c.Writer, c.Request); err == nil {
 			s.conn, s.deadline, s.ctx = conn, conn, conn.Context()
 		}
@@ -259,6 +260,27 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 	s.buf, _ = (&stream.Event{Retry: h.stream.Retry}).AppendTo(s.stepBuf())
 	h.metrics.streamsActive.Inc()
 	return s
+}
+
+// wrappedWriter reports whether a middleware of Options.Middleware put a
+// writer of its own over Gin's in c.Writer, bound being the bound of plain
+// answers, under it (unboundWrites): a stream is then not detached. A
+// detached stream writes to the connection, past that writer: a
+// compressor's that sets Content-Encoding only at its first write, as
+// some do, was bypassed, and its stream went out uncompressed; what
+// another writer does (counts the bytes, say) would be skipped as well.
+// The first HTTP/1.x stream that stays with Gin so is logged, once, with
+// a warning: stream.transport says detached, and its savings are gone.
+// Without a bound (a test's writer) the writer is taken as Gin's.
+func (h *Handler) wrappedWriter(c *gin.Context, bound *boundedWriter) bool {
+	if bound == nil || c.Writer == bound.ResponseWriter {
+		return false
+	}
+	if c.Request.ProtoMajor == 1 && h.warnedWrapped.CompareAndSwap(false, true) {
+		h.log.Warn("stream.transport is detached, but a middleware wraps the response writer: its streams run inside Gin's c.Stream",
+			"path", sentPath(c.Request.URL))
+	}
+	return true
 }
 
 // run hands step to the transport, then runs cleanup and ends the stream.
@@ -294,6 +316,13 @@ func (s *sseStream) run(step func(w io.Writer) bool, cleanup func()) {
 		// leaves out what the flush did not send.
 		if s.gw.err == nil {
 			c.Writer = w
+			if s.bound != nil && !s.bound.off && w == s.bound.ResponseWriter {
+				// Gin's writer, which unboundWrites took from under
+				// the bound: what middleware writes after the stream
+				// goes through the bound again, as the stream turned
+				// it on (below).
+				c.Writer = s.bound
+			}
 		}
 		p := withStack(recover())
 		if p != nil {

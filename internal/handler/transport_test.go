@@ -836,3 +836,125 @@ func TestAStreamUnderACompressorThatUnwrapsIsSentAsItGoes(t *testing.T) {
 type unwrappingGzipWriter struct{ *gzipWriter }
 
 func (w unwrappingGzipWriter) Unwrap() http.ResponseWriter { return w.gzipWriter.ResponseWriter }
+
+// TestAStreamALazyCompressorCompressesIsCompressed runs a stream under a
+// compression middleware that wraps Gin's writer at once but says
+// Content-Encoding: gzip only at the first write (lazyGzipWriter), as
+// compressors that wait to see the body do. Each transport must send the
+// stream compressed. Detached, the connection was taken over before the
+// first write, with no Content-Encoding yet: the stream went out as it
+// was, past the compressor.
+func TestAStreamALazyCompressorCompressesIsCompressed(t *testing.T) {
+	opts := testOptions()
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		w := &lazyGzipWriter{ResponseWriter: c.Writer}
+		c.Writer = w
+		defer w.close()
+		c.Next()
+	}}
+	ts := newTestServer(t, opts)
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "GET /stream?count=2&interval=0s HTTP/1.1\r\nHost: ssehub\r\nAccept-Encoding: gzip\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if got := resp.Header.Get("Content-Encoding"); got != "gzip" {
+		t.Fatalf("Content-Encoding %q, want gzip", got)
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatalf("the body is not what its head says: %v", err)
+	}
+	_, events := readAll(t, zr)
+	if len(events) != 3 || events[0].Data != "Streamed line 0" || events[2].Type != "close" {
+		t.Errorf("events %+v, want two lines and close", events)
+	}
+}
+
+// lazyGzipWriter compresses what is written to Gin's writer under it, and
+// says so (Content-Encoding: gzip) at the first write, not before.
+type lazyGzipWriter struct {
+	gin.ResponseWriter
+	zw *gzip.Writer // made at the first write
+}
+
+func (w *lazyGzipWriter) Write(p []byte) (int, error) {
+	if w.zw == nil {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Add("Vary", "Accept-Encoding")
+		w.zw = gzip.NewWriter(w.ResponseWriter)
+	}
+	return w.zw.Write(p)
+}
+
+func (w *lazyGzipWriter) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
+
+func (w *lazyGzipWriter) Flush() {
+	if w.zw != nil {
+		_ = w.zw.Flush()
+	}
+	w.ResponseWriter.Flush()
+}
+
+func (w *lazyGzipWriter) close() {
+	if w.zw != nil {
+		_ = w.zw.Close()
+	}
+}
+
+// TestDetachedFallingBackUnderAWrappingMiddlewareIsLoggedOnce runs streams
+// under a middleware that wraps the writer, with stream.transport
+// detached: they stay with Gin (TestAStreamALazyCompressorCompressesIsCompressed),
+// and the first of them is logged with a warning, once, so that whoever
+// set detached learns that it does not apply. A middleware that does not
+// wrap the writer leaves streams detached, and nothing is logged; nor is
+// anything with the gin transport.
+func TestDetachedFallingBackUnderAWrappingMiddlewareIsLoggedOnce(t *testing.T) {
+	const warning = "a middleware wraps the response writer"
+	for _, wraps := range []bool{true, false} {
+		t.Run(fmt.Sprintf("wraps %v", wraps), func(t *testing.T) {
+			var logs testlog.Buffer
+			opts := testOptions()
+			opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+				if wraps {
+					c.Writer = wrappingWriter{c.Writer}
+				}
+				c.Next()
+			}}
+			ts := newTestServer(t, opts)
+			for range 2 {
+				conn := ts.dial(t)
+				if _, err := io.WriteString(conn, "GET /stream?count=1&interval=0s HTTP/1.1\r\nHost: ssehub\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, events := readAll(t, resp.Body); len(events) != 2 || events[1].Type != "close" {
+					t.Fatalf("events %+v, want a line and close", events)
+				}
+				// A detached stream's connection closes after it.
+				if want := testDetached && !wraps; resp.Close != want {
+					t.Fatalf("detached %v, want %v", resp.Close, want)
+				}
+				ts.waitReturned(t, "/stream")
+			}
+			want := 0
+			if testDetached && wraps {
+				want = 1
+			}
+			if n := logs.Count(warning); n != want {
+				t.Fatalf("%d warnings, want %d:\n%s", n, want, logs.String())
+			}
+			if want == 1 && !strings.Contains(logs.String(), "level=WARN") {
+				t.Fatalf("not a warning:\n%s", logs.String())
+			}
+		})
+	}
+}

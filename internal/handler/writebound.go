@@ -54,6 +54,12 @@ type boundedWriter struct {
 	deadline time.Time
 	// off: the answer is a stream, which bounds its writes itself.
 	off bool
+	// perCall: over HTTP/2, once the route's handler has returned
+	// (liftWriteBound), each write or flush of middleware is bounded by
+	// its own deadline, lifted when it returns: a deadline left set
+	// would reset the answer once it passed while the middleware
+	// idles between its writes, or after the last one.
+	perCall bool
 }
 
 func (w *boundedWriter) renew() {
@@ -93,6 +99,7 @@ func (w *boundedWriter) Write(p []byte) (int, error) {
 		m, err := w.ResponseWriter.Write(chunk)
 		n += m
 		if err != nil || n == len(p) {
+			w.callDone()
 			return n, err
 		}
 	}
@@ -108,6 +115,7 @@ func (w *boundedWriter) WriteString(s string) (int, error) {
 		m, err := w.ResponseWriter.WriteString(s[n:min(len(s), n+boundedChunk)])
 		n += m
 		if err != nil || n == len(s) {
+			w.callDone()
 			return n, err
 		}
 	}
@@ -115,12 +123,24 @@ func (w *boundedWriter) WriteString(s string) (int, error) {
 
 // Flush sends what was written, under the bound once the answer has
 // started writing: a middleware's flush may come long after the last
-// write, its deadline passed, and would fail at once.
+// write, its deadline passed, and would fail at once. Once the handler
+// has returned over HTTP/2 (perCall) every flush is bounded: it may send
+// the head.
 func (w *boundedWriter) Flush() {
-	if !w.off && w.rc != nil {
+	if !w.off && (w.rc != nil || w.perCall) {
 		w.renew()
+		defer w.callDone()
 	}
 	w.ResponseWriter.Flush()
+}
+
+// callDone lifts, in perCall mode, the deadline a write or flush set: the
+// middleware may idle after it for as long as it likes.
+func (w *boundedWriter) callDone() {
+	if w.perCall && !w.deadline.IsZero() {
+		w.deadline = time.Time{}
+		_ = w.rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 // liftWriteBound lifts, over HTTP/2, the write deadline of an answer that
@@ -130,7 +150,10 @@ func (w *boundedWriter) Flush() {
 // middleware may take longer than stream.write_timeout after the handler
 // (a span exported on the request's goroutine). What is still written is
 // bounded again: a middleware's write or flush, and net/http's end of the
-// answer (boundWrites). Over HTTP/1.x a deadline that passes while
+// answer (boundWrites). A middleware's write or flush is bounded on its
+// own (perCall): its deadline is lifted when it returns, so that the
+// middleware may idle after it, or write its own answer slowly, without
+// the answer being reset. Over HTTP/1.x a deadline that passes while
 // nothing is written does nothing. Without such middleware nothing runs
 // between the handler and boundWrites, and this is not registered.
 func (h *Handler) liftWriteBound(c *gin.Context) {
@@ -139,9 +162,9 @@ func (h *Handler) liftWriteBound(c *gin.Context) {
 		return
 	}
 	v, _ := c.Get(boundedWriterKey{})
-	if w, ok := v.(*boundedWriter); ok && !w.off && !w.deadline.IsZero() {
-		w.deadline = time.Time{}
-		_ = w.rc.SetWriteDeadline(time.Time{})
+	if w, ok := v.(*boundedWriter); ok && !w.off {
+		w.perCall = true
+		w.callDone()
 	}
 }
 

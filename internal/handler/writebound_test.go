@@ -2,7 +2,9 @@ package handler
 
 import (
 	"compress/gzip"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,5 +215,85 @@ func TestHTTP2EndOfACompressedStreamIsBounded(t *testing.T) {
 		case <-timeout:
 			t.Fatalf("stream not reset within %v, %d bytes of %d sent", 20*opts.Stream.WriteTimeout, got, total)
 		}
+	}
+}
+
+// TestAnswersUnderAMiddlewareThatWritesAfterTheHandlerAreWhole runs, over
+// HTTP/2 with TLS and a Go client, a middleware of Options.Middleware that
+// writes after the route's handler has returned (a line of its own at the
+// end of the answer) and then idles for longer than stream.write_timeout,
+// as one exporting a span on the request's goroutine would: after its
+// write and flush, or between two writes. The answer, a plain one or a
+// stream's, must reach the client whole. The middleware's write set a
+// deadline that stayed set while it idled, and over HTTP/2 a deadline
+// that passes resets the answer, written or not: the client read an
+// error where the answer ended. The idle is the scenario, not a wait for
+// something to happen: the test asserts only what the client read.
+func TestAnswersUnderAMiddlewareThatWritesAfterTheHandlerAreWhole(t *testing.T) {
+	onlyIn(t, false) // over HTTP/2 no stream is detached
+	opts := testOptions()
+	opts.Stream.WriteTimeout = 300 * time.Millisecond
+	idle := 3 * opts.Stream.WriteTimeout
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Next()
+		switch c.Request.Header.Get("X-Tail") {
+		case "idle after":
+			_, _ = c.Writer.WriteString("\ntail\n")
+			c.Writer.Flush()
+			time.Sleep(idle)
+		case "idle between":
+			_, _ = c.Writer.WriteString("\ntail")
+			time.Sleep(idle)
+			_, _ = c.Writer.WriteString(" end\n")
+			time.Sleep(idle)
+		}
+	}}
+	ts := newHTTP2TestServer(t, opts)
+	tails := map[string]string{"idle after": "\ntail\n", "idle between": "\ntail end\n"}
+	for _, path := range []string{"/healthz", "/stream?count=2&interval=0s"} {
+		for mode, tail := range tails {
+			t.Run(path+" "+mode, func(t *testing.T) {
+				resp := ts.do(t, "GET", path, nil, map[string]string{"X-Tail": mode})
+				if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+					t.Fatalf("%s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+				}
+				body, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatalf("the answer was cut after %d bytes %q: %v", len(body), body, err)
+				}
+				if !strings.HasSuffix(string(body), tail) {
+					t.Fatalf("answer %q, want it to end with the middleware's %q", body, tail)
+				}
+			})
+		}
+	}
+}
+
+// TestHTTP2WritesAfterAStreamUnderAMiddlewareThatDoesNotWrapAreBounded
+// runs a stream over HTTP/2 under a middleware that does not wrap the
+// writer and, once the stream's handler has returned, writes 64 KiB of its
+// own and flushes, to a client whose flow-control window takes the stream
+// and not that: the write waits for a window that never comes, and must
+// be reset once stream.write_timeout passes. The stream had given Gin's
+// writer back to the request, past the bound of plain answers: nothing
+// bounded what middleware wrote after it, and net/http's goroutine was
+// held until the client left.
+func TestHTTP2WritesAfterAStreamUnderAMiddlewareThatDoesNotWrapAreBounded(t *testing.T) {
+	onlyIn(t, false) // over HTTP/2 no stream is detached
+	opts := testOptions()
+	opts.Stream.WriteTimeout = time.Second
+	tail := strings.Repeat("x", 64<<10)
+	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+		c.Next()
+		_, _ = c.Writer.WriteString(tail)
+		c.Writer.Flush()
+	}}
+	ts := newHTTP2TestServer(t, opts)
+	c := dialH2(t, ts, 4096)
+	start := time.Now()
+	id := c.open(t, "GET", "/stream?count=2&interval=0s", nil, nil)
+	took := waitReset(t, c, id, start, 20*opts.Stream.WriteTimeout)
+	if took < opts.Stream.WriteTimeout/2 {
+		t.Fatalf("reset after %v, want no sooner than ½ stream.write_timeout %v", took, opts.Stream.WriteTimeout)
 	}
 }
