@@ -247,15 +247,22 @@ func (c *jsCluster) node(t *testing.T, name string) *clusterNode {
 }
 
 // operator returns a JetStream client connected to the running nodes, as
-// an operator's tool would be, closed when the test ends.
+// an operator's tool would be, closed when the test ends. It waits up to
+// operatorConnectTimeout for a server's handshake: nats.go's default 2 s
+// ran out on a loaded machine, just after an election, and the test
+// failed at its setup.
 func (c *jsCluster) operator(t *testing.T) jetstream.JetStream {
 	t.Helper()
 	var urls []string
 	for _, n := range c.running() {
 		urls = append(urls, n.url())
 	}
-	return jetStreamClient(t, strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	return jetStreamClient(t, strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond),
+		nats.Timeout(operatorConnectTimeout))
 }
+
+// operatorConnectTimeout bounds an operator connection's dial and handshake.
+const operatorConnectTimeout = 10 * time.Second
 
 // streamLeader waits until the stream has a leader and every replica is
 // current, with nothing left to apply, and returns the leader's name.
