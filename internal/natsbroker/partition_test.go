@@ -70,16 +70,42 @@ func voidIfNoise(t *testing.T, logs *testlog.Buffer, what string) {
 	}
 }
 
-// publishOrVoid publishes data to topic t through in, as in.publish does;
-// a refusal after noise voids the test rather than failing it.
+// stayed fails the test if watch moved the instance off the stream's
+// server, unless the cluster's noise had taken it off first, and watch
+// rightly moved it on (back): then the test is void.
+func stayed(t *testing.T, logs *testlog.Buffer) {
+	t.Helper()
+	if n := logs.Count(watchMove); n != 0 {
+		if line := noise(logs, true); line != "" {
+			t.Skipf("void: watch moved the instance %d times, after the cluster's noise had taken it off the stream's server: %s", n, line)
+		}
+		t.Fatalf("watch moved the instance off the stream's server %d times", n)
+	}
+}
+
+// publishOrVoid publishes data to topic t through in with the
+// Idempotency-Key "k"+data, sent again while it is answered 503, up to
+// clusterWait (a loaded machine's JetStream may take longer than
+// PublishTimeout). Still refused: a move of watch's fails the test, the
+// cluster's noise voids it.
 func publishOrVoid(t *testing.T, in *instance, logs *testlog.Buffer, data string) string {
 	t.Helper()
-	status, id, _ := in.post(t, "t", fmt.Sprintf(`{"data": %q}`, data))
-	if status != http.StatusCreated || id == "" {
-		voidIfNoise(t, logs, fmt.Sprintf("publish %s answered %d", data, status))
-		t.Fatalf("publish %s: %d", data, status)
+	deadline := time.Now().Add(clusterWait)
+	for {
+		status, id, err := postEvent(in, "t", data, "k"+data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status == http.StatusCreated {
+			return id
+		}
+		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			stayed(t, logs)
+			voidIfNoise(t, logs, fmt.Sprintf("publish %s answered %d", data, status))
+			t.Fatalf("publish %s: %d", data, status)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return id
 }
 
 // A server cut off from the rest of its cluster (its routes down, its
@@ -103,7 +129,10 @@ func TestClusterServerCutOff(t *testing.T) {
 	waitUntil(t, clusterWait, "the instance's JetStream question answered", func() bool { return a.broker.jsAnswers.Load() > 0 })
 	b := instanceWhere(t, clusterOptions(c), func(server string) bool { return server != x.name })
 	live := a.follow(t, "topic=t", "")
-	ids := publishN(t, b, 5)
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, publishKeyed(t, b, strconv.Itoa(i)))
+	}
 	for i, id := range ids {
 		if got := live.next(t); got.ID != id {
 			t.Fatalf("event %d: %+v, want id %s", i, got, id)
@@ -112,9 +141,9 @@ func TestClusterServerCutOff(t *testing.T) {
 
 	x.partition()
 	for i := 5; i < 15; i++ {
-		ids = append(ids, publishUntilAccepted(t, b, "t", strconv.Itoa(i)))
+		ids = append(ids, publishKeyed(t, b, strconv.Itoa(i)))
 	}
-	end := b.publish(t, "t", "end")
+	end := publishKeyed(t, b, "end")
 	receivesExactly(t, live, ids[5:], 5, end)
 	if got := a.broker.nc.ConnectedServerName(); got == x.name {
 		t.Errorf("the instance is still on %s, cut off", got)
@@ -131,6 +160,31 @@ func TestClusterServerCutOff(t *testing.T) {
 	waitHealed(t, c, x)
 	again := instanceWhere(t, clusterOptions(c), func(server string) bool { return server == x.name })
 	receivesExactly(t, again.follow(t, "topic=t", ids[0]), ids[1:], 1, end)
+}
+
+// publishKeyed publishes data to topic t through in with the
+// Idempotency-Key "k"+data, sent again with it while it is answered 503,
+// up to clusterWait: on a loaded machine, JetStream's acknowledgement
+// took longer than PublishTimeout now and then, just after the stream's
+// leader moved, and the test failed before its partition. The key stores
+// an event answered 503 but stored once.
+func publishKeyed(t *testing.T, in *instance, data string) string {
+	t.Helper()
+	deadline := time.Now().Add(clusterWait)
+	for {
+		status, id, err := postEvent(in, "t", data, "k"+data)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case status == http.StatusCreated:
+			return id
+		case status != http.StatusServiceUnavailable:
+			t.Fatalf("publish %s: %d", data, status)
+		case time.Now().After(deadline):
+			t.Fatalf("publish %s: still 503 after %v", data, clusterWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // waitHealed waits until n, its partition healed, is routed to the other
@@ -235,14 +289,7 @@ func TestClusterWatchStaysWithItsStream(t *testing.T) {
 	// Past maxPingsOut questions: a move would have happened by now.
 	waitUntil(t, clusterWait, "more questions answered", func() bool { return a.broker.jsAnswers.Load() >= asked+2*maxPingsOut })
 	end := publishOrVoid(t, a, logs, "end")
-	if n := logs.Count(watchMove); n != 0 {
-		// Taken off the stream's server by a stale connection first,
-		// the instance was rightly moved back by watch: void.
-		if line := noise(logs, true); line != "" {
-			t.Skipf("void: watch moved the instance %d times, after the cluster's noise had taken it off the stream's server: %s", n, line)
-		}
-		t.Fatalf("watch moved the instance off the stream's server %d times", n)
-	}
+	stayed(t, logs)
 	// Off its server by a stale connection, and not yet back, its
 	// consumer waits for a stream it cannot reach: void.
 	if a.broker.nc.ConnectedServerName() != leader {
