@@ -1,6 +1,7 @@
 package natsbroker
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -240,7 +241,7 @@ func TestClusterWatchStaysThroughAMetaElection(t *testing.T) {
 	})
 	waitUntil(t, clusterWait, "the instance's question answered after the election", func() bool { return a.broker.jsAnswers.Load() > asked+1 })
 	if n := logs.Count(watchMove); n != 0 {
-		t.Errorf("watch moved the instance %d times during the election; its server was never cut off", n)
+		t.Errorf("watch moved the instance %d times during the election; its server was never cut off: %s", n, firstLine(logs, watchMove))
 	}
 }
 
@@ -345,5 +346,46 @@ func TestClusterWatchChecksTLSCertificatesByName(t *testing.T) {
 	// The instance's own server, told of by address: not another one.
 	if a.broker.answers(t.Context(), "tls://127.0.0.1:"+port) {
 		t.Error("the instance's own server, at its address, counted as another")
+	}
+}
+
+// A server that fails its handshake after its INFO (cut off, stalled, or
+// refusing the instance) does not answer watch's question, even though
+// its INFO told of another server that does: nats.go goes on to the
+// servers an INFO told of when the one it was given fails, and the other
+// server's answer counted as the first one's.
+func TestClusterWatchProbeAsksOnlyItsServer(t *testing.T) {
+	t.Parallel() // mostly waiting for the cluster
+	c := startCluster(t)
+	a := newInstance(t, clusterOptions(c))
+	other := otherNode(c, a.broker.nc.ConnectedServerName())
+	waitUntil(t, clusterWait, "the other server to answer watch's question", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), clusterWait)
+		defer cancel()
+		return a.broker.answers(ctx, other.url())
+	})
+
+	// A server that sends its INFO, telling of the other one, and then
+	// closes the connection.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(conn, "INFO {\"server_id\":\"NFAILING\",\"server_name\":\"failing\",\"version\":\"2.11.0\",\"proto\":1,\"max_payload\":1048576,\"connect_urls\":[%q]}\r\n", other.client.addr())
+			_, _ = bufio.NewReader(conn).ReadString('\n') // its CONNECT
+			_ = conn.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), clusterWait)
+	defer cancel()
+	if a.broker.answers(ctx, "nats://"+ln.Addr().String()) {
+		t.Error("a server that failed its handshake counted as answering: another server it told of answered in its place")
 	}
 }
