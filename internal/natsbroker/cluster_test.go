@@ -248,9 +248,9 @@ func (c *jsCluster) node(t *testing.T, name string) *clusterNode {
 
 // operator returns a JetStream client connected to the running nodes, as
 // an operator's tool would be, closed when the test ends. It waits up to
-// operatorConnectTimeout for a server's handshake: nats.go's default 2 s
-// ran out on a loaded machine, just after an election, and the test
-// failed at its setup.
+// operatorConnectTimeout for a server's handshake, rather than nats.go's
+// default 2 s: on a loaded machine, a server just through an election
+// may take longer, and the test would fail at its setup.
 func (c *jsCluster) operator(t *testing.T) jetstream.JetStream {
 	t.Helper()
 	var urls []string
