@@ -247,15 +247,22 @@ func (c *jsCluster) node(t *testing.T, name string) *clusterNode {
 }
 
 // operator returns a JetStream client connected to the running nodes, as
-// an operator's tool would be, closed when the test ends.
+// an operator's tool would be, closed when the test ends. It waits up to
+// operatorConnectTimeout for a server's handshake, rather than nats.go's
+// default 2 s: on a loaded machine, a server just through an election
+// may take longer, and the test would fail at its setup.
 func (c *jsCluster) operator(t *testing.T) jetstream.JetStream {
 	t.Helper()
 	var urls []string
 	for _, n := range c.running() {
 		urls = append(urls, n.url())
 	}
-	return jetStreamClient(t, strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	return jetStreamClient(t, strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond),
+		nats.Timeout(operatorConnectTimeout))
 }
+
+// operatorConnectTimeout bounds an operator connection's dial and handshake.
+const operatorConnectTimeout = 10 * time.Second
 
 // streamLeader waits until the stream has a leader and every replica is
 // current, with nothing left to apply, and returns the leader's name.
@@ -505,6 +512,10 @@ type follower struct {
 	c          *client
 	last       string
 	reconnects int // how many times the stream ended
+	// stalled, if set, is called when no event came within
+	// clusterWait, before the test fails: it may void the test
+	// (t.Skip) when the cluster's noise explains the silence.
+	stalled func(t *testing.T)
 }
 
 // follow subscribes to query, after lastEventID ("" for live only).
@@ -522,6 +533,9 @@ func (f *follower) next(t *testing.T) stream.Event {
 		select {
 		case ev, ok = <-f.c.events:
 		case <-time.After(clusterWait):
+			if f.stalled != nil {
+				f.stalled(t)
+			}
 			t.Fatal("no event within", clusterWait)
 		}
 		if ok {

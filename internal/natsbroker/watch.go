@@ -212,11 +212,14 @@ func (b *Broker) answeredElsewhere() bool {
 // answers watch's question before ctx ends, on a connection of its own,
 // with the main connection's credentials and CAs. The connection's
 // server may be told of by two names (the URL it was given, the address
-// its cluster tells of): its own answer does not count.
+// its cluster tells of): its own answer does not count. Only url's server
+// is asked: nats.go goes on to the servers its INFO told of when its
+// handshake fails after it, and another server's answer counted as
+// url's (TestClusterWatchProbeAsksOnlyItsServer).
 func (b *Broker) answers(ctx context.Context, url string) bool {
 	opts := append([]nats.Option{
 		nats.Name("ssehub-check"), nats.NoReconnect(), nats.Timeout(b.opts.PingInterval),
-		nats.SetCustomDialer(ctxDialer{ctx}),
+		nats.SetCustomDialer(ctxDialer{ctx}), nats.IgnoreDiscoveredServers(),
 	}, b.auth...)
 	if name := b.tlsName(url); name != "" {
 		opts = append(opts, tlsServerName(name))
