@@ -54,12 +54,8 @@ func TestBrowserNoProbeOfAnotherOriginLearnsFromTheCookie(t *testing.T) {
 	jwt := mintToken(t, "--subscribe", "orders.>", "--ttl", "10m")
 	ctx := newBrowser(t)
 	topics := []string{"orders.eu", "payments.x"} // granted, not granted
-	runPage(t, ctx, page+"/",
-		callJS[chromedp.Void](`(base, jwt) => {
-			document.cookie = "ssehub_token=" + jwt + "; path=/";
-			window.__probes = {};
-		}`, base, jwt),
-	)
+	runPage(t, ctx, page+"/", callJS[chromedp.Void](`() => { window.__probes = {}; }`))
+	setPageCookie(t, ctx, "ssehub_token="+jwt+"; path=/", base+"/")
 	for _, name := range slices.Sorted(maps.Keys(cookieProbes)) {
 		runActions(t, ctx, callJS[chromedp.Void](`(name, base, topics) => {
 			const probe = `+cookieProbes[name]+`;
@@ -99,9 +95,10 @@ func TestBrowserSameOriginPageSubscribesWithTheCookie(t *testing.T) {
 	base, _ := startMain(t, cfg)
 	jwt := mintToken(t, "--subscribe", "orders.>", "--ttl", "10m")
 	ctx := newBrowser(t)
-	runPage(t, ctx, base+"/",
-		callJS[chromedp.Void](`(jwt) => {
-			document.cookie = "ssehub_token=" + jwt + "; path=/";
+	runPage(t, ctx, base+"/")
+	setPageCookie(t, ctx, "ssehub_token="+jwt+"; path=/", base+"/")
+	runActions(t, ctx,
+		callJS[chromedp.Void](`() => {
 			window.__got = {};
 			for (const topic of ["orders.eu", "payments.x"]) {
 				const url = "/api/v1/events?topic=" + topic;
@@ -117,7 +114,7 @@ func TestBrowserSameOriginPageSubscribesWithTheCookie(t *testing.T) {
 				const seen = () => { const t = f.contentDocument?.body?.textContent ?? ""; if (t.includes("event: position")) return "position"; if (t.includes("error")) return t; return ""; };
 				const poll = setInterval(() => { const s = seen(); if (s !== "") { window.__got["iframe " + topic] = s; clearInterval(poll); f.remove(); } }, 20);
 			}
-		}`, jwt),
+		}`),
 		waitJS(`Object.keys(window.__got).length === 6`),
 	)
 	got := mustRun(t, ctx, callJS[map[string]any](`() => window.__got`))

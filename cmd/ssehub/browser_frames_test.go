@@ -167,14 +167,15 @@ func TestBrowserCrossOriginEventSourceSendsTheTokenCookie(t *testing.T) {
 			jwt := mintToken(t, "--subscribe", "orders.>", "--ttl", "10m")
 			ctx := newBrowser(t)
 			requests := watchRequests(t, ctx)
-			runPage(t, ctx, page+"/",
-				callJS[chromedp.Void](`(url, jwt, withCredentials) => {
-					document.cookie = "ssehub_token=" + jwt + "; path=/";
+			runPage(t, ctx, page+"/")
+			setPageCookie(t, ctx, "ssehub_token="+jwt+"; path=/", base+"/")
+			runActions(t, ctx,
+				callJS[chromedp.Void](`(url, withCredentials) => {
 					const es = new EventSource(url, { withCredentials });
 					window.__cookie = { es, positions: 0, errors: 0 };
 					es.addEventListener("position", () => { window.__cookie.positions++; });
 					es.onerror = () => { window.__cookie.errors++; };
-				}`, base+"/api/v1/events?topic=orders.eu", jwt, tt.with),
+				}`, base+"/api/v1/events?topic=orders.eu", tt.with),
 			)
 			if tt.open {
 				runActions(t, ctx, waitJS(`window.__cookie.positions > 0`))
@@ -218,9 +219,10 @@ func TestBrowserFrameOfAnotherOriginLearnsNothingFromTheCookie(t *testing.T) {
 	jwt := mintToken(t, "--subscribe", "orders.>", "--ttl", "10m")
 	ctx := newBrowser(t)
 	requests := watchRequests(t, ctx)
-	runPage(t, ctx, page+"/",
-		callJS[chromedp.Void](`(base, jwt) => {
-			document.cookie = "ssehub_token=" + jwt + "; path=/";
+	runPage(t, ctx, page+"/")
+	setPageCookie(t, ctx, "ssehub_token="+jwt+"; path=/", base+"/")
+	runActions(t, ctx,
+		callJS[chromedp.Void](`(base) => {
 			window.__frames = {};
 			for (const topic of ["orders.eu", "payments.x"]) {
 				const f = document.createElement("iframe");
@@ -228,7 +230,7 @@ func TestBrowserFrameOfAnotherOriginLearnsNothingFromTheCookie(t *testing.T) {
 				f.src = base + "/api/v1/events?topic=" + topic;
 				document.body.append(f);
 			}
-		}`, base, jwt),
+		}`, base),
 	)
 	var subs []request
 	for deadline := time.Now().Add(pollTimeout); ; {

@@ -134,6 +134,32 @@ func runPage(t *testing.T, ctx context.Context, url string, actions ...chromedp.
 	}
 }
 
+// setPageCookie sets cookie (name=value; attributes) with document.cookie
+// in the page loaded in ctx, then waits until the browser's cookie store
+// holds it for url. document.cookie hands the cookie to the network
+// service asynchronously, so a request started right after it, a frame's
+// navigation above all, may go out without it on a loaded machine.
+func setPageCookie(t *testing.T, ctx context.Context, cookie, url string) {
+	t.Helper()
+	runActions(t, ctx, callJS[chromedp.Void](`(cookie) => { document.cookie = cookie; }`, cookie))
+	nameValue, _, _ := strings.Cut(cookie, ";")
+	for deadline := time.Now().Add(pollTimeout); ; {
+		got, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{url}})
+		if err != nil {
+			t.Fatalf("the cookies for %s: %v", url, err)
+		}
+		for _, c := range got.Cookies {
+			if c.Name+"="+c.Value == nameValue {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the browser holds no cookie %q for %s", nameValue, url)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
 // runActions runs actions in order in the tab of ctx, on the page already
 // loaded. Any error fails the test.
 func runActions(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
