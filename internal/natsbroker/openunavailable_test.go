@@ -163,6 +163,30 @@ func TestOpenFailsAtOnceWhenNoPeersFit(t *testing.T) {
 	}
 }
 
+// A stream creation that fails for a reason JetStream has no code of its
+// own for (10049), other than a store it failed to create
+// (TestOpenCreatesTheStreamAgainAfterAStoreError), fails the start at
+// once: one creation, JetStream's answer the error. The start asked again
+// for 5 s whatever the reason.
+func TestOpenFailsAtOnceOnAStreamCreationError(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	d := &jsAnswerDialer{noPeers: -1, createError: `{"code":500,"err_code":10049,"description":"stream configuration refused by the server"}`}
+	opts.dial = d.Dial
+	b, err := Open(t.Context(), opts)
+	if b != nil {
+		b.Close()
+		t.Fatal("Open succeeded on a JetStream that refused every creation")
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStreamCreate {
+		t.Fatalf("Open: %v, want JetStream's 10049 answer", err)
+	}
+	if created, _ := d.creations(); created != 1 {
+		t.Fatalf("%d stream creations, want 1", created)
+	}
+}
+
 // A stream offline for a reason that its servers' return does not
 // change (10194: a server too old for the stream) fails the start at
 // once, unlike one offline while its servers are away (10118,
@@ -203,6 +227,7 @@ type jsAnswerDialer struct {
 	silentFor   time.Duration
 	noPeers     int
 	noPeersWhy  string
+	createError string // the error those answers carry, if not 10005 for noPeersWhy
 
 	mu        sync.Mutex
 	asked     int       // stream lookups sent
@@ -294,6 +319,9 @@ func (d *jsAnswerDialer) answer(_ [][]byte, payload []byte) []byte {
 			return nil
 		}
 		d.pending--
+		if d.createError != "" {
+			return []byte(`{"type":"io.nats.jetstream.api.v1.stream_create_response","error":` + d.createError + `}`)
+		}
 		why, _ := json.Marshal(d.noPeersWhy)
 		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_create_response","error":{"code":400,"err_code":10005,"description":` + string(why) + `}}`)
 	}

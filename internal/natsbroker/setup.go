@@ -116,9 +116,19 @@ func maxStoredBytes(maxEventBytes int) int64 {
 	return 3*int64(maxEventBytes) + 2048
 }
 
-// errCodeStreamStoreFailed is nats-server's error code for a stream whose
-// store it failed to create (JSStreamStoreFailedF); nats.go names none.
-const errCodeStreamStoreFailed jetstream.ErrorCode = 10049
+// errCodeStreamCreate is nats-server's error code for a stream creation
+// that failed for a reason it has no code of its own for
+// (JSStreamCreateErrF, its description the reason); nats.go names none.
+const errCodeStreamCreate jetstream.ErrorCode = 10049
+
+// storeFailed reports whether err is JetStream's answer that it failed
+// to create the stream's store ("error creating store for stream: ..."),
+// the one reason under errCodeStreamCreate that asking again may change.
+func storeFailed(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamCreate &&
+		strings.HasPrefix(apiErr.Description, "error creating store for stream")
+}
 
 // errCodeNoPeers is nats-server's error code for a stream it finds no
 // servers enough to place on (JSClusterNoPeersErrF); nats.go names none.
@@ -160,7 +170,7 @@ const storeErrorWait = 50 * time.Millisecond
 // nats-server 2.15 may fail to create the new one's store (10049, "error
 // creating store for stream") while it still removes the old one's, and
 // then succeeds when asked again: the creation is asked again, for
-// askWait at most. Taking the first answer, an instance that started then
+// askWait at most. Any other failure under that code fails at once. Taking the first answer, an instance that started then
 // failed to. A NATS user without the permission to create it gets the
 // permissions violation as the error, at once.
 func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
@@ -175,8 +185,7 @@ func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 			st, err = unlessDenied(ctx, b, createSubject+o.Stream, func(ctx context.Context) (jetstream.Stream, error) {
 				return js.CreateStream(ctx, want)
 			})
-			var apiErr *jetstream.APIError
-			if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStreamStoreFailed || pause(retry, storeErrorWait) != nil {
+			if !storeFailed(err) || pause(retry, storeErrorWait) != nil {
 				break
 			}
 		}
