@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -528,23 +529,32 @@ func createStreamAgain(t *testing.T, ns *natsServer, cfg jetstream.StreamConfig)
 }
 
 // publishUntilAccepted publishes until the instance answers 201, and
-// fails the test on an answer other than 503 or after waitLimit.
+// fails the test at once on an answer other than 503, or after waitLimit.
+// Every try carries the same Idempotency-Key, one of this call's own: a
+// 503 may be "the event may have been stored" (acknowledgement lost or
+// late), and a retry without the key would then store the event twice.
 func publishUntilAccepted(t *testing.T, in *instance, topic, data string) string {
 	t.Helper()
+	key := fmt.Sprint("publishUntilAccepted-", publishUntilAcceptedKeys.Add(1))
+	body := fmt.Sprintf(`{"data": %q}`, data)
 	deadline := time.Now().Add(waitLimit)
 	for {
-		status, id, _ := in.post(t, topic, fmt.Sprintf(`{"data": %q}`, data))
+		status, id, _ := in.post(t, topic, body, "Idempotency-Key", key)
 		switch {
 		case status == http.StatusCreated:
 			return id
 		case status != http.StatusServiceUnavailable:
-			t.Fatalf("publish to %s: %d", topic, status)
+			t.Fatalf("publish to %s: %d, want 201 or 503", topic, status)
 		case time.Now().After(deadline):
 			t.Fatalf("publish to %s: still 503 after %v", topic, waitLimit)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// publishUntilAcceptedKeys numbers publishUntilAccepted's calls, for
+// their Idempotency-Keys: one a call, in the whole test binary.
+var publishUntilAcceptedKeys atomic.Uint64
 
 // receives reads c up to the last of ids and fails the test unless every
 // one of ids came, in order, with ids increasing throughout and no reset.

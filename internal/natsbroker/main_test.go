@@ -146,19 +146,31 @@ func (ns *natsServer) operator(t *testing.T) jetstream.JetStream {
 }
 
 // jetStreamClient connects a JetStream client of its own to url (servers
-// separated by commas) with opts, closed when the test ends.
+// separated by commas) with opts, as connectNATS does, closed when the
+// test ends.
 func jetStreamClient(t *testing.T, url string, opts ...nats.Option) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := connectNATS(t, url, opts...)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return js
+}
+
+// connectNATS connects a NATS client of its own to url (servers separated
+// by commas) with opts, or fails the test. The connection has waitLimit to
+// be made, not nats.go's 2 s (nats.DefaultTimeout), which the in-process
+// server took longer than on a loaded machine ("nats: timeout"); opts may
+// set another.
+func connectNATS(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Timeout(waitLimit)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc
 }
 
 func (ns *natsServer) stop() {

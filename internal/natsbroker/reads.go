@@ -103,15 +103,31 @@ func takeSlot(ctx context.Context, slots chan struct{}, what string) (release fu
 // (live.create), and a resume answered 503. A request that did create its
 // consumer and lost the answer leaves that one to the server, which
 // removes it once idle for its InactiveThreshold.
+//
+// The repeats askAgain sent, whose answers it did not take, may have
+// created their consumers all the same (a server slower to answer than
+// askEvery creates each one): each is deleted once askAgain returns, or it
+// held a place under the server's cap on the stream's consumers for
+// InactiveThreshold, and under load a crowd of resumes filled the cap with
+// consumers nobody read (TestResumeWhileNATSAnswersSlowlyLeavesNoPageConsumer).
 func (b *Broker) createConsumer(ctx context.Context, h *history, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	var refused error // the server's last refusal for its cap
+	var (
+		mu    sync.Mutex
+		names []string // of the creations askAgain sent
+	)
 	create := func(ctx context.Context) (jetstream.Consumer, error) {
 		cfg := cfg // asks run at once (askAgain)
 		cfg.Name = rand.Text()
+		mu.Lock()
+		names = append(names, cfg.Name)
+		mu.Unlock()
 		return h.stream.CreateConsumer(ctx, cfg)
 	}
 	for wait := consumerRetryMin; ; wait = min(2*wait, consumerRetryMax) {
+		names = names[:0] // askAgain has waited for its asks
 		cons, err := askAgain(ctx, create)
+		b.deleteUntaken(names, cons)
 		switch {
 		case errors.Is(err, jetstream.ErrMaximumConsumersLimit):
 			refused = err
@@ -125,6 +141,24 @@ func (b *Broker) createConsumer(ctx context.Context, h *history, cfg jetstream.C
 		}
 	}
 }
+
+// deleteUntaken asks the server to delete the consumers named, but taken:
+// creations of a page's consumer whose answers askAgain did not take,
+// each may have been created. It sends the requests and waits for no
+// answer: those not created are not found, and a deletion lost leaves
+// its consumer to the server's InactiveThreshold.
+func (b *Broker) deleteUntaken(names []string, taken jetstream.Consumer) {
+	for _, name := range names {
+		if taken != nil && taken.CachedInfo().Name == name {
+			continue
+		}
+		_ = b.nc.PublishRequest(consumerDeleteSubject+b.opts.Stream+"."+name, b.nc.NewInbox(), nil)
+	}
+}
+
+// consumerDeleteSubject is the subject, before the stream's name, a dot
+// and the consumer's, of JetStream's request to delete a consumer.
+const consumerDeleteSubject = "$JS.API.CONSUMER.DELETE."
 
 // busy wraps err, why a read could not start in time, with stream.ErrBusy.
 func busy(err error) error {

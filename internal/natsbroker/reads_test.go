@@ -369,3 +369,34 @@ func TestResumeWhileNATSAnswersSlowly(t *testing.T) {
 	p.slowAnswers(700 * time.Millisecond)
 	replaysAfterFirst(t, b, all)
 }
+
+// A resume read from the stream while NATS answers each JetStream request
+// in 700 ms leaves no page consumer behind once it is done. askAgain sends
+// a consumer's creation again, under a new name, each askEvery it has no
+// answer, and takes the first answer: the consumers the others created
+// stayed on the server for their InactiveThreshold (PublishTimeout), each
+// holding a place under the server's cap on the stream's consumers. Under
+// load, a crowd of resumes so filled the cap with consumers nobody read,
+// and waited for it until PublishTimeout (TestResumeStormWaitsForConsumers:
+// 27 and 77 of 128 resumes failed in 2 of 3 runs).
+func TestResumeWhileNATSAnswersSlowlyLeavesNoPageConsumer(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.PublishTimeout = 5 * time.Second // a page's read asks several questions
+	p, b, all := coldBehindProxy(t, ns, opts, 5)
+	p.slowAnswers(700 * time.Millisecond)
+	replaysAfterFirst(t, b, all)
+	st, err := ns.operator(t).Stream(t.Context(), DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for info := range st.ListConsumers(t.Context()).Info() {
+		if info.Config.FilterSubject != "" || len(info.Config.FilterSubjects) > 0 {
+			left = append(left, info.Name) // a page's: the instances' own have no filter
+		}
+	}
+	if len(left) > 0 {
+		t.Fatalf("%d page consumers left on the server after the replay: %v", len(left), left)
+	}
+}

@@ -88,6 +88,11 @@ func TestReplayPagesWithoutMessageGetPermissionDoNotWaitEach(t *testing.T) {
 	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.MSG.GET.>"}})
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
+	// Each page's reads share one PublishTimeout, 2 s in tests: on a
+	// loaded machine a page took longer, and the replay ended 503 ("nats
+	// stream info: context deadline exceeded", 4 runs in 30). The test
+	// counts questions, not time.
+	opts.PublishTimeout = waitLimit
 	w := openBroker(t, opts)
 	all := store(t, ns, w, repeat(event{"t", 16 << 10}, 59)) // four pages
 	opts.URLs = []string{"nats://restricted:restricted@" + strings.TrimPrefix(p.url(), "nats://")}
@@ -147,6 +152,11 @@ func TestReplayPagesAskNoMessageOnceTheConsumerCompared(t *testing.T) {
 	ns := startNATS(t)
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
+	// Each page's reads share one PublishTimeout, 2 s in tests: on a
+	// loaded machine a page took longer, and the replay ended 503 ("nats
+	// stream info: context deadline exceeded", 4 runs in 30). The test
+	// counts questions, not time.
+	opts.PublishTimeout = waitLimit
 	w := openBroker(t, opts)
 	all := store(t, ns, w, repeat(event{"t", 16 << 10}, 59)) // four pages
 	opts.URLs = []string{p.url()}

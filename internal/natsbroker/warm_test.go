@@ -37,10 +37,7 @@ func consumerCreates(t *testing.T, ns *natsServer) *requestCount {
 // from now on, as NATS sees them go by; seen returns the count.
 func countRequests(t *testing.T, ns *natsServer, subjects []string, counted func(data []byte) bool) *requestCount {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := connectNATS(t, ns.ClientURL())
 	c := &requestCount{marker: nc.NewInbox(), marked: make(chan struct{})}
 	// One channel for every subject: nats.go fills it as the messages
 	// come, in order (each subscription's handler has a goroutine of its
