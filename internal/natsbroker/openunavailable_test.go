@@ -148,16 +148,7 @@ func TestOpenFailsAtOnceWhenNoPeersFit(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	d := &jsAnswerDialer{noPeers: -1, noPeersWhy: "no suitable peers for placement, tags not matched ['ssd']"}
-	opts.dial = d.Dial
-	b, err := Open(t.Context(), opts)
-	if b != nil {
-		b.Close()
-		t.Fatal("Open succeeded on a JetStream that refused every creation")
-	}
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeNoPeers {
-		t.Fatalf("Open: %v, want JetStream's 10005 answer", err)
-	}
+	openRefused(t, opts, d, errCodeNoPeers)
 	if created, _ := d.creations(); created != 1 {
 		t.Fatalf("%d stream creations, want 1", created)
 	}
@@ -172,16 +163,7 @@ func TestOpenFailsAtOnceOnAStreamCreationError(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	d := &jsAnswerDialer{noPeers: -1, createError: `{"code":500,"err_code":10049,"description":"stream configuration refused by the server"}`}
-	opts.dial = d.Dial
-	b, err := Open(t.Context(), opts)
-	if b != nil {
-		b.Close()
-		t.Fatal("Open succeeded on a JetStream that refused every creation")
-	}
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStreamCreate {
-		t.Fatalf("Open: %v, want JetStream's 10049 answer", err)
-	}
+	openRefused(t, opts, d, errCodeStreamCreate)
 	if created, _ := d.creations(); created != 1 {
 		t.Fatalf("%d stream creations, want 1", created)
 	}
@@ -195,18 +177,25 @@ func TestOpenFailsAtOnceOnAStreamOfflineForAReason(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	d := &jsAnswerDialer{unavailable: -1, lookupError: `{"code":500,"err_code":10194,"description":"stream is offline: unsupported - required API level: 9"}`}
+	openRefused(t, opts, d, 10194)
+	if asked, _ := d.counts(); asked != 1 {
+		t.Fatalf("%d stream lookups, want 1", asked)
+	}
+}
+
+// openRefused starts an instance through d, which refuses it: Open must
+// fail with JetStream's answer of code.
+func openRefused(t *testing.T, opts Options, d *jsAnswerDialer, code jetstream.ErrorCode) {
+	t.Helper()
 	opts.dial = d.Dial
 	b, err := Open(t.Context(), opts)
 	if b != nil {
 		b.Close()
-		t.Fatal("Open succeeded on a JetStream that answered every lookup that the stream is offline")
+		t.Fatal("Open succeeded on a JetStream that refused it")
 	}
 	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) || apiErr.ErrorCode != 10194 {
-		t.Fatalf("Open: %v, want JetStream's 10194 answer", err)
-	}
-	if asked, _ := d.counts(); asked != 1 {
-		t.Fatalf("%d stream lookups, want 1", asked)
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != code {
+		t.Fatalf("Open: %v, want JetStream's %d answer", err, code)
 	}
 }
 
