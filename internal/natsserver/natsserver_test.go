@@ -18,6 +18,12 @@ import (
 	"go.uber.org/goleak"
 )
 
+// waitLimit bounds the tests' waits for the server: a client's
+// connection (not nats.go's 2 s, nats.DefaultTimeout) and a JetStream
+// request (not jetstream's 5 s), which the in-process server may take
+// longer than on a loaded machine.
+const waitLimit = 10 * time.Second
+
 // TestMain checks that no goroutine of a server or of a client outlives
 // the tests: stop waits for the server's, Close for the client's.
 func TestMain(m *testing.M) {
@@ -35,15 +41,24 @@ func start(t *testing.T, dir string, log *slog.Logger) (url string, stop func())
 	return url, stop
 }
 
-// connect opens a JetStream client on url, closed when the test ends.
-func connect(t *testing.T, url string) jetstream.JetStream {
+// connectNATS connects a NATS client to url with opts, or fails the test;
+// the connection has waitLimit to be made, unless opts set another.
+func connectNATS(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Timeout(waitLimit)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return nc
+}
+
+// connect opens a JetStream client on url, closed when the test ends; its
+// requests without a deadline of their own have waitLimit.
+func connect(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc := connectNATS(t, url)
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(waitLimit))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +135,9 @@ func TestClientsNeedTheToken(t *testing.T) {
 		hostPort = after
 	}
 	for _, other := range []string{"nats://" + hostPort, "nats://wrong@" + hostPort} {
-		nc, err := nats.Connect(other, nats.NoReconnect())
+		// waitLimit: a refusal that came after nats.go's 2 s would be
+		// its "nats: timeout", not the refusal.
+		nc, err := nats.Connect(other, nats.NoReconnect(), nats.Timeout(waitLimit))
 		if err == nil {
 			nc.Close()
 			t.Errorf("a client connected to %s", other)
@@ -135,10 +152,7 @@ func TestClientsNeedTheToken(t *testing.T) {
 // and may be called again.
 func TestStop(t *testing.T) {
 	url, stop := start(t, t.TempDir(), nil)
-	nc, err := nats.Connect(url, nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := connectNATS(t, url, nats.NoReconnect())
 	defer nc.Close()
 	closed := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
@@ -146,8 +160,8 @@ func TestStop(t *testing.T) {
 	stop()
 	select {
 	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the client's connection is still open 10s after stop")
+	case <-time.After(waitLimit):
+		t.Fatalf("the client's connection is still open %v after stop", waitLimit)
 	}
 	if nc2, err := nats.Connect(url); err == nil {
 		nc2.Close()

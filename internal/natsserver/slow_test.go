@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/internal/testlog"
 )
 
@@ -46,10 +45,7 @@ func TestSlowConsumerWarns(t *testing.T) {
 	if _, err := io.WriteString(slow, connect); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(u)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := connectNATS(t, u)
 	defer nc.Close()
 	data := bytes.Repeat([]byte("x"), 512<<10)
 	// Past the server's max_pending for a client (64 MiB), a little at a
