@@ -29,6 +29,12 @@ type testBroker interface {
 // its own on it (newNATSBroker).
 var testNATS *natsServer
 
+// natsWait bounds the NATS pass's waits for its server: start-up, the
+// admin connection (not nats.go's 2 s, nats.DefaultTimeout, which the
+// in-process server may take longer than on a loaded machine) and the
+// admin's JetStream requests.
+const natsWait = 10 * time.Second
+
 // natsServer is a NATS server with JetStream in the test process, on a
 // loopback port, storing in a temporary directory, and a connection that
 // deletes the tests' streams.
@@ -55,7 +61,7 @@ func startNATS() (*natsServer, error) {
 		return nil, err
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if !ns.ReadyForConnections(natsWait) {
 		ns.stop()
 		return nil, fmt.Errorf("nats server not ready")
 	}
@@ -73,13 +79,13 @@ func startNATS() (*natsServer, error) {
 // storage directory").
 func (ns *natsServer) connectAdmin() error {
 	var err error
-	if ns.admin, err = nats.Connect(ns.ClientURL()); err != nil {
+	if ns.admin, err = nats.Connect(ns.ClientURL(), nats.Timeout(natsWait)); err != nil {
 		return err
 	}
-	if ns.js, err = jetstream.New(ns.admin); err != nil {
+	if ns.js, err = jetstream.New(ns.admin, jetstream.WithDefaultTimeout(natsWait)); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), natsWait)
 	defer cancel()
 	_, err = ns.js.CreateStream(ctx, jetstream.StreamConfig{Name: "KEEP", Subjects: []string{"keep.>"}})
 	return err
@@ -138,7 +144,7 @@ func (ns *natsServer) newBroker(t *testing.T, opts stream.MemoryOptions, with ..
 	}
 	t.Cleanup(func() {
 		b.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), natsWait)
 		defer cancel()
 		if err := ns.js.DeleteStream(ctx, name); err != nil {
 			t.Errorf("delete stream %s: %v", name, err)
