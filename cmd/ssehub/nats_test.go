@@ -213,15 +213,29 @@ func TestShutdownAnswersThePublishesUnderWayOnNATS(t *testing.T) {
 	}
 }
 
-// storedData returns the data of every message of a JetStream stream.
-func storedData(t *testing.T, natsURL, name string) map[string]bool {
+// natsWait bounds the tests' waits for their NATS server: start-up, a
+// test client's connection (not nats.go's 2 s, nats.DefaultTimeout) and
+// its JetStream requests (not jetstream's 5 s), which the in-process
+// server may take longer than on a loaded machine.
+const natsWait = 10 * time.Second
+
+// connectNATS connects a NATS client of the test's to url, or fails the
+// test; the connection has natsWait to be made.
+func connectNATS(t *testing.T, url string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
+	nc, err := nats.Connect(url, nats.Timeout(natsWait))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return nc
+}
+
+// storedData returns the data of every message of a JetStream stream.
+func storedData(t *testing.T, natsURL, name string) map[string]bool {
+	t.Helper()
+	nc := connectNATS(t, natsURL)
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(natsWait))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +271,7 @@ func runNATSServer(t *testing.T, opts *server.Options) *server.Server {
 	}
 	go ns.Start()
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if !ns.ReadyForConnections(natsWait) {
 		t.Fatal("nats server not ready")
 	}
 	return ns
@@ -271,10 +285,7 @@ func TestStopWhileTheBrokerOpensIsNoFailure(t *testing.T) {
 	// A NATS server whose JetStream never answers: the API's requests
 	// reach a subscriber that keeps them.
 	ns := runNATSServer(t, &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := connectNATS(t, ns.ClientURL())
 	defer nc.Close()
 	asked := make(chan *nats.Msg, 1)
 	if _, err := nc.ChanSubscribe("$JS.API.>", asked); err != nil {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/ssehub/ssehub/config"
 )
 
@@ -40,10 +39,7 @@ func TestNATSServers(t *testing.T) {
 	if line := logged.String(); strings.Contains(line, token) || !strings.Contains(line, "url=nats://"+hostPort) {
 		t.Errorf("start-up log %q: want the URL without the token", line)
 	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := connectNATS(t, url)
 	defer nc.Close()
 	if want := int64(natsPayload(cfg.Hub.MaxEventBytes)); nc.MaxPayload() != want {
 		t.Errorf("max payload %d, want %d", nc.MaxPayload(), want)
