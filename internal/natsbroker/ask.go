@@ -33,9 +33,10 @@ const askWait = 5 * time.Second
 // (TestConsumerMadeAgainWhileNATSAnswersSlowly,
 // TestResumeWhileNATSAnswersSlowly), and a wait that doubled instead
 // heard a cluster back from an election up to seconds late. Only a
-// request that may be repeated may be asked again: a lookup, or the
-// creation of a consumer by name (or under a new name each time, the
-// others left to the server).
+// request that may be repeated may be asked again: a lookup, the
+// creation of a stream (JetStream answers a repeat of the same config
+// with the stream the first made), or the creation of a consumer by name
+// (or under a new name each time, the others deleted).
 func askAgain[T any](ctx context.Context, ask func(context.Context) (T, error)) (T, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

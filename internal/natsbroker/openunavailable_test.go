@@ -141,6 +141,22 @@ func TestOpenAsksAgainWhilePeersAreOffline(t *testing.T) {
 	receives(t, c, []string{m.IDString()})
 }
 
+// An instance whose stream's creation goes unanswered, as a cluster's
+// meta leader that is busy or losing its leadership leaves it, asks
+// again after askEvery, and starts. It waited for the whole start
+// (startWait) and failed it: "create stream: context deadline exceeded".
+func TestOpenCreatesTheStreamAgainWhenItsCreationIsUnanswered(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	d := &jsAnswerDialer{dropCreates: 1}
+	opts.dial = d.Dial
+	in := newInstance(t, opts)
+	if created, _ := d.creations(); created < 2 {
+		t.Fatalf("%d stream creations, want one unanswered and more", created)
+	}
+	receives(t, in.subscribe(t, "topic=t", ""), []string{in.publish(t, "t", "after")})
+}
+
 // A refusal to place the stream for reasons that a server's return does
 // not change (a tag no server has) fails the start at once: one
 // creation, JetStream's answer the error.
@@ -217,6 +233,7 @@ type jsAnswerDialer struct {
 	noPeers     int
 	noPeersWhy  string
 	createError string // the error those answers carry, if not 10005 for noPeersWhy
+	dropCreates int    // the first stream creations not passed on
 
 	mu        sync.Mutex
 	asked     int       // stream lookups sent
@@ -274,6 +291,10 @@ func (d *jsAnswerDialer) request(fields [][]byte, _ []byte) []byte {
 	defer d.mu.Unlock()
 	if bytes.HasPrefix(fields[1], []byte("$JS.API.STREAM.CREATE.")) {
 		d.created++
+		if d.dropCreates > 0 {
+			d.dropCreates--
+			return dropOp
+		}
 		if d.noPeers != 0 {
 			// Refused: the server gets a config without the
 			// stream's name, which it refuses too, creating none.

@@ -171,8 +171,12 @@ const storeErrorWait = 50 * time.Millisecond
 // creating store for stream") while it still removes the old one's, and
 // then succeeds when asked again: the creation is asked again, for
 // askWait at most. Any other failure under that code fails at once. Taking the first answer, an instance that started then
-// failed to. A NATS user without the permission to create it gets the
-// permissions violation as the error, at once.
+// failed to. A creation left unanswered (a cluster's meta leader busy,
+// or changing) is asked again each askEvery, as a lookup is: it waited
+// for the whole start, and the start failed
+// (TestOpenCreatesTheStreamAgainWhenItsCreationIsUnanswered). A NATS user
+// without the permission to create it gets the permissions violation as
+// the error, at once.
 func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 	js, o := b.js, &b.opts
 	st, err := b.findStream(ctx)
@@ -183,7 +187,9 @@ func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 		defer cancel()
 		for {
 			st, err = unlessDenied(ctx, b, createSubject+o.Stream, func(ctx context.Context) (jetstream.Stream, error) {
-				return js.CreateStream(ctx, want)
+				// Asked again while unanswered: JetStream answers a
+				// repeat with the stream the first one created.
+				return askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.CreateStream(ctx, want) })
 			})
 			if !storeFailed(err) || pause(retry, storeErrorWait) != nil {
 				break
