@@ -97,3 +97,25 @@ func unavailable(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeUnavailable
 }
+
+// askThroughElection is askAgain that also asks again, each askEvery,
+// while JetStream answers that it is temporarily unavailable (10008) or
+// that the stream is offline (10118), as a cluster's servers answer while
+// the stream elects a new leader (its leader stopped), until ctx ends (or
+// askWait passes, for a ctx without a deadline): then it returns that
+// last answer. A resume took the first such answer
+// for the store unreachable and answered 503
+// (TestResumeWhileTheStreamElectsALeader).
+func askThroughElection[T any](ctx context.Context, ask func(context.Context) (T, error)) (T, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, askWait)
+		defer cancel()
+	}
+	for {
+		v, err := askAgain(ctx, ask)
+		if !unavailable(err) && !streamOffline(err) || pause(ctx, askEvery) != nil {
+			return v, err
+		}
+	}
+}

@@ -67,6 +67,12 @@ type natsProxy struct {
 	// streamMissing does for a stream's info.
 	consumerStreamMissing int
 	consumersMissed       chan struct{} // closed once it is back to 0
+	// infoUnavailable and createUnavailable are how many of the next
+	// answers to a stream's info and to a consumer's creation say that
+	// JetStream is temporarily unavailable (10008), as a cluster's
+	// servers answer while a stream elects a leader; refused counts them.
+	infoUnavailable   int
+	createUnavailable int
 	// cutInfo, when above 0, counts down the requests for a stream's
 	// info: the one that takes it to 0 is swallowed and the connections
 	// cut as it is sent.
@@ -593,6 +599,16 @@ func (p *natsProxy) refuseConsumers() {
 	p.refuseCreates = true
 }
 
+// electLeader makes the next n answers to a stream's info, and the
+// next n to a consumer's creation, say that JetStream is temporarily
+// unavailable (10008), as a cluster's servers answer while the stream
+// elects a new leader (its leader stopped).
+func (p *natsProxy) electLeader(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.infoUnavailable, p.createUnavailable = n, n
+}
+
 // missStream makes the next n answers to a stream's info say that the
 // stream is not found, though it is there.
 func (p *natsProxy) missStream(n int) {
@@ -647,7 +663,16 @@ func (p *natsProxy) rewrite(payload []byte) []byte {
 		p.storeFails--
 	}
 	refuse := p.refuseCreates && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.consumer_create_response"`))
+	if !refuse && p.createUnavailable > 0 && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.consumer_create_response"`)) {
+		p.createUnavailable--
+		refuse = true
+	}
 	if refuse {
+		p.refused++
+	}
+	infoRefused := p.infoUnavailable > 0 && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.stream_info_response"`))
+	if infoRefused {
+		p.infoUnavailable--
 		p.refused++
 	}
 	missing := p.streamMissing > 0 && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.stream_info_response"`))
@@ -662,6 +687,8 @@ func (p *natsProxy) rewrite(payload []byte) []byte {
 	}
 	p.mu.Unlock()
 	switch {
+	case infoRefused:
+		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}`)
 	case missing:
 		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":404,"err_code":10059,"description":"stream not found"}}`)
 	case consumerMissing:

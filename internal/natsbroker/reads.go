@@ -126,7 +126,7 @@ func (b *Broker) createConsumer(ctx context.Context, h *history, cfg jetstream.C
 	}
 	for wait := consumerRetryMin; ; wait = min(2*wait, consumerRetryMax) {
 		names = names[:0] // askAgain has waited for its asks
-		cons, err := askAgain(ctx, create)
+		cons, err := askThroughElection(ctx, create)
 		b.deleteUntaken(names, cons)
 		switch {
 		case errors.Is(err, jetstream.ErrMaximumConsumersLimit):

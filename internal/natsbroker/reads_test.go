@@ -400,3 +400,22 @@ func TestResumeWhileNATSAnswersSlowlyLeavesNoPageConsumer(t *testing.T) {
 		t.Fatalf("%d page consumers left on the server after the replay: %v", len(left), left)
 	}
 }
+
+// A resume read from the stream while JetStream answers that it is
+// temporarily unavailable (10008), as a cluster's servers answer while the
+// stream elects a leader (its leader stopped): the stream's info and the
+// page consumer's creation are asked again, as a question left unanswered
+// is, within the resume's bound, and the replay hands out every event.
+// The first such answer ended the resume with a 503
+// (TestClusterResumeAsALeaderStops, TestClusterNodeStopsWhilePublishing
+// under load).
+func TestResumeWhileTheStreamElectsALeader(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	p, b, all := coldBehindProxy(t, ns, opts, 5)
+	p.electLeader(2)
+	replaysAfterFirst(t, b, all)
+	if n := p.refusals(); n < 4 {
+		t.Fatalf("%d answers of JetStream temporarily unavailable, want 4", n)
+	}
+}

@@ -233,7 +233,7 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 		return nil, err
 	}
 	delivered := h.reached()
-	info, err := askAgain(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return h.stream.Info(ctx) })
+	info, err := askThroughElection(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return h.stream.Info(ctx) })
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		b.renew(h)
