@@ -827,16 +827,30 @@ func (b *Broker) ready(h *history) error {
 
 // current returns nil while h is the current history and its stream is
 // not in doubt (renew checks it), and otherwise an error wrapping
-// stream.ErrUnavailable: ready without the connection's state.
+// stream.ErrUnavailable: ready without the connection's state. It says
+// the stream deleted (ErrStreamDeleted) once h is no longer current, or
+// renew's check was answered that no stream of its name is found; while
+// that check has no answer yet, or one of no stream deleted (a NATS that
+// did not answer), only that the stream is being checked
+// (errStreamChecked): a publish refused then said "stream deleted", in
+// its error and in the refusal log, of a stream that was there.
 func (b *Broker) current(h *history) error {
 	switch {
-	case h.stale.Load() && h.noJetStream.Load() && h == b.cur.Load():
+	case h != b.cur.Load():
+		return fmt.Errorf("stream %q: %w: %w", b.opts.Stream, ErrStreamDeleted, stream.ErrUnavailable)
+	case !h.stale.Load():
+		return nil
+	case h.noJetStream.Load():
 		return fmt.Errorf("nats: %w: %w", errNoJetStream, stream.ErrUnavailable)
-	case h.stale.Load(), h != b.cur.Load():
+	case h.gone.Load():
 		return fmt.Errorf("stream %q: %w: %w", b.opts.Stream, ErrStreamDeleted, stream.ErrUnavailable)
 	}
-	return nil
+	return fmt.Errorf("stream %q: %w: %w", b.opts.Stream, errStreamChecked, stream.ErrUnavailable)
 }
+
+// errStreamChecked is current's error while renew checks whether the
+// stream was deleted and has no answer that it was.
+var errStreamChecked = errors.New("nats stream being checked: it may have been deleted")
 
 // unavailable wraps a NATS error of op with stream.ErrUnavailable, or
 // returns stream.ErrClosed after Close.

@@ -63,7 +63,11 @@ type history struct {
 	// found no JetStream (a NATS server back without it): Publish and
 	// Ready say so rather than that the stream was deleted.
 	noJetStream atomic.Bool
-	ended       chan struct{} // closed by end: renewed, or the Broker closed
+	// gone is set while renew's last check of a stale history found no
+	// stream of its name: Publish and Ready say the stream was deleted,
+	// not only that it is being checked.
+	gone  atomic.Bool
+	ended chan struct{} // closed by end: renewed, or the Broker closed
 
 	// consumer is the name of the consumer that delivered the last
 	// message, and foreign is set once the stream it reads is found to be
@@ -332,6 +336,7 @@ func (b *Broker) renew(old *history) {
 		return
 	}
 	b.renewing = true
+	old.gone.Store(false)
 	old.stale.Store(true)
 	b.renewals.Add(1)
 	go func() {
@@ -357,6 +362,7 @@ func (b *Broker) renew(old *history) {
 				return
 			}
 			h = cur
+			h.gone.Store(false)
 			h.stale.Store(true)
 		}
 	}()
@@ -389,6 +395,7 @@ func (b *Broker) renewFrom(old *history) {
 			continue // asked for again while this question was asked
 		case err == nil && h == nil:
 			old.noJetStream.Store(false)
+			old.gone.Store(false)
 			old.stale.Store(false) // a false alarm: the consumer alone was deleted
 			// Its consumer, refused for a stream not found, need not wait
 			// out its back-off.
@@ -423,6 +430,7 @@ func (b *Broker) renewFrom(old *history) {
 		} else {
 			old.noJetStream.Store(false)
 		}
+		old.gone.Store(errors.Is(err, jetstream.ErrStreamNotFound))
 		if !logged && time.Since(start) >= time.Second {
 			logged = true
 			b.opts.Logger.Error("nats stream gone or not answering: publishing answers 503 until it answers (an instance that starts creates a missing one)", "stream", b.opts.Stream, "err", err)

@@ -26,7 +26,7 @@ func TestIdleInstanceUnreadyWhileNATSIsBackWithoutJetStream(t *testing.T) {
 	ns.start(t)
 	waitFor(t, "the instance to reconnect", a.broker.Connected)
 	// Unready first for its stream in doubt, while the question of its
-	// stream is unanswered (Ready says "stream deleted" meanwhile), then
+	// stream is unanswered (Ready says "being checked" meanwhile), then
 	// for want of JetStream once the server answered: the test read Ready
 	// once, as soon as it failed, and on a loaded machine found it still
 	// in doubt (1 run in 4).
