@@ -236,12 +236,12 @@ type jsAnswerDialer struct {
 	dropCreates int    // the first stream creations not passed on
 
 	mu        sync.Mutex
-	asked     int       // stream lookups sent
-	refused   int       // answered unavailable
-	swallowed int       // not passed on
-	first     time.Time // of the first lookup
-	created   int       // stream creations sent
-	placeless int       // answered 10005
+	asked     int             // stream lookups sent
+	refused   int             // answered unavailable
+	swallowed int             // not passed on
+	first     time.Time       // of the first lookup
+	created   int             // stream creations sent
+	placeless int             // answered 10005
 	refusedTo map[string]bool // the reply subjects of those, not answered yet
 }
 
