@@ -715,6 +715,14 @@ func TestAStreamAMiddlewareCompressesIsCompressed(t *testing.T) {
 		defer zw.Close()
 		c.Next()
 	}}
+	streamIsCompressed(t, opts)
+}
+
+// streamIsCompressed asks a server with opts for a short stream over
+// HTTP/1.1, accepting gzip: its head must say gzip, and its body, so
+// decoded, hold the two lines and the close event.
+func streamIsCompressed(t *testing.T, opts Options) {
+	t.Helper()
 	ts := newTestServer(t, opts)
 	conn := ts.dial(t)
 	if _, err := io.WriteString(conn, "GET /stream?count=2&interval=0s HTTP/1.1\r\nHost: ssehub\r\nAccept-Encoding: gzip\r\n\r\n"); err != nil {
@@ -852,27 +860,7 @@ func TestAStreamALazyCompressorCompressesIsCompressed(t *testing.T) {
 		defer w.close()
 		c.Next()
 	}}
-	ts := newTestServer(t, opts)
-	conn := ts.dial(t)
-	if _, err := io.WriteString(conn, "GET /stream?count=2&interval=0s HTTP/1.1\r\nHost: ssehub\r\nAccept-Encoding: gzip\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if got := resp.Header.Get("Content-Encoding"); got != "gzip" {
-		t.Fatalf("Content-Encoding %q, want gzip", got)
-	}
-	zr, err := gzip.NewReader(resp.Body)
-	if err != nil {
-		t.Fatalf("the body is not what its head says: %v", err)
-	}
-	_, events := readAll(t, zr)
-	if len(events) != 3 || events[0].Data != "Streamed line 0" || events[2].Type != "close" {
-		t.Errorf("events %+v, want two lines and close", events)
-	}
+	streamIsCompressed(t, opts)
 }
 
 // lazyGzipWriter compresses what is written to Gin's writer under it, and
