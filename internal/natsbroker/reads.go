@@ -109,7 +109,7 @@ func takeSlot(ctx context.Context, slots chan struct{}, what string) (release fu
 // askEvery creates each one): each is deleted once askAgain returns, or it
 // held a place under the server's cap on the stream's consumers for
 // InactiveThreshold, and under load a crowd of resumes filled the cap with
-// consumers nobody read (TestResumeWhileNATSAnswersSlowlyLeavesNoPageConsumer).
+// consumers nobody read (TestResumeWhileNATSAnswersSlowly).
 func (b *Broker) createConsumer(ctx context.Context, h *history, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	var refused error // the server's last refusal for its cap
 	var (

@@ -27,6 +27,27 @@ func holdRenewalMade(t *testing.T, h *history) (held <-chan struct{}, release fu
 	return waiting, release
 }
 
+// pendingAfterARecreate has a's stream deleted and created again, and
+// holds the renewal that follows (holdRenewalMade) once it has made the
+// new history, its consumer running, before it is current: it returns
+// that pending history and the release of the renewal.
+func pendingAfterARecreate(t *testing.T, a *instance, ns *natsServer, opts Options) (h *history, release func()) {
+	t.Helper()
+	prev := a.broker.cur.Load()
+	held, release := holdRenewalMade(t, prev)
+	recreateStream(t, ns, opts)
+	select {
+	case <-held:
+	case <-time.After(waitLimit):
+		t.Fatal("the new stream was not taken")
+	}
+	h = a.broker.pendingHistory()
+	if h == nil || a.broker.cur.Load() != prev {
+		t.Fatal("the renewal held without a pending history, or with it current")
+	}
+	return h, release
+}
+
 // pendingHistory is b's pending history (pendingAsk), nil when none.
 func (b *Broker) pendingHistory() *history {
 	b.renewMu.Lock()
@@ -58,18 +79,7 @@ func TestRenewalAskedForAHistoryBeingMadeIsAsked(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	a := newInstance(t, opts)
-	prev := a.broker.cur.Load()
-	held, release := holdRenewalMade(t, prev)
-	recreateStream(t, ns, opts)
-	select {
-	case <-held:
-	case <-time.After(waitLimit):
-		t.Fatal("the new stream was not taken")
-	}
-	h := a.broker.pendingHistory()
-	if h == nil || a.broker.cur.Load() != prev {
-		t.Fatal("the renewal held without a pending history, or with it current")
-	}
+	h, release := pendingAfterARecreate(t, a, ns, opts)
 	recreateUnder(t, ns, opts, h)
 	release()
 	waitNewHistory(t, a, h, "the stream created while the history was made taken")
@@ -131,17 +141,7 @@ func TestConsumerOfAHistoryBeingMadeIsMadeAgainAfterAReconnect(t *testing.T) {
 	opts.URLs = []string{p.url()}
 	a := newInstance(t, opts)
 	prev := a.broker.cur.Load()
-	held, release := holdRenewalMade(t, prev)
-	recreateStream(t, ns, opts)
-	select {
-	case <-held:
-	case <-time.After(waitLimit):
-		t.Fatal("the new stream was not taken")
-	}
-	h := a.broker.pendingHistory()
-	if h == nil {
-		t.Fatal("the renewal held without a pending history")
-	}
+	h, release := pendingAfterARecreate(t, a, ns, opts)
 	lost := p.loseDeliveries("lost on the way")
 	if _, err := ns.operator(t).Publish(t.Context(), DefaultSubjectPrefix+".t", []byte("lost on the way")); err != nil {
 		t.Fatal(err)
