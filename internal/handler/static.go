@@ -53,6 +53,12 @@ func (h *Handler) staticFiles(files fs.FS) gin.HandlerFunc {
 			c.Header("ETag", tag)
 			c.Header("Cache-Control", "no-cache")
 		}
+		if typ, ok := demoFileTypes[path.Ext(name)]; ok && !strings.HasSuffix(r.URL.Path, "/index.html") {
+			// The file server keeps a Content-Type already set (but
+			// for a 304, and a multipart range's own); the path of
+			// index.html by its name is its redirect to "./", with none.
+			c.Header("Content-Type", typ)
+		}
 		dropManyRanges(r.Header)
 		dropEmptySuffixRanges(r.Header)
 		w := &fileErrorWriter{ResponseWriter: c.Writer}
@@ -75,6 +81,19 @@ func (h *Handler) staticFiles(files fs.FS) gin.HandlerFunc {
 const demoContentSecurityPolicy = "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self'; " +
 	"img-src 'self' data:; connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; " +
 	"form-action 'none'; frame-ancestors 'none'"
+
+// demoFileTypes are the Content-Types of the demo files, by extension:
+// those of Go's own table, pinned, as deploy/nginx-demo.conf's types
+// block gives them. net/http's file server asks mime.TypeByExtension,
+// which takes a host's /etc/mime.types over Go's table where the host has
+// no shared-mime-info database; an older one says application/javascript,
+// with no charset. A file of another extension (vendor's LICENSE-vue) is
+// the file server's to type.
+var demoFileTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+}
 
 // maxDemoFileRanges is the most ranges a request for a demo file may ask
 // for, as nginx's max_ranges 16 in deploy/nginx-demo.conf.

@@ -124,3 +124,36 @@ func TestDemoFileManyRangesGetTheFileOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoFileTypesAreNotTheHosts: each demo file's Content-Type is Go's
+// own, text/javascript; charset=utf-8 for a script, whatever the host's
+// MIME tables say. mime.TypeByExtension, which net/http's file server asks,
+// takes a host's /etc/mime.types over Go's table when the host has no
+// shared-mime-info database, and an older one says application/javascript,
+// with no charset: ssehub then answered as the host said, no longer as
+// deploy/nginx-demo.conf's types, which are Go's. The test puts such a
+// line in the process's table, as mime reads it from the file, and takes
+// it back after.
+func TestDemoFileTypesAreNotTheHosts(t *testing.T) {
+	const want = "text/javascript; charset=utf-8"
+	was := mime.TypeByExtension(".js")
+	if err := mime.AddExtensionType(".js", "application/javascript"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := mime.AddExtensionType(".js", was); err != nil {
+			t.Error(err)
+		}
+	})
+	ts := newTestServer(t, testOptions())
+	for _, path := range []string{"/app.js", "/vendor/vue.js"} {
+		resp := ts.do(t, "GET", path, nil, nil)
+		if got := resp.Header.Values("Content-Type"); resp.StatusCode != http.StatusOK || len(got) != 1 || got[0] != want {
+			t.Errorf("GET %s: %d, Content-Type %q, want 200 and %q", path, resp.StatusCode, got, want)
+		}
+		head := ts.do(t, "HEAD", path, nil, nil)
+		if got := head.Header.Values("Content-Type"); len(got) != 1 || got[0] != want {
+			t.Errorf("HEAD %s: Content-Type %q, want %q", path, got, want)
+		}
+	}
+}
