@@ -93,17 +93,17 @@ type nginxDirective struct {
 func nginxTokens(t *testing.T, text string) (words []string, quoted []bool) {
 	t.Helper()
 	for i := 0; i < len(text); {
-		switch c := text[i]; {
-		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+		switch c := text[i]; c {
+		case ' ', '\t', '\r', '\n':
 			i++
-		case c == '#':
+		case '#':
 			for i < len(text) && text[i] != '\n' {
 				i++
 			}
-		case c == ';' || c == '{' || c == '}':
+		case ';', '{', '}':
 			words, quoted = append(words, string(c)), append(quoted, false)
 			i++
-		case c == '"' || c == '\'':
+		case '"', '\'':
 			var b strings.Builder
 			j := i + 1
 			for ; j < len(text) && text[j] != c; j++ {
