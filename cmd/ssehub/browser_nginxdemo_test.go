@@ -15,7 +15,7 @@ import (
 // TestBrowserNginxDemoPageRunsUnderItsPolicy: the demo page from
 // docker-compose.yml's second origin, nginx with deploy/nginx-demo.conf,
 // comes with ssehub's Content-Security-Policy, and runs under it: Vue
-// mounts the page from nginx's scripts (application/javascript, under
+// mounts the page from nginx's scripts (text/javascript, under
 // nosniff), the Cross-origin panel streams from ssehub, and the Hub panel
 // subscribes to ssehub's hub and publishes to it, with no error and no
 // violation of the policy. An inline script added to the page then is
