@@ -340,10 +340,12 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 					// message, and the last ones of a burst waited for
 					// the next publish. Made again, it reads on after
 					// the last one delivered; an extra remake costs a
-					// consumer's creation.
-					if h := b.cur.Load(); h != nil {
-						h.live.reset()
-					}
+					// consumer's creation. sub is not told apart: the
+					// pending history's consumer (a renewal making it) is
+					// made again too. Left, its last events waited for
+					// the next publish
+					// (TestSlowConsumerNoticeRemakesThePendingConsumer).
+					b.resetConsumers()
 				}
 				opts.Logger.Warn("nats error", "err", err, "subject", sub.Subject)
 				return
@@ -912,7 +914,8 @@ func (b *Broker) Stats() stream.Stats {
 
 // resetConsumers makes the consumers of the current history and of the
 // pending one (pendingAsk), once made, again: after a reconnect, what the
-// server sent them meanwhile is lost. Only the current one's made again,
+// server sent them meanwhile is lost, and after a slow consumer notice,
+// what the client dropped of theirs. Only the current one's made again,
 // a delivery lost as the connection broke while a renewal made a new
 // history waited for the next event
 // (TestConsumerOfAHistoryBeingMadeIsMadeAgainAfterAReconnect).
