@@ -507,13 +507,28 @@ func (b *Broker) openStream(ctx context.Context) (jetstream.Stream, error) {
 		// Its time is up: startWait passed, or ctx ended (a stop asked
 		// for, which ssehub tells by ctx's error, kept in err).
 		switch {
+		case refused != nil && parent.Err() == nil:
+			err = fmt.Errorf("%w (JetStream's last answer, after asking for %s: %w)%s", err, startWait, refused, refusedAdvice(refused))
 		case refused != nil:
-			err = fmt.Errorf("%w (JetStream's last answer: %w)", err, refused)
+			err = fmt.Errorf("%w (JetStream's last answer: %w)%s", err, refused, refusedAdvice(refused))
 		case parent.Err() == nil && unanswered(err):
 			err = fmt.Errorf("%w (no answer within %s)", err, startWait)
 		}
 		return nil, err
 	}
+}
+
+// refusedAdvice is what an operator can do about refused, the last
+// refusal openStream was answered when its time was up, for the end of
+// its error; "" when nothing but waiting helps. A cluster that still
+// counts a server gone for good among its peers refuses an R3 stream
+// (peersOffline) for as long as it does: the start failed with "context
+// deadline exceeded" and JetStream's answer, and nothing said what to do.
+func refusedAdvice(refused error) string {
+	if peersOffline(refused) {
+		return ": a server of the NATS cluster is offline; start it again, or if it is gone for good remove it from the cluster (nats server raft peer-remove), or lower nats.replicas"
+	}
+	return ""
 }
 
 // Publish stores the event in the stream and returns it with the id made
