@@ -340,10 +340,12 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 					// message, and the last ones of a burst waited for
 					// the next publish. Made again, it reads on after
 					// the last one delivered; an extra remake costs a
-					// consumer's creation.
-					if h := b.cur.Load(); h != nil {
-						h.live.reset()
-					}
+					// consumer's creation. sub is not told apart: the
+					// pending history's consumer (a renewal making it) is
+					// made again too. Left, its last events waited for
+					// the next publish
+					// (TestSlowConsumerNoticeRemakesThePendingConsumer).
+					b.resetConsumers()
 				}
 				opts.Logger.Warn("nats error", "err", err, "subject", sub.Subject)
 				return
@@ -505,13 +507,28 @@ func (b *Broker) openStream(ctx context.Context) (jetstream.Stream, error) {
 		// Its time is up: startWait passed, or ctx ended (a stop asked
 		// for, which ssehub tells by ctx's error, kept in err).
 		switch {
+		case refused != nil && parent.Err() == nil:
+			err = fmt.Errorf("%w (JetStream's last answer, after asking for %s: %w)%s", err, startWait, refused, refusedAdvice(refused))
 		case refused != nil:
-			err = fmt.Errorf("%w (JetStream's last answer: %w)", err, refused)
+			err = fmt.Errorf("%w (JetStream's last answer: %w)%s", err, refused, refusedAdvice(refused))
 		case parent.Err() == nil && unanswered(err):
 			err = fmt.Errorf("%w (no answer within %s)", err, startWait)
 		}
 		return nil, err
 	}
+}
+
+// refusedAdvice is what an operator can do about refused, the last
+// refusal openStream was answered when its time was up, for the end of
+// its error; "" when nothing but waiting helps. A cluster that still
+// counts a server gone for good among its peers refuses an R3 stream
+// (peersOffline) for as long as it does: the start failed with "context
+// deadline exceeded" and JetStream's answer, and nothing said what to do.
+func refusedAdvice(refused error) string {
+	if peersOffline(refused) {
+		return ": a server of the NATS cluster is offline; start it again, or if it is gone for good remove it from the cluster (nats server raft peer-remove), or lower nats.replicas"
+	}
+	return ""
 }
 
 // Publish stores the event in the stream and returns it with the id made
@@ -912,7 +929,8 @@ func (b *Broker) Stats() stream.Stats {
 
 // resetConsumers makes the consumers of the current history and of the
 // pending one (pendingAsk), once made, again: after a reconnect, what the
-// server sent them meanwhile is lost. Only the current one's made again,
+// server sent them meanwhile is lost, and after a slow consumer notice,
+// what the client dropped of theirs. Only the current one's made again,
 // a delivery lost as the connection broke while a renewal made a new
 // history waited for the next event
 // (TestConsumerOfAHistoryBeingMadeIsMadeAgainAfterAReconnect).

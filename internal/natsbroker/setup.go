@@ -218,7 +218,8 @@ func (b *Broker) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 // acknowledge the events published (not a message counter), else
 // ErrStreamMismatch; its limits, replicas and duplicate window are
 // updated to the options', with a new mark of that write in its metadata,
-// which b keeps (limits.go), when the metadata has room for it. A NATS
+// which b keeps (limits.go), when the metadata has room for it; an
+// update left unanswered is asked again each askEvery. A NATS
 // user without the permission to read the stream's info, or to update it,
 // gets the permissions violation as the error, at once.
 func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
@@ -282,7 +283,17 @@ func (b *Broker) findStream(ctx context.Context) (jetstream.Stream, error) {
 		delete(have.Metadata, replacedKey)
 		set = nil
 	}
-	if st, err = b.updateStream(ctx, have); err != nil {
+	// Asked again while unanswered (a cluster's meta leader busy, or
+	// changing), as the creation is: asked once, it waited for the
+	// whole start and failed it
+	// (TestOpenUpdatesTheStreamAgainWhenItsUpdateIsUnanswered).
+	// JetStream answers a repeat of the same config as the first; one
+	// handled after another instance's write is the latest write, as a
+	// late first one would be (limits.go).
+	st, err = unlessDenied(ctx, b, updateSubject+o.Stream, func(ctx context.Context) (jetstream.Stream, error) {
+		return askAgain(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.UpdateStream(ctx, have) })
+	})
+	if err != nil {
 		return nil, fmt.Errorf("nats: update stream %q limits to %s: %w", o.Stream, limitsText(want), err)
 	}
 	b.limits.Store(set)
