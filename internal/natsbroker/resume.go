@@ -404,7 +404,26 @@ var errGetDenied = errors.New("nats: the user may not get the stream's messages 
 // consumer, made again, had not delivered (storedAsDelivered), with the
 // event under its last sequence deleted and no event since, each page of
 // every replay waited 0.5 s more.
+//
+// While JetStream answers that it is temporarily unavailable, or the
+// stream offline, as a cluster's servers answer while the stream elects a
+// leader (only its leader answers), getMsg asks again each askEvery until
+// ctx ends, and returns that last answer then. Taken at once, the answer
+// left rest trusting the count of a page's consumer, which on a cluster
+// may lag behind the stream's leader: the replay ended short, without a
+// word (TestResumeAsksTheRestThroughAnElection); and storedAsDelivered
+// did not compare.
 func (b *Broker) getMsg(ctx context.Context, h *history, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
+	for {
+		m, err := b.getMsgOnce(ctx, h, seq, opts...)
+		if !electing(err) || pause(ctx, askEvery) != nil {
+			return m, err
+		}
+	}
+}
+
+// getMsgOnce is getMsg's question, asked once within restWait.
+func (b *Broker) getMsgOnce(ctx context.Context, h *history, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
 	if at := b.getDenied.Load(); at != 0 && time.Since(time.Unix(0, at)) < getDeniedFor {
 		return nil, errGetDenied
 	}
