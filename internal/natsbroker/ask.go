@@ -98,6 +98,13 @@ func unavailable(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeUnavailable
 }
 
+// electing reports whether err is JetStream's answer that it is
+// temporarily unavailable (10008) or that the stream is offline (10118),
+// as a cluster's servers answer while the stream elects a leader.
+func electing(err error) bool {
+	return unavailable(err) || streamOffline(err)
+}
+
 // askThroughElection is askAgain that also asks again, each askEvery,
 // while JetStream answers that it is temporarily unavailable (10008) or
 // that the stream is offline (10118), as a cluster's servers answer while
@@ -114,7 +121,7 @@ func askThroughElection[T any](ctx context.Context, ask func(context.Context) (T
 	}
 	for {
 		v, err := askAgain(ctx, ask)
-		if !unavailable(err) && !streamOffline(err) || pause(ctx, askEvery) != nil {
+		if !electing(err) || pause(ctx, askEvery) != nil {
 			return v, err
 		}
 	}

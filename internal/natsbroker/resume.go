@@ -229,7 +229,7 @@ func (b *Broker) resume(client context.Context, h *history, live stream.Subscrip
 // finds streams by name) makes it renew h and return an error wrapping
 // stream.ErrUnavailable, as Publish does meanwhile.
 func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, error) {
-	if err := b.ready(h); err != nil {
+	if err := b.readyOnceChecked(ctx, h); err != nil {
 		return nil, err
 	}
 	delivered := h.reached()
@@ -247,6 +247,35 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 	h.learnShared(info.Config.Metadata) // another instance's (metadata.go)
 	return info, nil
 }
+
+// readyOnceChecked is ready for a read of h's stream, which waits while
+// renew checks whether the stream was deleted and has no answer yet
+// (errStreamChecked), until ctx ends: then it returns that error. A
+// check's answer that the stream is h's still ends the wait, as one that
+// it is gone or replaced, or the connection's loss, does with their
+// error. A publish that no stream's server took while the stream's leader
+// crashed starts such a check, which lasted seconds on a 3-node cluster
+// (the election's, and renew's pause between its questions): every
+// resume that came meanwhile answered 503 at once, though its own
+// questions wait through the election (askThroughElection)
+// (TestResumeWaitsForTheStreamsCheck).
+func (b *Broker) readyOnceChecked(ctx context.Context, h *history) error {
+	for wait := checkedLookMin; ; wait = min(2*wait, checkedLookMax) {
+		err := b.ready(h)
+		if !errors.Is(err, errStreamChecked) || pause(ctx, wait) != nil {
+			return err
+		}
+	}
+}
+
+// readyOnceChecked looks whether the check has its answer from
+// checkedLookMin after the first look, doubled each time up to
+// checkedLookMax: a look is an atomic load, and a check of a stream that
+// answers takes a round trip to NATS.
+const (
+	checkedLookMin = 5 * time.Millisecond
+	checkedLookMax = 100 * time.Millisecond
+)
 
 // storedAsDelivered returns nil when h's stream holds, under the last
 // sequence h's consumer delivered (or before the first its start:
@@ -404,7 +433,26 @@ var errGetDenied = errors.New("nats: the user may not get the stream's messages 
 // consumer, made again, had not delivered (storedAsDelivered), with the
 // event under its last sequence deleted and no event since, each page of
 // every replay waited 0.5 s more.
+//
+// While JetStream answers that it is temporarily unavailable, or the
+// stream offline, as a cluster's servers answer while the stream elects a
+// leader (only its leader answers), getMsg asks again each askEvery until
+// ctx ends, and returns that last answer then. Taken at once, the answer
+// left rest trusting the count of a page's consumer, which on a cluster
+// may lag behind the stream's leader: the replay ended short, without a
+// word (TestResumeAsksTheRestThroughAnElection); and storedAsDelivered
+// did not compare.
 func (b *Broker) getMsg(ctx context.Context, h *history, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
+	for {
+		m, err := b.getMsgOnce(ctx, h, seq, opts...)
+		if !electing(err) || pause(ctx, askEvery) != nil {
+			return m, err
+		}
+	}
+}
+
+// getMsgOnce is getMsg's question, asked once within restWait.
+func (b *Broker) getMsgOnce(ctx context.Context, h *history, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
 	if at := b.getDenied.Load(); at != 0 && time.Since(time.Unix(0, at)) < getDeniedFor {
 		return nil, errGetDenied
 	}
@@ -786,7 +834,7 @@ func (s *subscription) readNext() bool {
 // does not fail for the time it waited.
 func (s *subscription) read(ctx context.Context) error {
 	b, h, from := s.b, s.h, s.next
-	if err := b.ready(h); err != nil {
+	if err := b.readyOnceChecked(ctx, h); err != nil {
 		return err
 	}
 	hold, err := b.holdSlot(ctx)
