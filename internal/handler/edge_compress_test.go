@@ -1,0 +1,72 @@
+package handler
+
+import (
+	"bufio"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/handlers"
+	"github.com/klauspost/compress/gzhttp"
+)
+
+// TestAStreamUnderAnOuterCompressorIsWhatItsHeadSays runs a stream under a
+// compressor wrapped around the whole handler, outside Gin, as a program
+// embedding ssehub's handler may put one: whatever the transport, the
+// client must get a stream that its head describes, compressed when the
+// head says Content-Encoding, plain when it says none.
+//
+// gorilla/handlers' CompressHandler says Content-Encoding: gzip before the
+// handler runs, under a writer that can be hijacked: detached.Take sees
+// the header and leaves the stream with Gin, which writes it through the
+// compressor. Taken over, the head said gzip over a plain body.
+// gzhttp says Content-Encoding only once enough of the body has come:
+// detached, the connection is taken over first, and the stream goes out
+// plain under a head that says so; with Gin it is compressed.
+func TestAStreamUnderAnOuterCompressorIsWhatItsHeadSays(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		wrap func(http.Handler) http.Handler
+		// plainDetached: a detached stream is sent uncompressed.
+		plainDetached bool
+	}{
+		{"gorilla", handlers.CompressHandler, false},
+		{"gzhttp", func(h http.Handler) http.Handler { return gzhttp.GzipHandler(h) }, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := New(testOptions())
+			ts := &testServer{Server: httptest.NewServer(tt.wrap(h)), h: h}
+			t.Cleanup(func() { h.Close(); ts.Close(); waitDrained(t, h) })
+			conn := ts.dial(t)
+			if _, err := io.WriteString(conn, "GET /stream?count=2&interval=0s HTTP/1.1\r\nHost: ssehub\r\nAccept-Encoding: gzip\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body := io.Reader(resp.Body)
+			ce := resp.Header.Get("Content-Encoding")
+			switch {
+			case testDetached && tt.plainDetached:
+				if ce != "" {
+					t.Fatalf("Content-Encoding %q, want none", ce)
+				}
+			case ce != "gzip":
+				t.Fatalf("Content-Encoding %q, want gzip", ce)
+			default:
+				if body, err = gzip.NewReader(resp.Body); err != nil {
+					t.Fatalf("the body is not what its head says: %v", err)
+				}
+			}
+			b, err := io.ReadAll(body)
+			if err != nil || !strings.Contains(string(b), "data: Streamed line 1\n\nevent: close\n") {
+				t.Fatalf("body %q (%v), want two lines and close", b, err)
+			}
+		})
+	}
+}
