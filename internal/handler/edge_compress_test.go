@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gorilla/handlers"
 	"github.com/klauspost/compress/gzhttp"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // TestAStreamUnderAnOuterCompressorIsWhatItsHeadSays runs a stream under a
@@ -25,7 +27,8 @@ import (
 // compressor. Taken over, the head said gzip over a plain body.
 // gzhttp says Content-Encoding only once enough of the body has come:
 // detached, the connection is taken over first, and the stream goes out
-// plain under a head that says so; with Gin it is compressed.
+// plain under a head that says so; with Gin it is compressed. A stream
+// that stays with Gin though stream.transport is detached is logged.
 func TestAStreamUnderAnOuterCompressorIsWhatItsHeadSays(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -37,7 +40,10 @@ func TestAStreamUnderAnOuterCompressorIsWhatItsHeadSays(t *testing.T) {
 		{"gzhttp", func(h http.Handler) http.Handler { return gzhttp.GzipHandler(h) }, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			h := New(testOptions())
+			var logs testlog.Buffer
+			opts := testOptions()
+			opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			h := New(opts)
 			ts := &testServer{Server: httptest.NewServer(tt.wrap(h)), h: h}
 			t.Cleanup(func() { h.Close(); ts.Close(); waitDrained(t, h) })
 			conn := ts.dial(t)
@@ -66,6 +72,14 @@ func TestAStreamUnderAnOuterCompressorIsWhatItsHeadSays(t *testing.T) {
 			b, err := io.ReadAll(body)
 			if err != nil || !strings.Contains(string(b), "data: Streamed line 1\n\nevent: close\n") {
 				t.Fatalf("body %q (%v), want two lines and close", b, err)
+			}
+			// Whoever set detached learns that it does not apply.
+			want := 0
+			if testDetached && !tt.plainDetached {
+				want = 1
+			}
+			if n := logs.Count("level=WARN msg=\"stream.transport is detached, but a writer around the handler encodes"); n != want {
+				t.Errorf("%d warnings, want %d:\n%s", n, want, logs.String())
 			}
 		})
 	}

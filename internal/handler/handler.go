@@ -133,6 +133,10 @@ type Handler struct {
 	// Gin though stream.transport is detached, and was logged
 	// (wrappedWriter).
 	warnedWrapped atomic.Bool
+	// warnedEncoded: a stream whose head said Content-Encoding, set by
+	// a writer around the handler, stayed with Gin though
+	// stream.transport is detached, and was logged (openStream).
+	warnedEncoded atomic.Bool
 
 	// slots counts the open streams against Stream.MaxStreams.
 	slots *streamSlots

@@ -240,11 +240,21 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 	// head first, and the detached one would follow it. Nor is a
 	// response whose writer a middleware wrapped (h.wrappedWriter).
 	if h.detached != nil && !c.Writer.Written() && !h.wrappedWriter(c, bound) {
-		if conn, err := h.detached.Take(c.Writer, c.Request); err == nil {
+		conn, err := h.detached.Take(c.Writer, c.Request)
+		switch {
+		case err == nil:
 			s.conn, s.deadline, s.ctx = conn, conn, conn.Context()
+		case errors.Is(err, detached.ErrEncoded) && h.warnedEncoded.CompareAndSwap(false, true):
+			// A compressor around the whole handler, outside Gin, said
+			// Content-Encoding before it (gorilla/handlers'
+			// CompressHandler): as for a middleware's writer
+			// (wrappedWriter), its streams stay with Gin, and the first
+			// is logged.
+			h.log.Warn("stream.transport is detached, but a writer around the handler encodes the response (Content-Encoding): its streams run inside Gin's c.Stream",
+				"path", sentPath(c.Request.URL))
 		}
-		// Otherwise (HTTP/2, a response a middleware encodes, or shutting
-		// down) the stream stays with Gin.
+		// Otherwise (HTTP/2, a response encoded, or shutting down) the
+		// stream stays with Gin.
 	}
 	if s.conn == nil {
 		var own gin.ResponseWriter
