@@ -244,14 +244,14 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 		switch {
 		case err == nil:
 			s.conn, s.deadline, s.ctx = conn, conn, conn.Context()
-		case errors.Is(err, detached.ErrEncoded) && h.warnedEncoded.CompareAndSwap(false, true):
-			// A compressor around the whole handler, outside Gin, said
-			// Content-Encoding before it (gorilla/handlers'
-			// CompressHandler): as for a middleware's writer
-			// (wrappedWriter), its streams stay with Gin, and the first
-			// is logged.
-			h.log.Warn("stream.transport is detached, but a writer around the handler encodes the response (Content-Encoding): its streams run inside Gin's c.Stream",
-				"path", sentPath(c.Request.URL))
+		case c.Request.ProtoMajor == 1 && !errors.Is(err, detached.ErrClosed) && h.warnedOuter.CompareAndSwap(false, true):
+			// A writer around the whole handler, outside Gin, cannot be
+			// hijacked, or said Content-Encoding before the handler ran
+			// (gorilla/handlers' CompressHandler): as under a
+			// middleware's writer (wrappedWriter), its streams stay
+			// with Gin, and the first is logged.
+			h.log.Warn("stream.transport is detached, but a writer around the handler keeps its streams inside Gin's c.Stream",
+				"path", sentPath(c.Request.URL), "reason", err)
 		}
 		// Otherwise (HTTP/2, a response encoded, or shutting down) the
 		// stream stays with Gin.
