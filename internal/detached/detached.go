@@ -38,7 +38,10 @@ var (
 	// ErrEncoded reports a response whose headers say Content-Encoding:
 	// a writer above the connection (a compression middleware's) encodes
 	// its body, and a response taken over would bypass it, sending the
-	// body as it is under a head that says otherwise.
+	// body as it is under a head that says otherwise. A compressor around
+	// the whole handler that says so before the handler runs, under a
+	// writer that can be hijacked (gorilla/handlers' CompressHandler),
+	// is one.
 	ErrEncoded = errors.New("detached: response has a Content-Encoding: its body is encoded by the writer")
 )
 

@@ -40,17 +40,36 @@ func (h *Handler) newCORS(o CORSOptions, files fs.FS) gin.HandlerFunc {
 		MaxAge:           o.MaxAge,
 	})
 	return func(c *gin.Context) {
+		// What a handler around this one said Vary (a compressor's
+		// Accept-Encoding, once and for all before it called this one)
+		// stays: Vary is set in its place here, and gin-contrib/cors
+		// sets its own in place of that.
+		hdr := c.Writer.Header()
+		outer := hdr.Values("Vary")
 		// Every answer varies on Origin, even to a request without it: a
 		// cache must not serve one without CORS headers to an allowed
 		// origin (Fetch, "CORS protocol and HTTP caches").
 		c.Header("Vary", "Origin")
+		if len(outer) > 0 {
+			keepVary(hdr, outer)
+		}
 		origin := c.GetHeader("Origin")
 		if origin != "" && allow(origin) {
 			if c.Request.Method == http.MethodOptions {
 				// apply answers it, with the Allow Gin set for a route
 				preflightAllow(c, files)
 			}
+			if len(outer) == 0 {
+				apply(c)
+				return
+			}
+			// apply sends a preflight's head itself (AbortWithStatus):
+			// Vary is kept as it goes.
+			w := c.Writer
+			c.Writer = varyKeeper{w, outer}
 			apply(c)
+			c.Writer = w
+			keepVary(hdr, outer)
 			return
 		}
 		if origin != "" && isPreflight(c.Request) && !sameOrigin(c.Request, origin) {
@@ -58,6 +77,43 @@ func (h *Handler) newCORS(o CORSOptions, files fs.FS) gin.HandlerFunc {
 			h.abortWithError(c, fmt.Errorf("%w: %s", errOriginNotAllowed, stream.Quote(origin)))
 		}
 	}
+}
+
+// keepVary sets hdr's Vary to outer, followed by those of its values
+// that outer does not name. Neither slice is written to: outer is the
+// header's as it was, and the values gin-contrib/cors sets are its
+// configuration's, shared by every request.
+func keepVary(hdr http.Header, outer []string) {
+	vary := slices.Clip(outer)
+	for _, v := range hdr.Values("Vary") {
+		if !slices.ContainsFunc(vary, func(o string) bool { return varyNames(o, v) }) {
+			vary = append(vary, v)
+		}
+	}
+	hdr["Vary"] = vary
+}
+
+// varyKeeper keeps the Vary values of outer (keepVary) when the head is
+// sent.
+type varyKeeper struct {
+	gin.ResponseWriter
+	outer []string
+}
+
+func (w varyKeeper) WriteHeaderNow() {
+	keepVary(w.Header(), w.outer)
+	w.ResponseWriter.WriteHeaderNow()
+}
+
+// varyNames reports whether the Vary value list names field,
+// case-insensitively.
+func varyNames(list, field string) bool {
+	for name := range strings.SplitSeq(list, ",") {
+		if strings.EqualFold(strings.TrimSpace(name), field) {
+			return true
+		}
+	}
+	return false
 }
 
 // preflightAllow sets the Allow of a preflight's answer to the one a plain

@@ -133,6 +133,11 @@ type Handler struct {
 	// Gin though stream.transport is detached, and was logged
 	// (wrappedWriter).
 	warnedWrapped atomic.Bool
+	// warnedOuter: a stream stayed with Gin over HTTP/1.x though
+	// stream.transport is detached, for a writer around the handler
+	// (one that cannot be hijacked, or said Content-Encoding), and was
+	// logged (openStream).
+	warnedOuter atomic.Bool
 
 	// slots counts the open streams against Stream.MaxStreams.
 	slots *streamSlots

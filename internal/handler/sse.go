@@ -240,11 +240,21 @@ func (h *Handler) openStream(c *gin.Context) *sseStream {
 	// head first, and the detached one would follow it. Nor is a
 	// response whose writer a middleware wrapped (h.wrappedWriter).
 	if h.detached != nil && !c.Writer.Written() && !h.wrappedWriter(c, bound) {
-		if conn, err := h.detached.Take(c.Writer, c.Request); err == nil {
+		conn, err := h.detached.Take(c.Writer, c.Request)
+		switch {
+		case err == nil:
 			s.conn, s.deadline, s.ctx = conn, conn, conn.Context()
+		case c.Request.ProtoMajor == 1 && !errors.Is(err, detached.ErrClosed) && h.warnedOuter.CompareAndSwap(false, true):
+			// A writer around the whole handler, outside Gin, cannot be
+			// hijacked, or said Content-Encoding before the handler ran
+			// (gorilla/handlers' CompressHandler): as under a
+			// middleware's writer (wrappedWriter), its streams stay
+			// with Gin, and the first is logged.
+			h.log.Warn("stream.transport is detached, but a writer around the handler keeps its streams inside Gin's c.Stream",
+				"path", sentPath(c.Request.URL), "reason", err)
 		}
-		// Otherwise (HTTP/2, a response a middleware encodes, or shutting
-		// down) the stream stays with Gin.
+		// Otherwise (HTTP/2, a response encoded, or shutting down) the
+		// stream stays with Gin.
 	}
 	if s.conn == nil {
 		var own gin.ResponseWriter
