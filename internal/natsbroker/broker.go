@@ -537,7 +537,10 @@ func refusedAdvice(refused error) string {
 // either way): it does not deliver it itself, the local consumer does, as
 // on every other instance. While NATS is unreachable, and while a deleted
 // stream is being replaced, it returns an error wrapping
-// stream.ErrUnavailable; while JetStream has no room for the event (the
+// stream.ErrUnavailable; while the instance checks whether its stream was
+// deleted, it waits for the check's answer within PublishTimeout, then
+// goes on (with the new history, should the check have made one current)
+// or returns the error the check answered; while JetStream has no room for the event (the
 // server's storage or the account's limits full) one wrapping
 // stream.ErrStoreFull; with batching, one wrapping stream.ErrBusy when
 // the NATS client refuses it, holding as many publishes awaiting their
