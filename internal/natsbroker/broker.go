@@ -537,7 +537,10 @@ func refusedAdvice(refused error) string {
 // either way): it does not deliver it itself, the local consumer does, as
 // on every other instance. While NATS is unreachable, and while a deleted
 // stream is being replaced, it returns an error wrapping
-// stream.ErrUnavailable; while JetStream has no room for the event (the
+// stream.ErrUnavailable; while the instance checks whether its stream was
+// deleted, it waits for the check's answer within PublishTimeout, then
+// goes on (with the new history, should the check have made one current)
+// or returns the error the check answered; while JetStream has no room for the event (the
 // server's storage or the account's limits full) one wrapping
 // stream.ErrStoreFull; with batching, one wrapping stream.ErrBusy when
 // the NATS client refuses it, holding as many publishes awaiting their
@@ -565,13 +568,18 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 			return nil, false, err
 		}
 	}
-	h := b.cur.Load()
-	if err := b.ready(h); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+	defer cancel()
+	// While renew checks whether the stream was deleted (a publish that
+	// no stream took as the stream's leader crashed starts such a
+	// check), it waits for the check's answer within its bound: answered
+	// 503 at once, it was refused for as long as the check lasted, seconds
+	// on a cluster, though the stream was there.
+	h, err := b.readyToPublish(ctx)
+	if err != nil {
 		return nil, false, err
 	}
 	m := &nats.Msg{Subject: b.subject(p.Topic), Data: []byte(p.Data), Header: b.header(p)}
-	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
-	defer cancel()
 	// No Nats-Expected-Stream header (jetstream.WithExpectStream): the
 	// stream would store it with every event and every consumer parse it.
 	// The acknowledgement names the stream instead.
@@ -840,6 +848,52 @@ func (b *Broker) ready(h *history) error {
 		return fmt.Errorf("nats not connected: %w", stream.ErrUnavailable)
 	}
 	return b.current(h)
+}
+
+// readyOnceChecked is ready for a read of h's stream, or a publish to it,
+// which waits while renew checks whether the stream was deleted and has
+// no answer yet (errStreamChecked), until ctx ends: then it returns that
+// error. A check's answer that the stream is h's still ends the wait, as
+// one that it is gone or replaced, or the connection's loss, does with
+// their error. A publish that no stream's server took while the stream's
+// leader crashed starts such a check, which lasted seconds on a 3-node
+// cluster (the election's, and renew's pause between its questions):
+// every resume that came meanwhile answered 503 at once, though its own
+// questions wait through the election (askThroughElection)
+// (TestResumeWaitsForTheStreamsCheck), and so did every publish, of a
+// stream that the check then found there
+// (TestPublishWaitsForTheStreamsCheck).
+func (b *Broker) readyOnceChecked(ctx context.Context, h *history) error {
+	for wait := checkedLookMin; ; wait = min(2*wait, checkedLookMax) {
+		err := b.ready(h)
+		if !errors.Is(err, errStreamChecked) || pause(ctx, wait) != nil {
+			return err
+		}
+	}
+}
+
+// readyOnceChecked looks whether the check has its answer from
+// checkedLookMin after the first look, doubled each time up to
+// checkedLookMax: a look is an atomic load, and a check of a stream that
+// answers takes a round trip to NATS.
+const (
+	checkedLookMin = 5 * time.Millisecond
+	checkedLookMax = 100 * time.Millisecond
+)
+
+// readyToPublish returns the current history once it is ready for a
+// publish (readyOnceChecked), within ctx. A check that ends by making
+// another history current (the stream deleted and created again) has
+// the publish go on with that one, as a publish that came a moment later
+// would, rather than fail because the history it first looked at ended.
+func (b *Broker) readyToPublish(ctx context.Context) (*history, error) {
+	for {
+		h := b.cur.Load()
+		err := b.readyOnceChecked(ctx, h)
+		if err == nil || h == b.cur.Load() {
+			return h, err
+		}
+	}
 }
 
 // current returns nil while h is the current history and its stream is

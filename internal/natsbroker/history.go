@@ -436,10 +436,16 @@ func (b *Broker) renewFrom(old *history) {
 			b.opts.Logger.Error("nats stream gone or not answering: publishing answers 503 until it answers (an instance that starts creates a missing one)", "stream", b.opts.Stream, "err", err)
 		}
 		pause := wait
-		if unanswered(err) {
+		if unanswered(err) || electing(err) {
 			// next asked every askEvery for askWait: it goes on at that
 			// pace, not the back-off's (up to renewWaitMax), to see the stream
-			// within about askEvery of its new leader.
+			// within about askEvery of its new leader. So it does through
+			// an election's answers that JetStream is temporarily
+			// unavailable (10008) or the stream offline (10118), as
+			// askThroughElection does: paused ReconnectWait, doubled up
+			// to renewWaitMax, the check (publishes waiting, then
+			// refused, as being checked) went on up to 2 s past the
+			// election's end (TestCheckAsksAgainThroughAnElection).
 			pause = askEvery
 		} else {
 			wait = min(2*wait, b.renewWaitMax())

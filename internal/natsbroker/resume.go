@@ -248,35 +248,6 @@ func (b *Broker) info(ctx context.Context, h *history) (*jetstream.StreamInfo, e
 	return info, nil
 }
 
-// readyOnceChecked is ready for a read of h's stream, which waits while
-// renew checks whether the stream was deleted and has no answer yet
-// (errStreamChecked), until ctx ends: then it returns that error. A
-// check's answer that the stream is h's still ends the wait, as one that
-// it is gone or replaced, or the connection's loss, does with their
-// error. A publish that no stream's server took while the stream's leader
-// crashed starts such a check, which lasted seconds on a 3-node cluster
-// (the election's, and renew's pause between its questions): every
-// resume that came meanwhile answered 503 at once, though its own
-// questions wait through the election (askThroughElection)
-// (TestResumeWaitsForTheStreamsCheck).
-func (b *Broker) readyOnceChecked(ctx context.Context, h *history) error {
-	for wait := checkedLookMin; ; wait = min(2*wait, checkedLookMax) {
-		err := b.ready(h)
-		if !errors.Is(err, errStreamChecked) || pause(ctx, wait) != nil {
-			return err
-		}
-	}
-}
-
-// readyOnceChecked looks whether the check has its answer from
-// checkedLookMin after the first look, doubled each time up to
-// checkedLookMax: a look is an atomic load, and a check of a stream that
-// answers takes a round trip to NATS.
-const (
-	checkedLookMin = 5 * time.Millisecond
-	checkedLookMax = 100 * time.Millisecond
-)
-
 // storedAsDelivered returns nil when h's stream holds, under the last
 // sequence h's consumer delivered (or before the first its start:
 // lastStored), or under the last one a resume's page read from the

@@ -1,0 +1,119 @@
+package natsbroker
+
+import (
+	"testing"
+
+	"github.com/ssehub/ssehub/internal/stream"
+)
+
+// A publish that comes while the instance checks whether its stream was
+// deleted, with no answer yet (a publish that no stream's server took as
+// the stream's leader crashed starts such a check, which lasted seconds
+// on a cluster), waits for the check's answer within its bound: the
+// stream found h's still, it is stored, with an id of h's, and delivered.
+// It answered 503 at once, "stream being checked", for as long as the
+// check lasted.
+func TestPublishWaitsForTheStreamsCheck(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	// The wait's bound: the check's next question, once passed, comes
+	// within askEvery, on a loaded machine later.
+	opts.PublishTimeout = waitLimit
+	b := openBroker(t, opts)
+	h := b.cur.Load()
+	swallowed := p.swallowRequests(infoSubject)
+	b.renew(h)
+	waitClosed(t, swallowed, "the check's question of the stream")
+	type result struct {
+		m   *stream.Message
+		err error
+	}
+	published := make(chan result, 1)
+	go func() {
+		m, _, err := b.Publish(stream.Publication{Topic: "t", Type: "message", Data: "checked"})
+		published <- result{m, err}
+	}()
+	var early *result
+	waitFor(t, "the publish to wait for the check, or be answered", func() bool {
+		select {
+		case r := <-published:
+			early = &r
+			return true
+		default:
+			return waitingForTheCheck()
+		}
+	})
+	if early != nil {
+		t.Fatalf("publish while the stream is checked answered at once: %v; want it to wait for the check", early.err)
+	}
+	p.passRequests() // the check's next question is answered: the stream is there
+	r := <-published
+	if r.err != nil {
+		t.Fatalf("publish once the check found the stream: %v", r.err)
+	}
+	if b.cur.Load() != h {
+		t.Fatal("the check found the stream there, yet another history is current")
+	}
+	if got := h.mem.Retained(r.m.ID); got == nil || got.Topic != "t" {
+		t.Fatalf("event %d published once the check ended: not delivered under its id (%v)", r.m.ID, got)
+	}
+}
+
+// A publish waiting for the check, which finds the stream deleted and
+// created again and makes a new history current, goes on with the new
+// one, as a publish that came a moment later would: the event is stored
+// in the new stream, and delivered under an id of the new history. It
+// failed, "stream deleted", for the history it first looked at.
+func TestPublishWaitingForTheCheckGoesOnWithTheNewHistory(t *testing.T) {
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	opts.PublishTimeout = waitLimit
+	b := openBroker(t, opts)
+	h := b.cur.Load()
+	swallowed := p.swallowRequests(infoSubject)
+	b.renew(h)
+	waitClosed(t, swallowed, "the check's question of the stream")
+	type result struct {
+		m   *stream.Message
+		err error
+	}
+	published := make(chan result, 1)
+	go func() {
+		m, _, err := b.Publish(stream.Publication{Topic: "t", Type: "message", Data: "renewed"})
+		published <- result{m, err}
+	}()
+	var early *result
+	waitFor(t, "the publish to wait for the check, or be answered", func() bool {
+		select {
+		case r := <-published:
+			early = &r
+			return true
+		default:
+			return waitingForTheCheck()
+		}
+	})
+	if early != nil {
+		t.Fatalf("publish while the stream is checked answered at once: %v; want it to wait for the check", early.err)
+	}
+	recreateStream(t, ns, opts)
+	p.passRequests() // the check's next question finds the new stream
+	r := <-published
+	if r.err != nil {
+		t.Fatalf("publish once the check took the new stream: %v", r.err)
+	}
+	cur := b.cur.Load()
+	if cur == h {
+		t.Fatal("the check found the stream created again, yet the old history is current")
+	}
+	if _, ok := cur.ids.seq(r.m.ID); !ok {
+		t.Fatalf("event published once the new stream was taken has id %d, not one of the new history's", r.m.ID)
+	}
+	waitFor(t, "the event delivered by the new history's consumer", func() bool {
+		got := cur.mem.Retained(r.m.ID)
+		return got != nil && got.Topic == "t"
+	})
+}
