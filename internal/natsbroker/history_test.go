@@ -537,7 +537,7 @@ func publishUntilAccepted(t *testing.T, in *instance, topic, data string) string
 	t.Helper()
 	key := fmt.Sprint("publishUntilAccepted-", publishUntilAcceptedKeys.Add(1))
 	body := fmt.Sprintf(`{"data": %q}`, data)
-	deadline := time.Now().Add(waitLimit)
+	deadline := time.Now().Add(acceptLimit)
 	for {
 		status, id, _ := in.post(t, topic, body, "Idempotency-Key", key)
 		switch {
@@ -546,11 +546,19 @@ func publishUntilAccepted(t *testing.T, in *instance, topic, data string) string
 		case status != http.StatusServiceUnavailable:
 			t.Fatalf("publish to %s: %d, want 201 or 503", topic, status)
 		case time.Now().After(deadline):
-			t.Fatalf("publish to %s: still 503 after %v", topic, waitLimit)
+			t.Fatalf("publish to %s: still 503 after %v", topic, acceptLimit)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// acceptLimit bounds publishUntilAccepted's wait: longer than waitLimit,
+// as an instance's way back may take several JetStream answers, each of
+// them slowed (a test's slowAnswers) or asked again after askEvery. A
+// renewal through answers slowed to 3 askEvery took 8 s of waitLimit's
+// 10 on a quiet machine, and failed under load
+// (TestConsumerRefusedAndMadeByARepeatIsDeleted).
+const acceptLimit = 3 * waitLimit
 
 // publishUntilAcceptedKeys numbers publishUntilAccepted's calls, for
 // their Idempotency-Keys: one a call, in the whole test binary.
