@@ -98,7 +98,12 @@ type live struct {
 // ends. An answer that JetStream is temporarily unavailable is asked
 // again after askEvery, within the same 14 s: a server that had just
 // rejoined its cluster answered so until it had caught up
-// (TestClusterServerCutOff again, 1 run in CI).
+// (TestClusterServerCutOff again, 1 run in CI). So is an answer that
+// there are no resources to place it on (noConsumerPeers, 10023), as the
+// meta leader answers while every server of the stream is offline (an
+// R1 stream's one server restarting just after the stream was found):
+// the start failed, though the server, back, served the consumer
+// (TestClusterConsumerMadeAtStartWhileTheStreamsServerRestarts).
 func (b *Broker) consume(ctx context.Context, h *history) error {
 	l := &live{
 		b: b, h: h, prefix: rand.Text(), last: h.seen.last(),
@@ -121,7 +126,7 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 			limit *= 2
 			continue
 		}
-		if !unavailable(err) || time.Until(giveUp) <= askEvery || pause(ctx, askEvery) != nil {
+		if !unavailable(err) && !noConsumerPeers(err) || time.Until(giveUp) <= askEvery || pause(ctx, askEvery) != nil {
 			break
 		}
 	}
@@ -146,6 +151,23 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 	default:
 	}
 	return nil
+}
+
+// errCodeInsufficientResources is nats-server's error code for
+// "insufficient resources" (JSInsufficientResourcesErr); nats.go names
+// none.
+const errCodeInsufficientResources jetstream.ErrorCode = 10023
+
+// noConsumerPeers reports whether err is JetStream's answer to a
+// consumer's creation that it has no resources to place it on: so a
+// cluster's meta leader answers while it knows every server of the
+// stream offline (createGroupForConsumer), and when the servers' cap on
+// replicated assets is taken. The first passes once a server of the
+// stream is back; consume asks again within its leave, which the second
+// outlasts.
+func noConsumerPeers(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientResources
 }
 
 // create makes the next consumer, to start after l.last, asking NATS
