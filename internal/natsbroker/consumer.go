@@ -86,6 +86,10 @@ type live struct {
 	cc       jetstream.ConsumeContext // nil while the consumer is made again
 	next     uint64                   // the consumer sequence expected next
 	last     uint64                   // the stream sequence last delivered
+	// resumable is whether the current consumer may be read on where
+	// it stopped, should a remake be refused (resume): every message of
+	// it was taken in order, and NATS did not say it was gone.
+	resumable bool
 }
 
 // consume makes history h's consumer, starting after the sequence h.seen
@@ -255,10 +259,14 @@ type made struct {
 // again during a remake's pause was left to the server for its
 // InactiveThreshold
 // (TestCloseDuringARemakeDeletesAConsumerMadeAgainByARepeat).
-func (l *live) drop(ctx context.Context, name string, wait time.Duration, repeated bool) {
+//
+// The channel it returns gets the first deletion's answer (nil once
+// deleted).
+func (l *live) drop(ctx context.Context, name string, wait time.Duration, repeated bool) <-chan error {
+	deleted := make(chan error, 1)
 	l.drops.Go(func() {
 		ask, cancel := context.WithTimeout(ctx, wait)
-		_ = l.h.stream.DeleteConsumer(ask, name)
+		deleted <- l.h.stream.DeleteConsumer(ask, name)
 		cancel()
 		if !repeated {
 			return
@@ -268,12 +276,24 @@ func (l *live) drop(ctx context.Context, name string, wait time.Duration, repeat
 		_ = l.h.stream.DeleteConsumer(ask, name)
 		cancel()
 	})
+	return deleted
 }
 
 // start makes cons the current consumer and starts reading it.
 func (l *live) start(cons jetstream.Consumer) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.read(cons); err != nil {
+		return err
+	}
+	l.next = 1
+	l.current.Store(&made{cons.CachedInfo().Name, l.repeated})
+	return nil
+}
+
+// read reads cons as the current consumer, under a new serial, from the
+// message NATS sends it next; l.mu is held.
+func (l *live) read(cons jetstream.Consumer) error {
 	l.serial++
 	serial := l.serial
 	l.h.compared.Store(false)
@@ -283,10 +303,41 @@ func (l *live) start(cons jetstream.Consumer) error {
 	if err != nil {
 		return err
 	}
-	l.cons, l.cc, l.next = cons, cc, 1
-	name := cons.CachedInfo().Name
-	l.current.Store(&made{name, l.repeated})
+	l.cons, l.cc, l.resumable = cons, cc, true
 	return nil
+}
+
+// resume reads on old, the consumer remake stopped, whose deletion it
+// asked for (deleted, the first deletion's answer), as the current one
+// again: remake's, when its creation of the next one is refused for
+// JetStream being unavailable. It does so only once that deletion too
+// was refused so (the consumer is there still), and reports whether it
+// did. Its next message is the one after the last delivered, or take
+// finds it skipped one (the stopped reading's, lost), and asks for a
+// reset: then it is not resumed again.
+//
+// So a server cut off from JetStream's meta leader, which answers every
+// consumer's creation and deletion that way, leads its stream, stores
+// its publishes, and serves the consumer it has: made again, for missed
+// heartbeats on a loaded machine, the instance on it delivered nothing
+// for the whole partition, its publishes stored
+// (TestClusterConsumerResumedWhileCutOffFromTheMetaLeader).
+func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made, deleted <-chan error) bool {
+	select {
+	case err := <-deleted:
+		if !unavailable(err) {
+			return false
+		}
+	case <-ctx.Done():
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.read(old); err != nil {
+		return false
+	}
+	l.current.Store(oldMade)
+	return true
 }
 
 // take delivers m, a message of consumer serial, unless that consumer was
@@ -303,6 +354,7 @@ func (l *live) take(serial int, m jetstream.Msg) {
 		return
 	case md.Sequence.Consumer != l.next:
 		// So are the ones after it, until the reset.
+		l.resumable = false
 		l.b.opts.Logger.Debug("nats consumer skipped a message: made again", "want", l.next, "got", md.Sequence.Consumer)
 		l.reset()
 		return
@@ -317,6 +369,9 @@ func (l *live) failed(serial int, err error) {
 	l.b.opts.Logger.Debug("nats consumer", "err", err)
 	l.mu.Lock()
 	current := serial == l.serial
+	if current && (errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, nats.ErrNoResponders)) {
+		l.resumable = false // gone, or its server
+	}
 	l.mu.Unlock()
 	if !current {
 		return
@@ -354,6 +409,7 @@ func (l *live) trustAgain() {
 			l.last = l.h.seen.last()
 		}
 		l.serial++ // nothing more of the consumer that read the other stream
+		l.resumable = false
 	}
 	l.mu.Unlock()
 	if foreign {
@@ -426,19 +482,26 @@ func (l *live) run() {
 // (TestConsumerAskedForSoonOnceItsStreamIsFound,
 // TestConsumerAskedForSoonOnceJetStreamStoresAgain). One refused for
 // another reason (refusedForItself) is not: the stream's answers say
-// nothing of it.
+// nothing of it. A creation refused for JetStream being unavailable,
+// the old one's deletion refused so too, reads on the old one (resume),
+// once in a remake: a server cut off from the meta leader answers so for
+// as long as the partition lasts.
 func (l *live) remake(ctx context.Context) {
 	l.mu.Lock()
 	old, oldMade := l.cons, l.current.Load() // set together (start)
+	// One whose creation was repeated is not: drop deletes it a second
+	// time, which may come after the resume.
+	resumable := l.resumable && oldMade != nil && !oldMade.repeated
 	if l.cc != nil {
 		l.cc.Stop()
 		l.cc = nil
 	}
 	l.serial++ // nothing more of the old one
 	l.mu.Unlock()
+	var deleted <-chan error
 	if old != nil {
 		// One whose creation was repeated is deleted twice (drop).
-		l.drop(ctx, old.CachedInfo().Name, askWait, oldMade != nil && oldMade.repeated)
+		deleted = l.drop(ctx, old.CachedInfo().Name, askWait, oldMade != nil && oldMade.repeated)
 	}
 	select {
 	case <-l.answers: // told of before this remake's refusals
@@ -463,6 +526,14 @@ func (l *live) remake(ctx context.Context) {
 			}
 		}
 		l.b.opts.Logger.Debug("nats consumer not made again", "err", err)
+		if resumable && unavailable(err) {
+			resumable = false // once
+			if l.resume(ctx, old, oldMade, deleted) {
+				l.b.opts.Logger.Info("nats consumer not made again, JetStream being unavailable: reading on the one it replaced, still there", "stream", l.b.opts.Stream)
+				l.b.check(l.h)
+				return
+			}
+		}
 		if !warned && ctx.Err() == nil && refusedForItself(err) {
 			// Not a passing state of NATS: the operator's to end.
 			warned = true
