@@ -86,6 +86,10 @@ type live struct {
 	cc       jetstream.ConsumeContext // nil while the consumer is made again
 	next     uint64                   // the consumer sequence expected next
 	last     uint64                   // the stream sequence last delivered
+	// resumable is whether the current consumer may be read on where
+	// it stopped, should a remake be refused (resume): every message of
+	// it was taken in order, and NATS did not say it was gone.
+	resumable bool
 }
 
 // consume makes history h's consumer, starting after the sequence h.seen
@@ -98,7 +102,12 @@ type live struct {
 // ends. An answer that JetStream is temporarily unavailable is asked
 // again after askEvery, within the same 14 s: a server that had just
 // rejoined its cluster answered so until it had caught up
-// (TestClusterServerCutOff again, 1 run in CI).
+// (TestClusterServerCutOff again, 1 run in CI). So is an answer that
+// there are no resources to place it on (noConsumerPeers, 10023), as the
+// meta leader answers while every server of the stream is offline (an
+// R1 stream's one server restarting just after the stream was found):
+// the start failed, though the server, back, served the consumer
+// (TestClusterConsumerMadeAtStartWhileTheStreamsServerRestarts).
 func (b *Broker) consume(ctx context.Context, h *history) error {
 	l := &live{
 		b: b, h: h, prefix: rand.Text(), last: h.seen.last(),
@@ -121,7 +130,7 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 			limit *= 2
 			continue
 		}
-		if !unavailable(err) || time.Until(giveUp) <= askEvery || pause(ctx, askEvery) != nil {
+		if !unavailable(err) && !noConsumerPeers(err) || time.Until(giveUp) <= askEvery || pause(ctx, askEvery) != nil {
 			break
 		}
 	}
@@ -146,6 +155,23 @@ func (b *Broker) consume(ctx context.Context, h *history) error {
 	default:
 	}
 	return nil
+}
+
+// errCodeInsufficientResources is nats-server's error code for
+// "insufficient resources" (JSInsufficientResourcesErr); nats.go names
+// none.
+const errCodeInsufficientResources jetstream.ErrorCode = 10023
+
+// noConsumerPeers reports whether err is JetStream's answer to a
+// consumer's creation that it has no resources to place it on: so a
+// cluster's meta leader answers while it knows every server of the
+// stream offline (createGroupForConsumer), and when the servers' cap on
+// replicated assets is taken. The first passes once a server of the
+// stream is back; consume asks again within its leave, which the second
+// outlasts.
+func noConsumerPeers(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientResources
 }
 
 // create makes the next consumer, to start after l.last, asking NATS
@@ -233,10 +259,14 @@ type made struct {
 // again during a remake's pause was left to the server for its
 // InactiveThreshold
 // (TestCloseDuringARemakeDeletesAConsumerMadeAgainByARepeat).
-func (l *live) drop(ctx context.Context, name string, wait time.Duration, repeated bool) {
+//
+// The channel it returns gets the first deletion's answer (nil once
+// deleted).
+func (l *live) drop(ctx context.Context, name string, wait time.Duration, repeated bool) <-chan error {
+	deleted := make(chan error, 1)
 	l.drops.Go(func() {
 		ask, cancel := context.WithTimeout(ctx, wait)
-		_ = l.h.stream.DeleteConsumer(ask, name)
+		deleted <- l.h.stream.DeleteConsumer(ask, name)
 		cancel()
 		if !repeated {
 			return
@@ -246,12 +276,24 @@ func (l *live) drop(ctx context.Context, name string, wait time.Duration, repeat
 		_ = l.h.stream.DeleteConsumer(ask, name)
 		cancel()
 	})
+	return deleted
 }
 
 // start makes cons the current consumer and starts reading it.
 func (l *live) start(cons jetstream.Consumer) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.read(cons); err != nil {
+		return err
+	}
+	l.next = 1
+	l.current.Store(&made{cons.CachedInfo().Name, l.repeated})
+	return nil
+}
+
+// read reads cons as the current consumer, under a new serial, from the
+// message NATS sends it next; l.mu is held.
+func (l *live) read(cons jetstream.Consumer) error {
 	l.serial++
 	serial := l.serial
 	l.h.compared.Store(false)
@@ -261,10 +303,41 @@ func (l *live) start(cons jetstream.Consumer) error {
 	if err != nil {
 		return err
 	}
-	l.cons, l.cc, l.next = cons, cc, 1
-	name := cons.CachedInfo().Name
-	l.current.Store(&made{name, l.repeated})
+	l.cons, l.cc, l.resumable = cons, cc, true
 	return nil
+}
+
+// resume reads on old, the consumer remake stopped, whose deletion it
+// asked for (deleted, the first deletion's answer), as the current one
+// again: remake's, when its creation of the next one is refused for
+// JetStream being unavailable. It does so only once that deletion too
+// was refused so (the consumer is there still), and reports whether it
+// did. Its next message is the one after the last delivered, or take
+// finds it skipped one (the stopped reading's, lost), and asks for a
+// reset: then it is not resumed again.
+//
+// So a server cut off from JetStream's meta leader, which answers every
+// consumer's creation and deletion that way, leads its stream, stores
+// its publishes, and serves the consumer it has: made again, for missed
+// heartbeats on a loaded machine, the instance on it delivered nothing
+// for the whole partition, its publishes stored
+// (TestClusterConsumerResumedWhileCutOffFromTheMetaLeader).
+func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made, deleted <-chan error) bool {
+	select {
+	case err := <-deleted:
+		if !unavailable(err) {
+			return false
+		}
+	case <-ctx.Done():
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.read(old); err != nil {
+		return false
+	}
+	l.current.Store(oldMade)
+	return true
 }
 
 // take delivers m, a message of consumer serial, unless that consumer was
@@ -281,6 +354,7 @@ func (l *live) take(serial int, m jetstream.Msg) {
 		return
 	case md.Sequence.Consumer != l.next:
 		// So are the ones after it, until the reset.
+		l.resumable = false
 		l.b.opts.Logger.Debug("nats consumer skipped a message: made again", "want", l.next, "got", md.Sequence.Consumer)
 		l.reset()
 		return
@@ -295,6 +369,9 @@ func (l *live) failed(serial int, err error) {
 	l.b.opts.Logger.Debug("nats consumer", "err", err)
 	l.mu.Lock()
 	current := serial == l.serial
+	if current && (errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, nats.ErrNoResponders)) {
+		l.resumable = false // gone, or its server
+	}
 	l.mu.Unlock()
 	if !current {
 		return
@@ -332,6 +409,7 @@ func (l *live) trustAgain() {
 			l.last = l.h.seen.last()
 		}
 		l.serial++ // nothing more of the consumer that read the other stream
+		l.resumable = false
 	}
 	l.mu.Unlock()
 	if foreign {
@@ -404,19 +482,26 @@ func (l *live) run() {
 // (TestConsumerAskedForSoonOnceItsStreamIsFound,
 // TestConsumerAskedForSoonOnceJetStreamStoresAgain). One refused for
 // another reason (refusedForItself) is not: the stream's answers say
-// nothing of it.
+// nothing of it. A creation refused for JetStream being unavailable,
+// the old one's deletion refused so too, reads on the old one (resume),
+// once in a remake: a server cut off from the meta leader answers so for
+// as long as the partition lasts.
 func (l *live) remake(ctx context.Context) {
 	l.mu.Lock()
 	old, oldMade := l.cons, l.current.Load() // set together (start)
+	// One whose creation was repeated is not: drop deletes it a second
+	// time, which may come after the resume.
+	resumable := l.resumable && oldMade != nil && !oldMade.repeated
 	if l.cc != nil {
 		l.cc.Stop()
 		l.cc = nil
 	}
 	l.serial++ // nothing more of the old one
 	l.mu.Unlock()
+	var deleted <-chan error
 	if old != nil {
 		// One whose creation was repeated is deleted twice (drop).
-		l.drop(ctx, old.CachedInfo().Name, askWait, oldMade != nil && oldMade.repeated)
+		deleted = l.drop(ctx, old.CachedInfo().Name, askWait, oldMade != nil && oldMade.repeated)
 	}
 	select {
 	case <-l.answers: // told of before this remake's refusals
@@ -441,6 +526,14 @@ func (l *live) remake(ctx context.Context) {
 			}
 		}
 		l.b.opts.Logger.Debug("nats consumer not made again", "err", err)
+		if resumable && unavailable(err) {
+			resumable = false // once
+			if l.resume(ctx, old, oldMade, deleted) {
+				l.b.opts.Logger.Info("nats consumer not made again, JetStream being unavailable: reading on the one it replaced, still there", "stream", l.b.opts.Stream)
+				l.b.check(l.h)
+				return
+			}
+		}
 		if !warned && ctx.Err() == nil && refusedForItself(err) {
 			// Not a passing state of NATS: the operator's to end.
 			warned = true
