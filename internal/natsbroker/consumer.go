@@ -333,6 +333,14 @@ func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !l.resumable {
+		// Not since remake looked: a false alarm (trustAgain) has the
+		// consumer read again from the last event delivered, before
+		// those the old one dropped as another stream's. Read on, it
+		// was past them, and they were never delivered
+		// (TestConsumerNotReadOnAfterAFalseAlarmDuringItsRemake).
+		return false
+	}
 	if err := l.read(old); err != nil {
 		return false
 	}

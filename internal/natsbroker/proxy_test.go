@@ -57,6 +57,11 @@ type natsProxy struct {
 	// unavailable (10008); refused counts them.
 	refuseCreates bool
 	refused       int
+	// refuseDeletes answers every consumer deletion that JetStream is
+	// unavailable (10008), the consumer left in place, as a server cut
+	// off from JetStream's meta leader does: the request goes on for a
+	// consumer of another name, and its answer is rewritten.
+	refuseDeletes bool
 	// streamMissing is how many of the next answers to a stream's info
 	// say that the stream is not found (10059), as a JetStream that has
 	// not yet taken the stream back (a server restarting, a cluster's new
@@ -432,6 +437,9 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 		}
 		return false
 	}
+	if p.refuseDeletes && bytes.HasPrefix(fields[1], []byte("$JS.API.CONSUMER.DELETE.")) {
+		fields[1][len(fields[1])-1] = '~' // in the line copied on: no such consumer
+	}
 	if p.cutInfo > 0 && bytes.HasPrefix(fields[1], []byte("$JS.API.STREAM.INFO.")) {
 		if p.cutInfo--; p.cutInfo == 0 {
 			p.downUntil = time.Now().Add(p.down)
@@ -638,6 +646,20 @@ func (p *natsProxy) cutAtStreamInfoFor(n int, d time.Duration) {
 	p.cutInfo, p.down = n, d
 }
 
+// refuseDeletions makes every consumer deletion go unmade, answered
+// that JetStream is unavailable, until passDeletions.
+func (p *natsProxy) refuseDeletions() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuseDeletes = true
+}
+
+func (p *natsProxy) passDeletions() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuseDeletes = false
+}
+
 func (p *natsProxy) passConsumers() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -670,6 +692,7 @@ func (p *natsProxy) rewrite(payload []byte) []byte {
 	if refuse {
 		p.refused++
 	}
+	deleteRefused := p.refuseDeletes && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.consumer_delete_response"`))
 	infoRefused := p.infoUnavailable > 0 && bytes.Contains(payload, []byte(`"type":"io.nats.jetstream.api.v1.stream_info_response"`))
 	if infoRefused {
 		p.infoUnavailable--
@@ -687,6 +710,8 @@ func (p *natsProxy) rewrite(payload []byte) []byte {
 	}
 	p.mu.Unlock()
 	switch {
+	case deleteRefused:
+		return []byte(`{"type":"io.nats.jetstream.api.v1.consumer_delete_response","error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}`)
 	case infoRefused:
 		return []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}`)
 	case missing:
