@@ -163,7 +163,9 @@ func TestReadyUnreadyAtOnceWhenTheCheckFindsAStreamThatDoesNotFit(t *testing.T) 
 	other.Storage = "memory"
 	recreateStream(t, ns, other)
 	b.renew(h)
-	waitFor(t, "the check's answer", h.told.Load)
+	// Answered first, maybe, that no stream is found (the deletion's
+	// notice starts a check before the other stream is created).
+	waitFor(t, "the check's answer of a stream that does not fit", func() bool { return h.told.Load() && !h.gone.Load() })
 	if err := b.Ready(); !errors.Is(err, stream.ErrUnavailable) {
 		t.Fatalf("Ready with the stream replaced by one that does not fit: %v, want stream.ErrUnavailable", err)
 	}
