@@ -837,7 +837,25 @@ func (b *Broker) header(p stream.Publication) nats.Header {
 // Ready returns nil while the broker is connected to NATS and its stream
 // is the one it reads, and otherwise an error wrapping
 // stream.ErrUnavailable (or stream.ErrClosed once Close was called).
-func (b *Broker) Ready() error { return b.ready(b.cur.Load()) }
+//
+// A stream being checked (errStreamChecked) counts as there while the
+// check is younger than PublishTimeout and NATS has given it no answer
+// but silence or an election's (history.checkFresh): publishes and
+// resumes wait for its answer meanwhile (readyOnceChecked). A leader's
+// crash in a cluster starts such a check on every instance that was
+// publishing, and each said unready until its check ended, 0.5 to 6.5 s:
+// a load balancer was left with no instance, for a stream found there.
+// Unready at once when the check finds the stream gone, no JetStream, or
+// another stream that does not fit, or NATS not connected; and once the
+// check outlasts PublishTimeout, as the publishes waiting for it fail.
+func (b *Broker) Ready() error {
+	h := b.cur.Load()
+	err := b.ready(h)
+	if errors.Is(err, errStreamChecked) && h.checkFresh(b.opts.PublishTimeout) {
+		return nil
+	}
+	return err
+}
 
 // ready is Ready with h as the current history.
 func (b *Broker) ready(h *history) error {

@@ -23,8 +23,11 @@ func TestCheckAsksAgainThroughAnElection(t *testing.T) {
 	p.mu.Lock()
 	p.infoUnavailable = 2 // the check's first two questions
 	p.mu.Unlock()
-	b.renew(b.cur.Load())
-	waitFor(t, "the check to find the stream there after the election", func() bool { return b.Ready() == nil })
+	h := b.cur.Load()
+	b.renew(h)
+	// The publishes' view: Ready, the check fresh, is ready all along
+	// (TestReadyWhileAFreshCheckHasNoAnswer).
+	waitFor(t, "the check to find the stream there after the election", func() bool { return b.ready(h) == nil })
 	if n := p.refusals(); n != 2 {
 		t.Fatalf("%d of the check's questions answered JetStream temporarily unavailable, want 2", n)
 	}

@@ -56,8 +56,10 @@ type history struct {
 	first   uint64         // the id of mem's first event
 	live    *live          // the consumer that feeds mem
 	seen    delivered      // how far live has fed mem
-	// stale is set while the stream may be gone: Publish and Ready answer
-	// ErrUnavailable until renew has checked it.
+	// stale is set while the stream may be gone: Publish answers
+	// ErrUnavailable until renew has checked it (once its wait for the
+	// check is over), and Ready does once the check is no longer fresh
+	// (checkFresh).
 	stale atomic.Bool
 	// noJetStream is set while renew's last check of a stale history
 	// found no JetStream (a NATS server back without it): Publish and
@@ -66,8 +68,17 @@ type history struct {
 	// gone is set while renew's last check of a stale history found no
 	// stream of its name: Publish and Ready say the stream was deleted,
 	// not only that it is being checked.
-	gone  atomic.Bool
-	ended chan struct{} // closed by end: renewed, or the Broker closed
+	gone atomic.Bool
+	// checkedSince is when renew began its check of h's stream (stale
+	// set), and told is set once that check had an answer other than
+	// NATS's silence or an election's (unanswered, electing): a stream
+	// not found, no JetStream, another stream of its name that does not
+	// fit, a question the NATS user may not ask. Ready takes a check
+	// with neither, younger than PublishTimeout, for the false alarm it
+	// usually is (checkFresh).
+	checkedSince atomic.Pointer[time.Time]
+	told         atomic.Bool
+	ended        chan struct{} // closed by end: renewed, or the Broker closed
 
 	// consumer is the name of the consumer that delivered the last
 	// message, and foreign is set once the stream it reads is found to be
@@ -336,8 +347,7 @@ func (b *Broker) renew(old *history) {
 		return
 	}
 	b.renewing = true
-	old.gone.Store(false)
-	old.stale.Store(true)
+	old.beginCheck()
 	b.renewals.Add(1)
 	go func() {
 		defer b.renewals.Done()
@@ -362,10 +372,31 @@ func (b *Broker) renew(old *history) {
 				return
 			}
 			h = cur
-			h.gone.Store(false)
-			h.stale.Store(true)
+			h.beginCheck()
 		}
 	}()
+}
+
+// beginCheck marks h's stream in doubt (stale) as renew begins to check
+// it, with no answer yet: gone and told cleared, checkedSince now.
+func (h *history) beginCheck() {
+	h.gone.Store(false)
+	h.told.Store(false)
+	now := time.Now()
+	h.checkedSince.Store(&now)
+	h.stale.Store(true)
+}
+
+// checkFresh reports whether h's stream is in doubt only as renew's check
+// began less than bound ago, with no answer yet but NATS's silence or an
+// election's (told): a stream's leader that crashed in a 3-node cluster
+// has every instance that was publishing check its stream at once, for
+// 0.5 to 6.5 s, and the stream is found there. Ready said unready for
+// all of it: every instance unready together, a load balancer left with
+// none, over a false alarm.
+func (h *history) checkFresh(bound time.Duration) bool {
+	since := h.checkedSince.Load()
+	return h.stale.Load() && !h.told.Load() && since != nil && time.Since(*since) < bound
 }
 
 // renewFrom is renew's goroutine: it retries until the stream is found to
@@ -396,6 +427,7 @@ func (b *Broker) renewFrom(old *history) {
 		case err == nil && h == nil:
 			old.noJetStream.Store(false)
 			old.gone.Store(false)
+			old.told.Store(false)
 			old.stale.Store(false) // a false alarm: the consumer alone was deleted
 			// Its consumer, refused for a stream not found, need not wait
 			// out its back-off.
@@ -431,6 +463,10 @@ func (b *Broker) renewFrom(old *history) {
 			old.noJetStream.Store(false)
 		}
 		old.gone.Store(errors.Is(err, jetstream.ErrStreamNotFound))
+		if !unanswered(err) && !electing(err) {
+			// An answer: Ready no longer waits for the next one.
+			old.told.Store(true)
+		}
 		if !logged && time.Since(start) >= time.Second {
 			logged = true
 			b.opts.Logger.Error("nats stream gone or not answering: publishing answers 503 until it answers (an instance that starts creates a missing one)", "stream", b.opts.Stream, "err", err)

@@ -701,8 +701,10 @@ func TestStreamCheckedAgainWhileItsInfoIsUnanswered(t *testing.T) {
 		t.Fatal("no stream info was asked")
 	}
 	time.Sleep(4 * time.Second) // the election
-	if err := a.broker.Ready(); err == nil {
-		t.Fatal("ready while the renewal waits for the stream")
+	// Publishes take the stream for being checked (Ready, the check
+	// fresh, need not: TestReadyWhileAFreshCheckHasNoAnswer).
+	if err := a.broker.ready(h); err == nil {
+		t.Fatal("ready for publishes while the renewal waits for the stream")
 	}
 	p.passRequests()
 	answered := time.Now()
@@ -717,7 +719,7 @@ func TestStreamCheckedAgainWhileItsInfoIsUnanswered(t *testing.T) {
 	case <-time.After(waitLimit):
 		t.Fatal("same did not return")
 	}
-	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "the instance ready for publishes", func() bool { return a.broker.ready(h) == nil })
 	if d := time.Since(answered); d > 2*askEvery {
 		t.Errorf("ready %v after the stream answered again", d)
 	}
