@@ -106,9 +106,10 @@ type Options struct {
 	// stream.MemoryOptions.
 	SubscriberBuffer int
 	MaxSubscribers   int
-	// PublishTimeout bounds the wait for JetStream's acknowledgement, and
-	// for the stream's answers when a subscription resumes; default
-	// DefaultPublishTimeout.
+	// PublishTimeout bounds the wait for JetStream's acknowledgement (from
+	// when the publish is sent: a publish's wait for a check of the stream
+	// has a bound of its own, as long), and for the stream's answers when
+	// a subscription resumes; default DefaultPublishTimeout.
 	PublishTimeout time.Duration
 	// DisablePublishBatching sends each publish to JetStream from its
 	// caller's goroutine, as a synchronous publish. False, the zero value,
@@ -533,21 +534,23 @@ func refusedAdvice(refused error) string {
 
 // Publish stores the event in the stream and returns it with the id made
 // from its sequence, once JetStream has acknowledged it and the local
-// consumer has delivered it (within PublishTimeout; the event is stored
-// either way): it does not deliver it itself, the local consumer does, as
-// on every other instance. While NATS is unreachable, and while a deleted
-// stream is being replaced, it returns an error wrapping
-// stream.ErrUnavailable; while the instance checks whether its stream was
-// deleted, it waits for the check's answer within PublishTimeout, then
-// goes on (with the new history, should the check have made one current)
-// or returns the error the check answered; while JetStream has no room for the event (the
-// server's storage or the account's limits full) one wrapping
-// stream.ErrStoreFull; with batching, one wrapping stream.ErrBusy when
-// the NATS client refuses it, holding as many publishes awaiting their
-// acknowledgement as it may (4000). Nothing is acknowledged that was not
-// stored, or with an id of a history that has ended (an event whose
-// acknowledgement was lost may be stored nonetheless: a retry with p.Key
-// stores it once).
+// consumer has delivered it (within PublishTimeout from when it is sent;
+// the event is stored either way): it does not deliver it itself, the
+// local consumer does, as on every other instance. While NATS is
+// unreachable, and while a deleted stream is being replaced, it returns an
+// error wrapping stream.ErrUnavailable; while the instance checks whether
+// its stream was deleted, it waits for the check's answer within
+// PublishTimeout, then goes on (with the new history, should the check
+// have made one current) with a PublishTimeout of its own, or returns the
+// error the check answered: it answers within PublishTimeout, and within
+// twice that when it waited for a check. While JetStream has no room for
+// the event (the server's storage or the account's limits full) it
+// returns one wrapping stream.ErrStoreFull; with batching, one wrapping
+// stream.ErrBusy when the NATS client refuses it, holding as many
+// publishes awaiting their acknowledgement as it may (4000). Nothing is
+// acknowledged that was not stored, or with an id of a history that has
+// ended (an event whose acknowledgement was lost may be stored
+// nonetheless: a retry with p.Key stores it once).
 //
 // A publish with p.Key carries it, with its topic, as the message's
 // Nats-Msg-Id, and JetStream stores one message per Nats-Msg-Id within
@@ -568,17 +571,24 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 			return nil, false, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
-	defer cancel()
 	// While renew checks whether the stream was deleted (a publish that
 	// no stream took as the stream's leader crashed starts such a
 	// check), it waits for the check's answer within its bound: answered
 	// 503 at once, it was refused for as long as the check lasted, seconds
 	// on a cluster, though the stream was there.
-	h, err := b.readyToPublish(ctx)
+	checked, cancelChecked := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+	h, err := b.readyToPublish(checked)
+	cancelChecked()
 	if err != nil {
 		return nil, false, err
 	}
+	// The publish has its own PublishTimeout from here, not what the wait
+	// for the check left of it: sent with a fraction of a second left, its
+	// acknowledgement timed out, and a publish that was stored answered
+	// 503 "may have been stored", which a client's plain retry stores
+	// twice (TestPublishAfterTheChecksWaitHasItsOwnTimeout).
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+	defer cancel()
 	m := &nats.Msg{Subject: b.subject(p.Topic), Data: []byte(p.Data), Header: b.header(p)}
 	// No Nats-Expected-Stream header (jetstream.WithExpectStream): the
 	// stream would store it with every event and every consumer parse it.
