@@ -469,7 +469,16 @@ func (b *Broker) renewFrom(old *history) {
 		}
 		if !logged && time.Since(start) >= time.Second {
 			logged = true
-			b.opts.Logger.Error("nats stream gone or not answering: publishing answers 503 until it answers (an instance that starts creates a missing one)", "stream", b.opts.Stream, "err", err)
+			// What publishes and Ready do meanwhile: a check with no
+			// answer but NATS's silence or an election's is taken for
+			// the false alarm it usually is for a while (checkFresh,
+			// readyOnceChecked).
+			if old.told.Load() {
+				b.opts.Logger.Error("nats stream gone or unusable: publishing answers 503 and /readyz says unready until the stream is found again (an instance that starts creates a missing one)", "stream", b.opts.Stream, "err", err)
+			} else {
+				b.opts.Logger.Error("nats stream not answering its check: each publish waits up to publish_timeout for the check's answer, then answers 503; /readyz stays ready until the check is publish_timeout old, then says unready until the stream answers",
+					"stream", b.opts.Stream, "publish_timeout", b.opts.PublishTimeout, "err", err)
+			}
 		}
 		pause := wait
 		if unanswered(err) || electing(err) {
