@@ -890,11 +890,16 @@ func (b *Broker) ready(h *history) error {
 // questions wait through the election (askThroughElection)
 // (TestResumeWaitsForTheStreamsCheck), and so did every publish, of a
 // stream that the check then found there
-// (TestPublishWaitsForTheStreamsCheck).
+// (TestPublishWaitsForTheStreamsCheck). An answer of NATS that leaves the
+// stream in doubt (another stream of its name that does not fit, a
+// question the NATS user may not ask: told) ends the wait too, with
+// errStreamChecked: waiting for the next would not change it, and each
+// publish waited its whole PublishTimeout
+// (TestPublishRefusedAtOnceWhenTheCheckFindsAStreamThatDoesNotFit).
 func (b *Broker) readyOnceChecked(ctx context.Context, h *history) error {
 	for wait := checkedLookMin; ; wait = min(2*wait, checkedLookMax) {
 		err := b.ready(h)
-		if !errors.Is(err, errStreamChecked) || pause(ctx, wait) != nil {
+		if !errors.Is(err, errStreamChecked) || h.told.Load() || pause(ctx, wait) != nil {
 			return err
 		}
 	}

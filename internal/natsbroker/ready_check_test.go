@@ -173,3 +173,33 @@ func TestReadyUnreadyAtOnceWhenTheCheckFindsAStreamThatDoesNotFit(t *testing.T) 
 		t.Fatalf("readyz with the stream replaced by one that does not fit: %v, want 503", resp.Status)
 	}
 }
+
+// A publish during a check that NATS has answered (another stream of its
+// name that does not fit) is refused at once, as Ready is: it waited its
+// whole PublishTimeout for an answer it already had, then answered 503.
+func TestPublishRefusedAtOnceWhenTheCheckFindsAStreamThatDoesNotFit(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.PublishTimeout = longBound
+	a := newInstance(t, opts)
+	b := a.broker
+	h := b.cur.Load()
+	other := opts
+	other.Storage = "memory"
+	recreateStream(t, ns, other)
+	b.renew(h)
+	waitFor(t, "the check's answer of a stream that does not fit", func() bool { return h.told.Load() && !h.gone.Load() })
+	refused := make(chan error, 1)
+	go func() {
+		_, _, err := b.Publish(stream.Publication{Topic: "t", Data: "x"})
+		refused <- err
+	}()
+	select {
+	case err := <-refused:
+		if !errors.Is(err, stream.ErrUnavailable) {
+			t.Fatalf("publish with the stream replaced by one that does not fit: %v, want stream.ErrUnavailable", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatalf("a publish waited more than %v for a check NATS had answered (PublishTimeout %v)", waitLimit, opts.PublishTimeout)
+	}
+}
