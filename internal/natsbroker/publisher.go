@@ -118,6 +118,7 @@ func (pub *publishing) take() bool {
 // ends; after stop it returns stream.ErrClosed. It is safe for
 // concurrent use.
 func (p *publisher) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	ctx = byClock{ctx}
 	if p.queue == nil {
 		return p.publishNow(ctx, msg)
 	}
@@ -196,8 +197,32 @@ func (p *publisher) pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// byClock is a publish's ctx, whose Err says its deadline passed as soon
+// as the clock is past it. A context.WithTimeout is done only once its
+// timer's goroutine has run and cancelled it: on a loaded machine a
+// publish that no server took, tried again retryWait later, was sent
+// after its caller's deadline, answered 503 and stored all the same
+// (TestPublishAnsweredUnavailableIsNotSentAgainLater, batched). A try is
+// not sent once Err says so: publishQueuedOnce's, and nats.go's
+// synchronous publish's, which asks Err before each.
+// (TestPublishPastItsDeadlineIsNotSent)
+type byClock struct{ context.Context }
+
+func (c byClock) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if deadline, ok := c.Deadline(); ok && !time.Now().Before(deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 // publishQueuedOnce is one try of publishQueued.
 func (p *publisher) publishQueuedOnce(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errNotSent, err)
+	}
 	pub := &publishing{msg: msg, sent: make(chan struct{})}
 	select {
 	case p.queue <- pub:
