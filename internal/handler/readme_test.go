@@ -102,3 +102,46 @@ func shortDuration(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dms", d/time.Millisecond)
 }
+
+// TestReadmeDemoPolicy keeps the README's account of the demo files'
+// Content-Security-Policy in step with the policy: every source it allows
+// beyond the page's own origin is named there, so a reader who says
+// "own origin only" of a directive is not contradicted by the header.
+func TestReadmeDemoPolicy(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(data)), " ")
+	_, text, ok := strings.Cut(text, "and a `Content-Security-Policy`: ")
+	if !ok {
+		t.Fatal("README does not describe the demo files' Content-Security-Policy: update this test with the README")
+	}
+	text, _, ok = strings.Cut(text, "`frame-ancestors 'none'`")
+	if !ok {
+		t.Fatal("README's account of the demo files' policy does not end at frame-ancestors: update this test with the README")
+	}
+	// How the README writes each source the policy allows past 'self'.
+	written := map[string]string{
+		"'unsafe-eval'": "`'unsafe-eval'`",
+		"data:":         "`data:`",
+		"http:":         "http(s) origin",
+		"https:":        "http(s) origin",
+	}
+	for directive := range strings.SplitSeq(demoContentSecurityPolicy, ";") {
+		fields := strings.Fields(directive)
+		for _, source := range fields[1:] {
+			if source == "'self'" || source == "'none'" {
+				continue
+			}
+			w, ok := written[source]
+			if !ok {
+				t.Errorf("the policy's %s allows %s, which this test does not know: say it in the README, and here how", fields[0], source)
+				continue
+			}
+			if !strings.Contains(text, w) {
+				t.Errorf("README's account of the demo files' policy does not say that %s allows %s (%q)", fields[0], source, w)
+			}
+		}
+	}
+}
