@@ -171,3 +171,27 @@ func TestReadmeDevelopmentTableNamesEveryFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeNamesPanel3Default keeps the README's word on the demo page's
+// ?service= parameter in step with the panel: without it, panel 3 asks a
+// fixed address, not the page's own origin, so a server on another
+// address needs it, and the README says which address that is.
+func TestReadmeNamesPanel3Default(t *testing.T) {
+	js, err := os.ReadFile("../../static/panel-cross-origin.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`get\("service"\) \|\| "([^"]+)"`).FindSubmatch(js)
+	if m == nil {
+		t.Fatal(`static/panel-cross-origin.js has no ?service= default (get("service") || "..."): update this test with the panel`)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(readme)), " ")
+	want := "`?service=` sets panel 3's service URL (without it, `" + string(m[1]) + "`"
+	if !strings.Contains(text, want) {
+		t.Errorf("README should say %q...: the panel's default service URL", want)
+	}
+}
