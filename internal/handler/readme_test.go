@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // TestReadmeRouteTable keeps the README's HTTP API table, the user's list
@@ -142,6 +144,59 @@ func TestReadmeDemoPolicy(t *testing.T) {
 			if !strings.Contains(text, w) {
 				t.Errorf("README's account of the demo files' policy does not say that %s allows %s (%q)", fields[0], source, w)
 			}
+		}
+	}
+}
+
+// TestReadmeParametersGivenTwice keeps the README's list of the query
+// parameters that are a 400 when given twice the one the handlers
+// enforce: each parameter a route reads, sent twice, is refused exactly
+// when the list names it.
+func TestReadmeParametersGivenTwice(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(data)), " ")
+	_, list, ok := strings.Cut(text, "So is a parameter given twice where ssehub reads it (")
+	if !ok {
+		t.Fatal("README does not list the parameters refused when given twice: update this test with the README")
+	}
+	list, _, _ = strings.Cut(list, ";")
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(list, -1) {
+		listed[m[1]] = true
+	}
+
+	opts, _ := hubOptions(t, stream.MemoryOptions{FirstID: 1})
+	opts.Hub.SubscribeTokens = []string{testToken} // so that access_token is read
+	ts := newTestServer(t, opts)
+	read := map[string]bool{}
+	for _, c := range []struct{ path, param, value string }{
+		{"/stream?interval=0s", "count", "1"},
+		{"/stream?count=1", "interval", "0s"},
+		{"/api/v1/events?topic=a&access_token=" + testToken, "last_event_id", "1"},
+		{"/api/v1/events?topic=a", "access_token", testToken},
+		{"/api/v1/topics?access_token=" + testToken, "limit", "1"},
+		{"/api/v1/topics?access_token=" + testToken, "after", "a"},
+		{"/api/v1/topics?limit=1", "access_token", testToken},
+	} {
+		resp := ts.do(t, http.MethodGet, c.path+"&"+c.param+"="+c.value+"&"+c.param+"="+c.value, nil, nil)
+		body := make([]byte, 512)
+		n, _ := resp.Body.Read(body)
+		resp.Body.Close()
+		twice := resp.StatusCode == http.StatusBadRequest && strings.Contains(string(body[:n]), c.param+" given 2 times")
+		if twice {
+			read[c.param] = true
+		}
+		if twice != listed[c.param] {
+			t.Errorf("GET %s with %s twice: %d %s; the README's list %s it", c.path, c.param, resp.StatusCode, body[:n],
+				map[bool]string{true: "names", false: "does not name"}[listed[c.param]])
+		}
+	}
+	for name := range listed {
+		if !read[name] {
+			t.Errorf("README lists %s among the parameters refused when given twice, but no route here refuses it: update this test with the README", name)
 		}
 	}
 }
