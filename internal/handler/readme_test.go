@@ -200,3 +200,40 @@ func TestReadmeParametersGivenTwice(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeEmptyEventType keeps the README's word on a publish's empty
+// "event": it is the event left out, sent without an event line (so a
+// message), and the same event to an Idempotency-Key's retry.
+func TestReadmeEmptyEventType(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(data)), " ")
+	if !strings.Contains(text, "`event`, the event type (left out or `\"\"`: `message`;") {
+		t.Error("README should say that an empty event type is as one left out")
+	}
+	ts := newHubServer(t)
+	sub := ts.subscribe(t, "topic=a", nil)
+	if ev, err := sub.Next(); err != nil || ev.Type != "position" {
+		t.Fatalf("first event %+v, %v; want the position", ev, err)
+	}
+	post := func(body string) *http.Response {
+		t.Helper()
+		resp := ts.do(t, http.MethodPost, "/api/v1/topics/a/events", strings.NewReader(body), map[string]string{
+			"Authorization": "Bearer " + testToken, "Content-Type": "application/json", "Idempotency-Key": "k1",
+		})
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("publish %s: %d", body, resp.StatusCode)
+		}
+		return resp
+	}
+	post(`{"event": "", "data": 1}`)
+	if ev, err := sub.Next(); err != nil || ev.Type != "" || ev.Data != "1" {
+		t.Fatalf("event %+v, %v; want data 1 without an event line", ev, err)
+	}
+	if resp := post(`{"data": 1}`); resp.Header.Get("Idempotent-Replayed") != "true" {
+		t.Error(`a retry without "event" of a publish with "event": "" was stored again: not the same event`)
+	}
+}
