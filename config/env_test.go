@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -153,6 +154,30 @@ func TestCheckEnvSectionName(t *testing.T) {
 	} {
 		if err == nil || !strings.Contains(err.Error()+"\n", want) {
 			t.Errorf("err %v\nlacks %q", err, want)
+		}
+	}
+}
+
+// TestReadmeSaysWhatKnowsALink keeps the README's word on the variables
+// of Kubernetes Services and Docker links whole: they are known by the
+// Service's _SERVICE_HOST or the link's _NAME beside them, and one set by
+// hand without it (SSEHUB_PORT, as a guess at the port) is refused, which
+// a reader of "not refused" alone would not expect.
+func TestReadmeSaysWhatKnowsALink(t *testing.T) {
+	if err := CheckEnv([]string{"SSEHUB_PORT=8111"}); err == nil {
+		t.Fatal("SSEHUB_PORT alone was taken for a Service's variable: update this test and the README")
+	}
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(data)), " ")
+	for _, want := range []string{
+		"known by the Service's `SSEHUB_SERVICE_HOST` or the link's `SSEHUB_NAME`",
+		"`SSEHUB_PORT` set by hand, without either, is refused",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("README should say %q", want)
 		}
 	}
 }

@@ -112,3 +112,86 @@ func headingAnchors(t *testing.T, path string) map[string]bool {
 	}
 	return anchors
 }
+
+// TestReadmeDevelopmentTableNamesEveryFolder keeps the README's
+// Development table, a newcomer's map of the repository, whole: every
+// folder of cmd/ and internal/ and every top-level folder of the code has
+// a row, and the row of deploy/ names each of its files, as a reader who
+// meets one in a compose file looks for it there.
+func TestReadmeDevelopmentTableNamesEveryFolder(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(data), "\n## Development\n")
+	if !ok {
+		t.Fatal("README has no Development section")
+	}
+	_, table, _ = strings.Cut(table, "\n| path | what |\n")
+	table, _, _ = strings.Cut(table, "\n\n")
+	rows := map[string]string{}
+	for row := range strings.SplitSeq(table, "\n") {
+		path, what, ok := strings.Cut(strings.TrimPrefix(row, "| `"), "` | ")
+		if ok {
+			rows[path] = what
+		}
+	}
+	if len(rows) == 0 {
+		t.Fatal("README's Development table has no rows: update this test with the README")
+	}
+	var want []string
+	for _, parent := range []string{"cmd", "internal"} {
+		entries, err := os.ReadDir(filepath.Join("../..", parent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				want = append(want, parent+"/"+e.Name()+"/")
+			}
+		}
+	}
+	want = append(want, "config/", "deploy/", "bench/", "static/", "scripts/")
+	for _, path := range want {
+		if _, ok := rows[path]; !ok {
+			t.Errorf("README's Development table has no row for %s", path)
+		}
+	}
+	entries, err := os.ReadDir("../../deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() {
+			name += "/"
+		}
+		if !strings.Contains(rows["deploy/"], "`"+name+"`") {
+			t.Errorf("README's Development table: the row of deploy/ does not name `%s`", name)
+		}
+	}
+}
+
+// TestReadmeNamesPanel3Default keeps the README's word on the demo page's
+// ?service= parameter in step with the panel: without it, panel 3 asks a
+// fixed address, not the page's own origin, so a server on another
+// address needs it, and the README says which address that is.
+func TestReadmeNamesPanel3Default(t *testing.T) {
+	js, err := os.ReadFile("../../static/panel-cross-origin.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`get\("service"\) \|\| "([^"]+)"`).FindSubmatch(js)
+	if m == nil {
+		t.Fatal(`static/panel-cross-origin.js has no ?service= default (get("service") || "..."): update this test with the panel`)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(readme)), " ")
+	want := "`?service=` sets panel 3's service URL (without it, `" + string(m[1]) + "`"
+	if !strings.Contains(text, want) {
+		t.Errorf("README should say %q...: the panel's default service URL", want)
+	}
+}
