@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"testing"
+	"time"
 
 	"github.com/ssehub/ssehub/internal/stream"
 )
@@ -23,31 +24,7 @@ func TestPublishWaitsForTheStreamsCheck(t *testing.T) {
 	opts.PublishTimeout = waitLimit
 	b := openBroker(t, opts)
 	h := b.cur.Load()
-	swallowed := p.swallowRequests(infoSubject)
-	b.renew(h)
-	waitClosed(t, swallowed, "the check's question of the stream")
-	type result struct {
-		m   *stream.Message
-		err error
-	}
-	published := make(chan result, 1)
-	go func() {
-		m, _, err := b.Publish(stream.Publication{Topic: "t", Type: "message", Data: "checked"})
-		published <- result{m, err}
-	}()
-	var early *result
-	waitFor(t, "the publish to wait for the check, or be answered", func() bool {
-		select {
-		case r := <-published:
-			early = &r
-			return true
-		default:
-			return waitingForTheCheck()
-		}
-	})
-	if early != nil {
-		t.Fatalf("publish while the stream is checked answered at once: %v; want it to wait for the check", early.err)
-	}
+	published, _ := publishWhileChecked(t, b, p, "checked")
 	p.passRequests() // the check's next question is answered: the stream is there
 	r := <-published
 	if r.err != nil {
@@ -74,31 +51,7 @@ func TestPublishWaitingForTheCheckGoesOnWithTheNewHistory(t *testing.T) {
 	opts.PublishTimeout = waitLimit
 	b := openBroker(t, opts)
 	h := b.cur.Load()
-	swallowed := p.swallowRequests(infoSubject)
-	b.renew(h)
-	waitClosed(t, swallowed, "the check's question of the stream")
-	type result struct {
-		m   *stream.Message
-		err error
-	}
-	published := make(chan result, 1)
-	go func() {
-		m, _, err := b.Publish(stream.Publication{Topic: "t", Type: "message", Data: "renewed"})
-		published <- result{m, err}
-	}()
-	var early *result
-	waitFor(t, "the publish to wait for the check, or be answered", func() bool {
-		select {
-		case r := <-published:
-			early = &r
-			return true
-		default:
-			return waitingForTheCheck()
-		}
-	})
-	if early != nil {
-		t.Fatalf("publish while the stream is checked answered at once: %v; want it to wait for the check", early.err)
-	}
+	published, _ := publishWhileChecked(t, b, p, "renewed")
 	recreateStream(t, ns, opts)
 	p.passRequests() // the check's next question finds the new stream
 	r := <-published
@@ -116,4 +69,42 @@ func TestPublishWaitingForTheCheckGoesOnWithTheNewHistory(t *testing.T) {
 		got := cur.mem.Retained(r.m.ID)
 		return got != nil && got.Topic == "t"
 	})
+}
+
+// publishResult is what a publish in the background was answered.
+type publishResult struct {
+	m   *stream.Message
+	err error
+}
+
+// publishWhileChecked has b check its stream, the check's question
+// swallowed by p (unanswered until p.passRequests), then publishes data
+// to topic t in the background, and returns its answer's channel once
+// the publish waits for the check, with the time the publish began. It
+// fails the test if the publish is answered first.
+func publishWhileChecked(t *testing.T, b *Broker, p *natsProxy, data string) (published <-chan publishResult, started time.Time) {
+	t.Helper()
+	swallowed := p.swallowRequests(infoSubject)
+	b.renew(b.cur.Load())
+	waitClosed(t, swallowed, "the check's question of the stream")
+	answered := make(chan publishResult, 1)
+	started = time.Now()
+	go func() {
+		m, _, err := b.Publish(stream.Publication{Topic: "t", Type: "message", Data: data})
+		answered <- publishResult{m, err}
+	}()
+	var early *publishResult
+	waitFor(t, "the publish to wait for the check, or be answered", func() bool {
+		select {
+		case r := <-answered:
+			early = &r
+			return true
+		default:
+			return waitingForTheCheck()
+		}
+	})
+	if early != nil {
+		t.Fatalf("publish while the stream is checked answered at once: %v; want it to wait for the check", early.err)
+	}
+	return answered, started
 }

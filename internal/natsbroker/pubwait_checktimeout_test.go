@@ -3,8 +3,6 @@ package natsbroker
 import (
 	"testing"
 	"time"
-
-	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // A publish that waited for the check of its stream until late in its
@@ -36,33 +34,8 @@ func TestPublishAfterTheChecksWaitHasItsOwnTimeout(t *testing.T) {
 		opts.PublishTimeout = timeout
 		b := openBroker(t, opts)
 		h := b.cur.Load()
-		swallowed := p.swallowRequests(infoSubject)
-		b.renew(h)
-		waitClosed(t, swallowed, "the check's question of the stream")
 		p.slowAcknowledgements(ackBy)
-		type result struct {
-			m   *stream.Message
-			err error
-		}
-		published := make(chan result, 1)
-		start := time.Now()
-		go func() {
-			m, _, err := b.Publish(stream.Publication{Topic: "t", Type: "message", Data: "late"})
-			published <- result{m, err}
-		}()
-		var early *result
-		waitFor(t, "the publish to wait for the check, or be answered", func() bool {
-			select {
-			case r := <-published:
-				early = &r
-				return true
-			default:
-				return waitingForTheCheck()
-			}
-		})
-		if early != nil {
-			t.Fatalf("publish while the stream is checked answered at once: %v; want it to wait for the check", early.err)
-		}
+		published, start := publishWhileChecked(t, b, p, "late")
 		time.Sleep(time.Until(start.Add(checkedAt)))
 		p.passRequests() // the check's next question is answered: the stream is there
 		r := <-published

@@ -153,19 +153,8 @@ func TestReadyUnreadyAtOnceWhenTheCheckFindsTheStreamDeleted(t *testing.T) {
 // other storage) makes the instance unready at once: an answer, not an
 // election's silence, which waiting will not change.
 func TestReadyUnreadyAtOnceWhenTheCheckFindsAStreamThatDoesNotFit(t *testing.T) {
-	ns := startNATS(t)
-	opts := testBrokerOptions(ns)
-	opts.PublishTimeout = longBound
-	a := newInstance(t, opts)
+	a := checkedAStreamThatDoesNotFit(t)
 	b := a.broker
-	h := b.cur.Load()
-	other := opts
-	other.Storage = "memory"
-	recreateStream(t, ns, other)
-	b.renew(h)
-	// Answered first, maybe, that no stream is found (the deletion's
-	// notice starts a check before the other stream is created).
-	waitFor(t, "the check's answer of a stream that does not fit", func() bool { return h.told.Load() && !h.gone.Load() })
 	if err := b.Ready(); !errors.Is(err, stream.ErrUnavailable) {
 		t.Fatalf("Ready with the stream replaced by one that does not fit: %v, want stream.ErrUnavailable", err)
 	}
@@ -178,17 +167,7 @@ func TestReadyUnreadyAtOnceWhenTheCheckFindsAStreamThatDoesNotFit(t *testing.T) 
 // name that does not fit) is refused at once, as Ready is: it waited its
 // whole PublishTimeout for an answer it already had, then answered 503.
 func TestPublishRefusedAtOnceWhenTheCheckFindsAStreamThatDoesNotFit(t *testing.T) {
-	ns := startNATS(t)
-	opts := testBrokerOptions(ns)
-	opts.PublishTimeout = longBound
-	a := newInstance(t, opts)
-	b := a.broker
-	h := b.cur.Load()
-	other := opts
-	other.Storage = "memory"
-	recreateStream(t, ns, other)
-	b.renew(h)
-	waitFor(t, "the check's answer of a stream that does not fit", func() bool { return h.told.Load() && !h.gone.Load() })
+	b := checkedAStreamThatDoesNotFit(t).broker
 	refused := make(chan error, 1)
 	go func() {
 		_, _, err := b.Publish(stream.Publication{Topic: "t", Data: "x"})
@@ -200,6 +179,26 @@ func TestPublishRefusedAtOnceWhenTheCheckFindsAStreamThatDoesNotFit(t *testing.T
 			t.Fatalf("publish with the stream replaced by one that does not fit: %v, want stream.ErrUnavailable", err)
 		}
 	case <-time.After(waitLimit):
-		t.Fatalf("a publish waited more than %v for a check NATS had answered (PublishTimeout %v)", waitLimit, opts.PublishTimeout)
+		t.Fatalf("a publish waited more than %v for a check NATS had answered (PublishTimeout %v)", waitLimit, b.opts.PublishTimeout)
 	}
+}
+
+// checkedAStreamThatDoesNotFit returns an instance (PublishTimeout
+// longBound) whose stream was replaced by one of its name that does not
+// fit (of other storage), once its check has that answer.
+func checkedAStreamThatDoesNotFit(t *testing.T) *instance {
+	t.Helper()
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.PublishTimeout = longBound
+	a := newInstance(t, opts)
+	h := a.broker.cur.Load()
+	other := opts
+	other.Storage = "memory"
+	recreateStream(t, ns, other)
+	a.broker.renew(h)
+	// Answered first, maybe, that no stream is found (the deletion's
+	// notice starts a check before the other stream is created).
+	waitFor(t, "the check's answer of a stream that does not fit", func() bool { return h.told.Load() && !h.gone.Load() })
+	return a
 }
