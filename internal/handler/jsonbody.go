@@ -41,6 +41,7 @@ const h2ConnClosed = "client disconnected"
 //
 //   - a Content-Type other than application/json, or one with a charset
 //     other than utf-8 (checkJSONContentType): errUnsupportedMediaType;
+//     application/json with parameters that do not parse: errBadRequest;
 //     a Content-Type given twice, of which one would be read: errBadRequest;
 //   - a Content-Encoding other than identity (checkContentEncoding):
 //     errUnsupportedMediaType, with Accept-Encoding: identity set on w;
@@ -417,7 +418,9 @@ func isTooLarge(err error) bool {
 // checkJSONContentType returns nil when contentType names
 // application/json, as mime.ParseMediaType reads it, with no charset or a
 // charset read as UTF-8 (utf8Charset), else an errUnsupportedMediaType
-// that says which. The
+// that says which; application/json with parameters that do not parse
+// (mime.ParseMediaType's error: "; foo", a parameter twice with different
+// values) is an errBadRequest saying so. The
 // usual spellings are matched first: ParseMediaType allocates a map for
 // the parameters.
 //
@@ -439,6 +442,18 @@ func checkJSONContentType(contentType string) error {
 		return nil
 	}
 	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err != nil && jsonMediaType(contentType) {
+		// The type is right, its parameters do not parse: a malformed
+		// header, not an unsupported type, and "want application/json"
+		// would send the client to the type it sent. mime's own error
+		// text is not quoted.
+		if errors.Is(err, mime.ErrInvalidMediaParameter) {
+			return badRequest("Content-Type %s: a parameter is not name=value "+
+				"(a token, or a quoted string): send application/json, or application/json; charset=utf-8",
+				stream.Quote(contentType))
+		}
+		return badRequest("Content-Type %s: a parameter is given twice, with different values", stream.Quote(contentType))
+	}
 	if err != nil || mediaType != "application/json" {
 		return fmt.Errorf("%w: Content-Type %s, want application/json", errUnsupportedMediaType, stream.Quote(contentType))
 	}
@@ -447,6 +462,14 @@ func checkJSONContentType(contentType string) error {
 			errUnsupportedMediaType, stream.Quote(contentType), stream.Quote(charset))
 	}
 	return nil
+}
+
+// jsonMediaType reports whether the media type of contentType, before its
+// parameters, is application/json as mime.ParseMediaType reads it: in any
+// ASCII case, with white space around it.
+func jsonMediaType(contentType string) bool {
+	base, _, _ := strings.Cut(contentType, ";")
+	return strings.ToLower(strings.TrimSpace(base)) == "application/json"
 }
 
 // utf8Charset reports whether a body of that charset reads as UTF-8.

@@ -180,7 +180,9 @@ func TestJSONBodyRefusesAContentEncoding(t *testing.T) {
 }
 
 // TestCheckJSONContentTypeAgreesWithMime checks the fast path against
-// mime.ParseMediaType: application/json, with no charset or utf-8.
+// mime.ParseMediaType: application/json, with no charset or utf-8. What
+// it refuses is errUnsupportedMediaType, but for application/json whose
+// parameters mime cannot read: errBadRequest.
 func TestCheckJSONContentTypeAgreesWithMime(t *testing.T) {
 	for _, ct := range []string{
 		"application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8",
@@ -190,13 +192,19 @@ func TestCheckJSONContentTypeAgreesWithMime(t *testing.T) {
 		"application/json; charset=utf8", `application/json; charset="utf-8"`, "application/json; CHARSET=UTF-8",
 		"application/json; charset=utf-8; charset=latin1", "application/json; charset*=utf-8''latin1",
 		"application/json; q=1", "application/json; charset=us-ascii", "application/json; charset=ascii",
+		"application/json; foo", "APPLICATION/JSON ; foo", "application/json;;", "application/json;",
+		"application/jsonx; foo", "text/plain; foo", "application/j\u017fon; foo", "application/json, text/plain",
 	} {
 		mediaType, params, err := mime.ParseMediaType(ct)
 		charset, named := params["charset"]
 		want := err == nil && mediaType == "application/json" && (!named || slices.ContainsFunc([]string{"utf-8", "utf8", "us-ascii"}, func(s string) bool { return strings.EqualFold(s, charset) }))
+		wantKind := errUnsupportedMediaType
+		if base, _, _ := strings.Cut(ct, ";"); err != nil && strings.TrimSpace(strings.ToLower(base)) == "application/json" {
+			wantKind = errBadRequest
+		}
 		err = checkJSONContentType(ct)
-		if got := err == nil; got != want || err != nil && !errors.Is(err, errUnsupportedMediaType) {
-			t.Errorf("checkJSONContentType(%q) = %v, want nil: %v", ct, err, want)
+		if got := err == nil; got != want || err != nil && !errors.Is(err, wantKind) {
+			t.Errorf("checkJSONContentType(%q) = %v, want nil: %v, else %v", ct, err, want, wantKind)
 		}
 	}
 }
