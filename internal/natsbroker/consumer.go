@@ -311,8 +311,8 @@ func (l *live) read(cons jetstream.Consumer) error {
 // asked for (deleted, the first deletion's answer), as the current one
 // again: remake's, when its creation of the next one is refused for
 // JetStream being unavailable. It does so only once that deletion too
-// was refused so (the consumer is there still), and reports whether it
-// did. Its next message is the one after the last delivered, or take
+// was refused so (the consumer is there still); nil once it did, else
+// why it did not (remake logs it). Its next message is the one after the last delivered, or take
 // finds it skipped one (the stopped reading's, lost), and asks for a
 // reset: then it is not resumed again.
 //
@@ -322,14 +322,17 @@ func (l *live) read(cons jetstream.Consumer) error {
 // heartbeats on a loaded machine, the instance on it delivered nothing
 // for the whole partition, its publishes stored
 // (TestClusterConsumerResumedWhileCutOffFromTheMetaLeader).
-func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made, deleted <-chan error) bool {
+func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made, deleted <-chan error) error {
 	select {
 	case err := <-deleted:
 		if !unavailable(err) {
-			return false
+			// Deleted, or unanswered: a server just cut off drops
+			// the requests for the meta leader it still takes to be
+			// there, until it finds itself leaderless.
+			return fmt.Errorf("its deletion was not refused as unavailable: %v", err)
 		}
 	case <-ctx.Done():
-		return false
+		return ctx.Err()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -339,13 +342,13 @@ func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made
 		// those the old one dropped as another stream's. Read on, it
 		// was past them, and they were never delivered
 		// (TestConsumerNotReadOnAfterAFalseAlarmDuringItsRemake).
-		return false
+		return errors.New("a false alarm has it read from the last event delivered")
 	}
 	if err := l.read(old); err != nil {
-		return false
+		return err
 	}
 	l.current.Store(oldMade)
-	return true
+	return nil
 }
 
 // take delivers m, a message of consumer serial, unless that consumer was
@@ -517,6 +520,7 @@ func (l *live) remake(ctx context.Context) {
 	}
 	limit, wait := createWait, askEvery
 	warned := false // of a refusal for itself, once in a remake
+	tried := false  // to read on the old one (resume), once in a remake
 	for {
 		cons, err := l.create(ctx, limit)
 		if err == nil {
@@ -534,13 +538,17 @@ func (l *live) remake(ctx context.Context) {
 			}
 		}
 		l.b.opts.Logger.Debug("nats consumer not made again", "err", err)
-		if resumable && unavailable(err) {
-			resumable = false // once
-			if l.resume(ctx, old, oldMade, deleted) {
-				l.b.opts.Logger.Info("nats consumer not made again, JetStream being unavailable: reading on the one it replaced, still there", "stream", l.b.opts.Stream)
-				l.b.check(l.h)
-				return
+		if !tried && unavailable(err) {
+			tried = true // once
+			why := errors.New("its messages were not all taken in order, or it is gone, or its creation was repeated")
+			if resumable {
+				if why = l.resume(ctx, old, oldMade, deleted); why == nil {
+					l.b.opts.Logger.Info("nats consumer not made again, JetStream being unavailable: reading on the one it replaced, still there", "stream", l.b.opts.Stream)
+					l.b.check(l.h)
+					return
+				}
 			}
+			l.b.opts.Logger.Debug("nats consumer not made again, JetStream being unavailable, nor read on", "why", why)
 		}
 		if !warned && ctx.Err() == nil && refusedForItself(err) {
 			// Not a passing state of NATS: the operator's to end.
