@@ -86,6 +86,10 @@ type live struct {
 	cc       jetstream.ConsumeContext // nil while the consumer is made again
 	next     uint64                   // the consumer sequence expected next
 	last     uint64                   // the stream sequence last delivered
+	// from is the last that create made the consumer start after:
+	// start refuses one made from a last that trustAgain has since
+	// moved back.
+	from uint64
 	// resumable is whether the current consumer may be read on where
 	// it stopped, should a remake be refused (resume): every message of
 	// it was taken in order, and NATS did not say it was gone.
@@ -195,6 +199,7 @@ func (l *live) create(ctx context.Context, wait time.Duration) (jetstream.Consum
 	defer cancel()
 	l.mu.Lock()
 	l.made++
+	l.from = l.last
 	start := l.last + 1
 	if d := l.h.lastStored(); d != nil && d.seq == l.last {
 		// The last one delivered (or the stream's last as the
@@ -279,10 +284,24 @@ func (l *live) drop(ctx context.Context, name string, wait time.Duration, repeat
 	return deleted
 }
 
-// start makes cons the current consumer and starts reading it.
+// errMovedBack is start's refusal of a consumer made from a last
+// delivered that trustAgain has since moved back.
+var errMovedBack = errors.New("nats consumer made past the events a false alarm has it read again")
+
+// start makes cons the current consumer and starts reading it. It
+// refuses one made from a last that trustAgain moved back while its
+// creation was on its way (errMovedBack), and deletes it: that one starts
+// past the events dropped as another stream's, and started, it delivered
+// the next event before run came back for the reset trustAgain had
+// queued, and the consumer made then started after it, past them too
+// (TestConsumerMadeBeforeAFalseAlarmIsNotStarted).
 func (l *live) start(cons jetstream.Consumer) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.last != l.from {
+		l.drop(context.Background(), cons.CachedInfo().Name, askEvery, l.repeated)
+		return errMovedBack
+	}
 	if err := l.read(cons); err != nil {
 		return err
 	}
@@ -535,6 +554,15 @@ func (l *live) remake(ctx context.Context) {
 				// the new stream passes the old one's last sequence.
 				l.b.check(l.h)
 				return
+			}
+			if errors.Is(err, errMovedBack) {
+				// Made again from where trustAgain moved it back,
+				// at once: this is the reset it queued.
+				select {
+				case <-l.resets:
+				default:
+				}
+				continue
 			}
 		}
 		l.b.opts.Logger.Debug("nats consumer not made again", "err", err)
