@@ -344,10 +344,20 @@ func (l *live) read(cons jetstream.Consumer) error {
 func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made, deleted <-chan error) error {
 	select {
 	case err := <-deleted:
+		if unanswered(err) && ctx.Err() == nil {
+			// A server just cut off leaves the requests only the
+			// meta leader answers unanswered while it still takes
+			// it to be there, for seconds, and then refuses them as
+			// unavailable, as it did this remake's creation: the
+			// deletion is asked again. Not, the old consumer was
+			// left unread for the whole partition
+			// (TestConsumerReadOnWhenItsDeletionWasUnansweredAndThenRefused).
+			ask, cancel := context.WithTimeout(ctx, askWait)
+			err = l.h.stream.DeleteConsumer(ask, old.CachedInfo().Name)
+			cancel()
+		}
 		if !unavailable(err) {
-			// Deleted, or unanswered: a server just cut off drops
-			// the requests for the meta leader it still takes to be
-			// there, until it finds itself leaderless.
+			// Deleted, or unanswered still.
 			return fmt.Errorf("its deletion was not refused as unavailable: %v", err)
 		}
 	case <-ctx.Done():
