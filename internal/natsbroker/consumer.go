@@ -330,8 +330,9 @@ func (l *live) read(cons jetstream.Consumer) error {
 // asked for (deleted, the first deletion's answer), as the current one
 // again: remake's, when its creation of the next one is refused for
 // JetStream being unavailable. It does so only once that deletion too
-// was refused so (the consumer is there still); nil once it did, else
-// why it did not (remake logs it). Its next message is the one after the last delivered, or take
+// was refused so (the consumer is there still), asked again once if it
+// went unanswered; nil once it did, else why it did not (remake logs
+// it). Its next message is the one after the last delivered, or take
 // finds it skipped one (the stopped reading's, lost), and asks for a
 // reset: then it is not resumed again.
 //
