@@ -359,7 +359,7 @@ func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made
 		}
 		if !unavailable(err) {
 			// Deleted, or unanswered still.
-			return fmt.Errorf("its deletion was not refused as unavailable: %v", err)
+			return fmt.Errorf("its deletion was not refused as unavailable: %w", err)
 		}
 	case <-ctx.Done():
 		return ctx.Err()
