@@ -86,6 +86,10 @@ type live struct {
 	cc       jetstream.ConsumeContext // nil while the consumer is made again
 	next     uint64                   // the consumer sequence expected next
 	last     uint64                   // the stream sequence last delivered
+	// from is the last that create made the consumer start after:
+	// start refuses one made from a last that trustAgain has since
+	// moved back.
+	from uint64
 	// resumable is whether the current consumer may be read on where
 	// it stopped, should a remake be refused (resume): every message of
 	// it was taken in order, and NATS did not say it was gone.
@@ -195,6 +199,7 @@ func (l *live) create(ctx context.Context, wait time.Duration) (jetstream.Consum
 	defer cancel()
 	l.mu.Lock()
 	l.made++
+	l.from = l.last
 	start := l.last + 1
 	if d := l.h.lastStored(); d != nil && d.seq == l.last {
 		// The last one delivered (or the stream's last as the
@@ -279,10 +284,24 @@ func (l *live) drop(ctx context.Context, name string, wait time.Duration, repeat
 	return deleted
 }
 
-// start makes cons the current consumer and starts reading it.
+// errMovedBack is start's refusal of a consumer made from a last
+// delivered that trustAgain has since moved back.
+var errMovedBack = errors.New("nats consumer made past the events a false alarm has it read again")
+
+// start makes cons the current consumer and starts reading it. It
+// refuses one made from a last that trustAgain moved back while its
+// creation was on its way (errMovedBack), and deletes it: that one starts
+// past the events dropped as another stream's, and started, it delivered
+// the next event before run came back for the reset trustAgain had
+// queued, and the consumer made then started after it, past them too
+// (TestConsumerMadeBeforeAFalseAlarmIsNotStarted).
 func (l *live) start(cons jetstream.Consumer) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.last != l.from {
+		l.drop(context.Background(), cons.CachedInfo().Name, askEvery, l.repeated)
+		return errMovedBack
+	}
 	if err := l.read(cons); err != nil {
 		return err
 	}
@@ -311,8 +330,9 @@ func (l *live) read(cons jetstream.Consumer) error {
 // asked for (deleted, the first deletion's answer), as the current one
 // again: remake's, when its creation of the next one is refused for
 // JetStream being unavailable. It does so only once that deletion too
-// was refused so (the consumer is there still), and reports whether it
-// did. Its next message is the one after the last delivered, or take
+// was refused so (the consumer is there still), asked again once if it
+// went unanswered; nil once it did, else why it did not (remake logs
+// it). Its next message is the one after the last delivered, or take
 // finds it skipped one (the stopped reading's, lost), and asks for a
 // reset: then it is not resumed again.
 //
@@ -322,14 +342,27 @@ func (l *live) read(cons jetstream.Consumer) error {
 // heartbeats on a loaded machine, the instance on it delivered nothing
 // for the whole partition, its publishes stored
 // (TestClusterConsumerResumedWhileCutOffFromTheMetaLeader).
-func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made, deleted <-chan error) bool {
+func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made, deleted <-chan error) error {
 	select {
 	case err := <-deleted:
+		if unanswered(err) && ctx.Err() == nil {
+			// A server just cut off leaves the requests only the
+			// meta leader answers unanswered while it still takes
+			// it to be there, for seconds, and then refuses them as
+			// unavailable, as it did this remake's creation: the
+			// deletion is asked again. Not, the old consumer was
+			// left unread for the whole partition
+			// (TestConsumerReadOnWhenItsDeletionWasUnansweredAndThenRefused).
+			ask, cancel := context.WithTimeout(ctx, askWait)
+			err = l.h.stream.DeleteConsumer(ask, old.CachedInfo().Name)
+			cancel()
+		}
 		if !unavailable(err) {
-			return false
+			// Deleted, or unanswered still.
+			return fmt.Errorf("its deletion was not refused as unavailable: %w", err)
 		}
 	case <-ctx.Done():
-		return false
+		return ctx.Err()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -339,13 +372,13 @@ func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made
 		// those the old one dropped as another stream's. Read on, it
 		// was past them, and they were never delivered
 		// (TestConsumerNotReadOnAfterAFalseAlarmDuringItsRemake).
-		return false
+		return errors.New("a false alarm has it read from the last event delivered")
 	}
 	if err := l.read(old); err != nil {
-		return false
+		return err
 	}
 	l.current.Store(oldMade)
-	return true
+	return nil
 }
 
 // take delivers m, a message of consumer serial, unless that consumer was
@@ -517,6 +550,7 @@ func (l *live) remake(ctx context.Context) {
 	}
 	limit, wait := createWait, askEvery
 	warned := false // of a refusal for itself, once in a remake
+	tried := false  // to read on the old one (resume), once in a remake
 	for {
 		cons, err := l.create(ctx, limit)
 		if err == nil {
@@ -532,15 +566,28 @@ func (l *live) remake(ctx context.Context) {
 				l.b.check(l.h)
 				return
 			}
+			if errors.Is(err, errMovedBack) {
+				// Made again from where trustAgain moved it back,
+				// at once: this is the reset it queued.
+				select {
+				case <-l.resets:
+				default:
+				}
+				continue
+			}
 		}
 		l.b.opts.Logger.Debug("nats consumer not made again", "err", err)
-		if resumable && unavailable(err) {
-			resumable = false // once
-			if l.resume(ctx, old, oldMade, deleted) {
-				l.b.opts.Logger.Info("nats consumer not made again, JetStream being unavailable: reading on the one it replaced, still there", "stream", l.b.opts.Stream)
-				l.b.check(l.h)
-				return
+		if !tried && unavailable(err) {
+			tried = true // once
+			why := errors.New("its messages were not all taken in order, or it is gone, or its creation was repeated")
+			if resumable {
+				if why = l.resume(ctx, old, oldMade, deleted); why == nil {
+					l.b.opts.Logger.Info("nats consumer not made again, JetStream being unavailable: reading on the one it replaced, still there", "stream", l.b.opts.Stream)
+					l.b.check(l.h)
+					return
+				}
 			}
+			l.b.opts.Logger.Debug("nats consumer not made again, JetStream being unavailable, nor read on", "why", why)
 		}
 		if !warned && ctx.Err() == nil && refusedForItself(err) {
 			// Not a passing state of NATS: the operator's to end.
