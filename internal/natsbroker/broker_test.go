@@ -226,7 +226,7 @@ func TestNATSRestartMidStream(t *testing.T) {
 		}
 
 		ns.start(t)
-		waitFor(t, "the broker to reconnect", func() bool { return a.broker.Ready() == nil })
+		waitFor(t, "the broker to reconnect", func() bool { return settled(a.broker) })
 		var want []string
 		for i := range 5 {
 			want = append(want, a.publish(t, "t", strconv.Itoa(i)))
@@ -261,7 +261,7 @@ func TestPublishSentWhileNATSIsAwayIsNotStoredLater(t *testing.T) {
 			t.Fatal("a publish sent while NATS was away was acknowledged")
 		}
 		ns.start(t)
-		waitFor(t, "the broker to reconnect", func() bool { return a.broker.Ready() == nil })
+		waitFor(t, "the broker to reconnect", func() bool { return settled(a.broker) })
 		a.publish(t, "t", "after")
 		info, err := a.broker.cur.Load().stream.Info(t.Context())
 		if err != nil {

@@ -31,7 +31,7 @@ func TestPublishWhileTheStreamIsCheckedSaysSo(t *testing.T) {
 		t.Fatalf("Ready while the stream is checked: %v, want it being checked, not deleted", err)
 	}
 	p.passRequests()
-	waitFor(t, "the check to find the stream there", func() bool { return b.Ready() == nil })
+	waitFor(t, "the check to find the stream there", func() bool { return settled(b) })
 	if _, _, err := b.Publish(stream.Publication{Topic: "t", Type: "message", Data: "after"}); err != nil {
 		t.Fatalf("publish once the stream was found: %v", err)
 	}

@@ -805,7 +805,7 @@ func TestClusterResumeAsALeaderStops(t *testing.T) {
 			}
 			waitUntil(t, clusterWait, "the instance connected to another server", func() bool {
 				name := b.broker.nc.ConnectedServerName()
-				return b.broker.Ready() == nil && name != "" && name != victim
+				return settled(b.broker) && name != "" && name != victim
 			})
 			receivesExactly(t, b.follow(t, "topic=t", ids[4]), ids[5:], 5, end)
 		})

@@ -518,7 +518,7 @@ func TestConsumerAskedForSoonOnceItsStreamIsFound(t *testing.T) {
 	case <-time.After(waitLimit):
 		t.Fatal("the consumer was not asked for 4 times")
 	}
-	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "the instance ready", func() bool { return settled(a.broker) })
 	back := time.Now()
 	id := publishUntilAccepted(t, a, "t", "after")
 	if got := c.nextWithin(t, 3*askEvery, "no event within 3 askEvery of the stream found"); got.ID != id {

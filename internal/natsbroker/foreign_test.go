@@ -49,7 +49,7 @@ func TestConsumerDeliversAgainAfterAFalseAlarm(t *testing.T) {
 	waitFor(t, "the new stream taken for another", h.isForeign)
 	restore(t, ns, backup)
 	release()
-	waitFor(t, "ready", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "ready", func() bool { return settled(a.broker) })
 	if a.broker.cur.Load() != h {
 		t.Fatal("the restored stream, the instance's own, taken for another history")
 	}

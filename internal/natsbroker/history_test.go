@@ -125,7 +125,7 @@ func TestResumeWhileTheStreamIsReplaced(t *testing.T) {
 		t.Fatalf("resume: %v, want ErrUnavailable", err)
 	}
 
-	waitFor(t, "the instance to take the new stream", func() bool { return b.cur.Load() != h && b.Ready() == nil })
+	waitFor(t, "the instance to take the new stream", func() bool { return b.cur.Load() != h && settled(b) })
 	again, err := b.Subscribe([]string{"t"}, old[1])
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func TestMemoryStreamCreatedAgainWithoutAPublish(t *testing.T) {
 		return err == nil
 	})
 	c.ended(t)
-	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "the instance ready", func() bool { return settled(a.broker) })
 	if status, id, _ := a.post(t, "t", `{"data": "after"}`); status != http.StatusCreated || !idAbove(id, last) {
 		t.Fatalf("first publish after the restart: %d, id %s, want 201 and an id above %s", status, id, last)
 	}
@@ -479,7 +479,7 @@ func recreateAndMoveOn(t *testing.T, ns *natsServer, a *instance, opts Options) 
 // restored.
 func waitNewHistory(t *testing.T, a *instance, prev *history, what string) {
 	t.Helper()
-	waitFor(t, what, func() bool { return a.broker.cur.Load() != prev && a.broker.Ready() == nil })
+	waitFor(t, what, func() bool { return a.broker.cur.Load() != prev && settled(a.broker) })
 }
 
 // waitMetadata waits, for what, until the stream's metadata holds key
@@ -627,7 +627,7 @@ func TestConfirmRefusesAnotherEventUnderTheID(t *testing.T) {
 		t.Fatalf("confirm of another event under id %d: %v, want ErrStreamDeleted", m.ID, err)
 	}
 	// The stream is h's still: the check clears the alarm.
-	waitFor(t, "the check to find the stream unchanged", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "the check to find the stream unchanged", func() bool { return settled(a.broker) })
 	if a.broker.cur.Load() != h {
 		t.Fatal("a new history for an unchanged stream")
 	}

@@ -428,3 +428,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// settled reports whether b is ready with no check of its stream under
+// way: what a publish sees without waiting. Ready alone does not tell a
+// test that a check is over, or a new stream taken: it stays nil while a
+// check is fresh (checkFresh).
+func settled(b *Broker) bool { return b.ready(b.cur.Load()) == nil }

@@ -44,7 +44,7 @@ func TestIdleInstanceUnreadyWhileNATSIsBackWithoutJetStream(t *testing.T) {
 	ns.stop()
 	ns.noJetStream = false
 	ns.start(t)
-	waitFor(t, "the instance to be ready again", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "the instance to be ready again", func() bool { return settled(a.broker) })
 	id := publishUntilAccepted(t, a, "t", "after")
 	if got := live.next(t); got.ID != id {
 		t.Fatalf("with JetStream back: %+v, want id %s", got, id)

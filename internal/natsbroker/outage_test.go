@@ -109,7 +109,7 @@ func TestNATSRestartWithTwoInstancesPublishing(t *testing.T) {
 		}
 	}
 	ns.start(t)
-	waitFor(t, "both to reconnect", func() bool { return a.broker.Ready() == nil && b.broker.Ready() == nil })
+	waitFor(t, "both to reconnect", func() bool { return settled(a.broker) && settled(b.broker) })
 	ps.waitAcked(t, 20)
 	ps.end()
 	acked := ps.acked
@@ -374,7 +374,7 @@ func TestStreamReplacedWhileInstancesPublish(t *testing.T) {
 	createStream(t, ns, opts)
 	waitFor(t, "both to take the new stream", func() bool {
 		return a.broker.cur.Load() != oldA && b.broker.cur.Load() != oldB &&
-			a.broker.Ready() == nil && b.broker.Ready() == nil
+			settled(a.broker) && settled(b.broker)
 	})
 	ps.waitAcked(t, 20)
 	ps.end()
@@ -433,7 +433,7 @@ func TestMemoryStreamLostInANATSRestartWhileInstancesPublish(t *testing.T) {
 	last := a.broker.cur.Load()
 	ns.start(t)
 	waitFor(t, "both to take the new stream", func() bool {
-		return a.broker.cur.Load() != last && a.broker.Ready() == nil && b.broker.Ready() == nil
+		return a.broker.cur.Load() != last && settled(a.broker) && settled(b.broker)
 	})
 	ps.waitAcked(t, 20)
 	ps.end()
@@ -503,7 +503,7 @@ func TestSubscribingWhileNATSIsAway(t *testing.T) {
 		t.Fatalf("resume from the stream while NATS is away: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	ns.start(t)
-	waitFor(t, "the broker to reconnect", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "the broker to reconnect", func() bool { return settled(a.broker) })
 	next := a.publish(t, "t", "after")
 	for _, c := range []*client{live, within} {
 		if got := c.next(t); got.ID != next {
@@ -829,7 +829,7 @@ func TestConnectionWhoseWriteTimedOutIsLeft(t *testing.T) {
 		case <-time.After(2 * opts.PublishTimeout):
 			t.Fatal("no new connection made after a write timed out")
 		}
-		waitFor(t, "the broker ready", func() bool { return b.Ready() == nil })
+		waitFor(t, "the broker ready", func() bool { return settled(b) })
 		if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "after"}); err != nil {
 			t.Fatal(err)
 		}

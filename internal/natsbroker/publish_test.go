@@ -270,7 +270,7 @@ func TestPublishAcknowledgedAsNATSGoesAwayIsAnswered(t *testing.T) {
 			t.Fatalf("publish of an event stored answered %v", a.err)
 		}
 		p.passDeliveries()
-		waitFor(t, "NATS back", func() bool { return b.Ready() == nil })
+		waitFor(t, "NATS back", func() bool { return settled(b) })
 		if n := storedEvents(t, b); n != 1 {
 			t.Fatalf("the stream holds %d events, want 1", n)
 		}

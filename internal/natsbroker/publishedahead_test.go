@@ -25,7 +25,7 @@ func TestResumeFromAPublishedEventTheRestoreLostBeforeItsDelivery(t *testing.T) 
 	a := newInstance(t, opts)
 	kept := a.publish(t, "t", "in the backup")
 	backup := backUp(t, ns)
-	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "the instance ready", func() bool { return settled(a.broker) })
 
 	lost := p.loseDeliveries("published ahead of the consumer")
 	published := publishUntilAccepted(t, a, "t", "published ahead of the consumer")
@@ -62,7 +62,7 @@ func TestResumeFromAReplayedPublishTheRestoreLostBeforeItsDelivery(t *testing.T)
 	a := newInstance(t, opts)
 	kept := a.publish(t, "t", "in the backup")
 	backup := backUp(t, ns)
-	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "the instance ready", func() bool { return settled(a.broker) })
 
 	body := `{"data": "replayed ahead of the consumer"}`
 	lostDelivery := p.loseDeliveries("replayed ahead of the consumer")

@@ -47,7 +47,7 @@ func TestInstanceRidesOutARefusedReconnect(t *testing.T) {
 	ns.stop()
 	ns.token = token
 	ns.start(t)
-	waitFor(t, "the instance to be ready again", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "the instance to be ready again", func() bool { return settled(a.broker) })
 	next := a.publish(t, "t", "after")
 	if got := live.next(t); got.ID != next {
 		t.Fatalf("once the server takes the instance again: %+v, want id %s", got, next)

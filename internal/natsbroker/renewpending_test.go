@@ -124,7 +124,7 @@ func TestRenewalAskedAtStartBeforeTheHistoryIsCurrentIsAsked(t *testing.T) {
 		t.Fatal(o.err)
 	}
 	t.Cleanup(o.b.Close)
-	waitFor(t, "the stream created at start taken", func() bool { return o.b.cur.Load() != h && o.b.Ready() == nil })
+	waitFor(t, "the stream created at start taken", func() bool { return o.b.cur.Load() != h && settled(o.b) })
 }
 
 // A delivery to the consumer of a history a renewal has made, not yet

@@ -219,7 +219,7 @@ func TestResumeFromTheStreamAfterARestoreBeforeTheConsumerDelivers(t *testing.T)
 		t.Fatalf("the restored stream stored at id %s, want %s", after[0], gone[0])
 	}
 	p.swallowOnly(live) // the consumer's creations only, from now on
-	waitFor(t, "the instance ready", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "the instance ready", func() bool { return settled(a.broker) })
 	// The first resume may be answered 503, as the instance learns of the
 	// restore.
 	waitFor(t, "the resume served", func() bool { return resumeStatus(t, a, "topic=t", gone[0]) == http.StatusOK })

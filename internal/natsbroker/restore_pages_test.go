@@ -71,7 +71,7 @@ func TestReplayAheadOfTheConsumerAcrossARestoreBetweenItsPages(t *testing.T) {
 	}
 	// Its client, back with the last id it got, is reset at the last
 	// event kept, and gets the events stored since.
-	waitFor(t, "the restored stream taken", func() bool { return a.broker.Ready() == nil })
+	waitFor(t, "the restored stream taken", func() bool { return settled(a.broker) })
 	resumesFromTheLost(t, a, []string{got[len(got)-1].IDString()}, kept, after)
 }
 
@@ -141,7 +141,7 @@ func cutAndReconnect(t *testing.T, p *natsProxy, b *Broker) {
 	t.Helper()
 	conns := p.connections()
 	p.cut()
-	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && b.Ready() == nil })
+	waitFor(t, "the instance reconnected", func() bool { return p.connections() > conns && settled(b) })
 }
 
 // Once the consumer, made again, has compared the event under the last
