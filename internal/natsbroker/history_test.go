@@ -326,8 +326,11 @@ func TestPublishToAStreamCreatedAgainUnnoticedGetsNoOldID(t *testing.T) {
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
 	opts.URLs = []string{p.url()}
-	// Well before the missed heartbeats tell the instance (2 s).
-	opts.PublishTimeout = 500 * time.Millisecond
+	// Before the missed heartbeats tell the instance (2 s). Its share
+	// for the question of the stream (1/confirmShare), unanswered, has
+	// the event taken for h's stream's: 100 ms of 500 ran out once in CI
+	// on a loaded machine.
+	opts.PublishTimeout = 1200 * time.Millisecond
 	a := newInstance(t, opts)
 	a.publish(t, "t", "before")
 	lost := p.loseConsumerDeleted()
