@@ -3,6 +3,7 @@ package natsbroker
 import (
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/stream"
 )
 
@@ -18,29 +19,10 @@ import (
 // as the renewal's false alarm does, while the old consumer's deletion
 // is held on its way.
 func TestConsumerNotReadOnAfterAFalseAlarmDuringItsRemake(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
-	b := openBroker(t, opts)
+	ns, p, b := openWithAFirstEvent(t)
 	h := b.cur.Load()
 	l := h.live
-	if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "first"}); err != nil {
-		t.Fatal(err)
-	}
-	l.mu.Lock()
-	h.foreign = true // as deliver sets it
-	l.mu.Unlock()
-	js := ns.operator(t)
-	dropped, err := js.Publish(t.Context(), DefaultSubjectPrefix+".t", []byte("dropped"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the event taken as another stream's", func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.last == dropped.Sequence
-	})
+	js, dropped := dropAsAnothers(t, ns, h)
 
 	p.refuseConsumers()
 	p.refuseDeletions()
@@ -66,4 +48,41 @@ func TestConsumerNotReadOnAfterAFalseAlarmDuringItsRemake(t *testing.T) {
 	if got := h.mem.Retained(h.ids.id(dropped.Sequence)); got == nil || got.Topic != "t" {
 		t.Fatalf("event %d, dropped as another stream's before the false alarm, was never delivered (%v)", dropped.Sequence, got)
 	}
+}
+
+// openWithAFirstEvent opens a Broker on a NATS server through a test
+// proxy, and publishes an event to topic t, delivered by its consumer.
+func openWithAFirstEvent(t *testing.T) (*natsServer, *natsProxy, *Broker) {
+	t.Helper()
+	ns := startNATS(t)
+	p := startProxy(t, ns)
+	opts := testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	b := openBroker(t, opts)
+	if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	return ns, p, b
+}
+
+// dropAsAnothers has h's consumer take its stream for another
+// (h.foreign, as deliver sets it), stores an event it then drops, and
+// returns the operator's JetStream and that event's acknowledgement.
+func dropAsAnothers(t *testing.T, ns *natsServer, h *history) (jetstream.JetStream, *jetstream.PubAck) {
+	t.Helper()
+	l := h.live
+	l.mu.Lock()
+	h.foreign = true
+	l.mu.Unlock()
+	js := ns.operator(t)
+	dropped, err := js.Publish(t.Context(), DefaultSubjectPrefix+".t", []byte("dropped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the event taken as another stream's", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.last == dropped.Sequence
+	})
+	return js, dropped
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // A one-replica stream's server cut off from the rest of the cluster
@@ -19,57 +20,98 @@ import (
 // It got none for the whole partition. Once healed, the consumer goes on.
 func TestClusterConsumerResumedWhileCutOffFromTheMetaLeader(t *testing.T) {
 	t.Parallel() // mostly waiting for the cluster
-	c := startCluster(t)
-	opts := clusterOptions(c)
-	opts.Replicas = 1
-	opts.PingInterval = 500 * time.Millisecond
-	logs := watchLog(&opts)
-	meta := c.metaLeader(t).name
-	x := otherNode(c, meta)
-	cfg := opts
-	cfg.setDefaults()
-	want := streamConfig(&cfg)
-	want.Placement = &jetstream.Placement{Tags: []string{"node:" + x.name}}
-	createClusterStream(t, c, want)
-	a := instanceWhere(t, opts, func(server string) bool { return server == x.name })
-	live := a.follow(t, "topic=t", "")
-	ids := []string{publishOrVoid(t, a, logs, "0")}
-	if got := live.next(t); got.ID != ids[0] {
-		t.Fatalf("before the partition: %+v, want id %s", got, ids[0])
-	}
-
-	x.partition()
+	s := startCutOffScene(t)
+	s.x.partition()
 	// Cut off once x answers that it cannot make a consumer.
-	js := jetStreamClient(t, x.url())
-	waitUntil(t, clusterWait, x.name+" to refuse consumers", func() bool {
+	js := jetStreamClient(t, s.x.url())
+	waitUntil(t, clusterWait, s.x.name+" to refuse consumers", func() bool {
 		_, err := js.CreateOrUpdateConsumer(t.Context(), DefaultStream, jetstream.ConsumerConfig{
 			Name: "probe", AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Second,
 		})
 		return unavailable(err)
 	})
-	h := a.broker.cur.Load()
-	h.live.reset()
-	for i := 1; i < 6; i++ {
-		ids = append(ids, publishOrVoid(t, a, logs, strconv.Itoa(i)))
-	}
-	end := publishOrVoid(t, a, logs, "end")
-	stayed(t, logs)
-	if a.broker.nc.ConnectedServerName() != x.name {
-		voidIfNoise(t, logs, "the instance is off the stream's server")
-	}
-	receivesExactly(t, live, ids[1:], 1, end)
-	if logs.Count("reading on the one it replaced") == 0 {
-		t.Errorf("the consumer was made again during the partition, not read on:\n%s", logs.String())
-	}
+	s.a.broker.cur.Load().live.reset()
+	s.readOn(t)
 
-	x.heal()
-	waitUntil(t, clusterWait, x.name+" routed to the others and current with the meta leader", func() bool {
-		return x.NumRemotes() >= len(c.running())-1 && x.JetStreamIsCurrent()
+	s.x.heal()
+	waitUntil(t, clusterWait, s.x.name+" routed to the others and current with the meta leader", func() bool {
+		return s.x.NumRemotes() >= len(s.c.running())-1 && s.x.JetStreamIsCurrent()
 	})
 	for i := 6; i < 9; i++ {
-		id := publishKeyed(t, a, strconv.Itoa(i))
-		if got := live.next(t); got.ID != id || got.Data != strconv.Itoa(i) {
+		id := publishKeyed(t, s.a, strconv.Itoa(i))
+		if got := s.live.next(t); got.ID != id || got.Data != strconv.Itoa(i) {
 			t.Fatalf("after the partition: %+v, want id %s with data %d", got, id, i)
 		}
+	}
+}
+
+// The instance's consumer made again just after its server, which leads
+// a one-replica stream, was cut off from the rest of the cluster (here by
+// a reset, as for missed heartbeats on a loaded machine): the server
+// still takes JetStream's meta leader to be there for seconds, and leaves
+// the old consumer's deletion unanswered, then refuses the creation as
+// unavailable (10008). The remake reads on the old one, its deletion
+// asked again and refused so: the subscriber gets every event, in
+// order. Not asked again, the deletion's timeout kept the remake from
+// reading on, and the subscriber got nothing for the whole partition
+// (TestClusterWatchStaysWithItsStream voided such runs).
+func TestClusterConsumerReadOnWhenMadeAgainAsItsServerIsCutOff(t *testing.T) {
+	t.Parallel() // mostly waiting for the cluster
+	s := startCutOffScene(t)
+	s.x.partition()
+	s.a.broker.cur.Load().live.reset()
+	s.readOn(t)
+}
+
+// cutOffScene is a cluster with a one-replica stream on x, a server that
+// does not lead JetStream's meta group, and an instance a on x following
+// topic t, which has had the event of id ids[0].
+type cutOffScene struct {
+	c    *jsCluster
+	x    *clusterNode
+	a    *instance
+	live *follower
+	logs *testlog.Buffer
+	ids  []string
+}
+
+func startCutOffScene(t *testing.T) *cutOffScene {
+	t.Helper()
+	s := &cutOffScene{c: startCluster(t)}
+	opts := clusterOptions(s.c)
+	opts.Replicas = 1
+	opts.PingInterval = 500 * time.Millisecond
+	s.logs = watchLog(&opts)
+	s.x = otherNode(s.c, s.c.metaLeader(t).name)
+	cfg := opts
+	cfg.setDefaults()
+	want := streamConfig(&cfg)
+	want.Placement = &jetstream.Placement{Tags: []string{"node:" + s.x.name}}
+	createClusterStream(t, s.c, want)
+	s.a = instanceWhere(t, opts, func(server string) bool { return server == s.x.name })
+	s.live = s.a.follow(t, "topic=t", "")
+	s.ids = []string{publishOrVoid(t, s.a, s.logs, "0")}
+	if got := s.live.next(t); got.ID != s.ids[0] {
+		t.Fatalf("before the partition: %+v, want id %s", got, s.ids[0])
+	}
+	return s
+}
+
+// readOn publishes six events through a, x cut off and a's consumer
+// made again, and fails the test unless a's follower gets each, in
+// order, and the log says the consumer was read on, not made again.
+func (s *cutOffScene) readOn(t *testing.T) {
+	t.Helper()
+	for i := 1; i < 6; i++ {
+		s.ids = append(s.ids, publishOrVoid(t, s.a, s.logs, strconv.Itoa(i)))
+	}
+	end := publishOrVoid(t, s.a, s.logs, "end")
+	stayed(t, s.logs)
+	if s.a.broker.nc.ConnectedServerName() != s.x.name {
+		voidIfNoise(t, s.logs, "the instance is off the stream's server")
+	}
+	receivesExactly(t, s.live, s.ids[1:], 1, end)
+	if s.logs.Count("reading on the one it replaced") == 0 {
+		t.Errorf("the consumer was made again during the partition, not read on:\n%s", s.logs.String())
 	}
 }

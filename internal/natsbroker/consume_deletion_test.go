@@ -2,8 +2,6 @@ package natsbroker
 
 import (
 	"testing"
-
-	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // A server just cut off from JetStream's meta leader still takes it to be
@@ -17,16 +15,9 @@ import (
 // partition). The deletion left unanswered is asked again: refused as
 // unavailable, the consumer is there, and is read on.
 func TestConsumerReadOnWhenItsDeletionWasUnansweredAndThenRefused(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
-	b := openBroker(t, opts)
+	ns, p, b := openWithAFirstEvent(t)
 	h := b.cur.Load()
 	l := h.live
-	if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "first"}); err != nil {
-		t.Fatal(err)
-	}
 	waitFor(t, "the first event delivered", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()

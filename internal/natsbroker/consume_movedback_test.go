@@ -2,8 +2,6 @@ package natsbroker
 
 import (
 	"testing"
-
-	"github.com/ssehub/ssehub/internal/stream"
 )
 
 // A false alarm (trustAgain) that comes while a remake's creation is on
@@ -17,29 +15,10 @@ import (
 // by the test, keeps the remake in its check, as a run come back late
 // for the queued reset.
 func TestConsumerMadeBeforeAFalseAlarmIsNotStarted(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
-	b := openBroker(t, opts)
+	ns, p, b := openWithAFirstEvent(t)
 	h := b.cur.Load()
 	l := h.live
-	if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "first"}); err != nil {
-		t.Fatal(err)
-	}
-	l.mu.Lock()
-	h.foreign = true // as deliver sets it
-	l.mu.Unlock()
-	js := ns.operator(t)
-	dropped, err := js.Publish(t.Context(), DefaultSubjectPrefix+".t", []byte("dropped"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the event taken as another stream's", func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.last == dropped.Sequence
-	})
+	js, dropped := dropAsAnothers(t, ns, h)
 
 	held, release := p.holdNext(t, "$JS.API.CONSUMER.CREATE.")
 	l.reset()
