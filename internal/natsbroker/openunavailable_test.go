@@ -267,20 +267,7 @@ func (d *jsAnswerDialer) silences() (asked, swallowed int) {
 }
 
 func (d *jsAnswerDialer) Dial(network, address string) (net.Conn, error) {
-	server, err := net.DialTimeout(network, address, 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	client, inner := net.Pipe()
-	go func() {
-		copyNATS(inner, server, "MSG", d.answer)
-		inner.Close()
-	}()
-	go func() {
-		copyNATS(server, inner, "PUB", d.request)
-		server.Close()
-	}()
-	return client, nil
+	return dialEditing(network, address, d.answer, d.request)
 }
 
 // request counts a client's PUB or HPUB of a stream lookup, and reports
@@ -358,6 +345,33 @@ func (d *jsAnswerDialer) answer(fields [][]byte, payload []byte) []byte {
 
 // dropOp is edit's answer for an operation to leave out.
 var dropOp = []byte{}
+
+// dialEditing dials a NATS server at address through a pipe that passes
+// the server's MSG operations through answer and the client's PUB
+// operations through request (copyNATS; a nil one keeps each).
+func dialEditing(network, address string, answer, request func(fields [][]byte, payload []byte) []byte) (net.Conn, error) {
+	server, err := net.DialTimeout(network, address, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	keep := func([][]byte, []byte) []byte { return nil }
+	if answer == nil {
+		answer = keep
+	}
+	if request == nil {
+		request = keep
+	}
+	client, inner := net.Pipe()
+	go func() {
+		copyNATS(inner, server, "MSG", answer)
+		inner.Close()
+	}()
+	go func() {
+		copyNATS(server, inner, "PUB", request)
+		server.Close()
+	}()
+	return client, nil
+}
 
 // copyNATS copies the NATS protocol of src to dst one operation at a
 // time. The payload of each operation named op (without headers: "MSG"

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 )
 
 // A resume read from the stream whose page's consumer counted fewer
@@ -65,20 +64,7 @@ func (d *msgGetDialer) refusals() int {
 }
 
 func (d *msgGetDialer) Dial(network, address string) (net.Conn, error) {
-	server, err := net.DialTimeout(network, address, 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	client, inner := net.Pipe()
-	go func() {
-		copyNATS(inner, server, "MSG", d.answer)
-		inner.Close()
-	}()
-	go func() {
-		copyNATS(server, inner, "PUB", d.request)
-		server.Close()
-	}()
-	return client, nil
+	return dialEditing(network, address, d.answer, d.request)
 }
 
 // request notes the reply subject of a question for the rest to refuse.

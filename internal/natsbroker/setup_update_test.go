@@ -5,7 +5,6 @@ import (
 	"net"
 	"sync"
 	"testing"
-	"time"
 )
 
 // An instance that starts with other limits than its stream's, whose
@@ -55,20 +54,7 @@ func (d *updateDropDialer) updates() int {
 }
 
 func (d *updateDropDialer) Dial(network, address string) (net.Conn, error) {
-	server, err := net.DialTimeout(network, address, 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	client, inner := net.Pipe()
-	go func() {
-		copyNATS(inner, server, "MSG", func([][]byte, []byte) []byte { return nil })
-		inner.Close()
-	}()
-	go func() {
-		copyNATS(server, inner, "PUB", d.request)
-		server.Close()
-	}()
-	return client, nil
+	return dialEditing(network, address, nil, d.request)
 }
 
 // request counts a stream update, and leaves it out while drop says so.
