@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,11 @@ func startCutOffScene(t *testing.T) *cutOffScene {
 	opts.Replicas = 1
 	opts.PingInterval = 500 * time.Millisecond
 	s.logs = watchLog(&opts)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the instance's log:\n%s", s.logs.String())
+		}
+	})
 	s.x = otherNode(s.c, s.c.metaLeader(t).name)
 	cfg := opts
 	cfg.setDefaults()
@@ -110,8 +116,22 @@ func (s *cutOffScene) readOn(t *testing.T) {
 	if s.a.broker.nc.ConnectedServerName() != s.x.name {
 		voidIfNoise(t, s.logs, "the instance is off the stream's server")
 	}
-	receivesExactly(t, s.live, s.ids[1:], 1, end)
-	if s.logs.Count("reading on the one it replaced") == 0 {
-		t.Errorf("the consumer was made again during the partition, not read on:\n%s", s.logs.String())
+	const readOn, notReadOn = "reading on the one it replaced", "nor read on"
+	waitUntil(t, clusterWait, "the consumer read on, or not", func() bool {
+		return s.logs.Count(readOn) > 0 || s.logs.Count(notReadOn) > 0
+	})
+	if s.logs.Count(readOn) == 0 {
+		// The old consumer may not be read on for what the
+		// machine's load made of it before the partition: its
+		// creation asked again (a slow answer), or a message of it
+		// lost (a slow consumer). The test is void then; any other
+		// reason (its deletion not refused as unavailable, a false
+		// alarm) fails it.
+		line := firstLine(s.logs, notReadOn)
+		if strings.Contains(line, "not all taken in order, or it is gone, or its creation was repeated") {
+			t.Skipf("void: the old consumer could not be read on for what came of it before the partition: %s", line)
+		}
+		t.Fatalf("the consumer was made again during the partition, not read on: %s\n%s", line, s.logs.String())
 	}
+	receivesExactly(t, s.live, s.ids[1:], 1, end)
 }
