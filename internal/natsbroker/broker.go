@@ -576,9 +576,7 @@ func (b *Broker) Publish(p stream.Publication) (msg *stream.Message, replayed bo
 	// check), it waits for the check's answer within its bound: answered
 	// 503 at once, it was refused for as long as the check lasted, seconds
 	// on a cluster, though the stream was there.
-	checked, cancelChecked := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
-	h, err := b.readyToPublish(checked)
-	cancelChecked()
+	h, err := b.readyToPublish()
 	if err != nil {
 		return nil, false, err
 	}
@@ -915,11 +913,18 @@ const (
 )
 
 // readyToPublish returns the current history once it is ready for a
-// publish (readyOnceChecked), within ctx. A check that ends by making
-// another history current (the stream deleted and created again) has
-// the publish go on with that one, as a publish that came a moment later
-// would, rather than fail because the history it first looked at ended.
-func (b *Broker) readyToPublish(ctx context.Context) (*history, error) {
+// publish (readyOnceChecked), within PublishTimeout. A check that ends by
+// making another history current (the stream deleted and created again)
+// has the publish go on with that one, as a publish that came a moment
+// later would, rather than fail because the history it first looked at
+// ended. A history ready at once is returned without a bound made for
+// the wait: every publish comes here.
+func (b *Broker) readyToPublish() (*history, error) {
+	if h := b.cur.Load(); b.ready(h) == nil {
+		return h, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+	defer cancel()
 	for {
 		h := b.cur.Load()
 		err := b.readyOnceChecked(ctx, h)
