@@ -27,10 +27,20 @@ func TestConsumerReadOnWhenItsDeletionWasUnansweredAndThenRefused(t *testing.T) 
 	p.refuseConsumers()
 	swallowed := p.swallowRequests("$JS.API.CONSUMER.DELETE.")
 	before := p.refusals()
+	l.mu.Lock()
+	reading := l.cc
+	l.mu.Unlock()
 	l.reset()
 	waitClosed(t, swallowed, "the old consumer's deletion")
 	p.passRequests()
 	p.refuseDeletions()
+	// The next event is published once the server has the stopped
+	// reading's unsubscription: sent to it before, it is lost to the
+	// consumer, which is then not read on (the test below).
+	waitClosed(t, reading.Closed(), "the old reading's end")
+	if err := b.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	js := ns.operator(t)
 	after, err := js.Publish(t.Context(), DefaultSubjectPrefix+".t", []byte("after"))
 	if err != nil {
@@ -46,4 +56,56 @@ func TestConsumerReadOnWhenItsDeletionWasUnansweredAndThenRefused(t *testing.T) 
 	}
 	p.passConsumers()
 	p.passDeletions()
+}
+
+// A consumer read on is read from the message NATS sends it next: one
+// NATS had sent the stopped reading (on its way as it stopped, or to its
+// pull before the server had its unsubscription) was lost to it, and
+// take finds such a gap only at the next message, which may not come for
+// long: the event stayed undelivered, its publish stored (the test above
+// failed so in CI, its event published as the remake stopped the
+// reading). The consumer is read on only when NATS says it delivered no
+// more than was taken; else the remake goes on, and delivers the event
+// once a creation is answered.
+func TestConsumerNotReadOnPastAMessageItLost(t *testing.T) {
+	ns, p, b := openWithAFirstEvent(t)
+	h := b.cur.Load()
+	l := h.live
+	waitFor(t, "the first event delivered", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.last > 0
+	})
+
+	lost := p.loseDeliveries("lost")
+	js := ns.operator(t)
+	ack, err := js.Publish(t.Context(), DefaultSubjectPrefix+".t", []byte("lost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, lost, "the event's delivery")
+	p.passDeliveries()
+	p.refuseConsumers()
+	p.refuseDeletions()
+	before := p.refusals()
+	l.mu.Lock()
+	old, serial := l.current.Load(), l.serial
+	l.mu.Unlock()
+	readAgain := func() bool { // stopped (serial+1), read again (serial+2)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.serial >= serial+2 && l.current.Load() == old
+	}
+	l.reset()
+	waitFor(t, "the remake refused again, or the old consumer read on", func() bool {
+		return p.refusals() >= before+2 || readAgain()
+	})
+	if readAgain() {
+		t.Fatal("the old consumer was read on past a message it had lost")
+	}
+	p.passConsumers()
+	p.passDeletions()
+	waitFor(t, "the lost event delivered by the consumer made again", func() bool {
+		return h.mem.Retained(h.ids.id(ack.Sequence)) != nil
+	})
 }

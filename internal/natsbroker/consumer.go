@@ -332,9 +332,17 @@ func (l *live) read(cons jetstream.Consumer) error {
 // JetStream being unavailable. It does so only once that deletion too
 // was refused so (the consumer is there still), asked again once if it
 // went unanswered; nil once it did, else why it did not (remake logs
-// it). Its next message is the one after the last delivered, or take
-// finds it skipped one (the stopped reading's, lost), and asks for a
-// reset: then it is not resumed again.
+// it).
+//
+// And only once NATS says it delivered no message past the last taken,
+// asked when the stopped reading (stopped: its Closed) has unsubscribed:
+// a message sent that reading (in flight as it stopped, or to its pull
+// before the server had its unsubscription) is lost to it, AckNone, and
+// read on, the consumer went on from the one after. take finds such a
+// gap only at the next message, which may not come for long: the event
+// stayed undelivered, its publish stored
+// (TestConsumerNotReadOnPastAMessageItLost). One lost after the question
+// is found so (take), and asks for a reset: then it is not resumed again.
 //
 // So a server cut off from JetStream's meta leader, which answers every
 // consumer's creation and deletion that way, leads its stream, stores
@@ -342,7 +350,7 @@ func (l *live) read(cons jetstream.Consumer) error {
 // heartbeats on a loaded machine, the instance on it delivered nothing
 // for the whole partition, its publishes stored
 // (TestClusterConsumerResumedWhileCutOffFromTheMetaLeader).
-func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made, deleted <-chan error) error {
+func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made, deleted <-chan error, stopped <-chan struct{}) error {
 	select {
 	case err := <-deleted:
 		if unanswered(err) && ctx.Err() == nil {
@@ -364,8 +372,22 @@ func (l *live) resume(ctx context.Context, old jetstream.Consumer, oldMade *made
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	select {
+	case <-stopped: // its unsubscription sent before the question
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	ask, cancel := context.WithTimeout(ctx, askWait)
+	info, err := old.Info(ask)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("what it delivered was not told: %w", err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if taken := l.next - 1; info.Delivered.Consumer != taken {
+		return fmt.Errorf("NATS delivered %d of its messages, %d taken: the others were lost with the reading stopped", info.Delivered.Consumer, taken)
+	}
 	if !l.resumable {
 		// Not since remake looked: a false alarm (trustAgain) has the
 		// consumer read again from the last event delivered, before
@@ -531,9 +553,11 @@ func (l *live) remake(ctx context.Context) {
 	l.mu.Lock()
 	old, oldMade := l.cons, l.current.Load() // set together (start)
 	// One whose creation was repeated is not: drop deletes it a second
-	// time, which may come after the resume.
-	resumable := l.resumable && oldMade != nil && !oldMade.repeated
+	// time, which may come after the resume. Nor one not being read.
+	resumable := l.resumable && oldMade != nil && !oldMade.repeated && l.cc != nil
+	var stopped <-chan struct{} // closed once it has unsubscribed
 	if l.cc != nil {
+		stopped = l.cc.Closed()
 		l.cc.Stop()
 		l.cc = nil
 	}
@@ -581,7 +605,7 @@ func (l *live) remake(ctx context.Context) {
 			tried = true // once
 			why := errors.New("its messages were not all taken in order, or it is gone, or its creation was repeated")
 			if resumable {
-				if why = l.resume(ctx, old, oldMade, deleted); why == nil {
+				if why = l.resume(ctx, old, oldMade, deleted, stopped); why == nil {
 					l.b.opts.Logger.Info("nats consumer not made again, JetStream being unavailable: reading on the one it replaced, still there", "stream", l.b.opts.Stream)
 					l.b.check(l.h)
 					return
