@@ -640,10 +640,16 @@ func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 				t.Error("the stream was taken for another after the failover: its history was renewed")
 			}
 
-			// Resumes from event 9, before the stop.
-			cold := clusterOptions(c)
+			// Resumes from event 9, before the stop, each to be
+			// answered, not within a time: with 2 s on the cluster
+			// of two nodes left, beside other packages' tests under
+			// -race, the resume answered 503 (its stream's info
+			// unanswered), and the warm instance's start failed (the
+			// stream's tail not loaded).
+			cold, warm := clusterOptions(c), clusterOptions(c)
 			cold.cold = true
-			for _, in := range []*instance{newInstance(t, cold), newInstance(t, clusterOptions(c))} {
+			cold.PublishTimeout, warm.PublishTimeout = clusterWait, clusterWait
+			for _, in := range []*instance{newInstance(t, cold), newInstance(t, warm)} {
 				receivesExactly(t, in.follow(t, "topic=t", acked[9]), acked[10:], 10, end)
 			}
 		})
@@ -787,6 +793,11 @@ func TestClusterResumeAsALeaderStops(t *testing.T) {
 			end := a.publish(t, "t", "end")
 			cold := clusterOptions(c)
 			cold.cold = true // its resumes read the stream
+			// The resume waits for the election its question meets:
+			// refused at once, it answered 503 before; given 2 s, it
+			// answered 503 too once the election took longer, beside
+			// other packages' tests under -race.
+			cold.PublishTimeout = clusterWait
 			b := newInstance(t, cold)
 			js := c.operator(t)
 			victim := streamLeader(t, js, DefaultStream)
@@ -889,6 +900,11 @@ func TestClusterDeepResumes(t *testing.T) {
 	streamLeader(t, c.operator(t), DefaultStream)
 	cold := clusterOptions(c)
 	cold.cold = true // its resumes read the stream
+	// Each resume is to be answered, not within a time: with 2 s, the
+	// stream's info (its leader's answer) went unanswered once in 400
+	// beside other packages' tests under -race, and the resume answered
+	// 503.
+	cold.PublishTimeout = clusterWait
 	b := newInstance(t, cold)
 	for i := range 400 {
 		from := i % 10
