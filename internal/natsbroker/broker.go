@@ -143,6 +143,10 @@ type Options struct {
 	// renewMax, when set (by tests), replaces renewWaitMax.
 	renewMax time.Duration
 
+	// heartbeat, when set (by tests), replaces consumerHeartbeat: a
+	// consumer gone unnoticed is then missed that much later.
+	heartbeat time.Duration
+
 	// consumed, when set (by tests), is called by Open's start with the
 	// first history once its consumer runs, before it is current.
 	consumed func(h *history)
@@ -171,6 +175,14 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+}
+
+// heartbeatOr is the heartbeat set by tests, or def when none is.
+func (o *Options) heartbeatOr(def time.Duration) time.Duration {
+	if o.heartbeat > 0 {
+		return o.heartbeat
+	}
+	return def
 }
 
 func cmpOr(s, def string) string {
