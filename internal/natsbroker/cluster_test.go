@@ -334,12 +334,15 @@ func clusterOptions(c *jsCluster) Options {
 }
 
 // publishN publishes events "0" to "n-1" to topic t through in and
-// returns their ids.
+// returns their ids, each stored once, sent again while it is answered
+// 503 (publishUntilAccepted): the events a test starts from, not what it
+// tests. On a loaded machine under -race, an R3 stream's acknowledgement
+// took longer than the publish timeout, 2 s, on a cluster just formed.
 func publishN(t *testing.T, in *instance, n int) []string {
 	t.Helper()
 	var ids []string
 	for i := range n {
-		ids = append(ids, in.publish(t, "t", strconv.Itoa(i)))
+		ids = append(ids, publishUntilAccepted(t, in, "t", strconv.Itoa(i)))
 	}
 	return ids
 }

@@ -36,6 +36,15 @@ func TestResumeStormWaitsForConsumers(t *testing.T) {
 	a := openBroker(t, opts)
 	all := store(t, ns, a, repeat(event{"t", 100}, 50))
 	opts.cold = true
+	// Its log on failure: 4 of 128 resumes once waited out the 2
+	// minutes for a page's messages (a disconnection losing the
+	// answers would say so here).
+	logs := watchLog(&opts)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the instance's log:\n%s", logs.String())
+		}
+	})
 	b := openBroker(t, opts) // its local history starts after them
 
 	var failed atomic.Int64
