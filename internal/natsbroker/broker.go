@@ -143,6 +143,10 @@ type Options struct {
 	// renewMax, when set (by tests), replaces renewWaitMax.
 	renewMax time.Duration
 
+	// heartbeat, when set (by tests), replaces consumerHeartbeat: a
+	// consumer gone unnoticed is then missed that much later.
+	heartbeat time.Duration
+
 	// consumed, when set (by tests), is called by Open's start with the
 	// first history once its consumer runs, before it is current.
 	consumed func(h *history)
@@ -171,6 +175,14 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+}
+
+// heartbeatOr is the heartbeat set by tests, or def when none is.
+func (o *Options) heartbeatOr(def time.Duration) time.Duration {
+	if o.heartbeat > 0 {
+		return o.heartbeat
+	}
+	return def
 }
 
 func cmpOr(s, def string) string {
@@ -269,7 +281,10 @@ type Broker struct {
 // A start whose connection dropped meanwhile (a NATS server restarting,
 // pings unanswered on a stalled machine) failed at its next request to
 // JetStream, and the process exited over a blip: it is made again on a
-// new connection, up to startAttempts times in all. A server that
+// new connection, up to startAttempts times in all. So is one whose
+// server did not greet it in time (a stalled machine: the connection's
+// first read timed out,
+// TestOpenConnectsAgainWhenTheServerDidNotGreetInTime). A server that
 // refuses the new connection ends it.
 func Open(ctx context.Context, opts Options) (*Broker, error) {
 	opts.setDefaults()
@@ -279,10 +294,22 @@ func Open(ctx context.Context, opts Options) (*Broker, error) {
 			return b, err
 		}
 		if attempt == startAttempts {
-			return nil, fmt.Errorf("nats: the connection dropped at each of %d starts: %w", startAttempts, err)
+			return nil, fmt.Errorf("nats: the connection dropped, or was not greeted in time, at each of %d starts: %w", startAttempts, err)
 		}
-		opts.Logger.Warn("nats connection dropped while starting: starting again on a new connection", "err", err)
+		opts.Logger.Warn("nats connection dropped, or not greeted in time, while starting: starting again on a new connection", "err", err)
 	}
+}
+
+// ungreeted reports whether err, nats.Connect's, is that of a server
+// reached that did not greet the connection (its INFO, or the PONG to
+// its CONNECT) within nats.go's timeout, 2 s: not one that could not be
+// reached, nor one that refused the connection.
+func ungreeted(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }
 
 // startAttempts bounds how many times Open starts on a new connection
@@ -381,7 +408,9 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 		for i, u := range opts.URLs {
 			hosts[i] = hostOf(u)
 		}
-		return nil, false, fmt.Errorf("nats connect to %s: %w", strings.Join(hosts, ", "), err)
+		// Not greeted in time (the server, or the machine, stalled: a
+		// blip) is started again, as a connection that dropped is.
+		return nil, ungreeted(err), fmt.Errorf("nats connect to %s: %w", strings.Join(hosts, ", "), err)
 	}
 	b.nc = nc
 	b.followStatus(nc)

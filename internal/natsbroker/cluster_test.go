@@ -334,12 +334,15 @@ func clusterOptions(c *jsCluster) Options {
 }
 
 // publishN publishes events "0" to "n-1" to topic t through in and
-// returns their ids.
+// returns their ids, each stored once, sent again while it is answered
+// 503 (publishUntilAccepted): the events a test starts from, not what it
+// tests. On a loaded machine under -race, an R3 stream's acknowledgement
+// took longer than the publish timeout, 2 s, on a cluster just formed.
 func publishN(t *testing.T, in *instance, n int) []string {
 	t.Helper()
 	var ids []string
 	for i := range n {
-		ids = append(ids, in.publish(t, "t", strconv.Itoa(i)))
+		ids = append(ids, publishUntilAccepted(t, in, "t", strconv.Itoa(i)))
 	}
 	return ids
 }
@@ -640,10 +643,16 @@ func TestClusterNodeStopsWhilePublishing(t *testing.T) {
 				t.Error("the stream was taken for another after the failover: its history was renewed")
 			}
 
-			// Resumes from event 9, before the stop.
-			cold := clusterOptions(c)
+			// Resumes from event 9, before the stop, each to be
+			// answered, not within a time: with 2 s on the cluster
+			// of two nodes left, beside other packages' tests under
+			// -race, the resume answered 503 (its stream's info
+			// unanswered), and the warm instance's start failed (the
+			// stream's tail not loaded).
+			cold, warm := clusterOptions(c), clusterOptions(c)
 			cold.cold = true
-			for _, in := range []*instance{newInstance(t, cold), newInstance(t, clusterOptions(c))} {
+			cold.PublishTimeout, warm.PublishTimeout = clusterWait, clusterWait
+			for _, in := range []*instance{newInstance(t, cold), newInstance(t, warm)} {
 				receivesExactly(t, in.follow(t, "topic=t", acked[9]), acked[10:], 10, end)
 			}
 		})
@@ -787,6 +796,11 @@ func TestClusterResumeAsALeaderStops(t *testing.T) {
 			end := a.publish(t, "t", "end")
 			cold := clusterOptions(c)
 			cold.cold = true // its resumes read the stream
+			// The resume waits for the election its question meets:
+			// refused at once, it answered 503 before; given 2 s, it
+			// answered 503 too once the election took longer, beside
+			// other packages' tests under -race.
+			cold.PublishTimeout = clusterWait
 			b := newInstance(t, cold)
 			js := c.operator(t)
 			victim := streamLeader(t, js, DefaultStream)
@@ -889,6 +903,11 @@ func TestClusterDeepResumes(t *testing.T) {
 	streamLeader(t, c.operator(t), DefaultStream)
 	cold := clusterOptions(c)
 	cold.cold = true // its resumes read the stream
+	// Each resume is to be answered, not within a time: with 2 s, the
+	// stream's info (its leader's answer) went unanswered once in 400
+	// beside other packages' tests under -race, and the resume answered
+	// 503.
+	cold.PublishTimeout = clusterWait
 	b := newInstance(t, cold)
 	for i := range 400 {
 		from := i % 10

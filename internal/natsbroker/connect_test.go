@@ -45,3 +45,37 @@ func TestConnectNATSWaitsForASlowServer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A start whose server does not greet it within nats.go's connection
+// timeout (2 s), as the in-process one did not on a loaded machine ("read
+// tcp ...: i/o timeout": a test's instance failed to open), is made again
+// on a new connection, as one whose connection dropped is: here the
+// first connection is one no server is on, which never greets. It failed
+// at once, and the process exited over a blip.
+func TestOpenConnectsAgainWhenTheServerDidNotGreetInTime(t *testing.T) {
+	t.Parallel() // mostly nats.go's wait for the greeting
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	var mu sync.Mutex
+	dials := 0
+	opts.dial = func(network, address string) (net.Conn, error) {
+		mu.Lock()
+		dials++
+		first := dials == 1
+		mu.Unlock()
+		if first {
+			mine, other := net.Pipe() // silent: no INFO comes
+			t.Cleanup(func() { other.Close() })
+			return mine, nil
+		}
+		return net.Dial(network, address)
+	}
+	b, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	b.Close()
+	if dials != 2 {
+		t.Fatalf("%d connections made, want 2", dials)
+	}
+}

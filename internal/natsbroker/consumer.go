@@ -317,7 +317,7 @@ func (l *live) read(cons jetstream.Consumer) error {
 	serial := l.serial
 	l.h.compared.Store(false)
 	cc, err := cons.Consume(func(m jetstream.Msg) { l.take(serial, m) },
-		jetstream.PullHeartbeat(consumerHeartbeat),
+		jetstream.PullHeartbeat(l.b.opts.heartbeatOr(consumerHeartbeat)),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { l.failed(serial, err) }))
 	if err != nil {
 		return err

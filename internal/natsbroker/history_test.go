@@ -322,15 +322,20 @@ func TestStreamCreatedAgainWithItsConsumersNoticeLost(t *testing.T) {
 // creation time. A client resuming from it would be reset, or given
 // events it had.
 func TestPublishToAStreamCreatedAgainUnnoticedGetsNoOldID(t *testing.T) {
+	t.Parallel() // mostly the publish's wait for the consumer
 	ns := startNATS(t)
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
 	opts.URLs = []string{p.url()}
-	// Before the missed heartbeats tell the instance (2 s). Its share
-	// for the question of the stream (1/confirmShare), unanswered, has
-	// the event taken for h's stream's: 100 ms of 500 ran out once in CI
-	// on a loaded machine.
-	opts.PublishTimeout = 1200 * time.Millisecond
+	// The publish's share for the question of the stream
+	// (1/confirmShare), unanswered, has the event taken for h's
+	// stream's: 100 ms of 500 ran out once in CI on a loaded machine,
+	// 240 ms of 1.2 s once beside other packages' tests under -race. It
+	// has 2 s, and the missed heartbeats, which would tell the instance
+	// first (their check renews h, and the publish answers 503 without
+	// the question this test is for), come after 24 s, not 2.
+	opts.PublishTimeout = 10 * time.Second
+	opts.heartbeat = 12 * time.Second
 	a := newInstance(t, opts)
 	a.publish(t, "t", "before")
 	lost := p.loseConsumerDeleted()

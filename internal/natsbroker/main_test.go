@@ -352,9 +352,16 @@ func (in *instance) subscribe(t *testing.T, query, lastEventID string) *client {
 		req.Header.Set("Last-Event-ID", lastEventID)
 	}
 	resp, err := in.Client().Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
+	if err != nil {
 		cancel()
-		t.Fatalf("subscribe %s: %v %v", query, resp.Status, err)
+		t.Fatalf("subscribe %s: %v", query, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		// The answer's error says why (a 503: what NATS did not answer).
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		t.Fatalf("subscribe %s: %v %s", query, resp.Status, body)
 	}
 	c := &client{events: make(chan stream.Event, 1000), cancel: cancel}
 	done := make(chan struct{})

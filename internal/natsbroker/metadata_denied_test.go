@@ -21,7 +21,10 @@ func TestMetadataWriteDeniedIsToldAtOnce(t *testing.T) {
 	ns := startNATSWith(t, &natsServer{denied: []string{"$JS.API.STREAM.UPDATE." + DefaultStream}})
 	opts := testBrokerOptions(ns)
 	opts.URLs = []string{ns.restrictedURL()}
-	opts.PublishTimeout = 5 * time.Second
+	// Far past what the renewal takes (its missed heartbeats, 2 s, and
+	// its questions): with 5 s, it took 5.09 s beside other packages'
+	// tests under -race. Waited out, the write now fails waitNewHistory.
+	opts.PublishTimeout = 30 * time.Second
 	var log testlog.Buffer
 	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
 	a := newInstance(t, opts)

@@ -36,6 +36,15 @@ func TestResumeStormWaitsForConsumers(t *testing.T) {
 	a := openBroker(t, opts)
 	all := store(t, ns, a, repeat(event{"t", 100}, 50))
 	opts.cold = true
+	// Its log on failure: 4 of 128 resumes once waited out the 2
+	// minutes for a page's messages (a disconnection losing the
+	// answers would say so here).
+	logs := watchLog(&opts)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the instance's log:\n%s", logs.String())
+		}
+	})
 	b := openBroker(t, opts) // its local history starts after them
 
 	var failed atomic.Int64
@@ -220,10 +229,15 @@ func publishAsOperator(t *testing.T, ns *natsServer, topic string, n int) {
 // all) keeps its slot, and a resume past the bound waits for one, then
 // answers busy; a subscription closed gives its slot back.
 func TestHeldPagesAreBounded(t *testing.T) {
+	t.Parallel() // mostly the wait of the resume past the bound
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	opts.HistoryMaxBytes = 1 << 20 // 4 pages' bytes: the bound is maxPageReads
-	opts.PublishTimeout = time.Second
+	// Each resume within the bound is to be answered, not within a time:
+	// with 1 s, beside other packages' tests under -race, one answered
+	// 503, the stream's info unanswered in time. The one past the bound
+	// waits for a slot as long as its client does (pastBound).
+	opts.PublishTimeout = time.Minute
 	a := openBroker(t, opts)
 	all := store(t, ns, a, repeat(event{"t", 100}, 3))
 	opts.cold = true
@@ -249,7 +263,13 @@ func TestHeldPagesAreBounded(t *testing.T) {
 		}
 		subs = append(subs, s)
 	}
-	if _, err := resume(); !errors.Is(err, stream.ErrBusy) || !strings.Contains(err.Error(), "pages of resumes held") {
+	// Its client's 5 s bound its wait, and leave time for the stream's
+	// info before it (up to 1.1 s under load).
+	const pastBound = 5 * time.Second
+	ctx, cancel := context.WithTimeout(t.Context(), pastBound)
+	_, err := b.SubscribeContext(ctx, []string{"t"}, all[0].IDString())
+	cancel()
+	if !errors.Is(err, stream.ErrBusy) || !strings.Contains(err.Error(), "pages of resumes held") {
 		t.Fatalf("resume past the bound: %v, want ErrBusy for the pages held", err)
 	}
 

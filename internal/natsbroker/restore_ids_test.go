@@ -55,7 +55,7 @@ func purgeStream(t *testing.T, ns *natsServer) {
 // restore of the backup keeps the first, kept, and loses the n, gone.
 func backUpThenLose(t *testing.T, ns *natsServer, in *instance, n int) (kept, backup string, gone []string) {
 	t.Helper()
-	kept = in.publish(t, "t", "in the backup")
+	kept = publishUntilAccepted(t, in, "t", "in the backup") // once, as the others
 	backup = backUp(t, ns)
 	for i := range n {
 		gone = append(gone, publishUntilAccepted(t, in, "t", fmt.Sprint("not in the backup ", i)))
