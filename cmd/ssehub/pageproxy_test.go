@@ -18,7 +18,7 @@ import (
 
 // newPageProxy is httputil.NewSingleHostReverseProxy(target) for the
 // pages the browser tests serve in front of ssehub, which reads a
-// request's body whole before it sends the request on.
+// request's body whole before it sends the request on (bodyFirst).
 //
 // Sent on as it came, the body was read by the Transport's writer even
 // after ssehub had answered: having copied Content-Length bytes, the
@@ -29,29 +29,31 @@ import (
 // Transport closed the connection to ssehub under the stream (logged
 // "ReverseProxy read error during body copy: ... use of closed network
 // connection"; golang/go#40747). The page's POST /stream failed so, a
-// network error in the middle of the stream.
+// network error.
 func newPageProxy(target *url.URL) *httputil.ReverseProxy {
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	direct := proxy.Director
-	proxy.Director = func(r *http.Request) {
-		direct(r)
-		if r.Body == nil {
-			return
-		}
-		b, err := io.ReadAll(r.Body)
-		var rest io.Reader = bytes.NewReader(b)
-		if err != nil { // the request is sent to fail there, as it would have
-			rest = io.MultiReader(rest, errReader{err})
-		}
-		r.Body = io.NopCloser(rest)
-	}
+	proxy.Transport = &bodyFirst{next: http.DefaultTransport}
 	return proxy
 }
 
-// errReader is a reader that fails with its error.
-type errReader struct{ err error }
+// bodyFirst reads a request's body whole, then has next send the request
+// with the bytes read: the body the client sent is done with before the
+// answer comes.
+type bodyFirst struct{ next http.RoundTripper }
 
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+func (t *bodyFirst) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return t.next.RoundTrip(r)
+	}
+	b, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	r = r.Clone(r.Context())
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return t.next.RoundTrip(r)
+}
 
 // TestPageProxyStreamsWhenTheBodyEndsLate proxies POST /stream to ssehub
 // through newPageProxy, the proxy's Transport made to read the end of the
@@ -66,13 +68,12 @@ func TestPageProxyStreamsWhenTheBodyEndsLate(t *testing.T) {
 	}
 	proxy := newPageProxy(target)
 	passedOn := make(chan struct{})
-	direct := proxy.Director
-	proxy.Director = func(r *http.Request) {
-		direct(r)
+	proxy.Transport.(*bodyFirst).next = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.Body != nil {
 			r.Body = &lateEnd{ReadCloser: r.Body, left: r.ContentLength, until: passedOn}
 		}
-	}
+		return http.DefaultTransport.RoundTrip(r)
+	})
 	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		proxy.ServeHTTP(&flushSignal{ResponseWriter: w, flushed: sync.OnceFunc(func() { close(passedOn) })}, r)
 	}))
@@ -104,6 +105,11 @@ func TestPageProxyStreamsWhenTheBodyEndsLate(t *testing.T) {
 		t.Fatalf("events %q, want %d tokens and [DONE]", got, len(words))
 	}
 }
+
+// roundTripFunc is a function as an http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // lateEnd passes left bytes of a request body on, then holds any further
 // read (the one that finds the end) until until is closed.
