@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strings"
@@ -35,7 +34,7 @@ func TestBrowserEventSourcePanelResumesAfterADrop(t *testing.T) {
 		mu      sync.Mutex
 		lastIDs []string // the Last-Event-ID of each resume
 	)
-	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy := newPageProxy(target)
 	page, cuts := droppingPage(t, target, "id: 0\ndata: Streamed line 0\n\nid: 1\ndata: Streamed line 1\n\n",
 		func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
@@ -138,7 +137,7 @@ func TestBrowserEventSourcePanelSaysAResumeAfterTheLastLineIsOver(t *testing.T) 
 func droppingPage(t *testing.T, target *url.URL, cut string, resume http.HandlerFunc) (page *httptest.Server, cuts func() int) {
 	t.Helper()
 	var n atomic.Int32
-	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy := newPageProxy(target)
 	if resume == nil {
 		resume = proxy.ServeHTTP
 	}
@@ -182,7 +181,7 @@ func TestBrowserEventSourcePanelShowsAProxysStandInAsUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy := newPageProxy(target)
 	var (
 		mu       sync.Mutex
 		standIns int

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
@@ -39,7 +38,7 @@ func TestBrowserFetchPanelShowsEachTokenOnceAcrossReconnects(t *testing.T) {
 	}
 	words := []string{"alpha", "beta", "gamma", "delta", "epsilon", "zeta"}
 	text := strings.Join(words, " ")
-	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy := newPageProxy(target)
 	var posts atomic.Int32     // POST stream requests, the cut one included
 	cut := make(chan struct{}) // closed once the page shows the first two tokens
 	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -570,7 +569,7 @@ func TestBrowserHubRelativeBase(t *testing.T) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/demo/", http.StripPrefix("/demo", http.FileServerFS(static.FS)))
-	mux.Handle("/hub/", http.StripPrefix("/hub", httputil.NewSingleHostReverseProxy(target)))
+	mux.Handle("/hub/", http.StripPrefix("/hub", newPageProxy(target)))
 	front := httptest.NewServer(mux)
 	t.Cleanup(front.Close)
 	ctx := newBrowser(t)
@@ -693,7 +692,7 @@ func TestBrowserHubPublishShowsTheLastClicked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy := newPageProxy(target)
 	released := make(chan struct{})
 	release := sync.OnceFunc(func() { close(released) })
 	held := make(chan struct{})

@@ -24,7 +24,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"slices"
@@ -724,7 +723,7 @@ func TestBrowserEventSourcePanelShowsAReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy := newPageProxy(target)
 	var first sync.Once
 	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		stand := false
@@ -805,7 +804,7 @@ func TestBrowserEventSourcePanelRefusalIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy := newPageProxy(target)
 	refuse := func(w http.ResponseWriter, r *http.Request, body string, hold bool) {
 		w.Header().Set("Content-Type", "application/json")
 		if hold {

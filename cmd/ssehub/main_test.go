@@ -66,6 +66,9 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
 	os.Exit(code)
 }
 

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"runtime"
@@ -1195,7 +1196,7 @@ func TestMetricsCountRequestsRefusalsResetsAndEnds(t *testing.T) {
 func waitMetrics(t *testing.T, ts *testServer, wants []string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		b, _ := io.ReadAll(ts.do(t, "GET", "/metrics", nil, nil).Body)
+		b := scrape(t, ts)
 		var missing []string
 		for _, want := range wants {
 			if !strings.Contains(string(b), want+"\n") {
@@ -1210,6 +1211,22 @@ func waitMetrics(t *testing.T, ts *testServer, wants []string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// scrape is the handler's answer to GET /metrics, asked in the test's
+// goroutine rather than over the test's server: there the answer is under
+// the write bound of the test's stream.write_timeout, as short as 500 ms in
+// some tests, and a loaded machine that paused the answer past it had it
+// reset (over HTTP/2, INTERNAL_ERROR) and failed a test about something
+// else.
+func scrape(t *testing.T, ts *testServer) []byte {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	ts.h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), "GET", "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.Bytes()
 }
 
 // TestResetCountedOnlyWhenSent: ssehub_stream_resets_total counts streams
