@@ -18,11 +18,6 @@ func TestConsumerReadOnWhenItsDeletionWasUnansweredAndThenRefused(t *testing.T) 
 	ns, p, b := openWithAFirstEvent(t)
 	h := b.cur.Load()
 	l := h.live
-	waitFor(t, "the first event delivered", func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.last > 0
-	})
 
 	p.refuseConsumers()
 	swallowed := p.swallowRequests("$JS.API.CONSUMER.DELETE.")
@@ -71,11 +66,6 @@ func TestConsumerNotReadOnPastAMessageItLost(t *testing.T) {
 	ns, p, b := openWithAFirstEvent(t)
 	h := b.cur.Load()
 	l := h.live
-	waitFor(t, "the first event delivered", func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.last > 0
-	})
 
 	lost := p.loseDeliveries("lost")
 	js := ns.operator(t)

@@ -62,6 +62,12 @@ func openWithAFirstEvent(t *testing.T) (*natsServer, *natsProxy, *Broker) {
 	if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "first"}); err != nil {
 		t.Fatal(err)
 	}
+	l := b.cur.Load().live
+	waitFor(t, "the first event delivered", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.last > 0
+	})
 	return ns, p, b
 }
 
