@@ -41,7 +41,8 @@ const h2ConnClosed = "client disconnected"
 //
 //   - a Content-Type other than application/json, or one with a charset
 //     other than utf-8 (checkJSONContentType): errUnsupportedMediaType;
-//     application/json with parameters that do not parse: errBadRequest;
+//     application/json with parameters that do not parse, a list of
+//     media types, an encoded charset* that does not decode: errBadRequest;
 //     a Content-Type given twice, of which one would be read: errBadRequest;
 //   - a Content-Encoding other than identity (checkContentEncoding):
 //     errUnsupportedMediaType, with Accept-Encoding: identity set on w;
@@ -420,9 +421,10 @@ func isTooLarge(err error) bool {
 // charset read as UTF-8 (utf8Charset), else an errUnsupportedMediaType
 // that says which; application/json with parameters that do not parse
 // (mime.ParseMediaType's error: "; foo", a parameter twice with different
-// values) is an errBadRequest saying so. The
-// usual spellings are matched first: ParseMediaType allocates a map for
-// the parameters.
+// values) is an errBadRequest saying so, and so is a list of media types
+// ("application/json, text/plain") and an RFC 2231 encoded charset* that
+// does not decode (extendedCharset). The usual spellings are matched
+// first: ParseMediaType allocates a map for the parameters.
 //
 // A JSON body is UTF-8 (RFC 8259 §8.1), and encoding/json reads it as
 // UTF-8 whatever the header says: a publish declared charset=iso-8859-1
@@ -442,6 +444,13 @@ func checkJSONContentType(contentType string) error {
 		return nil
 	}
 	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err != nil && outsideQuotes(contentType, ',') {
+		// Content-Type is one media type (RFC 9110 §8.3), not a list:
+		// "want application/json" did not say what was wrong with
+		// "application/json, text/plain".
+		return badRequest("Content-Type %s is a list (a comma outside a quoted string): "+
+			"a single media type is expected, application/json", stream.Quote(contentType))
+	}
 	if err != nil && jsonMediaType(contentType) {
 		// The type is right, its parameters do not parse: a malformed
 		// header, not an unsupported type, and "want application/json"
@@ -457,6 +466,20 @@ func checkJSONContentType(contentType string) error {
 	if err != nil || mediaType != "application/json" {
 		return fmt.Errorf("%w: Content-Type %s, want application/json", errUnsupportedMediaType, stream.Quote(contentType))
 	}
+	if ext := extendedCharset(contentType); ext != nil {
+		// RFC 2231's charset*: mime.ParseMediaType drops one whose value
+		// it cannot decode, and the body was read as UTF-8 whatever the
+		// client meant by it. One that decodes stands for the charset,
+		// ahead of a plain charset= beside it (RFC 2231 §4).
+		_, p, err := mime.ParseMediaType("application/json; " + strings.Join(ext, "; "))
+		charset, ok := p["charset"]
+		if err != nil || !ok {
+			return badRequest("Content-Type %s: the charset parameter cannot be read: an encoded charset* is "+
+				"utf-8''value or us-ascii''value, its bytes %%-escaped (RFC 2231): "+
+				"send application/json, or application/json; charset=utf-8", stream.Quote(contentType))
+		}
+		params["charset"] = charset
+	}
 	if charset, ok := params["charset"]; ok && !utf8Charset(charset) {
 		return fmt.Errorf("%w: Content-Type %s: charset %s, want utf-8 (a JSON body is UTF-8) or none",
 			errUnsupportedMediaType, stream.Quote(contentType), stream.Quote(charset))
@@ -470,6 +493,54 @@ func checkJSONContentType(contentType string) error {
 func jsonMediaType(contentType string) bool {
 	base, _, _ := strings.Cut(contentType, ";")
 	return strings.ToLower(strings.TrimSpace(base)) == "application/json"
+}
+
+// outsideQuotes reports whether b is in s outside a quoted string (RFC
+// 9110 §5.6.4, with its backslash escapes).
+func outsideQuotes(s string, b byte) bool {
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch {
+		case quoted && s[i] == '\\':
+			i++
+		case s[i] == '"':
+			quoted = !quoted
+		case !quoted && s[i] == b:
+			return true
+		}
+	}
+	return false
+}
+
+// extendedCharset returns the parameters of contentType, a media type
+// that mime.ParseMediaType reads, that give its charset in RFC 2231's
+// extended form (charset*, or the pieces charset*0, charset*1*, ...), as
+// they were written; nil when there are none.
+func extendedCharset(contentType string) []string {
+	_, rest, _ := strings.Cut(contentType, ";")
+	var found []string
+	for rest != "" {
+		end, quoted := len(rest), false
+	scan:
+		for i := 0; i < len(rest); i++ {
+			switch {
+			case quoted && rest[i] == '\\':
+				i++
+			case rest[i] == '"':
+				quoted = !quoted
+			case !quoted && rest[i] == ';':
+				end = i
+				break scan
+			}
+		}
+		param := strings.TrimSpace(rest[:end])
+		name, _, _ := strings.Cut(param, "=")
+		if n := strings.ToLower(strings.TrimSpace(name)); strings.HasPrefix(n, "charset*") {
+			found = append(found, param)
+		}
+		rest = rest[min(end+1, len(rest)):]
+	}
+	return found
 }
 
 // utf8Charset reports whether a body of that charset reads as UTF-8.
