@@ -227,20 +227,36 @@ func TestCloseEndsOpenStreamsAtOnce(t *testing.T) {
 // the default settings (15s, 10s): its end, the last chunk, is a write
 // too, and must not fail on that old deadline. The client reads the
 // stream to its clean end; cut, Go's client reads io.ErrUnexpectedEOF.
+// In a synctest bubble, with fake time: over a real socket the stream's
+// first event had to be written within the 100 ms timeout, which a loaded
+// machine could run out, and the stream was cut before the test began.
 func TestCloseEndsAnIdleStreamCleanly(t *testing.T) {
-	opts := testOptions()
-	opts.Stream.WriteTimeout = 100 * time.Millisecond
-	ts := newTestServer(t, opts)
-	resp := ts.do(t, "GET", "/stream?count=2&interval=1m", nil, nil)
-	if _, err := nextEvent(stream.NewParser(resp.Body)); err != nil {
-		t.Fatal(err)
-	}
-	// The deadline was set before the first write: it has passed now.
-	time.Sleep(opts.Stream.WriteTimeout)
-	ts.h.Close()
-	if rest, err := io.ReadAll(resp.Body); err != nil {
-		t.Fatalf("after Close: %v (read %q), want the stream's clean end", err, rest)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		opts := testOptions()
+		opts.Stream.WriteTimeout = 100 * time.Millisecond
+		opts.Stream.HeartbeatInterval = time.Hour
+		// No retry field as the stream ends: that is a write of a step,
+		// which would set a deadline of its own for the end too.
+		opts.Stream.Retry = 0
+		h := New(opts)
+		defer h.Close()
+		client, returned := bubbleServerTimed(t, h)
+		resp, err := client.Get("http://ssehub/stream?count=2&interval=1m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if _, err := nextEvent(stream.NewParser(resp.Body)); err != nil {
+			t.Fatal(err)
+		}
+		// The deadline was set before the first write: it has passed now.
+		time.Sleep(10 * opts.Stream.WriteTimeout)
+		h.Close()
+		if rest, err := io.ReadAll(resp.Body); err != nil {
+			t.Fatalf("after Close: %v (read %q), want the stream's clean end", err, rest)
+		}
+		<-returned
+	})
 }
 
 // TestCloseEndsAStreamCleanlyForASlowReader closes the handler while a
