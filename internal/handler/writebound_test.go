@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -219,7 +220,7 @@ func TestHTTP2EndOfACompressedStreamIsBounded(t *testing.T) {
 }
 
 // TestAnswersUnderAMiddlewareThatWritesAfterTheHandlerAreWhole runs, over
-// HTTP/2 with TLS and a Go client, a middleware of Options.Middleware that
+// HTTP/2 with a Go client, a middleware of Options.Middleware that
 // writes after the route's handler has returned (a line of its own at the
 // end of the answer) and then idles for longer than stream.write_timeout,
 // as one exporting a span on the request's goroutine would: after its
@@ -228,42 +229,63 @@ func TestHTTP2EndOfACompressedStreamIsBounded(t *testing.T) {
 // deadline that stayed set while it idled, and over HTTP/2 a deadline
 // that passes resets the answer, written or not: the client read an
 // error where the answer ended. The idle is the scenario, not a wait for
-// something to happen: the test asserts only what the client read.
+// something to happen: the test asserts only what the client read. In a
+// synctest bubble (h2c, bubbleServerH2), where the idle is fake time:
+// over a real socket each answer had to be written within the 300 ms
+// timeout, which a loaded machine could run out.
 func TestAnswersUnderAMiddlewareThatWritesAfterTheHandlerAreWhole(t *testing.T) {
 	onlyIn(t, false) // over HTTP/2 no stream is detached
-	opts := testOptions()
-	opts.Stream.WriteTimeout = 300 * time.Millisecond
-	idle := 3 * opts.Stream.WriteTimeout
-	opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
-		c.Next()
-		switch c.Request.Header.Get("X-Tail") {
-		case "idle after":
-			_, _ = c.Writer.WriteString("\ntail\n")
-			c.Writer.Flush()
-			time.Sleep(idle)
-		case "idle between":
-			_, _ = c.Writer.WriteString("\ntail")
-			time.Sleep(idle)
-			_, _ = c.Writer.WriteString(" end\n")
-			time.Sleep(idle)
-		}
-	}}
-	ts := newHTTP2TestServer(t, opts)
 	tails := map[string]string{"idle after": "\ntail\n", "idle between": "\ntail end\n"}
 	for _, path := range []string{"/healthz", "/stream?count=2&interval=0s"} {
 		for mode, tail := range tails {
 			t.Run(path+" "+mode, func(t *testing.T) {
-				resp := ts.do(t, "GET", path, nil, map[string]string{"X-Tail": mode})
-				if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
-					t.Fatalf("%s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
-				}
-				body, err := io.ReadAll(resp.Body)
-				if err != nil {
-					t.Fatalf("the answer was cut after %d bytes %q: %v", len(body), body, err)
-				}
-				if !strings.HasSuffix(string(body), tail) {
-					t.Fatalf("answer %q, want it to end with the middleware's %q", body, tail)
-				}
+				synctest.Test(t, func(t *testing.T) {
+					opts := testOptions()
+					opts.Stream.WriteTimeout = 300 * time.Millisecond
+					idle := 3 * opts.Stream.WriteTimeout
+					// The middleware's end: a test that fails waits for
+					// it, so that nothing of the bubble is left asleep.
+					ended := make(chan struct{})
+					opts.Middleware = []gin.HandlerFunc{func(c *gin.Context) {
+						defer close(ended)
+						c.Next()
+						switch c.Request.Header.Get("X-Tail") {
+						case "idle after":
+							_, _ = c.Writer.WriteString("\ntail\n")
+							c.Writer.Flush()
+							time.Sleep(idle)
+						case "idle between":
+							_, _ = c.Writer.WriteString("\ntail")
+							time.Sleep(idle)
+							_, _ = c.Writer.WriteString(" end\n")
+							time.Sleep(idle)
+						}
+					}}
+					h := New(opts)
+					defer h.Close()
+					defer func() { <-ended }()
+					client := bubbleServerH2(t, h)
+					req, err := http.NewRequest("GET", "http://ssehub"+path, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					req.Header.Set("X-Tail", mode)
+					resp, err := client.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+						t.Fatalf("%s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+					}
+					body, err := io.ReadAll(resp.Body)
+					if err != nil {
+						t.Fatalf("the answer was cut after %d bytes %q: %v", len(body), body, err)
+					}
+					if !strings.HasSuffix(string(body), tail) {
+						t.Fatalf("answer %q, want it to end with the middleware's %q", body, tail)
+					}
+				})
 			})
 		}
 	}
