@@ -290,7 +290,7 @@ func goBuild(t *testing.T, out, pkg string) {
 	bin, ok := built.bins[pkg]
 	if !ok {
 		if built.dir == "" {
-			dir, err := os.MkdirTemp("", "ssehub-test-bin-")
+			dir, err := os.MkdirTemp("", buildsPrefix+strconv.Itoa(os.Getpid())+"-")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -311,7 +311,8 @@ func goBuild(t *testing.T, out, pkg string) {
 }
 
 // built holds the binaries goBuild built, by package, in dir, which
-// TestMain removes.
+// TestMain removes; a process killed before (at go test's -timeout, say)
+// leaves it to the next run's removeStaleBuilds.
 var built struct {
 	mu   sync.Mutex
 	dir  string

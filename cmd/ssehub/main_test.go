@@ -29,7 +29,10 @@ import (
 var testTransport string
 
 // TestMain runs every test twice, once per transport (gin, then detached),
-// and checks after each pass that no goroutine outlived its tests.
+// and checks after each pass that no goroutine outlived its tests. The
+// two passes share go test's -timeout (passTimeout), and the folder of
+// the binaries the tests build is one of this process's, which the next
+// run removes if this one was killed before it could (removeStaleBuilds).
 func TestMain(m *testing.M) {
 	// Started with SIGHUP ignored (under nohup, as a CI runner may be),
 	// or SIGINT (a script's background job), the binaries the tests start
@@ -54,9 +57,21 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 	}
+	removeStaleBuilds(os.TempDir())
+	start := time.Now()
+	timeout := flag.Lookup("test.timeout").Value.(flag.Getter).Get().(time.Duration)
 	code := 0
 	for _, transport := range []string{"gin", "detached"} {
 		testTransport = transport
+		left, err := passTimeout(timeout, time.Since(start))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "transport %s: not run: %v\n", transport, err)
+			code = 1
+			break
+		}
+		if err := flag.Set("test.timeout", left.String()); err != nil {
+			panic(err)
+		}
 		fmt.Printf("=== transport %s\n", transport)
 		if c := m.Run(); c != 0 {
 			code = c

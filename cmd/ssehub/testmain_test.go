@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// passTimeout is the -timeout of a pass of TestMain that starts elapsed
+// into the run, with timeout go test's -timeout (0: none). testing.M.Run
+// starts its alarm anew at each call, so each of the two passes had the
+// whole of it: a run slowed by a loaded machine went on past -timeout,
+// and go test, which kills the binary a minute after it, ended it with
+// only a SIGQUIT dump, not the panic that names the tests still running
+// (nor the cleanup of TestMain: the binaries' folder was left behind).
+// Each pass now has what is left of it; none is left is an error that
+// says so.
+func passTimeout(timeout, elapsed time.Duration) (time.Duration, error) {
+	if timeout <= 0 {
+		return 0, nil
+	}
+	left := timeout - elapsed
+	if left <= 0 {
+		return 0, fmt.Errorf("go test's -timeout %v has passed: the passes before took %v", timeout, elapsed.Round(time.Millisecond))
+	}
+	return left, nil
+}
+
+// buildsPrefix starts the name of goBuild's folder in the temporary
+// directory, followed by the pid of the process that made it and a dash.
+const buildsPrefix = "ssehub-test-bin-pid"
+
+// removeStaleBuilds removes the folders of goBuild in tmp whose process is
+// gone: TestMain removes its own when it returns, but a test binary killed
+// (by go test at its -timeout, by a signal) cannot, and each left one of
+// some 30 MB. The folder of a process still running (another package's
+// tests, another run at the same time) is kept.
+func removeStaleBuilds(tmp string) {
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), buildsPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		digits, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(digits)
+		if !ok || err != nil || pid <= 0 || pid == os.Getpid() || processRuns(pid) {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(tmp, e.Name()))
+	}
+}
+
+// processRuns reports whether a process of that pid runs, or may: only
+// one known to be gone is not.
+func processRuns(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	return !errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
+}
+
+func TestPassTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		timeout, elapsed, want time.Duration
+		fails                  bool
+	}{
+		{20 * time.Minute, 0, 20 * time.Minute, false},
+		{20 * time.Minute, 12 * time.Minute, 8 * time.Minute, false},
+		{20 * time.Minute, 20 * time.Minute, 0, true},
+		{20 * time.Minute, 25 * time.Minute, 0, true},
+		{0, 25 * time.Minute, 0, false}, // -timeout 0: none
+	} {
+		got, err := passTimeout(tt.timeout, tt.elapsed)
+		if got != tt.want || (err != nil) != tt.fails {
+			t.Errorf("passTimeout(%v, %v) = %v, %v; want %v, failing %v", tt.timeout, tt.elapsed, got, err, tt.want, tt.fails)
+		}
+		if err != nil && !strings.Contains(err.Error(), "-timeout "+tt.timeout.String()+" has passed") {
+			t.Errorf("passTimeout(%v, %v): %q does not say -timeout has passed", tt.timeout, tt.elapsed, err)
+		}
+	}
+}
+
+// TestTimeoutCoversBothPasses runs this test binary again with -timeout
+// 2s, and only the test below, which sleeps 1.2 s in each of TestMain's
+// two passes: 2.4 s in all, so the run must fail, with the panic of
+// testing's alarm ("test timed out") in the second pass. With -timeout
+// given to each pass whole, it passed. The sleep is the scenario (a pass
+// that takes most of -timeout), not a wait for something to happen.
+func TestTimeoutCoversBothPasses(t *testing.T) {
+	if os.Getenv("SSEHUB_TEST_TIMEOUT_PROBE") != "" {
+		t.Skip("in the run this test starts")
+	}
+	if testTransport != "gin" {
+		t.Skip("a test of TestMain: runs in the first pass")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTimeoutProbe$", "-test.timeout=2s", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SSEHUB_TEST_TIMEOUT_PROBE=1")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("the run with -timeout 2s: %v, want it to fail\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "panic: test timed out after") {
+		t.Fatalf("the run with -timeout 2s failed without testing's timeout panic:\n%s", out)
+	}
+}
+
+// TestTimeoutProbe is the test TestTimeoutCoversBothPasses runs.
+func TestTimeoutProbe(t *testing.T) {
+	if os.Getenv("SSEHUB_TEST_TIMEOUT_PROBE") == "" {
+		t.Skip("run by TestTimeoutCoversBothPasses")
+	}
+	time.Sleep(1200 * time.Millisecond)
+}
+
+// TestStaleBuildsAreRemoved checks removeStaleBuilds in a temporary
+// directory of its own: the folder of a process that is gone is removed,
+// this process's, a running one's (the test's own child, still running),
+// and any other folder are kept.
+func TestStaleBuildsAreRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	running := exec.Command("sleep", "600")
+	if err := running.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = running.Process.Kill(); _ = running.Wait() })
+	names := map[string]bool{ // kept
+		fmt.Sprintf("%s%d-123", buildsPrefix, gone.Process.Pid):    false,
+		fmt.Sprintf("%s%d-456", buildsPrefix, os.Getpid()):         true,
+		fmt.Sprintf("%s%d-789", buildsPrefix, running.Process.Pid): true,
+		"ssehub-test-bin-pidx-1":                                   true,
+		"ssehub-other":                                             true,
+	}
+	for name := range names {
+		if err := os.MkdirAll(filepath.Join(tmp, name, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeStaleBuilds(tmp)
+	for name, kept := range names {
+		_, err := os.Stat(filepath.Join(tmp, name))
+		if exists := err == nil; exists != kept {
+			t.Errorf("%s: exists %v, want %v (%v)", name, exists, kept, err)
+		}
+	}
+}
