@@ -90,6 +90,11 @@ type natsProxy struct {
 	// slowBy holds back each answer of JetStream's API to a client, as
 	// a busy server's are; 0: none.
 	slowBy time.Duration
+	// answersHeld, when set, holds back each answer of JetStream's API
+	// to a client until it is closed (holdAnswers).
+	answersHeld chan struct{}
+	// delivered counts the consumers' deliveries passed on to clients.
+	delivered uint64
 	// ackBy holds back each acknowledgement of a publish, as a busy
 	// server's; 0: none.
 	ackBy time.Duration
@@ -459,7 +464,8 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 }
 
 // lose reports whether a MSG or HMSG to a client is a publish's
-// acknowledgement, a consumer-deleted notice or a delivery to lose.
+// acknowledgement, a consumer-deleted notice or a delivery to lose; it
+// counts the deliveries it passes on (deliveries).
 func (p *natsProxy) lose(fields [][]byte, payload []byte) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -473,6 +479,9 @@ func (p *natsProxy) lose(fields [][]byte, payload []byte) bool {
 	case p.loseGone && bytes.HasPrefix(payload, []byte("NATS/1.0 409 Consumer Deleted")):
 		closeOnce(p.lostGone)
 		return true
+	}
+	if len(fields) >= 5 && bytes.HasPrefix(fields[3], []byte("$JS.ACK.")) {
+		p.delivered++
 	}
 	return false
 }
@@ -494,6 +503,36 @@ func (p *natsProxy) slowAnswers(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.slowBy = d
+}
+
+// holdAnswers holds back every answer of JetStream's API, as a server
+// too busy to answer does, until release is called; the test's end
+// releases them too. Unlike slowAnswers, no time lets them go: a test
+// that holds them until something comes of it is not run out by a
+// loaded machine.
+func (p *natsProxy) holdAnswers(t *testing.T) (release func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	held := make(chan struct{})
+	p.answersHeld = held
+	release = sync.OnceFunc(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.answersHeld == held {
+			p.answersHeld = nil
+		}
+		close(held)
+	})
+	t.Cleanup(release)
+	return release
+}
+
+// deliveries is how many of the consumers' deliveries the proxy has
+// passed on to clients so far.
+func (p *natsProxy) deliveries() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.delivered
 }
 
 // answerSeen returns a channel closed once the server has sent a client
@@ -544,6 +583,8 @@ func (p *natsProxy) holdBack(msg []byte) <-chan struct{} {
 		p.noResponders = nil
 		time.AfterFunc(p.noRespondersBy, func() { close(released) })
 		return released
+	case p.answersHeld != nil && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)):
+		return p.answersHeld
 	case p.slowBy > 0 && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)):
 		return after(p.slowBy)
 	case p.ackBy > 0 && bytes.Contains(msg, []byte("\r\n{\"stream\":")):
