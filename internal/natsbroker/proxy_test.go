@@ -90,6 +90,14 @@ type natsProxy struct {
 	// slowBy holds back each answer of JetStream's API to a client, as
 	// a busy server's are; 0: none.
 	slowBy time.Duration
+	// answersHeld, when set, holds back each answer of JetStream's API
+	// to a client until it is closed (holdAnswers).
+	answersHeld chan struct{}
+	// delivered counts the consumers' deliveries written to clients,
+	// and reached is the last stream sequence written of each consumer
+	// (passed).
+	delivered uint64
+	reached   map[string]uint64
 	// ackBy holds back each acknowledgement of a publish, as a busy
 	// server's; 0: none.
 	ackBy time.Duration
@@ -336,8 +344,12 @@ func (p *natsProxy) accept() {
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); copyOps(c, s, "MSG", p.lose, p.isHung, p.rewrite, p.holdBack); c.Close() }()
-		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil, nil, p.holdRepeat); s.Close() }()
+		go func() {
+			defer p.wg.Done()
+			copyOps(c, s, "MSG", p.lose, p.isHung, p.rewrite, p.holdBack, p.passed)
+			c.Close()
+		}()
+		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil, nil, p.holdRepeat, nil); s.Close() }()
 	}
 }
 
@@ -348,8 +360,9 @@ func (p *natsProxy) accept() {
 // rewrite, if not nil, may change the payload of an op without headers
 // (its CRLF left off), and returns it. later, if not nil, may hold back an
 // operation until the channel it returns is closed: it is written then,
-// with those after it going on meanwhile.
-func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte, payload []byte) bool, hung func() bool, rewrite func([]byte) []byte, later func(msg []byte) <-chan struct{}) {
+// with those after it going on meanwhile. written, if not nil, is given
+// the fields of each op or "H"+op once it is written, unless held back.
+func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte, payload []byte) bool, hung func() bool, rewrite func([]byte) []byte, later func(msg []byte) <-chan struct{}, written func(fields [][]byte)) {
 	r := bufio.NewReader(src)
 	var wmu sync.Mutex // the writes held back and the others
 	var held sync.WaitGroup
@@ -361,7 +374,8 @@ func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte,
 		}
 		fields := bytes.Fields(line)
 		msg := line
-		if len(fields) >= 3 && (bytes.EqualFold(fields[0], []byte(op)) || bytes.EqualFold(fields[0], []byte("H"+op))) {
+		isOp := len(fields) >= 3 && (bytes.EqualFold(fields[0], []byte(op)) || bytes.EqualFold(fields[0], []byte("H"+op)))
+		if isOp {
 			size, err := strconv.Atoi(string(fields[len(fields)-1]))
 			if err != nil {
 				return
@@ -400,6 +414,9 @@ func copyOps(dst io.Writer, src io.Reader, op string, drop func(fields [][]byte,
 		wmu.Unlock()
 		if err != nil {
 			return
+		}
+		if written != nil && isOp {
+			written(fields)
 		}
 	}
 }
@@ -496,6 +513,73 @@ func (p *natsProxy) slowAnswers(d time.Duration) {
 	p.slowBy = d
 }
 
+// holdAnswers holds back every answer of JetStream's API, as a server
+// too busy to answer does, until release is called; the test's end
+// releases them too. Unlike slowAnswers, no time lets them go: a test
+// that holds them until something comes of it is not run out by a
+// loaded machine.
+func (p *natsProxy) holdAnswers(t *testing.T) (release func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	held := make(chan struct{})
+	p.answersHeld = held
+	release = sync.OnceFunc(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.answersHeld == held {
+			p.answersHeld = nil
+		}
+		close(held)
+	})
+	t.Cleanup(release)
+	return release
+}
+
+// passed counts a MSG or HMSG written to a client when it is a
+// consumer's delivery: its reply subject, $JS.ACK.<stream>.<consumer>.
+// <delivered>.<stream seq>.<consumer seq>.<time>.<pending> (or, with a
+// domain and an account hash ahead of the stream, 12 tokens or more),
+// names its consumer and stream sequence.
+func (p *natsProxy) passed(fields [][]byte) {
+	if len(fields) < 5 || !bytes.HasPrefix(fields[3], []byte("$JS.ACK.")) {
+		return
+	}
+	tokens := bytes.Split(fields[3], []byte("."))
+	consumer, seq := 3, 5
+	if len(tokens) >= 12 {
+		consumer, seq = 5, 7
+	} else if len(tokens) < 9 {
+		return
+	}
+	n, err := strconv.ParseUint(string(tokens[seq]), 10, 64)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delivered++
+	if p.reached == nil {
+		p.reached = make(map[string]uint64)
+	}
+	p.reached[string(tokens[consumer])] = max(p.reached[string(tokens[consumer])], n)
+}
+
+// deliveries is how many of the consumers' deliveries the proxy has
+// written to clients so far.
+func (p *natsProxy) deliveries() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.delivered
+}
+
+// reachedBy is the last stream sequence the proxy has written to a
+// client for the consumer of that name, 0 for none.
+func (p *natsProxy) reachedBy(consumer string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reached[consumer]
+}
+
 // answerSeen returns a channel closed once the server has sent a client
 // an answer of JetStream's API of that type ("consumer_create_response"),
 // as it reaches the proxy: before slowAnswers holds it back.
@@ -544,6 +628,8 @@ func (p *natsProxy) holdBack(msg []byte) <-chan struct{} {
 		p.noResponders = nil
 		time.AfterFunc(p.noRespondersBy, func() { close(released) })
 		return released
+	case p.answersHeld != nil && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)):
+		return p.answersHeld
 	case p.slowBy > 0 && bytes.Contains(msg, []byte(`"type":"io.nats.jetstream.api.v1.`)):
 		return after(p.slowBy)
 	case p.ackBy > 0 && bytes.Contains(msg, []byte("\r\n{\"stream\":")):
