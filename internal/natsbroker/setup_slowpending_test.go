@@ -56,13 +56,28 @@ func TestSlowConsumerNoticeRemakesThePendingConsumer(t *testing.T) {
 		}
 		last = ack.Sequence
 	}
-	// The last event is written to the client before the answers let go
-	// of: the client drops it before the first event's answer comes. Or
-	// the last the server sends the consumer: its pull (nats.go's, for
-	// 30 s) may end first on a loaded machine (it did at event 74, 27 s
-	// into the publishes), and the client, its handler waiting, pulls
-	// again only once it has missed two heartbeats.
-	sent := func() uint64 {
+	sent := noticedAndSent(t, &logs, p, ns, consumer, last)
+	waitWhileDelivering(t, "the slow consumer notice and the last event sent", sent, last, p, &logs)
+	letGo()
+	waitWhileDelivering(t, "the pending history's deliveries", h.seen.last, last, p, &logs)
+	if a.broker.pendingHistory() != h {
+		t.Fatal("the history was made current before its deliveries were checked")
+	}
+	release()
+}
+
+// noticedAndSent returns a function for waitWhileDelivering that is last
+// once the slow consumer notice is in logs and the server has sent
+// consumer all it will, 0 before. The last event is written to the client
+// before the answers held are let go of: the client drops it before the
+// first event's answer comes, and nothing but the notice tells of the
+// gap. Or the last the server sends the consumer: its pull (nats.go's,
+// for 30 s) may end first on a loaded machine (it did at event 74, 27 s
+// into the publishes), and the client, its handler waiting, pulls again
+// only once it has missed two heartbeats.
+func noticedAndSent(t *testing.T, logs *testlog.Buffer, p *natsProxy, ns *natsServer, consumer string, last uint64) func() uint64 {
+	js := ns.operator(t)
+	return func() uint64 {
 		if !strings.Contains(logs.String(), "slow consumer") {
 			return 0
 		}
@@ -79,13 +94,6 @@ func TestSlowConsumerNoticeRemakesThePendingConsumer(t *testing.T) {
 		}
 		return 0
 	}
-	waitWhileDelivering(t, "the slow consumer notice and the last event sent", sent, last, p, &logs)
-	letGo()
-	waitWhileDelivering(t, "the pending history's deliveries", h.seen.last, last, p, &logs)
-	if a.broker.pendingHistory() != h {
-		t.Fatal("the history was made current before its deliveries were checked")
-	}
-	release()
 }
 
 // waitWhileDelivering waits for at() to reach want, and fails the test,
