@@ -24,3 +24,34 @@ func TestResumeWhosePageConsumersDeletionGoesUnanswered(t *testing.T) {
 		t.Fatal("no consumer deletion went unanswered: the test did not test its case")
 	}
 }
+
+// A resume whose page's pull goes unanswered, lost as the connection
+// drops (a server that found its client too slow to read, a connection
+// found stale on a loaded machine), reads the page again, through a
+// consumer of its own, once reconnected: it replays. It waited for the
+// pull's answer until the page's PublishTimeout, and failed, its time
+// spent ("context deadline exceeded"), as the resumes in flight in
+// TestResumeStormWaitsForConsumers may have.
+func TestResumeWhosePagesPullIsLostWithTheConnection(t *testing.T) {
+	ns := startNATS(t)
+	opts := testBrokerOptions(ns)
+	opts.PublishTimeout = waitLimit // what a resume may take, not what it is to take
+	p, b, all := coldBehindProxy(t, ns, opts, 5)
+	// The instance's own consumer asks for more only once its pull
+	// expires (30 s): the pull swallowed is the page's.
+	swallowed := p.swallowRequests("$JS.API.CONSUMER.MSG.NEXT.")
+	go func() {
+		select {
+		case <-swallowed:
+			p.passRequests()
+			p.cut()
+		case <-t.Context().Done():
+		}
+	}()
+	replaysAfterFirst(t, b, all)
+	select {
+	case <-swallowed:
+	default:
+		t.Fatal("no pull went unanswered: the test did not test its case")
+	}
+}

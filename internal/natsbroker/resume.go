@@ -853,6 +853,11 @@ func (s *subscription) read(ctx context.Context) error {
 		return err
 	}
 	page, next, err := b.readPage(ctx, h, s.patterns, from, s.end)
+	for errors.Is(err, errPullLost) && ctx.Err() == nil {
+		// Read again from its start, through a new consumer: the one
+		// read went past what the lost answer held.
+		page, next, err = b.readPage(ctx, h, s.patterns, from, s.end)
+	}
 	switch {
 	case errors.Is(err, stream.ErrBusy) && !b.nc.IsClosed():
 		return err
