@@ -1,6 +1,7 @@
 package natsbroker
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -36,9 +37,15 @@ func TestResumeWhosePagesPullIsLostWithTheConnection(t *testing.T) {
 	ns := startNATS(t)
 	opts := testBrokerOptions(ns)
 	opts.PublishTimeout = waitLimit // what a resume may take, not what it is to take
+	logs := watchLog(&opts)
 	p, b, all := coldBehindProxy(t, ns, opts, 5)
-	// The instance's own consumer asks for more only once its pull
-	// expires (30 s): the pull swallowed is the page's.
+	// The instance's own consumer has pulled once it has delivered an
+	// event (one of another topic: the replay's is t's), and asks for
+	// more only once that pull expires (30 s): the pull swallowed is the
+	// page's.
+	other := store(t, ns, b, []event{{"u", 10}})
+	seq, _ := b.cur.Load().ids.seq(other[0].ID)
+	waitFor(t, "the instance's consumer delivering", func() bool { return b.cur.Load().seen.last() >= seq })
 	swallowed := p.swallowRequests("$JS.API.CONSUMER.MSG.NEXT.")
 	go func() {
 		select {
@@ -49,9 +56,7 @@ func TestResumeWhosePagesPullIsLostWithTheConnection(t *testing.T) {
 		}
 	}()
 	replaysAfterFirst(t, b, all)
-	select {
-	case <-swallowed:
-	default:
-		t.Fatal("no pull went unanswered: the test did not test its case")
+	if !strings.Contains(logs.String(), pageReadAgain) {
+		t.Fatalf("no page was read again: the test did not test its case; the instances' log:\n%s", logs.String())
 	}
 }

@@ -856,6 +856,7 @@ func (s *subscription) read(ctx context.Context) error {
 	for errors.Is(err, errPullLost) && ctx.Err() == nil {
 		// Read again from its start, through a new consumer: the one
 		// read went past what the lost answer held.
+		b.opts.Logger.Debug(pageReadAgain, "stream", b.opts.Stream, "seq", from)
 		page, next, err = b.readPage(ctx, h, s.patterns, from, s.end)
 	}
 	switch {
@@ -895,6 +896,10 @@ func (s *subscription) read(ctx context.Context) error {
 	b.replayedFirst.Add(uint64(first))
 	return nil
 }
+
+// pageReadAgain is read's log line for a page read again, its pull's
+// answer lost with the connection (errPullLost).
+const pageReadAgain = "nats replay: page read again, its pull's answer lost as the connection reconnected"
 
 // abandon lets go of the rest of the replay, which the subscription,
 // ended, does not hand out; neither does Take its queue.
