@@ -43,7 +43,7 @@ func (b *Broker) fetchNoWait(ctx context.Context, cons jetstream.Consumer, n int
 		}
 	}()
 	msgs, err := b.pull(ctx, cons, n)
-	if err != nil && context.Cause(ctx) == errPullLost {
+	if err != nil && errors.Is(context.Cause(ctx), errPullLost) {
 		return nil, errPullLost
 	}
 	return msgs, err
