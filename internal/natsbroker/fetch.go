@@ -23,7 +23,39 @@ import (
 // acknowledgements, has moved past them. A resume then failed, the
 // messages counted but not delivered (TestResumeStormWaitsForConsumers,
 // 2 runs in 10 of its package), or its page ended early.
+//
+// A reconnect while it waits ends the wait with errPullLost: what the
+// server sent before it may be lost, and the consumer, which takes no
+// acknowledgements, has moved past it. Waited for until ctx ended, the
+// answer never came, and the resume failed, its time spent ("context
+// deadline exceeded"; TestResumeWhosePagesPullIsLostWithTheConnection).
 func (b *Broker) fetchNoWait(ctx context.Context, cons jetstream.Consumer, n int) ([]*nats.Msg, error) {
+	// Taken before the request is sent: a reconnect after it may have
+	// lost the request or its answer.
+	back := b.reconnected()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-back:
+			cancel(errPullLost)
+		case <-ctx.Done():
+		}
+	}()
+	msgs, err := b.pull(ctx, cons, n)
+	if err != nil && errors.Is(context.Cause(ctx), errPullLost) {
+		return nil, errPullLost
+	}
+	return msgs, err
+}
+
+// errPullLost is fetchNoWait's error when the connection reconnected while
+// it waited for the server's answer: readPage's caller reads the page again
+// through a new consumer.
+var errPullLost = errors.New("nats: a page's pull in flight as the connection reconnected (its answer may be lost)")
+
+// pull is fetchNoWait's request and its wait for the server's answer.
+func (b *Broker) pull(ctx context.Context, cons jetstream.Consumer, n int) ([]*nats.Msg, error) {
 	sub, err := b.nc.SubscribeSync(b.nc.NewInbox())
 	if err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ func TestResumeFromAPublishedEventTheRestoreLostBeforeItsDelivery(t *testing.T) 
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
 	opts.URLs = []string{p.url()}
+	logOnFailure(t, &opts)
 	a := newInstance(t, opts)
 	kept := a.publish(t, "t", "in the backup")
 	backup := backUp(t, ns)
@@ -31,14 +32,14 @@ func TestResumeFromAPublishedEventTheRestoreLostBeforeItsDelivery(t *testing.T) 
 	published := publishUntilAccepted(t, a, "t", "published ahead of the consumer")
 	select {
 	case <-lost:
-	case <-time.After(waitLimit):
+	case <-time.After(acceptLimit):
 		t.Fatal("the consumer's delivery was not lost")
 	}
 	p.passDeliveries()
 
 	h := a.broker.cur.Load()
 	restore(t, ns, backup)
-	waitNewHistory(t, a, h, "the restored stream taken")
+	waitRestoreTaken(t, a, h)
 	after := publishAfterTheRestore(t, a, 2)
 	if after[0] != published {
 		t.Fatalf("the restored stream stored at id %s, want %s", after[0], published)
@@ -59,6 +60,7 @@ func TestResumeFromAReplayedPublishTheRestoreLostBeforeItsDelivery(t *testing.T)
 	p := startProxy(t, ns)
 	opts := testBrokerOptions(ns)
 	opts.URLs = []string{p.url()}
+	logOnFailure(t, &opts)
 	a := newInstance(t, opts)
 	kept := a.publish(t, "t", "in the backup")
 	backup := backUp(t, ns)
@@ -73,7 +75,7 @@ func TestResumeFromAReplayedPublishTheRestoreLostBeforeItsDelivery(t *testing.T)
 	for _, lost := range []<-chan struct{}{lostAck, lostDelivery} {
 		select {
 		case <-lost:
-		case <-time.After(waitLimit):
+		case <-time.After(acceptLimit):
 			t.Fatal("neither the acknowledgement nor the delivery was lost")
 		}
 	}
@@ -93,10 +95,41 @@ func TestResumeFromAReplayedPublishTheRestoreLostBeforeItsDelivery(t *testing.T)
 
 	h := a.broker.cur.Load()
 	restore(t, ns, backup)
-	waitNewHistory(t, a, h, "the restored stream taken")
+	waitRestoreTaken(t, a, h)
 	after := publishAfterTheRestore(t, a, 2)
 	if after[0] != replayedID {
 		t.Fatalf("the restored stream stored at id %s, want %s", after[0], replayedID)
 	}
 	resumesFromTheLost(t, a, []string{replayedID}, kept, after)
+}
+
+// logOnFailure has opts log, at every level, to a buffer the test prints
+// should it fail.
+func logOnFailure(t *testing.T, opts *Options) {
+	logs := watchLog(opts)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the instance's log:\n%s", logs.String())
+		}
+	})
+}
+
+// waitRestoreTaken waits until a has put another history in prev's place
+// and is ready: it has taken the restored stream. As waitNewHistory, within
+// acceptLimit, not waitLimit: the way there is a restarted server's
+// reconnect, the consumer made again, the stream's check and a renewal of
+// several JetStream answers (its new consumer's among them). waitLimit ran
+// out under load (once in 28 runs beside other packages' tests under
+// -race, 3 times in about 200 beside CPU hogs), the instance's log silent
+// from its reconnect on: not explained yet, and a restore never noticed
+// still fails here, with the log.
+func waitRestoreTaken(t *testing.T, a *instance, prev *history) {
+	t.Helper()
+	deadline := time.Now().Add(acceptLimit)
+	for a.broker.cur.Load() == prev || !settled(a.broker) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the restored stream taken (%v)", acceptLimit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

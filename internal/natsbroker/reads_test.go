@@ -36,9 +36,13 @@ func TestResumeStormWaitsForConsumers(t *testing.T) {
 	a := openBroker(t, opts)
 	all := store(t, ns, a, repeat(event{"t", 100}, 50))
 	opts.cold = true
-	// Its log on failure: 4 of 128 resumes once waited out the 2
-	// minutes for a page's messages (a disconnection losing the
-	// answers would say so here).
+	// Its log on failure: 4 of 128 resumes once failed after the 2
+	// minutes, "context deadline exceeded", as a resume did then that
+	// waited for an answer lost: its page consumer's deletion's, or its
+	// page's pull's across a reconnect (which the log tells of), which a
+	// resume no longer waits out
+	// (TestResumeWhosePageConsumersDeletionGoesUnanswered,
+	// TestResumeWhosePagesPullIsLostWithTheConnection).
 	logs := watchLog(&opts)
 	t.Cleanup(func() {
 		if t.Failed() {

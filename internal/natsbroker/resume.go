@@ -304,8 +304,9 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 	// Deleted once read: a client reading fast, or a scan through pages
 	// with no match, would otherwise keep hundreds alive on the server
 	// for PublishTimeout each. One that cannot be deleted (NATS away) goes
-	// when idle.
-	defer func() { _ = h.stream.DeleteConsumer(ctx, cons.CachedInfo().Name) }()
+	// when idle. Its answer is waited for within pageDeleteWait, also
+	// once ctx has ended (the deletion is sent then too).
+	defer b.deletePage(ctx, h, cons)
 	pending := cons.CachedInfo().NumPending // the matches from from on
 	if pending == 0 {
 		return nil, b.rest(ctx, h, patterns, from, end), nil
@@ -356,6 +357,26 @@ func (b *Broker) readPage(ctx context.Context, h *history, patterns []string, fr
 		}
 	}
 	return page, next, nil
+}
+
+// pageDeleteWait bounds deletePage's wait for the answer to a page
+// consumer's deletion.
+const pageDeleteWait = 500 * time.Millisecond
+
+// deletePage deletes cons, a page's consumer read (or whose read failed),
+// waiting for the server's answer within pageDeleteWait, not ctx: the
+// page is read, and its deletion only frees a place under the server's cap
+// on the stream's consumers. Waited for within ctx, the page's, a
+// deletion whose request or answer was lost (a server that dropped its
+// backlog of API requests, a reconnect) held the page until ctx ended,
+// and the resume then failed, its time spent: "context deadline exceeded"
+// (4 of 128 resumes of TestResumeStormWaitsForConsumers, after 121 s;
+// TestResumeWhosePageConsumersDeletionGoesUnanswered). One left undeleted
+// goes once idle for its InactiveThreshold.
+func (b *Broker) deletePage(ctx context.Context, h *history, cons jetstream.Consumer) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pageDeleteWait)
+	defer cancel()
+	_ = h.stream.DeleteConsumer(ctx, cons.CachedInfo().Name)
 }
 
 // rest is where a replay goes on once a page's consumer has delivered all
@@ -832,6 +853,12 @@ func (s *subscription) read(ctx context.Context) error {
 		return err
 	}
 	page, next, err := b.readPage(ctx, h, s.patterns, from, s.end)
+	for errors.Is(err, errPullLost) && ctx.Err() == nil {
+		// Read again from its start, through a new consumer: the one
+		// read went past what the lost answer held.
+		b.opts.Logger.Debug(pageReadAgain, "stream", b.opts.Stream, "seq", from)
+		page, next, err = b.readPage(ctx, h, s.patterns, from, s.end)
+	}
 	switch {
 	case errors.Is(err, stream.ErrBusy) && !b.nc.IsClosed():
 		return err
@@ -869,6 +896,10 @@ func (s *subscription) read(ctx context.Context) error {
 	b.replayedFirst.Add(uint64(first))
 	return nil
 }
+
+// pageReadAgain is read's log line for a page read again, its pull's
+// answer lost with the connection (errPullLost).
+const pageReadAgain = "nats replay: page read again, its pull's answer lost as the connection reconnected"
 
 // abandon lets go of the rest of the replay, which the subscription,
 // ended, does not hand out; neither does Take its queue.
