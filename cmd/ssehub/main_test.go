@@ -21,6 +21,7 @@ import (
 
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testpass"
 	"go.uber.org/goleak"
 )
 
@@ -30,7 +31,7 @@ var testTransport string
 
 // TestMain runs every test twice, once per transport (gin, then detached),
 // and checks after each pass that no goroutine outlived its tests. The
-// two passes share go test's -timeout (passTimeout), and the folder of
+// two passes share go test's -timeout (testpass), and the folder of
 // the binaries the tests build is one of this process's, which the next
 // run removes if this one was killed before it could (removeStaleBuilds).
 func TestMain(m *testing.M) {
@@ -58,19 +59,14 @@ func TestMain(m *testing.M) {
 		}
 	}
 	removeStaleBuilds(os.TempDir())
-	start := time.Now()
-	timeout := flag.Lookup("test.timeout").Value.(flag.Getter).Get().(time.Duration)
+	timeout := testpass.Start()
 	code := 0
 	for _, transport := range []string{"gin", "detached"} {
 		testTransport = transport
-		left, err := passTimeout(timeout, time.Since(start))
-		if err != nil {
+		if err := timeout.Next(); err != nil {
 			fmt.Fprintf(os.Stderr, "transport %s: not run: %v\n", transport, err)
 			code = 1
 			break
-		}
-		if err := flag.Set("test.timeout", left.String()); err != nil {
-			panic(err)
 		}
 		fmt.Printf("=== transport %s\n", transport)
 		if c := m.Run(); c != 0 {

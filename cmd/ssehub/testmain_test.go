@@ -13,26 +13,6 @@ import (
 	"time"
 )
 
-// passTimeout is the -timeout of a pass of TestMain that starts elapsed
-// into the run, with timeout go test's -timeout (0: none). testing.M.Run
-// starts its alarm anew at each call, so each of the two passes had the
-// whole of it: a run slowed by a loaded machine went on past -timeout,
-// and go test, which kills the binary a minute after it, ended it with
-// only a SIGQUIT dump, not the panic that names the tests still running
-// (nor the cleanup of TestMain: the binaries' folder was left behind).
-// Each pass now has what is left of it; none is left is an error that
-// says so.
-func passTimeout(timeout, elapsed time.Duration) (time.Duration, error) {
-	if timeout <= 0 {
-		return 0, nil
-	}
-	left := timeout - elapsed
-	if left <= 0 {
-		return 0, fmt.Errorf("go test's -timeout %v has passed: the passes before took %v", timeout, elapsed.Round(time.Millisecond))
-	}
-	return left, nil
-}
-
 // buildsPrefix starts the name of goBuild's folder in the temporary
 // directory, followed by the pid of the process that made it and a dash.
 const buildsPrefix = "ssehub-test-bin-pid"
@@ -69,27 +49,6 @@ func processRuns(pid int) bool {
 		return false
 	}
 	return !errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
-}
-
-func TestPassTimeout(t *testing.T) {
-	for _, tt := range []struct {
-		timeout, elapsed, want time.Duration
-		fails                  bool
-	}{
-		{20 * time.Minute, 0, 20 * time.Minute, false},
-		{20 * time.Minute, 12 * time.Minute, 8 * time.Minute, false},
-		{20 * time.Minute, 20 * time.Minute, 0, true},
-		{20 * time.Minute, 25 * time.Minute, 0, true},
-		{0, 25 * time.Minute, 0, false}, // -timeout 0: none
-	} {
-		got, err := passTimeout(tt.timeout, tt.elapsed)
-		if got != tt.want || (err != nil) != tt.fails {
-			t.Errorf("passTimeout(%v, %v) = %v, %v; want %v, failing %v", tt.timeout, tt.elapsed, got, err, tt.want, tt.fails)
-		}
-		if err != nil && !strings.Contains(err.Error(), "-timeout "+tt.timeout.String()+" has passed") {
-			t.Errorf("passTimeout(%v, %v): %q does not say -timeout has passed", tt.timeout, tt.elapsed, err)
-		}
-	}
 }
 
 // TestTimeoutCoversBothPasses runs this test binary again with -timeout

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testpass"
 	"go.uber.org/goleak"
 )
 
@@ -35,46 +36,22 @@ var testPasses = []struct {
 // TestMain runs every test once per pass (testPasses), and checks after
 // each pass that no goroutine outlived its tests. The NATS pass runs a
 // NATS server with JetStream in the process for its length. The passes
-// share go test's -timeout (passTimeout).
+// share go test's -timeout (testpass).
 func TestMain(m *testing.M) {
 	flag.Parse()
-	start := time.Now()
-	timeout := flag.Lookup("test.timeout").Value.(flag.Getter).Get().(time.Duration)
+	timeout := testpass.Start()
 	code := 0
 	for _, pass := range testPasses {
-		left, err := passTimeout(timeout, time.Since(start))
-		if err != nil {
+		if err := timeout.Next(); err != nil {
 			fmt.Fprintf(os.Stderr, "transport %s, nats %v: not run: %v\n", transportName(pass.detached), pass.nats, err)
 			code = 1
 			break
-		}
-		if err := flag.Set("test.timeout", left.String()); err != nil {
-			panic(err)
 		}
 		if c := runPass(m, pass.detached, pass.nats); c != 0 {
 			code = c
 		}
 	}
 	os.Exit(code)
-}
-
-// passTimeout is the -timeout of a pass of TestMain that starts elapsed
-// into the run, with timeout go test's -timeout (0: none). testing.M.Run
-// starts its alarm anew at each call, so each of the three passes had the
-// whole of it: a run slowed by a loaded machine went on past -timeout,
-// and go test, which kills the binary a minute after it, ended it with
-// only a SIGQUIT dump, not the panic that names the tests still running.
-// Each pass now has what is left of it; none is left is an error that
-// says so.
-func passTimeout(timeout, elapsed time.Duration) (time.Duration, error) {
-	if timeout <= 0 {
-		return 0, nil
-	}
-	left := timeout - elapsed
-	if left <= 0 {
-		return 0, fmt.Errorf("go test's -timeout %v has passed: the passes before took %v", timeout, elapsed.Round(time.Millisecond))
-	}
-	return left, nil
 }
 
 // runPass runs the tests once with the given transport and broker.

@@ -9,27 +9,6 @@ import (
 	"time"
 )
 
-func TestPassTimeout(t *testing.T) {
-	for _, tt := range []struct {
-		timeout, elapsed, want time.Duration
-		fails                  bool
-	}{
-		{20 * time.Minute, 0, 20 * time.Minute, false},
-		{20 * time.Minute, 12 * time.Minute, 8 * time.Minute, false},
-		{20 * time.Minute, 20 * time.Minute, 0, true},
-		{20 * time.Minute, 25 * time.Minute, 0, true},
-		{0, 25 * time.Minute, 0, false}, // -timeout 0: none
-	} {
-		got, err := passTimeout(tt.timeout, tt.elapsed)
-		if got != tt.want || (err != nil) != tt.fails {
-			t.Errorf("passTimeout(%v, %v) = %v, %v; want %v, failing %v", tt.timeout, tt.elapsed, got, err, tt.want, tt.fails)
-		}
-		if err != nil && !strings.Contains(err.Error(), "-timeout "+tt.timeout.String()+" has passed") {
-			t.Errorf("passTimeout(%v, %v): %q does not say -timeout has passed", tt.timeout, tt.elapsed, err)
-		}
-	}
-}
-
 // TestTimeoutCoversEveryPass runs this test binary again with -timeout
 // 2s, and only the test below, which sleeps 1.2 s in each of the passes
 // on the memory broker: 2.4 s in the first two, so the run must fail, with
