@@ -30,16 +30,16 @@ func Start() *Timeout {
 // Next sets -timeout to what is left of it for the pass about to run, or
 // returns an error that says none is.
 func (t *Timeout) Next() error {
-	left, err := left(t.timeout, time.Since(t.start))
+	left, err := remaining(t.timeout, time.Since(t.start))
 	if err != nil {
 		return err
 	}
 	return flag.Set("test.timeout", left.String())
 }
 
-// left is what is left of timeout elapsed into the run (0: none), or an
+// remaining is what is left of timeout elapsed into the run (0: none), or an
 // error when nothing is.
-func left(timeout, elapsed time.Duration) (time.Duration, error) {
+func remaining(timeout, elapsed time.Duration) (time.Duration, error) {
 	if timeout <= 0 {
 		return 0, nil
 	}
