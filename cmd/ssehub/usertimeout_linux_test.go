@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -244,19 +245,44 @@ func subscribeRaw(t *testing.T, conn io.ReadWriter) {
 	}
 }
 
-// startMainAccepting is startMain that sends the server's side of each
-// connection it accepts to accepted.
-func startMainAccepting(t *testing.T, cfg config.Config) (base string, accepted <-chan net.Conn) {
+// startMainAccepting is startMain that sends the server's side of the
+// first connection it accepts to first. Only the first: the hook runs in
+// net/http's accept loop, and with every connection sent, the third one
+// (a client's new connection for /metrics) waited for a receive that
+// never came, and the server accepted nothing more: the test waited for
+// its answer until go test's -timeout (CI, once)
+// (TestStartMainAcceptingServesEveryConnection).
+func startMainAccepting(t *testing.T, cfg config.Config) (base string, first <-chan net.Conn) {
 	t.Helper()
 	conns := make(chan net.Conn, 1)
+	var once sync.Once
 	base, _ = startMain(t, cfg, func(m *Main) {
 		m.connState = func(c net.Conn, state http.ConnState) {
 			if state == http.StateNew {
-				conns <- c
+				once.Do(func() { conns <- c })
 			}
 		}
 	})
 	return base, conns
+}
+
+func TestStartMainAcceptingServesEveryConnection(t *testing.T) {
+	base, first := startMainAccepting(t, hubTestConfig())
+	for i := range 4 {
+		// A connection of its own for each request.
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+		resp, err := client.Get(base + "/healthz")
+		if err != nil {
+			t.Fatalf("request %d on a new connection: %v", i+1, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: %d, want 200", i+1, resp.StatusCode)
+		}
+	}
+	if c := <-first; c == nil {
+		t.Fatal("no first connection")
+	}
 }
 
 // publishUntilProbed publishes 2 KB events to topic a on base until the
