@@ -444,7 +444,7 @@ func checkJSONContentType(contentType string) error {
 		return nil
 	}
 	mediaType, params, err := mime.ParseMediaType(contentType)
-	if err != nil && outsideQuotes(contentType, ',') {
+	if err != nil && len(splitOutsideQuotes(contentType, ',')) > 1 {
 		// Content-Type is one media type (RFC 9110 §8.3), not a list:
 		// "want application/json" did not say what was wrong with
 		// "application/json, text/plain".
@@ -495,21 +495,23 @@ func jsonMediaType(contentType string) bool {
 	return strings.ToLower(strings.TrimSpace(base)) == "application/json"
 }
 
-// outsideQuotes reports whether b is in s outside a quoted string (RFC
+// splitOutsideQuotes splits s at each sep outside a quoted string (RFC
 // 9110 §5.6.4, with its backslash escapes).
-func outsideQuotes(s string, b byte) bool {
-	quoted := false
+func splitOutsideQuotes(s string, sep byte) []string {
+	var parts []string
+	quoted, start := false, 0
 	for i := 0; i < len(s); i++ {
 		switch {
 		case quoted && s[i] == '\\':
 			i++
 		case s[i] == '"':
 			quoted = !quoted
-		case !quoted && s[i] == b:
-			return true
+		case !quoted && s[i] == sep:
+			parts = append(parts, s[start:i])
+			start = i + 1
 		}
 	}
-	return false
+	return append(parts, s[start:])
 }
 
 // extendedCharset returns the parameters of contentType, a media type
@@ -517,28 +519,13 @@ func outsideQuotes(s string, b byte) bool {
 // extended form (charset*, or the pieces charset*0, charset*1*, ...), as
 // they were written; nil when there are none.
 func extendedCharset(contentType string) []string {
-	_, rest, _ := strings.Cut(contentType, ";")
 	var found []string
-	for rest != "" {
-		end, quoted := len(rest), false
-	scan:
-		for i := 0; i < len(rest); i++ {
-			switch {
-			case quoted && rest[i] == '\\':
-				i++
-			case rest[i] == '"':
-				quoted = !quoted
-			case !quoted && rest[i] == ';':
-				end = i
-				break scan
-			}
-		}
-		param := strings.TrimSpace(rest[:end])
+	for _, param := range splitOutsideQuotes(contentType, ';')[1:] {
+		param = strings.TrimSpace(param)
 		name, _, _ := strings.Cut(param, "=")
-		if n := strings.ToLower(strings.TrimSpace(name)); strings.HasPrefix(n, "charset*") {
+		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(name)), "charset*") {
 			found = append(found, param)
 		}
-		rest = rest[min(end+1, len(rest)):]
 	}
 	return found
 }
