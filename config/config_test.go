@@ -22,6 +22,22 @@ func TestExampleFileIsDefault(t *testing.T) {
 	if want := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("ssehub.yaml differs from Default():\n got %+v\nwant %+v", got, want)
 	}
+	// With the memory broker the nats keys are not even parsed: load the
+	// file again where they are used (usedEnv), and nats.store_dir too.
+	for _, key := range []string{"nats.url", "nats.store_dir"} {
+		env := usedEnv(key)
+		getenv := func(name string) string { return env[name] }
+		want, err := Load([]string{"--config", os.DevNull}, getenv)
+		if err != nil {
+			t.Fatalf("Load(defaults) with %v: %v", env, err)
+		}
+		got, err := Load([]string{"--config", "ssehub.yaml"}, getenv)
+		if err != nil {
+			t.Errorf("Load(ssehub.yaml) with %v: %v", env, err)
+		} else if !reflect.DeepEqual(got, want) {
+			t.Errorf("ssehub.yaml, with %v, differs from the defaults:\n got %+v\nwant %+v", env, got.NATS, want.NATS)
+		}
+	}
 }
 
 // TestExampleFileHasEveryKey checks that the documented example spells

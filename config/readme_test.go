@@ -5,6 +5,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -52,23 +54,49 @@ func TestReadmeConfigTable(t *testing.T) {
 			}
 			continue
 		}
-		got, err := Load([]string{"--config", os.DevNull}, func(name string) string {
-			if name == env {
-				return value
-			}
-			return ""
-		})
+		isDefault, err := loadsAsDefault(key, value)
 		if err != nil {
 			t.Errorf("README: %s's default %s does not load: %v", key, def, err)
 			continue
 		}
-		if !reflect.DeepEqual(got, Default()) {
+		if !isDefault {
 			t.Errorf("README: %s's default %s is not the built-in one", key, def)
 		}
 	}
 	if !reflect.DeepEqual(keys, Keys()) {
 		t.Errorf("README's configuration table has the keys\n%v\nwant, in this order,\n%v", keys, Keys())
 	}
+}
+
+// usedEnv returns the variables that make key used, and so checked: a
+// nats key needs hub.broker: nats (with the memory broker its value is
+// not even parsed, and a default written "one" would load as the
+// built-in 1), and nats.store_dir the embedded server too.
+func usedEnv(key string) map[string]string {
+	switch {
+	case key == "nats.store_dir":
+		return map[string]string{"SSEHUB_HUB_BROKER": "nats", "SSEHUB_NATS_EMBEDDED": "true"}
+	case strings.HasPrefix(key, "nats."):
+		return map[string]string{"SSEHUB_HUB_BROKER": "nats"}
+	}
+	return nil
+}
+
+// loadsAsDefault loads value as key's variable, where key is used (see
+// usedEnv), and reports whether the config is the one without it.
+func loadsAsDefault(key, value string) (bool, error) {
+	env := map[string]string{}
+	maps.Copy(env, usedEnv(key))
+	want, err := Load([]string{"--config", os.DevNull}, func(name string) string { return env[name] })
+	if err != nil {
+		return false, fmt.Errorf("without %s: %w", EnvName(key), err)
+	}
+	env[EnvName(key)] = value
+	got, err := Load([]string{"--config", os.DevNull}, func(name string) string { return env[name] })
+	if err != nil {
+		return false, err
+	}
+	return reflect.DeepEqual(got, want), nil
 }
 
 // emptyDefault reports whether key's built-in default is the empty string.
