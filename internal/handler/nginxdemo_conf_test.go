@@ -384,3 +384,46 @@ func (s *nginxServer) headersFor(urlPath, file string) (map[string][]string, err
 	h["Content-Type"] = append(h["Content-Type"], ct)
 	return h, nil
 }
+
+// TestReadmeNginxDemoTypes keeps what the README's "With Docker" says of
+// deploy/nginx-demo.conf's types in step with the file: every media type
+// it names there is one that ssehub (and so the file, which
+// TestNginxDemoConfSendsSsehubsHeaders holds to ssehub's) sends a demo
+// file with, and it names the script's and the style sheet's.
+func TestReadmeNginxDemoTypes(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, para, ok := strings.Cut(string(readme), "\nnginx serves the page with `deploy/nginx-demo.conf`")
+	if !ok {
+		t.Fatal("README: no paragraph starting \"nginx serves the page with `deploy/nginx-demo.conf`\": update this test with the README")
+	}
+	para, _, _ = strings.Cut(para, "\n\n")
+
+	opts := testOptions()
+	opts.Static = static.FS
+	ts := newTestServer(t, opts)
+	served := map[string]bool{}
+	for _, p := range []string{"/", "/app.js", "/style.css"} {
+		resp := ts.do(t, "GET", p, nil, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("ssehub: GET %s: %d, want 200", p, resp.StatusCode)
+		}
+		served[resp.Header.Get("Content-Type")] = true
+	}
+	mediaType := regexp.MustCompile("`((?:text|application|image|font)/[a-z0-9.+-]+(?:; ?charset=[A-Za-z0-9-]+)?)`")
+	named := map[string]bool{}
+	for _, m := range mediaType.FindAllStringSubmatch(para, -1) {
+		named[m[1]] = true
+		if !served[m[1]] {
+			t.Errorf("README says of nginx-demo.conf %q, a type ssehub serves no demo file with (it serves %v)", m[1], slices.Sorted(maps.Keys(served)))
+		}
+	}
+	for _, p := range []string{"/app.js", "/style.css"} {
+		want := ts.do(t, "GET", p, nil, nil).Header.Get("Content-Type")
+		if !named[want] {
+			t.Errorf("README's paragraph on nginx-demo.conf does not name %s's type, %q", p, want)
+		}
+	}
+}
