@@ -334,13 +334,13 @@ func TestRunLogsWhoMayPublish(t *testing.T) {
 	}{
 		{
 			"demo on, no tokens", true, nil, nil,
-			[]string{open, `level=WARN msg="publishing is off outside demo.>: set auth.publish_tokens`, subOpen},
+			[]string{open, `level=WARN msg="publishing is off outside demo.>: set auth.publish_tokens (SSEHUB_AUTH_PUBLISH_TOKENS) or an auth.jwt key to publish`, subOpen},
 			[]string{`msg="publishing is off:`},
 		},
 		{"demo on, tokens", true, []string{"t"}, []string{"s"}, []string{open}, []string{"publishing is off", "subscribing is open"}},
 		{
 			"demo off, no tokens", false, nil, nil,
-			[]string{`level=WARN msg="publishing is off: set auth.publish_tokens`, subOpen},
+			[]string{`level=WARN msg="publishing is off: set auth.publish_tokens (SSEHUB_AUTH_PUBLISH_TOKENS) or an auth.jwt key to publish`, subOpen},
 			[]string{"demo hub open", "outside demo.>"},
 		},
 		{"demo off, publish tokens", false, []string{"t"}, nil, []string{subOpen}, []string{"demo hub open", "publishing is off"}},

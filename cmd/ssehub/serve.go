@@ -284,7 +284,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 // logAccess says at start who may publish and subscribe without a token.
 func (m *Main) logAccess() {
-	const setTokens = "set auth.publish_tokens (SSEHUB_AUTH_PUBLISH_TOKENS) to publish"
+	const setTokens = "set auth.publish_tokens (SSEHUB_AUTH_PUBLISH_TOKENS) or an auth.jwt key to publish"
 	noTokens := len(m.Config.Auth.PublishTokens) == 0 && !m.Config.Auth.JWT.Enabled()
 	switch {
 	case m.Config.Demo.Enabled:

@@ -29,7 +29,7 @@ var (
 	errNoToken              = errors.New("a bearer token is required")
 	errBadToken             = errors.New("the bearer token is not valid")
 	errNotGranted           = errors.New("not granted by the token")
-	errPublishingOff        = errors.New("publishing is off: no auth.publish_tokens are configured")
+	errPublishingOff        = errors.New("publishing is off: neither auth.publish_tokens nor an auth.jwt key is configured")
 	errUnsupportedMediaType = errors.New("unsupported media type")
 	errRequestTimeout       = errors.New("request timeout")
 	errReservedEventType    = errors.New(`events "position", "reset" and "expired" are reserved: the hub sends them to give a stream's position, when it cannot resume, and when a token expires`)

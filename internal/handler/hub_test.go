@@ -887,8 +887,8 @@ func TestHubPublishingOffWithoutTokens(t *testing.T) {
 	ts := newTestServer(t, opts)
 	resp := ts.do(t, "POST", "/api/v1/topics/a/events", strings.NewReader(`{"data":1}`),
 		map[string]string{"Content-Type": "application/json", "Authorization": "Bearer x"})
-	if msg := wantJSONError(t, resp, http.StatusForbidden); !strings.Contains(msg, "publish_tokens") {
-		t.Errorf("error %q does not say how to turn publishing on", msg)
+	if msg := wantJSONError(t, resp, http.StatusForbidden); !strings.Contains(msg, "auth.publish_tokens") || !strings.Contains(msg, "auth.jwt") {
+		t.Errorf("error %q does not say both ways to turn publishing on", msg)
 	}
 }
 
