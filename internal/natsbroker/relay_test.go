@@ -22,9 +22,11 @@ type relay struct {
 	target string // "" until set: connections are closed at once
 	cut    bool
 	conns  map[net.Conn]struct{} // both ends of each connection passed
-	// drop, if set, is the messages of the routes it passes that it
-	// drops, by subject (dropRoutes): read when a connection is made.
-	drop func(subject string) bool
+	// routes is whether it reads the route protocol it passes
+	// (readRoutes), and drop, if set, the messages of it that it drops,
+	// by subject or reply (dropRoutes).
+	routes bool
+	drop   func(subject string) bool
 
 	wg sync.WaitGroup // the goroutines; close waits for them
 }
@@ -87,11 +89,11 @@ func (r *relay) pass(c net.Conn) {
 		return
 	}
 	r.conns[c], r.conns[s] = struct{}{}, struct{}{}
-	drop := r.drop
+	routes := r.routes
 	r.mu.Unlock()
 	copyConn := func(dst, src net.Conn) { _, _ = io.Copy(dst, src) }
-	if drop != nil {
-		copyConn = func(dst, src net.Conn) { copyRoute(dst, src, drop) }
+	if routes {
+		copyConn = func(dst, src net.Conn) { copyRoute(dst, src, r.dropped) }
 	}
 	done := make(chan struct{})
 	go func() {
@@ -124,18 +126,37 @@ func (r *relay) close() {
 	r.wg.Wait()
 }
 
-// dropRoutes has the relay, one between two servers' route ports, drop
-// each message whose subject or reply drop accepts, both ways, and pass
-// the rest, as a firewall that filters some of the servers' traffic
-// does: the connections it passed are closed (the servers route to each
-// other again, through it). heal does not end it.
-func (r *relay) dropRoutes(drop func(subject string) bool) {
+// readRoutes has the relay, one between two servers' route ports, read
+// the route protocol it passes, from its first connection on: called
+// before any.
+func (r *relay) readRoutes() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.drop = drop
-	for c := range r.conns {
-		c.Close()
+	r.routes = true
+}
+
+// dropRoutes has the relay, one that reads routes (readRoutes), drop
+// each message whose subject or reply drop accepts, both ways, from now
+// on, and pass the rest, as a firewall that filters some of the servers'
+// traffic does. The connections stay up: closed, the routes took a
+// second or more to come back, and an instance whose questions went
+// unanswered meanwhile moved. heal does not end it.
+func (r *relay) dropRoutes(t *testing.T, drop func(subject string) bool) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.routes {
+		t.Fatal("dropRoutes on a relay that does not read routes (readRoutes)")
 	}
+	r.drop = drop
+}
+
+// dropped reports whether the relay drops a message of that subject or
+// reply.
+func (r *relay) dropped(subject string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.drop != nil && r.drop(subject)
 }
 
 // copyRoute copies NATS's route protocol from src to dst, one protocol
