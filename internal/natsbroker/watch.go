@@ -58,6 +58,7 @@ import (
 // load it for nothing. It returns when Close begins.
 func (b *Broker) watch() {
 	defer close(b.watched)
+	defer b.tends.Wait() // each ends with Close
 	tick := time.NewTicker(b.opts.PingInterval)
 	defer tick.Stop()
 	failed, unmet := 0, 0
@@ -172,8 +173,7 @@ func (b *Broker) leadsWithMeta(ctx context.Context, js jetstream.JetStream) erro
 // consumer, which JetStream may have refused meanwhile, not to wait out
 // its back-off (live.streamAnswers): an instance that does not publish
 // had nothing else tell it. The history learns what another instance
-// wrote in the stream's metadata (metadata.go), and b sets its limits
-// again when a write of a copy read before undid them (limits.go).
+// wrote in the stream's metadata (metadata.go), and b writes (tend).
 func (b *Broker) askHere() error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PingInterval)
 	defer cancel()
@@ -183,14 +183,34 @@ func (b *Broker) askHere() error {
 	}
 	if h := b.cur.Load(); st != nil && h != nil && h.live != nil && st.CachedInfo().Created.Equal(h.created) {
 		h.live.streamAnswers()
-		b.keepLimits(st.CachedInfo())
-		meta := st.CachedInfo().Config.Metadata
-		h.learnShared(meta)
+		h.learnShared(st.CachedInfo().Config.Metadata)
+		b.tend(h, st.CachedInfo())
+	}
+	return err
+}
+
+// tend sets b's limits again on the stream of info, h's, just read by
+// watch, when a write of a copy read before undid them (limits.go), and
+// writes what h knows in its metadata when the stream no longer holds it
+// (shareAgain), on a goroutine of its own that watch waits for as it
+// returns: each write waits up to PublishTimeout for NATS, and in watch's
+// loop a busy server delayed its next question by up to twice that (a
+// move off a server cut off from its cluster as much)
+// (TestWatchAsksOnWhileAWriteWaits). One at a time: while one runs, the
+// next question's info is not tended, and the one after finds what it
+// left undone.
+func (b *Broker) tend(h *history, info *jetstream.StreamInfo) {
+	if !b.tending.CompareAndSwap(false, true) {
+		return
+	}
+	b.tends.Go(func() {
+		defer b.tending.Store(false)
+		b.keepLimits(info)
+		meta := info.Config.Metadata
 		if !h.unshared.Load() && !maps.Equal(h.shared(meta), meta) {
 			b.shareAgain(h)
 		}
-	}
-	return err
+	})
 }
 
 // untilClose returns a context that ends when the Broker closes, or
