@@ -252,9 +252,11 @@ type Broker struct {
 	// the NATS user, in Unix nanoseconds; 0 before.
 	getDenied atomic.Int64
 
-	watched   chan struct{} // closed when watch has returned
-	jsAnswers atomic.Uint64 // watch's questions answered
-	auth      []nats.Option // the credentials and CAs, for watch's connections
+	watched   chan struct{}  // closed when watch has returned
+	tending   atomic.Bool    // whether tend's goroutine runs
+	tends     sync.WaitGroup // tend's goroutine, which watch waits for
+	jsAnswers atomic.Uint64  // watch's questions answered
+	auth      []nats.Option  // the credentials and CAs, for watch's connections
 
 	closeOnce sync.Once
 

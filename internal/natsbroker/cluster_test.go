@@ -67,6 +67,20 @@ func startCluster(t *testing.T) *jsCluster {
 // tlsConfig, or plain NATS with nil.
 func startClusterWith(t *testing.T, tlsConfig *tls.Config) *jsCluster {
 	t.Helper()
+	return startClusterOf(t, tlsConfig, false)
+}
+
+// startClusterReadingRoutes starts a cluster whose route relays read the
+// route protocol they pass, so that dropRoutes may filter it.
+func startClusterReadingRoutes(t *testing.T) *jsCluster {
+	t.Helper()
+	return startClusterOf(t, nil, true)
+}
+
+// startClusterOf is startClusterWith, its route relays reading the route
+// protocol they pass with readRoutes.
+func startClusterOf(t *testing.T, tlsConfig *tls.Config, readRoutes bool) *jsCluster {
+	t.Helper()
 	c := &jsCluster{}
 	for i := range 3 {
 		n := &clusterNode{name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), client: newRelay(t), tls: tlsConfig}
@@ -77,6 +91,9 @@ func startClusterWith(t *testing.T, tlsConfig *tls.Config) *jsCluster {
 		for _, m := range c.nodes {
 			if m != n {
 				r := newRelay(t)
+				if readRoutes {
+					r.readRoutes()
+				}
 				n.routes = append(n.routes, &url.URL{Scheme: "nats", Host: r.addr()})
 				n.relays, m.relays = append(n.relays, r), append(m.relays, r)
 				m.inbound = append(m.inbound, r)

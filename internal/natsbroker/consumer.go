@@ -72,6 +72,10 @@ type live struct {
 	halted  sync.Once
 	closed  sync.Once
 	current atomic.Pointer[made] // the current consumer's name, for retire
+	// unavailable is whether remake's last creation was refused as
+	// JetStream being unavailable (10008), and no consumer has been made
+	// or read on since: watch's second question (askMetaLeader).
+	unavailable atomic.Bool
 
 	// mu is held by each message's delivery, so a consumer's messages
 	// are checked and delivered one at a time, and none of one replaced
@@ -548,7 +552,8 @@ func (l *live) run() {
 // nothing of it. A creation refused for JetStream being unavailable,
 // the old one's deletion refused so too, reads on the old one (resume),
 // once in a remake: a server cut off from the meta leader answers so for
-// as long as the partition lasts.
+// as long as the partition lasts. Refused so still, it has watch ask
+// whether another server would make it (unavailable, askMetaLeader).
 func (l *live) remake(ctx context.Context) {
 	l.mu.Lock()
 	old, oldMade := l.cons, l.current.Load() // set together (start)
@@ -579,6 +584,7 @@ func (l *live) remake(ctx context.Context) {
 		cons, err := l.create(ctx, limit)
 		if err == nil {
 			if err = l.start(cons); err == nil {
+				l.unavailable.Store(false)
 				if warned {
 					l.b.opts.Logger.Info("nats consumer made: subscribers get events again", "stream", l.b.opts.Stream)
 				}
@@ -601,11 +607,13 @@ func (l *live) remake(ctx context.Context) {
 			}
 		}
 		l.b.opts.Logger.Debug("nats consumer not made again", "err", err)
+		l.unavailable.Store(unavailable(err))
 		if !tried && unavailable(err) {
 			tried = true // once
 			why := errors.New("its messages were not all taken in order, or it is gone, or its creation was repeated")
 			if resumable {
 				if why = l.resume(ctx, old, oldMade, deleted, stopped); why == nil {
+					l.unavailable.Store(false)
 					l.b.opts.Logger.Info("nats consumer not made again, JetStream being unavailable: reading on the one it replaced, still there", "stream", l.b.opts.Stream)
 					l.b.check(l.h)
 					return

@@ -29,6 +29,7 @@ type natsProxy struct {
 	swallow  []byte        // the subject prefix swallowed, or nil
 	passing  int           // how many requests to it pass before the swallowing starts
 	swallowd chan struct{} // closed at the first request swallowed
+	swallows int           // how many were swallowed
 	// placed is the subject of the first consumer creation seen once
 	// placeOnDeadServer was called: each request to it is swallowed, as
 	// for a consumer placed on a server that is gone; "?" until seen.
@@ -472,7 +473,15 @@ func (p *natsProxy) swallowed(fields [][]byte, payload []byte) bool {
 		return false
 	}
 	closeOnce(p.swallowd)
+	p.swallows++
 	return true
+}
+
+// swallowedRequests is how many requests swallowRequests has swallowed.
+func (p *natsProxy) swallowedRequests() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.swallows
 }
 
 // lose reports whether a MSG or HMSG to a client is a publish's

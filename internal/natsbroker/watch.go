@@ -39,15 +39,32 @@ import (
 //
 // It acts only once the question was answered on this Broker: a NATS user
 // without permission for the stream's info is never answered, here or
-// elsewhere, and is spared the questions to other servers. It returns
-// when Close begins.
+// elsewhere, and is spared the questions to other servers.
+//
+// A server may reach the stream's leader and hear no meta leader (cut off
+// from it, its Raft traffic lost, while its routes to the stream's leader
+// are up): it answers the stream's question, and stores the publishes,
+// but refuses every consumer's creation as temporarily unavailable
+// (10008), for as long as that lasts; an instance whose consumer has to
+// be made again there (and cannot be read on) delivers nothing. While the
+// consumer is refused so, watch asks a second question
+// (askMetaLeader), the account's info, which only the meta leader
+// answers, and moves as it does for the first: maxPingsOut in a row
+// unanswered here, another server that both reaches the stream's leader
+// and hears a meta leader (a cluster electing its meta leader has none),
+// and this one unanswered still when asked again
+// (TestClusterWatchLeavesAServerWithoutAMetaLeader). It is asked only
+// then: every instance asking the meta leader each PingInterval would
+// load it for nothing. It returns when Close begins.
 func (b *Broker) watch() {
 	defer close(b.watched)
+	defer b.tends.Wait() // each ends with Close
 	tick := time.NewTicker(b.opts.PingInterval)
 	defer tick.Stop()
-	failed := 0
+	failed, unmet := 0, 0
 	for {
 		failed = b.askJetStream(failed)
+		unmet = b.askMetaLeader(unmet)
 		select {
 		case <-b.closed:
 			return
@@ -93,13 +110,70 @@ func (b *Broker) askJetStream(failed int) int {
 	return 0
 }
 
+// askMetaLeader is watch's second question, asked only while the current
+// history's consumer is refused as JetStream being unavailable
+// (live.unavailable), with unmet questions in a row before it; it
+// returns how many have been unmet in a row after it.
+func (b *Broker) askMetaLeader(unmet int) int {
+	h := b.cur.Load()
+	if h == nil || h.live == nil || !h.live.unavailable.Load() || !b.nc.IsConnected() {
+		return 0
+	}
+	err := b.metaHere()
+	switch {
+	case err == nil || errors.Is(err, nats.ErrConnectionClosed):
+		return 0
+	case unmet+1 < maxPingsOut:
+		return unmet + 1
+	}
+	server := b.nc.ConnectedServerName()
+	if !b.askedElsewhere(b.leadsWithMeta) {
+		b.opts.Logger.Debug("the NATS server hears no JetStream meta leader, nor does another that reaches the stream's leader", "server", server, "err", err)
+		return 0
+	}
+	// As askJetStream asks again: an election ends on some servers
+	// before others.
+	if err = b.metaHere(); err == nil || !b.nc.IsConnected() || !h.live.unavailable.Load() {
+		return 0
+	}
+	b.opts.Logger.Warn("the NATS server hears no JetStream meta leader, another does: its consumer cannot be made here; moving to another server",
+		"server", server, "err", err)
+	if err := b.nc.ForceReconnect(); err != nil {
+		b.opts.Logger.Debug("nats reconnect", "err", err)
+	}
+	return 0
+}
+
+// metaHere asks the connected server for the account's info, which only
+// JetStream's meta leader answers: nil when it was answered.
+func (b *Broker) metaHere() error {
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PingInterval)
+	defer cancel()
+	return metaLeads(ctx, b.js)
+}
+
+// metaLeads returns nil when the server js asks through has JetStream's
+// meta leader answer the account's info.
+func metaLeads(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.AccountInfo(ctx)
+	return err
+}
+
+// leadsWithMeta is leads, and metaLeads: the server js asks through
+// reaches the stream's leader and hears a meta leader.
+func (b *Broker) leadsWithMeta(ctx context.Context, js jetstream.JetStream) error {
+	if err := b.leads(ctx, js); err != nil {
+		return err
+	}
+	return metaLeads(ctx, js)
+}
+
 // askHere asks the connected server watch's question, and counts its
 // answer. A stream that answers as the current history's tells its
 // consumer, which JetStream may have refused meanwhile, not to wait out
 // its back-off (live.streamAnswers): an instance that does not publish
 // had nothing else tell it. The history learns what another instance
-// wrote in the stream's metadata (metadata.go), and b sets its limits
-// again when a write of a copy read before undid them (limits.go).
+// wrote in the stream's metadata (metadata.go), and b writes (tend).
 func (b *Broker) askHere() error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PingInterval)
 	defer cancel()
@@ -109,14 +183,34 @@ func (b *Broker) askHere() error {
 	}
 	if h := b.cur.Load(); st != nil && h != nil && h.live != nil && st.CachedInfo().Created.Equal(h.created) {
 		h.live.streamAnswers()
-		b.keepLimits(st.CachedInfo())
-		meta := st.CachedInfo().Config.Metadata
-		h.learnShared(meta)
+		h.learnShared(st.CachedInfo().Config.Metadata)
+		b.tend(h, st.CachedInfo())
+	}
+	return err
+}
+
+// tend sets b's limits again on the stream of info, h's, just read by
+// watch, when a write of a copy read before undid them (limits.go), and
+// writes what h knows in its metadata when the stream no longer holds it
+// (shareAgain), on a goroutine of its own that watch waits for as it
+// returns: each write waits up to PublishTimeout for NATS, and in watch's
+// loop a busy server delayed its next question by up to twice that (a
+// move off a server cut off from its cluster as much)
+// (TestWatchAsksOnWhileAWriteWaits). One at a time: while one runs, the
+// next question's info is not tended, and the one after finds what it
+// left undone.
+func (b *Broker) tend(h *history, info *jetstream.StreamInfo) {
+	if !b.tending.CompareAndSwap(false, true) {
+		return
+	}
+	b.tends.Go(func() {
+		defer b.tending.Store(false)
+		b.keepLimits(info)
+		meta := info.Config.Metadata
 		if !h.unshared.Load() && !maps.Equal(h.shared(meta), meta) {
 			b.shareAgain(h)
 		}
-	}
-	return err
+	})
 }
 
 // untilClose returns a context that ends when the Broker closes, or
@@ -173,7 +267,14 @@ func (b *Broker) leader(ctx context.Context, js jetstream.JetStream) (jetstream.
 // of (those of Options.URLs, and those its cluster told of) answers
 // watch's question, each asked at once on a connection of its own, within
 // PingInterval; Close cuts it short.
-func (b *Broker) answeredElsewhere() bool {
+func (b *Broker) answeredElsewhere() bool { return b.askedElsewhere(b.leads) }
+
+// question is one of watch's: nil when the server js asks through
+// answers it.
+type question func(ctx context.Context, js jetstream.JetStream) error
+
+// askedElsewhere is answeredElsewhere, for question ask.
+func (b *Broker) askedElsewhere(ask question) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PingInterval)
 	var asks sync.WaitGroup
 	defer asks.Wait() // after cancel: each ends with ctx
@@ -193,7 +294,7 @@ func (b *Broker) answeredElsewhere() bool {
 			continue
 		}
 		n++
-		asks.Go(func() { answers <- b.answers(ctx, server) })
+		asks.Go(func() { answers <- b.answersAt(ctx, server, ask) })
 	}
 	for range n {
 		select {
@@ -217,6 +318,11 @@ func (b *Broker) answeredElsewhere() bool {
 // handshake fails after it, and another server's answer counted as
 // url's (TestClusterWatchProbeAsksOnlyItsServer).
 func (b *Broker) answers(ctx context.Context, url string) bool {
+	return b.answersAt(ctx, url, b.leads)
+}
+
+// answersAt is answers, for question ask.
+func (b *Broker) answersAt(ctx context.Context, url string, ask question) bool {
 	opts := append([]nats.Option{
 		nats.Name("ssehub-check"), nats.NoReconnect(), nats.Timeout(b.opts.PingInterval),
 		nats.SetCustomDialer(ctxDialer{ctx}), nats.IgnoreDiscoveredServers(),
@@ -233,7 +339,7 @@ func (b *Broker) answers(ctx context.Context, url string) bool {
 		return false // this Broker's server, by another address
 	}
 	js, err := jetstream.New(nc)
-	return err == nil && b.leads(ctx, js) == nil
+	return err == nil && ask(ctx, js) == nil
 }
 
 // tlsName is the name a TLS certificate is checked against on a
