@@ -147,6 +147,10 @@ type Options struct {
 	// consumer gone unnoticed is then missed that much later.
 	heartbeat time.Duration
 
+	// pullBytes, when set (by tests), replaces the bound of a
+	// consumer's pull (Broker.pullBytes).
+	pullBytes int
+
 	// consumed, when set (by tests), is called by Open's start with the
 	// first history once its consumer runs, before it is current.
 	consumed func(h *history)

@@ -25,6 +25,50 @@ const (
 // still there: missing two, it is recreated (consume).
 const consumerHeartbeat = time.Second
 
+// minPullBytes is the least a consumer's pull asks for (pullBytes), and
+// pullSlack what a delivery carries besides its headers and data, which
+// the server counts against a pull too: its subject (within the server's
+// max_control_line, 4 KiB by default), and its reply subject, which names
+// the stream and the consumer.
+const (
+	minPullBytes = 4 << 20
+	pullSlack    = 64 << 10
+)
+
+// pullBytes is how many bytes of events the consumer asks NATS for ahead
+// of those it has handled (nats.go's PullMaxBytes: once half of them are
+// handled, it asks for as many more). The events of a pull come on the
+// instance's one connection, ahead of everything else the server sends
+// it: the answers of JetStream's API (a stream's info, a consumer's
+// creation), the pulls' heartbeats, the acknowledgements of publishes.
+// Bounded by count alone (nats.go's default, 500 messages), a burst of
+// events of 1 MiB queued up to 500 MiB there: with 80 MiB queued on a
+// loaded machine, each answer came 2 to 4 s after its question, past the
+// wait of the one that holds the deliveries (same), and they stood still
+// for 11 to 19 s (TestConsumerPullsABoundedNumberOfBytes). It bounds what
+// the NATS client holds of the consumer's events, too: below the client's
+// pending limit (64 MiB, past which it drops them: a slow consumer) unless
+// max_payload is near its own largest, 64 MiB.
+//
+// It is minPullBytes, or the largest message the consumer may be sent,
+// when that is more: the server answers a pull of fewer bytes than the
+// next message takes "409 Message Size Exceeds MaxBytes", sending
+// nothing, and nats.go, which does not tell, asks again for as many: the
+// consumer would stop there for good
+// (TestConsumerTakesEventsAsLargeAsMaxPayload). That message passed a
+// server's max_payload, which the one the instance is connected to tells
+// (a cluster's servers should share it); the hub's own events are smaller
+// still (maxStoredBytes of MaxEventBytes); and it carries its subjects
+// (pullSlack). read asks for each consumer it reads, so after each
+// reconnect.
+func (b *Broker) pullBytes() int {
+	if b.opts.pullBytes > 0 {
+		return b.opts.pullBytes
+	}
+	largest := max(b.nc.MaxPayload(), maxStoredBytes(b.opts.MaxEventBytes)) + pullSlack
+	return int(max(minPullBytes, largest))
+}
+
 // live is history h's one consumer of the whole stream, which hands each
 // event, in sequence order and once, to h's local broker (deliver). It is
 // what nats.go's ordered consumer is, with two differences: a consumer it
@@ -322,6 +366,7 @@ func (l *live) read(cons jetstream.Consumer) error {
 	l.h.compared.Store(false)
 	cc, err := cons.Consume(func(m jetstream.Msg) { l.take(serial, m) },
 		jetstream.PullHeartbeat(l.b.opts.heartbeatOr(consumerHeartbeat)),
+		jetstream.PullMaxBytes(l.b.pullBytes()),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { l.failed(serial, err) }))
 	if err != nil {
 		return err

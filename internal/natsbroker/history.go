@@ -289,12 +289,21 @@ func (h *history) is(info *jetstream.StreamInfo, delivered uint64) bool {
 // the stream, and asks again until the stream is found or renew has put
 // another history in h's place. Taken for another, the stream that was
 // h's all along had every event of h's consumer dropped from then on.
+//
+// Its questions wait PublishTimeout for an answer, then twice as long
+// each time they all went unanswered, up to 4 times PublishTimeout: each
+// dropped after PublishTimeout, the questions to a server that answered
+// later than that (busy, or with the consumer's events queued ahead of
+// its answers on the connection) were never heard, and the instance
+// delivered nothing for as long as it answered so
+// (TestFirstDeliveryWaitsForAStreamThatAnswersPastPublishTimeout).
 func (b *Broker) same(h *history) bool {
+	wait := b.opts.PublishTimeout
 	for {
 		// Ended by h's end too: a renewal ending h (end) waits for the
 		// consumer's lock, which the delivery holds, and Close for the
 		// renewal, PublishTimeout on a hung server.
-		ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		go func() {
 			select {
 			case <-h.ended:
@@ -310,6 +319,8 @@ func (b *Broker) same(h *history) bool {
 			return h.is(info, delivered)
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			b.renew(h)
+		case unanswered(err):
+			wait = min(2*wait, 4*b.opts.PublishTimeout)
 		}
 		select {
 		case <-h.ended:

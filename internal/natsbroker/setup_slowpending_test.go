@@ -42,6 +42,11 @@ func TestSlowConsumerNoticeRemakesThePendingConsumer(t *testing.T) {
 	// events the client dropped, with or without the notice's remake.
 	// Missed after 24 s, they come after the test has failed.
 	opts.heartbeat = 12 * time.Second
+	// Pulls past the client's pending limit (64 MiB), as the consumer's
+	// are (pullBytes) on a NATS server that takes messages of 64 MiB (its
+	// largest max_payload): with the bound this server's gets, 4 MiB,
+	// the client never holds enough for a slow consumer notice.
+	opts.pullBytes = 128 << 20
 	a := newInstance(t, opts)
 	h, release := pendingAfterARecreate(t, a, ns, opts)
 	consumer := h.live.current.Load().name

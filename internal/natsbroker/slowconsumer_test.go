@@ -29,6 +29,11 @@ func TestSlowConsumerNoticeLosesNoEvent(t *testing.T) {
 	// 24 s, they come after the test has failed
 	// (TestSlowConsumerNoticeRemakesThePendingConsumer).
 	opts.heartbeat = 12 * time.Second
+	// Pulls past the client's pending limit (64 MiB), as the consumer's
+	// are (pullBytes) on a NATS server that takes messages of 64 MiB (its
+	// largest max_payload): with the bound this server's gets, 4 MiB,
+	// the client never holds enough for a slow consumer notice.
+	opts.pullBytes = 128 << 20
 	b, err := Open(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
