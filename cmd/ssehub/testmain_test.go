@@ -10,7 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/ssehub/ssehub/internal/testpass"
 )
 
 // buildsPrefix starts the name of goBuild's folder in the temporary
@@ -51,37 +52,19 @@ func processRuns(pid int) bool {
 	return !errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
 
-// TestTimeoutCoversBothPasses runs this test binary again with -timeout
-// 2s, and only the test below, which sleeps 1.2 s in each of TestMain's
-// two passes: 2.4 s in all, so the run must fail, with the panic of
-// testing's alarm ("test timed out") in the second pass. With -timeout
-// given to each pass whole, it passed. The sleep is the scenario (a pass
-// that takes most of -timeout), not a wait for something to happen.
+// TestTimeoutCoversBothPasses checks that TestMain's two passes share
+// -timeout (testpass.CheckTimeoutCoversPasses).
 func TestTimeoutCoversBothPasses(t *testing.T) {
-	if os.Getenv("SSEHUB_TEST_TIMEOUT_PROBE") != "" {
-		t.Skip("in the run this test starts")
-	}
 	if testTransport != "gin" {
 		t.Skip("a test of TestMain: runs in the first pass")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestTimeoutProbe$", "-test.timeout=2s", "-test.count=1")
-	cmd.Env = append(os.Environ(), "SSEHUB_TEST_TIMEOUT_PROBE=1")
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) {
-		t.Fatalf("the run with -timeout 2s: %v, want it to fail\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "panic: test timed out after") {
-		t.Fatalf("the run with -timeout 2s failed without testing's timeout panic:\n%s", out)
-	}
+	testpass.CheckTimeoutCoversPasses(t, "TestTimeoutProbe")
 }
 
-// TestTimeoutProbe is the test TestTimeoutCoversBothPasses runs.
+// TestTimeoutProbe is the test TestTimeoutCoversBothPasses runs: 1.2 s in
+// each pass.
 func TestTimeoutProbe(t *testing.T) {
-	if os.Getenv("SSEHUB_TEST_TIMEOUT_PROBE") == "" {
-		t.Skip("run by TestTimeoutCoversBothPasses")
-	}
-	time.Sleep(1200 * time.Millisecond)
+	testpass.Probe(t)
 }
 
 // TestStaleBuildsAreRemoved checks removeStaleBuilds in a temporary
