@@ -789,6 +789,29 @@ func backUp(t *testing.T, ns *natsServer) string {
 	return backup
 }
 
+// backUpSeen backs ns up (backUp) and waits until a has seen the
+// restart, its connection lost and back, and is ready. Ready alone
+// (settled) was there while a's client had yet to read the end of its
+// connection to the stopped server, which a loaded machine delays by
+// hundreds of milliseconds: the publish that followed went out on that
+// connection and reached no server, neither stored, acknowledged nor
+// delivered, and was answered 503 (its acknowledgement not back: it may
+// have been stored, rightly, as far as the instance could tell). The
+// acknowledgement and delivery the test then waited to see lost never
+// came (2 runs in about 200 beside CPU hogs).
+func backUpSeen(t *testing.T, ns *natsServer, a *instance) string {
+	t.Helper()
+	back := a.broker.reconnected()
+	backup := backUp(t, ns)
+	select {
+	case <-back:
+	case <-time.After(acceptLimit):
+		t.Fatalf("the instance did not reconnect after the restart (%v)", acceptLimit)
+	}
+	waitFor(t, "the instance ready", func() bool { return settled(a.broker) })
+	return backup
+}
+
 // backUpAndMoveOn publishes an event on topic t through a, backs ns up
 // (backUp), then publishes n more, and subscribes to t after the first,
 // getting the n: the events the backup lacks. It returns the first
@@ -1201,7 +1224,7 @@ func TestResumeFromTheDeletedStreamAfterARestore(t *testing.T) {
 	a := newInstance(t, opts)
 	old, fresh := recreateAndMoveOn(t, ns, a, opts)
 
-	backup := backUp(t, ns)
+	backup := backUpSeen(t, ns, a)
 	publishUntilAccepted(t, a, "t", "not in the backup")
 	prev := a.broker.cur.Load()
 	restore(t, ns, backup)
@@ -1288,7 +1311,7 @@ func resumeFromAnEventTheRestoreLostHandedOutAhead(t *testing.T, deliveredOne bo
 	first := a.publish(t, "t", "first")
 	second := a.publish(t, "t", "second") // the local history holds only the last
 	kept := a.publish(t, "t", "in the backup")
-	backup := backUp(t, ns)
+	backup := backUpSeen(t, ns, a)
 	var gone []string
 	if deliveredOne {
 		gone = append(gone, publishUntilAccepted(t, a, "t", "delivered"))

@@ -101,29 +101,6 @@ func TestResumeFromAReplayedPublishTheRestoreLostBeforeItsDelivery(t *testing.T)
 	resumesFromTheLost(t, a, []string{replayedID}, kept, after)
 }
 
-// backUpSeen backs ns up (backUp) and waits until a has seen the
-// restart, its connection lost and back, and is ready. Ready alone
-// (settled) was there while a's client had yet to read the end of its
-// connection to the stopped server, which a loaded machine delays by
-// hundreds of milliseconds: the publish that followed went out on that
-// connection and reached no server, neither stored, acknowledged nor
-// delivered, and was answered 503 (its acknowledgement not back: it may
-// have been stored, rightly, as far as the instance could tell). The
-// acknowledgement and delivery the test then waited to see lost never
-// came (2 runs in about 200 beside CPU hogs).
-func backUpSeen(t *testing.T, ns *natsServer, a *instance) string {
-	t.Helper()
-	back := a.broker.reconnected()
-	backup := backUp(t, ns)
-	select {
-	case <-back:
-	case <-time.After(acceptLimit):
-		t.Fatalf("the instance did not reconnect after the restart (%v)", acceptLimit)
-	}
-	waitFor(t, "the instance ready", func() bool { return settled(a.broker) })
-	return backup
-}
-
 // logOnFailure has opts log, at every level, to a buffer the test prints
 // should it fail.
 func logOnFailure(t *testing.T, opts *Options) {
