@@ -24,12 +24,19 @@ const buildsPrefix = "ssehub-test-bin-pid"
 // some 30 MB. The folder of a process still running (another package's
 // tests, another run at the same time) is kept.
 func removeStaleBuilds(tmp string) {
+	removeStale(tmp, buildsPrefix, os.RemoveAll)
+}
+
+// removeStale calls remove on each folder in tmp named prefix, the pid of
+// the process that made it and a dash, whose process is gone (not this
+// one, nor one that runs or may).
+func removeStale(tmp, prefix string, remove func(dir string) error) {
 	entries, err := os.ReadDir(tmp)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), buildsPrefix)
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
 		if !ok || !e.IsDir() {
 			continue
 		}
@@ -38,7 +45,7 @@ func removeStaleBuilds(tmp string) {
 		if !ok || err != nil || pid <= 0 || pid == os.Getpid() || processRuns(pid) {
 			continue
 		}
-		_ = os.RemoveAll(filepath.Join(tmp, e.Name()))
+		_ = remove(filepath.Join(tmp, e.Name()))
 	}
 }
 
@@ -100,5 +107,69 @@ func TestStaleBuildsAreRemoved(t *testing.T) {
 		if exists := err == nil; exists != kept {
 			t.Errorf("%s: exists %v, want %v (%v)", name, exists, kept, err)
 		}
+	}
+}
+
+// TestStaleDockerdFoldersAreRemoved checks removeStaleDockerds in a
+// temporary directory of its own: a folder of a test process that is gone
+// is removed, the process its pid file names killed first when its command
+// line names the folder (a dockerd left running), and left alone when not
+// (its pid used again); this process's folder and a running one's are
+// kept.
+func TestStaleDockerdFoldersAreRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	running := exec.Command("sleep", "600")
+	if err := running.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = running.Process.Kill(); _ = running.Wait() })
+	dir := func(pid int, suffix string) string {
+		d := filepath.Join(tmp, fmt.Sprintf("%s%d-%s", dockerdPrefix, pid, suffix))
+		if err := os.MkdirAll(filepath.Join(d, "exec/containerd"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	writePid := func(path string, pid int) {
+		if err := os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A stand-in for a dockerd left running: its command line names its folder.
+	left := dir(gone.Process.Pid, "1")
+	leftLog := filepath.Join(left, "dockerd.log")
+	if err := os.WriteFile(leftLog, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	leftDockerd := exec.Command("tail", "-f", leftLog)
+	if err := leftDockerd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	leftExit := make(chan error, 1)
+	go func() { leftExit <- leftDockerd.Wait() }()
+	t.Cleanup(func() { _ = leftDockerd.Process.Kill(); <-leftExit })
+	writePid(filepath.Join(left, "dockerd.pid"), leftDockerd.Process.Pid)
+	// A pid file naming another process (the pid used again).
+	reused := dir(gone.Process.Pid, "2")
+	writePid(filepath.Join(reused, "exec/containerd/containerd.pid"), running.Process.Pid)
+	own := dir(os.Getpid(), "3")
+	other := dir(running.Process.Pid, "4")
+
+	removeStaleDockerds(tmp)
+	for d, kept := range map[string]bool{left: false, reused: false, own: true, other: true} {
+		_, err := os.Stat(d)
+		if exists := err == nil; exists != kept {
+			t.Errorf("%s: exists %v, want %v (%v)", filepath.Base(d), exists, kept, err)
+		}
+	}
+	if !processExited(leftDockerd.Process.Pid) {
+		t.Error("the process left running on a stale folder was not killed")
+	}
+	if processExited(running.Process.Pid) {
+		t.Error("a process the stale folder's pid file named, but not running on it, was killed")
 	}
 }
