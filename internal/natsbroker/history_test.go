@@ -263,10 +263,7 @@ func TestConsumerMadeAgainOnAStreamCreatedAgain(t *testing.T) {
 // loop): the instance learns of it from the consumer's missed heartbeats,
 // with no publish or event to tell it, and is no longer ready.
 func TestStreamDeletedWithItsConsumersNoticeLost(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	a.publish(t, "t", "before")
 	lost := p.loseConsumerDeleted()
@@ -301,10 +298,7 @@ func wantLost(t *testing.T, lost <-chan struct{}) {
 // make the instance take the new stream, and the old history's
 // subscriptions end, to resume from it.
 func TestStreamCreatedAgainWithItsConsumersNoticeLost(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	c := a.subscribe(t, "topic=t", "")
 	receives(t, c, []string{a.publish(t, "t", "before")})
@@ -323,10 +317,7 @@ func TestStreamCreatedAgainWithItsConsumersNoticeLost(t *testing.T) {
 // events it had.
 func TestPublishToAStreamCreatedAgainUnnoticedGetsNoOldID(t *testing.T) {
 	t.Parallel() // mostly the publish's wait for the consumer
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	// The publish's share for the question of the stream
 	// (1/confirmShare), unanswered, has the event taken for h's
 	// stream's: 100 ms of 500 ran out once in CI on a loaded machine,
@@ -692,10 +683,7 @@ func TestPublishConfirmedThroughAStreamNotFoundOnce(t *testing.T) {
 // before (the renewal's nats.go's 5 s, same's PublishTimeout), and with
 // a wait that doubled from ask to ask, 1 to 1.5 s.
 func TestStreamCheckedAgainWhileItsInfoIsUnanswered(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	opts.PublishTimeout = 5 * time.Second // same's wait for each request, as in production
 	a := newInstance(t, opts)
 	h := a.broker.cur.Load()
@@ -743,10 +731,7 @@ func TestStreamCheckedAgainWhileItsInfoIsUnanswered(t *testing.T) {
 // store while it still removes the old one's (10049): the instance asks
 // again, as an operator does (createStreamAgain), where its start failed.
 func TestOpenCreatesTheStreamAgainAfterAStoreError(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	p.failStreamStores(2)
 	in := newInstance(t, opts)
 	receives(t, in.subscribe(t, "topic=t", ""), []string{in.publish(t, "t", "after")})
@@ -759,10 +744,7 @@ func TestOpenCreatesTheStreamAgainAfterAStoreError(t *testing.T) {
 // connected. Before, it took the stream found for one created again:
 // it ended every subscription and read the whole stream again.
 func TestStreamNotFoundOnceAfterTheConsumerWasDeletedKeepsTheHistory(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	c := a.subscribe(t, "topic=t", "")
 	ids := []string{a.publish(t, "t", "before")}
@@ -904,10 +886,7 @@ func TestStreamRestoredFromABackupIsAnotherHistory(t *testing.T) {
 // consumers (which the server caps, resumes' pages included) for each
 // instance.
 func TestStreamCreatedAgainLeavesNoConsumerOfTheOldHistory(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	a.publish(t, "t", "old")
 	old := a.broker.cur.Load()
@@ -938,10 +917,7 @@ func TestStreamCreatedAgainLeavesNoConsumerOfTheOldHistory(t *testing.T) {
 // the server kept it until idle for 5 minutes.
 func TestCloseWhileARenewalMakesItsConsumer(t *testing.T) {
 	t.Parallel() // waits on slow answers, not on the CPU
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	b, err := Open(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -1005,10 +981,7 @@ func TestConsumerRefusedAndMadeByARepeatIsDeleted(t *testing.T) {
 }
 
 func consumerRefusedAndMadeByARepeatIsDeleted(t *testing.T, held bool) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	old := a.broker.cur.Load()
 	p.slowAnswers(3 * askEvery)
@@ -1038,10 +1011,7 @@ func consumerRefusedAndMadeByARepeatIsDeleted(t *testing.T, held bool) {
 // history (old.end) waits for the consumer's lock, which the delivery
 // holds, and Close waits for the renewal.
 func TestSameGivesUpWhenItsHistoryEnds(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	opts.PublishTimeout = 3 * waitLimit
 	b, err := Open(t.Context(), opts)
 	if err != nil {

@@ -18,10 +18,7 @@ import (
 // resume from it passed over that event without a word.
 func TestResumeFromAPublishedEventTheRestoreLostBeforeItsDelivery(t *testing.T) {
 	t.Parallel()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	logOnFailure(t, &opts)
 	a := newInstance(t, opts)
 	kept := a.publish(t, "t", "in the backup")
@@ -55,10 +52,7 @@ func TestResumeFromAPublishedEventTheRestoreLostBeforeItsDelivery(t *testing.T) 
 // passed over the new event stored under its sequence.
 func TestResumeFromAReplayedPublishTheRestoreLostBeforeItsDelivery(t *testing.T) {
 	t.Parallel()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	logOnFailure(t, &opts)
 	a := newInstance(t, opts)
 	kept := a.publish(t, "t", "in the backup")
