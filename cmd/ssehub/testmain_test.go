@@ -149,8 +149,8 @@ func TestStaleDockerdFoldersAreRemoved(t *testing.T) {
 	if err := leftDockerd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	leftExit := make(chan error, 1)
-	go func() { leftExit <- leftDockerd.Wait() }()
+	leftExit := make(chan struct{})
+	go func() { _ = leftDockerd.Wait(); close(leftExit) }()
 	t.Cleanup(func() { _ = leftDockerd.Process.Kill(); <-leftExit })
 	writePid(filepath.Join(left, "dockerd.pid"), leftDockerd.Process.Pid)
 	// A pid file naming another process (the pid used again).
