@@ -90,6 +90,67 @@ func (e *dockerEngine) must(t *testing.T, args ...string) string {
 	return out
 }
 
+// dockerdPrefix starts the name of startDockerd's folder in the temporary
+// directory, followed by the pid of the test process that made it and a
+// dash, for removeStaleDockerds.
+const dockerdPrefix = "ssehub-dockerd-pid"
+
+// removeStaleDockerds removes the folders of startDockerd in tmp whose test
+// process is gone (removeStale): a test binary killed (by go test at its
+// -timeout, by a signal) removes none, and leaves its dockerd, and that
+// one's containerd, running on it. Each is killed first, then its mounts
+// undone.
+func removeStaleDockerds(tmp string) {
+	removeStale(tmp, dockerdPrefix, func(dir string) error {
+		// dockerd first: it would start a containerd killed before it again.
+		for _, pidFile := range []string{"dockerd.pid", "exec/containerd/containerd.pid"} {
+			if err := killLeftBehind(filepath.Join(dir, pidFile), dir); err != nil {
+				return err
+			}
+		}
+		return unmountAndRemove(dir)
+	})
+}
+
+// killLeftBehind kills the process pidFile names, if it runs and its
+// command line names dir (a pid used again since is another process's),
+// and waits until it has exited, within dockerdStopTimeout.
+func killLeftBehind(pidFile, dir string) error {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return nil // none written, or dir's process never started
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return nil
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(dir+"/")) {
+		return nil
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL) // gone already is fine
+	deadline := time.Now().Add(dockerdStopTimeout)
+	for !processExited(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d (%s) left running %v after SIGKILL", pid, pidFile, dockerdStopTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// processExited reports whether the process of that pid has exited: gone,
+// or a zombie its parent has yet to reap.
+func processExited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, in parentheses that may hold any byte.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
+}
+
 // startDockerd starts a dockerd of its own: its own config file, data,
 // state, pid file and socket under one temporary folder, so it neither
 // collides with nor depends on a system engine; no bridge network and no
@@ -104,7 +165,7 @@ func startDockerd(t *testing.T, cli string, env []string) *dockerEngine {
 	if err != nil {
 		t.Skipf("skipping: no Docker engine answers, and no dockerd (make test installs the docker.io package): %v", err)
 	}
-	dir, err := os.MkdirTemp("", "ssehub-dockerd-")
+	dir, err := os.MkdirTemp("", dockerdPrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,13 +236,17 @@ func stopDockerd(cmd *exec.Cmd, exited <-chan struct{}, dir string) error {
 		_ = cmd.Process.Kill()
 		<-exited
 		// Its containerd outlives a killed dockerd.
-		if b, err := os.ReadFile(filepath.Join(dir, "exec/containerd/containerd.pid")); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL) // gone already is fine
-			}
+		if err := killLeftBehind(filepath.Join(dir, "exec/containerd/containerd.pid"), dir); err != nil {
+			return err
 		}
 	}
-	// dockerd leaves its default network namespace mounted in its state folder.
+	return unmountAndRemove(dir)
+}
+
+// unmountAndRemove undoes the mounts under dir, a startDockerd folder whose
+// dockerd has exited (it leaves its default network namespace mounted in
+// its state folder), and removes dir.
+func unmountAndRemove(dir string) error {
 	mounts, err := mountsUnder(dir)
 	if err != nil {
 		return err

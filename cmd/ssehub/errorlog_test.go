@@ -306,14 +306,10 @@ func TestClientErrorsSummedUp(t *testing.T) {
 	t.Run("tls", func(t *testing.T) {
 		pki := testpki.New(t)
 		var logs lockedBuffer
-		closed := make(chan struct{}, 5*n)
+		closed := newClosedConns()
 		start := time.Now()
 		base, stop := startMainReturning(t, tlsTestConfig(pki), slog.New(slog.NewTextHandler(&logs, nil)), func(m *Main) {
-			m.connState = func(_ net.Conn, state http.ConnState) {
-				if state == http.StateClosed {
-					closed <- struct{}{}
-				}
-			}
+			m.connState = closed.connState
 		})
 		addr := strings.TrimPrefix(base, "https://")
 		dial := func() net.Conn {
@@ -361,13 +357,7 @@ func TestClientErrorsSummedUp(t *testing.T) {
 			}
 		})
 		// Every connection's line is written before it is closed.
-		for range 5 * n {
-			select {
-			case <-closed:
-			case <-time.After(20 * time.Second):
-				t.Fatal("the server did not close every connection")
-			}
-		}
+		closed.wait(t, 5*n, "every connection")
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}

@@ -59,6 +59,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	removeStaleBuilds(os.TempDir())
+	removeStaleDockerds(os.TempDir())
 	timeout := testpass.Start()
 	code := 0
 	for _, transport := range []string{"gin", "detached"} {

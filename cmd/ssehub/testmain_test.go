@@ -10,7 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/ssehub/ssehub/internal/testpass"
 )
 
 // buildsPrefix starts the name of goBuild's folder in the temporary
@@ -23,12 +24,19 @@ const buildsPrefix = "ssehub-test-bin-pid"
 // some 30 MB. The folder of a process still running (another package's
 // tests, another run at the same time) is kept.
 func removeStaleBuilds(tmp string) {
+	removeStale(tmp, buildsPrefix, os.RemoveAll)
+}
+
+// removeStale calls remove on each folder in tmp named prefix, the pid of
+// the process that made it and a dash, whose process is gone (not this
+// one, nor one that runs or may).
+func removeStale(tmp, prefix string, remove func(dir string) error) {
 	entries, err := os.ReadDir(tmp)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), buildsPrefix)
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
 		if !ok || !e.IsDir() {
 			continue
 		}
@@ -37,7 +45,7 @@ func removeStaleBuilds(tmp string) {
 		if !ok || err != nil || pid <= 0 || pid == os.Getpid() || processRuns(pid) {
 			continue
 		}
-		_ = os.RemoveAll(filepath.Join(tmp, e.Name()))
+		_ = remove(filepath.Join(tmp, e.Name()))
 	}
 }
 
@@ -51,37 +59,19 @@ func processRuns(pid int) bool {
 	return !errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
 
-// TestTimeoutCoversBothPasses runs this test binary again with -timeout
-// 2s, and only the test below, which sleeps 1.2 s in each of TestMain's
-// two passes: 2.4 s in all, so the run must fail, with the panic of
-// testing's alarm ("test timed out") in the second pass. With -timeout
-// given to each pass whole, it passed. The sleep is the scenario (a pass
-// that takes most of -timeout), not a wait for something to happen.
+// TestTimeoutCoversBothPasses checks that TestMain's two passes share
+// -timeout (testpass.CheckTimeoutCoversPasses).
 func TestTimeoutCoversBothPasses(t *testing.T) {
-	if os.Getenv("SSEHUB_TEST_TIMEOUT_PROBE") != "" {
-		t.Skip("in the run this test starts")
-	}
 	if testTransport != "gin" {
 		t.Skip("a test of TestMain: runs in the first pass")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestTimeoutProbe$", "-test.timeout=2s", "-test.count=1")
-	cmd.Env = append(os.Environ(), "SSEHUB_TEST_TIMEOUT_PROBE=1")
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) {
-		t.Fatalf("the run with -timeout 2s: %v, want it to fail\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "panic: test timed out after") {
-		t.Fatalf("the run with -timeout 2s failed without testing's timeout panic:\n%s", out)
-	}
+	testpass.CheckTimeoutCoversPasses(t, "TestTimeoutProbe")
 }
 
-// TestTimeoutProbe is the test TestTimeoutCoversBothPasses runs.
+// TestTimeoutProbe is the test TestTimeoutCoversBothPasses runs: 1.2 s in
+// each pass.
 func TestTimeoutProbe(t *testing.T) {
-	if os.Getenv("SSEHUB_TEST_TIMEOUT_PROBE") == "" {
-		t.Skip("run by TestTimeoutCoversBothPasses")
-	}
-	time.Sleep(1200 * time.Millisecond)
+	testpass.Probe(t)
 }
 
 // TestStaleBuildsAreRemoved checks removeStaleBuilds in a temporary
@@ -117,5 +107,69 @@ func TestStaleBuildsAreRemoved(t *testing.T) {
 		if exists := err == nil; exists != kept {
 			t.Errorf("%s: exists %v, want %v (%v)", name, exists, kept, err)
 		}
+	}
+}
+
+// TestStaleDockerdFoldersAreRemoved checks removeStaleDockerds in a
+// temporary directory of its own: a folder of a test process that is gone
+// is removed, the process its pid file names killed first when its command
+// line names the folder (a dockerd left running), and left alone when not
+// (its pid used again); this process's folder and a running one's are
+// kept.
+func TestStaleDockerdFoldersAreRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	running := exec.Command("sleep", "600")
+	if err := running.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = running.Process.Kill(); _ = running.Wait() })
+	dir := func(pid int, suffix string) string {
+		d := filepath.Join(tmp, fmt.Sprintf("%s%d-%s", dockerdPrefix, pid, suffix))
+		if err := os.MkdirAll(filepath.Join(d, "exec/containerd"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	writePid := func(path string, pid int) {
+		if err := os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A stand-in for a dockerd left running: its command line names its folder.
+	left := dir(gone.Process.Pid, "1")
+	leftLog := filepath.Join(left, "dockerd.log")
+	if err := os.WriteFile(leftLog, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	leftDockerd := exec.Command("tail", "-f", leftLog)
+	if err := leftDockerd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	leftExit := make(chan struct{})
+	go func() { _ = leftDockerd.Wait(); close(leftExit) }()
+	t.Cleanup(func() { _ = leftDockerd.Process.Kill(); <-leftExit })
+	writePid(filepath.Join(left, "dockerd.pid"), leftDockerd.Process.Pid)
+	// A pid file naming another process (the pid used again).
+	reused := dir(gone.Process.Pid, "2")
+	writePid(filepath.Join(reused, "exec/containerd/containerd.pid"), running.Process.Pid)
+	own := dir(os.Getpid(), "3")
+	other := dir(running.Process.Pid, "4")
+
+	removeStaleDockerds(tmp)
+	for d, kept := range map[string]bool{left: false, reused: false, own: true, other: true} {
+		_, err := os.Stat(d)
+		if exists := err == nil; exists != kept {
+			t.Errorf("%s: exists %v, want %v (%v)", filepath.Base(d), exists, kept, err)
+		}
+	}
+	if !processExited(leftDockerd.Process.Pid) {
+		t.Error("the process left running on a stale folder was not killed")
+	}
+	if processExited(running.Process.Pid) {
+		t.Error("a process the stale folder's pid file named, but not running on it, was killed")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/ssehub/ssehub/config"
 	"github.com/ssehub/ssehub/internal/stream"
 	"github.com/ssehub/ssehub/internal/testpki"
+	"go.uber.org/goleak"
 )
 
 // tlsTestConfig is hubTestConfig serving HTTPS with pki's certificate.
@@ -313,28 +315,86 @@ func waitStreams(t *testing.T, client *http.Client, base string, n float64) {
 
 // startTLSLogging runs Main over TLS with pki's certificate until the test
 // ends, logging into logs, and returns its host:port and waitClosed,
-// which waits 20s at most for the server to close a connection (after
-// net/http logged its error, if any), failing the test naming what.
+// which waits 20s at most for the server to close one more connection
+// (after net/http logged its error, if any), failing the test naming what.
 func startTLSLogging(t *testing.T, pki testpki.PKI) (addr string, logs *lockedBuffer, waitClosed func(what string)) {
 	t.Helper()
 	logs = new(lockedBuffer)
-	closed := make(chan struct{}, 4)
+	closed := newClosedConns()
 	base, _ := startMainLogging(t, tlsTestConfig(pki), slog.New(slog.NewTextHandler(logs, nil)), func(m *Main) {
-		m.connState = func(_ net.Conn, state http.ConnState) {
-			if state == http.StateClosed {
-				closed <- struct{}{}
-			}
-		}
+		m.connState = closed.connState
 	})
+	waited := 0
 	waitClosed = func(what string) {
 		t.Helper()
-		select {
-		case <-closed:
-		case <-time.After(20 * time.Second):
-			t.Fatalf("%s: the server did not close the connection", what)
-		}
+		waited++
+		closed.wait(t, waited, what)
 	}
 	return strings.TrimPrefix(base, "https://"), logs, waitClosed
+}
+
+// closedConns counts the connections a server closed, from its ConnState
+// hook (Main.connState), which never blocks: it sent each close to a
+// channel of a few places, and once they were full of closes no test
+// waited for, the next connection's goroutine was held in the hook for
+// good, as startMainAccepting's send from StateNew held the accept loop.
+type closedConns struct {
+	mu      sync.Mutex
+	n       int
+	changed chan struct{} // closed, and made again, at each close
+}
+
+func newClosedConns() *closedConns { return &closedConns{changed: make(chan struct{})} }
+
+// connState is the server's ConnState hook.
+func (c *closedConns) connState(_ net.Conn, state http.ConnState) {
+	if state != http.StateClosed {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// wait waits 20s at most until the server has closed n connections in
+// all, failing the test naming what.
+func (c *closedConns) wait(t *testing.T, n int, what string) {
+	t.Helper()
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for {
+		c.mu.Lock()
+		got, changed := c.n, c.changed
+		c.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("%s: the server did not close the connection (%d closed, want %d)", what, got, n)
+		}
+	}
+}
+
+// TestTLSLoggingConnectionsClosedUnwatched: connections the server closed
+// while no test waited for them (more than the four places of the channel
+// startTLSLogging's hook sent to) leave no goroutine behind once the
+// server stopped. The send of the fifth held its connection's goroutine in
+// the hook for good.
+func TestTLSLoggingConnectionsClosedUnwatched(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) }) // after the server stopped
+	addr, _, _ := startTLSLogging(t, testpki.New(t))
+	for range 8 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+	}
 }
 
 // TestTLSProbeWarnsOnce: a connection closed before its TLS handshake (a

@@ -19,10 +19,7 @@ import (
 // the share of PublishTimeout left to it).
 func TestPublishAnsweredUnconfirmedCountsItsID(t *testing.T) {
 	t.Parallel()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	a.publish(t, "t", "delivered")
 	h := a.broker.cur.Load()

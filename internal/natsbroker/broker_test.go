@@ -558,10 +558,7 @@ func TestDisconnectWarningOnlyWhenNATSGoes(t *testing.T) {
 // request. (nats.go's ordered consumer, used before live, held its lock
 // across that request for 10 s, and stopping it waited for the lock.)
 func TestCloseWhileTheConsumerWaitsForNATS(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	b, err := Open(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -584,10 +581,7 @@ func TestCloseWhileTheConsumerWaitsForNATS(t *testing.T) {
 // left after two unanswered pings: the instance is no longer ready, and
 // publishes answer at once instead of each waiting for its timeout.
 func TestHungServerIsLeftAfterTwoPings(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	opts.PingInterval = 100 * time.Millisecond
 	b, err := Open(t.Context(), opts)
 	if err != nil {

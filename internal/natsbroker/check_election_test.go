@@ -14,10 +14,7 @@ import (
 // then refused) up to 2 s past the election's end. ReconnectWait is set
 // past waitLimit here: paused so, the check is not over in time.
 func TestCheckAsksAgainThroughAnElection(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	opts.ReconnectWait = time.Minute
 	b := openBroker(t, opts)
 	p.mu.Lock()

@@ -15,10 +15,7 @@ import (
 // It answered 503 at once, "stream being checked", for as long as the
 // check lasted.
 func TestPublishWaitsForTheStreamsCheck(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	// The wait's bound: the check's next question, once passed, comes
 	// within askEvery, on a loaded machine later.
 	opts.PublishTimeout = waitLimit
@@ -44,10 +41,7 @@ func TestPublishWaitsForTheStreamsCheck(t *testing.T) {
 // in the new stream, and delivered under an id of the new history. It
 // failed, "stream deleted", for the history it first looked at.
 func TestPublishWaitingForTheCheckGoesOnWithTheNewHistory(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	opts.PublishTimeout = waitLimit
 	b := openBroker(t, opts)
 	h := b.cur.Load()

@@ -15,10 +15,7 @@ import (
 // Once the check is answered that the stream is there, publishes are
 // taken again.
 func TestPublishWhileTheStreamIsCheckedSaysSo(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	b := openBroker(t, opts)
 	swallowed := p.swallowRequests(infoSubject)
 	b.renew(b.cur.Load())

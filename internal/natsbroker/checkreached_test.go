@@ -47,7 +47,7 @@ func TestCheckCountsTheEventsHandedOutAheadOfTheConsumer(t *testing.T) {
 	if err := st.DeleteMsg(t.Context(), seq); err != nil {
 		t.Fatal(err)
 	}
-	backup := backUp(t, ns)
+	backup := backUpSeen(t, ns, a)
 
 	lost := p.loseDeliveries("ahead of the consumer")
 	b := newInstance(t, opts)

@@ -54,10 +54,7 @@ func TestConsumerNotReadOnAfterAFalseAlarmDuringItsRemake(t *testing.T) {
 // proxy, and publishes an event to topic t, delivered by its consumer.
 func openWithAFirstEvent(t *testing.T) (*natsServer, *natsProxy, *Broker) {
 	t.Helper()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	b := openBroker(t, opts)
 	if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: "first"}); err != nil {
 		t.Fatal(err)

@@ -131,10 +131,7 @@ func TestConsumerAskedForAtOnceAfterAReconnect(t *testing.T) {
 // publishes as the NATS server's other clients do.
 func subscribedBehindProxy(t *testing.T) (*natsServer, *natsProxy, *client, *instance) {
 	t.Helper()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a, b := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
 	return ns, p, a.subscribe(t, "topic=t", ""), b
 }
@@ -274,10 +271,7 @@ func gapCheckedAcrossACut(t *testing.T, ns *natsServer, p *natsProxy, c *client,
 // once (nothing is buffered while the connection is away), and is asked
 // again each ReconnectWait until the connection is back. Nothing ends.
 func TestQuestionFailingAtOnceWhileCheckingAGapIsAskedAgain(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	opts.PublishTimeout = waitLimit / 2
 	in, other := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
 	// The question asked again after askEvery, the server still unreachable.
@@ -289,10 +283,7 @@ func TestQuestionFailingAtOnceWhileCheckingAGapIsAskedAgain(t *testing.T) {
 // Close returns at once. Asking again until PublishTimeout, the delivery
 // held the consumer's lock that long, and Close waited for it.
 func TestCloseWhileCheckingAGapReturnsAtOnce(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	opts.PublishTimeout = 3 * waitLimit
 	in, other := newInstance(t, opts), newInstance(t, testBrokerOptions(ns))
 	c := in.subscribe(t, "topic=t", "")
@@ -456,10 +447,7 @@ func TestConsumerMadeAgainByARepeatAfterARemakeIsDeleted(t *testing.T) {
 // and its consumer.
 func openWithARepeatedCreation(t *testing.T) (*natsServer, *natsProxy, *Broker, *made) {
 	t.Helper()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	p.slowAnswers(3 * askEvery)
 	p.holdRepeatedCreations()
 	b, err := Open(t.Context(), opts)
@@ -503,10 +491,7 @@ func TestCloseDuringARemakeDeletesAConsumerMadeAgainByARepeat(t *testing.T) {
 // fourth, up to 10 s), the instance ready meanwhile: its subscribers got
 // nothing, and each publish waited PublishTimeout for its event.
 func TestConsumerAskedForSoonOnceItsStreamIsFound(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	c := a.subscribe(t, "topic=t", "")
 	receives(t, c, []string{a.publish(t, "t", "before")})
@@ -543,10 +528,7 @@ func TestConsumerAskedForSoonOnceItsStreamIsFound(t *testing.T) {
 // consumer's creation and its delivery, each slowed).
 func TestConsumerAskedForSoonOnceJetStreamStoresAgain(t *testing.T) {
 	t.Parallel() // mostly the back-off
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	c := a.subscribe(t, "topic=t", "")
 	receives(t, c, []string{a.publish(t, "t", "before")})
@@ -720,10 +702,7 @@ func TestConsumerRefusedForItsCapBacksOffThoughPublishesAreStored(t *testing.T) 
 // subscribers waited for the new stream's events in vain.
 func TestStreamCreatedAgainWhileItsInfoIsUnansweredWithItsConsumersNoticeLost(t *testing.T) {
 	t.Parallel()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	opts.PublishTimeout = 5 * time.Second // the check's wait, as in production
 	a := newInstance(t, opts)
 	c := a.subscribe(t, "topic=t", "")

@@ -30,7 +30,7 @@ func TestConsumerDeliversAgainAfterAFalseAlarm(t *testing.T) {
 	a := newInstance(t, opts)
 	c := a.subscribe(t, "topic=t", "")
 	receives(t, c, []string{a.publish(t, "t", "in the backup")})
-	backup := backUp(t, ns)
+	backup := backUpSeen(t, ns, a)
 	h := a.broker.cur.Load()
 	held, release := holdRenewalAnswer(t, h)
 	a.broker.renew(h)

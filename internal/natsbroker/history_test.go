@@ -263,10 +263,7 @@ func TestConsumerMadeAgainOnAStreamCreatedAgain(t *testing.T) {
 // loop): the instance learns of it from the consumer's missed heartbeats,
 // with no publish or event to tell it, and is no longer ready.
 func TestStreamDeletedWithItsConsumersNoticeLost(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	a.publish(t, "t", "before")
 	lost := p.loseConsumerDeleted()
@@ -301,10 +298,7 @@ func wantLost(t *testing.T, lost <-chan struct{}) {
 // make the instance take the new stream, and the old history's
 // subscriptions end, to resume from it.
 func TestStreamCreatedAgainWithItsConsumersNoticeLost(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	c := a.subscribe(t, "topic=t", "")
 	receives(t, c, []string{a.publish(t, "t", "before")})
@@ -323,10 +317,7 @@ func TestStreamCreatedAgainWithItsConsumersNoticeLost(t *testing.T) {
 // events it had.
 func TestPublishToAStreamCreatedAgainUnnoticedGetsNoOldID(t *testing.T) {
 	t.Parallel() // mostly the publish's wait for the consumer
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	// The publish's share for the question of the stream
 	// (1/confirmShare), unanswered, has the event taken for h's
 	// stream's: 100 ms of 500 ran out once in CI on a loaded machine,
@@ -692,10 +683,7 @@ func TestPublishConfirmedThroughAStreamNotFoundOnce(t *testing.T) {
 // before (the renewal's nats.go's 5 s, same's PublishTimeout), and with
 // a wait that doubled from ask to ask, 1 to 1.5 s.
 func TestStreamCheckedAgainWhileItsInfoIsUnanswered(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	opts.PublishTimeout = 5 * time.Second // same's wait for each request, as in production
 	a := newInstance(t, opts)
 	h := a.broker.cur.Load()
@@ -743,10 +731,7 @@ func TestStreamCheckedAgainWhileItsInfoIsUnanswered(t *testing.T) {
 // store while it still removes the old one's (10049): the instance asks
 // again, as an operator does (createStreamAgain), where its start failed.
 func TestOpenCreatesTheStreamAgainAfterAStoreError(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	p.failStreamStores(2)
 	in := newInstance(t, opts)
 	receives(t, in.subscribe(t, "topic=t", ""), []string{in.publish(t, "t", "after")})
@@ -759,10 +744,7 @@ func TestOpenCreatesTheStreamAgainAfterAStoreError(t *testing.T) {
 // connected. Before, it took the stream found for one created again:
 // it ended every subscription and read the whole stream again.
 func TestStreamNotFoundOnceAfterTheConsumerWasDeletedKeepsTheHistory(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	c := a.subscribe(t, "topic=t", "")
 	ids := []string{a.publish(t, "t", "before")}
@@ -786,6 +768,29 @@ func backUp(t *testing.T, ns *natsServer) string {
 		t.Fatal(err)
 	}
 	ns.start(t)
+	return backup
+}
+
+// backUpSeen backs ns up (backUp) and waits until a has seen the
+// restart, its connection lost and back, and is ready. Ready alone
+// (settled) was there while a's client had yet to read the end of its
+// connection to the stopped server, which a loaded machine delays by
+// hundreds of milliseconds: the publish that followed went out on that
+// connection and reached no server, neither stored, acknowledged nor
+// delivered, and was answered 503 (its acknowledgement not back: it may
+// have been stored, rightly, as far as the instance could tell). The
+// acknowledgement and delivery the test then waited to see lost never
+// came (2 runs in about 200 beside CPU hogs).
+func backUpSeen(t *testing.T, ns *natsServer, a *instance) string {
+	t.Helper()
+	back := a.broker.reconnected()
+	backup := backUp(t, ns)
+	select {
+	case <-back:
+	case <-time.After(acceptLimit):
+		t.Fatalf("the instance did not reconnect after the restart (%v)", acceptLimit)
+	}
+	waitFor(t, "the instance ready", func() bool { return settled(a.broker) })
 	return backup
 }
 
@@ -881,10 +886,7 @@ func TestStreamRestoredFromABackupIsAnotherHistory(t *testing.T) {
 // consumers (which the server caps, resumes' pages included) for each
 // instance.
 func TestStreamCreatedAgainLeavesNoConsumerOfTheOldHistory(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	a.publish(t, "t", "old")
 	old := a.broker.cur.Load()
@@ -915,10 +917,7 @@ func TestStreamCreatedAgainLeavesNoConsumerOfTheOldHistory(t *testing.T) {
 // the server kept it until idle for 5 minutes.
 func TestCloseWhileARenewalMakesItsConsumer(t *testing.T) {
 	t.Parallel() // waits on slow answers, not on the CPU
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	b, err := Open(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -982,10 +981,7 @@ func TestConsumerRefusedAndMadeByARepeatIsDeleted(t *testing.T) {
 }
 
 func consumerRefusedAndMadeByARepeatIsDeleted(t *testing.T, held bool) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	old := a.broker.cur.Load()
 	p.slowAnswers(3 * askEvery)
@@ -1015,10 +1011,7 @@ func consumerRefusedAndMadeByARepeatIsDeleted(t *testing.T, held bool) {
 // history (old.end) waits for the consumer's lock, which the delivery
 // holds, and Close waits for the renewal.
 func TestSameGivesUpWhenItsHistoryEnds(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	opts.PublishTimeout = 3 * waitLimit
 	b, err := Open(t.Context(), opts)
 	if err != nil {
@@ -1201,7 +1194,7 @@ func TestResumeFromTheDeletedStreamAfterARestore(t *testing.T) {
 	a := newInstance(t, opts)
 	old, fresh := recreateAndMoveOn(t, ns, a, opts)
 
-	backup := backUp(t, ns)
+	backup := backUpSeen(t, ns, a)
 	publishUntilAccepted(t, a, "t", "not in the backup")
 	prev := a.broker.cur.Load()
 	restore(t, ns, backup)
@@ -1288,7 +1281,7 @@ func resumeFromAnEventTheRestoreLostHandedOutAhead(t *testing.T, deliveredOne bo
 	first := a.publish(t, "t", "first")
 	second := a.publish(t, "t", "second") // the local history holds only the last
 	kept := a.publish(t, "t", "in the backup")
-	backup := backUp(t, ns)
+	backup := backUpSeen(t, ns, a)
 	var gone []string
 	if deliveredOne {
 		gone = append(gone, publishUntilAccepted(t, a, "t", "delivered"))

@@ -294,10 +294,7 @@ func TestPublishKeyRetriedWhileTheConsumerIsBehind(t *testing.T) {
 // publish timeout more for the check of the first event (its stream's
 // info, then the event read from it).
 func TestPublishKeyRetriedWhileTheConsumerIsBehindAnswersInTime(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	opts.PublishTimeout = time.Second
 	a := newInstance(t, opts)
 	a.broker.cur.Load().live.close()

@@ -69,10 +69,7 @@ func waitLimitsAndMetadata(t *testing.T, op jetstream.JetStream, maxMsgs int64, 
 // metadata written stays.
 func TestLimitsUndoneByAMetadataWriteReadBeforeAreSetAgain(t *testing.T) {
 	t.Parallel()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	opts.PingInterval = metadataAskEvery
 	opts.PublishTimeout = 5 * time.Second
 	startSharing(t, ns, opts)

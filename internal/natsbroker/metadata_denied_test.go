@@ -88,10 +88,7 @@ func TestLimitsUpdateDeniedIsToldAtOnce(t *testing.T) {
 // later; one denied is not (TestSharedMetadataNotWrittenAgainWithoutThePermission).
 func TestMetadataWriteUnansweredIsTriedAgain(t *testing.T) {
 	t.Parallel()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	opts.PingInterval = metadataAskEvery
 	opts.PublishTimeout = 500 * time.Millisecond
 	var log testlog.Buffer

@@ -153,6 +153,17 @@ func startProxy(t *testing.T, ns *natsServer) *natsProxy {
 	return p
 }
 
+// startProxied starts a NATS server and a proxy to it, and returns them
+// with testBrokerOptions for the server, reached through the proxy.
+func startProxied(t *testing.T) (ns *natsServer, p *natsProxy, opts Options) {
+	t.Helper()
+	ns = startNATS(t)
+	p = startProxy(t, ns)
+	opts = testBrokerOptions(ns)
+	opts.URLs = []string{p.url()}
+	return ns, p, opts
+}
+
 func (p *natsProxy) url() string { return "nats://" + p.ln.Addr().String() }
 
 // swallowRequests starts swallowing what is published to subjects

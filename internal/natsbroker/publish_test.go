@@ -359,10 +359,7 @@ func TestPublishInFlightAtCloseSaysItMayHaveBeenStored(t *testing.T) {
 // (2 s), and the publish's look at the connection's state waited for it,
 // as /readyz did.
 func TestPublishWhileReconnectingToAHungServerAnswersAtOnce(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	opts.PingInterval = 100 * time.Millisecond
 	b := openBroker(t, opts)
 	p.hang()

@@ -18,10 +18,7 @@ import (
 // resume from it passed over that event without a word.
 func TestResumeFromAPublishedEventTheRestoreLostBeforeItsDelivery(t *testing.T) {
 	t.Parallel()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	logOnFailure(t, &opts)
 	a := newInstance(t, opts)
 	kept := a.publish(t, "t", "in the backup")
@@ -55,10 +52,7 @@ func TestResumeFromAPublishedEventTheRestoreLostBeforeItsDelivery(t *testing.T) 
 // passed over the new event stored under its sequence.
 func TestResumeFromAReplayedPublishTheRestoreLostBeforeItsDelivery(t *testing.T) {
 	t.Parallel()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	logOnFailure(t, &opts)
 	a := newInstance(t, opts)
 	kept := a.publish(t, "t", "in the backup")
@@ -99,29 +93,6 @@ func TestResumeFromAReplayedPublishTheRestoreLostBeforeItsDelivery(t *testing.T)
 		t.Fatalf("the restored stream stored at id %s, want %s", after[0], replayedID)
 	}
 	resumesFromTheLost(t, a, []string{replayedID}, kept, after)
-}
-
-// backUpSeen backs ns up (backUp) and waits until a has seen the
-// restart, its connection lost and back, and is ready. Ready alone
-// (settled) was there while a's client had yet to read the end of its
-// connection to the stopped server, which a loaded machine delays by
-// hundreds of milliseconds: the publish that followed went out on that
-// connection and reached no server, neither stored, acknowledged nor
-// delivered, and was answered 503 (its acknowledgement not back: it may
-// have been stored, rightly, as far as the instance could tell). The
-// acknowledgement and delivery the test then waited to see lost never
-// came (2 runs in about 200 beside CPU hogs).
-func backUpSeen(t *testing.T, ns *natsServer, a *instance) string {
-	t.Helper()
-	back := a.broker.reconnected()
-	backup := backUp(t, ns)
-	select {
-	case <-back:
-	case <-time.After(acceptLimit):
-		t.Fatalf("the instance did not reconnect after the restart (%v)", acceptLimit)
-	}
-	waitFor(t, "the instance ready", func() bool { return settled(a.broker) })
-	return backup
 }
 
 // logOnFailure has opts log, at every level, to a buffer the test prints

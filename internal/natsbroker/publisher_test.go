@@ -282,10 +282,7 @@ func TestPublisherTakenToSendAtStopMayHaveBeenStored(t *testing.T) {
 // unreachable (the connection is up), and none is acknowledged.
 func TestPublishesPastTheClientsPendingCapAnswerBusy(t *testing.T) {
 	t.Parallel() // waits for the publish timeout, not on the CPU
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	// Time for 4000 to be sent on a loaded machine before the first is
 	// forgotten, which frees its place.
 	opts.PublishTimeout = 5 * time.Second

@@ -24,10 +24,7 @@ const longBound = 10 * time.Minute
 // still take the stream for being checked meanwhile (they wait for the
 // answer, then refuse saying so).
 func TestReadyWhileAFreshCheckHasNoAnswer(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	opts.PublishTimeout = longBound
 	a := newInstance(t, opts)
 	b := a.broker
@@ -91,10 +88,7 @@ func TestReadyUnreadyOnceTheCheckOutlastsItsBound(t *testing.T) {
 // unready, /readyz 503, saying the stream is being checked, the question
 // still unanswered.
 func TestReadyUnreadyOnceAnUnansweredCheckOutlastsPublishTimeout(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	_, p, opts := startProxied(t)
 	opts.PublishTimeout = 500 * time.Millisecond
 	a := newInstance(t, opts)
 	b := a.broker
@@ -122,10 +116,7 @@ func TestReadyUnreadyOnceAnUnansweredCheckOutlastsPublishTimeout(t *testing.T) {
 // check's later questions go unanswered: NATS's silence then tells
 // nothing of a stream found deleted.
 func TestReadyUnreadyAtOnceWhenTheCheckFindsTheStreamDeleted(t *testing.T) {
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	opts.PublishTimeout = longBound
 	a := newInstance(t, opts)
 	b := a.broker

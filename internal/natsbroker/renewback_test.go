@@ -61,10 +61,7 @@ func TestRenewalAsksSoonOnceTheStreamAnswersAgain(t *testing.T) {
 // instance checks its stream (renewFrom), asking again and again.
 func checkingAMissedStream(t *testing.T, renewMax time.Duration) (*natsServer, *natsProxy, *instance) {
 	t.Helper()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	opts.renewMax = renewMax
 	a := newInstance(t, opts)
 	a.publish(t, "t", "before")

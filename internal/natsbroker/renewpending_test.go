@@ -135,10 +135,7 @@ func TestRenewalAskedAtStartBeforeTheHistoryIsCurrentIsAsked(t *testing.T) {
 // subscribers of the new history missed that one until then.
 func TestConsumerOfAHistoryBeingMadeIsMadeAgainAfterAReconnect(t *testing.T) {
 	t.Parallel()
-	ns := startNATS(t)
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxied(t)
 	a := newInstance(t, opts)
 	prev := a.broker.cur.Load()
 	h, release := pendingAfterARecreate(t, a, ns, opts)

@@ -51,12 +51,12 @@ func purgeStream(t *testing.T, ns *natsServer) {
 }
 
 // backUpThenLose publishes an event to topic t through in, backs the
-// store up (backUp) and publishes n more, each until it is accepted: a
+// store up (backUpSeen) and publishes n more, each until it is accepted: a
 // restore of the backup keeps the first, kept, and loses the n, gone.
 func backUpThenLose(t *testing.T, ns *natsServer, in *instance, n int) (kept, backup string, gone []string) {
 	t.Helper()
 	kept = publishUntilAccepted(t, in, "t", "in the backup") // once, as the others
-	backup = backUp(t, ns)
+	backup = backUpSeen(t, ns, in)
 	for i := range n {
 		gone = append(gone, publishUntilAccepted(t, in, "t", fmt.Sprint("not in the backup ", i)))
 	}
@@ -260,7 +260,7 @@ func TestReplayAcrossARestoreBetweenItsPages(t *testing.T) {
 	opts := testBrokerOptions(ns)
 	b := newInstance(t, opts)
 	kept := b.publish(t, "t", "in the backup")
-	backup := backUp(t, ns)
+	backup := backUpSeen(t, ns, b)
 	data := strings.Repeat("x", 16<<10) // 16 events a page (replayPageBytes)
 	const n = 40
 	for range n {

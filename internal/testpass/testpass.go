@@ -10,8 +10,13 @@
 package testpass
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
 	"time"
 )
 
@@ -48,4 +53,49 @@ func remaining(timeout, elapsed time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("go test's -timeout %v has passed: the passes before took %v", timeout, elapsed.Round(time.Millisecond))
 	}
 	return left, nil
+}
+
+// probeEnv is set in the environment of the run CheckTimeoutCoversPasses
+// starts, to the name of the probe it runs.
+const probeEnv = "SSEHUB_TEST_TIMEOUT_PROBE"
+
+// probeTimeout is the -timeout of that run, and probePass what its probe
+// sleeps in each pass it counts: two such passes take more than it.
+const (
+	probeTimeout = 2 * time.Second
+	probePass    = 1200 * time.Millisecond
+)
+
+// CheckTimeoutCoversPasses runs the test binary again with -timeout 2s,
+// and only probe, a test that calls Probe in at least two of TestMain's
+// passes: 2.4 s in all, so the run must fail, with the panic of testing's
+// alarm ("test timed out"). With -timeout given to each pass whole
+// (Timeout.Next not called, or setting it whole), it passed. The caller
+// runs it in one pass only; in the run it starts, it is skipped.
+func CheckTimeoutCoversPasses(t *testing.T, probe string) {
+	t.Helper()
+	if os.Getenv(probeEnv) != "" {
+		t.Skip("in the run this test starts")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+probe+"$", "-test.timeout="+probeTimeout.String(), "-test.count=1")
+	cmd.Env = append(os.Environ(), probeEnv+"="+probe)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("the run with -timeout %v: %v, want it to fail\n%s", probeTimeout, err, out)
+	}
+	if !strings.Contains(string(out), "panic: test timed out after") {
+		t.Fatalf("the run with -timeout %v failed without testing's timeout panic:\n%s", probeTimeout, out)
+	}
+}
+
+// Probe is the body of the probe CheckTimeoutCoversPasses runs: in that
+// run, it sleeps 1.2 s, a pass that takes most of -timeout (the sleep is
+// the scenario, not a wait for something to happen); elsewhere it skips t.
+func Probe(t *testing.T) {
+	t.Helper()
+	if os.Getenv(probeEnv) != t.Name() {
+		t.Skip("run by CheckTimeoutCoversPasses")
+	}
+	time.Sleep(probePass)
 }
