@@ -13,8 +13,9 @@ import (
 
 // fetchNoWait asks the page consumer cons for up to n of the messages it
 // has now, as jetstream's FetchNoWait does, and returns those the server
-// delivers: fewer once it answers that it has no more (404, or 408). It
-// waits for the server's answer as long as ctx lasts.
+// delivers: fewer once it answers that it has no more (404, or 408), or
+// once they take the bound of a pull in bytes (pull). It waits for the
+// server's answer as long as ctx lasts.
 //
 // FetchNoWait gives up when a second passes with no answer, as if the
 // consumer had nothing: a server slow to answer (busy with a crowd of
@@ -55,16 +56,29 @@ func (b *Broker) fetchNoWait(ctx context.Context, cons jetstream.Consumer, n int
 var errPullLost = errors.New("nats: a page's pull in flight as the connection reconnected (its answer may be lost)")
 
 // pull is fetchNoWait's request and its wait for the server's answer.
+//
+// It asks for at most pullBytes, as the instance's consumer does
+// (consumer.go): a page's first pull asks for replayPull messages, and
+// with no bound in bytes the server sent them all at once on the
+// instance's one connection, ahead of the answers of JetStream's API and
+// the consumer's heartbeats: 32 MiB for a page of events of 1 MiB, times
+// the resumes reading pages at once (reads.go), for a page that ends at
+// the first of them (TestResumePullsABoundedNumberOfBytes). The server
+// stops at the bound: it answers "409 Message Size Exceeds MaxBytes" when
+// the next message does not fit, and sends nothing more once the bytes
+// sent take the bound exactly; either way pull returns what came, fewer
+// than n, and readPage pulls again. A message larger than the bound (one
+// a server of a larger max_payload took) is pulled alone, with no bound:
+// the server would answer that 409 to every bounded pull, and the replay
+// never pass it (TestResumeReadsAnEventLargerThanAPull).
 func (b *Broker) pull(ctx context.Context, cons jetstream.Consumer, n int) ([]*nats.Msg, error) {
 	sub, err := b.nc.SubscribeSync(b.nc.NewInbox())
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	req, err := json.Marshal(struct {
-		Batch  int  `json:"batch"`
-		NoWait bool `json:"no_wait"`
-	}{n, true})
+	bound := b.pullBytes()
+	req, err := pullRequest(n, bound)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +88,9 @@ func (b *Broker) pull(ctx context.Context, cons jetstream.Consumer, n int) ([]*n
 		return nil, err
 	}
 	var msgs []*nats.Msg
-	for len(msgs) < n {
+	// sent is what the server counted of the bound: each message's
+	// subject, reply subject, headers and data, as it came (Size).
+	for sent := 0; len(msgs) < n && (bound == 0 || sent < bound); {
 		m, err := sub.NextMsgWithContext(ctx)
 		if errors.Is(err, nats.ErrNoResponders) && len(msgs) == 0 {
 			// No server took the request: on a cluster, the server
@@ -96,13 +112,40 @@ func (b *Broker) pull(ctx context.Context, cons jetstream.Consumer, n int) ([]*n
 		switch status := m.Header.Get("Status"); {
 		case status == "" || len(m.Data) > 0:
 			msgs = append(msgs, m)
+			sent += m.Size()
 		case status == "404" || status == "408":
 			return msgs, nil // no more now
+		case status == "409" && m.Header.Get("Description") == tooLargeForPull && len(msgs) > 0:
+			return msgs, nil // the bound: the next message did not fit
+		case status == "409" && m.Header.Get("Description") == tooLargeForPull && len(msgs) == 0 && bound > 0:
+			// The next message alone is larger than the bound; the
+			// request has ended, nothing sent. Ask for it alone.
+			n, bound = 1, 0
+			if req, err = pullRequest(n, bound); err != nil {
+				return nil, err
+			}
+			if err := b.nc.PublishRequest(subject, sub.Subject, req); err != nil {
+				return nil, err
+			}
 		case status != "100": // 100: a heartbeat, none asked for
 			return nil, fmt.Errorf("pull from consumer %s: %s %s", info.Name, status, m.Header.Get("Description"))
 		}
 	}
 	return msgs, nil
+}
+
+// tooLargeForPull is the description of the server's 409 when the next
+// message takes more than what is left of a pull's max_bytes.
+const tooLargeForPull = "Message Size Exceeds MaxBytes"
+
+// pullRequest is a no-wait pull's request for up to n messages and
+// maxBytes bytes (0: no bound).
+func pullRequest(n, maxBytes int) ([]byte, error) {
+	return json.Marshal(struct {
+		Batch    int  `json:"batch"`
+		MaxBytes int  `json:"max_bytes,omitempty"`
+		NoWait   bool `json:"no_wait"`
+	}{n, maxBytes, true})
 }
 
 // noRespondersWait is how long fetchNoWait waits before it asks again

@@ -138,6 +138,12 @@ type natsProxy struct {
 	holdPrefix []byte
 	holding    chan struct{}
 	holdUntil  chan struct{}
+	// heldSubject is the subject of the last request holdNext held.
+	heldSubject string
+	// sizes holds, for each consumer, the sizes of its deliveries
+	// written to clients, in order, as the server counts them against a
+	// pull's max_bytes: subject, reply subject, headers and data.
+	sizes map[string][]int
 }
 
 func startProxy(t *testing.T, ns *natsServer) *natsProxy {
@@ -225,7 +231,7 @@ func (p *natsProxy) holdThis(subject []byte) <-chan struct{} {
 	if p.holdPrefix == nil || !bytes.HasPrefix(subject, p.holdPrefix) {
 		return nil
 	}
-	p.holdPrefix = nil
+	p.holdPrefix, p.heldSubject = nil, string(subject)
 	close(p.holding)
 	return p.holdUntil
 }
@@ -582,6 +588,20 @@ func (p *natsProxy) passed(fields [][]byte) {
 		p.reached = make(map[string]uint64)
 	}
 	p.reached[string(tokens[consumer])] = max(p.reached[string(tokens[consumer])], n)
+	if size, err := strconv.Atoi(string(fields[len(fields)-1])); err == nil {
+		if p.sizes == nil {
+			p.sizes = make(map[string][]int)
+		}
+		name := string(tokens[consumer])
+		p.sizes[name] = append(p.sizes[name], len(fields[1])+len(fields[3])+size)
+	}
+}
+
+// held is the subject of the last request holdNext held.
+func (p *natsProxy) held() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.heldSubject
 }
 
 // deliveries is how many of the consumers' deliveries the proxy has

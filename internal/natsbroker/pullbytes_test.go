@@ -56,10 +56,7 @@ func TestConsumerPullsABoundedNumberOfBytes(t *testing.T) {
 		t.Fatalf("%d events of %d bytes fit in a pull of %d bytes: the test tells nothing", events, len(data), bound)
 	}
 	info := sentAll(t, ns, consumer, last)
-	// As the server counts a delivery against a pull's max bytes:
-	// subject, reply subject ($JS.ACK.<stream>.<consumer>. and 6
-	// numbers, 20 digits at most each), and the data (no headers).
-	each := len(DefaultSubjectPrefix+".t") + len("$JS.ACK."+DefaultStream+"."+consumer+".") + 6*21 + len(data)
+	each := deliveryBytes(consumer, DefaultSubjectPrefix+".t", len(data))
 	if sent := int(info.Delivered.Consumer) * each; sent > bound {
 		t.Fatalf("the server sent %d events (%d bytes at most each, %d in all) to a consumer that had handled none: more than a pull's bound, %d bytes", info.Delivered.Consumer, each, sent, bound)
 	}
@@ -69,6 +66,15 @@ func TestConsumerPullsABoundedNumberOfBytes(t *testing.T) {
 	letGo()
 	// Bounded, the pulls go on as events are handled: every one comes.
 	waitWhileDelivering(t, "the deliveries", func() uint64 { return b.cur.Load().seen.last() }, last, p, &logs)
+}
+
+// deliveryBytes is the most a delivery of consumer, of a message to
+// subject with data bytes of data and no headers, counts against a
+// pull's max bytes, as the server counts it: subject, reply subject
+// ($JS.ACK.<stream>.<consumer>. and 6 numbers, 20 digits at most each),
+// and the data.
+func deliveryBytes(consumer, subject string, data int) int {
+	return len(subject) + len("$JS.ACK."+DefaultStream+"."+consumer+".") + 6*21 + data
 }
 
 // sentAll waits until the server has sent consumer every event it will

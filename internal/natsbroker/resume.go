@@ -291,7 +291,10 @@ func (b *Broker) storedAsDelivered(ctx context.Context, h *history) error {
 //
 // It asks the page's consumer for at most pullSize of the messages the
 // consumer counted when created, in requests the server answers at once
-// with what it has: no request waits for a message (fetchNoWait). nats.go's
+// with what it has: no request waits for a message (fetchNoWait), nor
+// takes more than pullBytes (pull). A request that stops at that bound
+// returns fewer messages than asked for, and the page asks again; only
+// one that returns none ends it. nats.go's
 // pull iterator (Messages), asked for 32 at a time, sometimes waited after
 // the first 32 until the page's deadline in this package's tests under
 // -race: as far as its code shows, it does not ask for more while its
