@@ -112,7 +112,7 @@ type testServer struct {
 	returned chan string
 }
 
-func newTestServer(t *testing.T, opts Options) *testServer {
+func newTestServer(t testing.TB, opts Options) *testServer {
 	t.Helper()
 	h := New(opts)
 	ts := &testServer{h: h, returned: make(chan string, 1024)}
@@ -250,7 +250,7 @@ func wantStreamHeaders(t *testing.T, resp *http.Response) {
 }
 
 // waitDrained calls Wait with a bound.
-func waitDrained(t *testing.T, h *Handler) {
+func waitDrained(t testing.TB, h *Handler) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
