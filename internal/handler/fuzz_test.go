@@ -472,3 +472,54 @@ func FuzzTokenStream(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRoute sends a fuzzed method and path, with Origin, Range and
+// If-None-Match, to the router: the demo files, the API's routes, a 404
+// or 405 for the rest. Never a 5xx; a 4xx to any method but HEAD is a
+// JSON error.
+func FuzzRoute(f *testing.F) {
+	ts, _ := newFuzzServer(f)
+	for _, s := range []struct{ method, path, origin, rng, inm string }{
+		{"GET", "/", "", "", ""},
+		{"GET", "/app.js", "http://elsewhere.test", "bytes=0-3", ""},
+		{"GET", "/app.js", "", "bytes=0-1,2-3,-5", "*"},
+		{"GET", "/app.js", "", "bytes=-0", ""},
+		{"GET", "/app.js", "", "bytes=100-", ""},
+		{"HEAD", "/vendor/vue.js", "", "bytes=0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0", `W/"x"`},
+		{"GET", "/index.html", "", "", ""},
+		{"GET", "/vendor/", "", "", ""},
+		{"GET", "/%2e%2e/etc/passwd", "", "", ""},
+		{"GET", "/a%2Fb", "", "", ""},
+		{"GET", "/%68ealthz", "", "", ""},
+		{"POST", "/healthz", "", "", ""},
+		{"OPTIONS", "/api/v1/topics/x/events", "http://elsewhere.test", "", ""},
+		{"DELETE", "/api/v1/topics/a%2Fb/events", "", "", ""},
+		{"GET", "/api/v1/topics/a%zz/events", "", "", ""},
+		{"PUT", "/app.js", "", "", ""},
+		{"GET", "/metrics", "", "", ""},
+		{"GET", "/readyz", "null", "", ""},
+	} {
+		f.Add(s.method, s.path, s.origin, s.rng, s.inm)
+	}
+	f.Fuzz(func(t *testing.T, method, path, origin, rng, inm string) {
+		if method == "" || strings.ContainsFunc(method, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) }) {
+			t.Skip("not a method")
+		}
+		if !strings.HasPrefix(path, "/") || strings.Contains(path, "?") || !validRequestTarget(path) {
+			t.Skip("not a path")
+		}
+		if method == "CONNECT" {
+			t.Skip("not a request of a path")
+		}
+		h := header("Origin", origin, "Range", rng, "If-None-Match", inm)
+		resp, done := fuzzRequest(t, ts, method, path, "", h, nil)
+		defer done()
+		switch {
+		case resp.StatusCode >= 500:
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		case resp.StatusCode >= 400 && method != http.MethodHead:
+			wantRefusal(t, resp)
+		}
+	})
+}
