@@ -42,8 +42,8 @@ var testPasses = []struct {
 //
 // Fuzzing (-fuzz) runs one pass: its workers, processes of their own, run
 // TestMain's first pass whatever pass the coordinator is in, so that the
-// passes after the first fuzzed the first's transport and broker again,
-// and a worker that outlived the first pass failed the run. The pass is
+// passes after the first fuzzed the first's transport and broker again
+// (and tripled -fuzztime). The pass is
 // SSEHUB_FUZZ_PASS, its index in testPasses (0 without it), which the
 // workers inherit.
 func TestMain(m *testing.M) {
