@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -485,6 +487,9 @@ func FuzzRoute(f *testing.F) {
 		{"GET", "/app.js", "", "bytes=0-1,2-3,-5", "*"},
 		{"GET", "/app.js", "", "bytes=-0", ""},
 		{"GET", "/app.js", "", "bytes=100-", ""},
+		{"GET", "/app.js", "", "bytes=- 0", ""},
+		{"GET", "/app.js", "", "bytes=-+0", ""},
+		{"GET", "/app.js", "", "bytes=0-1,-\t0", ""},
 		{"HEAD", "/vendor/vue.js", "", "bytes=0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0,0-0", `W/"x"`},
 		{"GET", "/index.html", "", "", ""},
 		{"GET", "/vendor/", "", "", ""},
@@ -520,6 +525,41 @@ func FuzzRoute(f *testing.F) {
 			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
 		case resp.StatusCode >= 400 && method != http.MethodHead:
 			wantRefusal(t, resp)
+		case resp.StatusCode == http.StatusPartialContent:
+			wantByteRanges(t, resp, rng)
 		}
 	})
+}
+
+// wantByteRanges checks the Content-Range of a 206, or of each part of a
+// multipart/byteranges one: "bytes first-last/length", first at most last,
+// last below length (RFC 9110 §14.4), which a client can parse.
+func wantByteRanges(t *testing.T, resp *http.Response, rng string) {
+	t.Helper()
+	media, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if media != "multipart/byteranges" {
+		wantContentRange(t, resp.Header.Get("Content-Range"), rng)
+		return
+	}
+	mr := multipart.NewReader(resp.Body, params["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("Range %q: multipart body: %v", rng, err)
+		}
+		wantContentRange(t, part.Header.Get("Content-Range"), rng)
+	}
+}
+
+// wantContentRange checks one satisfied range's Content-Range.
+func wantContentRange(t *testing.T, cr, rng string) {
+	t.Helper()
+	var first, last, length int64
+	if n, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &first, &last, &length); err != nil || n != 3 ||
+		first < 0 || first > last || last >= length || cr != fmt.Sprintf("bytes %d-%d/%d", first, last, length) {
+		t.Fatalf("Range %q: 206 with Content-Range %q", rng, cr)
+	}
 }
