@@ -398,9 +398,19 @@ func FuzzCheckJSONContentType(f *testing.F) {
 func FuzzTicker(f *testing.F) {
 	ts, _ := newFuzzServer(f)
 	for _, s := range []struct{ query, lastID string }{
-		{"", ""}, {"count=5&interval=1ms", "2"}, {"count=5", "4"}, {"count=5", "04"}, {"count=5", "+1"},
-		{"count=10000&interval=60s", ""}, {"count=1&interval=-1s", ""}, {"interval=1h", ""}, {"count=0x10", ""},
-		{"count=2&count=3", ""}, {"interval=", ""}, {"count=3", "9223372036854775808"}, {"interval=1.5e3ms", "-0"},
+		{"", ""},
+		{"count=5&interval=1ms", "2"},
+		{"count=5", "4"},
+		{"count=5", "04"},
+		{"count=5", "+1"},
+		{"count=10000&interval=60s", ""},
+		{"count=1&interval=-1s", ""},
+		{"interval=1h", ""},
+		{"count=0x10", ""},
+		{"count=2&count=3", ""},
+		{"interval=", ""},
+		{"count=3", "9223372036854775808"},
+		{"interval=1.5e3ms", "-0"},
 	} {
 		f.Add(s.query, s.lastID)
 	}

@@ -37,8 +37,10 @@ func FuzzParseID(f *testing.F) {
 // before the broker's first). Never a panic, never an event twice.
 func FuzzMemoryResume(f *testing.F) {
 	const first = 1000
-	for _, s := range []string{"", "999", "1000", "1003", "1005", "1006", "1007", "5", "0", "abc", "01003",
-		"18446744073709551615", strconv.FormatUint(math.MaxUint64-1, 10)} {
+	for _, s := range []string{
+		"", "999", "1000", "1003", "1005", "1006", "1007", "5", "0", "abc", "01003",
+		"18446744073709551615", strconv.FormatUint(math.MaxUint64-1, 10),
+	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, lastID string) {
