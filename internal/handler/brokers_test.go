@@ -107,7 +107,7 @@ func (ns *natsServer) stop() {
 // ends: a memory broker with opts, or in the NATS pass a NATS broker with
 // the settings of opts that it has too (all but FirstID: its ids are its
 // stream's).
-func newTestBroker(t *testing.T, opts stream.MemoryOptions) testBroker {
+func newTestBroker(t testing.TB, opts stream.MemoryOptions) testBroker {
 	t.Helper()
 	if testNATS == nil {
 		b := stream.NewMemory(opts)
@@ -121,7 +121,7 @@ func newTestBroker(t *testing.T, opts stream.MemoryOptions) testBroker {
 // test's own, so that no test sees another's events; the stream is
 // deleted when the test ends. Each of with changes the broker's options
 // before it opens.
-func (ns *natsServer) newBroker(t *testing.T, opts stream.MemoryOptions, with ...func(*natsbroker.Options)) *natsbroker.Broker {
+func (ns *natsServer) newBroker(t testing.TB, opts stream.MemoryOptions, with ...func(*natsbroker.Options)) *natsbroker.Broker {
 	t.Helper()
 	n := ns.streams.Add(1)
 	name := fmt.Sprintf("T%d", n)

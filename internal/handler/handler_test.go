@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -37,11 +39,27 @@ var testPasses = []struct {
 // each pass that no goroutine outlived its tests. The NATS pass runs a
 // NATS server with JetStream in the process for its length. The passes
 // share go test's -timeout (testpass).
+//
+// Fuzzing (-fuzz) runs one pass: its workers, processes of their own, run
+// TestMain's first pass whatever pass the coordinator is in, so that the
+// passes after the first fuzzed the first's transport and broker again
+// (and tripled -fuzztime). The pass is
+// SSEHUB_FUZZ_PASS, its index in testPasses (0 without it), which the
+// workers inherit.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	timeout := testpass.Start()
+	passes := testPasses[:]
+	if fuzzing() {
+		i, err := strconv.Atoi(cmp.Or(os.Getenv("SSEHUB_FUZZ_PASS"), "0"))
+		if err != nil || i < 0 || i >= len(testPasses) {
+			fmt.Fprintf(os.Stderr, "SSEHUB_FUZZ_PASS %q: want 0 to %d\n", os.Getenv("SSEHUB_FUZZ_PASS"), len(testPasses)-1)
+			os.Exit(2)
+		}
+		passes = testPasses[i : i+1]
+	}
 	code := 0
-	for _, pass := range testPasses {
+	for _, pass := range passes {
 		if err := timeout.Next(); err != nil {
 			fmt.Fprintf(os.Stderr, "transport %s, nats %v: not run: %v\n", transportName(pass.detached), pass.nats, err)
 			code = 1
@@ -52,6 +70,17 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// fuzzing reports whether this process fuzzes: the coordinator (-fuzz)
+// or one of its workers.
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // runPass runs the tests once with the given transport and broker.
@@ -112,7 +141,7 @@ type testServer struct {
 	returned chan string
 }
 
-func newTestServer(t *testing.T, opts Options) *testServer {
+func newTestServer(t testing.TB, opts Options) *testServer {
 	t.Helper()
 	h := New(opts)
 	ts := &testServer{h: h, returned: make(chan string, 1024)}
@@ -250,7 +279,7 @@ func wantStreamHeaders(t *testing.T, resp *http.Response) {
 }
 
 // waitDrained calls Wait with a bound.
-func waitDrained(t *testing.T, h *Handler) {
+func waitDrained(t testing.TB, h *Handler) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

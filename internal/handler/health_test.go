@@ -196,25 +196,28 @@ func TestDemoFileErrorsAreJSON(t *testing.T) {
 	}
 }
 
-// A suffix range of length 0 (bytes=-0) selects no byte: RFC 9110 §14.1.1
+// A suffix range of length 0 (bytes=-0, or "- 0" and "-+0", which net/http
+// reads alike) selects no byte: RFC 9110 §14.1.1
 // counts it unsatisfiable. net/http served it as a 206 of no bytes whose
 // Content-Range, "bytes 19-18/19", ends before it starts, which a client
 // cannot parse; alone it is a 416 as any range past the end, and beside a
 // satisfiable range it is left out.
 func TestDemoFileEmptySuffixRangeIsUnsatisfiable(t *testing.T) {
 	ts := newTestServer(t, testOptions())
-	for _, rng := range []string{"bytes=-0", "bytes=-000", "bytes= -0 , -0"} {
+	for _, rng := range []string{"bytes=-0", "bytes=-000", "bytes= -0 , -0", "bytes=- 0", "bytes=-+0", "bytes=-\t00", "bytes= - +0 ,-0"} {
 		resp := ts.do(t, "GET", "/app.js", nil, map[string]string{"Range": rng})
 		wantJSONError(t, resp, http.StatusRequestedRangeNotSatisfiable)
 		if got := resp.Header.Get("Content-Range"); got != "bytes */19" {
 			t.Errorf("Range %s: 416 with Content-Range %q, want bytes */19", rng, got)
 		}
 	}
-	resp := ts.do(t, "GET", "/app.js", nil, map[string]string{"Range": "bytes=-0, 0-6"})
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusPartialContent || string(b) != "console" || resp.Header.Get("Content-Range") != "bytes 0-6/19" {
-		t.Errorf("Range bytes=-0, 0-6: %d %q (Content-Range %q), want 206 \"console\" (bytes 0-6/19)",
-			resp.StatusCode, b, resp.Header.Get("Content-Range"))
+	for _, rng := range []string{"bytes=-0, 0-6", "bytes=0-6, -+0", "bytes=- 0,0-6"} {
+		resp := ts.do(t, "GET", "/app.js", nil, map[string]string{"Range": rng})
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusPartialContent || string(b) != "console" || resp.Header.Get("Content-Range") != "bytes 0-6/19" {
+			t.Errorf("Range %s: %d %q (Content-Range %q), want 206 \"console\" (bytes 0-6/19)",
+				rng, resp.StatusCode, b, resp.Header.Get("Content-Range"))
+		}
 	}
 }
 

@@ -33,7 +33,7 @@ const testToken = "s3cret-token"
 
 // hubOptions are test Options with a hub on a fresh broker of this pass
 // (newTestBroker), with the settings of mem that it has.
-func hubOptions(t *testing.T, mem stream.MemoryOptions) (Options, testBroker) {
+func hubOptions(t testing.TB, mem stream.MemoryOptions) (Options, testBroker) {
 	t.Helper()
 	broker := newTestBroker(t, mem)
 	opts := testOptions()

@@ -47,7 +47,7 @@ func grant(sub, pub []string, ttl time.Duration) jwtauth.Claims {
 }
 
 // sign signs c with method and key.
-func sign(t *testing.T, method jwt.SigningMethod, key any, c jwtauth.Claims) string {
+func sign(t testing.TB, method jwt.SigningMethod, key any, c jwtauth.Claims) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(method, c).SignedString(key)
 	if err != nil {
@@ -57,7 +57,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, c jwtauth.Claims) str
 }
 
 // mint signs c with the test servers' secret, HS256.
-func mint(t *testing.T, c jwtauth.Claims) string {
+func mint(t testing.TB, c jwtauth.Claims) string {
 	return sign(t, jwt.SigningMethodHS256, []byte(jwtTestSecret), c)
 }
 

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math"
 	"net/http"
+	"net/textproto"
 	"path"
 	"strconv"
 	"strings"
@@ -130,16 +131,17 @@ func dropManyRanges(h http.Header) {
 // 19-18/19"), which a client cannot parse. Beside other ranges it is left
 // out; alone, the header is made a range past every file's end, which the
 // file server answers 416 with the file's length, as it does any range past
-// the end.
+// the end. A range is read as the file server reads it: white space
+// around the dash too ("- 0"), and a sign before the length ("-+0").
 func dropEmptySuffixRanges(h http.Header) {
 	rng := h.Get("Range")
 	specs, ok := strings.CutPrefix(rng, "bytes=")
-	if !ok || !strings.Contains(specs, "-0") {
+	if !ok || !strings.Contains(specs, "0") {
 		return
 	}
 	kept := make([]string, 0, strings.Count(specs, ",")+1)
 	for spec := range strings.SplitSeq(specs, ",") {
-		if digits, suffix := strings.CutPrefix(strings.TrimSpace(spec), "-"); suffix && digits != "" && strings.Trim(digits, "0") == "" {
+		if emptySuffixRange(spec) {
 			continue
 		}
 		kept = append(kept, spec)
@@ -148,6 +150,24 @@ func dropEmptySuffixRanges(h http.Header) {
 		kept = []string{strconv.FormatInt(math.MaxInt64, 10) + "-"}
 	}
 	h.Set("Range", "bytes="+strings.Join(kept, ","))
+}
+
+// emptySuffixRange reports whether spec, one range of a Range header's
+// list, is a suffix range of length 0 as net/http's file server reads it
+// (its parseRange): no first byte, and a last that strconv.ParseInt reads
+// as 0, white space (textproto's: space, tab, CR, LF) dropped around the
+// range and around each side of its dash.
+func emptySuffixRange(spec string) bool {
+	first, last, ok := strings.Cut(textproto.TrimString(spec), "-")
+	if !ok || textproto.TrimString(first) != "" {
+		return false
+	}
+	last = textproto.TrimString(last)
+	if last == "" || last[0] == '-' {
+		return false
+	}
+	n, err := strconv.ParseInt(last, 10, 64)
+	return err == nil && n == 0
 }
 
 // fileErrorWriter is the writer staticFiles serves a file through: it

@@ -154,7 +154,7 @@ func isValid(v *Verifier, token string) bool {
 
 // hmacVerifier returns a Verifier of HS256 tokens, and a function that
 // signs claims with its secret.
-func hmacVerifier(t *testing.T) (*Verifier, func(jwt.MapClaims) string) {
+func hmacVerifier(t testing.TB) (*Verifier, func(jwt.MapClaims) string) {
 	t.Helper()
 	secret := []byte(strings.Repeat("s", 32))
 	v, err := New(Options{HMACSecret: secret})
