@@ -260,7 +260,10 @@ type Broker struct {
 	tending   atomic.Bool    // whether tend's goroutine runs
 	tends     sync.WaitGroup // tend's goroutine, which watch waits for
 	jsAnswers atomic.Uint64  // watch's questions answered
-	auth      []nats.Option  // the credentials and CAs, for watch's connections
+	// payloadSeen is the largest max_payload a server of the connection
+	// has told (largestPayload).
+	payloadSeen atomic.Int64
+	auth        []nats.Option // the credentials and CAs, for watch's connections
 
 	closeOnce sync.Once
 
@@ -399,6 +402,7 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 			b.back = make(chan struct{})
 			b.backMu.Unlock()
 			opts.Logger.Info("nats reconnected", "server", redacted(nc.ConnectedUrl()))
+			b.largestPayload(nc.MaxPayload()) // noted for the servers after it
 			// What the server sent the consumers meanwhile is lost.
 			b.resetConsumers()
 		}),
@@ -419,6 +423,7 @@ func open(ctx context.Context, opts Options) (_ *Broker, dropped bool, _ error) 
 		return nil, ungreeted(err), fmt.Errorf("nats connect to %s: %w", strings.Join(hosts, ", "), err)
 	}
 	b.nc = nc
+	b.largestPayload(nc.MaxPayload()) // noted for the servers it reconnects to
 	b.followStatus(nc)
 	// A body of MaxEventBytes may be stored with up to 3 times as many
 	// bytes of data (each invalid UTF-8 byte becomes U+FFFD), its subject

@@ -60,13 +60,35 @@ const (
 // (a cluster's servers should share it); the hub's own events are smaller
 // still (maxStoredBytes of MaxEventBytes); and it carries its subjects
 // (pullSlack). read asks for each consumer it reads, so after each
-// reconnect.
+// reconnect: of the largest max_payload a server of the connection has
+// told (largestPayload), not the current one's alone. Events stored
+// through a server that took 8 MiB were still to be delivered once the
+// connection was back on one that takes 1 MiB (the same, restarted so,
+// or another of a cluster whose servers do not share it: routes carry
+// messages of any size), and each pull, bounded by 1 MiB, was answered
+// 409: the consumer stopped for good
+// (TestConsumerTakesEventsStoredPastAReconnectsMaxPayload). A larger
+// event, stored through a server this connection never reached, still
+// stops it.
 func (b *Broker) pullBytes() int {
 	if b.opts.pullBytes > 0 {
 		return b.opts.pullBytes
 	}
-	largest := max(b.nc.MaxPayload(), maxStoredBytes(b.opts.MaxEventBytes)) + pullSlack
+	largest := max(b.largestPayload(b.nc.MaxPayload()), maxStoredBytes(b.opts.MaxEventBytes)) + pullSlack
 	return int(max(minPullBytes, largest))
+}
+
+// largestPayload notes now, the max_payload of the server b's connection
+// is connected to, and returns the largest one a server of it has told
+// since Open: now, or that of a server it was connected to before (Open
+// and each reconnect note theirs).
+func (b *Broker) largestPayload(now int64) int64 {
+	for {
+		seen := b.payloadSeen.Load()
+		if now <= seen || b.payloadSeen.CompareAndSwap(seen, now) {
+			return max(now, seen)
+		}
+	}
 }
 
 // live is history h's one consumer of the whole stream, which hands each

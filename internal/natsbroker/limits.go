@@ -149,7 +149,8 @@ func (b *Broker) adoptLimits(info *jetstream.StreamInfo) {
 // A write denied or refused is not tried again; one left unanswered (a
 // NATS server busy, as just after a restart) is, at watch's first
 // question shareRetry PublishTimeouts later, as share's writes are:
-// each of watch's questions would wait PublishTimeout.
+// tend, at each of watch's questions, would write on, a write waiting
+// PublishTimeout after another. It runs on tend's goroutine.
 func (b *Broker) keepLimits(info *jetstream.StreamInfo) {
 	b.adoptLimits(info)
 	set := b.limits.Load()

@@ -74,8 +74,9 @@ func (h *history) shared(meta map[string]string) map[string]string {
 }
 
 // shareRetry is how many PublishTimeouts share waits, after a write
-// that went unanswered, before it writes again: watch, which asks for it,
-// waits at most a fifth of its time on such writes.
+// that went unanswered, before it writes again: tend, which asks for it
+// at watch's questions, spends at most a fifth of its time on such
+// writes, one at a time.
 const shareRetry = 4
 
 // share writes in the metadata of h's stream what h knows that it does
@@ -90,8 +91,9 @@ const shareRetry = 4
 // or refused by JetStream, it does not write again (unshared: each of
 // watch's questions would warn). Unanswered (a NATS server busy, as just
 // after a restart or a restore, when it learns the most), it does not
-// write again for shareRetry PublishTimeouts: each of watch's questions
-// would wait PublishTimeout.
+// write again for shareRetry PublishTimeouts: tend, at each of watch's
+// questions, would write on, a write waiting PublishTimeout after
+// another.
 func (b *Broker) share(ctx context.Context, h *history) {
 	if h.prevFrom.Load() == 0 && len(h.lostRanges()) == 0 || time.Now().UnixNano() < h.shareAt.Load() {
 		return
