@@ -35,10 +35,12 @@ var testPasses = []struct {
 
 // TestMain runs every test once per pass (testPasses), and checks after
 // each pass that no goroutine outlived its tests. The NATS pass runs a
-// NATS server with JetStream in the process for its length. The passes
-// share go test's -timeout (testpass).
+// NATS server with JetStream in the process for its length, its store in
+// a folder the next run removes if this one was killed before it could
+// (removeStaleNATSDirs). The passes share go test's -timeout (testpass).
 func TestMain(m *testing.M) {
 	flag.Parse()
+	removeStaleNATSDirs(os.TempDir())
 	timeout := testpass.Start()
 	code := 0
 	for _, pass := range testPasses {
