@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testpass"
 )
 
 // TestClusterSmokeThroughNginx runs the cluster of the README's "Running
@@ -290,7 +291,7 @@ func goBuild(t *testing.T, out, pkg string) {
 	bin, ok := built.bins[pkg]
 	if !ok {
 		if built.dir == "" {
-			dir, err := os.MkdirTemp("", buildsPrefix+strconv.Itoa(os.Getpid())+"-")
+			dir, err := testpass.MkdirOwned(buildsPrefix)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssehub/ssehub/internal/testpass"
 )
 
 // dockerEngine is a Docker engine a test may use, through the docker CLI.
@@ -96,12 +98,12 @@ func (e *dockerEngine) must(t *testing.T, args ...string) string {
 const dockerdPrefix = "ssehub-dockerd-pid"
 
 // removeStaleDockerds removes the folders of startDockerd in tmp whose test
-// process is gone (removeStale): a test binary killed (by go test at its
+// process is gone (testpass.RemoveStale): a test binary killed (by go test at its
 // -timeout, by a signal) removes none, and leaves its dockerd, and that
 // one's containerd, running on it. Each is killed first, then its mounts
 // undone.
 func removeStaleDockerds(tmp string) {
-	removeStale(tmp, dockerdPrefix, func(dir string) error {
+	testpass.RemoveStale(tmp, dockerdPrefix, func(dir string) error {
 		// dockerd first: it would start a containerd killed before it again.
 		for _, pidFile := range []string{"dockerd.pid", "exec/containerd/containerd.pid"} {
 			if err := killLeftBehind(filepath.Join(dir, pidFile), dir); err != nil {
@@ -141,15 +143,7 @@ func killLeftBehind(pidFile, dir string) error {
 
 // processExited reports whether the process of that pid has exited: gone,
 // or a zombie its parent has yet to reap.
-func processExited(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	// The state follows the command name, in parentheses that may hold any byte.
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
-}
+func processExited(pid int) bool { return !testpass.ProcessRuns(pid) }
 
 // startDockerd starts a dockerd of its own: its own config file, data,
 // state, pid file and socket under one temporary folder, so it neither
@@ -165,7 +159,7 @@ func startDockerd(t *testing.T, cli string, env []string) *dockerEngine {
 	if err != nil {
 		t.Skipf("skipping: no Docker engine answers, and no dockerd (make test installs the docker.io package): %v", err)
 	}
-	dir, err := os.MkdirTemp("", dockerdPrefix+strconv.Itoa(os.Getpid())+"-")
+	dir, err := testpass.MkdirOwned(dockerdPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func TestHTTP2ClientThatVanishedIsDropped(t *testing.T) {
 		t.Parallel()
 		cfg.Stream.HeartbeatInterval = time.Second
 		cfg.Stream.WriteTimeout = time.Second
-		closed := make(chan string, 100)
+		closed := newClosedAddrs()
 		base, _ := startMain(t, cfg, stallableConns(t, closed))
 		// The stream has started once vanishedHTTP2 returns. It is not
 		// looked for in /metrics: the server drops it
@@ -44,15 +44,11 @@ func TestHTTP2ClientThatVanishedIsDropped(t *testing.T) {
 
 		start := time.Now()
 		bound := 3 * (cfg.Stream.HeartbeatInterval + cfg.Stream.WriteTimeout)
-		deadline := time.After(bound)
-		for done := false; !done; {
-			select {
-			case remote := <-closed:
-				done = remote == conn.LocalAddr().String()
-			case <-deadline:
-				t.Fatalf("the connection of a client that answers no PING was still open %v after its stream started (%d PINGs sent); stream.heartbeat_interval %v, stream.write_timeout %v",
-					time.Since(start), len(pings), cfg.Stream.HeartbeatInterval, cfg.Stream.WriteTimeout)
-			}
+		select {
+		case <-closed.of(conn.LocalAddr().String()):
+		case <-time.After(bound):
+			t.Fatalf("the connection of a client that answers no PING was still open %v after its stream started (%d PINGs sent); stream.heartbeat_interval %v, stream.write_timeout %v",
+				time.Since(start), len(pings), cfg.Stream.HeartbeatInterval, cfg.Stream.WriteTimeout)
 		}
 		t.Logf("connection closed %v after the stream started, %d PINGs sent", time.Since(start), len(pings))
 		waitStreams(t, client, base, 0)
@@ -169,18 +165,14 @@ func TestHTTP2ClientThatVanishedWarnsOnce(t *testing.T) {
 	cfg.Stream.HeartbeatInterval = time.Second
 	cfg.Stream.WriteTimeout = time.Second
 	var logs lockedBuffer
-	closed := make(chan string, 100)
+	closed := newClosedAddrs()
 	base, _ := startMainLogging(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), stallableConns(t, closed))
 	for i := range 2 {
 		conn, _ := vanishedHTTP2(t, base, nil, "vanished")
-		deadline := time.After(3 * (cfg.Stream.HeartbeatInterval + cfg.Stream.WriteTimeout))
-		for done := false; !done; {
-			select {
-			case remote := <-closed:
-				done = remote == conn.LocalAddr().String()
-			case <-deadline:
-				t.Fatalf("client %d: its connection was not closed", i)
-			}
+		select {
+		case <-closed.of(conn.LocalAddr().String()):
+		case <-time.After(3 * (cfg.Stream.HeartbeatInterval + cfg.Stream.WriteTimeout)):
+			t.Fatalf("client %d: its connection was not closed", i)
 		}
 	}
 	warnedOnce(t, logs.String(), "http2_ping_timeout", "timeout waiting for PING response", 2)

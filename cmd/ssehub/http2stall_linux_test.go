@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,20 +40,16 @@ func TestHTTP2ClientThatStopsReadingIsDropped(t *testing.T) {
 		t.Parallel()
 		cfg.Server.ShutdownTimeout = time.Second
 		cfg.Stream.WriteTimeout = time.Second
-		closed := make(chan string, 100)
+		closed := newClosedAddrs()
 		base, _ := startMain(t, cfg, stallableConns(t, closed))
 
 		conn := stallHTTP2(t, base, stallTLSConfig(roots), "stalled", 2)
 		start := time.Now()
-		deadline := time.After(15 * cfg.Stream.WriteTimeout)
-		for done := false; !done; {
-			select {
-			case remote := <-closed:
-				done = remote == conn.LocalAddr().String()
-			case <-deadline:
-				t.Fatalf("the connection of a client that stopped reading was still open %v after its last publish; stream.write_timeout %v",
-					time.Since(start), cfg.Stream.WriteTimeout)
-			}
+		select {
+		case <-closed.of(conn.LocalAddr().String()):
+		case <-time.After(15 * cfg.Stream.WriteTimeout):
+			t.Fatalf("the connection of a client that stopped reading was still open %v after its last publish; stream.write_timeout %v",
+				time.Since(start), cfg.Stream.WriteTimeout)
 		}
 		t.Logf("connection closed %v after the last publish", time.Since(start))
 		waitStreams(t, testClient(t, roots, (*http.Protocols).SetHTTP1), base, 0)
@@ -124,9 +121,12 @@ func TestHTTP2ShutdownWithStalledClients(t *testing.T) {
 
 // stallableConns returns a hook for startMain that makes the server's
 // connections as on a system without TCP_USER_TIMEOUT, with a small send
-// buffer that a few events fill, and sends the client's address of each
-// connection closed to closed, when not nil.
-func stallableConns(t *testing.T, closed chan<- string) func(*Main) {
+// buffer that a few events fill, and tells closed, when not nil, the
+// client's address of each connection closed. It never blocks: it sent
+// each address to a channel of a hundred places, and once they were full
+// of closes no test waited for, the next connection's goroutine was held
+// in the hook for good (TestStallableConnsClosedUnwatched).
+func stallableConns(t *testing.T, closed *closedAddrs) func(*Main) {
 	return func(m *Main) {
 		m.connState = func(c net.Conn, state http.ConnState) {
 			switch state {
@@ -151,11 +151,53 @@ func stallableConns(t *testing.T, closed chan<- string) func(*Main) {
 				}
 			case http.StateClosed:
 				if closed != nil {
-					closed <- c.RemoteAddr().String()
+					closed.close(c.RemoteAddr().String())
 				}
 			}
 		}
 	}
+}
+
+// closedAddrs tells of the connections a server closed, by the client's
+// address, from its ConnState hook (stallableConns), without blocking it.
+type closedAddrs struct {
+	mu     sync.Mutex
+	closed map[string]chan struct{} // closed once that address's connection is
+}
+
+func newClosedAddrs() *closedAddrs {
+	return &closedAddrs{closed: make(map[string]chan struct{})}
+}
+
+// of returns a channel closed once the server has closed the connection
+// of the client at addr.
+func (c *closedAddrs) of(addr string) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.chanOf(addr)
+}
+
+// close tells that the server closed the connection of the client at
+// addr.
+func (c *closedAddrs) close(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.chanOf(addr)
+	select {
+	case <-ch: // told already
+	default:
+		close(ch)
+	}
+}
+
+// chanOf is of's channel, made on first use; called under mu.
+func (c *closedAddrs) chanOf(addr string) chan struct{} {
+	ch, ok := c.closed[addr]
+	if !ok {
+		ch = make(chan struct{})
+		c.closed[addr] = ch
+	}
+	return ch
 }
 
 // stallHTTP2 opens an HTTP/2 connection to base, over TLS with tlsConfig
@@ -299,7 +341,7 @@ func TestHTTP2StreamNotReadKeepsItsConnection(t *testing.T) {
 // streamNotRead is TestHTTP2StreamNotReadKeepsItsConnection over TLS
 // with roots, else h2c.
 func streamNotRead(t *testing.T, cfg config.Config, roots *x509.CertPool) {
-	closed := make(chan string, 100)
+	closed := newClosedAddrs()
 	base, _ := startMain(t, cfg, stallableConns(t, closed))
 	conn, fr, scheme := dialHTTP2(t, net.Dialer{}, base, stallTLSConfig(roots))
 	// The streams' windows are the default 64 KiB, never raised; the
@@ -397,13 +439,30 @@ func streamNotRead(t *testing.T, cfg config.Config, roots *x509.CertPool) {
 				got = strings.Contains(frame, "data: "+want+"\n")
 			case err := <-ended:
 				t.Fatalf("the connection ended after the stream's reset: %v", err)
-			case remote := <-closed:
-				if remote == conn.LocalAddr().String() {
-					t.Fatal("the server closed the connection of a client that reads it")
-				}
+			case <-closed.of(conn.LocalAddr().String()):
+				t.Fatal("the server closed the connection of a client that reads it")
 			case <-time.After(10 * time.Second):
 				t.Fatalf("event %q did not reach the stream the client reads", want)
 			}
 		}
+	}
+}
+
+// TestStallableConnsClosedUnwatched: connections the server closed while
+// no test waited for them (more than the hundred places of the channel
+// stallableConns's hook sent to) leave no goroutine behind once the
+// server stopped. The send of the hundred and first held its
+// connection's goroutine in the hook for good.
+func TestStallableConnsClosedUnwatched(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) }) // after the server stopped
+	base, _ := startMain(t, hubTestConfig(), stallableConns(t, newClosedAddrs()))
+	addr := strings.TrimPrefix(base, "http://")
+	for range 110 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
 	}
 }

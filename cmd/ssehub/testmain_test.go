@@ -1,14 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/ssehub/ssehub/internal/testpass"
@@ -19,44 +16,12 @@ import (
 const buildsPrefix = "ssehub-test-bin-pid"
 
 // removeStaleBuilds removes the folders of goBuild in tmp whose process is
-// gone: TestMain removes its own when it returns, but a test binary killed
-// (by go test at its -timeout, by a signal) cannot, and each left one of
-// some 30 MB. The folder of a process still running (another package's
+// gone (testpass.RemoveStale): TestMain removes its own when it returns,
+// but a test binary killed (by go test at its -timeout, by a signal)
+// cannot, and each left one of some 30 MB. The folder of a process still running (another package's
 // tests, another run at the same time) is kept.
 func removeStaleBuilds(tmp string) {
-	removeStale(tmp, buildsPrefix, os.RemoveAll)
-}
-
-// removeStale calls remove on each folder in tmp named prefix, the pid of
-// the process that made it and a dash, whose process is gone (not this
-// one, nor one that runs or may).
-func removeStale(tmp, prefix string, remove func(dir string) error) {
-	entries, err := os.ReadDir(tmp)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok || !e.IsDir() {
-			continue
-		}
-		digits, _, ok := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(digits)
-		if !ok || err != nil || pid <= 0 || pid == os.Getpid() || processRuns(pid) {
-			continue
-		}
-		_ = remove(filepath.Join(tmp, e.Name()))
-	}
-}
-
-// processRuns reports whether a process of that pid runs, or may: only
-// one known to be gone is not.
-func processRuns(pid int) bool {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return false
-	}
-	return !errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
+	testpass.RemoveStale(tmp, buildsPrefix, os.RemoveAll)
 }
 
 // TestTimeoutCoversBothPasses checks that TestMain's two passes share

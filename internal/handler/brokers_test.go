@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ssehub/ssehub/internal/natsbroker"
 	"github.com/ssehub/ssehub/internal/stream"
+	"github.com/ssehub/ssehub/internal/testpass"
 )
 
 // testBroker is what the hub tests do with the broker of their hub:
@@ -46,9 +47,22 @@ type natsServer struct {
 	streams atomic.Uint64 // streams created, for their names
 }
 
+// natsDirPrefix starts the name of startNATS's store folder in the
+// temporary directory, followed by the pid of the test process that made
+// it and a dash (testpass.MkdirOwned).
+const natsDirPrefix = "ssehub-handler-nats-pid"
+
+// removeStaleNATSDirs removes the store folders of startNATS in tmp whose
+// test process is gone (testpass.RemoveStale): stop removes its own, but
+// a test binary killed (by go test at its -timeout, by a signal) cannot,
+// and left each one behind.
+func removeStaleNATSDirs(tmp string) {
+	testpass.RemoveStale(tmp, natsDirPrefix, os.RemoveAll)
+}
+
 // startNATS starts the server of the NATS pass.
 func startNATS() (*natsServer, error) {
-	dir, err := os.MkdirTemp("", "ssehub-handler-nats-")
+	dir, err := testpass.MkdirOwned(natsDirPrefix)
 	if err != nil {
 		return nil, err
 	}

@@ -37,8 +37,9 @@ var testPasses = []struct {
 
 // TestMain runs every test once per pass (testPasses), and checks after
 // each pass that no goroutine outlived its tests. The NATS pass runs a
-// NATS server with JetStream in the process for its length. The passes
-// share go test's -timeout (testpass).
+// NATS server with JetStream in the process for its length, its store in
+// a folder the next run removes if this one was killed before it could
+// (removeStaleNATSDirs). The passes share go test's -timeout (testpass).
 //
 // Fuzzing (-fuzz) runs one pass: its workers, processes of their own, run
 // TestMain's first pass whatever pass the coordinator is in, so that the
@@ -48,6 +49,7 @@ var testPasses = []struct {
 // workers inherit.
 func TestMain(m *testing.M) {
 	flag.Parse()
+	removeStaleNATSDirs(os.TempDir())
 	timeout := testpass.Start()
 	passes := testPasses[:]
 	if fuzzing() {

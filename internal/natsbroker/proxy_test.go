@@ -358,17 +358,23 @@ func (p *natsProxy) accept() {
 			c.Close()
 			continue
 		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() {
-			defer p.wg.Done()
-			copyOps(c, s, "MSG", p.lose, p.isHung, p.rewrite, p.holdBack, p.passed)
-			c.Close()
-		}()
-		go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil, nil, p.holdRepeat, nil); s.Close() }()
+		p.relay(c, s)
 	}
+}
+
+// relay passes what client c and server s send each other, as p asks,
+// until either closes.
+func (p *natsProxy) relay(c, s net.Conn) {
+	p.mu.Lock()
+	p.conns = append(p.conns, c, s)
+	p.mu.Unlock()
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		copyOps(c, s, "MSG", p.lose, p.isHung, p.rewrite, p.holdBack, p.passed)
+		c.Close()
+	}()
+	go func() { defer p.wg.Done(); copyOps(s, c, "PUB", p.swallowed, nil, nil, p.holdRepeat, nil); s.Close() }()
 }
 
 // copyOps copies the NATS protocol of src to dst one operation at a time,
