@@ -163,7 +163,14 @@ func startProxy(t *testing.T, ns *natsServer) *natsProxy {
 // with testBrokerOptions for the server, reached through the proxy.
 func startProxied(t *testing.T) (ns *natsServer, p *natsProxy, opts Options) {
 	t.Helper()
-	ns = startNATS(t)
+	return startProxiedWith(t, &natsServer{})
+}
+
+// startProxiedWith is startProxied with the server set as the test needs
+// it (startNATSWith).
+func startProxiedWith(t *testing.T, set *natsServer) (ns *natsServer, p *natsProxy, opts Options) {
+	t.Helper()
+	ns = startNATSWith(t, set)
 	p = startProxy(t, ns)
 	opts = testBrokerOptions(ns)
 	opts.URLs = []string{p.url()}

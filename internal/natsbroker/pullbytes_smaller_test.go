@@ -17,11 +17,8 @@ import (
 // next event takes, the server answered 409 and sent nothing, and
 // nats.go asked again for as many: the consumer stopped there for good.
 func TestConsumerTakesEventsStoredPastAReconnectsMaxPayload(t *testing.T) {
-	ns := startNATSWith(t, &natsServer{maxPayload: 8 << 20})
-	p := startProxy(t, ns)
+	ns, p, opts := startProxiedWith(t, &natsServer{maxPayload: 8 << 20})
 	var logs testlog.Buffer
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	b, err := Open(t.Context(), opts)
 	if err != nil {

@@ -27,11 +27,8 @@ import (
 // against a pull (subject, reply subject, headers and data), and compared
 // with the bound; no time is measured.
 func TestConsumerPullsABoundedNumberOfBytes(t *testing.T) {
-	ns := startNATSWith(t, &natsServer{maxPayload: 2 << 20})
-	p := startProxy(t, ns)
+	ns, p, opts := startProxiedWith(t, &natsServer{maxPayload: 2 << 20})
 	var logs testlog.Buffer
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	b, err := Open(t.Context(), opts)
 	if err != nil {
@@ -111,11 +108,8 @@ func sentAll(t *testing.T, ns *natsServer, consumer string, last uint64) *jetstr
 // never delivers that event, nor any after it. Here the server takes
 // 8 MiB, twice the least bound.
 func TestConsumerTakesEventsAsLargeAsMaxPayload(t *testing.T) {
-	ns := startNATSWith(t, &natsServer{maxPayload: 8 << 20})
-	p := startProxy(t, ns)
+	ns, p, opts := startProxiedWith(t, &natsServer{maxPayload: 8 << 20})
 	var logs testlog.Buffer
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	b, err := Open(t.Context(), opts)
 	if err != nil {

@@ -123,10 +123,7 @@ func TestResumeThatCannotReadAnswersBusy(t *testing.T) {
 // not that the store is unreachable: TestResumeThatCannotReadAnswersBusy
 // failed so when its time ran out during a request.
 func TestResumeRefusedThenUnansweredAnswersBusy(t *testing.T) {
-	ns := startNATSWith(t, &natsServer{maxConsumers: 1}) // the instance's own
-	p := startProxy(t, ns)
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
+	ns, p, opts := startProxiedWith(t, &natsServer{maxConsumers: 1}) // the instance's own
 	opts.PublishTimeout = time.Second // the refusal comes within it
 	createStream(t, ns, opts)
 	publishAsOperator(t, ns, "t", 3)

@@ -30,11 +30,8 @@ import (
 // to 19 s while that queue drained, then all came. So the test fails once
 // neither its deliveries nor the connection's have moved for waitLimit.
 func TestSlowConsumerNoticeRemakesThePendingConsumer(t *testing.T) {
-	ns := startNATSWith(t, &natsServer{maxPayload: 2 << 20})
-	p := startProxy(t, ns)
+	ns, p, opts := startProxiedWith(t, &natsServer{maxPayload: 2 << 20})
 	var logs testlog.Buffer
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	// Missed heartbeats make the consumer again too: come behind the
 	// deliveries queued once the answers are let go of, two in a row

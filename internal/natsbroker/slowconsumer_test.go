@@ -18,11 +18,8 @@ import (
 // of a consumer waits for the stream's answer (deliver's check that it is
 // h's stream), held back, while 80 events of 1 MiB arrive behind it.
 func TestSlowConsumerNoticeLosesNoEvent(t *testing.T) {
-	ns := startNATSWith(t, &natsServer{maxPayload: 2 << 20})
-	p := startProxy(t, ns)
+	ns, p, opts := startProxiedWith(t, &natsServer{maxPayload: 2 << 20})
 	var logs testlog.Buffer
-	opts := testBrokerOptions(ns)
-	opts.URLs = []string{p.url()}
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	// Missed heartbeats make the consumer again too, and its remake
 	// delivers what the client dropped without the notice: missed after
