@@ -123,7 +123,8 @@ func TestResumeThatCannotReadAnswersBusy(t *testing.T) {
 // not that the store is unreachable: TestResumeThatCannotReadAnswersBusy
 // failed so when its time ran out during a request.
 func TestResumeRefusedThenUnansweredAnswersBusy(t *testing.T) {
-	ns, p, opts := startProxiedWith(t, &natsServer{maxConsumers: 1}) // the instance's own
+	// One consumer: the instance's own.
+	ns, p, opts := startProxiedWith(t, &natsServer{maxConsumers: 1})
 	opts.PublishTimeout = time.Second // the refusal comes within it
 	createStream(t, ns, opts)
 	publishAsOperator(t, ns, "t", 3)
