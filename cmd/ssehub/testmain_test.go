@@ -39,40 +39,10 @@ func TestTimeoutProbe(t *testing.T) {
 	testpass.Probe(t)
 }
 
-// TestStaleBuildsAreRemoved checks removeStaleBuilds in a temporary
-// directory of its own: the folder of a process that is gone is removed,
-// this process's, a running one's (the test's own child, still running),
-// and any other folder are kept.
+// TestStaleBuildsAreRemoved checks removeStaleBuilds
+// (testpass.CheckRemovesStale).
 func TestStaleBuildsAreRemoved(t *testing.T) {
-	tmp := t.TempDir()
-	gone := exec.Command("true")
-	if err := gone.Run(); err != nil {
-		t.Fatal(err)
-	}
-	running := exec.Command("sleep", "600")
-	if err := running.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = running.Process.Kill(); _ = running.Wait() })
-	names := map[string]bool{ // kept
-		fmt.Sprintf("%s%d-123", buildsPrefix, gone.Process.Pid):    false,
-		fmt.Sprintf("%s%d-456", buildsPrefix, os.Getpid()):         true,
-		fmt.Sprintf("%s%d-789", buildsPrefix, running.Process.Pid): true,
-		"ssehub-test-bin-pidx-1":                                   true,
-		"ssehub-other":                                             true,
-	}
-	for name := range names {
-		if err := os.MkdirAll(filepath.Join(tmp, name, "sub"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	removeStaleBuilds(tmp)
-	for name, kept := range names {
-		_, err := os.Stat(filepath.Join(tmp, name))
-		if exists := err == nil; exists != kept {
-			t.Errorf("%s: exists %v, want %v (%v)", name, exists, kept, err)
-		}
-	}
+	testpass.CheckRemovesStale(t, buildsPrefix, removeStaleBuilds)
 }
 
 // TestStaleDockerdFoldersAreRemoved checks removeStaleDockerds in a

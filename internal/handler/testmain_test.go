@@ -3,7 +3,6 @@ package handler
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,12 +29,10 @@ func TestTimeoutProbe(t *testing.T) {
 	testpass.Probe(t)
 }
 
-// TestStaleNATSDirsAreRemoved checks removeStaleNATSDirs in a temporary
-// directory of its own: the store folder of a test process that is gone
-// is removed; this process's, a running one's (the test's own child,
-// still running), and any other folder are kept. In the NATS pass, the
-// store folder of its server is named as removeStaleNATSDirs looks for,
-// for this process: a test binary killed left it behind for good.
+// TestStaleNATSDirsAreRemoved checks removeStaleNATSDirs
+// (testpass.CheckRemovesStale). In the NATS pass, the store folder of its
+// server is named as removeStaleNATSDirs looks for, for this process: a
+// test binary killed left it behind for good.
 func TestStaleNATSDirsAreRemoved(t *testing.T) {
 	if testNATS != nil {
 		want := fmt.Sprintf("%s%d-", natsDirPrefix, os.Getpid())
@@ -43,33 +40,5 @@ func TestStaleNATSDirsAreRemoved(t *testing.T) {
 			t.Errorf("the NATS pass's store folder is %s, want one named %s and a suffix", name, want)
 		}
 	}
-	tmp := t.TempDir()
-	gone := exec.Command("true")
-	if err := gone.Run(); err != nil {
-		t.Fatal(err)
-	}
-	running := exec.Command("sleep", "600")
-	if err := running.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = running.Process.Kill(); _ = running.Wait() })
-	names := map[string]bool{ // kept
-		fmt.Sprintf("%s%d-123", natsDirPrefix, gone.Process.Pid):    false,
-		fmt.Sprintf("%s%d-456", natsDirPrefix, os.Getpid()):         true,
-		fmt.Sprintf("%s%d-789", natsDirPrefix, running.Process.Pid): true,
-		natsDirPrefix + "x-1": true,
-		"ssehub-other":        true,
-	}
-	for name := range names {
-		if err := os.MkdirAll(filepath.Join(tmp, name, "jetstream"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	removeStaleNATSDirs(tmp)
-	for name, kept := range names {
-		_, err := os.Stat(filepath.Join(tmp, name))
-		if exists := err == nil; exists != kept {
-			t.Errorf("%s: exists %v, want %v (%v)", name, exists, kept, err)
-		}
-	}
+	testpass.CheckRemovesStale(t, natsDirPrefix, removeStaleNATSDirs)
 }

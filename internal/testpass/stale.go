@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 )
 
 // MkdirOwned makes a folder in os.TempDir() named prefix, this process's
@@ -60,4 +62,42 @@ func ProcessRuns(pid int) bool {
 		return false
 	}
 	return !errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
+}
+
+// CheckRemovesStale checks removeStale, a package's RemoveStale of
+// prefix, on a temporary directory of the test's own: the folder of a
+// process that is gone is removed; this process's, a running one's (the
+// test's own child, still running), one with no pid after prefix, and
+// any other folder are kept.
+func CheckRemovesStale(t *testing.T, prefix string, removeStale func(tmp string)) {
+	t.Helper()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	running := exec.Command("sleep", "600")
+	if err := running.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = running.Process.Kill(); _ = running.Wait() })
+	kept := map[string]bool{
+		fmt.Sprintf("%s%d-123", prefix, gone.Process.Pid):    false,
+		fmt.Sprintf("%s%d-456", prefix, os.Getpid()):         true,
+		fmt.Sprintf("%s%d-789", prefix, running.Process.Pid): true,
+		prefix + "x-1": true,
+		"ssehub-other": true,
+	}
+	tmp := t.TempDir()
+	for name := range kept {
+		if err := os.MkdirAll(filepath.Join(tmp, name, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeStale(tmp)
+	for name, want := range kept {
+		_, err := os.Stat(filepath.Join(tmp, name))
+		if exists := err == nil; exists != want {
+			t.Errorf("%s: exists %v, want %v (%v)", name, exists, want, err)
+		}
+	}
 }

@@ -36,22 +36,11 @@ func checkRemoveStale(t *testing.T, prefix string, cases []staleCase) {
 }
 
 // TestRemoveStale: the folder of a process that is gone is removed; this
-// process's, a running one's (the test's own child, still running), and
-// any other folder are kept.
+// process's, a running one's, and any other folder are kept
+// (CheckRemovesStale).
 func TestRemoveStale(t *testing.T) {
 	const prefix = "ssehub-stale-pid"
-	gone := exec.Command("true")
-	if err := gone.Run(); err != nil {
-		t.Fatal(err)
-	}
-	running := startSleep(t)
-	checkRemoveStale(t, prefix, []staleCase{
-		{fmt.Sprintf("%s%d-123", prefix, gone.Process.Pid), false},
-		{fmt.Sprintf("%s%d-456", prefix, os.Getpid()), true},
-		{fmt.Sprintf("%s%d-789", prefix, running), true},
-		{prefix + "x-1", true},
-		{"ssehub-other", true},
-	})
+	CheckRemovesStale(t, prefix, func(tmp string) { RemoveStale(tmp, prefix, os.RemoveAll) })
 }
 
 // TestMkdirOwnedIsRemovedOnceItsProcessIsGone: MkdirOwned's folder is
