@@ -19,22 +19,40 @@ import (
 // instance stayed unready, every publish answered 503, for the rest of
 // that pause: up to 10 s after NATS and its stream answered again. The
 // check asks again as soon as the connection is back.
+//
+// Nothing is timed: ReconnectWait, the check's first pause, is an hour
+// (renewMax, its bound, too), and the check (renew, the stream answered
+// "not found" by the proxy) has had its answer (told) before NATS goes:
+// it is in that pause when NATS is back, and were the reconnect not to
+// cut it short, not ready within waitFor's bound. The connection's own
+// attempts are ReconnectWait apart too: it is asked to reconnect
+// (ForceReconnect) once NATS is back, as an attempt falling then would.
+// (The consumer is not deleted to begin the check, as in production: its
+// delivery's check of the stream, same, would pause ReconnectWait, an
+// hour, holding the consumer's lock that the check's end waits for.)
 func TestRenewalAsksAgainOnceNATSIsBack(t *testing.T) {
-	ns, p, a := checkingAMissedStream(t, 10*time.Second) // a pause long enough to tell
+	ns, p, opts := startProxied(t)
+	opts.ReconnectWait, opts.renewMax = time.Hour, time.Hour
+	a := newInstance(t, opts)
+	a.publish(t, "t", "before")
+	p.missStream(1 << 30)
+	h := a.broker.cur.Load()
+	a.broker.renew(h)
+	waitFor(t, "the check to be answered that the stream is not found", h.told.Load)
 	ns.stop()
-	// Long enough for the renewal's pause to reach its 10 s.
 	waitFor(t, "the instance to see NATS gone", func() bool { return !a.broker.Connected() })
-	time.Sleep(11 * time.Second)
 	p.missStream(0)
 	ns.start(t)
-	waitFor(t, "the instance to reconnect", a.broker.Connected)
-	back := time.Now()
-	for a.broker.Ready() != nil {
-		if time.Since(back) > 2*time.Second {
-			t.Fatalf("still unready %v after NATS is back: %v", time.Since(back), a.broker.Ready())
+	waitFor(t, "the instance to reconnect", func() bool {
+		if a.broker.Connected() {
+			return true
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		if err := a.broker.nc.ForceReconnect(); err != nil {
+			t.Fatal(err)
+		}
+		return false
+	})
+	waitFor(t, "the instance to be ready", func() bool { return a.broker.Ready() == nil })
 	a.publish(t, "t", "after")
 }
 
@@ -142,24 +160,4 @@ func publishDirect(t *testing.T, b *Broker, data string) {
 	if _, _, err := b.Publish(stream.Publication{Topic: "t", Data: data}); err != nil {
 		t.Fatalf("publish %q: %v", data, err)
 	}
-}
-
-// checkingAMissedStream starts an instance behind a proxy, with
-// renewMax (0: renewWaitMax), whose stream the proxy has JetStream
-// answer "not found" for, and deletes its consumer: it returns once the
-// instance checks its stream (renewFrom), asking again and again.
-func checkingAMissedStream(t *testing.T, renewMax time.Duration) (*natsServer, *natsProxy, *instance) {
-	t.Helper()
-	ns, p, opts := startProxied(t)
-	opts.renewMax = renewMax
-	a := newInstance(t, opts)
-	a.publish(t, "t", "before")
-
-	p.missStream(1 << 30)
-	h := a.broker.cur.Load()
-	if err := ns.operator(t).DeleteConsumer(t.Context(), DefaultStream, h.live.current.Load().name); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the instance to check its stream", func() bool { return h.stale.Load() })
-	return ns, p, a
 }
