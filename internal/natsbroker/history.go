@@ -297,9 +297,13 @@ func (h *history) is(info *jetstream.StreamInfo, delivered uint64) bool {
 // its answers on the connection) were never heard, and the instance
 // delivered nothing for as long as it answered so
 // (TestFirstDeliveryWaitsForAStreamThatAnswersPastPublishTimeout).
+// Between rounds it pauses ReconnectWait, or until the connection is
+// back: a round lost with the connection waited out the pause however
+// soon NATS answered again (TestFirstDeliveryAsksAgainOnceNATSIsBack).
 func (b *Broker) same(h *history) bool {
 	wait := b.opts.PublishTimeout
 	for {
+		back := b.reconnected()
 		// Ended by h's end too: a renewal ending h (end) waits for the
 		// consumer's lock, which the delivery holds, and Close for the
 		// renewal, PublishTimeout on a hung server.
@@ -325,6 +329,7 @@ func (b *Broker) same(h *history) bool {
 		select {
 		case <-h.ended:
 			return false
+		case <-back:
 		case <-time.After(b.opts.ReconnectWait):
 		}
 	}
