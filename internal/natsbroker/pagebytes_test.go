@@ -134,22 +134,7 @@ func TestResumeReadsAnEventLargerThanAPull(t *testing.T) {
 	}
 	opts.cold = true          // its local history starts after them
 	opts.pullBytes = 64 << 10 // less than an event of 100 KiB takes
-	b := openBroker(t, opts)
-	s, err := b.Subscribe([]string{"t"}, first[0].IDString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if s.Reset() != "" {
-		t.Fatalf("reset %q", s.Reset())
-	}
-	got := replayAll(t, s, nil, 1<<20)
-	if !slices.EqualFunc(got, want, sameEvent) {
-		t.Fatalf("got %d events %v, want %d %v", len(got), idsOf(got), len(want), idsOf(want))
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	wantResumed(t, openBroker(t, opts), first[0].IDString(), want)
 }
 
 // TestResumePageGoesOnPastAPullThatTakesItsBoundExactly: a pull whose
@@ -180,8 +165,26 @@ func TestResumePageGoesOnPastAPullThatTakesItsBoundExactly(t *testing.T) {
 	reply := len("$JS.ACK."+DefaultStream+".") + 26 + len(".1.2.1.") + 19 + len(".4")
 	each := len(a.subject("t")) + reply + size
 	opts.pullBytes = 2 * each
-	b := openBroker(t, opts)
-	s, err := b.Subscribe([]string{"t"}, first[0].IDString())
+	wantResumed(t, openBroker(t, opts), first[0].IDString(), want)
+	// The page's consumer is the one consumer with 5 deliveries.
+	p.mu.Lock()
+	var sizes []int
+	for _, sz := range p.sizes {
+		if len(sz) == len(want) {
+			sizes = sz
+		}
+	}
+	p.mu.Unlock()
+	if len(sizes) == 0 || sizes[0]+sizes[1] != opts.pullBytes {
+		t.Fatalf("the page's deliveries took %v bytes, not %d each: its pulls did not take their bound exactly, the test tells nothing", sizes, each)
+	}
+}
+
+// wantResumed resumes topic t on b after the event of id after, and
+// checks that it hands out want, each once and in order, and no error.
+func wantResumed(t *testing.T, b *Broker, after string, want []*stream.Message) {
+	t.Helper()
+	s, err := b.Subscribe([]string{"t"}, after)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,17 +198,5 @@ func TestResumePageGoesOnPastAPullThatTakesItsBoundExactly(t *testing.T) {
 	}
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
-	}
-	// The page's consumer is the one consumer with 5 deliveries.
-	p.mu.Lock()
-	var sizes []int
-	for _, sz := range p.sizes {
-		if len(sz) == len(want) {
-			sizes = sz
-		}
-	}
-	p.mu.Unlock()
-	if len(sizes) == 0 || sizes[0]+sizes[1] != opts.pullBytes {
-		t.Fatalf("the page's deliveries took %v bytes, not %d each: its pulls did not take their bound exactly, the test tells nothing", sizes, each)
 	}
 }

@@ -1,11 +1,8 @@
 package natsbroker
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
-
-	"github.com/ssehub/ssehub/internal/testlog"
 )
 
 // TestConsumerTakesEventsStoredPastAReconnectsMaxPayload: events stored
@@ -18,13 +15,7 @@ import (
 // nats.go asked again for as many: the consumer stopped there for good.
 func TestConsumerTakesEventsStoredPastAReconnectsMaxPayload(t *testing.T) {
 	ns, p, opts := startProxiedWith(t, &natsServer{maxPayload: 8 << 20})
-	var logs testlog.Buffer
-	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	b, err := Open(t.Context(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, logs := openLogging(t, opts)
 	// The events reach the stream while the server takes 8 MiB, and
 	// none reaches the instance: they are lost on the way (as on a
 	// connection that breaks), then the server comes back taking 1 MiB.
@@ -49,5 +40,5 @@ func TestConsumerTakesEventsStoredPastAReconnectsMaxPayload(t *testing.T) {
 	if got := b.nc.MaxPayload(); got != 1<<20 {
 		t.Fatalf("max_payload %d after the reconnect, want 1 MiB", got)
 	}
-	waitWhileDelivering(t, "the deliveries", func() uint64 { return b.cur.Load().seen.last() }, last, p, &logs)
+	waitWhileDelivering(t, "the deliveries", func() uint64 { return b.cur.Load().seen.last() }, last, p, logs)
 }

@@ -28,13 +28,7 @@ import (
 // with the bound; no time is measured.
 func TestConsumerPullsABoundedNumberOfBytes(t *testing.T) {
 	ns, p, opts := startProxiedWith(t, &natsServer{maxPayload: 2 << 20})
-	var logs testlog.Buffer
-	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	b, err := Open(t.Context(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, logs := openLogging(t, opts)
 	consumer := b.cur.Load().live.current.Load().name
 	bound := b.pullBytes()
 	letGo := p.holdAnswers(t)
@@ -62,7 +56,7 @@ func TestConsumerPullsABoundedNumberOfBytes(t *testing.T) {
 	}
 	letGo()
 	// Bounded, the pulls go on as events are handled: every one comes.
-	waitWhileDelivering(t, "the deliveries", func() uint64 { return b.cur.Load().seen.last() }, last, p, &logs)
+	waitWhileDelivering(t, "the deliveries", func() uint64 { return b.cur.Load().seen.last() }, last, p, logs)
 }
 
 // deliveryBytes is the most a delivery of consumer, of a message to
@@ -109,13 +103,7 @@ func sentAll(t *testing.T, ns *natsServer, consumer string, last uint64) *jetstr
 // 8 MiB, twice the least bound.
 func TestConsumerTakesEventsAsLargeAsMaxPayload(t *testing.T) {
 	ns, p, opts := startProxiedWith(t, &natsServer{maxPayload: 8 << 20})
-	var logs testlog.Buffer
-	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	b, err := Open(t.Context(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, logs := openLogging(t, opts)
 	if minPullBytes >= 8<<20 {
 		t.Fatalf("the least bound, %d bytes, takes an event of 8 MiB: the test tells nothing", minPullBytes)
 	}
@@ -131,5 +119,14 @@ func TestConsumerTakesEventsAsLargeAsMaxPayload(t *testing.T) {
 		}
 		last = ack.Sequence
 	}
-	waitWhileDelivering(t, "the deliveries", func() uint64 { return b.cur.Load().seen.last() }, last, p, &logs)
+	waitWhileDelivering(t, "the deliveries", func() uint64 { return b.cur.Load().seen.last() }, last, p, logs)
+}
+
+// openLogging opens a Broker with opts, logging to the buffer it returns,
+// and closes it as t ends.
+func openLogging(t *testing.T, opts Options) (*Broker, *testlog.Buffer) {
+	t.Helper()
+	logs := new(testlog.Buffer)
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	return openBroker(t, opts), logs
 }
