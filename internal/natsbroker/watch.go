@@ -91,23 +91,32 @@ func (b *Broker) askJetStream(failed int) int {
 	case failed+1 < maxPingsOut:
 		return failed + 1
 	}
+	b.moveIfElsewhere(err, b.askHere, b.leads,
+		"the NATS server does not reach the stream's leader, nor does another",
+		"the NATS server does not reach the stream's leader, another does: cut off from its cluster? moving to another server")
+	return 0
+}
+
+// moveIfElsewhere moves the instance to another server when the server
+// it is connected to failed watch's question (err), another answers
+// elsewhere, and this one, asked here once more, still does not: an
+// election ends on some servers before others, and asked again this one
+// may answer now (moved without this, an instance whose server learnt of
+// the new leader last left it, 1 run in 3). stays and moves are what the
+// log says of each outcome.
+func (b *Broker) moveIfElsewhere(err error, here func() error, elsewhere question, stays, moves string) {
 	server := b.nc.ConnectedServerName()
-	if !b.answeredElsewhere() {
-		b.opts.Logger.Debug("the NATS server does not reach the stream's leader, nor does another", "server", server, "err", err)
-		return 0
+	if !b.askedElsewhere(elsewhere) {
+		b.opts.Logger.Debug(stays, "server", server, "err", err)
+		return
 	}
-	// An election ends on some servers before others: asked again, this
-	// one may answer now. (Moved without this, an instance whose server
-	// learnt of the new leader last left it, 1 run in 3.)
-	if err = b.askHere(); err == nil || !b.nc.IsConnected() {
-		return 0
+	if err = here(); err == nil || !b.nc.IsConnected() {
+		return
 	}
-	b.opts.Logger.Warn("the NATS server does not reach the stream's leader, another does: cut off from its cluster? moving to another server",
-		"server", server, "err", err)
+	b.opts.Logger.Warn(moves, "server", server, "err", err)
 	if err := b.nc.ForceReconnect(); err != nil {
 		b.opts.Logger.Debug("nats reconnect", "err", err)
 	}
-	return 0
 }
 
 // askMetaLeader is watch's second question, asked only while the current
@@ -126,21 +135,17 @@ func (b *Broker) askMetaLeader(unmet int) int {
 	case unmet+1 < maxPingsOut:
 		return unmet + 1
 	}
-	server := b.nc.ConnectedServerName()
-	if !b.askedElsewhere(b.leadsWithMeta) {
-		b.opts.Logger.Debug("the NATS server hears no JetStream meta leader, nor does another that reaches the stream's leader", "server", server, "err", err)
-		return 0
+	// Not moved once the consumer is made meanwhile.
+	here := func() error {
+		err := b.metaHere()
+		if !h.live.unavailable.Load() {
+			return nil
+		}
+		return err
 	}
-	// As askJetStream asks again: an election ends on some servers
-	// before others.
-	if err = b.metaHere(); err == nil || !b.nc.IsConnected() || !h.live.unavailable.Load() {
-		return 0
-	}
-	b.opts.Logger.Warn("the NATS server hears no JetStream meta leader, another does: its consumer cannot be made here; moving to another server",
-		"server", server, "err", err)
-	if err := b.nc.ForceReconnect(); err != nil {
-		b.opts.Logger.Debug("nats reconnect", "err", err)
-	}
+	b.moveIfElsewhere(err, here, b.leadsWithMeta,
+		"the NATS server hears no JetStream meta leader, nor does another that reaches the stream's leader",
+		"the NATS server hears no JetStream meta leader, another does: its consumer cannot be made here; moving to another server")
 	return 0
 }
 
